@@ -1,0 +1,22 @@
+/**
+ * The public plugin API: the only core module a connector may import. Everything a connector
+ * needs — the definition helper, types, error classes, config helpers and zod — comes from here,
+ * so connectors share one zod instance with the core.
+ */
+export { z } from 'zod';
+export { defineConnector, isConnectorDefinition } from './define.ts';
+export { manifestSchema, stabilitySchema, CONNECTOR_ID_PATTERN } from './manifest.ts';
+export type { ConnectorManifest, ConnectorManifestInput } from './manifest.ts';
+export {
+  BridgeError,
+  RetryableError,
+  PermanentError,
+  NotConnectedError,
+  ConfigError,
+  isBridgeError,
+  classOf,
+} from './errors.ts';
+export type { ErrorClass, BridgeErrorOptions } from './errors.ts';
+export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';
+export { duration, parseDuration } from './duration.ts';
+export type * from './types.ts';

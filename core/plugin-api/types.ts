@@ -1,0 +1,301 @@
+import type { z } from 'zod';
+import type { ConnectorManifest } from './manifest.ts';
+import type { Secret } from './secret.ts';
+
+/** A subject identifier (RFC 9493 or an SSF complex subject), e.g. {format:'email', email:'a@b.c'}. */
+export type SubjectIdentifier = { format: string } & Record<string, unknown>;
+
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+/**
+ * What an inbound connector emits: a typed security event, never a JWT. The core validates it
+ * against the event catalog, de-duplicates, routes, and builds one SET per destination.
+ */
+export interface EventDraft {
+  /** Event type URI, or a short name such as `caep.session-revoked`. */
+  type: string;
+  subject: SubjectIdentifier;
+  /** Claims of the event object (e.g. current_status, event_timestamp, reason_admin). */
+  claims?: Record<string, unknown>;
+  /** The upstream record this event came from; with the instance id it makes the SET jti stable. */
+  sourceRecordId: string;
+  /** When it happened at the source. Defaults to the time the core accepted it. */
+  occurredAt?: Date | string;
+  /** Groups SETs born of one source record (SET `txn`). Defaults to a hash of sourceRecordId. */
+  txn?: string;
+  /** Used by routing filters. */
+  severity?: Severity;
+}
+
+/** The outcome of mapping one vendor record: events, or a reason it was ignored. */
+export type MappingResult<S = unknown> =
+  | { events: EventDraft[]; state?: S; ignored?: undefined }
+  | { events: []; ignored: string; state?: S };
+
+export interface Logger {
+  trace(obj: object | string, msg?: string): void;
+  debug(obj: object | string, msg?: string): void;
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export type InstanceState =
+  | 'starting'
+  | 'ok'
+  | 'recoverable_error'
+  | 'permanent_error'
+  | 'stopping'
+  | 'stopped';
+
+export interface StatusReporter {
+  set(state: InstanceState, reason?: string): void;
+  /** Records a successful unit of work (a poll, a delivery); clears recoverable errors. */
+  success(): void;
+}
+
+export interface Counter {
+  inc(labels?: Record<string, string>, value?: number): void;
+}
+export interface Histogram {
+  observe(labels: Record<string, string> | undefined, value: number): void;
+}
+export interface Gauge {
+  set(labels: Record<string, string> | undefined, value: number): void;
+}
+/** Metrics scoped to one instance: every series carries `instance` and `connector` labels. */
+export interface ConnectorMetrics {
+  counter(name: string, help: string, labelNames?: string[]): Counter;
+  histogram(name: string, help: string, labelNames?: string[], buckets?: number[]): Histogram;
+  gauge(name: string, help: string, labelNames?: string[]): Gauge;
+}
+
+export type HttpAuth =
+  | { type: 'bearer'; token: Secret }
+  | { type: 'basic'; username: string; password: Secret }
+  | { type: 'header'; name: string; value: Secret }
+  | {
+      type: 'oauth2_client_credentials';
+      tokenUrl: string;
+      clientId: string;
+      clientSecret: Secret;
+      scope?: string;
+      audience?: string;
+      /** `body` sends the client credentials as form fields; `basic` (default) as Basic auth. */
+      clientAuth?: 'basic' | 'body';
+      extraParams?: Record<string, string>;
+    };
+
+export interface HttpClientOptions {
+  baseURL?: string;
+  /** Per-request timeout; defaults to 30 s. Zero or negative values are refused. */
+  timeoutMs?: number;
+  /** Largest response body accepted; defaults to 10 MiB. */
+  maxResponseBytes?: number;
+  headers?: Record<string, string>;
+  auth?: HttpAuth;
+  userAgent?: string;
+}
+
+export interface HttpRequest {
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD';
+  url: string;
+  params?: Record<string, string | number | boolean | undefined>;
+  headers?: Record<string, string>;
+  /** Objects are sent as JSON; strings and Buffers as they are. */
+  body?: unknown;
+  timeoutMs?: number;
+  responseType?: 'json' | 'text' | 'stream' | 'arraybuffer';
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse<T = unknown> {
+  status: number;
+  headers: Record<string, string>;
+  data: T;
+}
+
+/**
+ * The only way a connector reaches the network. Non-2xx answers and network failures throw
+ * classified errors (RetryableError / PermanentError); requests are aborted when the
+ * instance stops.
+ */
+export interface HttpClient {
+  request<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>>;
+  get<T = unknown>(url: string, req?: Omit<HttpRequest, 'url' | 'method'>): Promise<HttpResponse<T>>;
+  post<T = unknown>(
+    url: string,
+    body?: unknown,
+    req?: Omit<HttpRequest, 'url' | 'method' | 'body'>,
+  ): Promise<HttpResponse<T>>;
+}
+
+export interface HttpClientFactory {
+  create(options?: HttpClientOptions): HttpClient;
+}
+
+/** Durable per-instance state, keyed by (instance id, name). Values are JSON. */
+export interface CheckpointAccess<S = unknown> {
+  get(name?: string): Promise<S | undefined>;
+  set(value: S, name?: string): Promise<void>;
+}
+
+export interface ScheduleOptions {
+  /** A cron expression (UTC) ... */
+  cron?: string;
+  /** ... or a fixed interval in milliseconds. */
+  everyMs?: number;
+  /** Random delay added to each run, in milliseconds. */
+  jitterMs?: number;
+  /** Run once right after start. */
+  runOnStart?: boolean;
+  /** A run that takes longer is aborted through its signal. */
+  timeoutMs?: number;
+}
+
+export interface ScheduledTask {
+  stop(): void;
+}
+
+export interface Scheduler {
+  /** Runs `task` on the schedule, never overlapping itself, in UTC. */
+  schedule(name: string, options: ScheduleOptions, task: (signal: AbortSignal) => Promise<void>): ScheduledTask;
+}
+
+export interface EmitOptions {
+  /** Committed to the checkpoint store in the same transaction as the events. */
+  checkpoint?: { value: unknown; name?: string };
+}
+
+export interface EmitResult {
+  /** Ids of the accepted events (new or already known). */
+  accepted: string[];
+  /** Events dropped as duplicates of events already accepted in the dedupe window. */
+  duplicates: number;
+}
+
+export interface ConnectorContext<S = unknown> {
+  readonly instanceId: string;
+  readonly connectorId: string;
+  readonly logger: Logger;
+  readonly http: HttpClientFactory;
+  readonly checkpoints: CheckpointAccess<S>;
+  readonly scheduler: Scheduler;
+  readonly clock: Clock;
+  readonly metrics: ConnectorMetrics;
+  readonly status: StatusReporter;
+  /** Aborted when the instance stops. */
+  readonly signal: AbortSignal;
+}
+
+export interface InboundContext<S = unknown> extends ConnectorContext<S> {
+  /**
+   * Hands events to the core. Resolves only once they are durable in the outbox (and the
+   * checkpoint, if given, is committed with them). Rejects with RetryableError when the outbox
+   * is full, so pollers wait and webhooks answer 503.
+   */
+  emit(events: EventDraft[], options?: EmitOptions): Promise<EmitResult>;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  message?: string;
+  retryable?: boolean;
+}
+
+export interface Lifecycle {
+  /** Optional connectivity test; returns a structured result rather than throwing. */
+  check?(signal: AbortSignal): Promise<CheckResult>;
+  /** Starts background work and returns quickly. */
+  start(signal: AbortSignal): Promise<void>;
+  /** Stops; idempotent and safe without start. Must settle within deadlineMs. */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/** A request to `POST /ingest/<instance-id>` handed to a webhook-style inbound connector. */
+export interface InboundRequest {
+  method: string;
+  headers: Record<string, string | undefined>;
+  query: Record<string, string | undefined>;
+  /** The raw body exactly as received (signatures are computed over it). */
+  rawBody: Buffer;
+  /** The body parsed as JSON when the content type says so; undefined otherwise. */
+  body: unknown;
+  remoteAddress: string;
+}
+
+export interface InboundResponse {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface InboundConnector<S = unknown> extends Lifecycle {
+  /** Present when the connector receives pushes at `/ingest/<instance-id>`. */
+  handleWebhook?(req: InboundRequest): Promise<InboundResponse>;
+}
+
+/** A SET ready for an outbound connector. */
+export interface SignedSet {
+  /** Compact JWS. */
+  jwt: string;
+  jti: string;
+  /** The decoded SET claims (iss, iat, jti, aud, txn, sub_id, events). */
+  claims: Record<string, unknown>;
+  /** The event type URI of the single event the SET carries. */
+  eventType: string;
+  /** The event object (`events[eventType]`). */
+  event: Record<string, unknown>;
+  subject: SubjectIdentifier;
+  /** Number of earlier attempts for this delivery (0 on the first). */
+  attempt: number;
+}
+
+export interface DeliveryReceipt {
+  /** Short description of what the target did (shown to operators). */
+  detail?: string;
+  /** HTTP status or equivalent the target answered. */
+  status?: number;
+}
+
+/** How the core shapes SETs for an outbound instance. */
+export interface SigningTarget {
+  audience: string | string[];
+  /** Target profile (dialect), e.g. `ssf-1.0` (default), `okta-itp`, `google-workspace`. */
+  profile?: string;
+}
+
+export interface OutboundConnector extends Lifecycle {
+  readonly target: SigningTarget;
+  /** Delivers one SET. Resolves when the target accepted it; throws classified errors. */
+  deliver(set: SignedSet, signal: AbortSignal): Promise<DeliveryReceipt>;
+}
+
+interface DefinitionBase<C extends z.ZodType> {
+  manifest: ConnectorManifest;
+  configSchema: C;
+  /** Example configs (documented, validated by the conformance kit). */
+  examples?: Array<{ title: string; config: z.input<C> }>;
+}
+
+export interface InboundDefinition<C extends z.ZodType = z.ZodType, S = unknown> extends DefinitionBase<C> {
+  kind: 'inbound';
+  stateSchema?: z.ZodType<S>;
+  /** Pure mapping of one vendor record, for dry runs (`ssf-bridge simulate`) and fixtures. */
+  map?(record: unknown, config: z.output<C>, state?: S): MappingResult<S>;
+  /** Creates an instance; must do no I/O. */
+  create(ctx: InboundContext<S>, config: z.output<C>): InboundConnector<S>;
+}
+
+export interface OutboundDefinition<C extends z.ZodType = z.ZodType> extends DefinitionBase<C> {
+  kind: 'outbound';
+  /** Creates an instance; must do no I/O. */
+  create(ctx: ConnectorContext, config: z.output<C>): OutboundConnector;
+}
+
+export type ConnectorDefinition = InboundDefinition<z.ZodType, any> | OutboundDefinition<z.ZodType>;
