@@ -1,0 +1,10 @@
+import type { Command } from 'commander';
+import type { CliIo } from '../io.ts';
+
+/**
+ * Each file in this folder adds its commands to the program. Action handlers set their
+ * result through the returned promise: throw CliExit for a non-zero exit.
+ */
+export type CommandRegistrar = (program: Command, io: CliIo) => void;
+
+export const registrars: CommandRegistrar[] = [];
