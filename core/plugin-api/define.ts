@@ -14,7 +14,9 @@ type OutboundSpec<C extends z.ZodType> = Omit<OutboundDefinition<C>, 'manifest' 
  * Declares a connector. The manifest is validated here, so a malformed connector fails when
  * its module loads, not when an operator first configures it.
  */
-export function defineConnector<C extends z.ZodType, S = unknown>(spec: InboundSpec<C, S>): InboundDefinition<C, S>;
+export function defineConnector<C extends z.ZodType, S = unknown>(
+  spec: InboundSpec<C, S>,
+): InboundDefinition<C, S>;
 export function defineConnector<C extends z.ZodType>(spec: OutboundSpec<C>): OutboundDefinition<C>;
 export function defineConnector(
   spec: InboundSpec<z.ZodType, unknown> | OutboundSpec<z.ZodType>,
@@ -28,14 +30,20 @@ export function defineConnector(
   }
   const manifest = parsed.data;
   if (manifest.kind === 'inbound' && (manifest.emits?.length ?? 0) === 0) {
-    throw new ConfigError(`connector ${manifest.id}: an inbound connector must list the event types it emits`, {
-      code: 'SSF_ERR_PLUGIN_MANIFEST',
-    });
+    throw new ConfigError(
+      `connector ${manifest.id}: an inbound connector must list the event types it emits`,
+      {
+        code: 'SSF_ERR_PLUGIN_MANIFEST',
+      },
+    );
   }
   if (manifest.kind === 'outbound' && (manifest.accepts?.length ?? 0) === 0) {
-    throw new ConfigError(`connector ${manifest.id}: an outbound connector must list the event types it accepts`, {
-      code: 'SSF_ERR_PLUGIN_MANIFEST',
-    });
+    throw new ConfigError(
+      `connector ${manifest.id}: an outbound connector must list the event types it accepts`,
+      {
+        code: 'SSF_ERR_PLUGIN_MANIFEST',
+      },
+    );
   }
   return Object.freeze({ ...spec, manifest, kind: manifest.kind }) as ConnectorDefinition;
 }

@@ -15,11 +15,7 @@ export const stabilitySchema = z.enum([
 
 /** What a connector declares about itself. Validated by defineConnector() and the registry. */
 export const manifestSchema = z.strictObject({
-  id: z
-    .string()
-    .min(2)
-    .max(63)
-    .regex(CONNECTOR_ID_PATTERN, 'must be kebab-case (e.g. crowdstrike-falcon)'),
+  id: z.string().min(2).max(63).regex(CONNECTOR_ID_PATTERN, 'must be kebab-case (e.g. crowdstrike-falcon)'),
   kind: z.enum(['inbound', 'outbound']),
   version: z.string().regex(SEMVER, 'must be a semantic version such as 1.2.0'),
   stability: stabilitySchema,
@@ -39,9 +35,7 @@ export const manifestSchema = z.strictObject({
     })
     .default({}),
   /** Conformance-kit cases this connector skips, each with a written reason. */
-  conformance: z
-    .strictObject({ skip: z.record(z.string(), z.string().min(10)).optional() })
-    .optional(),
+  conformance: z.strictObject({ skip: z.record(z.string(), z.string().min(10)).optional() }).optional(),
   documentationUrl: z.string().url().optional(),
 });
 

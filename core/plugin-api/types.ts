@@ -29,8 +29,7 @@ export interface EventDraft {
 
 /** The outcome of mapping one vendor record: events, or a reason it was ignored. */
 export type MappingResult<S = unknown> =
-  | { events: EventDraft[]; state?: S; ignored?: undefined }
-  | { events: []; ignored: string; state?: S };
+  { events: EventDraft[]; state?: S; ignored?: undefined } | { events: []; ignored: string; state?: S };
 
 export interface Logger {
   trace(obj: object | string, msg?: string): void;
@@ -46,12 +45,7 @@ export interface Clock {
 }
 
 export type InstanceState =
-  | 'starting'
-  | 'ok'
-  | 'recoverable_error'
-  | 'permanent_error'
-  | 'stopping'
-  | 'stopped';
+  'starting' | 'ok' | 'recoverable_error' | 'permanent_error' | 'stopping' | 'stopped';
 
 export interface StatusReporter {
   set(state: InstanceState, reason?: string): void;
@@ -164,7 +158,11 @@ export interface ScheduledTask {
 
 export interface Scheduler {
   /** Runs `task` on the schedule, never overlapping itself, in UTC. */
-  schedule(name: string, options: ScheduleOptions, task: (signal: AbortSignal) => Promise<void>): ScheduledTask;
+  schedule(
+    name: string,
+    options: ScheduleOptions,
+    task: (signal: AbortSignal) => Promise<void>,
+  ): ScheduledTask;
 }
 
 export interface EmitOptions {
