@@ -233,7 +233,7 @@ export interface InboundResponse {
   headers?: Record<string, string>;
 }
 
-export interface InboundConnector<S = unknown> extends Lifecycle {
+export interface InboundConnector extends Lifecycle {
   /** Present when the connector receives pushes at `/ingest/<instance-id>`. */
   handleWebhook?(req: InboundRequest): Promise<InboundResponse>;
 }
@@ -287,7 +287,7 @@ export interface InboundDefinition<C extends z.ZodType = z.ZodType, S = unknown>
   /** Pure mapping of one vendor record, for dry runs (`ssf-bridge simulate`) and fixtures. */
   map?(record: unknown, config: z.output<C>, state?: S): MappingResult<S>;
   /** Creates an instance; must do no I/O. */
-  create(ctx: InboundContext<S>, config: z.output<C>): InboundConnector<S>;
+  create(ctx: InboundContext<S>, config: z.output<C>): InboundConnector;
 }
 
 export interface OutboundDefinition<C extends z.ZodType = z.ZodType> extends DefinitionBase<C> {

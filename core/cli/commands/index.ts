@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import type { CliIo } from '../io.ts';
+import { registerConnectors } from './connectors.ts';
+import { registerValidate } from './validate.ts';
 
 /**
  * Each file in this folder adds its commands to the program. Action handlers set their
@@ -7,4 +9,4 @@ import type { CliIo } from '../io.ts';
  */
 export type CommandRegistrar = (program: Command, io: CliIo) => void;
 
-export const registrars: CommandRegistrar[] = [];
+export const registrars: CommandRegistrar[] = [registerValidate, registerConnectors];

@@ -1,0 +1,6 @@
+export { loadConfigFile, loadConfigText, loadConfigData, deepFreeze } from './load.ts';
+export type { LoadedConfig, LoadResult, LoadOptions, ResolvedInstance } from './load.ts';
+export { rootConfigSchema } from './root.ts';
+export type { RootConfig, RootConfigInput } from './root.ts';
+export { formatProblems } from './problems.ts';
+export type { ConfigProblem } from './problems.ts';

@@ -1,0 +1,171 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { ConnectorDefinition } from '../plugin-api/index.ts';
+import { ConnectorRegistry, loadPlugins } from '../runtime/registry.ts';
+import { interpolateTree, formatPath, type InterpolationProblem } from './interpolate.ts';
+import { problemsFromZod, type ConfigProblem } from './problems.ts';
+import { rootConfigSchema, type RootConfig } from './root.ts';
+import { nearest } from './suggest.ts';
+
+export interface ResolvedInstance {
+  id: string;
+  kind: 'inbound' | 'outbound';
+  definition: ConnectorDefinition;
+  enabled: boolean;
+  /** The connector's config after validation (secrets wrapped, durations in ms). */
+  config: unknown;
+  /** Index in its list, for messages: `inbound[2]`. */
+  path: string;
+}
+
+export interface LoadedConfig {
+  root: RootConfig;
+  instances: ResolvedInstance[];
+  registry: ConnectorRegistry;
+  /** Absolute path of the file, or undefined for embedded defaults. */
+  file: string | undefined;
+}
+
+export type LoadResult = { ok: true; config: LoadedConfig } | { ok: false; problems: ConfigProblem[] };
+
+export interface LoadOptions {
+  env?: Record<string, string | undefined>;
+  /** First-party connectors; plugins named in the file are added to a copy. */
+  registry: ConnectorRegistry;
+  importer?: (specifier: string) => Promise<Record<string, unknown>>;
+  /** Checks that need the whole validated config (e.g. routes naming instances). */
+  crossChecks?: Array<(config: LoadedConfig) => ConfigProblem[]>;
+}
+
+/** Reads, interpolates and validates a config file, reporting every problem at once. */
+export async function loadConfigFile(file: string, options: LoadOptions): Promise<LoadResult> {
+  const absolute = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    return { ok: false, problems: [{ path: '(file)', message: `cannot read ${absolute} (${reason})` }] };
+  }
+  return loadConfigText(text, { ...options, file: absolute });
+}
+
+export async function loadConfigText(
+  text: string,
+  options: LoadOptions & { file?: string },
+): Promise<LoadResult> {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    // Only the first line of each message: yaml's code frames would echo file content (secrets).
+    const problems = doc.errors.map((e) => ({
+      path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(file)',
+      message: (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, ''),
+    }));
+    return { ok: false, problems };
+  }
+  const data: unknown = doc.toJS() ?? {};
+  return loadConfigData(data, options);
+}
+
+/** Validates an already-parsed document (JSON or YAML). */
+export async function loadConfigData(
+  data: unknown,
+  options: LoadOptions & { file?: string },
+): Promise<LoadResult> {
+  const baseDir = options.file ? dirname(options.file) : process.cwd();
+  const interpolationProblems: InterpolationProblem[] = [];
+  const expanded = interpolateTree(data, { env: options.env ?? process.env, baseDir }, interpolationProblems);
+  const problems: ConfigProblem[] = [...interpolationProblems];
+
+  const raw = (expanded && typeof expanded === 'object' ? expanded : {}) as Record<string, unknown>;
+  if (!expanded || typeof expanded !== 'object' || Array.isArray(expanded)) {
+    problems.push({ path: '(root)', message: 'the config must be a mapping of settings' });
+  }
+
+  const registry = new ConnectorRegistry(options.registry.list());
+  const pluginNames = Array.isArray(raw.plugins)
+    ? raw.plugins.filter((p): p is string => typeof p === 'string')
+    : [];
+  for (const failure of await loadPlugins(registry, pluginNames, options.importer)) {
+    problems.push({ path: formatPath(['plugins', failure.index]), message: failure.message });
+  }
+
+  const parsed = rootConfigSchema.safeParse(raw);
+  if (!parsed.success) problems.push(...problemsFromZod(parsed.error, rootConfigSchema));
+
+  const instances = resolveInstances(raw, registry, problems);
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
+
+  const loaded: LoadedConfig = {
+    root: deepFreeze(parsed.data),
+    instances,
+    registry,
+    file: options.file,
+  };
+  for (const check of options.crossChecks ?? []) problems.push(...check(loaded));
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, config: loaded };
+}
+
+/** Validates each instance's `config` against its connector's schema, collecting problems. */
+function resolveInstances(
+  raw: Record<string, unknown>,
+  registry: ConnectorRegistry,
+  problems: ConfigProblem[],
+): ResolvedInstance[] {
+  const instances: ResolvedInstance[] = [];
+  const seen = new Map<string, string>();
+  for (const kind of ['inbound', 'outbound'] as const) {
+    const list = raw[kind];
+    if (!Array.isArray(list)) continue;
+    list.forEach((entry: unknown, index) => {
+      if (!entry || typeof entry !== 'object') return;
+      const { id, connector, config, enabled } = entry as Record<string, unknown>;
+      const at = formatPath([kind, index]);
+      if (typeof id === 'string') {
+        const earlier = seen.get(id);
+        if (earlier) problems.push({ path: `${at}.id`, message: `id "${id}" is already used by ${earlier}` });
+        seen.set(id, at);
+      }
+      if (typeof connector !== 'string') return;
+      const definition = registry.get(connector);
+      if (!definition) {
+        const hint = nearest(connector, registry.ids());
+        problems.push({
+          path: `${at}.connector`,
+          message: `unknown connector "${connector}"${hint ? `; did you mean "${hint}"?` : ''} (see: ssf-bridge connectors list)`,
+        });
+        return;
+      }
+      if (definition.kind !== kind) {
+        problems.push({
+          path: `${at}.connector`,
+          message: `"${connector}" is an ${definition.kind} connector; list it under ${definition.kind}:`,
+        });
+        return;
+      }
+      const result = definition.configSchema.safeParse(config ?? {});
+      if (!result.success) {
+        problems.push(...problemsFromZod(result.error, definition.configSchema, [kind, index, 'config']));
+        return;
+      }
+      instances.push({
+        id: String(id),
+        kind,
+        definition,
+        enabled: enabled !== false,
+        config: deepFreeze(result.data),
+        path: at,
+      });
+    });
+  }
+  return instances;
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
+}

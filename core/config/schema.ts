@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { duration } from '../plugin-api/duration.ts';
+
+export const INSTANCE_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export const instanceSchema = z.strictObject({
+  id: z
+    .string()
+    .regex(INSTANCE_ID_PATTERN, 'must be 1–63 lowercase letters, digits, "-" or "_"')
+    .meta({ description: 'Stable id: state, checkpoints and metrics are keyed by it. Never rename.' }),
+  connector: z.string().min(1).meta({ description: 'Connector id (manifest id), e.g. events-api.' }),
+  enabled: z
+    .boolean()
+    .default(true)
+    .meta({ description: 'A disabled instance is validated but not started.' }),
+  description: z.string().optional(),
+  config: z.unknown().optional().meta({ description: "The connector's own settings (see docs/connectors)." }),
+});
+
+export const serverSchema = z.strictObject({
+  host: z.string().default('127.0.0.1').meta({ description: 'Address to listen on.' }),
+  port: z
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(8080)
+    .meta({ description: 'TCP port (0 picks a free one).' }),
+  body_limit_bytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1_048_576)
+    .meta({ description: 'Largest request body accepted; larger bodies get 413.' }),
+  request_timeout: duration('Time allowed for a whole request.').prefault('30s'),
+  shutdown_timeout: duration('Time allowed to drain on SIGTERM before exiting.').prefault('15s'),
+  trust_proxy: z.boolean().default(false).meta({ description: 'Honour X-Forwarded-* headers.' }),
+});
+
+export const telemetrySchema = z.strictObject({
+  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+/** The parts of the root config the foundation owns; other areas add their blocks in root.ts. */
+export const foundationShape = {
+  issuer: z
+    .url()
+    .optional()
+    .meta({
+      description: 'Issuer of every SET (iss) and of the SSF configuration. Default: http://HOST:PORT.',
+    }),
+  data_dir: z.string().default('./data').meta({ description: 'Where keys and the SQLite database live.' }),
+  server: serverSchema.prefault({}),
+  telemetry: telemetrySchema.prefault({}),
+  plugins: z
+    .array(z.string().min(1))
+    .default([])
+    .meta({ description: 'npm packages that export third-party connector definitions.' }),
+  inbound: z.array(instanceSchema).default([]),
+  outbound: z.array(instanceSchema).default([]),
+};

@@ -1,0 +1,153 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from '../plugin-api/types.ts';
+import { isBridgeError, RetryableError, type InboundConnector } from '../plugin-api/index.ts';
+import type { MetricsRegistry } from '../telemetry/metrics.ts';
+import type { StatusBoard } from '../runtime/status.ts';
+
+export interface ServerDeps {
+  logger: Logger;
+  metrics: MetricsRegistry;
+  status: StatusBoard;
+  bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  trustProxy?: boolean;
+  /** The running inbound connector for `/ingest/<instance-id>`, if any. */
+  inbound(instanceId: string): InboundConnector | undefined;
+  /** Whether an instance id is configured at all (to tell 404 from 503). */
+  isConfiguredInbound(instanceId: string): boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    rawBody?: Buffer;
+  }
+}
+
+const JSON_TYPE = /^application\/([\w.+-]*\+)?json\b/i;
+
+/**
+ * The bridge's HTTP server: health, readiness, metrics, and `/ingest/<instance-id>` for every
+ * webhook-style inbound connector. Other areas (transmitter, admin) register their routes on it.
+ * Bodies are kept raw so connectors can verify signatures over the exact bytes.
+ */
+export function createServer(deps: ServerDeps): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.bodyLimitBytes,
+    requestTimeout: deps.requestTimeoutMs,
+    trustProxy: deps.trustProxy ?? false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const requests = deps.metrics.counter('ssf_bridge_http_requests_total', 'HTTP requests served', [
+    'route',
+    'method',
+    'status',
+  ]);
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const raw = body as Buffer;
+    req.rawBody = raw;
+    const type = req.headers['content-type'] ?? '';
+    if (raw.length === 0 || !JSON_TYPE.test(type)) return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw.toString('utf8')));
+    } catch (err) {
+      const parseError = new Error(`malformed JSON body: ${(err as Error).message}`) as Error & {
+        statusCode: number;
+      };
+      parseError.statusCode = 400;
+      done(parseError, undefined);
+    }
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    requests.inc({
+      route: req.routeOptions.url ?? 'unmatched',
+      method: req.method,
+      status: String(reply.statusCode),
+    });
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status >= 500) deps.logger.error({ err, url: req.url }, 'request failed');
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({
+        error: 'payload_too_large',
+        message: `request body exceeds the limit of ${deps.bodyLimitBytes} bytes`,
+      });
+    }
+    if (status < 500) {
+      return reply.code(status).send({ error: 'invalid_request', message: err.message });
+    }
+    return reply.code(500).send({ error: 'internal_error', message: 'internal error; see the bridge log' });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply
+      .code(404)
+      .send({ error: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const { ready, reasons } = deps.status.readiness();
+    return reply.code(ready ? 200 : 503).send(ready ? { status: 'ready' } : { status: 'not_ready', reasons });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const { contentType, body } = await deps.metrics.render();
+    return reply.header('content-type', contentType).send(body);
+  });
+
+  const ingest = async (req: FastifyRequest<{ Params: { instanceId: string } }>, reply: FastifyReply) => {
+    const { instanceId } = req.params;
+    const connector = deps.inbound(instanceId);
+    if (!connector?.handleWebhook) {
+      if (deps.isConfiguredInbound(instanceId) && !connector) {
+        return reply
+          .code(503)
+          .header('retry-after', '5')
+          .send({ error: 'unavailable', message: `instance ${instanceId} is not running` });
+      }
+      return reply.code(404).send({ error: 'not_found', message: `no webhook instance "${instanceId}"` });
+    }
+    try {
+      const response = await connector.handleWebhook({
+        method: req.method,
+        headers: req.headers as Record<string, string | undefined>,
+        query: req.query as Record<string, string | undefined>,
+        rawBody: req.rawBody ?? Buffer.alloc(0),
+        body: req.body,
+        remoteAddress: req.ip,
+      });
+      for (const [name, value] of Object.entries(response.headers ?? {})) reply.header(name, value);
+      return reply.code(response.status).send(response.body ?? '');
+    } catch (err) {
+      return replyWithError(reply, err, deps.logger, instanceId);
+    }
+  };
+  app.post('/ingest/:instanceId', ingest);
+  app.put('/ingest/:instanceId', ingest);
+
+  return app;
+}
+
+/** Maps a connector error to an HTTP answer: retryable → 503 + Retry-After, else 4xx/500. */
+export function replyWithError(reply: FastifyReply, err: unknown, logger: Logger, instanceId: string) {
+  if (err instanceof RetryableError) {
+    const seconds = Math.max(1, Math.ceil((err.retryAfterMs ?? 5_000) / 1000));
+    return reply
+      .code(503)
+      .header('retry-after', String(seconds))
+      .send({ error: 'unavailable', code: err.code, message: err.message });
+  }
+  if (isBridgeError(err) && err.errorClass === 'permanent') {
+    return reply.code(400).send({ error: 'invalid_request', code: err.code, message: err.message });
+  }
+  logger.error({ err, instance: instanceId }, 'webhook handler failed');
+  return reply.code(500).send({ error: 'internal_error', message: 'internal error; see the bridge log' });
+}

@@ -1,0 +1,69 @@
+import type { ResolvedInstance } from '../config/index.ts';
+import type {
+  CheckpointAccess,
+  Clock,
+  ConnectorContext,
+  InboundContext,
+  Logger,
+  StatusReporter,
+} from '../plugin-api/types.ts';
+import type { SchedulerService } from '../scheduling/scheduler.ts';
+import { connectorMetrics, type MetricsRegistry } from '../telemetry/metrics.ts';
+import type { CheckpointStore, EventSink, HttpFactoryMaker } from './ports.ts';
+import type { StatusBoard } from './status.ts';
+
+export interface ContextDeps {
+  logger: Logger;
+  metrics: MetricsRegistry;
+  clock: Clock;
+  status: StatusBoard;
+  scheduler: SchedulerService;
+  httpFactoryMaker: HttpFactoryMaker;
+  checkpoints: CheckpointStore;
+  sink: EventSink;
+}
+
+const DEFAULT_CHECKPOINT = 'default';
+
+/**
+ * Builds the narrow context one connector instance sees. It never exposes the container or
+ * any core service directly: only these capabilities, scoped to the instance.
+ */
+export function buildConnectorContext(
+  instance: ResolvedInstance,
+  deps: ContextDeps,
+  abort: AbortController,
+): ConnectorContext | InboundContext {
+  const connectorId = instance.definition.manifest.id;
+  const logger = deps.logger.child({ connector: connectorId, instance: instance.id });
+  const status: StatusReporter = {
+    set: (state, reason) => deps.status.set(instance.id, state, reason),
+    success: () => deps.status.success(instance.id),
+  };
+  const checkpoints: CheckpointAccess = {
+    get: (name = DEFAULT_CHECKPOINT) => deps.checkpoints.getCheckpoint(instance.id, name),
+    set: (value, name = DEFAULT_CHECKPOINT) => deps.checkpoints.setCheckpoint(instance.id, name, value),
+  };
+  const base: ConnectorContext = {
+    instanceId: instance.id,
+    connectorId,
+    logger,
+    http: deps.httpFactoryMaker({
+      logger,
+      signal: abort.signal,
+      onAuthFailure: (reason) => deps.status.set(instance.id, 'permanent_error', reason),
+    }),
+    checkpoints,
+    scheduler: deps.scheduler.forInstance(instance.id, logger),
+    clock: deps.clock,
+    metrics: connectorMetrics(deps.metrics, connectorId, instance.id),
+    status,
+    signal: abort.signal,
+  };
+  if (instance.kind === 'outbound') return Object.freeze(base);
+  const inbound: InboundContext = {
+    ...base,
+    emit: (events, options) => deps.sink.accept(instance.id, events, options),
+  };
+  return Object.freeze(inbound);
+}

@@ -1,0 +1,201 @@
+import { createTask, validate as validateCron, type RunCoordinator } from 'node-cron';
+import type { Logger, ScheduleOptions, ScheduledTask, Scheduler } from '../plugin-api/types.ts';
+import type { MetricsRegistry } from '../telemetry/metrics.ts';
+
+export type { RunCoordinator };
+
+export interface SchedulerDeps {
+  logger: Logger;
+  metrics: MetricsRegistry;
+  /**
+   * When several bridge instances share one database, only the elected one runs a task.
+   * Plugged into node-cron's distributed coordination for cron tasks and consulted before each
+   * run of interval tasks.
+   */
+  coordinator?: RunCoordinator;
+}
+
+interface TaskHandle {
+  stop(): void;
+  /** Aborts a run in progress. */
+  abort(): void;
+}
+
+/**
+ * The core scheduler. Connectors reach it only through their context (`ctx.scheduler`), which
+ * is scoped to their instance: stopping the instance stops its tasks and aborts running ones.
+ * Every task runs in UTC, never overlaps itself, and reports runs, failures, overlaps and
+ * missed runs as metrics and log lines.
+ */
+export class SchedulerService {
+  readonly #deps: SchedulerDeps;
+  readonly #byInstance = new Map<string, Set<TaskHandle>>();
+  readonly #runs;
+  readonly #duration;
+
+  constructor(deps: SchedulerDeps) {
+    this.#deps = deps;
+    this.#runs = deps.metrics.counter(
+      'ssf_bridge_scheduled_runs_total',
+      'Scheduled task runs by outcome (ok, failed, missed, overlap, skipped)',
+      ['instance', 'task', 'outcome'],
+    );
+    this.#duration = deps.metrics.histogram(
+      'ssf_bridge_scheduled_run_seconds',
+      'Duration of scheduled task runs',
+      ['instance', 'task'],
+    );
+  }
+
+  /** The scheduler handed to one connector instance. */
+  forInstance(instanceId: string, logger: Logger): Scheduler {
+    return {
+      schedule: (name, options, task) => this.#schedule(instanceId, logger, name, options, task),
+    };
+  }
+
+  /** Stops every task of an instance and aborts the runs in progress. */
+  stopInstance(instanceId: string): void {
+    const handles = this.#byInstance.get(instanceId);
+    if (!handles) return;
+    for (const handle of handles) {
+      handle.stop();
+      handle.abort();
+    }
+    this.#byInstance.delete(instanceId);
+  }
+
+  stopAll(): void {
+    for (const instanceId of [...this.#byInstance.keys()]) this.stopInstance(instanceId);
+  }
+
+  #schedule(
+    instanceId: string,
+    logger: Logger,
+    name: string,
+    options: ScheduleOptions,
+    task: (signal: AbortSignal) => Promise<void>,
+  ): ScheduledTask {
+    if ((options.cron === undefined) === (options.everyMs === undefined)) {
+      throw new Error(`task ${name}: give exactly one of cron or everyMs`);
+    }
+    if (options.cron !== undefined && !validateCron(options.cron)) {
+      throw new Error(`task ${name}: "${options.cron}" is not a valid cron expression`);
+    }
+    if (options.everyMs !== undefined && !(options.everyMs > 0)) {
+      throw new Error(`task ${name}: everyMs must be positive`);
+    }
+    let running: AbortController | undefined;
+    const labels = { instance: instanceId, task: name };
+    const runOnce = async (): Promise<void> => {
+      if (running) {
+        this.#runs.inc({ ...labels, outcome: 'overlap' });
+        return;
+      }
+      const controller = new AbortController();
+      running = controller;
+      const timer =
+        options.timeoutMs !== undefined
+          ? setTimeout(
+              () => controller.abort(new Error(`run exceeded ${options.timeoutMs} ms`)),
+              options.timeoutMs,
+            )
+          : undefined;
+      const end = this.#duration.startTimer(labels);
+      try {
+        await task(controller.signal);
+        this.#runs.inc({ ...labels, outcome: 'ok' });
+      } catch (err) {
+        this.#runs.inc({ ...labels, outcome: 'failed' });
+        logger.warn({ err, task: name }, 'scheduled run failed');
+      } finally {
+        end();
+        if (timer) clearTimeout(timer);
+        running = undefined;
+      }
+    };
+
+    const handle =
+      options.cron !== undefined
+        ? this.#cronTask(instanceId, logger, name, options, runOnce)
+        : this.#intervalTask(instanceId, name, options, runOnce);
+    const full: TaskHandle = {
+      stop: handle.stop,
+      abort: () => running?.abort(new Error('instance stopping')),
+    };
+    let handles = this.#byInstance.get(instanceId);
+    if (!handles) this.#byInstance.set(instanceId, (handles = new Set()));
+    handles.add(full);
+    return {
+      stop: () => {
+        full.stop();
+        handles.delete(full);
+      },
+    };
+  }
+
+  #cronTask(
+    instanceId: string,
+    logger: Logger,
+    name: string,
+    options: ScheduleOptions,
+    runOnce: () => Promise<void>,
+  ): { stop(): void } {
+    const coordinator = this.#deps.coordinator;
+    const cronTask = createTask(options.cron as string, runOnce, {
+      name: `${instanceId}:${name}`,
+      timezone: 'UTC',
+      noOverlap: true,
+      ...(options.jitterMs ? { maxRandomDelay: options.jitterMs } : {}),
+      ...(coordinator ? { distributed: true, runCoordinator: coordinator } : {}),
+    });
+    const labels = { instance: instanceId, task: name };
+    cronTask.on('execution:missed', () => {
+      this.#runs.inc({ ...labels, outcome: 'missed' });
+      logger.warn({ task: name }, 'scheduled run missed');
+    });
+    cronTask.on('execution:overlap', () => this.#runs.inc({ ...labels, outcome: 'overlap' }));
+    cronTask.on('execution:skipped', () => this.#runs.inc({ ...labels, outcome: 'skipped' }));
+    void cronTask.start();
+    if (options.runOnStart) void runOnce();
+    return { stop: () => void cronTask.destroy() };
+  }
+
+  #intervalTask(
+    instanceId: string,
+    name: string,
+    options: ScheduleOptions,
+    runOnce: () => Promise<void>,
+  ): { stop(): void } {
+    const every = options.everyMs as number;
+    const key = `${instanceId}:${name}`;
+    const coordinator = this.#deps.coordinator;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const next = (delay: number): void => {
+      if (stopped) return;
+      const jitter = options.jitterMs ? Math.floor(Math.random() * options.jitterMs) : 0;
+      timer = setTimeout(() => void tick(), delay + jitter);
+      timer.unref();
+    };
+    const tick = async (): Promise<void> => {
+      try {
+        const elected = coordinator ? await coordinator.shouldRun(key, every * 2) : true;
+        if (elected) await runOnce();
+        else this.#runs.inc({ instance: instanceId, task: name, outcome: 'skipped' });
+      } catch {
+        this.#runs.inc({ instance: instanceId, task: name, outcome: 'failed' });
+      }
+      next(every);
+    };
+    next(options.runOnStart ? 0 : every);
+    return {
+      stop: () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+      },
+    };
+  }
+}
+
+export { validateCron };
