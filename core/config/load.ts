@@ -55,7 +55,7 @@ export async function loadConfigText(
   text: string,
   options: LoadOptions & { file?: string },
 ): Promise<LoadResult> {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     // Only the first line of each message: yaml's code frames would echo file content (secrets).
     const problems = doc.errors.map((e) => ({
@@ -91,10 +91,13 @@ export async function loadConfigData(
     problems.push({ path: formatPath(['plugins', failure.index]), message: failure.message });
   }
 
+  const schemaProblems: ConfigProblem[] = [];
   const parsed = rootConfigSchema.safeParse(raw);
-  if (!parsed.success) problems.push(...problemsFromZod(parsed.error, rootConfigSchema));
-
-  const instances = resolveInstances(raw, registry, problems);
+  if (!parsed.success) schemaProblems.push(...problemsFromZod(parsed.error, rootConfigSchema));
+  const instances = resolveInstances(raw, registry, schemaProblems);
+  // A value whose reference could not be expanded fails its schema too; say it once.
+  const unexpanded = new Set(interpolationProblems.map((p) => p.path));
+  problems.push(...schemaProblems.filter((p) => !unexpanded.has(p.path)));
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
 
   const loaded: LoadedConfig = {

@@ -43,12 +43,9 @@ export const telemetrySchema = z.strictObject({
 
 /** The parts of the root config the foundation owns; other areas add their blocks in root.ts. */
 export const foundationShape = {
-  issuer: z
-    .url()
-    .optional()
-    .meta({
-      description: 'Issuer of every SET (iss) and of the SSF configuration. Default: http://HOST:PORT.',
-    }),
+  issuer: z.url().optional().meta({
+    description: 'Issuer of every SET (iss) and of the SSF configuration. Default: http://HOST:PORT.',
+  }),
   data_dir: z.string().default('./data').meta({ description: 'Where keys and the SQLite database live.' }),
   server: serverSchema.prefault({}),
   telemetry: telemetrySchema.prefault({}),

@@ -11,7 +11,7 @@ export class MetricsRegistry {
 
   constructor(options: { collectDefault?: boolean } = {}) {
     if (options.collectDefault ?? true) {
-      client.collectDefaultMetrics({ register: this.registry, prefix: 'ssf_bridge_process_' });
+      client.collectDefaultMetrics({ register: this.registry, prefix: 'ssf_bridge_' });
     }
   }
 

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { MetricsRegistry } from '../telemetry/metrics.ts';
+import { capturingLogger } from '../../test/helpers/capture.ts';
+import { SchedulerService } from './scheduler.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function service(coordinator?: { shouldRun: () => boolean }) {
+  const metrics = new MetricsRegistry({ collectDefault: false });
+  const { logger, text } = capturingLogger();
+  return {
+    scheduler: new SchedulerService({ logger, metrics, ...(coordinator ? { coordinator } : {}) }),
+    metrics,
+    text,
+  };
+}
+
+async function runCount(metrics: MetricsRegistry, outcome: string): Promise<number> {
+  const m = await metrics.registry.getSingleMetric('ssf_bridge_scheduled_runs_total')?.get();
+  return (m?.values ?? []).filter((v) => v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0);
+}
+
+describe('scheduler', () => {
+  it('never overlaps a run with itself and counts the skipped overlaps', async () => {
+    const { scheduler, metrics } = service();
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    let runs = 0;
+    scheduler
+      .forInstance('i1', capturingLogger().logger)
+      .schedule('slow', { everyMs: 10, runOnStart: true }, async () => {
+        concurrent++;
+        runs++;
+        maxConcurrent = Math.max(maxConcurrent, concurrent);
+        await sleep(35);
+        concurrent--;
+      });
+    await sleep(150);
+    scheduler.stopInstance('i1');
+    expect(runs).toBeGreaterThanOrEqual(2);
+    expect(maxConcurrent).toBe(1);
+    expect(await runCount(metrics, 'ok')).toBe(runs - (concurrent ? 1 : 0));
+  });
+
+  it('logs and counts a failed run, and keeps the schedule going', async () => {
+    const { scheduler, metrics, text } = service();
+    let calls = 0;
+    scheduler
+      .forInstance('i2', capturingLogger().logger)
+      .schedule('flaky', { everyMs: 15, runOnStart: true }, async () => {
+        calls++;
+        if (calls === 1) throw new Error('vendor API down');
+      });
+    await sleep(80);
+    scheduler.stopInstance('i2');
+    expect(calls).toBeGreaterThanOrEqual(3);
+    expect(await runCount(metrics, 'failed')).toBe(1);
+    expect(text()).toBe(''); // the instance logger received it, not the root
+  });
+
+  it('aborts the run in progress when its instance stops, and runs no more', async () => {
+    const { scheduler } = service();
+    let aborted = false;
+    let calls = 0;
+    scheduler
+      .forInstance('i3', capturingLogger().logger)
+      .schedule('long', { everyMs: 10, runOnStart: true }, async (signal) => {
+        calls++;
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+        aborted = signal.aborted;
+      });
+    await sleep(30);
+    scheduler.stopInstance('i3');
+    await sleep(40);
+    expect(aborted).toBe(true);
+    expect(calls).toBe(1);
+  });
+
+  it('runs only where the coordinator elects this instance', async () => {
+    const { scheduler, metrics } = service({ shouldRun: () => false });
+    let calls = 0;
+    scheduler
+      .forInstance('i4', capturingLogger().logger)
+      .schedule('poll', { everyMs: 10, runOnStart: true }, async () => {
+        calls++;
+      });
+    await sleep(50);
+    scheduler.stopInstance('i4');
+    expect(calls).toBe(0);
+    expect(await runCount(metrics, 'skipped')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses invalid schedules with a clear message', () => {
+    const { scheduler } = service();
+    const s = scheduler.forInstance('i5', capturingLogger().logger);
+    expect(() => s.schedule('x', { cron: 'every minute' }, async () => undefined)).toThrow(
+      /not a valid cron expression/,
+    );
+    expect(() => s.schedule('x', {}, async () => undefined)).toThrow(/exactly one of cron or everyMs/);
+    expect(() => s.schedule('x', { everyMs: 0 }, async () => undefined)).toThrow(/must be positive/);
+  });
+});
