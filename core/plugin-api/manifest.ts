@@ -21,9 +21,9 @@ export const manifestSchema = z.strictObject({
   stability: stabilitySchema,
   displayName: z.string().min(1),
   description: z.string().min(10),
-  /** Inbound: event types (URIs or short names) this connector can emit. */
+  /** Inbound: event types (URIs or short names) this connector can emit; `*` for pass-through connectors. */
   emits: z.array(z.string().min(1)).optional(),
-  /** Outbound: event types (URIs or short names) this connector can deliver or act on. */
+  /** Outbound: event types (URIs or short names) this connector can deliver or act on; `*` for any. */
   accepts: z.array(z.string().min(1)).optional(),
   capabilities: z
     .strictObject({

@@ -24,16 +24,14 @@ export function registerConnectors(program: Command, io: CliIo): void {
         io.out('no connectors registered');
         return;
       }
-      const rows = definitions.map((d) => [
-        d.manifest.id,
-        d.manifest.kind,
-        d.manifest.version,
-        d.manifest.stability,
-        d.manifest.displayName,
-      ]);
-      const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] as string).length), 4));
-      for (const row of [['ID', 'KIND', 'VERSION', 'STABILITY', 'NAME'], ...rows]) {
-        io.out(row.map((cell, i) => (i < 4 ? cell.padEnd(widths[i] as number) : cell)).join('  '));
+      const header = ['ID', 'KIND', 'VERSION', 'STABILITY', 'NAME'];
+      const rows = [
+        header,
+        ...definitions.map((d) => [d.manifest.id, d.manifest.kind, d.manifest.version, d.manifest.stability, d.manifest.displayName]),
+      ];
+      const widths = header.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
+      for (const row of rows) {
+        io.out(row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i] as number) : cell)).join('  '));
       }
     });
 }
