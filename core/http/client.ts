@@ -1,0 +1,740 @@
+/**
+ * The HTTP client factory every connector and core service uses to reach the network. Each
+ * client owns an axios instance and connection pool, always has a deadline, is cancelled when its
+ * instance stops, caps response sizes, handles authentication (including an OAuth 2.0 token
+ * cache), never logs credentials, and turns every failure into a classified plugin-api error.
+ */
+import { setMaxListeners } from 'node:events';
+import http from 'node:http';
+import https from 'node:https';
+import { PassThrough, Readable } from 'node:stream';
+import axios, { type AxiosInstance, type AxiosResponse, type RawAxiosRequestHeaders } from 'axios';
+import type {
+  HttpAuth,
+  HttpClient,
+  HttpClientFactory,
+  HttpClientOptions,
+  HttpRequest,
+  HttpResponse,
+  Logger,
+} from '../plugin-api/types.ts';
+import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
+import { registerSecretValue } from '../plugin-api/secret.ts';
+import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome } from './classify.ts';
+import { buildTokenRequest, classifyTokenOutcome, parseTokenResponse, TokenCache } from './oauth.ts';
+import { redactHeaders, scrubUrl } from './redact.ts';
+import { checkTargetUrl, createGuardedAgents, assertValidSsrfPolicy, type SsrfPolicy } from './ssrf.ts';
+import { DEFAULT_MAX_RETRY_AFTER_MS } from './retry-after.ts';
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_MAX_REDIRECTS = 5;
+// setTimeout cannot wait longer than 2^31-1 ms; a larger value would fire at once.
+const MAX_TIMEOUT_MS = 2_147_483_647;
+// How much of an error response is read to quote it and find an OAuth error code.
+const ERROR_BODY_BYTES = 4096;
+
+export interface HttpRequestObservation {
+  method: string;
+  host: string;
+  /** HTTP status, when the remote answered. */
+  status?: number;
+  outcome: 'ok' | 'retryable' | 'permanent';
+  /** Stable error code when the outcome is not ok. */
+  code?: string;
+  durationMs: number;
+  /** True for a request to an OAuth token endpoint. */
+  tokenRequest: boolean;
+}
+
+/** Optional hooks for the metrics layer; called once per attempt, errors in them are ignored. */
+export interface HttpMetricsHooks {
+  onRequest?(observation: HttpRequestObservation): void;
+}
+
+export interface HttpClientFactoryDeps {
+  logger: Logger;
+  /** Aborted when the owning instance stops: every in-flight request is cancelled. */
+  signal: AbortSignal;
+  /** Called when a remote refuses the credentials (401/403, or an OAuth credential error). */
+  onAuthFailure(reason: string): void;
+  metrics?: HttpMetricsHooks;
+  /** When set, every client of this factory only reaches addresses the policy allows. */
+  ssrfPolicy?: SsrfPolicy;
+  /** Options every client starts from; `create()` options override them, headers are merged. */
+  defaults?: HttpClientOptions;
+  /** Milliseconds since the epoch; token expiry and Retry-After dates are measured with it. */
+  now?: () => number;
+  /** Upper bound for a Retry-After delay; defaults to one hour. */
+  maxRetryAfterMs?: number;
+}
+
+/** What core services may set beyond the plugin API's options. */
+export interface CoreHttpClientOptions extends HttpClientOptions {
+  /** Restricts the client to addresses the policy allows (replaces the factory's policy). */
+  ssrfPolicy?: SsrfPolicy;
+  /** Redirects to follow; defaults to 5, and to 0 for clients with an SSRF policy. */
+  maxRedirects?: number;
+}
+
+export interface CoreHttpClientFactory extends HttpClientFactory {
+  create(options?: CoreHttpClientOptions): HttpClient;
+}
+
+interface ResolvedOptions {
+  baseURL: string | undefined;
+  timeoutMs: number;
+  maxResponseBytes: number;
+  headers: Record<string, string>;
+  auth: HttpAuth | undefined;
+  userAgent: string;
+  ssrfPolicy: SsrfPolicy | undefined;
+  maxRedirects: number;
+}
+
+function configError(message: string): ConfigError {
+  return new ConfigError(message, { code: 'SSF_ERR_CONFIG_HTTP' });
+}
+
+/** A timeout in ms: a positive finite number that setTimeout can honour. */
+export function checkTimeoutMs(value: number, field = 'timeoutMs'): number {
+  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS) {
+    throw configError(
+      `${field} must be a positive number of milliseconds up to ${MAX_TIMEOUT_MS} (got ${value}); ` +
+        'a request without a deadline can hang forever',
+    );
+  }
+  return Math.ceil(value);
+}
+
+function checkSize(value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw configError(`maxResponseBytes must be a positive whole number of bytes (got ${value})`);
+  }
+  return value;
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function checkAuth(auth: HttpAuth | undefined): HttpAuth | undefined {
+  if (auth?.type === 'header' && !HEADER_NAME.test(auth.name)) {
+    throw configError(`auth.name "${auth.name}" is not a valid HTTP header name`);
+  }
+  if (auth?.type === 'oauth2_client_credentials') {
+    let url: URL;
+    try {
+      url = new URL(auth.tokenUrl);
+    } catch {
+      throw configError(`auth.tokenUrl "${scrubUrl(auth.tokenUrl)}" is not an absolute URL`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw configError(`auth.tokenUrl must use https (got ${url.protocol})`);
+    }
+  }
+  return auth;
+}
+
+/** Merges defaults and options and refuses values that would make a client unsafe. */
+export function resolveClientOptions(
+  defaults: HttpClientOptions = {},
+  options: CoreHttpClientOptions = {},
+  factoryPolicy?: SsrfPolicy,
+): ResolvedOptions {
+  const ssrfPolicy = options.ssrfPolicy ?? factoryPolicy;
+  if (ssrfPolicy) assertValidSsrfPolicy(ssrfPolicy);
+  const maxRedirects = options.maxRedirects ?? (ssrfPolicy ? 0 : DEFAULT_MAX_REDIRECTS);
+  if (!Number.isSafeInteger(maxRedirects) || maxRedirects < 0) {
+    throw configError(`maxRedirects must be a whole number ≥ 0 (got ${maxRedirects})`);
+  }
+  return {
+    baseURL: options.baseURL ?? defaults.baseURL,
+    timeoutMs: checkTimeoutMs(options.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    maxResponseBytes: checkSize(
+      options.maxResponseBytes ?? defaults.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+    ),
+    headers: { ...defaults.headers, ...options.headers },
+    auth: checkAuth(options.auth ?? defaults.auth),
+    userAgent: options.userAgent ?? defaults.userAgent ?? 'ssf-bridge',
+    ssrfPolicy,
+    maxRedirects,
+  };
+}
+
+/** axios' rule: an absolute URL wins, otherwise baseURL and url are joined with one slash. */
+export function buildUrl(baseURL: string | undefined, url: string, params?: HttpRequest['params']): string {
+  const absolute = /^[a-z][a-z\d+.-]*:\/\//i.test(url);
+  const joined = absolute || !baseURL ? url : `${baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(joined);
+  } catch {
+    throw new PermanentError(`the request URL ${scrubUrl(joined)} is not an absolute http(s) URL`, {
+      code: 'SSF_ERR_HTTP_INVALID_REQUEST',
+    });
+  }
+  for (const [name, value] of Object.entries(params ?? {})) {
+    if (value !== undefined) parsed.searchParams.append(name, String(value));
+  }
+  return parsed.toString();
+}
+
+/** Header names compared case-insensitively; the last spelling given wins. */
+function mergeHeaders(...sources: Array<Record<string, string> | undefined>): Map<string, [string, string]> {
+  const merged = new Map<string, [string, string]>();
+  for (const source of sources) {
+    for (const [name, value] of Object.entries(source ?? {})) merged.set(name.toLowerCase(), [name, value]);
+  }
+  return merged;
+}
+
+interface EncodedBody {
+  data: unknown;
+  contentType?: string;
+  /** False for streams, which cannot be sent twice (no retry after a token refresh). */
+  replayable: boolean;
+}
+
+function encodeBody(body: unknown): EncodedBody {
+  if (body === undefined) return { data: undefined, replayable: true };
+  if (typeof body === 'string' || Buffer.isBuffer(body) || body instanceof Uint8Array) {
+    return { data: body, replayable: true };
+  }
+  if (body instanceof URLSearchParams) {
+    return { data: body.toString(), contentType: 'application/x-www-form-urlencoded', replayable: true };
+  }
+  if (body instanceof Readable) return { data: body, replayable: false };
+  return { data: JSON.stringify(body), contentType: 'application/json', replayable: true };
+}
+
+function flattenHeaders(headers: AxiosResponse['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (value === undefined || value === null) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return out;
+}
+
+type FiredBy = 'timeout' | 'stop' | 'caller';
+
+/**
+ * One AbortSignal for an exchange, fired by the instance stopping, the caller's signal or the
+ * deadline — remembering which, so the outcome names the right cause.
+ */
+function linkSignals(instance: AbortSignal, caller: AbortSignal | undefined, timeoutMs: number) {
+  const controller = new AbortController();
+  let firedBy: FiredBy | undefined;
+  const fire = (by: FiredBy) => () => {
+    if (firedBy) return;
+    firedBy = by;
+    controller.abort();
+  };
+  const onStop = fire('stop');
+  const onCaller = fire('caller');
+  instance.addEventListener('abort', onStop, { once: true });
+  caller?.addEventListener('abort', onCaller, { once: true });
+  if (instance.aborted) onStop();
+  else if (caller?.aborted) onCaller();
+  let timer: NodeJS.Timeout | undefined = setTimeout(fire('timeout'), timeoutMs);
+  return {
+    signal: controller.signal,
+    firedBy: () => firedBy,
+    clearDeadline() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+    dispose() {
+      if (timer) clearTimeout(timer);
+      instance.removeEventListener('abort', onStop);
+      caller?.removeEventListener('abort', onCaller);
+    },
+  };
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(stream: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    total += buf.length;
+    if (total > limit) {
+      stream.destroy();
+      throw new BodyTooLarge();
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** The start of an error body, for quoting; reading stops early and never fails. */
+async function readExcerpt(stream: Readable): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of stream) {
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      chunks.push(buf);
+      total += buf.length;
+      if (total >= ERROR_BODY_BYTES) break;
+    }
+  } catch {
+    // A body that breaks off still leaves the status to classify by.
+  } finally {
+    stream.destroy();
+  }
+  return total === 0 ? undefined : Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8');
+}
+
+function decodeText(buf: Buffer): string {
+  const text = buf.toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+interface PreparedRequest {
+  method: string;
+  url: string;
+  headers: Map<string, [string, string]>;
+  body: EncodedBody;
+  timeoutMs: number;
+  responseType: NonNullable<HttpRequest['responseType']>;
+  signal: AbortSignal | undefined;
+  tokenRequest: boolean;
+}
+
+type AttemptResult = { ok: true; response: HttpResponse<unknown> } | { ok: false; outcome: HttpOutcome };
+
+interface ClientDeps {
+  axios: AxiosInstance;
+  options: ResolvedOptions;
+  instanceSignal: AbortSignal;
+  log: Logger;
+  metrics: HttpMetricsHooks | undefined;
+  now: () => number;
+  maxRetryAfterMs: number;
+  sensitiveHeaders: Set<string>;
+  onAuthFailure(reason: string): void;
+}
+
+class AxiosHttpClient implements HttpClient {
+  readonly #d: ClientDeps;
+  readonly #tokens: TokenCache | undefined;
+
+  constructor(deps: ClientDeps) {
+    this.#d = deps;
+    const auth = deps.options.auth;
+    if (auth?.type === 'oauth2_client_credentials') {
+      this.#tokens = new TokenCache(() => this.#fetchToken(auth), deps.now);
+    }
+  }
+
+  get<T = unknown>(url: string, req: Omit<HttpRequest, 'url' | 'method'> = {}): Promise<HttpResponse<T>> {
+    return this.request<T>({ ...req, url, method: 'GET' });
+  }
+
+  post<T = unknown>(
+    url: string,
+    body?: unknown,
+    req: Omit<HttpRequest, 'url' | 'method' | 'body'> = {},
+  ): Promise<HttpResponse<T>> {
+    return this.request<T>({ ...req, url, method: 'POST', body });
+  }
+
+  async request<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>> {
+    const prepared = this.#prepare(req);
+    const usesToken = this.#tokens !== undefined && !prepared.headers.has('authorization');
+    for (let attempt = 0; ; attempt += 1) {
+      const token = usesToken ? await this.#tokens!.get() : undefined;
+      const result = await this.#attempt(prepared, token);
+      if (result.ok) return result.response as HttpResponse<T>;
+      const error = this.#classify(prepared, result.outcome, classifyHttpOutcome);
+      const status = result.outcome.kind === 'response' ? result.outcome.status : undefined;
+      // One forced refresh: the token may have been revoked or rotated before its expiry.
+      if (token !== undefined && status === 401 && attempt === 0 && prepared.body.replayable) {
+        this.#tokens!.invalidate(token);
+        continue;
+      }
+      throw this.#raise(error);
+    }
+  }
+
+  #prepare(req: HttpRequest): PreparedRequest {
+    const o = this.#d.options;
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = buildUrl(o.baseURL, req.url, req.params);
+    const timeoutMs = req.timeoutMs === undefined ? o.timeoutMs : checkTimeoutMs(req.timeoutMs);
+    const body = encodeBody(req.body);
+    const responseType = req.responseType ?? 'json';
+    const accept = responseType === 'json' ? 'application/json' : '*/*';
+    const headers = mergeHeaders(
+      { 'user-agent': o.userAgent, accept },
+      o.headers,
+      this.#staticAuthHeaders(),
+      req.headers,
+    );
+    if (body.contentType && !headers.has('content-type')) {
+      headers.set('content-type', ['content-type', body.contentType]);
+    }
+    return {
+      method,
+      url,
+      headers,
+      body,
+      timeoutMs,
+      responseType,
+      signal: req.signal,
+      tokenRequest: false,
+    };
+  }
+
+  #staticAuthHeaders(): Record<string, string> {
+    const auth = this.#d.options.auth;
+    switch (auth?.type) {
+      case 'bearer':
+        return { authorization: `Bearer ${auth.token.reveal()}` };
+      case 'basic': {
+        const basic = Buffer.from(`${auth.username}:${auth.password.reveal()}`).toString('base64');
+        registerSecretValue(basic);
+        return { authorization: `Basic ${basic}` };
+      }
+      case 'header':
+        return { [auth.name]: auth.value.reveal() };
+      default:
+        return {};
+    }
+  }
+
+  async #fetchToken(auth: Extract<HttpAuth, { type: 'oauth2_client_credentials' }>) {
+    const tokenReq = buildTokenRequest(auth);
+    const prepared: PreparedRequest = {
+      method: 'POST',
+      url: tokenReq.url,
+      headers: mergeHeaders({ 'user-agent': this.#d.options.userAgent }, tokenReq.headers),
+      body: { data: tokenReq.body, replayable: true },
+      timeoutMs: this.#d.options.timeoutMs,
+      responseType: 'text',
+      signal: undefined,
+      tokenRequest: true,
+    };
+    const result = await this.#attempt(prepared, undefined);
+    if (!result.ok) throw this.#raise(this.#classify(prepared, result.outcome, classifyTokenOutcome));
+    return parseTokenResponse(result.response.data as string, this.#d.now());
+  }
+
+  #classify(
+    prepared: PreparedRequest,
+    outcome: HttpOutcome,
+    classify: typeof classifyHttpOutcome,
+  ): HttpError {
+    const ctx = {
+      method: prepared.method,
+      url: prepared.url,
+      ...(prepared.tokenRequest ? { label: 'OAuth token endpoint' } : {}),
+      nowMs: this.#d.now(),
+      maxRetryAfterMs: this.#d.maxRetryAfterMs,
+    };
+    return (
+      classify(outcome, ctx) ??
+      new PermanentError(`${prepared.method} ${scrubUrl(prepared.url)} failed unexpectedly`, {
+        code: 'SSF_ERR_HTTP_CLIENT',
+      })
+    );
+  }
+
+  #raise(error: HttpError): HttpError {
+    if (error instanceof PermanentError && error.authFailure) {
+      try {
+        this.#d.onAuthFailure(error.message);
+      } catch (hookError) {
+        this.#d.log.warn({ err: String(hookError) }, 'onAuthFailure hook failed');
+      }
+    }
+    return error;
+  }
+
+  /** One exchange. Never throws for network outcomes: they come back as an HttpOutcome. */
+  async #attempt(prepared: PreparedRequest, token: string | undefined): Promise<AttemptResult> {
+    const d = this.#d;
+    const started = performance.now();
+    const safeUrl = scrubUrl(prepared.url);
+    const limits = { timeoutMs: prepared.timeoutMs, maxBytes: d.options.maxResponseBytes };
+    const finish = (result: AttemptResult): AttemptResult => {
+      this.#observe(prepared, result, performance.now() - started);
+      return result;
+    };
+
+    if (d.options.ssrfPolicy) {
+      const check = checkTargetUrl(prepared.url, d.options.ssrfPolicy);
+      if (!check.ok)
+        return finish({ ok: false, outcome: { kind: 'ssrf', reason: check.reason, message: check.message } });
+    } else if (!/^https?:$/.test(new URL(prepared.url).protocol)) {
+      return finish({
+        ok: false,
+        outcome: { kind: 'invalid_request', message: 'only http and https URLs are supported' },
+      });
+    }
+
+    const headers: RawAxiosRequestHeaders = {};
+    for (const [name, value] of prepared.headers.values()) headers[name] = value;
+    if (token !== undefined) headers['Authorization'] = `Bearer ${token}`;
+    d.log.trace(
+      {
+        method: prepared.method,
+        url: safeUrl,
+        headers: redactHeaders(headers as Record<string, string>, d.sensitiveHeaders),
+      },
+      'http request',
+    );
+
+    const link = linkSignals(d.instanceSignal, prepared.signal, prepared.timeoutMs);
+    let keepLinked = false;
+    try {
+      if (link.signal.aborted)
+        return finish({ ok: false, outcome: outcomeFromError(undefined, limits, link.firedBy()) });
+      let res: AxiosResponse;
+      try {
+        res = await d.axios.request({
+          url: prepared.url,
+          method: prepared.method,
+          headers,
+          data: prepared.body.data,
+          responseType: 'stream',
+          signal: link.signal,
+          maxContentLength: d.options.maxResponseBytes,
+          maxBodyLength: d.options.maxResponseBytes,
+          maxRedirects: d.options.maxRedirects,
+          sensitiveHeaders: [...d.sensitiveHeaders],
+          validateStatus: () => true,
+        });
+      } catch (err) {
+        return finish({ ok: false, outcome: outcomeFromError(err, limits, link.firedBy()) });
+      }
+
+      const stream = res.data as Readable;
+      const status = res.status;
+      const responseHeaders = flattenHeaders(res.headers);
+      const statusText = res.statusText;
+      if (status < 200 || status >= 300) {
+        const body = await readExcerpt(stream);
+        const fired = link.firedBy();
+        if (fired) return finish({ ok: false, outcome: outcomeFromError(undefined, limits, fired) });
+        return finish({
+          ok: false,
+          outcome: {
+            kind: 'response',
+            status,
+            headers: responseHeaders,
+            ...(statusText ? { statusText } : {}),
+            ...(body === undefined ? {} : { body }),
+          },
+        });
+      }
+
+      const declared = Number(responseHeaders['content-length']);
+      if (Number.isFinite(declared) && declared > d.options.maxResponseBytes) {
+        stream.destroy();
+        return finish({
+          ok: false,
+          outcome: { kind: 'too_large', direction: 'response', limitBytes: limits.maxBytes },
+        });
+      }
+
+      if (prepared.responseType === 'stream') {
+        // The deadline covers the wait for the headers; the body lives until stop or the caller.
+        link.clearDeadline();
+        keepLinked = true;
+        const data = this.#classifiedStream(stream, prepared, limits, link);
+        return finish({ ok: true, response: { status, headers: responseHeaders, data } });
+      }
+
+      let buf: Buffer;
+      try {
+        buf = await readBody(stream, d.options.maxResponseBytes);
+      } catch (err) {
+        const fired = link.firedBy();
+        if (err instanceof BodyTooLarge) {
+          return finish({
+            ok: false,
+            outcome: { kind: 'too_large', direction: 'response', limitBytes: limits.maxBytes },
+          });
+        }
+        return finish({ ok: false, outcome: outcomeFromError(err, limits, fired) });
+      }
+      const decoded = this.#decode(prepared, status, buf);
+      return finish(
+        'outcome' in decoded
+          ? { ok: false, outcome: decoded.outcome }
+          : { ok: true, response: { status, headers: responseHeaders, data: decoded.data } },
+      );
+    } finally {
+      if (!keepLinked) link.dispose();
+    }
+  }
+
+  /**
+   * The body stream handed to the caller: every error it raises is a classified one (aborted on
+   * stop, too large, connection reset), and it is torn down with the exchange.
+   */
+  #classifiedStream(
+    source: Readable,
+    prepared: PreparedRequest,
+    limits: { timeoutMs: number; maxBytes: number },
+    link: ReturnType<typeof linkSignals>,
+  ): Readable {
+    const out = new PassThrough();
+    const ctx = { method: prepared.method, url: prepared.url };
+    const onAbort = () => source.destroy(new Error('aborted'));
+    source.on('error', (err) => {
+      out.destroy(classifyHttpOutcome(outcomeFromError(err, limits, link.firedBy()), ctx));
+    });
+    link.signal.addEventListener('abort', onAbort, { once: true });
+    out.once('close', () => {
+      link.signal.removeEventListener('abort', onAbort);
+      link.dispose();
+      source.destroy();
+    });
+    source.pipe(out);
+    return out;
+  }
+
+  #decode(
+    prepared: PreparedRequest,
+    status: number,
+    buf: Buffer,
+  ): { data: unknown } | { outcome: HttpOutcome } {
+    switch (prepared.responseType) {
+      case 'arraybuffer':
+        return { data: buf };
+      case 'text':
+        return { data: decodeText(buf) };
+      default: {
+        const text = decodeText(buf);
+        if (text.trim().length === 0) return { data: undefined };
+        try {
+          return { data: JSON.parse(text) as unknown };
+        } catch {
+          return {
+            outcome: {
+              kind: 'bad_body',
+              status,
+              message: 'the body is not valid JSON',
+              body: text.slice(0, ERROR_BODY_BYTES),
+            },
+          };
+        }
+      }
+    }
+  }
+
+  #observe(prepared: PreparedRequest, result: AttemptResult, durationMs: number): void {
+    const d = this.#d;
+    const status = result.ok
+      ? result.response.status
+      : result.outcome.kind === 'response'
+        ? result.outcome.status
+        : undefined;
+    let outcome: HttpRequestObservation['outcome'] = 'ok';
+    let code: string | undefined;
+    if (!result.ok) {
+      const error = classifyHttpOutcome(result.outcome, {
+        method: prepared.method,
+        url: prepared.url,
+        nowMs: d.now(),
+      });
+      outcome = error instanceof RetryableError ? 'retryable' : 'permanent';
+      code = error?.code;
+    }
+    const rounded = Math.round(durationMs);
+    d.log.debug(
+      {
+        method: prepared.method,
+        url: scrubUrl(prepared.url),
+        ...(status === undefined ? {} : { status }),
+        durationMs: rounded,
+        outcome,
+        ...(code ? { code } : {}),
+        ...(prepared.tokenRequest ? { tokenRequest: true } : {}),
+      },
+      'http response',
+    );
+    const host = URL.canParse(prepared.url) ? new URL(prepared.url).host : '';
+    try {
+      d.metrics?.onRequest?.({
+        method: prepared.method,
+        host,
+        ...(status === undefined ? {} : { status }),
+        outcome,
+        ...(code ? { code } : {}),
+        durationMs: rounded,
+        tokenRequest: prepared.tokenRequest,
+      });
+    } catch {
+      // Metrics must never break a request.
+    }
+  }
+}
+
+const AGENT_OPTIONS: http.AgentOptions = { keepAlive: true, maxFreeSockets: 16 };
+
+/**
+ * The factory the runtime gives each connector instance (`ctx.http`). Clients created from it
+ * stop working, and their connection pools close, when `deps.signal` aborts.
+ */
+export function createHttpClientFactory(deps: HttpClientFactoryDeps): CoreHttpClientFactory {
+  const log = deps.logger.child({ component: 'http-client' });
+  const now = deps.now ?? Date.now;
+  const maxRetryAfterMs = deps.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
+  if (deps.ssrfPolicy) assertValidSsrfPolicy(deps.ssrfPolicy);
+  // Every request listens for the stop; one internal signal follows the instance's, so many
+  // concurrent requests add no listeners to a signal we do not own.
+  const stopped = new AbortController();
+  setMaxListeners(0, stopped.signal);
+  if (deps.signal.aborted) stopped.abort();
+  else deps.signal.addEventListener('abort', () => stopped.abort(), { once: true });
+  // Validate the defaults once, so a bad default fails at wiring time rather than on first use.
+  resolveClientOptions(deps.defaults, {}, deps.ssrfPolicy);
+
+  return {
+    create(options: CoreHttpClientOptions = {}): HttpClient {
+      const resolved = resolveClientOptions(deps.defaults, options, deps.ssrfPolicy);
+      const agents = resolved.ssrfPolicy
+        ? createGuardedAgents(resolved.ssrfPolicy, AGENT_OPTIONS)
+        : { http: new http.Agent(AGENT_OPTIONS), https: new https.Agent(AGENT_OPTIONS) };
+      const closeAgents = () => {
+        agents.http.destroy();
+        agents.https.destroy();
+      };
+      if (stopped.signal.aborted) closeAgents();
+      else stopped.signal.addEventListener('abort', closeAgents, { once: true });
+
+      const instance = axios.create({
+        httpAgent: agents.http,
+        httpsAgent: agents.https,
+        // A proxy would connect on our behalf and bypass the connection-time address checks.
+        ...(resolved.ssrfPolicy ? { proxy: false as const } : {}),
+        transformRequest: [(data: unknown) => data],
+        transformResponse: [(data: unknown) => data],
+      });
+      const sensitiveHeaders = new Set<string>([
+        'authorization',
+        'proxy-authorization',
+        'cookie',
+        'x-api-key',
+      ]);
+      if (resolved.auth?.type === 'header') sensitiveHeaders.add(resolved.auth.name.toLowerCase());
+
+      return new AxiosHttpClient({
+        axios: instance,
+        options: resolved,
+        instanceSignal: stopped.signal,
+        log,
+        metrics: deps.metrics,
+        now,
+        maxRetryAfterMs,
+        sensitiveHeaders,
+        onAuthFailure: (reason) => deps.onAuthFailure(reason),
+      });
+    },
+  };
+}

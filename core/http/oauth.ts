@@ -1,0 +1,178 @@
+/**
+ * OAuth 2.0 client credentials (RFC 6749 §4.4): building the token request, reading the token
+ * response, and a cache that refreshes shortly before expiry with one token request in flight
+ * at a time.
+ */
+import type { HttpAuth } from '../plugin-api/types.ts';
+import { PermanentError } from '../plugin-api/errors.ts';
+import { registerSecretValue } from '../plugin-api/secret.ts';
+import { classifyHttpOutcome, type HttpError, type HttpOutcome, type OutcomeContext } from './classify.ts';
+
+export type ClientCredentialsAuth = Extract<HttpAuth, { type: 'oauth2_client_credentials' }>;
+
+export interface AccessToken {
+  value: string;
+  /** Epoch milliseconds after which the token must not be used. */
+  expiresAtMs: number;
+  /** Epoch milliseconds from which a new token is fetched. */
+  refreshAtMs: number;
+}
+
+/** Lifetime assumed when the token response has no `expires_in`. */
+export const DEFAULT_TOKEN_LIFETIME_MS = 5 * 60 * 1000;
+
+/** Refresh a tenth of the lifetime before expiry, at most a minute early. */
+export function refreshMarginMs(lifetimeMs: number): number {
+  return Math.min(60_000, Math.floor(lifetimeMs / 10));
+}
+
+/** RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding. */
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replace(/%20/g, '+');
+}
+
+export interface TokenRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export function buildTokenRequest(auth: ClientCredentialsAuth): TokenRequest {
+  const form = new URLSearchParams({ grant_type: 'client_credentials' });
+  if (auth.scope) form.set('scope', auth.scope);
+  if (auth.audience) form.set('audience', auth.audience);
+  for (const [name, value] of Object.entries(auth.extraParams ?? {})) form.set(name, value);
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'application/json',
+  };
+  if (auth.clientAuth === 'body') {
+    form.set('client_id', auth.clientId);
+    form.set('client_secret', auth.clientSecret.reveal());
+  } else {
+    const basic = Buffer.from(
+      `${formEncode(auth.clientId)}:${formEncode(auth.clientSecret.reveal())}`,
+    ).toString('base64');
+    registerSecretValue(basic);
+    headers['authorization'] = `Basic ${basic}`;
+  }
+  return { url: auth.tokenUrl, headers, body: form.toString() };
+}
+
+function tokenError(message: string): PermanentError {
+  return new PermanentError(message, { code: 'SSF_ERR_HTTP_OAUTH_RESPONSE' });
+}
+
+/**
+ * Reads a token endpoint's JSON answer. The body is never quoted in errors: it holds the token.
+ * The token value is registered so the logger scrubs it wherever it might appear.
+ */
+export function parseTokenResponse(body: string, nowMs: number): AccessToken {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw tokenError('the token endpoint answered with a body that is not JSON');
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw tokenError('the token endpoint answered with JSON that is not an object');
+  }
+  const fields = json as Record<string, unknown>;
+  const token = fields['access_token'];
+  if (typeof token !== 'string' || token.length === 0) {
+    throw tokenError(
+      `the token endpoint's answer has no access_token (fields: ${Object.keys(fields).join(', ') || 'none'})`,
+    );
+  }
+  const type = fields['token_type'];
+  if (typeof type === 'string' && type.toLowerCase() !== 'bearer') {
+    throw tokenError(`the token endpoint issued a "${type}" token; only bearer tokens are supported`);
+  }
+  registerSecretValue(token);
+  const expiresIn = Number(fields['expires_in']);
+  const lifetimeMs =
+    Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : DEFAULT_TOKEN_LIFETIME_MS;
+  return {
+    value: token,
+    expiresAtMs: nowMs + lifetimeMs,
+    refreshAtMs: nowMs + lifetimeMs - refreshMarginMs(lifetimeMs),
+  };
+}
+
+/** OAuth error codes (RFC 6749 §5.2) that mean our credentials or grant are not accepted. */
+const CREDENTIAL_ERRORS = new Set([
+  'invalid_client',
+  'unauthorized_client',
+  'invalid_grant',
+  'invalid_scope',
+]);
+
+function oauthErrorCode(body: string | undefined): string | undefined {
+  if (!body) return undefined;
+  try {
+    const json = JSON.parse(body) as unknown;
+    const code =
+      json !== null && typeof json === 'object' ? (json as Record<string, unknown>)['error'] : undefined;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Token endpoint outcomes are classified like any other request, except that a 400 carrying an
+ * OAuth credential error (invalid_client, …) is an authentication failure too.
+ */
+export function classifyTokenOutcome(outcome: HttpOutcome, ctx: OutcomeContext): HttpError | undefined {
+  const error = classifyHttpOutcome(outcome, ctx);
+  if (!(error instanceof PermanentError) || error.authFailure || outcome.kind !== 'response') return error;
+  const code = oauthErrorCode(outcome.body);
+  if (outcome.status !== 400 || code === undefined || !CREDENTIAL_ERRORS.has(code)) return error;
+  return new PermanentError(`${error.message}; the token endpoint refused the client credentials (${code})`, {
+    code: 'SSF_ERR_HTTP_AUTH',
+    authFailure: true,
+    ...(error.detail ? { detail: { ...error.detail, oauthError: code } } : {}),
+  });
+}
+
+/**
+ * Holds one access token. Concurrent callers share a single token request; a failed request is
+ * not cached, so the next caller tries again.
+ */
+export class TokenCache {
+  readonly #fetch: () => Promise<AccessToken>;
+  readonly #now: () => number;
+  #token: AccessToken | undefined;
+  #pending: Promise<AccessToken> | undefined;
+
+  constructor(fetchToken: () => Promise<AccessToken>, now: () => number = Date.now) {
+    this.#fetch = fetchToken;
+    this.#now = now;
+  }
+
+  async get(): Promise<string> {
+    const token = this.#token;
+    if (token && this.#now() < token.refreshAtMs) return token.value;
+    return (await this.#refresh()).value;
+  }
+
+  /** Drops `value` if it is still the cached token (a resource server refused it). */
+  invalidate(value: string): void {
+    if (this.#token?.value === value) this.#token = undefined;
+  }
+
+  #refresh(): Promise<AccessToken> {
+    this.#pending ??= this.#fetch().then(
+      (token) => {
+        this.#token = token;
+        this.#pending = undefined;
+        return token;
+      },
+      (err: unknown) => {
+        this.#pending = undefined;
+        throw err;
+      },
+    );
+    return this.#pending;
+  }
+}
