@@ -6,8 +6,16 @@ import tseslint from 'typescript-eslint';
  * core/ is an internal that can change at any time.
  */
 const coreInternals = {
-  group: ['**/core/*', '**/core/*/**', '!**/core/plugin-api', '!**/core/plugin-api/index.ts'],
-  message: 'Connectors import the core only through its public plugin API (core/plugin-api/index.ts).',
+  group: [
+    '**/core/*',
+    '**/core/*/**',
+    '!**/core/plugin-api',
+    '!**/core/plugin-api/index.ts',
+    '!**/core/plugin-api/testing',
+    '!**/core/plugin-api/testing/index.ts',
+  ],
+  message:
+    'Connectors import the core only through its public plugin API (core/plugin-api/index.ts, and core/plugin-api/testing/index.ts in tests).',
 };
 
 export default tseslint.config(
