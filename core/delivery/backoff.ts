@@ -1,0 +1,46 @@
+import type { RetryPolicy } from './config.ts';
+
+/** Upper bound of the delay after the n-th failed attempt (n ≥ 1): initial × multiplier^(n−1), capped. */
+export function backoffCeiling(attempt: number, retry: RetryPolicy): number {
+  const exponent = Math.max(0, attempt - 1);
+  return Math.min(retry.maxMs, retry.initialMs * retry.multiplier ** exponent);
+}
+
+/**
+ * Full jitter: a delay drawn uniformly from [0, ceiling). Spreads the retries of many
+ * deliveries that failed together, so a recovering receiver is not hit by a wave.
+ */
+export function fullJitter(attempt: number, retry: RetryPolicy, random: () => number): number {
+  return Math.floor(random() * backoffCeiling(attempt, retry));
+}
+
+export type RetryDecision =
+  { kind: 'retry'; dueAt: Date } | { kind: 'dead'; reason: 'max_attempts' | 'max_age' };
+
+export interface RetryInput {
+  /** Attempts made so far, including the one that just failed. */
+  attempts: number;
+  enqueuedAt: Date;
+  now: Date;
+  retry: RetryPolicy;
+  /** What the destination asked for (Retry-After); replaces the computed delay. */
+  retryAfterMs?: number | undefined;
+  random: () => number;
+}
+
+/**
+ * What happens after a retryable failure. The attempt and age limits end retrying; otherwise
+ * the next attempt is due after Retry-After or the jittered backoff, but never later than the
+ * moment the delivery reaches its maximum age, so one last attempt is made at that limit.
+ */
+export function decideRetry(input: RetryInput): RetryDecision {
+  const { attempts, enqueuedAt, now, retry } = input;
+  if (attempts >= retry.maxAttempts) return { kind: 'dead', reason: 'max_attempts' };
+  const deadline = enqueuedAt.getTime() + retry.maxAgeMs;
+  if (now.getTime() >= deadline) return { kind: 'dead', reason: 'max_age' };
+  const delay =
+    input.retryAfterMs !== undefined && input.retryAfterMs >= 0
+      ? input.retryAfterMs
+      : fullJitter(attempts, retry, input.random);
+  return { kind: 'retry', dueAt: new Date(Math.min(now.getTime() + delay, deadline)) };
+}

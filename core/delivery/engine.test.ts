@@ -1,0 +1,416 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
+import type { SubjectIdentifier } from '../plugin-api/types.ts';
+import { SqliteStore } from '../storage/sqlite/store.ts';
+import { ManualClock, storedEvent } from '../storage/testing/fixtures.ts';
+import type { Store } from '../storage/types.ts';
+import type { CircuitState } from './breaker.ts';
+import { deliveryConfigSchema, type DeliveryConfigInput } from './config.ts';
+import { DeliveryEngine } from './engine.ts';
+import { deliveryJti, orderingKey } from './jti.ts';
+import { ScriptedDestination, deferred, testSigner } from './testing.ts';
+import type { DeliveryObserver } from './types.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+interface Harness {
+  store: Store;
+  clock: ManualClock;
+  engine: DeliveryEngine;
+  events: Record<string, unknown[]>;
+  enqueue(subject?: SubjectIdentifier, destinations?: string[]): Promise<{ eventId: string; jtis: string[] }>;
+  /** One leasing round and wait for everything it started. */
+  round(destinationId?: string): Promise<number>;
+  newEngine(owner: string): DeliveryEngine;
+}
+
+let records = 0;
+
+async function harness(
+  destinations: ScriptedDestination[],
+  config: DeliveryConfigInput = {},
+  options: { store?: Store; clock?: ManualClock; random?: () => number } = {},
+): Promise<Harness> {
+  let store = options.store;
+  if (store === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'ssf-delivery-'));
+    const opened = SqliteStore.open({ path: join(dir, 'bridge.db') });
+    store = opened;
+    cleanups.push(async () => {
+      await opened.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
+  const clock = options.clock ?? new ManualClock();
+  const parsed = deliveryConfigSchema.parse({
+    poll_interval: '10ms',
+    retry: { initial_interval: '1s', max_interval: '1m', max_attempts: 10, max_age: '1h' },
+    ...config,
+  });
+  const events: Record<string, unknown[]> = {};
+  const observer: DeliveryObserver = new Proxy(
+    {},
+    {
+      get:
+        (_, name: string) =>
+        (...args: unknown[]) =>
+          (events[name] ??= []).push(args.length === 1 ? args[0] : args),
+    },
+  );
+  const newEngine = (owner: string) => {
+    const engine = new DeliveryEngine({
+      store: store!,
+      signer: testSigner(),
+      config: parsed,
+      clock,
+      owner,
+      random: options.random ?? (() => 0.5),
+      observer,
+    });
+    cleanups.push(() => engine.stop(0));
+    return engine;
+  };
+  const engine = newEngine('engine-1');
+  for (const d of destinations) engine.register(d);
+  const s = store;
+  return {
+    store: s,
+    clock,
+    engine,
+    events,
+    newEngine,
+    async enqueue(
+      subject = { format: 'email', email: `u${++records}@example.com` },
+      to = destinations.map((d) => d.id),
+    ) {
+      const event = storedEvent({
+        subject,
+        subjectKey: JSON.stringify(subject),
+        sourceRecordId: `rec-${++records}`,
+        acceptedAt: clock.now(),
+        occurredAt: clock.now(),
+      });
+      const deliveries = to.map((destinationId) => ({
+        destinationId,
+        jti: deliveryJti(event.instanceId, event.sourceRecordId, event.type, destinationId),
+        orderingKey: orderingKey(destinationId, event.subjectKey),
+      }));
+      await s.accept({ now: clock.now(), events: [{ event, deliveries }], dedupeExpiresAt: clock.now() });
+      return { eventId: event.id, jtis: deliveries.map((d) => d.jti) };
+    },
+    async round(destinationId = destinations[0]!.id) {
+      const n = await engine.pump(destinationId);
+      await engine.idle();
+      return n;
+    },
+  };
+}
+
+const unavailable = (retryAfterMs?: number) =>
+  new RetryableError('receiver answered 503', {
+    detail: { status: 503 },
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  });
+
+describe('delivery engine', () => {
+  it('delivers a due event with a SET signed for the destination, and marks it delivered', async () => {
+    const dest = new ScriptedDestination('okta');
+    const h = await harness([dest]);
+    const { eventId, jtis } = await h.enqueue();
+    expect(await h.round()).toBe(1);
+    expect(dest.delivered).toEqual(jtis);
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({ state: 'delivered', attempts: 1, jti: jtis[0] });
+    expect(h.events.delivered).toHaveLength(1);
+    expect(await h.round()).toBe(0);
+  });
+
+  it('rule: a retryable failure is retried after a full-jitter delay below the backoff bound', async () => {
+    const draws = [0.5, 0.99];
+    const dest = new ScriptedDestination('okta', [unavailable(), unavailable()]);
+    const h = await harness([dest], {}, { random: () => draws.shift() ?? 0 });
+    const { eventId } = await h.enqueue();
+    const t0 = h.clock.now().getTime();
+    await h.round();
+    let [row] = await h.store.deliveries.forEvent(eventId);
+    // Attempt 1: bound 1 s, draw 0.5 → 500 ms.
+    expect(row).toMatchObject({
+      state: 'pending',
+      attempts: 1,
+      lastError: { class: 'retryable', status: 503 },
+    });
+    expect(row!.dueAt.getTime()).toBe(t0 + 500);
+    h.clock.advance(499);
+    expect(await h.round()).toBe(0);
+    h.clock.advance(1);
+    expect(await h.round()).toBe(1);
+    [row] = await h.store.deliveries.forEvent(eventId);
+    // Attempt 2: bound 2 s, draw 0.99 → 1980 ms.
+    expect(row!.dueAt.getTime()).toBe(t0 + 500 + 1980);
+    expect(dest.calls.map((c) => c.attempt)).toEqual([0, 1]);
+  });
+
+  it('rule: Retry-After sets the next attempt and holds the whole destination until then', async () => {
+    const dest = new ScriptedDestination('okta', [unavailable(7000)]);
+    const h = await harness([dest]);
+    const first = await h.enqueue();
+    await h.round();
+    const second = await h.enqueue();
+    h.clock.advance(6999);
+    expect(await h.round()).toBe(0);
+    h.clock.advance(1);
+    expect(await h.round()).toBe(2);
+    expect(dest.delivered.sort()).toEqual([...first.jtis, ...second.jtis].sort());
+  });
+
+  it('rule: exhausted attempts become a dead letter with the SET, attempts and last error', async () => {
+    const dest = new ScriptedDestination('okta', [], unavailable());
+    const h = await harness([dest], { retry: { max_attempts: 3 } });
+    const { jtis } = await h.enqueue();
+    for (let i = 0; i < 3; i++) {
+      expect(await h.round()).toBe(1);
+      h.clock.advance(60_000);
+    }
+    expect(await h.round()).toBe(0);
+    const [letter, ...rest] = await h.store.deadLetters.list();
+    expect(rest).toEqual([]);
+    expect(letter).toMatchObject({
+      destinationId: 'okta',
+      jti: jtis[0],
+      attempts: 3,
+      lastError: { status: 503 },
+    });
+    expect(decodeJwt(letter!.setJwt!)).toMatchObject({ jti: jtis[0], aud: 'https://okta.example' });
+    expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_attempts', attempts: 3 })]);
+  });
+
+  it('rule: a delivery older than max_age becomes a dead letter after a last attempt at the limit', async () => {
+    const dest = new ScriptedDestination('okta', [], unavailable());
+    const h = await harness([dest], { retry: { max_age: '10s', initial_interval: '1m' } });
+    const { eventId } = await h.enqueue();
+    const t0 = h.clock.now().getTime();
+    await h.round();
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row!.dueAt.getTime()).toBe(t0 + 10_000);
+    h.clock.advance(10_000);
+    await h.round();
+    expect((await h.store.deliveries.forEvent(eventId))[0]!.state).toBe('dead');
+    expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_age', attempts: 2 })]);
+  });
+
+  it('rule: a permanent error dead-letters at once, and an auth refusal is reported', async () => {
+    const dest = new ScriptedDestination('okta', [
+      new PermanentError('receiver answered 400', { detail: { status: 400 } }),
+      new PermanentError('receiver answered 401', { detail: { status: 401 }, authFailure: true }),
+    ]);
+    const h = await harness([dest]);
+    await h.enqueue();
+    await h.enqueue();
+    await h.round();
+    expect(await h.store.deadLetters.count()).toBe(2);
+    expect((await h.store.deadLetters.list()).map((d) => d.attempts)).toEqual([1, 1]);
+    expect(h.events.authFailure).toEqual([['okta', expect.objectContaining({ status: 401 })]]);
+  });
+
+  it('rule: events for one subject reach a destination in acceptance order; a later one waits while an earlier one retries', async () => {
+    const alice = { format: 'email', email: 'alice@example.com' };
+    const dest = new ScriptedDestination('okta', [unavailable()]);
+    const h = await harness([dest], { max_in_flight: 1 });
+    const a1 = await h.enqueue(alice);
+    const a2 = await h.enqueue(alice);
+    const bob = await h.enqueue({ format: 'email', email: 'bob@example.com' });
+    await h.round(); // a1 fails
+    await h.round(); // a2 must wait: bob goes
+    expect(dest.delivered).toEqual(bob.jtis);
+    h.clock.advance(1000);
+    await h.round();
+    await h.round();
+    expect(dest.delivered).toEqual([...bob.jtis, ...a1.jtis, ...a2.jtis]);
+  });
+
+  it('rule: no more than max_in_flight deliveries run at once for a destination', async () => {
+    const gate = deferred();
+    const dest = new ScriptedDestination('okta', [], async () => {
+      await gate.promise;
+      return { status: 202 };
+    });
+    const h = await harness([dest], { max_in_flight: 3 });
+    for (let i = 0; i < 10; i++) await h.enqueue();
+    expect(await h.engine.pump('okta')).toBe(3);
+    expect(await h.engine.pump('okta')).toBe(0);
+    await expect.poll(() => dest.inFlight).toBe(3);
+    h.engine.start();
+    gate.resolve();
+    await expect.poll(() => dest.delivered.length, { timeout: 5000 }).toBe(10);
+    expect(dest.maxInFlight).toBe(3);
+  });
+
+  it('rule: the circuit opens after consecutive failures and lets a single probe through after open_duration', async () => {
+    const probe = deferred();
+    const dest = new ScriptedDestination('okta', [
+      unavailable(),
+      unavailable(),
+      async () => {
+        await probe.promise;
+        return { status: 202 };
+      },
+    ]);
+    const h = await harness([dest], {
+      max_in_flight: 5,
+      retry: { initial_interval: '1ms' },
+      circuit_breaker: { failure_threshold: 2, open_duration: '10s' },
+    });
+    await h.enqueue();
+    await h.enqueue();
+    expect(await h.round()).toBe(2);
+    expect(h.engine.circuitState('okta')).toBe('open');
+    for (let i = 0; i < 3; i++) await h.enqueue();
+    expect(await h.round()).toBe(0);
+    h.clock.advance(10_000);
+    expect(await h.engine.pump('okta')).toBe(1);
+    expect(await h.engine.pump('okta')).toBe(0);
+    probe.resolve();
+    await h.engine.idle();
+    expect(h.engine.circuitState('okta')).toBe('closed');
+    expect(await h.round()).toBe(4);
+    expect(dest.delivered).toHaveLength(5);
+    const changes = (h.events.circuit as Array<[string, CircuitState]>).map(([, s]) => s);
+    expect(changes).toEqual(['open', 'half_open', 'closed']);
+  });
+
+  it('rule: when a lease expires another worker takes the row over, and the late outcome of the first is ignored', async () => {
+    const hang = deferred();
+    const slow = new ScriptedDestination('okta', [
+      async () => {
+        await hang.promise;
+        return { status: 202 };
+      },
+    ]);
+    const h = await harness([slow], { lease_duration: '1m', attempt_timeout: '50s' });
+    const { eventId, jtis } = await h.enqueue();
+    expect(await h.engine.pump('okta')).toBe(1);
+    const other = h.newEngine('engine-2');
+    const fast = new ScriptedDestination('okta');
+    other.register(fast);
+    expect(await other.pump('okta')).toBe(0);
+    h.clock.advance(60_000);
+    expect(await other.pump('okta')).toBe(1);
+    await other.idle();
+    hang.resolve();
+    await h.engine.idle();
+    expect(fast.delivered).toEqual(jtis);
+    expect(slow.delivered).toEqual(jtis);
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({ state: 'delivered', attempts: 2 });
+    expect(h.events.leaseLost).toEqual([1]);
+  });
+
+  it('rule: a replayed dead letter is delivered with the same jti', async () => {
+    const dest = new ScriptedDestination('okta', [new PermanentError('receiver answered 422')]);
+    const h = await harness([dest]);
+    const { jtis } = await h.enqueue();
+    await h.round();
+    const [letter] = await h.store.deadLetters.list();
+    expect(await h.store.deadLetters.replay({ ids: [letter!.id] }, h.clock.now())).toBe(1);
+    await h.round();
+    expect(dest.calls.map((c) => c.jti)).toEqual([jtis[0], jtis[0]]);
+    expect(dest.delivered).toEqual([letter!.jti]);
+    expect(await h.store.deadLetters.count()).toBe(0);
+  });
+
+  it('rule: a paused destination keeps its deliveries in the outbox until it resumes', async () => {
+    const dest = new ScriptedDestination('stream:s1');
+    dest.paused = true;
+    const h = await harness([dest]);
+    await h.enqueue();
+    expect(await h.round()).toBe(0);
+    dest.paused = false;
+    expect(await h.round()).toBe(1);
+  });
+
+  it('rule: a hung attempt times out and is retried', async () => {
+    const dest = new ScriptedDestination('okta', [() => new Promise(() => undefined)]);
+    const h = await harness([dest], { attempt_timeout: '50ms', lease_duration: '1m' });
+    const { eventId } = await h.enqueue();
+    await h.round();
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({
+      state: 'pending',
+      attempts: 1,
+      lastError: { code: 'SSF_ERR_DELIVERY_TIMEOUT' },
+    });
+  });
+
+  it('rule: stopping gives in-flight rows back at the deadline without counting the attempt', async () => {
+    const dest = new ScriptedDestination('okta', [() => new Promise(() => undefined)]);
+    const h = await harness([dest]);
+    const { eventId } = await h.enqueue();
+    h.engine.start();
+    await expect.poll(() => dest.calls.length).toBe(1);
+    await h.engine.stop(20);
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({ state: 'pending', attempts: 0 });
+  });
+
+  it('the running engine delivers new rows as soon as it is notified', async () => {
+    const dest = new ScriptedDestination('okta');
+    const h = await harness([dest], { poll_interval: '1m' });
+    h.engine.start();
+    await new Promise((r) => setTimeout(r, 20));
+    const { jtis } = await h.enqueue();
+    h.engine.notify(['okta']);
+    await expect.poll(() => dest.delivered, { timeout: 2000 }).toEqual(jtis);
+  });
+
+  it('rule: an event the signer refuses for a destination is dead-lettered without touching its circuit', async () => {
+    const dest = new ScriptedDestination('okta');
+    const h = await harness([dest], { circuit_breaker: { failure_threshold: 1 } });
+    const engine = new DeliveryEngine({
+      store: h.store,
+      signer: {
+        sign: async () => {
+          throw new PermanentError('the okta-itp profile has no form for this event', {
+            code: 'SSF_ERR_SSF_PROFILE',
+          });
+        },
+      },
+      config: deliveryConfigSchema.parse({}),
+      clock: h.clock,
+    });
+    cleanups.push(() => engine.stop(0));
+    engine.register(dest);
+    await h.enqueue();
+    await engine.pump('okta');
+    await engine.idle();
+    const [letter] = await h.store.deadLetters.list();
+    expect(letter).toMatchObject({
+      attempts: 1,
+      lastError: { class: 'permanent', code: 'SSF_ERR_SSF_PROFILE' },
+    });
+    expect(letter!.setJwt).toBeUndefined();
+    expect(dest.calls).toEqual([]);
+    expect(engine.circuitState('okta')).toBe('closed');
+  });
+
+  it('refuses a second destination with the same id', async () => {
+    const h = await harness([new ScriptedDestination('okta')]);
+    expect(() => h.engine.register(new ScriptedDestination('okta'))).toThrow(/already registered/);
+  });
+
+  it('prunes delivered rows once they are older than the retention', async () => {
+    const dest = new ScriptedDestination('okta');
+    const h = await harness([dest], { delivered_retention: '1h' });
+    const { eventId } = await h.enqueue();
+    await h.round();
+    h.clock.advance(3_600_001);
+    expect(await h.engine.maintain()).toMatchObject({ deliveries: 1, events: 1 });
+    expect(await h.store.events.get(eventId)).toBeUndefined();
+  });
+});

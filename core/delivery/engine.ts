@@ -1,0 +1,558 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { ConfigError, PermanentError, RetryableError, classOf, isBridgeError } from '../plugin-api/errors.ts';
+import { scrubSecrets } from '../plugin-api/secret.ts';
+import type { Clock, Logger, SignedSet } from '../plugin-api/types.ts';
+import type { DeliveryOutcome, LastError, LeasedDelivery, PruneResult, Store } from '../storage/types.ts';
+import { decideRetry } from './backoff.ts';
+import { CircuitBreaker, type CircuitState } from './breaker.ts';
+import { policyFor, type DeliveryConfig, type DestinationPolicy } from './config.ts';
+import type { DeliveryNotice, DeliveryObserver, Destination, DestinationInfo, SetSigner } from './types.ts';
+
+export interface DeliveryEngineOptions {
+  store: Store;
+  signer: SetSigner;
+  config: DeliveryConfig;
+  clock?: Clock;
+  logger?: Logger;
+  /** This instance's identity in lease rows; unique among instances sharing a database. */
+  owner?: string;
+  /** Source of randomness for backoff jitter, in [0, 1). */
+  random?: () => number;
+  observer?: DeliveryObserver;
+}
+
+const systemClock: Clock = { now: () => new Date() };
+const MAX_ERROR_MESSAGE = 2000;
+const PRUNE_BATCH = 5000;
+
+/**
+ * Delivers the outbox. One worker per destination leases due rows in batches, signs each
+ * SET for the destination, hands it over and records the outcome, within the destination's
+ * concurrency limit, circuit breaker and retry policy. Outcomes are written in batches; a
+ * crash before an outcome is written only means the row is delivered again (same jti) once
+ * its lease expires.
+ */
+export class DeliveryEngine {
+  readonly owner: string;
+  readonly #ctx: WorkerContext;
+  readonly #workers = new Map<string, DestinationWorker>();
+  #running = false;
+  #maintenance: NodeJS.Timeout | undefined;
+  #maintaining: Promise<unknown> | undefined;
+
+  constructor(options: DeliveryEngineOptions) {
+    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    const clock = options.clock ?? systemClock;
+    const observer = options.observer ?? {};
+    this.#ctx = {
+      store: options.store,
+      signer: options.signer,
+      config: options.config,
+      clock,
+      logger: options.logger,
+      owner: this.owner,
+      random: options.random ?? Math.random,
+      observer,
+      writer: new OutcomeWriter(options.store, clock, observer, options.logger),
+    };
+  }
+
+  register(destination: Destination): void {
+    if (this.#workers.has(destination.id)) {
+      throw new ConfigError(`destination ${destination.id} is already registered`, {
+        code: 'SSF_ERR_DELIVERY_DUPLICATE_DESTINATION',
+      });
+    }
+    const worker = new DestinationWorker(destination, this.#ctx);
+    this.#workers.set(destination.id, worker);
+    if (this.#running) worker.start();
+  }
+
+  /** Stops delivering to a destination; its queued rows stay in the outbox. */
+  async unregister(destinationId: string, deadlineMs = 10_000): Promise<void> {
+    const worker = this.#workers.get(destinationId);
+    if (worker === undefined) return;
+    this.#workers.delete(destinationId);
+    await worker.stop(deadlineMs);
+    await this.#ctx.writer.flush();
+  }
+
+  destinations(): DestinationInfo[] {
+    return [...this.#workers.values()].map(({ destination: { id, kind, target } }) => ({ id, kind, target }));
+  }
+
+  /** The settings in force for a destination (registered or not). */
+  policy(destinationId: string): DestinationPolicy {
+    return this.#workers.get(destinationId)?.policy ?? policyFor(this.#ctx.config, destinationId);
+  }
+
+  circuitState(destinationId: string): CircuitState | undefined {
+    return this.#workers.get(destinationId)?.breaker.state(this.#ctx.clock.now().getTime());
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    for (const worker of this.#workers.values()) worker.start();
+    const every = this.#ctx.config.maintenance_interval;
+    this.#maintenance = setInterval(() => {
+      if (this.#maintaining !== undefined) return;
+      this.#maintaining = this.maintain()
+        .catch((err: unknown) =>
+          this.#ctx.logger?.warn({ err: errorMessage(err) }, 'outbox maintenance failed'),
+        )
+        .finally(() => (this.#maintaining = undefined));
+    }, every);
+    this.#maintenance.unref();
+    void this.#warnOrphans();
+  }
+
+  /**
+   * Stops leasing, lets in-flight deliveries finish for up to `deadlineMs`, then aborts the rest
+   * and gives their rows back (due at once, attempt not counted). Idempotent.
+   */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    this.#running = false;
+    clearInterval(this.#maintenance);
+    this.#maintenance = undefined;
+    await Promise.all([...this.#workers.values()].map((w) => w.stop(deadlineMs)));
+    await this.#maintaining;
+    await this.#ctx.writer.flush();
+  }
+
+  /** Wakes the workers of these destinations (all when omitted): new rows are waiting. */
+  notify(destinationIds?: Iterable<string>): void {
+    if (destinationIds === undefined) {
+      for (const worker of this.#workers.values()) worker.wake();
+      return;
+    }
+    for (const id of destinationIds) this.#workers.get(id)?.wake();
+  }
+
+  /** One leasing round for a destination; resolves to the number of deliveries started. */
+  async pump(destinationId: string): Promise<number> {
+    const worker = this.#workers.get(destinationId);
+    if (worker === undefined) throw new Error(`destination ${destinationId} is not registered`);
+    return worker.pump();
+  }
+
+  /** Resolves once every started delivery has finished and its outcome is written. */
+  async idle(): Promise<void> {
+    for (;;) {
+      const busy = [...this.#workers.values()].flatMap((w) => w.inFlight());
+      if (busy.length === 0) break;
+      await Promise.all(busy);
+    }
+    await this.#ctx.writer.flush();
+  }
+
+  /** Prunes delivered rows past retention and expired dedupe keys. */
+  async maintain(): Promise<PruneResult> {
+    const now = this.#ctx.clock.now();
+    const deliveredBefore = new Date(now.getTime() - this.#ctx.config.delivered_retention);
+    const total: PruneResult = { deliveries: 0, events: 0, dedupeKeys: 0 };
+    for (;;) {
+      const r = await this.#ctx.store.prune({ now, deliveredBefore, limit: PRUNE_BATCH });
+      total.deliveries += r.deliveries;
+      total.events += r.events;
+      total.dedupeKeys += r.dedupeKeys;
+      if (Math.max(r.deliveries, r.events, r.dedupeKeys) < PRUNE_BATCH) return total;
+    }
+  }
+
+  async #warnOrphans(): Promise<void> {
+    try {
+      for (const [destinationId, count] of await this.#ctx.store.deliveries.backlog()) {
+        if (!this.#workers.has(destinationId) && !destinationId.startsWith('stream:')) {
+          this.#ctx.logger?.warn(
+            { destination: destinationId, backlog: count },
+            'deliveries are queued for a destination that is not configured; they wait until it is configured again',
+          );
+        }
+      }
+    } catch (err) {
+      this.#ctx.logger?.warn({ err: errorMessage(err) }, 'could not read the outbox backlog');
+    }
+  }
+}
+
+interface WorkerContext {
+  store: Store;
+  signer: SetSigner;
+  config: DeliveryConfig;
+  clock: Clock;
+  logger: Logger | undefined;
+  owner: string;
+  random: () => number;
+  observer: DeliveryObserver;
+  writer: OutcomeWriter;
+}
+
+class StopAbort extends Error {
+  constructor() {
+    super('the delivery engine is stopping');
+  }
+}
+
+/** Leases and delivers for one destination. */
+class DestinationWorker {
+  readonly policy: DestinationPolicy;
+  readonly breaker: CircuitBreaker;
+  readonly #info: DestinationInfo;
+  readonly #inFlight = new Set<Promise<void>>();
+  #abort = new AbortController();
+  #holdUntil = 0;
+  #pumpChain: Promise<unknown> = Promise.resolve();
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  #woken = false;
+  #wakeSleeper: (() => void) | undefined;
+
+  constructor(
+    readonly destination: Destination,
+    private readonly ctx: WorkerContext,
+  ) {
+    this.policy = policyFor(ctx.config, destination.id, destination.policy);
+    this.#info = { id: destination.id, kind: destination.kind, target: destination.target };
+    this.breaker = new CircuitBreaker(this.policy.breaker, (state) => {
+      ctx.logger?.info({ destination: destination.id, circuit: state }, `circuit ${state.replace('_', '-')}`);
+      ctx.observer.circuit?.(destination.id, state);
+    });
+  }
+
+  inFlight(): Promise<void>[] {
+    return [...this.#inFlight];
+  }
+
+  start(): void {
+    if (this.#loop !== undefined) return;
+    this.#stopping = false;
+    this.#loop = this.#run();
+  }
+
+  async stop(deadlineMs: number): Promise<void> {
+    this.#stopping = true;
+    this.wake();
+    await this.#loop;
+    this.#loop = undefined;
+    await this.#pumpChain;
+    if (this.#inFlight.size > 0) {
+      const timer = setTimeout(() => this.#abort.abort(new StopAbort()), Math.max(0, deadlineMs));
+      await Promise.all(this.#inFlight);
+      clearTimeout(timer);
+    }
+    this.#abort = new AbortController();
+  }
+
+  wake(): void {
+    this.#woken = true;
+    this.#wakeSleeper?.();
+  }
+
+  pump(): Promise<number> {
+    const run = this.#pumpChain.then(() => this.#pumpOnce());
+    this.#pumpChain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #pumpOnce(): Promise<number> {
+    const { store, clock, config, owner } = this.ctx;
+    const now = clock.now();
+    const nowMs = now.getTime();
+    if (nowMs < this.#holdUntil) return 0;
+    if ((await this.destination.isPaused?.()) === true) return 0;
+    const capacity = Math.min(
+      this.policy.maxInFlight - this.#inFlight.size,
+      config.batch_size,
+      this.breaker.allowance(nowMs),
+    );
+    if (capacity <= 0) return 0;
+    const leased = await store.deliveries.lease({
+      destinationId: this.destination.id,
+      owner,
+      limit: capacity,
+      now,
+      leaseMs: config.lease_duration,
+    });
+    for (const delivery of leased) this.#launch(delivery);
+    return leased.length;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping) {
+      this.#woken = false;
+      let started: number;
+      try {
+        started = await this.pump();
+      } catch (err) {
+        this.ctx.logger?.warn({ destination: this.destination.id, err: errorMessage(err) }, 'leasing failed');
+        await this.#sleep(this.ctx.config.poll_interval);
+        continue;
+      }
+      if (this.#stopping) break;
+      if (started > 0) continue;
+      await this.#sleep(await this.#idleDelay());
+    }
+  }
+
+  /** How long to wait before looking again: until the next due row, probe or hold ends. */
+  async #idleDelay(): Promise<number> {
+    const nowMs = this.ctx.clock.now().getTime();
+    let delay = this.ctx.config.poll_interval;
+    if (this.#holdUntil > nowMs) delay = Math.min(delay, this.#holdUntil - nowMs);
+    const reopensAt = this.breaker.reopensAt();
+    if (reopensAt !== undefined) delay = Math.min(delay, reopensAt - nowMs);
+    const canStart =
+      this.#holdUntil <= nowMs &&
+      this.#inFlight.size < this.policy.maxInFlight &&
+      this.breaker.allowance(nowMs) > 0;
+    if (canStart) {
+      const due = await this.ctx.store.deliveries.nextDueAt(this.destination.id).catch(() => undefined);
+      // A row due now that was not leased waits behind an earlier row of its subject.
+      if (due !== undefined && due.getTime() > nowMs) delay = Math.min(delay, due.getTime() - nowMs);
+    }
+    return Math.max(1, delay);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#woken || this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wakeSleeper = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wakeSleeper = done;
+    });
+  }
+
+  #launch(delivery: LeasedDelivery): void {
+    this.breaker.attemptStarted();
+    const attempt: Promise<void> = this.#attempt(delivery)
+      .catch((err: unknown) =>
+        this.ctx.logger?.error(
+          { destination: this.destination.id, err: errorMessage(err) },
+          'delivery crashed',
+        ),
+      )
+      .finally(() => {
+        this.#inFlight.delete(attempt);
+        this.wake();
+      });
+    this.#inFlight.add(attempt);
+  }
+
+  async #attempt(delivery: LeasedDelivery): Promise<void> {
+    const { clock, signer, observer, writer } = this.ctx;
+    const started = clock.now();
+    const notice: DeliveryNotice = {
+      destinationId: delivery.destinationId,
+      jti: delivery.jti,
+      eventId: delivery.event.id,
+      eventType: delivery.event.type,
+      attempts: delivery.attempts,
+    };
+    let set: SignedSet | undefined;
+    let outcome: DeliveryOutcome;
+    try {
+      // Signing shares the attempt deadline: a remote key service that hangs is a timeout too.
+      const receipt = await this.#withDeadline(async (signal) => {
+        set = await signer.sign(delivery.event, this.#info, {
+          jti: delivery.jti,
+          attempt: delivery.attempts - 1,
+        });
+        return this.destination.deliver(set, signal);
+      });
+      this.breaker.succeeded();
+      const finished = clock.now();
+      outcome = { kind: 'delivered', id: delivery.id, leaseToken: delivery.leaseToken };
+      observer.delivered?.({
+        ...notice,
+        durationMs: finished.getTime() - started.getTime(),
+        sinceAcceptedMs: finished.getTime() - delivery.event.acceptedAt.getTime(),
+        ...(receipt.status === undefined ? {} : { status: receipt.status }),
+      });
+    } catch (err) {
+      outcome =
+        err instanceof StopAbort
+          ? { kind: 'release', id: delivery.id, leaseToken: delivery.leaseToken }
+          : this.#failure(delivery, notice, err, set);
+    }
+    await writer.write(outcome);
+  }
+
+  /** Classifies a failed attempt into a retry or a dead letter. */
+  #failure(
+    delivery: LeasedDelivery,
+    notice: DeliveryNotice,
+    err: unknown,
+    set: SignedSet | undefined,
+  ): DeliveryOutcome {
+    const { clock, observer, random, logger } = this.ctx;
+    const now = clock.now();
+    const error = lastErrorOf(err);
+    const base = {
+      id: delivery.id,
+      leaseToken: delivery.leaseToken,
+      error,
+      ...(set ? { setJwt: set.jwt } : {}),
+    };
+    if (classOf(err) === 'permanent') {
+      // The destination answered (or the event cannot be signed for it): no health signal.
+      this.breaker.neutral();
+      if (err instanceof PermanentError && err.authFailure)
+        observer.authFailure?.(delivery.destinationId, error);
+      logger?.warn({ ...notice, error }, 'delivery refused permanently; dead-lettered');
+      observer.deadLettered?.({ ...notice, error, reason: 'permanent' });
+      return { kind: 'dead', ...base };
+    }
+    if (set === undefined) this.breaker.neutral();
+    else this.breaker.failed(now.getTime());
+    const retryAfterMs = err instanceof RetryableError ? err.retryAfterMs : undefined;
+    // Retry-After speaks for the whole destination, so its other deliveries wait as well.
+    if (retryAfterMs !== undefined && retryAfterMs > 0) {
+      this.#holdUntil = Math.max(this.#holdUntil, now.getTime() + retryAfterMs);
+    }
+    const decision = decideRetry({
+      attempts: delivery.attempts,
+      enqueuedAt: delivery.enqueuedAt,
+      now,
+      retry: this.policy.retry,
+      retryAfterMs,
+      random,
+    });
+    if (decision.kind === 'dead') {
+      logger?.warn(
+        { ...notice, error, reason: decision.reason },
+        'delivery retries exhausted; dead-lettered',
+      );
+      observer.deadLettered?.({ ...notice, error, reason: decision.reason });
+      return { kind: 'dead', ...base };
+    }
+    observer.retrying?.({ ...notice, error, dueAt: decision.dueAt });
+    return { kind: 'retry', ...base, dueAt: decision.dueAt };
+  }
+
+  /** Runs one delivery call under the attempt timeout and the engine's stop signal. */
+  async #withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    const stop = this.#abort.signal;
+    const timeoutMs = this.policy.attemptTimeoutMs;
+    const timer = setTimeout(
+      () =>
+        controller.abort(
+          new RetryableError(`delivery attempt timed out after ${timeoutMs} ms`, {
+            code: 'SSF_ERR_DELIVERY_TIMEOUT',
+          }),
+        ),
+      timeoutMs,
+    );
+    const onStop = () => controller.abort(stop.reason);
+    stop.addEventListener('abort', onStop, { once: true });
+    try {
+      if (stop.aborted) throw stop.reason;
+      // A connector that ignores its signal still cannot hold the worker past the deadline.
+      const aborted = new Promise<never>((_, reject) =>
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), {
+          once: true,
+        }),
+      );
+      return await Promise.race([call(controller.signal), aborted]);
+    } finally {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', onStop);
+    }
+  }
+}
+
+/**
+ * Writes outcomes in batches: outcomes that finish together share one transaction. An
+ * attempt counts as finished only once its outcome is written, so in-flight limits also bound
+ * the outcomes held in memory while the store is unreachable.
+ */
+class OutcomeWriter {
+  readonly #queue: Array<{ outcome: DeliveryOutcome; done: () => void }> = [];
+  #draining: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly observer: DeliveryObserver,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  write(outcome: DeliveryOutcome): Promise<void> {
+    return new Promise((done) => {
+      this.#queue.push({ outcome, done });
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#draining !== undefined) return;
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = undefined;
+      // Outcomes queued after the last batch was taken start the next drain.
+      if (this.#queue.length > 0) this.#kick();
+    });
+  }
+
+  async flush(): Promise<void> {
+    while (this.#draining !== undefined) await this.#draining;
+  }
+
+  async #drain(): Promise<void> {
+    // Let outcomes finishing in the same turn join this batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, 500);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const applied = await this.store.deliveries.complete(
+            batch.map((b) => b.outcome),
+            this.clock.now(),
+          );
+          if (applied < batch.length) {
+            this.logger?.warn(
+              { lost: batch.length - applied },
+              'delivery outcomes arrived after their lease expired; another worker owns those rows now',
+            );
+            this.observer.leaseLost?.(batch.length - applied);
+          }
+          break;
+        } catch (err) {
+          // Unwritten outcomes are safe to drop only as a last resort: the rows stay leased
+          // and are delivered again, with the same jti, when the lease expires.
+          if (attempt >= 8) {
+            this.logger?.error(
+              { err: errorMessage(err), outcomes: batch.length },
+              'could not record delivery outcomes',
+            );
+            break;
+          }
+          this.logger?.warn({ err: errorMessage(err) }, 'recording delivery outcomes failed; retrying');
+          await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 50 * 2 ** attempt)));
+        }
+      }
+      for (const b of batch) b.done();
+    }
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return scrubSecrets(err instanceof Error ? err.message : String(err));
+}
+
+/** What is recorded about a failure: class, stable code, message (secrets scrubbed), status. */
+export function lastErrorOf(err: unknown): LastError {
+  const message = errorMessage(err).slice(0, MAX_ERROR_MESSAGE);
+  const status = isBridgeError(err) ? err.detail?.status : undefined;
+  return {
+    class: classOf(err),
+    code: isBridgeError(err) ? err.code : 'SSF_ERR_DELIVERY_UNEXPECTED',
+    message,
+    ...(typeof status === 'number' ? { status } : {}),
+  };
+}

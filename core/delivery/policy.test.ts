@@ -1,0 +1,140 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { backoffCeiling, decideRetry, fullJitter } from './backoff.ts';
+import { CircuitBreaker, type CircuitState } from './breaker.ts';
+import { deliveryConfigSchema, policyFor, type RetryPolicy } from './config.ts';
+
+const retry: RetryPolicy = {
+  initialMs: 1000,
+  maxMs: 60_000,
+  multiplier: 2,
+  maxAttempts: 5,
+  maxAgeMs: 3_600_000,
+};
+const T0 = new Date('2026-01-01T00:00:00Z');
+const at = (ms: number) => new Date(T0.getTime() + ms);
+
+describe('backoff', () => {
+  it('rule: the delay bound grows by the multiplier per attempt and stops at max_interval', () => {
+    expect([1, 2, 3, 4, 6, 7, 20].map((n) => backoffCeiling(n, retry))).toEqual([
+      1000, 2000, 4000, 8000, 32_000, 60_000, 60_000,
+    ]);
+  });
+
+  it('rule: full jitter draws a delay in [0, bound)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (n, r) => {
+          const delay = fullJitter(n, retry, () => r);
+          return delay >= 0 && delay < backoffCeiling(n, retry) && delay <= retry.maxMs;
+        },
+      ),
+    );
+    expect(fullJitter(3, retry, () => 0)).toBe(0);
+    expect(fullJitter(3, retry, () => 0.5)).toBe(2000);
+  });
+
+  it('rule: the attempt limit dead-letters, counting the attempt that just failed', () => {
+    const base = { enqueuedAt: T0, now: at(1000), retry, random: () => 0.5 };
+    expect(decideRetry({ ...base, attempts: 4 })).toEqual({ kind: 'retry', dueAt: at(1000 + 4000) });
+    expect(decideRetry({ ...base, attempts: 5 })).toEqual({ kind: 'dead', reason: 'max_attempts' });
+  });
+
+  it('rule: the age limit dead-letters, after one last attempt at the limit', () => {
+    const base = {
+      attempts: 1,
+      enqueuedAt: T0,
+      retry: { ...retry, maxAgeMs: 10_000, initialMs: 60_000 },
+      random: () => 0.5,
+    };
+    expect(decideRetry({ ...base, now: at(1000) })).toEqual({ kind: 'retry', dueAt: at(10_000) });
+    expect(decideRetry({ ...base, now: at(10_000) })).toEqual({ kind: 'dead', reason: 'max_age' });
+  });
+
+  it('rule: Retry-After replaces the computed delay, even beyond max_interval', () => {
+    const base = { attempts: 1, enqueuedAt: T0, now: at(0), retry, random: () => 0 };
+    expect(decideRetry({ ...base, retryAfterMs: 120_000 })).toEqual({ kind: 'retry', dueAt: at(120_000) });
+    expect(decideRetry({ ...base, retryAfterMs: 0 })).toEqual({ kind: 'retry', dueAt: at(0) });
+  });
+});
+
+describe('circuit breaker', () => {
+  const make = (changes: CircuitState[] = []) =>
+    new CircuitBreaker({ enabled: true, failureThreshold: 3, openMs: 10_000 }, (s) => changes.push(s));
+
+  it('rule: opens after the threshold of consecutive failures; a success resets the count', () => {
+    const b = make();
+    b.failed(0);
+    b.failed(0);
+    b.succeeded();
+    b.failed(0);
+    b.failed(0);
+    expect(b.state(0)).toBe('closed');
+    b.failed(0);
+    expect(b.state(0)).toBe('open');
+    expect(b.allowance(9_999)).toBe(0);
+  });
+
+  it('rule: after open_duration exactly one probe goes through; its outcome closes or reopens', () => {
+    const changes: CircuitState[] = [];
+    const b = make(changes);
+    for (let i = 0; i < 3; i++) b.failed(0);
+    expect(b.reopensAt()).toBe(10_000);
+    expect(b.allowance(10_000)).toBe(1);
+    b.attemptStarted();
+    expect(b.allowance(10_000)).toBe(0);
+    b.failed(10_500);
+    expect(b.state(10_500)).toBe('open');
+    expect(b.allowance(20_499)).toBe(0);
+    expect(b.allowance(20_500)).toBe(1);
+    b.attemptStarted();
+    b.succeeded();
+    expect(b.allowance(20_600)).toBe(Infinity);
+    expect(changes).toEqual(['open', 'half_open', 'open', 'half_open', 'closed']);
+  });
+
+  it('never opens when disabled', () => {
+    const b = new CircuitBreaker({ enabled: false, failureThreshold: 1, openMs: 10_000 });
+    b.failed(0);
+    expect(b.allowance(0)).toBe(Infinity);
+  });
+});
+
+describe('delivery config', () => {
+  it('has documented defaults and parses durations', () => {
+    const c = deliveryConfigSchema.parse({ retry: { max_age: '1h' } });
+    expect(c.retry).toEqual({
+      initial_interval: 1000,
+      max_interval: 300_000,
+      multiplier: 2,
+      max_attempts: 50,
+      max_age: 3_600_000,
+    });
+    expect(c.queue_size).toBe(100_000);
+    expect(c.lease_duration).toBe(120_000);
+    expect(deliveryConfigSchema.parse(undefined).dedupe_window).toBe(86_400_000);
+  });
+
+  it('rule: a lease shorter than the attempt timeout is refused', () => {
+    const r = deliveryConfigSchema.safeParse({ lease_duration: '10s', attempt_timeout: '30s' });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(['lease_duration']);
+  });
+
+  it('rejects unknown keys', () => {
+    expect(deliveryConfigSchema.safeParse({ retries: {} }).success).toBe(false);
+  });
+
+  it('rule: a destination override beats the delivery.destinations entry, which beats the globals', () => {
+    const c = deliveryConfigSchema.parse({
+      max_in_flight: 8,
+      destinations: { okta: { max_in_flight: 2, retry: { max_attempts: 3 }, queue_size: 10 } },
+    });
+    const p = policyFor(c, 'okta', { retry: { max_attempts: 7 }, circuit_breaker: { enabled: false } });
+    expect(p).toMatchObject({ maxInFlight: 2, queueSize: 10, retry: { maxAttempts: 7, initialMs: 1000 } });
+    expect(p.breaker.enabled).toBe(false);
+    expect(policyFor(c, 'other').maxInFlight).toBe(8);
+  });
+});

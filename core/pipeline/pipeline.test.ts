@@ -1,0 +1,302 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EventDraft } from '../plugin-api/types.ts';
+import { deliveryConfigSchema, type DeliveryConfigInput } from '../delivery/config.ts';
+import { deliveryJti } from '../delivery/jti.ts';
+import { SqliteStore } from '../storage/sqlite/store.ts';
+import { ManualClock } from '../storage/testing/fixtures.ts';
+import { routesConfigSchema, subjectsConfigSchema, type RoutesConfigInput } from './config.ts';
+import { EventValidationError, OutboxFullError, Pipeline, type ValidateEvent } from './pipeline.ts';
+import { stableSubjectKey } from './subjects.ts';
+
+const REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
+const RISK = 'https://schemas.openid.net/secevent/caep/event-type/risk-level-change';
+const TYPES: Record<string, string> = { 'caep.session-revoked': REVOKED, 'caep.risk-level-change': RISK };
+
+/** A small catalog: known types only, and a subject with a format. */
+const validateEvent: ValidateEvent = (draft) => {
+  const type = TYPES[draft.type] ?? (Object.values(TYPES).includes(draft.type) ? draft.type : undefined);
+  const problems = [];
+  if (type === undefined) problems.push({ path: 'type', message: `unknown event type ${draft.type}` });
+  if (typeof draft.subject?.format !== 'string')
+    problems.push({ path: 'subject.format', message: 'is required' });
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, event: { ...draft, type: type! } };
+};
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+interface Setup {
+  routes?: RoutesConfigInput;
+  delivery?: DeliveryConfigInput;
+  aliases?: Array<{ from: Record<string, unknown>; to: Record<string, unknown> }>;
+  streamDefaultSubjects?: 'ALL' | 'NONE';
+}
+
+function setup(options: Setup = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'ssf-pipeline-'));
+  const store = SqliteStore.open({ path: join(dir, 'bridge.db') });
+  cleanups.push(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const clock = new ManualClock();
+  const notified: string[][] = [];
+  const pipeline = new Pipeline({
+    store,
+    delivery: deliveryConfigSchema.parse({ dedupe_window: '1h', ...options.delivery }),
+    routes: routesConfigSchema.parse(options.routes ?? [{ to: ['okta', 'google'] }]),
+    subjects: subjectsConfigSchema.parse({ aliases: options.aliases ?? [] }),
+    validateEvent,
+    subjectKey: stableSubjectKey,
+    resolveEventType: (t) => TYPES[t] ?? t,
+    clock,
+    notify: (ids) => notified.push(ids),
+    backlogRefreshMs: 0,
+    ...(options.streamDefaultSubjects ? { streamDefaultSubjects: options.streamDefaultSubjects } : {}),
+  });
+  return { store, clock, pipeline, notified };
+}
+
+let n = 0;
+const draft = (over: Partial<EventDraft> = {}): EventDraft => ({
+  type: 'caep.session-revoked',
+  subject: { format: 'email', email: 'alice@example.com' },
+  sourceRecordId: `rec-${++n}`,
+  claims: { event_timestamp: 1767225600 },
+  ...over,
+});
+
+describe('pipeline', () => {
+  it('accepts valid events durably with one delivery per routed destination and a deterministic jti', async () => {
+    const { store, pipeline, notified } = setup();
+    const d = draft();
+    const result = await pipeline.accept('workday', [d]);
+    expect(result).toMatchObject({ duplicates: 0, scheduled: 0, unrouted: 0, rejected: [] });
+    const [id] = result.accepted;
+    const event = await store.events.get(id!);
+    expect(event).toMatchObject({ instanceId: 'workday', type: REVOKED, sourceRecordId: d.sourceRecordId });
+    const rows = await store.deliveries.forEvent(id!);
+    expect(rows.map((r) => [r.destinationId, r.jti])).toEqual([
+      ['okta', deliveryJti('workday', d.sourceRecordId, REVOKED, 'okta')],
+      ['google', deliveryJti('workday', d.sourceRecordId, REVOKED, 'google')],
+    ]);
+    expect(notified).toEqual([['okta', 'google']]);
+  });
+
+  it('rule: a batch with an invalid event is refused whole, reporting every problem with its path', async () => {
+    const { store, pipeline } = setup();
+    const bad = [
+      draft(),
+      draft({ type: 'caep.nope' }),
+      draft({ sourceRecordId: '', occurredAt: 'yesterday' }),
+    ];
+    const err = await pipeline
+      .accept('workday', bad, { checkpoint: { value: 'p2' } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EventValidationError);
+    expect((err as EventValidationError).problems).toEqual([
+      { index: 1, path: 'type', message: 'unknown event type caep.nope' },
+      { index: 2, path: 'sourceRecordId', message: 'must be a non-empty string' },
+      { index: 2, path: 'occurredAt', message: 'must be a date' },
+    ]);
+    expect((await store.stats()).backlog).toEqual({});
+    expect(await store.checkpoints.get('workday')).toBeUndefined();
+  });
+
+  it('with onInvalid: skip, accepts the valid events and reports the rejected ones', async () => {
+    const { pipeline } = setup();
+    const result = await pipeline.accept('workday', [draft({ type: 'nope' }), draft()], {
+      onInvalid: 'skip',
+    });
+    expect(result.accepted).toHaveLength(1);
+    expect(result.rejected).toEqual([
+      { index: 0, problems: [{ path: 'type', message: 'unknown event type nope' }] },
+    ]);
+  });
+
+  it('rule: the same (instance, source record, event type) within the dedupe window is a duplicate', async () => {
+    const { store, clock, pipeline } = setup();
+    const d = draft();
+    const first = await pipeline.accept('workday', [d]);
+    const again = await pipeline.accept('workday', [d, { ...d, type: 'caep.risk-level-change' }]);
+    expect(again.duplicates).toBe(1);
+    expect(again.accepted[0]).toBe(first.accepted[0]);
+    expect(again.accepted[1]).not.toBe(first.accepted[0]);
+    const other = await pipeline.accept('crowdstrike', [d]);
+    expect(other.duplicates).toBe(0);
+    clock.advance(3_600_000);
+    const later = await pipeline.accept('workday', [d]);
+    expect(later.duplicates).toBe(0);
+    expect(later.accepted[0]).not.toBe(first.accepted[0]);
+    expect((await store.stats()).backlog).toEqual({ okta: 4, google: 4 });
+  });
+
+  it('rule: repeats inside one batch are duplicates of the first', async () => {
+    const { pipeline } = setup();
+    const d = draft();
+    const result = await pipeline.accept('workday', [d, d]);
+    expect(result.duplicates).toBe(1);
+    expect(result.accepted[0]).toBe(result.accepted[1]);
+  });
+
+  it('rule: events and checkpoint are written in one transaction; a failure mid-write leaves nothing', async () => {
+    const { store, pipeline } = setup();
+    await pipeline.accept('workday', [draft()], { checkpoint: { value: { page: 1 } } });
+    expect(await store.checkpoints.get('workday')).toEqual({ page: 1 });
+    // Claims that cannot be serialised make the second insert fail inside the transaction.
+    const poison = draft({ claims: { n: 1n as unknown as number } });
+    await expect(
+      pipeline.accept('workday', [draft({ subject: { format: 'email', email: 'z@example.com' } }), poison], {
+        checkpoint: { value: { page: 2 } },
+      }),
+    ).rejects.toThrow();
+    expect(await store.checkpoints.get('workday')).toEqual({ page: 1 });
+    expect((await store.stats()).backlog).toEqual({ okta: 1, google: 1 });
+  });
+
+  it('commits the checkpoint of an empty page', async () => {
+    const { store, pipeline } = setup();
+    const result = await pipeline.accept('workday', [], { checkpoint: { value: 'c9', name: 'users' } });
+    expect(result.accepted).toEqual([]);
+    expect(await store.checkpoints.get('workday', 'users')).toBe('c9');
+  });
+
+  it('rule: subjects are rewritten by the alias map, then by resolvers, before routing and ordering', async () => {
+    const { store, pipeline } = setup({
+      routes: [{ subjects: ['*@corp.example'], to: ['okta'] }],
+      aliases: [
+        {
+          from: { format: 'email', email: 'Alice@Old.example' },
+          to: { format: 'email', email: 'alice@new.example' },
+        },
+      ],
+    });
+    const seen: unknown[] = [];
+    pipeline.addResolver((subject) => {
+      seen.push(subject);
+      return subject.email === 'alice@new.example'
+        ? { format: 'email', email: 'alice@corp.example' }
+        : undefined;
+    });
+    const result = await pipeline.accept('workday', [
+      draft({ subject: { format: 'email', email: 'alice@old.example' } }),
+    ]);
+    expect(seen).toEqual([{ format: 'email', email: 'alice@new.example' }]);
+    const event = await store.events.get(result.accepted[0]!);
+    expect(event?.subject).toEqual({ format: 'email', email: 'alice@corp.example' });
+    expect(event?.subjectKey).toBe(stableSubjectKey({ format: 'email', email: 'alice@corp.example' }));
+    expect((await store.deliveries.forEvent(event!.id)).map((d) => d.destinationId)).toEqual(['okta']);
+  });
+
+  it('counts events that no route sends anywhere', async () => {
+    const { store, pipeline } = setup({ routes: [{ min_severity: 'high', to: ['okta'] }] });
+    const result = await pipeline.accept('workday', [draft(), draft({ severity: 'critical' })]);
+    expect(result.unrouted).toBe(1);
+    expect((await store.stats()).backlog).toEqual({ okta: 1 });
+  });
+
+  it('rule: routes to streams reach the streams covering the subject that want the event type', async () => {
+    const { store, clock, pipeline } = setup({ routes: [{ to: ['okta'], streams: true }] });
+    const alice = { format: 'email', email: 'alice@example.com' };
+    const key = stableSubjectKey(alice);
+    for (const [id, config] of [
+      ['s1', {}],
+      ['s2', { events_delivered: [RISK] }],
+      ['s3', {}],
+    ] as const) {
+      await store.streams.create({ streamId: id, clientId: 'c', config, status: 'enabled' }, clock.now());
+      await store.streams.putSubject(id, { subjectKey: key, subject: alice, included: true }, clock.now());
+    }
+    await store.streams.update('s3', { status: 'disabled' }, clock.now());
+    await store.streams.create({ streamId: 's4', clientId: 'c', config: {}, status: 'enabled' }, clock.now());
+    const result = await pipeline.accept('workday', [draft({ subject: alice })]);
+    const rows = await store.deliveries.forEvent(result.accepted[0]!);
+    expect(rows.map((r) => r.destinationId).sort()).toEqual(['okta', 'stream:s1']);
+  });
+
+  it('rule: with default subjects ALL, every stream gets the event unless it removed the subject', async () => {
+    const { store, clock, pipeline } = setup({
+      routes: [{ streams: ['s1', 's2'] }],
+      streamDefaultSubjects: 'ALL',
+    });
+    for (const id of ['s1', 's2', 's3']) {
+      await store.streams.create({ streamId: id, clientId: 'c', config: {}, status: 'enabled' }, clock.now());
+    }
+    const bob = { format: 'email', email: 'bob@example.com' };
+    await store.streams.putSubject(
+      's2',
+      { subjectKey: stableSubjectKey(bob), subject: bob, included: false },
+      clock.now(),
+    );
+    const result = await pipeline.accept('workday', [draft({ subject: bob })]);
+    expect((await store.deliveries.forEvent(result.accepted[0]!)).map((r) => r.destinationId)).toEqual([
+      'stream:s1',
+    ]);
+  });
+
+  it('rule: when a destination outbox is full, accept refuses with Retry-After and writes nothing', async () => {
+    const { store, clock, pipeline } = setup({
+      routes: [{ to: ['okta', 'google'] }],
+      delivery: { destinations: { okta: { queue_size: 2 } }, backpressure_retry_after: '7s' },
+    });
+    await pipeline.accept('workday', [draft(), draft()]);
+    const err = await pipeline
+      .accept('workday', [draft()], { checkpoint: { value: 'next' } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OutboxFullError);
+    expect(err).toMatchObject({
+      retryAfterMs: 7000,
+      destinations: ['okta'],
+      code: 'SSF_ERR_DELIVERY_QUEUE_FULL',
+    });
+    expect((await store.stats()).backlog).toEqual({ okta: 2, google: 2 });
+    expect(await store.checkpoints.get('workday')).toBeUndefined();
+    // Once the destination drains, sources are let in again.
+    const [due] = await store.deliveries.lease({
+      destinationId: 'okta',
+      owner: 'w',
+      limit: 1,
+      now: clock.now(),
+      leaseMs: 1000,
+    });
+    await store.deliveries.complete(
+      [{ kind: 'delivered', id: due!.id, leaseToken: due!.leaseToken }],
+      clock.now(),
+    );
+    expect((await pipeline.accept('workday', [draft()])).accepted).toHaveLength(1);
+  });
+
+  it('rule: duplicates are answered even while the outbox is full', async () => {
+    const { pipeline } = setup({ delivery: { queue_size: 1 }, routes: [{ to: ['okta'] }] });
+    const d = draft();
+    const first = await pipeline.accept('workday', [d]);
+    expect((await pipeline.accept('workday', [d])).accepted).toEqual(first.accepted);
+    await expect(pipeline.accept('workday', [draft()])).rejects.toBeInstanceOf(OutboxFullError);
+  });
+
+  it('rule: a future-dated event is held and routed only when its time comes', async () => {
+    const { store, clock, pipeline, notified } = setup({ routes: [{ to: ['okta'] }] });
+    const when = new Date(clock.now().getTime() + 3_600_000);
+    const soon = new Date(clock.now().getTime() + 60_000);
+    const result = await pipeline.accept('workday', [
+      draft({ occurredAt: when }),
+      draft({ occurredAt: soon }),
+    ]);
+    expect(result.scheduled).toBe(1);
+    const [heldId, skewedId] = result.accepted;
+    expect(await store.deliveries.forEvent(heldId!)).toEqual([]);
+    expect(await store.deliveries.forEvent(skewedId!)).toHaveLength(1);
+    expect(await pipeline.releaseDue()).toBe(0);
+    clock.advance(3_600_000);
+    notified.length = 0;
+    expect(await pipeline.releaseDue()).toBe(1);
+    expect((await store.deliveries.forEvent(heldId!)).map((d) => d.destinationId)).toEqual(['okta']);
+    expect(notified).toEqual([['okta']]);
+    expect(await pipeline.releaseDue()).toBe(0);
+  });
+});

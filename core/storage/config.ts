@@ -1,0 +1,39 @@
+import { z } from 'zod';
+import { duration } from '../plugin-api/duration.ts';
+import { secret } from '../plugin-api/secret.ts';
+
+const sqliteSchema = z.strictObject({
+  driver: z.literal('sqlite'),
+  path: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'Database file. Defaults to ssf-bridge.db in the data directory.' }),
+  synchronous: z.enum(['full', 'normal']).default('full').meta({
+    description:
+      '`full` syncs every commit to disk and survives power loss; `normal` survives a killed process but may lose the last commits on power loss.',
+  }),
+  busy_timeout: duration('How long a write waits for another process holding the file.').prefault('5s'),
+});
+
+const postgresSchema = z.strictObject({
+  driver: z.literal('postgres'),
+  url: secret('Connection URL, e.g. postgres://bridge:${env:PGPASSWORD}@db:5432/ssf.'),
+  schema: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL identifier')
+    .default('public')
+    .meta({ description: 'Schema holding the tables; created when missing.' }),
+  pool_size: z.int().min(1).max(200).default(10).meta({ description: 'Connections per bridge instance.' }),
+  connect_timeout: duration('How long to wait for a connection.').prefault('10s'),
+  statement_timeout: duration('Server-side limit for one statement.').prefault('30s'),
+});
+
+/** The `storage:` block of the root config. Embedded SQLite unless PostgreSQL is chosen. */
+export const storageConfigSchema = z
+  .discriminatedUnion('driver', [sqliteSchema, postgresSchema])
+  .prefault({ driver: 'sqlite' })
+  .meta({ description: 'Where events, the outbox, checkpoints and streams are kept.' });
+
+export type StorageConfig = z.output<typeof storageConfigSchema>;
+export type StorageConfigInput = z.input<typeof storageConfigSchema>;

@@ -1,0 +1,38 @@
+import { join } from 'node:path';
+import type { Logger } from '../plugin-api/types.ts';
+import type { StorageConfig } from './config.ts';
+import { PostgresStore } from './postgres/store.ts';
+import { SqliteStore } from './sqlite/store.ts';
+import type { Store } from './types.ts';
+
+export * from './types.ts';
+export { storageConfigSchema, type StorageConfig, type StorageConfigInput } from './config.ts';
+export { LeaderElection, type LeaderElectionOptions } from './leader.ts';
+
+/** File name of the embedded database inside the data directory. */
+export const DEFAULT_SQLITE_FILE = 'ssf-bridge.db';
+
+export interface OpenStoreOptions {
+  /** Directory for the embedded database when the config names no path. */
+  dataDir: string;
+  logger?: Logger;
+}
+
+/** Opens the configured store and brings its schema up to date. */
+export async function openStore(config: StorageConfig, options: OpenStoreOptions): Promise<Store> {
+  if (config.driver === 'postgres') {
+    return PostgresStore.open({
+      url: config.url.reveal(),
+      schema: config.schema,
+      poolSize: config.pool_size,
+      connectTimeoutMs: config.connect_timeout,
+      statementTimeoutMs: config.statement_timeout,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
+  }
+  return SqliteStore.open({
+    path: config.path ?? join(options.dataDir, DEFAULT_SQLITE_FILE),
+    synchronous: config.synchronous,
+    busyTimeoutMs: config.busy_timeout,
+  });
+}

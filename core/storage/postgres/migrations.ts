@@ -1,0 +1,122 @@
+/**
+ * PostgreSQL schema, as numbered migrations (never edited once released). Times are epoch
+ * milliseconds in BIGINT so both drivers share one time rule; JSON is jsonb.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const postgresMigrations: Migration[] = [
+  {
+    version: 1,
+    name: 'outbox, dead letters, checkpoints, dedupe, schedules, streams, leases',
+    sql: `
+CREATE TABLE events (
+  id TEXT PRIMARY KEY,
+  instance_id TEXT NOT NULL,
+  source_record_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  subject JSONB NOT NULL,
+  subject_key TEXT NOT NULL,
+  claims JSONB NOT NULL,
+  txn TEXT NOT NULL,
+  severity TEXT,
+  occurred_at BIGINT NOT NULL,
+  accepted_at BIGINT NOT NULL
+);
+CREATE INDEX events_accepted ON events (accepted_at);
+
+CREATE TABLE deliveries (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  event_id TEXT NOT NULL REFERENCES events (id),
+  destination_id TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  ordering_key TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'delivered', 'dead')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  due_at BIGINT NOT NULL,
+  lease_owner TEXT,
+  lease_token TEXT,
+  enqueued_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  last_attempt_at BIGINT,
+  delivered_at BIGINT,
+  dead_at BIGINT,
+  last_error JSONB,
+  set_jwt TEXT
+);
+CREATE INDEX deliveries_due ON deliveries (destination_id, due_at, id) WHERE state IN ('pending', 'leased');
+CREATE INDEX deliveries_order ON deliveries (ordering_key, id) WHERE state IN ('pending', 'leased');
+CREATE INDEX deliveries_event ON deliveries (event_id);
+CREATE INDEX deliveries_jti ON deliveries (jti);
+CREATE INDEX deliveries_dead ON deliveries (destination_id, dead_at) WHERE state = 'dead';
+CREATE INDEX deliveries_delivered ON deliveries (delivered_at) WHERE state = 'delivered';
+
+CREATE TABLE dedupe_keys (
+  key TEXT PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at);
+
+CREATE TABLE schedules (
+  event_id TEXT PRIMARY KEY REFERENCES events (id),
+  release_at BIGINT NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (release_at);
+
+CREATE TABLE checkpoints (
+  instance_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  value JSONB NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (instance_id, name)
+);
+
+CREATE TABLE streams (
+  stream_id TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  config JSONB NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('enabled', 'paused', 'disabled')),
+  status_reason TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX streams_client ON streams (client_id);
+
+CREATE TABLE stream_subjects (
+  stream_id TEXT NOT NULL REFERENCES streams (stream_id) ON DELETE CASCADE,
+  subject_key TEXT NOT NULL,
+  subject JSONB NOT NULL,
+  included BOOLEAN NOT NULL,
+  added_at BIGINT NOT NULL,
+  PRIMARY KEY (stream_id, subject_key)
+);
+CREATE INDEX stream_subjects_key ON stream_subjects (subject_key);
+
+CREATE TABLE stream_poll_queue (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  stream_id TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  set_jwt TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'error')),
+  enqueued_at BIGINT NOT NULL,
+  returned_at BIGINT,
+  error JSONB,
+  error_at BIGINT,
+  UNIQUE (stream_id, jti)
+);
+CREATE INDEX stream_poll_queue_ready ON stream_poll_queue (stream_id, seq) WHERE state = 'queued';
+
+CREATE TABLE leader_leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  acquired_at BIGINT NOT NULL
+);
+`,
+  },
+];

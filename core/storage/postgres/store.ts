@@ -1,0 +1,861 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { ConfigError } from '../../plugin-api/errors.ts';
+import type { Logger } from '../../plugin-api/types.ts';
+import {
+  DEAD_LETTER_COLUMNS,
+  EVENT_COLUMNS_PREFIXED,
+  countsByKey,
+  date,
+  deadLetterFromRow,
+  deadLetterWhere,
+  deliveryFromRow,
+  eventFromRow,
+  json,
+  streamFromRow,
+  type Row,
+} from '../rows.ts';
+import {
+  DEFAULT_CHECKPOINT_NAME,
+  streamDestinationId,
+  type AcceptBatch,
+  type AcceptItemResult,
+  type AcceptOutcome,
+  type CheckpointStore,
+  type DeadLetterFilter,
+  type DeadLetterStore,
+  type DeliveryOutcome,
+  type DeliveryStore,
+  type EventStore,
+  type LeaderLeaseStore,
+  type NewDelivery,
+  type PruneRequest,
+  type PruneResult,
+  type Store,
+  type StoreStats,
+  type StreamStore,
+} from '../types.ts';
+import { postgresMigrations, type Migration } from './migrations.ts';
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Schema holding the tables; created when missing. */
+  schema?: string;
+  poolSize?: number;
+  connectTimeoutMs?: number;
+  /** Server-side limit per statement, so a stuck query cannot hold a lease forever. */
+  statementTimeoutMs?: number;
+  logger?: Logger;
+}
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+/** Serialization failures and deadlocks: the transaction is safe to run again. */
+const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
+
+/**
+ * The shared store: N bridge instances on one database. Deliveries are leased with
+ * `FOR UPDATE SKIP LOCKED`, so instances never wait on or double-take each other's rows.
+ */
+export class PostgresStore implements Store {
+  readonly driver = 'postgres' as const;
+  readonly #pool: pg.Pool;
+
+  readonly events: EventStore;
+  readonly deliveries: DeliveryStore;
+  readonly deadLetters: DeadLetterStore;
+  readonly checkpoints: CheckpointStore;
+  readonly streams: StreamStore;
+  readonly leases: LeaderLeaseStore;
+
+  private constructor(pool: pg.Pool) {
+    this.#pool = pool;
+    this.events = this.#eventStore();
+    this.deliveries = this.#deliveryStore();
+    this.deadLetters = this.#deadLetterStore();
+    this.checkpoints = this.#checkpointStore();
+    this.streams = this.#streamStore();
+    this.leases = this.#leaseStore();
+  }
+
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const schema = options.schema ?? 'public';
+    const settings = [`-c search_path=${quoteIdent(schema)}`];
+    if (options.statementTimeoutMs !== undefined) {
+      settings.push(`-c statement_timeout=${Math.round(options.statementTimeoutMs)}`);
+    }
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+      options: settings.join(' '),
+      types: { getTypeParser: typeParser as typeof pg.types.getTypeParser },
+    });
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'PostgreSQL connection lost'));
+    try {
+      await applyMigrations(pool, schema, postgresMigrations);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PostgresStore(pool);
+  }
+
+  async #rows(sql: string, params: unknown[] = [], on: Queryable = this.#pool): Promise<Row[]> {
+    return (await on.query(sql, params)).rows as Row[];
+  }
+
+  async #count(sql: string, params: unknown[] = [], on: Queryable = this.#pool): Promise<number> {
+    return (await on.query(sql, params)).rowCount ?? 0;
+  }
+
+  async #tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.#pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        if (attempt < 3 && code !== undefined && RETRYABLE_SQLSTATES.has(code)) continue;
+        throw err;
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  async accept(batch: AcceptBatch): Promise<AcceptOutcome> {
+    const now = batch.now.getTime();
+    return this.#tx(async (c) => {
+      const holders = await this.#claimDedupe(c, batch, now);
+      const results: AcceptItemResult[] = [];
+      const accepted: typeof batch.events = [];
+      const firstByKey = new Map<string, string>();
+      for (const item of batch.events) {
+        const key = item.dedupeKey;
+        if (key !== undefined) {
+          const earlier = firstByKey.get(key) ?? holders.get(key);
+          if (earlier !== undefined && earlier !== item.event.id) {
+            results.push({ status: 'duplicate', id: earlier });
+            continue;
+          }
+          firstByKey.set(key, item.event.id);
+        }
+        accepted.push(item);
+        results.push({ status: 'accepted', id: item.event.id });
+      }
+      await this.#insertEvents(c, accepted);
+      const scheduled = accepted.filter((item) => item.releaseAt !== undefined);
+      if (scheduled.length > 0) {
+        await c.query({
+          name: 'ssf-insert-schedules',
+          text: `INSERT INTO schedules (event_id, release_at) SELECT * FROM unnest($1::text[], $2::bigint[])`,
+          values: [scheduled.map((i) => i.event.id), scheduled.map((i) => i.releaseAt!.getTime())],
+        });
+      }
+      await this.#insertDeliveries(
+        c,
+        accepted
+          .filter((item) => item.releaseAt === undefined)
+          .flatMap((i) => withEvent(i.event.id, i.deliveries)),
+        now,
+      );
+      if (batch.checkpoint !== undefined) {
+        const { instanceId, name, value } = batch.checkpoint;
+        await this.#putCheckpoint(c, instanceId, name, value, now);
+      }
+      return { results };
+    });
+  }
+
+  /**
+   * Claims the batch's dedupe keys (first item per key) and returns, per key, the event that
+   * holds it now: this batch's event when claimed, an earlier event when still live.
+   */
+  async #claimDedupe(c: pg.PoolClient, batch: AcceptBatch, now: number): Promise<Map<string, string>> {
+    const wanted = new Map<string, string>();
+    for (const item of batch.events) {
+      if (item.dedupeKey !== undefined && !wanted.has(item.dedupeKey))
+        wanted.set(item.dedupeKey, item.event.id);
+    }
+    if (wanted.size === 0) return new Map();
+    const keys = [...wanted.keys()];
+    // Concurrent claims of one key wait on each other here; the loser sees the winner's row.
+    const claimed = await this.#rows(
+      `INSERT INTO dedupe_keys (key, event_id, expires_at)
+       SELECT k, e, $3::bigint FROM unnest($1::text[], $2::text[]) AS u(k, e)
+       ON CONFLICT (key) DO UPDATE SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
+       WHERE dedupe_keys.expires_at <= $4
+       RETURNING key`,
+      [keys, [...wanted.values()], batch.dedupeExpiresAt.getTime(), now],
+      c,
+    );
+    const holders = new Map(wanted);
+    const claimedKeys = new Set(claimed.map((r) => String(r.key)));
+    const taken = keys.filter((k) => !claimedKeys.has(k));
+    if (taken.length > 0) {
+      for (const row of await this.#rows(
+        'SELECT key, event_id FROM dedupe_keys WHERE key = ANY($1::text[])',
+        [taken],
+        c,
+      )) {
+        holders.set(String(row.key), String(row.event_id));
+      }
+    }
+    return holders;
+  }
+
+  async #insertEvents(c: pg.PoolClient, items: AcceptBatch['events']): Promise<void> {
+    if (items.length === 0) return;
+    const e = items.map((i) => i.event);
+    await c.query({
+      name: 'ssf-insert-events',
+      text: `INSERT INTO events (id, instance_id, source_record_id, type, subject, subject_key, claims, txn, severity, occurred_at, accepted_at)
+             SELECT id, instance_id, source_record_id, type, subject::jsonb, subject_key, claims::jsonb, txn, severity, occurred_at, accepted_at
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                         $9::text[], $10::bigint[], $11::bigint[])
+               AS u(id, instance_id, source_record_id, type, subject, subject_key, claims, txn, severity, occurred_at, accepted_at)`,
+      values: [
+        e.map((x) => x.id),
+        e.map((x) => x.instanceId),
+        e.map((x) => x.sourceRecordId),
+        e.map((x) => x.type),
+        e.map((x) => JSON.stringify(x.subject)),
+        e.map((x) => x.subjectKey),
+        e.map((x) => JSON.stringify(x.claims)),
+        e.map((x) => x.txn),
+        e.map((x) => x.severity ?? null),
+        e.map((x) => x.occurredAt.getTime()),
+        e.map((x) => x.acceptedAt.getTime()),
+      ],
+    });
+  }
+
+  async #insertDeliveries(
+    c: Queryable,
+    rows: Array<NewDelivery & { eventId: string }>,
+    now: number,
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    await c.query({
+      name: 'ssf-insert-deliveries',
+      text: `INSERT INTO deliveries (event_id, destination_id, jti, ordering_key, state, attempts, due_at, enqueued_at, updated_at)
+             SELECT event_id, destination_id, jti, ordering_key, 'pending', 0, $5, $5, $5
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+               AS u(event_id, destination_id, jti, ordering_key, n)
+             ORDER BY n`,
+      values: [
+        rows.map((r) => r.eventId),
+        rows.map((r) => r.destinationId),
+        rows.map((r) => r.jti),
+        rows.map((r) => r.orderingKey),
+        now,
+      ],
+    });
+  }
+
+  async #putCheckpoint(
+    c: Queryable,
+    instanceId: string,
+    name: string,
+    value: unknown,
+    now: number,
+  ): Promise<void> {
+    await c.query({
+      name: 'ssf-put-checkpoint',
+      text: `INSERT INTO checkpoints (instance_id, name, value, updated_at) VALUES ($1, $2, $3::jsonb, $4)
+             ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
+      values: [instanceId, name, JSON.stringify(value ?? null), now],
+    });
+  }
+
+  #eventStore(): EventStore {
+    return {
+      get: async (id) => {
+        const [row] = await this.#rows('SELECT * FROM events WHERE id = $1', [id]);
+        return row === undefined ? undefined : eventFromRow(row);
+      },
+      dueSchedules: async (now, limit) =>
+        (
+          await this.#rows(
+            `SELECT s.release_at, ${EVENT_COLUMNS_PREFIXED} FROM schedules s JOIN events e ON e.id = s.event_id
+             WHERE s.release_at <= $1 ORDER BY s.release_at, s.event_id LIMIT $2`,
+            [now.getTime(), limit],
+          )
+        ).map((row) => ({ event: eventFromRow(row, 'e_'), releaseAt: date(row.release_at) })),
+      releaseSchedules: async (releases, now) =>
+        this.#tx(async (c) => {
+          if (releases.length === 0) return [];
+          // Deleting the schedule row is the claim: a concurrent release of the same event
+          // waits on the row lock, then deletes nothing and writes no deliveries.
+          const released = new Set(
+            (
+              await this.#rows(
+                'DELETE FROM schedules WHERE event_id = ANY($1::text[]) RETURNING event_id',
+                [releases.map((r) => r.eventId)],
+                c,
+              )
+            ).map((r) => String(r.event_id)),
+          );
+          const mine = releases.filter((r) => released.has(r.eventId));
+          await this.#insertDeliveries(
+            c,
+            mine.flatMap((r) => withEvent(r.eventId, r.deliveries)),
+            now.getTime(),
+          );
+          return mine.map((r) => r.eventId);
+        }),
+      findDuplicates: async (keys, now) => {
+        if (keys.length === 0) return new Map();
+        const rows = await this.#rows(
+          'SELECT key, event_id FROM dedupe_keys WHERE key = ANY($1::text[]) AND expires_at > $2',
+          [keys, now.getTime()],
+        );
+        return new Map(rows.map((r) => [String(r.key), String(r.event_id)]));
+      },
+    };
+  }
+
+  #deliveryStore(): DeliveryStore {
+    return {
+      lease: async ({ destinationId, owner, limit, now, leaseMs }) => {
+        const at = now.getTime();
+        const leased = await this.#rows(
+          `WITH picked AS (
+             SELECT d.id FROM deliveries d
+             WHERE d.destination_id = $1 AND d.state IN ('pending', 'leased') AND d.due_at <= $2
+               AND NOT EXISTS (SELECT 1 FROM deliveries p
+                               WHERE p.ordering_key = d.ordering_key AND p.id < d.id
+                                 AND p.state IN ('pending', 'leased'))
+             ORDER BY d.due_at, d.id
+             LIMIT $3
+             FOR UPDATE OF d SKIP LOCKED)
+           UPDATE deliveries d SET state = 'leased', lease_owner = $4, lease_token = $5 || ':' || d.id::text,
+             due_at = $6, attempts = d.attempts + 1, last_attempt_at = $2, updated_at = $2
+           FROM picked WHERE d.id = picked.id
+           RETURNING d.id, d.destination_id, d.jti, d.attempts, d.enqueued_at, d.event_id, d.lease_token`,
+          [destinationId, at, limit, owner, randomUUID(), at + leaseMs],
+        );
+        if (leased.length === 0) return [];
+        const events = new Map(
+          (
+            await this.#rows('SELECT * FROM events WHERE id = ANY($1::text[])', [
+              [...new Set(leased.map((r) => String(r.event_id)))],
+            ])
+          ).map((row) => [String(row.id), eventFromRow(row)]),
+        );
+        return leased
+          .map((row) => ({
+            id: Number(row.id),
+            destinationId: String(row.destination_id),
+            jti: String(row.jti),
+            attempts: Number(row.attempts),
+            enqueuedAt: date(row.enqueued_at),
+            leaseToken: String(row.lease_token),
+            event: events.get(String(row.event_id))!,
+          }))
+          .sort((a, b) => a.id - b.id);
+      },
+      complete: async (outcomes, now) => this.#tx((c) => this.#applyOutcomes(c, outcomes, now.getTime())),
+      get: async (id) => {
+        const [row] = await this.#rows('SELECT * FROM deliveries WHERE id = $1', [id]);
+        return row === undefined ? undefined : deliveryFromRow(row);
+      },
+      forEvent: async (eventId) =>
+        (await this.#rows('SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id', [eventId])).map(
+          deliveryFromRow,
+        ),
+      nextDueAt: async (destinationId) => {
+        const [row] = await this.#rows(
+          `SELECT MIN(due_at) AS due FROM deliveries WHERE destination_id = $1 AND state IN ('pending', 'leased')`,
+          [destinationId],
+        );
+        return row?.due === null || row?.due === undefined ? undefined : date(row.due);
+      },
+      backlog: async () =>
+        new Map(
+          Object.entries(
+            countsByKey(
+              await this.#rows(
+                `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY destination_id`,
+              ),
+              'destination_id',
+            ),
+          ),
+        ),
+      discardUnfinished: async (destinationId) =>
+        this.#count(`DELETE FROM deliveries WHERE destination_id = $1 AND state IN ('pending', 'leased')`, [
+          destinationId,
+        ]),
+    };
+  }
+
+  async #applyOutcomes(c: pg.PoolClient, outcomes: DeliveryOutcome[], now: number): Promise<number> {
+    const of = <K extends DeliveryOutcome['kind']>(kind: K) =>
+      outcomes.filter((o): o is Extract<DeliveryOutcome, { kind: K }> => o.kind === kind);
+    const fence = `d.id = u.id AND d.state = 'leased' AND d.lease_token = u.token`;
+    let applied = 0;
+    const delivered = of('delivered');
+    if (delivered.length > 0) {
+      applied += await this.#count(
+        `UPDATE deliveries d SET state = 'delivered', delivered_at = $3, updated_at = $3, lease_owner = NULL,
+           lease_token = NULL, set_jwt = NULL
+         FROM unnest($1::bigint[], $2::text[]) AS u(id, token) WHERE ${fence}`,
+        [delivered.map((o) => o.id), delivered.map((o) => o.leaseToken), now],
+        c,
+      );
+    }
+    const retry = of('retry');
+    if (retry.length > 0) {
+      applied += await this.#count(
+        `UPDATE deliveries d SET state = 'pending', due_at = u.due, last_error = u.err::jsonb,
+           set_jwt = COALESCE(u.jwt, d.set_jwt), updated_at = $6, lease_owner = NULL, lease_token = NULL
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, token, due, err, jwt)
+         WHERE ${fence}`,
+        [
+          retry.map((o) => o.id),
+          retry.map((o) => o.leaseToken),
+          retry.map((o) => o.dueAt.getTime()),
+          retry.map((o) => JSON.stringify(o.error)),
+          retry.map((o) => o.setJwt ?? null),
+          now,
+        ],
+        c,
+      );
+    }
+    const dead = of('dead');
+    if (dead.length > 0) {
+      applied += await this.#count(
+        `UPDATE deliveries d SET state = 'dead', dead_at = $5, last_error = u.err::jsonb,
+           set_jwt = COALESCE(u.jwt, d.set_jwt), updated_at = $5, lease_owner = NULL, lease_token = NULL
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, token, err, jwt)
+         WHERE ${fence}`,
+        [
+          dead.map((o) => o.id),
+          dead.map((o) => o.leaseToken),
+          dead.map((o) => JSON.stringify(o.error)),
+          dead.map((o) => o.setJwt ?? null),
+          now,
+        ],
+        c,
+      );
+    }
+    const release = of('release');
+    if (release.length > 0) {
+      applied += await this.#count(
+        `UPDATE deliveries d SET state = 'pending', due_at = $3, attempts = GREATEST(d.attempts - 1, 0),
+           updated_at = $3, lease_owner = NULL, lease_token = NULL
+         FROM unnest($1::bigint[], $2::text[]) AS u(id, token) WHERE ${fence}`,
+        [release.map((o) => o.id), release.map((o) => o.leaseToken), now],
+        c,
+      );
+    }
+    return applied;
+  }
+
+  #deadLetterQuery(filter: DeadLetterFilter, params: unknown[] = []): { where: string; params: unknown[] } {
+    const where = deadLetterWhere(filter, (value) => {
+      params.push(value);
+      return `$${params.length}`;
+    });
+    return { where, params };
+  }
+
+  #deadLetterStore(): DeadLetterStore {
+    return {
+      list: async (filter = {}, page = {}) => {
+        const { where, params } = this.#deadLetterQuery(filter);
+        params.push(page.afterId ?? 0, page.limit ?? 100);
+        return (
+          await this.#rows(
+            `SELECT ${DEAD_LETTER_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE ${where} AND d.id > $${params.length - 1} ORDER BY d.id LIMIT $${params.length}`,
+            params,
+          )
+        ).map(deadLetterFromRow);
+      },
+      get: async (id) => {
+        const [row] = await this.#rows(
+          `SELECT ${DEAD_LETTER_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+           WHERE d.state = 'dead' AND d.id = $1`,
+          [id],
+        );
+        return row === undefined ? undefined : deadLetterFromRow(row);
+      },
+      count: async (filter = {}) => {
+        const { where, params } = this.#deadLetterQuery(filter);
+        const [row] = await this.#rows(
+          `SELECT COUNT(*) AS n FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where}`,
+          params,
+        );
+        return Number(row?.n ?? 0);
+      },
+      replay: async (filter, now) => {
+        const { where, params } = this.#deadLetterQuery(filter, [now.getTime()]);
+        return this.#count(
+          `UPDATE deliveries SET state = 'pending', attempts = 0, due_at = $1, enqueued_at = $1, dead_at = NULL,
+             updated_at = $1
+           WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
+          params,
+        );
+      },
+      purge: async (filter) => {
+        const { where, params } = this.#deadLetterQuery(filter);
+        return this.#count(
+          `DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
+          params,
+        );
+      },
+    };
+  }
+
+  #checkpointStore(): CheckpointStore {
+    return {
+      get: async (instanceId, name = DEFAULT_CHECKPOINT_NAME) => {
+        const [row] = await this.#rows('SELECT value FROM checkpoints WHERE instance_id = $1 AND name = $2', [
+          instanceId,
+          name,
+        ]);
+        return row === undefined ? undefined : json<unknown>(row.value);
+      },
+      set: async (instanceId, name, value, now) =>
+        this.#putCheckpoint(this.#pool, instanceId, name, value, now.getTime()),
+      delete: async (instanceId, name = DEFAULT_CHECKPOINT_NAME) =>
+        (await this.#count('DELETE FROM checkpoints WHERE instance_id = $1 AND name = $2', [
+          instanceId,
+          name,
+        ])) > 0,
+      list: async (instanceId) =>
+        (
+          await this.#rows(
+            'SELECT name, value, updated_at FROM checkpoints WHERE instance_id = $1 ORDER BY name',
+            [instanceId],
+          )
+        ).map((row) => ({
+          name: String(row.name),
+          value: json<unknown>(row.value),
+          updatedAt: date(row.updated_at),
+        })),
+    };
+  }
+
+  #streamStore(): StreamStore {
+    const getStream = async (streamId: string) => {
+      const [row] = await this.#rows('SELECT * FROM streams WHERE stream_id = $1', [streamId]);
+      return row === undefined ? undefined : streamFromRow(row);
+    };
+    return {
+      create: async (stream, now) => {
+        const [row] = await this.#rows(
+          `INSERT INTO streams (stream_id, client_id, config, status, status_reason, created_at, updated_at)
+           VALUES ($1, $2, $3::jsonb, $4, $5, $6, $6) RETURNING *`,
+          [
+            stream.streamId,
+            stream.clientId,
+            JSON.stringify(stream.config),
+            stream.status,
+            stream.statusReason ?? null,
+            now.getTime(),
+          ],
+        );
+        return streamFromRow(row!);
+      },
+      get: getStream,
+      list: async (filter = {}) =>
+        (filter.clientId === undefined
+          ? await this.#rows('SELECT * FROM streams ORDER BY created_at, stream_id')
+          : await this.#rows('SELECT * FROM streams WHERE client_id = $1 ORDER BY created_at, stream_id', [
+              filter.clientId,
+            ])
+        ).map(streamFromRow),
+      update: async (streamId, patch, now) => {
+        const [row] = await this.#rows(
+          `UPDATE streams SET config = COALESCE($1::jsonb, config), status = COALESCE($2, status),
+             status_reason = CASE WHEN $3 THEN $4 ELSE status_reason END, updated_at = $5
+           WHERE stream_id = $6 RETURNING *`,
+          [
+            patch.config === undefined ? null : JSON.stringify(patch.config),
+            patch.status ?? null,
+            patch.statusReason !== undefined,
+            patch.statusReason ?? null,
+            now.getTime(),
+            streamId,
+          ],
+        );
+        return row === undefined ? undefined : streamFromRow(row);
+      },
+      delete: async (streamId) =>
+        this.#tx(async (c) => {
+          await c.query('DELETE FROM stream_poll_queue WHERE stream_id = $1', [streamId]);
+          await c.query(
+            `DELETE FROM deliveries WHERE destination_id = $1 AND state IN ('pending', 'leased')`,
+            [streamDestinationId(streamId)],
+          );
+          return (await this.#count('DELETE FROM streams WHERE stream_id = $1', [streamId], c)) > 0;
+        }),
+      putSubject: async (streamId, subject, now) => {
+        await this.#pool.query(
+          `INSERT INTO stream_subjects (stream_id, subject_key, subject, included, added_at) VALUES ($1, $2, $3::jsonb, $4, $5)
+           ON CONFLICT (stream_id, subject_key) DO UPDATE SET subject = EXCLUDED.subject, included = EXCLUDED.included,
+             added_at = EXCLUDED.added_at`,
+          [streamId, subject.subjectKey, JSON.stringify(subject.subject), subject.included, now.getTime()],
+        );
+      },
+      deleteSubject: async (streamId, subjectKey) =>
+        (await this.#count('DELETE FROM stream_subjects WHERE stream_id = $1 AND subject_key = $2', [
+          streamId,
+          subjectKey,
+        ])) > 0,
+      listSubjects: async (streamId, page = {}) =>
+        (
+          await this.#rows(
+            `SELECT subject_key, subject, included, added_at FROM stream_subjects
+             WHERE stream_id = $1 AND subject_key COLLATE "C" > $2 ORDER BY subject_key COLLATE "C" LIMIT $3`,
+            [streamId, page.afterKey ?? '', page.limit ?? 100],
+          )
+        ).map((row) => ({
+          subjectKey: String(row.subject_key),
+          subject: json(row.subject),
+          included: Boolean(row.included),
+          addedAt: date(row.added_at),
+        })),
+      forSubject: async (subjectKey, defaultSubjects) =>
+        (defaultSubjects === 'ALL'
+          ? await this.#rows(
+              `SELECT s.* FROM streams s WHERE s.status <> 'disabled' AND NOT EXISTS
+                 (SELECT 1 FROM stream_subjects x WHERE x.stream_id = s.stream_id AND x.subject_key = $1 AND NOT x.included)
+               ORDER BY s.stream_id`,
+              [subjectKey],
+            )
+          : await this.#rows(
+              `SELECT s.* FROM stream_subjects x JOIN streams s ON s.stream_id = x.stream_id
+               WHERE x.subject_key = $1 AND x.included AND s.status <> 'disabled' ORDER BY s.stream_id`,
+              [subjectKey],
+            )
+        ).map(streamFromRow),
+      enqueuePoll: async (streamId, items, now) => {
+        if (items.length === 0) return 0;
+        return this.#count(
+          `INSERT INTO stream_poll_queue (stream_id, jti, event_id, set_jwt, state, enqueued_at)
+           SELECT $1, jti, event_id, set_jwt, 'queued', $5
+           FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(jti, event_id, set_jwt, n)
+           ORDER BY n
+           ON CONFLICT (stream_id, jti) DO NOTHING`,
+          [
+            streamId,
+            items.map((i) => i.jti),
+            items.map((i) => i.eventId),
+            items.map((i) => i.setJwt),
+            now.getTime(),
+          ],
+        );
+      },
+      poll: async (streamId, { max, now, redeliverAfterMs }) =>
+        this.#tx(async (c) => {
+          const at = now.getTime();
+          const rows = await this.#rows(
+            `SELECT seq, jti, set_jwt FROM stream_poll_queue
+             WHERE stream_id = $1 AND state = 'queued' AND (returned_at IS NULL OR returned_at <= $2)
+             ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED`,
+            [streamId, at - redeliverAfterMs, max + 1],
+            c,
+          );
+          const taken = rows.slice(0, max);
+          if (taken.length > 0) {
+            await c.query('UPDATE stream_poll_queue SET returned_at = $1 WHERE seq = ANY($2::bigint[])', [
+              at,
+              taken.map((r) => r.seq),
+            ]);
+          }
+          return {
+            sets: taken.map((row) => ({ jti: String(row.jti), setJwt: String(row.set_jwt) })),
+            moreAvailable: rows.length > max,
+          };
+        }),
+      ack: async (streamId, jtis) => {
+        if (jtis.length === 0) return [];
+        const rows = await this.#rows(
+          `DELETE FROM stream_poll_queue WHERE stream_id = $1 AND jti = ANY($2::text[]) AND state = 'queued' RETURNING jti`,
+          [streamId, jtis],
+        );
+        const acked = new Set(rows.map((r) => String(r.jti)));
+        return jtis.filter((jti) => acked.has(jti));
+      },
+      recordErrors: async (streamId, errors, now) => {
+        const entries = Object.entries(errors);
+        if (entries.length === 0) return 0;
+        return this.#count(
+          `UPDATE stream_poll_queue q SET state = 'error', error = u.err::jsonb, error_at = $4
+           FROM unnest($2::text[], $3::text[]) AS u(jti, err)
+           WHERE q.stream_id = $1 AND q.jti = u.jti AND q.state = 'queued'`,
+          [streamId, entries.map(([jti]) => jti), entries.map(([, e]) => JSON.stringify(e)), now.getTime()],
+        );
+      },
+      listErrors: async (streamId) =>
+        (
+          await this.#rows(
+            `SELECT jti, error, error_at FROM stream_poll_queue WHERE stream_id = $1 AND state = 'error' ORDER BY seq`,
+            [streamId],
+          )
+        ).map((row) => ({ jti: String(row.jti), error: json(row.error), at: date(row.error_at) })),
+      pollQueueDepth: async (streamId) => {
+        const [row] = await this.#rows(
+          `SELECT COUNT(*) AS n FROM stream_poll_queue WHERE stream_id = $1 AND state = 'queued'`,
+          [streamId],
+        );
+        return Number(row?.n ?? 0);
+      },
+    };
+  }
+
+  #leaseStore(): LeaderLeaseStore {
+    return {
+      tryAcquire: async (name, holder, ttlMs, now) => {
+        const at = now.getTime();
+        const rows = await this.#rows(
+          `INSERT INTO leader_leases (name, holder, expires_at, acquired_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (name) DO UPDATE SET
+             acquired_at = CASE WHEN leader_leases.holder = EXCLUDED.holder THEN leader_leases.acquired_at
+                                ELSE EXCLUDED.acquired_at END,
+             holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+           WHERE leader_leases.holder = EXCLUDED.holder OR leader_leases.expires_at <= $4
+           RETURNING holder`,
+          [name, holder, at + ttlMs, at],
+        );
+        return rows.length > 0;
+      },
+      release: async (name, holder) => {
+        await this.#pool.query('DELETE FROM leader_leases WHERE name = $1 AND holder = $2', [name, holder]);
+      },
+      current: async (name, now) => {
+        const [row] = await this.#rows(
+          'SELECT holder, expires_at FROM leader_leases WHERE name = $1 AND expires_at > $2',
+          [name, now.getTime()],
+        );
+        return row === undefined
+          ? undefined
+          : { holder: String(row.holder), expiresAt: date(row.expires_at) };
+      },
+    };
+  }
+
+  async stats(): Promise<StoreStats> {
+    const [backlog, dead, scheduled, polls] = await Promise.all([
+      this.#rows(
+        `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY destination_id`,
+      ),
+      this.#rows(
+        `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE state = 'dead' GROUP BY destination_id`,
+      ),
+      this.#rows('SELECT COUNT(*) AS n FROM schedules'),
+      this.#rows(
+        `SELECT stream_id, COUNT(*) AS n FROM stream_poll_queue WHERE state = 'queued' GROUP BY stream_id`,
+      ),
+    ]);
+    return {
+      backlog: countsByKey(backlog, 'destination_id'),
+      deadLetters: countsByKey(dead, 'destination_id'),
+      scheduled: Number(scheduled[0]?.n ?? 0),
+      pollQueues: countsByKey(polls, 'stream_id'),
+    };
+  }
+
+  async prune({ now, deliveredBefore, limit }: PruneRequest): Promise<PruneResult> {
+    return this.#tx(async (c) => ({
+      deliveries: await this.#count(
+        `DELETE FROM deliveries WHERE id IN
+           (SELECT id FROM deliveries WHERE state = 'delivered' AND delivered_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [deliveredBefore.getTime(), limit],
+        c,
+      ),
+      dedupeKeys: await this.#count(
+        `DELETE FROM dedupe_keys WHERE key IN
+           (SELECT key FROM dedupe_keys WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [now.getTime(), limit],
+        c,
+      ),
+      events: await this.#count(
+        `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.accepted_at < $1
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+           AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = e.id)
+           LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [deliveredBefore.getTime(), limit],
+        c,
+      ),
+    }));
+  }
+
+  async schemaVersion(): Promise<number> {
+    const [row] = await this.#rows('SELECT MAX(version) AS v FROM schema_migrations');
+    return Number(row?.v ?? 0);
+  }
+
+  async close(): Promise<void> {
+    if (!this.#pool.ended) await this.#pool.end();
+  }
+}
+
+const JSON_OIDS = new Set([114, 3802]);
+const INT8_OID = 20;
+
+/**
+ * JSON stays text (decoded by the shared row readers exactly as SQLite's), and BIGINT
+ * columns, which hold epoch milliseconds and ids well inside 2^53, become numbers.
+ */
+function typeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
+  if (JSON_OIDS.has(oid)) return (value) => value;
+  if (oid === INT8_OID) return (value) => Number(value);
+  return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
+}
+
+function withEvent(eventId: string, deliveries: NewDelivery[]): Array<NewDelivery & { eventId: string }> {
+  return deliveries.map((d) => ({ ...d, eventId }));
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+async function applyMigrations(pool: pg.Pool, schema: string, migrations: Migration[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // Instances starting together take turns; the second finds the work done.
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ssf-bridge.migrations.${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
+    const { rows } = await client.query<{ v: number | null }>(
+      'SELECT MAX(version) AS v FROM schema_migrations',
+    );
+    const current = Number(rows[0]?.v ?? 0);
+    const latest = migrations.at(-1)?.version ?? 0;
+    if (current > latest) {
+      throw new ConfigError(
+        `the database schema is version ${current} but this ssf-bridge knows up to ${latest}; run a newer ssf-bridge or restore a matching backup`,
+        { code: 'SSF_ERR_STORAGE_SCHEMA_NEWER' },
+      );
+    }
+    for (const migration of migrations) {
+      if (migration.version <= current) continue;
+      await client.query(migration.sql);
+      await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+        migration.version,
+        migration.name,
+        Date.now(),
+      ]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

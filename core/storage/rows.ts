@@ -1,0 +1,145 @@
+/**
+ * Row decoding shared by both drivers. SQLite returns JSON as text and times as numbers;
+ * PostgreSQL returns jsonb parsed and BIGINT as strings. These helpers accept either.
+ */
+import type { Severity, SubjectIdentifier } from '../plugin-api/types.ts';
+import type {
+  DeadLetter,
+  DeadLetterFilter,
+  DeliveryRecord,
+  DeliveryState,
+  LastError,
+  StoredEvent,
+  StreamRecord,
+  StreamStatus,
+} from './types.ts';
+
+export type Row = Record<string, unknown>;
+
+export function json<T>(value: unknown): T {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+
+export function optionalJson<T>(value: unknown): T | undefined {
+  return value === null || value === undefined ? undefined : json<T>(value);
+}
+
+export function date(value: unknown): Date {
+  return new Date(Number(value));
+}
+
+export function optionalDate(value: unknown): Date | undefined {
+  return value === null || value === undefined ? undefined : new Date(Number(value));
+}
+
+export function optionalString(value: unknown): string | undefined {
+  return value === null || value === undefined ? undefined : String(value);
+}
+
+/** Reads the columns of the events table (optionally prefixed, e.g. `e_` in joins). */
+export function eventFromRow(row: Row, prefix = ''): StoredEvent {
+  const col = (name: string) => row[prefix + name];
+  const severity = optionalString(col('severity')) as Severity | undefined;
+  return {
+    id: String(col('id')),
+    instanceId: String(col('instance_id')),
+    sourceRecordId: String(col('source_record_id')),
+    type: String(col('type')),
+    subject: json<SubjectIdentifier>(col('subject')),
+    subjectKey: String(col('subject_key')),
+    claims: json<Record<string, unknown>>(col('claims')),
+    txn: String(col('txn')),
+    occurredAt: date(col('occurred_at')),
+    acceptedAt: date(col('accepted_at')),
+    ...(severity === undefined ? {} : { severity }),
+  };
+}
+
+export function deliveryFromRow(row: Row): DeliveryRecord {
+  return {
+    id: Number(row.id),
+    eventId: String(row.event_id),
+    destinationId: String(row.destination_id),
+    jti: String(row.jti),
+    orderingKey: String(row.ordering_key),
+    state: String(row.state) as DeliveryState,
+    attempts: Number(row.attempts),
+    dueAt: date(row.due_at),
+    leaseOwner: optionalString(row.lease_owner),
+    enqueuedAt: date(row.enqueued_at),
+    updatedAt: date(row.updated_at),
+    lastAttemptAt: optionalDate(row.last_attempt_at),
+    deliveredAt: optionalDate(row.delivered_at),
+    deadAt: optionalDate(row.dead_at),
+    lastError: optionalJson<LastError>(row.last_error),
+    setJwt: optionalString(row.set_jwt),
+  };
+}
+
+/** Reads a dead letter from `deliveries d JOIN events e` selected by DEAD_LETTER_COLUMNS. */
+export function deadLetterFromRow(row: Row): DeadLetter {
+  return {
+    id: Number(row.id),
+    destinationId: String(row.destination_id),
+    jti: String(row.jti),
+    eventId: String(row.event_id),
+    eventType: String(row.type),
+    instanceId: String(row.instance_id),
+    sourceRecordId: String(row.source_record_id),
+    subject: json<SubjectIdentifier>(row.subject),
+    attempts: Number(row.attempts),
+    lastError: optionalJson<LastError>(row.last_error),
+    setJwt: optionalString(row.set_jwt),
+    enqueuedAt: date(row.enqueued_at),
+    deadAt: date(row.dead_at),
+  };
+}
+
+export const DEAD_LETTER_COLUMNS =
+  'd.id, d.destination_id, d.jti, d.event_id, d.attempts, d.last_error, d.set_jwt, d.enqueued_at, d.dead_at, ' +
+  'e.type, e.instance_id, e.source_record_id, e.subject';
+
+export const EVENT_COLUMNS_PREFIXED =
+  'e.id AS e_id, e.instance_id AS e_instance_id, e.source_record_id AS e_source_record_id, e.type AS e_type, ' +
+  'e.subject AS e_subject, e.subject_key AS e_subject_key, e.claims AS e_claims, e.txn AS e_txn, ' +
+  'e.severity AS e_severity, e.occurred_at AS e_occurred_at, e.accepted_at AS e_accepted_at';
+
+export function streamFromRow(row: Row): StreamRecord {
+  return {
+    streamId: String(row.stream_id),
+    clientId: String(row.client_id),
+    config: json<Record<string, unknown>>(row.config),
+    status: String(row.status) as StreamStatus,
+    statusReason: optionalString(row.status_reason),
+    createdAt: date(row.created_at),
+    updatedAt: date(row.updated_at),
+  };
+}
+
+/**
+ * Builds the WHERE clause of a dead-letter query over `deliveries d JOIN events e`.
+ * `param` registers a value and returns its bind marker (`?` or `$n`).
+ */
+export function deadLetterWhere(filter: DeadLetterFilter, param: (value: unknown) => string): string {
+  const clauses = ["d.state = 'dead'"];
+  if (filter.ids !== undefined) {
+    clauses.push(
+      filter.ids.length === 0 ? 'FALSE' : `d.id IN (${filter.ids.map((id) => param(id)).join(', ')})`,
+    );
+  }
+  if (filter.destinationId !== undefined) clauses.push(`d.destination_id = ${param(filter.destinationId)}`);
+  if (filter.eventType !== undefined) clauses.push(`e.type = ${param(filter.eventType)}`);
+  if (filter.since !== undefined) clauses.push(`d.dead_at >= ${param(filter.since.getTime())}`);
+  if (filter.until !== undefined) clauses.push(`d.dead_at < ${param(filter.until.getTime())}`);
+  return clauses.join(' AND ');
+}
+
+export function lastErrorJson(error: LastError): string {
+  return JSON.stringify(error);
+}
+
+export function countsByKey(rows: Row[], key: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const row of rows) out[String(row[key])] = Number(row.n);
+  return out;
+}

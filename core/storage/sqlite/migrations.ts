@@ -1,0 +1,122 @@
+/**
+ * SQLite schema, as numbered migrations. A migration is never edited once released: changes
+ * go into a new one, applied in order at open. Times are epoch milliseconds; JSON is text.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const sqliteMigrations: Migration[] = [
+  {
+    version: 1,
+    name: 'outbox, dead letters, checkpoints, dedupe, schedules, streams, leases',
+    sql: `
+CREATE TABLE events (
+  id TEXT PRIMARY KEY,
+  instance_id TEXT NOT NULL,
+  source_record_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  subject_key TEXT NOT NULL,
+  claims TEXT NOT NULL,
+  txn TEXT NOT NULL,
+  severity TEXT,
+  occurred_at INTEGER NOT NULL,
+  accepted_at INTEGER NOT NULL
+);
+CREATE INDEX events_accepted ON events (accepted_at);
+
+CREATE TABLE deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL REFERENCES events (id),
+  destination_id TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  ordering_key TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'delivered', 'dead')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  due_at INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_token TEXT,
+  enqueued_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  last_attempt_at INTEGER,
+  delivered_at INTEGER,
+  dead_at INTEGER,
+  last_error TEXT,
+  set_jwt TEXT
+);
+CREATE INDEX deliveries_due ON deliveries (destination_id, due_at, id) WHERE state IN ('pending', 'leased');
+CREATE INDEX deliveries_order ON deliveries (ordering_key, id) WHERE state IN ('pending', 'leased');
+CREATE INDEX deliveries_event ON deliveries (event_id);
+CREATE INDEX deliveries_jti ON deliveries (jti);
+CREATE INDEX deliveries_dead ON deliveries (destination_id, dead_at) WHERE state = 'dead';
+CREATE INDEX deliveries_delivered ON deliveries (delivered_at) WHERE state = 'delivered';
+
+CREATE TABLE dedupe_keys (
+  key TEXT PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at);
+
+CREATE TABLE schedules (
+  event_id TEXT PRIMARY KEY REFERENCES events (id),
+  release_at INTEGER NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (release_at);
+
+CREATE TABLE checkpoints (
+  instance_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (instance_id, name)
+);
+
+CREATE TABLE streams (
+  stream_id TEXT PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  config TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('enabled', 'paused', 'disabled')),
+  status_reason TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX streams_client ON streams (client_id);
+
+CREATE TABLE stream_subjects (
+  stream_id TEXT NOT NULL REFERENCES streams (stream_id) ON DELETE CASCADE,
+  subject_key TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  included INTEGER NOT NULL,
+  added_at INTEGER NOT NULL,
+  PRIMARY KEY (stream_id, subject_key)
+);
+CREATE INDEX stream_subjects_key ON stream_subjects (subject_key);
+
+CREATE TABLE stream_poll_queue (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream_id TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  set_jwt TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'error')),
+  enqueued_at INTEGER NOT NULL,
+  returned_at INTEGER,
+  error TEXT,
+  error_at INTEGER,
+  UNIQUE (stream_id, jti)
+);
+CREATE INDEX stream_poll_queue_ready ON stream_poll_queue (stream_id, seq) WHERE state = 'queued';
+
+CREATE TABLE leader_leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  acquired_at INTEGER NOT NULL
+);
+`,
+  },
+];

@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { storeContract } from '../testing/contract.ts';
+import { newEvent } from '../testing/fixtures.ts';
+import { SqliteStore } from './store.ts';
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'ssf-sqlite-'));
+}
+
+storeContract('sqlite', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'bridge.db');
+  const store = SqliteStore.open({ path });
+  return {
+    store,
+    reopen: async () => SqliteStore.open({ path }),
+    cleanup: async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('sqlite store', () => {
+  it('rule: the database runs in WAL mode with full sync by default, normal when asked', async () => {
+    const dir = tempDir();
+    try {
+      const full = SqliteStore.open({ path: join(dir, 'full.db') });
+      expect(full.durability()).toEqual({ journalMode: 'wal', synchronous: 'full' });
+      await full.close();
+      const normal = SqliteStore.open({ path: join(dir, 'normal.db'), synchronous: 'normal' });
+      expect(normal.durability()).toEqual({ journalMode: 'wal', synchronous: 'normal' });
+      await normal.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('creates the directory of the database file', async () => {
+    const dir = tempDir();
+    try {
+      const store = SqliteStore.open({ path: join(dir, 'nested', 'deeper', 'bridge.db') });
+      expect(await store.schemaVersion()).toBeGreaterThan(0);
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rule: a database written by a newer release is refused, not silently downgraded', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'bridge.db');
+    try {
+      await SqliteStore.open({ path }).close();
+      const db = new Database(path);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, ?, 0)').run(
+        'future',
+      );
+      db.close();
+      expect(() => SqliteStore.open({ path })).toThrow(/schema is version 999/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rule: an accept is durable when it resolves: another connection reads it before the first closes', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'bridge.db');
+    try {
+      const store = SqliteStore.open({ path });
+      const item = newEvent();
+      await store.accept({ now: new Date(), events: [item], dedupeExpiresAt: new Date() });
+      // A second connection sees the committed row without the first one closing.
+      const other = SqliteStore.open({ path });
+      expect(await other.events.get(item.event.id)).toEqual(item.event);
+      await other.close();
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

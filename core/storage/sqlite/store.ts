@@ -1,0 +1,788 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConfigError } from '../../plugin-api/errors.ts';
+import {
+  DEAD_LETTER_COLUMNS,
+  EVENT_COLUMNS_PREFIXED,
+  countsByKey,
+  date,
+  deadLetterFromRow,
+  deadLetterWhere,
+  deliveryFromRow,
+  eventFromRow,
+  json,
+  lastErrorJson,
+  streamFromRow,
+  type Row,
+} from '../rows.ts';
+import {
+  DEFAULT_CHECKPOINT_NAME,
+  type AcceptBatch,
+  type AcceptItemResult,
+  type AcceptOutcome,
+  type CheckpointStore,
+  type DeadLetterFilter,
+  type DeadLetterStore,
+  type DeliveryOutcome,
+  type DeliveryStore,
+  type EventStore,
+  type LeaderLeaseStore,
+  type NewDelivery,
+  type PruneRequest,
+  type PruneResult,
+  type ScheduleRelease,
+  type Store,
+  type StoreStats,
+  type StreamStore,
+  streamDestinationId,
+} from '../types.ts';
+import { sqliteMigrations, type Migration } from './migrations.ts';
+
+export interface SqliteStoreOptions {
+  /** Database file; `:memory:` for a throwaway store. */
+  path: string;
+  /**
+   * `full` syncs the write-ahead log on every commit (survives power loss); `normal` syncs at
+   * checkpoints only (survives a killed process, may lose the last commits on power loss).
+   */
+  synchronous?: 'full' | 'normal';
+  busyTimeoutMs?: number;
+}
+
+type Statement = Database.Statement<unknown[], unknown>;
+
+/**
+ * The embedded store: one file, WAL journal, one process. Writes run in IMMEDIATE
+ * transactions so a second process on the same file waits instead of failing mid-write.
+ */
+export class SqliteStore implements Store {
+  readonly driver = 'sqlite' as const;
+  readonly #db: Database.Database;
+  readonly #statements = new Map<string, Statement>();
+
+  readonly events: EventStore;
+  readonly deliveries: DeliveryStore;
+  readonly deadLetters: DeadLetterStore;
+  readonly checkpoints: CheckpointStore;
+  readonly streams: StreamStore;
+  readonly leases: LeaderLeaseStore;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    this.events = this.#eventStore();
+    this.deliveries = this.#deliveryStore();
+    this.deadLetters = this.#deadLetterStore();
+    this.checkpoints = this.#checkpointStore();
+    this.streams = this.#streamStore();
+    this.leases = this.#leaseStore();
+  }
+
+  static open(options: SqliteStoreOptions): SqliteStore {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    const db = new Database(options.path);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      db.pragma('foreign_keys = ON');
+      db.pragma(`busy_timeout = ${Math.max(0, Math.round(options.busyTimeoutMs ?? 5000))}`);
+      applyMigrations(db, sqliteMigrations);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return new SqliteStore(db);
+  }
+
+  /** The journal mode and sync level in force on this connection (for status output). */
+  durability(): { journalMode: string; synchronous: 'full' | 'normal' | 'other' } {
+    const level = Number(this.#db.pragma('synchronous', { simple: true }));
+    return {
+      journalMode: String(this.#db.pragma('journal_mode', { simple: true })),
+      synchronous: level === 2 ? 'full' : level === 1 ? 'normal' : 'other',
+    };
+  }
+
+  #stmt(sql: string): Statement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #all(sql: string, ...params: unknown[]): Row[] {
+    return this.#stmt(sql).all(...params) as Row[];
+  }
+
+  #get(sql: string, ...params: unknown[]): Row | undefined {
+    return this.#stmt(sql).get(...params) as Row | undefined;
+  }
+
+  #run(sql: string, ...params: unknown[]): number {
+    return this.#stmt(sql).run(...params).changes;
+  }
+
+  #write<T>(fn: () => T): T {
+    return this.#db.transaction(fn).immediate();
+  }
+
+  async accept(batch: AcceptBatch): Promise<AcceptOutcome> {
+    const now = batch.now.getTime();
+    const expires = batch.dedupeExpiresAt.getTime();
+    const results = this.#write(() => {
+      const out: AcceptItemResult[] = [];
+      const claimedInBatch = new Map<string, string>();
+      for (const item of batch.events) {
+        const { event } = item;
+        if (item.dedupeKey !== undefined) {
+          const earlier =
+            claimedInBatch.get(item.dedupeKey) ?? this.#claimDedupe(item.dedupeKey, event.id, expires, now);
+          if (earlier !== undefined) {
+            out.push({ status: 'duplicate', id: earlier });
+            continue;
+          }
+          claimedInBatch.set(item.dedupeKey, event.id);
+        }
+        this.#run(
+          `INSERT INTO events (id, instance_id, source_record_id, type, subject, subject_key, claims, txn, severity, occurred_at, accepted_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          event.id,
+          event.instanceId,
+          event.sourceRecordId,
+          event.type,
+          JSON.stringify(event.subject),
+          event.subjectKey,
+          JSON.stringify(event.claims),
+          event.txn,
+          event.severity ?? null,
+          event.occurredAt.getTime(),
+          event.acceptedAt.getTime(),
+        );
+        if (item.releaseAt !== undefined) {
+          this.#run(
+            'INSERT INTO schedules (event_id, release_at) VALUES (?, ?)',
+            event.id,
+            item.releaseAt.getTime(),
+          );
+        } else {
+          this.#insertDeliveries(event.id, item.deliveries, now);
+        }
+        out.push({ status: 'accepted', id: event.id });
+      }
+      if (batch.checkpoint !== undefined) {
+        const { instanceId, name, value } = batch.checkpoint;
+        this.#putCheckpoint(instanceId, name, value, now);
+      }
+      return out;
+    });
+    return { results };
+  }
+
+  /** Claims a dedupe key; returns the event already holding it, or undefined when claimed. */
+  #claimDedupe(key: string, eventId: string, expires: number, now: number): string | undefined {
+    const claimed = this.#get(
+      `INSERT INTO dedupe_keys (key, event_id, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
+       WHERE dedupe_keys.expires_at <= ?
+       RETURNING key`,
+      key,
+      eventId,
+      expires,
+      now,
+    );
+    if (claimed !== undefined) return undefined;
+    return String(this.#get('SELECT event_id FROM dedupe_keys WHERE key = ?', key)?.event_id);
+  }
+
+  #insertDeliveries(eventId: string, deliveries: NewDelivery[], now: number): void {
+    for (const d of deliveries) {
+      this.#run(
+        `INSERT INTO deliveries (event_id, destination_id, jti, ordering_key, state, attempts, due_at, enqueued_at, updated_at)
+         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+        eventId,
+        d.destinationId,
+        d.jti,
+        d.orderingKey,
+        now,
+        now,
+        now,
+      );
+    }
+  }
+
+  #putCheckpoint(instanceId: string, name: string, value: unknown, now: number): void {
+    this.#run(
+      `INSERT INTO checkpoints (instance_id, name, value, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (instance_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      instanceId,
+      name,
+      JSON.stringify(value ?? null),
+      now,
+    );
+  }
+
+  #eventStore(): EventStore {
+    return {
+      get: async (id) => {
+        const row = this.#get('SELECT * FROM events WHERE id = ?', id);
+        return row === undefined ? undefined : eventFromRow(row);
+      },
+      dueSchedules: async (now, limit) =>
+        this.#all(
+          `SELECT s.release_at, ${EVENT_COLUMNS_PREFIXED} FROM schedules s JOIN events e ON e.id = s.event_id
+           WHERE s.release_at <= ? ORDER BY s.release_at, s.event_id LIMIT ?`,
+          now.getTime(),
+          limit,
+        ).map((row) => ({ event: eventFromRow(row, 'e_'), releaseAt: date(row.release_at) })),
+      releaseSchedules: async (releases: ScheduleRelease[], now) =>
+        this.#write(() => {
+          const released: string[] = [];
+          for (const release of releases) {
+            if (this.#run('DELETE FROM schedules WHERE event_id = ?', release.eventId) === 0) continue;
+            this.#insertDeliveries(release.eventId, release.deliveries, now.getTime());
+            released.push(release.eventId);
+          }
+          return released;
+        }),
+      findDuplicates: async (keys, now) => {
+        const found = new Map<string, string>();
+        for (const key of keys) {
+          const row = this.#get(
+            'SELECT event_id FROM dedupe_keys WHERE key = ? AND expires_at > ?',
+            key,
+            now.getTime(),
+          );
+          if (row !== undefined) found.set(key, String(row.event_id));
+        }
+        return found;
+      },
+    };
+  }
+
+  #deliveryStore(): DeliveryStore {
+    return {
+      lease: async ({ destinationId, owner, limit, now, leaseMs }) => {
+        const at = now.getTime();
+        return this.#write(() => {
+          const ids = this.#all(
+            `SELECT d.id FROM deliveries d
+             WHERE d.destination_id = ? AND d.state IN ('pending', 'leased') AND d.due_at <= ?
+               AND NOT EXISTS (SELECT 1 FROM deliveries p
+                               WHERE p.ordering_key = d.ordering_key AND p.id < d.id
+                                 AND p.state IN ('pending', 'leased'))
+             ORDER BY d.due_at, d.id LIMIT ?`,
+            destinationId,
+            at,
+            limit,
+          );
+          return ids.map(({ id }) => {
+            const token = randomUUID();
+            const row = this.#get(
+              `UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_token = ?, due_at = ?,
+                 attempts = attempts + 1, last_attempt_at = ?, updated_at = ?
+               WHERE id = ? RETURNING id, destination_id, jti, attempts, enqueued_at, event_id`,
+              owner,
+              token,
+              at + leaseMs,
+              at,
+              at,
+              id,
+            ) as Row;
+            const event = eventFromRow(this.#get('SELECT * FROM events WHERE id = ?', row.event_id) as Row);
+            return {
+              id: Number(row.id),
+              destinationId: String(row.destination_id),
+              jti: String(row.jti),
+              attempts: Number(row.attempts),
+              enqueuedAt: date(row.enqueued_at),
+              leaseToken: token,
+              event,
+            };
+          });
+        });
+      },
+      complete: async (outcomes, now) => this.#write(() => this.#applyOutcomes(outcomes, now.getTime())),
+      get: async (id) => {
+        const row = this.#get('SELECT * FROM deliveries WHERE id = ?', id);
+        return row === undefined ? undefined : deliveryFromRow(row);
+      },
+      forEvent: async (eventId) =>
+        this.#all('SELECT * FROM deliveries WHERE event_id = ? ORDER BY id', eventId).map(deliveryFromRow),
+      nextDueAt: async (destinationId) => {
+        const row = this.#get(
+          `SELECT MIN(due_at) AS due FROM deliveries WHERE destination_id = ? AND state IN ('pending', 'leased')`,
+          destinationId,
+        );
+        return row?.due === null || row?.due === undefined ? undefined : date(row.due);
+      },
+      backlog: async () =>
+        new Map(
+          Object.entries(
+            countsByKey(
+              this.#all(
+                `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY destination_id`,
+              ),
+              'destination_id',
+            ),
+          ),
+        ),
+      discardUnfinished: async (destinationId) =>
+        this.#write(() =>
+          this.#run(
+            `DELETE FROM deliveries WHERE destination_id = ? AND state IN ('pending', 'leased')`,
+            destinationId,
+          ),
+        ),
+    };
+  }
+
+  #applyOutcomes(outcomes: DeliveryOutcome[], now: number): number {
+    let applied = 0;
+    const fence = `WHERE id = ? AND state = 'leased' AND lease_token = ?`;
+    for (const o of outcomes) {
+      switch (o.kind) {
+        case 'delivered':
+          applied += this.#run(
+            `UPDATE deliveries SET state = 'delivered', delivered_at = ?, updated_at = ?, lease_owner = NULL,
+               lease_token = NULL, set_jwt = NULL ${fence}`,
+            now,
+            now,
+            o.id,
+            o.leaseToken,
+          );
+          break;
+        case 'retry':
+          applied += this.#run(
+            `UPDATE deliveries SET state = 'pending', due_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
+               updated_at = ?, lease_owner = NULL, lease_token = NULL ${fence}`,
+            o.dueAt.getTime(),
+            lastErrorJson(o.error),
+            o.setJwt ?? null,
+            now,
+            o.id,
+            o.leaseToken,
+          );
+          break;
+        case 'dead':
+          applied += this.#run(
+            `UPDATE deliveries SET state = 'dead', dead_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
+               updated_at = ?, lease_owner = NULL, lease_token = NULL ${fence}`,
+            now,
+            lastErrorJson(o.error),
+            o.setJwt ?? null,
+            now,
+            o.id,
+            o.leaseToken,
+          );
+          break;
+        case 'release':
+          applied += this.#run(
+            `UPDATE deliveries SET state = 'pending', due_at = ?, attempts = MAX(attempts - 1, 0), updated_at = ?,
+               lease_owner = NULL, lease_token = NULL ${fence}`,
+            now,
+            now,
+            o.id,
+            o.leaseToken,
+          );
+          break;
+      }
+    }
+    return applied;
+  }
+
+  #deadLetterQuery(filter: DeadLetterFilter): { where: string; params: unknown[] } {
+    const params: unknown[] = [];
+    const where = deadLetterWhere(filter, (value) => {
+      params.push(value);
+      return '?';
+    });
+    return { where, params };
+  }
+
+  #deadLetterStore(): DeadLetterStore {
+    return {
+      list: async (filter = {}, page = {}) => {
+        const { where, params } = this.#deadLetterQuery(filter);
+        return this.#all(
+          `SELECT ${DEAD_LETTER_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+           WHERE ${where} AND d.id > ? ORDER BY d.id LIMIT ?`,
+          ...params,
+          page.afterId ?? 0,
+          page.limit ?? 100,
+        ).map(deadLetterFromRow);
+      },
+      get: async (id) => {
+        const row = this.#get(
+          `SELECT ${DEAD_LETTER_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+           WHERE d.state = 'dead' AND d.id = ?`,
+          id,
+        );
+        return row === undefined ? undefined : deadLetterFromRow(row);
+      },
+      count: async (filter = {}) => {
+        const { where, params } = this.#deadLetterQuery(filter);
+        const row = this.#get(
+          `SELECT COUNT(*) AS n FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where}`,
+          ...params,
+        );
+        return Number(row?.n ?? 0);
+      },
+      replay: async (filter, now) => {
+        const { where, params } = this.#deadLetterQuery(filter);
+        const at = now.getTime();
+        return this.#write(() =>
+          this.#run(
+            `UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?, enqueued_at = ?, dead_at = NULL,
+               updated_at = ?
+             WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
+            at,
+            at,
+            at,
+            ...params,
+          ),
+        );
+      },
+      purge: async (filter) => {
+        const { where, params } = this.#deadLetterQuery(filter);
+        return this.#write(() =>
+          this.#run(
+            `DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
+            ...params,
+          ),
+        );
+      },
+    };
+  }
+
+  #checkpointStore(): CheckpointStore {
+    return {
+      get: async (instanceId, name = DEFAULT_CHECKPOINT_NAME) => {
+        const row = this.#get(
+          'SELECT value FROM checkpoints WHERE instance_id = ? AND name = ?',
+          instanceId,
+          name,
+        );
+        return row === undefined ? undefined : json<unknown>(row.value);
+      },
+      set: async (instanceId, name, value, now) =>
+        this.#write(() => this.#putCheckpoint(instanceId, name, value, now.getTime())),
+      delete: async (instanceId, name = DEFAULT_CHECKPOINT_NAME) =>
+        this.#write(() =>
+          this.#run('DELETE FROM checkpoints WHERE instance_id = ? AND name = ?', instanceId, name),
+        ) > 0,
+      list: async (instanceId) =>
+        this.#all(
+          'SELECT name, value, updated_at FROM checkpoints WHERE instance_id = ? ORDER BY name',
+          instanceId,
+        ).map((row) => ({
+          name: String(row.name),
+          value: json<unknown>(row.value),
+          updatedAt: date(row.updated_at),
+        })),
+    };
+  }
+
+  #streamStore(): StreamStore {
+    const getStream = (streamId: string) => {
+      const row = this.#get('SELECT * FROM streams WHERE stream_id = ?', streamId);
+      return row === undefined ? undefined : streamFromRow(row);
+    };
+    return {
+      create: async (stream, now) => {
+        const at = now.getTime();
+        this.#write(() =>
+          this.#run(
+            `INSERT INTO streams (stream_id, client_id, config, status, status_reason, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+            stream.streamId,
+            stream.clientId,
+            JSON.stringify(stream.config),
+            stream.status,
+            stream.statusReason ?? null,
+            at,
+            at,
+          ),
+        );
+        return getStream(stream.streamId)!;
+      },
+      get: async (streamId) => getStream(streamId),
+      list: async (filter = {}) =>
+        (filter.clientId === undefined
+          ? this.#all('SELECT * FROM streams ORDER BY created_at, stream_id')
+          : this.#all(
+              'SELECT * FROM streams WHERE client_id = ? ORDER BY created_at, stream_id',
+              filter.clientId,
+            )
+        ).map(streamFromRow),
+      update: async (streamId, patch, now) => {
+        const changed = this.#write(() =>
+          this.#run(
+            `UPDATE streams SET config = COALESCE(?, config), status = COALESCE(?, status),
+               status_reason = CASE WHEN ? THEN ? ELSE status_reason END, updated_at = ?
+             WHERE stream_id = ?`,
+            patch.config === undefined ? null : JSON.stringify(patch.config),
+            patch.status ?? null,
+            patch.statusReason === undefined ? 0 : 1,
+            patch.statusReason ?? null,
+            now.getTime(),
+            streamId,
+          ),
+        );
+        return changed === 0 ? undefined : getStream(streamId);
+      },
+      delete: async (streamId) =>
+        this.#write(() => {
+          this.#run('DELETE FROM stream_poll_queue WHERE stream_id = ?', streamId);
+          this.#run(
+            `DELETE FROM deliveries WHERE destination_id = ? AND state IN ('pending', 'leased')`,
+            streamDestinationId(streamId),
+          );
+          return this.#run('DELETE FROM streams WHERE stream_id = ?', streamId) > 0;
+        }),
+      putSubject: async (streamId, subject, now) =>
+        this.#write(() => {
+          this.#run(
+            `INSERT INTO stream_subjects (stream_id, subject_key, subject, included, added_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (stream_id, subject_key) DO UPDATE SET subject = excluded.subject, included = excluded.included,
+               added_at = excluded.added_at`,
+            streamId,
+            subject.subjectKey,
+            JSON.stringify(subject.subject),
+            subject.included ? 1 : 0,
+            now.getTime(),
+          );
+        }),
+      deleteSubject: async (streamId, subjectKey) =>
+        this.#write(() =>
+          this.#run(
+            'DELETE FROM stream_subjects WHERE stream_id = ? AND subject_key = ?',
+            streamId,
+            subjectKey,
+          ),
+        ) > 0,
+      listSubjects: async (streamId, page = {}) =>
+        this.#all(
+          `SELECT subject_key, subject, included, added_at FROM stream_subjects
+           WHERE stream_id = ? AND subject_key > ? ORDER BY subject_key LIMIT ?`,
+          streamId,
+          page.afterKey ?? '',
+          page.limit ?? 100,
+        ).map((row) => ({
+          subjectKey: String(row.subject_key),
+          subject: json(row.subject),
+          included: Boolean(row.included),
+          addedAt: date(row.added_at),
+        })),
+      forSubject: async (subjectKey, defaultSubjects) =>
+        (defaultSubjects === 'ALL'
+          ? this.#all(
+              `SELECT s.* FROM streams s WHERE s.status <> 'disabled' AND NOT EXISTS
+                 (SELECT 1 FROM stream_subjects x WHERE x.stream_id = s.stream_id AND x.subject_key = ? AND x.included = 0)
+               ORDER BY s.stream_id`,
+              subjectKey,
+            )
+          : this.#all(
+              `SELECT s.* FROM stream_subjects x JOIN streams s ON s.stream_id = x.stream_id
+               WHERE x.subject_key = ? AND x.included = 1 AND s.status <> 'disabled' ORDER BY s.stream_id`,
+              subjectKey,
+            )
+        ).map(streamFromRow),
+      enqueuePoll: async (streamId, items, now) =>
+        this.#write(() => {
+          let added = 0;
+          for (const item of items) {
+            added += this.#run(
+              `INSERT INTO stream_poll_queue (stream_id, jti, event_id, set_jwt, state, enqueued_at)
+               VALUES (?, ?, ?, ?, 'queued', ?) ON CONFLICT (stream_id, jti) DO NOTHING`,
+              streamId,
+              item.jti,
+              item.eventId,
+              item.setJwt,
+              now.getTime(),
+            );
+          }
+          return added;
+        }),
+      poll: async (streamId, { max, now, redeliverAfterMs }) =>
+        this.#write(() => {
+          const at = now.getTime();
+          const rows = this.#all(
+            `SELECT seq, jti, set_jwt FROM stream_poll_queue
+             WHERE stream_id = ? AND state = 'queued' AND (returned_at IS NULL OR returned_at <= ?)
+             ORDER BY seq LIMIT ?`,
+            streamId,
+            at - redeliverAfterMs,
+            max + 1,
+          );
+          const taken = rows.slice(0, max);
+          for (const row of taken)
+            this.#run('UPDATE stream_poll_queue SET returned_at = ? WHERE seq = ?', at, row.seq);
+          return {
+            sets: taken.map((row) => ({ jti: String(row.jti), setJwt: String(row.set_jwt) })),
+            moreAvailable: rows.length > max,
+          };
+        }),
+      ack: async (streamId, jtis) =>
+        this.#write(() =>
+          jtis.filter(
+            (jti) =>
+              this.#run(
+                `DELETE FROM stream_poll_queue WHERE stream_id = ? AND jti = ? AND state = 'queued'`,
+                streamId,
+                jti,
+              ) > 0,
+          ),
+        ),
+      recordErrors: async (streamId, errors, now) =>
+        this.#write(() => {
+          let recorded = 0;
+          for (const [jti, error] of Object.entries(errors)) {
+            recorded += this.#run(
+              `UPDATE stream_poll_queue SET state = 'error', error = ?, error_at = ?
+               WHERE stream_id = ? AND jti = ? AND state = 'queued'`,
+              JSON.stringify(error),
+              now.getTime(),
+              streamId,
+              jti,
+            );
+          }
+          return recorded;
+        }),
+      listErrors: async (streamId) =>
+        this.#all(
+          `SELECT jti, error, error_at FROM stream_poll_queue WHERE stream_id = ? AND state = 'error' ORDER BY seq`,
+          streamId,
+        ).map((row) => ({ jti: String(row.jti), error: json(row.error), at: date(row.error_at) })),
+      pollQueueDepth: async (streamId) =>
+        Number(
+          this.#get(
+            `SELECT COUNT(*) AS n FROM stream_poll_queue WHERE stream_id = ? AND state = 'queued'`,
+            streamId,
+          )?.n ?? 0,
+        ),
+    };
+  }
+
+  #leaseStore(): LeaderLeaseStore {
+    return {
+      tryAcquire: async (name, holder, ttlMs, now) => {
+        const at = now.getTime();
+        return (
+          this.#write(() =>
+            this.#get(
+              `INSERT INTO leader_leases (name, holder, expires_at, acquired_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (name) DO UPDATE SET
+                 acquired_at = CASE WHEN leader_leases.holder = excluded.holder THEN leader_leases.acquired_at
+                                    ELSE excluded.acquired_at END,
+                 holder = excluded.holder, expires_at = excluded.expires_at
+               WHERE leader_leases.holder = excluded.holder OR leader_leases.expires_at <= ?
+               RETURNING holder`,
+              name,
+              holder,
+              at + ttlMs,
+              at,
+              at,
+            ),
+          ) !== undefined
+        );
+      },
+      release: async (name, holder) => {
+        this.#write(() => this.#run('DELETE FROM leader_leases WHERE name = ? AND holder = ?', name, holder));
+      },
+      current: async (name, now) => {
+        const row = this.#get(
+          'SELECT holder, expires_at FROM leader_leases WHERE name = ? AND expires_at > ?',
+          name,
+          now.getTime(),
+        );
+        return row === undefined
+          ? undefined
+          : { holder: String(row.holder), expiresAt: date(row.expires_at) };
+      },
+    };
+  }
+
+  async stats(): Promise<StoreStats> {
+    return {
+      backlog: countsByKey(
+        this.#all(
+          `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY destination_id`,
+        ),
+        'destination_id',
+      ),
+      deadLetters: countsByKey(
+        this.#all(
+          `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE state = 'dead' GROUP BY destination_id`,
+        ),
+        'destination_id',
+      ),
+      scheduled: Number(this.#get('SELECT COUNT(*) AS n FROM schedules')?.n ?? 0),
+      pollQueues: countsByKey(
+        this.#all(
+          `SELECT stream_id, COUNT(*) AS n FROM stream_poll_queue WHERE state = 'queued' GROUP BY stream_id`,
+        ),
+        'stream_id',
+      ),
+    };
+  }
+
+  async prune({ now, deliveredBefore, limit }: PruneRequest): Promise<PruneResult> {
+    return this.#write(() => ({
+      deliveries: this.#run(
+        `DELETE FROM deliveries WHERE id IN
+           (SELECT id FROM deliveries WHERE state = 'delivered' AND delivered_at < ? LIMIT ?)`,
+        deliveredBefore.getTime(),
+        limit,
+      ),
+      dedupeKeys: this.#run(
+        'DELETE FROM dedupe_keys WHERE key IN (SELECT key FROM dedupe_keys WHERE expires_at <= ? LIMIT ?)',
+        now.getTime(),
+        limit,
+      ),
+      events: this.#run(
+        `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.accepted_at < ?
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+           AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = e.id) LIMIT ?)`,
+        deliveredBefore.getTime(),
+        limit,
+      ),
+    }));
+  }
+
+  async schemaVersion(): Promise<number> {
+    return Number(this.#get('SELECT MAX(version) AS v FROM schema_migrations')?.v ?? 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+function applyMigrations(db: Database.Database, migrations: Migration[]): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+  const current = Number(
+    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0,
+  );
+  const latest = migrations.at(-1)?.version ?? 0;
+  if (current > latest) {
+    throw new ConfigError(
+      `the database schema is version ${current} but this ssf-bridge knows up to ${latest}; run a newer ssf-bridge or restore a matching backup`,
+      { code: 'SSF_ERR_STORAGE_SCHEMA_NEWER' },
+    );
+  }
+  for (const migration of migrations) {
+    if (migration.version <= current) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        migration.version,
+        migration.name,
+        Date.now(),
+      );
+    }).immediate();
+  }
+}

@@ -1,0 +1,628 @@
+/**
+ * The store contract: every driver must pass these cases unchanged.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { NewEvent, Store } from '../types.ts';
+import { streamDestinationId } from '../types.ts';
+import { ManualClock, newEvent, storedEvent } from './fixtures.ts';
+
+export interface StoreHarness {
+  store: Store;
+  /** Opens a second store on the same database (another process, or a restart). */
+  reopen(): Promise<Store>;
+  cleanup(): Promise<void>;
+}
+
+const LEASE = { owner: 'worker-1', limit: 10, leaseMs: 30_000 };
+const HOUR = 3_600_000;
+
+export function storeContract(name: string, open: () => Promise<StoreHarness>): void {
+  describe(`store contract: ${name}`, () => {
+    let h: StoreHarness;
+    let store: Store;
+    let clock: ManualClock;
+
+    beforeEach(async () => {
+      h = await open();
+      store = h.store;
+      clock = new ManualClock();
+    });
+    afterEach(async () => {
+      await h.cleanup();
+    });
+
+    const accept = (events: NewEvent[], extra: Partial<Parameters<Store['accept']>[0]> = {}) =>
+      store.accept({
+        now: clock.now(),
+        events,
+        dedupeExpiresAt: new Date(clock.now().getTime() + HOUR),
+        ...extra,
+      });
+    const lease = (destinationId = 'dest-a', overrides: Partial<typeof LEASE> = {}) =>
+      store.deliveries.lease({ destinationId, now: clock.now(), ...LEASE, ...overrides });
+
+    describe('migrations', () => {
+      it('applies every migration at open and does not re-apply them on reopen', async () => {
+        const version = await store.schemaVersion();
+        expect(version).toBeGreaterThanOrEqual(1);
+        await accept([newEvent()]);
+        const again = await h.reopen();
+        try {
+          expect(await again.schemaVersion()).toBe(version);
+          expect((await again.stats()).backlog['dest-a']).toBe(1);
+        } finally {
+          await again.close();
+        }
+      });
+    });
+
+    describe('accept', () => {
+      it('makes the event, its deliveries and the checkpoint durable together', async () => {
+        const item = newEvent({ destinations: ['dest-a', 'dest-b'] });
+        const out = await accept([item], {
+          checkpoint: { instanceId: 'hr', name: 'cursor', value: { page: 2 } },
+        });
+        expect(out.results).toEqual([{ status: 'accepted', id: item.event.id }]);
+        expect(await store.events.get(item.event.id)).toEqual(item.event);
+        const rows = await store.deliveries.forEvent(item.event.id);
+        expect(rows.map((r) => [r.destinationId, r.state, r.attempts, r.jti])).toEqual([
+          ['dest-a', 'pending', 0, `${item.event.id}/dest-a`],
+          ['dest-b', 'pending', 0, `${item.event.id}/dest-b`],
+        ]);
+        expect(await store.checkpoints.get('hr', 'cursor')).toEqual({ page: 2 });
+      });
+
+      it('writes nothing, checkpoint included, when any part of the batch fails', async () => {
+        const first = newEvent();
+        const clash = newEvent({ event: { id: first.event.id } });
+        await expect(
+          accept([first, clash], { checkpoint: { instanceId: 'hr', name: 'cursor', value: 'advanced' } }),
+        ).rejects.toThrow();
+        expect(await store.events.get(first.event.id)).toBeUndefined();
+        expect(await store.checkpoints.get('hr', 'cursor')).toBeUndefined();
+        expect((await store.stats()).backlog).toEqual({});
+        expect(await store.events.findDuplicates(['k'], clock.now())).toEqual(new Map());
+      });
+
+      it('rule: a live dedupe key makes a later event with the same key a duplicate of the first', async () => {
+        const first = newEvent({ dedupeKey: 'hr|rec-1|type' });
+        await accept([first]);
+        const again = newEvent({ dedupeKey: 'hr|rec-1|type' });
+        const out = await accept([again]);
+        expect(out.results).toEqual([{ status: 'duplicate', id: first.event.id }]);
+        expect(await store.events.get(again.event.id)).toBeUndefined();
+        expect((await store.stats()).backlog['dest-a']).toBe(1);
+        expect(await store.events.findDuplicates(['hr|rec-1|type', 'other'], clock.now())).toEqual(
+          new Map([['hr|rec-1|type', first.event.id]]),
+        );
+      });
+
+      it('rule: repeated dedupe keys within one batch keep only the first event', async () => {
+        const a = newEvent({ dedupeKey: 'k1' });
+        const b = newEvent({ dedupeKey: 'k1' });
+        const c = newEvent({ dedupeKey: 'k2' });
+        const out = await accept([a, b, c]);
+        expect(out.results).toEqual([
+          { status: 'accepted', id: a.event.id },
+          { status: 'duplicate', id: a.event.id },
+          { status: 'accepted', id: c.event.id },
+        ]);
+      });
+
+      it('rule: an expired dedupe key no longer blocks the same record', async () => {
+        await accept([newEvent({ dedupeKey: 'k' })]);
+        clock.advance(HOUR);
+        const later = newEvent({ dedupeKey: 'k' });
+        const out = await accept([later]);
+        expect(out.results).toEqual([{ status: 'accepted', id: later.event.id }]);
+        expect(await store.events.findDuplicates(['k'], clock.now())).toEqual(
+          new Map([['k', later.event.id]]),
+        );
+      });
+
+      it('writes a checkpoint alone when a page held no events', async () => {
+        await accept([], { checkpoint: { instanceId: 'hr', name: 'cursor', value: 'empty-page' } });
+        expect(await store.checkpoints.get('hr', 'cursor')).toBe('empty-page');
+      });
+    });
+
+    describe('leasing', () => {
+      it('leases due rows, counts the attempt and hides them while the lease lives', async () => {
+        const item = newEvent();
+        await accept([item]);
+        const [leased, ...rest] = await lease();
+        expect(rest).toEqual([]);
+        expect(leased).toMatchObject({
+          destinationId: 'dest-a',
+          jti: `${item.event.id}/dest-a`,
+          attempts: 1,
+        });
+        expect(leased!.event).toEqual(item.event);
+        expect(await lease()).toEqual([]);
+        const row = await store.deliveries.get(leased!.id);
+        expect(row).toMatchObject({ state: 'leased', leaseOwner: 'worker-1', attempts: 1 });
+      });
+
+      it('rule: an expired lease lets another worker take the row, and fences the first worker out', async () => {
+        await accept([newEvent()]);
+        const [first] = await lease('dest-a', { leaseMs: 1000 });
+        clock.advance(1000);
+        const [second] = await lease('dest-a', { owner: 'worker-2' });
+        expect(second).toMatchObject({ id: first!.id, attempts: 2 });
+        expect(second!.leaseToken).not.toBe(first!.leaseToken);
+        expect(
+          await store.deliveries.complete(
+            [{ kind: 'delivered', id: first!.id, leaseToken: first!.leaseToken }],
+            clock.now(),
+          ),
+        ).toBe(0);
+        expect((await store.deliveries.get(first!.id))?.state).toBe('leased');
+        expect(
+          await store.deliveries.complete(
+            [{ kind: 'delivered', id: second!.id, leaseToken: second!.leaseToken }],
+            clock.now(),
+          ),
+        ).toBe(1);
+        expect((await store.deliveries.get(first!.id))?.state).toBe('delivered');
+      });
+
+      it('rule: only due rows are leased, at most `limit`, oldest due first', async () => {
+        const items = [newEvent(), newEvent(), newEvent()];
+        await accept(items);
+        const leased = await lease('dest-a', { limit: 2 });
+        expect(leased.map((l) => l.event.id)).toEqual([items[0]!.event.id, items[1]!.event.id]);
+        await store.deliveries.complete(
+          [
+            {
+              kind: 'retry',
+              id: leased[0]!.id,
+              leaseToken: leased[0]!.leaseToken,
+              dueAt: new Date(clock.now().getTime() + 5000),
+              error: { class: 'retryable', code: 'X', message: 'later' },
+            },
+          ],
+          clock.now(),
+        );
+        expect((await lease()).map((l) => l.event.id)).toEqual([items[2]!.event.id]);
+        clock.advance(5000);
+        expect((await lease()).map((l) => l.event.id)).toEqual([items[0]!.event.id]);
+        expect(await lease('dest-b')).toEqual([]);
+      });
+
+      it('rule: a later row of the same ordering key waits while an earlier one is unfinished', async () => {
+        const first = newEvent({ orderingKey: 'alice' });
+        const second = newEvent({ orderingKey: 'alice' });
+        const other = newEvent({ orderingKey: 'bob' });
+        await accept([first, second, other]);
+        const leased = await lease();
+        expect(leased.map((l) => l.event.id)).toEqual([first.event.id, other.event.id]);
+        const head = leased[0]!;
+        const bob = leased[1]!;
+        await store.deliveries.complete(
+          [{ kind: 'delivered', id: bob.id, leaseToken: bob.leaseToken }],
+          clock.now(),
+        );
+        // Retrying (pending, not due) still holds back the later row.
+        await store.deliveries.complete(
+          [
+            {
+              kind: 'retry',
+              id: head.id,
+              leaseToken: head.leaseToken,
+              dueAt: new Date(clock.now().getTime() + 60_000),
+              error: { class: 'retryable', code: 'X', message: 'down' },
+            },
+          ],
+          clock.now(),
+        );
+        expect(await lease()).toEqual([]);
+        clock.advance(60_000);
+        const [again] = await lease();
+        expect(again!.event.id).toBe(first.event.id);
+        await store.deliveries.complete(
+          [{ kind: 'delivered', id: again!.id, leaseToken: again!.leaseToken }],
+          clock.now(),
+        );
+        expect((await lease()).map((l) => l.event.id)).toEqual([second.event.id]);
+      });
+
+      it('rule: a dead-lettered row releases the rows behind it', async () => {
+        const first = newEvent({ orderingKey: 'alice' });
+        const second = newEvent({ orderingKey: 'alice' });
+        await accept([first, second]);
+        const [head] = await lease();
+        await store.deliveries.complete(
+          [
+            {
+              kind: 'dead',
+              id: head!.id,
+              leaseToken: head!.leaseToken,
+              error: { class: 'permanent', code: 'BAD', message: 'refused', status: 400 },
+              setJwt: 'a.b.c',
+            },
+          ],
+          clock.now(),
+        );
+        expect((await lease()).map((l) => l.event.id)).toEqual([second.event.id]);
+      });
+
+      it('records retry errors and the signed SET, and a release gives back the attempt', async () => {
+        await accept([newEvent()]);
+        const [l] = await lease();
+        const due = new Date(clock.now().getTime() + 1234);
+        await store.deliveries.complete(
+          [
+            {
+              kind: 'retry',
+              id: l!.id,
+              leaseToken: l!.leaseToken,
+              dueAt: due,
+              error: { class: 'retryable', code: 'HTTP', message: '503', status: 503 },
+              setJwt: 'h.p.s',
+            },
+          ],
+          clock.now(),
+        );
+        expect(await store.deliveries.get(l!.id)).toMatchObject({
+          state: 'pending',
+          attempts: 1,
+          dueAt: due,
+          lastError: { class: 'retryable', code: 'HTTP', message: '503', status: 503 },
+          setJwt: 'h.p.s',
+        });
+        expect(await store.deliveries.nextDueAt('dest-a')).toEqual(due);
+        clock.advance(1234);
+        const [l2] = await lease();
+        expect(l2!.attempts).toBe(2);
+        await store.deliveries.complete(
+          [{ kind: 'release', id: l2!.id, leaseToken: l2!.leaseToken }],
+          clock.now(),
+        );
+        expect(await store.deliveries.get(l2!.id)).toMatchObject({ state: 'pending', attempts: 1 });
+      });
+
+      it('rule: concurrent leasers never receive the same row', async () => {
+        await accept(Array.from({ length: 40 }, () => newEvent()));
+        const batches = await Promise.all(
+          ['w1', 'w2', 'w3', 'w4'].map((owner) => lease('dest-a', { owner, limit: 15 })),
+        );
+        const ids = batches.flat().map((l) => l.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(ids.length).toBe(40);
+      });
+    });
+
+    describe('dead letters', () => {
+      async function deadLetter(destination: string, type?: string) {
+        const item = newEvent({ destinations: [destination], ...(type ? { event: { type } } : {}) });
+        await accept([item]);
+        const [l] = await lease(destination);
+        await store.deliveries.complete(
+          [
+            {
+              kind: 'dead',
+              id: l!.id,
+              leaseToken: l!.leaseToken,
+              error: { class: 'permanent', code: 'BAD', message: 'no' },
+              setJwt: `jwt-${l!.id}`,
+            },
+          ],
+          clock.now(),
+        );
+        return { item, id: l!.id };
+      }
+
+      it('lists, counts and shows dead letters with SET, destination, attempts and last error', async () => {
+        const a = await deadLetter('dest-a', 'urn:type:x');
+        clock.advance(1000);
+        const b = await deadLetter('dest-b', 'urn:type:y');
+        expect((await store.deadLetters.list()).map((d) => d.id)).toEqual([a.id, b.id]);
+        expect(await store.deadLetters.get(a.id)).toMatchObject({
+          destinationId: 'dest-a',
+          eventType: 'urn:type:x',
+          jti: `${a.item.event.id}/dest-a`,
+          attempts: 1,
+          lastError: { code: 'BAD' },
+          setJwt: `jwt-${a.id}`,
+          subject: a.item.event.subject,
+        });
+        expect((await store.deadLetters.list({ destinationId: 'dest-b' })).map((d) => d.id)).toEqual([b.id]);
+        expect((await store.deadLetters.list({ eventType: 'urn:type:x' })).map((d) => d.id)).toEqual([a.id]);
+        expect(
+          (await store.deadLetters.list({ since: new Date(clock.now().getTime()) })).map((d) => d.id),
+        ).toEqual([b.id]);
+        expect(
+          (await store.deadLetters.list({ until: new Date(clock.now().getTime()) })).map((d) => d.id),
+        ).toEqual([a.id]);
+        expect((await store.deadLetters.list({}, { afterId: a.id, limit: 5 })).map((d) => d.id)).toEqual([
+          b.id,
+        ]);
+        expect(await store.deadLetters.count({ destinationId: 'dest-a' })).toBe(1);
+        expect((await store.stats()).deadLetters).toEqual({ 'dest-a': 1, 'dest-b': 1 });
+      });
+
+      it('rule: replay puts the letter back with the same jti and a fresh attempt budget', async () => {
+        const a = await deadLetter('dest-a');
+        clock.advance(5000);
+        expect(await store.deadLetters.replay({ ids: [a.id] }, clock.now())).toBe(1);
+        expect(await store.deadLetters.get(a.id)).toBeUndefined();
+        const [again] = await lease();
+        expect(again).toMatchObject({
+          id: a.id,
+          jti: `${a.item.event.id}/dest-a`,
+          attempts: 1,
+          enqueuedAt: clock.now(),
+        });
+      });
+
+      it('purges by filter and leaves the rest', async () => {
+        await deadLetter('dest-a');
+        const b = await deadLetter('dest-b');
+        expect(await store.deadLetters.purge({ destinationId: 'dest-a' })).toBe(1);
+        expect((await store.deadLetters.list()).map((d) => d.id)).toEqual([b.id]);
+        expect(await store.deadLetters.purge({ ids: [] })).toBe(0);
+      });
+    });
+
+    describe('checkpoints', () => {
+      it('stores JSON per (instance, name) and lists, replaces and deletes it', async () => {
+        await store.checkpoints.set('hr', 'default', { cursor: 'a', n: [1, 2] }, clock.now());
+        await store.checkpoints.set('hr', 'users', 'x', clock.now());
+        await store.checkpoints.set('edr', 'default', 7, clock.now());
+        expect(await store.checkpoints.get('hr')).toEqual({ cursor: 'a', n: [1, 2] });
+        await store.checkpoints.set('hr', 'default', { cursor: 'b' }, clock.now());
+        expect(await store.checkpoints.get('hr')).toEqual({ cursor: 'b' });
+        expect((await store.checkpoints.list('hr')).map((c) => [c.name, c.value])).toEqual([
+          ['default', { cursor: 'b' }],
+          ['users', 'x'],
+        ]);
+        expect(await store.checkpoints.delete('hr', 'users')).toBe(true);
+        expect(await store.checkpoints.delete('hr', 'users')).toBe(false);
+        expect(await store.checkpoints.get('hr', 'users')).toBeUndefined();
+        expect(await store.checkpoints.get('edr')).toBe(7);
+      });
+    });
+
+    describe('schedules', () => {
+      it('rule: a held event gets no deliveries until released, and is released once', async () => {
+        const held = newEvent({
+          releaseAt: new Date(clock.now().getTime() + HOUR),
+          destinations: ['dest-a'],
+        });
+        await accept([held]);
+        expect(await store.deliveries.forEvent(held.event.id)).toEqual([]);
+        expect((await store.stats()).scheduled).toBe(1);
+        expect(await store.events.dueSchedules(clock.now(), 10)).toEqual([]);
+        clock.advance(HOUR);
+        const due = await store.events.dueSchedules(clock.now(), 10);
+        expect(due.map((d) => d.event)).toEqual([held.event]);
+        const release = [{ eventId: held.event.id, deliveries: held.deliveries }];
+        expect(await store.events.releaseSchedules(release, clock.now())).toEqual([held.event.id]);
+        expect(await store.events.releaseSchedules(release, clock.now())).toEqual([]);
+        expect((await store.deliveries.forEvent(held.event.id)).length).toBe(1);
+        expect((await store.stats()).scheduled).toBe(0);
+      });
+    });
+
+    describe('streams', () => {
+      const create = (
+        streamId: string,
+        clientId = 'client-1',
+        status: 'enabled' | 'paused' | 'disabled' = 'enabled',
+      ) =>
+        store.streams.create(
+          { streamId, clientId, config: { delivery: { method: 'poll' } }, status },
+          clock.now(),
+        );
+
+      it('creates, lists, updates and deletes stream rows', async () => {
+        const s = await create('s1');
+        expect(s).toMatchObject({
+          streamId: 's1',
+          clientId: 'client-1',
+          status: 'enabled',
+          config: { delivery: { method: 'poll' } },
+        });
+        await create('s2', 'client-2');
+        expect((await store.streams.list({ clientId: 'client-2' })).map((x) => x.streamId)).toEqual(['s2']);
+        clock.advance(10);
+        const paused = await store.streams.update(
+          's1',
+          { status: 'paused', statusReason: 'receiver maintenance' },
+          clock.now(),
+        );
+        expect(paused).toMatchObject({
+          status: 'paused',
+          statusReason: 'receiver maintenance',
+          updatedAt: clock.now(),
+        });
+        const reconfigured = await store.streams.update('s1', { config: { aud: 'x' } }, clock.now());
+        expect(reconfigured).toMatchObject({
+          status: 'paused',
+          statusReason: 'receiver maintenance',
+          config: { aud: 'x' },
+        });
+        expect(
+          (await store.streams.update('s1', { status: 'enabled', statusReason: null }, clock.now()))
+            ?.statusReason,
+        ).toBeUndefined();
+        expect(await store.streams.update('nope', { status: 'paused' }, clock.now())).toBeUndefined();
+        expect(await store.streams.delete('s2')).toBe(true);
+        expect(await store.streams.get('s2')).toBeUndefined();
+        expect(await store.streams.delete('s2')).toBe(false);
+      });
+
+      it('rule: streams for a subject are found by its key (NONE: added; ALL: all but removed), never disabled ones', async () => {
+        await create('s1');
+        await create('s2');
+        await create('s3', 'client-1', 'disabled');
+        const alice = { format: 'email', email: 'alice@example.com' };
+        await store.streams.putSubject(
+          's1',
+          { subjectKey: 'k-alice', subject: alice, included: true },
+          clock.now(),
+        );
+        await store.streams.putSubject(
+          's3',
+          { subjectKey: 'k-alice', subject: alice, included: true },
+          clock.now(),
+        );
+        await store.streams.putSubject(
+          's2',
+          { subjectKey: 'k-alice', subject: alice, included: false },
+          clock.now(),
+        );
+        expect((await store.streams.forSubject('k-alice', 'NONE')).map((s) => s.streamId)).toEqual(['s1']);
+        expect((await store.streams.forSubject('k-alice', 'ALL')).map((s) => s.streamId)).toEqual(['s1']);
+        expect((await store.streams.forSubject('k-bob', 'ALL')).map((s) => s.streamId)).toEqual(['s1', 's2']);
+        expect(await store.streams.forSubject('k-bob', 'NONE')).toEqual([]);
+        expect(await store.streams.deleteSubject('s2', 'k-alice')).toBe(true);
+        expect((await store.streams.forSubject('k-alice', 'ALL')).map((s) => s.streamId)).toEqual([
+          's1',
+          's2',
+        ]);
+      });
+
+      it('pages through subjects by key', async () => {
+        await create('s1');
+        for (const key of ['c', 'a', 'b']) {
+          await store.streams.putSubject(
+            's1',
+            { subjectKey: key, subject: { format: 'opaque', id: key }, included: true },
+            clock.now(),
+          );
+        }
+        const first = await store.streams.listSubjects('s1', { limit: 2 });
+        expect(first.map((s) => s.subjectKey)).toEqual(['a', 'b']);
+        const next = await store.streams.listSubjects('s1', { afterKey: 'b', limit: 2 });
+        expect(next).toEqual([
+          { subjectKey: 'c', subject: { format: 'opaque', id: 'c' }, included: true, addedAt: clock.now() },
+        ]);
+      });
+
+      it('rule: the poll queue returns each SET until acknowledged, redelivers unacked ones, and records setErrs', async () => {
+        await create('s1');
+        const items = ['j1', 'j2', 'j3'].map((jti) => ({ jti, eventId: 'e', setJwt: `set-${jti}` }));
+        expect(await store.streams.enqueuePoll('s1', items, clock.now())).toBe(3);
+        expect(await store.streams.enqueuePoll('s1', items.slice(0, 1), clock.now())).toBe(0);
+        const req = { max: 2, now: clock.now(), redeliverAfterMs: 30_000 };
+        const first = await store.streams.poll('s1', req);
+        expect(first).toEqual({
+          sets: [
+            { jti: 'j1', setJwt: 'set-j1' },
+            { jti: 'j2', setJwt: 'set-j2' },
+          ],
+          moreAvailable: true,
+        });
+        expect(await store.streams.poll('s1', req)).toEqual({
+          sets: [{ jti: 'j3', setJwt: 'set-j3' }],
+          moreAvailable: false,
+        });
+        expect(await store.streams.ack('s1', ['j1', 'unknown'])).toEqual(['j1']);
+        expect(
+          await store.streams.recordErrors(
+            's1',
+            { j2: { err: 'invalid_key', description: 'kid unknown' } },
+            clock.now(),
+          ),
+        ).toBe(1);
+        expect(await store.streams.listErrors('s1')).toEqual([
+          { jti: 'j2', error: { err: 'invalid_key', description: 'kid unknown' }, at: clock.now() },
+        ]);
+        expect(await store.streams.poll('s1', { ...req, now: clock.now() })).toEqual({
+          sets: [],
+          moreAvailable: false,
+        });
+        clock.advance(30_000);
+        expect(await store.streams.poll('s1', { ...req, now: clock.now() })).toEqual({
+          sets: [{ jti: 'j3', setJwt: 'set-j3' }],
+          moreAvailable: false,
+        });
+        expect(await store.streams.pollQueueDepth('s1')).toBe(1);
+        expect((await store.stats()).pollQueues).toEqual({ s1: 1 });
+      });
+
+      it('rule: deleting a stream removes its subjects, poll queue and unfinished deliveries', async () => {
+        await create('s1');
+        await store.streams.putSubject(
+          's1',
+          { subjectKey: 'k', subject: { format: 'opaque', id: 'k' }, included: true },
+          clock.now(),
+        );
+        await store.streams.enqueuePoll('s1', [{ jti: 'j', eventId: 'e', setJwt: 's' }], clock.now());
+        await accept([newEvent({ destinations: [streamDestinationId('s1'), 'dest-a'] })]);
+        expect(await store.streams.delete('s1')).toBe(true);
+        expect(await store.streams.forSubject('k', 'NONE')).toEqual([]);
+        expect(await store.streams.pollQueueDepth('s1')).toBe(0);
+        expect((await store.stats()).backlog).toEqual({ 'dest-a': 1 });
+      });
+    });
+
+    describe('leader leases', () => {
+      it('rule: one holder at a time; renewals keep it; expiry or release hands it over', async () => {
+        expect(await store.leases.tryAcquire('scheduler', 'a', 10_000, clock.now())).toBe(true);
+        expect(await store.leases.tryAcquire('scheduler', 'b', 10_000, clock.now())).toBe(false);
+        clock.advance(9_000);
+        expect(await store.leases.tryAcquire('scheduler', 'a', 10_000, clock.now())).toBe(true);
+        clock.advance(9_000);
+        expect(await store.leases.tryAcquire('scheduler', 'b', 10_000, clock.now())).toBe(false);
+        expect(await store.leases.current('scheduler', clock.now())).toMatchObject({ holder: 'a' });
+        clock.advance(1_000);
+        expect(await store.leases.tryAcquire('scheduler', 'b', 10_000, clock.now())).toBe(true);
+        expect(await store.leases.current('scheduler', clock.now())).toEqual({
+          holder: 'b',
+          expiresAt: new Date(clock.now().getTime() + 10_000),
+        });
+        await store.leases.release('scheduler', 'a');
+        expect((await store.leases.current('scheduler', clock.now()))?.holder).toBe('b');
+        await store.leases.release('scheduler', 'b');
+        expect(await store.leases.tryAcquire('scheduler', 'a', 10_000, clock.now())).toBe(true);
+      });
+    });
+
+    describe('metrics and housekeeping', () => {
+      it('reports backlog per destination and discards a destination’s unfinished rows', async () => {
+        await accept([
+          newEvent({ destinations: ['dest-a', 'dest-b'] }),
+          newEvent({ destinations: ['dest-a'] }),
+        ]);
+        expect(await store.deliveries.backlog()).toEqual(
+          new Map([
+            ['dest-a', 2],
+            ['dest-b', 1],
+          ]),
+        );
+        expect(await store.deliveries.discardUnfinished('dest-b')).toBe(1);
+        expect((await store.stats()).backlog).toEqual({ 'dest-a': 2 });
+      });
+
+      it('rule: prune drops old delivered rows, their events and expired dedupe keys, never unfinished work', async () => {
+        const done = newEvent({ dedupeKey: 'k-done' });
+        const waiting = newEvent({ event: { acceptedAt: clock.now() } });
+        await accept([done, waiting]);
+        const leased = await lease();
+        const doneLease = leased.find((l) => l.event.id === done.event.id)!;
+        await store.deliveries.complete(
+          [{ kind: 'delivered', id: doneLease.id, leaseToken: doneLease.leaseToken }],
+          clock.now(),
+        );
+        clock.advance(2 * HOUR);
+        const result = await store.prune({
+          now: clock.now(),
+          deliveredBefore: new Date(clock.now().getTime() - HOUR),
+          limit: 100,
+        });
+        expect(result).toEqual({ deliveries: 1, events: 1, dedupeKeys: 1 });
+        expect(await store.events.get(done.event.id)).toBeUndefined();
+        expect(await store.events.get(waiting.event.id)).toBeDefined();
+        expect((await store.stats()).backlog).toEqual({ 'dest-a': 1 });
+      });
+
+      it('keeps event fields intact, including optional severity', async () => {
+        const event = storedEvent({ severity: 'high', claims: { nested: { a: [1, 'x', null] } } });
+        await accept([{ event, deliveries: [] }]);
+        expect(await store.events.get(event.id)).toEqual(event);
+      });
+    });
+  });
+}
