@@ -5,4 +5,6 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { main } = await import('./main.ts');
-process.exitCode = await main(process.argv);
+const code = await main(process.argv);
+// Exit explicitly: a finished command must not linger on an idle handle (a pool, a timer).
+process.exit(code);

@@ -77,19 +77,29 @@ function splitDefault(rest: string): [string, string?] {
   return at < 0 ? [rest] : [rest.slice(0, at), rest.slice(at + 2)];
 }
 
+/** Paths of strings that were exactly one reference (`port: ${env:PORT}`), for type coercion. */
+export type ReferencedPaths = Set<string>;
+
+const SINGLE_REFERENCE = /^\$\{[^}]*\}$/;
+
 /** Interpolates every string in a parsed document (not keys), returning a new tree. */
 export function interpolateTree(
   value: unknown,
   env: InterpolationEnv,
   problems: InterpolationProblem[],
   path: (string | number)[] = [],
+  referenced: ReferencedPaths = new Set(),
 ): unknown {
-  if (typeof value === 'string') return interpolateString(value, formatPath(path), env, problems);
-  if (Array.isArray(value)) return value.map((item, i) => interpolateTree(item, env, problems, [...path, i]));
+  if (typeof value === 'string') {
+    if (SINGLE_REFERENCE.test(value)) referenced.add(formatPath(path));
+    return interpolateString(value, formatPath(path), env, problems);
+  }
+  if (Array.isArray(value))
+    return value.map((item, i) => interpolateTree(item, env, problems, [...path, i], referenced));
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value))
-      out[key] = interpolateTree(item, env, problems, [...path, key]);
+      out[key] = interpolateTree(item, env, problems, [...path, key], referenced);
     return out;
   }
   return value;

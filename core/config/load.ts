@@ -3,7 +3,13 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { ConnectorDefinition } from '../plugin-api/index.ts';
 import { ConnectorRegistry, loadPlugins } from '../runtime/registry.ts';
-import { interpolateTree, formatPath, type InterpolationProblem } from './interpolate.ts';
+import {
+  interpolateTree,
+  formatPath,
+  type InterpolationProblem,
+  type ReferencedPaths,
+} from './interpolate.ts';
+import type { z } from 'zod';
 import { problemsFromZod, type ConfigProblem } from './problems.ts';
 import { rootConfigSchema, type RootConfig } from './root.ts';
 import { nearest } from './suggest.ts';
@@ -75,7 +81,14 @@ export async function loadConfigData(
 ): Promise<LoadResult> {
   const baseDir = options.file ? dirname(options.file) : process.cwd();
   const interpolationProblems: InterpolationProblem[] = [];
-  const expanded = interpolateTree(data, { env: options.env ?? process.env, baseDir }, interpolationProblems);
+  const referenced: ReferencedPaths = new Set();
+  const expanded = interpolateTree(
+    data,
+    { env: options.env ?? process.env, baseDir },
+    interpolationProblems,
+    [],
+    referenced,
+  );
   const problems: ConfigProblem[] = [...interpolationProblems];
 
   const raw = (expanded && typeof expanded === 'object' ? expanded : {}) as Record<string, unknown>;
@@ -92,9 +105,9 @@ export async function loadConfigData(
   }
 
   const schemaProblems: ConfigProblem[] = [];
-  const parsed = rootConfigSchema.safeParse(raw);
+  const parsed = safeParseCoercing(rootConfigSchema, raw, referenced, []);
   if (!parsed.success) schemaProblems.push(...problemsFromZod(parsed.error, rootConfigSchema));
-  const instances = resolveInstances(raw, registry, schemaProblems);
+  const instances = resolveInstances(raw, registry, schemaProblems, referenced);
   // A value whose reference could not be expanded fails its schema too; say it once.
   const unexpanded = new Set(interpolationProblems.map((p) => p.path));
   problems.push(...schemaProblems.filter((p) => !unexpanded.has(p.path)));
@@ -115,6 +128,7 @@ function resolveInstances(
   raw: Record<string, unknown>,
   registry: ConnectorRegistry,
   problems: ConfigProblem[],
+  referenced: ReferencedPaths,
 ): ResolvedInstance[] {
   const instances: ResolvedInstance[] = [];
   const seen = new Map<string, string>();
@@ -147,7 +161,11 @@ function resolveInstances(
         });
         return;
       }
-      const result = definition.configSchema.safeParse(config ?? {});
+      const result = safeParseCoercing(definition.configSchema, config ?? {}, referenced, [
+        kind,
+        index,
+        'config',
+      ]);
       if (!result.success) {
         problems.push(...problemsFromZod(result.error, definition.configSchema, [kind, index, 'config']));
         return;
@@ -163,6 +181,47 @@ function resolveInstances(
     });
   }
   return instances;
+}
+
+/**
+ * Parses, and where a number or boolean was expected at a value that was exactly one reference
+ * (`port: ${env:PORT}`), converts the expanded text and parses again. Only such values are
+ * converted: text written in the file keeps the type YAML gave it.
+ */
+function safeParseCoercing<S extends z.ZodType>(
+  schema: S,
+  data: unknown,
+  referenced: ReferencedPaths,
+  prefix: PropertyKey[],
+): z.ZodSafeParseResult<z.output<S>> {
+  const first = schema.safeParse(data);
+  if (first.success || typeof data !== 'object' || data === null) return first;
+  let changed = false;
+  for (const issue of first.error.issues) {
+    if (issue.code !== 'invalid_type' || (issue.expected !== 'number' && issue.expected !== 'boolean'))
+      continue;
+    if (!referenced.has(formatPath([...prefix, ...issue.path])) || issue.path.length === 0) continue;
+    const parent = issue.path
+      .slice(0, -1)
+      .reduce<unknown>((node, key) => (node as Record<PropertyKey, unknown>)?.[key], data);
+    const key = issue.path[issue.path.length - 1] as PropertyKey;
+    const raw = (parent as Record<PropertyKey, unknown> | undefined)?.[key];
+    if (typeof raw !== 'string') continue;
+    const value = issue.expected === 'number' ? numberOf(raw) : booleanOf(raw);
+    if (value === undefined) continue;
+    (parent as Record<PropertyKey, unknown>)[key] = value;
+    changed = true;
+  }
+  return changed ? schema.safeParse(data) : first;
+}
+
+function numberOf(text: string): number | undefined {
+  return /^-?\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : undefined;
+}
+
+function booleanOf(text: string): boolean | undefined {
+  const t = text.trim().toLowerCase();
+  return t === 'true' ? true : t === 'false' ? false : undefined;
 }
 
 export function deepFreeze<T>(value: T): T {

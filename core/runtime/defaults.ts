@@ -1,5 +1,8 @@
 import { firstPartyConnectors } from '../../connectors/index.ts';
 import type { ConfigProblem, LoadedConfig } from '../config/index.ts';
+import { formatPath } from '../config/interpolate.ts';
+import { routeReferenceProblems } from '../pipeline/config.ts';
+import { findEventType } from '../ssf/index.ts';
 import { ConnectorRegistry } from './registry.ts';
 
 /** The registry of first-party connectors. */
@@ -9,5 +12,30 @@ export function defaultRegistry(): ConnectorRegistry {
 
 /** Checks across blocks that need the whole validated config. */
 export function configCrossChecks(): Array<(config: LoadedConfig) => ConfigProblem[]> {
-  return [];
+  return [routeReferences, routeEventTypes];
+}
+
+function routeReferences(config: LoadedConfig): ConfigProblem[] {
+  const ids = (kind: 'inbound' | 'outbound') =>
+    config.instances.filter((i) => i.kind === kind).map((i) => i.id);
+  return routeReferenceProblems(config.root.routes, {
+    inbound: ids('inbound'),
+    outbound: ids('outbound'),
+  }).map((p) => ({ path: formatPath(['routes', ...p.path]), message: p.message }));
+}
+
+/** Route filters naming event types the catalog does not know would silently match nothing. */
+function routeEventTypes(config: LoadedConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  config.root.routes.forEach((route, index) => {
+    (route.event_types ?? []).forEach((name, i) => {
+      if (!findEventType(name)) {
+        problems.push({
+          path: formatPath(['routes', index, 'event_types', i]),
+          message: `unknown event type "${name}"`,
+        });
+      }
+    });
+  });
+  return problems;
 }

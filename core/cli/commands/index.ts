@@ -1,7 +1,12 @@
 import type { Command } from 'commander';
 import type { CliIo } from '../io.ts';
 import { registerConnectors } from './connectors.ts';
+import { registerRun } from './run.ts';
 import { registerValidate } from './validate.ts';
+import { registerEvents } from './events.ts';
+import { registerKeys } from './keys.ts';
+import { registerDecode } from './decode.ts';
+import { registerVerify } from './verify.ts';
 
 /**
  * Each file in this folder adds its commands to the program. Action handlers set their
@@ -9,4 +14,12 @@ import { registerValidate } from './validate.ts';
  */
 export type CommandRegistrar = (program: Command, io: CliIo) => void;
 
-export const registrars: CommandRegistrar[] = [registerValidate, registerConnectors];
+export const registrars: CommandRegistrar[] = [
+  registerRun,
+  registerValidate,
+  registerConnectors,
+  registerEvents,
+  registerKeys,
+  registerDecode,
+  registerVerify,
+];

@@ -1,0 +1,83 @@
+import type { Command } from 'commander';
+import { loadConfigFile, loadConfigText, type LoadResult } from '../../config/index.ts';
+import { Bridge } from '../../runtime/bridge.ts';
+import { configCrossChecks, defaultRegistry } from '../../runtime/defaults.ts';
+import { QUICKSTART_CONFIG, QUICKSTART_TOKEN_DEFAULT } from '../../runtime/quickstart.ts';
+import { CliExit, EXIT, type CliIo } from '../io.ts';
+
+interface RunOptions {
+  config?: string;
+}
+
+/**
+ * `ssf-bridge run [--config FILE]`: runs until SIGTERM or SIGINT, then drains within
+ * `server.shutdown_timeout` and exits 0. A second signal exits at once.
+ */
+export function registerRun(program: Command, io: CliIo): void {
+  program
+    .command('run')
+    .description('Run the bridge (without --config: the quickstart on embedded defaults)')
+    .option('-c, --config <file>', 'config file (YAML or JSON); env SSF_BRIDGE_CONFIG')
+    .action(async (options: RunOptions) => {
+      const file = options.config ?? process.env.SSF_BRIDGE_CONFIG;
+      const loadOptions = { registry: defaultRegistry(), crossChecks: configCrossChecks() };
+      const result: LoadResult = file
+        ? await loadConfigFile(file, loadOptions)
+        : await loadConfigText(QUICKSTART_CONFIG, loadOptions);
+      if (!result.ok) {
+        io.err(`${file ?? 'quickstart config'}: ${result.problems.length} problem(s)`);
+        for (const p of result.problems) io.err(`  ${p.path}: ${p.message}`);
+        throw new CliExit(EXIT.invalid, '');
+      }
+      const bridge = new Bridge(result.config);
+      const stopped = new Promise<void>((resolve) => {
+        let signals = 0;
+        const onSignal = (signal: NodeJS.Signals) => {
+          signals += 1;
+          if (signals > 1) {
+            io.err(`${signal} again: exiting without draining`);
+            process.exit(130);
+          }
+          bridge.logger.info({ signal }, 'draining before exit');
+          void bridge.stop().then(resolve, (err: unknown) => {
+            bridge.logger.error({ err }, 'shutdown failed');
+            resolve();
+          });
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      try {
+        await bridge.start();
+      } catch (err) {
+        bridge.logger.error({ err }, 'startup failed');
+        bridge.logger.flush();
+        throw new CliExit(EXIT.failure, `ssf-bridge: startup failed: ${(err as Error).message}`);
+      }
+      if (!file) {
+        const token = process.env.SSF_BRIDGE_QUICKSTART_TOKEN || QUICKSTART_TOKEN_DEFAULT;
+        io.err(
+          quickstartHelp(
+            bridge.url,
+            token === QUICKSTART_TOKEN_DEFAULT ? token : '$SSF_BRIDGE_QUICKSTART_TOKEN',
+          ),
+        );
+      }
+      await stopped;
+      bridge.logger.info('stopped');
+      bridge.logger.flush();
+    });
+}
+
+function quickstartHelp(url: string, token: string): string {
+  return [
+    '',
+    `Quickstart: an events API and a log destination are running at ${url}.`,
+    'Send an event (its SET is printed on standard output):',
+    `  curl -s -X POST ${url}/ingest/quickstart -H 'Authorization: Bearer ${token}' \\`,
+    `    -H 'Content-Type: application/json' \\`,
+    `    -d '{"type":"caep.session-revoked","subject":{"format":"email","email":"jane@example.com"}}'`,
+    'Stop with Ctrl-C. See docs/quickstart.md.',
+    '',
+  ].join('\n');
+}

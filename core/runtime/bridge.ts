@@ -1,0 +1,245 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { LoadedConfig } from '../config/index.ts';
+import { createRootContainer } from '../di/container.ts';
+import { DeliveryEngine, type Destination } from '../delivery/index.ts';
+import { createHttpClientFactory } from '../http/client.ts';
+import { createServer } from '../http/server.ts';
+import { Pipeline, EventValidationError } from '../pipeline/index.ts';
+import type { Clock, EmitResult, Logger } from '../plugin-api/types.ts';
+import { PermanentError } from '../plugin-api/errors.ts';
+import { SchedulerService } from '../scheduling/scheduler.ts';
+import { KeyStore, SetCodec, subjectKey, findEventType } from '../ssf/index.ts';
+import { openStore, type Store } from '../storage/index.ts';
+import { createLogger, type RootLogger } from '../telemetry/logger.ts';
+import { MetricsRegistry } from '../telemetry/metrics.ts';
+import { Host, type CoreService } from './host.ts';
+import type { CheckpointStore, EventSink } from './ports.ts';
+import { codecSigner, validateDraft } from './ssf-adapters.ts';
+import { StatusBoard } from './status.ts';
+import { deliveryObserver } from './observer.ts';
+
+export interface BridgeOptions {
+  logger?: RootLogger;
+  clock?: Clock;
+}
+
+/**
+ * The composition root: builds every core service from the validated config, wires them, and
+ * runs them in order. Start: store → keys → HTTP server (health answers during start-up) →
+ * outbound connectors → delivery engine → inbound connectors. Stop: the reverse, then the store.
+ */
+export class Bridge {
+  readonly config: LoadedConfig;
+  readonly logger: RootLogger;
+  readonly metrics = new MetricsRegistry();
+  readonly status: StatusBoard;
+  readonly clock: Clock;
+  readonly dataDir: string;
+  #store: Store | undefined;
+  #keys: KeyStore | undefined;
+  #server: FastifyInstance | undefined;
+  #host: Host | undefined;
+  #pipeline: Pipeline | undefined;
+  #engine: DeliveryEngine | undefined;
+  #scheduler: SchedulerService | undefined;
+  #stopping: Promise<void> | undefined;
+  #url: string | undefined;
+
+  constructor(config: LoadedConfig, options: BridgeOptions = {}) {
+    this.config = config;
+    this.logger = options.logger ?? createLogger({ level: config.root.telemetry.log_level });
+    this.clock = options.clock ?? { now: () => new Date() };
+    this.status = new StatusBoard(this.clock);
+    this.dataDir = resolve(config.root.data_dir);
+  }
+
+  /** Base URL the server listens on, once started. */
+  get url(): string {
+    if (!this.#url) throw new Error('the bridge is not listening');
+    return this.#url;
+  }
+
+  get issuer(): string {
+    return this.config.root.issuer ?? this.url;
+  }
+
+  get store(): Store {
+    if (!this.#store) throw new Error('the bridge has not started');
+    return this.#store;
+  }
+
+  get keys(): KeyStore {
+    if (!this.#keys) throw new Error('the bridge has not started');
+    return this.#keys;
+  }
+
+  get server(): FastifyInstance {
+    if (!this.#server) throw new Error('the bridge has not started');
+    return this.#server;
+  }
+
+  async start(): Promise<void> {
+    const { root } = this.config;
+    const logger: Logger = this.logger;
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    try {
+      this.#store = await openStore(root.storage, { dataDir: this.dataDir, logger });
+      this.#keys = await KeyStore.open({ dataDir: this.dataDir, config: root.keys, clock: this.clock });
+
+      const server = createServer({
+        logger,
+        metrics: this.metrics,
+        status: this.status,
+        bodyLimitBytes: root.server.body_limit_bytes,
+        requestTimeoutMs: root.server.request_timeout,
+        trustProxy: root.server.trust_proxy,
+        inbound: (id) => this.#host?.inbound(id),
+        isConfiguredInbound: (id) =>
+          this.config.instances.some((i) => i.kind === 'inbound' && i.enabled && i.id === id),
+      });
+      this.#server = server;
+      await server.listen({ host: root.server.host, port: root.server.port });
+      const address = server.server.address();
+      const port = typeof address === 'object' && address ? address.port : root.server.port;
+      const hostname = root.server.host.includes(':') ? `[${root.server.host}]` : root.server.host;
+      this.#url = `http://${hostname}:${port}`;
+
+      const codec = new SetCodec({ issuer: this.issuer, keys: this.#keys, clock: this.clock });
+      const engine = new DeliveryEngine({
+        store: this.#store,
+        signer: codecSigner(codec),
+        config: root.delivery,
+        clock: this.clock,
+        logger,
+        observer: deliveryObserver(this.metrics, this.status, logger),
+      });
+      this.#engine = engine;
+      const pipeline = new Pipeline({
+        store: this.#store,
+        delivery: root.delivery,
+        routes: root.routes,
+        subjects: root.subjects,
+        validateEvent: validateDraft,
+        subjectKey,
+        resolveEventType: (name) => findEventType(name)?.uri,
+        clock: this.clock,
+        logger,
+        queueLimit: (id) => engine.policy(id).queueSize,
+        notify: (ids) => engine.notify(ids),
+      });
+      this.#pipeline = pipeline;
+      this.#scheduler = new SchedulerService({ logger, metrics: this.metrics });
+
+      const store = this.#store;
+      const checkpointStore: CheckpointStore = {
+        getCheckpoint: (instanceId, name) => store.checkpoints.get(instanceId, name),
+        setCheckpoint: (instanceId, name, value) =>
+          store.checkpoints.set(instanceId, name, value, this.clock.now()),
+      };
+      const rootContainer = createRootContainer({
+        config: this.config,
+        logger,
+        metrics: this.metrics,
+        clock: this.clock,
+        status: this.status,
+        scheduler: this.#scheduler,
+        httpFactoryMaker: (deps) => createHttpClientFactory(deps),
+        checkpointStore,
+        eventSink: pipelineSink(pipeline),
+      });
+      const hostRef: { host?: Host } = {};
+      const deliveryService: CoreService = {
+        name: 'delivery',
+        start: async () => {
+          for (const [id, connector] of hostRef.host?.outbound() ?? []) {
+            const destination: Destination = {
+              id,
+              kind: 'outbound',
+              target: connector.target,
+              deliver: (set, signal) => connector.deliver(set, signal),
+            };
+            engine.register(destination);
+          }
+          await pipeline.start();
+          await engine.start();
+        },
+        stop: async (deadlineMs) => {
+          await pipeline.stop();
+          await engine.stop(deadlineMs);
+        },
+      };
+      const host = new Host({
+        root: rootContainer,
+        config: this.config,
+        logger,
+        status: this.status,
+        scheduler: this.#scheduler,
+        services: [deliveryService],
+      });
+      hostRef.host = host;
+      this.#host = host;
+      await host.start();
+      logger.info(
+        {
+          url: this.#url,
+          issuer: this.issuer,
+          dataDir: this.dataDir,
+          storage: root.storage.driver,
+          inbound: this.config.instances.filter((i) => i.kind === 'inbound' && i.enabled).map((i) => i.id),
+          outbound: this.config.instances.filter((i) => i.kind === 'outbound' && i.enabled).map((i) => i.id),
+        },
+        `ssf-bridge listening on ${this.#url}; data in ${this.dataDir}`,
+      );
+    } catch (err) {
+      await this.#shutdown(5_000);
+      throw err;
+    }
+  }
+
+  /** Drains and stops everything; idempotent. */
+  stop(deadlineMs = this.config.root.server.shutdown_timeout): Promise<void> {
+    this.#stopping ??= this.#shutdown(deadlineMs);
+    return this.#stopping;
+  }
+
+  async #shutdown(deadlineMs: number): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    const remaining = () => Math.max(500, deadline - Date.now());
+    // Stop taking requests first, so no webhook is answered 202 by an instance that is going away.
+    await this.#server?.close().catch((err: unknown) => this.logger.warn({ err }, 'server close failed'));
+    await this.#host?.stop(remaining());
+    this.#scheduler?.stopAll();
+    await this.#store?.close().catch((err: unknown) => this.logger.warn({ err }, 'store close failed'));
+  }
+}
+
+/** The pipeline as the runtime's event sink: what `ctx.emit` calls. */
+function pipelineSink(pipeline: Pipeline): EventSink {
+  return {
+    async accept(instanceId, events, options): Promise<EmitResult> {
+      try {
+        const result = await pipeline.accept(
+          instanceId,
+          events,
+          options?.checkpoint ? { checkpoint: options.checkpoint } : {},
+        );
+        return { accepted: result.accepted, duplicates: result.duplicates };
+      } catch (err) {
+        if (err instanceof EventValidationError) {
+          throw new PermanentError(err.message, {
+            code: err.code,
+            detail: {
+              problems: err.problems.map((p) => ({
+                path: `[${p.index}]${p.path ? `.${p.path}` : ''}`,
+                message: p.message,
+              })),
+            },
+          });
+        }
+        throw err;
+      }
+    },
+  };
+}

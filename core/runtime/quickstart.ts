@@ -1,0 +1,28 @@
+/**
+ * The configuration `ssf-bridge run` uses when given no file: an events API on loopback with a
+ * documented token, and a route that writes every SET to standard output. docs/quickstart.md
+ * walks through it.
+ */
+export const QUICKSTART_TOKEN_DEFAULT = 'quickstart-token';
+
+export const QUICKSTART_CONFIG = `
+server:
+  host: 127.0.0.1
+  port: \${env:SSF_BRIDGE_PORT:-8080}
+data_dir: \${env:SSF_BRIDGE_DATA_DIR:-./data}
+inbound:
+  - id: quickstart
+    connector: events-api
+    description: Post events here with the quickstart token.
+    config:
+      token: \${env:SSF_BRIDGE_QUICKSTART_TOKEN:-${QUICKSTART_TOKEN_DEFAULT}}
+outbound:
+  - id: stdout
+    connector: log
+    config:
+      audience: urn:ssf-bridge:quickstart
+routes:
+  - id: everything-to-stdout
+    from: '*'
+    to: [stdout]
+`;
