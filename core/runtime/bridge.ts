@@ -75,6 +75,16 @@ export class Bridge {
     return this.#keys;
   }
 
+  get pipeline(): Pipeline {
+    if (!this.#pipeline) throw new Error('the bridge has not started');
+    return this.#pipeline;
+  }
+
+  get deliveryEngine(): DeliveryEngine {
+    if (!this.#engine) throw new Error('the bridge has not started');
+    return this.#engine;
+  }
+
   get server(): FastifyInstance {
     if (!this.#server) throw new Error('the bridge has not started');
     return this.#server;

@@ -27,11 +27,19 @@ export function registerConnectors(program: Command, io: CliIo): void {
       const header = ['ID', 'KIND', 'VERSION', 'STABILITY', 'NAME'];
       const rows = [
         header,
-        ...definitions.map((d) => [d.manifest.id, d.manifest.kind, d.manifest.version, d.manifest.stability, d.manifest.displayName]),
+        ...definitions.map((d) => [
+          d.manifest.id,
+          d.manifest.kind,
+          d.manifest.version,
+          d.manifest.stability,
+          d.manifest.displayName,
+        ]),
       ];
       const widths = header.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
       for (const row of rows) {
-        io.out(row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i] as number) : cell)).join('  '));
+        io.out(
+          row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i] as number) : cell)).join('  '),
+        );
       }
     });
 }
