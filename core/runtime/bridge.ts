@@ -12,6 +12,9 @@ import { PermanentError } from '../plugin-api/errors.ts';
 import { SchedulerService } from '../scheduling/scheduler.ts';
 import { KeyStore, SetCodec, subjectKey, findEventType } from '../ssf/index.ts';
 import { openStore, type Store } from '../storage/index.ts';
+import { LeaderElection } from '../storage/leader.ts';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import { createLogger, type RootLogger } from '../telemetry/logger.ts';
 import { MetricsRegistry } from '../telemetry/metrics.ts';
 import { Host, type CoreService } from './host.ts';
@@ -19,6 +22,9 @@ import type { CheckpointStore, EventSink } from './ports.ts';
 import { codecSigner, validateDraft } from './ssf-adapters.ts';
 import { StatusBoard } from './status.ts';
 import { deliveryObserver } from './observer.ts';
+
+/** Lifetime of the scheduler leader lease on PostgreSQL. */
+export const LEADER_LEASE_MS = 15_000;
 
 export interface BridgeOptions {
   logger?: RootLogger;
@@ -46,6 +52,9 @@ export class Bridge {
   #scheduler: SchedulerService | undefined;
   #stopping: Promise<void> | undefined;
   #url: string | undefined;
+  #election: LeaderElection | undefined;
+  /** This process's identity in lease rows, unique among instances sharing a database. */
+  readonly instanceName = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
   constructor(config: LoadedConfig, options: BridgeOptions = {}) {
     this.config = config;
@@ -118,6 +127,7 @@ export class Bridge {
 
       const codec = new SetCodec({ issuer: this.issuer, keys: this.#keys, clock: this.clock });
       const engine = new DeliveryEngine({
+        owner: this.instanceName,
         store: this.#store,
         signer: codecSigner(codec),
         config: root.delivery,
@@ -140,7 +150,11 @@ export class Bridge {
         notify: (ids) => engine.notify(ids),
       });
       this.#pipeline = pipeline;
-      this.#scheduler = new SchedulerService({ logger, metrics: this.metrics });
+      this.#scheduler = new SchedulerService({
+        logger,
+        metrics: this.metrics,
+        ...(this.#store.driver === 'postgres' ? { coordinator: this.#electLeader(this.#store, logger) } : {}),
+      });
 
       const store = this.#store;
       const checkpointStore: CheckpointStore = {
@@ -208,6 +222,36 @@ export class Bridge {
     }
   }
 
+  /**
+   * Instances sharing PostgreSQL elect one leader for scheduled work (pollers): only the leader
+   * runs scheduled tasks; a killed leader's lease expires and another instance takes over
+   * within LEADER_LEASE_MS plus one renewal interval.
+   */
+  #electLeader(store: Store, logger: Logger): { shouldRun(): boolean } {
+    const gauge = this.metrics.gauge(
+      'ssf_bridge_scheduler_leader',
+      '1 while this instance runs scheduled tasks',
+    );
+    const election = new LeaderElection({
+      leases: store.leases,
+      name: 'scheduler',
+      holder: this.instanceName,
+      ttlMs: LEADER_LEASE_MS,
+      clock: this.clock,
+      logger,
+      onChange: (leader) => {
+        gauge.set(leader ? 1 : 0);
+        logger.info(
+          { instance: this.instanceName, leader },
+          leader ? 'elected scheduler leader' : 'no longer scheduler leader',
+        );
+      },
+    });
+    this.#election = election;
+    election.start();
+    return { shouldRun: () => election.isLeader() };
+  }
+
   /** Drains and stops everything; idempotent. */
   stop(deadlineMs = this.config.root.server.shutdown_timeout): Promise<void> {
     this.#stopping ??= this.#shutdown(deadlineMs);
@@ -221,6 +265,7 @@ export class Bridge {
     await this.#server?.close().catch((err: unknown) => this.logger.warn({ err }, 'server close failed'));
     await this.#host?.stop(remaining());
     this.#scheduler?.stopAll();
+    await this.#election?.stop();
     await this.#store?.close().catch((err: unknown) => this.logger.warn({ err }, 'store close failed'));
   }
 }
