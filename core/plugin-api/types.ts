@@ -270,6 +270,12 @@ export interface SigningTarget {
 
 export interface OutboundConnector extends Lifecycle {
   readonly target: SigningTarget;
+  /**
+   * Optional: adjusts an event just before its SET is built for this destination, e.g. to fill
+   * a claim the target requires from the connector's own state (Okta's previous_level). Called
+   * on every attempt; the jti stays the same.
+   */
+  prepare?(event: EventDraft, signal: AbortSignal): Promise<EventDraft>;
   /** Delivers one SET. Resolves when the target accepted it; throws classified errors. */
   deliver(set: SignedSet, signal: AbortSignal): Promise<DeliveryReceipt>;
 }

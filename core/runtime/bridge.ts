@@ -129,7 +129,10 @@ export class Bridge {
       const engine = new DeliveryEngine({
         owner: this.instanceName,
         store: this.#store,
-        signer: codecSigner(codec),
+        signer: codecSigner(codec, (id) => {
+          const connector = this.#host?.outbound().get(id);
+          return connector?.prepare?.bind(connector);
+        }),
         config: root.delivery,
         clock: this.clock,
         logger,

@@ -1,4 +1,4 @@
-import type { EventDraft } from '../plugin-api/types.ts';
+import type { EventDraft, OutboundConnector } from '../plugin-api/types.ts';
 import type { Problem as PipelineProblem, ValidationResult } from '../pipeline/pipeline.ts';
 import type { SetSigner } from '../delivery/types.ts';
 import type { StoredEvent } from '../storage/types.ts';
@@ -53,11 +53,16 @@ export function validateDraft(draft: EventDraft): ValidationResult {
  * accepted and the jti is the outbox row's, so every retry of a delivery is the same SET
  * (apart from the signature).
  */
-export function codecSigner(codec: SetCodec): SetSigner {
+export function codecSigner(
+  codec: SetCodec,
+  preparerOf: (destinationId: string) => OutboundConnector['prepare'] | undefined = () => undefined,
+): SetSigner {
   return {
     async sign(event: StoredEvent, destination, delivery) {
+      const prepare = preparerOf(destination.id);
+      const draft = prepare ? await prepare(toDraft(event), AbortSignal.timeout(30_000)) : toDraft(event);
       const minted = await codec.mint({
-        event: toDraft(event),
+        event: draft,
         sourceInstanceId: event.instanceId,
         destination: {
           id: destination.id,
