@@ -1,0 +1,209 @@
+/**
+ * Receiver authentication (RFC 6750 bearer tokens, CAEP interop profile §2.7): static tokens
+ * from the configuration and OAuth 2.0 JWT access tokens checked against the authorization
+ * server's JWKS. Tokens are accepted in the Authorization header only; a token in the query
+ * string is refused (RFC 6750 §2.3 is not supported).
+ */
+import { createHash } from 'node:crypto';
+import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import type { Clock, Logger } from '../plugin-api/types.ts';
+import { RetryableError } from '../plugin-api/errors.ts';
+import { remoteJwks, type JwksFetcher, type SetKeySource } from '../ssf/set/jwks.ts';
+import { SCOPE_MANAGE, SCOPE_READ, type TransmitterConfig } from './config.ts';
+import { TransmitterHttpError } from './errors.ts';
+
+export type Scope = typeof SCOPE_READ | typeof SCOPE_MANAGE;
+
+/** Who is calling: a client id (streams belong to it), its scopes and the aud of its streams. */
+export interface Principal {
+  clientId: string;
+  scopes: ReadonlySet<string>;
+  audience: string | string[];
+  method: 'static' | 'oauth';
+}
+
+const REALM = 'ssf-bridge';
+
+/** Text allowed inside a quoted auth-param (RFC 6750 §3: no `"` or `\`). */
+function quoted(text: string): string {
+  return text.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, ' ');
+}
+
+/** A `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3). */
+export function bearerChallenge(
+  params: { error?: string; description?: string; scope?: string } = {},
+): string {
+  const parts = [`realm="${REALM}"`];
+  if (params.error) parts.push(`error="${params.error}"`);
+  if (params.description) parts.push(`error_description="${quoted(params.description)}"`);
+  if (params.scope) parts.push(`scope="${params.scope}"`);
+  return `Bearer ${parts.join(', ')}`;
+}
+
+function unauthorized(description: string, code: string, tokenPresented: boolean): TransmitterHttpError {
+  const challenge = tokenPresented
+    ? bearerChallenge({ error: 'invalid_token', description })
+    : bearerChallenge();
+  return new TransmitterHttpError(401, tokenPresented ? 'invalid_token' : 'unauthorized', description, code, {
+    'www-authenticate': challenge,
+  });
+}
+
+/** ssf.manage includes ssf.read: a client that may change a stream may also read it. */
+export function hasScope(principal: Principal, scope: Scope): boolean {
+  return principal.scopes.has(scope) || (scope === SCOPE_READ && principal.scopes.has(SCOPE_MANAGE));
+}
+
+/** Throws 403 insufficient_scope (RFC 6750 §3.1) unless the principal holds `scope`. */
+export function requireScope(principal: Principal, scope: Scope): void {
+  if (hasScope(principal, scope)) return;
+  const description = `this operation needs the ${scope} scope`;
+  throw new TransmitterHttpError(403, 'insufficient_scope', description, 'SSF_ERR_TRANSMITTER_AUTH_SCOPE', {
+    'www-authenticate': bearerChallenge({ error: 'insufficient_scope', description, scope }),
+  });
+}
+
+const BEARER = /^Bearer +(\S+) *$/i;
+
+function digest(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+function scopesOf(payload: JWTPayload): Set<string> {
+  const raw = payload.scope ?? payload.scp;
+  const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(' ') : [];
+  return new Set(list.filter((s): s is string => typeof s === 'string' && s.length > 0));
+}
+
+const ACCESS_TOKEN_TYPES = new Set(['at+jwt', 'application/at+jwt', 'jwt']);
+
+export interface AuthenticatorOptions {
+  clock: Clock;
+  logger: Logger;
+  /** Fetches the authorization server's JWKS (tests inject one). */
+  fetcher?: JwksFetcher;
+}
+
+interface StaticReceiver {
+  clientId: string;
+  scopes: Set<string>;
+  audience: string | string[];
+}
+
+export class ReceiverAuthenticator {
+  readonly #byDigest = new Map<string, StaticReceiver>();
+  readonly #audiences = new Map<string, string | string[]>();
+  readonly #oauth: TransmitterConfig['oauth'];
+  readonly #keys: SetKeySource | undefined;
+  readonly #logger: Logger;
+
+  constructor(config: TransmitterConfig, options: AuthenticatorOptions) {
+    this.#logger = options.logger;
+    for (const r of config.receivers) {
+      const audience = r.audience ?? r.client_id;
+      this.#audiences.set(r.client_id, audience);
+      if (r.token) {
+        this.#byDigest.set(digest(r.token.reveal()), {
+          clientId: r.client_id,
+          scopes: new Set(r.scopes),
+          audience,
+        });
+      }
+    }
+    this.#oauth = config.oauth;
+    if (config.oauth) {
+      this.#keys = remoteJwks(config.oauth.jwks_uri, {
+        clock: options.clock,
+        cacheMaxAgeMs: config.oauth.jwks_cache,
+        ...(options.fetcher ? { fetcher: options.fetcher } : {}),
+      });
+    }
+  }
+
+  /**
+   * The principal of a request, or the error to answer: 400 for a token in the query string,
+   * 401 (with a Bearer challenge) for a missing or invalid token, 503 when the authorization
+   * server's keys cannot be fetched.
+   */
+  async authenticate(authorization: string | undefined, query: Record<string, unknown>): Promise<Principal> {
+    if (query.access_token !== undefined) {
+      const description =
+        'access tokens in the query string are refused; send "Authorization: Bearer <token>"';
+      throw new TransmitterHttpError(
+        400,
+        'invalid_request',
+        description,
+        'SSF_ERR_TRANSMITTER_AUTH_QUERY_TOKEN',
+        {
+          'www-authenticate': bearerChallenge({ error: 'invalid_request', description }),
+        },
+      );
+    }
+    if (authorization === undefined || authorization.trim() === '') {
+      throw unauthorized('an access token is required', 'SSF_ERR_TRANSMITTER_AUTH_MISSING', false);
+    }
+    const token = BEARER.exec(authorization)?.[1];
+    if (token === undefined) {
+      throw unauthorized(
+        'the Authorization header must use the Bearer scheme',
+        'SSF_ERR_TRANSMITTER_AUTH_INVALID',
+        true,
+      );
+    }
+    const known = this.#byDigest.get(digest(token));
+    if (known) return { ...known, method: 'static' };
+    if (this.#oauth && token.split('.').length === 3) return this.#verifyAccessToken(token);
+    throw unauthorized('the access token is not valid', 'SSF_ERR_TRANSMITTER_AUTH_INVALID', true);
+  }
+
+  async #verifyAccessToken(token: string): Promise<Principal> {
+    const oauth = this.#oauth!;
+    const keys = this.#keys!;
+    let payload: JWTPayload;
+    try {
+      const typ = decodeProtectedHeader(token).typ;
+      if (typ !== undefined && !ACCESS_TOKEN_TYPES.has(typ.toLowerCase())) {
+        throw new Error(`a token of type ${typ} is not an access token`);
+      }
+      ({ payload } = await jwtVerify(token, (header) => keys.getKey(header), {
+        issuer: oauth.issuer,
+        audience: oauth.audience,
+        algorithms: [...oauth.algorithms],
+        clockTolerance: Math.ceil(oauth.clock_tolerance / 1000),
+        requiredClaims: ['exp'],
+      }));
+    } catch (err) {
+      if (err instanceof RetryableError) {
+        this.#logger.warn(
+          { err: err.message, code: err.code },
+          'cannot check access tokens: the JWKS is unavailable',
+        );
+        throw new TransmitterHttpError(
+          503,
+          'temporarily_unavailable',
+          "the authorization server's keys cannot be fetched; retry later",
+          'SSF_ERR_TRANSMITTER_AUTH_UNAVAILABLE',
+          { 'retry-after': '5' },
+        );
+      }
+      const reason = err instanceof Error ? err.message : String(err);
+      throw unauthorized(
+        `the access token is not valid: ${reason}`,
+        'SSF_ERR_TRANSMITTER_AUTH_INVALID',
+        true,
+      );
+    }
+    const clientId = [payload[oauth.client_id_claim], payload.azp, payload.sub].find(
+      (v): v is string => typeof v === 'string' && v.length > 0,
+    );
+    if (clientId === undefined) {
+      throw unauthorized('the access token names no client', 'SSF_ERR_TRANSMITTER_AUTH_INVALID', true);
+    }
+    return {
+      clientId,
+      scopes: scopesOf(payload),
+      audience: this.#audiences.get(clientId) ?? clientId,
+      method: 'oauth',
+    };
+  }
+}

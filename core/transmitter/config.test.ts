@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { isSecret } from '../plugin-api/index.ts';
+import { eventCatalog } from '../ssf/events/catalog.ts';
+import { quickstartTransmitterConfig, transmitterConfigSchema } from './config.ts';
+import { supportedEventTypes } from './context.ts';
+
+describe('transmitter config', () => {
+  it('has defaults for everything and turns tokens into secrets', () => {
+    const config = transmitterConfigSchema.parse({ receivers: [{ client_id: 'rx', token: 'tok-123456' }] });
+    expect(config.streams).toMatchObject({
+      per_receiver: 'one',
+      default_subjects: 'ALL',
+      paused_hold_limit: 10_000,
+    });
+    expect(config.poll).toMatchObject({ max_events: 1000, long_poll_max_wait: 20_000, redeliver_after: 0 });
+    expect(config.receivers[0]?.scopes).toEqual(['ssf.read', 'ssf.manage']);
+    expect(isSecret(config.receivers[0]?.token)).toBe(true);
+    expect(JSON.stringify(config)).not.toContain('tok-123456');
+    expect(config.ssrf).toMatchObject({ allowHttpHosts: [], allowCidrs: [] });
+  });
+
+  it('is strict and reports duplicates', () => {
+    expect(transmitterConfigSchema.safeParse({ recievers: [] }).success).toBe(false);
+    const dup = transmitterConfigSchema.safeParse({
+      receivers: [
+        { client_id: 'rx', token: 'aaaa1' },
+        { client_id: 'rx', token: 'bbbb2' },
+      ],
+      provisioned_streams: [
+        { stream_id: 's1', client_id: 'rx' },
+        { stream_id: 's1', client_id: 'rx' },
+      ],
+      poll: { max_events: 10, default_max_events: 20 },
+    });
+    expect(dup.success).toBe(false);
+    const paths = dup.error?.issues.map((i) => i.path.join('.'));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'receivers.1.client_id',
+        'provisioned_streams.1.stream_id',
+        'poll.default_max_events',
+      ]),
+    );
+    expect(
+      transmitterConfigSchema.safeParse({
+        provisioned_streams: [{ stream_id: 'has:colon', client_id: 'rx' }],
+      }).success,
+    ).toBe(false);
+  });
+
+  it('TX-06: supported event types are CAEP and RISC by default, never the SSF control events', () => {
+    const all = supportedEventTypes(transmitterConfigSchema.parse({}), eventCatalog);
+    expect(all).toContain('https://schemas.openid.net/secevent/caep/event-type/session-revoked');
+    expect(all).toContain('https://schemas.openid.net/secevent/risc/event-type/account-disabled');
+    expect(all.some((u) => u.includes('/ssf/event-type/'))).toBe(false);
+    expect(all).not.toContain('https://schemas.openid.net/secevent/risc/event-type/sessions-revoked');
+    const chosen = supportedEventTypes(
+      transmitterConfigSchema.parse({
+        streams: { events_supported: ['caep.session-revoked', 'caep.session-revoked'] },
+      }),
+      eventCatalog,
+    );
+    expect(chosen).toEqual(['https://schemas.openid.net/secevent/caep/event-type/session-revoked']);
+    expect(() =>
+      supportedEventTypes(
+        transmitterConfigSchema.parse({ streams: { events_supported: ['caep.nope'] } }),
+        eventCatalog,
+      ),
+    ).toThrow(/unknown event type/);
+    expect(() =>
+      supportedEventTypes(
+        transmitterConfigSchema.parse({ streams: { events_supported: ['ssf.verification'] } }),
+        eventCatalog,
+      ),
+    ).toThrow(/always delivered/);
+  });
+
+  it('the quickstart block validates', () => {
+    expect(transmitterConfigSchema.safeParse(quickstartTransmitterConfig()).success).toBe(true);
+  });
+});

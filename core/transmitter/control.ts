@@ -1,0 +1,207 @@
+/**
+ * Verification (SSF 1.0 §8.1.4) and stream-updated (§8.1.5) events. The transmitter mints them
+ * itself, with the stream as subject (`{"format":"opaque","id":<stream_id>}`), and puts them in
+ * the stream's control queue, which is durable and served whatever the stream's status:
+ * poll receivers get them first in every poll; for push streams this channel pushes them in
+ * order, retrying transient failures with backoff.
+ */
+import { randomUUID } from 'node:crypto';
+import { RetryableError } from '../plugin-api/errors.ts';
+import type { StreamRecord } from '../storage/types.ts';
+import { streamDestinationId } from '../storage/types.ts';
+import type { CodecBuildInput } from '../ssf/set/codec.ts';
+import type { MintedSet } from '../ssf/set/types.ts';
+import { SSF_BASE } from '../ssf/events/common.ts';
+import { PUSH_METHOD } from './config.ts';
+import type { TransmitterContext } from './context.ts';
+import { classifyPush, type PushClient } from './push.ts';
+import { controlQueueId, purgeQueue } from './queues.ts';
+import { storedConfig } from './stream-model.ts';
+
+export const VERIFICATION_EVENT = `${SSF_BASE}verification`;
+export const STREAM_UPDATED_EVENT = `${SSF_BASE}stream-updated`;
+/** Source instance id of transmitter-made events; '@' cannot start a configured instance id. */
+export const CONTROL_SOURCE = '@transmitter';
+
+/** Mints SETs; the SetCodec of core/ssf. */
+export interface SetMinter {
+  mint(input: CodecBuildInput): Promise<MintedSet>;
+}
+
+const BATCH = 20;
+const LEASE_MS = 60_000;
+/** Transient push failures of one control SET before it is given up (and recorded as failed). */
+const MAX_ATTEMPTS = 12;
+const BACKOFF_MS = [1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000];
+
+export interface ControlChannelOptions {
+  ctx: TransmitterContext;
+  minter: SetMinter;
+  push: PushClient;
+  /** Called when a receiver rejects a verification event (err invalid_state). */
+  onVerificationFailed(streamId: string, description: string): void;
+}
+
+export class ControlChannel {
+  readonly #o: ControlChannelOptions;
+  readonly #draining = new Set<string>();
+  readonly #again = new Set<string>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #attempts = new Map<string, number>();
+  #stopped = false;
+
+  constructor(options: ControlChannelOptions) {
+    this.#o = options;
+  }
+
+  /** Queues a verification event; `state` is echoed exactly, and absent when unsolicited. */
+  verification(record: StreamRecord, state?: string): Promise<MintedSet> {
+    return this.#emit(record, VERIFICATION_EVENT, state === undefined ? {} : { state });
+  }
+
+  streamUpdated(record: StreamRecord, status: string, reason?: string): Promise<MintedSet> {
+    return this.#emit(record, STREAM_UPDATED_EVENT, { status, ...(reason ? { reason } : {}) });
+  }
+
+  async #emit(record: StreamRecord, type: string, claims: Record<string, unknown>): Promise<MintedSet> {
+    const { ctx, minter } = this.#o;
+    const config = storedConfig(record.config);
+    const minted = await minter.mint({
+      event: {
+        type,
+        subject: { format: 'opaque', id: record.streamId },
+        claims,
+        sourceRecordId: randomUUID(),
+      },
+      sourceInstanceId: CONTROL_SOURCE,
+      destination: { id: streamDestinationId(record.streamId), audience: config.aud },
+    });
+    await ctx.store.streams.enqueuePoll(
+      controlQueueId(record.streamId),
+      [{ jti: minted.jti, eventId: minted.jti, setJwt: minted.jwt }],
+      ctx.clock.now(),
+    );
+    if (config.delivery.method === PUSH_METHOD) this.drain(record.streamId);
+    else ctx.signal.notify(record.streamId);
+    return minted;
+  }
+
+  /** Pushes the control queue of a push stream (no-op for poll streams); never throws. */
+  drain(streamId: string): void {
+    if (this.#stopped) return;
+    if (this.#draining.has(streamId)) {
+      this.#again.add(streamId);
+      return;
+    }
+    this.#draining.add(streamId);
+    void this.#drainOnce(streamId)
+      .catch((err: unknown) => {
+        this.#o.ctx.logger.warn({ err, streamId }, 'pushing control events failed; retrying later');
+        this.#schedule(streamId, BACKOFF_MS[0] as number);
+      })
+      .finally(() => {
+        this.#draining.delete(streamId);
+        if (this.#again.delete(streamId)) this.drain(streamId);
+      });
+  }
+
+  #schedule(streamId: string, delayMs: number): void {
+    if (this.#stopped || this.#timers.has(streamId)) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(streamId);
+      this.drain(streamId);
+    }, delayMs);
+    timer.unref();
+    this.#timers.set(streamId, timer);
+  }
+
+  async #drainOnce(streamId: string): Promise<void> {
+    const { ctx } = this.#o;
+    const lease = `transmitter:control:${streamId}`;
+    if (!(await ctx.store.leases.tryAcquire(lease, ctx.holder, LEASE_MS, ctx.clock.now()))) {
+      this.#schedule(streamId, LEASE_MS / 4);
+      return;
+    }
+    try {
+      for (;;) {
+        const record = await ctx.store.streams.get(streamId);
+        if (!record) {
+          await purgeQueue(ctx.store.streams, controlQueueId(streamId), ctx.clock);
+          return;
+        }
+        const delivery = storedConfig(record.config).delivery;
+        if (delivery.method !== PUSH_METHOD || this.#stopped) return;
+        const batch = await ctx.store.streams.poll(controlQueueId(streamId), {
+          max: BATCH,
+          now: ctx.clock.now(),
+          redeliverAfterMs: 0,
+        });
+        if (batch.sets.length === 0) return;
+        for (const item of batch.sets) {
+          if (!(await this.#pushOne(streamId, delivery, item))) return;
+        }
+      }
+    } finally {
+      await ctx.store.leases.release(lease, ctx.holder).catch(() => undefined);
+    }
+  }
+
+  /** Pushes one control SET; false when the channel must pause (retry scheduled). */
+  async #pushOne(
+    streamId: string,
+    delivery: { endpoint_url: string; authorization_header?: string },
+    item: { jti: string; setJwt: string },
+  ): Promise<boolean> {
+    const { ctx, push } = this.#o;
+    const queue = controlQueueId(streamId);
+    const attempt = this.#attempts.get(item.jti) ?? 0;
+    const answer = await push.send(delivery.endpoint_url, item.setJwt, delivery.authorization_header);
+    const error = classifyPush(answer, {
+      url: delivery.endpoint_url,
+      attempt,
+      invalidKeyRetries: ctx.config.push.invalid_key_retries,
+      invalidKeyRetryAfterMs: ctx.config.push.invalid_key_retry_after,
+      nowMs: ctx.clock.now().getTime(),
+    });
+    if (!error) {
+      this.#attempts.delete(item.jti);
+      await ctx.store.streams.ack(queue, [item.jti]);
+      ctx.metrics.served.inc({ method: 'push' });
+      return true;
+    }
+    ctx.metrics.pushFailures.inc({ err: answer.err ?? error.code });
+    if (error instanceof RetryableError && attempt + 1 < MAX_ATTEMPTS) {
+      this.#attempts.set(item.jti, attempt + 1);
+      const delay = error.retryAfterMs ?? (BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] as number);
+      ctx.logger.warn(
+        { streamId, jti: item.jti, code: error.code, err: error.message, retryInMs: delay },
+        'control event push failed',
+      );
+      this.#schedule(streamId, delay);
+      return false;
+    }
+    this.#attempts.delete(item.jti);
+    const err = answer.err ?? 'delivery_failed';
+    await ctx.store.streams.recordErrors(
+      queue,
+      { [item.jti]: { err, description: error.message } },
+      ctx.clock.now(),
+    );
+    ctx.logger.warn(
+      { streamId, jti: item.jti, err, code: error.code, description: error.message },
+      'receiver refused a control event',
+    );
+    if (err === 'invalid_state') this.#o.onVerificationFailed(streamId, error.message);
+    return true;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  async idle(): Promise<void> {
+    while (this.#draining.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * Event SETs leaving the outbox for a stream, and RFC 8936 polls.
+ *
+ * The delivery engine calls `deliver` for a stream destination with a signed SET: a push stream
+ * POSTs it (RFC 8935), a poll stream queues it for the receiver's next poll. The engine holds a
+ * paused stream's deliveries in the outbox (`isPaused`), so they go out in order on resume.
+ */
+import { RetryableError } from '../plugin-api/errors.ts';
+import type { DeliveryReceipt, SignedSet } from '../plugin-api/types.ts';
+import type { StreamRecord } from '../storage/types.ts';
+import { PUSH_METHOD } from './config.ts';
+import type { TransmitterContext } from './context.ts';
+import { TransmitterHttpError } from './errors.ts';
+import type { Principal } from './auth.ts';
+import { readPollRequest, type PollRequest } from './poll.ts';
+import { classifyPush, type PushClient } from './push.ts';
+import { controlQueueId } from './queues.ts';
+import type { StreamService } from './service.ts';
+import { storedConfig } from './stream-model.ts';
+
+export interface PollResponse {
+  sets: Record<string, string>;
+  moreAvailable: boolean;
+}
+
+/** How long a cached queue depth is trusted before it is counted again. */
+const DEPTH_TTL_MS = 1_000;
+
+export interface StreamDeliveryOptions {
+  ctx: TransmitterContext;
+  service: StreamService;
+  push: PushClient;
+  onVerificationFailed(streamId: string, description: string): void;
+}
+
+export class StreamDelivery {
+  readonly #o: StreamDeliveryOptions;
+  readonly #depth = new Map<string, { n: number; at: number }>();
+
+  constructor(options: StreamDeliveryOptions) {
+    this.#o = options;
+  }
+
+  get #ctx(): TransmitterContext {
+    return this.#o.ctx;
+  }
+
+  /** Delivers one event SET to a stream; resolves when delivered, throws classified errors. */
+  async deliver(streamId: string, set: SignedSet, signal: AbortSignal): Promise<DeliveryReceipt> {
+    const { store, metrics } = this.#ctx;
+    const record = await store.streams.get(streamId);
+    if (!record) {
+      metrics.dropped.inc({ reason: 'stream_deleted' });
+      return { detail: 'dropped: the stream was deleted' };
+    }
+    if (record.status === 'disabled') {
+      metrics.dropped.inc({ reason: 'stream_disabled' });
+      return { detail: 'dropped: the stream is disabled' };
+    }
+    const delivery = storedConfig(record.config).delivery;
+    if (delivery.method === PUSH_METHOD) return this.#push(streamId, delivery, set, signal);
+    return this.#enqueue(record, set);
+  }
+
+  async #push(
+    streamId: string,
+    delivery: { endpoint_url: string; authorization_header?: string },
+    set: SignedSet,
+    signal: AbortSignal,
+  ): Promise<DeliveryReceipt> {
+    const { config, clock, metrics, logger } = this.#ctx;
+    const answer = await this.#o.push.send(
+      delivery.endpoint_url,
+      set.jwt,
+      delivery.authorization_header,
+      signal,
+    );
+    const error = classifyPush(answer, {
+      url: delivery.endpoint_url,
+      attempt: set.attempt,
+      invalidKeyRetries: config.push.invalid_key_retries,
+      invalidKeyRetryAfterMs: config.push.invalid_key_retry_after,
+      nowMs: clock.now().getTime(),
+    });
+    if (error) {
+      metrics.pushFailures.inc({ err: answer.err ?? error.code });
+      if (answer.err !== undefined) {
+        logger.warn(
+          {
+            streamId,
+            jti: set.jti,
+            status: answer.status,
+            err: answer.err,
+            description: answer.description,
+            code: error.code,
+          },
+          'receiver refused a SET',
+        );
+      }
+      throw error;
+    }
+    metrics.served.inc({ method: 'push' });
+    return { status: answer.status, detail: `pushed, receiver answered ${answer.status}` };
+  }
+
+  async #queueDepth(streamId: string): Promise<number> {
+    const cached = this.#depth.get(streamId);
+    const now = Date.now();
+    if (cached && now - cached.at < DEPTH_TTL_MS) return cached.n;
+    const n = await this.#ctx.store.streams.pollQueueDepth(streamId);
+    this.#depth.set(streamId, { n, at: now });
+    return n;
+  }
+
+  async #enqueue(record: StreamRecord, set: SignedSet): Promise<DeliveryReceipt> {
+    const { store, clock, config, signal } = this.#ctx;
+    const streamId = record.streamId;
+    const depth = await this.#queueDepth(streamId);
+    if (depth >= config.poll.max_queue) {
+      throw new RetryableError(
+        `stream ${streamId} holds ${depth} unacknowledged SETs (poll.max_queue); waiting for its receiver to poll`,
+        { code: 'SSF_ERR_TRANSMITTER_POLL_QUEUE_FULL', retryAfterMs: 30_000 },
+      );
+    }
+    const added = await store.streams.enqueuePoll(
+      streamId,
+      [{ jti: set.jti, eventId: set.jti, setJwt: set.jwt }],
+      clock.now(),
+    );
+    const cached = this.#depth.get(streamId);
+    if (cached) cached.n += added;
+    signal.notify(streamId);
+    return { detail: added > 0 ? 'queued for polling' : 'already queued for polling' };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // RFC 8936 poll
+
+  /**
+   * Serves a poll: acknowledgements and setErrs first, then up to maxEvents SETs — control events
+   * first, then event SETs while the stream is enabled (a paused or disabled stream returns none,
+   * checklist POLL-11). Without returnImmediately the request waits, bounded by
+   * poll.long_poll_max_wait, and returns as soon as a SET is queued.
+   */
+  async poll(
+    principal: Principal,
+    streamId: string,
+    body: unknown,
+    abort: AbortSignal,
+  ): Promise<PollResponse> {
+    const request = readPollRequest(body);
+    let record = await this.#o.service.owned(principal, streamId);
+    if (storedConfig(record.config).delivery.method === PUSH_METHOD) {
+      throw new TransmitterHttpError(
+        400,
+        'invalid_request',
+        `stream ${streamId} delivers by push (urn:ietf:rfc:8935); it has no poll endpoint`,
+        'SSF_ERR_TRANSMITTER_NOT_POLL',
+      );
+    }
+    await this.#o.service.touch(record);
+    await this.#settle(streamId, request);
+    const { config, signal } = this.#ctx;
+    const max = Math.min(request.maxEvents ?? config.poll.default_max_events, config.poll.max_events);
+    if (max === 0) {
+      const more =
+        record.status === 'enabled' && (await this.#ctx.store.streams.pollQueueDepth(streamId)) > 0;
+      return { sets: {}, moreAvailable: more };
+    }
+    const deadline = Date.now() + (request.returnImmediately ? 0 : config.poll.long_poll_max_wait);
+    for (;;) {
+      const result = await this.#take(record, max);
+      const remaining = deadline - Date.now();
+      if (Object.keys(result.sets).length > 0 || remaining <= 0 || abort.aborted || signal.closed)
+        return result;
+      await signal.wait(streamId, Math.min(remaining, config.poll.store_check_interval), abort);
+      const fresh = await this.#ctx.store.streams.get(streamId);
+      if (!fresh) return { sets: {}, moreAvailable: false };
+      record = fresh;
+    }
+  }
+
+  /** Applies ack and setErrs (RFC 8936 §2.4) to the stream's queue and its control queue. */
+  async #settle(streamId: string, request: PollRequest): Promise<void> {
+    const { store, clock, logger, metrics } = this.#ctx;
+    if (request.ack.length > 0) {
+      const acked = new Set(await store.streams.ack(streamId, request.ack));
+      const rest = request.ack.filter((jti) => !acked.has(jti));
+      if (rest.length > 0) await store.streams.ack(controlQueueId(streamId), rest);
+    }
+    const errors = Object.entries(request.setErrs);
+    if (errors.length === 0) return;
+    const now = clock.now();
+    await store.streams.recordErrors(streamId, request.setErrs, now);
+    await store.streams.recordErrors(controlQueueId(streamId), request.setErrs, now);
+    for (const [jti, error] of errors) {
+      metrics.setErrors.inc({ err: error.err });
+      logger.warn(
+        { streamId, jti, err: error.err, description: error.description },
+        'receiver reported an invalid SET',
+      );
+      if (error.err === 'invalid_state')
+        this.#o.onVerificationFailed(streamId, error.description ?? 'invalid_state');
+    }
+  }
+
+  async #take(record: StreamRecord, max: number): Promise<PollResponse> {
+    const { store, clock, config, metrics } = this.#ctx;
+    const options = { now: clock.now(), redeliverAfterMs: config.poll.redeliver_after };
+    const control = await store.streams.poll(controlQueueId(record.streamId), { ...options, max });
+    const taken = [...control.sets];
+    let moreAvailable = control.moreAvailable;
+    if (record.status === 'enabled') {
+      if (taken.length < max) {
+        const events = await store.streams.poll(record.streamId, { ...options, max: max - taken.length });
+        taken.push(...events.sets);
+        moreAvailable ||= events.moreAvailable;
+      } else {
+        moreAvailable ||= (await store.streams.pollQueueDepth(record.streamId)) > 0;
+      }
+    }
+    if (taken.length > 0) metrics.served.inc({ method: 'poll' }, taken.length);
+    return { sets: Object.fromEntries(taken.map((s) => [s.jti, s.setJwt])), moreAvailable };
+  }
+
+  /** SETs receivers reported in setErrs, and control SETs a push receiver refused. */
+  async errors(
+    streamId: string,
+  ): Promise<Array<{ jti: string; err: string; description?: string; at: Date }>> {
+    const { store } = this.#ctx;
+    const lists = await Promise.all([
+      store.streams.listErrors(streamId),
+      store.streams.listErrors(controlQueueId(streamId)),
+    ]);
+    return lists
+      .flat()
+      .map((e) => ({
+        jti: e.jti,
+        err: e.error.err,
+        ...(e.error.description ? { description: e.error.description } : {}),
+        at: e.at,
+      }))
+      .sort((a, b) => a.at.getTime() - b.at.getTime());
+  }
+}

@@ -1,0 +1,562 @@
+/**
+ * Stream management (SSF 1.0 §8.1): configuration CRUD, status, subjects and verification, for
+ * one authenticated receiver at a time. Each stream belongs to the client that created it;
+ * another client's stream is answered exactly like one that does not exist (404, §8).
+ */
+import { randomUUID } from 'node:crypto';
+import type { SubjectIdentifier } from '../plugin-api/types.ts';
+import type { StreamRecord, StreamStatus } from '../storage/types.ts';
+import { streamDestinationId } from '../storage/types.ts';
+import { validateTargetUrl, type Resolver } from '../http/ssrf.ts';
+import { formatProblems } from '../ssf/errors.ts';
+import { normaliseSubject, validateSubject } from '../ssf/subjects.ts';
+import { POLL_METHOD, PUSH_METHOD } from './config.ts';
+import type { TransmitterContext } from './context.ts';
+import type { ControlChannel } from './control.ts';
+import { TransmitterHttpError, badRequest, streamNotFound } from './errors.ts';
+import type { Principal } from './auth.ts';
+import { controlQueueId, purgeQueue } from './queues.ts';
+import { subjectStorageKey } from './routing.ts';
+import {
+  mergeFields,
+  readStreamRequest,
+  renderStream,
+  replaceFields,
+  requireObject,
+  requireStreamId,
+  storedConfig,
+  transmitterFieldMismatch,
+  type DeliveryConfig,
+  type RenderedStream,
+  type StoredStreamConfig,
+} from './stream-model.ts';
+import type { StreamSync } from './sync.ts';
+
+export const STATUSES: readonly StreamStatus[] = ['enabled', 'paused', 'disabled'];
+const MAX_STATE_LENGTH = 1024;
+const MAX_REASON_LENGTH = 1024;
+
+export interface StatusView {
+  stream_id: string;
+  status: StreamStatus;
+  reason?: string;
+}
+
+export type StatusInitiator = 'receiver' | 'transmitter';
+
+export interface StreamServiceOptions {
+  ctx: TransmitterContext;
+  sync: StreamSync;
+  control: ControlChannel;
+  /** DNS for the SSRF check of push URLs (tests pin answers). */
+  resolve?: Resolver;
+}
+
+function statusView(record: StreamRecord): StatusView {
+  return {
+    stream_id: record.streamId,
+    status: record.status,
+    ...(record.statusReason ? { reason: record.statusReason } : {}),
+  };
+}
+
+function withRev(config: StoredStreamConfig): StoredStreamConfig {
+  return { ...config, internal: { ...config.internal, rev: randomUUID() } };
+}
+
+export class StreamService {
+  readonly #o: StreamServiceOptions;
+  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #lastActivity = new Map<string, number>();
+
+  constructor(options: StreamServiceOptions) {
+    this.#o = options;
+  }
+
+  get #ctx(): TransmitterContext {
+    return this.#o.ctx;
+  }
+
+  /** Runs `fn` after every earlier mutation of the same key in this process. */
+  async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(key) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(fn);
+    this.#locks.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(key) === run) this.#locks.delete(key);
+    }
+  }
+
+  render(record: StreamRecord): RenderedStream {
+    return renderStream(record.streamId, storedConfig(record.config), this.#ctx.render);
+  }
+
+  /** The caller's stream, or 404 when it does not exist or belongs to another client. */
+  async owned(principal: Principal, streamId: string): Promise<StreamRecord> {
+    const record = await this.#ctx.store.streams.get(streamId);
+    if (!record || record.clientId !== principal.clientId) throw streamNotFound(streamId);
+    return record;
+  }
+
+  async #checkPushUrl(delivery: DeliveryConfig | undefined): Promise<void> {
+    if (delivery?.method !== PUSH_METHOD) return;
+    const resolve = this.#o.resolve;
+    const policy = resolve ? { ...this.#ctx.config.ssrf, resolve } : this.#ctx.config.ssrf;
+    const verdict = await validateTargetUrl(delivery.endpoint_url, policy);
+    if (!verdict.ok) {
+      throw badRequest(
+        `delivery.endpoint_url refused: ${verdict.message}`,
+        'SSF_ERR_TRANSMITTER_PUSH_URL_REFUSED',
+      );
+    }
+  }
+
+  async #save(
+    record: StreamRecord,
+    config: StoredStreamConfig,
+    status?: { status: StreamStatus; reason?: string },
+  ): Promise<StreamRecord> {
+    const { store, clock } = this.#ctx;
+    const updated = await store.streams.update(
+      record.streamId,
+      {
+        config: config as unknown as Record<string, unknown>,
+        ...(status ? { status: status.status, statusReason: status.reason ?? null } : {}),
+      },
+      clock.now(),
+    );
+    if (!updated) throw streamNotFound(record.streamId);
+    this.#o.sync.apply(updated);
+    await this.#o.sync.markChanged();
+    return updated;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Configuration (§8.1.1)
+
+  async create(principal: Principal, body: unknown): Promise<RenderedStream> {
+    const request = readStreamRequest(body, 'create');
+    const delivery = request.fields.delivery ?? { method: POLL_METHOD };
+    await this.#checkPushUrl(delivery);
+    return this.#locked(`client:${principal.clientId}`, async () => {
+      const { store, clock, config } = this.#ctx;
+      if (
+        config.streams.per_receiver === 'one' &&
+        (await store.streams.list({ clientId: principal.clientId })).length > 0
+      ) {
+        throw new TransmitterHttpError(
+          409,
+          'conflict',
+          'this receiver already has a stream and this transmitter allows one per receiver; read it with GET and change it with PATCH or PUT, or DELETE it first',
+          'SSF_ERR_TRANSMITTER_STREAM_EXISTS',
+        );
+      }
+      const now = clock.now();
+      const stored: StoredStreamConfig = {
+        aud: principal.audience,
+        ...(request.fields.events_requested ? { events_requested: request.fields.events_requested } : {}),
+        delivery,
+        ...(request.fields.description !== undefined ? { description: request.fields.description } : {}),
+        internal: { rev: randomUUID(), last_activity_at: now.getTime() },
+      };
+      const record = await store.streams.create(
+        {
+          streamId: randomUUID(),
+          clientId: principal.clientId,
+          config: stored as unknown as Record<string, unknown>,
+          status: 'enabled',
+        },
+        now,
+      );
+      this.#o.sync.apply(record);
+      await this.#o.sync.markChanged();
+      this.#ctx.logger.info(
+        { streamId: record.streamId, clientId: principal.clientId, method: delivery.method },
+        'stream created',
+      );
+      if (config.streams.verify_on_create) await this.#o.control.verification(record);
+      return this.render(record);
+    });
+  }
+
+  async read(principal: Principal, streamId: string): Promise<RenderedStream> {
+    const record = await this.owned(principal, streamId);
+    await this.touch(record);
+    return this.render(record);
+  }
+
+  async list(principal: Principal): Promise<RenderedStream[]> {
+    const records = await this.#ctx.store.streams.list({ clientId: principal.clientId });
+    return records.map((r) => this.render(r));
+  }
+
+  /** PATCH (merge) and PUT (replace), SSF 1.0 §8.1.1.3–4. */
+  async update(principal: Principal, body: unknown, mode: 'update' | 'replace'): Promise<RenderedStream> {
+    const request = readStreamRequest(body, mode);
+    await this.#checkPushUrl(request.fields.delivery);
+    const streamId = request.streamId as string;
+    const saved = await this.#locked(`stream:${streamId}`, async () => {
+      const record = await this.owned(principal, streamId);
+      const mismatch = transmitterFieldMismatch(request, this.render(record));
+      if (mismatch) {
+        throw badRequest(
+          `${mismatch} is set by the transmitter and must equal its current value when sent`,
+          'SSF_ERR_TRANSMITTER_FIELD_MISMATCH',
+        );
+      }
+      const current = storedConfig(record.config);
+      const next = withRev(
+        mode === 'update' ? mergeFields(current, request.fields) : replaceFields(current, request.fields),
+      );
+      const saved = await this.#save(record, next);
+      if (current.delivery.method === POLL_METHOD && next.delivery.method === PUSH_METHOD) {
+        // SETs still waiting for a poll would never be served again.
+        await purgeQueue(this.#ctx.store.streams, streamId, this.#ctx.clock);
+      }
+      return saved;
+    });
+    await this.touch(saved);
+    return this.render(saved);
+  }
+
+  async delete(principal: Principal, streamId: string): Promise<void> {
+    await this.#locked(`stream:${streamId}`, async () => {
+      await this.owned(principal, streamId);
+      await this.remove(streamId);
+      this.#ctx.logger.info({ streamId, clientId: principal.clientId }, 'stream deleted');
+    });
+  }
+
+  /** Deletes a stream with its subjects, queues and undelivered events. */
+  async remove(streamId: string): Promise<void> {
+    const { store, clock } = this.#ctx;
+    await store.streams.delete(streamId);
+    await purgeQueue(store.streams, controlQueueId(streamId), clock);
+    this.#lastActivity.delete(streamId);
+    this.#o.sync.forget(streamId);
+    await this.#o.sync.markChanged();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Status (§8.1.2)
+
+  async readStatus(principal: Principal, streamId: string): Promise<StatusView> {
+    const record = await this.owned(principal, streamId);
+    await this.touch(record);
+    return statusView(record);
+  }
+
+  async updateStatus(principal: Principal, body: unknown, queryStreamId: unknown): Promise<StatusView> {
+    const input = requireObject(body);
+    const streamId = requireStreamId(input.stream_id ?? queryStreamId);
+    const status = input.status;
+    if (typeof status !== 'string' || !(STATUSES as readonly string[]).includes(status)) {
+      throw badRequest(
+        'status must be one of enabled, paused, disabled',
+        'SSF_ERR_TRANSMITTER_STATUS_INVALID',
+      );
+    }
+    if (input.reason !== undefined && typeof input.reason !== 'string')
+      throw badRequest('reason must be a string');
+    const reason = typeof input.reason === 'string' ? input.reason.slice(0, MAX_REASON_LENGTH) : undefined;
+    await this.owned(principal, streamId);
+    const record = await this.changeStatus(streamId, status as StreamStatus, reason, 'receiver');
+    await this.touch(record);
+    return statusView(record);
+  }
+
+  /**
+   * Changes a stream's status. Paused streams keep their events in the outbox (bounded by
+   * paused_hold_limit) and get them in order once enabled; disabling drops what is waiting.
+   * A change the transmitter makes (operator, inactivity, failed verification) is announced with
+   * a stream-updated event: before it takes effect when stopping, after it when re-enabling
+   * (SSF 1.0 §8.1.2, §8.1.5).
+   */
+  async changeStatus(
+    streamId: string,
+    status: StreamStatus,
+    reason: string | undefined,
+    initiator: StatusInitiator,
+  ): Promise<StreamRecord> {
+    return this.#locked(`stream:${streamId}`, async () => {
+      const { store, clock, logger, metrics, signal } = this.#ctx;
+      const record = await store.streams.get(streamId);
+      if (!record) throw streamNotFound(streamId);
+      const previous = record.status;
+      const announce = initiator === 'transmitter' && status !== previous;
+      if (announce && status !== 'enabled') await this.#o.control.streamUpdated(record, status, reason);
+      const saved = await this.#save(record, withRev(storedConfig(record.config)), {
+        status,
+        ...(reason ? { reason } : {}),
+      });
+      if (status === previous) return saved;
+      metrics.statusChanges.inc({ status, initiator });
+      logger.info({ streamId, from: previous, to: status, reason, initiator }, 'stream status changed');
+      if (status === 'disabled') {
+        await purgeQueue(store.streams, streamId, clock);
+        await store.deliveries.discardUnfinished(streamDestinationId(streamId));
+      }
+      if (status === 'enabled') signal.notify(streamId);
+      if (announce && status === 'enabled') await this.#o.control.streamUpdated(saved, status, reason);
+      return saved;
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Subjects (§8.1.3)
+
+  #readSubjectBody(body: unknown): { streamId: string; subject: SubjectIdentifier; verified: boolean } {
+    const input = requireObject(body);
+    const streamId = requireStreamId(input.stream_id);
+    if (input.subject === undefined)
+      throw badRequest('subject is required', 'SSF_ERR_TRANSMITTER_SUBJECT_INVALID');
+    const checked = validateSubject(input.subject, { lenient: true, path: 'subject' });
+    if (!checked.ok)
+      throw badRequest(formatProblems(checked.problems), 'SSF_ERR_TRANSMITTER_SUBJECT_INVALID');
+    if (input.verified !== undefined && typeof input.verified !== 'boolean') {
+      throw badRequest('verified must be true or false', 'SSF_ERR_TRANSMITTER_SUBJECT_INVALID');
+    }
+    return { streamId, subject: checked.subject, verified: input.verified !== false };
+  }
+
+  #isStreamSubject(streamId: string, subject: SubjectIdentifier): boolean {
+    return subject.format === 'opaque' && subject.id === streamId;
+  }
+
+  /** Add subject (§8.1.3.2): 200. A subject added with verified=false may be ignored by policy. */
+  async addSubject(principal: Principal, body: unknown): Promise<void> {
+    const { streamId, subject, verified } = this.#readSubjectBody(body);
+    const record = await this.#locked(`stream:${streamId}`, async () => {
+      const found = await this.owned(principal, streamId);
+      if (this.#isStreamSubject(streamId, subject)) return found;
+      if (!verified && this.#ctx.config.streams.unverified_subjects === 'ignore') return found;
+      await this.#putSubject(found, subject, true);
+      return found;
+    });
+    await this.touch(record);
+  }
+
+  /** Remove subject (§8.1.3.3): 204, also for a subject never added (no probing, §9.1). */
+  async removeSubject(principal: Principal, body: unknown): Promise<void> {
+    const { streamId, subject } = this.#readSubjectBody(body);
+    const record = await this.owned(principal, streamId);
+    await this.#locked(`stream:${streamId}`, async () => {
+      if (this.#isStreamSubject(streamId, subject)) {
+        throw badRequest(
+          "a stream's own subject cannot be removed (SSF 1.0 §8.1.3)",
+          'SSF_ERR_TRANSMITTER_SUBJECT_IMPLICIT',
+        );
+      }
+      if (this.#ctx.config.streams.default_subjects === 'ALL') {
+        await this.#putSubject(record, subject, false);
+        return;
+      }
+      const key = subjectStorageKey(normaliseSubject(subject));
+      if (await this.#ctx.store.streams.deleteSubject(streamId, key)) {
+        this.#ctx.index.deleteSubject(streamId, key);
+        await this.#save(record, withRev(storedConfig(record.config)));
+      }
+    });
+    await this.touch(record);
+  }
+
+  async #putSubject(record: StreamRecord, subject: SubjectIdentifier, included: boolean): Promise<void> {
+    const { store, clock, index, config } = this.#ctx;
+    const canonical = normaliseSubject(subject);
+    const key = subjectStorageKey(canonical);
+    if (
+      !index.hasSubject(record.streamId, key) &&
+      index.subjectCount(record.streamId) >= config.streams.max_subjects
+    ) {
+      throw badRequest(
+        `this stream already has ${config.streams.max_subjects} subjects, the most one stream may have`,
+        'SSF_ERR_TRANSMITTER_SUBJECT_LIMIT',
+      );
+    }
+    await store.streams.putSubject(
+      record.streamId,
+      { subjectKey: key, subject: canonical, included },
+      clock.now(),
+    );
+    index.putSubject(record.streamId, canonical, included);
+    await this.#save(record, withRev(storedConfig(record.config)));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Verification (§8.1.4)
+
+  async verify(principal: Principal, body: unknown): Promise<void> {
+    const input = requireObject(body);
+    const streamId = requireStreamId(input.stream_id);
+    if (
+      input.state !== undefined &&
+      (typeof input.state !== 'string' || input.state.length > MAX_STATE_LENGTH)
+    ) {
+      throw badRequest(`state must be a string of at most ${MAX_STATE_LENGTH} characters`);
+    }
+    const state = input.state as string | undefined;
+    await this.#locked(`stream:${streamId}`, async () => {
+      const record = await this.owned(principal, streamId);
+      if (record.status === 'disabled') {
+        throw badRequest(
+          'the stream is disabled; enable it before verifying it',
+          'SSF_ERR_TRANSMITTER_STREAM_DISABLED',
+        );
+      }
+      const { config, clock, store } = this.#ctx;
+      const stored = storedConfig(record.config);
+      const now = clock.now().getTime();
+      const last = stored.internal.last_verification_at;
+      const interval = config.streams.min_verification_interval;
+      if (last !== undefined && now - last < interval) {
+        const wait = Math.max(1, Math.ceil((last + interval - now) / 1000));
+        throw new TransmitterHttpError(
+          429,
+          'too_many_requests',
+          `verification was requested less than min_verification_interval (${interval / 1000} s) ago; retry in ${wait} s`,
+          'SSF_ERR_TRANSMITTER_VERIFICATION_TOO_SOON',
+          { 'retry-after': String(wait) },
+        );
+      }
+      const next: StoredStreamConfig = {
+        ...stored,
+        internal: { ...stored.internal, last_verification_at: now, last_activity_at: now },
+      };
+      const saved = await store.streams.update(
+        streamId,
+        { config: next as unknown as Record<string, unknown> },
+        clock.now(),
+      );
+      if (!saved) throw streamNotFound(streamId);
+      this.#lastActivity.set(streamId, now);
+      await this.#o.control.verification(saved, state);
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Activity (inactivity_timeout, SSF 1.0 §8.1.1)
+
+  /**
+   * Records eligible activity on a stream (management calls, polls). Writes are spread out:
+   * at most one per tenth of the timeout, which is precise enough for the timeout.
+   */
+  async touch(record: StreamRecord): Promise<void> {
+    const timeout = this.#ctx.config.streams.inactivity_timeout;
+    if (timeout === undefined) return;
+    const { store, clock } = this.#ctx;
+    const now = clock.now().getTime();
+    const last =
+      this.#lastActivity.get(record.streamId) ?? storedConfig(record.config).internal.last_activity_at ?? 0;
+    if (now - last < timeout / 10) return;
+    this.#lastActivity.set(record.streamId, now);
+    await this.#locked(`stream:${record.streamId}`, async () => {
+      const fresh = await store.streams.get(record.streamId);
+      if (!fresh) return;
+      const config = storedConfig(fresh.config);
+      const next = { ...config, internal: { ...config.internal, last_activity_at: now } };
+      await store.streams.update(
+        record.streamId,
+        { config: next as unknown as Record<string, unknown> },
+        clock.now(),
+      );
+    });
+  }
+
+  /** Pauses or disables enabled streams that saw no eligible activity for inactivity_timeout. */
+  async sweepInactive(): Promise<number> {
+    const { config, store, clock } = this.#ctx;
+    const timeout = config.streams.inactivity_timeout;
+    if (timeout === undefined) return 0;
+    const now = clock.now().getTime();
+    const target: StreamStatus = config.streams.inactivity_action === 'pause' ? 'paused' : 'disabled';
+    let changed = 0;
+    for (const record of await store.streams.list()) {
+      if (record.status !== 'enabled') continue;
+      const last = storedConfig(record.config).internal.last_activity_at ?? record.createdAt.getTime();
+      if (now - last < timeout) continue;
+      await this.changeStatus(record.streamId, target, 'inactivity_timeout', 'transmitter');
+      changed += 1;
+    }
+    return changed;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Provisioning from the configuration
+
+  /**
+   * Creates or brings up to date the streams listed in transmitter.provisioned_streams. The
+   * configuration wins for events, delivery and description; status and subjects a receiver
+   * changed are kept, and configured subjects are added.
+   */
+  async provision(): Promise<void> {
+    const { config, store, clock, logger } = this.#ctx;
+    for (const p of config.provisioned_streams) {
+      const delivery: DeliveryConfig =
+        p.delivery.method === PUSH_METHOD
+          ? {
+              method: PUSH_METHOD,
+              endpoint_url: p.delivery.endpoint_url,
+              ...(p.delivery.authorization_header
+                ? { authorization_header: p.delivery.authorization_header.reveal() }
+                : {}),
+            }
+          : { method: POLL_METHOD };
+      const audience = config.receivers.find((r) => r.client_id === p.client_id)?.audience ?? p.client_id;
+      const existing = await store.streams.get(p.stream_id);
+      if (existing && existing.clientId !== p.client_id) {
+        logger.error(
+          { streamId: p.stream_id, clientId: p.client_id, owner: existing.clientId },
+          'a provisioned stream id is taken by another client; leaving it as it is',
+        );
+        continue;
+      }
+      const base: StoredStreamConfig = existing
+        ? storedConfig(existing.config)
+        : {
+            aud: audience,
+            delivery,
+            internal: { rev: randomUUID(), last_activity_at: clock.now().getTime() },
+          };
+      const next: StoredStreamConfig = withRev({
+        aud: base.aud,
+        events_requested: p.events_requested,
+        delivery,
+        ...(p.description !== undefined ? { description: p.description } : {}),
+        internal: { ...base.internal, provisioned: true },
+      });
+      const record = existing
+        ? await this.#save(existing, next)
+        : await store.streams.create(
+            {
+              streamId: p.stream_id,
+              clientId: p.client_id,
+              config: next as unknown as Record<string, unknown>,
+              status: 'enabled',
+            },
+            clock.now(),
+          );
+      this.#o.sync.apply(record);
+      for (const raw of p.subjects) {
+        const checked = validateSubject(raw, {
+          lenient: true,
+          path: `provisioned_streams[${p.stream_id}].subjects`,
+        });
+        if (!checked.ok) {
+          logger.error(
+            { streamId: p.stream_id, problems: checked.problems },
+            'skipping an invalid provisioned subject',
+          );
+          continue;
+        }
+        await this.#putSubject(record, checked.subject, true);
+      }
+      logger.info(
+        { streamId: p.stream_id, clientId: p.client_id, created: !existing },
+        'provisioned stream ready',
+      );
+    }
+    if (config.provisioned_streams.length > 0) await this.#o.sync.markChanged();
+  }
+}

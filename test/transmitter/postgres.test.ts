@@ -1,0 +1,123 @@
+/**
+ * The transmitter on PostgreSQL, scaled out: two bridges share one database. Streams, subjects,
+ * status and poll queues live in the store, so either instance serves any stream; each picks up
+ * the other's changes (routing index sync) and its long polls see SETs the other queued.
+ * Skipped with a notice when no PostgreSQL answers, except in CI where it is required.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  describePostgres,
+  dropSchema,
+  openTestPostgresStore,
+  uniqueSchema,
+} from '../../core/storage/testing/postgres.ts';
+import type { PostgresStore } from '../../core/storage/postgres/store.ts';
+import {
+  ALICE,
+  POLL,
+  SESSION_REVOKED,
+  call,
+  decodeJwt,
+  eventually,
+  sessionRevoked,
+  startBridge,
+  type Bridge,
+} from './harness.ts';
+
+describePostgres('transmitter on PostgreSQL, two instances', () => {
+  const schema = uniqueSchema();
+  let store: PostgresStore;
+  let a: Bridge;
+  let b: Bridge;
+
+  beforeAll(async () => {
+    store = await openTestPostgresStore(schema);
+    const transmitter = {
+      streams: { per_receiver: 'many' as const, default_subjects: 'NONE' as const },
+      poll: { store_check_interval: '100ms', long_poll_max_wait: '5s' },
+      sync_interval: '100ms',
+    };
+    a = await startBridge({ store, transmitter, instanceId: 'instance-a' });
+    // B runs no delivery engine, so every SET it serves was queued by A.
+    b = await startBridge({ store, transmitter, instanceId: 'instance-b', noEngine: true });
+  });
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await store?.close();
+    await dropSchema(schema);
+  });
+
+  const on =
+    (bridge: Bridge) => (method: string, path: string, body?: unknown, query?: Record<string, string>) =>
+      call(bridge.issuer, method, path, { token: ALICE.token, body, ...(query ? { query } : {}) });
+
+  it('a stream created on one instance is read, changed and polled on the other (TX-04 persistence)', async () => {
+    const created = await on(a)('POST', 'ssf/streams', {
+      events_requested: [SESSION_REVOKED],
+      delivery: { method: POLL },
+    });
+    expect(created.status).toBe(201);
+    const id = created.json.stream_id as string;
+    const onB = await on(b)('GET', 'ssf/streams', undefined, { stream_id: id });
+    expect(onB.json.stream_id).toBe(id);
+    expect((await on(b)('PATCH', 'ssf/streams', { stream_id: id, description: 'from b' })).status).toBe(200);
+    expect((await on(a)('GET', 'ssf/streams', undefined, { stream_id: id })).json.description).toBe('from b');
+
+    // A subject added on B reaches A's routing index; A accepts and delivers, B serves the poll.
+    await on(b)('POST', 'ssf/subjects/add', {
+      stream_id: id,
+      subject: { format: 'email', email: 'pg@example.com' },
+    });
+    await on(b)('POST', 'ssf/verify', { stream_id: id, state: 'pg' });
+    const verification = await on(b)('POST', `ssf/poll/${id}`, { returnImmediately: true });
+    expect(
+      Object.values(verification.json.sets as Record<string, string>).map((j) => decodeJwt(j).payload.events),
+    ).toEqual([{ 'https://schemas.openid.net/secevent/ssf/event-type/verification': { state: 'pg' } }]);
+    await on(b)('POST', `ssf/poll/${id}`, {
+      maxEvents: 0,
+      ack: Object.keys(verification.json.sets as object),
+    });
+
+    // A long poll on B returns soon after A queues a SET (B is not told; it checks the store).
+    const pending = on(b)('POST', `ssf/poll/${id}`, { maxEvents: 10, returnImmediately: false });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    await eventually(
+      () =>
+        a.tx.routeEvent({ type: SESSION_REVOKED, subject: { format: 'email', email: 'pg@example.com' } })
+          .length > 0,
+    );
+    await a.ingest([sessionRevoked('pg@example.com')]);
+    const answer = await pending;
+    expect(Date.now() - started).toBeLessThan(2_000);
+    const jwts = Object.values(answer.json.sets as Record<string, string>);
+    expect(jwts.map((j) => decodeJwt(j).payload.sub_id)).toEqual([
+      { format: 'email', email: 'pg@example.com' },
+    ]);
+  });
+
+  it("a pause on one instance holds the other's deliveries; status and routing follow within the sync interval", async () => {
+    const id = (await on(a)('POST', 'ssf/streams', { events_requested: [SESSION_REVOKED] })).json
+      .stream_id as string;
+    await on(a)('POST', 'ssf/subjects/add', {
+      stream_id: id,
+      subject: { format: 'email', email: 'held@example.com' },
+    });
+    await eventually(() => b.tx.destinations.get(`stream:${id}`) !== undefined);
+    expect((await on(b)('POST', 'ssf/status', { stream_id: id, status: 'paused' })).json.status).toBe(
+      'paused',
+    );
+    await eventually(async () => (await a.tx.destinations.get(`stream:${id}`)?.isPaused?.()) === true);
+    await a.ingest([sessionRevoked('held@example.com')]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await store.streams.pollQueueDepth(id)).toBe(0);
+    expect((await store.deliveries.backlog()).get(`stream:${id}`)).toBe(1);
+    await on(b)('POST', 'ssf/status', { stream_id: id, status: 'enabled' });
+    await eventually(async () => (await store.streams.pollQueueDepth(id)) === 1);
+    // Deleting on one instance removes the destination on the other.
+    await on(b)('DELETE', 'ssf/streams', undefined, { stream_id: id });
+    await eventually(() => a.tx.destinations.get(`stream:${id}`) === undefined);
+  });
+});
