@@ -3,6 +3,7 @@ import { deliveryConfigSchema } from '../delivery/config.ts';
 import { routesConfigSchema, subjectsConfigSchema } from '../pipeline/config.ts';
 import { keysConfigSchema } from '../ssf/keys/config.ts';
 import { storageConfigSchema } from '../storage/config.ts';
+import { transmitterConfigSchema } from '../transmitter/config.ts';
 import { foundationShape } from './schema.ts';
 
 /** The whole configuration file. Every block is strict: unknown keys are errors. */
@@ -13,6 +14,7 @@ export const rootConfigSchema = z.strictObject({
   delivery: deliveryConfigSchema,
   routes: routesConfigSchema,
   subjects: subjectsConfigSchema,
+  transmitter: transmitterConfigSchema,
 });
 
 export type RootConfigInput = z.input<typeof rootConfigSchema>;

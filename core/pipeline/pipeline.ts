@@ -6,6 +6,7 @@ import { dedupeKey, defaultTxn, deliveryJti, orderingKey } from '../delivery/jti
 import {
   DEFAULT_CHECKPOINT_NAME,
   streamDestinationId,
+  streamIdOf,
   type DefaultSubjects,
   type NewDelivery,
   type NewEvent,
@@ -45,6 +46,12 @@ export interface PipelineOptions {
   notify?: (destinationIds: string[]) => void;
   /** Which streams get a subject nobody added: the transmitter's default_subjects. */
   streamDefaultSubjects?: DefaultSubjects;
+  /**
+   * The SSF streams (as `stream:<id>` destination ids) that get an event, from the transmitter's
+   * in-memory routing index. When given, it replaces the store lookup by subject key, so complex
+   * subjects match by the SSF wildcard rule and no stream rows are read per event.
+   */
+  streamRoutes?: (event: StoredEvent) => string[];
   /** Whether a stream wants an event; defaults to its `events_delivered` list when present. */
   streamAccepts?: (stream: StreamRecord, event: StoredEvent) => boolean;
   /** How long a read of the backlog counts is reused. */
@@ -313,6 +320,17 @@ export class Pipeline {
       .map((item) => ({ item, streams: this.#router.targets(item.event).streams }))
       .filter(({ streams }) => streams === 'all' || streams.size > 0);
     if (wanting.length === 0) return;
+    const routes = this.#o.streamRoutes;
+    if (routes) {
+      for (const { item, streams } of wanting) {
+        for (const destinationId of routes(item.event)) {
+          const streamId = streamIdOf(destinationId);
+          if (streamId === undefined || (streams !== 'all' && !streams.has(streamId))) continue;
+          item.deliveries.push(delivery(item.event, destinationId));
+        }
+      }
+      return;
+    }
     const bySubject = new Map<string, Promise<StreamRecord[]>>();
     const accepts = this.#o.streamAccepts ?? defaultStreamAccepts;
     for (const { item, streams } of wanting) {

@@ -13,6 +13,7 @@ import { SchedulerService } from '../scheduling/scheduler.ts';
 import { KeyStore, SetCodec, subjectKey, findEventType } from '../ssf/index.ts';
 import { openStore, type Store } from '../storage/index.ts';
 import { LeaderElection } from '../storage/leader.ts';
+import { createTransmitter, registerTransmitter, type Transmitter } from '../transmitter/index.ts';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { createLogger, type RootLogger } from '../telemetry/logger.ts';
@@ -23,7 +24,7 @@ import { codecSigner, validateDraft } from './ssf-adapters.ts';
 import { StatusBoard } from './status.ts';
 import { deliveryObserver } from './observer.ts';
 
-/** Lifetime of the scheduler leader lease on PostgreSQL. */
+/** Default lifetime of the scheduler leader lease on PostgreSQL (`storage.leader_lease`). */
 export const LEADER_LEASE_MS = 15_000;
 
 export interface BridgeOptions {
@@ -53,6 +54,8 @@ export class Bridge {
   #stopping: Promise<void> | undefined;
   #url: string | undefined;
   #election: LeaderElection | undefined;
+  #transmitter: Transmitter | undefined;
+  #codec: SetCodec | undefined;
   /** This process's identity in lease rows, unique among instances sharing a database. */
   readonly instanceName = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
@@ -94,6 +97,11 @@ export class Bridge {
     return this.#engine;
   }
 
+  get transmitter(): Transmitter {
+    if (!this.#transmitter) throw new Error('the bridge has not started');
+    return this.#transmitter;
+  }
+
   get server(): FastifyInstance {
     if (!this.#server) throw new Error('the bridge has not started');
     return this.#server;
@@ -119,6 +127,21 @@ export class Bridge {
           this.config.instances.some((i) => i.kind === 'inbound' && i.enabled && i.id === id),
       });
       this.#server = server;
+      // The default issuer (http://HOST:PORT) is known only once the server listens, but routes
+      // must be registered before: the transmitter reads the issuer and the codec lazily.
+      const transmitter = createTransmitter({
+        config: root.transmitter,
+        issuer: () => this.issuer,
+        store: this.#store,
+        minter: { mint: (input) => this.#requireCodec().mint(input) },
+        keys: this.#keys,
+        clock: this.clock,
+        logger,
+        metrics: this.metrics,
+        instanceId: this.instanceName,
+      });
+      this.#transmitter = transmitter;
+      registerTransmitter(server, transmitter);
       await server.listen({ host: root.server.host, port: root.server.port });
       const address = server.server.address();
       const port = typeof address === 'object' && address ? address.port : root.server.port;
@@ -126,6 +149,7 @@ export class Bridge {
       this.#url = `http://${hostname}:${port}`;
 
       const codec = new SetCodec({ issuer: this.issuer, keys: this.#keys, clock: this.clock });
+      this.#codec = codec;
       const engine = new DeliveryEngine({
         owner: this.instanceName,
         store: this.#store,
@@ -151,6 +175,9 @@ export class Bridge {
         logger,
         queueLimit: (id) => engine.policy(id).queueSize,
         notify: (ids) => engine.notify(ids),
+        streamRoutes: (event) => transmitter.routeEvent(event),
+        streamAccepts: transmitter.streamAccepts,
+        streamDefaultSubjects: transmitter.defaultSubjects,
       });
       this.#pipeline = pipeline;
       this.#scheduler = new SchedulerService({
@@ -177,6 +204,7 @@ export class Bridge {
         eventSink: pipelineSink(pipeline),
       });
       const hostRef: { host?: Host } = {};
+      let disconnectStreams: (() => void) | undefined;
       const deliveryService: CoreService = {
         name: 'delivery',
         start: async () => {
@@ -189,12 +217,14 @@ export class Bridge {
             };
             engine.register(destination);
           }
+          disconnectStreams = transmitter.connectDeliveryEngine(engine);
           await pipeline.start();
           await engine.start();
         },
         stop: async (deadlineMs) => {
           await pipeline.stop();
           await engine.stop(deadlineMs);
+          disconnectStreams?.();
         },
       };
       const host = new Host({
@@ -203,7 +233,7 @@ export class Bridge {
         logger,
         status: this.status,
         scheduler: this.#scheduler,
-        services: [deliveryService],
+        services: [transmitter, deliveryService],
       });
       hostRef.host = host;
       this.#host = host;
@@ -228,7 +258,7 @@ export class Bridge {
   /**
    * Instances sharing PostgreSQL elect one leader for scheduled work (pollers): only the leader
    * runs scheduled tasks; a killed leader's lease expires and another instance takes over
-   * within LEADER_LEASE_MS plus one renewal interval.
+   * within `storage.leader_lease` plus one renewal interval.
    */
   #electLeader(store: Store, logger: Logger): { shouldRun(): boolean } {
     const gauge = this.metrics.gauge(
@@ -239,7 +269,10 @@ export class Bridge {
       leases: store.leases,
       name: 'scheduler',
       holder: this.instanceName,
-      ttlMs: LEADER_LEASE_MS,
+      ttlMs:
+        this.config.root.storage.driver === 'postgres'
+          ? this.config.root.storage.leader_lease
+          : LEADER_LEASE_MS,
       clock: this.clock,
       logger,
       onChange: (leader) => {
@@ -253,6 +286,11 @@ export class Bridge {
     this.#election = election;
     election.start();
     return { shouldRun: () => election.isLeader() };
+  }
+
+  #requireCodec(): SetCodec {
+    if (!this.#codec) throw new Error('the SET codec is not ready: the bridge is still starting');
+    return this.#codec;
   }
 
   /** Drains and stops everything; idempotent. */

@@ -1,7 +1,7 @@
 /**
  * The configuration `ssf-bridge run` uses when given no file: an events API on loopback with a
- * documented token, and a route that writes every SET to standard output. docs/quickstart.md
- * walks through it.
+ * documented token, an SSF transmitter whose receiver uses the same token, and a route that
+ * sends every event to standard output and to every stream. docs/quickstart.md walks through it.
  */
 export const QUICKSTART_TOKEN_DEFAULT = 'quickstart-token';
 
@@ -21,8 +21,19 @@ outbound:
     connector: log
     config:
       audience: urn:ssf-bridge:quickstart
+transmitter:
+  receivers:
+    - client_id: quickstart
+      token: \${env:SSF_BRIDGE_QUICKSTART_TOKEN:-${QUICKSTART_TOKEN_DEFAULT}}
+  streams:
+    per_receiver: many
+  ssrf:
+    allow_http_hosts: [127.0.0.1, localhost, '::1']
+    allow_hosts: [localhost]
+    allow_cidrs: [127.0.0.0/8, '::1/128']
 routes:
-  - id: everything-to-stdout
+  - id: everything
     from: '*'
     to: [stdout]
+    streams: true
 `;
