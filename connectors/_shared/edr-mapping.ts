@@ -1,0 +1,421 @@
+/**
+ * The default EDR mapping the three EDR connectors share. Each connector reads its vendor's
+ * record into a `Detection`; `decideEvents` turns a detection into CAEP/RISC event drafts (or an
+ * ignored reason) by the same rules everywhere:
+ *
+ * - risk level by severity; below `min_level` → ignored;
+ * - user resolved from explicit UPN fields, then the static alias map; never guessed;
+ * - unresolved user → device-only event when allowed, else ignored as `subject_unresolved`;
+ * - critical + contained host → also `caep.session-revoked`; credential theft → also
+ *   `risc.credential-compromise`; all of one detection share one `txn`;
+ * - closed as false positive → `caep.risk-level-change` LOW with the previous level.
+ */
+import {
+  PermanentError,
+  type EventDraft,
+  type MappingResult,
+  type Severity,
+  type SubjectIdentifier,
+  type z,
+} from '../../core/plugin-api/index.ts';
+import {
+  aliasKey,
+  looksLikeEmail,
+  type MappingConfig,
+  type RiskLevel,
+  type SubjectsConfig,
+} from './edr-config.ts';
+
+export interface AccountRef {
+  /** `user`, `DOMAIN\user` or `user@domain` as the vendor reports it. */
+  name?: string | null | undefined;
+  domain?: string | null | undefined;
+}
+
+/** One vendor detection, alert or threat, read into the terms the default mapping uses. */
+export interface Detection {
+  /** Stable id of the vendor record (CompositeId, alert id, threat id). */
+  id: string;
+  /** Product name used in messages, e.g. `CrowdStrike Falcon`. */
+  product: string;
+  /** What the vendor calls the record in messages: `detection` (default), `alert`, `threat`. */
+  noun?: 'detection' | 'alert' | 'threat' | 'incident';
+  /** Detection name, e.g. `Known Malware`. */
+  name: string;
+  /** Severity as the vendor names it, for messages (e.g. `High`, `70 of 100`). */
+  severityLabel: string;
+  /** What `severityLabel` is, in messages: `severity` (default) or e.g. `confidence`. */
+  gradeWord?: string;
+  /** Risk level by severity; undefined when the vendor gives no usable severity. */
+  level: RiskLevel | undefined;
+  /** Critical severity (HIGH and above the critical band). */
+  critical: boolean;
+  /** Also send `caep.session-revoked` for the user (e.g. critical on a contained host). */
+  revokeSessions: boolean;
+  /** Identity-based credential theft: also send `risc.credential-compromise`, at HIGH. */
+  credentialTheft: boolean;
+  /** Tactic, technique or classification, for messages. */
+  detail?: string | undefined;
+  host?: string | undefined;
+  occurredAt?: Date | undefined;
+  /** Set when the vendor closed the record. */
+  closure?: 'false_positive' | 'resolved' | undefined;
+  /** When it was closed (or last updated); the downgrade's occurrence time. */
+  closedAt?: Date | undefined;
+  /** Explicit user principal names / e-mail addresses, best first. */
+  upns: Array<string | null | undefined>;
+  /** Account names to resolve through the alias map, best first. */
+  accounts: AccountRef[];
+  /** The vendor's opaque device id (AID, Entra/MDE device id, agent UUID). */
+  deviceId?: string | undefined;
+  /** The device's own risk, when the vendor grades it (Graph deviceEvidence.riskScore). */
+  deviceRisk?: RiskLevel | undefined;
+}
+
+const RANK: Record<RiskLevel, number> = { LOW: 0, MEDIUM: 1, HIGH: 2 };
+
+export function atLeast(level: RiskLevel, min: RiskLevel): boolean {
+  return RANK[level] >= RANK[min];
+}
+
+export function minLevel(mapping: MappingConfig): RiskLevel {
+  return mapping.min_level.toUpperCase() as RiskLevel;
+}
+
+/** Severity bands of the 0–100 scales (CrowdStrike EPP and alerts). */
+export function levelFromScore(score: number, t: { medium: number; high: number }): RiskLevel {
+  return score >= t.high ? 'HIGH' : score >= t.medium ? 'MEDIUM' : 'LOW';
+}
+
+/** Severity names used across vendors (Informational … Critical), case-insensitive. */
+export function levelFromName(name: string | null | undefined): RiskLevel | undefined {
+  switch (
+    String(name ?? '')
+      .trim()
+      .toLowerCase()
+  ) {
+    case 'informational':
+    case 'info':
+    case 'low':
+      return 'LOW';
+    case 'medium':
+      return 'MEDIUM';
+    case 'high':
+    case 'critical':
+      return 'HIGH';
+    default:
+      return undefined;
+  }
+}
+
+export function isCriticalName(name: string | null | undefined): boolean {
+  return (
+    String(name ?? '')
+      .trim()
+      .toLowerCase() === 'critical'
+  );
+}
+
+export function ignored(code: string, message: string): MappingResult {
+  return { events: [], ignored: `${code}: ${message}` };
+}
+
+/** The reason code of an ignored result (`below_min_level`, `subject_unresolved`, …). */
+export function ignoredCode(reason: string): string {
+  const colon = reason.indexOf(':');
+  return colon > 0 ? reason.slice(0, colon) : 'other';
+}
+
+const NO_USER_NAMES = new Set(['', 'n/a', 'na', '-', '--', 'null', 'none', 'unknown', '(null)']);
+
+function clean(value: string | null | undefined): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const trimmed = value.trim();
+  return NO_USER_NAMES.has(trimmed.toLowerCase()) ? undefined : trimmed;
+}
+
+/**
+ * The user's e-mail address: the first explicit UPN, else the first account the alias map
+ * knows. An account name that is itself an address counts as explicit, after the alias map had
+ * its say. Undefined when nothing resolves; nothing is ever derived from a bare account name.
+ */
+export function resolveUser(
+  upns: Detection['upns'],
+  accounts: AccountRef[],
+  subjects: SubjectsConfig,
+): string | undefined {
+  for (const upn of upns) {
+    const value = clean(upn);
+    if (value && looksLikeEmail(value)) return subjects.user_aliases[aliasKey(value)] ?? value;
+  }
+  for (const account of accounts) {
+    const name = clean(account.name);
+    if (!name) continue;
+    if (looksLikeEmail(name)) return subjects.user_aliases[aliasKey(name)] ?? name;
+    let user = name;
+    let domain = clean(account.domain);
+    const slash = name.lastIndexOf('\\');
+    if (slash >= 0) {
+      domain = clean(name.slice(0, slash)) ?? domain;
+      user = name.slice(slash + 1).trim();
+      if (!user) continue;
+    }
+    const keys = domain ? [`${domain}\\${user}`, `${user}@${domain}`, user] : [user];
+    for (const key of keys) {
+      const alias = subjects.user_aliases[aliasKey(key)];
+      if (alias) return alias;
+    }
+  }
+  return undefined;
+}
+
+/** The account names of a detection, as shown in logs and ignored reasons. */
+function accountNames(d: Detection): string[] {
+  return d.accounts
+    .map((a) => {
+      const name = clean(a.name);
+      if (!name) return undefined;
+      const domain = clean(a.domain);
+      return domain && !name.includes('\\') && !name.includes('@') ? `${domain}\\${name}` : name;
+    })
+    .filter((n): n is string => n !== undefined);
+}
+
+function draftSeverity(level: RiskLevel, critical: boolean): Severity {
+  if (level === 'HIGH') return critical ? 'critical' : 'high';
+  return level === 'MEDIUM' ? 'medium' : 'low';
+}
+
+function deviceSubject(id: string): SubjectIdentifier {
+  return { format: 'complex', device: { format: 'opaque', id } };
+}
+
+function userSubject(
+  email: string,
+  deviceId: string | undefined,
+  subjects: SubjectsConfig,
+): SubjectIdentifier {
+  if (subjects.include_device && deviceId) {
+    return {
+      format: 'complex',
+      user: { format: 'email', email },
+      device: { format: 'opaque', id: deviceId },
+    };
+  }
+  return { format: 'email', email };
+}
+
+interface Target {
+  principal: 'USER' | 'DEVICE';
+  subject: SubjectIdentifier;
+  level: RiskLevel;
+  /** Set when the device's own risk, not the detection's severity, chose the level. */
+  deviceRisk?: RiskLevel;
+}
+
+type TargetResult = { ok: true; target: Target } | { ok: false; result: MappingResult };
+
+function chooseTarget(
+  d: Detection,
+  level: RiskLevel,
+  subjects: SubjectsConfig,
+  min: RiskLevel,
+): TargetResult {
+  const email = resolveUser(d.upns, d.accounts, subjects);
+  let target: Target;
+  if (email) {
+    target = { principal: 'USER', subject: userSubject(email, d.deviceId, subjects), level };
+  } else if (d.deviceId && d.deviceRisk) {
+    target = {
+      principal: 'DEVICE',
+      subject: deviceSubject(d.deviceId),
+      level: d.deviceRisk,
+      deviceRisk: d.deviceRisk,
+    };
+  } else if (d.deviceId && subjects.unresolved_user === 'device') {
+    target = { principal: 'DEVICE', subject: deviceSubject(d.deviceId), level };
+  } else if (!atLeast(level, min)) {
+    return { ok: false, result: belowMin(d, level, min) };
+  } else {
+    const names = accountNames(d);
+    const who =
+      names.length > 0
+        ? `account ${names.map((n) => `"${n}"`).join(', ')} of ${d.id} has no user principal name and no entry in subjects.user_aliases`
+        : `${d.id} names no user (no user principal name, no account name)`;
+    const where = d.deviceId ? '' : ', and no device';
+    return { ok: false, result: ignored('subject_unresolved', `${who}${where}`) };
+  }
+  if (!atLeast(target.level, min))
+    return { ok: false, result: belowMin(d, target.level, min, target.deviceRisk) };
+  return { ok: true, target };
+}
+
+function belowMin(d: Detection, level: RiskLevel, min: RiskLevel, deviceRisk?: RiskLevel): MappingResult {
+  const what = deviceRisk
+    ? `device risk ${deviceRisk}`
+    : `${d.gradeWord ?? 'severity'} ${d.severityLabel} (${level})`;
+  return ignored('below_min_level', `${d.id}: ${what} is below min_level ${min}`);
+}
+
+function reasonText(d: Detection, target: Target): string {
+  const on = d.host ? ` on ${d.host}` : '';
+  const detail = d.detail ? `: ${d.detail}` : '';
+  const device = target.deviceRisk ? `; device risk ${target.deviceRisk.toLowerCase()}` : '';
+  return `${d.product} ${d.noun ?? 'detection'} "${d.name}" (${d.gradeWord ?? 'severity'} ${d.severityLabel})${on}${detail}${device}`;
+}
+
+/** The events of one detection under the default mapping, or the reason it produces none. */
+export function decideEvents(d: Detection, mapping: MappingConfig, subjects: SubjectsConfig): MappingResult {
+  const min = minLevel(mapping);
+  const detectedLevel = d.credentialTheft ? 'HIGH' : d.level;
+
+  if (d.closure !== undefined) {
+    if (d.closure !== 'false_positive') {
+      return ignored('closed', `${d.id} was resolved; a resolved ${d.noun ?? 'detection'} produces no event`);
+    }
+    if (!mapping.downgrade_on_false_positive) {
+      return ignored(
+        'closed',
+        `${d.id} was closed as a false positive and downgrade_on_false_positive is off`,
+      );
+    }
+    if (detectedLevel === undefined || detectedLevel === 'LOW') {
+      return ignored('closed', `${d.id} was closed as a false positive but never raised the risk level`);
+    }
+    const chosen = chooseTarget(d, detectedLevel, subjects, min);
+    if (!chosen.ok) return chosen.result;
+    const { target } = chosen;
+    const occurredAt = d.closedAt ?? d.occurredAt;
+    return {
+      events: [
+        {
+          type: 'caep.risk-level-change',
+          subject: target.subject,
+          claims: {
+            principal: target.principal,
+            current_level: 'LOW',
+            previous_level: target.level,
+            risk_reason: `${d.product} ${d.noun ?? 'detection'} closed as false positive: ${d.name}`,
+            initiating_entity: 'admin',
+            reason_admin: { en: `${reasonText(d, target)} was closed as a false positive` },
+          },
+          sourceRecordId: `${d.id}#risk-level-change:${target.principal}:cleared`,
+          txn: `${d.id}#cleared`,
+          severity: 'low',
+          ...(occurredAt ? { occurredAt: occurredAt.toISOString() } : {}),
+        },
+      ],
+    };
+  }
+
+  if (detectedLevel === undefined) {
+    return ignored(
+      'unknown_severity',
+      `${d.id} has ${d.gradeWord ?? 'severity'} ${JSON.stringify(d.severityLabel)}, which grades no risk`,
+    );
+  }
+  const chosen = chooseTarget(d, detectedLevel, subjects, min);
+  if (!chosen.ok) return chosen.result;
+  const { target } = chosen;
+  const severity = draftSeverity(target.level, d.critical);
+  const reason = reasonText(d, target);
+  const common = {
+    txn: d.id,
+    severity,
+    ...(d.occurredAt ? { occurredAt: d.occurredAt.toISOString() } : {}),
+  };
+  const events: EventDraft[] = [
+    {
+      type: 'caep.risk-level-change',
+      subject: target.subject,
+      claims: {
+        principal: target.principal,
+        current_level: target.level,
+        risk_reason: `${d.product} ${d.noun ?? 'detection'}: ${d.name}`,
+        initiating_entity: 'system',
+        reason_admin: { en: reason },
+      },
+      sourceRecordId: `${d.id}#risk-level-change:${target.principal}:${target.level}`,
+      ...common,
+    },
+  ];
+  if (target.principal === 'USER' && d.credentialTheft) {
+    events.push({
+      type: 'risc.credential-compromise',
+      subject: target.subject,
+      claims: { credential_type: 'password', reason_admin: { en: reason } },
+      sourceRecordId: `${d.id}#credential-compromise`,
+      ...common,
+    });
+  }
+  if (target.principal === 'USER' && d.revokeSessions) {
+    events.push({
+      type: 'caep.session-revoked',
+      subject: target.subject,
+      claims: { initiating_entity: 'system', reason_admin: { en: reason } },
+      sourceRecordId: `${d.id}#session-revoked`,
+      ...common,
+    });
+  }
+  return { events };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading vendor payloads
+
+/**
+ * A vendor time as a Date: RFC 3339 strings, epoch seconds, epoch milliseconds, or Windows
+ * FILETIME (100 ns ticks since 1601, as CrowdStrike Identity Protection sends). Undefined for
+ * anything else.
+ */
+export function toDate(value: unknown): Date | undefined {
+  let n: number | undefined;
+  if (typeof value === 'number') n = value;
+  else if (typeof value === 'string' && /^\d+(?:\.\d+)?$/.test(value.trim())) n = Number(value);
+  else if (typeof value === 'string' && value.trim().length > 0) {
+    const ms = Date.parse(value);
+    return Number.isNaN(ms) ? undefined : new Date(ms);
+  }
+  if (n === undefined || !Number.isFinite(n) || n <= 0) return undefined;
+  const ms = n > 1e16 ? n / 10_000 - 11_644_473_600_000 : n > 1e11 ? n : n * 1000;
+  const date = new Date(Math.round(ms));
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path)
+    out += typeof part === 'number' ? `[${part}]` : out ? `.${String(part)}` : String(part);
+  return out || '(record)';
+}
+
+/** Every problem of a failed parse as `path: message`, at most five. */
+export function describeIssues(error: z.ZodError, at: readonly PropertyKey[] = []): string {
+  const shown = error.issues.slice(0, 5).map((i) => `${formatPath([...at, ...i.path])}: ${i.message}`);
+  const more = error.issues.length > 5 ? ` (and ${error.issues.length - 5} more)` : '';
+  return shown.join('; ') + more;
+}
+
+/** Parses a vendor record, or throws a PermanentError that says what is wrong with it. */
+export function parseRecord<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  what: string,
+  at: readonly PropertyKey[] = [],
+): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new PermanentError(`${what}: ${describeIssues(result.error, at)}`, {
+      code: 'SSF_ERR_CONNECTOR_MALFORMED_RECORD',
+    });
+  }
+  return result.data;
+}
+
+export function malformed(message: string): PermanentError {
+  return new PermanentError(message, { code: 'SSF_ERR_CONNECTOR_MALFORMED_RECORD' });
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

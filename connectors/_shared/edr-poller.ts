@@ -1,0 +1,256 @@
+/**
+ * The polling loop the EDR connectors share: read records updated since a watermark (minus an
+ * overlap window), page by page, and hand each page's events to the core together with the
+ * checkpoint that page reached, in one transaction. Nothing is committed ahead of its events,
+ * so a failed emit or a crash means the same page is read again; records already processed in
+ * the overlap window are skipped, and the core's de-duplication catches the rest.
+ */
+import {
+  isBridgeError,
+  PermanentError,
+  RetryableError,
+  z,
+  type InboundContext,
+  type ScheduledTask,
+} from '../../core/plugin-api/index.ts';
+import type { Intake } from './edr-intake.ts';
+
+export interface PollPage {
+  records: readonly unknown[];
+  /** Opaque token or URL of the next page; absent on the last page. */
+  next?: string | undefined;
+}
+
+/** The checkpoint of a watermark poller. */
+export const pollStateSchema = z.object({
+  /** Highest vendor update time processed (RFC 3339). */
+  watermark: z.iso.datetime({ offset: true }).optional(),
+  /** Record id → update time (epoch ms) of records processed inside the overlap window. */
+  seen: z.record(z.string(), z.number()).default({}),
+});
+export type PollState = z.output<typeof pollStateSchema>;
+
+export interface WatermarkPollerOptions {
+  ctx: InboundContext;
+  /** Checkpoint name, e.g. `alerts`. */
+  checkpointName: string;
+  overlapMs: number;
+  /** How far back the first run reads. */
+  initialLookbackMs: number;
+  /** The vendor returns records sorted by update time, oldest first: commit after every page. */
+  sortedAscending: boolean;
+  /** Pages read in one run when sorted (the next run continues); unsorted runs read every page. */
+  maxPagesPerRun: number;
+  fetchPage(since: Date, next: string | undefined, signal: AbortSignal): Promise<PollPage>;
+  /** A record's id and update time, used for the watermark and the overlap de-duplication. */
+  version(record: unknown): { id: string; updatedMs: number } | undefined;
+  intake: Intake;
+  /** Bound of the overlap de-duplication set. */
+  maxSeen?: number;
+}
+
+const DEFAULT_MAX_SEEN = 20_000;
+
+export class WatermarkPoller {
+  readonly #o: WatermarkPollerOptions;
+  /** Epoch ms before which runs are skipped (the vendor asked us to wait). */
+  #notBefore = 0;
+
+  constructor(options: WatermarkPollerOptions) {
+    this.#o = options;
+  }
+
+  /** One scheduled run. Classifies failures into the instance status and rethrows them. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { ctx } = this.#o;
+    const now = ctx.clock.now().getTime();
+    if (now < this.#notBefore) {
+      ctx.logger.debug({ resumeAt: new Date(this.#notBefore).toISOString() }, 'poll skipped: rate limited');
+      return;
+    }
+    try {
+      await this.#poll(signal);
+      ctx.status.success();
+    } catch (err) {
+      if (signal.aborted || ctx.signal.aborted) return;
+      this.#report(err);
+      throw err;
+    }
+  }
+
+  #report(err: unknown): void {
+    const { ctx } = this.#o;
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof RetryableError) {
+      ctx.status.set('recoverable_error', message);
+    } else if (err instanceof PermanentError && err.authFailure) {
+      ctx.status.set('permanent_error', `the vendor refused the credentials: ${message}`);
+    } else if (isBridgeError(err) && err.errorClass !== 'retryable') {
+      ctx.status.set('permanent_error', message);
+    } else {
+      ctx.status.set('recoverable_error', message);
+    }
+  }
+
+  async #loadState(): Promise<PollState> {
+    const { ctx, checkpointName } = this.#o;
+    const raw = await ctx.checkpoints.get(checkpointName);
+    if (raw === undefined) return { seen: {} };
+    const parsed = pollStateSchema.safeParse(raw);
+    if (!parsed.success) {
+      ctx.logger.warn(
+        { checkpoint: checkpointName },
+        'stored checkpoint is not readable; starting from the lookback',
+      );
+      return { seen: {} };
+    }
+    const state = parsed.data;
+    const nowMs = ctx.clock.now().getTime();
+    if (state.watermark !== undefined && Date.parse(state.watermark) > nowMs) {
+      ctx.logger.warn(
+        { checkpoint: checkpointName, watermark: state.watermark },
+        'stored watermark is in the future; reading from now',
+      );
+      return { watermark: new Date(nowMs).toISOString(), seen: state.seen };
+    }
+    return state;
+  }
+
+  async #poll(signal: AbortSignal): Promise<void> {
+    const o = this.#o;
+    const state = await this.#loadState();
+    const nowMs = o.ctx.clock.now().getTime();
+    const committedMs = state.watermark === undefined ? undefined : Date.parse(state.watermark);
+    const since = new Date(
+      committedMs === undefined ? nowMs - o.initialLookbackMs : committedMs - o.overlapMs,
+    );
+    const seen = new Map(Object.entries(state.seen));
+    let highest = committedMs ?? Number.NEGATIVE_INFINITY;
+    let next: string | undefined;
+
+    // Pages that held records not processed before; pages of repeats from the overlap window
+    // do not count against maxPagesPerRun, or a full window would stop every run short.
+    let productive = 0;
+    for (;;) {
+      const { records, next: following } = await this.#fetch(since, next, signal);
+      const fresh: unknown[] = [];
+      let repeats = 0;
+      let superseded = 0;
+      for (const record of records) {
+        const version = o.version(record);
+        const known = version ? seen.get(version.id) : undefined;
+        if (version && known !== undefined && known >= version.updatedMs) {
+          // Already processed, or older than a version already processed (pages of an unsorted
+          // API can show a record twice when it changes while they are read).
+          if (known === version.updatedMs) repeats += 1;
+          else superseded += 1;
+          continue;
+        }
+        fresh.push(record);
+        if (version) {
+          seen.set(version.id, version.updatedMs);
+          highest = Math.max(highest, version.updatedMs);
+        }
+      }
+      o.intake.skipped('duplicate', repeats);
+      o.intake.skipped('superseded', superseded);
+      const { events } = o.intake.map(fresh);
+      const done = following === undefined;
+      if (fresh.length > 0) productive += 1;
+      const stopHere = done || (o.sortedAscending && productive >= o.maxPagesPerRun);
+      const watermarkMs = o.sortedAscending || done ? highest : committedMs;
+      const value: PollState = {
+        ...(watermarkMs !== undefined && Number.isFinite(watermarkMs)
+          ? { watermark: new Date(watermarkMs).toISOString() }
+          : {}),
+        seen: this.#prune(seen, watermarkMs ?? since.getTime()),
+      };
+      await o.ctx.emit(events, { checkpoint: { value, name: o.checkpointName } });
+      if (stopHere) return;
+      next = following;
+    }
+  }
+
+  /**
+   * One page from the vendor. A rate-limit answer (429 with Retry-After or the vendor's own
+   * header) makes the following runs wait until the time the vendor named. A full outbox is
+   * waited out by the schedule itself: the next run reads the same page again.
+   */
+  async #fetch(since: Date, next: string | undefined, signal: AbortSignal): Promise<PollPage> {
+    try {
+      return await this.#o.fetchPage(since, next, signal);
+    } catch (err) {
+      if (err instanceof RetryableError && err.retryAfterMs !== undefined) {
+        this.#notBefore = this.#o.ctx.clock.now().getTime() + err.retryAfterMs;
+      }
+      throw err;
+    }
+  }
+
+  /** Keeps the ids whose update time lies inside the overlap window of the watermark. */
+  #prune(seen: Map<string, number>, watermarkMs: number): Record<string, number> {
+    const floor = watermarkMs - this.#o.overlapMs;
+    const kept = [...seen].filter(([, ms]) => ms >= floor).sort((a, b) => b[1] - a[1]);
+    return Object.fromEntries(kept.slice(0, this.#o.maxSeen ?? DEFAULT_MAX_SEEN));
+  }
+}
+
+/** Runs `run` on the instance's scheduler and stops it within a deadline. */
+export function schedulePolling(
+  ctx: InboundContext,
+  name: string,
+  everyMs: number,
+  run: (signal: AbortSignal) => Promise<void>,
+): { stop(deadlineMs: number): Promise<void> } {
+  const stopping = new AbortController();
+  let inflight: Promise<void> | undefined;
+  const task: ScheduledTask = ctx.scheduler.schedule(name, { everyMs, runOnStart: true }, async (signal) => {
+    if (stopping.signal.aborted) return;
+    const current = run(AbortSignal.any([signal, stopping.signal]));
+    inflight = current.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      await current;
+    } finally {
+      inflight = undefined;
+    }
+  });
+  return {
+    async stop(deadlineMs) {
+      task.stop();
+      stopping.abort(new Error('instance stopping'));
+      if (inflight) await waitAtMost(inflight, deadlineMs);
+    },
+  };
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first. */
+export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, ms));
+    }),
+  ]);
+  if (timer) clearTimeout(timer);
+}
+
+/** Sleeps `ms`, or less when `signal` fires. Never rejects. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,48 @@
+/** Config pieces the outbound connectors share: URLs, audiences, OAuth clients, timeouts. */
+import { duration, secret, z, type HttpAuth } from '../../core/plugin-api/index.ts';
+
+/** An absolute http(s) URL; trailing slashes are dropped so paths join cleanly. */
+export function httpUrl(description: string) {
+  return z
+    .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' })
+    .transform((url) => url.replace(/\/+$/, ''))
+    .meta({ description });
+}
+
+export function audience(description: string) {
+  return z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).meta({ description });
+}
+
+export function requestTimeout(fallbackMs: number) {
+  return duration('Deadline of one request to the target, e.g. 10s.').default(fallbackMs);
+}
+
+/** OAuth 2.0 client credentials (RFC 6749 §4.4) with a client secret. */
+export const oauthClientSchema = z.strictObject({
+  token_url: httpUrl('Token endpoint of the authorization server.'),
+  client_id: z.string().min(1).meta({ description: 'OAuth client id.' }),
+  client_secret: secret('OAuth client secret.'),
+  scope: z.string().min(1).optional().meta({ description: 'Space-separated scopes to request.' }),
+  audience: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'Audience to request, for authorization servers that take one.' }),
+  client_auth: z.enum(['basic', 'body']).default('basic').meta({
+    description: '`basic`: client id and secret as HTTP Basic credentials; `body`: as form fields.',
+  }),
+});
+
+export type OauthClientConfig = z.output<typeof oauthClientSchema>;
+
+export function oauthAuth(oauth: OauthClientConfig): HttpAuth {
+  return {
+    type: 'oauth2_client_credentials',
+    tokenUrl: oauth.token_url,
+    clientId: oauth.client_id,
+    clientSecret: oauth.client_secret,
+    clientAuth: oauth.client_auth,
+    ...(oauth.scope ? { scope: oauth.scope } : {}),
+    ...(oauth.audience ? { audience: oauth.audience } : {}),
+  };
+}

@@ -1,0 +1,761 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PermanentError, RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
+import { MockServer, loadFixtures } from '../../core/plugin-api/testing/index.ts';
+import { createTestContext, type TestContext } from '../_shared/edr-test-support.ts';
+import { crowdstrikeFalconConnector as falcon } from './index.ts';
+import { JsonObjectSplitter } from './stream.ts';
+import {
+  alertsApi,
+  bearerRefused,
+  CLIENT_ID,
+  CLIENT_SECRET,
+  FIXTURE_ALIASES,
+  tokenEndpoint,
+  type TokenLedger,
+} from './mock-api.ts';
+
+const fixtureDir = new URL('./fixtures/', import.meta.url);
+const fixtureInput = (name: string): Record<string, any> =>
+  JSON.parse(readFileSync(new URL(`${name}.json`, fixtureDir), 'utf8')).input;
+
+function config(overrides: Record<string, unknown> = {}) {
+  return falcon.configSchema.parse({
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    subjects: { user_aliases: FIXTURE_ALIASES },
+    ...overrides,
+  });
+}
+
+const running: Array<{ connector: InboundConnector; t: TestContext }> = [];
+const servers: Array<{ close(): Promise<void> }> = [];
+
+afterEach(async () => {
+  for (const { connector, t } of running.splice(0)) {
+    t.abort.abort();
+    await connector.stop(1000);
+  }
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function mock(): Promise<MockServer> {
+  const server = await new MockServer().start();
+  servers.push(server);
+  return server;
+}
+
+async function startInstance(cfg: ReturnType<typeof config>, t = createTestContext()) {
+  const connector = falcon.create(t.ctx, cfg);
+  running.push({ connector, t });
+  await connector.start(t.abort.signal);
+  return { connector, t };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('crowdstrike-falcon mapping fixtures', () => {
+  const cfg = config();
+  const { fixtures, problems } = loadFixtures(new URL('./fixtures/', import.meta.url).pathname);
+  it('reads every fixture file', () => {
+    expect(problems).toEqual([]);
+    expect(fixtures.length).toBe(readdirSync(fixtureDir).filter((f) => f.endsWith('.json')).length);
+  });
+  for (const fixture of fixtures) {
+    it(`${fixture.name}: ${fixture.description}`, () => {
+      const expectation = fixture.expect;
+      if ('rejected' in expectation) {
+        let thrown: unknown;
+        try {
+          falcon.map!(fixture.input, cfg);
+        } catch (err) {
+          thrown = err;
+        }
+        expect(thrown).toBeInstanceOf(PermanentError);
+        expect((thrown as Error).message).toContain(expectation.rejected);
+      } else if ('ignored' in expectation) {
+        const result = falcon.map!(fixture.input, cfg);
+        expect(result.events).toEqual([]);
+        expect(result.ignored).toContain(expectation.ignored);
+      } else {
+        expect(JSON.parse(JSON.stringify(falcon.map!(fixture.input, cfg).events))).toEqual(
+          expectation.events,
+        );
+      }
+    });
+  }
+});
+
+describe('crowdstrike-falcon mapping rules', () => {
+  const map = (name: string, overrides: Record<string, unknown> = {}) =>
+    falcon.map!(fixtureInput(name), config(overrides));
+
+  it('gives a detection the same source record ids whether it came from the stream or the Alerts API', () => {
+    const fromStream = map('stream-epp-high').events.map((e) => [e.type, e.sourceRecordId, e.txn]);
+    const fromAlerts = map('alert-epp-high-user-principal').events.map((e) => [
+      e.type,
+      e.sourceRecordId,
+      e.txn,
+    ]);
+    expect(fromStream).toEqual(fromAlerts);
+    expect(fromStream).toHaveLength(1);
+  });
+
+  it('sends LOW detections when min_level is low', () => {
+    const result = map('stream-epp-low-ignored', { mapping: { min_level: 'low' } });
+    expect(result.events.map((e) => [e.claims?.['current_level'], e.severity])).toEqual([['LOW', 'low']]);
+  });
+
+  it('sends a device-only event (principal DEVICE) for an unresolved user when unresolved_user is device', () => {
+    const result = map('alert-user-unresolved', { subjects: { unresolved_user: 'device' } });
+    expect(result.events).toHaveLength(1);
+    expect(result.events[0]?.subject).toEqual({
+      format: 'complex',
+      device: { format: 'opaque', id: '7e1b0c2d9f8a4e6b8c3d2a1f0e9d8c7b' },
+    });
+    expect(result.events[0]?.claims?.['principal']).toBe('DEVICE');
+  });
+
+  it('never guesses an e-mail address from a bare account name', () => {
+    const result = map('stream-epp-high', { subjects: { user_aliases: {} } });
+    expect(result.events).toEqual([]);
+    expect(result.ignored).toMatch(/^subject_unresolved: account "CORP\\dlee"/);
+  });
+
+  it('leaves the device out of the subject when include_device is off', () => {
+    const result = map('stream-epp-high', {
+      subjects: { user_aliases: FIXTURE_ALIASES, include_device: false },
+    });
+    expect(result.events[0]?.subject).toEqual({ format: 'email', email: 'dana.lee@example.com' });
+  });
+
+  it('applies configured 0–100 bands', () => {
+    const result = map('stream-epp-score-only-medium', {
+      mapping: { score_thresholds: { medium: 20, high: 50 } },
+    });
+    expect(result.events[0]?.claims?.['current_level']).toBe('HIGH');
+  });
+
+  it('applies configured legacy 1–5 bands', () => {
+    const result = map('stream-legacy-severity-3-medium', {
+      mapping: { legacy_severity_thresholds: { high: 3 } },
+    });
+    expect(result.events[0]?.claims?.['current_level']).toBe('HIGH');
+  });
+
+  it('sends no credential-compromise when credential_theft is off, and grades by severity instead', () => {
+    const result = map('alert-idp-credential-theft', { mapping: { credential_theft: false } });
+    expect(result.events.map((e) => [e.type, e.claims?.['current_level']])).toEqual([
+      ['caep.risk-level-change', 'MEDIUM'],
+    ]);
+  });
+
+  it('sends no session-revoked when revoke_sessions_on_containment is off', () => {
+    const result = map('alert-critical-contained', { mapping: { revoke_sessions_on_containment: false } });
+    expect(result.events.map((e) => e.type)).toEqual(['caep.risk-level-change']);
+  });
+
+  it('does not revoke sessions for a critical detection on a host that is not contained', () => {
+    const input = fixtureInput('alert-critical-contained');
+    input['device'] = { ...input['device'], status: 'normal' };
+    expect(falcon.map!(input, config()).events.map((e) => e.type)).toEqual(['caep.risk-level-change']);
+  });
+
+  it('recognises custom false-positive tags and ignores a false positive when downgrades are off', () => {
+    const input = { ...fixtureInput('alert-closed-false-positive'), tags: ['benign-by-soc'] };
+    expect(falcon.map!(input, config()).ignored).toMatch(/^closed: .* was resolved/);
+    const custom = falcon.map!(input, config({ mapping: { false_positive_tags: ['Benign by SOC'] } }));
+    expect(custom.events[0]?.claims).toMatchObject({ current_level: 'LOW', previous_level: 'HIGH' });
+    const off = falcon.map!(
+      fixtureInput('alert-closed-false-positive'),
+      config({ mapping: { downgrade_on_false_positive: false } }),
+    );
+    expect(off.ignored).toMatch(/downgrade_on_false_positive is off/);
+  });
+
+  it('reads the legacy Detects status false_positive as a false positive', () => {
+    const input = { ...fixtureInput('alert-epp-high-user-principal'), status: 'false_positive' };
+    expect(falcon.map!(input, config()).events[0]?.claims?.['current_level']).toBe('LOW');
+  });
+});
+
+describe('JsonObjectSplitter', () => {
+  it('splits concatenated objects across chunk boundaries, with braces and quotes inside strings', () => {
+    const a = { metadata: { offset: 1 }, event: { CommandLine: 'cmd /c "echo {x}" \\"', Name: 'a}b' } };
+    const b = { metadata: { offset: 2 }, event: { Name: 'Zoë' } };
+    const text = `${JSON.stringify(a)}\r\n${JSON.stringify(b)}${JSON.stringify(a)}`;
+    const splitter = new JsonObjectSplitter();
+    const out: string[] = [];
+    for (let i = 0; i < text.length; i += 7) out.push(...splitter.push(text.slice(i, i + 7)));
+    expect(out.map((o) => JSON.parse(o))).toEqual([a, b, a]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+function alert(n: number, updated: string, extra: Record<string, unknown> = {}) {
+  const base = fixtureInput('alert-epp-high-user-principal');
+  return { ...base, composite_id: `${base['composite_id']}-${n}`, updated_timestamp: updated, ...extra };
+}
+
+const alertsRequests = (server: MockServer) =>
+  server.requests.filter((r) => r.path === '/alerts/combined/alerts/v1');
+
+describe('crowdstrike-falcon alerts mode', () => {
+  it('authenticates once, pages with after, and commits each page with its watermark', async () => {
+    const server = await mock();
+    const ledger = tokenEndpoint(server);
+    const alerts = [1, 2, 3, 4, 5].map((n) => alert(n, `2026-01-01T00:0${n}:00.123456789Z`));
+    alertsApi(server, alerts, { ledger });
+    const { t } = await startInstance(
+      config({ base_url: server.url, alerts: { page_size: 2, initial_lookback: '3650d' } }),
+    );
+    expect(t.tasks.map((task) => [task.name, task.options.everyMs, task.options.runOnStart])).toEqual([
+      ['alerts', 60_000, true],
+    ]);
+
+    await t.runTask('alerts');
+
+    const token = server.requests.filter((r) => r.path === '/oauth2/token');
+    expect(token).toHaveLength(1);
+    expect(new URLSearchParams(token[0]!.body).get('grant_type')).toBe('client_credentials');
+    const pages = alertsRequests(server);
+    expect(pages.map((r) => (r.json as { after?: string }).after === undefined)).toEqual([
+      true,
+      false,
+      false,
+    ]);
+    expect(pages.every((r) => r.headers['authorization'] === `Bearer ${ledger.issued[0]}`)).toBe(true);
+    expect(
+      t.emitted.map((e) => [e.events.length, (e.checkpoint?.value as { watermark: string }).watermark]),
+    ).toEqual([
+      [2, '2026-01-01T00:02:00.123Z'],
+      [2, '2026-01-01T00:04:00.123Z'],
+      [1, '2026-01-01T00:05:00.123Z'],
+    ]);
+    expect(t.emitted.every((e) => e.checkpoint?.name === 'alerts')).toBe(true);
+    expect(t.statuses.at(-1)).toEqual({ state: 'ok' });
+  });
+
+  it('resumes after a restart from the committed watermark minus the overlap, without re-sending', async () => {
+    const server = await mock();
+    const alerts = [alert(1, '2026-01-01T00:00:00Z'), alert(2, '2026-01-01T00:10:00Z')];
+    alertsApi(server, alerts);
+    const cfg = config({ base_url: server.url, alerts: { initial_lookback: '3650d', overlap: '5m' } });
+    const first = await startInstance(cfg);
+    await first.t.runTask('alerts');
+    expect(first.t.events()).toHaveLength(2);
+    await first.connector.stop(1000);
+
+    alerts.push(alert(3, '2026-01-01T00:12:00Z'));
+    const second = await startInstance(
+      cfg,
+      createTestContext({ checkpoints: first.t.checkpoints, persisted: first.t.persisted }),
+    );
+    server.requests.length = 0;
+    await second.t.runTask('alerts');
+    expect((alertsRequests(server)[0]!.json as { filter: string }).filter).toBe(
+      "updated_timestamp:>='2026-01-01T00:05:00.000Z'",
+    );
+    // Alert 2 is inside the overlap window and already processed: only alert 3 is new.
+    expect(second.t.events().map((e) => e.sourceRecordId)).toEqual([
+      `${alerts[2]!['composite_id']}#risk-level-change:USER:HIGH`,
+    ]);
+    expect(second.t.counter('edr_records_total', { outcome: 'ignored', reason: 'duplicate' })).toBe(1);
+  });
+
+  it('fetches a new token when the API refuses an expired one, and goes on', async () => {
+    const server = await mock();
+    const ledger = tokenEndpoint(server);
+    alertsApi(server, [alert(1, '2026-01-01T00:01:00Z')], { ledger });
+    const { t } = await startInstance(
+      config({ base_url: server.url, alerts: { initial_lookback: '3650d' } }),
+    );
+    await t.runTask('alerts');
+    ledger.revoked.add(ledger.issued[0]!);
+    await t.runTask('alerts');
+    expect(ledger.issued).toHaveLength(2);
+    const last = alertsRequests(server).at(-1)!;
+    expect(last.headers['authorization']).toBe(`Bearer ${ledger.issued[1]}`);
+    expect(t.statuses.some((s) => s.state === 'permanent_error')).toBe(false);
+  });
+
+  it('flags the instance when the client credentials are refused', async () => {
+    const server = await mock();
+    alertsApi(server, []);
+    const { t } = await startInstance(
+      config({ base_url: server.url, client_secret: 'not-the-secret', alerts: { initial_lookback: '1h' } }),
+    );
+    await expect(t.runTask('alerts')).rejects.toMatchObject({ errorClass: 'permanent', authFailure: true });
+    expect(t.statuses.at(-1)?.state).toBe('permanent_error');
+    expect(t.statuses.at(-1)?.reason).toMatch(/refused the credentials/);
+    expect(t.emitted).toEqual([]);
+  });
+
+  it('waits until the epoch time in X-Ratelimit-Retryafter before polling again after a 429', async () => {
+    const server = await mock();
+    let nowMs = Date.parse('2026-01-01T01:00:00Z');
+    const interject = [
+      {
+        status: 429,
+        headers: {
+          'x-ratelimit-limit': '6000',
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-retryafter': String(nowMs / 1000 + 30),
+        },
+        body: { errors: [{ code: 429, message: 'API rate limit exceeded.' }] },
+      },
+    ];
+    alertsApi(server, [alert(1, '2026-01-01T00:59:00Z')], { interject });
+    const { t } = await startInstance(
+      config({ base_url: server.url }),
+      createTestContext({ now: () => nowMs }),
+    );
+
+    const error = await t.runTask('alerts').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(RetryableError);
+    expect((error as RetryableError).retryAfterMs).toBe(30_000);
+    expect(t.statuses.at(-1)?.state).toBe('recoverable_error');
+
+    nowMs += 10_000;
+    await t.runTask('alerts');
+    expect(alertsRequests(server)).toHaveLength(1);
+
+    nowMs += 21_000;
+    await t.runTask('alerts');
+    expect(alertsRequests(server)).toHaveLength(2);
+    expect(t.events()).toHaveLength(1);
+  });
+
+  it('treats a 5xx as retryable, commits nothing, and reads the same page on the next run', async () => {
+    const server = await mock();
+    alertsApi(server, [alert(1, '2026-01-01T00:01:00Z')], {
+      interject: [{ status: 503, body: { errors: [{ code: 503, message: 'service unavailable' }] } }],
+    });
+    const { t } = await startInstance(
+      config({ base_url: server.url, alerts: { initial_lookback: '3650d' } }),
+    );
+    await expect(t.runTask('alerts')).rejects.toMatchObject({
+      errorClass: 'retryable',
+      code: 'SSF_ERR_HTTP_SERVER',
+    });
+    expect(t.checkpoints.size).toBe(0);
+    await t.runTask('alerts');
+    expect(t.events()).toHaveLength(1);
+  });
+
+  it('re-reads the page when the outbox is full, and produces the same events (no loss, no second SET)', async () => {
+    const server = await mock();
+    alertsApi(server, [alert(1, '2026-01-01T00:01:00Z'), alert(2, '2026-01-01T00:02:00Z')]);
+    const { t } = await startInstance(
+      config({ base_url: server.url, alerts: { initial_lookback: '3650d' } }),
+    );
+    t.failNextEmits(1, 5_000);
+    await expect(t.runTask('alerts')).rejects.toMatchObject({ code: 'SSF_ERR_DELIVERY_QUEUE_FULL' });
+    expect(t.checkpoints.size).toBe(0);
+    await t.runTask('alerts');
+    const failed = t.emitted[0]!.events.map((e) => e.sourceRecordId);
+    expect(t.events().map((e) => e.sourceRecordId)).toEqual(failed);
+    await t.runTask('alerts');
+    expect(t.events()).toHaveLength(2);
+  });
+
+  it('skips a malformed alert, counts it, and goes on with the rest of the page', async () => {
+    const server = await mock();
+    const broken = { composite_id: 'broken-1', updated_timestamp: '2026-01-01T00:00:30Z', severity: 'very' };
+    alertsApi(server, [broken, alert(1, '2026-01-01T00:01:00Z')]);
+    const { t } = await startInstance(
+      config({ base_url: server.url, alerts: { initial_lookback: '3650d' } }),
+    );
+    await t.runTask('alerts');
+    expect(t.events()).toHaveLength(1);
+    expect(t.counter('edr_records_total', { outcome: 'rejected', reason: 'malformed' })).toBe(1);
+    expect((t.checkpoints.get('alerts') as { watermark: string }).watermark).toBe('2026-01-01T00:01:00.000Z');
+  });
+
+  it('answers check() with a structured failure when the credentials are refused', async () => {
+    const server = await mock();
+    alertsApi(server, []);
+    const good = falcon.create(createTestContext().ctx, config({ base_url: server.url }));
+    expect(await good.check!(new AbortController().signal)).toEqual({ ok: true });
+    const bad = falcon.create(
+      createTestContext().ctx,
+      config({ base_url: server.url, client_id: 'someone-else' }),
+    );
+    const result = await bad.check!(new AbortController().signal);
+    expect(result).toMatchObject({ ok: false, retryable: false });
+    expect(result.message).toMatch(/401/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Event Streams
+
+interface FeedConnection {
+  partition: string;
+  offset: string | null;
+  authorization: string | undefined;
+  res: ServerResponse;
+}
+
+/** A datafeed host: each connection is handed to the test, which writes and ends it at will. */
+async function datafeedHost(onConnect: (c: FeedConnection) => void) {
+  const connections: FeedConnection[] = [];
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://feed');
+    const partition = /\/datafeed\/v1\/(\d+)$/.exec(url.pathname)?.[1];
+    if (!partition) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.flushHeaders();
+    const c = {
+      partition,
+      offset: url.searchParams.get('offset'),
+      authorization: req.headers.authorization,
+      res,
+    };
+    connections.push(c);
+    onConnect(c);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const host = {
+    url,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  servers.push(host);
+  return host;
+}
+
+function streamRecord(offset: number, template = 'stream-epp-high', compositeSuffix = `${offset}`) {
+  const record = fixtureInput(template);
+  record['metadata'] = { ...record['metadata'], offset };
+  if (record['event']['CompositeId'])
+    record['event']['CompositeId'] = `${record['event']['CompositeId']}-${compositeSuffix}`;
+  return `${JSON.stringify(record)}\n`;
+}
+
+interface DiscoveryOptions {
+  partitions: string[];
+  refreshInterval?: number;
+  sessionToken?: (partition: string, n: number) => string;
+  ledger?: TokenLedger;
+  discoveryAnswers?: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>;
+  refreshStatus?: number;
+}
+
+function discoveryApi(api: MockServer, feedUrl: string, o: DiscoveryOptions) {
+  const ledger = o.ledger ?? tokenEndpoint(api);
+  let discoveries = 0;
+  api.on('GET', '/sensors/entities/datafeed/v2', (req) => {
+    const refused = bearerRefused(req, ledger);
+    if (refused) return refused;
+    const interjected = o.discoveryAnswers?.shift();
+    if (interjected) return interjected;
+    discoveries += 1;
+    return {
+      body: {
+        meta: { query_time: 0.01 },
+        resources: o.partitions.map((p) => ({
+          dataFeedURL: `${feedUrl}/sensors/entities/datafeed/v1/${p}?appId=${req.query['appId']}&eventType=all`,
+          sessionToken: {
+            token: o.sessionToken?.(p, discoveries) ?? `session-${p}-${discoveries}`,
+            expiration: '2026-01-01T00:30:00Z',
+          },
+          refreshActiveSessionURL: `${api.url}/sensors/entities/datafeed-actions/v1/${p}?action_name=refresh_active_stream_session&appId=${req.query['appId']}`,
+          refreshActiveSessionInterval: o.refreshInterval ?? 1800,
+        })),
+      },
+    };
+  });
+  for (const p of o.partitions) {
+    api.on('POST', `/sensors/entities/datafeed-actions/v1/${p}`, (req) => {
+      const refused = bearerRefused(req, ledger);
+      if (refused) return refused;
+      if (o.refreshStatus)
+        return {
+          status: o.refreshStatus,
+          body: { errors: [{ code: o.refreshStatus, message: 'no active stream session found' }] },
+        };
+      return { body: { meta: { query_time: 0.001 }, resources: [], errors: [] } };
+    });
+  }
+  return ledger;
+}
+
+function streamConfig(api: MockServer, stream: Record<string, unknown> = {}) {
+  return config({
+    mode: 'stream',
+    base_url: api.url,
+    stream: {
+      app_id: 'ssfbridgetest',
+      flush_interval: '20ms',
+      reconnect_initial_backoff: '20ms',
+      reconnect_max_backoff: '200ms',
+      ...stream,
+    },
+  });
+}
+
+const committedOffset = (t: TestContext, partition: string) =>
+  (t.checkpoints.get(`partition-${partition}`) as { offset: number } | undefined)?.offset;
+
+describe('crowdstrike-falcon stream mode', () => {
+  it('reads every partition with its session token and commits each partition offset with its events', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => {
+      if (c.partition === '0')
+        c.res.write(streamRecord(100) + streamRecord(101, 'stream-auth-audit-ignored'));
+      else c.res.write(streamRecord(7, 'stream-legacy-severity-4-high'));
+    });
+    discoveryApi(api, feeds.url, { partitions: ['0', '1'] });
+    const { t } = await startInstance(streamConfig(api));
+    await t.until(
+      () => committedOffset(t, '0') === 101 && committedOffset(t, '1') === 7,
+      5000,
+      'both offsets',
+    );
+
+    expect(feeds.connections.map((c) => [c.partition, c.offset, c.authorization]).sort()).toEqual([
+      ['0', null, 'Token session-0-1'],
+      ['1', null, 'Token session-1-1'],
+    ]);
+    const discovery = api.requests.find((r) => r.path === '/sensors/entities/datafeed/v2')!;
+    expect(discovery.query).toMatchObject({ appId: 'ssfbridgetest', format: 'json' });
+    expect(
+      t
+        .events()
+        .map((e) => e.sourceRecordId)
+        .sort(),
+    ).toEqual([
+      '0a1b2c3d4e5f60718293a4b5c6d7e8f9:ind:7e1b0c2d9f8a4e6b8c3d2a1f0e9d8c7b:88112233445-10197-9900-100#risk-level-change:USER:HIGH',
+      'ldt:7e1b0c2d9f8a4e6b8c3d2a1f0e9d8c7b:4295012345#risk-level-change:USER:HIGH',
+    ]);
+    // The audit event at offset 101 produced no event, yet its offset is committed.
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_a_detection' })).toBe(1);
+    expect(t.emitted.every((e) => e.checkpoint?.name?.startsWith('partition-'))).toBe(true);
+  });
+
+  it('rediscovers after EOF and resumes at the committed offset, skipping the replayed record', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => {
+      if (c.offset === null) c.res.end(streamRecord(200) + streamRecord(201));
+      else c.res.write(streamRecord(201) + streamRecord(202));
+    });
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const { t } = await startInstance(streamConfig(api));
+    await t.until(() => committedOffset(t, '0') === 202, 5000, 'offset 202');
+
+    expect(feeds.connections.map((c) => c.offset)).toEqual([null, '201']);
+    expect(feeds.connections.map((c) => c.authorization)).toEqual(['Token session-0-1', 'Token session-0-2']);
+    expect(t.events().map((e) => e.sourceRecordId.split('#')[0]!.split('-').at(-1))).toEqual([
+      '200',
+      '201',
+      '202',
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'replayed_offset' })).toBe(1);
+  });
+
+  it('resumes a restarted instance from the stored offset of each partition', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(Number(c.offset ?? 0) + 1)));
+    discoveryApi(api, feeds.url, { partitions: ['3'] });
+    const t = createTestContext({ checkpoints: new Map([['partition-3', { offset: 4410300 }]]) });
+    await startInstance(streamConfig(api), t);
+    await t.until(() => committedOffset(t, '3') === 4410301, 5000, 'offset 4410301');
+    expect(feeds.connections[0]?.offset).toBe('4410300');
+  });
+
+  it('refreshes the stream session before its interval ends', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(1)));
+    const ledger = discoveryApi(api, feeds.url, { partitions: ['0'], refreshInterval: 1 });
+    const { t } = await startInstance(streamConfig(api));
+    const refreshes = () => api.requests.filter((r) => r.path === '/sensors/entities/datafeed-actions/v1/0');
+    await t.until(() => refreshes().length >= 2, 3000, 'two session refreshes');
+    expect(refreshes()[0]!.query).toMatchObject({
+      action_name: 'refresh_active_stream_session',
+      appId: 'ssfbridgetest',
+    });
+    expect(refreshes()[0]!.headers['authorization']).toBe(`Bearer ${ledger.issued[0]}`);
+    expect(feeds.connections).toHaveLength(1);
+  });
+
+  it('reconnects when the session refresh says the session is gone', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(Number(c.offset ?? 0) + 1)));
+    discoveryApi(api, feeds.url, { partitions: ['0'], refreshInterval: 0.1, refreshStatus: 404 });
+    const { t } = await startInstance(streamConfig(api));
+    await t.until(() => feeds.connections.length >= 2, 3000, 'a reconnection');
+    expect(feeds.connections[1]?.offset).toBe('1');
+    expect(t.statuses.find((s) => s.state !== 'ok')).toMatchObject({
+      state: 'recoverable_error',
+      reason: expect.stringMatching(/session could not be refreshed.*404/),
+    });
+  });
+
+  it('waits until X-Ratelimit-Retryafter when discovery is rate limited', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(1)));
+    const retryAt = Math.ceil(Date.now() / 1000) + 1;
+    discoveryApi(api, feeds.url, {
+      partitions: ['0'],
+      discoveryAnswers: [
+        {
+          status: 429,
+          headers: { 'x-ratelimit-retryafter': String(retryAt) },
+          body: { errors: [{ code: 429, message: 'rate limit' }] },
+        },
+      ],
+    });
+    const { t } = await startInstance(streamConfig(api));
+    await t.until(() => committedOffset(t, '0') === 1, 5000, 'the first record after the wait');
+    expect(feeds.connections[0]).toBeDefined();
+    const discoveries = api.requests.filter((r) => r.path === '/sensors/entities/datafeed/v2');
+    expect(discoveries).toHaveLength(2);
+    expect(Date.now()).toBeGreaterThanOrEqual(retryAt * 1000 - 50);
+    expect(t.statuses.find((s) => s.state === 'recoverable_error')?.reason).toMatch(/429/);
+  });
+
+  it('keeps complete records read before the connection broke and reconnects from there', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => {
+      if (c.offset === null) {
+        c.res.write(streamRecord(10) + streamRecord(11) + '{"metadata":{"offset":12,"eventType":"EppDetecti');
+        setTimeout(() => c.res.socket?.destroy(), 30);
+      } else c.res.write(streamRecord(12));
+    });
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const { t } = await startInstance(streamConfig(api));
+    await t.until(() => committedOffset(t, '0') === 12, 5000, 'offset 12');
+    expect(feeds.connections.map((c) => c.offset)).toEqual([null, '11']);
+    expect(t.events()).toHaveLength(3);
+  });
+
+  it('maps records whose UTF-8 characters are split across chunks', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => {
+      const bytes = Buffer.from(streamRecord(5, 'stream-epp-unicode-names'));
+      const cut = bytes.indexOf(Buffer.from('Ü')) + 1;
+      c.res.write(bytes.subarray(0, cut));
+      setTimeout(() => c.res.write(bytes.subarray(cut)), 20);
+    });
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const { t } = await startInstance(streamConfig(api));
+    await t.until(() => committedOffset(t, '0') === 5, 5000, 'offset 5');
+    expect(t.events()[0]?.subject).toMatchObject({ user: { email: 'juergen.gross@example.de' } });
+    expect(t.events()[0]?.claims?.['reason_admin']).toEqual({
+      en: expect.stringContaining('on NB-MÜNCHEN-07'),
+    });
+  });
+
+  it('stops reading when the outbox is full and resumes from the last committed offset', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => {
+      if (c.offset === null) c.res.write(streamRecord(1));
+      else c.res.write(streamRecord(Number(c.offset)) + streamRecord(Number(c.offset) + 1));
+    });
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const t = createTestContext({ checkpoints: new Map([['partition-0', { offset: 0 }]]) });
+    t.failNextEmits(1, 50);
+    await startInstance(streamConfig(api), t);
+    await t.until(() => committedOffset(t, '0') === 1, 5000, 'offset 1');
+    expect(t.emitted[0]?.ok).toBe(false);
+    expect(feeds.connections.map((c) => c.offset)).toEqual(['0', '0']);
+    expect(t.events().map((e) => e.sourceRecordId.split('#')[0]!.split('-').at(-1))).toEqual(['1']);
+  });
+
+  it('stops within its deadline while a stream is open', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(1)));
+    discoveryApi(api, feeds.url, { partitions: ['0', '1'] });
+    const { connector, t } = await startInstance(streamConfig(api));
+    await t.until(() => feeds.connections.length === 2, 3000, 'both partitions');
+    const started = Date.now();
+    await connector.stop(500);
+    expect(Date.now() - started).toBeLessThan(600);
+    const connectionsAtStop = feeds.connections.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(feeds.connections.length).toBe(connectionsAtStop);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('crowdstrike-falcon webhook', () => {
+  const secret = 'fusion-workflow-secret-0001';
+  const request = (
+    body: unknown,
+    headers: Record<string, string> = { authorization: `Bearer ${secret}` },
+  ) => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    query: {},
+    rawBody: Buffer.from(JSON.stringify(body)),
+    body,
+    remoteAddress: '127.0.0.1',
+  });
+
+  it('maps what a Falcon Fusion workflow posts, in the same way as polled records', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const body = {
+      resources: [fixtureInput('alert-critical-contained'), fixtureInput('stream-auth-audit-ignored')],
+    };
+    const response = await connector.handleWebhook!(request(body));
+    expect(response).toMatchObject({ status: 202, body: { records: 2, events: 2, ignored: 1 } });
+    expect(t.events().map((e) => e.type)).toEqual(['caep.risk-level-change', 'caep.session-revoked']);
+    expect(t.tasks).toEqual([]);
+  });
+
+  it('accepts the secret in a custom header, and refuses a missing or wrong one', async () => {
+    const { connector, t } = await startInstance(
+      config({ mode: 'webhook', webhook: { secret, secret_header: 'X-Falcon-Secret' } }),
+    );
+    const body = fixtureInput('alert-epp-high-user-principal');
+    expect((await connector.handleWebhook!(request(body, {}))).status).toBe(401);
+    expect(
+      (await connector.handleWebhook!(request(body, { authorization: 'Bearer wrong-secret-000000' }))).status,
+    ).toBe(403);
+    expect((await connector.handleWebhook!(request(body, { 'x-falcon-secret': secret }))).status).toBe(202);
+    expect(t.events()).toHaveLength(1);
+  });
+
+  it('refuses a batch with a malformed record and accepts none of it', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const response = await connector.handleWebhook!(
+      request([fixtureInput('alert-epp-high-user-principal'), { hello: 'world' }]),
+    );
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({
+      problems: [{ index: 1, message: expect.stringContaining('not a CrowdStrike Falcon record') }],
+    });
+    expect(t.emitted).toEqual([]);
+  });
+
+  it('lets a full outbox surface as a retryable error, so the sender is told to retry', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    t.failNextEmits(1, 2000);
+    await expect(
+      connector.handleWebhook!(request(fixtureInput('alert-epp-high-user-principal'))),
+    ).rejects.toBeInstanceOf(RetryableError);
+  });
+
+  it('answers 404 on an instance without a webhook block', async () => {
+    const server = await mock();
+    alertsApi(server, []);
+    const { connector } = await startInstance(config({ base_url: server.url }));
+    expect((await connector.handleWebhook!(request({}))).status).toBe(404);
+  });
+});

@@ -1,0 +1,44 @@
+import { runConnectorConformance } from '../../core/plugin-api/testing/index.ts';
+import { microsoftDefenderConnector } from './index.ts';
+import { alertsApi, CLIENT_ID, CLIENT_SECRET, FIXTURE_ALIASES, TENANT, tokenEndpoint } from './mock-api.ts';
+
+runConnectorConformance(microsoftDefenderConnector, {
+  connectorDir: new URL('.', import.meta.url),
+  validConfig: (server: { url: string }) => ({
+    mode: 'graph',
+    tenant_id: TENANT,
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    login_url: server.url,
+    graph_url: server.url,
+    // The fixtures are dated 2026-01-01; read back far enough to see them.
+    initial_lookback: '3650d',
+    page_size: 6,
+    webhook: { secret: 'defender-logic-app-secret-77aa' },
+    subjects: { user_aliases: FIXTURE_ALIASES },
+  }),
+  invalidConfigs: [
+    { config: { mode: 'graph', client_id: 'x', client_secret: 'y' }, error: 'mode graph needs tenant_id' },
+    {
+      config: { mode: 'mde', tenant_id: 'contoso.onmicrosoft.com', client_id: 'x' },
+      error: 'mode mde needs client_secret',
+    },
+    { config: { mode: 'webhook' }, error: 'mode webhook needs webhook.secret' },
+    {
+      config: { tenant_id: 'a b', client_id: 'x', client_secret: 'y' },
+      error: 'tenant id (GUID) or a verified domain',
+    },
+    {
+      config: { tenant_id: 't', client_id: 'x', client_secret: 'y', mapping: { device_id: 'serial' } },
+      error: 'device_id',
+    },
+  ],
+  mock: (server) => void tokenEndpoint(server),
+  poll: { serve: (server, records) => void alertsApi(server, records), task: 'alerts' },
+  metrics: [
+    { name: 'edr_records_total', labels: { outcome: 'mapped' }, value: (t) => t.records - t.ignored },
+    { name: 'edr_records_total', labels: { outcome: 'ignored' }, value: (t) => t.ignored },
+    { name: 'edr_records_total', labels: { outcome: 'rejected' }, value: () => 0 },
+    { name: 'edr_webhook_requests_total', value: () => 0 },
+  ],
+});

@@ -1,0 +1,395 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PermanentError, RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
+import { MockServer, loadFixtures } from '../../core/plugin-api/testing/index.ts';
+import { createTestContext, type TestContext } from '../_shared/edr-test-support.ts';
+import { microsoftDefenderConnector as defender } from './index.ts';
+import { alertsApi, CLIENT_ID, CLIENT_SECRET, FIXTURE_ALIASES, TENANT } from './mock-api.ts';
+
+const fixtureDir = new URL('./fixtures/', import.meta.url);
+const fixtureInput = (name: string): Record<string, any> =>
+  JSON.parse(readFileSync(new URL(`${name}.json`, fixtureDir), 'utf8')).input;
+
+function config(overrides: Record<string, unknown> = {}) {
+  return defender.configSchema.parse({
+    tenant_id: TENANT,
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    subjects: { user_aliases: FIXTURE_ALIASES },
+    ...overrides,
+  });
+}
+
+const running: Array<{ connector: InboundConnector; t: TestContext }> = [];
+const servers: MockServer[] = [];
+
+afterEach(async () => {
+  for (const { connector, t } of running.splice(0)) {
+    t.abort.abort();
+    await connector.stop(1000);
+  }
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function mock(): Promise<MockServer> {
+  const server = await new MockServer().start();
+  servers.push(server);
+  return server;
+}
+
+async function startInstance(cfg: ReturnType<typeof config>, t = createTestContext()) {
+  const connector = defender.create(t.ctx, cfg);
+  running.push({ connector, t });
+  await connector.start(t.abort.signal);
+  return { connector, t };
+}
+
+const apiConfig = (server: MockServer, overrides: Record<string, unknown> = {}) =>
+  config({
+    login_url: server.url,
+    graph_url: `${server.url}/v1.0`,
+    mde_url: server.url,
+    initial_lookback: '3650d',
+    ...overrides,
+  });
+
+describe('microsoft-defender mapping fixtures', () => {
+  const cfg = config();
+  const { fixtures, problems } = loadFixtures(fixtureDir.pathname);
+  it('reads every fixture file', () => {
+    expect(problems).toEqual([]);
+    expect(fixtures.length).toBe(readdirSync(fixtureDir).filter((f) => f.endsWith('.json')).length);
+  });
+  for (const fixture of fixtures) {
+    it(`${fixture.name}: ${fixture.description}`, () => {
+      const expectation = fixture.expect;
+      if ('rejected' in expectation) {
+        expect(() => defender.map!(fixture.input, cfg)).toThrow(PermanentError);
+        expect(() => defender.map!(fixture.input, cfg)).toThrow(expectation.rejected);
+      } else if ('ignored' in expectation) {
+        const result = defender.map!(fixture.input, cfg);
+        expect(result.events).toEqual([]);
+        expect(result.ignored).toContain(expectation.ignored);
+      } else {
+        expect(JSON.parse(JSON.stringify(defender.map!(fixture.input, cfg).events))).toEqual(
+          expectation.events,
+        );
+      }
+    });
+  }
+});
+
+describe('microsoft-defender mapping rules', () => {
+  const map = (name: string, overrides: Record<string, unknown> = {}) =>
+    defender.map!(fixtureInput(name), config(overrides));
+
+  it('uses the Defender for Endpoint machine id when device_id is mde', () => {
+    const result = map('graph-high-credential-access', { mapping: { device_id: 'mde' } });
+    expect(result.events[0]?.subject).toMatchObject({
+      device: { format: 'opaque', id: '4b2c6e8f0a1c3e5a7c9e1b3d5f7a9c1e3b5d7f90' },
+    });
+  });
+
+  it('falls back to the other device id when the preferred one is missing', () => {
+    const input = fixtureInput('graph-high-credential-access');
+    input['evidence'][1]['azureAdDeviceId'] = null;
+    expect(defender.map!(input, config()).events[0]?.subject).toMatchObject({
+      device: { id: '4b2c6e8f0a1c3e5a7c9e1b3d5f7a9c1e3b5d7f90' },
+    });
+  });
+
+  it('sends no device event when device_risk_events is off', () => {
+    expect(map('graph-device-only-high-risk', { mapping: { device_risk_events: false } }).ignored).toMatch(
+      /^subject_unresolved: account "LT-KIOSK-01\\kiosk01"/,
+    );
+  });
+
+  it('resolves the logged-on user of the device through the alias map', () => {
+    const result = map('graph-device-only-high-risk', {
+      subjects: { user_aliases: { 'LT-KIOSK-01\\kiosk01': 'kiosk.owner@example.com' } },
+    });
+    expect(result.events[0]?.claims?.['principal']).toBe('USER');
+    expect(result.events[0]?.subject).toMatchObject({ user: { email: 'kiosk.owner@example.com' } });
+  });
+
+  it('keeps the extra events to what the mapping block allows', () => {
+    expect(
+      map('graph-compromised-account-session-revoked', {
+        mapping: { revoke_sessions_on_compromised_account: false },
+      }).events.map((e) => e.type),
+    ).toEqual(['caep.risk-level-change']);
+    expect(
+      map('graph-high-credential-access', {
+        mapping: { credential_compromise_on_credential_access: false },
+      }).events.map((e) => e.type),
+    ).toEqual(['caep.risk-level-change']);
+  });
+
+  it('does not revoke sessions or report a compromised credential for a medium alert', () => {
+    const input = {
+      ...fixtureInput('graph-compromised-account-session-revoked'),
+      severity: 'medium',
+      category: 'CredentialAccess',
+    };
+    expect(defender.map!(input, config()).events.map((e) => [e.type, e.claims?.['current_level']])).toEqual([
+      ['caep.risk-level-change', 'MEDIUM'],
+    ]);
+  });
+
+  it('raises min_level on request', () => {
+    expect(map('graph-medium-alias-user', { mapping: { min_level: 'high' } }).ignored).toMatch(
+      /^below_min_level/,
+    );
+  });
+
+  it('prefers the compromised user over other user evidence', () => {
+    const input = fixtureInput('graph-high-credential-access');
+    input['evidence'].unshift({
+      '@odata.type': '#microsoft.graph.security.userEvidence',
+      roles: ['contextual'],
+      verdict: 'unknown',
+      userAccount: { accountName: 'helpdesk', domainName: 'CORP', userPrincipalName: 'helpdesk@example.com' },
+    });
+    expect(defender.map!(input, config()).events[0]?.subject).toMatchObject({
+      user: { email: 'dana.lee@example.com' },
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+function graphAlert(n: number, updated: string, extra: Record<string, unknown> = {}) {
+  const base = fixtureInput('graph-high-credential-access');
+  return {
+    ...base,
+    id: `da6387000000000000${String(n).padStart(2, '0')}_-9${n}`,
+    lastUpdateDateTime: updated,
+    ...extra,
+  };
+}
+
+const graphRequests = (server: MockServer) =>
+  server.requests.filter((r) => r.path === '/v1.0/security/alerts_v2');
+
+describe('microsoft-defender graph mode', () => {
+  const graphApi = (server: MockServer, alerts: unknown[], options: Parameters<typeof alertsApi>[2] = {}) =>
+    alertsApi(server, alerts, { graphPrefix: '/v1.0', ...options });
+
+  it('authenticates against Entra, filters on lastUpdateDateTime, follows @odata.nextLink and moves the watermark after the last page', async () => {
+    const server = await mock();
+    const alerts = [1, 2, 3, 4, 5].map((n) => graphAlert(n, `2026-01-01T00:0${n}:00Z`));
+    const ledger = graphApi(server, alerts);
+    const { t } = await startInstance(
+      apiConfig(server, { page_size: 2 }),
+      createTestContext({ now: () => Date.parse('2026-01-02T00:00:00Z') }),
+    );
+    await t.runTask('alerts');
+
+    const token = server.requests.filter((r) => r.path === `/${TENANT}/oauth2/v2.0/token`);
+    expect(token).toHaveLength(1);
+    const form = new URLSearchParams(token[0]!.body);
+    expect([form.get('grant_type'), form.get('client_id'), form.get('scope')]).toEqual([
+      'client_credentials',
+      CLIENT_ID,
+      `${server.url}/.default`,
+    ]);
+    const pages = graphRequests(server);
+    expect(pages).toHaveLength(3);
+    expect(pages[0]!.query).toMatchObject({
+      $filter: 'lastUpdateDateTime ge 2016-01-05T00:00:00.000Z',
+      $top: '2',
+    });
+    expect(pages.every((p) => p.headers['prefer'] === 'include-unknown-enum-members')).toBe(true);
+    expect(pages.every((p) => p.headers['authorization'] === `Bearer ${ledger.issued[0]!.token}`)).toBe(true);
+    expect(pages[1]!.query['$skip']).toBe('2');
+    // Graph pages are not sorted: the watermark moves only once every page was read.
+    expect(t.emitted.map((e) => (e.checkpoint?.value as { watermark?: string }).watermark)).toEqual([
+      undefined,
+      undefined,
+      '2026-01-01T00:05:00.000Z',
+    ]);
+    expect(t.events().filter((e) => e.type === 'caep.risk-level-change')).toHaveLength(5);
+  });
+
+  it('after a failure on a later page, reads again from the old watermark without sending the first page twice', async () => {
+    const server = await mock();
+    const alerts = [1, 2, 3, 4].map((n) => graphAlert(n, `2026-01-01T00:0${n}:00Z`));
+    graphApi(server, alerts);
+    const { t } = await startInstance(apiConfig(server, { page_size: 2 }));
+    await t.runTask('alerts');
+    expect(t.events()).toHaveLength(8);
+    // A second instance from the first page's checkpoint only, as if the process died after it.
+    const firstPage = t.emitted[0]!.checkpoint!.value;
+    const again = await startInstance(
+      apiConfig(server, { page_size: 2 }),
+      createTestContext({ checkpoints: new Map([['alerts_v2', firstPage]]) }),
+    );
+    await again.t.runTask('alerts');
+    const firstIds = new Set(t.emitted[0]!.events.map((e) => e.sourceRecordId));
+    const resent = again.t.events().filter((e) => firstIds.has(e.sourceRecordId));
+    expect(resent).toEqual([]);
+    expect(again.t.events()).toHaveLength(4);
+    expect(again.t.counter('edr_records_total', { outcome: 'ignored', reason: 'duplicate' })).toBe(2);
+  });
+
+  it('resumes after a restart from the watermark minus the overlap', async () => {
+    const server = await mock();
+    const alerts = [graphAlert(1, '2026-01-01T00:00:00Z'), graphAlert(2, '2026-01-01T00:10:00Z')];
+    graphApi(server, alerts);
+    const first = await startInstance(apiConfig(server, { overlap: '2m' }));
+    await first.t.runTask('alerts');
+    server.requests.length = 0;
+    alerts.push(graphAlert(3, '2026-01-01T00:11:00Z'));
+    const second = await startInstance(
+      apiConfig(server, { overlap: '2m' }),
+      createTestContext({ checkpoints: first.t.checkpoints }),
+    );
+    await second.t.runTask('alerts');
+    expect(graphRequests(server)[0]!.query['$filter']).toBe('lastUpdateDateTime ge 2026-01-01T00:08:00.000Z');
+    expect(second.t.events().map((e) => e.txn)).toEqual([alerts[2]!['id'], alerts[2]!['id']]);
+  });
+
+  it('refreshes an access token the API no longer accepts', async () => {
+    const server = await mock();
+    const ledger = graphApi(server, [graphAlert(1, '2026-01-01T00:00:00Z')]);
+    const { t } = await startInstance(apiConfig(server));
+    await t.runTask('alerts');
+    ledger.revoked.add(ledger.issued[0]!.token);
+    await t.runTask('alerts');
+    expect(ledger.issued).toHaveLength(2);
+    expect(graphRequests(server).at(-1)!.headers['authorization']).toBe(`Bearer ${ledger.issued[1]!.token}`);
+  });
+
+  it('flags the instance when Entra refuses the client secret', async () => {
+    const server = await mock();
+    graphApi(server, []);
+    const { t } = await startInstance(apiConfig(server, { client_secret: 'expired-secret' }));
+    await expect(t.runTask('alerts')).rejects.toMatchObject({ authFailure: true });
+    expect(t.statuses.at(-1)).toMatchObject({
+      state: 'permanent_error',
+      reason: expect.stringMatching(/refused the credentials/),
+    });
+  });
+
+  it('honours Retry-After on a 429 (150 requests per minute per app and tenant)', async () => {
+    const server = await mock();
+    let nowMs = Date.parse('2026-01-01T01:00:00Z');
+    graphApi(server, [graphAlert(1, '2026-01-01T00:59:00Z')], {
+      interject: [
+        {
+          status: 429,
+          headers: { 'retry-after': '7' },
+          body: { error: { code: 'TooManyRequests', message: 'Too many requests' } },
+        },
+      ],
+    });
+    const { t } = await startInstance(apiConfig(server), createTestContext({ now: () => nowMs }));
+    await expect(t.runTask('alerts')).rejects.toMatchObject({ errorClass: 'retryable', retryAfterMs: 7000 });
+    nowMs += 5_000;
+    await t.runTask('alerts');
+    expect(graphRequests(server)).toHaveLength(1);
+    nowMs += 3_000;
+    await t.runTask('alerts');
+    expect(graphRequests(server)).toHaveLength(2);
+    expect(t.events().length).toBeGreaterThan(0);
+  });
+
+  it('treats a 503 as retryable and commits nothing', async () => {
+    const server = await mock();
+    graphApi(server, [graphAlert(1, '2026-01-01T00:00:00Z')], {
+      interject: [{ status: 503, body: { error: { code: 'ServiceUnavailable' } } }],
+    });
+    const { t } = await startInstance(apiConfig(server));
+    const error = await t.runTask('alerts').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(RetryableError);
+    expect(t.emitted).toEqual([]);
+    await t.runTask('alerts');
+    expect(t.checkpoints.get('alerts_v2')).toMatchObject({ watermark: '2026-01-01T00:00:00.000Z' });
+  });
+});
+
+describe('microsoft-defender mde mode', () => {
+  function mdeAlert(n: number, updated: string) {
+    return {
+      ...fixtureInput('mde-high-pascalcase'),
+      id: `da6379000000000000${n}_-1${n}`,
+      lastUpdateTime: updated,
+    };
+  }
+
+  it('reads the legacy alerts API with its own scope, $expand=evidence and $skip paging', async () => {
+    const server = await mock();
+    const ledger = alertsApi(
+      server,
+      [1, 2, 3].map((n) => mdeAlert(n, `2026-01-01T00:0${n}:00.1234567Z`)),
+    );
+    const { t } = await startInstance(
+      apiConfig(server, { mode: 'mde', page_size: 2, initial_lookback: '1d' }),
+      createTestContext({ now: () => Date.parse('2026-01-01T12:00:00Z') }),
+    );
+    await t.runTask('alerts');
+    const pages = server.requests.filter((r) => r.path === '/api/alerts');
+    expect(pages.map((p) => [p.query['$skip'], p.query['$expand'], p.query['$top']])).toEqual([
+      [undefined, 'evidence', '2'],
+      ['2', 'evidence', '2'],
+    ]);
+    expect(pages[0]!.query['$filter']).toBe('lastUpdateTime ge 2025-12-31T12:00:00.000Z');
+    expect(ledger.issued[0]!.scope).toBe('https://api.securitycenter.microsoft.com/.default');
+    expect(t.checkpoints.get('mde_alerts')).toMatchObject({ watermark: '2026-01-01T00:03:00.123Z' });
+    expect(
+      t
+        .events()
+        .filter((e) => e.type === 'caep.risk-level-change')
+        .map((e) => e.subject),
+    ).toEqual(
+      Array(3).fill({
+        format: 'complex',
+        user: { format: 'email', email: 'dana.lee@example.com' },
+        device: { format: 'opaque', id: '4b2c6e8f0a1c3e5a7c9e1b3d5f7a9c1e3b5d7f90' },
+      }),
+    );
+  });
+});
+
+describe('microsoft-defender webhook', () => {
+  const secret = 'logic-app-shared-secret-42';
+  const request = (body: unknown) => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+    query: {},
+    rawBody: Buffer.from(body === undefined ? 'not json' : JSON.stringify(body)),
+    body,
+    remoteAddress: '127.0.0.1',
+  });
+
+  it('maps alerts of both generations posted in an OData {value: [...]} envelope', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const response = await connector.handleWebhook!(
+      request({
+        value: [
+          fixtureInput('graph-compromised-account-session-revoked'),
+          fixtureInput('mde-medium-related-user'),
+        ],
+      }),
+    );
+    expect(response).toMatchObject({ status: 202, body: { records: 2, events: 3, ignored: 0 } });
+    expect(t.events().map((e) => [e.type, e.claims?.['current_level'] ?? null])).toEqual([
+      ['caep.risk-level-change', 'HIGH'],
+      ['caep.session-revoked', null],
+      ['caep.risk-level-change', 'MEDIUM'],
+    ]);
+  });
+
+  it('refuses a body that is not JSON', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const response = await connector.handleWebhook!(request(undefined));
+    expect(response).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/JSON body is required/) },
+    });
+    expect(t.emitted).toEqual([]);
+  });
+});

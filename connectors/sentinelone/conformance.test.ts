@@ -1,0 +1,44 @@
+import { runConnectorConformance } from '../../core/plugin-api/testing/index.ts';
+import { sentineloneConnector } from './index.ts';
+import { API_TOKEN, FIXTURE_ALIASES, threatsApi } from './mock-api.ts';
+
+runConnectorConformance(sentineloneConnector, {
+  connectorDir: new URL('.', import.meta.url),
+  validConfig: (server: { url: string }) => ({
+    console_url: server.url,
+    api_token: API_TOKEN,
+    // The fixtures are dated 2026-01-01; read back far enough to see them.
+    initial_lookback: '3650d',
+    page_size: 5,
+    webhook: { secret: 'sentinelone-soar-secret-c0ffee' },
+    subjects: { user_aliases: FIXTURE_ALIASES },
+  }),
+  invalidConfigs: [
+    { config: { api_token: 'x' }, error: 'mode poll needs console_url' },
+    { config: { console_url: 'https://usea1-acme.sentinelone.net' }, error: 'mode poll needs api_token' },
+    { config: { mode: 'webhook' }, error: 'mode webhook needs webhook.secret' },
+    {
+      config: { console_url: 'http://usea1-acme.sentinelone.net', api_token: 'x' },
+      error: 'must be an https URL',
+    },
+    {
+      config: { console_url: 'https://a.sentinelone.net', api_token: 'x', site_ids: ['abc'] },
+      error: 'numeric site id',
+    },
+    {
+      config: {
+        console_url: 'https://a.sentinelone.net',
+        api_token: 'x',
+        mapping: { levels: { malicious_active: 'severe' } },
+      },
+      error: 'malicious_active',
+    },
+  ],
+  poll: { serve: (server, records) => threatsApi(server, records), task: 'threats' },
+  metrics: [
+    { name: 'edr_records_total', labels: { outcome: 'mapped' }, value: (t) => t.records - t.ignored },
+    { name: 'edr_records_total', labels: { outcome: 'ignored' }, value: (t) => t.ignored },
+    { name: 'edr_records_total', labels: { outcome: 'rejected' }, value: () => 0 },
+    { name: 'edr_webhook_requests_total', value: () => 0 },
+  ],
+});

@@ -1,0 +1,303 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PermanentError, type InboundConnector } from '../../core/plugin-api/index.ts';
+import { MockServer, loadFixtures } from '../../core/plugin-api/testing/index.ts';
+import { createTestContext, type TestContext } from '../_shared/edr-test-support.ts';
+import { sentineloneConnector as s1 } from './index.ts';
+import { API_TOKEN, FIXTURE_ALIASES, threatsApi } from './mock-api.ts';
+
+const fixtureDir = new URL('./fixtures/', import.meta.url);
+const fixtureInput = (name: string): Record<string, any> =>
+  JSON.parse(readFileSync(new URL(`${name}.json`, fixtureDir), 'utf8')).input;
+
+function config(overrides: Record<string, unknown> = {}) {
+  return s1.configSchema.parse({
+    console_url: 'https://usea1-acme.sentinelone.net',
+    api_token: API_TOKEN,
+    subjects: { user_aliases: FIXTURE_ALIASES },
+    ...overrides,
+  });
+}
+
+const running: Array<{ connector: InboundConnector; t: TestContext }> = [];
+const servers: MockServer[] = [];
+
+afterEach(async () => {
+  for (const { connector, t } of running.splice(0)) {
+    t.abort.abort();
+    await connector.stop(1000);
+  }
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function mock(): Promise<MockServer> {
+  const server = await new MockServer().start();
+  servers.push(server);
+  return server;
+}
+
+async function startInstance(cfg: ReturnType<typeof config>, t = createTestContext()) {
+  const connector = s1.create(t.ctx, cfg);
+  running.push({ connector, t });
+  await connector.start(t.abort.signal);
+  return { connector, t };
+}
+
+describe('sentinelone mapping fixtures', () => {
+  const cfg = config();
+  const { fixtures, problems } = loadFixtures(fixtureDir.pathname);
+  it('reads every fixture file', () => {
+    expect(problems).toEqual([]);
+    expect(fixtures.length).toBe(readdirSync(fixtureDir).filter((f) => f.endsWith('.json')).length);
+  });
+  for (const fixture of fixtures) {
+    it(`${fixture.name}: ${fixture.description}`, () => {
+      const expectation = fixture.expect;
+      if ('rejected' in expectation) {
+        expect(() => s1.map!(fixture.input, cfg)).toThrow(PermanentError);
+        expect(() => s1.map!(fixture.input, cfg)).toThrow(expectation.rejected);
+      } else if ('ignored' in expectation) {
+        const result = s1.map!(fixture.input, cfg);
+        expect(result.events).toEqual([]);
+        expect(result.ignored).toContain(expectation.ignored);
+      } else {
+        expect(JSON.parse(JSON.stringify(s1.map!(fixture.input, cfg).events))).toEqual(expectation.events);
+      }
+    });
+  }
+});
+
+describe('sentinelone mapping rules', () => {
+  const map = (name: string, overrides: Record<string, unknown> = {}) =>
+    s1.map!(fixtureInput(name), config(overrides));
+  const level = (result: ReturnType<typeof map>) => result.events[0]?.claims?.['current_level'];
+
+  it('follows the configured confidence × mitigation levels', () => {
+    expect(
+      level(map('suspicious-mitigated-ignored', { mapping: { levels: { suspicious_mitigated: 'medium' } } })),
+    ).toBe('MEDIUM');
+    expect(
+      level(map('malicious-mitigated-medium', { mapping: { levels: { malicious_mitigated: 'high' } } })),
+    ).toBe('HIGH');
+    expect(
+      level(
+        map('suspicious-active-medium', {
+          mapping: { levels: { suspicious_active: 'low' }, min_level: 'low' },
+        }),
+      ),
+    ).toBe('LOW');
+  });
+
+  it('does not revoke sessions when the host is contained but the threat was mitigated', () => {
+    const input = fixtureInput('malicious-mitigated-medium');
+    input['agentRealtimeInfo']['agentNetworkStatus'] = 'disconnected';
+    expect(s1.map!(input, config()).events.map((e) => e.type)).toEqual(['caep.risk-level-change']);
+  });
+
+  it('does not revoke sessions when revoke_sessions_on_containment is off', () => {
+    expect(
+      map('malicious-active-network-quarantined', {
+        mapping: { revoke_sessions_on_containment: false },
+      }).events.map((e) => e.type),
+    ).toEqual(['caep.risk-level-change']);
+  });
+
+  it('treats an unknown mitigation status as not mitigated', () => {
+    const input = fixtureInput('malicious-mitigated-medium');
+    input['threatInfo']['mitigationStatus'] = 'quarantine_in_progress';
+    expect(level({ events: s1.map!(input, config()).events })).toBe('HIGH');
+  });
+
+  it('sends a device-only event for an unresolved user when allowed', () => {
+    const result = map('user-unresolved', {
+      subjects: { user_aliases: FIXTURE_ALIASES, unresolved_user: 'device' },
+    });
+    expect(result.events[0]).toMatchObject({
+      subject: { format: 'complex', device: { format: 'opaque', id: 'd1e2f3a4b5c6478899aabbccddeeff00' } },
+      claims: { principal: 'DEVICE', current_level: 'HIGH' },
+    });
+  });
+
+  it('gives each state of a threat its own source record id and one txn per state', () => {
+    const ids = ['malicious-not-mitigated-high', 'false-positive-downgrade'].map((n) => map(n).events[0]!);
+    expect(ids.map((e) => e.sourceRecordId)).toEqual([
+      '1850123456789012345#risk-level-change:USER:HIGH',
+      '1850123456789012345#risk-level-change:USER:cleared',
+    ]);
+    expect(ids.map((e) => e.txn)).toEqual(['1850123456789012345', '1850123456789012345#cleared']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+function threat(n: number, updated: string, info: Record<string, unknown> = {}) {
+  const base = fixtureInput('malicious-not-mitigated-high');
+  const id = `18501234567890${String(n).padStart(5, '0')}`;
+  return { ...base, id, threatInfo: { ...base['threatInfo'], threatId: id, updatedAt: updated, ...info } };
+}
+
+const threatRequests = (server: MockServer) =>
+  server.requests.filter((r) => r.path === '/web/api/v2.1/threats');
+
+describe('sentinelone polling', () => {
+  it('sends the ApiToken, sorts by updatedAt, pages by nextCursor and commits each page', async () => {
+    const server = await mock();
+    threatsApi(
+      server,
+      [1, 2, 3, 4, 5].map((n) => threat(n, `2026-01-01T00:0${n}:00.000000Z`)),
+    );
+    const { t } = await startInstance(
+      config({
+        console_url: server.url,
+        page_size: 2,
+        site_ids: ['1234567890123456789'],
+        initial_lookback: '1d',
+      }),
+      createTestContext({ now: () => Date.parse('2026-01-01T12:00:00Z') }),
+    );
+    expect(t.tasks.map((task) => task.name)).toEqual(['threats']);
+    await t.runTask('threats');
+
+    const pages = threatRequests(server);
+    expect(pages).toHaveLength(3);
+    expect(pages[0]!.headers['authorization']).toBe(`ApiToken ${API_TOKEN}`);
+    expect(pages[0]!.query).toEqual({
+      updatedAt__gte: '2025-12-31T12:00:00.000Z',
+      sortBy: 'updatedAt',
+      sortOrder: 'asc',
+      limit: '2',
+      siteIds: '1234567890123456789',
+    });
+    expect(pages.slice(1).every((p) => typeof p.query['cursor'] === 'string')).toBe(true);
+    expect(
+      t.emitted.map((e) => [e.events.length, (e.checkpoint?.value as { watermark: string }).watermark]),
+    ).toEqual([
+      [2, '2026-01-01T00:02:00.000Z'],
+      [2, '2026-01-01T00:04:00.000Z'],
+      [1, '2026-01-01T00:05:00.000Z'],
+    ]);
+  });
+
+  it('leaves a large backlog to the next poll after max_pages_per_run, and loses nothing', async () => {
+    const server = await mock();
+    threatsApi(
+      server,
+      [1, 2, 3, 4, 5].map((n) => threat(n, `2026-01-01T00:0${n}:00Z`)),
+    );
+    const { t } = await startInstance(
+      config({ console_url: server.url, page_size: 2, max_pages_per_run: 1, initial_lookback: '3650d' }),
+    );
+    await t.runTask('threats');
+    expect(t.events()).toHaveLength(2);
+    await t.runTask('threats');
+    await t.runTask('threats');
+    expect(t.events().map((e) => e.txn)).toEqual(
+      [1, 2, 3, 4, 5].map((n) => `18501234567890${String(n).padStart(5, '0')}`),
+    );
+  });
+
+  it('follows a threat through its updates: active, then mitigated, then marked a false positive', async () => {
+    const server = await mock();
+    const threats = [threat(1, '2026-01-01T00:00:00Z')];
+    threatsApi(server, threats);
+    const cfg = config({ console_url: server.url, initial_lookback: '3650d' });
+    const { t } = await startInstance(cfg);
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T00:05:00Z', { mitigationStatus: 'mitigated' });
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T01:00:00Z', {
+      mitigationStatus: 'mitigated',
+      analystVerdict: 'false_positive',
+    });
+    await t.runTask('threats');
+    await t.runTask('threats');
+    expect(
+      t.events().map((e) => [e.claims?.['current_level'], e.claims?.['previous_level'] ?? null]),
+    ).toEqual([
+      ['HIGH', null],
+      ['MEDIUM', null],
+      ['LOW', 'MEDIUM'],
+    ]);
+  });
+
+  it('resumes after a restart from the watermark minus the overlap', async () => {
+    const server = await mock();
+    const threats = [threat(1, '2026-01-01T00:00:00Z'), threat(2, '2026-01-01T00:10:00Z')];
+    threatsApi(server, threats);
+    const cfg = config({ console_url: server.url, overlap: '1m', initial_lookback: '3650d' });
+    const first = await startInstance(cfg);
+    await first.t.runTask('threats');
+    threats.push(threat(3, '2026-01-01T00:10:30Z'));
+    server.requests.length = 0;
+    const second = await startInstance(cfg, createTestContext({ checkpoints: first.t.checkpoints }));
+    await second.t.runTask('threats');
+    expect(threatRequests(server)[0]!.query['updatedAt__gte']).toBe('2026-01-01T00:09:00.000Z');
+    expect(second.t.events().map((e) => e.txn)).toEqual(['1850123456789000003']);
+  });
+
+  it('flags the instance when the API token is refused', async () => {
+    const server = await mock();
+    threatsApi(server, [], { token: { value: 'a-different-token' } });
+    const { t } = await startInstance(config({ console_url: server.url }));
+    await expect(t.runTask('threats')).rejects.toMatchObject({
+      authFailure: true,
+      code: 'SSF_ERR_HTTP_AUTH',
+    });
+    expect(t.statuses.at(-1)).toMatchObject({ state: 'permanent_error' });
+  });
+
+  it('waits out a 429 with Retry-After, and retries a 5xx on the next poll', async () => {
+    const server = await mock();
+    let nowMs = Date.parse('2026-01-01T02:00:00Z');
+    threatsApi(server, [threat(1, '2026-01-01T01:59:00Z')], {
+      interject: [
+        {
+          status: 429,
+          headers: { 'retry-after': '60' },
+          body: { errors: [{ code: 4290010, title: 'Too Many Requests' }] },
+        },
+        { status: 502, body: 'Bad Gateway' },
+      ],
+    });
+    const { t } = await startInstance(
+      config({ console_url: server.url }),
+      createTestContext({ now: () => nowMs }),
+    );
+    await expect(t.runTask('threats')).rejects.toMatchObject({ retryAfterMs: 60_000 });
+    nowMs += 30_000;
+    await t.runTask('threats');
+    expect(threatRequests(server)).toHaveLength(1);
+    nowMs += 31_000;
+    await expect(t.runTask('threats')).rejects.toMatchObject({
+      errorClass: 'retryable',
+      code: 'SSF_ERR_HTTP_SERVER',
+    });
+    expect(t.checkpoints.size).toBe(0);
+    await t.runTask('threats');
+    expect(t.events()).toHaveLength(1);
+    expect(t.statuses.at(-1)).toEqual({ state: 'ok' });
+  });
+});
+
+describe('sentinelone webhook', () => {
+  const secret = 'soar-playbook-secret-2026';
+  it('maps threats posted as {data: [...]}, as the API returns them', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const body = {
+      data: [
+        fixtureInput('malicious-active-network-quarantined'),
+        fixtureInput('suspicious-mitigated-ignored'),
+      ],
+    };
+    const response = await connector.handleWebhook!({
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      query: {},
+      rawBody: Buffer.from(JSON.stringify(body)),
+      body,
+      remoteAddress: '127.0.0.1',
+    });
+    expect(response).toMatchObject({ status: 202, body: { records: 2, events: 2, ignored: 1 } });
+    expect(t.events().map((e) => e.type)).toEqual(['caep.risk-level-change', 'caep.session-revoked']);
+  });
+});
