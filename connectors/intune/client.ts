@@ -1,0 +1,125 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  PermanentError,
+  RetryableError,
+  type HttpClient,
+  type InboundContext,
+} from '../../core/plugin-api/index.ts';
+import type { IntuneConfig } from './config.ts';
+import { devicePageSchema } from './mapping.ts';
+
+/** The managedDevice properties a scan reads ($select keeps pages small). */
+export const SELECTED_FIELDS = [
+  'id',
+  'deviceName',
+  'userPrincipalName',
+  'emailAddress',
+  'azureADDeviceId',
+  'complianceState',
+  'lastSyncDateTime',
+  'serialNumber',
+  'operatingSystem',
+  'partnerReportedThreatState',
+] as const;
+
+export interface DevicePage {
+  devices: unknown[];
+  nextLink: string | undefined;
+}
+
+/**
+ * Time a scan may spend waiting on throttling and server errors. Graph answers 429 with
+ * Retry-After; the scan waits that long while its budget lasts, then gives up until the next run.
+ */
+export class WaitBudget {
+  #left: number;
+  constructor(totalMs: number) {
+    this.#left = totalMs;
+  }
+  take(ms: number): boolean {
+    if (ms > this.#left) return false;
+    this.#left -= ms;
+    return true;
+  }
+}
+
+/** In-run retries of a failure that carries no Retry-After (a 5xx, a reset connection). */
+const BLIND_RETRIES = 2;
+
+/**
+ * Runs `fn`, retrying retryable failures within the run: after Retry-After when the API sends
+ * one (throttling), otherwise up to twice with a short backoff. Timeouts are not retried in the
+ * run (the request already waited its whole deadline); the next scheduled run tries again.
+ */
+export async function withRetries<T>(
+  fn: () => Promise<T>,
+  budget: WaitBudget,
+  signal: AbortSignal,
+): Promise<T> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof RetryableError) || signal.aborted) throw err;
+      if (err.code === 'SSF_ERR_HTTP_TIMEOUT' || err.code === 'SSF_ERR_HTTP_ABORTED') throw err;
+      const wait = err.retryAfterMs ?? (attempt < BLIND_RETRIES ? 500 * 2 ** attempt : undefined);
+      if (wait === undefined || !budget.take(wait)) throw err;
+      await sleep(wait, undefined, { signal });
+    }
+  }
+}
+
+/** Microsoft Graph, signed in with the app's client credentials (token cached by the core client). */
+export class GraphClient {
+  readonly #http: HttpClient;
+  readonly #graph: URL;
+  readonly #pageSize: number;
+
+  constructor(ctx: InboundContext<unknown>, config: IntuneConfig) {
+    const graph = config.graph_url.replace(/\/+$/, '');
+    const login = config.login_url.replace(/\/+$/, '');
+    this.#graph = new URL(graph);
+    this.#pageSize = config.page_size;
+    this.#http = ctx.http.create({
+      baseURL: `${graph}/v1.0`,
+      auth: {
+        type: 'oauth2_client_credentials',
+        tokenUrl: `${login}/${encodeURIComponent(config.tenant_id)}/oauth2/v2.0/token`,
+        clientId: config.client_id,
+        clientSecret: config.client_secret,
+        scope: `${graph}/.default`,
+        clientAuth: 'body',
+      },
+    });
+  }
+
+  /** The first page of the full device list. managedDevices has no delta query: every scan reads all. */
+  firstPage(): string {
+    return `deviceManagement/managedDevices?$select=${SELECTED_FIELDS.join(',')}&$top=${this.#pageSize}`;
+  }
+
+  async page(url: string, signal: AbortSignal): Promise<DevicePage> {
+    if (/^https?:/i.test(url) && new URL(url).origin !== this.#graph.origin) {
+      // The bearer token must never travel to another host.
+      throw new PermanentError(`Graph returned a next link to another host (${new URL(url).origin})`, {
+        code: 'SSF_ERR_INTUNE_PAGING',
+      });
+    }
+    const res = await this.#http.get(url, { signal });
+    const page = devicePageSchema.safeParse(res.data);
+    if (!page.success) {
+      throw new PermanentError(
+        `Graph answered a managedDevices page without a "value" array: ${page.error.issues
+          .map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)
+          .join('; ')}`,
+        { code: 'SSF_ERR_INTUNE_PAYLOAD' },
+      );
+    }
+    return { devices: page.data.value, nextLink: page.data['@odata.nextLink'] };
+  }
+
+  /** A one-device read: proves the credentials, the permission and the endpoint. */
+  async probe(signal: AbortSignal): Promise<void> {
+    await this.#http.get('deviceManagement/managedDevices?$select=id&$top=1', { signal });
+  }
+}

@@ -1,0 +1,54 @@
+import { duration, secret, z } from '../../core/plugin-api/index.ts';
+
+const httpsUrl = (description: string) =>
+  z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).meta({ description });
+
+export const configSchema = z.strictObject({
+  tenant_id: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'must be a directory (tenant) id or a verified domain')
+    .meta({ description: 'Microsoft Entra directory (tenant) id, or its primary domain.' }),
+  client_id: z
+    .string()
+    .min(1)
+    .meta({ description: 'Application (client) id of the app registration the bridge signs in as.' }),
+  client_secret: secret('Client secret of the app registration.'),
+  graph_url: httpsUrl('Microsoft Graph endpoint; change it for national clouds.').prefault(
+    'https://graph.microsoft.com',
+  ),
+  login_url: httpsUrl('Microsoft Entra sign-in endpoint; change it for national clouds.').prefault(
+    'https://login.microsoftonline.com',
+  ),
+  poll_interval: duration()
+    .prefault('15m')
+    .meta({ description: 'Time between two scans of managedDevices.' }),
+  page_size: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(500)
+    .meta({ description: 'Devices asked for per page ($top); Graph may return fewer.' }),
+  grace_period: z.enum(['compliant', 'not-compliant']).default('compliant').meta({
+    description:
+      'How a device in its compliance grace period (inGracePeriod) counts: `compliant` (default; it still has access) or `not-compliant`.',
+  }),
+  first_sighting: z.enum(['baseline', 'emit']).default('baseline').meta({
+    description:
+      '`baseline` (default): the first status seen for a device is recorded without an event. `emit`: it is sent, with the opposite status as previous_status.',
+  }),
+  vanished_devices: z.enum(['not-compliant', 'forget', 'keep']).default('not-compliant').meta({
+    description:
+      'A device missing from a complete scan: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant, then forgets it; `forget` drops it silently; `keep` keeps its last state.',
+  }),
+  risk_events: z.boolean().default(true).meta({
+    description:
+      'Send risk-level-change (principal DEVICE) when the Mobile Threat Defense level (partnerReportedThreatState) changes.',
+  }),
+  max_retry_wait: duration().prefault('2m').meta({
+    description:
+      'Longest total time one scan waits on throttling (429 Retry-After) and server errors before it gives up until the next scan.',
+  }),
+});
+
+export type IntuneConfig = z.output<typeof configSchema>;

@@ -1,0 +1,537 @@
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PermanentError } from '../../core/plugin-api/index.ts';
+import { MockServer, type RecordedRequest } from '../../core/plugin-api/testing/index.ts';
+import { createIntune } from './connector.ts';
+import { fixtureSettings } from './fixtures/settings.ts';
+import { intuneConnector } from './index.ts';
+import type { IntuneState } from './mapping.ts';
+import { testContext, type TestContext } from './test-support.ts';
+
+const fixtureDir = new URL('./fixtures/', import.meta.url);
+const asJson = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
+
+interface Fixture {
+  description: string;
+  input: unknown;
+  expect: { events?: unknown[]; ignored?: string; rejected?: string };
+}
+
+function readFixture(url: URL): Fixture {
+  return JSON.parse(readFileSync(url, 'utf8')) as Fixture;
+}
+
+function checkFixture(fixture: Fixture, run: () => { events: unknown[]; ignored?: string }) {
+  if (fixture.expect.rejected !== undefined) {
+    expect(run).toThrow(fixture.expect.rejected);
+    return;
+  }
+  const result = run();
+  if (fixture.expect.ignored !== undefined) {
+    expect(result.events).toEqual([]);
+    expect(result.ignored).toContain(fixture.expect.ignored);
+  } else {
+    expect(asJson(result.events)).toEqual(fixture.expect.events);
+  }
+}
+
+describe('intune mapping fixtures', () => {
+  const config = intuneConnector.configSchema.parse(fixtureSettings);
+  for (const file of readdirSync(fixtureDir).filter((f) => f.endsWith('.json'))) {
+    const fixture = readFixture(new URL(file, fixtureDir));
+    it(`${file}: ${fixture.description}`, () => {
+      checkFixture(fixture, () => intuneConnector.map!(fixture.input, config));
+    });
+  }
+});
+
+describe('intune snapshot sequences (state carried from one scan to the next, default settings)', () => {
+  const config = intuneConnector.configSchema.parse({ ...fixtureSettings, first_sighting: 'baseline' });
+  const sequences = new URL('./sequences/', fixtureDir);
+  for (const name of readdirSync(sequences)) {
+    it(name, () => {
+      let state: IntuneState | undefined;
+      const dir = new URL(`${name}/`, sequences);
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort();
+      expect(files.length).toBeGreaterThan(1);
+      for (const file of files) {
+        const fixture = readFixture(new URL(file, dir));
+        checkFixture(fixture, () => {
+          const result = intuneConnector.map!(fixture.input, config, state);
+          state = result.state;
+          return result;
+        });
+      }
+    });
+  }
+});
+
+// ─── Golden: the sequence through `ssf-bridge simulate` ─────────────────────────────────────────
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+function simulateCli(
+  connectorId: string,
+  files: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['core/cli/bin.mjs', 'simulate', '--json', '--connector', connectorId, ...files],
+      { cwd: repoRoot, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('golden: ssf-bridge simulate', () => {
+  it("prints the sequence's events in order with state carried between payloads, then rejects a malformed one", async () => {
+    const dir = fileURLToPath(new URL('./sequences/lifecycle/', fixtureDir));
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => join(dir, f));
+    const malformed = fileURLToPath(new URL('malformed-device-missing-compliance-state.json', fixtureDir));
+    const run = await simulateCli('intune', [...files, malformed]);
+    expect(run.code).toBe(2);
+
+    type Expected = {
+      type: string;
+      subject: unknown;
+      claims: unknown;
+      sourceRecordId: string;
+      occurredAt?: string;
+      severity?: string;
+    };
+    const expected = files.flatMap((f) => (readFixture(pathToFileURL(f)).expect.events ?? []) as Expected[]);
+    const printed = run.stdout
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(printed.every((p) => typeof p['txn'] === 'string')).toBe(true);
+    expect(printed.map(({ txn: _txn, ...rest }) => rest)).toEqual(
+      expected.map((e) => ({
+        type: e.type,
+        subject: e.subject,
+        claims: e.claims,
+        source_record_id: e.sourceRecordId,
+        ...(e.occurredAt ? { occurred_at: e.occurredAt } : {}),
+        ...(e.severity ? { severity: e.severity } : {}),
+      })),
+    );
+
+    const notes = run.stderr
+      .split('\n')
+      .filter((l) => l.trim().startsWith('{'))
+      .map((l) => JSON.parse(l) as { file?: string; ignored?: string; rejected?: string });
+    const ignored = files
+      .map((f) => ({ file: f, reason: readFixture(pathToFileURL(f)).expect.ignored }))
+      .filter((x) => x.reason !== undefined);
+    expect(notes.filter((n) => n.ignored !== undefined).map((n) => n.file)).toEqual(
+      ignored.map((x) => x.file),
+    );
+    for (const x of ignored) expect(notes.find((n) => n.file === x.file)?.ignored).toContain(x.reason);
+    expect(notes.at(-1)).toMatchObject({
+      file: malformed,
+      rejected: expect.stringContaining(readFixture(pathToFileURL(malformed)).expect.rejected!),
+    });
+  }, 60_000);
+});
+
+// ─── Behaviour against a Graph API fake on loopback ─────────────────────────────────────────────
+
+const TENANT = 'contoso.onmicrosoft.com';
+const TOKEN_PATH = `/${TENANT}/oauth2/v2.0/token`;
+const DEVICES_PATH = '/v1.0/deviceManagement/managedDevices';
+
+function device(id: string, complianceState: string, extra: Record<string, unknown> = {}) {
+  return {
+    id,
+    deviceName: `DEV-${id.slice(0, 4).toUpperCase()}`,
+    userPrincipalName: `user-${id.slice(0, 4)}@example.com`,
+    emailAddress: `user-${id.slice(0, 4)}@example.com`,
+    azureADDeviceId: `entra-${id}`,
+    complianceState,
+    lastSyncDateTime: '2026-01-01T00:00:00Z',
+    operatingSystem: 'Windows',
+    serialNumber: `SN-${id}`,
+    partnerReportedThreatState: 'unknown',
+    ...extra,
+  };
+}
+
+const server = new MockServer();
+let pages: unknown[][] = [];
+let tokens: RecordedRequest[] = [];
+
+function serveGraph(): void {
+  server.reset();
+  tokens = [];
+  server.on('POST', TOKEN_PATH, (req) => {
+    tokens.push(req);
+    return { body: { access_token: `graph-token-${tokens.length}`, token_type: 'Bearer', expires_in: 3599 } };
+  });
+  server.on('GET', DEVICES_PATH, (req) => {
+    const index = Number(req.query['$skiptoken'] ?? 0);
+    const value = pages[index] ?? [];
+    const next =
+      index + 1 < pages.length
+        ? { '@odata.nextLink': `${server.url}${DEVICES_PATH}?$skiptoken=${index + 1}` }
+        : {};
+    return {
+      body: {
+        '@odata.context': `${server.url}/v1.0/$metadata#deviceManagement/managedDevices`,
+        value,
+        ...next,
+      },
+    };
+  });
+}
+
+beforeAll(async () => {
+  await server.start();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const running: Array<{ stop(ms: number): Promise<void> }> = [];
+afterEach(async () => {
+  for (const c of running.splice(0)) await c.stop(100);
+});
+
+function connector(t: TestContext<IntuneState>, settings: Record<string, unknown> = {}) {
+  const config = intuneConnector.configSchema.parse({
+    tenant_id: TENANT,
+    client_id: 'app-id',
+    client_secret: 'graph-client-secret-value',
+    graph_url: server.url,
+    login_url: server.url,
+    page_size: 2,
+    ...settings,
+  });
+  const instance = createIntune(t.ctx, config);
+  running.push(instance);
+  return instance;
+}
+
+async function scan(t: TestContext<IntuneState>, settings: Record<string, unknown> = {}) {
+  const instance = connector(t, settings);
+  await instance.start(t.ctx.signal);
+  await t.runTask('scan');
+  return instance;
+}
+
+function complianceEvents(t: TestContext<IntuneState>) {
+  return t.events().map((e) => ({
+    device: (e.subject['device'] as { id: string }).id,
+    previous: e.claims?.['previous_status'],
+    current: e.claims?.['current_status'],
+    id: e.sourceRecordId,
+  }));
+}
+
+describe('intune connector against a Graph fake', () => {
+  it('pages through @odata.nextLink, signs in once with client credentials and records a baseline on the first scan', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'noncompliant')], [device('c3', 'compliant')]];
+    const t = testContext<IntuneState>();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    expect(t.tasks.map((task) => [task.name, task.options.everyMs, task.options.runOnStart])).toEqual([
+      ['scan', 15 * 60_000, true],
+    ]);
+    await t.runTask('scan');
+
+    const deviceRequests = server.requests.filter((r) => r.path === DEVICES_PATH);
+    expect(deviceRequests.map((r) => r.query['$skiptoken'] ?? 'first')).toEqual(['first', '1']);
+    expect(deviceRequests[0]?.query['$select']).toContain('complianceState');
+    expect(deviceRequests[0]?.query['$top']).toBe('2');
+    expect(deviceRequests.every((r) => r.headers['authorization'] === 'Bearer graph-token-1')).toBe(true);
+    expect(tokens).toHaveLength(1);
+    const form = new URLSearchParams(tokens[0]!.body);
+    expect(Object.fromEntries(form)).toEqual({
+      grant_type: 'client_credentials',
+      scope: `${server.url}/.default`,
+      client_id: 'app-id',
+      client_secret: 'graph-client-secret-value',
+    });
+
+    expect(t.events()).toEqual([]);
+    const state = t.checkpoints.get('default') as IntuneState;
+    expect(Object.keys(state.devices).sort()).toEqual(['a1', 'b2', 'c3']);
+    expect(state.devices['b2']?.status).toBe('not-compliant');
+    expect(state.last_scan?.devices).toBe(3);
+    expect(t.successes).toBe(1);
+
+    // A second scan reuses the cached token.
+    await t.runTask('scan');
+    expect(tokens).toHaveLength(1);
+  });
+
+  it('emits exactly one event per transition, committed with the device state, and nothing for unchanged devices', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'noncompliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t);
+    pages = [
+      [
+        device('a1', 'noncompliant', { lastSyncDateTime: '2026-01-02T08:00:00Z' }),
+        device('b2', 'noncompliant'),
+      ],
+    ];
+    await t.runTask('scan');
+    await t.runTask('scan');
+
+    expect(complianceEvents(t)).toEqual([
+      {
+        device: 'entra-a1',
+        previous: 'compliant',
+        current: 'not-compliant',
+        id: 'intune:a1:1:compliant>not-compliant:2026-01-02T08:00:00Z',
+      },
+    ]);
+    const carrying = t.emits.find((e) => e.events.length > 0)!;
+    const committed = carrying.checkpoint?.value as IntuneState;
+    expect(committed.devices['a1']).toMatchObject({
+      status: 'not-compliant',
+      seq: 1,
+      since: '2026-01-02T08:00:00Z',
+    });
+    expect(t.counter('intune_events_total')).toBe(1);
+  });
+
+  it('resumes from the stored device state after a restart without sending anything twice', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'compliant')]];
+    const first = testContext<IntuneState>();
+    await scan(first);
+    pages = [[device('a1', 'noncompliant'), device('b2', 'compliant')]];
+    await first.runTask('scan');
+    expect(first.events()).toHaveLength(1);
+
+    const second = testContext<IntuneState>();
+    for (const [k, v] of first.checkpoints) second.checkpoints.set(k, v);
+    await scan(second);
+    expect(second.events()).toEqual([]);
+    pages = [[device('a1', 'noncompliant'), device('b2', 'noncompliant')]];
+    await second.runTask('scan');
+    expect(complianceEvents(second).map((e) => e.device)).toEqual(['entra-b2']);
+  });
+
+  it('re-emits the same source record ids when the outbox refused the page, because the state did not move', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t);
+    pages = [[device('a1', 'noncompliant')]];
+    t.failNextEmit();
+    await expect(t.runTask('scan')).rejects.toThrow('the outbox is full');
+    expect(t.statuses.at(-1)?.state).toBe('recoverable_error');
+    expect((t.checkpoints.get('default') as IntuneState).devices['a1']?.status).toBe('compliant');
+    await t.runTask('scan');
+    expect(complianceEvents(t).map((e) => e.id)).toEqual([
+      'intune:a1:1:compliant>not-compliant:2026-01-01T00:00:00Z',
+    ]);
+  });
+
+  it('waits out 429 throttling for the Retry-After Graph sends, then goes on', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant')]];
+    let throttled = 0;
+    const answer = server.on.bind(server);
+    answer('GET', DEVICES_PATH, () => {
+      throttled += 1;
+      return throttled === 1
+        ? { status: 429, headers: { 'retry-after': '1' }, body: { error: { code: 'TooManyRequests' } } }
+        : { body: { value: pages[0] } };
+    });
+    const t = testContext<IntuneState>();
+    const started = Date.now();
+    await scan(t);
+    expect(throttled).toBe(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(Object.keys((t.checkpoints.get('default') as IntuneState).devices)).toEqual(['a1']);
+  });
+
+  it('gives up on a throttled scan whose Retry-After exceeds max_retry_wait, and keeps the state', async () => {
+    serveGraph();
+    server.on('GET', DEVICES_PATH, () => ({ status: 429, headers: { 'retry-after': '120' } }));
+    const t = testContext<IntuneState>();
+    const instance = connector(t, { max_retry_wait: '10s' });
+    await instance.start(t.ctx.signal);
+    await expect(t.runTask('scan')).rejects.toThrow('429');
+    expect(t.statuses.at(-1)?.state).toBe('recoverable_error');
+    expect(t.checkpoints.has('default')).toBe(false);
+  });
+
+  it('retries a 5xx within the scan and fails the scan as recoverable when it persists', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant')]];
+    let calls = 0;
+    server.on('GET', DEVICES_PATH, () => {
+      calls += 1;
+      return calls === 1 ? { status: 503, body: 'upstream' } : { body: { value: pages[0] } };
+    });
+    const t = testContext<IntuneState>();
+    await scan(t);
+    expect(calls).toBe(2);
+    expect(t.checkpoints.has('default')).toBe(true);
+
+    server.on('GET', DEVICES_PATH, () => ({ status: 500, body: { error: { code: 'InternalServerError' } } }));
+    const before = server.requests.length;
+    await expect(t.runTask('scan')).rejects.toThrow('500');
+    expect(server.requests.length - before).toBe(3);
+    expect(t.statuses.at(-1)).toMatchObject({ state: 'recoverable_error' });
+  });
+
+  it('flags the instance when Entra refuses the client credentials, and sends no event', async () => {
+    serveGraph();
+    server.on('POST', TOKEN_PATH, () => ({
+      status: 401,
+      body: { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' },
+    }));
+    const t = testContext<IntuneState>();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await expect(t.runTask('scan')).rejects.toBeInstanceOf(PermanentError);
+    expect(t.statuses.map((s) => s.state)).toContain('permanent_error');
+    expect(t.statuses.at(-1)?.reason).toContain('refused');
+    expect(t.emits).toEqual([]);
+    expect(await instance.check!(t.ctx.signal)).toMatchObject({ ok: false, retryable: false });
+  });
+
+  it('check() succeeds against a healthy tenant', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant')]];
+    const t = testContext<IntuneState>();
+    const instance = connector(t);
+    expect(await instance.check!(t.ctx.signal)).toMatchObject({ ok: true });
+    expect(server.requests.find((r) => r.path === DEVICES_PATH)?.query['$top']).toBe('1');
+  });
+
+  it('handles a vanished device by policy, and distrusts a scan that returns no device at all', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'noncompliant'), device('c3', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t);
+    pages = [];
+    await t.runTask('scan');
+    expect(t.events()).toEqual([]);
+    expect(t.logs.some((l) => l.level === 'warn' && l.msg?.includes('returned no device'))).toBe(true);
+    expect(Object.keys((t.checkpoints.get('default') as IntuneState).devices)).toHaveLength(3);
+
+    pages = [[device('b2', 'noncompliant')]];
+    await t.runTask('scan');
+    // a1 and c3 were compliant: reported not-compliant and forgotten; b2 stays.
+    expect(complianceEvents(t).map((e) => [e.device, e.current])).toEqual([
+      ['entra-a1', 'not-compliant'],
+      ['entra-c3', 'not-compliant'],
+    ]);
+    expect(Object.keys((t.checkpoints.get('default') as IntuneState).devices)).toEqual(['b2']);
+  });
+
+  it('keeps vanished devices silently with vanished_devices: keep', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t, { vanished_devices: 'keep' });
+    pages = [[device('b2', 'compliant')]];
+    await t.runTask('scan');
+    expect(t.events()).toEqual([]);
+    expect(Object.keys((t.checkpoints.get('default') as IntuneState).devices).sort()).toEqual(['a1', 'b2']);
+  });
+
+  it('treats inGracePeriod as not compliant when configured so', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t, { grace_period: 'not-compliant' });
+    pages = [[device('a1', 'inGracePeriod')]];
+    await t.runTask('scan');
+    expect(complianceEvents(t).map((e) => e.current)).toEqual(['not-compliant']);
+  });
+
+  it('counts and logs undetermined states, skips malformed records, and sends risk-level-change for a high MTD threat', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t);
+    pages = [
+      [
+        device('a1', 'conflict'),
+        { id: 'broken', deviceName: 'no compliance state' },
+        device('b2', 'compliant', { partnerReportedThreatState: 'highSeverity' }),
+      ],
+    ];
+    await t.runTask('scan');
+    expect(t.counter('intune_undetermined_total', { compliance_state: 'conflict' })).toBe(1);
+    expect(t.counter('intune_rejected_records_total')).toBe(1);
+    expect(
+      t.logs.some((l) => l.level === 'warn' && String(l.fields['problem']).includes('complianceState')),
+    ).toBe(true);
+    expect(t.events().map((e) => [e.type.split('/').at(-1), e.claims?.['current_level']])).toEqual([
+      ['risk-level-change', 'HIGH'],
+    ]);
+    const state = t.checkpoints.get('default') as IntuneState;
+    expect(state.devices['a1']).toMatchObject({ status: 'compliant', compliance_state: 'conflict' });
+    expect(state.devices['broken']).toBeUndefined();
+
+    // A known device whose record comes back malformed is still seen: it does not vanish.
+    pages = [[device('a1', 'compliant'), { id: 'b2', deviceName: 'record without complianceState' }]];
+    await t.runTask('scan');
+    expect(t.events()).toHaveLength(1);
+    expect((t.checkpoints.get('default') as IntuneState).devices['b2']).toMatchObject({
+      status: 'compliant',
+    });
+  });
+
+  it('refuses a next link to another host (the token must not leave Graph)', async () => {
+    serveGraph();
+    server.on('GET', DEVICES_PATH, () => ({
+      body: { value: [device('a1', 'compliant')], '@odata.nextLink': 'https://graph.example.net/v1.0/next' },
+    }));
+    const t = testContext<IntuneState>();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await expect(t.runTask('scan')).rejects.toThrow('another host');
+    expect(t.statuses.at(-1)?.state).toBe('permanent_error');
+  });
+
+  it('rebuilds the baseline from an unreadable stored state instead of guessing transitions', async () => {
+    serveGraph();
+    pages = [[device('a1', 'noncompliant')]];
+    const t = testContext<IntuneState>();
+    t.checkpoints.set('default', { version: 99, devices: 'from a newer release' });
+    await scan(t);
+    expect(t.events()).toEqual([]);
+    expect((t.checkpoints.get('default') as IntuneState).version).toBe(1);
+    expect(t.logs.some((l) => l.msg?.includes('rebuilding the baseline'))).toBe(true);
+  });
+
+  it('stop() is safe without start, idempotent, and ends a scan in flight', async () => {
+    serveGraph();
+    const idle = connector(testContext<IntuneState>());
+    await idle.stop(100);
+    await idle.stop(100);
+
+    server.override('hang');
+    const t = testContext<IntuneState>();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    const run = t.runTask('scan').catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    t.abort();
+    await instance.stop(500);
+    await run;
+    expect(Date.now() - started).toBeLessThan(600);
+    server.override(undefined);
+    expect(t.statuses.some((s) => s.state === 'permanent_error')).toBe(false);
+  });
+});

@@ -1,0 +1,396 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  isBridgeError,
+  PermanentError,
+  RetryableError,
+  type EmitResult,
+  type EventDraft,
+  type InboundConnector,
+  type InboundContext,
+  type InboundRequest,
+  type InboundResponse,
+  type ScheduledTask,
+} from '../../core/plugin-api/index.ts';
+import { eachLimit, JamfClient, WaitBudget, withRetries } from './client.ts';
+import type { JamfProConfig } from './config.ts';
+import {
+  decideComputer,
+  decideVanished,
+  deviceKey,
+  deviceStateSchema,
+  inventoryIndexSchema,
+  inventorySchema,
+  parseInventory,
+  parseWebhook,
+  planWebhook,
+  unenrolledEvent,
+  type DeviceState,
+  type Inventory,
+} from './mapping.ts';
+
+const INDEX_CHECKPOINT = 'inventory';
+
+/** Serialises work per key (one computer), so a webhook and the reconciliation never race on its state. */
+class KeyedMutex {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    this.#tails.set(key, tail);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    }
+  }
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+function allowList(networks: readonly string[]): BlockList | undefined {
+  if (networks.length === 0) return undefined;
+  const list = new BlockList();
+  for (const network of networks) {
+    const [address, prefix] = network.trim().split('/') as [string, string | undefined];
+    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (prefix === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(prefix), type);
+  }
+  return list;
+}
+
+function isAllowed(list: BlockList, remote: string): boolean {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(remote);
+  const address = mapped ? (mapped[1] as string) : remote;
+  const family = isIP(address);
+  if (family === 0) return false;
+  return list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+type AuthOutcome = 'ok' | 'missing' | 'refused';
+
+/**
+ * Receives Jamf Pro webhooks at `/ingest/<instance-id>` (JSON or XML), looks the computers they
+ * name up in the Jamf Pro API, and turns membership of the configured non-compliant smart groups
+ * into CAEP device-compliance-change events. A scheduled reconciliation reads the whole
+ * inventory to catch webhooks Jamf Pro did not deliver. Each computer's state is its own
+ * checkpoint, committed with its events.
+ */
+export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfig): InboundConnector {
+  const client = new JamfClient(ctx, config);
+  const log = ctx.logger;
+  const networks = allowList(config.allowed_networks);
+  const locks = new KeyedMutex();
+  const webhooks = ctx.metrics.counter('jamf_pro_webhooks_total', 'Webhook calls by event and outcome', [
+    'event',
+    'outcome',
+  ]);
+  const lookups = ctx.metrics.counter('jamf_pro_lookups_total', 'Computer lookups in the Jamf Pro API', [
+    'outcome',
+  ]);
+  const emitted = ctx.metrics.counter('jamf_pro_events_total', 'Compliance events emitted', ['via']);
+  const reconciles = ctx.metrics.counter('jamf_pro_reconcile_runs_total', 'Reconciliation scans by outcome', [
+    'outcome',
+  ]);
+  const stopping = new AbortController();
+  let task: ScheduledTask | undefined;
+  let running: Promise<void> | undefined;
+
+  const auth = config.webhook_auth;
+  const expected =
+    auth.type === 'basic'
+      ? digest(`${auth.username}:${auth.password.reveal()}`)
+      : auth.type === 'header'
+        ? digest(auth.value.reveal())
+        : undefined;
+
+  function authenticate(headers: InboundRequest['headers']): AuthOutcome {
+    if (auth.type === 'none' || expected === undefined) return 'ok';
+    let presented: string | undefined;
+    if (auth.type === 'basic') {
+      const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(headers['authorization'] ?? '');
+      presented = match ? Buffer.from(match[1] as string, 'base64').toString('utf8') : undefined;
+    } else {
+      presented = headers[auth.name.toLowerCase()];
+    }
+    if (presented === undefined || presented.length === 0) return 'missing';
+    return timingSafeEqual(digest(presented), expected) ? 'ok' : 'refused';
+  }
+
+  async function loadDevice(key: string): Promise<DeviceState | undefined> {
+    const stored = await ctx.checkpoints.get(key);
+    if (stored === undefined || stored === null) return undefined;
+    const parsed = deviceStateSchema.safeParse(stored);
+    if (parsed.success) return parsed.data;
+    log.warn(
+      { checkpoint: key },
+      'stored computer state is not readable; treating the computer as first seen',
+    );
+    return undefined;
+  }
+
+  /** Reads a computer's state, decides, and commits the events with the new state in one step. */
+  async function apply(
+    key: string,
+    via: 'webhook' | 'reconcile',
+    decide: (previous: DeviceState | undefined) => {
+      events: EventDraft[];
+      next: DeviceState | null | undefined;
+    },
+  ): Promise<EmitResult | undefined> {
+    return locks.run(key, async () => {
+      const previous = await loadDevice(key);
+      const decision = decide(previous);
+      if (decision.events.length === 0 && decision.next === undefined) return undefined;
+      const result = await ctx.emit(
+        decision.events,
+        decision.next === undefined ? undefined : { checkpoint: { name: key, value: decision.next } },
+      );
+      if (decision.events.length > 0) emitted.inc({ via }, decision.events.length);
+      return result;
+    });
+  }
+
+  function bodyOf(req: InboundRequest): unknown {
+    if (req.body !== undefined) return req.body;
+    if (req.rawBody.length === 0) {
+      throw new PermanentError('the body is empty; Jamf Pro sends the event as JSON or XML', {
+        code: 'SSF_ERR_JAMF_PAYLOAD',
+      });
+    }
+    return req.rawBody;
+  }
+
+  async function handleWebhook(req: InboundRequest): Promise<InboundResponse> {
+    if (networks && !isAllowed(networks, req.remoteAddress)) {
+      webhooks.inc({ event: 'unknown', outcome: 'forbidden_network' });
+      log.warn({ remote: req.remoteAddress }, 'webhook from an address outside allowed_networks refused');
+      return {
+        status: 403,
+        body: { error: 'forbidden', message: 'the source address is not allowed for this instance' },
+      };
+    }
+    const authOutcome = authenticate(req.headers);
+    if (authOutcome !== 'ok') {
+      webhooks.inc({
+        event: 'unknown',
+        outcome: authOutcome === 'missing' ? 'unauthenticated' : 'forbidden',
+      });
+      if (authOutcome === 'missing') {
+        return {
+          status: 401,
+          ...(auth.type === 'basic' ? { headers: { 'www-authenticate': 'Basic realm="ssf-bridge"' } } : {}),
+          body: {
+            error: 'unauthorized',
+            message:
+              auth.type === 'basic'
+                ? 'send the webhook with Basic authentication'
+                : `send the webhook with the ${auth.type === 'header' ? auth.name : ''} header`,
+          },
+        };
+      }
+      return {
+        status: 403,
+        body: { error: 'forbidden', message: 'the webhook credentials are not valid for this instance' },
+      };
+    }
+
+    let plan: ReturnType<typeof planWebhook>;
+    let event = 'unknown';
+    try {
+      const webhook = parseWebhook(bodyOf(req));
+      event = webhook.webhook.webhookEvent;
+      plan = planWebhook(webhook, config);
+    } catch (err) {
+      if (!(err instanceof PermanentError)) throw err;
+      webhooks.inc({ event, outcome: 'invalid' });
+      return { status: 400, body: { error: 'invalid_request', message: err.message } };
+    }
+
+    if (plan.kind === 'ignored') {
+      webhooks.inc({ event, outcome: 'ignored' });
+      return { status: 202, body: { accepted: [], duplicates: 0, ignored: plan.reason } };
+    }
+    if (plan.kind === 'mobile-unenrolled') {
+      const result = await ctx.emit([unenrolledEvent(plan.device, plan.source)]);
+      emitted.inc({ via: 'webhook' });
+      webhooks.inc({ event, outcome: 'accepted' });
+      ctx.status.success();
+      return { status: 202, body: { accepted: result.accepted, duplicates: result.duplicates } };
+    }
+
+    const inventories = new Map<string, Inventory | null>();
+    try {
+      await eachLimit(plan.lookups, config.lookup_concurrency, async (id) => {
+        const raw = await client.computer(id, ctx.signal);
+        inventories.set(id, raw === null ? null : parseInventory(raw));
+        lookups.inc({ outcome: raw === null ? 'not_found' : 'ok' });
+      });
+    } catch (err) {
+      lookups.inc({ outcome: 'failed' });
+      webhooks.inc({ event, outcome: 'lookup_failed' });
+      const message = err instanceof Error ? err.message : String(err);
+      log.warn({ err: message, event }, 'Jamf Pro API lookup failed');
+      // Throttling and outages: 503 + Retry-After, and the reconciliation catches up meanwhile.
+      if (err instanceof RetryableError) throw err;
+      if (err instanceof PermanentError && err.authFailure) {
+        ctx.status.set('permanent_error', `Jamf Pro refused the API client credentials: ${message}`);
+      }
+      return {
+        status: 502,
+        body: { error: 'upstream_error', message: `Jamf Pro API lookup failed: ${message}` },
+      };
+    }
+
+    const accepted: string[] = [];
+    const notes: string[] = [];
+    let duplicates = 0;
+    const { source } = plan;
+    for (const change of plan.changes) {
+      const inventory = inventories.get(change.computerId);
+      if (inventory === null) {
+        notes.push(`computer ${change.computerId} is no longer in Jamf Pro`);
+        continue;
+      }
+      const result = await apply(deviceKey(change.computerId), 'webhook', (previous) => {
+        const decision = decideComputer(change, source, inventory, previous, config);
+        if (decision.note) notes.push(decision.note);
+        return decision;
+      });
+      if (result) {
+        accepted.push(...result.accepted);
+        duplicates += result.duplicates;
+      }
+    }
+    webhooks.inc({ event, outcome: 'accepted' });
+    ctx.status.success();
+    return { status: 202, body: { accepted, duplicates, ...(notes.length > 0 ? { notes } : {}) } };
+  }
+
+  async function reconcile(taskSignal: AbortSignal): Promise<void> {
+    const signal = AbortSignal.any([taskSignal, stopping.signal]);
+    const waits = new WaitBudget(config.max_retry_wait);
+    const seen = new Set<string>();
+    let malformed = 0;
+    for (let page = 0; ; page += 1) {
+      const res = await withRetries(
+        () => client.inventoryPage(page, config.page_size, signal),
+        waits,
+        signal,
+      );
+      for (const raw of res.results) {
+        const parsed = inventorySchema.safeParse(raw);
+        if (!parsed.success) {
+          malformed += 1;
+          const id = (raw as { id?: unknown } | null)?.id;
+          if (typeof id === 'string' || typeof id === 'number') seen.add(String(id));
+          continue;
+        }
+        const inventory = parsed.data;
+        seen.add(inventory.id);
+        await apply(deviceKey(inventory.id), 'reconcile', (previous) =>
+          decideComputer(
+            { kind: 'inventory', computerId: inventory.id },
+            { via: 'reconcile' },
+            inventory,
+            previous,
+            config,
+          ),
+        );
+      }
+      if (res.results.length < config.page_size || (page + 1) * config.page_size >= res.totalCount) break;
+    }
+    if (malformed > 0) log.warn({ malformed }, 'skipped malformed computers in the Jamf Pro inventory');
+
+    const stored = inventoryIndexSchema.safeParse(await ctx.checkpoints.get(INDEX_CHECKPOINT));
+    const known = stored.success ? stored.data.ids : [];
+    const missing = known.filter((id) => !seen.has(id));
+    if (seen.size === 0 && missing.length > 0) {
+      log.warn(
+        { known: known.length },
+        "the inventory was empty while computers are known; check the API client's Read Computers privilege",
+      );
+      return;
+    }
+    for (const id of missing) {
+      await apply(deviceKey(id), 'reconcile', (previous) =>
+        previous ? decideVanished(previous, config) : { events: [], next: undefined },
+      );
+    }
+    if (missing.length > 0)
+      log.info({ vanished: missing, policy: config.vanished_devices }, 'computers no longer in Jamf Pro');
+    await ctx.emit([], {
+      checkpoint: {
+        name: INDEX_CHECKPOINT,
+        value: { ids: [...seen].sort(), completed_at: ctx.clock.now().toISOString() },
+      },
+    });
+  }
+
+  async function runReconcile(taskSignal: AbortSignal): Promise<void> {
+    try {
+      await reconcile(taskSignal);
+      reconciles.inc({ outcome: 'ok' });
+      ctx.status.success();
+    } catch (err) {
+      if (stopping.signal.aborted) return;
+      reconciles.inc({ outcome: 'failed' });
+      const message = err instanceof Error ? err.message : String(err);
+      const authFailure = err instanceof PermanentError && err.authFailure;
+      ctx.status.set(
+        authFailure || (isBridgeError(err) && err.errorClass === 'permanent')
+          ? 'permanent_error'
+          : 'recoverable_error',
+        authFailure ? `Jamf Pro refused the API client credentials: ${message}` : message,
+      );
+      throw err;
+    }
+  }
+
+  return {
+    async check(signal) {
+      try {
+        await client.probe(signal);
+        return { ok: true, message: 'Jamf Pro answered the inventory query' };
+      } catch (err) {
+        return {
+          ok: false,
+          message: err instanceof Error ? err.message : String(err),
+          retryable: !(isBridgeError(err) && err.errorClass === 'permanent'),
+        };
+      }
+    },
+    async start() {
+      if (task || stopping.signal.aborted || !config.reconcile) return;
+      task = ctx.scheduler.schedule(
+        'reconcile',
+        {
+          everyMs: config.reconcile_interval,
+          runOnStart: true,
+          jitterMs: Math.min(60_000, config.reconcile_interval / 10),
+        },
+        (signal) => {
+          const p = runReconcile(signal);
+          running = p.catch(() => undefined);
+          return p;
+        },
+      );
+    },
+    async stop(deadlineMs) {
+      task?.stop();
+      task = undefined;
+      stopping.abort();
+      if (running) await Promise.race([running, sleep(Math.max(0, deadlineMs), undefined, { ref: false })]);
+    },
+    handleWebhook,
+  };
+}

@@ -1,0 +1,747 @@
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
+import { MockServer } from '../../core/plugin-api/testing/index.ts';
+import { createJamfPro } from './connector.ts';
+import { fixtureSettings } from './fixtures/settings.ts';
+import { jamfProConnector } from './index.ts';
+import type { DeviceState } from './mapping.ts';
+import { testContext, type TestContext } from './test-support.ts';
+
+const fixtureDir = new URL('./fixtures/', import.meta.url);
+const asJson = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
+
+interface Fixture {
+  description: string;
+  input: unknown;
+  expect: { events?: unknown[]; ignored?: string; rejected?: string };
+}
+
+function readFixture(url: URL): Fixture {
+  return JSON.parse(readFileSync(url, 'utf8')) as Fixture;
+}
+
+function checkFixture(fixture: Fixture, run: () => { events: unknown[]; ignored?: string }) {
+  if (fixture.expect.rejected !== undefined) {
+    expect(run).toThrow(fixture.expect.rejected);
+    return;
+  }
+  const result = run();
+  if (fixture.expect.ignored !== undefined) {
+    expect(result.events).toEqual([]);
+    expect(result.ignored).toContain(fixture.expect.ignored);
+  } else {
+    expect(asJson(result.events)).toEqual(fixture.expect.events);
+  }
+}
+
+describe('jamf-pro mapping fixtures', () => {
+  const config = jamfProConnector.configSchema.parse(fixtureSettings);
+  for (const file of readdirSync(fixtureDir).filter((f) => f.endsWith('.json'))) {
+    const fixture = readFixture(new URL(file, fixtureDir));
+    it(`${file}: ${fixture.description}`, () => {
+      checkFixture(fixture, () => jamfProConnector.map!(fixture.input, config));
+    });
+  }
+});
+
+describe('jamf-pro webhook sequences (state carried from one webhook to the next, default settings)', () => {
+  const config = jamfProConnector.configSchema.parse({ ...fixtureSettings, first_sighting: 'baseline' });
+  const sequences = new URL('./sequences/', fixtureDir);
+  for (const name of readdirSync(sequences)) {
+    it(name, () => {
+      let state: unknown;
+      const dir = new URL(`${name}/`, sequences);
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort();
+      expect(files.length).toBeGreaterThan(1);
+      for (const file of files) {
+        const fixture = readFixture(new URL(file, dir));
+        checkFixture(fixture, () => {
+          const result = jamfProConnector.map!(fixture.input, config, state);
+          state = result.state;
+          return result;
+        });
+      }
+    });
+  }
+});
+
+// ─── Golden: the sequence through `ssf-bridge simulate` ─────────────────────────────────────────
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+function simulateCli(
+  connectorId: string,
+  files: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['core/cli/bin.mjs', 'simulate', '--json', '--connector', connectorId, ...files],
+      { cwd: repoRoot, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('golden: ssf-bridge simulate', () => {
+  it("prints the sequence's events in order with state carried between payloads, then rejects a malformed one", async () => {
+    const dir = fileURLToPath(new URL('./sequences/lifecycle/', fixtureDir));
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => join(dir, f));
+    const malformed = fileURLToPath(new URL('malformed-xml-unclosed.json', fixtureDir));
+    const run = await simulateCli('jamf-pro', [...files, malformed]);
+    expect(run.code).toBe(2);
+
+    type Expected = {
+      type: string;
+      subject: unknown;
+      claims: unknown;
+      sourceRecordId: string;
+      occurredAt?: string;
+      severity?: string;
+    };
+    const expected = files.flatMap((f) => (readFixture(pathToFileURL(f)).expect.events ?? []) as Expected[]);
+    const printed = run.stdout
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(printed.every((p) => typeof p['txn'] === 'string')).toBe(true);
+    expect(printed.map(({ txn: _txn, ...rest }) => rest)).toEqual(
+      expected.map((e) => ({
+        type: e.type,
+        subject: e.subject,
+        claims: e.claims,
+        source_record_id: e.sourceRecordId,
+        ...(e.occurredAt ? { occurred_at: e.occurredAt } : {}),
+        ...(e.severity ? { severity: e.severity } : {}),
+      })),
+    );
+
+    const notes = run.stderr
+      .split('\n')
+      .filter((l) => l.trim().startsWith('{'))
+      .map((l) => JSON.parse(l) as { file?: string; ignored?: string; rejected?: string });
+    const ignored = files
+      .map((f) => ({ file: f, reason: readFixture(pathToFileURL(f)).expect.ignored }))
+      .filter((x) => x.reason !== undefined);
+    expect(notes.filter((n) => n.ignored !== undefined).map((n) => n.file)).toEqual(
+      ignored.map((x) => x.file),
+    );
+    for (const x of ignored) expect(notes.find((n) => n.file === x.file)?.ignored).toContain(x.reason);
+    expect(notes.at(-1)).toMatchObject({
+      file: malformed,
+      rejected: expect.stringContaining(readFixture(pathToFileURL(malformed)).expect.rejected!),
+    });
+  }, 60_000);
+});
+
+// ─── Behaviour against a Jamf Pro API fake on loopback ──────────────────────────────────────────
+
+const server = new MockServer();
+/** Computers the fake inventory holds, by id, with the ids of the groups they are in. */
+let computers = new Map<string, string[]>();
+let tokenRequests = 0;
+
+const GROUPS: Record<string, string> = {
+  '1': 'All Managed Clients',
+  '42': 'Non-compliant Macs',
+  '57': 'FileVault disabled',
+};
+
+function inventoryRecord(id: string, groups: string[]) {
+  return {
+    id,
+    udid: `UDID-${id}`,
+    general: {
+      name: `Mac ${id}`,
+      reportDate: '2026-01-01T00:00:05.123Z',
+      lastContactTime: '2026-01-01T00:00:11.000Z',
+      managementId: `mgmt-${id}`,
+      remoteManagement: { managed: true },
+    },
+    userAndLocation: { username: `u${id}`, realname: `User ${id}`, email: `u${id}@example.com` },
+    hardware: { serialNumber: `SN${id}`, model: 'MacBook Pro' },
+    groupMemberships: ['1', ...groups].map((g) => ({
+      groupId: g,
+      groupName: GROUPS[g] ?? `Group ${g}`,
+      smartGroup: true,
+    })),
+  };
+}
+
+function serveJamf(): void {
+  server.reset();
+  tokenRequests = 0;
+  server.on('POST', '/api/oauth/token', () => {
+    tokenRequests += 1;
+    return {
+      body: {
+        access_token: `jamf-token-${tokenRequests}`,
+        token_type: 'Bearer',
+        expires_in: 1199,
+        scope: 'api-role:1',
+      },
+    };
+  });
+  server.on('GET', '/api/v1/computers-inventory', (req) => {
+    const page = Number(req.query['page'] ?? 0);
+    const size = Number(req.query['page-size'] ?? 100);
+    const all = [...computers.entries()].sort(([a], [b]) => Number(a) - Number(b));
+    return {
+      body: {
+        totalCount: all.length,
+        results: all.slice(page * size, page * size + size).map(([id, g]) => inventoryRecord(id, g)),
+      },
+    };
+  });
+}
+
+function setComputers(entries: Array<[string, string[]]>): void {
+  computers = new Map(entries);
+  for (const [id] of entries) {
+    server.on('GET', `/api/v1/computers-inventory/${id}`, () => {
+      const groups = computers.get(id);
+      return groups
+        ? { body: inventoryRecord(id, groups) }
+        : { status: 404, body: { httpStatus: 404, errors: [] } };
+    });
+  }
+}
+
+beforeAll(async () => {
+  await server.start();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const running: InboundConnector[] = [];
+afterEach(async () => {
+  for (const c of running.splice(0)) await c.stop(100);
+});
+
+const BASIC = { type: 'basic', username: 'jamf-hooks', password: 'webhook-password-value' };
+const basicHeader = (user = 'jamf-hooks', pass = 'webhook-password-value') =>
+  `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+
+function connector(t: TestContext, settings: Record<string, unknown> = {}) {
+  const config = jamfProConnector.configSchema.parse({
+    url: server.url,
+    client_id: 'api-client-id',
+    client_secret: 'api-client-secret-value',
+    webhook_auth: BASIC,
+    allowed_networks: ['203.0.113.0/24', '127.0.0.1'],
+    non_compliant_groups: ['Non-compliant Macs', 57],
+    page_size: 2,
+    ...settings,
+  });
+  const instance = createJamfPro(t.ctx, config);
+  running.push(instance);
+  return instance;
+}
+
+function smartGroup(
+  group: number,
+  name: string,
+  added: number[],
+  removed: number[],
+  id = 7,
+  at = 1767229200123,
+) {
+  return {
+    webhook: {
+      id,
+      name: 'ssf-bridge',
+      webhookEvent: 'SmartGroupComputerMembershipChange',
+      eventTimestamp: at,
+    },
+    event: {
+      computer: true,
+      smartGroup: true,
+      jssid: group,
+      name,
+      groupAddedDevicesIds: added,
+      groupRemovedDevicesIds: removed,
+    },
+  };
+}
+
+function post(
+  instance: InboundConnector,
+  body: unknown,
+  options: {
+    authorization?: string | null;
+    remote?: string;
+    xml?: string;
+    headers?: Record<string, string>;
+  } = {},
+) {
+  const raw = options.xml ?? JSON.stringify(body);
+  const authorization = options.authorization === undefined ? basicHeader() : options.authorization;
+  return instance.handleWebhook!({
+    method: 'POST',
+    headers: {
+      'content-type': options.xml ? 'text/xml' : 'application/json',
+      ...(authorization === null ? {} : { authorization }),
+      ...options.headers,
+    },
+    query: {},
+    rawBody: Buffer.from(raw),
+    body: options.xml ? undefined : body,
+    remoteAddress: options.remote ?? '203.0.113.25',
+  });
+}
+
+const lookups = () => server.requests.filter((r) => /^\/api\/v1\/computers-inventory\/\d+$/.test(r.path));
+const transitions = (t: TestContext) =>
+  t
+    .events()
+    .map((e) => [
+      (e.subject['device'] as { id: string }).id,
+      e.claims?.['previous_status'],
+      e.claims?.['current_status'],
+    ]);
+
+describe('jamf-pro webhooks', () => {
+  it('authenticates with Basic auth: 401 without credentials, 403 with wrong ones', async () => {
+    serveJamf();
+    const instance = connector(testContext());
+    const missing = await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []), {
+      authorization: null,
+    });
+    expect(missing.status).toBe(401);
+    expect(missing.headers?.['www-authenticate']).toContain('Basic');
+    const wrong = await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []), {
+      authorization: basicHeader('jamf-hooks', 'guess'),
+    });
+    expect(wrong.status).toBe(403);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it('authenticates with a header secret', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    const t = testContext();
+    const instance = connector(t, {
+      webhook_auth: { type: 'header', name: 'X-Jamf-Secret', value: 'header-secret-value' },
+    });
+    const body = smartGroup(42, 'Non-compliant Macs', [1187], []);
+    expect((await post(instance, body, { authorization: null })).status).toBe(401);
+    expect(
+      (await post(instance, body, { authorization: null, headers: { 'x-jamf-secret': 'nope' } })).status,
+    ).toBe(403);
+    const ok = await post(instance, body, {
+      authorization: null,
+      headers: { 'x-jamf-secret': 'header-secret-value' },
+    });
+    expect(ok.status).toBe(202);
+    expect(t.events()).toHaveLength(1);
+  });
+
+  it('refuses calls from outside allowed_networks before looking at credentials', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    const t = testContext();
+    const instance = connector(t);
+    const outside = await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []), {
+      remote: '198.51.100.9',
+    });
+    expect(outside.status).toBe(403);
+    expect(outside.body).toMatchObject({ message: expect.stringContaining('source address') });
+    const mapped = await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []), {
+      remote: '::ffff:203.0.113.77',
+    });
+    expect(mapped.status).toBe(202);
+    expect(t.events()).toHaveLength(1);
+  });
+
+  it('looks a smart-group computer up in the Jamf Pro API (token cached) and commits its state with the event', async () => {
+    serveJamf();
+    setComputers([
+      ['1187', ['42']],
+      ['1201', ['42']],
+    ]);
+    const t = testContext();
+    const instance = connector(t);
+    const res = await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []));
+    expect(res).toMatchObject({
+      status: 202,
+      body: { accepted: ['jamf-pro:webhook:7:1767229200123:computer:1187:compliant>not-compliant'] },
+    });
+    const lookup = lookups()[0]!;
+    expect(lookup.headers['authorization']).toBe('Bearer jamf-token-1');
+    expect(
+      new URL(`http://x/?${new URLSearchParams(lookup.query)}`).searchParams.get('section'),
+    ).toBeTruthy();
+    expect(server.requests.find((r) => r.path === '/api/oauth/token')?.body).toContain(
+      'client_id=api-client-id',
+    );
+
+    const event = t.events()[0]!;
+    expect(event.subject).toEqual({
+      format: 'complex',
+      user: { format: 'email', email: 'u1187@example.com' },
+      device: { format: 'opaque', id: 'UDID-1187' },
+    });
+    expect(t.emits[0]?.checkpoint?.name).toBe('computer:1187');
+    expect(t.emits[0]?.checkpoint?.value).toMatchObject({
+      status: 'not-compliant',
+      groups: ['Non-compliant Macs'],
+      aliases: {
+        jamf_computer_id: '1187',
+        udid: 'UDID-1187',
+        serial_number: 'SN1187',
+        hostname: 'Mac 1187',
+        management_id: 'mgmt-1187',
+      },
+    });
+
+    await post(instance, smartGroup(42, 'Non-compliant Macs', [1201], [], 9));
+    expect(tokenRequests).toBe(1);
+    expect(t.events()).toHaveLength(2);
+  });
+
+  it('sends nothing twice when Jamf Pro repeats a webhook', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    const t = testContext();
+    const instance = connector(t);
+    const body = smartGroup(42, 'Non-compliant Macs', [1187], []);
+    await post(instance, body);
+    const again = await post(instance, body);
+    expect(again).toMatchObject({ status: 202, body: { accepted: [] } });
+    expect(t.events()).toHaveLength(1);
+  });
+
+  it('serialises webhooks about one computer: joining two groups at once is one transition', async () => {
+    serveJamf();
+    setComputers([['1187', ['42', '57']]]);
+    const t = testContext();
+    const instance = connector(t);
+    const [a, b] = await Promise.all([
+      post(instance, smartGroup(42, 'Non-compliant Macs', [1187], [], 7, 1767229200000)),
+      post(instance, smartGroup(57, 'FileVault disabled', [1187], [], 8, 1767229200001)),
+    ]);
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect(transitions(t)).toEqual([['UDID-1187', 'compliant', 'not-compliant']]);
+    expect((t.checkpoints.get('computer:1187') as DeviceState).groups).toEqual([
+      'FileVault disabled',
+      'Non-compliant Macs',
+    ]);
+  });
+
+  it('ignores groups that are not configured without calling the API', async () => {
+    serveJamf();
+    const t = testContext();
+    const instance = connector(t);
+    const res = await post(instance, smartGroup(9, 'macOS 15 Sequoia', [1187], []));
+    expect(res).toMatchObject({
+      status: 202,
+      body: { accepted: [], ignored: expect.stringContaining('not a configured') },
+    });
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it('accepts the XML variant from the raw body', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    const t = testContext();
+    const instance = connector(t);
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<JSSEvent>
+  <webhook><id>7</id><name>ssf-bridge</name><webhookEvent>SmartGroupComputerMembershipChange</webhookEvent><eventTimestamp>1767229200123</eventTimestamp></webhook>
+  <event><computer>true</computer><smartGroup>true</smartGroup><jssid>42</jssid><name>Non-compliant Macs</name>
+    <groupAddedDevicesIds><groupAddedDevicesId>1187</groupAddedDevicesId></groupAddedDevicesIds><groupRemovedDevicesIds/>
+  </event>
+</JSSEvent>`;
+    const res = await post(instance, undefined, { xml });
+    expect(res.status).toBe(202);
+    expect(transitions(t)).toEqual([['UDID-1187', 'compliant', 'not-compliant']]);
+  });
+
+  it('answers 400 with a clear message for malformed JSON and XML', async () => {
+    serveJamf();
+    const instance = connector(testContext());
+    const json = await post(instance, { webhook: { id: 7, eventTimestamp: 1 }, event: {} });
+    expect(json).toMatchObject({
+      status: 400,
+      body: { message: expect.stringContaining('webhook.webhookEvent: is required') },
+    });
+    const xml = await post(instance, undefined, { xml: '<JSSEvent><webhook><id>7</id></webhook>' });
+    expect(xml).toMatchObject({ status: 400, body: { message: expect.stringContaining('malformed XML') } });
+    const empty = await post(instance, undefined, { xml: '' });
+    expect(empty.status).toBe(400);
+  });
+
+  it('notes a computer Jamf Pro no longer has (404) and answers 202', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    computers.delete('1187');
+    const t = testContext();
+    const res = await post(connector(t), smartGroup(42, 'Non-compliant Macs', [1187], []));
+    expect(res).toMatchObject({ status: 202, body: { notes: ['computer 1187 is no longer in Jamf Pro'] } });
+    expect(t.events()).toEqual([]);
+  });
+
+  it('propagates throttling of the lookup as retryable (the server answers 503 + Retry-After)', async () => {
+    serveJamf();
+    server.on('GET', '/api/v1/computers-inventory/1187', () => ({
+      status: 429,
+      headers: { 'retry-after': '30' },
+    }));
+    const t = testContext();
+    const error = await post(connector(t), smartGroup(42, 'Non-compliant Macs', [1187], [])).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(RetryableError);
+    expect((error as RetryableError).retryAfterMs).toBe(30_000);
+    expect(t.events()).toEqual([]);
+  });
+
+  it('answers 502 and flags the instance when Jamf Pro refuses the API client', async () => {
+    serveJamf();
+    server.on('POST', '/api/oauth/token', () => ({ status: 401, body: { error: 'invalid_client' } }));
+    const t = testContext();
+    const instance = connector(t);
+    const res = await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []));
+    expect(res).toMatchObject({ status: 502, body: { error: 'upstream_error' } });
+    expect(t.statuses.map((s) => s.state)).toContain('permanent_error');
+    expect(await instance.check!(t.ctx.signal)).toMatchObject({ ok: false, retryable: false });
+  });
+
+  it('lets an outbox-full error through without committing, so a retried webhook sends the same event', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    const t = testContext();
+    const instance = connector(t);
+    const body = smartGroup(42, 'Non-compliant Macs', [1187], []);
+    t.failNextEmit();
+    await expect(post(instance, body)).rejects.toBeInstanceOf(RetryableError);
+    expect(t.checkpoints.has('computer:1187')).toBe(false);
+    const retried = await post(instance, body);
+    expect(retried.status).toBe(202);
+    expect(t.events().map((e) => e.sourceRecordId)).toEqual([
+      'jamf-pro:webhook:7:1767229200123:computer:1187:compliant>not-compliant',
+    ]);
+  });
+
+  it('check-ins compare group memberships with the last state, or are ignored when lookups are off', async () => {
+    serveJamf();
+    setComputers([['1187', []]]);
+    const t = testContext();
+    const instance = connector(t);
+    const checkIn = (at: number) => ({
+      webhook: { id: 3, name: 'checkin', webhookEvent: 'ComputerCheckIn', eventTimestamp: at },
+      event: {
+        computer: {
+          jssID: 1187,
+          udid: 'UDID-1187',
+          deviceName: 'Mac 1187',
+          emailAddress: 'u1187@example.com',
+        },
+        trigger: 'CHECKIN',
+      },
+    });
+    expect((await post(instance, checkIn(1767229200000))).status).toBe(202);
+    expect(t.events()).toEqual([]);
+    computers.set('1187', ['57']);
+    await post(instance, checkIn(1767232800000));
+    expect(transitions(t)).toEqual([['UDID-1187', 'compliant', 'not-compliant']]);
+    expect(t.events()[0]?.claims?.['reason_admin']).toEqual({
+      en: 'Jamf Pro lists "Mac 1187" in the non-compliant smart group(s) "FileVault disabled"',
+    });
+
+    const quiet = testContext();
+    const off = connector(quiet, { check_in_lookup: false });
+    const before = lookups().length;
+    const res = await post(off, checkIn(1767236400000));
+    expect(res).toMatchObject({ status: 202, body: { ignored: expect.stringContaining('check_in_lookup') } });
+    expect(lookups().length).toBe(before);
+  });
+
+  it('reports an unenrolled mobile device without any lookup', async () => {
+    serveJamf();
+    const t = testContext();
+    const res = await post(connector(t), {
+      webhook: {
+        id: 11,
+        name: 'unenrolled',
+        webhookEvent: 'MobileDeviceUnEnrolled',
+        eventTimestamp: 1767230000000,
+      },
+      event: {
+        jssID: 770,
+        udid: '00008120-001A2B3C4D5E601E',
+        deviceName: 'iPhone',
+        username: 'sam@example.com',
+      },
+    });
+    expect(res.status).toBe(202);
+    expect(transitions(t)).toEqual([['00008120-001A2B3C4D5E601E', 'compliant', 'not-compliant']]);
+    expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe('jamf-pro reconciliation', () => {
+  it('pages the inventory, records baselines, then catches a membership change a webhook missed', async () => {
+    serveJamf();
+    setComputers([
+      ['1187', []],
+      ['1201', ['42']],
+      ['1310', []],
+    ]);
+    const t = testContext();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    expect(t.tasks.map((task) => [task.name, task.options.everyMs])).toEqual([['reconcile', 3_600_000]]);
+    await t.runTask('reconcile');
+    const pages = server.requests.filter((r) => r.path === '/api/v1/computers-inventory');
+    expect(pages.map((r) => [r.query['page'], r.query['page-size'], r.query['sort']])).toEqual([
+      ['0', '2', 'id:asc'],
+      ['1', '2', 'id:asc'],
+    ]);
+    expect(t.events()).toEqual([]);
+    expect((t.checkpoints.get('computer:1201') as DeviceState).status).toBe('not-compliant');
+    expect(t.checkpoints.get('inventory')).toMatchObject({ ids: ['1187', '1201', '1310'] });
+
+    computers.set('1187', ['57']);
+    await t.runTask('reconcile');
+    await t.runTask('reconcile');
+    expect(transitions(t)).toEqual([['UDID-1187', 'compliant', 'not-compliant']]);
+    expect(t.events()[0]?.sourceRecordId).toBe(
+      'jamf-pro:reconcile:computer:1187:1:compliant>not-compliant:2026-01-01T00:00:11.000Z',
+    );
+  });
+
+  it('agrees with webhooks: a change a webhook already reported is not sent again', async () => {
+    serveJamf();
+    setComputers([['1187', []]]);
+    const t = testContext();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+    computers.set('1187', ['42']);
+    await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []));
+    await t.runTask('reconcile');
+    expect(t.events()).toHaveLength(1);
+  });
+
+  it('resumes from stored computer states after a restart', async () => {
+    serveJamf();
+    setComputers([
+      ['1187', ['42']],
+      ['1201', []],
+    ]);
+    const first = testContext();
+    const a = connector(first);
+    await a.start(first.ctx.signal);
+    await first.runTask('reconcile');
+    await a.stop(100);
+
+    const second = testContext();
+    for (const [k, v] of first.checkpoints) second.checkpoints.set(k, v);
+    const b = connector(second);
+    await b.start(second.ctx.signal);
+    await second.runTask('reconcile');
+    expect(second.events()).toEqual([]);
+    computers.set('1187', []);
+    await second.runTask('reconcile');
+    expect(transitions(second)).toEqual([['UDID-1187', 'not-compliant', 'compliant']]);
+  });
+
+  it('handles a computer that leaves the inventory by policy, and distrusts an empty inventory', async () => {
+    serveJamf();
+    setComputers([
+      ['1187', []],
+      ['1201', ['42']],
+    ]);
+    const t = testContext();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+    computers = new Map();
+    await t.runTask('reconcile');
+    expect(t.events()).toEqual([]);
+    expect(t.logs.some((l) => l.level === 'warn' && l.msg?.includes('inventory was empty'))).toBe(true);
+
+    computers = new Map([['1201', ['42']]]);
+    await t.runTask('reconcile');
+    expect(transitions(t)).toEqual([['UDID-1187', 'compliant', 'not-compliant']]);
+    expect(t.events()[0]?.claims?.['reason_admin']).toEqual({
+      en: '"Mac 1187" is no longer in the Jamf Pro inventory (deleted or unmanaged)',
+    });
+    expect(t.checkpoints.get('computer:1187')).toBeNull();
+    expect(t.checkpoints.get('inventory')).toMatchObject({ ids: ['1201'] });
+  });
+
+  it('retries a 5xx page, waits out a 429, and reports a persistent failure as recoverable', async () => {
+    serveJamf();
+    setComputers([['1187', []]]);
+    let calls = 0;
+    server.on('GET', '/api/v1/computers-inventory', () => {
+      calls += 1;
+      if (calls === 1) return { status: 503 };
+      if (calls === 2) return { status: 429, headers: { 'retry-after': '1' } };
+      return { body: { totalCount: 1, results: [inventoryRecord('1187', [])] } };
+    });
+    const t = testContext();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    const started = Date.now();
+    await t.runTask('reconcile');
+    expect(calls).toBe(3);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    expect(t.checkpoints.has('computer:1187')).toBe(true);
+
+    server.on('GET', '/api/v1/computers-inventory', () => ({ status: 500 }));
+    await expect(t.runTask('reconcile')).rejects.toThrow('500');
+    expect(t.statuses.at(-1)?.state).toBe('recoverable_error');
+  });
+
+  it('schedules nothing with reconcile: false, and stop() is idempotent', async () => {
+    serveJamf();
+    const t = testContext();
+    const instance = connector(t, { reconcile: false });
+    await instance.stop(100);
+    await instance.start(t.ctx.signal);
+    expect(t.tasks).toEqual([]);
+    await instance.stop(100);
+    await instance.stop(100);
+  });
+});
+
+describe('jamf-pro config', () => {
+  it('refuses unauthenticated webhooks unless source networks are allow-listed', () => {
+    const base = {
+      url: 'https://acme.jamfcloud.com',
+      client_id: 'c',
+      client_secret: 'secret-value',
+      non_compliant_groups: [42],
+    };
+    const open = jamfProConnector.configSchema.safeParse({ ...base, webhook_auth: { type: 'none' } });
+    expect(open.success).toBe(false);
+    expect(JSON.stringify(open.error?.issues)).toContain('allowed_networks');
+    expect(
+      jamfProConnector.configSchema.safeParse({
+        ...base,
+        webhook_auth: { type: 'none' },
+        allowed_networks: ['10.1.0.0/16'],
+      }).success,
+    ).toBe(true);
+    expect(
+      jamfProConnector.configSchema.safeParse({
+        ...base,
+        webhook_auth: BASIC,
+        allowed_networks: ['10.1.0.0/33'],
+      }).success,
+    ).toBe(false);
+  });
+});

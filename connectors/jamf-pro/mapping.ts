@@ -1,0 +1,686 @@
+import {
+  PermanentError,
+  z,
+  type EventDraft,
+  type MappingResult,
+  type SubjectIdentifier,
+} from '../../core/plugin-api/index.ts';
+import type { JamfProConfig } from './config.ts';
+import { parseJamfXml } from './xml.ts';
+
+export const DEVICE_COMPLIANCE_CHANGE =
+  'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
+
+export type ComplianceStatus = 'compliant' | 'not-compliant';
+
+// ─── Vendor payloads ────────────────────────────────────────────────────────────────────────────
+
+const webhookMetaSchema = z.looseObject({
+  id: z.number().int(),
+  name: z.string().nullish(),
+  webhookEvent: z.string().min(1),
+  eventTimestamp: z.number().int().nonnegative(),
+});
+
+/** The computer object of computer webhooks (inline for ComputerInventoryCompleted, `event.computer` for ComputerCheckIn). */
+const webhookComputerSchema = z.looseObject({
+  jssID: z.number().int().positive(),
+  udid: z.string().nullish(),
+  serialNumber: z.string().nullish(),
+  deviceName: z.string().nullish(),
+  emailAddress: z.string().nullish(),
+  username: z.string().nullish(),
+  managementId: z.string().nullish(),
+});
+export type WebhookComputer = z.infer<typeof webhookComputerSchema>;
+
+const mobileDeviceSchema = z.looseObject({
+  jssID: z.number().int().positive(),
+  udid: z.string().nullish(),
+  serialNumber: z.string().nullish(),
+  deviceName: z.string().nullish(),
+  username: z.string().nullish(),
+  managementId: z.string().nullish(),
+});
+export type WebhookMobileDevice = z.infer<typeof mobileDeviceSchema>;
+
+const smartGroupEventSchema = z.looseObject({
+  computer: z.boolean(),
+  jssid: z.number().int(),
+  name: z.string(),
+  groupAddedDevicesIds: z.array(z.number().int().positive()),
+  groupRemovedDevicesIds: z.array(z.number().int().positive()),
+});
+
+/** A Jamf Pro webhook: `{webhook, event}` (the XML variant is converted to the same shape). */
+const envelopeSchema = z.looseObject({ webhook: webhookMetaSchema, event: z.unknown() });
+export type JamfWebhook = z.infer<typeof envelopeSchema>;
+
+const idSchema = z.union([z.string().min(1), z.number().int()]).transform(String);
+
+/** A computer of the Jamf Pro API (`/api/v1/computers-inventory`, sections GENERAL, USER_AND_LOCATION, HARDWARE, GROUP_MEMBERSHIPS). */
+export const inventorySchema = z.looseObject({
+  id: idSchema,
+  udid: z.string().nullish(),
+  general: z
+    .looseObject({
+      name: z.string().nullish(),
+      reportDate: z.string().nullish(),
+      lastContactTime: z.string().nullish(),
+      managementId: z.string().nullish(),
+    })
+    .nullish(),
+  userAndLocation: z.looseObject({ email: z.string().nullish(), username: z.string().nullish() }).nullish(),
+  hardware: z.looseObject({ serialNumber: z.string().nullish() }).nullish(),
+  groupMemberships: z
+    .array(
+      z.looseObject({
+        groupId: idSchema,
+        groupName: z.string().nullish(),
+        smartGroup: z.boolean().nullish(),
+      }),
+    )
+    .nullish(),
+});
+export type Inventory = z.infer<typeof inventorySchema>;
+
+/** One page of `/api/v1/computers-inventory`. */
+export const inventoryPageSchema = z.looseObject({
+  totalCount: z.number().int().nonnegative(),
+  results: z.array(z.unknown()),
+});
+
+// ─── State ──────────────────────────────────────────────────────────────────────────────────────
+
+/** What the connector keeps per computer (checkpoint `computer:<jamf id>`). */
+export const deviceStateSchema = z.object({
+  status: z.enum(['compliant', 'not-compliant']),
+  /** Configured non-compliant groups the computer is in (names, or #id when unnamed). */
+  groups: z.array(z.string()),
+  /** Source time of the current status (RFC 3339). */
+  since: z.string().optional(),
+  user: z.string().optional(),
+  device_id: z.string(),
+  aliases: z.object({
+    jamf_computer_id: z.string(),
+    udid: z.string().optional(),
+    serial_number: z.string().optional(),
+    hostname: z.string().optional(),
+    management_id: z.string().optional(),
+  }),
+  seq: z.number().int().nonnegative(),
+});
+export type DeviceState = z.infer<typeof deviceStateSchema>;
+
+/** The computers seen by the last complete reconciliation (checkpoint `inventory`). */
+export const inventoryIndexSchema = z.object({
+  ids: z.array(z.string()),
+  completed_at: z.string().optional(),
+});
+export type InventoryIndex = z.infer<typeof inventoryIndexSchema>;
+
+/** The state `ssf-bridge simulate` carries between payloads: every computer's state by key. */
+export const simulationStateSchema = z.object({ devices: z.record(z.string(), deviceStateSchema) });
+export type SimulationState = z.infer<typeof simulationStateSchema>;
+
+export function deviceKey(computerId: string | number): string {
+  return `computer:${computerId}`;
+}
+
+// ─── Parsing ────────────────────────────────────────────────────────────────────────────────────
+
+function problemText(error: z.ZodError, prefix = ''): string {
+  return error.issues
+    .map((i) => {
+      const message = i.message.endsWith('received undefined') ? 'is required' : i.message;
+      const path = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
+      return `${path || '(body)'}: ${message}`;
+    })
+    .join('; ');
+}
+
+function payloadError(message: string): PermanentError {
+  return new PermanentError(message, { code: 'SSF_ERR_JAMF_PAYLOAD' });
+}
+
+/**
+ * A webhook body as Jamf Pro sends it: JSON (`{webhook, event}`) or the XML variant
+ * (`<JSSEvent>`), given as parsed JSON, a string or the raw bytes.
+ */
+export function parseWebhook(body: unknown): JamfWebhook {
+  let value = body;
+  if (Buffer.isBuffer(value)) value = value.toString('utf8');
+  if (typeof value === 'string') {
+    const text = value.replace(/^\uFEFF/, '').trim();
+    if (text.startsWith('<')) value = parseJamfXml(text);
+    else {
+      try {
+        value = JSON.parse(text) as unknown;
+      } catch (err) {
+        throw payloadError(`the body is neither JSON nor XML: ${(err as Error).message}`);
+      }
+    }
+  }
+  const parsed = envelopeSchema.safeParse(value);
+  if (!parsed.success) {
+    throw payloadError(
+      `not a Jamf Pro webhook: ${problemText(parsed.error)} (expected {"webhook": {...}, "event": {...}})`,
+    );
+  }
+  return parsed.data;
+}
+
+export function parseInventory(record: unknown, where = 'inventory'): Inventory {
+  const parsed = inventorySchema.safeParse(record);
+  if (!parsed.success) throw payloadError(`malformed Jamf Pro computer: ${problemText(parsed.error, where)}`);
+  return parsed.data;
+}
+
+// ─── Interpretation ─────────────────────────────────────────────────────────────────────────────
+
+export interface WebhookSource {
+  via: 'webhook';
+  event: string;
+  webhookId: number;
+  /** eventTimestamp in milliseconds. */
+  atMs: number;
+}
+export interface ReconcileSource {
+  via: 'reconcile';
+}
+export type Source = WebhookSource | ReconcileSource;
+
+export interface GroupRef {
+  id: string;
+  name: string;
+}
+
+/** What a webhook says about one computer. */
+export type ComputerChange =
+  | { kind: 'added'; computerId: string; group: GroupRef }
+  | { kind: 'removed'; computerId: string; group: GroupRef }
+  | { kind: 'inventory'; computerId: string; computer?: WebhookComputer };
+
+export type Plan =
+  | { kind: 'ignored'; reason: string }
+  | { kind: 'computers'; source: WebhookSource; changes: ComputerChange[]; lookups: string[] }
+  | { kind: 'mobile-unenrolled'; source: WebhookSource; device: WebhookMobileDevice };
+
+function matchesGroup(
+  config: Pick<JamfProConfig, 'non_compliant_groups'>,
+  id: string,
+  name: string | null | undefined,
+) {
+  const wanted = name?.trim().toLowerCase();
+  return config.non_compliant_groups.some((g) =>
+    typeof g === 'number' ? String(g) === id : wanted !== undefined && g.trim().toLowerCase() === wanted,
+  );
+}
+
+function groupLabel(id: string, name: string | null | undefined): string {
+  return name?.trim() ? name.trim() : `#${id}`;
+}
+
+/** Which computers a webhook concerns, what it says about each, and which need an API lookup. */
+export function planWebhook(
+  webhook: JamfWebhook,
+  config: Pick<JamfProConfig, 'non_compliant_groups' | 'check_in_lookup'>,
+): Plan {
+  const meta = webhook.webhook;
+  const atMs = meta.eventTimestamp < 100_000_000_000 ? meta.eventTimestamp * 1000 : meta.eventTimestamp;
+  const source: WebhookSource = { via: 'webhook', event: meta.webhookEvent, webhookId: meta.id, atMs };
+  switch (meta.webhookEvent) {
+    case 'SmartGroupComputerMembershipChange': {
+      const parsed = smartGroupEventSchema.safeParse(webhook.event);
+      if (!parsed.success)
+        throw payloadError(`malformed ${meta.webhookEvent}: ${problemText(parsed.error, 'event')}`);
+      const e = parsed.data;
+      if (!e.computer) {
+        return {
+          kind: 'ignored',
+          reason: 'mobile device smart groups are not tracked; only computer groups are',
+        };
+      }
+      const group: GroupRef = { id: String(e.jssid), name: e.name };
+      if (!matchesGroup(config, group.id, group.name)) {
+        return {
+          kind: 'ignored',
+          reason: `smart group "${groupLabel(group.id, group.name)}" (id ${group.id}) is not a configured non-compliant group`,
+        };
+      }
+      const changes: ComputerChange[] = [
+        ...e.groupAddedDevicesIds.map((id): ComputerChange => ({
+          kind: 'added',
+          computerId: String(id),
+          group,
+        })),
+        ...e.groupRemovedDevicesIds.map((id): ComputerChange => ({
+          kind: 'removed',
+          computerId: String(id),
+          group,
+        })),
+      ];
+      if (changes.length === 0) return { kind: 'ignored', reason: 'the membership change names no computer' };
+      return { kind: 'computers', source, changes, lookups: [...new Set(changes.map((c) => c.computerId))] };
+    }
+    case 'ComputerInventoryCompleted':
+    case 'ComputerCheckIn': {
+      const raw =
+        meta.webhookEvent === 'ComputerCheckIn'
+          ? (webhook.event as { computer?: unknown } | null | undefined)?.computer
+          : webhook.event;
+      const where = meta.webhookEvent === 'ComputerCheckIn' ? 'event.computer' : 'event';
+      const parsed = webhookComputerSchema.safeParse(raw);
+      if (!parsed.success)
+        throw payloadError(`malformed ${meta.webhookEvent}: ${problemText(parsed.error, where)}`);
+      if (meta.webhookEvent === 'ComputerCheckIn' && !config.check_in_lookup) {
+        return { kind: 'ignored', reason: 'check-in lookups are off (check_in_lookup: false)' };
+      }
+      const computerId = String(parsed.data.jssID);
+      return {
+        kind: 'computers',
+        source,
+        changes: [{ kind: 'inventory', computerId, computer: parsed.data }],
+        lookups: [computerId],
+      };
+    }
+    case 'SmartGroupMobileDeviceMembershipChange':
+      return {
+        kind: 'ignored',
+        reason: 'mobile device smart groups are not tracked; only computer groups are',
+      };
+    case 'MobileDeviceUnEnrolled': {
+      const parsed = mobileDeviceSchema.safeParse(webhook.event);
+      if (!parsed.success)
+        throw payloadError(`malformed ${meta.webhookEvent}: ${problemText(parsed.error, 'event')}`);
+      return { kind: 'mobile-unenrolled', source, device: parsed.data };
+    }
+    default:
+      return { kind: 'ignored', reason: `webhook event ${meta.webhookEvent} does not affect compliance` };
+  }
+}
+
+// ─── Decisions ──────────────────────────────────────────────────────────────────────────────────
+
+// The address syntax the event catalog accepts (RFC 5322 addr-spec, UTF-8 allowed).
+const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\u0080-\\uFFFF-]";
+const LABEL = '[A-Za-z0-9\\u0080-\\uFFFF](?:[A-Za-z0-9\\u0080-\\uFFFF-]{0,61}[A-Za-z0-9\\u0080-\\uFFFF])?';
+const EMAIL = new RegExp(`^${ATEXT}+(?:\\.${ATEXT}+)*@${LABEL}(?:\\.${LABEL})+$`);
+
+function email(...candidates: Array<string | null | undefined>): string | undefined {
+  for (const candidate of candidates) {
+    const value = candidate?.trim();
+    if (value && EMAIL.test(value)) return value;
+  }
+  return undefined;
+}
+
+function text(...candidates: Array<string | null | undefined>): string | undefined {
+  for (const candidate of candidates) {
+    const value = candidate?.trim();
+    if (value) return value;
+  }
+  return undefined;
+}
+
+/** Identity of a computer from the freshest source: the API inventory, then the webhook, then what was known. */
+function identity(
+  computerId: string,
+  inventory: Inventory | undefined,
+  computer: WebhookComputer | undefined,
+  previous: DeviceState | undefined,
+): Pick<DeviceState, 'user' | 'device_id' | 'aliases'> {
+  const udid = text(inventory?.udid, computer?.udid, previous?.aliases.udid);
+  const user = inventory
+    ? email(inventory.userAndLocation?.email, computer?.emailAddress)
+    : computer
+      ? email(computer.emailAddress)
+      : previous?.user;
+  const serial = text(
+    inventory?.hardware?.serialNumber,
+    computer?.serialNumber,
+    previous?.aliases.serial_number,
+  );
+  const hostname = text(inventory?.general?.name, computer?.deviceName, previous?.aliases.hostname);
+  const managementId = text(
+    inventory?.general?.managementId,
+    computer?.managementId,
+    previous?.aliases.management_id,
+  );
+  return {
+    ...(user ? { user } : {}),
+    device_id: udid ?? `jamf-pro:computer:${computerId}`,
+    aliases: {
+      jamf_computer_id: computerId,
+      ...(udid ? { udid } : {}),
+      ...(serial ? { serial_number: serial } : {}),
+      ...(hostname ? { hostname } : {}),
+      ...(managementId ? { management_id: managementId } : {}),
+    },
+  };
+}
+
+/** Configured non-compliant groups in an inventory's memberships; undefined when memberships were not read. */
+export function configuredGroups(
+  inventory: Inventory | undefined,
+  config: Pick<JamfProConfig, 'non_compliant_groups'>,
+) {
+  if (!inventory?.groupMemberships) return undefined;
+  return inventory.groupMemberships
+    .filter((g) => matchesGroup(config, g.groupId, g.groupName))
+    .map((g) => groupLabel(g.groupId, g.groupName));
+}
+
+/** `{user, device}`, or a device-only complex subject when no user is assigned. */
+export function subjectOf(state: Pick<DeviceState, 'user' | 'device_id'>): SubjectIdentifier {
+  return {
+    format: 'complex',
+    ...(state.user ? { user: { format: 'email', email: state.user } } : {}),
+    device: { format: 'opaque', id: state.device_id },
+  };
+}
+
+function label(state: Pick<DeviceState, 'aliases'>): string {
+  return state.aliases.hostname
+    ? `"${state.aliases.hostname}"`
+    : `computer ${state.aliases.jamf_computer_id}`;
+}
+
+function quoteList(groups: string[]): string {
+  return groups.map((g) => `"${g}"`).join(', ');
+}
+
+function sourceTime(source: Source, inventory: Inventory | undefined): string | undefined {
+  if (source.via === 'webhook') return new Date(source.atMs).toISOString();
+  const t = text(inventory?.general?.lastContactTime, inventory?.general?.reportDate);
+  return t && Number.isFinite(Date.parse(t)) ? new Date(Date.parse(t)).toISOString() : undefined;
+}
+
+function complianceEvent(
+  state: DeviceState,
+  previous: ComplianceStatus,
+  current: ComplianceStatus,
+  reason: string,
+  at: string | undefined,
+  sourceRecordId: string,
+): EventDraft {
+  const seconds = at === undefined ? undefined : Math.floor(Date.parse(at) / 1000);
+  return {
+    type: DEVICE_COMPLIANCE_CHANGE,
+    subject: subjectOf(state),
+    claims: {
+      previous_status: previous,
+      current_status: current,
+      ...(seconds === undefined ? {} : { event_timestamp: seconds }),
+      initiating_entity: 'policy',
+      reason_admin: { en: reason },
+    },
+    sourceRecordId,
+    ...(at === undefined ? {} : { occurredAt: at }),
+    severity: current === 'not-compliant' ? 'high' : 'low',
+  };
+}
+
+function recordId(
+  source: Source,
+  state: DeviceState,
+  previous: ComplianceStatus,
+  current: ComplianceStatus,
+  at?: string,
+) {
+  const change = `${previous}>${current}`;
+  return source.via === 'webhook'
+    ? `jamf-pro:webhook:${source.webhookId}:${source.atMs}:computer:${state.aliases.jamf_computer_id}:${change}`
+    : `jamf-pro:reconcile:computer:${state.aliases.jamf_computer_id}:${state.seq}:${change}:${at ?? 'unknown'}`;
+}
+
+export type Outcome = 'transition' | 'baseline' | 'unchanged' | 'undetermined';
+
+export interface Decision {
+  events: EventDraft[];
+  /** The computer's new state, or undefined when it does not change. */
+  next: DeviceState | undefined;
+  outcome: Outcome;
+  note?: string;
+}
+
+function settle(
+  previous: DeviceState | undefined,
+  next: DeviceState,
+  events: EventDraft[],
+  outcome: Outcome,
+  note?: string,
+): Decision {
+  const unchanged = previous !== undefined && JSON.stringify(previous) === JSON.stringify(next);
+  return { events, next: unchanged ? undefined : next, outcome, ...(note ? { note } : {}) };
+}
+
+/**
+ * What one observation of a computer means for its compliance. Smart-group webhooks are change
+ * notifications: joining a configured group makes a computer not compliant, leaving it makes it
+ * compliant unless it is still in another configured group. Inventory observations (check-in,
+ * inventory report, reconciliation) compare the computer's current groups with its last state.
+ */
+export function decideComputer(
+  change: ComputerChange,
+  source: Source,
+  inventory: Inventory | undefined,
+  previous: DeviceState | undefined,
+  config: Pick<JamfProConfig, 'non_compliant_groups' | 'first_sighting'>,
+): Decision {
+  const computer = change.kind === 'inventory' ? change.computer : undefined;
+  const who = identity(change.computerId, inventory, computer, previous);
+  const at = sourceTime(source, inventory);
+
+  if (change.kind === 'added' || change.kind === 'removed') {
+    const groupName = groupLabel(change.group.id, change.group.name);
+    const known = configuredGroups(inventory, config) ?? previous?.groups ?? [];
+    const others = known.filter((g) => g !== groupName);
+    const groups = change.kind === 'added' ? [...others, groupName].sort() : others;
+    const current: ComplianceStatus = groups.length > 0 ? 'not-compliant' : 'compliant';
+    // The webhook reports a change, so without history the computer was on the other side of this group.
+    const prior: ComplianceStatus =
+      previous?.status ?? (change.kind === 'added' ? 'compliant' : 'not-compliant');
+    const next: DeviceState = {
+      status: current,
+      groups,
+      ...(previous?.since ? { since: previous.since } : {}),
+      ...who,
+      seq: previous?.seq ?? 0,
+    };
+    if (prior === current) {
+      const note =
+        change.kind === 'removed' && current === 'not-compliant'
+          ? `still in non-compliant group(s) ${quoteList(groups)}`
+          : undefined;
+      return settle(previous, next, [], previous ? 'unchanged' : 'baseline', note);
+    }
+    if (at) next.since = at;
+    next.seq += 1;
+    const reason =
+      change.kind === 'added'
+        ? `${label(next)} joined the non-compliant smart group "${groupName}" in Jamf Pro`
+        : `${label(next)} left the non-compliant smart group "${groupName}" in Jamf Pro and is in no other`;
+    return settle(
+      previous,
+      next,
+      [complianceEvent(next, prior, current, reason, at, recordId(source, next, prior, current, at))],
+      'transition',
+    );
+  }
+
+  const groups = configuredGroups(inventory, config);
+  if (groups === undefined) {
+    return {
+      events: [],
+      next: undefined,
+      outcome: 'undetermined',
+      note: `no group memberships for computer ${change.computerId}`,
+    };
+  }
+  const current: ComplianceStatus = groups.length > 0 ? 'not-compliant' : 'compliant';
+  const next: DeviceState = {
+    status: current,
+    groups,
+    ...(previous?.since ? { since: previous.since } : {}),
+    ...who,
+    seq: previous?.seq ?? 0,
+  };
+  const reason =
+    current === 'not-compliant'
+      ? `Jamf Pro lists ${label(next)} in the non-compliant smart group(s) ${quoteList(groups)}`
+      : `Jamf Pro lists ${label(next)} in no non-compliant smart group`;
+  if (previous === undefined) {
+    if (at) next.since = at;
+    if (config.first_sighting !== 'emit') return settle(previous, next, [], 'baseline');
+    const prior: ComplianceStatus = current === 'compliant' ? 'not-compliant' : 'compliant';
+    next.seq += 1;
+    return settle(
+      previous,
+      next,
+      [
+        complianceEvent(
+          next,
+          prior,
+          current,
+          `${reason} (first seen)`,
+          at,
+          recordId(source, next, prior, current, at),
+        ),
+      ],
+      'baseline',
+    );
+  }
+  if (previous.status === current) return settle(previous, next, [], 'unchanged');
+  if (at) next.since = at;
+  next.seq += 1;
+  return settle(
+    previous,
+    next,
+    [
+      complianceEvent(
+        next,
+        previous.status,
+        current,
+        reason,
+        at,
+        recordId(source, next, previous.status, current, at),
+      ),
+    ],
+    'transition',
+  );
+}
+
+/** A computer no longer in the inventory: the `vanished_devices` policy. `next: null` forgets it. */
+export function decideVanished(
+  previous: DeviceState,
+  config: Pick<JamfProConfig, 'vanished_devices'>,
+): { events: EventDraft[]; next: DeviceState | null | undefined } {
+  if (config.vanished_devices === 'keep') return { events: [], next: undefined };
+  if (config.vanished_devices === 'forget' || previous.status !== 'compliant')
+    return { events: [], next: null };
+  const next: DeviceState = { ...previous, seq: previous.seq + 1 };
+  const id = `jamf-pro:reconcile:computer:${previous.aliases.jamf_computer_id}:${next.seq}:compliant>not-compliant:vanished`;
+  return {
+    events: [
+      complianceEvent(
+        next,
+        'compliant',
+        'not-compliant',
+        `${label(previous)} is no longer in the Jamf Pro inventory (deleted or unmanaged)`,
+        undefined,
+        id,
+      ),
+    ],
+    next: null,
+  };
+}
+
+/** MobileDeviceUnEnrolled: the device is no longer managed. Stateless: the webhook itself is the change. */
+export function unenrolledEvent(device: WebhookMobileDevice, source: WebhookSource): EventDraft {
+  const udid = text(device.udid);
+  const state = {
+    ...(email(device.username) ? { user: email(device.username) as string } : {}),
+    device_id: udid ?? `jamf-pro:mobile-device:${device.jssID}`,
+  };
+  const name = text(device.deviceName);
+  const at = new Date(source.atMs).toISOString();
+  return complianceEvent(
+    {
+      ...state,
+      status: 'not-compliant',
+      groups: [],
+      seq: 0,
+      aliases: { jamf_computer_id: String(device.jssID) },
+    },
+    'compliant',
+    'not-compliant',
+    `${name ? `"${name}"` : `mobile device ${device.jssID}`} was unenrolled from Jamf Pro and is no longer managed`,
+    at,
+    `jamf-pro:webhook:${source.webhookId}:${source.atMs}:mobile-device:${device.jssID}:unenrolled`,
+  );
+}
+
+// ─── Simulation ─────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A simulation record: a webhook body (JSON object, or the XML text), optionally wrapped as
+ * `{payload, inventory: [computers]}` with the Jamf Pro API answers the connector would look up.
+ */
+const wrappedSchema = z.looseObject({ payload: z.unknown(), inventory: z.array(z.unknown()).default([]) });
+
+/**
+ * The pure mapping behind `ssf-bridge simulate`: one webhook against the computers' last states.
+ * Computers whose API inventory the record does not carry are reported, not guessed.
+ */
+export function mapWebhookRecord(
+  record: unknown,
+  config: JamfProConfig,
+  state?: unknown,
+): MappingResult<SimulationState> {
+  let wrapped: { payload: unknown; inventory: unknown[] } = { payload: record, inventory: [] };
+  if (record !== null && typeof record === 'object' && !Array.isArray(record) && 'payload' in record) {
+    const parsed = wrappedSchema.safeParse(record);
+    if (!parsed.success) {
+      throw payloadError(
+        `not a simulation record: ${problemText(parsed.error)} (expected {"payload", "inventory": [...]})`,
+      );
+    }
+    wrapped = parsed.data;
+  }
+  const webhook = parseWebhook(wrapped.payload);
+  const inventories = new Map<string, Inventory>();
+  wrapped.inventory.forEach((item, i) => {
+    const inv = parseInventory(item, `inventory[${i}]`);
+    inventories.set(inv.id, inv);
+  });
+  const parsedState = simulationStateSchema.safeParse(state ?? { devices: {} });
+  if (!parsedState.success) {
+    throw new PermanentError(`not a jamf-pro simulation state: ${problemText(parsedState.error)}`, {
+      code: 'SSF_ERR_JAMF_STATE',
+    });
+  }
+  const devices = { ...parsedState.data.devices };
+  const plan = planWebhook(webhook, config);
+  if (plan.kind === 'ignored') return { events: [], ignored: plan.reason, state: { devices } };
+  if (plan.kind === 'mobile-unenrolled')
+    return { events: [unenrolledEvent(plan.device, plan.source)], state: { devices } };
+
+  const events: EventDraft[] = [];
+  const notes: string[] = [];
+  for (const change of plan.changes) {
+    const key = deviceKey(change.computerId);
+    const inventory = inventories.get(change.computerId);
+    if (!inventory && (change.kind === 'inventory' || devices[key] === undefined)) {
+      notes.push(`computer ${change.computerId} needs its Jamf Pro inventory (add it under "inventory")`);
+      continue;
+    }
+    const decision = decideComputer(change, plan.source, inventory, devices[key], config);
+    events.push(...decision.events);
+    if (decision.next) devices[key] = decision.next;
+    notes.push(decision.note ?? `computer ${change.computerId}: ${decision.outcome}`);
+  }
+  if (events.length === 0)
+    return { events: [], ignored: `no compliance change: ${notes.join('; ')}`, state: { devices } };
+  return { events, state: { devices } };
+}

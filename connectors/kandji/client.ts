@@ -1,0 +1,155 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  isBridgeError,
+  PermanentError,
+  RetryableError,
+  type HttpClient,
+  type InboundContext,
+} from '../../core/plugin-api/index.ts';
+import type { KandjiConfig } from './config.ts';
+
+/** Kandji's largest page of the device list. */
+export const PAGE_SIZE = 300;
+const HOUR_MS = 3_600_000;
+
+/** The hourly request allowance is spent: the scan stops and resumes on the next run. */
+export class BudgetExhausted extends Error {
+  constructor(limit: number) {
+    super(`the request budget of ${limit} per hour is used up`);
+    this.name = 'BudgetExhausted';
+  }
+}
+
+/** A sliding one-hour window of requests, so the instance stays within its share of Kandji's limit. */
+export class RequestBudget {
+  readonly #times: number[] = [];
+  constructor(
+    readonly limit: number,
+    private readonly now: () => number,
+  ) {}
+
+  take(): boolean {
+    const t = this.now();
+    while (this.#times.length > 0 && (this.#times[0] as number) <= t - HOUR_MS) this.#times.shift();
+    if (this.#times.length >= this.limit) return false;
+    this.#times.push(t);
+    return true;
+  }
+
+  get used(): number {
+    return this.#times.length;
+  }
+}
+
+/** Time a scan may spend waiting on throttling and server errors. */
+export class WaitBudget {
+  #left: number;
+  constructor(totalMs: number) {
+    this.#left = totalMs;
+  }
+  take(ms: number): boolean {
+    if (ms > this.#left) return false;
+    this.#left -= ms;
+    return true;
+  }
+}
+
+/** In-run retries of a failure that carries no Retry-After (a 5xx, a reset connection). */
+const BLIND_RETRIES = 2;
+
+/**
+ * Runs `fn`, retrying retryable failures within the run: after Retry-After when the API sends
+ * one (throttling), otherwise up to twice with a short backoff. Timeouts are not retried in the
+ * run (the request already waited its whole deadline); the next scheduled run tries again.
+ */
+export async function withRetries<T>(
+  fn: () => Promise<T>,
+  budget: WaitBudget,
+  signal: AbortSignal,
+): Promise<T> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof RetryableError) || signal.aborted) throw err;
+      if (err.code === 'SSF_ERR_HTTP_TIMEOUT' || err.code === 'SSF_ERR_HTTP_ABORTED') throw err;
+      const wait = err.retryAfterMs ?? (attempt < BLIND_RETRIES ? 500 * 2 ** attempt : undefined);
+      if (wait === undefined || !budget.take(wait)) throw err;
+      await sleep(wait, undefined, { signal });
+    }
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return isBridgeError(err) && err.errorClass === 'permanent' && err.detail?.['status'] === 404;
+}
+
+/** The Kandji API with the tenant's bearer token; every request is counted against the budget. */
+export class KandjiClient {
+  readonly #http: HttpClient;
+  readonly #budget: RequestBudget;
+
+  constructor(ctx: InboundContext<unknown>, config: KandjiConfig, budget: RequestBudget) {
+    this.#budget = budget;
+    this.#http = ctx.http.create({
+      baseURL: config.api_url.replace(/\/+$/, ''),
+      auth: { type: 'bearer', token: config.api_token },
+    });
+  }
+
+  #spend(): void {
+    if (!this.#budget.take()) throw new BudgetExhausted(this.#budget.limit);
+  }
+
+  /** One page of `GET /api/v1/devices` (a JSON array). */
+  async listDevices(offset: number, signal: AbortSignal): Promise<unknown[]> {
+    this.#spend();
+    const res = await this.#http.get('/api/v1/devices', { params: { limit: PAGE_SIZE, offset }, signal });
+    const body = res.data as unknown;
+    if (Array.isArray(body)) return body;
+    const results = (body as { results?: unknown } | null)?.results;
+    if (Array.isArray(results)) return results;
+    throw new PermanentError('Kandji answered the device list with something other than a list of devices', {
+      code: 'SSF_ERR_KANDJI_PAYLOAD',
+    });
+  }
+
+  /** `GET /api/v1/devices/{id}/status`, or undefined when the device is gone (404). */
+  async deviceStatus(deviceId: string, signal: AbortSignal): Promise<unknown> {
+    this.#spend();
+    try {
+      const res = await this.#http.get(`/api/v1/devices/${encodeURIComponent(deviceId)}/status`, { signal });
+      return res.data;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async probe(signal: AbortSignal): Promise<void> {
+    this.#spend();
+    await this.#http.get('/api/v1/devices', { params: { limit: 1, offset: 0 }, signal });
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; stops starting new ones after a failure. */
+export async function eachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

@@ -1,0 +1,479 @@
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MockServer } from '../../core/plugin-api/testing/index.ts';
+import { createKandji } from './connector.ts';
+import { fixtureSettings } from './fixtures/settings.ts';
+import { kandjiConnector } from './index.ts';
+import type { KandjiState } from './mapping.ts';
+import { testContext, type TestContext } from './test-support.ts';
+
+const fixtureDir = new URL('./fixtures/', import.meta.url);
+const asJson = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
+
+interface Fixture {
+  description: string;
+  input: unknown;
+  expect: { events?: unknown[]; ignored?: string; rejected?: string };
+}
+
+function readFixture(url: URL): Fixture {
+  return JSON.parse(readFileSync(url, 'utf8')) as Fixture;
+}
+
+function checkFixture(fixture: Fixture, run: () => { events: unknown[]; ignored?: string }) {
+  if (fixture.expect.rejected !== undefined) {
+    expect(run).toThrow(fixture.expect.rejected);
+    return;
+  }
+  const result = run();
+  if (fixture.expect.ignored !== undefined) {
+    expect(result.events).toEqual([]);
+    expect(result.ignored).toContain(fixture.expect.ignored);
+  } else {
+    expect(asJson(result.events)).toEqual(fixture.expect.events);
+  }
+}
+
+describe('kandji mapping fixtures', () => {
+  const config = kandjiConnector.configSchema.parse(fixtureSettings);
+  for (const file of readdirSync(fixtureDir).filter((f) => f.endsWith('.json'))) {
+    const fixture = readFixture(new URL(file, fixtureDir));
+    it(`${file}: ${fixture.description}`, () => {
+      checkFixture(fixture, () => kandjiConnector.map!(fixture.input, config));
+    });
+  }
+});
+
+describe('kandji snapshot sequences (state carried from one scan to the next, default settings)', () => {
+  const config = kandjiConnector.configSchema.parse({ ...fixtureSettings, first_sighting: 'baseline' });
+  const sequences = new URL('./sequences/', fixtureDir);
+  for (const name of readdirSync(sequences)) {
+    it(name, () => {
+      let state: KandjiState | undefined;
+      const dir = new URL(`${name}/`, sequences);
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .sort();
+      expect(files.length).toBeGreaterThan(1);
+      for (const file of files) {
+        const fixture = readFixture(new URL(file, dir));
+        checkFixture(fixture, () => {
+          const result = kandjiConnector.map!(fixture.input, config, state);
+          state = result.state;
+          return result;
+        });
+      }
+    });
+  }
+});
+
+// ─── Golden: the sequence through `ssf-bridge simulate` ─────────────────────────────────────────
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+function simulateCli(
+  connectorId: string,
+  files: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['core/cli/bin.mjs', 'simulate', '--json', '--connector', connectorId, ...files],
+      { cwd: repoRoot, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('golden: ssf-bridge simulate', () => {
+  it("prints the sequence's events in order with state carried between payloads, then rejects a malformed one", async () => {
+    const dir = fileURLToPath(new URL('./sequences/lifecycle/', fixtureDir));
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => join(dir, f));
+    const malformed = fileURLToPath(new URL('malformed-device-missing-id.json', fixtureDir));
+    const run = await simulateCli('kandji', [...files, malformed]);
+    expect(run.code).toBe(2);
+
+    type Expected = {
+      type: string;
+      subject: unknown;
+      claims: unknown;
+      sourceRecordId: string;
+      occurredAt?: string;
+      severity?: string;
+    };
+    const expected = files.flatMap((f) => (readFixture(pathToFileURL(f)).expect.events ?? []) as Expected[]);
+    const printed = run.stdout
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(printed.every((p) => typeof p['txn'] === 'string')).toBe(true);
+    expect(printed.map(({ txn: _txn, ...rest }) => rest)).toEqual(
+      expected.map((e) => ({
+        type: e.type,
+        subject: e.subject,
+        claims: e.claims,
+        source_record_id: e.sourceRecordId,
+        ...(e.occurredAt ? { occurred_at: e.occurredAt } : {}),
+        ...(e.severity ? { severity: e.severity } : {}),
+      })),
+    );
+
+    const notes = run.stderr
+      .split('\n')
+      .filter((l) => l.trim().startsWith('{'))
+      .map((l) => JSON.parse(l) as { file?: string; ignored?: string; rejected?: string });
+    const ignored = files
+      .map((f) => ({ file: f, reason: readFixture(pathToFileURL(f)).expect.ignored }))
+      .filter((x) => x.reason !== undefined);
+    expect(notes.filter((n) => n.ignored !== undefined).map((n) => n.file)).toEqual(
+      ignored.map((x) => x.file),
+    );
+    for (const x of ignored) expect(notes.find((n) => n.file === x.file)?.ignored).toContain(x.reason);
+    expect(notes.at(-1)).toMatchObject({
+      file: malformed,
+      rejected: expect.stringContaining(readFixture(pathToFileURL(malformed)).expect.rejected!),
+    });
+  }, 60_000);
+});
+
+// ─── Behaviour against a Kandji API fake on loopback ────────────────────────────────────────────
+
+interface FakeDevice {
+  record: Record<string, unknown>;
+  status: 'PASS' | 'ERROR' | 'PENDING' | 404;
+}
+
+const server = new MockServer();
+let fleet: FakeDevice[] = [];
+
+function kandjiDevice(
+  id: string,
+  checkIn = '2026-01-01T08:00:00.000000Z',
+  extra: Record<string, unknown> = {},
+) {
+  return {
+    device_id: id,
+    device_name: `Mac ${id}`,
+    serial_number: `SN${id.toUpperCase()}`,
+    platform: 'Mac',
+    os_version: '15.2',
+    last_check_in: checkIn,
+    user: { email: `${id}@example.com`, name: `User ${id}`, id: `u-${id}`, is_archived: false },
+    blueprint_id: 'bp-1',
+    blueprint_name: 'Engineering',
+    mdm_enabled: true,
+    agent_installed: true,
+    is_missing: false,
+    is_removed: false,
+    ...extra,
+  };
+}
+
+function setFleet(devices: FakeDevice[]): void {
+  fleet = devices;
+  for (const d of fleet) {
+    const id = String(d.record['device_id']);
+    server.on('GET', `/api/v1/devices/${id}/status`, () =>
+      d.status === 404
+        ? { status: 404, body: { detail: 'Not found.' } }
+        : {
+            body: {
+              device_id: id,
+              parameters: [
+                {
+                  item_id: 'p-fv',
+                  name: 'FileVault 2',
+                  status: d.status,
+                  category: 'Security',
+                  subcategory: 'Encryption',
+                },
+              ],
+              library_items: [
+                { id: 1, item_id: 'li-1', name: 'Google Chrome', type: 'automatic-app', status: 'PASS' },
+              ],
+            },
+          },
+    );
+  }
+}
+
+function serveKandji(): void {
+  server.reset();
+  server.on('GET', '/api/v1/devices', (req) => {
+    const offset = Number(req.query['offset'] ?? 0);
+    const limit = Number(req.query['limit'] ?? 300);
+    return { body: fleet.slice(offset, offset + limit).map((d) => d.record) };
+  });
+}
+
+const statusRequests = () => server.requests.filter((r) => r.path.endsWith('/status')).length;
+
+beforeAll(async () => {
+  await server.start();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const running: Array<{ stop(ms: number): Promise<void> }> = [];
+afterEach(async () => {
+  for (const c of running.splice(0)) await c.stop(100);
+});
+
+function connector(t: TestContext<KandjiState>, settings: Record<string, unknown> = {}) {
+  const config = kandjiConnector.configSchema.parse({
+    api_url: server.url,
+    api_token: 'kandji-api-token-value',
+    ...settings,
+  });
+  const instance = createKandji(t.ctx, config);
+  running.push(instance);
+  return instance;
+}
+
+async function scan(t: TestContext<KandjiState>, settings: Record<string, unknown> = {}) {
+  const instance = connector(t, settings);
+  await instance.start(t.ctx.signal);
+  await t.runTask('scan');
+  return instance;
+}
+
+const changes = (t: TestContext<KandjiState>) =>
+  t
+    .events()
+    .map((e) => [
+      (e.subject['device'] as { id: string }).id,
+      e.claims?.['previous_status'],
+      e.claims?.['current_status'],
+    ]);
+
+describe('kandji connector against a Kandji API fake', () => {
+  it('pages the device list by 300 with the bearer token, reads each status once, and records a baseline', async () => {
+    serveKandji();
+    setFleet(
+      Array.from({ length: 302 }, (_, i) => ({ record: kandjiDevice(`d${i}`), status: 'PASS' as const })),
+    );
+    const t = testContext<KandjiState>();
+    await scan(t);
+    const lists = server.requests.filter((r) => r.path === '/api/v1/devices');
+    expect(lists.map((r) => [r.query['limit'], r.query['offset']])).toEqual([
+      ['300', '0'],
+      ['300', '300'],
+    ]);
+    expect(server.requests.every((r) => r.headers['authorization'] === 'Bearer kandji-api-token-value')).toBe(
+      true,
+    );
+    expect(statusRequests()).toBe(302);
+    expect(t.events()).toEqual([]);
+    expect(Object.keys((t.checkpoints.get('default') as KandjiState).devices)).toHaveLength(302);
+    expect(t.counter('kandji_scans_total', { outcome: 'ok' })).toBe(1);
+  });
+
+  it('reads the status only of devices that checked in since their last evaluation, and emits one event per transition', async () => {
+    serveKandji();
+    setFleet([
+      { record: kandjiDevice('a'), status: 'PASS' },
+      { record: kandjiDevice('b'), status: 'PASS' },
+    ]);
+    const t = testContext<KandjiState>();
+    await scan(t);
+    expect(statusRequests()).toBe(2);
+
+    setFleet([
+      { record: kandjiDevice('a', '2026-01-01T09:00:00.000000Z'), status: 'ERROR' },
+      { record: kandjiDevice('b'), status: 'ERROR' },
+    ]);
+    await t.runTask('scan');
+    // b did not check in: its status is not read, so the failure it would show is not seen yet.
+    expect(statusRequests()).toBe(3);
+    expect(changes(t)).toEqual([['a', 'compliant', 'not-compliant']]);
+    expect(t.events()[0]?.claims?.['reason_admin']).toEqual({
+      en: '1 Kandji check failing on "Mac a": FileVault 2',
+    });
+    expect(t.events()[0]?.sourceRecordId).toBe(
+      'kandji:a:1:compliant>not-compliant:2026-01-01T09:00:00.000000Z',
+    );
+
+    await t.runTask('scan');
+    expect(statusRequests()).toBe(3);
+    expect(t.events()).toHaveLength(1);
+  });
+
+  it('resumes after a restart from the stored state without sending anything twice', async () => {
+    serveKandji();
+    setFleet([{ record: kandjiDevice('a'), status: 'PASS' }]);
+    const first = testContext<KandjiState>();
+    await scan(first);
+    setFleet([{ record: kandjiDevice('a', '2026-01-01T09:00:00.000000Z'), status: 'ERROR' }]);
+    await first.runTask('scan');
+    expect(first.events()).toHaveLength(1);
+
+    const second = testContext<KandjiState>();
+    for (const [k, v] of first.checkpoints) second.checkpoints.set(k, v);
+    const before = statusRequests();
+    await scan(second);
+    expect(second.events()).toEqual([]);
+    expect(statusRequests()).toBe(before);
+  });
+
+  it('stays within the hourly request budget and finishes the leftover devices in the next hour', async () => {
+    serveKandji();
+    setFleet(
+      Array.from({ length: 12 }, (_, i) => ({ record: kandjiDevice(`d${i}`), status: 'PASS' as const })),
+    );
+    let now = Date.parse('2026-01-01T10:00:00Z');
+    const t = testContext<KandjiState>({ now: () => new Date(now) });
+    await scan(t, { max_requests_per_hour: 10, status_concurrency: 1 });
+    // One list request and nine status reads: the budget of ten is spent.
+    expect(server.requests).toHaveLength(10);
+    expect(t.counter('kandji_scans_total', { outcome: 'partial' })).toBe(1);
+    expect(t.counter('kandji_devices_deferred_total')).toBe(3);
+    const partial = t.checkpoints.get('default') as KandjiState;
+    expect(Object.values(partial.devices).filter((d) => d.status === 'compliant')).toHaveLength(9);
+    expect(partial.last_scan).toBeUndefined();
+
+    await t.runTask('scan');
+    expect(server.requests).toHaveLength(10);
+
+    now += 3_600_001;
+    await t.runTask('scan');
+    expect(statusRequests()).toBe(12);
+    const done = t.checkpoints.get('default') as KandjiState;
+    expect(Object.values(done.devices).every((d) => d.status === 'compliant')).toBe(true);
+    expect(done.last_scan?.devices).toBe(12);
+  });
+
+  it('waits out a 429 with Retry-After', async () => {
+    serveKandji();
+    setFleet([{ record: kandjiDevice('a'), status: 'PASS' }]);
+    let calls = 0;
+    server.on('GET', '/api/v1/devices', () => {
+      calls += 1;
+      return calls === 1
+        ? { status: 429, headers: { 'retry-after': '1' }, body: { detail: 'Request was throttled.' } }
+        : { body: fleet.map((d) => d.record) };
+    });
+    const t = testContext<KandjiState>();
+    const started = Date.now();
+    await scan(t);
+    expect(calls).toBe(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect((t.checkpoints.get('default') as KandjiState).devices['a']?.status).toBe('compliant');
+  });
+
+  it('flags the instance when Kandji refuses the API token', async () => {
+    serveKandji();
+    server.on('GET', '/api/v1/devices', () => ({ status: 401, body: { detail: 'Invalid token.' } }));
+    const t = testContext<KandjiState>();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await expect(t.runTask('scan')).rejects.toThrow('401');
+    expect(t.statuses.at(-1)).toMatchObject({ state: 'permanent_error' });
+    expect(t.statuses.at(-1)?.reason).toContain('refused the API token');
+    expect(await instance.check!(t.ctx.signal)).toMatchObject({ ok: false, retryable: false });
+  });
+
+  it('classifies a persistent 5xx as recoverable, after retrying it in the scan', async () => {
+    serveKandji();
+    server.on('GET', '/api/v1/devices', () => ({ status: 502, body: 'Bad gateway' }));
+    const t = testContext<KandjiState>();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await expect(t.runTask('scan')).rejects.toThrow('502');
+    expect(server.requests).toHaveLength(3);
+    expect(t.statuses.at(-1)?.state).toBe('recoverable_error');
+    expect(t.checkpoints.has('default')).toBe(false);
+  });
+
+  it('leaves a device whose status read answers 404 for the next scan', async () => {
+    serveKandji();
+    setFleet([
+      { record: kandjiDevice('a'), status: 'PASS' },
+      { record: kandjiDevice('gone'), status: 404 },
+    ]);
+    const t = testContext<KandjiState>();
+    await scan(t);
+    const state = t.checkpoints.get('default') as KandjiState;
+    expect(state.devices['a']?.status).toBe('compliant');
+    expect(state.devices['gone']?.status).toBeUndefined();
+    expect(t.counter('kandji_devices_deferred_total')).toBe(1);
+  });
+
+  it('reports a removed or missing device as not compliant without reading its status', async () => {
+    serveKandji();
+    setFleet([{ record: kandjiDevice('a'), status: 'PASS' }]);
+    const t = testContext<KandjiState>();
+    await scan(t);
+    setFleet([
+      { record: kandjiDevice('a', '2026-01-01T08:00:00.000000Z', { is_missing: true }), status: 'PASS' },
+    ]);
+    const before = statusRequests();
+    await t.runTask('scan');
+    expect(statusRequests()).toBe(before);
+    expect(changes(t)).toEqual([['a', 'compliant', 'not-compliant']]);
+  });
+
+  it('handles a device that leaves the list by policy', async () => {
+    serveKandji();
+    setFleet([
+      { record: kandjiDevice('a'), status: 'PASS' },
+      { record: kandjiDevice('b'), status: 'ERROR' },
+    ]);
+    const t = testContext<KandjiState>();
+    await scan(t);
+    setFleet([]);
+    await t.runTask('scan');
+    expect(t.events()).toEqual([]);
+    setFleet([{ record: kandjiDevice('b'), status: 'ERROR' }]);
+    await t.runTask('scan');
+    expect(changes(t)).toEqual([['a', 'compliant', 'not-compliant']]);
+    expect(Object.keys((t.checkpoints.get('default') as KandjiState).devices)).toEqual(['b']);
+  });
+
+  it('re-emits the same source record ids when the outbox refused them', async () => {
+    serveKandji();
+    setFleet([{ record: kandjiDevice('a'), status: 'PASS' }]);
+    const t = testContext<KandjiState>();
+    await scan(t);
+    setFleet([{ record: kandjiDevice('a', '2026-01-01T09:00:00.000000Z'), status: 'ERROR' }]);
+    t.failNextEmit();
+    await expect(t.runTask('scan')).rejects.toThrow('outbox');
+    expect((t.checkpoints.get('default') as KandjiState).devices['a']?.status).toBe('compliant');
+    await t.runTask('scan');
+    expect(t.events().map((e) => e.sourceRecordId)).toEqual([
+      'kandji:a:1:compliant>not-compliant:2026-01-01T09:00:00.000000Z',
+    ]);
+  });
+
+  it('skips malformed device records with a warning and goes on', async () => {
+    serveKandji();
+    setFleet([{ record: kandjiDevice('a'), status: 'PASS' }]);
+    server.on('GET', '/api/v1/devices', () => ({
+      body: [{ device_name: 'no id' }, ...fleet.map((d) => d.record)],
+    }));
+    const t = testContext<KandjiState>();
+    await scan(t);
+    expect(t.counter('kandji_rejected_records_total')).toBe(1);
+    expect(t.logs.some((l) => l.level === 'warn' && String(l.fields['problem']).includes('device_id'))).toBe(
+      true,
+    );
+    expect(Object.keys((t.checkpoints.get('default') as KandjiState).devices)).toEqual(['a']);
+  });
+
+  it('check() reads one device and stop() is idempotent without start', async () => {
+    serveKandji();
+    setFleet([{ record: kandjiDevice('a'), status: 'PASS' }]);
+    const t = testContext<KandjiState>();
+    const instance = connector(t);
+    expect(await instance.check!(t.ctx.signal)).toMatchObject({ ok: true });
+    expect(server.requests.at(-1)?.query).toEqual({ limit: '1', offset: '0' });
+    await instance.stop(100);
+    await instance.stop(100);
+  });
+});
