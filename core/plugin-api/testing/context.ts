@@ -1,0 +1,183 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { isSecret } from '../secret.ts';
+import type {
+  ConnectorDefinition,
+  EventDraft,
+  InboundRequest,
+  InboundResponse,
+  SignedSet,
+} from '../types.ts';
+import { classOf } from '../errors.ts';
+import { loadFixtures, type FixtureSet } from './fixtures.ts';
+import { Capture, KitInstance, type MemoryCheckpoints } from './harness.ts';
+import { mintSet, sampleDraft } from './events.ts';
+import { MockServer, type RecordedRequest } from './mock-server.ts';
+import type { ConformanceOptions } from './options.ts';
+
+/** A case failed; the message says what to change. */
+export class ConformanceFailure extends Error {
+  override readonly name = 'ConformanceFailure';
+}
+
+export function fail(message: string): never {
+  throw new ConformanceFailure(message);
+}
+
+export function toPath(location: string | URL): string {
+  return location instanceof URL || location.startsWith('file:') ? fileURLToPath(location) : location;
+}
+
+const INBOUND_FALLBACK = { status: 404, body: { error: 'no route in the mock API' } };
+const OUTBOUND_FALLBACK = { status: 202 };
+
+/** What every case of one connector's suite shares: the mock server, captured output, config. */
+export class SuiteContext {
+  readonly server = new MockServer();
+  readonly capture = new Capture();
+  /** Every request the mock server received in earlier cases of this suite. */
+  readonly pastRequests: RecordedRequest[] = [];
+  readonly connectorDir: string;
+  readonly #instances: KitInstance[] = [];
+  #fixtures: FixtureSet | undefined;
+
+  constructor(
+    readonly definition: ConnectorDefinition,
+    readonly options: ConformanceOptions,
+  ) {
+    this.connectorDir = toPath(options.connectorDir);
+  }
+
+  get manifest() {
+    return this.definition.manifest;
+  }
+
+  get networked(): boolean {
+    return this.definition.kind === 'inbound' || this.options.outbound?.network !== false;
+  }
+
+  get stopDeadlineMs(): number {
+    return this.options.stopDeadlineMs ?? 500;
+  }
+
+  fixtures(): FixtureSet {
+    const dir = this.options.fixturesDir
+      ? toPath(this.options.fixturesDir)
+      : join(this.connectorDir, 'fixtures');
+    this.#fixtures ??= loadFixtures(dir);
+    return this.#fixtures;
+  }
+
+  readme(): string | undefined {
+    const file = join(this.connectorDir, 'README.md');
+    return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  }
+
+  /** The valid config as written (input form). */
+  rawConfig(): unknown {
+    const given = this.options.validConfig;
+    return typeof given === 'function' ? (given as (s: MockServer) => unknown)(this.server) : given;
+  }
+
+  /** The valid config after validation, as create() receives it. */
+  parsedConfig(): unknown {
+    const result = this.definition.configSchema.safeParse(this.rawConfig());
+    if (!result.success) fail(`options.validConfig is not valid:\n${z.prettifyError(result.error)}`);
+    return result.data;
+  }
+
+  /** Raw values of every secret in the valid config, with the field they came from. */
+  secrets(): Array<{ field: string; value: string }> {
+    const found: Array<{ field: string; value: string }> = [];
+    const walk = (value: unknown, path: string): void => {
+      if (isSecret(value)) found.push({ field: path, value: value.reveal() });
+      else if (Array.isArray(value)) value.forEach((v, i) => walk(v, `${path}[${i}]`));
+      else if (value && typeof value === 'object') {
+        for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k);
+      }
+    };
+    walk(this.parsedConfig(), '');
+    return found.filter((s) => s.value.length >= 4);
+  }
+
+  /** Gives each case a clean mock server with the author's routes. */
+  resetServer(): void {
+    this.pastRequests.push(...this.server.requests);
+    this.server.reset(this.definition.kind === 'outbound' ? OUTBOUND_FALLBACK : INBOUND_FALLBACK);
+    this.options.mock?.(this.server);
+  }
+
+  instance(options: { checkpoints?: MemoryCheckpoints } = {}): KitInstance {
+    const instance = new KitInstance(this.definition, this.capture, {
+      config: this.parsedConfig(),
+      ...options,
+    });
+    this.#instances.push(instance);
+    return instance;
+  }
+
+  /** Stops whatever a case left running, so cases never leak into each other. */
+  async settleInstances(): Promise<void> {
+    this.server.override(undefined);
+    for (const instance of this.#instances.splice(0)) {
+      if (!instance.abort.signal.aborted) await instance.stop(200).catch(() => undefined);
+    }
+  }
+
+  /** A SET the connector accepts, signed for its target. */
+  async set(instance: KitInstance, recordId = 'kit-record-1'): Promise<SignedSet> {
+    const draft: EventDraft | undefined = this.options.outbound?.event ?? sampleDraft(this.manifest.accepts);
+    if (!draft) {
+      fail(
+        `the kit cannot build an event of the accepted types (${(this.manifest.accepts ?? []).join(', ')}) ` +
+          'without claims; give one in options.outbound.event',
+      );
+    }
+    const connector = instance.outbound;
+    // The delivery engine lets a connector adjust the event before its SET is built.
+    const prepared = connector.prepare ? await connector.prepare(draft, instance.abort.signal) : draft;
+    const target = connector.target;
+    return mintSet(prepared, recordId, {
+      id: 'kit-destination',
+      audience: target.audience,
+      ...(target.profile ? { profile: target.profile } : {}),
+    });
+  }
+
+  /** Sends a webhook request as the HTTP server would, mapping a throw to the status it sends. */
+  async webhook(instance: KitInstance, body: unknown): Promise<InboundResponse> {
+    const handle = instance.inbound.handleWebhook;
+    if (typeof handle !== 'function')
+      fail('the instance has no handleWebhook(); declare capabilities.poll instead');
+    instance.nextRun();
+    const rawBody = Buffer.from(JSON.stringify(body) ?? '');
+    const parts = this.options.webhook?.request?.(body, rawBody) ?? {};
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    for (const [name, value] of Object.entries(parts.headers ?? {})) headers[name.toLowerCase()] = value;
+    const req: InboundRequest = {
+      method: 'POST',
+      headers,
+      query: parts.query ?? {},
+      rawBody,
+      body,
+      remoteAddress: '127.0.0.1',
+    };
+    try {
+      const response = await handle.call(instance.inbound, req);
+      this.capture.note(JSON.stringify(response.body ?? ''));
+      return response;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.capture.note(message);
+      const cls = classOf(err);
+      return { status: cls === 'retryable' ? 503 : cls === 'permanent' ? 400 : 500, body: { message } };
+    }
+  }
+
+  /** Requests that did not come through ctx.http, in this suite so far. */
+  unmarkedRequests(marker: string): RecordedRequest[] {
+    return [...this.pastRequests, ...this.server.requests].filter((r) => r.headers[marker] === undefined);
+  }
+}

@@ -1,0 +1,286 @@
+/** Inbound cases: fixture mapping, catalog validity, determinism and at-least-once delivery. */
+import { isDeepStrictEqual } from 'node:util';
+import type { EventDraft, InboundDefinition, MappingResult } from '../types.ts';
+import { fail, type SuiteContext } from './context.ts';
+import { checkDraft, listAllows } from './events.ts';
+import { expectsEvents, expectsIgnored, expectsRejected, type Fixture } from './fixtures.ts';
+import { KIT_MARKER_HEADER, KIT_REQUEST_TIMEOUT_MS, type KitInstance } from './harness.ts';
+import { startWithin, stopWithin } from './lifecycle-checks.ts';
+
+/** One poll of the loopback mock must finish well within this. */
+const POLL_BUDGET_MS = 10_000;
+
+type Mapped = { ok: true; result: MappingResult } | { ok: false; error: unknown };
+
+function mapper(ctx: SuiteContext): NonNullable<InboundDefinition['map']> {
+  const map = (ctx.definition as InboundDefinition).map;
+  if (typeof map !== 'function') {
+    fail('define map(record, config, state) on the definition: fixtures are checked through it');
+  }
+  return map;
+}
+
+function runMap(ctx: SuiteContext, input: unknown): Mapped {
+  const map = mapper(ctx);
+  try {
+    return { ok: true, result: map(structuredClone(input), ctx.parsedConfig() as never) };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/** Events as JSON, the form fixtures are written in (dates become strings). */
+function asJson(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value ?? null));
+}
+
+function fixtureProblem(ctx: SuiteContext, fixture: Fixture): string | undefined {
+  const mapped = runMap(ctx, fixture.input);
+  const at = `${fixture.name}.json (${fixture.description})`;
+  if (expectsRejected(fixture)) {
+    if (mapped.ok)
+      return `${at}: expected a rejection containing "${fixture.expect.rejected}", but it mapped`;
+    const message = mapped.error instanceof Error ? mapped.error.message : String(mapped.error);
+    if (!(mapped.error instanceof Error))
+      return `${at}: rejected with a non-Error value; throw an Error with a clear message`;
+    return message.includes(fixture.expect.rejected)
+      ? undefined
+      : `${at}: the rejection message\n  ${message}\ndoes not contain\n  ${fixture.expect.rejected}`;
+  }
+  if (!mapped.ok) {
+    const message = mapped.error instanceof Error ? mapped.error.message : String(mapped.error);
+    return `${at}: map() threw ${message}`;
+  }
+  if (expectsIgnored(fixture)) {
+    const { ignored, events } = mapped.result;
+    if (events.length > 0 || typeof ignored !== 'string')
+      return `${at}: expected it to be ignored, got ${events.length} event(s)`;
+    return ignored.includes(fixture.expect.ignored)
+      ? undefined
+      : `${at}: the ignore reason "${ignored}" does not contain "${fixture.expect.ignored}"`;
+  }
+  const actual = asJson(mapped.result.events);
+  const expected = asJson(expectsEvents(fixture) ? fixture.expect.events : []);
+  return isDeepStrictEqual(actual, expected)
+    ? undefined
+    : `${at}: the events differ\n  expected ${JSON.stringify(expected)}\n  actual   ${JSON.stringify(actual)}`;
+}
+
+export function mappingFixtures(ctx: SuiteContext): void {
+  mapper(ctx);
+  const { fixtures, problems } = ctx.fixtures();
+  const all = [...problems];
+  if (!fixtures.some(expectsEvents))
+    all.push('add a fixture that maps to events ({"expect": {"events": [...]}})');
+  if (!fixtures.some(expectsRejected))
+    all.push('add a fixture with malformed input ({"expect": {"rejected": "..."}})');
+  for (const fixture of fixtures) {
+    const problem = fixtureProblem(ctx, fixture);
+    if (problem) all.push(problem);
+  }
+  if (all.length > 0) fail(all.join('\n'));
+}
+
+function mappedEvents(ctx: SuiteContext): Array<{ fixture: Fixture; events: EventDraft[] }> {
+  return ctx
+    .fixtures()
+    .fixtures.filter(expectsEvents)
+    .map((fixture) => {
+      const mapped = runMap(ctx, fixture.input);
+      return { fixture, events: mapped.ok ? mapped.result.events : [] };
+    });
+}
+
+export function mappingCatalog(ctx: SuiteContext): void {
+  const problems: string[] = [];
+  const instanceId = `kit-${ctx.manifest.id}`;
+  for (const { fixture, events } of mappedEvents(ctx)) {
+    events.forEach((event, i) => {
+      const at = `${fixture.name}.json event ${i}`;
+      const checked = checkDraft(event, instanceId);
+      if (!checked.ok) problems.push(`${at}: ${checked.message}`);
+      if (!listAllows(ctx.manifest.emits, event.type))
+        problems.push(`${at}: ${event.type} is not listed in manifest.emits`);
+    });
+  }
+  if (problems.length > 0) fail(problems.join('\n'));
+}
+
+export function mappingDeterministic(ctx: SuiteContext): void {
+  const problems: string[] = [];
+  const instanceId = `kit-${ctx.manifest.id}`;
+  for (const { fixture, events } of mappedEvents(ctx)) {
+    const again = runMap(ctx, fixture.input);
+    const second = again.ok ? again.result.events : [];
+    const jtis = (list: EventDraft[]) =>
+      list.map((e) => checkDraft(e, instanceId)).map((c) => (c.ok ? c.built.jti : c.message));
+    if (
+      !isDeepStrictEqual(asJson(events), asJson(second)) ||
+      !isDeepStrictEqual(jtis(events), jtis(second))
+    ) {
+      problems.push(
+        `${fixture.name}.json: mapping the same record twice gave different events (random ids or clock reads?)`,
+      );
+    }
+  }
+  if (problems.length > 0) fail(problems.join('\n'));
+}
+
+/** Inputs of the fixtures a vendor API would serve: those that map to events or are ignored. */
+function servedRecords(ctx: SuiteContext): unknown[] {
+  return ctx
+    .fixtures()
+    .fixtures.filter((f) => !expectsRejected(f))
+    .map((f) => f.input);
+}
+
+function polls(ctx: SuiteContext): boolean {
+  return Boolean(ctx.manifest.capabilities.poll);
+}
+
+function pollOptions(ctx: SuiteContext) {
+  const poll = ctx.options.poll;
+  if (!poll)
+    fail(
+      'a polling connector gives options.poll.serve(server, records), serving records as its vendor API does',
+    );
+  return poll;
+}
+
+async function pollOnce(ctx: SuiteContext, instance: KitInstance): Promise<void> {
+  const run = await instance.runTask(POLL_BUDGET_MS, ctx.options.poll?.task);
+  if (!run.settled) fail(`a poll did not finish within ${POLL_BUDGET_MS} ms against the loopback mock API`);
+}
+
+/** One unit of inbound work that emits the fixture events: a poll, or a webhook call. */
+async function produce(ctx: SuiteContext, instance: KitInstance): Promise<number | undefined> {
+  if (polls(ctx)) {
+    await pollOnce(ctx, instance);
+    return undefined;
+  }
+  const fixture = ctx.fixtures().fixtures.find(expectsEvents);
+  if (!fixture) fail('add a fixture that maps to events: it is sent as the webhook body');
+  const response = await ctx.webhook(instance, fixture.input);
+  return response.status;
+}
+
+async function startProducer(ctx: SuiteContext): Promise<KitInstance> {
+  ctx.resetServer();
+  if (polls(ctx)) pollOptions(ctx).serve(ctx.server, servedRecords(ctx));
+  const instance = ctx.instance();
+  await startWithin(instance);
+  return instance;
+}
+
+export async function atLeastOnce(ctx: SuiteContext): Promise<void> {
+  const instance = await startProducer(ctx);
+  instance.sink.failNextPersist();
+  const firstStatus = await produce(ctx, instance);
+  const failed = instance.sink.attempts.find((a) => a.outcome === 'failed');
+  if (!failed || failed.jtis.length === 0) {
+    fail(
+      polls(ctx)
+        ? 'the first poll emitted no events: options.poll.serve must serve the fixture records'
+        : 'the webhook call emitted no events for a fixture that maps to events',
+    );
+  }
+  if (firstStatus !== undefined && firstStatus >= 200 && firstStatus < 300) {
+    fail(
+      `the webhook answered ${firstStatus} although its events were not persisted: the sender will not retry and they are lost`,
+    );
+  }
+  const secondStatus = await produce(ctx, instance);
+  if (secondStatus !== undefined && (secondStatus < 200 || secondStatus >= 300)) {
+    fail(
+      `the retried webhook call answered ${secondStatus}; once the events are persisted it must answer 2xx`,
+    );
+  }
+  const missing = failed.jtis.filter((jti) => !instance.sink.persisted.has(jti));
+  if (missing.length > 0) {
+    fail(
+      `after the failed persist, ${missing.length} of ${failed.jtis.length} events were not produced again with the ` +
+        'same jti: the records were not read again (did the checkpoint move past them?)',
+    );
+  }
+  await stopWithin(ctx, instance, 'after the retry');
+}
+
+export async function checkpointAfterPersist(ctx: SuiteContext): Promise<void> {
+  const instance = await startProducer(ctx);
+  const before = instance.checkpoints.snapshot();
+  instance.sink.failNextPersist();
+  await produce(ctx, instance);
+  const problems: string[] = [];
+  if (instance.checkpoints.snapshot() !== before) {
+    problems.push('the checkpoint moved although persisting the events failed');
+  }
+  await produce(ctx, instance);
+  for (let run = 1; run <= instance.run; run += 1) {
+    const ops = instance.journal.filter((e) => e.run === run).map((e) => e.op);
+    const firstSet = ops.indexOf('direct-set');
+    if (firstSet >= 0 && ops.slice(firstSet).some((op) => op === 'emit' || op === 'emit-failed')) {
+      problems.push('ctx.checkpoints.set() ran before ctx.emit() had made the events durable');
+    }
+    const failedAt = ops.indexOf('emit-failed');
+    if (failedAt >= 0 && ops.slice(failedAt).includes('direct-set')) {
+      problems.push('ctx.checkpoints.set() ran after ctx.emit() had failed');
+    }
+  }
+  const stateSchema = (ctx.definition as InboundDefinition).stateSchema;
+  for (const [key, value] of instance.checkpoints.values) {
+    if (stateSchema && !stateSchema.safeParse(value).success)
+      problems.push(`checkpoint ${key} does not match stateSchema`);
+  }
+  await stopWithin(ctx, instance, 'after the checkpoint check');
+  if (problems.length > 0) {
+    fail(
+      `${[...new Set(problems)].join('\n')}\npass the checkpoint with the events: ctx.emit(events, { checkpoint })`,
+    );
+  }
+}
+
+export async function emptyPoll(ctx: SuiteContext): Promise<void> {
+  ctx.resetServer();
+  pollOptions(ctx).serve(ctx.server, []);
+  const empty = ctx.instance();
+  await startWithin(empty);
+  const run = await empty.runTask(POLL_BUDGET_MS, ctx.options.poll?.task);
+  if (!run.settled) fail(`a poll of an empty source did not finish within ${POLL_BUDGET_MS} ms`);
+  if (!run.ok)
+    fail(`a poll of an empty source failed: ${(run.error as Error)?.message ?? String(run.error)}`);
+  if (empty.sink.persisted.size > 0) fail('a poll of an empty source emitted events');
+  await stopWithin(ctx, empty, 'after the empty poll');
+
+  const instance = await startProducer(ctx);
+  await pollOnce(ctx, instance);
+  const attemptsBefore = instance.sink.attempts.length;
+  await pollOnce(ctx, instance);
+  const repeated = instance.sink.attempts.slice(attemptsBefore).flatMap((a) => a.events);
+  if (repeated.length > 0) {
+    fail(
+      `after every record was persisted, the next poll emitted ${repeated.length} event(s) again: commit the checkpoint with the events`,
+    );
+  }
+  await stopWithin(ctx, instance, 'after the second poll');
+}
+
+export async function pollRequestTimeout(ctx: SuiteContext): Promise<void> {
+  const instance = await startProducer(ctx);
+  ctx.server.override('hang');
+  const run = await instance.runTask(KIT_REQUEST_TIMEOUT_MS + 1_500, ctx.options.poll?.task);
+  ctx.server.override(undefined);
+  if (!run.settled) {
+    fail(
+      'a poll against an API that never answers did not end: make every request through ctx.http, whose clients always have a deadline',
+    );
+  }
+  if (ctx.server.requests.length === 0)
+    fail('the poll sent no request to the mock API; options.validConfig must point the connector at it');
+  const unmarked = ctx.unmarkedRequests(KIT_MARKER_HEADER);
+  if (unmarked.length > 0) {
+    fail(
+      `${unmarked.length} request(s) did not go through ctx.http (e.g. ${unmarked[0]?.method} ${unmarked[0]?.path}) and have no enforced deadline`,
+    );
+  }
+  await stopWithin(ctx, instance, 'after the hanging poll');
+}

@@ -1,0 +1,37 @@
+import type { ConformanceOptions, MockServer } from '../../core/plugin-api/testing/index.ts';
+
+/**
+ * The vendor's alerts API as the fake server plays it: `GET /v1/alerts?after=<id>&limit=<n>`
+ * answers the alerts after `after`, oldest first, and says whether more are left.
+ */
+export function serveAlerts(server: MockServer, records: unknown[]): void {
+  const alerts = records as Array<{ id: string }>;
+  server.on('GET', '/v1/alerts', (req) => {
+    const start = req.query.after ? alerts.findIndex((a) => a.id === req.query.after) + 1 : 0;
+    const limit = Number(req.query.limit ?? 100);
+    return { body: { alerts: alerts.slice(start, start + limit), has_more: start + limit < alerts.length } };
+  });
+}
+
+/** How the conformance kit and `npm run dev` run this connector against the fake API. */
+export const conformanceOptions: ConformanceOptions = {
+  connectorDir: new URL('.', import.meta.url),
+  validConfig: (server: MockServer) => ({
+    base_url: server.url,
+    api_token: 'fake-api-token-3b9d',
+    page_size: 2,
+  }),
+  invalidConfigs: [
+    { config: { api_token: 'x' }, error: 'base_url' },
+    {
+      config: { base_url: 'https://api.vendor.example', api_token: 'x', poll_interval: 'often' },
+      error: 'poll_interval',
+    },
+  ],
+  poll: { serve: serveAlerts },
+  metrics: [
+    { name: 'alerts_read_total', value: (t) => t.records },
+    { name: 'alerts_ignored_total', value: (t) => t.ignored },
+    { name: 'alerts_malformed_total', value: () => 0 },
+  ],
+};

@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import {
+  checkConnectorConformance,
+  type CaseResult,
+  type ConformanceOptions,
+  type MockServer,
+} from '../../core/plugin-api/testing/index.ts';
+import type { ConnectorDefinition } from '../../core/plugin-api/index.ts';
+import { specimenPoller, type PollerFault } from './specimens/specimen-poller/index.ts';
+import { specimenPusher, type PusherFault } from './specimens/specimen-pusher/index.ts';
+
+const pollerDir = new URL('./specimens/specimen-poller/', import.meta.url);
+const pusherDir = new URL('./specimens/specimen-pusher/', import.meta.url);
+
+/** The alerts API as the specimen poller expects it: pages after a cursor. */
+function serveAlerts(server: MockServer, records: unknown[]): void {
+  const alerts = records as Array<{ id: string }>;
+  server.on('GET', '/v1/alerts', (req) => {
+    const start = req.query.after ? alerts.findIndex((a) => a.id === req.query.after) + 1 : 0;
+    const limit = Number(req.query.limit ?? 100);
+    return { body: { alerts: alerts.slice(start, start + limit), has_more: start + limit < alerts.length } };
+  });
+}
+
+const pollerOptions: ConformanceOptions = {
+  connectorDir: pollerDir,
+  validConfig: (server: MockServer) => ({
+    base_url: server.url,
+    api_token: 'poller-token-5d1e',
+    page_size: 2,
+  }),
+  poll: { serve: serveAlerts },
+  metrics: [{ name: 'alerts_read_total', value: (t) => t.records }],
+};
+
+const pusherOptions: ConformanceOptions = {
+  connectorDir: pusherDir,
+  validConfig: (server: MockServer) => ({ endpoint: `${server.url}/events`, api_token: 'pusher-token-9c2b' }),
+  metrics: [{ name: 'sets_pushed_total', value: (t) => t.delivered }],
+};
+
+function failures(results: CaseResult[]): Record<string, string> {
+  return Object.fromEntries(results.filter((r) => r.status === 'failed').map((r) => [r.id, r.message ?? '']));
+}
+
+function poller(...faults: PollerFault[]): ConnectorDefinition {
+  return specimenPoller(...faults);
+}
+
+function pusher(...faults: PusherFault[]): ConnectorDefinition {
+  return specimenPusher(...faults);
+}
+
+describe('the conformance kit on sound connectors', () => {
+  it('passes a sound polling connector on every inbound case', async () => {
+    const results = await checkConnectorConformance(poller(), pollerOptions);
+    expect(failures(results)).toEqual({});
+    expect(results.map((r) => r.id)).toEqual([
+      'manifest.valid',
+      'manifest.id-matches-folder',
+      'manifest.event-types',
+      'manifest.skips',
+      'manifest.capabilities',
+      'config.strict',
+      'config.documented',
+      'config.secrets',
+      'config.examples',
+      'lifecycle.create-no-io',
+      'lifecycle.stop-without-start',
+      'lifecycle.double-stop',
+      'lifecycle.restart',
+      'lifecycle.stop-deadline',
+      'mapping.fixtures',
+      'mapping.catalog',
+      'mapping.deterministic',
+      'delivery.at-least-once',
+      'delivery.checkpoint-after-persist',
+      'delivery.empty-poll',
+      'delivery.request-timeout',
+      'hygiene.secrets-not-logged',
+      'metrics.counters',
+    ]);
+  });
+
+  it('passes a sound push connector on every outbound case', async () => {
+    const results = await checkConnectorConformance(pusher(), pusherOptions);
+    expect(failures(results)).toEqual({});
+    expect(results.map((r) => r.id)).toContain('delivery.classification');
+    expect(results.map((r) => r.id)).toContain('delivery.request-timeout');
+  });
+});
+
+describe('the conformance kit catches seeded faults, each in the case meant to', () => {
+  it('I/O in create(): lifecycle.create-no-io', async () => {
+    const failed = failures(await checkConnectorConformance(poller('io-in-create'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['lifecycle.create-no-io']);
+    expect(failed['lifecycle.create-no-io']).toMatch(/opened a network connection to 127\.0\.0\.1:\d+/);
+  });
+
+  it('a crash on stop without start: lifecycle.stop-without-start (and the second stop)', async () => {
+    const failed = failures(
+      await checkConnectorConformance(poller('crash-on-stop-without-start'), pollerOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['lifecycle.stop-without-start', 'lifecycle.double-stop']);
+    expect(failed['lifecycle.stop-without-start']).toMatch(/stop\(\) threw TypeError/);
+  });
+
+  it('a checkpoint committed before persistence: delivery.checkpoint-after-persist (and the lost records)', async () => {
+    const failed = failures(
+      await checkConnectorConformance(poller('checkpoint-before-persist'), pollerOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['delivery.at-least-once', 'delivery.checkpoint-after-persist']);
+    expect(failed['delivery.checkpoint-after-persist']).toMatch(
+      /the checkpoint moved although persisting the events failed\nctx\.checkpoints\.set\(\) ran before ctx\.emit\(\)/,
+    );
+    expect(failed['delivery.at-least-once']).toMatch(/were not produced again with the same jti/);
+  });
+
+  it('a wrong fixture: mapping.fixtures, naming the file and both event lists', async () => {
+    const options = { ...pollerOptions, fixturesDir: new URL('wrong-fixtures/', pollerDir) };
+    const failed = failures(await checkConnectorConformance(poller(), options));
+    expect(Object.keys(failed)).toEqual(['mapping.fixtures']);
+    expect(failed['mapping.fixtures']).toMatch(
+      /^second-session\.json .*: the events differ\n {2}expected .*someone-else/,
+    );
+  });
+
+  it('a request without a deadline: delivery.request-timeout', async () => {
+    const failed = failures(await checkConnectorConformance(pusher('no-timeout'), pusherOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.request-timeout']);
+    expect(failed['delivery.request-timeout']).toMatch(
+      /did not finish within \d+ ms against a target that never answers/,
+    );
+  });
+
+  it('a logged secret: hygiene.secrets-not-logged, without repeating the secret', async () => {
+    const failed = failures(await checkConnectorConformance(pusher('logged-secret'), pusherOptions));
+    expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
+    expect(failed['hygiene.secrets-not-logged']).toMatch(/the value of api_token appears in \d+ log line/);
+    expect(failed['hygiene.secrets-not-logged']).not.toContain('pusher-token-9c2b');
+  });
+});
+
+describe('skips', () => {
+  function withSkips(definition: ConnectorDefinition, skip: Record<string, string>): ConnectorDefinition {
+    return {
+      ...definition,
+      manifest: { ...definition.manifest, conformance: { skip } },
+    } as ConnectorDefinition;
+  }
+
+  it('skip a case whose reason the manifest gives', async () => {
+    const definition = withSkips(poller(), {
+      'delivery.empty-poll': 'the vendor API never answers an empty page',
+    });
+    const results = await checkConnectorConformance(definition, pollerOptions);
+    expect(results.find((r) => r.id === 'delivery.empty-poll')).toEqual({
+      id: 'delivery.empty-poll',
+      status: 'skipped',
+      message: 'the vendor API never answers an empty page',
+    });
+    expect(failures(results)).toEqual({});
+  });
+
+  it('run a delivery case a stable connector skips, and report the skip', async () => {
+    const definition = withSkips(pusher('no-timeout'), {
+      'delivery.request-timeout': 'our receiver always answers',
+    });
+    const failed = failures(await checkConnectorConformance(definition, pusherOptions));
+    expect(Object.keys(failed)).toEqual(['manifest.skips', 'delivery.request-timeout']);
+    expect(failed['manifest.skips']).toMatch(/a stable connector cannot skip delivery cases/);
+  });
+
+  it('run a case skipped without a real reason, or an unknown case, and report both', async () => {
+    const definition = withSkips(poller(), {
+      'delivery.empty-poll': 'n/a',
+      'delivery.everything': 'not a case at all',
+    });
+    const results = await checkConnectorConformance(definition, pollerOptions);
+    expect(results.find((r) => r.id === 'delivery.empty-poll')?.status).toBe('passed');
+    expect(failures(results)['manifest.skips']).toMatch(
+      /"delivery\.empty-poll": the reason must say why in at least 10 characters\n"delivery\.everything" is not a conformance case/,
+    );
+  });
+});

@@ -1,0 +1,110 @@
+import {
+  defineConnector,
+  duration,
+  PermanentError,
+  secret,
+  z,
+  type EventDraft,
+  type MappingResult,
+  type ScheduledTask,
+} from '../../../../core/plugin-api/index.ts';
+
+/** Faults the kit must catch, each one a realistic mistake in a polling connector. */
+export type PollerFault = 'io-in-create' | 'crash-on-stop-without-start' | 'checkpoint-before-persist';
+
+const alertSchema = z.looseObject({
+  id: z.string().min(1),
+  kind: z.string().min(1),
+  email: z.email(),
+  at: z.iso.datetime(),
+});
+
+const pageSchema = z.looseObject({ alerts: z.array(z.unknown()), has_more: z.boolean() });
+
+export function mapAlert(record: unknown): MappingResult {
+  const parsed = alertSchema.safeParse(record);
+  if (!parsed.success) throw new PermanentError(`malformed alert: ${z.prettifyError(parsed.error)}`);
+  const alert = parsed.data;
+  if (alert.kind !== 'session_revoked')
+    return { events: [], ignored: `alert kind ${alert.kind} is not a security signal` };
+  const event: EventDraft = {
+    type: 'caep.session-revoked',
+    subject: { format: 'email', email: alert.email },
+    sourceRecordId: alert.id,
+    occurredAt: alert.at,
+  };
+  return { events: [event] };
+}
+
+const configSchema = z.strictObject({
+  base_url: z.url().meta({ description: 'Base URL of the alerts API.' }),
+  api_token: secret('Bearer token for the alerts API.'),
+  page_size: z.number().int().min(1).default(2).meta({ description: 'Alerts per page.' }),
+  poll_interval: duration('Time between polls.').prefault('1m'),
+});
+
+/** A small polling connector; `faults` seeds the mistakes the conformance kit must report. */
+export function specimenPoller(...faults: PollerFault[]) {
+  const has = (fault: PollerFault) => faults.includes(fault);
+  return defineConnector({
+    manifest: {
+      id: 'specimen-poller',
+      kind: 'inbound',
+      version: '1.0.0',
+      stability: 'beta',
+      displayName: 'Specimen poller',
+      description: 'Polls an alerts API; used to prove the conformance kit catches faults.',
+      emits: ['caep.session-revoked'],
+      capabilities: { poll: true },
+    },
+    configSchema,
+    stateSchema: z.strictObject({ after: z.string() }),
+    examples: [
+      {
+        title: 'Token from the environment',
+        config: { base_url: 'https://alerts.example', api_token: '${env:T}' },
+      },
+    ],
+    map: (record) => mapAlert(record),
+    create(ctx, config) {
+      const client = ctx.http.create({
+        baseURL: config.base_url,
+        auth: { type: 'bearer', token: config.api_token },
+      });
+      const read = ctx.metrics.counter('alerts_read_total', 'Alerts read from the API');
+      if (has('io-in-create')) void client.get('/v1/ping').catch(() => undefined);
+      let running: { task: ScheduledTask } | undefined;
+
+      const poll = async (signal: AbortSignal) => {
+        let after = ((await ctx.checkpoints.get()) as { after?: string } | undefined)?.after;
+        for (;;) {
+          const res = await client.get('/v1/alerts', { params: { after, limit: config.page_size }, signal });
+          const page = pageSchema.parse(res.data);
+          if (page.alerts.length === 0) return;
+          const events = page.alerts.flatMap((a) => mapAlert(a).events);
+          const last = alertSchema.parse(page.alerts.at(-1)).id;
+          if (has('checkpoint-before-persist')) {
+            await ctx.checkpoints.set({ after: last });
+            await ctx.emit(events);
+          } else {
+            await ctx.emit(events, { checkpoint: { value: { after: last } } });
+          }
+          read.inc(undefined, page.alerts.length);
+          if (!page.has_more) return;
+          after = last;
+        }
+      };
+
+      return {
+        async start() {
+          running = { task: ctx.scheduler.schedule('poll', { everyMs: config.poll_interval }, poll) };
+        },
+        async stop() {
+          if (has('crash-on-stop-without-start')) running!.task.stop();
+          else running?.task.stop();
+          running = undefined;
+        },
+      };
+    },
+  });
+}
