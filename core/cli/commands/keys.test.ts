@@ -1,0 +1,97 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { keyFilePath } from '../../ssf/index.ts';
+import type { CliIo } from '../io.ts';
+import { main } from '../main.ts';
+
+function capture(): CliIo & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return {
+    stdout,
+    stderr,
+    out: (t) => stdout.push(t),
+    err: (t) => stderr.push(t),
+    readStdin: async () => '',
+  };
+}
+
+async function run(...args: string[]) {
+  const io = capture();
+  const code = await main(['node', 'ssf-bridge', ...args], io);
+  return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n') };
+}
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ssf-cli-keys-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('ssf-bridge keys', () => {
+  it('list fails with a hint before any key exists', async () => {
+    const result = await run('keys', 'list', '--data-dir', dir);
+    expect(result.code).toBe(1);
+    expect(result.err).toMatch(/ssf-bridge keys generate --data-dir/);
+  });
+
+  it('generate creates one key (mode 0600), and refuses to run twice', async () => {
+    const first = await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'ES256');
+    expect(first.code).toBe(0);
+    expect(first.out).toMatch(/^generated ES256 signing key \S+ in /);
+    expect((await stat(keyFilePath(dir))).mode & 0o777).toBe(0o600);
+    const second = await run('keys', 'generate', '--data-dir', dir);
+    expect(second.code).toBe(1);
+    expect(second.err).toMatch(/keys rotate/);
+  });
+
+  it('generate refuses an unknown algorithm and weak RSA with exit 2', async () => {
+    expect((await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'HS256')).code).toBe(2);
+    expect((await run('keys', 'generate', '--data-dir', dir, '--rsa-bits', '1024')).code).toBe(2);
+  });
+
+  it('rotate keeps the previous key in the JWKS for the grace period; list and jwks show both', async () => {
+    await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'EdDSA');
+    const rotated = await run('keys', 'rotate', '--data-dir', dir, '--grace-period', '2h');
+    expect(rotated.code).toBe(0);
+    expect(rotated.out).toMatch(
+      /new signing key \S+ \(EdDSA\)\nprevious key \S+ stays in the JWKS until \d{4}-/,
+    );
+
+    const list = await run('keys', 'list', '--data-dir', dir, '--json');
+    const keys = JSON.parse(list.out) as Array<{ status: string; retires_at?: string }>;
+    expect(keys.map((k) => k.status)).toEqual(['active', 'retiring']);
+    const leaves = Date.parse(keys[1]?.retires_at ?? '') - Date.now();
+    expect(leaves).toBeGreaterThan(7_100_000);
+    expect(leaves).toBeLessThanOrEqual(7_200_000);
+
+    const table = await run('keys', 'list', '--data-dir', dir);
+    expect(table.out.split('\n')[0]).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED\s+LEAVES JWKS$/);
+
+    const jwks = JSON.parse((await run('keys', 'jwks', '--data-dir', dir)).out) as {
+      keys: Array<Record<string, unknown>>;
+    };
+    expect(jwks.keys).toHaveLength(2);
+    for (const key of jwks.keys) {
+      expect(key).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });
+      expect(key).not.toHaveProperty('d');
+    }
+  });
+
+  it('rotate with a zero grace period retires the previous key at once', async () => {
+    await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'ES256');
+    const rotated = await run('keys', 'rotate', '--data-dir', dir, '--grace-period', '0s');
+    expect(rotated.out).toMatch(/is retired now/);
+    const jwks = JSON.parse((await run('keys', 'jwks', '--data-dir', dir)).out) as { keys: unknown[] };
+    expect(jwks.keys).toHaveLength(1);
+  });
+
+  it('rotate refuses a bad duration', async () => {
+    await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'ES256');
+    expect((await run('keys', 'rotate', '--data-dir', dir, '--grace-period', 'soon')).code).toBe(2);
+  });
+});

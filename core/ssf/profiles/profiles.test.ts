@@ -1,0 +1,290 @@
+import { describe, expect, it } from 'vitest';
+import type { EventDraft } from '../../plugin-api/index.ts';
+import { ConfigError } from '../../plugin-api/index.ts';
+import { ProfileRefusalError } from '../errors.ts';
+import { CAEP_BASE, OKTA_BASE, RISC_BASE } from '../events/common.ts';
+import { buildSet, type BuildSetInput } from '../set/build.ts';
+import { deterministicJti } from '../set/jti.ts';
+import { GOOGLE_WORKSPACE_AUDIENCE, PROFILE_NAMES, getProfile, listProfiles } from './index.ts';
+
+const NOW = new Date('2026-03-01T12:00:00Z');
+const user = { format: 'email', email: 'dana.lee@example.com' };
+const device = { format: 'opaque', id: 'A1B2C3D4' };
+const reason = { en: 'EDR detection' };
+
+function build(
+  profile: string,
+  event: Partial<EventDraft>,
+  destination: Partial<BuildSetInput['destination']> = {},
+) {
+  return buildSet({
+    event: {
+      type: 'caep.session-revoked',
+      subject: user,
+      claims: { reason_admin: reason },
+      sourceRecordId: 'rec-1',
+      ...event,
+    },
+    sourceInstanceId: 'edr',
+    destination: { id: 'dest', audience: 'https://example.okta.com', profile, ...destination },
+    issuer: 'https://tx.example',
+    now: NOW,
+  });
+}
+
+function refusal(fn: () => unknown): ProfileRefusalError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ProfileRefusalError) return err;
+    throw err;
+  }
+  throw new Error('expected a ProfileRefusalError');
+}
+
+describe('profile registry', () => {
+  it('knows ssf-1.0 (default), okta-itp, google-workspace and the legacy SSE slot', () => {
+    expect(PROFILE_NAMES).toEqual(['ssf-1.0', 'okta-itp', 'google-workspace', 'legacy-sse-caep']);
+    expect(listProfiles().every((p) => p.description.length > 20)).toBe(true);
+    expect(() => getProfile('apple')).toThrow(ConfigError);
+    expect(() => build('ssf-1.0', {}, { profileOptions: { no_such_option: true } })).toThrow(
+      /options of profile ssf-1.0/,
+    );
+  });
+});
+
+describe('ssf-1.0', () => {
+  it('SSF 1.0 §3.1: top-level sub_id only, by default', () => {
+    const built = build('ssf-1.0', {});
+    expect(built.claims.sub_id).toEqual(user);
+    expect(built.event).not.toHaveProperty('subject');
+  });
+
+  it('SSF 1.0 §3.1.1: event_subject also places it inside CAEP/RISC events, never inside new types', () => {
+    const options = { event_subject: true };
+    expect(build('ssf-1.0', {}, { profileOptions: options }).event.subject).toEqual(user);
+    const verification = build(
+      'ssf-1.0',
+      { type: 'ssf.verification', subject: { format: 'opaque', id: 'stream-1' }, claims: { state: 'abc' } },
+      { profileOptions: options },
+    );
+    expect(verification.event).toEqual({ state: 'abc' });
+  });
+
+  it('Okta-defined types carry their {user, device} subject even on the default profile', () => {
+    const built = build('ssf-1.0', {
+      type: 'okta.device-risk-change',
+      subject: { format: 'complex', user, device },
+      claims: { current_level: 'high', previous_level: 'low', reason_admin: reason },
+    });
+    expect(built.event.subject).toEqual({ user, device });
+    expect(built.claims.sub_id).toEqual({ format: 'complex', user, device });
+  });
+
+  it('caep_interop (CAEP interoperability §2.5, §3): email or iss_sub subjects and a reason_admin', () => {
+    const options = { profileOptions: { caep_interop: true } };
+    expect(build('ssf-1.0', {}, options).claims.sub_id).toEqual(user);
+    expect(refusal(() => build('ssf-1.0', { subject: device }, options)).reason).toMatch(/email or iss_sub/);
+    expect(refusal(() => build('ssf-1.0', { claims: {} }, options)).reason).toMatch(/non-empty reason_admin/);
+    const verification = build(
+      'ssf-1.0',
+      { type: 'ssf.verification', subject: { format: 'opaque', id: 's-1' }, claims: {} },
+      options,
+    );
+    expect(verification.claims.sub_id).toEqual({ format: 'opaque', id: 's-1' });
+  });
+});
+
+describe('okta-itp (vendor-formats §3.1)', () => {
+  it('accepts only the six event types Okta lists, with a clear reason otherwise', () => {
+    const error = refusal(() =>
+      build('okta-itp', {
+        type: 'caep.credential-change',
+        claims: { credential_type: 'password', change_type: 'update' },
+      }),
+    );
+    expect(error.code).toBe('SSF_ERR_PROFILE_REFUSED');
+    expect(error.reason).toMatch(
+      /Okta accepts only session-revoked, device-compliance-change, identifier-changed/,
+    );
+    expect(refusal(() => build('okta-itp', { type: 'risc.account-disabled', claims: {} })).profile).toBe(
+      'okta-itp',
+    );
+  });
+
+  it('places the subject inside the event as {user, device}; sub_id kept or dropped by option', () => {
+    const built = build('okta-itp', {
+      subject: { format: 'complex', user, device, tenant: { format: 'opaque', id: 't' } },
+    });
+    expect(built.event.subject).toEqual({ user });
+    expect(built.claims.sub_id).toEqual({
+      format: 'complex',
+      user,
+      device,
+      tenant: { format: 'opaque', id: 't' },
+    });
+    const dropped = build('okta-itp', {}, { profileOptions: { top_level_sub_id: false } });
+    expect(dropped.claims).not.toHaveProperty('sub_id');
+    const withDevice = build(
+      'okta-itp',
+      { subject: { format: 'complex', user, device } },
+      { profileOptions: { include_device: true } },
+    );
+    expect(withDevice.event.subject).toEqual({ user, device });
+  });
+
+  it('device-compliance-change keeps the device; every event gets an event_timestamp', () => {
+    const built = build('okta-itp', {
+      type: 'caep.device-compliance-change',
+      subject: { format: 'complex', user, device },
+      claims: { previous_status: 'compliant', current_status: 'not-compliant', reason_admin: reason },
+    });
+    expect(built.event).toEqual({
+      subject: { user, device },
+      previous_status: 'compliant',
+      current_status: 'not-compliant',
+      reason_admin: reason,
+      event_timestamp: NOW.getTime() / 1000,
+    });
+    const identifier = build('okta-itp', {
+      type: 'risc.identifier-changed',
+      claims: { 'new-value': 'dana@example.org' },
+    });
+    expect(identifier.event.event_timestamp).toBe(NOW.getTime() / 1000);
+  });
+
+  it('CAEP risk-level-change becomes user-risk-change with lowercase levels and a previous_level', () => {
+    const built = build('okta-itp', {
+      type: 'caep.risk-level-change',
+      claims: {
+        principal: 'USER',
+        current_level: 'HIGH',
+        risk_reason: 'EDR_DETECTION_HIGH',
+        initiating_entity: 'system',
+      },
+    });
+    expect(built.eventType).toBe(`${OKTA_BASE}user-risk-change`);
+    expect(built.event).toEqual({
+      subject: { user },
+      initiating_entity: 'system',
+      event_timestamp: NOW.getTime() / 1000,
+      current_level: 'high',
+      previous_level: 'none',
+      reason_admin: { en: 'EDR_DETECTION_HIGH' },
+    });
+    // The jti stays that of the emitted event type, so the delivery engine can compute it beforehand.
+    expect(built.jti).toBe(
+      deterministicJti({
+        sourceInstanceId: 'edr',
+        sourceRecordId: 'rec-1',
+        eventType: `${CAEP_BASE}risk-level-change`,
+        destinationId: 'dest',
+      }),
+    );
+  });
+
+  it('CAEP risk-level-change for a DEVICE becomes device-risk-change; other principals are refused', () => {
+    const built = build('okta-itp', {
+      type: 'caep.risk-level-change',
+      subject: device,
+      claims: { principal: 'DEVICE', current_level: 'MEDIUM', previous_level: 'LOW', reason_admin: reason },
+    });
+    expect(built.eventType).toBe(`${OKTA_BASE}device-risk-change`);
+    expect(built.event).toMatchObject({
+      subject: { device },
+      current_level: 'medium',
+      previous_level: 'low',
+    });
+    expect(
+      refusal(() =>
+        build('okta-itp', {
+          type: 'caep.risk-level-change',
+          claims: { principal: 'SESSION', current_level: 'LOW' },
+        }),
+      ).reason,
+    ).toMatch(/USER and DEVICE principals only, not SESSION/);
+  });
+
+  it('refuses what Okta would refuse: no reason, a reason without "en", subjects it cannot place', () => {
+    expect(refusal(() => build('okta-itp', { claims: {} })).reason).toMatch(/reason_admin or reason_user/);
+    expect(refusal(() => build('okta-itp', { claims: { reason_admin: { de: 'x' } } })).reason).toMatch(
+      /"en" entry/,
+    );
+    expect(
+      refusal(() => build('okta-itp', { subject: { format: 'aliases', identifiers: [user] } })).reason,
+    ).toMatch(/not an aliases subject/);
+    expect(
+      refusal(() =>
+        build('okta-itp', { subject: { format: 'complex', session: { format: 'opaque', id: 's' } } }),
+      ).reason,
+    ).toMatch(/neither a user nor a device/);
+    expect(
+      refusal(() =>
+        build('okta-itp', {
+          type: 'caep.risk-level-change',
+          subject: { format: 'complex', device },
+          claims: { principal: 'USER', current_level: 'LOW', reason_admin: reason },
+        }),
+      ).reason,
+    ).toMatch(/user-risk-change needs a user subject/);
+  });
+
+  it('keeps RISC identifier-changed (an accepted type) under its RISC URI', () => {
+    expect(build('okta-itp', { type: 'risc.identifier-changed', claims: {} }).eventType).toBe(
+      `${RISC_BASE}identifier-changed`,
+    );
+  });
+});
+
+describe('google-workspace', () => {
+  it('session-revoked only, aud https://sharedsignals.googleapis.com, email subject in both places', () => {
+    const built = build('google-workspace', {}, { audience: undefined });
+    expect(built.claims.aud).toBe(GOOGLE_WORKSPACE_AUDIENCE);
+    expect(built.claims.sub_id).toEqual(user);
+    expect(built.event.subject).toEqual(user);
+    const fromComplex = build(
+      'google-workspace',
+      { subject: { format: 'complex', user, device } },
+      { audience: undefined },
+    );
+    expect(fromComplex.claims.sub_id).toEqual(user);
+  });
+
+  it('refuses other events, other audiences and non-email subjects', () => {
+    expect(
+      refusal(() =>
+        build('google-workspace', { type: 'risc.account-disabled', claims: {} }, { audience: undefined }),
+      ).reason,
+    ).toMatch(/only caep.session-revoked/);
+    expect(refusal(() => build('google-workspace', {})).reason).toMatch(
+      /requires aud https:\/\/sharedsignals.googleapis.com/,
+    );
+    expect(
+      refusal(() => build('google-workspace', { subject: device }, { audience: undefined })).reason,
+    ).toMatch(/by email/);
+    expect(build('google-workspace', {}, { audience: GOOGLE_WORKSPACE_AUDIENCE }).claims.aud).toBe(
+      GOOGLE_WORKSPACE_AUDIENCE,
+    );
+  });
+});
+
+describe('legacy-sse-caep (SSE draft 1 shape for Apple)', () => {
+  it('puts the subject inside the event, flattening complex members; no sub_id, no txn', () => {
+    const built = build('legacy-sse-caep', { subject: { format: 'complex', user, device } });
+    expect(built.claims).not.toHaveProperty('sub_id');
+    expect(built.claims).not.toHaveProperty('txn');
+    expect(built.event.subject).toEqual({ user, device });
+    expect(build('legacy-sse-caep', {}).event.subject).toEqual({ user });
+  });
+
+  it('accepts session-revoked and credential-change only', () => {
+    const credential = build('legacy-sse-caep', {
+      type: 'caep.credential-change',
+      claims: { credential_type: 'password', change_type: 'update' },
+    });
+    expect(credential.eventType).toBe(`${CAEP_BASE}credential-change`);
+    expect(
+      refusal(() => build('legacy-sse-caep', { type: 'risc.account-purged', claims: {} })).reason,
+    ).toMatch(/legacy SSE draft/);
+  });
+});

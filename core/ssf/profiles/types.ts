@@ -1,0 +1,41 @@
+import type { z } from 'zod';
+import type { SubjectIdentifier } from '../../plugin-api/index.ts';
+import type { EventClaims, EventTypeDefinition } from '../events/types.ts';
+
+/** An event checked against the catalog, ready to be shaped for one target. */
+export interface ProfileInput {
+  definition: EventTypeDefinition;
+  /** The primary subject in canonical form. */
+  subject: SubjectIdentifier;
+  /** The event claims, valid for `definition`, without any subject. */
+  claims: EventClaims;
+  /** When the event happened, in seconds since the epoch. */
+  occurredAt: number;
+  /** The audience the destination asks for, if any. */
+  audience: string | string[] | undefined;
+}
+
+/** What goes into the SET for this target. */
+export interface ShapedEvent {
+  /** Event type URI in the SET; differs from the input when the target names the event its own way. */
+  eventType: string;
+  /** The event object, `events[eventType]`. */
+  event: EventClaims;
+  /** Top-level `sub_id`; undefined only when the target refuses it. */
+  subId: SubjectIdentifier | undefined;
+  audience: string | string[];
+  /** Whether the SET carries `txn`. */
+  txn: boolean;
+}
+
+/** A target profile (dialect): shapes SETs the way one kind of receiver accepts them. */
+export interface TargetProfile<O = unknown> {
+  readonly name: string;
+  readonly description: string;
+  /** Options an operator may set per destination. */
+  readonly optionsSchema: z.ZodType<O>;
+  /** Event type URIs the target accepts (including those it accepts after translation); undefined for any. */
+  readonly accepts: readonly string[] | undefined;
+  /** Shapes the event; throws ProfileRefusalError when the target would not accept it. */
+  apply(input: ProfileInput, options: O): ShapedEvent;
+}

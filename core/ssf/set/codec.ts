@@ -1,0 +1,82 @@
+/**
+ * The SET codec the delivery engine and the transmitter use: build a SET for a destination,
+ * sign it with the active key, and hand back the compact JWS with its decoded form.
+ */
+import type { Clock } from '../../plugin-api/index.ts';
+import type { EventCatalog } from '../events/catalog.ts';
+import type { SigningKey } from '../keys/store.ts';
+import { buildSet, type BuildSetInput } from './build.ts';
+import { SET_TYP, type BuiltSet, type MintedSet, type SetClaims, type SetHeader } from './types.ts';
+
+/** Anything that hands out the active signing key (the KeyStore does). */
+export interface SigningKeyProvider {
+  signingKey(): Promise<SigningKey>;
+}
+
+/** Signs SET claims as a compact JWS (RFC 7515 §7.1) with header {alg, kid, typ: secevent+jwt}. */
+export async function signSetClaims(
+  claims: SetClaims,
+  key: SigningKey,
+): Promise<{ jwt: string; header: SetHeader }> {
+  const signingInput = `${key.protectedHeader}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const signature = await key.sign(Buffer.from(signingInput));
+  return {
+    jwt: `${signingInput}.${signature.toString('base64url')}`,
+    header: { alg: key.alg, kid: key.kid, typ: SET_TYP },
+  };
+}
+
+/** Signs a built SET. */
+export async function signSet(built: BuiltSet, key: SigningKey): Promise<MintedSet> {
+  const { jwt, header } = await signSetClaims(built.claims, key);
+  return {
+    jwt,
+    header,
+    jti: built.jti,
+    claims: built.claims,
+    eventType: built.eventType,
+    event: built.event,
+    subject: built.subject,
+  };
+}
+
+export interface SetCodecOptions {
+  /** The transmitter's issuer (identical to its metadata issuer). */
+  issuer: string;
+  keys: SigningKeyProvider;
+  clock?: Clock;
+  catalog?: EventCatalog;
+}
+
+export type CodecBuildInput = Omit<BuildSetInput, 'issuer' | 'now'> & { now?: Date };
+
+export class SetCodec {
+  readonly #issuer: string;
+  readonly #keys: SigningKeyProvider;
+  readonly #clock: Clock;
+  readonly #catalog: EventCatalog | undefined;
+
+  constructor(options: SetCodecOptions) {
+    this.#issuer = options.issuer;
+    this.#keys = options.keys;
+    this.#clock = options.clock ?? { now: () => new Date() };
+    this.#catalog = options.catalog;
+  }
+
+  /** Builds and checks a SET without signing it (throws for invalid events and profile refusals). */
+  build(input: CodecBuildInput): BuiltSet {
+    return buildSet(
+      { ...input, issuer: this.#issuer, now: input.now ?? this.#clock.now() },
+      this.#catalog ? { catalog: this.#catalog } : {},
+    );
+  }
+
+  async sign(built: BuiltSet): Promise<MintedSet> {
+    return signSet(built, await this.#keys.signingKey());
+  }
+
+  /** Builds and signs in one step. */
+  async mint(input: CodecBuildInput): Promise<MintedSet> {
+    return this.sign(this.build(input));
+  }
+}

@@ -1,0 +1,18 @@
+export { buildSet } from './build.ts';
+export type { BuildSetInput, BuildOptions } from './build.ts';
+export { SetCodec, signSet, signSetClaims } from './codec.ts';
+export type { SetCodecOptions, CodecBuildInput, SigningKeyProvider } from './codec.ts';
+export { deterministicJti, defaultTxn } from './jti.ts';
+export type { JtiInput } from './jti.ts';
+export { verifySet, decodeCompact } from './verify.ts';
+export type { VerifySetOptions, VerifiedSet, DecodedCompact } from './verify.ts';
+export { checkHeader, checkClaims } from './checks.ts';
+export type { Finding, ClaimCheckOptions, ClaimCheckResult, HeaderCheckOptions } from './checks.ts';
+export { inspectSet } from './inspect.ts';
+export type { SetInspection, InspectOptions } from './inspect.ts';
+export { localJwks, dynamicJwks, remoteJwks, jwksFromFile, fetchJwksDocument } from './jwks.ts';
+export type { SetKeySource, JwksFetcher, RemoteJwks, RemoteJwksOptions } from './jwks.ts';
+export { MemoryReplayCache } from './replay.ts';
+export type { ReplayCache, MemoryReplayCacheOptions } from './replay.ts';
+export { SET_TYP, SET_CONTENT_TYPE } from './types.ts';
+export type { SetClaims, SetHeader, SetDestination, BuiltSet, MintedSet } from './types.ts';

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { inspectSet } from './inspect.ts';
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+describe('inspectSet (ssf-bridge decode)', () => {
+  it('lists every problem, errors before warnings, without a key', () => {
+    const token = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({
+      iss: 'https://tx.example',
+      iat: 1767225600,
+      sub: 'u-42',
+      exp: 1767229200,
+      sub_id: { format: 'phone', phone_number: '+12065550100' },
+      events: {
+        'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change': {
+          current_status: 'bad',
+        },
+      },
+    })}.c2ln`;
+    const { header, claims, findings } = inspectSet(token, { now: new Date('2026-01-01T00:00:00Z') });
+    expect(header).toEqual({ alg: 'HS256', typ: 'JWT' });
+    expect(claims).toMatchObject({ iss: 'https://tx.example' });
+    expect(findings.map((f) => `${f.severity} ${f.code}`)).toEqual([
+      'error SSF_ERR_SET_TYP',
+      'error SSF_ERR_SET_ALG',
+      'error SSF_ERR_SET_CLAIM',
+      'error SSF_ERR_SET_SUB',
+      'error SSF_ERR_SET_EXP',
+      'error SSF_ERR_SET_EVENT_INVALID',
+      'warning SSF_ERR_SET_KID',
+      'warning SSF_ERR_SET_AUDIENCE',
+      'warning SSF_ERR_SET_TXN',
+      'warning SSF_ERR_SET_SUB_ID',
+    ]);
+    const invalid = findings.find((f) => f.code === 'SSF_ERR_SET_EVENT_INVALID');
+    expect(invalid?.description).toMatch(/previous_status: is required/);
+    expect(invalid?.description).toMatch(/current_status/);
+  });
+
+  it('reports an unparsable token as one error', () => {
+    expect(inspectSet('abc').findings).toEqual([
+      expect.objectContaining({ severity: 'error', err: 'invalid_request', code: 'SSF_ERR_SET_MALFORMED' }),
+    ]);
+  });
+});
