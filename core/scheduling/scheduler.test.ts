@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RetryableError } from '../plugin-api/errors.ts';
 import { MetricsRegistry } from '../telemetry/metrics.ts';
 import { capturingLogger } from '../../test/helpers/capture.ts';
 import { SchedulerService } from './scheduler.ts';
@@ -88,6 +89,22 @@ describe('scheduler', () => {
     scheduler.stopInstance('i4');
     expect(calls).toBe(0);
     expect(await runCount(metrics, 'skipped')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('holds later runs until the retry-after of a rate-limited run has passed', async () => {
+    const { scheduler, metrics } = service();
+    const calls: number[] = [];
+    scheduler
+      .forInstance('i6', capturingLogger().logger)
+      .schedule('limited', { everyMs: 10, runOnStart: true }, async () => {
+        calls.push(Date.now());
+        if (calls.length === 1) throw new RetryableError('429 from the vendor', { retryAfterMs: 120 });
+      });
+    await sleep(250);
+    scheduler.stopInstance('i6');
+    expect(calls.length).toBeGreaterThanOrEqual(2);
+    expect((calls[1] as number) - (calls[0] as number)).toBeGreaterThanOrEqual(110);
+    expect(await runCount(metrics, 'held')).toBeGreaterThanOrEqual(3);
   });
 
   it('refuses invalid schedules with a clear message', () => {

@@ -1,4 +1,5 @@
 import { createTask, validate as validateCron, type RunCoordinator } from 'node-cron';
+import { RetryableError } from '../plugin-api/errors.ts';
 import type { Logger, ScheduleOptions, ScheduledTask, Scheduler } from '../plugin-api/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 
@@ -37,7 +38,7 @@ export class SchedulerService {
     this.#deps = deps;
     this.#runs = deps.metrics.counter(
       'ssf_bridge_scheduled_runs_total',
-      'Scheduled task runs by outcome (ok, failed, missed, overlap, skipped)',
+      'Scheduled task runs by outcome (ok, failed, missed, overlap, skipped, held)',
       ['instance', 'task', 'outcome'],
     );
     this.#duration = deps.metrics.histogram(
@@ -86,10 +87,16 @@ export class SchedulerService {
       throw new Error(`task ${name}: everyMs must be positive`);
     }
     let running: AbortController | undefined;
+    // A run that failed with a retry-after (a vendor's 429) holds later runs until then.
+    let heldUntil = 0;
     const labels = { instance: instanceId, task: name };
     const runOnce = async (): Promise<void> => {
       if (running) {
         this.#runs.inc({ ...labels, outcome: 'overlap' });
+        return;
+      }
+      if (Date.now() < heldUntil) {
+        this.#runs.inc({ ...labels, outcome: 'held' });
         return;
       }
       const controller = new AbortController();
@@ -107,6 +114,7 @@ export class SchedulerService {
         this.#runs.inc({ ...labels, outcome: 'ok' });
       } catch (err) {
         this.#runs.inc({ ...labels, outcome: 'failed' });
+        if (err instanceof RetryableError && err.retryAfterMs) heldUntil = Date.now() + err.retryAfterMs;
         logger.warn({ err, task: name }, 'scheduled run failed');
       } finally {
         end();
