@@ -1,50 +1,25 @@
 import type { EventDraft, OutboundConnector } from '../plugin-api/types.ts';
-import type { Problem as PipelineProblem, ValidationResult } from '../pipeline/pipeline.ts';
+import type { ValidationResult } from '../pipeline/pipeline.ts';
 import type { SetSigner } from '../delivery/types.ts';
 import type { StoredEvent } from '../storage/types.ts';
-import {
-  eventCatalog,
-  EventValidationError,
-  UnknownEventTypeError,
-  validateSubject,
-  type SetCodec,
-  type SubjectIdentifier,
-} from '../ssf/index.ts';
+import { validateEventDraft, type SetCodec, type SubjectIdentifier } from '../ssf/index.ts';
 
 /**
- * Checks an event draft against the catalog: known type (short names resolved to URIs), valid
- * claims, a valid subject in a format the type allows. Every problem is returned, with paths.
+ * Checks an event draft against the catalog with the same rules the SET builder applies (known
+ * type, valid claims once event_timestamp is filled in, a valid subject in a format the type
+ * allows), returning every problem with its path. Short names are resolved to URIs.
  */
 export function validateDraft(draft: EventDraft): ValidationResult {
-  const problems: PipelineProblem[] = [];
-  const definition = eventCatalog.find(draft.type);
-  if (!definition) {
-    try {
-      eventCatalog.get(draft.type);
-    } catch (err) {
-      problems.push({
-        path: 'type',
-        message: err instanceof UnknownEventTypeError ? err.message : String(err),
-      });
-    }
-  }
-  const subject = validateSubject(draft.subject, { path: 'subject' });
-  if (!subject.ok) problems.push(...subject.problems);
-  let claims: Record<string, unknown> | undefined;
-  if (definition) {
-    try {
-      claims = eventCatalog.parseClaims(definition.uri, draft.claims ?? {}) as Record<string, unknown>;
-    } catch (err) {
-      if (err instanceof EventValidationError) problems.push(...err.problems);
-      else throw err;
-    }
-    if (subject.ok)
-      problems.push(...eventCatalog.checkSubjectFor(definition.uri, subject.subject, 'subject'));
-  }
-  if (problems.length > 0 || !definition || !subject.ok) return { ok: false, problems };
+  const result = validateEventDraft(draft);
+  if (!result.ok) return { ok: false, problems: result.problems };
   return {
     ok: true,
-    event: { ...draft, type: definition.uri, subject: subject.subject, claims: claims ?? {} },
+    event: {
+      ...draft,
+      type: result.event.definition.uri,
+      subject: result.event.subject,
+      claims: draft.claims ?? {},
+    },
   };
 }
 
