@@ -2,27 +2,20 @@
  * Deterministic identifiers. The SET `jti` depends only on (source instance, source record id,
  * event type, destination), so every redelivery of the same event to the same destination —
  * after a retry, a crash or a dead-letter replay — carries the same jti and receivers can
- * de-duplicate. The SET codec in core/ssf uses this same function.
+ * de-duplicate.
  */
 import { createHash } from 'node:crypto';
+import { defaultTxn, deterministicJti } from '../ssf/set/jti.ts';
 
 /** SHA-256 of the JSON array of the parts: unambiguous whatever characters the parts hold. */
 function digest(parts: readonly string[]): Buffer {
   return createHash('sha256').update(JSON.stringify(parts)).digest();
 }
 
-/** Formats the first 16 bytes as an RFC 9562 version 8 (custom) UUID. */
-function uuidShape(bytes: Buffer): string {
-  const b = Buffer.from(bytes.subarray(0, 16));
-  b[6] = (b[6]! & 0x0f) | 0x80;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const hex = b.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
 /**
- * The SET jti of one event for one destination: a UUID-shaped SHA-256 of
- * `JSON.stringify([instanceId, sourceRecordId, eventTypeUri, destinationId])`.
+ * The SET jti of one event for one destination: core/ssf's deterministic jti (a UUID-shaped
+ * SHA-256 of `JSON.stringify([instanceId, sourceRecordId, eventTypeUri, destinationId])`), so the
+ * outbox row and the SET it becomes always agree.
  */
 export function deliveryJti(
   instanceId: string,
@@ -30,13 +23,15 @@ export function deliveryJti(
   eventTypeUri: string,
   destinationId: string,
 ): string {
-  return uuidShape(digest([instanceId, sourceRecordId, eventTypeUri, destinationId]));
+  return deterministicJti({
+    sourceInstanceId: instanceId,
+    sourceRecordId,
+    eventType: eventTypeUri,
+    destinationId,
+  });
 }
 
-/** The SET `txn` when the source gives none: every SET born of one source record shares it. */
-export function defaultTxn(instanceId: string, sourceRecordId: string): string {
-  return uuidShape(digest(['txn', instanceId, sourceRecordId]));
-}
+export { defaultTxn };
 
 /**
  * Deliveries with equal ordering keys go out one at a time in acceptance order: one key per
