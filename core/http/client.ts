@@ -21,7 +21,19 @@ import type {
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { registerSecretValue } from '../plugin-api/secret.ts';
 import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome } from './classify.ts';
-import { buildTokenRequest, classifyTokenOutcome, parseTokenResponse, TokenCache } from './oauth.ts';
+import {
+  buildTokenRequest,
+  classifyTokenOutcome,
+  parseTokenResponse,
+  TokenCache,
+  type TokenRequest,
+} from './oauth.ts';
+import {
+  buildAssertionTokenRequest,
+  loadAssertionKey,
+  type AssertionAuth,
+  type AssertionKey,
+} from './assertion.ts';
 import { redactHeaders, scrubUrl } from './redact.ts';
 import { checkTargetUrl, createGuardedAgents, assertValidSsrfPolicy, type SsrfPolicy } from './ssrf.ts';
 import { DEFAULT_MAX_RETRY_AFTER_MS } from './retry-after.ts';
@@ -120,7 +132,11 @@ function checkAuth(auth: HttpAuth | undefined): HttpAuth | undefined {
   if (auth?.type === 'header' && !HEADER_NAME.test(auth.name)) {
     throw configError(`auth.name "${auth.name}" is not a valid HTTP header name`);
   }
-  if (auth?.type === 'oauth2_client_credentials') {
+  if (
+    auth?.type === 'oauth2_client_credentials' ||
+    auth?.type === 'oauth2_private_key_jwt' ||
+    auth?.type === 'jwt_bearer'
+  ) {
     let url: URL;
     try {
       url = new URL(auth.tokenUrl);
@@ -301,6 +317,8 @@ interface PreparedRequest {
   responseType: NonNullable<HttpRequest['responseType']>;
   signal: AbortSignal | undefined;
   tokenRequest: boolean;
+  /** Non-2xx statuses handed back as responses. */
+  acceptStatuses: ReadonlySet<number>;
 }
 
 type AttemptResult = { ok: true; response: HttpResponse<unknown> } | { ok: false; outcome: HttpOutcome };
@@ -325,7 +343,11 @@ class AxiosHttpClient implements HttpClient {
     this.#d = deps;
     const auth = deps.options.auth;
     if (auth?.type === 'oauth2_client_credentials') {
-      this.#tokens = new TokenCache(() => this.#fetchToken(auth), deps.now);
+      this.#tokens = new TokenCache(async () => this.#fetchToken(buildTokenRequest(auth)), deps.now);
+    } else if (auth?.type === 'oauth2_private_key_jwt' || auth?.type === 'jwt_bearer') {
+      // Read the key now: a malformed key fails create() with a ConfigError, not every request.
+      const key = loadAssertionKey(auth);
+      this.#tokens = new TokenCache(() => this.#fetchAssertionToken(auth, key), deps.now);
     }
   }
 
@@ -347,7 +369,14 @@ class AxiosHttpClient implements HttpClient {
     for (let attempt = 0; ; attempt += 1) {
       const token = usesToken ? await this.#tokens!.get() : undefined;
       const result = await this.#attempt(prepared, token);
-      if (result.ok) return result.response as HttpResponse<T>;
+      if (result.ok) {
+        const refused = result.response.status === 401 && token !== undefined;
+        if (refused && attempt === 0 && prepared.body.replayable) {
+          this.#tokens!.invalidate(token);
+          continue;
+        }
+        return result.response as HttpResponse<T>;
+      }
       const error = this.#classify(prepared, result.outcome, classifyHttpOutcome);
       const status = result.outcome.kind === 'response' ? result.outcome.status : undefined;
       // One forced refresh: the token may have been revoked or rotated before its expiry.
@@ -385,6 +414,7 @@ class AxiosHttpClient implements HttpClient {
       responseType,
       signal: req.signal,
       tokenRequest: false,
+      acceptStatuses: new Set(req.acceptStatuses ?? []),
     };
   }
 
@@ -405,17 +435,25 @@ class AxiosHttpClient implements HttpClient {
     }
   }
 
-  async #fetchToken(auth: Extract<HttpAuth, { type: 'oauth2_client_credentials' }>) {
-    const tokenReq = buildTokenRequest(auth);
+  async #fetchAssertionToken(auth: AssertionAuth, key: AssertionKey) {
+    return this.#fetchToken(await buildAssertionTokenRequest(auth, key, this.#d.now()));
+  }
+
+  async #fetchToken(tokenReq: TokenRequest) {
     const prepared: PreparedRequest = {
       method: 'POST',
       url: tokenReq.url,
-      headers: mergeHeaders({ 'user-agent': this.#d.options.userAgent }, tokenReq.headers),
+      headers: mergeHeaders(
+        { 'user-agent': this.#d.options.userAgent },
+        this.#d.options.headers,
+        tokenReq.headers,
+      ),
       body: { data: tokenReq.body, replayable: true },
       timeoutMs: this.#d.options.timeoutMs,
       responseType: 'text',
       signal: undefined,
       tokenRequest: true,
+      acceptStatuses: new Set(),
     };
     const result = await this.#attempt(prepared, undefined);
     if (!result.ok) throw this.#raise(this.#classify(prepared, result.outcome, classifyTokenOutcome));
@@ -515,7 +553,7 @@ class AxiosHttpClient implements HttpClient {
       const status = res.status;
       const responseHeaders = flattenHeaders(res.headers);
       const statusText = res.statusText;
-      if (status < 200 || status >= 300) {
+      if ((status < 200 || status >= 300) && !prepared.acceptStatuses.has(status)) {
         const body = await readExcerpt(stream);
         const fired = link.firedBy();
         if (fired) return finish({ ok: false, outcome: outcomeFromError(undefined, limits, fired) });
@@ -614,6 +652,8 @@ class AxiosHttpClient implements HttpClient {
         try {
           return { data: JSON.parse(text) as unknown };
         } catch {
+          // An accepted error status often comes with an HTML error page; its status still speaks.
+          if (status < 200 || status >= 300) return { data: undefined };
           return {
             outcome: {
               kind: 'bad_body',

@@ -19,4 +19,6 @@ export {
 export type { ErrorClass, BridgeErrorOptions } from './errors.ts';
 export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';
 export { duration, parseDuration } from './duration.ts';
+export { classifyPushResponse, parsePushError, type PushResponse, type PushClassifyOptions } from './push.ts';
 export type * from './types.ts';
+export * from './mapping.ts';

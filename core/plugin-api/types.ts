@@ -83,6 +83,39 @@ export type HttpAuth =
       /** `body` sends the client credentials as form fields; `basic` (default) as Basic auth. */
       clientAuth?: 'basic' | 'body';
       extraParams?: Record<string, string>;
+    }
+  | {
+      /**
+       * Client credentials where the client proves itself with a JWT signed by its private key
+       * (RFC 7523 §2.2, `private_key_jwt`), as Okta requires of service apps.
+       */
+      type: 'oauth2_private_key_jwt';
+      tokenUrl: string;
+      clientId: string;
+      /** PKCS#8 PEM, or a private JWK as JSON. */
+      privateKey: Secret;
+      /** `kid` of the assertion header; a JWK's own `kid` is used when absent. */
+      keyId?: string;
+      scope?: string;
+      extraParams?: Record<string, string>;
+    }
+  | {
+      /**
+       * A signed JWT as the authorization grant (RFC 7523 §2.1), as Google service accounts use:
+       * `iss` the account, `sub` the user to act for, `scope`, `aud` the token endpoint.
+       */
+      type: 'jwt_bearer';
+      tokenUrl: string;
+      issuer: string;
+      /** The user the token acts for (Google domain-wide delegation). */
+      subject?: string;
+      scope: string;
+      /** The assertion's `aud`; defaults to tokenUrl. */
+      audience?: string;
+      /** PKCS#8 PEM, or a private JWK as JSON. */
+      privateKey: Secret;
+      /** `kid` of the assertion header; a JWK's own `kid` is used when absent. */
+      keyId?: string;
     };
 
 export interface HttpClientOptions {
@@ -106,6 +139,12 @@ export interface HttpRequest {
   timeoutMs?: number;
   responseType?: 'json' | 'text' | 'stream' | 'arraybuffer';
   signal?: AbortSignal;
+  /**
+   * Non-2xx statuses answered as responses instead of thrown, for protocols whose error bodies
+   * say what to do next (RFC 8935's `err`, Google's rate-limit reasons). With responseType
+   * `json`, a body that is not JSON comes back as undefined for these statuses.
+   */
+  acceptStatuses?: readonly number[];
 }
 
 export interface HttpResponse<T = unknown> {

@@ -1,0 +1,74 @@
+/** The Microsoft Graph calls the connector makes, with user lookups by UPN or mail. */
+import { PermanentError, type HttpClient } from '../../core/plugin-api/index.ts';
+
+interface GraphUser {
+  id?: string;
+  userPrincipalName?: string;
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof PermanentError && err.detail?.status === 404;
+}
+
+/** An OData string literal: single quotes doubled. */
+function odataString(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+export class GraphClient {
+  constructor(private readonly http: HttpClient) {}
+
+  /** The object id of the user whose UPN, or else whose mail, is `email`; undefined for nobody. */
+  async userIdFor(email: string, signal: AbortSignal): Promise<string | undefined> {
+    try {
+      const res = await this.http.get<GraphUser>(`/v1.0/users/${encodeURIComponent(email)}`, {
+        params: { $select: 'id,userPrincipalName' },
+        signal,
+      });
+      if (typeof res.data?.id === 'string') return res.data.id;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    const res = await this.http.get<{ value?: GraphUser[] }>('/v1.0/users', {
+      params: { $filter: `mail eq ${odataString(email)}`, $select: 'id,userPrincipalName' },
+      signal,
+    });
+    const found = (res.data?.value ?? []).filter((u) => typeof u.id === 'string');
+    if (found.length > 1) {
+      throw new PermanentError(
+        `${found.length} Entra users have the mail ${email}; cannot tell which one is meant`,
+        {
+          code: 'SSF_ERR_OUTBOUND_AMBIGUOUS_USER',
+        },
+      );
+    }
+    return found[0]?.id;
+  }
+
+  /** Invalidates refresh tokens and session cookies (access tokens live until they expire). */
+  async revokeSignInSessions(id: string, signal: AbortSignal): Promise<number> {
+    const res = await this.http.post(`/v1.0/users/${id}/revokeSignInSessions`, undefined, { signal });
+    return res.status;
+  }
+
+  async disable(id: string, signal: AbortSignal): Promise<number> {
+    const res = await this.http.request({
+      method: 'PATCH',
+      url: `/v1.0/users/${id}`,
+      body: { accountEnabled: false },
+      signal,
+    });
+    return res.status;
+  }
+
+  async confirmCompromised(id: string, signal: AbortSignal): Promise<number> {
+    const res = await this.http.post(
+      '/v1.0/identityProtection/riskyUsers/confirmCompromised',
+      { userIds: [id] },
+      {
+        signal,
+      },
+    );
+    return res.status;
+  }
+}

@@ -1,0 +1,117 @@
+import type { ConnectorContext, OutboundConnector, SignedSet } from '../../core/plugin-api/index.ts';
+import {
+  ACCOUNT_DISABLED,
+  RISK_LEVEL_CHANGE,
+  SESSION_REVOKED,
+  TtlCache,
+  counted,
+  refuse,
+  shortName,
+  subjectFormats,
+  userEmail,
+} from '../_shared/outbound-common.ts';
+import { GraphClient } from './client.ts';
+import type { GraphConfig } from './config.ts';
+import { Pacer } from './pacer.ts';
+
+const NAME = 'microsoft-graph';
+/** Entra object ids are GUIDs; they go into URL paths as they are. */
+const OBJECT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Why a risk-level-change is not acted on, or undefined when it confirms a compromise. */
+export function riskRefusal(event: Record<string, unknown>, confirm: boolean): string | undefined {
+  if (event.principal !== 'USER' || event.current_level !== 'HIGH') {
+    return `only a user's risk rising to HIGH is acted on (got ${String(event.principal)} ${String(event.current_level)})`;
+  }
+  if (!confirm) {
+    return 'confirm_compromised is off: confirming a compromise is sticky, so it is opt-in';
+  }
+  return undefined;
+}
+
+/**
+ * Microsoft Entra ID through Microsoft Graph: revokes sign-in sessions, disables accounts and,
+ * when opted in, confirms users compromised in Identity Protection (one request per second).
+ */
+export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig): OutboundConnector {
+  const http = ctx.http.create({
+    baseURL: config.graph_url,
+    timeoutMs: config.request_timeout,
+    auth: {
+      type: 'oauth2_client_credentials',
+      tokenUrl:
+        config.token_url ??
+        `https://login.microsoftonline.com/${encodeURIComponent(config.tenant_id)}/oauth2/v2.0/token`,
+      clientId: config.client_id,
+      clientSecret: config.client_secret,
+      clientAuth: 'body',
+      scope: `${config.graph_url}/.default`,
+    },
+  });
+  const graph = new GraphClient(http);
+  const now = () => ctx.clock.now().getTime();
+  const ids = new TtlCache<string>(config.user_cache_ttl, now);
+  const identityProtection = new Pacer(config.identity_protection_interval, now);
+  const actions = ctx.metrics.counter(
+    'microsoft_graph_actions_total',
+    'Graph actions taken, by action and outcome',
+    ['action', 'outcome'],
+  );
+
+  async function objectId(set: SignedSet, signal: AbortSignal): Promise<string> {
+    const email = userEmail(set.subject);
+    if (!email) {
+      throw refuse(
+        NAME,
+        `cannot find an Entra user from a ${subjectFormats(set.subject)} subject; send the UPN or email`,
+      );
+    }
+    const key = email.toLowerCase();
+    const id = ids.get(key) ?? (await graph.userIdFor(email, signal));
+    if (!id || !OBJECT_ID.test(id)) throw refuse(NAME, `no Entra user has the UPN or mail ${email}`);
+    ids.set(key, id);
+    return id;
+  }
+
+  const revoke = (id: string, signal: AbortSignal) =>
+    counted(actions, { action: 'revoke_sessions' }, () => graph.revokeSignInSessions(id, signal));
+
+  return {
+    target: { audience: `urn:ssf-bridge:microsoft-graph:${config.tenant_id}`, profile: 'ssf-1.0' },
+    async start() {},
+    async stop() {},
+    async deliver(set, signal) {
+      switch (set.eventType) {
+        case SESSION_REVOKED: {
+          const status = await revoke(await objectId(set, signal), signal);
+          return { status, detail: 'sign-in sessions revoked' };
+        }
+        case ACCOUNT_DISABLED: {
+          const id = await objectId(set, signal);
+          if (config.disable_account) {
+            await counted(actions, { action: 'disable_account' }, () => graph.disable(id, signal));
+          }
+          const status = await revoke(id, signal);
+          return {
+            status,
+            detail: config.disable_account ? 'account disabled, sessions revoked' : 'sessions revoked',
+          };
+        }
+        case RISK_LEVEL_CHANGE: {
+          const why = riskRefusal(set.event, config.confirm_compromised);
+          if (why) throw refuse(NAME, why);
+          const id = await objectId(set, signal);
+          const status = await counted(actions, { action: 'confirm_compromised' }, () =>
+            identityProtection.run(() => graph.confirmCompromised(id, signal), signal),
+          );
+          return { status, detail: 'user confirmed compromised in Identity Protection' };
+        }
+        default:
+          throw refuse(
+            NAME,
+            `Microsoft Graph actions exist for session-revoked, account-disabled and risk-level-change, not ${shortName(set.eventType)}`,
+          );
+      }
+    },
+  };
+}

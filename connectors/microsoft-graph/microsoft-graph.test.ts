@@ -1,0 +1,365 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { EventDraft } from '../../core/plugin-api/index.ts';
+import { FakeApi, type FakeRequest, type FakeResponse } from '../../test/helpers/fake-api.ts';
+import { outboundHarness, type OutboundHarness } from '../../test/helpers/outbound.ts';
+import { microsoftGraph } from './index.ts';
+
+const TENANT = 'contoso.onmicrosoft.com';
+const CLIENT_SECRET = 'graph-client-secret~Q8w.4f';
+
+interface EntraUser {
+  id: string;
+  userPrincipalName: string;
+  mail: string;
+  accountEnabled: boolean;
+}
+
+/** Microsoft Graph and the Entra token endpoint, from the Graph v1.0 reference. */
+class FakeGraph {
+  readonly users: EntraUser[] = [];
+  readonly tokens = new Set<string>();
+  readonly revoked: string[] = [];
+  readonly compromised: Array<{ id: string; at: number }> = [];
+  lastIdentityProtection = 0;
+  readonly api = new FakeApi((req) => this.#route(req));
+
+  add(upn: string, mail = upn): EntraUser {
+    const user = { id: randomUUID(), userPrincipalName: upn, mail, accountEnabled: true };
+    this.users.push(user);
+    return user;
+  }
+
+  #error(status: number, code: string, message: string): FakeResponse {
+    const date = new Date().toISOString();
+    return {
+      status,
+      body: {
+        error: {
+          code,
+          message,
+          innerError: { date, 'request-id': randomUUID(), 'client-request-id': randomUUID() },
+        },
+      },
+    };
+  }
+
+  #route(req: FakeRequest): FakeResponse {
+    if (req.method === 'POST' && req.path === `/${TENANT}/oauth2/v2.0/token`) return this.#token(req);
+    if (!this.tokens.has((req.headers['authorization'] ?? '').replace(/^Bearer /, ''))) {
+      return this.#error(401, 'InvalidAuthenticationToken', 'Access token is empty.');
+    }
+    const userPath = /^\/v1\.0\/users\/([^/]+)(\/revokeSignInSessions)?$/.exec(req.path);
+    if (req.method === 'GET' && req.path === '/v1.0/users') {
+      const mail = /^mail eq '(.*)'$/.exec(req.query.$filter ?? '')?.[1]?.replace(/''/g, "'");
+      return {
+        body: {
+          '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#users(id,userPrincipalName)',
+          value: this.users
+            .filter((u) => u.mail.toLowerCase() === mail?.toLowerCase())
+            .map(({ id, userPrincipalName }) => ({ id, userPrincipalName })),
+        },
+      };
+    }
+    if (userPath) {
+      const key = decodeURIComponent(userPath[1] as string);
+      const user = this.users.find(
+        (u) => u.id === key || u.userPrincipalName.toLowerCase() === key.toLowerCase(),
+      );
+      if (!user) {
+        return this.#error(
+          404,
+          'Request_ResourceNotFound',
+          `Resource '${key}' does not exist or one of its queried reference-property objects are not present.`,
+        );
+      }
+      if (req.method === 'GET') {
+        return {
+          body: {
+            '@odata.context':
+              'https://graph.microsoft.com/v1.0/$metadata#users(id,userPrincipalName)/$entity',
+            id: user.id,
+            userPrincipalName: user.userPrincipalName,
+          },
+        };
+      }
+      if (req.method === 'PATCH') {
+        const body = req.json as { accountEnabled?: unknown };
+        if (typeof body?.accountEnabled !== 'boolean')
+          return this.#error(400, 'Request_BadRequest', 'Invalid property.');
+        user.accountEnabled = body.accountEnabled;
+        return { status: 204 };
+      }
+      if (req.method === 'POST' && userPath[2]) {
+        this.revoked.push(user.id);
+        return {
+          body: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean', value: true },
+        };
+      }
+    }
+    if (req.method === 'POST' && req.path === '/v1.0/identityProtection/riskyUsers/confirmCompromised') {
+      // Identity Protection: one request per second per tenant, and a 429 without Retry-After.
+      const now = Date.now();
+      if (now - this.lastIdentityProtection < 1_000)
+        return this.#error(429, 'TooManyRequests', 'Too many requests.');
+      this.lastIdentityProtection = now;
+      for (const id of (req.json as { userIds: string[] }).userIds) this.compromised.push({ id, at: now });
+      return { status: 204 };
+    }
+    return this.#error(400, 'BadRequest', `Unsupported request ${req.method} ${req.path}`);
+  }
+
+  #token(req: FakeRequest): FakeResponse {
+    const form = req.json as Record<string, string>;
+    if (form.client_secret !== CLIENT_SECRET) {
+      return {
+        status: 401,
+        body: {
+          error: 'invalid_client',
+          error_description:
+            'AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.',
+          error_codes: [7000215],
+        },
+      };
+    }
+    const token = `eyJ0eXAiOiJKV1Qi.graph-${randomUUID()}`;
+    this.tokens.add(token);
+    return { body: { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token } };
+  }
+}
+
+const graph = new FakeGraph();
+let harness: OutboundHarness | undefined;
+beforeAll(() => graph.api.start());
+afterAll(() => graph.api.close());
+beforeEach(() => {
+  graph.api.reset();
+  graph.users.length = 0;
+  graph.revoked.length = 0;
+  graph.compromised.length = 0;
+  graph.lastIdentityProtection = 0;
+});
+afterEach(async () => {
+  await harness?.stop();
+  harness = undefined;
+});
+
+async function start(config: Record<string, unknown> = {}) {
+  harness = await outboundHarness(microsoftGraph, {
+    tenant_id: TENANT,
+    client_id: '6731de76-14a6-49ae-97bc-6eba6914391e',
+    client_secret: CLIENT_SECRET,
+    token_url: `${graph.api.url}/${TENANT}/oauth2/v2.0/token`,
+    graph_url: graph.api.url,
+    request_timeout: '400ms',
+    ...config,
+  });
+  return harness;
+}
+
+let n = 0;
+function draft(type: string, email: string, claims: Record<string, unknown> = {}): EventDraft {
+  n += 1;
+  return { type, subject: { format: 'email', email }, claims, sourceRecordId: `rec-${n}` };
+}
+const calls = (method: string, prefix: string) =>
+  graph.api.requests.filter((r) => r.method === method && r.path.startsWith(prefix));
+
+describe('microsoft-graph: actions', () => {
+  it('session-revoked: client-credentials token, user by UPN, POST revokeSignInSessions', async () => {
+    const dana = graph.add('dana.lee@contoso.com');
+    const h = await start();
+    const outcome = await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'));
+    expect(outcome).toMatchObject({ ok: true, receipt: { status: 200, detail: 'sign-in sessions revoked' } });
+    const [token] = calls('POST', `/${TENANT}/oauth2/v2.0/token`);
+    expect(token?.json).toEqual({
+      grant_type: 'client_credentials',
+      scope: `${graph.api.url}/.default`,
+      client_id: '6731de76-14a6-49ae-97bc-6eba6914391e',
+      client_secret: CLIENT_SECRET,
+    });
+    const [lookup] = calls('GET', '/v1.0/users/');
+    expect(lookup?.path).toBe('/v1.0/users/dana.lee%40contoso.com');
+    expect(lookup?.query).toEqual({ $select: 'id,userPrincipalName' });
+    const [revoke] = calls('POST', '/v1.0/users/');
+    expect(revoke?.path).toBe(`/v1.0/users/${dana.id}/revokeSignInSessions`);
+    expect(revoke?.headers['authorization']).toMatch(/^Bearer eyJ0eXAiOiJKV1Qi\.graph-/);
+    expect(revoke?.body).toBe('');
+    expect(graph.revoked).toEqual([dana.id]);
+    const logged = h.logText();
+    expect(logged).not.toContain(CLIENT_SECRET);
+    expect(logged).not.toContain('graph-');
+  });
+
+  it('account-disabled: PATCH accountEnabled false, then revoke; with disable_account off, revoke only', async () => {
+    const dana = graph.add('dana.lee@contoso.com');
+    const h = await start();
+    expect(await h.attempt(draft('risc.account-disabled', 'dana.lee@contoso.com'))).toMatchObject({
+      ok: true,
+      receipt: { detail: 'account disabled, sessions revoked' },
+    });
+    const [patch] = calls('PATCH', '/v1.0/users/');
+    expect(patch?.path).toBe(`/v1.0/users/${dana.id}`);
+    expect(patch?.headers['content-type']).toBe('application/json');
+    expect(patch?.json).toEqual({ accountEnabled: false });
+    expect(dana.accountEnabled).toBe(false);
+    expect(graph.revoked).toEqual([dana.id]);
+    expect(
+      await h.counter('microsoft_graph_actions_total', { action: 'disable_account', outcome: 'ok' }),
+    ).toBe(1);
+    await h.stop();
+    const onlyRevoke = await start({ disable_account: false });
+    expect((await onlyRevoke.attempt(draft('risc.account-disabled', 'dana.lee@contoso.com'))).ok).toBe(true);
+    expect(calls('PATCH', '/v1.0/users/')).toHaveLength(1);
+  });
+
+  it('risk-level-change HIGH confirms the user compromised only when opted in', async () => {
+    graph.add('dana.lee@contoso.com');
+    const h = await start();
+    const high = { principal: 'USER', current_level: 'HIGH' };
+    const off = await h.attempt(draft('caep.risk-level-change', 'dana.lee@contoso.com', high));
+    expect(off).toMatchObject({ ok: false, class: 'permanent' });
+    if (!off.ok)
+      expect(off.error.message).toMatch(/confirm_compromised is off: confirming a compromise is sticky/);
+    await h.stop();
+    const on = await start({ confirm_compromised: true });
+    const medium = await on.attempt(
+      draft('caep.risk-level-change', 'dana.lee@contoso.com', { ...high, current_level: 'MEDIUM' }),
+    );
+    if (!medium.ok) expect(medium.error.message).toMatch(/only a user's risk rising to HIGH/);
+    expect(medium.ok).toBe(false);
+    expect(await on.attempt(draft('caep.risk-level-change', 'dana.lee@contoso.com', high))).toMatchObject({
+      ok: true,
+      receipt: { status: 204 },
+    });
+    expect(calls('POST', '/v1.0/identityProtection/')[0]?.json).toEqual({ userIds: [graph.users[0]?.id] });
+  });
+
+  it('confirmCompromised requests are serialised to Identity Protection’s one request per second', async () => {
+    graph.add('dana.lee@contoso.com');
+    graph.add('lee.park@contoso.com');
+    graph.add('sam.roy@contoso.com');
+    const h = await start({ confirm_compromised: true });
+    const high = { principal: 'USER', current_level: 'HIGH' };
+    const outcomes = await Promise.all(
+      ['dana.lee@contoso.com', 'lee.park@contoso.com', 'sam.roy@contoso.com'].map((e) =>
+        h.attempt(draft('caep.risk-level-change', e, high)),
+      ),
+    );
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true, true]);
+    const times = graph.compromised.map((c) => c.at);
+    expect(times).toHaveLength(3);
+    expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(1_000);
+    expect((times[2] as number) - (times[1] as number)).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it('falls back to the mail attribute, caches lookups, refuses unknown users and non-user subjects', async () => {
+    const lee = graph.add('lpark@contoso.onmicrosoft.com', 'lee.park@contoso.com');
+    const h = await start();
+    expect((await h.attempt(draft('caep.session-revoked', 'lee.park@contoso.com'))).ok).toBe(true);
+    expect(calls('GET', '/v1.0/users').find((r) => r.path === '/v1.0/users')?.query).toEqual({
+      $filter: "mail eq 'lee.park@contoso.com'",
+      $select: 'id,userPrincipalName',
+    });
+    expect((await h.attempt(draft('caep.session-revoked', 'Lee.Park@contoso.com'))).ok).toBe(true);
+    expect(calls('GET', '/v1.0/users')).toHaveLength(2);
+    expect(graph.revoked).toEqual([lee.id, lee.id]);
+    const nobody = await h.attempt(draft('caep.session-revoked', "o'brien@contoso.com"));
+    expect(nobody).toMatchObject({ ok: false, class: 'permanent' });
+    if (!nobody.ok)
+      expect(nobody.error.message).toContain("no Entra user has the UPN or mail o'brien@contoso.com");
+    const device = await h.attempt({
+      type: 'caep.session-revoked',
+      subject: { format: 'opaque', id: 'dev-1' },
+      sourceRecordId: 'd',
+    });
+    if (!device.ok) expect(device.error.message).toMatch(/from a opaque subject/);
+    expect(device.ok).toBe(false);
+    const other = await h.attempt(
+      draft('caep.credential-change', 'lee.park@contoso.com', {
+        credential_type: 'password',
+        change_type: 'update',
+      }),
+    );
+    if (!other.ok) expect(other.error.message).toMatch(/not caep.credential-change/);
+  });
+});
+
+describe('microsoft-graph: failures', () => {
+  it('a wrong client secret is a credential failure flagged on the instance', async () => {
+    const h = await start({ client_secret: 'wrong-secret-value-0000' });
+    expect(await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).toMatchObject({
+      ok: false,
+      class: 'credentials',
+    });
+    expect(h.status()?.state).toBe('permanent_error');
+    expect(h.logText()).not.toContain('wrong-secret-value-0000');
+  });
+
+  it('403 Authorization_RequestDenied (missing permission) is a credential failure', async () => {
+    graph.add('dana.lee@contoso.com');
+    graph.api.inject(
+      {
+        status: 403,
+        body: {
+          error: {
+            code: 'Authorization_RequestDenied',
+            message: 'Insufficient privileges to complete the operation.',
+          },
+        },
+      },
+      (r) => r.method === 'PATCH',
+    );
+    const h = await start();
+    expect(await h.attempt(draft('risc.account-disabled', 'dana.lee@contoso.com'))).toMatchObject({
+      ok: false,
+      class: 'credentials',
+    });
+    expect(graph.revoked).toEqual([]);
+  });
+
+  it('429 with and without Retry-After, 5xx and slow answers are retryable; a malformed body is permanent', async () => {
+    graph.add('dana.lee@contoso.com');
+    const h = await start();
+    const revokeCall = (r: FakeRequest) => r.path.endsWith('/revokeSignInSessions');
+    graph.api.inject(
+      {
+        status: 429,
+        headers: { 'retry-after': '7' },
+        body: { error: { code: 'TooManyRequests', message: 'Too many requests' } },
+      },
+      revokeCall,
+    );
+    const limited = await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'));
+    expect(limited).toMatchObject({ ok: false, class: 'retryable' });
+    if (!limited.ok) expect(limited.error.retryAfterMs).toBe(7_000);
+    graph.api.inject({ status: 429 }, revokeCall);
+    const bare = await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'));
+    if (!bare.ok) expect(bare.error.retryAfterMs).toBeUndefined();
+    expect(bare.ok).toBe(false);
+    graph.api.inject(
+      { status: 503, body: { error: { code: 'serviceNotAvailable', message: 'Service unavailable' } } },
+      revokeCall,
+    );
+    expect(await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).toMatchObject({
+      ok: false,
+      class: 'retryable',
+    });
+    graph.api.inject({ delayMs: 1_000, body: { value: true } }, revokeCall);
+    expect(await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).toMatchObject({
+      ok: false,
+      class: 'retryable',
+    });
+    graph.api.inject(
+      { status: 200, headers: { 'content-type': 'application/json' }, body: '<html>' },
+      (r) => r.path === '/v1.0/users/sam%40contoso.com',
+    );
+    expect(await h.attempt(draft('caep.session-revoked', 'sam@contoso.com'))).toMatchObject({
+      ok: false,
+      class: 'permanent',
+    });
+    expect(
+      await h.counter('microsoft_graph_actions_total', { action: 'revoke_sessions', outcome: 'retryable' }),
+    ).toBe(4);
+  });
+});

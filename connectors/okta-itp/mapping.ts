@@ -1,0 +1,156 @@
+/**
+ * How events are adjusted for Okta before their SET is built (the okta-itp profile then shapes
+ * them): RISC types Okta lacks are translated or refused per policy, previous_level comes from
+ * the last level sent for the subject, a reason is supplied where Okta requires one, and device
+ * identifiers are left out unless the operator opts in.
+ */
+import type { EventDraft, SubjectIdentifier } from '../../core/plugin-api/index.ts';
+import {
+  ACCOUNT_DISABLED,
+  CAEP,
+  CREDENTIAL_COMPROMISE,
+  OKTA,
+  RISK_LEVEL_CHANGE,
+  SESSION_REVOKED,
+  isType,
+  refuse,
+  userSubject,
+} from '../_shared/outbound-common.ts';
+import type { OktaItpConfig } from './config.ts';
+
+export const OKTA_USER_RISK = `${OKTA}user-risk-change`;
+export const OKTA_DEVICE_RISK = `${OKTA}device-risk-change`;
+const DEVICE_COMPLIANCE = `${CAEP}device-compliance-change`;
+/** Types whose reason Okta requires; Okta's own types already require one in the catalog. */
+const NEEDS_REASON = [SESSION_REVOKED, DEVICE_COMPLIANCE, RISK_LEVEL_CHANGE];
+const CAEP_LEVELS = ['LOW', 'MEDIUM', 'HIGH'];
+
+export type OktaPolicy = Pick<
+  OktaItpConfig,
+  'include_device' | 'account_disabled' | 'credential_compromise' | 'default_reason'
+>;
+
+const NAME = 'okta-itp';
+
+function pick(claims: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => claims[k] !== undefined).map((k) => [k, claims[k]]));
+}
+
+/** RISC types Okta has no event for, turned into ones it has (or refused), per policy. */
+export function translateForOkta(draft: EventDraft, policy: OktaPolicy): EventDraft {
+  const claims = draft.claims ?? {};
+  if (isType(draft.type, ACCOUNT_DISABLED)) {
+    if (policy.account_disabled === 'refuse') {
+      throw refuse(NAME, 'Okta has no account-disabled event and account_disabled is refuse');
+    }
+    const why = typeof claims.reason === 'string' ? ` (${claims.reason})` : '';
+    return {
+      ...draft,
+      type: SESSION_REVOKED,
+      claims: {
+        initiating_entity: 'admin',
+        reason_admin: { en: `The account was disabled${why}` },
+        ...pick(claims, ['event_timestamp', 'initiating_entity', 'reason_admin', 'reason_user']),
+      },
+    };
+  }
+  if (isType(draft.type, CREDENTIAL_COMPROMISE)) {
+    if (policy.credential_compromise === 'refuse') {
+      throw refuse(NAME, 'Okta has no credential-compromise event and credential_compromise is refuse');
+    }
+    return {
+      ...draft,
+      type: RISK_LEVEL_CHANGE,
+      claims: {
+        principal: 'USER',
+        current_level: 'HIGH',
+        risk_reason: `credential compromised (${String(claims.credential_type)})`,
+        ...pick(claims, ['event_timestamp', 'reason_admin', 'reason_user']),
+      },
+    };
+  }
+  return draft;
+}
+
+/** Whose risk level a risk event sets: the user or the device, with that member's subject. */
+export function riskSubject(
+  draft: EventDraft,
+): { kind: 'user' | 'device'; subject: SubjectIdentifier } | undefined {
+  const claims = draft.claims ?? {};
+  const kind = isType(draft.type, OKTA_DEVICE_RISK)
+    ? 'device'
+    : isType(draft.type, OKTA_USER_RISK)
+      ? 'user'
+      : isType(draft.type, RISK_LEVEL_CHANGE) &&
+          (claims.principal === 'USER' || claims.principal === 'DEVICE')
+        ? claims.principal === 'USER'
+          ? 'user'
+          : 'device'
+        : undefined;
+  if (!kind) return undefined;
+  const subject =
+    draft.subject.format === 'complex'
+      ? (draft.subject[kind] as SubjectIdentifier | undefined)
+      : kind === 'user'
+        ? userSubject(draft.subject)
+        : draft.subject;
+  return subject ? { kind, subject } : undefined;
+}
+
+/** A stable text for a subject: keys sorted, email addresses compared case-insensitively. */
+export function subjectText(kind: string, subject: SubjectIdentifier): string {
+  const normal = Object.fromEntries(
+    Object.entries(subject)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, v]) => [k, k === 'email' && typeof v === 'string' ? v.toLowerCase() : v]),
+  );
+  return `${kind}:${JSON.stringify(normal)}`;
+}
+
+function isDeviceEvent(draft: EventDraft): boolean {
+  return riskSubject(draft)?.kind === 'device';
+}
+
+/** Drops the device member unless the operator opted in, or the event is about the device. */
+function withoutDevice(draft: EventDraft, policy: OktaPolicy): EventDraft {
+  const subject = draft.subject;
+  if (policy.include_device || subject.format !== 'complex' || !subject.device || isDeviceEvent(draft)) {
+    return draft;
+  }
+  const { device: _device, ...rest } = subject;
+  if (!rest.user) {
+    throw refuse(NAME, 'the event names only a device, and include_device is off; Okta would get no subject');
+  }
+  return { ...draft, subject: rest as SubjectIdentifier };
+}
+
+function hasReason(claims: Record<string, unknown>): boolean {
+  return claims.reason_admin !== undefined || claims.reason_user !== undefined;
+}
+
+/**
+ * The event as it goes to Okta. `lastLevel` is the level (LOW, MEDIUM, HIGH) last sent to this
+ * org for the risk event's subject: it becomes previous_level; without one the okta-itp profile
+ * sends `none`, Okta's "unknown".
+ */
+export function prepareForOkta(
+  draft: EventDraft,
+  policy: OktaPolicy,
+  lastLevel: string | undefined,
+): EventDraft {
+  const claims = { ...(draft.claims ?? {}) };
+  if (isType(draft.type, RISK_LEVEL_CHANGE)) {
+    if (lastLevel && CAEP_LEVELS.includes(lastLevel)) claims.previous_level = lastLevel;
+    else delete claims.previous_level;
+  }
+  const needsReason = NEEDS_REASON.some((uri) => isType(draft.type, uri));
+  const riskReason = isType(draft.type, RISK_LEVEL_CHANGE) && typeof claims.risk_reason === 'string';
+  if (needsReason && !hasReason(claims) && !riskReason) claims.reason_admin = { en: policy.default_reason };
+  return withoutDevice({ ...draft, claims }, policy);
+}
+
+/** The CAEP level to remember after Okta accepted a risk SET (Okta's secure/none are not kept). */
+export function levelSent(event: Record<string, unknown>): string | undefined {
+  const level = typeof event.current_level === 'string' ? event.current_level.toUpperCase() : undefined;
+  return level && CAEP_LEVELS.includes(level) ? level : undefined;
+}

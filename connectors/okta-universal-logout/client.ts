@@ -1,0 +1,98 @@
+/**
+ * The two Okta APIs Universal Logout needs: the Users API to turn an email into an Okta user id,
+ * and Global Token Revocation. Okta's 429 answers announce the end of the rate-limit window
+ * only in X-Rate-Limit-Reset, so those answers are read here and turned into waits.
+ */
+import {
+  PermanentError,
+  RetryableError,
+  type HttpClient,
+  type HttpResponse,
+} from '../../core/plugin-api/index.ts';
+
+const MAX_WAIT_MS = 60 * 60 * 1000;
+
+export type SubId = { format: 'opaque'; id: string } | { format: 'iss_sub'; iss: string; sub: string };
+
+interface OktaUser {
+  id: string;
+  profile?: { login?: string; email?: string };
+}
+
+/** Milliseconds until Okta's rate-limit window resets (Retry-After wins when present). */
+export function oktaRetryAfterMs(headers: Record<string, string>, nowMs: number): number | undefined {
+  const retryAfter = Number(headers['retry-after']);
+  if (Number.isFinite(retryAfter) && retryAfter >= 0) return Math.min(retryAfter * 1000, MAX_WAIT_MS);
+  const reset = Number(headers['x-rate-limit-reset']);
+  if (!Number.isFinite(reset) || reset <= 0) return undefined;
+  return Math.min(Math.max(reset * 1000 - nowMs, 0), MAX_WAIT_MS);
+}
+
+function throwIfLimited(res: HttpResponse<unknown>, what: string, nowMs: number): void {
+  if (res.status !== 429) return;
+  const retryAfterMs = oktaRetryAfterMs(res.headers, nowMs);
+  throw new RetryableError(`Okta rate-limited ${what} (429)`, {
+    code: 'SSF_ERR_HTTP_RATE_LIMITED',
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    detail: { status: 429, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+  });
+}
+
+export function isStatus(err: unknown, status: number): boolean {
+  return err instanceof PermanentError && err.detail?.status === status;
+}
+
+export class OktaClient {
+  constructor(
+    private readonly http: HttpClient,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * The Okta user id for an email: first as a login (`GET /api/v1/users/{login}`), then by
+   * primary email (`search=profile.email eq "…"`). Undefined when nobody matches.
+   */
+  async userIdFor(email: string, signal: AbortSignal): Promise<string | undefined> {
+    try {
+      const res = await this.http.get<OktaUser>(`/api/v1/users/${encodeURIComponent(email)}`, {
+        acceptStatuses: [429],
+        signal,
+      });
+      throwIfLimited(res, 'the user lookup', this.now());
+      if (typeof res.data?.id === 'string') return res.data.id;
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+    }
+    const search = await this.http.get<OktaUser[]>('/api/v1/users', {
+      params: { search: `profile.email eq "${email.replace(/["\\]/g, '')}"` },
+      acceptStatuses: [429],
+      signal,
+    });
+    throwIfLimited(search, 'the user search', this.now());
+    const found = Array.isArray(search.data) ? search.data : [];
+    if (found.length > 1) {
+      throw new PermanentError(
+        `${found.length} Okta users have the email ${email}; cannot tell which one to log out`,
+        {
+          code: 'SSF_ERR_OUTBOUND_AMBIGUOUS_USER',
+        },
+      );
+    }
+    return found[0]?.id;
+  }
+
+  /** POST /oauth2/v1/global-token-revocation: ends the user's Okta sessions and revokes their tokens. */
+  async revoke(subId: SubId, signal: AbortSignal): Promise<number> {
+    const res = await this.http.post(
+      '/oauth2/v1/global-token-revocation',
+      { sub_id: subId },
+      {
+        acceptStatuses: [429],
+        responseType: 'text',
+        signal,
+      },
+    );
+    throwIfLimited(res, 'the token revocation', this.now());
+    return res.status;
+  }
+}

@@ -1,0 +1,225 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { EventDraft } from '../../core/plugin-api/index.ts';
+import { FakeOkta } from '../../test/helpers/fake-okta.ts';
+import { outboundHarness, type OutboundHarness } from '../../test/helpers/outbound.ts';
+import { oktaUniversalLogout } from './index.ts';
+
+const GTR = '/oauth2/v1/global-token-revocation';
+const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const PRIVATE_PEM = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+const CLIENT_ID = '0oa8f5j3ecb5w3dF35d7';
+
+let n = 0;
+function event(
+  type: string,
+  subject: Record<string, unknown>,
+  claims: Record<string, unknown> = {},
+): EventDraft {
+  n += 1;
+  return { type, subject: subject as EventDraft['subject'], claims, sourceRecordId: `hr-${n}` };
+}
+const byEmail = (email: string) => event('caep.session-revoked', { format: 'email', email });
+
+const okta = new FakeOkta();
+let harness: OutboundHarness | undefined;
+
+beforeAll(() => okta.start());
+afterAll(() => okta.close());
+beforeEach(() => {
+  okta.api.reset();
+  okta.users.length = 0;
+  okta.revocations.length = 0;
+  okta.clients.length = 0;
+  okta.clients.push({
+    clientId: CLIENT_ID,
+    publicJwk: keys.publicKey.export({ format: 'jwk' }),
+    scopes: ['okta.universalLogout.manage', 'okta.users.read'],
+  });
+});
+afterEach(async () => {
+  await harness?.stop();
+  harness = undefined;
+});
+
+async function start(config: Record<string, unknown> = {}) {
+  harness = await outboundHarness(oktaUniversalLogout, {
+    org_url: okta.orgUrl,
+    client_id: CLIENT_ID,
+    private_key: PRIVATE_PEM,
+    request_timeout: '400ms',
+    ...config,
+  });
+  return harness;
+}
+
+const calls = (path: string) => okta.api.requests.filter((r) => r.path === path);
+
+describe('okta-universal-logout: Global Token Revocation', () => {
+  it('resolves an email through the Users API, then POSTs sub_id opaque with an OAuth token (private_key_jwt)', async () => {
+    const dana = okta.addUser('dana.lee@example.com');
+    const h = await start();
+    const outcome = await h.attempt(byEmail('dana.lee@example.com'));
+    expect(outcome).toMatchObject({ ok: true, receipt: { status: 204 } });
+    const [token] = calls('/oauth2/v1/token');
+    expect(token?.json).toMatchObject({
+      grant_type: 'client_credentials',
+      scope: 'okta.universalLogout.manage okta.users.read',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    });
+    const [lookup] = calls('/api/v1/users/dana.lee%40example.com');
+    expect(lookup?.method).toBe('GET');
+    const [revoke] = calls(GTR);
+    expect(revoke?.method).toBe('POST');
+    expect(revoke?.headers['content-type']).toBe('application/json');
+    expect(revoke?.headers['authorization']).toMatch(/^Bearer okta-at-1-/);
+    expect(revoke?.json).toEqual({ sub_id: { format: 'opaque', id: dana.id } });
+    expect(okta.revocations).toEqual([{ format: 'opaque', id: dana.id }]);
+  });
+
+  it('caches the email → user id lookup and the access token', async () => {
+    okta.addUser('dana.lee@example.com');
+    const h = await start();
+    expect((await h.attempt(byEmail('dana.lee@example.com'))).ok).toBe(true);
+    expect((await h.attempt(byEmail('Dana.Lee@example.com'))).ok).toBe(true);
+    expect(calls('/oauth2/v1/token')).toHaveLength(1);
+    expect(okta.api.requests.filter((r) => r.path.startsWith('/api/v1/users'))).toHaveLength(1);
+    expect(calls(GTR)).toHaveLength(2);
+  });
+
+  it('falls back to the primary email when the email is not a login; refuses none or several matches', async () => {
+    const lee = okta.addUser('lpark', 'lee.park@example.com');
+    const h = await start();
+    expect((await h.attempt(byEmail('lee.park@example.com'))).ok).toBe(true);
+    expect(calls('/api/v1/users')[0]?.query).toEqual({ search: 'profile.email eq "lee.park@example.com"' });
+    expect(okta.revocations.at(-1)).toEqual({ format: 'opaque', id: lee.id });
+    const nobody = await h.attempt(byEmail('nobody@example.com'));
+    expect(nobody).toMatchObject({ ok: false, class: 'permanent' });
+    if (!nobody.ok)
+      expect(nobody.error.message).toContain('no Okta user has the login or email nobody@example.com');
+    okta.addUser('shared1', 'shared@example.com');
+    okta.addUser('shared2', 'shared@example.com');
+    const twice = await h.attempt(byEmail('shared@example.com'));
+    expect(twice).toMatchObject({ ok: false, class: 'permanent' });
+    if (!twice.ok) expect(twice.error.message).toMatch(/2 Okta users have the email/);
+  });
+
+  it('sends Okta user ids as they are, iss_sub from an external IdP as iss_sub, with no lookup', async () => {
+    const dana = okta.addUser('dana.lee@example.com');
+    const h = await start();
+    expect((await h.attempt(event('risc.account-disabled', { format: 'opaque', id: dana.id }))).ok).toBe(
+      true,
+    );
+    const external = { format: 'iss_sub', iss: 'https://idp.example.org', sub: 'u-4411' };
+    expect(
+      (await h.attempt(event('risc.credential-compromise', external, { credential_type: 'password' }))).ok,
+    ).toBe(true);
+    const own = { format: 'iss_sub', iss: `${okta.orgUrl}/`, sub: dana.id };
+    expect((await h.attempt(event('caep.session-revoked', { format: 'complex', user: own }))).ok).toBe(true);
+    expect(okta.revocations).toEqual([
+      { format: 'opaque', id: dana.id },
+      { format: 'iss_sub', iss: 'https://idp.example.org', sub: 'u-4411' },
+      { format: 'opaque', id: dana.id },
+    ]);
+    expect(okta.api.requests.filter((r) => r.path.startsWith('/api/v1/users'))).toHaveLength(0);
+  });
+
+  it('refuses events outside trigger_on and subjects it cannot name, with a reason', async () => {
+    const h = await start({ trigger_on: ['account-disabled'] });
+    const notTrigger = await h.attempt(byEmail('dana.lee@example.com'));
+    expect(notTrigger).toMatchObject({ ok: false, class: 'permanent' });
+    if (!notTrigger.ok) {
+      expect(notTrigger.error.message).toBe(
+        'okta-universal-logout refuses this event: caep.session-revoked does not trigger Universal Logout (trigger_on: account-disabled)',
+      );
+    }
+    const device = await h.attempt(event('risc.account-disabled', { format: 'opaque', id: 'device-77' }));
+    if (!device.ok) expect(device.error.message).toMatch(/cannot find an Okta user from a opaque subject/);
+    expect(device.ok).toBe(false);
+    expect(calls(GTR)).toHaveLength(0);
+  });
+});
+
+describe('okta-universal-logout: failures', () => {
+  it('a missing scope is a credential problem: the token request is refused and the instance is flagged', async () => {
+    okta.clients[0]!.scopes = ['okta.users.read'];
+    okta.addUser('dana.lee@example.com');
+    const h = await start();
+    const outcome = await h.attempt(byEmail('dana.lee@example.com'));
+    expect(outcome).toMatchObject({ ok: false, class: 'credentials' });
+    expect(h.status()?.state).toBe('permanent_error');
+  });
+
+  it('403 from Global Token Revocation flags the instance', async () => {
+    const dana = okta.addUser('dana.lee@example.com');
+    okta.api.inject(
+      {
+        status: 403,
+        body: {
+          errorCode: 'E0000006',
+          errorSummary: 'You do not have permission to perform the requested action',
+        },
+      },
+      (r) => r.path === GTR,
+    );
+    const h = await start();
+    const outcome = await h.attempt(event('caep.session-revoked', { format: 'opaque', id: dana.id }));
+    expect(outcome).toMatchObject({ ok: false, class: 'credentials' });
+    expect(h.status()).toMatchObject({ state: 'permanent_error' });
+  });
+
+  it('429 waits for X-Rate-Limit-Reset; without it the core backoff applies; 5xx and slow answers retry', async () => {
+    const dana = okta.addUser('dana.lee@example.com');
+    const h = await start();
+    const draft = () => event('caep.session-revoked', { format: 'opaque', id: dana.id });
+    const reset = String(Math.floor(Date.now() / 1000) + 30);
+    okta.api.inject(
+      { status: 429, headers: { 'x-rate-limit-remaining': '0', 'x-rate-limit-reset': reset } },
+      (r) => r.path === GTR,
+    );
+    const limited = await h.attempt(draft());
+    expect(limited).toMatchObject({ ok: false, class: 'retryable' });
+    if (!limited.ok) expect(limited.error.retryAfterMs).toBeGreaterThan(25_000);
+    okta.api.inject({ status: 429 }, (r) => r.path === GTR);
+    const bare = await h.attempt(draft());
+    if (!bare.ok) expect(bare.error.retryAfterMs).toBeUndefined();
+    expect(bare.ok).toBe(false);
+    okta.api.inject({ status: 502, body: '<html>Bad gateway</html>' }, (r) => r.path === GTR);
+    expect(await h.attempt(draft())).toMatchObject({ ok: false, class: 'retryable' });
+    okta.api.inject({ status: 204, delayMs: 1_000 }, (r) => r.path === GTR);
+    expect(await h.attempt(draft())).toMatchObject({ ok: false, class: 'retryable' });
+    expect(await h.counter('okta_universal_logout_revocations_total', { outcome: 'retryable' })).toBe(4);
+  });
+
+  it('a user deleted after lookup: 404 is permanent and the cached id is dropped', async () => {
+    const dana = okta.addUser('dana.lee@example.com');
+    const h = await start();
+    expect((await h.attempt(byEmail('dana.lee@example.com'))).ok).toBe(true);
+    okta.users.splice(okta.users.indexOf(dana), 1);
+    const again = okta.addUser('dana.lee@example.com');
+    const gone = await h.attempt(byEmail('dana.lee@example.com'));
+    expect(gone).toMatchObject({ ok: false, class: 'permanent' });
+    expect((await h.attempt(byEmail('dana.lee@example.com'))).ok).toBe(true);
+    expect(okta.revocations.at(-1)).toEqual({ format: 'opaque', id: again.id });
+  });
+
+  it('a malformed Users API answer is permanent; no secret reaches the logs', async () => {
+    okta.api.inject({ status: 200, headers: { 'content-type': 'application/json' }, body: '{"id": ' }, (r) =>
+      r.path.startsWith('/api/v1/users'),
+    );
+    const h = await start();
+    expect(await h.attempt(byEmail('dana.lee@example.com'))).toMatchObject({ ok: false, class: 'permanent' });
+    const logged = h.logText();
+    expect(logged).not.toContain(PRIVATE_PEM.split('\n')[1]);
+    expect(logged).not.toMatch(/okta-at-\d+-/);
+  });
+
+  it('a malformed private key fails at start, naming the field', async () => {
+    expect(() =>
+      oktaUniversalLogout.configSchema.parse({ org_url: okta.orgUrl, client_id: 'c', private_key: 'x' }),
+    ).not.toThrow();
+    await expect(start({ private_key: 'not-a-key' })).rejects.toThrow(
+      /auth.privateKey: is not a private key/,
+    );
+  });
+});

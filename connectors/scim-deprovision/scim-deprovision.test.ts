@@ -1,0 +1,324 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { EventDraft } from '../../core/plugin-api/index.ts';
+import { FakeApi, type FakeRequest, type FakeResponse } from '../../test/helpers/fake-api.ts';
+import { outboundHarness, type OutboundHarness } from '../../test/helpers/outbound.ts';
+import { scimDeprovision } from './index.ts';
+
+const TOKEN = 'scim-bearer-token-9a8b7c6d';
+const BASE = '/scim/v2';
+const ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
+
+interface ScimUser {
+  id: string;
+  userName: string;
+  emails: Array<{ value: string; primary: boolean }>;
+  active: boolean;
+}
+
+/** A SCIM 2.0 service provider (RFC 7643/7644): Users search, PATCH and DELETE. */
+class FakeScim {
+  readonly users: ScimUser[] = [];
+  bearer = TOKEN;
+  readonly api = new FakeApi((req) => this.#route(req));
+
+  add(userName: string, email = userName, active = true): ScimUser {
+    const user = { id: randomUUID(), userName, emails: [{ value: email, primary: true }], active };
+    this.users.push(user);
+    return user;
+  }
+
+  #resource(u: ScimUser) {
+    return {
+      schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+      ...u,
+      meta: { resourceType: 'User', location: `${this.api.url}${BASE}/Users/${u.id}` },
+    };
+  }
+
+  #error(status: number, detail: string, scimType?: string): FakeResponse {
+    return {
+      status,
+      headers: { 'content-type': 'application/scim+json' },
+      body: { schemas: [ERROR], status: String(status), ...(scimType ? { scimType } : {}), detail },
+    };
+  }
+
+  #route(req: FakeRequest): FakeResponse {
+    if (req.headers['authorization'] !== `Bearer ${this.bearer}`)
+      return this.#error(401, 'Authorization failure');
+    if (req.method === 'GET' && req.path === `${BASE}/Users`) {
+      const filter = req.query.filter ?? '';
+      const byName = /^userName eq "(.*)"$/.exec(filter);
+      const byEmail = /^emails\[value eq "(.*)"\]$/.exec(filter);
+      if (!byName && !byEmail) return this.#error(400, `Unsupported filter: ${filter}`, 'invalidFilter');
+      const value = (byName ?? byEmail)?.[1]?.toLowerCase();
+      const found = this.users.filter((u) =>
+        byName ? u.userName.toLowerCase() === value : u.emails.some((e) => e.value.toLowerCase() === value),
+      );
+      return {
+        headers: { 'content-type': 'application/scim+json' },
+        body: {
+          schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'],
+          totalResults: found.length,
+          startIndex: 1,
+          itemsPerPage: found.length,
+          Resources: found.map((u) => this.#resource(u)),
+        },
+      };
+    }
+    const match = new RegExp(`^${BASE}/Users/([^/]+)$`).exec(req.path);
+    const user = this.users.find((u) => u.id === match?.[1]);
+    if (!match) return this.#error(404, 'Endpoint not found');
+    if (!user) return this.#error(404, `Resource ${match[1]} not found`);
+    if (req.method === 'PATCH') {
+      if (!/^application\/(scim\+)?json/.test(req.headers['content-type'] ?? ''))
+        return this.#error(415, 'Unsupported media type');
+      const body = req.json as {
+        schemas?: string[];
+        Operations?: Array<{ op: string; path: string; value: unknown }>;
+      };
+      if (!body?.schemas?.includes('urn:ietf:params:scim:api:messages:2.0:PatchOp')) {
+        return this.#error(
+          400,
+          'Request is unparsable, syntactically incorrect, or violates schema.',
+          'invalidSyntax',
+        );
+      }
+      for (const op of body.Operations ?? []) {
+        if (op.op.toLowerCase() === 'replace' && op.path === 'active') user.active = op.value === true;
+      }
+      return { headers: { 'content-type': 'application/scim+json' }, body: this.#resource(user) };
+    }
+    if (req.method === 'DELETE') {
+      this.users.splice(this.users.indexOf(user), 1);
+      return { status: 204 };
+    }
+    return this.#error(405, 'Method not allowed');
+  }
+}
+
+const scim = new FakeScim();
+let harness: OutboundHarness | undefined;
+beforeAll(() => scim.api.start());
+afterAll(() => scim.api.close());
+beforeEach(() => {
+  scim.api.reset();
+  scim.users.length = 0;
+  scim.bearer = TOKEN;
+});
+afterEach(async () => {
+  await harness?.stop();
+  harness = undefined;
+});
+
+async function start(config: Record<string, unknown> = {}) {
+  harness = await outboundHarness(scimDeprovision, {
+    base_url: `${scim.api.url}${BASE}`,
+    token: TOKEN,
+    request_timeout: '400ms',
+    ...config,
+  });
+  return harness;
+}
+
+let n = 0;
+function draft(type: string, email = 'dana.lee@example.com'): EventDraft {
+  n += 1;
+  return { type, subject: { format: 'email', email }, sourceRecordId: `hr-${n}` };
+}
+const patches = () => scim.api.requests.filter((r) => r.method === 'PATCH');
+
+describe('scim-deprovision: deactivation', () => {
+  it('finds the user by userName and PATCHes active=false with a SCIM PatchOp', async () => {
+    const dana = scim.add('dana.lee@example.com');
+    const h = await start();
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({
+      ok: true,
+      receipt: { status: 200, detail: 'dana.lee@example.com deactivated' },
+    });
+    const [search, patch] = scim.api.requests;
+    expect(search).toMatchObject({
+      method: 'GET',
+      path: `${BASE}/Users`,
+      query: { filter: 'userName eq "dana.lee@example.com"' },
+    });
+    expect(search?.headers['accept']).toBe('application/scim+json, application/json');
+    expect(search?.headers['authorization']).toBe(`Bearer ${TOKEN}`);
+    expect(patch).toMatchObject({ method: 'PATCH', path: `${BASE}/Users/${dana.id}` });
+    expect(patch?.headers['content-type']).toBe('application/scim+json');
+    expect(patch?.json).toEqual({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+      Operations: [{ op: 'replace', path: 'active', value: false }],
+    });
+    expect(dana.active).toBe(false);
+    expect(h.logText()).not.toContain(TOKEN);
+  });
+
+  it('falls back to emails[value eq …]; a user nowhere to be found is nothing to do', async () => {
+    const lee = scim.add('lpark', 'lee.park@example.com');
+    const h = await start();
+    expect((await h.attempt(draft('risc.account-disabled', 'lee.park@example.com'))).ok).toBe(true);
+    expect(scim.api.requests[1]?.query).toEqual({ filter: 'emails[value eq "lee.park@example.com"]' });
+    expect(lee.active).toBe(false);
+    expect(await h.attempt(draft('risc.account-disabled', 'nobody@example.com'))).toMatchObject({
+      ok: true,
+      receipt: { detail: 'no SCIM user has the userName or email nobody@example.com; nothing to do' },
+    });
+    expect(patches()).toHaveLength(1);
+  });
+
+  it('skips users already inactive; a 404 on the PATCH means already gone; two matches are refused', async () => {
+    scim.add('dana.lee@example.com', 'dana.lee@example.com', false);
+    const h = await start();
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({
+      ok: true,
+      receipt: { detail: 'dana.lee@example.com is already inactive' },
+    });
+    expect(patches()).toHaveLength(0);
+    scim.add('sam@example.com');
+    scim.api.inject(
+      { status: 404, body: { schemas: [ERROR], status: '404', detail: 'Resource not found' } },
+      (r) => r.method === 'PATCH',
+    );
+    expect(await h.attempt(draft('risc.account-disabled', 'sam@example.com'))).toMatchObject({
+      ok: true,
+      receipt: { status: 404, detail: 'sam@example.com was already gone' },
+    });
+    scim.add('twin', 'twin@example.com');
+    scim.add('twin2', 'twin@example.com');
+    const twins = await h.attempt(draft('risc.account-disabled', 'twin@example.com'));
+    expect(twins).toMatchObject({ ok: false, class: 'permanent' });
+  });
+
+  it('uses OAuth client credentials when configured', async () => {
+    scim.add('dana.lee@example.com');
+    scim.bearer = 'scim-oauth-access-1234';
+    scim.api.inject(
+      { body: { access_token: 'scim-oauth-access-1234', token_type: 'Bearer', expires_in: 600 } },
+      (r) => r.path === '/oauth/token',
+    );
+    const h = await start({
+      token: undefined,
+      oauth: {
+        token_url: `${scim.api.url}/oauth/token`,
+        client_id: 'ssf-bridge',
+        client_secret: 'scim-client-secret-55',
+        scope: 'scim.write',
+      },
+    });
+    expect((await h.attempt(draft('risc.account-disabled'))).ok).toBe(true);
+    expect(h.logText()).not.toContain('scim-client-secret-55');
+    expect(h.logText()).not.toContain('scim-oauth-access-1234');
+  });
+});
+
+describe('scim-deprovision: purge', () => {
+  it('refuses purges unless delete_on_purge; then DELETEs, and 404 counts as done', async () => {
+    const dana = scim.add('dana.lee@example.com');
+    const off = await start();
+    const refused = await off.attempt(draft('risc.account-purged'));
+    expect(refused).toMatchObject({ ok: false, class: 'permanent' });
+    if (!refused.ok)
+      expect(refused.error.message).toBe(
+        'scim-deprovision refuses this event: delete_on_purge is off, so purged accounts are not deleted',
+      );
+    await off.stop();
+    const on = await start({ delete_on_purge: true });
+    expect(await on.attempt(draft('risc.account-purged'))).toMatchObject({
+      ok: true,
+      receipt: { status: 204, detail: 'dana.lee@example.com deleted' },
+    });
+    expect(scim.api.requests.find((r) => r.method === 'DELETE')?.path).toBe(`${BASE}/Users/${dana.id}`);
+    scim.add('sam@example.com');
+    scim.api.inject(
+      { status: 404, body: { schemas: [ERROR], status: '404', detail: 'gone' } },
+      (r) => r.method === 'DELETE',
+    );
+    expect(await on.attempt(draft('risc.account-purged', 'sam@example.com'))).toMatchObject({
+      ok: true,
+      receipt: { status: 404 },
+    });
+  });
+
+  it('refuses other events and non-user subjects', async () => {
+    const h = await start();
+    const other = await h.attempt(draft('caep.session-revoked'));
+    if (!other.ok)
+      expect(other.error.message).toMatch(
+        /acts on account-disabled and account-purged, not caep.session-revoked/,
+      );
+    expect(other.ok).toBe(false);
+    const device = await h.attempt({
+      type: 'risc.account-disabled',
+      subject: { format: 'opaque', id: 'x' },
+      sourceRecordId: 'x',
+    });
+    expect(device).toMatchObject({ ok: false, class: 'permanent' });
+  });
+});
+
+describe('scim-deprovision: failures', () => {
+  it('401 and 403 flag the credentials; 429, 5xx and slow answers retry; bad filters and bodies are permanent', async () => {
+    scim.add('dana.lee@example.com');
+    scim.bearer = 'another-token';
+    const h = await start();
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({
+      ok: false,
+      class: 'credentials',
+    });
+    scim.bearer = TOKEN;
+    const search = (r: FakeRequest) => r.method === 'GET';
+    scim.api.inject(
+      { status: 403, body: { schemas: [ERROR], status: '403', detail: 'Insufficient scope' } },
+      search,
+    );
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({
+      ok: false,
+      class: 'credentials',
+    });
+    scim.api.inject(
+      {
+        status: 429,
+        headers: { 'retry-after': '9' },
+        body: { schemas: [ERROR], status: '429', detail: 'Too many requests' },
+      },
+      search,
+    );
+    const limited = await h.attempt(draft('risc.account-disabled'));
+    if (!limited.ok) expect(limited.error.retryAfterMs).toBe(9_000);
+    expect(limited.ok).toBe(false);
+    scim.api.inject({ status: 429 }, search);
+    const bare = await h.attempt(draft('risc.account-disabled'));
+    if (!bare.ok) expect(bare.error.retryAfterMs).toBeUndefined();
+    scim.api.inject(
+      { status: 500, body: { schemas: [ERROR], status: '500', detail: 'Internal error' } },
+      (r) => r.method === 'PATCH',
+    );
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({ ok: false, class: 'retryable' });
+    scim.api.inject({ delayMs: 1_000, body: {} }, search);
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({ ok: false, class: 'retryable' });
+    scim.api.inject(
+      {
+        status: 400,
+        body: { schemas: [ERROR], status: '400', scimType: 'invalidFilter', detail: 'Bad filter' },
+      },
+      search,
+    );
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({ ok: false, class: 'permanent' });
+    scim.api.inject(
+      { status: 200, headers: { 'content-type': 'application/scim+json' }, body: '{"Resources": [' },
+      search,
+    );
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({ ok: false, class: 'permanent' });
+    expect(
+      await h.counter('scim_deprovision_actions_total', { action: 'deactivate', outcome: 'retryable' }),
+    ).toBe(4);
+  });
+
+  it('needs exactly one of token and oauth', () => {
+    expect(
+      scimDeprovision.configSchema.safeParse({ base_url: 'https://a.example.com/scim/v2' }).success,
+    ).toBe(false);
+  });
+});

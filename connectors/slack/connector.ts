@@ -1,0 +1,59 @@
+import type { ConnectorContext, OutboundConnector } from '../../core/plugin-api/index.ts';
+import {
+  ACCOUNT_DISABLED,
+  SESSION_REVOKED,
+  TtlCache,
+  counted,
+  refuse,
+  shortName,
+  subjectFormats,
+  userEmail,
+} from '../_shared/outbound-common.ts';
+import { SlackClient } from './client.ts';
+import type { SlackConfig } from './config.ts';
+
+const NAME = 'slack';
+const TRIGGER_OF: Record<string, SlackConfig['trigger_on'][number]> = {
+  [SESSION_REVOKED]: 'session-revoked',
+  [ACCOUNT_DISABLED]: 'account-disabled',
+};
+
+/** Slack Enterprise Grid: resets a user's Slack sessions, finding the user by email. */
+export function createSlack(ctx: ConnectorContext, config: SlackConfig): OutboundConnector {
+  const http = ctx.http.create({
+    baseURL: config.api_url,
+    timeoutMs: config.request_timeout,
+    auth: { type: 'bearer', token: config.token },
+  });
+  const slack = new SlackClient(http);
+  const ids = new TtlCache<string>(config.user_cache_ttl, () => ctx.clock.now().getTime());
+  const resets = ctx.metrics.counter('slack_session_resets_total', 'Slack session resets, by outcome', [
+    'outcome',
+  ]);
+
+  return {
+    target: { audience: 'urn:ssf-bridge:slack', profile: 'ssf-1.0' },
+    async start() {},
+    async stop() {},
+    async deliver(set, signal) {
+      const trigger = TRIGGER_OF[set.eventType];
+      if (!trigger || !config.trigger_on.includes(trigger)) {
+        throw refuse(
+          NAME,
+          `${shortName(set.eventType)} does not reset Slack sessions (trigger_on: ${config.trigger_on.join(', ')})`,
+        );
+      }
+      const email = userEmail(set.subject);
+      if (!email)
+        throw refuse(NAME, `Slack users are found by email; the subject is ${subjectFormats(set.subject)}`);
+      return counted(resets, {}, async () => {
+        const key = email.toLowerCase();
+        const id = ids.get(key) ?? (await slack.userIdFor(email, signal));
+        if (!id) throw refuse(NAME, `no Slack user has the email ${email}`);
+        ids.set(key, id);
+        const status = await slack.resetSessions(id, config.sessions, signal);
+        return { status, detail: `Slack sessions of ${id} reset (${config.sessions})` };
+      });
+    },
+  };
+}

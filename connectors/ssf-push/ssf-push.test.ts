@@ -1,0 +1,230 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { EventDraft } from '../../core/plugin-api/index.ts';
+import { MockServer } from '../../core/plugin-api/testing/index.ts';
+import {
+  BRIDGE_ISSUER,
+  outboundHarness,
+  rfc8935,
+  sleep,
+  ssfReceiver,
+  type OutboundHarness,
+} from '../../test/helpers/outbound.ts';
+import { ssfPush } from './index.ts';
+
+const AUD = 'https://receiver.example.net/';
+const PATH = '/ssf/events';
+const PUSH_TOKEN = 'Bearer push-token-5c1d8e2f';
+const CLIENT_SECRET = 'oauth-client-secret-77aa';
+
+const sessionRevoked: EventDraft = {
+  type: 'caep.session-revoked',
+  subject: { format: 'email', email: 'dana.lee@example.com' },
+  claims: { initiating_entity: 'policy', reason_admin: { en: 'EDR host contained' } },
+  sourceRecordId: 'cs:ind:42',
+  occurredAt: '2026-01-01T00:00:00Z',
+};
+
+const server = new MockServer();
+let harness: OutboundHarness | undefined;
+beforeAll(() => server.start());
+afterAll(() => server.close());
+afterEach(async () => {
+  await harness?.stop();
+  harness = undefined;
+  server.reset();
+});
+
+async function start(config: Record<string, unknown> = {}) {
+  harness = await outboundHarness(ssfPush, {
+    endpoint_url: `${server.url}${PATH}`,
+    audience: AUD,
+    request_timeout: '400ms',
+    ...config,
+  });
+  return harness;
+}
+
+describe('ssf-push: delivery (RFC 8935 §2.1–2.2)', () => {
+  it('POSTs the signed SET as application/secevent+jwt with no Authorization header; 202 is delivered', async () => {
+    const received = ssfReceiver(server, { path: PATH, audience: AUD });
+    const h = await start();
+    const outcome = await h.attempt(sessionRevoked);
+    expect(outcome.ok).toBe(true);
+    if (!outcome.ok) return;
+    expect(outcome.receipt).toEqual({
+      status: 202,
+      detail: `POST ${server.url}${PATH} accepted the SET (202)`,
+    });
+    const [request] = server.requests;
+    expect(request).toMatchObject({ method: 'POST', path: PATH, body: outcome.set.jwt });
+    expect(request?.headers['content-type']).toBe('application/secevent+jwt');
+    expect(request?.headers['accept']).toBe('application/json');
+    expect(request?.headers['authorization']).toBeUndefined();
+    const [got] = received;
+    expect(got?.set.header).toMatchObject({ typ: 'secevent+jwt', alg: 'RS256' });
+    expect(got?.set.claims).toEqual({
+      iss: BRIDGE_ISSUER,
+      aud: AUD,
+      iat: expect.any(Number),
+      jti: outcome.set.jti,
+      txn: expect.any(String),
+      sub_id: { format: 'email', email: 'dana.lee@example.com' },
+      events: {
+        'https://schemas.openid.net/secevent/caep/event-type/session-revoked': {
+          initiating_entity: 'policy',
+          reason_admin: { en: 'EDR host contained' },
+          event_timestamp: 1767225600,
+        },
+      },
+    });
+    expect(await h.counter('ssf_push_sets_total', { outcome: 'ok' })).toBe(1);
+  });
+
+  it('sends the configured authorization header verbatim on every push, and never logs it', async () => {
+    const received = ssfReceiver(server, { path: PATH, audience: AUD, authorization: PUSH_TOKEN });
+    const h = await start({ authorization_header: PUSH_TOKEN });
+    expect((await h.attempt(sessionRevoked)).ok).toBe(true);
+    expect((await h.attempt({ ...sessionRevoked, sourceRecordId: 'cs:ind:43' })).ok).toBe(true);
+    expect(received).toHaveLength(2);
+    expect(h.logText()).not.toContain('push-token-5c1d8e2f');
+  });
+
+  it('fetches an OAuth 2.0 client-credentials token and pushes with it', async () => {
+    server.on('POST', '/oauth2/token', () => ({
+      status: 200,
+      body: { access_token: 'at-push-0f9e8d7c', token_type: 'Bearer', expires_in: 3600 },
+    }));
+    const received = ssfReceiver(server, {
+      path: PATH,
+      audience: AUD,
+      authorization: 'Bearer at-push-0f9e8d7c',
+    });
+    const h = await start({
+      oauth: {
+        token_url: `${server.url}/oauth2/token`,
+        client_id: 'ssf-bridge',
+        client_secret: CLIENT_SECRET,
+        scope: 'caep.push',
+      },
+    });
+    expect((await h.attempt(sessionRevoked)).ok).toBe(true);
+    const token = server.requests.find((r) => r.path === '/oauth2/token');
+    expect(new URLSearchParams(token?.body).get('grant_type')).toBe('client_credentials');
+    expect(new URLSearchParams(token?.body).get('scope')).toBe('caep.push');
+    expect(received).toHaveLength(1);
+    expect(h.logText()).not.toContain(CLIENT_SECRET);
+    expect(h.logText()).not.toContain('at-push-0f9e8d7c');
+  });
+
+  it('refuses a config with both a static header and OAuth', () => {
+    const result = ssfPush.configSchema.safeParse({
+      endpoint_url: 'https://r.example.net/e',
+      audience: AUD,
+      authorization_header: 'Bearer x',
+      oauth: { token_url: 'https://a.example.net/t', client_id: 'c', client_secret: 's' },
+    });
+    expect(result.success).toBe(false);
+  });
+});
+
+describe('ssf-push: the receiver refuses (RFC 8935 §2.3–2.4)', () => {
+  it('a receiver expecting another audience answers invalid_audience: permanent, reason kept', async () => {
+    ssfReceiver(server, { path: PATH, audience: 'https://other-receiver.example.net/' });
+    const h = await start();
+    const outcome = await h.attempt(sessionRevoked);
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    if (outcome.ok) return;
+    expect(outcome.error.message).toContain('refused the SET: invalid_audience');
+    expect(await h.counter('ssf_push_sets_total', { outcome: 'permanent' })).toBe(1);
+  });
+
+  it.each([
+    ['invalid_key', 'permanent'],
+    ['invalid_issuer', 'permanent'],
+    ['invalid_request', 'permanent'],
+    ['authentication_failed', 'credentials'],
+    ['access_denied', 'credentials'],
+  ] as const)('%s is %s', async (err, expected) => {
+    server.on('POST', PATH, () => rfc8935(err, `the receiver says ${err}`));
+    const h = await start();
+    const outcome = await h.attempt(sessionRevoked);
+    expect(outcome).toMatchObject({ ok: false, class: expected });
+    if (outcome.ok) return;
+    expect(outcome.error.message).toContain(`${err} (the receiver says ${err})`);
+  });
+
+  it.each([
+    [401, { 'www-authenticate': 'Bearer error="invalid_token"' }, 'credentials'],
+    [403, {}, 'credentials'],
+    [500, {}, 'retryable'],
+    [503, { 'retry-after': '120' }, 'retryable'],
+    [404, {}, 'permanent'],
+  ] as const)('HTTP %d is %s', async (status, headers, expected) => {
+    server.on('POST', PATH, () => ({ status, headers, body: { error: 'x' } }));
+    const h = await start();
+    const outcome = await h.attempt(sessionRevoked);
+    expect(outcome).toMatchObject({ ok: false, class: expected });
+    if (status === 503 && !outcome.ok) expect(outcome.error.retryAfterMs).toBe(120_000);
+  });
+
+  it('429 with Retry-After waits as asked; without it the core backoff applies', async () => {
+    server.on('POST', PATH, () => ({ status: 429, headers: { 'retry-after': '30' } }));
+    const h = await start();
+    const limited = await h.attempt(sessionRevoked);
+    expect(limited).toMatchObject({ ok: false, class: 'retryable' });
+    if (!limited.ok) expect(limited.error.retryAfterMs).toBe(30_000);
+    server.on('POST', PATH, () => ({ status: 429 }));
+    const bare = await h.attempt(sessionRevoked);
+    expect(bare).toMatchObject({ ok: false, class: 'retryable' });
+    if (!bare.ok) expect(bare.error.retryAfterMs).toBeUndefined();
+  });
+
+  it('a receiver slower than the request timeout is retryable', async () => {
+    server.on('POST', PATH, async () => {
+      await sleep(1_000);
+      return { status: 202 };
+    });
+    const h = await start();
+    const outcome = await h.attempt(sessionRevoked);
+    expect(outcome).toMatchObject({ ok: false, class: 'retryable' });
+    if (!outcome.ok) expect(outcome.error.code).toBe('SSF_ERR_HTTP_TIMEOUT');
+  });
+
+  it('malformed answers: any 2xx body is delivered, a 400 that is not RFC 8935 JSON is permanent', async () => {
+    server.on('POST', PATH, () => ({
+      status: 200,
+      headers: { 'content-type': 'text/html' },
+      body: '<html>ok',
+    }));
+    const h = await start();
+    expect((await h.attempt(sessionRevoked)).ok).toBe(true);
+    server.on('POST', PATH, () => ({
+      status: 400,
+      headers: { 'content-type': 'text/html' },
+      body: '<h1>Bad',
+    }));
+    const html = await h.attempt(sessionRevoked);
+    expect(html).toMatchObject({ ok: false, class: 'permanent' });
+    if (!html.ok) expect(html.error.message).toContain('answered 400: <h1>Bad');
+    server.on('POST', PATH, () => ({ status: 400, body: '{"err": 42' }));
+    expect(await h.attempt(sessionRevoked)).toMatchObject({ ok: false, class: 'permanent' });
+  });
+});
+
+describe('ssf-push: profiles', () => {
+  it('shapes SETs with the configured profile; an event the profile refuses fails signing permanently', async () => {
+    const received = ssfReceiver(server, { path: PATH, audience: 'https://sharedsignals.googleapis.com' });
+    const h = await start({ profile: 'google-workspace', audience: 'https://sharedsignals.googleapis.com' });
+    expect((await h.attempt(sessionRevoked)).ok).toBe(true);
+    const event = received[0]?.set.event;
+    expect(event?.subject).toEqual({ format: 'email', email: 'dana.lee@example.com' });
+    const refused = await h.attempt({
+      type: 'risc.account-disabled',
+      subject: sessionRevoked.subject,
+      sourceRecordId: 'hr:1',
+    });
+    expect(refused).toMatchObject({ ok: false, class: 'permanent', set: undefined });
+    if (!refused.ok) expect(refused.error.message).toMatch(/Google accepts only caep.session-revoked/);
+    expect(server.requests.filter((r) => r.path === PATH)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,19 @@
+import { runConnectorConformance, type MockServer } from '../../core/plugin-api/testing/index.ts';
+import { webhook } from './index.ts';
+
+runConnectorConformance(webhook, {
+  connectorDir: new URL('.', import.meta.url),
+  validConfig: (server: MockServer) => ({
+    url: `${server.url}/hooks/ssf`,
+    signing_secret: 'kit-webhook-signing-secret-0123456789',
+    authorization_header: 'Bearer kit-webhook-token',
+  }),
+  invalidConfigs: [
+    { config: { url: 'https://hooks.example.com' }, error: 'signing_secret' },
+    { config: { url: 'hooks', signing_secret: 's' }, error: 'url' },
+  ],
+  metrics: [
+    { name: 'webhook_posts_total', labels: { outcome: 'ok' }, value: (t) => t.delivered },
+    { name: 'webhook_posts_total', labels: { outcome: 'retryable' }, value: (t) => t.failed },
+  ],
+});

@@ -1,0 +1,42 @@
+/** The webhook contract: the JSON body and its signature (see README.md for receivers). */
+import { createHmac } from 'node:crypto';
+import type { SignedSet } from '../../core/plugin-api/index.ts';
+
+export interface WebhookPayload {
+  /** The SET jti: stable across retries, so receivers can drop duplicates. */
+  id: string;
+  /** Event type URI. */
+  type: string;
+  /** When the event happened (RFC 3339). */
+  occurred_at: string;
+  subject: Record<string, unknown>;
+  /** The event claims, as in the SET. */
+  event: Record<string, unknown>;
+  source: { issuer: string; txn?: string };
+  /** The signed SET, when include_set is on. */
+  set?: string;
+}
+
+function occurredAt(set: SignedSet): string {
+  const seconds =
+    typeof set.event.event_timestamp === 'number' ? set.event.event_timestamp : Number(set.claims.iat);
+  return new Date(seconds * 1000).toISOString();
+}
+
+export function webhookPayload(set: SignedSet, includeSet: boolean): WebhookPayload {
+  const txn = typeof set.claims.txn === 'string' ? set.claims.txn : undefined;
+  return {
+    id: set.jti,
+    type: set.eventType,
+    occurred_at: occurredAt(set),
+    subject: set.subject,
+    event: set.event,
+    source: { issuer: String(set.claims.iss), ...(txn ? { txn } : {}) },
+    ...(includeSet ? { set: set.jwt } : {}),
+  };
+}
+
+/** `sha256=` + hex HMAC-SHA256 over `<timestamp>.<body>`: the timestamp is signed with the body, so a captured request cannot be replayed later with a new timestamp. */
+export function signature(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}

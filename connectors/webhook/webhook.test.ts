@@ -1,0 +1,147 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { EventDraft } from '../../core/plugin-api/index.ts';
+import { FakeApi, type FakeRequest } from '../../test/helpers/fake-api.ts';
+import {
+  BRIDGE_ISSUER,
+  outboundHarness,
+  receiverVerify,
+  type OutboundHarness,
+} from '../../test/helpers/outbound.ts';
+import { webhook } from './index.ts';
+
+const SECRET = 'whsec-3f9a1c7e5b2d4f608a1b3c5d7e9f0a2b';
+
+/** The verification recipe of README.md, as a receiver would write it. */
+function verify(req: FakeRequest, secret: string, nowSeconds = Math.floor(Date.now() / 1000)): boolean {
+  const timestamp = req.headers['x-timestamp'] ?? '';
+  const given = req.headers['x-signature'] ?? '';
+  if (!/^\d+$/.test(timestamp) || Math.abs(nowSeconds - Number(timestamp)) > 300) return false;
+  const expected = `sha256=${createHmac('sha256', secret).update(`${timestamp}.${req.body}`).digest('hex')}`;
+  return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+}
+
+const received: FakeRequest[] = [];
+const receiver = new FakeApi((req) => {
+  if (!verify(req, SECRET)) return { status: 401, body: { error: 'bad signature' } };
+  received.push(req);
+  return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'ok' };
+});
+let harness: OutboundHarness | undefined;
+beforeAll(() => receiver.start());
+afterAll(() => receiver.close());
+beforeEach(() => {
+  receiver.reset();
+  received.length = 0;
+});
+afterEach(async () => {
+  await harness?.stop();
+  harness = undefined;
+});
+
+async function start(config: Record<string, unknown> = {}) {
+  harness = await outboundHarness(webhook, {
+    url: `${receiver.url}/hooks/ssf`,
+    signing_secret: SECRET,
+    request_timeout: '400ms',
+    ...config,
+  });
+  return harness;
+}
+
+const leaver: EventDraft = {
+  type: 'risc.account-disabled',
+  subject: { format: 'email', email: 'dana.lee@example.com' },
+  claims: {},
+  sourceRecordId: 'workday:WID-3341',
+  occurredAt: '2026-01-02T09:30:00Z',
+  txn: 'workday:WID-3341',
+};
+
+describe('webhook: the signed JSON contract', () => {
+  it('POSTs id, type, occurred_at, subject, event and source, signed over timestamp and body', async () => {
+    const h = await start();
+    const outcome = await h.attempt(leaver);
+    expect(outcome).toMatchObject({ ok: true, receipt: { status: 200 } });
+    const [req] = received;
+    expect(req).toMatchObject({ method: 'POST', path: '/hooks/ssf' });
+    expect(req?.headers['content-type']).toBe('application/json');
+    expect(req?.headers['authorization']).toBeUndefined();
+    expect(Number(req?.headers['x-timestamp'])).toBeCloseTo(Date.now() / 1000, -1);
+    expect(req?.json).toEqual({
+      id: outcome.ok ? outcome.set.jti : '',
+      type: 'https://schemas.openid.net/secevent/risc/event-type/account-disabled',
+      // RISC account-disabled carries no event_timestamp: the time the bridge accepted it (iat).
+      occurred_at: outcome.ok ? new Date(Number(outcome.set.claims.iat) * 1000).toISOString() : '',
+      subject: { format: 'email', email: 'dana.lee@example.com' },
+      event: {},
+      source: { issuer: BRIDGE_ISSUER, txn: 'workday:WID-3341' },
+    });
+    expect(verify(req as FakeRequest, 'a-different-secret')).toBe(false);
+    expect(h.logText()).not.toContain(SECRET);
+    const revoked = { ...leaver, type: 'caep.session-revoked', sourceRecordId: 'edr:1' };
+    expect((await h.attempt(revoked)).ok).toBe(true);
+    expect((received[1]?.json as { occurred_at: string }).occurred_at).toBe('2026-01-02T09:30:00.000Z');
+  });
+
+  it('the id stays the same across retries of one event, so receivers can drop duplicates', async () => {
+    const h = await start();
+    await h.attempt(leaver);
+    await h.attempt(leaver, { attempt: 1 });
+    expect(new Set(received.map((r) => (r.json as { id: string }).id)).size).toBe(1);
+  });
+
+  it('include_set adds the signed SET, which verifies against the bridge JWKS', async () => {
+    const h = await start({ include_set: true, audience: 'https://soar.example.com' });
+    expect((await h.attempt(leaver)).ok).toBe(true);
+    const set = (received[0]?.json as { set: string }).set;
+    const checked = await receiverVerify(set, { audience: 'https://soar.example.com' });
+    expect(checked.ok).toBe(true);
+    if (checked.ok)
+      expect(checked.set.eventType).toBe(
+        'https://schemas.openid.net/secevent/risc/event-type/account-disabled',
+      );
+  });
+
+  it('sends an Authorization header when configured, and never logs it', async () => {
+    const h = await start({ authorization_header: 'Bearer soar-token-7788aa' });
+    expect((await h.attempt(leaver)).ok).toBe(true);
+    expect(received[0]?.headers['authorization']).toBe('Bearer soar-token-7788aa');
+    expect(h.logText()).not.toContain('soar-token-7788aa');
+  });
+});
+
+describe('webhook: outcomes', () => {
+  it('a receiver that refuses the signature (401) flags the credentials; 403 too', async () => {
+    const h = await start({ signing_secret: 'not-the-shared-secret-0000' });
+    expect(await h.attempt(leaver)).toMatchObject({ ok: false, class: 'credentials' });
+    receiver.inject({ status: 403 });
+    const strict = await start();
+    expect(await strict.attempt(leaver)).toMatchObject({ ok: false, class: 'credentials' });
+  });
+
+  it('429 with and without Retry-After, 5xx and slow answers retry; 410 and 422 are permanent; any 2xx body is fine', async () => {
+    const h = await start();
+    receiver.inject({ status: 429, headers: { 'retry-after': '4' } });
+    const limited = await h.attempt(leaver);
+    if (!limited.ok) expect(limited.error.retryAfterMs).toBe(4_000);
+    expect(limited.ok).toBe(false);
+    receiver.inject({ status: 429 });
+    const bare = await h.attempt(leaver);
+    if (!bare.ok) expect(bare.error.retryAfterMs).toBeUndefined();
+    receiver.inject({ status: 502, body: '<html>bad gateway</html>' });
+    expect(await h.attempt(leaver)).toMatchObject({ ok: false, class: 'retryable' });
+    receiver.inject({ status: 200, delayMs: 1_000 });
+    expect(await h.attempt(leaver)).toMatchObject({ ok: false, class: 'retryable' });
+    receiver.inject({ status: 410, body: { error: 'gone' } });
+    expect(await h.attempt(leaver)).toMatchObject({ ok: false, class: 'permanent' });
+    receiver.inject({ status: 422, body: { error: 'unprocessable' } });
+    expect(await h.attempt(leaver)).toMatchObject({ ok: false, class: 'permanent' });
+    receiver.inject({ status: 204 });
+    expect((await h.attempt(leaver)).ok).toBe(true);
+    receiver.inject({ status: 202, headers: { 'content-type': 'application/json' }, body: '{"queued": tru' });
+    expect((await h.attempt(leaver)).ok).toBe(true);
+    expect(await h.counter('webhook_posts_total', { outcome: 'retryable' })).toBe(4);
+    expect(await h.counter('webhook_posts_total', { outcome: 'ok' })).toBe(2);
+  });
+});

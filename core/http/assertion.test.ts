@@ -1,0 +1,323 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { jwtVerify, decodeProtectedHeader } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
+import { Secret } from '../plugin-api/secret.ts';
+import type { HttpAuth, Logger } from '../plugin-api/types.ts';
+import {
+  JWT_BEARER_GRANT,
+  JWT_CLIENT_ASSERTION,
+  buildAssertionTokenRequest,
+  loadAssertionKey,
+  type AssertionAuth,
+} from './assertion.ts';
+import { createHttpClientFactory } from './client.ts';
+
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const pem = (key: KeyObject) => key.export({ type: 'pkcs8', format: 'pem' }) as string;
+const RSA_PEM = pem(rsa.privateKey);
+
+const NOW_MS = Date.UTC(2026, 0, 1);
+
+function jwtBearer(extra: Partial<Extract<HttpAuth, { type: 'jwt_bearer' }>> = {}): AssertionAuth {
+  return {
+    type: 'jwt_bearer',
+    tokenUrl: 'https://oauth2.googleapis.com/token',
+    issuer: 'bridge@project.iam.gserviceaccount.com',
+    subject: 'admin@example.com',
+    scope: 'https://www.googleapis.com/auth/admin.directory.user.security',
+    privateKey: new Secret(RSA_PEM),
+    keyId: 'sa-key-1',
+    ...extra,
+  };
+}
+
+function privateKeyJwt(
+  extra: Partial<Extract<HttpAuth, { type: 'oauth2_private_key_jwt' }>> = {},
+): AssertionAuth {
+  return {
+    type: 'oauth2_private_key_jwt',
+    tokenUrl: 'https://example.okta.com/oauth2/v1/token',
+    clientId: '0oa1bridge',
+    privateKey: new Secret(RSA_PEM),
+    scope: 'okta.universalLogout.manage okta.users.read',
+    ...extra,
+  };
+}
+
+describe('loadAssertionKey', () => {
+  it('reads a PKCS#8 PEM, with escaped newlines as in a service-account JSON file', () => {
+    const escaped = RSA_PEM.replace(/\n/g, '\\n');
+    const key = loadAssertionKey(jwtBearer({ privateKey: new Secret(escaped) }));
+    expect(key).toMatchObject({ alg: 'RS256', kid: 'sa-key-1' });
+  });
+
+  it('reads a private JWK and takes its kid and alg', () => {
+    const jwk = { ...ec.privateKey.export({ format: 'jwk' }), kid: 'okta-key-7', alg: 'ES256' };
+    const key = loadAssertionKey(privateKeyJwt({ privateKey: new Secret(JSON.stringify(jwk)) }));
+    expect(key).toMatchObject({ alg: 'ES256', kid: 'okta-key-7' });
+  });
+
+  it.each([
+    ['garbage', /is not a private key/],
+    ['{"kty":', /does not parse/],
+    [rsa.publicKey.export({ type: 'spki', format: 'pem' }) as string, /not a private key|public key/],
+  ])('refuses %j with a ConfigError that never quotes the key', (value, message) => {
+    let error: unknown;
+    try {
+      loadAssertionKey(jwtBearer({ privateKey: new Secret(value) }));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain(value.slice(0, 20));
+  });
+});
+
+describe('buildAssertionTokenRequest', () => {
+  it('jwt_bearer (RFC 7523 §2.1): iss, sub, scope, aud = token URL, one-hour lifetime, signed RS256', async () => {
+    const auth = jwtBearer();
+    const req = await buildAssertionTokenRequest(auth, loadAssertionKey(auth), NOW_MS);
+    const form = new URLSearchParams(req.body);
+    expect(req.url).toBe('https://oauth2.googleapis.com/token');
+    expect(form.get('grant_type')).toBe(JWT_BEARER_GRANT);
+    const assertion = form.get('assertion') as string;
+    expect(decodeProtectedHeader(assertion)).toEqual({ alg: 'RS256', typ: 'JWT', kid: 'sa-key-1' });
+    const { payload } = await jwtVerify(assertion, rsa.publicKey, {
+      currentDate: new Date(NOW_MS),
+      audience: 'https://oauth2.googleapis.com/token',
+    });
+    const iat = NOW_MS / 1000;
+    expect(payload).toEqual({
+      iss: 'bridge@project.iam.gserviceaccount.com',
+      sub: 'admin@example.com',
+      scope: 'https://www.googleapis.com/auth/admin.directory.user.security',
+      aud: 'https://oauth2.googleapis.com/token',
+      iat,
+      exp: iat + 3600,
+    });
+  });
+
+  it('private_key_jwt (RFC 7523 §2.2): client_credentials with a short-lived client assertion', async () => {
+    const auth = privateKeyJwt({ extraParams: { resource: 'r1' } });
+    const req = await buildAssertionTokenRequest(auth, loadAssertionKey(auth), NOW_MS);
+    const form = Object.fromEntries(new URLSearchParams(req.body));
+    expect(form).toMatchObject({
+      grant_type: 'client_credentials',
+      scope: 'okta.universalLogout.manage okta.users.read',
+      resource: 'r1',
+      client_assertion_type: JWT_CLIENT_ASSERTION,
+    });
+    expect(req.headers['authorization']).toBeUndefined();
+    const { payload } = await jwtVerify(form.client_assertion as string, rsa.publicKey, {
+      currentDate: new Date(NOW_MS),
+    });
+    expect(payload).toMatchObject({
+      iss: '0oa1bridge',
+      sub: '0oa1bridge',
+      aud: 'https://example.okta.com/oauth2/v1/token',
+      exp: NOW_MS / 1000 + 300,
+    });
+    expect(payload.jti).toEqual(expect.any(String));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Through the client, against a loopback token endpoint and API.
+
+interface Seen {
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+const servers: http.Server[] = [];
+afterEach(async () => {
+  await Promise.all(
+    servers.splice(0).map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          s.closeAllConnections();
+          s.close(() => resolve());
+        }),
+    ),
+  );
+});
+
+async function serve(
+  answer: (seen: Seen) => { status: number; body?: string; headers?: Record<string, string> },
+) {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const entry = {
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
+      seen.push(entry);
+      const { status, body = '', headers = {} } = answer(entry);
+      res.writeHead(status, headers).end(body);
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+function recording(lines: string[]): Logger {
+  const at = (obj: object | string, msg?: string) => void lines.push(JSON.stringify({ obj, msg }));
+  const logger: Logger = { trace: at, debug: at, info: at, warn: at, error: at, child: () => logger };
+  return logger;
+}
+
+function factory(lines: string[] = []) {
+  const authFailures: string[] = [];
+  const stop = new AbortController();
+  const made = createHttpClientFactory({
+    logger: recording(lines),
+    signal: stop.signal,
+    onAuthFailure: (reason) => authFailures.push(reason),
+  });
+  return { factory: made, authFailures };
+}
+
+const TOKEN_JSON = JSON.stringify({
+  access_token: 'ya29.assertion-token-1',
+  token_type: 'Bearer',
+  expires_in: 3599,
+});
+
+describe('assertion grants through the HTTP client', () => {
+  it('jwt_bearer fetches a token with a signed assertion, caches it and sends it as a bearer', async () => {
+    const server = await serve((seen) =>
+      seen.url === '/token'
+        ? { status: 200, body: TOKEN_JSON, headers: { 'content-type': 'application/json' } }
+        : { status: 204 },
+    );
+    const lines: string[] = [];
+    const client = factory(lines).factory.create({
+      auth: {
+        ...(jwtBearer({ tokenUrl: `${server.url}/token` }) as Extract<HttpAuth, { type: 'jwt_bearer' }>),
+      },
+    });
+    await client.post(`${server.url}/admin/directory/v1/users/dana%40example.com/signOut`);
+    await client.post(`${server.url}/admin/directory/v1/users/lee%40example.com/signOut`);
+    const tokens = server.seen.filter((s) => s.url === '/token');
+    expect(tokens).toHaveLength(1);
+    const assertion = new URLSearchParams(tokens[0]!.body).get('assertion') as string;
+    const { payload } = await jwtVerify(assertion, rsa.publicKey);
+    expect(payload.aud).toBe(`${server.url}/token`);
+    expect(server.seen.filter((s) => s.url !== '/token').map((s) => s.headers['authorization'])).toEqual([
+      'Bearer ya29.assertion-token-1',
+      'Bearer ya29.assertion-token-1',
+    ]);
+    const logged = lines.join('\n');
+    expect(logged).not.toContain('ya29.assertion-token-1');
+    expect(logged).not.toContain(assertion);
+    expect(logged).not.toContain('PRIVATE KEY');
+  });
+
+  it('private_key_jwt: an OAuth credential error at the token endpoint flags the credentials', async () => {
+    const server = await serve(() => ({
+      status: 401,
+      body: JSON.stringify({
+        error: 'invalid_client',
+        error_description: 'The client_assertion signature is invalid.',
+      }),
+      headers: { 'content-type': 'application/json' },
+    }));
+    const { factory: made, authFailures } = factory();
+    const client = made.create({
+      auth: privateKeyJwt({ tokenUrl: `${server.url}/oauth2/v1/token` }) as HttpAuth,
+    });
+    const error = await client.get(`${server.url}/api/v1/users/me`).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(PermanentError);
+    expect((error as PermanentError).authFailure).toBe(true);
+    expect(authFailures).toHaveLength(1);
+    expect(server.seen.map((s) => s.url)).toEqual(['/oauth2/v1/token']);
+  });
+
+  it('a malformed key fails create() with a ConfigError', () => {
+    expect(() =>
+      factory().factory.create({
+        auth: jwtBearer({ privateKey: new Secret('not a key at all') }) as HttpAuth,
+      }),
+    ).toThrow(ConfigError);
+  });
+});
+
+describe('acceptStatuses', () => {
+  it('hands back listed error statuses as responses, other statuses still throw classified errors', async () => {
+    let status = 400;
+    const server = await serve(() => ({
+      status,
+      body: status === 502 ? '<html>bad gateway</html>' : '{"err":"invalid_audience","description":"aud"}',
+      headers: { 'content-type': status === 502 ? 'text/html' : 'application/json' },
+    }));
+    const client = factory().factory.create({});
+    const answered = await client.post(`${server.url}/push`, 'x', { acceptStatuses: [400, 502] });
+    expect(answered).toMatchObject({ status: 400, data: { err: 'invalid_audience', description: 'aud' } });
+    status = 502;
+    const html = await client.post(`${server.url}/push`, 'x', { acceptStatuses: [400, 502] });
+    expect(html).toMatchObject({ status: 502, data: undefined });
+    status = 503;
+    const thrown = await client
+      .post(`${server.url}/push`, 'x', { acceptStatuses: [400] })
+      .catch((e: unknown) => e);
+    expect(thrown).toBeInstanceOf(RetryableError);
+  });
+
+  it('an accepted 401 still forces one token refresh first', async () => {
+    let issued = 0;
+    const server = await serve((seen) => {
+      if (seen.url === '/token') {
+        issued += 1;
+        return {
+          status: 200,
+          body: JSON.stringify({ access_token: `tok-refresh-${issued}`, expires_in: 600 }),
+        };
+      }
+      return { status: seen.headers['authorization'] === 'Bearer tok-refresh-1' ? 401 : 202 };
+    });
+    const client = factory().factory.create({
+      auth: {
+        type: 'oauth2_client_credentials',
+        tokenUrl: `${server.url}/token`,
+        clientId: 'bridge',
+        clientSecret: new Secret('client-secret-accept'),
+      },
+    });
+    const res = await client.post(`${server.url}/push`, 'x', {
+      acceptStatuses: [400, 401],
+      responseType: 'text',
+    });
+    expect(res.status).toBe(202);
+    expect(issued).toBe(2);
+  });
+});
+
+describe('token requests', () => {
+  it('carry the client’s configured headers and user agent, like its other requests', async () => {
+    const server = await serve((seen) =>
+      seen.url === '/token' ? { status: 200, body: TOKEN_JSON } : { status: 204 },
+    );
+    const client = factory().factory.create({
+      userAgent: 'ssf-bridge/test',
+      headers: { 'x-request-source': 'bridge-1' },
+      auth: privateKeyJwt({ tokenUrl: `${server.url}/token` }) as HttpAuth,
+    });
+    await client.get(`${server.url}/api`);
+    for (const seen of server.seen) {
+      expect(seen.headers['x-request-source']).toBe('bridge-1');
+      expect(seen.headers['user-agent']).toBe('ssf-bridge/test');
+    }
+    expect(server.seen.map((s) => s.url)).toEqual(['/token', '/api']);
+  });
+});

@@ -1,0 +1,141 @@
+/**
+ * OAuth 2.0 with signed JWT assertions (RFC 7523): a JWT as the authorization grant (§2.1,
+ * `jwt_bearer`, Google service accounts) and a JWT as the client's credential (§2.2,
+ * `private_key_jwt`, Okta service apps). Keys are read once, when the client is created, so a
+ * malformed key is a configuration error and not a failed delivery.
+ */
+import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { ConfigError } from '../plugin-api/errors.ts';
+import { registerSecretValue } from '../plugin-api/secret.ts';
+import type { HttpAuth } from '../plugin-api/types.ts';
+import type { TokenRequest } from './oauth.ts';
+
+export type JwtBearerAuth = Extract<HttpAuth, { type: 'jwt_bearer' }>;
+export type PrivateKeyJwtAuth = Extract<HttpAuth, { type: 'oauth2_private_key_jwt' }>;
+export type AssertionAuth = JwtBearerAuth | PrivateKeyJwtAuth;
+
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+export const JWT_CLIENT_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** Google caps grant assertions at one hour; a client assertion only has to reach the token endpoint. */
+const GRANT_LIFETIME_S = 3600;
+const CLIENT_ASSERTION_LIFETIME_S = 300;
+
+export interface AssertionKey {
+  key: KeyObject;
+  alg: string;
+  kid: string | undefined;
+}
+
+function keyError(message: string): ConfigError {
+  return new ConfigError(`auth.privateKey: ${message}`, { code: 'SSF_ERR_CONFIG_HTTP' });
+}
+
+/** The JWS algorithm for a private key: RS256 for RSA (what Google and Okta take), ES* by curve. */
+function algorithmFor(key: KeyObject, declared: unknown): string {
+  const type = key.asymmetricKeyType;
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const natural =
+    type === 'rsa'
+      ? 'RS256'
+      : type === 'ec' && curve === 'prime256v1'
+        ? 'ES256'
+        : type === 'ec' && curve === 'secp384r1'
+          ? 'ES384'
+          : type === 'ed25519'
+            ? 'EdDSA'
+            : undefined;
+  if (natural === undefined) throw keyError(`a ${type ?? 'symmetric'} key cannot sign JWT assertions`);
+  if (typeof declared !== 'string') return natural;
+  const family = natural.slice(0, 2);
+  if (declared.slice(0, 2) !== family && !(natural === 'RS256' && declared.startsWith('PS'))) {
+    throw keyError(`the JWK says alg ${declared}, which does not fit its ${type} key`);
+  }
+  return declared;
+}
+
+/**
+ * Reads a PKCS#8 PEM (what Google's service-account JSON and Okta's key generator hand out) or
+ * a private JWK. The message never quotes the key.
+ */
+export function loadAssertionKey(auth: AssertionAuth): AssertionKey {
+  const text = auth.privateKey.reveal().trim();
+  let jwk: Record<string, unknown> | undefined;
+  if (text.startsWith('{')) {
+    try {
+      jwk = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw keyError('looks like JSON but does not parse; give a PKCS#8 PEM or a private JWK');
+    }
+  }
+  let key: KeyObject;
+  try {
+    // Service-account JSON files carry the PEM with escaped newlines; accept it pasted as is.
+    key = jwk
+      ? createPrivateKey({ key: jwk as never, format: 'jwk' })
+      : createPrivateKey(text.replace(/\\n/g, '\n'));
+  } catch {
+    throw keyError(
+      'is not a private key (expected a PKCS#8 PEM "-----BEGIN PRIVATE KEY-----" or a private JWK)',
+    );
+  }
+  if (key.type !== 'private') throw keyError('is a public key; the private key is needed to sign');
+  const kid = auth.keyId ?? (typeof jwk?.kid === 'string' ? jwk.kid : undefined);
+  return { key, alg: algorithmFor(key, jwk?.alg), kid };
+}
+
+async function sign(claims: Record<string, unknown>, key: AssertionKey): Promise<string> {
+  const jwt = await new SignJWT(claims)
+    .setProtectedHeader({ alg: key.alg, typ: 'JWT', ...(key.kid ? { kid: key.kid } : {}) })
+    .sign(key.key);
+  // An assertion is a credential until it expires: keep it out of every log line.
+  registerSecretValue(jwt);
+  return jwt;
+}
+
+const FORM_HEADERS = {
+  'content-type': 'application/x-www-form-urlencoded',
+  accept: 'application/json',
+};
+
+/** The token request for an assertion-based grant, with a freshly signed assertion. */
+export async function buildAssertionTokenRequest(
+  auth: AssertionAuth,
+  key: AssertionKey,
+  nowMs: number,
+): Promise<TokenRequest> {
+  const iat = Math.floor(nowMs / 1000);
+  if (auth.type === 'jwt_bearer') {
+    const assertion = await sign(
+      {
+        iss: auth.issuer,
+        ...(auth.subject ? { sub: auth.subject } : {}),
+        scope: auth.scope,
+        aud: auth.audience ?? auth.tokenUrl,
+        iat,
+        exp: iat + GRANT_LIFETIME_S,
+      },
+      key,
+    );
+    const form = new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion });
+    return { url: auth.tokenUrl, headers: { ...FORM_HEADERS }, body: form.toString() };
+  }
+  const assertion = await sign(
+    {
+      iss: auth.clientId,
+      sub: auth.clientId,
+      aud: auth.tokenUrl,
+      iat,
+      exp: iat + CLIENT_ASSERTION_LIFETIME_S,
+      jti: randomUUID(),
+    },
+    key,
+  );
+  const form = new URLSearchParams({ grant_type: 'client_credentials' });
+  if (auth.scope) form.set('scope', auth.scope);
+  for (const [name, value] of Object.entries(auth.extraParams ?? {})) form.set(name, value);
+  form.set('client_assertion_type', JWT_CLIENT_ASSERTION);
+  form.set('client_assertion', assertion);
+  return { url: auth.tokenUrl, headers: { ...FORM_HEADERS }, body: form.toString() };
+}

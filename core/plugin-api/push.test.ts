@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { PermanentError, RetryableError } from './errors.ts';
+import { classifyPushResponse, parsePushError } from './push.ts';
+import { Secret } from './secret.ts';
+
+const NOW = Date.UTC(2026, 0, 1);
+const options = { target: 'POST https://receiver.example.net/ssf', nowMs: NOW };
+
+function refusal(err: string, description = 'details') {
+  return classifyPushResponse({ status: 400, body: JSON.stringify({ err, description }) }, options);
+}
+
+describe('classifyPushResponse (RFC 8935 §2.2–2.4)', () => {
+  it('any 2xx is delivered (202 is what receivers answer)', () => {
+    expect(classifyPushResponse({ status: 202 })).toBeUndefined();
+    expect(classifyPushResponse({ status: 204, body: '' })).toBeUndefined();
+    expect(classifyPushResponse({ status: 200, body: 'OK' })).toBeUndefined();
+  });
+
+  it.each([
+    'invalid_request',
+    'invalid_key',
+    'invalid_issuer',
+    'invalid_audience',
+    'invalid_state',
+    'vendor_code',
+  ])('400 %s is permanent, names the code and does not flag the credentials', (err) => {
+    const error = refusal(err, 'why it failed');
+    expect(error).toBeInstanceOf(PermanentError);
+    expect((error as PermanentError).authFailure).toBe(false);
+    expect(error?.code).toBe('SSF_ERR_PUSH_REFUSED');
+    expect(error?.message).toContain(`refused the SET: ${err} (why it failed)`);
+    expect(error?.detail).toEqual({ status: 400, err, description: 'why it failed' });
+  });
+
+  it.each(['authentication_failed', 'access_denied'])('400 %s flags the credentials', (err) => {
+    const error = refusal(err) as PermanentError;
+    expect(error.authFailure).toBe(true);
+    expect(error.code).toBe('SSF_ERR_PUSH_AUTH');
+  });
+
+  it('401 and 403 flag the credentials, with or without an RFC 8935 body', () => {
+    expect((classifyPushResponse({ status: 401 }) as PermanentError).authFailure).toBe(true);
+    const error = classifyPushResponse({ status: 403, body: { err: 'invalid_key' } }) as PermanentError;
+    expect(error.authFailure).toBe(true);
+  });
+
+  it('429 and 5xx are retryable, with Retry-After or Okta’s X-Rate-Limit-Reset', () => {
+    const seconds = classifyPushResponse({ status: 429, headers: { 'Retry-After': '30' } }, options);
+    expect(seconds).toBeInstanceOf(RetryableError);
+    expect((seconds as RetryableError).retryAfterMs).toBe(30_000);
+    const reset = classifyPushResponse(
+      { status: 429, headers: { 'x-rate-limit-reset': String(NOW / 1000 + 12) } },
+      options,
+    ) as RetryableError;
+    expect(reset.retryAfterMs).toBe(12_000);
+    expect(reset.code).toBe('SSF_ERR_PUSH_RATE_LIMITED');
+    const bare = classifyPushResponse({ status: 429 }, options) as RetryableError;
+    expect(bare.retryAfterMs).toBeUndefined();
+    const down = classifyPushResponse({ status: 503, body: '<html>maintenance</html>' }, options);
+    expect(down).toBeInstanceOf(RetryableError);
+    expect(down?.message).toContain('answered 503: <html>maintenance</html>');
+    expect(classifyPushResponse({ status: 408 })).toBeInstanceOf(RetryableError);
+  });
+
+  it('a 400 without an RFC 8935 body and other 4xx are permanent', () => {
+    const plain = classifyPushResponse({ status: 400, body: 'Bad Request' }, options);
+    expect(plain).toBeInstanceOf(PermanentError);
+    expect(plain?.message).toBe('POST https://receiver.example.net/ssf answered 400: Bad Request');
+    expect(classifyPushResponse({ status: 404 })).toBeInstanceOf(PermanentError);
+    expect(classifyPushResponse({ status: 301 })).toBeInstanceOf(PermanentError);
+  });
+
+  it('receiver text is cleaned of control characters, cut short and scrubbed of secrets', () => {
+    const token = new Secret('push-secret-9f8e7d');
+    const error = refusal('invalid_request', `line1\nline2\u0007 ${token.reveal()} ${'x'.repeat(400)}`);
+    expect(error?.message).not.toContain('\n');
+    expect(error?.message).not.toContain('\u0007');
+    expect(error?.message).not.toContain('push-secret-9f8e7d');
+    expect(error?.message.length).toBeLessThan(500);
+  });
+});
+
+describe('parsePushError', () => {
+  it('reads {err, description} from text or parsed JSON, and nothing else', () => {
+    expect(parsePushError('{"err":"invalid_key","description":"kid k1"}')).toEqual({
+      err: 'invalid_key',
+      description: 'kid k1',
+    });
+    expect(parsePushError({ err: 'invalid_audience' })).toEqual({ err: 'invalid_audience' });
+    expect(parsePushError('{"error":"invalid_request"}')).toBeUndefined();
+    expect(parsePushError('not json')).toBeUndefined();
+    expect(parsePushError(['err'])).toBeUndefined();
+  });
+});

@@ -1,0 +1,151 @@
+/**
+ * What a receiver's answer to an RFC 8935 push means for the delivery. Pure: it reads a status,
+ * headers and body (as the HTTP client returns them with `acceptStatuses`) and returns the
+ * plugin-api error to throw, or undefined when the SET was delivered.
+ */
+import { parseEpochRetryAfter, parseRetryAfter } from '../http/retry-after.ts';
+import { PermanentError, RetryableError } from './errors.ts';
+import { scrubSecrets } from './secret.ts';
+
+/** RFC 8935 §2.4 error codes (plus SSF's invalid_state) and what each asks of the operator. */
+const ERR_HINTS: Record<string, string> = {
+  invalid_request: 'the receiver could not parse the SET or the event does not follow its definition',
+  invalid_key: 'the receiver cannot verify the signature; it must know our current JWKS',
+  invalid_issuer: "the SET's iss is not the issuer registered with the receiver",
+  invalid_audience: "the SET's aud is not what the receiver expects; check the destination's audience",
+  authentication_failed: 'the receiver could not authenticate us; check the credentials',
+  access_denied: 'the receiver does not allow us to send this SET; check the credentials and permissions',
+  invalid_state: 'the verification state does not match what the receiver asked for',
+};
+/** Codes about who we are, not about this SET: the instance's credentials are flagged. */
+const CREDENTIAL_ERRS = new Set(['authentication_failed', 'access_denied']);
+
+const MAX_TEXT = 300;
+/** Okta announces the end of a rate-limit window in epoch seconds, without Retry-After. */
+const RATE_LIMIT_RESET = 'x-rate-limit-reset';
+const DEFAULT_MAX_WAIT_MS = 60 * 60 * 1000;
+
+export interface PushResponse {
+  status: number;
+  headers?: Record<string, string | undefined>;
+  /** The body as text, or as parsed JSON. */
+  body?: unknown;
+}
+
+export interface PushClassifyOptions {
+  /** Names the receiver in messages, e.g. `POST https://example.okta.com/security/api/v1/security-events`. */
+  target?: string;
+  nowMs?: number;
+  /** Upper bound for a requested wait; one hour by default. */
+  maxRetryAfterMs?: number;
+}
+
+export interface PushError {
+  err: string;
+  description?: string;
+}
+
+/** Printable, scrubbed and short: receiver text ends up in logs and operator views. */
+function cleanText(text: string): string {
+  let out = '';
+  for (const ch of scrubSecrets(text).slice(0, MAX_TEXT)) {
+    const code = ch.codePointAt(0) as number;
+    out += code < 0x20 || code === 0x7f ? ' ' : ch;
+  }
+  return out.replace(/ {2,}/g, ' ').trim();
+}
+
+/** The `{err, description}` of an RFC 8935 §2.3 error body, if the body is one. */
+export function parsePushError(body: unknown): PushError | undefined {
+  let value = body;
+  if (typeof body === 'string') {
+    try {
+      value = JSON.parse(body) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { err, description } = value as Record<string, unknown>;
+  if (typeof err !== 'string' || err.length === 0) return undefined;
+  return {
+    err: cleanText(err),
+    ...(typeof description === 'string' && description ? { description: cleanText(description) } : {}),
+  };
+}
+
+function header(headers: PushResponse['headers'], name: string): string | undefined {
+  for (const [key, value] of Object.entries(headers ?? {})) if (key.toLowerCase() === name) return value;
+  return undefined;
+}
+
+function excerpt(body: unknown): string {
+  if (body === undefined || body === '') return '';
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  return text ? `: ${cleanText(text)}` : '';
+}
+
+/** The wait a 429/5xx asks for: Retry-After, else Okta's X-Rate-Limit-Reset (epoch seconds). */
+function retryAfter(res: PushResponse, options: PushClassifyOptions): number | undefined {
+  const now = options.nowMs ?? Date.now();
+  const max = options.maxRetryAfterMs ?? DEFAULT_MAX_WAIT_MS;
+  return (
+    parseRetryAfter(header(res.headers, 'retry-after'), now, max) ??
+    (res.status === 429
+      ? parseEpochRetryAfter(header(res.headers, RATE_LIMIT_RESET), now, max, 's')
+      : undefined)
+  );
+}
+
+/**
+ * Classifies a push answer (RFC 8935 §2.2–2.4, checklist PUSH-06…11):
+ *
+ * | answer                                         | result                                   |
+ * |------------------------------------------------|------------------------------------------|
+ * | 2xx (202 Accepted)                             | undefined: delivered                     |
+ * | `err` authentication_failed, access_denied     | PermanentError, authFailure              |
+ * | other `err` (invalid_key, invalid_issuer, …)   | PermanentError naming the code           |
+ * | 400 without an RFC 8935 body, other 3xx/4xx    | PermanentError                           |
+ * | 401, 403                                       | PermanentError, authFailure              |
+ * | 408, 429, 5xx                                  | RetryableError with the wait it asks for |
+ */
+export function classifyPushResponse(
+  res: PushResponse,
+  options: PushClassifyOptions = {},
+): RetryableError | PermanentError | undefined {
+  const { status } = res;
+  if (status >= 200 && status < 300) return undefined;
+  const who = options.target ?? 'the receiver';
+  const refusal = parsePushError(res.body);
+  const detail: Record<string, unknown> = { status, ...(refusal ?? {}) };
+
+  if (status === 408 || status === 429 || status >= 500) {
+    const retryAfterMs = retryAfter(res, options);
+    const wait = retryAfterMs === undefined ? '' : ` (retry after ${Math.ceil(retryAfterMs / 1000)} s)`;
+    return new RetryableError(`${who} answered ${status}${wait}${excerpt(res.body)}`, {
+      code: status === 429 ? 'SSF_ERR_PUSH_RATE_LIMITED' : 'SSF_ERR_PUSH_UNAVAILABLE',
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      detail: { ...detail, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+    });
+  }
+  if (refusal) {
+    const hint = ERR_HINTS[refusal.err];
+    const said = `${who} refused the SET: ${refusal.err}${refusal.description ? ` (${refusal.description})` : ''}`;
+    const authFailure = CREDENTIAL_ERRS.has(refusal.err) || status === 401 || status === 403;
+    return new PermanentError(hint ? `${said}; ${hint}` : said, {
+      code: authFailure ? 'SSF_ERR_PUSH_AUTH' : 'SSF_ERR_PUSH_REFUSED',
+      authFailure,
+      detail,
+    });
+  }
+  if (status === 401 || status === 403) {
+    return new PermanentError(
+      `${who} answered ${status}; check the credentials and their permissions${excerpt(res.body)}`,
+      { code: 'SSF_ERR_PUSH_AUTH', authFailure: true, detail },
+    );
+  }
+  return new PermanentError(`${who} answered ${status}${excerpt(res.body)}`, {
+    code: 'SSF_ERR_PUSH_REFUSED',
+    detail,
+  });
+}
