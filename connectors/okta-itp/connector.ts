@@ -61,7 +61,11 @@ export function createOktaItp(ctx: ConnectorContext, config: OktaItpConfig): Out
   }
 
   return {
-    target: { audience: config.audience ?? config.org_url, profile: 'okta-itp' },
+    target: {
+      audience: config.audience ?? config.org_url,
+      profile: 'okta-itp',
+      profileOptions: { include_device: config.include_device },
+    },
     async start() {},
     async stop() {},
     async prepare(draft) {

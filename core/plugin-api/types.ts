@@ -305,6 +305,8 @@ export interface SigningTarget {
   audience: string | string[];
   /** Target profile (dialect), e.g. `ssf-1.0` (default), `okta-itp`, `google-workspace`. */
   profile?: string;
+  /** Options of that profile, e.g. `{ include_device: true }` for okta-itp (see docs/ssf.md). */
+  profileOptions?: Record<string, unknown>;
 }
 
 export interface OutboundConnector extends Lifecycle {

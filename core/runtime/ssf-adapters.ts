@@ -43,6 +43,7 @@ export function codecSigner(
           id: destination.id,
           audience: destination.target.audience,
           profile: destination.target.profile,
+          profileOptions: destination.target.profileOptions,
         },
         jti: delivery.jti,
         now: event.acceptedAt,
