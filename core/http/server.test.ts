@@ -14,7 +14,7 @@ const echo: InboundConnector = {
   stop: async () => undefined,
   handleWebhook: async (req) => ({
     status: 202,
-    body: { bytes: req.rawBody.length, parsed: req.body ?? null },
+    body: { bytes: req.rawBody.length, parsed: req.body ?? null, method: req.method, path: req.path },
     headers: { 'x-handled-by': 'echo' },
   }),
 };
@@ -88,7 +88,23 @@ describe('HTTP server', () => {
     });
     expect(res.status).toBe(202);
     expect(res.headers.get('x-handled-by')).toBe('echo');
-    expect(await res.json()).toEqual({ bytes: 8, parsed: { a: 1 } });
+    expect(await res.json()).toEqual({ bytes: 8, parsed: { a: 1 }, method: 'POST', path: '/' });
+  });
+
+  it('RFC 7644 §3: forwards SCIM resource paths and methods under /scim/v2/<id>', async () => {
+    const res = await fetch(`${base}/scim/v2/echo/Users/2819c223?attributes=userName`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/scim+json' },
+      body: '{"Operations":[]}',
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({
+      method: 'PATCH',
+      path: '/Users/2819c223',
+      parsed: { Operations: [] },
+    });
+    const root = await fetch(`${base}/scim/v2/echo`, { method: 'GET' });
+    expect(await root.json()).toMatchObject({ method: 'GET', path: '/' });
   });
 
   it('answers 400 for malformed JSON, 413 for oversize bodies, 404/503 for unknown or stopped instances', async () => {

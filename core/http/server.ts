@@ -103,7 +103,10 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     return reply.header('content-type', contentType).send(body);
   });
 
-  const ingest = async (req: FastifyRequest<{ Params: { instanceId: string } }>, reply: FastifyReply) => {
+  const ingest = async (
+    req: FastifyRequest<{ Params: { instanceId: string; '*'?: string } }>,
+    reply: FastifyReply,
+  ) => {
     const { instanceId } = req.params;
     const connector = deps.inbound(instanceId);
     if (!connector?.handleWebhook) {
@@ -123,6 +126,7 @@ export function createServer(deps: ServerDeps): FastifyInstance {
         rawBody: req.rawBody ?? Buffer.alloc(0),
         body: req.body,
         remoteAddress: req.ip,
+        path: `/${req.params['*'] ?? ''}`,
       });
       for (const [name, value] of Object.entries(response.headers ?? {})) reply.header(name, value);
       return reply.code(response.status).send(response.body ?? '');
@@ -132,6 +136,10 @@ export function createServer(deps: ServerDeps): FastifyInstance {
   };
   app.post('/ingest/:instanceId', ingest);
   app.put('/ingest/:instanceId', ingest);
+  // SCIM 2.0 service providers get the resource paths and methods of RFC 7644 §3.
+  const scimMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+  app.route({ method: [...scimMethods], url: '/scim/v2/:instanceId', handler: ingest });
+  app.route({ method: [...scimMethods], url: '/scim/v2/:instanceId/*', handler: ingest });
 
   return app;
 }

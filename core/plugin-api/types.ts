@@ -264,6 +264,11 @@ export interface InboundRequest {
   /** The body parsed as JSON when the content type says so; undefined otherwise. */
   body: unknown;
   remoteAddress: string;
+  /**
+   * The path below the instance's base URL, starting with `/`: `/` for `/ingest/<id>`, and e.g.
+   * `/Users/2819c223` for `/scim/v2/<id>/Users/2819c223` (protocols with resource paths).
+   */
+  path?: string;
 }
 
 export interface InboundResponse {

@@ -1,0 +1,487 @@
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RetryableError, type InboundConnector, type InboundRequest } from '../../core/plugin-api/index.ts';
+import { MockServer } from '../../core/plugin-api/testing/index.ts';
+import { parseTimestamp } from './connector.ts';
+import { bamboohrConnector } from './index.ts';
+import type { BambooHrState } from './mapping.ts';
+import { createTestContext, simulateFixtures, startBridge, type TestContext } from './test-support.ts';
+
+const BASE = {
+  company_domain: 'acme',
+  api_key: 'bamboo-api-key-for-tests',
+  timezone: 'Europe/London',
+  backfill_window: '9000d',
+};
+
+interface Step {
+  input: unknown;
+  expect: { events?: unknown[]; ignored?: string; rejected?: string };
+}
+
+describe('bamboohr mapping sequences (state carried between payloads, as ssf-bridge simulate does)', () => {
+  const dir = new URL('./fixtures/sequences/', import.meta.url);
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    const sequence = JSON.parse(readFileSync(new URL(file, dir), 'utf8')) as {
+      description: string;
+      steps: Step[];
+    };
+    it(`${file}: ${sequence.description}`, () => {
+      const config = bamboohrConnector.configSchema.parse({ ...BASE, mode: 'poll' });
+      let state: BambooHrState | undefined;
+      sequence.steps.forEach((step, i) => {
+        const result = bamboohrConnector.map!(step.input, config, state);
+        state = result.state;
+        if (step.expect.ignored) {
+          expect(result.events, `step ${i + 1}`).toEqual([]);
+          expect(result.ignored, `step ${i + 1}`).toContain(step.expect.ignored);
+        } else {
+          expect(JSON.parse(JSON.stringify(result.events)), `step ${i + 1}`).toEqual(step.expect.events);
+        }
+      });
+    });
+  }
+});
+
+describe('X-BambooHR-Timestamp', () => {
+  it('reads Unix seconds, milliseconds and ISO 8601 (with an offset without colon)', () => {
+    expect(parseTimestamp('1780000000')).toBe(1_780_000_000_000);
+    expect(parseTimestamp('1780000000123')).toBe(1_780_000_000_123);
+    expect(parseTimestamp('2026-11-29T14:00:00+0000')).toBe(Date.parse('2026-11-29T14:00:00Z'));
+    expect(parseTimestamp('yesterday')).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const server = new MockServer();
+const API = '/api/gateway.php/acme/v1';
+const KEY = 'webhook-private-key-for-tests';
+const NOW = '2026-11-29T14:00:00.000Z';
+const NOW_S = String(Date.parse(NOW) / 1000);
+
+beforeAll(async () => {
+  await server.start();
+});
+afterAll(async () => {
+  await server.close();
+});
+beforeEach(() => server.reset());
+
+function employee(id: string, fields: Record<string, unknown> = {}) {
+  return {
+    id,
+    employeeNumber: `E${id}`,
+    firstName: 'Jordan',
+    lastName: 'Avery',
+    workEmail: 'jordan.avery@example.com',
+    status: 'Active',
+    employmentHistoryStatus: 'Full-Time',
+    terminationDate: '0000-00-00',
+    hireDate: '2021-04-12',
+    ...fields,
+  };
+}
+const terminated = {
+  status: 'Inactive',
+  employmentHistoryStatus: 'Terminated',
+  terminationDate: '2026-11-27',
+};
+
+async function started(
+  config: Record<string, unknown> = {},
+  tc = createTestContext<BambooHrState>({ now: NOW }),
+) {
+  const connector: InboundConnector = bamboohrConnector.create(
+    tc.ctx,
+    bamboohrConnector.configSchema.parse({
+      ...BASE,
+      api_base_url: `${server.url}${API}`,
+      webhook_private_key: KEY,
+      ...config,
+    }),
+  );
+  await connector.start(tc.ctx.signal);
+  return { connector, tc };
+}
+
+function signed(
+  body: unknown,
+  options: { key?: string; timestamp?: string; signature?: string; contentType?: string; raw?: string } = {},
+): InboundRequest {
+  const raw = options.raw ?? JSON.stringify(body);
+  const timestamp = options.timestamp ?? NOW_S;
+  const signature =
+    options.signature ??
+    createHmac('sha256', options.key ?? KEY)
+      .update(raw + timestamp)
+      .digest('hex');
+  const contentType = options.contentType ?? 'application/json';
+  return {
+    method: 'POST',
+    headers: {
+      'content-type': contentType,
+      'x-bamboohr-signature': signature,
+      'x-bamboohr-timestamp': timestamp,
+      'user-agent': 'BambooHR-WebHooks/1.0 (+https://www.bamboohr.com)',
+    },
+    query: {},
+    rawBody: Buffer.from(raw),
+    body: contentType === 'application/json' ? body : undefined,
+    remoteAddress: '127.0.0.1',
+  };
+}
+
+const updated = (id: string) => ({
+  type: 'employee.updated',
+  timestamp: '2026-11-29T13:59:58+0000',
+  data: { companyId: '12345', employeeId: id, changedFields: ['employmentHistoryStatus'] },
+});
+
+describe('bamboohr webhooks', () => {
+  it('verifies the signature over body + timestamp, fetches the employee, answers 200 once emitted', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    const { connector, tc } = await started();
+    const res = await connector.handleWebhook!(signed(updated('4581')));
+    expect(res).toMatchObject({ status: 200, body: { received: 1, events: 2 } });
+    const [req] = server.requests;
+    expect(req?.headers.authorization).toBe(
+      `Basic ${Buffer.from('bamboo-api-key-for-tests:x').toString('base64')}`,
+    );
+    expect(req?.query.fields?.split(',')).toEqual(
+      expect.arrayContaining(['workEmail', 'status', 'employmentHistoryStatus', 'terminationDate']),
+    );
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    expect((tc.checkpoints.get('default') as BambooHrState).workers['4581']?.status).toBe('terminated');
+    expect(tc.counter('bamboohr_webhooks_total', { outcome: 'accepted' })).toBe(1);
+
+    // A redelivery of the same webhook sends nothing new.
+    expect((await connector.handleWebhook!(signed(updated('4581')))).status).toBe(200);
+    expect(tc.events()).toHaveLength(2);
+    await connector.stop(100);
+  });
+
+  it('refuses a bad signature, a missing one, and a stale or future timestamp with 401, and calls nothing', async () => {
+    const { connector, tc } = await started();
+    const body = updated('4581');
+    const cases: Array<[InboundRequest, string]> = [
+      [signed(body, { key: 'someone-elses-key' }), 'does not match'],
+      [signed(body, { signature: 'deadbeef' }), 'does not match'],
+      [{ ...signed(body), headers: { 'content-type': 'application/json' } }, 'are required'],
+      [signed(body, { timestamp: String(Number(NOW_S) - 301) }), 'replay window'],
+      [signed(body, { timestamp: String(Number(NOW_S) + 301) }), 'replay window'],
+      [signed(body, { timestamp: 'soon' }), 'not a time'],
+    ];
+    // A body changed after signing.
+    const tampered = signed(body);
+    cases.push([{ ...tampered, rawBody: Buffer.from(JSON.stringify(updated('9999'))) }, 'does not match']);
+    for (const [req, reason] of cases) {
+      const res = await connector.handleWebhook!(req);
+      expect(res.status, reason).toBe(401);
+      expect((res.body as { message: string }).message).toContain(reason);
+    }
+    // Inside the window (up to five minutes old) is accepted.
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581') }));
+    expect(
+      (await connector.handleWebhook!(signed(body, { timestamp: String(Number(NOW_S) - 299) }))).status,
+    ).toBe(200);
+    expect(server.requests).toHaveLength(1);
+    expect(tc.events()).toEqual([]);
+    expect(tc.counter('bamboohr_webhooks_total', { outcome: 'unauthenticated' })).toBe(cases.length);
+    await connector.stop(100);
+  });
+
+  it('accepts the previous key while the webhook is being replaced', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581') }));
+    const { connector } = await started({ previous_webhook_private_key: 'the-old-webhook-key' });
+    expect(
+      (await connector.handleWebhook!(signed(updated('4581'), { key: 'the-old-webhook-key' }))).status,
+    ).toBe(200);
+    await connector.stop(100);
+  });
+
+  it('reads form-encoded and field-based webhooks; a deletion purges the remembered account', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581') }));
+    server.on('GET', `${API}/employees/4602`, () => ({
+      body: employee('4602', { ...terminated, workEmail: 'hana@example.com' }),
+    }));
+    const { connector, tc } = await started();
+    const form = 'type=employee.updated&timestamp=2026-11-29T13%3A59%3A58%2B0000&data%5BemployeeId%5D=4581';
+    const res = await connector.handleWebhook!(
+      signed(undefined, { raw: form, contentType: 'application/x-www-form-urlencoded' }),
+    );
+    expect(res.status).toBe(200);
+    expect(server.requests.map((r) => r.path)).toEqual([`${API}/employees/4581`]);
+
+    const fieldBased = {
+      employees: [
+        {
+          id: '4602',
+          action: 'Updated',
+          timestamp: '2026-11-29T13:59:00+0000',
+          changedFields: ['Status'],
+          fields: {},
+        },
+        {
+          id: '4581',
+          action: 'Deleted',
+          timestamp: '2026-11-29T13:59:30+0000',
+          changedFields: [],
+          fields: {},
+        },
+      ],
+    };
+    expect((await connector.handleWebhook!(signed(fieldBased))).status).toBe(200);
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '4602:terminated:2026-11-27'],
+      ['caep.session-revoked', '4602:terminated:2026-11-27'],
+      ['risc.account-purged', '4581:purged:deleted'],
+    ]);
+    await connector.stop(100);
+  });
+
+  it('answers 400 for a body that is not a BambooHR webhook', async () => {
+    const { connector, tc } = await started();
+    const res = await connector.handleWebhook!(signed({ hello: 'world' }));
+    expect(res.status).toBe(400);
+    expect(tc.emits).toEqual([]);
+    await connector.stop(100);
+  });
+
+  it('lets BambooHR retry: 503 when its API or the outbox is unavailable, 502 when the API key is refused', async () => {
+    const { connector, tc } = await started();
+    server.on('GET', `${API}/employees/4581`, () => ({ status: 503, headers: { 'retry-after': '30' } }));
+    const unavailable = await connector.handleWebhook!(signed(updated('4581'))).catch((e: unknown) => e);
+    expect(unavailable).toBeInstanceOf(RetryableError);
+    expect((unavailable as RetryableError).retryAfterMs).toBe(30_000);
+
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    tc.failNextEmit();
+    await expect(connector.handleWebhook!(signed(updated('4581')))).rejects.toBeInstanceOf(RetryableError);
+    expect(tc.checkpoints.size).toBe(0);
+
+    server.on('GET', `${API}/employees/4581`, () => ({ status: 401, body: { error: 'invalid key' } }));
+    const refused = await connector.handleWebhook!(signed(updated('4581')));
+    expect(refused.status).toBe(502);
+    expect(tc.statuses.map((s) => s.state)).toContain('permanent_error');
+
+    // The retry succeeds once everything is back.
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    expect((await connector.handleWebhook!(signed(updated('4581')))).status).toBe(200);
+    expect(tc.events()).toHaveLength(2);
+    await connector.stop(100);
+  });
+
+  it('skips an employee that no longer exists (404) and answers 200', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({ status: 404, body: { error: 'not found' } }));
+    const { connector, tc } = await started();
+    expect((await connector.handleWebhook!(signed(updated('4581')))).status).toBe(200);
+    expect(tc.counter('bamboohr_employees_total', { outcome: 'vanished' })).toBe(1);
+    await connector.stop(100);
+  });
+
+  it('answers 404 when the instance only polls', async () => {
+    const { connector } = await started({ mode: 'poll' });
+    expect((await connector.handleWebhook!(signed(updated('4581')))).status).toBe(404);
+    await connector.stop(100);
+  });
+});
+
+describe('bamboohr polling', () => {
+  it('asks for changes since the last `latest`, commits it with the events, handles deletions', async () => {
+    server.on('GET', `${API}/employees/changed`, (req) => ({
+      body: req.query.since?.startsWith('2026-11-28T14:00:00')
+        ? {
+            latest: '2026-11-29T13:55:00+00:00',
+            employees: {
+              '4581': { id: '4581', action: 'Updated', lastChanged: '2026-11-29T13:50:00+00:00' },
+              '4630': { id: '4630', action: 'Inserted', lastChanged: '2026-11-29T13:51:00+00:00' },
+            },
+          }
+        : {
+            latest: '2026-11-29T14:10:00+00:00',
+            employees: {
+              '4581': { id: '4581', action: 'Deleted', lastChanged: '2026-11-29T14:05:00+00:00' },
+            },
+          },
+    }));
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    server.on('GET', `${API}/employees/4630`, () => ({
+      body: employee('4630', { workEmail: 'ines@example.com' }),
+    }));
+    const { connector, tc } = await started({ mode: 'poll' });
+    expect(tc.tasks.map((t) => t.name)).toEqual(['poll', 'release']);
+    await tc.runTask('poll');
+    expect(server.requests[0]?.query.since).toBe('2026-11-28T14:00:00.000Z');
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    expect((tc.checkpoints.get('default') as BambooHrState).since).toBe('2026-11-29T13:55:00+00:00');
+
+    tc.clock.set('2026-11-29T14:15:00.000Z');
+    await tc.runTask('poll');
+    expect(server.requests.at(-1)?.query.since).toBe('2026-11-29T13:55:00+00:00');
+    expect(tc.events().at(-1)).toMatchObject({
+      type: 'risc.account-purged',
+      sourceRecordId: '4581:purged:deleted',
+    });
+    expect(tc.directSets).toBe(0);
+    await connector.stop(100);
+  });
+
+  it('commits large change sets in batches, moving the watermark only with the last one', async () => {
+    const ids = Array.from({ length: 120 }, (_, i) => String(5000 + i));
+    server.on('GET', `${API}/employees/changed`, () => ({
+      body: {
+        latest: '2026-11-29T13:55:00+00:00',
+        employees: Object.fromEntries(ids.map((id) => [id, { id, action: 'Updated' }])),
+      },
+    }));
+    for (const id of ids) {
+      server.on('GET', `${API}/employees/${id}`, () => ({
+        body: employee(id, { ...terminated, workEmail: `e${id}@example.com` }),
+      }));
+    }
+    const { connector, tc } = await started({ mode: 'poll' });
+    await tc.runTask('poll');
+    expect(tc.emits.map((e) => e.events.length)).toEqual([100, 100, 40]);
+    const sinces = tc.emits.map((e) => (e.checkpoint?.value as BambooHrState).since);
+    expect(sinces).toEqual([undefined, undefined, '2026-11-29T13:55:00+00:00']);
+    await connector.stop(100);
+  });
+
+  it('keeps the watermark when rate limited (429), and retries the same changes', async () => {
+    server.on('GET', `${API}/employees/changed`, () => ({
+      body: { latest: '2026-11-29T13:55:00+00:00', employees: { '4581': { id: '4581', action: 'Updated' } } },
+    }));
+    server.on('GET', `${API}/employees/4581`, () => ({ status: 429, headers: { 'retry-after': '12' } }));
+    const { connector, tc } = await started({ mode: 'poll' });
+    const err = await tc.runTask('poll').catch((e: unknown) => e);
+    expect((err as RetryableError).retryAfterMs).toBe(12_000);
+    expect(tc.checkpoints.size).toBe(0);
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    await tc.runTask('poll');
+    expect(tc.events()).toHaveLength(2);
+    await connector.stop(100);
+  });
+
+  it('fires a future-dated termination when it takes effect, after a restart', async () => {
+    server.on('GET', `${API}/employees/4617`, () => ({
+      body: employee('4617', { terminationDate: '2026-12-31' }),
+    }));
+    const first = await started();
+    await first.connector.handleWebhook!(signed(updated('4617')));
+    expect(first.tc.events()).toEqual([]);
+    await first.connector.stop(100);
+    // Midnight in London on 2026-12-31 is 00:00 UTC.
+    const tc: TestContext<BambooHrState> = createTestContext({
+      now: '2026-12-31T00:00:00.000Z',
+      checkpoints: first.tc.checkpoints,
+    });
+    const second = await started({}, tc);
+    await tc.runTask('release');
+    expect(tc.events().map((e) => [e.type, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '2026-12-31T00:00:00.000Z'],
+      ['caep.session-revoked', '2026-12-31T00:00:00.000Z'],
+    ]);
+    await second.connector.stop(100);
+  });
+
+  it('reports connectivity with check()', async () => {
+    server.on('GET', `${API}/meta/fields`, () => ({ body: [] }));
+    const { connector } = await started();
+    expect(await connector.check!(new AbortController().signal)).toMatchObject({ ok: true });
+    server.on('GET', `${API}/meta/fields`, () => ({ status: 401 }));
+    expect(await connector.check!(new AbortController().signal)).toMatchObject({
+      ok: false,
+      retryable: false,
+    });
+    await connector.stop(100);
+  });
+});
+
+describe('bamboohr through ssf-bridge simulate (golden)', () => {
+  it('prints every fixture event, notes the ignored ones, and stops at a malformed one', async () => {
+    const { run, expected, ignored, rejected } = await simulateFixtures(
+      'bamboohr',
+      { ...BASE, mode: 'poll' },
+      new URL('./fixtures/', import.meta.url),
+    );
+    expect(run.events.map(({ txn: _txn, ...rest }) => rest)).toEqual(expected);
+    expect(run.events.some((e) => typeof e.scheduled_for === 'string')).toBe(true);
+    for (const reason of ignored) expect(run.stderr).toContain(reason);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(rejected[0]);
+  }, 60_000);
+});
+
+describe('bamboohr in a running bridge', () => {
+  it('answers a signed webhook at /ingest/<id> once its SETs are durable, and 401 with nothing sent for a bad signature', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    const data = mkdtempSync(join(tmpdir(), 'bamboohr-e2e-'));
+    const bridge = await startBridge(
+      {
+        inbound: [
+          {
+            id: 'bamboo',
+            connector: 'bamboohr',
+            config: {
+              ...BASE,
+              api_base_url: `${server.url}${API}`,
+              webhook_private_key: KEY,
+              subject_format: 'email',
+            },
+          },
+        ],
+        outbound: [
+          { id: 'okta', connector: 'log', config: { audience: 'https://acme.okta.example' } },
+          { id: 'google', connector: 'log', config: { audience: 'https://google.example' } },
+        ],
+        routes: [{ from: ['bamboo'], to: ['okta', 'google'] }],
+      },
+      data,
+    );
+    try {
+      const post = (body: string, key: string) => {
+        const timestamp = String(Math.floor(Date.now() / 1000));
+        const signature = createHmac('sha256', key)
+          .update(body + timestamp)
+          .digest('hex');
+        return fetch(`http://127.0.0.1:${bridge.port}/ingest/bamboo`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'x-bamboohr-signature': signature,
+            'x-bamboohr-timestamp': timestamp,
+          },
+          body,
+        });
+      };
+      const forged = await post(JSON.stringify(updated('4581')), 'not-the-key');
+      expect(forged.status).toBe(401);
+      expect(server.requests).toEqual([]);
+
+      const res = await post(JSON.stringify(updated('4581')), KEY);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ received: 1, events: 2 });
+      const sets = await bridge.waitFor(4);
+      // A redelivery by BambooHR is answered 200 and sends nothing new.
+      expect((await post(JSON.stringify(updated('4581')), KEY)).status).toBe(200);
+      await delay(500);
+      expect(bridge.delivered()).toHaveLength(4);
+      for (const aud of ['https://acme.okta.example', 'https://google.example']) {
+        expect(
+          sets
+            .filter((s) => s.aud === aud)
+            .map((s) => s.type.split('/').pop())
+            .sort(),
+        ).toEqual(['account-disabled', 'session-revoked']);
+      }
+    } finally {
+      await bridge.stop();
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

@@ -1,0 +1,45 @@
+import { duration, secret, z } from '../../core/plugin-api/index.ts';
+import { leaverPolicyShape } from './leaver.ts';
+
+export const configSchema = z
+  .strictObject({
+    company_domain: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/i, 'must be the company subdomain, e.g. acme for acme.bamboohr.com')
+      .meta({ description: 'BambooHR company domain: `acme` for acme.bamboohr.com.' }),
+    api_key: secret('API key of a BambooHR user allowed to read employees (sent as the Basic user name).'),
+    api_base_url: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .meta({
+        description: 'API base; defaults to https://api.bamboohr.com/api/gateway.php/<company_domain>/v1.',
+      }),
+    mode: z.enum(['webhook', 'poll', 'webhook_and_poll']).default('webhook').meta({
+      description:
+        '`webhook`: event-based webhooks at /ingest/<instance-id>; `poll`: /employees/changed; `webhook_and_poll`: both, the poll catching anything a webhook missed.',
+    }),
+    webhook_private_key: secret(
+      'Private key BambooHR shows when the webhook is created; signs X-BambooHR-Signature.',
+    ).optional(),
+    previous_webhook_private_key: secret(
+      'A second accepted private key, for replacing the webhook without dropping deliveries.',
+    ).optional(),
+    replay_window: duration('Largest accepted age (or clock skew) of X-BambooHR-Timestamp.').prefault('5m'),
+    poll_interval: duration('How often /employees/changed is polled (poll modes).').prefault('15m'),
+    initial_lookback: duration('How far back the first poll asks for changes.').prefault('1d'),
+    terminated_statuses: z.array(z.string().min(1)).min(1).default(['Terminated']).meta({
+      description: 'Employment status values (employmentHistoryStatus) that mean the employee left.',
+    }),
+    username_field: z.string().min(1).optional().meta({
+      description: 'Field (or custom field alias) holding the user name, if one is kept in BambooHR.',
+    }),
+    release_interval: duration('How often held (future-dated) terminations are checked.').prefault('1m'),
+    request_timeout: duration('Timeout of one request to the BambooHR API.').prefault('30s'),
+    ...leaverPolicyShape,
+  })
+  .refine((c) => c.mode === 'poll' || c.webhook_private_key !== undefined, {
+    message: 'webhook modes need webhook_private_key (the key BambooHR shows for the webhook)',
+    path: ['webhook_private_key'],
+  });
+
+export type BambooHrConfig = z.output<typeof configSchema>;

@@ -1,0 +1,50 @@
+import { defineConnector } from '../../core/plugin-api/index.ts';
+import { configSchema } from './config.ts';
+import { createBambooHr } from './connector.ts';
+import { mapRecord, stateSchema } from './mapping.ts';
+
+/** BambooHR: leavers, rehires, deletions and work-email changes from webhooks or polling. */
+export const bamboohrConnector = defineConnector({
+  manifest: {
+    id: 'bamboohr',
+    kind: 'inbound',
+    version: '1.0.0',
+    stability: 'beta',
+    displayName: 'BambooHR (HR leavers)',
+    description:
+      'Receives BambooHR event-based webhooks (HMAC-SHA256 verified) and/or polls /employees/changed, fetches each employee, and turns terminations, rehires, deletions and work-email changes into RISC and CAEP events; future-dated terminations fire when they take effect.',
+    emits: [
+      'risc.account-disabled',
+      'caep.session-revoked',
+      'risc.account-enabled',
+      'risc.account-purged',
+      'risc.identifier-changed',
+    ],
+    capabilities: { webhook: true, poll: true, check: true },
+  },
+  configSchema,
+  stateSchema,
+  examples: [
+    {
+      title: 'Event-based webhooks',
+      config: {
+        company_domain: 'acme',
+        api_key: '${env:BAMBOOHR_API_KEY}',
+        webhook_private_key: '${env:BAMBOOHR_WEBHOOK_KEY}',
+        timezone: 'Europe/London',
+      },
+    },
+    {
+      title: 'Polling /employees/changed every 10 minutes',
+      config: {
+        company_domain: 'acme',
+        api_key: '${env:BAMBOOHR_API_KEY}',
+        mode: 'poll',
+        poll_interval: '10m',
+        purge_after: '90d',
+      },
+    },
+  ],
+  map: (record, config, state) => mapRecord(record, config, state, new Date()),
+  create: createBambooHr,
+});

@@ -1,0 +1,510 @@
+/**
+ * The HR leaver policy: from what an HR system says about one employee (and what was known
+ * before) to the CAEP/RISC events a leaver, a rehire, a deletion or an identifier change calls
+ * for. Pure: time is a parameter, and the state passed in is changed in place (callers that
+ * need purity clone it first).
+ *
+ * The same file ships with every HR connector (workday, bamboohr, hibob, csv-drop) so that each
+ * connector folder stands alone; keep the copies identical.
+ */
+import { duration, z, type EventDraft, type SubjectIdentifier } from '../../core/plugin-api/index.ts';
+
+/** An HR record reduced to what the policy reads. */
+export interface HrWorker {
+  /** The HR system's employee id. */
+  id: string;
+  /** Work email, as the HR system has it now. */
+  email?: string | undefined;
+  /** The email the record says the employee had before (CSV `previous_email`). */
+  previousEmail?: string | undefined;
+  username?: string | undefined;
+  /** What the HR system says of the employment; `unknown` when the source has no status. */
+  status: 'active' | 'terminated' | 'leave' | 'unknown';
+  /** `YYYY-MM-DD`. */
+  terminationDate?: string | undefined;
+  /** `YYYY-MM-DD`. */
+  lastDayOfWork?: string | undefined;
+  /** When the source saw the change (ISO 8601); dates an undated termination. */
+  observedAt?: string | undefined;
+}
+
+export type WorkerStatus = 'active' | 'terminated' | 'deleted';
+
+/** What is remembered of an employee between records. */
+export interface WorkerSnapshot {
+  email?: string | undefined;
+  username?: string | undefined;
+  status: WorkerStatus;
+  /** Date of the termination that was reported (terminated and deleted workers). */
+  date?: string | undefined;
+}
+
+/** Events held until their time: a future-dated termination, or a purge after retention. */
+export interface PendingChange {
+  kind: 'terminate' | 'purge';
+  employeeId: string;
+  /** The termination date it belongs to. */
+  date: string;
+  /** ISO 8601 instant at which the events are emitted. */
+  dueAt: string;
+  events: EventDraft[];
+}
+
+export interface HrState {
+  workers: Record<string, WorkerSnapshot>;
+  pending: Record<string, PendingChange>;
+}
+
+const draftSchema = z.looseObject({
+  type: z.string().min(1),
+  subject: z.looseObject({ format: z.string().min(1) }),
+  claims: z.record(z.string(), z.unknown()).optional(),
+  sourceRecordId: z.string().min(1),
+  occurredAt: z.union([z.string(), z.date()]).optional(),
+});
+
+/** Schema of the part of a connector's checkpoint the policy owns. */
+export const hrStateShape = {
+  workers: z.record(
+    z.string(),
+    z.object({
+      email: z.string().optional(),
+      username: z.string().optional(),
+      status: z.enum(['active', 'terminated', 'deleted']),
+      date: z.string().optional(),
+    }),
+  ),
+  pending: z.record(
+    z.string(),
+    z.object({
+      kind: z.enum(['terminate', 'purge']),
+      employeeId: z.string(),
+      date: z.string(),
+      dueAt: z.string(),
+      events: z.array(draftSchema),
+    }),
+  ),
+};
+
+export function emptyHrState(): HrState {
+  return { workers: {}, pending: {} };
+}
+
+function validTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Config fields every HR connector shares; spread into its config schema. */
+export const leaverPolicyShape = {
+  termination_basis: z.enum(['termination_date', 'last_day_of_work']).default('termination_date').meta({
+    description:
+      'Which date makes a termination take effect: the termination date, or the last day of work (each falls back to the other when missing).',
+  }),
+  effective_time: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day such as 00:00 or 18:30')
+    .default('00:00')
+    .meta({ description: 'Time of day (in `timezone`) at which a termination date takes effect.' }),
+  timezone: z
+    .string()
+    .refine(validTimeZone, 'must be an IANA time zone such as Europe/Berlin or UTC')
+    .default('UTC')
+    .meta({ description: 'IANA time zone that termination dates are read in.' }),
+  backfill_window: duration(
+    'On first sight of an employee whose termination is already in effect, events are sent only if it took effect within this window.',
+  ).prefault('30d'),
+  purge_after: duration(
+    'When set, RISC account-purged is sent this long after a termination took effect (a rehire cancels it).',
+  ).optional(),
+  subject_format: z.enum(['aliases', 'email']).default('aliases').meta({
+    description:
+      '`aliases`: the work email plus the HR id (iss_sub) as an alias; `email`: the work email only (use it for Okta ITP, which takes one identifier).',
+  }),
+  hr_id_issuer: z
+    .url()
+    .optional()
+    .meta({ description: 'The `iss` of the HR-id alias (iss_sub). Defaults to the HR system URL.' }),
+  reason_admin: z
+    .string()
+    .min(1)
+    .default('HR termination')
+    .meta({ description: 'Message sent as `reason_admin.en` with CAEP session-revoked.' }),
+};
+
+export interface LeaverPolicy {
+  termination_basis: 'termination_date' | 'last_day_of_work';
+  effective_time: string;
+  timezone: string;
+  backfill_window: number;
+  purge_after?: number | undefined;
+  subject_format: 'aliases' | 'email';
+  reason_admin: string;
+  /** `iss` of the HR-id alias, resolved by the connector. */
+  issuer: string;
+}
+
+export interface LeaverOutcome {
+  events: EventDraft[];
+  /** Why nothing was emitted (set only when `events` is empty). */
+  ignored?: string;
+}
+
+const EMAIL =
+  /^[^\s@"(),:;<>[\\\]]+@[A-Za-z0-9\u0080-\uFFFF](?:[A-Za-z0-9\u0080-\uFFFF-]*[A-Za-z0-9\u0080-\uFFFF])?(?:\.[A-Za-z0-9\u0080-\uFFFF](?:[A-Za-z0-9\u0080-\uFFFF-]*[A-Za-z0-9\u0080-\uFFFF])?)+$/;
+
+/** A usable email address, trimmed; undefined for blanks and values that are not addresses. */
+export function cleanEmail(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const text = value.trim();
+  return EMAIL.test(text) ? text : undefined;
+}
+
+function sameIdentifier(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+const DATE = /^(\d{4})-(\d{2})-(\d{2})/;
+
+/**
+ * An HR date as `YYYY-MM-DD`. Blanks and `0000-00-00` (BambooHR's "unset") give undefined;
+ * Workday's offset form `2026-01-15-08:00` and date-times give their date; anything else is
+ * refused with an Error.
+ */
+export function hrDate(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new Error(`${field}: expected a date, got ${typeof value}`);
+  const text = value.trim();
+  if (text === '' || text.startsWith('0000-00-00')) return undefined;
+  const m = DATE.exec(text);
+  const rest = m ? text.slice(10) : '';
+  if (!m || !(rest === '' || /^(?:[T ].*|[+-]\d{2}:\d{2}|Z)$/.test(rest))) {
+    throw new Error(`${field}: "${text}" is not a date (expected YYYY-MM-DD)`);
+  }
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const probe = new Date(Date.UTC(year, month - 1, day));
+  if (probe.getUTCFullYear() !== year || probe.getUTCMonth() !== month - 1 || probe.getUTCDate() !== day) {
+    throw new Error(`${field}: "${text}" is not a calendar date`);
+  }
+  return `${m[1]}-${m[2]}-${m[3]}`;
+}
+
+function zoneOffsetMs(utcMs: number, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).formatToParts(new Date(utcMs));
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
+  const wall = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+  return wall - Math.floor(utcMs / 1000) * 1000;
+}
+
+/** The instant at which `date` at `time` (HH:MM) happens in `timeZone`. */
+export function zonedInstant(date: string, time: string, timeZone: string): Date {
+  const [y, mo, d] = date.split('-').map(Number) as [number, number, number];
+  const [h, mi] = time.split(':').map(Number) as [number, number];
+  const wall = Date.UTC(y, mo - 1, d, h, mi);
+  // The offset at the wall time read as UTC is a first guess; the offset at that guess is right
+  // except inside a DST gap, where the later side is taken.
+  const guess = wall - zoneOffsetMs(wall, timeZone);
+  return new Date(wall - zoneOffsetMs(guess, timeZone));
+}
+
+/** The calendar date of an instant in `timeZone`, as `YYYY-MM-DD`. */
+export function zonedDate(instant: Date, timeZone: string): string {
+  const local = new Date(instant.getTime() + zoneOffsetMs(instant.getTime(), timeZone));
+  return local.toISOString().slice(0, 10);
+}
+
+/** The subject of leaver events: the work email, with the HR id as an alias unless told otherwise. */
+export function leaverSubject(
+  employeeId: string,
+  email: string | undefined,
+  policy: LeaverPolicy,
+): SubjectIdentifier | undefined {
+  const hrId: SubjectIdentifier = { format: 'iss_sub', iss: policy.issuer, sub: employeeId };
+  if (policy.subject_format === 'email') return email ? { format: 'email', email } : undefined;
+  return email ? { format: 'aliases', identifiers: [{ format: 'email', email }, hrId] } : hrId;
+}
+
+function terminationEvents(
+  employeeId: string,
+  email: string | undefined,
+  date: string,
+  occurredAt: string,
+  policy: LeaverPolicy,
+): EventDraft[] | undefined {
+  const subject = leaverSubject(employeeId, email, policy);
+  if (!subject) return undefined;
+  const sourceRecordId = `${employeeId}:terminated:${date}`;
+  return [
+    { type: 'risc.account-disabled', subject, claims: {}, sourceRecordId, occurredAt },
+    {
+      type: 'caep.session-revoked',
+      subject,
+      claims: { initiating_entity: 'admin', reason_admin: { en: policy.reason_admin } },
+      sourceRecordId,
+      occurredAt,
+    },
+  ];
+}
+
+function purgeEvent(
+  employeeId: string,
+  email: string | undefined,
+  label: string,
+  occurredAt: string | undefined,
+  policy: LeaverPolicy,
+): EventDraft[] | undefined {
+  const subject = leaverSubject(employeeId, email, policy);
+  if (!subject) return undefined;
+  return [
+    {
+      type: 'risc.account-purged',
+      subject,
+      claims: {},
+      sourceRecordId: `${employeeId}:purged:${label}`,
+      ...(occurredAt ? { occurredAt } : {}),
+    },
+  ];
+}
+
+function identifierChanged(employeeId: string, from: string, to: string, kind: string): EventDraft {
+  return {
+    type: 'risc.identifier-changed',
+    subject: { format: 'email', email: from },
+    claims: { 'new-value': to },
+    sourceRecordId: `${employeeId}:${kind}-changed:${from.toLowerCase()}:${to.toLowerCase()}`,
+  };
+}
+
+const NO_EMAIL = 'no usable work email on the record, and subject_format is email';
+
+/** Schedules (or emits, when already due) the purge that follows a termination. */
+function schedulePurge(
+  state: HrState,
+  employeeId: string,
+  email: string | undefined,
+  date: string,
+  effectiveAt: Date,
+  now: Date,
+  policy: LeaverPolicy,
+  events: EventDraft[],
+): void {
+  if (policy.purge_after === undefined) return;
+  const dueAt = new Date(effectiveAt.getTime() + policy.purge_after);
+  const purge = purgeEvent(employeeId, email, date, dueAt.toISOString(), policy);
+  if (!purge) return;
+  if (dueAt.getTime() <= now.getTime()) {
+    events.push(...purge);
+    state.workers[employeeId] = { ...state.workers[employeeId], email, status: 'deleted', date };
+    return;
+  }
+  state.pending[`${employeeId}:purge`] = {
+    kind: 'purge',
+    employeeId,
+    date,
+    dueAt: dueAt.toISOString(),
+    events: purge,
+  };
+}
+
+/**
+ * Applies one HR record: emits what changed since the snapshot, schedules future-dated
+ * terminations (returned with their future `occurredAt` so dry runs show them), cancels
+ * rescinded ones, and updates the snapshot.
+ */
+export function applyWorker(
+  state: HrState,
+  worker: HrWorker,
+  policy: LeaverPolicy,
+  now: Date,
+): LeaverOutcome {
+  const id = worker.id;
+  const prev = state.workers[id];
+  const email = cleanEmail(worker.email) ?? prev?.email;
+  const username = worker.username?.trim() || prev?.username;
+  const events: EventDraft[] = [];
+  const notes: string[] = [];
+
+  const oldEmail = prev?.email ?? cleanEmail(worker.previousEmail);
+  const newEmail = cleanEmail(worker.email);
+  if (oldEmail && newEmail && !sameIdentifier(oldEmail, newEmail)) {
+    events.push(identifierChanged(id, oldEmail, newEmail, 'email'));
+  }
+  const oldUser = prev?.username;
+  const newUser = worker.username?.trim();
+  if (oldUser && newUser && !sameIdentifier(oldUser, newUser)) {
+    const from = cleanEmail(oldUser);
+    const to = cleanEmail(newUser);
+    if (from && to) events.push(identifierChanged(id, from, to, 'username'));
+    else notes.push('username changed, but RISC identifier-changed takes only email or phone subjects');
+  }
+
+  const basisDate =
+    policy.termination_basis === 'last_day_of_work'
+      ? (worker.lastDayOfWork ?? worker.terminationDate)
+      : (worker.terminationDate ?? worker.lastDayOfWork);
+  const effectiveAt = basisDate ? zonedInstant(basisDate, policy.effective_time, policy.timezone) : undefined;
+  const future = effectiveAt !== undefined && effectiveAt.getTime() > now.getTime();
+  const phase =
+    worker.status === 'terminated'
+      ? future
+        ? 'pending'
+        : 'terminated'
+      : worker.status === 'unknown'
+        ? effectiveAt === undefined
+          ? 'active'
+          : future
+            ? 'pending'
+            : 'terminated'
+        : future
+          ? 'pending'
+          : 'active';
+
+  const pendingKey = `${id}:terminate`;
+  const gone = prev && (prev.status === 'terminated' || prev.status === 'deleted') ? prev : undefined;
+
+  if (phase === 'terminated') {
+    // A source clock ahead of ours must not date a termination in the future.
+    const observed = worker.observedAt ? earlier(new Date(worker.observedAt), now) : now;
+    const date = basisDate ?? zonedDate(observed, policy.timezone);
+    const at = effectiveAt ?? observed;
+    delete state.pending[pendingKey];
+    if (gone) {
+      notes.push(`termination of ${gone.date ?? 'an earlier date'} already reported`);
+      state.workers[id] = { email, username, status: gone.status, date: gone.date ?? date };
+    } else if (!prev && at.getTime() < now.getTime() - policy.backfill_window) {
+      notes.push(`termination took effect on ${date}, before the backfill window; recorded without events`);
+      state.workers[id] = { email, username, status: 'terminated', date };
+    } else {
+      const leaver = terminationEvents(id, email, date, at.toISOString(), policy);
+      if (!leaver) {
+        notes.push(NO_EMAIL);
+      } else {
+        events.push(...leaver);
+        state.workers[id] = { email, username, status: 'terminated', date };
+        schedulePurge(state, id, email, date, at, now, policy, events);
+      }
+    }
+    return outcome(events, notes);
+  }
+
+  if (gone) {
+    delete state.pending[`${id}:purge`];
+    const subject = leaverSubject(id, email, policy);
+    if (subject) {
+      events.push({
+        type: 'risc.account-enabled',
+        subject,
+        claims: {},
+        sourceRecordId: `${id}:enabled:after:${gone.date ?? 'termination'}`,
+      });
+    } else {
+      notes.push(NO_EMAIL);
+    }
+  }
+  state.workers[id] = { email, username, status: 'active' };
+
+  if (phase === 'pending') {
+    const date = basisDate as string;
+    const due = (effectiveAt as Date).toISOString();
+    const leaver = terminationEvents(id, email, date, due, policy);
+    if (!leaver) {
+      notes.push(NO_EMAIL);
+      return outcome(events, notes);
+    }
+    const known = state.pending[pendingKey]?.date === date;
+    // Rebuilt every time, so a held termination follows a change of email.
+    state.pending[pendingKey] = { kind: 'terminate', employeeId: id, date, dueAt: due, events: leaver };
+    if (known) notes.push(`termination already scheduled for ${due}`);
+    else events.push(...leaver);
+    return outcome(events, notes);
+  }
+
+  const rescinded = state.pending[pendingKey];
+  if (rescinded) {
+    delete state.pending[pendingKey];
+    notes.push(`termination scheduled for ${rescinded.dueAt} rescinded`);
+  }
+  return outcome(events, notes);
+}
+
+/** The employee was deleted in the HR system: RISC account-purged, once. */
+export function applyDeletion(
+  state: HrState,
+  employeeId: string,
+  emailHint: string | undefined,
+  policy: LeaverPolicy,
+  observedAt: string | undefined,
+  now: Date,
+): LeaverOutcome {
+  const prev = state.workers[employeeId];
+  delete state.pending[`${employeeId}:terminate`];
+  delete state.pending[`${employeeId}:purge`];
+  if (prev?.status === 'deleted') return { events: [], ignored: 'employee already purged' };
+  const email = prev?.email ?? cleanEmail(emailHint);
+  if (!prev && !email) return { events: [], ignored: 'deleted employee was never seen and has no email' };
+  const at = observedAt ? earlier(new Date(observedAt), now).toISOString() : undefined;
+  const purge = purgeEvent(employeeId, email, 'deleted', at, policy);
+  state.workers[employeeId] = { ...prev, email, status: 'deleted' };
+  if (!purge) return { events: [], ignored: NO_EMAIL };
+  return { events: purge };
+}
+
+/** Releases held changes whose time has come, oldest first. */
+export function releaseDue(state: HrState, policy: LeaverPolicy, now: Date): EventDraft[] {
+  const due = Object.entries(state.pending)
+    .filter(([, p]) => new Date(p.dueAt).getTime() <= now.getTime())
+    .sort(([, a], [, b]) => a.dueAt.localeCompare(b.dueAt));
+  const events: EventDraft[] = [];
+  for (const [key, p] of due) {
+    delete state.pending[key];
+    events.push(...p.events);
+    const prev = state.workers[p.employeeId];
+    if (p.kind === 'terminate') {
+      state.workers[p.employeeId] = { ...prev, status: 'terminated', date: p.date };
+      schedulePurge(state, p.employeeId, prev?.email, p.date, new Date(p.dueAt), now, policy, events);
+    } else {
+      state.workers[p.employeeId] = { ...prev, status: 'deleted', date: p.date };
+    }
+  }
+  return events;
+}
+
+/** The earliest time a held change is due, if any. */
+export function nextDue(state: HrState): string | undefined {
+  let next: string | undefined;
+  for (const p of Object.values(state.pending)) if (next === undefined || p.dueAt < next) next = p.dueAt;
+  return next;
+}
+
+/**
+ * The events to emit now: all but those held in `state.pending` (a future-dated termination is
+ * returned by applyWorker, so dry runs show it, and held until releaseDue hands it out).
+ */
+export function notHeld(events: EventDraft[], state: HrState): EventDraft[] {
+  const held = new Set<string>();
+  for (const p of Object.values(state.pending))
+    for (const e of p.events) held.add(`${e.sourceRecordId} ${e.type}`);
+  return events.filter((e) => !held.has(`${e.sourceRecordId} ${e.type}`));
+}
+
+function earlier(a: Date, b: Date): Date {
+  return Number.isNaN(a.getTime()) || a.getTime() > b.getTime() ? b : a;
+}
+
+function outcome(events: EventDraft[], notes: string[]): LeaverOutcome {
+  if (events.length > 0) return { events };
+  return { events: [], ignored: notes.length > 0 ? notes.join('; ') : 'no leaver-relevant change' };
+}

@@ -1,0 +1,86 @@
+import { duration, z } from '../../core/plugin-api/index.ts';
+import { leaverPolicyShape } from './leaver.ts';
+
+const column = (name: string, what: string) =>
+  z
+    .string()
+    .min(1)
+    .default(name)
+    .meta({ description: `Header of the column with ${what}.` });
+
+export const columnsSchema = z
+  .strictObject({
+    employee_id: column('employee_id', 'the employee id (required)'),
+    email: column('email', 'the work email (required)'),
+    status: column('status', 'the employment status (required)'),
+    effective_date: column('effective_date', 'the date the status took or takes effect (required)'),
+    termination_date: column('termination_date', 'the termination date (optional column)'),
+    username: column('username', 'the user name (optional column)'),
+    previous_email: column('previous_email', 'the work email before a change (optional column)'),
+  })
+  .prefault({})
+  .meta({ description: 'Column names in the export; matched without regard to case.' });
+
+export const configSchema = z.strictObject({
+  folder: z.string().min(1).meta({ description: 'Folder the HR system drops its CSV exports into.' }),
+  pattern: z
+    .string()
+    .min(1)
+    .default('*.csv')
+    .meta({ description: 'File names to pick up (`*` and `?` wildcards); anything else is left alone.' }),
+  delimiter: z
+    .string()
+    .length(1)
+    .default(',')
+    .meta({ description: 'Field delimiter (`,` by default; `;` for some European exports).' }),
+  scan_interval: duration(
+    'How often the folder is scanned (changes seen by the watcher start a scan sooner).',
+  ).prefault('10s'),
+  settle_time: duration(
+    'A file is read only once it has not changed for this long (it may still be written).',
+  ).prefault('5s'),
+  columns: columnsSchema,
+  status_values: z
+    .strictObject({
+      active: z
+        .array(z.string().min(1))
+        .min(1)
+        .default(['active'])
+        .meta({ description: 'Values meaning employed.' }),
+      terminated: z
+        .array(z.string().min(1))
+        .min(1)
+        .default(['terminated'])
+        .meta({ description: 'Values meaning the employee left.' }),
+      leave: z
+        .array(z.string().min(1))
+        .default(['leave'])
+        .meta({ description: 'Values meaning on leave (still employed; no event).' }),
+    })
+    .prefault({})
+    .meta({ description: 'Status values, matched without regard to case.' }),
+  missing_rows: z.enum(['ignore', 'terminate']).default('ignore').meta({
+    description:
+      '`ignore`: an employee missing from a later export is left as is; `terminate`: the export is complete, and a missing active employee is a leaver.',
+  }),
+  mass_change_guard: z
+    .strictObject({
+      max_ratio: z.number().gt(0).max(1).default(0.1).meta({
+        description:
+          'Largest share of the previous export that may turn into leavers (or be missing) at once; more refuses the file.',
+      }),
+      min_rows: z
+        .number()
+        .int()
+        .min(0)
+        .default(10)
+        .meta({ description: 'The guard only applies when more than this many rows flip or are missing.' }),
+    })
+    .prefault({})
+    .meta({
+      description: 'Refuses a file that would fire a mass leaver event (a truncated or wrong export).',
+    }),
+  ...leaverPolicyShape,
+});
+
+export type CsvDropConfig = z.output<typeof configSchema>;

@@ -1,0 +1,295 @@
+import { createHmac } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RetryableError, type InboundConnector, type InboundRequest } from '../../core/plugin-api/index.ts';
+import { MockServer } from '../../core/plugin-api/testing/index.ts';
+import { hibobConnector } from './index.ts';
+import type { HibobState } from './mapping.ts';
+import { createTestContext, simulateFixtures } from './test-support.ts';
+
+const BASE = {
+  webhook_secret: 'bob-webhook-secret-for-tests',
+  service_user_id: 'SERVICE-44117',
+  service_user_token: 'bob-service-token-for-tests',
+  timezone: 'Europe/Berlin',
+  backfill_window: '9000d',
+};
+
+interface Step {
+  input: unknown;
+  expect: { events?: unknown[]; ignored?: string };
+}
+
+describe('hibob mapping sequences (state carried between payloads, as ssf-bridge simulate does)', () => {
+  const dir = new URL('./fixtures/sequences/', import.meta.url);
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    const sequence = JSON.parse(readFileSync(new URL(file, dir), 'utf8')) as {
+      description: string;
+      steps: Step[];
+    };
+    it(`${file}: ${sequence.description}`, () => {
+      const config = hibobConnector.configSchema.parse(BASE);
+      let state: HibobState | undefined;
+      sequence.steps.forEach((step, i) => {
+        const result = hibobConnector.map!(step.input, config, state);
+        state = result.state;
+        if (step.expect.ignored) {
+          expect(result.events, `step ${i + 1}`).toEqual([]);
+          expect(result.ignored, `step ${i + 1}`).toContain(step.expect.ignored);
+        } else {
+          expect(JSON.parse(JSON.stringify(result.events)), `step ${i + 1}`).toEqual(step.expect.events);
+        }
+      });
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const server = new MockServer();
+const NOW = '2026-11-29T14:00:00.000Z';
+const ID = '3332883884017713241';
+
+beforeAll(async () => {
+  await server.start();
+});
+afterAll(async () => {
+  await server.close();
+});
+beforeEach(() => server.reset());
+
+function delivery(
+  type: string,
+  triggeredAt = '2026-11-29T13:59:58.120Z',
+  data: Record<string, unknown> = {},
+) {
+  return {
+    companyId: 638291,
+    type,
+    triggeredBy: 'system',
+    triggeredAt,
+    version: 'v2',
+    data: { employeeId: ID, ...data },
+  };
+}
+
+function signed(
+  body: unknown,
+  options: { secret?: string; algorithm?: string; header?: string | null } = {},
+): InboundRequest {
+  const raw = JSON.stringify(body);
+  const signature =
+    options.header === undefined
+      ? createHmac(options.algorithm ?? 'sha512', options.secret ?? BASE.webhook_secret)
+          .update(raw)
+          .digest('base64')
+      : options.header;
+  return {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(signature === null ? {} : { 'bob-signature': signature }),
+    },
+    query: {},
+    rawBody: Buffer.from(raw),
+    body,
+    remoteAddress: '127.0.0.1',
+  };
+}
+
+const record = (internal: Record<string, unknown>, email = 'jonas.weber@example.de') => ({
+  body: { id: ID, email, displayName: 'Jonas Weber', internal },
+});
+
+async function started(
+  config: Record<string, unknown> = {},
+  tc = createTestContext<HibobState>({ now: NOW }),
+) {
+  const connector: InboundConnector = hibobConnector.create(
+    tc.ctx,
+    hibobConnector.configSchema.parse({ ...BASE, api_base_url: `${server.url}/v1`, ...config }),
+  );
+  await connector.start(tc.ctx.signal);
+  return { connector, tc };
+}
+
+describe('hibob webhooks', () => {
+  it('verifies Bob-Signature, reads the employee through the Public API, and answers 200 once emitted', async () => {
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-29' }),
+    );
+    const { connector, tc } = await started();
+    const res = await connector.handleWebhook!(signed(delivery('employee.left')));
+    expect(res).toMatchObject({ status: 200, body: { events: 2 } });
+    const [req] = server.requests;
+    expect(req?.headers.authorization).toBe(
+      `Basic ${Buffer.from('SERVICE-44117:bob-service-token-for-tests').toString('base64')}`,
+    );
+    expect(req?.json).toEqual({ fields: expect.arrayContaining(['root.email', 'internal.terminationDate']) });
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', `${ID}:terminated:2026-11-29`, '2026-11-28T23:00:00.000Z'],
+      ['caep.session-revoked', `${ID}:terminated:2026-11-29`, '2026-11-28T23:00:00.000Z'],
+    ]);
+    // Bob retries the same delivery: nothing new.
+    expect((await connector.handleWebhook!(signed(delivery('employee.left')))).status).toBe(200);
+    expect(tc.events()).toHaveLength(2);
+    await connector.stop(100);
+  });
+
+  it('refuses a bad, missing or wrong-algorithm signature, and a replayed delivery, with 401', async () => {
+    const { connector, tc } = await started({ max_event_age: '1h' });
+    const cases: Array<[InboundRequest, string]> = [
+      [signed(delivery('employee.left'), { secret: 'not-the-secret' }), 'does not match'],
+      [signed(delivery('employee.left'), { header: null }), 'missing'],
+      [signed(delivery('employee.left'), { algorithm: 'sha256' }), 'does not match'],
+      [signed(delivery('employee.left'), { header: 'c2hvcnQ=' }), 'does not match'],
+      [signed(delivery('employee.left', '2026-11-29T12:59:00.000Z')), 'outside the accepted window'],
+      [signed(delivery('employee.left', '2026-11-29T15:01:00.000Z')), 'outside the accepted window'],
+    ];
+    const tampered = signed(delivery('employee.left'));
+    cases.push([
+      {
+        ...tampered,
+        body: delivery('employee.deleted'),
+        rawBody: Buffer.from(JSON.stringify(delivery('employee.deleted'))),
+      },
+      'does not match',
+    ]);
+    for (const [req, reason] of cases) {
+      const res = await connector.handleWebhook!(req);
+      expect(res.status, reason).toBe(401);
+      expect((res.body as { message: string }).message).toContain(reason);
+    }
+    expect(server.requests).toEqual([]);
+    expect(tc.emits).toEqual([]);
+    await connector.stop(100);
+  });
+
+  it('accepts SHA-256 signatures when configured, and the previous secret while rotating', async () => {
+    server.on('POST', `/v1/people/${ID}`, () => record({ status: 'Active', lifecycleStatus: 'employed' }));
+    const { connector } = await started({
+      signature_algorithm: 'sha256',
+      previous_webhook_secret: 'old-bob-secret',
+    });
+    expect(
+      (await connector.handleWebhook!(signed(delivery('employee.updated'), { algorithm: 'sha256' }))).status,
+    ).toBe(200);
+    const old = signed(delivery('employee.updated'), { algorithm: 'sha256', secret: 'old-bob-secret' });
+    expect((await connector.handleWebhook!(old)).status).toBe(200);
+    await connector.stop(100);
+  });
+
+  it('trusts employee.left when the API does not show the termination yet', async () => {
+    server.on('POST', `/v1/people/${ID}`, () => record({ status: 'Active', lifecycleStatus: 'employed' }));
+    const { connector, tc } = await started();
+    await connector.handleWebhook!(signed(delivery('employee.left', '2026-11-28T23:00:01.000Z')));
+    expect(tc.events().map((e) => [e.sourceRecordId, e.occurredAt])).toEqual([
+      [`${ID}:terminated:2026-11-29`, '2026-11-28T23:00:01.000Z'],
+      [`${ID}:terminated:2026-11-29`, '2026-11-28T23:00:01.000Z'],
+    ]);
+    await connector.stop(100);
+  });
+
+  it('purges on employee.deleted with the email from the payload, without calling the API', async () => {
+    const { connector, tc } = await started();
+    const res = await connector.handleWebhook!(
+      signed(delivery('employee.deleted', undefined, { email: 'jonas.weber@example.de' })),
+    );
+    expect(res.status).toBe(200);
+    expect(server.requests).toEqual([]);
+    expect(tc.events()).toEqual([
+      expect.objectContaining({ type: 'risc.account-purged', sourceRecordId: `${ID}:purged:deleted` }),
+    ]);
+    await connector.stop(100);
+  });
+
+  it('answers 200 without a call for events that are not about employment, 400 for a body that is not a delivery', async () => {
+    const { connector } = await started();
+    const other = await connector.handleWebhook!(signed({ ...delivery('timeoff.request.created') }));
+    expect(other.status).toBe(200);
+    expect((await connector.handleWebhook!(signed({ hello: 'bob' }))).status).toBe(400);
+    expect(server.requests).toEqual([]);
+    await connector.stop(100);
+  });
+
+  it('lets Bob retry when its API or the outbox is unavailable; 502 when the service user is refused', async () => {
+    const { connector, tc } = await started();
+    server.on('POST', `/v1/people/${ID}`, () => ({ status: 429, headers: { 'retry-after': '20' } }));
+    const limited = await connector.handleWebhook!(signed(delivery('employee.left'))).catch(
+      (e: unknown) => e,
+    );
+    expect((limited as RetryableError).retryAfterMs).toBe(20_000);
+
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-29' }),
+    );
+    tc.failNextEmit();
+    await expect(connector.handleWebhook!(signed(delivery('employee.left')))).rejects.toBeInstanceOf(
+      RetryableError,
+    );
+    expect(tc.checkpoints.size).toBe(0);
+
+    server.on('POST', `/v1/people/${ID}`, () => ({ status: 403, body: { error: 'forbidden' } }));
+    expect((await connector.handleWebhook!(signed(delivery('employee.left')))).status).toBe(502);
+    expect(tc.statuses.map((s) => s.state)).toContain('permanent_error');
+
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-29' }),
+    );
+    expect((await connector.handleWebhook!(signed(delivery('employee.left')))).status).toBe(200);
+    expect(tc.events().map((e) => e.sourceRecordId)).toEqual([
+      `${ID}:terminated:2026-11-29`,
+      `${ID}:terminated:2026-11-29`,
+    ]);
+    await connector.stop(100);
+  });
+
+  it('answers 502 when the API returns an unreadable employee record', async () => {
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '29.11.2026' }),
+    );
+    const { connector, tc } = await started();
+    expect((await connector.handleWebhook!(signed(delivery('employee.left')))).status).toBe(502);
+    expect(tc.emits).toEqual([]);
+    await connector.stop(100);
+  });
+
+  it('holds a future termination and fires it at midnight Berlin time after a restart, once', async () => {
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Active', lifecycleStatus: 'employed', terminationDate: '2026-12-31' }),
+    );
+    const first = await started();
+    await first.connector.handleWebhook!(signed(delivery('employee.updated')));
+    expect(first.tc.events()).toEqual([]);
+    await first.connector.stop(100);
+
+    const tc = createTestContext<HibobState>({
+      now: '2026-12-30T23:00:00.000Z',
+      checkpoints: first.tc.checkpoints,
+    });
+    const second = await started({}, tc);
+    await tc.runTask('release');
+    expect(tc.events().map((e) => [e.type, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '2026-12-30T23:00:00.000Z'],
+      ['caep.session-revoked', '2026-12-30T23:00:00.000Z'],
+    ]);
+    await tc.runTask('release');
+    expect(tc.events()).toHaveLength(2);
+    await second.connector.stop(100);
+  });
+});
+
+describe('hibob through ssf-bridge simulate (golden)', () => {
+  it('prints every fixture event, notes the ignored ones, and stops at a malformed one', async () => {
+    const { run, expected, ignored, rejected } = await simulateFixtures(
+      'hibob',
+      BASE,
+      new URL('./fixtures/', import.meta.url),
+    );
+    expect(run.events.map(({ txn: _txn, ...rest }) => rest)).toEqual(expected);
+    expect(run.events.some((e) => typeof e.scheduled_for === 'string')).toBe(true);
+    for (const reason of ignored) expect(run.stderr).toContain(reason);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(rejected[0]);
+  }, 60_000);
+});

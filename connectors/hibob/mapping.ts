@@ -1,0 +1,174 @@
+import { PermanentError, z, type MappingResult } from '../../core/plugin-api/index.ts';
+import type { HibobConfig } from './config.ts';
+import {
+  applyDeletion,
+  applyWorker,
+  emptyHrState,
+  hrDate,
+  hrStateShape,
+  type HrState,
+  type HrWorker,
+  type LeaverOutcome,
+  type LeaverPolicy,
+} from './leaver.ts';
+
+export type HibobState = HrState;
+
+/** The checkpoint, checked when it is loaded (held events are stored as plain JSON drafts). */
+export const stateSchema = z.object(hrStateShape) as unknown as z.ZodType<HibobState>;
+
+export function policyOf(config: HibobConfig): LeaverPolicy {
+  return {
+    termination_basis: config.termination_basis,
+    effective_time: config.effective_time,
+    timezone: config.timezone,
+    backfill_window: config.backfill_window,
+    purge_after: config.purge_after,
+    subject_format: config.subject_format,
+    reason_admin: config.reason_admin,
+    issuer: config.hr_id_issuer ?? 'https://app.hibob.com',
+  };
+}
+
+const id = z.union([z.string().trim().min(1), z.number().int()]);
+
+/** A webhooks v2 delivery: `{companyId, type, triggeredBy, triggeredAt, version, data}`. */
+export const envelopeSchema = z.looseObject({
+  type: z.string().min(1),
+  triggeredAt: z.string().min(1),
+  data: z.looseObject({ employeeId: id }),
+});
+export type HibobEnvelope = z.output<typeof envelopeSchema>;
+
+const text = z.union([z.string(), z.null()]).optional();
+
+/** An employee as the Public API answers (the fields the mapping reads). */
+export const employeeSchema = z.looseObject({
+  id,
+  email: text,
+  internal: z
+    .looseObject({ status: text, lifecycleStatus: text, terminationDate: text })
+    .nullable()
+    .optional(),
+});
+export type HibobEmployee = z.output<typeof employeeSchema>;
+
+/** Fields read with POST /people/{id}. */
+export const EMPLOYEE_FIELDS = [
+  'root.id',
+  'root.email',
+  'internal.status',
+  'internal.lifecycleStatus',
+  'internal.terminationDate',
+];
+
+/** Events after which the employee is looked up; the others are not about employment. */
+export function isEmployeeEvent(type: string): boolean {
+  return type.startsWith('employee.');
+}
+
+const LEAVING = new Set(['employee.left', 'employee.inactivated']);
+
+/** `2026-01-15T00:00:00.000Z` etc. as ISO 8601; undefined when unreadable. */
+export function isoTime(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const t = new Date(value);
+  return Number.isNaN(t.getTime()) ? undefined : t.toISOString();
+}
+
+/**
+ * A webhook event and the employee fetched after it → an HR worker. `employee.left` and
+ * `employee.inactivated` make a leaver even when the API does not show it yet; garden leave
+ * counts as leaving (from now) unless configured otherwise.
+ */
+export function workerOf(
+  event: HibobEnvelope,
+  employee: HibobEmployee | undefined,
+  config: HibobConfig,
+): HrWorker {
+  const lifecycle = employee?.internal?.lifecycleStatus?.trim().toLowerCase() ?? '';
+  const active = employee?.internal?.status?.trim().toLowerCase();
+  const garden = lifecycle.includes('garden');
+  let status: HrWorker['status'];
+  if (garden) status = config.garden_leave === 'leaver' ? 'terminated' : 'leave';
+  else if (lifecycle === 'terminated') status = 'terminated';
+  else if (lifecycle.includes('leave')) status = 'leave';
+  else if (active === 'inactive') status = 'terminated';
+  else if (active === 'active' || lifecycle === 'employed') status = 'active';
+  else status = 'unknown';
+  if (LEAVING.has(event.type) && (status === 'active' || status === 'unknown')) status = 'terminated';
+  const dataEmail = event.data.email;
+  return {
+    id: String(employee?.id ?? event.data.employeeId).trim(),
+    email: employee?.email ?? (typeof dataEmail === 'string' ? dataEmail : undefined),
+    status,
+    // Garden leave takes effect now, whatever the later termination date says.
+    terminationDate: garden
+      ? undefined
+      : hrDate(employee?.internal?.terminationDate, 'internal.terminationDate'),
+    observedAt: isoTime(event.triggeredAt),
+  };
+}
+
+/** Applies one event (with the employee fetched after it, if any) to the state in place. */
+export function applyEvent(
+  state: HibobState,
+  event: HibobEnvelope,
+  employee: HibobEmployee | undefined,
+  config: HibobConfig,
+  now: Date,
+): LeaverOutcome {
+  if (!isEmployeeEvent(event.type)) return { events: [], ignored: `${event.type} is not about employment` };
+  if (event.type === 'employee.deleted') {
+    const email = event.data.email ?? employee?.email;
+    return applyDeletion(
+      state,
+      String(event.data.employeeId).trim(),
+      typeof email === 'string' ? email : undefined,
+      policyOf(config),
+      isoTime(event.triggeredAt),
+      now,
+    );
+  }
+  return applyWorker(state, workerOf(event, employee, config), policyOf(config), now);
+}
+
+const withEmployeeSchema = z.strictObject({
+  event: envelopeSchema,
+  employee: employeeSchema.nullable().optional(),
+});
+
+/**
+ * The pure mapping behind `ssf-bridge simulate`. A record is a webhook delivery, or
+ * `{"event": <delivery>, "employee": <GET/POST /people/{id} answer>}` — what the running
+ * connector works from after fetching the employee.
+ */
+export function mapRecord(
+  record: unknown,
+  config: HibobConfig,
+  state: HibobState | undefined,
+  now: Date,
+): MappingResult<HibobState> {
+  const next = structuredClone(state ?? emptyHrState());
+  let result: LeaverOutcome;
+  try {
+    const isPair = typeof record === 'object' && record !== null && 'event' in record;
+    if (isPair) {
+      const parsed = withEmployeeSchema.safeParse(record);
+      if (!parsed.success) throw new Error(z.prettifyError(parsed.error));
+      result = applyEvent(next, parsed.data.event, parsed.data.employee ?? undefined, config, now);
+    } else {
+      const parsed = envelopeSchema.safeParse(record);
+      if (!parsed.success) throw new Error(z.prettifyError(parsed.error));
+      result = applyEvent(next, parsed.data, undefined, config, now);
+    }
+  } catch (err) {
+    throw new PermanentError(`malformed HiBob payload: ${(err as Error).message}`, {
+      code: 'SSF_ERR_HIBOB_PAYLOAD',
+      cause: err,
+    });
+  }
+  return result.events.length > 0
+    ? { events: result.events, state: next }
+    : { events: [], ignored: result.ignored ?? 'no leaver-relevant change', state: next };
+}

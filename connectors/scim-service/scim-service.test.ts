@@ -1,0 +1,454 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
+import { SHARDS, shardOf, type ScimInboundRequest } from './connector.ts';
+import { scimServiceConnector } from './index.ts';
+import type { ScimSimulationState } from './mapping.ts';
+import { applyPatch, matches, parseFilter, ScimError } from './scim.ts';
+import { createTestContext, simulateFixtures, type TestContext } from './test-support.ts';
+
+describe('SCIM filters (RFC 7644 §3.4.2.2)', () => {
+  const user = {
+    id: 'a1',
+    externalId: 'ExT-1',
+    userName: 'BJensen@example.com',
+    active: true,
+    name: { givenName: 'Barbara', familyName: 'Jensen' },
+    emails: [
+      { value: 'bjensen@example.com', type: 'work', primary: true },
+      { value: 'babs@home.example.net', type: 'home' },
+    ],
+    meta: { lastModified: '2026-05-01T00:00:00Z' },
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { department: 'Tour Operations' },
+  };
+  const cases: Array<[string, boolean]> = [
+    ['userName eq "bjensen@example.com"', true],
+    ['USERNAME Eq "bjensen@EXAMPLE.com"', true],
+    ['externalId eq "ext-1"', false],
+    ['externalId eq "ExT-1"', true],
+    ['name.familyName sw "jen" and active eq true', true],
+    ['emails[type eq "work" and value co "example.com"]', true],
+    ['emails[type eq "other"]', false],
+    ['emails.value ew ".net"', true],
+    ['emails eq "babs@home.example.net"', true],
+    ['not (active eq true) or title pr', false],
+    ['title pr or (displayName pr)', false],
+    ['meta.lastModified gt "2026-04-30T00:00:00Z"', true],
+    ['urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "Tour Operations"', true],
+    ['urn:ietf:params:scim:schemas:core:2.0:User:userName ne "x@example.com"', true],
+    ['active eq false', false],
+  ];
+  for (const [filter, expected] of cases) {
+    it(`${filter} → ${expected}`, () => expect(matches(parseFilter(filter), user)).toBe(expected));
+  }
+
+  it('refuses filters it cannot read as invalidFilter', () => {
+    for (const bad of [
+      'userName eq',
+      'userName foo "x"',
+      '(userName eq "x"',
+      'userName eq "x" extra',
+      'emails[type eq "work"',
+    ]) {
+      const err = (() => {
+        try {
+          parseFilter(bad);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err, bad).toBeInstanceOf(ScimError);
+      expect((err as ScimError).scimType, bad).toBe('invalidFilter');
+    }
+  });
+});
+
+describe('SCIM PatchOp', () => {
+  const base = {
+    id: 'a1',
+    userName: 'u@example.com',
+    active: true,
+    emails: [{ value: 'u@example.com', type: 'work' }],
+  };
+  const patch = (...ops: unknown[]) => ({
+    schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+    Operations: ops,
+  });
+
+  it('adds a work email through a filtered path when none matches, and removes one by filter', () => {
+    const added = applyPatch(
+      { ...base, emails: [] },
+      patch({ op: 'add', path: 'emails[type eq "work"].value', value: 'n@example.com' }),
+    );
+    expect(added.emails).toEqual([{ type: 'work', value: 'n@example.com' }]);
+    const removed = applyPatch(base, patch({ op: 'remove', path: 'emails[type eq "work"]' }));
+    expect(removed.emails).toEqual([]);
+  });
+
+  it('appends to multi-valued attributes on add, and removes members named in the value (Entra)', () => {
+    const more = applyPatch(
+      base,
+      patch({ op: 'add', path: 'emails', value: [{ value: 'x@example.com', type: 'home' }] }),
+    );
+    expect(more.emails).toHaveLength(2);
+    const less = applyPatch(
+      more,
+      patch({ op: 'remove', path: 'emails', value: [{ value: 'x@example.com' }] }),
+    );
+    expect(less.emails).toEqual(base.emails);
+  });
+
+  it('matches attribute names without regard to case, and keeps the stored spelling', () => {
+    const out = applyPatch(
+      base,
+      patch({ op: 'Replace', value: { Active: 'false', USERNAME: 'v@example.com' } }),
+    );
+    expect(out).toMatchObject({ active: false, userName: 'v@example.com' });
+    expect(Object.keys(out)).not.toContain('Active');
+  });
+
+  it('refuses changes to read-only attributes and unknown ops', () => {
+    expect(() => applyPatch(base, patch({ op: 'replace', path: 'id', value: 'x' }))).toThrow(
+      'id cannot be changed',
+    );
+    expect(() => applyPatch(base, patch({ op: 'move', path: 'active', value: false }))).toThrow(
+      'add, remove or replace',
+    );
+    expect(() => applyPatch(base, patch({ op: 'remove' }))).toThrow('remove needs a path');
+    expect(() =>
+      applyPatch(base, patch({ op: 'replace', path: 'emails[type eq "work"', value: 'x' })),
+    ).toThrow();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A SCIM client against the service on loopback. The adapter forwards every method under
+// /scim/v2/<instance-id>/ to handleWebhook with the sub-path in `req.path`: the routing this
+// connector needs from the HTTP server.
+
+const TOKEN = 'scim-bearer-token-for-tests';
+let http: Server;
+let base = '';
+let connector: InboundConnector;
+let tc: TestContext<ScimSimulationState>;
+
+function mount(c: InboundConnector): void {
+  connector = c;
+}
+
+beforeAll(async () => {
+  http = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void (async () => {
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        const prefix = `/scim/v2/${tc.ctx.instanceId}`;
+        if (!url.pathname.startsWith(prefix)) {
+          res.writeHead(404).end();
+          return;
+        }
+        const rawBody = Buffer.concat(chunks);
+        const type = req.headers['content-type'] ?? '';
+        const request: ScimInboundRequest = {
+          method: req.method ?? 'GET',
+          headers: req.headers as Record<string, string>,
+          query: Object.fromEntries(url.searchParams),
+          rawBody,
+          body: rawBody.length > 0 && /json/.test(type) ? JSON.parse(rawBody.toString('utf8')) : undefined,
+          remoteAddress: '127.0.0.1',
+          path: url.pathname.slice(prefix.length) || '/',
+        };
+        try {
+          const answer = await connector.handleWebhook!(request);
+          res.writeHead(answer.status, answer.headers);
+          res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+        } catch (err) {
+          const retry = err instanceof RetryableError;
+          res.writeHead(retry ? 503 : 500, retry ? { 'retry-after': '5' } : {});
+          res.end(
+            JSON.stringify({
+              error: retry ? 'unavailable' : 'internal_error',
+              message: (err as Error).message,
+            }),
+          );
+        }
+      })();
+    });
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}/scim/v2/hr-scim`;
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => http.close(() => resolve()));
+});
+
+async function fresh(
+  checkpoints?: Map<string, unknown>,
+  config: Record<string, unknown> = {},
+): Promise<void> {
+  tc = createTestContext<ScimSimulationState>({
+    instanceId: 'hr-scim',
+    ...(checkpoints ? { checkpoints } : {}),
+  });
+  const c = scimServiceConnector.create(
+    tc.ctx,
+    scimServiceConnector.configSchema.parse({ token: TOKEN, ...config }),
+  );
+  await c.start(tc.ctx.signal);
+  mount(c);
+}
+
+beforeEach(async () => {
+  await fresh();
+});
+
+async function scim(method: string, path: string, body?: unknown, token = TOKEN) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/scim+json' }),
+      accept: 'application/scim+json',
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: text ? (JSON.parse(text) as Record<string, any>) : undefined,
+  };
+}
+
+const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+const ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
+
+function newUser(userName: string, extra: Record<string, unknown> = {}) {
+  return {
+    schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+    userName,
+    externalId: `ext-${userName}`,
+    name: { givenName: 'Barbara', familyName: 'Jensen' },
+    emails: [{ value: userName, type: 'work', primary: true }],
+    active: true,
+    ...extra,
+  };
+}
+
+describe('scim-service over HTTP', () => {
+  it('answers discovery requests', async () => {
+    const config = await scim('GET', '/ServiceProviderConfig');
+    expect(config.status).toBe(200);
+    expect(config.headers.get('content-type')).toContain('application/scim+json');
+    expect(config.body).toMatchObject({
+      patch: { supported: true },
+      filter: { supported: true, maxResults: 200 },
+    });
+    expect((await scim('GET', '/ResourceTypes')).body?.Resources[0]).toMatchObject({
+      id: 'User',
+      endpoint: '/Users',
+    });
+    expect((await scim('GET', '/Schemas')).body?.totalResults).toBe(1);
+  });
+
+  it('refuses a missing or wrong token with 401 and an RFC 7644 error body', async () => {
+    const missing = await scim('GET', '/Users', undefined, '');
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get('www-authenticate')).toContain('Bearer');
+    expect(missing.body).toEqual({
+      schemas: [ERROR],
+      status: '401',
+      detail: 'send the token as "Authorization: Bearer <token>"',
+    });
+    expect((await scim('GET', '/Users', undefined, 'nope')).body).toMatchObject({
+      schemas: [ERROR],
+      status: '401',
+    });
+  });
+
+  it('creates, finds, pages and refuses duplicate users', async () => {
+    const created = await scim('POST', '/Users', newUser('bjensen@example.com'));
+    expect(created.status).toBe(201);
+    const id = created.body?.id as string;
+    expect(created.headers.get('location')).toBe(`${base}/Users/${id}`);
+    expect(created.body?.meta).toMatchObject({
+      resourceType: 'User',
+      version: 'W/"1"',
+      location: `${base}/Users/${id}`,
+    });
+
+    const dup = await scim('POST', '/Users', newUser('BJENSEN@example.com'));
+    expect(dup.status).toBe(409);
+    expect(dup.body).toMatchObject({ schemas: [ERROR], status: '409', scimType: 'uniqueness' });
+
+    for (const n of [1, 2, 3]) await scim('POST', '/Users', newUser(`user${n}@example.com`));
+    const found = await scim(
+      'GET',
+      `/Users?filter=${encodeURIComponent('userName eq "bjensen@example.com"')}`,
+    );
+    expect(found.body).toMatchObject({ totalResults: 1, Resources: [{ id }] });
+    const page = await scim('GET', '/Users?startIndex=2&count=2');
+    expect(page.body).toMatchObject({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'],
+      totalResults: 4,
+      startIndex: 2,
+      itemsPerPage: 2,
+    });
+    const search = await scim('POST', '/Users/.search', {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+      filter: 'externalId eq "ext-user2@example.com"',
+    });
+    expect(search.body?.Resources.map((u: { userName: string }) => u.userName)).toEqual([
+      'user2@example.com',
+    ]);
+    const bad = await scim('GET', `/Users?filter=${encodeURIComponent('userName sw')}`);
+    expect(bad.body).toMatchObject({ status: '400', scimType: 'invalidFilter' });
+    expect(tc.events()).toEqual([]);
+  });
+
+  it('turns each PatchOp variant that deactivates a user into one account-disabled and one session-revoked', async () => {
+    const variants = [
+      [{ op: 'replace', path: 'active', value: false }],
+      [{ op: 'replace', value: { active: false } }],
+      [{ op: 'Replace', path: 'active', value: 'False' }],
+    ];
+    for (const [i, ops] of variants.entries()) {
+      const id = (await scim('POST', '/Users', newUser(`leaver${i}@example.com`))).body?.id as string;
+      const res = await scim('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: ops });
+      expect(res.status, JSON.stringify(ops)).toBe(200);
+      expect(res.body?.active).toBe(false);
+      // The IdP sends it again: already inactive, nothing new.
+      await scim('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: ops });
+    }
+    const events = tc.events();
+    expect(events.map((e) => e.type)).toEqual(
+      variants.flatMap(() => ['risc.account-disabled', 'caep.session-revoked']),
+    );
+    expect(events[0]).toMatchObject({
+      subject: {
+        format: 'aliases',
+        identifiers: [
+          { format: 'email', email: 'leaver0@example.com' },
+          { format: 'iss_sub', iss: 'urn:ssf-bridge:scim', sub: 'ext-leaver0@example.com' },
+        ],
+      },
+    });
+    expect(events[1]?.claims).toEqual({ initiating_entity: 'admin', reason_admin: { en: 'HR termination' } });
+    expect(events[0]?.sourceRecordId).toBe(events[1]?.sourceRecordId);
+  });
+
+  it('reactivates, renames and deletes, with the matching events', async () => {
+    const id = (await scim('POST', '/Users', newUser('ana@example.com', { active: false }))).body
+      ?.id as string;
+    await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'active', value: true }],
+    });
+    const put = await scim('PUT', `/Users/${id}`, newUser('ana.lima@example.com'));
+    expect(put.status).toBe(200);
+    expect(put.body?.meta.version).toBe('W/"3"');
+    expect((await scim('DELETE', `/Users/${id}`)).status).toBe(204);
+    expect((await scim('GET', `/Users/${id}`)).body).toMatchObject({ schemas: [ERROR], status: '404' });
+    expect((await scim('DELETE', `/Users/${id}`)).status).toBe(404);
+    expect(
+      tc.events().map((e) => [e.type, e.subject.format === 'email' ? e.subject.email : undefined, e.claims]),
+    ).toEqual([
+      ['risc.account-enabled', undefined, {}],
+      ['risc.identifier-changed', 'ana@example.com', { 'new-value': 'ana.lima@example.com' }],
+      ['risc.account-purged', undefined, {}],
+    ]);
+  });
+
+  it('answers SCIM errors for what it does not provide or refuses', async () => {
+    expect((await scim('GET', '/Groups')).body).toMatchObject({ schemas: [ERROR], status: '404' });
+    expect((await scim('PATCH', '/Users', { schemas: [PATCH], Operations: [] })).status).toBe(405);
+    const id = (await scim('POST', '/Users', newUser('cy@example.com'))).body?.id as string;
+    const ro = await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'id', value: 'x' }],
+    });
+    expect(ro.body).toMatchObject({ status: '400', scimType: 'mutability' });
+    const notPatch = await scim('PATCH', `/Users/${id}`, { schemas: ['urn:example:other'], Operations: [] });
+    expect(notPatch.body).toMatchObject({ status: '400', scimType: 'invalidSyntax' });
+    const noName = await scim('POST', '/Users', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'] });
+    expect(noName.body).toMatchObject({
+      status: '400',
+      scimType: 'invalidValue',
+      detail: 'userName is required',
+    });
+  });
+
+  it('answers 503 and keeps the user unchanged when the outbox is full; the retry sends the same events', async () => {
+    const id = (await scim('POST', '/Users', newUser('dee@example.com'))).body?.id as string;
+    tc.failNextEmit();
+    const full = await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'active', value: false }],
+    });
+    expect(full.status).toBe(503);
+    expect(full.headers.get('retry-after')).toBe('5');
+    expect((await scim('GET', `/Users/${id}`)).body?.active).toBe(true);
+    expect(tc.events()).toEqual([]);
+    const retry = await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'active', value: false }],
+    });
+    expect(retry.status).toBe(200);
+    expect(tc.events().map((e) => e.sourceRecordId)).toEqual([`${id}:deactivated:2`, `${id}:deactivated:2`]);
+    expect(tc.directSets).toBe(0);
+  });
+
+  it('keeps users in sharded checkpoints, committed with the events, and finds them after a restart', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i += 1)
+      ids.push((await scim('POST', '/Users', newUser(`p${i}@example.com`))).body?.id as string);
+    const names = [...tc.checkpoints.keys()];
+    expect(names.every((n) => /^users-\d{2}$/.test(n))).toBe(true);
+    expect(new Set(ids.map(shardOf)).size).toBeGreaterThan(1);
+    expect(ids.map(shardOf).every((s) => Number(s.slice(6)) < SHARDS)).toBe(true);
+
+    await connector.stop(100);
+    await fresh(tc.checkpoints);
+    const list = await scim('GET', '/Users?count=50');
+    expect(list.body?.totalResults).toBe(12);
+    const res = await scim('PATCH', `/Users/${ids[3]}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'active', value: false }],
+    });
+    expect(res.status).toBe(200);
+    expect(tc.events()).toHaveLength(2);
+  });
+
+  it('sends only the email as subject when configured for Okta, and uses the public URL in locations', async () => {
+    await fresh(undefined, {
+      subject_format: 'email',
+      public_url: 'https://bridge.example.com/scim/v2/hr-scim',
+    });
+    const created = await scim('POST', '/Users', newUser('eve@example.com'));
+    expect(created.headers.get('location')).toBe(
+      `https://bridge.example.com/scim/v2/hr-scim/Users/${created.body?.id}`,
+    );
+    await scim('PATCH', `/Users/${created.body?.id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'active', value: false }],
+    });
+    expect(tc.events()[0]?.subject).toEqual({ format: 'email', email: 'eve@example.com' });
+  });
+});
+
+describe('scim-service through ssf-bridge simulate (golden)', () => {
+  it('prints every fixture event, notes the ignored ones, and stops at a malformed one', async () => {
+    const { run, expected, ignored, rejected } = await simulateFixtures(
+      'scim-service',
+      { token: TOKEN },
+      new URL('./fixtures/', import.meta.url),
+    );
+    expect(run.events.map(({ txn: _txn, ...rest }) => rest)).toEqual(expected);
+    for (const reason of ignored) expect(run.stderr).toContain(reason);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(rejected[0]);
+  }, 60_000);
+});

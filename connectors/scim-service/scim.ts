@@ -1,0 +1,538 @@
+/**
+ * SCIM 2.0 protocol pieces (RFC 7643, RFC 7644): error bodies, attribute paths, filters and
+ * PatchOp, with the variants identity providers really send — path-less `value` objects (Okta),
+ * capitalised `Replace` and `"False"` strings (Microsoft Entra), URN-qualified paths.
+ */
+
+export const SCIM_CONTENT_TYPE = 'application/scim+json; charset=utf-8';
+export const USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
+export const ENTERPRISE_SCHEMA = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
+export const PATCH_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+export const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
+export const LIST_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
+export const SEARCH_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:SearchRequest';
+
+export type ScimType =
+  | 'invalidFilter'
+  | 'tooMany'
+  | 'uniqueness'
+  | 'mutability'
+  | 'invalidSyntax'
+  | 'invalidPath'
+  | 'noTarget'
+  | 'invalidValue'
+  | 'invalidVers'
+  | 'sensitive';
+
+/** A failure answered with an RFC 7644 §3.12 error body. */
+export class ScimError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly scimType?: ScimType,
+  ) {
+    super(message);
+    this.name = 'ScimError';
+  }
+
+  body(): Record<string, unknown> {
+    return {
+      schemas: [ERROR_SCHEMA],
+      status: String(this.status),
+      ...(this.scimType ? { scimType: this.scimType } : {}),
+      detail: this.message,
+    };
+  }
+}
+
+export type Resource = Record<string, unknown>;
+
+// ---------------------------------------------------------------------------------------------
+// Attribute access: names are case-insensitive (RFC 7643 §2.1).
+
+/** The key under which `name` is stored in `obj`, matched without regard to case. */
+export function keyOf(obj: Resource, name: string): string | undefined {
+  if (Object.prototype.hasOwnProperty.call(obj, name)) return name;
+  const lower = name.toLowerCase();
+  return Object.keys(obj).find((k) => k.toLowerCase() === lower);
+}
+
+export function getAttr(obj: Resource, name: string): unknown {
+  const key = keyOf(obj, name);
+  return key === undefined ? undefined : obj[key];
+}
+
+function setAttr(obj: Resource, name: string, value: unknown): void {
+  obj[keyOf(obj, name) ?? name] = value;
+}
+
+function isObject(value: unknown): value is Resource {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const BOOLEAN_ATTRS = new Set(['active', 'primary']);
+
+/** `"False"`/`"true"` strings (Entra) become booleans for boolean attributes. */
+function coerce(name: string, value: unknown): unknown {
+  if (BOOLEAN_ATTRS.has(name.toLowerCase()) && typeof value === 'string') {
+    const v = value.trim().toLowerCase();
+    if (v === 'true') return true;
+    if (v === 'false') return false;
+    throw new ScimError(400, `${name} must be true or false, not "${value}"`, 'invalidValue');
+  }
+  if (isObject(value)) {
+    const out: Resource = {};
+    for (const [k, v] of Object.entries(value)) out[k] = coerce(k, v);
+    return out;
+  }
+  if (Array.isArray(value)) return value.map((v) => coerce(name, v));
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters (RFC 7644 §3.4.2.2)
+
+type Token =
+  | { kind: 'word'; text: string }
+  | { kind: 'string'; value: string }
+  | { kind: 'punct'; text: '(' | ')' | '[' | ']' };
+
+function tokenize(input: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < input.length) {
+    const c = input[i] as string;
+    if (/\s/.test(c)) {
+      i += 1;
+    } else if (c === '(' || c === ')' || c === '[' || c === ']') {
+      tokens.push({ kind: 'punct', text: c });
+      i += 1;
+    } else if (c === '"') {
+      let j = i + 1;
+      while (j < input.length && input[j] !== '"') j += input[j] === '\\' ? 2 : 1;
+      if (j >= input.length)
+        throw new ScimError(400, 'a string in the filter is not closed', 'invalidFilter');
+      try {
+        tokens.push({ kind: 'string', value: JSON.parse(input.slice(i, j + 1)) as string });
+      } catch {
+        throw new ScimError(400, `invalid string ${input.slice(i, j + 1)} in the filter`, 'invalidFilter');
+      }
+      i = j + 1;
+    } else {
+      let j = i;
+      while (j < input.length && !/[\s()[\]"]/.test(input[j] as string)) j += 1;
+      tokens.push({ kind: 'word', text: input.slice(i, j) });
+      i = j;
+    }
+  }
+  return tokens;
+}
+
+const COMPARE = new Set(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'lt', 'ge', 'le']);
+
+export type Filter =
+  | { op: 'and' | 'or'; left: Filter; right: Filter }
+  | { op: 'not'; filter: Filter }
+  | { op: 'pr'; path: string[] }
+  | { op: 'cmp'; cmp: string; path: string[]; value: string | number | boolean | null }
+  | { op: 'value'; path: string[]; filter: Filter };
+
+/** An attribute path as its parts: `name.givenName` → [name, givenName]; URN-qualified too. */
+export function splitAttrPath(text: string): string[] {
+  let rest = text;
+  const parts: string[] = [];
+  if (/^urn:/i.test(rest)) {
+    const last = rest.lastIndexOf(':');
+    const urn = rest.slice(0, last);
+    rest = rest.slice(last + 1);
+    if (urn.toLowerCase() !== USER_SCHEMA.toLowerCase()) parts.push(urn);
+  }
+  if (!/^[A-Za-z$][\w$-]*(\.[A-Za-z$][\w$-]*)?$/.test(rest)) {
+    throw new ScimError(400, `"${text}" is not an attribute path`, 'invalidPath');
+  }
+  parts.push(...rest.split('.'));
+  return parts;
+}
+
+export function parseFilter(input: string): Filter {
+  const tokens = tokenize(input);
+  let pos = 0;
+  const peek = () => tokens[pos];
+  const word = (t: Token | undefined, w: string) => t?.kind === 'word' && t.text.toLowerCase() === w;
+  const fail = (message: string): never => {
+    throw new ScimError(400, `${message} in filter "${input}"`, 'invalidFilter');
+  };
+
+  function or(): Filter {
+    let left = and();
+    while (word(peek(), 'or')) {
+      pos += 1;
+      left = { op: 'or', left, right: and() };
+    }
+    return left;
+  }
+  function and(): Filter {
+    let left = not();
+    while (word(peek(), 'and')) {
+      pos += 1;
+      left = { op: 'and', left, right: not() };
+    }
+    return left;
+  }
+  function not(): Filter {
+    if (word(peek(), 'not')) {
+      pos += 1;
+      return { op: 'not', filter: group() };
+    }
+    return atom();
+  }
+  function group(): Filter {
+    const open = tokens[pos++];
+    if (open?.kind !== 'punct' || open.text !== '(') fail('expected "("');
+    const inner = or();
+    const close = tokens[pos++];
+    if (close?.kind !== 'punct' || close.text !== ')') fail('expected ")"');
+    return inner;
+  }
+  function atom(): Filter {
+    const t = peek();
+    if (t?.kind === 'punct' && t.text === '(') return group();
+    if (t?.kind !== 'word') return fail('expected an attribute');
+    pos += 1;
+    let path: string[];
+    try {
+      path = splitAttrPath(t.text);
+    } catch {
+      return fail(`"${t.text}" is not an attribute`);
+    }
+    const next = peek();
+    if (next?.kind === 'punct' && next.text === '[') {
+      pos += 1;
+      const inner = or();
+      const close = tokens[pos++];
+      if (close?.kind !== 'punct' || close.text !== ']') fail('expected "]"');
+      return { op: 'value', path, filter: inner };
+    }
+    const op = tokens[pos++];
+    if (op?.kind !== 'word') return fail(`expected an operator after ${t.text}`);
+    const name = op.text.toLowerCase();
+    if (name === 'pr') return { op: 'pr', path };
+    if (!COMPARE.has(name)) return fail(`unknown operator "${op.text}"`);
+    const v = tokens[pos++];
+    if (v?.kind === 'string') return { op: 'cmp', cmp: name, path, value: v.value };
+    if (v?.kind === 'word') {
+      const lower = v.text.toLowerCase();
+      if (lower === 'true' || lower === 'false')
+        return { op: 'cmp', cmp: name, path, value: lower === 'true' };
+      if (lower === 'null') return { op: 'cmp', cmp: name, path, value: null };
+      if (/^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(v.text))
+        return { op: 'cmp', cmp: name, path, value: Number(v.text) };
+    }
+    return fail(`expected a value after ${t.text} ${op.text}`);
+  }
+
+  const result = or();
+  if (pos !== tokens.length) fail('unexpected text at the end');
+  return result;
+}
+
+/** Attributes compared case-sensitively (RFC 7643 §4.1: id and externalId are caseExact). */
+const CASE_EXACT = new Set(['id', 'externalid']);
+
+/** Every value found at `path` in `node`, flattening multi-valued attributes. */
+function valuesAt(node: unknown, path: string[]): unknown[] {
+  if (path.length === 0) return Array.isArray(node) ? node : [node];
+  if (Array.isArray(node)) return node.flatMap((n) => valuesAt(n, path));
+  if (!isObject(node)) return [];
+  const [head, ...rest] = path as [string, ...string[]];
+  const value = getAttr(node, head);
+  if (value === undefined || value === null) return [];
+  // `emails eq "x"` compares the `value` sub-attribute of a multi-valued complex attribute.
+  if (rest.length === 0 && Array.isArray(value)) {
+    return value.map((v) => (isObject(v) && getAttr(v, 'value') !== undefined ? getAttr(v, 'value') : v));
+  }
+  return valuesAt(value, rest);
+}
+
+function compare(
+  cmp: string,
+  actual: unknown,
+  expected: string | number | boolean | null,
+  exact: boolean,
+): boolean {
+  if (expected === null) return cmp === 'eq' ? actual === null || actual === undefined : cmp === 'ne';
+  if (typeof expected === 'boolean' || typeof expected === 'number') {
+    if (typeof actual !== typeof expected) return cmp === 'ne';
+    switch (cmp) {
+      case 'eq':
+        return actual === expected;
+      case 'ne':
+        return actual !== expected;
+      case 'gt':
+        return (actual as number) > (expected as number);
+      case 'ge':
+        return (actual as number) >= (expected as number);
+      case 'lt':
+        return (actual as number) < (expected as number);
+      case 'le':
+        return (actual as number) <= (expected as number);
+      default:
+        return false;
+    }
+  }
+  if (typeof actual !== 'string') return cmp === 'ne';
+  const a = exact ? actual : actual.toLowerCase();
+  const e = exact ? expected : expected.toLowerCase();
+  switch (cmp) {
+    case 'eq':
+      return a === e;
+    case 'ne':
+      return a !== e;
+    case 'co':
+      return a.includes(e);
+    case 'sw':
+      return a.startsWith(e);
+    case 'ew':
+      return a.endsWith(e);
+    case 'gt':
+      return a > e;
+    case 'ge':
+      return a >= e;
+    case 'lt':
+      return a < e;
+    case 'le':
+      return a <= e;
+    default:
+      return false;
+  }
+}
+
+export function matches(filter: Filter, node: unknown): boolean {
+  switch (filter.op) {
+    case 'and':
+      return matches(filter.left, node) && matches(filter.right, node);
+    case 'or':
+      return matches(filter.left, node) || matches(filter.right, node);
+    case 'not':
+      return !matches(filter.filter, node);
+    case 'pr':
+      return valuesAt(node, filter.path).some((v) => v !== '' && !(Array.isArray(v) && v.length === 0));
+    case 'value': {
+      const items = isObject(node) ? getAttr(node, filter.path[0] as string) : undefined;
+      const list = Array.isArray(items) ? items : items === undefined ? [] : [items];
+      return list.some((item) => matches(filter.filter, item));
+    }
+    case 'cmp': {
+      const exact = CASE_EXACT.has((filter.path[filter.path.length - 1] as string).toLowerCase());
+      const values = valuesAt(node, filter.path);
+      if (filter.cmp === 'ne')
+        return values.length === 0 || values.every((v) => compare('ne', v, filter.value, exact));
+      return values.some((v) => compare(filter.cmp, v, filter.value, exact));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PatchOp (RFC 7644 §3.5.2)
+
+interface PatchPath {
+  /** Attribute (with a URN extension first when qualified), e.g. [emails] or [urn…:User, manager]. */
+  attr: string[];
+  /** Filter on the elements of a multi-valued attribute. */
+  filter?: Filter;
+  /** Sub-attribute after the filter: `emails[type eq "work"].value` → value. */
+  sub?: string;
+}
+
+export function parsePatchPath(text: string): PatchPath {
+  const open = text.indexOf('[');
+  if (open < 0) return { attr: splitAttrPath(text) };
+  const close = text.lastIndexOf(']');
+  if (close < open) throw new ScimError(400, `"${text}" is not a valid path`, 'invalidPath');
+  const attr = splitAttrPath(text.slice(0, open));
+  const filter = parseFilter(text.slice(open + 1, close));
+  const after = text.slice(close + 1);
+  if (after !== '' && !/^\.[A-Za-z$][\w$-]*$/.test(after)) {
+    throw new ScimError(400, `"${text}" is not a valid path`, 'invalidPath');
+  }
+  return { attr, filter, ...(after ? { sub: after.slice(1) } : {}) };
+}
+
+/** The object that holds the last part of `attr`, created on the way when `create`. */
+function container(resource: Resource, attr: string[], create: boolean): Resource | undefined {
+  let node: Resource = resource;
+  for (const part of attr.slice(0, -1)) {
+    let next = getAttr(node, part);
+    if (!isObject(next)) {
+      if (!create) return undefined;
+      next = {};
+      setAttr(node, part, next);
+    }
+    node = next as Resource;
+  }
+  return node;
+}
+
+/** Attributes clients may not change. */
+const READ_ONLY = new Set(['id', 'meta', 'schemas']);
+
+/** The `eq` conditions of a simple filter, used to create the element a filtered path names. */
+function eqTemplate(filter: Filter): Resource | undefined {
+  if (filter.op === 'cmp' && filter.cmp === 'eq' && filter.path.length === 1) {
+    return { [filter.path[0] as string]: filter.value };
+  }
+  if (filter.op === 'and') {
+    const l = eqTemplate(filter.left);
+    const r = eqTemplate(filter.right);
+    return l && r ? { ...l, ...r } : undefined;
+  }
+  return undefined;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (isObject(a) && isObject(b))
+    return getAttr(a, 'value') !== undefined && getAttr(a, 'value') === getAttr(b, 'value');
+  return a === b;
+}
+
+function setPath(resource: Resource, path: PatchPath, rawValue: unknown, op: 'add' | 'replace'): void {
+  const last = path.attr[path.attr.length - 1] as string;
+  if (path.attr.length === 1 && READ_ONLY.has(last.toLowerCase())) {
+    throw new ScimError(400, `${last} cannot be changed`, 'mutability');
+  }
+  const value = coerce(path.sub ?? last, rawValue);
+  const holder = container(resource, path.attr, true) as Resource;
+  if (!path.filter) {
+    const current = getAttr(holder, last);
+    if (op === 'add' && Array.isArray(current)) {
+      const additions = Array.isArray(value) ? value : [value];
+      setAttr(holder, last, [...current, ...additions.filter((a) => !current.some((c) => sameValue(c, a)))]);
+    } else if (op === 'add' && isObject(current) && isObject(value)) {
+      setAttr(holder, last, { ...current, ...value });
+    } else {
+      setAttr(holder, last, value);
+    }
+    return;
+  }
+  const current = getAttr(holder, last);
+  const list = Array.isArray(current) ? [...current] : [];
+  let hit = false;
+  const updated = list.map((item) => {
+    if (!matches(path.filter as Filter, item)) return item;
+    hit = true;
+    if (path.sub) return { ...(item as Resource), [keyOf(item as Resource, path.sub) ?? path.sub]: value };
+    return isObject(value) ? { ...(item as Resource), ...value } : value;
+  });
+  if (!hit) {
+    const template = eqTemplate(path.filter);
+    if (!template) {
+      throw new ScimError(400, `no value of ${last} matches the filter of the path`, 'noTarget');
+    }
+    updated.push(
+      path.sub ? { ...template, [path.sub]: value } : { ...template, ...(isObject(value) ? value : {}) },
+    );
+  }
+  setAttr(holder, last, updated);
+}
+
+function removePath(resource: Resource, path: PatchPath, value: unknown): void {
+  const last = path.attr[path.attr.length - 1] as string;
+  if (path.attr.length === 1 && READ_ONLY.has(last.toLowerCase())) {
+    throw new ScimError(400, `${last} cannot be removed`, 'mutability');
+  }
+  const holder = container(resource, path.attr, false);
+  if (!holder) return;
+  const key = keyOf(holder, last);
+  if (key === undefined) return;
+  const current = holder[key];
+  if (path.filter && Array.isArray(current)) {
+    const filter = path.filter;
+    if (path.sub) {
+      const sub = path.sub;
+      holder[key] = current.map((item) => {
+        if (!matches(filter, item) || !isObject(item)) return item;
+        const copy = { ...item };
+        const subKey = keyOf(copy, sub);
+        if (subKey !== undefined) delete copy[subKey];
+        return copy;
+      });
+    } else {
+      holder[key] = current.filter((item) => !matches(filter, item));
+    }
+    return;
+  }
+  // Entra removes one member of a multi-valued attribute with `value: [{value: …}]`.
+  if (Array.isArray(current) && Array.isArray(value) && value.length > 0) {
+    holder[key] = current.filter((item) => !value.some((v) => sameValue(item, v)));
+    return;
+  }
+  delete holder[key];
+}
+
+const OPS = new Set(['add', 'remove', 'replace']);
+
+/** Applies a PatchOp request to a copy of `resource` and returns the copy. */
+export function applyPatch(resource: Resource, body: unknown): Resource {
+  if (!isObject(body)) throw new ScimError(400, 'a PatchOp body is a JSON object', 'invalidSyntax');
+  const ops = getAttr(body, 'Operations');
+  if (!Array.isArray(ops) || ops.length === 0) {
+    throw new ScimError(400, 'a PatchOp needs a non-empty "Operations" array', 'invalidSyntax');
+  }
+  const out = structuredClone(resource);
+  ops.forEach((raw, i) => {
+    if (!isObject(raw)) throw new ScimError(400, `Operations[${i}] is not an object`, 'invalidSyntax');
+    const opName = String(getAttr(raw, 'op') ?? '').toLowerCase();
+    if (!OPS.has(opName)) {
+      throw new ScimError(400, `Operations[${i}].op must be add, remove or replace`, 'invalidSyntax');
+    }
+    const pathText = getAttr(raw, 'path');
+    const value = getAttr(raw, 'value');
+    if (pathText === undefined || pathText === '') {
+      if (opName === 'remove') throw new ScimError(400, `Operations[${i}]: remove needs a path`, 'noTarget');
+      if (!isObject(value)) {
+        throw new ScimError(400, `Operations[${i}]: without a path, value must be an object`, 'invalidValue');
+      }
+      for (const [name, v] of Object.entries(value)) {
+        if (/^urn:/i.test(name) && isObject(v) && name.toLowerCase() !== USER_SCHEMA.toLowerCase()) {
+          // An extension object: its members are set one by one.
+          for (const [sub, sv] of Object.entries(v)) setPath(out, { attr: [name, sub] }, sv, opName as 'add');
+        } else {
+          setPath(out, parsePatchPath(name), v, opName as 'add' | 'replace');
+        }
+      }
+      return;
+    }
+    if (typeof pathText !== 'string')
+      throw new ScimError(400, `Operations[${i}].path is not a string`, 'invalidPath');
+    const path = parsePatchPath(pathText);
+    if (opName === 'remove') removePath(out, path, value);
+    else {
+      if (value === undefined) throw new ScimError(400, `Operations[${i}] needs a value`, 'invalidValue');
+      setPath(out, path, value, opName as 'add' | 'replace');
+    }
+  });
+  return out;
+}
+
+/** Normalises a User body (POST/PUT): known attribute names in their canonical case, booleans coerced. */
+export function normaliseUser(body: unknown): Resource {
+  if (!isObject(body)) throw new ScimError(400, 'a User is a JSON object', 'invalidSyntax');
+  const out: Resource = {};
+  const canonical = ['userName', 'externalId', 'active', 'emails', 'name', 'displayName', 'schemas'];
+  for (const [key, value] of Object.entries(body)) {
+    const name = canonical.find((c) => c.toLowerCase() === key.toLowerCase()) ?? key;
+    if (name === 'id' || name.toLowerCase() === 'meta') continue;
+    out[name] = coerce(name, value);
+  }
+  const userName = out.userName;
+  if (typeof userName !== 'string' || userName.trim() === '') {
+    throw new ScimError(400, 'userName is required', 'invalidValue');
+  }
+  if (out.active !== undefined && typeof out.active !== 'boolean') {
+    throw new ScimError(400, 'active must be true or false', 'invalidValue');
+  }
+  if (out.emails !== undefined && !Array.isArray(out.emails)) {
+    throw new ScimError(400, 'emails must be an array', 'invalidValue');
+  }
+  return out;
+}

@@ -1,0 +1,299 @@
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { PermanentError, z, type MappingResult } from '../../core/plugin-api/index.ts';
+import type { WorkdayColumns, WorkdayConfig } from './config.ts';
+import {
+  applyWorker,
+  emptyHrState,
+  hrDate,
+  hrStateShape,
+  type HrState,
+  type HrWorker,
+  type LeaverOutcome,
+  type LeaverPolicy,
+} from './leaver.ts';
+
+export interface WorkdayState extends HrState {
+  /** Start time of the last completed run (ISO 8601). */
+  watermark?: string | undefined;
+}
+
+/** The checkpoint, checked when it is loaded (held events are stored as plain JSON drafts). */
+export const stateSchema = z.object({
+  ...hrStateShape,
+  watermark: z.string().optional(),
+}) as unknown as z.ZodType<WorkdayState>;
+
+export function emptyState(): WorkdayState {
+  return emptyHrState();
+}
+
+/** The `iss` of the HR-id alias: the tenant's URL unless configured. */
+export function policyOf(config: WorkdayConfig): LeaverPolicy {
+  return {
+    termination_basis: config.termination_basis,
+    effective_time: config.effective_time,
+    timezone: config.timezone,
+    backfill_window: config.backfill_window,
+    purge_after: config.purge_after,
+    subject_format: config.subject_format,
+    reason_admin: config.reason_admin,
+    issuer: config.hr_id_issuer ?? `${new URL(config.base_url).origin}/${config.tenant}`,
+  };
+}
+
+const reportSchema = z.looseObject({ Report_Entry: z.array(z.unknown()) });
+
+function text(value: unknown): string | undefined {
+  if (typeof value === 'string') return value.trim() || undefined;
+  if (typeof value === 'number') return String(value);
+  if (Array.isArray(value)) return text(value[0]);
+  return undefined;
+}
+
+const ACTIVE = new Set(['1', 'true', 'yes', 'y', 'active']);
+const INACTIVE = new Set(['0', 'false', 'no', 'n', 'inactive', 'terminated']);
+
+/** Workday's many spellings of a boolean worker status. */
+export function parseActive(value: unknown, field: string): boolean | undefined {
+  const raw = text(typeof value === 'boolean' ? String(value) : value);
+  if (raw === undefined) return undefined;
+  const v = raw.toLowerCase();
+  if (ACTIVE.has(v)) return true;
+  if (INACTIVE.has(v)) return false;
+  throw new Error(
+    `${field}: "${raw}" is not an active status (expected 1/0, true/false or Active/Terminated)`,
+  );
+}
+
+/** One report row → an HR worker, reading the configured columns. */
+export function workerFromRow(row: unknown, columns: WorkdayColumns): HrWorker {
+  const schema = z.looseObject({
+    [columns.employee_id]: z.union([z.string().trim().min(1), z.number()]),
+  });
+  const parsed = schema.safeParse(row);
+  if (!parsed.success) {
+    throw new Error(`report row has no ${columns.employee_id}: ${z.prettifyError(parsed.error)}`);
+  }
+  const r = parsed.data as Record<string, unknown>;
+  const active = parseActive(r[columns.active_status], columns.active_status);
+  return {
+    id: String(r[columns.employee_id]).trim(),
+    email: text(r[columns.work_email]),
+    username: text(r[columns.user_name]),
+    status: active === undefined ? 'unknown' : active ? 'active' : 'terminated',
+    terminationDate: hrDate(text(r[columns.termination_date]), columns.termination_date),
+    lastDayOfWork: hrDate(text(r[columns.last_day_of_work]), columns.last_day_of_work),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Get_Workers (SOAP)
+
+const ARRAYS = new Set(['Worker', 'ID', 'Email_Address_Data', 'Usage_Data', 'Type_Data']);
+
+const xml = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  removeNSPrefix: true,
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: true,
+  processEntities: true,
+  isArray: (name) => ARRAYS.has(name),
+});
+
+type Node = Record<string, unknown>;
+
+function child(node: unknown, name: string): Node | undefined {
+  if (!node || typeof node !== 'object') return undefined;
+  const value = (node as Node)[name];
+  if (Array.isArray(value)) return value[0] as Node | undefined;
+  return value && typeof value === 'object' ? (value as Node) : undefined;
+}
+
+function children(node: unknown, name: string): Node[] {
+  if (!node || typeof node !== 'object') return [];
+  const value = (node as Node)[name];
+  return Array.isArray(value) ? (value as Node[]) : value && typeof value === 'object' ? [value as Node] : [];
+}
+
+function leaf(node: unknown, name: string): string | undefined {
+  if (!node || typeof node !== 'object') return undefined;
+  const value = (node as Node)[name];
+  const first = Array.isArray(value) ? value[0] : value;
+  if (typeof first === 'string') return first.trim() || undefined;
+  if (first && typeof first === 'object' && typeof (first as Node)['#text'] === 'string') {
+    return ((first as Node)['#text'] as string).trim() || undefined;
+  }
+  return undefined;
+}
+
+function idOfType(reference: Node | undefined, type: string): string | undefined {
+  for (const id of children(reference, 'ID')) {
+    if (id['@_type'] === type && typeof id['#text'] === 'string') return id['#text'].trim();
+  }
+  return undefined;
+}
+
+/** The work email: an Email_Address_Data whose usage type is WORK (the primary one first). */
+function workEmail(contact: Node | undefined): string | undefined {
+  let fallback: string | undefined;
+  for (const entry of children(contact, 'Email_Address_Data')) {
+    const address = leaf(entry, 'Email_Address');
+    if (!address) continue;
+    for (const usage of children(entry, 'Usage_Data')) {
+      for (const type of children(usage, 'Type_Data')) {
+        if (idOfType(child(type, 'Type_Reference'), 'Communication_Usage_Type_ID') !== 'WORK') continue;
+        if (type['@_Primary'] === '1' || type['@_Primary'] === 'true') return address;
+        fallback ??= address;
+      }
+    }
+  }
+  return fallback;
+}
+
+export interface GetWorkersPage {
+  page: number;
+  totalPages: number;
+  totalResults: number;
+  workers: Array<HrWorker & { wid?: string | undefined }>;
+  /** Workers that could not be read, each with the reason. */
+  problems: string[];
+}
+
+/** The fault of a SOAP answer (Workday sends faults with HTTP 500), if it is one. */
+export function parseFault(body: string): { code: string; message: string } | undefined {
+  if (XMLValidator.validate(body) !== true) return undefined;
+  const fault = child(child(child(xml.parse(body) as Node, 'Envelope'), 'Body'), 'Fault');
+  if (!fault) return undefined;
+  return { code: leaf(fault, 'faultcode') ?? 'unknown', message: leaf(fault, 'faultstring') ?? 'no message' };
+}
+
+/** Parses one Get_Workers response page (namespaced XML, `wd:` = urn:com.workday/bsvc). */
+export function parseGetWorkers(body: string): GetWorkersPage {
+  const valid = XMLValidator.validate(body);
+  if (valid !== true) {
+    throw new Error(`Get_Workers answered malformed XML: ${valid.err.msg} (line ${valid.err.line})`);
+  }
+  const doc = xml.parse(body) as Node;
+  const soapBody = child(child(doc, 'Envelope'), 'Body');
+  const fault = child(soapBody, 'Fault');
+  if (fault)
+    throw new Error(`Get_Workers answered a SOAP fault: ${leaf(fault, 'faultstring') ?? 'no message'}`);
+  const response = child(soapBody, 'Get_Workers_Response');
+  if (!response) throw new Error('the SOAP body has no Get_Workers_Response');
+  const results = child(response, 'Response_Results');
+  const number = (name: string, fallback: number) => {
+    const raw = leaf(results, name);
+    const n = raw === undefined ? fallback : Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`Response_Results/${name} "${raw}" is not a count`);
+    return n;
+  };
+  const workers: GetWorkersPage['workers'] = [];
+  const problems: string[] = [];
+  children(child(response, 'Response_Data'), 'Worker').forEach((worker, index) => {
+    try {
+      workers.push(workerFromXml(worker, index));
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  });
+  return {
+    page: number('Page', 1),
+    totalPages: number('Total_Pages', workers.length + problems.length > 0 ? 1 : 0),
+    totalResults: number('Total_Results', workers.length + problems.length),
+    workers,
+    problems,
+  };
+}
+
+function workerFromXml(worker: Node, index: number): HrWorker & { wid?: string | undefined } {
+  const data = child(worker, 'Worker_Data');
+  const id = leaf(data, 'Worker_ID') ?? idOfType(child(worker, 'Worker_Reference'), 'Employee_ID');
+  if (!id) throw new Error(`Worker ${index + 1} has no Worker_ID`);
+  const at = `Worker ${id}: `;
+  try {
+    const status = child(child(data, 'Employment_Data'), 'Worker_Status_Data');
+    const active = parseActive(leaf(status, 'Active'), 'Worker_Status_Data/Active');
+    const terminated = parseActive(leaf(status, 'Terminated'), 'Worker_Status_Data/Terminated');
+    return {
+      id,
+      wid: idOfType(child(worker, 'Worker_Reference'), 'WID'),
+      email: workEmail(child(child(data, 'Personal_Data'), 'Contact_Data')),
+      username: leaf(data, 'User_ID') ?? leaf(child(data, 'User_Account_Data'), 'User_Name'),
+      status: terminated === true || active === false ? 'terminated' : active === true ? 'active' : 'unknown',
+      terminationDate: hrDate(leaf(status, 'Termination_Date'), 'Termination_Date'),
+      lastDayOfWork: hrDate(leaf(status, 'Termination_Last_Day_of_Work'), 'Termination_Last_Day_of_Work'),
+    };
+  } catch (err) {
+    throw new Error(at + (err as Error).message, { cause: err });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** What one vendor payload holds: report rows, a single row, or a Get_Workers XML page. */
+export function workersOf(record: unknown, config: WorkdayConfig): HrWorker[] {
+  if (typeof record === 'string') {
+    if (!record.trimStart().startsWith('<'))
+      throw new Error('expected a Get_Workers XML response or report JSON');
+    const page = parseGetWorkers(record);
+    if (page.problems.length > 0) throw new Error(page.problems.join('; '));
+    return page.workers;
+  }
+  const columns = config.raas?.columns ?? columnsDefault;
+  const report = reportSchema.safeParse(record);
+  if (report.success) return report.data.Report_Entry.map((row) => workerFromRow(row, columns));
+  return [workerFromRow(record, columns)];
+}
+
+const columnsDefault: WorkdayColumns = {
+  employee_id: 'Employee_ID',
+  work_email: 'Work_Email',
+  user_name: 'User_Name',
+  active_status: 'Active_Status',
+  termination_date: 'Termination_Date',
+  last_day_of_work: 'Last_Day_of_Work',
+  termination_reason: 'Primary_Termination_Reason',
+};
+
+/** Applies every worker of a payload to the state (in place) and gathers the outcome. */
+export function applyWorkers(
+  state: WorkdayState,
+  workers: HrWorker[],
+  policy: LeaverPolicy,
+  now: Date,
+): LeaverOutcome {
+  const events = [];
+  const ignored: string[] = [];
+  for (const worker of workers) {
+    const result = applyWorker(state, worker, policy, now);
+    events.push(...result.events);
+    if (result.ignored) ignored.push(`${worker.id}: ${result.ignored}`);
+  }
+  if (events.length > 0) return { events };
+  return { events: [], ignored: ignored.length > 0 ? ignored.join('; ') : 'the report has no rows' };
+}
+
+/** The pure mapping behind `ssf-bridge simulate`: a payload and the previous state → events. */
+export function mapRecord(
+  record: unknown,
+  config: WorkdayConfig,
+  state: WorkdayState | undefined,
+  now: Date,
+): MappingResult<WorkdayState> {
+  let workers: HrWorker[];
+  try {
+    workers = workersOf(record, config);
+  } catch (err) {
+    throw new PermanentError(`malformed Workday payload: ${(err as Error).message}`, {
+      code: 'SSF_ERR_WORKDAY_PAYLOAD',
+      cause: err,
+    });
+  }
+  const next = structuredClone(state ?? emptyState());
+  const result = applyWorkers(next, workers, policyOf(config), now);
+  return result.events.length > 0
+    ? { events: result.events, state: next }
+    : { events: [], ignored: result.ignored ?? 'no leaver-relevant change', state: next };
+}
