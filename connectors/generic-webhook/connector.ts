@@ -1,0 +1,137 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import {
+  isBridgeError,
+  type EventDraft,
+  type InboundConnector,
+  type InboundContext,
+  type InboundRequest,
+  type InboundResponse,
+} from '../../core/plugin-api/index.ts';
+import type { GenericWebhookConfig } from './config.ts';
+import { compiledRules, recordsOf } from './mapping.ts';
+
+type AuthOutcome = 'ok' | 'missing' | 'refused';
+
+/**
+ * `POST /ingest/<instance-id>` for any JSON: authenticates the sender, maps every record through
+ * the rules, and answers 202 only once the events are durable. A request with a record the rules
+ * fail on is refused whole (400), so the sender can fix it and resend without duplicates.
+ */
+export function createGenericWebhook(ctx: InboundContext, config: GenericWebhookConfig): InboundConnector {
+  const authenticate = authenticator(config.auth);
+  const rules = compiledRules(config);
+  const requests = ctx.metrics.counter('generic_webhook_requests_total', 'Ingest requests by outcome', [
+    'outcome',
+  ]);
+  const records = ctx.metrics.counter(
+    'generic_webhook_records_total',
+    'Records received, by whether a rule mapped them or none matched',
+    ['outcome'],
+  );
+
+  return {
+    async start() {},
+    async stop() {},
+    async handleWebhook(req: InboundRequest): Promise<InboundResponse> {
+      const auth = authenticate(req);
+      if (auth !== 'ok') {
+        requests.inc({ outcome: auth === 'missing' ? 'unauthenticated' : 'forbidden' });
+        return auth === 'missing'
+          ? {
+              status: 401,
+              ...(config.auth.type === 'bearer'
+                ? { headers: { 'www-authenticate': 'Bearer realm="ssf-bridge"' } }
+                : {}),
+              body: { error: 'unauthorized', message: missingMessage(config) },
+            }
+          : {
+              status: 403,
+              body: { error: 'forbidden', message: 'the credentials are not valid for this instance' },
+            };
+      }
+      const list = recordsOf(req.body, config);
+      if (!list.ok) {
+        requests.inc({ outcome: 'invalid' });
+        return {
+          status: 400,
+          body: { error: 'invalid_request', problems: [{ record: null, message: list.message }] },
+        };
+      }
+      const events: EventDraft[] = [];
+      const problems: Array<{ record: number; message: string }> = [];
+      let ignored = 0;
+      list.records.forEach((record, index) => {
+        try {
+          const mapped = rules.map(record);
+          if (mapped.ignored !== undefined) ignored += 1;
+          events.push(...mapped.events);
+        } catch (err) {
+          if (!isBridgeError(err) || err.errorClass !== 'permanent') throw err;
+          problems.push({ record: index, message: err.message });
+        }
+      });
+      if (problems.length > 0) {
+        requests.inc({ outcome: 'invalid' });
+        ctx.logger.warn(
+          { problems: problems.length },
+          'refused a request: mapping rules failed on its records',
+        );
+        return { status: 400, body: { error: 'invalid_request', problems } };
+      }
+      try {
+        const result = events.length > 0 ? await ctx.emit(events) : { accepted: [], duplicates: 0 };
+        requests.inc({ outcome: 'accepted' });
+        records.inc({ outcome: 'mapped' }, list.records.length - ignored);
+        records.inc({ outcome: 'ignored' }, ignored);
+        ctx.status.success();
+        return { status: 202, body: { accepted: result.accepted, duplicates: result.duplicates, ignored } };
+      } catch (err) {
+        requests.inc({ outcome: 'error' });
+        throw err; // the server maps RetryableError (outbox full) to 503 + Retry-After
+      }
+    },
+  };
+}
+
+function missingMessage(config: GenericWebhookConfig): string {
+  return config.auth.type === 'bearer'
+    ? 'send the ingest token as "Authorization: Bearer <token>"'
+    : `sign the body and send the signature in the ${config.auth.header} header`;
+}
+
+function digest(value: string | Buffer): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Compares digests in constant time, so neither content nor length leaks through timing. */
+function anyEqual(presented: string | Buffer, accepted: Buffer[]): boolean {
+  const d = digest(presented);
+  let ok = false;
+  for (const a of accepted) ok = timingSafeEqual(d, a) || ok;
+  return ok;
+}
+
+function authenticator(auth: GenericWebhookConfig['auth']): (req: InboundRequest) => AuthOutcome {
+  if (auth.type === 'bearer') {
+    const tokens = [auth.token, auth.previous_token]
+      .filter((t) => t !== undefined)
+      .map((t) => digest(t.reveal()));
+    return (req) => {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+      if (!match) return 'missing';
+      return anyEqual(match[1] as string, tokens) ? 'ok' : 'refused';
+    };
+  }
+  const header = auth.header.toLowerCase();
+  return (req) => {
+    const value = req.headers[header];
+    if (!value) return 'missing';
+    const presented = value.trim().startsWith(auth.prefix)
+      ? value.trim().slice(auth.prefix.length)
+      : value.trim();
+    const expected = createHmac(auth.algorithm, auth.key.reveal()).update(req.rawBody).digest(auth.encoding);
+    // hex is case-insensitive; base64 is not.
+    const normalized = auth.encoding === 'hex' ? presented.toLowerCase() : presented;
+    return anyEqual(normalized, [digest(expected)]) ? 'ok' : 'refused';
+  };
+}

@@ -1,0 +1,108 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { InboundRequest } from '../../core/plugin-api/index.ts';
+import { createTestContext } from '../_shared/edr-test-support.ts';
+import { genericWebhook } from './index.ts';
+
+const rules = [
+  {
+    name: 'disabled',
+    match: 'action = "account.disabled"',
+    event_type: 'risc.account-disabled',
+    subject: '{"format": "email", "email": target}',
+    id: 'id',
+  },
+];
+
+function request(body: unknown, headers: Record<string, string> = {}): InboundRequest {
+  const rawBody = Buffer.from(JSON.stringify(body));
+  return { method: 'POST', headers, query: {}, rawBody, body, remoteAddress: '127.0.0.1' };
+}
+
+function instance(config: unknown) {
+  const t = createTestContext();
+  const connector = genericWebhook.create(t.ctx, genericWebhook.configSchema.parse(config));
+  return { t, handle: (req: InboundRequest) => connector.handleWebhook!(req) };
+}
+
+describe('generic-webhook', () => {
+  it('checks an HMAC signature over the raw body, with a prefix, and refuses a wrong one', async () => {
+    const { t, handle } = instance({
+      auth: { type: 'hmac', key: 'hmac-key-for-tests', header: 'X-Hub-Signature-256', prefix: 'sha256=' },
+      records_field: 'events',
+      rules,
+    });
+    const body = { events: [{ id: 'e1', action: 'account.disabled', target: 'a@example.com' }] };
+    const sig = createHmac('sha256', 'hmac-key-for-tests').update(JSON.stringify(body)).digest('hex');
+    expect((await handle(request(body))).status).toBe(401);
+    const tampered = `${sig.slice(0, -1)}${sig.endsWith('0') ? '1' : '0'}`;
+    expect((await handle(request(body, { 'x-hub-signature-256': `sha256=${tampered}` }))).status).toBe(403);
+    const ok = await handle(request(body, { 'x-hub-signature-256': `sha256=${sig.toUpperCase()}` }));
+    expect(ok.status).toBe(202);
+    expect(t.events().map((e) => [e.type, e.subject, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', { format: 'email', email: 'a@example.com' }, 'e1'],
+    ]);
+  });
+
+  it('accepts a rotated bearer token and refuses an unknown one', async () => {
+    const { handle } = instance({
+      auth: { type: 'bearer', token: 'new-token-123', previous_token: 'old-token-123' },
+      rules,
+    });
+    const body = { id: 'e2', action: 'account.disabled', target: 'b@example.com' };
+    expect((await handle(request(body, { authorization: 'Bearer old-token-123' }))).status).toBe(202);
+    expect((await handle(request(body, { authorization: 'Bearer new-token-123' }))).status).toBe(202);
+    expect((await handle(request(body, { authorization: 'Bearer other-token' }))).status).toBe(403);
+  });
+
+  it('refuses a whole batch when a rule fails on one record, naming the record, and keeps nothing', async () => {
+    const { t, handle } = instance({ auth: { type: 'bearer', token: 'tok-12345' }, rules });
+    const auth = { authorization: 'Bearer tok-12345' };
+    const response = await handle(
+      request(
+        [
+          { id: 'e3', action: 'account.disabled', target: 'c@example.com' },
+          { id: 'e4', action: 'account.disabled' },
+          { id: 'e5', action: 'login' },
+        ],
+        auth,
+      ),
+    );
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({
+      error: 'invalid_request',
+      problems: [
+        {
+          record: 1,
+          message: expect.stringContaining(
+            'rule "disabled", subject: subject.email is required by format email',
+          ) as string,
+        },
+      ],
+    });
+    expect(t.emitted).toHaveLength(0);
+    const big = Array.from({ length: 3 }, (_, i) => ({ id: `x${i}`, action: 'login' }));
+    const limited = instance({
+      auth: { type: 'bearer', token: 'tok-12345' },
+      rules,
+      max_records_per_request: 2,
+    });
+    expect((await limited.handle(request(big, auth))).body).toMatchObject({
+      problems: [{ message: '3 records in one request; the limit is 2' }],
+    });
+  });
+
+  it('answers 202 without emitting when no rule matches, and fails (so the sender retries) when the outbox is full', async () => {
+    const { t, handle } = instance({ auth: { type: 'bearer', token: 'tok-12345' }, rules });
+    const auth = { authorization: 'Bearer tok-12345' };
+    expect(await handle(request({ id: 'e6', action: 'login' }, auth))).toMatchObject({
+      status: 202,
+      body: { ignored: 1 },
+    });
+    t.failNextEmits(1);
+    await expect(
+      handle(request({ id: 'e7', action: 'account.disabled', target: 'd@example.com' }, auth)),
+    ).rejects.toThrow('the outbox is full');
+    expect(t.counter('generic_webhook_requests_total', { outcome: 'error' })).toBe(1);
+  });
+});

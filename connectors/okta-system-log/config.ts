@@ -1,0 +1,55 @@
+import { duration, secret, z } from '../../core/plugin-api/index.ts';
+
+const sswsAuth = z.strictObject({
+  type: z.literal('ssws').meta({ description: 'An Okta API token (Authorization: SSWS <token>).' }),
+  token: secret('Okta API token of an administrator allowed to read the System Log.'),
+});
+
+const oauthAuth = z.strictObject({
+  type: z.literal('oauth').meta({ description: 'An Okta API service app with the okta.logs.read scope.' }),
+  client_id: z.string().min(1).meta({ description: 'Client id of the API service app.' }),
+  private_key: secret('Private key of the service app (PKCS#8 PEM or a private JWK as JSON).'),
+  key_id: z.string().min(1).optional().meta({ description: 'Key id (kid) registered with the service app.' }),
+});
+
+export const configSchema = z.strictObject({
+  org_url: z.url().meta({ description: 'Your Okta org, e.g. https://acme.okta.com.' }),
+  auth: z
+    .discriminatedUnion('type', [sswsAuth, oauthAuth])
+    .meta({ description: 'How to authenticate to the System Log API.' }),
+  poll_interval: duration('How often to read new System Log events.').default(60_000),
+  initial_lookback: duration('How far back the first run reads.').default(3_600_000),
+  page_size: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(1000)
+    .meta({ description: 'Events per page (Okta allows up to 1000).' }),
+  max_pages_per_run: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(20)
+    .meta({ description: 'Pages read in one run; the next run continues from the cursor.' }),
+  rate_limit_reserve: z.number().int().min(0).default(5).meta({
+    description:
+      'Requests of the rate-limit window left to other Okta clients: a run stops when X-Rate-Limit-Remaining falls to this and resumes after X-Rate-Limit-Reset.',
+  }),
+  filter: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'System Log filter expression, e.g. eventType sw "user.".' }),
+});
+
+export type OktaSystemLogConfig = z.output<typeof configSchema>;
+
+/** The checkpoint: Okta's polling cursor (the next link), or where the first run starts. */
+export const stateSchema = z.strictObject({
+  next: z.string().min(1).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+});
+
+export type OktaSystemLogState = z.output<typeof stateSchema>;

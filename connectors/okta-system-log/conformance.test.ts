@@ -1,0 +1,30 @@
+import { runConnectorConformance } from '../../core/plugin-api/testing/index.ts';
+import { FAKE_TOKEN, systemLogApi } from './fake-api.ts';
+import { oktaSystemLog, POLL_TASK } from './index.ts';
+
+runConnectorConformance(oktaSystemLog, {
+  connectorDir: new URL('.', import.meta.url),
+  validConfig: (server: { url: string }) => ({
+    org_url: server.url,
+    auth: { type: 'ssws', token: FAKE_TOKEN },
+    page_size: 2,
+  }),
+  invalidConfigs: [
+    { config: { org_url: 'https://acme.okta.com' }, error: 'auth' },
+    {
+      config: { org_url: 'https://acme.okta.com', auth: { type: 'ssws', token: 'x' }, page_size: 5000 },
+      error: 'page_size',
+    },
+  ],
+  poll: { serve: (server, records) => void systemLogApi(server, records), task: POLL_TASK },
+  metrics: [
+    {
+      name: 'okta_system_log_events_read_total',
+      labels: { outcome: 'mapped' },
+      value: (t) => t.records - t.ignored,
+    },
+    { name: 'okta_system_log_events_read_total', labels: { outcome: 'ignored' }, value: (t) => t.ignored },
+    { name: 'okta_system_log_events_read_total', labels: { outcome: 'malformed' }, value: () => 0 },
+    { name: 'okta_system_log_rate_limited_total', value: () => 0 },
+  ],
+});

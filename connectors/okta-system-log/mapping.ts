@@ -1,0 +1,181 @@
+import { PermanentError, z, type EventDraft, type MappingResult } from '../../core/plugin-api/index.ts';
+
+const actorSchema = z.looseObject({
+  id: z.string().min(1),
+  type: z.string().min(1),
+  alternateId: z.string().nullish(),
+});
+
+/** One System Log event. The fields the mapping reads are required; others are tolerated. */
+export const logEventSchema = z.looseObject({
+  uuid: z.string().min(1),
+  published: z.iso.datetime({ offset: true }),
+  eventType: z.string().min(1),
+  displayMessage: z.string().nullish(),
+  actor: actorSchema,
+  target: z.array(actorSchema).nullish(),
+  outcome: z.looseObject({ result: z.string().min(1) }).nullish(),
+  debugContext: z.looseObject({ debugData: z.record(z.string(), z.unknown()).nullish() }).nullish(),
+});
+
+export type LogEvent = z.output<typeof logEventSchema>;
+type Entity = z.output<typeof actorSchema>;
+
+const ACCOUNT: Record<string, 'risc.account-disabled' | 'risc.account-enabled' | 'risc.account-purged'> = {
+  'user.lifecycle.deactivate': 'risc.account-disabled',
+  'user.lifecycle.suspend': 'risc.account-disabled',
+  'user.lifecycle.activate': 'risc.account-enabled',
+  'user.lifecycle.reactivate': 'risc.account-enabled',
+  'user.lifecycle.unsuspend': 'risc.account-enabled',
+  'user.lifecycle.delete.initiated': 'risc.account-purged',
+  'user.lifecycle.delete.completed': 'risc.account-purged',
+};
+
+const PASSWORD_CHANGES = new Set(['user.account.update_password', 'user.account.reset_password']);
+
+/** Factor lifecycle → CAEP change_type, as Okta's own transmitter maps them. */
+const FACTOR_CHANGES: Record<string, 'create' | 'delete' | 'revoke' | 'update'> = {
+  'user.mfa.factor.activate': 'create',
+  'user.mfa.factor.deactivate': 'delete',
+  'user.mfa.factor.reset_all': 'delete',
+  'user.mfa.factor.suspend': 'revoke',
+  'user.mfa.factor.unsuspend': 'update',
+  'user.mfa.factor.update': 'update',
+};
+
+const RISK_EVENTS = new Set(['security.threat.detected', 'user.risk.change', 'user.risk.detect']);
+
+/** Events whose outcome means the action did not happen. */
+const NOT_DONE = new Set(['FAILURE', 'DENY', 'SKIPPED', 'CHALLENGE', 'UNKNOWN']);
+
+/**
+ * Maps one System Log event. The affected user is the `User` target (an administrator acted on
+ * them) or, without one, the actor (self-service); subjects are emails when Okta's login is one.
+ */
+export function mapLogEvent(record: unknown, orgUrl: string): MappingResult {
+  const parsed = logEventSchema.safeParse(record);
+  if (!parsed.success) {
+    throw new PermanentError(`malformed System Log event: ${z.prettifyError(parsed.error)}`, {
+      code: 'SSF_ERR_OKTA_SYSTEM_LOG_EVENT',
+    });
+  }
+  const event = parsed.data;
+  const type = event.eventType;
+  if (type === 'security.events.provider.receive_event') {
+    // Okta logs the SETs it receives: re-emitting them would echo our own signals back.
+    return { events: [], ignored: 'a Shared Signals event Okta received; never re-emitted' };
+  }
+  const result = event.outcome?.result;
+  if (result !== undefined && NOT_DONE.has(result))
+    return { events: [], ignored: `${type} with outcome ${result}: nothing changed` };
+  const user = affectedUser(event);
+  const base = (): Omit<EventDraft, 'type'> => ({
+    subject: subjectOf(user!, orgUrl),
+    sourceRecordId: event.uuid,
+    occurredAt: event.published,
+  });
+  const needsUser =
+    ACCOUNT[type] ?? (PASSWORD_CHANGES.has(type) || type in FACTOR_CHANGES || RISK_EVENTS.has(type));
+  if (!needsUser) return { events: [], ignored: `event type ${type} has no Shared Signals equivalent` };
+  if (!user) return { events: [], ignored: `${type} names no user (neither a User target nor a User actor)` };
+
+  const account = ACCOUNT[type];
+  if (account) return { events: [{ ...base(), type: account }] };
+  const initiating = user.id === event.actor.id ? 'user' : 'admin';
+  if (PASSWORD_CHANGES.has(type)) {
+    return {
+      events: [
+        {
+          ...base(),
+          type: 'caep.credential-change',
+          claims: { credential_type: 'password', change_type: 'update', initiating_entity: initiating },
+        },
+      ],
+    };
+  }
+  const factorChange = FACTOR_CHANGES[type];
+  if (factorChange) {
+    return {
+      events: [
+        {
+          ...base(),
+          type: 'caep.credential-change',
+          claims: {
+            credential_type: credentialType(event),
+            change_type: factorChange,
+            initiating_entity: initiating,
+          },
+        },
+      ],
+    };
+  }
+  const risk = riskLevels(event);
+  if (!risk) return { events: [], ignored: `${type} carries no risk level` };
+  return {
+    events: [
+      {
+        ...base(),
+        type: 'caep.risk-level-change',
+        claims: {
+          principal: 'USER',
+          current_level: risk.current,
+          ...(risk.previous ? { previous_level: risk.previous } : {}),
+          ...(risk.reason ? { risk_reason: risk.reason } : {}),
+        },
+        severity: risk.current === 'HIGH' ? 'high' : risk.current === 'MEDIUM' ? 'medium' : 'low',
+      },
+    ],
+  };
+}
+
+function affectedUser(event: LogEvent): Entity | undefined {
+  const target = event.target?.find((t) => t.type === 'User');
+  if (target) return target;
+  return event.actor.type === 'User' ? event.actor : undefined;
+}
+
+function subjectOf(user: Entity, orgUrl: string): EventDraft['subject'] {
+  const login = user.alternateId ?? '';
+  return /^[^@\s]+@[^@\s]+$/.test(login)
+    ? { format: 'email', email: login.toLowerCase() }
+    : { format: 'iss_sub', iss: orgUrl.replace(/\/+$/, ''), sub: user.id };
+}
+
+function debugData(event: LogEvent): Record<string, unknown> {
+  return event.debugContext?.debugData ?? {};
+}
+
+/** CAEP credential_type of the factor Okta names in debugData.factor (e.g. SMS_FACTOR). */
+function credentialType(event: LogEvent): string {
+  const factor = String(debugData(event).factor ?? '').toUpperCase();
+  if (factor.includes('SMS')) return 'phone-sms';
+  if (factor.includes('CALL') || factor.includes('VOICE')) return 'phone-voice';
+  if (factor.includes('U2F')) return 'fido-u2f';
+  if (factor.includes('WEBAUTHN') || factor.includes('FIDO')) return 'fido2-roaming';
+  if (factor.includes('PASSWORD')) return 'password';
+  return 'app';
+}
+
+const LEVELS = ['LOW', 'MEDIUM', 'HIGH'] as const;
+type Level = (typeof LEVELS)[number];
+
+function level(value: string | undefined): Level | undefined {
+  const upper = value?.toUpperCase();
+  return LEVELS.find((l) => l === upper);
+}
+
+/**
+ * Risk levels from debugData.risk, which Okta writes as `{level=HIGH, previousLevel=LOW, …}`.
+ * A detected threat without a level counts as HIGH.
+ */
+function riskLevels(event: LogEvent): { current: Level; previous?: Level; reason?: string } | undefined {
+  const data = debugData(event);
+  const risk = typeof data.risk === 'string' ? data.risk : '';
+  const field = (name: string) => new RegExp(`(?:^|[{,\\s])${name}=([^,}]+)`).exec(risk)?.[1]?.trim();
+  const current =
+    level(field('level')) ?? (event.eventType === 'security.threat.detected' ? 'HIGH' : undefined);
+  if (!current) return undefined;
+  const previous = level(field('previousLevel'));
+  const reason = field('detectionName') ?? (event.displayMessage || undefined);
+  return { current, ...(previous ? { previous } : {}), ...(reason ? { reason } : {}) };
+}

@@ -1,0 +1,228 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  PermanentError,
+  RetryableError,
+  type EmitOptions,
+  type EventDraft,
+  type HttpClient,
+  type HttpClientOptions,
+  type HttpRequest,
+  type InboundContext,
+} from '../../core/plugin-api/index.ts';
+import { MockServer } from '../../core/plugin-api/testing/index.ts';
+import { FAKE_TOKEN, systemLogApi, type FakeSystemLog } from './fake-api.ts';
+import { nextLink } from './connector.ts';
+import { oktaSystemLog } from './index.ts';
+
+/** A user deactivation, as Okta logs it, numbered so tests can follow the order. */
+function deactivation(n: number): Record<string, unknown> {
+  return {
+    uuid: `uuid-${String(n).padStart(4, '0')}`,
+    published: new Date(Date.UTC(2026, 0, 15, 17, 0, n)).toISOString(),
+    eventType: 'user.lifecycle.deactivate',
+    actor: { id: '00uadmin', type: 'User', alternateId: 'it.admin@example.com' },
+    target: [{ id: `00uuser${n}`, type: 'User', alternateId: `user${n}@example.com` }],
+    outcome: { result: 'SUCCESS' },
+  };
+}
+
+/** The plugin API's HTTP client contract, over fetch: header auth, accepted statuses, deadlines. */
+function fetchClient(options: HttpClientOptions): HttpClient {
+  const request = async <T>(req: HttpRequest) => {
+    const headers: Record<string, string> = { ...options.headers, ...req.headers };
+    if (options.auth?.type === 'header') headers[options.auth.name] = options.auth.value.reveal();
+    const res = await fetch(req.url, {
+      method: req.method ?? 'GET',
+      headers,
+      signal: AbortSignal.timeout(5_000),
+    });
+    const text = await res.text();
+    const out = {
+      status: res.status,
+      headers: Object.fromEntries(res.headers),
+      data: (text ? JSON.parse(text) : undefined) as T,
+    };
+    if ((res.status >= 200 && res.status < 300) || req.acceptStatuses?.includes(res.status)) return out;
+    if (res.status === 429 || res.status >= 500) throw new RetryableError(`answered ${res.status}`);
+    throw new PermanentError(`answered ${res.status}`, { authFailure: res.status === 401 });
+  };
+  return {
+    request,
+    get: (url, req) => request({ ...req, url, method: 'GET' }),
+    post: (url, body, req) => request({ ...req, url, body, method: 'POST' }),
+  };
+}
+
+function harness(server: MockServer, now: () => number) {
+  const checkpoints = new Map<string, unknown>();
+  const emitted: Array<{ events: EventDraft[]; checkpoint: EmitOptions['checkpoint'] }> = [];
+  const counters = new Map<string, number>();
+  let failEmits = 0;
+  let task: ((signal: AbortSignal) => Promise<void>) | undefined;
+  const ctx: InboundContext = {
+    instanceId: 'okta-log',
+    connectorId: 'okta-system-log',
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => ctx.logger },
+    http: { create: fetchClient },
+    checkpoints: { get: async (name = 'default') => checkpoints.get(name), set: async () => undefined },
+    scheduler: { schedule: (_name, _options, run) => ((task = run), { stop: () => undefined }) },
+    clock: { now: () => new Date(now()) },
+    metrics: {
+      counter: (name) => ({
+        inc: (labels, value = 1) => {
+          const key = `${name}${JSON.stringify(labels ?? {})}`;
+          counters.set(key, (counters.get(key) ?? 0) + value);
+        },
+      }),
+      gauge: () => ({ set: () => undefined }),
+      histogram: () => ({ observe: () => undefined }),
+    },
+    status: { set: () => undefined, success: () => undefined },
+    signal: new AbortController().signal,
+    async emit(events, options) {
+      if (failEmits > 0) {
+        failEmits -= 1;
+        throw new RetryableError('the outbox is full');
+      }
+      emitted.push({ events, checkpoint: options?.checkpoint });
+      if (options?.checkpoint)
+        checkpoints.set(options.checkpoint.name ?? 'default', options.checkpoint.value);
+      return { accepted: events.map((e) => e.sourceRecordId), duplicates: 0 };
+    },
+  };
+  return {
+    ctx,
+    emitted,
+    checkpoints,
+    ids: () => emitted.flatMap((e) => e.events.map((ev) => ev.sourceRecordId)),
+    counter: (name: string, labels: Record<string, string> = {}) =>
+      counters.get(`${name}${JSON.stringify(labels)}`) ?? 0,
+    failNextEmit: () => void (failEmits = 1),
+    run: () => task!(new AbortController().signal),
+  };
+}
+
+const server = new MockServer();
+let api: FakeSystemLog;
+let clock = Date.UTC(2026, 0, 15, 18, 0, 0);
+beforeAll(() => server.start());
+afterAll(() => server.close());
+beforeEach(() => {
+  server.reset();
+  api = systemLogApi(
+    server,
+    Array.from({ length: 25 }, (_, i) => deactivation(i + 1)),
+  );
+  clock = Date.UTC(2026, 0, 15, 18, 0, 0);
+});
+
+async function started(config: Record<string, unknown> = {}) {
+  const t = harness(server, () => clock);
+  const connector = oktaSystemLog.create(
+    t.ctx,
+    oktaSystemLog.configSchema.parse({
+      org_url: server.url,
+      auth: { type: 'ssws', token: FAKE_TOKEN },
+      page_size: 10,
+      ...config,
+    }),
+  );
+  await connector.start(new AbortController().signal);
+  return t;
+}
+
+describe('okta-system-log against a fake System Log API', () => {
+  it('reads every page by following the Link cursor, committing the cursor with each page', async () => {
+    const t = await started();
+    await t.run();
+    expect(t.ids()).toEqual(Array.from({ length: 25 }, (_, i) => `uuid-${String(i + 1).padStart(4, '0')}`));
+    expect(t.emitted.map((e) => e.checkpoint?.value)).toEqual([
+      { next: expect.stringContaining('after=10&') as string },
+      { next: expect.stringContaining('after=20&') as string },
+      { next: expect.stringContaining('after=25&') as string },
+    ]);
+    const first = server.requests[0]!;
+    expect(first.query).toMatchObject({
+      sortOrder: 'ASCENDING',
+      limit: '10',
+      since: '2026-01-15T17:00:00.000Z',
+    });
+    expect(first.headers.authorization).toBe(`SSWS ${FAKE_TOKEN}`);
+    // Nothing new: one request at the cursor, no events. New events: read from the cursor.
+    await t.run();
+    expect(t.ids()).toHaveLength(25);
+    api.append(deactivation(26));
+    await t.run();
+    expect(t.ids().at(-1)).toBe('uuid-0026');
+    expect(t.counter('okta_system_log_events_read_total', { outcome: 'mapped' })).toBe(26);
+  });
+
+  it('reads the same page again after a failed emit, and never moves the cursor past it', async () => {
+    const t = await started();
+    t.failNextEmit();
+    await expect(t.run()).rejects.toThrow('the outbox is full');
+    expect(t.checkpoints.size).toBe(0);
+    await t.run();
+    expect(t.ids()[0]).toBe('uuid-0001');
+    expect(t.ids()).toHaveLength(25);
+  });
+
+  it('stops at max_pages_per_run and continues from the cursor on the next run', async () => {
+    const t = await started({ max_pages_per_run: 2 });
+    await t.run();
+    expect(t.ids()).toHaveLength(20);
+    await t.run();
+    expect(t.ids()).toHaveLength(25);
+  });
+
+  it('pauses when the rate-limit window is nearly spent and resumes after X-Rate-Limit-Reset', async () => {
+    api.remaining = 3;
+    api.resetAt = Math.floor(clock / 1000) + 30;
+    const t = await started({ rate_limit_reserve: 2 });
+    await t.run();
+    // The first answer leaves 2 requests: the run stops after one page.
+    expect(t.ids()).toHaveLength(10);
+    expect(t.counter('okta_system_log_rate_limited_total')).toBe(1);
+    const requests = server.requests.length;
+    await t.run();
+    expect(server.requests.length).toBe(requests);
+    clock += 31_000;
+    api.remaining = 100;
+    await t.run();
+    expect(t.ids()).toHaveLength(25);
+  });
+
+  it('answers a 429 by waiting for the reset instead of retrying, then carries on', async () => {
+    api.remaining = 0;
+    api.resetAt = Math.floor(clock / 1000) + 10;
+    const t = await started();
+    await t.run();
+    expect(t.emitted).toHaveLength(0);
+    expect(t.counter('okta_system_log_rate_limited_total')).toBe(1);
+    clock += 11_000;
+    api.remaining = undefined;
+    await t.run();
+    expect(t.ids()).toHaveLength(25);
+  });
+
+  it('refuses to follow a next link to another origin with the API token', async () => {
+    server.reset();
+    server.on('GET', '/api/v1/logs', () => ({
+      status: 200,
+      headers: { link: '<https://attacker.example/api/v1/logs?after=1>; rel="next"' },
+      body: Array.from({ length: 10 }, (_, i) => deactivation(i + 1)),
+    }));
+    const t = await started();
+    await expect(t.run()).rejects.toThrow('next link to another origin (https://attacker.example)');
+    expect(server.requests).toHaveLength(1);
+    expect(t.emitted).toHaveLength(0);
+  });
+
+  it('parses Link headers with several relations', () => {
+    expect(
+      nextLink('<https://a.okta.com/x?after=1>; rel="self", <https://a.okta.com/x?after=2>; rel="next"'),
+    ).toBe('https://a.okta.com/x?after=2');
+    expect(nextLink('<https://a.okta.com/x>; rel="self"')).toBeUndefined();
+    expect(nextLink(undefined)).toBeUndefined();
+  });
+});

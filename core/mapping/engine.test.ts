@@ -1,0 +1,231 @@
+import { describe, expect, it } from 'vitest';
+import { PermanentError } from '../plugin-api/errors.ts';
+import { compileRules, recordHash, type RuleProblem } from './engine.ts';
+import { mappingRulesSchema, type MappingRuleInput } from './rules.ts';
+
+const riskRule: MappingRuleInput = {
+  name: 'risky-user',
+  match: 'severity in ["high", "critical"]',
+  event_type: 'caep.risk-level-change',
+  subject: '{"format": "email", "email": $lowercase(user.email)}',
+  claims: {
+    principal: '"USER"',
+    current_level: 'severity = "critical" ? "HIGH" : "MEDIUM"',
+    risk_reason: 'title',
+  },
+  id: 'alert_id',
+  occurred_at: 'created_at',
+};
+
+function compile(...rules: MappingRuleInput[]) {
+  return compileRules(mappingRulesSchema.parse(rules));
+}
+
+function problemsOf(fn: () => unknown): RuleProblem[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(PermanentError);
+    return ((err as PermanentError).detail?.problems ?? []) as RuleProblem[];
+  }
+  throw new Error('expected the mapping to fail');
+}
+
+const alert = {
+  alert_id: 'A-1',
+  title: 'Impossible travel',
+  severity: 'critical',
+  created_at: '2026-03-02T09:14:27Z',
+  user: { email: 'Dana.Lee@Example.com' },
+};
+
+describe('matching', () => {
+  it('applies a rule only when its condition is true, and ignores records no rule matches', () => {
+    const rules = compile(riskRule);
+    expect(rules.map(alert).events).toHaveLength(1);
+    expect(rules.map({ ...alert, severity: 'low' })).toEqual({
+      events: [],
+      ignored: 'no mapping rule matched the record',
+    });
+  });
+
+  it('uses JSONata truthiness: a present string matches, an empty one or a missing field does not', () => {
+    const rules = compile({ ...riskRule, match: 'user.email' });
+    expect(rules.map(alert).events).toHaveLength(1);
+    expect(rules.map({ ...alert, user: { email: '' } }).events).toHaveLength(0);
+    expect(rules.map({ ...alert, user: {} }).events).toHaveLength(0);
+  });
+
+  it('gives one event per matching rule, sharing the record id', () => {
+    const rules = compile(riskRule, {
+      name: 'disable',
+      match: 'severity = "critical"',
+      event_type: 'risc.account-disabled',
+      subject: '{"format": "email", "email": user.email}',
+      id: 'alert_id',
+    });
+    expect(rules.map(alert).events.map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['caep.risk-level-change', 'A-1'],
+      ['risc.account-disabled', 'A-1'],
+    ]);
+    expect(rules.map({ ...alert, severity: 'high' }).events.map((e) => e.type)).toEqual([
+      'caep.risk-level-change',
+    ]);
+  });
+});
+
+describe('subject and claim building', () => {
+  it('builds the subject, claims, id, time and severity from the record', () => {
+    const rules = compile({ ...riskRule, severity: 'severity' });
+    expect(rules.map(alert)).toEqual({
+      events: [
+        {
+          type: 'caep.risk-level-change',
+          subject: { format: 'email', email: 'dana.lee@example.com' },
+          claims: { principal: 'USER', current_level: 'HIGH', risk_reason: 'Impossible travel' },
+          sourceRecordId: 'A-1',
+          occurredAt: '2026-03-02T09:14:27.000Z',
+          severity: 'critical',
+        },
+      ],
+    });
+  });
+
+  it('leaves out claims that give nothing, and builds complex subjects and epoch-millisecond times', () => {
+    const rules = compile({
+      name: 'device',
+      match: 'true',
+      event_type: 'caep.device-compliance-change',
+      subject:
+        '{"format": "complex", "user": {"format": "email", "email": owner}, "device": {"format": "opaque", "id": host}}',
+      claims: {
+        current_status: 'compliant ? "compliant" : "not-compliant"',
+        previous_status: 'previous ? "compliant" : "not-compliant"',
+        reason_admin: 'note ? {"en": note}',
+      },
+      occurred_at: 'ts',
+    });
+    const [event] = rules.map({
+      owner: 'a@example.com',
+      host: 'mac-1',
+      compliant: false,
+      previous: true,
+      ts: 1767225600000,
+    }).events;
+    expect(event?.subject).toEqual({
+      format: 'complex',
+      user: { format: 'email', email: 'a@example.com' },
+      device: { format: 'opaque', id: 'mac-1' },
+    });
+    expect(event?.claims).toEqual({ current_status: 'not-compliant', previous_status: 'compliant' });
+    expect(event?.occurredAt).toBe('2026-01-01T00:00:00.000Z');
+  });
+
+  it('defaults the record id to a hash of the record, independent of key order', () => {
+    const rules = compile({ ...riskRule, id: undefined });
+    const reordered = {
+      user: alert.user,
+      created_at: alert.created_at,
+      severity: 'critical',
+      title: alert.title,
+      alert_id: 'A-1',
+    };
+    expect(rules.map(alert).events[0]?.sourceRecordId).toBe(recordHash(alert));
+    expect(rules.map(reordered).events[0]?.sourceRecordId).toBe(recordHash(alert));
+    expect(recordHash(alert)).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+});
+
+describe('validation failures', () => {
+  it('names the rule, the field, the expression and the record path of a missing subject member', () => {
+    const problems = problemsOf(() => compile(riskRule).map({ ...alert, user: { name: 'Dana' } }));
+    expect(problems).toEqual([
+      {
+        rule: 'risky-user',
+        field: 'subject',
+        expression: '{"format": "email", "email": $lowercase(user.email)}',
+        record: 'user.email (missing)',
+        message: 'subject.email is required by format email (RFC 9493 §3.2.2)',
+      },
+    ]);
+  });
+
+  it('reports claims the catalog refuses with the value the record holds', () => {
+    const rule = { ...riskRule, claims: { ...riskRule.claims, current_level: '$uppercase(severity)' } };
+    expect(() => compile(rule).map(alert)).toThrow(
+      'rule "risky-user", claims.current_level: claims.current_level Invalid option: expected one of "LOW"|"MEDIUM"|"HIGH" ' +
+        '(expression: $uppercase(severity); record: severity = "critical")',
+    );
+  });
+
+  it('reports evaluation errors, bad ids, severities and times, each with its expression', () => {
+    const rules = compile({
+      ...riskRule,
+      match: '$number(score) > 50',
+      id: 'ids',
+      severity: 'level',
+      occurred_at: 'when',
+    });
+    expect(problemsOf(() => rules.map({ score: 'n/a' }))[0]).toMatchObject({
+      field: 'match',
+      expression: '$number(score) > 50',
+      record: 'score = "n/a"',
+    });
+    const problems = problemsOf(() =>
+      rules.map({ ...alert, score: 90, ids: ['a', 'b'], level: 'urgent', when: 'soon' }),
+    );
+    expect(problems.map((p) => [p.field, p.message])).toEqual([
+      ['id', 'gave ["a","b"]; expected a non-empty string or a number'],
+      ['severity', 'gave "urgent"; expected one of low, medium, high, critical'],
+      ['occurred_at', 'gave "soon"; expected an ISO 8601 date or epoch milliseconds'],
+    ]);
+  });
+
+  it('refuses two rules producing the same event for the same record id', () => {
+    const rules = compile(riskRule, { ...riskRule, name: 'copy' });
+    expect(() => rules.map(alert)).toThrow(
+      'rule "risky-user" already produced caep.risk-level-change with id "A-1"',
+    );
+  });
+
+  it('bounds evaluation time: a runaway expression fails the record, and the next record still maps', () => {
+    const slow = compile({ ...riskRule, name: 'slow', match: '$count([1..5000000].($ * 2)) > 0' });
+    expect(() => slow.map(alert)).toThrow(/could not be evaluated: evaluation took longer than/);
+    expect(compile(riskRule).map(alert).events).toHaveLength(1);
+  });
+});
+
+describe('rule-set schema', () => {
+  it('reports syntax errors, unknown event types and duplicate names with config paths', () => {
+    const result = mappingRulesSchema.safeParse([
+      { ...riskRule, claims: { risk_reason: 'title &' } },
+      { ...riskRule, event_type: 'caep.risk-level' },
+    ]);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['0.claims.risk_reason', 'invalid JSONata: Unexpected end of expression (at character 7)'],
+      ['1.name', 'another rule is already named "risky-user"'],
+      ['1.event_type', 'unknown event type "caep.risk-level" (see: ssf-bridge events list)'],
+    ]);
+  });
+
+  it('checks example records: matching ones must give valid events, others must not match', () => {
+    const result = mappingRulesSchema.safeParse([
+      {
+        ...riskRule,
+        examples: [
+          { record: alert },
+          { record: { ...alert, severity: 'low' }, matches: false },
+          { record: { ...alert, severity: 'low' } },
+          { record: alert, matches: false },
+          { record: { ...alert, user: {} } },
+        ],
+      },
+    ]);
+    expect(result.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['0.examples.2', 'rule "risky-user" does not match this example record'],
+      ['0.examples.3', 'rule "risky-user" matches this example record, which it must not'],
+      ['0.examples.4', expect.stringContaining('rule "risky-user", subject: subject.email is required')],
+    ]);
+  });
+});

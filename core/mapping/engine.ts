@@ -1,0 +1,337 @@
+/**
+ * The mapping engine: compiles a rule set once, then maps records to events. Every event is
+ * checked against the event catalog; a failing rule is reported with the rule's name, the
+ * field and expression at fault, and what the record holds at the paths the expression reads.
+ */
+import { createHash } from 'node:crypto';
+import jsonata from 'jsonata';
+import { PermanentError } from '../plugin-api/errors.ts';
+import type { EventDraft, MappingResult, Severity } from '../plugin-api/types.ts';
+import { findEventType, validateEventDraft } from '../ssf/index.ts';
+import { EvaluatorSet, type FieldResult, type RuleSources } from './evaluator.ts';
+import { describePaths, recordPaths } from './paths.ts';
+import type { MappingRule } from './rules.ts';
+
+export const MAPPING_ERROR_CODE = 'SSF_ERR_MAPPING_RULE';
+
+/** One problem of one rule on one record. */
+export interface RuleProblem {
+  rule: string;
+  /** `match`, `subject`, `claims.<name>`, `id`, `severity`, `occurred_at`, or `event_type`. */
+  field: string;
+  expression?: string;
+  /** What the record holds at the paths the expression reads. */
+  record?: string;
+  message: string;
+}
+
+export interface CompiledRules {
+  readonly names: readonly string[];
+  /** Maps one record: one event per matching rule, or the reason nothing matched. */
+  map(record: unknown): MappingResult;
+}
+
+const SEVERITIES: readonly Severity[] = ['low', 'medium', 'high', 'critical'];
+
+interface CompiledRule {
+  rule: MappingRule;
+  /** Field key → expression source and the record paths it reads. */
+  fields: Map<string, { source: string; paths: string[] }>;
+}
+
+/** Field key → source, for every expression of a rule (the match condition included). */
+function sourcesOf(rule: MappingRule): Array<[string, string]> {
+  const out: Array<[string, string]> = [
+    ['match', rule.match],
+    ['subject', rule.subject],
+  ];
+  for (const [name, source] of Object.entries(rule.claims)) out.push([`claims.${name}`, source]);
+  if (rule.id !== undefined) out.push(['id', rule.id]);
+  if (rule.severity !== undefined) out.push(['severity', rule.severity]);
+  if (rule.occurred_at !== undefined) out.push(['occurred_at', rule.occurred_at]);
+  return out;
+}
+
+function syntaxMessage(err: unknown): string {
+  const e = err as { message?: string; position?: number; code?: string };
+  return `${e.message ?? String(err)}${e.position !== undefined ? ` (at character ${e.position})` : ''}`;
+}
+
+/** Problems found without any record: syntax, unknown event types, duplicate names. */
+function staticProblems(rules: readonly MappingRule[]): Array<{ path: PropertyKey[]; message: string }> {
+  const problems: Array<{ path: PropertyKey[]; message: string }> = [];
+  const seen = new Set<string>();
+  rules.forEach((rule, index) => {
+    if (seen.has(rule.name))
+      problems.push({ path: [index, 'name'], message: `another rule is already named "${rule.name}"` });
+    seen.add(rule.name);
+    if (!findEventType(rule.event_type)) {
+      problems.push({
+        path: [index, 'event_type'],
+        message: `unknown event type "${rule.event_type}" (see: ssf-bridge events list)`,
+      });
+    }
+    for (const [key, source] of sourcesOf(rule)) {
+      try {
+        jsonata(source);
+      } catch (err) {
+        problems.push({
+          path: [index, ...key.split('.')],
+          message: `invalid JSONata: ${syntaxMessage(err)}`,
+        });
+      }
+    }
+  });
+  return problems;
+}
+
+function compileRule(rule: MappingRule): CompiledRule {
+  const fields = new Map<string, { source: string; paths: string[] }>();
+  for (const [key, source] of sourcesOf(rule)) {
+    fields.set(key, { source, paths: recordPaths(jsonata(source).ast()) });
+  }
+  return { rule, fields };
+}
+
+/**
+ * Compiles a rule set once. Throws PermanentError listing every broken rule (syntax, unknown
+ * event type, duplicate name); config validation reports the same problems with their paths.
+ */
+export function compileRules(rules: readonly MappingRule[]): CompiledRules {
+  const problems = staticProblems(rules);
+  if (problems.length > 0) {
+    throw new PermanentError(
+      `invalid mapping rules: ${problems.map((p) => `rules[${p.path.map(String).join('].')}: ${p.message}`).join('; ')}`,
+      { code: MAPPING_ERROR_CODE },
+    );
+  }
+  const compiled = rules.map(compileRule);
+  const evaluator = new EvaluatorSet(
+    compiled.map(({ fields }): RuleSources => {
+      const sources: Record<string, string> = {};
+      for (const [key, { source }] of fields) if (key !== 'match') sources[key] = source;
+      return { match: fields.get('match')!.source, fields: sources };
+    }),
+  );
+  return {
+    names: rules.map((r) => r.name),
+    map: (record) => mapRecord(compiled, evaluator, record),
+  };
+}
+
+/** A stable id for a record without one, so the same record always gives the same jtis. */
+export function recordHash(record: unknown): string {
+  return `sha256:${createHash('sha256').update(canonicalJson(record)).digest('hex')}`;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+class RuleFailure {
+  constructor(readonly problems: RuleProblem[]) {}
+}
+
+function mapRecord(compiled: CompiledRule[], evaluator: EvaluatorSet, record: unknown): MappingResult {
+  let results;
+  try {
+    results = evaluator.evaluate(record);
+  } catch (err) {
+    throw new PermanentError(`mapping rules could not be evaluated: ${(err as Error).message}`, {
+      code: MAPPING_ERROR_CODE,
+    });
+  }
+  const problems: RuleProblem[] = [];
+  const events: EventDraft[] = [];
+  const produced = new Map<string, string>();
+  compiled.forEach((entry, index) => {
+    const result = results[index];
+    if (!result) return;
+    if (!result.matched) {
+      if (result.error !== undefined) problems.push(problem(entry, 'match', record, result.error));
+      return;
+    }
+    try {
+      const draft = buildDraft(entry, result.fields, record);
+      const key = JSON.stringify([findEventType(draft.type)?.uri, draft.sourceRecordId]);
+      const earlier = produced.get(key);
+      if (earlier !== undefined) {
+        problems.push({
+          rule: entry.rule.name,
+          field: 'id',
+          message: `rule "${earlier}" already produced ${entry.rule.event_type} with id "${draft.sourceRecordId}" for this record; give the rules distinct ids`,
+        });
+        return;
+      }
+      produced.set(key, entry.rule.name);
+      events.push(draft);
+    } catch (err) {
+      if (!(err instanceof RuleFailure)) throw err;
+      problems.push(...err.problems);
+    }
+  });
+  if (problems.length > 0) {
+    throw new PermanentError(problems.map(formatProblem).join('; '), {
+      code: MAPPING_ERROR_CODE,
+      detail: { problems },
+    });
+  }
+  if (events.length === 0) return { events: [], ignored: 'no mapping rule matched the record' };
+  return { events };
+}
+
+export function formatProblem(p: RuleProblem): string {
+  const where = [
+    p.expression !== undefined ? `expression: ${p.expression}` : undefined,
+    p.record ? `record: ${p.record}` : undefined,
+  ].filter(Boolean);
+  return `rule "${p.rule}", ${p.field}: ${p.message}${where.length ? ` (${where.join('; ')})` : ''}`;
+}
+
+function problem(entry: CompiledRule, field: string, record: unknown, message: string): RuleProblem {
+  const source = entry.fields.get(field);
+  return {
+    rule: entry.rule.name,
+    field,
+    ...(source ? { expression: source.source } : {}),
+    ...(source && source.paths.length > 0 ? { record: describePaths(record, source.paths) } : {}),
+    message,
+  };
+}
+
+function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, record: unknown): EventDraft {
+  const problems: RuleProblem[] = [];
+  const value = (key: string): unknown => {
+    const result = fields[key];
+    if (result?.error !== undefined) {
+      problems.push(problem(entry, key, record, result.error));
+      return undefined;
+    }
+    return result?.value;
+  };
+  const rule = entry.rule;
+  const subject = value('subject');
+  const claims: Record<string, unknown> = {};
+  for (const name of Object.keys(rule.claims)) {
+    const claim = value(`claims.${name}`);
+    if (claim !== undefined) claims[name] = claim;
+  }
+  const draft: EventDraft = {
+    type: rule.event_type,
+    subject: subject as EventDraft['subject'],
+    claims,
+    sourceRecordId: recordHash(record),
+  };
+  if (rule.id !== undefined) {
+    const id = value('id');
+    if (typeof id === 'string' && id.length > 0) draft.sourceRecordId = id;
+    else if (typeof id === 'number' && Number.isFinite(id)) draft.sourceRecordId = String(id);
+    else if (!problems.some((p) => p.field === 'id'))
+      problems.push(
+        problem(entry, 'id', record, `gave ${describe(id)}; expected a non-empty string or a number`),
+      );
+  }
+  const severity = rule.severity !== undefined ? value('severity') : undefined;
+  if (typeof severity === 'string' && SEVERITIES.includes(severity.toLowerCase() as Severity)) {
+    draft.severity = severity.toLowerCase() as Severity;
+  } else if (severity !== undefined) {
+    problems.push(
+      problem(
+        entry,
+        'severity',
+        record,
+        `gave ${describe(severity)}; expected one of ${SEVERITIES.join(', ')}`,
+      ),
+    );
+  }
+  const occurred = rule.occurred_at !== undefined ? value('occurred_at') : undefined;
+  if (typeof occurred === 'number' && Number.isFinite(occurred))
+    draft.occurredAt = new Date(occurred).toISOString();
+  else if (typeof occurred === 'string' && !Number.isNaN(Date.parse(occurred)))
+    draft.occurredAt = new Date(occurred).toISOString();
+  else if (occurred !== undefined)
+    problems.push(
+      problem(
+        entry,
+        'occurred_at',
+        record,
+        `gave ${describe(occurred)}; expected an ISO 8601 date or epoch milliseconds`,
+      ),
+    );
+  if (problems.length > 0) throw new RuleFailure(problems);
+  if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) {
+    throw new RuleFailure([
+      problem(
+        entry,
+        'subject',
+        record,
+        `gave ${describe(subject)}; expected an object such as {"format": "email", "email": …}`,
+      ),
+    ]);
+  }
+  const checked = validateEventDraft(draft);
+  if (!checked.ok) {
+    throw new RuleFailure(
+      checked.problems.map((p) => problem(entry, fieldOf(p.path), record, catalogMessage(p))),
+    );
+  }
+  return draft;
+}
+
+/** The rule field a catalog problem comes from: `claims.x.y` → `claims.x`, `subject.email` → `subject`. */
+function fieldOf(path: string): string {
+  const [head, name] = path.split('.');
+  if (head === 'claims' && name !== undefined) return `claims.${name}`;
+  if (head === 'occurredAt') return 'occurred_at';
+  return head === 'type' ? 'event_type' : (head ?? 'subject');
+}
+
+function catalogMessage(p: { path: string; message: string }): string {
+  return p.path.includes('.') ? `${p.path} ${p.message}` : p.message;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 59)}…` : text;
+}
+
+/**
+ * Everything wrong with a rule set, with config paths relative to the rule list: static
+ * problems first; when there are none, each rule's example records are mapped by that rule.
+ */
+export function ruleSetProblems(
+  rules: readonly MappingRule[],
+): Array<{ path: PropertyKey[]; message: string }> {
+  const problems = staticProblems(rules);
+  if (problems.length > 0) return problems;
+  rules.forEach((rule, index) => {
+    if (!rule.examples?.length) return;
+    const single = compileRules([rule]);
+    rule.examples.forEach((example, i) => {
+      const path = [index, 'examples', i];
+      let matched: boolean;
+      try {
+        matched = single.map(example.record).events.length > 0;
+      } catch (err) {
+        problems.push({ path, message: (err as Error).message });
+        return;
+      }
+      if (example.matches && !matched)
+        problems.push({ path, message: `rule "${rule.name}" does not match this example record` });
+      if (!example.matches && matched)
+        problems.push({
+          path,
+          message: `rule "${rule.name}" matches this example record, which it must not`,
+        });
+    });
+  });
+  return problems;
+}

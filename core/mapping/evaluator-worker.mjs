@@ -1,0 +1,75 @@
+/**
+ * The JSONata evaluator thread. jsonata 2 evaluates asynchronously while a connector's mapping
+ * is synchronous, so the engine posts each record here and blocks on a shared flag until the
+ * answer is posted back (see evaluator.ts). Each rule set is compiled once per thread.
+ */
+import { workerData } from 'node:worker_threads';
+import jsonata from 'jsonata';
+
+const { port, flag } = workerData;
+const signal = new Int32Array(flag);
+/** Rule-set id → [{ match: Expression, fields: [[key, Expression]] }]. */
+const sets = new Map();
+
+/** JSONata's $boolean: empty strings, zero, null, empty arrays and objects are false. */
+function truthy(value) {
+  if (Array.isArray(value)) return value.some(truthy);
+  if (value && typeof value === 'object') return Object.keys(value).length > 0;
+  return Boolean(value);
+}
+
+/** Values as JSON: jsonata sequences carry extra members, and functions cannot cross threads. */
+function plain(value) {
+  if (value === undefined) return undefined;
+  if (typeof value === 'function') throw new Error('the expression gives a function, not a value');
+  return JSON.parse(JSON.stringify(value));
+}
+
+function message(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function run(expression, record) {
+  try {
+    return { value: plain(await expression.evaluate(record)) };
+  } catch (err) {
+    return { error: message(err) };
+  }
+}
+
+async function evaluate(request) {
+  if (request.define) {
+    const rules = request.define.rules.map((rule) => ({
+      match: jsonata(rule.match),
+      fields: Object.entries(rule.fields).map(([key, source]) => [key, jsonata(source)]),
+    }));
+    sets.set(request.define.id, rules);
+    return {};
+  }
+  const rules = sets.get(request.set);
+  if (!rules) return { error: `rule set ${request.set} is not defined in this thread` };
+  const results = [];
+  for (const rule of rules) {
+    const match = await run(rule.match, request.record);
+    if (match.error !== undefined || !truthy(match.value)) {
+      results.push({ matched: false, ...(match.error !== undefined ? { error: match.error } : {}) });
+      continue;
+    }
+    const fields = {};
+    for (const [key, expression] of rule.fields) fields[key] = await run(expression, request.record);
+    results.push({ matched: true, fields });
+  }
+  return { results };
+}
+
+port.on('message', async (request) => {
+  let answer;
+  try {
+    answer = await evaluate(request);
+  } catch (err) {
+    answer = { error: message(err) };
+  }
+  port.postMessage({ seq: request.seq, ...answer });
+  Atomics.store(signal, 0, request.seq);
+  Atomics.notify(signal, 0);
+});
