@@ -141,6 +141,39 @@ describe('the conformance kit catches seeded faults, each in the case meant to',
   });
 });
 
+describe('intake capabilities', () => {
+  function withCapabilities(
+    definition: ConnectorDefinition,
+    capabilities: Record<string, boolean>,
+  ): ConnectorDefinition {
+    return { ...definition, manifest: { ...definition.manifest, capabilities } } as ConnectorDefinition;
+  }
+
+  it('refuses an inbound connector that declares no intake at all', async () => {
+    const failed = failures(await checkConnectorConformance(withCapabilities(poller(), {}), pollerOptions));
+    expect(failed['manifest.capabilities']).toMatch(
+      /an inbound connector polls, receives webhooks or listens on its own sockets \(capabilities\.stream\): declare one/,
+    );
+  });
+
+  it('counts a listener (capabilities.stream) as an intake, and asks for a way to send it records', async () => {
+    const failed = failures(
+      await checkConnectorConformance(
+        withCapabilities(poller(), { poll: true, stream: true }),
+        pollerOptions,
+      ),
+    );
+    expect(failed['manifest.capabilities']).toBeUndefined();
+    const listener = failures(
+      await checkConnectorConformance(withCapabilities(poller(), { stream: true }), pollerOptions),
+    );
+    expect(listener['manifest.capabilities']).not.toMatch(/declare one/);
+    expect(listener['manifest.capabilities']).toMatch(
+      /a listening connector gives options\.stream\.send, so the kit can send it records/,
+    );
+  });
+});
+
 describe('skips', () => {
   function withSkips(definition: ConnectorDefinition, skip: Record<string, string>): ConnectorDefinition {
     return {

@@ -149,6 +149,11 @@ export class SuiteContext {
   /** Sends a webhook request as the HTTP server would, mapping a throw to the status it sends. */
   async webhook(instance: KitInstance, body: unknown): Promise<InboundResponse> {
     const handle = instance.inbound.handleWebhook;
+    const stream = this.manifest.capabilities.stream ? this.options.stream : undefined;
+    if (typeof handle !== 'function' && stream) {
+      instance.nextRun();
+      return { status: await stream.send(body, instance) };
+    }
     if (typeof handle !== 'function')
       fail('the instance has no handleWebhook(); declare capabilities.poll instead');
     instance.nextRun();

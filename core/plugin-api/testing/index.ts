@@ -18,6 +18,7 @@ export type {
   Traffic,
   WebhookRequestParts,
 } from './options.ts';
+export type { KitInstance } from './harness.ts';
 export { loadFixtures } from './fixtures.ts';
 export type { Fixture, FixtureExpectation, FixtureSet } from './fixtures.ts';
 export { GENERATED_END, GENERATED_START, renderReference, withGeneratedSection } from './docs.ts';

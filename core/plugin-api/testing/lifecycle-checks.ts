@@ -191,12 +191,16 @@ export async function capabilitiesMatch(ctx: SuiteContext): Promise<void> {
           : 'capabilities.poll is declared but start() schedules no task',
       );
     }
-    if (!caps.poll && !caps.webhook)
-      problems.push('an inbound connector polls or receives webhooks: declare one');
+    if (!caps.poll && !caps.webhook && !caps.stream)
+      problems.push(
+        'an inbound connector polls, receives webhooks or listens on its own sockets (capabilities.stream): declare one',
+      );
+    if (caps.stream && !caps.poll && !caps.webhook && !ctx.options.stream)
+      problems.push('a listening connector gives options.stream.send, so the kit can send it records');
     if (caps.poll && !ctx.options.poll)
       problems.push('a polling connector gives options.poll.serve, so the kit can serve it records');
-  } else if (caps.poll || caps.webhook) {
-    problems.push('outbound connectors neither poll nor receive webhooks');
+  } else if (caps.poll || caps.webhook || caps.stream) {
+    problems.push('outbound connectors neither poll, receive webhooks nor listen');
   }
   await stopWithin(ctx, instance, 'after start');
   if (problems.length > 0) fail(problems.join('\n'));

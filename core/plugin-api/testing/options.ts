@@ -1,4 +1,5 @@
 import type { EventDraft } from '../types.ts';
+import type { KitInstance } from './harness.ts';
 import type { MockServer } from './mock-server.ts';
 
 /** What a sender adds to a webhook request (authentication headers, a signature, a query). */
@@ -61,6 +62,13 @@ export interface ConformanceOptions {
   webhook?: { request?: (body: unknown, rawBody: Buffer) => WebhookRequestParts };
   /** Polling connectors: serves `records` (fixture inputs) the way the vendor API does. */
   poll?: { serve: (server: MockServer, records: unknown[]) => void; task?: string };
+  /**
+   * Listening connectors (`capabilities.stream`): sends one fixture input to the running
+   * instance the way a sender does, and resolves once the instance has handled it, with the
+   * status a webhook would answer: 2xx handled (or ignored), 4xx refused, 503 when the pipeline
+   * did not persist its events.
+   */
+  stream?: { send: (input: unknown, instance: KitInstance) => Promise<number> };
   outbound?: {
     /** False for destinations that never touch the network (e.g. standard output). */
     network?: boolean;
