@@ -9,7 +9,12 @@ import { MockServer } from '../../core/plugin-api/testing/index.ts';
 import { parseTimestamp } from './connector.ts';
 import { bamboohrConnector } from './index.ts';
 import type { BambooHrState } from './mapping.ts';
-import { createTestContext, simulateFixtures, startBridge, type TestContext } from './test-support.ts';
+import {
+  createTestContext,
+  simulateFixtures,
+  startBridge,
+  type TestContext,
+} from '../_shared/hr-test-support.ts';
 
 const BASE = {
   company_domain: 'acme',

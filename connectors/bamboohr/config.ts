@@ -1,5 +1,5 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
-import { leaverPolicyShape } from './leaver.ts';
+import { leaverPolicyShape } from '../_shared/hr-leaver.ts';
 
 export const configSchema = z
   .strictObject({

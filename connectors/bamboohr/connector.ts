@@ -11,7 +11,7 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createBambooHrClient, type BambooHrClient } from './client.ts';
 import type { BambooHrConfig } from './config.ts';
-import { applyDeletion, applyWorker, nextDue, notHeld, releaseDue } from './leaver.ts';
+import { applyDeletion, applyWorker, nextDue, notHeld, releaseDue } from '../_shared/hr-leaver.ts';
 import {
   changesOfWebhook,
   emptyState,

@@ -10,7 +10,7 @@ import {
   type HrWorker,
   type LeaverOutcome,
   type LeaverPolicy,
-} from './leaver.ts';
+} from '../_shared/hr-leaver.ts';
 
 export interface BambooHrState extends HrState {
   /** `latest` of the last /employees/changed answer (poll modes). */

@@ -1,5 +1,5 @@
 import { duration, z } from '../../core/plugin-api/index.ts';
-import { leaverPolicyShape } from './leaver.ts';
+import { leaverPolicyShape } from '../_shared/hr-leaver.ts';
 
 const column = (name: string, what: string) =>
   z

@@ -11,7 +11,7 @@ import {
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
 import type { CsvDropConfig } from './config.ts';
-import { emptyHrState, nextDue, notHeld, releaseDue } from './leaver.ts';
+import { emptyHrState, nextDue, notHeld, releaseDue } from '../_shared/hr-leaver.ts';
 import { applyExport, policyOf, readExport, refuse, stateSchema, type CsvDropState } from './mapping.ts';
 
 /** Accepted files remembered by their hash, so the same export is never applied twice. */

@@ -17,7 +17,12 @@ import { globToRegExp } from './connector.ts';
 import { parseCsv } from './csv.ts';
 import { csvDropConnector } from './index.ts';
 import { mapExport, type CsvDropState } from './mapping.ts';
-import { createTestContext, simulateFixtures, startBridge, type TestContext } from './test-support.ts';
+import {
+  createTestContext,
+  simulateFixtures,
+  startBridge,
+  type TestContext,
+} from '../_shared/hr-test-support.ts';
 
 describe('CSV reader (RFC 4180)', () => {
   it('reads quoted fields with delimiters, doubled quotes and line breaks, CRLF and a byte order mark', () => {

@@ -11,7 +11,7 @@ import {
   type HrWorker,
   type LeaverOutcome,
   type LeaverPolicy,
-} from './leaver.ts';
+} from '../_shared/hr-leaver.ts';
 
 export interface CsvDropState extends HrState {
   /** Rows in the last accepted export (the guard compares the next one with it). */

@@ -12,7 +12,7 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createHibobClient, type HibobClient } from './client.ts';
 import type { HibobConfig } from './config.ts';
-import { emptyHrState, nextDue, notHeld, releaseDue } from './leaver.ts';
+import { emptyHrState, nextDue, notHeld, releaseDue } from '../_shared/hr-leaver.ts';
 import {
   applyEvent,
   envelopeSchema,

@@ -5,7 +5,7 @@ import { RetryableError, type InboundConnector, type InboundRequest } from '../.
 import { MockServer } from '../../core/plugin-api/testing/index.ts';
 import { hibobConnector } from './index.ts';
 import type { HibobState } from './mapping.ts';
-import { createTestContext, simulateFixtures } from './test-support.ts';
+import { createTestContext, simulateFixtures } from '../_shared/hr-test-support.ts';
 
 const BASE = {
   webhook_secret: 'bob-webhook-secret-for-tests',

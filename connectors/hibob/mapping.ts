@@ -10,7 +10,7 @@ import {
   type HrWorker,
   type LeaverOutcome,
   type LeaverPolicy,
-} from './leaver.ts';
+} from '../_shared/hr-leaver.ts';
 
 export type HibobState = HrState;
 

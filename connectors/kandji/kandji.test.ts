@@ -1,41 +1,19 @@
-import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { readdirSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MockServer } from '../../core/plugin-api/testing/index.ts';
 import { createKandji } from './connector.ts';
 import { fixtureSettings } from './fixtures/settings.ts';
 import { kandjiConnector } from './index.ts';
 import type { KandjiState } from './mapping.ts';
-import { testContext, type TestContext } from './test-support.ts';
+import {
+  checkFixture,
+  checkSequence,
+  checkSimulateGolden,
+  readFixture,
+} from '../_shared/mdm-fixture-checks.ts';
+import { testContext, type TestContext } from '../_shared/mdm-test-support.ts';
 
 const fixtureDir = new URL('./fixtures/', import.meta.url);
-const asJson = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
-
-interface Fixture {
-  description: string;
-  input: unknown;
-  expect: { events?: unknown[]; ignored?: string; rejected?: string };
-}
-
-function readFixture(url: URL): Fixture {
-  return JSON.parse(readFileSync(url, 'utf8')) as Fixture;
-}
-
-function checkFixture(fixture: Fixture, run: () => { events: unknown[]; ignored?: string }) {
-  if (fixture.expect.rejected !== undefined) {
-    expect(run).toThrow(fixture.expect.rejected);
-    return;
-  }
-  const result = run();
-  if (fixture.expect.ignored !== undefined) {
-    expect(result.events).toEqual([]);
-    expect(result.ignored).toContain(fixture.expect.ignored);
-  } else {
-    expect(asJson(result.events)).toEqual(fixture.expect.events);
-  }
-}
 
 describe('kandji mapping fixtures', () => {
   const config = kandjiConnector.configSchema.parse(fixtureSettings);
@@ -52,93 +30,22 @@ describe('kandji snapshot sequences (state carried from one scan to the next, de
   const sequences = new URL('./sequences/', fixtureDir);
   for (const name of readdirSync(sequences)) {
     it(name, () => {
-      let state: KandjiState | undefined;
-      const dir = new URL(`${name}/`, sequences);
-      const files = readdirSync(dir)
-        .filter((f) => f.endsWith('.json'))
-        .sort();
-      expect(files.length).toBeGreaterThan(1);
-      for (const file of files) {
-        const fixture = readFixture(new URL(file, dir));
-        checkFixture(fixture, () => {
-          const result = kandjiConnector.map!(fixture.input, config, state);
-          state = result.state;
-          return result;
-        });
-      }
+      checkSequence(new URL(`${name}/`, sequences), (input, state: KandjiState | undefined) =>
+        kandjiConnector.map!(input, config, state),
+      );
     });
   }
 });
 
 // ─── Golden: the sequence through `ssf-bridge simulate` ─────────────────────────────────────────
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-
-function simulateCli(
-  connectorId: string,
-  files: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['core/cli/bin.mjs', 'simulate', '--json', '--connector', connectorId, ...files],
-      { cwd: repoRoot, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
 describe('golden: ssf-bridge simulate', () => {
   it("prints the sequence's events in order with state carried between payloads, then rejects a malformed one", async () => {
-    const dir = fileURLToPath(new URL('./sequences/lifecycle/', fixtureDir));
-    const files = readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .sort()
-      .map((f) => join(dir, f));
-    const malformed = fileURLToPath(new URL('malformed-device-missing-id.json', fixtureDir));
-    const run = await simulateCli('kandji', [...files, malformed]);
-    expect(run.code).toBe(2);
-
-    type Expected = {
-      type: string;
-      subject: unknown;
-      claims: unknown;
-      sourceRecordId: string;
-      occurredAt?: string;
-      severity?: string;
-    };
-    const expected = files.flatMap((f) => (readFixture(pathToFileURL(f)).expect.events ?? []) as Expected[]);
-    const printed = run.stdout
-      .split('\n')
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(printed.every((p) => typeof p['txn'] === 'string')).toBe(true);
-    expect(printed.map(({ txn: _txn, ...rest }) => rest)).toEqual(
-      expected.map((e) => ({
-        type: e.type,
-        subject: e.subject,
-        claims: e.claims,
-        source_record_id: e.sourceRecordId,
-        ...(e.occurredAt ? { occurred_at: e.occurredAt } : {}),
-        ...(e.severity ? { severity: e.severity } : {}),
-      })),
+    await checkSimulateGolden(
+      'kandji',
+      new URL('./sequences/lifecycle/', fixtureDir),
+      new URL('malformed-device-missing-id.json', fixtureDir),
     );
-
-    const notes = run.stderr
-      .split('\n')
-      .filter((l) => l.trim().startsWith('{'))
-      .map((l) => JSON.parse(l) as { file?: string; ignored?: string; rejected?: string });
-    const ignored = files
-      .map((f) => ({ file: f, reason: readFixture(pathToFileURL(f)).expect.ignored }))
-      .filter((x) => x.reason !== undefined);
-    expect(notes.filter((n) => n.ignored !== undefined).map((n) => n.file)).toEqual(
-      ignored.map((x) => x.file),
-    );
-    for (const x of ignored) expect(notes.find((n) => n.file === x.file)?.ignored).toContain(x.reason);
-    expect(notes.at(-1)).toMatchObject({
-      file: malformed,
-      rejected: expect.stringContaining(readFixture(pathToFileURL(malformed)).expect.rejected!),
-    });
   }, 60_000);
 });
 

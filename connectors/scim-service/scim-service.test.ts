@@ -6,7 +6,7 @@ import { SHARDS, shardOf, type ScimInboundRequest } from './connector.ts';
 import { scimServiceConnector } from './index.ts';
 import type { ScimSimulationState } from './mapping.ts';
 import { applyPatch, matches, parseFilter, ScimError } from './scim.ts';
-import { createTestContext, simulateFixtures, type TestContext } from './test-support.ts';
+import { createTestContext, simulateFixtures, type TestContext } from '../_shared/hr-test-support.ts';
 
 describe('SCIM filters (RFC 7644 §3.4.2.2)', () => {
   const user = {

@@ -8,7 +8,7 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createWorkdayClient, type TransactionWindow, type WorkdayClient } from './client.ts';
 import type { WorkdayConfig } from './config.ts';
-import { applyWorker, nextDue, notHeld, releaseDue, type HrWorker } from './leaver.ts';
+import { applyWorker, nextDue, notHeld, releaseDue, type HrWorker } from '../_shared/hr-leaver.ts';
 import { emptyState, policyOf, stateSchema, workerFromRow, type WorkdayState } from './mapping.ts';
 
 /**

@@ -10,7 +10,7 @@ import {
   type HrWorker,
   type LeaverOutcome,
   type LeaverPolicy,
-} from './leaver.ts';
+} from '../_shared/hr-leaver.ts';
 
 export interface WorkdayState extends HrState {
   /** Start time of the last completed run (ISO 8601). */

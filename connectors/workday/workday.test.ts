@@ -16,9 +16,14 @@ import {
   zonedDate,
   zonedInstant,
   type LeaverPolicy,
-} from './leaver.ts';
+} from '../_shared/hr-leaver.ts';
 import type { WorkdayState } from './mapping.ts';
-import { createTestContext, simulateFixtures, startBridge, type TestContext } from './test-support.ts';
+import {
+  createTestContext,
+  simulateFixtures,
+  startBridge,
+  type TestContext,
+} from '../_shared/hr-test-support.ts';
 
 const BASE = {
   mode: 'raas',
@@ -225,22 +230,6 @@ describe('leaver policy', () => {
       now,
     );
     expect(withEmail.events.map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
-  });
-
-  it('ships identical copies of the policy and the test support in every HR connector', () => {
-    for (const file of ['leaver.ts', 'test-support.ts']) {
-      const original = readFileSync(new URL(`./${file}`, import.meta.url), 'utf8');
-      const folders =
-        file === 'leaver.ts'
-          ? ['bamboohr', 'hibob', 'csv-drop']
-          : ['bamboohr', 'hibob', 'scim-service', 'csv-drop'];
-      for (const folder of folders) {
-        expect(
-          readFileSync(new URL(`../${folder}/${file}`, import.meta.url), 'utf8'),
-          `${folder}/${file}`,
-        ).toBe(original);
-      }
-    }
   });
 });
 

@@ -7,8 +7,7 @@
  * `authFailure` and the instance flagged, other 4xx permanent, each with `detail.status`).
  * Vendor APIs are mocked on loopback by the conformance kit's MockServer.
  *
- * The same file ships with every HR connector (workday, bamboohr, hibob, scim-service,
- * csv-drop) so that each connector folder stands alone; keep the copies identical.
+ * Shared by the HR connectors' tests (workday, bamboohr, hibob, scim-service, csv-drop).
  */
 import {
   PermanentError,

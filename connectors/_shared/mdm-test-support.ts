@@ -2,7 +2,8 @@
  * Test support: an inbound connector context with in-memory checkpoints, a recording emit, a
  * scheduler whose tasks the test runs, and an HTTP client built on fetch that follows the
  * plugin API contract (classified errors, Retry-After, OAuth client-credentials token cache,
- * flagging refused credentials). Used by this connector's behaviour tests only.
+ * flagging refused credentials). Shared by the MDM connectors' behaviour tests (intune,
+ * jamf-pro, kandji).
  */
 import {
   PermanentError,

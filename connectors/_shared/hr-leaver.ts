@@ -4,8 +4,7 @@
  * for. Pure: time is a parameter, and the state passed in is changed in place (callers that
  * need purity clone it first).
  *
- * The same file ships with every HR connector (workday, bamboohr, hibob, csv-drop) so that each
- * connector folder stands alone; keep the copies identical.
+ * Shared by the HR connectors (workday, bamboohr, hibob, csv-drop).
  */
 import { duration, z, type EventDraft, type SubjectIdentifier } from '../../core/plugin-api/index.ts';
 
