@@ -1,0 +1,147 @@
+/**
+ * Device compliance right now, across MDM sources: the state the MDM connectors keep per device
+ * in their checkpoints (Intune and Kandji: one device map in checkpoint `default`; Jamf Pro:
+ * checkpoint `computer:<id>` per computer) and the device-compliance-change events in the store.
+ * A device is found by its vendor id or any recorded alias (serial number, hostname, UDID, …).
+ */
+import { subjectStrings } from '../pipeline/subjects.ts';
+import type { Store, StoredEvent } from '../storage/types.ts';
+
+export const DEVICE_COMPLIANCE_CHANGE =
+  'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
+const MAP_CONNECTORS = new Set(['intune', 'kandji']);
+const JAMF = 'jamf-pro';
+const EVENTS_EXAMINED = 200;
+
+export interface ComplianceFinding {
+  status: string;
+  /** When the status began, as the source reported it (RFC 3339), when known. */
+  since?: string | undefined;
+  instance: string;
+  connector: string;
+  /** `checkpoint`: the connector's device state; `event`: the last event the bridge accepted. */
+  from: 'checkpoint' | 'event';
+  user?: string | undefined;
+  aliases?: Record<string, string> | undefined;
+  eventId?: string | undefined;
+}
+
+export interface DeviceCompliance {
+  device: string;
+  /** The most recent finding; the answer to "is this device compliant now?". */
+  current: ComplianceFinding;
+  findings: ComplianceFinding[];
+}
+
+interface DeviceState {
+  status?: unknown;
+  since?: unknown;
+  user?: unknown;
+  device_id?: unknown;
+  aliases?: unknown;
+}
+
+const fold = (v: string) => v.trim().toLowerCase();
+
+function aliasesOf(state: DeviceState): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (state.aliases && typeof state.aliases === 'object') {
+    for (const [k, v] of Object.entries(state.aliases)) if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+/** Whether a stored device state (under `key`) is the device the operator named. */
+export function isDevice(key: string, state: DeviceState, id: string): boolean {
+  const names = [
+    key,
+    typeof state.device_id === 'string' ? state.device_id : '',
+    ...Object.values(aliasesOf(state)),
+  ];
+  return names.some((n) => n !== '' && fold(n) === fold(id));
+}
+
+function fromState(instance: string, connector: string, state: DeviceState): ComplianceFinding | undefined {
+  if (typeof state.status !== 'string') return undefined;
+  return {
+    status: state.status,
+    since: typeof state.since === 'string' ? state.since : undefined,
+    instance,
+    connector,
+    from: 'checkpoint',
+    user: typeof state.user === 'string' ? state.user : undefined,
+    aliases: aliasesOf(state),
+  };
+}
+
+async function checkpointFindings(
+  store: Store,
+  instance: { id: string; connector: string },
+  id: string,
+): Promise<ComplianceFinding[]> {
+  const out: ComplianceFinding[] = [];
+  if (MAP_CONNECTORS.has(instance.connector)) {
+    const value = (await store.checkpoints.get(instance.id)) as
+      { devices?: Record<string, DeviceState> } | undefined;
+    for (const [key, state] of Object.entries(value?.devices ?? {})) {
+      const finding = isDevice(key, state, id)
+        ? fromState(instance.id, instance.connector, state)
+        : undefined;
+      if (finding) out.push(finding);
+    }
+  } else if (instance.connector === JAMF) {
+    for (const entry of await store.checkpoints.list(instance.id)) {
+      if (!entry.name.startsWith('computer:')) continue;
+      const state = (entry.value ?? {}) as DeviceState;
+      const finding = isDevice(entry.name.slice('computer:'.length), state, id)
+        ? fromState(instance.id, instance.connector, state)
+        : undefined;
+      if (finding) out.push(finding);
+    }
+  }
+  return out;
+}
+
+function fromEvent(event: StoredEvent, connectorOf: (id: string) => string): ComplianceFinding | undefined {
+  const status = event.claims.current_status;
+  if (typeof status !== 'string') return undefined;
+  const ts = event.claims.event_timestamp;
+  return {
+    status,
+    since: typeof ts === 'number' ? new Date(ts * 1000).toISOString() : event.occurredAt.toISOString(),
+    instance: event.instanceId,
+    connector: connectorOf(event.instanceId),
+    from: 'event',
+    eventId: event.id,
+  };
+}
+
+const timeOf = (f: ComplianceFinding) => (f.since ? Date.parse(f.since) : 0) || 0;
+
+/** The device's compliance across sources, or undefined when no source knows the device. */
+export async function deviceCompliance(
+  store: Store,
+  instances: Array<{ id: string; connector: string; kind: string }>,
+  id: string,
+): Promise<DeviceCompliance | undefined> {
+  const inbound = instances.filter((i) => i.kind === 'inbound');
+  const fromCheckpoints = (await Promise.all(inbound.map((i) => checkpointFindings(store, i, id)))).flat();
+  const connectorOf = (instanceId: string) =>
+    inbound.find((i) => i.id === instanceId)?.connector ?? 'unknown';
+  const events = await store.operator.listEvents({
+    type: DEVICE_COMPLIANCE_CHANGE,
+    subjectMentions: [id],
+    limit: EVENTS_EXAMINED,
+  });
+  // Newest event per instance: an older one is history, not the current state.
+  const latest = new Map<string, ComplianceFinding>();
+  for (const event of events) {
+    if (latest.has(event.instanceId)) continue;
+    if (!subjectStrings(event.subject).some((s) => fold(s) === fold(id))) continue;
+    const finding = fromEvent(event, connectorOf);
+    if (finding) latest.set(event.instanceId, finding);
+  }
+  const findings = [...fromCheckpoints, ...latest.values()].sort((a, b) => timeOf(b) - timeOf(a));
+  const current = findings[0];
+  return current ? { device: id, current, findings } : undefined;
+}

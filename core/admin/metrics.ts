@@ -1,0 +1,74 @@
+/**
+ * Gauges read from the store and the status board when Prometheus scrapes: outbox depth and
+ * dead letters per destination, poll queue depth per stream, and each instance's state. One
+ * store query serves all of them per scrape.
+ */
+import client from 'prom-client';
+import type { StatusBoard } from '../runtime/status.ts';
+import type { Store, StoreStats } from '../storage/types.ts';
+import type { MetricsRegistry } from '../telemetry/metrics.ts';
+
+/** Instance states as numbers, so alerts can say `> 1` for a permanent error. */
+export const STATE_VALUE: Record<string, number> = {
+  ok: 0,
+  recoverable_error: 1,
+  permanent_error: 2,
+  starting: 3,
+  stopping: 4,
+  stopped: 5,
+};
+
+function setAll(gauge: client.Gauge, label: string, values: Record<string, number>): void {
+  gauge.reset();
+  for (const [key, value] of Object.entries(values)) gauge.set({ [label]: key }, value);
+}
+
+export function registerStoreGauges(metrics: MetricsRegistry, store: Store, status: StatusBoard): void {
+  let pending: { at: number; stats: Promise<StoreStats> } | undefined;
+  // The gauges of one scrape share one read; a later scrape reads again.
+  const stats = () => {
+    const now = Date.now();
+    if (!pending || now - pending.at > 1_000) pending = { at: now, stats: store.stats() };
+    return pending.stats;
+  };
+  const registers = [metrics.registry];
+  new client.Gauge({
+    name: 'ssf_bridge_queue_depth',
+    help: 'Unfinished deliveries (pending and leased) per destination',
+    labelNames: ['destination'],
+    registers,
+    async collect() {
+      setAll(this, 'destination', (await stats()).backlog);
+    },
+  });
+  new client.Gauge({
+    name: 'ssf_bridge_dead_letters',
+    help: 'Dead letters waiting for replay or purge per destination',
+    labelNames: ['destination'],
+    registers,
+    async collect() {
+      setAll(this, 'destination', (await stats()).deadLetters);
+    },
+  });
+  new client.Gauge({
+    name: 'ssf_bridge_poll_queue_depth',
+    help: 'SETs waiting to be polled and acknowledged per SSF stream',
+    labelNames: ['stream'],
+    registers,
+    async collect() {
+      setAll(this, 'stream', (await stats()).pollQueues);
+    },
+  });
+  new client.Gauge({
+    name: 'ssf_bridge_instance_state',
+    help: 'State of each instance: 0 ok, 1 recoverable error, 2 permanent error, 3 starting, 4 stopping, 5 stopped',
+    labelNames: ['instance', 'connector', 'kind'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of status.list()) {
+        this.set({ instance: s.id, connector: s.connector, kind: s.kind }, STATE_VALUE[s.state] ?? 5);
+      }
+    },
+  });
+}

@@ -1,0 +1,83 @@
+/**
+ * Paging and query parsing for admin lists: every list takes `limit` and an opaque `cursor` and
+ * answers `{ items, next_cursor }`; `next_cursor` is null on the last page.
+ */
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 500;
+
+export class AdminQueryError extends Error {
+  readonly statusCode = 400;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export function parseLimit(value: unknown): number {
+  if (value === undefined || value === '') return DEFAULT_LIMIT;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) {
+    throw new AdminQueryError(`limit must be an integer from 1 to ${MAX_LIMIT}`);
+  }
+  return n;
+}
+
+export function encodeCursor(position: unknown): string {
+  return Buffer.from(JSON.stringify(position)).toString('base64url');
+}
+
+/** Decodes a cursor and checks its shape; a tampered or foreign cursor is a 400. */
+export function decodeCursor<T>(value: unknown, check: (decoded: unknown) => decoded is T): T | undefined {
+  if (value === undefined || value === '') return undefined;
+  try {
+    const decoded: unknown = JSON.parse(Buffer.from(String(value), 'base64url').toString('utf8'));
+    if (check(decoded)) return decoded;
+  } catch {
+    // falls through to the error below
+  }
+  throw new AdminQueryError('cursor is not valid for this list; start again without it');
+}
+
+export const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+export const isEventPosition = (v: unknown): v is [number, string] =>
+  Array.isArray(v) && v.length === 2 && isNumber(v[0]) && typeof v[1] === 'string';
+
+/** Pages a list held in memory (instances, streams, keys): the cursor is an offset. */
+export function pageOf<T>(all: T[], query: { limit?: unknown; cursor?: unknown }): Page<T> {
+  const limit = parseLimit(query.limit);
+  const offset = decodeCursor(query.cursor, isNumber) ?? 0;
+  const items = all.slice(offset, offset + limit);
+  return { items, next_cursor: offset + limit < all.length ? encodeCursor(offset + limit) : null };
+}
+
+/** Pages a keyset listing fetched with limit + 1 rows: the extra row says there is more. */
+export function keysetPage<T>(rows: T[], limit: number, position: (last: T) => unknown): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return {
+    items,
+    next_cursor: rows.length > limit && last !== undefined ? encodeCursor(position(last)) : null,
+  };
+}
+
+/** An ISO 8601 time from a query string. */
+export function parseTime(name: string, value: unknown): Date | undefined {
+  if (value === undefined || value === '') return undefined;
+  const at = new Date(String(value));
+  if (!/^\d{4}-\d{2}-\d{2}/.test(String(value)) || Number.isNaN(at.getTime())) {
+    throw new AdminQueryError(`${name} must be an ISO 8601 time, e.g. 2026-01-31T09:00:00Z`);
+  }
+  return at;
+}
+
+export function optionalText(value: unknown): string | undefined {
+  return value === undefined || value === '' ? undefined : String(value);
+}
+
+export function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!allowed.includes(value as T))
+    throw new AdminQueryError(`${name} must be one of ${allowed.join(', ')}`);
+  return value as T;
+}

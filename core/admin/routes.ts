@@ -1,0 +1,650 @@
+/**
+ * The admin API: `/admin/...` on the bridge's server, for operators and the web console.
+ * Bearer admin tokens only (never receiver or ingest tokens); `read` sees, `write` also acts.
+ * Every list pages (`limit`, `cursor` → `next_cursor`) and filters; every write is audited.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DeliveryEngine } from '../delivery/index.ts';
+import type { Clock, Logger } from '../plugin-api/types.ts';
+import type { StatusBoard } from '../runtime/status.ts';
+import { SetCodec, decodeCompact, findEventType, type KeyStore } from '../ssf/index.ts';
+import type {
+  DeadLetterFilter,
+  DeliveryRecord,
+  DeliveryState,
+  Store,
+  StoredEvent,
+  StreamStatus,
+} from '../storage/types.ts';
+import type { MetricsRegistry } from '../telemetry/metrics.ts';
+import type { Transmitter } from '../transmitter/index.ts';
+import { adminAuthenticator, bearerToken, mayWrite, type AdminPrincipal } from './auth.ts';
+import type { AdminConfig } from './config.ts';
+import { deviceCompliance } from './devices.ts';
+import {
+  AdminQueryError,
+  decodeCursor,
+  encodeCursor,
+  isEventPosition,
+  isNumber,
+  keysetPage,
+  oneOf,
+  optionalText,
+  pageOf,
+  parseLimit,
+  parseTime,
+} from './paging.ts';
+import { subjectTimeline, timelineTerms } from './timeline.ts';
+
+export interface AdminDeps {
+  config: AdminConfig;
+  store: Store;
+  keys: KeyStore;
+  transmitter: Transmitter;
+  status: StatusBoard;
+  metrics: MetricsRegistry;
+  clock: Clock;
+  logger: Logger;
+  /** Configured connector instances. */
+  instances: Array<{ id: string; connector: string; kind: string; enabled: boolean }>;
+  /** Static subject aliases of the config (`subjects.aliases`). */
+  subjectAliases: Array<{ from: unknown; to: unknown }>;
+  issuer(): string;
+  /** The delivery engine once it runs (it starts after the server listens). */
+  engine(): DeliveryEngine | undefined;
+}
+
+type Query = Record<string, string | undefined>;
+type Req = FastifyRequest<{ Querystring: Query; Params: Record<string, string>; Body: unknown }>;
+
+const DELIVERY_STATES: readonly DeliveryState[] = ['pending', 'leased', 'delivered', 'dead'];
+const STREAM_STATUSES: readonly StreamStatus[] = ['enabled', 'paused', 'disabled'];
+const INSTANCE_STATES = [
+  'stopped',
+  'starting',
+  'ok',
+  'recoverable_error',
+  'permanent_error',
+  'stopping',
+] as const;
+const KEY_STATUSES = ['active', 'published', 'retiring', 'retired'] as const;
+const HOUR = 3_600_000;
+/** Windows the dashboard may ask for, with the bucket width of its charts. */
+const WINDOWS: Record<string, { ms: number; bucketMs: number }> = {
+  '1h': { ms: HOUR, bucketMs: 60_000 },
+  '6h': { ms: 6 * HOUR, bucketMs: 5 * 60_000 },
+  '24h': { ms: 24 * HOUR, bucketMs: 30 * 60_000 },
+  '7d': { ms: 7 * 24 * HOUR, bucketMs: 6 * HOUR },
+};
+
+class NotFound extends Error {
+  readonly statusCode = 404;
+}
+
+function eventTypeUri(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  return findEventType(value)?.uri ?? value;
+}
+
+function windowOf(value: string | undefined) {
+  const key = value ?? '24h';
+  const window = WINDOWS[key];
+  if (!window) throw new AdminQueryError(`window must be one of ${Object.keys(WINDOWS).join(', ')}`);
+  return window;
+}
+
+function eventJson(e: StoredEvent) {
+  return {
+    id: e.id,
+    instance_id: e.instanceId,
+    source_record_id: e.sourceRecordId,
+    type: e.type,
+    subject: e.subject,
+    claims: e.claims,
+    txn: e.txn,
+    severity: e.severity ?? null,
+    occurred_at: e.occurredAt.toISOString(),
+    accepted_at: e.acceptedAt.toISOString(),
+  };
+}
+
+function deliveryJson(d: DeliveryRecord) {
+  return {
+    id: d.id,
+    event_id: d.eventId,
+    destination_id: d.destinationId,
+    jti: d.jti,
+    state: d.state,
+    attempts: d.attempts,
+    due_at: d.dueAt.toISOString(),
+    enqueued_at: d.enqueuedAt.toISOString(),
+    updated_at: d.updatedAt.toISOString(),
+    last_attempt_at: d.lastAttemptAt?.toISOString() ?? null,
+    delivered_at: d.deliveredAt?.toISOString() ?? null,
+    dead_at: d.deadAt?.toISOString() ?? null,
+    last_error: d.lastError ?? null,
+  };
+}
+
+/** What the receiver last answered, as far as the outbox recorded it. */
+export function receiverAnswer(d: DeliveryRecord) {
+  if (d.state === 'delivered') {
+    return { outcome: 'accepted', at: d.deliveredAt?.toISOString() ?? null, error: d.lastError ?? null };
+  }
+  if (d.lastError) return { outcome: d.state === 'dead' ? 'refused' : 'failed', error: d.lastError };
+  return { outcome: 'not_attempted', error: null };
+}
+
+/** Dead-letter filter from a replay or purge body; an unfiltered action must say `all: true`. */
+export function deadLetterAction(body: unknown): DeadLetterFilter {
+  const b = (body ?? {}) as Record<string, unknown>;
+  const filter: DeadLetterFilter = {};
+  if (b.ids !== undefined) {
+    if (!Array.isArray(b.ids) || !b.ids.every((id) => Number.isInteger(id))) {
+      throw new AdminQueryError('ids must be an array of dead letter ids');
+    }
+    filter.ids = b.ids as number[];
+  }
+  if (typeof b.destination === 'string') filter.destinationId = b.destination;
+  if (typeof b.type === 'string') filter.eventType = eventTypeUri(b.type) as string;
+  const since = parseTime('since', b.since);
+  const until = parseTime('until', b.until);
+  if (since) filter.since = since;
+  if (until) filter.until = until;
+  if (Object.keys(filter).length === 0 && b.all !== true) {
+    throw new AdminQueryError('name the letters (ids, destination, type, since, until) or send "all": true');
+  }
+  return filter;
+}
+
+/** Counter and gauge series of the metrics registry that belong to one instance. */
+async function countersOf(metrics: MetricsRegistry, id: string) {
+  const out: Array<{ name: string; labels: Record<string, string | number>; value: number }> = [];
+  for (const metric of await metrics.registry.getMetricsAsJSON()) {
+    if (String(metric.type) !== 'counter' && String(metric.type) !== 'gauge') continue;
+    for (const value of metric.values) {
+      const { instance, destination, connector: _connector, ...rest } = value.labels;
+      if (instance !== id && destination !== id) continue;
+      const labels: Record<string, string | number> = {};
+      for (const [k, v] of Object.entries(rest)) if (v !== undefined) labels[k] = v;
+      out.push({ name: metric.name, labels, value: value.value });
+    }
+  }
+  return out;
+}
+
+export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
+  const authenticate = adminAuthenticator(deps.config);
+  const principals = new WeakMap<FastifyRequest, AdminPrincipal>();
+  const { store } = deps;
+  let codec: SetCodec | undefined;
+
+  const principalOf = (req: FastifyRequest) => principals.get(req) as AdminPrincipal;
+
+  /** Runs a write action and records it in the audit log, whether it worked or not. */
+  async function audited<T>(
+    req: FastifyRequest,
+    action: string,
+    target: string,
+    detail: Record<string, unknown>,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    const who = principalOf(req);
+    const entry = { at: deps.clock.now(), actor: who.name, role: who.role, action, target };
+    try {
+      const result = await work();
+      await store.operator.recordAudit({ ...entry, detail: { ...detail, outcome: 'ok', result } });
+      deps.logger.info({ actor: who.name, action, target }, 'admin action');
+      return result;
+    } catch (err) {
+      await store.operator.recordAudit({
+        ...entry,
+        detail: { ...detail, outcome: 'failed', error: (err as Error).message },
+      });
+      throw err;
+    }
+  }
+
+  async function setView(d: DeliveryRecord, event: StoredEvent | undefined) {
+    if (d.setJwt) {
+      const decoded = decodeCompact(d.setJwt);
+      return { source: 'stored', header: decoded.header, claims: decoded.payload, jwt: d.setJwt };
+    }
+    const target = deps
+      .engine()
+      ?.destinations()
+      .find((info) => info.id === d.destinationId)?.target;
+    if (!event || !target) return { source: 'unavailable', reason: 'the destination or the event is gone' };
+    codec ??= new SetCodec({ issuer: deps.issuer(), keys: deps.keys, clock: deps.clock });
+    // Signing is deterministic apart from the signature (same event, destination and jti give
+    // the same claims), so the claims of a delivered SET can be rebuilt from the stored event.
+    const built = codec.build({
+      event: {
+        type: event.type,
+        subject: event.subject,
+        claims: event.claims,
+        sourceRecordId: event.sourceRecordId,
+        occurredAt: event.occurredAt,
+        txn: event.txn,
+        ...(event.severity ? { severity: event.severity } : {}),
+      },
+      sourceInstanceId: event.instanceId,
+      destination: {
+        id: d.destinationId,
+        audience: target.audience,
+        ...(target.profile ? { profile: target.profile } : {}),
+        ...(target.profileOptions ? { profileOptions: target.profileOptions } : {}),
+      },
+      jti: d.jti,
+      now: event.acceptedAt,
+    });
+    return { source: 'rebuilt', claims: built.claims };
+  }
+
+  async function instancesView() {
+    const stats = await store.stats();
+    return Promise.all(
+      deps.status.list().map(async (s) => ({
+        id: s.id,
+        connector: s.connector,
+        kind: s.kind,
+        state: s.state,
+        reason: s.reason ?? null,
+        since: s.since,
+        last_success_at: s.lastSuccessAt ?? null,
+        last_error_at: s.lastErrorAt ?? null,
+        last_error: s.lastError ?? null,
+        backlog: stats.backlog[s.id] ?? 0,
+        dead_letters: stats.deadLetters[s.id] ?? 0,
+        counters: await countersOf(deps.metrics, s.id),
+      })),
+    );
+  }
+
+  async function destinationsView(since: Date) {
+    const engine = deps.engine();
+    const health = await store.operator.destinationHealth(since);
+    const ids = new Set([
+      ...health.map((h) => h.destinationId),
+      ...(engine?.destinations() ?? []).map((d) => d.id),
+    ]);
+    return [...ids].sort().map((id) => {
+      const h = health.find((row) => row.destinationId === id);
+      const finished = (h?.delivered ?? 0) + (h?.dead ?? 0);
+      return {
+        destination_id: id,
+        delivered: h?.delivered ?? 0,
+        dead: h?.dead ?? 0,
+        success_rate: finished === 0 ? null : (h?.delivered ?? 0) / finished,
+        mean_latency_ms: h?.meanLatencyMs ?? null,
+        last_delivered_at: h?.lastDeliveredAt?.toISOString() ?? null,
+        backlog: h?.backlog ?? 0,
+        retrying: h?.retrying ?? 0,
+        circuit: engine?.circuitState(id) ?? null,
+      };
+    });
+  }
+
+  async function streamView(streamId: string) {
+    const record = await store.streams.get(streamId);
+    if (!record) throw new NotFound(`no stream "${streamId}"`);
+    const listed = (await deps.transmitter.listStreams()).find((s) => s.status.stream_id === streamId);
+    return {
+      stream_id: record.streamId,
+      client_id: record.clientId,
+      status: record.status,
+      status_reason: record.statusReason ?? null,
+      created_at: record.createdAt.toISOString(),
+      updated_at: record.updatedAt.toISOString(),
+      config: listed?.config ?? record.config,
+      poll_queue_depth: await store.streams.pollQueueDepth(streamId),
+      errors: (await deps.transmitter.streamErrors(streamId)).map((e) => ({ ...e, at: e.at.toISOString() })),
+    };
+  }
+
+  app.register(
+    async (admin) => {
+      admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+        reply.header('cache-control', 'no-store');
+        const principal = authenticate(bearerToken(req.headers.authorization));
+        if (!principal) {
+          return reply
+            .code(401)
+            .header('www-authenticate', 'Bearer realm="ssf-bridge-admin"')
+            .send({ error: 'unauthorized', message: 'an admin token is required (Authorization: Bearer …)' });
+        }
+        principals.set(req, principal);
+        if (req.method !== 'GET' && req.method !== 'HEAD' && !mayWrite(principal)) {
+          return reply.code(403).send({
+            error: 'forbidden',
+            message: `token "${principal.name}" has the read role; this needs write`,
+          });
+        }
+      });
+
+      admin.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+        const status = err.statusCode ?? 500;
+        if (status >= 500) {
+          deps.logger.error({ err, url: req.url }, 'admin request failed');
+          return reply
+            .code(500)
+            .send({ error: 'internal_error', message: 'internal error; see the bridge log' });
+        }
+        const error = status === 404 ? 'not_found' : status === 409 ? 'conflict' : 'invalid_request';
+        return reply.code(status).send({ error, message: err.message });
+      });
+
+      admin.get('/session', async (req) => principalOf(req));
+
+      admin.get('/overview', async (req: Req) => {
+        const window = windowOf(req.query.window);
+        const now = deps.clock.now();
+        const since = new Date(now.getTime() - window.ms);
+        const start = new Date(Math.floor(since.getTime() / window.bucketMs) * window.bucketMs);
+        const [stats, activity, destinations] = await Promise.all([
+          store.stats(),
+          store.operator.activity(start, now, window.bucketMs),
+          destinationsView(since),
+        ]);
+        return {
+          readiness: deps.status.readiness(),
+          instances: deps.status.list().map((s) => ({
+            id: s.id,
+            kind: s.kind,
+            connector: s.connector,
+            state: s.state,
+            reason: s.reason ?? null,
+            last_success_at: s.lastSuccessAt ?? null,
+            last_error: s.lastError ?? null,
+          })),
+          backlog: stats.backlog,
+          dead_letters: stats.deadLetters,
+          scheduled: stats.scheduled,
+          poll_queues: stats.pollQueues,
+          destinations,
+          activity: {
+            bucket_ms: window.bucketMs,
+            buckets: activity.map((b) => ({ ...b, start: b.start.toISOString() })),
+          },
+        };
+      });
+
+      admin.get('/instances', async (req: Req) => {
+        const kind = oneOf('kind', req.query.kind, ['inbound', 'outbound', 'core'] as const);
+        const state = oneOf('state', req.query.state, INSTANCE_STATES);
+        const all = (await instancesView()).filter(
+          (i) => (kind === undefined || i.kind === kind) && (state === undefined || i.state === state),
+        );
+        return pageOf(all, req.query);
+      });
+
+      admin.get('/events', async (req: Req) => {
+        const limit = parseLimit(req.query.limit);
+        const position = decodeCursor(req.query.cursor, isEventPosition);
+        const subject = optionalText(req.query.subject);
+        const type = eventTypeUri(req.query.type);
+        const instanceId = optionalText(req.query.instance);
+        const since = parseTime('since', req.query.since);
+        const until = parseTime('until', req.query.until);
+        const rows = await store.operator.listEvents({
+          limit: limit + 1,
+          ...(instanceId ? { instanceId } : {}),
+          ...(type ? { type } : {}),
+          ...(since ? { since } : {}),
+          ...(until ? { until } : {}),
+          ...(subject ? { subjectMentions: [subject] } : {}),
+          ...(position ? { before: { acceptedAt: new Date(position[0]), id: position[1] } } : {}),
+        });
+        const page = keysetPage(rows, limit, (e) => [e.acceptedAt.getTime(), e.id]);
+        return { ...page, items: page.items.map(eventJson) };
+      });
+
+      admin.get('/events/:id', async (req: Req) => {
+        const event = await store.events.get(String(req.params.id));
+        if (!event) throw new NotFound(`no event "${req.params.id}"`);
+        return {
+          event: eventJson(event),
+          deliveries: (await store.deliveries.forEvent(event.id)).map(deliveryJson),
+        };
+      });
+
+      admin.get('/deliveries', async (req: Req) => {
+        const limit = parseLimit(req.query.limit);
+        const beforeId = decodeCursor(req.query.cursor, isNumber);
+        const destinationId = optionalText(req.query.destination);
+        const state = oneOf('state', req.query.state, DELIVERY_STATES);
+        const eventId = optionalText(req.query.event);
+        const rows = await store.operator.listDeliveries({
+          limit: limit + 1,
+          ...(destinationId ? { destinationId } : {}),
+          ...(state ? { state } : {}),
+          ...(eventId ? { eventId } : {}),
+          ...(beforeId !== undefined ? { beforeId } : {}),
+        });
+        const page = keysetPage(rows, limit, (d) => d.id);
+        return { ...page, items: page.items.map(deliveryJson) };
+      });
+
+      admin.get('/deliveries/:id', async (req: Req) => {
+        const id = Number(req.params.id);
+        const delivery = Number.isInteger(id) ? await store.deliveries.get(id) : undefined;
+        if (!delivery) throw new NotFound(`no delivery "${req.params.id}"`);
+        const event = await store.events.get(delivery.eventId);
+        return {
+          delivery: deliveryJson(delivery),
+          event: event ? eventJson(event) : null,
+          answer: receiverAnswer(delivery),
+          set: await setView(delivery, event),
+        };
+      });
+
+      admin.get('/destinations', async (req: Req) => {
+        const window = windowOf(req.query.window);
+        return pageOf(await destinationsView(new Date(deps.clock.now().getTime() - window.ms)), req.query);
+      });
+
+      admin.get('/dead-letters', async (req: Req) => {
+        const limit = parseLimit(req.query.limit);
+        const afterId = decodeCursor(req.query.cursor, isNumber);
+        const filter: DeadLetterFilter = {};
+        const destinationId = optionalText(req.query.destination);
+        const eventType = eventTypeUri(req.query.type);
+        const since = parseTime('since', req.query.since);
+        const until = parseTime('until', req.query.until);
+        if (destinationId) filter.destinationId = destinationId;
+        if (eventType) filter.eventType = eventType;
+        if (since) filter.since = since;
+        if (until) filter.until = until;
+        const [rows, total] = await Promise.all([
+          store.deadLetters.list(filter, { limit: limit + 1, ...(afterId !== undefined ? { afterId } : {}) }),
+          store.deadLetters.count(filter),
+        ]);
+        const page = keysetPage(rows, limit, (l) => l.id);
+        return {
+          ...page,
+          total,
+          items: page.items.map((l) => ({
+            id: l.id,
+            destination_id: l.destinationId,
+            jti: l.jti,
+            event_id: l.eventId,
+            event_type: l.eventType,
+            instance_id: l.instanceId,
+            subject: l.subject,
+            attempts: l.attempts,
+            last_error: l.lastError ?? null,
+            enqueued_at: l.enqueuedAt.toISOString(),
+            dead_at: l.deadAt.toISOString(),
+          })),
+        };
+      });
+
+      admin.get('/dead-letters/:id', async (req: Req) => {
+        const letter = await store.deadLetters.get(Number(req.params.id));
+        if (!letter) throw new NotFound(`no dead letter "${req.params.id}"`);
+        const delivery = await store.deliveries.get(letter.id);
+        return {
+          letter: {
+            ...letter,
+            enqueuedAt: letter.enqueuedAt.toISOString(),
+            deadAt: letter.deadAt.toISOString(),
+          },
+          set: delivery ? await setView(delivery, await store.events.get(letter.eventId)) : null,
+        };
+      });
+
+      for (const action of ['replay', 'purge'] as const) {
+        admin.post(`/dead-letters/${action}`, async (req: Req) => {
+          const filter = deadLetterAction(req.body);
+          const target =
+            filter.destinationId ?? (filter.ids ? `ids ${filter.ids.join(',')}` : 'all destinations');
+          const count = await audited(req, `dead_letters.${action}`, target, { filter }, async () => {
+            const n =
+              action === 'replay'
+                ? await store.deadLetters.replay(filter, deps.clock.now())
+                : await store.deadLetters.purge(filter);
+            if (action === 'replay') deps.engine()?.notify();
+            return n;
+          });
+          return { [action === 'replay' ? 'replayed' : 'purged']: count };
+        });
+      }
+
+      admin.get('/streams', async (req: Req) => {
+        const status = oneOf('status', req.query.status, STREAM_STATUSES);
+        const client = optionalText(req.query.client);
+        const records = await store.streams.list(client ? { clientId: client } : {});
+        const all = await Promise.all(
+          records
+            .filter((r) => status === undefined || r.status === status)
+            .map(async (r) => ({
+              stream_id: r.streamId,
+              client_id: r.clientId,
+              status: r.status,
+              status_reason: r.statusReason ?? null,
+              delivery_method: (r.config.delivery as { method?: string } | undefined)?.method ?? null,
+              updated_at: r.updatedAt.toISOString(),
+              poll_queue_depth: await store.streams.pollQueueDepth(r.streamId),
+            })),
+        );
+        return pageOf(all, req.query);
+      });
+
+      admin.get('/streams/:id', async (req: Req) => streamView(String(req.params.id)));
+
+      admin.get('/streams/:id/subjects', async (req: Req) => {
+        const limit = parseLimit(req.query.limit);
+        const afterKey = decodeCursor(req.query.cursor, (v): v is string => typeof v === 'string');
+        if (!(await store.streams.get(String(req.params.id))))
+          throw new NotFound(`no stream "${req.params.id}"`);
+        const rows = await store.streams.listSubjects(String(req.params.id), {
+          limit: limit + 1,
+          ...(afterKey !== undefined ? { afterKey } : {}),
+        });
+        const page = keysetPage(rows, limit, (s) => s.subjectKey);
+        return {
+          ...page,
+          items: page.items.map((s) => ({
+            subject: s.subject,
+            included: s.included,
+            added_at: s.addedAt.toISOString(),
+          })),
+        };
+      });
+
+      admin.post('/streams/:id/status', async (req: Req) => {
+        const id = String(req.params.id);
+        const body = (req.body ?? {}) as { status?: unknown; reason?: unknown };
+        const status = oneOf('status', body.status, STREAM_STATUSES);
+        if (!status) throw new AdminQueryError('status is required');
+        const reason = typeof body.reason === 'string' && body.reason !== '' ? body.reason : undefined;
+        if (!(await store.streams.get(id))) throw new NotFound(`no stream "${id}"`);
+        return audited(req, 'streams.status', id, { status, reason: reason ?? null }, () =>
+          deps.transmitter.setStreamStatus(id, status, reason),
+        );
+      });
+
+      admin.delete('/streams/:id', async (req: Req, reply) => {
+        const id = String(req.params.id);
+        if (!(await store.streams.get(id))) throw new NotFound(`no stream "${id}"`);
+        await audited(req, 'streams.delete', id, {}, () => deps.transmitter.deleteStream(id));
+        return reply.code(204).send();
+      });
+
+      admin.get('/keys', async (req: Req) => {
+        const status = oneOf('status', req.query.status, KEY_STATUSES);
+        const keys = deps.keys
+          .list()
+          .filter((k) => status === undefined || k.status === status)
+          .map((k) => ({
+            kid: k.kid,
+            alg: k.alg,
+            status: k.status,
+            source: k.source,
+            created_at: k.createdAt?.toISOString() ?? null,
+            retires_at: k.retiresAt?.toISOString() ?? null,
+          }));
+        return { ...pageOf(keys, req.query), rotatable: deps.keys.rotatable };
+      });
+
+      admin.post('/keys/rotate', async (req: Req) => {
+        const key = await audited(req, 'keys.rotate', 'signing keys', {}, async () => {
+          const info = await deps.keys.rotate();
+          return { kid: info.kid, alg: info.alg };
+        });
+        return { active: key };
+      });
+
+      admin.get('/timeline', async (req: Req) => {
+        const subject = optionalText(req.query.subject);
+        if (!subject) throw new AdminQueryError('subject is required (an e-mail, phone number or id)');
+        const limit = parseLimit(req.query.limit);
+        const position = decodeCursor(req.query.cursor, isEventPosition);
+        const since = parseTime('since', req.query.since);
+        const until = parseTime('until', req.query.until);
+        const page = await subjectTimeline(store, {
+          terms: timelineTerms(subject, deps.subjectAliases),
+          limit,
+          ...(position ? { before: { acceptedAt: new Date(position[0]), id: position[1] } } : {}),
+          ...(since ? { since } : {}),
+          ...(until ? { until } : {}),
+        });
+        return {
+          terms: page.terms,
+          items: page.entries.map((e) => ({
+            event: eventJson(e.event),
+            deliveries: e.deliveries.map((d) => ({ ...deliveryJson(d), answer: receiverAnswer(d) })),
+          })),
+          next_cursor: page.next ? encodeCursor([page.next.acceptedAt.getTime(), page.next.id]) : null,
+        };
+      });
+
+      admin.get('/devices/:id/compliance', async (req: Req) => {
+        const id = String(req.params.id);
+        const result = await deviceCompliance(store, deps.instances, id);
+        if (!result) throw new NotFound(`no MDM source knows device "${id}"`);
+        return result;
+      });
+
+      admin.get('/audit', async (req: Req) => {
+        const limit = parseLimit(req.query.limit);
+        const beforeId = decodeCursor(req.query.cursor, isNumber);
+        const actor = optionalText(req.query.actor);
+        const action = optionalText(req.query.action);
+        const since = parseTime('since', req.query.since);
+        const until = parseTime('until', req.query.until);
+        const rows = await store.operator.listAudit({
+          limit: limit + 1,
+          ...(actor ? { actor } : {}),
+          ...(action ? { action } : {}),
+          ...(since ? { since } : {}),
+          ...(until ? { until } : {}),
+          ...(beforeId !== undefined ? { beforeId } : {}),
+        });
+        const page = keysetPage(rows, limit, (a) => a.id);
+        return { ...page, items: page.items.map((a) => ({ ...a, at: a.at.toISOString() })) };
+      });
+    },
+    { prefix: '/admin' },
+  );
+}

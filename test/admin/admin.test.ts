@@ -1,0 +1,331 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  INGEST_TOKEN,
+  READ_TOKEN,
+  RECEIVER_TOKEN,
+  WRITE_TOKEN,
+  call,
+  eventually,
+  ingest,
+  startBridge,
+  type Running,
+} from './harness.ts';
+
+const ALIASES = `
+subjects:
+  aliases:
+    - from: { format: opaque, id: emp-42 }
+      to: { format: email, email: carol@example.com }
+`;
+
+const revoked = (subject: unknown, id?: string) => ({
+  type: 'caep.session-revoked',
+  subject,
+  ...(id ? { id } : {}),
+});
+
+describe('admin API', () => {
+  let b: Running;
+  const admin = (path: string, options: Parameters<typeof call>[2] = {}) =>
+    call(b.url, `/admin${path}`, { token: READ_TOKEN, ...options });
+  const write = (path: string, body: unknown = {}, method = 'POST') =>
+    call(b.url, `/admin${path}`, { token: WRITE_TOKEN, body, method });
+  const delivered = (eventId: string) =>
+    eventually(
+      () => admin(`/deliveries?event=${eventId}`),
+      (r) => r.body.items.length > 0 && r.body.items.every((d: any) => d.state === 'delivered'),
+    );
+
+  beforeAll(async () => {
+    b = await startBridge(ALIASES);
+  });
+  afterAll(async () => {
+    await b.stop();
+  });
+
+  describe('authentication and roles', () => {
+    it('answers 401 without a token, and to receiver and ingest tokens', async () => {
+      for (const token of [undefined, RECEIVER_TOKEN, INGEST_TOKEN, `${READ_TOKEN}x`]) {
+        const res = await call(b.url, '/admin/instances', token ? { token } : {});
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toContain('Bearer');
+        expect(res.body.error).toBe('unauthorized');
+      }
+    });
+
+    it('names the token holder and role', async () => {
+      expect((await admin('/session')).body).toEqual({ name: 'viewer', role: 'read' });
+      expect((await call(b.url, '/admin/session', { token: WRITE_TOKEN })).body).toEqual({
+        name: 'operator',
+        role: 'write',
+      });
+    });
+
+    it('refuses every write action to a read token with 403, and records nothing', async () => {
+      const before = (await admin('/audit')).body.items.length;
+      for (const [method, path] of [
+        ['POST', '/dead-letters/replay'],
+        ['POST', '/dead-letters/purge'],
+        ['POST', '/keys/rotate'],
+        ['POST', '/streams/any/status'],
+        ['DELETE', '/streams/any'],
+      ] as const) {
+        const res = await admin(path, { method, body: { all: true } });
+        expect(res.status, `${method} ${path}`).toBe(403);
+        expect(res.body.error).toBe('forbidden');
+      }
+      expect((await admin('/audit')).body.items.length).toBe(before);
+    });
+
+    it('never lets answers be cached', async () => {
+      expect((await admin('/session')).headers.get('cache-control')).toBe('no-store');
+    });
+  });
+
+  describe('events, deliveries and the subject timeline', () => {
+    it('pages events newest first with filters and a cursor', async () => {
+      const ids = await ingest(
+        b.url,
+        Array.from({ length: 7 }, (_, i) => revoked({ format: 'email', email: `pager${i}@example.com` })),
+      );
+      const seen: string[] = [];
+      let cursor: string | null = '';
+      while (cursor !== null) {
+        const res = await admin(
+          `/events?instance=api&limit=3&subject=pager${cursor ? `&cursor=${cursor}` : ''}`,
+        );
+        expect(res.status).toBe(200);
+        expect(res.body.items.length).toBeLessThanOrEqual(3);
+        seen.push(...res.body.items.map((e: any) => e.id));
+        cursor = res.body.next_cursor;
+      }
+      expect(new Set(seen)).toEqual(new Set(ids));
+      const typed = await admin('/events?type=caep.credential-change');
+      expect(typed.body.items).toEqual([]);
+      expect((await admin('/events?limit=0')).status).toBe(400);
+      expect((await admin('/events?limit=501')).status).toBe(400);
+      expect((await admin('/events?cursor=not-a-cursor')).status).toBe(400);
+      expect((await admin('/events?since=yesterday')).status).toBe(400);
+    });
+
+    it('shows a subject timeline across aliases, complex subjects and configured aliases', async () => {
+      const [plain] = await ingest(b.url, [revoked({ format: 'email', email: 'Alice@Example.com' })]);
+      const [complex] = await ingest(b.url, [
+        {
+          type: 'caep.device-compliance-change',
+          subject: {
+            format: 'complex',
+            user: { format: 'email', email: 'alice@example.com' },
+            device: { format: 'opaque', id: 'laptop-7' },
+          },
+          claims: { previous_status: 'compliant', current_status: 'not-compliant' },
+        },
+      ]);
+      const [aliased] = await ingest(b.url, [
+        revoked({
+          format: 'aliases',
+          identifiers: [
+            { format: 'opaque', id: 'u-1' },
+            { format: 'email', email: 'alice@example.com' },
+          ],
+        }),
+      ]);
+      await ingest(b.url, [revoked({ format: 'email', email: 'malice@example.com' })]);
+      for (const id of [plain!, complex!, aliased!]) await delivered(id);
+
+      const res = await admin('/timeline?subject=alice@example.com');
+      expect(res.status).toBe(200);
+      expect(res.body.items.map((i: any) => i.event.id)).toEqual([aliased, complex, plain]);
+      for (const item of res.body.items) {
+        expect(item.deliveries).toEqual([
+          expect.objectContaining({
+            destination_id: 'hook',
+            state: 'delivered',
+            answer: expect.objectContaining({ outcome: 'accepted' }),
+          }),
+        ]);
+      }
+      const firstPage = await admin('/timeline?subject=alice@example.com&limit=2');
+      expect(firstPage.body.items.length).toBe(2);
+      const rest = await admin(
+        `/timeline?subject=alice@example.com&limit=2&cursor=${firstPage.body.next_cursor}`,
+      );
+      expect(rest.body.items.map((i: any) => i.event.id)).toEqual([plain]);
+
+      const [carol] = await ingest(b.url, [revoked({ format: 'opaque', id: 'emp-42' })]);
+      const viaAlias = await admin('/timeline?subject=emp-42');
+      expect(viaAlias.body.terms).toEqual(['emp-42', 'carol@example.com']);
+      expect(viaAlias.body.items.map((i: any) => i.event.id)).toEqual([carol]);
+      expect((await admin('/timeline')).status).toBe(400);
+    });
+
+    it('shows a delivery with its decoded SET and the receiver answer', async () => {
+      const [id] = await ingest(b.url, [revoked({ format: 'email', email: 'dora@example.com' })]);
+      const list = await delivered(id!);
+      const detail = await admin(`/deliveries/${list.body.items[0].id}`);
+      expect(detail.status).toBe(200);
+      expect(detail.body.answer.outcome).toBe('accepted');
+      expect(detail.body.event.id).toBe(id);
+      expect(detail.body.set.source).toBe('rebuilt');
+      const sent = b.receiver.received.find((r: any) =>
+        JSON.stringify(r).includes('dora@example.com'),
+      ) as any;
+      const sentClaims = JSON.parse(Buffer.from(String(sent.set).split('.')[1]!, 'base64url').toString());
+      expect(detail.body.set.claims).toEqual(sentClaims);
+      expect((await admin('/deliveries/999999')).status).toBe(404);
+      const page = await admin('/deliveries?destination=hook&state=delivered&limit=2');
+      expect(page.body.items.length).toBe(2);
+      expect(page.body.next_cursor).toEqual(expect.any(String));
+      expect((await admin('/deliveries?state=weird')).status).toBe(400);
+      expect((await admin(`/events/${id}`)).body.deliveries[0].state).toBe('delivered');
+    });
+  });
+
+  describe('dead letters', () => {
+    it('lists, shows, replays (write role only) and audits', async () => {
+      b.receiver.status = 400;
+      const [id] = await ingest(b.url, [revoked({ format: 'email', email: 'erin@example.com' })]);
+      const dead = await eventually(
+        () => admin('/dead-letters?destination=hook'),
+        (r) => r.body.items.some((l: any) => l.event_id === id),
+      );
+      expect(dead.body.total).toBeGreaterThanOrEqual(1);
+      const letter = dead.body.items.find((l: any) => l.event_id === id);
+      expect(letter.last_error.status).toBe(400);
+      const shown = await admin(`/dead-letters/${letter.id}`);
+      expect(shown.body.set.source).toBe('stored');
+      expect(shown.body.set.claims.jti).toBe(letter.jti);
+
+      b.receiver.status = 200;
+      expect((await admin('/dead-letters/replay', { body: { ids: [letter.id] } })).status).toBe(403);
+      const replayed = await write('/dead-letters/replay', { ids: [letter.id] });
+      expect(replayed.body).toEqual({ replayed: 1 });
+      await delivered(id!);
+
+      const audit = await admin('/audit?actor=operator&action=dead_letters.replay');
+      expect(audit.body.items[0]).toEqual(
+        expect.objectContaining({
+          actor: 'operator',
+          role: 'write',
+          action: 'dead_letters.replay',
+          detail: expect.objectContaining({ outcome: 'ok', result: 1, filter: { ids: [letter.id] } }),
+        }),
+      );
+      expect(Date.parse(audit.body.items[0].at)).toBeGreaterThan(Date.now() - 60_000);
+    });
+
+    it('purges only what is named, and refuses an unnamed purge', async () => {
+      expect((await write('/dead-letters/purge', {})).status).toBe(400);
+      b.receiver.status = 400;
+      const [id] = await ingest(b.url, [revoked({ format: 'email', email: 'frank@example.com' })]);
+      const dead = await eventually(
+        () => admin('/dead-letters'),
+        (r) => r.body.items.some((l: any) => l.event_id === id),
+      );
+      b.receiver.status = 200;
+      const letter = dead.body.items.find((l: any) => l.event_id === id);
+      expect((await write('/dead-letters/purge', { ids: [letter.id] })).body).toEqual({ purged: 1 });
+      expect((await admin(`/dead-letters/${letter.id}`)).status).toBe(404);
+    });
+  });
+
+  describe('streams, keys, instances, destinations, devices', () => {
+    it('lists streams, changes status and deletes as an audited operator action', async () => {
+      const created = await call(b.url, '/ssf/streams', {
+        token: RECEIVER_TOKEN,
+        body: {
+          delivery: { method: 'urn:ietf:rfc:8936' },
+          events_requested: ['https://schemas.openid.net/secevent/caep/event-type/session-revoked'],
+        },
+      });
+      expect(created.status).toBe(201);
+      const streamId = created.body.stream_id as string;
+      const list = await admin('/streams?status=enabled');
+      expect(list.body.items.map((s: any) => s.stream_id)).toContain(streamId);
+      const detail = await admin(`/streams/${streamId}`);
+      expect(detail.body).toEqual(
+        expect.objectContaining({ client_id: 'receiver', status: 'enabled', errors: [] }),
+      );
+      expect((await admin(`/streams/${streamId}/subjects`)).body).toEqual({ items: [], next_cursor: null });
+      const paused = await write(`/streams/${streamId}/status`, { status: 'paused', reason: 'maintenance' });
+      expect(paused.body).toEqual({ stream_id: streamId, status: 'paused', reason: 'maintenance' });
+      expect((await write(`/streams/${streamId}/status`, { status: 'sleeping' })).status).toBe(400);
+      expect((await write(`/streams/${streamId}`, undefined, 'DELETE')).status).toBe(204);
+      expect((await admin(`/streams/${streamId}`)).status).toBe(404);
+      const actions = (await admin('/audit?actor=operator')).body.items.map((a: any) => a.action);
+      expect(actions).toEqual(expect.arrayContaining(['streams.status', 'streams.delete']));
+    });
+
+    it('lists keys with rotation state and rotates them', async () => {
+      const before = await admin('/keys');
+      expect(before.body.rotatable).toBe(true);
+      expect(before.body.items[0].status).toBe('active');
+      const rotated = await write('/keys/rotate');
+      expect(rotated.status).toBe(200);
+      const after = await admin('/keys');
+      expect(after.body.items[0].kid).toBe(rotated.body.active.kid);
+      expect(after.body.items[1]).toEqual(
+        expect.objectContaining({ kid: before.body.items[0].kid, status: 'retiring' }),
+      );
+      expect((await admin('/keys?status=retiring')).body.items.length).toBe(1);
+      expect((await admin('/audit?action=keys.rotate')).body.items[0].actor).toBe('operator');
+    });
+
+    it('shows instances with status and counters, destination health and the dashboard overview', async () => {
+      const instances = await admin('/instances?kind=outbound');
+      expect(instances.body.items).toEqual([
+        expect.objectContaining({
+          id: 'hook',
+          connector: 'webhook',
+          kind: 'outbound',
+          state: 'ok',
+          last_success_at: expect.any(String),
+        }),
+      ]);
+      const counters = instances.body.items[0].counters;
+      expect(counters).toEqual(
+        expect.arrayContaining([
+          {
+            name: 'ssf_bridge_deliveries_total',
+            labels: { outcome: 'delivered' },
+            value: expect.any(Number),
+          },
+        ]),
+      );
+      expect((await admin('/instances?limit=1')).body.next_cursor).toEqual(expect.any(String));
+      const destinations = await admin('/destinations?window=1h');
+      const hook = destinations.body.items.find((d: any) => d.destination_id === 'hook');
+      expect(hook).toEqual(expect.objectContaining({ circuit: 'closed', backlog: 0 }));
+      expect(hook.delivered).toBeGreaterThan(0);
+      expect(hook.success_rate).toBeGreaterThan(0);
+      const overview = await admin('/overview?window=1h');
+      expect(overview.body.readiness).toEqual({ ready: true, reasons: [] });
+      expect(overview.body.activity.buckets.length).toBeGreaterThanOrEqual(60);
+      const totals = overview.body.activity.buckets.reduce((n: number, x: any) => n + x.accepted, 0);
+      expect(totals).toBeGreaterThan(10);
+      expect((await admin('/overview?window=2y')).status).toBe(400);
+    });
+
+    it('answers device compliance from the latest device-compliance-change event', async () => {
+      expect((await admin('/devices/laptop-7/compliance')).body).toEqual(
+        expect.objectContaining({
+          device: 'laptop-7',
+          current: expect.objectContaining({
+            status: 'not-compliant',
+            instance: 'api',
+            connector: 'events-api',
+            from: 'event',
+          }),
+        }),
+      );
+      expect((await admin('/devices/unknown-device/compliance')).status).toBe(404);
+    });
+
+    it('pages the audit log', async () => {
+      const first = await admin('/audit?limit=1');
+      expect(first.body.items.length).toBe(1);
+      const second = await admin(`/audit?limit=1&cursor=${first.body.next_cursor}`);
+      expect(second.body.items[0].id).toBeLessThan(first.body.items[0].id);
+    });
+  });
+});
