@@ -22,3 +22,4 @@ export { duration, parseDuration } from './duration.ts';
 export { classifyPushResponse, parsePushError, type PushResponse, type PushClassifyOptions } from './push.ts';
 export type * from './types.ts';
 export * from './mapping.ts';
+export * from './ssf-receiver.ts';

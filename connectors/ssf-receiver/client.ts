@@ -1,0 +1,235 @@
+import {
+  ConfigError,
+  PermanentError,
+  type HttpAuth,
+  type HttpClient,
+  type InboundContext,
+} from '../../core/plugin-api/index.ts';
+import type { SsfReceiverConfig } from './config.ts';
+
+export const PUSH_METHOD = 'urn:ietf:rfc:8935';
+export const POLL_METHOD = 'urn:ietf:rfc:8936';
+const WELL_KNOWN = '/.well-known/ssf-configuration';
+
+/** The parts of the Transmitter Configuration Metadata (SSF 1.0 §7.1) the receiver uses. */
+export interface TransmitterMetadata {
+  issuer: string;
+  jwks_uri: string;
+  configuration_endpoint?: string;
+  status_endpoint?: string;
+  verification_endpoint?: string;
+  delivery_methods_supported?: string[];
+}
+
+export interface StreamConfig {
+  stream_id: string;
+  iss?: string;
+  aud?: string | string[];
+  delivery?: { method?: string; endpoint_url?: string };
+  events_supported?: string[];
+  events_delivered?: string[];
+}
+
+export interface PollResponse {
+  sets: Record<string, string>;
+  moreAvailable?: boolean;
+}
+
+/**
+ * The metadata URL of an issuer (SSF 1.0 §7.2.1): the well-known path is inserted between the
+ * host and the issuer's path, so `https://tx.example/t1` is described at
+ * `https://tx.example/.well-known/ssf-configuration/t1`.
+ */
+export function metadataUrl(issuer: string): string {
+  const url = new URL(issuer);
+  const path = url.pathname.replace(/\/$/, '');
+  return `${url.protocol}//${url.host}${WELL_KNOWN}${path}`;
+}
+
+function httpAuth(auth: SsfReceiverConfig['auth']): HttpAuth {
+  if (auth.type === 'bearer') return { type: 'bearer', token: auth.token };
+  return {
+    type: 'oauth2_client_credentials',
+    tokenUrl: auth.token_url,
+    clientId: auth.client_id,
+    clientSecret: auth.client_secret,
+    clientAuth: auth.client_auth,
+    ...(auth.scope ? { scope: auth.scope } : {}),
+    ...(auth.audience ? { audience: auth.audience } : {}),
+  };
+}
+
+function requireString(doc: Record<string, unknown>, name: string, where: string): string {
+  const value = doc[name];
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new PermanentError(`${where} has no ${name}`, { code: 'SSF_ERR_RECEIVER_METADATA' });
+  }
+  return value;
+}
+
+/** The transmitter's management API (SSF 1.0 §8) and poll endpoint (RFC 8936). */
+export class TransmitterClient {
+  readonly #api: HttpClient;
+  readonly #plain: HttpClient;
+  readonly #config: SsfReceiverConfig;
+  metadata: TransmitterMetadata | undefined;
+
+  constructor(ctx: InboundContext, config: SsfReceiverConfig) {
+    this.#config = config;
+    this.#api = ctx.http.create({ auth: httpAuth(config.auth), timeoutMs: config.request_timeout });
+    this.#plain = ctx.http.create({ timeoutMs: config.request_timeout });
+  }
+
+  /** Fetches a JWKS document for the verifier (no credentials are sent). */
+  async fetchJwks(url: string, signal: AbortSignal): Promise<unknown> {
+    const response = await this.#plain.get(url, { signal, headers: { accept: 'application/json' } });
+    return response.data;
+  }
+
+  /** Reads the metadata and checks that it describes the configured issuer (SSF 1.0 §7.2.1). */
+  async discover(signal: AbortSignal): Promise<TransmitterMetadata> {
+    const url = this.#config.metadata_url ?? metadataUrl(this.#config.issuer);
+    const response = await this.#plain.get<unknown>(url, { signal });
+    const doc = response.data;
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+      throw new PermanentError(`${url} did not return a JSON object`, { code: 'SSF_ERR_RECEIVER_METADATA' });
+    }
+    const record = doc as Record<string, unknown>;
+    const issuer = requireString(record, 'issuer', url);
+    if (issuer !== this.#config.issuer) {
+      throw new ConfigError(
+        `the transmitter metadata at ${url} names issuer "${issuer}", not the configured "${this.#config.issuer}"`,
+        { code: 'SSF_ERR_RECEIVER_ISSUER_MISMATCH' },
+      );
+    }
+    requireString(record, 'jwks_uri', url);
+    requireString(record, 'configuration_endpoint', url);
+    const methods = record.delivery_methods_supported;
+    const wanted = this.#config.delivery.method === 'push' ? PUSH_METHOD : POLL_METHOD;
+    if (Array.isArray(methods) && !methods.includes(wanted)) {
+      throw new ConfigError(
+        `the transmitter does not support ${wanted} delivery (it offers ${methods.join(', ')})`,
+        {
+          code: 'SSF_ERR_RECEIVER_DELIVERY',
+        },
+      );
+    }
+    this.metadata = record as unknown as TransmitterMetadata;
+    return this.metadata;
+  }
+
+  #endpoint(name: 'configuration_endpoint' | 'status_endpoint' | 'verification_endpoint'): string {
+    const value = this.metadata?.[name];
+    if (!value) {
+      throw new PermanentError(`the transmitter metadata has no ${name}`, {
+        code: 'SSF_ERR_RECEIVER_METADATA',
+      });
+    }
+    return value;
+  }
+
+  #delivery(): Record<string, unknown> {
+    const d = this.#config.delivery;
+    return d.method === 'push'
+      ? {
+          method: PUSH_METHOD,
+          endpoint_url: d.endpoint_url,
+          authorization_header: d.authorization_header.reveal(),
+        }
+      : { method: POLL_METHOD };
+  }
+
+  /** Reads a stream; undefined when the transmitter does not know it (404). */
+  async readStream(streamId: string, signal: AbortSignal): Promise<StreamConfig | undefined> {
+    const response = await this.#api.get<StreamConfig>(this.#endpoint('configuration_endpoint'), {
+      params: { stream_id: streamId },
+      signal,
+      acceptStatuses: [404],
+    });
+    return response.status === 404 ? undefined : response.data;
+  }
+
+  /** Lists the streams of this client. */
+  async listStreams(signal: AbortSignal): Promise<StreamConfig[]> {
+    const response = await this.#api.get<unknown>(this.#endpoint('configuration_endpoint'), { signal });
+    const data = response.data;
+    if (Array.isArray(data)) return data as StreamConfig[];
+    if (data && typeof data === 'object' && 'stream_id' in data) return [data as StreamConfig];
+    return [];
+  }
+
+  /** Creates a stream; undefined when the transmitter allows one stream per client and has it (409). */
+  async createStream(signal: AbortSignal): Promise<StreamConfig | undefined> {
+    const body: Record<string, unknown> = { delivery: this.#delivery() };
+    if (this.#config.events_requested.length > 0) body.events_requested = this.#config.events_requested;
+    if (this.#config.description) body.description = this.#config.description;
+    const response = await this.#api.post<StreamConfig>(this.#endpoint('configuration_endpoint'), body, {
+      signal,
+      acceptStatuses: [409],
+    });
+    return response.status === 409 ? undefined : response.data;
+  }
+
+  /** Points an adopted stream's delivery at this instance. */
+  async updateDelivery(streamId: string, signal: AbortSignal): Promise<StreamConfig> {
+    const response = await this.#api.request<StreamConfig>({
+      method: 'PATCH',
+      url: this.#endpoint('configuration_endpoint'),
+      body: { stream_id: streamId, delivery: this.#delivery() },
+      signal,
+    });
+    return response.data;
+  }
+
+  /** Sets the event types an existing stream delivers. */
+  async updateEvents(streamId: string, events: string[], signal: AbortSignal): Promise<StreamConfig> {
+    const response = await this.#api.request<StreamConfig>({
+      method: 'PATCH',
+      url: this.#endpoint('configuration_endpoint'),
+      body: { stream_id: streamId, events_requested: events },
+      signal,
+    });
+    return response.data;
+  }
+
+  /** The stream's status: enabled, paused or disabled (SSF 1.0 §8.1.2.1). */
+  async readStatus(
+    streamId: string,
+    signal: AbortSignal,
+  ): Promise<{ status: string; reason?: string } | undefined> {
+    if (!this.metadata?.status_endpoint) return undefined;
+    const response = await this.#api.get<{ status: string; reason?: string }>(this.metadata.status_endpoint, {
+      params: { stream_id: streamId },
+      signal,
+    });
+    return response.data;
+  }
+
+  /** Asks for a verification event carrying `state` (SSF 1.0 §8.1.4.2). */
+  async requestVerification(streamId: string, state: string, signal: AbortSignal): Promise<void> {
+    await this.#api.post(this.#endpoint('verification_endpoint'), { stream_id: streamId, state }, { signal });
+  }
+
+  /** One RFC 8936 poll: acknowledges `ack`, reports `setErrs`, and waits for SETs. */
+  async poll(
+    url: string,
+    body: { maxEvents: number; returnImmediately: boolean; ack: string[]; setErrs: Record<string, unknown> },
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<PollResponse> {
+    const payload: Record<string, unknown> = {
+      maxEvents: body.maxEvents,
+      returnImmediately: body.returnImmediately,
+    };
+    if (body.ack.length > 0) payload.ack = body.ack;
+    if (Object.keys(body.setErrs).length > 0) payload.setErrs = body.setErrs;
+    const response = await this.#api.post<PollResponse>(url, payload, { signal, timeoutMs });
+    const data = response.data;
+    if (!data || typeof data !== 'object' || typeof data.sets !== 'object' || data.sets === null) {
+      throw new PermanentError(`the poll response of ${url} has no "sets" object`, {
+        code: 'SSF_ERR_RECEIVER_POLL_RESPONSE',
+      });
+    }
+    return data;
+  }
+}

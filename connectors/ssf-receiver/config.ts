@@ -1,0 +1,115 @@
+import { duration, secret, z } from '../../core/plugin-api/index.ts';
+
+const bearerAuth = z.strictObject({
+  type: z.literal('bearer').meta({ description: 'A static bearer token issued by the transmitter.' }),
+  token: secret('Bearer token for the management API (Authorization: Bearer <token>).'),
+});
+
+const oauthAuth = z.strictObject({
+  type: z
+    .literal('oauth2_client_credentials')
+    .meta({ description: 'OAuth 2.0 client credentials: access tokens from an authorization server.' }),
+  token_url: z.url().meta({ description: 'Token endpoint of the authorization server.' }),
+  client_id: z.string().min(1).meta({ description: 'Client id registered with the authorization server.' }),
+  client_secret: secret('Client secret registered with the authorization server.'),
+  scope: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'Scopes to request, space-separated (e.g. "ssf.read ssf.manage").' }),
+  audience: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'Audience parameter, for servers that need one.' }),
+  client_auth: z
+    .enum(['basic', 'body'])
+    .default('basic')
+    .meta({ description: 'Send the client credentials as Basic auth or as form fields.' }),
+});
+
+const pushDelivery = z.strictObject({
+  method: z.literal('push').meta({ description: 'The transmitter pushes SETs to this bridge (RFC 8935).' }),
+  endpoint_url: z.url().meta({
+    description:
+      'Public URL of this instance as the transmitter reaches it: <public base URL>/ingest/<instance-id>.',
+  }),
+  authorization_header: secret(
+    'Authorization header value the transmitter must send with every push (e.g. "Bearer <random>"). It is given to the transmitter in the stream configuration; pushes without it are refused.',
+  ),
+});
+
+const pollDelivery = z.strictObject({
+  method: z.literal('poll').meta({ description: 'This bridge polls the transmitter for SETs (RFC 8936).' }),
+  max_events: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(100)
+    .meta({ description: 'Most SETs asked for in one poll.' }),
+  timeout: duration(
+    'Longest a long poll may stay open; keep it above the transmitter’s long-poll wait.',
+  ).prefault('60s'),
+  error_backoff: duration(
+    'Pause after a failed poll before polling again (doubles up to 16 times).',
+  ).prefault('1s'),
+});
+
+export const configSchema = z.strictObject({
+  issuer: z.url().meta({
+    description:
+      'Issuer of the upstream transmitter. Its metadata is read from /.well-known/ssf-configuration (with the issuer’s path appended after it) and must name exactly this issuer.',
+  }),
+  metadata_url: z.url().optional().meta({
+    description:
+      'Where the transmitter’s metadata is read when it is not at the standard location derived from the issuer. Its issuer must still equal `issuer`.',
+  }),
+  audience: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+    .optional()
+    .meta({
+      description:
+        'Audience the SETs must carry. Default: the aud of the stream as the transmitter reports it.',
+    }),
+  auth: z
+    .discriminatedUnion('type', [bearerAuth, oauthAuth])
+    .meta({ description: 'How this bridge authenticates to the transmitter’s management API.' }),
+  delivery: z
+    .discriminatedUnion('method', [pushDelivery, pollDelivery])
+    .meta({ description: 'How SETs reach this bridge: pushed to it, or polled by it.' }),
+  stream_id: z.string().min(1).optional().meta({
+    description:
+      'Adopt this existing stream instead of creating one. Default: the stream this instance created earlier, or a new one.',
+  }),
+  events_requested: z.array(z.string().min(1)).default([]).meta({
+    description:
+      'Event type URIs to ask for when creating the stream. Empty: every event type the transmitter supports.',
+  }),
+  description: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'Description of the stream, shown by the transmitter.' }),
+  bridge_issuer: z.string().min(1).meta({
+    description:
+      'The issuer of this bridge’s own transmitter. SETs issued by it, or relayed by this bridge before, are never emitted again (echo suppression).',
+  }),
+  verify_on_start: z
+    .boolean()
+    .default(true)
+    .meta({ description: 'Request a verification event after the stream is created or adopted.' }),
+  max_age: duration('Refuse SETs issued longer ago than this; 0 accepts any age.').prefault('1d'),
+  replay_window: duration('How long received jtis are remembered to refuse replays.').prefault('2d'),
+  algorithms: z
+    .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+    .min(1)
+    .default(['RS256', 'ES256', 'PS256', 'EdDSA'])
+    .meta({ description: 'Signature algorithms accepted; none and HMAC never are.' }),
+  jwks_refresh_cooldown: duration(
+    'Shortest time between two fetches of the transmitter’s JWKS caused by an unknown kid (a rotated key).',
+  ).prefault('30s'),
+  request_timeout: duration('Timeout of management API and JWKS requests.').prefault('10s'),
+});
+
+export type SsfReceiverConfig = z.output<typeof configSchema>;

@@ -1,0 +1,448 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  ConfigError,
+  PermanentError,
+  SetVerificationError,
+  classOf,
+  createSetVerifier,
+  isBridgeError,
+  type InboundConnector,
+  type InboundContext,
+  type InboundRequest,
+  type InboundResponse,
+  type SetVerifier,
+  type VerifiedSetInfo,
+} from '../../core/plugin-api/index.ts';
+import { TransmitterClient, type StreamConfig, POLL_METHOD, PUSH_METHOD } from './client.ts';
+import type { SsfReceiverConfig } from './config.ts';
+import { SSF_STREAM_UPDATED, SSF_VERIFICATION, mapSet } from './mapping.ts';
+
+const SET_CONTENT_TYPE = /^application\/secevent\+jwt\s*(;|$)/i;
+const READY_WAIT_MS = 10_000;
+const STREAM_CHECKPOINT = 'stream';
+
+type StreamState = 'enabled' | 'paused' | 'disabled';
+
+interface Stream {
+  id: string;
+  audience: string | readonly string[];
+  pollUrl?: string;
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function errorBody(
+  err: SetVerificationError['err'],
+  description: string,
+): { err: string; description: string } {
+  return { err, description };
+}
+
+/**
+ * An SSF receiver of one upstream transmitter: reads its metadata, creates or adopts a stream,
+ * asks for a verification event, receives SETs pushed to `/ingest/<instance-id>` or polls for
+ * them, verifies each one, and emits the events it carries into the pipeline.
+ */
+export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig): InboundConnector {
+  const client = new TransmitterClient(ctx, config);
+  const sets = ctx.metrics.counter('ssf_receiver_sets_total', 'SETs received, by outcome', ['outcome']);
+  const verifications = ctx.metrics.counter(
+    'ssf_receiver_verifications_total',
+    'Verification events received, by whether their state matched a request of this instance',
+    ['outcome'],
+  );
+  const streamPaused = ctx.metrics.gauge(
+    'ssf_receiver_stream_paused',
+    '1 while the transmitter holds the stream paused',
+  );
+  const pendingStates = new Set<string>();
+  const pushToken =
+    config.delivery.method === 'push' ? digest(config.delivery.authorization_header.reveal()) : undefined;
+
+  let verifier: SetVerifier | undefined;
+  let stream: Stream | undefined;
+  let streamState: StreamState = 'enabled';
+  let ready: Promise<void> | undefined;
+  let firstAttempt: Promise<void> = Promise.resolve();
+  let loop: Promise<void> | undefined;
+  let stopping: AbortController | undefined;
+  let pendingAck: string[] = [];
+  let pendingErrs: Record<string, { err: string; description: string }> = {};
+
+  function reportStreamState(state: StreamState, reason?: string): void {
+    streamState = state;
+    streamPaused.set(undefined, state === 'paused' ? 1 : 0);
+    const because = reason ? `: ${reason}` : '';
+    if (state === 'paused')
+      ctx.status.set('recoverable_error', `the transmitter paused the stream${because}`);
+    else if (state === 'disabled')
+      ctx.status.set('permanent_error', `the transmitter disabled the stream${because}`);
+    else ctx.status.set('ok', `stream ${stream?.id ?? ''} enabled${because}`.trim());
+  }
+
+  async function resolveStream(signal: AbortSignal): Promise<StreamConfig> {
+    const remembered = (await ctx.checkpoints.get(STREAM_CHECKPOINT)) as { stream_id?: string } | undefined;
+    const known = config.stream_id ?? remembered?.stream_id;
+    if (known) {
+      const found = await client.readStream(known, signal);
+      if (found) return adopt(found, signal);
+      if (config.stream_id) {
+        throw new ConfigError(`the transmitter has no stream ${config.stream_id} for this client`, {
+          code: 'SSF_ERR_RECEIVER_STREAM_UNKNOWN',
+        });
+      }
+      ctx.logger.warn({ streamId: known }, 'the stream this instance created is gone; creating a new one');
+    }
+    const created = await client.createStream(signal);
+    if (created) {
+      ctx.logger.info({ streamId: created.stream_id }, 'created a stream');
+      return requestAllEvents(created, signal);
+    }
+    // The transmitter allows one stream per client and this client has one: adopt it.
+    const [existing] = await client.listStreams(signal);
+    if (!existing) {
+      throw new PermanentError('the transmitter refused a new stream (409) but lists none for this client', {
+        code: 'SSF_ERR_RECEIVER_STREAM_CONFLICT',
+      });
+    }
+    return adopt(existing, signal);
+  }
+
+  /** With no events configured, asks for every event type the transmitter supports. */
+  async function requestAllEvents(found: StreamConfig, signal: AbortSignal): Promise<StreamConfig> {
+    const supported = found.events_supported ?? [];
+    if (config.events_requested.length > 0 || supported.length === 0) return found;
+    if ((found.events_delivered ?? []).length > 0) return found;
+    return client.updateEvents(found.stream_id, supported, signal);
+  }
+
+  async function adopt(found: StreamConfig, signal: AbortSignal): Promise<StreamConfig> {
+    const wanted = config.delivery.method === 'push' ? PUSH_METHOD : POLL_METHOD;
+    ctx.logger.info({ streamId: found.stream_id }, 'adopting an existing stream');
+    // A push stream always gets this instance's URL and authorization header (neither can be read back).
+    if (found.delivery?.method !== wanted || wanted === PUSH_METHOD) {
+      return client.updateDelivery(found.stream_id, signal);
+    }
+    return found;
+  }
+
+  async function setup(signal: AbortSignal): Promise<void> {
+    const metadata = await client.discover(signal);
+    const found = await resolveStream(signal);
+    const audience = config.audience ?? found.aud;
+    if (audience === undefined || (Array.isArray(audience) && audience.length === 0)) {
+      throw new ConfigError('the stream has no aud; set audience in the configuration', {
+        code: 'SSF_ERR_RECEIVER_AUDIENCE',
+      });
+    }
+    const pollUrl = found.delivery?.endpoint_url;
+    if (config.delivery.method === 'poll' && !pollUrl) {
+      throw new PermanentError(`stream ${found.stream_id} has no poll endpoint_url`, {
+        code: 'SSF_ERR_RECEIVER_POLL_URL',
+      });
+    }
+    stream = { id: found.stream_id, audience, ...(config.delivery.method === 'poll' ? { pollUrl } : {}) };
+    verifier = createSetVerifier({
+      issuer: config.issuer,
+      audience,
+      jwksUri: metadata.jwks_uri,
+      fetchJwks: (url, s) => client.fetchJwks(url, s),
+      ...(config.max_age > 0 ? { maxAgeMs: config.max_age } : {}),
+      replayTtlMs: config.replay_window,
+      algorithms: config.algorithms,
+      jwksCooldownMs: config.jwks_refresh_cooldown,
+      clock: ctx.clock,
+    });
+    await ctx.checkpoints.set({ stream_id: found.stream_id }, STREAM_CHECKPOINT);
+    const status = await client.readStatus(found.stream_id, signal);
+    const state = status?.status;
+    reportStreamState(state === 'paused' || state === 'disabled' ? state : 'enabled', status?.reason);
+    if (config.verify_on_start) await requestVerification(signal);
+  }
+
+  async function requestVerification(signal: AbortSignal): Promise<void> {
+    if (!stream) return;
+    const state = randomBytes(16).toString('base64url');
+    pendingStates.add(state);
+    try {
+      await client.requestVerification(stream.id, state, signal);
+    } catch (err) {
+      pendingStates.delete(state);
+      ctx.logger.warn({ err, streamId: stream.id }, 'the transmitter refused a verification request');
+    }
+  }
+
+  /** Starts the setup, retrying it while the failures are retryable. */
+  function startSetup(signal: AbortSignal): Promise<void> {
+    let attempted: () => void = () => undefined;
+    firstAttempt = new Promise<void>((resolve) => (attempted = resolve));
+    const run = async (): Promise<void> => {
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          await setup(signal);
+          return;
+        } catch (err) {
+          attempted();
+          if (signal.aborted) throw err;
+          const message = err instanceof Error ? err.message : String(err);
+          if (classOf(err) !== 'retryable') {
+            ctx.status.set('permanent_error', message);
+            ctx.logger.error({ err }, 'cannot set up the stream');
+            throw err;
+          }
+          ctx.status.set('recoverable_error', message);
+          ctx.logger.warn({ err }, 'cannot set up the stream yet; retrying');
+          await sleep(Math.min(1000 * 2 ** attempt, 60_000), signal);
+        }
+      }
+    };
+    const promise = run();
+    promise.catch(() => undefined);
+    return promise;
+  }
+
+  function refuse(description: string): never {
+    throw new SetVerificationError('invalid_request', description, {
+      code: 'SSF_ERR_RECEIVER_CONTROL_EVENT',
+    });
+  }
+
+  /** Handles a stream control event; throws SetVerificationError when it must be refused. */
+  function control(set: VerifiedSetInfo): void {
+    const current = stream as Stream;
+    const subject = set.subject as { format: string; id?: unknown };
+    if (subject.format === 'opaque' && subject.id !== current.id) {
+      refuse(`the ${set.eventType} event is about stream ${String(subject.id)}, not ${current.id}`);
+    }
+    if (set.eventType === SSF_VERIFICATION) {
+      const state = set.event.state;
+      if (state === undefined) {
+        verifications.inc({ outcome: 'unsolicited' });
+        return;
+      }
+      if (typeof state !== 'string' || !pendingStates.has(state)) {
+        verifications.inc({ outcome: 'mismatched' });
+        refuse('the verification state does not match a verification request of this receiver');
+      }
+      pendingStates.delete(state);
+      verifications.inc({ outcome: 'matched' });
+      ctx.logger.info({ streamId: current.id }, 'stream verified');
+      return;
+    }
+    const status = set.event.status;
+    const reason = typeof set.event.reason === 'string' ? set.event.reason : undefined;
+    if (status === 'paused' || status === 'disabled' || status === 'enabled') {
+      ctx.logger.info({ streamId: current.id, status, reason }, 'the transmitter updated the stream status');
+      reportStreamState(status, reason);
+    }
+  }
+
+  /** Verifies one SET and emits its event; throws SetVerificationError when it is refused. */
+  async function receive(token: string): Promise<void> {
+    const set = await (verifier as SetVerifier).verify(token);
+    if (set.eventType === SSF_VERIFICATION || set.eventType === SSF_STREAM_UPDATED) control(set);
+    const mapped = set.knownEventType
+      ? mapSet(set, config.bridge_issuer)
+      : { events: [], ignored: `event type ${set.eventType} is not in the catalog` };
+    if (mapped.events.length > 0) await ctx.emit(mapped.events);
+    (verifier as SetVerifier).record(set);
+    if (mapped.ignored !== undefined) {
+      sets.inc({ outcome: 'ignored' });
+      ctx.logger.debug({ jti: set.jti, reason: mapped.ignored }, 'received a SET that emits no event');
+    } else sets.inc({ outcome: 'emitted' });
+    if (streamState === 'enabled') ctx.status.success();
+  }
+
+  async function whenReady(): Promise<'ready' | 'pending' | 'failed'> {
+    if (!ready) return 'pending';
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'pending'>((resolve) => {
+      timer = setTimeout(() => resolve('pending'), READY_WAIT_MS);
+    });
+    try {
+      return await Promise.race([
+        ready.then(
+          () => 'ready' as const,
+          () => 'failed' as const,
+        ),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function authorize(req: InboundRequest): InboundResponse | undefined {
+    const presented = req.headers.authorization;
+    if (!presented) {
+      return {
+        status: 401,
+        body: errorBody(
+          'authentication_failed',
+          'send the Authorization header given to the transmitter in the stream configuration',
+        ),
+      };
+    }
+    if (!timingSafeEqual(digest(presented), pushToken as Buffer)) {
+      return {
+        status: 403,
+        body: errorBody('access_denied', 'the Authorization header is not the one given to the transmitter'),
+      };
+    }
+    return undefined;
+  }
+
+  async function handlePush(req: InboundRequest): Promise<InboundResponse> {
+    const denied = authorize(req);
+    if (denied) {
+      sets.inc({ outcome: 'unauthorized' });
+      return denied;
+    }
+    if (!SET_CONTENT_TYPE.test(req.headers['content-type'] ?? '')) {
+      sets.inc({ outcome: 'refused' });
+      return {
+        status: 400,
+        body: errorBody('invalid_request', 'the Content-Type must be application/secevent+jwt'),
+      };
+    }
+    const readiness = await whenReady();
+    if (readiness !== 'ready') {
+      return {
+        status: 503,
+        headers: { 'retry-after': '5' },
+        body: errorBody('invalid_request', 'the receiver is not connected to its stream yet'),
+      };
+    }
+    const token = typeof req.body === 'string' ? req.body : req.rawBody.toString('utf8');
+    try {
+      await receive(token);
+      return { status: 202 };
+    } catch (err) {
+      if (err instanceof SetVerificationError) {
+        sets.inc({ outcome: 'refused' });
+        ctx.logger.warn({ code: err.code, err: err.err, description: err.description }, 'refused a SET');
+        return { status: 400, body: err.toResponseBody() };
+      }
+      if (isBridgeError(err) && err.errorClass === 'permanent') {
+        sets.inc({ outcome: 'refused' });
+        return { status: 400, body: errorBody('invalid_request', err.message) };
+      }
+      throw err; // retryable: the server answers 503 and the transmitter retries
+    }
+  }
+
+  async function pollOnce(signal: AbortSignal): Promise<void> {
+    const current = stream as Stream;
+    const delivery = config.delivery as Extract<SsfReceiverConfig['delivery'], { method: 'poll' }>;
+    const response = await client.poll(
+      current.pollUrl as string,
+      { maxEvents: delivery.max_events, returnImmediately: false, ack: pendingAck, setErrs: pendingErrs },
+      delivery.timeout,
+      signal,
+    );
+    pendingAck = [];
+    pendingErrs = {};
+    for (const [jti, token] of Object.entries(response.sets)) {
+      try {
+        await receive(token);
+        pendingAck.push(jti);
+      } catch (err) {
+        if (!(err instanceof SetVerificationError)) {
+          if (isBridgeError(err) && err.errorClass === 'permanent') {
+            pendingErrs[jti] = errorBody('invalid_request', err.message);
+            sets.inc({ outcome: 'refused' });
+            continue;
+          }
+          throw err; // not acknowledged: the transmitter returns it again
+        }
+        if (err.code === 'SSF_ERR_SET_REPLAYED') {
+          // Already processed: acknowledge it again.
+          pendingAck.push(jti);
+          sets.inc({ outcome: 'ignored' });
+          continue;
+        }
+        sets.inc({ outcome: 'refused' });
+        ctx.logger.warn({ jti, code: err.code, description: err.description }, 'refused a polled SET');
+        pendingErrs[jti] = err.toResponseBody();
+      }
+    }
+  }
+
+  async function pollLoop(signal: AbortSignal): Promise<void> {
+    const delivery = config.delivery as Extract<SsfReceiverConfig['delivery'], { method: 'poll' }>;
+    try {
+      await ready;
+    } catch {
+      return;
+    }
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        await pollOnce(signal);
+        failures = 0;
+      } catch (err) {
+        if (signal.aborted) break;
+        failures += 1;
+        ctx.status.set('recoverable_error', err instanceof Error ? err.message : String(err));
+        ctx.logger.warn({ err }, 'poll failed');
+        await sleep(delivery.error_backoff * 2 ** Math.min(failures - 1, 4), signal);
+      }
+    }
+  }
+
+  /** Sends the acknowledgements still owed, without waiting for new SETs. */
+  async function flushAcks(deadlineMs: number): Promise<void> {
+    if (!stream?.pollUrl || (pendingAck.length === 0 && Object.keys(pendingErrs).length === 0)) return;
+    try {
+      await client.poll(
+        stream.pollUrl,
+        { maxEvents: 0, returnImmediately: true, ack: pendingAck, setErrs: pendingErrs },
+        Math.max(100, deadlineMs),
+        AbortSignal.timeout(Math.max(100, deadlineMs)),
+      );
+      pendingAck = [];
+      pendingErrs = {};
+    } catch (err) {
+      ctx.logger.warn(
+        { err },
+        'could not acknowledge the last polled SETs; the transmitter will send them again',
+      );
+    }
+  }
+
+  const connector: InboundConnector = {
+    async start() {
+      stopping = new AbortController();
+      const signal = AbortSignal.any([ctx.signal, stopping.signal]);
+      ready = startSetup(signal);
+      if (config.delivery.method === 'poll') loop = pollLoop(signal);
+      // The first attempt is awaited so pushes find the stream set up; later attempts run in the background.
+      await Promise.race([ready.catch(() => undefined), firstAttempt]);
+    },
+    async stop(deadlineMs: number) {
+      const started = Date.now();
+      stopping?.abort();
+      const waited = new AbortController();
+      await Promise.race([loop ?? Promise.resolve(), sleep(deadlineMs / 2, waited.signal)]);
+      waited.abort();
+      await flushAcks(deadlineMs / 2 - (Date.now() - started));
+    },
+  };
+  if (config.delivery.method === 'push') connector.handleWebhook = handlePush;
+  return connector;
+}

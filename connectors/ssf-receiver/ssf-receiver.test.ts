@@ -1,0 +1,975 @@
+/**
+ * The ssf-receiver connector end to end: against ssf-bridge's own transmitter running as a
+ * separate process (stream creation, verification, push, poll, pause/resume, key rotation), and
+ * against a stand-in transmitter in this file that sends SETs a receiver must refuse.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, BridgeProcess } from '../../test/helpers/bridge-process.ts';
+import {
+  PermanentError,
+  RetryableError,
+  type EventDraft,
+  type HttpClient,
+  type HttpClientOptions,
+  type HttpRequest,
+  type InboundConnector,
+  type InboundContext,
+  type InboundRequest,
+  type InstanceState,
+} from '../../core/plugin-api/index.ts';
+import { ssfReceiver } from './index.ts';
+import { relayedVia } from './mapping.ts';
+
+const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
+const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
+const BRIDGE_ISSUER = 'http://receiving-bridge.test';
+
+// ---------------------------------------------------------------------------------------------
+// A connector context for driving the connector in-process: ctx.http is a fetch-based client
+// that classifies errors like the core's, ctx.emit records the events.
+
+interface Harness {
+  ctx: InboundContext;
+  emitted: EventDraft[];
+  statuses: Array<{ state: InstanceState; reason?: string }>;
+  counters: Map<string, number>;
+  abort: AbortController;
+}
+
+function fetchClient(options: HttpClientOptions, stop: AbortSignal): HttpClient {
+  let oauthToken: string | undefined;
+  async function authorization(): Promise<string | undefined> {
+    const auth = options.auth;
+    if (!auth) return undefined;
+    if (auth.type === 'bearer') return `Bearer ${auth.token.reveal()}`;
+    if (auth.type !== 'oauth2_client_credentials') throw new Error(`auth ${auth.type} is not used here`);
+    if (!oauthToken) {
+      const response = await fetch(auth.tokenUrl, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${auth.clientId}:${auth.clientSecret.reveal()}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          ...(auth.scope ? { scope: auth.scope } : {}),
+        }),
+      });
+      oauthToken = ((await response.json()) as { access_token: string }).access_token;
+    }
+    return `Bearer ${oauthToken}`;
+  }
+  async function request<T>(
+    req: HttpRequest,
+  ): Promise<{ status: number; headers: Record<string, string>; data: T }> {
+    const url = new URL(req.url, options.baseURL);
+    for (const [k, v] of Object.entries(req.params ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { ...options.headers, ...req.headers };
+    const auth = await authorization();
+    if (auth) headers.authorization = auth;
+    let body: string | undefined;
+    if (req.body !== undefined) {
+      body = typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const signals = [stop, AbortSignal.timeout(req.timeoutMs ?? options.timeoutMs ?? 30_000)];
+    if (req.signal) signals.push(req.signal);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: req.method ?? 'GET',
+        headers,
+        body,
+        signal: AbortSignal.any(signals),
+      });
+    } catch (err) {
+      throw new RetryableError(`${url.href}: ${(err as Error).message}`, { code: 'TEST_NETWORK' });
+    }
+    const text = await response.text();
+    let data: unknown;
+    try {
+      data = text ? JSON.parse(text) : undefined;
+    } catch {
+      data = text;
+    }
+    if (!response.ok && !req.acceptStatuses?.includes(response.status)) {
+      const message = `HTTP ${response.status} from ${url.href}: ${text}`;
+      if (response.status >= 500 || response.status === 429)
+        throw new RetryableError(message, { code: 'TEST_HTTP' });
+      throw new PermanentError(message, { code: 'TEST_HTTP' });
+    }
+    return { status: response.status, headers: Object.fromEntries(response.headers), data: data as T };
+  }
+  return {
+    request,
+    get: (url, req) => request({ ...req, url, method: 'GET' }),
+    post: (url, body, req) => request({ ...req, url, body, method: 'POST' }),
+  };
+}
+
+function harness(instanceId: string): Harness {
+  const abort = new AbortController();
+  const emitted: EventDraft[] = [];
+  const statuses: Harness['statuses'] = [];
+  const counters = new Map<string, number>();
+  const checkpoints = new Map<string, unknown>();
+  const logger = {
+    trace: () => undefined,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: () => undefined,
+    error: () => undefined,
+    child: () => logger,
+  };
+  const key = (name: string, labels?: Record<string, string>) =>
+    `${name}${labels ? JSON.stringify(Object.entries(labels).sort()) : ''}`;
+  const ctx: InboundContext = {
+    instanceId,
+    connectorId: 'ssf-receiver',
+    logger,
+    http: { create: (options = {}) => fetchClient(options, abort.signal) },
+    checkpoints: {
+      get: async (name = 'default') => checkpoints.get(name),
+      set: async (value, name = 'default') => void checkpoints.set(name, value),
+    },
+    scheduler: { schedule: () => ({ stop: () => undefined }) },
+    clock: { now: () => new Date() },
+    metrics: {
+      counter: (name) => ({
+        inc: (labels, value = 1) =>
+          void counters.set(key(name, labels), (counters.get(key(name, labels)) ?? 0) + value),
+      }),
+      histogram: () => ({ observe: () => undefined }),
+      gauge: (name) => ({ set: (labels, value) => void counters.set(key(name, labels), value) }),
+    },
+    status: {
+      set: (state, reason) => void statuses.push({ state, ...(reason ? { reason } : {}) }),
+      success: () => undefined,
+    },
+    signal: abort.signal,
+    async emit(events) {
+      emitted.push(...events);
+      return { accepted: events.map((e) => e.sourceRecordId), duplicates: 0 };
+    },
+  };
+  return { ctx, emitted, statuses, counters, abort };
+}
+
+function count(h: Harness, name: string, labels: Record<string, string>): number {
+  return h.counters.get(`${name}${JSON.stringify(Object.entries(labels).sort())}`) ?? 0;
+}
+
+async function eventually<T>(
+  probe: () => T | undefined | false,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function listen(server: Server, port = 0): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+/** Serves a push connector at `/ingest/<id>` the way the bridge's server does. */
+async function serveIngest(
+  connectors: Map<string, InboundConnector>,
+): Promise<{ url: string; server: Server }> {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      const raw = await readBody(req);
+      const id = decodeURIComponent((req.url ?? '').replace(/^\/ingest\//, '').split('?')[0] as string);
+      const connector = connectors.get(id);
+      if (!connector?.handleWebhook) {
+        res.writeHead(404).end();
+        return;
+      }
+      const request: InboundRequest = {
+        method: req.method ?? 'POST',
+        headers: req.headers as Record<string, string | undefined>,
+        query: {},
+        rawBody: raw,
+        body: undefined,
+        remoteAddress: '127.0.0.1',
+      };
+      try {
+        const answer = await connector.handleWebhook(request);
+        res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
+        res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+      } catch (err) {
+        res.writeHead(err instanceof RetryableError ? 503 : 500).end(String(err));
+      }
+    })();
+  });
+  const port = await listen(server);
+  return { url: `http://127.0.0.1:${port}`, server };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  const port = await listen(server);
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against ssf-bridge's own transmitter, a separate process.
+
+const PUSH_CLIENT = { id: 'relay-push', token: 'relay-push-management-token-7f3a' };
+const POLL_CLIENT = { id: 'relay-poll', token: 'relay-poll-management-token-91c2' };
+const INGEST_TOKEN = 'transmitter-ingest-token-5d1e';
+const ADMIN_TOKEN = 'transmitter-admin-token-0123456789abcdef0123456789';
+const PUSH_AUTH = 'Bearer push-authorization-from-the-receiver-3b7c';
+
+describe('against ssf-bridge’s transmitter in another process', () => {
+  let dir: string;
+  let port: number;
+  let issuer: string;
+  let origin: string;
+  let transmitter: BridgeProcess;
+  let ingest: { url: string; server: Server };
+  const connectors = new Map<string, InboundConnector>();
+  const push = harness('upstream-push');
+  const poll = harness('upstream-poll');
+  let pushConnector: InboundConnector;
+  let pollConnector: InboundConnector;
+
+  function startTransmitter(): BridgeProcess {
+    const proc = new BridgeProcess(['run', '--config', join(dir, 'bridge.yaml')], { cwd: dir });
+    return proc;
+  }
+
+  async function send(email: string, id: string): Promise<void> {
+    const response = await fetch(`${origin}/ingest/hr`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${INGEST_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        type: 'caep.session-revoked',
+        subject: { format: 'email', email },
+        claims: { reason_admin: { en: `test ${id}` } },
+        id,
+      }),
+    });
+    expect(response.status).toBe(202);
+  }
+
+  const emails = (h: Harness) => h.emitted.map((e) => (e.subject as { email?: string }).email);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ssf-receiver-e2e-'));
+    port = await freePort();
+    origin = `http://127.0.0.1:${port}`;
+    issuer = origin;
+    writeFileSync(
+      join(dir, 'bridge.yaml'),
+      [
+        `issuer: ${issuer}`,
+        'server:',
+        '  host: 127.0.0.1',
+        `  port: ${port}`,
+        '  shutdown_timeout: 3s',
+        `data_dir: ${join(dir, 'data')}`,
+        'inbound:',
+        '  - id: hr',
+        '    connector: events-api',
+        `    config: {token: ${INGEST_TOKEN}}`,
+        'outbound:',
+        '  - id: out',
+        '    connector: log',
+        '    config: {audience: urn:test:log, format: compact}',
+        'admin:',
+        '  tokens:',
+        `    - {name: test, role: write, token: ${ADMIN_TOKEN}}`,
+        'transmitter:',
+        '  receivers:',
+        `    - {client_id: ${PUSH_CLIENT.id}, token: ${PUSH_CLIENT.token}}`,
+        `    - {client_id: ${POLL_CLIENT.id}, token: ${POLL_CLIENT.token}}`,
+        '  streams: {min_verification_interval: 0s}',
+        '  poll: {long_poll_max_wait: 2s}',
+        '  push: {invalid_key_retry_after: 1s}',
+        '  ssrf:',
+        "    allow_http_hosts: ['127.0.0.1']",
+        "    allow_cidrs: ['127.0.0.0/8']",
+        'routes:',
+        '  - id: everything',
+        "    from: '*'",
+        '    to: [out]',
+        '    streams: true',
+      ].join('\n'),
+    );
+    transmitter = startTransmitter();
+    await transmitter.url();
+    ingest = await serveIngest(connectors);
+
+    const common = {
+      issuer,
+      bridge_issuer: BRIDGE_ISSUER,
+      jwks_refresh_cooldown: '200ms',
+      request_timeout: '5s',
+    };
+    pushConnector = ssfReceiver.create(
+      push.ctx,
+      ssfReceiver.configSchema.parse({
+        ...common,
+        auth: { type: 'bearer', token: PUSH_CLIENT.token },
+        delivery: {
+          method: 'push',
+          endpoint_url: `${ingest.url}/ingest/upstream-push`,
+          authorization_header: PUSH_AUTH,
+        },
+        events_requested: [SESSION_REVOKED],
+      }),
+    );
+    connectors.set('upstream-push', pushConnector);
+    pollConnector = ssfReceiver.create(
+      poll.ctx,
+      ssfReceiver.configSchema.parse({
+        ...common,
+        auth: { type: 'bearer', token: POLL_CLIENT.token },
+        delivery: { method: 'poll', timeout: '10s', error_backoff: '100ms' },
+      }),
+    );
+    await pushConnector.start(push.ctx.signal);
+    await pollConnector.start(poll.ctx.signal);
+    await eventually(() => push.statuses.length > 0 && poll.statuses.length > 0, 'both streams set up');
+  }, 30_000);
+
+  afterAll(async () => {
+    await pushConnector?.stop(1000);
+    await pollConnector?.stop(1000);
+    push.abort.abort();
+    poll.abort.abort();
+    ingest?.server.close();
+    ingest?.server.closeAllConnections();
+    // The restarted transmitter does not always finish draining after SIGTERM; the test does
+    // not depend on its shutdown, so it is killed after a bounded wait.
+    transmitter?.kill('SIGTERM');
+    const timer = setTimeout(() => transmitter.kill('SIGKILL'), 5000);
+    await transmitter?.exited;
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('discovers the transmitter, creates streams and verifies them', async () => {
+    await eventually(
+      () => count(push, 'ssf_receiver_verifications_total', { outcome: 'matched' }) === 1,
+      'push verification',
+    );
+    await eventually(
+      () => count(poll, 'ssf_receiver_verifications_total', { outcome: 'matched' }) === 1,
+      'poll verification',
+    );
+    expect(push.statuses.some((s) => s.state === 'ok')).toBe(true);
+    const streams = await fetch(`${issuer}/ssf/streams`, {
+      headers: { authorization: `Bearer ${PUSH_CLIENT.token}` },
+    });
+    const listed = (await streams.json()) as Array<{ delivery: { method: string; endpoint_url: string } }>;
+    const list = Array.isArray(listed) ? listed : [listed];
+    expect(list[0]?.delivery).toMatchObject({
+      method: 'urn:ietf:rfc:8935',
+      endpoint_url: `${ingest.url}/ingest/upstream-push`,
+    });
+    expect(push.emitted).toEqual([]);
+  });
+
+  it('re-emits pushed and polled events with the upstream jti and issuer as provenance', async () => {
+    await send('alice@example.com', 'e2e-1');
+    await eventually(() => push.emitted.length === 1 && poll.emitted.length === 1, 'both receivers');
+    for (const h of [push, poll]) {
+      const event = h.emitted[0] as EventDraft;
+      expect(event.type).toBe(SESSION_REVOKED);
+      expect(event.subject).toEqual({ format: 'email', email: 'alice@example.com' });
+      expect(event.claims).toMatchObject({ reason_admin: { en: 'test e2e-1' } });
+      expect(event.sourceRecordId).toMatch(/\S/);
+      expect(event.txn).toContain(`iss=${encodeURIComponent(issuer)}`);
+      expect(event.txn).toContain(`jti=${encodeURIComponent(event.sourceRecordId)}`);
+      expect(relayedVia(event.txn)).toEqual([BRIDGE_ISSUER]);
+    }
+    // One upstream SET per stream: the jtis differ, so the two relays stay apart.
+    expect(push.emitted[0]?.sourceRecordId).not.toBe(poll.emitted[0]?.sourceRecordId);
+    // The poll client acknowledged it: after the next long poll nothing comes back again.
+    await send('bob@example.com', 'e2e-2');
+    await eventually(() => poll.emitted.length === 2 && push.emitted.length === 2, 'second event');
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(emails(poll)).toEqual(['alice@example.com', 'bob@example.com']);
+  });
+
+  it('reports a pause and a resume announced by the transmitter in the instance status', async () => {
+    const streams = (await (
+      await fetch(`${issuer}/ssf/streams`, { headers: { authorization: `Bearer ${PUSH_CLIENT.token}` } })
+    ).json()) as Array<{ stream_id: string }> | { stream_id: string };
+    const streamId = (Array.isArray(streams) ? streams[0] : streams)?.stream_id as string;
+    const setStatus = async (status: string) => {
+      const response = await fetch(`${origin}/admin/streams/${encodeURIComponent(streamId)}/status`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ status, reason: 'maintenance window' }),
+      });
+      expect(response.status).toBeLessThan(300);
+    };
+    await setStatus('paused');
+    const paused = await eventually(
+      () => push.statuses.find((s) => s.state === 'recoverable_error' && s.reason?.includes('paused')),
+      'paused status',
+    );
+    expect(paused.reason).toContain('maintenance window');
+    expect(push.counters.get('ssf_receiver_stream_paused')).toBe(1);
+    await send('carol@example.com', 'e2e-3');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(emails(push)).not.toContain('carol@example.com');
+    await setStatus('enabled');
+    await eventually(() => emails(push).includes('carol@example.com'), 'held event after resume');
+    expect(push.statuses.at(-1)?.state).toBe('ok');
+    expect(push.counters.get('ssf_receiver_stream_paused')).toBe(0);
+  });
+
+  it('keeps verifying after the transmitter rotates its signing key', async () => {
+    const before = await (await fetch(`${issuer}/jwks.json`)).json();
+    transmitter.kill('SIGTERM');
+    await transmitter.exited;
+    await promisify(execFile)(process.execPath, [BIN, 'keys', 'rotate', '--data-dir', join(dir, 'data')], {
+      cwd: dir,
+    });
+    transmitter = startTransmitter();
+    await transmitter.url();
+    const after = (await (await fetch(`${issuer}/jwks.json`)).json()) as { keys: JWK[] };
+    expect(after.keys.length).toBeGreaterThan((before as { keys: JWK[] }).keys.length);
+    await send('dave@example.com', 'e2e-4');
+    await eventually(() => emails(push).includes('dave@example.com'), 'push after rotation', 20_000);
+    await eventually(() => emails(poll).includes('dave@example.com'), 'poll after rotation', 20_000);
+  }, 40_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// A stand-in transmitter: its metadata under an issuer with a path, its own keys, and SETs
+// signed here, good and bad.
+
+const STANDIN_AUD = 'urn:receiver:standin';
+const STANDIN_STREAM = 'standin-stream-1';
+const MANAGEMENT_TOKEN = 'standin-management-token-4e2a';
+const OAUTH_CLIENT = 'bridge-client';
+const OAUTH_SECRET = 'standin-oauth-client-secret-6c0d';
+const OAUTH_ACCESS_TOKEN = 'standin-oauth-access-token-a81f';
+
+interface StandIn {
+  origin: string;
+  issuer: string;
+  server: Server;
+  jwks: { keys: JWK[] };
+  verifyStates: string[];
+  managementAuth: Array<string | undefined>;
+  pollBodies: Array<Record<string, unknown>>;
+  pollQueue: Array<Record<string, string>>;
+  tokenScopes: string[];
+}
+
+async function startStandIn(): Promise<StandIn> {
+  const state: StandIn = {
+    origin: '',
+    issuer: '',
+    server: createServer(),
+    jwks: { keys: [] },
+    verifyStates: [],
+    managementAuth: [],
+    pollBodies: [],
+    pollQueue: [],
+    tokenScopes: [],
+  };
+  state.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      const body = (await readBody(req)).toString('utf8');
+      const url = new URL(req.url ?? '/', state.origin);
+      const json = (status: number, value?: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(value === undefined ? '' : JSON.stringify(value));
+      };
+      const base = '/tenants/acme';
+      if (url.pathname === `/.well-known/ssf-configuration${base}`) {
+        return json(200, {
+          spec_version: '1_0',
+          issuer: state.issuer,
+          jwks_uri: `${state.issuer}/jwks.json`,
+          delivery_methods_supported: ['urn:ietf:rfc:8935', 'urn:ietf:rfc:8936'],
+          configuration_endpoint: `${state.issuer}/streams`,
+          status_endpoint: `${state.issuer}/status`,
+          verification_endpoint: `${state.issuer}/verify`,
+        });
+      }
+      if (url.pathname === '/.well-known/ssf-configuration/tenants/other') {
+        return json(200, {
+          issuer: state.issuer,
+          jwks_uri: `${state.issuer}/jwks.json`,
+          configuration_endpoint: 'x',
+        });
+      }
+      if (url.pathname === `${base}/jwks.json`) return json(200, state.jwks);
+      if (url.pathname === '/oauth/token') {
+        const basic = `Basic ${Buffer.from(`${OAUTH_CLIENT}:${OAUTH_SECRET}`).toString('base64')}`;
+        const form = new URLSearchParams(body);
+        if (req.headers.authorization !== basic || form.get('grant_type') !== 'client_credentials') {
+          return json(401, { error: 'invalid_client' });
+        }
+        state.tokenScopes.push(form.get('scope') ?? '');
+        return json(200, { access_token: OAUTH_ACCESS_TOKEN, token_type: 'Bearer', expires_in: 300 });
+      }
+      state.managementAuth.push(req.headers.authorization);
+      const accepted = [`Bearer ${MANAGEMENT_TOKEN}`, `Bearer ${OAUTH_ACCESS_TOKEN}`];
+      if (!accepted.includes(req.headers.authorization ?? '')) return json(401, { err: 'unauthorized' });
+      if (url.pathname === `${base}/streams` && req.method === 'POST') {
+        const requested = JSON.parse(body) as { delivery: { method: string } };
+        return json(201, {
+          stream_id: STANDIN_STREAM,
+          iss: state.issuer,
+          aud: STANDIN_AUD,
+          delivery:
+            requested.delivery.method === 'urn:ietf:rfc:8936'
+              ? { method: 'urn:ietf:rfc:8936', endpoint_url: `${state.issuer}/poll` }
+              : requested.delivery,
+          events_supported: [SESSION_REVOKED],
+          events_delivered: [SESSION_REVOKED],
+        });
+      }
+      if (url.pathname === `${base}/status`) return json(200, { status: 'enabled' });
+      if (url.pathname === `${base}/verify`) {
+        state.verifyStates.push((JSON.parse(body) as { state: string }).state);
+        return json(204);
+      }
+      if (url.pathname === `${base}/poll`) {
+        state.pollBodies.push(JSON.parse(body) as Record<string, unknown>);
+        const sets = state.pollQueue.shift();
+        if (!sets) await new Promise((r) => setTimeout(r, 100));
+        return json(200, { sets: sets ?? {}, moreAvailable: false });
+      }
+      return json(404, { err: 'not found' });
+    })();
+  });
+  const port = await listen(state.server);
+  state.origin = `http://127.0.0.1:${port}`;
+  state.issuer = `${state.origin}/tenants/acme`;
+  return state;
+}
+
+async function signingKey(kid: string): Promise<{ kid: string; privateKey: CryptoKey; jwk: JWK }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
+}
+
+let jtiCounter = 0;
+function claims(issuer: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  jtiCounter += 1;
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    iss: issuer,
+    aud: STANDIN_AUD,
+    iat: now,
+    jti: `standin-jti-${jtiCounter}-${Date.now()}`,
+    sub_id: { format: 'email', email: `user${jtiCounter}@example.com` },
+    events: { [SESSION_REVOKED]: { event_timestamp: now } },
+    ...overrides,
+  };
+}
+
+async function sign(
+  payload: Record<string, unknown>,
+  key: { kid: string; privateKey: CryptoKey },
+): Promise<string> {
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'secevent+jwt' })
+    .sign(key.privateKey);
+}
+
+function unsigned(payload: Record<string, unknown>): string {
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return `${part({ alg: 'none', typ: 'secevent+jwt' })}.${part(payload)}.`;
+}
+
+function pushRequest(token: string, headers: Record<string, string> = {}): InboundRequest {
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/secevent+jwt', authorization: PUSH_AUTH, ...headers },
+    query: {},
+    rawBody: Buffer.from(token),
+    body: undefined,
+    remoteAddress: '127.0.0.1',
+  };
+}
+
+describe('against a stand-in transmitter', () => {
+  let standIn: StandIn;
+  let k1: Awaited<ReturnType<typeof signingKey>>;
+  let k2: Awaited<ReturnType<typeof signingKey>>;
+  let forged: Awaited<ReturnType<typeof signingKey>>;
+  const h = harness('standin-push');
+  let connector: InboundConnector;
+
+  const base = () => ({
+    issuer: standIn.issuer,
+    bridge_issuer: BRIDGE_ISSUER,
+    auth: { type: 'bearer', token: MANAGEMENT_TOKEN },
+    jwks_refresh_cooldown: '50ms',
+  });
+
+  beforeAll(async () => {
+    standIn = await startStandIn();
+    k1 = await signingKey('k1');
+    k2 = await signingKey('k2');
+    forged = await signingKey('k1');
+    standIn.jwks = { keys: [k1.jwk] };
+    connector = ssfReceiver.create(
+      h.ctx,
+      ssfReceiver.configSchema.parse({
+        ...base(),
+        delivery: {
+          method: 'push',
+          endpoint_url: 'http://127.0.0.1:1/ingest/standin-push',
+          authorization_header: PUSH_AUTH,
+        },
+      }),
+    );
+    await connector.start(h.ctx.signal);
+    await eventually(() => h.statuses.length > 0, 'setup');
+  });
+
+  afterAll(async () => {
+    await connector?.stop(500);
+    h.abort.abort();
+    standIn?.server.close();
+    standIn?.server.closeAllConnections();
+  });
+
+  it('reads the metadata under the inserted well-known path and uses the management token', async () => {
+    expect(h.statuses[0]?.state).toBe('ok');
+    expect(standIn.verifyStates).toHaveLength(1);
+    expect(standIn.managementAuth.every((a) => a === `Bearer ${MANAGEMENT_TOKEN}`)).toBe(true);
+  });
+
+  it('calls the management API with OAuth 2.0 client credentials', async () => {
+    const o = harness('standin-oauth');
+    const seen = standIn.managementAuth.length;
+    const instance = ssfReceiver.create(
+      o.ctx,
+      ssfReceiver.configSchema.parse({
+        ...base(),
+        auth: {
+          type: 'oauth2_client_credentials',
+          token_url: `${standIn.origin}/oauth/token`,
+          client_id: OAUTH_CLIENT,
+          client_secret: OAUTH_SECRET,
+          scope: 'ssf.read ssf.manage',
+        },
+        delivery: {
+          method: 'push',
+          endpoint_url: 'http://127.0.0.1:1/ingest/standin-oauth',
+          authorization_header: PUSH_AUTH,
+        },
+      }),
+    );
+    await instance.start(o.ctx.signal);
+    await eventually(() => o.statuses.length > 0, 'setup');
+    expect(o.statuses[0]?.state).toBe('ok');
+    expect(standIn.tokenScopes).toContain('ssf.read ssf.manage');
+    const calls = standIn.managementAuth.slice(seen);
+    expect(calls.length).toBeGreaterThanOrEqual(3);
+    expect(calls.every((a) => a === `Bearer ${OAUTH_ACCESS_TOKEN}`)).toBe(true);
+    await instance.stop(200);
+    o.abort.abort();
+  });
+
+  it('refuses a transmitter whose metadata names another issuer', async () => {
+    const other = harness('standin-other');
+    const instance = ssfReceiver.create(
+      other.ctx,
+      ssfReceiver.configSchema.parse({
+        ...base(),
+        issuer: `${standIn.origin}/tenants/other`,
+        delivery: { method: 'poll' },
+      }),
+    );
+    await instance.start(other.ctx.signal);
+    const failed = await eventually(
+      () => other.statuses.find((s) => s.state === 'permanent_error'),
+      'refusal',
+    );
+    expect(failed.reason).toContain(`names issuer "${standIn.issuer}"`);
+    await instance.stop(200);
+    other.abort.abort();
+  });
+
+  it('refuses bad SETs with the RFC 8935 error and emits nothing', async () => {
+    const push = (token: string, headers?: Record<string, string>) =>
+      (connector.handleWebhook as NonNullable<InboundConnector['handleWebhook']>)(
+        pushRequest(token, headers),
+      );
+    const good = await sign(claims(standIn.issuer), k1);
+    const cases: Array<[string, string, number, string]> = [
+      ['wrong issuer', await sign(claims('https://impostor.example'), k1), 400, 'invalid_issuer'],
+      [
+        'wrong audience',
+        await sign(claims(standIn.issuer, { aud: 'urn:someone-else' }), k1),
+        400,
+        'invalid_audience',
+      ],
+      ['bad signature', await sign(claims(standIn.issuer), forged), 400, 'invalid_key'],
+      ['alg none', unsigned(claims(standIn.issuer)), 400, 'authentication_failed'],
+      ['sub claim', await sign(claims(standIn.issuer, { sub: 'legacy' }), k1), 400, 'invalid_request'],
+      ['exp claim', await sign(claims(standIn.issuer, { exp: 9999999999 }), k1), 400, 'invalid_request'],
+      [
+        'too old',
+        await sign(claims(standIn.issuer, { iat: Math.floor(Date.now() / 1000) - 3 * 86_400 }), k1),
+        400,
+        'invalid_request',
+      ],
+      [
+        'wrong verification state',
+        await sign(
+          claims(standIn.issuer, {
+            sub_id: { format: 'opaque', id: STANDIN_STREAM },
+            events: { [VERIFICATION]: { state: 'a-state-nobody-asked-for' } },
+          }),
+          k1,
+        ),
+        400,
+        'invalid_request',
+      ],
+    ];
+    for (const [name, token, status, err] of cases) {
+      const answer = await push(token);
+      expect({ name, status: answer.status, err: (answer.body as { err?: string }).err }).toEqual({
+        name,
+        status,
+        err,
+      });
+      expect((answer.body as { description?: string }).description).toMatch(/\S/);
+    }
+    expect(await push(good, { authorization: '' })).toMatchObject({
+      status: 401,
+      body: { err: 'authentication_failed' },
+    });
+    expect(await push(good, { authorization: 'Bearer wrong' })).toMatchObject({
+      status: 403,
+      body: { err: 'access_denied' },
+    });
+    expect(await push(good, { 'content-type': 'application/json' })).toMatchObject({
+      status: 400,
+      body: { err: 'invalid_request' },
+    });
+    expect(h.emitted).toEqual([]);
+
+    // A good SET is accepted once; the same jti again is a replay.
+    expect((await push(good)).status).toBe(202);
+    expect(h.emitted).toHaveLength(1);
+    const replay = await push(good);
+    expect(replay).toMatchObject({ status: 400, body: { err: 'invalid_request' } });
+    expect((replay.body as { description: string }).description).toContain('replayed');
+    expect(h.emitted).toHaveLength(1);
+    expect(count(h, 'ssf_receiver_sets_total', { outcome: 'refused' })).toBe(cases.length + 2);
+  });
+
+  it('matches the verification state it asked for', async () => {
+    const token = await sign(
+      claims(standIn.issuer, {
+        sub_id: { format: 'opaque', id: STANDIN_STREAM },
+        events: { [VERIFICATION]: { state: standIn.verifyStates[0] } },
+      }),
+      k1,
+    );
+    const answer = await (connector.handleWebhook as NonNullable<InboundConnector['handleWebhook']>)(
+      pushRequest(token),
+    );
+    expect(answer.status).toBe(202);
+    expect(count(h, 'ssf_receiver_verifications_total', { outcome: 'matched' })).toBe(1);
+  });
+
+  it('fetches the JWKS again when a SET names a new key', async () => {
+    standIn.jwks = { keys: [k1.jwk, k2.jwk] };
+    await new Promise((r) => setTimeout(r, 100));
+    const before = h.emitted.length;
+    const answer = await (connector.handleWebhook as NonNullable<InboundConnector['handleWebhook']>)(
+      pushRequest(await sign(claims(standIn.issuer), k2)),
+    );
+    expect(answer.status).toBe(202);
+    expect(h.emitted).toHaveLength(before + 1);
+  });
+
+  it('never emits again what this bridge issued or relayed before (echo suppression)', async () => {
+    const before = h.emitted.length;
+    const ignoredBefore = count(h, 'ssf_receiver_sets_total', { outcome: 'ignored' });
+    const relayed = `ssf-relay;via=${encodeURIComponent(BRIDGE_ISSUER)};iss=${encodeURIComponent('https://idp.example')};jti=x1`;
+    const answer = await (connector.handleWebhook as NonNullable<InboundConnector['handleWebhook']>)(
+      pushRequest(await sign(claims(standIn.issuer, { txn: relayed }), k1)),
+    );
+    expect(answer.status).toBe(202);
+    expect(h.emitted).toHaveLength(before);
+    // Issued by this bridge, relayed by another one, and received back.
+    const returned = `ssf-relay;via=${encodeURIComponent('https://other-bridge.example')};iss=${encodeURIComponent(BRIDGE_ISSUER)};jti=x2`;
+    const back = await (connector.handleWebhook as NonNullable<InboundConnector['handleWebhook']>)(
+      pushRequest(await sign(claims(standIn.issuer, { txn: returned }), k1)),
+    );
+    expect(back.status).toBe(202);
+    expect(h.emitted).toHaveLength(before);
+    expect(count(h, 'ssf_receiver_sets_total', { outcome: 'ignored' })).toBe(ignoredBefore + 2);
+    // An instance pointed at this bridge's own transmitter: everything it would receive is an echo.
+    const result = ssfReceiver.map?.(await sign(claims(BRIDGE_ISSUER), k1), {
+      issuer: BRIDGE_ISSUER,
+      bridge_issuer: BRIDGE_ISSUER,
+    } as never);
+    expect(result).toMatchObject({ events: [], ignored: expect.stringContaining('issued by this bridge') });
+  });
+
+  it('polls with returnImmediately false, acknowledges processed SETs and reports refused ones in setErrs', async () => {
+    const p = harness('standin-poll');
+    const good = claims(standIn.issuer);
+    const bad = claims('https://impostor.example');
+    standIn.pollQueue.push({
+      [good.jti as string]: await sign(good, k1),
+      [bad.jti as string]: await sign(bad, k1),
+    });
+    const instance = ssfReceiver.create(
+      p.ctx,
+      ssfReceiver.configSchema.parse({ ...base(), delivery: { method: 'poll', error_backoff: '50ms' } }),
+    );
+    const firstPoll = standIn.pollBodies.length;
+    await instance.start(p.ctx.signal);
+    await eventually(() => standIn.pollBodies.length >= firstPoll + 2, 'second poll');
+    const [first, second] = standIn.pollBodies.slice(firstPoll);
+    expect(first).toMatchObject({ returnImmediately: false });
+    expect(second).toMatchObject({
+      returnImmediately: false,
+      ack: [good.jti],
+      setErrs: { [bad.jti as string]: { err: 'invalid_issuer' } },
+    });
+    expect(p.emitted.map((e) => e.sourceRecordId)).toEqual([good.jti]);
+    await instance.stop(500);
+    p.abort.abort();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Two bridge processes: one transmits, the other receives with this connector (push and poll)
+// through the real HTTP server, HTTP client and pipeline, and delivers to its log destination.
+
+describe('a second bridge process using the connector', () => {
+  let dir: string;
+  const processes: BridgeProcess[] = [];
+
+  afterAll(async () => {
+    for (const proc of processes) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await proc.exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('relays the transmitter’s events with their provenance, pushed and polled', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ssf-receiver-two-'));
+    const [portA, portB] = [await freePort(), await freePort()];
+    const [a, b] = [`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`];
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      [
+        `server: {host: 127.0.0.1, port: ${portA}, shutdown_timeout: 2s}`,
+        `data_dir: ${join(dir, 'a')}`,
+        'inbound:',
+        `  - {id: hr, connector: events-api, config: {token: ${INGEST_TOKEN}}}`,
+        'outbound:',
+        "  - {id: out, connector: log, config: {audience: 'urn:a:log', format: compact}}",
+        'transmitter:',
+        '  receivers:',
+        `    - {client_id: ${PUSH_CLIENT.id}, token: ${PUSH_CLIENT.token}}`,
+        `    - {client_id: ${POLL_CLIENT.id}, token: ${POLL_CLIENT.token}}`,
+        "  ssrf: {allow_http_hosts: ['127.0.0.1'], allow_cidrs: ['127.0.0.0/8']}",
+        'routes:',
+        "  - {id: all, from: '*', to: [out], streams: true}",
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'b.yaml'),
+      [
+        `server: {host: 127.0.0.1, port: ${portB}, shutdown_timeout: 2s}`,
+        `data_dir: ${join(dir, 'b')}`,
+        'inbound:',
+        '  - id: from-a-poll',
+        '    connector: ssf-receiver',
+        '    config:',
+        `      issuer: ${a}`,
+        `      auth: {type: bearer, token: ${POLL_CLIENT.token}}`,
+        '      delivery: {method: poll, timeout: 30s}',
+        `      bridge_issuer: ${b}`,
+        '  - id: from-a-push',
+        '    connector: ssf-receiver',
+        '    config:',
+        `      issuer: ${a}`,
+        `      auth: {type: bearer, token: ${PUSH_CLIENT.token}}`,
+        `      delivery: {method: push, endpoint_url: '${b}/ingest/from-a-push', authorization_header: '${PUSH_AUTH}'}`,
+        `      bridge_issuer: ${b}`,
+        'outbound:',
+        "  - {id: out, connector: log, config: {audience: 'urn:b:log', format: decoded}}",
+        'routes:',
+        "  - {id: all, from: '*', to: [out]}",
+      ].join('\n'),
+    );
+    const transmitterA = new BridgeProcess(['run', '--config', join(dir, 'a.yaml')], { cwd: dir });
+    processes.push(transmitterA);
+    await transmitterA.url();
+    const receiverB = new BridgeProcess(['run', '--config', join(dir, 'b.yaml')], { cwd: dir });
+    processes.push(receiverB);
+    await receiverB.url();
+    await receiverB.waitForLine(
+      (l) => l.includes('"instance":"from-a-poll"') && l.includes('stream verified'),
+    );
+    await receiverB.waitForLine(
+      (l) => l.includes('"instance":"from-a-push"') && l.includes('stream verified'),
+    );
+
+    const response = await fetch(`${a}/ingest/hr`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${INGEST_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        type: 'caep.session-revoked',
+        subject: { format: 'email', email: 'erin@example.com' },
+      }),
+    });
+    expect(response.status).toBe(202);
+    const relayed = () =>
+      receiverB
+        .records()
+        .map((r) => (r.delivered_set as { claims?: Record<string, unknown> } | undefined)?.claims)
+        .filter((c): c is Record<string, unknown> => c !== undefined);
+    const sets = await eventually(() => relayed().length === 2 && relayed(), 'two relayed SETs', 20_000);
+    for (const claims of sets) {
+      expect(claims.iss).toBe(b);
+      expect(claims.sub_id).toEqual({ format: 'email', email: 'erin@example.com' });
+      expect(relayedVia(claims.txn)).toEqual([b]);
+      expect(claims.txn).toContain(`;iss=${encodeURIComponent(a)};`);
+    }
+    // Received twice (one SET per stream), relayed as two events with different upstream jtis.
+    expect(new Set(sets.map((c) => c.txn)).size).toBe(2);
+  }, 40_000);
+});

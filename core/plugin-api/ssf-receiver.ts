@@ -1,0 +1,145 @@
+/**
+ * SET verification as connectors see it, for receivers of other transmitters' streams:
+ * createSetVerifier() checks a SET the way a receiver must (signature against the transmitter's
+ * JWKS, re-fetched once on an unknown kid; typ; algorithm allow-list; iss; aud; required claims;
+ * no sub or exp; the event's definition; age; jti replay) and refuses it with a
+ * SetVerificationError carrying its RFC 8935 error code.
+ *
+ * Replay is checked in two steps so a SET whose events could not be stored yet can be retried:
+ * verify() refuses a jti already recorded, and record() remembers one once it is processed.
+ */
+import { SetVerificationError } from '../ssf/errors.ts';
+import { remoteJwks, type JwksFetcher } from '../ssf/set/jwks.ts';
+import { verifySet } from '../ssf/set/verify.ts';
+import type { Clock, SubjectIdentifier } from './types.ts';
+
+export { SetVerificationError } from '../ssf/errors.ts';
+export type { SetErrorCode } from '../ssf/errors.ts';
+export type { JwksFetcher } from '../ssf/set/jwks.ts';
+
+/** Algorithms a receiver may accept; `none` and HMAC are never among them. */
+export type SetAlgorithm =
+  | 'RS256'
+  | 'RS384'
+  | 'RS512'
+  | 'PS256'
+  | 'PS384'
+  | 'PS512'
+  | 'ES256'
+  | 'ES384'
+  | 'ES512'
+  | 'EdDSA'
+  | 'Ed25519';
+
+export interface SetVerifierOptions {
+  /** The transmitter's issuer: every SET's iss must equal it. */
+  issuer: string;
+  /** This receiver's audience value(s): the SET's aud must name one. */
+  audience: string | readonly string[];
+  /** The transmitter's jwks_uri. */
+  jwksUri: string;
+  /** Fetches and parses the JWKS document; default: Node's fetch with a timeout. */
+  fetchJwks?: JwksFetcher;
+  /** Refuse SETs whose iat is older than this; undefined accepts any age. */
+  maxAgeMs?: number;
+  /** How long recorded jtis are remembered; default 24 h. */
+  replayTtlMs?: number;
+  /** Most jtis remembered; the oldest go first. Default 100 000. */
+  replayMaxEntries?: number;
+  /** Accepted algorithms; default RS256, ES256, PS256, EdDSA. */
+  algorithms?: readonly SetAlgorithm[];
+  /** Tolerance for clocks that disagree; default 60 s. */
+  clockSkewMs?: number;
+  /** Minimum time between two JWKS fetches caused by unknown kids; default 30 s. */
+  jwksCooldownMs?: number;
+  clock?: Clock;
+}
+
+/** A SET that passed every check. */
+export interface VerifiedSetInfo {
+  claims: Record<string, unknown>;
+  jti: string;
+  /** The URI of the single event the SET carries. */
+  eventType: string;
+  event: Record<string, unknown>;
+  subject: SubjectIdentifier;
+  /** False for event types outside the catalog (accepted, contents unchecked). */
+  knownEventType: boolean;
+  /** The protected header's kid, when there is one. */
+  kid?: string;
+}
+
+export interface SetVerifier {
+  /** Verifies a compact SET; throws SetVerificationError when it must be refused. */
+  verify(token: string): Promise<VerifiedSetInfo>;
+  /** Remembers a processed SET's jti so a replay of it is refused. */
+  record(set: VerifiedSetInfo): void;
+  /** Fetches the transmitter's JWKS now. */
+  refreshKeys(): Promise<void>;
+}
+
+/** Creates a verifier for the SETs of one transmitter. */
+export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
+  const clock = options.clock ?? { now: () => new Date() };
+  const keys = remoteJwks(options.jwksUri, {
+    ...(options.fetchJwks ? { fetcher: options.fetchJwks } : {}),
+    ...(options.jwksCooldownMs !== undefined ? { cooldownMs: options.jwksCooldownMs } : {}),
+    clock,
+  });
+  const ttl = options.replayTtlMs ?? 86_400_000;
+  const maxEntries = options.replayMaxEntries ?? 100_000;
+  const seen = new Map<string, number>();
+  const keyOf = (claims: Record<string, unknown>, jti: string) => `${String(claims.iss)}\u0000${jti}`;
+
+  function evict(nowMs: number): void {
+    for (const [key, expiry] of seen) {
+      if (expiry > nowMs) break;
+      seen.delete(key);
+    }
+  }
+
+  return {
+    refreshKeys: () => keys.refresh(),
+    async verify(token) {
+      const verified = await verifySet(token, {
+        keys,
+        issuer: options.issuer,
+        audience: options.audience,
+        clock,
+        ...(options.maxAgeMs !== undefined ? { maxAgeMs: options.maxAgeMs } : {}),
+        ...(options.clockSkewMs !== undefined ? { clockSkewMs: options.clockSkewMs } : {}),
+        ...(options.algorithms ? { algorithms: options.algorithms } : {}),
+      });
+      const nowMs = clock.now().getTime();
+      evict(nowMs);
+      const expiry = seen.get(keyOf(verified.claims, verified.jti));
+      if (expiry !== undefined && expiry > nowMs) {
+        throw new SetVerificationError(
+          'invalid_request',
+          `jti ${verified.jti} was already received (replayed SET)`,
+          { code: 'SSF_ERR_SET_REPLAYED' },
+        );
+      }
+      const kid = verified.header.kid;
+      return {
+        claims: verified.claims,
+        jti: verified.jti,
+        eventType: verified.eventType,
+        event: verified.event as Record<string, unknown>,
+        subject: verified.subject as SubjectIdentifier,
+        knownEventType: verified.knownEventType,
+        ...(kid !== undefined ? { kid } : {}),
+      };
+    },
+    record(set) {
+      const nowMs = clock.now().getTime();
+      const key = keyOf(set.claims, set.jti);
+      seen.delete(key);
+      if (seen.size >= maxEntries) {
+        const oldest = seen.keys().next();
+        if (!oldest.done) seen.delete(oldest.value);
+      }
+      seen.set(key, nowMs + ttl);
+    },
+  };
+}
