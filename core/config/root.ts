@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { adminConfigSchema } from '../admin/config.ts';
 import { deliveryConfigSchema } from '../delivery/config.ts';
 import { routesConfigSchema, subjectsConfigSchema } from '../pipeline/config.ts';
 import { keysConfigSchema } from '../ssf/keys/config.ts';
@@ -15,6 +16,7 @@ export const rootConfigSchema = z.strictObject({
   routes: routesConfigSchema,
   subjects: subjectsConfigSchema,
   transmitter: transmitterConfigSchema,
+  admin: adminConfigSchema,
 });
 
 export type RootConfigInput = z.input<typeof rootConfigSchema>;

@@ -201,6 +201,13 @@ class DestinationWorker {
   readonly breaker: CircuitBreaker;
   readonly #info: DestinationInfo;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Outcomes of finished attempts not yet written; bounded so a slow store holds back leasing. */
+  readonly #recording = new Set<Promise<void>>();
+  /**
+   * Leased rows not started yet. While the circuit is closed the worker leases a batch ahead of
+   * its free slots, so one lease transaction serves many deliveries instead of one per slot.
+   */
+  readonly #ready: Array<{ delivery: LeasedDelivery; leasedAt: number }> = [];
   #abort = new AbortController();
   #holdUntil = 0;
   #pumpChain: Promise<unknown> = Promise.resolve();
@@ -221,8 +228,9 @@ class DestinationWorker {
     });
   }
 
+  /** Attempts running, and finished attempts whose outcome is still being written. */
   inFlight(): Promise<void>[] {
-    return [...this.#inFlight];
+    return [...this.#inFlight, ...this.#recording];
   }
 
   start(): void {
@@ -237,11 +245,13 @@ class DestinationWorker {
     await this.#loop;
     this.#loop = undefined;
     await this.#pumpChain;
+    await this.#releaseReady();
     if (this.#inFlight.size > 0) {
       const timer = setTimeout(() => this.#abort.abort(new StopAbort()), Math.max(0, deadlineMs));
       await Promise.all(this.#inFlight);
       clearTimeout(timer);
     }
+    await Promise.all(this.#recording);
     this.#abort = new AbortController();
   }
 
@@ -260,23 +270,60 @@ class DestinationWorker {
     const { store, clock, config, owner } = this.ctx;
     const now = clock.now();
     const nowMs = now.getTime();
-    if (nowMs < this.#holdUntil) return 0;
-    if ((await this.destination.isPaused?.()) === true) return 0;
-    const capacity = Math.min(
-      this.policy.maxInFlight - this.#inFlight.size,
-      config.batch_size,
-      this.breaker.allowance(nowMs),
+    const allowance = this.breaker.allowance(nowMs);
+    if (nowMs < this.#holdUntil || allowance <= 0 || (await this.destination.isPaused?.()) === true) {
+      // Rows leased ahead go back while the destination waits, so another instance may take them.
+      await this.#releaseReady();
+      return 0;
+    }
+    const { maxInFlight } = this.policy;
+    const free = Math.min(
+      maxInFlight - this.#inFlight.size,
+      2 * maxInFlight - this.#inFlight.size - this.#recording.size,
+      allowance,
     );
-    if (capacity <= 0) return 0;
-    const leased = await store.deliveries.lease({
-      destinationId: this.destination.id,
-      owner,
-      limit: capacity,
-      now,
-      leaseMs: config.lease_duration,
-    });
-    for (const delivery of leased) this.#launch(delivery);
-    return leased.length;
+    if (free <= 0) return 0;
+    const closed = allowance === Infinity;
+    if (this.#ready.length < (closed ? Math.max(free, maxInFlight) : free)) {
+      const held = this.#inFlight.size + this.#ready.length;
+      const room = closed ? maxInFlight + config.batch_size - held : free - this.#ready.length;
+      const limit = Math.min(config.batch_size, room);
+      if (limit > 0) {
+        const leased = await store.deliveries.lease({
+          destinationId: this.destination.id,
+          owner,
+          limit,
+          now,
+          leaseMs: config.lease_duration,
+        });
+        for (const delivery of leased) this.#ready.push({ delivery, leasedAt: nowMs });
+      }
+    }
+    let started = 0;
+    const stale: LeasedDelivery[] = [];
+    while (started < free && this.#ready.length > 0) {
+      const { delivery, leasedAt } = this.#ready.shift()!;
+      // A row that waited half its lease goes back rather than risk outliving the lease mid-attempt.
+      if (clock.now().getTime() - leasedAt > config.lease_duration / 2) stale.push(delivery);
+      else {
+        this.#launch(delivery);
+        started += 1;
+      }
+    }
+    if (stale.length > 0) await this.#release(stale);
+    return started;
+  }
+
+  async #releaseReady(): Promise<void> {
+    if (this.#ready.length === 0) return;
+    await this.#release(this.#ready.splice(0).map((r) => r.delivery));
+  }
+
+  /** Hands leases back unattempted: due at once, attempt not counted. */
+  async #release(deliveries: LeasedDelivery[]): Promise<void> {
+    await Promise.all(
+      deliveries.map((d) => this.ctx.writer.write({ kind: 'release', id: d.id, leaseToken: d.leaseToken })),
+    );
   }
 
   async #run(): Promise<void> {
@@ -328,14 +375,21 @@ class DestinationWorker {
     });
   }
 
+  /**
+   * Runs one attempt. Its slot frees as soon as the destination answered; the outcome is then
+   * written in the next group commit. Until it is, the row stays leased: a crash before the
+   * write means the same SET (same jti) is delivered again once the lease expires.
+   */
   #launch(delivery: LeasedDelivery): void {
     this.breaker.attemptStarted();
     const attempt: Promise<void> = this.#attempt(delivery)
-      .catch((err: unknown) =>
-        this.ctx.logger?.error(
-          { destination: this.destination.id, err: errorMessage(err) },
-          'delivery crashed',
-        ),
+      .then(
+        (outcome) => this.#record(outcome),
+        (err: unknown) =>
+          this.ctx.logger?.error(
+            { destination: this.destination.id, err: errorMessage(err) },
+            'delivery crashed',
+          ),
       )
       .finally(() => {
         this.#inFlight.delete(attempt);
@@ -344,8 +398,16 @@ class DestinationWorker {
     this.#inFlight.add(attempt);
   }
 
-  async #attempt(delivery: LeasedDelivery): Promise<void> {
-    const { clock, signer, observer, writer } = this.ctx;
+  #record(outcome: DeliveryOutcome): void {
+    const written: Promise<void> = this.ctx.writer.write(outcome).finally(() => {
+      this.#recording.delete(written);
+      this.wake();
+    });
+    this.#recording.add(written);
+  }
+
+  async #attempt(delivery: LeasedDelivery): Promise<DeliveryOutcome> {
+    const { clock, signer, observer } = this.ctx;
     const started = clock.now();
     const notice: DeliveryNotice = {
       destinationId: delivery.destinationId,
@@ -380,7 +442,7 @@ class DestinationWorker {
           ? { kind: 'release', id: delivery.id, leaseToken: delivery.leaseToken }
           : this.#failure(delivery, notice, err, set);
     }
-    await writer.write(outcome);
+    return outcome;
   }
 
   /** Classifies a failed attempt into a retry or a dead letter. */
@@ -468,9 +530,9 @@ class DestinationWorker {
 }
 
 /**
- * Writes outcomes in batches: outcomes that finish together share one transaction. An
- * attempt counts as finished only once its outcome is written, so in-flight limits also bound
- * the outcomes held in memory while the store is unreachable.
+ * Writes outcomes in batches: outcomes that finish together share one transaction. Each worker
+ * stops starting attempts while max_in_flight of its outcomes wait here, which bounds the
+ * outcomes held in memory while the store is unreachable.
  */
 class OutcomeWriter {
   readonly #queue: Array<{ outcome: DeliveryOutcome; done: () => void }> = [];

@@ -14,6 +14,8 @@ import { KeyStore, SetCodec, subjectKey, findEventType } from '../ssf/index.ts';
 import { openStore, type Store } from '../storage/index.ts';
 import { LeaderElection } from '../storage/leader.ts';
 import { createTransmitter, registerTransmitter, type Transmitter } from '../transmitter/index.ts';
+import { registerBridgeAdmin } from '../admin/index.ts';
+import { registerConsole } from '../console/serve.ts';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { createLogger, type RootLogger } from '../telemetry/logger.ts';
@@ -131,7 +133,7 @@ export class Bridge {
       // must be registered before: the transmitter reads the issuer and the codec lazily.
       const transmitter = createTransmitter({
         config: root.transmitter,
-        issuer: () => this.issuer,
+        issuer: root.issuer ?? (() => this.issuer),
         store: this.#store,
         minter: { mint: (input) => this.#requireCodec().mint(input) },
         keys: this.#keys,
@@ -142,6 +144,8 @@ export class Bridge {
       });
       this.#transmitter = transmitter;
       registerTransmitter(server, transmitter);
+      registerBridgeAdmin(server, this);
+      registerConsole(server);
       await server.listen({ host: root.server.host, port: root.server.port });
       const address = server.server.address();
       const port = typeof address === 'object' && address ? address.port : root.server.port;

@@ -11,6 +11,7 @@ import type { SchedulerService } from '../scheduling/scheduler.ts';
 import { connectorMetrics, type MetricsRegistry } from '../telemetry/metrics.ts';
 import type { CheckpointStore, EventSink, HttpFactoryMaker } from './ports.ts';
 import type { StatusBoard } from './status.ts';
+import { observedInbound } from './observer.ts';
 
 export interface ContextDeps {
   logger: Logger;
@@ -40,9 +41,13 @@ export function buildConnectorContext(
     set: (state, reason) => deps.status.set(instance.id, state, reason),
     success: () => deps.status.success(instance.id),
   };
+  const observed = observedInbound(deps.metrics, deps.clock, instance.id);
   const checkpoints: CheckpointAccess = {
     get: (name = DEFAULT_CHECKPOINT) => deps.checkpoints.getCheckpoint(instance.id, name),
-    set: (value, name = DEFAULT_CHECKPOINT) => deps.checkpoints.setCheckpoint(instance.id, name, value),
+    set: async (value, name = DEFAULT_CHECKPOINT) => {
+      await deps.checkpoints.setCheckpoint(instance.id, name, value);
+      observed.checkpointed();
+    },
   };
   const base: ConnectorContext = {
     instanceId: instance.id,
@@ -63,7 +68,7 @@ export function buildConnectorContext(
   if (instance.kind === 'outbound') return Object.freeze(base);
   const inbound: InboundContext = {
     ...base,
-    emit: (events, options) => deps.sink.accept(instance.id, events, options),
+    emit: observed.emit((events, options) => deps.sink.accept(instance.id, events, options)),
   };
   return Object.freeze(inbound);
 }

@@ -1,5 +1,6 @@
 import type { DeliveryObserver } from '../delivery/index.ts';
-import type { Logger } from '../plugin-api/types.ts';
+import { PermanentError } from '../plugin-api/errors.ts';
+import type { Clock, InboundContext, Logger } from '../plugin-api/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import type { StatusBoard } from './status.ts';
 
@@ -58,6 +59,57 @@ export function deliveryObserver(
     },
     circuit(destinationId, state) {
       circuit.set({ destination: destinationId }, CIRCUIT_VALUE[state as keyof typeof CIRCUIT_VALUE] ?? 0);
+    },
+  };
+}
+
+type Emit = InboundContext['emit'];
+
+/**
+ * Counts what an inbound instance hands the pipeline (events received, duplicates dropped,
+ * events rejected by validation) and records when its checkpoint last moved, so checkpoint lag
+ * is `time() - ssf_bridge_checkpoint_updated_timestamp_seconds`.
+ */
+export function observedInbound(
+  metrics: MetricsRegistry,
+  clock: Clock,
+  instanceId: string,
+): { emit(emit: Emit): Emit; checkpointed(): void } {
+  const labels = { instance: instanceId };
+  const received = metrics.counter(
+    'ssf_bridge_events_received_total',
+    'Events emitted by inbound instances',
+    ['instance'],
+  );
+  const duplicates = metrics.counter(
+    'ssf_bridge_events_duplicate_total',
+    'Emitted events dropped as duplicates within the dedupe window',
+    ['instance'],
+  );
+  const rejected = metrics.counter(
+    'ssf_bridge_events_rejected_total',
+    'Emitted events refused by validation (nothing of the batch is accepted)',
+    ['instance'],
+  );
+  const checkpoint = metrics.gauge(
+    'ssf_bridge_checkpoint_updated_timestamp_seconds',
+    'When the instance last wrote its checkpoint (Unix seconds)',
+    ['instance'],
+  );
+  const checkpointed = () => checkpoint.set(labels, clock.now().getTime() / 1000);
+  return {
+    checkpointed,
+    emit: (emit) => async (events, options) => {
+      received.inc(labels, events.length);
+      try {
+        const result = await emit(events, options);
+        duplicates.inc(labels, result.duplicates);
+        if (options?.checkpoint !== undefined) checkpointed();
+        return result;
+      } catch (err) {
+        if (err instanceof PermanentError) rejected.inc(labels, events.length);
+        throw err;
+      }
     },
   };
 }

@@ -27,6 +27,11 @@ const postgresSchema = z.strictObject({
   pool_size: z.int().min(1).max(200).default(10).meta({ description: 'Connections per bridge instance.' }),
   connect_timeout: duration('How long to wait for a connection.').prefault('10s'),
   statement_timeout: duration('Server-side limit for one statement.').prefault('30s'),
+  leader_lease: duration(
+    'Lifetime of the lease that elects the instance running scheduled pollers; a killed leader is replaced within this plus a third of it.',
+  )
+    .pipe(z.number().min(1000, 'must be at least 1s'))
+    .prefault('15s'),
 });
 
 /** The `storage:` block of the root config. Embedded SQLite unless PostgreSQL is chosen. */

@@ -366,9 +366,108 @@ export interface Store {
   readonly checkpoints: CheckpointStore;
   readonly streams: StreamStore;
   readonly leases: LeaderLeaseStore;
+  readonly operator: OperatorStore;
   stats(): Promise<StoreStats>;
   prune(request: PruneRequest): Promise<PruneResult>;
   /** Highest migration applied. */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;
+}
+
+// ─── Operator queries (admin API, console) ─────────────────────────────────────────────────────
+
+/** Keyset position in a newest-first event listing. */
+export interface EventCursor {
+  acceptedAt: Date;
+  id: string;
+}
+
+export interface EventQuery {
+  instanceId?: string;
+  /** Event type URI. */
+  type?: string;
+  /** Accepted at or after. */
+  since?: Date;
+  /** Accepted before. */
+  until?: Date;
+  /**
+   * Events whose subject mentions any of these texts (case-insensitive substring of the stored
+   * subject). A coarse filter: callers match identifiers exactly on what comes back.
+   */
+  subjectMentions?: string[];
+  /** Events strictly older than this position. */
+  before?: EventCursor;
+  limit: number;
+}
+
+export interface DeliveryQuery {
+  destinationId?: string;
+  state?: DeliveryState;
+  eventId?: string;
+  /** Rows with an id lower than this (newest first). */
+  beforeId?: number;
+  limit: number;
+}
+
+/** Delivery health of one destination over a window. */
+export interface DestinationHealth {
+  destinationId: string;
+  /** Delivered within the window. */
+  delivered: number;
+  /** Dead-lettered within the window. */
+  dead: number;
+  /** Unfinished now (pending + leased). */
+  backlog: number;
+  /** Unfinished rows that have failed at least once. */
+  retrying: number;
+  /** Mean time from acceptance to delivery of the rows delivered in the window. */
+  meanLatencyMs?: number | undefined;
+  lastDeliveredAt?: Date | undefined;
+}
+
+/** Counts per time bucket, for throughput and failure charts. */
+export interface ActivityBucket {
+  start: Date;
+  accepted: number;
+  delivered: number;
+  dead: number;
+}
+
+export interface NewAuditEntry {
+  at: Date;
+  /** Name of the admin token that acted. */
+  actor: string;
+  role: string;
+  /** What was done, e.g. `dead_letters.replay`. */
+  action: string;
+  /** What it was done to, e.g. a stream id or a filter. */
+  target: string;
+  detail: Record<string, unknown>;
+}
+
+export interface AuditEntry extends NewAuditEntry {
+  id: number;
+}
+
+export interface AuditQuery {
+  actor?: string;
+  action?: string;
+  since?: Date;
+  until?: Date;
+  beforeId?: number;
+  limit: number;
+}
+
+/** Read-mostly queries for operators, plus the audit log of their write actions. */
+export interface OperatorStore {
+  listEvents(query: EventQuery): Promise<StoredEvent[]>;
+  listDeliveries(query: DeliveryQuery): Promise<DeliveryRecord[]>;
+  /** Deliveries of several events at once (timeline pages). */
+  deliveriesOf(eventIds: string[]): Promise<DeliveryRecord[]>;
+  destinationHealth(since: Date): Promise<DestinationHealth[]>;
+  /** Buckets of `bucketMs` from `since` (aligned to it), oldest first; empty buckets included. */
+  activity(since: Date, until: Date, bucketMs: number): Promise<ActivityBucket[]>;
+  recordAudit(entry: NewAuditEntry): Promise<AuditEntry>;
+  /** Newest first. */
+  listAudit(query: AuditQuery): Promise<AuditEntry[]>;
 }

@@ -44,6 +44,8 @@ describe('ssf-bridge run (quickstart, real child process)', () => {
 
     const res = await ingest(url, EVENT('jane@example.com'));
     expect(res.status).toBe(202);
+    const again = await ingest(url, EVENT('jane@example.com'));
+    expect(await again.json()).toMatchObject({ duplicates: 1 });
     const line = await bridge.waitForLine(
       (l) => l.includes('delivered_set') && l.includes('jane@example.com'),
     );

@@ -7,6 +7,11 @@ import { registerEvents } from './events.ts';
 import { registerKeys } from './keys.ts';
 import { registerDecode } from './decode.ts';
 import { registerVerify } from './verify.ts';
+import { registerOkta } from './okta.ts';
+import { registerDlq } from './dlq.ts';
+import { registerSimulate } from './simulate.ts';
+import { registerDevices } from './devices.ts';
+import { registerNew } from './new.ts';
 
 /**
  * Each file in this folder adds its commands to the program. Action handlers set their
@@ -22,4 +27,9 @@ export const registrars: CommandRegistrar[] = [
   registerKeys,
   registerDecode,
   registerVerify,
+  registerOkta,
+  registerNew,
+  registerDlq,
+  registerSimulate,
+  registerDevices,
 ];

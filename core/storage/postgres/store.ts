@@ -28,6 +28,7 @@ import {
   type DeliveryStore,
   type EventStore,
   type LeaderLeaseStore,
+  type OperatorStore,
   type NewDelivery,
   type PruneRequest,
   type PruneResult,
@@ -36,6 +37,7 @@ import {
   type StreamStore,
 } from '../types.ts';
 import { postgresMigrations, type Migration } from './migrations.ts';
+import { createOperatorStore } from '../operator.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -68,6 +70,7 @@ export class PostgresStore implements Store {
   readonly checkpoints: CheckpointStore;
   readonly streams: StreamStore;
   readonly leases: LeaderLeaseStore;
+  readonly operator: OperatorStore;
 
   private constructor(pool: pg.Pool) {
     this.#pool = pool;
@@ -77,6 +80,10 @@ export class PostgresStore implements Store {
     this.checkpoints = this.#checkpointStore();
     this.streams = this.#streamStore();
     this.leases = this.#leaseStore();
+    this.operator = createOperatorStore({
+      dialect: 'postgres',
+      rows: (sql, params) => this.#rows(sql, params),
+    });
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {

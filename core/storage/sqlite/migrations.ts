@@ -119,4 +119,20 @@ CREATE TABLE leader_leases (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'audit log of operator write actions',
+    sql: `
+CREATE TABLE audit_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  role TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+`,
+  },
 ];

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import fs, { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../plugin-api/errors.ts';
@@ -29,6 +29,7 @@ import {
   type DeliveryStore,
   type EventStore,
   type LeaderLeaseStore,
+  type OperatorStore,
   type NewDelivery,
   type PruneRequest,
   type PruneResult,
@@ -39,6 +40,7 @@ import {
   streamDestinationId,
 } from '../types.ts';
 import { sqliteMigrations, type Migration } from './migrations.ts';
+import { createOperatorStore } from '../operator.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a throwaway store. */
@@ -53,6 +55,14 @@ export interface SqliteStoreOptions {
 
 type Statement = Database.Statement<unknown[], unknown>;
 
+interface QueuedWrite {
+  work: () => unknown;
+  /** Must be on disk before it resolves. */
+  durable: boolean;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
  * The embedded store: one file, WAL journal, one process. Writes run in IMMEDIATE
  * transactions so a second process on the same file waits instead of failing mid-write.
@@ -61,6 +71,13 @@ export class SqliteStore implements Store {
   readonly driver = 'sqlite' as const;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Statement>();
+  /** The write-ahead log that durable group commits sync; undefined unless `synchronous: full`. */
+  readonly #walPath: string | undefined;
+  #walFd: number | undefined;
+  #queued: QueuedWrite[] = [];
+  /** The next sync of the log, not started yet: commits made until it starts share it. */
+  #nextSync: Promise<void> | undefined;
+  #lastSync: Promise<void> = Promise.resolve();
 
   readonly events: EventStore;
   readonly deliveries: DeliveryStore;
@@ -68,15 +85,21 @@ export class SqliteStore implements Store {
   readonly checkpoints: CheckpointStore;
   readonly streams: StreamStore;
   readonly leases: LeaderLeaseStore;
+  readonly operator: OperatorStore;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, walPath: string | undefined) {
     this.#db = db;
+    this.#walPath = walPath;
     this.events = this.#eventStore();
     this.deliveries = this.#deliveryStore();
     this.deadLetters = this.#deadLetterStore();
     this.checkpoints = this.#checkpointStore();
     this.streams = this.#streamStore();
     this.leases = this.#leaseStore();
+    this.operator = createOperatorStore({
+      dialect: 'sqlite',
+      rows: async (sql, params) => this.#all(sql, ...params),
+    });
   }
 
   static open(options: SqliteStoreOptions): SqliteStore {
@@ -92,7 +115,8 @@ export class SqliteStore implements Store {
       db.close();
       throw err;
     }
-    return new SqliteStore(db);
+    const syncFull = options.synchronous !== 'normal' && options.path !== ':memory:';
+    return new SqliteStore(db, syncFull ? `${options.path}-wal` : undefined);
   }
 
   /** The journal mode and sync level in force on this connection (for status output). */
@@ -129,10 +153,78 @@ export class SqliteStore implements Store {
     return this.#db.transaction(fn).immediate();
   }
 
+  /**
+   * Group commit for the busy paths (accepting events, leasing, recording outcomes): writes
+   * requested in the same turn of the event loop share one transaction, each in its own
+   * savepoint, so one that fails is rolled back and rejected alone.
+   *
+   * With `synchronous: full` the transaction commits without waiting for the disk, and `durable`
+   * writes (accepted events) resolve only after the write-ahead log has been synced — an fsync
+   * run in libuv's thread pool and shared by every commit made before it starts. The event loop
+   * keeps serving while the disk syncs, and a burst of requests costs one sync, not one each.
+   * Leases and outcomes do not wait for it: after a power cut the last of them may be lost, and
+   * those deliveries are made again with the same jti.
+   */
+  #commit<T>(work: () => T, durable: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.#queued.length === 0) setImmediate(() => this.#flush());
+      this.#queued.push({ work, durable, resolve: resolve as (value: unknown) => void, reject });
+    });
+  }
+
+  #flush(): void {
+    const batch = this.#queued;
+    this.#queued = [];
+    if (batch.length === 0) return;
+    const outcomes: Array<{ ok: boolean; value: unknown }> = [];
+    const deferSync = this.#walPath !== undefined;
+    try {
+      if (deferSync) this.#db.pragma('synchronous = NORMAL');
+      this.#write(() => {
+        for (const item of batch) {
+          try {
+            outcomes.push({ ok: true, value: this.#db.transaction(item.work)() });
+          } catch (err) {
+            outcomes.push({ ok: false, value: err });
+          }
+        }
+      });
+    } catch (err) {
+      for (const item of batch) item.reject(err);
+      return;
+    } finally {
+      if (deferSync) this.#db.pragma('synchronous = FULL');
+    }
+    const synced = deferSync && batch.some((item) => item.durable) ? this.#syncLog() : undefined;
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i]!;
+      if (!outcome.ok) item.reject(outcome.value);
+      else if (item.durable && synced) synced.then(() => item.resolve(outcome.value), item.reject);
+      else item.resolve(outcome.value);
+    });
+  }
+
+  /** Resolves once everything committed so far is on disk. */
+  #syncLog(): Promise<void> {
+    if (this.#nextSync) return this.#nextSync;
+    const next: Promise<void> = this.#lastSync
+      .catch(() => undefined)
+      .then(() => {
+        // Commits from now on need the following sync: this one may start before they write.
+        this.#nextSync = undefined;
+        this.#lastSync = next;
+        this.#walFd ??= fs.openSync(this.#walPath!, 'r');
+        const fd = this.#walFd;
+        return new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+      });
+    this.#nextSync = next;
+    return next;
+  }
+
   async accept(batch: AcceptBatch): Promise<AcceptOutcome> {
     const now = batch.now.getTime();
     const expires = batch.dedupeExpiresAt.getTime();
-    const results = this.#write(() => {
+    const results = await this.#commit(() => {
       const out: AcceptItemResult[] = [];
       const claimedInBatch = new Map<string, string>();
       for (const item of batch.events) {
@@ -177,7 +269,7 @@ export class SqliteStore implements Store {
         this.#putCheckpoint(instanceId, name, value, now);
       }
       return out;
-    });
+    }, true);
     return { results };
   }
 
@@ -238,7 +330,7 @@ export class SqliteStore implements Store {
           limit,
         ).map((row) => ({ event: eventFromRow(row, 'e_'), releaseAt: date(row.release_at) })),
       releaseSchedules: async (releases: ScheduleRelease[], now) =>
-        this.#write(() => {
+        this.#commit(() => {
           const released: string[] = [];
           for (const release of releases) {
             if (this.#run('DELETE FROM schedules WHERE event_id = ?', release.eventId) === 0) continue;
@@ -246,7 +338,7 @@ export class SqliteStore implements Store {
             released.push(release.eventId);
           }
           return released;
-        }),
+        }, false),
       findDuplicates: async (keys, now) => {
         const found = new Map<string, string>();
         for (const key of keys) {
@@ -266,7 +358,7 @@ export class SqliteStore implements Store {
     return {
       lease: async ({ destinationId, owner, limit, now, leaseMs }) => {
         const at = now.getTime();
-        return this.#write(() => {
+        return this.#commit(() => {
           const ids = this.#all(
             `SELECT d.id FROM deliveries d
              WHERE d.destination_id = ? AND d.state IN ('pending', 'leased') AND d.due_at <= ?
@@ -302,9 +394,10 @@ export class SqliteStore implements Store {
               event,
             };
           });
-        });
+        }, false);
       },
-      complete: async (outcomes, now) => this.#write(() => this.#applyOutcomes(outcomes, now.getTime())),
+      complete: async (outcomes, now) =>
+        this.#commit(() => this.#applyOutcomes(outcomes, now.getTime()), false),
       get: async (id) => {
         const row = this.#get('SELECT * FROM deliveries WHERE id = ?', id);
         return row === undefined ? undefined : deliveryFromRow(row);
@@ -757,6 +850,11 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // Writes already requested are committed, and synced, before the store closes.
+    if (this.#db.open) this.#flush();
+    await Promise.allSettled([this.#nextSync, this.#lastSync]);
+    if (this.#walFd !== undefined) fs.closeSync(this.#walFd);
+    this.#walFd = undefined;
     if (this.#db.open) this.#db.close();
   }
 }

@@ -558,6 +558,144 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
       });
     });
 
+    describe('operator queries', () => {
+      const at = (minutes: number) => new Date(Date.parse('2026-01-01T00:00:00.000Z') + minutes * 60_000);
+
+      it('lists events newest first with filters, subject mentions and a keyset cursor', async () => {
+        const items = [0, 1, 2, 3].map((i) =>
+          newEvent({
+            event: {
+              acceptedAt: at(i),
+              occurredAt: at(i),
+              instanceId: i === 3 ? 'mdm' : 'hr',
+              subject:
+                i % 2 === 0
+                  ? { format: 'email', email: 'Ann_1%@example.com' }
+                  : { format: 'opaque', id: `dev-${i}` },
+            },
+          }),
+        );
+        await accept(items);
+        const ids = (events: Array<{ id: string }>) => events.map((e) => e.id);
+        const all = await store.operator.listEvents({ limit: 10 });
+        expect(ids(all)).toEqual(items.map((i) => i.event.id).reverse());
+        const first = await store.operator.listEvents({ limit: 2 });
+        const last = first.at(-1)!;
+        const next = await store.operator.listEvents({
+          limit: 2,
+          before: { acceptedAt: last.acceptedAt, id: last.id },
+        });
+        expect([...ids(first), ...ids(next)]).toEqual(ids(all));
+        expect(ids(await store.operator.listEvents({ limit: 10, instanceId: 'mdm' }))).toEqual([
+          items[3]!.event.id,
+        ]);
+        expect(ids(await store.operator.listEvents({ limit: 10, since: at(1), until: at(3) }))).toEqual([
+          items[2]!.event.id,
+          items[1]!.event.id,
+        ]);
+        const mentions = await store.operator.listEvents({
+          limit: 10,
+          subjectMentions: ['ann_1%@EXAMPLE.com'],
+        });
+        expect(ids(mentions)).toEqual([items[2]!.event.id, items[0]!.event.id]);
+        expect(await store.operator.listEvents({ limit: 10, subjectMentions: ['ann_1x'] })).toEqual([]);
+        expect(await store.operator.listEvents({ limit: 10, subjectMentions: [] })).toEqual([]);
+      });
+
+      it('lists deliveries newest first by destination, state and event, and per event batch', async () => {
+        const a = newEvent({ destinations: ['dest-a', 'dest-b'] });
+        const b = newEvent({ destinations: ['dest-a'] });
+        await accept([a, b]);
+        const rows = await store.operator.listDeliveries({ limit: 10 });
+        expect(rows.map((r) => r.jti)).toEqual([
+          `${b.event.id}/dest-a`,
+          `${a.event.id}/dest-b`,
+          `${a.event.id}/dest-a`,
+        ]);
+        const page = await store.operator.listDeliveries({
+          limit: 10,
+          destinationId: 'dest-a',
+          beforeId: rows[0]!.id,
+        });
+        expect(page.map((r) => r.jti)).toEqual([`${a.event.id}/dest-a`]);
+        expect(await store.operator.listDeliveries({ limit: 10, state: 'delivered' })).toEqual([]);
+        expect((await store.operator.listDeliveries({ limit: 10, eventId: a.event.id })).length).toBe(2);
+        expect((await store.operator.deliveriesOf([a.event.id, b.event.id])).length).toBe(3);
+        expect(await store.operator.deliveriesOf([])).toEqual([]);
+      });
+
+      it('reports destination health and activity buckets', async () => {
+        const ok = newEvent({ event: { acceptedAt: clock.now() } });
+        const bad = newEvent({ event: { acceptedAt: clock.now() }, orderingKey: 'other' });
+        const waiting = newEvent({ destinations: ['dest-b'] });
+        await accept([ok, bad, waiting]);
+        const leased = await lease();
+        clock.advance(2_000);
+        const error = { class: 'permanent', code: 'HTTP_400', message: 'refused', status: 400 };
+        await store.deliveries.complete(
+          [
+            { kind: 'delivered', id: leased[0]!.id, leaseToken: leased[0]!.leaseToken },
+            { kind: 'dead', id: leased[1]!.id, leaseToken: leased[1]!.leaseToken, error },
+          ],
+          clock.now(),
+        );
+        const health = await store.operator.destinationHealth(new Date(clock.now().getTime() - HOUR));
+        expect(health).toEqual([
+          {
+            destinationId: 'dest-a',
+            delivered: 1,
+            dead: 1,
+            backlog: 0,
+            retrying: 0,
+            meanLatencyMs: 2_000,
+            lastDeliveredAt: clock.now(),
+          },
+          {
+            destinationId: 'dest-b',
+            delivered: 0,
+            dead: 0,
+            backlog: 1,
+            retrying: 0,
+            meanLatencyMs: undefined,
+            lastDeliveredAt: undefined,
+          },
+        ]);
+        const start = new Date(clock.now().getTime() - 60_000);
+        const buckets = await store.operator.activity(start, new Date(start.getTime() + 120_000), 60_000);
+        expect(buckets.map((b) => [b.start.toISOString(), b.accepted, b.delivered, b.dead])).toEqual([
+          [start.toISOString(), 3, 0, 0],
+          [new Date(start.getTime() + 60_000).toISOString(), 0, 1, 1],
+        ]);
+      });
+
+      it('keeps an audit log, newest first, filtered and paged', async () => {
+        const first = await store.operator.recordAudit({
+          at: at(1),
+          actor: 'ops',
+          role: 'write',
+          action: 'dead_letters.replay',
+          target: 'dest-a',
+          detail: { count: 3, filter: { ids: [1, 2] } },
+        });
+        const second = await store.operator.recordAudit({
+          at: at(2),
+          actor: 'alice',
+          role: 'write',
+          action: 'keys.rotate',
+          target: 'signing keys',
+          detail: {},
+        });
+        expect(second.id).toBeGreaterThan(first.id);
+        expect(await store.operator.listAudit({ limit: 10 })).toEqual([second, first]);
+        expect(await store.operator.listAudit({ limit: 10, beforeId: second.id })).toEqual([first]);
+        expect(
+          await store.operator.listAudit({ limit: 10, actor: 'ops', action: 'dead_letters.replay' }),
+        ).toEqual([first]);
+        expect(await store.operator.listAudit({ limit: 10, since: at(2) })).toEqual([second]);
+        expect(first.detail).toEqual({ count: 3, filter: { ids: [1, 2] } });
+      });
+    });
+
     describe('leader leases', () => {
       it('rule: one holder at a time; renewals keep it; expiry or release hands it over', async () => {
         expect(await store.leases.tryAcquire('scheduler', 'a', 10_000, clock.now())).toBe(true);

@@ -1,0 +1,301 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { capturingIo } from '../../../test/helpers/capture.ts';
+import { SqliteStore } from '../../storage/sqlite/store.ts';
+import { newEvent } from '../../storage/testing/fixtures.ts';
+import { main } from '../main.ts';
+import { parseTime, progressBar } from './dlq.ts';
+
+const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
+const CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
+
+let dir: string;
+let configFile: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ssf-cli-dlq-'));
+  configFile = join(dir, 'bridge.yaml');
+  writeFileSync(configFile, `data_dir: ${JSON.stringify(join(dir, 'data'))}\n`);
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(...args: string[]) {
+  const io = capturingIo();
+  const code = await main(['node', 'ssf-bridge', ...args], io);
+  return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n'), stderr: io.stderr };
+}
+
+function openStore(): SqliteStore {
+  return SqliteStore.open({ path: join(dir, 'data', 'ssf-bridge.db') });
+}
+
+interface Seed {
+  destination: string;
+  type?: string;
+  deadAt: string;
+}
+
+/** Accepts one event per seed and dead-letters its delivery at the given time, in order. */
+async function seedDeadLetters(seeds: Seed[]): Promise<number[]> {
+  const store = openStore();
+  try {
+    const ids: number[] = [];
+    for (const seed of seeds) {
+      const at = new Date(Date.parse(seed.deadAt) - 60_000);
+      const item = newEvent({
+        event: { acceptedAt: at, occurredAt: at, type: seed.type ?? SESSION_REVOKED },
+        destinations: [seed.destination],
+      });
+      await store.accept({ now: at, events: [item], dedupeExpiresAt: at });
+      const [leased] = await store.deliveries.lease({
+        destinationId: seed.destination,
+        owner: 'test',
+        limit: 1,
+        now: at,
+        leaseMs: 60_000,
+      });
+      if (!leased) throw new Error('nothing leased');
+      await store.deliveries.complete(
+        [
+          {
+            kind: 'dead',
+            id: leased.id,
+            leaseToken: leased.leaseToken,
+            error: {
+              class: 'permanent',
+              code: 'SSF_ERR_HTTP_REFUSED',
+              message: 'receiver said no',
+              status: 400,
+            },
+            setJwt: 'eyJhbGciOiJub25lIn0.eyJqdGkiOiJ4In0.',
+          },
+        ],
+        new Date(seed.deadAt),
+      );
+      ids.push(leased.id);
+    }
+    return ids;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Many letters for one destination, written in three transactions. */
+async function seedManyDeadLetters(count: number): Promise<void> {
+  const store = openStore();
+  try {
+    const at = new Date('2026-01-01T00:00:00Z');
+    const events = Array.from({ length: count }, () =>
+      newEvent({ event: { acceptedAt: at, occurredAt: at }, destinations: ['okta'] }),
+    );
+    await store.accept({ now: at, events, dedupeExpiresAt: at });
+    const leased = await store.deliveries.lease({
+      destinationId: 'okta',
+      owner: 'test',
+      limit: count,
+      now: at,
+      leaseMs: 60_000,
+    });
+    const error = { class: 'retryable', code: 'SSF_ERR_HTTP_UNAVAILABLE', message: 'down', status: 503 };
+    await store.deliveries.complete(
+      leased.map((l) => ({ kind: 'dead' as const, id: l.id, leaseToken: l.leaseToken, error })),
+      at,
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+async function states(ids: number[]) {
+  const store = openStore();
+  try {
+    return await Promise.all(ids.map(async (id) => (await store.deliveries.get(id))?.state ?? 'gone'));
+  } finally {
+    await store.close();
+  }
+}
+
+describe('ssf-bridge dlq list', () => {
+  it('lists letters oldest first with destination, short event type, attempts and last error', async () => {
+    await seedDeadLetters([
+      { destination: 'okta', deadAt: '2026-01-01T10:00:00Z' },
+      { destination: 'google', type: CREDENTIAL_CHANGE, deadAt: '2026-01-01T11:00:00Z' },
+    ]);
+    const result = await run('dlq', 'list', '--config', configFile);
+    expect(result.code).toBe(0);
+    const lines = result.out.split('\n');
+    expect(lines[0]).toMatch(/^ID\s+DEAD AT\s+DESTINATION\s+EVENT TYPE\s+ATTEMPTS\s+LAST ERROR$/);
+    expect(lines[1]).toMatch(
+      /^1\s+2026-01-01T10:00:00.000Z\s+okta\s+caep.session-revoked\s+1\s+HTTP 400 SSF_ERR_HTTP_REFUSED: receiver said no$/,
+    );
+    expect(lines[2]).toMatch(/^2\s+.*google\s+caep.credential-change/);
+  });
+
+  it('filters by destination, event type (short name or URI) and time, and pages by id', async () => {
+    await seedDeadLetters([
+      { destination: 'okta', deadAt: '2026-01-01T10:00:00Z' },
+      { destination: 'okta', type: CREDENTIAL_CHANGE, deadAt: '2026-01-02T10:00:00Z' },
+      { destination: 'google', deadAt: '2026-01-03T10:00:00Z' },
+      { destination: 'okta', deadAt: '2026-01-04T10:00:00Z' },
+    ]);
+    const ids = async (...args: string[]) => {
+      const result = await run('dlq', 'list', '--config', configFile, '--json', ...args);
+      expect(result.code).toBe(0);
+      const page = JSON.parse(result.out) as {
+        dead_letters: Array<{ id: number }>;
+        next_after: number | null;
+      };
+      return { ids: page.dead_letters.map((l) => l.id), next: page.next_after };
+    };
+    expect((await ids('--destination', 'okta')).ids).toEqual([1, 2, 4]);
+    expect((await ids('--event-type', 'caep.credential-change')).ids).toEqual([2]);
+    expect((await ids('--event-type', SESSION_REVOKED, '--destination', 'okta')).ids).toEqual([1, 4]);
+    expect((await ids('--since', '2026-01-02T00:00:00Z', '--until', '2026-01-04T00:00:00Z')).ids).toEqual([
+      2, 3,
+    ]);
+    expect(await ids('--limit', '2')).toEqual({ ids: [1, 2], next: 2 });
+    expect(await ids('--limit', '2', '--after', '2')).toEqual({ ids: [3, 4], next: null });
+
+    const text = await run('dlq', 'list', '--config', configFile, '--limit', '3');
+    expect(text.err).toContain('more letters follow: add --after 3 for the next page');
+  });
+
+  it('refuses an unknown event type with a hint, a bad time and a bad limit (exit 2)', async () => {
+    await seedDeadLetters([{ destination: 'okta', deadAt: '2026-01-01T10:00:00Z' }]);
+    const type = await run('dlq', 'list', '--config', configFile, '--event-type', 'caep.session-revokd');
+    expect(type.code).toBe(2);
+    expect(type.err).toMatch(/--event-type: .*caep.session-revokd.*caep.session-revoked/);
+    const time = await run('dlq', 'list', '--config', configFile, '--since', 'yesterday');
+    expect(time.code).toBe(2);
+    expect(time.err).toContain('--since "yesterday" is neither an ISO 8601 time');
+    expect((await run('dlq', 'list', '--config', configFile, '--limit', '0')).code).toBe(2);
+  });
+
+  it('says so when the bridge has no database yet, without creating one (exit 1)', async () => {
+    const result = await run('dlq', 'list', '--config', configFile);
+    expect(result.code).toBe(1);
+    expect(result.err).toMatch(/no database at .*ssf-bridge\.db: has the bridge run with this config\?/);
+  });
+});
+
+describe('ssf-bridge dlq show', () => {
+  it('shows the letter, its last error and its SET; an unknown id exits 1', async () => {
+    await seedDeadLetters([{ destination: 'okta', deadAt: '2026-01-01T10:00:00Z' }]);
+    const result = await run('dlq', 'show', '1', '--config', configFile);
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/^dead letter 1\n/);
+    expect(result.out).toMatch(/last error\s+permanent HTTP 400 SSF_ERR_HTTP_REFUSED: receiver said no/);
+    expect(result.out).toContain('"jti": "x"');
+    const json = JSON.parse((await run('dlq', 'show', '1', '--config', configFile, '--json')).out) as Record<
+      string,
+      unknown
+    >;
+    expect(json).toMatchObject({
+      id: 1,
+      destination: 'okta',
+      event_type: SESSION_REVOKED,
+      set_claims: { jti: 'x' },
+    });
+    const missing = await run('dlq', 'show', '9', '--config', configFile);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain('no dead letter with id 9');
+  });
+});
+
+describe('ssf-bridge dlq replay', () => {
+  it('puts the selected letters back in the outbox with their jti and a fresh attempt budget', async () => {
+    const ids = await seedDeadLetters([
+      { destination: 'okta', deadAt: '2026-01-01T10:00:00Z' },
+      { destination: 'google', deadAt: '2026-01-01T11:00:00Z' },
+      { destination: 'okta', deadAt: '2026-01-01T12:00:00Z' },
+    ]);
+    const store = openStore();
+    const jtiBefore = (await store.deliveries.get(ids[0]!))?.jti;
+    await store.close();
+
+    const result = await run('dlq', 'replay', '--config', configFile, '--destination', 'okta');
+    expect(result.code).toBe(0);
+    expect(result.out).toBe('replayed 2 dead letters: back in the outbox with their original jti');
+    expect(await states(ids)).toEqual(['pending', 'dead', 'pending']);
+
+    const after = openStore();
+    const replayed = await after.deliveries.get(ids[0]!);
+    await after.close();
+    expect(replayed).toMatchObject({ jti: jtiBefore, attempts: 0, state: 'pending' });
+    expect(replayed!.enqueuedAt.getTime()).toBeGreaterThan(Date.parse('2026-01-02T00:00:00Z'));
+  });
+
+  it('replays named ids, refuses to act without a selection, and refuses --all with a filter', async () => {
+    const ids = await seedDeadLetters([
+      { destination: 'okta', deadAt: '2026-01-01T10:00:00Z' },
+      { destination: 'okta', deadAt: '2026-01-01T11:00:00Z' },
+    ]);
+    const none = await run('dlq', 'replay', '--config', configFile);
+    expect(none.code).toBe(2);
+    expect(none.err).toContain('say which dead letters to replay');
+    expect((await run('dlq', 'replay', '--config', configFile, '--all', '--destination', 'okta')).code).toBe(
+      2,
+    );
+    expect((await run('dlq', 'replay', '--config', configFile, 'abc')).code).toBe(2);
+
+    expect((await run('dlq', 'replay', '--config', configFile, String(ids[1]))).out).toContain('replayed 1 ');
+    expect(await states(ids)).toEqual(['dead', 'pending']);
+    expect((await run('dlq', 'replay', '--config', configFile, '--all')).out).toContain('replayed 1 ');
+    expect((await run('dlq', 'replay', '--config', configFile, '--all')).out).toBe('no dead letters match');
+  });
+
+  it('draws a progress bar on standard error with --progress, one step per batch', async () => {
+    await seedManyDeadLetters(1100);
+    const result = await run('dlq', 'replay', '--config', configFile, '--all', '--progress');
+    expect(result.code).toBe(0);
+    expect(result.out).toBe('replayed 1100 dead letters: back in the outbox with their original jti');
+    expect(result.stderr).toEqual([
+      expect.stringMatching(/^replaying \[#+-+\] 500\/1100 \(45%\)$/),
+      expect.stringMatching(/^replaying \[#+-+\] 1000\/1100 \(90%\)$/),
+      expect.stringMatching(/^replaying \[#+\] 1100\/1100 \(100%\)$/),
+    ]);
+    const quiet = await seedDeadLetters([{ destination: 'okta', deadAt: '2026-01-05T00:00:00Z' }]);
+    const small = await run('dlq', 'replay', '--config', configFile, String(quiet[0]));
+    expect(small.stderr).toEqual([]);
+  });
+});
+
+describe('ssf-bridge dlq purge', () => {
+  it('deletes the selected letters only with --yes', async () => {
+    const ids = await seedDeadLetters([
+      { destination: 'okta', deadAt: '2026-01-01T10:00:00Z' },
+      { destination: 'google', deadAt: '2026-01-01T11:00:00Z' },
+    ]);
+    const unconfirmed = await run('dlq', 'purge', '--config', configFile, '--destination', 'google');
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.err).toContain(
+      '1 dead letter match; purging deletes them for good: add --yes to confirm',
+    );
+    expect(await states(ids)).toEqual(['dead', 'dead']);
+
+    const purged = await run('dlq', 'purge', '--config', configFile, '--destination', 'google', '--yes');
+    expect(purged.code).toBe(0);
+    expect(purged.out).toBe('purged 1 dead letter');
+    expect(await states(ids)).toEqual(['dead', 'gone']);
+  });
+});
+
+describe('dlq helpers', () => {
+  it('reads times as ISO 8601 or as a duration ago', () => {
+    const now = new Date('2026-01-10T00:00:00Z');
+    expect(parseTime('2026-01-01T10:00:00Z', now)?.toISOString()).toBe('2026-01-01T10:00:00.000Z');
+    expect(parseTime('2026-01-01', now)?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
+    expect(parseTime('24h', now)?.toISOString()).toBe('2026-01-09T00:00:00.000Z');
+    expect(parseTime('1d12h', now)?.toISOString()).toBe('2026-01-08T12:00:00.000Z');
+    expect(parseTime('12', now)).toBeUndefined();
+    expect(parseTime('last week', now)).toBeUndefined();
+  });
+
+  it('draws a bar proportional to the work done', () => {
+    expect(progressBar(0, 10, 10)).toBe('[----------] 0/10 (0%)');
+    expect(progressBar(5, 10, 10)).toBe('[#####-----] 5/10 (50%)');
+    expect(progressBar(10, 10, 10)).toBe('[##########] 10/10 (100%)');
+  });
+});

@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RetryableError } from '../plugin-api/errors.ts';
+import { SqliteStore } from '../storage/sqlite/store.ts';
+import { ManualClock, storedEvent } from '../storage/testing/fixtures.ts';
+import type { DeliveryOutcome, Store } from '../storage/types.ts';
+import { deliveryConfigSchema, type DeliveryConfigInput } from './config.ts';
+import { DeliveryEngine } from './engine.ts';
+import { deliveryJti, orderingKey } from './jti.ts';
+import { ScriptedDestination, deferred, testSigner } from './testing.ts';
+
+// How the engine batches its work with the store: it leases ahead of its free slots, gives
+// leased-ahead rows back when the destination must wait, and frees a slot as soon as the
+// destination answered while the outcome waits for the next commit — within a bound.
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+interface Counted {
+  store: Store;
+  leases: number[];
+  /** Holds back every `complete` call while set. */
+  gate?: Promise<void>;
+}
+
+/** A SQLite store that counts lease calls and can hold outcome writes back. */
+function countingStore(): Counted {
+  const dir = mkdtempSync(join(tmpdir(), 'ssf-batching-'));
+  const inner = SqliteStore.open({ path: join(dir, 'bridge.db') });
+  cleanups.push(async () => {
+    await inner.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const counted: Counted = { store: inner, leases: [] };
+  const deliveries = new Proxy(inner.deliveries, {
+    get(target, name, receiver) {
+      if (name === 'lease') {
+        return async (...args: Parameters<typeof target.lease>) => {
+          const rows = await target.lease(...args);
+          counted.leases.push(rows.length);
+          return rows;
+        };
+      }
+      if (name === 'complete') {
+        return async (outcomes: DeliveryOutcome[], now: Date) => {
+          await counted.gate;
+          return target.complete(outcomes, now);
+        };
+      }
+      return Reflect.get(target, name, receiver) as unknown;
+    },
+  });
+  counted.store = new Proxy(inner, {
+    get(target, name) {
+      if (name === 'deliveries') return deliveries;
+      // The store's methods use private fields: call them on the store itself.
+      const value = Reflect.get(target, name, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  }) as Store;
+  return counted;
+}
+
+async function enqueue(
+  store: Store,
+  clock: ManualClock,
+  count: number,
+  destination = 'okta',
+): Promise<string[]> {
+  const items = Array.from({ length: count }, (_, i) => {
+    const event = storedEvent({
+      subjectKey: `k${i}`,
+      acceptedAt: clock.now(),
+      occurredAt: clock.now(),
+    });
+    return {
+      event,
+      deliveries: [
+        {
+          destinationId: destination,
+          jti: deliveryJti(event.instanceId, event.sourceRecordId, event.type, destination),
+          orderingKey: orderingKey(destination, event.subjectKey),
+        },
+      ],
+    };
+  });
+  await store.accept({ now: clock.now(), events: items, dedupeExpiresAt: clock.now() });
+  return items.map((i) => i.event.id);
+}
+
+function engine(store: Store, clock: ManualClock, dest: ScriptedDestination, config: DeliveryConfigInput) {
+  const e = new DeliveryEngine({
+    store,
+    signer: testSigner(),
+    config: deliveryConfigSchema.parse({ poll_interval: '10ms', ...config }),
+    clock,
+    random: () => 0.5,
+  });
+  e.register(dest);
+  cleanups.push(() => e.stop(0));
+  return e;
+}
+
+describe('delivery engine batching', () => {
+  it('rule: one lease serves a batch; the rows start as slots free, without leasing again', async () => {
+    const { store, leases } = countingStore();
+    const clock = new ManualClock();
+    const dest = new ScriptedDestination('okta');
+    const e = engine(store, clock, dest, { max_in_flight: 2, batch_size: 10 });
+    await enqueue(store, clock, 6);
+    expect(await e.pump('okta')).toBe(2);
+    expect(leases).toEqual([6]);
+    await e.idle();
+    expect(await e.pump('okta')).toBe(2);
+    await e.idle();
+    expect(await e.pump('okta')).toBe(2);
+    await e.idle();
+    expect(leases).toEqual([6]);
+    expect(dest.delivered).toHaveLength(6);
+  });
+
+  it('rule: rows leased ahead go back, attempt not counted, while Retry-After holds the destination', async () => {
+    const { store } = countingStore();
+    const clock = new ManualClock();
+    const dest = new ScriptedDestination('okta', [
+      new RetryableError('busy', { detail: { status: 503 }, retryAfterMs: 5000 }),
+    ]);
+    const e = engine(store, clock, dest, { max_in_flight: 1, batch_size: 10 });
+    const ids = await enqueue(store, clock, 3);
+    expect(await e.pump('okta')).toBe(1);
+    await e.idle();
+    expect(await e.pump('okta')).toBe(0);
+    await e.idle();
+    const rows = (await Promise.all(ids.map((id) => store.deliveries.forEvent(id)))).flat();
+    expect(rows.map((r) => [r.state, r.attempts])).toEqual([
+      ['pending', 1],
+      ['pending', 0],
+      ['pending', 0],
+    ]);
+    clock.advance(5000);
+    expect(await e.pump('okta')).toBe(1);
+  });
+
+  it('rule: a slot frees once the destination answered, but at most max_in_flight outcomes wait to be written', async () => {
+    const counted = countingStore();
+    const clock = new ManualClock();
+    const dest = new ScriptedDestination('okta');
+    const e = engine(counted.store, clock, dest, { max_in_flight: 1, batch_size: 10 });
+    await enqueue(counted.store, clock, 5);
+    const gate = deferred();
+    counted.gate = gate.promise;
+    e.start();
+    await expect.poll(() => dest.calls.length).toBe(2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(dest.calls).toHaveLength(2);
+    gate.resolve();
+    await expect.poll(() => dest.delivered.length, { timeout: 5000 }).toBe(5);
+    await e.stop(1000);
+    expect((await counted.store.stats()).backlog).toEqual({});
+  });
+});

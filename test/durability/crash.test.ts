@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { capturingIo } from '../helpers/capture.ts';
+import { main } from '../../core/cli/main.ts';
+import { describeReport, runCrashScenario } from './crash.ts';
+
+// Issue 4 acceptance: a real `ssf-bridge run` on SQLite (synchronous: full) is SIGKILLed at
+// random moments while 2,000 events are ingested over HTTP and delivered to a loopback receiver.
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('crash safety on SQLite (real process, SIGKILL)', () => {
+  it('delivers every event that got a 202 at least once across 10+ SIGKILLs and restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssf-crash-sqlite-'));
+    dirs.push(dir);
+    const report = await runCrashScenario({
+      label: 'sqlite',
+      dir,
+      events: 2000,
+      minKills: 10,
+      batchSize: 20,
+      paceMs: 60,
+    });
+    console.info(describeReport('crash safety, SQLite', report));
+
+    expect(report.kills).toBeGreaterThanOrEqual(10);
+    // Ingestion is paced to outlast several of the bridge's lives.
+    expect(report.killsWhileIngesting).toBeGreaterThanOrEqual(4);
+    expect(report.acknowledged).toBe(2000);
+    expect(report.missing).toEqual([]);
+    expect(report.unexpected).toEqual([]);
+    expect(report.delivered).toBe(2000);
+    // Redeliveries come only from deliveries in flight when a kill struck.
+    expect(report.duplicates).toBeLessThanOrEqual(report.bound);
+    expect(report.finalExit).toEqual({ code: 0, signal: null });
+
+    const io = capturingIo();
+    expect(
+      await main(['node', 'ssf-bridge', 'dlq', 'list', '--json', '--config', report.configFile], io),
+    ).toBe(0);
+    expect(JSON.parse(io.stdout.join(''))).toEqual({ dead_letters: [], next_after: null });
+  }, 150_000);
+});
