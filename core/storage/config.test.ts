@@ -29,6 +29,16 @@ describe('storage config', () => {
     );
   });
 
+  it('rule: the scheduler leader lease on PostgreSQL defaults to 15 s and is at least 1 s', () => {
+    const parse = (leader_lease?: string) =>
+      storageConfigSchema.safeParse({ driver: 'postgres', url: 'postgres://db/ssf', leader_lease });
+    expect(parse().data).toMatchObject({ leader_lease: 15_000 });
+    expect(parse('2s').data).toMatchObject({ leader_lease: 2000 });
+    expect(parse('500ms').error?.issues).toEqual([
+      expect.objectContaining({ path: ['leader_lease'], message: 'must be at least 1s' }),
+    ]);
+  });
+
   it('rejects unknown drivers and keys', () => {
     expect(storageConfigSchema.safeParse({ driver: 'mysql' }).success).toBe(false);
     expect(storageConfigSchema.safeParse({ driver: 'sqlite', file: 'x' }).success).toBe(false);
