@@ -3,6 +3,7 @@ import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { Secret } from '../plugin-api/secret.ts';
 import { classifyHttpOutcome, outcomeFromError, type HttpOutcome } from './classify.ts';
 import { SsrfRefusedError } from './ssrf.ts';
+import { TransportError } from './transport.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
 const ctx = { method: 'POST', url: 'https://api.example.com/v1/events?token=abc&x=1', nowMs: NOW };
@@ -169,24 +170,21 @@ describe('outcomeFromError', () => {
     });
   });
 
-  it('recognises socket timeouts, size limits, SSRF refusals and unusable requests', () => {
+  it('recognises socket timeouts, transport failures, SSRF refusals and unusable requests', () => {
     expect(outcomeFromError(sysError('ETIMEDOUT', 'connect ETIMEDOUT'), limits)).toEqual({
       kind: 'timeout',
       timeoutMs: 250,
     });
     expect(
-      outcomeFromError(sysError('ERR_BAD_RESPONSE', 'maxContentLength size of 1024 exceeded'), limits),
-    ).toEqual({
-      kind: 'too_large',
-      direction: 'response',
-      limitBytes: 1024,
-    });
-    expect(
-      outcomeFromError(wrapped(sysError('ERR_FR_MAX_BODY_LENGTH_EXCEEDED', 'too big')), limits),
+      outcomeFromError(wrapped(new TransportError('request_too_large', 'too big')), limits),
     ).toMatchObject({
       kind: 'too_large',
       direction: 'request',
+      limitBytes: 1024,
     });
+    expect(
+      outcomeFromError(new TransportError('too_many_redirects', 'the redirect limit was reached'), limits),
+    ).toEqual({ kind: 'redirect_failed', message: 'the redirect limit was reached' });
     expect(outcomeFromError(wrapped(new SsrfRefusedError('no', 'metadata')), limits)).toEqual({
       kind: 'ssrf',
       reason: 'metadata',

@@ -7,6 +7,7 @@ import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { DEFAULT_MAX_RETRY_AFTER_MS, retryAfterFromHeaders } from './retry-after.ts';
 import { bodyExcerpt, scrubUrl } from './redact.ts';
 import { SsrfRefusedError, type SsrfReason } from './ssrf.ts';
+import { TransportError } from './transport.ts';
 
 export type HttpOutcome =
   /** The remote answered (any status). `body` is the raw start of the body, not yet scrubbed. */
@@ -206,8 +207,8 @@ function errorChain(err: unknown): ErrorLike[] {
 }
 
 /**
- * The outcome of a failed exchange that produced no response: walks the cause chain (axios
- * wraps Node's errors) for an SSRF refusal, a size-limit error or a system error code.
+ * The outcome of a failed exchange that produced no response: walks the cause chain for an SSRF
+ * refusal, a transport failure (size limit, redirects) or a system error code.
  * `firedBy` says which of our own signals aborted the exchange, if any.
  */
 export function outcomeFromError(
@@ -221,27 +222,15 @@ export function outcomeFromError(
   const ssrf = chain.find((e): e is SsrfRefusedError => e instanceof SsrfRefusedError);
   if (ssrf) return { kind: 'ssrf', reason: ssrf.reason, message: ssrf.message };
   const messages = chain.map((e) => (typeof e.message === 'string' ? e.message : ''));
-  if (messages.some((m) => /maxContentLength/.test(m))) {
-    return { kind: 'too_large', direction: 'response', limitBytes: limits.maxBytes };
+  const transport = chain.find((e): e is TransportError => e instanceof TransportError);
+  if (transport?.failure === 'request_too_large') {
+    return { kind: 'too_large', direction: 'request', limitBytes: limits.maxBytes };
   }
+  if (transport) return { kind: 'redirect_failed', message: transport.message };
   const codes = chain
     .map((e) => (typeof e.code === 'string' ? e.code : undefined))
     .filter((c) => c !== undefined);
-  if (codes.includes('ERR_FR_MAX_BODY_LENGTH_EXCEEDED') || messages.some((m) => /maxBodyLength/.test(m))) {
-    return { kind: 'too_large', direction: 'request', limitBytes: limits.maxBytes };
-  }
-  if (
-    codes.includes('ETIMEDOUT') ||
-    (codes.includes('ECONNABORTED') && messages.some((m) => /timeout/i.test(m)))
-  ) {
-    return { kind: 'timeout', timeoutMs: limits.timeoutMs };
-  }
-  if (codes.includes('ERR_FR_TOO_MANY_REDIRECTS')) {
-    return { kind: 'redirect_failed', message: 'the redirect limit (maxRedirects) was reached' };
-  }
-  if (codes.includes('ERR_FR_REDIRECTION_FAILURE')) {
-    return { kind: 'redirect_failed', message: 'the redirect target cannot be followed' };
-  }
+  if (codes.includes('ETIMEDOUT')) return { kind: 'timeout', timeoutMs: limits.timeoutMs };
   const invalid = codes.find((c) => INVALID_REQUEST_CODES.has(c));
   if (invalid) return { kind: 'invalid_request', message: messages.find((m) => m) ?? invalid };
   // The most specific code is the innermost system error (ECONNREFUSED rather than ERR_NETWORK).

@@ -1,7 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
-import axios from 'axios';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { Secret } from '../plugin-api/secret.ts';
@@ -89,6 +88,8 @@ function setup(overrides: Partial<HttpClientFactoryDeps> = {}) {
     signal: stop.signal,
     onAuthFailure: (reason) => authFailures.push(reason),
     metrics: { onRequest: (o) => observations.push(o) },
+    // Tests never inherit the machine's proxy settings; the proxy tests pass their own.
+    proxyEnv: {},
     ...overrides,
   });
   return { factory, stop, lines, authFailures, observations };
@@ -141,25 +142,11 @@ describe('options', () => {
     ).toThrow(/not a valid HTTP header name/);
   });
 
-  it('joins baseURL and path like axios, and appends params', () => {
+  it('joins baseURL and path with one slash, and appends params', () => {
     expect(buildUrl('https://api.example.com/v1/', '/items', { q: 'a b', skip: undefined, n: 2 })).toBe(
       'https://api.example.com/v1/items?q=a+b&n=2',
     );
     expect(buildUrl('https://api.example.com/v1', 'https://other.example/x')).toBe('https://other.example/x');
-  });
-
-  it('uses its own axios instance, untouched by the global default', async () => {
-    const server = await serve(reply(200, '{"ok":true}'));
-    const id = axios.interceptors.request.use(() => {
-      throw new Error('global axios was used');
-    });
-    try {
-      const { factory } = setup();
-      const res = await factory.create({ baseURL: server.url }).get('/x');
-      expect(res.data).toEqual({ ok: true });
-    } finally {
-      axios.interceptors.request.eject(id);
-    }
   });
 });
 

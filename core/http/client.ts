@@ -1,6 +1,6 @@
 /**
  * The HTTP client factory every connector and core service uses to reach the network. Each
- * client owns an axios instance and connection pool, always has a deadline, is cancelled when its
+ * client owns its connection pool, always has a deadline, is cancelled when its
  * instance stops, caps response sizes, handles authentication (including an OAuth 2.0 token
  * cache), never logs credentials, and turns every failure into a classified plugin-api error.
  */
@@ -8,7 +8,6 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
-import axios, { type AxiosInstance, type AxiosResponse, type RawAxiosRequestHeaders } from 'axios';
 import type {
   HttpAuth,
   HttpClient,
@@ -35,7 +34,22 @@ import {
   type AssertionKey,
 } from './assertion.ts';
 import { redactHeaders, scrubUrl } from './redact.ts';
-import { checkTargetUrl, createGuardedAgents, assertValidSsrfPolicy, type SsrfPolicy } from './ssrf.ts';
+import {
+  checkTargetUrl,
+  createGuardedAgents,
+  assertValidSsrfPolicy,
+  SsrfRefusedError,
+  type SsrfPolicy,
+} from './ssrf.ts';
+import {
+  createProxyRoute,
+  exchange,
+  proxyEnvironment,
+  type ExchangeResponse,
+  type ProxyEnvironment,
+  type ProxyRoute,
+  type TransportAgents,
+} from './transport.ts';
 import { DEFAULT_MAX_RETRY_AFTER_MS } from './retry-after.ts';
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -79,6 +93,8 @@ export interface HttpClientFactoryDeps {
   now?: () => number;
   /** Upper bound for a Retry-After delay; defaults to one hour. */
   maxRetryAfterMs?: number;
+  /** Proxy settings for clients without an SSRF policy; read from the environment by default. */
+  proxyEnv?: ProxyEnvironment;
 }
 
 /** What core services may set beyond the plugin API's options. */
@@ -176,7 +192,7 @@ export function resolveClientOptions(
   };
 }
 
-/** axios' rule: an absolute URL wins, otherwise baseURL and url are joined with one slash. */
+/** An absolute URL wins, otherwise baseURL and url are joined with one slash. */
 export function buildUrl(baseURL: string | undefined, url: string, params?: HttpRequest['params']): string {
   const absolute = /^[a-z][a-z\d+.-]*:\/\//i.test(url);
   const joined = absolute || !baseURL ? url : `${baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
@@ -220,15 +236,6 @@ function encodeBody(body: unknown): EncodedBody {
   }
   if (body instanceof Readable) return { data: body, replayable: false };
   return { data: JSON.stringify(body), contentType: 'application/json', replayable: true };
-}
-
-function flattenHeaders(headers: AxiosResponse['headers']): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    if (value === undefined || value === null) continue;
-    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
-  }
-  return out;
 }
 
 type FiredBy = 'timeout' | 'stop' | 'caller';
@@ -324,7 +331,8 @@ interface PreparedRequest {
 type AttemptResult = { ok: true; response: HttpResponse<unknown> } | { ok: false; outcome: HttpOutcome };
 
 interface ClientDeps {
-  axios: AxiosInstance;
+  agents: TransportAgents;
+  proxy: ProxyRoute | undefined;
   options: ResolvedOptions;
   instanceSignal: AbortSignal;
   log: Logger;
@@ -335,7 +343,7 @@ interface ClientDeps {
   onAuthFailure(reason: string): void;
 }
 
-class AxiosHttpClient implements HttpClient {
+class NodeHttpClient implements HttpClient {
   readonly #d: ClientDeps;
   readonly #tokens: TokenCache | undefined;
 
@@ -513,45 +521,43 @@ class AxiosHttpClient implements HttpClient {
       });
     }
 
-    const headers: RawAxiosRequestHeaders = {};
+    const headers: Record<string, string> = {};
     for (const [name, value] of prepared.headers.values()) headers[name] = value;
     if (token !== undefined) headers['Authorization'] = `Bearer ${token}`;
-    d.log.trace(
-      {
-        method: prepared.method,
-        url: safeUrl,
-        headers: redactHeaders(headers as Record<string, string>, d.sensitiveHeaders),
-      },
-      'http request',
-    );
+    if (levelEnabled(d.log, 'trace')) {
+      d.log.trace(
+        { method: prepared.method, url: safeUrl, headers: redactHeaders(headers, d.sensitiveHeaders) },
+        'http request',
+      );
+    }
 
     const link = linkSignals(d.instanceSignal, prepared.signal, prepared.timeoutMs);
     let keepLinked = false;
     try {
       if (link.signal.aborted)
         return finish({ ok: false, outcome: outcomeFromError(undefined, limits, link.firedBy()) });
-      let res: AxiosResponse;
+      let res: ExchangeResponse;
       try {
-        res = await d.axios.request({
+        res = await exchange({
           url: prepared.url,
           method: prepared.method,
           headers,
-          data: prepared.body.data,
-          responseType: 'stream',
+          body: prepared.body.data as string | Buffer | Uint8Array | Readable | undefined,
           signal: link.signal,
-          maxContentLength: d.options.maxResponseBytes,
-          maxBodyLength: d.options.maxResponseBytes,
           maxRedirects: d.options.maxRedirects,
-          sensitiveHeaders: [...d.sensitiveHeaders],
-          validateStatus: () => true,
+          maxRequestBytes: d.options.maxResponseBytes,
+          credentialHeaders: d.sensitiveHeaders,
+          agents: d.agents,
+          ...(d.proxy ? { proxy: d.proxy } : {}),
+          ...(d.options.ssrfPolicy ? { checkRedirect: redirectCheck(d.options.ssrfPolicy) } : {}),
         });
       } catch (err) {
         return finish({ ok: false, outcome: outcomeFromError(err, limits, link.firedBy()) });
       }
 
-      const stream = res.data as Readable;
+      const stream = res.body;
       const status = res.status;
-      const responseHeaders = flattenHeaders(res.headers);
+      const responseHeaders = res.headers;
       const statusText = res.statusText;
       if ((status < 200 || status >= 300) && !prepared.acceptStatuses.has(status)) {
         const body = await readExcerpt(stream);
@@ -627,6 +633,16 @@ class AxiosHttpClient implements HttpClient {
       out.destroy(classifyHttpOutcome(outcomeFromError(err, limits, link.firedBy()), ctx));
     });
     link.signal.addEventListener('abort', onAbort, { once: true });
+    let received = 0;
+    source.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > limits.maxBytes) {
+        source.unpipe(out);
+        out.destroy(
+          classifyHttpOutcome({ kind: 'too_large', direction: 'response', limitBytes: limits.maxBytes }, ctx),
+        );
+      }
+    });
     out.once('close', () => {
       link.signal.removeEventListener('abort', onAbort);
       link.dispose();
@@ -715,6 +731,20 @@ class AxiosHttpClient implements HttpClient {
   }
 }
 
+/** Whether a log line at `level` would be written; loggers without the probe write everything. */
+function levelEnabled(log: Logger, level: string): boolean {
+  const probe = (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
+  return typeof probe === 'function' ? probe.call(log, level) : true;
+}
+
+/** Refuses a redirect target the SSRF policy refuses, before connecting to it. */
+function redirectCheck(policy: SsrfPolicy): (url: URL) => void {
+  return (url) => {
+    const check = checkTargetUrl(url, policy);
+    if (!check.ok) throw new SsrfRefusedError(check.message, check.reason);
+  };
+}
+
 const AGENT_OPTIONS: http.AgentOptions = { keepAlive: true, maxFreeSockets: 16 };
 
 /**
@@ -741,21 +771,23 @@ export function createHttpClientFactory(deps: HttpClientFactoryDeps): CoreHttpCl
       const agents = resolved.ssrfPolicy
         ? createGuardedAgents(resolved.ssrfPolicy, AGENT_OPTIONS)
         : { http: new http.Agent(AGENT_OPTIONS), https: new https.Agent(AGENT_OPTIONS) };
+      let proxy: ProxyRoute | undefined;
+      if (!resolved.ssrfPolicy) {
+        // A proxy would connect on a guarded client's behalf and bypass its address checks.
+        try {
+          proxy = createProxyRoute(deps.proxyEnv ?? proxyEnvironment(), AGENT_OPTIONS);
+        } catch (err) {
+          throw configError(`proxy settings: ${(err as Error).message}`);
+        }
+      }
       const closeAgents = () => {
         agents.http.destroy();
         agents.https.destroy();
+        proxy?.destroy();
       };
       if (stopped.signal.aborted) closeAgents();
       else stopped.signal.addEventListener('abort', closeAgents, { once: true });
 
-      const instance = axios.create({
-        httpAgent: agents.http,
-        httpsAgent: agents.https,
-        // A proxy would connect on our behalf and bypass the connection-time address checks.
-        ...(resolved.ssrfPolicy ? { proxy: false as const } : {}),
-        transformRequest: [(data: unknown) => data],
-        transformResponse: [(data: unknown) => data],
-      });
       const sensitiveHeaders = new Set<string>([
         'authorization',
         'proxy-authorization',
@@ -764,8 +796,9 @@ export function createHttpClientFactory(deps: HttpClientFactoryDeps): CoreHttpCl
       ]);
       if (resolved.auth?.type === 'header') sensitiveHeaders.add(resolved.auth.name.toLowerCase());
 
-      return new AxiosHttpClient({
-        axios: instance,
+      return new NodeHttpClient({
+        agents,
+        proxy,
         options: resolved,
         instanceSignal: stopped.signal,
         log,

@@ -5,6 +5,9 @@
  * with nothing in between. Then: accept-to-delivered latency at a steady 500 events/s, peak
  * memory while a dead receiver piles up a 100,000-event backlog, and the cost of fanning one
  * event out to 100 destinations.
+ *
+ * `SSF_BENCH_DELIVERY_PARTS=throughput,latency,backlog,fanout` (any subset) runs only those parts,
+ * for a quick look while working on one of them; the default runs all four.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +43,11 @@ const BACKLOG = 100_000;
 const FAN_OUT = 100;
 /** Alternating rounds per throughput contender. */
 const ROUNDS = 3;
+const PARTS = new Set(
+  (process.env.SSF_BENCH_DELIVERY_PARTS ?? 'throughput,latency,backlog,fanout')
+    .split(',')
+    .map((p) => p.trim()),
+);
 const POSTGRES_URL = process.env.SSF_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
@@ -516,6 +524,7 @@ const benchmark: Benchmark = {
         const keyFile = join(keyDir, `${algorithm}.jwk.json`);
         writeFileSync(keyFile, JSON.stringify(material.privateJwk), { mode: 0o600 });
         keys[algorithm] = keyFile;
+        if (!PARTS.has('throughput')) continue;
         await throughput(
           algorithm,
           keyFile,
@@ -527,34 +536,40 @@ const benchmark: Benchmark = {
         );
       }
       const rs256 = { keyFile: keys.RS256!, algorithm: 'RS256' as const };
-      await withBridge(
-        { ...rs256, label: 'latency', destinations: { receiver: `${base}/sets` } },
-        async (url) => {
-          await ingest(url, ids(300, 'warm'));
-          await receiver.waitForCount(300);
-          for (const perRequest of [1, 10]) {
-            // Rounds, so that a burst of load from elsewhere on the machine spoils one, not the figure.
-            const rounds = [];
-            for (let r = 0; r < ROUNDS; r++) rounds.push(await latencyAtRate(url, receiver, perRequest, 6));
-            const p99s = rounds.map((x) => x.p99);
-            const shape = perRequest === 1 ? 'one event per request' : `${perRequest} events per request`;
-            print(
-              `| accept-to-delivered at ${RATE} events/s, ${shape} (RS256, SQLite), median of ${ROUNDS} rounds | ` +
-                `p50 ${median(rounds.map((x) => x.p50)).toFixed(1)} ms, p99 ${median(p99s).toFixed(1)} ms ` +
-                `(rounds ${range(p99s, 1)} ms), max ${Math.max(...rounds.map((x) => x.max)).toFixed(1)} ms | ` +
-                `p99 < ${P99_TARGET_MS} ms: ${verdict(median(p99s) < P99_TARGET_MS)} |`,
-            );
-          }
-        },
-      );
-      const backlog = await backlogMemory({ ...rs256, label: 'backlog' });
-      print(
-        `| peak RSS, ${BACKLOG.toLocaleString('en')} events queued for a dead receiver (SQLite) | ${Math.round(backlog.peak)} MB (idle ${Math.round(backlog.startRss)} MB, after ${Math.round(backlog.endRss)} MB; ingested in ${backlog.seconds.toFixed(1)} s) | < ${RSS_TARGET_MB} MB: ${verdict(backlog.peak < RSS_TARGET_MB)} |`,
-      );
-      const fan = await fanOut({ ...rs256, label: 'fanout' }, receiver, base);
-      print(
-        `| one event to ${FAN_OUT} destinations (RS256, SQLite), median | accepted in ${fan.accept.toFixed(1)} ms; all ${FAN_OUT} SETs delivered in ${fan.complete.toFixed(1)} ms (${(fan.complete / FAN_OUT).toFixed(2)} ms per destination) | |`,
-      );
+      if (PARTS.has('latency')) {
+        await withBridge(
+          { ...rs256, label: 'latency', destinations: { receiver: `${base}/sets` } },
+          async (url) => {
+            await ingest(url, ids(300, 'warm'));
+            await receiver.waitForCount(300);
+            for (const perRequest of [1, 10]) {
+              // Rounds, so that a burst of load from elsewhere on the machine spoils one, not the figure.
+              const rounds = [];
+              for (let r = 0; r < ROUNDS; r++) rounds.push(await latencyAtRate(url, receiver, perRequest, 6));
+              const p99s = rounds.map((x) => x.p99);
+              const shape = perRequest === 1 ? 'one event per request' : `${perRequest} events per request`;
+              print(
+                `| accept-to-delivered at ${RATE} events/s, ${shape} (RS256, SQLite), median of ${ROUNDS} rounds | ` +
+                  `p50 ${median(rounds.map((x) => x.p50)).toFixed(1)} ms, p99 ${median(p99s).toFixed(1)} ms ` +
+                  `(rounds ${range(p99s, 1)} ms), max ${Math.max(...rounds.map((x) => x.max)).toFixed(1)} ms | ` +
+                  `p99 < ${P99_TARGET_MS} ms: ${verdict(median(p99s) < P99_TARGET_MS)} |`,
+              );
+            }
+          },
+        );
+      }
+      if (PARTS.has('backlog')) {
+        const backlog = await backlogMemory({ ...rs256, label: 'backlog' });
+        print(
+          `| peak RSS, ${BACKLOG.toLocaleString('en')} events queued for a dead receiver (SQLite) | ${Math.round(backlog.peak)} MB (idle ${Math.round(backlog.startRss)} MB, after ${Math.round(backlog.endRss)} MB; ingested in ${backlog.seconds.toFixed(1)} s) | < ${RSS_TARGET_MB} MB: ${verdict(backlog.peak < RSS_TARGET_MB)} |`,
+        );
+      }
+      if (PARTS.has('fanout')) {
+        const fan = await fanOut({ ...rs256, label: 'fanout' }, receiver, base);
+        print(
+          `| one event to ${FAN_OUT} destinations (RS256, SQLite), median | accepted in ${fan.accept.toFixed(1)} ms; all ${FAN_OUT} SETs delivered in ${fan.complete.toFixed(1)} ms (${(fan.complete / FAN_OUT).toFixed(2)} ms per destination) | |`,
+        );
+      }
       print(`load average at end: ${load()}`);
     } finally {
       receiver.stop();

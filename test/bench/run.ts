@@ -60,6 +60,7 @@ interface BenchmarkEntry {
 const BENCHMARKS: readonly BenchmarkEntry[] = [
   { name: 'set-signing', load: () => import('./set-signing.ts') },
   { name: 'transmitter', load: () => import('./transmitter.ts') },
+  { name: 'http-client', load: () => import('./http-client.ts') },
   { name: 'delivery', load: () => import('./delivery.ts') },
 ];
 
