@@ -6,7 +6,14 @@
  * the problems, so nothing is half-accepted.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { InboundContext, InboundRequest, InboundResponse, Secret } from '../../core/plugin-api/index.ts';
+import type {
+  InboundContext,
+  InboundRequest,
+  InboundResponse,
+  Secret,
+  z,
+} from '../../core/plugin-api/index.ts';
+import type { webhookSchema } from './edr-config.ts';
 import type { Intake } from './edr-intake.ts';
 import { isRecord } from './edr-mapping.ts';
 
@@ -134,4 +141,27 @@ export function webhookOff(): InboundResponse {
       message: 'this instance does not accept webhooks; configure webhook.secret to enable them',
     },
   };
+}
+
+/**
+ * `handleWebhook` of an EDR instance: with a `webhook` block, records posted to it go through
+ * `intake`; without one, every request gets webhookOff().
+ */
+export function webhookOf(
+  ctx: InboundContext,
+  webhook: z.output<typeof webhookSchema> | undefined,
+  wrapperKeys: readonly string[],
+  intake: Intake,
+): (req: InboundRequest) => Promise<InboundResponse> {
+  if (!webhook) return async () => webhookOff();
+  return createWebhookHandler(
+    ctx,
+    {
+      secret: webhook.secret,
+      secretHeader: webhook.secret_header,
+      maxRecords: webhook.max_records_per_request,
+      wrapperKeys,
+    },
+    intake,
+  );
 }

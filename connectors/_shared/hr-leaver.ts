@@ -147,6 +147,20 @@ export interface LeaverPolicy {
   issuer: string;
 }
 
+/** The policy of a config that spreads leaverPolicyShape, with the HR-id issuer resolved. */
+export function leaverPolicy(config: Omit<LeaverPolicy, 'issuer'>, issuer: string): LeaverPolicy {
+  return {
+    termination_basis: config.termination_basis,
+    effective_time: config.effective_time,
+    timezone: config.timezone,
+    backfill_window: config.backfill_window,
+    purge_after: config.purge_after,
+    subject_format: config.subject_format,
+    reason_admin: config.reason_admin,
+    issuer,
+  };
+}
+
 export interface LeaverOutcome {
   events: EventDraft[];
   /** Why nothing was emitted (set only when `events` is empty). */

@@ -1,17 +1,16 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
-  PermanentError,
   RetryableError,
   type EventDraft,
   type InboundConnector,
   type InboundContext,
   type InboundRequest,
-  type InboundResponse,
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
 import { createBambooHrClient, type BambooHrClient } from './client.ts';
 import type { BambooHrConfig } from './config.ts';
-import { applyDeletion, applyWorker, nextDue, notHeld, releaseDue } from '../_shared/hr-leaver.ts';
+import { hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
+import { applyDeletion, applyWorker, notHeld } from '../_shared/hr-leaver.ts';
+import { hrWebhookReplies, signatureMatches, signingKeys, unavailable } from '../_shared/hr-webhook.ts';
 import {
   changesOfWebhook,
   emptyState,
@@ -39,46 +38,25 @@ interface Resolved {
  */
 export function createBambooHr(ctx: InboundContext<BambooHrState>, config: BambooHrConfig): InboundConnector {
   const policy = policyOf(config);
-  const keys = [config.webhook_private_key, config.previous_webhook_private_key]
-    .filter((k) => k !== undefined)
-    .map((k) => Buffer.from(k.reveal(), 'utf8'));
-  const webhooks = ctx.metrics.counter('bamboohr_webhooks_total', 'Webhook requests by outcome', ['outcome']);
+  const keys = signingKeys(config.webhook_private_key, config.previous_webhook_private_key);
+  const webhook = hrWebhookReplies(ctx, 'bamboohr');
   const records = ctx.metrics.counter('bamboohr_employees_total', 'Employee changes processed, by outcome', [
     'outcome',
   ]);
-  const emitted = ctx.metrics.counter('bamboohr_events_total', 'Events emitted, by type', ['type']);
+  const checkpoint = hrCheckpoint(ctx, {
+    metricPrefix: 'bamboohr',
+    source: 'BambooHR',
+    code: 'SSF_ERR_BAMBOOHR_STATE',
+    schema: stateSchema,
+    empty: emptyState,
+  });
   const tasks: ScheduledTask[] = [];
   let client: BambooHrClient | undefined;
-  let running: Promise<unknown> = Promise.resolve();
   let stopped = false;
 
   function api(): BambooHrClient {
     client ??= createBambooHrClient(ctx as InboundContext<unknown>, config);
     return client;
-  }
-
-  /** Changes to the checkpoint are applied one at a time. */
-  function serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = running.then(work, work);
-    running = next.catch(() => undefined);
-    return next;
-  }
-
-  async function loadState(): Promise<BambooHrState> {
-    const raw = await ctx.checkpoints.get();
-    if (raw === undefined) return emptyState();
-    const parsed = stateSchema.safeParse(raw);
-    if (!parsed.success) {
-      throw new PermanentError('the stored BambooHR checkpoint is not readable; reset it to start over', {
-        code: 'SSF_ERR_BAMBOOHR_STATE',
-      });
-    }
-    return parsed.data;
-  }
-
-  async function commit(state: BambooHrState, events: EventDraft[]): Promise<void> {
-    await ctx.emit(events, { checkpoint: { value: state } });
-    for (const e of events) emitted.inc({ type: e.type });
   }
 
   /** Fetches what the changes name (outside the lock: no state is read). */
@@ -93,9 +71,9 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
 
   /** Applies resolved changes to the stored state and commits it with their due events. */
   async function apply(resolved: Resolved[], finish?: (state: BambooHrState) => void): Promise<number> {
-    return serial(async () => {
+    return checkpoint.serial(async () => {
       const now = ctx.clock.now();
-      const state = await loadState();
+      const state = await checkpoint.load();
       const events: EventDraft[] = [];
       for (const { change, employee } of resolved) {
         let outcome;
@@ -124,14 +102,14 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
       }
       finish?.(state);
       const due = notHeld(events, state);
-      await commit(state, due);
+      await checkpoint.commit(state, due);
       return due.length;
     });
   }
 
   async function poll(signal: AbortSignal): Promise<void> {
     const now = ctx.clock.now();
-    const stored = await loadState();
+    const stored = await checkpoint.load();
     const since = stored.since ?? new Date(now.getTime() - config.initial_lookback).toISOString();
     const { latest, changes } = await api().changedSince(since, signal);
     let emittedCount = 0;
@@ -150,29 +128,6 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     ctx.status.success();
   }
 
-  async function release(): Promise<void> {
-    await serial(async () => {
-      const now = ctx.clock.now();
-      const state = await loadState();
-      const next = nextDue(state);
-      if (next === undefined || new Date(next).getTime() > now.getTime()) return;
-      const events = releaseDue(state, policy, now);
-      await commit(state, events);
-      ctx.logger.info({ events: events.length }, 'released held terminations that took effect');
-    });
-  }
-
-  function report(err: unknown): never {
-    if (err instanceof PermanentError) ctx.status.set('permanent_error', err.message);
-    else if (err instanceof RetryableError) ctx.status.set('recoverable_error', err.message);
-    throw err;
-  }
-
-  function refuse(status: number, outcome: string, error: string, message: string): InboundResponse {
-    webhooks.inc({ outcome });
-    return { status, body: { error, message } };
-  }
-
   function verify(req: InboundRequest): string | undefined {
     const signature = req.headers['x-bamboohr-signature']?.trim();
     const timestamp = req.headers['x-bamboohr-timestamp']?.trim();
@@ -182,12 +137,7 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     if (Math.abs(ctx.clock.now().getTime() - at) > config.replay_window) {
       return 'X-BambooHR-Timestamp is outside the replay window';
     }
-    const presented = digest(decodeSignature(signature));
-    let ok = false;
-    for (const key of keys) {
-      const expected = createHmac('sha256', key).update(req.rawBody).update(timestamp, 'utf8').digest();
-      ok = timingSafeEqual(presented, digest(expected)) || ok;
-    }
+    const ok = signatureMatches(signature, keys, 'sha256', [req.rawBody, timestamp]);
     return ok ? undefined : 'the signature does not match';
   }
 
@@ -215,30 +165,29 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
               runOnStart: true,
               jitterMs: Math.min(30_000, config.poll_interval / 10),
             },
-            (signal) => poll(signal).catch(report),
+            (signal) => poll(signal).catch(reportFailures(ctx)),
           ),
         );
       }
-      tasks.push(
-        ctx.scheduler.schedule('release', { everyMs: config.release_interval, runOnStart: true }, () =>
-          release().catch(report),
-        ),
-      );
+      tasks.push(checkpoint.scheduleRelease(policy, config.release_interval));
     },
     async stop(deadlineMs) {
       stopped = true;
       for (const task of tasks.splice(0)) task.stop();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([running, new Promise((r) => (timer = setTimeout(r, Math.max(0, deadlineMs))))]);
-      clearTimeout(timer);
+      await checkpoint.settle(deadlineMs);
     },
     async handleWebhook(req) {
       if (config.mode === 'poll') {
-        return refuse(404, 'disabled', 'not_found', 'this instance polls BambooHR; webhooks are not enabled');
+        return webhook.refuse(
+          404,
+          'disabled',
+          'not_found',
+          'this instance polls BambooHR; webhooks are not enabled',
+        );
       }
-      if (stopped) return { status: 503, headers: { 'retry-after': '5' }, body: { error: 'unavailable' } };
+      if (stopped) return unavailable();
       const problem = verify(req);
-      if (problem) return refuse(401, 'unauthenticated', 'unauthorized', problem);
+      if (problem) return webhook.refuse(401, 'unauthenticated', 'unauthorized', problem);
       let changes: EmployeeChange[];
       try {
         const contentType = req.headers['content-type'] ?? '';
@@ -247,33 +196,15 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
           : req.body;
         changes = changesOfWebhook(body);
       } catch (err) {
-        return refuse(400, 'invalid', 'invalid_request', (err as Error).message);
+        return webhook.refuse(400, 'invalid', 'invalid_request', (err as Error).message);
       }
       let resolved: Resolved[];
       try {
         resolved = await resolve(changes);
       } catch (err) {
-        if (err instanceof PermanentError) {
-          ctx.status.set(err.authFailure ? 'permanent_error' : 'recoverable_error', err.message);
-          return refuse(
-            502,
-            'upstream_error',
-            'upstream_error',
-            `could not read the employee from BambooHR: ${err.message}`,
-          );
-        }
-        webhooks.inc({ outcome: 'retry' });
-        throw err;
+        return webhook.lookupFailed(err, 'BambooHR');
       }
-      try {
-        const count = await apply(resolved);
-        webhooks.inc({ outcome: 'accepted' });
-        ctx.status.success();
-        return { status: 200, body: { received: changes.length, events: count } };
-      } catch (err) {
-        webhooks.inc({ outcome: 'retry' });
-        throw err;
-      }
+      return webhook.accept(changes.length, () => apply(resolved));
     },
   };
 }
@@ -284,15 +215,4 @@ export function parseTimestamp(value: string): number | undefined {
   if (/^\d{12,14}$/.test(value)) return Number(value);
   const t = Date.parse(value.replace(/([+-]\d{2})(\d{2})$/, '$1:$2'));
   return Number.isNaN(t) ? undefined : t;
-}
-
-/** Hex (as BambooHR sends it) or base64; whatever it is, it is compared in constant time. */
-function decodeSignature(value: string): Buffer {
-  const v = value.replace(/^sha256=/i, '');
-  if (/^[0-9a-f]{64}$/i.test(v)) return Buffer.from(v, 'hex');
-  return Buffer.from(v, 'base64');
-}
-
-function digest(value: Buffer): Buffer {
-  return createHash('sha256').update(value).digest();
 }

@@ -6,6 +6,7 @@ import {
   emptyHrState,
   hrDate,
   hrStateShape,
+  leaverPolicy,
   type HrState,
   type HrWorker,
   type LeaverOutcome,
@@ -28,16 +29,7 @@ export function emptyState(): BambooHrState {
 }
 
 export function policyOf(config: BambooHrConfig): LeaverPolicy {
-  return {
-    termination_basis: config.termination_basis,
-    effective_time: config.effective_time,
-    timezone: config.timezone,
-    backfill_window: config.backfill_window,
-    purge_after: config.purge_after,
-    subject_format: config.subject_format,
-    reason_admin: config.reason_admin,
-    issuer: config.hr_id_issuer ?? `https://${config.company_domain}.bamboohr.com`,
-  };
+  return leaverPolicy(config, config.hr_id_issuer ?? `https://${config.company_domain}.bamboohr.com`);
 }
 
 /** The fields asked for with GET /employees/{id}. */

@@ -1,12 +1,8 @@
-import {
-  isBridgeError,
-  type CheckResult,
-  type InboundConnector,
-  type InboundContext,
-} from '../../core/plugin-api/index.ts';
+import type { InboundConnector, InboundContext } from '../../core/plugin-api/index.ts';
+import { checkClient } from '../_shared/edr-connector.ts';
 import { createIntake } from '../_shared/edr-intake.ts';
 import { schedulePolling, waitAtMost, WatermarkPoller } from '../_shared/edr-poller.ts';
-import { createWebhookHandler, webhookOff } from '../_shared/edr-webhook.ts';
+import { webhookOf } from '../_shared/edr-webhook.ts';
 import { FalconClient } from './client.ts';
 import type { FalconConfig } from './config.ts';
 import { alertVersion, describeFalconRecord, mapFalconRecord } from './mapping.ts';
@@ -30,16 +26,7 @@ export function createFalconConnector(ctx: InboundContext, config: FalconConfig)
   let stopped = false;
 
   const connector: InboundConnector = {
-    async check(signal): Promise<CheckResult> {
-      if (!client) return { ok: true, message: 'webhook mode: nothing to reach' };
-      try {
-        await client.probe(signal);
-        return { ok: true };
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        return { ok: false, message, retryable: isBridgeError(err) ? err.errorClass === 'retryable' : true };
-      }
-    },
+    check: (signal) => checkClient(client, signal),
 
     async start() {
       if (stopped || polling || streaming || !client) return;
@@ -83,18 +70,6 @@ export function createFalconConnector(ctx: InboundContext, config: FalconConfig)
     },
   };
 
-  const webhook = config.webhook
-    ? createWebhookHandler(
-        ctx,
-        {
-          secret: config.webhook.secret,
-          secretHeader: config.webhook.secret_header,
-          maxRecords: config.webhook.max_records_per_request,
-          wrapperKeys: WEBHOOK_WRAPPERS,
-        },
-        intake,
-      )
-    : undefined;
-  connector.handleWebhook = async (req) => (webhook ? webhook(req) : webhookOff());
+  connector.handleWebhook = webhookOf(ctx, config.webhook, WEBHOOK_WRAPPERS, intake);
   return connector;
 }

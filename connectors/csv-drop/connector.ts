@@ -11,7 +11,8 @@ import {
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
 import type { CsvDropConfig } from './config.ts';
-import { emptyHrState, nextDue, notHeld, releaseDue } from '../_shared/hr-leaver.ts';
+import { hrCheckpoint } from '../_shared/hr-checkpoint.ts';
+import { emptyHrState, notHeld } from '../_shared/hr-leaver.ts';
 import { applyExport, policyOf, readExport, refuse, stateSchema, type CsvDropState } from './mapping.ts';
 
 /** Accepted files remembered by their hash, so the same export is never applied twice. */
@@ -50,35 +51,18 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
   const rowsRead = ctx.metrics.counter('csv_drop_rows_total', 'Rows of accepted exports, by outcome', [
     'outcome',
   ]);
-  const emitted = ctx.metrics.counter('csv_drop_events_total', 'Events emitted, by type', ['type']);
+  const checkpoint = hrCheckpoint<CsvDropState>(ctx, {
+    metricPrefix: 'csv_drop',
+    source: 'csv-drop',
+    code: 'SSF_ERR_CSV_STATE',
+    schema: stateSchema,
+    empty: emptyHrState,
+  });
+  const { serial } = checkpoint;
   const tasks: ScheduledTask[] = [];
   let watcher: FSWatcher | undefined;
   let nudge: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
   let stopped = true;
-
-  function serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = running.then(work, work);
-    running = next.catch(() => undefined);
-    return next;
-  }
-
-  async function loadState(): Promise<CsvDropState> {
-    const raw = await ctx.checkpoints.get();
-    if (raw === undefined) return emptyHrState();
-    const parsed = stateSchema.safeParse(raw);
-    if (!parsed.success) {
-      throw new PermanentError('the stored csv-drop checkpoint is not readable; reset it to start over', {
-        code: 'SSF_ERR_CSV_STATE',
-      });
-    }
-    return parsed.data;
-  }
-
-  async function commit(state: CsvDropState, events: EventDraft[]): Promise<void> {
-    await ctx.emit(events, { checkpoint: { value: state } });
-    for (const e of events) emitted.inc({ type: e.type });
-  }
 
   /** Files ready to read: matching, settled, oldest first. Leftovers of a crash come first. */
   async function candidates(): Promise<Array<{ path: string; name: string; claimed: boolean }>> {
@@ -113,7 +97,7 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
     const bytes = await readFile(path);
     const sha = createHash('sha256').update(bytes).digest('hex');
     const now = ctx.clock.now();
-    const state = await loadState();
+    const state = await checkpoint.load();
     const processed = join(dirs.processed, `${stamp(now)}_${name}`);
     if (state.files?.includes(sha)) {
       await rename(path, processed);
@@ -140,7 +124,7 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
     }
     state.files = [...(state.files ?? []), sha].slice(-REMEMBERED_FILES);
     const due = notHeld(events, state);
-    await commit(state, due);
+    await checkpoint.commit(state, due);
     await rename(path, processed);
     files.inc({ outcome: 'processed' });
     rowsRead.inc({ outcome: 'mapped' }, mapped);
@@ -150,16 +134,6 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
       { file: name, rows, events: due.length, held: Object.keys(state.pending).length },
       'HR export applied; moved to processed/',
     );
-  }
-
-  async function releaseHeld(): Promise<void> {
-    const now = ctx.clock.now();
-    const state = await loadState();
-    const next = nextDue(state);
-    if (next === undefined || new Date(next).getTime() > now.getTime()) return;
-    const events = releaseDue(state, policy, now);
-    await commit(state, events);
-    ctx.logger.info({ events: events.length }, 'released held terminations that took effect');
   }
 
   async function scan(signal?: AbortSignal): Promise<void> {
@@ -179,7 +153,7 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
       }
       await processFile(path, file.name);
     }
-    await releaseHeld();
+    await checkpoint.release(policy);
   }
 
   function report(err: unknown): never {
@@ -237,9 +211,7 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
       watcher = undefined;
       clearTimeout(nudge);
       nudge = undefined;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([running, new Promise((r) => (timer = setTimeout(r, Math.max(0, deadlineMs))))]);
-      clearTimeout(timer);
+      await checkpoint.settle(deadlineMs);
     },
   };
 }

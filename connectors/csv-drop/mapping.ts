@@ -7,6 +7,7 @@ import {
   emptyHrState,
   hrDate,
   hrStateShape,
+  leaverPolicy,
   type HrState,
   type HrWorker,
   type LeaverOutcome,
@@ -28,16 +29,7 @@ export const stateSchema = z.object({
 }) as unknown as z.ZodType<CsvDropState>;
 
 export function policyOf(config: CsvDropConfig): LeaverPolicy {
-  return {
-    termination_basis: config.termination_basis,
-    effective_time: config.effective_time,
-    timezone: config.timezone,
-    backfill_window: config.backfill_window,
-    purge_after: config.purge_after,
-    subject_format: config.subject_format,
-    reason_admin: config.reason_admin,
-    issuer: config.hr_id_issuer ?? 'urn:ssf-bridge:hr',
-  };
+  return leaverPolicy(config, config.hr_id_issuer ?? 'urn:ssf-bridge:hr');
 }
 
 /** Refusals are permanent for the file: it goes to failed/ with the reason. */

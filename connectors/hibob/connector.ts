@@ -1,18 +1,15 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
-  PermanentError,
-  RetryableError,
   z,
-  type EventDraft,
   type InboundConnector,
   type InboundContext,
   type InboundRequest,
-  type InboundResponse,
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
 import { createHibobClient, type HibobClient } from './client.ts';
 import type { HibobConfig } from './config.ts';
-import { emptyHrState, nextDue, notHeld, releaseDue } from '../_shared/hr-leaver.ts';
+import { hrCheckpoint } from '../_shared/hr-checkpoint.ts';
+import { emptyHrState, notHeld } from '../_shared/hr-leaver.ts';
+import { hrWebhookReplies, signatureMatches, signingKeys, unavailable } from '../_shared/hr-webhook.ts';
 import {
   applyEvent,
   envelopeSchema,
@@ -32,17 +29,20 @@ import {
  */
 export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig): InboundConnector {
   const policy = policyOf(config);
-  const secrets = [config.webhook_secret, config.previous_webhook_secret]
-    .filter((s) => s !== undefined)
-    .map((s) => Buffer.from(s.reveal(), 'utf8'));
-  const webhooks = ctx.metrics.counter('hibob_webhooks_total', 'Webhook requests by outcome', ['outcome']);
+  const secrets = signingKeys(config.webhook_secret, config.previous_webhook_secret);
+  const webhook = hrWebhookReplies(ctx, 'hibob');
   const employees = ctx.metrics.counter('hibob_employees_total', 'Employee changes processed, by outcome', [
     'outcome',
   ]);
-  const emitted = ctx.metrics.counter('hibob_events_total', 'Events emitted, by type', ['type']);
+  const checkpoint = hrCheckpoint(ctx, {
+    metricPrefix: 'hibob',
+    source: 'HiBob',
+    code: 'SSF_ERR_HIBOB_STATE',
+    schema: stateSchema,
+    empty: emptyHrState,
+  });
   const tasks: ScheduledTask[] = [];
   let client: HibobClient | undefined;
-  let running: Promise<unknown> = Promise.resolve();
   let stopped = false;
 
   function api(): HibobClient {
@@ -50,86 +50,36 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
     return client;
   }
 
-  function serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = running.then(work, work);
-    running = next.catch(() => undefined);
-    return next;
-  }
-
-  async function loadState(): Promise<HibobState> {
-    const raw = await ctx.checkpoints.get();
-    if (raw === undefined) return emptyHrState();
-    const parsed = stateSchema.safeParse(raw);
-    if (!parsed.success) {
-      throw new PermanentError('the stored HiBob checkpoint is not readable; reset it to start over', {
-        code: 'SSF_ERR_HIBOB_STATE',
-      });
-    }
-    return parsed.data;
-  }
-
-  async function commit(state: HibobState, events: EventDraft[]): Promise<void> {
-    await ctx.emit(events, { checkpoint: { value: state } });
-    for (const e of events) emitted.inc({ type: e.type });
-  }
-
-  function refuse(status: number, outcome: string, error: string, message: string): InboundResponse {
-    webhooks.inc({ outcome });
-    return { status, body: { error, message } };
-  }
-
+  /** Bob signs with the configured hash; a hex signature of either hash length is read too. */
   function signatureOk(req: InboundRequest): boolean {
     const header = req.headers['bob-signature']?.trim();
     if (!header) return false;
-    const presented = digest(decodeSignature(header));
-    let ok = false;
-    for (const secret of secrets) {
-      const expected = createHmac(config.signature_algorithm, secret).update(req.rawBody).digest();
-      ok = timingSafeEqual(presented, digest(expected)) || ok;
-    }
-    return ok;
-  }
-
-  async function release(): Promise<void> {
-    await serial(async () => {
-      const now = ctx.clock.now();
-      const state = await loadState();
-      const next = nextDue(state);
-      if (next === undefined || new Date(next).getTime() > now.getTime()) return;
-      const events = releaseDue(state, policy, now);
-      await commit(state, events);
-      ctx.logger.info({ events: events.length }, 'released held terminations that took effect');
-    });
+    return signatureMatches(header, secrets, config.signature_algorithm, [req.rawBody], ['sha256', 'sha512']);
   }
 
   return {
     async start() {
       stopped = false;
-      tasks.push(
-        ctx.scheduler.schedule('release', { everyMs: config.release_interval, runOnStart: true }, () =>
-          release().catch((err: unknown) => {
-            if (err instanceof PermanentError) ctx.status.set('permanent_error', err.message);
-            else if (err instanceof RetryableError) ctx.status.set('recoverable_error', err.message);
-            throw err;
-          }),
-        ),
-      );
+      tasks.push(checkpoint.scheduleRelease(policy, config.release_interval));
     },
     async stop(deadlineMs) {
       stopped = true;
       for (const task of tasks.splice(0)) task.stop();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([running, new Promise((r) => (timer = setTimeout(r, Math.max(0, deadlineMs))))]);
-      clearTimeout(timer);
+      await checkpoint.settle(deadlineMs);
     },
     async handleWebhook(req) {
-      if (stopped) return { status: 503, headers: { 'retry-after': '5' }, body: { error: 'unavailable' } };
+      if (stopped) return unavailable();
       if (!signatureOk(req)) {
-        return refuse(401, 'unauthenticated', 'unauthorized', 'Bob-Signature is missing or does not match');
+        return webhook.refuse(
+          401,
+          'unauthenticated',
+          'unauthorized',
+          'Bob-Signature is missing or does not match',
+        );
       }
       const parsed = envelopeSchema.safeParse(req.body);
       if (!parsed.success) {
-        return refuse(
+        return webhook.refuse(
           400,
           'invalid',
           'invalid_request',
@@ -140,31 +90,26 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
       const triggered = Date.parse(event.triggeredAt);
       const now = ctx.clock.now().getTime();
       if (Number.isNaN(triggered) || Math.abs(now - triggered) > config.max_event_age) {
-        return refuse(401, 'stale', 'unauthorized', 'triggeredAt is outside the accepted window (a replay?)');
+        return webhook.refuse(
+          401,
+          'stale',
+          'unauthorized',
+          'triggeredAt is outside the accepted window (a replay?)',
+        );
       }
       if (!isEmployeeEvent(event.type)) {
-        webhooks.inc({ outcome: 'ignored' });
-        return {
-          status: 200,
-          body: { received: 1, events: 0, ignored: `${event.type} is not about employment` },
-        };
+        return webhook.reply(200, 'ignored', {
+          received: 1,
+          events: 0,
+          ignored: `${event.type} is not about employment`,
+        });
       }
       let employee: HibobEmployee | undefined;
       if (event.type !== 'employee.deleted') {
         try {
           employee = await api().getEmployee(String(event.data.employeeId).trim());
         } catch (err) {
-          if (err instanceof PermanentError) {
-            ctx.status.set(err.authFailure ? 'permanent_error' : 'recoverable_error', err.message);
-            return refuse(
-              502,
-              'upstream_error',
-              'upstream_error',
-              `could not read the employee from Bob: ${err.message}`,
-            );
-          }
-          webhooks.inc({ outcome: 'retry' });
-          throw err;
+          return webhook.lookupFailed(err, 'Bob');
         }
       }
       if (employee) {
@@ -172,7 +117,7 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
           workerOf(event, employee, config);
         } catch (err) {
           ctx.status.set('recoverable_error', (err as Error).message);
-          return refuse(
+          return webhook.refuse(
             502,
             'upstream_error',
             'upstream_error',
@@ -180,35 +125,18 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
           );
         }
       }
-      try {
-        const count = await serial(async () => {
-          const state = await loadState();
+      return webhook.accept(1, () =>
+        checkpoint.serial(async () => {
+          const state = await checkpoint.load();
           const at = ctx.clock.now();
           const outcome = applyEvent(state, event, employee, config, at);
           if (outcome.ignored) ctx.logger.debug({ type: event.type, reason: outcome.ignored }, 'no event');
           const due = notHeld(outcome.events, state);
-          await commit(state, due);
+          await checkpoint.commit(state, due);
           employees.inc({ outcome: outcome.events.length > 0 ? 'mapped' : 'ignored' });
           return due.length;
-        });
-        webhooks.inc({ outcome: 'accepted' });
-        ctx.status.success();
-        return { status: 200, body: { received: 1, events: count } };
-      } catch (err) {
-        webhooks.inc({ outcome: 'retry' });
-        throw err;
-      }
+        }),
+      );
     },
   };
-}
-
-/** Base64 as Bob sends it (hex tolerated); compared in constant time either way. */
-function decodeSignature(value: string): Buffer {
-  const v = value.replace(/^sha(256|512)=/i, '');
-  if (/^[0-9a-f]+$/i.test(v) && (v.length === 64 || v.length === 128)) return Buffer.from(v, 'hex');
-  return Buffer.from(v, 'base64');
-}
-
-function digest(value: Buffer): Buffer {
-  return createHash('sha256').update(value).digest();
 }

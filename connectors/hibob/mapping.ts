@@ -6,6 +6,7 @@ import {
   emptyHrState,
   hrDate,
   hrStateShape,
+  leaverPolicy,
   type HrState,
   type HrWorker,
   type LeaverOutcome,
@@ -18,16 +19,7 @@ export type HibobState = HrState;
 export const stateSchema = z.object(hrStateShape) as unknown as z.ZodType<HibobState>;
 
 export function policyOf(config: HibobConfig): LeaverPolicy {
-  return {
-    termination_basis: config.termination_basis,
-    effective_time: config.effective_time,
-    timezone: config.timezone,
-    backfill_window: config.backfill_window,
-    purge_after: config.purge_after,
-    subject_format: config.subject_format,
-    reason_admin: config.reason_admin,
-    issuer: config.hr_id_issuer ?? 'https://app.hibob.com',
-  };
+  return leaverPolicy(config, config.hr_id_issuer ?? 'https://app.hibob.com');
 }
 
 const id = z.union([z.string().trim().min(1), z.number().int()]);

@@ -1,10 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  PermanentError,
-  RetryableError,
-  type HttpClient,
-  type InboundContext,
-} from '../../core/plugin-api/index.ts';
+import { PermanentError, type HttpClient, type InboundContext } from '../../core/plugin-api/index.ts';
 import type { IntuneConfig } from './config.ts';
 import { devicePageSchema } from './mapping.ts';
 
@@ -25,48 +19,6 @@ export const SELECTED_FIELDS = [
 export interface DevicePage {
   devices: unknown[];
   nextLink: string | undefined;
-}
-
-/**
- * Time a scan may spend waiting on throttling and server errors. Graph answers 429 with
- * Retry-After; the scan waits that long while its budget lasts, then gives up until the next run.
- */
-export class WaitBudget {
-  #left: number;
-  constructor(totalMs: number) {
-    this.#left = totalMs;
-  }
-  take(ms: number): boolean {
-    if (ms > this.#left) return false;
-    this.#left -= ms;
-    return true;
-  }
-}
-
-/** In-run retries of a failure that carries no Retry-After (a 5xx, a reset connection). */
-const BLIND_RETRIES = 2;
-
-/**
- * Runs `fn`, retrying retryable failures within the run: after Retry-After when the API sends
- * one (throttling), otherwise up to twice with a short backoff. Timeouts are not retried in the
- * run (the request already waited its whole deadline); the next scheduled run tries again.
- */
-export async function withRetries<T>(
-  fn: () => Promise<T>,
-  budget: WaitBudget,
-  signal: AbortSignal,
-): Promise<T> {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof RetryableError) || signal.aborted) throw err;
-      if (err.code === 'SSF_ERR_HTTP_TIMEOUT' || err.code === 'SSF_ERR_HTTP_ABORTED') throw err;
-      const wait = err.retryAfterMs ?? (attempt < BLIND_RETRIES ? 500 * 2 ** attempt : undefined);
-      if (wait === undefined || !budget.take(wait)) throw err;
-      await sleep(wait, undefined, { signal });
-    }
-  }
 }
 
 /** Microsoft Graph, signed in with the app's client credentials (token cached by the core client). */

@@ -1,4 +1,6 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
+import { scanPolicyShape } from '../_shared/mdm-mapping.ts';
+import { maxRetryWaitField } from '../_shared/mdm-poller.ts';
 
 const httpsUrl = (description: string) =>
   z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).meta({ description });
@@ -33,22 +35,12 @@ export const configSchema = z.strictObject({
     description:
       'How a device in its compliance grace period (inGracePeriod) counts: `compliant` (default; it still has access) or `not-compliant`.',
   }),
-  first_sighting: z.enum(['baseline', 'emit']).default('baseline').meta({
-    description:
-      '`baseline` (default): the first status seen for a device is recorded without an event. `emit`: it is sent, with the opposite status as previous_status.',
-  }),
-  vanished_devices: z.enum(['not-compliant', 'forget', 'keep']).default('not-compliant').meta({
-    description:
-      'A device missing from a complete scan: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant, then forgets it; `forget` drops it silently; `keep` keeps its last state.',
-  }),
+  ...scanPolicyShape,
   risk_events: z.boolean().default(true).meta({
     description:
       'Send risk-level-change (principal DEVICE) when the Mobile Threat Defense level (partnerReportedThreatState) changes.',
   }),
-  max_retry_wait: duration().prefault('2m').meta({
-    description:
-      'Longest total time one scan waits on throttling (429 Retry-After) and server errors before it gives up until the next scan.',
-  }),
+  max_retry_wait: maxRetryWaitField,
 });
 
 export type IntuneConfig = z.output<typeof configSchema>;

@@ -1,14 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  isBridgeError,
-  PermanentError,
-  type InboundConnector,
-  type InboundContext,
-  type ScheduledTask,
-} from '../../core/plugin-api/index.ts';
-import { GraphClient, WaitBudget, withRetries } from './client.ts';
+import type { InboundConnector, InboundContext } from '../../core/plugin-api/index.ts';
+import { loadScanState, scanningConnector, WaitBudget, withRetries } from '../_shared/mdm-poller.ts';
+import { GraphClient } from './client.ts';
 import type { IntuneConfig } from './config.ts';
-import { diffDevices, emptyState, finishScan, stateSchema, type IntuneState } from './mapping.ts';
+import { diffDevices, finishScan, stateSchema, type IntuneState } from './mapping.ts';
 
 /**
  * Scans Intune's managedDevices on a schedule and turns compliance transitions into CAEP
@@ -31,28 +25,10 @@ export function createIntune(ctx: InboundContext<IntuneState>, config: IntuneCon
     'intune_rejected_records_total',
     'Device records that are not managedDevices',
   );
-  const stopping = new AbortController();
-  let task: ScheduledTask | undefined;
-  let running: Promise<void> | undefined;
 
-  async function loadState(): Promise<IntuneState> {
-    const stored = await ctx.checkpoints.get();
-    if (stored === undefined) return emptyState();
-    const parsed = stateSchema.safeParse(stored);
-    if (parsed.success) return parsed.data;
-    // A state this version cannot read (written by a newer one, or damaged): start over with a
-    // baseline rather than guess transitions from it.
-    log.warn(
-      { problems: parsed.error.issues.length },
-      'stored device state is not readable; rebuilding the baseline',
-    );
-    return emptyState();
-  }
-
-  async function scan(taskSignal: AbortSignal): Promise<void> {
-    const signal = AbortSignal.any([taskSignal, stopping.signal]);
+  async function scan(signal: AbortSignal): Promise<void> {
     const budget = new WaitBudget(config.max_retry_wait);
-    let state = await loadState();
+    let state = await loadScanState(ctx, stateSchema);
     const seen = new Set<string>();
     let url: string | undefined = client.firstPage();
     let pages = 0;
@@ -94,60 +70,14 @@ export function createIntune(ctx: InboundContext<IntuneState>, config: IntuneCon
     log.debug({ pages, devices: seen.size }, 'scan complete');
   }
 
-  async function run(taskSignal: AbortSignal): Promise<void> {
-    try {
-      await scan(taskSignal);
-      scans.inc({ outcome: 'ok' });
-      ctx.status.success();
-    } catch (err) {
-      if (stopping.signal.aborted) return;
-      scans.inc({ outcome: 'failed' });
-      const message = err instanceof Error ? err.message : String(err);
-      const auth = err instanceof PermanentError && err.authFailure;
-      ctx.status.set(
-        auth || (isBridgeError(err) && err.errorClass === 'permanent')
-          ? 'permanent_error'
-          : 'recoverable_error',
-        auth ? `Graph refused the app's credentials: ${message}` : message,
-      );
-      throw err;
-    }
-  }
-
-  return {
-    async check(signal) {
-      try {
-        await client.probe(signal);
-        return { ok: true, message: 'Graph answered the managedDevices query' };
-      } catch (err) {
-        return {
-          ok: false,
-          message: err instanceof Error ? err.message : String(err),
-          retryable: !(isBridgeError(err) && err.errorClass === 'permanent'),
-        };
-      }
-    },
-    async start() {
-      if (task || stopping.signal.aborted) return;
-      task = ctx.scheduler.schedule(
-        'scan',
-        {
-          everyMs: config.poll_interval,
-          runOnStart: true,
-          jitterMs: Math.min(30_000, config.poll_interval / 10),
-        },
-        (signal) => {
-          const p = run(signal);
-          running = p.catch(() => undefined);
-          return p;
-        },
-      );
-    },
-    async stop(deadlineMs) {
-      task?.stop();
-      task = undefined;
-      stopping.abort();
-      if (running) await Promise.race([running, sleep(Math.max(0, deadlineMs), undefined, { ref: false })]);
-    },
-  };
+  return scanningConnector(ctx, {
+    task: 'scan',
+    everyMs: config.poll_interval,
+    maxJitterMs: 30_000,
+    runs: scans,
+    refused: "Graph refused the app's credentials",
+    scan,
+    probe: (signal) => client.probe(signal),
+    answered: 'Graph answered the managedDevices query',
+  });
 }

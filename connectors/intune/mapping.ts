@@ -5,13 +5,29 @@ import {
   type MappingResult,
   type SubjectIdentifier,
 } from '../../core/plugin-api/index.ts';
+import {
+  complianceEvent as deviceComplianceEvent,
+  describeScan,
+  deviceSubject,
+  diffPage,
+  email,
+  epochSeconds,
+  finishScan as endScan,
+  opposite,
+  parseScanState,
+  problemText,
+  scanStateSchema,
+  snapshotResult,
+  wholeSeconds,
+  type ComplianceStatus,
+  type PageDiff,
+  type ScanEnd as SharedScanEnd,
+} from '../_shared/mdm-mapping.ts';
 import type { IntuneConfig } from './config.ts';
 
-export const DEVICE_COMPLIANCE_CHANGE =
-  'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
+export { DEVICE_COMPLIANCE_CHANGE, type ComplianceStatus } from '../_shared/mdm-mapping.ts';
 export const RISK_LEVEL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/risk-level-change';
 
-export type ComplianceStatus = 'compliant' | 'not-compliant';
 export type RiskLevel = 'LOW' | 'MEDIUM' | 'HIGH';
 
 /** A managedDevice as Graph returns it. The fields the mapping reads are required. */
@@ -59,16 +75,8 @@ const deviceStateSchema = z.object({
 export type DeviceState = z.infer<typeof deviceStateSchema>;
 
 /** What the connector keeps between scans: the last known state of every device. */
-export const stateSchema = z.object({
-  version: z.literal(1),
-  devices: z.record(z.string(), deviceStateSchema),
-  last_scan: z.object({ completed_at: z.string(), devices: z.number().int().nonnegative() }).optional(),
-});
+export const stateSchema = scanStateSchema(deviceStateSchema);
 export type IntuneState = z.infer<typeof stateSchema>;
-
-export function emptyState(): IntuneState {
-  return { version: 1, devices: {} };
-}
 
 type Determined = { status: ComplianceStatus } | { status: undefined };
 
@@ -99,31 +107,11 @@ export function threatLevel(state: string | null | undefined): RiskLevel | undef
   return state ? THREAT_LEVELS[state.toLowerCase()] : undefined;
 }
 
-// The address syntax the event catalog accepts (RFC 5322 addr-spec, UTF-8 allowed).
-const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\u0080-\\uFFFF-]";
-const LABEL = '[A-Za-z0-9\\u0080-\\uFFFF](?:[A-Za-z0-9\\u0080-\\uFFFF-]{0,61}[A-Za-z0-9\\u0080-\\uFFFF])?';
-const EMAIL = new RegExp(`^${ATEXT}+(?:\\.${ATEXT}+)*@${LABEL}(?:\\.${LABEL})+$`);
-
-function email(...candidates: Array<string | null | undefined>): string | undefined {
-  for (const candidate of candidates) {
-    const value = candidate?.trim();
-    if (value && EMAIL.test(value)) return value;
-  }
-  return undefined;
-}
-
 const NIL_GUID = /^0{8}-0{4}-0{4}-0{4}-0{12}$/;
 
 function nonEmpty(value: string | null | undefined): string | undefined {
   const v = value?.trim();
   return v ? v : undefined;
-}
-
-/** Seconds since the epoch of an ISO time; undefined for Graph's "never" (0001-01-01) and junk. */
-function epochSeconds(iso: string | undefined): number | undefined {
-  if (!iso) return undefined;
-  const ms = Date.parse(iso);
-  return Number.isFinite(ms) && ms > 0 ? Math.floor(ms / 1000) : undefined;
 }
 
 function identity(d: ManagedDevice): Pick<DeviceState, 'user' | 'device_id' | 'aliases'> {
@@ -146,11 +134,7 @@ function identity(d: ManagedDevice): Pick<DeviceState, 'user' | 'device_id' | 'a
 
 /** `{user, device}`, or a device-only complex subject when no user is assigned. */
 export function subjectOf(state: Pick<DeviceState, 'user' | 'device_id'>): SubjectIdentifier {
-  return {
-    format: 'complex',
-    ...(state.user ? { user: { format: 'email', email: state.user } } : {}),
-    device: { format: 'opaque', id: state.device_id },
-  };
+  return deviceSubject(state.user, state.device_id);
 }
 
 function label(state: Pick<DeviceState, 'aliases'>): string {
@@ -165,21 +149,14 @@ function complianceEvent(
   reason: string,
   recordSuffix: string,
 ): EventDraft {
-  const seconds = epochSeconds(d?.lastSyncDateTime);
-  return {
-    type: DEVICE_COMPLIANCE_CHANGE,
-    subject: subjectOf(state),
-    claims: {
-      previous_status: previous,
-      current_status: current,
-      ...(seconds === undefined ? {} : { event_timestamp: seconds }),
-      initiating_entity: 'policy',
-      reason_admin: { en: reason },
-    },
-    sourceRecordId: `intune:${state.aliases.intune_device_id}:${state.seq}:${previous}>${current}:${recordSuffix}`,
-    ...(seconds === undefined ? {} : { occurredAt: new Date(seconds * 1000).toISOString() }),
-    severity: current === 'not-compliant' ? 'high' : 'low',
-  };
+  return deviceComplianceEvent(
+    subjectOf(state),
+    previous,
+    current,
+    reason,
+    wholeSeconds(d?.lastSyncDateTime),
+    `intune:${state.aliases.intune_device_id}:${state.seq}:${previous}>${current}:${recordSuffix}`,
+  );
 }
 
 function riskEvent(
@@ -217,32 +194,11 @@ function wasText(previous: DeviceState, config: IntuneConfig): string {
 }
 
 export type DeviceOutcome = 'transition' | 'baseline' | 'unchanged' | 'undetermined';
+const OUTCOMES: readonly DeviceOutcome[] = ['transition', 'baseline', 'unchanged', 'undetermined'];
 
-export interface DiffResult {
-  events: EventDraft[];
-  state: IntuneState;
-  /** True when the state differs from the input (it needs committing). */
-  changed: boolean;
-  /** Ids of every device in the input, valid or not. */
-  seen: string[];
-  outcomes: Record<DeviceOutcome, number>;
+export interface DiffResult extends PageDiff<IntuneState, DeviceOutcome> {
   /** complianceState values that decide nothing (conflict, error, unknown, …), with their counts. */
   undetermined: Record<string, number>;
-  /** Records that are not managedDevices, with the reason. */
-  rejected: Array<{ index: number; id?: string; message: string }>;
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function problemText(error: z.ZodError): string {
-  return error.issues
-    .map((i) => {
-      const message = i.message.endsWith('received undefined') ? 'is required' : i.message;
-      return `${i.path.map(String).join('.') || '(record)'}: ${message}`;
-    })
-    .join('; ');
 }
 
 /**
@@ -255,124 +211,84 @@ export function diffDevices(
   config: IntuneConfig,
   state: IntuneState,
 ): DiffResult {
-  const devices = { ...state.devices };
-  const events: EventDraft[] = [];
-  const seen: string[] = [];
-  const outcomes: Record<DeviceOutcome, number> = {
-    transition: 0,
-    baseline: 0,
-    unchanged: 0,
-    undetermined: 0,
-  };
   const undetermined: Record<string, number> = {};
-  const rejected: DiffResult['rejected'] = [];
-  let changed = false;
+  const diff = diffPage(
+    records,
+    state,
+    { schema: managedDeviceSchema, idKey: 'id', outcomes: OUTCOMES },
+    (d, previous) => {
+      const events: EventDraft[] = [];
+      const determined = complianceStatus(d.complianceState, config);
+      const level = threatLevel(d.partnerReportedThreatState);
+      const next: DeviceState = {
+        ...(previous?.status ? { status: previous.status } : {}),
+        compliance_state: d.complianceState,
+        ...(previous?.risk ? { risk: previous.risk } : {}),
+        ...(previous?.since ? { since: previous.since } : {}),
+        ...identity(d),
+        seq: previous?.seq ?? 0,
+      };
+      let outcome: DeviceOutcome;
 
-  records.forEach((record, index) => {
-    const rawId = (record as { id?: unknown } | null)?.id;
-    const parsed = managedDeviceSchema.safeParse(record);
-    if (!parsed.success) {
-      if (typeof rawId === 'string' && rawId.length > 0) seen.push(rawId);
-      rejected.push({
-        index,
-        ...(typeof rawId === 'string' ? { id: rawId } : {}),
-        message: problemText(parsed.error),
-      });
-      return;
-    }
-    const d = parsed.data;
-    seen.push(d.id);
-    const previous = devices[d.id];
-    const who = identity(d);
-    const determined = complianceStatus(d.complianceState, config);
-    const level = threatLevel(d.partnerReportedThreatState);
-    const next: DeviceState = {
-      ...(previous?.status ? { status: previous.status } : {}),
-      compliance_state: d.complianceState,
-      ...(previous?.risk ? { risk: previous.risk } : {}),
-      ...(previous?.since ? { since: previous.since } : {}),
-      ...who,
-      seq: previous?.seq ?? 0,
-    };
-    let outcome: DeviceOutcome;
-
-    if (determined.status === undefined) {
-      outcome = 'undetermined';
-      undetermined[d.complianceState] = (undetermined[d.complianceState] ?? 0) + 1;
-    } else if (previous?.status === undefined) {
-      outcome = 'baseline';
-      next.status = determined.status;
-      next.since = d.lastSyncDateTime;
-      if (config.first_sighting === 'emit') {
-        const prior: ComplianceStatus = determined.status === 'compliant' ? 'not-compliant' : 'compliant';
+      if (determined.status === undefined) {
+        outcome = 'undetermined';
+        undetermined[d.complianceState] = (undetermined[d.complianceState] ?? 0) + 1;
+      } else if (previous?.status === undefined) {
+        outcome = 'baseline';
+        next.status = determined.status;
+        next.since = d.lastSyncDateTime;
+        if (config.first_sighting === 'emit') {
+          next.seq += 1;
+          events.push(
+            complianceEvent(
+              d,
+              next,
+              opposite(determined.status),
+              determined.status,
+              `Intune reports ${label(next)} as ${d.complianceState} (first seen)`,
+              d.lastSyncDateTime,
+            ),
+          );
+        }
+      } else if (previous.status === determined.status) {
+        outcome = 'unchanged';
+      } else {
+        outcome = 'transition';
+        next.status = determined.status;
+        next.since = d.lastSyncDateTime;
         next.seq += 1;
         events.push(
           complianceEvent(
             d,
             next,
-            prior,
+            previous.status,
             determined.status,
-            `Intune reports ${label(next)} as ${d.complianceState} (first seen)`,
+            `Intune reports ${label(next)} as ${d.complianceState} (${wasText(previous, config)})`,
             d.lastSyncDateTime,
           ),
         );
       }
-    } else if (previous.status === determined.status) {
-      outcome = 'unchanged';
-    } else {
-      outcome = 'transition';
-      next.status = determined.status;
-      next.since = d.lastSyncDateTime;
-      next.seq += 1;
-      events.push(
-        complianceEvent(
-          d,
-          next,
-          previous.status,
-          determined.status,
-          `Intune reports ${label(next)} as ${d.complianceState} (${wasText(previous, config)})`,
-          d.lastSyncDateTime,
-        ),
-      );
-    }
 
-    if (config.risk_events && level !== undefined && level !== previous?.risk) {
-      // A level after none known is news unless it is LOW (an MTD partner that just started
-      // reporting "secured"); a new device follows the first-sighting rule.
-      const emit =
-        previous === undefined
-          ? config.first_sighting === 'emit' && level !== 'LOW'
-          : previous.risk !== undefined || level !== 'LOW';
-      if (emit) {
-        next.seq += 1;
-        events.push(riskEvent(d, next, previous?.risk, level));
+      if (config.risk_events && level !== undefined && level !== previous?.risk) {
+        // A level after none known is news unless it is LOW (an MTD partner that just started
+        // reporting "secured"); a new device follows the first-sighting rule.
+        const emit =
+          previous === undefined
+            ? config.first_sighting === 'emit' && level !== 'LOW'
+            : previous.risk !== undefined || level !== 'LOW';
+        if (emit) {
+          next.seq += 1;
+          events.push(riskEvent(d, next, previous?.risk, level));
+        }
       }
-    }
-    if (level !== undefined) next.risk = level;
-
-    outcomes[outcome] += 1;
-    if (!previous || !sameJson(previous, next)) changed = true;
-    devices[d.id] = next;
-  });
-
-  return {
-    events,
-    state: changed ? { ...state, devices } : state,
-    changed,
-    seen,
-    outcomes,
-    undetermined,
-    rejected,
-  };
+      if (level !== undefined) next.risk = level;
+      return { outcome, next, events };
+    },
+  );
+  return { ...diff, undetermined };
 }
 
-export interface ScanEnd {
-  events: EventDraft[];
-  state: IntuneState;
-  vanished: string[];
-  /** Why vanished devices were not handled, when they were not. */
-  skipped?: string;
-}
+export type ScanEnd = SharedScanEnd<IntuneState>;
 
 /**
  * After a complete scan: devices that were not returned are handled by the `vanished_devices`
@@ -385,27 +301,14 @@ export function finishScan(
   config: IntuneConfig,
   completedAt?: string,
 ): ScanEnd {
-  const missing = Object.keys(state.devices).filter((id) => !seen.has(id));
-  const stamp = (s: IntuneState): IntuneState =>
-    completedAt ? { ...s, last_scan: { completed_at: completedAt, devices: seen.size } } : s;
-  if (seen.size === 0 && missing.length > 0) {
-    return {
-      events: [],
-      state: stamp(state),
-      vanished: [],
-      skipped: `the scan returned no device while ${missing.length} are known; check the app's DeviceManagementManagedDevices.Read.All permission`,
-    };
-  }
-  if (missing.length === 0 || config.vanished_devices === 'keep') {
-    return { events: [], state: stamp(state), vanished: config.vanished_devices === 'keep' ? [] : missing };
-  }
-  const devices = { ...state.devices };
-  const events: EventDraft[] = [];
-  for (const id of missing) {
-    const last = devices[id]!;
-    if (config.vanished_devices === 'not-compliant' && last.status === 'compliant') {
-      const next: DeviceState = { ...last, seq: last.seq + 1 };
-      events.push(
+  return endScan(
+    state,
+    seen,
+    {
+      policy: config.vanished_devices,
+      emptyScan: (known) =>
+        `the scan returned no device while ${known} are known; check the app's DeviceManagementManagedDevices.Read.All permission`,
+      vanished: (_id, last, next) =>
         complianceEvent(
           undefined,
           next,
@@ -414,11 +317,9 @@ export function finishScan(
           `${label(last)} is no longer managed by Intune (missing from managedDevices: retired, wiped or deleted)`,
           'vanished',
         ),
-      );
-    }
-    delete devices[id];
-  }
-  return { events, state: stamp({ ...state, devices }), vanished: missing };
+    },
+    completedAt,
+  );
 }
 
 /** Devices of a snapshot: a Graph page (`{value: [...]}`) or a plain array of managedDevices. */
@@ -435,30 +336,15 @@ export function snapshotDevices(record: unknown): unknown[] {
 }
 
 export function parseState(value: unknown): IntuneState {
-  if (value === undefined || value === null) return emptyState();
-  const parsed = stateSchema.safeParse(value);
-  if (!parsed.success) {
-    throw new PermanentError(`not an intune device state: ${problemText(parsed.error)}`, {
-      code: 'SSF_ERR_INTUNE_STATE',
-    });
-  }
-  return parsed.data;
+  return parseScanState(stateSchema, value, 'an intune device state', 'SSF_ERR_INTUNE_STATE');
 }
 
 export function describeOutcomes(diff: Pick<DiffResult, 'outcomes' | 'undetermined'>, end?: ScanEnd): string {
-  const parts: string[] = [];
-  const { baseline, unchanged, undetermined } = diff.outcomes;
-  if (baseline) parts.push(`${baseline} first seen (baseline recorded)`);
-  if (unchanged) parts.push(`${unchanged} unchanged`);
-  if (undetermined) {
-    const values = Object.entries(diff.undetermined)
-      .map(([v, n]) => `${v} ×${n}`)
-      .join(', ');
-    parts.push(`${undetermined} undetermined (${values})`);
-  }
-  if (end?.vanished.length) parts.push(`${end.vanished.length} vanished`);
-  if (end?.skipped) parts.push(end.skipped);
-  return `no compliance change: ${parts.join('; ') || 'no devices'}`;
+  const { undetermined } = diff.outcomes;
+  const values = Object.entries(diff.undetermined)
+    .map(([v, n]) => `${v} ×${n}`)
+    .join(', ');
+  return describeScan(diff.outcomes, undetermined ? [`${undetermined} undetermined (${values})`] : [], end);
 }
 
 /**
@@ -470,14 +356,11 @@ export function mapSnapshot(
   config: IntuneConfig,
   state?: unknown,
 ): MappingResult<IntuneState> {
-  const records = snapshotDevices(record);
-  const diff = diffDevices(records, config, parseState(state));
-  if (diff.rejected.length > 0) {
-    const shown = diff.rejected.map((r) => `value[${r.index}] ${r.message}`).join('; ');
-    throw new PermanentError(`malformed managedDevice: ${shown}`, { code: 'SSF_ERR_INTUNE_PAYLOAD' });
-  }
-  const end = finishScan(diff.state, new Set(diff.seen), config);
-  const events = [...diff.events, ...end.events];
-  if (events.length === 0) return { events: [], ignored: describeOutcomes(diff, end), state: end.state };
-  return { events, state: end.state };
+  const diff = diffDevices(snapshotDevices(record), config, parseState(state));
+  return snapshotResult(
+    diff,
+    (s, seen) => finishScan(s, seen, config),
+    (end) => describeOutcomes(diff, end),
+    { what: 'managedDevice', list: 'value', code: 'SSF_ERR_INTUNE_PAYLOAD' },
+  );
 }

@@ -1,8 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  isBridgeError,
   PermanentError,
   RetryableError,
   type EmitResult,
@@ -11,9 +9,9 @@ import {
   type InboundContext,
   type InboundRequest,
   type InboundResponse,
-  type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
-import { eachLimit, JamfClient, WaitBudget, withRetries } from './client.ts';
+import { eachLimit, scanningConnector, WaitBudget, withRetries } from '../_shared/mdm-poller.ts';
+import { JamfClient } from './client.ts';
 import type { JamfProConfig } from './config.ts';
 import {
   decideComputer,
@@ -101,9 +99,6 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
   const reconciles = ctx.metrics.counter('jamf_pro_reconcile_runs_total', 'Reconciliation scans by outcome', [
     'outcome',
   ]);
-  const stopping = new AbortController();
-  let task: ScheduledTask | undefined;
-  let running: Promise<void> | undefined;
 
   const auth = config.webhook_auth;
   const expected =
@@ -276,8 +271,7 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
     return { status: 202, body: { accepted, duplicates, ...(notes.length > 0 ? { notes } : {}) } };
   }
 
-  async function reconcile(taskSignal: AbortSignal): Promise<void> {
-    const signal = AbortSignal.any([taskSignal, stopping.signal]);
+  async function reconcile(signal: AbortSignal): Promise<void> {
     const waits = new WaitBudget(config.max_retry_wait);
     const seen = new Set<string>();
     let malformed = 0;
@@ -336,61 +330,16 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
     });
   }
 
-  async function runReconcile(taskSignal: AbortSignal): Promise<void> {
-    try {
-      await reconcile(taskSignal);
-      reconciles.inc({ outcome: 'ok' });
-      ctx.status.success();
-    } catch (err) {
-      if (stopping.signal.aborted) return;
-      reconciles.inc({ outcome: 'failed' });
-      const message = err instanceof Error ? err.message : String(err);
-      const authFailure = err instanceof PermanentError && err.authFailure;
-      ctx.status.set(
-        authFailure || (isBridgeError(err) && err.errorClass === 'permanent')
-          ? 'permanent_error'
-          : 'recoverable_error',
-        authFailure ? `Jamf Pro refused the API client credentials: ${message}` : message,
-      );
-      throw err;
-    }
-  }
-
-  return {
-    async check(signal) {
-      try {
-        await client.probe(signal);
-        return { ok: true, message: 'Jamf Pro answered the inventory query' };
-      } catch (err) {
-        return {
-          ok: false,
-          message: err instanceof Error ? err.message : String(err),
-          retryable: !(isBridgeError(err) && err.errorClass === 'permanent'),
-        };
-      }
-    },
-    async start() {
-      if (task || stopping.signal.aborted || !config.reconcile) return;
-      task = ctx.scheduler.schedule(
-        'reconcile',
-        {
-          everyMs: config.reconcile_interval,
-          runOnStart: true,
-          jitterMs: Math.min(60_000, config.reconcile_interval / 10),
-        },
-        (signal) => {
-          const p = runReconcile(signal);
-          running = p.catch(() => undefined);
-          return p;
-        },
-      );
-    },
-    async stop(deadlineMs) {
-      task?.stop();
-      task = undefined;
-      stopping.abort();
-      if (running) await Promise.race([running, sleep(Math.max(0, deadlineMs), undefined, { ref: false })]);
-    },
-    handleWebhook,
-  };
+  const reconciliation = scanningConnector(ctx, {
+    task: 'reconcile',
+    enabled: config.reconcile,
+    everyMs: config.reconcile_interval,
+    maxJitterMs: 60_000,
+    runs: reconciles,
+    refused: 'Jamf Pro refused the API client credentials',
+    scan: reconcile,
+    probe: (signal) => client.probe(signal),
+    answered: 'Jamf Pro answered the inventory query',
+  });
+  return { ...reconciliation, handleWebhook };
 }

@@ -5,13 +5,17 @@ import {
   type MappingResult,
   type SubjectIdentifier,
 } from '../../core/plugin-api/index.ts';
+import {
+  complianceEvent,
+  deviceSubject,
+  email,
+  opposite,
+  type ComplianceStatus,
+} from '../_shared/mdm-mapping.ts';
 import type { JamfProConfig } from './config.ts';
 import { parseJamfXml } from './xml.ts';
 
-export const DEVICE_COMPLIANCE_CHANGE =
-  'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
-
-export type ComplianceStatus = 'compliant' | 'not-compliant';
+export { DEVICE_COMPLIANCE_CHANGE, type ComplianceStatus } from '../_shared/mdm-mapping.ts';
 
 // ─── Vendor payloads ────────────────────────────────────────────────────────────────────────────
 
@@ -302,19 +306,6 @@ export function planWebhook(
 
 // ─── Decisions ──────────────────────────────────────────────────────────────────────────────────
 
-// The address syntax the event catalog accepts (RFC 5322 addr-spec, UTF-8 allowed).
-const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\u0080-\\uFFFF-]";
-const LABEL = '[A-Za-z0-9\\u0080-\\uFFFF](?:[A-Za-z0-9\\u0080-\\uFFFF-]{0,61}[A-Za-z0-9\\u0080-\\uFFFF])?';
-const EMAIL = new RegExp(`^${ATEXT}+(?:\\.${ATEXT}+)*@${LABEL}(?:\\.${LABEL})+$`);
-
-function email(...candidates: Array<string | null | undefined>): string | undefined {
-  for (const candidate of candidates) {
-    const value = candidate?.trim();
-    if (value && EMAIL.test(value)) return value;
-  }
-  return undefined;
-}
-
 function text(...candidates: Array<string | null | undefined>): string | undefined {
   for (const candidate of candidates) {
     const value = candidate?.trim();
@@ -373,11 +364,7 @@ export function configuredGroups(
 
 /** `{user, device}`, or a device-only complex subject when no user is assigned. */
 export function subjectOf(state: Pick<DeviceState, 'user' | 'device_id'>): SubjectIdentifier {
-  return {
-    format: 'complex',
-    ...(state.user ? { user: { format: 'email', email: state.user } } : {}),
-    device: { format: 'opaque', id: state.device_id },
-  };
+  return deviceSubject(state.user, state.device_id);
 }
 
 function label(state: Pick<DeviceState, 'aliases'>): string {
@@ -394,31 +381,6 @@ function sourceTime(source: Source, inventory: Inventory | undefined): string | 
   if (source.via === 'webhook') return new Date(source.atMs).toISOString();
   const t = text(inventory?.general?.lastContactTime, inventory?.general?.reportDate);
   return t && Number.isFinite(Date.parse(t)) ? new Date(Date.parse(t)).toISOString() : undefined;
-}
-
-function complianceEvent(
-  state: DeviceState,
-  previous: ComplianceStatus,
-  current: ComplianceStatus,
-  reason: string,
-  at: string | undefined,
-  sourceRecordId: string,
-): EventDraft {
-  const seconds = at === undefined ? undefined : Math.floor(Date.parse(at) / 1000);
-  return {
-    type: DEVICE_COMPLIANCE_CHANGE,
-    subject: subjectOf(state),
-    claims: {
-      previous_status: previous,
-      current_status: current,
-      ...(seconds === undefined ? {} : { event_timestamp: seconds }),
-      initiating_entity: 'policy',
-      reason_admin: { en: reason },
-    },
-    sourceRecordId,
-    ...(at === undefined ? {} : { occurredAt: at }),
-    severity: current === 'not-compliant' ? 'high' : 'low',
-  };
 }
 
 function recordId(
@@ -504,7 +466,16 @@ export function decideComputer(
     return settle(
       previous,
       next,
-      [complianceEvent(next, prior, current, reason, at, recordId(source, next, prior, current, at))],
+      [
+        complianceEvent(
+          subjectOf(next),
+          prior,
+          current,
+          reason,
+          at,
+          recordId(source, next, prior, current, at),
+        ),
+      ],
       'transition',
     );
   }
@@ -533,14 +504,14 @@ export function decideComputer(
   if (previous === undefined) {
     if (at) next.since = at;
     if (config.first_sighting !== 'emit') return settle(previous, next, [], 'baseline');
-    const prior: ComplianceStatus = current === 'compliant' ? 'not-compliant' : 'compliant';
+    const prior = opposite(current);
     next.seq += 1;
     return settle(
       previous,
       next,
       [
         complianceEvent(
-          next,
+          subjectOf(next),
           prior,
           current,
           `${reason} (first seen)`,
@@ -559,7 +530,7 @@ export function decideComputer(
     next,
     [
       complianceEvent(
-        next,
+        subjectOf(next),
         previous.status,
         current,
         reason,
@@ -584,7 +555,7 @@ export function decideVanished(
   return {
     events: [
       complianceEvent(
-        next,
+        subjectOf(next),
         'compliant',
         'not-compliant',
         `${label(previous)} is no longer in the Jamf Pro inventory (deleted or unmanaged)`,
@@ -599,20 +570,10 @@ export function decideVanished(
 /** MobileDeviceUnEnrolled: the device is no longer managed. Stateless: the webhook itself is the change. */
 export function unenrolledEvent(device: WebhookMobileDevice, source: WebhookSource): EventDraft {
   const udid = text(device.udid);
-  const state = {
-    ...(email(device.username) ? { user: email(device.username) as string } : {}),
-    device_id: udid ?? `jamf-pro:mobile-device:${device.jssID}`,
-  };
   const name = text(device.deviceName);
   const at = new Date(source.atMs).toISOString();
   return complianceEvent(
-    {
-      ...state,
-      status: 'not-compliant',
-      groups: [],
-      seq: 0,
-      aliases: { jamf_computer_id: String(device.jssID) },
-    },
+    deviceSubject(email(device.username), udid ?? `jamf-pro:mobile-device:${device.jssID}`),
     'compliant',
     'not-compliant',
     `${name ? `"${name}"` : `mobile device ${device.jssID}`} was unenrolled from Jamf Pro and is no longer managed`,

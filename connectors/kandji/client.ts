@@ -1,8 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   isBridgeError,
   PermanentError,
-  RetryableError,
   type HttpClient,
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
@@ -38,45 +36,6 @@ export class RequestBudget {
 
   get used(): number {
     return this.#times.length;
-  }
-}
-
-/** Time a scan may spend waiting on throttling and server errors. */
-export class WaitBudget {
-  #left: number;
-  constructor(totalMs: number) {
-    this.#left = totalMs;
-  }
-  take(ms: number): boolean {
-    if (ms > this.#left) return false;
-    this.#left -= ms;
-    return true;
-  }
-}
-
-/** In-run retries of a failure that carries no Retry-After (a 5xx, a reset connection). */
-const BLIND_RETRIES = 2;
-
-/**
- * Runs `fn`, retrying retryable failures within the run: after Retry-After when the API sends
- * one (throttling), otherwise up to twice with a short backoff. Timeouts are not retried in the
- * run (the request already waited its whole deadline); the next scheduled run tries again.
- */
-export async function withRetries<T>(
-  fn: () => Promise<T>,
-  budget: WaitBudget,
-  signal: AbortSignal,
-): Promise<T> {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof RetryableError) || signal.aborted) throw err;
-      if (err.code === 'SSF_ERR_HTTP_TIMEOUT' || err.code === 'SSF_ERR_HTTP_ABORTED') throw err;
-      const wait = err.retryAfterMs ?? (attempt < BLIND_RETRIES ? 500 * 2 ** attempt : undefined);
-      if (wait === undefined || !budget.take(wait)) throw err;
-      await sleep(wait, undefined, { signal });
-    }
   }
 }
 
@@ -130,26 +89,4 @@ export class KandjiClient {
     this.#spend();
     await this.#http.get('/api/v1/devices', { params: { limit: 1, offset: 0 }, signal });
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; stops starting new ones after a failure. */
-export async function eachLimit<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

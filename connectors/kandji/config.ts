@@ -1,4 +1,6 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
+import { scanPolicyShape } from '../_shared/mdm-mapping.ts';
+import { maxRetryWaitField } from '../_shared/mdm-poller.ts';
 
 export const configSchema = z.strictObject({
   api_url: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).meta({
@@ -24,18 +26,8 @@ export const configSchema = z.strictObject({
     description:
       'Count library items in ERROR (failed installs, failed profiles) as failing checks, besides blueprint parameters.',
   }),
-  first_sighting: z.enum(['baseline', 'emit']).default('baseline').meta({
-    description:
-      '`baseline` (default): the first status seen for a device is recorded without an event. `emit`: it is sent, with the opposite status as previous_status.',
-  }),
-  vanished_devices: z.enum(['not-compliant', 'forget', 'keep']).default('not-compliant').meta({
-    description:
-      'A device missing from a complete scan: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant, then forgets it; `forget` drops it silently; `keep` keeps its last state.',
-  }),
-  max_retry_wait: duration().prefault('2m').meta({
-    description:
-      'Longest total time one scan waits on throttling (429 Retry-After) and server errors before it gives up until the next scan.',
-  }),
+  ...scanPolicyShape,
+  max_retry_wait: maxRetryWaitField,
 });
 
 export type KandjiConfig = z.output<typeof configSchema>;

@@ -1,24 +1,15 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { InboundConnector, InboundContext } from '../../core/plugin-api/index.ts';
 import {
-  isBridgeError,
-  PermanentError,
-  type InboundConnector,
-  type InboundContext,
-  type ScheduledTask,
-} from '../../core/plugin-api/index.ts';
-import {
-  BudgetExhausted,
   eachLimit,
-  KandjiClient,
-  PAGE_SIZE,
-  RequestBudget,
+  loadScanState,
+  scanningConnector,
   WaitBudget,
   withRetries,
-} from './client.ts';
+} from '../_shared/mdm-poller.ts';
+import { BudgetExhausted, KandjiClient, PAGE_SIZE, RequestBudget } from './client.ts';
 import type { KandjiConfig } from './config.ts';
 import {
   diffDevices,
-  emptyState,
   finishScan,
   kandjiDeviceSchema,
   needsStatus,
@@ -51,26 +42,11 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
     'kandji_rejected_records_total',
     'Device records Kandji sent malformed',
   );
-  const stopping = new AbortController();
-  let task: ScheduledTask | undefined;
-  let running: Promise<void> | undefined;
 
-  async function loadState(): Promise<KandjiState> {
-    const stored = await ctx.checkpoints.get();
-    if (stored === undefined) return emptyState();
-    const parsed = stateSchema.safeParse(stored);
-    if (parsed.success) return parsed.data;
-    log.warn(
-      { problems: parsed.error.issues.length },
-      'stored device state is not readable; rebuilding the baseline',
-    );
-    return emptyState();
-  }
-
-  async function scan(taskSignal: AbortSignal): Promise<'complete' | 'budget'> {
-    const signal = AbortSignal.any([taskSignal, stopping.signal]);
+  /** `partial` when the request budget ran out before the device list did. */
+  async function scan(signal: AbortSignal): Promise<'ok' | 'partial'> {
     const waits = new WaitBudget(config.max_retry_wait);
-    let state = await loadState();
+    let state = await loadScanState(ctx, stateSchema);
     const seen = new Set<string>();
     let exhausted = false;
     let complete = false;
@@ -133,7 +109,7 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
         { budget: config.max_requests_per_hour, seen: seen.size },
         'request budget used up; the remaining devices are read on the next scan',
       );
-      return 'budget';
+      return 'partial';
     }
     const end = finishScan(state, seen, config, ctx.clock.now().toISOString());
     if (end.skipped) log.warn({ known: Object.keys(state.devices).length }, end.skipped);
@@ -141,63 +117,17 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
       log.info({ vanished: end.vanished, policy: config.vanished_devices }, 'devices no longer in Kandji');
     await ctx.emit(end.events, { checkpoint: { value: end.state } });
     emitted.inc(undefined, end.events.length);
-    return 'complete';
+    return 'ok';
   }
 
-  async function run(taskSignal: AbortSignal): Promise<void> {
-    try {
-      const outcome = await scan(taskSignal);
-      scans.inc({ outcome: outcome === 'complete' ? 'ok' : 'partial' });
-      ctx.status.success();
-    } catch (err) {
-      if (stopping.signal.aborted) return;
-      scans.inc({ outcome: 'failed' });
-      const message = err instanceof Error ? err.message : String(err);
-      const auth = err instanceof PermanentError && err.authFailure;
-      ctx.status.set(
-        auth || (isBridgeError(err) && err.errorClass === 'permanent')
-          ? 'permanent_error'
-          : 'recoverable_error',
-        auth ? `Kandji refused the API token: ${message}` : message,
-      );
-      throw err;
-    }
-  }
-
-  return {
-    async check(signal) {
-      try {
-        await client.probe(signal);
-        return { ok: true, message: 'Kandji answered the device list' };
-      } catch (err) {
-        return {
-          ok: false,
-          message: err instanceof Error ? err.message : String(err),
-          retryable: !(isBridgeError(err) && err.errorClass === 'permanent'),
-        };
-      }
-    },
-    async start() {
-      if (task || stopping.signal.aborted) return;
-      task = ctx.scheduler.schedule(
-        'scan',
-        {
-          everyMs: config.poll_interval,
-          runOnStart: true,
-          jitterMs: Math.min(30_000, config.poll_interval / 10),
-        },
-        (signal) => {
-          const p = run(signal);
-          running = p.catch(() => undefined);
-          return p;
-        },
-      );
-    },
-    async stop(deadlineMs) {
-      task?.stop();
-      task = undefined;
-      stopping.abort();
-      if (running) await Promise.race([running, sleep(Math.max(0, deadlineMs), undefined, { ref: false })]);
-    },
-  };
+  return scanningConnector(ctx, {
+    task: 'scan',
+    everyMs: config.poll_interval,
+    maxJitterMs: 30_000,
+    runs: scans,
+    refused: 'Kandji refused the API token',
+    scan,
+    probe: (signal) => client.probe(signal),
+    answered: 'Kandji answered the device list',
+  });
 }

@@ -5,12 +5,26 @@ import {
   type MappingResult,
   type SubjectIdentifier,
 } from '../../core/plugin-api/index.ts';
+import {
+  complianceEvent as deviceComplianceEvent,
+  describeScan,
+  deviceSubject,
+  diffPage,
+  email,
+  finishScan as endScan,
+  opposite,
+  parseScanState,
+  problemText,
+  scanStateSchema,
+  snapshotResult,
+  wholeSeconds,
+  type ComplianceStatus,
+  type PageDiff,
+  type ScanEnd as SharedScanEnd,
+} from '../_shared/mdm-mapping.ts';
 import type { KandjiConfig } from './config.ts';
 
-export const DEVICE_COMPLIANCE_CHANGE =
-  'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
-
-export type ComplianceStatus = 'compliant' | 'not-compliant';
+export { DEVICE_COMPLIANCE_CHANGE, type ComplianceStatus } from '../_shared/mdm-mapping.ts';
 
 /** `user` is an object on most platforms and a bare string (or empty) on some. */
 const kandjiUserSchema = z.union([
@@ -73,16 +87,8 @@ const deviceStateSchema = z.object({
 export type DeviceState = z.infer<typeof deviceStateSchema>;
 
 /** What the connector keeps between scans: the last known state of every device. */
-export const stateSchema = z.object({
-  version: z.literal(1),
-  devices: z.record(z.string(), deviceStateSchema),
-  last_scan: z.object({ completed_at: z.string(), devices: z.number().int().nonnegative() }).optional(),
-});
+export const stateSchema = scanStateSchema(deviceStateSchema);
 export type KandjiState = z.infer<typeof stateSchema>;
-
-export function emptyState(): KandjiState {
-  return { version: 1, devices: {} };
-}
 
 export type Evaluation =
   | { kind: 'status'; status: ComplianceStatus; reason: string; failing: string[] }
@@ -153,19 +159,8 @@ export function evaluate(
   };
 }
 
-// The address syntax the event catalog accepts (RFC 5322 addr-spec, UTF-8 allowed).
-const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\u0080-\\uFFFF-]";
-const LABEL = '[A-Za-z0-9\\u0080-\\uFFFF](?:[A-Za-z0-9\\u0080-\\uFFFF-]{0,61}[A-Za-z0-9\\u0080-\\uFFFF])?';
-const EMAIL = new RegExp(`^${ATEXT}+(?:\\.${ATEXT}+)*@${LABEL}(?:\\.${LABEL})+$`);
-
-function userEmail(user: KandjiDevice['user']): string | undefined {
-  const raw = typeof user === 'string' ? user : user?.email;
-  const value = raw?.trim();
-  return value && EMAIL.test(value) ? value : undefined;
-}
-
 function identity(d: KandjiDevice): Pick<DeviceState, 'user' | 'aliases'> {
-  const user = userEmail(d.user);
+  const user = email(typeof d.user === 'string' ? d.user : d.user?.email);
   const serial = d.serial_number?.trim();
   const hostname = d.device_name?.trim();
   return {
@@ -180,17 +175,7 @@ function identity(d: KandjiDevice): Pick<DeviceState, 'user' | 'aliases'> {
 
 /** `{user, device}`, or a device-only complex subject when no user is assigned. */
 export function subjectOf(state: Pick<DeviceState, 'user' | 'aliases'>): SubjectIdentifier {
-  return {
-    format: 'complex',
-    ...(state.user ? { user: { format: 'email', email: state.user } } : {}),
-    device: { format: 'opaque', id: state.aliases.kandji_device_id },
-  };
-}
-
-function epochSeconds(iso: string | null | undefined): number | undefined {
-  if (!iso) return undefined;
-  const ms = Date.parse(iso);
-  return Number.isFinite(ms) && ms > 0 ? Math.floor(ms / 1000) : undefined;
+  return deviceSubject(state.user, state.aliases.kandji_device_id);
 }
 
 function complianceEvent(
@@ -201,21 +186,14 @@ function complianceEvent(
   checkedIn: string | null | undefined,
   recordSuffix: string,
 ): EventDraft {
-  const seconds = epochSeconds(checkedIn);
-  return {
-    type: DEVICE_COMPLIANCE_CHANGE,
-    subject: subjectOf(state),
-    claims: {
-      previous_status: previous,
-      current_status: current,
-      ...(seconds === undefined ? {} : { event_timestamp: seconds }),
-      initiating_entity: 'policy',
-      reason_admin: { en: reason },
-    },
-    sourceRecordId: `kandji:${state.aliases.kandji_device_id}:${state.seq}:${previous}>${current}:${recordSuffix}`,
-    ...(seconds === undefined ? {} : { occurredAt: new Date(seconds * 1000).toISOString() }),
-    severity: current === 'not-compliant' ? 'high' : 'low',
-  };
+  return deviceComplianceEvent(
+    subjectOf(state),
+    previous,
+    current,
+    reason,
+    wholeSeconds(checkedIn),
+    `kandji:${state.aliases.kandji_device_id}:${state.seq}:${previous}>${current}:${recordSuffix}`,
+  );
 }
 
 /** Whether a device's status must be read (again): it checked in since its last evaluation. */
@@ -225,29 +203,15 @@ export function needsStatus(device: KandjiDevice, previous: DeviceState | undefi
 }
 
 export type DeviceOutcome = 'transition' | 'baseline' | 'unchanged' | 'undetermined' | 'deferred';
+const OUTCOMES: readonly DeviceOutcome[] = [
+  'transition',
+  'baseline',
+  'unchanged',
+  'undetermined',
+  'deferred',
+];
 
-export interface DiffResult {
-  events: EventDraft[];
-  state: KandjiState;
-  changed: boolean;
-  /** Ids of every device in the input, valid or not. */
-  seen: string[];
-  outcomes: Record<DeviceOutcome, number>;
-  rejected: Array<{ index: number; id?: string; message: string }>;
-}
-
-function problemText(error: z.ZodError): string {
-  return error.issues
-    .map((i) => {
-      const message = i.message.endsWith('received undefined') ? 'is required' : i.message;
-      return `${i.path.map(String).join('.') || '(record)'}: ${message}`;
-    })
-    .join('; ');
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
+export type DiffResult = PageDiff<KandjiState, DeviceOutcome>;
 
 /**
  * Compares devices (with the statuses read for them) against their last known state.
@@ -260,110 +224,80 @@ export function diffDevices(
   config: KandjiConfig,
   state: KandjiState,
 ): DiffResult {
-  const devices = { ...state.devices };
-  const events: EventDraft[] = [];
-  const seen: string[] = [];
-  const outcomes: Record<DeviceOutcome, number> = {
-    transition: 0,
-    baseline: 0,
-    unchanged: 0,
-    undetermined: 0,
-    deferred: 0,
-  };
-  const rejected: DiffResult['rejected'] = [];
-  let changed = false;
-
-  records.forEach((record, index) => {
-    const rawId = (record as { device_id?: unknown } | null)?.device_id;
-    const parsed = kandjiDeviceSchema.safeParse(record);
-    if (!parsed.success) {
-      if (typeof rawId === 'string' && rawId.length > 0) seen.push(rawId);
-      rejected.push({
-        index,
-        ...(typeof rawId === 'string' ? { id: rawId } : {}),
-        message: problemText(parsed.error),
-      });
-      return;
-    }
-    const d = parsed.data;
-    seen.push(d.device_id);
-    const previous = devices[d.device_id];
-    const rawStatus = statuses[d.device_id];
-    let status: DeviceStatus | undefined;
-    if (rawStatus !== undefined) {
-      const s = deviceStatusSchema.safeParse(rawStatus);
-      if (!s.success) {
-        rejected.push({ index, id: d.device_id, message: `status: ${problemText(s.error)}` });
-        return;
+  return diffPage(
+    records,
+    state,
+    { schema: kandjiDeviceSchema, idKey: 'device_id', outcomes: OUTCOMES },
+    (d, previous) => {
+      const rawStatus = statuses[d.device_id];
+      let status: DeviceStatus | undefined;
+      if (rawStatus !== undefined) {
+        const s = deviceStatusSchema.safeParse(rawStatus);
+        if (!s.success) return { problem: `status: ${problemText(s.error)}` };
+        status = s.data;
       }
-      status = s.data;
-    }
-    const evaluation = evaluate(d, status, config);
-    const base: DeviceState = {
-      ...(previous?.status ? { status: previous.status } : {}),
-      ...(previous?.checked_in ? { checked_in: previous.checked_in } : {}),
-      ...(previous?.since ? { since: previous.since } : {}),
-      ...(previous?.failing ? { failing: previous.failing } : {}),
-      ...identity(d),
-      seq: previous?.seq ?? 0,
-    };
-    let outcome: DeviceOutcome;
-    const next: DeviceState = { ...base };
+      const evaluation = evaluate(d, status, config);
+      const events: EventDraft[] = [];
+      const next: DeviceState = {
+        ...(previous?.status ? { status: previous.status } : {}),
+        ...(previous?.checked_in ? { checked_in: previous.checked_in } : {}),
+        ...(previous?.since ? { since: previous.since } : {}),
+        ...(previous?.failing ? { failing: previous.failing } : {}),
+        ...identity(d),
+        seq: previous?.seq ?? 0,
+      };
+      let outcome: DeviceOutcome;
 
-    if (evaluation.kind === 'needs_status') {
-      // Either unchanged since the last evaluation, or its status could not be read this time.
-      outcome = needsStatus(d, previous) ? 'deferred' : 'unchanged';
-    } else {
-      if (d.last_check_in) next.checked_in = d.last_check_in;
-      else delete next.checked_in;
-      if (evaluation.kind === 'undetermined') {
-        outcome = 'undetermined';
-      } else if (previous?.status === undefined) {
-        outcome = 'baseline';
-        next.status = evaluation.status;
-        next.since = d.last_check_in ?? next.since;
-        setFailing(next, evaluation.failing);
-        if (config.first_sighting === 'emit') {
+      if (evaluation.kind === 'needs_status') {
+        // Either unchanged since the last evaluation, or its status could not be read this time.
+        outcome = needsStatus(d, previous) ? 'deferred' : 'unchanged';
+      } else {
+        if (d.last_check_in) next.checked_in = d.last_check_in;
+        else delete next.checked_in;
+        if (evaluation.kind === 'undetermined') {
+          outcome = 'undetermined';
+        } else if (previous?.status === undefined) {
+          outcome = 'baseline';
+          next.status = evaluation.status;
+          next.since = d.last_check_in ?? next.since;
+          setFailing(next, evaluation.failing);
+          if (config.first_sighting === 'emit') {
+            next.seq += 1;
+            events.push(
+              complianceEvent(
+                next,
+                opposite(evaluation.status),
+                evaluation.status,
+                `${evaluation.reason} (first seen)`,
+                d.last_check_in,
+                d.last_check_in ?? 'first-seen',
+              ),
+            );
+          }
+        } else if (previous.status === evaluation.status) {
+          outcome = 'unchanged';
+          setFailing(next, evaluation.failing);
+        } else {
+          outcome = 'transition';
+          next.status = evaluation.status;
+          next.since = d.last_check_in ?? next.since;
+          setFailing(next, evaluation.failing);
           next.seq += 1;
-          const prior: ComplianceStatus = evaluation.status === 'compliant' ? 'not-compliant' : 'compliant';
           events.push(
             complianceEvent(
               next,
-              prior,
+              previous.status,
               evaluation.status,
-              `${evaluation.reason} (first seen)`,
+              evaluation.reason,
               d.last_check_in,
-              d.last_check_in ?? 'first-seen',
+              d.last_check_in ?? 'unknown',
             ),
           );
         }
-      } else if (previous.status === evaluation.status) {
-        outcome = 'unchanged';
-        setFailing(next, evaluation.failing);
-      } else {
-        outcome = 'transition';
-        next.status = evaluation.status;
-        next.since = d.last_check_in ?? next.since;
-        setFailing(next, evaluation.failing);
-        next.seq += 1;
-        events.push(
-          complianceEvent(
-            next,
-            previous.status,
-            evaluation.status,
-            evaluation.reason,
-            d.last_check_in,
-            d.last_check_in ?? 'unknown',
-          ),
-        );
       }
-    }
-    outcomes[outcome] += 1;
-    if (!previous || !sameJson(previous, next)) changed = true;
-    devices[d.device_id] = next;
-  });
-
-  return { events, state: changed ? { ...state, devices } : state, changed, seen, outcomes, rejected };
+      return { outcome, next, events };
+    },
+  );
 }
 
 function setFailing(state: DeviceState, failing: string[]): void {
@@ -371,12 +305,7 @@ function setFailing(state: DeviceState, failing: string[]): void {
   else delete state.failing;
 }
 
-export interface ScanEnd {
-  events: EventDraft[];
-  state: KandjiState;
-  vanished: string[];
-  skipped?: string;
-}
+export type ScanEnd = SharedScanEnd<KandjiState>;
 
 /**
  * After a complete scan: devices Kandji no longer lists are handled by the `vanished_devices`
@@ -388,41 +317,27 @@ export function finishScan(
   config: KandjiConfig,
   completedAt?: string,
 ): ScanEnd {
-  const missing = Object.keys(state.devices).filter((id) => !seen.has(id));
-  const stamp = (s: KandjiState): KandjiState =>
-    completedAt ? { ...s, last_scan: { completed_at: completedAt, devices: seen.size } } : s;
-  if (seen.size === 0 && missing.length > 0) {
-    return {
-      events: [],
-      state: stamp(state),
-      vanished: [],
-      skipped: `the device list was empty while ${missing.length} devices are known; check the API token's permissions`,
-    };
-  }
-  if (missing.length === 0 || config.vanished_devices === 'keep') {
-    return { events: [], state: stamp(state), vanished: config.vanished_devices === 'keep' ? [] : missing };
-  }
-  const devices = { ...state.devices };
-  const events: EventDraft[] = [];
-  for (const id of missing) {
-    const last = devices[id]!;
-    if (config.vanished_devices === 'not-compliant' && last.status === 'compliant') {
-      const next: DeviceState = { ...last, seq: last.seq + 1 };
-      const name = last.aliases.hostname ? `"${last.aliases.hostname}"` : `device ${id}`;
-      events.push(
-        complianceEvent(
+  return endScan(
+    state,
+    seen,
+    {
+      policy: config.vanished_devices,
+      emptyScan: (known) =>
+        `the device list was empty while ${known} devices are known; check the API token's permissions`,
+      vanished: (id, last, next) => {
+        const name = last.aliases.hostname ? `"${last.aliases.hostname}"` : `device ${id}`;
+        return complianceEvent(
           next,
           'compliant',
           'not-compliant',
           `${name} is no longer in the Kandji device list (deleted or unenrolled)`,
           undefined,
           'vanished',
-        ),
-      );
-    }
-    delete devices[id];
-  }
-  return { events, state: stamp({ ...state, devices }), vanished: missing };
+        );
+      },
+    },
+    completedAt,
+  );
 }
 
 /** A simulation record: the device list and the status of each device that needs one. */
@@ -432,26 +347,15 @@ export const snapshotSchema = z.looseObject({
 });
 
 export function parseState(value: unknown): KandjiState {
-  if (value === undefined || value === null) return emptyState();
-  const parsed = stateSchema.safeParse(value);
-  if (!parsed.success) {
-    throw new PermanentError(`not a kandji device state: ${problemText(parsed.error)}`, {
-      code: 'SSF_ERR_KANDJI_STATE',
-    });
-  }
-  return parsed.data;
+  return parseScanState(stateSchema, value, 'a kandji device state', 'SSF_ERR_KANDJI_STATE');
 }
 
 export function describeOutcomes(diff: Pick<DiffResult, 'outcomes'>, end?: ScanEnd): string {
-  const { baseline, unchanged, undetermined, deferred } = diff.outcomes;
-  const parts: string[] = [];
-  if (baseline) parts.push(`${baseline} first seen (baseline recorded)`);
-  if (unchanged) parts.push(`${unchanged} unchanged`);
-  if (undetermined) parts.push(`${undetermined} undetermined (checks pending)`);
-  if (deferred) parts.push(`${deferred} without a status yet`);
-  if (end?.vanished.length) parts.push(`${end.vanished.length} vanished`);
-  if (end?.skipped) parts.push(end.skipped);
-  return `no compliance change: ${parts.join('; ') || 'no devices'}`;
+  const { undetermined, deferred } = diff.outcomes;
+  const more: string[] = [];
+  if (undetermined) more.push(`${undetermined} undetermined (checks pending)`);
+  if (deferred) more.push(`${deferred} without a status yet`);
+  return describeScan(diff.outcomes, more, end);
 }
 
 /**
@@ -471,12 +375,10 @@ export function mapSnapshot(
     );
   }
   const diff = diffDevices(snapshot.data.devices, snapshot.data.statuses, config, parseState(state));
-  if (diff.rejected.length > 0) {
-    const shown = diff.rejected.map((r) => `devices[${r.index}] ${r.message}`).join('; ');
-    throw new PermanentError(`malformed Kandji device: ${shown}`, { code: 'SSF_ERR_KANDJI_PAYLOAD' });
-  }
-  const end = finishScan(diff.state, new Set(diff.seen), config);
-  const events = [...diff.events, ...end.events];
-  if (events.length === 0) return { events: [], ignored: describeOutcomes(diff, end), state: end.state };
-  return { events, state: end.state };
+  return snapshotResult(
+    diff,
+    (s, seen) => finishScan(s, seen, config),
+    (end) => describeOutcomes(diff, end),
+    { what: 'Kandji device', list: 'devices', code: 'SSF_ERR_KANDJI_PAYLOAD' },
+  );
 }

@@ -1,6 +1,4 @@
 import {
-  PermanentError,
-  RetryableError,
   type InboundConnector,
   type InboundContext,
   type EventDraft,
@@ -8,7 +6,8 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createWorkdayClient, type TransactionWindow, type WorkdayClient } from './client.ts';
 import type { WorkdayConfig } from './config.ts';
-import { applyWorker, nextDue, notHeld, releaseDue, type HrWorker } from '../_shared/hr-leaver.ts';
+import { hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
+import { applyWorker, notHeld, type HrWorker } from '../_shared/hr-leaver.ts';
 import { emptyState, policyOf, stateSchema, workerFromRow, type WorkdayState } from './mapping.ts';
 
 /**
@@ -21,36 +20,17 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
   const records = ctx.metrics.counter('workday_records_total', 'Worker records read, by outcome', [
     'outcome',
   ]);
-  const emitted = ctx.metrics.counter('workday_events_total', 'Events emitted, by type', ['type']);
   const held = ctx.metrics.gauge('workday_held_changes', 'Future-dated terminations and purges held');
+  const checkpoint = hrCheckpoint(ctx, {
+    metricPrefix: 'workday',
+    source: 'Workday',
+    code: 'SSF_ERR_WORKDAY_STATE',
+    schema: stateSchema,
+    empty: emptyState,
+    committed: (state) => held.set(undefined, Object.keys(state.pending).length),
+  });
   const tasks: ScheduledTask[] = [];
   let client: WorkdayClient | undefined;
-  let running: Promise<unknown> = Promise.resolve();
-
-  /** Poll and release share the checkpoint: one runs at a time. */
-  function serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = running.then(work, work);
-    running = next.catch(() => undefined);
-    return next;
-  }
-
-  async function loadState(): Promise<WorkdayState> {
-    const raw = await ctx.checkpoints.get();
-    if (raw === undefined) return emptyState();
-    const parsed = stateSchema.safeParse(raw);
-    if (!parsed.success) {
-      throw new PermanentError('the stored Workday checkpoint is not readable; reset it to start over', {
-        code: 'SSF_ERR_WORKDAY_STATE',
-      });
-    }
-    return parsed.data as WorkdayState;
-  }
-
-  async function commit(state: WorkdayState, events: EventDraft[]) {
-    await ctx.emit(events, { checkpoint: { value: state } });
-    for (const e of events) emitted.inc({ type: e.type });
-    held.set(undefined, Object.keys(state.pending).length);
-  }
 
   async function readRaas(wd: WorkdayClient, since: string, signal: AbortSignal): Promise<HrWorker[]> {
     if (!config.raas) return [];
@@ -94,7 +74,7 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     const wd = client;
     if (!wd) return;
     const now = ctx.clock.now();
-    const state = await loadState();
+    const state = await checkpoint.load();
     const since = state.watermark ?? new Date(now.getTime() - config.initial_lookback).toISOString();
     const workers =
       config.mode === 'raas' ? await readRaas(wd, since, signal) : await readSoap(wd, since, now, signal);
@@ -108,7 +88,7 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     }
     state.watermark = now.toISOString();
     const due = notHeld(events, state);
-    await commit(state, due);
+    await checkpoint.commit(state, due);
     const scheduled = Object.keys(state.pending).length - before;
     if (due.length > 0 || scheduled !== 0) {
       ctx.logger.info(
@@ -117,25 +97,6 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
       );
     }
     ctx.status.success();
-  }
-
-  async function release(): Promise<void> {
-    const now = ctx.clock.now();
-    const state = await loadState();
-    const next = nextDue(state);
-    if (next === undefined || new Date(next).getTime() > now.getTime()) return;
-    const events = releaseDue(state, policy, now);
-    await commit(state, events);
-    ctx.logger.info({ events: events.length }, 'released held terminations that took effect');
-  }
-
-  function report(err: unknown): never {
-    if (err instanceof PermanentError) {
-      ctx.status.set('permanent_error', err.message);
-    } else if (err instanceof RetryableError) {
-      ctx.status.set('recoverable_error', err.message);
-    }
-    throw err;
   }
 
   return {
@@ -149,21 +110,15 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
             runOnStart: true,
             jitterMs: Math.min(30_000, config.poll_interval / 10),
           },
-          (signal) => serial(() => poll(signal)).catch(report),
+          // Poll and release share the checkpoint: one runs at a time.
+          (signal) => checkpoint.serial(() => poll(signal)).catch(reportFailures(ctx)),
         ),
-        ctx.scheduler.schedule('release', { everyMs: config.release_interval, runOnStart: true }, () =>
-          serial(release).catch(report),
-        ),
+        checkpoint.scheduleRelease(policy, config.release_interval),
       );
     },
     async stop(deadlineMs) {
       for (const task of tasks.splice(0)) task.stop();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        running,
-        new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineMs)))),
-      ]);
-      clearTimeout(timer);
+      await checkpoint.settle(deadlineMs);
     },
   };
 }

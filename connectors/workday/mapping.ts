@@ -6,6 +6,7 @@ import {
   emptyHrState,
   hrDate,
   hrStateShape,
+  leaverPolicy,
   type HrState,
   type HrWorker,
   type LeaverOutcome,
@@ -29,16 +30,7 @@ export function emptyState(): WorkdayState {
 
 /** The `iss` of the HR-id alias: the tenant's URL unless configured. */
 export function policyOf(config: WorkdayConfig): LeaverPolicy {
-  return {
-    termination_basis: config.termination_basis,
-    effective_time: config.effective_time,
-    timezone: config.timezone,
-    backfill_window: config.backfill_window,
-    purge_after: config.purge_after,
-    subject_format: config.subject_format,
-    reason_admin: config.reason_admin,
-    issuer: config.hr_id_issuer ?? `${new URL(config.base_url).origin}/${config.tenant}`,
-  };
+  return leaverPolicy(config, config.hr_id_issuer ?? `${new URL(config.base_url).origin}/${config.tenant}`);
 }
 
 const reportSchema = z.looseObject({ Report_Entry: z.array(z.unknown()) });

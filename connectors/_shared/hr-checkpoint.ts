@@ -1,0 +1,116 @@
+/**
+ * How the HR connectors (workday, bamboohr, hibob, csv-drop) keep the leaver state: in the
+ * instance checkpoint, changed by one piece of work at a time (a poll, a webhook, the release of
+ * held terminations), and committed together with the events it produced, in one transaction.
+ */
+import {
+  PermanentError,
+  RetryableError,
+  type EventDraft,
+  type InboundContext,
+  type ScheduledTask,
+  type z,
+} from '../../core/plugin-api/index.ts';
+import { nextDue, releaseDue, type HrState, type LeaverPolicy } from './hr-leaver.ts';
+
+export interface HrCheckpointOptions<S extends HrState> {
+  /** Metric name prefix, e.g. `bamboohr` for `bamboohr_events_total`. */
+  metricPrefix: string;
+  /** The source as messages name it, e.g. `BambooHR`. */
+  source: string;
+  /** Error code of an unreadable checkpoint. */
+  code: string;
+  schema: z.ZodType<S>;
+  empty(): S;
+  /** Called after every commit (workday reports the held changes). */
+  committed?(state: S): void;
+}
+
+export interface HrCheckpoint<S extends HrState> {
+  /** Runs `work` once the work before it settled: the state changes one piece of work at a time. */
+  serial<T>(work: () => Promise<T>): Promise<T>;
+  /** The stored state. One this version cannot read is refused rather than guessed from. */
+  load(): Promise<S>;
+  /** Emits `events` with `state` as the checkpoint, in one transaction. */
+  commit(state: S, events: EventDraft[]): Promise<void>;
+  /** Emits the held terminations and purges whose time has come (call it inside serial). */
+  release(policy: LeaverPolicy): Promise<void>;
+  /** Schedules release() every `everyMs`, in turn with the other work; failures go to the status. */
+  scheduleRelease(policy: LeaverPolicy, everyMs: number): ScheduledTask;
+  /** Waits for the work in flight, at most `deadlineMs`. */
+  settle(deadlineMs: number): Promise<void>;
+}
+
+export function hrCheckpoint<S extends HrState>(
+  ctx: InboundContext<S>,
+  options: HrCheckpointOptions<S>,
+): HrCheckpoint<S> {
+  const emitted = ctx.metrics.counter(`${options.metricPrefix}_events_total`, 'Events emitted, by type', [
+    'type',
+  ]);
+  let running: Promise<unknown> = Promise.resolve();
+
+  async function load(): Promise<S> {
+    const raw = await ctx.checkpoints.get();
+    if (raw === undefined) return options.empty();
+    const parsed = options.schema.safeParse(raw);
+    if (!parsed.success) {
+      throw new PermanentError(
+        `the stored ${options.source} checkpoint is not readable; reset it to start over`,
+        { code: options.code },
+      );
+    }
+    return parsed.data;
+  }
+
+  async function commit(state: S, events: EventDraft[]): Promise<void> {
+    await ctx.emit(events, { checkpoint: { value: state } });
+    for (const e of events) emitted.inc({ type: e.type });
+    options.committed?.(state);
+  }
+
+  function serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = running.then(work, work);
+    running = next.catch(() => undefined);
+    return next;
+  }
+
+  async function release(policy: LeaverPolicy): Promise<void> {
+    const now = ctx.clock.now();
+    const state = await load();
+    const next = nextDue(state);
+    if (next === undefined || new Date(next).getTime() > now.getTime()) return;
+    const events = releaseDue(state, policy, now);
+    await commit(state, events);
+    ctx.logger.info({ events: events.length }, 'released held terminations that took effect');
+  }
+
+  return {
+    serial,
+    load,
+    commit,
+    release,
+    scheduleRelease(policy, everyMs) {
+      return ctx.scheduler.schedule('release', { everyMs, runOnStart: true }, () =>
+        serial(() => release(policy)).catch(reportFailures(ctx)),
+      );
+    },
+    async settle(deadlineMs) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([running, new Promise((r) => (timer = setTimeout(r, Math.max(0, deadlineMs))))]);
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * The `.catch` of a scheduled run: permanent errors set the instance status to permanent,
+ * retryable ones to recoverable (others leave it as it is); the error goes on to the scheduler.
+ */
+export function reportFailures(ctx: Pick<InboundContext, 'status'>): (err: unknown) => never {
+  return (err) => {
+    if (err instanceof PermanentError) ctx.status.set('permanent_error', err.message);
+    else if (err instanceof RetryableError) ctx.status.set('recoverable_error', err.message);
+    throw err;
+  };
+}
