@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newEventId } from './event-id.ts';
 import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import type { Clock, EventDraft, Logger, SubjectIdentifier } from '../plugin-api/types.ts';
 import { policyFor, type DeliveryConfig } from '../delivery/config.ts';
@@ -291,7 +291,7 @@ export class Pipeline {
     }
     const occurredAt = draft.occurredAt === undefined ? now : new Date(draft.occurredAt);
     const event: StoredEvent = {
-      id: randomUUID(),
+      id: newEventId(now.getTime()),
       instanceId,
       sourceRecordId: draft.sourceRecordId,
       type: draft.type,
