@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import { Secret } from '../plugin-api/secret.ts';
+import { Secret, registerSecretValue } from '../plugin-api/secret.ts';
 import type { HttpAuth, Logger } from '../plugin-api/types.ts';
 import {
   buildUrl,
@@ -660,6 +660,20 @@ describe('OAuth 2.0 client credentials', () => {
 });
 
 describe('redaction', () => {
+  it('scrubs a secret from logged URLs even when it became known after the URL was first used', async () => {
+    const server = await serve(reply(200, '{}'));
+    const { factory, lines } = setup();
+    const client = factory.create();
+    const url = `${server.url}/items?cursor=late-known-value-7q8w9e`;
+    await client.get(url);
+    expect(lines.filter((l) => l.line.includes('late-known-value-7q8w9e'))).not.toHaveLength(0);
+    lines.splice(0);
+    registerSecretValue('late-known-value-7q8w9e');
+    await client.get(url);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.filter((l) => l.line.includes('late-known-value-7q8w9e'))).toEqual([]);
+  });
+
   it('keeps every credential out of logs and error messages', async () => {
     const bearer = new Secret('bearer-secret-a1b2c3');
     const apiKey = new Secret('header-secret-d4e5f6');

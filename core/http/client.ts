@@ -18,7 +18,7 @@ import type {
   Logger,
 } from '../plugin-api/types.ts';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import { registerSecretValue } from '../plugin-api/secret.ts';
+import { registerSecretValue, registeredSecretValues } from '../plugin-api/secret.ts';
 import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome } from './classify.ts';
 import {
   buildTokenRequest,
@@ -343,8 +343,12 @@ interface ClientDeps {
   onAuthFailure(reason: string): void;
 }
 
+/** How many URLs a client remembers the scrubbed form of. */
+const DESCRIBED_URLS = 256;
+
 class NodeHttpClient implements HttpClient {
   readonly #d: ClientDeps;
+  readonly #described = new Map<string, { safeUrl: string; host: string; secrets: number }>();
   readonly #tokens: TokenCache | undefined;
 
   constructor(deps: ClientDeps) {
@@ -503,7 +507,6 @@ class NodeHttpClient implements HttpClient {
   async #attempt(prepared: PreparedRequest, token: string | undefined): Promise<AttemptResult> {
     const d = this.#d;
     const started = performance.now();
-    const safeUrl = scrubUrl(prepared.url);
     const limits = { timeoutMs: prepared.timeoutMs, maxBytes: d.options.maxResponseBytes };
     const finish = (result: AttemptResult): AttemptResult => {
       this.#observe(prepared, result, performance.now() - started);
@@ -514,7 +517,7 @@ class NodeHttpClient implements HttpClient {
       const check = checkTargetUrl(prepared.url, d.options.ssrfPolicy);
       if (!check.ok)
         return finish({ ok: false, outcome: { kind: 'ssrf', reason: check.reason, message: check.message } });
-    } else if (!/^https?:$/.test(new URL(prepared.url).protocol)) {
+    } else if (!/^https?:\/\//i.test(prepared.url)) {
       return finish({
         ok: false,
         outcome: { kind: 'invalid_request', message: 'only http and https URLs are supported' },
@@ -526,7 +529,11 @@ class NodeHttpClient implements HttpClient {
     if (token !== undefined) headers['Authorization'] = `Bearer ${token}`;
     if (levelEnabled(d.log, 'trace')) {
       d.log.trace(
-        { method: prepared.method, url: safeUrl, headers: redactHeaders(headers, d.sensitiveHeaders) },
+        {
+          method: prepared.method,
+          url: this.#describe(prepared.url).safeUrl,
+          headers: redactHeaders(headers, d.sensitiveHeaders),
+        },
         'http request',
       );
     }
@@ -683,6 +690,22 @@ class NodeHttpClient implements HttpClient {
     }
   }
 
+  /**
+   * The URL as logs may show it, and its host for metrics, remembered per URL: a client mostly
+   * calls the same few URLs, and scrubbing parses the URL and searches it for every known secret.
+   * A secret registered later invalidates what was remembered.
+   */
+  #describe(url: string): { safeUrl: string; host: string } {
+    const secrets = registeredSecretValues().size;
+    let described = this.#described.get(url);
+    if (described === undefined || described.secrets !== secrets) {
+      if (this.#described.size >= DESCRIBED_URLS) this.#described.clear();
+      described = { safeUrl: scrubUrl(url), host: URL.canParse(url) ? new URL(url).host : '', secrets };
+      this.#described.set(url, described);
+    }
+    return described;
+  }
+
   #observe(prepared: PreparedRequest, result: AttemptResult, durationMs: number): void {
     const d = this.#d;
     const status = result.ok
@@ -702,10 +725,11 @@ class NodeHttpClient implements HttpClient {
       code = error?.code;
     }
     const rounded = Math.round(durationMs);
+    const { safeUrl, host } = this.#describe(prepared.url);
     d.log.debug(
       {
         method: prepared.method,
-        url: scrubUrl(prepared.url),
+        url: safeUrl,
         ...(status === undefined ? {} : { status }),
         durationMs: rounded,
         outcome,
@@ -714,7 +738,6 @@ class NodeHttpClient implements HttpClient {
       },
       'http response',
     );
-    const host = URL.canParse(prepared.url) ? new URL(prepared.url).host : '';
     try {
       d.metrics?.onRequest?.({
         method: prepared.method,
