@@ -14,6 +14,10 @@ const sqliteSchema = z.strictObject({
       '`full` syncs every commit to disk and survives power loss; `normal` survives a killed process but may lose the last commits on power loss.',
   }),
   busy_timeout: duration('How long a write waits for another process holding the file.').prefault('5s'),
+  cache_mb: z.number().int().min(1).max(4096).default(16).meta({
+    description:
+      'Page cache of the database connection in MiB. A larger cache saves disk reads when a large backlog waits; it adds to the memory the process uses.',
+  }),
 });
 
 const postgresSchema = z.strictObject({

@@ -34,5 +34,7 @@ export async function openStore(config: StorageConfig, options: OpenStoreOptions
     path: config.path ?? join(options.dataDir, DEFAULT_SQLITE_FILE),
     synchronous: config.synchronous,
     busyTimeoutMs: config.busy_timeout,
+    cacheMb: config.cache_mb,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
 }

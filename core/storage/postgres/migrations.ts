@@ -135,4 +135,22 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log (at);
 `,
   },
+  {
+    version: 3,
+    name: 'ordering heads: only the first unfinished delivery of each ordering key is leasable',
+    // A lease round used to walk every due row of a destination and skip those waiting behind
+    // an earlier row of their ordering key, so its cost grew with the rows queued behind one
+    // subject. Now the head of each ordering key (its lowest unfinished id) is flagged, and
+    // leasing scans heads only. A transaction that changes which rows of a key are unfinished
+    // first locks the key's ordering_locks row, so the flag moves under one writer at a time.
+    // Those rows are only locks, made on demand and dropped when the key has nothing
+    // unfinished: the table is UNLOGGED (no WAL), and emptied by a crash without loss.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN head BOOLEAN NOT NULL DEFAULT false;
+UPDATE deliveries SET head = true WHERE id IN
+  (SELECT MIN(id) FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY ordering_key);
+CREATE INDEX deliveries_head ON deliveries (destination_id, due_at, id) WHERE head;
+CREATE UNLOGGED TABLE ordering_locks (ordering_key TEXT PRIMARY KEY);
+`,
+  },
 ];

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { expect, it } from 'vitest';
 import { storeContract } from '../testing/contract.ts';
 import { ManualClock, newEvent } from '../testing/fixtures.ts';
+import { MISPLACED_HEADS_SQL, exerciseOrderingHeads } from '../testing/heads.ts';
 import {
   POSTGRES_TEST_URL,
   describePostgres,
@@ -9,7 +10,7 @@ import {
   openTestPostgresStore,
   uniqueSchema,
 } from '../testing/postgres.ts';
-import type { Store } from '../types.ts';
+import type { DeliveryOutcome, Store } from '../types.ts';
 import { postgresMigrations } from './migrations.ts';
 import { quoteIdent } from './store.ts';
 
@@ -67,6 +68,134 @@ describePostgres('postgres store', () => {
       expect(new Set(seen.values()).size).toBeGreaterThan(1);
       expect((await a.stats()).backlog).toEqual({});
     } finally {
+      await a.close();
+      await b.close();
+      await dropSchema(schema);
+    }
+  });
+
+  it('rule: whatever mix of accepts, leases, outcomes, replays and discards, each ordering key flags exactly its lowest unfinished row', async () => {
+    const schema = uniqueSchema();
+    const store = await openTestPostgresStore(schema);
+    const observer = new pg.Client({
+      connectionString: POSTGRES_TEST_URL,
+      options: `-c search_path=${quoteIdent(schema)}`,
+    });
+    await observer.connect();
+    try {
+      await exerciseOrderingHeads(store, async () =>
+        Number((await observer.query(MISPLACED_HEADS_SQL)).rows[0].n),
+      );
+      const { rows } = await observer.query('SELECT COUNT(*) AS n FROM ordering_locks');
+      expect(Number(rows[0].n)).toBe(0);
+    } finally {
+      await observer.end();
+      await store.close();
+      await dropSchema(schema);
+    }
+  });
+
+  it('rule: instances accepting, leasing and completing the same subjects at once keep each subject in order', async () => {
+    const schema = uniqueSchema();
+    const a = await openTestPostgresStore(schema, 6);
+    const b = await openTestPostgresStore(schema, 6);
+    const observer = new pg.Client({
+      connectionString: POSTGRES_TEST_URL,
+      options: `-c search_path=${quoteIdent(schema)}`,
+    });
+    await observer.connect();
+    try {
+      const clock = new ManualClock();
+      // Few rows per accept and quick workers: subjects run dry often, so accepts race the
+      // outcome that finishes a subject's last row, and two accepts race to start a subject.
+      const subjects = ['s0', 's1', 's2', 's3'];
+      const error = { class: 'retryable', code: 'X', message: 'again' };
+      const accepts = 40;
+      let accepted = 0;
+      let producing = 2;
+      const produce = async (store: Store, offset: number) => {
+        for (let i = 0; i < accepts; i++) {
+          const events = Array.from({ length: 1 + (i % 2) }, (_, j) =>
+            newEvent({ event: { subjectKey: subjects[(i + j + offset) % subjects.length]! } }),
+          );
+          await store.accept({ now: clock.now(), events, dedupeExpiresAt: clock.now() });
+          accepted += events.length;
+        }
+        producing -= 1;
+      };
+      const inFlight = new Map<string, number>();
+      const finished = new Map<string, number[]>(subjects.map((s) => [s, []]));
+      let turn = 0;
+      const deadline = Date.now() + 20_000;
+      const work = async (store: Store, owner: string) => {
+        // A subject whose head lost its flag would wait forever: give up at the deadline.
+        while (Date.now() < deadline) {
+          const batch = await store.deliveries.lease({
+            destinationId: 'dest-a',
+            owner,
+            limit: 4,
+            now: clock.now(),
+            leaseMs: 60_000,
+          });
+          if (batch.length === 0) {
+            if (producing === 0 && Object.keys((await store.stats()).backlog).length === 0) return;
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            continue;
+          }
+          for (const l of batch) {
+            const subject = l.event.subjectKey;
+            expect(
+              inFlight.get(subject),
+              `${subject}: row ${l.id} leased beside an unfinished one`,
+            ).toBeUndefined();
+            inFlight.set(subject, l.id);
+          }
+          // Taken off the books before the outcome commits: the next row cannot be leased sooner.
+          const outcomes = batch.map((l): DeliveryOutcome => {
+            inFlight.delete(l.event.subjectKey);
+            turn += 1;
+            if (turn % 7 === 0)
+              return { kind: 'retry', id: l.id, leaseToken: l.leaseToken, dueAt: clock.now(), error };
+            finished.get(l.event.subjectKey)!.push(l.id);
+            return turn % 11 === 0
+              ? { kind: 'dead', id: l.id, leaseToken: l.leaseToken, error }
+              : { kind: 'delivered', id: l.id, leaseToken: l.leaseToken };
+          });
+          await store.deliveries.complete(outcomes, clock.now());
+        }
+      };
+      let running = true;
+      const snapshots: number[] = [];
+      const observe = async () => {
+        // Every committed state flags exactly one head per subject: its first unfinished row.
+        while (running) {
+          const { rows } = await observer.query(MISPLACED_HEADS_SQL);
+          snapshots.push(Number(rows[0].n));
+        }
+      };
+      const observing = observe();
+      await Promise.all([
+        produce(a, 0),
+        produce(b, 1),
+        work(a, 'a1'),
+        work(a, 'a2'),
+        work(b, 'b1'),
+        work(b, 'b2'),
+      ]);
+      running = false;
+      await observing;
+      for (const [subject, ids] of finished) {
+        expect(ids, `${subject} finished out of order`).toEqual([...ids].sort((x, y) => x - y));
+      }
+      expect([...finished.values()].flat().length, 'rows left unfinished').toBe(accepted);
+      expect(accepted).toBe(2 * accepts * 1.5);
+      expect(snapshots.length).toBeGreaterThan(0);
+      expect(snapshots.filter((n) => n !== 0)).toEqual([]);
+      // Subjects left with nothing unfinished gave up their lock rows.
+      const { rows } = await observer.query('SELECT COUNT(*) AS n FROM ordering_locks');
+      expect(Number(rows[0].n)).toBe(0);
+    } finally {
+      await observer.end();
       await a.close();
       await b.close();
       await dropSchema(schema);

@@ -118,11 +118,12 @@ export class PostgresStore implements Store {
     return (await on.query(sql, params)).rowCount ?? 0;
   }
 
-  async #tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** Runs `fn` in a transaction opened by `begin` (which may add `SET LOCAL`s). */
+  async #tx<T>(fn: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.#pool.connect();
       try {
-        await client.query('BEGIN');
+        await client.query(begin);
         const result = await fn(client);
         await client.query('COMMIT');
         return result;
@@ -245,17 +246,26 @@ export class PostgresStore implements Store {
   }
 
   async #insertDeliveries(
-    c: Queryable,
+    c: pg.PoolClient,
     rows: Array<NewDelivery & { eventId: string }>,
     now: number,
   ): Promise<void> {
     if (rows.length === 0) return;
+    await this.#lockOrderingKeys(c, keyList(rows.map((r) => r.orderingKey)));
+    // Holding the keys, this statement sees every committed row of them and no other
+    // transaction adds one until this commits: so the ids of a key grow in commit order, and a
+    // new row leads its key exactly when the key has no unfinished row (the first of the batch).
+    // The probe is a scalar subquery, one index lookup per key: a NOT EXISTS here would be
+    // planned as a hash of every unfinished row.
     await c.query({
       name: 'ssf-insert-deliveries',
-      text: `INSERT INTO deliveries (event_id, destination_id, jti, ordering_key, state, attempts, due_at, enqueued_at, updated_at)
-             SELECT event_id, destination_id, jti, ordering_key, 'pending', 0, $5, $5, $5
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-               AS u(event_id, destination_id, jti, ordering_key, n)
+      text: `INSERT INTO deliveries (event_id, destination_id, jti, ordering_key, state, attempts, due_at, enqueued_at,
+                                     updated_at, head)
+             SELECT event_id, destination_id, jti, ordering_key, 'pending', 0, $5, $5, $5,
+               first AND ${headOf('u.ordering_key')} IS NULL
+             FROM (SELECT u.*, n = MIN(n) OVER (PARTITION BY ordering_key) AS first
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+                     AS u(event_id, destination_id, jti, ordering_key, n)) AS u
              ORDER BY n`,
       values: [
         rows.map((r) => r.eventId),
@@ -265,6 +275,37 @@ export class PostgresStore implements Store {
         now,
       ],
     });
+  }
+
+  /**
+   * Locks the ordering keys `keys` selects, creating their ordering_locks rows if missing, in
+   * key order so that two such transactions never wait on each other in a cycle. Every
+   * transaction that changes which rows of a key are unfinished (insert, finishing outcome,
+   * replay, discard) takes this lock before it reads or writes them, and moves the key's head
+   * flag before it commits. Leasing takes no such lock. `WHERE false` locks an existing row
+   * without writing a new version of it; a row deleted meanwhile is inserted again.
+   */
+  async #lockOrderingKeys(c: pg.PoolClient, keys: KeySource): Promise<void> {
+    await c.query(lockKeysSql(keys.text), keys.values);
+  }
+
+  /**
+   * Flags the head (lowest unfinished row) of each locked key that has lost it: its head
+   * finished or was deleted (such rows carry no flag), or — for `demote`, the heads before a
+   * replay — a lower row became unfinished again. Keys left with no unfinished row give up
+   * their ordering_locks row.
+   */
+  async #flagHeads(c: pg.PoolClient, keys: KeySource, demote: number[] = []): Promise<void> {
+    await c.query(
+      `WITH h AS (
+         SELECT s.k, ${headOf('s.k')} AS id FROM (SELECT DISTINCT k FROM (${keys.text}) AS s0(k)) AS s),
+       demoted AS (UPDATE deliveries d SET head = false
+                   WHERE d.id = ANY($${keys.values.length + 1}::bigint[]) AND d.head
+                     AND NOT EXISTS (SELECT 1 FROM h WHERE h.id = d.id)),
+       idle AS (DELETE FROM ordering_locks l USING h WHERE l.ordering_key = h.k AND h.id IS NULL)
+       UPDATE deliveries d SET head = true FROM h WHERE d.id = h.id AND NOT d.head`,
+      [...keys.values, demote],
+    );
   }
 
   async #putCheckpoint(
@@ -333,29 +374,35 @@ export class PostgresStore implements Store {
     return {
       lease: async ({ destinationId, owner, limit, now, leaseMs }) => {
         const at = now.getTime();
-        const leased = await this.#rows(
-          `WITH picked AS (
+        // Heads only: rows queued behind a head cost nothing here. A head finished or moved by
+        // a transaction that committed meanwhile fails the recheck FOR UPDATE makes on the
+        // latest row version. `headOf` restates the ordering rule (the row is its key's first
+        // unfinished one) at one index probe per head.
+        // The plan must walk deliveries_head in (due_at, id) order and stop after `limit` rows:
+        // a bitmap scan and sort would visit every due head, and the planner picks one on poor
+        // estimates (a table not yet analysed, or head counts that moved since the last ANALYZE).
+        // JIT is off because the estimate for a full walk can pass its threshold, and compiling
+        // costs far more than the few rows this reads.
+        const leased = await this.#tx(
+          async (c) =>
+            (
+              await c.query({
+                name: 'ssf-lease',
+                text: `WITH picked AS (
              SELECT d.id FROM deliveries d
-             WHERE d.destination_id = $1 AND d.state IN ('pending', 'leased') AND d.due_at <= $2
-               AND NOT EXISTS (SELECT 1 FROM deliveries p
-                               WHERE p.ordering_key = d.ordering_key AND p.id < d.id
-                                 AND p.state IN ('pending', 'leased'))
+             WHERE d.destination_id = $1 AND d.head AND d.due_at <= $2
+               AND ${headOf('d.ordering_key')} = d.id
              ORDER BY d.due_at, d.id
              LIMIT $3
              FOR UPDATE OF d SKIP LOCKED)
            UPDATE deliveries d SET state = 'leased', lease_owner = $4, lease_token = $5 || ':' || d.id::text,
              due_at = $6, attempts = d.attempts + 1, last_attempt_at = $2, updated_at = $2
-           FROM picked WHERE d.id = picked.id
-           RETURNING d.id, d.destination_id, d.jti, d.attempts, d.enqueued_at, d.event_id, d.lease_token`,
-          [destinationId, at, limit, owner, randomUUID(), at + leaseMs],
-        );
-        if (leased.length === 0) return [];
-        const events = new Map(
-          (
-            await this.#rows('SELECT * FROM events WHERE id = ANY($1::text[])', [
-              [...new Set(leased.map((r) => String(r.event_id)))],
-            ])
-          ).map((row) => [String(row.id), eventFromRow(row)]),
+           FROM picked, events e WHERE d.id = picked.id AND e.id = d.event_id
+           RETURNING d.id, d.destination_id, d.jti, d.attempts, d.enqueued_at, d.lease_token, ${EVENT_COLUMNS_PREFIXED}`,
+                values: [destinationId, at, limit, owner, randomUUID(), at + leaseMs],
+              })
+            ).rows as Row[],
+          'BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off',
         );
         return leased
           .map((row) => ({
@@ -365,11 +412,23 @@ export class PostgresStore implements Store {
             attempts: Number(row.attempts),
             enqueuedAt: date(row.enqueued_at),
             leaseToken: String(row.lease_token),
-            event: events.get(String(row.event_id))!,
+            event: eventFromRow(row, 'e_'),
           }))
           .sort((a, b) => a.id - b.id);
       },
-      complete: async (outcomes, now) => this.#tx((c) => this.#applyOutcomes(c, outcomes, now.getTime())),
+      complete: async (outcomes, now) => {
+        // Finishing a row hands its ordering key to the next one, so the keys of the rows to
+        // finish are locked first — in the round trip that opens the transaction (their ids
+        // are integers, written into the statement), so completing takes no extra round trip.
+        const finishing = outcomes
+          .filter((o) => o.kind === 'delivered' || o.kind === 'dead')
+          .map((o) => o.id);
+        const begin =
+          finishing.length === 0
+            ? 'BEGIN'
+            : `BEGIN; ${lockKeysSql(`SELECT ordering_key FROM deliveries WHERE id IN (${finishing.map(sqlInteger).join(', ')})`)}`;
+        return this.#tx((c) => this.#applyOutcomes(c, outcomes, now.getTime()), begin);
+      },
       get: async (id) => {
         const [row] = await this.#rows('SELECT * FROM deliveries WHERE id = $1', [id]);
         return row === undefined ? undefined : deliveryFromRow(row);
@@ -396,11 +455,29 @@ export class PostgresStore implements Store {
             ),
           ),
         ),
-      discardUnfinished: async (destinationId) =>
-        this.#count(`DELETE FROM deliveries WHERE destination_id = $1 AND state IN ('pending', 'leased')`, [
-          destinationId,
-        ]),
+      discardUnfinished: async (destinationId) => this.#tx((c) => this.#discardUnfinished(c, destinationId)),
     };
+  }
+
+  /** Deletes a destination's unfinished rows; the heads of their ordering keys move on. */
+  async #discardUnfinished(c: pg.PoolClient, destinationId: string): Promise<number> {
+    const keys = (
+      await this.#rows(
+        `SELECT DISTINCT ordering_key FROM deliveries WHERE destination_id = $1 AND state IN ('pending', 'leased')`,
+        [destinationId],
+        c,
+      )
+    ).map((r) => String(r.ordering_key));
+    await this.#lockOrderingKeys(c, keyList(keys));
+    // Rows of other keys were added after the keys were read; they stay.
+    const deleted = await this.#count(
+      `DELETE FROM deliveries
+       WHERE destination_id = $1 AND state IN ('pending', 'leased') AND ordering_key = ANY($2::text[])`,
+      [destinationId, keys],
+      c,
+    );
+    await this.#flagHeads(c, keyList(keys));
+    return deleted;
   }
 
   async #applyOutcomes(c: pg.PoolClient, outcomes: DeliveryOutcome[], now: number): Promise<number> {
@@ -408,16 +485,6 @@ export class PostgresStore implements Store {
       outcomes.filter((o): o is Extract<DeliveryOutcome, { kind: K }> => o.kind === kind);
     const fence = `d.id = u.id AND d.state = 'leased' AND d.lease_token = u.token`;
     let applied = 0;
-    const delivered = of('delivered');
-    if (delivered.length > 0) {
-      applied += await this.#count(
-        `UPDATE deliveries d SET state = 'delivered', delivered_at = $3, updated_at = $3, lease_owner = NULL,
-           lease_token = NULL, set_jwt = NULL
-         FROM unnest($1::bigint[], $2::text[]) AS u(id, token) WHERE ${fence}`,
-        [delivered.map((o) => o.id), delivered.map((o) => o.leaseToken), now],
-        c,
-      );
-    }
     const retry = of('retry');
     if (retry.length > 0) {
       applied += await this.#count(
@@ -436,23 +503,6 @@ export class PostgresStore implements Store {
         c,
       );
     }
-    const dead = of('dead');
-    if (dead.length > 0) {
-      applied += await this.#count(
-        `UPDATE deliveries d SET state = 'dead', dead_at = $5, last_error = u.err::jsonb,
-           set_jwt = COALESCE(u.jwt, d.set_jwt), updated_at = $5, lease_owner = NULL, lease_token = NULL
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, token, err, jwt)
-         WHERE ${fence}`,
-        [
-          dead.map((o) => o.id),
-          dead.map((o) => o.leaseToken),
-          dead.map((o) => JSON.stringify(o.error)),
-          dead.map((o) => o.setJwt ?? null),
-          now,
-        ],
-        c,
-      );
-    }
     const release = of('release');
     if (release.length > 0) {
       applied += await this.#count(
@@ -463,7 +513,42 @@ export class PostgresStore implements Store {
         c,
       );
     }
-    return applied;
+    const delivered = of('delivered');
+    const dead = of('dead');
+    if (delivered.length + dead.length === 0) return applied;
+    // The keys of these rows were locked as the transaction began (see `complete`). Finish the
+    // rows and move the head flags in one statement: its snapshot, taken after the locks, still
+    // shows the rows it finishes as unfinished, so the next head is looked for past them.
+    const { rows } = await c.query({
+      name: 'ssf-finish-deliveries',
+      text: `WITH delivered AS (
+         UPDATE deliveries d SET state = 'delivered', delivered_at = $7, updated_at = $7, lease_owner = NULL,
+           lease_token = NULL, set_jwt = NULL, head = false
+         FROM unnest($1::bigint[], $2::text[]) AS u(id, token) WHERE ${fence}
+         RETURNING d.id, d.ordering_key),
+       dead AS (
+         UPDATE deliveries d SET state = 'dead', dead_at = $7, last_error = u.err::jsonb,
+           set_jwt = COALESCE(u.jwt, d.set_jwt), updated_at = $7, lease_owner = NULL, lease_token = NULL, head = false
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[]) AS u(id, token, err, jwt) WHERE ${fence}
+         RETURNING d.id, d.ordering_key),
+       done AS (SELECT * FROM delivered UNION ALL SELECT * FROM dead),
+       h AS (
+         SELECT s.k, ${headOf('s.k', 'NOT EXISTS (SELECT 1 FROM done WHERE done.id = p.id)')} AS id
+         FROM (SELECT DISTINCT ordering_key AS k FROM done) AS s),
+       flagged AS (UPDATE deliveries d SET head = true FROM h WHERE d.id = h.id AND NOT d.head),
+       idle AS (DELETE FROM ordering_locks l USING h WHERE l.ordering_key = h.k AND h.id IS NULL)
+       SELECT COUNT(*) AS n FROM done`,
+      values: [
+        delivered.map((o) => o.id),
+        delivered.map((o) => o.leaseToken),
+        dead.map((o) => o.id),
+        dead.map((o) => o.leaseToken),
+        dead.map((o) => JSON.stringify(o.error)),
+        dead.map((o) => o.setJwt ?? null),
+        now,
+      ],
+    });
+    return applied + Number((rows[0] as Row | undefined)?.n ?? 0);
   }
 
   #deadLetterQuery(filter: DeadLetterFilter, params: unknown[] = []): { where: string; params: unknown[] } {
@@ -503,15 +588,34 @@ export class PostgresStore implements Store {
         );
         return Number(row?.n ?? 0);
       },
-      replay: async (filter, now) => {
-        const { where, params } = this.#deadLetterQuery(filter, [now.getTime()]);
-        return this.#count(
-          `UPDATE deliveries SET state = 'pending', attempts = 0, due_at = $1, enqueued_at = $1, dead_at = NULL,
-             updated_at = $1
-           WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
-          params,
-        );
-      },
+      replay: async (filter, now) =>
+        this.#tx(async (c) => {
+          // A replayed row keeps its id, so it may lead its ordering key again.
+          const letters = this.#deadLetterQuery(filter);
+          const keys = (
+            await this.#rows(
+              `SELECT DISTINCT d.ordering_key FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${letters.where}`,
+              letters.params,
+              c,
+            )
+          ).map((r) => String(r.ordering_key));
+          await this.#lockOrderingKeys(c, keyList(keys));
+          const heads = (
+            await this.#rows(`SELECT ${headOf('s.k')} AS id FROM unnest($1::text[]) AS s(k)`, [keys], c)
+          ).flatMap((r) => (r.id === null ? [] : [Number(r.id)]));
+          // Letters of other keys were dead-lettered after the keys were read; they stay.
+          const { where, params } = this.#deadLetterQuery(filter, [now.getTime(), keys]);
+          const replayed = await this.#count(
+            `UPDATE deliveries SET state = 'pending', attempts = 0, due_at = $1, enqueued_at = $1, dead_at = NULL,
+               updated_at = $1
+             WHERE ordering_key = ANY($2::text[])
+               AND id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
+            params,
+            c,
+          );
+          await this.#flagHeads(c, keyList(keys), heads);
+          return replayed;
+        }),
       purge: async (filter) => {
         const { where, params } = this.#deadLetterQuery(filter);
         return this.#count(
@@ -600,10 +704,7 @@ export class PostgresStore implements Store {
       delete: async (streamId) =>
         this.#tx(async (c) => {
           await c.query('DELETE FROM stream_poll_queue WHERE stream_id = $1', [streamId]);
-          await c.query(
-            `DELETE FROM deliveries WHERE destination_id = $1 AND state IN ('pending', 'leased')`,
-            [streamDestinationId(streamId)],
-          );
+          await this.#discardUnfinished(c, streamDestinationId(streamId));
           return (await this.#count('DELETE FROM streams WHERE stream_id = $1', [streamId], c)) > 0;
         }),
       putSubject: async (streamId, subject, now) => {
@@ -819,6 +920,43 @@ function typeParser(oid: number, format?: 'text' | 'binary'): (value: string) =>
   if (JSON_OIDS.has(oid)) return (value) => value;
   if (oid === INT8_OID) return (value) => Number(value);
   return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
+}
+
+/** A set of ordering keys as SQL: a query returning them in one text column, and its parameters. */
+interface KeySource {
+  text: string;
+  values: unknown[];
+}
+
+function keyList(keys: string[]): KeySource {
+  return { text: 'SELECT unnest($1::text[])', values: [keys] };
+}
+
+/**
+ * The head of the ordering key `key` (an SQL expression): the id of its first unfinished
+ * delivery, or NULL. It takes the first deliveries_order entry at or after (key, 0) and checks
+ * that it is still that key's; no other index yields this order, so the plan is one index probe
+ * whatever the statistics say. (`WHERE ordering_key = key ORDER BY id LIMIT 1` lets the planner
+ * walk the primary key instead, past every finished row of a key it believes all unfinished.)
+ * `unless` skips rows the calling statement itself finishes, which its snapshot still shows.
+ */
+function headOf(key: string, unless?: string): string {
+  return `(SELECT CASE WHEN p.ordering_key = ${key} THEN p.id END FROM deliveries p
+    WHERE p.state IN ('pending', 'leased') AND (p.ordering_key, p.id) > (${key}, 0)${unless === undefined ? '' : ` AND ${unless}`}
+    ORDER BY p.ordering_key, p.id LIMIT 1)`;
+}
+
+/** The statement of `#lockOrderingKeys` for the keys `select` returns. */
+function lockKeysSql(select: string): string {
+  return `INSERT INTO ordering_locks (ordering_key)
+    SELECT DISTINCT k FROM (${select}) AS s(k) ORDER BY k
+    ON CONFLICT (ordering_key) DO UPDATE SET ordering_key = EXCLUDED.ordering_key WHERE false`;
+}
+
+/** An integer written into SQL text. */
+function sqlInteger(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new TypeError(`not an integer id: ${String(value)}`);
+  return String(value);
 }
 
 function withEvent(eventId: string, deliveries: NewDelivery[]): Array<NewDelivery & { eventId: string }> {

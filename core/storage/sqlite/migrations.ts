@@ -135,4 +135,18 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log (at);
 `,
   },
+  {
+    version: 3,
+    name: 'ordering heads: only the first unfinished delivery of each ordering key is leasable',
+    // A lease round used to walk every due row of a destination and skip those waiting behind
+    // an earlier row of their ordering key, so its cost grew with the rows queued behind one
+    // subject. Now the head of each ordering key (its lowest unfinished id) is flagged, and
+    // leasing scans heads only. One writer, so the flag needs no lock (see PostgreSQL's).
+    sql: `
+ALTER TABLE deliveries ADD COLUMN head INTEGER NOT NULL DEFAULT 0;
+UPDATE deliveries SET head = 1 WHERE id IN
+  (SELECT MIN(id) FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY ordering_key);
+CREATE INDEX deliveries_head ON deliveries (destination_id, due_at, id) WHERE head = 1;
+`,
+  },
 ];

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { storeContract } from '../testing/contract.ts';
 import { newEvent } from '../testing/fixtures.ts';
+import { MISPLACED_HEADS_SQL, exerciseOrderingHeads } from '../testing/heads.ts';
 import { SqliteStore } from './store.ts';
 
 function tempDir(): string {
@@ -80,6 +81,22 @@ describe('sqlite store', () => {
       await other.close();
       await store.close();
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rule: whatever mix of accepts, leases, outcomes, replays and discards, each ordering key flags exactly its lowest unfinished row', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'bridge.db');
+    const store = SqliteStore.open({ path });
+    const db = new Database(path, { readonly: true });
+    try {
+      await exerciseOrderingHeads(store, async () =>
+        Number((db.prepare(MISPLACED_HEADS_SQL).get() as { n: number }).n),
+      );
+    } finally {
+      db.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

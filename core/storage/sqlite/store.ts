@@ -40,6 +40,8 @@ import {
   streamDestinationId,
 } from '../types.ts';
 import { sqliteMigrations, type Migration } from './migrations.ts';
+import { WalCheckpointer } from './checkpointer.ts';
+import type { Logger } from '../../plugin-api/types.ts';
 import { createOperatorStore } from '../operator.ts';
 
 export interface SqliteStoreOptions {
@@ -51,9 +53,16 @@ export interface SqliteStoreOptions {
    */
   synchronous?: 'full' | 'normal';
   busyTimeoutMs?: number;
+  /** Page cache of the connection, in MiB; default 16. */
+  cacheMb?: number;
+  /** Told when checkpoints fall back to the store's own connection. */
+  logger?: Logger;
 }
 
 type Statement = Database.Statement<unknown[], unknown>;
+
+/** Page cache per connection: enough for the outbox's hot indexes, small next to the process. */
+const DEFAULT_CACHE_MB = 16;
 
 interface QueuedWrite {
   work: () => unknown;
@@ -74,6 +83,7 @@ export class SqliteStore implements Store {
   /** The write-ahead log that durable group commits sync; undefined unless `synchronous: full`. */
   readonly #walPath: string | undefined;
   #walFd: number | undefined;
+  #checkpointer: WalCheckpointer | undefined;
   #queued: QueuedWrite[] = [];
   /** The next sync of the log, not started yet: commits made until it starts share it. */
   #nextSync: Promise<void> | undefined;
@@ -105,18 +115,47 @@ export class SqliteStore implements Store {
   static open(options: SqliteStoreOptions): SqliteStore {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     const db = new Database(options.path);
+    const onDisk = options.path !== ':memory:';
+    const busyTimeoutMs = Math.max(0, Math.round(options.busyTimeoutMs ?? 5000));
     try {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       db.pragma('foreign_keys = ON');
-      db.pragma(`busy_timeout = ${Math.max(0, Math.round(options.busyTimeoutMs ?? 5000))}`);
+      db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+      db.pragma(`cache_size = -${Math.round((options.cacheMb ?? DEFAULT_CACHE_MB) * 1024)}`);
+      // Checkpoints run on the checkpointer's thread, not inside a commit on the event loop; a
+      // log that grew past 64 MiB is cut back once it restarts.
+      if (onDisk) db.pragma('wal_autocheckpoint = 0');
+      db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
       applyMigrations(db, sqliteMigrations);
     } catch (err) {
       db.close();
       throw err;
     }
-    const syncFull = options.synchronous !== 'normal' && options.path !== ':memory:';
-    return new SqliteStore(db, syncFull ? `${options.path}-wal` : undefined);
+    const syncFull = options.synchronous !== 'normal' && onDisk;
+    const store = new SqliteStore(db, syncFull ? `${options.path}-wal` : undefined);
+    if (onDisk) {
+      store.#checkpointer = new WalCheckpointer({
+        path: options.path,
+        busyTimeoutMs,
+        onFailure: (reason) => {
+          if (db.open) db.pragma('wal_autocheckpoint = 1000');
+          options.logger?.warn(
+            { reason },
+            'WAL checkpoints fall back to the writing connection; commits may pause while they run',
+          );
+        },
+      });
+    }
+    return store;
+  }
+
+  /** Checkpoint and cache settings of the writing connection (for tests and diagnostics). */
+  connectionSettings(): { walAutocheckpoint: number; cacheKib: number } {
+    return {
+      walAutocheckpoint: Number(this.#db.pragma('wal_autocheckpoint', { simple: true })),
+      cacheKib: -Number(this.#db.pragma('cache_size', { simple: true })),
+    };
   }
 
   /** The journal mode and sync level in force on this connection (for status output). */
@@ -291,9 +330,11 @@ export class SqliteStore implements Store {
 
   #insertDeliveries(eventId: string, deliveries: NewDelivery[], now: number): void {
     for (const d of deliveries) {
+      // Ids only grow, so a new row heads its ordering key only when the key has no unfinished row.
+      const head = this.#headOf(d.orderingKey) === undefined;
       this.#run(
-        `INSERT INTO deliveries (event_id, destination_id, jti, ordering_key, state, attempts, due_at, enqueued_at, updated_at)
-         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+        `INSERT INTO deliveries (event_id, destination_id, jti, ordering_key, state, attempts, due_at, enqueued_at, updated_at, head)
+         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)`,
         eventId,
         d.destinationId,
         d.jti,
@@ -301,8 +342,49 @@ export class SqliteStore implements Store {
         now,
         now,
         now,
+        head ? 1 : 0,
       );
     }
+  }
+
+  /**
+   * The head of an ordering key: its lowest unfinished row, the only one `lease` may take. One
+   * probe of deliveries_order however many rows wait behind it (named, so that the primary key,
+   * which walks past every finished row of the key, is never chosen instead).
+   */
+  #headOf(orderingKey: string): number | undefined {
+    const row = this.#get(
+      `SELECT id FROM deliveries INDEXED BY deliveries_order
+       WHERE ordering_key = ? AND state IN ('pending', 'leased') ORDER BY id LIMIT 1`,
+      orderingKey,
+    );
+    return row === undefined ? undefined : Number(row.id);
+  }
+
+  /**
+   * Flags the head of each key after rows of it stopped being unfinished (finished or deleted;
+   * such rows carry no flag). `demote` names heads flagged before rows of the key became
+   * unfinished again (a replay), which a lower replayed row displaces.
+   */
+  #flagHeads(keys: Iterable<string>, demote = new Map<string, number | undefined>()): void {
+    for (const key of new Set(keys)) {
+      const head = this.#headOf(key);
+      const before = demote.get(key);
+      if (before !== undefined && before !== head) {
+        this.#run('UPDATE deliveries SET head = 0 WHERE id = ?', before);
+      }
+      if (head !== undefined) this.#run('UPDATE deliveries SET head = 1 WHERE id = ? AND head = 0', head);
+    }
+  }
+
+  /** Deletes a destination's unfinished rows; the heads of their ordering keys move on. */
+  #discardUnfinished(destinationId: string): number {
+    const keys = this.#all(
+      `DELETE FROM deliveries WHERE destination_id = ? AND state IN ('pending', 'leased') RETURNING ordering_key`,
+      destinationId,
+    ).map((r) => String(r.ordering_key));
+    this.#flagHeads(keys);
+    return keys.length;
   }
 
   #putCheckpoint(instanceId: string, name: string, value: unknown, now: number): void {
@@ -359,10 +441,12 @@ export class SqliteStore implements Store {
       lease: async ({ destinationId, owner, limit, now, leaseMs }) => {
         const at = now.getTime();
         return this.#commit(() => {
+          // Heads only (deliveries_head): the rows queued behind a head cost nothing here. The
+          // NOT EXISTS restates the ordering rule, one probe per head, should a flag ever be wrong.
           const ids = this.#all(
-            `SELECT d.id FROM deliveries d
-             WHERE d.destination_id = ? AND d.state IN ('pending', 'leased') AND d.due_at <= ?
-               AND NOT EXISTS (SELECT 1 FROM deliveries p
+            `SELECT d.id FROM deliveries d INDEXED BY deliveries_head
+             WHERE d.destination_id = ? AND d.head = 1 AND d.due_at <= ?
+               AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_order
                                WHERE p.ordering_key = d.ordering_key AND p.id < d.id
                                  AND p.state IN ('pending', 'leased'))
              ORDER BY d.due_at, d.id LIMIT ?`,
@@ -372,18 +456,23 @@ export class SqliteStore implements Store {
           );
           return ids.map(({ id }) => {
             const token = randomUUID();
-            const row = this.#get(
+            this.#run(
               `UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_token = ?, due_at = ?,
                  attempts = attempts + 1, last_attempt_at = ?, updated_at = ?
-               WHERE id = ? RETURNING id, destination_id, jti, attempts, enqueued_at, event_id`,
+               WHERE id = ?`,
               owner,
               token,
               at + leaseMs,
               at,
               at,
               id,
+            );
+            const row = this.#get(
+              `SELECT d.id, d.destination_id, d.jti, d.attempts, d.enqueued_at, ${EVENT_COLUMNS_PREFIXED}
+               FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?`,
+              id,
             ) as Row;
-            const event = eventFromRow(this.#get('SELECT * FROM events WHERE id = ?', row.event_id) as Row);
+            const event = eventFromRow(row, 'e_');
             return {
               id: Number(row.id),
               destinationId: String(row.destination_id),
@@ -422,29 +511,34 @@ export class SqliteStore implements Store {
             ),
           ),
         ),
-      discardUnfinished: async (destinationId) =>
-        this.#write(() =>
-          this.#run(
-            `DELETE FROM deliveries WHERE destination_id = ? AND state IN ('pending', 'leased')`,
-            destinationId,
-          ),
-        ),
+      discardUnfinished: async (destinationId) => this.#write(() => this.#discardUnfinished(destinationId)),
     };
   }
 
   #applyOutcomes(outcomes: DeliveryOutcome[], now: number): number {
     let applied = 0;
     const fence = `WHERE id = ? AND state = 'leased' AND lease_token = ?`;
+    /** Rows that finished (delivered or dead): the next row of each one's key may now lead. */
+    const finished: number[] = [];
+    // (No RETURNING here or in lease: inside the group commit's savepoints it costs SQLite a
+    // statement journal in a temporary file, several times the price of the update.)
+    const finish = (id: number, changes: number) => {
+      applied += changes;
+      if (changes > 0) finished.push(id);
+    };
     for (const o of outcomes) {
       switch (o.kind) {
         case 'delivered':
-          applied += this.#run(
-            `UPDATE deliveries SET state = 'delivered', delivered_at = ?, updated_at = ?, lease_owner = NULL,
-               lease_token = NULL, set_jwt = NULL ${fence}`,
-            now,
-            now,
+          finish(
             o.id,
-            o.leaseToken,
+            this.#run(
+              `UPDATE deliveries SET state = 'delivered', delivered_at = ?, updated_at = ?, lease_owner = NULL,
+                 lease_token = NULL, set_jwt = NULL, head = 0 ${fence}`,
+              now,
+              now,
+              o.id,
+              o.leaseToken,
+            ),
           );
           break;
         case 'retry':
@@ -460,15 +554,18 @@ export class SqliteStore implements Store {
           );
           break;
         case 'dead':
-          applied += this.#run(
-            `UPDATE deliveries SET state = 'dead', dead_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
-               updated_at = ?, lease_owner = NULL, lease_token = NULL ${fence}`,
-            now,
-            lastErrorJson(o.error),
-            o.setJwt ?? null,
-            now,
+          finish(
             o.id,
-            o.leaseToken,
+            this.#run(
+              `UPDATE deliveries SET state = 'dead', dead_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
+                 updated_at = ?, lease_owner = NULL, lease_token = NULL, head = 0 ${fence}`,
+              now,
+              lastErrorJson(o.error),
+              o.setJwt ?? null,
+              now,
+              o.id,
+              o.leaseToken,
+            ),
           );
           break;
         case 'release':
@@ -483,6 +580,11 @@ export class SqliteStore implements Store {
           break;
       }
     }
+    this.#flagHeads(
+      finished.map((id) =>
+        String(this.#get('SELECT ordering_key FROM deliveries WHERE id = ?', id)?.ordering_key),
+      ),
+    );
     return applied;
   }
 
@@ -526,8 +628,16 @@ export class SqliteStore implements Store {
       replay: async (filter, now) => {
         const { where, params } = this.#deadLetterQuery(filter);
         const at = now.getTime();
-        return this.#write(() =>
-          this.#run(
+        return this.#write(() => {
+          // A replayed row keeps its id, so it may lead its ordering key again.
+          const heads = new Map<string, number | undefined>();
+          for (const { ordering_key: key } of this.#all(
+            `SELECT DISTINCT d.ordering_key FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where}`,
+            ...params,
+          )) {
+            heads.set(String(key), this.#headOf(String(key)));
+          }
+          const replayed = this.#run(
             `UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?, enqueued_at = ?, dead_at = NULL,
                updated_at = ?
              WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
@@ -535,8 +645,10 @@ export class SqliteStore implements Store {
             at,
             at,
             ...params,
-          ),
-        );
+          );
+          this.#flagHeads(heads.keys(), heads);
+          return replayed;
+        });
       },
       purge: async (filter) => {
         const { where, params } = this.#deadLetterQuery(filter);
@@ -629,10 +741,7 @@ export class SqliteStore implements Store {
       delete: async (streamId) =>
         this.#write(() => {
           this.#run('DELETE FROM stream_poll_queue WHERE stream_id = ?', streamId);
-          this.#run(
-            `DELETE FROM deliveries WHERE destination_id = ? AND state IN ('pending', 'leased')`,
-            streamDestinationId(streamId),
-          );
+          this.#discardUnfinished(streamDestinationId(streamId));
           return this.#run('DELETE FROM streams WHERE stream_id = ?', streamId) > 0;
         }),
       putSubject: async (streamId, subject, now) =>
@@ -855,7 +964,18 @@ export class SqliteStore implements Store {
     await Promise.allSettled([this.#nextSync, this.#lastSync]);
     if (this.#walFd !== undefined) fs.closeSync(this.#walFd);
     this.#walFd = undefined;
-    if (this.#db.open) this.#db.close();
+    await this.#checkpointer?.close();
+    if (this.#db.open) {
+      // A cleanly closed store leaves everything in the database file and an empty log.
+      if (this.#checkpointer) {
+        try {
+          this.#db.pragma('wal_checkpoint(TRUNCATE)');
+        } catch {
+          // Another process still reads the log; the next checkpoint finishes the work.
+        }
+      }
+      this.#db.close();
+    }
   }
 }
 

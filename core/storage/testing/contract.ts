@@ -246,6 +246,110 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect((await lease()).map((l) => l.event.id)).toEqual([second.event.id]);
       });
 
+      it('rule: rows queued behind one subject hold up only that subject, which keeps its order', async () => {
+        // 120 rows for alice, accepted in batches between rows of 40 other subjects.
+        const alice: string[] = [];
+        const others: string[] = [];
+        for (let batch = 0; batch < 4; batch++) {
+          const items = [
+            ...Array.from({ length: 30 }, () => newEvent({ orderingKey: 'alice' })),
+            ...Array.from({ length: 10 }, (_, i) => newEvent({ orderingKey: `other-${batch}-${i}` })),
+          ];
+          await accept(items);
+          for (const item of items)
+            (item.deliveries[0]!.orderingKey.endsWith('|alice') ? alice : others).push(item.event.id);
+        }
+        const leasedAlice: string[] = [];
+        const leasedOthers: string[] = [];
+        for (let round = 0; ; round++) {
+          const batch = await lease('dest-a', { limit: 8 });
+          if (batch.length === 0) break;
+          const mine = batch.filter((l) => alice.includes(l.event.id));
+          // The head of alice and no other of her rows, next to the heads of the other subjects.
+          expect(mine.length, `round ${round}`).toBe(1);
+          expect(batch.length).toBe(Math.min(8, 1 + others.length - leasedOthers.length));
+          leasedAlice.push(mine[0]!.event.id);
+          leasedOthers.push(...batch.filter((l) => l !== mine[0]).map((l) => l.event.id));
+          // A second round while they are in flight finds nothing more of alice's.
+          const more = await lease('dest-a', { limit: 8, owner: 'worker-2' });
+          expect(more.filter((l) => alice.includes(l.event.id))).toEqual([]);
+          leasedOthers.push(...more.map((l) => l.event.id));
+          await store.deliveries.complete(
+            [...batch, ...more].map((l) => ({
+              kind: 'delivered' as const,
+              id: l.id,
+              leaseToken: l.leaseToken,
+            })),
+            clock.now(),
+          );
+        }
+        expect(leasedAlice).toEqual(alice);
+        expect(leasedOthers.sort()).toEqual([...others].sort());
+        expect((await store.stats()).backlog).toEqual({});
+      });
+
+      it('rule: a head whose lease expired is taken again while the rows behind it still wait', async () => {
+        const first = newEvent({ orderingKey: 'alice' });
+        const second = newEvent({ orderingKey: 'alice' });
+        await accept([first, second]);
+        const [head] = await lease('dest-a', { leaseMs: 1000 });
+        expect(head!.event.id).toBe(first.event.id);
+        clock.advance(1000);
+        const again = await lease('dest-a', { owner: 'worker-2' });
+        expect(again.map((l) => [l.id, l.attempts])).toEqual([[head!.id, 2]]);
+        await store.deliveries.complete(
+          [{ kind: 'delivered', id: again[0]!.id, leaseToken: again[0]!.leaseToken }],
+          clock.now(),
+        );
+        expect((await lease()).map((l) => l.event.id)).toEqual([second.event.id]);
+      });
+
+      it('rule: a replayed dead letter leads its subject again, ahead of rows accepted after it', async () => {
+        const error = { class: 'permanent', code: 'BAD', message: 'refused' };
+        const a = newEvent({ orderingKey: 'alice' });
+        await accept([a]);
+        const [la] = await lease();
+        await store.deliveries.complete(
+          [{ kind: 'dead', id: la!.id, leaseToken: la!.leaseToken, error }],
+          clock.now(),
+        );
+        const b = newEvent({ orderingKey: 'alice' });
+        const c = newEvent({ orderingKey: 'alice' });
+        await accept([b, c]);
+        const [lb] = await lease();
+        expect(lb!.event.id).toBe(b.event.id);
+        // Replayed while b is in flight: a goes next, c waits for both.
+        expect(await store.deadLetters.replay({ ids: [la!.id] }, clock.now())).toBe(1);
+        const [la2, ...rest] = await lease();
+        expect(rest).toEqual([]);
+        expect(la2!.event.id).toBe(a.event.id);
+        await store.deliveries.complete(
+          [{ kind: 'delivered', id: lb!.id, leaseToken: lb!.leaseToken }],
+          clock.now(),
+        );
+        expect(await lease()).toEqual([]);
+        await store.deliveries.complete(
+          [{ kind: 'delivered', id: la2!.id, leaseToken: la2!.leaseToken }],
+          clock.now(),
+        );
+        expect((await lease()).map((l) => l.event.id)).toEqual([c.event.id]);
+      });
+
+      it('rule: after a destination’s rows are discarded, a new row for the same subject leads at once', async () => {
+        await accept([0, 1, 2].map(() => newEvent({ destinations: ['dest-b'], orderingKey: 'alice' })));
+        const [leased] = await lease('dest-b');
+        expect(await store.deliveries.discardUnfinished('dest-b')).toBe(3);
+        expect(
+          await store.deliveries.complete(
+            [{ kind: 'delivered', id: leased!.id, leaseToken: leased!.leaseToken }],
+            clock.now(),
+          ),
+        ).toBe(0);
+        const later = newEvent({ destinations: ['dest-b'], orderingKey: 'alice' });
+        await accept([later]);
+        expect((await lease('dest-b')).map((l) => l.event.id)).toEqual([later.event.id]);
+      });
+
       it('records retry errors and the signed SET, and a release gives back the attempt', async () => {
         await accept([newEvent()]);
         const [l] = await lease();
