@@ -934,15 +934,16 @@ function keyList(keys: string[]): KeySource {
 
 /**
  * The head of the ordering key `key` (an SQL expression): the id of its first unfinished
- * delivery, or NULL. It takes the first deliveries_order entry at or after (key, 0) and checks
- * that it is still that key's; no other index yields this order, so the plan is one index probe
- * whatever the statistics say. (`WHERE ordering_key = key ORDER BY id LIMIT 1` lets the planner
- * walk the primary key instead, past every finished row of a key it believes all unfinished.)
- * `unless` skips rows the calling statement itself finishes, which its snapshot still shows.
+ * delivery, or NULL. It reads deliveries_order from (key, 0) up to the end of `key`'s entries
+ * and takes the first; as the order asked for is (ordering_key, id), which only that index
+ * yields, the plan is this one probe whatever the statistics say. (With `ordering_key = key
+ * ORDER BY id` the planner may walk the primary key instead, past every finished row of a key
+ * it believes all unfinished.) `unless` skips rows the calling statement itself finishes, which
+ * its snapshot still shows.
  */
 function headOf(key: string, unless?: string): string {
-  return `(SELECT CASE WHEN p.ordering_key = ${key} THEN p.id END FROM deliveries p
-    WHERE p.state IN ('pending', 'leased') AND (p.ordering_key, p.id) > (${key}, 0)${unless === undefined ? '' : ` AND ${unless}`}
+  return `(SELECT p.id FROM deliveries p
+    WHERE p.state IN ('pending', 'leased') AND (p.ordering_key, p.id) > (${key}, 0) AND p.ordering_key <= ${key}${unless === undefined ? '' : ` AND ${unless}`}
     ORDER BY p.ordering_key, p.id LIMIT 1)`;
 }
 
