@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import type { Logger } from '../plugin-api/types.ts';
+import { silentLogger } from '../telemetry/logger.ts';
 import { createHttpClientFactory, type HttpClientFactoryDeps } from './client.ts';
 import { bypassesProxy, proxyEnvironment } from './transport.ts';
 
@@ -56,21 +56,12 @@ async function serve(handler: (req: http.IncomingMessage, res: http.ServerRespon
   return { url: `http://127.0.0.1:${port}`, port, seen };
 }
 
-const quiet: Logger = {
-  trace() {},
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child: () => quiet,
-};
-
 function client(
   options: Parameters<ReturnType<typeof createHttpClientFactory>['create']>[0] = {},
   deps: Partial<HttpClientFactoryDeps> = {},
 ) {
   return createHttpClientFactory({
-    logger: quiet,
+    logger: silentLogger(),
     signal: new AbortController().signal,
     onAuthFailure() {},
     proxyEnv: {},

@@ -8,19 +8,10 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { createHttpClientFactory } from '../../core/http/client.ts';
-import type { Logger } from '../../core/plugin-api/types.ts';
+import { silentLogger } from '../../core/telemetry/logger.ts';
 import type { Benchmark } from './run.ts';
 
 const CONCURRENCY = 16;
-
-const silent: Logger = {
-  trace() {},
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child: () => silent,
-};
 
 /** A compact JWS-shaped body of a typical SET's size (the receiver reads its jti). */
 function setBody(): string {
@@ -74,7 +65,7 @@ const benchmark: Benchmark = {
           req.end(body);
         });
       const client = createHttpClientFactory({
-        logger: silent,
+        logger: silentLogger(),
         signal: stop.signal,
         onAuthFailure() {},
         metrics: { onRequest() {} },
