@@ -8,7 +8,13 @@ import { DEFAULT_SQLITE_FILE, openStore, storageConfigSchema } from './index.ts'
 describe('storage config', () => {
   it('defaults to durable SQLite in the data directory', async () => {
     const config = storageConfigSchema.parse(undefined);
-    expect(config).toEqual({ driver: 'sqlite', synchronous: 'full', busy_timeout: 5000, cache_mb: 16 });
+    expect(config).toEqual({
+      driver: 'sqlite',
+      synchronous: 'full',
+      busy_timeout: 5000,
+      cache_mb: 16,
+      thread: false,
+    });
     const dir = mkdtempSync(join(tmpdir(), 'ssf-open-'));
     try {
       const store = await openStore(config, { dataDir: join(dir, 'data') });

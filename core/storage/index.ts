@@ -3,6 +3,7 @@ import type { Logger } from '../plugin-api/types.ts';
 import type { StorageConfig } from './config.ts';
 import { PostgresStore } from './postgres/store.ts';
 import { SqliteStore } from './sqlite/store.ts';
+import { ThreadedSqliteStore } from './sqlite/threaded-store.ts';
 import type { Store } from './types.ts';
 
 export * from './types.ts';
@@ -30,11 +31,12 @@ export async function openStore(config: StorageConfig, options: OpenStoreOptions
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
   }
-  return SqliteStore.open({
+  const sqlite = {
     path: config.path ?? join(options.dataDir, DEFAULT_SQLITE_FILE),
     synchronous: config.synchronous,
     busyTimeoutMs: config.busy_timeout,
     cacheMb: config.cache_mb,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
-  });
+  };
+  return config.thread ? ThreadedSqliteStore.open(sqlite) : SqliteStore.open(sqlite);
 }

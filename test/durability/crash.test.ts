@@ -14,19 +14,27 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('crash safety on SQLite (real process, SIGKILL)', () => {
+// The same with the connection on its own thread (`storage.thread: true`): a 202 still waits for
+// the thread's commit and sync.
+const variants = [
+  { name: 'SQLite', label: 'sqlite', storage: undefined },
+  { name: 'SQLite on its own thread', label: 'sqlite-thread', storage: { driver: 'sqlite', thread: true } },
+];
+
+describe.each(variants)('crash safety on $name (real process, SIGKILL)', ({ name, label, storage }) => {
   it('delivers every event that got a 202 at least once across 10+ SIGKILLs and restarts', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ssf-crash-sqlite-'));
+    const dir = mkdtempSync(join(tmpdir(), `ssf-crash-${label}-`));
     dirs.push(dir);
     const report = await runCrashScenario({
-      label: 'sqlite',
+      label,
       dir,
       events: 2000,
       minKills: 10,
       batchSize: 20,
       paceMs: 60,
+      ...(storage ? { storage } : {}),
     });
-    console.info(describeReport('crash safety, SQLite', report));
+    console.info(describeReport(`crash safety, ${name}`, report));
 
     expect(report.kills).toBeGreaterThanOrEqual(10);
     // Ingestion is paced to outlast several of the bridge's lives.

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -59,5 +59,40 @@ describe('SQLite store: checkpoints off the event loop', () => {
     const reopened = new Database(path, { readonly: true });
     expect((reopened.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n).toBe(3000);
     reopened.close();
+  });
+
+  it('rule: under commits that never pause, the log still starts over instead of growing without bound', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssf-store-ckpt-'));
+    dirs.push(dir);
+    const path = join(dir, 'bridge.db');
+    const store = SqliteStore.open({ path, synchronous: 'normal' });
+    const padding = 'p'.repeat(2000);
+    // SQLite gives the log a new salt each time it starts over from its beginning (WAL header
+    // bytes 16-23); a log that only grows keeps its salt.
+    const salts = new Set<string>();
+    const header = Buffer.alloc(32);
+    const readSalt = () => {
+      const fd = openSync(`${path}-wal`, 'r');
+      try {
+        if (readSync(fd, header, 0, 32, 0) === 32) salts.add(header.subarray(16, 24).toString('hex'));
+      } finally {
+        closeSync(fd);
+      }
+    };
+    try {
+      // Four writers with no gap between commits: a checkpoint never finds the log idle.
+      const until = Date.now() + 2000;
+      const writer = async () => {
+        while (Date.now() < until) {
+          const events = Array.from({ length: 20 }, () => newEvent({ event: { claims: { padding } } }));
+          await store.accept({ now: new Date(), events, dedupeExpiresAt: new Date(Date.now() + 60_000) });
+          readSalt();
+        }
+      };
+      await Promise.all([writer(), writer(), writer(), writer()]);
+    } finally {
+      await store.close();
+    }
+    expect(salts.size).toBeGreaterThanOrEqual(3);
   });
 });

@@ -88,6 +88,8 @@ export class SqliteStore implements Store {
   /** The next sync of the log, not started yet: commits made until it starts share it. */
   #nextSync: Promise<void> | undefined;
   #lastSync: Promise<void> = Promise.resolve();
+  /** Commits wait while the checkpointer copies the last frames of the log (see checkpointer.ts). */
+  #writesHeld = false;
 
   readonly events: EventStore;
   readonly deliveries: DeliveryStore;
@@ -138,6 +140,13 @@ export class SqliteStore implements Store {
       store.#checkpointer = new WalCheckpointer({
         path: options.path,
         busyTimeoutMs,
+        holdWrites: () => {
+          store.#writesHeld = true;
+          return () => {
+            store.#writesHeld = false;
+            if (store.#queued.length > 0) setImmediate(() => store.#flush());
+          };
+        },
         onFailure: (reason) => {
           if (db.open) db.pragma('wal_autocheckpoint = 1000');
           options.logger?.warn(
@@ -206,12 +215,14 @@ export class SqliteStore implements Store {
    */
   #commit<T>(work: () => T, durable: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      if (this.#queued.length === 0) setImmediate(() => this.#flush());
+      if (this.#queued.length === 0 && !this.#writesHeld) setImmediate(() => this.#flush());
       this.#queued.push({ work, durable, resolve: resolve as (value: unknown) => void, reject });
     });
   }
 
   #flush(): void {
+    // A flush scheduled before the hold began waits for its release, which flushes again.
+    if (this.#writesHeld) return;
     const batch = this.#queued;
     this.#queued = [];
     if (batch.length === 0) return;
@@ -960,6 +971,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // Writes already requested are committed, and synced, before the store closes.
+    this.#writesHeld = false;
     if (this.#db.open) this.#flush();
     await Promise.allSettled([this.#nextSync, this.#lastSync]);
     if (this.#walFd !== undefined) fs.closeSync(this.#walFd);
