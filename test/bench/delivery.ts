@@ -443,37 +443,53 @@ async function throughput(
   const n = algorithm === 'RS256' ? 2000 : 4000;
   const raw = await rawFloor(privateJwk, algorithm, base);
   const setup = { keyFile, algorithm, destinations: { receiver: `${base}/sets` } };
-  const pgSetup = {
-    ...setup,
-    label: 'pg',
-    storage: { driver: 'postgres', url: POSTGRES_URL, pool_size: 10 },
-  };
+  const contenders: Contender[] = [
+    {
+      label: `end to end, ${algorithm}, SQLite (synchronous: full)`,
+      setup: { ...setup, label: 'sqlite' },
+      judge: true,
+    },
+    {
+      label: `end to end, ${algorithm}, SQLite on the event loop (storage.thread: false)`,
+      setup: { ...setup, label: 'sqlite-inline', storage: { driver: 'sqlite', thread: false } },
+    },
+    ...(postgres
+      ? [
+          {
+            label: `end to end, ${algorithm}, PostgreSQL`,
+            setup: {
+              ...setup,
+              label: 'pg',
+              storage: { driver: 'postgres', url: POSTGRES_URL, pool_size: 10 },
+            },
+            postgres: true,
+          },
+        ]
+      : []),
+  ];
   try {
     await raw.run(300);
-    await withBridge({ ...setup, label: 'sqlite' }, async (sqliteUrl, sqliteBridge) => {
-      const measure = async (pgUrl?: string, pgPid?: number) => {
-        for (const url of [sqliteUrl, pgUrl]) {
-          if (url === undefined) continue;
+    await withBridges(
+      contenders.map((c) => c.setup),
+      async (bridges) => {
+        for (const { url } of bridges) {
           await ingest(url, ids(300, 'warm'));
           await receiver.waitForCount(300);
           await receiver.reset();
         }
-        const rounds: Array<{ raw: Round; sqlite: Round; pg?: Round }> = [];
+        const rounds: Array<{ raw: Round; bridges: Round[] }> = [];
         for (let r = 0; r < ROUNDS; r++) {
           const rawRound = await raw.run(n);
-          const sqlite = await endToEndRound(sqliteUrl, sqliteBridge.child.pid!, receiver, n);
-          const pgRound =
-            pgUrl === undefined ? undefined : await endToEndRound(pgUrl, pgPid!, receiver, n, true);
-          rounds.push({ raw: rawRound, sqlite, ...(pgRound ? { pg: pgRound } : {}) });
+          const measured: Round[] = [];
+          for (const [i, { url, pid }] of bridges.entries()) {
+            measured.push(await endToEndRound(url, pid, receiver, n, contenders[i]!.postgres === true));
+          }
+          rounds.push({ raw: rawRound, bridges: measured });
         }
-        const row = (
-          label: string,
-          pick: (r: (typeof rounds)[number]) => Round | undefined,
-          judge = false,
-        ) => {
-          const picked = rounds.map(pick).filter((x): x is Round => x !== undefined);
+        const row = (label: string, pick: (r: (typeof rounds)[number]) => Round, judge = false) => {
+          const picked = rounds.map(pick);
           const rates = picked.map((x) => x.rate);
-          const ratios = rounds.map((r) => (pick(r)?.rate ?? NaN) / r.raw.rate);
+          const ratios = rounds.map((r) => pick(r).rate / r.raw.rate);
           const isRaw = label.startsWith('raw');
           const ratio = isRaw ? '' : ` = ${median(ratios).toFixed(2)}× raw (${range(ratios, 2)})`;
           const judged = judge
@@ -489,16 +505,38 @@ async function throughput(
           );
         };
         row(`raw floor, ${algorithm}: sign + POST, 16 at once`, (r) => r.raw);
-        row(`end to end, ${algorithm}, SQLite (synchronous: full)`, (r) => r.sqlite, true);
-        if (pgUrl !== undefined) row(`end to end, ${algorithm}, PostgreSQL`, (r) => r.pg);
-        else print(`| end to end, ${algorithm}, PostgreSQL | not measured: no server at ${POSTGRES_URL} | |`);
-      };
-      if (postgres) await withBridge(pgSetup, (pgUrl, pgBridge) => measure(pgUrl, pgBridge.child.pid!));
-      else await measure();
-    });
+        for (const [i, contender] of contenders.entries()) {
+          row(contender.label, (r) => r.bridges[i]!, contender.judge);
+        }
+        if (!postgres) {
+          print(`| end to end, ${algorithm}, PostgreSQL | not measured: no server at ${POSTGRES_URL} | |`);
+        }
+      },
+    );
   } finally {
     raw.close();
   }
+}
+
+interface Contender {
+  label: string;
+  setup: Setup;
+  /** The row the throughput target applies to. */
+  judge?: boolean;
+  postgres?: boolean;
+}
+
+/** Runs `work` with a bridge per setup, all running at once. */
+async function withBridges(
+  setups: Setup[],
+  work: (bridges: Array<{ url: string; pid: number }>) => Promise<void>,
+  started: Array<{ url: string; pid: number }> = [],
+): Promise<void> {
+  const [first, ...rest] = setups;
+  if (first === undefined) return work(started);
+  return withBridge(first, (url, bridge) =>
+    withBridges(rest, work, [...started, { url, pid: bridge.child.pid! }]),
+  );
 }
 
 const benchmark: Benchmark = {

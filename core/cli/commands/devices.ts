@@ -1,26 +1,8 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { deviceCompliance, type DeviceCompliance } from '../../admin/devices.ts';
-import type { LoadedConfig } from '../../config/index.ts';
-import { DEFAULT_SQLITE_FILE, openStore, type Store } from '../../storage/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
+import { openBridgeStore } from '../bridge-store.ts';
 import { loadBridgeConfig } from '../load-config.ts';
-
-async function openBridgeStore(config: LoadedConfig): Promise<Store> {
-  const dataDir = resolve(config.root.data_dir);
-  const storage = config.root.storage;
-  if (storage.driver === 'sqlite') {
-    const file = resolve(storage.path ?? join(dataDir, DEFAULT_SQLITE_FILE));
-    if (!existsSync(file))
-      throw new CliExit(EXIT.failure, `no database at ${file}: has the bridge run with this config?`);
-  }
-  try {
-    return await openStore(storage, { dataDir });
-  } catch (err) {
-    throw new CliExit(EXIT.failure, `cannot open the store: ${(err as Error).message}`);
-  }
-}
 
 /** The human-readable answer: the current status first, then what each source knows. */
 export function formatCompliance(result: DeviceCompliance): string[] {

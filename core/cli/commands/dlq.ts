@@ -1,17 +1,9 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { LoadedConfig } from '../../config/index.ts';
 import { parseDuration } from '../../plugin-api/index.ts';
 import { decodeCompact, eventCatalog, findEventType } from '../../ssf/index.ts';
-import {
-  DEFAULT_SQLITE_FILE,
-  openStore,
-  type DeadLetter,
-  type DeadLetterFilter,
-  type Store,
-} from '../../storage/index.ts';
+import { type DeadLetter, type DeadLetterFilter, type Store } from '../../storage/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
+import { openBridgeStore } from '../bridge-store.ts';
 import { loadBridgeConfig } from '../load-config.ts';
 
 /** Letters replayed per transaction; also the step of the progress bar. */
@@ -99,23 +91,6 @@ export function filterFrom(options: FilterOptions, ids: number[], now: Date): De
 
 function isNarrowed(filter: DeadLetterFilter): boolean {
   return Object.keys(filter).length > 0;
-}
-
-/** Opens the bridge's store; a SQLite file that does not exist yet is not created. */
-async function openBridgeStore(config: LoadedConfig): Promise<Store> {
-  const dataDir = resolve(config.root.data_dir);
-  const storage = config.root.storage;
-  if (storage.driver === 'sqlite') {
-    const file = resolve(storage.path ?? join(dataDir, DEFAULT_SQLITE_FILE));
-    if (!existsSync(file)) {
-      throw new CliExit(EXIT.failure, `no database at ${file}: has the bridge run with this config?`);
-    }
-  }
-  try {
-    return await openStore(storage, { dataDir });
-  } catch (err) {
-    throw new CliExit(EXIT.failure, `cannot open the store: ${(err as Error).message}`);
-  }
 }
 
 async function withStore<T>(configFile: string | undefined, io: CliIo, work: (s: Store) => Promise<T>) {
