@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { MIN_RSA_BITS, isSigningAlgorithm, type SigningAlgorithm } from '../algorithms.ts';
 import { KeyStoreError } from '../errors.ts';
+import { signingThread } from './signing-thread.ts';
 
 /** A private signing key as stored, with the algorithm it signs with. */
 export interface KeyMaterial {
@@ -148,10 +149,10 @@ const signInThreadPool = promisify(sign);
 export type SignFunction = (signingInput: Buffer) => Promise<Buffer>;
 
 /**
- * A signer for the key, using Node's crypto directly. ECDSA and Ed25519 signatures take tens of
- * microseconds and are made inline, at about half the CPU cost of WebCrypto (which jose uses).
- * RSA signatures take about 0.3 ms, so they run in libuv's thread pool: the event loop stays free
- * for requests, and several SETs are signed in parallel on a machine with cores to spare.
+ * A signer for the key, using Node's crypto directly (about half the CPU of WebCrypto, which
+ * jose uses). RSA signatures take about 0.3 ms and run in libuv's thread pool, several at once on
+ * a machine with cores to spare. ECDSA signatures go to the signing thread, a turn's worth per
+ * message (signing-thread.ts). Ed25519 signatures cost less than a hand-off and are made inline.
  */
 export function createSigner(material: KeyMaterial): SignFunction {
   const key = createPrivateKey({ key: material.privateJwk as JsonWebKey, format: 'jwk' });
@@ -163,8 +164,7 @@ export function createSigner(material: KeyMaterial): SignFunction {
       return (input) =>
         signInThreadPool('sha256', input, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
     case 'ES256':
-      // RFC 7518 §3.4: R and S concatenated, not DER.
-      return async (input) => sign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
+      return signingThread().signer(material);
     case 'EdDSA':
       return async (input) => sign(null, input, key);
   }
