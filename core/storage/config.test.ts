@@ -13,7 +13,7 @@ describe('storage config', () => {
       synchronous: 'full',
       busy_timeout: 5000,
       cache_mb: 16,
-      thread: true,
+      thread: false,
     });
     const dir = mkdtempSync(join(tmpdir(), 'ssf-open-'));
     try {

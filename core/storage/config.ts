@@ -18,9 +18,9 @@ const sqliteSchema = z.strictObject({
     description:
       'Page cache of the database connection in MiB. A larger cache saves disk reads when a large backlog waits; it adds to the memory the process uses.',
   }),
-  thread: z.boolean().default(true).meta({
+  thread: z.boolean().default(false).meta({
     description:
-      'Run the database connection on a thread of its own, so queries and commits never hold up the event loop that serves requests and deliveries. Turn off to keep the bridge on one thread (about 30 MB less memory, fewer SETs per second with ES256 keys). One-shot commands (dlq, devices) always keep it on theirs.',
+      'Run the database connection on a thread of its own, so queries and commits never hold up the event loop that serves requests and deliveries. Costs about 30 MB and some CPU per SET; on two cores it bought no throughput once signing left the event loop (see docs/storage.md). One-shot commands (dlq, devices) always keep the connection on their own thread.',
   }),
 });
 

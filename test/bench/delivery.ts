@@ -450,8 +450,8 @@ async function throughput(
       judge: true,
     },
     {
-      label: `end to end, ${algorithm}, SQLite on the event loop (storage.thread: false)`,
-      setup: { ...setup, label: 'sqlite-inline', storage: { driver: 'sqlite', thread: false } },
+      label: `end to end, ${algorithm}, SQLite on its own thread (storage.thread: true)`,
+      setup: { ...setup, label: 'sqlite-thread', storage: { driver: 'sqlite', thread: true } },
     },
     ...(postgres
       ? [

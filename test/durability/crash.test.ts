@@ -14,14 +14,14 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-// Both ways of running the connection: on a thread of its own (the default; a 202 waits for the
-// thread's commit and sync) and on the event loop (`storage.thread: false`).
+// Both ways of running the connection: on the event loop (the default) and on a thread of its own
+// (`storage.thread: true`, where a 202 waits for the thread's commit and sync).
 const variants = [
   { name: 'SQLite', label: 'sqlite', storage: undefined },
   {
-    name: 'SQLite on the event loop',
-    label: 'sqlite-inline',
-    storage: { driver: 'sqlite', thread: false },
+    name: 'SQLite on its own thread',
+    label: 'sqlite-thread',
+    storage: { driver: 'sqlite', thread: true },
   },
 ];
 

@@ -40,14 +40,14 @@ describe('sqlite store on its own thread', () => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('is what the bridge opens by default, and `thread: false` keeps the connection on the event loop', async () => {
+  it('is what `thread: true` opens; by default the connection stays on the event loop', async () => {
     const dataDir = dirFor();
-    const threaded = await openStore(storageConfigSchema.parse(undefined), { dataDir });
-    expect(threaded).toBeInstanceOf(ThreadedSqliteStore);
-    await threaded.close();
-    const inline = await openStore(storageConfigSchema.parse({ driver: 'sqlite', thread: false }), {
+    const threaded = await openStore(storageConfigSchema.parse({ driver: 'sqlite', thread: true }), {
       dataDir,
     });
+    expect(threaded).toBeInstanceOf(ThreadedSqliteStore);
+    await threaded.close();
+    const inline = await openStore(storageConfigSchema.parse(undefined), { dataDir });
     expect(inline).toBeInstanceOf(SqliteStore);
     await inline.close();
   });
