@@ -8,6 +8,7 @@
 import {
   PermanentError,
   RetryableError,
+  callbackLogger,
   type EmitOptions,
   type EmitResult,
   type EventDraft,
@@ -19,7 +20,6 @@ import {
   type HttpResponse,
   type InboundContext,
   type InstanceState,
-  type Logger,
   type ScheduleOptions,
 } from '../../core/plugin-api/index.ts';
 
@@ -245,25 +245,6 @@ export function testContext<S = unknown>(
   let tokens = 0;
   const result = { successes: 0 } as { successes: number };
 
-  const logger = (bindings: Record<string, unknown>): Logger => {
-    const at =
-      (level: string) =>
-      (obj: object | string, msg?: string): void => {
-        logs.push(
-          typeof obj === 'string'
-            ? { level, msg: obj, fields: { ...bindings } }
-            : { level, msg, fields: { ...bindings, ...(obj as Record<string, unknown>) } },
-        );
-      };
-    return {
-      trace: at('trace'),
-      debug: at('debug'),
-      info: at('info'),
-      warn: at('warn'),
-      error: at('error'),
-      child: (more) => logger({ ...bindings, ...more }),
-    };
-  };
   const key = (name: string, labels?: Record<string, string>) =>
     `${name}${JSON.stringify(Object.entries(labels ?? {}).sort())}`;
 
@@ -280,7 +261,7 @@ export function testContext<S = unknown>(
   const ctx: InboundContext<S> = {
     instanceId: options.instanceId ?? 'mdm-test',
     connectorId: 'test',
-    logger: logger({}),
+    logger: callbackLogger((level, fields, msg) => logs.push({ level, msg, fields })),
     http,
     checkpoints: {
       get: async (name = 'default') => structuredClone(checkpoints.get(name)) as S | undefined,

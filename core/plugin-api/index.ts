@@ -18,6 +18,7 @@ export {
 } from './errors.ts';
 export type { ErrorClass, BridgeErrorOptions } from './errors.ts';
 export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';
+export { callbackLogger, type LogLevelName } from './logger.ts';
 export { duration, parseDuration } from './duration.ts';
 export { classifyPushResponse, parsePushError, type PushResponse, type PushClassifyOptions } from './push.ts';
 export type * from './types.ts';

@@ -26,7 +26,7 @@ interface Queued {
 }
 
 /** ES256 on the event loop: RFC 7518 §3.4 (R and S concatenated, not DER). */
-export function signEs256(key: KeyObject, input: Buffer): Buffer {
+function signEs256(key: KeyObject, input: Buffer): Buffer {
   return sign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
 }
 

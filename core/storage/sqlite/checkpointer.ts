@@ -11,6 +11,7 @@
  */
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { stopWorker } from './stop-worker.ts';
 
 const WORKER_URL = new URL('./checkpoint-worker.mjs', import.meta.url);
 
@@ -144,15 +145,7 @@ export class WalCheckpointer {
     this.#closed = true;
     clearInterval(this.#timer);
     if (this.#failed) return;
-    // Keep the process alive until the thread is gone: a close awaited with nothing else
-    // pending must not leave the caller's await unsettled.
-    this.#worker.ref();
-    let timer: NodeJS.Timeout | undefined;
-    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
-    this.#worker.postMessage({ type: 'close' });
-    await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]);
-    clearTimeout(timer);
-    await this.#worker.terminate();
+    await stopWorker(this.#worker, { type: 'close' }, 5000);
     for (const resolve of this.#waiting.values()) resolve({ seq: 0, error: 'the checkpointer is stopped' });
     this.#waiting.clear();
   }

@@ -4,13 +4,12 @@
  * exactly as they would on the event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Logger } from '../../plugin-api/types.ts';
+import { callbackLogger } from '../../plugin-api/logger.ts';
 import { SqliteStore } from './store.ts';
 import {
   serializeError,
   type CallMessage,
   type HostMessage,
-  type LogLevel,
   type ThreadStoreOptions,
 } from './thread-protocol.ts';
 
@@ -18,23 +17,9 @@ const port = parentPort!;
 const post = (message: HostMessage) => port.postMessage(message);
 
 /** The store logs rarely (a checkpoint fallback); its lines go to the event loop's logger. */
-function forwardingLogger(bindings: Record<string, unknown> = {}): Logger {
-  const at = (level: LogLevel) => (fields: object | string, message?: string) =>
-    post({
-      kind: 'log',
-      level,
-      fields: typeof fields === 'string' ? bindings : { ...bindings, ...fields },
-      message: typeof fields === 'string' ? fields : (message ?? ''),
-    });
-  return {
-    trace: at('trace'),
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (more) => forwardingLogger({ ...bindings, ...more }),
-  };
-}
+const forwardingLogger = callbackLogger((level, fields, message) =>
+  post({ kind: 'log', level, fields, message: message ?? '' }),
+);
 
 type Method = (...args: unknown[]) => Promise<unknown>;
 
@@ -55,7 +40,7 @@ async function serve(store: SqliteStore, message: CallMessage): Promise<void> {
 function main(): void {
   let store: SqliteStore;
   try {
-    store = SqliteStore.open({ ...(workerData as ThreadStoreOptions), logger: forwardingLogger() });
+    store = SqliteStore.open({ ...(workerData as ThreadStoreOptions), logger: forwardingLogger });
   } catch (err) {
     post({ kind: 'failed', error: serializeError(err) });
     port.close();
@@ -68,10 +53,7 @@ function main(): void {
       return;
     }
     // Writes already requested are committed and synced by the store's own close.
-    void store.close().finally(() => {
-      post({ kind: 'closed' });
-      port.close();
-    });
+    void store.close().finally(() => port.close());
   });
 }
 

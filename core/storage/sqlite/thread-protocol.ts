@@ -20,6 +20,7 @@ import type {
   Store,
   StreamStore,
 } from '../types.ts';
+import type { LogLevelName } from '../../plugin-api/logger.ts';
 import type { SqliteStoreOptions } from './store.ts';
 
 /** What the thread needs to open the store: its options minus the logger, which stays here. */
@@ -39,15 +40,12 @@ export interface SerializedError {
   detail?: Record<string, unknown>;
 }
 
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
-
 export type HostMessage =
   | { kind: 'ready' }
   | { kind: 'failed'; error: SerializedError }
   | { kind: 'result'; id: number; ok: true; value: unknown }
   | { kind: 'result'; id: number; ok: false; error: SerializedError }
-  | { kind: 'log'; level: LogLevel; fields: object; message: string }
-  | { kind: 'closed' };
+  | { kind: 'log'; level: LogLevelName; fields: object; message: string };
 
 /** Lists every method of an interface; the type fails to compile if one is missing. */
 function methodsOf<T>() {

@@ -22,6 +22,7 @@ import type {
   StreamStore,
 } from '../types.ts';
 import type { SqliteStoreOptions } from './store.ts';
+import { stopWorker } from './stop-worker.ts';
 import {
   STORE_METHODS,
   SUB_STORE_METHODS,
@@ -135,14 +136,16 @@ export class ThreadedSqliteStore implements Store {
           case 'failed':
             reject(deserializeError(message.error));
             return;
-          case 'result':
-            this.#settle(message.id, message.ok ? { value: message.value } : { error: message.error });
+          case 'result': {
+            const call = this.#pending.get(message.id);
+            this.#pending.delete(message.id);
+            if (message.ok) call?.resolve(message.value);
+            else call?.reject(deserializeError(message.error));
             if (this.#pending.size === 0) thread.unref();
             return;
+          }
           case 'log':
             this.#logger?.[message.level](message.fields, message.message);
-            return;
-          case 'closed':
             return;
         }
       });
@@ -158,26 +161,21 @@ export class ThreadedSqliteStore implements Store {
         if (this.#thread === thread) this.#thread = undefined;
         if (this.#closed) return;
         // Everything the thread was serving is lost with it; the callers see why.
-        const lost = [...this.#pending.keys()];
-        for (const id of lost) {
-          this.#settle(id, {
-            error: { name: 'Error', message: `the database thread stopped (code ${code}) before answering` },
-          });
-        }
+        const lost = this.#failPending(`the database thread stopped (code ${code}) before answering`);
         this.#logger?.error(
-          { code, calls: lost.length },
+          { code, calls: lost },
           'the database thread stopped; the next store call starts a new one',
         );
       });
     });
   }
 
-  #settle(id: number, result: { value: unknown } | { error: Parameters<typeof deserializeError>[0] }): void {
-    const call = this.#pending.get(id);
-    if (call === undefined) return;
-    this.#pending.delete(id);
-    if ('error' in result) call.reject(deserializeError(result.error));
-    else call.resolve(result.value);
+  /** Rejects every call still waiting for an answer; returns how many there were. */
+  #failPending(message: string): number {
+    const calls = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of calls) call.reject(new Error(message));
+    return calls.length;
   }
 
   /** Stops the thread after it has answered, committed and synced every call made before. */
@@ -187,17 +185,8 @@ export class ThreadedSqliteStore implements Store {
     await this.#starting?.catch(() => undefined);
     const thread = this.#thread;
     if (thread === undefined) return;
-    thread.ref();
-    const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
-    thread.postMessage('close');
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_DEADLINE_MS)));
-    await Promise.race([exited, late]);
-    clearTimeout(timer);
-    await thread.terminate();
-    for (const id of [...this.#pending.keys()]) {
-      this.#settle(id, { error: { name: 'Error', message: 'the store closed before answering' } });
-    }
+    await stopWorker(thread, 'close', CLOSE_DEADLINE_MS);
+    this.#failPending('the store closed before answering');
   }
 
   /** Ends the thread abruptly, as a crash would (for tests). */
