@@ -208,7 +208,8 @@ class DestinationWorker {
    * its free slots, so one lease transaction serves many deliveries instead of one per slot.
    */
   readonly #ready: Array<{ delivery: LeasedDelivery; leasedAt: number }> = [];
-  #abort = new AbortController();
+  /** Aborts each running attempt (with the reason given); stop() uses it past its deadline. */
+  readonly #aborters = new Set<(reason: Error) => void>();
   #holdUntil = 0;
   #pumpChain: Promise<unknown> = Promise.resolve();
   #loop: Promise<void> | undefined;
@@ -247,12 +248,17 @@ class DestinationWorker {
     await this.#pumpChain;
     await this.#releaseReady();
     if (this.#inFlight.size > 0) {
-      const timer = setTimeout(() => this.#abort.abort(new StopAbort()), Math.max(0, deadlineMs));
+      const timer = setTimeout(
+        () => {
+          const reason = new StopAbort();
+          for (const abort of this.#aborters) abort(reason);
+        },
+        Math.max(0, deadlineMs),
+      );
       await Promise.all(this.#inFlight);
       clearTimeout(timer);
     }
     await Promise.all(this.#recording);
-    this.#abort = new AbortController();
   }
 
   wake(): void {
@@ -497,34 +503,34 @@ class DestinationWorker {
     return { kind: 'retry', ...base, dueAt: decision.dueAt };
   }
 
-  /** Runs one delivery call under the attempt timeout and the engine's stop signal. */
+  /** Runs one delivery call under the attempt timeout and the worker's stop deadline. */
   async #withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
-    const stop = this.#abort.signal;
+    // A connector that ignores its signal still cannot hold the worker past the deadline: the
+    // abort also rejects this promise, which the attempt races. (Kept in a set the worker walks
+    // rather than as event listeners: a listener added and removed per attempt costs more.)
+    let rejectAttempt!: (reason: Error) => void;
+    const aborted = new Promise<never>((_, reject) => (rejectAttempt = reject));
+    const abort = (reason: Error) => {
+      controller.abort(reason);
+      rejectAttempt(reason);
+    };
     const timeoutMs = this.policy.attemptTimeoutMs;
     const timer = setTimeout(
       () =>
-        controller.abort(
+        abort(
           new RetryableError(`delivery attempt timed out after ${timeoutMs} ms`, {
             code: 'SSF_ERR_DELIVERY_TIMEOUT',
           }),
         ),
       timeoutMs,
     );
-    const onStop = () => controller.abort(stop.reason);
-    stop.addEventListener('abort', onStop, { once: true });
+    this.#aborters.add(abort);
     try {
-      if (stop.aborted) throw stop.reason;
-      // A connector that ignores its signal still cannot hold the worker past the deadline.
-      const aborted = new Promise<never>((_, reject) =>
-        controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), {
-          once: true,
-        }),
-      );
       return await Promise.race([call(controller.signal), aborted]);
     } finally {
       clearTimeout(timer);
-      stop.removeEventListener('abort', onStop);
+      this.#aborters.delete(abort);
     }
   }
 }

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { storeContract } from '../testing/contract.ts';
 import { newEvent } from '../testing/fixtures.ts';
 import { MISPLACED_HEADS_SQL, exerciseOrderingHeads } from '../testing/heads.ts';
+import { sqliteMigrations } from './migrations.ts';
 import { SqliteStore } from './store.ts';
 
 function tempDir(): string {
@@ -63,6 +64,56 @@ describe('sqlite store', () => {
       );
       db.close();
       expect(() => SqliteStore.open({ path })).toThrow(/schema is version 999/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('upgrades a version-3 database: dedupe keys carry over into their key-ordered table, the jti index goes', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'bridge.db');
+    try {
+      const db = new Database(path);
+      db.exec(
+        'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+      );
+      for (const migration of sqliteMigrations.filter((m) => m.version <= 3)) {
+        db.exec(migration.sql);
+        db.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(migration.version, migration.name);
+      }
+      const now = Date.now();
+      const insert = db.prepare('INSERT INTO dedupe_keys (key, event_id, expires_at) VALUES (?, ?, ?)');
+      insert.run('live-key', 'ev-live', now + 60_000);
+      insert.run('expired-key', 'ev-expired', now - 1);
+      db.close();
+
+      const store = SqliteStore.open({ path });
+      expect(await store.schemaVersion()).toBe(sqliteMigrations.at(-1)!.version);
+      const found = await store.events.findDuplicates(['live-key', 'expired-key', 'unknown'], new Date(now));
+      expect([...found]).toEqual([['live-key', 'ev-live']]);
+      // The expired key is claimed by a new event; the live one still makes a duplicate.
+      const accepted = await store.accept({
+        now: new Date(now),
+        dedupeExpiresAt: new Date(now + 60_000),
+        events: [
+          newEvent({ event: { id: 'ev-new' }, dedupeKey: 'expired-key' }),
+          newEvent({ event: { id: 'ev-dup' }, dedupeKey: 'live-key' }),
+        ],
+      });
+      expect(accepted.results).toEqual([
+        { status: 'accepted', id: 'ev-new' },
+        { status: 'duplicate', id: 'ev-live' },
+      ]);
+      await store.close();
+
+      const check = new Database(path, { readonly: true });
+      const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").pluck().all();
+      expect(indexes).not.toContain('deliveries_jti');
+      expect(indexes).toContain('dedupe_keys_expiry');
+      expect(check.prepare("SELECT wr FROM pragma_table_list WHERE name = 'dedupe_keys'").pluck().get()).toBe(
+        1,
+      );
+      check.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -325,17 +325,18 @@ export class SqliteStore implements Store {
 
   /** Claims a dedupe key; returns the event already holding it, or undefined when claimed. */
   #claimDedupe(key: string, eventId: string, expires: number, now: number): string | undefined {
-    const claimed = this.#get(
+    // One change when the key was free or its claim had expired, none when it is held. (Counting
+    // changes rather than RETURNING: inside a savepoint, RETURNING costs a statement journal.)
+    const claimed = this.#run(
       `INSERT INTO dedupe_keys (key, event_id, expires_at) VALUES (?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
-       WHERE dedupe_keys.expires_at <= ?
-       RETURNING key`,
+       WHERE dedupe_keys.expires_at <= ?`,
       key,
       eventId,
       expires,
       now,
     );
-    if (claimed !== undefined) return undefined;
+    if (claimed > 0) return undefined;
     return String(this.#get('SELECT event_id FROM dedupe_keys WHERE key = ?', key)?.event_id);
   }
 
@@ -433,16 +434,14 @@ export class SqliteStore implements Store {
           return released;
         }, false),
       findDuplicates: async (keys, now) => {
-        const found = new Map<string, string>();
-        for (const key of keys) {
-          const row = this.#get(
-            'SELECT event_id FROM dedupe_keys WHERE key = ? AND expires_at > ?',
-            key,
-            now.getTime(),
-          );
-          if (row !== undefined) found.set(key, String(row.event_id));
-        }
-        return found;
+        if (keys.length === 0) return new Map();
+        // One statement for the whole batch: the keys travel as a JSON array, each probed by key.
+        const rows = this.#all(
+          'SELECT key, event_id FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?)) AND expires_at > ?',
+          JSON.stringify(keys),
+          now.getTime(),
+        );
+        return new Map(rows.map((row) => [String(row.key), String(row.event_id)]));
       },
     };
   }
@@ -454,8 +453,9 @@ export class SqliteStore implements Store {
         return this.#commit(() => {
           // Heads only (deliveries_head): the rows queued behind a head cost nothing here. The
           // NOT EXISTS restates the ordering rule, one probe per head, should a flag ever be wrong.
-          const ids = this.#all(
-            `SELECT d.id FROM deliveries d INDEXED BY deliveries_head
+          const rows = this.#all(
+            `SELECT d.id, d.destination_id, d.jti, d.attempts, d.enqueued_at, ${EVENT_COLUMNS_PREFIXED}
+             FROM deliveries d INDEXED BY deliveries_head JOIN events e ON e.id = d.event_id
              WHERE d.destination_id = ? AND d.head = 1 AND d.due_at <= ?
                AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_order
                                WHERE p.ordering_key = d.ordering_key AND p.id < d.id
@@ -465,7 +465,9 @@ export class SqliteStore implements Store {
             at,
             limit,
           );
-          return ids.map(({ id }) => {
+          // The rows are read with their events before the update (one statement per row
+          // fewer); the only column the update changes that the lease reports is attempts.
+          return rows.map((row) => {
             const token = randomUUID();
             this.#run(
               `UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_token = ?, due_at = ?,
@@ -476,22 +478,16 @@ export class SqliteStore implements Store {
               at + leaseMs,
               at,
               at,
-              id,
+              row.id,
             );
-            const row = this.#get(
-              `SELECT d.id, d.destination_id, d.jti, d.attempts, d.enqueued_at, ${EVENT_COLUMNS_PREFIXED}
-               FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?`,
-              id,
-            ) as Row;
-            const event = eventFromRow(row, 'e_');
             return {
               id: Number(row.id),
               destinationId: String(row.destination_id),
               jti: String(row.jti),
-              attempts: Number(row.attempts),
+              attempts: Number(row.attempts) + 1,
               enqueuedAt: date(row.enqueued_at),
               leaseToken: token,
-              event,
+              event: eventFromRow(row, 'e_'),
             };
           });
         }, false);
@@ -591,11 +587,17 @@ export class SqliteStore implements Store {
           break;
       }
     }
-    this.#flagHeads(
-      finished.map((id) =>
-        String(this.#get('SELECT ordering_key FROM deliveries WHERE id = ?', id)?.ordering_key),
-      ),
-    );
+    // The next row of each finished row's key leads now: one statement per finished row finds
+    // the key, its lowest unfinished row, and flags it (as #flagHeads does, without a demotion).
+    for (const id of finished) {
+      this.#run(
+        `UPDATE deliveries SET head = 1 WHERE head = 0 AND id =
+           (SELECT p.id FROM deliveries p INDEXED BY deliveries_order
+            WHERE p.ordering_key = (SELECT ordering_key FROM deliveries WHERE id = ?)
+              AND p.state IN ('pending', 'leased') ORDER BY p.id LIMIT 1)`,
+        id,
+      );
+    }
     return applied;
   }
 
