@@ -472,11 +472,15 @@ async function throughput(
     await withBridges(
       contenders.map((c) => c.setup),
       async (bridges) => {
+        // Unmeasured rounds first, a full one for every contender: the first round after the
+        // bridges start ran at half speed in every run (compilation still going on), and
+        // whichever contender drew it had its ratio skewed.
         for (const { url } of bridges) {
-          await ingest(url, ids(300, 'warm'));
-          await receiver.waitForCount(300);
+          await ingest(url, ids(n, 'warm'));
+          await receiver.waitForCount(n);
           await receiver.reset();
         }
+        await raw.run(n);
         const rounds: Array<{ raw: Round; bridges: Round[] }> = [];
         for (let r = 0; r < ROUNDS; r++) {
           const rawRound = await raw.run(n);
