@@ -168,4 +168,19 @@ ALTER TABLE dedupe_keys_by_key RENAME TO dedupe_keys;
 CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at);
 `,
   },
+  {
+    version: 5,
+    name: 'unfinished deliveries indexed by their finish times, so leasing leaves the indexes alone',
+    // A partial index whose condition names a column is rewritten by every update of that
+    // column. Conditioned on state, the ordering and per-destination indexes were rewritten by
+    // each lease (pending → leased) though the row stayed unfinished; conditioned on the finish
+    // times, only accepting and finishing touch them. Unfinished is the same set of rows: a
+    // delivered row has delivered_at, a dead one dead_at, and a replay clears dead_at.
+    sql: `
+DROP INDEX deliveries_due;
+DROP INDEX deliveries_order;
+CREATE INDEX deliveries_unfinished ON deliveries (destination_id) WHERE delivered_at IS NULL AND dead_at IS NULL;
+CREATE INDEX deliveries_order ON deliveries (ordering_key, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
+`,
+  },
 ];

@@ -69,7 +69,7 @@ describe('sqlite store', () => {
     }
   });
 
-  it('upgrades a version-3 database: dedupe keys carry over into their key-ordered table, the jti index goes', async () => {
+  it('upgrades a version-3 database: dedupe keys carry over into their key-ordered table, the jti index goes, unfinished rows are indexed by finish times', async () => {
     const dir = tempDir();
     const path = join(dir, 'bridge.db');
     try {
@@ -110,6 +110,13 @@ describe('sqlite store', () => {
       const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").pluck().all();
       expect(indexes).not.toContain('deliveries_jti');
       expect(indexes).toContain('dedupe_keys_expiry');
+      // Unfinished rows are indexed by their finish times (version 5), not by state.
+      expect(indexes).not.toContain('deliveries_due');
+      const orderSql = String(
+        check.prepare("SELECT sql FROM sqlite_master WHERE name = 'deliveries_order'").pluck().get(),
+      );
+      expect(orderSql).toMatch(/WHERE delivered_at IS NULL AND dead_at IS NULL$/);
+      expect(indexes).toContain('deliveries_unfinished');
       expect(check.prepare("SELECT wr FROM pragma_table_list WHERE name = 'dedupe_keys'").pluck().get()).toBe(
         1,
       );

@@ -64,6 +64,17 @@ type Statement = Database.Statement<unknown[], unknown>;
 /** Page cache per connection: enough for the outbox's hot indexes, small next to the process. */
 const DEFAULT_CACHE_MB = 16;
 
+/**
+ * An unfinished delivery (pending or leased), in the terms of the partial indexes deliveries_order
+ * and deliveries_unfinished: a query must name them for SQLite to use those indexes. They are the
+ * rows whose state is pending or leased; their finish times are what finishing a row sets.
+ */
+const unfinished = (alias?: string) => {
+  const p = alias === undefined ? '' : `${alias}.`;
+  return `${p}delivered_at IS NULL AND ${p}dead_at IS NULL`;
+};
+const UNFINISHED = unfinished();
+
 interface QueuedWrite {
   work: () => unknown;
   /** Must be on disk before it resolves. */
@@ -367,7 +378,7 @@ export class SqliteStore implements Store {
   #headOf(orderingKey: string): number | undefined {
     const row = this.#get(
       `SELECT id FROM deliveries INDEXED BY deliveries_order
-       WHERE ordering_key = ? AND state IN ('pending', 'leased') ORDER BY id LIMIT 1`,
+       WHERE ordering_key = ? AND ${UNFINISHED} ORDER BY id LIMIT 1`,
       orderingKey,
     );
     return row === undefined ? undefined : Number(row.id);
@@ -392,7 +403,7 @@ export class SqliteStore implements Store {
   /** Deletes a destination's unfinished rows; the heads of their ordering keys move on. */
   #discardUnfinished(destinationId: string): number {
     const keys = this.#all(
-      `DELETE FROM deliveries WHERE destination_id = ? AND state IN ('pending', 'leased') RETURNING ordering_key`,
+      `DELETE FROM deliveries WHERE destination_id = ? AND ${UNFINISHED} RETURNING ordering_key`,
       destinationId,
     ).map((r) => String(r.ordering_key));
     this.#flagHeads(keys);
@@ -459,7 +470,7 @@ export class SqliteStore implements Store {
              WHERE d.destination_id = ? AND d.head = 1 AND d.due_at <= ?
                AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_order
                                WHERE p.ordering_key = d.ordering_key AND p.id < d.id
-                                 AND p.state IN ('pending', 'leased'))
+                                 AND ${unfinished('p')})
              ORDER BY d.due_at, d.id LIMIT ?`,
             destinationId,
             at,
@@ -502,7 +513,8 @@ export class SqliteStore implements Store {
         this.#all('SELECT * FROM deliveries WHERE event_id = ? ORDER BY id', eventId).map(deliveryFromRow),
       nextDueAt: async (destinationId) => {
         const row = this.#get(
-          `SELECT MIN(due_at) AS due FROM deliveries WHERE destination_id = ? AND state IN ('pending', 'leased')`,
+          // Heads only: a row behind a head becomes leasable when its head finishes, not at its due time.
+          `SELECT MIN(due_at) AS due FROM deliveries INDEXED BY deliveries_head WHERE destination_id = ? AND head = 1`,
           destinationId,
         );
         return row?.due === null || row?.due === undefined ? undefined : date(row.due);
@@ -512,7 +524,7 @@ export class SqliteStore implements Store {
           Object.entries(
             countsByKey(
               this.#all(
-                `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY destination_id`,
+                `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE ${UNFINISHED} GROUP BY destination_id`,
               ),
               'destination_id',
             ),
@@ -594,7 +606,7 @@ export class SqliteStore implements Store {
         `UPDATE deliveries SET head = 1 WHERE head = 0 AND id =
            (SELECT p.id FROM deliveries p INDEXED BY deliveries_order
             WHERE p.ordering_key = (SELECT ordering_key FROM deliveries WHERE id = ?)
-              AND p.state IN ('pending', 'leased') ORDER BY p.id LIMIT 1)`,
+              AND ${unfinished('p')} ORDER BY p.id LIMIT 1)`,
         id,
       );
     }
@@ -924,7 +936,7 @@ export class SqliteStore implements Store {
     return {
       backlog: countsByKey(
         this.#all(
-          `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY destination_id`,
+          `SELECT destination_id, COUNT(*) AS n FROM deliveries WHERE ${UNFINISHED} GROUP BY destination_id`,
         ),
         'destination_id',
       ),
