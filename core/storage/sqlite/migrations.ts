@@ -155,6 +155,7 @@ CREATE INDEX deliveries_head ON deliveries (destination_id, due_at, id) WHERE he
     // No query looks a delivery up by jti, yet every insert paid for a B-tree keyed by a hash:
     // one more page at a random place written per accepted event. Dedupe keys (hashes too) kept
     // a rowid table beside the key's index, two B-trees per claim; WITHOUT ROWID keeps one.
+    // (Copied in key order, the new table is built by appending rather than at random places.)
     sql: `
 DROP INDEX deliveries_jti;
 CREATE TABLE dedupe_keys_by_key (
@@ -162,7 +163,7 @@ CREATE TABLE dedupe_keys_by_key (
   event_id TEXT NOT NULL,
   expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT INTO dedupe_keys_by_key (key, event_id, expires_at) SELECT key, event_id, expires_at FROM dedupe_keys;
+INSERT INTO dedupe_keys_by_key (key, event_id, expires_at) SELECT key, event_id, expires_at FROM dedupe_keys ORDER BY key;
 DROP TABLE dedupe_keys;
 ALTER TABLE dedupe_keys_by_key RENAME TO dedupe_keys;
 CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at);
