@@ -75,6 +75,16 @@ const unfinished = (alias?: string) => {
 };
 const UNFINISHED = unfinished();
 
+/**
+ * The id of the head of the ordering key `keySql` (an SQL expression): its lowest unfinished row,
+ * the only one `lease` may take. One probe of deliveries_order however many rows wait behind it
+ * (named, so that the primary key, which walks past every finished row of the key, is never
+ * chosen instead).
+ */
+const headOfKeySql = (keySql: string) =>
+  `SELECT h.id FROM deliveries h INDEXED BY deliveries_order
+   WHERE h.ordering_key = ${keySql} AND ${unfinished('h')} ORDER BY h.id LIMIT 1`;
+
 interface QueuedWrite {
   work: () => unknown;
   /** Must be on disk before it resolves. */
@@ -370,17 +380,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  /**
-   * The head of an ordering key: its lowest unfinished row, the only one `lease` may take. One
-   * probe of deliveries_order however many rows wait behind it (named, so that the primary key,
-   * which walks past every finished row of the key, is never chosen instead).
-   */
+  /** The head of an ordering key (see headOfKeySql). */
   #headOf(orderingKey: string): number | undefined {
-    const row = this.#get(
-      `SELECT id FROM deliveries INDEXED BY deliveries_order
-       WHERE ordering_key = ? AND ${UNFINISHED} ORDER BY id LIMIT 1`,
-      orderingKey,
-    );
+    const row = this.#get(headOfKeySql('?'), orderingKey);
     return row === undefined ? undefined : Number(row.id);
   }
 
@@ -603,10 +605,8 @@ export class SqliteStore implements Store {
     // the key, its lowest unfinished row, and flags it (as #flagHeads does, without a demotion).
     for (const id of finished) {
       this.#run(
-        `UPDATE deliveries SET head = 1 WHERE head = 0 AND id =
-           (SELECT p.id FROM deliveries p INDEXED BY deliveries_order
-            WHERE p.ordering_key = (SELECT ordering_key FROM deliveries WHERE id = ?)
-              AND ${unfinished('p')} ORDER BY p.id LIMIT 1)`,
+        `UPDATE deliveries SET head = 1
+         WHERE head = 0 AND id = (${headOfKeySql('(SELECT ordering_key FROM deliveries WHERE id = ?)')})`,
         id,
       );
     }
