@@ -38,6 +38,12 @@ export default tseslint.config(
     },
   },
   {
+    // The command's entry point is CommonJS (core/cli/bin.cjs says why).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['connectors/**/*.ts', 'plugin-template/**/*.ts'],
     ignores: ['connectors/index.ts'],
     rules: {

@@ -371,7 +371,7 @@ export async function runSimulate(
   const { fileURLToPath } = await import('node:url');
   const configFile = join(dir, 'bridge.yaml');
   writeFileSync(configFile, JSON.stringify({ inbound: [{ id: 'simulated', connector, config }] }));
-  const bin = fileURLToPath(new URL('../../core/cli/bin.mjs', import.meta.url));
+  const bin = fileURLToPath(new URL('../../core/cli/bin.cjs', import.meta.url));
   const child = spawn(
     process.execPath,
     [bin, 'simulate', '--connector', connector, '--config', configFile, ...files],
@@ -504,7 +504,7 @@ export async function startBridge(config: Record<string, unknown>, dataDir: stri
       ...config,
     }),
   );
-  const bin = fileURLToPath(new URL('../../core/cli/bin.mjs', import.meta.url));
+  const bin = fileURLToPath(new URL('../../core/cli/bin.cjs', import.meta.url));
   const child = spawn(process.execPath, [bin, 'run', '--config', file], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

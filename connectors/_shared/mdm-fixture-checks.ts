@@ -71,7 +71,7 @@ function simulateCli(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['core/cli/bin.mjs', 'simulate', '--json', '--connector', connectorId, ...files],
+      ['core/cli/bin.cjs', 'simulate', '--json', '--connector', connectorId, ...files],
       { cwd: repoRoot, timeout: 60_000 },
       (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     );

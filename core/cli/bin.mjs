@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Entry point of the `ssf-bridge` command. The sources are TypeScript; tsx loads them
-// directly so a fresh clone runs after `npm ci` with no build step.
+// The `ssf-bridge` command, loaded by its entry point (bin.cjs). The sources are TypeScript; tsx
+// loads them directly so a fresh clone runs after `npm ci` with no build step.
 import { setFlagsFromString } from 'node:v8';
 import { register } from 'tsx/esm/api';
 

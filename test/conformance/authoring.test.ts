@@ -154,7 +154,7 @@ function checkout(name: string): Checkout {
   linkModules(join(repo, 'node_modules'));
   const bin = join(work, name, 'bin');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'ssf-bridge'), `#!/bin/sh\nexec node "${repo}/core/cli/bin.mjs" "$@"\n`);
+  writeFileSync(join(bin, 'ssf-bridge'), `#!/bin/sh\nexec node "${repo}/core/cli/bin.cjs" "$@"\n`);
   chmodSync(join(bin, 'ssf-bridge'), 0o755);
   return { repo, path: `${bin}:${process.env.PATH ?? ''}` };
 }
@@ -193,7 +193,7 @@ function tutorialSteps(markdown: string): Step[] {
  */
 async function offlineInstall(repo: string, cwd: string, args: string[]): Promise<void> {
   const extra: Record<string, string> = { 'ssf-bridge': repo };
-  const bins = { 'ssf-bridge': join(repo, 'core/cli/bin.mjs') };
+  const bins = { 'ssf-bridge': join(repo, 'core/cli/bin.cjs') };
   for (const arg of args.filter((a) => a.endsWith('.tgz'))) {
     const unpacked = join(work, `unpacked-${Date.now()}`);
     mkdirSync(unpacked);
@@ -221,8 +221,8 @@ function fixtureRecords(dir: string): Array<{ id: string }> {
 describe.concurrent('connector authoring', () => {
   it('scaffolds first-party connectors that pass the kit, lint, format and type checks, with docs', async () => {
     const { repo } = checkout('first-party');
-    await succeed('node core/cli/bin.mjs new connector acme-edr --kind inbound --name "Acme EDR"', repo);
-    await succeed('node core/cli/bin.mjs new connector acme-push --kind outbound', repo);
+    await succeed('node core/cli/bin.cjs new connector acme-edr --kind inbound --name "Acme EDR"', repo);
+    await succeed('node core/cli/bin.cjs new connector acme-push --kind outbound', repo);
     expect(readFileSync(join(repo, 'connectors/index.ts'), 'utf8')).toMatch(
       /import \{ acmeEdrConnector \} from '\.\/acme-edr\/index\.ts';[\s\S]*acmeEdrConnector,\s*acmePushConnector,?\s*\]/,
     );
@@ -271,7 +271,7 @@ describe.concurrent('connector authoring', () => {
   it('scaffolds a package that passes its tests, loads through plugins: and delivers an event', async () => {
     const { repo } = checkout('third-party');
     const pkg = join(work, 'third-party', 'acme-signals');
-    await succeed(`node core/cli/bin.mjs new connector acme-signals --kind outbound --out ${pkg}`, repo);
+    await succeed(`node core/cli/bin.cjs new connector acme-signals --kind outbound --out ${pkg}`, repo);
     linkModules(join(pkg, 'node_modules'), { 'ssf-bridge': repo });
     await succeed('npm test', pkg);
 
@@ -300,7 +300,7 @@ describe.concurrent('connector authoring', () => {
         '',
       ].join('\n'),
     );
-    const bridge = new Service(`node ${repo}/core/cli/bin.mjs run --config bridge.yaml`, dir, process.env);
+    const bridge = new Service(`node ${repo}/core/cli/bin.cjs run --config bridge.yaml`, dir, process.env);
     try {
       await bridge.waitFor((out) => out.includes('ssf-bridge listening'));
       const url = /"url":"(http:\/\/[^"]+)"/.exec(bridge.stdout)?.[1];

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const BIN = fileURLToPath(new URL('../../core/cli/bin.mjs', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../core/cli/bin.cjs', import.meta.url));
 
 /** A bridge running as a real child process (`ssf-bridge run`), with its output collected. */
 export class BridgeProcess {
