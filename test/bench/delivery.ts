@@ -87,12 +87,19 @@ class ReceiverProcess {
     await fetch(`${await this.ready}/_reset`, { method: 'POST' });
   }
 
+  /**
+   * Resolves with the time the n-th SET arrived at the receiver. The receiver answers when it
+   * does: polling would take CPU from the processes being measured.
+   */
   async waitForCount(n: number, timeoutMs = 300_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if ((await this.count()) >= n) return nowMs();
-      if (Date.now() > deadline) throw new Error(`receiver got fewer than ${n} SETs in ${timeoutMs} ms`);
-      await sleep(10);
+      const wait = Math.min(10_000, deadline - Date.now());
+      if (wait <= 0) throw new Error(`receiver got fewer than ${n} SETs in ${timeoutMs} ms`);
+      const answer = (await (
+        await fetch(`${await this.ready}/_wait?count=${n}&timeout_ms=${wait}`)
+      ).json()) as { reached: boolean; at?: number };
+      if (answer.reached) return answer.at!;
     }
   }
 
@@ -170,14 +177,37 @@ async function withBridge<T>(
   }
 }
 
-/** Sends `ids` as batches of 100 over `concurrency` connections, resending on 503. */
-async function ingest(url: string, ids: string[], concurrency = 4, subjects = 1000): Promise<void> {
-  const batches = chunk(eventsFor(ids, subjects), 100);
+/**
+ * Request bodies of `ids`, 100 events each: made before a measurement starts, so the clock and
+ * the CPU it leaves to the bridge measure the bridge, not the sender.
+ */
+function ingestBodies(ids: string[], subjects = 1000): string[] {
+  return chunk(eventsFor(ids, subjects), 100).map((batch) => JSON.stringify(batch));
+}
+
+/**
+ * Sends the bodies over `concurrency` keep-alive connections (node:http: fetch costs the sender
+ * several times the CPU per request), resending after Retry-After on 503.
+ */
+async function ingest(url: string, bodies: string[], concurrency = 4): Promise<void> {
+  const client = ingestClient(url, concurrency);
   let next = 0;
   const sender = async () => {
-    while (next < batches.length) await ingestUntilAccepted(() => url, batches[next++]!);
+    while (next < bodies.length) {
+      const body = bodies[next++]!;
+      for (;;) {
+        const { status, retryAfter } = await client.post(body);
+        if (status === 202) break;
+        if (status !== 503) throw new Error(`ingest answered ${status}`);
+        await sleep(1000 * Math.max(0.05, Number(retryAfter ?? 1)));
+      }
+    }
   };
-  await Promise.all(Array.from({ length: concurrency }, sender));
+  try {
+    await Promise.all(Array.from({ length: concurrency }, sender));
+  } finally {
+    client.close();
+  }
 }
 
 let runs = 0;
@@ -222,10 +252,11 @@ async function endToEndRound(
   postgres = false,
 ): Promise<Round> {
   await receiver.reset();
+  const bodies = ingestBodies(ids(n, 'e2e'));
   const cpu = processCpuMs(pid);
   const server = postgres ? postgresCpuMs() : 0;
   const started = nowMs();
-  await ingest(url, ids(n, 'e2e'));
+  await ingest(url, bodies);
   const done = await receiver.waitForCount(n);
   return {
     rate: (n * 1000) / (done - started),
@@ -302,12 +333,12 @@ async function rawFloor(
   };
 }
 
-/** A client for steady load: keep-alive connections, at most 32 requests open at once. */
-function ingestClient(url: string) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+/** An ingest client: keep-alive connections, at most `connections` requests open at once. */
+function ingestClient(url: string, connections = 32) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const target = new URL(`${url}/ingest/${SOURCE}`);
   const post = (body: string) =>
-    new Promise<number>((resolve, reject) => {
+    new Promise<{ status: number; retryAfter: string | undefined }>((resolve, reject) => {
       const req = http.request(
         {
           host: target.hostname,
@@ -323,7 +354,8 @@ function ingestClient(url: string) {
         },
         (res) => {
           res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
+          const retryAfter = res.headers['retry-after'];
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter }));
         },
       );
       req.on('error', reject);
@@ -341,7 +373,7 @@ async function latencyAtRate(url: string, receiver: ReceiverProcess, perRequest:
   const client = ingestClient(url);
   const list = ids(RATE * seconds, 'lat');
   const sentAt = new Map<string, number>();
-  const answers: Array<Promise<number>> = [];
+  const answers: Array<Promise<{ status: number }>> = [];
   const started = nowMs();
   for (let i = 0; i < list.length; i += perRequest) {
     const wait = started + (i * 1000) / RATE - nowMs();
@@ -351,7 +383,7 @@ async function latencyAtRate(url: string, receiver: ReceiverProcess, perRequest:
     for (const id of batch) sentAt.set(id, at);
     answers.push(client.post(JSON.stringify(eventsFor(batch, 1000))));
   }
-  const statuses = await Promise.all(answers);
+  const statuses = (await Promise.all(answers)).map((answer) => answer.status);
   client.close();
   if (statuses.some((s) => s !== 202))
     throw new Error(`ingest answered ${[...new Set(statuses)].join(', ')}`);
@@ -389,8 +421,9 @@ async function backlogMemory(setup: Omit<Setup, 'destinations'>) {
     async (url, bridge) => {
       const pid = bridge.child.pid!;
       const startRss = rssMb(pid, 'VmRSS');
+      const bodies = ingestBodies(ids(BACKLOG, 'backlog'), 5000);
       const started = nowMs();
-      await ingest(url, ids(BACKLOG, 'backlog'), 4, 5000);
+      await ingest(url, bodies);
       const seconds = (nowMs() - started) / 1000;
       await sleep(2000);
       return { startRss, endRss: rssMb(pid, 'VmRSS'), peak: rssMb(pid, 'VmHWM'), seconds };
@@ -476,7 +509,7 @@ async function throughput(
         // bridges start ran at half speed in every run (compilation still going on), and
         // whichever contender drew it had its ratio skewed.
         for (const { url } of bridges) {
-          await ingest(url, ids(n, 'warm'));
+          await ingest(url, ingestBodies(ids(n, 'warm')));
           await receiver.waitForCount(n);
           await receiver.reset();
         }
@@ -582,7 +615,7 @@ const benchmark: Benchmark = {
         await withBridge(
           { ...rs256, label: 'latency', destinations: { receiver: `${base}/sets` } },
           async (url) => {
-            await ingest(url, ids(300, 'warm'));
+            await ingest(url, ingestBodies(ids(300, 'warm')));
             await receiver.waitForCount(300);
             for (const perRequest of [1, 10]) {
               // Rounds, so that a burst of load from elsewhere on the machine spoils one, not the figure.
