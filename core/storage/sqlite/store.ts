@@ -250,7 +250,8 @@ export class SqliteStore implements Store {
     const outcomes: Array<{ ok: boolean; value: unknown }> = [];
     const deferSync = this.#walPath !== undefined;
     try {
-      if (deferSync) this.#db.pragma('synchronous = NORMAL');
+      // Prepared once: db.pragma() prepares its statement anew on every call.
+      if (deferSync) this.#stmt('PRAGMA synchronous = NORMAL').run();
       this.#write(() => {
         for (const item of batch) {
           try {
@@ -264,7 +265,7 @@ export class SqliteStore implements Store {
       for (const item of batch) item.reject(err);
       return;
     } finally {
-      if (deferSync) this.#db.pragma('synchronous = FULL');
+      if (deferSync) this.#stmt('PRAGMA synchronous = FULL').run();
     }
     const synced = deferSync && batch.some((item) => item.durable) ? this.#syncLog() : undefined;
     batch.forEach((item, i) => {
