@@ -26,22 +26,35 @@ function startThreadPoolBelowEventLoop() {
   const nice = setting === undefined || setting === '' ? DEFAULT_POOL_NICE : Number(setting);
   if (!Number.isInteger(nice) || nice < 1 || nice > 19) return;
   const done = new Int32Array(new SharedArrayBuffer(4));
-  const helper = new Worker(
-    `const { workerData } = require('node:worker_threads');
-     const { readlinkSync, stat } = require('node:fs');
-     const { setPriority } = require('node:os');
-     try {
-       const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-       if (Number.isInteger(tid) && tid > 0) setPriority(tid, workerData.nice);
-     } catch {}
-     // The first request to the pool starts its threads, from this thread.
-     stat('/', () => { Atomics.store(workerData.done, 0, 1); Atomics.notify(workerData.done, 0); });`,
-    { eval: true, workerData: { nice, done } },
-  );
+  let helper;
+  try {
+    helper = new Worker(`(${poolStarter})()`, { eval: true, workerData: { nice, done } });
+  } catch {
+    return; // No helper thread: the pool starts as usual, at the process's priority.
+  }
   helper.unref();
   // Nothing here touches the pool until the helper has started it; should the helper fail, the
   // wait times out and the pool starts as usual.
   Atomics.wait(done, 0, 0, 2000);
+}
+
+/** Runs on the helper thread (its source is handed to the Worker). */
+function poolStarter() {
+  const { workerData } = require('node:worker_threads');
+  const { readlinkSync, stat } = require('node:fs');
+  const { setPriority } = require('node:os');
+  try {
+    // A nice value set by thread id changes that thread alone; /proc/thread-self names it.
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, workerData.nice);
+  } catch {
+    // Not Linux, or not permitted: the pool starts at the process's priority.
+  }
+  // The first request to the pool starts its threads, from this thread.
+  stat('/', () => {
+    Atomics.store(workerData.done, 0, 1);
+    Atomics.notify(workerData.done, 0);
+  });
 }
 
 if (process.argv[2] === 'run') startThreadPoolBelowEventLoop();
