@@ -15,8 +15,9 @@ const DEFAULT_POOL_NICE = 10;
  * Why: RSA signatures run on the pool. On two cores its four threads competed with the event
  * loop, which reads every request and writes every outbox row, on equal terms: the loop got a
  * fraction of a core while signatures waited for it to hand out the next ones. Niced, the pool
- * takes the CPU the loop leaves (measured: +15–20% RS256 SETs per second end to end). File syncs
- * and DNS lookups run there too; they wait on the disk and the network, not on the CPU.
+ * takes the CPU the loop leaves (measured on two cores: 7–13% more RS256 SETs per second end to
+ * end). File syncs and DNS lookups run there too; they wait on the disk and the network, not on
+ * the CPU.
  *
  * SSF_BRIDGE_THREAD_POOL_NICE sets the value (1–19; 0 leaves the pool alone). Where threads
  * cannot be niced one by one (no /proc/thread-self) nothing changes.

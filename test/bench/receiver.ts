@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 
 let arrivals: Array<[string, number]> = [];
 /** Requests waiting for the arrival of the count-th SET. */
-let waiters: Array<{ count: number; answer: () => void }> = [];
+let waiters: Array<{ count: number; answer: () => void; giveUp: () => void }> = [];
 
 function answerWaiters(): void {
   if (waiters.length === 0) return;
@@ -47,13 +47,15 @@ const server = createServer((req, res) => {
           .writeHead(200, { 'content-type': 'application/json' })
           .end(JSON.stringify({ reached: true, at: arrivals[count - 1]![1] }));
       if (arrivals.length >= count) return answer();
-      const waiter = { count, answer };
+      const giveUp = () =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ reached: false }));
+      const waiter = { count, answer, giveUp };
       waiters.push(waiter);
       setTimeout(
         () => {
           if (!waiters.includes(waiter)) return;
           waiters = waiters.filter((w) => w !== waiter);
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ reached: false }));
+          giveUp();
         },
         Number(query.get('timeout_ms') ?? 10_000),
       ).unref();
@@ -61,6 +63,8 @@ const server = createServer((req, res) => {
     }
     if (req.url === '/_reset') {
       arrivals = [];
+      // A wait left from before the reset would count the next round's SETs: it ends unreached.
+      for (const w of waiters.splice(0)) w.giveUp();
       res.writeHead(204).end();
       return;
     }
