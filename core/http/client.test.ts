@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { Secret, registerSecretValue } from '../plugin-api/secret.ts';
+import { callbackLogger } from '../plugin-api/logger.ts';
 import type { HttpAuth, Logger } from '../plugin-api/types.ts';
 import {
   buildUrl,
@@ -62,20 +63,11 @@ interface LogLine {
   line: string;
 }
 
-function recordingLogger(lines: LogLine[], bindings: Record<string, unknown> = {}): Logger {
-  const at =
-    (level: string) =>
-    (obj: object | string, msg?: string): void => {
-      lines.push({ level, line: JSON.stringify({ ...bindings, obj, msg }) });
-    };
-  return {
-    trace: at('trace'),
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (more) => recordingLogger(lines, { ...bindings, ...more }),
-  };
+/** Records each line as JSON text, as the assertions read it. */
+function recordingLogger(lines: LogLine[]): Logger {
+  return callbackLogger((level, fields, msg) =>
+    lines.push({ level, line: JSON.stringify({ ...fields, msg }) }),
+  );
 }
 
 function setup(overrides: Partial<HttpClientFactoryDeps> = {}) {
