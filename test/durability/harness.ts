@@ -194,7 +194,8 @@ export interface Offer {
 export class Receiver {
   readonly offers: Offer[] = [];
   readonly overlaps: Array<{ jti: string; pids: number[] }> = [];
-  readonly probes: Array<{ pid: number; at: number }> = [];
+  /** Leader-probe reports: the process that ran the task, when it arrived, and when it ran. */
+  readonly probes: Array<{ pid: number; at: number; ranAt: number }> = [];
   #inFlight = new Map<string, number[]>();
   #server: Server | undefined;
   #base = '';
@@ -241,8 +242,8 @@ export class Receiver {
       const body = Buffer.concat(chunks).toString('utf8');
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (path === '/leader') {
-        const report = JSON.parse(body) as { pid: number };
-        this.probes.push({ pid: report.pid, at: nowMs() });
+        const report = JSON.parse(body) as { pid: number; at: number };
+        this.probes.push({ pid: report.pid, at: nowMs(), ranAt: report.at });
         res.writeHead(204).end();
         return;
       }
