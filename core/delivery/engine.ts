@@ -507,10 +507,9 @@ class DestinationWorker {
   async #withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
     // A connector that ignores its signal still cannot hold the worker past the deadline: the
-    // abort also rejects this promise, which the attempt races. (Kept in a set the worker walks
+    // abort also rejects the promise the attempt awaits, whatever the call does. (Kept in a set the worker walks
     // rather than as event listeners: a listener added and removed per attempt costs more.)
-    let rejectAttempt!: (reason: Error) => void;
-    const aborted = new Promise<never>((_, reject) => (rejectAttempt = reject));
+    let rejectAttempt: (reason: Error) => void = () => {};
     const abort = (reason: Error) => {
       controller.abort(reason);
       rejectAttempt(reason);
@@ -527,7 +526,11 @@ class DestinationWorker {
     );
     this.#aborters.add(abort);
     try {
-      return await Promise.race([call(controller.signal), aborted]);
+      // Settled by whichever comes first, the call or the abort (one promise, not a race of two).
+      return await new Promise<T>((resolve, reject) => {
+        rejectAttempt = reject;
+        call(controller.signal).then(resolve, reject);
+      });
     } finally {
       clearTimeout(timer);
       this.#aborters.delete(abort);

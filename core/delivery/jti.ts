@@ -4,12 +4,13 @@
  * after a retry, a crash or a dead-letter replay — carries the same jti and receivers can
  * de-duplicate.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { defaultTxn, deterministicJti } from '../ssf/set/jti.ts';
 
 /** SHA-256 of the JSON array of the parts: unambiguous whatever characters the parts hold. */
 function digest(parts: readonly string[]): Buffer {
-  return createHash('sha256').update(JSON.stringify(parts)).digest();
+  // One-shot: no Hash object per digest (several are made per accepted event).
+  return hash('sha256', JSON.stringify(parts), 'buffer');
 }
 
 /**

@@ -312,6 +312,18 @@ describe('classification against a live server', () => {
     expect((err as RetryableError).detail).toMatchObject({ networkCode: 'ECONNRESET' });
   });
 
+  it('classifies a body that breaks off after the headers as retryable', async () => {
+    const server = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"partial":');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const err = await failure(setup().factory.create().get(server.url));
+    expect(err).toBeInstanceOf(RetryableError);
+    expect((err as RetryableError).code).toBe('SSF_ERR_HTTP_NETWORK');
+    expect((err as RetryableError).detail).toMatchObject({ networkCode: 'ECONNRESET' });
+  });
+
   it('follows a few redirects, then stops with a permanent error', async () => {
     const server = await serve((req, res) => {
       if (req.url === '/moved') res.writeHead(301, { location: '/here' }).end();
@@ -435,6 +447,32 @@ describe('cancellation', () => {
     const err = await pending;
     expect((err as RetryableError).code).toBe('SSF_ERR_HTTP_ABORTED');
     expect(err.message).toContain('by the caller');
+  });
+
+  it('aborts while the body is being read when the caller signal fires', async () => {
+    const server = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first part, the rest never comes');
+    });
+    const caller = new AbortController();
+    const pending = failure(
+      setup().factory.create().get(server.url, { signal: caller.signal, responseType: 'text' }),
+    );
+    await vi.waitFor(() => expect(server.requests).toHaveLength(1));
+    await new Promise((r) => setTimeout(r, 50));
+    caller.abort();
+    const err = await pending;
+    expect((err as RetryableError).code).toBe('SSF_ERR_HTTP_ABORTED');
+    expect(err.message).toContain('by the caller');
+  });
+
+  it('sends nothing when the caller signal has already fired', async () => {
+    const server = await serve(reply(200, '{}'));
+    const caller = new AbortController();
+    caller.abort();
+    const err = await failure(setup().factory.create().get(server.url, { signal: caller.signal }));
+    expect((err as RetryableError).code).toBe('SSF_ERR_HTTP_ABORTED');
+    expect(server.requests).toHaveLength(0);
   });
 
   it('destroys an open response stream when the instance stops', async () => {

@@ -45,6 +45,7 @@ import {
   createProxyRoute,
   exchange,
   proxyEnvironment,
+  type Cancellation,
   type ExchangeResponse,
   type ProxyEnvironment,
   type ProxyRoute,
@@ -241,54 +242,121 @@ function encodeBody(body: unknown): EncodedBody {
 type FiredBy = 'timeout' | 'stop' | 'caller';
 
 /**
- * One AbortSignal for an exchange, fired by the instance stopping, the caller's signal or the
- * deadline — remembering which, so the outcome names the right cause.
+ * What ends an exchange early: the instance stopping, the caller's signal or the deadline,
+ * remembering which, so the outcome names the right cause. The stop reaches every live exchange
+ * through its client's set (one listener per instance, none per request).
  */
-function linkSignals(instance: AbortSignal, caller: AbortSignal | undefined, timeoutMs: number) {
-  const controller = new AbortController();
-  let firedBy: FiredBy | undefined;
-  const fire = (by: FiredBy) => () => {
-    if (firedBy) return;
-    firedBy = by;
-    controller.abort();
-  };
-  const onStop = fire('stop');
-  const onCaller = fire('caller');
-  instance.addEventListener('abort', onStop, { once: true });
-  caller?.addEventListener('abort', onCaller, { once: true });
-  if (instance.aborted) onStop();
-  else if (caller?.aborted) onCaller();
-  let timer: NodeJS.Timeout | undefined = setTimeout(fire('timeout'), timeoutMs);
-  return {
-    signal: controller.signal,
-    firedBy: () => firedBy,
-    clearDeadline() {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-    },
-    dispose() {
-      if (timer) clearTimeout(timer);
-      instance.removeEventListener('abort', onStop);
-      caller?.removeEventListener('abort', onCaller);
-    },
-  };
+class ExchangeCancel implements Cancellation {
+  firedBy: FiredBy | undefined;
+  #callbacks: Array<() => void> = [];
+  #timer: NodeJS.Timeout | undefined;
+  readonly #live: Set<ExchangeCancel>;
+  readonly #caller: AbortSignal | undefined;
+  readonly #onCaller = () => this.fire('caller');
+
+  constructor(
+    live: Set<ExchangeCancel>,
+    stopped: boolean,
+    caller: AbortSignal | undefined,
+    timeoutMs: number,
+  ) {
+    this.#live = live;
+    this.#caller = caller;
+    if (stopped) this.firedBy = 'stop';
+    else if (caller?.aborted) this.firedBy = 'caller';
+    if (this.firedBy) return;
+    live.add(this);
+    caller?.addEventListener('abort', this.#onCaller, { once: true });
+    this.#timer = setTimeout(() => this.fire('timeout'), timeoutMs);
+  }
+
+  get fired(): boolean {
+    return this.firedBy !== undefined;
+  }
+
+  onFire(fn: () => void): void {
+    if (this.firedBy) fn();
+    else this.#callbacks.push(fn);
+  }
+
+  fire(by: FiredBy): void {
+    if (this.firedBy) return;
+    this.firedBy = by;
+    const callbacks = this.#callbacks;
+    this.#callbacks = [];
+    for (const fn of callbacks) fn();
+  }
+
+  /** The deadline covered the wait for the headers; a streamed body lives until stop or the caller. */
+  clearDeadline(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  dispose(): void {
+    this.clearDeadline();
+    this.#live.delete(this);
+    this.#caller?.removeEventListener('abort', this.#onCaller);
+    this.#callbacks = [];
+  }
 }
 
 class BodyTooLarge extends Error {}
 
-async function readBody(stream: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    total += buf.length;
-    if (total > limit) {
-      stream.destroy();
-      throw new BodyTooLarge();
+function prematureClose(): Error {
+  const err = new Error('the response body ended prematurely') as Error & { code: string };
+  err.code = 'ERR_STREAM_PREMATURE_CLOSE';
+  return err;
+}
+
+/**
+ * The whole body, up to `limit` bytes. Listeners rather than `for await`: the async iterator
+ * costs a push a few microseconds and several objects per response, most of them for bodies
+ * that are empty.
+ */
+function readBody(stream: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const settle = () => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+    };
+    const onData = (chunk: Buffer | Uint8Array) => {
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      total += buf.length;
+      if (total > limit) {
+        settle();
+        stream.destroy();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(buf);
+    };
+    const onEnd = () => {
+      settle();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    };
+    const onError = (err: Error) => {
+      settle();
+      reject(err);
+    };
+    // Closed before its end without an error: the body broke off.
+    const onClose = () => {
+      settle();
+      reject(prematureClose());
+    };
+    if (stream.destroyed) {
+      reject(stream.errored ?? prematureClose());
+      return;
     }
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks, total);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
+    stream.once('close', onClose);
+  });
 }
 
 /** The start of an error body, for quoting; reading stops early and never fails. */
@@ -334,7 +402,10 @@ interface ClientDeps {
   agents: TransportAgents;
   proxy: ProxyRoute | undefined;
   options: ResolvedOptions;
-  instanceSignal: AbortSignal;
+  /** Aborts when the instance stops. */
+  stopped: AbortSignal;
+  /** The exchanges under way, cancelled all at once when the instance stops. */
+  live: Set<ExchangeCancel>;
   log: Logger;
   metrics: HttpMetricsHooks | undefined;
   now: () => number;
@@ -538,11 +609,11 @@ class NodeHttpClient implements HttpClient {
       );
     }
 
-    const link = linkSignals(d.instanceSignal, prepared.signal, prepared.timeoutMs);
+    const link = new ExchangeCancel(d.live, d.stopped.aborted, prepared.signal, prepared.timeoutMs);
     let keepLinked = false;
     try {
-      if (link.signal.aborted)
-        return finish({ ok: false, outcome: outcomeFromError(undefined, limits, link.firedBy()) });
+      if (link.fired)
+        return finish({ ok: false, outcome: outcomeFromError(undefined, limits, link.firedBy) });
       let res: ExchangeResponse;
       try {
         res = await exchange({
@@ -550,7 +621,7 @@ class NodeHttpClient implements HttpClient {
           method: prepared.method,
           headers,
           body: prepared.body.data as string | Buffer | Uint8Array | Readable | undefined,
-          signal: link.signal,
+          cancel: link,
           maxRedirects: d.options.maxRedirects,
           maxRequestBytes: d.options.maxResponseBytes,
           credentialHeaders: d.sensitiveHeaders,
@@ -559,7 +630,7 @@ class NodeHttpClient implements HttpClient {
           ...(d.options.ssrfPolicy ? { checkRedirect: redirectCheck(d.options.ssrfPolicy) } : {}),
         });
       } catch (err) {
-        return finish({ ok: false, outcome: outcomeFromError(err, limits, link.firedBy()) });
+        return finish({ ok: false, outcome: outcomeFromError(err, limits, link.firedBy) });
       }
 
       const stream = res.body;
@@ -568,7 +639,7 @@ class NodeHttpClient implements HttpClient {
       const statusText = res.statusText;
       if ((status < 200 || status >= 300) && !prepared.acceptStatuses.has(status)) {
         const body = await readExcerpt(stream);
-        const fired = link.firedBy();
+        const fired = link.firedBy;
         if (fired) return finish({ ok: false, outcome: outcomeFromError(undefined, limits, fired) });
         return finish({
           ok: false,
@@ -603,7 +674,7 @@ class NodeHttpClient implements HttpClient {
       try {
         buf = await readBody(stream, d.options.maxResponseBytes);
       } catch (err) {
-        const fired = link.firedBy();
+        const fired = link.firedBy;
         if (err instanceof BodyTooLarge) {
           return finish({
             ok: false,
@@ -631,15 +702,15 @@ class NodeHttpClient implements HttpClient {
     source: Readable,
     prepared: PreparedRequest,
     limits: { timeoutMs: number; maxBytes: number },
-    link: ReturnType<typeof linkSignals>,
+    link: ExchangeCancel,
   ): Readable {
     const out = new PassThrough();
     const ctx = { method: prepared.method, url: prepared.url };
     const onAbort = () => source.destroy(new Error('aborted'));
     source.on('error', (err) => {
-      out.destroy(classifyHttpOutcome(outcomeFromError(err, limits, link.firedBy()), ctx));
+      out.destroy(classifyHttpOutcome(outcomeFromError(err, limits, link.firedBy), ctx));
     });
-    link.signal.addEventListener('abort', onAbort, { once: true });
+    link.onFire(onAbort);
     let received = 0;
     source.on('data', (chunk: Buffer) => {
       received += chunk.length;
@@ -651,7 +722,6 @@ class NodeHttpClient implements HttpClient {
       }
     });
     out.once('close', () => {
-      link.signal.removeEventListener('abort', onAbort);
       link.dispose();
       source.destroy();
     });
@@ -779,10 +849,18 @@ export function createHttpClientFactory(deps: HttpClientFactoryDeps): CoreHttpCl
   const now = deps.now ?? Date.now;
   const maxRetryAfterMs = deps.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
   if (deps.ssrfPolicy) assertValidSsrfPolicy(deps.ssrfPolicy);
-  // Every request listens for the stop; one internal signal follows the instance's, so many
-  // concurrent requests add no listeners to a signal we do not own.
+  // One internal signal follows the instance's: every client adds its pool's closing to it, and
+  // the exchanges under way are cancelled through one set, not a listener each.
   const stopped = new AbortController();
   setMaxListeners(0, stopped.signal);
+  const live = new Set<ExchangeCancel>();
+  stopped.signal.addEventListener(
+    'abort',
+    () => {
+      for (const exchange of [...live]) exchange.fire('stop');
+    },
+    { once: true },
+  );
   if (deps.signal.aborted) stopped.abort();
   else deps.signal.addEventListener('abort', () => stopped.abort(), { once: true });
   // Validate the defaults once, so a bad default fails at wiring time rather than on first use.
@@ -823,7 +901,8 @@ export function createHttpClientFactory(deps: HttpClientFactoryDeps): CoreHttpCl
         agents,
         proxy,
         options: resolved,
-        instanceSignal: stopped.signal,
+        stopped: stopped.signal,
+        live,
         log,
         metrics: deps.metrics,
         now,

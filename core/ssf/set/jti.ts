@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** Identifies one delivery of one event: the same inputs always give the same SET `jti`. */
 export interface JtiInput {
@@ -18,7 +18,7 @@ export interface JtiInput {
  */
 function uuidV8(parts: readonly string[]): string {
   // JSON keeps the parts unambiguous: ["a:b","c"] and ["a","b:c"] hash differently.
-  const digest = createHash('sha256').update(JSON.stringify(parts)).digest();
+  const digest = hash('sha256', JSON.stringify(parts), 'buffer');
   digest[6] = ((digest[6] as number) & 0x0f) | 0x80;
   digest[8] = ((digest[8] as number) & 0x3f) | 0x80;
   const hex = digest.subarray(0, 16).toString('hex');
