@@ -184,4 +184,21 @@ CREATE INDEX deliveries_unfinished ON deliveries (destination_id) WHERE delivere
 CREATE INDEX deliveries_order ON deliveries (ordering_key, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
 `,
   },
+  {
+    version: 6,
+    name: 'dedupe keys claimed recently: appended to a log, moved into the keyed table in sorted batches',
+    // A dedupe key is a hash, so every claim used to insert at a random place in dedupe_keys: one
+    // page written to the log per accepted event, which was the largest write of accepting it.
+    // Claims now append to dedupe_recent (rowid order: the same few pages), the store keeps them
+    // in memory for lookups, and moves them into dedupe_keys a few thousand at a time, in key
+    // order, so each page of dedupe_keys is written once per move rather than once per claim.
+    sql: `
+CREATE TABLE dedupe_recent (
+  seq INTEGER PRIMARY KEY,
+  key TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+`,
+  },
 ];

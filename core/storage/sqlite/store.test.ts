@@ -7,7 +7,7 @@ import { storeContract } from '../testing/contract.ts';
 import { newEvent } from '../testing/fixtures.ts';
 import { MISPLACED_HEADS_SQL, exerciseOrderingHeads } from '../testing/heads.ts';
 import { sqliteMigrations } from './migrations.ts';
-import { SqliteStore } from './store.ts';
+import { SETTLE_CLAIMS_AT, SqliteStore } from './store.ts';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'ssf-sqlite-'));
@@ -157,5 +157,109 @@ describe('sqlite store', () => {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('dedupe claims: appended to dedupe_recent, moved into dedupe_keys in batches', () => {
+    const HOUR = 3_600_000;
+    const t0 = Date.parse('2026-11-30T08:00:00Z');
+    const acceptAt = (store: SqliteStore, at: number, events: ReturnType<typeof newEvent>[]) =>
+      store.accept({ now: new Date(at), events, dedupeExpiresAt: new Date(at + HOUR) });
+    const counts = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      try {
+        const n = (table: string) =>
+          (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+        return { recent: n('dedupe_recent'), keyed: n('dedupe_keys') };
+      } finally {
+        db.close();
+      }
+    };
+
+    it('rule: a claim still in dedupe_recent holds its key after a restart', async () => {
+      const dir = tempDir();
+      const path = join(dir, 'bridge.db');
+      try {
+        const store = SqliteStore.open({ path });
+        const first = newEvent({ dedupeKey: 'hr|rec-1|type' });
+        await acceptAt(store, t0, [first]);
+        await store.close();
+        expect(counts(path)).toEqual({ recent: 1, keyed: 0 });
+        const reopened = SqliteStore.open({ path });
+        const again = newEvent({ dedupeKey: 'hr|rec-1|type' });
+        expect((await acceptAt(reopened, t0 + 1000, [again])).results).toEqual([
+          { status: 'duplicate', id: first.event.id },
+        ]);
+        await reopened.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it(`rule: after ${SETTLE_CLAIMS_AT} claims they move into dedupe_keys, every key still held and a re-claimed key keeping its latest claim`, async () => {
+      const dir = tempDir();
+      const path = join(dir, 'bridge.db');
+      try {
+        const store = SqliteStore.open({ path });
+        const old = newEvent({ dedupeKey: 'k' });
+        await acceptAt(store, t0, [old]);
+        // Its claim expires; the record is accepted again, and both claims sit in dedupe_recent.
+        const latest = newEvent({ dedupeKey: 'k' });
+        expect((await acceptAt(store, t0 + 2 * HOUR, [latest])).results).toEqual([
+          { status: 'accepted', id: latest.event.id },
+        ]);
+        const others = Array.from({ length: SETTLE_CLAIMS_AT }, (_, i) =>
+          newEvent({ dedupeKey: `other-${i}` }),
+        );
+        for (let i = 0; i < others.length; i += 500)
+          await acceptAt(store, t0 + 2 * HOUR, others.slice(i, i + 500));
+        const after = counts(path);
+        expect(after.keyed).toBe(SETTLE_CLAIMS_AT + 1);
+        expect(after.recent).toBeLessThan(SETTLE_CLAIMS_AT);
+        const now = new Date(t0 + 2 * HOUR + 1000);
+        expect(
+          await store.events.findDuplicates(['k', 'other-0', `other-${SETTLE_CLAIMS_AT - 1}`], now),
+        ).toEqual(
+          new Map([
+            ['k', latest.event.id],
+            ['other-0', others[0]!.event.id],
+            [`other-${SETTLE_CLAIMS_AT - 1}`, others.at(-1)!.event.id],
+          ]),
+        );
+        const resent = newEvent({ dedupeKey: 'other-7' });
+        expect((await acceptAt(store, now.getTime(), [resent])).results).toEqual([
+          { status: 'duplicate', id: others[7]!.event.id },
+        ]);
+        await store.close();
+        const reopened = SqliteStore.open({ path });
+        expect(await reopened.events.findDuplicates(['k'], now)).toEqual(new Map([['k', latest.event.id]]));
+        await reopened.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('rule: prune counts and drops expired claims wherever they are', async () => {
+      const dir = tempDir();
+      const path = join(dir, 'bridge.db');
+      try {
+        const store = SqliteStore.open({ path });
+        await acceptAt(store, t0, [newEvent({ dedupeKey: 'a' }), newEvent({ dedupeKey: 'b' })]);
+        const live = newEvent({ dedupeKey: 'c' });
+        await acceptAt(store, t0 + HOUR, [live]);
+        const result = await store.prune({
+          now: new Date(t0 + HOUR + 1),
+          deliveredBefore: new Date(t0),
+          limit: 100,
+        });
+        expect(result.dedupeKeys).toBe(2);
+        expect(counts(path)).toEqual({ recent: 0, keyed: 1 });
+        expect(await store.events.findDuplicates(['a', 'b', 'c'], new Date(t0 + HOUR + 1))).toEqual(
+          new Map([['c', live.event.id]]),
+        );
+        await store.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

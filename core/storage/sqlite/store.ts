@@ -61,6 +61,13 @@ export interface SqliteStoreOptions {
 
 type Statement = Database.Statement<unknown[], unknown>;
 
+/**
+ * Recent dedupe claims move into dedupe_keys once this many wait: a few hundred KB in memory, and
+ * at the sizes dedupe_keys reaches in a day of heavy ingest, most of its pages written once per
+ * move instead of once per claim.
+ */
+export const SETTLE_CLAIMS_AT = 4096;
+
 /** Page cache per connection: enough for the outbox's hot indexes, small next to the process. */
 const DEFAULT_CACHE_MB = 16;
 
@@ -111,6 +118,14 @@ export class SqliteStore implements Store {
   #lastSync: Promise<void> = Promise.resolve();
   /** Commits wait while the checkpointer copies the last frames of the log (see checkpointer.ts). */
   #writesHeld = false;
+  /**
+   * The claims in dedupe_recent, by key, the latest claim of a key last: what a lookup reads
+   * before dedupe_keys (see #claimDedupe). Rebuilt from the table whenever a write that claimed
+   * keys rolls back, so it never holds a claim that did not commit.
+   */
+  #recentClaims = new Map<string, { eventId: string; expiresAt: number }>();
+  /** Set by a claim, cleared when a write commits or rolls back: whether the map must follow. */
+  #claimedInWrite = false;
 
   readonly events: EventStore;
   readonly deliveries: DeliveryStore;
@@ -157,6 +172,7 @@ export class SqliteStore implements Store {
     }
     const syncFull = options.synchronous !== 'normal' && onDisk;
     const store = new SqliteStore(db, syncFull ? `${options.path}-wal` : undefined);
+    store.#loadRecentClaims();
     if (onDisk) {
       store.#checkpointer = new WalCheckpointer({
         path: options.path,
@@ -258,10 +274,17 @@ export class SqliteStore implements Store {
             outcomes.push({ ok: true, value: this.#db.transaction(item.work)() });
           } catch (err) {
             outcomes.push({ ok: false, value: err });
+            // Its savepoint rolled back, and any key it claimed with it. (The flag stays set:
+            // earlier items' claims are not committed yet either.)
+            if (this.#claimedInWrite) this.#loadRecentClaims();
           }
         }
+        if (this.#recentClaims.size >= SETTLE_CLAIMS_AT) this.#settleClaims();
       });
+      this.#claimedInWrite = false;
     } catch (err) {
+      if (this.#claimedInWrite) this.#loadRecentClaims();
+      this.#claimedInWrite = false;
       for (const item of batch) item.reject(err);
       return;
     } finally {
@@ -345,21 +368,66 @@ export class SqliteStore implements Store {
     return { results };
   }
 
-  /** Claims a dedupe key; returns the event already holding it, or undefined when claimed. */
+  /**
+   * Claims a dedupe key; returns the event already holding it, or undefined when claimed. A key
+   * is held while its latest claim has not expired. The latest claim is the one in
+   * #recentClaims when there is one (it is newer than anything in dedupe_keys), else the row of
+   * dedupe_keys. A claim appends a row to dedupe_recent, in the transaction of the event.
+   */
   #claimDedupe(key: string, eventId: string, expires: number, now: number): string | undefined {
-    // One change when the key was free or its claim had expired, none when it is held. (Counting
-    // changes rather than RETURNING: inside a savepoint, RETURNING costs a statement journal.)
-    const claimed = this.#run(
-      `INSERT INTO dedupe_keys (key, event_id, expires_at) VALUES (?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
-       WHERE dedupe_keys.expires_at <= ?`,
+    const held = this.#heldClaim(key, now);
+    if (held !== undefined) return held;
+    this.#run(
+      'INSERT INTO dedupe_recent (key, event_id, expires_at) VALUES (?, ?, ?)',
       key,
       eventId,
       expires,
-      now,
     );
-    if (claimed > 0) return undefined;
-    return String(this.#get('SELECT event_id FROM dedupe_keys WHERE key = ?', key)?.event_id);
+    this.#recentClaims.set(key, { eventId, expiresAt: expires });
+    this.#claimedInWrite = true;
+    return undefined;
+  }
+
+  /** The event holding `key` at `now`, if its latest claim is live. */
+  #heldClaim(key: string, now: number): string | undefined {
+    const recent = this.#recentClaims.get(key);
+    if (recent !== undefined) return recent.expiresAt > now ? recent.eventId : undefined;
+    const row = this.#get('SELECT event_id, expires_at FROM dedupe_keys WHERE key = ?', key);
+    return row !== undefined && Number(row.expires_at) > now ? String(row.event_id) : undefined;
+  }
+
+  /** Rebuilds #recentClaims from dedupe_recent as this connection sees it (later rows win). */
+  #loadRecentClaims(): void {
+    this.#recentClaims = new Map();
+    for (const row of this.#all('SELECT key, event_id, expires_at FROM dedupe_recent ORDER BY seq')) {
+      this.#recentClaims.set(String(row.key), {
+        eventId: String(row.event_id),
+        expiresAt: Number(row.expires_at),
+      });
+    }
+  }
+
+  /**
+   * Moves the recent claims into dedupe_keys, in key order, the latest claim of a key winning.
+   * Runs inside a write (its own savepoint); on failure the claims stay where they were.
+   */
+  #settleClaims(): void {
+    try {
+      this.#db.transaction(() => {
+        this.#run(
+          `INSERT INTO dedupe_keys (key, event_id, expires_at)
+           SELECT key, event_id, expires_at FROM dedupe_recent WHERE true ORDER BY key, seq
+           ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`,
+        );
+        this.#run('DELETE FROM dedupe_recent');
+      })();
+    } catch {
+      return; // Left in dedupe_recent and in memory; the next write tries again.
+    }
+    // Until the write commits the map must still answer for them; should it roll back, the map
+    // is rebuilt from dedupe_recent, where the rows are again.
+    this.#recentClaims = new Map();
+    this.#claimedInWrite = true;
   }
 
   #insertDeliveries(eventId: string, deliveries: NewDelivery[], now: number): void {
@@ -448,14 +516,23 @@ export class SqliteStore implements Store {
           return released;
         }, false),
       findDuplicates: async (keys, now) => {
-        if (keys.length === 0) return new Map();
-        // One statement for the whole batch: the keys travel as a JSON array, each probed by key.
+        const at = now.getTime();
+        const found = new Map<string, string>();
+        const older: string[] = [];
+        for (const key of keys) {
+          const recent = this.#recentClaims.get(key);
+          if (recent === undefined) older.push(key);
+          else if (recent.expiresAt > at) found.set(key, recent.eventId);
+        }
+        if (older.length === 0) return found;
+        // One statement for the rest: the keys travel as a JSON array, each probed by key.
         const rows = this.#all(
           'SELECT key, event_id FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?)) AND expires_at > ?',
-          JSON.stringify(keys),
-          now.getTime(),
+          JSON.stringify(older),
+          at,
         );
-        return new Map(rows.map((row) => [String(row.key), String(row.event_id)]));
+        for (const row of rows) found.set(String(row.key), String(row.event_id));
+        return found;
       },
     };
   }
@@ -958,26 +1035,47 @@ export class SqliteStore implements Store {
   }
 
   async prune({ now, deliveredBefore, limit }: PruneRequest): Promise<PruneResult> {
-    return this.#write(() => ({
+    return this.#writeClaims(() => {
+      // Expired claims are looked for in dedupe_keys: the recent ones join it first.
+      if (this.#recentClaims.size > 0) this.#settleClaims();
+      return this.#pruneRows(now.getTime(), deliveredBefore.getTime(), limit);
+    });
+  }
+
+  #pruneRows(now: number, deliveredBefore: number, limit: number): PruneResult {
+    return {
       deliveries: this.#run(
         `DELETE FROM deliveries WHERE id IN
            (SELECT id FROM deliveries WHERE state = 'delivered' AND delivered_at < ? LIMIT ?)`,
-        deliveredBefore.getTime(),
+        deliveredBefore,
         limit,
       ),
       dedupeKeys: this.#run(
         'DELETE FROM dedupe_keys WHERE key IN (SELECT key FROM dedupe_keys WHERE expires_at <= ? LIMIT ?)',
-        now.getTime(),
+        now,
         limit,
       ),
       events: this.#run(
         `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.accepted_at < ?
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
            AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = e.id) LIMIT ?)`,
-        deliveredBefore.getTime(),
+        deliveredBefore,
         limit,
       ),
-    }));
+    };
+  }
+
+  /** A write that may claim or settle dedupe keys: should it roll back, the map follows. */
+  #writeClaims<T>(fn: () => T): T {
+    try {
+      const result = this.#write(fn);
+      this.#claimedInWrite = false;
+      return result;
+    } catch (err) {
+      if (this.#claimedInWrite) this.#loadRecentClaims();
+      this.#claimedInWrite = false;
+      throw err;
+    }
   }
 
   async schemaVersion(): Promise<number> {

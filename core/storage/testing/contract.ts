@@ -72,8 +72,8 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect(await store.checkpoints.get('hr', 'cursor')).toEqual({ page: 2 });
       });
 
-      it('writes nothing, checkpoint included, when any part of the batch fails', async () => {
-        const first = newEvent();
+      it('writes nothing, checkpoint and dedupe keys included, when any part of the batch fails', async () => {
+        const first = newEvent({ dedupeKey: 'k' });
         const clash = newEvent({ event: { id: first.event.id } });
         await expect(
           accept([first, clash], { checkpoint: { instanceId: 'hr', name: 'cursor', value: 'advanced' } }),
@@ -82,6 +82,9 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect(await store.checkpoints.get('hr', 'cursor')).toBeUndefined();
         expect((await store.stats()).backlog).toEqual({});
         expect(await store.events.findDuplicates(['k'], clock.now())).toEqual(new Map());
+        // The key was never claimed: the record's next delivery is accepted.
+        const resent = newEvent({ dedupeKey: 'k' });
+        expect((await accept([resent])).results).toEqual([{ status: 'accepted', id: resent.event.id }]);
       });
 
       it('rule: a live dedupe key makes a later event with the same key a duplicate of the first', async () => {
