@@ -41,7 +41,9 @@ const RSS_TARGET_MB = 300;
 const RATE = 500;
 const BACKLOG = 100_000;
 const FAN_OUT = 100;
-/** Alternating rounds per throughput contender. */
+/** Alternating rounds per throughput contender: rounds last about a second, and vary. */
+const THROUGHPUT_ROUNDS = 5;
+/** Latency rounds per request shape. */
 const ROUNDS = 3;
 const PARTS = new Set(
   (process.env.SSF_BENCH_DELIVERY_PARTS ?? 'throughput,latency,backlog,fanout')
@@ -515,7 +517,7 @@ async function throughput(
         }
         await raw.run(n);
         const rounds: Array<{ raw: Round; bridges: Round[] }> = [];
-        for (let r = 0; r < ROUNDS; r++) {
+        for (let r = 0; r < THROUGHPUT_ROUNDS; r++) {
           const rawRound = await raw.run(n);
           const measured: Round[] = [];
           for (const [i, { url, pid }] of bridges.entries()) {
