@@ -164,6 +164,15 @@ describe('sqlite store', () => {
     const t0 = Date.parse('2026-11-30T08:00:00Z');
     const acceptAt = (store: SqliteStore, at: number, events: ReturnType<typeof newEvent>[]) =>
       store.accept({ now: new Date(at), events, dedupeExpiresAt: new Date(at + HOUR) });
+    /** Runs `work` with the path of a database file in a directory of its own, removed after. */
+    const withDatabase = async (work: (path: string) => Promise<void>) => {
+      const dir = tempDir();
+      try {
+        await work(join(dir, 'bridge.db'));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
     const counts = (path: string) => {
       const db = new Database(path, { readonly: true });
       try {
@@ -175,10 +184,8 @@ describe('sqlite store', () => {
       }
     };
 
-    it('rule: a claim still in dedupe_recent holds its key after a restart', async () => {
-      const dir = tempDir();
-      const path = join(dir, 'bridge.db');
-      try {
+    it('rule: a claim still in dedupe_recent holds its key after a restart', () =>
+      withDatabase(async (path) => {
         const store = SqliteStore.open({ path });
         const first = newEvent({ dedupeKey: 'hr|rec-1|type' });
         await acceptAt(store, t0, [first]);
@@ -190,15 +197,10 @@ describe('sqlite store', () => {
           { status: 'duplicate', id: first.event.id },
         ]);
         await reopened.close();
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+      }));
 
-    it(`rule: after ${SETTLE_CLAIMS_AT} claims they move into dedupe_keys, every key still held and a re-claimed key keeping its latest claim`, async () => {
-      const dir = tempDir();
-      const path = join(dir, 'bridge.db');
-      try {
+    it(`rule: after ${SETTLE_CLAIMS_AT} claims they move into dedupe_keys, every key still held and a re-claimed key keeping its latest claim`, () =>
+      withDatabase(async (path) => {
         const store = SqliteStore.open({ path });
         const old = newEvent({ dedupeKey: 'k' });
         await acceptAt(store, t0, [old]);
@@ -233,15 +235,10 @@ describe('sqlite store', () => {
         const reopened = SqliteStore.open({ path });
         expect(await reopened.events.findDuplicates(['k'], now)).toEqual(new Map([['k', latest.event.id]]));
         await reopened.close();
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+      }));
 
-    it('rule: prune counts and drops expired claims wherever they are', async () => {
-      const dir = tempDir();
-      const path = join(dir, 'bridge.db');
-      try {
+    it('rule: prune counts and drops expired claims wherever they are', () =>
+      withDatabase(async (path) => {
         const store = SqliteStore.open({ path });
         await acceptAt(store, t0, [newEvent({ dedupeKey: 'a' }), newEvent({ dedupeKey: 'b' })]);
         const live = newEvent({ dedupeKey: 'c' });
@@ -257,9 +254,6 @@ describe('sqlite store', () => {
           new Map([['c', live.event.id]]),
         );
         await store.close();
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+      }));
   });
 });
