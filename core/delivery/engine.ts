@@ -507,8 +507,9 @@ class DestinationWorker {
   async #withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
     // A connector that ignores its signal still cannot hold the worker past the deadline: the
-    // abort also rejects the promise the attempt awaits, whatever the call does. (Kept in a set the worker walks
-    // rather than as event listeners: a listener added and removed per attempt costs more.)
+    // abort also rejects the promise the attempt awaits, whatever the call does. (Kept in a set
+    // the worker walks rather than as event listeners: a listener added and removed per attempt
+    // costs more.)
     let rejectAttempt: (reason: Error) => void = () => {};
     const abort = (reason: Error) => {
       controller.abort(reason);
