@@ -617,9 +617,12 @@ const benchmark: Benchmark = {
         await withBridge(
           { ...rs256, label: 'latency', destinations: { receiver: `${base}/sets` } },
           async (url) => {
-            await ingest(url, ingestBodies(ids(300, 'warm')));
-            await receiver.waitForCount(300);
             for (const perRequest of [1, 10]) {
+              // One unmeasured round of the same shape first: a bridge just started runs this path
+              // before the JIT has compiled it, and on a slow machine its first seconds at 500
+              // events/s piled up a backlog (p99 above a second) that says nothing of the steady
+              // state. Its p99 is printed beside the figure.
+              const cold = await latencyAtRate(url, receiver, perRequest, 6);
               // Rounds, so that a burst of load from elsewhere on the machine spoils one, not the figure.
               const rounds = [];
               for (let r = 0; r < ROUNDS; r++) rounds.push(await latencyAtRate(url, receiver, perRequest, 6));
@@ -628,7 +631,9 @@ const benchmark: Benchmark = {
               print(
                 `| accept-to-delivered at ${RATE} events/s, ${shape} (RS256, SQLite), median of ${ROUNDS} rounds | ` +
                   `p50 ${median(rounds.map((x) => x.p50)).toFixed(1)} ms, p99 ${median(p99s).toFixed(1)} ms ` +
-                  `(rounds ${range(p99s, 1)} ms), max ${Math.max(...rounds.map((x) => x.max)).toFixed(1)} ms | ` +
+                  `(rounds ${p99s.map((p) => p.toFixed(1)).join(', ')} ms), ` +
+                  `max ${Math.max(...rounds.map((x) => x.max)).toFixed(1)} ms; ` +
+                  `unmeasured first round p99 ${cold.p99.toFixed(1)} ms | ` +
                   `p99 < ${P99_TARGET_MS} ms: ${verdict(median(p99s) < P99_TARGET_MS)} |`,
               );
             }
