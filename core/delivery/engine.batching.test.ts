@@ -123,6 +123,33 @@ describe('delivery engine batching', () => {
     expect(dest.delivered).toHaveLength(6);
   });
 
+  it('rule: a lease that came back short is not run again until something wakes the worker', async () => {
+    const { store, leases } = countingStore();
+    const clock = new ManualClock();
+    const answered = deferred();
+    const dest = new ScriptedDestination('okta', [
+      async () => {
+        await answered.promise;
+        return { status: 202 };
+      },
+    ]);
+    const e = engine(store, clock, dest, { max_in_flight: 4, batch_size: 10, poll_interval: '1h' });
+    e.start();
+    await expect.poll(() => leases).toEqual([0]);
+    await enqueue(store, clock, 1);
+    e.notify(['okta']);
+    await expect.poll(() => dest.calls.length).toBe(1);
+    // One row of the ten asked for: nothing else was due, so the worker waits for the attempt
+    // (or new rows) instead of running an empty lease at once.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(leases).toEqual([0, 1]);
+    answered.resolve();
+    await expect.poll(() => dest.delivered).toHaveLength(1);
+    // The finished attempt wakes it: a row of the same subject may lead now.
+    await expect.poll(() => leases.length).toBeGreaterThan(2);
+    expect(leases.slice(2).every((n) => n === 0)).toBe(true);
+  });
+
   it('rule: rows leased ahead go back, attempt not counted, while Retry-After holds the destination', async () => {
     const { store } = countingStore();
     const clock = new ManualClock();

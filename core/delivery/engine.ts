@@ -211,6 +211,13 @@ class DestinationWorker {
   /** Aborts each running attempt (with the reason given); stop() uses it past its deadline. */
   readonly #aborters = new Set<(reason: Error) => void>();
   #holdUntil = 0;
+  /**
+   * The last pump's lease got all the rows it asked for, so more may be due. When it got fewer,
+   * the outbox had nothing else due for this destination: pumping again at once would only run
+   * an empty lease, and every change that makes a row startable wakes the worker instead (new
+   * rows, a finished attempt, a written outcome) or is a due time the idle delay waits for.
+   */
+  #leaseFilled = false;
   #pumpChain: Promise<unknown> = Promise.resolve();
   #loop: Promise<void> | undefined;
   #stopping = false;
@@ -289,6 +296,7 @@ class DestinationWorker {
       allowance,
     );
     if (free <= 0) return 0;
+    this.#leaseFilled = false;
     const closed = allowance === Infinity;
     if (this.#ready.length < (closed ? Math.max(free, maxInFlight) : free)) {
       const held = this.#inFlight.size + this.#ready.length;
@@ -303,6 +311,7 @@ class DestinationWorker {
           leaseMs: config.lease_duration,
         });
         for (const delivery of leased) this.#ready.push({ delivery, leasedAt: nowMs });
+        this.#leaseFilled = leased.length === limit;
       }
     }
     let started = 0;
@@ -344,7 +353,7 @@ class DestinationWorker {
         continue;
       }
       if (this.#stopping) break;
-      if (started > 0) continue;
+      if (started > 0 && this.#leaseFilled) continue;
       await this.#sleep(await this.#idleDelay());
     }
   }
