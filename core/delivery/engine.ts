@@ -218,6 +218,8 @@ class DestinationWorker {
    * rows, a finished attempt, a written outcome) or is a due time the idle delay waits for.
    */
   #leaseFilled = false;
+  /** The last pump found every slot taken: a finished attempt must wake the worker. */
+  #waitingForSlot = false;
   #pumpChain: Promise<unknown> = Promise.resolve();
   #loop: Promise<void> | undefined;
   #stopping = false;
@@ -295,6 +297,7 @@ class DestinationWorker {
       2 * maxInFlight - this.#inFlight.size - this.#recording.size,
       allowance,
     );
+    this.#waitingForSlot = free <= 0;
     if (free <= 0) return 0;
     this.#leaseFilled = false;
     const closed = allowance === Infinity;
@@ -408,7 +411,9 @@ class DestinationWorker {
       )
       .finally(() => {
         this.#inFlight.delete(attempt);
-        this.wake();
+        // The freed slot matters to rows waiting for one; any other row it could concern becomes
+        // startable when this attempt's outcome is written, which wakes the worker (#record).
+        if (this.#waitingForSlot || this.#leaseFilled || this.#ready.length > 0) this.wake();
       });
     this.#inFlight.add(attempt);
   }
