@@ -215,7 +215,8 @@ class DestinationWorker {
    * The last pump's lease got all the rows it asked for, so more may be due. When it got fewer,
    * the outbox had nothing else due for this destination: pumping again at once would only run
    * an empty lease, and every change that makes a row startable wakes the worker instead (new
-   * rows, a finished attempt, a written outcome) or is a due time the idle delay waits for.
+   * rows, a written outcome, a slot freed while rows wait for it) or is a due time the idle
+   * delay waits for.
    */
   #leaseFilled = false;
   /** The last pump found every slot taken: a finished attempt must wake the worker. */

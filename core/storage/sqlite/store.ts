@@ -268,7 +268,7 @@ export class SqliteStore implements Store {
     try {
       // Prepared once: db.pragma() prepares its statement anew on every call.
       if (deferSync) this.#stmt('PRAGMA synchronous = NORMAL').run();
-      this.#write(() => {
+      this.#writeClaims(() => {
         for (const item of batch) {
           try {
             outcomes.push({ ok: true, value: this.#db.transaction(item.work)() });
@@ -281,10 +281,7 @@ export class SqliteStore implements Store {
         }
         if (this.#recentClaims.size >= SETTLE_CLAIMS_AT) this.#settleClaims();
       });
-      this.#claimedInWrite = false;
     } catch (err) {
-      if (this.#claimedInWrite) this.#loadRecentClaims();
-      this.#claimedInWrite = false;
       for (const item of batch) item.reject(err);
       return;
     } finally {
