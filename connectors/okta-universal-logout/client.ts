@@ -38,6 +38,17 @@ function throwIfLimited(res: HttpResponse<unknown>, what: string, nowMs: number)
   });
 }
 
+/**
+ * A path segment with only what a segment cannot hold escaped: "@", "+" and the other sub-delims
+ * stay as they are (RFC 3986 §3.3). Okta decodes the path before comparing it with a DPoP
+ * proof's `htu`, so a login escaped as `dana%40example.com` would fail the proof.
+ */
+export function pathSegment(value: string): string {
+  return encodeURIComponent(value).replace(/%(40|2B|24|26|2C|3B|3D|3A)/g, (escaped) =>
+    decodeURIComponent(escaped),
+  );
+}
+
 export function isStatus(err: unknown, status: number): boolean {
   return err instanceof PermanentError && err.detail?.status === status;
 }
@@ -54,7 +65,7 @@ export class OktaClient {
    */
   async userIdFor(email: string, signal: AbortSignal): Promise<string | undefined> {
     try {
-      const res = await this.http.get<OktaUser>(`/api/v1/users/${encodeURIComponent(email)}`, {
+      const res = await this.http.get<OktaUser>(`/api/v1/users/${pathSegment(email)}`, {
         acceptStatuses: [429],
         signal,
       });

@@ -35,7 +35,7 @@ runConnectorConformance(oktaUniversalLogout, {
         scope: 'okta.universalLogout.manage',
       },
     }));
-    server.on('GET', '/api/v1/users/pat.lee%40example.com', () => ({
+    server.on('GET', '/api/v1/users/pat.lee@example.com', () => ({
       body: {
         id: '00u1kitpatlee0000001',
         status: 'ACTIVE',

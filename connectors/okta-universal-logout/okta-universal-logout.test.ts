@@ -67,7 +67,7 @@ describe('okta-universal-logout: Global Token Revocation', () => {
       scope: 'okta.universalLogout.manage okta.users.read',
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
     });
-    const [lookup] = calls('/api/v1/users/dana.lee%40example.com');
+    const [lookup] = calls('/api/v1/users/dana.lee@example.com');
     expect(lookup?.method).toBe('GET');
     const [revoke] = calls(GTR);
     expect(revoke?.method).toBe('POST');
@@ -137,6 +137,28 @@ describe('okta-universal-logout: Global Token Revocation', () => {
     if (!device.ok) expect(device.error.message).toMatch(/cannot find an Okta user from a opaque subject/);
     expect(device.ok).toBe(false);
     expect(calls(GTR)).toHaveLength(0);
+  });
+});
+
+describe('okta-universal-logout: an app that requires DPoP (Okta’s default for API Services apps)', () => {
+  it('gets a DPoP-bound token after Okta’s nonce round and proves the key on the lookup and the revocation', async () => {
+    okta.clients[0]!.requireDpop = true;
+    const dana = okta.addUser('dana.lee+ops@example.com');
+    const h = await start();
+    const outcome = await h.attempt(byEmail('dana.lee+ops@example.com'));
+    expect(outcome).toMatchObject({ ok: true, receipt: { status: 204 } });
+    // No proof → invalid_dpop_proof; a proof → use_dpop_nonce; a proof with the nonce → the token.
+    expect(calls('/oauth2/v1/token').map((r) => typeof r.headers['dpop'])).toEqual([
+      'undefined',
+      'string',
+      'string',
+    ]);
+    // Okta checks htu against the decoded path: the login goes unescaped, "@" and "+" as they are.
+    const [lookup] = calls('/api/v1/users/dana.lee+ops@example.com');
+    expect(lookup?.headers['authorization']).toMatch(/^DPoP okta-at-/);
+    expect(calls(GTR)[0]?.headers['authorization']).toMatch(/^DPoP okta-at-/);
+    expect(okta.revocations).toEqual([{ format: 'opaque', id: dana.id }]);
+    expect(h.status()?.state).not.toBe('permanent_error');
   });
 });
 

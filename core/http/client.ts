@@ -23,16 +23,14 @@ import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome
 import {
   buildTokenRequest,
   classifyTokenOutcome,
+  oauthErrorCode,
   parseTokenResponse,
   TokenCache,
+  type AccessToken,
   type TokenRequest,
 } from './oauth.ts';
-import {
-  buildAssertionTokenRequest,
-  loadAssertionKey,
-  type AssertionAuth,
-  type AssertionKey,
-} from './assertion.ts';
+import { buildAssertionTokenRequest, loadAssertionKey } from './assertion.ts';
+import { DPOP_HEADER, DpopProver, asksForNonce } from './dpop.ts';
 import { redactHeaders, scrubUrl } from './redact.ts';
 import {
   checkTargetUrl,
@@ -398,6 +396,12 @@ interface PreparedRequest {
 
 type AttemptResult = { ok: true; response: HttpResponse<unknown> } | { ok: false; outcome: HttpOutcome };
 
+/** The response headers of an attempt the server answered, whatever the status. */
+function headersOf(result: AttemptResult): Record<string, string> | undefined {
+  if (result.ok) return result.response.headers;
+  return result.outcome.kind === 'response' ? result.outcome.headers : undefined;
+}
+
 interface ClientDeps {
   agents: TransportAgents;
   proxy: ProxyRoute | undefined;
@@ -421,17 +425,28 @@ class NodeHttpClient implements HttpClient {
   readonly #d: ClientDeps;
   readonly #described = new Map<string, { safeUrl: string; host: string; secrets: number }>();
   readonly #tokens: TokenCache | undefined;
+  /** The auth's `dpop` setting: true always, false never, undefined when the token endpoint asks. */
+  readonly #dpopSetting: boolean | undefined;
+  /** The DPoP key and the nonces servers gave (RFC 9449), once this client uses DPoP. */
+  #dpop: DpopProver | undefined;
 
   constructor(deps: ClientDeps) {
     this.#d = deps;
     const auth = deps.options.auth;
     if (auth?.type === 'oauth2_client_credentials') {
-      this.#tokens = new TokenCache(async () => this.#fetchToken(buildTokenRequest(auth)), deps.now);
+      this.#tokens = new TokenCache(() => this.#fetchToken(() => buildTokenRequest(auth)), deps.now);
     } else if (auth?.type === 'oauth2_private_key_jwt' || auth?.type === 'jwt_bearer') {
       // Read the key now: a malformed key fails create() with a ConfigError, not every request.
       const key = loadAssertionKey(auth);
-      this.#tokens = new TokenCache(() => this.#fetchAssertionToken(auth, key), deps.now);
+      // A fresh assertion for every token request: servers refuse a client assertion's jti twice.
+      this.#tokens = new TokenCache(
+        () => this.#fetchToken(() => buildAssertionTokenRequest(auth, key, this.#d.now())),
+        deps.now,
+      );
     }
+    // Grants of a user's authority (jwt_bearer, Google) never ask for DPoP.
+    this.#dpopSetting = auth?.type === 'jwt_bearer' ? false : auth && 'dpop' in auth ? auth.dpop : undefined;
+    if (this.#dpopSetting === true) this.#dpop = new DpopProver();
   }
 
   get<T = unknown>(url: string, req: Omit<HttpRequest, 'url' | 'method'> = {}): Promise<HttpResponse<T>> {
@@ -449,25 +464,38 @@ class NodeHttpClient implements HttpClient {
   async request<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>> {
     const prepared = this.#prepare(req);
     const usesToken = this.#tokens !== undefined && !prepared.headers.has('authorization');
-    for (let attempt = 0; ; attempt += 1) {
+    let refreshed = false;
+    let nonceRetried = false;
+    for (;;) {
       const token = usesToken ? await this.#tokens!.get() : undefined;
       const result = await this.#attempt(prepared, token);
-      if (result.ok) {
-        const refused = result.response.status === 401 && token !== undefined;
-        if (refused && attempt === 0 && prepared.body.replayable) {
-          this.#tokens!.invalidate(token);
+      const status = result.ok
+        ? result.response.status
+        : result.outcome.kind === 'response'
+          ? result.outcome.status
+          : 0;
+      if (token !== undefined && status === 401 && prepared.body.replayable) {
+        const headers = headersOf(result);
+        // RFC 9449 §9: the resource server wants a proof with its nonce: once more, same token.
+        if (
+          token.dpop &&
+          !nonceRetried &&
+          asksForNonce(headers) &&
+          this.#dpop!.rememberNonce(prepared.url, headers)
+        ) {
+          nonceRetried = true;
           continue;
         }
-        return result.response as HttpResponse<T>;
+        // One forced refresh: the token may have been revoked or rotated before its expiry.
+        if (!refreshed) {
+          refreshed = true;
+          this.#tokens!.invalidate(token.value);
+          continue;
+        }
       }
-      const error = this.#classify(prepared, result.outcome, classifyHttpOutcome);
-      const status = result.outcome.kind === 'response' ? result.outcome.status : undefined;
-      // One forced refresh: the token may have been revoked or rotated before its expiry.
-      if (token !== undefined && status === 401 && attempt === 0 && prepared.body.replayable) {
-        this.#tokens!.invalidate(token);
-        continue;
-      }
-      throw this.#raise(error);
+      if (token?.dpop && result.ok) this.#dpop!.rememberNonce(prepared.url, result.response.headers);
+      if (result.ok) return result.response as HttpResponse<T>;
+      throw this.#raise(this.#classify(prepared, result.outcome, classifyHttpOutcome));
     }
   }
 
@@ -518,29 +546,62 @@ class NodeHttpClient implements HttpClient {
     }
   }
 
-  async #fetchAssertionToken(auth: AssertionAuth, key: AssertionKey) {
-    return this.#fetchToken(await buildAssertionTokenRequest(auth, key, this.#d.now()));
-  }
-
-  async #fetchToken(tokenReq: TokenRequest) {
-    const prepared: PreparedRequest = {
-      method: 'POST',
-      url: tokenReq.url,
-      headers: mergeHeaders(
-        { 'user-agent': this.#d.options.userAgent },
-        this.#d.options.headers,
-        tokenReq.headers,
-      ),
-      body: { data: tokenReq.body, replayable: true },
-      timeoutMs: this.#d.options.timeoutMs,
-      responseType: 'text',
-      signal: undefined,
-      tokenRequest: true,
-      acceptStatuses: new Set(),
-    };
-    const result = await this.#attempt(prepared, undefined);
-    if (!result.ok) throw this.#raise(this.#classify(prepared, result.outcome, classifyTokenOutcome));
-    return parseTokenResponse(result.response.data as string, this.#d.now());
+  /**
+   * Fetches a token. With DPoP (RFC 9449 §5) each request carries a fresh proof; a server that
+   * wants a nonce in it answers `use_dpop_nonce` with one, and gets one more request (§8). A
+   * server that requires DPoP of a client not using it yet answers `invalid_dpop_proof`: unless
+   * the auth says `dpop: false`, the client makes its key then and uses DPoP from then on.
+   */
+  async #fetchToken(build: () => TokenRequest | Promise<TokenRequest>): Promise<AccessToken> {
+    let nonceRetried = false;
+    let switched = false;
+    for (;;) {
+      const tokenReq = await build();
+      const prover = this.#dpop;
+      const prepared: PreparedRequest = {
+        method: 'POST',
+        url: tokenReq.url,
+        headers: mergeHeaders(
+          { 'user-agent': this.#d.options.userAgent },
+          this.#d.options.headers,
+          tokenReq.headers,
+          prover ? { [DPOP_HEADER]: prover.proof('POST', tokenReq.url) } : undefined,
+        ),
+        body: { data: tokenReq.body, replayable: true },
+        timeoutMs: this.#d.options.timeoutMs,
+        responseType: 'text',
+        signal: undefined,
+        tokenRequest: true,
+        acceptStatuses: new Set(),
+      };
+      const result = await this.#attempt(prepared, undefined);
+      if (result.ok) {
+        prover?.rememberNonce(tokenReq.url, result.response.headers);
+        return parseTokenResponse(result.response.data as string, this.#d.now(), prover !== undefined);
+      }
+      const outcome = result.outcome;
+      const code =
+        outcome.kind === 'response' && outcome.status === 400 ? oauthErrorCode(outcome.body) : undefined;
+      if (
+        prover &&
+        code === 'use_dpop_nonce' &&
+        !nonceRetried &&
+        prover.rememberNonce(tokenReq.url, headersOf(result))
+      ) {
+        nonceRetried = true;
+        continue;
+      }
+      if (!prover && code === 'invalid_dpop_proof' && this.#dpopSetting === undefined && !switched) {
+        switched = true;
+        this.#dpop = new DpopProver();
+        this.#d.log.info(
+          { tokenUrl: scrubUrl(tokenReq.url) },
+          'the OAuth token endpoint requires DPoP; this client proves possession of its own key from now on',
+        );
+        continue;
+      }
+      throw this.#raise(this.#classify(prepared, outcome, classifyTokenOutcome));
+    }
   }
 
   #classify(
@@ -575,7 +636,7 @@ class NodeHttpClient implements HttpClient {
   }
 
   /** One exchange. Never throws for network outcomes: they come back as an HttpOutcome. */
-  async #attempt(prepared: PreparedRequest, token: string | undefined): Promise<AttemptResult> {
+  async #attempt(prepared: PreparedRequest, token: AccessToken | undefined): Promise<AttemptResult> {
     const d = this.#d;
     const started = performance.now();
     const limits = { timeoutMs: prepared.timeoutMs, maxBytes: d.options.maxResponseBytes };
@@ -597,7 +658,11 @@ class NodeHttpClient implements HttpClient {
 
     const headers: Record<string, string> = {};
     for (const [name, value] of prepared.headers.values()) headers[name] = value;
-    if (token !== undefined) headers['Authorization'] = `Bearer ${token}`;
+    if (token?.dpop) {
+      // RFC 9449 §7.1: the DPoP scheme, and a proof naming this request and the token (ath).
+      headers['Authorization'] = `DPoP ${token.value}`;
+      headers['DPoP'] = this.#dpop!.proof(prepared.method, prepared.url, { accessToken: token.value });
+    } else if (token !== undefined) headers['Authorization'] = `Bearer ${token.value}`;
     if (levelEnabled(d.log, 'trace')) {
       d.log.trace(
         {
@@ -894,6 +959,8 @@ export function createHttpClientFactory(deps: HttpClientFactoryDeps): CoreHttpCl
         'proxy-authorization',
         'cookie',
         'x-api-key',
+        // A DPoP proof names one request; it is not sent on to another origin, nor logged.
+        DPOP_HEADER,
       ]);
       if (resolved.auth?.type === 'header') sensitiveHeaders.add(resolved.auth.name.toLowerCase());
 

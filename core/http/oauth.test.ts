@@ -56,6 +56,13 @@ describe('parseTokenResponse', () => {
     expect(registeredSecretValues().has('tok-123456')).toBe(true);
   });
 
+  it('marks a DPoP-bound token (RFC 9449 §5) when the request carried a proof; a bearer stays a bearer', () => {
+    expect(parseTokenResponse('{"access_token":"tok-bound-1","token_type":"DPoP"}', 0, true).dpop).toBe(true);
+    expect(
+      parseTokenResponse('{"access_token":"tok-plain-1","token_type":"Bearer"}', 0, true),
+    ).not.toHaveProperty('dpop');
+  });
+
   it('assumes a default lifetime when expires_in is missing', () => {
     const token = parseTokenResponse('{"access_token":"tok-abcdef"}', 0);
     expect(token.expiresAtMs).toBe(DEFAULT_TOKEN_LIFETIME_MS);
@@ -68,7 +75,9 @@ describe('parseTokenResponse', () => {
       '{"token_type":"bearer","refresh_token":"zzz"}',
       /no access_token \(fields: token_type, refresh_token\)/,
     ],
-    ['{"access_token":"tok-mac-123","token_type":"mac"}', /only bearer tokens/],
+    ['{"access_token":"tok-mac-123","token_type":"mac"}', /only bearer and DPoP tokens/],
+    // RFC 9449 §5: a DPoP-bound token is of no use to a client that sent no proof.
+    ['{"access_token":"tok-dpop-123","token_type":"DPoP"}', /carried no DPoP proof/],
   ])('refuses %j without quoting the body', (body, message) => {
     expect(() => parseTokenResponse(body, 0)).toThrow(message);
     try {
@@ -127,8 +136,8 @@ describe('TokenCache', () => {
     const { fetch, clock } = source();
     const cache = new TokenCache(fetch, clock.now);
     const tokens = await Promise.all([cache.get(), cache.get(), cache.get(), cache.get()]);
-    expect(tokens).toEqual(['t1', 't1', 't1', 't1']);
-    expect(await cache.get()).toBe('t1');
+    expect(tokens.map((t) => t.value)).toEqual(['t1', 't1', 't1', 't1']);
+    expect((await cache.get()).value).toBe('t1');
     expect(fetch).toHaveBeenCalledTimes(1);
   });
 
@@ -137,9 +146,9 @@ describe('TokenCache', () => {
     const cache = new TokenCache(fetch, clock.now);
     await cache.get();
     clock.set(8_999);
-    expect(await cache.get()).toBe('t1');
+    expect((await cache.get()).value).toBe('t1');
     clock.set(9_000);
-    expect(await cache.get()).toBe('t2');
+    expect((await cache.get()).value).toBe('t2');
     expect(fetch).toHaveBeenCalledTimes(2);
   });
 
@@ -148,9 +157,9 @@ describe('TokenCache', () => {
     const cache = new TokenCache(fetch, clock.now);
     await cache.get();
     cache.invalidate('t0');
-    expect(await cache.get()).toBe('t1');
+    expect((await cache.get()).value).toBe('t1');
     cache.invalidate('t1');
-    expect(await cache.get()).toBe('t2');
+    expect((await cache.get()).value).toBe('t2');
   });
 
   it('does not cache a failure', async () => {
@@ -161,6 +170,6 @@ describe('TokenCache', () => {
       return { value: 'ok', expiresAtMs: Infinity, refreshAtMs: Infinity };
     });
     await expect(cache.get()).rejects.toThrow('idp down');
-    expect(await cache.get()).toBe('ok');
+    expect((await cache.get()).value).toBe('ok');
   });
 });

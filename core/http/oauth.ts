@@ -16,6 +16,11 @@ export interface AccessToken {
   expiresAtMs: number;
   /** Epoch milliseconds from which a new token is fetched. */
   refreshAtMs: number;
+  /**
+   * Bound to the client's DPoP key (`token_type: DPoP`, RFC 9449 §5): presented as
+   * `Authorization: DPoP <token>` with a proof. Absent for a bearer token.
+   */
+  dpop?: true;
 }
 
 /** Lifetime assumed when the token response has no `expires_in`. */
@@ -65,9 +70,10 @@ function tokenError(message: string): PermanentError {
 
 /**
  * Reads a token endpoint's JSON answer. The body is never quoted in errors: it holds the token.
- * The token value is registered so the logger scrubs it wherever it might appear.
+ * The token value is registered so the logger scrubs it wherever it might appear. `proofSent`
+ * says the request carried a DPoP proof, without which a DPoP-bound token cannot be used.
  */
-export function parseTokenResponse(body: string, nowMs: number): AccessToken {
+export function parseTokenResponse(body: string, nowMs: number, proofSent = false): AccessToken {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -84,9 +90,16 @@ export function parseTokenResponse(body: string, nowMs: number): AccessToken {
       `the token endpoint's answer has no access_token (fields: ${Object.keys(fields).join(', ') || 'none'})`,
     );
   }
-  const type = fields['token_type'];
-  if (typeof type === 'string' && type.toLowerCase() !== 'bearer') {
-    throw tokenError(`the token endpoint issued a "${type}" token; only bearer tokens are supported`);
+  const type = typeof fields['token_type'] === 'string' ? fields['token_type'].toLowerCase() : 'bearer';
+  // RFC 9449 §5: a server that does not do DPoP ignores the proof and issues a bearer token.
+  const dpop = type === 'dpop';
+  if (dpop && !proofSent) {
+    throw tokenError('the token endpoint issued a DPoP-bound token to a request that carried no DPoP proof');
+  }
+  if (!dpop && type !== 'bearer') {
+    throw tokenError(
+      `the token endpoint issued a "${String(fields['token_type'])}" token; only bearer and DPoP tokens are supported`,
+    );
   }
   registerSecretValue(token);
   const expiresIn = Number(fields['expires_in']);
@@ -96,6 +109,7 @@ export function parseTokenResponse(body: string, nowMs: number): AccessToken {
     value: token,
     expiresAtMs: nowMs + lifetimeMs,
     refreshAtMs: nowMs + lifetimeMs - refreshMarginMs(lifetimeMs),
+    ...(dpop ? { dpop: true as const } : {}),
   };
 }
 
@@ -105,9 +119,11 @@ const CREDENTIAL_ERRORS = new Set([
   'unauthorized_client',
   'invalid_grant',
   'invalid_scope',
+  // RFC 9449 §5: the DPoP proof is missing or refused, which the configuration decides.
+  'invalid_dpop_proof',
 ]);
 
-function oauthErrorCode(body: string | undefined): string | undefined {
+export function oauthErrorCode(body: string | undefined): string | undefined {
   if (!body) return undefined;
   try {
     const json = JSON.parse(body) as unknown;
@@ -128,7 +144,11 @@ export function classifyTokenOutcome(outcome: HttpOutcome, ctx: OutcomeContext):
   if (!(error instanceof PermanentError) || error.authFailure || outcome.kind !== 'response') return error;
   const code = oauthErrorCode(outcome.body);
   if (outcome.status !== 400 || code === undefined || !CREDENTIAL_ERRORS.has(code)) return error;
-  return new PermanentError(`${error.message}; the token endpoint refused the client credentials (${code})`, {
+  const why =
+    code === 'invalid_dpop_proof'
+      ? 'the token endpoint requires a valid DPoP proof (invalid_dpop_proof); leave auth dpop unset or set it to true'
+      : `the token endpoint refused the client credentials (${code})`;
+  return new PermanentError(`${error.message}; ${why}`, {
     code: 'SSF_ERR_HTTP_AUTH',
     authFailure: true,
     ...(error.detail ? { detail: { ...error.detail, oauthError: code } } : {}),
@@ -150,10 +170,10 @@ export class TokenCache {
     this.#now = now;
   }
 
-  async get(): Promise<string> {
+  async get(): Promise<AccessToken> {
     const token = this.#token;
-    if (token && this.#now() < token.refreshAtMs) return token.value;
-    return (await this.#refresh()).value;
+    if (token && this.#now() < token.refreshAtMs) return token;
+    return this.#refresh();
   }
 
   /** Drops `value` if it is still the cached token (a resource server refused it). */

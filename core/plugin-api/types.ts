@@ -83,6 +83,12 @@ export type HttpAuth =
       /** `body` sends the client credentials as form fields; `basic` (default) as Basic auth. */
       clientAuth?: 'basic' | 'body';
       extraParams?: Record<string, string>;
+      /**
+       * DPoP (RFC 9449): `true` binds every token to a key of the client's and proves it on each
+       * request; `false` never does; unset, the client turns DPoP on when the token endpoint asks
+       * for it (`invalid_dpop_proof`, as Okta answers for apps that require DPoP).
+       */
+      dpop?: boolean;
     }
   | {
       /**
@@ -98,6 +104,12 @@ export type HttpAuth =
       keyId?: string;
       scope?: string;
       extraParams?: Record<string, string>;
+      /**
+       * DPoP (RFC 9449): `true` binds every token to a key of the client's and proves it on each
+       * request; `false` never does; unset, the client turns DPoP on when the token endpoint asks
+       * for it (`invalid_dpop_proof`, as Okta answers for apps that require DPoP).
+       */
+      dpop?: boolean;
     }
   | {
       /**

@@ -2,13 +2,22 @@
  * A fake Okta org on loopback, built from Okta's management API documentation (vendor-formats
  * §3.1–3.2): Security Events Providers, the SSF receiver at /security/api/v1/security-events,
  * Global Token Revocation, the Users API, and the org authorization server's client-credentials
- * grant with private_key_jwt. The receiver checks a SET the way Okta does — the provider is
+ * grant with private_key_jwt, and DPoP for apps that require it (Okta's default for API Services
+ * apps): the token endpoint's `invalid_dpop_proof` and `use_dpop_nonce` answers, DPoP-bound tokens,
+ * and proofs checked on every API call against the path as Okta decodes it. The receiver checks a SET the way Okta does — the provider is
  * found by `iss`, the key by `kid` in the JWKS fetched from the provider's jwks_url, `typ` must
  * be secevent+jwt — and then enforces Okta's six event types and their required fields,
  * answering 400 `{err, description}` with Okta's camelCase field paths.
  */
-import { randomUUID } from 'node:crypto';
-import { compactVerify, importJWK, jwtVerify, type JWK } from 'jose';
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  calculateJwkThumbprint,
+  compactVerify,
+  decodeProtectedHeader,
+  importJWK,
+  jwtVerify,
+  type JWK,
+} from 'jose';
 import { FakeApi, type FakeRequest, type FakeResponse } from './fake-api.ts';
 import { BRIDGE_ISSUER, bridgeJwks } from './outbound.ts';
 
@@ -60,6 +69,28 @@ export interface OAuthClient {
   clientId: string;
   publicJwk: JWK;
   scopes: string[];
+  /** "Require Demonstrating Proof of Possession (DPoP) header in token requests". */
+  requireDpop?: boolean;
+}
+
+/** An access token the org issued: its scopes, and the DPoP key thumbprint it is bound to. */
+interface IssuedToken {
+  scopes: string[];
+  jkt?: string;
+}
+
+/** A DPoP proof's key thumbprint and claims, or what Okta says is wrong with it. */
+async function readProof(
+  proof: string | undefined,
+): Promise<{ jkt: string; claims: Record<string, unknown> } | { problem: string }> {
+  if (proof === undefined) return { problem: 'The DPoP proof JWT header is missing.' };
+  try {
+    const jwk = decodeProtectedHeader(proof).jwk as JWK;
+    const { payload } = await jwtVerify(proof, await importJWK(jwk, 'ES256'), { typ: 'dpop+jwt' });
+    return { jkt: await calculateJwkThumbprint(jwk), claims: payload };
+  } catch {
+    return { problem: 'The DPoP proof JWT is invalid.' };
+  }
 }
 
 const camel = (snake: string) => snake.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -165,8 +196,10 @@ export class FakeOkta {
   /** The SSWS API token the org accepts. */
   apiToken = 'okta-api-token-00aBcD';
   readonly clients: OAuthClient[] = [];
-  readonly #tokens = new Map<string, string[]>();
+  readonly #tokens = new Map<string, IssuedToken>();
   #issued = 0;
+  /** The nonce the token endpoint wants in DPoP proofs; Okta rotates it. */
+  dpopNonce = `okta-nonce-${randomUUID().slice(0, 8)}`;
 
   constructor() {
     this.api = new FakeApi((req) => this.#route(req));
@@ -222,17 +255,44 @@ export class FakeOkta {
     };
   }
 
-  /** The scopes of the request's credentials; undefined when it has none Okta accepts. */
-  #granted(req: FakeRequest): string[] | undefined {
+  /**
+   * The scopes of the request's credentials; undefined when it has none Okta accepts, or a
+   * refusal of a DPoP proof that does not fit the request.
+   */
+  async #granted(req: FakeRequest): Promise<string[] | FakeResponse | undefined> {
     const authorization = req.headers['authorization'] ?? '';
     if (authorization === `SSWS ${this.apiToken}`) return ['*'];
-    if (authorization.startsWith('Bearer ')) return this.#tokens.get(authorization.slice(7));
-    return undefined;
+    const [scheme, value = ''] = authorization.split(' ');
+    const token = this.#tokens.get(value);
+    if (!token) return undefined;
+    // A DPoP-bound token is refused as a bearer; a bearer token is not presented as DPoP.
+    if ((scheme === 'DPoP') !== (token.jkt !== undefined) || (scheme !== 'DPoP' && scheme !== 'Bearer')) {
+      return undefined;
+    }
+    if (token.jkt === undefined) return token.scopes;
+    const proof = await readProof(req.headers['dpop']);
+    const refuse = (description: string): FakeResponse => ({
+      status: 400,
+      headers: { 'www-authenticate': `DPoP error="invalid_dpop_proof", error_description="${description}"` },
+      body: { error: 'invalid_dpop_proof', error_description: description },
+    });
+    if ('problem' in proof) return refuse(proof.problem);
+    // Okta compares htu with the request's path decoded (an encoded "@" in htu does not match).
+    const htu = `${this.orgUrl}${decodeURIComponent(req.path)}`;
+    if (proof.claims.htu !== htu) return refuse("'htu' claim in the DPoP proof JWT is invalid.");
+    if (proof.claims.htm !== req.method) return refuse("'htm' claim in the DPoP proof JWT is invalid.");
+    if (proof.claims.ath !== createHash('sha256').update(value).digest('base64url')) {
+      return refuse("'ath' claim in the DPoP proof JWT is invalid.");
+    }
+    if (proof.jkt !== token.jkt)
+      return refuse('The DPoP proof JWT key does not match the access token binding.');
+    return token.scopes;
   }
 
-  #authorize(req: FakeRequest, scope: string): FakeResponse | undefined {
-    const granted = this.#granted(req);
+  async #authorize(req: FakeRequest, scope: string): Promise<FakeResponse | undefined> {
+    const granted = await this.#granted(req);
     if (!granted) return oktaError(401, 'E0000011', 'Invalid token provided');
+    if (!Array.isArray(granted)) return granted;
     if (!granted.includes('*') && !granted.includes(scope)) {
       return {
         ...oktaError(403, 'E0000006', 'You do not have permission to perform the requested action'),
@@ -254,7 +314,7 @@ export class FakeOkta {
 
   async #providersApi(req: FakeRequest): Promise<FakeResponse> {
     const read = req.method === 'GET';
-    const denied = this.#authorize(
+    const denied = await this.#authorize(
       req,
       read ? 'okta.securityEventsProviders.read' : 'okta.securityEventsProviders.manage',
     );
@@ -405,17 +465,37 @@ export class FakeOkta {
     const refused = asked.filter((s) => !client.scopes.includes(s));
     if (refused.length > 0)
       return oauthError(400, 'invalid_scope', `The following scopes are not allowed: ${refused.join(', ')}`);
+    let jkt: string | undefined;
+    if (client.requireDpop) {
+      const proof = await readProof(req.headers['dpop']);
+      if ('problem' in proof) return oauthError(400, 'invalid_dpop_proof', proof.problem);
+      if (proof.claims.htm !== 'POST' || proof.claims.htu !== `${this.orgUrl}/oauth2/v1/token`) {
+        return oauthError(400, 'invalid_dpop_proof', "'htu' claim in the DPoP proof JWT is invalid.");
+      }
+      if (proof.claims.nonce !== this.dpopNonce) {
+        return {
+          ...oauthError(400, 'use_dpop_nonce', 'Authorization server requires nonce in DPoP proof.'),
+          headers: { 'dpop-nonce': this.dpopNonce },
+        };
+      }
+      jkt = proof.jkt;
+    }
     this.#issued += 1;
     const token = `okta-at-${this.#issued}-${randomUUID().slice(0, 8)}`;
-    this.#tokens.set(token, asked);
+    this.#tokens.set(token, { scopes: asked, ...(jkt ? { jkt } : {}) });
     return {
       status: 200,
-      body: { token_type: 'Bearer', expires_in: 3600, access_token: token, scope: asked.join(' ') },
+      body: {
+        token_type: jkt ? 'DPoP' : 'Bearer',
+        expires_in: 3600,
+        access_token: token,
+        scope: asked.join(' '),
+      },
     };
   }
 
-  #revoke(req: FakeRequest): FakeResponse {
-    const denied = this.#authorize(req, 'okta.universalLogout.manage');
+  async #revoke(req: FakeRequest): Promise<FakeResponse> {
+    const denied = await this.#authorize(req, 'okta.universalLogout.manage');
     if (denied) return denied;
     const subId = isObject(req.json) ? req.json.sub_id : undefined;
     if (!isObject(subId))
@@ -434,8 +514,8 @@ export class FakeOkta {
     return { status: 204 };
   }
 
-  #usersApi(req: FakeRequest): FakeResponse {
-    const denied = this.#authorize(req, 'okta.users.read');
+  async #usersApi(req: FakeRequest): Promise<FakeResponse> {
+    const denied = await this.#authorize(req, 'okta.users.read');
     if (denied) return denied;
     const key = decodeURIComponent(req.path.slice('/api/v1/users'.length).replace(/^\//, ''));
     if (!key) {

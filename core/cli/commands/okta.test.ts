@@ -99,7 +99,7 @@ describe('ssf-bridge okta register-provider', () => {
     expect(okta.accepted.at(-1)?.provider).toBe(printed.id);
   });
 
-  it('authenticates with an API Services app (private_key_jwt) instead of a token', async () => {
+  it('authenticates with an API Services app (private_key_jwt, DPoP as Okta requires by default) instead of a token', async () => {
     const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const keyFile = join(dir, 'okta-app.pem');
     await writeFile(keyFile, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, {
@@ -109,6 +109,7 @@ describe('ssf-bridge okta register-provider', () => {
       clientId: '0oa1cliapp',
       publicJwk: keys.publicKey.export({ format: 'jwk' }),
       scopes: ['okta.securityEventsProviders.manage', 'okta.securityEventsProviders.read'],
+      requireDpop: true,
     });
     const oauth = [
       '--org',
@@ -134,6 +135,8 @@ describe('ssf-bridge okta register-provider', () => {
       grant_type: 'client_credentials',
       scope: 'okta.securityEventsProviders.manage',
     });
+    const created = okta.api.requests.find((r) => r.path === '/api/v1/security-events-providers');
+    expect(created?.headers['authorization']).toMatch(/^DPoP okta-at-/);
     const list = await run('okta', 'providers', 'list', ...oauth);
     expect(list.code).toBe(0);
     expect(list.out).toMatch(
