@@ -114,7 +114,7 @@ export class Bridge {
     const logger: Logger = this.logger;
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     try {
-      this.#store = await openStore(root.storage, { dataDir: this.dataDir, logger });
+      this.#store = await openStore(root.storage, { dataDir: this.dataDir, logger, exclusive: true });
       this.#keys = await KeyStore.open({ dataDir: this.dataDir, config: root.keys, clock: this.clock });
 
       const server = createServer({

@@ -17,6 +17,11 @@ export interface OpenStoreOptions {
   /** Directory for the embedded database when the config names no path. */
   dataDir: string;
   logger?: Logger;
+  /**
+   * The running bridge: with SQLite, take the file's writer lock, so that a second bridge on the
+   * same file refuses to start (SSF_ERR_STORAGE_IN_USE). One-shot commands leave it off.
+   */
+  exclusive?: boolean;
 }
 
 /** Opens the configured store and brings its schema up to date. */
@@ -37,6 +42,7 @@ export async function openStore(config: StorageConfig, options: OpenStoreOptions
     busyTimeoutMs: config.busy_timeout,
     cacheMb: config.cache_mb,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.exclusive ? { exclusive: true } : {}),
   };
   return config.thread ? ThreadedSqliteStore.open(sqlite) : SqliteStore.open(sqlite);
 }

@@ -103,6 +103,22 @@ describe('ssf-bridge run (quickstart, real child process)', () => {
     expect(other.stderr.join('')).toMatch(/startup failed: .*EADDRINUSE/);
   });
 
+  it('a second bridge on the same data directory (another port) refuses to start; the first keeps serving', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'ssf-two-'));
+    const first = start(cwd);
+    const url = await first.url();
+    const second = start(cwd);
+    const exit = await second.exited;
+    expect(exit.code).toBe(1);
+    expect(second.stderr.join('')).toMatch(
+      /startup failed: the database \S+ssf-bridge\.db is in use by another running bridge/,
+    );
+    // It stopped before serving anything, and the first bridge still accepts and delivers.
+    expect(second.stdout.some((l) => l.includes('ssf-bridge listening'))).toBe(false);
+    expect((await ingest(url, EVENT('still.one@example.com'))).status).toBe(202);
+    await first.waitForLine((l) => l.includes('delivered_set') && l.includes('still.one@example.com'));
+  });
+
   it('validate prints every problem of a file with three mistakes and exits 2', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'ssf-validate-'));
     writeFileSync(

@@ -3,6 +3,7 @@ import fs, { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../plugin-api/errors.ts';
+import { WriterLock } from './writer-lock.ts';
 import {
   DEAD_LETTER_COLUMNS,
   EVENT_COLUMNS_PREFIXED,
@@ -57,6 +58,11 @@ export interface SqliteStoreOptions {
   cacheMb?: number;
   /** Told when checkpoints fall back to the store's own connection. */
   logger?: Logger;
+  /**
+   * Hold the file's writer lock while open (see WriterLock): for the running bridge, which must
+   * be the only process accepting into the file. One-shot commands leave it off.
+   */
+  exclusive?: boolean;
 }
 
 type Statement = Database.Statement<unknown[], unknown>;
@@ -108,6 +114,7 @@ export class SqliteStore implements Store {
   readonly driver = 'sqlite' as const;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Statement>();
+  #writerLock: WriterLock | undefined;
   /** The write-ahead log that durable group commits sync; undefined unless `synchronous: full`. */
   readonly #walPath: string | undefined;
   #walFd: number | undefined;
@@ -151,9 +158,17 @@ export class SqliteStore implements Store {
   }
 
   static open(options: SqliteStoreOptions): SqliteStore {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    const db = new Database(options.path);
     const onDisk = options.path !== ':memory:';
+    if (onDisk) mkdirSync(dirname(options.path), { recursive: true });
+    // Before anything else: a second bridge must not even run the migrations.
+    const writerLock = options.exclusive && onDisk ? WriterLock.acquire(options.path) : undefined;
+    let db: Database.Database;
+    try {
+      db = new Database(options.path);
+    } catch (err) {
+      writerLock?.release();
+      throw err;
+    }
     const busyTimeoutMs = Math.max(0, Math.round(options.busyTimeoutMs ?? 5000));
     try {
       db.pragma('journal_mode = WAL');
@@ -168,10 +183,12 @@ export class SqliteStore implements Store {
       applyMigrations(db, sqliteMigrations);
     } catch (err) {
       db.close();
+      writerLock?.release();
       throw err;
     }
     const syncFull = options.synchronous !== 'normal' && onDisk;
     const store = new SqliteStore(db, syncFull ? `${options.path}-wal` : undefined);
+    store.#writerLock = writerLock;
     store.#loadRecentClaims();
     if (onDisk) {
       store.#checkpointer = new WalCheckpointer({
@@ -1098,6 +1115,7 @@ export class SqliteStore implements Store {
       }
       this.#db.close();
     }
+    this.#writerLock?.release();
   }
 }
 

@@ -9,6 +9,8 @@
  * If the thread dies (it should not: SQL errors come back as rejected calls), the calls it was
  * serving are rejected and the next call starts a new thread on the same file.
  */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../plugin-api/types.ts';
 import type {
@@ -31,6 +33,7 @@ import {
   type HostMessage,
   type ThreadStoreOptions,
 } from './thread-protocol.ts';
+import { WriterLock } from './writer-lock.ts';
 
 const THREAD_URL = new URL('./store-thread.mjs', import.meta.url);
 /** How long close waits for the thread to commit what it holds before stopping it. */
@@ -65,8 +68,14 @@ export class ThreadedSqliteStore implements Store {
   /** Threads started so far (1 unless one died); for tests and diagnostics. */
   threadsStarted = 0;
 
+  /**
+   * Held here, not on the thread: a thread that dies must not take the lock with it while this
+   * process still owns the file, nor leave it held where its replacement could not take it.
+   */
+  #writerLock: WriterLock | undefined;
+
   private constructor(options: SqliteStoreOptions) {
-    const { logger, ...threadOptions } = options;
+    const { logger, exclusive: _exclusive, ...threadOptions } = options;
     this.#options = threadOptions;
     this.#logger = logger;
     for (const name of STORE_METHODS) {
@@ -91,7 +100,16 @@ export class ThreadedSqliteStore implements Store {
   /** Opens the store on a new thread; rejects with the store's own error if it cannot open. */
   static async open(options: SqliteStoreOptions): Promise<ThreadedSqliteStore> {
     const store = new ThreadedSqliteStore(options);
-    await store.#ensureThread();
+    if (options.exclusive && options.path !== ':memory:') {
+      mkdirSync(dirname(options.path), { recursive: true });
+      store.#writerLock = WriterLock.acquire(options.path);
+    }
+    try {
+      await store.#ensureThread();
+    } catch (err) {
+      store.#writerLock?.release();
+      throw err;
+    }
     return store;
   }
 
@@ -182,11 +200,15 @@ export class ThreadedSqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#starting?.catch(() => undefined);
-    const thread = this.#thread;
-    if (thread === undefined) return;
-    await stopWorker(thread, 'close', CLOSE_DEADLINE_MS);
-    this.#failPending('the store closed before answering');
+    try {
+      await this.#starting?.catch(() => undefined);
+      const thread = this.#thread;
+      if (thread === undefined) return;
+      await stopWorker(thread, 'close', CLOSE_DEADLINE_MS);
+      this.#failPending('the store closed before answering');
+    } finally {
+      this.#writerLock?.release();
+    }
   }
 
   /** Ends the thread abruptly, as a crash would (for tests). */
