@@ -61,6 +61,7 @@ describe('DpopProver (RFC 9449 §4)', () => {
     // The same nonce again is not news; one that is not printable ASCII is not a nonce.
     expect(prover.rememberNonce('https://a.example.com/other', { 'dpop-nonce': 'n-1' })).toBe(false);
     expect(prover.rememberNonce('https://a.example.com/token', { 'dpop-nonce': 'bad nonce' })).toBe(false);
+    expect(prover.rememberNonce('https://a.example.com/token', { 'dpop-nonce': 'bad"nonce' })).toBe(false);
     expect(prover.rememberNonce('https://a.example.com/token', {})).toBe(false);
     const toA = await verifyProof(prover.proof('POST', 'https://a.example.com/api'));
     const toB = await verifyProof(prover.proof('POST', 'https://b.example.com/api'));
@@ -74,6 +75,9 @@ describe('DpopProver (RFC 9449 §4)', () => {
         'www-authenticate':
           'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
       }),
+    ).toBe(true);
+    expect(
+      asksForNonce({ 'www-authenticate': 'Bearer realm="okta", DPoP algs="ES256", error="use_dpop_nonce"' }),
     ).toBe(true);
     expect(asksForNonce({ 'www-authenticate': 'DPoP algs="ES256", error="invalid_token"' })).toBe(false);
     expect(asksForNonce({ 'www-authenticate': 'Bearer error="invalid_token"' })).toBe(false);
@@ -228,7 +232,7 @@ describe('DPoP through the HTTP client', () => {
     const error = await okta.get(`${server.url}/api/v1/users/me`).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(PermanentError);
     expect((error as PermanentError).authFailure).toBe(true);
-    expect((error as Error).message).toMatch(/requires a valid DPoP proof \(invalid_dpop_proof\)/);
+    expect((error as Error).message).toMatch(/wants a DPoP proof it accepts \(invalid_dpop_proof\)/);
     expect(authFailures).toHaveLength(1);
     expect(tokenRequests(server.seen)).toHaveLength(1);
   });

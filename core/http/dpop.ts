@@ -71,8 +71,8 @@ export class DpopProver {
    */
   rememberNonce(url: string, headers: Record<string, string> | undefined): boolean {
     const nonce = headers?.[DPOP_NONCE_HEADER];
-    // §8.1: the nonce is an opaque string of printable ASCII; anything else is not one.
-    if (nonce === undefined || !/^[\x21-\x7e]{1,512}$/.test(nonce)) return false;
+    // §8.1: `nonce = 1*NQCHAR`, printable ASCII but for the double quote and backslash.
+    if (nonce === undefined || !/^[\x21\x23-\x5b\x5d-\x7e]{1,512}$/.test(nonce)) return false;
     const origin = new URL(url).origin;
     if (this.#nonces.get(origin) === nonce) return false;
     this.#nonces.set(origin, nonce);
@@ -86,5 +86,6 @@ export class DpopProver {
  */
 export function asksForNonce(headers: Record<string, string> | undefined): boolean {
   const challenge = headers?.['www-authenticate'];
-  return challenge !== undefined && /^\s*dpop\b[^]*\berror\s*=\s*"?use_dpop_nonce"?/i.test(challenge);
+  // Other challenges (Bearer) may come first: Node joins repeated headers with commas.
+  return challenge !== undefined && /\bdpop\b[^]*\berror\s*=\s*"?use_dpop_nonce\b/i.test(challenge);
 }

@@ -146,7 +146,7 @@ export function classifyTokenOutcome(outcome: HttpOutcome, ctx: OutcomeContext):
   if (outcome.status !== 400 || code === undefined || !CREDENTIAL_ERRORS.has(code)) return error;
   const why =
     code === 'invalid_dpop_proof'
-      ? 'the token endpoint requires a valid DPoP proof (invalid_dpop_proof); leave auth dpop unset or set it to true'
+      ? 'the token endpoint wants a DPoP proof it accepts (invalid_dpop_proof): is auth.dpop false, or the clock off?'
       : `the token endpoint refused the client credentials (${code})`;
   return new PermanentError(`${error.message}; ${why}`, {
     code: 'SSF_ERR_HTTP_AUTH',
