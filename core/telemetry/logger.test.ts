@@ -17,9 +17,15 @@ describe('logger secret hygiene', () => {
 
   it('redacts credential fields by name even when their values are not known secrets', () => {
     const { logger, records } = capturingLogger();
-    logger.info({ headers: { authorization: 'Bearer abc.def.ghi' }, password: 'hunter22' }, 'request');
+    logger.info(
+      {
+        headers: { authorization: 'Bearer abc.def.ghi', dpop: 'eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.sig' },
+        password: 'hunter22',
+      },
+      'request',
+    );
     const [record] = records();
-    expect(record?.headers).toEqual({ authorization: '[redacted]' });
+    expect(record?.headers).toEqual({ authorization: '[redacted]', dpop: '[redacted]' });
     expect(record?.password).toBe('[redacted]');
   });
 

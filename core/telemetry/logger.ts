@@ -34,6 +34,9 @@ const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-api-key"]',
+  // A DPoP proof (RFC 9449) is a credential for one request.
+  'headers.dpop',
+  'req.headers.dpop',
 ];
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Receiver authentication (RFC 6750 bearer tokens, CAEP interop profile §2.7): static tokens
  * from the configuration and OAuth 2.0 JWT access tokens checked against the authorization
- * server's JWKS. Tokens are accepted in the Authorization header only; a token in the query
+ * server's JWKS, presented as bearer tokens or, bound to a key of the receiver's, with DPoP
+ * (RFC 9449 §7). Tokens are accepted in the Authorization header only; a token in the query
  * string is refused (RFC 6750 §2.3 is not supported).
  */
 import { createHash } from 'node:crypto';
@@ -10,6 +11,7 @@ import type { Clock, Logger } from '../plugin-api/types.ts';
 import { RetryableError } from '../plugin-api/errors.ts';
 import { remoteJwks, type JwksFetcher, type SetKeySource } from '../ssf/set/jwks.ts';
 import { SCOPE_MANAGE, SCOPE_READ, type TransmitterConfig } from './config.ts';
+import { DpopProofError, DpopVerifier } from './dpop.ts';
 import { TransmitterHttpError } from './errors.ts';
 
 export type Scope = typeof SCOPE_READ | typeof SCOPE_MANAGE;
@@ -40,6 +42,11 @@ export function bearerChallenge(
   return `Bearer ${parts.join(', ')}`;
 }
 
+/** A `WWW-Authenticate: DPoP …` challenge (RFC 9449 §7.1), naming the proof algorithms accepted. */
+function dpopChallenge(algorithms: readonly string[], error: string, description: string): string {
+  return `DPoP algs="${algorithms.join(' ')}", error="${error}", error_description="${quoted(description)}"`;
+}
+
 function unauthorized(description: string, code: string, tokenPresented: boolean): TransmitterHttpError {
   const challenge = tokenPresented
     ? bearerChallenge({ error: 'invalid_token', description })
@@ -63,7 +70,7 @@ export function requireScope(principal: Principal, scope: Scope): void {
   });
 }
 
-const BEARER = /^Bearer +(\S+) *$/i;
+const CREDENTIALS = /^(Bearer|DPoP) +(\S+) *$/i;
 
 function digest(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -84,6 +91,17 @@ export interface AuthenticatorOptions {
   fetcher?: JwksFetcher;
 }
 
+/** What authentication reads of a request. */
+export interface AuthRequest {
+  authorization: string | undefined;
+  /** The `DPoP` header: the proof that goes with a DPoP-bound token. */
+  dpop: string | undefined;
+  query: Record<string, unknown>;
+  method: string;
+  /** The URLs the request is known by (public and as received), which a DPoP proof must name. */
+  urls: string[];
+}
+
 interface StaticReceiver {
   clientId: string;
   scopes: Set<string>;
@@ -95,6 +113,7 @@ export class ReceiverAuthenticator {
   readonly #audiences = new Map<string, string | string[]>();
   readonly #oauth: TransmitterConfig['oauth'];
   readonly #keys: SetKeySource | undefined;
+  readonly #dpop: DpopVerifier | undefined;
   readonly #logger: Logger;
 
   constructor(config: TransmitterConfig, options: AuthenticatorOptions) {
@@ -117,6 +136,11 @@ export class ReceiverAuthenticator {
         cacheMaxAgeMs: config.oauth.jwks_cache,
         ...(options.fetcher ? { fetcher: options.fetcher } : {}),
       });
+      this.#dpop = new DpopVerifier({
+        algorithms: config.oauth.algorithms,
+        clockToleranceMs: config.oauth.clock_tolerance,
+        now: () => options.clock.now().getTime(),
+      });
     }
   }
 
@@ -125,7 +149,8 @@ export class ReceiverAuthenticator {
    * 401 (with a Bearer challenge) for a missing or invalid token, 503 when the authorization
    * server's keys cannot be fetched.
    */
-  async authenticate(authorization: string | undefined, query: Record<string, unknown>): Promise<Principal> {
+  async authenticate(request: AuthRequest): Promise<Principal> {
+    const { authorization, query } = request;
     if (query.access_token !== undefined) {
       const description =
         'access tokens in the query string are refused; send "Authorization: Bearer <token>"';
@@ -142,21 +167,71 @@ export class ReceiverAuthenticator {
     if (authorization === undefined || authorization.trim() === '') {
       throw unauthorized('an access token is required', 'SSF_ERR_TRANSMITTER_AUTH_MISSING', false);
     }
-    const token = BEARER.exec(authorization)?.[1];
-    if (token === undefined) {
+    const [, scheme, token] = CREDENTIALS.exec(authorization) ?? [];
+    if (scheme === undefined || token === undefined) {
       throw unauthorized(
-        'the Authorization header must use the Bearer scheme',
+        this.#dpop
+          ? 'the Authorization header must use the Bearer or the DPoP scheme'
+          : 'the Authorization header must use the Bearer scheme',
         'SSF_ERR_TRANSMITTER_AUTH_INVALID',
         true,
       );
     }
+    if (scheme.toLowerCase() === 'dpop') return this.#authenticateDpop(token, request);
     const known = this.#byDigest.get(digest(token));
     if (known) return { ...known, method: 'static' };
-    if (this.#oauth && token.split('.').length === 3) return this.#verifyAccessToken(token);
+    if (this.#oauth && token.split('.').length === 3) {
+      const { principal, jkt } = await this.#verifyAccessToken(token);
+      // RFC 9449 §7.2: a token bound to a key is worth nothing without the key's proof.
+      if (jkt !== undefined) {
+        throw this.#dpopError(
+          'invalid_token',
+          'this access token is bound to a DPoP key: send it as "Authorization: DPoP <token>" with a DPoP proof',
+        );
+      }
+      if (this.#oauth.dpop === 'required') {
+        throw this.#dpopError('invalid_token', 'this bridge accepts only DPoP-bound access tokens');
+      }
+      return principal;
+    }
     throw unauthorized('the access token is not valid', 'SSF_ERR_TRANSMITTER_AUTH_INVALID', true);
   }
 
-  async #verifyAccessToken(token: string): Promise<Principal> {
+  /** RFC 9449 §7.1: the proof fits this request and token, and the token is bound to its key. */
+  async #authenticateDpop(token: string, request: AuthRequest): Promise<Principal> {
+    const verifier = this.#dpop;
+    if (verifier === undefined) {
+      throw unauthorized(
+        'DPoP-bound tokens are not accepted here: no authorization server is configured',
+        'SSF_ERR_TRANSMITTER_AUTH_INVALID',
+        true,
+      );
+    }
+    let proofKey: string;
+    try {
+      proofKey = await verifier.verify(request.dpop, {
+        method: request.method,
+        urls: request.urls,
+        accessToken: token,
+      });
+    } catch (err) {
+      if (!(err instanceof DpopProofError)) throw err;
+      throw this.#dpopError('invalid_dpop_proof', err.message);
+    }
+    const { principal, jkt } = await this.#verifyAccessToken(token);
+    if (jkt === undefined || jkt !== proofKey) {
+      throw this.#dpopError('invalid_token', 'the access token is not bound to the key of the DPoP proof');
+    }
+    return principal;
+  }
+
+  #dpopError(error: string, description: string): TransmitterHttpError {
+    return new TransmitterHttpError(401, error, description, 'SSF_ERR_TRANSMITTER_AUTH_DPOP', {
+      'www-authenticate': dpopChallenge(this.#dpop!.algorithms, error, description),
+    });
+  }
+
+  async #verifyAccessToken(token: string): Promise<{ principal: Principal; jkt: string | undefined }> {
     const oauth = this.#oauth!;
     const keys = this.#keys!;
     let payload: JWTPayload;
@@ -199,11 +274,15 @@ export class ReceiverAuthenticator {
     if (clientId === undefined) {
       throw unauthorized('the access token names no client', 'SSF_ERR_TRANSMITTER_AUTH_INVALID', true);
     }
+    const cnf = payload.cnf as { jkt?: unknown } | undefined;
     return {
-      clientId,
-      scopes: scopesOf(payload),
-      audience: this.#audiences.get(clientId) ?? clientId,
-      method: 'oauth',
+      principal: {
+        clientId,
+        scopes: scopesOf(payload),
+        audience: this.#audiences.get(clientId) ?? clientId,
+        method: 'oauth',
+      },
+      jkt: typeof cnf?.jkt === 'string' ? cnf.jkt : undefined,
     };
   }
 }

@@ -51,6 +51,10 @@ const oauthSchema = z.strictObject({
   algorithms: z.array(z.enum(VERIFICATION_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'PS256', 'EdDSA']),
   clock_tolerance: duration('Clock skew tolerated on exp, nbf and iat.').prefault('30s'),
   jwks_cache: duration('How long the fetched JWKS is used before it is fetched again.').prefault('10m'),
+  dpop: z.enum(['allowed', 'required']).default('allowed').meta({
+    description:
+      'DPoP-bound tokens (RFC 9449) are always taken with the DPoP scheme and a proof, never as bearer tokens; `required` refuses OAuth tokens that are not bound.',
+  }),
 });
 
 const provisionedDeliverySchema = z.discriminatedUnion('method', [

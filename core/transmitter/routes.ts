@@ -69,7 +69,17 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
           reply.header('cache-control', 'no-store');
           const needed = (req.routeOptions.config as { scope?: Scope }).scope;
           if (needed === undefined) return;
-          const principal = await tx.auth.authenticate(req.headers.authorization, queryOf(req));
+          const path = req.url.split('?')[0]!;
+          const dpop = req.headers.dpop;
+          const principal = await tx.auth.authenticate({
+            authorization: req.headers.authorization,
+            dpop: Array.isArray(dpop) ? dpop.join(', ') : dpop,
+            query: queryOf(req),
+            method: req.method,
+            // A DPoP proof names the URL the receiver called: the public one under the issuer, or
+            // the one the request arrived at when nothing rewrote it on the way.
+            urls: [`${new URL(tx.urls.issuer).origin}${path}`, `${req.protocol}://${req.host}${path}`],
+          });
           requireScope(principal, needed);
           principals.set(req, principal);
         });

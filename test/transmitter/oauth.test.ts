@@ -3,9 +3,18 @@
  * against the authorization server's JWKS for signature, issuer, audience, expiry and scope. These
  * are the "dynamic" variants of the conformance modules that need an authorization server.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
+import {
+  SignJWT,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  type CryptoKey,
+  type JWTPayload,
+} from 'jose';
+import { DpopProver } from '../../core/http/dpop.ts';
 import { ALICE, POLL, call, startBridge, type Bridge } from './harness.ts';
 
 const AS_ISSUER = 'https://as.example';
@@ -153,6 +162,139 @@ describe('OAuth 2.0 access tokens', () => {
       expect((await call(unreachable.issuer, 'GET', 'ssf/streams', { token: ALICE.token })).status).toBe(200);
     } finally {
       await unreachable.close();
+    }
+  });
+});
+
+// RFC 9449 §7: DPoP-bound access tokens. The authorization server binds a token to the
+// receiver's key with cnf.jkt; every request carries a fresh proof of that key.
+describe('DPoP-bound access tokens (RFC 9449)', () => {
+  const streamsUrl = () =>
+    new URL('ssf/streams', bridge.issuer.endsWith('/') ? bridge.issuer : `${bridge.issuer}/`);
+  const bound = (prover: DpopProver, claims: JWTPayload = {}) =>
+    token({ cnf: { jkt: prover.thumbprint }, ...claims });
+  const withDpop = (jwt: string, proof: string | undefined, url = streamsUrl().href, method = 'GET') =>
+    call(url, method, url, {
+      headers: { authorization: `DPoP ${jwt}`, ...(proof === undefined ? {} : { dpop: proof }) },
+    });
+
+  it('§7.1: a bound token with a proof of its key, the method, the URL and the token is accepted', async () => {
+    const prover = new DpopProver();
+    const jwt = await bound(prover);
+    const res = await withDpop(jwt, prover.proof('GET', streamsUrl().href, { accessToken: jwt }));
+    expect(res.status).toBe(200);
+    // §4.3 step 9: the query is not part of htu.
+    const url = new URL(streamsUrl());
+    url.searchParams.set('stream_id', 'nope');
+    const one = await withDpop(jwt, prover.proof('GET', streamsUrl().href, { accessToken: jwt }), url.href);
+    expect(one.status).toBe(404);
+  });
+
+  it('§7.2: a bound token presented as a bearer token is refused', async () => {
+    const res = await streams(await bound(new DpopProver()));
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(
+      /^DPoP algs="[^"]*ES256[^"]*", error="invalid_token"/,
+    );
+    expect(res.json).toMatchObject({ err: 'invalid_token' });
+  });
+
+  it('§4.3: a proof that does not fit is refused with invalid_dpop_proof and says why', async () => {
+    const prover = new DpopProver();
+    const jwt = await bound(prover);
+    const href = streamsUrl().href;
+    const cases: Array<[string | undefined, RegExp]> = [
+      [undefined, /proof is missing/],
+      [prover.proof('POST', href, { accessToken: jwt }), /is for POST, not GET/],
+      [prover.proof('GET', `${href}/other`, { accessToken: jwt }), /not this URL/],
+      [prover.proof('GET', href, { accessToken: `${jwt}x` }), /does not name this access token/],
+      [prover.proof('GET', href, { accessToken: jwt }, Date.now() - 120_000), /too old/],
+      [prover.proof('GET', href, { accessToken: jwt }, Date.now() + 120_000), /in the future/],
+      [
+        `${prover.proof('GET', href, { accessToken: jwt })}, ${prover.proof('GET', href, { accessToken: jwt })}`,
+        /more than one/,
+      ],
+    ];
+    for (const [proof, reason] of cases) {
+      const res = await withDpop(jwt, proof);
+      expect(res.status, String(reason)).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^DPoP .*error="invalid_dpop_proof"/);
+      expect(res.json.description).toMatch(reason);
+    }
+  });
+
+  it('§4.3: a proof whose header is wrong (typ, a private key in jwk) is refused', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwt = await token({ cnf: { jkt: await calculateJwkThumbprint(await exportJWK(publicKey)) } });
+    const claims = {
+      jti: 'p-1',
+      htm: 'GET',
+      htu: streamsUrl().href,
+      iat: Math.floor(Date.now() / 1000),
+      ath: createHash('sha256').update(jwt).digest('base64url'),
+    };
+    const sign = (header: Record<string, unknown>) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'ES256', ...header }).sign(privateKey);
+    const asJwt = await withDpop(jwt, await sign({ typ: 'JWT', jwk: await exportJWK(publicKey) }));
+    expect(asJwt.json.description).toMatch(/typ dpop\+jwt/);
+    const withPrivate = await withDpop(
+      jwt,
+      await sign({ typ: 'dpop+jwt', jwk: await exportJWK(privateKey) }),
+    );
+    expect(withPrivate.json.description).toMatch(/public key/);
+    // The same header with the public key passes: the refusals were for the header alone.
+    expect(
+      (await withDpop(jwt, await sign({ typ: 'dpop+jwt', jwk: await exportJWK(publicKey) }))).status,
+    ).toBe(200);
+  });
+
+  it('§11.1: a proof is accepted once; its replay is refused', async () => {
+    const prover = new DpopProver();
+    const jwt = await bound(prover);
+    const proof = prover.proof('GET', streamsUrl().href, { accessToken: jwt });
+    expect((await withDpop(jwt, proof)).status).toBe(200);
+    const replay = await withDpop(jwt, proof);
+    expect(replay.status).toBe(401);
+    expect(replay.json.description).toMatch(/used before/);
+  });
+
+  it('a valid proof of another key does not unlock the token (cnf.jkt)', async () => {
+    const jwt = await bound(new DpopProver());
+    const thief = new DpopProver();
+    const res = await withDpop(jwt, thief.proof('GET', streamsUrl().href, { accessToken: jwt }));
+    expect(res.status).toBe(401);
+    expect(res.json).toMatchObject({ err: 'invalid_token' });
+    expect(res.json.description).toMatch(/not bound to the key of the DPoP proof/);
+  });
+
+  it('oauth.dpop: required refuses OAuth tokens that are not bound, and still takes bound ones', async () => {
+    const port = (jwksServer.address() as { port: number }).port;
+    const strict = await startBridge({
+      transmitter: {
+        receivers: [ALICE],
+        oauth: {
+          issuer: AS_ISSUER,
+          audience: RS_AUDIENCE,
+          jwks_uri: `http://127.0.0.1:${port}/jwks`,
+          dpop: 'required',
+        },
+      },
+    });
+    try {
+      const url = `${strict.issuer}/ssf/streams`;
+      const plain = await call(url, 'GET', url, { token: await token() });
+      expect(plain.status).toBe(401);
+      expect(plain.json.description).toMatch(/only DPoP-bound access tokens/);
+      const prover = new DpopProver();
+      const jwt = await bound(prover);
+      const res = await call(url, 'GET', url, {
+        headers: { authorization: `DPoP ${jwt}`, dpop: prover.proof('GET', url, { accessToken: jwt }) },
+      });
+      expect(res.status).toBe(200);
+      // Static receiver tokens are not OAuth tokens: unaffected.
+      expect((await call(url, 'GET', url, { token: ALICE.token })).status).toBe(200);
+    } finally {
+      await strict.close();
     }
   });
 });

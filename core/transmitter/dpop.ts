@@ -1,0 +1,116 @@
+/**
+ * DPoP on the resource-server side (RFC 9449 §4.3, §7.1): a receiver whose authorization server
+ * binds its access tokens to a key (`cnf.jkt`) presents them as `Authorization: DPoP <token>`
+ * with a fresh proof of that key on every request. A proof names the request (method and URL),
+ * the token (`ath`) and a moment (`iat`), and is used once (`jti`).
+ */
+import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
+import { accessTokenHash } from '../http/dpop.ts';
+import type { VerificationAlgorithm } from '../ssf/algorithms.ts';
+
+/** How old a proof may be (§11.1: a short window limits replay; servers pick it). */
+export const PROOF_MAX_AGE_MS = 60_000;
+/** Proof ids remembered at most; past it the oldest are forgotten first. */
+const REPLAY_CACHE_SIZE = 100_000;
+
+export class DpopProofError extends Error {}
+
+export interface ProofRequest {
+  method: string;
+  /** The URLs this request is known by (the public one, the one it arrived at); `htu` must name one. */
+  urls: string[];
+  accessToken: string;
+}
+
+export interface DpopVerifierOptions {
+  algorithms: readonly VerificationAlgorithm[];
+  clockToleranceMs: number;
+  now: () => number;
+}
+
+/** `origin + path` of a URL: what `htu` is compared on (§4.3 step 9, query and fragment ignored). */
+function target(url: string): string | undefined {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return undefined;
+  }
+}
+
+export class DpopVerifier {
+  readonly #options: DpopVerifierOptions;
+  /** Proof ids seen within the acceptance window, with when each may be forgotten. */
+  readonly #seen = new Map<string, number>();
+
+  constructor(options: DpopVerifierOptions) {
+    this.#options = options;
+  }
+
+  /** The algorithms proofs may use, for the `algs` of a DPoP challenge (§7.1). */
+  get algorithms(): readonly string[] {
+    return this.#options.algorithms;
+  }
+
+  /**
+   * Checks a proof against its request (§4.3) and returns the thumbprint of its key, which the
+   * access token's `cnf.jkt` must equal. Throws DpopProofError with the reason otherwise.
+   */
+  async verify(proof: string | undefined, request: ProofRequest): Promise<string> {
+    // Node joins repeated headers with ", ", which a compact JWS never contains (§4.3 step 1).
+    if (proof === undefined || proof === '') throw new DpopProofError('the DPoP proof is missing');
+    if (proof.includes(',')) throw new DpopProofError('more than one DPoP proof was sent');
+    let jwk: JWK;
+    let claims: Record<string, unknown>;
+    try {
+      const header = decodeProtectedHeader(proof);
+      if (header.typ !== 'dpop+jwt') throw new DpopProofError('the DPoP proof must have typ dpop+jwt');
+      if (!this.#options.algorithms.includes(header.alg as VerificationAlgorithm)) {
+        throw new DpopProofError(`the DPoP proof algorithm ${String(header.alg)} is not accepted`);
+      }
+      jwk = header.jwk as JWK;
+      if (typeof jwk !== 'object' || jwk === null || 'd' in jwk || jwk.kty === 'oct') {
+        throw new DpopProofError('the DPoP proof must carry a public key in jwk');
+      }
+      ({ payload: claims } = await jwtVerify(proof, await importJWK(jwk, header.alg), {
+        typ: 'dpop+jwt',
+        algorithms: [...this.#options.algorithms],
+      }));
+    } catch (err) {
+      if (err instanceof DpopProofError) throw err;
+      throw new DpopProofError(`the DPoP proof is not a valid signed JWT: ${(err as Error).message}`);
+    }
+    const { jti, htm, htu, iat, ath } = claims;
+    if (typeof jti !== 'string' || jti.length === 0) throw new DpopProofError('the DPoP proof has no jti');
+    if (htm !== request.method.toUpperCase()) {
+      throw new DpopProofError(`the DPoP proof is for ${String(htm)}, not ${request.method.toUpperCase()}`);
+    }
+    const htuTarget = typeof htu === 'string' ? target(htu) : undefined;
+    if (htuTarget === undefined || !request.urls.some((url) => target(url) === htuTarget)) {
+      throw new DpopProofError(`the DPoP proof is for ${String(htu)}, not this URL`);
+    }
+    const now = this.#options.now();
+    const tolerance = this.#options.clockToleranceMs;
+    if (typeof iat !== 'number' || iat * 1000 > now + tolerance) {
+      throw new DpopProofError('the DPoP proof is issued in the future');
+    }
+    if (iat * 1000 < now - PROOF_MAX_AGE_MS - tolerance)
+      throw new DpopProofError('the DPoP proof is too old');
+    if (ath !== accessTokenHash(request.accessToken)) {
+      throw new DpopProofError('the DPoP proof does not name this access token (ath)');
+    }
+    const jkt = await calculateJwkThumbprint(jwk);
+    this.#remember(`${jkt}.${jti}`, now);
+    return jkt;
+  }
+
+  /** §11.1: a proof is accepted once; a second sight of its jti within the window is a replay. */
+  #remember(id: string, now: number): void {
+    for (const [seen, until] of this.#seen) {
+      if (until > now && this.#seen.size < REPLAY_CACHE_SIZE) break;
+      this.#seen.delete(seen);
+    }
+    if (this.#seen.has(id)) throw new DpopProofError('the DPoP proof was used before');
+    this.#seen.set(id, now + PROOF_MAX_AGE_MS + 2 * this.#options.clockToleranceMs);
+  }
+}
