@@ -31,6 +31,10 @@ export const oauthClientSchema = z.strictObject({
   client_auth: z.enum(['basic', 'body']).default('basic').meta({
     description: '`basic`: client id and secret as HTTP Basic credentials; `body`: as form fields.',
   }),
+  dpop: z.boolean().optional().meta({
+    description:
+      'DPoP (RFC 9449): true binds every token to a key of the bridge’s and proves it on each request; false never; unset, used once the token endpoint asks for it.',
+  }),
 });
 
 export type OauthClientConfig = z.output<typeof oauthClientSchema>;
@@ -44,5 +48,6 @@ export function oauthAuth(oauth: OauthClientConfig): HttpAuth {
     clientAuth: oauth.client_auth,
     ...(oauth.scope ? { scope: oauth.scope } : {}),
     ...(oauth.audience ? { audience: oauth.audience } : {}),
+    ...(oauth.dpop === undefined ? {} : { dpop: oauth.dpop }),
   };
 }

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EventDraft } from '../../core/plugin-api/index.ts';
 import { MockServer } from '../../core/plugin-api/testing/index.ts';
@@ -114,6 +116,37 @@ describe('ssf-push: delivery (RFC 8935 §2.1–2.2)', () => {
     expect(received).toHaveLength(1);
     expect(h.logText()).not.toContain(CLIENT_SECRET);
     expect(h.logText()).not.toContain('at-push-0f9e8d7c');
+  });
+
+  it('oauth.dpop: true binds the token to the bridge’s key and proves it on each push (RFC 9449)', async () => {
+    server.on('POST', '/oauth2/token', (req) => ({
+      status: 200,
+      body: {
+        access_token: 'at-bound-1a2b3c',
+        // A server binds the token only when the request carried a proof.
+        token_type: req.headers['dpop'] ? 'DPoP' : 'Bearer',
+        expires_in: 3600,
+      },
+    }));
+    const received = ssfReceiver(server, {
+      path: PATH,
+      audience: AUD,
+      authorization: 'DPoP at-bound-1a2b3c',
+    });
+    const h = await start({
+      oauth: {
+        token_url: `${server.url}/oauth2/token`,
+        client_id: 'ssf-bridge',
+        client_secret: CLIENT_SECRET,
+        dpop: true,
+      },
+    });
+    expect((await h.attempt(sessionRevoked)).ok).toBe(true);
+    expect(received).toHaveLength(1);
+    const proof = decodeJwt(String(received[0]!.headers['dpop']));
+    expect(proof).toMatchObject({ htm: 'POST', htu: `${server.url}${PATH}` });
+    expect(proof.ath).toBe(createHash('sha256').update('at-bound-1a2b3c').digest('base64url'));
+    expect(h.logText()).not.toContain('at-bound-1a2b3c');
   });
 
   it('refuses a config with both a static header and OAuth', () => {
