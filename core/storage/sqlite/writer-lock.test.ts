@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,6 +97,7 @@ describe('one bridge process per SQLite file', () => {
     expect(refusal(() => WriterLock.acquire(path)).code).toBe('SSF_ERR_STORAGE_IN_USE');
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
+    expect(existsSync(`${path}.lock-journal`)).toBe(false);
     WriterLock.acquire(path).release();
   });
 });

@@ -28,6 +28,9 @@ export class WriterLock {
     // No waiting: a lock that is held stays held for as long as its bridge runs.
     const db = new Database(path, { timeout: 0 });
     try {
+      // Nothing is ever written: the journal stays in memory, so a killed process leaves no
+      // `-journal` file behind.
+      db.pragma('journal_mode = MEMORY');
       db.exec('BEGIN EXCLUSIVE');
     } catch (err) {
       db.close();
