@@ -18,6 +18,14 @@ export function requestTimeout(fallbackMs: number) {
 }
 
 /** OAuth 2.0 client credentials (RFC 6749 §4.4) with a client secret. */
+/** `dpop` of an OAuth client's config: how its tokens are bound to a key of the bridge's. */
+export function dpopSetting() {
+  return z.boolean().optional().meta({
+    description:
+      'DPoP (RFC 9449): true binds every token to a key of the bridge’s and proves it on each request; false never; unset, used once the token endpoint asks for it.',
+  });
+}
+
 export const oauthClientSchema = z.strictObject({
   token_url: httpUrl('Token endpoint of the authorization server.'),
   client_id: z.string().min(1).meta({ description: 'OAuth client id.' }),
@@ -31,10 +39,7 @@ export const oauthClientSchema = z.strictObject({
   client_auth: z.enum(['basic', 'body']).default('basic').meta({
     description: '`basic`: client id and secret as HTTP Basic credentials; `body`: as form fields.',
   }),
-  dpop: z.boolean().optional().meta({
-    description:
-      'DPoP (RFC 9449): true binds every token to a key of the bridge’s and proves it on each request; false never; unset, used once the token endpoint asks for it.',
-  }),
+  dpop: dpopSetting(),
 });
 
 export type OauthClientConfig = z.output<typeof oauthClientSchema>;

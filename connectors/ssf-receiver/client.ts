@@ -56,6 +56,7 @@ function httpAuth(auth: SsfReceiverConfig['auth']): HttpAuth {
     clientAuth: auth.client_auth,
     ...(auth.scope ? { scope: auth.scope } : {}),
     ...(auth.audience ? { audience: auth.audience } : {}),
+    ...(auth.dpop === undefined ? {} : { dpop: auth.dpop }),
   };
 }
 

@@ -1,4 +1,5 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
+import { dpopSetting } from '../_shared/outbound-config.ts';
 
 const bearerAuth = z.strictObject({
   type: z.literal('bearer').meta({ description: 'A static bearer token issued by the transmitter.' }),
@@ -26,6 +27,7 @@ const oauthAuth = z.strictObject({
     .enum(['basic', 'body'])
     .default('basic')
     .meta({ description: 'Send the client credentials as Basic auth or as form fields.' }),
+  dpop: dpopSetting(),
 });
 
 const pushDelivery = z.strictObject({

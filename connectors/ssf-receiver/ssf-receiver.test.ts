@@ -669,6 +669,15 @@ describe('against a stand-in transmitter', () => {
     expect(standIn.managementAuth.every((a) => a === `Bearer ${MANAGEMENT_TOKEN}`)).toBe(true);
   });
 
+  /** The auth config of a client registered with the stand-in's token endpoint. */
+  const standInOauth = (extra: Record<string, unknown>) => ({
+    type: 'oauth2_client_credentials',
+    token_url: `${standIn.origin}/oauth/token`,
+    client_id: OAUTH_CLIENT,
+    client_secret: OAUTH_SECRET,
+    ...extra,
+  });
+
   it('calls the management API with OAuth 2.0 client credentials', async () => {
     const o = harness('standin-oauth');
     const seen = standIn.managementAuth.length;
@@ -676,13 +685,7 @@ describe('against a stand-in transmitter', () => {
       o.ctx,
       ssfReceiver.configSchema.parse({
         ...base(),
-        auth: {
-          type: 'oauth2_client_credentials',
-          token_url: `${standIn.origin}/oauth/token`,
-          client_id: OAUTH_CLIENT,
-          client_secret: OAUTH_SECRET,
-          scope: 'ssf.read ssf.manage',
-        },
+        auth: standInOauth({ scope: 'ssf.read ssf.manage' }),
         delivery: {
           method: 'push',
           endpoint_url: 'http://127.0.0.1:1/ingest/standin-oauth',
@@ -697,6 +700,26 @@ describe('against a stand-in transmitter', () => {
     const calls = standIn.managementAuth.slice(seen);
     expect(calls.length).toBeGreaterThanOrEqual(3);
     expect(calls.every((a) => a === `Bearer ${OAUTH_ACCESS_TOKEN}`)).toBe(true);
+    await instance.stop(200);
+    o.abort.abort();
+  });
+
+  it('hands oauth dpop to its HTTP client (the client binds the token; core/http/dpop.test.ts)', async () => {
+    const o = harness('standin-dpop');
+    const created: HttpClientOptions[] = [];
+    const create = o.ctx.http.create;
+    o.ctx.http.create = (options = {}) => (created.push(options), create(options));
+    const instance = ssfReceiver.create(
+      o.ctx,
+      ssfReceiver.configSchema.parse({
+        ...base(),
+        auth: standInOauth({ dpop: true }),
+        delivery: { method: 'poll' },
+      }),
+    );
+    expect(created.map((c) => c.auth)).toContainEqual(
+      expect.objectContaining({ type: 'oauth2_client_credentials', dpop: true }),
+    );
     await instance.stop(200);
     o.abort.abort();
   });
