@@ -1,6 +1,7 @@
 import { PermanentError, type HttpClient, type InboundContext } from '../../core/plugin-api/index.ts';
 import type { IntuneConfig } from './config.ts';
 import { devicePageSchema } from './mapping.ts';
+import { entraAuth } from '../_shared/entra-auth.ts';
 
 /** The managedDevice properties a scan reads ($select keeps pages small). */
 export const SELECTED_FIELDS = [
@@ -34,14 +35,12 @@ export class GraphClient {
     this.#pageSize = config.page_size;
     this.#http = ctx.http.create({
       baseURL: `${graph}/v1.0`,
-      auth: {
-        type: 'oauth2_client_credentials',
+      auth: entraAuth({
         tokenUrl: `${login}/${encodeURIComponent(config.tenant_id)}/oauth2/v2.0/token`,
         clientId: config.client_id,
-        clientSecret: config.client_secret,
         scope: `${graph}/.default`,
-        clientAuth: 'body',
-      },
+        credentials: config,
+      }),
     });
   }
 

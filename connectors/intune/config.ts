@@ -1,11 +1,13 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
 import { scanPolicyShape } from '../_shared/mdm-mapping.ts';
 import { maxRetryWaitField } from '../_shared/mdm-poller.ts';
+import { clientCertificateSchema, entraCredentialIssues } from '../_shared/entra-auth.ts';
 
 const httpsUrl = (description: string) =>
   z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).meta({ description });
 
-export const configSchema = z.strictObject({
+/** The settings, before the check that exactly one Entra credential is given. */
+const settings = z.strictObject({
   tenant_id: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'must be a directory (tenant) id or a verified domain')
@@ -14,7 +16,8 @@ export const configSchema = z.strictObject({
     .string()
     .min(1)
     .meta({ description: 'Application (client) id of the app registration the bridge signs in as.' }),
-  client_secret: secret('Client secret of the app registration.'),
+  client_secret: secret('Client secret of the app registration; or give client_certificate.').optional(),
+  client_certificate: clientCertificateSchema.optional(),
   graph_url: httpsUrl('Microsoft Graph endpoint; change it for national clouds.').prefault(
     'https://graph.microsoft.com',
   ),
@@ -41,6 +44,10 @@ export const configSchema = z.strictObject({
       'Send risk-level-change (principal DEVICE) when the Mobile Threat Defense level (partnerReportedThreatState) changes.',
   }),
   max_retry_wait: maxRetryWaitField,
+});
+
+export const configSchema = settings.superRefine((config, ctx) => {
+  for (const issue of entraCredentialIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
 });
 
 export type IntuneConfig = z.output<typeof configSchema>;

@@ -36,7 +36,7 @@ runConnectorConformance(intuneConnector, {
     { config: { ...fixtureSettings, grace_period: 'sometimes' }, error: 'grace_period' },
     {
       config: { tenant_id: fixtureSettings.tenant_id, client_id: fixtureSettings.client_id },
-      error: 'client_secret',
+      error: 'client_secret or client_certificate is required',
     },
   ],
   mock: (server) => {

@@ -8,6 +8,7 @@
 import { PermanentError, z, type HttpClient, type HttpClientFactory } from '../../core/plugin-api/index.ts';
 import { describeIssues } from '../_shared/edr-mapping.ts';
 import type { DefenderConfig } from './config.ts';
+import { entraAuth, entraCredentialIssues } from '../_shared/entra-auth.ts';
 
 const pageSchema = z.looseObject({
   value: z.array(z.unknown()),
@@ -29,10 +30,10 @@ export class DefenderClient {
   readonly #mode: 'graph' | 'mde';
 
   constructor(http: HttpClientFactory, config: DefenderConfig) {
-    const { tenant_id: tenant, client_id: clientId, client_secret: clientSecret } = config;
-    if (config.mode === 'webhook' || !tenant || !clientId || !clientSecret) {
+    const { tenant_id: tenant, client_id: clientId } = config;
+    if (config.mode === 'webhook' || !tenant || !clientId || entraCredentialIssues(config).length > 0) {
       throw new PermanentError(
-        'tenant_id, client_id and client_secret are required to call the Defender APIs',
+        'tenant_id, client_id and client_secret or client_certificate are required to call the Defender APIs',
       );
     }
     this.#config = config;
@@ -42,14 +43,12 @@ export class DefenderClient {
       baseURL: graph ? config.graph_url : config.mde_url,
       timeoutMs: config.request_timeout,
       headers: graph ? { prefer: 'include-unknown-enum-members' } : {},
-      auth: {
-        type: 'oauth2_client_credentials',
+      auth: entraAuth({
         tokenUrl: `${config.login_url}/${encodeURIComponent(tenant)}/oauth2/v2.0/token`,
         clientId,
-        clientSecret,
-        clientAuth: 'body',
         scope: graph ? `${new URL(config.graph_url).origin}/.default` : config.mde_scope,
-      },
+        credentials: config,
+      }),
     });
   }
 

@@ -6,6 +6,7 @@ import {
   subjectsSchema,
   webhookSchema,
 } from '../_shared/edr-config.ts';
+import { clientCertificateSchema, entraCredentialIssues } from '../_shared/entra-auth.ts';
 
 const mappingSchema = z
   .strictObject({
@@ -47,7 +48,10 @@ export const configSchema = z
       .min(1)
       .optional()
       .meta({ description: 'Application (client) id of the app registration (modes graph and mde).' }),
-    client_secret: secret('Client secret of the app registration (modes graph and mde).').optional(),
+    client_secret: secret(
+      'Client secret of the app registration (modes graph and mde); or give client_certificate.',
+    ).optional(),
+    client_certificate: clientCertificateSchema.optional(),
     login_url: apiBaseUrl(
       'Microsoft Entra authority; https://login.microsoftonline.us for US Government clouds.',
       'https://login.microsoftonline.com',
@@ -93,10 +97,13 @@ export const configSchema = z
       }
       return;
     }
-    for (const key of ['tenant_id', 'client_id', 'client_secret'] as const) {
+    for (const key of ['tenant_id', 'client_id'] as const) {
       if (config[key] === undefined) {
         ctx.addIssue({ code: 'custom', path: [key], message: `mode ${config.mode} needs ${key}` });
       }
+    }
+    for (const issue of entraCredentialIssues(config)) {
+      ctx.addIssue({ code: 'custom', ...issue, message: `mode ${config.mode}: ${issue.message}` });
     }
   });
 

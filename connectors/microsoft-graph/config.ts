@@ -1,13 +1,16 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
+import { clientCertificateSchema, entraCredentialIssues } from '../_shared/entra-auth.ts';
 import { httpUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
-export const configSchema = z.strictObject({
+/** The settings, before the check that exactly one Entra credential is given. */
+const settings = z.strictObject({
   tenant_id: z
     .string()
     .min(1)
     .meta({ description: 'Directory (tenant) id or primary domain of your Microsoft Entra tenant.' }),
   client_id: z.string().min(1).meta({ description: 'Application (client) id of the app registration.' }),
-  client_secret: secret('A client secret of the app registration.'),
+  client_secret: secret('A client secret of the app registration; or give client_certificate.').optional(),
+  client_certificate: clientCertificateSchema.optional(),
   token_url: httpUrl(
     'Token endpoint; defaults to https://login.microsoftonline.com/<tenant_id>/oauth2/v2.0/token (set it for national clouds).',
   ).optional(),
@@ -33,6 +36,10 @@ export const configSchema = z.strictObject({
     3_600_000,
   ),
   request_timeout: requestTimeout(15_000),
+});
+
+export const configSchema = settings.superRefine((config, ctx) => {
+  for (const issue of entraCredentialIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
 });
 
 export type GraphConfig = z.output<typeof configSchema>;

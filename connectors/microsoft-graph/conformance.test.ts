@@ -12,6 +12,16 @@ runConnectorConformance(microsoftGraph, {
   }),
   invalidConfigs: [
     { config: { client_id: 'c', client_secret: 's' }, error: 'tenant_id' },
+    { config: { tenant_id: 't', client_id: 'c' }, error: 'client_secret or client_certificate is required' },
+    {
+      config: {
+        tenant_id: 't',
+        client_id: 'c',
+        client_secret: 's',
+        client_certificate: { certificate: 'PEM', private_key: 'PEM' },
+      },
+      error: 'give either client_secret or client_certificate, not both',
+    },
     {
       config: { tenant_id: 't', client_id: 'c', client_secret: 's', graph_url: 'graph' },
       error: 'graph_url',

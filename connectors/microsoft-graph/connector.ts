@@ -13,6 +13,7 @@ import {
 import { GraphClient } from './client.ts';
 import type { GraphConfig } from './config.ts';
 import { Pacer } from './pacer.ts';
+import { entraAuth } from '../_shared/entra-auth.ts';
 
 const NAME = 'microsoft-graph';
 /** Entra object ids are GUIDs; they go into URL paths as they are. */
@@ -37,16 +38,14 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
   const http = ctx.http.create({
     baseURL: config.graph_url,
     timeoutMs: config.request_timeout,
-    auth: {
-      type: 'oauth2_client_credentials',
+    auth: entraAuth({
       tokenUrl:
         config.token_url ??
         `https://login.microsoftonline.com/${encodeURIComponent(config.tenant_id)}/oauth2/v2.0/token`,
       clientId: config.client_id,
-      clientSecret: config.client_secret,
-      clientAuth: 'body',
       scope: `${config.graph_url}/.default`,
-    },
+      credentials: config,
+    }),
   });
   const graph = new GraphClient(http);
   const now = () => ctx.clock.now().getTime();

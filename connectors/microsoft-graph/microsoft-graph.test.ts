@@ -1,11 +1,17 @@
-import { randomUUID } from 'node:crypto';
+import { X509Certificate, createHash, randomUUID, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventDraft } from '../../core/plugin-api/index.ts';
+import { selfSignedCertificate, type TestCertificate } from '../../test/helpers/certificates.ts';
 import { FakeApi, type FakeRequest, type FakeResponse } from '../../test/helpers/fake-api.ts';
 import { outboundHarness, type OutboundHarness } from '../../test/helpers/outbound.ts';
 import { microsoftGraph } from './index.ts';
 
 const TENANT = 'contoso.onmicrosoft.com';
+const CLIENT_ID = '6731de76-14a6-49ae-97bc-6eba6914391e';
 const CLIENT_SECRET = 'graph-client-secret~Q8w.4f';
 
 interface EntraUser {
@@ -21,6 +27,8 @@ class FakeGraph {
   readonly tokens = new Set<string>();
   readonly revoked: string[] = [];
   readonly compromised: Array<{ id: string; at: number }> = [];
+  /** Certificates uploaded to the app registration, by the base64url SHA-256 of their DER. */
+  readonly certificates = new Map<string, KeyObject>();
   lastIdentityProtection = 0;
   readonly api = new FakeApi((req) => this.#route(req));
 
@@ -44,7 +52,7 @@ class FakeGraph {
     };
   }
 
-  #route(req: FakeRequest): FakeResponse {
+  #route(req: FakeRequest): FakeResponse | Promise<FakeResponse> {
     if (req.method === 'POST' && req.path === `/${TENANT}/oauth2/v2.0/token`) return this.#token(req);
     if (!this.tokens.has((req.headers['authorization'] ?? '').replace(/^Bearer /, ''))) {
       return this.#error(401, 'InvalidAuthenticationToken', 'Access token is empty.');
@@ -109,9 +117,41 @@ class FakeGraph {
     return this.#error(400, 'BadRequest', `Unsupported request ${req.method} ${req.path}`);
   }
 
-  #token(req: FakeRequest): FakeResponse {
+  async #token(req: FakeRequest): Promise<FakeResponse> {
     const form = req.json as Record<string, string>;
-    if (form.client_secret !== CLIENT_SECRET) {
+    const invalidClient = (code: number, description: string): FakeResponse => ({
+      status: 401,
+      body: {
+        error: 'invalid_client',
+        error_description: `AADSTS${code}: ${description}`,
+        error_codes: [code],
+      },
+    });
+    if (form.client_assertion_type === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
+      // Certificate credentials: the key is found by the certificate's thumbprint in the header.
+      const assertion = form.client_assertion ?? '';
+      const header = decodeProtectedHeader(assertion);
+      const key = this.certificates.get(String(header['x5t#S256']));
+      if (!key)
+        return invalidClient(
+          700027,
+          'The certificate with identifier used to sign the client assertion is not registered on application.',
+        );
+      try {
+        await jwtVerify(assertion, key, {
+          algorithms: ['PS256', 'RS256'],
+          audience: `${this.api.url}/${TENANT}/oauth2/v2.0/token`,
+          issuer: form.client_id ?? CLIENT_ID,
+          subject: CLIENT_ID,
+          requiredClaims: ['jti', 'exp', 'nbf'],
+        });
+      } catch (err) {
+        return invalidClient(
+          700027,
+          `Client assertion failed signature validation. (${(err as Error).message})`,
+        );
+      }
+    } else if (form.client_secret !== CLIENT_SECRET) {
       return {
         status: 401,
         body: {
@@ -147,7 +187,7 @@ afterEach(async () => {
 async function start(config: Record<string, unknown> = {}) {
   harness = await outboundHarness(microsoftGraph, {
     tenant_id: TENANT,
-    client_id: '6731de76-14a6-49ae-97bc-6eba6914391e',
+    client_id: CLIENT_ID,
     client_secret: CLIENT_SECRET,
     token_url: `${graph.api.url}/${TENANT}/oauth2/v2.0/token`,
     graph_url: graph.api.url,
@@ -282,6 +322,49 @@ describe('microsoft-graph: actions', () => {
       }),
     );
     if (!other.ok) expect(other.error.message).toMatch(/not caep.credential-change/);
+  });
+});
+
+describe('microsoft-graph: certificate credentials', () => {
+  let dir: string;
+  let cert: TestCertificate;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ssf-graph-cert-'));
+    cert = selfSignedCertificate(dir, 'ssf-bridge');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('signs in with the app’s certificate instead of a secret, and acts as usual', async () => {
+    const x509 = new X509Certificate(cert.cert);
+    graph.certificates.set(createHash('sha256').update(x509.raw).digest('base64url'), x509.publicKey);
+    const user = graph.add('dana.lee@contoso.com');
+    const h = await start({
+      client_secret: undefined,
+      client_certificate: { certificate: cert.cert, private_key: cert.key },
+    });
+    expect(await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).toMatchObject({
+      ok: true,
+    });
+    expect(graph.revoked).toEqual([user.id]);
+    const [token] = calls('POST', `/${TENANT}/oauth2/v2.0/token`);
+    const form = token!.json as Record<string, string>;
+    expect(form.client_secret).toBeUndefined();
+    expect(decodeProtectedHeader(form.client_assertion!)).toMatchObject({ alg: 'PS256', typ: 'JWT' });
+    expect(h.logText()).not.toContain('PRIVATE KEY');
+  });
+
+  it('a certificate Entra does not know is a credential failure flagged on the instance', async () => {
+    graph.certificates.clear();
+    graph.add('dana.lee@contoso.com');
+    const h = await start({
+      client_secret: undefined,
+      client_certificate: { certificate: cert.cert, private_key: cert.key },
+    });
+    expect(await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).toMatchObject({
+      ok: false,
+      class: 'credentials',
+    });
+    expect(h.status()?.state).toBe('permanent_error');
   });
 });
 

@@ -1,10 +1,15 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jwtVerify, decodeProtectedHeader } from 'jose';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { Secret } from '../plugin-api/secret.ts';
+import { selfSignedCertificate } from '../../test/helpers/certificates.ts';
 import type { HttpAuth, Logger } from '../plugin-api/types.ts';
 import {
   JWT_BEARER_GRANT,
@@ -319,5 +324,90 @@ describe('token requests', () => {
       expect(seen.headers['user-agent']).toBe('ssf-bridge/test');
     }
     expect(server.seen.map((s) => s.url)).toEqual(['/token', '/api']);
+  });
+});
+
+// Microsoft Entra ID finds an app's key by the thumbprint of the certificate uploaded for it.
+describe('private_key_jwt with a certificate (Microsoft Entra ID certificate credentials)', () => {
+  let dir: string;
+  let certPem: string;
+  let keyPem: string;
+  let otherCertPem: string;
+  /** The certificate's SHA-256 and SHA-1 fingerprints as openssl prints them, in base64url. */
+  let fingerprints: { sha256: string; sha1: string };
+
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8' });
+  const fingerprint = (algorithm: string, certFile: string) =>
+    Buffer.from(
+      openssl('x509', '-in', certFile, '-noout', '-fingerprint', `-${algorithm}`)
+        .split('=')[1]!
+        .trim()
+        .replace(/:/g, ''),
+      'hex',
+    ).toString('base64url');
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ssf-entra-cert-'));
+    let certFile: string;
+    ({ cert: certPem, key: keyPem, certFile } = selfSignedCertificate(dir, 'bridge-app'));
+    otherCertPem = selfSignedCertificate(dir, 'someone-else').cert;
+    fingerprints = { sha256: fingerprint('sha256', certFile), sha1: fingerprint('sha1', certFile) };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const entra = (
+    extra: Partial<Extract<HttpAuth, { type: 'oauth2_private_key_jwt' }>> = {},
+  ): AssertionAuth => ({
+    type: 'oauth2_private_key_jwt',
+    tokenUrl: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
+    clientId: '6731de76-14a6-49ae-97bc-6eba6914391e',
+    privateKey: new Secret(keyPem),
+    certificate: certPem,
+    scope: 'https://graph.microsoft.com/.default',
+    ...extra,
+  });
+
+  it('signs PS256 with x5t#S256 and x5t, the thumbprints of the certificate’s DER', async () => {
+    const auth = entra();
+    const req = await buildAssertionTokenRequest(auth, loadAssertionKey(auth), NOW_MS);
+    const form = Object.fromEntries(new URLSearchParams(req.body));
+    expect(form).toMatchObject({
+      grant_type: 'client_credentials',
+      scope: 'https://graph.microsoft.com/.default',
+    });
+    const assertion = form.client_assertion as string;
+    expect(decodeProtectedHeader(assertion)).toEqual({
+      alg: 'PS256',
+      typ: 'JWT',
+      'x5t#S256': fingerprints.sha256,
+      x5t: fingerprints.sha1,
+    });
+    const certKey = new X509Certificate(certPem).publicKey;
+    const { payload } = await jwtVerify(assertion, certKey, { currentDate: new Date(NOW_MS) });
+    const iat = NOW_MS / 1000;
+    expect(payload).toEqual({
+      iss: '6731de76-14a6-49ae-97bc-6eba6914391e',
+      sub: '6731de76-14a6-49ae-97bc-6eba6914391e',
+      aud: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
+      iat,
+      nbf: iat,
+      exp: iat + 300,
+      jti: expect.any(String),
+    });
+  });
+
+  it.each([
+    ['a certificate of another key', () => otherCertPem, /is not the certificate of auth\.privateKey/],
+    ['text that is no certificate', () => 'MIIC not a certificate', /is not an X\.509 certificate/],
+  ])('refuses %s with a ConfigError', (_name, certificate, message) => {
+    const error = (() => {
+      try {
+        loadAssertionKey(entra({ certificate: certificate() }));
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(message);
   });
 });

@@ -4,7 +4,14 @@
  * `private_key_jwt`, Okta service apps). Keys are read once, when the client is created, so a
  * malformed key is a configuration error and not a failed delivery.
  */
-import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
+import {
+  X509Certificate,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  randomUUID,
+  type KeyObject,
+} from 'node:crypto';
 import { SignJWT } from 'jose';
 import { ConfigError } from '../plugin-api/errors.ts';
 import { registerSecretValue } from '../plugin-api/secret.ts';
@@ -26,6 +33,8 @@ export interface AssertionKey {
   key: KeyObject;
   alg: string;
   kid: string | undefined;
+  /** Thumbprints of the key's certificate (RFC 7515 §4.1.7–4.1.8), when one is configured. */
+  thumbprints?: { 'x5t#S256': string; x5t: string };
 }
 
 function keyError(message: string): ConfigError {
@@ -82,12 +91,40 @@ export function loadAssertionKey(auth: AssertionAuth): AssertionKey {
   }
   if (key.type !== 'private') throw keyError('is a public key; the private key is needed to sign');
   const kid = auth.keyId ?? (typeof jwk?.kid === 'string' ? jwk.kid : undefined);
-  return { key, alg: algorithmFor(key, jwk?.alg), kid };
+  const certificate = auth.type === 'oauth2_private_key_jwt' ? auth.certificate : undefined;
+  if (certificate === undefined) return { key, alg: algorithmFor(key, jwk?.alg), kid };
+  // Microsoft's current format: PS256 and the SHA-256 thumbprint; x5t (SHA-1) for older servers.
+  const alg = algorithmFor(key, jwk?.alg ?? (key.asymmetricKeyType === 'rsa' ? 'PS256' : undefined));
+  return { key, alg, kid, thumbprints: certificateThumbprints(certificate, key) };
+}
+
+/** The thumbprints of a PEM certificate, once it is known to hold the public half of `key`. */
+function certificateThumbprints(pem: string, key: KeyObject): { 'x5t#S256': string; x5t: string } {
+  const certError = (message: string) =>
+    new ConfigError(`auth.certificate: ${message}`, { code: 'SSF_ERR_CONFIG_HTTP' });
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem.trim().replace(/\\n/g, '\n'));
+  } catch {
+    throw certError('is not an X.509 certificate (expected a PEM "-----BEGIN CERTIFICATE-----")');
+  }
+  if (!cert.publicKey.equals(createPublicKey(key))) {
+    throw certError('is not the certificate of auth.privateKey (their public keys differ)');
+  }
+  return {
+    'x5t#S256': createHash('sha256').update(cert.raw).digest('base64url'),
+    x5t: createHash('sha1').update(cert.raw).digest('base64url'),
+  };
 }
 
 async function sign(claims: Record<string, unknown>, key: AssertionKey): Promise<string> {
   const jwt = await new SignJWT(claims)
-    .setProtectedHeader({ alg: key.alg, typ: 'JWT', ...(key.kid ? { kid: key.kid } : {}) })
+    .setProtectedHeader({
+      alg: key.alg,
+      typ: 'JWT',
+      ...(key.kid ? { kid: key.kid } : {}),
+      ...key.thumbprints,
+    })
     .sign(key.key);
   // An assertion is a credential until it expires: keep it out of every log line.
   registerSecretValue(jwt);
@@ -127,6 +164,7 @@ export async function buildAssertionTokenRequest(
       sub: auth.clientId,
       aud: auth.tokenUrl,
       iat,
+      nbf: iat,
       exp: iat + CLIENT_ASSERTION_LIFETIME_S,
       jti: randomUUID(),
     },

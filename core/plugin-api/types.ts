@@ -102,6 +102,12 @@ export type HttpAuth =
       privateKey: Secret;
       /** `kid` of the assertion header; a JWK's own `kid` is used when absent. */
       keyId?: string;
+      /**
+       * The X.509 certificate (PEM) of the key, for servers that find the key by the thumbprint
+       * of its certificate (Microsoft Entra ID): the assertion header then carries `x5t#S256`
+       * and `x5t`, and an RSA key signs with PS256.
+       */
+      certificate?: string;
       scope?: string;
       extraParams?: Record<string, string>;
       /**
