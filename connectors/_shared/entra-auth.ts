@@ -1,8 +1,9 @@
 /**
  * How the Microsoft connectors (Graph, Intune, Defender) prove themselves to Microsoft Entra ID:
- * a client secret, or a certificate uploaded to the app registration, whose private key signs a
- * client assertion (Microsoft identity platform certificate credentials). Many tenants allow
- * certificates only; Microsoft recommends them over secrets.
+ * a client secret; a certificate uploaded to the app registration, whose private key signs a
+ * client assertion (Microsoft identity platform certificate credentials), which Microsoft
+ * recommends over secrets; or, with workload identity federation, a token another identity
+ * provider issued to the bridge (a Kubernetes service-account token on AKS), read from a file.
  */
 import { secret, z, type HttpAuth, type Secret } from '../../core/plugin-api/index.ts';
 
@@ -21,20 +22,29 @@ export const clientCertificateSchema = z
 
 export type ClientCertificate = z.output<typeof clientCertificateSchema>;
 
+export const federatedTokenFileSchema = z.string().min(1).meta({
+  description:
+    'Workload identity federation: a file holding a token another identity provider issued to the bridge, read at every sign-in; on AKS, ${env:AZURE_FEDERATED_TOKEN_FILE}.',
+});
+
 export interface EntraCredentials {
   client_secret?: Secret | undefined;
   client_certificate?: ClientCertificate | undefined;
+  federated_token_file?: string | undefined;
 }
 
-/** Zod issues for a config that gives neither or both credentials; `mode` names the need in messages. */
+const CREDENTIALS = ['client_secret', 'client_certificate', 'federated_token_file'] as const;
+
+/** Zod issues for a config that gives no credential, or more than one. */
 export function entraCredentialIssues(config: EntraCredentials): Array<{ path: string[]; message: string }> {
-  if (config.client_secret !== undefined && config.client_certificate !== undefined) {
+  const given = CREDENTIALS.filter((key) => config[key] !== undefined);
+  if (given.length > 1) {
     return [
-      { path: ['client_certificate'], message: 'give either client_secret or client_certificate, not both' },
+      { path: [given[1]!], message: `give one of ${CREDENTIALS.join(', ')}, not ${given.join(' and ')}` },
     ];
   }
-  if (config.client_secret === undefined && config.client_certificate === undefined) {
-    return [{ path: ['client_secret'], message: 'client_secret or client_certificate is required' }];
+  if (given.length === 0) {
+    return [{ path: ['client_secret'], message: `one of ${CREDENTIALS.join(', ')} is required` }];
   }
   return [];
 }
@@ -47,6 +57,15 @@ export function entraAuth(options: {
   credentials: EntraCredentials;
 }): HttpAuth {
   const { tokenUrl, clientId, scope, credentials } = options;
+  if (credentials.federated_token_file !== undefined) {
+    return {
+      type: 'oauth2_client_assertion_file',
+      tokenUrl,
+      clientId,
+      assertionFile: credentials.federated_token_file,
+      scope,
+    };
+  }
   const certificate = credentials.client_certificate;
   if (certificate !== undefined) {
     return {

@@ -1,7 +1,11 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
 import { scanPolicyShape } from '../_shared/mdm-mapping.ts';
 import { maxRetryWaitField } from '../_shared/mdm-poller.ts';
-import { clientCertificateSchema, entraCredentialIssues } from '../_shared/entra-auth.ts';
+import {
+  clientCertificateSchema,
+  entraCredentialIssues,
+  federatedTokenFileSchema,
+} from '../_shared/entra-auth.ts';
 
 const httpsUrl = (description: string) =>
   z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).meta({ description });
@@ -16,8 +20,11 @@ const settings = z.strictObject({
     .string()
     .min(1)
     .meta({ description: 'Application (client) id of the app registration the bridge signs in as.' }),
-  client_secret: secret('Client secret of the app registration; or give client_certificate.').optional(),
+  client_secret: secret(
+    'Client secret of the app registration; or give client_certificate or federated_token_file.',
+  ).optional(),
   client_certificate: clientCertificateSchema.optional(),
+  federated_token_file: federatedTokenFileSchema.optional(),
   graph_url: httpsUrl('Microsoft Graph endpoint; change it for national clouds.').prefault(
     'https://graph.microsoft.com',
   ),

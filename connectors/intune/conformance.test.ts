@@ -36,7 +36,7 @@ runConnectorConformance(intuneConnector, {
     { config: { ...fixtureSettings, grace_period: 'sometimes' }, error: 'grace_period' },
     {
       config: { tenant_id: fixtureSettings.tenant_id, client_id: fixtureSettings.client_id },
-      error: 'client_secret or client_certificate is required',
+      error: 'one of client_secret, client_certificate, federated_token_file is required',
     },
   ],
   mock: (server) => {

@@ -33,7 +33,7 @@ export class DefenderClient {
     const { tenant_id: tenant, client_id: clientId } = config;
     if (config.mode === 'webhook' || !tenant || !clientId || entraCredentialIssues(config).length > 0) {
       throw new PermanentError(
-        'tenant_id, client_id and client_secret or client_certificate are required to call the Defender APIs',
+        'tenant_id, client_id and one credential (client_secret, client_certificate or federated_token_file) are required to call the Defender APIs',
       );
     }
     this.#config = config;

@@ -6,7 +6,11 @@ import {
   subjectsSchema,
   webhookSchema,
 } from '../_shared/edr-config.ts';
-import { clientCertificateSchema, entraCredentialIssues } from '../_shared/entra-auth.ts';
+import {
+  clientCertificateSchema,
+  entraCredentialIssues,
+  federatedTokenFileSchema,
+} from '../_shared/entra-auth.ts';
 
 const mappingSchema = z
   .strictObject({
@@ -49,9 +53,10 @@ export const configSchema = z
       .optional()
       .meta({ description: 'Application (client) id of the app registration (modes graph and mde).' }),
     client_secret: secret(
-      'Client secret of the app registration (modes graph and mde); or give client_certificate.',
+      'Client secret of the app registration (modes graph and mde); or give client_certificate or federated_token_file.',
     ).optional(),
     client_certificate: clientCertificateSchema.optional(),
+    federated_token_file: federatedTokenFileSchema.optional(),
     login_url: apiBaseUrl(
       'Microsoft Entra authority; https://login.microsoftonline.us for US Government clouds.',
       'https://login.microsoftonline.com',

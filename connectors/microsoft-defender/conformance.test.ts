@@ -21,7 +21,7 @@ runConnectorConformance(microsoftDefenderConnector, {
     { config: { mode: 'graph', client_id: 'x', client_secret: 'y' }, error: 'mode graph needs tenant_id' },
     {
       config: { mode: 'mde', tenant_id: 'contoso.onmicrosoft.com', client_id: 'x' },
-      error: 'mode mde: client_secret or client_certificate is required',
+      error: 'mode mde: one of client_secret, client_certificate, federated_token_file is required',
     },
     { config: { mode: 'webhook' }, error: 'mode webhook needs webhook.secret' },
     {

@@ -1,5 +1,9 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
-import { clientCertificateSchema, entraCredentialIssues } from '../_shared/entra-auth.ts';
+import {
+  clientCertificateSchema,
+  entraCredentialIssues,
+  federatedTokenFileSchema,
+} from '../_shared/entra-auth.ts';
 import { httpUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 /** The settings, before the check that exactly one Entra credential is given. */
@@ -9,8 +13,11 @@ const settings = z.strictObject({
     .min(1)
     .meta({ description: 'Directory (tenant) id or primary domain of your Microsoft Entra tenant.' }),
   client_id: z.string().min(1).meta({ description: 'Application (client) id of the app registration.' }),
-  client_secret: secret('A client secret of the app registration; or give client_certificate.').optional(),
+  client_secret: secret(
+    'A client secret of the app registration; or give client_certificate or federated_token_file.',
+  ).optional(),
   client_certificate: clientCertificateSchema.optional(),
+  federated_token_file: federatedTokenFileSchema.optional(),
   token_url: httpUrl(
     'Token endpoint; defaults to https://login.microsoftonline.com/<tenant_id>/oauth2/v2.0/token (set it for national clouds).',
   ).optional(),

@@ -12,7 +12,10 @@ runConnectorConformance(microsoftGraph, {
   }),
   invalidConfigs: [
     { config: { client_id: 'c', client_secret: 's' }, error: 'tenant_id' },
-    { config: { tenant_id: 't', client_id: 'c' }, error: 'client_secret or client_certificate is required' },
+    {
+      config: { tenant_id: 't', client_id: 'c' },
+      error: 'one of client_secret, client_certificate, federated_token_file is required',
+    },
     {
       config: {
         tenant_id: 't',
@@ -20,7 +23,8 @@ runConnectorConformance(microsoftGraph, {
         client_secret: 's',
         client_certificate: { certificate: 'PEM', private_key: 'PEM' },
       },
-      error: 'give either client_secret or client_certificate, not both',
+      error:
+        'give one of client_secret, client_certificate, federated_token_file, not client_secret and client_certificate',
     },
     {
       config: { tenant_id: 't', client_id: 'c', client_secret: 's', graph_url: 'graph' },

@@ -1,8 +1,8 @@
-import { X509Certificate, createHash, randomUUID, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { X509Certificate, createHash, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeProtectedHeader, jwtVerify } from 'jose';
+import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventDraft } from '../../core/plugin-api/index.ts';
 import { selfSignedCertificate, type TestCertificate } from '../../test/helpers/certificates.ts';
@@ -29,6 +29,8 @@ class FakeGraph {
   readonly compromised: Array<{ id: string; at: number }> = [];
   /** Certificates uploaded to the app registration, by the base64url SHA-256 of their DER. */
   readonly certificates = new Map<string, KeyObject>();
+  /** The app's federated identity credential: whose tokens it trusts (issuer, subject) and their key. */
+  federated: { issuer: string; subject: string; key: KeyObject } | undefined;
   lastIdentityProtection = 0;
   readonly api = new FakeApi((req) => this.#route(req));
 
@@ -131,6 +133,19 @@ class FakeGraph {
       // Certificate credentials: the key is found by the certificate's thumbprint in the header.
       const assertion = form.client_assertion ?? '';
       const header = decodeProtectedHeader(assertion);
+      if (header['x5t#S256'] === undefined && this.federated) {
+        // Workload identity federation: a token of the trusted issuer, for this subject.
+        try {
+          await jwtVerify(assertion, this.federated.key, {
+            issuer: this.federated.issuer,
+            subject: this.federated.subject,
+            audience: 'api://AzureADTokenExchange',
+          });
+        } catch {
+          return invalidClient(70021, 'No matching federated identity record found for presented assertion.');
+        }
+        return this.#issue();
+      }
       const key = this.certificates.get(String(header['x5t#S256']));
       if (!key)
         return invalidClient(
@@ -162,6 +177,10 @@ class FakeGraph {
         },
       };
     }
+    return this.#issue();
+  }
+
+  #issue(): FakeResponse {
     const token = `eyJ0eXAiOiJKV1Qi.graph-${randomUUID()}`;
     this.tokens.add(token);
     return { body: { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token } };
@@ -365,6 +384,42 @@ describe('microsoft-graph: certificate credentials', () => {
       class: 'credentials',
     });
     expect(h.status()?.state).toBe('permanent_error');
+  });
+});
+
+describe('microsoft-graph: workload identity federation', () => {
+  it('signs in with the token AKS projects into a file, trusted by the app’s federated credential', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssf-graph-federated-'));
+    try {
+      const aks = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const issuer = 'https://oidc.prod-aks.azure.com/00000000-0000-0000-0000-000000000000/';
+      const subject = 'system:serviceaccount:ssf:ssf-bridge';
+      graph.federated = { issuer, subject, key: aks.publicKey };
+      const file = join(dir, 'azure-identity-token');
+      writeFileSync(
+        file,
+        await new SignJWT({})
+          .setProtectedHeader({ alg: 'RS256', kid: 'aks-1' })
+          .setIssuer(issuer)
+          .setSubject(subject)
+          .setAudience('api://AzureADTokenExchange')
+          .setIssuedAt()
+          .setExpirationTime('1h')
+          .sign(aks.privateKey),
+      );
+      const user = graph.add('dana.lee@contoso.com');
+      const h = await start({ client_secret: undefined, federated_token_file: file });
+      expect(await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).toMatchObject({
+        ok: true,
+      });
+      expect(graph.revoked).toEqual([user.id]);
+      const form = calls('POST', `/${TENANT}/oauth2/v2.0/token`)[0]!.json as Record<string, string>;
+      expect(form).toMatchObject({ client_id: CLIENT_ID, grant_type: 'client_credentials' });
+      expect(form.client_secret).toBeUndefined();
+    } finally {
+      graph.federated = undefined;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -409,5 +409,76 @@ describe('private_key_jwt with a certificate (Microsoft Entra ID certificate cre
     })();
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(message);
+  });
+});
+
+// Workload identity federation: the client's credential is a JWT another identity provider
+// issued (AKS projects a service-account token into a file and replaces it before it expires).
+describe('oauth2_client_assertion_file (workload identity federation)', () => {
+  let dir: string;
+  let file: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ssf-federated-'));
+    file = join(dir, 'azure-identity-token');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const federated = (tokenUrl: string): HttpAuth => ({
+    type: 'oauth2_client_assertion_file',
+    tokenUrl,
+    clientId: '6731de76-14a6-49ae-97bc-6eba6914391e',
+    assertionFile: file,
+    scope: 'https://graph.microsoft.com/.default',
+  });
+
+  it('sends the file’s token as the client assertion, and reads the file again for the next token', async () => {
+    let issued = 0;
+    const server = await serve((seen) => {
+      if (seen.url !== '/token')
+        return { status: seen.headers['authorization'] === `Bearer at-${issued}` ? 204 : 401 };
+      issued += 1;
+      return {
+        status: 200,
+        body: JSON.stringify({ access_token: `at-${issued}`, token_type: 'Bearer', expires_in: 3600 }),
+      };
+    });
+    writeFileSync(file, 'eyJhbGciOiJSUzI1NiJ9.sa-token-1.sig\n');
+    const lines: string[] = [];
+    const client = factory(lines).factory.create({ auth: federated(`${server.url}/token`) });
+    await client.get(`${server.url}/v1.0/users`);
+    // The kubelet replaces the token; the API refuses the access token, which forces a new one.
+    writeFileSync(file, 'eyJhbGciOiJSUzI1NiJ9.sa-token-2.sig\n');
+    issued += 1;
+    await client.get(`${server.url}/v1.0/users`);
+    const forms = server.seen
+      .filter((s) => s.url === '/token')
+      .map((s) => Object.fromEntries(new URLSearchParams(s.body)));
+    expect(forms).toEqual([
+      expect.objectContaining({
+        grant_type: 'client_credentials',
+        client_id: '6731de76-14a6-49ae-97bc-6eba6914391e',
+        client_assertion_type: JWT_CLIENT_ASSERTION,
+        client_assertion: 'eyJhbGciOiJSUzI1NiJ9.sa-token-1.sig',
+        scope: 'https://graph.microsoft.com/.default',
+      }),
+      expect.objectContaining({ client_assertion: 'eyJhbGciOiJSUzI1NiJ9.sa-token-2.sig' }),
+    ]);
+    expect(lines.join('\n')).not.toContain('sa-token-');
+  });
+
+  it('a file that cannot be read fails create() with a ConfigError; one that goes away later is retried', async () => {
+    expect(() =>
+      factory().factory.create({
+        auth: { ...federated('https://login.example/token'), assertionFile: join(dir, 'nope') } as HttpAuth,
+      }),
+    ).toThrow(ConfigError);
+    const server = await serve(() => ({ status: 500 }));
+    writeFileSync(file, 'eyJ.token.sig');
+    const client = factory().factory.create({ auth: federated(`${server.url}/token`) });
+    rmSync(file);
+    const error = await client.get(`${server.url}/v1.0/users`).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(RetryableError);
+    expect((error as RetryableError).code).toBe('SSF_ERR_HTTP_ASSERTION_FILE');
+    expect(server.seen).toHaveLength(0);
   });
 });

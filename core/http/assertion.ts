@@ -13,7 +13,9 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { ConfigError } from '../plugin-api/errors.ts';
+import { accessSync, constants } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { ConfigError, RetryableError } from '../plugin-api/errors.ts';
 import { registerSecretValue } from '../plugin-api/secret.ts';
 import type { HttpAuth } from '../plugin-api/types.ts';
 import type { TokenRequest } from './oauth.ts';
@@ -21,6 +23,7 @@ import type { TokenRequest } from './oauth.ts';
 export type JwtBearerAuth = Extract<HttpAuth, { type: 'jwt_bearer' }>;
 export type PrivateKeyJwtAuth = Extract<HttpAuth, { type: 'oauth2_private_key_jwt' }>;
 export type AssertionAuth = JwtBearerAuth | PrivateKeyJwtAuth;
+export type AssertionFileAuth = Extract<HttpAuth, { type: 'oauth2_client_assertion_file' }>;
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 export const JWT_CLIENT_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -171,6 +174,51 @@ export async function buildAssertionTokenRequest(
     key,
   );
   const form = new URLSearchParams({ grant_type: 'client_credentials' });
+  if (auth.scope) form.set('scope', auth.scope);
+  for (const [name, value] of Object.entries(auth.extraParams ?? {})) form.set(name, value);
+  form.set('client_assertion_type', JWT_CLIENT_ASSERTION);
+  form.set('client_assertion', assertion);
+  return { url: auth.tokenUrl, headers: { ...FORM_HEADERS }, body: form.toString() };
+}
+
+/**
+ * Checks at creation that the assertion file can be read, so that a wrong path is a
+ * configuration error and not a failed delivery.
+ */
+export function checkAssertionFile(auth: AssertionFileAuth): void {
+  try {
+    accessSync(auth.assertionFile, constants.R_OK);
+  } catch {
+    throw new ConfigError(`auth.assertionFile: cannot read ${auth.assertionFile}`, {
+      code: 'SSF_ERR_CONFIG_HTTP',
+    });
+  }
+}
+
+/**
+ * The token request for a client whose assertion another identity provider issued: the file is
+ * read now, as its issuer replaces it before it expires. A file that cannot be read, or is empty,
+ * is retried later (it may be in the middle of being replaced).
+ */
+export async function buildFileAssertionTokenRequest(auth: AssertionFileAuth): Promise<TokenRequest> {
+  let assertion: string;
+  try {
+    assertion = (await readFile(auth.assertionFile, 'utf8')).trim();
+  } catch (err) {
+    throw new RetryableError(
+      `cannot read the client assertion file ${auth.assertionFile}: ${(err as Error).message}`,
+      {
+        code: 'SSF_ERR_HTTP_ASSERTION_FILE',
+      },
+    );
+  }
+  if (assertion.length === 0) {
+    throw new RetryableError(`the client assertion file ${auth.assertionFile} is empty`, {
+      code: 'SSF_ERR_HTTP_ASSERTION_FILE',
+    });
+  }
+  registerSecretValue(assertion);
+  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: auth.clientId });
   if (auth.scope) form.set('scope', auth.scope);
   for (const [name, value] of Object.entries(auth.extraParams ?? {})) form.set(name, value);
   form.set('client_assertion_type', JWT_CLIENT_ASSERTION);

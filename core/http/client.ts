@@ -29,7 +29,12 @@ import {
   type AccessToken,
   type TokenRequest,
 } from './oauth.ts';
-import { buildAssertionTokenRequest, loadAssertionKey } from './assertion.ts';
+import {
+  buildAssertionTokenRequest,
+  buildFileAssertionTokenRequest,
+  checkAssertionFile,
+  loadAssertionKey,
+} from './assertion.ts';
 import { DPOP_HEADER, DpopProver, asksForNonce } from './dpop.ts';
 import { redactHeaders, scrubUrl } from './redact.ts';
 import {
@@ -150,6 +155,7 @@ function checkAuth(auth: HttpAuth | undefined): HttpAuth | undefined {
   if (
     auth?.type === 'oauth2_client_credentials' ||
     auth?.type === 'oauth2_private_key_jwt' ||
+    auth?.type === 'oauth2_client_assertion_file' ||
     auth?.type === 'jwt_bearer'
   ) {
     let url: URL;
@@ -441,6 +447,12 @@ class NodeHttpClient implements HttpClient {
       // A fresh assertion for every token request: servers refuse a client assertion's jti twice.
       this.#tokens = new TokenCache(
         () => this.#fetchToken(() => buildAssertionTokenRequest(auth, key, this.#d.now())),
+        deps.now,
+      );
+    } else if (auth?.type === 'oauth2_client_assertion_file') {
+      checkAssertionFile(auth);
+      this.#tokens = new TokenCache(
+        () => this.#fetchToken(() => buildFileAssertionTokenRequest(auth)),
         deps.now,
       );
     }

@@ -119,6 +119,23 @@ export type HttpAuth =
     }
   | {
       /**
+       * Client credentials where the client's credential is a JWT another identity provider
+       * issued for it (RFC 7523 §2.2; workload identity federation: a Kubernetes service-account
+       * token, a CI job's OIDC token). The file is read at every token request: its issuer
+       * rotates it.
+       */
+      type: 'oauth2_client_assertion_file';
+      tokenUrl: string;
+      clientId: string;
+      /** The file holding the JWT, e.g. AKS's AZURE_FEDERATED_TOKEN_FILE. */
+      assertionFile: string;
+      scope?: string;
+      extraParams?: Record<string, string>;
+      /** As for `oauth2_client_credentials`. */
+      dpop?: boolean;
+    }
+  | {
+      /**
        * A signed JWT as the authorization grant (RFC 7523 §2.1), as Google service accounts use:
        * `iss` the account, `sub` the user to act for, `scope`, `aud` the token endpoint.
        */
