@@ -12,9 +12,9 @@ import {
   randomUUID,
   type KeyObject,
 } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { accessSync, constants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { SignJWT } from 'jose';
 import { ConfigError, RetryableError } from '../plugin-api/errors.ts';
 import { registerSecretValue } from '../plugin-api/secret.ts';
 import type { HttpAuth } from '../plugin-api/types.ts';
@@ -205,12 +205,10 @@ export async function buildFileAssertionTokenRequest(auth: AssertionFileAuth): P
   try {
     assertion = (await readFile(auth.assertionFile, 'utf8')).trim();
   } catch (err) {
-    throw new RetryableError(
-      `cannot read the client assertion file ${auth.assertionFile}: ${(err as Error).message}`,
-      {
-        code: 'SSF_ERR_HTTP_ASSERTION_FILE',
-      },
-    );
+    const reason = (err as Error).message;
+    throw new RetryableError(`cannot read the client assertion file ${auth.assertionFile}: ${reason}`, {
+      code: 'SSF_ERR_HTTP_ASSERTION_FILE',
+    });
   }
   if (assertion.length === 0) {
     throw new RetryableError(`the client assertion file ${auth.assertionFile} is empty`, {
