@@ -117,8 +117,16 @@ describe('sqlite store on its own thread', () => {
     try {
       const item = newEvent();
       await store.accept({ now: new Date(), events: [item], dedupeExpiresAt: new Date() });
+      // A large batch keeps the thread busy for a good while, so the calls are surely still held
+      // when it dies (a lone quick call could be answered before the thread is stopped).
+      const busy = store.accept({
+        now: new Date(),
+        events: Array.from({ length: 20_000 }, () => newEvent()),
+        dedupeExpiresAt: new Date(),
+      });
       const held = store.stats();
       await store.crashThreadForTest();
+      await expect(busy).rejects.toThrow(/database thread stopped/);
       await expect(held).rejects.toThrow(/database thread stopped/);
       expect(await store.events.get(item.event.id)).toEqual(item.event);
       expect(store.threadsStarted).toBe(2);
