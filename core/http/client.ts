@@ -402,6 +402,12 @@ interface PreparedRequest {
 
 type AttemptResult = { ok: true; response: HttpResponse<unknown> } | { ok: false; outcome: HttpOutcome };
 
+/** The status of an attempt the server answered, whatever it was; undefined when none came. */
+function statusOf(result: AttemptResult): number | undefined {
+  if (result.ok) return result.response.status;
+  return result.outcome.kind === 'response' ? result.outcome.status : undefined;
+}
+
 /** The response headers of an attempt the server answered, whatever the status. */
 function headersOf(result: AttemptResult): Record<string, string> | undefined {
   if (result.ok) return result.response.headers;
@@ -481,12 +487,7 @@ class NodeHttpClient implements HttpClient {
     for (;;) {
       const token = usesToken ? await this.#tokens!.get() : undefined;
       const result = await this.#attempt(prepared, token);
-      const status = result.ok
-        ? result.response.status
-        : result.outcome.kind === 'response'
-          ? result.outcome.status
-          : 0;
-      if (token !== undefined && status === 401 && prepared.body.replayable) {
+      if (token !== undefined && statusOf(result) === 401 && prepared.body.replayable) {
         const headers = headersOf(result);
         // RFC 9449 §9: the resource server wants a proof with its nonce: once more, same token.
         if (
@@ -855,11 +856,7 @@ class NodeHttpClient implements HttpClient {
 
   #observe(prepared: PreparedRequest, result: AttemptResult, durationMs: number): void {
     const d = this.#d;
-    const status = result.ok
-      ? result.response.status
-      : result.outcome.kind === 'response'
-        ? result.outcome.status
-        : undefined;
+    const status = statusOf(result);
     let outcome: HttpRequestObservation['outcome'] = 'ok';
     let code: string | undefined;
     if (!result.ok) {

@@ -58,6 +58,8 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
   );
   app.addHook('preClose', async () => tx.releaseLongPolls());
 
+  /** The issuer's origin, which the public URLs of the routes start with (known once listening). */
+  let publicOrigin: string | undefined;
   void app.register(
     async (scope) => {
       scope.get(ROUTES.jwks, async (_req, reply) =>
@@ -70,6 +72,7 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
           const needed = (req.routeOptions.config as { scope?: Scope }).scope;
           if (needed === undefined) return;
           const path = req.url.split('?')[0]!;
+          publicOrigin ??= new URL(tx.urls.issuer).origin;
           const dpop = req.headers.dpop;
           const principal = await tx.auth.authenticate({
             authorization: req.headers.authorization,
@@ -78,7 +81,7 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
             method: req.method,
             // A DPoP proof names the URL the receiver called: the public one under the issuer, or
             // the one the request arrived at when nothing rewrote it on the way.
-            urls: [`${new URL(tx.urls.issuer).origin}${path}`, `${req.protocol}://${req.host}${path}`],
+            urls: [`${publicOrigin}${path}`, `${req.protocol}://${req.host}${path}`],
           });
           requireScope(principal, needed);
           principals.set(req, principal);

@@ -161,7 +161,7 @@ export class SqliteStore implements Store {
     const onDisk = options.path !== ':memory:';
     if (onDisk) mkdirSync(dirname(options.path), { recursive: true });
     // Before anything else: a second bridge must not even run the migrations.
-    const writerLock = options.exclusive && onDisk ? WriterLock.acquire(options.path) : undefined;
+    const writerLock = WriterLock.forStore(options);
     let db: Database.Database;
     try {
       db = new Database(options.path);

@@ -9,8 +9,6 @@
  * If the thread dies (it should not: SQL errors come back as rejected calls), the calls it was
  * serving are rejected and the next call starts a new thread on the same file.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../plugin-api/types.ts';
 import type {
@@ -100,10 +98,7 @@ export class ThreadedSqliteStore implements Store {
   /** Opens the store on a new thread; rejects with the store's own error if it cannot open. */
   static async open(options: SqliteStoreOptions): Promise<ThreadedSqliteStore> {
     const store = new ThreadedSqliteStore(options);
-    if (options.exclusive && options.path !== ':memory:') {
-      mkdirSync(dirname(options.path), { recursive: true });
-      store.#writerLock = WriterLock.acquire(options.path);
-    }
+    store.#writerLock = WriterLock.forStore(options);
     try {
       await store.#ensureThread();
     } catch (err) {

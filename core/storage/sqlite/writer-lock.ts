@@ -12,6 +12,8 @@
  * lock to clear by hand. The one-shot commands (`dlq`, `devices`) do not take it: they are meant
  * to run beside a bridge.
  */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../plugin-api/errors.ts';
 
@@ -22,8 +24,14 @@ export class WriterLock {
     this.#db = db;
   }
 
+  /** The lock a store opened with these options holds: none in memory or when not exclusive. */
+  static forStore(options: { path: string; exclusive?: boolean | undefined }): WriterLock | undefined {
+    return options.exclusive && options.path !== ':memory:' ? WriterLock.acquire(options.path) : undefined;
+  }
+
   /** Takes the lock of the database at `databasePath`, or throws if another process holds it. */
   static acquire(databasePath: string): WriterLock {
+    mkdirSync(dirname(databasePath), { recursive: true });
     const path = `${databasePath}.lock`;
     // No waiting: a lock that is held stays held for as long as its bridge runs.
     const db = new Database(path, { timeout: 0 });
