@@ -143,3 +143,14 @@ export function countsByKey(rows: Row[], key: string): Record<string, number> {
   for (const row of rows) out[String(row[key])] = Number(row.n);
   return out;
 }
+
+/**
+ * Claims a one-time id: inserted, or taken over when its earlier use has expired; the statement
+ * returns a row only then. `p` writes the placeholder of each parameter, in this order: scope, id, expires_at, now.
+ */
+export function claimOneTimeIdSql(p: (n: 1 | 2 | 3 | 4) => string): string {
+  return `INSERT INTO one_time_ids (scope, id, expires_at) VALUES (${p(1)}, ${p(2)}, ${p(3)})
+    ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at
+    WHERE one_time_ids.expires_at <= ${p(4)}
+    RETURNING id`;
+}

@@ -328,6 +328,18 @@ export interface LeaderLeaseStore {
   current(name: string, now: Date): Promise<LeaseHolder | undefined>;
 }
 
+/**
+ * Ids that may be used once within their lifetime, such as the `jti` of a DPoP proof
+ * (RFC 9449 §11.1): kept in the store so that every instance sharing it refuses a second use.
+ */
+export interface OneTimeIdStore {
+  /**
+   * Records the first use of `id` in `scope` until `expiresAt`. Resolves to false when the id
+   * was used before and that use has not expired yet.
+   */
+  claim(scope: string, id: string, expiresAt: Date, now: Date): Promise<boolean>;
+}
+
 export interface StoreStats {
   /** Unfinished deliveries per destination. */
   backlog: Record<string, number>;
@@ -351,6 +363,8 @@ export interface PruneResult {
   deliveries: number;
   events: number;
   dedupeKeys: number;
+  /** Expired one-time ids. */
+  oneTimeIds: number;
 }
 
 export interface Store {
@@ -366,6 +380,7 @@ export interface Store {
   readonly checkpoints: CheckpointStore;
   readonly streams: StreamStore;
   readonly leases: LeaderLeaseStore;
+  readonly oneTimeIds: OneTimeIdStore;
   readonly operator: OperatorStore;
   stats(): Promise<StoreStats>;
   prune(request: PruneRequest): Promise<PruneResult>;

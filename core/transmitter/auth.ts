@@ -10,6 +10,7 @@ import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import type { Clock, Logger } from '../plugin-api/types.ts';
 import { RetryableError } from '../plugin-api/errors.ts';
 import { remoteJwks, type JwksFetcher, type SetKeySource } from '../ssf/set/jwks.ts';
+import type { OneTimeIdStore } from '../storage/types.ts';
 import { SCOPE_MANAGE, SCOPE_READ, type TransmitterConfig } from './config.ts';
 import { DpopProofError, DpopVerifier } from './dpop.ts';
 import { TransmitterHttpError } from './errors.ts';
@@ -89,6 +90,8 @@ export interface AuthenticatorOptions {
   logger: Logger;
   /** Fetches the authorization server's JWKS (tests inject one). */
   fetcher?: JwksFetcher;
+  /** Where DPoP proof ids are kept once used (the store). */
+  usedProofs: OneTimeIdStore;
 }
 
 /** What authentication reads of a request. */
@@ -140,6 +143,7 @@ export class ReceiverAuthenticator {
         algorithms: config.oauth.algorithms,
         clockToleranceMs: config.oauth.clock_tolerance,
         now: () => options.clock.now().getTime(),
+        usedProofs: options.usedProofs,
       });
     }
   }

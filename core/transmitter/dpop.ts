@@ -7,11 +7,12 @@
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
 import { accessTokenHash } from '../http/dpop.ts';
 import type { VerificationAlgorithm } from '../ssf/algorithms.ts';
+import type { OneTimeIdStore } from '../storage/types.ts';
 
 /** How old a proof may be (§11.1: a short window limits replay; servers pick it). */
 export const PROOF_MAX_AGE_MS = 60_000;
-/** Proof ids remembered at most; past it the oldest are forgotten first. */
-const REPLAY_CACHE_SIZE = 100_000;
+/** The scope of proof ids among the store's one-time ids. */
+const PROOF_ID_SCOPE = 'dpop-proof';
 
 export class DpopProofError extends Error {}
 
@@ -26,6 +27,11 @@ export interface DpopVerifierOptions {
   algorithms: readonly VerificationAlgorithm[];
   clockToleranceMs: number;
   now: () => number;
+  /**
+   * Where used proof ids are kept: the store, so that a proof used at one instance is refused
+   * at every other instance sharing the database.
+   */
+  usedProofs: OneTimeIdStore;
 }
 
 /** `origin + path` of a URL: what `htu` is compared on (§4.3 step 9, query and fragment ignored). */
@@ -40,8 +46,6 @@ function target(url: string): string | undefined {
 
 export class DpopVerifier {
   readonly #options: DpopVerifierOptions;
-  /** Proof ids seen within the acceptance window, with when each may be forgotten. */
-  readonly #seen = new Map<string, number>();
 
   constructor(options: DpopVerifierOptions) {
     this.#options = options;
@@ -100,17 +104,12 @@ export class DpopVerifier {
       throw new DpopProofError('the DPoP proof does not name this access token (ath)');
     }
     const jkt = await calculateJwkThumbprint(jwk);
-    this.#remember(`${jkt}.${jti}`, now);
-    return jkt;
-  }
-
-  /** §11.1: a proof is accepted once; a second sight of its jti within the window is a replay. */
-  #remember(id: string, now: number): void {
-    for (const [seen, until] of this.#seen) {
-      if (until > now && this.#seen.size < REPLAY_CACHE_SIZE) break;
-      this.#seen.delete(seen);
+    // §11.1: a proof is accepted once. Its id is kept for as long as its iat would be accepted;
+    // ids are per key, so one client cannot use up another's.
+    const keptUntil = new Date(now + PROOF_MAX_AGE_MS + 2 * tolerance);
+    if (!(await this.#options.usedProofs.claim(PROOF_ID_SCOPE, `${jkt}.${jti}`, keptUntil, new Date(now)))) {
+      throw new DpopProofError('the DPoP proof was used before');
     }
-    if (this.#seen.has(id)) throw new DpopProofError('the DPoP proof was used before');
-    this.#seen.set(id, now + PROOF_MAX_AGE_MS + 2 * this.#options.clockToleranceMs);
+    return jkt;
   }
 }

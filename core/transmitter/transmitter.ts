@@ -127,6 +127,7 @@ export class Transmitter {
     this.auth = new ReceiverAuthenticator(config, {
       clock,
       logger: log,
+      usedProofs: deps.store.oneTimeIds,
       ...(deps.fetchOAuthJwks ? { fetcher: deps.fetchOAuthJwks } : {}),
     });
     this.#sync = new StreamSync(this.#ctx);

@@ -99,6 +99,8 @@ export interface BridgeOptions {
   transmitter?: TransmitterConfigInput;
   /** Path of the issuer, e.g. `/tenants/a` (default: none). */
   issuerPath?: string;
+  /** The origin the issuer names, as for instances behind one load balancer (default: this bridge's). */
+  publicOrigin?: string;
   /** A store to use instead of a fresh SQLite file (e.g. PostgreSQL); not closed by the bridge. */
   store?: Store;
   delivery?: DeliveryConfigInput;
@@ -148,7 +150,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
   const clock = { now: () => new Date() };
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
-  const issuer = `${origin}${options.issuerPath ?? ''}`;
+  const issuer = `${options.publicOrigin ?? origin}${options.issuerPath ?? ''}`;
   const dir = options.store ? undefined : mkdtempSync(join(tmpdir(), 'ssf-tx-'));
   const store =
     options.store ??

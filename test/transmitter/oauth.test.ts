@@ -15,6 +15,13 @@ import {
   type JWTPayload,
 } from 'jose';
 import { DpopProver } from '../../core/http/dpop.ts';
+import {
+  describePostgres,
+  dropSchema,
+  openTestPostgresStore,
+  uniqueSchema,
+} from '../../core/storage/testing/postgres.ts';
+import type { PostgresStore } from '../../core/storage/postgres/store.ts';
 import { ALICE, POLL, call, startBridge, type Bridge } from './harness.ts';
 
 const AS_ISSUER = 'https://as.example';
@@ -296,5 +303,48 @@ describe('DPoP-bound access tokens (RFC 9449)', () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+describePostgres('DPoP at instances sharing one PostgreSQL database', () => {
+  const schema = uniqueSchema();
+  // Both instances answer for one public issuer, as behind a load balancer.
+  const PUBLIC = 'https://ssf.example.com';
+  let store: PostgresStore;
+  let a: Bridge;
+  let b: Bridge;
+
+  beforeAll(async () => {
+    store = await openTestPostgresStore(schema);
+    const port = (jwksServer.address() as { port: number }).port;
+    const transmitter = {
+      receivers: [ALICE],
+      oauth: { issuer: AS_ISSUER, audience: RS_AUDIENCE, jwks_uri: `http://127.0.0.1:${port}/jwks` },
+    };
+    a = await startBridge({ store, transmitter, instanceId: 'a', publicOrigin: PUBLIC, noEngine: true });
+    b = await startBridge({ store, transmitter, instanceId: 'b', publicOrigin: PUBLIC, noEngine: true });
+  });
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await store?.close();
+    await dropSchema(schema);
+  });
+
+  it('§11.1: a proof used at one instance is refused at the other', async () => {
+    const prover = new DpopProver();
+    const jwt = await token({ cnf: { jkt: prover.thumbprint } });
+    const proof = prover.proof('GET', `${PUBLIC}/ssf/streams`, { accessToken: jwt });
+    const at = (bridge: Bridge, dpop: string) =>
+      call(bridge.origin, 'GET', 'ssf/streams', { headers: { authorization: `DPoP ${jwt}`, dpop } });
+    expect((await at(a, proof)).status).toBe(200);
+    const replay = await at(b, proof);
+    expect(replay.status).toBe(401);
+    expect(replay.json.description).toMatch(/used before/);
+    // A fresh proof of the same key is taken at either instance.
+    expect((await at(b, prover.proof('GET', `${PUBLIC}/ssf/streams`, { accessToken: jwt }))).status).toBe(
+      200,
+    );
   });
 });

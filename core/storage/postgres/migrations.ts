@@ -161,4 +161,17 @@ CREATE UNLOGGED TABLE ordering_locks (ordering_key TEXT PRIMARY KEY);
 DROP INDEX IF EXISTS deliveries_jti;
 `,
   },
+  {
+    version: 5,
+    name: 'one-time ids (DPoP proof jtis), refused a second time by every instance',
+    sql: `
+CREATE TABLE one_time_ids (
+  scope TEXT NOT NULL,
+  id TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (scope, id)
+);
+CREATE INDEX one_time_ids_expiry ON one_time_ids (expires_at);
+`,
+  },
 ];

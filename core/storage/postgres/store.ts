@@ -4,6 +4,7 @@ import { ConfigError } from '../../plugin-api/errors.ts';
 import type { Logger } from '../../plugin-api/types.ts';
 import {
   DEAD_LETTER_COLUMNS,
+  claimOneTimeIdSql,
   EVENT_COLUMNS_PREFIXED,
   countsByKey,
   date,
@@ -28,6 +29,7 @@ import {
   type DeliveryStore,
   type EventStore,
   type LeaderLeaseStore,
+  type OneTimeIdStore,
   type OperatorStore,
   type NewDelivery,
   type PruneRequest,
@@ -70,6 +72,7 @@ export class PostgresStore implements Store {
   readonly checkpoints: CheckpointStore;
   readonly streams: StreamStore;
   readonly leases: LeaderLeaseStore;
+  readonly oneTimeIds: OneTimeIdStore;
   readonly operator: OperatorStore;
 
   private constructor(pool: pg.Pool) {
@@ -80,6 +83,15 @@ export class PostgresStore implements Store {
     this.checkpoints = this.#checkpointStore();
     this.streams = this.#streamStore();
     this.leases = this.#leaseStore();
+    this.oneTimeIds = {
+      claim: async (scope, id, expiresAt, now) =>
+        (
+          await this.#rows(
+            claimOneTimeIdSql((n) => `$${n}`),
+            [scope, id, expiresAt.getTime(), now.getTime()],
+          )
+        ).length > 0,
+    };
     this.operator = createOperatorStore({
       dialect: 'postgres',
       rows: (sql, params) => this.#rows(sql, params),
@@ -885,6 +897,12 @@ export class PostgresStore implements Store {
       dedupeKeys: await this.#count(
         `DELETE FROM dedupe_keys WHERE key IN
            (SELECT key FROM dedupe_keys WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [now.getTime(), limit],
+        c,
+      ),
+      oneTimeIds: await this.#count(
+        `DELETE FROM one_time_ids WHERE (scope, id) IN
+           (SELECT scope, id FROM one_time_ids WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
         [now.getTime(), limit],
         c,
       ),

@@ -201,4 +201,17 @@ CREATE TABLE dedupe_recent (
 );
 `,
   },
+  {
+    version: 7,
+    name: 'one-time ids (DPoP proof jtis), refused a second time by every instance',
+    sql: `
+CREATE TABLE one_time_ids (
+  scope TEXT NOT NULL,
+  id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, id)
+) WITHOUT ROWID;
+CREATE INDEX one_time_ids_expiry ON one_time_ids (expires_at);
+`,
+  },
 ];

@@ -6,6 +6,7 @@ import { ConfigError } from '../../plugin-api/errors.ts';
 import { WriterLock } from './writer-lock.ts';
 import {
   DEAD_LETTER_COLUMNS,
+  claimOneTimeIdSql,
   EVENT_COLUMNS_PREFIXED,
   countsByKey,
   date,
@@ -30,6 +31,7 @@ import {
   type DeliveryStore,
   type EventStore,
   type LeaderLeaseStore,
+  type OneTimeIdStore,
   type OperatorStore,
   type NewDelivery,
   type PruneRequest,
@@ -140,6 +142,7 @@ export class SqliteStore implements Store {
   readonly checkpoints: CheckpointStore;
   readonly streams: StreamStore;
   readonly leases: LeaderLeaseStore;
+  readonly oneTimeIds: OneTimeIdStore;
   readonly operator: OperatorStore;
 
   private constructor(db: Database.Database, walPath: string | undefined) {
@@ -151,6 +154,22 @@ export class SqliteStore implements Store {
     this.checkpoints = this.#checkpointStore();
     this.streams = this.#streamStore();
     this.leases = this.#leaseStore();
+    this.oneTimeIds = {
+      // Not waiting for the disk: after a power cut a proof of the last moments could be used
+      // once more, within its minute.
+      claim: async (scope, id, expiresAt, now) =>
+        (await this.#commit(
+          () =>
+            this.#get(
+              claimOneTimeIdSql(() => '?'),
+              scope,
+              id,
+              expiresAt.getTime(),
+              now.getTime(),
+            ),
+          false,
+        )) !== undefined,
+    };
     this.operator = createOperatorStore({
       dialect: 'sqlite',
       rows: async (sql, params) => this.#all(sql, ...params),
@@ -1066,6 +1085,11 @@ export class SqliteStore implements Store {
       ),
       dedupeKeys: this.#run(
         'DELETE FROM dedupe_keys WHERE key IN (SELECT key FROM dedupe_keys WHERE expires_at <= ? LIMIT ?)',
+        now,
+        limit,
+      ),
+      oneTimeIds: this.#run(
+        'DELETE FROM one_time_ids WHERE (scope, id) IN (SELECT scope, id FROM one_time_ids WHERE expires_at <= ? LIMIT ?)',
         now,
         limit,
       ),

@@ -16,6 +16,7 @@ import type {
   DeliveryStore,
   EventStore,
   LeaderLeaseStore,
+  OneTimeIdStore,
   OperatorStore,
   Store,
   StreamStore,
@@ -54,7 +55,8 @@ function methodsOf<T>() {
   ): K => keys;
 }
 
-type SubStore = 'events' | 'deliveries' | 'deadLetters' | 'checkpoints' | 'streams' | 'leases' | 'operator';
+type SubStore =
+  'events' | 'deliveries' | 'deadLetters' | 'checkpoints' | 'streams' | 'leases' | 'oneTimeIds' | 'operator';
 
 /** The Store's own methods the thread serves (`close` has its own message). */
 export const STORE_METHODS = methodsOf<Omit<Store, 'driver' | 'close' | SubStore>>()(
@@ -96,6 +98,7 @@ export const SUB_STORE_METHODS = {
     'pollQueueDepth',
   ),
   leases: methodsOf<LeaderLeaseStore>()('tryAcquire', 'release', 'current'),
+  oneTimeIds: methodsOf<OneTimeIdStore>()('claim'),
   operator: methodsOf<OperatorStore>()(
     'listEvents',
     'listDeliveries',

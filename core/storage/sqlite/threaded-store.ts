@@ -17,6 +17,7 @@ import type {
   DeliveryStore,
   EventStore,
   LeaderLeaseStore,
+  OneTimeIdStore,
   OperatorStore,
   Store,
   StreamStore,
@@ -50,6 +51,7 @@ export class ThreadedSqliteStore implements Store {
   readonly checkpoints: CheckpointStore;
   readonly streams: StreamStore;
   readonly leases: LeaderLeaseStore;
+  readonly oneTimeIds: OneTimeIdStore;
   readonly operator: OperatorStore;
   declare accept: Store['accept'];
   declare stats: Store['stats'];
@@ -92,6 +94,7 @@ export class ThreadedSqliteStore implements Store {
     this.checkpoints = part('checkpoints');
     this.streams = part('streams');
     this.leases = part('leases');
+    this.oneTimeIds = part('oneTimeIds');
     this.operator = part('operator');
   }
 

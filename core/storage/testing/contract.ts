@@ -825,6 +825,45 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
       });
     });
 
+    describe('one-time ids', () => {
+      const until = (ms: number) => new Date(clock.now().getTime() + ms);
+
+      it('rule: an id is claimed once until it expires, per scope, and by any store on the database', async () => {
+        expect(await store.oneTimeIds.claim('dpop', 'jkt.1', until(60_000), clock.now())).toBe(true);
+        expect(await store.oneTimeIds.claim('dpop', 'jkt.1', until(60_000), clock.now())).toBe(false);
+        expect(await store.oneTimeIds.claim('other', 'jkt.1', until(60_000), clock.now())).toBe(true);
+        expect(await store.oneTimeIds.claim('dpop', 'jkt.2', until(60_000), clock.now())).toBe(true);
+        const second = await h.reopen();
+        try {
+          expect(await second.oneTimeIds.claim('dpop', 'jkt.1', until(60_000), clock.now())).toBe(false);
+          clock.advance(59_999);
+          expect(await second.oneTimeIds.claim('dpop', 'jkt.1', until(60_000), clock.now())).toBe(false);
+          clock.advance(1);
+          // Expired: claimed anew, and held for the new lifetime.
+          expect(await second.oneTimeIds.claim('dpop', 'jkt.1', until(60_000), clock.now())).toBe(true);
+        } finally {
+          await second.close();
+        }
+        expect(await store.oneTimeIds.claim('dpop', 'jkt.1', until(60_000), clock.now())).toBe(false);
+      });
+
+      it('rule: concurrent claims of one id: exactly one wins', async () => {
+        const claims = await Promise.all(
+          Array.from({ length: 8 }, () => store.oneTimeIds.claim('dpop', 'same', until(60_000), clock.now())),
+        );
+        expect(claims.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('prune drops expired ids only', async () => {
+        await store.oneTimeIds.claim('dpop', 'old', until(1_000), clock.now());
+        await store.oneTimeIds.claim('dpop', 'live', until(HOUR), clock.now());
+        clock.advance(2_000);
+        const result = await store.prune({ now: clock.now(), deliveredBefore: clock.now(), limit: 100 });
+        expect(result.oneTimeIds).toBe(1);
+        expect(await store.oneTimeIds.claim('dpop', 'live', until(HOUR), clock.now())).toBe(false);
+      });
+    });
+
     describe('metrics and housekeeping', () => {
       it('reports backlog per destination and discards a destination’s unfinished rows', async () => {
         await accept([
@@ -857,7 +896,7 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
           deliveredBefore: new Date(clock.now().getTime() - HOUR),
           limit: 100,
         });
-        expect(result).toEqual({ deliveries: 1, events: 1, dedupeKeys: 1 });
+        expect(result).toEqual({ deliveries: 1, events: 1, dedupeKeys: 1, oneTimeIds: 0 });
         expect(await store.events.get(done.event.id)).toBeUndefined();
         expect(await store.events.get(waiting.event.id)).toBeDefined();
         expect((await store.stats()).backlog).toEqual({ 'dest-a': 1 });
