@@ -41,8 +41,9 @@ export function forbidden(res: HttpResponse<unknown>, what: string): RetryableEr
 export class DirectoryClient {
   constructor(private readonly http: HttpClient) {}
 
+  /** The status of the call; 404 (no such user) is answered, not thrown, so callers can tell it apart. */
   async #call(method: 'POST' | 'PATCH', path: string, body: unknown, what: string, signal: AbortSignal) {
-    const res = await this.http.request({ method, url: path, body, acceptStatuses: [403], signal });
+    const res = await this.http.request({ method, url: path, body, acceptStatuses: [403, 404], signal });
     if (res.status === 403) throw forbidden(res, what);
     return res.status;
   }

@@ -1,26 +1,92 @@
 import { secret, z } from '../../core/plugin-api/index.ts';
 import { httpUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
-const directorySchema = z.strictObject({
-  service_account_email: z.email().meta({
-    description: 'The service account (client_email of its JSON key), with domain-wide delegation.',
-  }),
-  private_key: secret('The service account’s private key (private_key of its JSON key), a PKCS#8 PEM.'),
-  private_key_id: z
-    .string()
-    .min(1)
-    .optional()
-    .meta({ description: 'private_key_id of the JSON key, sent as the assertion’s kid.' }),
-  admin_email: z.email().meta({
-    description: 'A Workspace admin the service account acts for (domain-wide delegation subject).',
-  }),
-  suspend_on_account_disabled: z.boolean().default(true).meta({
+/** Where a service account without keys gets the Google Cloud token that lets it call signJwt. */
+const keylessSchema = z
+  .discriminatedUnion('source', [
+    z.strictObject({
+      source: z.literal('metadata_server').meta({
+        description:
+          'On Google Cloud (Compute Engine, GKE with Workload Identity, Cloud Run): the service account the workload runs as.',
+      }),
+      metadata_url: httpUrl('The metadata server.').default('http://metadata.google.internal'),
+      iam_credentials_url: httpUrl('The IAM Service Account Credentials API.').default(
+        'https://iamcredentials.googleapis.com',
+      ),
+    }),
+    z.strictObject({
+      source: z.literal('workload_identity_federation').meta({
+        description:
+          'Elsewhere (AWS, Azure, Kubernetes, CI): a token your platform issues to the bridge, exchanged at Google’s Security Token Service.',
+      }),
+      audience: z
+        .string()
+        .regex(
+          /^\/\/iam\.googleapis\.com\/projects\/\d+\/locations\/global\/workloadIdentityPools\/[^/]+\/providers\/[^/]+$/,
+          'expected //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER',
+        )
+        .meta({ description: 'The workload identity pool provider, by its full resource name.' }),
+      subject_token_file: z.string().min(1).meta({
+        description:
+          'A file holding the token your platform issued to the bridge (an OIDC ID token), read at every exchange; e.g. a projected Kubernetes service-account token.',
+      }),
+      subject_token_type: z
+        .enum(['urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:id_token'])
+        .default('urn:ietf:params:oauth:token-type:jwt')
+        .meta({ description: 'The type of the token in the file, as the provider expects it.' }),
+      sts_url: httpUrl('Google’s Security Token Service.').default('https://sts.googleapis.com'),
+      iam_credentials_url: httpUrl('The IAM Service Account Credentials API.').default(
+        'https://iamcredentials.googleapis.com',
+      ),
+    }),
+  ])
+  .meta({
     description:
-      'On risc.account-disabled, suspend the user after signing them out; off, only sign them out.',
-  }),
-  token_url: httpUrl('Google’s OAuth 2.0 token endpoint.').default('https://oauth2.googleapis.com/token'),
-  api_url: httpUrl('Admin SDK base URL.').default('https://admin.googleapis.com'),
-});
+      'Use the service account without a key (new Google Cloud organisations block key creation): IAM signs each delegation assertion (signJwt). The identity the bridge runs as needs the Service Account Token Creator role on the service account.',
+  });
+
+const directorySchema = z
+  .strictObject({
+    service_account_email: z.email().meta({
+      description: 'The service account (client_email of its JSON key), with domain-wide delegation.',
+    }),
+    private_key: secret(
+      'The service account’s private key (private_key of its JSON key), a PKCS#8 PEM; or use keyless.',
+    ).optional(),
+    private_key_id: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'private_key_id of the JSON key, sent as the assertion’s kid.' }),
+    keyless: keylessSchema.optional(),
+    admin_email: z.email().meta({
+      description: 'A Workspace admin the service account acts for (domain-wide delegation subject).',
+    }),
+    suspend_on_account_disabled: z.boolean().default(true).meta({
+      description:
+        'On risc.account-disabled, suspend the user after signing them out; off, only sign them out.',
+    }),
+    token_url: httpUrl('Google’s OAuth 2.0 token endpoint.').default('https://oauth2.googleapis.com/token'),
+    api_url: httpUrl('Admin SDK base URL.').default('https://admin.googleapis.com'),
+  })
+  .superRefine((c, issues) => {
+    if ((c.private_key === undefined) === (c.keyless === undefined)) {
+      issues.addIssue({
+        code: 'custom',
+        path: [c.private_key === undefined ? 'private_key' : 'keyless'],
+        message: 'give one of private_key (a JSON key) and keyless',
+      });
+    }
+    if (c.keyless !== undefined && c.private_key_id !== undefined) {
+      issues.addIssue({
+        code: 'custom',
+        path: ['private_key_id'],
+        message: 'private_key_id belongs to a JSON key; keyless assertions name Google’s own key',
+      });
+    }
+  });
+
+export type KeylessConfig = z.output<typeof keylessSchema>;
 
 const ssfPushSchema = z.strictObject({
   endpoint_url: httpUrl(

@@ -1,5 +1,4 @@
 import {
-  PermanentError,
   type ConnectorContext,
   type OutboundConnector,
   type SignedSet,
@@ -17,6 +16,7 @@ import {
 } from '../_shared/outbound-common.ts';
 import { pushSet } from '../_shared/outbound-push.ts';
 import { DirectoryClient } from './client.ts';
+import { iamSigner } from './keyless.ts';
 import type { DirectoryConfig, GoogleWorkspaceConfig } from './config.ts';
 
 const NAME = 'google-workspace';
@@ -34,24 +34,33 @@ export function userKeyOf(subject: SubjectIdentifier): string | undefined {
   return userEmail(subject);
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof PermanentError && err.detail?.status === 404;
-}
-
 function directory(ctx: ConnectorContext, config: DirectoryConfig, timeoutMs: number): OutboundConnector {
   const scopes = config.suspend_on_account_disabled ? `${SECURITY_SCOPE} ${USER_SCOPE}` : SECURITY_SCOPE;
+  const grant = {
+    type: 'jwt_bearer',
+    tokenUrl: config.token_url,
+    issuer: config.service_account_email,
+    subject: config.admin_email,
+    scope: scopes,
+  } as const;
   const http = ctx.http.create({
     baseURL: config.api_url,
     timeoutMs,
-    auth: {
-      type: 'jwt_bearer',
-      tokenUrl: config.token_url,
-      issuer: config.service_account_email,
-      subject: config.admin_email,
-      scope: scopes,
-      privateKey: config.private_key,
-      ...(config.private_key_id ? { keyId: config.private_key_id } : {}),
-    },
+    auth: config.keyless
+      ? {
+          ...grant,
+          signer: iamSigner(
+            ctx.http.create({ timeoutMs }),
+            config.keyless,
+            config.service_account_email,
+            () => ctx.clock.now().getTime(),
+          ),
+        }
+      : {
+          ...grant,
+          privateKey: config.private_key!,
+          ...(config.private_key_id ? { keyId: config.private_key_id } : {}),
+        },
   });
   const api = new DirectoryClient(http);
   const actions = ctx.metrics.counter(
@@ -60,14 +69,12 @@ function directory(ctx: ConnectorContext, config: DirectoryConfig, timeoutMs: nu
     ['action', 'outcome'],
   );
 
-  async function act<T>(action: string, userKey: string, work: () => Promise<T>): Promise<T> {
+  // A 404 of the Directory API itself means no such user; one on the way to a token does not.
+  async function act(action: string, userKey: string, work: () => Promise<number>): Promise<number> {
     return counted(actions, { action }, async () => {
-      try {
-        return await work();
-      } catch (err) {
-        if (isNotFound(err)) throw refuse(NAME, `Google Workspace has no user ${userKey}`);
-        throw err;
-      }
+      const status = await work();
+      if (status === 404) throw refuse(NAME, `Google Workspace has no user ${userKey}`);
+      return status;
     });
   }
 

@@ -1,5 +1,8 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { jwtVerify } from 'jose';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventDraft } from '../../core/plugin-api/index.ts';
 import { FakeApi, type FakeRequest, type FakeResponse } from '../../test/helpers/fake-api.ts';
@@ -15,6 +18,13 @@ const saKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const SA_PEM = saKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 // Pasted from the JSON key file, with its escaped newlines.
 const SA_PEM_FROM_JSON = SA_PEM.replace(/\n/g, '\\n');
+/** The key Google holds for the service account, which IAM's signJwt signs with. */
+const googleManagedKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const GOOGLE_KEY_ID = '9f8e7d6c5b4a39281706f5e4d3c2b1a098765432';
+const POOL_PROVIDER =
+  '//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/ssf-bridge/providers/eks';
+/** The ID token the bridge's platform issued it (what a projected service-account token holds). */
+const PLATFORM_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c3NmOmJyaWRnZSJ9.c2ln';
 
 function googleError(code: number, message: string, reason: string, status: string): FakeResponse {
   return {
@@ -31,6 +41,17 @@ class FakeGoogle {
   >();
   readonly #tokens = new Map<string, string[]>();
   delegatedAdmins = new Set([ADMIN]);
+  /** Google Cloud access tokens, by the identity they stand for. */
+  readonly #cloudTokens = new Map<string, string>();
+  /** Identities with the Service Account Token Creator role on SA. */
+  tokenCreators = new Set([
+    'vm-identity@example-project.iam.gserviceaccount.com',
+    `federated:${POOL_PROVIDER}`,
+  ]);
+  /** The subject token the workload identity pool provider accepts. */
+  platformToken = PLATFORM_TOKEN;
+  /** Lifetime of the Google Cloud tokens the metadata server and the STS hand out. */
+  cloudTokenLifetimeS = 3599;
   readonly api = new FakeApi((req) => this.#route(req));
 
   add(email: string) {
@@ -54,7 +75,10 @@ class FakeGoogle {
     }
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(form.assertion ?? '', saKey.publicKey, {
+      // The service account's keys: the one in its JSON key file, and the one Google holds.
+      const header = decodeProtectedHeader(form.assertion ?? '');
+      const key = header.kid === GOOGLE_KEY_ID ? googleManagedKey.publicKey : saKey.publicKey;
+      ({ payload } = await jwtVerify(form.assertion ?? '', key, {
         audience: `${this.api.url}/token`,
         issuer: SA,
       }));
@@ -85,8 +109,96 @@ class FakeGoogle {
     return { body: { access_token: token, expires_in: 3599, token_type: 'Bearer' } };
   }
 
+  #cloudToken(identity: string) {
+    const token = `ya29.cloud.${randomUUID()}`;
+    this.#cloudTokens.set(token, identity);
+    return { access_token: token, expires_in: this.cloudTokenLifetimeS, token_type: 'Bearer' };
+  }
+
+  /** Compute Engine's metadata server: only for requests that say Metadata-Flavor: Google. */
+  #metadata(req: FakeRequest): FakeResponse {
+    if (req.headers['metadata-flavor'] !== 'Google') {
+      return {
+        status: 403,
+        headers: { 'metadata-flavor': 'Google' },
+        body: 'Missing Metadata-Flavor:Google header.',
+      };
+    }
+    return {
+      headers: { 'metadata-flavor': 'Google' },
+      body: this.#cloudToken('vm-identity@example-project.iam.gserviceaccount.com'),
+    };
+  }
+
+  /** The Security Token Service (RFC 8693 token exchange for workload identity federation). */
+  #sts(req: FakeRequest): FakeResponse {
+    const form = req.json as Record<string, string>;
+    const invalid = (description: string) => ({
+      status: 400,
+      body: { error: 'invalid_grant', error_description: description },
+    });
+    if (form.grant_type !== 'urn:ietf:params:oauth:grant-type:token-exchange') {
+      return {
+        status: 400,
+        body: { error: 'unsupported_grant_type', error_description: 'Unsupported grant type' },
+      };
+    }
+    if (form.audience !== POOL_PROVIDER) return invalid('The audience in the request is not a provider');
+    if (form.subject_token !== this.platformToken) return invalid('The ID token could not be verified.');
+    if (
+      form.subject_token_type !== 'urn:ietf:params:oauth:token-type:jwt' ||
+      form.requested_token_type !== 'urn:ietf:params:oauth:token-type:access_token' ||
+      form.scope !== 'https://www.googleapis.com/auth/cloud-platform'
+    ) {
+      return { status: 400, body: { error: 'invalid_request', error_description: 'Invalid token exchange' } };
+    }
+    return {
+      body: {
+        ...this.#cloudToken(`federated:${POOL_PROVIDER}`),
+        issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      },
+    };
+  }
+
+  /** IAM Service Account Credentials signJwt: signs the payload with the key Google holds. */
+  async #signJwt(req: FakeRequest, account: string): Promise<FakeResponse> {
+    const identity = this.#cloudTokens.get((req.headers['authorization'] ?? '').replace(/^Bearer /, ''));
+    if (identity === undefined) {
+      return googleError(
+        401,
+        'Request had invalid authentication credentials.',
+        'authError',
+        'UNAUTHENTICATED',
+      );
+    }
+    if (account !== SA)
+      return googleError(404, `Not found; Gaia id not found for email ${account}`, 'notFound', 'NOT_FOUND');
+    if (!this.tokenCreators.has(identity)) {
+      return googleError(
+        403,
+        "Permission 'iam.serviceAccounts.signJwt' denied on resource (or it may not exist).",
+        'forbidden',
+        'PERMISSION_DENIED',
+      );
+    }
+    const claims = JSON.parse((req.json as { payload: string }).payload) as Record<string, unknown>;
+    if (typeof claims.exp === 'number' && claims.exp > Date.now() / 1000 + 12 * 3600) {
+      return googleError(400, 'Exp claim is too far in the future', 'badRequest', 'INVALID_ARGUMENT');
+    }
+    const signedJwt = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: GOOGLE_KEY_ID, typ: 'JWT' })
+      .sign(googleManagedKey.privateKey);
+    return { body: { keyId: GOOGLE_KEY_ID, signedJwt } };
+  }
+
   async #route(req: FakeRequest): Promise<FakeResponse> {
     if (req.method === 'POST' && req.path === '/token') return this.#token(req);
+    if (req.method === 'GET' && req.path === '/computeMetadata/v1/instance/service-accounts/default/token') {
+      return this.#metadata(req);
+    }
+    if (req.method === 'POST' && req.path === '/v1/token') return this.#sts(req);
+    const signJwt = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):signJwt$/.exec(req.path);
+    if (req.method === 'POST' && signJwt) return this.#signJwt(req, decodeURIComponent(signJwt[1]!));
     const scopes = this.#tokens.get((req.headers['authorization'] ?? '').replace(/^Bearer /, ''));
     if (!scopes)
       return googleError(
@@ -130,6 +242,12 @@ beforeEach(() => {
   google.api.reset();
   google.users.clear();
   google.delegatedAdmins = new Set([ADMIN]);
+  google.tokenCreators = new Set([
+    'vm-identity@example-project.iam.gserviceaccount.com',
+    `federated:${POOL_PROVIDER}`,
+  ]);
+  google.platformToken = PLATFORM_TOKEN;
+  google.cloudTokenLifetimeS = 3599;
 });
 afterEach(async () => {
   await harness?.stop();
@@ -314,6 +432,181 @@ describe('google-workspace: failures', () => {
     expect(
       await h.counter('google_workspace_actions_total', { action: 'sign_out', outcome: 'retryable' }),
     ).toBe(2);
+  });
+});
+
+describe('google-workspace: a service account without keys (IAM signJwt)', () => {
+  let dir: string;
+  let tokenFile: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ssf-google-wif-'));
+    tokenFile = join(dir, 'token');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  beforeEach(() => writeFileSync(tokenFile, `${PLATFORM_TOKEN}\n`));
+
+  const keyless = (source: Record<string, unknown>) =>
+    start({
+      private_key: undefined,
+      private_key_id: undefined,
+      keyless: { iam_credentials_url: google.api.url, ...source },
+    });
+  const onMetadataServer = () => keyless({ source: 'metadata_server', metadata_url: google.api.url });
+  const federated = () =>
+    keyless({
+      source: 'workload_identity_federation',
+      audience: POOL_PROVIDER,
+      subject_token_file: tokenFile,
+      sts_url: google.api.url,
+    });
+  const paths = () => google.api.requests.map((r) => `${r.method} ${r.path}`);
+  const SIGN_JWT = `POST /v1/projects/-/serviceAccounts/${encodeURIComponent(SA)}:signJwt`;
+
+  it('on Google Cloud: the metadata server’s token signs the delegation assertion with IAM; Google’s key signs it', async () => {
+    const dana = google.add('dana.lee@example.com');
+    const h = await onMetadataServer();
+    expect((await h.attempt(draft('caep.session-revoked'))).ok).toBe(true);
+    expect(paths()).toEqual([
+      'GET /computeMetadata/v1/instance/service-accounts/default/token',
+      SIGN_JWT,
+      'POST /token',
+      'POST /admin/directory/v1/users/dana.lee%40example.com/signOut',
+    ]);
+    const [metadata, sign, token] = google.api.requests;
+    expect(metadata?.headers['metadata-flavor']).toBe('Google');
+    expect(metadata?.query.scopes).toBe('https://www.googleapis.com/auth/cloud-platform');
+    expect(sign?.headers['authorization']).toMatch(/^Bearer ya29\.cloud\./);
+    const claims = JSON.parse((sign?.json as { payload: string }).payload) as Record<string, number | string>;
+    expect(claims).toMatchObject({
+      iss: SA,
+      sub: ADMIN,
+      aud: `${google.api.url}/token`,
+      scope: `${SECURITY} ${USER}`,
+    });
+    expect(Number(claims.exp) - Number(claims.iat)).toBe(3600);
+    const assertion = (token?.json as { assertion: string }).assertion;
+    expect(decodeProtectedHeader(assertion).kid).toBe(GOOGLE_KEY_ID);
+    await jwtVerify(assertion, googleManagedKey.publicKey, {
+      issuer: SA,
+      audience: `${google.api.url}/token`,
+    });
+    expect(dana.signedOut).toBe(1);
+    // The admin token is kept: the next event goes straight to the Directory API.
+    google.add('lee@example.com');
+    expect((await h.attempt(draft('caep.session-revoked', 'lee@example.com'))).ok).toBe(true);
+    expect(paths()).toHaveLength(5);
+  });
+
+  it('elsewhere: the platform’s token from the file is exchanged at the STS (RFC 8693), and the file is read again for the next exchange', async () => {
+    google.add('dana.lee@example.com');
+    google.cloudTokenLifetimeS = 60; // inside the refresh margin: every assertion needs a new exchange
+    const h = await federated();
+    expect((await h.attempt(draft('caep.session-revoked'))).ok).toBe(true);
+    expect(paths().slice(0, 3)).toEqual(['POST /v1/token', SIGN_JWT, 'POST /token']);
+    expect(google.api.requests[0]?.json).toEqual({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      audience: POOL_PROVIDER,
+      scope: 'https://www.googleapis.com/auth/cloud-platform',
+      requested_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      subject_token: PLATFORM_TOKEN,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    });
+    // The platform rotates its token; a revoked admin token forces a new assertion.
+    google.platformToken = `${PLATFORM_TOKEN}.rotated`;
+    writeFileSync(tokenFile, google.platformToken);
+    google.api.reset();
+    google.api.inject({ status: 401, body: { error: { code: 401, message: 'Invalid Credentials' } } }, (r) =>
+      r.path.endsWith('/signOut'),
+    );
+    expect((await h.attempt(draft('caep.session-revoked'))).ok).toBe(true);
+    const exchange = google.api.requests.find((r) => r.path === '/v1/token');
+    expect((exchange?.json as { subject_token: string }).subject_token).toBe(`${PLATFORM_TOKEN}.rotated`);
+    const logged = h.logText();
+    expect(logged).not.toContain(PLATFORM_TOKEN);
+    expect(logged).not.toContain('ya29.');
+  });
+
+  it('an identity without the Token Creator role is a credential failure that names the role', async () => {
+    google.add('dana.lee@example.com');
+    google.tokenCreators.clear();
+    const h = await onMetadataServer();
+    const outcome = await h.attempt(draft('caep.session-revoked'));
+    expect(outcome).toMatchObject({ ok: false, class: 'credentials' });
+    if (!outcome.ok) expect(outcome.error.message).toMatch(/roles\/iam\.serviceAccountTokenCreator/);
+    expect(h.status()?.state).toBe('permanent_error');
+    expect(paths()).not.toContain('POST /token');
+  });
+
+  it('a service account IAM does not know (404) is a credential failure, not a missing user', async () => {
+    google.add('dana.lee@example.com');
+    const other = await start({
+      service_account_email: 'gone@example-project.iam.gserviceaccount.com',
+      private_key: undefined,
+      private_key_id: undefined,
+      keyless: {
+        source: 'metadata_server',
+        metadata_url: google.api.url,
+        iam_credentials_url: google.api.url,
+      },
+    });
+    const outcome = await other.attempt(draft('caep.session-revoked'));
+    expect(outcome).toMatchObject({ ok: false, class: 'credentials' });
+    if (!outcome.ok) expect(outcome.error.message).toMatch(/IAM would not sign for gone@example-project/);
+  });
+
+  it('a token the pool provider refuses is a credential failure; an unreadable file is retried', async () => {
+    const h = await federated();
+    google.platformToken = 'another-token';
+    const refused = await h.attempt(draft('caep.session-revoked'));
+    expect(refused).toMatchObject({ ok: false, class: 'credentials' });
+    if (!refused.ok)
+      expect(refused.error.message).toMatch(/Security Token Service refused .*could not be verified/);
+    rmSync(tokenFile);
+    expect(await h.attempt(draft('caep.session-revoked'))).toMatchObject({ ok: false, class: 'retryable' });
+  });
+
+  it('a metadata server that is not Google’s (off Google Cloud) is a credential failure', async () => {
+    const elsewhere = new FakeApi(() => ({ status: 404, body: 'Not Found' }));
+    await elsewhere.start();
+    try {
+      const h = await keyless({ source: 'metadata_server', metadata_url: elsewhere.url });
+      const outcome = await h.attempt(draft('caep.session-revoked'));
+      expect(outcome).toMatchObject({ ok: false, class: 'credentials' });
+      if (!outcome.ok) expect(outcome.error.message).toMatch(/needs the bridge to run on Google Cloud/);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  it('an expired Google Cloud token is fetched again once when IAM refuses it', async () => {
+    google.add('dana.lee@example.com');
+    const h = await onMetadataServer();
+    google.api.inject(
+      googleError(401, 'Request had invalid authentication credentials.', 'authError', 'UNAUTHENTICATED'),
+      (r) => r.path.endsWith(':signJwt'),
+    );
+    expect((await h.attempt(draft('caep.session-revoked'))).ok).toBe(true);
+    expect(paths().slice(0, 4)).toEqual([
+      'GET /computeMetadata/v1/instance/service-accounts/default/token',
+      SIGN_JWT,
+      'GET /computeMetadata/v1/instance/service-accounts/default/token',
+      SIGN_JWT,
+    ]);
+  });
+
+  it('config: one of private_key and keyless; no private_key_id with keyless; a provider by its full name', () => {
+    const parse = (directory: Record<string, unknown>) =>
+      googleWorkspace.configSchema.safeParse({
+        directory: { service_account_email: SA, admin_email: ADMIN, ...directory },
+      });
+    const onGcp = { source: 'metadata_server' };
+    expect(parse({ keyless: onGcp }).success).toBe(true);
+    expect(parse({}).success).toBe(false);
+    expect(parse({ keyless: onGcp, private_key: SA_PEM }).success).toBe(false);
+    expect(parse({ keyless: onGcp, private_key_id: 'k' }).success).toBe(false);
+    const wif = { source: 'workload_identity_federation', subject_token_file: '/var/run/token' };
+    expect(parse({ keyless: { ...wif, audience: POOL_PROVIDER } }).success).toBe(true);
+    expect(parse({ keyless: { ...wif, audience: 'projects/123/pools/p' } }).success).toBe(false);
   });
 });
 

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jwtVerify, decodeProtectedHeader } from 'jose';
+import { SignJWT, jwtVerify, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { Secret } from '../plugin-api/secret.ts';
@@ -27,7 +27,7 @@ const RSA_PEM = pem(rsa.privateKey);
 
 const NOW_MS = Date.UTC(2026, 0, 1);
 
-function jwtBearer(extra: Partial<Extract<HttpAuth, { type: 'jwt_bearer' }>> = {}): AssertionAuth {
+function jwtBearer(extra: Partial<Extract<AssertionAuth, { type: 'jwt_bearer' }>> = {}): AssertionAuth {
   return {
     type: 'jwt_bearer',
     tokenUrl: 'https://oauth2.googleapis.com/token',
@@ -247,6 +247,54 @@ describe('assertion grants through the HTTP client', () => {
     expect((error as PermanentError).authFailure).toBe(true);
     expect(authFailures).toHaveLength(1);
     expect(server.seen.map((s) => s.url)).toEqual(['/oauth2/v1/token']);
+  });
+
+  it('jwt_bearer with a signer: the signer signs the grant’s claims; a refusal by it flags the credentials', async () => {
+    const server = await serve((seen) =>
+      seen.url === '/token'
+        ? { status: 200, body: TOKEN_JSON, headers: { 'content-type': 'application/json' } }
+        : { status: 204 },
+    );
+    const signed: Array<Record<string, unknown>> = [];
+    let refuse = false;
+    const signer = async (claims: Record<string, unknown>) => {
+      if (refuse) throw new PermanentError('the key service refused', { authFailure: true });
+      signed.push(claims);
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: 'held-elsewhere' })
+        .sign(rsa.privateKey);
+    };
+    const lines: string[] = [];
+    const { factory: made, authFailures } = factory(lines);
+    const auth = {
+      type: 'jwt_bearer',
+      tokenUrl: `${server.url}/token`,
+      issuer: 'bridge@project.iam.gserviceaccount.com',
+      subject: 'admin@example.com',
+      scope: 'https://www.googleapis.com/auth/admin.directory.user.security',
+      signer,
+    } as const;
+    await made.create({ auth }).post(`${server.url}/signOut`);
+    const iat = Math.floor(Date.now() / 1000);
+    expect(signed).toHaveLength(1);
+    expect(signed[0]).toEqual({
+      iss: 'bridge@project.iam.gserviceaccount.com',
+      sub: 'admin@example.com',
+      scope: 'https://www.googleapis.com/auth/admin.directory.user.security',
+      aud: `${server.url}/token`,
+      iat: expect.closeTo(iat, 2) as number,
+      exp: (signed[0]!.iat as number) + 3600,
+    });
+    const assertion = new URLSearchParams(server.seen[0]!.body).get('assertion')!;
+    expect((await jwtVerify(assertion, rsa.publicKey)).protectedHeader.kid).toBe('held-elsewhere');
+    expect(lines.join('\n')).not.toContain(assertion);
+    refuse = true;
+    const error = await made
+      .create({ auth })
+      .post(`${server.url}/signOut`)
+      .catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(authFailures).toEqual(['the key service refused']);
   });
 
   it('a malformed key fails create() with a ConfigError', () => {

@@ -21,8 +21,10 @@ import type { HttpAuth } from '../plugin-api/types.ts';
 import type { TokenRequest } from './oauth.ts';
 
 export type JwtBearerAuth = Extract<HttpAuth, { type: 'jwt_bearer' }>;
+/** A JWT-bearer grant whose assertion another service signs. */
+export type RemoteJwtBearerAuth = Extract<JwtBearerAuth, { signer: unknown }>;
 export type PrivateKeyJwtAuth = Extract<HttpAuth, { type: 'oauth2_private_key_jwt' }>;
-export type AssertionAuth = JwtBearerAuth | PrivateKeyJwtAuth;
+export type AssertionAuth = Exclude<JwtBearerAuth, RemoteJwtBearerAuth> | PrivateKeyJwtAuth;
 export type AssertionFileAuth = Extract<HttpAuth, { type: 'oauth2_client_assertion_file' }>;
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -139,6 +141,23 @@ const FORM_HEADERS = {
   accept: 'application/json',
 };
 
+/** The claims of a JWT-bearer grant's assertion (RFC 7523 §3), issued at `iat`. */
+function grantClaims(auth: JwtBearerAuth, iat: number): Record<string, unknown> {
+  return {
+    iss: auth.issuer,
+    ...(auth.subject ? { sub: auth.subject } : {}),
+    scope: auth.scope,
+    aud: auth.audience ?? auth.tokenUrl,
+    iat,
+    exp: iat + GRANT_LIFETIME_S,
+  };
+}
+
+function grantRequest(auth: JwtBearerAuth, assertion: string): TokenRequest {
+  const form = new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion });
+  return { url: auth.tokenUrl, headers: { ...FORM_HEADERS }, body: form.toString() };
+}
+
 /** The token request for an assertion-based grant, with a freshly signed assertion. */
 export async function buildAssertionTokenRequest(
   auth: AssertionAuth,
@@ -146,21 +165,7 @@ export async function buildAssertionTokenRequest(
   nowMs: number,
 ): Promise<TokenRequest> {
   const iat = Math.floor(nowMs / 1000);
-  if (auth.type === 'jwt_bearer') {
-    const assertion = await sign(
-      {
-        iss: auth.issuer,
-        ...(auth.subject ? { sub: auth.subject } : {}),
-        scope: auth.scope,
-        aud: auth.audience ?? auth.tokenUrl,
-        iat,
-        exp: iat + GRANT_LIFETIME_S,
-      },
-      key,
-    );
-    const form = new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion });
-    return { url: auth.tokenUrl, headers: { ...FORM_HEADERS }, body: form.toString() };
-  }
+  if (auth.type === 'jwt_bearer') return grantRequest(auth, await sign(grantClaims(auth, iat), key));
   const assertion = await sign(
     {
       iss: auth.clientId,
@@ -179,6 +184,16 @@ export async function buildAssertionTokenRequest(
   form.set('client_assertion_type', JWT_CLIENT_ASSERTION);
   form.set('client_assertion', assertion);
   return { url: auth.tokenUrl, headers: { ...FORM_HEADERS }, body: form.toString() };
+}
+
+/** The token request for a JWT-bearer grant whose assertion the auth's signer signs. */
+export async function buildRemoteGrantTokenRequest(
+  auth: RemoteJwtBearerAuth,
+  nowMs: number,
+): Promise<TokenRequest> {
+  const assertion = await auth.signer(grantClaims(auth, Math.floor(nowMs / 1000)));
+  registerSecretValue(assertion);
+  return grantRequest(auth, assertion);
 }
 
 /**

@@ -31,6 +31,7 @@ import {
 } from './oauth.ts';
 import {
   buildAssertionTokenRequest,
+  buildRemoteGrantTokenRequest,
   buildFileAssertionTokenRequest,
   checkAssertionFile,
   loadAssertionKey,
@@ -447,6 +448,11 @@ class NodeHttpClient implements HttpClient {
     const auth = deps.options.auth;
     if (auth?.type === 'oauth2_client_credentials') {
       this.#tokens = new TokenCache(() => this.#fetchToken(() => buildTokenRequest(auth)), deps.now);
+    } else if (auth?.type === 'jwt_bearer' && auth.signer !== undefined) {
+      this.#tokens = new TokenCache(
+        () => this.#fetchToken(() => buildRemoteGrantTokenRequest(auth, this.#d.now())),
+        deps.now,
+      );
     } else if (auth?.type === 'oauth2_private_key_jwt' || auth?.type === 'jwt_bearer') {
       // Read the key now: a malformed key fails create() with a ConfigError, not every request.
       const key = loadAssertionKey(auth);
@@ -569,7 +575,13 @@ class NodeHttpClient implements HttpClient {
     let nonceRetried = false;
     let switched = false;
     for (;;) {
-      const tokenReq = await build();
+      let tokenReq: TokenRequest;
+      try {
+        tokenReq = await build();
+      } catch (err) {
+        // A signer or assertion source that was refused flags the credentials like the endpoint would.
+        throw err instanceof PermanentError ? this.#raise(err) : err;
+      }
       const prover = this.#dpop;
       const prepared: PreparedRequest = {
         method: 'POST',

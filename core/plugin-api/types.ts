@@ -134,10 +134,11 @@ export type HttpAuth =
       /** As for `oauth2_client_credentials`. */
       dpop?: boolean;
     }
-  | {
+  | ({
       /**
        * A signed JWT as the authorization grant (RFC 7523 §2.1), as Google service accounts use:
-       * `iss` the account, `sub` the user to act for, `scope`, `aud` the token endpoint.
+       * `iss` the account, `sub` the user to act for, `scope`, `aud` the token endpoint. Signed
+       * here with `privateKey`, or elsewhere by `signer`.
        */
       type: 'jwt_bearer';
       tokenUrl: string;
@@ -147,11 +148,28 @@ export type HttpAuth =
       scope: string;
       /** The assertion's `aud`; defaults to tokenUrl. */
       audience?: string;
-      /** PKCS#8 PEM, or a private JWK as JSON. */
-      privateKey: Secret;
-      /** `kid` of the assertion header; a JWK's own `kid` is used when absent. */
-      keyId?: string;
-    };
+    } & (
+      | {
+          /** PKCS#8 PEM, or a private JWK as JSON. */
+          privateKey: Secret;
+          /** `kid` of the assertion header; a JWK's own `kid` is used when absent. */
+          keyId?: string;
+          signer?: never;
+        }
+      | {
+          /**
+           * Signs the assertion's claims where the key lives (Google's IAM `signJwt` for a
+           * service account without keys) and returns the compact JWT. What it throws fails the
+           * token request, classified as thrown.
+           */
+          signer: AssertionSigner;
+          privateKey?: never;
+          keyId?: never;
+        }
+    ));
+
+/** Signs JWT claims with a key held elsewhere; called for every token request. */
+export type AssertionSigner = (claims: Record<string, unknown>) => Promise<string>;
 
 export interface HttpClientOptions {
   baseURL?: string;

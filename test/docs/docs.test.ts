@@ -8,6 +8,8 @@ import {
   repositoryDocs,
   withGeneratedSection,
 } from '../../core/plugin-api/testing/docs.ts';
+import { schemaFields } from '../../core/plugin-api/testing/schema-walk.ts';
+import { z } from '../../core/plugin-api/index.ts';
 import { docSources, repoRoot } from './generate.ts';
 
 const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : undefined);
@@ -47,5 +49,43 @@ describe('generated sections', () => {
     expect(withGeneratedSection('# Acme\n\nProse.\n', 'ref', 'x')).toBe(
       `# Acme\n\nProse.\n\n${GENERATED_START}\n\nref\n\n${GENERATED_END}\n`,
     );
+  });
+});
+
+describe('config fields of a discriminated union', () => {
+  it('list the discriminator once with every value, and say which variant each other field belongs to', () => {
+    const auth = z.discriminatedUnion('type', [
+      z.strictObject({
+        type: z.literal('basic').meta({ description: 'A password.' }),
+        password: z.string().meta({ description: 'The password.' }),
+        timeout: z.number().optional().meta({ description: 'Seconds.' }),
+      }),
+      z.strictObject({
+        type: z.literal('token').meta({ description: 'A token.' }),
+        token: z.string().meta({ description: 'The token.' }),
+        timeout: z.number().optional().meta({ description: 'Seconds.' }),
+      }),
+    ]);
+    const json = z.toJSONSchema(z.strictObject({ auth }), { io: 'input' }) as Record<string, unknown>;
+    const fields = schemaFields(json).map(({ path, required, when, schema }) => ({
+      path,
+      required,
+      when,
+      description: schema.description,
+      ...(schema.enum ? { values: schema.enum } : {}),
+    }));
+    expect(fields).toEqual([
+      { path: 'auth', required: true, when: undefined, description: undefined },
+      {
+        path: 'auth.type',
+        required: true,
+        when: undefined,
+        description: '`basic`: A password. `token`: A token.',
+        values: ['basic', 'token'],
+      },
+      { path: 'auth.password', required: true, when: 'type: basic', description: 'The password.' },
+      { path: 'auth.timeout', required: false, when: undefined, description: 'Seconds.' },
+      { path: 'auth.token', required: true, when: 'type: token', description: 'The token.' },
+    ]);
   });
 });

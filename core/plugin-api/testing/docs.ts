@@ -82,7 +82,7 @@ function configSection(definition: ConnectorDefinition, options: ReferenceOption
     `${fieldType(f.schema)}${isSecretField(f.schema) ? ', **secret**' : ''}`,
     f.required ? 'yes' : 'no',
     f.schema.default === undefined ? '' : code(JSON.stringify(f.schema.default)),
-    prose(fieldDescription(f.schema) ?? ''),
+    `${f.when ? `With ${code(f.when)}: ` : ''}${prose(fieldDescription(f.schema) ?? '')}`,
   ]);
   const parts = ['## Configuration', ''];
   parts.push(

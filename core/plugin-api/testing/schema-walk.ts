@@ -7,6 +7,11 @@ export interface SchemaField {
   path: string;
   schema: JsonSchema;
   required: boolean;
+  /**
+   * For a field of some variants of a discriminated union only: the discriminator and the
+   * values that have it, e.g. `type: refresh_token`.
+   */
+  when?: string;
 }
 
 function asObject(value: unknown): JsonSchema | undefined {
@@ -22,16 +27,53 @@ function objectBranches(schema: JsonSchema): JsonSchema[] {
     .filter((m): m is JsonSchema => m !== undefined && asObject(m.properties) !== undefined);
 }
 
+const propertiesOf = (branch: JsonSchema) => asObject(branch.properties) ?? {};
+
+/** The property every branch fixes to a value of its own (`const`), if there is one. */
+function discriminatorOf(branches: JsonSchema[]): string | undefined {
+  if (branches.length < 2) return undefined;
+  return Object.keys(propertiesOf(branches[0]!)).find((name) =>
+    branches.every((b) => asObject(propertiesOf(b)[name])?.const !== undefined),
+  );
+}
+
+/**
+ * The discriminator as one field: its values as an enum, and what each means, from the
+ * description of each variant's value.
+ */
+function mergedDiscriminator(branches: JsonSchema[], name: string): JsonSchema {
+  const variants = branches.map((b) => asObject(propertiesOf(b)[name])!);
+  const described = variants.filter((v) => typeof v.description === 'string');
+  return {
+    type: 'string',
+    enum: variants.map((v) => v.const),
+    ...(described.length > 0
+      ? { description: described.map((v) => `\`${String(v.const)}\`: ${String(v.description)}`).join(' ') }
+      : {}),
+  };
+}
+
 /** Every property, nested ones included, in declaration order. */
 export function schemaFields(schema: JsonSchema, prefix = ''): SchemaField[] {
   const fields: SchemaField[] = [];
-  for (const branch of objectBranches(schema)) {
+  const branches = objectBranches(schema);
+  const discriminator = discriminatorOf(branches);
+  for (const branch of branches) {
     const required = new Set(Array.isArray(branch.required) ? (branch.required as string[]) : []);
-    for (const [name, value] of Object.entries(asObject(branch.properties) ?? {})) {
-      const child = asObject(value) ?? {};
+    for (const [name, value] of Object.entries(propertiesOf(branch))) {
       const path = prefix ? `${prefix}.${name}` : name;
       if (fields.some((f) => f.path === path)) continue;
-      fields.push({ path, schema: child, required: required.has(name) });
+      if (name === discriminator) {
+        fields.push({ path, schema: mergedDiscriminator(branches, name), required: required.has(name) });
+        continue;
+      }
+      const child = asObject(value) ?? {};
+      const holders = discriminator ? branches.filter((b) => name in propertiesOf(b)) : branches;
+      const when =
+        holders.length < branches.length
+          ? `${discriminator}: ${holders.map((b) => String(asObject(propertiesOf(b)[discriminator!])!.const)).join(' or ')}`
+          : undefined;
+      fields.push({ path, schema: child, required: required.has(name), ...(when ? { when } : {}) });
       fields.push(...schemaFields(child, path));
     }
   }
