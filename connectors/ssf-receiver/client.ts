@@ -140,6 +140,20 @@ export class TransmitterClient {
       : { method: POLL_METHOD };
   }
 
+  /**
+   * SSF 1.0 §8.1.1: a stream is used only when its `iss` is the issuer whose metadata this
+   * receiver read; one that names another issuer is refused, and nothing more is asked of it.
+   */
+  #ofThisIssuer(stream: StreamConfig): StreamConfig {
+    if (stream.iss !== undefined && stream.iss !== this.#config.issuer) {
+      throw new PermanentError(
+        `stream ${stream.stream_id} names issuer "${String(stream.iss)}", not "${this.#config.issuer}"; it is not used`,
+        { code: 'SSF_ERR_RECEIVER_STREAM_ISSUER' },
+      );
+    }
+    return stream;
+  }
+
   /** Reads a stream; undefined when the transmitter does not know it (404). */
   async readStream(streamId: string, signal: AbortSignal): Promise<StreamConfig | undefined> {
     const response = await this.#api.get<StreamConfig>(this.#endpoint('configuration_endpoint'), {
@@ -147,15 +161,16 @@ export class TransmitterClient {
       signal,
       acceptStatuses: [404],
     });
-    return response.status === 404 ? undefined : response.data;
+    return response.status === 404 ? undefined : this.#ofThisIssuer(response.data);
   }
 
   /** Lists the streams of this client. */
   async listStreams(signal: AbortSignal): Promise<StreamConfig[]> {
     const response = await this.#api.get<unknown>(this.#endpoint('configuration_endpoint'), { signal });
     const data = response.data;
-    if (Array.isArray(data)) return data as StreamConfig[];
-    if (data && typeof data === 'object' && 'stream_id' in data) return [data as StreamConfig];
+    if (Array.isArray(data)) return (data as StreamConfig[]).map((s) => this.#ofThisIssuer(s));
+    if (data && typeof data === 'object' && 'stream_id' in data)
+      return [this.#ofThisIssuer(data as StreamConfig)];
     return [];
   }
 
@@ -168,7 +183,7 @@ export class TransmitterClient {
       signal,
       acceptStatuses: [409],
     });
-    return response.status === 409 ? undefined : response.data;
+    return response.status === 409 ? undefined : this.#ofThisIssuer(response.data);
   }
 
   /** Points an adopted stream's delivery at this instance. */
@@ -179,7 +194,7 @@ export class TransmitterClient {
       body: { stream_id: streamId, delivery: this.#delivery() },
       signal,
     });
-    return response.data;
+    return this.#ofThisIssuer(response.data);
   }
 
   /** Sets the event types an existing stream delivers. */
@@ -190,7 +205,7 @@ export class TransmitterClient {
       body: { stream_id: streamId, events_requested: events },
       signal,
     });
-    return response.data;
+    return this.#ofThisIssuer(response.data);
   }
 
   /** The stream's status: enabled, paused or disabled (SSF 1.0 §8.1.2.1). */
@@ -223,8 +238,14 @@ export class TransmitterClient {
       returnImmediately: body.returnImmediately,
     };
     if (body.ack.length > 0) payload.ack = body.ack;
-    if (Object.keys(body.setErrs).length > 0) payload.setErrs = body.setErrs;
-    const response = await this.#api.post<PollResponse>(url, payload, { signal, timeoutMs });
+    const reportsErrors = Object.keys(body.setErrs).length > 0;
+    if (reportsErrors) payload.setErrs = body.setErrs;
+    const response = await this.#api.post<PollResponse>(url, payload, {
+      signal,
+      timeoutMs,
+      // RFC 8936 §2.6: error descriptions come with their language.
+      ...(reportsErrors ? { headers: { 'content-language': 'en' } } : {}),
+    });
     const data = response.data;
     if (!data || typeof data !== 'object' || typeof data.sets !== 'object' || data.sets === null) {
       throw new PermanentError(`the poll response of ${url} has no "sets" object`, {

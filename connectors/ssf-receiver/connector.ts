@@ -20,6 +20,8 @@ import { SSF_STREAM_UPDATED, SSF_VERIFICATION, mapSet } from './mapping.ts';
 const SET_CONTENT_TYPE = /^application\/secevent\+jwt\s*(;|$)/i;
 const READY_WAIT_MS = 10_000;
 const STREAM_CHECKPOINT = 'stream';
+/** RFC 8935 §2.3: an error response says the language of its description. */
+const ERROR_HEADERS = { 'content-language': 'en' };
 
 type StreamState = 'enabled' | 'paused' | 'disabled';
 
@@ -216,10 +218,8 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     return promise;
   }
 
-  function refuse(description: string): never {
-    throw new SetVerificationError('invalid_request', description, {
-      code: 'SSF_ERR_RECEIVER_CONTROL_EVENT',
-    });
+  function refuse(description: string, err: SetVerificationError['err'] = 'invalid_request'): never {
+    throw new SetVerificationError(err, description, { code: 'SSF_ERR_RECEIVER_CONTROL_EVENT' });
   }
 
   /** Handles a stream control event; throws SetVerificationError when it must be refused. */
@@ -237,7 +237,11 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       }
       if (typeof state !== 'string' || !pendingStates.has(state)) {
         verifications.inc({ outcome: 'mismatched' });
-        refuse('the verification state does not match a verification request of this receiver');
+        // SSF 1.0 §8.1.4.1: a state this receiver did not ask for is refused as invalid_state.
+        refuse(
+          'the verification state does not match a verification request of this receiver',
+          'invalid_state',
+        );
       }
       pendingStates.delete(state);
       verifications.inc({ outcome: 'matched' });
@@ -292,6 +296,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     if (!presented) {
       return {
         status: 401,
+        headers: ERROR_HEADERS,
         body: errorBody(
           'authentication_failed',
           'send the Authorization header given to the transmitter in the stream configuration',
@@ -301,6 +306,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     if (!timingSafeEqual(digest(presented), pushToken as Buffer)) {
       return {
         status: 403,
+        headers: ERROR_HEADERS,
         body: errorBody('access_denied', 'the Authorization header is not the one given to the transmitter'),
       };
     }
@@ -317,6 +323,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       sets.inc({ outcome: 'refused' });
       return {
         status: 400,
+        headers: ERROR_HEADERS,
         body: errorBody('invalid_request', 'the Content-Type must be application/secevent+jwt'),
       };
     }
@@ -324,7 +331,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     if (readiness !== 'ready') {
       return {
         status: 503,
-        headers: { 'retry-after': '5' },
+        headers: { ...ERROR_HEADERS, 'retry-after': '5' },
         body: errorBody('invalid_request', 'the receiver is not connected to its stream yet'),
       };
     }
@@ -333,14 +340,20 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       await receive(token);
       return { status: 202 };
     } catch (err) {
+      if (err instanceof SetVerificationError && err.code === 'SSF_ERR_SET_REPLAYED') {
+        // RFC 8935 §2.2: a SET delivered again (same jti) is answered like its first delivery;
+        // it was processed then and is not emitted twice.
+        sets.inc({ outcome: 'ignored' });
+        return { status: 202 };
+      }
       if (err instanceof SetVerificationError) {
         sets.inc({ outcome: 'refused' });
         ctx.logger.warn({ code: err.code, err: err.err, description: err.description }, 'refused a SET');
-        return { status: 400, body: err.toResponseBody() };
+        return { status: 400, headers: ERROR_HEADERS, body: err.toResponseBody() };
       }
       if (isBridgeError(err) && err.errorClass === 'permanent') {
         sets.inc({ outcome: 'refused' });
-        return { status: 400, body: errorBody('invalid_request', err.message) };
+        return { status: 400, headers: ERROR_HEADERS, body: errorBody('invalid_request', err.message) };
       }
       throw err; // retryable: the server answers 503 and the transmitter retries
     }

@@ -485,8 +485,13 @@ interface StandIn {
   verifyStates: string[];
   managementAuth: Array<string | undefined>;
   pollBodies: Array<Record<string, unknown>>;
+  pollHeaders: IncomingMessage['headers'][];
   pollQueue: Array<Record<string, string>>;
   tokenScopes: string[];
+  /** The `iss` of the streams it answers with (its own issuer unless set). */
+  streamIss?: string;
+  /** Every management request, as `METHOD path`. */
+  calls: string[];
 }
 
 async function startStandIn(): Promise<StandIn> {
@@ -498,8 +503,10 @@ async function startStandIn(): Promise<StandIn> {
     verifyStates: [],
     managementAuth: [],
     pollBodies: [],
+    pollHeaders: [],
     pollQueue: [],
     tokenScopes: [],
+    calls: [],
   };
   state.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
@@ -539,13 +546,14 @@ async function startStandIn(): Promise<StandIn> {
         return json(200, { access_token: OAUTH_ACCESS_TOKEN, token_type: 'Bearer', expires_in: 300 });
       }
       state.managementAuth.push(req.headers.authorization);
+      state.calls.push(`${req.method} ${url.pathname}`);
       const accepted = [`Bearer ${MANAGEMENT_TOKEN}`, `Bearer ${OAUTH_ACCESS_TOKEN}`];
       if (!accepted.includes(req.headers.authorization ?? '')) return json(401, { err: 'unauthorized' });
       if (url.pathname === `${base}/streams` && req.method === 'POST') {
         const requested = JSON.parse(body) as { delivery: { method: string } };
         return json(201, {
           stream_id: STANDIN_STREAM,
-          iss: state.issuer,
+          iss: state.streamIss ?? state.issuer,
           aud: STANDIN_AUD,
           delivery:
             requested.delivery.method === 'urn:ietf:rfc:8936'
@@ -562,6 +570,7 @@ async function startStandIn(): Promise<StandIn> {
       }
       if (url.pathname === `${base}/poll`) {
         state.pollBodies.push(JSON.parse(body) as Record<string, unknown>);
+        state.pollHeaders.push(req.headers);
         const sets = state.pollQueue.shift();
         if (!sets) await new Promise((r) => setTimeout(r, 100));
         return json(200, { sets: sets ?? {}, moreAvailable: false });
@@ -778,7 +787,7 @@ describe('against a stand-in transmitter', () => {
           k1,
         ),
         400,
-        'invalid_request',
+        'invalid_state',
       ],
     ];
     for (const [name, token, status, err] of cases) {
@@ -789,6 +798,8 @@ describe('against a stand-in transmitter', () => {
         err,
       });
       expect((answer.body as { description?: string }).description).toMatch(/\S/);
+      // RFC 8935 §2.3 (PUSH-08): the description's language is named.
+      expect(answer.headers?.['content-language'], name).toBe('en');
     }
     expect(await push(good, { authorization: '' })).toMatchObject({
       status: 401,
@@ -804,14 +815,16 @@ describe('against a stand-in transmitter', () => {
     });
     expect(h.emitted).toEqual([]);
 
-    // A good SET is accepted once; the same jti again is a replay.
+    // RFC 8935 §2.2 (PUSH-07): a good SET delivered again is answered like the first time (202),
+    // and emitted once.
     expect((await push(good)).status).toBe(202);
     expect(h.emitted).toHaveLength(1);
-    const replay = await push(good);
-    expect(replay).toMatchObject({ status: 400, body: { err: 'invalid_request' } });
-    expect((replay.body as { description: string }).description).toContain('replayed');
+    const again = await push(good);
+    expect(again.status).toBe(202);
+    expect(again.body).toBeUndefined();
     expect(h.emitted).toHaveLength(1);
-    expect(count(h, 'ssf_receiver_sets_total', { outcome: 'refused' })).toBe(cases.length + 2);
+    expect(count(h, 'ssf_receiver_sets_total', { outcome: 'ignored' })).toBe(1);
+    expect(count(h, 'ssf_receiver_sets_total', { outcome: 'refused' })).toBe(cases.length + 1);
   });
 
   it('matches the verification state it asked for', async () => {
@@ -888,8 +901,33 @@ describe('against a stand-in transmitter', () => {
       setErrs: { [bad.jti as string]: { err: 'invalid_issuer' } },
     });
     expect(p.emitted.map((e) => e.sourceRecordId)).toEqual([good.jti]);
+    // RFC 8936 §2.6 (POLL-04): a poll that reports setErrs names their language.
+    const headers = standIn.pollHeaders.slice(firstPoll);
+    expect(headers[1]?.['content-language']).toBe('en');
+    expect(headers[0]?.['content-language']).toBeUndefined();
     await instance.stop(500);
     p.abort.abort();
+  });
+
+  it('SSF 1.0 §8.1.1 (SSF-32): a stream naming another issuer is not used', async () => {
+    const p = harness('standin-foreign-iss');
+    standIn.streamIss = 'https://impostor.example/tenants/acme';
+    const callsBefore = standIn.calls.length;
+    try {
+      const instance = ssfReceiver.create(
+        p.ctx,
+        ssfReceiver.configSchema.parse({ ...base(), delivery: { method: 'poll' } }),
+      );
+      await instance.start(p.ctx.signal);
+      await eventually(() => p.statuses.some((s) => s.state === 'permanent_error'), 'refusal');
+      expect(p.statuses.at(-1)?.reason).toMatch(/names issuer "https:\/\/impostor\.example\/tenants\/acme"/);
+      // Created, then nothing more asked of it: no status, verification, update or poll.
+      expect(standIn.calls.slice(callsBefore)).toEqual(['POST /tenants/acme/streams']);
+      await instance.stop(500);
+    } finally {
+      standIn.streamIss = undefined;
+      p.abort.abort();
+    }
   });
 });
 

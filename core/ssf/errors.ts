@@ -1,6 +1,9 @@
 import { ConfigError, PermanentError } from '../plugin-api/index.ts';
 
-/** The error codes of RFC 8935 §2.4 (IANA "Security Event Token Error Codes"). */
+/**
+ * The error codes of RFC 8935 §2.4 (IANA "Security Event Token Error Codes"), and SSF 1.0's
+ * `invalid_state` for a verification event whose state the receiver did not ask for (§8.1.4).
+ */
 export const SET_ERROR_CODES = [
   'invalid_request',
   'invalid_key',
@@ -8,6 +11,7 @@ export const SET_ERROR_CODES = [
   'invalid_audience',
   'authentication_failed',
   'access_denied',
+  'invalid_state',
 ] as const;
 export type SetErrorCode = (typeof SET_ERROR_CODES)[number];
 
