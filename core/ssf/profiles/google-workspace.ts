@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { SubjectIdentifier } from '../../plugin-api/index.ts';
 import { ProfileRefusalError } from '../errors.ts';
 import { CAEP_BASE } from '../events/common.ts';
-import type { ProfileInput, ShapedEvent, TargetProfile } from './types.ts';
+import { matchableIdentifier, type ProfileInput, type ShapedEvent, type TargetProfile } from './types.ts';
 
 const NAME = 'google-workspace';
 export const GOOGLE_WORKSPACE_AUDIENCE = 'https://sharedsignals.googleapis.com';
@@ -16,8 +16,8 @@ const SESSION_REVOKED = `${CAEP_BASE}session-revoked`;
 export const googleWorkspaceOptionsSchema = z.strictObject({});
 
 function emailSubject(subject: SubjectIdentifier): SubjectIdentifier {
-  if (subject.format === 'email') return subject;
-  const user = subject.format === 'complex' ? (subject.user as SubjectIdentifier | undefined) : undefined;
+  const member = subject.format === 'complex' ? (subject.user as SubjectIdentifier | undefined) : subject;
+  const user = member === undefined ? undefined : matchableIdentifier(member);
   if (user?.format === 'email') return user;
   throw new ProfileRefusalError(
     NAME,

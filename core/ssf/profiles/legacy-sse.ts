@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { SubjectIdentifier } from '../../plugin-api/index.ts';
 import { ProfileRefusalError } from '../errors.ts';
 import { CAEP_BASE } from '../events/common.ts';
-import type { ProfileInput, ShapedEvent, TargetProfile } from './types.ts';
+import { matchableIdentifier, type ProfileInput, type ShapedEvent, type TargetProfile } from './types.ts';
 
 const NAME = 'legacy-sse-caep';
 
@@ -22,10 +22,18 @@ export const legacySseOptionsSchema = z.strictObject({});
 
 /** SSE draft 1 subject: the members of a complex subject side by side; a simple subject as the user. */
 export function sseSubject(subject: SubjectIdentifier): Record<string, SubjectIdentifier> {
-  if (subject.format === 'aliases') {
-    throw new ProfileRefusalError(NAME, 'the SSE draft has no aliases subjects; send one identifier');
-  }
-  if (subject.format !== 'complex') return { user: subject };
+  // The SSE draft has no aliases subjects: out of aliases (as HR sources send), the email.
+  const single = (candidate: SubjectIdentifier): SubjectIdentifier => {
+    const chosen = matchableIdentifier(candidate);
+    if (chosen === undefined) {
+      throw new ProfileRefusalError(
+        NAME,
+        'the SSE draft has no aliases subjects, and these aliases hold no email to send',
+      );
+    }
+    return chosen;
+  };
+  if (subject.format !== 'complex') return { user: single(subject) };
   const { format: _format, ...members } = subject;
   return members as Record<string, SubjectIdentifier>;
 }

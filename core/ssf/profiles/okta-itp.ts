@@ -9,7 +9,7 @@ import type { SubjectIdentifier } from '../../plugin-api/index.ts';
 import { ProfileRefusalError } from '../errors.ts';
 import { CAEP_BASE, OKTA_BASE, RISC_BASE } from '../events/common.ts';
 import type { EventClaims } from '../events/types.ts';
-import type { ProfileInput, ShapedEvent, TargetProfile } from './types.ts';
+import { matchableIdentifier, type ProfileInput, type ShapedEvent, type TargetProfile } from './types.ts';
 
 const NAME = 'okta-itp';
 
@@ -66,14 +66,19 @@ export function oktaEventSubject(
   includeDevice: boolean,
 ): OktaEventSubject {
   const deviceEvent = DEVICE_EVENTS.has(eventType);
-  if (subject.format === 'aliases') {
-    throw new ProfileRefusalError(
-      profile,
-      'Okta takes one user or device identifier, not an aliases subject',
-    );
-  }
+  // Okta takes one identifier per member: out of aliases (as HR sources send), the email.
+  const single = (candidate: SubjectIdentifier): SubjectIdentifier => {
+    const chosen = matchableIdentifier(candidate);
+    if (chosen === undefined) {
+      throw new ProfileRefusalError(
+        profile,
+        'Okta takes one user or device identifier, and the aliases subject holds no email to send',
+      );
+    }
+    return chosen;
+  };
   if (subject.format !== 'complex') {
-    return eventType === OKTA_DEVICE_RISK ? { device: subject } : { user: subject };
+    return eventType === OKTA_DEVICE_RISK ? { device: single(subject) } : { user: single(subject) };
   }
   const out: OktaEventSubject = {};
   if (subject.user) out.user = subject.user as SubjectIdentifier;
@@ -170,7 +175,8 @@ function shape(input: ProfileInput, options: OktaItpOptions): ShapedEvent {
   return {
     eventType,
     event,
-    subId: options.top_level_sub_id ? input.subject : undefined,
+    // The identifier chosen out of aliases stands for them in sub_id too.
+    subId: options.top_level_sub_id ? (matchableIdentifier(input.subject) ?? input.subject) : undefined,
     audience: input.audience ?? [],
     txn: true,
   };

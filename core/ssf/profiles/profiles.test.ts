@@ -11,6 +11,12 @@ const NOW = new Date('2026-03-01T12:00:00Z');
 const user = { format: 'email', email: 'dana.lee@example.com' };
 const device = { format: 'opaque', id: 'A1B2C3D4' };
 const reason = { en: 'EDR detection' };
+/** What the HR connectors send by default: the HR system's id and the work email. */
+const hrAliases = {
+  format: 'aliases',
+  identifiers: [{ format: 'iss_sub', iss: 'https://wd5.myworkday.com/acme', sub: '21001' }, user],
+};
+const aliasesWithoutEmail = { format: 'aliases', identifiers: [{ format: 'opaque', id: '21001' }, device] };
 
 function build(
   profile: string,
@@ -210,9 +216,9 @@ describe('okta-itp (vendor-formats §3.1)', () => {
     expect(refusal(() => build('okta-itp', { claims: { reason_admin: { de: 'x' } } })).reason).toMatch(
       /"en" entry/,
     );
-    expect(
-      refusal(() => build('okta-itp', { subject: { format: 'aliases', identifiers: [user] } })).reason,
-    ).toMatch(/not an aliases subject/);
+    expect(refusal(() => build('okta-itp', { subject: aliasesWithoutEmail })).reason).toMatch(
+      /aliases subject holds no email/,
+    );
     expect(
       refusal(() =>
         build('okta-itp', { subject: { format: 'complex', session: { format: 'opaque', id: 's' } } }),
@@ -232,6 +238,35 @@ describe('okta-itp (vendor-formats §3.1)', () => {
   it('keeps RISC identifier-changed (an accepted type) under its RISC URI', () => {
     expect(build('okta-itp', { type: 'risc.identifier-changed', claims: {} }).eventType).toBe(
       `${RISC_BASE}identifier-changed`,
+    );
+  });
+});
+
+describe('aliases subjects (RFC 9493 §3.2.7) at targets that match one identifier', () => {
+  it('okta-itp, google-workspace and legacy-sse-caep send the email among the aliases', () => {
+    const okta = build('okta-itp', { subject: hrAliases });
+    expect(okta.event.subject).toEqual({ user });
+    expect(okta.claims.sub_id).toEqual(user);
+    const google = build('google-workspace', { subject: hrAliases }, { audience: undefined });
+    expect(google.event.subject).toEqual(user);
+    expect(google.claims.sub_id).toEqual(user);
+    expect(build('legacy-sse-caep', { subject: hrAliases }).event.subject).toEqual({ user });
+  });
+
+  it('the generic ssf-1.0 profile keeps the aliases as they are', () => {
+    expect(build('ssf-1.0', { subject: hrAliases }).claims.sub_id).toEqual({
+      format: 'aliases',
+      identifiers: expect.arrayContaining(hrAliases.identifiers) as unknown,
+    });
+  });
+
+  it('aliases without an email are refused with the reason', () => {
+    expect(
+      refusal(() => build('google-workspace', { subject: aliasesWithoutEmail }, { audience: undefined }))
+        .reason,
+    ).toMatch(/by email; the subject is aliases/);
+    expect(refusal(() => build('legacy-sse-caep', { subject: aliasesWithoutEmail })).reason).toMatch(
+      /aliases hold no email/,
     );
   });
 });

@@ -39,3 +39,14 @@ export interface TargetProfile<O = unknown> {
   /** Shapes the event; throws ProfileRefusalError when the target would not accept it. */
   apply(input: ProfileInput, options: O): ShapedEvent;
 }
+
+/**
+ * The identifier a single-identifier target can match, out of an aliases subject (RFC 9493
+ * §3.2.7): the first email among them, since the targets with these profiles find users by
+ * email. Other subjects come back unchanged; undefined when the aliases hold no email.
+ */
+export function matchableIdentifier(subject: SubjectIdentifier): SubjectIdentifier | undefined {
+  if (subject.format !== 'aliases') return subject;
+  const identifiers = Array.isArray(subject.identifiers) ? (subject.identifiers as SubjectIdentifier[]) : [];
+  return identifiers.find((alias) => alias.format === 'email');
+}
