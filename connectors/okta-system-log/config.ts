@@ -37,6 +37,10 @@ export const configSchema = z.strictObject({
     description:
       'Requests of the rate-limit window left to other Okta clients: a run stops when X-Rate-Limit-Remaining falls to this and resumes after X-Rate-Limit-Reset.',
   }),
+  sign_outs: z.boolean().default(true).meta({
+    description:
+      'Emit caep.session-revoked when a user signs out of Okta (user.session.end) or an administrator clears their sessions (user.session.clear).',
+  }),
   filter: z
     .string()
     .min(1)

@@ -125,7 +125,7 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     const events: EventDraft[] = [];
     for (const record of records) {
       try {
-        const mapped = mapLogEvent(record, config.org_url);
+        const mapped = mapLogEvent(record, { orgUrl: config.org_url, signOuts: config.sign_outs });
         read.inc({ outcome: mapped.ignored === undefined ? 'mapped' : 'ignored' });
         events.push(...mapped.events);
       } catch (err) {

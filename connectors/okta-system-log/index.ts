@@ -19,6 +19,7 @@ export const oktaSystemLog = defineConnector({
       'risc.account-disabled',
       'risc.account-enabled',
       'risc.account-purged',
+      'caep.session-revoked',
       'caep.credential-change',
       'caep.risk-level-change',
     ],
@@ -44,6 +45,6 @@ export const oktaSystemLog = defineConnector({
       },
     },
   ],
-  map: (record, config) => mapLogEvent(record, config.org_url),
+  map: (record, config) => mapLogEvent(record, { orgUrl: config.org_url, signOuts: config.sign_outs }),
   create: createOktaSystemLog,
 });

@@ -45,6 +45,15 @@ const FACTOR_CHANGES: Record<string, 'create' | 'delete' | 'revoke' | 'update'> 
 
 const RISK_EVENTS = new Set(['security.threat.detected', 'user.risk.change', 'user.risk.detect']);
 
+/** A user signing out of Okta, and an administrator clearing a user's sessions. */
+const SIGN_OUTS = new Set(['user.session.end', 'user.session.clear']);
+
+export interface MappingOptions {
+  orgUrl: string;
+  /** Emit caep.session-revoked for sign-outs and cleared sessions (SIGN_OUTS). */
+  signOuts: boolean;
+}
+
 /** Events whose outcome means the action did not happen. */
 const NOT_DONE = new Set(['FAILURE', 'DENY', 'SKIPPED', 'CHALLENGE', 'UNKNOWN']);
 
@@ -52,7 +61,8 @@ const NOT_DONE = new Set(['FAILURE', 'DENY', 'SKIPPED', 'CHALLENGE', 'UNKNOWN'])
  * Maps one System Log event. The affected user is the `User` target (an administrator acted on
  * them) or, without one, the actor (self-service); subjects are emails when Okta's login is one.
  */
-export function mapLogEvent(record: unknown, orgUrl: string): MappingResult {
+export function mapLogEvent(record: unknown, options: MappingOptions): MappingResult {
+  const { orgUrl } = options;
   const parsed = logEventSchema.safeParse(record);
   if (!parsed.success) {
     throw new PermanentError(`malformed System Log event: ${z.prettifyError(parsed.error)}`, {
@@ -74,14 +84,32 @@ export function mapLogEvent(record: unknown, orgUrl: string): MappingResult {
     sourceRecordId: event.uuid,
     occurredAt: event.published,
   });
+  const signOut = SIGN_OUTS.has(type);
+  if (signOut && !options.signOuts)
+    return { events: [], ignored: `${type}: sign-outs are not emitted (sign_outs: false)` };
+  // Sessions Okta ended on its own or for a connected app (Universal Logout, a received
+  // Shared Signal) have no User actor: emitting them would echo the bridge's own actions.
+  if (signOut && event.actor.type !== 'User') {
+    return { events: [], ignored: `${type} by ${event.actor.type}, not by a person; not re-emitted` };
+  }
   const needsUser =
-    ACCOUNT[type] ?? (PASSWORD_CHANGES.has(type) || type in FACTOR_CHANGES || RISK_EVENTS.has(type));
+    ACCOUNT[type] ??
+    (signOut || PASSWORD_CHANGES.has(type) || type in FACTOR_CHANGES || RISK_EVENTS.has(type));
   if (!needsUser) return { events: [], ignored: `event type ${type} has no Shared Signals equivalent` };
   if (!user) return { events: [], ignored: `${type} names no user (neither a User target nor a User actor)` };
 
-  const account = ACCOUNT[type];
-  if (account) return { events: [{ ...base(), type: account }] };
   const initiating = user.id === event.actor.id ? 'user' : 'admin';
+  const sessionRevoked = (): EventDraft => ({
+    ...base(),
+    type: 'caep.session-revoked',
+    claims: { initiating_entity: initiating },
+  });
+  const account = ACCOUNT[type];
+  // A deactivated user's sessions end with the account, as Okta's own transmitter says.
+  if (type === 'user.lifecycle.deactivate')
+    return { events: [{ ...base(), type: account! }, sessionRevoked()] };
+  if (account) return { events: [{ ...base(), type: account }] };
+  if (signOut) return { events: [sessionRevoked()] };
   if (PASSWORD_CHANGES.has(type)) {
     return {
       events: [

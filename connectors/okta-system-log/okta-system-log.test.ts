@@ -14,12 +14,12 @@ import { FAKE_TOKEN, systemLogApi, type FakeSystemLog } from './fake-api.ts';
 import { nextLink } from './connector.ts';
 import { oktaSystemLog } from './index.ts';
 
-/** A user deactivation, as Okta logs it, numbered so tests can follow the order. */
-function deactivation(n: number): Record<string, unknown> {
+/** A user suspension (one event each), as Okta logs it, numbered so tests can follow the order. */
+function suspension(n: number): Record<string, unknown> {
   return {
     uuid: `uuid-${String(n).padStart(4, '0')}`,
     published: new Date(Date.UTC(2026, 0, 15, 17, 0, n)).toISOString(),
-    eventType: 'user.lifecycle.deactivate',
+    eventType: 'user.lifecycle.suspend',
     actor: { id: '00uadmin', type: 'User', alternateId: 'it.admin@example.com' },
     target: [{ id: `00uuser${n}`, type: 'User', alternateId: `user${n}@example.com` }],
     outcome: { result: 'SUCCESS' },
@@ -111,7 +111,7 @@ beforeEach(() => {
   server.reset();
   api = systemLogApi(
     server,
-    Array.from({ length: 25 }, (_, i) => deactivation(i + 1)),
+    Array.from({ length: 25 }, (_, i) => suspension(i + 1)),
   );
   clock = Date.UTC(2026, 0, 15, 18, 0, 0);
 });
@@ -151,7 +151,7 @@ describe('okta-system-log against a fake System Log API', () => {
     // Nothing new: one request at the cursor, no events. New events: read from the cursor.
     await t.run();
     expect(t.ids()).toHaveLength(25);
-    api.append(deactivation(26));
+    api.append(suspension(26));
     await t.run();
     expect(t.ids().at(-1)).toBe('uuid-0026');
     expect(t.counter('okta_system_log_events_read_total', { outcome: 'mapped' })).toBe(26);
@@ -210,7 +210,7 @@ describe('okta-system-log against a fake System Log API', () => {
     server.on('GET', '/api/v1/logs', () => ({
       status: 200,
       headers: { link: '<https://attacker.example/api/v1/logs?after=1>; rel="next"' },
-      body: Array.from({ length: 10 }, (_, i) => deactivation(i + 1)),
+      body: Array.from({ length: 10 }, (_, i) => suspension(i + 1)),
     }));
     const t = await started();
     await expect(t.run()).rejects.toThrow('next link to another origin (https://attacker.example)');
@@ -224,5 +224,37 @@ describe('okta-system-log against a fake System Log API', () => {
     ).toBe('https://a.okta.com/x?after=2');
     expect(nextLink('<https://a.okta.com/x>; rel="self"')).toBeUndefined();
     expect(nextLink(undefined)).toBeUndefined();
+  });
+});
+
+describe('okta-system-log sign-outs', () => {
+  const config = (extra: Record<string, unknown> = {}) =>
+    oktaSystemLog.configSchema.parse({
+      org_url: 'https://acme.okta.com',
+      auth: { type: 'ssws', token: FAKE_TOKEN },
+      ...extra,
+    });
+  const signOut = {
+    uuid: 'uuid-signout',
+    published: '2026-01-16T18:30:00.000Z',
+    eventType: 'user.session.end',
+    actor: { id: '00uli', type: 'User', alternateId: 'li.wei@example.com' },
+    outcome: { result: 'SUCCESS' },
+  };
+
+  it('are session-revoked by default, and ignored with sign_outs: false', () => {
+    expect(oktaSystemLog.map?.(signOut, config())).toMatchObject({
+      events: [{ type: 'caep.session-revoked', claims: { initiating_entity: 'user' } }],
+    });
+    expect(oktaSystemLog.map?.(signOut, config({ sign_outs: false }))).toEqual({
+      events: [],
+      ignored: 'user.session.end: sign-outs are not emitted (sign_outs: false)',
+    });
+    // A deactivation still revokes the user's sessions: it is not a sign-out.
+    const deactivated = oktaSystemLog.map?.(
+      { ...signOut, eventType: 'user.lifecycle.deactivate' },
+      config({ sign_outs: false }),
+    );
+    expect(deactivated?.events.map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
   });
 });
