@@ -111,6 +111,10 @@ export const configSchema = z.strictObject({
   jwks_refresh_cooldown: duration(
     'Shortest time between two fetches of the transmitter’s JWKS caused by an unknown kid (a rotated key).',
   ).prefault('30s'),
+  legacy_subjects: z.boolean().default(false).meta({
+    description:
+      'Accept SETs of transmitters written before SSF 1.0 (Google’s RISC, early CAEP) that name the subject inside the event, spelt with subject_type, instead of in sub_id.',
+  }),
   request_timeout: duration('Timeout of management API and JWKS requests.').prefault('10s'),
 });
 

@@ -168,6 +168,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       replayTtlMs: config.replay_window,
       algorithms: config.algorithms,
       jwksCooldownMs: config.jwks_refresh_cooldown,
+      legacySubject: config.legacy_subjects,
       clock: ctx.clock,
     });
     await ctx.checkpoints.set({ stream_id: found.stream_id }, STREAM_CHECKPOINT);

@@ -50,7 +50,7 @@ export const ssfReceiver = defineConnector({
     },
   ],
   map(record, config) {
-    const set = typeof record === 'string' ? decodeUnverified(record) : undefined;
+    const set = typeof record === 'string' ? decodeUnverified(record, config.legacy_subjects) : undefined;
     if (!set) return { events: [], ignored: 'not a compact SET' };
     const refusal = claimRefusal(set, config);
     if (refusal) throw new PermanentError(refusal, { code: 'SSF_ERR_RECEIVER_DRY_RUN' });

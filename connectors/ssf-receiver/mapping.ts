@@ -1,4 +1,9 @@
-import type { EventDraft, MappingResult, SubjectIdentifier } from '../../core/plugin-api/index.ts';
+import {
+  legacyEventSubject,
+  type EventDraft,
+  type MappingResult,
+  type SubjectIdentifier,
+} from '../../core/plugin-api/index.ts';
 
 export const SSF_VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
 export const SSF_STREAM_UPDATED = 'https://schemas.openid.net/secevent/ssf/event-type/stream-updated';
@@ -102,10 +107,13 @@ export function mapSet(set: ReceivedSet, bridgeIssuer: string): MappingResult {
   const echo = echoReason(bridgeIssuer, set);
   if (echo) return { events: [], ignored: `echo suppressed: ${echo}` };
   const at = occurredAt(set);
+  // A pre-SSF 1.0 SET's subject came from inside its event, in an older spelling: it travels on
+  // as the event's subject, and each destination's profile places it as its receiver expects.
+  const { subject: _inEvent, ...withoutSubject } = set.event;
   const draft: EventDraft = {
     type: set.eventType,
     subject: set.subject,
-    claims: set.event,
+    claims: set.claims.sub_id === undefined ? withoutSubject : set.event,
     sourceRecordId: set.jti,
     txn: relayTxn(bridgeIssuer, set),
     ...(at ? { occurredAt: at } : {}),
@@ -113,8 +121,11 @@ export function mapSet(set: ReceivedSet, bridgeIssuer: string): MappingResult {
   return { events: [draft] };
 }
 
-/** Decodes a compact SET's payload without verifying it, for dry runs of the mapping. */
-export function decodeUnverified(token: string): ReceivedSet | undefined {
+/**
+ * Decodes a compact SET's payload without verifying it, for dry runs of the mapping; with
+ * `legacySubject`, a SET without sub_id names its subject inside the event.
+ */
+export function decodeUnverified(token: string, legacySubject = false): ReceivedSet | undefined {
   const parts = token.trim().split('.');
   if (parts.length !== 3) return undefined;
   let claims: Record<string, unknown>;
@@ -129,9 +140,12 @@ export function decodeUnverified(token: string): ReceivedSet | undefined {
   const events = claims.events;
   if (!events || typeof events !== 'object') return undefined;
   const [eventType, event] = Object.entries(events as Record<string, unknown>)[0] ?? [];
-  const subject = claims.sub_id;
-  if (!eventType || !event || typeof event !== 'object' || !subject || typeof subject !== 'object')
-    return undefined;
+  if (!eventType || !event || typeof event !== 'object') return undefined;
+  const subject =
+    claims.sub_id === undefined && legacySubject
+      ? legacyEventSubject(event as Record<string, unknown>)
+      : claims.sub_id;
+  if (!subject || typeof subject !== 'object') return undefined;
   if (typeof claims.jti !== 'string') return undefined;
   return {
     claims,

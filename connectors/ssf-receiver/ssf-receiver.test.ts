@@ -909,6 +909,60 @@ describe('against a stand-in transmitter', () => {
     p.abort.abort();
   });
 
+  it('legacy_subjects: a pre-SSF 1.0 SET naming its subject inside the event (Google RISC) is taken', async () => {
+    const legacy = () =>
+      claims(standIn.issuer, {
+        sub_id: undefined,
+        events: {
+          'https://schemas.openid.net/secevent/risc/event-type/account-disabled': {
+            subject: { subject_type: 'iss-sub', iss: 'https://accounts.google.com/', sub: '7375626A656374' },
+            reason: 'hijacking',
+          },
+        },
+      });
+    const run = async (name: string, extra: Record<string, unknown>) => {
+      const p = harness(name);
+      const set = legacy();
+      standIn.pollQueue.push({ [set.jti as string]: await sign(set, k1) });
+      const instance = ssfReceiver.create(
+        p.ctx,
+        ssfReceiver.configSchema.parse({
+          ...base(),
+          delivery: { method: 'poll', error_backoff: '50ms' },
+          ...extra,
+        }),
+      );
+      const firstPoll = standIn.pollBodies.length;
+      await instance.start(p.ctx.signal);
+      await eventually(() => standIn.pollBodies.length >= firstPoll + 2, 'second poll');
+      await instance.stop(500);
+      p.abort.abort();
+      return { p, jti: set.jti as string, answer: standIn.pollBodies[firstPoll + 1] };
+    };
+    // By default SSF 1.0 §3.1 holds: no sub_id, refused and reported.
+    const strict = await run('standin-strict-subjects', {});
+    expect(strict.p.emitted).toEqual([]);
+    expect(strict.answer).toMatchObject({ setErrs: { [strict.jti]: { err: 'invalid_request' } } });
+    const lenient = await run('standin-legacy-subjects', { legacy_subjects: true });
+    expect(lenient.answer).toMatchObject({ ack: [lenient.jti] });
+    expect(lenient.p.emitted).toEqual([
+      expect.objectContaining({
+        type: 'https://schemas.openid.net/secevent/risc/event-type/account-disabled',
+        subject: { format: 'iss_sub', iss: 'https://accounts.google.com/', sub: '7375626A656374' },
+        claims: { reason: 'hijacking' },
+      }),
+    ]);
+    // The dry run reads it the same way.
+    const token = await sign(legacy(), k1);
+    const config = ssfReceiver.configSchema.parse({ ...base(), delivery: { method: 'poll' } });
+    expect(ssfReceiver.map?.(token, config)).toEqual({ events: [], ignored: 'not a compact SET' });
+    expect(ssfReceiver.map?.(token, { ...config, legacy_subjects: true })?.events[0]?.subject).toEqual({
+      format: 'iss_sub',
+      iss: 'https://accounts.google.com/',
+      sub: '7375626A656374',
+    });
+  });
+
   it('SSF 1.0 §8.1.1 (SSF-32): a stream naming another issuer is not used', async () => {
     const p = harness('standin-foreign-iss');
     standIn.streamIss = 'https://impostor.example/tenants/acme';

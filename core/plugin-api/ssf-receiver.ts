@@ -11,6 +11,7 @@
 import { SetVerificationError } from '../ssf/errors.ts';
 import { remoteJwks, type JwksFetcher } from '../ssf/set/jwks.ts';
 import { verifySet } from '../ssf/set/verify.ts';
+import { validateSubject } from '../ssf/subjects.ts';
 import type { Clock, SubjectIdentifier } from './types.ts';
 
 export { SetVerificationError } from '../ssf/errors.ts';
@@ -52,6 +53,11 @@ export interface SetVerifierOptions {
   clockSkewMs?: number;
   /** Minimum time between two JWKS fetches caused by unknown kids; default 30 s. */
   jwksCooldownMs?: number;
+  /**
+   * Accept SETs of transmitters written before SSF 1.0 (Google's RISC, early CAEP), which name
+   * the subject inside the event instead of in `sub_id`, spelt with `subject_type`. Default false.
+   */
+  legacySubject?: boolean;
   clock?: Clock;
 }
 
@@ -109,6 +115,7 @@ export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
         ...(options.maxAgeMs !== undefined ? { maxAgeMs: options.maxAgeMs } : {}),
         ...(options.clockSkewMs !== undefined ? { clockSkewMs: options.clockSkewMs } : {}),
         ...(options.algorithms ? { algorithms: options.algorithms } : {}),
+        ...(options.legacySubject ? { legacySubject: true } : {}),
       });
       const nowMs = clock.now().getTime();
       evict(nowMs);
@@ -142,4 +149,15 @@ export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
       seen.set(key, nowMs + ttl);
     },
   };
+}
+
+/**
+ * The subject a pre-SSF 1.0 transmitter wrote inside its event, in today's spelling
+ * (`subject_type` → `format`, `iss-sub` → `iss_sub`, …); undefined when there is none or it does
+ * not hold. What `legacySubject` takes when a SET has no `sub_id`.
+ */
+export function legacyEventSubject(event: Record<string, unknown>): SubjectIdentifier | undefined {
+  if (event.subject === undefined) return undefined;
+  const checked = validateSubject(event.subject, { lenient: true, path: 'events.subject' });
+  return checked.ok ? checked.subject : undefined;
 }
