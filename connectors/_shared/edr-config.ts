@@ -107,17 +107,24 @@ export const downgradeField = z.boolean().default(true).meta({
     'A detection closed as a false positive produces `caep.risk-level-change` with current_level LOW and previous_level set to the level the detection had.',
 });
 
+export const downgradeResolvedField = z.boolean().default(false).meta({
+  description:
+    'A detection resolved (remediated, or closed as a true positive) also produces `caep.risk-level-change` with current_level LOW, so the user leaves the high-risk state once the threat is handled. Off by default: a closed alert says the host was dealt with, not always the account.',
+});
+
 /** The mapping choices of the EDR connectors that can see host containment. */
 export const mappingShape = {
   min_level: minLevelField,
   revoke_sessions_on_containment: containmentField,
   downgrade_on_false_positive: downgradeField,
+  downgrade_on_resolved: downgradeResolvedField,
 };
 
 /** What the shared mapping reads of every EDR connector's `mapping` block. */
 export interface MappingConfig {
   min_level: 'low' | 'medium' | 'high';
   downgrade_on_false_positive: boolean;
+  downgrade_on_resolved: boolean;
 }
 
 /** The webhook shared secret: senders present it as `Authorization: Bearer <secret>` or in `secret_header`. */

@@ -270,17 +270,14 @@ export function decideEvents(d: Detection, mapping: MappingConfig, subjects: Sub
   const detectedLevel = d.credentialTheft ? 'HIGH' : d.level;
 
   if (d.closure !== undefined) {
-    if (d.closure !== 'false_positive') {
-      return ignored('closed', `${d.id} was resolved; a resolved ${d.noun ?? 'detection'} produces no event`);
-    }
-    if (!mapping.downgrade_on_false_positive) {
-      return ignored(
-        'closed',
-        `${d.id} was closed as a false positive and downgrade_on_false_positive is off`,
-      );
+    const falsePositive = d.closure === 'false_positive';
+    const how = falsePositive ? 'closed as a false positive' : 'resolved';
+    const setting = falsePositive ? 'downgrade_on_false_positive' : 'downgrade_on_resolved';
+    if (!(falsePositive ? mapping.downgrade_on_false_positive : mapping.downgrade_on_resolved)) {
+      return ignored('closed', `${d.id} was ${how} and ${setting} is off`);
     }
     if (detectedLevel === undefined || detectedLevel === 'LOW') {
-      return ignored('closed', `${d.id} was closed as a false positive but never raised the risk level`);
+      return ignored('closed', `${d.id} was ${how} but never raised the risk level`);
     }
     const chosen = chooseTarget(d, detectedLevel, subjects, min);
     if (!chosen.ok) return chosen.result;
@@ -295,9 +292,9 @@ export function decideEvents(d: Detection, mapping: MappingConfig, subjects: Sub
             principal: target.principal,
             current_level: 'LOW',
             previous_level: target.level,
-            risk_reason: `${d.product} ${d.noun ?? 'detection'} closed as false positive: ${d.name}`,
+            risk_reason: `${d.product} ${d.noun ?? 'detection'} ${falsePositive ? 'closed as false positive' : 'resolved'}: ${d.name}`,
             initiating_entity: 'admin',
-            reason_admin: { en: `${reasonText(d, target)} was closed as a false positive` },
+            reason_admin: { en: `${reasonText(d, target)} was ${how}` },
           },
           sourceRecordId: `${d.id}#risk-level-change:${target.principal}:cleared`,
           txn: `${d.id}#cleared`,

@@ -175,6 +175,23 @@ describe('crowdstrike-falcon mapping rules', () => {
     expect(off.ignored).toMatch(/downgrade_on_false_positive is off/);
   });
 
+  it('downgrade_on_resolved: a resolved true positive lowers the risk back to LOW', () => {
+    const resolved = fixtureInput('alert-closed-true-positive-ignored');
+    expect(falcon.map!(resolved, config()).ignored).toMatch(/downgrade_on_resolved is off/);
+    const [event, ...rest] = falcon.map!(
+      resolved,
+      config({ mapping: { downgrade_on_resolved: true } }),
+    ).events;
+    expect(rest).toEqual([]);
+    expect(event).toMatchObject({
+      type: 'caep.risk-level-change',
+      claims: { current_level: 'LOW', previous_level: 'HIGH', initiating_entity: 'admin' },
+      severity: 'low',
+    });
+    expect(String(event?.claims?.['risk_reason'])).toMatch(/ resolved: /);
+    expect(event?.sourceRecordId).toMatch(/#risk-level-change:USER:cleared$/);
+  });
+
   it('reads the legacy Detects status false_positive as a false positive', () => {
     const input = { ...fixtureInput('alert-epp-high-user-principal'), status: 'false_positive' };
     expect(falcon.map!(input, config()).events[0]?.claims?.['current_level']).toBe('LOW');

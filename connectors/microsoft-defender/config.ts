@@ -2,6 +2,7 @@ import { duration, secret, z } from '../../core/plugin-api/index.ts';
 import {
   apiBaseUrl,
   downgradeField,
+  downgradeResolvedField,
   minLevelField,
   subjectsSchema,
   webhookSchema,
@@ -16,6 +17,7 @@ const mappingSchema = z
   .strictObject({
     min_level: minLevelField,
     downgrade_on_false_positive: downgradeField,
+    downgrade_on_resolved: downgradeResolvedField,
     revoke_sessions_on_compromised_account: z.boolean().default(true).meta({
       description:
         'A high-severity alert whose determination is a compromised account (compromisedAccount / compromisedUser) also produces `caep.session-revoked` for the user, in the same transaction.',
