@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { duration, secret } from '../plugin-api/index.ts';
 import { ssrfPolicySchema } from '../http/ssrf.ts';
 import { VERIFICATION_ALGORITHMS } from '../ssf/algorithms.ts';
+import { PROFILE_NAMES, getProfile } from '../ssf/profiles/index.ts';
 
 export const SCOPE_READ = 'ssf.read';
 export const SCOPE_MANAGE = 'ssf.manage';
@@ -21,18 +22,42 @@ const scopeSchema = z.enum([SCOPE_READ, SCOPE_MANAGE]);
 const clientId = z.string().regex(CLIENT_ID_PATTERN, 'must be 1–255 visible ASCII characters without spaces');
 const audienceSchema = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
-const receiverSchema = z.strictObject({
-  client_id: clientId.meta({ description: 'Identifies the receiver; every stream belongs to one client.' }),
-  token: secret('Static bearer token the receiver sends as "Authorization: Bearer <token>".')
-    .optional()
-    .meta({ description: 'Omit for clients that authenticate with OAuth access tokens only.' }),
-  scopes: z.array(scopeSchema).min(1).default([SCOPE_READ, SCOPE_MANAGE]).meta({
-    description: 'Scopes of the static token: ssf.read (read streams, poll) and ssf.manage (change them).',
-  }),
-  audience: audienceSchema
-    .optional()
-    .meta({ description: "SET aud of this client's streams. Defaults to the client id." }),
-});
+const receiverSchema = z
+  .strictObject({
+    client_id: clientId.meta({ description: 'Identifies the receiver; every stream belongs to one client.' }),
+    token: secret('Static bearer token the receiver sends as "Authorization: Bearer <token>".')
+      .optional()
+      .meta({ description: 'Omit for clients that authenticate with OAuth access tokens only.' }),
+    scopes: z.array(scopeSchema).min(1).default([SCOPE_READ, SCOPE_MANAGE]).meta({
+      description: 'Scopes of the static token: ssf.read (read streams, poll) and ssf.manage (change them).',
+    }),
+    audience: audienceSchema
+      .optional()
+      .meta({ description: "SET aud of this client's streams. Defaults to the client id." }),
+    profile: z
+      .enum(PROFILE_NAMES as [string, ...string[]])
+      .default('ssf-1.0')
+      .meta({
+        description:
+          "Target profile this client's SETs are shaped with: ssf-1.0, or legacy-sse-caep for receivers of the pre-SSF 1.0 CAEP shape (Apple Business Manager, Apple School Manager). Its streams offer only the event types the profile takes.",
+      }),
+    profile_options: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .meta({ description: 'Options of the profile (see the target profiles in docs/ssf.md).' }),
+  })
+  .superRefine((receiver, issues) => {
+    const options = getProfile(receiver.profile).optionsSchema.safeParse(receiver.profile_options ?? {});
+    if (!options.success) {
+      for (const issue of options.error.issues) {
+        issues.addIssue({
+          code: 'custom',
+          path: ['profile_options', ...issue.path.map(String)],
+          message: issue.message,
+        });
+      }
+    }
+  });
 
 const oauthSchema = z.strictObject({
   issuer: z

@@ -8,6 +8,7 @@ import type { Store } from '../storage/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import { CAEP_BASE, RISC_BASE, SSF_BASE } from '../ssf/events/common.ts';
 import type { EventCatalog } from '../ssf/events/catalog.ts';
+import { getProfile } from '../ssf/profiles/index.ts';
 import type { TransmitterConfig } from './config.ts';
 import type { QueueSignal } from './poll.ts';
 import type { RoutingIndex } from './routing.ts';
@@ -59,8 +60,46 @@ export interface TransmitterContext {
   signal: QueueSignal;
   metrics: TransmitterMetrics;
   render: RenderContext;
+  /** How a client's SETs are shaped, and how its streams are rendered (see receiverTargets). */
+  targetOf(clientId: string): ReceiverTarget;
   /** This instance's identity for store leases. */
   holder: string;
+}
+
+/** A receiver's target profile, and its streams' rendering: the event types the profile takes. */
+export interface ReceiverTarget {
+  profile: string;
+  profileOptions?: Record<string, unknown>;
+  render: RenderContext;
+}
+
+/**
+ * The targets of the configured receivers, and the default (ssf-1.0, every supported type) for
+ * any other client. A receiver of a narrower profile is offered only the types it takes, so its
+ * streams never queue an event its profile would refuse.
+ */
+export function receiverTargets(
+  config: TransmitterConfig,
+  render: RenderContext,
+): (clientId: string) => ReceiverTarget {
+  const fallback: ReceiverTarget = { profile: 'ssf-1.0', render };
+  const targets = new Map<string, ReceiverTarget>();
+  for (const receiver of config.receivers) {
+    if (receiver.profile === 'ssf-1.0' && receiver.profile_options === undefined) continue;
+    const accepts = getProfile(receiver.profile).accepts;
+    const supported =
+      accepts === undefined ? render.supported : render.supported.filter((uri) => accepts.includes(uri));
+    targets.set(receiver.client_id, {
+      profile: receiver.profile,
+      ...(receiver.profile_options === undefined ? {} : { profileOptions: receiver.profile_options }),
+      // The issuer may be known only once the server listens: read through to the shared context.
+      render: Object.create(render, {
+        supported: { value: supported },
+        supportedSet: { value: new Set(supported) },
+      }) as RenderContext,
+    });
+  }
+  return (clientId) => targets.get(clientId) ?? fallback;
 }
 
 const CONTROL_TYPES = new Set([`${SSF_BASE}verification`, `${SSF_BASE}stream-updated`]);

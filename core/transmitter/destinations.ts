@@ -1,6 +1,6 @@
 /**
  * SSF streams as destinations of the delivery engine. Each stream is the destination
- * `stream:<stream id>`: its SETs are signed for the stream's aud with the ssf-1.0 profile and
+ * `stream:<stream id>`: its SETs are signed for the stream's aud with its client's profile and
  * handed to the stream's push or poll delivery. Streams come and go at run time (a receiver
  * creates or deletes one, here or on another instance); `connect` keeps the engine's set of
  * destinations equal to the streams, and wakes a stream's worker when it is resumed.
@@ -35,10 +35,11 @@ export class StreamDestinations {
     const stream = streamId === undefined ? undefined : this.#ctx.index.get(streamId);
     if (!stream) return undefined;
     const { index } = this.#ctx;
+    const { profile, profileOptions } = this.#ctx.targetOf(stream.clientId);
     return {
       id: streamDestinationId(stream.streamId),
       kind: 'stream',
-      target: { audience: stream.audience, profile: 'ssf-1.0' },
+      target: { audience: stream.audience, profile, ...(profileOptions ? { profileOptions } : {}) },
       deliver: (set, signal) => this.#delivery.deliver(stream.streamId, set, signal),
       // Paused streams keep their deliveries in the outbox until they are enabled again.
       isPaused: () => index.get(stream.streamId)?.status === 'paused',

@@ -90,7 +90,11 @@ export class StreamService {
   }
 
   render(record: StreamRecord): RenderedStream {
-    return renderStream(record.streamId, storedConfig(record.config), this.#ctx.render);
+    return renderStream(
+      record.streamId,
+      storedConfig(record.config),
+      this.#ctx.targetOf(record.clientId).render,
+    );
   }
 
   /** The caller's stream, or 404 when it does not exist or belongs to another client. */

@@ -59,7 +59,9 @@ export class StreamSync {
       clientId: record.clientId,
       audience: config.aud,
       status: record.status,
-      eventsDelivered: new Set(eventsDelivered(config.events_requested, this.#ctx.render.supportedSet)),
+      eventsDelivered: new Set(
+        eventsDelivered(config.events_requested, this.#ctx.targetOf(record.clientId).render.supportedSet),
+      ),
       method: config.delivery.method === PUSH_METHOD ? 'push' : 'poll',
       rev: config.internal.rev,
     };

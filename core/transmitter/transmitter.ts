@@ -16,7 +16,12 @@ import type { JwksFetcher } from '../ssf/set/jwks.ts';
 import { subjectKey } from '../ssf/subjects.ts';
 import { ReceiverAuthenticator } from './auth.ts';
 import type { TransmitterConfig } from './config.ts';
-import { supportedEventTypes, transmitterMetrics, type TransmitterContext } from './context.ts';
+import {
+  receiverTargets,
+  supportedEventTypes,
+  transmitterMetrics,
+  type TransmitterContext,
+} from './context.ts';
 import { ControlChannel, type SetMinter } from './control.ts';
 import { StreamDelivery } from './delivery.ts';
 import { StreamDestinations, type DestinationRegistry } from './destinations.ts';
@@ -31,7 +36,7 @@ import { QueueSignal } from './poll.ts';
 import { PushClient } from './push.ts';
 import { RoutingIndex } from './routing.ts';
 import { StreamService, type StatusView } from './service.ts';
-import type { RenderedStream } from './stream-model.ts';
+import type { RenderContext, RenderedStream } from './stream-model.ts';
 import { StreamSync } from './sync.ts';
 
 export interface TransmitterDeps {
@@ -96,6 +101,18 @@ export class Transmitter {
     const log = logger.child({ component: 'transmitter' });
     const urls = () => this.urls;
     this.logger = log;
+    const render: RenderContext = {
+      get issuer() {
+        return urls().issuer;
+      },
+      supported,
+      supportedSet: new Set(supported),
+      minVerificationInterval: Math.ceil(config.streams.min_verification_interval / 1000),
+      ...(config.streams.inactivity_timeout === undefined
+        ? {}
+        : { inactivityTimeout: Math.ceil(config.streams.inactivity_timeout / 1000) }),
+      pollEndpoint: (streamId) => urls().pollEndpoint(streamId),
+    };
     this.#ctx = {
       config,
       store: deps.store,
@@ -104,18 +121,8 @@ export class Transmitter {
       index: new RoutingIndex(),
       signal: new QueueSignal(),
       metrics: transmitterMetrics(deps.metrics),
-      render: {
-        get issuer() {
-          return urls().issuer;
-        },
-        supported,
-        supportedSet: new Set(supported),
-        minVerificationInterval: Math.ceil(config.streams.min_verification_interval / 1000),
-        ...(config.streams.inactivity_timeout === undefined
-          ? {}
-          : { inactivityTimeout: Math.ceil(config.streams.inactivity_timeout / 1000) }),
-        pollEndpoint: (streamId) => urls().pollEndpoint(streamId),
-      },
+      render,
+      targetOf: receiverTargets(config, render),
       holder: deps.instanceId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     };
     const policy = deps.resolve ? { ...config.ssrf, resolve: deps.resolve } : config.ssrf;
