@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { SubjectIdentifier } from '../../plugin-api/index.ts';
 import { ProfileRefusalError } from '../errors.ts';
 import { CAEP_BASE } from '../events/common.ts';
-import { matchableIdentifier, type ProfileInput, type ShapedEvent, type TargetProfile } from './types.ts';
+import { oneIdentifier, type ProfileInput, type ShapedEvent, type TargetProfile } from './types.ts';
 
 const NAME = 'legacy-sse-caep';
 
@@ -23,16 +23,7 @@ export const legacySseOptionsSchema = z.strictObject({});
 /** SSE draft 1 subject: the members of a complex subject side by side; a simple subject as the user. */
 export function sseSubject(subject: SubjectIdentifier): Record<string, SubjectIdentifier> {
   // The SSE draft has no aliases subjects: out of aliases (as HR sources send), the email.
-  const single = (candidate: SubjectIdentifier): SubjectIdentifier => {
-    const chosen = matchableIdentifier(candidate);
-    if (chosen === undefined) {
-      throw new ProfileRefusalError(
-        NAME,
-        'the SSE draft has no aliases subjects, and these aliases hold no email to send',
-      );
-    }
-    return chosen;
-  };
+  const single = (candidate: SubjectIdentifier) => oneIdentifier(NAME, 'The SSE draft', candidate);
   if (subject.format !== 'complex') return { user: single(subject) };
   const { format: _format, ...members } = subject;
   return members as Record<string, SubjectIdentifier>;

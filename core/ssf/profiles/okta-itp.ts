@@ -9,7 +9,13 @@ import type { SubjectIdentifier } from '../../plugin-api/index.ts';
 import { ProfileRefusalError } from '../errors.ts';
 import { CAEP_BASE, OKTA_BASE, RISC_BASE } from '../events/common.ts';
 import type { EventClaims } from '../events/types.ts';
-import { matchableIdentifier, type ProfileInput, type ShapedEvent, type TargetProfile } from './types.ts';
+import {
+  matchableIdentifier,
+  oneIdentifier,
+  type ProfileInput,
+  type ShapedEvent,
+  type TargetProfile,
+} from './types.ts';
 
 const NAME = 'okta-itp';
 
@@ -67,16 +73,7 @@ export function oktaEventSubject(
 ): OktaEventSubject {
   const deviceEvent = DEVICE_EVENTS.has(eventType);
   // Okta takes one identifier per member: out of aliases (as HR sources send), the email.
-  const single = (candidate: SubjectIdentifier): SubjectIdentifier => {
-    const chosen = matchableIdentifier(candidate);
-    if (chosen === undefined) {
-      throw new ProfileRefusalError(
-        profile,
-        'Okta takes one user or device identifier, and the aliases subject holds no email to send',
-      );
-    }
-    return chosen;
-  };
+  const single = (candidate: SubjectIdentifier) => oneIdentifier(profile, 'Okta', candidate);
   if (subject.format !== 'complex') {
     return eventType === OKTA_DEVICE_RISK ? { device: single(subject) } : { user: single(subject) };
   }

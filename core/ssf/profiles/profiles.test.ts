@@ -266,7 +266,7 @@ describe('aliases subjects (RFC 9493 §3.2.7) at targets that match one identifi
         .reason,
     ).toMatch(/by email; the subject is aliases/);
     expect(refusal(() => build('legacy-sse-caep', { subject: aliasesWithoutEmail })).reason).toMatch(
-      /aliases hold no email/,
+      /The SSE draft takes one identifier, and the aliases subject holds no email/,
     );
   });
 });

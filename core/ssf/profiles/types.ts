@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { SubjectIdentifier } from '../../plugin-api/index.ts';
+import { ProfileRefusalError } from '../errors.ts';
 import type { EventClaims, EventTypeDefinition } from '../events/types.ts';
 
 /** An event checked against the catalog, ready to be shaped for one target. */
@@ -49,4 +50,20 @@ export function matchableIdentifier(subject: SubjectIdentifier): SubjectIdentifi
   if (subject.format !== 'aliases') return subject;
   const identifiers = Array.isArray(subject.identifiers) ? (subject.identifiers as SubjectIdentifier[]) : [];
   return identifiers.find((alias) => alias.format === 'email');
+}
+
+/** The identifier to send to a target that matches one (matchableIdentifier), or the refusal. */
+export function oneIdentifier(
+  profile: string,
+  target: string,
+  subject: SubjectIdentifier,
+): SubjectIdentifier {
+  const chosen = matchableIdentifier(subject);
+  if (chosen === undefined) {
+    throw new ProfileRefusalError(
+      profile,
+      `${target} takes one identifier, and the aliases subject holds no email to send`,
+    );
+  }
+  return chosen;
 }
