@@ -1,6 +1,6 @@
 /**
- * The two Okta APIs Universal Logout needs: the Users API to turn an email into an Okta user id,
- * and Global Token Revocation. Okta's 429 answers announce the end of the rate-limit window
+ * The Okta APIs Universal Logout needs: the Users API to turn an email into an Okta user id (and,
+ * for leavers, to deactivate them), and Global Token Revocation. Okta's 429 answers announce the end of the rate-limit window
  * only in X-Rate-Limit-Reset, so those answers are read here and turned into waits.
  */
 import {
@@ -16,6 +16,7 @@ export type SubId = { format: 'opaque'; id: string } | { format: 'iss_sub'; iss:
 
 interface OktaUser {
   id: string;
+  status?: string;
   profile?: { login?: string; email?: string };
 }
 
@@ -105,5 +106,27 @@ export class OktaClient {
     );
     throwIfLimited(res, 'the token revocation', this.now());
     return res.status;
+  }
+
+  /**
+   * Deactivates a user (POST /api/v1/users/{id}/lifecycle/deactivate): Okta ends their access
+   * to every app and deprovisions them. A user deactivated already is left as is, so a
+   * redelivery does not fail on the status it left behind. Returns whether it deactivated now.
+   */
+  async deactivate(userId: string, signal: AbortSignal): Promise<boolean> {
+    const current = await this.http.get<OktaUser>(`/api/v1/users/${pathSegment(userId)}`, {
+      acceptStatuses: [429],
+      signal,
+    });
+    throwIfLimited(current, 'the user lookup', this.now());
+    if (current.data?.status === 'DEPROVISIONED') return false;
+    const res = await this.http.post(`/api/v1/users/${pathSegment(userId)}/lifecycle/deactivate`, undefined, {
+      params: { sendEmail: 'false' },
+      acceptStatuses: [429],
+      responseType: 'text',
+      signal,
+    });
+    throwIfLimited(res, 'the deactivation', this.now());
+    return true;
   }
 }

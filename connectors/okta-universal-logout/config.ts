@@ -22,6 +22,10 @@ export const configSchema = z.strictObject({
       description:
         'Events that revoke the user’s Okta sessions and tokens: caep.session-revoked, risc.account-disabled, risc.credential-compromise.',
     }),
+  deactivate_on_account_disabled: z.boolean().default(false).meta({
+    description:
+      'On risc.account-disabled (a leaver), also deactivate the user in Okta after revoking their sessions and tokens. The app then needs the okta.users.manage scope.',
+  }),
   user_cache_ttl: duration(
     'How long an email → Okta user id lookup is reused; 0 turns the cache off.',
   ).default(3_600_000),

@@ -51,5 +51,7 @@ runConnectorConformance(oktaUniversalLogout, {
       labels: { outcome: 'retryable' },
       value: (t) => t.failed,
     },
+    // deactivate_on_account_disabled is off in this configuration: nobody is deactivated.
+    { name: 'okta_universal_logout_deactivations_total', labels: { outcome: 'ok' }, value: () => 0 },
   ],
 });

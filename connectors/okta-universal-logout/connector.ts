@@ -22,6 +22,8 @@ const TRIGGER_OF: Record<string, Trigger> = {
 };
 const OKTA_USER_ID = /^00u[0-9A-Za-z]{6,}$/;
 const SCOPES = 'okta.universalLogout.manage okta.users.read';
+/** Deactivating leavers needs the scope to manage users too (Okta refuses scopes not granted). */
+const SCOPES_WITH_DEACTIVATION = `${SCOPES} okta.users.manage`;
 
 /**
  * The sub_id Okta's Global Token Revocation takes, when the subject says it directly: an Okta
@@ -43,7 +45,7 @@ export function directSubId(subject: SubjectIdentifier, orgUrl: string): SubId |
 /**
  * Okta Universal Logout: on the configured events, ends the user's Okta sessions and revokes
  * their tokens through Global Token Revocation, which also logs them out of apps that support
- * Universal Logout.
+ * Universal Logout; optionally deactivates leavers (risc.account-disabled) as well.
  */
 export function createUniversalLogout(
   ctx: ConnectorContext,
@@ -57,7 +59,7 @@ export function createUniversalLogout(
       tokenUrl: `${config.org_url}/oauth2/v1/token`,
       clientId: config.client_id,
       privateKey: config.private_key,
-      scope: SCOPES,
+      scope: config.deactivate_on_account_disabled ? SCOPES_WITH_DEACTIVATION : SCOPES,
       ...(config.key_id ? { keyId: config.key_id } : {}),
     },
   });
@@ -66,6 +68,11 @@ export function createUniversalLogout(
   const revocations = ctx.metrics.counter(
     'okta_universal_logout_revocations_total',
     'Global token revocations, by outcome',
+    ['outcome'],
+  );
+  const deactivations = ctx.metrics.counter(
+    'okta_universal_logout_deactivations_total',
+    'Leavers deactivated in Okta, by outcome',
     ['outcome'],
   );
 
@@ -101,20 +108,32 @@ export function createUniversalLogout(
           `${shortName(set.eventType)} does not trigger Universal Logout (trigger_on: ${config.trigger_on.join(', ')})`,
         );
       }
-      return counted(revocations, {}, async () => {
+      const { subId, status } = await counted(revocations, {}, async () => {
         const { subId, email } = await subIdOf(set.subject, signal);
         try {
-          const status = await okta.revoke(subId, signal);
-          return {
-            status,
-            detail: `Okta revoked the sessions and tokens of ${subId.format === 'opaque' ? subId.id : subId.sub}`,
-          };
+          return { subId, status: await okta.revoke(subId, signal) };
         } catch (err) {
           // The cached id may belong to a user since deleted; look it up afresh next time.
           if (email && isStatus(err, 404)) ids.delete(email);
           throw err;
         }
       });
+      const who = subId.format === 'opaque' ? subId.id : subId.sub;
+      const revoked = `Okta revoked the sessions and tokens of ${who}`;
+      if (set.eventType !== ACCOUNT_DISABLED || !config.deactivate_on_account_disabled) {
+        return { status, detail: revoked };
+      }
+      if (subId.format !== 'opaque') {
+        throw refuse(
+          NAME,
+          `${revoked}, but cannot deactivate a user named by another issuer's iss_sub; send an email or an Okta user id`,
+        );
+      }
+      const now = await counted(deactivations, {}, () => okta.deactivate(subId.id, signal));
+      return {
+        status,
+        detail: `${revoked}, and ${now ? 'deactivated them' : 'found them deactivated already'}`,
+      };
     },
   };
 }

@@ -30,6 +30,7 @@ beforeEach(() => {
   okta.api.reset();
   okta.users.length = 0;
   okta.revocations.length = 0;
+  okta.deactivations.length = 0;
   okta.clients.length = 0;
   okta.clients.push({
     clientId: CLIENT_ID,
@@ -137,6 +138,75 @@ describe('okta-universal-logout: Global Token Revocation', () => {
     if (!device.ok) expect(device.error.message).toMatch(/cannot find an Okta user from a opaque subject/);
     expect(device.ok).toBe(false);
     expect(calls(GTR)).toHaveLength(0);
+  });
+});
+
+describe('okta-universal-logout: deactivating leavers (deactivate_on_account_disabled)', () => {
+  const leaver = (email: string) => event('risc.account-disabled', { format: 'email', email });
+  const grantManage = () => okta.clients[0]!.scopes.push('okta.users.manage');
+
+  it('off by default: a leaver is logged out and stays active', async () => {
+    const dana = okta.addUser('dana.lee@example.com');
+    const h = await start();
+    expect(await h.attempt(leaver('dana.lee@example.com'))).toMatchObject({ ok: true });
+    expect(okta.revocations).toEqual([{ format: 'opaque', id: dana.id }]);
+    expect(okta.deactivations).toEqual([]);
+    expect(dana.status).toBe('ACTIVE');
+  });
+
+  it('on: revokes, then deactivates without an email to the user; a redelivery finds them deactivated', async () => {
+    grantManage();
+    const dana = okta.addUser('dana.lee@example.com');
+    const h = await start({ deactivate_on_account_disabled: true });
+    const first = await h.attempt(leaver('dana.lee@example.com'));
+    expect(first).toMatchObject({
+      ok: true,
+      receipt: { detail: `Okta revoked the sessions and tokens of ${dana.id}, and deactivated them` },
+    });
+    expect(calls('/oauth2/v1/token')[0]?.json).toMatchObject({
+      scope: 'okta.universalLogout.manage okta.users.read okta.users.manage',
+    });
+    const order = okta.api.requests.map((r) => `${r.method} ${r.path}`).filter((r) => !r.includes('/token'));
+    expect(order.slice(-3)).toEqual([
+      'POST /oauth2/v1/global-token-revocation',
+      `GET /api/v1/users/${dana.id}`,
+      `POST /api/v1/users/${dana.id}/lifecycle/deactivate`,
+    ]);
+    expect(okta.deactivations).toEqual([{ id: dana.id, sendEmail: 'false' }]);
+    expect(dana.status).toBe('DEPROVISIONED');
+    // Delivered again (same jti after a crash): logged out again, no second deactivation.
+    const again = await h.attempt(leaver('dana.lee@example.com'));
+    expect(again).toMatchObject({
+      ok: true,
+      receipt: { detail: expect.stringMatching(/deactivated already$/) },
+    });
+    expect(okta.deactivations).toHaveLength(1);
+    // A session revocation never deactivates.
+    const lee = okta.addUser('lee@example.com');
+    expect((await h.attempt(byEmail('lee@example.com'))).ok).toBe(true);
+    expect(lee.status).toBe('ACTIVE');
+  });
+
+  it('on without the okta.users.manage grant: a credential problem, flagged', async () => {
+    okta.addUser('dana.lee@example.com');
+    const h = await start({ deactivate_on_account_disabled: true });
+    expect(await h.attempt(leaver('dana.lee@example.com'))).toMatchObject({
+      ok: false,
+      class: 'credentials',
+    });
+    expect(h.status()?.state).toBe('permanent_error');
+  });
+
+  it('a user of another IdP (iss_sub) is logged out but cannot be deactivated: refused with the reason', async () => {
+    grantManage();
+    const h = await start({ deactivate_on_account_disabled: true });
+    const outcome = await h.attempt(
+      event('risc.account-disabled', { format: 'iss_sub', iss: 'https://idp.example.com', sub: 'u-7' }),
+    );
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    if (!outcome.ok)
+      expect(outcome.error.message).toMatch(/cannot deactivate a user named by another issuer/);
+    expect(okta.revocations).toHaveLength(1);
   });
 });
 

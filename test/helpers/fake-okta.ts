@@ -193,6 +193,8 @@ export class FakeOkta {
   readonly users: OktaUser[] = [];
   /** The sub_id of every Global Token Revocation that succeeded. */
   readonly revocations: Array<Record<string, unknown>> = [];
+  /** Every user deactivation that succeeded, with its sendEmail parameter. */
+  readonly deactivations: Array<{ id: string; sendEmail: string | undefined }> = [];
   /** The SSWS API token the org accepts. */
   apiToken = 'okta-api-token-00aBcD';
   readonly clients: OAuthClient[] = [];
@@ -308,6 +310,8 @@ export class FakeOkta {
     if (method === 'POST' && path === '/oauth2/v1/token') return this.#token(req);
     if (method === 'POST' && path === '/oauth2/v1/global-token-revocation') return this.#revoke(req);
     if (path.startsWith('/api/v1/security-events-providers')) return this.#providersApi(req);
+    const lifecycle = /^\/api\/v1\/users\/([^/]+)\/lifecycle\/deactivate$/.exec(path);
+    if (method === 'POST' && lifecycle) return this.#deactivate(req, decodeURIComponent(lifecycle[1]!));
     if (method === 'GET' && path.startsWith('/api/v1/users')) return this.#usersApi(req);
     return oktaError(404, 'E0000022', 'The endpoint does not support the provided HTTP method');
   }
@@ -512,6 +516,20 @@ export class FakeOkta {
     }
     this.revocations.push(subId);
     return { status: 204 };
+  }
+
+  /** The Users API lifecycle operation: ACTIVE (or any live status) → DEPROVISIONED. */
+  async #deactivate(req: FakeRequest, id: string): Promise<FakeResponse> {
+    const denied = await this.#authorize(req, 'okta.users.manage');
+    if (denied) return denied;
+    const user = this.users.find((u) => u.id === id);
+    if (!user) return oktaError(404, 'E0000007', `Not found: Resource not found: ${id} (User)`);
+    if (user.status === 'DEPROVISIONED') {
+      return oktaError(403, 'E0000038', "This operation is not allowed in the user's current status.");
+    }
+    user.status = 'DEPROVISIONED';
+    this.deactivations.push({ id, sendEmail: req.query.sendEmail });
+    return { status: 200, body: {} };
   }
 
   async #usersApi(req: FakeRequest): Promise<FakeResponse> {
