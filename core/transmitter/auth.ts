@@ -12,7 +12,7 @@ import { RetryableError } from '../plugin-api/errors.ts';
 import { remoteJwks, type JwksFetcher, type SetKeySource } from '../ssf/set/jwks.ts';
 import type { OneTimeIdStore } from '../storage/types.ts';
 import { SCOPE_MANAGE, SCOPE_READ, type TransmitterConfig } from './config.ts';
-import { DpopProofError, DpopVerifier } from './dpop.ts';
+import { DpopBindingError, DpopProofError, DpopVerifier } from './dpop.ts';
 import { TransmitterHttpError } from './errors.ts';
 
 export type Scope = typeof SCOPE_READ | typeof SCOPE_MANAGE;
@@ -211,20 +211,22 @@ export class ReceiverAuthenticator {
         true,
       );
     }
-    let proofKey: string;
+    // The token first: a request without a valid token never reaches the proof store.
+    const { principal, jkt } = await this.#verifyAccessToken(token);
+    if (jkt === undefined) {
+      throw this.#dpopError('invalid_token', 'the access token is not bound to a DPoP key (no cnf.jkt)');
+    }
     try {
-      proofKey = await verifier.verify(request.dpop, {
+      await verifier.verify(request.dpop, {
         method: request.method,
         urls: request.urls,
         accessToken: token,
+        boundTo: jkt,
       });
     } catch (err) {
+      if (err instanceof DpopBindingError) throw this.#dpopError('invalid_token', err.message);
       if (!(err instanceof DpopProofError)) throw err;
       throw this.#dpopError('invalid_dpop_proof', err.message);
-    }
-    const { principal, jkt } = await this.#verifyAccessToken(token);
-    if (jkt === undefined || jkt !== proofKey) {
-      throw this.#dpopError('invalid_token', 'the access token is not bound to the key of the DPoP proof');
     }
     return principal;
   }

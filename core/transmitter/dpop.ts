@@ -16,11 +16,16 @@ const PROOF_ID_SCOPE = 'dpop-proof';
 
 export class DpopProofError extends Error {}
 
+/** A valid proof, but of a key other than the one the access token is bound to (§7.1). */
+export class DpopBindingError extends Error {}
+
 export interface ProofRequest {
   method: string;
   /** The URLs this request is known by (the public one, the one it arrived at); `htu` must name one. */
   urls: string[];
   accessToken: string;
+  /** The thumbprint the access token is bound to (`cnf.jkt`): the proof's key must have it. */
+  boundTo: string;
 }
 
 export interface DpopVerifierOptions {
@@ -57,10 +62,12 @@ export class DpopVerifier {
   }
 
   /**
-   * Checks a proof against its request (§4.3) and returns the thumbprint of its key, which the
-   * access token's `cnf.jkt` must equal. Throws DpopProofError with the reason otherwise.
+   * Checks a proof against its request (§4.3) and the key its access token is bound to (§7.1).
+   * Throws DpopProofError, or DpopBindingError for a proof of another key, with the reason. The
+   * proof's id is recorded only once everything else holds, so requests that fail leave nothing
+   * in the store.
    */
-  async verify(proof: string | undefined, request: ProofRequest): Promise<string> {
+  async verify(proof: string | undefined, request: ProofRequest): Promise<void> {
     // Node joins repeated headers with ", ", which a compact JWS never contains (§4.3 step 1).
     if (proof === undefined || proof === '') throw new DpopProofError('the DPoP proof is missing');
     if (proof.includes(',')) throw new DpopProofError('more than one DPoP proof was sent');
@@ -104,12 +111,14 @@ export class DpopVerifier {
       throw new DpopProofError('the DPoP proof does not name this access token (ath)');
     }
     const jkt = await calculateJwkThumbprint(jwk);
+    if (jkt !== request.boundTo) {
+      throw new DpopBindingError('the access token is not bound to the key of the DPoP proof');
+    }
     // §11.1: a proof is accepted once. Its id is kept for as long as its iat would be accepted;
     // ids are per key, so one client cannot use up another's.
     const keptUntil = new Date(now + PROOF_MAX_AGE_MS + 2 * tolerance);
     if (!(await this.#options.usedProofs.claim(PROOF_ID_SCOPE, `${jkt}.${jti}`, keptUntil, new Date(now)))) {
       throw new DpopProofError('the DPoP proof was used before');
     }
-    return jkt;
   }
 }

@@ -265,6 +265,23 @@ describe('DPoP-bound access tokens (RFC 9449)', () => {
     expect(replay.json.description).toMatch(/used before/);
   });
 
+  it('a request whose token is not valid leaves nothing in the proof store', async () => {
+    const prover = new DpopProver();
+    const forged = await token({ cnf: { jkt: prover.thumbprint } }, { key: otherKey });
+    const proof = prover.proof('GET', streamsUrl().href, { accessToken: forged });
+    const res = await withDpop(forged, proof);
+    expect(res.status).toBe(401);
+    expect(res.json).toMatchObject({ err: 'invalid_token' });
+    const { jti } = JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString()) as { jti: string };
+    const unused = await bridge.store.oneTimeIds.claim(
+      'dpop-proof',
+      `${prover.thumbprint}.${jti}`,
+      new Date(Date.now() + 60_000),
+      new Date(),
+    );
+    expect(unused).toBe(true);
+  });
+
   it('a valid proof of another key does not unlock the token (cnf.jkt)', async () => {
     const jwt = await bound(new DpopProver());
     const thief = new DpopProver();
