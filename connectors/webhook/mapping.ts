@@ -12,7 +12,11 @@ export interface WebhookPayload {
   subject: Record<string, unknown>;
   /** The event claims, as in the SET. */
   event: Record<string, unknown>;
-  source: { issuer: string; txn?: string };
+  /**
+   * Where the event came from: this bridge (issuer, txn), and, for events of the bridge's own
+   * sources, the inbound instance, its connector and the source's record id (`ref`).
+   */
+  source: { issuer: string; txn?: string; instance?: string; connector?: string; ref?: string };
   /** The signed SET, when include_set is on. */
   set?: string;
 }
@@ -31,7 +35,17 @@ export function webhookPayload(set: SignedSet, includeSet: boolean): WebhookPayl
     occurred_at: occurredAt(set),
     subject: set.subject,
     event: set.event,
-    source: { issuer: String(set.claims.iss), ...(txn ? { txn } : {}) },
+    source: {
+      issuer: String(set.claims.iss),
+      ...(txn ? { txn } : {}),
+      ...(set.source
+        ? {
+            instance: set.source.instance,
+            ...(set.source.connector ? { connector: set.source.connector } : {}),
+            ref: set.source.record,
+          }
+        : {}),
+    },
     ...(includeSet ? { set: set.jwt } : {}),
   };
 }

@@ -75,7 +75,13 @@ describe('webhook: the signed JSON contract', () => {
       occurred_at: outcome.ok ? new Date(Number(outcome.set.claims.iat) * 1000).toISOString() : '',
       subject: { format: 'email', email: 'dana.lee@example.com' },
       event: {},
-      source: { issuer: BRIDGE_ISSUER, txn: 'workday:WID-3341' },
+      source: {
+        issuer: BRIDGE_ISSUER,
+        txn: 'workday:WID-3341',
+        instance: 'source',
+        connector: 'events-api',
+        ref: 'workday:WID-3341',
+      },
     });
     expect(verify(req as FakeRequest, 'a-different-secret')).toBe(false);
     expect(h.logText()).not.toContain(SECRET);

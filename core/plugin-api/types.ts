@@ -349,6 +349,11 @@ export interface SignedSet {
   subject: SubjectIdentifier;
   /** Number of earlier attempts for this delivery (0 on the first). */
   attempt: number;
+  /**
+   * Where the event came from: the inbound instance, its connector, and the record id the source
+   * gave it. Set by the delivery engine; absent for SETs made elsewhere.
+   */
+  source?: { instance: string; connector?: string; record: string };
 }
 
 export interface DeliveryReceipt {

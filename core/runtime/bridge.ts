@@ -157,10 +157,14 @@ export class Bridge {
       const engine = new DeliveryEngine({
         owner: this.instanceName,
         store: this.#store,
-        signer: codecSigner(codec, (id) => {
-          const connector = this.#host?.outbound().get(id);
-          return connector?.prepare?.bind(connector);
-        }),
+        signer: codecSigner(
+          codec,
+          (id) => {
+            const connector = this.#host?.outbound().get(id);
+            return connector?.prepare?.bind(connector);
+          },
+          (id) => this.config.instances.find((i) => i.id === id)?.definition.manifest.id,
+        ),
         config: root.delivery,
         clock: this.clock,
         logger,

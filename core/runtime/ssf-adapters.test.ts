@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { validateDraft } from './ssf-adapters.ts';
+import { bridgeKeys, BRIDGE_ISSUER } from '../../test/helpers/outbound.ts';
+import { SetCodec } from '../ssf/index.ts';
+import { codecSigner, validateDraft } from './ssf-adapters.ts';
 
 describe('event validation at acceptance (same rules as the SET builder)', () => {
   it('resolves short names to URIs and normalises the subject', () => {
@@ -52,5 +54,40 @@ describe('event validation at acceptance (same rules as the SET builder)', () =>
       sourceRecordId: 'r4',
     });
     expect(result.ok).toBe(true);
+  });
+});
+
+describe('the signer of the delivery engine', () => {
+  it('tells outbound connectors where an event came from: instance, connector and source record id', async () => {
+    const codec = new SetCodec({ issuer: BRIDGE_ISSUER, keys: await bridgeKeys() });
+    const signer = codecSigner(codec, undefined, (id) => (id === 'workday-prod' ? 'workday' : undefined));
+    const event = {
+      id: 'evt-1',
+      instanceId: 'workday-prod',
+      sourceRecordId: 'WID-3341',
+      type: 'https://schemas.openid.net/secevent/risc/event-type/account-disabled',
+      subject: { format: 'email', email: 'dana.lee@example.com' },
+      subjectKey: 'email:dana.lee@example.com',
+      claims: {},
+      txn: 'txn-1',
+      occurredAt: new Date('2026-01-02T09:30:00Z'),
+      acceptedAt: new Date('2026-01-02T09:30:01Z'),
+    };
+    const destination = {
+      id: 'hook',
+      kind: 'outbound' as const,
+      target: { audience: 'urn:hook', profile: 'ssf-1.0' },
+    };
+    const signed = await signer.sign(event, destination, { jti: 'jti-1', attempt: 2 });
+    expect(signed).toMatchObject({
+      jti: 'jti-1',
+      attempt: 2,
+      source: { instance: 'workday-prod', connector: 'workday', record: 'WID-3341' },
+    });
+    const unknown = await signer.sign({ ...event, instanceId: 'gone' }, destination, {
+      jti: 'jti-2',
+      attempt: 0,
+    });
+    expect(unknown.source).toEqual({ instance: 'gone', record: 'WID-3341' });
   });
 });

@@ -31,6 +31,7 @@ export function validateDraft(draft: EventDraft): ValidationResult {
 export function codecSigner(
   codec: SetCodec,
   preparerOf: (destinationId: string) => OutboundConnector['prepare'] | undefined = () => undefined,
+  connectorOf: (instanceId: string) => string | undefined = () => undefined,
 ): SetSigner {
   return {
     async sign(event: StoredEvent, destination, delivery) {
@@ -48,7 +49,13 @@ export function codecSigner(
         jti: delivery.jti,
         now: event.acceptedAt,
       });
-      return { ...minted, attempt: delivery.attempt };
+      const connector = connectorOf(event.instanceId);
+      const source = {
+        instance: event.instanceId,
+        ...(connector === undefined ? {} : { connector }),
+        record: event.sourceRecordId,
+      };
+      return { ...minted, attempt: delivery.attempt, source };
     },
   };
 }

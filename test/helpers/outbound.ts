@@ -159,7 +159,11 @@ export async function outboundHarness(
       sourceInstanceId: 'source',
       destination: { id: instanceId, audience: connector.target.audience, profile: connector.target.profile },
     });
-    return { ...minted, attempt: options.attempt ?? 0 };
+    return {
+      ...minted,
+      attempt: options.attempt ?? 0,
+      source: { instance: 'source', connector: 'events-api', record: prepared.sourceRecordId },
+    };
   }
 
   /** One delivery attempt of `draft`, with its outcome class instead of a throw. */
