@@ -592,6 +592,19 @@ describe('google-workspace: a service account without keys (IAM signJwt)', () =>
       'GET /computeMetadata/v1/instance/service-accounts/default/token',
       SIGN_JWT,
     ]);
+    // Refused again with a fresh token: a credential failure, not a loop.
+    await h.stop();
+    google.api.reset();
+    const again = await onMetadataServer();
+    google.api.inject(
+      googleError(401, 'Request had invalid authentication credentials.', 'authError', 'UNAUTHENTICATED'),
+      (r) => r.path.endsWith(':signJwt'),
+      2,
+    );
+    const outcome = await again.attempt(draft('caep.session-revoked'));
+    expect(outcome).toMatchObject({ ok: false, class: 'credentials' });
+    if (!outcome.ok) expect(outcome.error.message).toMatch(/refused a freshly fetched Google Cloud token/);
+    expect(paths().filter((p) => p === SIGN_JWT)).toHaveLength(2);
   });
 
   it('config: one of private_key and keyless; no private_key_id with keyless; a provider by its full name', () => {

@@ -168,7 +168,13 @@ export function iamSigner(
         cached = undefined;
         continue;
       }
-      if (res.status === 403 || res.status === 404 || res.status === 401) {
+      if (res.status === 401) {
+        throw credentialFailure(
+          `IAM refused a freshly fetched Google Cloud token for ${serviceAccount} (${describe(res)})`,
+          401,
+        );
+      }
+      if (res.status === 403 || res.status === 404) {
         throw credentialFailure(
           `IAM would not sign for ${serviceAccount} (${describe(res)}); the identity the bridge runs as needs the Service Account Token Creator role (roles/iam.serviceAccountTokenCreator) on it`,
           res.status,
