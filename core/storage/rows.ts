@@ -146,7 +146,8 @@ export function countsByKey(rows: Row[], key: string): Record<string, number> {
 
 /**
  * Claims a one-time id: inserted, or taken over when its earlier use has expired; the statement
- * returns a row only then. `p` writes the placeholder of each parameter, in this order: scope, id, expires_at, now.
+ * returns a row only then. `p` writes the marker of each parameter ($1, or ?), in this order:
+ * scope, id, expires_at, now.
  */
 export function claimOneTimeIdSql(p: (n: 1 | 2 | 3 | 4) => string): string {
   return `INSERT INTO one_time_ids (scope, id, expires_at) VALUES (${p(1)}, ${p(2)}, ${p(3)})
