@@ -41,9 +41,9 @@ const settings = z.strictObject({
     .max(1000)
     .default(500)
     .meta({ description: 'Devices asked for per page ($top); Graph may return fewer.' }),
-  grace_period: z.enum(['compliant', 'not-compliant']).default('compliant').meta({
+  grace_period: z.enum(['compliant', 'not-compliant', 'medium-risk']).default('compliant').meta({
     description:
-      'How a device in its compliance grace period (inGracePeriod) counts: `compliant` (default; it still has access) or `not-compliant`.',
+      'How a device in its compliance grace period (inGracePeriod) counts: `compliant` (default; it still has access), `not-compliant`, or `medium-risk`: compliant, but its device risk is MEDIUM while the grace period lasts (risk-level-change, principal DEVICE) and LOW again once it is compliant.',
   }),
   ...scanPolicyShape,
   risk_events: z.boolean().default(true).meta({

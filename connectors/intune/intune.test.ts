@@ -364,6 +364,84 @@ describe('intune connector against a Graph fake', () => {
     expect(complianceEvents(t).map((e) => e.current)).toEqual(['not-compliant']);
   });
 
+  it('grace_period medium-risk: MEDIUM device risk in the grace period, held through non-compliance, LOW once compliant', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t, { grace_period: 'medium-risk' });
+    const risks = () =>
+      t
+        .events()
+        .filter((e) => e.type.endsWith('/risk-level-change'))
+        .map((e) => ({
+          device: (e.subject['device'] as { id: string }).id,
+          principal: e.claims?.['principal'],
+          previous: e.claims?.['previous_level'],
+          current: e.claims?.['current_level'],
+          reason: e.claims?.['risk_reason'],
+        }));
+    const next = async (...devices: Array<ReturnType<typeof device>>) => {
+      pages = [devices];
+      await t.runTask('scan');
+    };
+    // Into the grace period: still compliant (no compliance event), device risk MEDIUM.
+    await next(device('a1', 'inGracePeriod'), device('b2', 'inGracePeriod'));
+    expect(complianceEvents(t).filter((e) => e.current !== undefined)).toEqual([]);
+    expect(risks()).toEqual([
+      {
+        device: 'entra-a1',
+        principal: 'DEVICE',
+        previous: undefined,
+        current: 'MEDIUM',
+        reason: 'INTUNE_COMPLIANCE_GRACE_PERIOD',
+      },
+      {
+        device: 'entra-b2',
+        principal: 'DEVICE',
+        previous: undefined,
+        current: 'MEDIUM',
+        reason: 'INTUNE_COMPLIANCE_GRACE_PERIOD',
+      },
+    ]);
+    // a1 is fixed; b2's grace period runs out: not compliant, and its risk stays MEDIUM.
+    await next(device('a1', 'compliant'), device('b2', 'noncompliant'));
+    expect(risks().slice(2)).toEqual([
+      {
+        device: 'entra-a1',
+        principal: 'DEVICE',
+        previous: 'MEDIUM',
+        current: 'LOW',
+        reason: 'INTUNE_COMPLIANCE_GRACE_PERIOD_ENDED',
+      },
+    ]);
+    expect(
+      complianceEvents(t)
+        .filter((e) => e.current !== undefined)
+        .map((e) => [e.device, e.current]),
+    ).toEqual([['entra-b2', 'not-compliant']]);
+    // b2 compliant again: its grace-period risk ends with it.
+    await next(device('a1', 'compliant'), device('b2', 'compliant'));
+    expect(risks().slice(3)).toEqual([
+      {
+        device: 'entra-b2',
+        principal: 'DEVICE',
+        previous: 'MEDIUM',
+        current: 'LOW',
+        reason: 'INTUNE_COMPLIANCE_GRACE_PERIOD_ENDED',
+      },
+    ]);
+    // A high threat in the grace period wins over MEDIUM: never lowered by it.
+    await next(
+      device('a1', 'inGracePeriod', { partnerReportedThreatState: 'highSeverity' }),
+      device('b2', 'compliant'),
+    );
+    expect(
+      risks()
+        .slice(4)
+        .map((r) => [r.current, r.reason]),
+    ).toEqual([['HIGH', 'INTUNE_MTD_HIGH_SEVERITY']]);
+  });
+
   it('counts and logs undetermined states, skips malformed records, and sends risk-level-change for a high MTD threat', async () => {
     serveGraph();
     pages = [[device('a1', 'compliant'), device('b2', 'compliant')]];

@@ -55,8 +55,10 @@ const deviceStateSchema = z.object({
   status: z.enum(['compliant', 'not-compliant']).optional(),
   /** The raw complianceState last seen. */
   compliance_state: z.string(),
-  /** Last determined Mobile Threat Defense level. */
+  /** Last determined device risk: the Mobile Threat Defense level, raised to MEDIUM in a grace period. */
   risk: z.enum(['LOW', 'MEDIUM', 'HIGH']).optional(),
+  /** grace_period medium-risk: a MEDIUM risk for the grace period stands until the device is compliant. */
+  grace_risk: z.boolean().optional(),
   /** Intune's lastSyncDateTime when the current status was first reported. */
   since: z.string().optional(),
   /** E-mail of the assigned user, when there is one. */
@@ -88,7 +90,7 @@ export function complianceStatus(state: string, config: Pick<IntuneConfig, 'grac
     case 'noncompliant':
       return { status: 'not-compliant' };
     case 'ingraceperiod':
-      return { status: config.grace_period };
+      return { status: config.grace_period === 'not-compliant' ? 'not-compliant' : 'compliant' };
     default:
       return { status: undefined };
   }
@@ -159,14 +161,40 @@ function complianceEvent(
   );
 }
 
+/** What set a device's risk level: its Mobile Threat Defense partner, or its compliance grace period. */
+type RiskCause = 'mtd' | 'grace' | 'grace-ended';
+
+const RISK_RANK: Record<RiskLevel, number> = { LOW: 0, MEDIUM: 1, HIGH: 2 };
+
+function riskReason(d: ManagedDevice, state: DeviceState, cause: RiskCause): { code: string; text: string } {
+  if (cause === 'grace') {
+    return {
+      code: 'INTUNE_COMPLIANCE_GRACE_PERIOD',
+      text: `Intune reports ${label(state)} in its compliance grace period`,
+    };
+  }
+  if (cause === 'grace-ended') {
+    return {
+      code: 'INTUNE_COMPLIANCE_GRACE_PERIOD_ENDED',
+      text: `Intune reports ${label(state)} compliant again after its grace period`,
+    };
+  }
+  const threat = d.partnerReportedThreatState ?? 'unknown';
+  return {
+    code: `INTUNE_MTD_${threat.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`,
+    text: `Mobile Threat Defense reports ${label(state)} as ${threat}`,
+  };
+}
+
 function riskEvent(
   d: ManagedDevice,
   state: DeviceState,
   previous: RiskLevel | undefined,
   current: RiskLevel,
+  cause: RiskCause,
 ): EventDraft {
   const seconds = epochSeconds(d.lastSyncDateTime);
-  const threat = d.partnerReportedThreatState ?? 'unknown';
+  const reason = riskReason(d, state, cause);
   return {
     type: RISK_LEVEL_CHANGE,
     subject: subjectOf(state),
@@ -174,15 +202,49 @@ function riskEvent(
       principal: 'DEVICE',
       current_level: current,
       ...(previous ? { previous_level: previous } : {}),
-      risk_reason: `INTUNE_MTD_${threat.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`,
+      risk_reason: reason.code,
       ...(seconds === undefined ? {} : { event_timestamp: seconds }),
       initiating_entity: 'system',
-      reason_admin: { en: `Mobile Threat Defense reports ${label(state)} as ${threat}` },
+      reason_admin: { en: reason.text },
     },
     sourceRecordId: `intune:${d.id}:${state.seq}:risk:${previous ?? 'none'}>${current}:${d.lastSyncDateTime}`,
     ...(seconds === undefined ? {} : { occurredAt: new Date(seconds * 1000).toISOString() }),
     severity: current === 'HIGH' ? 'high' : current === 'MEDIUM' ? 'medium' : 'low',
   };
+}
+
+/**
+ * The device's risk now, and what set it: the Mobile Threat Defense level, raised to MEDIUM while
+ * the device is in its grace period (grace_period medium-risk). That MEDIUM stands, through
+ * non-compliance, until the device is compliant; then the risk is LOW again unless its partner
+ * says otherwise. Records in `next` whether a grace-period MEDIUM stands.
+ */
+function deviceRisk(
+  d: ManagedDevice,
+  previous: DeviceState | undefined,
+  status: ComplianceStatus | undefined,
+  mtd: RiskLevel | undefined,
+  config: IntuneConfig,
+  next: DeviceState,
+): { current: RiskLevel | undefined; cause: RiskCause } {
+  if (config.grace_period !== 'medium-risk') return { current: mtd, cause: 'mtd' };
+  // With risk_events off, the partner's level is not sent, so only the grace period counts.
+  const partner = config.risk_events ? mtd : undefined;
+  if (d.complianceState.toLowerCase() === 'ingraceperiod') {
+    next.grace_risk = true;
+    return partner !== undefined && RISK_RANK[partner] >= RISK_RANK.MEDIUM
+      ? { current: partner, cause: 'mtd' }
+      : { current: 'MEDIUM', cause: 'grace' };
+  }
+  if (!previous?.grace_risk) return { current: partner, cause: 'mtd' };
+  if (status !== 'compliant') {
+    next.grace_risk = true;
+    const higher = partner !== undefined && RISK_RANK[partner] > RISK_RANK.MEDIUM;
+    return { current: higher ? partner : previous.risk, cause: 'mtd' };
+  }
+  return partner !== undefined
+    ? { current: partner, cause: 'mtd' }
+    : { current: 'LOW', cause: 'grace-ended' };
 }
 
 /** "was noncompliant", or "was conflict; last known status compliant" when the last value decided nothing. */
@@ -269,19 +331,20 @@ export function diffDevices(
         );
       }
 
-      if (config.risk_events && level !== undefined && level !== previous?.risk) {
+      const { current, cause } = deviceRisk(d, previous, determined.status, level, config, next);
+      if ((config.risk_events || cause !== 'mtd') && current !== undefined && current !== previous?.risk) {
         // A level after none known is news unless it is LOW (an MTD partner that just started
         // reporting "secured"); a new device follows the first-sighting rule.
         const emit =
           previous === undefined
-            ? config.first_sighting === 'emit' && level !== 'LOW'
-            : previous.risk !== undefined || level !== 'LOW';
+            ? config.first_sighting === 'emit' && current !== 'LOW'
+            : previous.risk !== undefined || current !== 'LOW';
         if (emit) {
           next.seq += 1;
-          events.push(riskEvent(d, next, previous?.risk, level));
+          events.push(riskEvent(d, next, previous?.risk, current, cause));
         }
       }
-      if (level !== undefined) next.risk = level;
+      if (current !== undefined) next.risk = current;
       return { outcome, next, events };
     },
   );
