@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { duration, secret } from '../plugin-api/index.ts';
 import { ssrfPolicySchema } from '../http/ssrf.ts';
 import { VERIFICATION_ALGORITHMS } from '../ssf/algorithms.ts';
-import { PROFILE_NAMES, getProfile } from '../ssf/profiles/index.ts';
+import { DEFAULT_PROFILE, PROFILE_NAMES, getProfile } from '../ssf/profiles/index.ts';
 
 export const SCOPE_READ = 'ssf.read';
 export const SCOPE_MANAGE = 'ssf.manage';
@@ -36,7 +36,7 @@ const receiverSchema = z
       .meta({ description: "SET aud of this client's streams. Defaults to the client id." }),
     profile: z
       .enum(PROFILE_NAMES as [string, ...string[]])
-      .default('ssf-1.0')
+      .default(DEFAULT_PROFILE)
       .meta({
         description:
           "Target profile this client's SETs are shaped with: ssf-1.0, or legacy-sse-caep for receivers of the pre-SSF 1.0 CAEP shape (Apple Business Manager, Apple School Manager). Its streams offer only the event types the profile takes.",

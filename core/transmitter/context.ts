@@ -8,7 +8,7 @@ import type { Store } from '../storage/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import { CAEP_BASE, RISC_BASE, SSF_BASE } from '../ssf/events/common.ts';
 import type { EventCatalog } from '../ssf/events/catalog.ts';
-import { getProfile } from '../ssf/profiles/index.ts';
+import { DEFAULT_PROFILE, getProfile } from '../ssf/profiles/index.ts';
 import type { TransmitterConfig } from './config.ts';
 import type { QueueSignal } from './poll.ts';
 import type { RoutingIndex } from './routing.ts';
@@ -82,10 +82,10 @@ export function receiverTargets(
   config: TransmitterConfig,
   render: RenderContext,
 ): (clientId: string) => ReceiverTarget {
-  const fallback: ReceiverTarget = { profile: 'ssf-1.0', render };
+  const fallback: ReceiverTarget = { profile: DEFAULT_PROFILE, render };
   const targets = new Map<string, ReceiverTarget>();
   for (const receiver of config.receivers) {
-    if (receiver.profile === 'ssf-1.0' && receiver.profile_options === undefined) continue;
+    if (receiver.profile === DEFAULT_PROFILE && receiver.profile_options === undefined) continue;
     const accepts = getProfile(receiver.profile).accepts;
     const supported =
       accepts === undefined ? render.supported : render.supported.filter((uri) => accepts.includes(uri));

@@ -58,6 +58,7 @@ type Queryable = pg.Pool | pg.PoolClient;
 /** Serialization failures and deadlocks: the transaction is safe to run again. */
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 
+const CLAIM_ONE_TIME_ID = claimOneTimeIdSql((n) => `$${n}`);
 /**
  * The shared store: N bridge instances on one database. Deliveries are leased with
  * `FOR UPDATE SKIP LOCKED`, so instances never wait on or double-take each other's rows.
@@ -85,12 +86,7 @@ export class PostgresStore implements Store {
     this.leases = this.#leaseStore();
     this.oneTimeIds = {
       claim: async (scope, id, expiresAt, now) =>
-        (
-          await this.#rows(
-            claimOneTimeIdSql((n) => `$${n}`),
-            [scope, id, expiresAt.getTime(), now.getTime()],
-          )
-        ).length > 0,
+        (await this.#rows(CLAIM_ONE_TIME_ID, [scope, id, expiresAt.getTime(), now.getTime()])).length > 0,
     };
     this.operator = createOperatorStore({
       dialect: 'postgres',

@@ -108,6 +108,7 @@ interface QueuedWrite {
   reject: (err: unknown) => void;
 }
 
+const CLAIM_ONE_TIME_ID = claimOneTimeIdSql(() => '?');
 /**
  * The embedded store: one file, WAL journal, one process. Writes run in IMMEDIATE
  * transactions so a second process on the same file waits instead of failing mid-write.
@@ -159,14 +160,7 @@ export class SqliteStore implements Store {
       // once more, within its minute.
       claim: async (scope, id, expiresAt, now) =>
         (await this.#commit(
-          () =>
-            this.#get(
-              claimOneTimeIdSql(() => '?'),
-              scope,
-              id,
-              expiresAt.getTime(),
-              now.getTime(),
-            ),
+          () => this.#get(CLAIM_ONE_TIME_ID, scope, id, expiresAt.getTime(), now.getTime()),
           false,
         )) !== undefined,
     };
