@@ -54,6 +54,8 @@ export class Bridge {
   #engine: DeliveryEngine | undefined;
   #scheduler: SchedulerService | undefined;
   #stopping: Promise<void> | undefined;
+  /** Aborted by stop(): ends what start() may still be waiting for (the SQLite writer lock). */
+  readonly #starting = new AbortController();
   #url: string | undefined;
   #election: LeaderElection | undefined;
   #transmitter: Transmitter | undefined;
@@ -114,7 +116,12 @@ export class Bridge {
     const logger: Logger = this.logger;
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     try {
-      this.#store = await openStore(root.storage, { dataDir: this.dataDir, logger, exclusive: true });
+      this.#store = await openStore(root.storage, {
+        dataDir: this.dataDir,
+        logger,
+        exclusive: true,
+        signal: this.#starting.signal,
+      });
       this.#keys = await KeyStore.open({ dataDir: this.dataDir, config: root.keys, clock: this.clock });
 
       const server = createServer({
@@ -303,8 +310,14 @@ export class Bridge {
 
   /** Drains and stops everything; idempotent. */
   stop(deadlineMs = this.config.root.server.shutdown_timeout): Promise<void> {
+    this.#starting.abort(new Error('the bridge was stopped while starting'));
     this.#stopping ??= this.#shutdown(deadlineMs);
     return this.#stopping;
+  }
+
+  /** Whether stop() has been called (a start that fails afterwards was cut short by it). */
+  get stopRequested(): boolean {
+    return this.#stopping !== undefined;
   }
 
   async #shutdown(deadlineMs: number): Promise<void> {

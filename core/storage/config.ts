@@ -14,6 +14,9 @@ const sqliteSchema = z.strictObject({
       '`full` syncs every commit to disk and survives power loss; `normal` survives a killed process but may lose the last commits on power loss.',
   }),
   busy_timeout: duration('How long a write waits for another process holding the file.').prefault('5s'),
+  lock_wait: duration(
+    'How long `ssf-bridge run` waits for another bridge on the same file to stop before giving up with SSF_ERR_STORAGE_IN_USE. 0 (default): give up at once. Set it to start the new bridge of an upgrade beside the old one: it takes over as soon as the old one has drained and stopped.',
+  ).prefault('0s'),
   cache_mb: z.number().int().min(1).max(4096).default(16).meta({
     description:
       'Page cache of the database connection in MiB. A larger cache saves disk reads when a large backlog waits; it adds to the memory the process uses.',

@@ -4,6 +4,7 @@ import type { StorageConfig } from './config.ts';
 import { PostgresStore } from './postgres/store.ts';
 import { SqliteStore } from './sqlite/store.ts';
 import { ThreadedSqliteStore } from './sqlite/threaded-store.ts';
+import { WriterLock } from './sqlite/writer-lock.ts';
 import type { Store } from './types.ts';
 
 export * from './types.ts';
@@ -22,6 +23,8 @@ export interface OpenStoreOptions {
    * same file refuses to start (SSF_ERR_STORAGE_IN_USE). One-shot commands leave it off.
    */
   exclusive?: boolean;
+  /** Ends a wait for the writer lock (`storage.lock_wait`) early: the bridge is being stopped. */
+  signal?: AbortSignal;
 }
 
 /** Opens the configured store and brings its schema up to date. */
@@ -36,13 +39,24 @@ export async function openStore(config: StorageConfig, options: OpenStoreOptions
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
   }
+  const path = config.path ?? join(options.dataDir, DEFAULT_SQLITE_FILE);
+  // Waited for here, before the store opens, so the wait does not block the event loop.
+  const writerLock =
+    options.exclusive && config.lock_wait > 0 && path !== ':memory:'
+      ? await WriterLock.waitFor(path, {
+          waitMs: config.lock_wait,
+          logger: options.logger,
+          signal: options.signal,
+        })
+      : undefined;
   const sqlite = {
-    path: config.path ?? join(options.dataDir, DEFAULT_SQLITE_FILE),
+    path,
     synchronous: config.synchronous,
     busyTimeoutMs: config.busy_timeout,
     cacheMb: config.cache_mb,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.exclusive ? { exclusive: true } : {}),
+    ...(writerLock ? { writerLock } : {}),
   };
   return config.thread ? ThreadedSqliteStore.open(sqlite) : SqliteStore.open(sqlite);
 }

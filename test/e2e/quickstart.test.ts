@@ -2,6 +2,7 @@ import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { QUICKSTART_CONFIG } from '../../core/runtime/quickstart.ts';
 import { BridgeProcess } from '../helpers/bridge-process.ts';
 
 // The README's promise, checked on a real process: `ssf-bridge run` with no arguments starts,
@@ -117,6 +118,41 @@ describe('ssf-bridge run (quickstart, real child process)', () => {
     expect(second.stdout.some((l) => l.includes('ssf-bridge listening'))).toBe(false);
     expect((await ingest(url, EVENT('still.one@example.com'))).status).toBe(202);
     await first.waitForLine((l) => l.includes('delivered_set') && l.includes('still.one@example.com'));
+  });
+
+  it('storage.lock_wait: a bridge started beside the one it replaces waits, then serves the moment the old one stops', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'ssf-upgrade-'));
+    writeFileSync(
+      join(cwd, 'bridge.yaml'),
+      `${QUICKSTART_CONFIG}\nstorage:\n  driver: sqlite\n  lock_wait: 60s\n`,
+    );
+    const args = ['run', '--config', 'bridge.yaml'];
+    const old = start(cwd, args);
+    const oldUrl = await old.url();
+    const next = start(cwd, args);
+    await next.waitForLine((l) => l.includes('waiting for it to stop (storage.lock_wait)'));
+    // While it waits, the old bridge is the one serving; the new one listens nowhere yet.
+    expect((await ingest(oldUrl, EVENT('before.upgrade@example.com'))).status).toBe(202);
+    expect(next.stdout.some((l) => l.includes('ssf-bridge listening'))).toBe(false);
+
+    old.kill('SIGTERM');
+    expect((await old.exited).code).toBe(0);
+    const nextUrl = await next.url();
+    expect(next.records().map((r) => r.msg)).toContain('the other bridge stopped; database lock taken');
+    expect((await ingest(nextUrl, EVENT('after.upgrade@example.com'))).status).toBe(202);
+    await next.waitForLine((l) => l.includes('delivered_set') && l.includes('after.upgrade@example.com'));
+    const delivered = [...old.stdout, ...next.stdout].filter(
+      (l) => l.includes('delivered_set') && l.includes('before.upgrade@example.com'),
+    );
+    expect(delivered.length).toBeGreaterThanOrEqual(1);
+
+    // A bridge told to stop while it waits exits 0, without ever having served.
+    const third = start(cwd, args);
+    await third.waitForLine((l) => l.includes('waiting for it to stop (storage.lock_wait)'));
+    third.kill('SIGTERM');
+    expect(await third.exited).toEqual({ code: 0, signal: null });
+    expect(third.records().map((r) => r.msg)).toContain('stopped before it started serving');
+    expect((await ingest(nextUrl, EVENT('still.serving@example.com'))).status).toBe(202);
   });
 
   it('validate prints every problem of a file with three mistakes and exits 2', async () => {

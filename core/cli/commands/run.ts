@@ -50,6 +50,13 @@ export function registerRun(program: Command, io: CliIo): void {
       try {
         await bridge.start();
       } catch (err) {
+        if (bridge.stopRequested) {
+          // A signal while starting (waiting for the database lock, say): a stop, not a failure.
+          await stopped;
+          bridge.logger.info('stopped before it started serving');
+          bridge.logger.flush();
+          return;
+        }
         bridge.logger.error({ err }, 'startup failed');
         bridge.logger.flush();
         throw new CliExit(EXIT.failure, `ssf-bridge: startup failed: ${(err as Error).message}`);

@@ -65,6 +65,8 @@ export interface SqliteStoreOptions {
    * be the only process accepting into the file. One-shot commands leave it off.
    */
   exclusive?: boolean;
+  /** A writer lock already taken for this file (see WriterLock.waitFor); the store releases it. */
+  writerLock?: WriterLock | undefined;
 }
 
 type Statement = Database.Statement<unknown[], unknown>;

@@ -75,7 +75,7 @@ export class ThreadedSqliteStore implements Store {
   #writerLock: WriterLock | undefined;
 
   private constructor(options: SqliteStoreOptions) {
-    const { logger, exclusive: _exclusive, ...threadOptions } = options;
+    const { logger, exclusive: _exclusive, writerLock: _writerLock, ...threadOptions } = options;
     this.#options = threadOptions;
     this.#logger = logger;
     for (const name of STORE_METHODS) {
