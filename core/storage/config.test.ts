@@ -12,6 +12,7 @@ describe('storage config', () => {
       driver: 'sqlite',
       synchronous: 'full',
       busy_timeout: 5000,
+      lock_wait: 0,
       cache_mb: 16,
       thread: false,
     });
