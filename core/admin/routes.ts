@@ -180,6 +180,8 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
   let codec: SetCodec | undefined;
 
   const principalOf = (req: FastifyRequest) => principals.get(req) as AdminPrincipal;
+  /** Write requests whose outcome `audited` recorded; the others are recorded as refused. */
+  const recorded = new WeakSet<FastifyRequest>();
 
   /** Runs a write action and records it in the audit log, whether it worked or not. */
   async function audited<T>(
@@ -190,6 +192,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
     work: () => Promise<T>,
   ): Promise<T> {
     const who = principalOf(req);
+    recorded.add(req);
     const entry = { at: deps.clock.now(), actor: who.name, role: who.role, action, target };
     try {
       const result = await work();
@@ -203,6 +206,26 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       });
       throw err;
     }
+  }
+
+  /**
+   * Records a write that an authenticated token asked for and was refused before it ran (the
+   * read role, a bad parameter, an unknown stream): who tried what is part of the audit trail.
+   */
+  async function recordRefusal(req: FastifyRequest, status: number, message: string): Promise<void> {
+    const action = (req.routeOptions.config as { audit?: string }).audit;
+    const who = principals.get(req);
+    if (!action || !who || recorded.has(req)) return;
+    recorded.add(req);
+    const params = req.params as Record<string, string> | undefined;
+    await store.operator.recordAudit({
+      at: deps.clock.now(),
+      actor: who.name,
+      role: who.role,
+      action,
+      target: params?.id ?? req.url.split('?')[0] ?? req.url,
+      detail: { outcome: 'refused', status, error: message },
+    });
   }
 
   async function setView(d: DeliveryRecord, event: StoredEvent | undefined) {
@@ -315,15 +338,15 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         }
         principals.set(req, principal);
         if (req.method !== 'GET' && req.method !== 'HEAD' && !mayWrite(principal)) {
-          return reply.code(403).send({
-            error: 'forbidden',
-            message: `token "${principal.name}" has the read role; this needs write`,
-          });
+          const message = `token "${principal.name}" has the read role; this needs write`;
+          await recordRefusal(req, 403, message);
+          return reply.code(403).send({ error: 'forbidden', message });
         }
       });
 
-      admin.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+      admin.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
         const status = err.statusCode ?? 500;
+        if (status < 500) await recordRefusal(req, status, err.message);
         if (status >= 500) {
           deps.logger.error({ err, url: req.url }, 'admin request failed');
           return reply
@@ -494,20 +517,24 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       });
 
       for (const action of ['replay', 'purge'] as const) {
-        admin.post(`/dead-letters/${action}`, async (req: Req) => {
-          const filter = deadLetterAction(req.body);
-          const target =
-            filter.destinationId ?? (filter.ids ? `ids ${filter.ids.join(',')}` : 'all destinations');
-          const count = await audited(req, `dead_letters.${action}`, target, { filter }, async () => {
-            const n =
-              action === 'replay'
-                ? await store.deadLetters.replay(filter, deps.clock.now())
-                : await store.deadLetters.purge(filter);
-            if (action === 'replay') deps.engine()?.notify();
-            return n;
-          });
-          return { [action === 'replay' ? 'replayed' : 'purged']: count };
-        });
+        admin.post(
+          `/dead-letters/${action}`,
+          { config: { audit: `dead_letters.${action}` } },
+          async (req: Req) => {
+            const filter = deadLetterAction(req.body);
+            const target =
+              filter.destinationId ?? (filter.ids ? `ids ${filter.ids.join(',')}` : 'all destinations');
+            const count = await audited(req, `dead_letters.${action}`, target, { filter }, async () => {
+              const n =
+                action === 'replay'
+                  ? await store.deadLetters.replay(filter, deps.clock.now())
+                  : await store.deadLetters.purge(filter);
+              if (action === 'replay') deps.engine()?.notify();
+              return n;
+            });
+            return { [action === 'replay' ? 'replayed' : 'purged']: count };
+          },
+        );
       }
 
       admin.get('/streams', async (req: Req) => {
@@ -552,7 +579,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         };
       });
 
-      admin.post('/streams/:id/status', async (req: Req) => {
+      admin.post('/streams/:id/status', { config: { audit: 'streams.status' } }, async (req: Req) => {
         const id = String(req.params.id);
         const body = (req.body ?? {}) as { status?: unknown; reason?: unknown };
         const status = oneOf('status', body.status, STREAM_STATUSES);
@@ -564,7 +591,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         );
       });
 
-      admin.delete('/streams/:id', async (req: Req, reply) => {
+      admin.delete('/streams/:id', { config: { audit: 'streams.delete' } }, async (req: Req, reply) => {
         const id = String(req.params.id);
         if (!(await store.streams.get(id))) throw new NotFound(`no stream "${id}"`);
         await audited(req, 'streams.delete', id, {}, () => deps.transmitter.deleteStream(id));
@@ -587,7 +614,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         return { ...pageOf(keys, req.query), rotatable: deps.keys.rotatable };
       });
 
-      admin.post('/keys/rotate', async (req: Req) => {
+      admin.post('/keys/rotate', { config: { audit: 'keys.rotate' } }, async (req: Req) => {
         const key = await audited(req, 'keys.rotate', 'signing keys', {}, async () => {
           const info = await deps.keys.rotate();
           return { kid: info.kid, alg: info.alg };

@@ -61,20 +61,55 @@ describe('admin API', () => {
       });
     });
 
-    it('refuses every write action to a read token with 403, and records nothing', async () => {
+    it('refuses every write action to a read token with 403, does none of them, and audits each refusal', async () => {
       const before = (await admin('/audit')).body.items.length;
-      for (const [method, path] of [
-        ['POST', '/dead-letters/replay'],
-        ['POST', '/dead-letters/purge'],
-        ['POST', '/keys/rotate'],
-        ['POST', '/streams/any/status'],
-        ['DELETE', '/streams/any'],
-      ] as const) {
+      const keysBefore = (await admin('/keys')).body.items.length;
+      const attempts = [
+        ['POST', '/dead-letters/replay', 'dead_letters.replay', '/admin/dead-letters/replay'],
+        ['POST', '/dead-letters/purge', 'dead_letters.purge', '/admin/dead-letters/purge'],
+        ['POST', '/keys/rotate', 'keys.rotate', '/admin/keys/rotate'],
+        ['POST', '/streams/any/status', 'streams.status', 'any'],
+        ['DELETE', '/streams/any', 'streams.delete', 'any'],
+      ] as const;
+      for (const [method, path] of attempts) {
         const res = await admin(path, { method, body: { all: true } });
         expect(res.status, `${method} ${path}`).toBe(403);
         expect(res.body.error).toBe('forbidden');
       }
-      expect((await admin('/audit')).body.items.length).toBe(before);
+      expect((await admin('/keys')).body.items.length).toBe(keysBefore);
+      const audit = (await admin(`/audit?actor=viewer&limit=${attempts.length}`)).body.items;
+      expect((await admin('/audit')).body.items.length).toBe(before + attempts.length);
+      expect(audit.map((a: any) => [a.action, a.target]).reverse()).toEqual(
+        attempts.map(([, , action, target]) => [action, target]),
+      );
+      expect(audit[0]).toMatchObject({
+        actor: 'viewer',
+        role: 'read',
+        detail: {
+          outcome: 'refused',
+          status: 403,
+          error: 'token "viewer" has the read role; this needs write',
+        },
+      });
+    });
+
+    it('audits a write refused for its parameters, and never a read', async () => {
+      const reads = (await admin('/audit')).body.items.length;
+      await admin('/streams?status=enabled');
+      await admin('/streams/nope');
+      expect((await admin('/audit')).body.items.length).toBe(reads);
+      expect((await write('/streams/nope/status', { status: 'paused' })).status).toBe(404);
+      expect((await write('/dead-letters/purge', {})).status).toBe(400);
+      const [purge, status] = (await admin('/audit?actor=operator&limit=2')).body.items;
+      expect(status).toMatchObject({
+        action: 'streams.status',
+        target: 'nope',
+        detail: { outcome: 'refused', status: 404, error: 'no stream "nope"' },
+      });
+      expect(purge).toMatchObject({
+        action: 'dead_letters.purge',
+        detail: { outcome: 'refused', status: 400 },
+      });
     });
 
     it('never lets answers be cached', async () => {
