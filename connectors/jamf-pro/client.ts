@@ -1,8 +1,10 @@
 import {
   isBridgeError,
   PermanentError,
+  type HttpAuth,
   type HttpClient,
   type InboundContext,
+  type Secret,
 } from '../../core/plugin-api/index.ts';
 import type { JamfProConfig } from './config.ts';
 import { inventoryPageSchema } from './mapping.ts';
@@ -16,22 +18,36 @@ function isNotFound(err: unknown): boolean {
   return isBridgeError(err) && err.errorClass === 'permanent' && err.detail?.['status'] === 404;
 }
 
-/** The Jamf Pro API with an API client's credentials (OAuth token from /api/oauth/token, cached by the core client). */
+/**
+ * How the connector signs in to the Jamf Pro API: an API client's OAuth token from
+ * /api/oauth/token, or an account's bearer token from /api/v1/auth/token (Basic credentials);
+ * either is cached and renewed by the core client. The config allows exactly one of the two.
+ */
+export function jamfApiAuth(config: JamfProConfig, base: string): HttpAuth {
+  if (config.username !== undefined && config.password !== undefined) {
+    return {
+      type: 'basic_session_token',
+      tokenUrl: `${base}/api/v1/auth/token`,
+      username: config.username,
+      password: config.password,
+    };
+  }
+  return {
+    type: 'oauth2_client_credentials',
+    tokenUrl: `${base}/api/oauth/token`,
+    clientId: config.client_id as string,
+    clientSecret: config.client_secret as Secret,
+    clientAuth: 'body',
+  };
+}
+
+/** The Jamf Pro API, read with the configured credentials. */
 export class JamfClient {
   readonly #http: HttpClient;
 
   constructor(ctx: InboundContext<unknown>, config: JamfProConfig) {
     const base = config.url.replace(/\/+$/, '');
-    this.#http = ctx.http.create({
-      baseURL: base,
-      auth: {
-        type: 'oauth2_client_credentials',
-        tokenUrl: `${base}/api/oauth/token`,
-        clientId: config.client_id,
-        clientSecret: config.client_secret,
-        clientAuth: 'body',
-      },
-    });
+    this.#http = ctx.http.create({ baseURL: base, auth: jamfApiAuth(config, base) });
   }
 
   /** One computer with its identity and group memberships, or null when Jamf Pro no longer has it. */

@@ -46,11 +46,16 @@ export const configSchema = z
     url: z
       .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
       .meta({ description: 'Jamf Pro URL, e.g. https://acme.jamfcloud.com.' }),
-    client_id: z
-      .string()
-      .min(1)
-      .meta({ description: 'Client id of a Jamf Pro API client (Settings → API Roles and Clients).' }),
-    client_secret: secret('Client secret of that API client.'),
+    client_id: z.string().min(1).optional().meta({
+      description:
+        'Client id of a Jamf Pro API client (Settings → API Roles and Clients; Jamf Pro 10.49 or later). Give it with client_secret, or give username and password instead.',
+    }),
+    client_secret: secret('Client secret of that API client.').optional(),
+    username: z.string().min(1).optional().meta({
+      description:
+        'A Jamf Pro user account for the API, on servers without API clients (before 10.49) or where accounts are the rule: the connector buys bearer tokens with it at /api/v1/auth/token. Give it with password, instead of client_id and client_secret.',
+    }),
+    password: secret('Password of that account.').optional(),
     webhook_auth: webhookAuthSchema,
     allowed_networks: z
       .array(z.string().refine(isNetwork, 'must be an IP address or a CIDR block such as 203.0.113.0/24'))
@@ -105,6 +110,29 @@ export const configSchema = z
     }),
   })
   .superRefine((config, ctx) => {
+    const client = config.client_id !== undefined || config.client_secret !== undefined;
+    const account = config.username !== undefined || config.password !== undefined;
+    if (client && account) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['username'],
+        message:
+          'sign in to the Jamf Pro API either as an API client (client_id, client_secret) or as an account (username, password), not both',
+      });
+    } else if (!account && (config.client_id === undefined || config.client_secret === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [config.client_id === undefined ? 'client_id' : 'client_secret'],
+        message:
+          'the Jamf Pro API needs client_id and client_secret (an API client), or username and password (an account)',
+      });
+    } else if (account && (config.username === undefined || config.password === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [config.username === undefined ? 'username' : 'password'],
+        message: 'an account sign-in needs both username and password',
+      });
+    }
     if (config.webhook_auth.type === 'none' && config.allowed_networks.length === 0) {
       ctx.addIssue({
         code: 'custom',

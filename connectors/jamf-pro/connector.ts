@@ -85,6 +85,10 @@ type AuthOutcome = 'ok' | 'missing' | 'refused';
  */
 export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfig): InboundConnector {
   const client = new JamfClient(ctx, config);
+  const refused =
+    config.username === undefined
+      ? 'Jamf Pro refused the API client credentials'
+      : `Jamf Pro refused the credentials of the account "${config.username}"`;
   const log = ctx.logger;
   const networks = allowList(config.allowed_networks);
   const locks = new KeyedMutex();
@@ -238,7 +242,7 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
       // Throttling and outages: 503 + Retry-After, and the reconciliation catches up meanwhile.
       if (err instanceof RetryableError) throw err;
       if (err instanceof PermanentError && err.authFailure) {
-        ctx.status.set('permanent_error', `Jamf Pro refused the API client credentials: ${message}`);
+        ctx.status.set('permanent_error', `${refused}: ${message}`);
       }
       return {
         status: 502,
@@ -336,7 +340,7 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
     everyMs: config.reconcile_interval,
     maxJitterMs: 60_000,
     runs: reconciles,
-    refused: 'Jamf Pro refused the API client credentials',
+    refused,
     scan: reconcile,
     probe: (signal) => client.probe(signal),
     answered: 'Jamf Pro answered the inventory query',

@@ -29,6 +29,16 @@ export const jamfProConnector = defineConnector({
         non_compliant_groups: ['Non-compliant Macs', 57],
       },
     },
+    {
+      title: 'Jamf Pro on premises, read with a user account (no API clients)',
+      config: {
+        url: 'https://jamf.example.com:8443',
+        username: 'ssf-bridge-api',
+        password: '${env:JAMF_API_PASSWORD}',
+        webhook_auth: { type: 'header', name: 'X-Jamf-Hook-Token', value: '${env:JAMF_WEBHOOK_TOKEN}' },
+        non_compliant_groups: ['FileVault disabled'],
+      },
+    },
   ],
   map: (record, config, state) => mapWebhookRecord(record, config, state),
   create: createJamfPro,

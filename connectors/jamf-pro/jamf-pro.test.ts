@@ -413,6 +413,42 @@ describe('jamf-pro webhooks', () => {
     expect(t.events()).toEqual([]);
   });
 
+  it('signs in as a Jamf Pro account: buys a bearer token with Basic credentials at /api/v1/auth/token and reads with it', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    let issued = 0;
+    server.on('POST', '/api/v1/auth/token', (req) => {
+      if (req.headers['authorization'] !== basicHeader('bridge-api', 'account-password-value')) {
+        return { status: 401, body: { httpStatus: 401, errors: [] } };
+      }
+      issued += 1;
+      return {
+        body: {
+          token: `eyJhbGciOiJIUzI1NiJ9.account-${issued}`,
+          expires: new Date(Date.now() + 20 * 60_000).toISOString(),
+        },
+      };
+    });
+    const account = { client_id: undefined, client_secret: undefined, username: 'bridge-api' };
+    const t = testContext();
+    const instance = connector(t, { ...account, password: 'account-password-value' });
+    const res = await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []));
+    expect(res.status).toBe(202);
+    expect(lookups()[0]!.headers['authorization']).toBe('Bearer eyJhbGciOiJIUzI1NiJ9.account-1');
+    expect(server.requests.filter((r) => r.path === '/api/oauth/token')).toHaveLength(0);
+    expect(t.events()).toHaveLength(1);
+
+    const wrong = testContext();
+    const refused = connector(wrong, { ...account, password: 'not-the-password' });
+    expect(await post(refused, smartGroup(42, 'Non-compliant Macs', [1187], []))).toMatchObject({
+      status: 502,
+    });
+    expect(wrong.statuses).toContainEqual({
+      state: 'permanent_error',
+      reason: expect.stringContaining('Jamf Pro refused the credentials of the account "bridge-api"'),
+    });
+  });
+
   it('answers 502 and flags the instance when Jamf Pro refuses the API client', async () => {
     serveJamf();
     server.on('POST', '/api/oauth/token', () => ({ status: 401, body: { error: 'invalid_client' } }));
@@ -626,6 +662,28 @@ describe('jamf-pro reconciliation', () => {
 });
 
 describe('jamf-pro config', () => {
+  it('takes an API client or an account for the Jamf Pro API, exactly one of them and whole', () => {
+    const base = { url: 'https://jamf.example.com:8443', webhook_auth: BASIC, non_compliant_groups: [42] };
+    const parse = (extra: Record<string, unknown>) =>
+      jamfProConnector.configSchema.safeParse({ ...base, ...extra });
+    const problems = (extra: Record<string, unknown>) =>
+      (parse(extra).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(parse({ client_id: 'c', client_secret: 's' }).success).toBe(true);
+    expect(parse({ username: 'bridge-api', password: 'p' }).success).toBe(true);
+    expect(problems({})).toEqual([
+      'client_id: the Jamf Pro API needs client_id and client_secret (an API client), or username and password (an account)',
+    ]);
+    expect(problems({ client_id: 'c' })).toEqual([
+      'client_secret: the Jamf Pro API needs client_id and client_secret (an API client), or username and password (an account)',
+    ]);
+    expect(problems({ username: 'bridge-api' })).toEqual([
+      'password: an account sign-in needs both username and password',
+    ]);
+    expect(problems({ client_id: 'c', client_secret: 's', username: 'u', password: 'p' })).toEqual([
+      'username: sign in to the Jamf Pro API either as an API client (client_id, client_secret) or as an account (username, password), not both',
+    ]);
+  });
+
   it('refuses unauthenticated webhooks unless source networks are allow-listed', () => {
     const base = {
       url: 'https://acme.jamfcloud.com',

@@ -689,6 +689,127 @@ describe('OAuth 2.0 client credentials', () => {
   });
 });
 
+describe('basic_session_token (Jamf Pro user accounts)', () => {
+  const USER = 'api-reader';
+  const PASSWORD = 'p4ss:word-with-colon';
+
+  /** Jamf Pro's /api/v1/auth/token: Basic in, {token, expires} out; the API takes the token. */
+  async function jamf(state: {
+    issued: number;
+    lifetimeMs: number;
+    now: () => number;
+    revoked: Set<string>;
+  }) {
+    return serve((req, res) => {
+      if (req.url === '/api/v1/auth/token') {
+        const expected = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
+        if (req.method !== 'POST' || req.headers['authorization'] !== expected) {
+          res.writeHead(401, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ httpStatus: 401, errors: [] }));
+          return;
+        }
+        state.issued += 1;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            token: `eyJhbGciOiJIUzI1NiJ9.session-${state.issued}`,
+            expires: new Date(state.now() + state.lifetimeMs).toISOString(),
+          }),
+        );
+        return;
+      }
+      const presented = (req.headers['authorization'] ?? '').replace(/^Bearer /, '');
+      if (!presented.includes('.session-') || state.revoked.has(presented)) {
+        res.writeHead(401).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: presented }));
+    });
+  }
+
+  const auth = (server: Loopback, password = PASSWORD): HttpAuth => ({
+    type: 'basic_session_token',
+    tokenUrl: `${server.url}/api/v1/auth/token`,
+    username: USER,
+    password: new Secret(password),
+  });
+
+  it('buys a token with Basic credentials, sends it as a bearer token, and renews it before its expires time', async () => {
+    let now = Date.parse('2026-11-30T10:00:00Z');
+    const state = { issued: 0, lifetimeMs: 20 * 60_000, now: () => now, revoked: new Set<string>() };
+    const server = await jamf(state);
+    const { factory, lines } = setup({ now: () => now });
+    const client = factory.create({ auth: auth(server) });
+    const [a, b] = await Promise.all([
+      client.get<{ token: string }>(`${server.url}/api/v1/computers-inventory`),
+      client.get<{ token: string }>(`${server.url}/api/v1/computers-inventory`),
+    ]);
+    expect(a.data.token).toBe('eyJhbGciOiJIUzI1NiJ9.session-1');
+    expect(b.data.token).toBe(a.data.token);
+    const tokenRequests = server.requests.filter((r) => r.url === '/api/v1/auth/token');
+    expect(tokenRequests).toHaveLength(1);
+    expect(tokenRequests[0]!.method).toBe('POST');
+    // 20 minutes: renewed a tenth of the lifetime (at most a minute) before `expires`.
+    now += 18 * 60_000;
+    expect((await client.get<{ token: string }>(server.url)).data.token).toMatch(/session-1$/);
+    now += 60_001;
+    expect((await client.get<{ token: string }>(server.url)).data.token).toMatch(/session-2$/);
+    expect(lines.map((l) => l.line).join('\n')).not.toContain('session-');
+  });
+
+  it('a revoked token is bought again once; a refused password flags the credentials without touching the API', async () => {
+    const state = { issued: 0, lifetimeMs: 20 * 60_000, now: Date.now, revoked: new Set<string>() };
+    const server = await jamf(state);
+    const first = setup();
+    const client = first.factory.create({ auth: auth(server) });
+    state.revoked.add((await client.get<{ token: string }>(server.url)).data.token);
+    expect((await client.get<{ token: string }>(server.url)).data.token).toMatch(/session-2$/);
+    expect(first.authFailures).toEqual([]);
+
+    const wrong = setup();
+    const err = await failure(
+      wrong.factory.create({ auth: auth(server, 'not-it') }).get(`${server.url}/api`),
+    );
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.message).toMatch(/^POST \S+\/api\/v1\/auth\/token \(session token endpoint\) answered 401/);
+    expect(err.message).not.toContain('not-it');
+    expect((err as PermanentError).authFailure).toBe(true);
+    expect(wrong.authFailures).toHaveLength(1);
+    expect(server.requests.filter((r) => r.url === '/api')).toHaveLength(0);
+  });
+
+  it('an answer without a token is a clear error; one without a readable expires is a five-minute token', async () => {
+    let body = JSON.stringify({ expires: '2026-11-30T10:20:00Z' });
+    const server = await serve((req, res) => {
+      if (req.url === '/t') res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      else
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ auth: req.headers['authorization'] }));
+    });
+    let now = 5_000_000;
+    const { factory } = setup({ now: () => now });
+    const make = () =>
+      factory.create({
+        auth: {
+          type: 'basic_session_token',
+          tokenUrl: `${server.url}/t`,
+          username: 'u',
+          password: new Secret('p'),
+        },
+      });
+    const err = await failure(make().get(`${server.url}/api`));
+    expect(err.message).toContain("the session token endpoint's answer has no token (fields: expires)");
+    body = JSON.stringify({ token: 'tok-1', expires: 'soon' });
+    const client = make();
+    expect((await client.get<{ auth: string }>(`${server.url}/api`)).data.auth).toBe('Bearer tok-1');
+    body = JSON.stringify({ token: 'tok-2' });
+    now += 5 * 60_000 - 30_001;
+    expect((await client.get<{ auth: string }>(`${server.url}/api`)).data.auth).toBe('Bearer tok-1');
+    now += 2;
+    expect((await client.get<{ auth: string }>(`${server.url}/api`)).data.auth).toBe('Bearer tok-2');
+  });
+});
+
 describe('redaction', () => {
   it('scrubs a secret from logged URLs even when it became known after the URL was first used', async () => {
     const server = await serve(reply(200, '{}'));

@@ -21,6 +21,7 @@ import { ConfigError, PermanentError, RetryableError } from '../plugin-api/error
 import { registerSecretValue, registeredSecretValues } from '../plugin-api/secret.ts';
 import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome } from './classify.ts';
 import {
+  buildSessionTokenRequest,
   buildTokenRequest,
   classifyTokenOutcome,
   oauthErrorCode,
@@ -157,7 +158,8 @@ function checkAuth(auth: HttpAuth | undefined): HttpAuth | undefined {
     auth?.type === 'oauth2_client_credentials' ||
     auth?.type === 'oauth2_private_key_jwt' ||
     auth?.type === 'oauth2_client_assertion_file' ||
-    auth?.type === 'jwt_bearer'
+    auth?.type === 'jwt_bearer' ||
+    auth?.type === 'basic_session_token'
   ) {
     let url: URL;
     try {
@@ -467,9 +469,16 @@ class NodeHttpClient implements HttpClient {
         () => this.#fetchToken(() => buildFileAssertionTokenRequest(auth)),
         deps.now,
       );
+    } else if (auth?.type === 'basic_session_token') {
+      this.#tokens = new TokenCache(() => this.#fetchToken(() => buildSessionTokenRequest(auth)), deps.now);
     }
-    // Grants of a user's authority (jwt_bearer, Google) never ask for DPoP.
-    this.#dpopSetting = auth?.type === 'jwt_bearer' ? false : auth && 'dpop' in auth ? auth.dpop : undefined;
+    // Grants of a user's authority (jwt_bearer, Google) and session tokens never ask for DPoP.
+    this.#dpopSetting =
+      auth?.type === 'jwt_bearer' || auth?.type === 'basic_session_token'
+        ? false
+        : auth && 'dpop' in auth
+          ? auth.dpop
+          : undefined;
     if (this.#dpopSetting === true) this.#dpop = new DpopProver();
   }
 
@@ -602,7 +611,9 @@ class NodeHttpClient implements HttpClient {
       const result = await this.#attempt(prepared, undefined);
       if (result.ok) {
         prover?.rememberNonce(tokenReq.url, result.response.headers);
-        return parseTokenResponse(result.response.data as string, this.#d.now(), prover !== undefined);
+        const body = result.response.data as string;
+        if (tokenReq.parse) return tokenReq.parse(body, this.#d.now());
+        return parseTokenResponse(body, this.#d.now(), prover !== undefined);
       }
       const outcome = result.outcome;
       const code =
@@ -637,7 +648,14 @@ class NodeHttpClient implements HttpClient {
     const ctx = {
       method: prepared.method,
       url: prepared.url,
-      ...(prepared.tokenRequest ? { label: 'OAuth token endpoint' } : {}),
+      ...(prepared.tokenRequest
+        ? {
+            label:
+              this.#d.options.auth?.type === 'basic_session_token'
+                ? 'session token endpoint'
+                : 'OAuth token endpoint',
+          }
+        : {}),
       nowMs: this.#d.now(),
       maxRetryAfterMs: this.#d.maxRetryAfterMs,
     };

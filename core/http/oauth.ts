@@ -40,6 +40,8 @@ export interface TokenRequest {
   url: string;
   headers: Record<string, string>;
   body: string;
+  /** Reads the answer when the endpoint is not an OAuth token endpoint (default: RFC 6749 §5.1). */
+  parse?: (body: string, nowMs: number) => AccessToken;
 }
 
 export function buildTokenRequest(auth: ClientCredentialsAuth): TokenRequest {
@@ -195,4 +197,50 @@ export class TokenCache {
     );
     return this.#pending;
   }
+}
+
+export type SessionTokenAuth = Extract<HttpAuth, { type: 'basic_session_token' }>;
+
+/** Basic credentials exchanged for a session token (Jamf Pro's `POST /api/v1/auth/token`). */
+export function buildSessionTokenRequest(auth: SessionTokenAuth): TokenRequest {
+  const basic = Buffer.from(`${auth.username}:${auth.password.reveal()}`).toString('base64');
+  registerSecretValue(basic);
+  return {
+    url: auth.tokenUrl,
+    headers: { authorization: `Basic ${basic}`, accept: 'application/json' },
+    body: '',
+    parse: parseSessionTokenResponse,
+  };
+}
+
+/**
+ * Reads `{"token": …, "expires": <ISO 8601 time>}`. An `expires` that is missing, unreadable or
+ * already past counts as a five-minute token, like an OAuth answer without `expires_in`.
+ */
+export function parseSessionTokenResponse(body: string, nowMs: number): AccessToken {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw tokenError('the session token endpoint answered with a body that is not JSON');
+  }
+  const fields = (json !== null && typeof json === 'object' && !Array.isArray(json) ? json : {}) as Record<
+    string,
+    unknown
+  >;
+  const token = fields['token'];
+  if (typeof token !== 'string' || token.length === 0) {
+    throw tokenError(
+      `the session token endpoint's answer has no token (fields: ${Object.keys(fields).join(', ') || 'none'})`,
+    );
+  }
+  registerSecretValue(token);
+  const expires = typeof fields['expires'] === 'string' ? Date.parse(fields['expires']) : Number.NaN;
+  const lifetimeMs =
+    Number.isFinite(expires) && expires > nowMs ? expires - nowMs : DEFAULT_TOKEN_LIFETIME_MS;
+  return {
+    value: token,
+    expiresAtMs: nowMs + lifetimeMs,
+    refreshAtMs: nowMs + lifetimeMs - refreshMarginMs(lifetimeMs),
+  };
 }

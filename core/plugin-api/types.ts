@@ -134,6 +134,17 @@ export type HttpAuth =
       /** As for `oauth2_client_credentials`. */
       dpop?: boolean;
     }
+  | {
+      /**
+       * A session token bought with Basic credentials: POST to `tokenUrl`, answered with JSON
+       * `{"token": …, "expires": <ISO 8601 time>}`, as Jamf Pro's user accounts sign in
+       * (`/api/v1/auth/token`). Cached and renewed like an OAuth access token.
+       */
+      type: 'basic_session_token';
+      tokenUrl: string;
+      username: string;
+      password: Secret;
+    }
   | ({
       /**
        * A signed JWT as the authorization grant (RFC 7523 §2.1), as Google service accounts use:
