@@ -173,6 +173,16 @@ async function countersOf(metrics: MetricsRegistry, id: string) {
   return out;
 }
 
+/**
+ * A stream's config for the admin API: the push credential (the receiver's, or the operator's
+ * from provisioned_streams) is shown as set, never as its value, to any admin token.
+ */
+function withoutCredential(config: unknown): unknown {
+  const delivery = (config as { delivery?: Record<string, unknown> } | null)?.delivery;
+  if (!delivery || delivery['authorization_header'] === undefined) return config;
+  return { ...(config as object), delivery: { ...delivery, authorization_header: '[redacted]' } };
+}
+
 export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
   const authenticate = adminAuthenticator(deps.config);
   const principals = new WeakMap<FastifyRequest, AdminPrincipal>();
@@ -319,7 +329,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       status_reason: record.statusReason ?? null,
       created_at: record.createdAt.toISOString(),
       updated_at: record.updatedAt.toISOString(),
-      config: listed?.config ?? record.config,
+      config: withoutCredential(listed?.config ?? record.config),
       poll_queue_depth: await store.streams.pollQueueDepth(streamId),
       errors: (await deps.transmitter.streamErrors(streamId)).map((e) => ({ ...e, at: e.at.toISOString() })),
     };

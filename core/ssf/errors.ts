@@ -15,6 +15,16 @@ export const SET_ERROR_CODES = [
 ] as const;
 export type SetErrorCode = (typeof SET_ERROR_CODES)[number];
 
+const KNOWN_SET_ERRORS: ReadonlySet<string> = new Set(SET_ERROR_CODES);
+
+/**
+ * A receiver's `err` as a metric label: one of the codes above, else `other`. The receiver
+ * chooses the string; taken as it is, each new one would make a new time series.
+ */
+export function setErrorLabel(err: string): SetErrorCode | 'other' {
+  return KNOWN_SET_ERRORS.has(err) ? (err as SetErrorCode) : 'other';
+}
+
 /**
  * A SET was refused. `err` is the RFC 8935 error code a receiver answers with
  * (`400 {"err", "description"}`); `description` says precisely what was wrong.

@@ -17,6 +17,7 @@ import type { TransmitterContext } from './context.ts';
 import { classifyPush, type PushClient } from './push.ts';
 import { controlQueueId, purgeQueue } from './queues.ts';
 import { storedConfig } from './stream-model.ts';
+import { setErrorLabel } from '../ssf/errors.ts';
 
 export const VERIFICATION_EVENT = `${SSF_BASE}verification`;
 export const STREAM_UPDATED_EVENT = `${SSF_BASE}stream-updated`;
@@ -169,7 +170,7 @@ export class ControlChannel {
       ctx.metrics.served.inc({ method: 'push' });
       return true;
     }
-    ctx.metrics.pushFailures.inc({ err: answer.err ?? error.code });
+    ctx.metrics.pushFailures.inc({ err: answer.err === undefined ? error.code : setErrorLabel(answer.err) });
     if (error instanceof RetryableError && attempt + 1 < MAX_ATTEMPTS) {
       this.#attempts.set(item.jti, attempt + 1);
       const delay = error.retryAfterMs ?? (BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] as number);

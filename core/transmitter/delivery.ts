@@ -17,6 +17,10 @@ import { classifyPush, type PushClient } from './push.ts';
 import { controlQueueId } from './queues.ts';
 import type { StreamService } from './service.ts';
 import { storedConfig } from './stream-model.ts';
+import { setErrorLabel } from '../ssf/errors.ts';
+
+/** setErrs entries of one poll logged one by one; the rest are counted. */
+const MAX_LOGGED_SET_ERRORS = 20;
 
 export interface PollResponse {
   sets: Record<string, string>;
@@ -83,7 +87,7 @@ export class StreamDelivery {
       nowMs: clock.now().getTime(),
     });
     if (error) {
-      metrics.pushFailures.inc({ err: answer.err ?? error.code });
+      metrics.pushFailures.inc({ err: answer.err === undefined ? error.code : setErrorLabel(answer.err) });
       if (answer.err !== undefined) {
         logger.warn(
           {
@@ -191,16 +195,34 @@ export class StreamDelivery {
     const errors = Object.entries(request.setErrs);
     if (errors.length === 0) return;
     const now = clock.now();
-    await store.streams.recordErrors(streamId, request.setErrs, now);
-    await store.streams.recordErrors(controlQueueId(streamId), request.setErrs, now);
-    for (const [jti, error] of errors) {
-      metrics.setErrors.inc({ err: error.err });
+    const recorded =
+      (await store.streams.recordErrors(streamId, request.setErrs, now)) +
+      (await store.streams.recordErrors(controlQueueId(streamId), request.setErrs, now));
+    if (recorded === 0) {
+      // None of them was a SET this stream had handed out and not yet settled: one line, not
+      // one per entry, however many the receiver sent.
       logger.warn(
-        { streamId, jti, err: error.err, description: error.description },
-        'receiver reported an invalid SET',
+        { streamId, reported: errors.length },
+        'receiver reported errors for SETs this stream has no unsettled copy of; ignored',
       );
+      return;
+    }
+    for (const [i, [jti, error]] of errors.entries()) {
+      metrics.setErrors.inc({ err: setErrorLabel(error.err) });
+      if (i < MAX_LOGGED_SET_ERRORS) {
+        logger.warn(
+          { streamId, jti, err: error.err, description: error.description },
+          'receiver reported an invalid SET',
+        );
+      }
       if (error.err === 'invalid_state')
         this.#o.onVerificationFailed(streamId, error.description ?? 'invalid_state');
+    }
+    if (errors.length > MAX_LOGGED_SET_ERRORS) {
+      logger.warn(
+        { streamId, reported: errors.length, logged: MAX_LOGGED_SET_ERRORS },
+        'receiver reported more invalid SETs than are logged one by one',
+      );
     }
   }
 

@@ -74,6 +74,15 @@ export function parseSetError(body: string): { err: string; description?: string
   }
 }
 
+/** `text` with every copy of the credential (and of its token, past the scheme) replaced. */
+function hideCredential(text: string, authorization: string | undefined): string {
+  if (authorization === undefined) return text;
+  const token = authorization.replace(/^\S+\s+/, '');
+  let out = text.split(authorization).join('[redacted]');
+  if (token.length >= 8) out = out.split(token).join('[redacted]');
+  return out;
+}
+
 function flatHeaders(res: http.IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(res.headers)) {
@@ -139,14 +148,23 @@ export class PushClient {
           res.on('error', () => resolve({ ok: true, status }));
           return;
         }
-        void readLimited(res, MAX_ERROR_BODY).then((body) => {
+        void readLimited(res, MAX_ERROR_BODY).then((raw) => {
+          // What the receiver answers is logged and kept with the delivery: never with the
+          // stream's credential in it, should the receiver echo it.
+          const body = hideCredential(raw, authorization);
           const setError = status === 400 ? parseSetError(body) : undefined;
           if (setError) resolve({ ok: false, status, ...setError });
           else {
+            const answered = Object.fromEntries(
+              Object.entries(flatHeaders(res)).map(([name, value]) => [
+                name,
+                hideCredential(value, authorization),
+              ]),
+            );
             resolve({
               ok: false,
               status,
-              outcome: { kind: 'response', status, headers: flatHeaders(res), ...(body ? { body } : {}) },
+              outcome: { kind: 'response', status, headers: answered, ...(body ? { body } : {}) },
             });
           }
         });

@@ -53,12 +53,34 @@ describe('stream configuration', () => {
     expect(request.fields.description).toHaveLength(1024);
     expect(() => readStreamRequest({}, 'update')).toThrow(/stream_id/);
     expect(() => readStreamRequest({ events_requested: [1] }, 'create')).toThrow(/events_requested/);
-    expect(() =>
-      readStreamRequest(
-        { delivery: { method: PUSH_METHOD, endpoint_url: 'https://rx', authorization_header: 'a\r\nb' } },
-        'create',
-      ),
-    ).toThrow(/single line/);
+    // Header values Node refuses at every push (or garbles) are refused when the stream is made.
+    for (const header of [
+      'a\r\nb',
+      'Bearer \u0000x',
+      'Bearer caf\u00e9',
+      'Bearer \u2603',
+      'x'.repeat(8193),
+    ]) {
+      expect(
+        () =>
+          readStreamRequest(
+            { delivery: { method: PUSH_METHOD, endpoint_url: 'https://rx', authorization_header: header } },
+            'create',
+          ),
+        JSON.stringify(header.slice(0, 20)),
+      ).toThrow(/one line of printable ASCII/);
+    }
+    const ok = readStreamRequest(
+      {
+        delivery: {
+          method: PUSH_METHOD,
+          endpoint_url: 'https://rx',
+          authorization_header: 'SSWS 00a-B_c~+/=',
+        },
+      },
+      'create',
+    );
+    expect(ok.fields.delivery).toMatchObject({ authorization_header: 'SSWS 00a-B_c~+/=' });
   });
 
   it('SSF-29 / SSF-30: PATCH merges, PUT replaces and falls back to poll', () => {

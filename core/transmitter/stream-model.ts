@@ -116,9 +116,11 @@ function readDelivery(value: unknown): { delivery: DeliveryConfig; pollEndpointU
         'SSF_ERR_TRANSMITTER_DELIVERY_INVALID',
       );
     }
-    if (typeof authorization === 'string' && /[\r\n]/.test(authorization)) {
+    if (typeof authorization === 'string' && !/^[\x20-\x7e]{1,8192}$/.test(authorization)) {
+      // An HTTP header value Node would refuse at every push (RFC 9110 §5.5; non-ASCII is
+      // garbled as Latin-1): refused here, instead of retried for days.
       throw badRequest(
-        'delivery.authorization_header must be a single line',
+        'delivery.authorization_header must be one line of printable ASCII (at most 8192 characters)',
         'SSF_ERR_TRANSMITTER_DELIVERY_INVALID',
       );
     }
@@ -193,14 +195,20 @@ export interface RenderedStream {
   inactivity_timeout?: number;
 }
 
+/**
+ * The delivery as the API returns it. A provisioned stream's authorization_header came from the
+ * operator's config, a secret, and is not returned; a receiver gets back the one it supplied.
+ */
 export function renderDelivery(
   streamId: string,
   delivery: DeliveryConfig,
   ctx: RenderContext,
+  provisioned = false,
 ): RenderedStream['delivery'] {
-  return delivery.method === POLL_METHOD
-    ? { method: POLL_METHOD, endpoint_url: ctx.pollEndpoint(streamId) }
-    : { ...delivery };
+  if (delivery.method === POLL_METHOD)
+    return { method: POLL_METHOD, endpoint_url: ctx.pollEndpoint(streamId) };
+  const { authorization_header: credential, ...rest } = delivery;
+  return provisioned || credential === undefined ? rest : { ...rest, authorization_header: credential };
 }
 
 /** The stream configuration as the API returns it. */
@@ -216,7 +224,7 @@ export function renderStream(
     events_supported: [...ctx.supported],
     ...(config.events_requested === undefined ? {} : { events_requested: [...config.events_requested] }),
     events_delivered: eventsDelivered(config.events_requested, ctx.supportedSet),
-    delivery: renderDelivery(streamId, config.delivery, ctx),
+    delivery: renderDelivery(streamId, config.delivery, ctx, config.internal.provisioned === true),
     min_verification_interval: ctx.minVerificationInterval,
     ...(config.description === undefined ? {} : { description: config.description }),
     ...(ctx.inactivityTimeout === undefined ? {} : { inactivity_timeout: ctx.inactivityTimeout }),

@@ -6,7 +6,6 @@
  * every tick and, when it moved, reload only the streams whose revision changed.
  */
 import { randomUUID } from 'node:crypto';
-import { registerSecretValue } from '../plugin-api/secret.ts';
 import type { StreamRecord } from '../storage/types.ts';
 import { streamIdOf } from '../storage/types.ts';
 import { PUSH_METHOD } from './config.ts';
@@ -69,11 +68,6 @@ export class StreamSync {
 
   /** Puts a stream (not its subjects) into the index and tells listeners. */
   apply(record: StreamRecord): void {
-    const delivery = storedConfig(record.config).delivery;
-    // The receiver's push credential must never appear in a log line.
-    if (delivery.method === PUSH_METHOD && delivery.authorization_header) {
-      registerSecretValue(delivery.authorization_header);
-    }
     const known = this.#ctx.index.get(record.streamId) !== undefined;
     this.#ctx.index.setStream(this.indexed(record));
     this.#emit({ kind: known ? 'updated' : 'added', streamId: record.streamId });

@@ -291,6 +291,28 @@ describe('admin API', () => {
       expect(actions).toEqual(expect.arrayContaining(['streams.status', 'streams.delete']));
     });
 
+    it("shows a push stream's authorization_header as set, never its value", async () => {
+      const created = await call(b.url, '/ssf/streams', {
+        token: RECEIVER_TOKEN,
+        body: {
+          delivery: {
+            method: 'urn:ietf:rfc:8935',
+            endpoint_url: 'https://93.184.216.34/ssf/push',
+            authorization_header: 'Bearer receiver-push-credential-77aa',
+          },
+          events_requested: ['https://schemas.openid.net/secevent/caep/event-type/session-revoked'],
+        },
+      });
+      expect(created.status).toBe(201);
+      const shown = await admin(`/streams/${created.body.stream_id}`);
+      expect(shown.body.config.delivery).toEqual({
+        method: 'urn:ietf:rfc:8935',
+        endpoint_url: 'https://93.184.216.34/ssf/push',
+        authorization_header: '[redacted]',
+      });
+      expect(JSON.stringify(shown.body)).not.toContain('receiver-push-credential-77aa');
+    });
+
     it('lists keys with rotation state and rotates them', async () => {
       const before = await admin('/keys');
       expect(before.body.rotatable).toBe(true);

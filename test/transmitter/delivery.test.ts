@@ -138,7 +138,87 @@ describe('push delivery (RFC 8935)', () => {
   });
 });
 
+it('a receiver-chosen authorization_header never rewrites other log lines, and an echo of it is hidden', async () => {
+  n += 1;
+  const from = log.lines.length;
+  // Strings that occur in every log line: were they scrubbed everywhere, the log would break.
+  const ids: string[] = [];
+  for (const header of ['"msg"', 'alice', 'stream created']) {
+    ids.push(
+      await streamFor(`echo${n}@example.com`, {
+        method: PUSH,
+        endpoint_url: `${receiver.url}/${n}`,
+        authorization_header: header,
+      }),
+    );
+  }
+  const records = log.lines.slice(from).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const created = records.filter((r) => r.msg === 'stream created').map((r) => r.streamId);
+  expect(created).toEqual(ids);
+  expect(records.filter((r) => r.msg === 'stream created').every((r) => r.clientId === 'alice')).toBe(true);
+
+  // The receiver echoes its credential in a refusal: the echo is hidden, in the log and the letter.
+  const credential = 'Bearer echo-credential-5d1e';
+  const id = await streamFor(`echoed${n}@example.com`, {
+    method: PUSH,
+    endpoint_url: `${receiver.url}/${n}`,
+    authorization_header: credential,
+  });
+  receiver.answer({ status: 403, body: `forbidden for ${credential} (token echo-credential-5d1e)` });
+  await bridge.ingest([sessionRevoked(`echoed${n}@example.com`)]);
+  const letter = await deadLetter(id);
+  expect(JSON.stringify(letter.lastError)).not.toContain('echo-credential-5d1e');
+  expect(log.text()).not.toContain('echo-credential-5d1e');
+});
+
+it('RFC 8935 §2.4: an unknown err from a receiver is counted as other, never as a new metric label', async () => {
+  const { id } = await pushScenario([
+    { status: 400, body: { err: 'made_up_code_7f3a', description: 'whatever the receiver says' } },
+  ]);
+  expect((await deadLetter(id)).lastError?.code).toBe('SSF_ERR_TRANSMITTER_PUSH_REJECTED');
+  const text = await bridge.metricsText();
+  expect(text).toMatch(/ssf_bridge_transmitter_push_failures_total\{[^}]*err="other"[^}]*\} [1-9]/);
+  expect(text).not.toContain('made_up_code_7f3a');
+});
+
 describe('poll delivery (RFC 8936)', () => {
+  it('POLL-03: setErrs about SETs the stream never handed out are ignored in one log line; codes are bounded labels', async () => {
+    const id = await streamFor('seterrs@example.com', { method: POLL });
+    const from = log.lines.length;
+    const invented = Object.fromEntries(
+      Array.from({ length: 500 }, (_, i) => [`no-such-jti-${i}`, { err: `code_${i}`, description: 'x' }]),
+    );
+    const res = await api('POST', `ssf/poll/${id}`, {
+      setErrs: invented,
+      returnImmediately: true,
+      maxEvents: 0,
+    });
+    expect(res.status).toBe(200);
+    const records = log.lines.slice(from).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.filter((r) => r.streamId === id && r.level === 'warn')).toHaveLength(1);
+    expect(records.find((r) => r.reported === 500)?.msg).toBe(
+      'receiver reported errors for SETs this stream has no unsettled copy of; ignored',
+    );
+    expect(await bridge.metricsText()).not.toContain('code_1');
+
+    // A real one, with a code outside RFC 8935's list, is recorded and counted as other.
+    await bridge.ingest([sessionRevoked('seterrs@example.com')]);
+    const sets = await eventually(async () => {
+      const r = await api('POST', `ssf/poll/${id}`, { returnImmediately: true });
+      return Object.keys(r.json.sets).length > 0 ? Object.keys(r.json.sets) : undefined;
+    });
+    const jti = sets[0] as string;
+    await api('POST', `ssf/poll/${id}`, {
+      setErrs: { [jti]: { err: 'vendor_specific', description: 'no' } },
+      returnImmediately: true,
+      maxEvents: 0,
+    });
+    expect(await bridge.metricsText()).toMatch(
+      /ssf_bridge_transmitter_set_errors_total\{[^}]*err="other"[^}]*\} 1/,
+    );
+    expect(log.text()).toContain(`"jti":"${jti}"`);
+  });
+
   it('POLL-02, POLL-05: maxEvents (defaulted, capped), moreAvailable, ack; unacked SETs come back', async () => {
     const id = await streamFor('poller@example.com', { method: POLL });
     await bridge.ingest([1, 2, 3, 4, 5].map(() => sessionRevoked('poller@example.com')));

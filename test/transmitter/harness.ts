@@ -124,6 +124,8 @@ export interface Bridge {
   app: FastifyInstance;
   engine: DeliveryEngine | undefined;
   pipeline: Pipeline;
+  /** The Prometheus text the bridge would serve at /metrics. */
+  metricsText(): Promise<string>;
   ingest(
     events: Array<Partial<EventDraft> & { subject: EventDraft['subject'] }>,
     instanceId?: string,
@@ -241,6 +243,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     app,
     engine,
     pipeline,
+    metricsText: async () => (await metrics.render()).body,
     ingest: (events, instanceId = 'hr') =>
       pipeline.accept(
         instanceId,

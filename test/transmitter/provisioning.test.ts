@@ -11,6 +11,7 @@ import { QUICKSTART_TOKEN, quickstartTransmitterConfig } from '../../core/transm
 import {
   ALICE,
   POLL,
+  PUSH,
   SESSION_REVOKED,
   call,
   decodeJwt,
@@ -46,6 +47,47 @@ const provisioned = {
 };
 
 describe('provisioned streams', () => {
+  it("a provisioned push stream's authorization_header (the operator's secret) is sent, but never returned to the receiver", async () => {
+    const pushDir = mkdtempSync(join(tmpdir(), 'ssf-tx-prov-push-'));
+    const pushStore = SqliteStore.open({ path: join(pushDir, 'bridge.db') });
+    const bridge = await startBridge({
+      store: pushStore,
+      transmitter: {
+        provisioned_streams: [
+          {
+            stream_id: 'alice-push',
+            client_id: ALICE.client_id,
+            events_requested: [SESSION_REVOKED],
+            delivery: {
+              method: PUSH,
+              endpoint_url: 'https://receiver.example.com/ssf/push',
+              authorization_header: 'SSWS operator-api-key-0123456789',
+            },
+          },
+        ],
+      },
+    });
+    try {
+      const read = await call(bridge.issuer, 'GET', 'ssf/streams', {
+        token: ALICE.token,
+        query: { stream_id: 'alice-push' },
+      });
+      expect(read.status).toBe(200);
+      expect(read.json.delivery).toEqual({
+        method: PUSH,
+        endpoint_url: 'https://receiver.example.com/ssf/push',
+      });
+      expect(JSON.stringify(read.json)).not.toContain('operator-api-key');
+      // What the pushes use is the configured value.
+      const stored = await pushStore.streams.get('alice-push');
+      expect(JSON.stringify(stored?.config)).toContain('SSWS operator-api-key-0123456789');
+    } finally {
+      await bridge.close();
+      await pushStore.close();
+      rmSync(pushDir, { recursive: true, force: true });
+    }
+  });
+
   it('exist at start with their id, events and subjects; the configuration wins again at the next start', async () => {
     const first = await startBridge({ store, transmitter: provisioned });
     try {
