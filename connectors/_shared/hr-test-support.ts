@@ -1,25 +1,17 @@
 /**
  * Test support for the HR connectors' behaviour tests: an InboundContext that records what a
  * connector emits, commits and reports, a settable clock, a scheduler whose tasks the test runs,
- * and an HTTP client factory on fetch that follows the plugin API's contract (base URL and
- * params, basic / bearer / header auth, a deadline on every request, `acceptStatuses`, and every
- * other non-2xx answer classified: 408/429/5xx retryable with Retry-After, 401/403 permanent with
- * `authFailure` and the instance flagged, other 4xx permanent, each with `detail.status`).
- * Vendor APIs are mocked on loopback by the conformance kit's MockServer.
+ * and the bridge's own HTTP client (refused credentials flag the instance). Vendor APIs are
+ * mocked on loopback by the conformance kit's MockServer.
  *
  * Shared by the HR connectors' tests (workday, bamboohr, hibob, scim-service, csv-drop).
  */
+import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
-  PermanentError,
   RetryableError,
   type EmitOptions,
   type EmitResult,
   type EventDraft,
-  type HttpClient,
-  type HttpClientFactory,
-  type HttpClientOptions,
-  type HttpRequest,
-  type HttpResponse,
   type InboundContext,
   type InstanceState,
   type Logger,
@@ -71,130 +63,6 @@ export interface TestContext<S> {
   clock: { now(): Date; set(at: Date | string): void };
 }
 
-function retryAfterMs(value: string | null): number | undefined {
-  if (value === null) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
-}
-
-function classify(what: string, status: number, headers: Headers, body: string): Error {
-  const answered = `${what} answered ${status}${body ? `: ${body.slice(0, 200)}` : ''}`;
-  const detail = { status };
-  if (status === 408 || status === 429 || status >= 500) {
-    const wait = retryAfterMs(headers.get('retry-after'));
-    const code = status === 429 ? 'SSF_ERR_HTTP_RATE_LIMITED' : 'SSF_ERR_HTTP_SERVER';
-    return new RetryableError(answered, {
-      code,
-      detail,
-      ...(wait === undefined ? {} : { retryAfterMs: wait }),
-    });
-  }
-  if (status === 401 || status === 403) {
-    return new PermanentError(`${answered}; check the credentials`, {
-      code: 'SSF_ERR_HTTP_AUTH',
-      authFailure: true,
-      detail,
-    });
-  }
-  return new PermanentError(answered, { code: 'SSF_ERR_HTTP_CLIENT', detail });
-}
-
-function encode(body: unknown): { data: string | Uint8Array | undefined; type?: string } {
-  if (body === undefined) return { data: undefined };
-  if (typeof body === 'string') return { data: body };
-  if (Buffer.isBuffer(body)) return { data: new Uint8Array(body) };
-  if (body instanceof URLSearchParams)
-    return { data: body.toString(), type: 'application/x-www-form-urlencoded' };
-  return { data: JSON.stringify(body), type: 'application/json' };
-}
-
-class FetchClient implements HttpClient {
-  constructor(
-    private readonly options: HttpClientOptions,
-    private readonly instanceSignal: AbortSignal,
-    private readonly onAuthFailure: (reason: string) => void,
-  ) {}
-
-  get<T>(url: string, req: Omit<HttpRequest, 'url' | 'method'> = {}): Promise<HttpResponse<T>> {
-    return this.request<T>({ ...req, url, method: 'GET' });
-  }
-
-  post<T>(url: string, body?: unknown, req: Omit<HttpRequest, 'url' | 'method' | 'body'> = {}) {
-    return this.request<T>({ ...req, url, method: 'POST', body });
-  }
-
-  async request<T>(req: HttpRequest): Promise<HttpResponse<T>> {
-    const base = this.options.baseURL;
-    const joined =
-      /^https?:\/\//.test(req.url) || !base
-        ? req.url
-        : `${base.replace(/\/+$/, '')}/${req.url.replace(/^\/+/, '')}`;
-    const url = new URL(joined);
-    for (const [k, v] of Object.entries(req.params ?? {}))
-      if (v !== undefined) url.searchParams.append(k, String(v));
-    const method = req.method ?? 'GET';
-    const what = `${method} ${url.pathname}`;
-    const { data, type } = encode(req.body);
-    const headers: Record<string, string> = {
-      accept: req.responseType === 'text' ? '*/*' : 'application/json',
-      ...(type ? { 'content-type': type } : {}),
-      ...this.options.headers,
-      ...this.authHeaders(),
-      ...req.headers,
-    };
-    const timeoutMs = req.timeoutMs ?? this.options.timeoutMs ?? 30_000;
-    const signals = [
-      this.instanceSignal,
-      AbortSignal.timeout(timeoutMs),
-      ...(req.signal ? [req.signal] : []),
-    ];
-    let res: Response;
-    try {
-      res = await fetch(url, { method, headers, body: data ?? null, signal: AbortSignal.any(signals) });
-    } catch (err) {
-      throw new RetryableError(`${what} failed: ${(err as Error).message}`, { code: 'SSF_ERR_HTTP_NETWORK' });
-    }
-    const text = await res.text();
-    const ok = (res.status >= 200 && res.status < 300) || (req.acceptStatuses ?? []).includes(res.status);
-    if (!ok) {
-      const error = classify(what, res.status, res.headers, text);
-      if (error instanceof PermanentError && error.authFailure) this.onAuthFailure(error.message);
-      throw error;
-    }
-    let body: unknown = text;
-    if ((req.responseType ?? 'json') === 'json') {
-      try {
-        body = text === '' ? undefined : JSON.parse(text);
-      } catch {
-        throw new PermanentError(`${what} answered ${res.status} with a body that is not JSON`, {
-          code: 'SSF_ERR_HTTP_BAD_BODY',
-          detail: { status: res.status },
-        });
-      }
-    }
-    const out: Record<string, string> = {};
-    res.headers.forEach((v, k) => (out[k] = v));
-    return { status: res.status, headers: out, data: body as T };
-  }
-
-  private authHeaders(): Record<string, string> {
-    const auth = this.options.auth;
-    switch (auth?.type) {
-      case 'basic':
-        return {
-          authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password.reveal()}`).toString('base64')}`,
-        };
-      case 'bearer':
-        return { authorization: `Bearer ${auth.token.reveal()}` };
-      case 'header':
-        return { [auth.name]: auth.value.reveal() };
-      default:
-        return {};
-    }
-  }
-}
-
 export function createTestContext<S>(
   options: { instanceId?: string; now?: Date | string; checkpoints?: Map<string, unknown> } = {},
 ): TestContext<S> {
@@ -219,10 +87,11 @@ export function createTestContext<S>(
     error: (o, m) => void logs.push(entry('error', o, m)),
     child: () => logger,
   };
-  const http: HttpClientFactory = {
-    create: (o = {}) =>
-      new FetchClient(o, abort.signal, (reason) => statuses.push({ state: 'permanent_error', reason })),
-  };
+  const http = testHttpClientFactory({
+    logger,
+    signal: abort.signal,
+    onAuthFailure: (reason) => statuses.push({ state: 'permanent_error', reason }),
+  });
 
   const ctx: InboundContext<S> = {
     instanceId: options.instanceId ?? 'hr-test',

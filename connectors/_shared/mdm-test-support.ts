@@ -5,7 +5,6 @@
  * that it reaches the loopback mock servers. Shared by the MDM connectors' behaviour tests
  * (intune, jamf-pro, kandji).
  */
-import { createHttpClientFactory } from '../../core/http/client.ts';
 import {
   RetryableError,
   callbackLogger,
@@ -16,6 +15,7 @@ import {
   type InstanceState,
   type ScheduleOptions,
 } from '../../core/plugin-api/index.ts';
+import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 
 export interface EmitCall {
   events: EventDraft[];
@@ -69,12 +69,11 @@ export function testContext<S = unknown>(
     `${name}${JSON.stringify(Object.entries(labels ?? {}).sort())}`;
 
   const logger = callbackLogger((level, fields, msg) => logs.push({ level, msg, fields }));
-  const http = createHttpClientFactory({
+  const http = testHttpClientFactory({
     logger,
     signal: abort.signal,
     onAuthFailure: (reason) => statuses.push({ state: 'permanent_error', reason }),
-    metrics: { onRequest: (o) => void (o.tokenRequest && (tokens += 1)) },
-    proxyEnv: {},
+    onTokenRequest: () => (tokens += 1),
   });
 
   const ctx: InboundContext<S> = {
