@@ -48,6 +48,21 @@ describe('transmitter config', () => {
     ).toBe(false);
   });
 
+  it('refuses one static token for two receivers: each could act as the other', () => {
+    const shared = transmitterConfigSchema.safeParse({
+      receivers: [
+        { client_id: 'alice', token: 'shared-token-123456' },
+        { client_id: 'bob', token: 'shared-token-123456' },
+        { client_id: 'carol' },
+        { client_id: 'dave' },
+      ],
+    });
+    expect(shared.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['receivers.1.token', 'the same token as client alice: every receiver needs a token of its own'],
+    ]);
+    expect(JSON.stringify(shared.error?.issues)).not.toContain('shared-token-123456');
+  });
+
   it('TX-06: supported event types are CAEP and RISC by default, never the SSF control events', () => {
     const all = supportedEventTypes(transmitterConfigSchema.parse({}), eventCatalog);
     expect(all).toContain('https://schemas.openid.net/secevent/caep/event-type/session-revoked');

@@ -200,6 +200,7 @@ export const transmitterConfigSchema = z
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
+    const tokens = new Map<string, string>();
     config.receivers.forEach((r, i) => {
       if (seen.has(r.client_id)) {
         ctx.addIssue({
@@ -209,6 +210,17 @@ export const transmitterConfigSchema = z
         });
       }
       seen.add(r.client_id);
+      // A token names its client: two clients with one token could act as each other.
+      const token = r.token?.reveal();
+      if (token === undefined) return;
+      const owner = tokens.get(token);
+      if (owner !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['receivers', i, 'token'],
+          message: `the same token as client ${owner}: every receiver needs a token of its own`,
+        });
+      } else tokens.set(token, r.client_id);
     });
     const ids = new Set<string>();
     config.provisioned_streams.forEach((s, i) => {
