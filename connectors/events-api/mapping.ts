@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
-import { z, type EventDraft } from '../../core/plugin-api/index.ts';
+import { MAX_EVENT_NESTING, nestsDeeperThan, z, type EventDraft } from '../../core/plugin-api/index.ts';
+
+const shallow = (value: unknown) => !nestsDeeperThan(value, MAX_EVENT_NESTING);
+const TOO_DEEP = `nests more than ${MAX_EVENT_NESTING} levels deep`;
 
 /**
  * One event in ssf-bridge's normalised form, as senders post it. Strict: an unknown key is a
@@ -9,8 +12,9 @@ export const normalisedEventSchema = z.strictObject({
   type: z.string().min(1).meta({ description: 'Event type URI or short name, e.g. caep.session-revoked.' }),
   subject: z
     .looseObject({ format: z.string().min(1) })
+    .refine(shallow, TOO_DEEP)
     .meta({ description: 'RFC 9493 subject identifier, e.g. {"format":"email","email":"a@example.com"}.' }),
-  claims: z.record(z.string(), z.unknown()).optional(),
+  claims: z.record(z.string(), z.unknown()).refine(shallow, TOO_DEEP).optional(),
   id: z
     .string()
     .min(1)

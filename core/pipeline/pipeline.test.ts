@@ -94,6 +94,8 @@ describe('pipeline', () => {
       draft(),
       draft({ type: 'caep.nope' }),
       draft({ sourceRecordId: '', occurredAt: 'yesterday' }),
+      // From any connector: nesting that would exhaust the stack in hashing or serialisation.
+      draft({ claims: { x: JSON.parse('['.repeat(3000) + ']'.repeat(3000)) as unknown } }),
     ];
     const err = await pipeline
       .accept('workday', bad, { checkpoint: { value: 'p2' } })
@@ -103,6 +105,7 @@ describe('pipeline', () => {
       { index: 1, path: 'type', message: 'unknown event type caep.nope' },
       { index: 2, path: 'sourceRecordId', message: 'must be a non-empty string' },
       { index: 2, path: 'occurredAt', message: 'must be a date' },
+      { index: 3, path: 'claims', message: 'nests more than 32 levels deep' },
     ]);
     expect((await store.stats()).backlog).toEqual({});
     expect(await store.checkpoints.get('workday')).toBeUndefined();

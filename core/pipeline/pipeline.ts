@@ -1,5 +1,6 @@
 import { newEventId } from './event-id.ts';
 import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
+import { MAX_EVENT_NESTING, nestsDeeperThan } from '../plugin-api/json-depth.ts';
 import type { Clock, EventDraft, Logger, SubjectIdentifier } from '../plugin-api/types.ts';
 import { policyFor, type DeliveryConfig } from '../delivery/config.ts';
 import { dedupeKey, defaultTxn, deliveryJti, orderingKey } from '../delivery/jti.ts';
@@ -385,6 +386,11 @@ function basicProblems(draft: EventDraft): Problem[] {
   }
   if (draft.occurredAt !== undefined && Number.isNaN(new Date(draft.occurredAt).getTime())) {
     problems.push({ path: 'occurredAt', message: 'must be a date' });
+  }
+  for (const part of ['subject', 'claims'] as const) {
+    if (nestsDeeperThan(draft[part], MAX_EVENT_NESTING)) {
+      problems.push({ path: part, message: `nests more than ${MAX_EVENT_NESTING} levels deep` });
+    }
   }
   return problems;
 }

@@ -20,6 +20,7 @@ export type { ErrorClass, BridgeErrorOptions } from './errors.ts';
 export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';
 export { callbackLogger, type LogLevelName } from './logger.ts';
 export { duration, parseDuration } from './duration.ts';
+export { MAX_EVENT_NESTING, nestsDeeperThan } from './json-depth.ts';
 export { classifyPushResponse, parsePushError, type PushResponse, type PushClassifyOptions } from './push.ts';
 export type * from './types.ts';
 export * from './mapping.ts';

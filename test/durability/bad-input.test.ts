@@ -139,6 +139,27 @@ describe('bad input at /ingest', () => {
     await stillServing('after-missing-subject');
   });
 
+  it('claims or a subject nested thousands of levels deep: 400 naming the field, never a 500', async () => {
+    const deep = (levels: number) => '['.repeat(levels) + ']'.repeat(levels);
+    for (const [withId, part] of [
+      [true, 'claims'],
+      [false, 'claims'],
+      [false, 'subject'],
+    ] as const) {
+      const body =
+        part === 'claims'
+          ? `{${withId ? '"id":"deep-1",' : ''}"type":"caep.session-revoked","subject":{"format":"email","email":"d@example.com"},"claims":{"x":${deep(5000)}}}`
+          : `{"type":"caep.session-revoked","subject":{"format":"email","email":"d@example.com","x":${deep(5000)}}}`;
+      const answer = await post(body);
+      expect(answer.status, `${part}, id ${withId}`).toBe(400);
+      expect(answer.body).toEqual({
+        error: 'invalid_request',
+        problems: [{ path: part, message: 'nests more than 32 levels deep' }],
+      });
+    }
+    await stillServing('after-deep-nesting');
+  });
+
   it('a 10 MB body: 413 with the limit', async () => {
     const answer = await post(JSON.stringify({ padding: 'x'.repeat(10 * 1024 * 1024) }));
     expect(answer).toMatchObject({
