@@ -135,6 +135,9 @@ export function receiverAnswer(d: DeliveryRecord) {
   return { outcome: 'not_attempted', error: null };
 }
 
+/** Dead letters one replay or purge may name by id (each is one bound parameter of one statement). */
+export const MAX_ACTION_IDS = 1000;
+
 /** Dead-letter filter from a replay or purge body; an unfiltered action must say `all: true`. */
 export function deadLetterAction(body: unknown): DeadLetterFilter {
   const b = (body ?? {}) as Record<string, unknown>;
@@ -142,6 +145,11 @@ export function deadLetterAction(body: unknown): DeadLetterFilter {
   if (b.ids !== undefined) {
     if (!Array.isArray(b.ids) || !b.ids.every((id) => Number.isInteger(id))) {
       throw new AdminQueryError('ids must be an array of dead letter ids');
+    }
+    if (b.ids.length > MAX_ACTION_IDS) {
+      throw new AdminQueryError(
+        `at most ${MAX_ACTION_IDS} ids in one request (got ${b.ids.length}); send them in several, or filter by destination, type and time`,
+      );
     }
     filter.ids = b.ids as number[];
   }

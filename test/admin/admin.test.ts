@@ -251,6 +251,16 @@ describe('admin API', () => {
 
     it('purges only what is named, and refuses an unnamed purge', async () => {
       expect((await write('/dead-letters/purge', {})).status).toBe(400);
+      // More ids than one statement may bind: a 400 that says what to do, never a 500.
+      const many = Array.from({ length: 40_000 }, (_, i) => i + 1);
+      const tooMany = await write('/dead-letters/purge', { ids: many });
+      expect(tooMany.status).toBe(400);
+      expect(tooMany.body.message).toBe(
+        'at most 1000 ids in one request (got 40000); send them in several, or filter by destination, type and time',
+      );
+      expect((await write('/dead-letters/replay', { ids: many.slice(0, 1000) })).body).toEqual({
+        replayed: 0,
+      });
       b.receiver.status = 400;
       const [id] = await ingest(b.url, [revoked({ format: 'email', email: 'frank@example.com' })]);
       const dead = await eventually(
