@@ -20,7 +20,7 @@ export const scimServiceConnector = defineConnector<typeof configSchema, ScimSim
       'risc.account-purged',
       'risc.identifier-changed',
     ],
-    capabilities: { webhook: true },
+    capabilities: { webhook: true, scim: true },
     conformance: {
       skip: {
         'delivery.at-least-once':

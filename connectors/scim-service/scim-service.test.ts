@@ -1,12 +1,20 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
 import { SHARDS, shardOf, type ScimInboundRequest } from './connector.ts';
 import { scimServiceConnector } from './index.ts';
 import type { ScimSimulationState } from './mapping.ts';
 import { applyPatch, matches, parseFilter, ScimError } from './scim.ts';
-import { createTestContext, simulateFixtures, type TestContext } from '../_shared/hr-test-support.ts';
+import {
+  createTestContext,
+  simulateFixtures,
+  startBridge,
+  type TestContext,
+} from '../_shared/hr-test-support.ts';
 
 describe('SCIM filters (RFC 7644 §3.4.2.2)', () => {
   const user = {
@@ -451,4 +459,60 @@ describe('scim-service through ssf-bridge simulate (golden)', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(rejected[0]);
   }, 60_000);
+});
+
+describe('scim-service in a running bridge', () => {
+  it('RFC 7644 §3: the bridge routes /scim/v2/<id> to it; an instance of another connector gets 404 there', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'scim-e2e-'));
+    const bridge = await startBridge(
+      {
+        inbound: [
+          {
+            id: 'hr-scim',
+            connector: 'scim-service',
+            config: {
+              token: TOKEN,
+              public_url: 'https://bridge.example.com/scim/v2/hr-scim',
+              subject_format: 'email',
+            },
+          },
+          { id: 'api', connector: 'events-api', config: { token: 'events-api-token-0123' } },
+        ],
+        outbound: [{ id: 'okta', connector: 'log', config: { audience: 'https://acme.okta.example' } }],
+        routes: [{ from: ['hr-scim', 'api'], to: ['okta'] }],
+      },
+      data,
+    );
+    try {
+      const scim = (path: string, method: string, body?: unknown, token = TOKEN) =>
+        fetch(`http://127.0.0.1:${bridge.port}/scim/v2/${path}`, {
+          method,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+      const created = await scim('hr-scim/Users', 'POST', {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+        userName: 'leaver@example.com',
+        active: true,
+        emails: [{ value: 'leaver@example.com', type: 'work', primary: true }],
+      });
+      expect(created.status).toBe(201);
+      const id = ((await created.json()) as { id: string }).id;
+      const deactivated = await scim(`hr-scim/Users/${id}`, 'PATCH', {
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+        Operations: [{ op: 'replace', path: 'active', value: false }],
+      });
+      expect(deactivated.status).toBe(200);
+      const sets = await bridge.waitFor(1);
+      expect(sets.map((s) => s.subject)).toContainEqual({ format: 'email', email: 'leaver@example.com' });
+
+      // The events API is a webhook connector too, but no SCIM service: a DELETE there is no event.
+      const stray = await scim('api/Users/x', 'DELETE', undefined, 'events-api-token-0123');
+      expect(stray.status).toBe(404);
+      expect(await stray.json()).toEqual({ error: 'not_found', message: 'no SCIM service instance "api"' });
+    } finally {
+      await bridge.stop();
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
 });

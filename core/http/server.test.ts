@@ -36,6 +36,7 @@ beforeAll(async () => {
     requestTimeoutMs: 5_000,
     inbound: (id) => ({ echo, full })[id],
     isConfiguredInbound: (id) => ['echo', 'full', 'sleeping'].includes(id),
+    servesScim: (id) => id === 'echo',
   });
   status.register('echo', 'test-inbound', 'inbound');
   status.set('echo', 'ok');
@@ -105,6 +106,10 @@ describe('HTTP server', () => {
     });
     const root = await fetch(`${base}/scim/v2/echo`, { method: 'GET' });
     expect(await root.json()).toMatchObject({ method: 'GET', path: '/' });
+    // An instance whose connector is not a SCIM service never sees these paths or methods.
+    const other = await fetch(`${base}/scim/v2/full/Users/x`, { method: 'DELETE', body: '{}' });
+    expect(other.status).toBe(404);
+    expect(await other.json()).toEqual({ error: 'not_found', message: 'no SCIM service instance "full"' });
   });
 
   it('answers 400 for malformed JSON, 413 for oversize bodies, 404/503 for unknown or stopped instances', async () => {

@@ -15,6 +15,8 @@ export interface ServerDeps {
   inbound(instanceId: string): InboundConnector | undefined;
   /** Whether an instance id is configured at all (to tell 404 from 503). */
   isConfiguredInbound(instanceId: string): boolean;
+  /** Whether the instance's connector serves SCIM paths (manifest capability `scim`). */
+  servesScim?(instanceId: string): boolean;
 }
 
 declare module 'fastify' {
@@ -138,8 +140,21 @@ export function createServer(deps: ServerDeps): FastifyInstance {
   app.put('/ingest/:instanceId', ingest);
   // SCIM 2.0 service providers get the resource paths and methods of RFC 7644 §3.
   const scimMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-  app.route({ method: [...scimMethods], url: '/scim/v2/:instanceId', handler: ingest });
-  app.route({ method: [...scimMethods], url: '/scim/v2/:instanceId/*', handler: ingest });
+  // Only to connectors that speak SCIM: another webhook connector would take a GET or DELETE
+  // of any path as one more event.
+  const scim = async (
+    req: FastifyRequest<{ Params: { instanceId: string; '*'?: string } }>,
+    reply: FastifyReply,
+  ) => {
+    if (deps.servesScim?.(req.params.instanceId) !== true) {
+      return reply
+        .code(404)
+        .send({ error: 'not_found', message: `no SCIM service instance "${req.params.instanceId}"` });
+    }
+    return ingest(req, reply);
+  };
+  app.route({ method: [...scimMethods], url: '/scim/v2/:instanceId', handler: scim });
+  app.route({ method: [...scimMethods], url: '/scim/v2/:instanceId/*', handler: scim });
 
   return app;
 }

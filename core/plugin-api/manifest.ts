@@ -32,6 +32,8 @@ export const manifestSchema = z.strictObject({
       check: z.boolean().optional(),
       batch: z.boolean().optional(),
       stream: z.boolean().optional(),
+      /** Serves SCIM 2.0 resource paths (RFC 7644 §3) at /scim/v2/<instance-id>; needs `webhook`. */
+      scim: z.boolean().optional(),
     })
     .default({}),
   /** Conformance-kit cases this connector skips, each with a written reason. */

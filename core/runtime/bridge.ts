@@ -134,6 +134,10 @@ export class Bridge {
         inbound: (id) => this.#host?.inbound(id),
         isConfiguredInbound: (id) =>
           this.config.instances.some((i) => i.kind === 'inbound' && i.enabled && i.id === id),
+        servesScim: (id) =>
+          this.config.instances.some(
+            (i) => i.kind === 'inbound' && i.id === id && i.definition.manifest.capabilities.scim === true,
+          ),
       });
       this.#server = server;
       // The default issuer (http://HOST:PORT) is known only once the server listens, but routes
