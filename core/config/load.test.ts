@@ -81,6 +81,16 @@ telemetry:
     expect(problems.find((p) => p.path === 'issuer')?.message).toMatch(/unterminated/);
   });
 
+  it('refuses a data_dir under /proc or /sys, where creating it would never return', async () => {
+    for (const dataDir of ['/proc/bridge', '/sys', '/proc/../proc/x']) {
+      const problems = await problemsOf(`data_dir: ${dataDir}\n`);
+      expect(problems, dataDir).toEqual([
+        expect.objectContaining({ path: 'data_dir', message: 'must not be under /proc or /sys' }),
+      ]);
+    }
+    expect((await loadConfigText('data_dir: /srv/processes\n', { registry, env: {} })).ok).toBe(true);
+  });
+
   it('expands exactly once: a value that itself contains ${…} or $$ arrives intact', () => {
     const problems: { path: string; message: string }[] = [];
     const env = { env: { PASSWORD: 'p$$w${env:OTHER}rd', OTHER: 'x' }, baseDir: dir };

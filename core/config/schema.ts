@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { duration } from '../plugin-api/duration.ts';
 
@@ -46,7 +47,13 @@ export const foundationShape = {
   issuer: z.url().optional().meta({
     description: 'Issuer of every SET (iss) and of the SSF configuration. Default: http://HOST:PORT.',
   }),
-  data_dir: z.string().default('./data').meta({ description: 'Where keys and the SQLite database live.' }),
+  data_dir: z
+    .string()
+    .min(1)
+    // Kernel file systems hold no data, and Node's recursive mkdir loops forever inside them.
+    .refine((dir) => !/^\/(proc|sys)(\/|$)/.test(resolve(dir)), 'must not be under /proc or /sys')
+    .default('./data')
+    .meta({ description: 'Where keys and the SQLite database live.' }),
   server: serverSchema.prefault({}),
   telemetry: telemetrySchema.prefault({}),
   plugins: z
