@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,6 +184,24 @@ describe('ssf-bridge events sign', () => {
   it('needs --type and --subject', async () => {
     expect((await run('events', 'sign', '--subject', subject)).code).toBe(2);
   });
+
+  it('needs --aud, and a command refused for its arguments writes no key', async () => {
+    const result = await run(
+      'events',
+      'sign',
+      '--type',
+      'caep.session-revoked',
+      '--subject',
+      subject,
+      '--iss',
+      'https://bridge.example',
+      '--data-dir',
+      dir,
+    );
+    expect(result.code).toBe(2);
+    expect(result.err).toContain('a SET needs an audience: give --aud <receiver>');
+    expect(existsSync(join(dir, 'keys'))).toBe(false);
+  });
 });
 
 describe('ssf-bridge events send (RFC 8935 push)', () => {
@@ -263,6 +282,21 @@ describe('ssf-bridge events send (RFC 8935 push)', () => {
     const result = await send();
     expect(result.code).toBe(1);
     expect(result.out).toMatch(/HTTP 400 Bad Request\nrefused: invalid_issuer — iss is not registered$/);
+  });
+
+  it('exits 2 for a --to that is no http(s) URL or a --timeout out of range, before signing anything', async () => {
+    for (const [extra, message] of [
+      [['--to', 'notaurl'], '--to "notaurl" is not a URL'],
+      [['--to', 'ftp://receiver.example/x'], '--to must be an http or https URL (got ftp:)'],
+      [['--timeout', '99999999999'], '--timeout "99999999999" is not a positive duration of at most a day'],
+      [['--timeout', '0s'], 'is not a positive duration'],
+    ] as const) {
+      const result = await send(...extra);
+      expect(result.code, extra.join(' ')).toBe(2);
+      expect(result.err).toContain(message);
+    }
+    expect(received).toEqual([]);
+    expect(existsSync(join(dir, 'keys'))).toBe(false);
   });
 
   it('gives up after --timeout and exits 1', async () => {

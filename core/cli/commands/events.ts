@@ -89,6 +89,10 @@ async function mintFromOptions(options: SignOptions, io: CliIo): Promise<MintedS
     const subject = parseJsonOption('subject', options.subject);
     const claims = parseJsonOption('claims', options.claims);
     const profileOptions = parseJsonOption('profile-options', options.profileOptions);
+    // Checked before the key is opened: a command refused for its arguments writes no key.
+    if (!options.aud || options.aud.length === 0) {
+      throw new CliExit(EXIT.invalid, 'a SET needs an audience: give --aud <receiver> (the aud claim)');
+    }
     const store = await openKeys(options.dataDir, io);
     const codec = new SetCodec({ issuer: options.iss, keys: store });
     const jti = options.jti ?? randomUUID();
@@ -134,12 +138,36 @@ function describeAnswer(status: number, statusText: string, body: string): strin
   return lines;
 }
 
+/** The longest --timeout: a day (timers take at most about 24.8 days). */
+const MAX_SEND_TIMEOUT_MS = 86_400_000;
+
+/** --to and --timeout of `events send`, checked before anything is signed. */
+function sendTarget(options: SendOptions): { timeoutMs: number } {
+  let url: URL;
+  try {
+    url = new URL(options.to);
+  } catch {
+    throw new CliExit(
+      EXIT.invalid,
+      `--to "${options.to}" is not a URL (e.g. https://receiver.example/events)`,
+    );
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new CliExit(EXIT.invalid, `--to must be an http or https URL (got ${url.protocol})`);
+  }
+  const timeoutMs = parseDuration(options.timeout);
+  if (timeoutMs === undefined || timeoutMs <= 0 || timeoutMs > MAX_SEND_TIMEOUT_MS) {
+    throw new CliExit(
+      EXIT.invalid,
+      `--timeout "${options.timeout}" is not a positive duration of at most a day (e.g. 10s)`,
+    );
+  }
+  return { timeoutMs };
+}
+
 /** RFC 8935 §2.1 push: POST the SET alone, as application/secevent+jwt, expecting 202. */
 async function push(set: MintedSet, options: SendOptions, io: CliIo): Promise<void> {
-  const timeoutMs = parseDuration(options.timeout);
-  if (timeoutMs === undefined || timeoutMs <= 0) {
-    throw new CliExit(EXIT.invalid, `--timeout "${options.timeout}" is not a positive duration (e.g. 10s)`);
-  }
+  const { timeoutMs } = sendTarget(options);
   let response: Response;
   try {
     response = await fetch(options.to, {
@@ -209,6 +237,7 @@ export function registerEvents(program: Command, io: CliIo): void {
     .option('--auth <header>', 'Authorization header value, sent verbatim (e.g. "Bearer …")')
     .option('--timeout <duration>', 'how long to wait for the receiver', '30s')
     .action(async (options: SendOptions) => {
+      sendTarget(options);
       const set = await mintFromOptions(options, io);
       await push(set, options, io);
     });
