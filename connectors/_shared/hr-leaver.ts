@@ -6,7 +6,13 @@
  *
  * Shared by the HR connectors (workday, bamboohr, hibob, csv-drop).
  */
-import { duration, z, type EventDraft, type SubjectIdentifier } from '../../core/plugin-api/index.ts';
+import {
+  duration,
+  isEmailAddress,
+  z,
+  type EventDraft,
+  type SubjectIdentifier,
+} from '../../core/plugin-api/index.ts';
 
 /** An HR record reduced to what the policy reads. */
 export interface HrWorker {
@@ -174,7 +180,8 @@ const EMAIL =
 export function cleanEmail(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   const text = value.trim();
-  return EMAIL.test(text) ? text : undefined;
+  // Both: a domain with a dot, and an address the event catalog takes (no `a..b@`, no `a.@`).
+  return EMAIL.test(text) && isEmailAddress(text) ? text : undefined;
 }
 
 function sameIdentifier(a: string, b: string): boolean {

@@ -170,6 +170,27 @@ describe('bamboohr webhooks', () => {
     await connector.stop(100);
   });
 
+  it('a leaver whose work email the event catalog would refuse (jordan..avery@) is named by the HR id instead', async () => {
+    for (const [id, workEmail] of [
+      ['4590', 'jordan..avery@example.com'],
+      ['4591', 'jordan.avery.@example.com'],
+      ['4592', 'jordan@-corp.example.com'],
+    ] as const) {
+      server.on('GET', `${API}/employees/${id}`, () => ({
+        body: employee(id, { ...terminated, workEmail }),
+      }));
+    }
+    const { connector, tc } = await started();
+    for (const id of ['4590', '4591', '4592']) {
+      expect((await connector.handleWebhook!(signed(updated(id)))).status, id).toBe(200);
+    }
+    const subjects = JSON.stringify(tc.events().map((e) => e.subject));
+    expect(tc.events().length).toBeGreaterThanOrEqual(3);
+    expect(subjects).not.toMatch(/jordan/);
+    expect(subjects).toContain('"sub":"4590"');
+    await connector.stop(100);
+  });
+
   it('refuses a bad signature, a missing one, and a stale or future timestamp with 401, and calls nothing', async () => {
     const { connector, tc } = await started();
     const body = updated('4581');

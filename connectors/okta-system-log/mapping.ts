@@ -1,4 +1,10 @@
-import { PermanentError, z, type EventDraft, type MappingResult } from '../../core/plugin-api/index.ts';
+import {
+  isEmailAddress,
+  PermanentError,
+  z,
+  type EventDraft,
+  type MappingResult,
+} from '../../core/plugin-api/index.ts';
 
 const actorSchema = z.looseObject({
   id: z.string().min(1),
@@ -164,7 +170,7 @@ function affectedUser(event: LogEvent): Entity | undefined {
 
 function subjectOf(user: Entity, orgUrl: string): EventDraft['subject'] {
   const login = user.alternateId ?? '';
-  return /^[^@\s]+@[^@\s]+$/.test(login)
+  return isEmailAddress(login)
     ? { format: 'email', email: login.toLowerCase() }
     : { format: 'iss_sub', iss: orgUrl.replace(/\/+$/, ''), sub: user.id };
 }

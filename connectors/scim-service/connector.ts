@@ -1,5 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import {
+  MAX_EVENT_NESTING,
+  nestsDeeperThan,
   PermanentError,
   RetryableError,
   type InboundConnector,
@@ -104,9 +106,13 @@ export function createScimService(ctx: InboundContext, config: ScimServiceConfig
     return `${proto}://${host}/scim/v2/${ctx.instanceId}`;
   }
 
-  /** The path below the instance, whichever form the server passes. */
+  /**
+   * The path below the instance, decoded once: the bridge passes `path` decoded already; a raw
+   * `url` (another host) is decoded here. Ids are never decoded a second time, so `%25` in an id
+   * stays a `%`, and a stray `%` is not an error.
+   */
   function relativePath(req: ScimInboundRequest): string {
-    let path = (req.path ?? req.url ?? '/').split('?')[0] as string;
+    let path = req.path ?? decodeOnce((req.url ?? '/').split('?')[0] as string);
     for (const prefix of [`/scim/v2/${ctx.instanceId}`, `/ingest/${ctx.instanceId}`]) {
       if (path === prefix || path.startsWith(`${prefix}/`)) path = path.slice(prefix.length);
     }
@@ -164,6 +170,13 @@ export function createScimService(ctx: InboundContext, config: ScimServiceConfig
           body: bodyOf(req),
           baseUrl: baseUrl(req),
         };
+        if (nestsDeeperThan(request.body, MAX_EVENT_NESTING)) {
+          throw new ScimError(
+            400,
+            `the body nests more than ${MAX_EVENT_NESTING} levels deep`,
+            'invalidSyntax',
+          );
+        }
         await ensureLoaded();
         if (method === 'GET')
           return answer(method, processScim(request, view, config, ctx.clock.now(), randomUUID));
@@ -171,9 +184,7 @@ export function createScimService(ctx: InboundContext, config: ScimServiceConfig
           const segments = request.path.split('/').filter(Boolean);
           const createdId = randomUUID();
           const target =
-            segments[0] === 'Users' && segments[1] && segments[1] !== '.search'
-              ? decodeURIComponent(segments[1])
-              : createdId;
+            segments[0] === 'Users' && segments[1] && segments[1] !== '.search' ? segments[1] : createdId;
           const shard = shardOf(target);
           // The target's shard is read again: another bridge instance may have changed it.
           await readShard(shard);
@@ -222,4 +233,12 @@ function authenticate(header: string | undefined, tokens: Buffer[]): 'ok' | 'mis
   let ok = false;
   for (const token of tokens) ok = timingSafeEqual(presented, token) || ok;
   return ok ? 'ok' : 'refused';
+}
+
+function decodeOnce(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }

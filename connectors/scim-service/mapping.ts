@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  isEmailAddress,
   PermanentError,
   type EventDraft,
   type MappingResult,
@@ -49,7 +50,9 @@ export interface ScimResult {
 const EMAIL = /^[^\s@"(),:;<>[\\\]]+@[^\s@"(),:;<>[\\\]]+\.[^\s@"(),:;<>[\\\]]+$/;
 
 function asEmail(value: unknown): string | undefined {
-  return typeof value === 'string' && EMAIL.test(value.trim()) ? value.trim() : undefined;
+  const text = typeof value === 'string' ? value.trim() : '';
+  // Both: a domain with a dot, and an address the event catalog takes (no `a..b@`, no `a.@`).
+  return EMAIL.test(text) && isEmailAddress(text) ? text : undefined;
 }
 
 /** The primary email (else the work one, else the first), or the userName when it is an email. */
@@ -389,7 +392,7 @@ export function processScim(
   newId: () => string,
 ): ScimResult {
   const method = req.method.toUpperCase();
-  const segments = req.path.split('/').filter(Boolean).map(decodeURIComponent);
+  const segments = req.path.split('/').filter(Boolean);
   const [head, id, extra] = segments;
   if (head === 'Users') {
     if (extra !== undefined) throw new ScimError(404, `no resource at ${req.path}`);

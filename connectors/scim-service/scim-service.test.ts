@@ -167,7 +167,8 @@ beforeAll(async () => {
           rawBody,
           body: rawBody.length > 0 && /json/.test(type) ? JSON.parse(rawBody.toString('utf8')) : undefined,
           remoteAddress: '127.0.0.1',
-          path: url.pathname.slice(prefix.length) || '/',
+          // Decoded, as the bridge's server passes it.
+          path: decodeURIComponent(url.pathname.slice(prefix.length)) || '/',
         };
         try {
           const answer = await connector.handleWebhook!(request);
@@ -368,6 +369,31 @@ describe('scim-service over HTTP', () => {
       ['risc.identifier-changed', 'ana@example.com', { 'new-value': 'ana.lima@example.com' }],
       ['risc.account-purged', undefined, {}],
     ]);
+  });
+
+  it('RFC 7644 §3.12: a % in an id is a 404 for an unknown user; deep bodies and filters are invalidSyntax/invalidFilter, never a 500', async () => {
+    for (const method of ['GET', 'DELETE']) {
+      expect((await scim(method, '/Users/100%25')).body, method).toMatchObject({
+        schemas: [ERROR],
+        status: '404',
+      });
+    }
+    const deep = await fetch(`${base}/Users`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/scim+json' },
+      body: `{"userName":"deep@example.com","x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`,
+    });
+    expect(deep.status).toBe(400);
+    expect(await deep.json()).toMatchObject({
+      scimType: 'invalidSyntax',
+      detail: 'the body nests more than 32 levels deep',
+    });
+    const filter = `${'('.repeat(3000)}userName eq "a"${')'.repeat(3000)}`;
+    const searched = await scim('GET', `/Users?filter=${encodeURIComponent(filter)}`);
+    expect(searched.body).toMatchObject({ status: '400', scimType: 'invalidFilter' });
+    expect(searched.body?.detail).toContain('more than 32 nested groups');
+    const shallow = await scim('GET', `/Users?filter=${encodeURIComponent('((userName eq "a"))')}`);
+    expect(shallow.status).toBe(200);
   });
 
   it('answers SCIM errors for what it does not provide or refuses', async () => {

@@ -70,6 +70,9 @@ function isObject(value: unknown): value is Resource {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Parenthesised groups one filter may nest. */
+const MAX_FILTER_DEPTH = 32;
+
 const BOOLEAN_ATTRS = new Set(['active', 'primary']);
 
 /** `"False"`/`"true"` strings (Entra) become booleans for boolean attributes. */
@@ -186,10 +189,14 @@ export function parseFilter(input: string): Filter {
     }
     return atom();
   }
+  let depth = 0;
   function group(): Filter {
     const open = tokens[pos++];
     if (open?.kind !== 'punct' || open.text !== '(') fail('expected "("');
+    // The parser recurses per group: a bound keeps a hostile filter off the call stack's end.
+    if (++depth > MAX_FILTER_DEPTH) fail(`more than ${MAX_FILTER_DEPTH} nested groups`);
     const inner = or();
+    depth -= 1;
     const close = tokens[pos++];
     if (close?.kind !== 'punct' || close.text !== ')') fail('expected ")"');
     return inner;

@@ -43,6 +43,14 @@ const ADDR_SPEC = new RegExp(
   `^(?:${ATEXT}+(?:\\.${ATEXT}+)*|"(?:[^"\\\\\\r\\n]|\\\\.)*")@${LABEL}(?:\\.${LABEL})*$`,
 );
 const E164 = /^\+[1-9][0-9]{1,14}$/;
+
+/**
+ * Whether the event catalog takes `value` as an email subject (RFC 5322 addr-spec, UTF-8
+ * allowed): what connectors check before they name a user by an address.
+ */
+export function isEmailAddress(value: string): boolean {
+  return ADDR_SPEC.test(value);
+}
 const ACCT_URI = /^acct:([^@\s]+)@([^@\s/?#]+)$/;
 const DID = /^did:[a-z0-9]+:\S+$/;
 const ABSOLUTE_URI = /^([A-Za-z][A-Za-z0-9+.-]*):(\S*)$/;
