@@ -371,7 +371,8 @@ export function toDate(value: unknown): Date | undefined {
   else if (typeof value === 'string' && /^\d+(?:\.\d+)?$/.test(value.trim())) n = Number(value);
   else if (typeof value === 'string' && value.trim().length > 0) {
     const ms = Date.parse(value);
-    return Number.isNaN(ms) ? undefined : new Date(ms);
+    // Before 1970 is a vendor's "never" (Graph's 0001-01-01), not a time an event happened.
+    return Number.isNaN(ms) || ms <= 0 ? undefined : new Date(ms);
   }
   if (n === undefined || !Number.isFinite(n) || n <= 0) return undefined;
   const ms = n > 1e16 ? n / 10_000 - 11_644_473_600_000 : n > 1e11 ? n : n * 1000;

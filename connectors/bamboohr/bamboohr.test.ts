@@ -270,6 +270,31 @@ describe('bamboohr webhooks', () => {
     await connector.stop(100);
   });
 
+  it('reads each employee a field-based webhook names once, and refuses more than 100 with 400 before any read', async () => {
+    server.on('GET', `${API}/employees/4602`, () => ({
+      body: employee('4602', { ...terminated, workEmail: 'hana@example.com' }),
+    }));
+    const { connector, tc } = await started();
+    const change = (id: string, minute: number) => ({
+      id,
+      action: 'Updated',
+      timestamp: `2026-11-29T13:${String(minute).padStart(2, '0')}:00+0000`,
+      changedFields: ['Status'],
+      fields: {},
+    });
+    const repeated = { employees: [change('4602', 1), change('4602', 2), change('4602', 3)] };
+    expect((await connector.handleWebhook!(signed(repeated))).status).toBe(200);
+    expect(server.requests.map((r) => r.path)).toEqual([`${API}/employees/4602`]);
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+
+    const flood = { employees: Array.from({ length: 101 }, (_, i) => change(String(5000 + i), 4)) };
+    const refused = await connector.handleWebhook!(signed(flood));
+    expect(refused.status).toBe(400);
+    expect(JSON.stringify(refused.body)).toContain('at most 100 employees in one webhook call');
+    expect(server.requests).toHaveLength(1);
+    await connector.stop(100);
+  });
+
   it('answers 400 for a body that is not a BambooHR webhook', async () => {
     const { connector, tc } = await started();
     const res = await connector.handleWebhook!(signed({ hello: 'world' }));

@@ -62,9 +62,16 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
   /** Fetches what the changes name (outside the lock: no state is read). */
   async function resolve(changes: EmployeeChange[], signal?: AbortSignal): Promise<Resolved[]> {
     const out: Resolved[] = [];
+    // One read per employee, however often a batch names them.
+    const read = new Map<string, Awaited<ReturnType<BambooHrClient['getEmployee']>>>();
     for (const change of changes) {
-      if (change.action === 'deleted') out.push({ change });
-      else out.push({ change, employee: await api().getEmployee(change.employeeId, signal) });
+      if (change.action === 'deleted') {
+        out.push({ change });
+        continue;
+      }
+      if (!read.has(change.employeeId))
+        read.set(change.employeeId, await api().getEmployee(change.employeeId, signal));
+      out.push({ change, employee: read.get(change.employeeId) });
     }
     return out;
   }

@@ -101,6 +101,9 @@ const eventWebhookSchema = z.looseObject({
   data: z.looseObject({ employeeId: z.union([z.string().trim().min(1), z.number().int()]) }),
 });
 
+/** Employees one field-based webhook call may name. */
+export const MAX_WEBHOOK_EMPLOYEES = 100;
+
 const fieldWebhookSchema = z.looseObject({
   employees: z
     .array(
@@ -142,6 +145,12 @@ export function changesOfWebhook(body: unknown): EmployeeChange[] {
     ];
   }
   const fields = fieldWebhookSchema.safeParse(body);
+  const named = fields.success ? fields.data.employees.length : 0;
+  if (named > MAX_WEBHOOK_EMPLOYEES) {
+    // Each employee is read from the API before the webhook is answered: a bound keeps one call
+    // inside the sender's timeout (BambooHR batches changes far below it).
+    throw new Error(`at most ${MAX_WEBHOOK_EMPLOYEES} employees in one webhook call (got ${named})`);
+  }
   if (fields.success) {
     return fields.data.employees.map((e) => ({
       employeeId: String(e.id).trim(),

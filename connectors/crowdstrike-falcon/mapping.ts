@@ -174,8 +174,13 @@ function grade(
   id: string,
 ): Pick<Detection, 'level' | 'critical' | 'severityLabel'> {
   const byName = levelFromName(severityName);
-  if (byName !== undefined || (severityName && severity == null)) {
-    return { level: byName, critical: isCriticalName(severityName), severityLabel: String(severityName) };
+  // A name without a score, blank or unknown, is graded by nothing: unknown_severity, not LOW.
+  if (byName !== undefined || (severityName != null && severity == null)) {
+    return {
+      level: byName,
+      critical: isCriticalName(severityName),
+      severityLabel: severityName?.trim() ? String(severityName) : '(blank SeverityName)',
+    };
   }
   const value = severity as number;
   if (scale === 'legacy') {

@@ -23,7 +23,12 @@ const webhookMetaSchema = z.looseObject({
   id: z.number().int(),
   name: z.string().nullish(),
   webhookEvent: z.string().min(1),
-  eventTimestamp: z.number().int().nonnegative(),
+  // Seconds or milliseconds since the epoch; beyond 8.64e15 ms no date exists (ECMA-262 §21.4.1.1).
+  eventTimestamp: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(8_640_000_000_000_000, 'is past the last representable time'),
 });
 
 /** The computer object of computer webhooks (inline for ComputerInventoryCompleted, `event.computer` for ComputerCheckIn). */

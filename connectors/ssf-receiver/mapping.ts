@@ -87,11 +87,17 @@ export function echoReason(bridgeIssuer: string, set: ReceivedSet): string | und
   return undefined;
 }
 
+/**
+ * When the event happened: its event_timestamp, else the SET's iat. A time that is not seconds
+ * since the epoch up to the year 5138 (a transmitter sending milliseconds, say) is not believed:
+ * it would hold the event for millennia, or be no date at all.
+ */
 function occurredAt(set: ReceivedSet): string | undefined {
-  const ts = set.event.event_timestamp;
-  if (typeof ts === 'number' && Number.isFinite(ts)) return new Date(ts * 1000).toISOString();
-  const iat = set.claims.iat;
-  if (typeof iat === 'number' && Number.isFinite(iat)) return new Date(iat * 1000).toISOString();
+  for (const seconds of [set.event.event_timestamp, set.claims.iat]) {
+    if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 && seconds < 1e11) {
+      return new Date(seconds * 1000).toISOString();
+    }
+  }
   return undefined;
 }
 

@@ -26,7 +26,7 @@ import {
   type InstanceState,
 } from '../../core/plugin-api/index.ts';
 import { ssfReceiver } from './index.ts';
-import { relayedVia } from './mapping.ts';
+import { decodeUnverified, mapSet, relayedVia } from './mapping.ts';
 
 const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
 const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
@@ -1088,4 +1088,29 @@ describe('a second bridge process using the connector', () => {
     // Received twice (one SET per stream), relayed as two events with different upstream jtis.
     expect(new Set(sets.map((c) => c.txn)).size).toBe(2);
   }, 40_000);
+});
+
+describe('event time of a received SET', () => {
+  const ACCOUNT_DISABLED = 'https://schemas.openid.net/secevent/risc/event-type/account-disabled';
+  const mapped = (eventTimestamp: unknown, iat: unknown = 1_795_000_000) => {
+    const set = decodeUnverified(
+      unsigned({
+        iss: 'https://transmitter.example',
+        aud: STANDIN_AUD,
+        iat,
+        jti: `time-${String(eventTimestamp)}`,
+        sub_id: { format: 'email', email: 'jane@example.com' },
+        events: { [ACCOUNT_DISABLED]: { event_timestamp: eventTimestamp } },
+      }),
+    );
+    return mapSet(set!, BRIDGE_ISSUER).events[0]?.occurredAt;
+  };
+
+  it('RFC 8417 §2.2 (NumericDate seconds): milliseconds or times no date can hold fall back to iat, never a 500 or a hold for millennia', () => {
+    expect(mapped(1_794_999_995)).toBe('2026-11-18T11:06:35.000Z');
+    for (const wrong of [1_767_230_000_000, 9e15, -5, 'yesterday']) {
+      expect(mapped(wrong), String(wrong)).toBe('2026-11-18T11:06:40.000Z');
+    }
+    expect(mapped(9e15, 9e15)).toBeUndefined();
+  });
 });

@@ -252,7 +252,8 @@ function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, re
     );
   }
   const occurred = rule.occurred_at !== undefined ? value('occurred_at') : undefined;
-  if (typeof occurred === 'number' && Number.isFinite(occurred))
+  // Milliseconds within the range a Date can hold (±8.64e15, ECMA-262 §21.4.1.1).
+  if (typeof occurred === 'number' && Number.isFinite(occurred) && Math.abs(occurred) <= 8.64e15)
     draft.occurredAt = new Date(occurred).toISOString();
   else if (typeof occurred === 'string' && !Number.isNaN(Date.parse(occurred)))
     draft.occurredAt = new Date(occurred).toISOString();
