@@ -257,4 +257,21 @@ describe('okta-system-log sign-outs', () => {
     );
     expect(deactivated?.events.map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
   });
+
+  it('name the user by Okta id when the login is no address the event catalog takes (john.smith.@)', () => {
+    for (const login of ['john.smith.@example.com', 'john..smith@example.com', 'john@-corp.example.com']) {
+      const mapped = oktaSystemLog.map?.(
+        { ...signOut, actor: { ...signOut.actor, alternateId: login } },
+        config(),
+      );
+      expect(
+        mapped?.events.map((e) => e.subject),
+        login,
+      ).toEqual([{ format: 'iss_sub', iss: 'https://acme.okta.com', sub: '00uli' }]);
+    }
+    expect(oktaSystemLog.map?.(signOut, config())?.events[0]?.subject).toEqual({
+      format: 'email',
+      email: 'li.wei@example.com',
+    });
+  });
 });
