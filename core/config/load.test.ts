@@ -81,6 +81,23 @@ telemetry:
     expect(problems.find((p) => p.path === 'issuer')?.message).toMatch(/unterminated/);
   });
 
+  it('refuses a file whose aliases would expand without bound, as a problem of the file', async () => {
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (const [name, prev] of [
+      ['b', 'a'],
+      ['c', 'b'],
+      ['d', 'c'],
+      ['e', 'd'],
+      ['f', 'e'],
+      ['g', 'f'],
+    ]) {
+      levels.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(', ')}]`);
+    }
+    expect(await problemsOf(`${levels.join('\n')}\n`)).toEqual([
+      { path: '(file)', message: 'Excessive alias count indicates a resource exhaustion attack' },
+    ]);
+  });
+
   it('refuses a data_dir under /proc or /sys, where creating it would never return', async () => {
     for (const dataDir of ['/proc/bridge', '/sys', '/proc/../proc/x']) {
       const problems = await problemsOf(`data_dir: ${dataDir}\n`);

@@ -70,7 +70,16 @@ export async function loadConfigText(
     }));
     return { ok: false, problems };
   }
-  const data: unknown = doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    // yaml refuses aliases that would expand beyond reason (a "billion laughs" file) here.
+    data = doc.toJS({ maxAliasCount: 1000 }) ?? {};
+  } catch (err) {
+    return {
+      ok: false,
+      problems: [{ path: '(file)', message: (err as Error).message.split('\n')[0] ?? 'unreadable' }],
+    };
+  }
   return loadConfigData(data, options);
 }
 
