@@ -8,7 +8,7 @@
  */
 import {
   duration,
-  isEmailAddress,
+  usableEmail,
   z,
   type EventDraft,
   type SubjectIdentifier,
@@ -173,16 +173,8 @@ export interface LeaverOutcome {
   ignored?: string;
 }
 
-const EMAIL =
-  /^[^\s@"(),:;<>[\\\]]+@[A-Za-z0-9\u0080-\uFFFF](?:[A-Za-z0-9\u0080-\uFFFF-]*[A-Za-z0-9\u0080-\uFFFF])?(?:\.[A-Za-z0-9\u0080-\uFFFF](?:[A-Za-z0-9\u0080-\uFFFF-]*[A-Za-z0-9\u0080-\uFFFF])?)+$/;
-
 /** A usable email address, trimmed; undefined for blanks and values that are not addresses. */
-export function cleanEmail(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const text = value.trim();
-  // Both: a domain with a dot, and an address the event catalog takes (no `a..b@`, no `a.@`).
-  return EMAIL.test(text) && isEmailAddress(text) ? text : undefined;
-}
+export const cleanEmail = usableEmail;
 
 function sameIdentifier(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();

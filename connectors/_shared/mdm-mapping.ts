@@ -7,6 +7,7 @@
  */
 import {
   PermanentError,
+  usableEmail,
   z,
   type EventDraft,
   type MappingResult,
@@ -18,16 +19,11 @@ export const DEVICE_COMPLIANCE_CHANGE =
 
 export type ComplianceStatus = 'compliant' | 'not-compliant';
 
-// The address syntax the event catalog accepts (RFC 5322 addr-spec, UTF-8 allowed).
-const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\u0080-\\uFFFF-]";
-const LABEL = '[A-Za-z0-9\\u0080-\\uFFFF](?:[A-Za-z0-9\\u0080-\\uFFFF-]{0,61}[A-Za-z0-9\\u0080-\\uFFFF])?';
-const EMAIL = new RegExp(`^${ATEXT}+(?:\\.${ATEXT}+)*@${LABEL}(?:\\.${LABEL})+$`);
-
 /** The first candidate that is an address the event catalog accepts, trimmed. */
 export function email(...candidates: Array<string | null | undefined>): string | undefined {
   for (const candidate of candidates) {
-    const value = candidate?.trim();
-    if (value && EMAIL.test(value)) return value;
+    const value = usableEmail(candidate);
+    if (value) return value;
   }
   return undefined;
 }

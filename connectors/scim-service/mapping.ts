@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
-  isEmailAddress,
+  usableEmail,
   PermanentError,
   type EventDraft,
   type MappingResult,
@@ -47,13 +47,7 @@ export interface ScimResult {
   ignored?: string;
 }
 
-const EMAIL = /^[^\s@"(),:;<>[\\\]]+@[^\s@"(),:;<>[\\\]]+\.[^\s@"(),:;<>[\\\]]+$/;
-
-function asEmail(value: unknown): string | undefined {
-  const text = typeof value === 'string' ? value.trim() : '';
-  // Both: a domain with a dot, and an address the event catalog takes (no `a..b@`, no `a.@`).
-  return EMAIL.test(text) && isEmailAddress(text) ? text : undefined;
-}
+const asEmail = usableEmail;
 
 /** The primary email (else the work one, else the first), or the userName when it is an email. */
 export function primaryEmail(user: Resource): string | undefined {

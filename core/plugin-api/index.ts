@@ -21,7 +21,7 @@ export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';
 export { callbackLogger, type LogLevelName } from './logger.ts';
 export { duration, parseDuration } from './duration.ts';
 export { MAX_EVENT_NESTING, nestsDeeperThan } from './json-depth.ts';
-export { isEmailAddress } from '../ssf/subjects.ts';
+export { isEmailAddress, usableEmail } from '../ssf/subjects.ts';
 export { classifyPushResponse, parsePushError, type PushResponse, type PushClassifyOptions } from './push.ts';
 export type * from './types.ts';
 export * from './mapping.ts';

@@ -8,6 +8,7 @@ import {
   subjectKey,
   subjectKeys,
   subjectsMatch,
+  usableEmail,
   validateSubject,
   type SubjectIdentifier,
 } from './subjects.ts';
@@ -371,5 +372,31 @@ describe('subjectKeys', () => {
 
   it('refuses an invalid subject', () => {
     expect(() => subjectKeys({ format: 'email', email: 'nope' })).toThrow(SubjectValidationError);
+  });
+});
+
+describe('usableEmail: the addresses connectors name users by', () => {
+  it('takes what the catalog takes, with a dot in the domain, trimmed; never what the catalog would refuse', () => {
+    expect(usableEmail('  dana.lee@example.com ')).toBe('dana.lee@example.com');
+    expect(usableEmail('jörg@bücher.example')).toBe('jörg@bücher.example');
+    for (const wrong of [
+      'jordan..avery@example.com',
+      'jordan.@example.com',
+      'j@-corp.example.com',
+      'admin@localhost',
+      'a@b',
+      '',
+      42,
+      null,
+    ]) {
+      expect(usableEmail(wrong), String(wrong)).toBeUndefined();
+    }
+    // Property: whatever it returns, the catalog accepts as an email subject.
+    fc.assert(
+      fc.property(fc.oneof(fc.emailAddress(), fc.string()), (candidate) => {
+        const email = usableEmail(candidate);
+        return email === undefined || validateSubject({ format: 'email', email }).ok;
+      }),
+    );
   });
 });

@@ -51,6 +51,17 @@ const E164 = /^\+[1-9][0-9]{1,14}$/;
 export function isEmailAddress(value: string): boolean {
   return ADDR_SPEC.test(value);
 }
+
+/**
+ * `value` trimmed, when a connector may name a user by it: an address the event catalog takes,
+ * whose domain has a dot (a mailbox, not `admin@localhost`). Undefined for anything else.
+ */
+export function usableEmail(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const text = value.trim();
+  const at = text.lastIndexOf('@');
+  return at > 0 && text.includes('.', at) && ADDR_SPEC.test(text) ? text : undefined;
+}
 const ACCT_URI = /^acct:([^@\s]+)@([^@\s/?#]+)$/;
 const DID = /^did:[a-z0-9]+:\S+$/;
 const ABSOLUTE_URI = /^([A-Za-z][A-Za-z0-9+.-]*):(\S*)$/;
