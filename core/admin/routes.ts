@@ -362,6 +362,16 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         }
       });
 
+      // A write body the server did not read as JSON (curl -d sends a form) would look empty to
+      // the handler, and its 400 would name a missing field instead of the real mistake.
+      admin.addHook('preHandler', async (req: FastifyRequest, reply: FastifyReply) => {
+        if (req.method === 'GET' || req.method === 'HEAD') return;
+        if ((req.rawBody?.length ?? 0) === 0 || req.body !== undefined) return;
+        const message = `send the body as JSON (Content-Type: application/json), not ${req.headers['content-type'] ?? 'without a type'}`;
+        await recordRefusal(req, 415, message);
+        return reply.code(415).send({ error: 'unsupported_media_type', message });
+      });
+
       admin.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
         const status = err.statusCode ?? 500;
         if (status < 500) await recordRefusal(req, status, err.message);

@@ -93,6 +93,31 @@ describe('admin API', () => {
       });
     });
 
+    it('answers 415 to a write whose body is not JSON (curl -d sends a form), naming the type to use', async () => {
+      const res = await fetch(`${b.url}/admin/streams/nope/status`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${WRITE_TOKEN}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'status=paused',
+      });
+      expect(res.status).toBe(415);
+      expect(await res.json()).toEqual({
+        error: 'unsupported_media_type',
+        message:
+          'send the body as JSON (Content-Type: application/json), not application/x-www-form-urlencoded',
+      });
+      const [entry] = (await admin('/audit?actor=operator&limit=1')).body.items;
+      expect(entry).toMatchObject({ action: 'streams.status', detail: { outcome: 'refused', status: 415 } });
+      // A write without a body (key rotation) is not affected.
+      const rotate = await fetch(`${b.url}/admin/keys/rotate`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${READ_TOKEN}` },
+      });
+      expect(rotate.status).toBe(403);
+    });
+
     it('audits a write refused for its parameters, and never a read', async () => {
       const reads = (await admin('/audit')).body.items.length;
       await admin('/streams?status=enabled');
