@@ -118,20 +118,26 @@ describe('compressed responses', () => {
 });
 
 describe('redirects', () => {
-  it('turns a POST into a GET without its body after 303, and after 301/302', async () => {
+  it('never turns a POST into a GET (303, 301, 302): a sign-in page is no answer to a delivery', async () => {
     for (const status of [303, 302, 301]) {
       const server = await serve((req, res) => {
-        if (req.url === '/start') res.writeHead(status, { location: '/next' }).end();
-        else res.writeHead(200).end('{"ok":true}');
+        if (req.url === '/start') res.writeHead(status, { location: '/login' }).end();
+        else res.writeHead(200).end('<html>Sign in</html>');
       });
-      const res = await client().post(`${server.url}/start`, { a: 1 });
-      expect(res.data).toEqual({ ok: true });
-      expect(server.seen.map((r) => [r.method, r.url, r.body])).toEqual([
-        ['POST', '/start', '{"a":1}'],
-        ['GET', '/next', ''],
-      ]);
-      expect(server.seen[1]?.headers['content-type']).toBeUndefined();
+      const err = await failure(client().post(`${server.url}/start`, { a: 1 }));
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as PermanentError).code).toBe('SSF_ERR_HTTP_REDIRECT');
+      expect(err.message).toContain(
+        `a ${status} answer to POST /start points to ${server.url}/login; it is not followed, since the POST would become a GET without its body`,
+      );
+      expect(server.seen.map((r) => [r.method, r.url])).toEqual([['POST', '/start']]);
     }
+    // A GET follows a 303 as before.
+    const server = await serve((req, res) => {
+      if (req.url === '/start') res.writeHead(303, { location: '/next' }).end();
+      else res.writeHead(200).end('{"ok":true}');
+    });
+    expect((await client().get(`${server.url}/start`)).data).toEqual({ ok: true });
   });
 
   it('keeps the method and body after 307 and 308', async () => {

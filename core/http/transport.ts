@@ -214,7 +214,7 @@ function sendOnce(req: ExchangeRequest, hop: Hop): Promise<http.IncomingMessage>
   });
 }
 
-/** The next hop after a 3xx, as browsers and common clients follow it. */
+/** The next hop after a 3xx: the same request again (307, 308; 301 and 302 but for a POST), or a GET after a 303 to a GET. */
 function nextHop(req: ExchangeRequest, hop: Hop, status: number, location: string): Hop {
   let target: URL;
   try {
@@ -228,6 +228,14 @@ function nextHop(req: ExchangeRequest, hop: Hop, status: number, location: strin
   req.checkRedirect?.(target);
   const toGet =
     status === 303 ? hop.method !== 'HEAD' : (status === 301 || status === 302) && hop.method === 'POST';
+  if (toGet && hop.method !== 'GET') {
+    // A browser would fetch the page with a GET; a delivery would then count a sign-in page as
+    // its answer while what it sent never arrived (RFC 9110 §15.4.2–4 allow, not require, this).
+    throw new TransportError(
+      'redirect_unfollowable',
+      `a ${status} answer to ${hop.method} ${hop.url.pathname} points to ${target.origin}${target.pathname}; it is not followed, since the ${hop.method} would become a GET without its body`,
+    );
+  }
   if (!toGet && hop.body instanceof Readable) {
     throw new TransportError(
       'redirect_unfollowable',
