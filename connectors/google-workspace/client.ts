@@ -23,9 +23,15 @@ interface GoogleError {
 
 /** Classifies a 403 by its reason: rate limits retry, the rest is a permission problem. */
 export function forbidden(res: HttpResponse<unknown>, what: string): RetryableError | PermanentError {
-  const body = (res.data ?? {}) as GoogleError;
-  const reasons = (body.error?.errors ?? []).map((e) => e.reason ?? '');
-  const message = body.error?.message ?? 'forbidden';
+  const body = (res.data !== null && typeof res.data === 'object' ? res.data : {}) as GoogleError;
+  const errors: unknown[] = Array.isArray(body.error?.errors) ? body.error.errors : [];
+  // Any shape Google did not document is a plain 403, never a TypeError retried for days.
+  const reasons = errors.map((e) =>
+    typeof e === 'object' && e !== null && typeof (e as { reason?: unknown }).reason === 'string'
+      ? (e as { reason: string }).reason
+      : '',
+  );
+  const message = typeof body.error?.message === 'string' ? body.error.message : 'forbidden';
   if (reasons.some((r) => RATE_REASONS.has(r))) {
     return new RetryableError(`Google rate-limited ${what}: ${message}`, {
       code: 'SSF_ERR_HTTP_RATE_LIMITED',

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { EventDraft } from '../../core/plugin-api/index.ts';
+import { PermanentError, RetryableError, type EventDraft } from '../../core/plugin-api/index.ts';
+import { forbidden } from './client.ts';
 import { FakeApi, type FakeRequest, type FakeResponse } from '../../test/helpers/fake-api.ts';
 import { outboundHarness, ssfReceiver, type OutboundHarness } from '../../test/helpers/outbound.ts';
 import { MockServer } from '../../core/plugin-api/testing/index.ts';
@@ -660,5 +661,29 @@ describe('google-workspace: SSF push to Google’s receiver', () => {
         directory: { service_account_email: SA, private_key: 'k', admin_email: ADMIN },
       }).success,
     ).toBe(false);
+  });
+});
+
+describe('Google 403 answers of any shape', () => {
+  it('a 403 whose errors are not a list of objects is a plain permission refusal, never a TypeError', () => {
+    for (const data of [
+      { error: { errors: { reason: 'rateLimitExceeded' } } },
+      { error: { errors: [null, 7], message: 42 } },
+      '<html>Forbidden</html>',
+      null,
+    ]) {
+      const err = forbidden({ status: 403, headers: {}, data }, 'signing out dana@example.com');
+      expect(err, JSON.stringify(data)).toBeInstanceOf(PermanentError);
+      expect(err.message).toContain('Google refused signing out dana@example.com (403 forbidden)');
+    }
+    const limited = forbidden(
+      {
+        status: 403,
+        headers: {},
+        data: { error: { errors: [{ reason: 'userRateLimitExceeded' }], message: 'slow down' } },
+      },
+      'x',
+    );
+    expect(limited).toBeInstanceOf(RetryableError);
   });
 });

@@ -29,11 +29,20 @@ export class GraphClient {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    const res = await this.http.get<{ value?: GraphUser[] }>('/v1.0/users', {
+    const res = await this.http.get<unknown>('/v1.0/users', {
       params: { $filter: `mail eq ${odataString(email)}`, $select: 'id,userPrincipalName' },
       signal,
     });
-    const found = (res.data?.value ?? []).filter((u) => typeof u.id === 'string');
+    const value = (res.data as { value?: unknown } | null | undefined)?.value;
+    if (!Array.isArray(value)) {
+      // Read as "nobody", a gateway's page would dead-letter a leaver as unknown; say what came.
+      throw new PermanentError('Microsoft Graph answered the user search without a value list', {
+        code: 'SSF_ERR_GRAPH_RESPONSE',
+      });
+    }
+    const found = value.filter(
+      (u): u is GraphUser => typeof u === 'object' && u !== null && typeof (u as GraphUser).id === 'string',
+    );
     if (found.length > 1) {
       throw new PermanentError(
         `${found.length} Entra users have the mail ${email}; cannot tell which one is meant`,

@@ -434,6 +434,22 @@ describe('microsoft-graph: failures', () => {
     expect(h.logText()).not.toContain('wrong-secret-value-0000');
   });
 
+  it('a user search answered without a value list is a permanent error, not a TypeError retried for days', async () => {
+    const h = await start();
+    const search = (r: FakeRequest) => r.method === 'GET' && r.path === '/v1.0/users';
+    for (const body of [{ value: { id: 'x' } }, { message: 'welcome' }]) {
+      graph.api.inject({ status: 200, body }, search);
+      const result = await h.attempt(draft('caep.session-revoked', 'odd.answer@contoso.com'));
+      expect(result, JSON.stringify(body)).toMatchObject({ ok: false, class: 'permanent' });
+      if (!result.ok) expect(result.error.message).toContain('without a value list');
+    }
+    graph.api.inject({ status: 200, body: { value: [null, { id: 42 }] } }, search);
+    const nobody = await h.attempt(draft('caep.session-revoked', 'odd.answer@contoso.com'));
+    expect(nobody).toMatchObject({ ok: false, class: 'permanent' });
+    if (!nobody.ok)
+      expect(nobody.error.message).toContain('no Entra user has the UPN or mail odd.answer@contoso.com');
+  });
+
   it('403 Authorization_RequestDenied (missing permission) is a credential failure', async () => {
     graph.add('dana.lee@contoso.com');
     graph.api.inject(

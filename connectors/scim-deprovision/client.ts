@@ -29,18 +29,47 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof PermanentError && err.detail?.status === 404;
 }
 
+/** A 400 whose SCIM error says the filter is not supported (RFC 7644 §3.12 scimType invalidFilter). */
+function isInvalidFilter(err: unknown): boolean {
+  return (
+    err instanceof PermanentError && err.detail?.status === 400 && /invalidFilter/.test(String(err.message))
+  );
+}
+
 export class ScimClient {
   constructor(private readonly http: HttpClient) {}
 
+  /**
+   * The users a filter finds (RFC 7644 §3.4.2). An answer that is no ListResponse (an empty
+   * body, a gateway's page, Resources that are not user objects) is a permanent error: read as
+   * "nobody", it would report a leaver as handled while nothing happened.
+   */
   async #search(filter: string, signal: AbortSignal): Promise<ScimUser[]> {
-    const res = await this.http.get<ListResponse>('/Users', { params: { filter }, signal });
-    return (res.data?.Resources ?? []).filter((u) => typeof u?.id === 'string');
+    const res = await this.http.get<unknown>('/Users', { params: { filter }, signal });
+    const list = res.data as ListResponse | undefined;
+    const resources = list !== null && typeof list === 'object' ? list.Resources : undefined;
+    const total = list !== null && typeof list === 'object' ? list.totalResults : undefined;
+    if (resources === undefined && total === 0) return [];
+    if (!Array.isArray(resources) || resources.some((u) => typeof (u as ScimUser | null)?.id !== 'string')) {
+      throw new PermanentError(
+        'the SCIM search answered without a ListResponse of users (Resources with ids); is base_url the SCIM endpoint?',
+        { code: 'SSF_ERR_SCIM_RESPONSE' },
+      );
+    }
+    return resources as ScimUser[];
   }
 
   /** The user whose userName is `name`, else whose email is; undefined when there is none. */
   async find(name: string, signal: AbortSignal): Promise<ScimUser | undefined> {
     let found = await this.#search(`userName eq ${scimString(name)}`, signal);
-    if (found.length === 0) found = await this.#search(`emails[value eq ${scimString(name)}]`, signal);
+    if (found.length === 0) {
+      // Many SCIM servers filter on userName and externalId only: a refused email filter means
+      // this server cannot find the user by email, and the userName search found nobody.
+      found = await this.#search(`emails[value eq ${scimString(name)}]`, signal).catch((err: unknown) => {
+        if (isInvalidFilter(err)) return [];
+        throw err;
+      });
+    }
     if (found.length > 1) {
       throw new PermanentError(`${found.length} SCIM users match ${name}; cannot tell which one is meant`, {
         code: 'SSF_ERR_OUTBOUND_AMBIGUOUS_USER',

@@ -168,6 +168,40 @@ describe('scim-deprovision: deactivation', () => {
     expect(patches()).toHaveLength(1);
   });
 
+  it('RFC 7644 §3.4.2: an answer that is no ListResponse is a permanent error, never "nobody, nothing to do"', async () => {
+    scim.add('dana.lee@example.com');
+    const h = await start();
+    const search = (r: FakeRequest) => r.method === 'GET';
+    for (const body of [
+      '',
+      '{"message":"welcome to the portal"}',
+      '{"totalResults":1,"Resources":{"id":"x"}}',
+      '{"totalResults":1,"Resources":[null]}',
+    ]) {
+      scim.api.inject({ status: 200, headers: { 'content-type': 'application/json' }, body }, search);
+      const result = await h.attempt(draft('risc.account-disabled'));
+      expect(result, body).toMatchObject({ ok: false, class: 'permanent' });
+      if (!result.ok)
+        expect(result.error.message).toContain('the SCIM search answered without a ListResponse of users');
+    }
+    expect(patches()).toHaveLength(0);
+  });
+
+  it('a server that refuses the emails filter (invalidFilter) has no such user: nothing to do', async () => {
+    const h = await start();
+    scim.api.inject(
+      {
+        status: 400,
+        body: { schemas: [ERROR], status: '400', scimType: 'invalidFilter', detail: 'Unsupported filter' },
+      },
+      (r) => r.method === 'GET' && (r.query.filter ?? '').startsWith('emails['),
+    );
+    expect(await h.attempt(draft('risc.account-disabled', 'gone@example.com'))).toMatchObject({
+      ok: true,
+      receipt: { detail: 'no SCIM user has the userName or email gone@example.com; nothing to do' },
+    });
+  });
+
   it('skips users already inactive; a 404 on the PATCH means already gone; two matches are refused', async () => {
     scim.add('dana.lee@example.com', 'dana.lee@example.com', false);
     const h = await start();
