@@ -3,6 +3,7 @@
  * rate limits with 403 as well as 429, told apart from permission errors by the error reason.
  */
 import {
+  pathSegment,
   PermanentError,
   RetryableError,
   type HttpClient,
@@ -56,13 +57,13 @@ export class DirectoryClient {
 
   /** users.signOut: ends the user's web and device sessions and resets their sign-in cookies. */
   signOut(userKey: string, signal: AbortSignal): Promise<number> {
-    const path = `/admin/directory/v1/users/${encodeURIComponent(userKey)}/signOut`;
+    const path = `/admin/directory/v1/users/${pathSegment(userKey, { escapeAll: true })}/signOut`;
     return this.#call('POST', path, undefined, `signing out ${userKey}`, signal);
   }
 
   /** users.patch `{suspended: true}`. */
   suspend(userKey: string, signal: AbortSignal): Promise<number> {
-    const path = `/admin/directory/v1/users/${encodeURIComponent(userKey)}`;
+    const path = `/admin/directory/v1/users/${pathSegment(userKey, { escapeAll: true })}`;
     return this.#call('PATCH', path, { suspended: true }, `suspending ${userKey}`, signal);
   }
 }

@@ -4,6 +4,8 @@
  * only in X-Rate-Limit-Reset, so those answers are read here and turned into waits.
  */
 import {
+  parseRetryAfter,
+  pathSegment,
   PermanentError,
   RetryableError,
   type HttpClient,
@@ -22,8 +24,9 @@ interface OktaUser {
 
 /** Milliseconds until Okta's rate-limit window resets (Retry-After wins when present). */
 export function oktaRetryAfterMs(headers: Record<string, string>, nowMs: number): number | undefined {
-  const retryAfter = Number(headers['retry-after']);
-  if (Number.isFinite(retryAfter) && retryAfter >= 0) return Math.min(retryAfter * 1000, MAX_WAIT_MS);
+  // Seconds or an HTTP date (RFC 9110 §10.2.3).
+  const retryAfter = parseRetryAfter(headers['retry-after'], nowMs, MAX_WAIT_MS);
+  if (retryAfter !== undefined) return retryAfter;
   const reset = Number(headers['x-rate-limit-reset']);
   if (!Number.isFinite(reset) || reset <= 0) return undefined;
   return Math.min(Math.max(reset * 1000 - nowMs, 0), MAX_WAIT_MS);
@@ -39,16 +42,8 @@ function throwIfLimited(res: HttpResponse<unknown>, what: string, nowMs: number)
   });
 }
 
-/**
- * A path segment with only what a segment cannot hold escaped: "@", "+" and the other sub-delims
- * stay as they are (RFC 3986 §3.3). Okta decodes the path before comparing it with a DPoP
- * proof's `htu`, so a login escaped as `dana%40example.com` would fail the proof.
- */
-export function pathSegment(value: string): string {
-  return encodeURIComponent(value).replace(/%(40|2B|24|26|2C|3B|3D|3A)/g, (escaped) =>
-    decodeURIComponent(escaped),
-  );
-}
+// Path segments keep "@" (pathSegment): Okta decodes the path before comparing it with a DPoP
+// proof's `htu`, so a login escaped as `dana%40example.com` would fail the proof.
 
 export function isStatus(err: unknown, status: number): boolean {
   return err instanceof PermanentError && err.detail?.status === status;

@@ -272,6 +272,14 @@ describe('okta-universal-logout: failures', () => {
     const limited = await h.attempt(draft());
     expect(limited).toMatchObject({ ok: false, class: 'retryable' });
     if (!limited.ok) expect(limited.error.retryAfterMs).toBeGreaterThan(25_000);
+    // RFC 9110 §10.2.3: Retry-After as an HTTP date is honoured like seconds.
+    okta.api.inject(
+      { status: 429, headers: { 'retry-after': new Date(Date.now() + 90_000).toUTCString() } },
+      (r) => r.path === GTR,
+    );
+    const dated = await h.attempt(draft());
+    if (!dated.ok) expect(dated.error.retryAfterMs).toBeGreaterThan(80_000);
+    expect(dated.ok).toBe(false);
     okta.api.inject({ status: 429 }, (r) => r.path === GTR);
     const bare = await h.attempt(draft());
     if (!bare.ok) expect(bare.error.retryAfterMs).toBeUndefined();
@@ -280,7 +288,7 @@ describe('okta-universal-logout: failures', () => {
     expect(await h.attempt(draft())).toMatchObject({ ok: false, class: 'retryable' });
     okta.api.inject({ status: 204, delayMs: 1_000 }, (r) => r.path === GTR);
     expect(await h.attempt(draft())).toMatchObject({ ok: false, class: 'retryable' });
-    expect(await h.counter('okta_universal_logout_revocations_total', { outcome: 'retryable' })).toBe(4);
+    expect(await h.counter('okta_universal_logout_revocations_total', { outcome: 'retryable' })).toBe(5);
   });
 
   it('a user deleted after lookup: 404 is permanent and the cached id is dropped', async () => {

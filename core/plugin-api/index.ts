@@ -22,6 +22,8 @@ export { callbackLogger, type LogLevelName } from './logger.ts';
 export { duration, parseDuration } from './duration.ts';
 export { MAX_EVENT_NESTING, nestsDeeperThan } from './json-depth.ts';
 export { isEmailAddress, usableEmail } from '../ssf/subjects.ts';
+export { parseRetryAfter } from '../http/retry-after.ts';
+export { pathSegment } from './path-segment.ts';
 export { classifyPushResponse, parsePushError, type PushResponse, type PushClassifyOptions } from './push.ts';
 export type * from './types.ts';
 export * from './mapping.ts';
