@@ -4,7 +4,7 @@
  * the last level sent for the subject, a reason is supplied where Okta requires one, and device
  * identifiers are left out unless the operator opts in.
  */
-import type { EventDraft, SubjectIdentifier } from '../../core/plugin-api/index.ts';
+import { matchableIdentifier, type EventDraft, type SubjectIdentifier } from '../../core/plugin-api/index.ts';
 import {
   ACCOUNT_DISABLED,
   CAEP,
@@ -88,12 +88,15 @@ export function riskSubject(
           : 'device'
         : undefined;
   if (!kind) return undefined;
-  const subject =
+  const member =
     draft.subject.format === 'complex'
       ? (draft.subject[kind] as SubjectIdentifier | undefined)
       : kind === 'user'
         ? userSubject(draft.subject)
         : draft.subject;
+  // The identifier the okta-itp profile sends (an aliases subject's email): the level Okta holds
+  // is remembered under it (connector.ts), so it must be looked up under it too.
+  const subject = member && matchableIdentifier(member);
   return subject ? { kind, subject } : undefined;
 }
 

@@ -135,6 +135,24 @@ describe('okta-itp: what Okta receives', () => {
     const other = { format: 'email', email: 'lee.park@example.com' };
     expect((await h.attempt(draft('caep.risk-level-change', high, other))).ok).toBe(true);
     expect(lastAccepted().event).toMatchObject({ current_level: 'high', previous_level: 'none' });
+
+    // An aliases subject (HR sources) is sent as its email, and its level is found under it.
+    const aliases = {
+      format: 'aliases',
+      identifiers: [
+        { format: 'iss_sub', iss: 'https://hr.example', sub: 'E-4581' },
+        { format: 'email', email: 'kim.ho@example.com' },
+      ],
+    };
+    const medium = { principal: 'USER', current_level: 'MEDIUM', risk_reason: 'r' };
+    expect((await h.attempt(draft('caep.risk-level-change', medium, aliases))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({ current_level: 'medium', previous_level: 'none' });
+    expect((await h.attempt(draft('caep.risk-level-change', high, aliases))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({
+      subject: { user: { format: 'email', email: 'kim.ho@example.com' } },
+      current_level: 'high',
+      previous_level: 'medium',
+    });
   });
 
   it('a retried delivery keeps its previous_level: the level is recorded only once Okta accepted the SET', async () => {
