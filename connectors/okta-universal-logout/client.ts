@@ -71,7 +71,9 @@ export class OktaClient {
       if (!isStatus(err, 404)) throw err;
     }
     const search = await this.http.get<OktaUser[]>('/api/v1/users', {
-      params: { search: `profile.email eq "${email.replace(/["\\]/g, '')}"` },
+      // A SCIM filter string (Okta's search syntax): quotes and backslashes escaped, never dropped,
+      // which would search for, and act on, another mailbox.
+      params: { search: `profile.email eq "${email.replace(/["\\]/g, (c) => `\\${c}`)}"` },
       acceptStatuses: [429],
       signal,
     });

@@ -94,6 +94,12 @@ describe('okta-universal-logout: Global Token Revocation', () => {
     expect((await h.attempt(byEmail('lee.park@example.com'))).ok).toBe(true);
     expect(calls('/api/v1/users')[0]?.query).toEqual({ search: 'profile.email eq "lee.park@example.com"' });
     expect(okta.revocations.at(-1)).toEqual({ format: 'opaque', id: lee.id });
+    // A quoted local part is searched as itself, its quotes and backslashes escaped.
+    const quoted = String.raw`"dana\\"@example.com`;
+    await h.attempt(byEmail(quoted));
+    expect(calls('/api/v1/users').at(-1)?.query).toEqual({
+      search: String.raw`profile.email eq "\"dana\\\\\"@example.com"`,
+    });
     const nobody = await h.attempt(byEmail('nobody@example.com'));
     expect(nobody).toMatchObject({ ok: false, class: 'permanent' });
     if (!nobody.ok)
