@@ -6,7 +6,7 @@ interface GraphUser {
   userPrincipalName?: string;
 }
 
-function isNotFound(err: unknown): boolean {
+export function isNotFound(err: unknown): boolean {
   return err instanceof PermanentError && err.detail?.status === 404;
 }
 

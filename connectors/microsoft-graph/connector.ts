@@ -10,7 +10,7 @@ import {
   subjectFormats,
   userEmail,
 } from '../_shared/outbound-common.ts';
-import { GraphClient } from './client.ts';
+import { GraphClient, isNotFound } from './client.ts';
 import type { GraphConfig } from './config.ts';
 import { Pacer } from './pacer.ts';
 import { entraAuth } from '../_shared/entra-auth.ts';
@@ -57,7 +57,21 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
     ['action', 'outcome'],
   );
 
-  async function objectId(set: SignedSet, signal: AbortSignal): Promise<string> {
+  /**
+   * Acts on the subject's Entra user. A 404 from the action drops the cached object id: the user
+   * may have been deleted and made again under the same UPN, and is looked up afresh next time.
+   */
+  async function onUser<T>(set: SignedSet, signal: AbortSignal, act: (id: string) => Promise<T>): Promise<T> {
+    const { id, key } = await objectId(set, signal);
+    try {
+      return await act(id);
+    } catch (err) {
+      if (isNotFound(err)) ids.delete(key);
+      throw err;
+    }
+  }
+
+  async function objectId(set: SignedSet, signal: AbortSignal): Promise<{ id: string; key: string }> {
     const email = userEmail(set.subject);
     if (!email) {
       throw refuse(
@@ -69,7 +83,7 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
     const id = ids.get(key) ?? (await graph.userIdFor(email, signal));
     if (!id || !OBJECT_ID.test(id)) throw refuse(NAME, `no Entra user has the UPN or mail ${email}`);
     ids.set(key, id);
-    return id;
+    return { id, key };
   }
 
   const revoke = (id: string, signal: AbortSignal) =>
@@ -82,15 +96,16 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
     async deliver(set, signal) {
       switch (set.eventType) {
         case SESSION_REVOKED: {
-          const status = await revoke(await objectId(set, signal), signal);
+          const status = await onUser(set, signal, (id) => revoke(id, signal));
           return { status, detail: 'sign-in sessions revoked' };
         }
         case ACCOUNT_DISABLED: {
-          const id = await objectId(set, signal);
-          if (config.disable_account) {
-            await counted(actions, { action: 'disable_account' }, () => graph.disable(id, signal));
-          }
-          const status = await revoke(id, signal);
+          const status = await onUser(set, signal, async (id) => {
+            if (config.disable_account) {
+              await counted(actions, { action: 'disable_account' }, () => graph.disable(id, signal));
+            }
+            return revoke(id, signal);
+          });
           return {
             status,
             detail: config.disable_account ? 'account disabled, sessions revoked' : 'sessions revoked',
@@ -99,9 +114,10 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
         case RISK_LEVEL_CHANGE: {
           const why = riskRefusal(set.event, config.confirm_compromised);
           if (why) throw refuse(NAME, why);
-          const id = await objectId(set, signal);
-          const status = await counted(actions, { action: 'confirm_compromised' }, () =>
-            identityProtection.run(() => graph.confirmCompromised(id, signal), signal),
+          const status = await onUser(set, signal, (id) =>
+            counted(actions, { action: 'confirm_compromised' }, () =>
+              identityProtection.run(() => graph.confirmCompromised(id, signal), signal),
+            ),
           );
           return { status, detail: 'user confirmed compromised in Identity Protection' };
         }

@@ -434,6 +434,20 @@ describe('microsoft-graph: failures', () => {
     expect(h.logText()).not.toContain('wrong-secret-value-0000');
   });
 
+  it('a user deleted and made again under the same UPN: the 404 drops the cached id, the next delivery finds the new user', async () => {
+    const first = graph.add('rehired@contoso.com');
+    const h = await start();
+    expect((await h.attempt(draft('caep.session-revoked', 'rehired@contoso.com'))).ok).toBe(true);
+    graph.users.splice(graph.users.indexOf(first), 1);
+    const again = graph.add('rehired@contoso.com');
+    expect(await h.attempt(draft('caep.session-revoked', 'rehired@contoso.com'))).toMatchObject({
+      ok: false,
+      class: 'permanent',
+    });
+    expect((await h.attempt(draft('caep.session-revoked', 'rehired@contoso.com'))).ok).toBe(true);
+    expect(graph.revoked).toEqual([first.id, again.id]);
+  });
+
   it('a user search answered without a value list is a permanent error, not a TypeError retried for days', async () => {
     const h = await start();
     const search = (r: FakeRequest) => r.method === 'GET' && r.path === '/v1.0/users';
