@@ -118,6 +118,15 @@ describe('webhook: the signed JSON contract', () => {
 });
 
 describe('webhook: outcomes', () => {
+  it('a POST redirected to a sign-in page (302) is not delivered: permanent, and the page is never fetched', async () => {
+    const h = await start();
+    receiver.inject({ status: 302, headers: { location: `${receiver.url}/login` } });
+    const outcome = await h.attempt(leaver);
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    if (!outcome.ok) expect(outcome.error.code).toBe('SSF_ERR_HTTP_REDIRECT');
+    expect(receiver.requests.filter((r) => r.path === '/login')).toEqual([]);
+  });
+
   it('a receiver that refuses the signature (401) flags the credentials; 403 too', async () => {
     const h = await start({ signing_secret: 'not-the-shared-secret-0000' });
     expect(await h.attempt(leaver)).toMatchObject({ ok: false, class: 'credentials' });
