@@ -173,9 +173,6 @@ export interface LeaverOutcome {
   ignored?: string;
 }
 
-/** A usable email address, trimmed; undefined for blanks and values that are not addresses. */
-export const cleanEmail = usableEmail;
-
 function sameIdentifier(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
 }
@@ -344,21 +341,21 @@ export function applyWorker(
 ): LeaverOutcome {
   const id = worker.id;
   const prev = state.workers[id];
-  const email = cleanEmail(worker.email) ?? prev?.email;
+  const email = usableEmail(worker.email) ?? prev?.email;
   const username = worker.username?.trim() || prev?.username;
   const events: EventDraft[] = [];
   const notes: string[] = [];
 
-  const oldEmail = prev?.email ?? cleanEmail(worker.previousEmail);
-  const newEmail = cleanEmail(worker.email);
+  const oldEmail = prev?.email ?? usableEmail(worker.previousEmail);
+  const newEmail = usableEmail(worker.email);
   if (oldEmail && newEmail && !sameIdentifier(oldEmail, newEmail)) {
     events.push(identifierChanged(id, oldEmail, newEmail, 'email'));
   }
   const oldUser = prev?.username;
   const newUser = worker.username?.trim();
   if (oldUser && newUser && !sameIdentifier(oldUser, newUser)) {
-    const from = cleanEmail(oldUser);
-    const to = cleanEmail(newUser);
+    const from = usableEmail(oldUser);
+    const to = usableEmail(newUser);
     if (from && to) events.push(identifierChanged(id, from, to, 'username'));
     else notes.push('username changed, but RISC identifier-changed takes only email or phone subjects');
   }
@@ -465,7 +462,7 @@ export function applyDeletion(
   delete state.pending[`${employeeId}:terminate`];
   delete state.pending[`${employeeId}:purge`];
   if (prev?.status === 'deleted') return { events: [], ignored: 'employee already purged' };
-  const email = prev?.email ?? cleanEmail(emailHint);
+  const email = prev?.email ?? usableEmail(emailHint);
   if (!prev && !email) return { events: [], ignored: 'deleted employee was never seen and has no email' };
   const at = observedAt ? earlier(new Date(observedAt), now).toISOString() : undefined;
   const purge = purgeEvent(employeeId, email, 'deleted', at, policy);

@@ -1,9 +1,8 @@
-import { PermanentError, z, type MappingResult } from '../../core/plugin-api/index.ts';
+import { PermanentError, usableEmail, z, type MappingResult } from '../../core/plugin-api/index.ts';
 import type { CsvDropConfig } from './config.ts';
 import { CsvError, parseCsv } from './csv.ts';
 import {
   applyWorker,
-  cleanEmail,
   emptyHrState,
   hrDate,
   hrStateShape,
@@ -86,10 +85,10 @@ export function readExport(text: string, config: CsvDropConfig): HrWorker[] {
     const status = values.get(rawStatus.toLowerCase());
     if (!status) problems.push(`line ${line}: ${c.status} "${rawStatus}" is not a known status`);
     const email = get(c.email);
-    if (email && !cleanEmail(email))
+    if (email && !usableEmail(email))
       problems.push(`line ${line}: ${c.email} "${email}" is not an email address`);
     const previous = get(c.previous_email);
-    if (previous && !cleanEmail(previous)) {
+    if (previous && !usableEmail(previous)) {
       problems.push(`line ${line}: ${c.previous_email} "${previous}" is not an email address`);
     }
     let effective: string | undefined;

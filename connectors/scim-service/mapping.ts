@@ -47,8 +47,6 @@ export interface ScimResult {
   ignored?: string;
 }
 
-const asEmail = usableEmail;
-
 /** The primary email (else the work one, else the first), or the userName when it is an email. */
 export function primaryEmail(user: Resource): string | undefined {
   const emails = getAttr(user, 'emails');
@@ -56,12 +54,12 @@ export function primaryEmail(user: Resource): string | undefined {
     ? (emails.filter((e) => typeof e === 'object' && e !== null) as Resource[])
     : [];
   const pick =
-    list.find((e) => getAttr(e, 'primary') === true && asEmail(getAttr(e, 'value'))) ??
+    list.find((e) => getAttr(e, 'primary') === true && usableEmail(getAttr(e, 'value'))) ??
     list.find(
-      (e) => String(getAttr(e, 'type') ?? '').toLowerCase() === 'work' && asEmail(getAttr(e, 'value')),
+      (e) => String(getAttr(e, 'type') ?? '').toLowerCase() === 'work' && usableEmail(getAttr(e, 'value')),
     ) ??
-    list.find((e) => asEmail(getAttr(e, 'value')));
-  return asEmail(pick ? getAttr(pick, 'value') : undefined) ?? asEmail(getAttr(user, 'userName'));
+    list.find((e) => usableEmail(getAttr(e, 'value')));
+  return usableEmail(pick ? getAttr(pick, 'value') : undefined) ?? usableEmail(getAttr(user, 'userName'));
 }
 
 export function subjectOf(user: Resource, config: ScimServiceConfig): SubjectIdentifier | undefined {
@@ -105,8 +103,8 @@ export function changeEvents(
     typeof newName === 'string' &&
     oldName.toLowerCase() !== newName.toLowerCase()
   ) {
-    const from = asEmail(oldName);
-    const to = asEmail(newName);
+    const from = usableEmail(oldName);
+    const to = usableEmail(newName);
     if (from && to) {
       if (
         !pairs.some(

@@ -166,8 +166,7 @@ function sendTarget(options: SendOptions): { timeoutMs: number } {
 }
 
 /** RFC 8935 §2.1 push: POST the SET alone, as application/secevent+jwt, expecting 202. */
-async function push(set: MintedSet, options: SendOptions, io: CliIo): Promise<void> {
-  const { timeoutMs } = sendTarget(options);
+async function push(set: MintedSet, options: SendOptions, timeoutMs: number, io: CliIo): Promise<void> {
   let response: Response;
   try {
     response = await fetch(options.to, {
@@ -237,8 +236,8 @@ export function registerEvents(program: Command, io: CliIo): void {
     .option('--auth <header>', 'Authorization header value, sent verbatim (e.g. "Bearer …")')
     .option('--timeout <duration>', 'how long to wait for the receiver', '30s')
     .action(async (options: SendOptions) => {
-      sendTarget(options);
+      const { timeoutMs } = sendTarget(options);
       const set = await mintFromOptions(options, io);
-      await push(set, options, io);
+      await push(set, options, timeoutMs, io);
     });
 }
