@@ -18,9 +18,10 @@ import type {
   Logger,
 } from '../plugin-api/types.ts';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import { registerSecretValue, registeredSecretValues } from '../plugin-api/secret.ts';
+import { registeredSecretValues } from '../plugin-api/secret.ts';
 import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome } from './classify.ts';
 import {
+  basicAuthorization,
   buildSessionTokenRequest,
   buildTokenRequest,
   classifyTokenOutcome,
@@ -562,11 +563,8 @@ class NodeHttpClient implements HttpClient {
     switch (auth?.type) {
       case 'bearer':
         return { authorization: `Bearer ${auth.token.reveal()}` };
-      case 'basic': {
-        const basic = Buffer.from(`${auth.username}:${auth.password.reveal()}`).toString('base64');
-        registerSecretValue(basic);
-        return { authorization: `Basic ${basic}` };
-      }
+      case 'basic':
+        return { authorization: basicAuthorization(auth.username, auth.password.reveal()) };
       case 'header':
         return { [auth.name]: auth.value.reveal() };
       default:

@@ -103,16 +103,27 @@ export function parseTokenResponse(body: string, nowMs: number, proofSent = fals
       `the token endpoint issued a "${String(fields['token_type'])}" token; only bearer and DPoP tokens are supported`,
     );
   }
-  registerSecretValue(token);
   const expiresIn = Number(fields['expires_in']);
   const lifetimeMs =
     Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : DEFAULT_TOKEN_LIFETIME_MS;
+  return { ...accessToken(token, nowMs, lifetimeMs), ...(dpop ? { dpop: true as const } : {}) };
+}
+
+/** A token valid for `lifetimeMs` from `nowMs`, registered so the logger scrubs it. */
+function accessToken(value: string, nowMs: number, lifetimeMs: number): AccessToken {
+  registerSecretValue(value);
   return {
-    value: token,
+    value,
     expiresAtMs: nowMs + lifetimeMs,
     refreshAtMs: nowMs + lifetimeMs - refreshMarginMs(lifetimeMs),
-    ...(dpop ? { dpop: true as const } : {}),
   };
+}
+
+/** `Authorization: Basic …` for a user and password, registered so the logger scrubs it. */
+export function basicAuthorization(username: string, password: string): string {
+  const basic = Buffer.from(`${username}:${password}`).toString('base64');
+  registerSecretValue(basic);
+  return `Basic ${basic}`;
 }
 
 /** OAuth error codes (RFC 6749 §5.2) that mean our credentials or grant are not accepted. */
@@ -203,11 +214,12 @@ export type SessionTokenAuth = Extract<HttpAuth, { type: 'basic_session_token' }
 
 /** Basic credentials exchanged for a session token (Jamf Pro's `POST /api/v1/auth/token`). */
 export function buildSessionTokenRequest(auth: SessionTokenAuth): TokenRequest {
-  const basic = Buffer.from(`${auth.username}:${auth.password.reveal()}`).toString('base64');
-  registerSecretValue(basic);
   return {
     url: auth.tokenUrl,
-    headers: { authorization: `Basic ${basic}`, accept: 'application/json' },
+    headers: {
+      authorization: basicAuthorization(auth.username, auth.password.reveal()),
+      accept: 'application/json',
+    },
     body: '',
     parse: parseSessionTokenResponse,
   };
@@ -234,13 +246,8 @@ export function parseSessionTokenResponse(body: string, nowMs: number): AccessTo
       `the session token endpoint's answer has no token (fields: ${Object.keys(fields).join(', ') || 'none'})`,
     );
   }
-  registerSecretValue(token);
   const expires = typeof fields['expires'] === 'string' ? Date.parse(fields['expires']) : Number.NaN;
   const lifetimeMs =
     Number.isFinite(expires) && expires > nowMs ? expires - nowMs : DEFAULT_TOKEN_LIFETIME_MS;
-  return {
-    value: token,
-    expiresAtMs: nowMs + lifetimeMs,
-    refreshAtMs: nowMs + lifetimeMs - refreshMarginMs(lifetimeMs),
-  };
+  return accessToken(token, nowMs, lifetimeMs);
 }
