@@ -3,7 +3,7 @@
  * how a detection becomes a risk level and which subject it is sent about. Every threshold and
  * choice of the default mapping is here, so each instance can change it.
  */
-import { secret, z } from '../../core/plugin-api/index.ts';
+import { secret, z, type InstanceReference } from '../../core/plugin-api/index.ts';
 
 export const RISK_LEVELS = ['LOW', 'MEDIUM', 'HIGH'] as const;
 export type RiskLevel = (typeof RISK_LEVELS)[number];
@@ -37,6 +37,15 @@ export const subjectsSchema = z
       description:
         "Adds the vendor's device id to the subject as `{format: complex, user, device}`. Turn off for receivers that cannot match devices.",
     }),
+    device_owners: z
+      .array(z.string().min(1))
+      .max(20)
+      .default([])
+      .refine((ids) => new Set(ids).size === ids.length, { message: 'names an instance twice' })
+      .meta({
+        description:
+          "Ids of this bridge's MDM instances (jamf-pro, intune, kandji) whose device records name each device's assigned user. A record whose user neither its user principal name nor `user_aliases` resolves gets the user its device (looked up by host name and device id) is assigned to. Devices assigned to different users give no user: nothing is guessed. Empty (default): not looked up.",
+      }),
     unresolved_user: z.enum(['skip', 'device']).default('skip').meta({
       description:
         '`skip` (default): a record whose user cannot be resolved produces no event and is counted as `subject_unresolved`. `device`: it produces a device-only event (principal DEVICE) when the record names a device.',
@@ -46,6 +55,15 @@ export const subjectsSchema = z
   .meta({ description: 'How the subject of each event is resolved.' });
 
 export type SubjectsConfig = z.output<typeof subjectsSchema>;
+
+/** The MDM instances `subjects.device_owners` names, checked when the config loads. */
+export function deviceOwnerReferences(config: { subjects: SubjectsConfig }): InstanceReference[] {
+  return config.subjects.device_owners.map((instance, index) => ({
+    path: ['subjects', 'device_owners', index],
+    instance,
+    needs: 'device-records',
+  }));
+}
 
 const percent = (description: string, fallback: number) =>
   z.number().int().min(0).max(100).default(fallback).meta({ description });

@@ -1,12 +1,14 @@
 /**
  * Maps a batch of vendor records for an EDR connector instance and accounts for every record:
  * mapped, ignored (with its reason code) or rejected as malformed. A malformed record is logged
- * and skipped; it never stops the instance or the rest of its batch.
+ * and skipped; it never stops the instance or the rest of its batch. When the instance names MDM
+ * instances in `subjects.device_owners`, one snapshot of their device records serves the batch.
  */
 import {
   isBridgeError,
-  type ConnectorContext,
+  type DeviceOwnerLookup,
   type EventDraft,
+  type InboundContext,
   type MappingResult,
 } from '../../core/plugin-api/index.ts';
 import { ignoredCode } from './edr-mapping.ts';
@@ -19,8 +21,11 @@ export interface IntakeResult {
 }
 
 export interface Intake {
-  /** Maps records; `describe` names a record in logs (its id), when it can be read. */
-  map(records: readonly unknown[]): IntakeResult;
+  /**
+   * Maps records; `describe` names a record in logs (its id), when it can be read. Rejects
+   * (retryable) only when the device records cannot be read: nothing of the batch is lost.
+   */
+  map(records: readonly unknown[]): Promise<IntakeResult>;
   /** Counts records skipped before mapping (e.g. already processed in the overlap window). */
   skipped(reason: string, count: number): void;
   /** Counts records rejected before mapping (e.g. a stream record that is not JSON). */
@@ -28,9 +33,10 @@ export interface Intake {
 }
 
 export function createIntake(
-  ctx: ConnectorContext,
-  mapRecord: (record: unknown) => MappingResult,
+  ctx: InboundContext,
+  mapRecord: (record: unknown, owners: DeviceOwnerLookup | undefined) => MappingResult,
   describe: (record: unknown) => string | undefined,
+  deviceOwners: readonly string[] = [],
 ): Intake {
   const records = ctx.metrics.counter(
     'edr_records_total',
@@ -38,12 +44,14 @@ export function createIntake(
     ['outcome', 'reason'],
   );
   return {
-    map(batch) {
+    async map(batch) {
       const out: IntakeResult = { events: [], mapped: 0, ignored: 0, rejected: [] };
+      const owners =
+        deviceOwners.length > 0 && batch.length > 0 ? await ctx.devices.owners(deviceOwners) : undefined;
       batch.forEach((record, index) => {
         let result: MappingResult;
         try {
-          result = mapRecord(record);
+          result = mapRecord(record, owners);
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           if (!isBridgeError(err))

@@ -4,7 +4,9 @@
  * ignored reason) by the same rules everywhere:
  *
  * - risk level by severity; below `min_level` → ignored;
- * - user resolved from explicit UPN fields, then the static alias map; never guessed;
+ * - user resolved from explicit UPN fields, then the static alias map, then (when
+ *   `subjects.device_owners` names MDM instances) the device's assigned user in their records;
+ *   never guessed;
  * - unresolved user → device-only event when allowed, else ignored as `subject_unresolved`;
  * - critical + contained host → also `caep.session-revoked`; credential theft → also
  *   `risc.credential-compromise`; all of one detection share one `txn`;
@@ -12,6 +14,8 @@
  */
 import {
   PermanentError,
+  type DeviceOwner,
+  type DeviceOwnerLookup,
   type EventDraft,
   type MappingResult,
   type Severity,
@@ -70,6 +74,8 @@ export interface Detection {
   deviceId?: string | undefined;
   /** The device's own risk, when the vendor grades it (Graph deviceEvidence.riskScore). */
   deviceRisk?: RiskLevel | undefined;
+  /** More names of the device an MDM may know it by (an Entra device id, a DNS name). */
+  deviceNames?: Array<string | null | undefined>;
 }
 
 const RANK: Record<RiskLevel, number> = { LOW: 0, MEDIUM: 1, HIGH: 2 };
@@ -211,6 +217,25 @@ interface Target {
   level: RiskLevel;
   /** Set when the device's own risk, not the detection's severity, chose the level. */
   deviceRisk?: RiskLevel;
+  /** Set when the user is the device's assigned user in an MDM's records. */
+  owner?: DeviceOwner;
+}
+
+/** The device's assigned user by the MDM records, or why there is none (for messages). */
+function deviceOwner(
+  d: Detection,
+  owners: DeviceOwnerLookup | undefined,
+): { owner?: DeviceOwner; why?: string } {
+  if (!owners) return {};
+  const names = [d.host, d.deviceId, ...(d.deviceNames ?? [])];
+  if (!names.some((n) => typeof n === 'string' && n.trim() !== '')) return {};
+  const answer = owners(names);
+  if (answer.found === 'owner') return { owner: answer.owner };
+  if (answer.found === 'ambiguous') {
+    const who = answer.owners.map((o) => `${o.email} in ${o.instance}`).join(', ');
+    return { why: `the device records name different users (${who})` };
+  }
+  return { why: 'no device record in subjects.device_owners names its user' };
 }
 
 type TargetResult = { ok: true; target: Target } | { ok: false; result: MappingResult };
@@ -220,11 +245,16 @@ function chooseTarget(
   level: RiskLevel,
   subjects: SubjectsConfig,
   min: RiskLevel,
+  owners: DeviceOwnerLookup | undefined,
 ): TargetResult {
   const email = resolveUser(d.upns, d.accounts, subjects);
+  const assigned = email ? {} : deviceOwner(d, owners);
   let target: Target;
   if (email) {
     target = { principal: 'USER', subject: userSubject(email, d.deviceId, subjects), level };
+  } else if (assigned.owner) {
+    const subject = userSubject(assigned.owner.email, d.deviceId, subjects);
+    target = { principal: 'USER', subject, level, owner: assigned.owner };
   } else if (d.deviceId && d.deviceRisk) {
     target = {
       principal: 'DEVICE',
@@ -243,7 +273,8 @@ function chooseTarget(
         ? `account ${names.map((n) => `"${n}"`).join(', ')} of ${d.id} has no user principal name and no entry in subjects.user_aliases`
         : `${d.id} names no user (no user principal name, no account name)`;
     const where = d.deviceId ? '' : ', and no device';
-    return { ok: false, result: ignored('subject_unresolved', `${who}${where}`) };
+    const records = assigned.why ? `; ${assigned.why}` : '';
+    return { ok: false, result: ignored('subject_unresolved', `${who}${where}${records}`) };
   }
   if (!atLeast(target.level, min))
     return { ok: false, result: belowMin(d, target.level, min, target.deviceRisk) };
@@ -261,11 +292,20 @@ function reasonText(d: Detection, target: Target): string {
   const on = d.host ? ` on ${d.host}` : '';
   const detail = d.detail ? `: ${d.detail}` : '';
   const device = target.deviceRisk ? `; device risk ${target.deviceRisk.toLowerCase()}` : '';
-  return `${d.product} ${d.noun ?? 'detection'} "${d.name}" (${d.gradeWord ?? 'severity'} ${d.severityLabel})${on}${detail}${device}`;
+  const owner = target.owner ? `; user assigned to ${target.owner.device} in ${target.owner.instance}` : '';
+  return `${d.product} ${d.noun ?? 'detection'} "${d.name}" (${d.gradeWord ?? 'severity'} ${d.severityLabel})${on}${detail}${device}${owner}`;
 }
 
-/** The events of one detection under the default mapping, or the reason it produces none. */
-export function decideEvents(d: Detection, mapping: MappingConfig, subjects: SubjectsConfig): MappingResult {
+/**
+ * The events of one detection under the default mapping, or the reason it produces none.
+ * `owners` looks a device's assigned user up in MDM records (when the instance names any).
+ */
+export function decideEvents(
+  d: Detection,
+  mapping: MappingConfig,
+  subjects: SubjectsConfig,
+  owners?: DeviceOwnerLookup,
+): MappingResult {
   const min = minLevel(mapping);
   const detectedLevel = d.credentialTheft ? 'HIGH' : d.level;
 
@@ -279,7 +319,7 @@ export function decideEvents(d: Detection, mapping: MappingConfig, subjects: Sub
     if (detectedLevel === undefined || detectedLevel === 'LOW') {
       return ignored('closed', `${d.id} was ${how} but never raised the risk level`);
     }
-    const chosen = chooseTarget(d, detectedLevel, subjects, min);
+    const chosen = chooseTarget(d, detectedLevel, subjects, min, owners);
     if (!chosen.ok) return chosen.result;
     const { target } = chosen;
     const occurredAt = d.closedAt ?? d.occurredAt;
@@ -311,7 +351,7 @@ export function decideEvents(d: Detection, mapping: MappingConfig, subjects: Sub
       `${d.id} has ${d.gradeWord ?? 'severity'} ${JSON.stringify(d.severityLabel)}, which grades no risk`,
     );
   }
-  const chosen = chooseTarget(d, detectedLevel, subjects, min);
+  const chosen = chooseTarget(d, detectedLevel, subjects, min, owners);
   if (!chosen.ok) return chosen.result;
   const { target } = chosen;
   const severity = draftSeverity(target.level, d.critical);

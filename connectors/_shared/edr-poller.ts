@@ -154,7 +154,7 @@ export class WatermarkPoller {
       }
       o.intake.skipped('duplicate', repeats);
       o.intake.skipped('superseded', superseded);
-      const { events } = o.intake.map(fresh);
+      const { events } = await o.intake.map(fresh);
       const done = following === undefined;
       if (fresh.length > 0) productive += 1;
       const stopHere = done || (o.sortedAscending && productive >= o.maxPagesPerRun);

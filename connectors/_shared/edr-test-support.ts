@@ -4,11 +4,12 @@
  * credentials flag the instance). Vendor APIs are mocked by the conformance kit's loopback
  * MockServer.
  */
-import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
+import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
   RetryableError,
   type EmitOptions,
   type EmitResult,
+  type DeviceDirectory,
   type EventDraft,
   type InboundContext,
   type InstanceState,
@@ -54,6 +55,8 @@ export interface TestContextOptions {
   /** Source record ids seen by an earlier instance, so duplicates are counted across restarts. */
   persisted?: Set<string>;
   now?: () => number;
+  /** What `ctx.devices` knows (default: no devices). */
+  devices?: DeviceDirectory;
 }
 
 /** An inbound context for one test instance, and what the connector did with it. */
@@ -74,6 +77,7 @@ export function createTestContext(options: TestContextOptions = {}) {
 
   const ctx: InboundContext = {
     instanceId: 'edr-test',
+    devices: options.devices ?? staticDeviceDirectory(),
     connectorId: 'edr-test',
     logger: recordingLogger(logs),
     http: testHttpClientFactory({

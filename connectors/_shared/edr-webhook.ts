@@ -103,7 +103,8 @@ export function createWebhookHandler(
           : `${records.length} records in one request; the limit is ${options.maxRecords}`;
       return { status: 400, body: { error: 'invalid_request', message } };
     }
-    const result = intake.map(records);
+    // Unreadable device records reject (retryable): the sender gets 503 and sends again.
+    const result = await intake.map(records);
     if (result.rejected.length > 0) {
       requests.inc({ outcome: 'invalid' });
       return {

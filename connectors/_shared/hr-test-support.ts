@@ -6,7 +6,7 @@
  *
  * Shared by the HR connectors' tests (workday, bamboohr, hibob, scim-service, csv-drop).
  */
-import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
+import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
   RetryableError,
   type EmitOptions,
@@ -95,6 +95,7 @@ export function createTestContext<S>(
 
   const ctx: InboundContext<S> = {
     instanceId: options.instanceId ?? 'hr-test',
+    devices: staticDeviceDirectory(),
     connectorId: 'test',
     logger,
     http,

@@ -15,7 +15,7 @@ import {
   type InstanceState,
   type ScheduleOptions,
 } from '../../core/plugin-api/index.ts';
-import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
+import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 
 export interface EmitCall {
   events: EventDraft[];
@@ -78,6 +78,7 @@ export function testContext<S = unknown>(
 
   const ctx: InboundContext<S> = {
     instanceId: options.instanceId ?? 'mdm-test',
+    devices: staticDeviceDirectory(),
     connectorId: 'test',
     logger,
     http,

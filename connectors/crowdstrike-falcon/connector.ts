@@ -18,7 +18,12 @@ const WEBHOOK_WRAPPERS = ['resources', 'alerts', 'events', 'records'];
  * I/O: clients are built here and connect on first use.
  */
 export function createFalconConnector(ctx: InboundContext, config: FalconConfig): InboundConnector {
-  const intake = createIntake(ctx, (record) => mapFalconRecord(record, config), describeFalconRecord);
+  const intake = createIntake(
+    ctx,
+    (record, owners) => mapFalconRecord(record, config, owners),
+    describeFalconRecord,
+    config.subjects.device_owners,
+  );
   const client = config.mode === 'webhook' ? undefined : new FalconClient(ctx.http, config);
 
   let polling: { stop(deadlineMs: number): Promise<void> } | undefined;

@@ -1,4 +1,5 @@
 import { defineConnector } from '../../core/plugin-api/index.ts';
+import { deviceOwnerReferences } from '../_shared/edr-config.ts';
 import { configSchema } from './config.ts';
 import { createFalconConnector } from './connector.ts';
 import { mapFalconRecord } from './mapping.ts';
@@ -45,5 +46,6 @@ export const crowdstrikeFalconConnector = defineConnector({
     },
   ],
   map: (record, config) => mapFalconRecord(record, config),
+  references: deviceOwnerReferences,
   create: createFalconConnector,
 });

@@ -9,7 +9,7 @@
  *   fields is read in both detection types. Other stream event types are ignored.
  * - Alerts API v2 entities (snake_case, `composite_id`), including Identity Protection alerts.
  */
-import { z, type MappingResult } from '../../core/plugin-api/index.ts';
+import { z, type DeviceOwnerLookup, type MappingResult } from '../../core/plugin-api/index.ts';
 import type { SubjectsConfig } from '../_shared/edr-config.ts';
 import {
   decideEvents,
@@ -337,7 +337,11 @@ function alertDetection(raw: unknown, config: FalconMappingInput): Detection {
 }
 
 /** Maps one Falcon record (stream envelope or alert entity); throws PermanentError when malformed. */
-export function mapFalconRecord(record: unknown, config: FalconMappingInput): MappingResult {
+export function mapFalconRecord(
+  record: unknown,
+  config: FalconMappingInput,
+  owners?: DeviceOwnerLookup,
+): MappingResult {
   if (!isRecord(record)) throw malformed('a CrowdStrike Falcon record must be a JSON object');
   if ('metadata' in record || 'event' in record) {
     const envelope = parseRecord(envelopeSchema, record, 'Event Streams record');
@@ -349,17 +353,29 @@ export function mapFalconRecord(record: unknown, config: FalconMappingInput): Ma
           streamDetection('legacy', envelope.event, created, config),
           config.mapping,
           config.subjects,
+          owners,
         );
       case 'eppdetectionsummaryevent':
         return decideEvents(
           streamDetection('epp', envelope.event, created, config),
           config.mapping,
           config.subjects,
+          owners,
         );
       case 'idpdetectionsummaryevent':
-        return decideEvents(idpDetection(envelope.event, created, config), config.mapping, config.subjects);
+        return decideEvents(
+          idpDetection(envelope.event, created, config),
+          config.mapping,
+          config.subjects,
+          owners,
+        );
       case 'identityprotectionevent':
-        return decideEvents(idpIncident(envelope.event, created, config), config.mapping, config.subjects);
+        return decideEvents(
+          idpIncident(envelope.event, created, config),
+          config.mapping,
+          config.subjects,
+          owners,
+        );
       default:
         return {
           events: [],
@@ -368,7 +384,7 @@ export function mapFalconRecord(record: unknown, config: FalconMappingInput): Ma
     }
   }
   if ('composite_id' in record) {
-    return decideEvents(alertDetection(record, config), config.mapping, config.subjects);
+    return decideEvents(alertDetection(record, config), config.mapping, config.subjects, owners);
   }
   throw malformed(
     'not a CrowdStrike Falcon record: expected an Event Streams record {metadata: {eventType}, event} or an Alerts API entity with composite_id',

@@ -280,7 +280,7 @@ export class FalconStream {
         const text = decoder.decode(chunk as Buffer, { stream: true });
         for (const json of splitter.push(text)) {
           await serial(async () => {
-            this.#take(json, committed, (events, offset) => {
+            await this.#take(json, committed, (events, offset) => {
               if (pendingRecords === 0) firstPendingAt = Date.now();
               pending.push(...events);
               pendingRecords += 1;
@@ -323,11 +323,11 @@ export class FalconStream {
   }
 
   /** Parses and maps one record, skipping those at or below the committed offset. */
-  #take(
+  async #take(
     json: string,
     committed: number | undefined,
     add: (events: EventDraft[], offset: number | undefined) => void,
-  ): void {
+  ): Promise<void> {
     const { intake, ctx } = this.#d;
     let record: unknown;
     try {
@@ -343,7 +343,7 @@ export class FalconStream {
       intake.skipped('replayed_offset', 1);
       return;
     }
-    const { events } = intake.map([record]);
+    const { events } = await intake.map([record]);
     add(events, offset);
   }
 }

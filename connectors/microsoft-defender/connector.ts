@@ -15,7 +15,12 @@ const WEBHOOK_WRAPPERS = ['value', 'alerts', 'records'];
  */
 export function createDefenderConnector(ctx: InboundContext, config: DefenderConfig): InboundConnector {
   return createEdrConnector(ctx, {
-    intake: createIntake(ctx, (record) => mapDefenderAlert(record, config), describeDefenderAlert),
+    intake: createIntake(
+      ctx,
+      (record, owners) => mapDefenderAlert(record, config, owners),
+      describeDefenderAlert,
+      config.subjects.device_owners,
+    ),
     client: config.mode === 'webhook' ? undefined : new DefenderClient(ctx.http, config),
     webhook: config.webhook,
     wrapperKeys: WEBHOOK_WRAPPERS,

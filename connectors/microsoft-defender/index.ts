@@ -1,4 +1,5 @@
 import { defineConnector } from '../../core/plugin-api/index.ts';
+import { deviceOwnerReferences } from '../_shared/edr-config.ts';
 import { configSchema } from './config.ts';
 import { createDefenderConnector } from './connector.ts';
 import { mapDefenderAlert } from './mapping.ts';
@@ -41,5 +42,6 @@ export const microsoftDefenderConnector = defineConnector({
     },
   ],
   map: (record, config) => mapDefenderAlert(record, config),
+  references: deviceOwnerReferences,
   create: createDefenderConnector,
 });

@@ -9,7 +9,7 @@
  *   `FalsePositive`), with `machineId`, `relatedUser {userName, domainName}` and, with
  *   `$expand=evidence`, evidence entries typed by `entityType` (`User` carries the UPN).
  */
-import { z, type MappingResult } from '../../core/plugin-api/index.ts';
+import { z, type DeviceOwnerLookup, type MappingResult } from '../../core/plugin-api/index.ts';
 import type { RiskLevel, SubjectsConfig } from '../_shared/edr-config.ts';
 import {
   decideEvents,
@@ -195,6 +195,8 @@ function graphDetection(record: unknown, config: DefenderMappingInput): Detectio
       ...(device?.loggedOnUsers ?? []).map((u) => ({ name: u.accountName, domain: u.domainName })),
     ],
     deviceId: device ? pickDevice(config.mapping, device.azureAdDeviceId, device.mdeDeviceId) : undefined,
+    // Intune knows a device by its Entra id and its name, whichever id the subject carries.
+    deviceNames: [device?.azureAdDeviceId, device?.hostName],
     ...(deviceRisk ? { deviceRisk } : {}),
   };
 }
@@ -235,7 +237,11 @@ export function alertGeneration(record: Record<string, unknown>): 'graph' | 'mde
 }
 
 /** Maps one Defender alert of either generation; throws PermanentError when malformed. */
-export function mapDefenderAlert(record: unknown, config: DefenderMappingInput): MappingResult {
+export function mapDefenderAlert(
+  record: unknown,
+  config: DefenderMappingInput,
+  owners?: DeviceOwnerLookup,
+): MappingResult {
   if (!isRecord(record)) throw malformed('a Defender alert must be a JSON object');
   const generation = alertGeneration(record);
   if (generation === undefined) {
@@ -244,7 +250,7 @@ export function mapDefenderAlert(record: unknown, config: DefenderMappingInput):
     );
   }
   const detection = generation === 'graph' ? graphDetection(record, config) : mdeDetection(record, config);
-  return decideEvents(detection, config.mapping, config.subjects);
+  return decideEvents(detection, config.mapping, config.subjects, owners);
 }
 
 /** The id and update time of an alert of either generation, for the poll watermark. */

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PermanentError, RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
-import { MockServer, loadFixtures } from '../../core/plugin-api/testing/index.ts';
+import { MockServer, loadFixtures, staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
 import { createTestContext, type TestContext } from '../_shared/edr-test-support.ts';
 import { microsoftDefenderConnector as defender } from './index.ts';
 import { alertsApi, CLIENT_ID, CLIENT_SECRET, FIXTURE_ALIASES, TENANT } from './mock-api.ts';
@@ -351,6 +351,132 @@ describe('microsoft-defender mde mode', () => {
         device: { format: 'opaque', id: '4b2c6e8f0a1c3e5a7c9e1b3d5f7a9c1e3b5d7f90' },
       }),
     );
+  });
+});
+
+describe('microsoft-defender users from MDM device records (subjects.device_owners)', () => {
+  const secret = 'logic-app-shared-secret-42';
+  const post = (connector: InboundConnector, body: unknown) =>
+    connector.handleWebhook!({
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+      query: {},
+      rawBody: Buffer.from(JSON.stringify(body)),
+      body,
+      remoteAddress: '127.0.0.1',
+    });
+  // The kiosk of graph-device-only-high-risk, as Intune knows it: by its Entra device id.
+  const kiosk = {
+    key: 'i-kiosk',
+    user: 'kiosk.owner@example.com',
+    aliases: { entra_device_id: 'aaaa0000-1111-2222-3333-444455556666', hostname: 'LT-KIOSK-01' },
+  };
+  const withOwners = (
+    devices: Parameters<typeof staticDeviceDirectory>[0],
+    overrides: Record<string, unknown> = {},
+  ) =>
+    startInstance(
+      config({
+        mode: 'webhook',
+        webhook: { secret },
+        subjects: { user_aliases: FIXTURE_ALIASES, device_owners: ['intune'] },
+        ...overrides,
+      }),
+      createTestContext({ devices: staticDeviceDirectory(devices) }),
+    );
+
+  it('sends a device-only alert about the user Intune assigns the device to, keeping the device', async () => {
+    const { connector, t } = await withOwners({ intune: [kiosk] });
+    const response = await post(connector, fixtureInput('graph-device-only-high-risk'));
+    expect(response).toMatchObject({ status: 202, body: { records: 1, events: 1 } });
+    const [event] = t.events();
+    expect(event?.subject).toEqual({
+      format: 'complex',
+      user: { format: 'email', email: 'kiosk.owner@example.com' },
+      device: { format: 'opaque', id: 'aaaa0000-1111-2222-3333-444455556666' },
+    });
+    expect(event?.claims).toMatchObject({ principal: 'USER', current_level: 'HIGH' });
+    expect((event?.claims?.['reason_admin'] as { en: string }).en).toMatch(
+      /; user assigned to LT-KIOSK-01 in intune$/,
+    );
+  });
+
+  it('finds the device by its host name when the record has no Entra id', async () => {
+    const { connector, t } = await withOwners({
+      intune: [{ key: 'i-9', user: 'ana@example.com', aliases: { hostname: 'lt-kiosk-01' } }],
+    });
+    await post(connector, fixtureInput('graph-device-only-high-risk'));
+    expect(t.events()[0]?.subject).toMatchObject({ user: { email: 'ana@example.com' } });
+  });
+
+  it('never overrides a user the alert names: the UPN wins over the device record', async () => {
+    const input = fixtureInput('graph-high-credential-access');
+    const device = input['evidence'].find((e: any) => e['azureAdDeviceId'])!;
+    const { connector, t } = await withOwners({
+      intune: [
+        {
+          key: 'x',
+          user: 'someone.else@example.com',
+          aliases: { entra_device_id: device['azureAdDeviceId'] },
+        },
+      ],
+    });
+    await post(connector, input);
+    const emails = t.events().map((e) => (e.subject as any).user?.email ?? (e.subject as any).email);
+    expect(emails.length).toBeGreaterThan(0);
+    expect(emails).not.toContain('someone.else@example.com');
+  });
+
+  it('gives no user when the records disagree, and says so in the ignored reason', async () => {
+    const { connector, t } = await withOwners(
+      {
+        intune: [
+          kiosk,
+          { key: 'i-other', user: 'bo@example.com', aliases: { hostname: 'lt-kiosk-01.corp.example.com' } },
+        ],
+      },
+      { mapping: { device_risk_events: false } },
+    );
+    const response = await post(connector, fixtureInput('graph-device-only-high-risk'));
+    expect(response).toMatchObject({ status: 202, body: { events: 0, ignored: 1 } });
+    expect(t.events()).toEqual([]);
+    expect(JSON.stringify(t.logs)).toContain(
+      'the device records name different users (bo@example.com in intune, kiosk.owner@example.com in intune)',
+    );
+  });
+
+  it('answers 503-class (retryable) and keeps nothing when the device records cannot be read', async () => {
+    const t = createTestContext({
+      devices: {
+        owners: async () => {
+          throw new RetryableError('the device records of "intune" could not be read: database is locked');
+        },
+      },
+    });
+    const { connector } = await startInstance(
+      config({ mode: 'webhook', webhook: { secret }, subjects: { device_owners: ['intune'] } }),
+      t,
+    );
+    await expect(post(connector, fixtureInput('graph-device-only-high-risk'))).rejects.toThrow(
+      RetryableError,
+    );
+    expect(t.emitted).toEqual([]);
+  });
+
+  it('reads no device records when device_owners is empty', async () => {
+    let asked = 0;
+    const t = createTestContext({
+      devices: {
+        owners: async () => {
+          asked += 1;
+          return () => ({ found: 'none' });
+        },
+      },
+    });
+    const { connector } = await startInstance(config({ mode: 'webhook', webhook: { secret } }), t);
+    await post(connector, fixtureInput('graph-device-only-high-risk'));
+    expect(asked).toBe(0);
+    expect(t.events()[0]?.claims?.['principal']).toBe('DEVICE');
   });
 });
 

@@ -9,7 +9,7 @@ import {
   type HttpRequest,
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
-import { MockServer } from '../../core/plugin-api/testing/index.ts';
+import { MockServer, staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
 import { FAKE_TOKEN, systemLogApi, type FakeSystemLog } from './fake-api.ts';
 import { nextLink } from './connector.ts';
 import { oktaSystemLog } from './index.ts';
@@ -61,6 +61,7 @@ function harness(server: MockServer, now: () => number) {
   let task: ((signal: AbortSignal) => Promise<void>) | undefined;
   const ctx: InboundContext = {
     instanceId: 'okta-log',
+    devices: staticDeviceDirectory(),
     connectorId: 'okta-system-log',
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => ctx.logger },
     http: { create: fetchClient },

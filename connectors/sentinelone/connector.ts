@@ -14,7 +14,12 @@ const WEBHOOK_WRAPPERS = ['data', 'threats', 'records'];
  */
 export function createSentinelOneConnector(ctx: InboundContext, config: SentinelOneConfig): InboundConnector {
   return createEdrConnector(ctx, {
-    intake: createIntake(ctx, (record) => mapThreat(record, config), describeThreat),
+    intake: createIntake(
+      ctx,
+      (record, owners) => mapThreat(record, config, owners),
+      describeThreat,
+      config.subjects.device_owners,
+    ),
     client: config.mode === 'poll' ? new SentinelOneClient(ctx.http, config) : undefined,
     webhook: config.webhook,
     wrapperKeys: WEBHOOK_WRAPPERS,

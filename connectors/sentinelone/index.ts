@@ -1,4 +1,5 @@
 import { defineConnector } from '../../core/plugin-api/index.ts';
+import { deviceOwnerReferences } from '../_shared/edr-config.ts';
 import { configSchema } from './config.ts';
 import { createSentinelOneConnector } from './connector.ts';
 import { mapThreat } from './mapping.ts';
@@ -33,5 +34,6 @@ export const sentineloneConnector = defineConnector({
     },
   ],
   map: (record, config) => mapThreat(record, config),
+  references: deviceOwnerReferences,
   create: createSentinelOneConnector,
 });

@@ -13,7 +13,7 @@
  * - `analystVerdict` false_positive (or `marked_as_benign`) → downgrade; `incidentStatus`
  *   resolved → no event.
  */
-import { z, type MappingResult } from '../../core/plugin-api/index.ts';
+import { z, type DeviceOwnerLookup, type MappingResult } from '../../core/plugin-api/index.ts';
 import type { RiskLevel, SubjectsConfig } from '../_shared/edr-config.ts';
 import {
   decideEvents,
@@ -191,9 +191,13 @@ function threatDetection(record: unknown, config: SentinelOneMappingInput): Dete
 }
 
 /** Maps one SentinelOne threat; throws PermanentError when malformed. */
-export function mapThreat(record: unknown, config: SentinelOneMappingInput): MappingResult {
+export function mapThreat(
+  record: unknown,
+  config: SentinelOneMappingInput,
+  owners?: DeviceOwnerLookup,
+): MappingResult {
   if (!isRecord(record)) throw malformed('a SentinelOne threat must be a JSON object');
-  return decideEvents(threatDetection(record, config), config.mapping, config.subjects);
+  return decideEvents(threatDetection(record, config), config.mapping, config.subjects, owners);
 }
 
 /** The id and update time of a threat, for the poll watermark. */

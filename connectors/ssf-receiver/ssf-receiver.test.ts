@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, BridgeProcess } from '../../test/helpers/bridge-process.ts';
+import { staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
 import {
   PermanentError,
   RetryableError,
@@ -134,6 +135,7 @@ function harness(instanceId: string): Harness {
     `${name}${labels ? JSON.stringify(Object.entries(labels).sort()) : ''}`;
   const ctx: InboundContext = {
     instanceId,
+    devices: staticDeviceDirectory(),
     connectorId: 'ssf-receiver',
     logger,
     http: { create: (options = {}) => fetchClient(options, abort.signal) },

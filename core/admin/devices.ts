@@ -1,16 +1,21 @@
 /**
- * Device compliance right now, across MDM sources: the state the MDM connectors keep per device
- * in their checkpoints (Intune and Kandji: one device map in checkpoint `default`; Jamf Pro:
- * checkpoint `computer:<id>` per computer) and the device-compliance-change events in the store.
+ * Device compliance right now, across MDM sources: the device records the MDM connectors keep
+ * (see devices/records.ts) and the device-compliance-change events in the store.
  * A device is found by its vendor id or any recorded alias (serial number, hostname, UDID, …).
  */
 import { subjectStrings } from '../pipeline/subjects.ts';
+import {
+  aliasesOf,
+  foldName as fold,
+  namesOf,
+  storedDevices,
+  type DeviceState,
+  type StoredDevice,
+} from '../devices/records.ts';
 import type { Store, StoredEvent } from '../storage/types.ts';
 
 export const DEVICE_COMPLIANCE_CHANGE =
   'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
-const MAP_CONNECTORS = new Set(['intune', 'kandji']);
-const JAMF = 'jamf-pro';
 const EVENTS_EXAMINED = 200;
 
 export interface ComplianceFinding {
@@ -33,32 +38,9 @@ export interface DeviceCompliance {
   findings: ComplianceFinding[];
 }
 
-interface DeviceState {
-  status?: unknown;
-  since?: unknown;
-  user?: unknown;
-  device_id?: unknown;
-  aliases?: unknown;
-}
-
-const fold = (v: string) => v.trim().toLowerCase();
-
-function aliasesOf(state: DeviceState): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (state.aliases && typeof state.aliases === 'object') {
-    for (const [k, v] of Object.entries(state.aliases)) if (typeof v === 'string') out[k] = v;
-  }
-  return out;
-}
-
-/** Whether a stored device state (under `key`) is the device the operator named. */
-export function isDevice(key: string, state: DeviceState, id: string): boolean {
-  const names = [
-    key,
-    typeof state.device_id === 'string' ? state.device_id : '',
-    ...Object.values(aliasesOf(state)),
-  ];
-  return names.some((n) => n !== '' && fold(n) === fold(id));
+/** Whether a stored device record is the device the operator named. */
+export function isDevice(device: StoredDevice, id: string): boolean {
+  return namesOf(device).some((n) => fold(n) === fold(id));
 }
 
 function fromState(instance: string, connector: string, state: DeviceState): ComplianceFinding | undefined {
@@ -79,27 +61,10 @@ async function checkpointFindings(
   instance: { id: string; connector: string },
   id: string,
 ): Promise<ComplianceFinding[]> {
-  const out: ComplianceFinding[] = [];
-  if (MAP_CONNECTORS.has(instance.connector)) {
-    const value = (await store.checkpoints.get(instance.id)) as
-      { devices?: Record<string, DeviceState> } | undefined;
-    for (const [key, state] of Object.entries(value?.devices ?? {})) {
-      const finding = isDevice(key, state, id)
-        ? fromState(instance.id, instance.connector, state)
-        : undefined;
-      if (finding) out.push(finding);
-    }
-  } else if (instance.connector === JAMF) {
-    for (const entry of await store.checkpoints.list(instance.id)) {
-      if (!entry.name.startsWith('computer:')) continue;
-      const state = (entry.value ?? {}) as DeviceState;
-      const finding = isDevice(entry.name.slice('computer:'.length), state, id)
-        ? fromState(instance.id, instance.connector, state)
-        : undefined;
-      if (finding) out.push(finding);
-    }
-  }
-  return out;
+  return (await storedDevices(store.checkpoints, instance))
+    .filter((device) => isDevice(device, id))
+    .map((device) => fromState(instance.id, instance.connector, device.state))
+    .filter((finding): finding is ComplianceFinding => finding !== undefined);
 }
 
 function fromEvent(event: StoredEvent, connectorOf: (id: string) => string): ComplianceFinding | undefined {

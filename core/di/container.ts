@@ -23,6 +23,7 @@ export interface RootServices {
   httpFactoryMaker: ContextDeps['httpFactoryMaker'];
   checkpointStore: ContextDeps['checkpoints'];
   eventSink: ContextDeps['sink'];
+  devices: ContextDeps['devices'];
 }
 
 /** Root container: one per runtime, holding root-scoped services as constant values. */
@@ -39,6 +40,7 @@ export function createRootContainer(services: RootServices): Container {
       bind(TOKENS.httpFactoryMaker).toConstantValue(services.httpFactoryMaker);
       bind(TOKENS.checkpointStore).toConstantValue(services.checkpointStore);
       bind(TOKENS.eventSink).toConstantValue(services.eventSink);
+      bind(TOKENS.devices).toConstantValue(services.devices);
     }),
   );
   return root;
@@ -73,10 +75,21 @@ export function createInstanceContainer(root: Container, instance: ResolvedInsta
           httpFactoryMaker,
           checkpoints,
           sink,
+          devices,
         ) =>
           buildConnectorContext(
             inst,
-            { logger, metrics, clock, status, scheduler, httpFactoryMaker, checkpoints, sink } as ContextDeps,
+            {
+              logger,
+              metrics,
+              clock,
+              status,
+              scheduler,
+              httpFactoryMaker,
+              checkpoints,
+              sink,
+              devices,
+            } as ContextDeps,
             abort,
           ),
         [
@@ -90,6 +103,7 @@ export function createInstanceContainer(root: Container, instance: ResolvedInsta
           TOKENS.httpFactoryMaker,
           TOKENS.checkpointStore,
           TOKENS.eventSink,
+          TOKENS.devices,
         ],
       );
       bind(TOKENS.connector).toResolvedValue(

@@ -3,6 +3,7 @@ import type { LoadedConfig, ResolvedInstance } from '../config/index.ts';
 import type {
   Clock,
   ConnectorContext,
+  DeviceDirectory,
   HttpClientFactory,
   InboundConnector,
   Logger,
@@ -24,6 +25,7 @@ export const TOKENS = {
   httpFactoryMaker: Symbol.for('core.httpFactoryMaker') as ServiceIdentifier<HttpFactoryMaker>,
   checkpointStore: Symbol.for('core.checkpointStore') as ServiceIdentifier<CheckpointStore>,
   eventSink: Symbol.for('core.eventSink') as ServiceIdentifier<EventSink>,
+  devices: Symbol.for('core.devices') as ServiceIdentifier<DeviceDirectory>,
   // Bound in each instance's child container:
   instance: Symbol.for('instance.resolved') as ServiceIdentifier<ResolvedInstance>,
   instanceContext: Symbol.for('instance.context') as ServiceIdentifier<ConnectorContext>,

@@ -301,6 +301,52 @@ export interface InboundContext<S = unknown> extends ConnectorContext<S> {
    * is full, so pollers wait and webhooks answer 503.
    */
   emit(events: EventDraft[], options?: EmitOptions): Promise<EmitResult>;
+  /** The devices MDM sources of this bridge know, and their assigned users. */
+  readonly devices: DeviceDirectory;
+}
+
+/** A device's assigned user, as one MDM source's device record names it. */
+export interface DeviceOwner {
+  /** E-mail address of the assigned user. */
+  email: string;
+  /** The MDM instance whose record names the user. */
+  instance: string;
+  /** The device as that source knows it (its hostname, else its vendor id). */
+  device: string;
+}
+
+/**
+ * What device records say of the devices a connector names: `owner` when every matching record
+ * that names a user names the same one; `ambiguous` when they name different users (nothing is
+ * guessed); `none` when no record matches or none names a user.
+ */
+export type DeviceOwnerAnswer =
+  { found: 'owner'; owner: DeviceOwner } | { found: 'ambiguous'; owners: DeviceOwner[] } | { found: 'none' };
+
+/**
+ * Looks devices up by name (hostname, serial number, Entra device id, UDID, vendor id; compared
+ * case-insensitively, a fully qualified hostname also by its first label) in a snapshot.
+ */
+export type DeviceOwnerLookup = (names: ReadonlyArray<string | null | undefined>) => DeviceOwnerAnswer;
+
+export interface DeviceDirectory {
+  /**
+   * A snapshot of the device records of the MDM instances `sources` (at most 30 s old), for
+   * looking up many devices at once. Rejects with RetryableError when the store cannot be read,
+   * and with ConfigError when a source is not an MDM instance of this bridge (config loading
+   * refuses that first when the connector declares its `references`).
+   */
+  owners(sources: readonly string[]): Promise<DeviceOwnerLookup>;
+}
+
+/** Another instance an instance's config names, checked when the config loads. */
+export interface InstanceReference {
+  /** Where in the instance's config the id is written, e.g. `['subjects', 'device_owners', 0]`. */
+  path: Array<string | number>;
+  /** The id of the instance named. */
+  instance: string;
+  /** What the instance named must be: `device-records`, an MDM source whose device records `ctx.devices` reads. */
+  needs: 'device-records';
 }
 
 export interface CheckResult {
@@ -407,6 +453,8 @@ export interface InboundDefinition<C extends z.ZodType = z.ZodType, S = unknown>
   stateSchema?: z.ZodType<S>;
   /** Pure mapping of one vendor record, for dry runs (`ssf-bridge simulate`) and fixtures. */
   map?(record: unknown, config: z.output<C>, state?: S): MappingResult<S>;
+  /** Other instances the config names (checked when the config loads: unknown ones are refused). */
+  references?(config: z.output<C>): InstanceReference[];
   /** Creates an instance; must do no I/O. */
   create(ctx: InboundContext<S>, config: z.output<C>): InboundConnector;
 }

@@ -25,6 +25,7 @@ import type { CheckpointStore, EventSink } from './ports.ts';
 import { codecSigner, validateDraft } from './ssf-adapters.ts';
 import { StatusBoard } from './status.ts';
 import { deliveryObserver } from './observer.ts';
+import { createDeviceDirectory } from '../devices/owners.ts';
 
 /** Default lifetime of the scheduler leader lease on PostgreSQL (`storage.leader_lease`). */
 export const LEADER_LEASE_MS = 15_000;
@@ -221,6 +222,15 @@ export class Bridge {
         httpFactoryMaker: (deps) => createHttpClientFactory(deps),
         checkpointStore,
         eventSink: pipelineSink(pipeline),
+        devices: createDeviceDirectory({
+          checkpoints: store.checkpoints,
+          instances: this.config.instances.map((i) => ({
+            id: i.id,
+            connector: i.definition.manifest.id,
+            kind: i.kind,
+          })),
+          now: () => this.clock.now().getTime(),
+        }),
       });
       const hostRef: { host?: Host } = {};
       let disconnectStreams: (() => void) | undefined;

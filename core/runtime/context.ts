@@ -3,6 +3,7 @@ import type {
   CheckpointAccess,
   Clock,
   ConnectorContext,
+  DeviceDirectory,
   InboundContext,
   Logger,
   StatusReporter,
@@ -22,6 +23,8 @@ export interface ContextDeps {
   httpFactoryMaker: HttpFactoryMaker;
   checkpoints: CheckpointStore;
   sink: EventSink;
+  /** What inbound connectors learn of devices from the MDM instances (`ctx.devices`). */
+  devices: DeviceDirectory;
 }
 
 const DEFAULT_CHECKPOINT = 'default';
@@ -69,6 +72,7 @@ export function buildConnectorContext(
   const inbound: InboundContext = {
     ...base,
     emit: observed.emit((events, options) => deps.sink.accept(instance.id, events, options)),
+    devices: deps.devices,
   };
   return Object.freeze(inbound);
 }

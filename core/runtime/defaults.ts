@@ -1,6 +1,7 @@
 import { firstPartyConnectors } from '../../connectors/index.ts';
 import type { ConfigProblem, LoadedConfig } from '../config/index.ts';
 import { formatPath } from '../config/interpolate.ts';
+import { keepsDeviceRecords } from '../devices/records.ts';
 import { routeReferenceProblems } from '../pipeline/config.ts';
 import { findEventType } from '../ssf/index.ts';
 import { ConnectorRegistry } from './registry.ts';
@@ -12,7 +13,33 @@ export function defaultRegistry(): ConnectorRegistry {
 
 /** Checks across blocks that need the whole validated config. */
 export function configCrossChecks(): Array<(config: LoadedConfig) => ConfigProblem[]> {
-  return [routeReferences, routeEventTypes];
+  return [routeReferences, routeEventTypes, instanceReferences];
+}
+
+/** Instances a connector's config names (`definition.references`) must exist and fit. */
+function instanceReferences(config: LoadedConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const instance of config.instances) {
+    if (instance.definition.kind !== 'inbound' || !instance.definition.references) continue;
+    for (const ref of instance.definition.references(instance.config)) {
+      const target = config.instances.find((i) => i.id === ref.instance);
+      const path = `${instance.path}.config.${formatPath(ref.path)}`;
+      if (!target) {
+        problems.push({ path, message: `no instance "${ref.instance}" in this config` });
+      } else if (target.kind !== 'inbound' || !keepsDeviceRecords(target.definition.manifest.id)) {
+        problems.push({
+          path,
+          message: `"${ref.instance}" is an instance of ${target.definition.manifest.id}, which keeps no device records; name a jamf-pro, intune or kandji instance`,
+        });
+      } else if (!target.enabled) {
+        problems.push({
+          path,
+          message: `"${ref.instance}" is disabled, so its device records are not kept up to date`,
+        });
+      }
+    }
+  }
+  return problems;
 }
 
 function routeReferences(config: LoadedConfig): ConfigProblem[] {

@@ -19,6 +19,7 @@ import {
   type SignedSet,
 } from '../../core/plugin-api/index.ts';
 import { buildConnectorContext } from '../../core/runtime/context.ts';
+import { staticDeviceDirectory } from '../../core/devices/owners.ts';
 import { StatusBoard } from '../../core/runtime/status.ts';
 import { SchedulerService } from '../../core/scheduling/scheduler.ts';
 import {
@@ -136,6 +137,7 @@ export async function outboundHarness(
         getCheckpoint: async (id, name) => structuredClone(stored.get(`${id}/${name}`)),
         setCheckpoint: async (id, name, value) => void stored.set(`${id}/${name}`, structuredClone(value)),
       },
+      devices: staticDeviceDirectory(),
       sink: {
         accept: async () => {
           throw new Error('an outbound connector emits nothing');

@@ -5,6 +5,7 @@ import { SchedulerService } from '../../core/scheduling/scheduler.ts';
 import { MetricsRegistry } from '../../core/telemetry/metrics.ts';
 import { StatusBoard } from '../../core/runtime/status.ts';
 import type { CheckpointStore, EventSink } from '../../core/runtime/ports.ts';
+import { staticDeviceDirectory } from '../../core/devices/owners.ts';
 
 /** In-memory core services for runtime tests that do not exercise storage or HTTP clients. */
 export function createTestCore(config: LoadedConfig, logger: Logger) {
@@ -39,6 +40,7 @@ export function createTestCore(config: LoadedConfig, logger: Logger) {
     httpFactoryMaker: () => noHttp,
     checkpointStore,
     eventSink,
+    devices: staticDeviceDirectory(),
   });
   return { root, metrics, status, scheduler, clock, accepted, checkpoints };
 }

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import type { ResolvedInstance } from '../../config/index.ts';
 import { createHttpClientFactory } from '../../http/client.ts';
 import { buildConnectorContext } from '../../runtime/context.ts';
+import { staticDeviceDirectory } from '../../devices/owners.ts';
 import type { CheckpointStore, EventSink, HttpFactoryMaker } from '../../runtime/ports.ts';
 import { StatusBoard } from '../../runtime/status.ts';
 import { SchedulerService } from '../../scheduling/scheduler.ts';
@@ -16,6 +17,7 @@ import { MetricsRegistry } from '../../telemetry/metrics.ts';
 import { PermanentError, RetryableError } from '../errors.ts';
 import type {
   ConnectorDefinition,
+  DeviceDirectory,
   EmitOptions,
   EmitResult,
   EventDraft,
@@ -262,6 +264,8 @@ export interface InstanceOptions {
   config: unknown;
   /** Shared with an earlier instance, to restart from its checkpoints. */
   checkpoints?: MemoryCheckpoints;
+  /** What `ctx.devices` knows (default: no devices in any source). */
+  devices?: DeviceDirectory;
 }
 
 /** One connector instance in the kit's runtime, driven the way the host drives it. */
@@ -318,6 +322,7 @@ export class KitInstance {
         httpFactoryMaker,
         checkpoints: this.checkpoints,
         sink: this.sink,
+        devices: options.devices ?? staticDeviceDirectory(),
       },
       this.abort,
     );

@@ -10,6 +10,7 @@ export { CASES, MIN_SKIP_REASON } from './cases.ts';
 export type { CaseGroup, CaseInfo } from './cases.ts';
 export { MockServer } from './mock-server.ts';
 export { testHttpClientFactory, type TestHttpOptions } from './http.ts';
+export { staticDeviceDirectory, type GivenDevice } from '../../devices/owners.ts';
 export type { MockHandler, MockResponse, RecordedRequest } from './mock-server.ts';
 export { DEFAULT_ERROR_RESPONSES } from './options.ts';
 export type {
