@@ -48,6 +48,21 @@ describe('transmitter config', () => {
     ).toBe(false);
   });
 
+  it('resolves the event types of a provisioned stream to URIs, once each, and names an unknown one', () => {
+    const streams = (events_requested: string[]) =>
+      transmitterConfigSchema.safeParse({
+        receivers: [{ client_id: 'rx', token: 'tok-123456' }],
+        provisioned_streams: [{ stream_id: 's1', client_id: 'rx', events_requested }],
+      });
+    const uri = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
+    expect(streams(['caep.session-revoked', uri]).data?.provisioned_streams[0]?.events_requested).toEqual([
+      uri,
+    ]);
+    expect(streams(['caep.session-revokd']).error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['provisioned_streams.0.events_requested.0', 'unknown event type "caep.session-revokd"'],
+    ]);
+  });
+
   it('refuses one static token for two receivers: each could act as the other', () => {
     const shared = transmitterConfigSchema.safeParse({
       receivers: [

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { duration, secret } from '../plugin-api/index.ts';
 import { ssrfPolicySchema } from '../http/ssrf.ts';
 import { VERIFICATION_ALGORITHMS } from '../ssf/algorithms.ts';
+import { findEventType } from '../ssf/events/catalog.ts';
 import { DEFAULT_PROFILE, PROFILE_NAMES, getProfile } from '../ssf/profiles/index.ts';
 
 export const SCOPE_READ = 'ssf.read';
@@ -97,7 +98,24 @@ const provisionedStreamSchema = z.strictObject({
     .regex(STREAM_ID_PATTERN, 'must be 1–128 of A-Z a-z 0-9 . _ ~ -')
     .meta({ description: 'Fixed stream id; the receiver reads and polls the stream under it.' }),
   client_id: clientId,
-  events_requested: z.array(z.string().min(1)).default([]),
+  events_requested: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .transform((name, ctx) => {
+          // Streams carry URIs (SSF 1.0 §8.1.1): a short name is resolved here, once.
+          const uri = findEventType(name)?.uri;
+          if (uri) return uri;
+          ctx.addIssue({ code: 'custom', message: `unknown event type "${name}"` });
+          return z.NEVER;
+        }),
+    )
+    .default([])
+    .transform((uris) => [...new Set(uris)])
+    .meta({
+      description: 'Event types the stream carries: URIs or short names such as `caep.session-revoked`.',
+    }),
   delivery: provisionedDeliverySchema.prefault({ method: POLL_METHOD }),
   description: z.string().optional(),
   subjects: z

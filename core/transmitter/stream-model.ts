@@ -273,12 +273,32 @@ export function transmitterFieldMismatch(
   return undefined;
 }
 
+/**
+ * The delivery an update asks for. A provisioned stream's authorization_header is the operator's
+ * and never shown, so a receiver sending back the delivery it read omits it: it is kept while the
+ * push still goes to the same endpoint (and never follows the receiver to another one).
+ */
+function updatedDelivery(config: StoredStreamConfig, asked: DeliveryConfig): DeliveryConfig {
+  const current = config.delivery;
+  if (
+    config.internal.provisioned === true &&
+    asked.method === PUSH_METHOD &&
+    asked.authorization_header === undefined &&
+    current.method === PUSH_METHOD &&
+    current.authorization_header !== undefined &&
+    asked.endpoint_url === current.endpoint_url
+  ) {
+    return { ...asked, authorization_header: current.authorization_header };
+  }
+  return asked;
+}
+
 /** PATCH: present receiver properties replace, absent ones stay (SSF 1.0 §8.1.1.3). */
 export function mergeFields(config: StoredStreamConfig, fields: ReceiverFields): StoredStreamConfig {
   return {
     ...config,
     ...(fields.events_requested === undefined ? {} : { events_requested: fields.events_requested }),
-    ...(fields.delivery === undefined ? {} : { delivery: fields.delivery }),
+    ...(fields.delivery === undefined ? {} : { delivery: updatedDelivery(config, fields.delivery) }),
     ...(fields.description === undefined ? {} : { description: fields.description }),
   };
 }
@@ -287,7 +307,7 @@ export function mergeFields(config: StoredStreamConfig, fields: ReceiverFields):
 export function replaceFields(config: StoredStreamConfig, fields: ReceiverFields): StoredStreamConfig {
   return {
     aud: config.aud,
-    delivery: fields.delivery ?? { method: POLL_METHOD },
+    delivery: fields.delivery ? updatedDelivery(config, fields.delivery) : { method: POLL_METHOD },
     ...(fields.events_requested === undefined ? {} : { events_requested: fields.events_requested }),
     ...(fields.description === undefined ? {} : { description: fields.description }),
     internal: config.internal,

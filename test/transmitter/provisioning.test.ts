@@ -39,7 +39,8 @@ const provisioned = {
     {
       stream_id: 'alice-main',
       client_id: ALICE.client_id,
-      events_requested: ['caep.session-revoked', SESSION_REVOKED],
+      // A short name, as docs/transmitter.md shows it: streams carry the URI (SSF 1.0 §8.1.1).
+      events_requested: ['caep.session-revoked'],
       description: 'from the configuration',
       subjects: [{ format: 'email', email: 'vip@example.com' }],
     },
@@ -60,7 +61,7 @@ describe('provisioned streams', () => {
             events_requested: [SESSION_REVOKED],
             delivery: {
               method: PUSH,
-              endpoint_url: 'https://receiver.example.com/ssf/push',
+              endpoint_url: 'http://127.0.0.1:9/ssf/push',
               authorization_header: 'SSWS operator-api-key-0123456789',
             },
           },
@@ -75,12 +76,42 @@ describe('provisioned streams', () => {
       expect(read.status).toBe(200);
       expect(read.json.delivery).toEqual({
         method: PUSH,
-        endpoint_url: 'https://receiver.example.com/ssf/push',
+        endpoint_url: 'http://127.0.0.1:9/ssf/push',
       });
       expect(JSON.stringify(read.json)).not.toContain('operator-api-key');
       // What the pushes use is the configured value.
       const stored = await pushStore.streams.get('alice-push');
       expect(JSON.stringify(stored?.config)).toContain('SSWS operator-api-key-0123456789');
+
+      // The receiver sends back the delivery it read (SSF 1.0 §8.1.1.3, §8.1.1.4): the hidden
+      // header stays, for PATCH and for PUT, while the endpoint is the same.
+      const readBack = read.json as Record<string, unknown>;
+      const roundTrip = { stream_id: 'alice-push', delivery: readBack['delivery'], description: 'rt' };
+      const patched = await call(bridge.issuer, 'PATCH', 'ssf/streams', {
+        token: ALICE.token,
+        body: roundTrip,
+      });
+      expect(patched.status).toBe(200);
+      const put = await call(bridge.issuer, 'PUT', 'ssf/streams', {
+        token: ALICE.token,
+        body: { ...roundTrip, events_requested: [SESSION_REVOKED] },
+      });
+      expect(put.status).toBe(200);
+      expect(JSON.stringify((await pushStore.streams.get('alice-push'))?.config)).toContain(
+        'SSWS operator-api-key-0123456789',
+      );
+      // Another endpoint: the operator's secret does not follow the receiver there.
+      const moved = await call(bridge.issuer, 'PATCH', 'ssf/streams', {
+        token: ALICE.token,
+        body: {
+          stream_id: 'alice-push',
+          delivery: { method: PUSH, endpoint_url: 'http://127.0.0.1:9/elsewhere' },
+        },
+      });
+      expect(moved.status).toBe(200);
+      expect(JSON.stringify((await pushStore.streams.get('alice-push'))?.config)).not.toContain(
+        'operator-api-key',
+      );
     } finally {
       await bridge.close();
       await pushStore.close();
@@ -97,6 +128,7 @@ describe('provisioned streams', () => {
       expect(read.status).toBe(200);
       expect(read.json).toMatchObject({
         stream_id: 'alice-main',
+        events_requested: [SESSION_REVOKED],
         events_delivered: [SESSION_REVOKED],
         delivery: { method: POLL, endpoint_url: `${first.issuer}/ssf/poll/alice-main` },
         description: 'from the configuration',
