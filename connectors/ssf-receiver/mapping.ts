@@ -113,13 +113,14 @@ export function mapSet(set: ReceivedSet, bridgeIssuer: string): MappingResult {
   const echo = echoReason(bridgeIssuer, set);
   if (echo) return { events: [], ignored: `echo suppressed: ${echo}` };
   const at = occurredAt(set);
-  // A pre-SSF 1.0 SET's subject came from inside its event, in an older spelling: it travels on
-  // as the event's subject, and each destination's profile places it as its receiver expects.
+  // The subject travels beside the claims, and each destination's profile places it as its
+  // receiver expects. A pre-SSF 1.0 SET named it only inside its event (set.subject came from
+  // there); an SSF 1.0 SET may name it in both places (SSF 1.0 §3.1.1), and sub_id is the one.
   const { subject: _inEvent, ...withoutSubject } = set.event;
   const draft: EventDraft = {
     type: set.eventType,
     subject: set.subject,
-    claims: set.claims.sub_id === undefined ? withoutSubject : set.event,
+    claims: withoutSubject,
     sourceRecordId: set.jti,
     txn: relayTxn(bridgeIssuer, set),
     ...(at ? { occurredAt: at } : {}),

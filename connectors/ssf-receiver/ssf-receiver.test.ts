@@ -1116,3 +1116,31 @@ describe('event time of a received SET', () => {
     expect(mapped(9e15, 9e15)).toBeUndefined();
   });
 });
+
+describe('subject of a received SET', () => {
+  const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
+  it('SSF 1.0 §3.1.1: a SET naming its subject in sub_id and inside the event (Google’s shape) relays, with sub_id as the subject', () => {
+    const set = decodeUnverified(
+      unsigned({
+        iss: 'https://transmitter.example',
+        aud: STANDIN_AUD,
+        iat: 1_795_000_000,
+        jti: 'both-places',
+        sub_id: { format: 'email', email: 'jane@example.com' },
+        events: {
+          [SESSION_REVOKED]: {
+            subject: { format: 'email', email: 'jane@example.com' },
+            event_timestamp: 1_794_999_990,
+            reason_admin: { en: 'signed out by the administrator' },
+          },
+        },
+      }),
+    );
+    const [draft] = mapSet(set!, BRIDGE_ISSUER).events;
+    expect(draft?.subject).toEqual({ format: 'email', email: 'jane@example.com' });
+    expect(draft?.claims).toEqual({
+      event_timestamp: 1_794_999_990,
+      reason_admin: { en: 'signed out by the administrator' },
+    });
+  });
+});

@@ -118,6 +118,17 @@ describe('RFC 9493 §3.2 subject formats', () => {
     );
   });
 
+  it('refuses a subject nested thousands of levels deep with the nesting problem, not an exhausted stack', () => {
+    let deep: Record<string, unknown> = { format: 'email', email: 'dana@example.com' };
+    for (let i = 0; i < 20_000; i += 1)
+      deep = { format: i % 2 ? 'complex' : 'aliases', user: deep, identifiers: [deep] };
+    const problems = validateSubject(deep, { lenient: true });
+    expect(problems.ok).toBe(false);
+    expect(problems.ok ? [] : problems.problems.map((p) => p.message)).toContainEqual(
+      expect.stringMatching(/cannot be nested inside (complex|aliases)/),
+    );
+  });
+
   it('RFC 9493 §3 (checklist SUBJ-01): format is required and unknown members are refused', () => {
     expect(problemsOf({ email: 'dana@example.com' })).toEqual([
       'subject.format: is required and must be a non-empty string (RFC 9493 §3)',

@@ -261,6 +261,8 @@ function describeLegacy(input: Json): string | undefined {
 interface Checker {
   problems: Problem[];
   lenient: boolean;
+  /** The complex or aliases subject being checked, while its members are. */
+  inside?: string | undefined;
 }
 
 function checkStringMember(spec: StringSubjectFormat, input: Json, member: string, path: string, c: Checker) {
@@ -344,15 +346,13 @@ function checkIpAddresses(input: Json, path: string, c: Checker) {
 }
 
 function checkNested(value: unknown, path: string, container: string, c: Checker) {
-  const nested = checkAny(value, path, c);
-  if (nested && (nested.format === 'complex' || nested.format === 'aliases')) {
-    c.problems.push({
-      path,
-      message: `${nested.format === 'aliases' ? 'an aliases' : 'a complex'} subject cannot be nested inside ${container} (RFC 9493 §3.2.8, SSF 1.0 §3.3)`,
-    });
-    return undefined;
+  const outer = c.inside;
+  c.inside = container;
+  try {
+    return checkAny(value, path, c);
+  } finally {
+    c.inside = outer;
   }
-  return nested;
 }
 
 function checkAliases(input: Json, path: string, c: Checker) {
@@ -422,6 +422,14 @@ function checkAny(value: unknown, path: string, c: Checker): SubjectIdentifier |
     c.problems.push({
       path: `${path}.format`,
       message: 'is required and must be a non-empty string (RFC 9493 §3)',
+    });
+    return undefined;
+  }
+  if ((format === 'complex' || format === 'aliases') && c.inside) {
+    // Refused before looking inside: a subject nested thousands of levels deep must not recurse.
+    c.problems.push({
+      path,
+      message: `${format === 'aliases' ? 'an aliases' : 'a complex'} subject cannot be nested inside ${c.inside} (RFC 9493 §3.2.8, SSF 1.0 §3.3)`,
     });
     return undefined;
   }

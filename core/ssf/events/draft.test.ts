@@ -63,6 +63,37 @@ describe('validateEventDraft (what the pipeline accepts is what the codec signs)
   });
 });
 
+describe('drafts from untyped code', () => {
+  it('a type that is not a string, or an occurredAt given as a number, is a problem with its path, never a TypeError', () => {
+    for (const type of [5, null, undefined, '']) {
+      const result = validateEventDraft({ type, subject: user, sourceRecordId: 'r' } as never);
+      expect(result, String(type)).toEqual({
+        ok: false,
+        problems: [{ path: 'type', message: 'must be an event type URI or short name (a non-empty string)' }],
+      });
+      expect(() => checkEventDraft({ type, subject: user, sourceRecordId: 'r' } as never)).toThrow(
+        type === '' ? UnknownEventTypeError : EventValidationError,
+      );
+    }
+    const seconds = validateEventDraft({
+      type: 'caep.session-revoked',
+      subject: user,
+      sourceRecordId: 'r',
+      occurredAt: 1_767_225_590,
+    } as never);
+    expect(seconds).toEqual({
+      ok: false,
+      problems: [
+        {
+          path: 'occurredAt',
+          message:
+            'must be a Date or an RFC 3339 date string, not a number (1767225590: seconds or milliseconds?)',
+        },
+      ],
+    });
+  });
+});
+
 describe('checkEventDraft', () => {
   it('throws the typed error of the first problem', () => {
     expect(() => checkEventDraft({ type: 'caep.nope', subject: user, sourceRecordId: 'r' })).toThrow(

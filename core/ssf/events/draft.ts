@@ -35,10 +35,18 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /** The occurrence time in seconds, or undefined when occurredAt is not a date. */
 function occurrenceSeconds(draft: EventDraft, now: Date): number | undefined {
-  const value = draft.occurredAt ?? now;
+  const value: unknown = draft.occurredAt ?? now;
+  // A number is ambiguous (seconds or milliseconds?); only a Date or a date string says which.
+  if (!(value instanceof Date) && typeof value !== 'string') return undefined;
   const date = value instanceof Date ? value : new Date(value);
   const ms = date.getTime();
   return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
+}
+
+function occurredAtProblem(value: unknown): string {
+  return typeof value === 'number'
+    ? `must be a Date or an RFC 3339 date string, not a number (${value}: seconds or milliseconds?)`
+    : `"${String(value)}" is not a date`;
 }
 
 function withTimestamp(definition: EventTypeDefinition, claims: unknown, time: number): unknown {
@@ -61,6 +69,11 @@ function deprecation(definition: EventTypeDefinition): EventValidationError | un
 /** Checks a draft; throws UnknownEventTypeError, SubjectValidationError or EventValidationError. */
 export function checkEventDraft(draft: EventDraft, options: DraftCheckOptions = {}): CheckedEvent {
   const catalog = options.catalog ?? eventCatalog;
+  if (typeof draft.type !== 'string') {
+    throw new EventValidationError('event', [
+      { path: 'type', message: 'must be an event type URI or short name (a non-empty string)' },
+    ]);
+  }
   const definition = catalog.get(draft.type);
   const deprecated = deprecation(definition);
   if (deprecated) throw deprecated;
@@ -70,7 +83,7 @@ export function checkEventDraft(draft: EventDraft, options: DraftCheckOptions = 
   const occurredAt = occurrenceSeconds(draft, options.now ?? new Date());
   if (occurredAt === undefined) {
     throw new EventValidationError(definition.shortName, [
-      { path: 'occurredAt', message: `"${String(draft.occurredAt)}" is not a date` },
+      { path: 'occurredAt', message: occurredAtProblem(draft.occurredAt) },
     ]);
   }
   const claims = catalog.parseClaims(definition.uri, withTimestamp(definition, draft.claims, occurredAt));
@@ -81,8 +94,10 @@ export function checkEventDraft(draft: EventDraft, options: DraftCheckOptions = 
 export function validateEventDraft(draft: EventDraft, options: DraftCheckOptions = {}): DraftCheckResult {
   const catalog = options.catalog ?? eventCatalog;
   const problems: Problem[] = [];
-  const definition = catalog.find(draft.type);
-  if (!definition) {
+  const definition = typeof draft.type === 'string' ? catalog.find(draft.type) : undefined;
+  if (typeof draft.type !== 'string' || draft.type === '') {
+    problems.push({ path: 'type', message: 'must be an event type URI or short name (a non-empty string)' });
+  } else if (!definition) {
     try {
       catalog.get(draft.type);
     } catch (err) {
@@ -97,7 +112,7 @@ export function validateEventDraft(draft: EventDraft, options: DraftCheckOptions
   else if (definition) problems.push(...catalog.checkSubjectFor(definition.uri, subject.subject, 'subject'));
   const occurredAt = occurrenceSeconds(draft, options.now ?? new Date());
   if (occurredAt === undefined) {
-    problems.push({ path: 'occurredAt', message: `"${String(draft.occurredAt)}" is not a date` });
+    problems.push({ path: 'occurredAt', message: occurredAtProblem(draft.occurredAt) });
   }
   let claims: EventClaims | undefined;
   if (definition) {
