@@ -4,6 +4,7 @@ import { ConfigError } from '../../plugin-api/index.ts';
 import { ProfileRefusalError } from '../errors.ts';
 import { CAEP_BASE, OKTA_BASE, RISC_BASE } from '../events/common.ts';
 import { buildSet, type BuildSetInput } from '../set/build.ts';
+import { signSet } from '../set/codec.ts';
 import { deterministicJti } from '../set/jti.ts';
 import { GOOGLE_WORKSPACE_AUDIENCE, PROFILE_NAMES, getProfile, listProfiles } from './index.ts';
 
@@ -98,6 +99,33 @@ describe('ssf-1.0', () => {
       options,
     );
     expect(verification.claims.sub_id).toEqual({ format: 'opaque', id: 's-1' });
+    // SSF 1.0 §8.1.5 (SSF-53): a stream-updated event names the stream by an opaque id too.
+    const updated = build(
+      'ssf-1.0',
+      { type: 'ssf.stream-updated', subject: { format: 'opaque', id: 's-1' }, claims: { status: 'paused' } },
+      options,
+    );
+    expect(updated.claims.sub_id).toEqual({ format: 'opaque', id: 's-1' });
+  });
+
+  it('caep_interop (CAEP interoperability §2.6, IOP-04): an RS256 key signs, any other is refused', async () => {
+    const key = (alg: 'RS256' | 'ES256') => ({
+      kid: `k-${alg}`,
+      alg,
+      protectedHeader: Buffer.from(JSON.stringify({ alg, kid: `k-${alg}`, typ: 'secevent+jwt' })).toString(
+        'base64url',
+      ),
+      sign: async () => Buffer.from('signature'),
+    });
+    const interop = build('ssf-1.0', {}, { profileOptions: { caep_interop: true } });
+    expect((await signSet(interop, key('RS256'))).header.alg).toBe('RS256');
+    const refused = await signSet(interop, key('ES256')).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(ProfileRefusalError);
+    expect((refused as ProfileRefusalError).reason).toBe(
+      'the CAEP interoperability profile (§2.6) requires RS256 signatures; the signing key k-ES256 is ES256',
+    );
+    // Without the option any allowed algorithm signs.
+    expect((await signSet(build('ssf-1.0', {}), key('ES256'))).header.alg).toBe('ES256');
   });
 });
 

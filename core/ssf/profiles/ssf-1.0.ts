@@ -26,8 +26,8 @@ export const ssfOptionsSchema = z.strictObject({
     .default(false)
     .meta({
       description:
-        'Enforce the CAEP interoperability profile: email or iss_sub subjects (opaque only for verification) ' +
-        'and a non-empty reason_admin on CAEP events.',
+        'Enforce the CAEP interoperability profile: RS256 signatures, email or iss_sub subjects (opaque for ' +
+        'verification and stream-updated events) and a non-empty reason_admin on CAEP events.',
     }),
 });
 export type SsfOptions = z.output<typeof ssfOptionsSchema>;
@@ -36,8 +36,10 @@ const INTEROP_FORMATS = ['email', 'iss_sub'];
 
 function checkInterop(input: ProfileInput): void {
   const { definition, subject, claims } = input;
-  const verification = definition.uri === `${SSF_BASE}verification`;
-  const formats = verification ? ['opaque'] : INTEROP_FORMATS;
+  // SSF's own events name the stream by an opaque id (SSF 1.0 §8.1.4, §8.1.5).
+  const control =
+    definition.uri === `${SSF_BASE}verification` || definition.uri === `${SSF_BASE}stream-updated`;
+  const formats = control ? ['opaque'] : INTEROP_FORMATS;
   if (!formats.includes(subject.format)) {
     throw new ProfileRefusalError(
       NAME,
@@ -64,7 +66,18 @@ function shape(input: ProfileInput, options: SsfOptions): ShapedEvent {
   } else if (definition.eventSubject === 'legacy' && options.event_subject) {
     event = { subject, ...claims };
   }
-  return { eventType: definition.uri, event, subId: subject, audience: input.audience ?? [], txn: true };
+  return {
+    eventType: definition.uri,
+    event,
+    subId: subject,
+    audience: input.audience ?? [],
+    txn: true,
+    ...(options.caep_interop
+      ? {
+          signing: { algorithms: ['RS256'], profile: NAME, rule: 'the CAEP interoperability profile (§2.6)' },
+        }
+      : {}),
+  };
 }
 
 export const ssfProfile: TargetProfile<SsfOptions> = {

@@ -27,6 +27,14 @@ export interface ShapedEvent {
   audience: string | string[];
   /** Whether the SET carries `txn`. */
   txn: boolean;
+  /** Signing algorithms the target accepts, when it restricts them, and the rule that says so. */
+  signing?: SigningRule;
+}
+
+export interface SigningRule {
+  algorithms: readonly string[];
+  profile: string;
+  rule: string;
 }
 
 /** A target profile (dialect): shapes SETs the way one kind of receiver accepts them. */

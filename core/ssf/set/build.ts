@@ -91,5 +91,12 @@ export function buildSet(input: BuildSetInput, options: BuildOptions = {}): Buil
     ...(shaped.subId ? { sub_id: shaped.subId } : {}),
     events: { [shaped.eventType]: shaped.event },
   };
-  return { claims: setClaims, jti, eventType: shaped.eventType, event: shaped.event, subject };
+  return {
+    claims: setClaims,
+    jti,
+    eventType: shaped.eventType,
+    event: shaped.event,
+    subject,
+    ...(shaped.signing ? { signing: shaped.signing } : {}),
+  };
 }

@@ -4,6 +4,7 @@
  */
 import type { Clock } from '../../plugin-api/index.ts';
 import type { EventCatalog } from '../events/catalog.ts';
+import { ProfileRefusalError } from '../errors.ts';
 import type { SigningKey } from '../keys/store.ts';
 import { buildSet, type BuildSetInput } from './build.ts';
 import { SET_TYP, type BuiltSet, type MintedSet, type SetClaims, type SetHeader } from './types.ts';
@@ -28,6 +29,12 @@ export async function signSetClaims(
 
 /** Signs a built SET. */
 export async function signSet(built: BuiltSet, key: SigningKey): Promise<MintedSet> {
+  if (built.signing && !built.signing.algorithms.includes(key.alg)) {
+    throw new ProfileRefusalError(
+      built.signing.profile,
+      `${built.signing.rule} requires ${built.signing.algorithms.join(' or ')} signatures; the signing key ${key.kid} is ${key.alg}`,
+    );
+  }
   const { jwt, header } = await signSetClaims(built.claims, key);
   return {
     jwt,

@@ -1,5 +1,6 @@
 import type { SignedSet, SubjectIdentifier } from '../../plugin-api/index.ts';
 import type { EventClaims } from '../events/types.ts';
+import type { SigningRule } from '../profiles/types.ts';
 
 /** The media type of a SET (RFC 8417 §2.3), used as the JWS `typ`. */
 export const SET_TYP = 'secevent+jwt';
@@ -46,6 +47,8 @@ export interface BuiltSet {
   event: EventClaims;
   /** The primary subject in canonical form. */
   subject: SubjectIdentifier;
+  /** The target profile's restriction of signing algorithms, checked against the key at signing. */
+  signing?: SigningRule;
 }
 
 /** A signed SET; the delivery engine adds the attempt count to make it a SignedSet. */
