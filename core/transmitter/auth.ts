@@ -178,7 +178,8 @@ export class ReceiverAuthenticator {
           ? 'the Authorization header must use the Bearer or the DPoP scheme'
           : 'the Authorization header must use the Bearer scheme',
         'SSF_ERR_TRANSMITTER_AUTH_INVALID',
-        true,
+        // RFC 6750 §3.1: an unsupported scheme presents no token, so the challenge names no error.
+        false,
       );
     }
     if (scheme.toLowerCase() === 'dpop') return this.#authenticateDpop(token, request);

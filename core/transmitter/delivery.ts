@@ -10,7 +10,7 @@ import type { DeliveryReceipt, SignedSet } from '../plugin-api/types.ts';
 import type { StreamRecord } from '../storage/types.ts';
 import { PUSH_METHOD } from './config.ts';
 import type { TransmitterContext } from './context.ts';
-import { TransmitterHttpError } from './errors.ts';
+import { streamNotFound, TransmitterHttpError } from './errors.ts';
 import type { Principal } from './auth.ts';
 import { readPollRequest, type PollRequest } from './poll.ts';
 import { classifyPush, type PushClient } from './push.ts';
@@ -167,8 +167,11 @@ export class StreamDelivery {
     const { config, signal } = this.#ctx;
     const max = Math.min(request.maxEvents ?? config.poll.default_max_events, config.poll.max_events);
     if (max === 0) {
+      // Control SETs (verification, stream-updated) are served whatever the status (POLL-05).
+      const { store } = this.#ctx;
       const more =
-        record.status === 'enabled' && (await this.#ctx.store.streams.pollQueueDepth(streamId)) > 0;
+        (await store.streams.pollQueueDepth(controlQueueId(streamId))) > 0 ||
+        (record.status === 'enabled' && (await store.streams.pollQueueDepth(streamId)) > 0);
       return { sets: {}, moreAvailable: more };
     }
     const deadline = Date.now() + (request.returnImmediately ? 0 : config.poll.long_poll_max_wait);
@@ -179,7 +182,8 @@ export class StreamDelivery {
         return result;
       await signal.wait(streamId, Math.min(remaining, config.poll.store_check_interval), abort);
       const fresh = await this.#ctx.store.streams.get(streamId);
-      if (!fresh) return { sets: {}, moreAvailable: false };
+      // Deleted while the poll waited: the stream is gone, as the next poll would say (POLL-11).
+      if (!fresh) throw streamNotFound(streamId);
       record = fresh;
     }
   }

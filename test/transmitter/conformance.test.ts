@@ -657,6 +657,47 @@ describe('OpenID SSF transmitter conformance modules', () => {
     expect(jwts.map((j) => decodeJwt(j).payload.events[VERIFICATION])).toContainEqual({ state: 'long' });
   });
 
+  it('RFC 6750 §3.1 (TX-03): a credential in another scheme is no token, so the challenge names no error', async () => {
+    const res = await call(bridge.origin, 'GET', metadata.configuration_endpoint, {
+      headers: { authorization: 'Basic Zm9vOmJhcg==' },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    expect(res.headers.get('www-authenticate')).not.toMatch(/error=/);
+  });
+
+  it('RFC 8936 §2.3 (POLL-05): maxEvents 0 says more is available when only a control SET waits', async () => {
+    const stream = await createPoll();
+    // verify_on_create queued a verification SET; ack it, then ask for another.
+    await pollSets(stream, { maxEvents: 10, returnImmediately: true }).then((r) =>
+      pollSets(stream, { maxEvents: 0, ack: Object.keys(r.json.sets as object) }),
+    );
+    const none = await pollSets(stream, { maxEvents: 0, returnImmediately: true });
+    expect(none.json).toEqual({ sets: {}, moreAvailable: false });
+    await alice().post(metadata.verification_endpoint, { stream_id: stream.stream_id, state: 'waiting' });
+    const peek = await pollSets(stream, { maxEvents: 0, returnImmediately: true });
+    expect(peek.json).toEqual({ sets: {}, moreAvailable: true });
+  });
+
+  it('POLL-11: a long poll waiting on a stream that is deleted answers 404, as the next poll would', async () => {
+    const stream = await createPoll();
+    await pollSets(stream, { maxEvents: 10, returnImmediately: true }).then((r) =>
+      pollSets(stream, { maxEvents: 0, ack: Object.keys(r.json.sets as object) }),
+    );
+    const pending = pollSets(stream, { maxEvents: 5, returnImmediately: false });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(
+      (
+        await alice().send('DELETE', metadata.configuration_endpoint, undefined, {
+          stream_id: stream.stream_id,
+        })
+      ).status,
+    ).toBe(204);
+    const answer = await pending;
+    expect(answer.status).toBe(404);
+    expect(answer.json).toMatchObject({ err: 'not_found' });
+  });
+
   it('openid-ssf-transmitter-stream-caep-interop: CAEP interop events delivered and valid (IOP-03…IOP-05, IOP-16…IOP-18)', async () => {
     const interop = [SESSION_REVOKED, CREDENTIAL_CHANGE, DEVICE_COMPLIANCE];
     const stream = await createPoll(ALICE.token, { events_requested: interop });
