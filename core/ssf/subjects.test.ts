@@ -45,6 +45,12 @@ describe('RFC 9493 §3.2 subject formats', () => {
       'da na@example.com',
       'dana@exa mple.com',
       'dana@-x.com',
+      // Controls, separators and invisible characters the UTF-8 ranges would otherwise admit.
+      'a\u0085b@example.com',
+      'a\u2028b@example.com',
+      'ab@exa\u200bmple.com',
+      'dana@exa\u00a0mple.com',
+      '"odd\u00a0local"@example.com',
     ]) {
       expect(problemsOf({ format: 'email', email: bad }), bad).toEqual([
         expect.stringMatching(/^subject\.email: must be an RFC 5322 addr-spec/),
@@ -86,6 +92,15 @@ describe('RFC 9493 §3.2 subject formats', () => {
     );
     expect(parseSubject({ format: 'uri', uri: 'URN:Example:Thing' }).uri).toBe('urn:Example:Thing');
     expect(problemsOf({ format: 'uri', uri: '/relative/path' })).toHaveLength(1);
+    // RFC 3986 §2: ASCII only, percent-encoding well formed (an IRI is not a URI).
+    for (const bad of ['https://a/<script>', 'https://bücher.example/ü', 'https://a/%zz', 'https://a/b c']) {
+      expect(problemsOf({ format: 'uri', uri: bad }), bad).toEqual([
+        expect.stringMatching(/^subject\.uri: must be an absolute URI \(RFC 3986\)/),
+      ]);
+    }
+    expect(parseSubject({ format: 'uri', uri: 'https://xn--bcher-kva.example/%C3%BC?q=a+b#f' }).uri).toBe(
+      'https://xn--bcher-kva.example/%C3%BC?q=a+b#f',
+    );
   });
 
   it('RFC 9493 §3.2.8: aliases holds simple identifiers; canonical form sorts them and drops repeats', () => {

@@ -43,13 +43,23 @@ const ADDR_SPEC = new RegExp(
   `^(?:${ATEXT}+(?:\\.${ATEXT}+)*|"(?:[^"\\\\\\r\\n]|\\\\.)*")@${LABEL}(?:\\.${LABEL})*$`,
 );
 const E164 = /^\+[1-9][0-9]{1,14}$/;
+/**
+ * Characters no mailbox is written with, though the UTF-8 ranges above admit them: controls,
+ * invisible format characters (zero-width space, bidi marks), line and paragraph separators,
+ * and every space but the ASCII one (which only a quoted local part may hold).
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}]|(?! )\p{Zs}/u;
+
+function isAddrSpec(value: string): boolean {
+  return ADDR_SPEC.test(value) && !INVISIBLE.test(value);
+}
 
 /**
  * Whether the event catalog takes `value` as an email subject (RFC 5322 addr-spec, UTF-8
  * allowed): what connectors check before they name a user by an address.
  */
 export function isEmailAddress(value: string): boolean {
-  return ADDR_SPEC.test(value);
+  return isAddrSpec(value);
 }
 
 /**
@@ -60,11 +70,13 @@ export function usableEmail(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   const text = value.trim();
   const at = text.lastIndexOf('@');
-  return at > 0 && text.includes('.', at) && ADDR_SPEC.test(text) ? text : undefined;
+  return at > 0 && text.includes('.', at) && isAddrSpec(text) ? text : undefined;
 }
 const ACCT_URI = /^acct:([^@\s]+)@([^@\s/?#]+)$/;
 const DID = /^did:[a-z0-9]+:\S+$/;
 const ABSOLUTE_URI = /^([A-Za-z][A-Za-z0-9+.-]*):(\S*)$/;
+/** RFC 3986 §3, §2: a scheme, then only URI characters, each `%` starting a percent-encoded octet. */
+const RFC3986_URI = /^[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
 const URI_AUTHORITY = /^\/\/([^/?#]*)(.*)$/s;
 
 /** Lowercases ASCII letters only: DNS names and URI schemes are case-insensitive in ASCII. */
@@ -112,8 +124,7 @@ const BUILT_IN_FORMATS: readonly StringSubjectFormat[] = [
     format: 'email',
     spec: 'RFC 9493 §3.2.2',
     members: ['email'],
-    check: (_m, v) =>
-      ADDR_SPEC.test(v) ? undefined : 'must be an RFC 5322 addr-spec such as user@example.com',
+    check: (_m, v) => (isAddrSpec(v) ? undefined : 'must be an RFC 5322 addr-spec such as user@example.com'),
     canonical: (_m, v) => canonicalEmail(v),
   },
   { format: 'iss_sub', spec: 'RFC 9493 §3.2.3', members: ['iss', 'sub'] },
@@ -135,7 +146,10 @@ const BUILT_IN_FORMATS: readonly StringSubjectFormat[] = [
     format: 'uri',
     spec: 'RFC 9493 §3.2.7',
     members: ['uri'],
-    check: (_m, v) => (ABSOLUTE_URI.test(v) ? undefined : 'must be an absolute URI (RFC 3986)'),
+    check: (_m, v) =>
+      RFC3986_URI.test(v)
+        ? undefined
+        : 'must be an absolute URI (RFC 3986): ASCII, no spaces, % only before two hex digits',
     canonical: (_m, v) => canonicalUri(v),
   },
   { format: 'jwt_id', spec: 'SSF 1.0 §3.5.1', members: ['iss', 'jti'] },

@@ -199,6 +199,12 @@ function checkAudience(claims: Record<string, unknown>, options: ClaimCheckOptio
 }
 
 function checkTimes(claims: Record<string, unknown>, options: ClaimCheckOptions, out: Finding[]): void {
+  const toe = claims.toe;
+  if (toe !== undefined && (typeof toe !== 'number' || !Number.isFinite(toe))) {
+    out.push(
+      error('invalid_request', 'SSF_ERR_SET_CLAIM', 'toe must be a NumericDate when present (RFC 8417 §2.2)'),
+    );
+  }
   const iat = claims.iat;
   if (typeof iat !== 'number' || !Number.isFinite(iat)) {
     out.push(

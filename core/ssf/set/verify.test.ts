@@ -243,6 +243,12 @@ describe('verifySet refuses, with the RFC 8935 §2.4 error code', () => {
       code: 'SSF_ERR_SET_CLAIM',
     },
     {
+      name: 'RFC 8417 §2.2: a toe that is not a NumericDate',
+      make: () => craft(header(), { ...validPayload(), toe: 'yesterday' }, key),
+      err: 'invalid_request',
+      code: 'SSF_ERR_SET_CLAIM',
+    },
+    {
       name: 'SET-11: an iat in the future beyond the clock skew',
       make: () => craft(header(), { ...validPayload(), iat: NOW.getTime() / 1000 + 120 }, key),
       err: 'invalid_request',
