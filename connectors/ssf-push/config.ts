@@ -1,13 +1,13 @@
-import { secret, z } from '../../core/plugin-api/index.ts';
+import { checkProfileOptions, profileFields, secret, z } from '../../core/plugin-api/index.ts';
 import { audience, httpUrl, oauthClientSchema, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const configSchema = z
   .strictObject({
     endpoint_url: httpUrl("The receiver's RFC 8935 push endpoint (its stream's delivery endpoint_url)."),
     audience: audience('The SET audience (aud) the receiver expects, e.g. its stream audience or client id.'),
-    profile: z.string().min(1).default('ssf-1.0').meta({
-      description: 'Target profile the SETs are shaped with: ssf-1.0, okta-itp, google-workspace, …',
-    }),
+    ...profileFields(
+      'Target profile the SETs are shaped with: ssf-1.0, okta-itp, google-workspace, legacy-sse-caep.',
+    ),
     authorization_header: secret(
       'Sent verbatim as the Authorization header of every push (SSF 1.0 §6.1.1), e.g. "Bearer …".',
     ).optional(),
@@ -19,6 +19,7 @@ export const configSchema = z
   .refine((c) => !(c.authorization_header && c.oauth), {
     message: 'give either authorization_header or oauth, not both',
     path: ['oauth'],
-  });
+  })
+  .superRefine(checkProfileOptions);
 
 export type SsfPushConfig = z.output<typeof configSchema>;

@@ -22,7 +22,11 @@ export function createSsfPush(ctx: ConnectorContext, config: SsfPushConfig): Out
     'outcome',
   ]);
   return {
-    target: { audience: config.audience, profile: config.profile },
+    target: {
+      audience: config.audience,
+      profile: config.profile,
+      ...(config.profile_options ? { profileOptions: config.profile_options } : {}),
+    },
     async start() {},
     async stop() {},
     deliver: (set, signal) =>

@@ -260,4 +260,23 @@ describe('ssf-push: profiles', () => {
     if (!refused.ok) expect(refused.error.message).toMatch(/Google accepts only caep.session-revoked/);
     expect(server.requests.filter((r) => r.path === PATH)).toHaveLength(1);
   });
+
+  it('profile_options reach the profile: event_subject puts the subject inside the event too (SSF 1.0 §3.1.1)', async () => {
+    const received = ssfReceiver(server, { path: PATH, audience: AUD });
+    const h = await start({ profile: 'ssf-1.0', profile_options: { event_subject: true } });
+    expect((await h.attempt(sessionRevoked)).ok).toBe(true);
+    expect(received[0]?.set.event?.subject).toEqual({ format: 'email', email: 'dana.lee@example.com' });
+  });
+
+  it('an unknown profile or a wrong profile option is a config problem, with its path', () => {
+    const problems = (extra: Record<string, unknown>) =>
+      ssfPush.configSchema
+        .safeParse({ endpoint_url: 'https://r.example.net/e', audience: AUD, ...extra })
+        .error?.issues.map((i) => i.path.join('.'));
+    expect(problems({ profile: 'nope' })).toEqual(['profile']);
+    expect(problems({ profile: 'ssf-1.0', profile_options: { caep_interop: 'yes' } })).toEqual([
+      'profile_options.caep_interop',
+    ]);
+    expect(problems({ profile: 'okta-itp', profile_options: { include_device: true } })).toBeUndefined();
+  });
 });

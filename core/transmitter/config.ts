@@ -8,7 +8,7 @@ import { duration, secret } from '../plugin-api/index.ts';
 import { ssrfPolicySchema } from '../http/ssrf.ts';
 import { VERIFICATION_ALGORITHMS } from '../ssf/algorithms.ts';
 import { findEventType } from '../ssf/events/catalog.ts';
-import { DEFAULT_PROFILE, PROFILE_NAMES, getProfile } from '../ssf/profiles/index.ts';
+import { checkProfileOptions, profileFields } from '../plugin-api/profiles.ts';
 
 export const SCOPE_READ = 'ssf.read';
 export const SCOPE_MANAGE = 'ssf.manage';
@@ -35,30 +35,11 @@ const receiverSchema = z
     audience: audienceSchema
       .optional()
       .meta({ description: "SET aud of this client's streams. Defaults to the client id." }),
-    profile: z
-      .enum(PROFILE_NAMES as [string, ...string[]])
-      .default(DEFAULT_PROFILE)
-      .meta({
-        description:
-          "Target profile this client's SETs are shaped with: ssf-1.0, or legacy-sse-caep for receivers of the pre-SSF 1.0 CAEP shape (Apple Business Manager, Apple School Manager). Its streams offer only the event types the profile takes.",
-      }),
-    profile_options: z
-      .record(z.string(), z.unknown())
-      .optional()
-      .meta({ description: 'Options of the profile (see the target profiles in docs/ssf.md).' }),
+    ...profileFields(
+      "Target profile this client's SETs are shaped with: ssf-1.0, or legacy-sse-caep for receivers of the pre-SSF 1.0 CAEP shape (Apple Business Manager, Apple School Manager). Its streams offer only the event types the profile takes.",
+    ),
   })
-  .superRefine((receiver, issues) => {
-    const options = getProfile(receiver.profile).optionsSchema.safeParse(receiver.profile_options ?? {});
-    if (!options.success) {
-      for (const issue of options.error.issues) {
-        issues.addIssue({
-          code: 'custom',
-          path: ['profile_options', ...issue.path.map(String)],
-          message: issue.message,
-        });
-      }
-    }
-  });
+  .superRefine(checkProfileOptions);
 
 const oauthSchema = z.strictObject({
   issuer: z

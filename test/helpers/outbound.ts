@@ -159,7 +159,12 @@ export async function outboundHarness(
     const minted = await codec.mint({
       event: prepared,
       sourceInstanceId: 'source',
-      destination: { id: instanceId, audience: connector.target.audience, profile: connector.target.profile },
+      destination: {
+        id: instanceId,
+        audience: connector.target.audience,
+        profile: connector.target.profile,
+        profileOptions: connector.target.profileOptions,
+      },
     });
     return {
       ...minted,
