@@ -8,6 +8,7 @@ import {
 import type { ConnectorDefinition } from '../../core/plugin-api/index.ts';
 import { specimenPoller, type PollerFault } from './specimens/specimen-poller/index.ts';
 import { specimenPusher, type PusherFault } from './specimens/specimen-pusher/index.ts';
+import { specimenWebhook } from './specimens/specimen-webhook/index.ts';
 
 const pollerDir = new URL('./specimens/specimen-poller/', import.meta.url);
 const pusherDir = new URL('./specimens/specimen-pusher/', import.meta.url);
@@ -37,6 +38,12 @@ const pusherOptions: ConformanceOptions = {
   connectorDir: pusherDir,
   validConfig: (server: MockServer) => ({ endpoint: `${server.url}/events`, api_token: 'pusher-token-9c2b' }),
   metrics: [{ name: 'sets_pushed_total', value: (t) => t.delivered }],
+};
+
+const webhookOptions: ConformanceOptions = {
+  connectorDir: new URL('./specimens/specimen-webhook/', import.meta.url),
+  validConfig: { token: 'webhook-token-7a3f' },
+  webhook: { request: () => ({ headers: { authorization: 'Bearer webhook-token-7a3f' } }) },
 };
 
 function failures(results: CaseResult[]): Record<string, string> {
@@ -138,6 +145,37 @@ describe('the conformance kit catches seeded faults, each in the case meant to',
     expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
     expect(failed['hygiene.secrets-not-logged']).toMatch(/the value of api_token appears in \d+ log line/);
     expect(failed['hygiene.secrets-not-logged']).not.toContain('pusher-token-9c2b');
+  });
+});
+
+describe('the conformance kit on webhook connectors', () => {
+  it('passes a sound webhook connector, including the malformed-body and authentication cases', async () => {
+    const results = await checkConnectorConformance(specimenWebhook(), webhookOptions);
+    expect(failures(results)).toEqual({});
+    expect(results.map((r) => r.id)).toEqual(
+      expect.arrayContaining(['delivery.refuses-malformed', 'hygiene.webhook-auth']),
+    );
+  });
+
+  it('a plain Error for a malformed record (a 503 the sender retries for ever): mapping.fixtures and delivery.refuses-malformed', async () => {
+    const failed = failures(
+      await checkConnectorConformance(specimenWebhook('plain-error-on-malformed'), webhookOptions),
+    );
+    expect(Object.keys(failed).sort()).toEqual(['delivery.refuses-malformed', 'mapping.fixtures']);
+    expect(failed['mapping.fixtures']).toMatch(
+      /^malformed\.json .*: rejected with RangeError \(retryable\); throw PermanentError/,
+    );
+    expect(failed['delivery.refuses-malformed']).toMatch(
+      /^malformed\.json: the webhook answered 503, not 4xx: the sender will retry/,
+    );
+  });
+
+  it('a webhook that takes requests without credentials: hygiene.webhook-auth', async () => {
+    const failed = failures(await checkConnectorConformance(specimenWebhook('no-auth'), webhookOptions));
+    expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);
+    expect(failed['hygiene.webhook-auth']).toMatch(
+      /without the credentials options\.webhook\.request adds was answered 202/,
+    );
   });
 });
 

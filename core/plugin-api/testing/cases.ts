@@ -125,6 +125,12 @@ export const CASES: readonly CaseInfo[] = [
     kinds: IN,
     title: 'checkpoints never run ahead of persisted events',
   },
+  {
+    id: 'delivery.refuses-malformed',
+    group: 'delivery',
+    kinds: IN,
+    title: 'a webhook body holding a malformed record is answered 4xx and emits nothing',
+  },
   { id: 'delivery.empty-poll', group: 'delivery', kinds: IN, title: 'a poll that finds nothing settles' },
   {
     id: 'delivery.request-timeout',
@@ -156,6 +162,12 @@ export const CASES: readonly CaseInfo[] = [
     group: 'metrics',
     kinds: BOTH,
     title: "the connector's counters match the test traffic",
+  },
+  {
+    id: 'hygiene.webhook-auth',
+    group: 'hygiene',
+    kinds: IN,
+    title: 'a webhook request without its credentials is refused with 401 or 403',
   },
   {
     id: 'docs.readme-current',

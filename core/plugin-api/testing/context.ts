@@ -147,7 +147,11 @@ export class SuiteContext {
   }
 
   /** Sends a webhook request as the HTTP server would, mapping a throw to the status it sends. */
-  async webhook(instance: KitInstance, body: unknown): Promise<InboundResponse> {
+  async webhook(
+    instance: KitInstance,
+    body: unknown,
+    options: { unauthenticated?: boolean } = {},
+  ): Promise<InboundResponse> {
     const handle = instance.inbound.handleWebhook;
     const stream = this.manifest.capabilities.stream ? this.options.stream : undefined;
     if (typeof handle !== 'function' && stream) {
@@ -158,7 +162,7 @@ export class SuiteContext {
       fail('the instance has no handleWebhook(); declare capabilities.poll instead');
     instance.nextRun();
     const rawBody = Buffer.from(JSON.stringify(body) ?? '');
-    const parts = this.options.webhook?.request?.(body, rawBody) ?? {};
+    const parts = options.unauthenticated ? {} : (this.options.webhook?.request?.(body, rawBody) ?? {});
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     for (const [name, value] of Object.entries(parts.headers ?? {})) headers[name.toLowerCase()] = value;
     const req: InboundRequest = {

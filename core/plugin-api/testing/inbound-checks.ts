@@ -1,5 +1,6 @@
 /** Inbound cases: fixture mapping, catalog validity, determinism and at-least-once delivery. */
 import { isDeepStrictEqual } from 'node:util';
+import { classOf } from '../errors.ts';
 import type { EventDraft, InboundDefinition, MappingResult } from '../types.ts';
 import { fail, type SuiteContext } from './context.ts';
 import { checkDraft, listAllows } from './events.ts';
@@ -43,6 +44,12 @@ function fixtureProblem(ctx: SuiteContext, fixture: Fixture): string | undefined
     const message = mapped.error instanceof Error ? mapped.error.message : String(mapped.error);
     if (!(mapped.error instanceof Error))
       return `${at}: rejected with a non-Error value; throw an Error with a clear message`;
+    if (classOf(mapped.error) !== 'permanent') {
+      return (
+        `${at}: rejected with ${mapped.error.name} (${classOf(mapped.error)}); throw PermanentError so the ` +
+        'bridge refuses the record with a 4xx or records a dead letter, instead of retrying it for ever'
+      );
+    }
     return message.includes(fixture.expect.rejected)
       ? undefined
       : `${at}: the rejection message\n  ${message}\ndoes not contain\n  ${fixture.expect.rejected}`;
@@ -203,6 +210,56 @@ export async function atLeastOnce(ctx: SuiteContext): Promise<void> {
     );
   }
   await stopWithin(ctx, instance, 'after the retry');
+}
+
+/**
+ * A webhook body holding a malformed record is answered 4xx (its sender must not send it again)
+ * and emits nothing: one request per `rejected` fixture.
+ */
+export async function refusesMalformed(ctx: SuiteContext): Promise<void> {
+  const rejected = ctx.fixtures().fixtures.filter(expectsRejected);
+  if (rejected.length === 0)
+    fail(
+      'add a fixture with malformed input ({"expect": {"rejected": "..."}}): it is sent as a webhook body',
+    );
+  ctx.resetServer();
+  const instance = ctx.instance();
+  await startWithin(instance);
+  const problems: string[] = [];
+  for (const fixture of rejected) {
+    const before = instance.sink.attempts.length;
+    const { status } = await ctx.webhook(instance, fixture.input);
+    if (status < 400 || status >= 500) {
+      const why =
+        status >= 500
+          ? 'the sender will retry a record that can never succeed; throw PermanentError for malformed input'
+          : 'the sender believes the record was taken';
+      problems.push(`${fixture.name}.json: the webhook answered ${status}, not 4xx: ${why}`);
+    }
+    if (instance.sink.attempts.length > before)
+      problems.push(`${fixture.name}.json: events were emitted for a malformed record`);
+  }
+  await stopWithin(ctx, instance, 'after the malformed requests');
+  if (problems.length > 0) fail(problems.join('\n'));
+}
+
+/** A webhook request without the credentials options.webhook.request adds is refused, 401 or 403. */
+export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
+  const fixture = ctx.fixtures().fixtures.find(expectsEvents);
+  if (!fixture) fail('add a fixture that maps to events: it is sent as the webhook body');
+  ctx.resetServer();
+  const instance = ctx.instance();
+  await startWithin(instance);
+  const { status } = await ctx.webhook(instance, fixture.input, { unauthenticated: true });
+  const emitted = instance.sink.attempts.length > 0;
+  await stopWithin(ctx, instance, 'after the unauthenticated request');
+  if (status !== 401 && status !== 403) {
+    fail(
+      `a webhook request without the credentials options.webhook.request adds was answered ${status}; ` +
+        'refuse it with 401 (no or wrong credentials) or 403, before reading the body',
+    );
+  }
+  if (emitted) fail('an unauthenticated webhook request emitted events');
 }
 
 export async function checkpointAfterPersist(ctx: SuiteContext): Promise<void> {

@@ -16,6 +16,8 @@ import {
   mappingDeterministic,
   mappingFixtures,
   pollRequestTimeout,
+  refusesMalformed,
+  webhookAuthenticated,
 } from './inbound-checks.ts';
 import {
   capabilitiesMatch,
@@ -78,6 +80,8 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
   // An invalid manifest is reported by manifest.valid; the other cases still get a plan.
   const caps = ctx.manifest?.capabilities ?? {};
   const polls = inbound && Boolean(caps.poll);
+  // Connectors the kit drives through handleWebhook (those that also poll are driven by polls).
+  const webhookOnly = inbound && !polls && Boolean(caps.webhook);
   const applies: Array<[string, Check, boolean]> = [
     ['manifest.valid', manifestValid, true],
     ['manifest.id-matches-folder', idMatchesFolder, true],
@@ -100,6 +104,7 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     ['mapping.deterministic', mappingDeterministic, inbound],
     ['delivery.at-least-once', atLeastOnce, inbound],
     ['delivery.checkpoint-after-persist', checkpointAfterPersist, inbound],
+    ['delivery.refuses-malformed', refusesMalformed, webhookOnly],
     ['delivery.empty-poll', emptyPoll, polls],
     [
       'delivery.request-timeout',
@@ -110,6 +115,7 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     ['delivery.classification', classification, !inbound && ctx.networked],
     ['delivery.no-network', noNetwork, !inbound && !ctx.networked],
     ['hygiene.secrets-not-logged', secretsNotLogged, true],
+    ['hygiene.webhook-auth', webhookAuthenticated, webhookOnly && ctx.options.webhook?.request !== undefined],
     ['metrics.counters', countersMatch, true],
     ['docs.readme-current', docsCurrent, generatedSection(ctx.readme() ?? '') !== undefined],
   ];
