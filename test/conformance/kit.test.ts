@@ -5,7 +5,7 @@ import {
   type ConformanceOptions,
   type MockServer,
 } from '../../core/plugin-api/testing/index.ts';
-import type { ConnectorDefinition } from '../../core/plugin-api/index.ts';
+import { z, type ConnectorDefinition } from '../../core/plugin-api/index.ts';
 import { specimenPoller, type PollerFault } from './specimens/specimen-poller/index.ts';
 import { specimenPusher, type PusherFault } from './specimens/specimen-pusher/index.ts';
 import { specimenWebhook } from './specimens/specimen-webhook/index.ts';
@@ -145,6 +145,43 @@ describe('the conformance kit catches seeded faults, each in the case meant to',
     expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
     expect(failed['hygiene.secrets-not-logged']).toMatch(/the value of api_token appears in \d+ log line/);
     expect(failed['hygiene.secrets-not-logged']).not.toContain('pusher-token-9c2b');
+  });
+});
+
+describe('the conformance kit reads the config schema all the way down', () => {
+  /** The sound poller with `extra` fields beside its own config fields. */
+  function pollerWith(extra: Record<string, z.ZodType>): ConnectorDefinition {
+    const base = poller();
+    const shape = (base.configSchema as z.ZodObject).shape;
+    return { ...base, configSchema: z.strictObject({ ...shape, ...extra }) } as ConnectorDefinition;
+  }
+
+  it('a nested object that takes unknown keys (a misspelt nested key passes silently): config.strict', async () => {
+    const nested = pollerWith({
+      routing: z
+        .object({ severity_floor: z.number().default(3).meta({ description: 'Lowest severity sent.' }) })
+        .prefault({})
+        .meta({ description: 'Routing.' }),
+    });
+    const failed = failures(await checkConnectorConformance(nested, pollerOptions));
+    expect(failed['config.strict']).toBe(
+      'objects that accept unknown keys (use z.strictObject at every level): routing',
+    );
+  });
+
+  it('credential-like names in any spelling must be secrets: config.secrets', async () => {
+    const plain = (description: string) => z.string().optional().meta({ description });
+    const named = pollerWith({
+      apiKey: plain('Key.'),
+      passphrase: plain('Passphrase.'),
+      hmac: plain('HMAC key.'),
+      region: plain('Not a credential.'),
+    });
+    const failed = failures(await checkConnectorConformance(named, pollerOptions));
+    const flagged = [...failed['config.secrets']!.matchAll(/^(\S+) looks like a credential/gm)].map(
+      (m) => m[1],
+    );
+    expect(flagged).toEqual(['apiKey', 'passphrase', 'hmac']);
   });
 });
 

@@ -13,7 +13,8 @@ import { unknownTypes } from './events.ts';
 import { fieldDescription, isSecretField, schemaFields, valueAt, type JsonSchema } from './schema-walk.ts';
 
 /** Field names that almost always hold a credential. */
-const SECRET_NAME = /(secret|token|password|passwd|credential|private_key|api_key|(^|_)key)$/i;
+const SECRET_NAME =
+  /(secret|token|password|passwd|passphrase|credential|private_?key|api_?key|hmac|signing_?key|(^|_)key|[a-z]Key)$/i;
 
 export function manifestValid(ctx: SuiteContext): void {
   if (!isConnectorDefinition(ctx.definition)) {
@@ -103,10 +104,32 @@ function inputSchema(ctx: SuiteContext): JsonSchema {
   }
 }
 
+/** Paths of the objects in a JSON Schema that take keys they do not list (a misspelt key passes). */
+function openObjects(schema: unknown, path: string, out: string[]): string[] {
+  if (!schema || typeof schema !== 'object') return out;
+  const node = schema as Record<string, unknown>;
+  if (node.properties && typeof node.properties === 'object' && node.additionalProperties !== false) {
+    out.push(path || '(root)');
+  }
+  for (const [key, child] of Object.entries((node.properties as Record<string, unknown>) ?? {}))
+    openObjects(child, path ? `${path}.${key}` : key, out);
+  for (const key of ['items', 'additionalProperties'] as const)
+    if (node[key] && typeof node[key] === 'object') openObjects(node[key], `${path}[]`, out);
+  for (const key of ['anyOf', 'oneOf', 'allOf'] as const)
+    for (const child of (node[key] as unknown[] | undefined) ?? []) openObjects(child, path, out);
+  for (const [name, child] of Object.entries((node.$defs as Record<string, unknown>) ?? {}))
+    openObjects(child, `$defs.${name}`, out);
+  return out;
+}
+
 export function configStrict(ctx: SuiteContext): void {
   const json = inputSchema(ctx);
   if (json.type !== 'object' || json.additionalProperties !== false) {
     fail('the config schema must be z.strictObject({...}) so a misspelt key is an error');
+  }
+  const open = [...new Set(openObjects(json, '', []))];
+  if (open.length > 0) {
+    fail(`objects that accept unknown keys (use z.strictObject at every level): ${open.join(', ')}`);
   }
   const raw = ctx.rawConfig();
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail('options.validConfig must be an object');
