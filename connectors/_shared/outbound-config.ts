@@ -14,7 +14,9 @@ export function audience(description: string) {
 }
 
 export function requestTimeout(fallbackMs: number) {
-  return duration('Deadline of one request to the target, e.g. 10s.').default(fallbackMs);
+  return duration('Deadline of one request to the target, e.g. 10s.', { min: 100, max: 600_000 }).default(
+    fallbackMs,
+  );
 }
 
 /** OAuth 2.0 client credentials (RFC 6749 §4.4) with a client secret. */

@@ -25,7 +25,9 @@ export const configSchema = z
       'A second accepted private key, for replacing the webhook without dropping deliveries.',
     ).optional(),
     replay_window: duration('Largest accepted age (or clock skew) of X-BambooHR-Timestamp.').prefault('5m'),
-    poll_interval: duration('How often /employees/changed is polled (poll modes).').prefault('15m'),
+    poll_interval: duration('How often /employees/changed is polled (poll modes).', { min: 100 }).prefault(
+      '15m',
+    ),
     initial_lookback: duration('How far back the first poll asks for changes.').prefault('1d'),
     terminated_statuses: z.array(z.string().min(1)).min(1).default(['Terminated']).meta({
       description: 'Employment status values (employmentHistoryStatus) that mean the employee left.',
@@ -33,8 +35,13 @@ export const configSchema = z
     username_field: z.string().min(1).optional().meta({
       description: 'Field (or custom field alias) holding the user name, if one is kept in BambooHR.',
     }),
-    release_interval: duration('How often held (future-dated) terminations are checked.').prefault('1m'),
-    request_timeout: duration('Timeout of one request to the BambooHR API.').prefault('30s'),
+    release_interval: duration('How often held (future-dated) terminations are checked.', {
+      min: 1000,
+    }).prefault('1m'),
+    request_timeout: duration('Timeout of one request to the BambooHR API.', {
+      min: 100,
+      max: 600_000,
+    }).prefault('30s'),
     ...leaverPolicyShape,
   })
   .refine((c) => c.mode === 'poll' || c.webhook_private_key !== undefined, {

@@ -57,10 +57,10 @@ export const configSchema = z
       .regex(/^[0-9a-fA-F]{32}$/, 'must be a 32-character CID')
       .optional()
       .meta({ description: 'Child CID to act on, for Flight Control (MSSP) parent API clients.' }),
-    request_timeout: duration('Deadline of one API request.').default(30_000),
+    request_timeout: duration('Deadline of one API request.', { min: 100, max: 600_000 }).default(30_000),
     alerts: z
       .strictObject({
-        poll_interval: duration('How often the Alerts API is polled.').default(60_000),
+        poll_interval: duration('How often the Alerts API is polled.', { min: 100 }).default(60_000),
         page_size: z
           .number()
           .int()

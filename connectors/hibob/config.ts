@@ -28,8 +28,12 @@ export const configSchema = z.strictObject({
     .enum(['leaver', 'ignore'])
     .default('leaver')
     .meta({ description: 'Whether an employee on garden leave is treated as a leaver.' }),
-  release_interval: duration('How often held (future-dated) terminations are checked.').prefault('1m'),
-  request_timeout: duration('Timeout of one request to the Bob API.').prefault('30s'),
+  release_interval: duration('How often held (future-dated) terminations are checked.', {
+    min: 1000,
+  }).prefault('1m'),
+  request_timeout: duration('Timeout of one request to the Bob API.', { min: 100, max: 600_000 }).prefault(
+    '30s',
+  ),
   ...leaverPolicyShape,
 });
 

@@ -31,7 +31,7 @@ const settings = z.strictObject({
   login_url: httpsUrl('Microsoft Entra sign-in endpoint; change it for national clouds.').prefault(
     'https://login.microsoftonline.com',
   ),
-  poll_interval: duration()
+  poll_interval: duration(undefined, { min: 100 })
     .prefault('15m')
     .meta({ description: 'Time between two scans of managedDevices.' }),
   page_size: z

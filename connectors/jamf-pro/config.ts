@@ -86,7 +86,7 @@ export const configSchema = z
       .boolean()
       .default(true)
       .meta({ description: 'Periodically read the whole computer inventory to catch missed webhooks.' }),
-    reconcile_interval: duration()
+    reconcile_interval: duration(undefined, { min: 1000 })
       .prefault('1h')
       .meta({ description: 'Time between two reconciliation scans.' }),
     page_size: z

@@ -8,7 +8,7 @@ export const configSchema = z.strictObject({
       'Your tenant API URL from Settings → Access, e.g. https://acme.api.kandji.io (EU: https://acme.api.eu.kandji.io).',
   }),
   api_token: secret('API token with the Device list and Device details permissions.'),
-  poll_interval: duration()
+  poll_interval: duration(undefined, { min: 100 })
     .prefault('15m')
     .meta({ description: 'Time between two scans of the device list.' }),
   max_requests_per_hour: z.number().int().min(10).max(10_000).default(5_000).meta({

@@ -76,8 +76,8 @@ export const configSchema = z
       .min(1)
       .default('https://api.securitycenter.microsoft.com/.default')
       .meta({ description: 'OAuth scope of the Defender for Endpoint API (mode mde).' }),
-    request_timeout: duration('Deadline of one API request.').default(30_000),
-    poll_interval: duration('How often alerts are polled.').default(60_000),
+    request_timeout: duration('Deadline of one API request.', { min: 100, max: 600_000 }).default(30_000),
+    poll_interval: duration('How often alerts are polled.', { min: 100 }).default(60_000),
     page_size: z
       .number()
       .int()

@@ -17,7 +17,7 @@ export const configSchema = z.strictObject({
   auth: z
     .discriminatedUnion('type', [sswsAuth, oauthAuth])
     .meta({ description: 'How to authenticate to the System Log API.' }),
-  poll_interval: duration('How often to read new System Log events.').default(60_000),
+  poll_interval: duration('How often to read new System Log events.', { min: 100 }).default(60_000),
   initial_lookback: duration('How far back the first run reads.').default(3_600_000),
   page_size: z
     .number()

@@ -49,8 +49,8 @@ export const configSchema = z
       .array(z.string().regex(/^\d+$/, 'must be a numeric account id'))
       .optional()
       .meta({ description: 'Only threats of these accounts.' }),
-    request_timeout: duration('Deadline of one API request.').default(30_000),
-    poll_interval: duration('How often threats are polled.').default(60_000),
+    request_timeout: duration('Deadline of one API request.', { min: 100, max: 600_000 }).default(30_000),
+    poll_interval: duration('How often threats are polled.', { min: 100 }).default(60_000),
     page_size: z
       .number()
       .int()

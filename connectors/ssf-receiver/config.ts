@@ -50,9 +50,10 @@ const pollDelivery = z.strictObject({
     .max(1000)
     .default(100)
     .meta({ description: 'Most SETs asked for in one poll.' }),
-  timeout: duration(
-    'Longest a long poll may stay open; keep it above the transmitter’s long-poll wait.',
-  ).prefault('60s'),
+  timeout: duration('Longest a long poll may stay open; keep it above the transmitter’s long-poll wait.', {
+    min: 1000,
+    max: 600_000,
+  }).prefault('60s'),
   error_backoff: duration(
     'Pause after a failed poll before polling again (doubles up to 16 times).',
   ).prefault('1s'),
@@ -115,7 +116,10 @@ export const configSchema = z.strictObject({
     description:
       'Accept SETs of transmitters written before SSF 1.0 (Google’s RISC, early CAEP) that name the subject inside the event, spelt with subject_type, instead of in sub_id.',
   }),
-  request_timeout: duration('Timeout of management API and JWKS requests.').prefault('10s'),
+  request_timeout: duration('Timeout of management API and JWKS requests.', {
+    min: 100,
+    max: 600_000,
+  }).prefault('10s'),
 });
 
 export type SsfReceiverConfig = z.output<typeof configSchema>;

@@ -105,10 +105,14 @@ export const configSchema = z
       .meta({ description: 'How to authenticate.' }),
     raas: raasSchema.optional(),
     soap: soapSchema,
-    poll_interval: duration('How often Workday is polled.').prefault('15m'),
+    poll_interval: duration('How often Workday is polled.', { min: 100 }).prefault('15m'),
     initial_lookback: duration('How far back the first run looks for changes.').prefault('7d'),
-    release_interval: duration('How often held (future-dated) terminations are checked.').prefault('1m'),
-    request_timeout: duration('Timeout of one request to Workday.').prefault('60s'),
+    release_interval: duration('How often held (future-dated) terminations are checked.', {
+      min: 1000,
+    }).prefault('1m'),
+    request_timeout: duration('Timeout of one request to Workday.', { min: 100, max: 600_000 }).prefault(
+      '60s',
+    ),
     ...leaverPolicyShape,
   })
   .refine((c) => c.mode !== 'raas' || c.raas !== undefined, {

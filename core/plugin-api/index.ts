@@ -19,7 +19,7 @@ export {
 export type { ErrorClass, BridgeErrorOptions } from './errors.ts';
 export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';
 export { callbackLogger, type LogLevelName } from './logger.ts';
-export { duration, parseDuration } from './duration.ts';
+export { duration, formatDuration, parseDuration, type DurationBounds } from './duration.ts';
 export { MAX_EVENT_NESTING, nestsDeeperThan } from './json-depth.ts';
 export { isEmailAddress, usableEmail } from '../ssf/subjects.ts';
 export { parseRetryAfter } from '../http/retry-after.ts';

@@ -86,6 +86,20 @@ outbound:
     expect(status.get('in-b')?.lastError).toMatch(/in-b cannot start/);
   });
 
+  it('a connector whose create() throws is named by its place in the config and its id; nothing starts', async () => {
+    const { host } = await hostFor(`
+inbound:
+  - {id: in-a, connector: test-inbound}
+  - {id: in-b, connector: test-inbound, config: {fail_create: true}}
+`);
+    const error = await host.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartupError);
+    expect((error as StartupError).message).toBe(
+      'inbound[1] (in-b) failed to start: timeoutMs must be a positive number (got 0)',
+    );
+    expect(journal.entries).toEqual([]);
+  });
+
   it('a failing core service stops the outbound connectors already started', async () => {
     const { host } = await hostFor(TWO_OF_EACH, [{ name: 'delivery', fail: true }]);
     await expect(host.start()).rejects.toThrow(/delivery failed to start: delivery broke/);

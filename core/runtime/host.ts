@@ -96,12 +96,16 @@ export class Host {
       for (const kind of ['outbound', 'inbound'] as const) {
         for (const instance of this.#deps.config.instances) {
           if (instance.kind !== kind || !instance.enabled) continue;
-          this.#scopes.set(instance.id, createInstanceContainer(this.#deps.root, instance));
+          try {
+            this.#scopes.set(instance.id, createInstanceContainer(this.#deps.root, instance));
+          } catch (err) {
+            throw new StartupError(`${instance.path} (${instance.id})`, err);
+          }
         }
       }
     } catch (err) {
       this.#state = 'stopped';
-      throw new StartupError('connector creation', err);
+      throw err;
     }
     units.push(...this.#connectorUnits('outbound'));
     for (const service of this.#deps.services ?? []) {

@@ -3,7 +3,7 @@ import { duration, secret, z } from '../../core/plugin-api/index.ts';
 export const configSchema = z.strictObject({
   base_url: z.url().meta({ description: 'Base URL of the vendor API, e.g. https://api.vendor.example.' }),
   api_token: secret('API token, sent as a bearer token.'),
-  poll_interval: duration('Time between two polls of the alerts API.').prefault('1m'),
+  poll_interval: duration('Time between two polls of the alerts API.', { min: 100 }).prefault('1m'),
   page_size: z
     .number()
     .int()
@@ -11,7 +11,10 @@ export const configSchema = z.strictObject({
     .max(500)
     .default(100)
     .meta({ description: 'Alerts asked for per request.' }),
-  request_timeout: duration('Time allowed for one request to the vendor API.').prefault('30s'),
+  request_timeout: duration('Time allowed for one request to the vendor API.', {
+    min: 100,
+    max: 600_000,
+  }).prefault('30s'),
 });
 
 export type ExampleInboundConfig = z.output<typeof configSchema>;

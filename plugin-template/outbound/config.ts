@@ -8,7 +8,10 @@ export const configSchema = z.strictObject({
     .min(1)
     .default('https://api.vendor.example')
     .meta({ description: 'Audience (aud) of the SETs signed for this destination.' }),
-  request_timeout: duration('Time allowed for one request to the vendor API.').prefault('30s'),
+  request_timeout: duration('Time allowed for one request to the vendor API.', {
+    min: 100,
+    max: 600_000,
+  }).prefault('30s'),
 });
 
 export type ExampleOutboundConfig = z.output<typeof configSchema>;

@@ -12,6 +12,7 @@ export const journal = new LifecycleJournal();
 
 const behaviourSchema = z.strictObject({
   fail_start: z.boolean().default(false),
+  fail_create: z.boolean().default(false),
   start_delay_ms: z.number().int().min(0).default(0),
   token: secret('A credential, to prove it never reaches logs').optional(),
 });
@@ -60,6 +61,7 @@ export const testInbound = defineConnector({
   },
   configSchema: behaviourSchema,
   create(ctx, config) {
+    if (config.fail_create) throw new Error('timeoutMs must be a positive number (got 0)');
     return {
       async start() {
         journal.record(`start:${ctx.instanceId}`);
