@@ -28,6 +28,15 @@ const stored: StoredStreamConfig = {
 };
 
 describe('stream configuration', () => {
+  it('SSF 1.0 §8.1.1 (SSF-27): a very long events_requested is taken, keeping the types the transmitter knows', () => {
+    const revoked = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
+    const unknown = Array.from({ length: 300 }, (_, i) => `https://vendor.example/event/${i}`);
+    const request = readStreamRequest({ events_requested: [revoked, ...unknown, revoked] }, 'create');
+    expect(request.fields.events_requested).toEqual([revoked]);
+    const short = readStreamRequest({ events_requested: [revoked, 'urn:unknown', revoked] }, 'create');
+    expect(short.fields.events_requested).toEqual([revoked, 'urn:unknown']);
+  });
+
   it("SSF-27: events_delivered is requested ∩ supported; the poll URL is the transmitter's", () => {
     const rendered = renderStream('s1', stored, ctx);
     expect(rendered.events_delivered).toEqual([A]);

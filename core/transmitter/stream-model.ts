@@ -8,6 +8,7 @@
  */
 import { POLL_METHOD, PUSH_METHOD } from './config.ts';
 import { badRequest } from './errors.ts';
+import { findEventType } from '../ssf/events/catalog.ts';
 
 export type PushDelivery = {
   method: typeof PUSH_METHOD;
@@ -86,10 +87,15 @@ function readEventsRequested(value: unknown): string[] {
   if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
     throw badRequest('events_requested must be an array of event type URIs');
   }
-  if (value.length > MAX_EVENTS_REQUESTED) {
+  const requested = [...new Set(value as string[])];
+  if (requested.length <= MAX_EVENTS_REQUESTED) return requested;
+  // SSF 1.0 §8.1.1: types the transmitter does not know are ignored, not refused. A list this
+  // long keeps only the types the catalog knows, so what is stored stays bounded.
+  const known = requested.filter((uri) => findEventType(uri)?.uri === uri);
+  if (known.length > MAX_EVENTS_REQUESTED) {
     throw badRequest(`events_requested may list at most ${MAX_EVENTS_REQUESTED} event types`);
   }
-  return [...new Set(value as string[])];
+  return known;
 }
 
 function readDelivery(value: unknown): { delivery: DeliveryConfig; pollEndpointUrl?: string } {
