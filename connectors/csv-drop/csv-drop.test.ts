@@ -5,6 +5,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  renameSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -115,12 +116,17 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(folder, { recursive: true, force: true }));
 
-/** Drops a file whose last change lies `ageMs` in the past. */
+/**
+ * Drops a file whose last change lies `ageMs` in the past. It is written and dated under another
+ * name, then renamed into place: a running bridge scanning the folder may take it at once.
+ */
 function drop(name: string, text: string | Buffer, ageMs = 60_000, dir = folder): string {
   const file = join(dir, name);
-  writeFileSync(file, text);
+  const staging = `${file}.staging`;
+  writeFileSync(staging, text);
   const at = new Date(Date.now() - ageMs);
-  utimesSync(file, at, at);
+  utimesSync(staging, at, at);
+  renameSync(staging, file);
   return file;
 }
 
