@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { capturingIo } from '../../../test/helpers/capture.ts';
 import { defaultTxn } from '../../delivery/jti.ts';
 import { main } from '../main.ts';
+import { loadFixtures } from '../../plugin-api/testing/fixtures.ts';
 
 const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
 const COMPLIANCE = 'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
@@ -102,6 +103,39 @@ describe('ssf-bridge simulate (events-api, no config)', () => {
     const json = await run(['--connector', 'events-api', broken]);
     expect(json.code).toBe(2);
     expect(json.err).toMatch(/broken\.json: rejected: not valid JSON/);
+  });
+
+  it('--fixture prints each payload as a fixture the conformance kit reads: events as mapped, or the rejection', async () => {
+    const good = file('good.json', {
+      id: 'rec-7',
+      type: 'caep.session-revoked',
+      subject: { format: 'email', email: 'jane@example.com' },
+      occurred_at: '2026-11-29T10:00:00+01:00',
+    });
+    const malformed = new URL('malformed-missing-subject.json', EVENTS_API_FIXTURES).pathname;
+    const result = await run(['--connector', 'events-api', '--fixture', good, malformed]);
+    expect(result.code).toBe(0);
+    expect(result.lines).toHaveLength(2);
+    expect(result.lines[0]).toMatchObject({
+      description: expect.stringMatching(/^Mapped from .*good\.json$/),
+      input: { id: 'rec-7' },
+      expect: {
+        events: [
+          {
+            type: 'caep.session-revoked',
+            subject: { format: 'email', email: 'jane@example.com' },
+            sourceRecordId: 'rec-7',
+          },
+        ],
+      },
+    });
+    expect((result.lines[1]?.['expect'] as { rejected: string }).rejected).toMatch(/subject/);
+    const fixtures = join(dir, 'fixtures');
+    mkdirSync(fixtures);
+    result.stdout.forEach((text, i) => writeFileSync(join(fixtures, `case-${i}.json`), text));
+    const loaded = loadFixtures(fixtures);
+    expect(loaded.problems).toEqual([]);
+    expect(loaded.fixtures).toHaveLength(2);
   });
 
   it('refuses an event the catalog does not know, naming the nearest type', async () => {

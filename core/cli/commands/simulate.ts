@@ -22,6 +22,7 @@ interface SimulateOptions {
   config?: string;
   instance?: string;
   json?: boolean;
+  fixture?: boolean;
 }
 
 /** Where the connector's settings came from, and the instance id the events are attributed to. */
@@ -231,6 +232,32 @@ export function simulateEvent(
   };
 }
 
+/**
+ * What a fixture file (fixtures/<case>.json) expects of this payload: the events exactly as the
+ * mapping returned them (the kit compares those, not the SET claims), or the ignore reason.
+ */
+function fixtureExpectation(
+  result: MappingResult<unknown>,
+  setup: ConnectorSetup,
+  allowed: Set<string> | 'any',
+  name: string,
+  io: CliIo,
+  options: SimulateOptions,
+): Record<string, unknown> {
+  if (result.ignored !== undefined) return { ignored: result.ignored };
+  const now = new Date();
+  for (const [index, draft] of result.events.entries()) {
+    const checked = simulateEvent(draft, setup, allowed, now);
+    if (!checked.ok)
+      rejected(io, options.json, name, `event ${index} is invalid: ${checked.problems.join('; ')}`);
+  }
+  return { events: JSON.parse(JSON.stringify(result.events)) as unknown };
+}
+
+function fixtureText(name: string, input: unknown, expectation: Record<string, unknown>): string {
+  return JSON.stringify({ description: `Mapped from ${name}`, input, expect: expectation }, null, 2);
+}
+
 function errorText(err: unknown): string {
   if (isBridgeError(err)) return `${err.message} [${err.code}]`;
   return err instanceof Error ? err.message : String(err);
@@ -250,9 +277,19 @@ async function simulate(files: string[], options: SimulateOptions, io: CliIo): P
     try {
       result = map(payload.record, setup.config, state);
     } catch (err) {
-      rejected(io, options.json, name, errorText(err));
+      if (!options.fixture) rejected(io, options.json, name, errorText(err));
+      io.out(
+        fixtureText(name, payload.record, { rejected: err instanceof Error ? err.message : String(err) }),
+      );
+      continue;
     }
     if (result.state !== undefined) state = result.state;
+    if (options.fixture) {
+      io.out(
+        fixtureText(name, payload.record, fixtureExpectation(result, setup, allowed, name, io, options)),
+      );
+      continue;
+    }
     if (result.ignored !== undefined) {
       printNote(io, options.json, { file: name, ignored: result.ignored });
       continue;
@@ -282,6 +319,10 @@ export function registerSimulate(program: Command, io: CliIo): void {
     .option('-c, --config <file>', 'use the settings of the instance of this config that uses the connector')
     .option('--instance <id>', 'with --config: the instance to use when several use the connector')
     .option('--json', 'write the notes on standard error as JSON lines too')
+    .option(
+      '--fixture',
+      'print each payload as a conformance-kit fixture ({description, input, expect}) instead of the events',
+    )
     .argument(
       '<payload-files...>',
       'vendor payloads in order: JSON, text (e.g. CSV), or - for standard input',

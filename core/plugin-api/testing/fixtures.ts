@@ -13,17 +13,24 @@ const expectedEventSchema = z.strictObject({
   severity: z.enum(['low', 'medium', 'high', 'critical']).optional(),
 });
 
-const expectSchema = z.union([
-  z.strictObject({ events: z.array(expectedEventSchema).min(1) }),
-  z.strictObject({ ignored: z.string().min(1) }),
-  z.strictObject({ rejected: z.string().min(1) }),
-]);
+const EXPECTATIONS = {
+  events: z.strictObject({ events: z.array(expectedEventSchema).min(1) }),
+  ignored: z.strictObject({ ignored: z.string().min(1) }),
+  rejected: z.strictObject({ rejected: z.string().min(1) }),
+};
+const expectSchema = z.union([EXPECTATIONS.events, EXPECTATIONS.ignored, EXPECTATIONS.rejected]);
 
 const fixtureSchema = z.strictObject({
   description: z.string().min(1),
   input: z.unknown(),
-  expect: expectSchema,
+  expect: z.unknown(),
 });
+
+/** Names the SET and `simulate` print, where a fixture uses the event draft's. */
+const DRAFT_NAMES: Record<string, string> = {
+  source_record_id: 'sourceRecordId',
+  occurred_at: 'occurredAt',
+};
 
 export type FixtureExpectation = z.output<typeof expectSchema>;
 export type ExpectedEvent = z.output<typeof expectedEventSchema>;
@@ -72,13 +79,33 @@ function parseFixture(file: string): { fixture: Fixture } | { problem: string } 
     return { problem: 'a fixture is {"description", "input", "expect"}; "input" is missing' };
   }
   const result = fixtureSchema.safeParse(data);
+  const shapes = '(expect is {"events": [...]}, {"ignored": "reason"} or {"rejected": "message"})';
   if (!result.success) {
     const issues = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-    return {
-      problem: `${issues.join('; ')} (expect is {"events": [...]}, {"ignored": "reason"} or {"rejected": "message"})`,
-    };
+    return { problem: `${issues.join('; ')} ${shapes}` };
   }
-  const { description, input, expect } = result.data;
+  // The expectation's own key picks its schema, so a problem inside it is named with its path.
+  const given = result.data.expect;
+  const kinds =
+    given && typeof given === 'object'
+      ? (Object.keys(given) as Array<keyof typeof EXPECTATIONS>).filter((k) => k in EXPECTATIONS)
+      : [];
+  if (kinds.length !== 1)
+    return { problem: `expect must hold exactly one of events, ignored, rejected ${shapes}` };
+  const expected = EXPECTATIONS[kinds[0]!].safeParse(given);
+  if (!expected.success) {
+    const issues = expected.error.issues.map((i) => {
+      const keys = i.code === 'unrecognized_keys' ? i.keys : [];
+      const hint = keys
+        .filter((k) => DRAFT_NAMES[k])
+        .map((k) => ` (fixtures use the event draft's names: ${DRAFT_NAMES[k]}, not ${k})`)
+        .join('');
+      return `${['expect', ...i.path].join('.')}: ${i.message}${hint}`;
+    });
+    return { problem: issues.join('; ') };
+  }
+  const { description, input } = result.data;
+  const expect = expected.data as FixtureExpectation;
   return { fixture: { name: basename(file, '.json'), file, description, input, expect } };
 }
 
