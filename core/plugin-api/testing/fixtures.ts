@@ -18,7 +18,6 @@ const EXPECTATIONS = {
   ignored: z.strictObject({ ignored: z.string().min(1) }),
   rejected: z.strictObject({ rejected: z.string().min(1) }),
 };
-const expectSchema = z.union([EXPECTATIONS.events, EXPECTATIONS.ignored, EXPECTATIONS.rejected]);
 
 const fixtureSchema = z.strictObject({
   description: z.string().min(1),
@@ -32,7 +31,7 @@ const DRAFT_NAMES: Record<string, string> = {
   occurred_at: 'occurredAt',
 };
 
-export type FixtureExpectation = z.output<typeof expectSchema>;
+export type FixtureExpectation = z.output<(typeof EXPECTATIONS)[keyof typeof EXPECTATIONS]>;
 export type ExpectedEvent = z.output<typeof expectedEventSchema>;
 
 /** One `fixtures/<case>.json`: a vendor record or request body and what it must map to. */
