@@ -207,6 +207,16 @@ describe('the conformance kit on webhook connectors', () => {
     );
   });
 
+  it('events the pipeline refuses: delivery.at-least-once says why ctx.emit() refused them', async () => {
+    const failed = failures(
+      await checkConnectorConformance(specimenWebhook('invalid-subject'), webhookOptions),
+    );
+    expect(failed['delivery.at-least-once']).toMatch(
+      /^ctx\.emit\(\) refused the events of a fixture that maps to events: invalid events: event 0: .*email/,
+    );
+    expect(failed['mapping.catalog']).toMatch(/session-revoked\.json event 0: .*email/);
+  });
+
   it('a webhook that takes requests without credentials: hygiene.webhook-auth', async () => {
     const failed = failures(await checkConnectorConformance(specimenWebhook('no-auth'), webhookOptions));
     expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);

@@ -118,6 +118,8 @@ export interface EmitAttempt {
   checkpoint: EmitOptions['checkpoint'];
   outcome: 'pending' | 'persisted' | 'failed' | 'invalid';
   jtis: string[];
+  /** Why the pipeline refused the events (outcome `invalid`). */
+  refusal?: string;
 }
 
 /**
@@ -164,13 +166,11 @@ export class MemorySink implements EventSink {
     });
     if (problems.length > 0) {
       attempt.outcome = 'invalid';
-      throw new PermanentError(
-        `invalid events: ${problems.map((p) => `event ${p.index}: ${p.message}`).join('; ')}`,
-        {
-          code: 'SSF_ERR_PIPELINE_INVALID_EVENT',
-          detail: { problems },
-        },
-      );
+      attempt.refusal = `invalid events: ${problems.map((p) => `event ${p.index}: ${p.message}`).join('; ')}`;
+      throw new PermanentError(attempt.refusal, {
+        code: 'SSF_ERR_PIPELINE_INVALID_EVENT',
+        detail: { problems },
+      });
     }
     if (this.#held) await this.#held.promise;
     if (this.#failures > 0) {

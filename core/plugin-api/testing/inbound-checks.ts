@@ -184,6 +184,9 @@ export async function atLeastOnce(ctx: SuiteContext): Promise<void> {
   instance.sink.failNextPersist();
   const firstStatus = await produce(ctx, instance);
   const failed = instance.sink.attempts.find((a) => a.outcome === 'failed');
+  const refused = instance.sink.attempts.find((a) => a.outcome === 'invalid');
+  if (refused?.refusal)
+    fail(`ctx.emit() refused the events of a fixture that maps to events: ${refused.refusal}`);
   if (!failed || failed.jtis.length === 0) {
     fail(
       polls(ctx)

@@ -8,7 +8,7 @@ import {
 } from '../../../../core/plugin-api/index.ts';
 
 /** Faults the kit must catch, each one a realistic mistake in a webhook connector. */
-export type WebhookFault = 'plain-error-on-malformed' | 'no-auth';
+export type WebhookFault = 'plain-error-on-malformed' | 'no-auth' | 'invalid-subject';
 
 const alertSchema = z.looseObject({
   id: z.string().min(1),
@@ -17,7 +17,7 @@ const alertSchema = z.looseObject({
   at: z.iso.datetime(),
 });
 
-function mapAlert(record: unknown, plainError: boolean): MappingResult {
+function mapAlert(record: unknown, plainError: boolean, invalidSubject = false): MappingResult {
   const parsed = alertSchema.safeParse(record);
   if (!parsed.success) {
     const message = `malformed alert: ${z.prettifyError(parsed.error)}`;
@@ -29,7 +29,8 @@ function mapAlert(record: unknown, plainError: boolean): MappingResult {
     return { events: [], ignored: `alert kind ${alert.kind} is not a security signal` };
   const event: EventDraft = {
     type: 'caep.session-revoked',
-    subject: { format: 'email', email: alert.email },
+    // The mistake: an id where the address belongs, which the event catalog refuses.
+    subject: { format: 'email', email: invalidSubject ? alert.id : alert.email },
     sourceRecordId: alert.id,
     occurredAt: alert.at,
   };
@@ -56,7 +57,7 @@ export function specimenWebhook(...faults: WebhookFault[]) {
     },
     configSchema,
     examples: [{ title: 'Token from the environment', config: { token: '${env:T}' } }],
-    map: (record) => mapAlert(record, has('plain-error-on-malformed')),
+    map: (record) => mapAlert(record, has('plain-error-on-malformed'), has('invalid-subject')),
     create(ctx, config) {
       return {
         async start() {},
@@ -65,7 +66,7 @@ export function specimenWebhook(...faults: WebhookFault[]) {
           if (!has('no-auth') && req.headers['authorization'] !== `Bearer ${config.token.reveal()}`) {
             return { status: 401, body: { error: 'invalid_token' } };
           }
-          const { events } = mapAlert(req.body, has('plain-error-on-malformed'));
+          const { events } = mapAlert(req.body, has('plain-error-on-malformed'), has('invalid-subject'));
           const result = await ctx.emit(events);
           return { status: 202, body: { accepted: result.accepted.length } };
         },
