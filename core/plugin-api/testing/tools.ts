@@ -82,7 +82,20 @@ async function simulate(ctx: SuiteContext, file: string | undefined, io: ToolIo)
     io.err(USAGE);
     return 2;
   }
-  const data = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    io.err(
+      code === 'ENOENT'
+        ? `${file}: no such file`
+        : code
+          ? `${file}: cannot be read (${code})`
+          : `${file}: not valid JSON (${(err as Error).message})`,
+    );
+    return 2;
+  }
   const record =
     data && typeof data === 'object' && 'input' in data && 'expect' in data
       ? (data as { input: unknown }).input
