@@ -255,7 +255,10 @@ export function registerNew(program: Command, io: CliIo): void {
       if (options.out === undefined) {
         io.out(`registered in ${shown(join(OWN_ROOT, 'connectors', 'index.ts'))}`);
         for (const file of result.docs) io.out(`  ${shown(file)}`);
-        io.out(`next: edit mapping.ts and fixtures/, then run: npx vitest run ${shown(result.dir)}`);
+        const edit = options.kind === 'inbound' ? 'mapping.ts and fixtures/' : 'mapping.ts and connector.ts';
+        io.out(
+          `next: edit ${edit}, then run: npx vitest run ${shown(result.dir)}, and npm run docs when the config changes`,
+        );
       } else {
         io.out(`next: cd ${shown(result.dir)} && npm install && npm test`);
       }
