@@ -202,6 +202,26 @@ describe('ssf-bridge events sign', () => {
     expect(result.err).toContain('a SET needs an audience: give --aud <receiver>');
     expect(existsSync(join(dir, 'keys'))).toBe(false);
   });
+
+  it('an empty --jti is refused by its own name, before a key is written', async () => {
+    const result = await run(
+      'events',
+      'sign',
+      '--type',
+      'caep.session-revoked',
+      '--subject',
+      subject,
+      '--aud',
+      'https://rx.example',
+      '--jti',
+      '',
+      '--data-dir',
+      dir,
+    );
+    expect(result.code).toBe(2);
+    expect(result.err).toContain('--jti must not be empty (leave it out for a random UUID)');
+    expect(existsSync(join(dir, 'keys'))).toBe(false);
+  });
 });
 
 describe('ssf-bridge events send (RFC 8935 push)', () => {

@@ -93,6 +93,9 @@ async function mintFromOptions(options: SignOptions, io: CliIo): Promise<MintedS
     if (!options.aud || options.aud.length === 0) {
       throw new CliExit(EXIT.invalid, 'a SET needs an audience: give --aud <receiver> (the aud claim)');
     }
+    if (options.jti !== undefined && options.jti.trim() === '') {
+      throw new CliExit(EXIT.invalid, '--jti must not be empty (leave it out for a random UUID)');
+    }
     const store = await openKeys(options.dataDir, io);
     const codec = new SetCodec({ issuer: options.iss, keys: store });
     const jti = options.jti ?? randomUUID();
