@@ -1,4 +1,4 @@
-import { Container, ContainerModule } from 'inversify';
+import { Container, ContainerModule, type ServiceIdentifier } from 'inversify';
 import type { LoadedConfig, ResolvedInstance } from '../config/index.ts';
 import type {
   ConnectorContext,
@@ -52,6 +52,19 @@ export interface InstanceScope {
   abort: AbortController;
 }
 
+/** Each root service an instance context draws on, by its name in ContextDeps. */
+const CONTEXT_DEPS: ReadonlyArray<readonly [keyof ContextDeps, ServiceIdentifier]> = [
+  ['logger', TOKENS.logger],
+  ['metrics', TOKENS.metrics],
+  ['clock', TOKENS.clock],
+  ['status', TOKENS.status],
+  ['scheduler', TOKENS.scheduler],
+  ['httpFactoryMaker', TOKENS.httpFactoryMaker],
+  ['checkpoints', TOKENS.checkpointStore],
+  ['sink', TOKENS.eventSink],
+  ['devices', TOKENS.devices],
+];
+
 /**
  * A child container per connector instance. It binds the instance, its abort controller, its
  * context (built from root services) and the connector itself, created by the definition's
@@ -64,47 +77,15 @@ export function createInstanceContainer(root: Container, instance: ResolvedInsta
       bind(TOKENS.instance).toConstantValue(instance);
       bind(TOKENS.instanceAbort).toConstantValue(new AbortController());
       bind(TOKENS.instanceContext).toResolvedValue(
-        (
-          inst: ResolvedInstance,
-          abort: AbortController,
-          logger,
-          metrics,
-          clock,
-          status,
-          scheduler,
-          httpFactoryMaker,
-          checkpoints,
-          sink,
-          devices,
-        ) =>
+        (inst: ResolvedInstance, abort: AbortController, ...services: unknown[]) =>
           buildConnectorContext(
             inst,
-            {
-              logger,
-              metrics,
-              clock,
-              status,
-              scheduler,
-              httpFactoryMaker,
-              checkpoints,
-              sink,
-              devices,
-            } as ContextDeps,
+            Object.fromEntries(
+              CONTEXT_DEPS.map(([name], i) => [name, services[i]]),
+            ) as unknown as ContextDeps,
             abort,
           ),
-        [
-          TOKENS.instance,
-          TOKENS.instanceAbort,
-          TOKENS.logger,
-          TOKENS.metrics,
-          TOKENS.clock,
-          TOKENS.status,
-          TOKENS.scheduler,
-          TOKENS.httpFactoryMaker,
-          TOKENS.checkpointStore,
-          TOKENS.eventSink,
-          TOKENS.devices,
-        ],
+        [TOKENS.instance, TOKENS.instanceAbort, ...CONTEXT_DEPS.map(([, token]) => token)],
       );
       bind(TOKENS.connector).toResolvedValue(
         (inst: ResolvedInstance, context: ConnectorContext) =>
