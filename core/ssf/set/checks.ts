@@ -10,6 +10,7 @@ import {
 import type { SetErrorCode } from '../errors.ts';
 import { formatProblems } from '../errors.ts';
 import { eventCatalog, type EventCatalog } from '../events/catalog.ts';
+import { CREDENTIAL_TYPES } from '../events/common.ts';
 import type { EventClaims } from '../events/types.ts';
 import { validateSubject, type SubjectIdentifier } from '../subjects.ts';
 import { SET_TYP } from './types.ts';
@@ -401,6 +402,16 @@ export function checkClaims(claims: unknown, options: ClaimCheckOptions): ClaimC
         'invalid_request',
         'SSF_ERR_SET_EVENT_INVALID',
         `${definition.shortName} (${definition.spec}): ${formatProblems(checked.problems)}`,
+      ),
+    );
+  }
+  const credential = (event as Record<string, unknown>).credential_type;
+  if (typeof credential === 'string' && !(CREDENTIAL_TYPES as readonly string[]).includes(credential)) {
+    // CAEP 1.0 §3.3 (checklist CAEP-02): other values are allowed when agreed, so a warning.
+    findings.push(
+      warning(
+        'SSF_ERR_EVENT_CREDENTIAL_TYPE',
+        `${definition.shortName}: credential_type "${credential}" is none of CAEP 1.0's (${CREDENTIAL_TYPES.join(', ')}); taken as a value agreed with the transmitter`,
       ),
     );
   }

@@ -123,6 +123,26 @@ describe('verifySet accepts', () => {
     expect(verified.warnings.map((w) => w.code)).toEqual(['SSF_ERR_SET_TYP']);
   });
 
+  it('CAEP 1.0 §3.3 (checklist CAEP-02): a credential_type outside the list is taken, with a warning naming it', async () => {
+    const credentialChange = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
+    const token = (credential_type: string) =>
+      craft(
+        { alg: 'ES256', kid: key.kid, typ: 'secevent+jwt' },
+        { ...validPayload(), events: { [credentialChange]: { credential_type, change_type: 'update' } } },
+        key,
+      );
+    const agreed = await verifySet(await token('fido2-u2f'), options());
+    expect(agreed.warnings).toEqual([
+      expect.objectContaining({
+        code: 'SSF_ERR_EVENT_CREDENTIAL_TYPE',
+        description: expect.stringMatching(
+          /^caep\.credential-change: credential_type "fido2-u2f" is none of CAEP 1\.0's/,
+        ),
+      }),
+    ]);
+    expect((await verifySet(await token('fido-u2f'), options())).warnings).toEqual([]);
+  });
+
   it('SSF 1.0 §4.2.3 (checklist SET-15): unknown event types, unchecked, unless told to refuse them', async () => {
     const token = await craft(
       { alg: 'ES256', kid: key.kid, typ: 'secevent+jwt' },
