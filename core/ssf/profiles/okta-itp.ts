@@ -62,8 +62,10 @@ export type OktaItpOptions = z.output<typeof oktaItpOptionsSchema>;
 export type OktaEventSubject = { user?: SubjectIdentifier; device?: SubjectIdentifier };
 
 /**
- * The `{user, device}` subject Okta expects inside the event. A simple subject is the user, or
- * the device for device events; complex members other than user and device are dropped.
+ * The `{user, device}` subject Okta expects inside the event. A simple subject is the user,
+ * except for device events: always the device for device-risk-change, and for
+ * device-compliance-change when it is an opaque id (a device id; an address names the user).
+ * Complex members other than user and device are dropped.
  */
 export function oktaEventSubject(
   profile: string,
@@ -75,7 +77,9 @@ export function oktaEventSubject(
   // Okta takes one identifier per member: out of aliases (as HR sources send), the email.
   const single = (candidate: SubjectIdentifier) => oneIdentifier(profile, 'Okta', candidate);
   if (subject.format !== 'complex') {
-    return eventType === OKTA_DEVICE_RISK ? { device: single(subject) } : { user: single(subject) };
+    const isDevice =
+      eventType === OKTA_DEVICE_RISK || (eventType === OKTA_DEVICE_COMPLIANCE && subject.format === 'opaque');
+    return isDevice ? { device: single(subject) } : { user: single(subject) };
   }
   const out: OktaEventSubject = {};
   if (subject.user) out.user = subject.user as SubjectIdentifier;

@@ -187,6 +187,17 @@ describe('okta-itp (vendor-formats §3.1)', () => {
     expect(identifier.event.event_timestamp).toBe(NOW.getTime() / 1000);
   });
 
+  it('device-compliance-change about a simple subject: an opaque id is the device, an address the user', () => {
+    const compliance = (subject: { format: string; [member: string]: unknown }) =>
+      build('okta-itp', {
+        type: 'caep.device-compliance-change',
+        subject,
+        claims: { previous_status: 'compliant', current_status: 'not-compliant', reason_admin: reason },
+      }).event.subject;
+    expect(compliance(device)).toEqual({ device });
+    expect(compliance(user)).toEqual({ user });
+  });
+
   it('CAEP risk-level-change becomes user-risk-change with lowercase levels and a previous_level', () => {
     const built = build('okta-itp', {
       type: 'caep.risk-level-change',
