@@ -18,9 +18,10 @@ import { usableEmail } from '../ssf/subjects.ts';
 import {
   aliasesOf,
   foldName,
-  keepsDeviceRecords,
+  deviceSourceProblem,
   namesOf,
   storedDevices,
+  unknownDeviceSource,
   type StoredDevice,
 } from './records.ts';
 
@@ -109,12 +110,9 @@ export function createDeviceDirectory(deps: DeviceDirectoryDeps): DeviceDirector
 
   const sourceOf = (id: string) => {
     const instance = deps.instances.find((i) => i.id === id);
-    if (!instance || instance.kind !== 'inbound' || !keepsDeviceRecords(instance.connector)) {
-      const what = instance
-        ? `an instance of ${instance.connector}, which keeps no device records`
-        : 'no instance of this bridge';
-      throw new ConfigError(`"${id}" is ${what}; name a jamf-pro, intune or kandji instance`);
-    }
+    if (!instance) throw new ConfigError(unknownDeviceSource(id));
+    const problem = deviceSourceProblem(id, instance);
+    if (problem) throw new ConfigError(problem);
     return instance;
   };
 

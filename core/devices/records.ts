@@ -30,6 +30,22 @@ export function keepsDeviceRecords(connector: string): boolean {
   return MAP_CONNECTORS.has(connector) || connector === JAMF;
 }
 
+/** Why instance `id` cannot be a source of device records, or undefined when it can. */
+export function deviceSourceProblem(
+  id: string,
+  instance: { connector: string; kind: 'inbound' | 'outbound' },
+): string | undefined {
+  if (instance.kind === 'inbound' && keepsDeviceRecords(instance.connector)) return undefined;
+  return `"${id}" is an instance of ${instance.connector}, which keeps no device records; ${NAME_A_SOURCE}`;
+}
+
+const NAME_A_SOURCE = 'name a jamf-pro, intune or kandji instance';
+
+/** `id` names no instance at all. */
+export function unknownDeviceSource(id: string): string {
+  return `"${id}" is no instance of this bridge; ${NAME_A_SOURCE}`;
+}
+
 /** Every device record an MDM instance keeps; none for other connectors. */
 export async function storedDevices(
   checkpoints: Pick<CheckpointStore, 'get' | 'list'>,

@@ -1,7 +1,7 @@
 import { firstPartyConnectors } from '../../connectors/index.ts';
 import type { ConfigProblem, LoadedConfig } from '../config/index.ts';
 import { formatPath } from '../config/interpolate.ts';
-import { keepsDeviceRecords } from '../devices/records.ts';
+import { deviceSourceProblem } from '../devices/records.ts';
 import { routeReferenceProblems } from '../pipeline/config.ts';
 import { findEventType } from '../ssf/index.ts';
 import { ConnectorRegistry } from './registry.ts';
@@ -26,11 +26,14 @@ function instanceReferences(config: LoadedConfig): ConfigProblem[] {
       const path = `${instance.path}.config.${formatPath(ref.path)}`;
       if (!target) {
         problems.push({ path, message: `no instance "${ref.instance}" in this config` });
-      } else if (target.kind !== 'inbound' || !keepsDeviceRecords(target.definition.manifest.id)) {
-        problems.push({
-          path,
-          message: `"${ref.instance}" is an instance of ${target.definition.manifest.id}, which keeps no device records; name a jamf-pro, intune or kandji instance`,
-        });
+        continue;
+      }
+      const notSource = deviceSourceProblem(ref.instance, {
+        connector: target.definition.manifest.id,
+        kind: target.kind,
+      });
+      if (notSource) {
+        problems.push({ path, message: notSource });
       } else if (!target.enabled) {
         problems.push({
           path,
