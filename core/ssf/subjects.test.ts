@@ -38,6 +38,11 @@ describe('RFC 9493 §3.2 subject formats', () => {
     expect(parseSubject({ format: 'email', email: '"odd local"@example.com' }).email).toBe(
       '"odd local"@example.com',
     );
+    // RFC 5322 §3.4.1: the domain may be a domain-literal.
+    expect(parseSubject({ format: 'email', email: 'ops@[192.0.2.1]' }).email).toBe('ops@[192.0.2.1]');
+    expect(parseSubject({ format: 'email', email: 'ops@[IPv6:2001:DB8::1]' }).email).toBe(
+      'ops@[ipv6:2001:db8::1]',
+    );
     for (const bad of [
       'dana',
       'dana@',
@@ -51,6 +56,11 @@ describe('RFC 9493 §3.2 subject formats', () => {
       'ab@exa\u200bmple.com',
       'dana@exa\u00a0mple.com',
       '"odd\u00a0local"@example.com',
+      'ops@[]',
+      'ops@[a[b]',
+      'ops@[a\\b]',
+      'ops@[192.0.2.1 ]',
+      'ops@x.[192.0.2.1]',
     ]) {
       expect(problemsOf({ format: 'email', email: bad }), bad).toEqual([
         expect.stringMatching(/^subject\.email: must be an RFC 5322 addr-spec/),
@@ -410,6 +420,7 @@ describe('usableEmail: the addresses connectors name users by', () => {
       'jordan.@example.com',
       'j@-corp.example.com',
       'admin@localhost',
+      'root@[10.0.0.5]',
       'a@b',
       '',
       42,

@@ -39,8 +39,10 @@ export interface StringSubjectFormat {
 
 const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\u0080-\\uFFFF-]";
 const LABEL = '[A-Za-z0-9\\u0080-\\uFFFF](?:[A-Za-z0-9\\u0080-\\uFFFF-]{0,61}[A-Za-z0-9\\u0080-\\uFFFF])?';
+/** RFC 5322 §3.4.1 domain-literal: printable ASCII but `[`, `]` and backslash, e.g. `[192.0.2.1]`, `[IPv6:2001:db8::1]`. */
+const DOMAIN_LITERAL = '\\[[\\x21-\\x5A\\x5E-\\x7E]+\\]';
 const ADDR_SPEC = new RegExp(
-  `^(?:${ATEXT}+(?:\\.${ATEXT}+)*|"(?:[^"\\\\\\r\\n]|\\\\.)*")@${LABEL}(?:\\.${LABEL})*$`,
+  `^(?:${ATEXT}+(?:\\.${ATEXT}+)*|"(?:[^"\\\\\\r\\n]|\\\\.)*")@(?:${LABEL}(?:\\.${LABEL})*|${DOMAIN_LITERAL})$`,
 );
 const E164 = /^\+[1-9][0-9]{1,14}$/;
 /**
@@ -64,13 +66,14 @@ export function isEmailAddress(value: string): boolean {
 
 /**
  * `value` trimmed, when a connector may name a user by it: an address the event catalog takes,
- * whose domain has a dot (a mailbox, not `admin@localhost`). Undefined for anything else.
+ * whose domain is a name with a dot (a mailbox, not `admin@localhost` or `root@[10.0.0.5]`).
+ * Undefined for anything else.
  */
 export function usableEmail(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   const text = value.trim();
   const at = text.lastIndexOf('@');
-  return at > 0 && text.includes('.', at) && isAddrSpec(text) ? text : undefined;
+  return at > 0 && text[at + 1] !== '[' && text.includes('.', at) && isAddrSpec(text) ? text : undefined;
 }
 const ACCT_URI = /^acct:([^@\s]+)@([^@\s/?#]+)$/;
 const DID = /^did:[a-z0-9]+:\S+$/;
