@@ -42,6 +42,12 @@ export interface WorkerSnapshot {
   status: WorkerStatus;
   /** Date of the termination that was reported (terminated and deleted workers). */
   date?: string | undefined;
+  /**
+   * How many times a reported termination was reversed (account-enabled sent). It tells a
+   * termination re-entered after a rescind from the first one on the same date, so it is not
+   * taken for a duplicate (same record id, same jti) and dropped.
+   */
+  reversals?: number | undefined;
 }
 
 /** Events held until their time: a future-dated termination, or a purge after retention. */
@@ -77,6 +83,7 @@ export const hrStateShape = {
       username: z.string().optional(),
       status: z.enum(['active', 'terminated', 'deleted']),
       date: z.string().optional(),
+      reversals: z.number().int().nonnegative().optional(),
     }),
   ),
   pending: z.record(
@@ -246,16 +253,25 @@ export function leaverSubject(
   return email ? { format: 'aliases', identifiers: [{ format: 'email', email }, hrId] } : hrId;
 }
 
+/**
+ * The part of a leaver record id that tells the termination cycles of one employee apart: none
+ * for the first (so ids stay as they always were), `:<n>` after the n-th reversal.
+ */
+function cycle(reversals: number | undefined): string {
+  return reversals ? `:${reversals}` : '';
+}
+
 function terminationEvents(
   employeeId: string,
   email: string | undefined,
   date: string,
   occurredAt: string,
   policy: LeaverPolicy,
+  reversals: number | undefined,
 ): EventDraft[] | undefined {
   const subject = leaverSubject(employeeId, email, policy);
   if (!subject) return undefined;
-  const sourceRecordId = `${employeeId}:terminated:${date}`;
+  const sourceRecordId = `${employeeId}:terminated:${date}${cycle(reversals)}`;
   return [
     { type: 'risc.account-disabled', subject, claims: {}, sourceRecordId, occurredAt },
     {
@@ -274,6 +290,7 @@ function purgeEvent(
   label: string,
   occurredAt: string | undefined,
   policy: LeaverPolicy,
+  reversals: number | undefined,
 ): EventDraft[] | undefined {
   const subject = leaverSubject(employeeId, email, policy);
   if (!subject) return undefined;
@@ -282,7 +299,7 @@ function purgeEvent(
       type: 'risc.account-purged',
       subject,
       claims: {},
-      sourceRecordId: `${employeeId}:purged:${label}`,
+      sourceRecordId: `${employeeId}:purged:${label}${cycle(reversals)}`,
       ...(occurredAt ? { occurredAt } : {}),
     },
   ];
@@ -312,7 +329,8 @@ function schedulePurge(
 ): void {
   if (policy.purge_after === undefined) return;
   const dueAt = new Date(effectiveAt.getTime() + policy.purge_after);
-  const purge = purgeEvent(employeeId, email, date, dueAt.toISOString(), policy);
+  const reversals = state.workers[employeeId]?.reversals;
+  const purge = purgeEvent(employeeId, email, date, dueAt.toISOString(), policy, reversals);
   if (!purge) return;
   if (dueAt.getTime() <= now.getTime()) {
     events.push(...purge);
@@ -383,6 +401,7 @@ export function applyWorker(
 
   const pendingKey = `${id}:terminate`;
   const gone = prev && (prev.status === 'terminated' || prev.status === 'deleted') ? prev : undefined;
+  const reversals = prev?.reversals;
 
   if (phase === 'terminated') {
     // A source clock ahead of ours must not date a termination in the future.
@@ -392,23 +411,24 @@ export function applyWorker(
     delete state.pending[pendingKey];
     if (gone) {
       notes.push(`termination of ${gone.date ?? 'an earlier date'} already reported`);
-      state.workers[id] = { email, username, status: gone.status, date: gone.date ?? date };
+      state.workers[id] = { email, username, status: gone.status, date: gone.date ?? date, reversals };
     } else if (!prev && at.getTime() < now.getTime() - policy.backfill_window) {
       notes.push(`termination took effect on ${date}, before the backfill window; recorded without events`);
       state.workers[id] = { email, username, status: 'terminated', date };
     } else {
-      const leaver = terminationEvents(id, email, date, at.toISOString(), policy);
+      const leaver = terminationEvents(id, email, date, at.toISOString(), policy, reversals);
       if (!leaver) {
         notes.push(NO_EMAIL);
       } else {
         events.push(...leaver);
-        state.workers[id] = { email, username, status: 'terminated', date };
+        state.workers[id] = { email, username, status: 'terminated', date, reversals };
         schedulePurge(state, id, email, date, at, now, policy, events);
       }
     }
     return outcome(events, notes);
   }
 
+  let nextReversals = reversals;
   if (gone) {
     delete state.pending[`${id}:purge`];
     const subject = leaverSubject(id, email, policy);
@@ -417,18 +437,19 @@ export function applyWorker(
         type: 'risc.account-enabled',
         subject,
         claims: {},
-        sourceRecordId: `${id}:enabled:after:${gone.date ?? 'termination'}`,
+        sourceRecordId: `${id}:enabled:after:${gone.date ?? 'termination'}${cycle(reversals)}`,
       });
+      nextReversals = (reversals ?? 0) + 1;
     } else {
       notes.push(NO_EMAIL);
     }
   }
-  state.workers[id] = { email, username, status: 'active' };
+  state.workers[id] = { email, username, status: 'active', reversals: nextReversals };
 
   if (phase === 'pending') {
     const date = basisDate as string;
     const due = (effectiveAt as Date).toISOString();
-    const leaver = terminationEvents(id, email, date, due, policy);
+    const leaver = terminationEvents(id, email, date, due, policy, nextReversals);
     if (!leaver) {
       notes.push(NO_EMAIL);
       return outcome(events, notes);
@@ -465,7 +486,7 @@ export function applyDeletion(
   const email = prev?.email ?? usableEmail(emailHint);
   if (!prev && !email) return { events: [], ignored: 'deleted employee was never seen and has no email' };
   const at = observedAt ? earlier(new Date(observedAt), now).toISOString() : undefined;
-  const purge = purgeEvent(employeeId, email, 'deleted', at, policy);
+  const purge = purgeEvent(employeeId, email, 'deleted', at, policy, prev?.reversals);
   state.workers[employeeId] = { ...prev, email, status: 'deleted' };
   if (!purge) return { events: [], ignored: NO_EMAIL };
   return { events: purge };
