@@ -31,6 +31,12 @@ export interface HrWorker {
   lastDayOfWork?: string | undefined;
   /** When the source saw the change (ISO 8601); dates an undated termination. */
   observedAt?: string | undefined;
+  /**
+   * An instant (ISO 8601) by which the source says the termination has taken effect, such as
+   * Bob's `employee.left`: the termination takes effect then if its date's `effective_time` in
+   * `timezone` comes later (an employee in a time zone ahead of the configured one).
+   */
+  effectiveBy?: string | undefined;
 }
 
 export type WorkerStatus = 'active' | 'terminated' | 'deleted';
@@ -382,7 +388,8 @@ export function applyWorker(
     policy.termination_basis === 'last_day_of_work'
       ? (worker.lastDayOfWork ?? worker.terminationDate)
       : (worker.terminationDate ?? worker.lastDayOfWork);
-  const effectiveAt = basisDate ? zonedInstant(basisDate, policy.effective_time, policy.timezone) : undefined;
+  const zoned = basisDate ? zonedInstant(basisDate, policy.effective_time, policy.timezone) : undefined;
+  const effectiveAt = zoned && worker.effectiveBy ? earlier(new Date(worker.effectiveBy), zoned) : zoned;
   const future = effectiveAt !== undefined && effectiveAt.getTime() > now.getTime();
   const phase =
     worker.status === 'terminated'

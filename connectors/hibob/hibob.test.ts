@@ -190,6 +190,78 @@ describe('hibob webhooks', () => {
     await connector.stop(100);
   });
 
+  it('changes nothing when Bob shows no employee after an update: a hidden record is not a rehire', async () => {
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-29' }),
+    );
+    const { connector, tc } = await started();
+    await connector.handleWebhook!(signed(delivery('employee.left')));
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    // The service user no longer sees the inactive employee: 404, then an empty search answer.
+    server.on('POST', `/v1/people/${ID}`, () => ({ status: 404, body: { error: 'not found' } }));
+    expect(await connector.handleWebhook!(signed(delivery('employee.updated')))).toMatchObject({
+      status: 200,
+      body: { events: 0 },
+    });
+    server.on('POST', `/v1/people/${ID}`, () => ({ body: { employees: [] } }));
+    expect((await connector.handleWebhook!(signed(delivery('employee.updated')))).status).toBe(200);
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    // Once Bob shows the employee active again, that is the rehire.
+    server.on('POST', `/v1/people/${ID}`, () => record({ status: 'Active', lifecycleStatus: 'employed' }));
+    await connector.handleWebhook!(signed(delivery('employee.updated')));
+    expect(
+      tc
+        .events()
+        .map((e) => e.type)
+        .at(-1),
+    ).toBe('risc.account-enabled');
+    await connector.stop(100);
+  });
+
+  it('keeps a held termination when Bob shows no employee after an update', async () => {
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Active', lifecycleStatus: 'employed', terminationDate: '2026-12-31' }),
+    );
+    const first = await started();
+    await first.connector.handleWebhook!(signed(delivery('employee.updated')));
+    server.on('POST', `/v1/people/${ID}`, () => ({ status: 404, body: { error: 'not found' } }));
+    await first.connector.handleWebhook!(signed(delivery('employee.updated')));
+    await first.connector.stop(100);
+    const tc = createTestContext<HibobState>({
+      now: '2026-12-30T23:00:00.000Z',
+      checkpoints: first.tc.checkpoints,
+    });
+    const second = await started({}, tc);
+    await tc.runTask('release');
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    await second.connector.stop(100);
+  });
+
+  it("sends employee.left when Bob fires it, though the day starts later in the instance's time zone", async () => {
+    // Midnight of 30 November in Tokyo is 15:00 UTC on the 29th; in Berlin (the instance's
+    // zone) the 30th starts 8 hours later.
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-30' }),
+    );
+    const tc = createTestContext<HibobState>({ now: '2026-11-29T15:00:02.000Z' });
+    const { connector } = await started({}, tc);
+    await connector.handleWebhook!(signed(delivery('employee.left', '2026-11-29T15:00:00.000Z')));
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', `${ID}:terminated:2026-11-30`, '2026-11-29T15:00:00.000Z'],
+      ['caep.session-revoked', `${ID}:terminated:2026-11-30`, '2026-11-29T15:00:00.000Z'],
+    ]);
+    await connector.stop(100);
+    // An update carrying a date months ahead is held to that date, whatever the event.
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Active', lifecycleStatus: 'employed', terminationDate: '2027-03-31' }),
+    );
+    const later = createTestContext<HibobState>({ now: '2026-11-29T15:00:02.000Z' });
+    const other = await started({}, later);
+    await other.connector.handleWebhook!(signed(delivery('employee.left', '2026-11-29T15:00:00.000Z')));
+    expect(later.events()).toEqual([]);
+    await other.connector.stop(100);
+  });
+
   it('purges on employee.deleted with the email from the payload, without calling the API', async () => {
     const { connector, tc } = await started();
     const res = await connector.handleWebhook!(

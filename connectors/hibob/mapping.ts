@@ -88,18 +88,36 @@ export function workerOf(
   else if (active === 'inactive') status = 'terminated';
   else if (active === 'active' || lifecycle === 'employed') status = 'active';
   else status = 'unknown';
-  if (LEAVING.has(event.type) && (status === 'active' || status === 'unknown')) status = 'terminated';
+  const leaving = LEAVING.has(event.type);
+  if (leaving && (status === 'active' || status === 'unknown')) status = 'terminated';
   const dataEmail = event.data.email;
+  // Garden leave takes effect now, whatever the later termination date says.
+  const terminationDate = garden
+    ? undefined
+    : hrDate(employee?.internal?.terminationDate, 'internal.terminationDate');
+  const observedAt = isoTime(event.triggeredAt);
   return {
     id: String(employee?.id ?? event.data.employeeId).trim(),
     email: employee?.email ?? (typeof dataEmail === 'string' ? dataEmail : undefined),
     status,
-    // Garden leave takes effect now, whatever the later termination date says.
-    terminationDate: garden
-      ? undefined
-      : hrDate(employee?.internal?.terminationDate, 'internal.terminationDate'),
-    observedAt: isoTime(event.triggeredAt),
+    terminationDate,
+    observedAt,
+    ...(leaving && observedAt && terminationDate && sameDayAnywhere(terminationDate, observedAt)
+      ? { effectiveBy: observedAt }
+      : {}),
   };
+}
+
+/**
+ * Whether an instant falls on `date` somewhere on Earth (UTC-12 to UTC+14). Bob fires
+ * `employee.left` on the employee's termination date in the employee's own time zone, which
+ * may begin up to a day before it does in the instance's `timezone`.
+ */
+function sameDayAnywhere(date: string, instant: string): boolean {
+  const start = Date.parse(`${date}T00:00:00Z`) - 14 * 3_600_000;
+  const end = Date.parse(`${date}T00:00:00Z`) + (24 + 12) * 3_600_000;
+  const t = Date.parse(instant);
+  return t >= start && t < end;
 }
 
 /** Applies one event (with the employee fetched after it, if any) to the state in place. */
@@ -121,6 +139,15 @@ export function applyEvent(
       isoTime(event.triggeredAt),
       now,
     );
+  }
+  if (!employee && !LEAVING.has(event.type)) {
+    // Bob answers 404 or no employee when the service user cannot see the record (inactive
+    // employees are hidden unless its permissions include them): that says nothing about the
+    // employment, and reading it as "active" would re-enable a leaver or cancel a held one.
+    return {
+      events: [],
+      ignored: `Bob shows no employee ${String(event.data.employeeId).trim()} after ${event.type}; nothing changed (can the service user see inactive employees?)`,
+    };
   }
   return applyWorker(state, workerOf(event, employee, config), policyOf(config), now);
 }
