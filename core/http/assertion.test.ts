@@ -249,6 +249,20 @@ describe('assertion grants through the HTTP client', () => {
     expect(server.seen.map((s) => s.url)).toEqual(['/oauth2/v1/token']);
   });
 
+  it('private_key_jwt (RFC 7523 §2.2): a token endpoint’s 307 is not followed; the client assertion goes nowhere else', async () => {
+    const elsewhere = await serve(() => ({ status: 200, body: TOKEN_JSON }));
+    const server = await serve(() => ({ status: 307, headers: { location: `${elsewhere.url}/token` } }));
+    const client = factory().factory.create({
+      auth: privateKeyJwt({ tokenUrl: `${server.url}/oauth2/v1/token` }) as HttpAuth,
+    });
+    const error = await client.get(`${server.url}/api/v1/users/me`).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(PermanentError);
+    expect((error as PermanentError).code).toBe('SSF_ERR_HTTP_REDIRECT');
+    expect((error as Error).message).toContain('never follows a redirect');
+    expect(server.seen.map((s) => s.url)).toEqual(['/oauth2/v1/token']);
+    expect(elsewhere.seen).toEqual([]);
+  });
+
   it('jwt_bearer with a signer: the signer signs the grant’s claims; a refusal by it flags the credentials', async () => {
     const server = await serve((seen) =>
       seen.url === '/token'

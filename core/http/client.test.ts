@@ -664,6 +664,36 @@ describe('OAuth 2.0 client credentials', () => {
     expect(tokensAt(server)[0]!.headers['authorization']).toBeUndefined();
   });
 
+  it('RFC 6749 §2.3.1: a token endpoint’s redirect is never followed, so the client secret goes nowhere else', async () => {
+    const elsewhere = await serve(
+      reply(200, JSON.stringify({ access_token: 'elsewhere-tok-1', token_type: 'Bearer' }), {
+        'content-type': 'application/json',
+      }),
+    );
+    for (const [status, clientAuth, location] of [
+      [307, 'body', `${elsewhere.url}/token`],
+      [308, 'basic', `${elsewhere.url}/token`],
+      [302, 'body', `${elsewhere.url}/token`],
+      [301, 'basic', `${elsewhere.url}/token`],
+      [303, 'body', `${elsewhere.url}/token`],
+      // Not even within the origin: the configured token URL is the token endpoint.
+      [307, 'body', '/oauth2/v2.0/token'],
+    ] as const) {
+      const idp = await serve((req, res) =>
+        req.url === '/token' ? res.writeHead(status, { location }).end() : res.writeHead(200).end('{}'),
+      );
+      const { factory, authFailures } = setup();
+      const err = await failure(factory.create({ auth: oauth(idp, { clientAuth }) }).get(`${idp.url}/api`));
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as PermanentError).code).toBe('SSF_ERR_HTTP_REDIRECT');
+      expect(err.message).toContain(`(OAuth token endpoint) answered ${status}`);
+      expect(err.message).toContain("a token request carries the client's credentials, so it never follows");
+      expect(idp.requests.map((r) => r.url)).toEqual(['/token']);
+      expect(authFailures).toEqual([]);
+    }
+    expect(elsewhere.requests).toEqual([]);
+  });
+
   it.each<[number, string | undefined, 'retryable' | 'auth' | 'permanent']>([
     [503, undefined, 'retryable'],
     [429, undefined, 'retryable'],

@@ -18,7 +18,7 @@ import type {
   Logger,
 } from '../plugin-api/types.ts';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import { registeredSecretValues } from '../plugin-api/secret.ts';
+import { containsSecretValue, registeredSecretValues } from '../plugin-api/secret.ts';
 import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome } from './classify.ts';
 import {
   basicAuthorization,
@@ -108,7 +108,10 @@ export interface HttpClientFactoryDeps {
 export interface CoreHttpClientOptions extends HttpClientOptions {
   /** Restricts the client to addresses the policy allows (replaces the factory's policy). */
   ssrfPolicy?: SsrfPolicy;
-  /** Redirects to follow; defaults to 5, and to 0 for clients with an SSRF policy. */
+  /**
+   * Redirects to follow; defaults to 5, and to 0 for clients with an SSRF policy. Token requests
+   * never follow one.
+   */
   maxRedirects?: number;
 }
 
@@ -728,9 +731,12 @@ class NodeHttpClient implements HttpClient {
           headers,
           body: prepared.body.data as string | Buffer | Uint8Array | Readable | undefined,
           cancel: link,
-          maxRedirects: d.options.maxRedirects,
+          // A token request carries the client's credentials (a secret, a signed assertion) in its
+          // body: it goes to the configured token endpoint or nowhere, and a 3xx is its answer.
+          maxRedirects: prepared.tokenRequest ? 0 : d.options.maxRedirects,
           maxRequestBytes: d.options.maxResponseBytes,
           credentialHeaders: d.sensitiveHeaders,
+          bodyCarriesCredentials: carriesCredentials,
           agents: d.agents,
           ...(d.proxy ? { proxy: d.proxy } : {}),
           ...(d.options.ssrfPolicy ? { checkRedirect: redirectCheck(d.options.ssrfPolicy) } : {}),
@@ -930,6 +936,11 @@ class NodeHttpClient implements HttpClient {
 function levelEnabled(log: Logger, level: string): boolean {
   const probe = (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
   return typeof probe === 'function' ? probe.call(log, level) : true;
+}
+
+/** Whether a request body holds a known secret value (a client secret, a password, a token). */
+function carriesCredentials(body: string | Buffer | Uint8Array): boolean {
+  return containsSecretValue(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
 }
 
 /** Refuses a redirect target the SSRF policy refuses, before connecting to it. */

@@ -155,6 +155,12 @@ export function oauthErrorCode(body: string | undefined): string | undefined {
 export function classifyTokenOutcome(outcome: HttpOutcome, ctx: OutcomeContext): HttpError | undefined {
   const error = classifyHttpOutcome(outcome, ctx);
   if (!(error instanceof PermanentError) || error.authFailure || outcome.kind !== 'response') return error;
+  if (outcome.status >= 300 && outcome.status < 400) {
+    return new PermanentError(
+      `${error.message}: a token request carries the client's credentials, so it never follows a redirect; configure the token endpoint's own URL`,
+      { code: error.code, ...(error.detail ? { detail: error.detail } : {}) },
+    );
+  }
   const code = oauthErrorCode(outcome.body);
   if (outcome.status !== 400 || code === undefined || !CREDENTIAL_ERRORS.has(code)) return error;
   const why =

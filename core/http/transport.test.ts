@@ -13,9 +13,11 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
+import { Secret } from '../plugin-api/secret.ts';
 import { silentLogger } from '../telemetry/logger.ts';
+import { selfSignedCertificate } from '../../test/helpers/certificates.ts';
 import { createHttpClientFactory, type HttpClientFactoryDeps } from './client.ts';
-import { bypassesProxy, proxyEnvironment } from './transport.ts';
+import { TransportError, bypassesProxy, exchange, proxyEnvironment } from './transport.ts';
 
 interface Seen {
   method: string;
@@ -164,6 +166,84 @@ describe('redirects', () => {
     expect(err).toBeInstanceOf(PermanentError);
     expect((err as PermanentError).code).toBe('SSF_ERR_HTTP_REDIRECT');
     expect(server.seen).toHaveLength(1);
+  });
+
+  it('RFC 9110 §15.4.8: a 307/308 to another origin is not followed when the body carries a credential', async () => {
+    const password = new Secret('pa$$word+/=9f3c~42');
+    const other = await serve((_req, res) => res.writeHead(200).end('{}'));
+    for (const status of [307, 308]) {
+      const server = await serve((req, res) => {
+        if (req.url === '/start') res.writeHead(status, { location: `${other.url}/login` }).end();
+        else res.writeHead(200).end('{}');
+      });
+      // As a form (encoded), as JSON, and as it is.
+      for (const body of [
+        new URLSearchParams({ username: 'svc', password: password.reveal() }),
+        { username: 'svc', password: password.reveal() },
+        `svc:${password.reveal()}`,
+      ]) {
+        const err = await failure(client().post(`${server.url}/start`, body));
+        expect(err).toBeInstanceOf(PermanentError);
+        expect((err as PermanentError).code).toBe('SSF_ERR_HTTP_REDIRECT');
+        expect(err.message).toContain(
+          `a ${status} answer to POST /start points to another origin (${other.url}); it is not followed, since the request body carries credentials`,
+        );
+      }
+    }
+    expect(other.seen).toEqual([]);
+    // Within the origin the credential stays where it was sent; a body without one may move on.
+    const same = await serve((req, res) => {
+      if (req.url === '/start') res.writeHead(307, { location: '/next' }).end();
+      else res.writeHead(200).end('{}');
+    });
+    await client().post(`${same.url}/start`, { password: password.reveal() });
+    expect(same.seen.map((r) => r.url)).toEqual(['/start', '/next']);
+    const moved = await serve((_req, res) => res.writeHead(308, { location: `${other.url}/in` }).end());
+    await client().post(moved.url, 'eyJhbGciOi.set.sig', {
+      headers: { 'content-type': 'application/secevent+jwt' },
+    });
+    expect(other.seen.map((r) => [r.method, r.url, r.body])).toEqual([['POST', '/in', 'eyJhbGciOi.set.sig']]);
+  });
+
+  it('RFC 9110 §17.1: never follows a redirect from https to plain http', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ssf-bridge-tls-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const tls = selfSignedCertificate(dir, 'api.vendor.example');
+    const plain = await serve((_req, res) => res.writeHead(200).end('{}'));
+    const secure = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+      req.resume();
+      res.writeHead(301, { location: `${plain.url}/insecure` }).end();
+    });
+    const securePort = await listen(secure);
+    const agents = {
+      http: new http.Agent(),
+      // The certificate is self-signed; what is checked here is where the redirect leads.
+      https: new https.Agent({ rejectUnauthorized: false }),
+    };
+    closers.push(async () => {
+      agents.http.destroy();
+      agents.https.destroy();
+    });
+    for (const method of ['GET', 'PUT']) {
+      const err = await failure(
+        exchange({
+          url: `https://127.0.0.1:${securePort}/v1/alerts`,
+          method,
+          headers: { authorization: 'Bearer tls-only-token' },
+          body: method === 'PUT' ? '{"a":1}' : undefined,
+          cancel: { fired: false, onFire() {} },
+          maxRedirects: 5,
+          maxRequestBytes: 1024,
+          credentialHeaders: new Set(['authorization']),
+          agents,
+        }),
+      );
+      expect(err).toBeInstanceOf(TransportError);
+      expect(err.message).toBe(
+        `a 301 answer to ${method} /v1/alerts points to ${plain.url}/insecure; it is not followed, since it leaves https for plain http`,
+      );
+    }
+    expect(plain.seen).toEqual([]);
   });
 
   it('refuses a redirect to a non-http scheme', async () => {

@@ -58,6 +58,11 @@ export interface ExchangeRequest {
   maxRequestBytes: number;
   /** Lower-case names of headers dropped when a redirect leaves the origin. */
   credentialHeaders: ReadonlySet<string>;
+  /**
+   * Whether a body holds a credential (a client secret, a password): such a body is not sent
+   * again to another origin, so a redirect that would do that is refused. Undefined: none does.
+   */
+  bodyCarriesCredentials?(body: string | Buffer | Uint8Array): boolean;
   agents: TransportAgents;
   /** Routes requests through a proxy when one applies to the target; undefined: connect directly. */
   proxy?: ProxyRoute;
@@ -214,7 +219,11 @@ function sendOnce(req: ExchangeRequest, hop: Hop): Promise<http.IncomingMessage>
   });
 }
 
-/** The next hop after a 3xx: the same request again (307, 308; 301 and 302 but for a POST), or a GET after a 303 to a GET. */
+/**
+ * The next hop after a 3xx: the same request again (307, 308; 301 and 302 but for a POST), or a
+ * GET after a 303 to a GET. Refused: other schemes, https to plain http, a body turned into a
+ * GET, and a body with credentials sent again to another origin.
+ */
 function nextHop(req: ExchangeRequest, hop: Hop, status: number, location: string): Hop {
   let target: URL;
   try {
@@ -224,6 +233,13 @@ function nextHop(req: ExchangeRequest, hop: Hop, status: number, location: strin
   }
   if (target.protocol !== 'http:' && target.protocol !== 'https:') {
     throw new TransportError('redirect_unfollowable', `a redirect to ${target.protocol} cannot be followed`);
+  }
+  if (hop.url.protocol === 'https:' && target.protocol === 'http:') {
+    // What was sent over TLS, its credentials and body included, is not sent again in clear text.
+    throw new TransportError(
+      'redirect_unfollowable',
+      `a ${status} answer to ${hop.method} ${hop.url.pathname} points to ${target.origin}${target.pathname}; it is not followed, since it leaves https for plain http`,
+    );
   }
   req.checkRedirect?.(target);
   const toGet =
@@ -243,6 +259,21 @@ function nextHop(req: ExchangeRequest, hop: Hop, status: number, location: strin
     );
   }
   const leavesOrigin = target.origin !== hop.url.origin;
+  const body = hop.body;
+  if (
+    leavesOrigin &&
+    !toGet &&
+    body !== undefined &&
+    !(body instanceof Readable) &&
+    req.bodyCarriesCredentials?.(body)
+  ) {
+    // Credential headers are dropped on the way to another origin; a credential in the body
+    // cannot be, and the request without it would be another request.
+    throw new TransportError(
+      'redirect_unfollowable',
+      `a ${status} answer to ${hop.method} ${hop.url.pathname} points to another origin (${target.origin}); it is not followed, since the request body carries credentials`,
+    );
+  }
   const headers = withoutHeaders(
     hop.headers,
     (name) =>

@@ -53,6 +53,24 @@ export function registerSecretValue(value: string): void {
   if (value.length >= 4) knownSecretValues.add(value);
 }
 
+/**
+ * Whether `text` holds a known secret value as it is, percent-encoded, form-encoded
+ * (`application/x-www-form-urlencoded`) or escaped in a JSON string: the forms a request body
+ * carries a credential in (a `client_secret` form field, a password in JSON).
+ */
+export function containsSecretValue(text: string): boolean {
+  for (const value of knownSecretValues) {
+    if (text.includes(value)) return true;
+    const encoded = encodeURIComponent(value);
+    if (encoded !== value && text.includes(encoded)) return true;
+    const form = new URLSearchParams([['', value]]).toString().slice(1);
+    if (form !== encoded && form !== value && text.includes(form)) return true;
+    const json = JSON.stringify(value).slice(1, -1);
+    if (json !== value && text.includes(json)) return true;
+  }
+  return false;
+}
+
 /** Replaces every known secret value in a string with `[redacted]`. */
 export function scrubSecrets(text: string): string {
   let out = text;
