@@ -15,9 +15,6 @@ import { hrCheckpoint } from '../_shared/hr-checkpoint.ts';
 import { emptyHrState, notHeld } from '../_shared/hr-leaver.ts';
 import { applyExport, policyOf, readExport, refuse, stateSchema, type CsvDropState } from './mapping.ts';
 
-/** Accepted files remembered by their hash, so the same export is never applied twice. */
-const REMEMBERED_FILES = 200;
-
 /** `*` and `?` wildcards → a regular expression for whole file names (case-insensitive). */
 export function globToRegExp(glob: string): RegExp {
   const body = glob
@@ -99,7 +96,10 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
     const now = ctx.clock.now();
     const state = await checkpoint.load();
     const processed = join(dirs.processed, `${stamp(now)}_${name}`);
-    if (state.files?.includes(sha)) {
+    // Only the export applied last is skipped: a re-sent copy, or a file a crash left in
+    // processing/ after its commit. An export equal to an older one is applied, since the
+    // employees may have changed back to it (a termination rescinded, then entered again).
+    if (state.files?.at(-1) === sha) {
       await rename(path, processed);
       files.inc({ outcome: 'duplicate' });
       ctx.logger.info({ file: name, sha256: sha }, 'export already applied; moved to processed/');
@@ -122,7 +122,7 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
       if (err instanceof PermanentError) return fail(path, name, err.message, now);
       throw err;
     }
-    state.files = [...(state.files ?? []), sha].slice(-REMEMBERED_FILES);
+    state.files = [sha];
     const due = notHeld(events, state);
     await checkpoint.commit(state, due);
     await rename(path, processed);

@@ -207,7 +207,7 @@ describe('csv-drop folder processing', () => {
   });
 
   it('refuses a truncated export into failed/ with a reason file, and applies nothing', async () => {
-    const { connector, tc } = await started();
+    const { connector, tc } = await started({ missing_rows: 'terminate' });
     drop('a.csv', HEADER + baseline);
     await tc.runTask('scan');
     const before = structuredClone(tc.checkpoints.get('default'));
@@ -230,6 +230,44 @@ describe('csv-drop folder processing', () => {
       '1003:terminated:2022-01-01',
     ]);
     expect(tc.successes).toBeGreaterThan(0);
+    await connector.stop(100);
+  });
+
+  it('applies an export of changes only after a full one when missing rows are ignored', async () => {
+    const { connector, tc } = await started({ missing_rows: 'ignore' });
+    drop('full.csv', HEADER + baseline);
+    await tc.runTask('scan');
+    drop(
+      'delta.csv',
+      `${HEADER}1003,p3@example.com,terminated,2026-11-27,\n1004,p4@example.com,active,2022-01-01,\n`,
+    );
+    await tc.runTask('scan');
+    expect(list('failed')).toEqual([]);
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '1003:terminated:2026-11-27'],
+      ['caep.session-revoked', '1003:terminated:2026-11-27'],
+    ]);
+    await connector.stop(100);
+  });
+
+  it('applies an export equal to an older one: the employees may have changed back to it', async () => {
+    const { connector, tc } = await started();
+    const monday = `${HEADER}2041,bo@example.com,terminated,2026-11-23,\n`;
+    drop('mon.csv', monday);
+    await tc.runTask('scan');
+    drop('tue.csv', `${HEADER}2041,bo@example.com,active,2020-01-01,\n`);
+    await tc.runTask('scan');
+    // The termination is entered again: Wednesday's export has Monday's bytes.
+    drop('wed.csv', monday);
+    await tc.runTask('scan');
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '2041:terminated:2026-11-23'],
+      ['caep.session-revoked', '2041:terminated:2026-11-23'],
+      ['risc.account-enabled', '2041:enabled:after:2026-11-23'],
+      ['risc.account-disabled', '2041:terminated:2026-11-23:1'],
+      ['caep.session-revoked', '2041:terminated:2026-11-23:1'],
+    ]);
+    expect(tc.counter('csv_drop_files_total', { outcome: 'duplicate' })).toBe(0);
     await connector.stop(100);
   });
 

@@ -16,7 +16,7 @@ import {
 export interface CsvDropState extends HrState {
   /** Rows in the last accepted export (the guard compares the next one with it). */
   rows?: number | undefined;
-  /** SHA-256 of recently accepted files, newest last: a file is processed once. */
+  /** SHA-256 of the export applied last (older states list more, newest last). */
   files?: string[] | undefined;
 }
 
@@ -117,8 +117,9 @@ export function readExport(text: string, config: CsvDropConfig): HrWorker[] {
 }
 
 /**
- * The mass-change guard: refuses an export that is much shorter than the previous one, or in
- * which too many employees turn into leavers at once (including missing ones, when missing
+ * The mass-change guard: refuses an export that is much shorter than the previous one (when
+ * exports list every employee, missing_rows: terminate), or in which too many employees turn
+ * into leavers at once (including missing ones, when missing
  * means terminated). Returns the reason, or undefined when the file may be applied.
  */
 export function massChange(
@@ -130,7 +131,9 @@ export function massChange(
   if (previous === undefined || previous === 0) return undefined;
   const { max_ratio: ratio, min_rows: floor } = config.mass_change_guard;
   const lost = previous - workers.length;
-  if (lost > floor && workers.length < previous * (1 - ratio)) {
+  // Row counts only say "truncated" when every export lists every employee; with
+  // missing_rows: ignore an export may hold only what changed.
+  if (config.missing_rows === 'terminate' && lost > floor && workers.length < previous * (1 - ratio)) {
     return `the export has ${workers.length} rows where the previous one had ${previous}; it looks truncated`;
   }
   const present = new Set(workers.map((w) => w.id));
