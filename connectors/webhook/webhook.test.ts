@@ -118,6 +118,21 @@ describe('webhook: the signed JSON contract', () => {
 });
 
 describe('webhook: outcomes', () => {
+  it('RFC 6750 §2.1: a receiver quoting the bare bearer token in its refusal gets it scrubbed from the error, status and logs', async () => {
+    const token = 'soar-tok-5f2c9a7e1b3d';
+    const h = await start({ authorization_header: `Bearer ${token}` });
+    receiver.inject({ status: 401, body: { error: `token ${token} is expired` } });
+    const outcome = await h.attempt(leaver);
+    expect(outcome).toMatchObject({ ok: false, class: 'credentials' });
+    if (!outcome.ok) {
+      // The message is what a dead letter keeps as its last error.
+      expect(outcome.error.message).toContain('token [redacted] is expired');
+      expect(outcome.error.message).not.toContain(token);
+    }
+    expect(JSON.stringify(h.status())).not.toContain(token);
+    expect(h.logText()).not.toContain(token);
+  });
+
   it('a POST redirected to a sign-in page (302) is not delivered: permanent, and the page is never fetched', async () => {
     const h = await start();
     receiver.inject({ status: 302, headers: { location: `${receiver.url}/login` } });

@@ -6,9 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, jwtVerify, decodeProtectedHeader } from 'jose';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import { Secret } from '../plugin-api/secret.ts';
+import { EXPIRED_SECRET_MARGIN_MS, Secret, registeredSecretValues } from '../plugin-api/secret.ts';
 import { selfSignedCertificate } from '../../test/helpers/certificates.ts';
 import type { HttpAuth, Logger } from '../plugin-api/types.ts';
 import {
@@ -200,6 +200,23 @@ const TOKEN_JSON = JSON.stringify({
 });
 
 describe('assertion grants through the HTTP client', () => {
+  it('a client assertion is kept out of logs for its five minutes and a margin, then forgotten', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(NOW_MS);
+      const auth = privateKeyJwt();
+      const req = await buildAssertionTokenRequest(auth, loadAssertionKey(auth), NOW_MS);
+      const assertion = new URLSearchParams(req.body).get('client_assertion') as string;
+      expect(registeredSecretValues().has(assertion)).toBe(true);
+      vi.setSystemTime(NOW_MS + 300_000 + EXPIRED_SECRET_MARGIN_MS - 1);
+      expect(registeredSecretValues().has(assertion)).toBe(true);
+      vi.setSystemTime(NOW_MS + 300_000 + EXPIRED_SECRET_MARGIN_MS);
+      expect(registeredSecretValues().has(assertion)).toBe(false);
+      expect(registeredSecretValues().has(RSA_PEM)).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
   it('jwt_bearer fetches a token with a signed assertion, caches it and sends it as a bearer', async () => {
     const server = await serve((seen) =>
       seen.url === '/token'

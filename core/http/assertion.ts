@@ -131,9 +131,32 @@ async function sign(claims: Record<string, unknown>, key: AssertionKey): Promise
       ...key.thumbprints,
     })
     .sign(key.key);
-  // An assertion is a credential until it expires: keep it out of every log line.
-  registerSecretValue(jwt);
+  // An assertion is a credential until it expires: keep it out of every log line until then.
+  registerSecretValue(jwt, { lifetimeMs: claimedLifetimeMs(claims) });
   return jwt;
+}
+
+/** The lifetime the claims of an assertion signed here give it (`exp` − `iat`). */
+function claimedLifetimeMs(claims: Record<string, unknown>): number {
+  return (Number(claims['exp']) - Number(claims['iat'])) * 1000;
+}
+
+/** How long an assertion is kept out of logs when it names no expiry (`exp`) of its own. */
+const UNKNOWN_ASSERTION_LIFETIME_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Milliseconds until a JWT expires by its `exp` claim (read, not verified: it only decides how long
+ * the JWT is kept out of logs); a day when it has none that can be read.
+ */
+function assertionLifetimeMs(jwt: string, nowMs = Date.now()): number {
+  try {
+    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as unknown;
+    const exp = (payload as { exp?: unknown } | null)?.exp;
+    if (typeof exp === 'number' && Number.isFinite(exp)) return Math.max(0, exp * 1000 - nowMs);
+  } catch {
+    // Not a JWT this can read.
+  }
+  return UNKNOWN_ASSERTION_LIFETIME_MS;
 }
 
 const FORM_HEADERS = {
@@ -191,8 +214,9 @@ export async function buildRemoteGrantTokenRequest(
   auth: RemoteJwtBearerAuth,
   nowMs: number,
 ): Promise<TokenRequest> {
-  const assertion = await auth.signer(grantClaims(auth, Math.floor(nowMs / 1000)));
-  registerSecretValue(assertion);
+  const claims = grantClaims(auth, Math.floor(nowMs / 1000));
+  const assertion = await auth.signer(claims);
+  registerSecretValue(assertion, { lifetimeMs: claimedLifetimeMs(claims) });
   return grantRequest(auth, assertion);
 }
 
@@ -230,7 +254,7 @@ export async function buildFileAssertionTokenRequest(auth: AssertionFileAuth): P
       code: 'SSF_ERR_HTTP_ASSERTION_FILE',
     });
   }
-  registerSecretValue(assertion);
+  registerSecretValue(assertion, { lifetimeMs: assertionLifetimeMs(assertion) });
   const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: auth.clientId });
   if (auth.scope) form.set('scope', auth.scope);
   for (const [name, value] of Object.entries(auth.extraParams ?? {})) form.set(name, value);

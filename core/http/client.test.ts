@@ -527,6 +527,23 @@ describe('authentication', () => {
     expect(other.requests[0]?.headers['x-custom-auth']).toBeUndefined();
   });
 
+  it('RFC 9110 §11.4: scrubs the credential after the auth scheme of a configured Authorization header, quoted alone', async () => {
+    for (const [name, value, credential] of [
+      ['Authorization', 'Bearer hdr-token-71c4e9', 'hdr-token-71c4e9'],
+      ['authorization', 'SSWS  00hdr-ssws-token-2b', '00hdr-ssws-token-2b'],
+      ['Proxy-Authorization', 'Basic cHJveHk6aGRyLXB3', 'cHJveHk6aGRyLXB3'],
+    ] as const) {
+      const server = await serve(reply(400, `{"error":"credential ${credential} is not valid here"}`));
+      const { factory, lines } = setup();
+      const err = await failure(
+        factory.create({ auth: { type: 'header', name, value: new Secret(value) } }).get(server.url),
+      );
+      expect(err.message).toContain('credential [redacted] is not valid here');
+      expect(err.message).not.toContain(credential);
+      expect(lines.map((l) => l.line).join('\n')).not.toContain(credential);
+    }
+  });
+
   it('lets a request carry its own Authorization (e.g. a receiver-supplied push header)', async () => {
     const server = await serve(reply(202));
     const client = setup().factory.create({ auth: { type: 'bearer', token: new Secret('client-tok-1') } });

@@ -18,7 +18,7 @@ import type {
   Logger,
 } from '../plugin-api/types.ts';
 import { ConfigError, PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import { containsSecretValue, registeredSecretValues } from '../plugin-api/secret.ts';
+import { containsSecretValue, registerSecretValue, registeredSecretsVersion } from '../plugin-api/secret.ts';
 import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome } from './classify.ts';
 import {
   basicAuthorization,
@@ -875,10 +875,10 @@ class NodeHttpClient implements HttpClient {
   /**
    * The URL as logs may show it, and its host for metrics, remembered per URL: a client mostly
    * calls the same few URLs, and scrubbing parses the URL and searches it for every known secret.
-   * A secret registered later invalidates what was remembered.
+   * A secret registered or forgotten later invalidates what was remembered.
    */
   #describe(url: string): { safeUrl: string; host: string } {
-    const secrets = registeredSecretValues().size;
+    const secrets = registeredSecretsVersion();
     let described = this.#described.get(url);
     if (described === undefined || described.secrets !== secrets) {
       if (this.#described.size >= DESCRIBED_URLS) this.#described.clear();
@@ -936,6 +936,21 @@ class NodeHttpClient implements HttpClient {
 function levelEnabled(log: Logger, level: string): boolean {
   const probe = (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
   return typeof probe === 'function' ? probe.call(log, level) : true;
+}
+
+/** RFC 9110 §11.4: `credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]`. */
+const SCHEME_AND_CREDENTIALS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ +(\S[^]*)$/;
+
+/**
+ * An `Authorization` value set as a whole (`Bearer <token>`) is registered as a whole when it
+ * becomes a Secret; a remote that quotes the credential alone (in an error body: "token … is
+ * expired") would get it past the scrubbing. The credential after the scheme is registered too.
+ */
+function registerCredentialsAfterScheme(headerName: string, value: string): void {
+  const name = headerName.toLowerCase();
+  if (name !== 'authorization' && name !== 'proxy-authorization') return;
+  const credentials = SCHEME_AND_CREDENTIALS.exec(value.trim())?.[1]?.trim();
+  if (credentials) registerSecretValue(credentials);
 }
 
 /** Whether a request body holds a known secret value (a client secret, a password, a token). */
@@ -1010,7 +1025,10 @@ export function createHttpClientFactory(deps: HttpClientFactoryDeps): CoreHttpCl
         // A DPoP proof names one request; it is not sent on to another origin, nor logged.
         DPOP_HEADER,
       ]);
-      if (resolved.auth?.type === 'header') sensitiveHeaders.add(resolved.auth.name.toLowerCase());
+      if (resolved.auth?.type === 'header') {
+        sensitiveHeaders.add(resolved.auth.name.toLowerCase());
+        registerCredentialsAfterScheme(resolved.auth.name, resolved.auth.value.reveal());
+      }
 
       return new NodeHttpClient({
         agents,

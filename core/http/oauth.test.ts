@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import { registeredSecretValues, Secret } from '../plugin-api/secret.ts';
+import { EXPIRED_SECRET_MARGIN_MS, registeredSecretValues, Secret } from '../plugin-api/secret.ts';
 import {
   buildTokenRequest,
   classifyTokenOutcome,
@@ -54,6 +54,21 @@ describe('parseTokenResponse', () => {
     );
     expect(token).toEqual({ value: 'tok-123456', expiresAtMs: 1_801_000, refreshAtMs: 1_741_000 });
     expect(registeredSecretValues().has('tok-123456')).toBe(true);
+  });
+
+  it('scrubs the token until a while after it expires, then forgets it: refreshes do not pile up', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.UTC(2026, 2, 1));
+      parseTokenResponse('{"access_token":"tok-short-lived-1","expires_in":600}', 0);
+      expect(registeredSecretValues().has('tok-short-lived-1')).toBe(true);
+      vi.setSystemTime(Date.UTC(2026, 2, 1) + 600_000 + EXPIRED_SECRET_MARGIN_MS);
+      expect(registeredSecretValues().has('tok-short-lived-1')).toBe(false);
+      // The client's own secret is configuration: kept for good.
+      expect(registeredSecretValues().has('s3cr&t+value')).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('marks a DPoP-bound token (RFC 9449 §5) when the request carried a proof; a bearer stays a bearer', () => {

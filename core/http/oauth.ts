@@ -109,9 +109,12 @@ export function parseTokenResponse(body: string, nowMs: number, proofSent = fals
   return { ...accessToken(token, nowMs, lifetimeMs), ...(dpop ? { dpop: true as const } : {}) };
 }
 
-/** A token valid for `lifetimeMs` from `nowMs`, registered so the logger scrubs it. */
+/**
+ * A token valid for `lifetimeMs` from `nowMs`, registered so the logger scrubs it until a while
+ * after it expires (then forgotten: a client refreshes tokens for as long as it runs).
+ */
 function accessToken(value: string, nowMs: number, lifetimeMs: number): AccessToken {
-  registerSecretValue(value);
+  registerSecretValue(value, { lifetimeMs });
   return {
     value,
     expiresAtMs: nowMs + lifetimeMs,

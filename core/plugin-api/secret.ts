@@ -2,7 +2,47 @@ import { inspect } from 'node:util';
 import { z } from 'zod';
 
 const REDACTED = '[redacted]';
-const knownSecretValues = new Set<string>();
+
+/**
+ * How long a short-lived value is still scrubbed after it expired: a late log line or a remote's
+ * error body may still quote it.
+ */
+export const EXPIRED_SECRET_MARGIN_MS = 15 * 60 * 1000;
+/**
+ * Most short-lived values kept at once (the oldest registered is forgotten first). A client holds
+ * one token and signs one assertion per refresh, so this is far more than live clients need.
+ */
+export const MAX_SHORT_LIVED_SECRETS = 1024;
+
+/** Values secret for as long as the process runs: configured secrets and what is derived from them. */
+const permanentValues = new Set<string>();
+/**
+ * Values that stop being credentials when they expire (access tokens, client assertions), each
+ * with the time it is forgotten at; in the order they were (last) registered.
+ */
+const shortLivedValues = new Map<string, number>();
+/** The earliest time a short-lived value is due to be forgotten. */
+let nextForgetMs = Number.POSITIVE_INFINITY;
+/** Changes whenever a value is added or forgotten. */
+let version = 0;
+
+function forgetExpired(nowMs: number): void {
+  if (nowMs < nextForgetMs) return;
+  nextForgetMs = Number.POSITIVE_INFINITY;
+  for (const [value, forgetAtMs] of shortLivedValues) {
+    if (forgetAtMs <= nowMs) {
+      shortLivedValues.delete(value);
+      version += 1;
+    } else if (forgetAtMs < nextForgetMs) nextForgetMs = forgetAtMs;
+  }
+}
+
+function addPermanent(value: string): void {
+  if (value.length < 4 || permanentValues.has(value)) return;
+  permanentValues.add(value);
+  shortLivedValues.delete(value);
+  version += 1;
+}
 
 /**
  * A secret value (token, password, private key). It never prints itself: `String()`,
@@ -15,7 +55,7 @@ export class Secret {
 
   constructor(value: string) {
     this.#value = value;
-    if (value.length >= 4) knownSecretValues.add(value);
+    addPermanent(value);
   }
 
   reveal(): string {
@@ -43,14 +83,46 @@ export function isSecret(value: unknown): value is Secret {
   return value instanceof Secret;
 }
 
-/** Values of every Secret created in this process, for log scrubbing. */
+/** Every value scrubbed now: those of every Secret created, and the others registered and not yet forgotten. */
 export function registeredSecretValues(): ReadonlySet<string> {
-  return knownSecretValues;
+  forgetExpired(Date.now());
+  return new Set([...permanentValues, ...shortLivedValues.keys()]);
 }
 
-/** Registers a value that must never be logged although it is not wrapped (e.g. a session token). */
-export function registerSecretValue(value: string): void {
-  if (value.length >= 4) knownSecretValues.add(value);
+/** A number that changes whenever a value is registered or forgotten, for caches of scrubbed text. */
+export function registeredSecretsVersion(): number {
+  return version;
+}
+
+/**
+ * Registers a value that must never be logged although it is not wrapped (e.g. a session token).
+ * A value that stops being a credential when it expires (an access token, a signed assertion)
+ * gives its `lifetimeMs`: it is scrubbed until then and for EXPIRED_SECRET_MARGIN_MS more, and
+ * then forgotten, so that a process that refreshes tokens for months does not scan every log line
+ * against every token it ever had. Without a lifetime, the value is kept for good.
+ */
+export function registerSecretValue(value: string, options: { lifetimeMs?: number } = {}): void {
+  if (value.length < 4) return;
+  const { lifetimeMs } = options;
+  if (lifetimeMs === undefined || Number.isNaN(lifetimeMs) || lifetimeMs === Number.POSITIVE_INFINITY) {
+    addPermanent(value);
+    return;
+  }
+  if (permanentValues.has(value)) return;
+  const nowMs = Date.now();
+  forgetExpired(nowMs);
+  const forgetAtMs = Math.max(
+    nowMs + Math.max(0, lifetimeMs) + EXPIRED_SECRET_MARGIN_MS,
+    shortLivedValues.get(value) ?? 0,
+  );
+  // Registered again, it moves to the end: the oldest registered is forgotten first.
+  shortLivedValues.delete(value);
+  shortLivedValues.set(value, forgetAtMs);
+  if (forgetAtMs < nextForgetMs) nextForgetMs = forgetAtMs;
+  while (shortLivedValues.size > MAX_SHORT_LIVED_SECRETS) {
+    shortLivedValues.delete(shortLivedValues.keys().next().value as string);
+  }
+  version += 1;
 }
 
 /**
@@ -59,7 +131,8 @@ export function registerSecretValue(value: string): void {
  * carries a credential in (a `client_secret` form field, a password in JSON).
  */
 export function containsSecretValue(text: string): boolean {
-  for (const value of knownSecretValues) {
+  forgetExpired(Date.now());
+  for (const value of allValues()) {
     if (text.includes(value)) return true;
     const encoded = encodeURIComponent(value);
     if (encoded !== value && text.includes(encoded)) return true;
@@ -73,11 +146,20 @@ export function containsSecretValue(text: string): boolean {
 
 /** Replaces every known secret value in a string with `[redacted]`. */
 export function scrubSecrets(text: string): string {
+  forgetExpired(Date.now());
   let out = text;
-  for (const value of knownSecretValues) {
+  for (const value of permanentValues) {
+    if (out.includes(value)) out = out.split(value).join(REDACTED);
+  }
+  for (const value of shortLivedValues.keys()) {
     if (out.includes(value)) out = out.split(value).join(REDACTED);
   }
   return out;
+}
+
+function* allValues(): Iterable<string> {
+  yield* permanentValues;
+  yield* shortLivedValues.keys();
 }
 
 /**
