@@ -335,6 +335,36 @@ describe('bamboohr webhooks', () => {
     await connector.stop(100);
   });
 
+  it('disables a terminated employee whose termination date is unreadable, as of when it was seen', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({
+      body: employee('4581', { ...terminated, terminationDate: '30/11/2026' }),
+    }));
+    const { connector, tc } = await started();
+    expect(await connector.handleWebhook!(signed(updated('4581')))).toMatchObject({
+      status: 200,
+      body: { events: 2 },
+    });
+    expect(tc.events().map((e) => [e.type, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '2026-11-29T13:59:58.000Z'],
+      ['caep.session-revoked', '2026-11-29T13:59:58.000Z'],
+    ]);
+    await connector.stop(100);
+  });
+
+  it('answers 502 and flags the instance for an active employee with an unreadable date, applying nothing', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({
+      body: employee('4581', { terminationDate: '30/12/2026' }),
+    }));
+    const { connector, tc } = await started();
+    const res = await connector.handleWebhook!(signed(updated('4581')));
+    expect(res.status).toBe(502);
+    expect((res.body as { message: string }).message).toContain('employee 4581 from BambooHR is unreadable');
+    expect(tc.statuses.at(-1)).toMatchObject({ state: 'recoverable_error' });
+    expect(tc.emits).toEqual([]);
+    expect(tc.checkpoints.size).toBe(0);
+    await connector.stop(100);
+  });
+
   it('answers 404 when the instance only polls', async () => {
     const { connector } = await started({ mode: 'poll' });
     expect((await connector.handleWebhook!(signed(updated('4581')))).status).toBe(404);
@@ -379,6 +409,31 @@ describe('bamboohr polling', () => {
       sourceRecordId: '4581:purged:deleted',
     });
     expect(tc.directSets).toBe(0);
+    await connector.stop(100);
+  });
+
+  it('keeps an unreadable employee on the instance status instead of reporting a healthy poll', async () => {
+    server.on('GET', `${API}/employees/changed`, () => ({
+      body: {
+        latest: '2026-11-29T13:55:00+00:00',
+        employees: {
+          '4581': { id: '4581', action: 'Updated', lastChanged: '2026-11-29T13:50:00+00:00' },
+          '4630': { id: '4630', action: 'Updated', lastChanged: '2026-11-29T13:51:00+00:00' },
+        },
+      },
+    }));
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    server.on('GET', `${API}/employees/4630`, () => ({
+      body: employee('4630', { terminationDate: '30/12/2026' }),
+    }));
+    const { connector, tc } = await started({ mode: 'poll' });
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    expect(tc.statuses.at(-1)).toMatchObject({
+      state: 'recoverable_error',
+      reason: expect.stringContaining('employee 4630'),
+    });
+    expect(tc.counter('bamboohr_employees_total', { outcome: 'malformed' })).toBe(1);
     await connector.stop(100);
   });
 

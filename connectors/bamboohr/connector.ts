@@ -76,8 +76,15 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     return out;
   }
 
-  /** Applies resolved changes to the stored state and commits it with their due events. */
-  async function apply(resolved: Resolved[], finish?: (state: BambooHrState) => void): Promise<number> {
+  /**
+   * Applies resolved changes to the stored state and commits it with their due events. An
+   * unreadable employee is skipped and described in `malformed`.
+   */
+  async function apply(
+    resolved: Resolved[],
+    finish?: (state: BambooHrState) => void,
+    malformed: string[] = [],
+  ): Promise<number> {
     return checkpoint.serial(async () => {
       const now = ctx.clock.now();
       const state = await checkpoint.load();
@@ -95,6 +102,7 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
             outcome = applyWorker(state, workerFromEmployee(employee, config, change.at), policy, now);
           } catch (err) {
             records.inc({ outcome: 'malformed' });
+            malformed.push(`employee ${change.employeeId}: ${(err as Error).message}`);
             ctx.logger.warn(
               { employee: change.employeeId, reason: (err as Error).message },
               'skipped an employee',
@@ -120,6 +128,7 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     const since = stored.since ?? new Date(now.getTime() - config.initial_lookback).toISOString();
     const { latest, changes } = await api().changedSince(since, signal);
     let emittedCount = 0;
+    const malformed: string[] = [];
     for (let i = 0; i < changes.length || i === 0; i += POLL_BATCH) {
       const batch = changes.slice(i, i + POLL_BATCH);
       const last = i + POLL_BATCH >= changes.length;
@@ -127,12 +136,22 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
       emittedCount += await apply(
         resolved,
         last ? (state) => void (state.since = latest ?? now.toISOString()) : undefined,
+        malformed,
       );
     }
     if (changes.length > 0) {
       ctx.logger.info({ changed: changes.length, events: emittedCount }, 'BambooHR changes processed');
     }
-    ctx.status.success();
+    // A poll cannot ask BambooHR to send a record again: an unreadable one stays on the
+    // instance's status (and in the log) until a poll reads every record it is given.
+    if (malformed.length > 0) {
+      ctx.status.set(
+        'recoverable_error',
+        `skipped ${malformed.length} unreadable employee record(s): ${malformed.slice(0, 3).join('; ')}`,
+      );
+    } else {
+      ctx.status.success();
+    }
   }
 
   function verify(req: InboundRequest): string | undefined {
@@ -210,6 +229,18 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
         resolved = await resolve(changes);
       } catch (err) {
         return webhook.lookupFailed(err, 'BambooHR');
+      }
+      // An unreadable record is answered 502 before anything is applied, so BambooHR retries
+      // the delivery instead of taking a 200 for a change that was never applied.
+      for (const { change, employee } of resolved) {
+        if (!employee) continue;
+        try {
+          workerFromEmployee(employee, config, change.at);
+        } catch (err) {
+          const message = `employee ${change.employeeId} from BambooHR is unreadable: ${(err as Error).message}`;
+          ctx.status.set('recoverable_error', message);
+          return webhook.refuse(502, 'upstream_error', 'upstream_error', message);
+        }
       }
       return webhook.accept(changes.length, () => apply(resolved));
     },

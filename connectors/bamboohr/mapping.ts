@@ -70,19 +70,30 @@ export function workerFromEmployee(
   const terminated = config.terminated_statuses.some((s) => s.toLowerCase() === employment);
   const status = employee.status?.trim().toLowerCase();
   const username = config.username_field ? employee[config.username_field] : undefined;
+  const leaver = terminated || status === 'inactive';
   return {
     id: String(employee.id).trim(),
     email: employee.workEmail ?? undefined,
     username: typeof username === 'string' ? username : undefined,
-    status:
-      terminated || status === 'inactive'
-        ? 'terminated'
-        : status === 'active' || employment
-          ? 'active'
-          : 'unknown',
-    terminationDate: hrDate(employee.terminationDate, 'terminationDate'),
+    status: leaver ? 'terminated' : status === 'active' || employment ? 'active' : 'unknown',
+    terminationDate: leaver
+      ? readableDate(employee.terminationDate)
+      : hrDate(employee.terminationDate, 'terminationDate'),
     observedAt,
   };
+}
+
+/**
+ * The termination date of an employee BambooHR already shows as terminated; an unreadable one is
+ * taken as unknown (the termination is dated when it was seen), since the status alone makes
+ * the leaver.
+ */
+function readableDate(value: unknown): string | undefined {
+  try {
+    return hrDate(value, 'terminationDate');
+  } catch {
+    return undefined;
+  }
 }
 
 export type ChangeAction = 'created' | 'updated' | 'deleted';
