@@ -1,6 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
-  isBridgeError,
   type EventDraft,
   type InboundConnector,
   type InboundContext,
@@ -57,18 +56,19 @@ export function createGenericWebhook(ctx: InboundContext, config: GenericWebhook
           body: { error: 'invalid_request', problems: [{ record: null, message: list.message }] },
         };
       }
+      // On a helper thread, within one time budget for the whole request: the event loop keeps
+      // serving while the rules run, and the first record that runs out of time ends the mapping.
+      const outcomes = await rules.mapRecords(list.records);
       const events: EventDraft[] = [];
       const problems: Array<{ record: number; message: string }> = [];
       let ignored = 0;
-      list.records.forEach((record, index) => {
-        try {
-          const mapped = rules.map(record);
-          if (mapped.ignored !== undefined) ignored += 1;
-          events.push(...mapped.events);
-        } catch (err) {
-          if (!isBridgeError(err) || err.errorClass !== 'permanent') throw err;
-          problems.push({ record: index, message: err.message });
+      outcomes.forEach((outcome, index) => {
+        if (!outcome.ok) {
+          problems.push({ record: index, message: outcome.error.message });
+          return;
         }
+        if (outcome.result.ignored !== undefined) ignored += 1;
+        events.push(...outcome.result.events);
       });
       if (problems.length > 0) {
         requests.inc({ outcome: 'invalid' });

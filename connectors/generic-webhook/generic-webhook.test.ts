@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { InboundRequest } from '../../core/plugin-api/index.ts';
 import { createTestContext } from '../_shared/edr-test-support.ts';
@@ -105,4 +106,57 @@ describe('generic-webhook', () => {
     ).rejects.toThrow('the outbox is full');
     expect(t.counter('generic_webhook_requests_total', { outcome: 'error' })).toBe(1);
   });
+
+  it('keeps serving while a rule runs away on a record, refuses that request, and maps the next one at once', async () => {
+    const slow = [
+      { ...rules[0]!, match: 'action = "account.disabled" and $contains(title, /^(\\w+\\s?)*$/)' },
+    ];
+    const { t, handle } = instance({ auth: { type: 'bearer', token: 'tok-12345' }, rules: slow });
+    const auth = { authorization: 'Bearer tok-12345' };
+    const health = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => health.listen(0, '127.0.0.1', resolve));
+    const address = health.address();
+    const healthz = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/healthz`;
+    try {
+      const record = (i: number, title: string) => ({
+        id: `s${i}`,
+        action: 'account.disabled',
+        target: `s${i}@example.com`,
+        title,
+      });
+      const runaway = `${'word '.repeat(12)}${'a'.repeat(30)}!`;
+      const started = performance.now();
+      const body = [record(0, 'fine title'), record(1, runaway), record(2, runaway), record(3, runaway)];
+      // Arrives while the first health check waits its turn.
+      const answer = new Promise((resolve) => setTimeout(resolve, 100)).then(() =>
+        handle(request(body, auth)),
+      );
+      // Health checks every 300 ms are answered promptly while the rules run on the helper thread.
+      const checks: number[] = [];
+      for (let i = 0; i < 3; i += 1) {
+        const at = performance.now();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect((await fetch(healthz)).status).toBe(200);
+        checks.push(performance.now() - at);
+      }
+      expect(Math.max(...checks)).toBeLessThan(600);
+      const response = await answer;
+      // Cut off at the first runaway record (2 s), not one deadline per record.
+      expect(performance.now() - started).toBeLessThan(3_500);
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({
+        error: 'invalid_request',
+        problems: [
+          { record: 1, message: 'mapping rules could not be evaluated: evaluation took longer than 2000 ms' },
+        ],
+      });
+      expect(t.emitted).toHaveLength(0);
+      const next = performance.now();
+      expect((await handle(request(record(4, 'fine title'), auth))).status).toBe(202);
+      expect(performance.now() - next).toBeLessThan(1_500);
+      expect(t.events().map((e) => e.sourceRecordId)).toEqual(['s4']);
+    } finally {
+      await new Promise<void>((resolve) => health.close(() => resolve()));
+    }
+  }, 15_000);
 });

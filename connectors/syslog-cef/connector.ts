@@ -2,16 +2,16 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import {
   classOf,
-  isBridgeError,
   RetryableError,
   type EventDraft,
   type InboundConnector,
   type InboundContext,
-  type MappingResult,
+  type RecordOutcome,
 } from '../../core/plugin-api/index.ts';
 import type { SyslogCefConfig } from './config.ts';
-import { compiledRules, MALFORMED_LINE_CODE, recordOf } from './mapping.ts';
+import { compiledRules, recordOf } from './mapping.ts';
 import { TcpFramer } from './parse/framing.ts';
+import type { SyslogRecord } from './parse/record.ts';
 
 type Transport = 'udp' | 'tcp';
 
@@ -22,12 +22,27 @@ const DEFAULT_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
 /** Token buckets kept before idle ones are forgotten. */
 const MAX_BUCKETS = 10_000;
+/** Lines (or bytes of them) waiting for the rules above which TCP connections are no longer read. */
+const TCP_WAITING_LINES = 1_000;
+const TCP_WAITING_BYTES = 4 * 1_048_576;
+/** Lines (or bytes of them) waiting for the rules above which UDP datagrams are dropped. */
+const UDP_WAITING_LINES = 10_000;
+const UDP_WAITING_BYTES = 32 * 1_048_576;
+
+interface Waiting {
+  record: SyslogRecord;
+  bytes: number;
+  transport: Transport;
+  address: string;
+}
 
 /**
  * A syslog listener (UDP and/or TCP) whose lines, CEF or LEEF, are mapped to events by the
- * rules and handed on in small batches. Backpressure: while the pipeline refuses a batch (outbox
- * full) or too many events wait, TCP sockets stop being read (senders block or buffer), and UDP
- * datagrams, which cannot be slowed, are dropped and counted.
+ * rules, in order and on a helper thread (never on the event loop), and handed on in small
+ * batches. Backpressure: while the pipeline refuses a batch (outbox full), too many events wait
+ * or too many lines wait for the rules, TCP sockets stop being read (senders block or buffer);
+ * UDP datagrams, which cannot be slowed, are dropped and counted while the pipeline is full or
+ * the rules are far behind.
  */
 export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): InboundConnector {
   const rules = compiledRules(config);
@@ -43,6 +58,9 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
   );
   const highWater = config.batch_size * 4;
   const queue: EventDraft[] = [];
+  const waiting: Waiting[] = [];
+  let waitingBytes = 0;
+  let mapping: Promise<void> | undefined;
   const sockets = new Set<Socket>();
   const buckets = new Map<string, { tokens: number; at: number }>();
   const warned = new Map<string, { at: number; suppressed: number }>();
@@ -50,6 +68,9 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
   let tcp: Server | undefined;
   let timer: NodeJS.Timeout | undefined;
   let pumping: Promise<void> | undefined;
+  /** The pipeline refuses batches or too many events wait; too many lines wait for the rules. */
+  let full = false;
+  let behind = false;
   let paused = false;
   let halt = new AbortController();
   let stopped = false;
@@ -85,16 +106,25 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
     return true;
   }
 
+  /** TCP sockets are read while neither the pipeline nor the rules are behind. */
+  function flow(): void {
+    const hold = full || behind;
+    if (hold === paused) return;
+    paused = hold;
+    for (const socket of sockets) {
+      if (hold) socket.pause();
+      else socket.resume();
+    }
+  }
+
   function pause(): void {
-    if (paused) return;
-    paused = true;
-    for (const socket of sockets) socket.pause();
+    full = true;
+    flow();
   }
 
   function resume(): void {
-    if (!paused) return;
-    paused = false;
-    for (const socket of sockets) socket.resume();
+    full = false;
+    flow();
   }
 
   function handle(line: string, transport: Transport, address: string): void {
@@ -103,19 +133,71 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
       warn('rate_limited', { address }, 'dropping syslog messages over the per-sender rate limit');
       return;
     }
-    let mapped: MappingResult;
+    let record: SyslogRecord;
     try {
-      mapped = rules.map(recordOf(line));
+      record = recordOf(line);
     } catch (err) {
-      const malformed = isBridgeError(err) && err.code === MALFORMED_LINE_CODE;
-      lines.inc({ transport, outcome: malformed ? 'malformed' : 'unmapped' });
+      lines.inc({ transport, outcome: 'malformed' });
       warn(
-        malformed ? 'malformed' : 'unmapped',
+        'malformed',
         { address, error: err instanceof Error ? err.message : String(err) },
-        malformed ? 'dropped a malformed syslog message' : 'mapping rules failed on a syslog message',
+        'dropped a malformed syslog message',
       );
       return;
     }
+    const bytes = Buffer.byteLength(line);
+    waiting.push({ record, bytes, transport, address });
+    waitingBytes += bytes;
+    if (waiting.length >= TCP_WAITING_LINES || waitingBytes >= TCP_WAITING_BYTES) {
+      behind = true;
+      flow();
+    }
+    mapWaiting();
+  }
+
+  /** Maps the waiting lines one at a time, in order, off the event loop. */
+  function mapWaiting(): void {
+    if (mapping) return;
+    const signal = halt.signal;
+    mapping = (async () => {
+      while (waiting.length > 0 && !signal.aborted) {
+        const next = waiting[0] as Waiting;
+        let outcome: RecordOutcome | undefined;
+        try {
+          [outcome] = await rules.mapRecords([next.record]);
+        } catch (err) {
+          ctx.logger.error(
+            { address: next.address, error: err instanceof Error ? err.message : String(err) },
+            'mapping a syslog message failed',
+          );
+        }
+        if (signal.aborted) return;
+        waiting.shift();
+        waitingBytes -= next.bytes;
+        if (behind && waiting.length < TCP_WAITING_LINES / 2 && waitingBytes < TCP_WAITING_BYTES / 2) {
+          behind = false;
+          flow();
+        }
+        settle(next, outcome);
+      }
+    })().finally(() => {
+      mapping = undefined;
+      if (waiting.length > 0 && !halt.signal.aborted) mapWaiting();
+    });
+  }
+
+  function settle({ transport, address }: Waiting, outcome: RecordOutcome | undefined): void {
+    if (!outcome?.ok) {
+      lines.inc({ transport, outcome: 'unmapped' });
+      if (outcome)
+        warn(
+          'unmapped',
+          { address, error: outcome.error.message },
+          'mapping rules failed on a syslog message',
+        );
+      return;
+    }
+    const mapped = outcome.result;
     if (mapped.ignored !== undefined) {
       lines.inc({ transport, outcome: 'ignored' });
       return;
@@ -206,7 +288,7 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
   }
 
   function onDatagram(message: Buffer, address: string): void {
-    if (paused) {
+    if (full || waiting.length >= UDP_WAITING_LINES || waitingBytes >= UDP_WAITING_BYTES) {
       lines.inc({ transport: 'udp', outcome: 'dropped' });
       warn('udp_dropped', { address }, 'dropping UDP syslog datagrams while the pipeline is full');
       return;
@@ -294,25 +376,33 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
     async stop(deadlineMs: number) {
       if (stopped) return;
       stopped = true;
+      const until = Date.now() + deadlineMs - 50;
       await closeListeners();
-      // Hand on what is queued, within the deadline; whatever is left then is dropped.
+      // Map what waits and hand on what is queued, within the deadline; what is left then is dropped.
+      if (mapping) await within(mapping, until);
       if (queue.length > 0) pump();
-      const current = pumping;
-      if (current) {
-        let cut: NodeJS.Timeout | undefined;
-        await Promise.race([
-          current,
-          new Promise<void>((resolve) => (cut = setTimeout(resolve, Math.max(0, deadlineMs - 50)))),
-        ]);
-        clearTimeout(cut);
-      }
+      if (pumping) await within(pumping, until);
       halt.abort();
       if (timer) clearTimeout(timer);
       timer = undefined;
       queue.length = 0;
+      waiting.length = 0;
+      waitingBytes = 0;
+      full = false;
+      behind = false;
       paused = false;
     },
   };
+}
+
+/** Waits for `work`, but not past `until` (epoch ms). */
+async function within(work: Promise<void>, until: number): Promise<void> {
+  let cut: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work,
+    new Promise<void>((resolve) => (cut = setTimeout(resolve, Math.max(0, until - Date.now())))),
+  ]);
+  clearTimeout(cut);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

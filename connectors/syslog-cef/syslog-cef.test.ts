@@ -266,6 +266,41 @@ describe('syslog-cef listener', () => {
     expect(t.counter('syslog_cef_events_total', { outcome: 'persisted' })).toBe(200);
   });
 
+  it('maps lines off the event loop: a rule running away on one line costs that line only', async () => {
+    const { t, udpPort } = await listener({
+      rules: [{ ...rules[0]!, match: 'format = "cef" and $contains(cef.name, /^(\\w+\\s?)*$/)' }],
+    });
+    const cef = (name: string, i: number) =>
+      `CEF:0|Acme|IDS|4.2|3001|${name}|9|suser=user${i}@example.com externalId=slow-${i}`;
+    const runaway = `${'word '.repeat(12)}${'a'.repeat(30)}!`;
+    const socket = createSocket('udp4');
+    let last = performance.now();
+    let stall = 0;
+    const ticker = setInterval(() => {
+      stall = Math.max(stall, performance.now() - last);
+      last = performance.now();
+    }, 10);
+    try {
+      for (const text of [cef(runaway, 1), cef(runaway, 2), cef('Alert', 3)]) {
+        await new Promise<void>((resolve) =>
+          socket.send(Buffer.from(text), udpPort, '127.0.0.1', () => resolve()),
+        );
+      }
+      await t.until(() => handled(t, 'udp') >= 3, 10_000, 'the three lines');
+    } finally {
+      clearInterval(ticker);
+      stall = Math.max(stall, performance.now() - last);
+      socket.close();
+    }
+    expect(stall).toBeLessThan(500);
+    expect(counts(t, 'udp')).toMatchObject({ unmapped: 2, mapped: 1 });
+    await t.until(() => t.events().length >= 1, 5_000, 'the event');
+    expect(t.events().map((e) => e.sourceRecordId)).toEqual(['slow-3']);
+    expect(t.logs.find((l) => l.msg === 'mapping rules failed on a syslog message')?.obj).toMatchObject({
+      error: 'mapping rules could not be evaluated: evaluation took longer than 2000 ms',
+    });
+  }, 20_000);
+
   it('does no I/O in create, stops safely without start and twice, and reports a port in use', async () => {
     const port = await freePort();
     const t = createTestContext();

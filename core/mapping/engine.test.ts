@@ -195,6 +195,75 @@ describe('validation failures', () => {
   });
 });
 
+/** The longest the event loop went without running a 10 ms timer while `work` ran. */
+async function longestStall(work: Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 10);
+  try {
+    await work;
+  } finally {
+    clearInterval(ticker);
+  }
+  return Math.max(longest, performance.now() - last);
+}
+
+describe('mapping records off the event loop', () => {
+  // Backtracking without end on a title that almost matches.
+  const slowRule = { ...riskRule, name: 'slow', match: '$contains(title, /^(\\w+\\s?)*$/)' };
+  const slowAlert = { ...alert, title: `${'word '.repeat(12)}${'a'.repeat(30)}!` };
+
+  it('maps records in order, each to its events, its reason to be ignored or its failure', async () => {
+    const rules = compile(riskRule);
+    const outcomes = await rules.mapRecords([alert, { ...alert, severity: 'low' }, { ...alert, user: {} }]);
+    expect(outcomes.map((o) => (o.ok ? (o.result.ignored ?? o.result.events.length) : 'failed'))).toEqual([
+      1,
+      'no mapping rule matched the record',
+      'failed',
+    ]);
+    const failed = outcomes[2];
+    expect(failed?.ok === false && failed.error).toBeInstanceOf(PermanentError);
+    expect(failed?.ok === false && failed.error.message).toContain('rule "risky-user", subject:');
+    rules.close();
+  });
+
+  it('keeps the event loop running while a runaway rule is cut off, stops there, and maps on afterwards', async () => {
+    const rules = compile(slowRule);
+    const mapping = rules.mapRecords([alert, slowAlert, alert]);
+    const started = performance.now();
+    expect(await longestStall(mapping)).toBeLessThan(500);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_900);
+    const outcomes = await mapping;
+    // The first record maps, the runaway one fails, the one after it is not taken up.
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes[0]?.ok && outcomes[0].result.events).toHaveLength(1);
+    expect(outcomes[1]?.ok === false && outcomes[1].error.message).toBe(
+      'mapping rules could not be evaluated: evaluation took longer than 2000 ms',
+    );
+    // The runaway thread was replaced: the next record is not stuck behind it.
+    const next = performance.now();
+    expect((await rules.mapRecords([{ ...slowAlert, title: 'fine' }]))[0]?.ok).toBe(true);
+    expect(performance.now() - next).toBeLessThan(1_500);
+    rules.close();
+  }, 15_000);
+
+  it('gives the records mapped together one time budget', async () => {
+    const rules = compile(slowRule);
+    const started = performance.now();
+    const outcomes = await rules.mapRecords([slowAlert, alert], { budgetMs: 300 });
+    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]?.ok === false && outcomes[0].error.message).toBe(
+      'mapping rules could not be evaluated: it ran past the 300 ms the records mapped with it may take together',
+    );
+    rules.close();
+  }, 15_000);
+});
+
 describe('rule-set schema', () => {
   it('reports syntax errors, unknown event types and duplicate names with config paths', () => {
     const result = mappingRulesSchema.safeParse([

@@ -8,7 +8,13 @@ import jsonata from 'jsonata';
 import { PermanentError } from '../plugin-api/errors.ts';
 import type { EventDraft, MappingResult, Severity } from '../plugin-api/types.ts';
 import { findEventType, validateEventDraft } from '../ssf/index.ts';
-import { EvaluatorSet, type FieldResult, type RuleSources } from './evaluator.ts';
+import {
+  EVALUATION_DEADLINE_MS,
+  EvaluatorSet,
+  type FieldResult,
+  type RuleResult,
+  type RuleSources,
+} from './evaluator.ts';
 import { describePaths, recordPaths } from './paths.ts';
 import type { MappingRule } from './rules.ts';
 
@@ -25,11 +31,31 @@ export interface RuleProblem {
   message: string;
 }
 
+/** What became of one record of a batch: its mapping, or why it was refused. */
+export type RecordOutcome = { ok: true; result: MappingResult } | { ok: false; error: PermanentError };
+
 export interface CompiledRules {
   readonly names: readonly string[];
-  /** Maps one record: one event per matching rule, or the reason nothing matched. */
+  /**
+   * Maps records in order on a helper thread, never blocking the event loop: for each, one event
+   * per matching rule, the reason nothing matched, or the PermanentError of a rule that failed on
+   * it. Each record may take EVALUATION_DEADLINE_MS and all of them together `budgetMs` (default
+   * MAPPING_BUDGET_MS); at the first record that runs out of time the outcomes end with its error,
+   * and the records after it are not mapped.
+   */
+  mapRecords(records: readonly unknown[], options?: { budgetMs?: number }): Promise<RecordOutcome[]>;
+  /**
+   * Maps one record, blocking the calling thread until it is done (at most EVALUATION_DEADLINE_MS):
+   * for commands, config loading and fixtures only, never on a path that serves requests.
+   * Throws PermanentError when a rule fails on the record.
+   */
   map(record: unknown): MappingResult;
+  /** Ends the helper thread of mapRecords(); the next call starts another. */
+  close(): void;
 }
+
+/** How long the records mapped together (one request's) may take in all, by default. */
+export const MAPPING_BUDGET_MS = 10_000;
 
 const SEVERITIES: readonly Severity[] = ['low', 'medium', 'high', 'critical'];
 
@@ -115,7 +141,9 @@ export function compileRules(rules: readonly MappingRule[]): CompiledRules {
   );
   return {
     names: rules.map((r) => r.name),
-    map: (record) => mapRecord(compiled, evaluator, record),
+    mapRecords: (records, options) => mapRecords(compiled, evaluator, records, options?.budgetMs),
+    map: (record) => mapBlocking(compiled, evaluator, record),
+    close: () => evaluator.close(),
   };
 }
 
@@ -139,15 +167,62 @@ class RuleFailure {
   constructor(readonly problems: RuleProblem[]) {}
 }
 
-function mapRecord(compiled: CompiledRule[], evaluator: EvaluatorSet, record: unknown): MappingResult {
+function evaluationError(message: string): PermanentError {
+  return new PermanentError(`mapping rules could not be evaluated: ${message}`, { code: MAPPING_ERROR_CODE });
+}
+
+function mapBlocking(compiled: CompiledRule[], evaluator: EvaluatorSet, record: unknown): MappingResult {
   let results;
   try {
-    results = evaluator.evaluate(record);
+    results = evaluator.evaluateBlocking(record);
   } catch (err) {
-    throw new PermanentError(`mapping rules could not be evaluated: ${(err as Error).message}`, {
-      code: MAPPING_ERROR_CODE,
-    });
+    throw evaluationError((err as Error).message);
   }
+  return resultOf(compiled, results, record);
+}
+
+async function mapRecords(
+  compiled: CompiledRule[],
+  evaluator: EvaluatorSet,
+  records: readonly unknown[],
+  budgetMs = MAPPING_BUDGET_MS,
+): Promise<RecordOutcome[]> {
+  const outcomes: RecordOutcome[] = [];
+  let left = budgetMs;
+  for (const record of records) {
+    if (left <= 0) {
+      outcomes.push({
+        ok: false,
+        error: evaluationError(`the records before it used up the ${budgetMs} ms they may take together`),
+      });
+      break;
+    }
+    const deadline = Math.min(EVALUATION_DEADLINE_MS, left);
+    let results: RuleResult[];
+    try {
+      const evaluation = await evaluator.evaluate(record, deadline);
+      left -= evaluation.elapsedMs;
+      results = evaluation.results;
+    } catch (err) {
+      // A timeout or a lost thread: the records after this one are not taken up.
+      const message =
+        deadline < EVALUATION_DEADLINE_MS
+          ? `it ran past the ${budgetMs} ms the records mapped with it may take together`
+          : (err as Error).message;
+      outcomes.push({ ok: false, error: evaluationError(message) });
+      break;
+    }
+    try {
+      outcomes.push({ ok: true, result: resultOf(compiled, results, record) });
+    } catch (err) {
+      if (!(err instanceof PermanentError)) throw err;
+      outcomes.push({ ok: false, error: err });
+    }
+  }
+  return outcomes;
+}
+
+function resultOf(compiled: CompiledRule[], results: RuleResult[], record: unknown): MappingResult {
   const problems: RuleProblem[] = [];
   const events: EventDraft[] = [];
   const produced = new Map<string, string>();

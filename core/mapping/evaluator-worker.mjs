@@ -1,13 +1,13 @@
 /**
- * The JSONata evaluator thread. jsonata 2 evaluates asynchronously while a connector's mapping
- * is synchronous, so the engine posts each record here and blocks on a shared flag until the
- * answer is posted back (see evaluator.ts). Each rule set is compiled once per thread.
+ * A JSONata evaluator thread (see evaluator.ts). The engine posts each record here and awaits
+ * the answer posted back; a blocking caller also passes a shared flag, set once the answer is
+ * posted, to wait on. Each rule set is compiled once per thread.
  */
 import { workerData } from 'node:worker_threads';
 import jsonata from 'jsonata';
 
 const { port, flag } = workerData;
-const signal = new Int32Array(flag);
+const signal = flag ? new Int32Array(flag) : undefined;
 /** Rule-set id → [{ match: Expression, fields: [[key, Expression]] }]. */
 const sets = new Map();
 
@@ -70,6 +70,8 @@ port.on('message', async (request) => {
     answer = { error: message(err) };
   }
   port.postMessage({ seq: request.seq, ...answer });
-  Atomics.store(signal, 0, request.seq);
-  Atomics.notify(signal, 0);
+  if (signal) {
+    Atomics.store(signal, 0, request.seq);
+    Atomics.notify(signal, 0);
+  }
 });
