@@ -236,10 +236,15 @@ export function zonedInstant(date: string, time: string, timeZone: string): Date
   const [y, mo, d] = date.split('-').map(Number) as [number, number, number];
   const [h, mi] = time.split(':').map(Number) as [number, number];
   const wall = Date.UTC(y, mo - 1, d, h, mi);
-  // The offset at the wall time read as UTC is a first guess; the offset at that guess is right
-  // except inside a DST gap, where the later side is taken.
-  const guess = wall - zoneOffsetMs(wall, timeZone);
-  return new Date(wall - zoneOffsetMs(guess, timeZone));
+  // An offset is right when the instant it gives shows the wall time again. The offset at the
+  // wall time read as UTC is a first guess, the offset at its instant a second. Inside a DST
+  // gap neither is right, and the wall time is read with the offset from before the change
+  // (the smaller: clocks go forward), which lands just after it, as in every hemisphere.
+  const first = zoneOffsetMs(wall, timeZone);
+  if (zoneOffsetMs(wall - first, timeZone) === first) return new Date(wall - first);
+  const second = zoneOffsetMs(wall - first, timeZone);
+  if (zoneOffsetMs(wall - second, timeZone) === second) return new Date(wall - second);
+  return new Date(wall - Math.min(first, second));
 }
 
 /** The calendar date of an instant in `timeZone`, as `YYYY-MM-DD`. */

@@ -105,6 +105,18 @@ describe('leaver policy', () => {
     expect(zonedInstant('2026-03-29', '02:30', 'Europe/Berlin').toISOString()).toBe(
       '2026-03-29T01:30:00.000Z',
     );
+    // The same on the other side of the Greenwich meridian and of the equator: the wall time
+    // is read just after the change, on its own calendar date (03:30 EDT, 01:00 -03).
+    expect(zonedInstant('2026-03-08', '02:30', 'America/New_York').toISOString()).toBe(
+      '2026-03-08T07:30:00.000Z',
+    );
+    expect(zonedInstant('2026-09-06', '00:00', 'America/Santiago').toISOString()).toBe(
+      '2026-09-06T04:00:00.000Z',
+    );
+    // An hour that happens twice (clocks going back) is read at its second occurrence.
+    expect(zonedInstant('2026-10-25', '02:30', 'Europe/Berlin').toISOString()).toBe(
+      '2026-10-25T01:30:00.000Z',
+    );
     expect(zonedInstant('2026-11-01', '23:59', 'America/New_York').toISOString()).toBe(
       '2026-11-02T04:59:00.000Z',
     );
