@@ -297,6 +297,37 @@ describe('okta-universal-logout: failures', () => {
     expect(await h.counter('okta_universal_logout_revocations_total', { outcome: 'retryable' })).toBe(5);
   });
 
+  it('Okta rate limits: a 429 from the org authorization server’s token endpoint also waits for X-Rate-Limit-Reset', async () => {
+    okta.addUser('dana.lee@example.com');
+    const h = await start();
+    const reset = Math.floor(Date.now() / 1000) + 45;
+    okta.api.inject(
+      {
+        status: 429,
+        headers: {
+          'x-rate-limit-limit': '600',
+          'x-rate-limit-remaining': '0',
+          'x-rate-limit-reset': String(reset),
+        },
+        body: {
+          errorCode: 'E0000047',
+          errorSummary: 'API call exceeded rate limit due to too many requests.',
+        },
+      },
+      (r) => r.path === '/oauth2/v1/token',
+    );
+    const limited = await h.attempt(byEmail('dana.lee@example.com'));
+    expect(limited).toMatchObject({ ok: false, class: 'retryable' });
+    if (!limited.ok) {
+      expect(limited.error.code).toBe('SSF_ERR_HTTP_RATE_LIMITED');
+      expect(limited.error.retryAfterMs).toBeGreaterThan(40_000);
+      expect(limited.error.retryAfterMs).toBeLessThanOrEqual(45_000);
+    }
+    expect(calls(GTR)).toHaveLength(0);
+    // Once the window has passed, the next attempt gets its token and logs the user out.
+    expect(await h.attempt(byEmail('dana.lee@example.com'))).toMatchObject({ ok: true });
+  });
+
   it('a user deleted after lookup: 404 is permanent and the cached id is dropped', async () => {
     const dana = okta.addUser('dana.lee@example.com');
     const h = await start();

@@ -84,6 +84,7 @@ function classifyResponse(
       outcome.headers ?? {},
       ctx.nowMs ?? Date.now(),
       ctx.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS,
+      status,
     );
     const code =
       status === 429

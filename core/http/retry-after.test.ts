@@ -3,6 +3,7 @@ import {
   DEFAULT_MAX_RETRY_AFTER_MS,
   parseEpochRetryAfter,
   parseHttpDate,
+  parseRateLimitReset,
   parseRetryAfter,
   retryAfterFromHeaders,
 } from './retry-after.ts';
@@ -93,5 +94,30 @@ describe('retryAfterFromHeaders', () => {
 
   it('gives undefined when neither header is usable', () => {
     expect(retryAfterFromHeaders({ 'retry-after': 'later' }, NOW)).toBeUndefined();
+  });
+
+  it('on a 429, reads the end of Okta’s rate-limit window (X-Rate-Limit-Reset, epoch seconds)', () => {
+    const reset = { 'X-Rate-Limit-Reset': String(NOW / 1000 + 45) };
+    expect(retryAfterFromHeaders(reset, NOW, undefined, 429)).toBe(45_000);
+    // Retry-After still wins.
+    expect(retryAfterFromHeaders({ ...reset, 'retry-after': '2' }, NOW, undefined, 429)).toBe(2_000);
+    // Okta sends the header with every answer: on a 5xx it is no wait.
+    expect(retryAfterFromHeaders(reset, NOW, undefined, 503)).toBeUndefined();
+    expect(retryAfterFromHeaders(reset, NOW)).toBeUndefined();
+  });
+});
+
+describe('parseRateLimitReset', () => {
+  it('reads epoch seconds (Okta), and milliseconds when the value is that large; clamps far ones', () => {
+    expect(parseRateLimitReset(String(NOW / 1000 + 30), NOW)).toBe(30_000);
+    expect(parseRateLimitReset(String(NOW + 1_500), NOW)).toBe(1_500);
+    expect(parseRateLimitReset(String(NOW / 1000 - 5), NOW)).toBe(0);
+    expect(parseRateLimitReset(String(NOW / 1000 + 86_400), NOW, 60_000)).toBe(60_000);
+  });
+
+  it('does not guess at a count of seconds (below 10^9) or anything that is not a number', () => {
+    expect(parseRateLimitReset('30', NOW)).toBeUndefined();
+    expect(parseRateLimitReset('Wed, 21 Oct 2026 07:28:00 GMT', NOW)).toBeUndefined();
+    expect(parseRateLimitReset(undefined, NOW)).toBeUndefined();
   });
 });

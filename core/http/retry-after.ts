@@ -97,16 +97,37 @@ function header(headers: Record<string, string | undefined>, name: string): stri
 }
 
 /**
+ * Okta's `X-Rate-Limit-Reset`: the epoch second at which its rate-limit window ends, the only
+ * wait a 429 from Okta names, at its APIs and its token endpoints alike. Only a 429's is a wait:
+ * Okta sends the header with every answer. A value below 10^9 (a time before 2001) is not an
+ * epoch time but a count of seconds some other servers send under that name, and is not guessed
+ * at: undefined, so the caller's own backoff applies.
+ */
+export function parseRateLimitReset(
+  value: string | undefined | null,
+  nowMs: number = Date.now(),
+  maxMs: number = DEFAULT_MAX_RETRY_AFTER_MS,
+): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const text = value.trim();
+  if (!/^\d+(?:\.\d+)?$/.test(text) || Number(text) < 1e9) return undefined;
+  return parseEpochRetryAfter(text, nowMs, maxMs, 'auto');
+}
+
+/**
  * The delay a response asks for: the standard `Retry-After` first, then the epoch-time
- * `X-Ratelimit-Retryafter` some vendors send instead.
+ * `X-Ratelimit-Retryafter` some vendors send instead, and for a 429 (`status`) the end of the
+ * rate-limit window in `X-Rate-Limit-Reset` (Okta).
  */
 export function retryAfterFromHeaders(
   headers: Record<string, string | undefined>,
   nowMs: number = Date.now(),
   maxMs: number = DEFAULT_MAX_RETRY_AFTER_MS,
+  status?: number,
 ): number | undefined {
   return (
     parseRetryAfter(header(headers, 'retry-after'), nowMs, maxMs) ??
-    parseEpochRetryAfter(header(headers, 'x-ratelimit-retryafter'), nowMs, maxMs)
+    parseEpochRetryAfter(header(headers, 'x-ratelimit-retryafter'), nowMs, maxMs) ??
+    (status === 429 ? parseRateLimitReset(header(headers, 'x-rate-limit-reset'), nowMs, maxMs) : undefined)
   );
 }
