@@ -159,4 +159,79 @@ describe('generic-webhook', () => {
       await new Promise<void>((resolve) => health.close(() => resolve()));
     }
   }, 15_000);
+
+  it('maps a payload for simulate exactly as the running connector maps the same request body', async () => {
+    const auth = { authorization: 'Bearer tok-12345' };
+    const disabled = (id: string, target?: string) => ({ id, action: 'account.disabled', target });
+    const cases: Array<{ config: Record<string, unknown>; body: unknown }> = [
+      {
+        config: { records_field: 'events' },
+        body: { events: [disabled('f1', 'a@example.com'), disabled('f2', 'b@example.com')] },
+      },
+      {
+        config: {},
+        body: [
+          disabled('f3', 'c@example.com'),
+          { id: 'f4', action: 'login' },
+          disabled('f5', 'd@example.com'),
+        ],
+      },
+      { config: {}, body: disabled('f6', 'e@example.com') },
+      {
+        config: {},
+        body: [
+          { id: 'f7', action: 'login' },
+          { id: 'f8', action: 'login' },
+        ],
+      },
+      { config: {}, body: [disabled('f9', 'f@example.com'), disabled('f10')] },
+      { config: { records_field: 'events' }, body: disabled('f11', 'g@example.com') },
+      {
+        config: { max_records_per_request: 1 },
+        body: [disabled('f12', 'h@example.com'), disabled('f13', 'i@example.com')],
+      },
+    ];
+    const answers = [];
+    for (const { config, body } of cases) {
+      const full = genericWebhook.configSchema.parse({
+        auth: { type: 'bearer', token: 'tok-12345' },
+        rules,
+        ...config,
+      });
+      const { t, handle } = instance({ auth: { type: 'bearer', token: 'tok-12345' }, rules, ...config });
+      const live = await handle(request(body, auth));
+      let simulated: { events: unknown[]; ignored?: string } | { refused: string };
+      try {
+        simulated = genericWebhook.map!(body, full);
+      } catch (err) {
+        simulated = { refused: (err as Error).message };
+      }
+      answers.push({ status: live.status, live: t.events(), simulated });
+      if (live.status === 202) {
+        expect('events' in simulated && simulated.events).toEqual(t.events());
+      } else {
+        const problems = (live.body as { problems: Array<{ message: string }> }).problems;
+        expect(simulated).toEqual({ refused: expect.stringContaining(problems[0]!.message) as string });
+      }
+    }
+    expect(answers.map((a) => [a.status, a.live.map((e) => e.sourceRecordId)])).toEqual([
+      [202, ['f1', 'f2']],
+      [202, ['f3', 'f5']],
+      [202, ['f6']],
+      [202, []],
+      [400, []],
+      [400, []],
+      [400, []],
+    ]);
+    expect(answers[3]?.simulated).toEqual({
+      events: [],
+      ignored: 'no mapping rule matched any of the 2 records',
+    });
+    expect(answers[4]?.simulated).toEqual({
+      refused: expect.stringMatching(
+        /^record 1: rule "disabled", subject: subject\.email is required/,
+      ) as string,
+    });
+    expect(answers[5]?.simulated).toEqual({ refused: 'the body has no array "events"' });
+  });
 });

@@ -1,7 +1,7 @@
 import { defineConnector } from '../../core/plugin-api/index.ts';
 import { configSchema } from './config.ts';
 import { createGenericWebhook } from './connector.ts';
-import { mapRecord } from './mapping.ts';
+import { mapBody } from './mapping.ts';
 
 /** Generic webhook: any JSON alert, turned into events by declarative mapping rules. */
 export const genericWebhook = defineConnector({
@@ -63,6 +63,7 @@ export const genericWebhook = defineConnector({
       },
     },
   ],
-  map: (record, config) => mapRecord(record, config),
+  // A whole request body, split into records as the running connector splits it.
+  map: (body, config) => mapBody(body, config),
   create: createGenericWebhook,
 });

@@ -1,4 +1,12 @@
-import { compileRules, type CompiledRules, type MappingResult } from '../../core/plugin-api/index.ts';
+import {
+  compileRules,
+  isBridgeError,
+  MAPPING_ERROR_CODE,
+  PermanentError,
+  type CompiledRules,
+  type EventDraft,
+  type MappingResult,
+} from '../../core/plugin-api/index.ts';
 import type { GenericWebhookConfig } from './config.ts';
 
 /** Compiled once per config: the same rule list always maps through the same compiled set. */
@@ -13,9 +21,44 @@ export function compiledRules(config: GenericWebhookConfig): CompiledRules {
   return compiled;
 }
 
-/** Maps one record of a request body through the instance's rules. */
-export function mapRecord(record: unknown, config: GenericWebhookConfig): MappingResult {
-  return compiledRules(config).map(record);
+/**
+ * Maps a request body as the running connector does (for `ssf-bridge simulate` and fixtures):
+ * split into its records, each through the instance's rules, all of them refused when one is.
+ * Blocks until done; the connector itself maps off the event loop.
+ */
+export function mapBody(body: unknown, config: GenericWebhookConfig): MappingResult {
+  const list = recordsOf(body, config);
+  if (!list.ok) throw new PermanentError(list.message);
+  const rules = compiledRules(config);
+  // An index only means something when the body held a list of records.
+  const listed = config.records_field !== undefined || Array.isArray(body);
+  const events: EventDraft[] = [];
+  const problems: Array<{ record: number; message: string }> = [];
+  let ignored: string | undefined;
+  list.records.forEach((record, index) => {
+    try {
+      const mapped = rules.map(record);
+      if (mapped.ignored !== undefined) ignored ??= mapped.ignored;
+      events.push(...mapped.events);
+    } catch (err) {
+      if (!isBridgeError(err) || err.errorClass !== 'permanent') throw err;
+      problems.push({ record: index, message: err.message });
+    }
+  });
+  if (problems.length > 0) {
+    const message = listed
+      ? problems.map((p) => `record ${p.record}: ${p.message}`).join('; ')
+      : (problems[0] as { message: string }).message;
+    throw new PermanentError(message, { code: MAPPING_ERROR_CODE, detail: { problems } });
+  }
+  if (events.length > 0) return { events };
+  return {
+    events: [],
+    ignored:
+      list.records.length === 1
+        ? (ignored as string)
+        : `no mapping rule matched any of the ${list.records.length} records`,
+  };
 }
 
 export type RecordList = { ok: true; records: unknown[] } | { ok: false; message: string };
