@@ -7,8 +7,15 @@ import {
 import { createWorkdayClient, type TransactionWindow, type WorkdayClient } from './client.ts';
 import type { WorkdayConfig } from './config.ts';
 import { hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
-import { applyWorker, notHeld, type HrWorker } from '../_shared/hr-leaver.ts';
-import { emptyState, policyOf, stateSchema, workerFromRow, type WorkdayState } from './mapping.ts';
+import { applyWorker, notHeld } from '../_shared/hr-leaver.ts';
+import {
+  emptyState,
+  policyOf,
+  stateSchema,
+  workerFromRow,
+  type WorkdayState,
+  type WorkdayWorker,
+} from './mapping.ts';
 
 /**
  * Polls Workday (a RaaS custom report, or Get_Workers with transaction-log windows), turns
@@ -32,10 +39,10 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
   const tasks: ScheduledTask[] = [];
   let client: WorkdayClient | undefined;
 
-  async function readRaas(wd: WorkdayClient, since: string, signal: AbortSignal): Promise<HrWorker[]> {
+  async function readRaas(wd: WorkdayClient, since: string, signal: AbortSignal): Promise<WorkdayWorker[]> {
     if (!config.raas) return [];
     const rows = await wd.fetchReport(since, signal);
-    const workers: HrWorker[] = [];
+    const workers: WorkdayWorker[] = [];
     for (const [index, row] of rows.entries()) {
       try {
         workers.push(workerFromRow(row, config.raas.columns));
@@ -52,8 +59,8 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     from: string,
     now: Date,
     signal: AbortSignal,
-  ): Promise<HrWorker[]> {
-    const byId = new Map<string, HrWorker>();
+  ): Promise<WorkdayWorker[]> {
+    const byId = new Map<string, WorkdayWorker>();
     const through = now.toISOString();
     for (const kind of ['updated', 'effective'] as const) {
       const window: TransactionWindow = { kind, from, through };
@@ -84,6 +91,13 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
       const result = applyWorker(state, worker, policy, now);
       records.inc({ outcome: result.events.length > 0 ? 'mapped' : 'ignored' });
       if (result.ignored) ctx.logger.debug({ worker: worker.id, reason: result.ignored }, 'no event');
+      if (worker.terminationReason && result.events.some((e) => e.type === 'risc.account-disabled')) {
+        // For the operator's record only: a termination reason is HR data no receiver gets.
+        ctx.logger.debug(
+          { worker: worker.id, termination_reason: worker.terminationReason },
+          'termination reason',
+        );
+      }
       events.push(...result.events);
     }
     state.watermark = now.toISOString();

@@ -57,8 +57,17 @@ export function parseActive(value: unknown, field: string): boolean | undefined 
   );
 }
 
+/**
+ * A worker as Workday describes it: the HR worker, its WID (Get_Workers), and the termination
+ * reason, which is only ever logged (at debug level): receivers never get it.
+ */
+export type WorkdayWorker = HrWorker & {
+  wid?: string | undefined;
+  terminationReason?: string | undefined;
+};
+
 /** One report row → an HR worker, reading the configured columns. */
-export function workerFromRow(row: unknown, columns: WorkdayColumns): HrWorker {
+export function workerFromRow(row: unknown, columns: WorkdayColumns): WorkdayWorker {
   const schema = z.looseObject({
     [columns.employee_id]: z.union([z.string().trim().min(1), z.number()]),
   });
@@ -75,6 +84,7 @@ export function workerFromRow(row: unknown, columns: WorkdayColumns): HrWorker {
     status: active === undefined ? 'unknown' : active ? 'active' : 'terminated',
     terminationDate: hrDate(text(r[columns.termination_date]), columns.termination_date),
     lastDayOfWork: hrDate(text(r[columns.last_day_of_work]), columns.last_day_of_work),
+    terminationReason: text(r[columns.termination_reason]),
   };
 }
 
@@ -127,6 +137,13 @@ function idOfType(reference: Node | undefined, type: string): string | undefined
   return undefined;
 }
 
+/** A reason reference as people read it: its descriptor, else its subcategory id. */
+function reasonOf(reference: Node | undefined): string | undefined {
+  const descriptor = reference?.['@_Descriptor'];
+  if (typeof descriptor === 'string' && descriptor.trim()) return descriptor.trim();
+  return idOfType(reference, 'Termination_Subcategory_ID');
+}
+
 /** The work email: an Email_Address_Data whose usage type is WORK (the primary one first). */
 function workEmail(contact: Node | undefined): string | undefined {
   let fallback: string | undefined;
@@ -148,7 +165,7 @@ export interface GetWorkersPage {
   page: number;
   totalPages: number;
   totalResults: number;
-  workers: Array<HrWorker & { wid?: string | undefined }>;
+  workers: WorkdayWorker[];
   /** Workers that could not be read, each with the reason. */
   problems: string[];
 }
@@ -199,7 +216,7 @@ export function parseGetWorkers(body: string): GetWorkersPage {
   };
 }
 
-function workerFromXml(worker: Node, index: number): HrWorker & { wid?: string | undefined } {
+function workerFromXml(worker: Node, index: number): WorkdayWorker {
   const data = child(worker, 'Worker_Data');
   const id = leaf(data, 'Worker_ID') ?? idOfType(child(worker, 'Worker_Reference'), 'Employee_ID');
   if (!id) throw new Error(`Worker ${index + 1} has no Worker_ID`);
@@ -216,6 +233,7 @@ function workerFromXml(worker: Node, index: number): HrWorker & { wid?: string |
       status: terminated === true || active === false ? 'terminated' : active === true ? 'active' : 'unknown',
       terminationDate: hrDate(leaf(status, 'Termination_Date'), 'Termination_Date'),
       lastDayOfWork: hrDate(leaf(status, 'Termination_Last_Day_of_Work'), 'Termination_Last_Day_of_Work'),
+      terminationReason: reasonOf(child(status, 'Primary_Termination_Reason_Reference')),
     };
   } catch (err) {
     throw new Error(at + (err as Error).message, { cause: err });

@@ -326,6 +326,11 @@ describe('workday RaaS polling', () => {
     expect(tc.gauge('workday_held_changes')).toBe(1);
     expect(tc.counter('workday_records_total', { outcome: 'mapped' })).toBe(2);
     expect(tc.counter('workday_records_total', { outcome: 'ignored' })).toBe(1);
+    // The termination reason is logged for the operator, and no receiver gets it.
+    expect(tc.logs.filter((l) => l.msg === 'termination reason').map((l) => l.fields)).toEqual([
+      { worker: '21034', termination_reason: 'Resignation > Personal' },
+    ]);
+    expect(JSON.stringify(tc.events())).not.toContain('Resignation');
 
     // The next run asks for changes since the last one, and sends nothing twice.
     tc.clock.set('2026-11-29T14:15:00.000Z');
@@ -473,7 +478,8 @@ function worker(id: string, email: string, status: { active: string; terminated:
 <wd:Usage_Data wd:Public="1"><wd:Type_Data wd:Primary="1"><wd:Type_Reference><wd:ID wd:type="Communication_Usage_Type_ID">WORK</wd:ID></wd:Type_Reference></wd:Type_Data></wd:Usage_Data>
 </wd:Email_Address_Data></wd:Contact_Data></wd:Personal_Data>
 <wd:Employment_Data><wd:Worker_Status_Data><wd:Active>${status.active}</wd:Active><wd:Terminated>${status.terminated}</wd:Terminated>
-${status.date ? `<wd:Termination_Date>${status.date}-08:00</wd:Termination_Date>` : ''}</wd:Worker_Status_Data></wd:Employment_Data></wd:Worker_Data></wd:Worker>`;
+${status.date ? `<wd:Termination_Date>${status.date}-08:00</wd:Termination_Date>` : ''}
+${status.date ? '<wd:Primary_Termination_Reason_Reference wd:Descriptor="Resignation &gt; New Job"><wd:ID wd:type="Termination_Subcategory_ID">TERMINATE_EMPLOYEE_VOLUNTARY_NEW_JOB</wd:ID></wd:Primary_Termination_Reason_Reference>' : ''}</wd:Worker_Status_Data></wd:Employment_Data></wd:Worker_Data></wd:Worker>`;
 }
 
 function page(n: number, pages: number, workers: string[]) {
@@ -531,6 +537,10 @@ describe('workday Get_Workers polling', () => {
       '4:terminated:2026-11-28',
     ]);
     expect((tc.checkpoints.get('default') as WorkdayState).watermark).toBe(NOW);
+    expect(tc.logs.filter((l) => l.msg === 'termination reason').map((l) => l.fields)).toEqual([
+      { worker: '1', termination_reason: 'Resignation > New Job' },
+      { worker: '4', termination_reason: 'Resignation > New Job' },
+    ]);
 
     // The next run starts its windows at the previous run.
     server.requests.length = 0;
