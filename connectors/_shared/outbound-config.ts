@@ -1,13 +1,35 @@
 /** Config pieces the outbound connectors share: URLs, audiences, OAuth clients, timeouts. */
 import { duration, secret, z, type HttpAuth } from '../../core/plugin-api/index.ts';
 
-/** An absolute http(s) URL; trailing slashes are dropped so paths join cleanly. */
-export function httpUrl(description: string) {
-  return z
-    .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' })
-    .transform((url) => url.replace(/\/+$/, ''))
+function absoluteHttpUrl() {
+  return z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
+}
+
+/**
+ * A base URL that paths are joined to (`base_url`, `org_url`, `graph_url`, `api_url` …): the
+ * trailing slashes of its path are dropped so `${base}/Users` has one slash. Only the path's:
+ * a query or fragment is kept as written.
+ */
+export function baseUrl(description: string) {
+  return absoluteHttpUrl()
+    .transform((url) => {
+      const end = url.search(/[?#]/);
+      return end < 0 ? url.replace(/\/+$/, '') : `${url.slice(0, end).replace(/\/+$/, '')}${url.slice(end)}`;
+    })
     .meta({ description });
 }
+
+/**
+ * A URL requests go to as they are (a webhook `url`, a `token_url`): kept exactly as configured,
+ * since `/hook/` and `/hook` may be different endpoints, and a query may hold a key that ends
+ * in a slash.
+ */
+export function endpointUrl(description: string) {
+  return absoluteHttpUrl().meta({ description });
+}
+
+/** @deprecated A base URL: use baseUrl, or endpointUrl for a URL used as it is. */
+export const httpUrl = baseUrl;
 
 export function audience(description: string) {
   return z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).meta({ description });
@@ -29,7 +51,7 @@ export function dpopSetting() {
 }
 
 export const oauthClientSchema = z.strictObject({
-  token_url: httpUrl('Token endpoint of the authorization server.'),
+  token_url: endpointUrl('Token endpoint of the authorization server.'),
   client_id: z.string().min(1).meta({ description: 'OAuth client id.' }),
   client_secret: secret('OAuth client secret.'),
   scope: z.string().min(1).optional().meta({ description: 'Space-separated scopes to request.' }),

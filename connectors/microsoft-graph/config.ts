@@ -4,7 +4,7 @@ import {
   entraCredentialIssues,
   federatedTokenFileSchema,
 } from '../_shared/entra-auth.ts';
-import { httpUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import { baseUrl, endpointUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 /** The settings, before the check that exactly one Entra credential is given. */
 const settings = z.strictObject({
@@ -18,10 +18,10 @@ const settings = z.strictObject({
   ).optional(),
   client_certificate: clientCertificateSchema.optional(),
   federated_token_file: federatedTokenFileSchema.optional(),
-  token_url: httpUrl(
+  token_url: endpointUrl(
     'Token endpoint; defaults to https://login.microsoftonline.com/<tenant_id>/oauth2/v2.0/token (set it for national clouds).',
   ).optional(),
-  graph_url: httpUrl('Microsoft Graph base URL (https://graph.microsoft.us, … for national clouds).').default(
+  graph_url: baseUrl('Microsoft Graph base URL (https://graph.microsoft.us, … for national clouds).').default(
     'https://graph.microsoft.com',
   ),
   disable_account: z.boolean().default(true).meta({

@@ -1,9 +1,9 @@
 import { secret, z } from '../../core/plugin-api/index.ts';
-import { httpUrl, oauthClientSchema, requestTimeout } from '../_shared/outbound-config.ts';
+import { baseUrl, oauthClientSchema, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const configSchema = z
   .strictObject({
-    base_url: httpUrl(
+    base_url: baseUrl(
       'The app’s SCIM 2.0 base URL, e.g. https://app.example.com/scim/v2 (Users is appended).',
     ),
     token: secret('Bearer token for the SCIM API.').optional(),

@@ -1,8 +1,8 @@
 import { secret, z } from '../../core/plugin-api/index.ts';
-import { audience, httpUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import { audience, endpointUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const configSchema = z.strictObject({
-  url: httpUrl('Where each event is POSTed as JSON.'),
+  url: endpointUrl('Where each event is POSTed as JSON.'),
   signing_secret: secret(
     'Key of the HMAC-SHA256 signature in X-Signature; share it with the receiver. Use at least 32 random bytes.',
   ),

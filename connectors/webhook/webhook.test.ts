@@ -90,6 +90,12 @@ describe('webhook: the signed JSON contract', () => {
     expect((received[1]?.json as { occurred_at: string }).occurred_at).toBe('2026-01-02T09:30:00.000Z');
   });
 
+  it('POSTs to the url exactly as configured: a trailing slash, and a key in the query ending in one', async () => {
+    const h = await start({ url: `${receiver.url}/api/hook/?code=k3y/` });
+    expect((await h.attempt(leaver)).ok).toBe(true);
+    expect(received[0]).toMatchObject({ path: '/api/hook/', query: { code: 'k3y/' } });
+  });
+
   it('the id stays the same across retries of one event, so receivers can drop duplicates', async () => {
     const h = await start();
     await h.attempt(leaver);

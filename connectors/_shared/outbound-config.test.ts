@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { microsoftGraph } from '../microsoft-graph/index.ts';
+import { oktaUniversalLogout } from '../okta-universal-logout/index.ts';
+import { scimDeprovision } from '../scim-deprovision/index.ts';
+import { webhook } from '../webhook/index.ts';
+import { baseUrl, endpointUrl } from './outbound-config.ts';
+
+describe('outbound config URLs', () => {
+  it('a base URL loses the trailing slashes of its path only, never a slash inside its query', () => {
+    const base = baseUrl('base');
+    expect(base.parse('https://app.example.com/scim/v2/')).toBe('https://app.example.com/scim/v2');
+    expect(base.parse('https://example.okta.com//')).toBe('https://example.okta.com');
+    expect(base.parse('https://api.example.com/v1/?tenant=a/')).toBe('https://api.example.com/v1?tenant=a/');
+    expect(base.parse('https://api.example.com/v1#frag/')).toBe('https://api.example.com/v1#frag/');
+  });
+
+  it('an endpoint URL is kept exactly as configured: its trailing slash, and a key in its query', () => {
+    const endpoint = endpointUrl('endpoint');
+    for (const url of [
+      'https://hooks.example.com/ssf/',
+      'https://func.example.net/api/hook?code=abc/',
+      'https://hooks.example.com/in?next=/',
+    ]) {
+      expect(endpoint.parse(url)).toBe(url);
+    }
+    expect(endpoint.safeParse('ftp://files.example.com/').success).toBe(false);
+  });
+
+  it('the outbound connectors keep full endpoints (url, token_url) and join paths to base URLs', () => {
+    const hook = webhook.configSchema.parse({
+      url: 'https://func.example.net/api/hook?code=abc/',
+      signing_secret: 'x'.repeat(32),
+    }) as { url: string };
+    expect(hook.url).toBe('https://func.example.net/api/hook?code=abc/');
+    const scim = scimDeprovision.configSchema.parse({
+      base_url: 'https://app.example.com/scim/v2/',
+      oauth: { token_url: 'https://app.example.com/oauth/token/', client_id: 'c', client_secret: 's3cret' },
+    }) as { base_url: string; oauth: { token_url: string } };
+    expect(scim.base_url).toBe('https://app.example.com/scim/v2');
+    expect(scim.oauth.token_url).toBe('https://app.example.com/oauth/token/');
+    const graph = microsoftGraph.configSchema.parse({
+      tenant_id: 'contoso.onmicrosoft.com',
+      client_id: 'c',
+      client_secret: 's3cret',
+      token_url: 'https://login.microsoftonline.us/contoso/oauth2/v2.0/token/',
+      graph_url: 'https://graph.microsoft.us/',
+    }) as { token_url: string; graph_url: string };
+    expect(graph.token_url).toBe('https://login.microsoftonline.us/contoso/oauth2/v2.0/token/');
+    expect(graph.graph_url).toBe('https://graph.microsoft.us');
+    const okta = oktaUniversalLogout.configSchema.parse({
+      org_url: 'https://example.okta.com/',
+      client_id: 'c',
+      private_key: 'k',
+    }) as { org_url: string };
+    expect(okta.org_url).toBe('https://example.okta.com');
+  });
+});
