@@ -12,11 +12,13 @@ import {
   type DeviceState,
   type StoredDevice,
 } from '../devices/records.ts';
-import type { Store, StoredEvent } from '../storage/types.ts';
+import type { EventCursor, Store, StoredEvent } from '../storage/types.ts';
 
 export const DEVICE_COMPLIANCE_CHANGE =
   'https://schemas.openid.net/secevent/caep/event-type/device-compliance-change';
-const EVENTS_EXAMINED = 200;
+/** Events read per store query, and examined per request at most (newest first). */
+const EVENTS_PAGE = 200;
+export const DEVICE_EVENTS_SCAN_LIMIT = 5_000;
 
 export interface ComplianceFinding {
   status: string;
@@ -81,6 +83,43 @@ function fromEvent(event: StoredEvent, connectorOf: (id: string) => string): Com
   };
 }
 
+/**
+ * The newest device-compliance-change event about the device from each source. The store's
+ * subject search is a substring match (`mac-1` finds `mac-11` and `mac-1200` too), so rows are
+ * read page by page, newest first, and matched exactly here, until every inbound instance has its
+ * newest event, the events run out, or DEVICE_EVENTS_SCAN_LIMIT rows have been examined.
+ */
+async function latestEvents(
+  store: Store,
+  id: string,
+  inbound: Array<{ id: string }>,
+  connectorOf: (id: string) => string,
+): Promise<Map<string, ComplianceFinding>> {
+  const latest = new Map<string, ComplianceFinding>();
+  let before: EventCursor | undefined;
+  let scanned = 0;
+  while (scanned < DEVICE_EVENTS_SCAN_LIMIT) {
+    const batch = Math.min(EVENTS_PAGE, DEVICE_EVENTS_SCAN_LIMIT - scanned);
+    const rows = await store.operator.listEvents({
+      type: DEVICE_COMPLIANCE_CHANGE,
+      subjectMentions: [id],
+      limit: batch,
+      ...(before ? { before } : {}),
+    });
+    for (const event of rows) {
+      scanned += 1;
+      before = { acceptedAt: event.acceptedAt, id: event.id };
+      // Newest event per instance: an older one is history, not the current state.
+      if (latest.has(event.instanceId)) continue;
+      if (!subjectStrings(event.subject).some((s) => fold(s) === fold(id))) continue;
+      const finding = fromEvent(event, connectorOf);
+      if (finding) latest.set(event.instanceId, finding);
+    }
+    if (rows.length < batch || inbound.every((i) => latest.has(i.id))) break;
+  }
+  return latest;
+}
+
 const timeOf = (f: ComplianceFinding) => (f.since ? Date.parse(f.since) : 0) || 0;
 
 /** The device's compliance across sources, or undefined when no source knows the device. */
@@ -93,19 +132,7 @@ export async function deviceCompliance(
   const fromCheckpoints = (await Promise.all(inbound.map((i) => checkpointFindings(store, i, id)))).flat();
   const connectorOf = (instanceId: string) =>
     inbound.find((i) => i.id === instanceId)?.connector ?? 'unknown';
-  const events = await store.operator.listEvents({
-    type: DEVICE_COMPLIANCE_CHANGE,
-    subjectMentions: [id],
-    limit: EVENTS_EXAMINED,
-  });
-  // Newest event per instance: an older one is history, not the current state.
-  const latest = new Map<string, ComplianceFinding>();
-  for (const event of events) {
-    if (latest.has(event.instanceId)) continue;
-    if (!subjectStrings(event.subject).some((s) => fold(s) === fold(id))) continue;
-    const finding = fromEvent(event, connectorOf);
-    if (finding) latest.set(event.instanceId, finding);
-  }
+  const latest = await latestEvents(store, id, inbound, connectorOf);
   const findings = [...fromCheckpoints, ...latest.values()].sort((a, b) => timeOf(b) - timeOf(a));
   const current = findings[0];
   return current ? { device: id, current, findings } : undefined;

@@ -113,4 +113,25 @@ describe('device compliance across MDM sources', () => {
     );
     expect(result?.findings[1]?.instance).toBe('jamf');
   });
+  it("finds a device's own event behind hundreds of newer ones about devices whose ids contain its id", async () => {
+    const compliance = (device: string, status: string) =>
+      newEvent({
+        event: {
+          instanceId: 'events',
+          type: DEVICE_COMPLIANCE_CHANGE,
+          subject: { format: 'complex', device: { format: 'opaque', id: device } },
+          claims: { current_status: status, event_timestamp: Date.parse('2026-01-20T00:00:00Z') / 1000 },
+        },
+      });
+    const own = compliance('mac-1', 'not-compliant');
+    await store.accept({ now: AT, events: [own], dedupeExpiresAt: AT });
+    const later = new Date(AT.getTime() + 60_000);
+    const others = Array.from({ length: 450 }, (_, i) => compliance(`mac-1${i}`, 'compliant'));
+    await store.accept({ now: later, events: others, dedupeExpiresAt: later });
+    const result = await deviceCompliance(store, INSTANCES, 'mac-1');
+    expect(result?.current).toEqual(
+      expect.objectContaining({ status: 'not-compliant', from: 'event', eventId: own.event.id }),
+    );
+    expect(result?.findings).toHaveLength(1);
+  });
 });
