@@ -59,15 +59,22 @@ export class ScimClient {
     return resources as ScimUser[];
   }
 
-  /** The user whose userName is `name`, else whose email is; undefined when there is none. */
+  /**
+   * The user whose userName is `name`, else whose email is; undefined when both searches answered
+   * and neither found one. A server that refuses the email filter has not said there is nobody.
+   */
   async find(name: string, signal: AbortSignal): Promise<ScimUser | undefined> {
     let found = await this.#search(`userName eq ${scimString(name)}`, signal);
     if (found.length === 0) {
-      // Many SCIM servers filter on userName and externalId only: a refused email filter means
-      // this server cannot find the user by email, and the userName search found nobody.
+      // Many SCIM servers filter on userName and externalId only (RFC 7644 §3.4.2.2 lets them).
+      // Read as "nobody", a refusal would record a leaver whose userName is not their email as
+      // handled while they keep their access.
       found = await this.#search(`emails[value eq ${scimString(name)}]`, signal).catch((err: unknown) => {
-        if (isInvalidFilter(err)) return [];
-        throw err;
+        if (!isInvalidFilter(err)) throw err;
+        throw new PermanentError(
+          `the SCIM server cannot search by email: no user has the userName ${name}, and the server refused the filter emails[value eq …] (invalidFilter), so a user whose userName is another value was not looked for; deprovision them in the app, or send the userName as the subject's email`,
+          { code: 'SSF_ERR_SCIM_EMAIL_SEARCH_UNSUPPORTED', cause: err },
+        );
       });
     }
     if (found.length > 1) {

@@ -187,7 +187,9 @@ describe('scim-deprovision: deactivation', () => {
     expect(patches()).toHaveLength(0);
   });
 
-  it('a server that refuses the emails filter (invalidFilter) has no such user: nothing to do', async () => {
+  it('RFC 7644 §3.4.2.2: a server that refuses the emails filter (400 invalidFilter) has not said there is nobody: dead-lettered with the reason', async () => {
+    // A user whose userName is not their email: only the email search would find them.
+    scim.add('dlee', 'dana.lee@example.com');
     const h = await start();
     scim.api.inject(
       {
@@ -196,6 +198,17 @@ describe('scim-deprovision: deactivation', () => {
       },
       (r) => r.method === 'GET' && (r.query.filter ?? '').startsWith('emails['),
     );
+    const outcome = await h.attempt(draft('risc.account-disabled', 'dana.lee@example.com'));
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    if (!outcome.ok) {
+      expect(outcome.error.code).toBe('SSF_ERR_SCIM_EMAIL_SEARCH_UNSUPPORTED');
+      expect(outcome.error.message).toContain(
+        'the SCIM server cannot search by email: no user has the userName dana.lee@example.com',
+      );
+    }
+    expect(patches()).toHaveLength(0);
+    expect(await h.counter('scim_deprovision_actions_total', { outcome: 'permanent' })).toBe(1);
+    // Both searches answered and found nobody: nothing to do.
     expect(await h.attempt(draft('risc.account-disabled', 'gone@example.com'))).toMatchObject({
       ok: true,
       receipt: { detail: 'no SCIM user has the userName or email gone@example.com; nothing to do' },
