@@ -42,8 +42,26 @@ function throwIfLimited(res: HttpResponse<unknown>, what: string, nowMs: number)
   });
 }
 
-// Path segments keep "@" (pathSegment): Okta decodes the path before comparing it with a DPoP
-// proof's `htu`, so a login escaped as `dana%40example.com` would fail the proof.
+/**
+ * Whether `value` goes into a path segment as it is. Okta decodes the path before comparing it
+ * with a DPoP proof's `htu`, which names the path as sent: a login the segment escapes (`#`, `%`,
+ * `/`, `?`, a space, non-ASCII …) fails the proof. pathSegment keeps "@" and "+" as they are.
+ */
+function pathSafe(value: string): boolean {
+  try {
+    return pathSegment(value) === value;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A string in Okta's search syntax (a SCIM filter): quotes and backslashes escaped, never dropped,
+ * which would search for, and act on, another mailbox.
+ */
+function searchString(value: string): string {
+  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
 
 export function isStatus(err: unknown, status: number): boolean {
   return err instanceof PermanentError && err.detail?.status === status;
@@ -57,9 +75,18 @@ export class OktaClient {
 
   /**
    * The Okta user id for an email: first as a login (`GET /api/v1/users/{login}`), then by
-   * primary email (`search=profile.email eq "…"`). Undefined when nobody matches.
+   * primary email (`search=profile.email eq "…"`). A login the path would escape is looked up
+   * with one search instead (`profile.login eq "…" or profile.email eq "…"`): the query is no
+   * part of a DPoP proof's `htu`. Undefined when nobody matches.
    */
   async userIdFor(email: string, signal: AbortSignal): Promise<string | undefined> {
+    if (!pathSafe(email)) {
+      const quoted = searchString(email);
+      const found = await this.#search(`profile.login eq ${quoted} or profile.email eq ${quoted}`, signal);
+      // Logins are unique in an org; a login match wins, as the lookup by login does.
+      const byLogin = found.filter((u) => u.profile?.login?.toLowerCase() === email.toLowerCase());
+      return byLogin.length === 1 ? byLogin[0]!.id : this.#onlyOne(found, email);
+    }
     try {
       const res = await this.http.get<OktaUser>(`/api/v1/users/${pathSegment(email)}`, {
         acceptStatuses: [429],
@@ -70,15 +97,20 @@ export class OktaClient {
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
     }
-    const search = await this.http.get<OktaUser[]>('/api/v1/users', {
-      // A SCIM filter string (Okta's search syntax): quotes and backslashes escaped, never dropped,
-      // which would search for, and act on, another mailbox.
-      params: { search: `profile.email eq "${email.replace(/["\\]/g, (c) => `\\${c}`)}"` },
+    return this.#onlyOne(await this.#search(`profile.email eq ${searchString(email)}`, signal), email);
+  }
+
+  async #search(search: string, signal: AbortSignal): Promise<OktaUser[]> {
+    const res = await this.http.get<OktaUser[]>('/api/v1/users', {
+      params: { search },
       acceptStatuses: [429],
       signal,
     });
-    throwIfLimited(search, 'the user search', this.now());
-    const found = Array.isArray(search.data) ? search.data : [];
+    throwIfLimited(res, 'the user search', this.now());
+    return Array.isArray(res.data) ? res.data : [];
+  }
+
+  #onlyOne(found: OktaUser[], email: string): string | undefined {
     if (found.length > 1) {
       throw new PermanentError(
         `${found.length} Okta users have the email ${email}; cannot tell which one to log out`,

@@ -94,11 +94,13 @@ describe('okta-universal-logout: Global Token Revocation', () => {
     expect((await h.attempt(byEmail('lee.park@example.com'))).ok).toBe(true);
     expect(calls('/api/v1/users')[0]?.query).toEqual({ search: 'profile.email eq "lee.park@example.com"' });
     expect(okta.revocations.at(-1)).toEqual({ format: 'opaque', id: lee.id });
-    // A quoted local part is searched as itself, its quotes and backslashes escaped.
+    // A quoted local part is searched as itself, its quotes and backslashes escaped (the path
+    // would escape them, so it is searched as a login too).
     const quoted = String.raw`"dana\\"@example.com`;
+    const escaped = String.raw`"\"dana\\\\\"@example.com"`;
     await h.attempt(byEmail(quoted));
     expect(calls('/api/v1/users').at(-1)?.query).toEqual({
-      search: String.raw`profile.email eq "\"dana\\\\\"@example.com"`,
+      search: `profile.login eq ${escaped} or profile.email eq ${escaped}`,
     });
     const nobody = await h.attempt(byEmail('nobody@example.com'));
     expect(nobody).toMatchObject({ ok: false, class: 'permanent' });
@@ -235,6 +237,56 @@ describe('okta-universal-logout: an app that requires DPoP (Okta’s default for
     expect(calls(GTR)[0]?.headers['authorization']).toMatch(/^DPoP okta-at-/);
     expect(okta.revocations).toEqual([{ format: 'opaque', id: dana.id }]);
     expect(h.status()?.state).not.toBe('permanent_error');
+  });
+});
+
+describe('okta-universal-logout: logins a URL path would escape', () => {
+  // Okta compares a DPoP proof's htu with the request's path decoded; the proof names the path as
+  // sent, so a login escaped in it (%23, %C3%A9 …) fails with invalid_dpop_proof. The search
+  // query is no part of htu (RFC 9449 §4.2).
+  const logins = [
+    'dana#ops@example.com',
+    'jos\u00e9@example.com',
+    'dana%ops@example.com',
+    'dana/ops@example.com',
+    'dana?ops@example.com',
+  ];
+
+  it('RFC 9449 §4.2: with DPoP, such a login is found with the search query, never the path, and logged out', async () => {
+    okta.clients[0]!.requireDpop = true;
+    const users = logins.map((login) => okta.addUser(login));
+    const h = await start();
+    for (const [i, login] of logins.entries()) {
+      const outcome = await h.attempt(byEmail(login));
+      expect(outcome, login).toMatchObject({ ok: true, receipt: { status: 204 } });
+      expect(calls('/api/v1/users').at(-1)?.query, login).toEqual({
+        search: `profile.login eq "${login}" or profile.email eq "${login}"`,
+      });
+      expect(okta.revocations.at(-1)).toEqual({ format: 'opaque', id: users[i]!.id });
+    }
+    // No lookup went by path.
+    expect(okta.api.requests.filter((r) => r.path.startsWith('/api/v1/users/'))).toEqual([]);
+    expect(calls(GTR).every((r) => r.headers['authorization']?.startsWith('DPoP '))).toBe(true);
+  });
+
+  it('the search finds a user by primary email too; a login match wins; two email matches are refused', async () => {
+    const byMail = okta.addUser('dlee', 'dana#ops@example.com');
+    const h = await start();
+    expect((await h.attempt(byEmail('dana#ops@example.com'))).ok).toBe(true);
+    expect(okta.revocations.at(-1)).toEqual({ format: 'opaque', id: byMail.id });
+    // Another user has that login: the login is unique, and names the user.
+    const byLogin = okta.addUser('sam#it@example.com', 'sam@example.com');
+    okta.addUser('sam2', 'sam#it@example.com');
+    expect((await h.attempt(byEmail('sam#it@example.com'))).ok).toBe(true);
+    expect(okta.revocations.at(-1)).toEqual({ format: 'opaque', id: byLogin.id });
+    okta.addUser('twin1', 'twin#x@example.com');
+    okta.addUser('twin2', 'twin#x@example.com');
+    const twice = await h.attempt(byEmail('twin#x@example.com'));
+    expect(twice).toMatchObject({ ok: false, class: 'permanent' });
+    if (!twice.ok) expect(twice.error.message).toMatch(/2 Okta users have the email twin#x@example.com/);
+    const nobody = await h.attempt(byEmail('nobody#x@example.com'));
+    expect(nobody).toMatchObject({ ok: false, class: 'permanent' });
+    if (!nobody.ok) expect(nobody.error.message).toContain('no Okta user has the login or email');
   });
 });
 

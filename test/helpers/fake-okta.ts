@@ -537,10 +537,20 @@ export class FakeOkta {
     if (denied) return denied;
     const key = decodeURIComponent(req.path.slice('/api/v1/users'.length).replace(/^\//, ''));
     if (!key) {
-      const match = /^profile\.email eq "(.+)"$/.exec(req.query.search ?? '');
-      const found = match
-        ? this.users.filter((u) => u.profile.email.toLowerCase() === match[1]?.toLowerCase())
-        : [];
+      // Okta's search syntax: `profile.<attribute> eq "<value>"` terms joined by `or` (values with
+      // quotes and backslashes escaped); string comparisons ignore case.
+      const term = String.raw`profile\.(login|email) eq "((?:[^"\\]|\\.)*)"`;
+      const search = req.query.search ?? '';
+      if (!new RegExp(`^${term}(?: or ${term})*$`).test(search)) {
+        return oktaError(400, 'E0000031', 'Invalid search criteria.');
+      }
+      const terms = [...search.matchAll(new RegExp(term, 'g'))].map((m) => ({
+        attribute: m[1] as 'login' | 'email',
+        value: (m[2] ?? '').replace(/\\(.)/g, '$1').toLowerCase(),
+      }));
+      const found = this.users.filter((u) =>
+        terms.some((t) => u.profile[t.attribute].toLowerCase() === t.value),
+      );
       return { status: 200, body: found };
     }
     const user = this.users.find((u) => u.id === key || u.profile.login.toLowerCase() === key.toLowerCase());
