@@ -15,13 +15,25 @@ function odataString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/**
+ * The path of a user by UPN: `/users/{upn}`, but `/users('{upn}')` for a UPN starting with `$`,
+ * which Graph answers 400 in a path segment (OData reserves `$` there for system segments; Graph
+ * user-get: "remove the slash after /users and enclose the userPrincipalName in parentheses and
+ * single quotes").
+ */
+function userPath(upn: string): string {
+  if (!upn.startsWith('$')) return `/v1.0/users/${encodeURIComponent(upn)}`;
+  // `$` kept as Microsoft writes it (/users('$AdeleVance@contoso.com')); the rest escaped.
+  return `/v1.0/users(${encodeURIComponent(odataString(upn)).replace(/%24/g, '$')})`;
+}
+
 export class GraphClient {
   constructor(private readonly http: HttpClient) {}
 
   /** The object id of the user whose UPN, or else whose mail, is `email`; undefined for nobody. */
   async userIdFor(email: string, signal: AbortSignal): Promise<string | undefined> {
     try {
-      const res = await this.http.get<GraphUser>(`/v1.0/users/${encodeURIComponent(email)}`, {
+      const res = await this.http.get<GraphUser>(userPath(email), {
         params: { $select: 'id,userPrincipalName' },
         signal,
       });

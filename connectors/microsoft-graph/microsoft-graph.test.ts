@@ -60,6 +60,24 @@ class FakeGraph {
       return this.#error(401, 'InvalidAuthenticationToken', 'Access token is empty.');
     }
     const userPath = /^\/v1\.0\/users\/([^/]+)(\/revokeSignInSessions)?$/.exec(req.path);
+    const byKey = /^\/v1\.0\/users\('((?:[^']|'')*)'\)$/.exec(decodeURIComponent(req.path));
+    if (userPath && decodeURIComponent(userPath[1] as string).startsWith('$')) {
+      // OData reserves `$` segments for the system (Graph user-get: a UPN starting with `$`
+      // takes the /users('…') form).
+      return this.#error(
+        400,
+        'BadRequest',
+        `Resource not found for the segment '${decodeURIComponent(userPath[1] as string)}'.`,
+      );
+    }
+    if (req.method === 'GET' && byKey) {
+      const upn = (byKey[1] as string).replace(/''/g, "'");
+      const user = this.users.find((u) => u.userPrincipalName.toLowerCase() === upn.toLowerCase());
+      if (!user) {
+        return this.#error(404, 'Request_ResourceNotFound', `Resource '${upn}' does not exist.`);
+      }
+      return { body: { id: user.id, userPrincipalName: user.userPrincipalName } };
+    }
     if (req.method === 'GET' && req.path === '/v1.0/users') {
       const mail = /^mail eq '(.*)'$/.exec(req.query.$filter ?? '')?.[1]?.replace(/''/g, "'");
       return {
@@ -310,6 +328,25 @@ describe('microsoft-graph: actions', () => {
     expect(times).toHaveLength(3);
     expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(1_000);
     expect((times[2] as number) - (times[1] as number)).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it("Graph user-get: a UPN starting with $ is looked up as /users('$…') with quotes doubled, not /users/$…", async () => {
+    const adele = graph.add('$AdeleVance@contoso.com');
+    const obrien = graph.add("$o'brien@contoso.com");
+    const h = await start();
+    expect((await h.attempt(draft('caep.session-revoked', '$AdeleVance@contoso.com'))).ok).toBe(true);
+    expect((await h.attempt(draft('caep.session-revoked', "$o'brien@contoso.com"))).ok).toBe(true);
+    expect(graph.revoked).toEqual([adele.id, obrien.id]);
+    const lookups = calls('GET', '/v1.0/users(').map((r) => decodeURIComponent(r.path));
+    expect(lookups).toEqual([
+      "/v1.0/users('$AdeleVance@contoso.com')",
+      "/v1.0/users('$o''brien@contoso.com')",
+    ]);
+    expect(calls('GET', '/v1.0/users/')).toEqual([]);
+    // Not a UPN but a mail: the mail filter still runs after the 404.
+    const mailOnly = graph.add('dlee@contoso.onmicrosoft.com', '$dana@contoso.com');
+    expect((await h.attempt(draft('caep.session-revoked', '$dana@contoso.com'))).ok).toBe(true);
+    expect(graph.revoked.at(-1)).toBe(mailOnly.id);
   });
 
   it('falls back to the mail attribute, caches lookups, refuses unknown users and non-user subjects', async () => {
