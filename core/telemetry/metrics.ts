@@ -43,6 +43,25 @@ export class MetricsRegistry {
     );
   }
 
+  /**
+   * Removes every series carrying all of `labels` from the metrics made here, e.g. a deleted
+   * SSF stream's `{destination: "stream:<id>"}`: a series only goes away when it is removed, so
+   * whatever comes and goes at run time must be forgotten when it goes.
+   */
+  async forget(labels: Record<string, string>): Promise<void> {
+    const wanted = Object.entries(labels);
+    for (const metric of this.#metrics.values()) {
+      const { values } = await metric.get();
+      const series = new Map<string, Record<string, string | number>>();
+      for (const value of values) {
+        // Histogram buckets add `le`; the series itself is named by the other labels.
+        const { le: _bucket, ...named } = value.labels as Record<string, string | number>;
+        if (wanted.every(([name, v]) => named[name] === v)) series.set(JSON.stringify(named), named);
+      }
+      for (const named of series.values()) (metric as client.Counter).remove(named);
+    }
+  }
+
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

@@ -20,6 +20,8 @@ export interface TransmitterMetrics {
   setErrors: { inc(labels: { err: string }): void };
   dropped: { inc(labels: { reason: string }): void };
   statusChanges: { inc(labels: { status: string; initiator: string }): void };
+  /** Removes a deleted stream's delivery series (`destination="stream:<id>"`) from every metric. */
+  forgetDestination(destinationId: string): Promise<void>;
 }
 
 export function transmitterMetrics(registry: MetricsRegistry): TransmitterMetrics {
@@ -48,6 +50,7 @@ export function transmitterMetrics(registry: MetricsRegistry): TransmitterMetric
       'status',
       'initiator',
     ]),
+    forgetDestination: (destinationId) => registry.forget({ destination: destinationId }),
   };
 }
 

@@ -3,7 +3,8 @@
  * `stream:<stream id>`: its SETs are signed for the stream's aud with its client's profile and
  * handed to the stream's push or poll delivery. Streams come and go at run time (a receiver
  * creates or deletes one, here or on another instance); `connect` keeps the engine's set of
- * destinations equal to the streams, and wakes a stream's worker when it is resumed.
+ * destinations equal to the streams, wakes a stream's worker when it is resumed, and drops a
+ * deleted stream's metric series.
  */
 import type { Destination } from '../delivery/types.ts';
 import { streamDestinationId, streamIdOf } from '../storage/types.ts';
@@ -70,8 +71,11 @@ export class StreamDestinations {
       const id = streamDestinationId(change.streamId);
       if (change.kind === 'removed') {
         if (registered.delete(id)) {
+          // Once its worker has stopped nothing records for it again: its metric series go too,
+          // so streams that come and go do not grow /metrics for ever.
           void engine
             .unregister(id)
+            .then(() => this.#ctx.metrics.forgetDestination(id))
             .catch((err: unknown) =>
               this.#ctx.logger.warn({ err, destination: id }, 'could not unregister a deleted stream'),
             );

@@ -1,6 +1,22 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INGEST_TOKEN, call, eventually, ingest, startBridge, type Running } from './harness.ts';
+import { loadConfigText } from '../../core/config/index.ts';
+import { Bridge } from '../../core/runtime/bridge.ts';
+import { configCrossChecks, defaultRegistry } from '../../core/runtime/defaults.ts';
+import { silentLogger } from '../../core/telemetry/logger.ts';
+import {
+  INGEST_TOKEN,
+  RECEIVER_TOKEN,
+  Receiver,
+  call,
+  configText,
+  eventually,
+  ingest,
+  startBridge,
+  type Running,
+} from './harness.ts';
 
 describe('metrics and readiness', () => {
   let b: Running;
@@ -67,5 +83,68 @@ describe('metrics and readiness', () => {
     const missing = [...names].filter((name) => !text.includes(`# TYPE ${name} `));
     expect(missing).toEqual([]);
     expect(names.size).toBeGreaterThan(12);
+  });
+});
+
+describe('metrics of SSF streams', () => {
+  it("drops a deleted stream's delivery series, so streams that come and go do not grow /metrics", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ssf-metrics-streams-'));
+    const receiver = new Receiver();
+    await receiver.start();
+    // Every event goes to the streams as well.
+    const text = configText(receiver.url).replace('    to: [hook]\n', '    to: [hook]\n    streams: true\n');
+    expect(text).toContain('streams: true');
+    const loaded = await loadConfigText(text, {
+      registry: defaultRegistry(),
+      crossChecks: configCrossChecks(),
+      env: { DATA_DIR: dataDir },
+    });
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const bridge = new Bridge(loaded.config, { logger: silentLogger() });
+    await bridge.start();
+    const scrape = async () => (await fetch(`${bridge.url}/metrics`)).text();
+    const series = (metrics: string, id: string) =>
+      metrics.split('\n').filter((line) => !line.startsWith('#') && line.includes(`"stream:${id}"`));
+    try {
+      // A receiver creates a stream, gets an event on it and deletes it, again and again.
+      const deleted: string[] = [];
+      for (let round = 0; round < 3; round += 1) {
+        const created = await call(bridge.url, '/ssf/streams', {
+          token: RECEIVER_TOKEN,
+          body: {
+            delivery: { method: 'urn:ietf:rfc:8936' },
+            events_requested: ['https://schemas.openid.net/secevent/caep/event-type/session-revoked'],
+          },
+        });
+        expect(created.status).toBe(201);
+        const id = created.body.stream_id as string;
+        await ingest(bridge.url, [
+          {
+            type: 'caep.session-revoked',
+            subject: { format: 'email', email: 'ivan@example.com' },
+            id: `round-${round}`,
+          },
+        ]);
+        const live = await eventually(scrape, (t) =>
+          series(t, id).some((l) => /^ssf_bridge_deliveries_total\{.*outcome="delivered"/.test(l)),
+        );
+        expect(series(live, id).some((l) => l.startsWith('ssf_bridge_delivery_latency_seconds_count'))).toBe(
+          true,
+        );
+        // None of the deleted streams is listed; the live one is.
+        expect(deleted.flatMap((d) => series(live, d))).toEqual([]);
+        const gone = await call(bridge.url, `/ssf/streams?stream_id=${id}`, {
+          token: RECEIVER_TOKEN,
+          method: 'DELETE',
+        });
+        expect(gone.status).toBe(204);
+        deleted.push(id);
+        await eventually(scrape, (t) => series(t, id).length === 0);
+      }
+    } finally {
+      await bridge.stop(2_000);
+      await receiver.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
