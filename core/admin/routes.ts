@@ -88,9 +88,10 @@ function eventTypeUri(value: string | undefined): string | undefined {
 
 function windowOf(value: string | undefined) {
   const key = value ?? '24h';
-  const window = WINDOWS[key];
-  if (!window) throw new AdminQueryError(`window must be one of ${Object.keys(WINDOWS).join(', ')}`);
-  return window;
+  // Own keys only: `__proto__`, `toString` and the like are no windows.
+  if (!Object.hasOwn(WINDOWS, key))
+    throw new AdminQueryError(`window must be one of ${Object.keys(WINDOWS).join(', ')}`);
+  return WINDOWS[key] as { ms: number; bucketMs: number };
 }
 
 function eventJson(e: StoredEvent) {

@@ -396,6 +396,14 @@ describe('admin API', () => {
       const totals = overview.body.activity.buckets.reduce((n: number, x: any) => n + x.accepted, 0);
       expect(totals).toBeGreaterThan(10);
       expect((await admin('/overview?window=2y')).status).toBe(400);
+      // Names every object has are no windows either.
+      for (const name of ['__proto__', 'toString', 'constructor', 'hasOwnProperty']) {
+        for (const path of ['/overview', '/destinations']) {
+          const refused = await admin(`${path}?window=${name}`);
+          expect([path, name, refused.status]).toEqual([path, name, 400]);
+          expect(refused.body.message).toBe('window must be one of 1h, 6h, 24h, 7d');
+        }
+      }
     });
 
     it('answers device compliance from the latest device-compliance-change event', async () => {
