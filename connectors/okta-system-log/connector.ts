@@ -92,16 +92,8 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
         });
       }
       const records: unknown[] = response.data;
-      const next = nextLink(response.headers.link);
-      // The cursor carries the API token to wherever it points: only ever to the org itself.
-      if (next !== undefined && new URL(next, origin).origin !== origin) {
-        throw new PermanentError(
-          `Okta sent a next link to another origin (${new URL(next).origin}); not followed`,
-          {
-            code: 'SSF_ERR_OKTA_SYSTEM_LOG_LINK',
-          },
-        );
-      }
+      const link = nextLink(response.headers.link);
+      const next = link === undefined ? undefined : orgLink(link);
       const events = mapPage(records);
       if (next !== undefined || events.length > 0) {
         await ctx.emit(
@@ -119,6 +111,31 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
       if (next === undefined || records.length < config.page_size) return;
       url = next;
     }
+  }
+
+  /**
+   * The next link, once it is known to point at the org. The cursor carries the API token to wherever it
+   * points: only ever to the org itself. Anything else (another origin, a protocol-relative
+   * `//host/…`, no URL at all) stops the poll for good, as a retry would get the same link.
+   */
+  function orgLink(link: string): string {
+    let target: URL;
+    try {
+      target = new URL(link, origin);
+    } catch {
+      throw new PermanentError(
+        `Okta sent a next link that is not a URL (${JSON.stringify(link)}); not followed`,
+        {
+          code: 'SSF_ERR_OKTA_SYSTEM_LOG_LINK',
+        },
+      );
+    }
+    if (target.origin !== origin) {
+      throw new PermanentError(`Okta sent a next link to another origin (${target.origin}); not followed`, {
+        code: 'SSF_ERR_OKTA_SYSTEM_LOG_LINK',
+      });
+    }
+    return link;
   }
 
   function mapPage(records: unknown[]): EventDraft[] {

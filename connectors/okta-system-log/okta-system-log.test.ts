@@ -219,6 +219,31 @@ describe('okta-system-log against a fake System Log API', () => {
     expect(t.emitted).toHaveLength(0);
   });
 
+  it('refuses a protocol-relative or broken next link for good, naming it', async () => {
+    for (const [link, message] of [
+      // Resolved against the org's scheme (the mock org is plain HTTP on loopback).
+      ['//attacker.example/api/v1/logs?after=1', 'next link to another origin (http://attacker.example)'],
+      ['http://[attacker', 'next link that is not a URL ("http://[attacker")'],
+    ] as const) {
+      server.reset();
+      server.on('GET', '/api/v1/logs', () => ({
+        status: 200,
+        headers: { link: `<${link}>; rel="next"` },
+        body: Array.from({ length: 10 }, (_, i) => suspension(i + 1)),
+      }));
+      const t = await started();
+      const error = await t.run().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(PermanentError);
+      expect((error as PermanentError).code).toBe('SSF_ERR_OKTA_SYSTEM_LOG_LINK');
+      expect((error as Error).message).toContain(message);
+      expect(server.requests).toHaveLength(1);
+      expect(t.emitted).toHaveLength(0);
+    }
+  });
+
   it('parses Link headers with several relations', () => {
     expect(
       nextLink('<https://a.okta.com/x?after=1>; rel="self", <https://a.okta.com/x?after=2>; rel="next"'),
