@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -88,6 +88,47 @@ describe('ssf-bridge keys', () => {
     expect(rotated.out).toMatch(/is retired now/);
     const jwks = JSON.parse((await run('keys', 'jwks', '--data-dir', dir)).out) as { keys: unknown[] };
     expect(jwks.keys).toHaveLength(1);
+  });
+
+  it('rotate takes the data directory and keys.rotation_grace_period from --config; flags override them', async () => {
+    const data = join(dir, 'data');
+    const config = join(dir, 'bridge.yaml');
+    await writeFile(
+      config,
+      `data_dir: ${JSON.stringify(data)}\nkeys:\n  algorithm: ES256\n  rotation_grace_period: 3h\n`,
+    );
+    const leavesIn = async (...args: string[]) => {
+      const list = await run('keys', 'list', ...args, '--json');
+      const keys = JSON.parse(list.out) as Array<{ status: string; retires_at?: string }>;
+      return Date.parse(keys.find((k) => k.status === 'retiring')?.retires_at ?? '') - Date.now();
+    };
+    expect((await run('keys', 'generate', '--config', config)).out).toMatch(/^generated ES256 signing key /);
+    expect((await stat(keyFilePath(data))).isFile()).toBe(true);
+
+    expect((await run('keys', 'rotate', '--config', config)).code).toBe(0);
+    const configured = await leavesIn('--config', config);
+    expect(configured).toBeGreaterThan(3 * 3_600_000 - 100_000);
+    expect(configured).toBeLessThanOrEqual(3 * 3_600_000);
+
+    expect((await run('keys', 'rotate', '--config', config, '--grace-period', '1h')).code).toBe(0);
+    const list = JSON.parse((await run('keys', 'list', '--data-dir', data, '--json')).out) as Array<{
+      status: string;
+      retires_at?: string;
+    }>;
+    // The key replaced now leaves in 1 h; the one replaced before keeps its 3 h.
+    const leaving = list
+      .filter((k) => k.status === 'retiring')
+      .map((k) => Date.parse(k.retires_at!) - Date.now());
+    expect(leaving.sort((a, b) => a - b)).toEqual([
+      expect.closeTo(3_600_000, -6) as number,
+      expect.closeTo(3 * 3_600_000, -6) as number,
+    ]);
+
+    // Without --config or SSF_BRIDGE_CONFIG the default grace period is 7 days.
+    const other = join(dir, 'other');
+    await run('keys', 'generate', '--data-dir', other, '--algorithm', 'ES256');
+    expect((await run('keys', 'rotate', '--data-dir', other)).code).toBe(0);
+    expect(await leavesIn('--data-dir', other)).toBeGreaterThan(7 * 86_400_000 - 100_000);
   });
 
   it('rotate refuses a bad duration', async () => {

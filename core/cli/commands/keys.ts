@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseDuration } from '../../plugin-api/index.ts';
 import {
@@ -7,14 +8,34 @@ import {
   defaultKeysConfig,
   isSigningAlgorithm,
   type KeyInfo,
+  type KeysConfig,
   type SigningAlgorithm,
 } from '../../ssf/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
+import { loadCliConfig } from '../load-config.ts';
 
 export const DEFAULT_DATA_DIR = './data';
 
 interface DataDirOption {
-  dataDir: string;
+  dataDir?: string;
+  config?: string;
+}
+
+const DATA_DIR_HELP = `data directory (default: the config's data_dir, else ${DEFAULT_DATA_DIR})`;
+const CONFIG_HELP =
+  'the bridge config, for its data_dir and keys settings (default: SSF_BRIDGE_CONFIG, else the built-in defaults)';
+
+/**
+ * Where the keys are and how they are made: `--config`, else SSF_BRIDGE_CONFIG, gives the data
+ * directory and the `keys:` block as the bridge reads them; without a config, ./data and the
+ * defaults. `--data-dir` names another data directory.
+ */
+async function keySetup(options: DataDirOption, io: CliIo): Promise<{ dataDir: string; keys: KeysConfig }> {
+  const file = options.config ?? process.env.SSF_BRIDGE_CONFIG;
+  if (file === undefined || file === '')
+    return { dataDir: options.dataDir ?? DEFAULT_DATA_DIR, keys: defaultKeysConfig() };
+  const { root } = await loadCliConfig(file, io);
+  return { dataDir: options.dataDir ?? resolve(root.data_dir), keys: root.keys };
 }
 
 function algorithmOption(value: string | undefined): SigningAlgorithm | undefined {
@@ -77,10 +98,12 @@ export function registerKeys(program: Command, io: CliIo): void {
   keys
     .command('list')
     .description('List signing keys with their status (active, retiring, retired)')
-    .option('--data-dir <dir>', 'data directory', DEFAULT_DATA_DIR)
+    .option('--config <file>', CONFIG_HELP)
+    .option('--data-dir <dir>', DATA_DIR_HELP)
     .option('--json', 'print JSON')
     .action(async (options: DataDirOption & { json?: boolean }) => {
-      const store = await withKeyErrors(() => KeyStore.open({ dataDir: options.dataDir, create: false }));
+      const { dataDir, keys: config } = await keySetup(options, io);
+      const store = await withKeyErrors(() => KeyStore.open({ dataDir, config, create: false }));
       const list = store.list();
       io.out(options.json ? JSON.stringify(list.map(keyJson), null, 2) : formatKeyTable(list));
     });
@@ -88,22 +111,31 @@ export function registerKeys(program: Command, io: CliIo): void {
   keys
     .command('generate')
     .description('Create the first signing key in the data directory (file mode 0600)')
-    .option('--data-dir <dir>', 'data directory', DEFAULT_DATA_DIR)
-    .option('--algorithm <alg>', `${SIGNING_ALGORITHMS.join(', ')}`, 'RS256')
-    .option('--rsa-bits <bits>', 'RSA modulus size for RS256/PS256', '2048')
-    .action(async (options: DataDirOption & { algorithm: string; rsaBits: string }) => {
+    .option('--config <file>', CONFIG_HELP)
+    .option('--data-dir <dir>', DATA_DIR_HELP)
+    .option('--algorithm <alg>', `${SIGNING_ALGORITHMS.join(', ')} (default: keys.algorithm, else RS256)`)
+    .option(
+      '--rsa-bits <bits>',
+      'RSA modulus size for RS256/PS256 (default: keys.rsa_modulus_bits, else 2048)',
+    )
+    .action(async (options: DataDirOption & { algorithm?: string; rsaBits?: string }) => {
       const algorithm = algorithmOption(options.algorithm);
-      const bits = Number(options.rsaBits);
+      const setup = await keySetup(options, io);
       let config;
       try {
-        config = defaultKeysConfig({ ...(algorithm ? { algorithm } : {}), rsa_modulus_bits: bits });
+        config = defaultKeysConfig({
+          algorithm: algorithm ?? setup.keys.algorithm,
+          rsa_modulus_bits:
+            options.rsaBits === undefined ? setup.keys.rsa_modulus_bits : Number(options.rsaBits),
+          rotation_grace_period: setup.keys.rotation_grace_period,
+        });
       } catch {
         throw new CliExit(
           EXIT.invalid,
           '--rsa-bits must be 2048, 3072, 4096 … (a multiple of 1024, at least 2048)',
         );
       }
-      const store = await withKeyErrors(() => KeyStore.generate({ dataDir: options.dataDir, config }));
+      const store = await withKeyErrors(() => KeyStore.generate({ dataDir: setup.dataDir, config }));
       const active = store.list()[0] as KeyInfo;
       io.out(`generated ${active.alg} signing key ${active.kid} in ${store.path}`);
     });
@@ -113,22 +145,32 @@ export function registerKeys(program: Command, io: CliIo): void {
     .description(
       'Add a new signing key; the previous one stays in the JWKS for the grace period, then retires',
     )
-    .option('--data-dir <dir>', 'data directory', DEFAULT_DATA_DIR)
+    .option('--config <file>', CONFIG_HELP)
+    .option('--data-dir <dir>', DATA_DIR_HELP)
     .option('--algorithm <alg>', 'algorithm of the new key (default: that of the current key)')
-    .option('--grace-period <duration>', 'how long the replaced key stays in the JWKS', '7d')
-    .action(async (options: DataDirOption & { algorithm?: string; gracePeriod: string }) => {
+    .option(
+      '--grace-period <duration>',
+      'how long the replaced key stays in the JWKS (default: keys.rotation_grace_period, else 7d)',
+    )
+    .action(async (options: DataDirOption & { algorithm?: string; gracePeriod?: string }) => {
       const algorithm = algorithmOption(options.algorithm);
-      const gracePeriodMs = parseDuration(options.gracePeriod);
-      if (gracePeriodMs === undefined) {
+      const gracePeriodMs =
+        options.gracePeriod === undefined ? undefined : parseDuration(options.gracePeriod);
+      if (options.gracePeriod !== undefined && gracePeriodMs === undefined) {
         throw new CliExit(
           EXIT.invalid,
           `--grace-period "${options.gracePeriod}" is not a duration (e.g. 24h, 7d)`,
         );
       }
-      const store = await withKeyErrors(() => KeyStore.open({ dataDir: options.dataDir, create: false }));
+      const { dataDir, keys: config } = await keySetup(options, io);
+      const store = await withKeyErrors(() => KeyStore.open({ dataDir, config, create: false }));
       const previous = store.list()[0] as KeyInfo;
+      // Without --grace-period, the store applies the config's keys.rotation_grace_period.
       const next = await withKeyErrors(() =>
-        store.rotate({ gracePeriodMs, ...(algorithm ? { algorithm } : {}) }),
+        store.rotate({
+          ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }),
+          ...(algorithm ? { algorithm } : {}),
+        }),
       );
       const replaced = store.list().find((k) => k.kid === previous.kid);
       io.out(`new signing key ${next.kid} (${next.alg})`);
@@ -142,9 +184,11 @@ export function registerKeys(program: Command, io: CliIo): void {
   keys
     .command('jwks')
     .description('Print the public JWKS (kid, alg, use=sig; no private material)')
-    .option('--data-dir <dir>', 'data directory', DEFAULT_DATA_DIR)
+    .option('--config <file>', CONFIG_HELP)
+    .option('--data-dir <dir>', DATA_DIR_HELP)
     .action(async (options: DataDirOption) => {
-      const store = await withKeyErrors(() => KeyStore.open({ dataDir: options.dataDir, create: false }));
+      const { dataDir, keys: config } = await keySetup(options, io);
+      const store = await withKeyErrors(() => KeyStore.open({ dataDir, config, create: false }));
       io.out(JSON.stringify(store.jwks(), null, 2));
     });
 }
