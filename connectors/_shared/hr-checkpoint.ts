@@ -2,8 +2,13 @@
  * How the HR connectors (workday, bamboohr, hibob, csv-drop) keep the leaver state: in the
  * instance checkpoint, changed by one piece of work at a time (a poll, a webhook, the release of
  * held terminations), and committed together with the events it produced, in one transaction.
+ *
+ * One at a time within a process (serial), and across the instances sharing a database by
+ * compare-and-set: a state is committed only if the stored one is still the one it was made
+ * from. A piece of work that lost the race runs again from the state that won.
  */
 import {
+  CHECKPOINT_CONFLICT,
   PermanentError,
   RetryableError,
   type EventDraft,
@@ -27,11 +32,17 @@ export interface HrCheckpointOptions<S extends HrState> {
 }
 
 export interface HrCheckpoint<S extends HrState> {
-  /** Runs `work` once the work before it settled: the state changes one piece of work at a time. */
+  /**
+   * Runs `work` once the work before it settled: the state changes one piece of work at a time.
+   * Work whose commit met a state another instance committed meanwhile runs again (a few times).
+   */
   serial<T>(work: () => Promise<T>): Promise<T>;
   /** The stored state. One this version cannot read is refused rather than guessed from. */
   load(): Promise<S>;
-  /** Emits `events` with `state` as the checkpoint, in one transaction. */
+  /**
+   * Emits `events` with `state` as the checkpoint, in one transaction — if `state` came from
+   * load(), only while the stored state is still the one it was made from.
+   */
   commit(state: S, events: EventDraft[]): Promise<void>;
   /** Emits the held terminations and purges whose time has come (call it inside serial). */
   release(policy: LeaverPolicy): Promise<void>;
@@ -41,6 +52,9 @@ export interface HrCheckpoint<S extends HrState> {
   settle(deadlineMs: number): Promise<void>;
 }
 
+/** Runs of one piece of work that may meet another instance's commit before giving up. */
+const CONFLICT_TRIES = 4;
+
 export function hrCheckpoint<S extends HrState>(
   ctx: InboundContext<S>,
   options: HrCheckpointOptions<S>,
@@ -49,28 +63,49 @@ export function hrCheckpoint<S extends HrState>(
     'type',
   ]);
   let running: Promise<unknown> = Promise.resolve();
+  /** The stored value each loaded state was made from: what its commit expects to replace. */
+  const madeFrom = new WeakMap<object, { value: unknown }>();
 
   async function load(): Promise<S> {
     const raw = await ctx.checkpoints.get();
-    if (raw === undefined) return options.empty();
-    const parsed = options.schema.safeParse(raw);
-    if (!parsed.success) {
-      throw new PermanentError(
-        `the stored ${options.source} checkpoint is not readable; reset it to start over`,
-        { code: options.code },
-      );
+    let state: S;
+    if (raw === undefined) {
+      state = options.empty();
+    } else {
+      const parsed = options.schema.safeParse(raw);
+      if (!parsed.success) {
+        throw new PermanentError(
+          `the stored ${options.source} checkpoint is not readable; reset it to start over`,
+          { code: options.code },
+        );
+      }
+      state = parsed.data;
     }
-    return parsed.data;
+    madeFrom.set(state, { value: raw });
+    return state;
   }
 
   async function commit(state: S, events: EventDraft[]): Promise<void> {
-    await ctx.emit(events, { checkpoint: { value: state } });
+    const expected = madeFrom.get(state);
+    await ctx.emit(events, { checkpoint: { value: state, ...(expected ? { expected } : {}) } });
+    // Committed again later (a poll's next batch), the state replaces what was just stored.
+    madeFrom.set(state, { value: JSON.parse(JSON.stringify(state)) as unknown });
     for (const e of events) emitted.inc({ type: e.type });
     options.committed?.(state);
   }
 
   function serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = running.then(work, work);
+    const attempt = async (): Promise<T> => {
+      for (let tries = 1; ; tries += 1) {
+        try {
+          return await work();
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== CHECKPOINT_CONFLICT || tries >= CONFLICT_TRIES) throw err;
+          ctx.logger.debug({ tries }, 'the state changed on another instance meanwhile; running again');
+        }
+      }
+    };
+    const next = running.then(attempt, attempt);
     running = next.catch(() => undefined);
     return next;
   }

@@ -6,8 +6,10 @@
  *
  * Shared by the HR connectors' tests (workday, bamboohr, hibob, scim-service, csv-drop).
  */
+import { isDeepStrictEqual } from 'node:util';
 import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
+  checkpointConflict,
   RetryableError,
   type EmitOptions,
   type EmitResult,
@@ -140,6 +142,12 @@ export function createTestContext<S>(
         const err = failure;
         failure = undefined;
         throw err;
+      }
+      const expected = emitOptions?.checkpoint?.expected;
+      const name = emitOptions?.checkpoint?.name ?? 'default';
+      // Compare-and-set, as the stores do: instances sharing one map share one database.
+      if (expected && !isDeepStrictEqual(checkpoints.get(name), expected.value)) {
+        throw checkpointConflict(ctx.instanceId, name);
       }
       const copy = structuredClone(events);
       emits.push({ events: copy, checkpoint: emitOptions?.checkpoint });

@@ -1,7 +1,7 @@
 import { newEventId } from './event-id.ts';
 import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { MAX_EVENT_NESTING, nestsDeeperThan } from '../plugin-api/json-depth.ts';
-import type { Clock, EventDraft, Logger, SubjectIdentifier } from '../plugin-api/types.ts';
+import type { Clock, EmitOptions, EventDraft, Logger, SubjectIdentifier } from '../plugin-api/types.ts';
 import { policyFor, type DeliveryConfig } from '../delivery/config.ts';
 import { dedupeKey, defaultTxn, deliveryJti, orderingKey } from '../delivery/jti.ts';
 import {
@@ -61,7 +61,7 @@ export interface PipelineOptions {
 
 export interface AcceptOptions {
   /** Committed in the same transaction as the events. */
-  checkpoint?: { value: unknown; name?: string };
+  checkpoint?: EmitOptions['checkpoint'];
   /** `reject` (default) refuses the whole batch when any event is invalid; `skip` drops those. */
   onInvalid?: 'reject' | 'skip';
 }
@@ -178,6 +178,7 @@ export class Pipeline {
               instanceId,
               name: options.checkpoint.name ?? DEFAULT_CHECKPOINT_NAME,
               value: options.checkpoint.value,
+              ...(options.checkpoint.expected ? { expected: options.checkpoint.expected } : {}),
             },
           }),
     });

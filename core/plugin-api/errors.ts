@@ -66,6 +66,20 @@ export class ConfigError extends BridgeError {
   }
 }
 
+/**
+ * Code of the RetryableError `ctx.emit()` rejects with when a checkpoint written with
+ * `expected` changed meanwhile (another instance committed first): read it again and redo.
+ */
+export const CHECKPOINT_CONFLICT = 'SSF_ERR_CHECKPOINT_CONFLICT';
+
+/** The error a store or test harness rejects a compare-and-set checkpoint write with. */
+export function checkpointConflict(instanceId: string, name: string): RetryableError {
+  return new RetryableError(
+    `the checkpoint ${name} of ${instanceId} changed since it was read (another instance committed first); nothing was written`,
+    { code: CHECKPOINT_CONFLICT },
+  );
+}
+
 export function isBridgeError(err: unknown): err is BridgeError {
   return err instanceof BridgeError;
 }

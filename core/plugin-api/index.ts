@@ -15,6 +15,8 @@ export {
   ConfigError,
   isBridgeError,
   classOf,
+  CHECKPOINT_CONFLICT,
+  checkpointConflict,
 } from './errors.ts';
 export type { ErrorClass, BridgeErrorOptions } from './errors.ts';
 export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';

@@ -269,8 +269,14 @@ export interface Scheduler {
 }
 
 export interface EmitOptions {
-  /** Committed to the checkpoint store in the same transaction as the events. */
-  checkpoint?: { value: unknown; name?: string };
+  /**
+   * Committed to the checkpoint store in the same transaction as the events. With `expected`,
+   * only if the stored checkpoint is still `expected.value` (undefined: none stored) — the value
+   * `checkpoints.get()` returned. Otherwise emit rejects with a RetryableError coded
+   * `SSF_ERR_CHECKPOINT_CONFLICT` and nothing is written: another instance changed the state
+   * meanwhile, and the work is to be done again from the state it left.
+   */
+  checkpoint?: { value: unknown; name?: string; expected?: { value: unknown } };
 }
 
 export interface EmitResult {

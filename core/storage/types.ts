@@ -64,6 +64,12 @@ export interface CheckpointWrite {
   instanceId: string;
   name: string;
   value: unknown;
+  /**
+   * Compare-and-set: the batch is written only if the stored checkpoint still equals
+   * `expected.value` (undefined: none is stored). Otherwise it fails, writing nothing, with a
+   * RetryableError coded SSF_ERR_CHECKPOINT_CONFLICT.
+   */
+  expected?: { value: unknown };
 }
 
 export interface AcceptBatch {

@@ -5,6 +5,7 @@
  * told to fail or hold the next persist, and a checkpoint store that records every write.
  */
 import { Writable } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
 import { pino } from 'pino';
 import type { ResolvedInstance } from '../../config/index.ts';
 import { createHttpClientFactory } from '../../http/client.ts';
@@ -14,7 +15,7 @@ import type { CheckpointStore, EventSink, HttpFactoryMaker } from '../../runtime
 import { StatusBoard } from '../../runtime/status.ts';
 import { SchedulerService } from '../../scheduling/scheduler.ts';
 import { MetricsRegistry } from '../../telemetry/metrics.ts';
-import { PermanentError, RetryableError } from '../errors.ts';
+import { checkpointConflict, PermanentError, RetryableError } from '../errors.ts';
 import type {
   ConnectorDefinition,
   DeviceDirectory,
@@ -184,6 +185,15 @@ export class MemorySink implements EventSink {
           retryAfterMs: 1000,
         },
       );
+    }
+    const expected = options?.checkpoint?.expected;
+    if (expected) {
+      const name = options!.checkpoint!.name ?? 'default';
+      if (!isDeepStrictEqual(this.checkpoints.values.get(`${instanceId}/${name}`), expected.value)) {
+        attempt.outcome = 'failed';
+        this.journal('emit-failed');
+        throw checkpointConflict(instanceId, name);
+      }
     }
     let duplicates = 0;
     events.forEach((event, i) => {

@@ -23,6 +23,7 @@ import {
   type AcceptItemResult,
   type AcceptOutcome,
   type CheckpointStore,
+  type CheckpointWrite,
   type DeadLetterFilter,
   type DeadLetterStore,
   type DeliveryOutcome,
@@ -40,6 +41,7 @@ import {
 } from '../types.ts';
 import { postgresMigrations, type Migration } from './migrations.ts';
 import { createOperatorStore } from '../operator.ts';
+import { checkpointConflict } from '../checkpoint.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -182,7 +184,8 @@ export class PostgresStore implements Store {
           .flatMap((i) => withEvent(i.event.id, i.deliveries)),
         now,
       );
-      if (batch.checkpoint !== undefined) {
+      if (batch.checkpoint?.expected) await this.#swapCheckpoint(c, batch.checkpoint, now);
+      else if (batch.checkpoint !== undefined) {
         const { instanceId, name, value } = batch.checkpoint;
         await this.#putCheckpoint(c, instanceId, name, value, now);
       }
@@ -314,6 +317,30 @@ export class PostgresStore implements Store {
        UPDATE deliveries d SET head = true FROM h WHERE d.id = h.id AND NOT d.head`,
       [...keys.values, demote],
     );
+  }
+
+  /**
+   * Compare-and-set. The conditional write takes the row's lock; a concurrent transaction that
+   * changed it first makes the condition false once it commits (READ COMMITTED re-reads the row),
+   * and an insert meets the other's row.
+   */
+  async #swapCheckpoint(c: Queryable, write: CheckpointWrite, now: number): Promise<void> {
+    const { instanceId, name, value, expected } = write;
+    const changed =
+      expected!.value === undefined
+        ? await this.#count(
+            `INSERT INTO checkpoints (instance_id, name, value, updated_at) VALUES ($1, $2, $3::jsonb, $4)
+             ON CONFLICT (instance_id, name) DO NOTHING`,
+            [instanceId, name, JSON.stringify(value ?? null), now],
+            c,
+          )
+        : await this.#count(
+            `UPDATE checkpoints SET value = $3::jsonb, updated_at = $4
+             WHERE instance_id = $1 AND name = $2 AND value = $5::jsonb`,
+            [instanceId, name, JSON.stringify(value ?? null), now, JSON.stringify(expected!.value ?? null)],
+            c,
+          );
+    if (changed !== 1) throw checkpointConflict(instanceId, name);
   }
 
   async #putCheckpoint(

@@ -25,6 +25,7 @@ import {
   type AcceptItemResult,
   type AcceptOutcome,
   type CheckpointStore,
+  type CheckpointWrite,
   type DeadLetterFilter,
   type DeadLetterStore,
   type DeliveryOutcome,
@@ -46,6 +47,7 @@ import { sqliteMigrations, type Migration } from './migrations.ts';
 import { WalCheckpointer } from './checkpointer.ts';
 import type { Logger } from '../../plugin-api/types.ts';
 import { createOperatorStore } from '../operator.ts';
+import { checkpointConflict, checkpointText } from '../checkpoint.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a throwaway store. */
@@ -349,6 +351,7 @@ export class SqliteStore implements Store {
     const now = batch.now.getTime();
     const expires = batch.dedupeExpiresAt.getTime();
     const results = await this.#commit(() => {
+      if (batch.checkpoint?.expected) this.#checkCheckpoint(batch.checkpoint);
       const out: AcceptItemResult[] = [];
       const claimedInBatch = new Map<string, string>();
       for (const item of batch.events) {
@@ -510,13 +513,25 @@ export class SqliteStore implements Store {
     return keys.length;
   }
 
+  /** Compare-and-set: one writer at a time, so reading inside the write is enough. */
+  #checkCheckpoint({ instanceId, name, expected }: CheckpointWrite): void {
+    const row = this.#get(
+      'SELECT value FROM checkpoints WHERE instance_id = ? AND name = ?',
+      instanceId,
+      name,
+    );
+    const stored = row === undefined ? undefined : String(row.value);
+    const wanted = expected!.value === undefined ? undefined : checkpointText(expected!.value);
+    if (stored !== wanted) throw checkpointConflict(instanceId, name);
+  }
+
   #putCheckpoint(instanceId: string, name: string, value: unknown, now: number): void {
     this.#run(
       `INSERT INTO checkpoints (instance_id, name, value, updated_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (instance_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
       instanceId,
       name,
-      JSON.stringify(value ?? null),
+      checkpointText(value),
       now,
     );
   }

@@ -127,6 +127,54 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         await accept([], { checkpoint: { instanceId: 'hr', name: 'cursor', value: 'empty-page' } });
         expect(await store.checkpoints.get('hr', 'cursor')).toBe('empty-page');
       });
+
+      it('rule: with an expected checkpoint, writes the batch only while the stored one is still that', async () => {
+        const cas = (value: unknown, expected: unknown) => ({
+          checkpoint: { instanceId: 'hr', name: 'state', value, expected: { value: expected } },
+        });
+        const conflict = { code: 'SSF_ERR_CHECKPOINT_CONFLICT', errorClass: 'retryable' };
+        const state = { workers: { '7': { status: 'active', email: 'ana@example.com' } }, pending: {} };
+        await accept([], cas(state, undefined));
+        // Another writer expected no checkpoint, but one is stored now: nothing of its batch lands.
+        const late = newEvent();
+        await expect(accept([late], cas({ workers: {} }, undefined))).rejects.toMatchObject(conflict);
+        expect(await store.events.get(late.event.id)).toBeUndefined();
+        // The value read back (whatever order the driver keeps keys in) is the expected one.
+        const read = await store.checkpoints.get('hr', 'state');
+        const next = newEvent();
+        await accept([next], cas({ workers: {}, pending: {} }, read));
+        expect(await store.events.get(next.event.id)).toEqual(next.event);
+        expect(await store.checkpoints.get('hr', 'state')).toEqual({ workers: {}, pending: {} });
+        // A writer still holding the first value lost the race.
+        const stale = newEvent({ dedupeKey: 'stale' });
+        await expect(accept([stale], cas({ workers: { '9': {} } }, state))).rejects.toMatchObject(conflict);
+        expect(await store.events.get(stale.event.id)).toBeUndefined();
+        expect(await store.events.findDuplicates(['stale'], clock.now())).toEqual(new Map());
+        expect(await store.checkpoints.get('hr', 'state')).toEqual({ workers: {}, pending: {} });
+      });
+
+      it('rule: of two writers that read the same checkpoint, one commits and the other conflicts', async () => {
+        await store.checkpoints.set('hr', 'state', { n: 0 }, clock.now());
+        const other = await h.reopen();
+        try {
+          const write = (on: Store, n: number) =>
+            on.accept({
+              now: clock.now(),
+              events: [newEvent()],
+              dedupeExpiresAt: new Date(clock.now().getTime() + HOUR),
+              checkpoint: { instanceId: 'hr', name: 'state', value: { n }, expected: { value: { n: 0 } } },
+            });
+          const outcomes = await Promise.allSettled([write(store, 1), write(other, 2)]);
+          expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+          const lost = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+          expect(lost.reason).toMatchObject({ code: 'SSF_ERR_CHECKPOINT_CONFLICT' });
+          const won = outcomes.findIndex((o) => o.status === 'fulfilled') + 1;
+          expect(await store.checkpoints.get('hr', 'state')).toEqual({ n: won });
+          expect((await store.stats()).backlog['dest-a']).toBe(1);
+        } finally {
+          await other.close();
+        }
+      });
     });
 
     describe('leasing', () => {
