@@ -14,8 +14,10 @@ import type {
   DeliveryState,
   Store,
   StoredEvent,
+  StreamRecord,
   StreamStatus,
 } from '../storage/types.ts';
+import { streamDestinationId } from '../storage/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import type { Transmitter } from '../transmitter/index.ts';
 import { adminAuthenticator, bearerToken, mayWrite, type AdminPrincipal } from './auth.ts';
@@ -303,11 +305,21 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
     );
   }
 
+  /** Whether a destination is an SSF stream that has been deleted (its deliveries outlive it). */
+  async function deletedStreams(): Promise<(id: string) => boolean> {
+    const engine = deps.engine();
+    // Every stream is registered with the engine while it runs; without it, ask the store.
+    const streams = engine
+      ? new Set(engine.destinations().map((d) => d.id))
+      : new Set((await store.streams.list()).map((r) => streamDestinationId(r.streamId)));
+    return (id) => id.startsWith('stream:') && !streams.has(id);
+  }
+
   async function destinationsView(since: Date) {
     const engine = deps.engine();
-    const health = await store.operator.destinationHealth(since);
+    const [health, deleted] = await Promise.all([store.operator.destinationHealth(since), deletedStreams()]);
     const ids = new Set([
-      ...health.map((h) => h.destinationId),
+      ...health.map((h) => h.destinationId).filter((id) => !deleted(id)),
       ...(engine?.destinations() ?? []).map((d) => d.id),
     ]);
     return [...ids].sort().map((id) => {
@@ -330,7 +342,6 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
   async function streamView(streamId: string) {
     const record = await store.streams.get(streamId);
     if (!record) throw new NotFound(`no stream "${streamId}"`);
-    const listed = (await deps.transmitter.listStreams()).find((s) => s.status.stream_id === streamId);
     return {
       stream_id: record.streamId,
       client_id: record.clientId,
@@ -338,7 +349,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       status_reason: record.statusReason ?? null,
       created_at: record.createdAt.toISOString(),
       updated_at: record.updatedAt.toISOString(),
-      config: withoutCredential(listed?.config ?? record.config),
+      config: withoutCredential(deps.transmitter.renderStream(record)),
       poll_queue_depth: await store.streams.pollQueueDepth(streamId),
       errors: (await deps.transmitter.streamErrors(streamId)).map((e) => ({ ...e, at: e.at.toISOString() })),
     };
@@ -569,21 +580,31 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       admin.get('/streams', async (req: Req) => {
         const status = oneOf('status', req.query.status, STREAM_STATUSES);
         const client = optionalText(req.query.client);
-        const records = await store.streams.list(client ? { clientId: client } : {});
-        const all = await Promise.all(
-          records
-            .filter((r) => status === undefined || r.status === status)
-            .map(async (r) => ({
-              stream_id: r.streamId,
-              client_id: r.clientId,
-              status: r.status,
-              status_reason: r.statusReason ?? null,
-              delivery_method: (r.config.delivery as { method?: string } | undefined)?.method ?? null,
-              updated_at: r.updatedAt.toISOString(),
-              poll_queue_depth: await store.streams.pollQueueDepth(r.streamId),
-            })),
+        const limit = parseLimit(req.query.limit);
+        const after = decodeCursor(req.query.cursor, isEventPosition);
+        // Oldest first; the cursor is the last stream's (created_at, stream_id).
+        const position = (r: StreamRecord): [number, string] => [r.createdAt.getTime(), r.streamId];
+        const later = (a: [number, string], b: [number, string]) =>
+          a[0] !== b[0] ? a[0] > b[0] : a[1] > b[1];
+        const rows = (await store.streams.list(client ? { clientId: client } : {}))
+          .filter((r) => status === undefined || r.status === status)
+          .filter((r) => after === undefined || later(position(r), after))
+          .sort((a, b) => (later(position(a), position(b)) ? 1 : -1))
+          .slice(0, limit + 1);
+        const page = keysetPage(rows, limit, position);
+        // Poll queues are counted for the streams of this page only.
+        const items = await Promise.all(
+          page.items.map(async (r) => ({
+            stream_id: r.streamId,
+            client_id: r.clientId,
+            status: r.status,
+            status_reason: r.statusReason ?? null,
+            delivery_method: (r.config.delivery as { method?: string } | undefined)?.method ?? null,
+            updated_at: r.updatedAt.toISOString(),
+            poll_queue_depth: await store.streams.pollQueueDepth(r.streamId),
+          })),
         );
-        return pageOf(all, req.query);
+        return { ...page, items };
       });
 
       admin.get('/streams/:id', async (req: Req) => streamView(String(req.params.id)));

@@ -344,6 +344,11 @@ export class Transmitter {
     }));
   }
 
+  /** One stream's configuration as its receiver reads it (GET /ssf/streams). */
+  renderStream(record: StreamRecord): RenderedStream {
+    return this.service.render(record);
+  }
+
   /** An operator changes a stream's status; the receiver gets a stream-updated event. */
   async setStreamStatus(streamId: string, status: StreamStatus, reason?: string): Promise<StatusView> {
     const record = await this.service.changeStatus(streamId, status, reason, 'transmitter');
