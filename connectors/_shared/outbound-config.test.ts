@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { microsoftGraph } from '../microsoft-graph/index.ts';
 import { oktaUniversalLogout } from '../okta-universal-logout/index.ts';
 import { scimDeprovision } from '../scim-deprovision/index.ts';
+import { ssfPush } from '../ssf-push/index.ts';
 import { webhook } from '../webhook/index.ts';
 import { baseUrl, endpointUrl } from './outbound-config.ts';
 
@@ -53,5 +54,11 @@ describe('outbound config URLs', () => {
       private_key: 'k',
     }) as { org_url: string };
     expect(okta.org_url).toBe('https://example.okta.com');
+    // RFC 8935 §2: the SETs go to the receiver's endpoint as the stream names it.
+    const push = ssfPush.configSchema.parse({
+      endpoint_url: 'https://rx.example.com/ssf/events/?stream=s-1/',
+      audience: 'https://rx.example.com',
+    }) as { endpoint_url: string };
+    expect(push.endpoint_url).toBe('https://rx.example.com/ssf/events/?stream=s-1/');
   });
 });

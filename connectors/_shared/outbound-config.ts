@@ -28,9 +28,6 @@ export function endpointUrl(description: string) {
   return absoluteHttpUrl().meta({ description });
 }
 
-/** @deprecated A base URL: use baseUrl, or endpointUrl for a URL used as it is. */
-export const httpUrl = baseUrl;
-
 export function audience(description: string) {
   return z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).meta({ description });
 }

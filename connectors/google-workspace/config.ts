@@ -1,5 +1,5 @@
 import { secret, z } from '../../core/plugin-api/index.ts';
-import { httpUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import { baseUrl, endpointUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 /** Where a service account without keys gets the Google Cloud token that lets it call signJwt. */
 const keylessSchema = z
@@ -9,8 +9,8 @@ const keylessSchema = z
         description:
           'On Google Cloud (Compute Engine, GKE with Workload Identity, Cloud Run): the service account the workload runs as.',
       }),
-      metadata_url: httpUrl('The metadata server.').default('http://metadata.google.internal'),
-      iam_credentials_url: httpUrl('The IAM Service Account Credentials API.').default(
+      metadata_url: baseUrl('The metadata server.').default('http://metadata.google.internal'),
+      iam_credentials_url: baseUrl('The IAM Service Account Credentials API.').default(
         'https://iamcredentials.googleapis.com',
       ),
     }),
@@ -34,8 +34,8 @@ const keylessSchema = z
         .enum(['urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:id_token'])
         .default('urn:ietf:params:oauth:token-type:jwt')
         .meta({ description: 'The type of the token in the file, as the provider expects it.' }),
-      sts_url: httpUrl('Google’s Security Token Service.').default('https://sts.googleapis.com'),
-      iam_credentials_url: httpUrl('The IAM Service Account Credentials API.').default(
+      sts_url: baseUrl('Google’s Security Token Service.').default('https://sts.googleapis.com'),
+      iam_credentials_url: baseUrl('The IAM Service Account Credentials API.').default(
         'https://iamcredentials.googleapis.com',
       ),
     }),
@@ -66,8 +66,10 @@ const directorySchema = z
       description:
         'On risc.account-disabled, suspend the user after signing them out; off, only sign them out.',
     }),
-    token_url: httpUrl('Google’s OAuth 2.0 token endpoint.').default('https://oauth2.googleapis.com/token'),
-    api_url: httpUrl('Admin SDK base URL.').default('https://admin.googleapis.com'),
+    token_url: endpointUrl('Google’s OAuth 2.0 token endpoint.').default(
+      'https://oauth2.googleapis.com/token',
+    ),
+    api_url: baseUrl('Admin SDK base URL.').default('https://admin.googleapis.com'),
   })
   .superRefine((c, issues) => {
     if ((c.private_key === undefined) === (c.keyless === undefined)) {
@@ -89,7 +91,7 @@ const directorySchema = z
 export type KeylessConfig = z.output<typeof keylessSchema>;
 
 const ssfPushSchema = z.strictObject({
-  endpoint_url: httpUrl(
+  endpoint_url: endpointUrl(
     'The push endpoint Google gave your org when it enrolled in the Shared Signals receiver programme.',
   ),
   authorization_header: secret('Authorization header value Google issued for pushes, if any.').optional(),

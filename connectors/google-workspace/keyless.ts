@@ -55,8 +55,8 @@ function cloudTokenOf(res: HttpResponse<unknown>, now: number, from: string): Cl
       code: 'SSF_ERR_HTTP_OAUTH_RESPONSE',
     });
   }
-  registerSecretValue(body.access_token);
   const lifetimeS = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 300;
+  registerSecretValue(body.access_token, { lifetimeMs: lifetimeS * 1000 });
   return { value: body.access_token, expiresAt: now + lifetimeS * 1000 };
 }
 

@@ -1,8 +1,8 @@
 import { z } from '../../core/plugin-api/index.ts';
-import { httpUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import { baseUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const configSchema = z.strictObject({
-  org_url: httpUrl(
+  org_url: baseUrl(
     'Your Okta org, e.g. https://example.okta.com; SETs go to <org_url>/security/api/v1/security-events.',
   ),
   audience: z

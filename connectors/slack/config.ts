@@ -1,5 +1,5 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
-import { httpUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import { baseUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const TRIGGERS = ['session-revoked', 'account-disabled'] as const;
 
@@ -18,7 +18,7 @@ export const configSchema = z.strictObject({
   sessions: z.enum(['all', 'web', 'mobile']).default('all').meta({
     description: 'Which sessions to end: all of them, only web (web_only) or only mobile (mobile_only).',
   }),
-  api_url: httpUrl('Slack Web API base URL.').default('https://slack.com/api'),
+  api_url: baseUrl('Slack Web API base URL.').default('https://slack.com/api'),
   user_cache_ttl: duration(
     'How long an email → Slack user id lookup is reused; 0 turns the cache off.',
   ).default(3_600_000),

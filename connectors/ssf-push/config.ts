@@ -1,9 +1,9 @@
 import { checkProfileOptions, profileFields, secret, z } from '../../core/plugin-api/index.ts';
-import { audience, httpUrl, oauthClientSchema, requestTimeout } from '../_shared/outbound-config.ts';
+import { audience, endpointUrl, oauthClientSchema, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const configSchema = z
   .strictObject({
-    endpoint_url: httpUrl("The receiver's RFC 8935 push endpoint (its stream's delivery endpoint_url)."),
+    endpoint_url: endpointUrl("The receiver's RFC 8935 push endpoint (its stream's delivery endpoint_url)."),
     audience: audience('The SET audience (aud) the receiver expects, e.g. its stream audience or client id.'),
     ...profileFields(
       'Target profile the SETs are shaped with: ssf-1.0, okta-itp, google-workspace, legacy-sse-caep.',

@@ -71,9 +71,9 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
         authFailure: true,
       });
     }
-    registerSecretValue(parsed.data.access_token);
     const lifetimeS = Number(parsed.data.expires_in ?? 3600);
     const lifetime = Number.isFinite(lifetimeS) && lifetimeS > 0 ? lifetimeS * 1000 : 3_600_000;
+    registerSecretValue(parsed.data.access_token, { lifetimeMs: lifetime });
     token = {
       value: parsed.data.access_token,
       refreshAt: Date.now() + lifetime - Math.min(60_000, lifetime / 10),

@@ -2,9 +2,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+
 import { PermanentError, RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
-import { MockServer, type RecordedRequest } from '../../core/plugin-api/testing/index.ts';
+import {
+  MockServer,
+  registeredSecretValues,
+  type RecordedRequest,
+} from '../../core/plugin-api/testing/index.ts';
 import { workdayConnector } from './index.ts';
 import {
   applyDeletion,
@@ -465,6 +470,16 @@ describe('workday RaaS polling', () => {
     expect(tokens).toBe(2);
     expect(tc.events()).toHaveLength(2);
     await connector.stop(100);
+    // The access token is kept out of logs while it lives, and forgotten once it has expired.
+    expect(registeredSecretValues()).toContain('access-2');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 3_600_000 + 16 * 60_000);
+      expect(registeredSecretValues()).not.toContain('access-2');
+      expect(registeredSecretValues()).toContain('refresh-token-for-tests');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

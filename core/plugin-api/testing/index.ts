@@ -26,3 +26,5 @@ export type { Fixture, FixtureExpectation, FixtureSet } from './fixtures.ts';
 export { GENERATED_END, GENERATED_START, renderReference, withGeneratedSection } from './docs.ts';
 export { runAuthoringTool } from './tools.ts';
 export type { ToolIo } from './tools.ts';
+/** The values the bridge scrubs from logs now: a test checks its credentials are there while they live. */
+export { registeredSecretValues } from '../secret.ts';
