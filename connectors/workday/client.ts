@@ -8,6 +8,7 @@ import {
 } from '../../core/plugin-api/index.ts';
 import type { WorkdayConfig } from './config.ts';
 import { parseFault, parseGetWorkers, type GetWorkersPage } from './mapping.ts';
+import { zonedDate } from '../_shared/hr-leaver.ts';
 
 /** A transaction-log window of Get_Workers: manual updates, or effective-dated changes. */
 export interface TransactionWindow {
@@ -145,7 +146,11 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
   };
 }
 
-/** The SOAP request for one page of one transaction-log window. */
+/**
+ * The SOAP request for one page of one transaction-log window. The effective date is today where
+ * the workers are (`timezone`): a UTC date is yesterday's there for hours east of Greenwich, and
+ * a termination taking effect today would read as not yet in effect.
+ */
 export function getWorkersEnvelope(
   config: WorkdayConfig,
   window: TransactionWindow,
@@ -172,7 +177,7 @@ export function getWorkersEnvelope(
     `<soapenv:Body><bsvc:Get_Workers_Request bsvc:version="${escapeXml(config.soap.version)}">` +
     `<bsvc:Request_Criteria><bsvc:Transaction_Log_Criteria_Data><bsvc:Transaction_Date_Range_Data>${range}` +
     `</bsvc:Transaction_Date_Range_Data></bsvc:Transaction_Log_Criteria_Data></bsvc:Request_Criteria>` +
-    `<bsvc:Response_Filter><bsvc:As_Of_Effective_Date>${asOf.toISOString().slice(0, 10)}</bsvc:As_Of_Effective_Date>` +
+    `<bsvc:Response_Filter><bsvc:As_Of_Effective_Date>${zonedDate(asOf, config.timezone)}</bsvc:As_Of_Effective_Date>` +
     `<bsvc:As_Of_Entry_DateTime>${asOf.toISOString()}</bsvc:As_Of_Entry_DateTime>` +
     `<bsvc:Page>${page}</bsvc:Page><bsvc:Count>${count}</bsvc:Count></bsvc:Response_Filter>` +
     `<bsvc:Response_Group><bsvc:Include_Reference>true</bsvc:Include_Reference>` +

@@ -23,6 +23,8 @@ import {
   type LeaverPolicy,
 } from '../_shared/hr-leaver.ts';
 import type { WorkdayState } from './mapping.ts';
+import { getWorkersEnvelope } from './client.ts';
+import type { WorkdayConfig } from './config.ts';
 import {
   createTestContext,
   simulateFixtures,
@@ -507,6 +509,22 @@ function page(n: number, pages: number, workers: string[]) {
 const SOAP_CONFIG = { mode: 'soap', raas: undefined, soap: { version: 'v43.0', page_size: 2 } };
 
 describe('workday Get_Workers polling', () => {
+  it('asks for workers as of today where they are: in Tokyo the 30th has begun at 20:00 UTC on the 29th', () => {
+    const config = workdayConnector.configSchema.parse({ ...BASE, ...SOAP_CONFIG, timezone: 'Asia/Tokyo' });
+    const at = new Date('2026-11-29T20:00:00.000Z');
+    const envelope = getWorkersEnvelope(
+      config as WorkdayConfig,
+      { kind: 'effective', from: NOW, through: NOW },
+      at,
+      1,
+      2,
+    );
+    expect(envelope).toContain('<bsvc:As_Of_Effective_Date>2026-11-30</bsvc:As_Of_Effective_Date>');
+    expect(envelope).toContain(
+      '<bsvc:As_Of_Entry_DateTime>2026-11-29T20:00:00.000Z</bsvc:As_Of_Entry_DateTime>',
+    );
+  });
+
   it('pages through the updated and effective windows with WS-Security, and merges the workers', async () => {
     const updated = [
       [
