@@ -14,7 +14,6 @@ import type {
   DeliveryState,
   Store,
   StoredEvent,
-  StreamRecord,
   StreamStatus,
 } from '../storage/types.ts';
 import { streamDestinationId } from '../storage/types.ts';
@@ -581,17 +580,15 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         const status = oneOf('status', req.query.status, STREAM_STATUSES);
         const client = optionalText(req.query.client);
         const limit = parseLimit(req.query.limit);
+        // Oldest first, paged in the store; the cursor is the last stream's (created_at, stream_id).
         const after = decodeCursor(req.query.cursor, isEventPosition);
-        // Oldest first; the cursor is the last stream's (created_at, stream_id).
-        const position = (r: StreamRecord): [number, string] => [r.createdAt.getTime(), r.streamId];
-        const later = (a: [number, string], b: [number, string]) =>
-          a[0] !== b[0] ? a[0] > b[0] : a[1] > b[1];
-        const rows = (await store.streams.list(client ? { clientId: client } : {}))
-          .filter((r) => status === undefined || r.status === status)
-          .filter((r) => after === undefined || later(position(r), after))
-          .sort((a, b) => (later(position(a), position(b)) ? 1 : -1))
-          .slice(0, limit + 1);
-        const page = keysetPage(rows, limit, position);
+        const rows = await store.streams.list({
+          ...(client ? { clientId: client } : {}),
+          ...(status ? { status } : {}),
+          ...(after ? { after: { createdAt: new Date(after[0]), streamId: after[1] } } : {}),
+          limit: limit + 1,
+        });
+        const page = keysetPage(rows, limit, (r): [number, string] => [r.createdAt.getTime(), r.streamId]);
         // Poll queues are counted for the streams of this page only.
         const items = await Promise.all(
           page.items.map(async (r) => ({

@@ -287,7 +287,16 @@ export interface StreamStore {
     now: Date,
   ): Promise<StreamRecord>;
   get(streamId: string): Promise<StreamRecord | undefined>;
-  list(filter?: { clientId?: string }): Promise<StreamRecord[]>;
+  /**
+   * Streams oldest first (by created_at, then stream_id), of one client or status when given;
+   * `after` (the last stream of the previous page) and `limit` page through them by key.
+   */
+  list(filter?: {
+    clientId?: string;
+    status?: StreamStatus;
+    after?: { createdAt: Date; streamId: string };
+    limit?: number;
+  }): Promise<StreamRecord[]>;
   update(
     streamId: string,
     patch: { config?: Record<string, unknown>; status?: StreamStatus; statusReason?: string | null },

@@ -52,7 +52,7 @@ describe('admin API: SSF streams', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('pages streams oldest first with keyed cursors, counting poll queues for the page only', async () => {
+  it('pages streams oldest first in the store with keyed cursors, counting poll queues for the page only', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i += 1) ids.push(await createStream());
     await call(bridge.url, `/admin/streams/${ids[1]}/status`, {
@@ -64,6 +64,12 @@ describe('admin API: SSF streams', () => {
     bridge.store.streams.pollQueueDepth = (streamId) => {
       counted.push(streamId);
       return depth(streamId);
+    };
+    const list = bridge.store.streams.list.bind(bridge.store.streams);
+    const listed: Array<Parameters<typeof list>[0]> = [];
+    bridge.store.streams.list = (filter) => {
+      listed.push(filter);
+      return list(filter);
     };
     try {
       const seen: string[] = [];
@@ -77,6 +83,10 @@ describe('admin API: SSF streams', () => {
       } while (cursor);
       expect(seen.filter((id) => ids.includes(id))).toEqual(ids);
       expect(counted).toEqual(seen);
+      // Each page is read from the store by key: one row more than the page, never every stream.
+      expect(listed.length).toBe(3);
+      expect(listed.every((filter) => filter?.limit === 3)).toBe(true);
+      expect(listed.slice(1).every((filter) => filter?.after !== undefined)).toBe(true);
 
       counted.length = 0;
       const first = await admin('/streams?limit=2');
@@ -89,6 +99,7 @@ describe('admin API: SSF streams', () => {
       expect((await admin('/streams?cursor=not-a-cursor')).status).toBe(400);
     } finally {
       bridge.store.streams.pollQueueDepth = depth;
+      bridge.store.streams.list = list;
     }
   });
 

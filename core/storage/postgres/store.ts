@@ -713,13 +713,26 @@ export class PostgresStore implements Store {
         return streamFromRow(row!);
       },
       get: getStream,
-      list: async (filter = {}) =>
-        (filter.clientId === undefined
-          ? await this.#rows('SELECT * FROM streams ORDER BY created_at, stream_id')
-          : await this.#rows('SELECT * FROM streams WHERE client_id = $1 ORDER BY created_at, stream_id', [
-              filter.clientId,
-            ])
-        ).map(streamFromRow),
+      list: async (filter = {}) => {
+        const where = ['1 = 1'];
+        const params: unknown[] = [];
+        const bind = (value: unknown) => `$${params.push(value)}`;
+        if (filter.clientId !== undefined) where.push(`client_id = ${bind(filter.clientId)}`);
+        if (filter.status !== undefined) where.push(`status = ${bind(filter.status)}`);
+        if (filter.after !== undefined) {
+          const at = bind(filter.after.createdAt.getTime());
+          where.push(
+            `(created_at > ${at} OR (created_at = ${at} AND stream_id > ${bind(filter.after.streamId)}))`,
+          );
+        }
+        const limit = filter.limit === undefined ? '' : ` LIMIT ${bind(filter.limit)}`;
+        return (
+          await this.#rows(
+            `SELECT * FROM streams WHERE ${where.join(' AND ')} ORDER BY created_at, stream_id${limit}`,
+            params,
+          )
+        ).map(streamFromRow);
+      },
       update: async (streamId, patch, now) => {
         const [row] = await this.#rows(
           `UPDATE streams SET config = COALESCE($1::jsonb, config), status = COALESCE($2, status),

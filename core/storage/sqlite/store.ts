@@ -861,14 +861,32 @@ export class SqliteStore implements Store {
         return getStream(stream.streamId)!;
       },
       get: async (streamId) => getStream(streamId),
-      list: async (filter = {}) =>
-        (filter.clientId === undefined
-          ? this.#all('SELECT * FROM streams ORDER BY created_at, stream_id')
-          : this.#all(
-              'SELECT * FROM streams WHERE client_id = ? ORDER BY created_at, stream_id',
-              filter.clientId,
-            )
-        ).map(streamFromRow),
+      list: async (filter = {}) => {
+        const where = ['1 = 1'];
+        const params: unknown[] = [];
+        if (filter.clientId !== undefined) {
+          where.push('client_id = ?');
+          params.push(filter.clientId);
+        }
+        if (filter.status !== undefined) {
+          where.push('status = ?');
+          params.push(filter.status);
+        }
+        if (filter.after !== undefined) {
+          const at = filter.after.createdAt.getTime();
+          where.push('(created_at > ? OR (created_at = ? AND stream_id > ?))');
+          params.push(at, at, filter.after.streamId);
+        }
+        let limit = '';
+        if (filter.limit !== undefined) {
+          limit = ' LIMIT ?';
+          params.push(filter.limit);
+        }
+        return this.#all(
+          `SELECT * FROM streams WHERE ${where.join(' AND ')} ORDER BY created_at, stream_id${limit}`,
+          ...params,
+        ).map(streamFromRow);
+      },
       update: async (streamId, patch, now) => {
         const changed = this.#write(() =>
           this.#run(

@@ -2,7 +2,7 @@
  * The store contract: every driver must pass these cases unchanged.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { NewEvent, Store } from '../types.ts';
+import type { NewEvent, Store, StreamRecord } from '../types.ts';
 import { streamDestinationId } from '../types.ts';
 import { ManualClock, newEvent, storedEvent } from './fixtures.ts';
 
@@ -605,6 +605,38 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect(await store.streams.delete('s2')).toBe(true);
         expect(await store.streams.get('s2')).toBeUndefined();
         expect(await store.streams.delete('s2')).toBe(false);
+      });
+
+      it('pages streams by key, oldest first, of one client or status', async () => {
+        // s3 and s1 are created in the same millisecond: the stream id orders them.
+        await create('s3');
+        await create('s1', 'client-2');
+        clock.advance(5);
+        await create('s0', 'client-1', 'paused');
+        clock.advance(5);
+        await create('s2');
+        const ids = (rows: StreamRecord[]) => rows.map((r) => r.streamId);
+        expect(ids(await store.streams.list())).toEqual(['s1', 's3', 's0', 's2']);
+        const first = await store.streams.list({ limit: 2 });
+        expect(ids(first)).toEqual(['s1', 's3']);
+        const last = first.at(-1)!;
+        const after = { createdAt: last.createdAt, streamId: last.streamId };
+        expect(ids(await store.streams.list({ after, limit: 2 }))).toEqual(['s0', 's2']);
+        expect(
+          ids(await store.streams.list({ after: { createdAt: last.createdAt, streamId: 's2' } })),
+        ).toEqual(['s3', 's0', 's2']);
+        expect(ids(await store.streams.list({ status: 'enabled' }))).toEqual(['s1', 's3', 's2']);
+        expect(ids(await store.streams.list({ clientId: 'client-1', status: 'enabled', limit: 1 }))).toEqual([
+          's3',
+        ]);
+        expect(
+          ids(
+            await store.streams.list({
+              clientId: 'client-1',
+              after: { createdAt: last.createdAt, streamId: 's3' },
+            }),
+          ),
+        ).toEqual(['s0', 's2']);
       });
 
       it('rule: streams for a subject are found by its key (NONE: added; ALL: all but removed), never disabled ones', async () => {
