@@ -23,24 +23,28 @@ export interface RetryInput {
   enqueuedAt: Date;
   now: Date;
   retry: RetryPolicy;
-  /** What the destination asked for (Retry-After); replaces the computed delay. */
+  /**
+   * What the destination asked for (Retry-After): a floor. The next attempt waits at least this
+   * long and at least the jittered backoff, so `Retry-After: 0` or a date in the past never makes
+   * retries come back to back.
+   */
   retryAfterMs?: number | undefined;
   random: () => number;
 }
 
 /**
  * What happens after a retryable failure. The attempt and age limits end retrying; otherwise
- * the next attempt is due after Retry-After or the jittered backoff, but never later than the
- * moment the delivery reaches its maximum age, so one last attempt is made at that limit.
+ * the next attempt is due after the longer of Retry-After and the jittered backoff, but never
+ * later than the moment the delivery reaches its maximum age, so one last attempt is made at
+ * that limit.
  */
 export function decideRetry(input: RetryInput): RetryDecision {
   const { attempts, enqueuedAt, now, retry } = input;
   if (attempts >= retry.maxAttempts) return { kind: 'dead', reason: 'max_attempts' };
   const deadline = enqueuedAt.getTime() + retry.maxAgeMs;
   if (now.getTime() >= deadline) return { kind: 'dead', reason: 'max_age' };
-  const delay =
-    input.retryAfterMs !== undefined && input.retryAfterMs >= 0
-      ? input.retryAfterMs
-      : fullJitter(attempts, retry, input.random);
+  const backoff = fullJitter(attempts, retry, input.random);
+  const asked = input.retryAfterMs;
+  const delay = asked !== undefined && Number.isFinite(asked) ? Math.max(asked, backoff) : backoff;
   return { kind: 'retry', dueAt: new Date(Math.min(now.getTime() + delay, deadline)) };
 }

@@ -12,11 +12,10 @@ const retrySchema = z.strictObject({
     .max(10)
     .default(2)
     .meta({ description: 'Growth of the delay bound per attempt.' }),
-  max_attempts: z
-    .int()
-    .min(1)
-    .default(50)
-    .meta({ description: 'Attempts before a delivery becomes a dead letter.' }),
+  max_attempts: z.int().min(1).optional().meta({
+    description:
+      'Attempts before a delivery becomes a dead letter. Unset: no limit, so a delivery is retried until `max_age`.',
+  }),
   max_age: duration('Time since acceptance after which a failing delivery becomes a dead letter.').prefault(
     '3d',
   ),
@@ -122,6 +121,7 @@ export interface RetryPolicy {
   initialMs: number;
   maxMs: number;
   multiplier: number;
+  /** Infinity when no attempt limit is configured: `max_age` alone ends retrying. */
   maxAttempts: number;
   maxAgeMs: number;
 }
@@ -155,7 +155,7 @@ export function policyFor(
       initialMs: retry.initial_interval ?? config.retry.initial_interval,
       maxMs: retry.max_interval ?? config.retry.max_interval,
       multiplier: retry.multiplier ?? config.retry.multiplier,
-      maxAttempts: retry.max_attempts ?? config.retry.max_attempts,
+      maxAttempts: retry.max_attempts ?? config.retry.max_attempts ?? Infinity,
       maxAgeMs: retry.max_age ?? config.retry.max_age,
     },
     queueSize: override.queue_size ?? fromConfig.queue_size ?? config.queue_size,

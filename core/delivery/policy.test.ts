@@ -53,10 +53,37 @@ describe('backoff', () => {
     expect(decideRetry({ ...base, now: at(10_000) })).toEqual({ kind: 'dead', reason: 'max_age' });
   });
 
-  it('rule: Retry-After replaces the computed delay, even beyond max_interval', () => {
+  it('rule: Retry-After replaces a shorter computed delay, even beyond max_interval', () => {
     const base = { attempts: 1, enqueuedAt: T0, now: at(0), retry, random: () => 0 };
     expect(decideRetry({ ...base, retryAfterMs: 120_000 })).toEqual({ kind: 'retry', dueAt: at(120_000) });
     expect(decideRetry({ ...base, retryAfterMs: 0 })).toEqual({ kind: 'retry', dueAt: at(0) });
+  });
+
+  it('rule: Retry-After is a floor — 0 or a date in the past never shortens the jittered backoff', () => {
+    const base = { attempts: 3, enqueuedAt: T0, now: at(0), retry, random: () => 0.5 };
+    // attempt 3: bound 4 s, jitter 0.5 → 2 s
+    expect(decideRetry({ ...base, retryAfterMs: 0 })).toEqual({ kind: 'retry', dueAt: at(2000) });
+    expect(decideRetry({ ...base, retryAfterMs: -30_000 })).toEqual({ kind: 'retry', dueAt: at(2000) });
+    expect(decideRetry({ ...base, retryAfterMs: 500 })).toEqual({ kind: 'retry', dueAt: at(2000) });
+    expect(decideRetry({ ...base, retryAfterMs: 7000 })).toEqual({ kind: 'retry', dueAt: at(7000) });
+  });
+
+  it('rule: with the default settings a receiver down for less than max_age loses nothing', () => {
+    const policy = policyFor(deliveryConfigSchema.parse({}), 'okta').retry;
+    expect(policy.maxAgeMs).toBe(72 * 3_600_000);
+    for (const random of [() => 0.5, () => 0.01]) {
+      let now = T0.getTime();
+      let attempts = 0;
+      let decision: ReturnType<typeof decideRetry>;
+      // Every attempt fails; the next one is made when due (never sooner than 1 s later).
+      do {
+        attempts += 1;
+        decision = decideRetry({ attempts, enqueuedAt: T0, now: new Date(now), retry: policy, random });
+        if (decision.kind === 'retry') now = Math.max(decision.dueAt.getTime(), now + 1000);
+      } while (decision.kind === 'retry');
+      expect(decision).toEqual({ kind: 'dead', reason: 'max_age' });
+      expect(now - T0.getTime()).toBe(policy.maxAgeMs);
+    }
   });
 });
 
@@ -109,7 +136,6 @@ describe('delivery config', () => {
       initial_interval: 1000,
       max_interval: 300_000,
       multiplier: 2,
-      max_attempts: 50,
       max_age: 3_600_000,
     });
     expect(c.queue_size).toBe(100_000);
@@ -136,5 +162,6 @@ describe('delivery config', () => {
     expect(p).toMatchObject({ maxInFlight: 2, queueSize: 10, retry: { maxAttempts: 7, initialMs: 1000 } });
     expect(p.breaker.enabled).toBe(false);
     expect(policyFor(c, 'other').maxInFlight).toBe(8);
+    expect(policyFor(c, 'other').retry.maxAttempts).toBe(Infinity);
   });
 });
