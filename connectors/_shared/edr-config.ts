@@ -3,26 +3,37 @@
  * how a detection becomes a risk level and which subject it is sent about. Every threshold and
  * choice of the default mapping is here, so each instance can change it.
  */
-import { secret, z, type InstanceReference } from '../../core/plugin-api/index.ts';
+import { secret, usableEmail, z, type InstanceReference } from '../../core/plugin-api/index.ts';
 
 export const RISK_LEVELS = ['LOW', 'MEDIUM', 'HIGH'] as const;
 export type RiskLevel = (typeof RISK_LEVELS)[number];
 
-const EMAIL = /^[^\s@\\]+@[^\s@\\]+\.[^\s@\\]+$/u;
+/** The shape of an address, for the JSON schema; `usableEmail` decides. */
+const EMAIL_SHAPE = /^[^\s@\\]+@[^\s@\\]+\.[^\s@\\]+$/u;
 
 /** An account name as an alias key: trimmed, Unicode NFC, lower-cased. */
 export function aliasKey(value: string): string {
   return value.trim().normalize('NFC').toLowerCase();
 }
 
+/**
+ * Whether a user may be named by `value`: an address the event catalog takes, with a dot in its
+ * domain (`usableEmail`). Anything looser would let one record make the core refuse a whole batch.
+ */
 export function looksLikeEmail(value: string): boolean {
-  return EMAIL.test(value.trim());
+  return usableEmail(value) !== undefined;
 }
 
 export const subjectsSchema = z
   .strictObject({
     user_aliases: z
-      .record(z.string().min(1), z.string().regex(EMAIL, 'must be an e-mail address'))
+      .record(
+        z.string().min(1),
+        z
+          .string()
+          .regex(EMAIL_SHAPE, 'must be an e-mail address')
+          .refine((email) => usableEmail(email) !== undefined, 'must be an e-mail address'),
+      )
       .default({})
       .transform((aliases) => {
         const out: Record<string, string> = {};

@@ -3,7 +3,9 @@
  * overlap window), page by page, and hand each page's events to the core together with the
  * checkpoint that page reached, in one transaction. Nothing is committed ahead of its events,
  * so a failed emit or a crash means the same page is read again; records already processed in
- * the overlap window are skipped, and the core's de-duplication catches the rest.
+ * the overlap window are skipped, and the core's de-duplication catches the rest. A record whose
+ * events the event catalog refuses is skipped as malformed (see Intake.emit), so it never keeps
+ * the watermark from moving on.
  */
 import {
   isBridgeError,
@@ -154,7 +156,7 @@ export class WatermarkPoller {
       }
       o.intake.skipped('duplicate', repeats);
       o.intake.skipped('superseded', superseded);
-      const { events } = await o.intake.map(fresh);
+      const { records: mapped } = await o.intake.map(fresh);
       const done = following === undefined;
       if (fresh.length > 0) productive += 1;
       const stopHere = done || (o.sortedAscending && productive >= o.maxPagesPerRun);
@@ -165,7 +167,7 @@ export class WatermarkPoller {
           : {}),
         seen: this.#prune(seen, watermarkMs ?? since.getTime()),
       };
-      await o.ctx.emit(events, { checkpoint: { value, name: o.checkpointName } });
+      await o.intake.emit(mapped, { checkpoint: { value, name: o.checkpointName } });
       if (stopHere) return;
       next = following;
     }

@@ -1,11 +1,14 @@
 /**
  * Test support for the EDR connectors' behaviour tests: an InboundContext that records what a
  * connector emits, commits and reports, with the bridge's own HTTP client (refused
- * credentials flag the instance). Vendor APIs are mocked by the conformance kit's loopback
+ * credentials flag the instance). Like the core, it refuses a whole batch when the event
+ * catalog would refuse one of its events (by default: an unusable e-mail subject). Vendor APIs are mocked by the conformance kit's loopback
  * MockServer.
  */
 import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
+  isEmailAddress,
+  PermanentError,
   RetryableError,
   type EmitOptions,
   type EmitResult,
@@ -57,6 +60,27 @@ export interface TestContextOptions {
   now?: () => number;
   /** What `ctx.devices` knows (default: no devices). */
   devices?: DeviceDirectory;
+  /**
+   * Why the event catalog refuses an event, if it does; a batch holding one is refused whole, as
+   * the core does. Default: an e-mail subject (alone or as the user of a complex subject) that
+   * is not an address the catalog takes.
+   */
+  refuse?: (event: EventDraft) => string | undefined;
+}
+
+/** The core's check of an e-mail subject: the address must be one the catalog takes. */
+export function refuseUnusableEmail(event: EventDraft): string | undefined {
+  const subject = event.subject as { format?: unknown; email?: unknown; user?: unknown };
+  const email =
+    subject.format === 'email'
+      ? subject.email
+      : subject.format === 'complex' && (subject.user as { format?: unknown } | undefined)?.format === 'email'
+        ? (subject.user as { email?: unknown }).email
+        : undefined;
+  if (email === undefined) return undefined;
+  return typeof email === 'string' && isEmailAddress(email)
+    ? undefined
+    : `subject.email: ${JSON.stringify(email)} is not an e-mail address`;
 }
 
 /** An inbound context for one test instance, and what the connector did with it. */
@@ -70,6 +94,7 @@ export function createTestContext(options: TestContextOptions = {}) {
   const tasks: TestTask[] = [];
   const counters = new Map<string, number>();
   const now = options.now ?? Date.now;
+  const refuse = options.refuse ?? refuseUnusableEmail;
   let failEmits = 0;
   let emitFailureRetryAfterMs: number | undefined;
   const flag = (state: InstanceState, reason?: string) =>
@@ -119,6 +144,16 @@ export function createTestContext(options: TestContextOptions = {}) {
         throw new RetryableError('the outbox is full', {
           code: 'SSF_ERR_DELIVERY_QUEUE_FULL',
           ...(emitFailureRetryAfterMs === undefined ? {} : { retryAfterMs: emitFailureRetryAfterMs }),
+        });
+      }
+      const problems = events.flatMap((event, index) => {
+        const problem = refuse(event);
+        return problem === undefined ? [] : [`event ${index}: ${problem}`];
+      });
+      if (problems.length > 0) {
+        emitted.push({ events, checkpoint: emitOptions?.checkpoint, ok: false });
+        throw new PermanentError(`invalid events: ${problems.join('; ')}`, {
+          code: 'SSF_ERR_PIPELINE_INVALID_EVENT',
         });
       }
       emitted.push({ events, checkpoint: emitOptions?.checkpoint, ok: true });

@@ -694,6 +694,22 @@ describe('crowdstrike-falcon stream mode', () => {
     expect(t.events().map((e) => e.sourceRecordId.split('#')[0]!.split('-').at(-1))).toEqual(['1']);
   });
 
+  it('skips a record whose events the event catalog refuses, and moves the offset past it', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(300) + streamRecord(301)));
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const t = createTestContext({
+      refuse: (e) =>
+        e.sourceRecordId.includes('-300#') ? 'subject.email: not an e-mail address' : undefined,
+    });
+    await startInstance(streamConfig(api, { batch_size: 10 }), t);
+    await t.until(() => committedOffset(t, '0') === 301, 5000, 'offset 301');
+    expect(t.events().map((e) => e.sourceRecordId.split('#')[0]!.split('-').at(-1))).toEqual(['301']);
+    expect(t.counter('edr_records_total', { outcome: 'rejected', reason: 'malformed' })).toBe(1);
+    expect(feeds.connections).toHaveLength(1);
+    expect(t.statuses.some((s) => s.state !== 'ok')).toBe(false);
+  });
+
   it('stops within its deadline while a stream is open', async () => {
     const api = await mock();
     const feeds = await datafeedHost((c) => c.res.write(streamRecord(1)));

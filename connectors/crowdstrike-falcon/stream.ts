@@ -11,10 +11,9 @@ import {
   RetryableError,
   isBridgeError,
   z,
-  type EventDraft,
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
-import type { Intake } from '../_shared/edr-intake.ts';
+import type { Intake, MappedRecord } from '../_shared/edr-intake.ts';
 import { isRecord } from '../_shared/edr-mapping.ts';
 import { sleep } from '../_shared/edr-poller.ts';
 import type { Feed, FalconClient } from './client.ts';
@@ -210,7 +209,7 @@ export class FalconStream {
       local.abort();
     };
 
-    let pending: EventDraft[] = [];
+    let pending: MappedRecord[] = [];
     let pendingRecords = 0;
     let pendingOffset: number | undefined;
     let lastCommitted = committed;
@@ -225,9 +224,9 @@ export class FalconStream {
         pendingRecords = 0;
         return;
       }
-      const events = pending;
-      await ctx.emit(
-        events,
+      const mapped = pending;
+      await this.#d.intake.emit(
+        mapped,
         advance ? { checkpoint: { name: checkpointName(feed.partition), value: { offset } } } : undefined,
       );
       pending = [];
@@ -280,9 +279,9 @@ export class FalconStream {
         const text = decoder.decode(chunk as Buffer, { stream: true });
         for (const json of splitter.push(text)) {
           await serial(async () => {
-            await this.#take(json, committed, (events, offset) => {
+            await this.#take(json, committed, (mapped, offset) => {
               if (pendingRecords === 0) firstPendingAt = Date.now();
-              pending.push(...events);
+              pending.push(...mapped);
               pendingRecords += 1;
               if (offset !== undefined) pendingOffset = offset;
             });
@@ -326,7 +325,7 @@ export class FalconStream {
   async #take(
     json: string,
     committed: number | undefined,
-    add: (events: EventDraft[], offset: number | undefined) => void,
+    add: (mapped: MappedRecord[], offset: number | undefined) => void,
   ): Promise<void> {
     const { intake, ctx } = this.#d;
     let record: unknown;
@@ -343,7 +342,7 @@ export class FalconStream {
       intake.skipped('replayed_offset', 1);
       return;
     }
-    const { events } = await intake.map([record]);
-    add(events, offset);
+    const { records } = await intake.map([record]);
+    add(records, offset);
   }
 }

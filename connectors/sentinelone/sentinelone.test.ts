@@ -235,6 +235,50 @@ describe('sentinelone polling', () => {
     expect(second.t.events().map((e) => e.txn)).toEqual(['1850123456789000003']);
   });
 
+  it('skips a threat whose events the event catalog refuses, and hands over the rest of the page', async () => {
+    const server = await mock();
+    threatsApi(server, [threat(1, '2026-01-01T00:01:00Z'), threat(2, '2026-01-01T00:02:00Z')]);
+    const refusedThreat = threat(1, '2026-01-01T00:01:00Z').id;
+    const t = createTestContext({
+      refuse: (e) => (e.txn === refusedThreat ? 'subject.email: not an e-mail address' : undefined),
+    });
+    await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }), t);
+    await t.runTask('threats');
+    await t.runTask('threats');
+    expect(t.events().map((e) => e.txn)).toEqual([threat(2, '2026-01-01T00:02:00Z').id]);
+    expect((t.checkpoints.get('threats') as { watermark: string }).watermark).toBe(
+      '2026-01-01T00:02:00.000Z',
+    );
+    expect(t.counter('edr_records_total', { outcome: 'rejected', reason: 'malformed' })).toBe(1);
+    expect(t.logs.filter((l) => l.level === 'warn').map((l) => [l.obj, l.msg])).toEqual([
+      [
+        { record: refusedThreat, problem: expect.stringContaining('not an e-mail address') },
+        'vendor record skipped: the event catalog refuses its events',
+      ],
+    ]);
+    expect(t.statuses.at(-1)).toEqual({ state: 'ok' });
+  });
+
+  it('names no user by an address the event catalog would refuse, and keeps polling', async () => {
+    const server = await mock();
+    const bad: Record<string, any> = threat(1, '2026-01-01T00:01:00Z');
+    for (const info of [bad['agentDetectionInfo'], bad['agentRealtimeInfo']]) {
+      if ('agentLastLoggedInUpn' in info) info['agentLastLoggedInUpn'] = 'dana.lee.@example.com';
+      if ('agentLastLoggedInUserMail' in info) info['agentLastLoggedInUserMail'] = 'dana..lee@example.com';
+    }
+    threatsApi(server, [bad, threat(2, '2026-01-01T00:02:00Z')]);
+    const { t } = await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }));
+    await t.runTask('threats');
+    // The bad addresses are passed over; the account name resolves through user_aliases.
+    expect(t.events().map((e) => [e.txn, (e.subject['user'] as { email: string }).email])).toEqual([
+      [bad.id, 'dana.lee@example.com'],
+      [threat(2, '2026-01-01T00:02:00Z').id, 'dana.lee@example.com'],
+    ]);
+    expect((t.checkpoints.get('threats') as { watermark: string }).watermark).toBe(
+      '2026-01-01T00:02:00.000Z',
+    );
+  });
+
   it('flags the instance when the API token is refused', async () => {
     const server = await mock();
     threatsApi(server, [], { token: { value: 'a-different-token' } });
