@@ -111,6 +111,11 @@ export interface TrackedDevice {
   status?: ComplianceStatus | undefined;
   /** Number of events sent for this device; part of every source record id. */
   seq: number;
+  /**
+   * Set on a device reported gone (`vanished_devices: not-compliant`) and kept as not-compliant:
+   * when it appears again its current status is sent. The time the scan found it gone, when known.
+   */
+  gone?: string | undefined;
 }
 
 export interface ScanState<D> {
@@ -234,6 +239,20 @@ export interface VanishedRules<D> {
   emptyScan(known: number): string;
   /** The compliant → not-compliant event of a device that is gone; `next` has its new seq. */
   vanished(id: string, last: D, next: D): EventDraft;
+  /**
+   * Keep a device reported gone as not-compliant (marked `gone`) instead of forgetting it, so that
+   * a device that appears again has its current status sent rather than recorded as a first
+   * sighting; such marks are dropped after GONE_KEPT_MS.
+   */
+  keepGone?: boolean;
+}
+
+/** How long a device reported gone is remembered (rules.keepGone): 90 days. */
+export const GONE_KEPT_MS = 90 * 86_400_000;
+
+/** Devices the state tracks as present: the ones not marked gone. */
+export function presentDevices<D extends TrackedDevice>(state: ScanState<D>): string[] {
+  return Object.keys(state.devices).filter((id) => state.devices[id]!.gone === undefined);
 }
 
 /**
@@ -247,23 +266,43 @@ export function finishScan<D extends TrackedDevice>(
   rules: VanishedRules<D>,
   completedAt?: string,
 ): ScanEnd<ScanState<D>> {
-  const missing = Object.keys(state.devices).filter((id) => !seen.has(id));
+  const missing = presentDevices(state).filter((id) => !seen.has(id));
   const stamp = (s: ScanState<D>): ScanState<D> =>
     completedAt ? { ...s, last_scan: { completed_at: completedAt, devices: seen.size } } : s;
   if (seen.size === 0 && missing.length > 0) {
     return { events: [], state: stamp(state), vanished: [], skipped: rules.emptyScan(missing.length) };
   }
-  if (missing.length === 0 || rules.policy === 'keep') {
-    return { events: [], state: stamp(state), vanished: rules.policy === 'keep' ? [] : missing };
-  }
   const devices = { ...state.devices };
+  let pruned = false;
+  if (rules.keepGone && completedAt) {
+    const cutoff = Date.parse(completedAt) - GONE_KEPT_MS;
+    for (const [id, device] of Object.entries(devices)) {
+      if (device.gone !== undefined && Date.parse(device.gone) < cutoff) {
+        delete devices[id];
+        pruned = true;
+      }
+    }
+  }
+  if (missing.length === 0 || rules.policy === 'keep') {
+    return {
+      events: [],
+      state: stamp(pruned ? { ...state, devices } : state),
+      vanished: rules.policy === 'keep' ? [] : missing,
+    };
+  }
   const events: EventDraft[] = [];
   for (const id of missing) {
     const last = devices[id]!;
+    let next: D = last;
     if (rules.policy === 'not-compliant' && last.status === 'compliant') {
-      events.push(rules.vanished(id, last, { ...last, seq: last.seq + 1 }));
+      next = { ...last, seq: last.seq + 1 };
+      events.push(rules.vanished(id, last, next));
     }
-    delete devices[id];
+    if (rules.policy === 'not-compliant' && rules.keepGone && last.status !== undefined) {
+      devices[id] = { ...next, status: 'not-compliant', gone: completedAt ?? 'unknown' };
+    } else {
+      delete devices[id];
+    }
   }
   return { events, state: stamp({ ...state, devices }), vanished: missing };
 }

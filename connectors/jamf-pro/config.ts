@@ -102,7 +102,7 @@ export const configSchema = z
     }),
     vanished_devices: z.enum(['not-compliant', 'forget', 'keep']).default('not-compliant').meta({
       description:
-        'A computer missing from a complete reconciliation scan: `not-compliant` (default) sends compliant → not-compliant for one last known compliant, then forgets it; `forget` drops it silently; `keep` keeps its last state.',
+        'A computer missing from a complete reconciliation scan, once its own lookup answers 404: `not-compliant` (default) sends compliant → not-compliant for one last known compliant and keeps it as not-compliant, so that its status is sent if it comes back; `forget` drops it silently; `keep` keeps its last state.',
     }),
     max_retry_wait: duration().prefault('2m').meta({
       description:

@@ -319,13 +319,34 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
       );
       return;
     }
+    // A computer deleted while the scan pages moves the later ones up a page, so one missing from
+    // the pages may still exist: only a 404 of its own lookup makes it gone.
+    const gone: string[] = [];
+    const at = ctx.clock.now().toISOString();
     for (const id of missing) {
+      const raw = await withRetries(() => client.computer(id, signal), waits, signal);
+      const inventory = raw === null ? undefined : inventorySchema.safeParse(raw);
+      if (inventory !== undefined) {
+        seen.add(id);
+        if (!inventory.success) continue;
+        await apply(deviceKey(id), 'reconcile', (previous) =>
+          decideComputer(
+            { kind: 'inventory', computerId: id },
+            { via: 'reconcile' },
+            inventory.data,
+            previous,
+            config,
+          ),
+        );
+        continue;
+      }
+      gone.push(id);
       await apply(deviceKey(id), 'reconcile', (previous) =>
-        previous ? decideVanished(previous, config) : { events: [], next: undefined },
+        previous ? decideVanished(previous, config, at) : { events: [], next: undefined },
       );
     }
-    if (missing.length > 0)
-      log.info({ vanished: missing, policy: config.vanished_devices }, 'computers no longer in Jamf Pro');
+    if (gone.length > 0)
+      log.info({ vanished: gone, policy: config.vanished_devices }, 'computers no longer in Jamf Pro');
     await ctx.emit([], {
       checkpoint: {
         name: INDEX_CHECKPOINT,

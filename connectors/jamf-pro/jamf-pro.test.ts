@@ -621,8 +621,76 @@ describe('jamf-pro reconciliation', () => {
     expect(t.events()[0]?.claims?.['reason_admin']).toEqual({
       en: '"Mac 1187" is no longer in the Jamf Pro inventory (deleted or unmanaged)',
     });
-    expect(t.checkpoints.get('computer:1187')).toBeNull();
+    expect(t.checkpoints.get('computer:1187')).toMatchObject({
+      status: 'not-compliant',
+      seq: 1,
+      gone: expect.any(String),
+    });
     expect(t.checkpoints.get('inventory')).toMatchObject({ ids: ['1201'] });
+  });
+
+  it('does not report a computer gone when a deletion shifts the pages under the scan', async () => {
+    serveJamf();
+    setComputers([
+      ['1', []],
+      ['2', []],
+      ['3', []],
+      ['4', []],
+    ]);
+    const t = testContext();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+    expect(t.checkpoints.get('inventory')).toMatchObject({ ids: ['1', '2', '3', '4'] });
+
+    // Computer 1 is deleted in Jamf Pro just after the first page (1, 2) was read: computer 3
+    // moves up to the first page and the second page holds 4 alone.
+    server.on('GET', '/api/v1/computers-inventory', (req) => {
+      const page = Number(req.query['page'] ?? 0);
+      const size = Number(req.query['page-size'] ?? 100);
+      const all = [...computers.entries()].sort(([a], [b]) => Number(a) - Number(b));
+      if (page === 0) computers.delete('1');
+      return {
+        body: {
+          totalCount: all.length,
+          results: all.slice(page * size, page * size + size).map(([id, g]) => inventoryRecord(id, g)),
+        },
+      };
+    });
+    await t.runTask('reconcile');
+    expect(t.events()).toEqual([]);
+    expect(lookups().map((r) => r.path)).toEqual(['/api/v1/computers-inventory/3']);
+    expect(t.checkpoints.get('computer:3')).toMatchObject({ status: 'compliant', seq: 0 });
+    expect(t.checkpoints.get('inventory')).toMatchObject({ ids: ['1', '2', '3', '4'] });
+
+    // The next reconciliation no longer sees computer 1, and its lookup confirms it is gone.
+    await t.runTask('reconcile');
+    expect(transitions(t)).toEqual([['UDID-1', 'compliant', 'not-compliant']]);
+    expect(t.checkpoints.get('inventory')).toMatchObject({ ids: ['2', '3', '4'] });
+  });
+
+  it('sends the current status of a computer that was reported gone and comes back', async () => {
+    serveJamf();
+    setComputers([
+      ['1187', []],
+      ['1201', []],
+    ]);
+    const t = testContext();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+    computers.delete('1187');
+    await t.runTask('reconcile');
+    expect(transitions(t)).toEqual([['UDID-1187', 'compliant', 'not-compliant']]);
+
+    computers.set('1187', []);
+    await t.runTask('reconcile');
+    expect(transitions(t)).toEqual([
+      ['UDID-1187', 'compliant', 'not-compliant'],
+      ['UDID-1187', 'not-compliant', 'compliant'],
+    ]);
+    expect(t.checkpoints.get('computer:1187')).toMatchObject({ status: 'compliant', seq: 2 });
+    expect(t.checkpoints.get('computer:1187')).not.toHaveProperty('gone');
   });
 
   it('retries a 5xx page, waits out a 429, and reports a persistent failure as recoverable', async () => {

@@ -118,6 +118,11 @@ export const deviceStateSchema = z.object({
     management_id: z.string().optional(),
   }),
   seq: z.number().int().nonnegative(),
+  /**
+   * Set while the computer is reported gone (kept as not-compliant, so that its status is sent
+   * when it comes back): when the reconciliation found it gone.
+   */
+  gone: z.string().optional(),
 });
 export type DeviceState = z.infer<typeof deviceStateSchema>;
 
@@ -547,15 +552,20 @@ export function decideComputer(
   );
 }
 
-/** A computer no longer in the inventory: the `vanished_devices` policy. `next: null` forgets it. */
+/**
+ * A computer Jamf Pro no longer has: the `vanished_devices` policy. `next: null` forgets it.
+ * With `not-compliant` it is kept, marked gone, as not compliant, so that it is compared with its
+ * current groups (and a compliant status sent) if it comes back.
+ */
 export function decideVanished(
   previous: DeviceState,
   config: Pick<JamfProConfig, 'vanished_devices'>,
+  at: string,
 ): { events: EventDraft[]; next: DeviceState | null | undefined } {
   if (config.vanished_devices === 'keep') return { events: [], next: undefined };
-  if (config.vanished_devices === 'forget' || previous.status !== 'compliant')
-    return { events: [], next: null };
-  const next: DeviceState = { ...previous, seq: previous.seq + 1 };
+  if (config.vanished_devices === 'forget') return { events: [], next: null };
+  if (previous.status !== 'compliant') return { events: [], next: { ...previous, gone: at } };
+  const next: DeviceState = { ...previous, status: 'not-compliant', seq: previous.seq + 1, gone: at };
   const id = `jamf-pro:reconcile:computer:${previous.aliases.jamf_computer_id}:${next.seq}:compliant>not-compliant:vanished`;
   return {
     events: [
@@ -568,7 +578,7 @@ export function decideVanished(
         id,
       ),
     ],
-    next: null,
+    next,
   };
 }
 

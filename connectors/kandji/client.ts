@@ -60,10 +60,16 @@ export class KandjiClient {
     if (!this.#budget.take()) throw new BudgetExhausted(this.#budget.limit);
   }
 
-  /** One page of `GET /api/v1/devices` (a JSON array). */
+  /**
+   * One page of `GET /api/v1/devices` (a JSON array), ordered by device id so that devices that
+   * check in while the scan reads do not move between pages.
+   */
   async listDevices(offset: number, signal: AbortSignal): Promise<unknown[]> {
     this.#spend();
-    const res = await this.#http.get('/api/v1/devices', { params: { limit: PAGE_SIZE, offset }, signal });
+    const res = await this.#http.get('/api/v1/devices', {
+      params: { limit: PAGE_SIZE, offset, ordering: 'device_id' },
+      signal,
+    });
     const body = res.data as unknown;
     if (Array.isArray(body)) return body;
     const results = (body as { results?: unknown } | null)?.results;
@@ -73,7 +79,7 @@ export class KandjiClient {
     });
   }
 
-  /** `GET /api/v1/devices/{id}/status`, or undefined when the device is gone (404). */
+  /** `GET /api/v1/devices/{id}/status`, or undefined when Kandji does not know the device (404). */
   async deviceStatus(deviceId: string, signal: AbortSignal): Promise<unknown> {
     this.#spend();
     try {

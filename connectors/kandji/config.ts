@@ -27,6 +27,10 @@ export const configSchema = z.strictObject({
       'Count library items in ERROR (failed installs, failed profiles) as failing checks, besides blueprint parameters.',
   }),
   ...scanPolicyShape,
+  vanished_devices: scanPolicyShape.vanished_devices.meta({
+    description:
+      'A device missing from a complete scan, once Kandji answers 404 for it: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant and keeps it as not-compliant for 90 days, so that its status is sent if it is listed again; `forget` drops it silently; `keep` keeps its last state.',
+  }),
   max_retry_wait: maxRetryWaitField,
 });
 

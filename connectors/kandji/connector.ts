@@ -6,6 +6,7 @@ import {
   WaitBudget,
   withRetries,
 } from '../_shared/mdm-poller.ts';
+import { presentDevices } from '../_shared/mdm-mapping.ts';
 import { BudgetExhausted, KandjiClient, PAGE_SIZE, RequestBudget } from './client.ts';
 import type { KandjiConfig } from './config.ts';
 import {
@@ -42,6 +43,41 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
     'kandji_rejected_records_total',
     'Device records Kandji sent malformed',
   );
+
+  /**
+   * A device missing from the list is not gone until Kandji confirms it: a device removed while
+   * the scan pages shifts the later pages, so another one can be missed. Each missing device's
+   * status is read; one Kandji still answers for (or that the budget leaves unread) counts as
+   * seen, and only a 404 lets the vanished-device policy apply.
+   */
+  async function confirmMissing(
+    state: KandjiState,
+    seen: Set<string>,
+    waits: WaitBudget,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (seen.size === 0 || config.vanished_devices === 'keep') return;
+    const missing = presentDevices(state).filter((id) => !seen.has(id));
+    const present: string[] = [];
+    let exhausted = false;
+    await eachLimit(missing, config.status_concurrency, async (id) => {
+      if (exhausted) {
+        seen.add(id);
+        return;
+      }
+      try {
+        const status = await withRetries(() => client.deviceStatus(id, signal), waits, signal);
+        if (status !== undefined) present.push(id);
+      } catch (err) {
+        if (!(err instanceof BudgetExhausted)) throw err;
+        exhausted = true;
+        seen.add(id);
+      }
+    });
+    for (const id of present) seen.add(id);
+    if (present.length > 0)
+      log.info({ devices: present }, 'devices missing from the device list are still in Kandji; kept');
+  }
 
   /** `partial` when the request budget ran out before the device list did. */
   async function scan(signal: AbortSignal): Promise<'ok' | 'partial'> {
@@ -111,6 +147,7 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
       );
       return 'partial';
     }
+    await confirmMissing(state, seen, waits, signal);
     const end = finishScan(state, seen, config, ctx.clock.now().toISOString());
     if (end.skipped) log.warn({ known: Object.keys(state.devices).length }, end.skipped);
     else if (end.vanished.length > 0)

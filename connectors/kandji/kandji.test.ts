@@ -86,8 +86,9 @@ function setFleet(devices: FakeDevice[]): void {
   fleet = devices;
   for (const d of fleet) {
     const id = String(d.record['device_id']);
+    // Kandji answers 404 for a device it no longer has.
     server.on('GET', `/api/v1/devices/${id}/status`, () =>
-      d.status === 404
+      d.status === 404 || !fleet.includes(d)
         ? { status: 404, body: { detail: 'Not found.' } }
         : {
             body: {
@@ -112,6 +113,10 @@ function setFleet(devices: FakeDevice[]): void {
 
 function serveKandji(): void {
   server.reset();
+  serveList();
+}
+
+function serveList(): void {
   server.on('GET', '/api/v1/devices', (req) => {
     const offset = Number(req.query['offset'] ?? 0);
     const limit = Number(req.query['limit'] ?? 300);
@@ -169,9 +174,9 @@ describe('kandji connector against a Kandji API fake', () => {
     const t = testContext<KandjiState>();
     await scan(t);
     const lists = server.requests.filter((r) => r.path === '/api/v1/devices');
-    expect(lists.map((r) => [r.query['limit'], r.query['offset']])).toEqual([
-      ['300', '0'],
-      ['300', '300'],
+    expect(lists.map((r) => [r.query['limit'], r.query['offset'], r.query['ordering']])).toEqual([
+      ['300', '0', 'device_id'],
+      ['300', '300', 'device_id'],
     ]);
     expect(server.requests.every((r) => r.headers['authorization'] === 'Bearer kandji-api-token-value')).toBe(
       true,
@@ -326,7 +331,7 @@ describe('kandji connector against a Kandji API fake', () => {
     expect(changes(t)).toEqual([['a', 'compliant', 'not-compliant']]);
   });
 
-  it('handles a device that leaves the list by policy', async () => {
+  it('handles a device that leaves the list by policy, and keeps it as not compliant', async () => {
     serveKandji();
     setFleet([
       { record: kandjiDevice('a'), status: 'PASS' },
@@ -340,7 +345,78 @@ describe('kandji connector against a Kandji API fake', () => {
     setFleet([{ record: kandjiDevice('b'), status: 'ERROR' }]);
     await t.runTask('scan');
     expect(changes(t)).toEqual([['a', 'compliant', 'not-compliant']]);
-    expect(Object.keys((t.checkpoints.get('default') as KandjiState).devices)).toEqual(['b']);
+    const state = t.checkpoints.get('default') as KandjiState;
+    expect(state.devices['a']).toMatchObject({ status: 'not-compliant', seq: 1, gone: expect.any(String) });
+    expect(state.devices['b']?.gone).toBeUndefined();
+
+    // Still gone on the next scan: nothing more is sent and its status is not read again.
+    const reads = statusRequests();
+    await t.runTask('scan');
+    expect(t.events()).toHaveLength(1);
+    expect(statusRequests()).toBe(reads);
+  });
+
+  it('does not report a device gone when a removal shifts the pages under the scan', async () => {
+    serveKandji();
+    const devices = Array.from({ length: 302 }, (_, i) => ({
+      record: kandjiDevice(`d${String(i).padStart(3, '0')}`),
+      status: 'PASS' as const,
+    }));
+    setFleet(devices);
+    const t = testContext<KandjiState>();
+    await scan(t);
+    expect(t.events()).toEqual([]);
+
+    // d000 is deleted in Kandji just after the first page was read: d300 moves up to the first
+    // page, which the scan has already passed, and the second page holds d301 alone.
+    server.on('GET', '/api/v1/devices', (req) => {
+      const offset = Number(req.query['offset'] ?? 0);
+      const page = fleet.slice(offset, offset + 300).map((d) => d.record);
+      if (offset === 0) fleet = fleet.slice(1);
+      return { body: page };
+    });
+    await t.runTask('scan');
+    expect(t.events()).toEqual([]);
+    let state = t.checkpoints.get('default') as KandjiState;
+    expect(state.devices['d300']).toMatchObject({ status: 'compliant', seq: 0 });
+    expect(state.devices['d300']?.gone).toBeUndefined();
+    expect(t.counter('kandji_scans_total', { outcome: 'ok' })).toBe(2);
+
+    // The next scan no longer lists d000, and Kandji confirms it is gone.
+    serveList();
+    await t.runTask('scan');
+    expect(changes(t)).toEqual([['d000', 'compliant', 'not-compliant']]);
+    state = t.checkpoints.get('default') as KandjiState;
+    expect(state.devices['d000']?.gone).toBeDefined();
+    expect(state.devices['d300']?.gone).toBeUndefined();
+  });
+
+  it('sends the current status of a device that was reported gone and is listed again', async () => {
+    serveKandji();
+    const a = { record: kandjiDevice('a'), status: 'PASS' as const };
+    const b = { record: kandjiDevice('b'), status: 'PASS' as const };
+    setFleet([a, b]);
+    const t = testContext<KandjiState>();
+    await scan(t);
+    setFleet([b]);
+    await t.runTask('scan');
+    expect(changes(t)).toEqual([['a', 'compliant', 'not-compliant']]);
+
+    // Back with the same check-in as before: its status is read again all the same.
+    setFleet([a, b]);
+    await t.runTask('scan');
+    expect(changes(t)).toEqual([
+      ['a', 'compliant', 'not-compliant'],
+      ['a', 'not-compliant', 'compliant'],
+    ]);
+    expect(t.events()[1]?.sourceRecordId).toBe(
+      'kandji:a:2:not-compliant>compliant:2026-01-01T08:00:00.000000Z',
+    );
+    expect((t.checkpoints.get('default') as KandjiState).devices['a']).toMatchObject({
+      status: 'compliant',
+      seq: 2,
+    });
+    expect((t.checkpoints.get('default') as KandjiState).devices['a']?.gone).toBeUndefined();
   });
 
   it('re-emits the same source record ids when the outbox refused them', async () => {

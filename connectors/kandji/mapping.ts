@@ -83,6 +83,8 @@ const deviceStateSchema = z.object({
     hostname: z.string().optional(),
   }),
   seq: z.number().int().nonnegative(),
+  /** Set while the device is reported gone (kept as not-compliant): when the scan found it gone. */
+  gone: z.string().optional(),
 });
 export type DeviceState = z.infer<typeof deviceStateSchema>;
 
@@ -199,7 +201,11 @@ function complianceEvent(
 /** Whether a device's status must be read (again): it checked in since its last evaluation. */
 export function needsStatus(device: KandjiDevice, previous: DeviceState | undefined): boolean {
   if (flagged(device)) return false;
-  return previous?.status === undefined || previous.checked_in !== (device.last_check_in ?? undefined);
+  return (
+    previous?.status === undefined ||
+    previous.gone !== undefined ||
+    previous.checked_in !== (device.last_check_in ?? undefined)
+  );
 }
 
 export type DeviceOutcome = 'transition' | 'baseline' | 'unchanged' | 'undetermined' | 'deferred';
@@ -251,6 +257,8 @@ export function diffDevices(
       if (evaluation.kind === 'needs_status') {
         // Either unchanged since the last evaluation, or its status could not be read this time.
         outcome = needsStatus(d, previous) ? 'deferred' : 'unchanged';
+        // A device back after it was reported gone keeps the mark until its status is read.
+        if (previous?.gone !== undefined) next.gone = previous.gone;
       } else {
         if (d.last_check_in) next.checked_in = d.last_check_in;
         else delete next.checked_in;
@@ -309,7 +317,8 @@ export type ScanEnd = SharedScanEnd<KandjiState>;
 
 /**
  * After a complete scan: devices Kandji no longer lists are handled by the `vanished_devices`
- * policy. A scan that listed no device while devices are known is not trusted.
+ * policy. A scan that listed no device while devices are known is not trusted. A device reported
+ * gone is kept as not-compliant, so that its status is read and sent when it is listed again.
  */
 export function finishScan(
   state: KandjiState,
@@ -322,6 +331,7 @@ export function finishScan(
     seen,
     {
       policy: config.vanished_devices,
+      keepGone: true,
       emptyScan: (known) =>
         `the device list was empty while ${known} devices are known; check the API token's permissions`,
       vanished: (id, last, next) => {
