@@ -10,7 +10,9 @@
  * - unresolved user → device-only event when allowed, else ignored as `subject_unresolved`;
  * - critical + contained host → also `caep.session-revoked`; credential theft → also
  *   `risc.credential-compromise`; all of one detection share one `txn`;
- * - closed as false positive → `caep.risk-level-change` LOW with the previous level.
+ * - closed as false positive → `caep.risk-level-change` LOW with the previous level;
+ * - the record id of a risk-level change names the vendor's update time of the record, so a
+ *   detection raised, closed and reopened raises the level again.
  */
 import {
   PermanentError,
@@ -66,6 +68,14 @@ export interface Detection {
   closure?: 'false_positive' | 'resolved' | undefined;
   /** When it was closed (or last updated); the downgrade's occurrence time. */
   closedAt?: Date | undefined;
+  /**
+   * The vendor's update time of this state of the record (`updated_timestamp`,
+   * `lastUpdateDateTime`, `updatedAt`). Part of the record id of the risk-level change, so a
+   * later change — a detection reopened after it was closed — is a new record the core does not
+   * drop as a duplicate, while the same state delivered again keeps its id. Absent for records
+   * that are never updated (stream detection summaries).
+   */
+  version?: Date | undefined;
   /** Explicit user principal names / e-mail addresses, best first. */
   upns: Array<string | null | undefined>;
   /** Account names to resolve through the alias map, best first. */
@@ -297,6 +307,15 @@ function reasonText(d: Detection, target: Target): string {
 }
 
 /**
+ * `@<update time>` of a record the vendor updates, else nothing. Only risk-level changes carry
+ * it: credential compromise and session revocation are sent once per detection, not again on
+ * every update an analyst makes to it.
+ */
+function versionSuffix(d: Detection): string {
+  return d.version ? `@${d.version.toISOString()}` : '';
+}
+
+/**
  * The events of one detection under the default mapping, or the reason it produces none.
  * `owners` looks a device's assigned user up in MDM records (when the instance names any).
  */
@@ -336,7 +355,7 @@ export function decideEvents(
             initiating_entity: 'admin',
             reason_admin: { en: `${reasonText(d, target)} was ${how}` },
           },
-          sourceRecordId: `${d.id}#risk-level-change:${target.principal}:cleared`,
+          sourceRecordId: `${d.id}#risk-level-change:${target.principal}:cleared${versionSuffix(d)}`,
           txn: `${d.id}#cleared`,
           severity: 'low',
           ...(occurredAt ? { occurredAt: occurredAt.toISOString() } : {}),
@@ -372,7 +391,7 @@ export function decideEvents(
         initiating_entity: 'system',
         reason_admin: { en: reason },
       },
-      sourceRecordId: `${d.id}#risk-level-change:${target.principal}:${target.level}`,
+      sourceRecordId: `${d.id}#risk-level-change:${target.principal}:${target.level}${versionSuffix(d)}`,
       ...common,
     },
   ];

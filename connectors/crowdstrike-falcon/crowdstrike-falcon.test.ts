@@ -92,15 +92,29 @@ describe('crowdstrike-falcon mapping rules', () => {
   const map = (name: string, overrides: Record<string, unknown> = {}) =>
     falcon.map!(fixtureInput(name), config(overrides));
 
-  it('gives a detection the same source record ids whether it came from the stream or the Alerts API', () => {
-    const fromStream = map('stream-epp-high').events.map((e) => [e.type, e.sourceRecordId, e.txn]);
-    const fromAlerts = map('alert-epp-high-user-principal').events.map((e) => [
-      e.type,
-      e.sourceRecordId,
-      e.txn,
-    ]);
-    expect(fromStream).toEqual(fromAlerts);
+  it('gives a detection the same txn whether it came from the stream or the Alerts API', () => {
+    const fromStream = map('stream-epp-high').events;
+    const fromAlerts = map('alert-epp-high-user-principal').events;
+    expect(fromStream.map((e) => [e.type, e.txn])).toEqual(fromAlerts.map((e) => [e.type, e.txn]));
     expect(fromStream).toHaveLength(1);
+    // A stream summary is never updated; an alert names the update time of the state it is in.
+    expect(fromStream[0]?.sourceRecordId).toMatch(/#risk-level-change:USER:HIGH$/);
+    expect(fromAlerts[0]?.sourceRecordId).toBe(`${fromStream[0]?.sourceRecordId}@2026-01-01T00:00:41.523Z`);
+  });
+
+  it('raises the level again when a closed alert is reopened, and keeps a redelivered state a duplicate', () => {
+    const alert = fixtureInput('alert-epp-high-user-principal');
+    const states = [
+      { status: 'new', updated_timestamp: '2026-01-01T00:00:41.523456789Z' },
+      { status: 'closed', tags: ['false_positive'], updated_timestamp: '2026-01-01T02:00:00Z' },
+      { status: 'reopened', updated_timestamp: '2026-01-01T05:00:00Z' },
+      { status: 'reopened', updated_timestamp: '2026-01-01T05:00:00Z' },
+    ];
+    const events = states.map((state) => falcon.map!({ ...alert, ...state }, config()).events[0]!);
+    expect(events.map((e) => e.claims?.['current_level'])).toEqual(['HIGH', 'LOW', 'HIGH', 'HIGH']);
+    const ids = events.map((e) => e.sourceRecordId);
+    expect(new Set(ids.slice(0, 3)).size).toBe(3);
+    expect(ids[3]).toBe(ids[2]);
   });
 
   it('sends LOW detections when min_level is low', () => {
@@ -189,7 +203,9 @@ describe('crowdstrike-falcon mapping rules', () => {
       severity: 'low',
     });
     expect(String(event?.claims?.['risk_reason'])).toMatch(/ resolved: /);
-    expect(event?.sourceRecordId).toMatch(/#risk-level-change:USER:cleared$/);
+    expect(event?.sourceRecordId).toMatch(
+      /#risk-level-change:USER:cleared@2026-01-01T\d\d:\d\d:\d\d\.\d{3}Z$/,
+    );
   });
 
   it('reads the legacy Detects status false_positive as a false positive', () => {
@@ -278,7 +294,7 @@ describe('crowdstrike-falcon alerts mode', () => {
     );
     // Alert 2 is inside the overlap window and already processed: only alert 3 is new.
     expect(second.t.events().map((e) => e.sourceRecordId)).toEqual([
-      `${alerts[2]!['composite_id']}#risk-level-change:USER:HIGH`,
+      `${alerts[2]!['composite_id']}#risk-level-change:USER:HIGH@2026-01-01T00:12:00.000Z`,
     ]);
     expect(second.t.counter('edr_records_total', { outcome: 'ignored', reason: 'duplicate' })).toBe(1);
   });

@@ -282,6 +282,8 @@ function idpIncident(raw: unknown, fallbackTime: Date | undefined, config: Falco
     host: e.EndpointName ?? undefined,
     occurredAt: toDate(e.StartTime) ?? fallbackTime,
     closure: state === 'RESOLVED' || state === 'CLOSED' ? 'resolved' : undefined,
+    // Each event of an incident is a state of it (opened, resolved, reopened).
+    version: fallbackTime,
     upns: [],
     accounts: [{ name: e.UserName }],
   };
@@ -330,6 +332,7 @@ function alertDetection(raw: unknown, config: FalconMappingInput): Detection {
     occurredAt: toDate(a.created_timestamp) ?? toDate(a.timestamp),
     closure: alertClosure(a.status, a.tags, config.mapping),
     closedAt: toDate(a.updated_timestamp),
+    version: toDate(a.updated_timestamp),
     upns: [a.source_account_upn, a.user_principal],
     accounts,
     deviceId: a.device?.device_id ?? a.agent_id ?? a.source_endpoint_sensor_id ?? undefined,

@@ -188,6 +188,7 @@ function graphDetection(record: unknown, config: DefenderMappingInput): Detectio
     occurredAt: toDate(a.firstActivityDateTime) ?? toDate(a.createdDateTime),
     closure: closure(a.status, a.classification),
     closedAt: toDate(a.resolvedDateTime) ?? toDate(a.lastUpdateDateTime),
+    version: toDate(a.lastUpdateDateTime),
     upns: [...users, ...others].map((e) => e.userAccount?.userPrincipalName),
     accounts: [
       ...accountsOf(users),
@@ -219,6 +220,7 @@ function mdeDetection(record: unknown, config: DefenderMappingInput): Detection 
     occurredAt: toDate(a.firstEventTime) ?? toDate(a.alertCreationTime),
     closure: closure(a.status, a.classification),
     closedAt: toDate(a.resolvedTime) ?? toDate(a.lastUpdateTime),
+    version: toDate(a.lastUpdateTime),
     upns: users.map((u) => u.userPrincipalName),
     accounts: [
       ...users.map((u) => ({ name: u.accountName, domain: u.domainName })),

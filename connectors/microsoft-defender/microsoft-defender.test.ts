@@ -83,6 +83,34 @@ describe('microsoft-defender mapping rules', () => {
   const map = (name: string, overrides: Record<string, unknown> = {}) =>
     defender.map!(fixtureInput(name), config(overrides));
 
+  it('raises the level again when a resolved alert is reopened, and keeps a redelivered state a duplicate', () => {
+    for (const name of ['graph-high-credential-access', 'mde-high-pascalcase']) {
+      const alert = fixtureInput(name);
+      const graph = 'lastUpdateDateTime' in alert;
+      const state = (status: string, updated: string, classification?: string) =>
+        graph
+          ? { ...alert, status, classification: classification ?? null, lastUpdateDateTime: updated }
+          : { ...alert, status, classification: classification ?? null, lastUpdateTime: updated };
+      const events = [
+        state(graph ? 'new' : 'New', '2026-01-01T00:10:00Z'),
+        state(
+          graph ? 'resolved' : 'Resolved',
+          '2026-01-01T01:00:00Z',
+          graph ? 'falsePositive' : 'FalsePositive',
+        ),
+        state(graph ? 'inProgress' : 'InProgress', '2026-01-01T02:00:00Z'),
+        state(graph ? 'inProgress' : 'InProgress', '2026-01-01T02:00:00Z'),
+      ].map((a) => defender.map!(a, config()).events.find((e) => e.type === 'caep.risk-level-change')!);
+      expect(
+        events.map((e) => e.claims?.['current_level']),
+        name,
+      ).toEqual(['HIGH', 'LOW', 'HIGH', 'HIGH']);
+      const ids = events.map((e) => e.sourceRecordId);
+      expect(new Set(ids.slice(0, 3)).size, name).toBe(3);
+      expect(ids[3], name).toBe(ids[2]);
+    }
+  });
+
   it('uses the Defender for Endpoint machine id when device_id is mde', () => {
     const result = map('graph-high-credential-access', { mapping: { device_id: 'mde' } });
     expect(result.events[0]?.subject).toMatchObject({

@@ -175,6 +175,7 @@ function threatDetection(record: unknown, config: SentinelOneMappingInput): Dete
     occurredAt: toDate(info.identifiedAt) ?? toDate(info.createdAt) ?? toDate(t.createdAt),
     closure,
     closedAt: toDate(info.updatedAt) ?? toDate(t.updatedAt),
+    version: toDate(info.updatedAt) ?? toDate(t.updatedAt),
     upns: [
       detection?.agentLastLoggedInUpn,
       detection?.agentLastLoggedInUserMail,

@@ -121,8 +121,8 @@ describe('sentinelone mapping rules', () => {
   it('gives each state of a threat its own source record id and one txn per state', () => {
     const ids = ['malicious-not-mitigated-high', 'false-positive-downgrade'].map((n) => map(n).events[0]!);
     expect(ids.map((e) => e.sourceRecordId)).toEqual([
-      '1850123456789012345#risk-level-change:USER:HIGH',
-      '1850123456789012345#risk-level-change:USER:cleared',
+      '1850123456789012345#risk-level-change:USER:HIGH@2026-01-01T00:00:15.000Z',
+      '1850123456789012345#risk-level-change:USER:cleared@2026-01-01T06:00:00.000Z',
     ]);
     expect(ids.map((e) => e.txn)).toEqual(['1850123456789012345', '1850123456789012345#cleared']);
   });
@@ -218,6 +218,29 @@ describe('sentinelone polling', () => {
       ['MEDIUM', null],
       ['LOW', 'MEDIUM'],
     ]);
+  });
+
+  it('raises the level again when a threat marked a false positive is reopened', async () => {
+    const server = await mock();
+    const threats = [threat(1, '2026-01-01T00:00:00Z')];
+    threatsApi(server, threats);
+    const { t } = await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }));
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T01:00:00Z', { analystVerdict: 'false_positive' });
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T02:00:00Z', { analystVerdict: 'true_positive' });
+    await t.runTask('threats');
+    await t.runTask('threats');
+    expect(
+      t.events().map((e) => [e.claims?.['current_level'], e.claims?.['previous_level'] ?? null]),
+    ).toEqual([
+      ['HIGH', null],
+      ['LOW', 'HIGH'],
+      ['HIGH', null],
+    ]);
+    // Each change is a record of its own: the core drops none of them as a duplicate.
+    expect(new Set(t.events().map((e) => e.sourceRecordId)).size).toBe(3);
+    expect(t.persisted.size).toBe(3);
   });
 
   it('resumes after a restart from the watermark minus the overlap', async () => {
