@@ -15,8 +15,20 @@ import {
   kandjiDeviceSchema,
   needsStatus,
   stateSchema,
+  type DeviceState,
+  type DiffResult,
   type KandjiState,
 } from './mapping.ts';
+
+/**
+ * When a device was last evaluated, for the order status reads are made in: never (or reported
+ * gone since) first, then by the check-in its status was last read at, oldest first.
+ */
+function evaluatedAt(device: DeviceState | undefined): number {
+  if (device?.status === undefined || device.gone !== undefined || device.checked_in === undefined) return 0;
+  const t = Date.parse(device.checked_in);
+  return Number.isFinite(t) ? t : 0;
+}
 
 /**
  * Scans the Kandji device list on a schedule, reads the status of each device that checked in
@@ -79,32 +91,76 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
       log.info({ devices: present }, 'devices missing from the device list are still in Kandji; kept');
   }
 
-  /** `partial` when the request budget ran out before the device list did. */
+  /** Logs and counts the records of a diff Kandji sent malformed. */
+  function reportRejected(diff: DiffResult): void {
+    for (const r of diff.rejected) {
+      rejectedCount.inc();
+      log.warn({ id: r.id, problem: r.message }, 'skipped a malformed Kandji device record');
+    }
+    if (diff.outcomes.deferred > 0) deferredCount.inc(undefined, diff.outcomes.deferred);
+  }
+
+  /**
+   * One scan: the whole device list first, then the statuses of the devices that checked in since
+   * their last evaluation, the longest-unevaluated first, as far as the request budget goes. The
+   * devices the budget leaves over are therefore the first read by the next scan, whatever their
+   * place in the list. `partial` when the budget ran out before every status needed was read.
+   */
   async function scan(signal: AbortSignal): Promise<'ok' | 'partial'> {
     const waits = new WaitBudget(config.max_retry_wait);
     let state = await loadScanState(ctx, stateSchema);
     const seen = new Set<string>();
+    /** Records of the devices whose status is to be read, by device id, in list order. */
+    const wanted = new Map<string, unknown>();
     let exhausted = false;
-    let complete = false;
+    let listed = false;
 
-    for (let offset = 0; !exhausted; offset += PAGE_SIZE) {
+    // Events go out with the state of everything decided so far; a step that only updates the
+    // state (baselines, new check-in times) is committed with the next events or at the end.
+    const commit = async (diff: DiffResult) => {
+      reportRejected(diff);
+      for (const id of diff.seen) seen.add(id);
+      state = diff.state;
+      if (diff.events.length > 0) {
+        await ctx.emit(diff.events, { checkpoint: { value: state } });
+        emitted.inc(undefined, diff.events.length);
+      }
+    };
+
+    for (let offset = 0; ; offset += PAGE_SIZE) {
       let devices: unknown[];
       try {
         devices = await withRetries(() => client.listDevices(offset, signal), waits, signal);
       } catch (err) {
-        if (err instanceof BudgetExhausted) {
-          exhausted = true;
-          break;
-        }
-        throw err;
+        if (!(err instanceof BudgetExhausted)) throw err;
+        exhausted = true;
+        break;
       }
-      const wanted: string[] = [];
+      const others: unknown[] = [];
       for (const record of devices) {
         const d = kandjiDeviceSchema.safeParse(record);
-        if (d.success && needsStatus(d.data, state.devices[d.data.device_id])) wanted.push(d.data.device_id);
+        if (
+          d.success &&
+          (wanted.has(d.data.device_id) || needsStatus(d.data, state.devices[d.data.device_id]))
+        )
+          wanted.set(d.data.device_id, record);
+        else others.push(record);
       }
+      // Devices whose status is not needed (unchanged, or flagged removed/missing) are decided now.
+      await commit(diffDevices(others, {}, config, state));
+      if (devices.length < PAGE_SIZE) {
+        listed = true;
+        break;
+      }
+    }
+
+    const queue = [...wanted.keys()].sort(
+      (a, b) => evaluatedAt(state.devices[a]) - evaluatedAt(state.devices[b]),
+    );
+    for (let i = 0; i < queue.length; i += PAGE_SIZE) {
+      const chunk = queue.slice(i, i + PAGE_SIZE);
       const statuses: Record<string, unknown> = {};
-      await eachLimit(wanted, config.status_concurrency, async (id) => {
+      await eachLimit(chunk, config.status_concurrency, async (id) => {
         if (exhausted) return;
         try {
           const status = await withRetries(() => client.deviceStatus(id, signal), waits, signal);
@@ -115,35 +171,22 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
           else throw err;
         }
       });
-      const diff = diffDevices(devices, statuses, config, state);
-      for (const id of diff.seen) seen.add(id);
-      for (const r of diff.rejected) {
-        rejectedCount.inc();
-        log.warn(
-          { index: offset + r.index, id: r.id, problem: r.message },
-          'skipped a malformed Kandji device record',
-        );
-      }
-      if (diff.outcomes.deferred > 0) deferredCount.inc(undefined, diff.outcomes.deferred);
-      // Events go out with the state of every page read so far; a page that only updates the
-      // state (baselines, new check-in times) is committed with the next events or at the end.
-      state = diff.state;
-      if (diff.events.length > 0) {
-        await ctx.emit(diff.events, { checkpoint: { value: state } });
-        emitted.inc(undefined, diff.events.length);
-      }
-      if (devices.length < PAGE_SIZE) {
-        complete = !exhausted;
-        break;
-      }
+      await commit(
+        diffDevices(
+          chunk.map((id) => wanted.get(id)),
+          statuses,
+          config,
+          state,
+        ),
+      );
     }
     requests.set(undefined, budget.used);
 
-    if (!complete) {
+    if (!listed) {
       await ctx.emit([], { checkpoint: { value: state } });
       log.info(
         { budget: config.max_requests_per_hour, seen: seen.size },
-        'request budget used up; the remaining devices are read on the next scan',
+        'request budget used up before the device list was read; the scan starts over on the next run',
       );
       return 'partial';
     }
@@ -154,7 +197,13 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
       log.info({ vanished: end.vanished, policy: config.vanished_devices }, 'devices no longer in Kandji');
     await ctx.emit(end.events, { checkpoint: { value: end.state } });
     emitted.inc(undefined, end.events.length);
-    return 'ok';
+    requests.set(undefined, budget.used);
+    if (!exhausted) return 'ok';
+    log.info(
+      { budget: config.max_requests_per_hour, seen: seen.size },
+      'request budget used up; the devices left over are read first by the next scan',
+    );
+    return 'partial';
   }
 
   return scanningConnector(ctx, {

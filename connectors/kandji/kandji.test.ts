@@ -248,7 +248,8 @@ describe('kandji connector against a Kandji API fake', () => {
     expect(t.counter('kandji_devices_deferred_total')).toBe(3);
     const partial = t.checkpoints.get('default') as KandjiState;
     expect(Object.values(partial.devices).filter((d) => d.status === 'compliant')).toHaveLength(9);
-    expect(partial.last_scan).toBeUndefined();
+    // The whole list was read, so the scan still knows which devices exist.
+    expect(partial.last_scan?.devices).toBe(12);
 
     await t.runTask('scan');
     expect(server.requests).toHaveLength(10);
@@ -259,6 +260,41 @@ describe('kandji connector against a Kandji API fake', () => {
     const done = t.checkpoints.get('default') as KandjiState;
     expect(Object.values(done.devices).every((d) => d.status === 'compliant')).toBe(true);
     expect(done.last_scan?.devices).toBe(12);
+  });
+
+  it('reads the statuses the budget left over first, so every device of a fleet larger than the budget is evaluated', async () => {
+    serveKandji();
+    let now = Date.parse('2026-01-01T10:00:00Z');
+    const fleetAt = (checkIn: string) =>
+      setFleet(
+        Array.from({ length: 20 }, (_, i) => ({
+          record: kandjiDevice(`d${String(i).padStart(2, '0')}`, checkIn),
+          status: 'PASS' as const,
+        })),
+      );
+    const statusPaths = () =>
+      server.requests.filter((r) => r.path.endsWith('/status')).map((r) => r.path.split('/')[4]);
+    fleetAt('2026-01-01T09:59:00.000000Z');
+    const t = testContext<KandjiState>({ now: () => new Date(now) });
+    // A budget of ten: one list request and nine status reads per hour, while every device
+    // checks in again within the hour.
+    await scan(t, { max_requests_per_hour: 10, status_concurrency: 1 });
+    expect(statusPaths()).toEqual(['d00', 'd01', 'd02', 'd03', 'd04', 'd05', 'd06', 'd07', 'd08']);
+
+    for (const hour of ['10:59', '11:59']) {
+      now += 3_600_001;
+      fleetAt(`2026-01-01T${hour}:00.000000Z`);
+      await t.runTask('scan');
+    }
+    // The second hour reads the nine devices never evaluated; the third the last two, then the
+    // ones evaluated longest ago.
+    expect(statusPaths().slice(9)).toEqual([
+      ...['d09', 'd10', 'd11', 'd12', 'd13', 'd14', 'd15', 'd16', 'd17'],
+      ...['d18', 'd19', 'd00', 'd01', 'd02', 'd03', 'd04', 'd05', 'd06'],
+    ]);
+    const state = t.checkpoints.get('default') as KandjiState;
+    expect(Object.values(state.devices).filter((d) => d.status === 'compliant')).toHaveLength(20);
+    expect(t.counter('kandji_scans_total', { outcome: 'partial' })).toBe(3);
   });
 
   it('waits out a 429 with Retry-After', async () => {
