@@ -28,6 +28,8 @@ export class DefenderClient {
   readonly #api: HttpClient;
   readonly #config: DefenderConfig;
   readonly #mode: 'graph' | 'mde';
+  /** Origin of the configured API: the only host a next link may lead to. */
+  readonly #origin: string;
 
   constructor(http: HttpClientFactory, config: DefenderConfig) {
     const { tenant_id: tenant, client_id: clientId } = config;
@@ -39,6 +41,7 @@ export class DefenderClient {
     this.#config = config;
     this.#mode = config.mode;
     const graph = config.mode === 'graph';
+    this.#origin = new URL(graph ? config.graph_url : config.mde_url).origin;
     this.#api = http.create({
       baseURL: graph ? config.graph_url : config.mde_url,
       timeoutMs: config.request_timeout,
@@ -73,6 +76,7 @@ export class DefenderClient {
             ...(this.#mode === 'mde' ? { $expand: 'evidence' } : {}),
           }
         : undefined;
+    if (next !== undefined) this.#checkNextLink(next);
     const res = await this.#api.get(next ?? this.#path(), { ...(params ? { params } : {}), signal });
     const parsed = pageSchema.safeParse(res.data);
     if (!parsed.success) {
@@ -90,6 +94,22 @@ export class DefenderClient {
       return { alerts: parsed.data.value, next: this.#skipLink(since, next, top) };
     }
     return { alerts: parsed.data.value };
+  }
+
+  /** A next link leads to the configured API only: the bearer token must never travel to another host. */
+  #checkNextLink(link: string): void {
+    let origin: string;
+    try {
+      origin = new URL(link, `${this.#origin}/`).origin;
+    } catch {
+      origin = 'an unreadable URL';
+    }
+    if (origin !== this.#origin) {
+      throw new PermanentError(
+        `GET ${this.#path()} answered with an @odata.nextLink to another host (${origin}); it is not followed, and the token is not sent there`,
+        { code: 'SSF_ERR_DEFENDER_PAGING' },
+      );
+    }
   }
 
   #skipLink(since: Date, current: string | undefined, top: number): string {

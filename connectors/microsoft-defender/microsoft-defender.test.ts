@@ -322,6 +322,35 @@ describe('microsoft-defender graph mode', () => {
     expect(t.events().length).toBeGreaterThan(0);
   });
 
+  it('never follows an @odata.nextLink to another host, so the token stays with Graph', async () => {
+    const server = await mock();
+    const elsewhere = await mock();
+    elsewhere.on('GET', '/v1.0/security/alerts_v2', () => ({ body: { value: [] } }));
+    const ledger = graphApi(server, [], {
+      interject: [
+        {
+          status: 200,
+          body: {
+            '@odata.context': `${server.url}/v1.0/$metadata#security/alerts_v2`,
+            value: [graphAlert(1, '2026-01-01T00:01:00Z')],
+            '@odata.nextLink': `${elsewhere.url}/v1.0/security/alerts_v2?$top=10&$skip=10`,
+          },
+        },
+      ],
+    });
+    const { t } = await startInstance(apiConfig(server));
+    await expect(t.runTask('alerts')).rejects.toMatchObject({
+      errorClass: 'permanent',
+      code: 'SSF_ERR_DEFENDER_PAGING',
+      message: expect.stringContaining(new URL(elsewhere.url).origin),
+    });
+    expect(elsewhere.requests).toEqual([]);
+    expect(ledger.issued.length).toBeGreaterThan(0);
+    expect(t.statuses.at(-1)).toMatchObject({ state: 'permanent_error' });
+    // The first page was read; the watermark waits until every page of the window is.
+    expect(t.checkpoints.get('alerts_v2')).not.toHaveProperty('watermark');
+  });
+
   it('treats a 503 as retryable and commits nothing', async () => {
     const server = await mock();
     graphApi(server, [graphAlert(1, '2026-01-01T00:00:00Z')], {
