@@ -1,9 +1,12 @@
 import {
   ConfigError,
   PermanentError,
+  checkTargetUrl,
+  guardedHttpClient,
   type HttpAuth,
   type HttpClient,
   type InboundContext,
+  type SsrfPolicy,
 } from '../../core/plugin-api/index.ts';
 import type { SsfReceiverConfig } from './config.ts';
 
@@ -68,23 +71,78 @@ function requireString(doc: Record<string, unknown>, name: string, where: string
   return value;
 }
 
-/** The transmitter's management API (SSF 1.0 §8) and poll endpoint (RFC 8936). */
+const MANAGEMENT_ENDPOINTS = ['configuration_endpoint', 'status_endpoint', 'verification_endpoint'] as const;
+
+/** The SSRF policy for URLs the transmitter chose; the configured issuer's host is trusted. */
+function transmitterPolicy(config: SsfReceiverConfig): SsrfPolicy {
+  const trusted = [config.issuer, ...(config.metadata_url ? [config.metadata_url] : [])].map(
+    (url) => new URL(url).hostname,
+  );
+  return { ...config.ssrf, allowHosts: [...(config.ssrf.allowHosts ?? []), ...trusted] };
+}
+
+/**
+ * The transmitter's management API (SSF 1.0 §8) and poll endpoint (RFC 8936). The URLs of both
+ * come from the transmitter, so they are reached through an SSRF-guarded client (https only
+ * unless allowed), and the management credentials go only to the issuer's origin or one listed
+ * in `endpoint_origins`.
+ */
 export class TransmitterClient {
   readonly #api: HttpClient;
+  readonly #keys: HttpClient;
   readonly #plain: HttpClient;
   readonly #config: SsfReceiverConfig;
+  readonly #policy: SsrfPolicy;
+  readonly #origins: Set<string>;
   metadata: TransmitterMetadata | undefined;
 
   constructor(ctx: InboundContext, config: SsfReceiverConfig) {
     this.#config = config;
-    this.#api = ctx.http.create({ auth: httpAuth(config.auth), timeoutMs: config.request_timeout });
-    this.#plain = ctx.http.create({ timeoutMs: config.request_timeout });
+    this.#policy = transmitterPolicy(config);
+    this.#origins = new Set([config.issuer, ...config.endpoint_origins].map((url) => new URL(url).origin));
+    const timeoutMs = config.request_timeout;
+    this.#api = guardedHttpClient(ctx.http, { auth: httpAuth(config.auth), timeoutMs }, this.#policy);
+    this.#keys = guardedHttpClient(ctx.http, { timeoutMs }, this.#policy);
+    // Only for the metadata document, whose URL is the operator's.
+    this.#plain = ctx.http.create({ timeoutMs });
   }
 
   /** Fetches a JWKS document for the verifier (no credentials are sent). */
   async fetchJwks(url: string, signal: AbortSignal): Promise<unknown> {
-    const response = await this.#plain.get(url, { signal, headers: { accept: 'application/json' } });
+    const response = await this.#keys.get(url, { signal, headers: { accept: 'application/json' } });
     return response.data;
+  }
+
+  /**
+   * SSF 1.0 §7.2.4, §7.1 (SSF-17/18): a URL the transmitter gives must be https (unless the
+   * configuration allows plain http for its host) and pass the SSRF policy; one that receives the
+   * management credentials must also be on the issuer's origin or one configured.
+   */
+  checkTransmitterUrl(what: string, url: string, credentials: boolean): void {
+    let origin: string;
+    try {
+      origin = new URL(url).origin;
+    } catch {
+      throw new ConfigError(`the transmitter's ${what} "${url}" is not a valid absolute URL`, {
+        code: 'SSF_ERR_RECEIVER_ENDPOINT_REFUSED',
+      });
+    }
+    if (credentials && !this.#origins.has(origin)) {
+      throw new ConfigError(
+        `the transmitter's ${what} ${url} is not on the issuer's origin ${new URL(this.#config.issuer).origin}; ` +
+          'the management credentials are not sent there (list its origin in endpoint_origins if it is the transmitter’s)',
+        { code: 'SSF_ERR_RECEIVER_ENDPOINT_ORIGIN' },
+      );
+    }
+    const verdict = checkTargetUrl(url, this.#policy);
+    if (!verdict.ok) {
+      const hint =
+        verdict.reason === 'insecure_scheme' ? ' (plain http needs its host in ssrf.allow_http_hosts)' : '';
+      throw new ConfigError(`the transmitter's ${what} ${url} is refused: ${verdict.message}${hint}`, {
+        code: 'SSF_ERR_RECEIVER_ENDPOINT_REFUSED',
+        detail: { reason: verdict.reason },
+      });
+    }
   }
 
   /** Reads the metadata and checks that it describes the configured issuer (SSF 1.0 §7.2.1). */
@@ -103,8 +161,18 @@ export class TransmitterClient {
         { code: 'SSF_ERR_RECEIVER_ISSUER_MISMATCH' },
       );
     }
-    requireString(record, 'jwks_uri', url);
+    this.checkTransmitterUrl('jwks_uri', requireString(record, 'jwks_uri', url), false);
     requireString(record, 'configuration_endpoint', url);
+    for (const name of MANAGEMENT_ENDPOINTS) {
+      const value = record[name];
+      if (value === undefined) continue;
+      if (typeof value !== 'string') {
+        throw new PermanentError(`${url} has a ${name} that is not a string`, {
+          code: 'SSF_ERR_RECEIVER_METADATA',
+        });
+      }
+      this.checkTransmitterUrl(name, value, true);
+    }
     const methods = record.delivery_methods_supported;
     const wanted = this.#config.delivery.method === 'push' ? PUSH_METHOD : POLL_METHOD;
     if (Array.isArray(methods) && !methods.includes(wanted)) {

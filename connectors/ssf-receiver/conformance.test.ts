@@ -55,6 +55,9 @@ runConnectorConformance(ssfReceiver, {
       authorization_header: PUSH_AUTHORIZATION,
     },
     bridge_issuer: 'https://bridge.example.com',
+    // The stand-in serves the transmitter's endpoints over http on loopback, off the issuer's origin.
+    endpoint_origins: [server.url],
+    ssrf: { allow_http_hosts: ['127.0.0.1'], allow_cidrs: ['127.0.0.0/8'] },
     // The fixtures were signed once; their iat is fixed.
     max_age: 0,
   }),

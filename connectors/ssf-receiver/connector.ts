@@ -158,6 +158,8 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
         code: 'SSF_ERR_RECEIVER_POLL_URL',
       });
     }
+    // The poll request carries the management credentials: same rules as the management API.
+    if (config.delivery.method === 'poll') client.checkTransmitterUrl('poll endpoint_url', pollUrl!, true);
     stream = { id: found.stream_id, audience, ...(config.delivery.method === 'poll' ? { pollUrl } : {}) };
     verifier = createSetVerifier({
       issuer: config.issuer,

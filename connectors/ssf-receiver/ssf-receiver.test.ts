@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, BridgeProcess } from '../../test/helpers/bridge-process.ts';
-import { staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
+import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
   PermanentError,
   RetryableError,
@@ -331,6 +331,8 @@ describe('against ssf-bridge’s transmitter in another process', () => {
     const common = {
       issuer,
       bridge_issuer: BRIDGE_ISSUER,
+      // The transmitter runs on loopback over plain http: an explicit opt-in.
+      ssrf: { allow_http_hosts: ['127.0.0.1'] },
       jwks_refresh_cooldown: '200ms',
       request_timeout: '5s',
     };
@@ -642,6 +644,7 @@ describe('against a stand-in transmitter', () => {
   const base = () => ({
     issuer: standIn.issuer,
     bridge_issuer: BRIDGE_ISSUER,
+    ssrf: { allow_http_hosts: ['127.0.0.1'] },
     auth: { type: 'bearer', token: MANAGEMENT_TOKEN },
     jwks_refresh_cooldown: '50ms',
   });
@@ -991,6 +994,159 @@ describe('against a stand-in transmitter', () => {
 // Two bridge processes: one transmits, the other receives with this connector (push and poll)
 // through the real HTTP server, HTTP client and pipeline, and delivers to its log destination.
 
+// ---------------------------------------------------------------------------------------------
+// URLs the transmitter chooses (SSF 1.0 §7.1, §7.2.4): https, SSRF policy, the issuer's origin.
+
+interface Recorder {
+  origin: string;
+  server: Server;
+  requests: Array<{ method: string; path: string; authorization?: string; body: string }>;
+}
+
+async function recorder(answer: (path: string, self: Recorder) => unknown): Promise<Recorder> {
+  const self: Recorder = { origin: '', server: createServer(), requests: [] };
+  self.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      const body = (await readBody(req)).toString('utf8');
+      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      self.requests.push({
+        method: req.method ?? 'GET',
+        path,
+        ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+        body,
+      });
+      const value = answer(path, self);
+      res.writeHead(value === undefined ? 404 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(value ?? { err: 'not found' }));
+    })();
+  });
+  self.origin = `http://127.0.0.1:${await listen(self.server)}`;
+  return self;
+}
+
+describe('URLs taken from the transmitter’s metadata', () => {
+  const servers: Recorder[] = [];
+  const stops: Array<() => Promise<void>> = [];
+  afterAll(async () => {
+    for (const stop of stops) await stop();
+    for (const s of servers) {
+      s.server.close();
+      s.server.closeAllConnections();
+    }
+  });
+
+  /** A transmitter whose metadata names `endpoints(tx, other)`, and another server that records. */
+  async function setUp(
+    endpoints: (tx: string, other: string) => Record<string, string>,
+    config: Record<string, unknown> | ((other: string) => Record<string, unknown>),
+    delivery: Record<string, unknown> = {
+      method: 'push',
+      endpoint_url: 'https://bridge.example/ingest/x',
+      authorization_header: PUSH_AUTH,
+    },
+  ): Promise<{ tx: Recorder; other: Recorder; h: Harness }> {
+    const local = (origin: string) => origin.replace('127.0.0.1', 'localhost');
+    const other = await recorder(() => ({ stream_id: 's1', aud: STANDIN_AUD, keys: [] }));
+    const tx = await recorder((path, self) => {
+      if (path === '/.well-known/ssf-configuration')
+        return { issuer: self.origin, ...endpoints(self.origin, local(other.origin)) };
+      if (path === '/jwks.json') return { keys: [] };
+      if (path === '/status') return { status: 'enabled' };
+      if (path === '/streams')
+        return {
+          stream_id: 's1',
+          iss: self.origin,
+          aud: STANDIN_AUD,
+          delivery: { method: 'urn:ietf:rfc:8936', endpoint_url: `${local(other.origin)}/poll` },
+        };
+      return path === '/verify' ? {} : undefined;
+    });
+    servers.push(tx, other);
+    const h = harness('guarded');
+    // The bridge's own HTTP client, as a running instance gets it (guarded agents included).
+    const ctx: InboundContext = {
+      ...h.ctx,
+      http: testHttpClientFactory({ logger: h.ctx.logger, signal: h.abort.signal, onAuthFailure: () => {} }),
+    };
+    const connector = ssfReceiver.create(
+      ctx,
+      ssfReceiver.configSchema.parse({
+        issuer: tx.origin,
+        bridge_issuer: BRIDGE_ISSUER,
+        auth: { type: 'bearer', token: MANAGEMENT_TOKEN },
+        delivery,
+        ...(typeof config === 'function' ? config(local(other.origin)) : config),
+      }),
+    );
+    stops.push(async () => {
+      await connector.stop(200);
+      h.abort.abort();
+    });
+    await connector.start(ctx.signal);
+    await eventually(() => h.statuses.length > 0, 'setup');
+    return { tx, other, h };
+  }
+
+  const onIssuer = (tx: string) => ({
+    jwks_uri: `${tx}/jwks.json`,
+    configuration_endpoint: `${tx}/streams`,
+    status_endpoint: `${tx}/status`,
+    verification_endpoint: `${tx}/verify`,
+  });
+  const loopbackHttp = { ssrf: { allow_http_hosts: ['127.0.0.1', 'localhost'] } };
+
+  it('SSF 1.0 §7.2.4 (SSF-17): a configuration_endpoint off the issuer’s origin never gets the management token', async () => {
+    const { tx, other, h } = await setUp(
+      (t, o) => ({ ...onIssuer(t), configuration_endpoint: `${o}/steal` }),
+      loopbackHttp,
+    );
+    expect(h.statuses.at(-1)).toMatchObject({ state: 'permanent_error' });
+    expect(h.statuses.at(-1)?.reason).toMatch(/configuration_endpoint .* not on the issuer's origin/);
+    expect(other.requests).toEqual([]);
+    expect(tx.requests.map((r) => r.path)).toEqual(['/.well-known/ssf-configuration']);
+  });
+
+  it('SSF 1.0 §7.1 (SSF-18): an endpoint over plain http is refused unless the configuration allows http for its host', async () => {
+    const { tx, h } = await setUp(onIssuer, {});
+    expect(h.statuses.at(-1)).toMatchObject({ state: 'permanent_error' });
+    expect(h.statuses.at(-1)?.reason).toMatch(/jwks_uri .* refused: the URL must use https/);
+    expect(tx.requests.filter((r) => r.authorization !== undefined)).toEqual([]);
+  });
+
+  it('SSF 1.0 §7.1 (SSF-18): a jwks_uri on an internal address is refused by the SSRF policy', async () => {
+    const { other, h } = await setUp(
+      (t, o) => ({ ...onIssuer(t), jwks_uri: `${o}/jwks.json` }),
+      loopbackHttp,
+    );
+    expect(h.statuses.at(-1)?.reason).toMatch(/jwks_uri .* refused: .*loopback/);
+    expect(other.requests).toEqual([]);
+  });
+
+  it('SSF 1.0 §7.2.4 (SSF-17): a poll endpoint_url off the issuer’s origin is not polled with the management token', async () => {
+    const { other, h } = await setUp(onIssuer, loopbackHttp, { method: 'poll', error_backoff: '50ms' });
+    expect(h.statuses.at(-1)?.reason).toMatch(/poll endpoint_url .* not on the issuer's origin/);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(other.requests).toEqual([]);
+  });
+
+  it('endpoint_origins admits the transmitter’s other origin for the management API and polling', async () => {
+    const { other } = await setUp(
+      onIssuer,
+      (o) => ({
+        ssrf: { allow_http_hosts: ['127.0.0.1', 'localhost'], allow_hosts: ['localhost'] },
+        endpoint_origins: [o],
+      }),
+      { method: 'poll', error_backoff: '50ms' },
+    );
+    await eventually(() => other.requests.length > 0, 'a poll at the other origin');
+    expect(other.requests[0]).toMatchObject({
+      method: 'POST',
+      path: '/poll',
+      authorization: `Bearer ${MANAGEMENT_TOKEN}`,
+    });
+  });
+});
+
 describe('a second bridge process using the connector', () => {
   let dir: string;
   const processes: BridgeProcess[] = [];
@@ -1040,6 +1196,7 @@ describe('a second bridge process using the connector', () => {
         `      auth: {type: bearer, token: ${POLL_CLIENT.token}}`,
         '      delivery: {method: poll, timeout: 30s}',
         `      bridge_issuer: ${b}`,
+        "      ssrf: {allow_http_hosts: ['127.0.0.1']}",
         '  - id: from-a-push',
         '    connector: ssf-receiver',
         '    config:',
@@ -1047,6 +1204,7 @@ describe('a second bridge process using the connector', () => {
         `      auth: {type: bearer, token: ${PUSH_CLIENT.token}}`,
         `      delivery: {method: push, endpoint_url: '${b}/ingest/from-a-push', authorization_header: '${PUSH_AUTH}'}`,
         `      bridge_issuer: ${b}`,
+        "      ssrf: {allow_http_hosts: ['127.0.0.1']}",
         'outbound:',
         "  - {id: out, connector: log, config: {audience: 'urn:b:log', format: decoded}}",
         'routes:',

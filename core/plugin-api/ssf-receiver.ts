@@ -8,13 +8,15 @@
  * Replay is checked in two steps so a SET whose events could not be stored yet can be retried:
  * verify() refuses a jti already recorded, and record() remembers one once it is processed.
  */
+import { SsrfRefusedError, checkTargetUrl, type SsrfPolicy } from '../http/ssrf.ts';
 import { SetVerificationError } from '../ssf/errors.ts';
 import { remoteJwks, type JwksFetcher } from '../ssf/set/jwks.ts';
 import { verifySet } from '../ssf/set/verify.ts';
 import { validateSubject } from '../ssf/subjects.ts';
-import type { Clock, SubjectIdentifier } from './types.ts';
+import type { Clock, HttpClient, HttpClientFactory, HttpClientOptions, SubjectIdentifier } from './types.ts';
 
 export { SetVerificationError } from '../ssf/errors.ts';
+export { checkTargetUrl, ssrfPolicySchema, type SsrfPolicy } from '../http/ssrf.ts';
 export type { SetErrorCode } from '../ssf/errors.ts';
 export type { JwksFetcher } from '../ssf/set/jwks.ts';
 
@@ -160,4 +162,40 @@ export function legacyEventSubject(event: Record<string, unknown>): SubjectIdent
   if (event.subject === undefined) return undefined;
   const checked = validateSubject(event.subject, { lenient: true, path: 'events.subject' });
   return checked.ok ? checked.subject : undefined;
+}
+
+/**
+ * An HTTP client for URLs a transmitter chose (the endpoints and `jwks_uri` of its metadata, the
+ * poll `endpoint_url` of a stream): every request is checked against `policy` before it is sent
+ * — https only unless the host is in `allowHttpHosts`, no credentials in the URL, no internal
+ * address literal or name — and the core's client also checks every resolved address when it
+ * connects (no DNS rebinding) and follows no redirect. A refusal is a permanent error with code
+ * `SSF_ERR_HTTP_SSRF_REFUSED`.
+ */
+export function guardedHttpClient(
+  factory: HttpClientFactory,
+  options: HttpClientOptions,
+  policy: SsrfPolicy,
+): HttpClient {
+  // The core's factory honours ssrfPolicy (guarded agents, no redirects); the plugin API's
+  // options type does not name it, so a connector cannot widen it by accident.
+  const inner = factory.create({ ...options, ssrfPolicy: policy } as HttpClientOptions);
+  const checked = (url: string): void => {
+    const verdict = checkTargetUrl(url, policy);
+    if (!verdict.ok) throw new SsrfRefusedError(`${verdict.message} (${url})`, verdict.reason);
+  };
+  return {
+    request: async (req) => {
+      checked(req.url);
+      return inner.request(req);
+    },
+    get: async (url, req) => {
+      checked(url);
+      return inner.get(url, req);
+    },
+    post: async (url, body, req) => {
+      checked(url);
+      return inner.post(url, body, req);
+    },
+  };
 }
