@@ -345,6 +345,51 @@ describe('jamf-pro webhooks', () => {
     ]);
   });
 
+  it('takes group membership from the inventory it looked up, not from a late or repeated webhook', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    const t = testContext();
+    const instance = connector(t);
+    const joined = smartGroup(42, 'Non-compliant Macs', [1187], [], 7, 1767229200000);
+    await post(instance, joined);
+    // The computer is fixed and leaves the group; the webhook saying so arrives first, then Jamf
+    // Pro delivers the older "added" once more.
+    computers.set('1187', []);
+    await post(instance, smartGroup(42, 'Non-compliant Macs', [], [1187], 8, 1767229260000));
+    const late = await post(instance, joined);
+    expect(transitions(t)).toEqual([
+      ['UDID-1187', 'compliant', 'not-compliant'],
+      ['UDID-1187', 'not-compliant', 'compliant'],
+    ]);
+    expect(late).toMatchObject({
+      status: 202,
+      body: {
+        accepted: [],
+        notes: [
+          'the Jamf Pro inventory does not list computer 1187 in "Non-compliant Macs"; the webhook is out of date',
+        ],
+      },
+    });
+    expect(t.checkpoints.get('computer:1187')).toMatchObject({ status: 'compliant', groups: [] });
+
+    // A webhook that arrives with a new id after the same fix changes nothing either.
+    await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], [], 9, 1767229200000));
+    expect(t.events()).toHaveLength(2);
+  });
+
+  it("goes by the webhook's membership change when the inventory carries no group memberships", async () => {
+    serveJamf();
+    setComputers([['1187', []]]);
+    server.on('GET', '/api/v1/computers-inventory/1187', () => ({
+      body: { ...inventoryRecord('1187', []), groupMemberships: null },
+    }));
+    const t = testContext();
+    const instance = connector(t);
+    await post(instance, smartGroup(42, 'Non-compliant Macs', [1187], []));
+    expect(transitions(t)).toEqual([['UDID-1187', 'compliant', 'not-compliant']]);
+    expect(t.checkpoints.get('computer:1187')).toMatchObject({ groups: ['Non-compliant Macs'] });
+  });
+
   it('ignores groups that are not configured without calling the API', async () => {
     serveJamf();
     const t = testContext();

@@ -446,9 +446,13 @@ export function decideComputer(
 
   if (change.kind === 'added' || change.kind === 'removed') {
     const groupName = groupLabel(change.group.id, change.group.name);
-    const known = configuredGroups(inventory, config) ?? previous?.groups ?? [];
-    const others = known.filter((g) => g !== groupName);
-    const groups = change.kind === 'added' ? [...others, groupName].sort() : others;
+    // The inventory just read is the computer's membership now; the webhook may be late, retried
+    // or overtaken by a later one. Its claim counts only when the inventory has no memberships.
+    const listed = configuredGroups(inventory, config)?.sort();
+    const others = (previous?.groups ?? []).filter((g) => g !== groupName);
+    const groups = listed ?? (change.kind === 'added' ? [...others, groupName].sort() : others);
+    const inGroup = groups.includes(groupName);
+    const stale = change.kind === 'added' ? !inGroup : inGroup;
     const current: ComplianceStatus = groups.length > 0 ? 'not-compliant' : 'compliant';
     // The webhook reports a change, so without history the computer was on the other side of this group.
     const prior: ComplianceStatus =
@@ -460,19 +464,27 @@ export function decideComputer(
       ...who,
       seq: previous?.seq ?? 0,
     };
+    const staleNote = stale
+      ? `the Jamf Pro inventory ${inGroup ? 'still lists' : 'does not list'} computer ${change.computerId} in "${groupName}"; the webhook is out of date`
+      : undefined;
     if (prior === current) {
       const note =
-        change.kind === 'removed' && current === 'not-compliant'
+        staleNote ??
+        (change.kind === 'removed' && current === 'not-compliant'
           ? `still in non-compliant group(s) ${quoteList(groups)}`
-          : undefined;
+          : undefined);
       return settle(previous, next, [], previous ? 'unchanged' : 'baseline', note);
     }
     if (at) next.since = at;
     next.seq += 1;
     const reason =
-      change.kind === 'added'
-        ? `${label(next)} joined the non-compliant smart group "${groupName}" in Jamf Pro`
-        : `${label(next)} left the non-compliant smart group "${groupName}" in Jamf Pro and is in no other`;
+      current === 'not-compliant'
+        ? change.kind === 'added' && inGroup
+          ? `${label(next)} joined the non-compliant smart group "${groupName}" in Jamf Pro`
+          : `Jamf Pro lists ${label(next)} in the non-compliant smart group(s) ${quoteList(groups)}`
+        : change.kind === 'removed'
+          ? `${label(next)} left the non-compliant smart group "${groupName}" in Jamf Pro and is in no other`
+          : `Jamf Pro lists ${label(next)} in no non-compliant smart group`;
     return settle(
       previous,
       next,
@@ -487,6 +499,7 @@ export function decideComputer(
         ),
       ],
       'transition',
+      staleNote,
     );
   }
 
