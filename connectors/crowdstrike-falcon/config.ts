@@ -107,7 +107,7 @@ export const configSchema = z
           'Longest time read records wait before they are handed to the core.',
         ).default(1000),
         refresh_margin: duration(
-          'How long before the session interval ends the session is refreshed (at the latest halfway through it).',
+          'How long before the session interval ends the session is refreshed (at the latest halfway through it). A refresh that fails (429, 5xx, timeout) is tried again within this margin, with the reconnect backoff.',
         ).default(60_000),
         reconnect_initial_backoff: duration('First wait before reconnecting after an error.').default(1000),
         reconnect_max_backoff: duration('Longest wait between reconnection attempts.').default(120_000),

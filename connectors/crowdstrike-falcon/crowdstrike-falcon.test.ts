@@ -487,6 +487,8 @@ interface DiscoveryOptions {
   ledger?: TokenLedger;
   discoveryAnswers?: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>;
   refreshStatus?: number;
+  /** Answers the session refreshes get first, in order (then 200). */
+  refreshAnswers?: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>;
 }
 
 function discoveryApi(api: MockServer, feedUrl: string, o: DiscoveryOptions) {
@@ -517,6 +519,8 @@ function discoveryApi(api: MockServer, feedUrl: string, o: DiscoveryOptions) {
     api.on('POST', `/sensors/entities/datafeed-actions/v1/${p}`, (req) => {
       const refused = bearerRefused(req, ledger);
       if (refused) return refused;
+      const answer = o.refreshAnswers?.shift();
+      if (answer) return answer;
       if (o.refreshStatus)
         return {
           status: o.refreshStatus,
@@ -624,6 +628,32 @@ describe('crowdstrike-falcon stream mode', () => {
     });
     expect(refreshes()[0]!.headers['authorization']).toBe(`Bearer ${ledger.issued[0]}`);
     expect(feeds.connections).toHaveLength(1);
+  });
+
+  it('tries a failed session refresh again within the session, instead of at the next interval', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(1)));
+    discoveryApi(api, feeds.url, {
+      partitions: ['0'],
+      refreshInterval: 2,
+      refreshAnswers: [
+        { status: 503, body: { errors: [{ code: 503, message: 'Service Unavailable' }] } },
+        {
+          status: 429,
+          headers: { 'retry-after': '0' },
+          body: { errors: [{ code: 429, message: 'API rate limit exceeded.' }] },
+        },
+      ],
+    });
+    const { t } = await startInstance(streamConfig(api));
+    const refreshes = () => api.requests.filter((r) => r.path === '/sensors/entities/datafeed-actions/v1/0');
+    const started = Date.now();
+    // The first refresh is due after 1 s (halfway through the 2 s session); the next interval
+    // would come only after the session had ended.
+    await t.until(() => refreshes().length >= 3, 1900, 'two more refresh attempts within the session');
+    expect(Date.now() - started).toBeLessThan(1900);
+    expect(feeds.connections).toHaveLength(1);
+    expect(t.logs.filter((l) => l.msg === 'session refresh failed; trying again')).toHaveLength(2);
   });
 
   it('reconnects when the session refresh says the session is gone', async () => {

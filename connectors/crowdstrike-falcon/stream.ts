@@ -1,6 +1,7 @@
 /**
- * Event Streams reader: discovery, one reader per partition, session refresh, resume from the
- * committed offset, reconnect with backoff. A partition's records are handed to the core in
+ * Event Streams reader: discovery, one reader per partition, session refresh (a failed one tried
+ * again with backoff while the session lasts), resume from the committed offset, reconnect with
+ * backoff. A partition's records are handed to the core in
  * batches together with the offset they reach (`partition-<n>` checkpoint), in one transaction,
  * so an offset is never ahead of its events. On reconnect a partition resumes at its committed
  * offset and skips records at or below it, whether the API replays that offset or not.
@@ -240,6 +241,7 @@ export class FalconStream {
     const flushOrFail = () => serial(() => flush().catch(fail));
 
     let refreshTimer: NodeJS.Timeout | undefined;
+    let refreshRetry: NodeJS.Timeout | undefined;
     let flushTimer: NodeJS.Timeout | undefined;
     let body: Readable | undefined;
     try {
@@ -248,21 +250,46 @@ export class FalconStream {
       ctx.status.success();
 
       const refreshEvery = Math.max(feed.refreshIntervalMs - s.refresh_margin, feed.refreshIntervalMs / 2);
-      refreshTimer = setInterval(() => {
+      // The session lasts refreshIntervalMs from its last refresh; a failed refresh (429, 5xx,
+      // timeout) is tried again with the reconnect backoff for as long as the session lasts.
+      let sessionEndsAt = Date.now() + feed.refreshIntervalMs;
+      const refresh = (attempt: number) => {
+        refreshRetry = undefined;
         client.refresh(feed, local.signal).then(
-          () => log.debug('stream session refreshed'),
+          () => {
+            sessionEndsAt = Date.now() + feed.refreshIntervalMs;
+            log.debug({ attempt: attempt + 1 }, 'stream session refreshed');
+          },
           (err: unknown) => {
             if (local.signal.aborted) return;
             const message = err instanceof Error ? err.message : String(err);
-            if (err instanceof PermanentError && err.authFailure) fail(err);
-            else if (err instanceof PermanentError) {
+            if (err instanceof PermanentError && err.authFailure) return fail(err);
+            if (err instanceof PermanentError) {
               // 404 "no active stream session found": the session is gone; a new discovery opens one.
-              fail(
+              return fail(
                 new RetryableError(`the stream session could not be refreshed: ${message}`, { cause: err }),
               );
-            } else log.warn({ err: message }, 'session refresh failed; trying again at the next interval');
+            }
+            const backoff = Math.min(s.reconnect_initial_backoff * 2 ** attempt, s.reconnect_max_backoff);
+            const delay =
+              err instanceof RetryableError && err.retryAfterMs !== undefined
+                ? Math.max(err.retryAfterMs, backoff)
+                : backoff;
+            if (Date.now() + delay >= sessionEndsAt) {
+              log.warn(
+                { err: message, attempts: attempt + 1 },
+                'session refresh failed and the session ends before another try; the stream reconnects when it does',
+              );
+              return;
+            }
+            log.warn({ err: message, retryInMs: delay }, 'session refresh failed; trying again');
+            refreshRetry = setTimeout(() => refresh(attempt + 1), delay);
           },
         );
+      };
+      refreshTimer = setInterval(() => {
+        clearTimeout(refreshRetry);
+        refresh(0);
       }, refreshEvery);
       flushTimer = setInterval(
         () => {
@@ -315,6 +342,7 @@ export class FalconStream {
       throw err;
     } finally {
       clearInterval(refreshTimer);
+      clearTimeout(refreshRetry);
       clearInterval(flushTimer);
       cancel.removeEventListener('abort', stop);
       body?.destroy();
