@@ -354,6 +354,30 @@ describe('intune connector against a Graph fake', () => {
     expect(Object.keys((t.checkpoints.get('default') as IntuneState).devices).sort()).toEqual(['a1', 'b2']);
   });
 
+  it('keeps the device id of the events already sent when Intune later reports an Entra device id', async () => {
+    serveGraph();
+    const nil = { azureADDeviceId: '00000000-0000-0000-0000-000000000000' };
+    pages = [[device('a1', 'compliant', nil), device('b2', 'compliant', nil)]];
+    const t = testContext<IntuneState>();
+    await scan(t);
+    pages = [[device('a1', 'noncompliant', nil), device('b2', 'compliant', nil)]];
+    await t.runTask('scan');
+    // Both join Entra; a1 is compliant again. b2 had no event yet, so it takes the Entra id.
+    pages = [[device('a1', 'compliant'), device('b2', 'noncompliant')]];
+    await t.runTask('scan');
+    expect(complianceEvents(t).map((e) => [e.device, e.previous, e.current])).toEqual([
+      ['a1', 'compliant', 'not-compliant'],
+      ['a1', 'not-compliant', 'compliant'],
+      ['entra-b2', 'compliant', 'not-compliant'],
+    ]);
+    const state = t.checkpoints.get('default') as IntuneState;
+    expect(state.devices['a1']).toMatchObject({
+      device_id: 'a1',
+      aliases: { intune_device_id: 'a1', entra_device_id: 'entra-a1' },
+    });
+    expect(state.devices['b2']?.device_id).toBe('entra-b2');
+  });
+
   it('treats inGracePeriod as not compliant when configured so', async () => {
     serveGraph();
     pages = [[device('a1', 'compliant')]];

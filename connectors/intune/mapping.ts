@@ -63,7 +63,10 @@ const deviceStateSchema = z.object({
   since: z.string().optional(),
   /** E-mail of the assigned user, when there is one. */
   user: z.string().optional(),
-  /** The id used as the opaque device subject. */
+  /**
+   * The id used as the opaque device subject: the Entra device id, else the Intune id; kept once
+   * an event has been sent about the device.
+   */
   device_id: z.string(),
   aliases: z.object({
     intune_device_id: z.string(),
@@ -290,6 +293,9 @@ export function diffDevices(
         ...identity(d),
         seq: previous?.seq ?? 0,
       };
+      // Once an event has been sent about a device, receivers know it by that event's device id:
+      // it stays, even when Intune later reports an Entra device id (the other id is an alias).
+      if (previous !== undefined && previous.seq > 0) next.device_id = previous.device_id;
       let outcome: DeviceOutcome;
 
       if (determined.status === undefined) {
