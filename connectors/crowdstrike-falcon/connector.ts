@@ -1,21 +1,27 @@
 import type { InboundConnector, InboundContext } from '../../core/plugin-api/index.ts';
 import { checkClient } from '../_shared/edr-connector.ts';
 import { createIntake } from '../_shared/edr-intake.ts';
-import { schedulePolling, waitAtMost, WatermarkPoller } from '../_shared/edr-poller.ts';
+import { schedulePolling, WatermarkPoller } from '../_shared/edr-poller.ts';
 import { webhookOf } from '../_shared/edr-webhook.ts';
 import { FalconClient } from './client.ts';
 import type { FalconConfig } from './config.ts';
 import { alertVersion, describeFalconRecord, mapFalconRecord } from './mapping.ts';
 import { FalconStream } from './stream.ts';
 
+/**
+ * How often the scheduler starts the stream task when it is not running, and checks while it
+ * runs that this instance is still the leader.
+ */
+const STREAM_LEADER_CHECK_MS = 5_000;
+
 /** Wrapper keys a Falcon Fusion workflow or script may put its records under. */
 const WEBHOOK_WRAPPERS = ['resources', 'alerts', 'events', 'records'];
 
 /**
  * A CrowdStrike Falcon instance. `alerts` polls the Alerts API on the scheduler; `stream` reads
- * every Event Streams partition in the background; with a `webhook` block (in any mode, and
- * alone in mode `webhook`) it also maps what a Falcon Fusion workflow posts. create() does no
- * I/O: clients are built here and connect on first use.
+ * every Event Streams partition in one long run of a scheduled task, on the leader only; with a
+ * `webhook` block (in any mode, and alone in mode `webhook`) it also maps what a Falcon Fusion
+ * workflow posts. create() does no I/O: clients are built here and connect on first use.
  */
 export function createFalconConnector(ctx: InboundContext, config: FalconConfig): InboundConnector {
   const intake = createIntake(
@@ -27,14 +33,13 @@ export function createFalconConnector(ctx: InboundContext, config: FalconConfig)
   const client = config.mode === 'webhook' ? undefined : new FalconClient(ctx.http, config);
 
   let polling: { stop(deadlineMs: number): Promise<void> } | undefined;
-  let streaming: { abort: AbortController; done: Promise<void> } | undefined;
   let stopped = false;
 
   const connector: InboundConnector = {
     check: (signal) => checkClient(client, signal),
 
     async start() {
-      if (stopped || polling || streaming || !client) return;
+      if (stopped || polling || !client) return;
       if (config.mode === 'alerts') {
         const poller = new WatermarkPoller({
           ctx,
@@ -53,25 +58,19 @@ export function createFalconConnector(ctx: InboundContext, config: FalconConfig)
         polling = schedulePolling(ctx, 'alerts', config.alerts.poll_interval, (signal) => poller.run(signal));
         return;
       }
-      const abort = new AbortController();
-      const onStop = () => abort.abort();
-      ctx.signal.addEventListener('abort', onStop, { once: true });
+      // The datafeed is read through the scheduler, so that of several bridge instances sharing
+      // one database only the leader reads it (one consumer per app_id, one writer of each
+      // partition's offset). The run lasts until the instance stops or is no longer the leader;
+      // the next leader's run resumes from the committed offsets.
       const stream = new FalconStream({ ctx, client, config, intake });
-      const done = stream.run(abort.signal).finally(() => ctx.signal.removeEventListener('abort', onStop));
-      streaming = { abort, done };
+      polling = schedulePolling(ctx, 'stream', STREAM_LEADER_CHECK_MS, (signal) => stream.run(signal));
     },
 
     async stop(deadlineMs) {
       stopped = true;
       const p = polling;
-      const s = streaming;
       polling = undefined;
-      streaming = undefined;
       await p?.stop(deadlineMs);
-      if (s) {
-        s.abort.abort();
-        await waitAtMost(s.done, deadlineMs);
-      }
     },
   };
 

@@ -51,6 +51,8 @@ async function startInstance(cfg: ReturnType<typeof config>, t = createTestConte
   const connector = falcon.create(t.ctx, cfg);
   running.push({ connector, t });
   await connector.start(t.abort.signal);
+  // The datafeed is read by one long run of the scheduled task, as on the elected leader.
+  if (cfg.mode === 'stream') void t.runTask('stream');
   return { connector, t };
 }
 
@@ -754,6 +756,39 @@ describe('crowdstrike-falcon stream mode', () => {
     expect(t.counter('edr_records_total', { outcome: 'rejected', reason: 'malformed' })).toBe(1);
     expect(feeds.connections).toHaveLength(1);
     expect(t.statuses.some((s) => s.state !== 'ok')).toBe(false);
+  });
+
+  it('reads the datafeed only in a run of the scheduled task, and lets go of it when the run is aborted', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(Number(c.offset ?? 0) + 1)));
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const t = createTestContext();
+    const connector = falcon.create(t.ctx, streamConfig(api));
+    running.push({ connector, t });
+    await connector.start(t.abort.signal);
+    // Started, but not elected to run scheduled work: nothing is opened.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(api.requests).toEqual([]);
+    expect(feeds.connections).toEqual([]);
+    const task = t.tasks.find((candidate) => candidate.name === 'stream')!;
+    expect(task.options).toEqual({ everyMs: 5_000, runOnStart: true });
+
+    // Elected: the run reads the datafeed until it is aborted (another instance became the leader).
+    const leadership = new AbortController();
+    const run = task.run(leadership.signal);
+    await t.until(() => committedOffset(t, '0') === 1, 5000, 'offset 1');
+    leadership.abort(new Error('this instance is no longer the scheduler leader'));
+    await run;
+    await t.until(
+      () => feeds.connections[0]!.res.destroyed || feeds.connections[0]!.res.closed,
+      2000,
+      'closed',
+    );
+
+    // The next leader's run resumes from the committed offset.
+    void task.run(new AbortController().signal);
+    await t.until(() => feeds.connections.length === 2, 5000, 'a second connection');
+    expect(feeds.connections[1]?.offset).toBe('1');
   });
 
   it('stops within its deadline while a stream is open', async () => {

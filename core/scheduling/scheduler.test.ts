@@ -91,6 +91,31 @@ describe('scheduler', () => {
     expect(await runCount(metrics, 'skipped')).toBeGreaterThanOrEqual(2);
   });
 
+  it('aborts a long run once the coordinator no longer elects this instance, and starts none until it does', async () => {
+    let elected = true;
+    const { scheduler, metrics } = service({ shouldRun: () => elected });
+    let calls = 0;
+    let abortedWith: unknown;
+    scheduler
+      .forInstance('i5', capturingLogger().logger)
+      .schedule('stream', { everyMs: 10, runOnStart: true }, async (signal) => {
+        calls++;
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+        abortedWith = signal.reason;
+      });
+    await sleep(40);
+    expect([calls, abortedWith]).toEqual([1, undefined]);
+    elected = false;
+    await sleep(40);
+    expect(String(abortedWith)).toMatch(/no longer the scheduler leader/);
+    expect(calls).toBe(1);
+    expect(await runCount(metrics, 'skipped')).toBeGreaterThanOrEqual(1);
+    elected = true;
+    await sleep(40);
+    scheduler.stopInstance('i5');
+    expect(calls).toBe(2);
+  });
+
   it('holds later runs until the retry-after of a rate-limited run has passed', async () => {
     const { scheduler, metrics } = service();
     const calls: number[] = [];

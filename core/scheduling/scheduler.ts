@@ -11,7 +11,8 @@ export interface SchedulerDeps {
   /**
    * When several bridge instances share one database, only the elected one runs a task.
    * Plugged into node-cron's distributed coordination for cron tasks and consulted before each
-   * run of interval tasks.
+   * run of interval tasks, and every interval while one runs: a run in progress is aborted when
+   * this instance is no longer elected.
    */
   coordinator?: RunCoordinator;
 }
@@ -126,7 +127,9 @@ export class SchedulerService {
     const handle =
       options.cron !== undefined
         ? this.#cronTask(instanceId, logger, name, options, runOnce)
-        : this.#intervalTask(instanceId, name, options, runOnce);
+        : this.#intervalTask(instanceId, name, options, runOnce, () =>
+            running?.abort(new Error('this instance is no longer the scheduler leader')),
+          );
     const full: TaskHandle = {
       stop: handle.stop,
       abort: () => running?.abort(new Error('instance stopping')),
@@ -174,6 +177,7 @@ export class SchedulerService {
     name: string,
     options: ScheduleOptions,
     runOnce: () => Promise<void>,
+    abortRun: () => void,
   ): { stop(): void } {
     const every = options.everyMs as number;
     const key = `${instanceId}:${name}`;
@@ -189,8 +193,26 @@ export class SchedulerService {
     const tick = async (): Promise<void> => {
       try {
         const elected = coordinator ? await coordinator.shouldRun(key, every * 2) : true;
-        if (elected) await runOnce();
-        else this.#runs.inc({ instance: instanceId, task: name, outcome: 'skipped' });
+        if (!elected) this.#runs.inc({ instance: instanceId, task: name, outcome: 'skipped' });
+        else if (!coordinator) await runOnce();
+        else {
+          // A run outlasting its interval (a stream reader) is aborted once another instance
+          // has become the leader: scheduled work runs on the leader only.
+          const watch = setInterval(() => {
+            void Promise.resolve(coordinator.shouldRun(key, every * 2)).then(
+              (still) => {
+                if (!still) abortRun();
+              },
+              () => undefined,
+            );
+          }, every);
+          watch.unref();
+          try {
+            await runOnce();
+          } finally {
+            clearInterval(watch);
+          }
+        }
       } catch {
         this.#runs.inc({ instance: instanceId, task: name, outcome: 'failed' });
       }
