@@ -858,6 +858,40 @@ describe('against a stand-in transmitter', () => {
     expect(h.emitted).toHaveLength(before + 1);
   });
 
+  it('RFC 8935 §2.3 / checklist SET-08: a SET signed with a key published within jwks_refresh_cooldown is answered retryable (503 + Retry-After), not 400 invalid_key', async () => {
+    const h2 = harness('standin-cooldown');
+    const other = ssfReceiver.create(
+      h2.ctx,
+      ssfReceiver.configSchema.parse({
+        ...base(),
+        jwks_refresh_cooldown: '30s',
+        delivery: {
+          method: 'push',
+          endpoint_url: 'http://127.0.0.1:1/ingest/standin-cooldown',
+          authorization_header: PUSH_AUTH,
+        },
+      }),
+    );
+    await other.start(h2.ctx.signal);
+    try {
+      const push = other.handleWebhook as NonNullable<InboundConnector['handleWebhook']>;
+      expect((await push(pushRequest(await sign(claims(standIn.issuer), k1)))).status).toBe(202);
+      const k3 = await signingKey('k3');
+      standIn.jwks = { keys: [k1.jwk, k2.jwk, k3.jwk] };
+      const answer = await push(pushRequest(await sign(claims(standIn.issuer), k3))).catch(
+        (err: unknown) => err,
+      );
+      // Thrown retryable: the server answers 503 with Retry-After (core/http/server.ts replyWithError).
+      expect(answer).toBeInstanceOf(RetryableError);
+      const retryAfterMs = (answer as RetryableError).retryAfterMs ?? 0;
+      expect(retryAfterMs).toBeGreaterThan(25_000);
+      expect(retryAfterMs).toBeLessThanOrEqual(30_000);
+    } finally {
+      await other.stop(200);
+      h2.abort.abort();
+    }
+  });
+
   it('never emits again what this bridge issued or relayed before (echo suppression)', async () => {
     const before = h.emitted.length;
     const ignoredBefore = count(h, 'ssf_receiver_sets_total', { outcome: 'ignored' });

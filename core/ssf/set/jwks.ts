@@ -157,7 +157,23 @@ export interface RemoteJwks extends SetKeySource {
   refresh(): Promise<void>;
 }
 
-/** A transmitter's JWKS at `url`, cached, re-fetched once on an unknown kid. */
+/** Longest wait between two attempts to fetch a JWKS that could not be fetched. */
+const MAX_FETCH_BACKOFF_MS = 300_000;
+
+function seconds(ms: number): string {
+  return `${Math.ceil(ms / 1000)} s`;
+}
+
+/**
+ * A transmitter's JWKS at `url`, cached, re-fetched once on an unknown kid.
+ *
+ * Nothing here refuses a SET only because a fetch was not allowed yet: a kid the cache lacks
+ * while re-fetching is held back by the cooldown, and any key while a failed fetch is backed off,
+ * are retryable errors whose `retryAfterMs` says when the JWKS can be fetched again (a push
+ * receiver answers 503 with Retry-After; a poll receiver leaves the SET unacknowledged). After a
+ * failed fetch the next one waits `cooldownMs` (at least 1 s), doubling up to 5 min, so a
+ * transmitter whose JWKS endpoint is down is not asked again for every SET.
+ */
 export function remoteJwks(url: string, options: RemoteJwksOptions = {}): RemoteJwks {
   const fetcher = options.fetcher ?? fetchJwksDocument;
   const timeoutMs = options.timeoutMs ?? 5_000;
@@ -166,23 +182,39 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}): Remote
   const now = () => (options.clock ?? { now: () => new Date() }).now().getTime();
   let cached: { source: SetKeySource; fetchedAt: number } | undefined;
   let pending: Promise<void> | undefined;
+  let failures = 0;
+  /** After a failed fetch, none is tried before this time. */
+  let retryAt = 0;
+
+  function failed(err: RetryableError): RetryableError {
+    failures += 1;
+    const backoff = Math.min(Math.max(cooldown, 1000) * 2 ** (failures - 1), MAX_FETCH_BACKOFF_MS);
+    retryAt = now() + backoff;
+    return new RetryableError(err.message, { code: err.code, cause: err.cause, retryAfterMs: backoff });
+  }
 
   async function load(): Promise<void> {
     let document: unknown;
     try {
       document = await fetcher(url, AbortSignal.timeout(timeoutMs));
     } catch (err) {
-      throw new RetryableError(`cannot fetch the JWKS at ${url}: ${(err as Error).message}`, {
-        code: 'SSF_ERR_JWKS_UNAVAILABLE',
-        cause: err,
-      });
+      throw failed(
+        new RetryableError(`cannot fetch the JWKS at ${url}: ${(err as Error).message}`, {
+          code: 'SSF_ERR_JWKS_UNAVAILABLE',
+          cause: err,
+        }),
+      );
     }
     if (!isJwks(document)) {
-      throw new RetryableError(`${url} did not return a JWKS ({"keys": [...]})`, {
-        code: 'SSF_ERR_JWKS_INVALID',
-      });
+      throw failed(
+        new RetryableError(`${url} did not return a JWKS ({"keys": [...]})`, {
+          code: 'SSF_ERR_JWKS_INVALID',
+        }),
+      );
     }
     cached = { source: localJwks(document), fetchedAt: now() };
+    failures = 0;
+    retryAt = 0;
   }
 
   function refresh(): Promise<void> {
@@ -192,21 +224,49 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}): Remote
     return pending;
   }
 
+  /** refresh(), unless a failed fetch is still backed off. */
+  async function refreshWhenDue(): Promise<void> {
+    const wait = retryAt - now();
+    if (wait > 0 && !pending) {
+      throw new RetryableError(
+        `the JWKS at ${url} could not be fetched; it is fetched again in ${seconds(wait)}`,
+        { code: 'SSF_ERR_JWKS_UNAVAILABLE', retryAfterMs: wait },
+      );
+    }
+    await refresh();
+  }
+
   return {
     refresh,
     async getKey(header) {
-      if (!cached) await refresh();
-      else if (now() - cached.fetchedAt >= maxAge) {
+      // Whether the JWKS was fetched for this call: a kid missing from it then is missing for good.
+      let fresh = false;
+      if (!cached) {
+        await refreshWhenDue();
+        fresh = true;
+      } else if (now() - cached.fetchedAt >= maxAge) {
         // A stale JWKS still verifies while the transmitter's endpoint is briefly unreachable.
-        await refresh().catch(() => undefined);
+        fresh = await refreshWhenDue().then(
+          () => true,
+          () => false,
+        );
       }
       const current = cached as { source: SetKeySource; fetchedAt: number };
       try {
         return await current.source.getKey(header);
       } catch (err) {
         const unknownKid = err instanceof SetVerificationError && err.code === 'SSF_ERR_SET_UNKNOWN_KEY';
-        if (!unknownKid || now() - current.fetchedAt < cooldown) throw err;
-        await refresh();
+        if (!unknownKid || fresh) throw err;
+        // The transmitter may have rotated its keys since the last fetch. Until the cooldown lets
+        // the JWKS be fetched again, the SET is neither verified nor refused: it is retried.
+        const wait = current.fetchedAt + cooldown - now();
+        if (wait > 0) {
+          throw new RetryableError(
+            `no key with ${describeHeader(header)} in the JWKS fetched from ${url} ${seconds(now() - current.fetchedAt)} ago; it may be fetched again in ${seconds(wait)}`,
+            { code: 'SSF_ERR_JWKS_COOLDOWN', retryAfterMs: wait, cause: err },
+          );
+        }
+        await refreshWhenDue();
         return (cached as { source: SetKeySource }).source.getKey(header);
       }
     },

@@ -547,11 +547,96 @@ describe('remote JWKS (checklist SET-08: refresh on unknown kid, bounded)', () =
     await verifySet(rotated.jwt, options({ keys }));
     expect(fetches).toBe(2);
 
-    // Junk kids within the cooldown do not trigger fetches.
+    // Unknown kids within the cooldown trigger no fetch; they are retried, not refused.
     const junk = await craft({ alg: 'ES256', kid: 'junk', typ: 'secevent+jwt' }, validPayload(), key);
+    const early = await verifySet(junk, options({ keys })).catch((err: unknown) => err);
+    expect(early).toBeInstanceOf(RetryableError);
+    expect(early).toMatchObject({ code: 'SSF_ERR_JWKS_COOLDOWN', retryAfterMs: 30_000 });
+    expect(fetches).toBe(2);
+    // Once the JWKS may be fetched again, a kid it still lacks is refused for good.
+    now += 30_000;
     const error = await refusal(junk, { keys });
     expect(error.code).toBe('SSF_ERR_SET_UNKNOWN_KEY');
-    expect(fetches).toBe(2);
+    expect(fetches).toBe(3);
+  });
+
+  it('checklist SET-08 / RFC 8935 §2.3: a SET signed with a key published within the cooldown is retried (Retry-After the rest of it), not refused', async () => {
+    let now = NOW.getTime();
+    let jwks = store.jwks();
+    let calls = 0;
+    const keys = remoteJwks('https://tx.example/jwks', {
+      clock: { now: () => new Date(now) },
+      cooldownMs: 30_000,
+      fetcher: async () => {
+        calls++;
+        return jwks;
+      },
+    });
+    await verifySet((await codec.mint(draft)).jwt, options({ keys }));
+    // The transmitter rotates 5 s after the receiver fetched its JWKS and signs with the new key.
+    const next = await storeFor(await generateKeyMaterial('ES256'));
+    jwks = { keys: [...store.jwks().keys, ...next.jwks().keys] };
+    const rotated = await new SetCodec({ issuer: ISS, keys: next, clock }).mint(draft);
+    now += 5_000;
+    const error = await verifySet(rotated.jwt, options({ keys })).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(RetryableError);
+    expect(error).toMatchObject({ code: 'SSF_ERR_JWKS_COOLDOWN', retryAfterMs: 25_000 });
+    expect(calls).toBe(1);
+    // The transmitter retries after the Retry-After: the JWKS is fetched again and the SET verifies.
+    now += 25_000;
+    await expect(verifySet(rotated.jwt, options({ keys }))).resolves.toBeDefined();
+    expect(calls).toBe(2);
+  });
+
+  it('checklist SET-08: a JWKS endpoint that is down is asked again after a backoff, not for every SET', async () => {
+    let now = NOW.getTime();
+    let down = false;
+    let calls = 0;
+    const keys = remoteJwks('https://tx.example/jwks', {
+      clock: { now: () => new Date(now) },
+      cacheMaxAgeMs: 60_000,
+      cooldownMs: 30_000,
+      fetcher: async () => {
+        calls++;
+        if (down) throw new Error('connection refused');
+        return store.jwks();
+      },
+    });
+    const minted = await codec.mint(draft);
+    await verifySet(minted.jwt, options({ keys }));
+    down = true;
+    now += 120_000;
+    // The cache is stale: one re-fetch fails, then the stale keys verify without asking again.
+    for (let i = 0; i < 5; i++) await expect(verifySet(minted.jwt, options({ keys }))).resolves.toBeDefined();
+    expect(calls).toBe(2);
+    now += 30_000;
+    await verifySet(minted.jwt, options({ keys }));
+    expect(calls).toBe(3);
+    // The backoff doubles: 60 s after the second failure.
+    now += 30_000;
+    await verifySet(minted.jwt, options({ keys }));
+    expect(calls).toBe(3);
+    now += 30_000;
+    await verifySet(minted.jwt, options({ keys }));
+    expect(calls).toBe(4);
+
+    // Without any cached JWKS, a SET arriving during the backoff is retryable and fetches nothing.
+    let attempts = 0;
+    const none = remoteJwks('https://tx.example/jwks', {
+      clock: { now: () => new Date(now) },
+      cooldownMs: 30_000,
+      fetcher: async () => {
+        attempts++;
+        throw new Error('connection refused');
+      },
+    });
+    const first = await verifySet(minted.jwt, options({ keys: none })).catch((err: unknown) => err);
+    expect(first).toMatchObject({ code: 'SSF_ERR_JWKS_UNAVAILABLE', retryAfterMs: 30_000 });
+    now += 10_000;
+    const second = await verifySet(minted.jwt, options({ keys: none })).catch((err: unknown) => err);
+    expect(second).toBeInstanceOf(RetryableError);
+    expect(second).toMatchObject({ code: 'SSF_ERR_JWKS_UNAVAILABLE', retryAfterMs: 20_000 });
+    expect(attempts).toBe(1);
   });
 
   it('a JWKS that cannot be fetched is a retryable failure, not a refusal of the SET', async () => {
