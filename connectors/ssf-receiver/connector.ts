@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   ConfigError,
   PermanentError,
+  RetryableError,
   SetVerificationError,
   classOf,
   createSetVerifier,
@@ -46,6 +47,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** How long a retryable failure asked to wait (its Retry-After), or 0. */
+function retryAfterOf(err: unknown): number {
+  const ms = err instanceof RetryableError ? err.retryAfterMs : undefined;
+  return ms !== undefined && Number.isFinite(ms) && ms > 0 ? ms : 0;
 }
 
 function errorBody(
@@ -212,7 +219,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
           }
           ctx.status.set('recoverable_error', message);
           ctx.logger.warn({ err }, 'cannot set up the stream yet; retrying');
-          await sleep(Math.min(1000 * 2 ** attempt, 60_000), signal);
+          await sleep(Math.max(Math.min(1000 * 2 ** attempt, 60_000), retryAfterOf(err)), signal);
         }
       }
     };
@@ -416,7 +423,9 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
         failures += 1;
         ctx.status.set('recoverable_error', err instanceof Error ? err.message : String(err));
         ctx.logger.warn({ err }, 'poll failed');
-        await sleep(delivery.error_backoff * 2 ** Math.min(failures - 1, 4), signal);
+        // A Retry-After (429, 503) is a floor: never poll again sooner than the transmitter asked.
+        const backoff = delivery.error_backoff * 2 ** Math.min(failures - 1, 4);
+        await sleep(Math.max(backoff, retryAfterOf(err)), signal);
       }
     }
   }

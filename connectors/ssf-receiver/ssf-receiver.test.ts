@@ -1181,6 +1181,76 @@ describe('URLs taken from the transmitter’s metadata', () => {
   });
 });
 
+describe('Retry-After from the transmitter', () => {
+  it('RFC 8936 §2 / RFC 9110 §10.2.3: a refused poll (429) or setup request (503) is not repeated before its Retry-After', async () => {
+    const seen: Record<string, number[]> = { metadata: [], poll: [] };
+    const server = createServer((req, res) => {
+      void (async () => {
+        await readBody(req);
+        const path = new URL(req.url ?? '/', 'http://x').pathname;
+        const json = (status: number, value: unknown, headers: Record<string, string> = {}) => {
+          res.writeHead(status, { 'content-type': 'application/json', ...headers });
+          res.end(JSON.stringify(value));
+        };
+        if (path === '/.well-known/ssf-configuration') {
+          seen.metadata!.push(Date.now());
+          if (seen.metadata!.length === 1) return json(503, { error: 'busy' }, { 'retry-after': '2' });
+          return json(200, {
+            issuer: origin,
+            jwks_uri: `${origin}/jwks.json`,
+            configuration_endpoint: `${origin}/streams`,
+            verification_endpoint: `${origin}/verify`,
+          });
+        }
+        if (path === '/streams')
+          return json(201, {
+            stream_id: 's1',
+            iss: origin,
+            aud: STANDIN_AUD,
+            delivery: { method: 'urn:ietf:rfc:8936', endpoint_url: `${origin}/poll` },
+          });
+        if (path === '/poll') {
+          seen.poll!.push(Date.now());
+          if (seen.poll!.length === 1) return json(429, { err: 'slow down' }, { 'retry-after': '1' });
+          await new Promise((r) => setTimeout(r, 100));
+          return json(200, { sets: {} });
+        }
+        return json(200, {});
+      })();
+    });
+    const origin = `http://127.0.0.1:${await listen(server)}`;
+    const h = harness('retry-after');
+    const ctx: InboundContext = {
+      ...h.ctx,
+      http: testHttpClientFactory({ logger: h.ctx.logger, signal: h.abort.signal, onAuthFailure: () => {} }),
+    };
+    const connector = ssfReceiver.create(
+      ctx,
+      ssfReceiver.configSchema.parse({
+        issuer: origin,
+        bridge_issuer: BRIDGE_ISSUER,
+        auth: { type: 'bearer', token: MANAGEMENT_TOKEN },
+        delivery: { method: 'poll', error_backoff: '50ms' },
+        ssrf: { allow_http_hosts: ['127.0.0.1'] },
+      }),
+    );
+    try {
+      await connector.start(ctx.signal);
+      await eventually(() => seen.poll!.length >= 2, 'a second poll', 10_000);
+      const [m1, m2] = seen.metadata as [number, number];
+      const [p1, p2] = seen.poll as [number, number];
+      // The setup backoff alone would retry after 1 s, the poll backoff after 50 ms.
+      expect(m2 - m1).toBeGreaterThanOrEqual(1_950);
+      expect(p2 - p1).toBeGreaterThanOrEqual(950);
+    } finally {
+      await connector.stop(200);
+      h.abort.abort();
+      server.close();
+      server.closeAllConnections();
+    }
+  }, 15_000);
+});
+
 describe('a second bridge process using the connector', () => {
   let dir: string;
   const processes: BridgeProcess[] = [];
