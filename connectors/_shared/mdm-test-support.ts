@@ -1,13 +1,16 @@
 /**
- * Test support: an inbound connector context with in-memory checkpoints, a recording emit, a
+ * Test support: an inbound connector context with in-memory checkpoints (shareable between
+ * contexts, and committed compare-and-set when emit is given `expected`), a recording emit, a
  * scheduler whose tasks the test runs, and the bridge's own HTTP client (classified errors,
  * Retry-After, token caches, flagging refused credentials), with no proxy and no SSRF policy so
  * that it reaches the loopback mock servers. Shared by the MDM connectors' behaviour tests
  * (intune, jamf-pro, kandji).
  */
+import { isDeepStrictEqual } from 'node:util';
 import {
   RetryableError,
   callbackLogger,
+  checkpointConflict,
   type EmitOptions,
   type EmitResult,
   type EventDraft,
@@ -52,10 +55,15 @@ export interface TestContext<S = unknown> {
 }
 
 export function testContext<S = unknown>(
-  options: { instanceId?: string; now?: () => Date } = {},
+  options: {
+    instanceId?: string;
+    now?: () => Date;
+    /** Another context's checkpoints: two instances of one connector on one database. */
+    checkpoints?: Map<string, unknown>;
+  } = {},
 ): TestContext<S> {
   const abort = new AbortController();
-  const checkpoints = new Map<string, unknown>();
+  const checkpoints = options.checkpoints ?? new Map<string, unknown>();
   const emits: EmitCall[] = [];
   const statuses: TestContext<S>['statuses'] = [];
   const logs: LogEntry[] = [];
@@ -119,6 +127,12 @@ export function testContext<S = unknown>(
         const err = failure;
         failure = undefined;
         throw err;
+      }
+      const expected = emitOptions?.checkpoint?.expected;
+      const name = emitOptions?.checkpoint?.name ?? 'default';
+      // Compare-and-set, as the stores do: contexts sharing one map share one database.
+      if (expected && !isDeepStrictEqual(checkpoints.get(name), expected.value)) {
+        throw checkpointConflict(ctx.instanceId, name);
       }
       emits.push({ events: structuredClone(events), checkpoint: structuredClone(emitOptions?.checkpoint) });
       if (emitOptions?.checkpoint) {

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import {
+  CHECKPOINT_CONFLICT,
   PermanentError,
   RetryableError,
   type EmitResult,
@@ -29,8 +30,13 @@ import {
 } from './mapping.ts';
 
 const INDEX_CHECKPOINT = 'inventory';
+/** Runs of one computer's work that may meet another instance's commit before it fails as retryable. */
+const CONFLICT_TRIES = 4;
 
-/** Serialises work per key (one computer), so a webhook and the reconciliation never race on its state. */
+/**
+ * Serialises work per key (one computer) in this process, so a webhook and the reconciliation here
+ * do not race on its state; across instances, commits are compare-and-set (see apply).
+ */
 class KeyedMutex {
   readonly #tails = new Map<string, Promise<void>>();
 
@@ -81,7 +87,7 @@ type AuthOutcome = 'ok' | 'missing' | 'refused';
  * name up in the Jamf Pro API, and turns membership of the configured non-compliant smart groups
  * into CAEP device-compliance-change events. A scheduled reconciliation reads the whole
  * inventory to catch webhooks Jamf Pro did not deliver. Each computer's state is its own
- * checkpoint, committed with its events.
+ * checkpoint, committed with its events compare-and-set.
  */
 export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfig): InboundConnector {
   const client = new JamfClient(ctx, config);
@@ -125,19 +131,25 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
     return timingSafeEqual(digest(presented), expected) ? 'ok' : 'refused';
   }
 
-  async function loadDevice(key: string): Promise<DeviceState | undefined> {
+  /** A computer's stored state, and the stored value it was read from (what a commit expects to replace). */
+  async function loadDevice(key: string): Promise<{ state: DeviceState | undefined; stored: unknown }> {
     const stored = await ctx.checkpoints.get(key);
-    if (stored === undefined || stored === null) return undefined;
+    if (stored === undefined || stored === null) return { state: undefined, stored };
     const parsed = deviceStateSchema.safeParse(stored);
-    if (parsed.success) return parsed.data;
+    if (parsed.success) return { state: parsed.data, stored };
     log.warn(
       { checkpoint: key },
       'stored computer state is not readable; treating the computer as first seen',
     );
-    return undefined;
+    return { state: undefined, stored };
   }
 
-  /** Reads a computer's state, decides, and commits the events with the new state in one step. */
+  /**
+   * Reads a computer's state, decides, and commits the events with the new state in one step.
+   * One computer at a time in this process; across the instances sharing a database the state is
+   * committed compare-and-set, and work that met a state another instance committed meanwhile
+   * (a webhook here, the reconciliation there) is decided again from that state, a few times.
+   */
   async function apply(
     key: string,
     via: 'webhook' | 'reconcile',
@@ -147,15 +159,29 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
     },
   ): Promise<EmitResult | undefined> {
     return locks.run(key, async () => {
-      const previous = await loadDevice(key);
-      const decision = decide(previous);
-      if (decision.events.length === 0 && decision.next === undefined) return undefined;
-      const result = await ctx.emit(
-        decision.events,
-        decision.next === undefined ? undefined : { checkpoint: { name: key, value: decision.next } },
-      );
-      if (decision.events.length > 0) emitted.inc({ via }, decision.events.length);
-      return result;
+      for (let tries = 1; ; tries += 1) {
+        const { state: previous, stored } = await loadDevice(key);
+        const decision = decide(previous);
+        if (decision.events.length === 0 && decision.next === undefined) return undefined;
+        let result: EmitResult;
+        try {
+          result = await ctx.emit(
+            decision.events,
+            decision.next === undefined
+              ? undefined
+              : { checkpoint: { name: key, value: decision.next, expected: { value: stored } } },
+          );
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== CHECKPOINT_CONFLICT || tries >= CONFLICT_TRIES) throw err;
+          log.debug(
+            { checkpoint: key, tries },
+            'the computer changed on another instance meanwhile; deciding again',
+          );
+          continue;
+        }
+        if (decision.events.length > 0) emitted.inc({ via }, decision.events.length);
+        return result;
+      }
     });
   }
 
@@ -260,11 +286,13 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
         notes.push(`computer ${change.computerId} is no longer in Jamf Pro`);
         continue;
       }
+      let note: string | undefined;
       const result = await apply(deviceKey(change.computerId), 'webhook', (previous) => {
         const decision = decideComputer(change, source, inventory, previous, config);
-        if (decision.note) notes.push(decision.note);
+        note = decision.note;
         return decision;
       });
+      if (note) notes.push(note);
       if (result) {
         accepted.push(...result.accepted);
         duplicates += result.duplicates;

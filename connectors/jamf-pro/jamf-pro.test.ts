@@ -645,6 +645,67 @@ describe('jamf-pro reconciliation', () => {
     expect(transitions(second)).toEqual([['UDID-1187', 'not-compliant', 'compliant']]);
   });
 
+  it('sends a change once when a webhook on one instance and the reconciliation on another decide it together', async () => {
+    serveJamf();
+    setComputers([['1187', []]]);
+    // Two bridge instances on one database: A takes the webhook, B (the leader) reconciles.
+    const a = testContext();
+    const b = testContext({ checkpoints: a.checkpoints });
+    const webhooks = connector(a);
+    const leader = connector(b);
+    await leader.start(b.ctx.signal);
+    await b.runTask('reconcile');
+
+    computers.set('1187', ['42']);
+    // A reads the computer's state; before A commits, B's reconciliation sees the same change
+    // and commits it.
+    const read = a.ctx.checkpoints.get.bind(a.ctx.checkpoints);
+    let raced = false;
+    a.ctx.checkpoints.get = async (name) => {
+      const value = await read(name);
+      if (name === 'computer:1187' && !raced) {
+        raced = true;
+        await b.runTask('reconcile');
+      }
+      return value;
+    };
+    const res = await post(webhooks, smartGroup(42, 'Non-compliant Macs', [1187], []));
+    expect(res).toMatchObject({ status: 202, body: { accepted: [] } });
+    expect([...b.events(), ...a.events()].map((e) => e.sourceRecordId)).toEqual([
+      'jamf-pro:reconcile:computer:1187:1:compliant>not-compliant:2026-01-01T00:00:11.000Z',
+    ]);
+    expect(a.checkpoints.get('computer:1187')).toMatchObject({ status: 'not-compliant', seq: 1 });
+  });
+
+  it('fails a webhook as retryable when other instances keep changing the computer', async () => {
+    serveJamf();
+    setComputers([['1187', ['42']]]);
+    const a = testContext();
+    const b = testContext({ checkpoints: a.checkpoints });
+    const webhooks = connector(a);
+    const read = a.ctx.checkpoints.get.bind(a.ctx.checkpoints);
+    let runs = 0;
+    a.ctx.checkpoints.get = async (name) => {
+      const value = await read(name);
+      // Every read is overtaken by a commit of another instance.
+      runs += 1;
+      b.checkpoints.set('computer:1187', {
+        status: 'compliant',
+        groups: [],
+        device_id: 'UDID-1187',
+        aliases: { jamf_computer_id: '1187' },
+        seq: runs,
+      });
+      return value;
+    };
+    await expect(post(webhooks, smartGroup(42, 'Non-compliant Macs', [1187], []))).rejects.toMatchObject({
+      code: 'SSF_ERR_CHECKPOINT_CONFLICT',
+      errorClass: 'retryable',
+    });
+    expect(runs).toBe(4);
+    expect(a.events()).toEqual([]);
+  });
+
   it('handles a computer that leaves the inventory by policy, and distrusts an empty inventory', async () => {
     serveJamf();
     setComputers([
