@@ -82,6 +82,13 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   const pendingStates = new Set<string>();
   const pushToken =
     config.delivery.method === 'push' ? digest(config.delivery.authorization_header.reveal()) : undefined;
+  // RFC 9110 §15.5.2, RFC 6750 §3: a 401 names the scheme the transmitter must use — the one of
+  // the Authorization header given to it (its first word), Bearer when that is no scheme name.
+  const pushScheme =
+    config.delivery.method === 'push'
+      ? (/^([!#$%&'*+.^_`|~\w-]+)\s/.exec(config.delivery.authorization_header.reveal())?.[1] ?? 'Bearer')
+      : 'Bearer';
+  const challenge = `${pushScheme} realm="${ctx.instanceId}"`;
 
   let verifier: SetVerifier | undefined;
   let stream: Stream | undefined;
@@ -306,7 +313,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     if (!presented) {
       return {
         status: 401,
-        headers: ERROR_HEADERS,
+        headers: { ...ERROR_HEADERS, 'www-authenticate': challenge },
         body: errorBody(
           'authentication_failed',
           'send the Authorization header given to the transmitter in the stream configuration',

@@ -832,6 +832,14 @@ describe('against a stand-in transmitter', () => {
     expect(count(h, 'ssf_receiver_sets_total', { outcome: 'refused' })).toBe(cases.length + 1);
   });
 
+  it('RFC 9110 §15.5.2 / RFC 6750 §3 (PUSH-09): a push without Authorization gets 401 with a WWW-Authenticate challenge naming the scheme', async () => {
+    const push = connector.handleWebhook as NonNullable<InboundConnector['handleWebhook']>;
+    const answer = await push(pushRequest(await sign(claims(standIn.issuer), k1), { authorization: '' }));
+    expect(answer.status).toBe(401);
+    expect(answer.headers?.['www-authenticate']).toBe('Bearer realm="standin-push"');
+    expect(answer.body).toMatchObject({ err: 'authentication_failed' });
+  });
+
   it('matches the verification state it asked for', async () => {
     const token = await sign(
       claims(standIn.issuer, {
