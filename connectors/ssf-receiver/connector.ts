@@ -191,7 +191,9 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     const status = await client.readStatus(found.stream_id, signal);
     const state = status?.status;
     reportStreamState(state === 'paused' || state === 'disabled' ? state : 'enabled', status?.reason);
-    if (config.verify_on_start) await requestVerification(signal);
+    // The verification event is asked for once start() has returned (see start()), not here:
+    // pushes are routed to an instance only after its start, and a transmitter may push the
+    // verification SET before it answers the request.
   }
 
   async function requestVerification(signal: AbortSignal): Promise<void> {
@@ -465,6 +467,17 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       if (config.delivery.method === 'poll') loop = pollLoop(signal);
       // The first attempt is awaited so pushes find the stream set up; later attempts run in the background.
       await Promise.race([ready.catch(() => undefined), firstAttempt]);
+      if (config.verify_on_start) {
+        // After start() has returned and the host routes pushes here, so a verification SET the
+        // transmitter sends before answering the request finds this instance ready.
+        ready.then(
+          () =>
+            setImmediate(() => {
+              if (!signal.aborted) void requestVerification(signal);
+            }),
+          () => undefined,
+        );
+      }
     },
     async stop(deadlineMs: number) {
       const started = Date.now();

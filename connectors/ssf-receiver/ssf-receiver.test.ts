@@ -668,6 +668,8 @@ describe('against a stand-in transmitter', () => {
     );
     await connector.start(h.ctx.signal);
     await eventually(() => h.statuses.length > 0, 'setup');
+    // Verification is asked for once start() has returned.
+    await eventually(() => standIn.verifyStates.length > 0, 'the verification request');
   });
 
   afterAll(async () => {
@@ -707,8 +709,10 @@ describe('against a stand-in transmitter', () => {
         },
       }),
     );
+    const verifications = standIn.verifyStates.length;
     await instance.start(o.ctx.signal);
     await eventually(() => o.statuses.length > 0, 'setup');
+    await eventually(() => standIn.verifyStates.length > verifications, 'the verification request');
     expect(o.statuses[0]?.state).toBe('ok');
     expect(standIn.tokenScopes).toContain('ssf.read ssf.manage');
     const calls = standIn.managementAuth.slice(seen);
@@ -1257,6 +1261,100 @@ describe('Retry-After from the transmitter', () => {
       server.closeAllConnections();
     }
   }, 15_000);
+});
+
+describe('a transmitter that pushes the verification SET before answering the request', () => {
+  it('SSF 1.0 §8.1.4.2 / RFC 8935 §2.2 (PUSH-06): the verification SET is accepted (202) at once, not answered 503 while the instance starts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssf-receiver-sync-verify-'));
+    const key = await signingKey('sync-k1');
+    const pushes: number[] = [];
+    let delivery: { endpoint_url: string; authorization_header: string } | undefined;
+    const server = createServer((req, res) => {
+      void (async () => {
+        const body = (await readBody(req)).toString('utf8');
+        const path = new URL(req.url ?? '/', 'http://x').pathname;
+        const json = (status: number, value?: unknown) => {
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(value === undefined ? '' : JSON.stringify(value));
+        };
+        if (path === '/.well-known/ssf-configuration')
+          return json(200, {
+            issuer: origin,
+            jwks_uri: `${origin}/jwks.json`,
+            configuration_endpoint: `${origin}/streams`,
+            verification_endpoint: `${origin}/verify`,
+            delivery_methods_supported: ['urn:ietf:rfc:8935'],
+          });
+        if (path === '/jwks.json') return json(200, { keys: [key.jwk] });
+        if (path === '/streams' && req.method === 'POST') {
+          delivery = (JSON.parse(body) as { delivery: typeof delivery }).delivery;
+          return json(201, { stream_id: 'sync-1', iss: origin, aud: STANDIN_AUD, delivery });
+        }
+        if (path === '/verify') {
+          // Synchronous delivery: the SET is pushed, and answered, before the request is.
+          const { state } = JSON.parse(body) as { state: string };
+          const set = await sign(
+            claims(origin, {
+              sub_id: { format: 'opaque', id: 'sync-1' },
+              events: { [VERIFICATION]: { state } },
+            }),
+            key,
+          );
+          const pushed = await fetch(delivery!.endpoint_url, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/secevent+jwt',
+              authorization: delivery!.authorization_header,
+            },
+            body: set,
+          });
+          pushes.push(pushed.status);
+          return json(204);
+        }
+        return json(404, {});
+      })();
+    });
+    const origin = `http://127.0.0.1:${await listen(server)}`;
+    const port = await freePort();
+    const b = `http://127.0.0.1:${port}`;
+    writeFileSync(
+      join(dir, 'b.yaml'),
+      [
+        `server: {host: 127.0.0.1, port: ${port}, shutdown_timeout: 2s}`,
+        `data_dir: ${join(dir, 'b')}`,
+        'inbound:',
+        '  - id: from-sync',
+        '    connector: ssf-receiver',
+        '    config:',
+        `      issuer: ${origin}`,
+        '      auth: {type: bearer, token: sync-management-token}',
+        `      delivery: {method: push, endpoint_url: '${b}/ingest/from-sync', authorization_header: '${PUSH_AUTH}'}`,
+        `      bridge_issuer: ${b}`,
+        "      ssrf: {allow_http_hosts: ['127.0.0.1']}",
+        'outbound:',
+        "  - {id: out, connector: log, config: {audience: 'urn:b:log', format: compact}}",
+        'routes:',
+        "  - {id: all, from: '*', to: [out]}",
+      ].join('\n'),
+    );
+    const receiver = new BridgeProcess(['run', '--config', join(dir, 'b.yaml')], { cwd: dir });
+    try {
+      await receiver.url();
+      await eventually(() => pushes.length > 0, 'the verification push', 20_000);
+      expect(pushes).toEqual([202]);
+      await receiver.waitForLine(
+        (l) => l.includes('"instance":"from-sync"') && l.includes('stream verified'),
+      );
+    } finally {
+      receiver.kill('SIGTERM');
+      const timer = setTimeout(() => receiver.kill('SIGKILL'), 5000);
+      await receiver.exited;
+      clearTimeout(timer);
+      server.close();
+      server.closeAllConnections();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 describe('a second bridge process using the connector', () => {
