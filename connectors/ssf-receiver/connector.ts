@@ -11,6 +11,7 @@ import {
   type InboundContext,
   type InboundRequest,
   type InboundResponse,
+  type ScheduledTask,
   type SetVerifier,
   type VerifiedSetInfo,
 } from '../../core/plugin-api/index.ts';
@@ -20,7 +21,12 @@ import { SSF_STREAM_UPDATED, SSF_VERIFICATION, mapSet } from './mapping.ts';
 
 const SET_CONTENT_TYPE = /^application\/secevent\+jwt\s*(;|$)/i;
 const READY_WAIT_MS = 10_000;
+/** How often the scheduler starts the poll loop when it is not running, and checks the leader. */
+const POLL_LEADER_CHECK_MS = 5_000;
 const STREAM_CHECKPOINT = 'stream';
+/** How long a requested verification state is accepted from the shared store. */
+const STATE_TTL_MS = 86_400_000;
+const stateCheckpoint = (state: string) => `verification-state:${state}`;
 /** RFC 8935 §2.3: an error response says the language of its description. */
 const ERROR_HEADERS = { 'content-language': 'en' };
 
@@ -96,7 +102,9 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   let ready: Promise<void> | undefined;
   let firstAttempt: Promise<void> = Promise.resolve();
   let loop: Promise<void> | undefined;
+  let polling: ScheduledTask | undefined;
   let stopping: AbortController | undefined;
+  let verificationState: string | undefined;
   let pendingAck: string[] = [];
   let pendingErrs: Record<string, { err: string; description: string }> = {};
 
@@ -191,15 +199,28 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     const status = await client.readStatus(found.stream_id, signal);
     const state = status?.status;
     reportStreamState(state === 'paused' || state === 'disabled' ? state : 'enabled', status?.reason);
+    if (config.verify_on_start) await prepareVerification();
     // The verification event is asked for once start() has returned (see start()), not here:
     // pushes are routed to an instance only after its start, and a transmitter may push the
     // verification SET before it answers the request.
   }
 
-  async function requestVerification(signal: AbortSignal): Promise<void> {
-    if (!stream) return;
+  /**
+   * Picks the state of the verification to ask for and records it, here and in the shared store:
+   * with several bridge instances behind one URL, the verification SET may be pushed to another
+   * instance than the one that asked for it.
+   */
+  async function prepareVerification(): Promise<void> {
     const state = randomBytes(16).toString('base64url');
+    await ctx.checkpoints.set({ requested_at: ctx.clock.now().toISOString() }, stateCheckpoint(state));
     pendingStates.add(state);
+    verificationState = state;
+  }
+
+  async function requestVerification(signal: AbortSignal): Promise<void> {
+    const state = verificationState;
+    if (!stream || state === undefined) return;
+    verificationState = undefined;
     try {
       await client.requestVerification(stream.id, state, signal);
     } catch (err) {
@@ -242,7 +263,16 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   }
 
   /** Handles a stream control event; throws SetVerificationError when it must be refused. */
-  function control(set: VerifiedSetInfo): void {
+  /** Whether this instance, or another sharing its store, asked for a verification with `state`. */
+  async function requested(state: string): Promise<boolean> {
+    if (pendingStates.has(state)) return true;
+    const stored = (await ctx.checkpoints.get(stateCheckpoint(state))) as
+      { requested_at?: string } | undefined;
+    const at = stored?.requested_at === undefined ? NaN : Date.parse(stored.requested_at);
+    return Number.isFinite(at) && ctx.clock.now().getTime() - at <= STATE_TTL_MS;
+  }
+
+  async function control(set: VerifiedSetInfo): Promise<void> {
     const current = stream as Stream;
     const subject = set.subject as { format: string; id?: unknown };
     if (subject.format === 'opaque' && subject.id !== current.id) {
@@ -254,7 +284,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
         verifications.inc({ outcome: 'unsolicited' });
         return;
       }
-      if (typeof state !== 'string' || !pendingStates.has(state)) {
+      if (typeof state !== 'string' || !(await requested(state))) {
         verifications.inc({ outcome: 'mismatched' });
         // SSF 1.0 §8.1.4.1: a state this receiver did not ask for is refused as invalid_state.
         refuse(
@@ -278,7 +308,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   /** Verifies one SET and emits its event; throws SetVerificationError when it is refused. */
   async function receive(token: string): Promise<void> {
     const set = await (verifier as SetVerifier).verify(token);
-    if (set.eventType === SSF_VERIFICATION || set.eventType === SSF_STREAM_UPDATED) control(set);
+    if (set.eventType === SSF_VERIFICATION || set.eventType === SSF_STREAM_UPDATED) await control(set);
     const mapped = set.knownEventType
       ? mapSet(set, config.bridge_issuer)
       : { events: [], ignored: `event type ${set.eventType} is not in the catalog` };
@@ -464,7 +494,17 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       stopping = new AbortController();
       const signal = AbortSignal.any([ctx.signal, stopping.signal]);
       ready = startSetup(signal);
-      if (config.delivery.method === 'poll') loop = pollLoop(signal);
+      if (config.delivery.method === 'poll') {
+        // Through the scheduler, so that of several bridge instances sharing one database only
+        // the leader polls (one reader of the stream's queue, one sender of its acks). The run
+        // lasts until the instance stops or is no longer the leader; the next leader's run
+        // starts within POLL_LEADER_CHECK_MS, and SETs not acknowledged yet are sent again.
+        polling = ctx.scheduler.schedule(
+          'poll',
+          { everyMs: POLL_LEADER_CHECK_MS, runOnStart: true },
+          (taskSignal) => (loop = pollLoop(AbortSignal.any([signal, taskSignal]))),
+        );
+      }
       // The first attempt is awaited so pushes find the stream set up; later attempts run in the background.
       await Promise.race([ready.catch(() => undefined), firstAttempt]);
       if (config.verify_on_start) {
@@ -482,6 +522,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     async stop(deadlineMs: number) {
       const started = Date.now();
       stopping?.abort();
+      polling?.stop();
       const waited = new AbortController();
       await Promise.race([loop ?? Promise.resolve(), sleep(deadlineMs / 2, waited.signal)]);
       waited.abort();

@@ -117,12 +117,16 @@ function fetchClient(options: HttpClientOptions, stop: AbortSignal): HttpClient 
   };
 }
 
-function harness(instanceId: string): Harness {
+/** `checkpoints` stands for the store: two harnesses given the same map are two bridge instances on one database. */
+function harness(
+  instanceId: string,
+  checkpoints = new Map<string, unknown>(),
+  { leader = true }: { leader?: boolean } = {},
+): Harness {
   const abort = new AbortController();
   const emitted: EventDraft[] = [];
   const statuses: Harness['statuses'] = [];
   const counters = new Map<string, number>();
-  const checkpoints = new Map<string, unknown>();
   const logger = {
     trace: () => undefined,
     debug: () => undefined,
@@ -143,7 +147,28 @@ function harness(instanceId: string): Harness {
       get: async (name = 'default') => checkpoints.get(name),
       set: async (value, name = 'default') => void checkpoints.set(name, value),
     },
-    scheduler: { schedule: () => ({ stop: () => undefined }) },
+    // Like the core's scheduler: tasks run on the leader only, never overlapping themselves.
+    scheduler: {
+      schedule: (_name, options, task) => {
+        const controller = new AbortController();
+        let running = false;
+        const run = () => {
+          if (!leader || running || controller.signal.aborted) return;
+          running = true;
+          void task(controller.signal)
+            .catch(() => undefined)
+            .finally(() => (running = false));
+        };
+        if (options.runOnStart) setImmediate(run);
+        const timer = options.everyMs ? setInterval(run, options.everyMs) : undefined;
+        return {
+          stop: () => {
+            clearInterval(timer);
+            controller.abort();
+          },
+        };
+      },
+    },
     clock: { now: () => new Date() },
     metrics: {
       counter: (name) => ({
@@ -857,6 +882,87 @@ describe('against a stand-in transmitter', () => {
     );
     expect(answer.status).toBe(202);
     expect(count(h, 'ssf_receiver_verifications_total', { outcome: 'matched' })).toBe(1);
+  });
+
+  it('SSF 1.0 §8.1.4.1 (scaling): a verification SET pushed to another bridge instance on the same store matches the state this one asked for', async () => {
+    const store = new Map<string, unknown>();
+    const [first, second] = [harness('shared', store), harness('shared', store)];
+    const config = (verify: boolean) =>
+      ssfReceiver.configSchema.parse({
+        ...base(),
+        verify_on_start: verify,
+        delivery: {
+          method: 'push',
+          endpoint_url: 'http://127.0.0.1:1/ingest/shared',
+          authorization_header: PUSH_AUTH,
+        },
+      });
+    const asking = ssfReceiver.create(first.ctx, config(true));
+    const other = ssfReceiver.create(second.ctx, config(false));
+    try {
+      const before = standIn.verifyStates.length;
+      await asking.start(first.ctx.signal);
+      await other.start(second.ctx.signal);
+      await eventually(() => standIn.verifyStates.length > before, 'the verification request');
+      const token = await sign(
+        claims(standIn.issuer, {
+          sub_id: { format: 'opaque', id: STANDIN_STREAM },
+          events: { [VERIFICATION]: { state: standIn.verifyStates.at(-1) } },
+        }),
+        k1,
+      );
+      const answer = await (other.handleWebhook as NonNullable<InboundConnector['handleWebhook']>)(
+        pushRequest(token),
+      );
+      expect(answer.status).toBe(202);
+      expect(count(second, 'ssf_receiver_verifications_total', { outcome: 'matched' })).toBe(1);
+      // A state nobody asked for is still refused.
+      const forgedState = await sign(
+        claims(standIn.issuer, {
+          sub_id: { format: 'opaque', id: STANDIN_STREAM },
+          events: { [VERIFICATION]: { state: 'never-asked' } },
+        }),
+        k1,
+      );
+      const refused = await (other.handleWebhook as NonNullable<InboundConnector['handleWebhook']>)(
+        pushRequest(forgedState),
+      );
+      expect(refused).toMatchObject({ status: 400, body: { err: 'invalid_state' } });
+    } finally {
+      await asking.stop(200);
+      await other.stop(200);
+      first.abort.abort();
+      second.abort.abort();
+    }
+  });
+
+  it('docs/scaling.md (leader election): of several bridge instances on one store, only the scheduler’s leader polls', async () => {
+    const store = new Map<string, unknown>();
+    const [follower, leader] = [
+      harness('shared-poll', store, { leader: false }),
+      harness('shared-poll', store, { leader: true }),
+    ];
+    const config = ssfReceiver.configSchema.parse({
+      ...base(),
+      verify_on_start: false,
+      delivery: { method: 'poll', error_backoff: '50ms' },
+    });
+    const first = ssfReceiver.create(follower.ctx, config);
+    const second = ssfReceiver.create(leader.ctx, config);
+    try {
+      const before = standIn.pollBodies.length;
+      await first.start(follower.ctx.signal);
+      await eventually(() => follower.statuses.length > 0, 'setup');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(standIn.pollBodies.length).toBe(before);
+      await second.start(leader.ctx.signal);
+      await eventually(() => standIn.pollBodies.length > before, 'a poll by the leader');
+    } finally {
+      await first.stop(200);
+      await second.stop(200);
+      follower.abort.abort();
+      leader.abort.abort();
+    }
   });
 
   it('fetches the JWKS again when a SET names a new key', async () => {
