@@ -4,6 +4,7 @@ import {
   PermanentError,
   RetryableError,
   SetVerificationError,
+  answersWithSetErrors,
   classOf,
   createSetVerifier,
   isBridgeError,
@@ -529,6 +530,10 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       await flushAcks(deadlineMs / 2 - (Date.now() - started));
     },
   };
-  if (config.delivery.method === 'push') connector.handleWebhook = handlePush;
+  if (config.delivery.method === 'push') {
+    connector.handleWebhook = handlePush;
+    // RFC 8935 §2.3: what the server refuses before the connector sees it is answered {err, description}.
+    answersWithSetErrors(connector);
+  }
   return connector;
 }

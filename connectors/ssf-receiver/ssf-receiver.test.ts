@@ -1370,7 +1370,7 @@ describe('Retry-After from the transmitter', () => {
 });
 
 describe('a transmitter that pushes the verification SET before answering the request', () => {
-  it('SSF 1.0 §8.1.4.2 / RFC 8935 §2.2 (PUSH-06): the verification SET is accepted (202) at once, not answered 503 while the instance starts', async () => {
+  it('SSF 1.0 §8.1.4.2 / RFC 8935 §2.2 (PUSH-06): the verification SET is accepted (202) at once, not answered 503 while the instance starts; RFC 8935 §2.3 (PUSH-08): a malformed body is refused as {err, description}', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssf-receiver-sync-verify-'));
     const key = await signingKey('sync-k1');
     const pushes: number[] = [];
@@ -1448,6 +1448,17 @@ describe('a transmitter that pushes the verification SET before answering the re
       await receiver.url();
       await eventually(() => pushes.length > 0, 'the verification push', 20_000);
       expect(pushes).toEqual([202]);
+      // RFC 8935 §2.3 (PUSH-08): a body the server cannot parse is refused in the RFC's shape too.
+      const malformed = await fetch(`${b}/ingest/from-sync`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: PUSH_AUTH },
+        body: '{"not": ',
+      });
+      expect(malformed.status).toBe(400);
+      expect(await malformed.json()).toMatchObject({
+        err: 'invalid_request',
+        description: expect.any(String),
+      });
       await receiver.waitForLine(
         (l) => l.includes('"instance":"from-sync"') && l.includes('stream verified'),
       );

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { RetryableError, type InboundConnector } from '../plugin-api/index.ts';
+import { RetryableError, answersWithSetErrors, type InboundConnector } from '../plugin-api/index.ts';
 import { MetricsRegistry } from '../telemetry/metrics.ts';
 import { StatusBoard } from '../runtime/status.ts';
 import { capturingLogger } from '../../test/helpers/capture.ts';
@@ -26,6 +26,12 @@ const full: InboundConnector = {
   },
 };
 
+const setPush = answersWithSetErrors<InboundConnector>({
+  start: async () => undefined,
+  stop: async () => undefined,
+  handleWebhook: async () => ({ status: 202 }),
+});
+
 beforeAll(async () => {
   const metrics = new MetricsRegistry();
   app = createServer({
@@ -34,7 +40,7 @@ beforeAll(async () => {
     status,
     bodyLimitBytes: 1024,
     requestTimeoutMs: 5_000,
-    inbound: (id) => ({ echo, full })[id],
+    inbound: (id) => ({ echo, full, setPush })[id],
     isConfiguredInbound: (id) => ['echo', 'full', 'sleeping'].includes(id),
     servesScim: (id) => id === 'echo',
   });
@@ -110,6 +116,21 @@ describe('HTTP server', () => {
     const other = await fetch(`${base}/scim/v2/full/Users/x`, { method: 'DELETE', body: '{}' });
     expect(other.status).toBe(404);
     expect(await other.json()).toEqual({ error: 'not_found', message: 'no SCIM service instance "full"' });
+  });
+
+  it('RFC 8935 §2.3 (PUSH-08): a push endpoint declared with answersWithSetErrors refuses malformed JSON as {err, description}', async () => {
+    const bad = await fetch(`${base}/ingest/setPush`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"a": ',
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-language')).toBe('en');
+    const body = (await bad.json()) as Record<string, unknown>;
+    expect(body).toEqual({
+      err: 'invalid_request',
+      description: expect.stringMatching(/^malformed JSON body/),
+    });
   });
 
   it('answers 400 for malformed JSON, 413 for oversize bodies, 404/503 for unknown or stopped instances', async () => {

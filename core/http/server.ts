@@ -1,6 +1,11 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../plugin-api/types.ts';
-import { isBridgeError, RetryableError, type InboundConnector } from '../plugin-api/index.ts';
+import {
+  answersWithSetErrorsOf,
+  isBridgeError,
+  RetryableError,
+  type InboundConnector,
+} from '../plugin-api/index.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import type { StatusBoard } from '../runtime/status.ts';
 
@@ -26,6 +31,7 @@ declare module 'fastify' {
 }
 
 const JSON_TYPE = /^application\/([\w.+-]*\+)?json\b/i;
+const MALFORMED_JSON = 'SSF_ERR_HTTP_MALFORMED_JSON';
 
 /**
  * The bridge's HTTP server: health, readiness, metrics, and `/ingest/<instance-id>` for every
@@ -58,8 +64,10 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     } catch (err) {
       const parseError = new Error(`malformed JSON body: ${(err as Error).message}`) as Error & {
         statusCode: number;
+        code: string;
       };
       parseError.statusCode = 400;
+      parseError.code = MALFORMED_JSON;
       done(parseError, undefined);
     }
   });
@@ -72,6 +80,13 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     });
   });
 
+  /** Whether the request is for an inbound instance that answers refusals as RFC 8935 errors. */
+  const answersWithSetErrors = (req: FastifyRequest): boolean => {
+    if (req.routeOptions.url !== '/ingest/:instanceId') return false;
+    const { instanceId } = req.params as { instanceId?: string };
+    return instanceId !== undefined && answersWithSetErrorsOf(deps.inbound(instanceId));
+  };
+
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode ?? 500;
     if (status >= 500) deps.logger.error({ err, url: req.url }, 'request failed');
@@ -82,6 +97,13 @@ export function createServer(deps: ServerDeps): FastifyInstance {
       });
     }
     if (status < 500) {
+      if (err.code === MALFORMED_JSON && answersWithSetErrors(req)) {
+        // RFC 8935 §2.3: an SSF push endpoint refuses what it cannot parse with {err, description}.
+        return reply
+          .code(status)
+          .header('content-language', 'en')
+          .send({ err: 'invalid_request', description: err.message });
+      }
       return reply.code(status).send({ error: 'invalid_request', message: err.message });
     }
     return reply.code(500).send({ error: 'internal_error', message: 'internal error; see the bridge log' });

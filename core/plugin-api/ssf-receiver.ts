@@ -199,3 +199,21 @@ export function guardedHttpClient(
     },
   };
 }
+
+const SET_ERROR_BODIES = Symbol.for('ssf-bridge.inbound.set-error-bodies');
+
+/**
+ * Declares that an inbound connector's endpoint is an RFC 8935 push endpoint: the refusals the
+ * server makes for it before the connector sees the request (a body that is not valid JSON) are
+ * answered as RFC 8935 §2.3 error bodies, `{"err": "invalid_request", "description": …}` with
+ * `Content-Language`, instead of the bridge's `{"error", "message"}`.
+ */
+export function answersWithSetErrors<T extends object>(connector: T): T {
+  Object.defineProperty(connector, SET_ERROR_BODIES, { value: true });
+  return connector;
+}
+
+/** Whether answersWithSetErrors() declared `connector`. */
+export function answersWithSetErrorsOf(connector: unknown): boolean {
+  return typeof connector === 'object' && connector !== null && SET_ERROR_BODIES in connector;
+}
