@@ -108,10 +108,8 @@ export function parseRateLimitReset(
   nowMs: number = Date.now(),
   maxMs: number = DEFAULT_MAX_RETRY_AFTER_MS,
 ): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const text = value.trim();
-  if (!/^\d+(?:\.\d+)?$/.test(text) || Number(text) < 1e9) return undefined;
-  return parseEpochRetryAfter(text, nowMs, maxMs, 'auto');
+  // Number() of anything but digits is NaN or out of range here; parseEpochRetryAfter checks the form.
+  return Number(value?.trim()) >= 1e9 ? parseEpochRetryAfter(value, nowMs, maxMs, 'auto') : undefined;
 }
 
 /**
