@@ -8,9 +8,9 @@
  * from. A piece of work that lost the race runs again from the state that won.
  */
 import {
-  CHECKPOINT_CONFLICT,
   PermanentError,
   RetryableError,
+  retryOnCheckpointConflict,
   type EventDraft,
   type InboundContext,
   type ScheduledTask,
@@ -52,9 +52,6 @@ export interface HrCheckpoint<S extends HrState> {
   settle(deadlineMs: number): Promise<void>;
 }
 
-/** Runs of one piece of work that may meet another instance's commit before giving up. */
-const CONFLICT_TRIES = 4;
-
 export function hrCheckpoint<S extends HrState>(
   ctx: InboundContext<S>,
   options: HrCheckpointOptions<S>,
@@ -95,16 +92,10 @@ export function hrCheckpoint<S extends HrState>(
   }
 
   function serial<T>(work: () => Promise<T>): Promise<T> {
-    const attempt = async (): Promise<T> => {
-      for (let tries = 1; ; tries += 1) {
-        try {
-          return await work();
-        } catch (err) {
-          if ((err as { code?: unknown }).code !== CHECKPOINT_CONFLICT || tries >= CONFLICT_TRIES) throw err;
-          ctx.logger.debug({ tries }, 'the state changed on another instance meanwhile; running again');
-        }
-      }
-    };
+    const attempt = (): Promise<T> =>
+      retryOnCheckpointConflict(work, (tries) =>
+        ctx.logger.debug({ tries }, 'the state changed on another instance meanwhile; running again'),
+      );
     const next = running.then(attempt, attempt);
     running = next.catch(() => undefined);
     return next;

@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import {
-  CHECKPOINT_CONFLICT,
   PermanentError,
   RetryableError,
+  retryOnCheckpointConflict,
   type EmitResult,
   type EventDraft,
   type InboundConnector,
@@ -30,8 +30,6 @@ import {
 } from './mapping.ts';
 
 const INDEX_CHECKPOINT = 'inventory';
-/** Runs of one computer's work that may meet another instance's commit before it fails as retryable. */
-const CONFLICT_TRIES = 4;
 
 /**
  * Serialises work per key (one computer) in this process, so a webhook and the reconciliation here
@@ -158,31 +156,28 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
       next: DeviceState | null | undefined;
     },
   ): Promise<EmitResult | undefined> {
-    return locks.run(key, async () => {
-      for (let tries = 1; ; tries += 1) {
-        const { state: previous, stored } = await loadDevice(key);
-        const decision = decide(previous);
-        if (decision.events.length === 0 && decision.next === undefined) return undefined;
-        let result: EmitResult;
-        try {
-          result = await ctx.emit(
+    return locks.run(key, () =>
+      retryOnCheckpointConflict(
+        async () => {
+          const { state: previous, stored } = await loadDevice(key);
+          const decision = decide(previous);
+          if (decision.events.length === 0 && decision.next === undefined) return undefined;
+          const result = await ctx.emit(
             decision.events,
             decision.next === undefined
               ? undefined
               : { checkpoint: { name: key, value: decision.next, expected: { value: stored } } },
           );
-        } catch (err) {
-          if ((err as { code?: unknown }).code !== CHECKPOINT_CONFLICT || tries >= CONFLICT_TRIES) throw err;
+          if (decision.events.length > 0) emitted.inc({ via }, decision.events.length);
+          return result;
+        },
+        (tries) =>
           log.debug(
             { checkpoint: key, tries },
             'the computer changed on another instance meanwhile; deciding again',
-          );
-          continue;
-        }
-        if (decision.events.length > 0) emitted.inc({ via }, decision.events.length);
-        return result;
-      }
-    });
+          ),
+      ),
+    );
   }
 
   function bodyOf(req: InboundRequest): unknown {

@@ -80,6 +80,25 @@ export function checkpointConflict(instanceId: string, name: string): RetryableE
   );
 }
 
+/**
+ * Runs `work` (read the state, decide, emit compare-and-set) again while its emit meets a state
+ * another instance committed meanwhile, at most `tries` times in all; then the conflict is thrown.
+ */
+export async function retryOnCheckpointConflict<T>(
+  work: () => Promise<T>,
+  onRetry: (tries: number) => void,
+  tries = 4,
+): Promise<T> {
+  for (let run = 1; ; run += 1) {
+    try {
+      return await work();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== CHECKPOINT_CONFLICT || run >= tries) throw err;
+      onRetry(run);
+    }
+  }
+}
+
 export function isBridgeError(err: unknown): err is BridgeError {
   return err instanceof BridgeError;
 }

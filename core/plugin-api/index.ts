@@ -17,6 +17,7 @@ export {
   classOf,
   CHECKPOINT_CONFLICT,
   checkpointConflict,
+  retryOnCheckpointConflict,
 } from './errors.ts';
 export type { ErrorClass, BridgeErrorOptions } from './errors.ts';
 export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';

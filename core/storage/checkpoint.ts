@@ -1,12 +1,9 @@
 /**
- * Compare-and-set of checkpoints, shared by both drivers. A connector whose state may be
- * changed by several instances at once (webhooks are served by every instance on a shared
- * database) commits its new state only if the stored one is still the one it read; otherwise
- * nothing of the batch is written and the work is done again from the state that won.
+ * Checkpoint values as the stores write them. A compare-and-set write (`CheckpointWrite.expected`)
+ * compares the stored value with the expected one: SQLite by this text, PostgreSQL as jsonb.
  */
-export { checkpointConflict } from '../plugin-api/errors.ts';
 
-/** The text SQLite stores for a checkpoint value (and compares an expected value by). */
+/** The JSON a checkpoint value is stored as. */
 export function checkpointText(value: unknown): string {
   return JSON.stringify(value ?? null);
 }

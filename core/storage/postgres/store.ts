@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { ConfigError } from '../../plugin-api/errors.ts';
+import { checkpointConflict, ConfigError } from '../../plugin-api/errors.ts';
 import type { Logger } from '../../plugin-api/types.ts';
 import {
   DEAD_LETTER_COLUMNS,
@@ -41,7 +41,7 @@ import {
 } from '../types.ts';
 import { postgresMigrations, type Migration } from './migrations.ts';
 import { createOperatorStore } from '../operator.ts';
-import { checkpointConflict } from '../checkpoint.ts';
+import { checkpointText } from '../checkpoint.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -331,13 +331,13 @@ export class PostgresStore implements Store {
         ? await this.#count(
             `INSERT INTO checkpoints (instance_id, name, value, updated_at) VALUES ($1, $2, $3::jsonb, $4)
              ON CONFLICT (instance_id, name) DO NOTHING`,
-            [instanceId, name, JSON.stringify(value ?? null), now],
+            [instanceId, name, checkpointText(value), now],
             c,
           )
         : await this.#count(
             `UPDATE checkpoints SET value = $3::jsonb, updated_at = $4
              WHERE instance_id = $1 AND name = $2 AND value = $5::jsonb`,
-            [instanceId, name, JSON.stringify(value ?? null), now, JSON.stringify(expected!.value ?? null)],
+            [instanceId, name, checkpointText(value), now, checkpointText(expected!.value)],
             c,
           );
     if (changed !== 1) throw checkpointConflict(instanceId, name);
@@ -354,7 +354,7 @@ export class PostgresStore implements Store {
       name: 'ssf-put-checkpoint',
       text: `INSERT INTO checkpoints (instance_id, name, value, updated_at) VALUES ($1, $2, $3::jsonb, $4)
              ON CONFLICT (instance_id, name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
-      values: [instanceId, name, JSON.stringify(value ?? null), now],
+      values: [instanceId, name, checkpointText(value), now],
     });
   }
 

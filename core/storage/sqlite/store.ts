@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs, { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConfigError } from '../../plugin-api/errors.ts';
+import { checkpointConflict, ConfigError } from '../../plugin-api/errors.ts';
 import { WriterLock } from './writer-lock.ts';
 import {
   DEAD_LETTER_COLUMNS,
@@ -47,7 +47,7 @@ import { sqliteMigrations, type Migration } from './migrations.ts';
 import { WalCheckpointer } from './checkpointer.ts';
 import type { Logger } from '../../plugin-api/types.ts';
 import { createOperatorStore } from '../operator.ts';
-import { checkpointConflict, checkpointText } from '../checkpoint.ts';
+import { checkpointText } from '../checkpoint.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a throwaway store. */
