@@ -6,6 +6,7 @@ import {
   SetVerificationError,
   answersWithSetErrors,
   classOf,
+  retryOnCheckpointConflict,
   createSetVerifier,
   isBridgeError,
   type InboundConnector,
@@ -27,7 +28,22 @@ const POLL_LEADER_CHECK_MS = 5_000;
 const STREAM_CHECKPOINT = 'stream';
 /** How long a requested verification state is accepted from the shared store. */
 const STATE_TTL_MS = 86_400_000;
-const stateCheckpoint = (state: string) => `verification-state:${state}`;
+/**
+ * The verification states asked for in the last STATE_TTL_MS, by every instance sharing the
+ * store: `{<state>: <requested at, ISO 8601>}`. Older ones are dropped at the next request, so
+ * the checkpoint holds at most a day's worth of starts.
+ */
+const STATES_CHECKPOINT = 'verification-states';
+
+function liveStates(stored: unknown, nowMs: number): Record<string, string> {
+  const live: Record<string, string> = {};
+  if (stored === null || typeof stored !== 'object') return live;
+  for (const [state, at] of Object.entries(stored as Record<string, unknown>)) {
+    const t = typeof at === 'string' ? Date.parse(at) : NaN;
+    if (Number.isFinite(t) && nowMs - t <= STATE_TTL_MS) live[state] = at as string;
+  }
+  return live;
+}
 /** RFC 8935 §2.3: an error response says the language of its description. */
 const ERROR_HEADERS = { 'content-language': 'en' };
 
@@ -213,7 +229,16 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
    */
   async function prepareVerification(): Promise<void> {
     const state = randomBytes(16).toString('base64url');
-    await ctx.checkpoints.set({ requested_at: ctx.clock.now().toISOString() }, stateCheckpoint(state));
+    const now = ctx.clock.now();
+    // Compare-and-set: instances starting together each keep the others' states.
+    await retryOnCheckpointConflict(
+      async () => {
+        const stored = await ctx.checkpoints.get(STATES_CHECKPOINT);
+        const value = { ...liveStates(stored, now.getTime()), [state]: now.toISOString() };
+        await ctx.emit([], { checkpoint: { name: STATES_CHECKPOINT, value, expected: { value: stored } } });
+      },
+      (tries) => ctx.logger.debug({ tries }, 'another instance recorded a verification state meanwhile'),
+    );
     pendingStates.add(state);
     verificationState = state;
   }
@@ -267,10 +292,8 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   /** Whether this instance, or another sharing its store, asked for a verification with `state`. */
   async function requested(state: string): Promise<boolean> {
     if (pendingStates.has(state)) return true;
-    const stored = (await ctx.checkpoints.get(stateCheckpoint(state))) as
-      { requested_at?: string } | undefined;
-    const at = stored?.requested_at === undefined ? NaN : Date.parse(stored.requested_at);
-    return Number.isFinite(at) && ctx.clock.now().getTime() - at <= STATE_TTL_MS;
+    const live = liveStates(await ctx.checkpoints.get(STATES_CHECKPOINT), ctx.clock.now().getTime());
+    return Object.hasOwn(live, state);
   }
 
   async function control(set: VerifiedSetInfo): Promise<void> {

@@ -9,12 +9,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, BridgeProcess } from '../../test/helpers/bridge-process.ts';
 import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
+  checkpointConflict,
   PermanentError,
   RetryableError,
   type EventDraft,
@@ -183,8 +184,15 @@ function harness(
       success: () => undefined,
     },
     signal: abort.signal,
-    async emit(events) {
+    async emit(events, options) {
+      // Like the stores: a checkpoint goes with the events, compare-and-set when it says so.
+      const write = options?.checkpoint;
+      const name = write?.name ?? 'default';
+      if (write?.expected && !isDeepStrictEqual(checkpoints.get(name), write.expected.value)) {
+        throw checkpointConflict(instanceId, name);
+      }
       emitted.push(...events);
+      if (write) checkpoints.set(name, structuredClone(write.value));
       return { accepted: events.map((e) => e.sourceRecordId), duplicates: 0 };
     },
   };
@@ -933,6 +941,35 @@ describe('against a stand-in transmitter', () => {
       await other.stop(200);
       first.abort.abort();
       second.abort.abort();
+    }
+  });
+
+  it('keeps the verification states asked for within a day only: each start drops the older ones', async () => {
+    const store = new Map<string, unknown>([
+      ['verification-states', { 'asked-long-ago': '2020-01-01T00:00:00.000Z' }],
+    ]);
+    const h = harness('states', store);
+    const config = ssfReceiver.configSchema.parse({
+      ...base(),
+      verify_on_start: true,
+      delivery: {
+        method: 'push',
+        endpoint_url: 'http://127.0.0.1:1/ingest/states',
+        authorization_header: PUSH_AUTH,
+      },
+    });
+    const receivers = [ssfReceiver.create(h.ctx, config), ssfReceiver.create(h.ctx, config)];
+    try {
+      for (const r of receivers) await r.start(h.ctx.signal);
+      const states = Object.keys(store.get('verification-states') as Record<string, string>);
+      expect(states).toHaveLength(2);
+      expect(states).not.toContain('asked-long-ago');
+      expect([...store.keys()].filter((k) => k.startsWith('verification-state'))).toEqual([
+        'verification-states',
+      ]);
+    } finally {
+      for (const r of receivers) await r.stop(200);
+      h.abort.abort();
     }
   });
 
