@@ -6,10 +6,12 @@
  *
  * Shared by the HR connectors' tests (workday, bamboohr, hibob, scim-service, csv-drop).
  */
-import { isDeepStrictEqual } from 'node:util';
-import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
-  checkpointConflict,
+  assertCheckpointExpected,
+  staticDeviceDirectory,
+  testHttpClientFactory,
+} from '../../core/plugin-api/testing/index.ts';
+import {
   RetryableError,
   type EmitOptions,
   type EmitResult,
@@ -143,12 +145,8 @@ export function createTestContext<S>(
         failure = undefined;
         throw err;
       }
-      const expected = emitOptions?.checkpoint?.expected;
-      const name = emitOptions?.checkpoint?.name ?? 'default';
       // Compare-and-set, as the stores do: instances sharing one map share one database.
-      if (expected && !isDeepStrictEqual(checkpoints.get(name), expected.value)) {
-        throw checkpointConflict(ctx.instanceId, name);
-      }
+      assertCheckpointExpected(ctx.instanceId, emitOptions?.checkpoint, (name) => checkpoints.get(name));
       const copy = structuredClone(events);
       emits.push({ events: copy, checkpoint: emitOptions?.checkpoint });
       if (emitOptions?.checkpoint) {

@@ -6,11 +6,9 @@
  * that it reaches the loopback mock servers. Shared by the MDM connectors' behaviour tests
  * (intune, jamf-pro, kandji).
  */
-import { isDeepStrictEqual } from 'node:util';
 import {
   RetryableError,
   callbackLogger,
-  checkpointConflict,
   type EmitOptions,
   type EmitResult,
   type EventDraft,
@@ -18,7 +16,11 @@ import {
   type InstanceState,
   type ScheduleOptions,
 } from '../../core/plugin-api/index.ts';
-import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
+import {
+  assertCheckpointExpected,
+  staticDeviceDirectory,
+  testHttpClientFactory,
+} from '../../core/plugin-api/testing/index.ts';
 
 export interface EmitCall {
   events: EventDraft[];
@@ -128,12 +130,8 @@ export function testContext<S = unknown>(
         failure = undefined;
         throw err;
       }
-      const expected = emitOptions?.checkpoint?.expected;
-      const name = emitOptions?.checkpoint?.name ?? 'default';
       // Compare-and-set, as the stores do: contexts sharing one map share one database.
-      if (expected && !isDeepStrictEqual(checkpoints.get(name), expected.value)) {
-        throw checkpointConflict(ctx.instanceId, name);
-      }
+      assertCheckpointExpected(ctx.instanceId, emitOptions?.checkpoint, (name) => checkpoints.get(name));
       emits.push({ events: structuredClone(events), checkpoint: structuredClone(emitOptions?.checkpoint) });
       if (emitOptions?.checkpoint) {
         checkpoints.set(

@@ -9,13 +9,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isDeepStrictEqual, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, BridgeProcess } from '../../test/helpers/bridge-process.ts';
-import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
-  checkpointConflict,
+  assertCheckpointExpected,
+  staticDeviceDirectory,
+  testHttpClientFactory,
+} from '../../core/plugin-api/testing/index.ts';
+import {
   PermanentError,
   RetryableError,
   type EventDraft,
@@ -187,12 +190,9 @@ function harness(
     async emit(events, options) {
       // Like the stores: a checkpoint goes with the events, compare-and-set when it says so.
       const write = options?.checkpoint;
-      const name = write?.name ?? 'default';
-      if (write?.expected && !isDeepStrictEqual(checkpoints.get(name), write.expected.value)) {
-        throw checkpointConflict(instanceId, name);
-      }
+      assertCheckpointExpected(instanceId, write, (name) => checkpoints.get(name));
       emitted.push(...events);
-      if (write) checkpoints.set(name, structuredClone(write.value));
+      if (write) checkpoints.set(write.name ?? 'default', structuredClone(write.value));
       return { accepted: events.map((e) => e.sourceRecordId), duplicates: 0 };
     },
   };

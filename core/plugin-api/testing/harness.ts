@@ -5,7 +5,6 @@
  * told to fail or hold the next persist, and a checkpoint store that records every write.
  */
 import { Writable } from 'node:stream';
-import { isDeepStrictEqual } from 'node:util';
 import { pino } from 'pino';
 import type { ResolvedInstance } from '../../config/index.ts';
 import { createHttpClientFactory } from '../../http/client.ts';
@@ -15,7 +14,8 @@ import type { CheckpointStore, EventSink, HttpFactoryMaker } from '../../runtime
 import { StatusBoard } from '../../runtime/status.ts';
 import { SchedulerService } from '../../scheduling/scheduler.ts';
 import { MetricsRegistry } from '../../telemetry/metrics.ts';
-import { checkpointConflict, PermanentError, RetryableError } from '../errors.ts';
+import { PermanentError, RetryableError } from '../errors.ts';
+import { assertCheckpointExpected } from './checkpoints.ts';
 import type {
   ConnectorDefinition,
   DeviceDirectory,
@@ -186,14 +186,14 @@ export class MemorySink implements EventSink {
         },
       );
     }
-    const expected = options?.checkpoint?.expected;
-    if (expected) {
-      const name = options!.checkpoint!.name ?? 'default';
-      if (!isDeepStrictEqual(this.checkpoints.values.get(`${instanceId}/${name}`), expected.value)) {
-        attempt.outcome = 'failed';
-        this.journal('emit-failed');
-        throw checkpointConflict(instanceId, name);
-      }
+    try {
+      assertCheckpointExpected(instanceId, options?.checkpoint, (name) =>
+        this.checkpoints.values.get(`${instanceId}/${name}`),
+      );
+    } catch (err) {
+      attempt.outcome = 'failed';
+      this.journal('emit-failed');
+      throw err;
     }
     let duplicates = 0;
     events.forEach((event, i) => {

@@ -28,3 +28,4 @@ export { runAuthoringTool } from './tools.ts';
 export type { ToolIo } from './tools.ts';
 /** The values the bridge scrubs from logs now: a test checks its credentials are there while they live. */
 export { registeredSecretValues } from '../secret.ts';
+export { assertCheckpointExpected } from './checkpoints.ts';
