@@ -8,6 +8,8 @@
  *
  * `SSF_BENCH_DELIVERY_PARTS=throughput,latency,backlog,fanout` (any subset) runs only those parts,
  * for a quick look while working on one of them; the default runs all four.
+ * `SSF_BRIDGE_NODE_ARGS` adds Node options to every bridge process (Node refuses some in
+ * NODE_OPTIONS), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for a CPU profile of each bridge.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+/** Node options for every bridge process, e.g. `--cpu-prof` (which NODE_OPTIONS does not allow). */
+const NODE_ARGS = process.env.SSF_BRIDGE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+
 export const BIN = fileURLToPath(new URL('../../core/cli/bin.cjs', import.meta.url));
 
 /** A bridge running as a real child process (`ssf-bridge run`), with its output collected. */
@@ -13,7 +16,7 @@ export class BridgeProcess {
   #waiters: Array<{ test: (line: string) => boolean; resolve: (line: string) => void }> = [];
 
   constructor(args: string[], options: { cwd: string; env?: Record<string, string> }) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+    this.child = spawn(process.execPath, [...NODE_ARGS, BIN, ...args], {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
