@@ -1,4 +1,9 @@
-import { PermanentError, type HttpClient, type InboundContext } from '../../core/plugin-api/index.ts';
+import {
+  PermanentError,
+  sameOriginLink,
+  type HttpClient,
+  type InboundContext,
+} from '../../core/plugin-api/index.ts';
 import type { IntuneConfig } from './config.ts';
 import { devicePageSchema } from './mapping.ts';
 import { entraAuth } from '../_shared/entra-auth.ts';
@@ -50,12 +55,14 @@ export class GraphClient {
   }
 
   async page(url: string, signal: AbortSignal): Promise<DevicePage> {
-    if (/^https?:/i.test(url) && new URL(url).origin !== this.#graph.origin) {
-      // The bearer token must never travel to another host.
-      throw new PermanentError(`Graph returned a next link to another host (${new URL(url).origin})`, {
-        code: 'SSF_ERR_INTUNE_PAGING',
-      });
-    }
+    // The bearer token must never travel to another host.
+    sameOriginLink(url, this.#graph, {
+      code: 'SSF_ERR_INTUNE_PAGING',
+      message: (origin) =>
+        origin === undefined
+          ? `Graph returned a next link that is not a URL (${JSON.stringify(url)})`
+          : `Graph returned a next link to another host (${origin})`,
+    });
     const res = await this.#http.get(url, { signal });
     const page = devicePageSchema.safeParse(res.data);
     if (!page.success) {

@@ -5,7 +5,13 @@
  * (paged by `@odata.nextLink` or `$skip`, 100 calls/min). 429 answers carry `Retry-After`,
  * which the core client turns into the error's `retryAfterMs`.
  */
-import { PermanentError, z, type HttpClient, type HttpClientFactory } from '../../core/plugin-api/index.ts';
+import {
+  PermanentError,
+  sameOriginLink,
+  z,
+  type HttpClient,
+  type HttpClientFactory,
+} from '../../core/plugin-api/index.ts';
 import { describeIssues } from '../_shared/edr-mapping.ts';
 import type { DefenderConfig } from './config.ts';
 import { entraAuth, entraCredentialIssues } from '../_shared/entra-auth.ts';
@@ -98,18 +104,11 @@ export class DefenderClient {
 
   /** A next link leads to the configured API only: the bearer token must never travel to another host. */
   #checkNextLink(link: string): void {
-    let origin: string;
-    try {
-      origin = new URL(link, `${this.#origin}/`).origin;
-    } catch {
-      origin = 'an unreadable URL';
-    }
-    if (origin !== this.#origin) {
-      throw new PermanentError(
-        `GET ${this.#path()} answered with an @odata.nextLink to another host (${origin}); it is not followed, and the token is not sent there`,
-        { code: 'SSF_ERR_DEFENDER_PAGING' },
-      );
-    }
+    sameOriginLink(link, `${this.#origin}/`, {
+      code: 'SSF_ERR_DEFENDER_PAGING',
+      message: (origin) =>
+        `GET ${this.#path()} answered with an @odata.nextLink to another host (${origin ?? 'an unreadable URL'}); it is not followed, and the token is not sent there`,
+    });
   }
 
   #skipLink(since: Date, current: string | undefined, top: number): string {

@@ -2,6 +2,7 @@ import {
   PermanentError,
   RetryableError,
   Secret,
+  sameOriginLink,
   type EventDraft,
   type HttpAuth,
   type HttpClient,
@@ -119,22 +120,13 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
    * `//host/…`, no URL at all) stops the poll for good, as a retry would get the same link.
    */
   function orgLink(link: string): string {
-    let target: URL;
-    try {
-      target = new URL(link, origin);
-    } catch {
-      throw new PermanentError(
-        `Okta sent a next link that is not a URL (${JSON.stringify(link)}); not followed`,
-        {
-          code: 'SSF_ERR_OKTA_SYSTEM_LOG_LINK',
-        },
-      );
-    }
-    if (target.origin !== origin) {
-      throw new PermanentError(`Okta sent a next link to another origin (${target.origin}); not followed`, {
-        code: 'SSF_ERR_OKTA_SYSTEM_LOG_LINK',
-      });
-    }
+    sameOriginLink(link, origin, {
+      code: 'SSF_ERR_OKTA_SYSTEM_LOG_LINK',
+      message: (foreign) =>
+        foreign === undefined
+          ? `Okta sent a next link that is not a URL (${JSON.stringify(link)}); not followed`
+          : `Okta sent a next link to another origin (${foreign}); not followed`,
+    });
     return link;
   }
 

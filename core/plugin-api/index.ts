@@ -27,6 +27,7 @@ export { MAX_EVENT_NESTING, nestsDeeperThan } from './json-depth.ts';
 export { isEmailAddress, usableEmail } from '../ssf/subjects.ts';
 export { parseRetryAfter } from '../http/retry-after.ts';
 export { pathSegment } from './path-segment.ts';
+export { sameOriginLink, type SameOriginLinkOptions } from './same-origin-link.ts';
 export { checkProfileOptions, profileFields } from './profiles.ts';
 export { matchableIdentifier } from '../ssf/profiles/types.ts';
 export { classifyPushResponse, parsePushError, type PushResponse, type PushClassifyOptions } from './push.ts';
