@@ -4,6 +4,7 @@
  * only in X-Rate-Limit-Reset, so those answers are read here and turned into waits.
  */
 import {
+  parseRateLimitReset,
   parseRetryAfter,
   pathSegment,
   PermanentError,
@@ -22,14 +23,17 @@ interface OktaUser {
   profile?: { login?: string; email?: string };
 }
 
-/** Milliseconds until Okta's rate-limit window resets (Retry-After wins when present). */
+/**
+ * Milliseconds until Okta's rate-limit window resets (Retry-After wins when present), read as the
+ * core HTTP client reads them: at most an hour, a reset already past is 0 (the delivery's backoff
+ * is the floor), and a value that is no epoch time is undefined, so the core backoff applies.
+ */
 export function oktaRetryAfterMs(headers: Record<string, string>, nowMs: number): number | undefined {
   // Seconds or an HTTP date (RFC 9110 §10.2.3).
-  const retryAfter = parseRetryAfter(headers['retry-after'], nowMs, MAX_WAIT_MS);
-  if (retryAfter !== undefined) return retryAfter;
-  const reset = Number(headers['x-rate-limit-reset']);
-  if (!Number.isFinite(reset) || reset <= 0) return undefined;
-  return Math.min(Math.max(reset * 1000 - nowMs, 0), MAX_WAIT_MS);
+  return (
+    parseRetryAfter(headers['retry-after'], nowMs, MAX_WAIT_MS) ??
+    parseRateLimitReset(headers['x-rate-limit-reset'], nowMs, MAX_WAIT_MS)
+  );
 }
 
 function throwIfLimited(res: HttpResponse<unknown>, what: string, nowMs: number): void {

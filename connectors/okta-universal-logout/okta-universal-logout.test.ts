@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { EventDraft } from '../../core/plugin-api/index.ts';
 import { FakeOkta } from '../../test/helpers/fake-okta.ts';
 import { outboundHarness, type OutboundHarness } from '../../test/helpers/outbound.ts';
+import { oktaRetryAfterMs } from './client.ts';
 import { oktaUniversalLogout } from './index.ts';
 
 const GTR = '/oauth2/v1/global-token-revocation';
@@ -410,5 +411,25 @@ describe('okta-universal-logout: failures', () => {
     await expect(start({ private_key: 'not-a-key' })).rejects.toThrow(
       /auth.privateKey: is not a private key/,
     );
+  });
+});
+
+describe('okta-universal-logout: the wait a 429 names', () => {
+  const now = Date.UTC(2026, 0, 1, 12, 0, 0);
+  const at = (ms: number) => String(Math.floor(ms / 1000));
+
+  it('reads X-Rate-Limit-Reset as the core HTTP client does: bounded, never guessed at', () => {
+    expect(oktaRetryAfterMs({ 'x-rate-limit-reset': at(now + 30_000) }, now)).toBe(30_000);
+    // Retry-After wins when both are sent.
+    expect(oktaRetryAfterMs({ 'retry-after': '5', 'x-rate-limit-reset': at(now + 30_000) }, now)).toBe(5_000);
+    // A window already past asks for no wait of its own: the delivery's backoff is the floor.
+    expect(oktaRetryAfterMs({ 'x-rate-limit-reset': at(now - 60_000) }, now)).toBe(0);
+    // Absurdly far ahead: at most an hour.
+    expect(oktaRetryAfterMs({ 'x-rate-limit-reset': at(now + 30 * 86_400_000) }, now)).toBe(3_600_000);
+    // A count of seconds (no epoch time) or no number at all: the core backoff applies.
+    for (const reset of ['60', '0', '-5', '', 'soon', '1e10']) {
+      expect(oktaRetryAfterMs({ 'x-rate-limit-reset': reset }, now), reset).toBeUndefined();
+    }
+    expect(oktaRetryAfterMs({}, now)).toBeUndefined();
   });
 });

@@ -25,7 +25,7 @@ export { callbackLogger, type LogLevelName } from './logger.ts';
 export { duration, formatDuration, parseDuration, type DurationBounds } from './duration.ts';
 export { MAX_EVENT_NESTING, nestsDeeperThan } from './json-depth.ts';
 export { isEmailAddress, usableEmail } from '../ssf/subjects.ts';
-export { parseRetryAfter } from '../http/retry-after.ts';
+export { parseRateLimitReset, parseRetryAfter } from '../http/retry-after.ts';
 export { pathSegment } from './path-segment.ts';
 export { sameOriginLink, type SameOriginLinkOptions } from './same-origin-link.ts';
 export { checkProfileOptions, profileFields } from './profiles.ts';
