@@ -8,6 +8,7 @@ import {
   type InboundContext,
   type RecordOutcome,
 } from '../../core/plugin-api/index.ts';
+import { waitAtMost } from '../_shared/edr-poller.ts';
 import type { SyslogCefConfig } from './config.ts';
 import { compiledRules, recordOf } from './mapping.ts';
 import { TcpFramer } from './parse/framing.ts';
@@ -379,9 +380,9 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
       const until = Date.now() + deadlineMs - 50;
       await closeListeners();
       // Map what waits and hand on what is queued, within the deadline; what is left then is dropped.
-      if (mapping) await within(mapping, until);
+      if (mapping) await waitAtMost(mapping, until - Date.now());
       if (queue.length > 0) pump();
-      if (pumping) await within(pumping, until);
+      if (pumping) await waitAtMost(pumping, until - Date.now());
       halt.abort();
       if (timer) clearTimeout(timer);
       timer = undefined;
@@ -393,16 +394,6 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
       paused = false;
     },
   };
-}
-
-/** Waits for `work`, but not past `until` (epoch ms). */
-async function within(work: Promise<void>, until: number): Promise<void> {
-  let cut: NodeJS.Timeout | undefined;
-  await Promise.race([
-    work,
-    new Promise<void>((resolve) => (cut = setTimeout(resolve, Math.max(0, until - Date.now())))),
-  ]);
-  clearTimeout(cut);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
