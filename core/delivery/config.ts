@@ -105,10 +105,26 @@ export const deliveryConfigSchema = z
       .default({})
       .meta({ description: 'Overrides per destination id (outbound instance id or stream:<id>).' }),
   })
-  .refine((c) => c.lease_duration > c.attempt_timeout, {
-    message:
-      'lease_duration must be longer than attempt_timeout, or a slow attempt loses its lease mid-flight',
-    path: ['lease_duration'],
+  .superRefine((c, ctx) => {
+    if (c.lease_duration <= c.attempt_timeout) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'lease_duration must be longer than attempt_timeout, or a slow attempt loses its lease mid-flight',
+        path: ['lease_duration'],
+      });
+    }
+    // A destination's own attempt_timeout is bounded by the same lease: an attempt that outlives
+    // its lease is offered again by another worker while it still runs.
+    for (const [id, policy] of Object.entries(c.destinations)) {
+      if (policy.attempt_timeout !== undefined && c.lease_duration <= policy.attempt_timeout) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `attempt_timeout (${policy.attempt_timeout} ms) must be shorter than lease_duration (${c.lease_duration} ms), or a slow attempt loses its lease mid-flight`,
+          path: ['destinations', id, 'attempt_timeout'],
+        });
+      }
+    }
   })
   .prefault({});
 

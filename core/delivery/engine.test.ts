@@ -312,6 +312,51 @@ describe('delivery engine', () => {
     expect(h.events.leaseLost).toEqual([1]);
   });
 
+  it('rule: a leased row starts only if its attempt can end inside its lease; otherwise it is given back and leased afresh', async () => {
+    const first = deferred();
+    const dest = new ScriptedDestination('slow', [
+      async () => {
+        await first.promise;
+        return { status: 202 };
+      },
+    ]);
+    const h = await harness([dest], {
+      lease_duration: '1m',
+      max_in_flight: 1,
+      destinations: { slow: { attempt_timeout: '50s' } },
+    });
+    const a = await h.enqueue();
+    const b = await h.enqueue();
+    // One lease takes both rows; the second waits in line for the only slot.
+    expect(await h.engine.pump('slow')).toBe(1);
+    // 20 s of its 60 s lease gone (less than half): a 50 s attempt could still outlive the lease.
+    h.clock.advance(20_000);
+    first.resolve();
+    await h.engine.idle();
+    expect(await h.engine.pump('slow')).toBe(0);
+    await h.engine.idle();
+    expect(dest.calls.map((c) => c.jti)).toEqual(a.jtis);
+    const [given] = await h.store.deliveries.forEvent(b.eventId);
+    expect(given).toMatchObject({ state: 'pending', attempts: 0 });
+    // Leased afresh, it has its whole lease ahead and starts.
+    expect(await h.round('slow')).toBe(1);
+    expect(dest.delivered).toEqual([...a.jtis, ...b.jtis]);
+    const [done] = await h.store.deliveries.forEvent(b.eventId);
+    expect(done).toMatchObject({ state: 'delivered', attempts: 1 });
+    expect(h.events.leaseLost).toBeUndefined();
+  });
+
+  it('rule: a destination whose own attempt_timeout is not shorter than lease_duration is refused', async () => {
+    const h = await harness([], { lease_duration: '1m' });
+    const slow = new ScriptedDestination('slow', [], { status: 202 }, { attempt_timeout: 60_000 });
+    expect(() => h.engine.register(slow)).toThrow(
+      'destination slow: its attempt_timeout (60000 ms) must be shorter than delivery.lease_duration (60000 ms)',
+    );
+    expect(h.engine.destinations()).toEqual([]);
+    h.engine.register(new ScriptedDestination('ok', [], { status: 202 }, { attempt_timeout: 59_999 }));
+    expect(h.engine.destinations().map((d) => d.id)).toEqual(['ok']);
+  });
+
   it('rule: a replayed dead letter is delivered with the same jti', async () => {
     const dest = new ScriptedDestination('okta', [new PermanentError('receiver answered 422')]);
     const h = await harness([dest]);

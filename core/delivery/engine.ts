@@ -65,6 +65,13 @@ export class DeliveryEngine {
       });
     }
     const worker = new DestinationWorker(destination, this.#ctx);
+    const { attemptTimeoutMs } = worker.policy;
+    if (attemptTimeoutMs >= this.#ctx.config.lease_duration) {
+      throw new ConfigError(
+        `destination ${destination.id}: its attempt_timeout (${attemptTimeoutMs} ms) must be shorter than delivery.lease_duration (${this.#ctx.config.lease_duration} ms), or a slow attempt loses its lease mid-flight and the same SET is delivered again while it runs`,
+        { code: 'SSF_ERR_DELIVERY_LEASE_TOO_SHORT' },
+      );
+    }
     this.#workers.set(destination.id, worker);
     if (this.#running) worker.start();
   }
@@ -321,11 +328,16 @@ class DestinationWorker {
     }
     let started = 0;
     const stale: LeasedDelivery[] = [];
+    const { attemptTimeoutMs } = this.policy;
     while (started < free && this.#ready.length > 0) {
       const { delivery, leasedAt } = this.#ready.shift()!;
-      // A row that waited half its lease goes back rather than risk outliving the lease mid-attempt.
-      if (clock.now().getTime() - leasedAt > config.lease_duration / 2) stale.push(delivery);
-      else {
+      // A row starts only if its attempt can end inside its lease, and not after waiting half of
+      // it; otherwise it goes back and is leased afresh. An attempt that outlived its lease would
+      // be offered again by another worker while it still runs, and its outcome discarded.
+      const waited = clock.now().getTime() - leasedAt;
+      if (waited > config.lease_duration / 2 || waited + attemptTimeoutMs >= config.lease_duration) {
+        stale.push(delivery);
+      } else {
         this.#launch(delivery);
         started += 1;
       }

@@ -149,6 +149,32 @@ describe('delivery config', () => {
     expect(r.error?.issues[0]?.path).toEqual(['lease_duration']);
   });
 
+  it('rule: every per-destination attempt_timeout must be shorter than lease_duration', () => {
+    const r = deliveryConfigSchema.safeParse({
+      lease_duration: '1s',
+      attempt_timeout: '500ms',
+      destinations: { slow: { attempt_timeout: '5s' }, fine: { attempt_timeout: '900ms' }, other: {} },
+    });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues).toHaveLength(1);
+    expect(r.error?.issues[0]).toMatchObject({
+      path: ['destinations', 'slow', 'attempt_timeout'],
+      message: expect.stringContaining(
+        'attempt_timeout (5000 ms) must be shorter than lease_duration (1000 ms)',
+      ) as unknown,
+    });
+    // Equal is not shorter.
+    expect(
+      deliveryConfigSchema.safeParse({ lease_duration: '2m', destinations: { a: { attempt_timeout: '2m' } } })
+        .success,
+    ).toBe(false);
+    // The defaults, and an override below the default lease, are valid.
+    expect(deliveryConfigSchema.safeParse({}).success).toBe(true);
+    expect(deliveryConfigSchema.safeParse({ destinations: { a: { attempt_timeout: '90s' } } }).success).toBe(
+      true,
+    );
+  });
+
   it('rejects unknown keys', () => {
     expect(deliveryConfigSchema.safeParse({ retries: {} }).success).toBe(false);
   });
