@@ -14,6 +14,27 @@ import type { DeliveryOutcome, Store } from '../types.ts';
 import { postgresMigrations } from './migrations.ts';
 import { quoteIdent } from './store.ts';
 
+async function connectTo(schema: string): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: POSTGRES_TEST_URL,
+    options: `-c search_path=${quoteIdent(schema)}`,
+  });
+  await client.connect();
+  return client;
+}
+
+/** The backend waiting on a lock that backend `pid` holds, once one is. */
+async function waiterOf(observer: pg.Client, pid: number): Promise<number> {
+  for (;;) {
+    const { rows } = await observer.query(
+      'SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
+      [pid],
+    );
+    if (rows.length > 0) return Number(rows[0].pid);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 describePostgres('postgres store', () => {
   storeContract('postgres', async () => {
     const schema = uniqueSchema();
@@ -198,6 +219,104 @@ describePostgres('postgres store', () => {
       await observer.end();
       await a.close();
       await b.close();
+      await dropSchema(schema);
+    }
+  });
+
+  it('rule: a purge only deletes rows that are still dead letters; one replayed while it waited stays and leads its key', async () => {
+    const schema = uniqueSchema();
+    const store = await openTestPostgresStore(schema, 4);
+    const blocker = await connectTo(schema);
+    const observer = await connectTo(schema);
+    try {
+      const clock = new ManualClock();
+      const events = [0, 1].map(() => newEvent({ orderingKey: 'k' }));
+      await store.accept({ now: clock.now(), events, dedupeExpiresAt: clock.now() });
+      const [first] = await store.deliveries.lease({
+        destinationId: 'dest-a',
+        owner: 'w',
+        limit: 10,
+        now: clock.now(),
+        leaseMs: 60_000,
+      });
+      const error = { class: 'permanent', code: 'X', message: 'refused' };
+      await store.deliveries.complete(
+        [{ kind: 'dead', id: first!.id, leaseToken: first!.leaseToken, error }],
+        clock.now(),
+      );
+      // The second row now leads the key. Holding its lock stalls the replay after it revived the
+      // letter and before it moves the head: the replay transaction stays open.
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT id FROM deliveries WHERE id = $1 FOR UPDATE', [first!.id + 1]);
+      const blockerPid = Number((await blocker.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+      const replaying = store.deadLetters.replay({ ids: [first!.id] }, clock.now());
+      const replayPid = await waiterOf(observer, blockerPid);
+      // The purge still reads the letter as dead, and waits for the replay's lock on it.
+      const purging = store.deadLetters.purge({});
+      await waiterOf(observer, replayPid);
+      await blocker.query('COMMIT');
+      expect(await replaying).toBe(1);
+      expect(await purging).toBe(0);
+      const { rows } = await observer.query('SELECT id, state, head FROM deliveries ORDER BY id');
+      expect(rows.map((r) => [Number(r.id), r.state, r.head])).toEqual([
+        [first!.id, 'pending', true],
+        [first!.id + 1, 'pending', false],
+      ]);
+      expect(Number((await observer.query(MISPLACED_HEADS_SQL)).rows[0].n)).toBe(0);
+      const again = await store.deliveries.lease({
+        destinationId: 'dest-a',
+        owner: 'w',
+        limit: 10,
+        now: clock.now(),
+        leaseMs: 60_000,
+      });
+      expect(again.map((l) => l.jti)).toEqual([first!.jti]);
+    } finally {
+      await blocker.end();
+      await observer.end();
+      await store.close();
+      await dropSchema(schema);
+    }
+  });
+
+  it('rule: a replay only revives rows that are still dead letters when it writes them', async () => {
+    const schema = uniqueSchema();
+    const store = await openTestPostgresStore(schema, 4);
+    const other = await connectTo(schema);
+    const observer = await connectTo(schema);
+    try {
+      const clock = new ManualClock();
+      await store.accept({ now: clock.now(), events: [newEvent()], dedupeExpiresAt: clock.now() });
+      const [row] = await store.deliveries.lease({
+        destinationId: 'dest-a',
+        owner: 'w',
+        limit: 10,
+        now: clock.now(),
+        leaseMs: 60_000,
+      });
+      const error = { class: 'permanent', code: 'X', message: 'refused' };
+      await store.deliveries.complete(
+        [{ kind: 'dead', id: row!.id, leaseToken: row!.leaseToken, error }],
+        clock.now(),
+      );
+      // Another writer takes the letter out of the dead state and holds it while the replay reads
+      // it as dead and waits for it.
+      await other.query('BEGIN');
+      await other.query(
+        `UPDATE deliveries SET state = 'delivered', attempts = 7, dead_at = NULL, head = false WHERE id = $1`,
+        [row!.id],
+      );
+      const otherPid = Number((await other.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+      const replaying = store.deadLetters.replay({ ids: [row!.id] }, clock.now());
+      await waiterOf(observer, otherPid);
+      await other.query('COMMIT');
+      expect(await replaying).toBe(0);
+      const { rows } = await other.query('SELECT state, attempts FROM deliveries WHERE id = $1', [row!.id]);
+      expect(rows).toEqual([{ state: 'delivered', attempts: 7 }]);
+    } finally {
+      await other.end();
+      await observer.end();
+      await store.close();
       await dropSchema(schema);
     }
   });

@@ -639,11 +639,13 @@ export class PostgresStore implements Store {
             await this.#rows(`SELECT ${headOf('s.k')} AS id FROM unnest($1::text[]) AS s(k)`, [keys], c)
           ).flatMap((r) => (r.id === null ? [] : [Number(r.id)]));
           // Letters of other keys were dead-lettered after the keys were read; they stay.
+          // The state test sits on the target row too: a row changed while this waited for its lock
+          // is re-checked by that condition alone, not by the subquery's earlier reading.
           const { where, params } = this.#deadLetterQuery(filter, [now.getTime(), keys]);
           const replayed = await this.#count(
             `UPDATE deliveries SET state = 'pending', attempts = 0, due_at = $1, enqueued_at = $1, dead_at = NULL,
                updated_at = $1
-             WHERE ordering_key = ANY($2::text[])
+             WHERE state = 'dead' AND ordering_key = ANY($2::text[])
                AND id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
             params,
             c,
@@ -653,8 +655,11 @@ export class PostgresStore implements Store {
         }),
       purge: async (filter) => {
         const { where, params } = this.#deadLetterQuery(filter);
+        // `x.state = 'dead'` on the target row: a letter replayed while the purge waited for its
+        // lock is pending when the purge gets it, and must stay (it may lead its ordering key).
         return this.#count(
-          `DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
+          `DELETE FROM deliveries x WHERE x.state = 'dead'
+             AND x.id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
           params,
         );
       },
