@@ -265,8 +265,9 @@ export class StreamService {
     if (input.reason !== undefined && typeof input.reason !== 'string')
       throw badRequest('reason must be a string');
     const reason = typeof input.reason === 'string' ? input.reason.slice(0, MAX_REASON_LENGTH) : undefined;
-    await this.owned(principal, streamId);
-    const record = await this.changeStatus(streamId, status as StreamStatus, reason, 'receiver');
+    const record = await this.changeStatus(streamId, status as StreamStatus, reason, 'receiver', {
+      owner: principal.clientId,
+    });
     await this.touch(record);
     return statusView(record);
   }
@@ -277,17 +278,23 @@ export class StreamService {
    * A change the transmitter makes (operator, inactivity, failed verification) is announced with
    * a stream-updated event: before it takes effect when stopping, after it when re-enabling
    * (SSF 1.0 §8.1.2, §8.1.5).
+   *
+   * Ownership (`owner`) and any precondition (`onlyIf`) are checked on the stream as read under
+   * the stream's lock; when `onlyIf` says no, nothing changes and the stream is returned as it is.
    */
   async changeStatus(
     streamId: string,
     status: StreamStatus,
     reason: string | undefined,
     initiator: StatusInitiator,
+    guard: { owner?: string; onlyIf?: (record: StreamRecord) => boolean } = {},
   ): Promise<StreamRecord> {
     return this.#locked(`stream:${streamId}`, async () => {
       const { store, clock, logger, metrics, signal } = this.#ctx;
       const record = await store.streams.get(streamId);
-      if (!record) throw streamNotFound(streamId);
+      if (!record || (guard.owner !== undefined && record.clientId !== guard.owner))
+        throw streamNotFound(streamId);
+      if (guard.onlyIf && !guard.onlyIf(record)) return record;
       const previous = record.status;
       const announce = initiator === 'transmitter' && status !== previous;
       if (announce && status !== 'enabled') await this.#o.control.streamUpdated(record, status, reason);
@@ -345,8 +352,10 @@ export class StreamService {
   /** Remove subject (§8.1.3.3): 204, also for a subject never added (no probing, §9.1). */
   async removeSubject(principal: Principal, body: unknown): Promise<void> {
     const { streamId, subject } = this.#readSubjectBody(body);
-    const record = await this.owned(principal, streamId);
-    await this.#locked(`stream:${streamId}`, async () => {
+    // Read inside the lock: what is written back must be the stream as it is now, not a copy
+    // from before a PATCH or PUT that ran while this call waited for the lock.
+    const record = await this.#locked(`stream:${streamId}`, async () => {
+      const found = await this.owned(principal, streamId);
       if (this.#isStreamSubject(streamId, subject)) {
         throw badRequest(
           "a stream's own subject cannot be removed (SSF 1.0 §8.1.3)",
@@ -354,14 +363,15 @@ export class StreamService {
         );
       }
       if (this.#ctx.config.streams.default_subjects === 'ALL') {
-        await this.#putSubject(record, subject, false);
-        return;
+        await this.#putSubject(found, subject, false);
+        return found;
       }
       const key = subjectStorageKey(normaliseSubject(subject));
       if (await this.#ctx.store.streams.deleteSubject(streamId, key)) {
         this.#ctx.index.deleteSubject(streamId, key);
-        await this.#save(record, withRev(storedConfig(record.config)));
+        await this.#save(found, withRev(storedConfig(found.config)));
       }
+      return found;
     });
     await this.touch(record);
   }
@@ -475,13 +485,24 @@ export class StreamService {
     if (timeout === undefined) return 0;
     const now = clock.now().getTime();
     const target: StreamStatus = config.streams.inactivity_action === 'pause' ? 'paused' : 'disabled';
+    const inactive = (record: StreamRecord) =>
+      record.status === 'enabled' &&
+      now - (storedConfig(record.config).internal.last_activity_at ?? record.createdAt.getTime()) >= timeout;
     let changed = 0;
     for (const record of await store.streams.list()) {
-      if (record.status !== 'enabled') continue;
-      const last = storedConfig(record.config).internal.last_activity_at ?? record.createdAt.getTime();
-      if (now - last < timeout) continue;
-      await this.changeStatus(record.streamId, target, 'inactivity_timeout', 'transmitter');
-      changed += 1;
+      if (!inactive(record)) continue;
+      // Judged again under the lock: the receiver may have used, paused or disabled the stream
+      // since the list was read, and its choice is not overwritten with an inactivity pause.
+      let still = false;
+      const onlyIf = (fresh: StreamRecord) => (still = inactive(fresh));
+      try {
+        await this.changeStatus(record.streamId, target, 'inactivity_timeout', 'transmitter', { onlyIf });
+      } catch (err) {
+        // Deleted meanwhile: nothing left to pause.
+        if (err instanceof TransmitterHttpError && err.status === 404) continue;
+        throw err;
+      }
+      if (still) changed += 1;
     }
     return changed;
   }
@@ -507,59 +528,63 @@ export class StreamService {
                 : {}),
             }
           : { method: POLL_METHOD };
-      const audience = config.receivers.find((r) => r.client_id === p.client_id)?.audience ?? p.client_id;
-      const existing = await store.streams.get(p.stream_id);
-      if (existing && existing.clientId !== p.client_id) {
-        logger.error(
-          { streamId: p.stream_id, clientId: p.client_id, owner: existing.clientId },
-          'a provisioned stream id is taken by another client; leaving it as it is',
-        );
-        continue;
-      }
-      const base: StoredStreamConfig = existing
-        ? storedConfig(existing.config)
-        : {
-            aud: audience,
-            delivery,
-            internal: { rev: randomUUID(), last_activity_at: clock.now().getTime() },
-          };
-      const next: StoredStreamConfig = withRev({
-        aud: base.aud,
-        events_requested: p.events_requested,
-        delivery,
-        ...(p.description !== undefined ? { description: p.description } : {}),
-        internal: { ...base.internal, provisioned: true },
-      });
-      const record = existing
-        ? await this.#save(existing, next)
-        : await store.streams.create(
-            {
-              streamId: p.stream_id,
-              clientId: p.client_id,
-              config: next as unknown as Record<string, unknown>,
-              status: 'enabled',
-            },
-            clock.now(),
-          );
-      this.#o.sync.apply(record);
-      for (const raw of p.subjects) {
-        const checked = validateSubject(raw, {
-          lenient: true,
-          path: `provisioned_streams[${p.stream_id}].subjects`,
-        });
-        if (!checked.ok) {
+      // Under the stream's lock, like every change a receiver makes: what is read here is what is
+      // written back.
+      await this.#locked(`stream:${p.stream_id}`, async () => {
+        const audience = config.receivers.find((r) => r.client_id === p.client_id)?.audience ?? p.client_id;
+        const existing = await store.streams.get(p.stream_id);
+        if (existing && existing.clientId !== p.client_id) {
           logger.error(
-            { streamId: p.stream_id, problems: checked.problems },
-            'skipping an invalid provisioned subject',
+            { streamId: p.stream_id, clientId: p.client_id, owner: existing.clientId },
+            'a provisioned stream id is taken by another client; leaving it as it is',
           );
-          continue;
+          return;
         }
-        await this.#putSubject(record, checked.subject, true);
-      }
-      logger.info(
-        { streamId: p.stream_id, clientId: p.client_id, created: !existing },
-        'provisioned stream ready',
-      );
+        const base: StoredStreamConfig = existing
+          ? storedConfig(existing.config)
+          : {
+              aud: audience,
+              delivery,
+              internal: { rev: randomUUID(), last_activity_at: clock.now().getTime() },
+            };
+        const next: StoredStreamConfig = withRev({
+          aud: base.aud,
+          events_requested: p.events_requested,
+          delivery,
+          ...(p.description !== undefined ? { description: p.description } : {}),
+          internal: { ...base.internal, provisioned: true },
+        });
+        const record = existing
+          ? await this.#save(existing, next)
+          : await store.streams.create(
+              {
+                streamId: p.stream_id,
+                clientId: p.client_id,
+                config: next as unknown as Record<string, unknown>,
+                status: 'enabled',
+              },
+              clock.now(),
+            );
+        this.#o.sync.apply(record);
+        for (const raw of p.subjects) {
+          const checked = validateSubject(raw, {
+            lenient: true,
+            path: `provisioned_streams[${p.stream_id}].subjects`,
+          });
+          if (!checked.ok) {
+            logger.error(
+              { streamId: p.stream_id, problems: checked.problems },
+              'skipping an invalid provisioned subject',
+            );
+            continue;
+          }
+          await this.#putSubject(record, checked.subject, true);
+        }
+        logger.info(
+          { streamId: p.stream_id, clientId: p.client_id, created: !existing },
+          'provisioned stream ready',
+        );
+      });
     }
     if (config.provisioned_streams.length > 0) await this.#o.sync.markChanged();
   }
