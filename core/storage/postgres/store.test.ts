@@ -12,7 +12,7 @@ import {
 } from '../testing/postgres.ts';
 import type { DeliveryOutcome, Store } from '../types.ts';
 import { postgresMigrations } from './migrations.ts';
-import { quoteIdent } from './store.ts';
+import { PostgresStore, quoteIdent } from './store.ts';
 
 async function connectTo(schema: string): Promise<pg.Client> {
   const client = new pg.Client({
@@ -346,6 +346,36 @@ describePostgres('postgres store', () => {
       await a.close();
       await b.close();
       await dropSchema(schema);
+    }
+  });
+
+  it('rule: a user with USAGE and CREATE on an existing schema, but no CREATE on the database, can start', async () => {
+    const schema = uniqueSchema();
+    const role = `${schema}_user`;
+    const admin = new pg.Client({ connectionString: POSTGRES_TEST_URL });
+    await admin.connect();
+    let store: Store | undefined;
+    try {
+      await admin.query(`CREATE SCHEMA ${quoteIdent(schema)}`);
+      await admin.query(`CREATE ROLE ${quoteIdent(role)} LOGIN`);
+      await admin.query(`GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(schema)} TO ${quoteIdent(role)}`);
+      const { rows } = await admin.query(
+        `SELECT has_database_privilege($1, current_database(), 'CREATE') AS c`,
+        [role],
+      );
+      // The premise: the role cannot create a schema (PUBLIC has no CREATE on the database).
+      expect(rows[0].c).toBe(false);
+      const url = new URL(POSTGRES_TEST_URL);
+      url.username = role;
+      url.password = '';
+      store = await PostgresStore.open({ url: url.toString(), schema, poolSize: 1 });
+      expect((await store.stats()).backlog).toEqual({});
+    } finally {
+      await store?.close();
+      await admin.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+      await admin.query(`DROP OWNED BY ${quoteIdent(role)}`).catch(() => undefined);
+      await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+      await admin.end();
     }
   });
 

@@ -1033,7 +1033,10 @@ async function applyMigrations(pool: pg.Pool, schema: string, migrations: Migrat
     await client.query('BEGIN');
     // Instances starting together take turns; the second finds the work done.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ssf-bridge.migrations.${schema}`]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    // Looked up rather than `CREATE SCHEMA IF NOT EXISTS`, which needs CREATE on the database
+    // even when the schema exists: a user granted only USAGE and CREATE on its schema can start.
+    const existing = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (existing.rowCount === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
     const { rows } = await client.query<{ v: number | null }>(
