@@ -338,11 +338,49 @@ export class Bridge {
     const deadline = Date.now() + deadlineMs;
     const remaining = () => Math.max(500, deadline - Date.now());
     // Stop taking requests first, so no webhook is answered 202 by an instance that is going away.
-    await this.#server?.close().catch((err: unknown) => this.logger.warn({ err }, 'server close failed'));
+    if (this.#server) await this.#closeServer(this.#server, deadline);
     await this.#host?.stop(remaining());
     this.#scheduler?.stopAll();
     await this.#election?.stop();
     await this.#store?.close().catch((err: unknown) => this.logger.warn({ err }, 'store close failed'));
+  }
+
+  /**
+   * Closes the HTTP server, letting requests in progress (an ingest being written to the outbox,
+   * say) finish and be answered until the shutdown deadline. Past it, every connection still open
+   * is cut: Node no longer enforces the request and header timeouts on a closing server, so a
+   * client that never finishes sending its request would otherwise hold the drain open for good.
+   */
+  async #closeServer(server: FastifyInstance, deadline: number): Promise<void> {
+    const closed = server.close().then(
+      () => true,
+      (err: unknown) => {
+        this.logger.warn({ err }, 'server close failed');
+        return true;
+      },
+    );
+    if (await settlesWithin(closed, deadline - Date.now())) return;
+    this.logger.warn('HTTP connections still open at the shutdown deadline; closing them');
+    server.server.closeAllConnections();
+    if (!(await settlesWithin(closed, CLOSE_GRACE_MS))) {
+      this.logger.warn('the HTTP server did not close; stopping the rest regardless');
+    }
+  }
+}
+
+/** How long the server may take to close once its last connections were cut at the deadline. */
+const CLOSE_GRACE_MS = 500;
+
+/** Whether the promise settles with true within `ms` (false on the timeout); the timer is cleared either way. */
+async function settlesWithin(promise: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
