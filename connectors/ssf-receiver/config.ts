@@ -1,4 +1,4 @@
-import { duration, secret, ssrfPolicySchema, z, type SsrfPolicy } from '../../core/plugin-api/index.ts';
+import { duration, secret, ssrfPolicySchema, z } from '../../core/plugin-api/index.ts';
 import { dpopSetting } from '../_shared/outbound-config.ts';
 
 const bearerAuth = z.strictObject({
@@ -58,20 +58,6 @@ const pollDelivery = z.strictObject({
     'Pause after a failed poll before polling again (doubles up to 16 times).',
   ).prefault('1s'),
 });
-
-const hosts = (description: string) => z.array(z.string().min(1)).default([]).meta({ description });
-
-/** The SSRF policy for URLs taken from the transmitter (docs/http-client.md#ssrf-policy). */
-const transmitterSsrf = z
-  .strictObject({
-    allow_http_hosts: hosts(
-      'Hosts that may be reached over plain http (e.g. 127.0.0.1 for a transmitter on loopback in a test).',
-    ),
-    allow_hosts: hosts('Hosts trusted whatever they resolve to, e.g. a transmitter inside your network.'),
-    allow_cidrs: hosts('Addresses or CIDRs that may be reached although they are internal.'),
-    deny_cidrs: hosts('More addresses or CIDRs to refuse.'),
-  })
-  .transform((c): SsrfPolicy => ssrfPolicySchema.parse(c));
 
 export const configSchema = z.strictObject({
   issuer: z.url().meta({
@@ -134,7 +120,8 @@ export const configSchema = z.strictObject({
     description:
       'Origins, besides the issuer’s, where the transmitter’s metadata may put its management endpoints and poll endpoint (e.g. https://risc.googleapis.com for Google). Management credentials are sent to no other origin.',
   }),
-  ssrf: transmitterSsrf.prefault({}).meta({
+  // The SSRF policy for URLs taken from the transmitter (docs/http-client.md#ssrf-policy).
+  ssrf: ssrfPolicySchema.prefault({}).meta({
     description:
       'Which URLs taken from the transmitter (metadata endpoints, jwks_uri, poll endpoint_url) may be reached: https only and public addresses only unless allowed here. The issuer’s own host is trusted whatever it resolves to, but plain http needs allow_http_hosts even there.',
   }),

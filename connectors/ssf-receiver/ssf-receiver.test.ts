@@ -1284,6 +1284,25 @@ describe('URLs taken from the transmitter’s metadata', () => {
   });
   const loopbackHttp = { ssrf: { allow_http_hosts: ['127.0.0.1', 'localhost'] } };
 
+  it('ssrf takes the core SSRF policy block: a CIDR that is none is a config problem at its path', () => {
+    const config = {
+      issuer: 'https://tx.example',
+      bridge_issuer: BRIDGE_ISSUER,
+      auth: { type: 'bearer', token: 't' },
+      delivery: { method: 'poll' },
+    };
+    const refused = ssfReceiver.configSchema.safeParse({ ...config, ssrf: { allow_cidrs: ['10.0.0.0/33'] } });
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues.map((i) => i.path.join('.'))).toEqual(['ssrf.allow_cidrs.0']);
+    const parsed = ssfReceiver.configSchema.parse({ ...config, ssrf: { allow_cidrs: ['10.0.0.0/8'] } });
+    expect(parsed.ssrf).toEqual({
+      allowHttpHosts: [],
+      allowHosts: [],
+      allowCidrs: ['10.0.0.0/8'],
+      denyCidrs: [],
+    });
+  });
+
   it('SSF 1.0 §7.2.4 (SSF-17): a configuration_endpoint off the issuer’s origin never gets the management token', async () => {
     const { tx, other, h } = await setUp(
       (t, o) => ({ ...onIssuer(t), configuration_endpoint: `${o}/steal` }),

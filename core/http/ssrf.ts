@@ -490,10 +490,18 @@ const cidrList = z.array(
  */
 export const ssrfPolicySchema = z
   .strictObject({
-    allow_http_hosts: z.array(z.string().min(1)).default([]),
-    allow_hosts: z.array(z.string().min(1)).default([]),
-    allow_cidrs: cidrList.default([]),
-    deny_cidrs: cidrList.default([]),
+    allow_http_hosts: z.array(z.string().min(1)).default([]).meta({
+      description:
+        'Hosts that may be reached over plain http (e.g. 127.0.0.1 for a peer on loopback in a test).',
+    }),
+    allow_hosts: z
+      .array(z.string().min(1))
+      .default([])
+      .meta({ description: 'Hosts trusted whatever they resolve to, e.g. a peer inside your network.' }),
+    allow_cidrs: cidrList
+      .default([])
+      .meta({ description: 'Addresses or CIDRs that may be reached although they are internal.' }),
+    deny_cidrs: cidrList.default([]).meta({ description: 'More addresses or CIDRs to refuse.' }),
   })
   .transform((c): SsrfPolicy => ({
     allowHttpHosts: c.allow_http_hosts,

@@ -8,7 +8,7 @@
  * Replay is checked in two steps so a SET whose events could not be stored yet can be retried:
  * verify() refuses a jti already recorded, and record() remembers one once it is processed.
  */
-import { SsrfRefusedError, checkTargetUrl, type SsrfPolicy } from '../http/ssrf.ts';
+import type { SsrfPolicy } from '../http/ssrf.ts';
 import { SetVerificationError } from '../ssf/errors.ts';
 import { remoteJwks, type JwksFetcher } from '../ssf/set/jwks.ts';
 import { verifySet } from '../ssf/set/verify.ts';
@@ -166,38 +166,20 @@ export function legacyEventSubject(event: Record<string, unknown>): SubjectIdent
 
 /**
  * An HTTP client for URLs a transmitter chose (the endpoints and `jwks_uri` of its metadata, the
- * poll `endpoint_url` of a stream): every request is checked against `policy` before it is sent
- * — https only unless the host is in `allowHttpHosts`, no credentials in the URL, no internal
- * address literal or name — and the core's client also checks every resolved address when it
- * connects (no DNS rebinding) and follows no redirect. A refusal is a permanent error with code
- * `SSF_ERR_HTTP_SSRF_REFUSED`.
+ * poll `endpoint_url` of a stream): the core's client with `policy` as its SSRF policy. It checks
+ * every request against the policy before sending it — https only unless the host is in
+ * `allowHttpHosts`, no credentials in the URL, no internal address literal or name — and every
+ * resolved address when it connects (no DNS rebinding), uses no proxy and follows no redirect. A
+ * refusal is a permanent error with code `SSF_ERR_HTTP_SSRF_REFUSED`.
  */
 export function guardedHttpClient(
   factory: HttpClientFactory,
   options: HttpClientOptions,
   policy: SsrfPolicy,
 ): HttpClient {
-  // The core's factory honours ssrfPolicy (guarded agents, no redirects); the plugin API's
-  // options type does not name it, so a connector cannot widen it by accident.
-  const inner = factory.create({ ...options, ssrfPolicy: policy } as HttpClientOptions);
-  const checked = (url: string): void => {
-    const verdict = checkTargetUrl(url, policy);
-    if (!verdict.ok) throw new SsrfRefusedError(`${verdict.message} (${url})`, verdict.reason);
-  };
-  return {
-    request: async (req) => {
-      checked(req.url);
-      return inner.request(req);
-    },
-    get: async (url, req) => {
-      checked(url);
-      return inner.get(url, req);
-    },
-    post: async (url, body, req) => {
-      checked(url);
-      return inner.post(url, body, req);
-    },
-  };
+  // The core's factory honours ssrfPolicy; the plugin API's options type does not name it, so a
+  // connector cannot widen it by accident.
+  return factory.create({ ...options, ssrfPolicy: policy } as HttpClientOptions);
 }
 
 const SET_ERROR_BODIES = Symbol.for('ssf-bridge.inbound.set-error-bodies');
