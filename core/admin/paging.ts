@@ -40,13 +40,15 @@ export function decodeCursor<T>(value: unknown, check: (decoded: unknown) => dec
 }
 
 export const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/** An offset into a list held in memory: a whole number, never negative. */
+export const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 export const isEventPosition = (v: unknown): v is [number, string] =>
   Array.isArray(v) && v.length === 2 && isNumber(v[0]) && typeof v[1] === 'string';
 
 /** Pages a list held in memory (instances, streams, keys): the cursor is an offset. */
 export function pageOf<T>(all: T[], query: { limit?: unknown; cursor?: unknown }): Page<T> {
   const limit = parseLimit(query.limit);
-  const offset = decodeCursor(query.cursor, isNumber) ?? 0;
+  const offset = decodeCursor(query.cursor, isOffset) ?? 0;
   const items = all.slice(offset, offset + limit);
   return { items, next_cursor: offset + limit < all.length ? encodeCursor(offset + limit) : null };
 }
@@ -69,6 +71,17 @@ export function parseTime(name: string, value: unknown): Date | undefined {
     throw new AdminQueryError(`${name} must be an ISO 8601 time, e.g. 2026-01-31T09:00:00Z`);
   }
   return at;
+}
+
+/**
+ * Refuses a query parameter given more than once (`?type=a&type=b` arrives as an array): the
+ * admin API takes one value per parameter, and a list would reach a filter as text it never meant.
+ */
+export function singleValued(query: unknown): void {
+  if (query === null || typeof query !== 'object') return;
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined && typeof value !== 'string') throw new AdminQueryError(`give ${name} once`);
+  }
 }
 
 export function optionalText(value: unknown): string | undefined {

@@ -9,6 +9,7 @@ import type { Clock, Logger } from '../plugin-api/types.ts';
 import type { StatusBoard } from '../runtime/status.ts';
 import { SetCodec, decodeCompact, findEventType, type KeyStore } from '../ssf/index.ts';
 import type {
+  DeadLetter,
   DeadLetterFilter,
   DeliveryRecord,
   DeliveryState,
@@ -34,6 +35,7 @@ import {
   pageOf,
   parseLimit,
   parseTime,
+  singleValued,
 } from './paging.ts';
 import { subjectTimeline, timelineTerms } from './timeline.ts';
 
@@ -55,6 +57,7 @@ export interface AdminDeps {
   engine(): DeliveryEngine | undefined;
 }
 
+/** Query parameters once singleValued has refused any given more than once. */
 type Query = Record<string, string | undefined>;
 type Req = FastifyRequest<{ Querystring: Query; Params: Record<string, string>; Body: unknown }>;
 
@@ -110,6 +113,22 @@ function eventJson(e: StoredEvent) {
   };
 }
 
+function deadLetterJson(l: DeadLetter) {
+  return {
+    id: l.id,
+    destination_id: l.destinationId,
+    jti: l.jti,
+    event_id: l.eventId,
+    event_type: l.eventType,
+    instance_id: l.instanceId,
+    subject: l.subject,
+    attempts: l.attempts,
+    last_error: l.lastError ?? null,
+    enqueued_at: l.enqueuedAt.toISOString(),
+    dead_at: l.deadAt.toISOString(),
+  };
+}
+
 function deliveryJson(d: DeliveryRecord) {
   return {
     id: d.id,
@@ -140,12 +159,30 @@ export function receiverAnswer(d: DeliveryRecord) {
 /** Dead letters one replay or purge may name by id (each is one bound parameter of one statement). */
 export const MAX_ACTION_IDS = 1000;
 
-/** Dead-letter filter from a replay or purge body; an unfiltered action must say `all: true`. */
+/** What a replay or purge body may hold; any other key is a mistake, never a filter to drop. */
+const DEAD_LETTER_ACTION_KEYS = ['ids', 'destination', 'type', 'since', 'until', 'all'];
+
+/**
+ * Dead-letter filter from a replay or purge body; an unfiltered action must say `all: true`.
+ * A key it does not know or a value of the wrong type is a 400: dropping it would widen the action
+ * to letters the operator did not name (`{"destination": ["x"], "since": …}` must not purge every
+ * destination's letters since then).
+ */
 export function deadLetterAction(body: unknown): DeadLetterFilter {
+  if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
+    throw new AdminQueryError('the body must be a JSON object');
+  }
   const b = (body ?? {}) as Record<string, unknown>;
+  const unknown = Object.keys(b).filter((key) => !DEAD_LETTER_ACTION_KEYS.includes(key));
+  if (unknown.length > 0) {
+    throw new AdminQueryError(
+      `unknown ${unknown.length === 1 ? 'key' : 'keys'} ${unknown.map((k) => JSON.stringify(k)).join(', ')}; ` +
+        `the letters are named by ${DEAD_LETTER_ACTION_KEYS.join(', ')}`,
+    );
+  }
   const filter: DeadLetterFilter = {};
   if (b.ids !== undefined) {
-    if (!Array.isArray(b.ids) || !b.ids.every((id) => Number.isInteger(id))) {
+    if (!Array.isArray(b.ids) || !b.ids.every((id) => Number.isSafeInteger(id))) {
       throw new AdminQueryError('ids must be an array of dead letter ids');
     }
     if (b.ids.length > MAX_ACTION_IDS) {
@@ -155,8 +192,15 @@ export function deadLetterAction(body: unknown): DeadLetterFilter {
     }
     filter.ids = b.ids as number[];
   }
-  if (typeof b.destination === 'string') filter.destinationId = b.destination;
-  if (typeof b.type === 'string') filter.eventType = eventTypeUri(b.type) as string;
+  for (const key of ['destination', 'type', 'since', 'until'] as const) {
+    if (b[key] !== undefined && (typeof b[key] !== 'string' || b[key] === '')) {
+      throw new AdminQueryError(`${key} must be a non-empty string`);
+    }
+  }
+  if (b.all !== undefined && typeof b.all !== 'boolean')
+    throw new AdminQueryError('all must be true or false');
+  if (b.destination !== undefined) filter.destinationId = b.destination as string;
+  if (b.type !== undefined) filter.eventType = eventTypeUri(b.type as string) as string;
   const since = parseTime('since', b.since);
   const until = parseTime('until', b.until);
   if (since) filter.since = since;
@@ -376,6 +420,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       // A write body the server did not read as JSON (curl -d sends a form) would look empty to
       // the handler, and its 400 would name a missing field instead of the real mistake.
       admin.addHook('preHandler', async (req: FastifyRequest, reply: FastifyReply) => {
+        singleValued(req.query);
         if (req.method === 'GET' || req.method === 'HEAD') return;
         if ((req.rawBody?.length ?? 0) === 0 || req.body !== undefined) return;
         const message = `send the body as JSON (Content-Type: application/json), not ${req.headers['content-type'] ?? 'without a type'}`;
@@ -525,19 +570,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         return {
           ...page,
           total,
-          items: page.items.map((l) => ({
-            id: l.id,
-            destination_id: l.destinationId,
-            jti: l.jti,
-            event_id: l.eventId,
-            event_type: l.eventType,
-            instance_id: l.instanceId,
-            subject: l.subject,
-            attempts: l.attempts,
-            last_error: l.lastError ?? null,
-            enqueued_at: l.enqueuedAt.toISOString(),
-            dead_at: l.deadAt.toISOString(),
-          })),
+          items: page.items.map(deadLetterJson),
         };
       });
 
@@ -546,11 +579,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         if (!letter) throw new NotFound(`no dead letter "${req.params.id}"`);
         const delivery = await store.deliveries.get(letter.id);
         return {
-          letter: {
-            ...letter,
-            enqueuedAt: letter.enqueuedAt.toISOString(),
-            deadAt: letter.deadAt.toISOString(),
-          },
+          letter: { ...deadLetterJson(letter), source_record_id: letter.sourceRecordId },
           set: delivery ? await setView(delivery, await store.events.get(letter.eventId)) : null,
         };
       });

@@ -253,6 +253,8 @@ describe('admin API', () => {
       const letter = dead.body.items.find((l: any) => l.event_id === id);
       expect(letter.last_error.status).toBe(400);
       const shown = await admin(`/dead-letters/${letter.id}`);
+      // The same field names as the list (snake_case), plus the source record id.
+      expect(shown.body.letter).toEqual({ ...letter, source_record_id: expect.any(String) });
       expect(shown.body.set.source).toBe('stored');
       expect(shown.body.set.claims.jti).toBe(letter.jti);
 
@@ -296,6 +298,92 @@ describe('admin API', () => {
       const letter = dead.body.items.find((l: any) => l.event_id === id);
       expect((await write('/dead-letters/purge', { ids: [letter.id] })).body).toEqual({ purged: 1 });
       expect((await admin(`/dead-letters/${letter.id}`)).status).toBe(404);
+    });
+
+    it('refuses a replay or purge body with an unknown key or a mistyped filter, touching no letter', async () => {
+      b.receiver.status = 400;
+      const ids = await ingest(b.url, [
+        revoked({ format: 'email', email: 'gina@example.com' }),
+        revoked({ format: 'email', email: 'hugo@example.com' }),
+      ]);
+      const letters = async () =>
+        (await admin('/dead-letters?destination=hook&limit=500')).body.items
+          .filter((l: any) => ids.includes(l.event_id))
+          .map((l: any) => l.id)
+          .sort();
+      const dead = await eventually(letters, (found) => found.length === 2);
+      b.receiver.status = 200;
+      const since = '2000-01-01T00:00:00Z';
+      const bodies: Array<[unknown, string]> = [
+        [{ destination: ['other-destination'], since }, 'destination must be a non-empty string'],
+        [
+          { destination_id: 'other-destination', since },
+          'unknown key "destination_id"; the letters are named by ids, destination, type, since, until, all',
+        ],
+        [{ type: 7, since }, 'type must be a non-empty string'],
+        [{ destination: '', since }, 'destination must be a non-empty string'],
+        [{ since: [since] }, 'since must be a non-empty string'],
+        [{ ids: dead.map(String) }, 'ids must be an array of dead letter ids'],
+        [{ all: 'true' }, 'all must be true or false'],
+        [[{ all: true }], 'the body must be a JSON object'],
+      ];
+      for (const action of ['replay', 'purge'] as const) {
+        for (const [body, message] of bodies) {
+          const res = await write(`/dead-letters/${action}`, body);
+          expect([action, body, res.status, res.body]).toEqual([
+            action,
+            body,
+            400,
+            { error: 'invalid_request', message },
+          ]);
+          const [entry] = (await admin('/audit?actor=operator&limit=1')).body.items;
+          expect(entry).toMatchObject({
+            action: `dead_letters.${action}`,
+            detail: { outcome: 'refused', status: 400, error: message },
+          });
+          expect(await letters()).toEqual(dead);
+        }
+      }
+    });
+  });
+
+  describe('query parameters', () => {
+    it('refuses a parameter given twice with 400, never a 500 or a filter on the joined text', async () => {
+      for (const [path, name] of [
+        ['/events?type=caep.session-revoked&type=caep.credential-change', 'type'],
+        ['/events?subject=alice&subject=bob', 'subject'],
+        ['/events?instance=api&instance=other', 'instance'],
+        ['/deliveries?destination=hook&destination=other', 'destination'],
+        ['/dead-letters?type=a&type=b', 'type'],
+        ['/timeline?subject=alice@example.com&subject=bob@example.com', 'subject'],
+        ['/audit?actor=operator&actor=viewer', 'actor'],
+        ['/instances?limit=1&limit=2', 'limit'],
+      ] as const) {
+        const res = await admin(path);
+        expect([path, res.status, res.body]).toEqual([
+          path,
+          400,
+          { error: 'invalid_request', message: `give ${name} once` },
+        ]);
+      }
+    });
+
+    it('takes only whole, non-negative offsets as the cursor of lists held in memory', async () => {
+      const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const all = (await admin('/instances')).body.items;
+      expect(all.length).toBeGreaterThan(1);
+      expect((await admin(`/instances?cursor=${cursor(1)}`)).body.items).toEqual(all.slice(1));
+      for (const offset of [-1, 0.5, -0.5, 1e300]) {
+        for (const list of ['/instances', '/keys', '/destinations']) {
+          const res = await admin(`${list}?cursor=${cursor(offset)}`);
+          expect([list, offset, res.status, res.body.message]).toEqual([
+            list,
+            offset,
+            400,
+            'cursor is not valid for this list; start again without it',
+          ]);
+        }
+      }
     });
   });
 
