@@ -162,4 +162,36 @@ telemetry:
     expect(problems[0]?.path).toMatch(/^line \d+, column \d+$/);
     expect(JSON.stringify(problems)).not.toContain('AbcSecretToken');
   });
+
+  // Typos a person makes in a config, each next to a secret: yaml's own messages quote tokens and
+  // scalars of the file (`Unexpected scalar token in YAML stream: "<text>"`).
+  const SECRET = 'Zq9SECRETvalue4217';
+  it.each([
+    ['a stray }', `server:\n  port: 8080\n  tls: {cert: a}}\n  token: ${SECRET}\n`, 3],
+    ['a stray } in a nested mapping', `a:\n  b: {c: 1}}\n  d: ${SECRET}\n`, 2],
+    ['a key indented too little', `server:\n  port: 8080\n token: ${SECRET}\n`, 3],
+    [
+      'a key indented one space short',
+      `inbound:\n  - id: a\n    config:\n      t: x\n     s: ${SECRET}\n`,
+      5,
+    ],
+    ['an unclosed double quote', `server:\n  port: 1\ntoken: "${SECRET}\nother: 1\n`, 5],
+    ['an unclosed single quote', `server:\n  port: 1\ntoken: '${SECRET}\n`, 4],
+    ['a tab as indentation', `server:\n\ttoken: ${SECRET}\n`, 2],
+    ['a duplicate key', `token: ${SECRET}\ntoken: ${SECRET}\n`, 2],
+    ['": " inside a plain value', `server:\n  token: ab: ${SECRET}\n`, 2],
+    ['": " inside a plain key', `token: ${SECRET}: x\n`, 1],
+    ['text after a closing quote', `token: "abc" ${SECRET}\n`, 1],
+    ['an unclosed [', `hosts: [a, ${SECRET}\nport: 1\n`, 2],
+    ['a bad escape in double quotes', `token: "\\q${SECRET}"\n`, 1],
+    ['a reserved first character', `token: @${SECRET}\n`, 1],
+    ['text after a block scalar indicator', `token: |x${SECRET}\n  y\n`, 1],
+    ['an alias to no anchor', `a: 1\ntoken: *${SECRET}\n`, 2],
+    ['a second document', `a: 1\n---\ntoken: ${SECRET}\n`, 2],
+  ])('never echoes file text in a YAML syntax problem: %s', async (_typo, yaml, line) => {
+    const problems = await problemsOf(yaml);
+    expect(JSON.stringify(problems)).not.toContain(SECRET);
+    expect(problems[0]?.path).toMatch(new RegExp(`^line ${line}, column \\d+$`));
+    for (const p of problems) expect(p.message).not.toMatch(/token in YAML/);
+  });
 });

@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import {
+  isAlias,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Document,
+  type ErrorCode,
+  type YAMLError,
+} from 'yaml';
 import type { ConnectorDefinition } from '../plugin-api/index.ts';
 import { ConnectorRegistry, loadPlugins } from '../runtime/registry.ts';
 import {
@@ -61,26 +69,117 @@ export async function loadConfigText(
   text: string,
   options: LoadOptions & { file?: string },
 ): Promise<LoadResult> {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    // Only the first line of each message: yaml's code frames would echo file content (secrets).
+    // Fixed messages only: yaml's own quote the offending text, which may be a secret.
     const problems = doc.errors.map((e) => ({
       path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(file)',
-      message: (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, ''),
+      message: yamlErrorMessage(e),
     }));
     return { ok: false, problems };
   }
+  const unresolved = unresolvedAliases(doc, lineCounter);
+  if (unresolved.length > 0) return { ok: false, problems: unresolved };
   let data: unknown;
   try {
     // yaml refuses aliases that would expand beyond reason (a "billion laughs" file) here.
     data = doc.toJS({ maxAliasCount: 1000 }) ?? {};
   } catch (err) {
-    return {
-      ok: false,
-      problems: [{ path: '(file)', message: (err as Error).message.split('\n')[0] ?? 'unreadable' }],
-    };
+    const message = (err as Error).message.startsWith(EXCESSIVE_ALIASES)
+      ? EXCESSIVE_ALIASES
+      : 'the YAML document cannot be read';
+    return { ok: false, problems: [{ path: '(file)', message }] };
   }
   return loadConfigData(data, options);
+}
+
+const EXCESSIVE_ALIASES = 'Excessive alias count indicates a resource exhaustion attack';
+
+/**
+ * What each YAML syntax error says, in words of our own: yaml's messages quote tokens and
+ * scalars of the file (`Unexpected scalar token in YAML stream: "<text>"`), and the text of a
+ * config file may be a secret. The line and column tell where.
+ */
+const YAML_ERRORS: Record<ErrorCode, string> = {
+  ALIAS_PROPS: 'an alias (*name) cannot have an anchor or a tag',
+  BAD_ALIAS: 'malformed alias (*name)',
+  BAD_COLLECTION_TYPE: 'a tag does not fit the kind of value it is on',
+  BAD_DIRECTIVE: 'invalid directive (a line starting with %)',
+  BAD_DQ_ESCAPE:
+    'invalid escape sequence in a double-quoted string (write \\\\ for a backslash, or use single quotes)',
+  BAD_INDENT: 'bad indentation: the items of one mapping or list must start at the same column',
+  BAD_PROP_ORDER: 'an anchor (&name) or a tag (!tag) is in the wrong place',
+  BAD_SCALAR_START: 'a plain value cannot start with this character; quote the value',
+  BLOCK_AS_IMPLICIT_KEY: 'a value contains ": " (quote it) or a mapping starts on the line of its key',
+  BLOCK_IN_FLOW: 'an indented mapping or list cannot appear inside [ ] or { }',
+  DUPLICATE_KEY: 'a key appears twice in the same mapping',
+  IMPOSSIBLE: 'the YAML cannot be read here',
+  KEY_OVER_1024_CHARS: 'a key is longer than 1024 characters',
+  MISSING_CHAR: 'a character is missing: an unclosed quote, bracket or brace, or a missing "," or ":"',
+  MULTILINE_IMPLICIT_KEY:
+    'a key must fit on one line: check the indentation, or quote a value that contains ": "',
+  MULTIPLE_ANCHORS: 'a value has more than one anchor (&name)',
+  MULTIPLE_DOCS:
+    'the file holds more than one YAML document (a line of --- or ...); a config is one document',
+  MULTIPLE_TAGS: 'a value has more than one tag (!tag)',
+  NON_STRING_KEY: 'a key is not a string',
+  RESOURCE_EXHAUSTION: EXCESSIVE_ALIASES,
+  TAB_AS_INDENT: 'tabs are not allowed as indentation; indent with spaces',
+  TAG_RESOLVE_FAILED: 'unknown tag (!tag)',
+  UNEXPECTED_TOKEN: 'unexpected text: check the indentation, brackets and quotes',
+};
+
+/** Closer words for some messages, recognised by yaml's fixed wording and never copying from it. */
+const YAML_ERROR_DETAILS: Array<[ErrorCode, RegExp, string]> = [
+  ['MISSING_CHAR', /^Missing closing "quote/, 'a double-quoted string is not closed'],
+  ['MISSING_CHAR', /^Missing closing 'quote/, 'a single-quoted string is not closed'],
+  ['UNEXPECTED_TOKEN', /^Unexpected flow-map-end token/, 'a } closes no { (check the braces)'],
+  ['UNEXPECTED_TOKEN', /^Unexpected flow-seq-end token/, 'a ] closes no [ (check the brackets)'],
+  [
+    'UNEXPECTED_TOKEN',
+    /^Unexpected map-value-ind token/,
+    'unexpected ":": check the indentation, or quote a value that contains ": "',
+  ],
+  [
+    'UNEXPECTED_TOKEN',
+    /^Unexpected scalar (token|at node end)/,
+    'unexpected value: check the indentation, or the text after a closing quote or bracket',
+  ],
+  [
+    'UNEXPECTED_TOKEN',
+    /^Block scalar header includes extra characters/,
+    'unexpected characters after a block scalar indicator (| or >)',
+  ],
+  [
+    'BAD_INDENT',
+    /^Flow (map|sequence) in block collection must be sufficiently indented/,
+    'a { } or [ ] value must be indented below its key and closed with its } or ]',
+  ],
+];
+
+function yamlErrorMessage(error: YAMLError): string {
+  const detail = YAML_ERROR_DETAILS.find(
+    ([code, pattern]) => code === error.code && pattern.test(error.message),
+  );
+  return detail?.[2] ?? YAML_ERRORS[error.code] ?? 'invalid YAML';
+}
+
+/** Aliases (*name) with no anchor (&name) before them, which yaml's own message would name. */
+function unresolvedAliases(doc: Document, lineCounter: LineCounter): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  visit(doc, {
+    Alias(_key, node) {
+      if (isAlias(node) && node.resolve(doc) === undefined) {
+        const at = node.range ? lineCounter.linePos(node.range[0]) : undefined;
+        problems.push({
+          path: at ? `line ${at.line}, column ${at.col}` : '(file)',
+          message: 'an alias (*name) refers to no anchor (&name) set before it',
+        });
+      }
+    },
+  });
+  return problems;
 }
 
 /** Validates an already-parsed document (JSON or YAML). */
