@@ -349,6 +349,37 @@ describePostgres('postgres store', () => {
     }
   });
 
+  it('rule: an instance starting while another migrates waits for it, beyond statement_timeout', async () => {
+    const schema = uniqueSchema();
+    const other = new pg.Client({ connectionString: POSTGRES_TEST_URL });
+    await other.connect();
+    let store: Store | undefined;
+    try {
+      // The lock a migrating instance holds, kept for twice the statement_timeout.
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ssf-bridge.migrations.${schema}`]);
+      const release = setTimeout(() => void other.query('COMMIT'), 2000);
+      const started = Date.now();
+      try {
+        store = await PostgresStore.open({
+          url: POSTGRES_TEST_URL,
+          schema,
+          poolSize: 1,
+          statementTimeoutMs: 1000,
+        });
+      } finally {
+        clearTimeout(release);
+      }
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+      expect((await store.stats()).backlog).toEqual({});
+    } finally {
+      await store?.close();
+      await other.query('ROLLBACK').catch(() => undefined);
+      await other.end();
+      await dropSchema(schema);
+    }
+  });
+
   it('rule: a user with USAGE and CREATE on an existing schema, but no CREATE on the database, can start', async () => {
     const schema = uniqueSchema();
     const role = `${schema}_user`;

@@ -1031,6 +1031,10 @@ async function applyMigrations(pool: pg.Pool, schema: string, migrations: Migrat
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
+    // statement_timeout (storage.statement_timeout) would also cut short the wait for an instance
+    // migrating now and a long migration: neither is one of the bridge's ordinary statements.
+    await client.query('SET LOCAL statement_timeout = 0');
+    await client.query('SET LOCAL lock_timeout = 0');
     // Instances starting together take turns; the second finds the work done.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ssf-bridge.migrations.${schema}`]);
     // Looked up rather than `CREATE SCHEMA IF NOT EXISTS`, which needs CREATE on the database
