@@ -131,6 +131,33 @@ describe('ssf-bridge keys', () => {
     expect(await leavesIn('--data-dir', other)).toBeGreaterThan(7 * 86_400_000 - 100_000);
   });
 
+  it('without --config or SSF_BRIDGE_CONFIG, finds the data directory the quickstart bridge uses (SSF_BRIDGE_DATA_DIR)', async () => {
+    const saved = { config: process.env.SSF_BRIDGE_CONFIG, dataDir: process.env.SSF_BRIDGE_DATA_DIR };
+    const data = join(dir, 'quickstart-data');
+    delete process.env.SSF_BRIDGE_CONFIG;
+    process.env.SSF_BRIDGE_DATA_DIR = data;
+    try {
+      const generated = await run('keys', 'generate', '--algorithm', 'ES256');
+      expect(generated.code).toBe(0);
+      expect(generated.out).toContain(data);
+      expect((await stat(keyFilePath(data))).isFile()).toBe(true);
+      const list = JSON.parse((await run('keys', 'list', '--json')).out) as Array<{ alg: string }>;
+      expect(list).toMatchObject([{ alg: 'ES256', status: 'active' }]);
+
+      // --data-dir still names another directory.
+      const other = join(dir, 'other');
+      expect((await run('keys', 'generate', '--data-dir', other, '--algorithm', 'EdDSA')).code).toBe(0);
+      expect((await stat(keyFilePath(other))).isFile()).toBe(true);
+      const jwks = JSON.parse((await run('keys', 'jwks')).out) as { keys: Array<{ alg: string }> };
+      expect(jwks.keys.map((k) => k.alg)).toEqual(['ES256']);
+    } finally {
+      if (saved.config === undefined) delete process.env.SSF_BRIDGE_CONFIG;
+      else process.env.SSF_BRIDGE_CONFIG = saved.config;
+      if (saved.dataDir === undefined) delete process.env.SSF_BRIDGE_DATA_DIR;
+      else process.env.SSF_BRIDGE_DATA_DIR = saved.dataDir;
+    }
+  });
+
   it('rotate refuses a bad duration', async () => {
     await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'ES256');
     expect((await run('keys', 'rotate', '--data-dir', dir, '--grace-period', 'soon')).code).toBe(2);

@@ -12,7 +12,7 @@ import {
   type SigningAlgorithm,
 } from '../../ssf/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
-import { loadCliConfig } from '../load-config.ts';
+import { loadBridgeConfig } from '../load-config.ts';
 
 export const DEFAULT_DATA_DIR = './data';
 
@@ -21,20 +21,18 @@ interface DataDirOption {
   config?: string;
 }
 
-const DATA_DIR_HELP = `data directory (default: the config's data_dir, else ${DEFAULT_DATA_DIR})`;
+const DATA_DIR_HELP = `data directory (default: the config's data_dir; quickstart: SSF_BRIDGE_DATA_DIR, else ${DEFAULT_DATA_DIR})`;
 const CONFIG_HELP =
-  'the bridge config, for its data_dir and keys settings (default: SSF_BRIDGE_CONFIG, else the built-in defaults)';
+  'the bridge config, for its data_dir and keys settings (default: SSF_BRIDGE_CONFIG, else the quickstart config)';
 
 /**
- * Where the keys are and how they are made: `--config`, else SSF_BRIDGE_CONFIG, gives the data
- * directory and the `keys:` block as the bridge reads them; without a config, ./data and the
- * defaults. `--data-dir` names another data directory.
+ * Where the keys are and how they are made: `--config`, else SSF_BRIDGE_CONFIG, else the
+ * quickstart's config (whose data_dir honours SSF_BRIDGE_DATA_DIR), gives the data directory and
+ * the `keys:` block as `ssf-bridge run` reads them, so the command finds the store the bridge
+ * uses. `--data-dir` names another data directory.
  */
 async function keySetup(options: DataDirOption, io: CliIo): Promise<{ dataDir: string; keys: KeysConfig }> {
-  const file = options.config ?? process.env.SSF_BRIDGE_CONFIG;
-  if (file === undefined || file === '')
-    return { dataDir: options.dataDir ?? DEFAULT_DATA_DIR, keys: defaultKeysConfig() };
-  const { root } = await loadCliConfig(file, io);
+  const { root } = await loadBridgeConfig(options.config, io);
   return { dataDir: options.dataDir ?? resolve(root.data_dir), keys: root.keys };
 }
 
