@@ -213,6 +213,29 @@ describe('ssf-bridge simulate --config (a stateful plugin connector)', () => {
     ]);
   });
 
+  it('says which instance it used when several use the connector, as a JSON line with --json', async () => {
+    const config = complianceConfig(
+      ['  - id: devices-eu', '    connector: test-compliance-source', '    config: {tenant: acme-eu}'].join(
+        '\n',
+      ),
+    );
+    const baseline = file('a.json', reading(true, '2026-01-01T08:00:00Z'));
+    const args = ['--connector', 'test-compliance-source', '--config', config, baseline];
+    const text = await run(args);
+    expect(text.code).toBe(0);
+    expect(text.err.split('\n')[0]).toBe(
+      '2 instances use test-compliance-source; using "devices" (choose with --instance)',
+    );
+
+    const json = await run([...args, '--json']);
+    expect(json.code).toBe(0);
+    expect(json.err.split('\n').map((l) => JSON.parse(l) as unknown)).toEqual([
+      { connector: 'test-compliance-source', instance: 'devices', instances: ['devices', 'devices-eu'] },
+      { config: `the config of instance "devices" in ${config}` },
+      { file: baseline, ignored: 'first reading of mac-042 (baseline)' },
+    ]);
+  });
+
   it('marks an event the pipeline would hold until its future time with scheduled_for', async () => {
     const config = complianceConfig();
     const later = new Date(Date.now() + 86_400_000).toISOString();

@@ -47,12 +47,21 @@ export interface SimulatedEvent {
   scheduled_for?: string;
 }
 
-type Note = { file: string; ignored: string } | { file: string; rejected: string } | { config: string };
+type Note =
+  | { file: string; ignored: string }
+  | { file: string; rejected: string }
+  | { config: string }
+  /** Several instances use the connector and --instance chose none: the one used, and all of them. */
+  | { connector: string; instance: string; instances: string[] };
 
 function printNote(io: CliIo, json: boolean | undefined, note: Note): void {
   if (json) io.err(JSON.stringify(note));
   else if ('config' in note) io.err(`simulating with ${note.config}`);
-  else if ('ignored' in note) io.err(`${note.file}: ignored: ${note.ignored}`);
+  else if ('instances' in note) {
+    io.err(
+      `${note.instances.length} instances use ${note.connector}; using "${note.instance}" (choose with --instance)`,
+    );
+  } else if ('ignored' in note) io.err(`${note.file}: ignored: ${note.ignored}`);
   else io.err(`${note.file}: rejected: ${note.rejected}`);
 }
 
@@ -94,9 +103,11 @@ function fromInstance(loaded: LoadedConfig, options: SimulateOptions, io: CliIo)
     );
   }
   if (options.instance === undefined && candidates.length > 1) {
-    io.err(
-      `${candidates.length} instances use ${options.connector}; using "${chosen.id}" (choose with --instance)`,
-    );
+    printNote(io, options.json, {
+      connector: options.connector,
+      instance: chosen.id,
+      instances: candidates.map((i) => i.id),
+    });
   }
   const future = loaded.root.delivery.future_events;
   return {
