@@ -18,7 +18,7 @@ export interface TransmitterMetrics {
   served: { inc(labels: { method: string }, value?: number): void };
   pushFailures: { inc(labels: { err: string }): void };
   setErrors: { inc(labels: { err: string }): void };
-  dropped: { inc(labels: { reason: string }): void };
+  dropped: { inc(labels: { reason: string }, value?: number): void };
   statusChanges: { inc(labels: { status: string; initiator: string }): void };
   /** Removes a deleted stream's delivery series (`destination="stream:<id>"`) from every metric. */
   forgetDestination(destinationId: string): Promise<void>;

@@ -4,6 +4,10 @@
  * the stream's control queue, which is durable and served whatever the stream's status:
  * poll receivers get them first in every poll; for push streams this channel pushes them in
  * order, retrying transient failures with backoff.
+ *
+ * The same channel hands over a stream that switched from poll to push: event SETs still waiting
+ * in its poll queue are pushed, in queue order, after its control SETs and only while the stream
+ * is enabled (a paused stream holds them, as it holds its other events).
  */
 import { randomUUID } from 'node:crypto';
 import { RetryableError } from '../plugin-api/errors.ts';
@@ -45,7 +49,7 @@ export interface ControlChannelOptions {
 
 export class ControlChannel {
   readonly #o: ControlChannelOptions;
-  readonly #draining = new Set<string>();
+  readonly #draining = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #attempts = new Map<string, number>();
@@ -94,8 +98,7 @@ export class ControlChannel {
       this.#again.add(streamId);
       return;
     }
-    this.#draining.add(streamId);
-    void this.#drainOnce(streamId)
+    const run = this.#drainOnce(streamId)
       .catch((err: unknown) => {
         this.#o.ctx.logger.warn({ err, streamId }, 'pushing control events failed; retrying later');
         this.#schedule(streamId, BACKOFF_MS[0] as number);
@@ -104,6 +107,18 @@ export class ControlChannel {
         this.#draining.delete(streamId);
         if (this.#again.delete(streamId)) this.drain(streamId);
       });
+    this.#draining.set(streamId, run);
+  }
+
+  /**
+   * Pushes what a push stream still has in its poll queue (SETs queued before it switched from
+   * poll) and waits for that; returns how many are left (still held: paused stream, failing
+   * receiver, or another instance pushing them).
+   */
+  async handOver(streamId: string): Promise<number> {
+    this.drain(streamId);
+    for (let run = this.#draining.get(streamId); run; run = this.#draining.get(streamId)) await run;
+    return this.#o.ctx.store.streams.pollQueueDepth(streamId);
   }
 
   #schedule(streamId: string, delayMs: number): void {
@@ -132,14 +147,17 @@ export class ControlChannel {
         }
         const delivery = storedConfig(record.config).delivery;
         if (delivery.method !== PUSH_METHOD || this.#stopped) return;
-        const batch = await ctx.store.streams.poll(controlQueueId(streamId), {
-          max: BATCH,
-          now: ctx.clock.now(),
-          redeliverAfterMs: 0,
-        });
+        const take = { max: BATCH, now: ctx.clock.now(), redeliverAfterMs: 0 };
+        let queue = controlQueueId(streamId);
+        let batch = await ctx.store.streams.poll(queue, take);
+        if (batch.sets.length === 0 && record.status === 'enabled') {
+          // Event SETs queued for polling before the stream switched to push.
+          queue = streamId;
+          batch = await ctx.store.streams.poll(queue, take);
+        }
         if (batch.sets.length === 0) return;
         for (const item of batch.sets) {
-          if (!(await this.#pushOne(streamId, delivery, item))) return;
+          if (!(await this.#pushOne(streamId, queue, delivery, item))) return;
         }
       }
     } finally {
@@ -147,14 +165,14 @@ export class ControlChannel {
     }
   }
 
-  /** Pushes one control SET; false when the channel must pause (retry scheduled). */
+  /** Pushes one SET of `queue`; false when the channel must pause (retry scheduled). */
   async #pushOne(
     streamId: string,
+    queue: string,
     delivery: { endpoint_url: string; authorization_header?: string },
     item: { jti: string; setJwt: string },
   ): Promise<boolean> {
     const { ctx, push } = this.#o;
-    const queue = controlQueueId(streamId);
     const attempt = this.#attempts.get(item.jti) ?? 0;
     const answer = await push.send(delivery.endpoint_url, item.setJwt, delivery.authorization_header);
     const error = classifyPush(answer, {
@@ -176,7 +194,9 @@ export class ControlChannel {
       const delay = error.retryAfterMs ?? (BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] as number);
       ctx.logger.warn(
         { streamId, jti: item.jti, code: error.code, err: error.message, retryInMs: delay },
-        'control event push failed',
+        queue === streamId
+          ? 'push of a SET queued before the switch from poll failed'
+          : 'control event push failed',
       );
       this.#schedule(streamId, delay);
       return false;
@@ -190,9 +210,11 @@ export class ControlChannel {
     );
     ctx.logger.warn(
       { streamId, jti: item.jti, err, code: error.code, description: error.message },
-      'receiver refused a control event',
+      queue === streamId
+        ? 'receiver refused a SET queued before the switch from poll'
+        : 'receiver refused a control event',
     );
-    if (err === 'invalid_state') this.#o.onVerificationFailed(streamId, error.message);
+    if (err === 'invalid_state' && queue !== streamId) this.#o.onVerificationFailed(streamId, error.message);
     return true;
   }
 

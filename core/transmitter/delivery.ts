@@ -34,6 +34,11 @@ export interface StreamDeliveryOptions {
   ctx: TransmitterContext;
   service: StreamService;
   push: PushClient;
+  /**
+   * Pushes the SETs a push stream still has in its poll queue (queued before it switched from
+   * poll); resolves with how many are left.
+   */
+  handOver(streamId: string): Promise<number>;
   onVerificationFailed(streamId: string, description: string): void;
 }
 
@@ -62,8 +67,19 @@ export class StreamDelivery {
       return { detail: 'dropped: the stream is disabled' };
     }
     const delivery = storedConfig(record.config).delivery;
-    if (delivery.method === PUSH_METHOD) return this.#push(streamId, delivery, set, signal);
-    return this.#enqueue(record, set);
+    if (delivery.method !== PUSH_METHOD) return this.#enqueue(record, set);
+    if ((await this.#queueDepth(streamId)) > 0) {
+      // SETs queued for polling before the stream switched to push go out first, in order.
+      const left = await this.#o.handOver(streamId);
+      this.#depth.set(streamId, { n: left, at: Date.now() });
+      if (left > 0) {
+        throw new RetryableError(
+          `stream ${streamId} still holds ${left} SETs queued for polling before it switched to push; they are pushed first`,
+          { code: 'SSF_ERR_TRANSMITTER_HANDOVER_PENDING', retryAfterMs: 5_000 },
+        );
+      }
+    }
+    return this.#push(streamId, delivery, set, signal);
   }
 
   async #push(

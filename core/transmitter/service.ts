@@ -215,12 +215,18 @@ export class StreamService {
         mode === 'update' ? mergeFields(current, request.fields) : replaceFields(current, request.fields),
       );
       const saved = await this.#save(record, next);
-      if (current.delivery.method === POLL_METHOD && next.delivery.method === PUSH_METHOD) {
-        // SETs still waiting for a poll would never be served again.
-        await purgeQueue(this.#ctx.store.streams, streamId, this.#ctx.clock);
+      if (current.delivery.method !== next.delivery.method) {
+        this.#ctx.logger.info(
+          { streamId, clientId: principal.clientId, from: current.delivery.method, to: next.delivery.method },
+          'stream delivery method changed; SETs not yet delivered follow it',
+        );
       }
       return saved;
     });
+    // Poll to push: SETs still waiting for a poll are pushed first, in order (while the stream is
+    // enabled). Push to poll needs nothing: undelivered SETs are still in the outbox, and are
+    // queued for polling when they are next attempted.
+    if (storedConfig(saved.config).delivery.method === PUSH_METHOD) this.#o.control.drain(streamId);
     await this.touch(saved);
     return this.render(saved);
   }
@@ -306,10 +312,16 @@ export class StreamService {
       metrics.statusChanges.inc({ status, initiator });
       logger.info({ streamId, from: previous, to: status, reason, initiator }, 'stream status changed');
       if (status === 'disabled') {
-        await purgeQueue(store.streams, streamId, clock);
-        await store.deliveries.discardUnfinished(streamDestinationId(streamId));
+        const dropped =
+          (await purgeQueue(store.streams, streamId, clock)) +
+          (await store.deliveries.discardUnfinished(streamDestinationId(streamId)));
+        if (dropped > 0) metrics.dropped.inc({ reason: 'stream_disabled' }, dropped);
       }
-      if (status === 'enabled') signal.notify(streamId);
+      if (status === 'enabled') {
+        signal.notify(streamId);
+        // A push stream may hold SETs queued for polling before it switched to push.
+        if (storedConfig(saved.config).delivery.method === PUSH_METHOD) this.#o.control.drain(streamId);
+      }
       if (announce && status === 'enabled') await this.#o.control.streamUpdated(saved, status, reason);
       return saved;
     });

@@ -156,6 +156,7 @@ export class Transmitter {
       ctx: this.#ctx,
       service: this.service,
       push: this.#push,
+      handOver: (streamId) => this.#control.handOver(streamId),
       onVerificationFailed,
     });
     this.destinations = new StreamDestinations(this.#ctx, this.delivery, this.#sync);

@@ -297,3 +297,76 @@ describe('poll delivery (RFC 8936)', () => {
     expect((await api('POST', `ssf/poll/${id}`, { returnImmediately: true })).json.sets).toEqual({});
   });
 });
+
+describe('changing the delivery method (SSF-29/SSF-31, TX-05): no SET is lost either way', () => {
+  const note = (text: string) => ({
+    claims: { initiating_entity: 'admin', reason_admin: { en: text } },
+  });
+  const noteOf = (jwt: string) => decodeJwt(jwt).payload.events[SESSION_REVOKED].reason_admin.en as string;
+  const pushedTo = (path: string) =>
+    receiver.received.filter((p) => p.path === path).map((p) => noteOf(p.body));
+
+  async function queuedForPolling(email: string, notes: string[]): Promise<string> {
+    const id = await streamFor(email, { method: POLL });
+    // One at a time, so that the queue holds them in this order.
+    for (const text of notes) await bridge.ingest([sessionRevoked(email, note(text))]);
+    await eventually(async () => (await bridge.store.streams.pollQueueDepth(id)) === notes.length);
+    return id;
+  }
+
+  it('SSF-31, TX-05: poll to push pushes the SETs still queued for polling, in order, before newer ones', async () => {
+    n += 1;
+    const email = `topush${n}@example.com`;
+    const id = await queuedForPolling(email, ['q1', 'q2', 'q3']);
+    // The first push of q1 fails: its retry is a second away, and q4 (newer) must still wait for it.
+    receiver.answer({ status: 503 });
+    const patched = await api('PATCH', 'ssf/streams', {
+      stream_id: id,
+      delivery: { method: PUSH, endpoint_url: `${receiver.url}/${n}` },
+    });
+    expect(patched.status).toBe(200);
+    await bridge.ingest([sessionRevoked(email, note('q4'))]);
+    const path = `/push/${n}`;
+    await eventually(() => new Set(pushedTo(path)).size >= 4);
+    // q1 twice (refused, then accepted), and nothing before it again.
+    expect(pushedTo(path)).toEqual(['q1', 'q1', 'q2', 'q3', 'q4']);
+    expect(await bridge.store.streams.pollQueueDepth(id)).toBe(0);
+  });
+
+  it('SSF-31, TX-07: a paused stream switched from poll to push holds its queued SETs until enabled, then pushes them in order', async () => {
+    n += 1;
+    const email = `pausedpush${n}@example.com`;
+    const id = await queuedForPolling(email, ['p1', 'p2']);
+    expect((await api('POST', 'ssf/status', { stream_id: id, status: 'paused' })).status).toBe(200);
+    const patched = await api('PATCH', 'ssf/streams', {
+      stream_id: id,
+      delivery: { method: PUSH, endpoint_url: `${receiver.url}/${n}` },
+    });
+    expect(patched.status).toBe(200);
+    const path = `/push/${n}`;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(pushedTo(path)).toEqual([]);
+    expect(await bridge.store.streams.pollQueueDepth(id)).toBe(2);
+    expect((await api('POST', 'ssf/status', { stream_id: id, status: 'enabled' })).status).toBe(200);
+    // Enabling alone sends them: no newer event is needed to set them going.
+    await eventually(() => pushedTo(path).length >= 2);
+    expect(pushedTo(path)).toEqual(['p1', 'p2']);
+  });
+
+  it('SSF-31, TX-05: push to poll serves by poll the SETs not yet pushed', async () => {
+    n += 1;
+    const email = `topoll${n}@example.com`;
+    const id = await streamFor(email, { method: PUSH, endpoint_url: `${receiver.url}/${n}` });
+    expect((await api('POST', 'ssf/status', { stream_id: id, status: 'paused' })).status).toBe(200);
+    for (const text of ['h1', 'h2']) await bridge.ingest([sessionRevoked(email, note(text))]);
+    const patched = await api('PATCH', 'ssf/streams', { stream_id: id, delivery: { method: POLL } });
+    expect(patched.status).toBe(200);
+    expect((await api('POST', 'ssf/status', { stream_id: id, status: 'enabled' })).status).toBe(200);
+    const sets = await eventually(async () => {
+      const res = await api('POST', `ssf/poll/${id}`, { returnImmediately: true, maxEvents: 3 });
+      return Object.keys(res.json.sets).length >= 2 ? (res.json.sets as Record<string, string>) : undefined;
+    });
+    expect(Object.values(sets).map(noteOf).sort()).toEqual(['h1', 'h2']);
+    expect(pushedTo(`/push/${n}`)).toEqual([]);
+  });
+});

@@ -141,7 +141,16 @@ describe('stream status', () => {
     const streamId = await pushStream();
     await setStatus(streamId, 'paused');
     await bridge.ingest(numbered('dropped@example.com', 1, 2));
+    const droppedOnDisable = async () =>
+      Number(
+        /ssf_bridge_transmitter_events_dropped_total\{reason="stream_disabled"\} (\d+)/.exec(
+          await bridge.metricsText(),
+        )?.[1] ?? 0,
+      );
+    const before = await droppedOnDisable();
     await setStatus(streamId, 'disabled');
+    // What the stream held is dropped, and counted.
+    expect((await droppedOnDisable()) - before).toBe(2);
     await bridge.ingest(numbered('dropped@example.com', 3, 4));
     expect((await bridge.store.deliveries.backlog()).get(`stream:${streamId}`) ?? 0).toBe(0);
     await setStatus(streamId, 'enabled');
