@@ -46,6 +46,19 @@ export function jsonMentionPattern(text: string): string {
   return `%${inJson.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
+/**
+ * SQLite's LIKE folds ASCII letters only (`Ä` never matches `ä`), so the SQLite store registers
+ * this deterministic function on its connection, and a search for text beyond ASCII compares the
+ * folded subject with the folded pattern. It folds as the admin API's own matching does.
+ */
+export const SQLITE_FOLD = 'ssf_fold';
+export const foldText = (text: string): string => text.toLowerCase();
+export function sqliteFold(text: unknown): string | null {
+  return text === null || text === undefined ? null : foldText(String(text));
+}
+
+const ASCII = /^\p{ASCII}*$/u;
+
 const AUDIT_COLUMNS = 'id, at, actor, role, action, target, detail';
 
 function auditFromRow(row: Row): AuditEntry {
@@ -61,8 +74,15 @@ function auditFromRow(row: Row): AuditEntry {
 }
 
 export function createOperatorStore(db: SqlRunner): OperatorStore {
-  const subjectText = db.dialect === 'sqlite' ? 'e.subject' : 'e.subject::text';
-  const like = db.dialect === 'sqlite' ? 'LIKE' : 'ILIKE';
+  /** Whether an event's subject mentions `text`, in any case (PostgreSQL's ILIKE folds every letter). */
+  const mentions = (text: string, bind: (value: unknown) => string): string => {
+    if (db.dialect === 'postgres')
+      return `e.subject::text ILIKE ${bind(jsonMentionPattern(text))} ESCAPE '\\'`;
+    const pattern = jsonMentionPattern(foldText(text));
+    // An ASCII pattern: LIKE's own folding suffices and spares a call into JavaScript per row.
+    const subject = ASCII.test(pattern) ? 'e.subject' : `${SQLITE_FOLD}(e.subject)`;
+    return `${subject} LIKE ${bind(pattern)} ESCAPE '\\'`;
+  };
 
   return {
     async listEvents(query: EventQuery) {
@@ -73,9 +93,7 @@ export function createOperatorStore(db: SqlRunner): OperatorStore {
       if (query.since !== undefined) clauses.push(`e.accepted_at >= ${bind(query.since.getTime())}`);
       if (query.until !== undefined) clauses.push(`e.accepted_at < ${bind(query.until.getTime())}`);
       if (query.subjectMentions !== undefined) {
-        const any = query.subjectMentions.map(
-          (text) => `${subjectText} ${like} ${bind(jsonMentionPattern(text))} ESCAPE '\\'`,
-        );
+        const any = query.subjectMentions.map((text) => mentions(text, bind));
         clauses.push(any.length === 0 ? '1 = 0' : `(${any.join(' OR ')})`);
       }
       if (query.before !== undefined) {

@@ -46,7 +46,7 @@ import {
 import { sqliteMigrations, type Migration } from './migrations.ts';
 import { WalCheckpointer } from './checkpointer.ts';
 import type { Logger } from '../../plugin-api/types.ts';
-import { createOperatorStore } from '../operator.ts';
+import { SQLITE_FOLD, createOperatorStore, sqliteFold } from '../operator.ts';
 import { checkpointText } from '../checkpoint.ts';
 
 export interface SqliteStoreOptions {
@@ -197,6 +197,8 @@ export class SqliteStore implements Store {
       // log that grew past 64 MiB is cut back once it restarts.
       if (onDisk) db.pragma('wal_autocheckpoint = 0');
       db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+      // LIKE folds ASCII only; the operator's subject search folds other letters with this.
+      db.function(SQLITE_FOLD, { deterministic: true }, sqliteFold);
       applyMigrations(db, sqliteMigrations);
     } catch (err) {
       db.close();
