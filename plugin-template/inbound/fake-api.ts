@@ -32,6 +32,6 @@ export const conformanceOptions: ConformanceOptions = {
   metrics: [
     { name: 'alerts_read_total', value: (t) => t.records },
     { name: 'alerts_ignored_total', value: (t) => t.ignored },
-    { name: 'alerts_malformed_total', value: () => 0 },
+    { name: 'alerts_malformed_total', value: (t) => t.rejected },
   ],
 };

@@ -31,7 +31,10 @@ const pollerOptions: ConformanceOptions = {
     page_size: 2,
   }),
   poll: { serve: serveAlerts },
-  metrics: [{ name: 'alerts_read_total', value: (t) => t.records }],
+  metrics: [
+    { name: 'alerts_read_total', value: (t) => t.records },
+    { name: 'alerts_malformed_total', value: (t) => t.rejected },
+  ],
 };
 
 const pusherOptions: ConformanceOptions = {
@@ -82,6 +85,7 @@ describe('the conformance kit on sound connectors', () => {
       'mapping.deterministic',
       'delivery.at-least-once',
       'delivery.checkpoint-after-persist',
+      'delivery.skips-malformed',
       'delivery.empty-poll',
       'delivery.request-timeout',
       'hygiene.secrets-not-logged',
@@ -121,6 +125,16 @@ describe('the conformance kit catches seeded faults, each in the case meant to',
       /the checkpoint moved although persisting the events failed\nctx\.checkpoints\.set\(\) ran before ctx\.emit\(\)/,
     );
     expect(failed['delivery.at-least-once']).toMatch(/were not produced again with the same jti/);
+  });
+
+  it('a poll that throws on a malformed record and stops for good: delivery.skips-malformed', async () => {
+    const failed = failures(await checkConnectorConformance(poller('throws-on-malformed'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.skips-malformed', 'metrics.counters']);
+    expect(failed['delivery.skips-malformed']).toMatch(
+      /^a poll failed on malformed records \(malformed\.json\): malformed alert.*\n[^]*log and skip a record map\(\) refuses/,
+    );
+    // The served malformed record stopped the poll: nothing after it was read or counted.
+    expect(failed['metrics.counters']).toMatch(/alerts_malformed_total is 0, expected 1/);
   });
 
   it('a wrong fixture: mapping.fixtures, naming the file and both event lists', async () => {
@@ -222,6 +236,29 @@ describe('the conformance kit on webhook connectors', () => {
     expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);
     expect(failed['hygiene.webhook-auth']).toMatch(
       /without the credentials options\.webhook\.request adds was answered 202/,
+    );
+  });
+
+  it('no-auth without webhook.request fails hygiene.webhook-auth, asking what a sender adds', async () => {
+    const { webhook: _given, ...withoutRequest } = webhookOptions;
+    const results = await checkConnectorConformance(specimenWebhook('no-auth'), withoutRequest);
+    const failed = failures(results);
+    expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);
+    expect(failed['hygiene.webhook-auth']).toMatch(
+      /^say what a legitimate sender adds to a webhook request .* in options\.webhook\.request\(body, rawBody\)/,
+    );
+    expect(failed['hygiene.webhook-auth']).toMatch(/skips hygiene\.webhook-auth in the manifest/);
+  });
+
+  it('a webhook that takes wrong credentials (it checks only that a token is there): hygiene.webhook-auth', async () => {
+    const failed = failures(
+      await checkConnectorConformance(specimenWebhook('presence-only'), webhookOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);
+    expect(failed['hygiene.webhook-auth']).toBe(
+      'a webhook request with the credentials options.webhook.request adds, their values changed, was answered 202; ' +
+        'refuse it with 401 (no or wrong credentials) or 403, before reading the body\n' +
+        'a webhook request with the credentials options.webhook.request adds, their values changed, emitted events',
     );
   });
 });

@@ -131,6 +131,12 @@ export const CASES: readonly CaseInfo[] = [
     kinds: IN,
     title: 'a webhook body holding a malformed record is answered 4xx and emits nothing',
   },
+  {
+    id: 'delivery.skips-malformed',
+    group: 'delivery',
+    kinds: IN,
+    title: 'a poll skips malformed records, persists the good ones and moves its checkpoint past them',
+  },
   { id: 'delivery.empty-poll', group: 'delivery', kinds: IN, title: 'a poll that finds nothing settles' },
   {
     id: 'delivery.request-timeout',
@@ -167,7 +173,7 @@ export const CASES: readonly CaseInfo[] = [
     id: 'hygiene.webhook-auth',
     group: 'hygiene',
     kinds: IN,
-    title: 'a webhook request without its credentials is refused with 401 or 403',
+    title: 'a webhook request without its credentials, or with wrong ones, is refused with 401 or 403',
   },
   {
     id: 'docs.readme-current',

@@ -15,7 +15,7 @@ import { loadFixtures, type FixtureSet } from './fixtures.ts';
 import { Capture, KitInstance, type MemoryCheckpoints } from './harness.ts';
 import { mintSet, sampleDraft } from './events.ts';
 import { MockServer, type RecordedRequest } from './mock-server.ts';
-import type { ConformanceOptions } from './options.ts';
+import type { ConformanceOptions, WebhookRequestParts } from './options.ts';
 
 /** A case failed; the message says what to change. */
 export class ConformanceFailure extends Error {
@@ -32,6 +32,35 @@ export function toPath(location: string | URL): string {
 
 const INBOUND_FALLBACK = { status: 404, body: { error: 'no route in the mock API' } };
 const OUTBOUND_FALLBACK = { status: 202 };
+
+/**
+ * One character of a credential changed to another of the same kind (a digit, a letter of the
+ * same case, kept within a-f for hex), near the middle: still well-formed, never the right value.
+ */
+function altered(value: string): string {
+  const chars = [...value];
+  const start = Math.floor(chars.length / 2);
+  for (let n = 0; n < chars.length; n += 1) {
+    const i = (start + n) % chars.length;
+    const c = chars[i]!;
+    const base = /[0-9]/.test(c) ? 48 : /[a-z]/.test(c) ? 97 : /[A-Z]/.test(c) ? 65 : undefined;
+    if (base === undefined) continue;
+    // Pairs: 0↔1, 2↔3 …, a↔b, c↔d …, so hex stays hex and base64 stays base64.
+    chars[i] = String.fromCharCode(base + ((c.charCodeAt(0) - base) ^ 1));
+    return chars.join('');
+  }
+  return `${value}x`;
+}
+
+/** What a sender with the wrong credentials sends: every header (but content-type) and query value changed. */
+function wrongCredentials(parts: WebhookRequestParts): WebhookRequestParts {
+  const change = (values: Record<string, string> | undefined, keep: (name: string) => boolean) =>
+    Object.fromEntries(Object.entries(values ?? {}).map(([k, v]) => [k, keep(k) ? v : altered(v)]));
+  return {
+    headers: change(parts.headers, (name) => name.toLowerCase() === 'content-type'),
+    query: change(parts.query, () => false),
+  };
+}
 
 /** What every case of one connector's suite shares: the mock server, captured output, config. */
 export class SuiteContext {
@@ -150,7 +179,7 @@ export class SuiteContext {
   async webhook(
     instance: KitInstance,
     body: unknown,
-    options: { unauthenticated?: boolean } = {},
+    options: { credentials?: 'none' | 'wrong' } = {},
   ): Promise<InboundResponse> {
     const handle = instance.inbound.handleWebhook;
     const stream = this.manifest.capabilities.stream ? this.options.stream : undefined;
@@ -162,7 +191,9 @@ export class SuiteContext {
       fail('the instance has no handleWebhook(); declare capabilities.poll instead');
     instance.nextRun();
     const rawBody = Buffer.from(JSON.stringify(body) ?? '');
-    const parts = options.unauthenticated ? {} : (this.options.webhook?.request?.(body, rawBody) ?? {});
+    const given = this.options.webhook?.request?.(body, rawBody) ?? {};
+    const parts =
+      options.credentials === 'none' ? {} : options.credentials === 'wrong' ? wrongCredentials(given) : given;
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     for (const [name, value] of Object.entries(parts.headers ?? {})) headers[name.toLowerCase()] = value;
     const req: InboundRequest = {

@@ -1,7 +1,7 @@
 /** Secrets never leak, and the connector's counters count the traffic the kit sent. */
 import { z } from 'zod';
 import { fail, type SuiteContext } from './context.ts';
-import { expectsIgnored, expectsRejected } from './fixtures.ts';
+import { expectsIgnored, expectsRejected, type Fixture } from './fixtures.ts';
 import type { KitInstance } from './harness.ts';
 import { startWithin, stopWithin } from './lifecycle-checks.ts';
 import { deliverOnce } from './outbound-checks.ts';
@@ -27,8 +27,9 @@ async function outboundTraffic(ctx: SuiteContext, instance: KitInstance, traffic
 async function inboundTraffic(ctx: SuiteContext, instance: KitInstance, traffic: Traffic): Promise<void> {
   const { fixtures } = ctx.fixtures();
   if (ctx.manifest.capabilities.poll && ctx.options.poll) {
-    const served = fixtures.filter((f) => !expectsRejected(f));
+    const served = servedToPoll(ctx);
     traffic.records = served.length;
+    traffic.rejected = served.filter(expectsRejected).length;
     traffic.ignored = served.filter(expectsIgnored).length;
     await instance.runTask(10_000, ctx.options.poll.task);
   } else {
@@ -44,16 +45,26 @@ async function inboundTraffic(ctx: SuiteContext, instance: KitInstance, traffic:
 }
 
 /**
+ * The fixtures one poll is served: malformed ones too (a poll logs and skips them), unless the
+ * manifest skips delivery.skips-malformed because its fake API cannot serve them.
+ */
+function servedToPoll(ctx: SuiteContext): Fixture[] {
+  const { fixtures } = ctx.fixtures();
+  const skipped = ctx.manifest.conformance?.skip?.['delivery.skips-malformed'] !== undefined;
+  return skipped ? fixtures.filter((f) => !expectsRejected(f)) : fixtures;
+}
+
+/**
  * Sends a known amount of traffic through a fresh instance: two deliveries and one failure for
- * outbound connectors; every fixture (as webhook bodies, or served to one poll) for inbound ones.
+ * outbound connectors; every fixture, malformed ones included (as webhook bodies, or served to one
+ * poll), for inbound ones.
  */
 export async function driveTraffic(ctx: SuiteContext): Promise<{ instance: KitInstance; traffic: Traffic }> {
   ctx.resetServer();
-  const fixtures = ctx.fixtures().fixtures;
   if (ctx.manifest.capabilities.poll && ctx.options.poll) {
     ctx.options.poll.serve(
       ctx.server,
-      fixtures.filter((f) => !expectsRejected(f)).map((f) => f.input),
+      servedToPoll(ctx).map((f) => f.input),
     );
   }
   const instance = ctx.instance();

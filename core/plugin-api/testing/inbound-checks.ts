@@ -246,25 +246,41 @@ export async function refusesMalformed(ctx: SuiteContext): Promise<void> {
   if (problems.length > 0) fail(problems.join('\n'));
 }
 
-/** A webhook request without the credentials options.webhook.request adds is refused, 401 or 403. */
+/**
+ * A webhook request without the credentials options.webhook.request adds, and one with them
+ * changed, are refused with 401 or 403 and emit nothing.
+ */
 export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
+  if (ctx.options.webhook?.request === undefined) {
+    fail(
+      'say what a legitimate sender adds to a webhook request (a token header, a signature) in ' +
+        'options.webhook.request(body, rawBody), so the kit can check that a request without it is ' +
+        'refused; a webhook that takes no credentials skips hygiene.webhook-auth in the manifest, with the reason',
+    );
+  }
   const fixture = ctx.fixtures().fixtures.find(expectsEvents);
   if (!fixture) fail('add a fixture that maps to events: it is sent as the webhook body');
   ctx.resetServer();
   const instance = ctx.instance();
   await startWithin(instance);
-  // What start() committed (a checkpoint alone, say) is not the request's doing.
-  const before = instance.sink.attempts.length;
-  const { status } = await ctx.webhook(instance, fixture.input, { unauthenticated: true });
-  const emitted = instance.sink.attempts.length > before;
-  await stopWithin(ctx, instance, 'after the unauthenticated request');
-  if (status !== 401 && status !== 403) {
-    fail(
-      `a webhook request without the credentials options.webhook.request adds was answered ${status}; ` +
-        'refuse it with 401 (no or wrong credentials) or 403, before reading the body',
-    );
+  const problems: string[] = [];
+  for (const [credentials, what] of [
+    ['none', 'without the credentials options.webhook.request adds'],
+    ['wrong', 'with the credentials options.webhook.request adds, their values changed,'],
+  ] as const) {
+    // What start() committed (a checkpoint alone, say) is not the request's doing.
+    const before = instance.sink.attempts.length;
+    const { status } = await ctx.webhook(instance, fixture.input, { credentials });
+    if (status !== 401 && status !== 403) {
+      problems.push(
+        `a webhook request ${what} was answered ${status}; ` +
+          'refuse it with 401 (no or wrong credentials) or 403, before reading the body',
+      );
+    }
+    if (instance.sink.attempts.length > before) problems.push(`a webhook request ${what} emitted events`);
   }
-  if (emitted) fail('an unauthenticated webhook request emitted events');
+  await stopWithin(ctx, instance, 'after the unauthenticated requests');
+  if (problems.length > 0) fail(problems.join('\n'));
 }
 
 export async function checkpointAfterPersist(ctx: SuiteContext): Promise<void> {
@@ -299,6 +315,60 @@ export async function checkpointAfterPersist(ctx: SuiteContext): Promise<void> {
       `${[...new Set(problems)].join('\n')}\npass the checkpoint with the events: ctx.emit(events, { checkpoint })`,
     );
   }
+}
+
+/**
+ * A poll that meets malformed records (each `rejected` fixture, served before the good ones)
+ * logs and skips them: it settles without error, persists the good records' events and moves
+ * its checkpoint past the bad ones, so one bad record cannot stop the intake for good.
+ */
+export async function skipsMalformed(ctx: SuiteContext): Promise<void> {
+  const rejected = ctx.fixtures().fixtures.filter(expectsRejected);
+  if (rejected.length === 0)
+    fail('add a fixture with malformed input ({"expect": {"rejected": "..."}}): it is served to a poll');
+  // What one poll of the good records alone persists, to compare with.
+  const control = await startProducer(ctx);
+  await pollOnce(ctx, control);
+  const expected = [...control.sink.persisted.keys()];
+  await stopWithin(ctx, control, 'after the poll of the good records');
+
+  ctx.resetServer();
+  pollOptions(ctx).serve(ctx.server, [...rejected.map((f) => f.input), ...servedRecords(ctx)]);
+  const instance = ctx.instance();
+  await startWithin(instance);
+  const before = instance.checkpoints.snapshot();
+  const run = await instance.runTask(POLL_BUDGET_MS, ctx.options.poll?.task);
+  const bad = rejected.map((f) => `${f.name}.json`).join(', ');
+  if (!run.settled)
+    fail(`a poll that met malformed records (${bad}) did not finish within ${POLL_BUDGET_MS} ms`);
+  if (!run.ok) {
+    const message = run.error instanceof Error ? run.error.message : String(run.error);
+    fail(
+      `a poll failed on malformed records (${bad}): ${message}\n` +
+        'log and skip a record map() refuses, and go on with the next: a poll that throws never moves ' +
+        'its checkpoint, so every later record is lost',
+    );
+  }
+  const problems: string[] = [];
+  const missing = expected.filter((jti) => !instance.sink.persisted.has(jti));
+  if (missing.length > 0) {
+    problems.push(
+      `${missing.length} of the ${expected.length} events a poll of the good records persists were lost ` +
+        'when malformed records were served before them',
+    );
+  }
+  if (instance.checkpoints.snapshot() === before)
+    problems.push('the checkpoint did not move: the next poll reads the malformed records again');
+  const attemptsBefore = instance.sink.attempts.length;
+  const again = await instance.runTask(POLL_BUDGET_MS, ctx.options.poll?.task);
+  if (!again.settled || !again.ok) problems.push('the poll after it failed or did not finish');
+  const repeated = instance.sink.attempts.slice(attemptsBefore).flatMap((a) => a.events);
+  if (repeated.length > 0)
+    problems.push(
+      `the poll after it emitted ${repeated.length} event(s) again: the checkpoint stayed behind`,
+    );
+  await stopWithin(ctx, instance, 'after the malformed records');
+  if (problems.length > 0) fail(problems.join('\n'));
 }
 
 export async function emptyPoll(ctx: SuiteContext): Promise<void> {

@@ -18,11 +18,14 @@ export interface ErrorResponseCase {
 
 /** What the kit sent through the connector while checking its counters. */
 export interface Traffic {
-  /** Inbound: webhook requests sent, or records served to a poll. */
+  /** Inbound: webhook requests sent, or records served to a poll (every fixture, malformed ones included). */
   records: number;
   /** Inbound: webhook requests answered 2xx. */
   accepted: number;
-  /** Inbound: webhook requests answered 4xx (malformed fixtures). */
+  /**
+   * Inbound: webhook requests answered 4xx (malformed fixtures), or malformed records (`rejected`
+   * fixtures) served to a poll, which it skips.
+   */
   rejected: number;
   /** Inbound: records the fixtures expect to be ignored. */
   ignored: number;

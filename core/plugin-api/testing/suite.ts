@@ -17,6 +17,7 @@ import {
   mappingFixtures,
   pollRequestTimeout,
   refusesMalformed,
+  skipsMalformed,
   webhookAuthenticated,
 } from './inbound-checks.ts';
 import {
@@ -105,6 +106,7 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     ['delivery.at-least-once', atLeastOnce, inbound],
     ['delivery.checkpoint-after-persist', checkpointAfterPersist, inbound],
     ['delivery.refuses-malformed', refusesMalformed, webhookOnly],
+    ['delivery.skips-malformed', skipsMalformed, polls],
     ['delivery.empty-poll', emptyPoll, polls],
     [
       'delivery.request-timeout',
@@ -115,7 +117,7 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     ['delivery.classification', classification, !inbound && ctx.networked],
     ['delivery.no-network', noNetwork, !inbound && !ctx.networked],
     ['hygiene.secrets-not-logged', secretsNotLogged, true],
-    ['hygiene.webhook-auth', webhookAuthenticated, webhookOnly && ctx.options.webhook?.request !== undefined],
+    ['hygiene.webhook-auth', webhookAuthenticated, webhookOnly],
     ['metrics.counters', countersMatch, true],
     ['docs.readme-current', docsCurrent, generatedSection(ctx.readme() ?? '') !== undefined],
   ];

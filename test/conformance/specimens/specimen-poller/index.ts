@@ -10,7 +10,13 @@ import {
 } from '../../../../core/plugin-api/index.ts';
 
 /** Faults the kit must catch, each one a realistic mistake in a polling connector. */
-export type PollerFault = 'io-in-create' | 'crash-on-stop-without-start' | 'checkpoint-before-persist';
+export type PollerFault =
+  | 'io-in-create'
+  | 'crash-on-stop-without-start'
+  | 'checkpoint-before-persist'
+  | 'throws-on-malformed'
+  | 'ignores-signal'
+  | 'secret-in-poll-error';
 
 const alertSchema = z.looseObject({
   id: z.string().min(1),
@@ -19,7 +25,10 @@ const alertSchema = z.looseObject({
   at: z.iso.datetime(),
 });
 
-const pageSchema = z.looseObject({ alerts: z.array(z.unknown()), has_more: z.boolean() });
+const pageSchema = z.looseObject({
+  alerts: z.array(z.looseObject({ id: z.string().min(1) })),
+  has_more: z.boolean(),
+});
 
 export function mapAlert(record: unknown): MappingResult {
   const parsed = alertSchema.safeParse(record);
@@ -72,17 +81,33 @@ export function specimenPoller(...faults: PollerFault[]) {
         auth: { type: 'bearer', token: config.api_token },
       });
       const read = ctx.metrics.counter('alerts_read_total', 'Alerts read from the API');
+      const malformed = ctx.metrics.counter('alerts_malformed_total', 'Alerts the mapping refused (skipped)');
       if (has('io-in-create')) void client.get('/v1/ping').catch(() => undefined);
       let running: { task: ScheduledTask } | undefined;
 
-      const poll = async (signal: AbortSignal) => {
+      /** Maps one alert; a malformed one is logged and skipped (unless the fault stops the poll on it). */
+      const mapOne = (alert: { id: string }): EventDraft[] => {
+        if (has('throws-on-malformed')) return mapAlert(alert).events;
+        try {
+          return mapAlert(alert).events;
+        } catch (err) {
+          malformed.inc();
+          ctx.logger.warn({ alert: alert.id, err: (err as Error).message }, 'skipping a malformed alert');
+          return [];
+        }
+      };
+
+      const pollPages = async (signal: AbortSignal) => {
         let after = ((await ctx.checkpoints.get()) as { after?: string } | undefined)?.after;
         for (;;) {
-          const res = await client.get('/v1/alerts', { params: { after, limit: config.page_size }, signal });
+          const res = await client.get('/v1/alerts', {
+            params: { after, limit: config.page_size },
+            ...(has('ignores-signal') ? {} : { signal }),
+          });
           const page = pageSchema.parse(res.data);
           if (page.alerts.length === 0) return;
-          const events = page.alerts.flatMap((a) => mapAlert(a).events);
-          const last = alertSchema.parse(page.alerts.at(-1)).id;
+          const events = page.alerts.flatMap(mapOne);
+          const last = page.alerts.at(-1)!.id;
           if (has('checkpoint-before-persist')) {
             await ctx.checkpoints.set({ after: last });
             await ctx.emit(events);
@@ -92,6 +117,21 @@ export function specimenPoller(...faults: PollerFault[]) {
           read.inc(undefined, page.alerts.length);
           if (!page.has_more) return;
           after = last;
+        }
+      };
+
+      const poll = async (signal: AbortSignal) => {
+        if (!has('secret-in-poll-error')) return pollPages(signal);
+        try {
+          await pollPages(signal);
+        } catch (err) {
+          // The mistake: the credential in the error the scheduler logs.
+          throw new Error(
+            `polling with token ${config.api_token.reveal()} failed: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
         }
       };
 

@@ -8,7 +8,7 @@ import {
 } from '../../../../core/plugin-api/index.ts';
 
 /** Faults the kit must catch, each one a realistic mistake in a webhook connector. */
-export type WebhookFault = 'plain-error-on-malformed' | 'no-auth' | 'invalid-subject';
+export type WebhookFault = 'plain-error-on-malformed' | 'no-auth' | 'presence-only' | 'invalid-subject';
 
 const alertSchema = z.looseObject({
   id: z.string().min(1),
@@ -63,7 +63,12 @@ export function specimenWebhook(...faults: WebhookFault[]) {
         async start() {},
         async stop() {},
         async handleWebhook(req) {
-          if (!has('no-auth') && req.headers['authorization'] !== `Bearer ${config.token.reveal()}`) {
+          const authorization = req.headers['authorization'];
+          // The mistake of presence-only: any bearer token is taken, the right one or not.
+          const authorized = has('presence-only')
+            ? typeof authorization === 'string' && authorization.startsWith('Bearer ')
+            : authorization === `Bearer ${config.token.reveal()}`;
+          if (!has('no-auth') && !authorized) {
             return { status: 401, body: { error: 'invalid_token' } };
           }
           const { events } = mapAlert(req.body, has('plain-error-on-malformed'), has('invalid-subject'));
