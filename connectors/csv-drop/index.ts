@@ -23,6 +23,8 @@ export const csvDropConnector = defineConnector({
     capabilities: { poll: true, check: true },
     conformance: {
       skip: {
+        'delivery.skips-malformed':
+          'The rejected fixtures are whole CSV files the reader refuses (a row with a field too many); they cannot be served as rows beside the good ones in one drop file.',
         'lifecycle.check':
           'check() tests that the drop folder can be read and written; there are no credentials a remote target could refuse.',
         'delivery.request-timeout':

@@ -15,6 +15,12 @@ export const kandjiConnector = defineConnector({
       'Polls the Kandji device list and device status within the hourly API budget, and emits CAEP device-compliance-change when blueprint checks start or stop failing.',
     emits: [DEVICE_COMPLIANCE_CHANGE],
     capabilities: { poll: true, check: true },
+    conformance: {
+      skip: {
+        'delivery.skips-malformed':
+          'The rejected fixtures are not device snapshots; the fake API builds its device list from snapshots, so it cannot serve them to a poll.',
+      },
+    },
   },
   configSchema,
   stateSchema,
