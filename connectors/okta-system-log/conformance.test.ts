@@ -21,10 +21,10 @@ runConnectorConformance(oktaSystemLog, {
     {
       name: 'okta_system_log_events_read_total',
       labels: { outcome: 'mapped' },
-      value: (t) => t.records - t.ignored,
+      value: (t) => t.records - t.ignored - t.rejected,
     },
     { name: 'okta_system_log_events_read_total', labels: { outcome: 'ignored' }, value: (t) => t.ignored },
-    { name: 'okta_system_log_events_read_total', labels: { outcome: 'malformed' }, value: () => 0 },
+    { name: 'okta_system_log_events_read_total', labels: { outcome: 'malformed' }, value: (t) => t.rejected },
     { name: 'okta_system_log_rate_limited_total', value: () => 0 },
   ],
 });

@@ -7,12 +7,12 @@ import {
 import { workdayConnector } from './index.ts';
 
 const REPORT_PATH = '/ccx/service/customreport2/acme/ISU_SSF/SSF_Worker_Status';
-const served = { mapped: 0, ignored: 0 };
-/** Whether each fixture input maps to events or is ignored, by its JSON. */
+const served = { mapped: 0, ignored: 0, malformed: 0 };
+/** Whether each fixture input maps to events, is ignored or is malformed, by its JSON. */
 const outcomeOf = new Map(
   loadFixtures(fileURLToPath(new URL('./fixtures/', import.meta.url))).fixtures.map((f) => [
     JSON.stringify(f.input),
-    'events' in f.expect ? 'mapped' : 'ignored',
+    'events' in f.expect ? 'mapped' : 'rejected' in f.expect ? 'malformed' : 'ignored',
   ]),
 );
 
@@ -21,6 +21,7 @@ function serve(server: MockServer, records: unknown[]): void {
   const rows = new Map<string, unknown>();
   served.mapped = 0;
   served.ignored = 0;
+  served.malformed = 0;
   for (const record of records) {
     if (typeof record !== 'object' || record === null) continue; // Get_Workers XML: SOAP mode only
     const entries = (record as { Report_Entry?: unknown[] }).Report_Entry ?? [record];
@@ -30,6 +31,7 @@ function serve(server: MockServer, records: unknown[]): void {
       if (id === undefined || rows.has(id)) continue;
       rows.set(id, row);
       if (outcome === 'mapped') served.mapped += 1;
+      else if (outcome === 'malformed') served.malformed += 1;
       else served.ignored += 1;
     }
   }
@@ -82,7 +84,7 @@ runConnectorConformance(workdayConnector, {
   metrics: [
     { name: 'workday_records_total', labels: { outcome: 'mapped' }, value: () => served.mapped },
     { name: 'workday_records_total', labels: { outcome: 'ignored' }, value: () => served.ignored },
-    { name: 'workday_records_total', labels: { outcome: 'malformed' }, value: () => 0 },
+    { name: 'workday_records_total', labels: { outcome: 'malformed' }, value: () => served.malformed },
     { name: 'workday_events_total', value: (t) => t.events },
   ],
 });
