@@ -65,6 +65,22 @@ export function partitionOf(dataFeedUrl: string, refreshUrl: string): string {
   });
 }
 
+/**
+ * How long a datafeed session token stays a credential: until the `expiration` discovery gives
+ * it, or, when discovery names none that can be read, for the session's refresh interval (the
+ * 30 minutes a session lasts unless refreshed). The token is sent once, to open its feed; after
+ * that it is scrubbed from logs for a while more and then forgotten, so rediscoveries over months
+ * do not grow the list of values every log line is checked against.
+ */
+export function sessionTokenLifetimeMs(
+  expiration: string | null | undefined,
+  refreshIntervalS: number,
+  nowMs: number = Date.now(),
+): number {
+  const expiresAt = expiration ? Date.parse(expiration) : Number.NaN;
+  return Number.isFinite(expiresAt) ? Math.max(0, expiresAt - nowMs) : refreshIntervalS * 1000;
+}
+
 export class FalconClient {
   readonly #api: HttpClient;
   readonly #config: FalconConfig;
@@ -114,7 +130,9 @@ export class FalconClient {
     const parsed = discoverySchema.safeParse(res.data);
     if (!parsed.success) throw unexpected('GET /sensors/entities/datafeed/v2', parsed.error);
     return (parsed.data.resources ?? []).map((r) => {
-      registerSecretValue(r.sessionToken.token);
+      registerSecretValue(r.sessionToken.token, {
+        lifetimeMs: sessionTokenLifetimeMs(r.sessionToken.expiration, r.refreshActiveSessionInterval),
+      });
       return {
         partition: partitionOf(r.dataFeedURL, r.refreshActiveSessionURL),
         url: r.dataFeedURL,

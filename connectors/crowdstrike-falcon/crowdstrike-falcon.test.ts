@@ -1,9 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PermanentError, RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
-import { MockServer, loadFixtures } from '../../core/plugin-api/testing/index.ts';
+import {
+  EXPIRED_SECRET_MARGIN_MS,
+  MockServer,
+  loadFixtures,
+  registeredSecretValues,
+} from '../../core/plugin-api/testing/index.ts';
 import { createTestContext, type TestContext } from '../_shared/edr-test-support.ts';
 import { crowdstrikeFalconConnector as falcon } from './index.ts';
 import { JsonObjectSplitter } from './stream.ts';
@@ -486,6 +491,8 @@ interface DiscoveryOptions {
   partitions: string[];
   refreshInterval?: number;
   sessionToken?: (partition: string, n: number) => string;
+  /** The session token's `expiration`; undefined leaves it out. A fixed past time by default. */
+  expiration?: (partition: string) => string | undefined;
   ledger?: TokenLedger;
   discoveryAnswers?: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>;
   refreshStatus?: number;
@@ -509,7 +516,7 @@ function discoveryApi(api: MockServer, feedUrl: string, o: DiscoveryOptions) {
           dataFeedURL: `${feedUrl}/sensors/entities/datafeed/v1/${p}?appId=${req.query['appId']}&eventType=all`,
           sessionToken: {
             token: o.sessionToken?.(p, discoveries) ?? `session-${p}-${discoveries}`,
-            expiration: '2026-01-01T00:30:00Z',
+            expiration: o.expiration ? o.expiration(p) : '2026-01-01T00:30:00Z',
           },
           refreshActiveSessionURL: `${api.url}/sensors/entities/datafeed-actions/v1/${p}?action_name=refresh_active_stream_session&appId=${req.query['appId']}`,
           refreshActiveSessionInterval: o.refreshInterval ?? 1800,
@@ -585,6 +592,40 @@ describe('crowdstrike-falcon stream mode', () => {
     // The audit event at offset 101 produced no event, yet its offset is committed.
     expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_a_detection' })).toBe(1);
     expect(t.emitted.every((e) => e.checkpoint?.name?.startsWith('partition-'))).toBe(true);
+  });
+
+  it('keeps a session token out of logs until its expiration, then forgets it', async () => {
+    const api = await mock();
+    const feeds = await datafeedHost((c) => c.res.write(streamRecord(1)));
+    const before = Date.now();
+    const expiresAt = before + 30 * 60_000;
+    const tokens = { '0': `session-expiring-${before}`, '1': `session-unexpiring-${before}` };
+    discoveryApi(api, feeds.url, {
+      partitions: ['0', '1'],
+      sessionToken: (p) => tokens[p as '0' | '1'],
+      refreshInterval: 600,
+      // Partition 1's token names no expiration: it lasts the session's refresh interval.
+      expiration: (p) => (p === '0' ? new Date(expiresAt).toISOString() : undefined),
+    });
+    const { connector, t } = await startInstance(streamConfig(api));
+    await t.until(() => feeds.connections.length === 2, 5000, 'both feeds open');
+    await connector.stop(1000);
+    const after = Date.now();
+    const kept = (value: string) => registeredSecretValues().has(value);
+    expect(kept(tokens['0']) && kept(tokens['1'])).toBe(true);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(before + 600_000 + EXPIRED_SECRET_MARGIN_MS - 1);
+      expect(kept(tokens['0']) && kept(tokens['1'])).toBe(true);
+      vi.setSystemTime(after + 600_000 + EXPIRED_SECRET_MARGIN_MS);
+      expect(kept(tokens['1'])).toBe(false);
+      vi.setSystemTime(expiresAt + EXPIRED_SECRET_MARGIN_MS - 1);
+      expect(kept(tokens['0'])).toBe(true);
+      vi.setSystemTime(expiresAt + EXPIRED_SECRET_MARGIN_MS);
+      expect(kept(tokens['0'])).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('rediscovers after EOF and resumes at the committed offset, skipping the replayed record', async () => {

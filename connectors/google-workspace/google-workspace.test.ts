@@ -3,12 +3,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PermanentError, RetryableError, type EventDraft } from '../../core/plugin-api/index.ts';
 import { forbidden } from './client.ts';
 import { FakeApi, type FakeRequest, type FakeResponse } from '../../test/helpers/fake-api.ts';
 import { outboundHarness, ssfReceiver, type OutboundHarness } from '../../test/helpers/outbound.ts';
-import { MockServer } from '../../core/plugin-api/testing/index.ts';
+import {
+  EXPIRED_SECRET_MARGIN_MS,
+  MockServer,
+  registeredSecretValues,
+} from '../../core/plugin-api/testing/index.ts';
 import { googleWorkspace } from './index.ts';
 
 const SA = 'ssf-bridge@example-project.iam.gserviceaccount.com';
@@ -525,6 +529,40 @@ describe('google-workspace: a service account without keys (IAM signJwt)', () =>
     const logged = h.logText();
     expect(logged).not.toContain(PLATFORM_TOKEN);
     expect(logged).not.toContain('ya29.');
+  });
+
+  it('keeps the platform’s token out of logs until its exp (a day when it names none), then forgets it', async () => {
+    google.add('dana.lee@example.com');
+    google.cloudTokenLifetimeS = 60; // every assertion needs a new exchange, so the file is read again
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const expMs = (Math.floor(Date.now() / 1000) + 600) * 1000;
+    const expiring = `${part({ alg: 'RS256' })}.${part({ sub: randomUUID(), exp: expMs / 1000 })}.c2ln`;
+    google.platformToken = expiring;
+    writeFileSync(tokenFile, expiring);
+    const h = await federated();
+    expect((await h.attempt(draft('caep.session-revoked'))).ok).toBe(true);
+    await h.stop();
+    // The platform's next token names no exp.
+    const undated = `${part({ alg: 'RS256' })}.${part({ sub: randomUUID() })}.c2ln`;
+    google.platformToken = undated;
+    writeFileSync(tokenFile, undated);
+    expect((await (await federated()).attempt(draft('caep.session-revoked'))).ok).toBe(true);
+    const after = Date.now();
+    expect(google.api.requests.filter((r) => r.path === '/v1/token')).toHaveLength(2);
+    const kept = (value: string) => registeredSecretValues().has(value);
+    expect(kept(expiring) && kept(undated)).toBe(true);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(expMs + EXPIRED_SECRET_MARGIN_MS - 1);
+      expect(kept(expiring)).toBe(true);
+      vi.setSystemTime(expMs + EXPIRED_SECRET_MARGIN_MS + 1_000);
+      expect(kept(expiring)).toBe(false);
+      expect(kept(undated)).toBe(true);
+      vi.setSystemTime(after + 24 * 3_600_000 + EXPIRED_SECRET_MARGIN_MS);
+      expect(kept(undated)).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('an identity without the Token Creator role is a credential failure that names the role', async () => {

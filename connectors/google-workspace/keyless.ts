@@ -8,6 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import {
+  assertionLifetimeMs,
   PermanentError,
   RetryableError,
   registerSecretValue,
@@ -104,7 +105,8 @@ async function fromFederation(
       code: 'SSF_ERR_HTTP_ASSERTION_FILE',
     });
   }
-  registerSecretValue(subjectToken);
+  // An OIDC ID token: kept out of logs until its exp (a day when it names none), then forgotten.
+  registerSecretValue(subjectToken, { lifetimeMs: assertionLifetimeMs(subjectToken) });
   const form = new URLSearchParams({
     grant_type: TOKEN_EXCHANGE,
     audience: config.audience,

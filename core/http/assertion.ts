@@ -146,9 +146,10 @@ const UNKNOWN_ASSERTION_LIFETIME_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Milliseconds until a JWT expires by its `exp` claim (read, not verified: it only decides how long
- * the JWT is kept out of logs); a day when it has none that can be read.
+ * the JWT is kept out of logs, as `registerSecretValue`'s `lifetimeMs`); a day when it has none
+ * that can be read.
  */
-function assertionLifetimeMs(jwt: string, nowMs = Date.now()): number {
+export function assertionLifetimeMs(jwt: string, nowMs = Date.now()): number {
   try {
     const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as unknown;
     const exp = (payload as { exp?: unknown } | null)?.exp;

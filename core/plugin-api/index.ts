@@ -21,6 +21,7 @@ export {
 } from './errors.ts';
 export type { ErrorClass, BridgeErrorOptions } from './errors.ts';
 export { Secret, secret, isSecret, registerSecretValue } from './secret.ts';
+export { assertionLifetimeMs } from '../http/assertion.ts';
 export { callbackLogger, type LogLevelName } from './logger.ts';
 export { duration, formatDuration, parseDuration, type DurationBounds } from './duration.ts';
 export { MAX_EVENT_NESTING, nestsDeeperThan } from './json-depth.ts';

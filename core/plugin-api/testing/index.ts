@@ -27,5 +27,5 @@ export { GENERATED_END, GENERATED_START, renderReference, withGeneratedSection }
 export { runAuthoringTool } from './tools.ts';
 export type { ToolIo } from './tools.ts';
 /** The values the bridge scrubs from logs now: a test checks its credentials are there while they live. */
-export { registeredSecretValues } from '../secret.ts';
+export { EXPIRED_SECRET_MARGIN_MS, registeredSecretValues } from '../secret.ts';
 export { assertCheckpointExpected } from './checkpoints.ts';
