@@ -224,6 +224,43 @@ describe('ssf-bridge events sign', () => {
   });
 });
 
+describe('ssf-bridge events: which signing key', () => {
+  it('without --data-dir or --config, signs with the key of the bridge `ssf-bridge run` starts (SSF_BRIDGE_DATA_DIR), as `keys` finds it', async () => {
+    const saved = { config: process.env.SSF_BRIDGE_CONFIG, dataDir: process.env.SSF_BRIDGE_DATA_DIR };
+    const data = join(dir, 'quickstart-data');
+    delete process.env.SSF_BRIDGE_CONFIG;
+    process.env.SSF_BRIDGE_DATA_DIR = data;
+    try {
+      expect((await run('keys', 'generate', '--algorithm', 'ES256')).code).toBe(0);
+      const result = await run(
+        'events',
+        'sign',
+        '--type',
+        'caep.session-revoked',
+        '--subject',
+        subject,
+        '--aud',
+        'https://rx.example',
+      );
+      expect(result.code).toBe(0);
+      expect(result.err).not.toMatch(/generated a signing key/);
+      const store = await KeyStore.open({ dataDir: data, create: false });
+      const verified = await verifySet(result.out, {
+        keys: store.verificationKeys(),
+        issuer: 'urn:ssf-bridge:cli',
+        audience: 'https://rx.example',
+      });
+      expect(verified.header.alg).toBe('ES256');
+      expect(verified.header.kid).toBe(store.list()[0]?.kid);
+    } finally {
+      if (saved.config === undefined) delete process.env.SSF_BRIDGE_CONFIG;
+      else process.env.SSF_BRIDGE_CONFIG = saved.config;
+      if (saved.dataDir === undefined) delete process.env.SSF_BRIDGE_DATA_DIR;
+      else process.env.SSF_BRIDGE_DATA_DIR = saved.dataDir;
+    }
+  });
+});
+
 describe('ssf-bridge events send (RFC 8935 push)', () => {
   let server: Server;
   let url: string;

@@ -13,12 +13,12 @@ import {
   type SubjectIdentifier,
 } from '../../ssf/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
-import { DEFAULT_DATA_DIR } from './keys.ts';
+import { CONFIG_HELP, DATA_DIR_HELP, keySetup, type DataDirOption } from './keys.ts';
 
 /** Issuer of SETs made on the command line unless --iss names the one the receiver registered. */
 export const CLI_DEFAULT_ISSUER = 'urn:ssf-bridge:cli';
 
-interface SignOptions {
+interface SignOptions extends DataDirOption {
   type: string;
   subject: string;
   claims?: string;
@@ -26,7 +26,6 @@ interface SignOptions {
   profile?: string;
   profileOptions?: string;
   iss: string;
-  dataDir: string;
   jti?: string;
   txn?: string;
   occurredAt?: string;
@@ -58,20 +57,25 @@ function withSignOptions(command: Command): Command {
     .option('--profile <name>', `target profile: ${PROFILE_NAMES.join(', ')}`)
     .option('--profile-options <json>', 'options of the profile, e.g. {"top_level_sub_id":false}')
     .option('--iss <url>', 'SET issuer, as registered with the receiver', CLI_DEFAULT_ISSUER)
-    .option('--data-dir <dir>', 'data directory holding the signing key', DEFAULT_DATA_DIR)
+    .option('--config <file>', CONFIG_HELP)
+    .option('--data-dir <dir>', DATA_DIR_HELP)
     .option('--jti <id>', 'SET jti (default: a random UUID)')
     .option('--txn <id>', 'SET txn (default: derived from the jti)')
     .option('--occurred-at <time>', 'when the event happened (ISO 8601; default now)');
 }
 
-/** Opens the key store, creating its first key when the data directory has none. */
-async function openKeys(dataDir: string, io: CliIo): Promise<KeyStore> {
+/**
+ * Opens the key store the bridge signs with (found as `ssf-bridge keys` finds it), creating its
+ * first key, by the config's `keys:` settings, when the data directory has none.
+ */
+async function openKeys(options: DataDirOption, io: CliIo): Promise<KeyStore> {
+  const { dataDir, keys: config } = await keySetup(options, io);
   try {
-    return await KeyStore.open({ dataDir, create: false });
+    return await KeyStore.open({ dataDir, config, create: false });
   } catch (err) {
     if (!(err instanceof KeyStoreError && err.code === 'SSF_ERR_KEYS_MISSING')) throw err;
   }
-  const store = await KeyStore.generate({ dataDir });
+  const store = await KeyStore.generate({ dataDir, config });
   io.err(`generated a signing key in ${keyFilePath(dataDir)} (kid ${store.list()[0]?.kid ?? '?'})`);
   return store;
 }
@@ -96,7 +100,7 @@ async function mintFromOptions(options: SignOptions, io: CliIo): Promise<MintedS
     if (options.jti !== undefined && options.jti.trim() === '') {
       throw new CliExit(EXIT.invalid, '--jti must not be empty (leave it out for a random UUID)');
     }
-    const store = await openKeys(options.dataDir, io);
+    const store = await openKeys(options, io);
     const codec = new SetCodec({ issuer: options.iss, keys: store });
     const jti = options.jti ?? randomUUID();
     const audience = options.aud && options.aud.length === 1 ? options.aud[0] : options.aud;

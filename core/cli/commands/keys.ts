@@ -16,13 +16,13 @@ import { loadBridgeConfig } from '../load-config.ts';
 
 export const DEFAULT_DATA_DIR = './data';
 
-interface DataDirOption {
+export interface DataDirOption {
   dataDir?: string;
   config?: string;
 }
 
-const DATA_DIR_HELP = `data directory (default: the config's data_dir; quickstart: SSF_BRIDGE_DATA_DIR, else ${DEFAULT_DATA_DIR})`;
-const CONFIG_HELP =
+export const DATA_DIR_HELP = `data directory (default: the config's data_dir; quickstart: SSF_BRIDGE_DATA_DIR, else ${DEFAULT_DATA_DIR})`;
+export const CONFIG_HELP =
   'the bridge config, for its data_dir and keys settings (default: SSF_BRIDGE_CONFIG, else the quickstart config)';
 
 /**
@@ -31,7 +31,10 @@ const CONFIG_HELP =
  * the `keys:` block as `ssf-bridge run` reads them, so the command finds the store the bridge
  * uses. `--data-dir` names another data directory.
  */
-async function keySetup(options: DataDirOption, io: CliIo): Promise<{ dataDir: string; keys: KeysConfig }> {
+export async function keySetup(
+  options: DataDirOption,
+  io: CliIo,
+): Promise<{ dataDir: string; keys: KeysConfig }> {
   const { root } = await loadBridgeConfig(options.config, io);
   return { dataDir: options.dataDir ?? resolve(root.data_dir), keys: root.keys };
 }
