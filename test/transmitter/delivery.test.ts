@@ -370,3 +370,43 @@ describe('changing the delivery method (SSF-29/SSF-31, TX-05): no SET is lost ei
     expect(pushedTo(`/push/${n}`)).toEqual([]);
   });
 });
+
+describe('routing through the pipeline as in production (routing index)', () => {
+  const tenant = (id: string) => ({ format: 'opaque', id });
+  const user = (email: string) => ({ format: 'email', email });
+
+  it('TX-09, SSF-40: under default_subjects NONE an added complex subject is a wildcard for the members it leaves out', async () => {
+    const created = await api('POST', 'ssf/streams', {
+      events_requested: [SESSION_REVOKED],
+      delivery: { method: POLL },
+    });
+    const id = created.json.stream_id as string;
+    const added = await api('POST', 'ssf/subjects/add', {
+      stream_id: id,
+      subject: { format: 'complex', tenant: tenant('tenant-wild') },
+    });
+    expect(added.status).toBe(200);
+    await bridge.ingest([
+      // Same tenant, a user the stream never named: delivered (user is a wildcard).
+      sessionRevoked('x@example.com', {
+        subject: { format: 'complex', tenant: tenant('tenant-wild'), user: user('u1@example.com') },
+      }),
+      // Another tenant: not delivered.
+      sessionRevoked('x@example.com', {
+        subject: { format: 'complex', tenant: tenant('tenant-other'), user: user('u1@example.com') },
+      }),
+      // A simple subject never matches a complex one.
+      sessionRevoked('u1@example.com'),
+    ]);
+    const sets = await eventually(async () => {
+      const res = await api('POST', `ssf/poll/${id}`, { returnImmediately: true, maxEvents: 3 });
+      return Object.keys(res.json.sets).length > 0 ? (res.json.sets as Record<string, string>) : undefined;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const more = await api('POST', `ssf/poll/${id}`, { returnImmediately: true, maxEvents: 3 });
+    const all = { ...sets, ...(more.json.sets as Record<string, string>) };
+    expect(Object.values(all).map((j) => decodeJwt(j).payload.sub_id)).toEqual([
+      { format: 'complex', tenant: tenant('tenant-wild'), user: user('u1@example.com') },
+    ]);
+  });
+});

@@ -224,6 +224,8 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
       }
     },
     subjectKey: tx.subjectKey,
+    // Routed as core/runtime/bridge.ts routes: through the transmitter's routing index.
+    streamRoutes: (event) => tx.routeEvent(event),
     streamDefaultSubjects: tx.defaultSubjects,
     streamAccepts: tx.streamAccepts,
     clock,
