@@ -495,7 +495,8 @@ interface DiscoveryOptions {
   expiration?: (partition: string) => string | undefined;
   ledger?: TokenLedger;
   discoveryAnswers?: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>;
-  refreshStatus?: number;
+  /** Status every session refresh gets (a function: evaluated per refresh; undefined → 200). */
+  refreshStatus?: number | (() => number | undefined);
   /** Answers the session refreshes get first, in order (then 200). */
   refreshAnswers?: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>;
 }
@@ -530,10 +531,11 @@ function discoveryApi(api: MockServer, feedUrl: string, o: DiscoveryOptions) {
       if (refused) return refused;
       const answer = o.refreshAnswers?.shift();
       if (answer) return answer;
-      if (o.refreshStatus)
+      const status = typeof o.refreshStatus === 'function' ? o.refreshStatus() : o.refreshStatus;
+      if (status)
         return {
-          status: o.refreshStatus,
-          body: { errors: [{ code: o.refreshStatus, message: 'no active stream session found' }] },
+          status,
+          body: { errors: [{ code: status, message: 'no active stream session found' }] },
         };
       return { body: { meta: { query_time: 0.001 }, resources: [], errors: [] } };
     });
@@ -702,8 +704,16 @@ describe('crowdstrike-falcon stream mode', () => {
   it('reconnects when the session refresh says the session is gone', async () => {
     const api = await mock();
     const feeds = await datafeedHost((c) => c.res.write(streamRecord(Number(c.offset ?? 0) + 1)));
-    discoveryApi(api, feeds.url, { partitions: ['0'], refreshInterval: 0.1, refreshStatus: 404 });
+    // The session is gone only once the first record is committed, however slow the machine: the
+    // reconnection must then resume after it.
+    let firstCommitted = () => false;
+    discoveryApi(api, feeds.url, {
+      partitions: ['0'],
+      refreshInterval: 0.1,
+      refreshStatus: () => (firstCommitted() ? 404 : undefined),
+    });
     const { t } = await startInstance(streamConfig(api));
+    firstCommitted = () => committedOffset(t, '0') === 1;
     await t.until(() => feeds.connections.length >= 2, 3000, 'a reconnection');
     expect(feeds.connections[1]?.offset).toBe('1');
     expect(t.statuses.find((s) => s.state !== 'ok')).toMatchObject({
