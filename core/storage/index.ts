@@ -25,9 +25,15 @@ export interface OpenStoreOptions {
   exclusive?: boolean;
   /** Ends a wait for the writer lock (`storage.lock_wait`) early: the bridge is being stopped. */
   signal?: AbortSignal;
+  /**
+   * Bring the schema up to date (default: the running bridge). One-shot commands pass false and
+   * get SSF_ERR_STORAGE_SCHEMA_MISSING, _OLDER or _NEWER unless the database is at this build's
+   * version: they must not migrate a database under a running bridge of another release.
+   */
+  migrate?: boolean;
 }
 
-/** Opens the configured store and brings its schema up to date. */
+/** Opens the configured store and brings its schema up to date (unless `migrate` is false). */
 export async function openStore(config: StorageConfig, options: OpenStoreOptions): Promise<Store> {
   if (config.driver === 'postgres') {
     return PostgresStore.open({
@@ -37,6 +43,7 @@ export async function openStore(config: StorageConfig, options: OpenStoreOptions
       connectTimeoutMs: config.connect_timeout,
       statementTimeoutMs: config.statement_timeout,
       ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.migrate === false ? { migrate: false } : {}),
     });
   }
   const path = config.path ?? join(options.dataDir, DEFAULT_SQLITE_FILE);
@@ -57,6 +64,7 @@ export async function openStore(config: StorageConfig, options: OpenStoreOptions
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.exclusive ? { exclusive: true } : {}),
     ...(writerLock ? { writerLock } : {}),
+    ...(options.migrate === false ? { migrate: false } : {}),
   };
   return config.thread ? ThreadedSqliteStore.open(sqlite) : SqliteStore.open(sqlite);
 }

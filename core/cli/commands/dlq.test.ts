@@ -1,8 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { capturingIo } from '../../../test/helpers/capture.ts';
+import { sqliteMigrations } from '../../storage/sqlite/migrations.ts';
 import { SqliteStore } from '../../storage/sqlite/store.ts';
 import { newEvent } from '../../storage/testing/fixtures.ts';
 import { main } from '../main.ts';
@@ -171,6 +173,65 @@ describe('ssf-bridge dlq list', () => {
     expect(time.code).toBe(2);
     expect(time.err).toContain('--since "yesterday" is neither an ISO 8601 time');
     expect((await run('dlq', 'list', '--config', configFile, '--limit', '0')).code).toBe(2);
+  });
+
+  it('rule: a one-shot command never migrates; a database older than this build is refused, untouched (exit 1)', async () => {
+    const latest = sqliteMigrations.at(-1)!.version;
+    const path = join(dir, 'data', 'ssf-bridge.db');
+    mkdirSync(join(dir, 'data'));
+    // The database as the previous release left it: every migration but the last.
+    const db = new Database(path);
+    db.exec(`CREATE TABLE schema_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    for (const m of sqliteMigrations.slice(0, -1)) {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
+    }
+    db.close();
+    const result = await run('dlq', 'list', '--config', configFile);
+    expect(result.code).toBe(1);
+    expect(result.err).toContain(
+      `the database at ${path} is at schema version ${latest - 1}, older than this ssf-bridge's ${latest}: ` +
+        'run `ssf-bridge run` of this release first to upgrade the database',
+    );
+    const after = new Database(path, { readonly: true });
+    try {
+      expect(after.prepare('SELECT MAX(version) AS v FROM schema_migrations').get()).toEqual({
+        v: latest - 1,
+      });
+    } finally {
+      after.close();
+    }
+  });
+
+  it('rule: a database newer than this build is refused by one-shot commands (exit 1)', async () => {
+    await seedDeadLetters([{ destination: 'okta', deadAt: '2026-01-01T10:00:00Z' }]);
+    const latest = sqliteMigrations.at(-1)!.version;
+    const db = new Database(join(dir, 'data', 'ssf-bridge.db'));
+    db.prepare("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)").run(latest + 1);
+    db.close();
+    const result = await run('dlq', 'list', '--config', configFile);
+    expect(result.code).toBe(1);
+    expect(result.err).toContain(
+      `this ssf-bridge is older than the database at ${join(dir, 'data', 'ssf-bridge.db')} (schema version ${latest + 1}; this release knows up to ${latest})`,
+    );
+  });
+
+  it('rule: an empty database is not given a schema by a one-shot command; there is nothing to show (exit 1)', async () => {
+    const path = join(dir, 'data', 'ssf-bridge.db');
+    mkdirSync(join(dir, 'data'));
+    new Database(path).close();
+    const result = await run('dlq', 'list', '--config', configFile);
+    expect(result.code).toBe(1);
+    expect(result.err).toContain(
+      `the database at ${path} has no ssf-bridge schema yet, so there is nothing to show: has the bridge run with this config?`,
+    );
+    const after = new Database(path, { readonly: true });
+    try {
+      expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all()).toEqual([]);
+    } finally {
+      after.close();
+    }
   });
 
   it('says so when the bridge has no database yet, without creating one (exit 1)', async () => {

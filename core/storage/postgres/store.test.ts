@@ -349,6 +349,36 @@ describePostgres('postgres store', () => {
     }
   });
 
+  it('rule: a store opened without migrating uses only a database at its own schema version, and changes nothing', async () => {
+    const schema = uniqueSchema();
+    const latest = postgresMigrations.at(-1)!.version;
+    const open = () => PostgresStore.open({ url: POSTGRES_TEST_URL, schema, poolSize: 1, migrate: false });
+    const admin = await connectTo(schema);
+    const version = async () =>
+      Number((await admin.query('SELECT MAX(version) AS v FROM schema_migrations')).rows[0].v);
+    try {
+      await expect(open()).rejects.toMatchObject({ code: 'SSF_ERR_STORAGE_SCHEMA_MISSING' });
+      const created = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      expect(created.rowCount).toBe(0);
+      await (await openTestPostgresStore(schema)).close();
+      await admin.query('DELETE FROM schema_migrations WHERE version = $1', [latest]);
+      await expect(open()).rejects.toMatchObject({
+        code: 'SSF_ERR_STORAGE_SCHEMA_OLDER',
+        detail: { schemaVersion: latest - 1, supportedVersion: latest },
+      });
+      expect(await version()).toBe(latest - 1);
+      await admin.query("INSERT INTO schema_migrations VALUES ($1, 'restored', 0)", [latest]);
+      const store = await open();
+      expect((await store.stats()).backlog).toEqual({});
+      await store.close();
+      await admin.query("INSERT INTO schema_migrations VALUES ($1, 'from the future', 0)", [latest + 1]);
+      await expect(open()).rejects.toMatchObject({ code: 'SSF_ERR_STORAGE_SCHEMA_NEWER' });
+    } finally {
+      await admin.end();
+      await dropSchema(schema);
+    }
+  });
+
   it('rule: an instance starting while another migrates waits for it, beyond statement_timeout', async () => {
     const schema = uniqueSchema();
     const other = new pg.Client({ connectionString: POSTGRES_TEST_URL });

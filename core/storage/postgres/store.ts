@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { checkpointConflict, ConfigError } from '../../plugin-api/errors.ts';
+import { checkpointConflict } from '../../plugin-api/errors.ts';
 import type { Logger } from '../../plugin-api/types.ts';
 import {
   DEAD_LETTER_COLUMNS,
@@ -42,6 +42,7 @@ import {
 import { postgresMigrations, type Migration } from './migrations.ts';
 import { createOperatorStore } from '../operator.ts';
 import { checkpointText } from '../checkpoint.ts';
+import { checkSchemaVersion } from '../schema-version.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -52,6 +53,11 @@ export interface PostgresStoreOptions {
   connectTimeoutMs?: number;
   /** Server-side limit per statement, so a stuck query cannot hold a lease forever. */
   statementTimeoutMs?: number;
+  /**
+   * Bring the schema up to date (default). One-shot commands pass false: the database must then
+   * be at this build's version already (see checkSchemaVersion), and nothing is created.
+   */
+  migrate?: boolean;
   logger?: Logger;
 }
 
@@ -112,7 +118,8 @@ export class PostgresStore implements Store {
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'PostgreSQL connection lost'));
     try {
-      await applyMigrations(pool, schema, postgresMigrations);
+      if (options.migrate ?? true) await applyMigrations(pool, schema, postgresMigrations);
+      else await checkSchema(pool, schema, postgresMigrations);
     } catch (err) {
       await pool.end();
       throw err;
@@ -1047,13 +1054,7 @@ async function applyMigrations(pool: pg.Pool, schema: string, migrations: Migrat
       'SELECT MAX(version) AS v FROM schema_migrations',
     );
     const current = Number(rows[0]?.v ?? 0);
-    const latest = migrations.at(-1)?.version ?? 0;
-    if (current > latest) {
-      throw new ConfigError(
-        `the database schema is version ${current} but this ssf-bridge knows up to ${latest}; run a newer ssf-bridge or restore a matching backup`,
-        { code: 'SSF_ERR_STORAGE_SCHEMA_NEWER' },
-      );
-    }
+    checkSchemaVersion(current, migrations.at(-1)?.version ?? 0, true);
     for (const migration of migrations) {
       if (migration.version <= current) continue;
       await client.query(migration.sql);
@@ -1070,4 +1071,17 @@ async function applyMigrations(pool: pg.Pool, schema: string, migrations: Migrat
   } finally {
     client.release();
   }
+}
+
+/** For a store opened without migrating: the schema must be at this build's version already. */
+async function checkSchema(pool: pg.Pool, schema: string, migrations: Migration[]): Promise<void> {
+  const { rows } = await pool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [
+    `${quoteIdent(schema)}.schema_migrations`,
+  ]);
+  let current = 0;
+  if (rows[0]?.present === true) {
+    const max = await pool.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+    current = Number(max.rows[0]?.v ?? 0);
+  }
+  checkSchemaVersion(current, migrations.at(-1)?.version ?? 0, false);
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs, { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { checkpointConflict, ConfigError } from '../../plugin-api/errors.ts';
+import { checkpointConflict } from '../../plugin-api/errors.ts';
 import { WriterLock } from './writer-lock.ts';
 import {
   DEAD_LETTER_COLUMNS,
@@ -43,6 +43,7 @@ import {
   type StreamStore,
   streamDestinationId,
 } from '../types.ts';
+import { checkSchemaVersion } from '../schema-version.ts';
 import { sqliteMigrations, type Migration } from './migrations.ts';
 import { WalCheckpointer } from './checkpointer.ts';
 import type { Logger } from '../../plugin-api/types.ts';
@@ -69,6 +70,11 @@ export interface SqliteStoreOptions {
   exclusive?: boolean;
   /** A writer lock already taken for this file (see WriterLock.waitFor); the store releases it. */
   writerLock?: WriterLock | undefined;
+  /**
+   * Bring the schema up to date (default). One-shot commands pass false: the database must then
+   * be at this build's version already (see checkSchemaVersion).
+   */
+  migrate?: boolean;
 }
 
 type Statement = Database.Statement<unknown[], unknown>;
@@ -199,7 +205,7 @@ export class SqliteStore implements Store {
       db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
       // LIKE folds ASCII only; the operator's subject search folds other letters with this.
       db.function(SQLITE_FOLD, { deterministic: true }, sqliteFold);
-      applyMigrations(db, sqliteMigrations);
+      applyMigrations(db, sqliteMigrations, options.migrate ?? true);
     } catch (err) {
       db.close();
       writerLock?.release();
@@ -1174,19 +1180,22 @@ export class SqliteStore implements Store {
   }
 }
 
-function applyMigrations(db: Database.Database, migrations: Migration[]): void {
-  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-  const current = Number(
-    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0,
-  );
-  const latest = migrations.at(-1)?.version ?? 0;
-  if (current > latest) {
-    throw new ConfigError(
-      `the database schema is version ${current} but this ssf-bridge knows up to ${latest}; run a newer ssf-bridge or restore a matching backup`,
-      { code: 'SSF_ERR_STORAGE_SCHEMA_NEWER' },
-    );
+function applyMigrations(db: Database.Database, migrations: Migration[], migrate: boolean): void {
+  const tracked = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    .get();
+  if (tracked === undefined && migrate) {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
   }
+  const current =
+    tracked === undefined
+      ? 0
+      : Number(
+          (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ??
+            0,
+        );
+  checkSchemaVersion(current, migrations.at(-1)?.version ?? 0, migrate);
   for (const migration of migrations) {
     if (migration.version <= current) continue;
     db.transaction(() => {
