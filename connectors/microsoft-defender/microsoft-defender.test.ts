@@ -199,6 +199,16 @@ function graphAlert(n: number, updated: string, extra: Record<string, unknown> =
 const graphRequests = (server: MockServer) =>
   server.requests.filter((r) => r.path === '/v1.0/security/alerts_v2');
 
+/** A malformed alert of the API's answer: a rejected fixture, moved to its own id and update time. */
+function malformedAlert(fixture: string, n: number, updated: string) {
+  const { id, ...base } = fixtureInput(fixture);
+  return {
+    ...base,
+    ...(id === undefined ? {} : { id: graphAlert(n, updated)['id'] }),
+    lastUpdateDateTime: updated,
+  };
+}
+
 describe('microsoft-defender graph mode', () => {
   const graphApi = (server: MockServer, alerts: unknown[], options: Parameters<typeof alertsApi>[2] = {}) =>
     alertsApi(server, alerts, { graphPrefix: '/v1.0', ...options });
@@ -275,6 +285,60 @@ describe('microsoft-defender graph mode', () => {
     await second.t.runTask('alerts');
     expect(graphRequests(server)[0]!.query['$filter']).toBe('lastUpdateDateTime ge 2026-01-01T00:08:00.000Z');
     expect(second.t.events().map((e) => e.txn)).toEqual([alerts[2]!['id'], alerts[2]!['id']]);
+  });
+
+  // Graph answers newest first here: a malformed alert before good ones on the same page, on the
+  // next pages, and at the end of a page.
+  const withMalformed = () => [
+    malformedAlert('graph-evidence-not-array-rejected', 7, '2026-01-01T00:07:00Z'),
+    graphAlert(6, '2026-01-01T00:06:00Z'),
+    graphAlert(5, '2026-01-01T00:05:00Z'),
+    malformedAlert('graph-missing-id-rejected', 4, '2026-01-01T00:04:00Z'),
+    graphAlert(3, '2026-01-01T00:03:00Z'),
+    malformedAlert('graph-evidence-without-type-rejected', 2, '2026-01-01T00:02:00Z'),
+    graphAlert(1, '2026-01-01T00:01:00Z'),
+  ];
+
+  it.each([
+    ['on one page', 100],
+    ['across pages', 2],
+  ])('skips malformed alerts %s and hands over every good alert around them', async (_, pageSize) => {
+    const server = await mock();
+    graphApi(server, withMalformed());
+    const { t } = await startInstance(apiConfig(server, { page_size: pageSize }));
+    await t.runTask('alerts');
+    const sent = (type: string) => t.events().filter((e) => e.type === type);
+    const good = [6, 5, 3, 1].map((n) => graphAlert(n, '')['id']);
+    expect(sent('caep.risk-level-change').map((e) => e.txn)).toEqual(good);
+    expect(sent('risc.credential-compromise').map((e) => e.txn)).toEqual(good);
+    expect(t.counter('edr_records_total', { outcome: 'rejected', reason: 'malformed' })).toBe(3);
+    expect(t.logs.filter((l) => l.msg === 'malformed vendor record skipped')).toHaveLength(3);
+    expect((t.checkpoints.get('alerts_v2') as { watermark: string }).watermark).toBe(
+      '2026-01-01T00:07:00.000Z',
+    );
+    expect(t.statuses.at(-1)).toEqual({ state: 'ok' });
+    const emittedBefore = t.events().length;
+    await t.runTask('alerts');
+    expect(t.events()).toHaveLength(emittedBefore);
+  });
+
+  it('hands over an alert read malformed once Defender updates it', async () => {
+    const server = await mock();
+    const alerts: unknown[] = [
+      malformedAlert('graph-evidence-not-array-rejected', 1, '2026-01-01T00:01:00Z'),
+      graphAlert(2, '2026-01-01T00:02:00Z'),
+    ];
+    graphApi(server, alerts);
+    const { t } = await startInstance(apiConfig(server));
+    await t.runTask('alerts');
+    alerts[0] = graphAlert(1, '2026-01-01T00:03:00Z');
+    await t.runTask('alerts');
+    expect(
+      t
+        .events()
+        .filter((e) => e.type === 'caep.risk-level-change')
+        .map((e) => e.txn),
+    ).toEqual([2, 1].map((n) => graphAlert(n, '')['id']));
   });
 
   it('refreshes an access token the API no longer accepts', async () => {
