@@ -36,9 +36,14 @@ runConnectorConformance(sentineloneConnector, {
   ],
   poll: { serve: (server, records) => threatsApi(server, records), task: 'threats' },
   metrics: [
-    { name: 'edr_records_total', labels: { outcome: 'mapped' }, value: (t) => t.records - t.ignored },
+    {
+      name: 'edr_records_total',
+      labels: { outcome: 'mapped' },
+      value: (t) => t.records - t.ignored - t.rejected,
+    },
     { name: 'edr_records_total', labels: { outcome: 'ignored' }, value: (t) => t.ignored },
-    { name: 'edr_records_total', labels: { outcome: 'rejected' }, value: () => 0 },
+    // not-an-object has no updatedAt: the API's updatedAt__gte filter never returns it.
+    { name: 'edr_records_total', labels: { outcome: 'rejected' }, value: (t) => t.rejected - 1 },
     { name: 'edr_webhook_requests_total', value: () => 0 },
   ],
 });

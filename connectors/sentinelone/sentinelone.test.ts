@@ -139,6 +139,15 @@ function threat(n: number, updated: string, info: Record<string, unknown> = {}) 
 const threatRequests = (server: MockServer) =>
   server.requests.filter((r) => r.path === '/web/api/v2.1/threats');
 
+/** A malformed threat of the API's answer: a rejected fixture, moved to its own id and update time. */
+function malformedThreat(fixture: string, n: number | undefined, updated: string) {
+  const base = fixtureInput(fixture);
+  const id = n === undefined ? null : `18501234567890${String(n).padStart(5, '0')}`;
+  if (base['threatInfo'] === undefined) return { ...base, id, updatedAt: updated };
+  const info = { ...base['threatInfo'], updatedAt: updated, ...(id === null ? {} : { threatId: id }) };
+  return { ...base, id, threatInfo: info };
+}
+
 describe('sentinelone polling', () => {
   it('sends the ApiToken, sorts by updatedAt, pages by nextCursor and commits each page', async () => {
     const server = await mock();
@@ -300,6 +309,53 @@ describe('sentinelone polling', () => {
     expect((t.checkpoints.get('threats') as { watermark: string }).watermark).toBe(
       '2026-01-01T00:02:00.000Z',
     );
+  });
+
+  // A malformed threat, then good ones after it on the same page, on the next pages, and a page that ends on one.
+  const withMalformed = () => [
+    malformedThreat('mitigation-status-number-rejected', 1, '2026-01-01T00:01:00Z'),
+    threat(2, '2026-01-01T00:02:00Z'),
+    threat(3, '2026-01-01T00:03:00Z'),
+    malformedThreat('missing-threat-id-rejected', undefined, '2026-01-01T00:04:00Z'),
+    threat(5, '2026-01-01T00:05:00Z'),
+    malformedThreat('missing-threat-info-rejected', 6, '2026-01-01T00:06:00Z'),
+    threat(7, '2026-01-01T00:07:00Z'),
+  ];
+
+  it.each([
+    ['on one page', 100],
+    ['across pages', 2],
+  ])('skips malformed threats %s and hands over every good threat around them', async (_, pageSize) => {
+    const server = await mock();
+    threatsApi(server, withMalformed());
+    const { t } = await startInstance(
+      config({ console_url: server.url, page_size: pageSize, initial_lookback: '3650d' }),
+    );
+    await t.runTask('threats');
+    expect(t.events().map((e) => e.txn)).toEqual([2, 3, 5, 7].map((n) => threat(n, '').id));
+    expect(t.counter('edr_records_total', { outcome: 'rejected', reason: 'malformed' })).toBe(3);
+    expect(t.logs.filter((l) => l.msg === 'malformed vendor record skipped')).toHaveLength(3);
+    expect((t.checkpoints.get('threats') as { watermark: string }).watermark).toBe(
+      '2026-01-01T00:07:00.000Z',
+    );
+    expect(t.statuses.at(-1)).toEqual({ state: 'ok' });
+    const emittedBefore = t.events().length;
+    await t.runTask('threats');
+    expect(t.events()).toHaveLength(emittedBefore);
+  });
+
+  it('hands over a threat read malformed once the console updates it', async () => {
+    const server = await mock();
+    const threats: unknown[] = [
+      malformedThreat('mitigation-status-number-rejected', 1, '2026-01-01T00:01:00Z'),
+      threat(2, '2026-01-01T00:02:00Z'),
+    ];
+    threatsApi(server, threats);
+    const { t } = await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }));
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T00:03:00Z');
+    await t.runTask('threats');
+    expect(t.events().map((e) => e.txn)).toEqual([2, 1].map((n) => threat(n, '').id));
   });
 
   it('flags the instance when the API token is refused', async () => {
