@@ -29,6 +29,8 @@ export const csvDropConnector = defineConnector({
           'check() tests that the drop folder can be read and written; there are no credentials a remote target could refuse.',
         'delivery.request-timeout':
           'csv-drop reads files from a local folder and makes no HTTP requests, so there is no request deadline to check.',
+        'delivery.abort-signal':
+          'csv-drop reads files from a local folder and makes no HTTP requests, so there is no request to leave hanging.',
       },
     },
   },

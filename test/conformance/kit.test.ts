@@ -88,6 +88,7 @@ describe('the conformance kit on sound connectors', () => {
       'delivery.skips-malformed',
       'delivery.empty-poll',
       'delivery.request-timeout',
+      'delivery.abort-signal',
       'hygiene.secrets-not-logged',
       'metrics.counters',
     ]);
@@ -98,6 +99,8 @@ describe('the conformance kit on sound connectors', () => {
     expect(failures(results)).toEqual({});
     expect(results.map((r) => r.id)).toContain('delivery.classification');
     expect(results.map((r) => r.id)).toContain('delivery.request-timeout');
+    expect(results.map((r) => r.id)).toContain('delivery.abort-signal');
+    expect(results.map((r) => r.id)).toContain('lifecycle.check');
   });
 });
 
@@ -152,6 +155,49 @@ describe('the conformance kit catches seeded faults, each in the case meant to',
     expect(failed['delivery.request-timeout']).toMatch(
       /did not finish within \d+ ms against a target that never answers/,
     );
+  });
+
+  it('a poll that ignores the signal of its run (it ends only at its request deadline): delivery.abort-signal', async () => {
+    const failed = failures(await checkConnectorConformance(poller('ignores-signal'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.abort-signal']);
+    expect(failed['delivery.abort-signal']).toMatch(
+      /^a poll did not settle within 200 ms after the signal it was given was aborted, with the instance still running: the scheduler aborts/,
+    );
+  });
+
+  it('a delivery that ignores the signal of its attempt (two concurrent sends per SET): delivery.abort-signal', async () => {
+    const failed = failures(await checkConnectorConformance(pusher('ignores-signal'), pusherOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.abort-signal']);
+    expect(failed['delivery.abort-signal']).toMatch(
+      /^deliver\(\) did not settle within 200 ms after the signal it was given was aborted, with the instance still running: the delivery engine aborts/,
+    );
+  });
+
+  it('a secret in the error a failed poll throws: hygiene.secrets-not-logged', async () => {
+    const failed = failures(await checkConnectorConformance(poller('secret-in-poll-error'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
+    expect(failed['hygiene.secrets-not-logged']).toMatch(/the value of api_token appears in \d+ log line/);
+    expect(failed['hygiene.secrets-not-logged']).not.toContain('poller-token-5d1e');
+  });
+
+  it('a secret in the message check() gives operators: hygiene.secrets-not-logged', async () => {
+    const failed = failures(await checkConnectorConformance(pusher('secret-in-check'), pusherOptions));
+    expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
+    expect(failed['hygiene.secrets-not-logged']).toMatch(/the value of api_token appears in \d+ log line/);
+    expect(failed['hygiene.secrets-not-logged']).not.toContain('pusher-token-9c2b');
+  });
+
+  it('a secret in the message check() gives operators, with lifecycle.check skipped: hygiene.secrets-not-logged', async () => {
+    const base = pusher('secret-in-check');
+    const skipping = {
+      ...base,
+      manifest: {
+        ...base.manifest,
+        conformance: { skip: { 'lifecycle.check': 'checked by hand in this test' } },
+      },
+    } as ConnectorDefinition;
+    const failed = failures(await checkConnectorConformance(skipping, pusherOptions));
+    expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
   });
 
   it('a logged secret: hygiene.secrets-not-logged, without repeating the secret', async () => {

@@ -144,6 +144,12 @@ export const CASES: readonly CaseInfo[] = [
     kinds: BOTH,
     title: 'every request goes through ctx.http and has a deadline',
   },
+  {
+    id: 'delivery.abort-signal',
+    group: 'delivery',
+    kinds: BOTH,
+    title: 'deliver() and a poll run settle at once when the signal they are given is aborted',
+  },
   { id: 'delivery.deliver', group: 'delivery', kinds: OUT, title: 'a SET is delivered and acknowledged' },
   {
     id: 'delivery.classification',

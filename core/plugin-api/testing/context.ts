@@ -12,7 +12,7 @@ import type {
 } from '../types.ts';
 import { classOf } from '../errors.ts';
 import { loadFixtures, type FixtureSet } from './fixtures.ts';
-import { Capture, KitInstance, type MemoryCheckpoints } from './harness.ts';
+import { Capture, KitInstance, type InstanceOptions } from './harness.ts';
 import { mintSet, sampleDraft } from './events.ts';
 import { MockServer, type RecordedRequest } from './mock-server.ts';
 import type { ConformanceOptions, WebhookRequestParts } from './options.ts';
@@ -138,7 +138,7 @@ export class SuiteContext {
     this.options.mock?.(this.server);
   }
 
-  instance(options: { checkpoints?: MemoryCheckpoints } = {}): KitInstance {
+  instance(options: Omit<InstanceOptions, 'config'> = {}): KitInstance {
     const instance = new KitInstance(this.definition, this.capture, {
       config: this.parsedConfig(),
       ...options,

@@ -78,6 +78,16 @@ export class Capture {
   note(text: string): void {
     this.lines.push(text);
   }
+
+  /** Records what an error the connector threw says: its message and those of its causes. */
+  noteError(err: unknown): void {
+    const seen = new Set<unknown>();
+    for (let e = err; e !== undefined && e !== null && !seen.has(e); e = (e as { cause?: unknown }).cause) {
+      seen.add(e);
+      this.note(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+      if (!(e instanceof Error)) break;
+    }
+  }
 }
 
 export type JournalOp = 'emit' | 'emit-failed' | 'direct-set' | 'commit';
@@ -276,6 +286,8 @@ export interface InstanceOptions {
   checkpoints?: MemoryCheckpoints;
   /** What `ctx.devices` knows (default: no devices in any source). */
   devices?: DeviceDirectory;
+  /** The longest deadline a request through ctx.http gets (default KIT_REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
 
 /** One connector instance in the kit's runtime, driven the way the host drives it. */
@@ -294,10 +306,14 @@ export class KitInstance {
   run = 0;
   readonly #scheduler: KitScheduler;
   readonly #runs = new Set<AbortController>();
+  readonly #capture: Capture;
+  readonly #requestTimeoutMs: number;
   #creating = true;
 
   constructor(definition: ConnectorDefinition, capture: Capture, options: InstanceOptions) {
     this.id = `kit-${definition.manifest.id}`;
+    this.#capture = capture;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? KIT_REQUEST_TIMEOUT_MS;
     const clock = { now: () => new Date() };
     this.status = new StatusBoard(clock);
     this.status.register(this.id, definition.manifest.id, definition.kind);
@@ -370,8 +386,16 @@ export class KitInstance {
     return this.connector.stop(deadlineMs);
   }
 
-  /** Runs a registered task once, as a scheduled run would (same timeout, same signal). */
-  async runTask(budgetMs: number, name?: string): Promise<Settled<void>> {
+  /**
+   * Runs a registered task once, as a scheduled run would (same timeout, same signal). With
+   * `signal`, aborting it aborts the run's signal, as the scheduler does when a run times out.
+   * What a failed run throws is noted for the secret scan, as the scheduler would log it.
+   */
+  async runTask(
+    budgetMs: number,
+    name?: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Settled<void>> {
     const task = name ? this.tasks.find((t) => t.name === name) : this.tasks[0];
     if (!task) {
       throw new Error(
@@ -388,10 +412,16 @@ export class KitInstance {
       timeout === undefined
         ? undefined
         : setTimeout(() => controller.abort(new Error(`run exceeded ${timeout} ms`)), timeout);
+    const given = options.signal;
+    const forward = () => controller.abort(given?.reason);
+    given?.addEventListener('abort', forward, { once: true });
     try {
-      return await within(task.run(controller.signal), budgetMs);
+      const outcome = await within(task.run(controller.signal), budgetMs);
+      if (outcome.settled && !outcome.ok) this.#capture.noteError(outcome.error);
+      return outcome;
     } finally {
       if (timer) clearTimeout(timer);
+      given?.removeEventListener('abort', forward);
       this.#runs.delete(controller);
     }
   }
@@ -407,7 +437,8 @@ export class KitInstance {
   }
 
   #httpFactory(real: HttpClientFactory): HttpClientFactory {
-    const cap = (ms: number | undefined) => Math.min(ms ?? KIT_REQUEST_TIMEOUT_MS, KIT_REQUEST_TIMEOUT_MS);
+    const most = this.#requestTimeoutMs;
+    const cap = (ms: number | undefined) => Math.min(ms ?? most, most);
     const used = (what: string) => this.#used(what);
     return {
       create(options = {}) {

@@ -2,8 +2,8 @@
 import { z } from 'zod';
 import { fail, type SuiteContext } from './context.ts';
 import { expectsIgnored, expectsRejected, type Fixture } from './fixtures.ts';
-import type { KitInstance } from './harness.ts';
-import { startWithin, stopWithin } from './lifecycle-checks.ts';
+import { within, type KitInstance } from './harness.ts';
+import { noteCheck, startWithin, stopWithin } from './lifecycle-checks.ts';
 import { deliverOnce } from './outbound-checks.ts';
 import type { Traffic } from './options.ts';
 import { isSecretField, schemaFields, valueAt, type JsonSchema } from './schema-walk.ts';
@@ -89,8 +89,39 @@ function secretValues(ctx: SuiteContext): Array<{ field: string; value: string }
   return [...unique.values()];
 }
 
+/** A target refusing the credentials, as most failures an operator sees begin. */
+const REFUSED = { status: 401, body: { error: 'invalid_token' } };
+
+/**
+ * The failures a connector reports in words: check() against a healthy target and one refusing
+ * the credentials (its message is shown to operators), then a poll or a delivery the target
+ * refuses (the scheduler and the delivery engine log what it throws). All of it is noted.
+ */
+async function driveFailures(ctx: SuiteContext): Promise<void> {
+  ctx.resetServer();
+  const polls = Boolean(ctx.manifest.capabilities.poll && ctx.options.poll);
+  if (polls) ctx.options.poll?.serve(ctx.server, []);
+  const instance = ctx.instance();
+  await startWithin(instance);
+  const check = instance.connector.check;
+  if (typeof check === 'function') {
+    for (const answer of ctx.networked ? [undefined, REFUSED] : [undefined]) {
+      ctx.server.override(answer);
+      noteCheck(ctx, await within(check.call(instance.connector, instance.abort.signal), 3_000));
+    }
+  }
+  if (ctx.networked) {
+    ctx.server.override(REFUSED);
+    if (polls) await instance.runTask(10_000, ctx.options.poll?.task);
+    else if (ctx.definition.kind === 'outbound') await deliverOnce(ctx, instance, 'kit-record-4');
+  }
+  ctx.server.override(undefined);
+  await stopWithin(ctx, instance, 'after the refused requests');
+}
+
 export async function secretsNotLogged(ctx: SuiteContext): Promise<void> {
   await driveTraffic(ctx);
+  await driveFailures(ctx);
   const secrets = secretValues(ctx);
   const problems: string[] = [];
   for (const { field, value } of secrets) {

@@ -1,8 +1,9 @@
 /** Lifecycle cases: create is pure, stop is safe in every state and honours its deadline. */
 import { setTimeout as delay } from 'node:timers/promises';
+import type { CheckResult } from '../types.ts';
 import { fail, type SuiteContext } from './context.ts';
 import { expectsEvents } from './fixtures.ts';
-import { within, type KitInstance } from './harness.ts';
+import { within, type KitInstance, type Settled } from './harness.ts';
 import { guardNetwork } from './network-guard.ts';
 
 /** How long the network guard stays up after create() returns, for I/O it started without awaiting. */
@@ -126,6 +127,13 @@ export async function stopDeadline(ctx: SuiteContext): Promise<void> {
         '(or ctx.signal) to every request and wait',
     );
   }
+}
+
+/** What check() told the operator, or threw, is scanned for secrets like a log line. */
+export function noteCheck(ctx: SuiteContext, outcome: Settled<CheckResult>): void {
+  if (!outcome.settled) return;
+  if (!outcome.ok) ctx.capture.noteError(outcome.error);
+  else if (typeof outcome.value?.message === 'string') ctx.capture.note(outcome.value.message);
 }
 
 export async function checkStructured(ctx: SuiteContext): Promise<void> {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { ConnectorDefinition } from '../types.ts';
 import { MIN_SKIP_REASON, caseInfo, type CaseInfo } from './cases.ts';
 import { SuiteContext, fail } from './context.ts';
+import { deliverAbortSignal, pollAbortSignal } from './abort-checks.ts';
 import { generatedSection, normalizeGenerated, renderReference } from './docs.ts';
 import { countersMatch, secretsNotLogged } from './hygiene-checks.ts';
 import {
@@ -111,6 +112,11 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     [
       'delivery.request-timeout',
       inbound ? pollRequestTimeout : outboundRequestTimeout,
+      polls || (!inbound && ctx.networked),
+    ],
+    [
+      'delivery.abort-signal',
+      inbound ? pollAbortSignal : deliverAbortSignal,
       polls || (!inbound && ctx.networked),
     ],
     ['delivery.deliver', deliver, !inbound],

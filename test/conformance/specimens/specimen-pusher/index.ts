@@ -8,7 +8,7 @@ import {
 } from '../../../../core/plugin-api/index.ts';
 
 /** Faults the kit must catch in an outbound connector. */
-export type PusherFault = 'no-timeout' | 'logged-secret';
+export type PusherFault = 'no-timeout' | 'logged-secret' | 'ignores-signal' | 'secret-in-check';
 
 const configSchema = z.strictObject({
   endpoint: z.url().meta({ description: 'Where SETs are posted.' }),
@@ -42,6 +42,7 @@ export function specimenPusher(...faults: PusherFault[]) {
       displayName: 'Specimen pusher',
       description: 'Posts SETs to a receiver; used to prove the conformance kit catches faults.',
       accepts: ['caep.session-revoked'],
+      capabilities: { check: true },
     },
     configSchema,
     examples: [
@@ -65,12 +66,23 @@ export function specimenPusher(...faults: PusherFault[]) {
         const res = await client.post(config.endpoint, set.jwt, {
           headers: { 'content-type': 'application/secevent+jwt' },
           responseType: 'text',
-          signal,
+          // The mistake of ignores-signal: the attempt runs on to its own deadline.
+          ...(has('ignores-signal') ? {} : { signal }),
         });
         return res.status;
       };
       return {
         target: { audience: 'https://receiver.example' },
+        async check(signal) {
+          try {
+            await client.get(config.endpoint, { responseType: 'text', signal });
+            return { ok: true, message: `${config.endpoint} answers` };
+          } catch (err) {
+            // The mistake of secret-in-check: the credential in the message operators are shown.
+            const token = has('secret-in-check') ? ` with token ${config.api_token.reveal()}` : '';
+            return { ok: false, message: `${config.endpoint} refused${token}: ${(err as Error).message}` };
+          }
+        },
         async start() {},
         async stop() {},
         async deliver(set, signal) {
