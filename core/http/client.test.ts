@@ -630,6 +630,37 @@ describe('OAuth 2.0 client credentials', () => {
     expect(new URLSearchParams(tokenReq.body).get('scope')).toBe('events.read');
   });
 
+  it('stops waiting for a shared token request when the caller signal fires, and sends nothing', async () => {
+    let answerToken: (() => void) | undefined;
+    const server = await serve((req, res) => {
+      if (req.url === '/token') {
+        // The token endpoint hangs until the test lets it answer.
+        answerToken = () =>
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ access_token: 'access-late', token_type: 'Bearer', expires_in: 3600 }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    const client = setup().factory.create({ auth: oauth(server), timeoutMs: 10_000 });
+    const caller = new AbortController();
+    const abandoned = failure(client.get(`${server.url}/resource`, { signal: caller.signal }));
+    const patient = client.get(`${server.url}/resource`);
+    await vi.waitFor(() => expect(answerToken).toBeDefined());
+    const abortedAt = Date.now();
+    caller.abort();
+    const err = await abandoned;
+    expect(Date.now() - abortedAt).toBeLessThan(200);
+    expect((err as RetryableError).code).toBe('SSF_ERR_HTTP_ABORTED');
+    expect(err.message).toContain('by the caller');
+    // The token request goes on for the other caller, which then sends its own request only.
+    answerToken!();
+    await patient;
+    expect(server.requests.filter((r) => r.url === '/resource')).toHaveLength(1);
+    expect(tokensAt(server)).toHaveLength(1);
+  });
+
   it('refreshes the token shortly before it expires', async () => {
     let now = 1_000_000;
     const state: IdpState = { issued: 0, expiresIn: 600, tokenStatus: 200, refuse: new Set() };

@@ -504,7 +504,7 @@ class NodeHttpClient implements HttpClient {
     let refreshed = false;
     let nonceRetried = false;
     for (;;) {
-      const token = usesToken ? await this.#tokens!.get() : undefined;
+      const token = usesToken ? await this.#tokenFor(prepared) : undefined;
       const result = await this.#attempt(prepared, token);
       if (token !== undefined && statusOf(result) === 401 && prepared.body.replayable) {
         const headers = headersOf(result);
@@ -529,6 +529,28 @@ class NodeHttpClient implements HttpClient {
       if (result.ok) return result.response as HttpResponse<T>;
       throw this.#raise(this.#classify(prepared, result.outcome, classifyHttpOutcome));
     }
+  }
+
+  /**
+   * The access token, waited for only while the caller still wants its answer. The token request
+   * is shared by every caller of the client and runs to its own deadline; a caller whose signal
+   * aborts meanwhile (a delivery attempt past its timeout) stops waiting and sends nothing.
+   */
+  #tokenFor(prepared: PreparedRequest): ReturnType<TokenCache['get']> {
+    const pending = this.#tokens!.get();
+    const signal = prepared.signal;
+    if (signal === undefined) return pending;
+    const aborted = () =>
+      this.#raise(this.#classify(prepared, { kind: 'aborted', by: 'caller' }, classifyHttpOutcome));
+    if (signal.aborted) {
+      pending.catch(() => undefined);
+      return Promise.reject(aborted());
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(aborted());
+      signal.addEventListener('abort', onAbort, { once: true });
+      void pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
   #prepare(req: HttpRequest): PreparedRequest {

@@ -63,8 +63,8 @@ async function settlesOnAbort(
         'ctx.http requests) and to every wait, not only ctx.signal',
     );
   }
+  // Ends the request left hanging, so the next call starts afresh.
   ctx.server.override(undefined);
-  await stopWithin(ctx, instance, `after the aborted ${what}`);
 }
 
 /** A poll run whose signal is aborted mid-request ends at once. */
@@ -75,17 +75,18 @@ export async function pollAbortSignal(ctx: SuiteContext): Promise<void> {
   poll.serve(ctx.server, []);
   const instance = ctx.instance({ requestTimeoutMs: ABORT_CASE_REQUEST_TIMEOUT_MS });
   await startWithin(instance);
-  // A first poll warms the instance up (an access token, a session), so the request left hanging
-  // is the connector's own, not a token exchange ctx.http shares between calls.
+  const why =
+    'the scheduler aborts a run that exceeds its timeout, and a run that goes on overlaps the next one';
+  const run = (signal: AbortSignal) =>
+    instance.runTask(ABORT_CASE_REQUEST_TIMEOUT_MS * 2, poll.task, { signal });
+  // Cold, the request left hanging may be an access-token or session request ctx.http shares
+  // between calls; warmed up, it is the connector's own.
+  ctx.server.override('hang');
+  await settlesOnAbort(ctx, instance, run, 'a first poll', why);
   await instance.runTask(WARM_UP_BUDGET_MS, poll.task);
   ctx.server.override('hang');
-  await settlesOnAbort(
-    ctx,
-    instance,
-    (signal) => instance.runTask(ABORT_CASE_REQUEST_TIMEOUT_MS * 2, poll.task, { signal }),
-    'a poll',
-    'the scheduler aborts a run that exceeds its timeout, and a run that goes on overlaps the next one',
-  );
+  await settlesOnAbort(ctx, instance, run, 'a poll', why);
+  await stopWithin(ctx, instance, 'after the aborted polls');
 }
 
 /** deliver() whose signal is aborted mid-request ends at once. */
@@ -93,17 +94,24 @@ export async function deliverAbortSignal(ctx: SuiteContext): Promise<void> {
   ctx.resetServer();
   const instance = ctx.instance({ requestTimeoutMs: ABORT_CASE_REQUEST_TIMEOUT_MS });
   await startWithin(instance);
-  // As for polls: a first delivery warms the instance up.
-  await deliverOnce(ctx, instance, 'kit-record-warm-up');
-  const set = await ctx.set(instance);
+  const why =
+    'the delivery engine aborts it when an attempt times out and then retries, so a delivery that goes on ' +
+    'sends the same SET twice at once';
+  // As for polls: cold first (a token or session request may be the one left hanging), then warm.
+  const cold = await ctx.set(instance);
   instance.nextRun();
   ctx.server.override('hang');
   await settlesOnAbort(
     ctx,
     instance,
-    (signal) => instance.outbound.deliver(set, signal),
-    'deliver()',
-    'the delivery engine aborts it when an attempt times out and then retries, so a delivery that goes on ' +
-      'sends the same SET twice at once',
+    (signal) => instance.outbound.deliver(cold, signal),
+    'a first deliver()',
+    why,
   );
+  await deliverOnce(ctx, instance, 'kit-record-warm-up');
+  const set = await ctx.set(instance);
+  instance.nextRun();
+  ctx.server.override('hang');
+  await settlesOnAbort(ctx, instance, (signal) => instance.outbound.deliver(set, signal), 'deliver()', why);
+  await stopWithin(ctx, instance, 'after the aborted deliveries');
 }
