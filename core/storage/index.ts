@@ -10,6 +10,7 @@ import type { Store } from './types.ts';
 export * from './types.ts';
 export { storageConfigSchema, type StorageConfig, type StorageConfigInput } from './config.ts';
 export { LeaderElection, type LeaderElectionOptions } from './leader.ts';
+export { STREAM_CONFLICT, isStreamConflict, streamConflict } from './stream-conflict.ts';
 
 /** File name of the embedded database inside the data directory. */
 export const DEFAULT_SQLITE_FILE = 'ssf-bridge.db';

@@ -297,9 +297,19 @@ export interface StreamStore {
     after?: { createdAt: Date; streamId: string };
     limit?: number;
   }): Promise<StreamRecord[]>;
+  /**
+   * Undefined when the stream does not exist. With `expectedRev`, writes only while the stored
+   * config's `internal.rev` still equals it; otherwise nothing is written and it throws a
+   * RetryableError coded SSF_ERR_STREAM_CONFLICT (another instance changed the stream first).
+   */
   update(
     streamId: string,
-    patch: { config?: Record<string, unknown>; status?: StreamStatus; statusReason?: string | null },
+    patch: {
+      config?: Record<string, unknown>;
+      status?: StreamStatus;
+      statusReason?: string | null;
+      expectedRev?: string;
+    },
     now: Date,
   ): Promise<StreamRecord | undefined>;
   /** Deletes the stream, its subjects, its poll queue and its unfinished deliveries. */

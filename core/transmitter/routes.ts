@@ -12,6 +12,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SCOPE_MANAGE, SCOPE_READ } from './config.ts';
 import { requireScope, type Principal, type Scope } from './auth.ts';
+import { STREAM_CONFLICT, isStreamConflict } from '../storage/stream-conflict.ts';
 import { TransmitterHttpError, badRequest } from './errors.ts';
 import { ROUTES } from './metadata.ts';
 import { requireStreamId } from './stream-model.ts';
@@ -102,6 +103,15 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
           }
           if (err.statusCode !== undefined && err.statusCode < 500)
             return sendError(reply, badRequest(err.message));
+          if (isStreamConflict(err)) {
+            // Other instances kept changing the stream first: the receiver tries again shortly.
+            return sendError(
+              reply,
+              new TransmitterHttpError(503, 'temporarily_unavailable', err.message, STREAM_CONFLICT, {
+                'retry-after': '1',
+              }),
+            );
+          }
           tx.logger.error({ err, url: req.url.split('?')[0] }, 'transmitter request failed');
           return sendError(
             reply,

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { SubjectIdentifier } from '../plugin-api/types.ts';
 import type { StreamRecord, StreamStatus } from '../storage/types.ts';
 import { streamDestinationId } from '../storage/types.ts';
+import { isStreamConflict } from '../storage/stream-conflict.ts';
 import { validateTargetUrl, type Resolver } from '../http/ssrf.ts';
 import { formatProblems } from '../ssf/errors.ts';
 import { normaliseSubject, validateSubject } from '../ssf/subjects.ts';
@@ -60,6 +61,9 @@ function statusView(record: StreamRecord): StatusView {
   };
 }
 
+/** Runs of one stream change in all when other instances keep writing the stream first. */
+const STREAM_WRITE_TRIES = 4;
+
 function withRev(config: StoredStreamConfig): StoredStreamConfig {
   return { ...config, internal: { ...config.internal, rev: randomUUID() } };
 }
@@ -77,10 +81,23 @@ export class StreamService {
     return this.#o.ctx;
   }
 
-  /** Runs `fn` after every earlier mutation of the same key in this process. */
+  /**
+   * Runs `fn` after every earlier mutation of the same key in this process. Other instances are
+   * not in that queue: a stream is written only while its revision is the one `fn` read, and when
+   * another instance wrote it first, `fn` runs again on what that instance wrote.
+   */
   async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.#locks.get(key) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(fn);
+    const attempt = async (): Promise<T> => {
+      for (let run = 1; ; run += 1) {
+        try {
+          return await fn();
+        } catch (err) {
+          if (!isStreamConflict(err) || run >= STREAM_WRITE_TRIES) throw err;
+        }
+      }
+    };
+    const run = previous.catch(() => undefined).then(attempt);
     this.#locks.set(key, run);
     try {
       return await run;
@@ -128,6 +145,7 @@ export class StreamService {
       {
         config: config as unknown as Record<string, unknown>,
         ...(status ? { status: status.status, statusReason: status.reason ?? null } : {}),
+        expectedRev: storedConfig(record.config).internal.rev,
       },
       clock.now(),
     );
@@ -446,13 +464,13 @@ export class StreamService {
           { 'retry-after': String(wait) },
         );
       }
-      const next: StoredStreamConfig = {
+      const next: StoredStreamConfig = withRev({
         ...stored,
         internal: { ...stored.internal, last_verification_at: now, last_activity_at: now },
-      };
+      });
       const saved = await store.streams.update(
         streamId,
-        { config: next as unknown as Record<string, unknown> },
+        { config: next as unknown as Record<string, unknown>, expectedRev: stored.internal.rev },
         clock.now(),
       );
       if (!saved) throw streamNotFound(streamId);
@@ -481,10 +499,11 @@ export class StreamService {
       const fresh = await store.streams.get(record.streamId);
       if (!fresh) return;
       const config = storedConfig(fresh.config);
+      // The revision stays (activity changes no routing), but the write still waits for it.
       const next = { ...config, internal: { ...config.internal, last_activity_at: now } };
       await store.streams.update(
         record.streamId,
-        { config: next as unknown as Record<string, unknown> },
+        { config: next as unknown as Record<string, unknown>, expectedRev: config.internal.rev },
         clock.now(),
       );
     });

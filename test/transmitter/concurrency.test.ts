@@ -4,6 +4,7 @@
  * (checklist SSF-29/SSF-31: changes are persisted and read back as answered; TX-07: status).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { streamConflict } from '../../core/storage/stream-conflict.ts';
 import type { Principal } from '../../core/transmitter/auth.ts';
 import {
   ALICE,
@@ -159,5 +160,83 @@ describe('provisioning overlapping a verification request', () => {
       body: { stream_id: 'alice-prov', state: 'two' },
     });
     expect(again.status).toBe(429);
+  });
+});
+
+describe("a stream changed by another instance between this instance's read and write", () => {
+  let bridge: Bridge;
+
+  beforeAll(async () => {
+    bridge = await startBridge({ transmitter: { streams: { per_receiver: 'many' } } });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  it('SSF-29/SSF-31: a PATCH is applied on top of what the other instance wrote, not over it', async () => {
+    const streamId = await createStream(bridge);
+    // Another instance (same database, its own process lock) changes events_requested right
+    // after this instance read the stream for the PATCH, before this instance writes.
+    const streams = bridge.store.streams;
+    const update = streams.update.bind(streams);
+    let otherWrote = false;
+    streams.update = async (id, patch, now) => {
+      if (!otherWrote) {
+        otherWrote = true;
+        const current = (await streams.get(id))!;
+        const config = current.config as { internal: { rev: string } };
+        await update(
+          id,
+          {
+            config: {
+              ...config,
+              events_requested: [CREDENTIAL_CHANGE],
+              internal: { ...config.internal, rev: 'written-by-another-instance' },
+            },
+            expectedRev: config.internal.rev,
+          },
+          now,
+        );
+      }
+      return update(id, patch, now);
+    };
+    let patched;
+    try {
+      patched = await call(bridge.issuer, 'PATCH', 'ssf/streams', {
+        token: ALICE.token,
+        body: { stream_id: streamId, description: 'after' },
+      });
+    } finally {
+      streams.update = update;
+    }
+    expect(patched.status).toBe(200);
+    expect(patched.json).toMatchObject({ description: 'after', events_requested: [CREDENTIAL_CHANGE] });
+    expect(await readBack(bridge, streamId)).toMatchObject({
+      description: 'after',
+      events_requested: [CREDENTIAL_CHANGE],
+    });
+  });
+  it('answers 503 with Retry-After when other instances keep writing the stream first, and writes nothing', async () => {
+    const streamId = await createStream(bridge);
+    const streams = bridge.store.streams;
+    const update = streams.update.bind(streams);
+    let tries = 0;
+    streams.update = async (id) => {
+      tries += 1;
+      throw streamConflict(id);
+    };
+    let patched;
+    try {
+      patched = await call(bridge.issuer, 'PATCH', 'ssf/streams', {
+        token: ALICE.token,
+        body: { stream_id: streamId, description: 'never' },
+      });
+    } finally {
+      streams.update = update;
+    }
+    expect(patched.status).toBe(503);
+    expect(patched.headers.get('retry-after')).toBe('1');
+    expect(tries).toBe(4);
+    expect(await readBack(bridge, streamId)).toMatchObject({ description: 'before' });
   });
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { checkpointConflict } from '../../plugin-api/errors.ts';
+import { streamConflict } from '../stream-conflict.ts';
 import type { Logger } from '../../plugin-api/types.ts';
 import {
   DEAD_LETTER_COLUMNS,
@@ -749,7 +750,8 @@ export class PostgresStore implements Store {
         const [row] = await this.#rows(
           `UPDATE streams SET config = COALESCE($1::jsonb, config), status = COALESCE($2, status),
              status_reason = CASE WHEN $3 THEN $4 ELSE status_reason END, updated_at = $5
-           WHERE stream_id = $6 RETURNING *`,
+           WHERE stream_id = $6 AND ($7::text IS NULL OR config->'internal'->>'rev' = $7::text)
+           RETURNING *`,
           [
             patch.config === undefined ? null : JSON.stringify(patch.config),
             patch.status ?? null,
@@ -757,9 +759,14 @@ export class PostgresStore implements Store {
             patch.statusReason ?? null,
             now.getTime(),
             streamId,
+            patch.expectedRev ?? null,
           ],
         );
-        return row === undefined ? undefined : streamFromRow(row);
+        if (row !== undefined) return streamFromRow(row);
+        if (patch.expectedRev !== undefined && (await this.streams.get(streamId))) {
+          throw streamConflict(streamId);
+        }
+        return undefined;
       },
       delete: async (streamId) =>
         this.#tx(async (c) => {

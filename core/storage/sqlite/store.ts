@@ -3,6 +3,7 @@ import fs, { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { checkpointConflict } from '../../plugin-api/errors.ts';
+import { streamConflict } from '../stream-conflict.ts';
 import { WriterLock } from './writer-lock.ts';
 import {
   DEAD_LETTER_COLUMNS,
@@ -900,16 +901,20 @@ export class SqliteStore implements Store {
           this.#run(
             `UPDATE streams SET config = COALESCE(?, config), status = COALESCE(?, status),
                status_reason = CASE WHEN ? THEN ? ELSE status_reason END, updated_at = ?
-             WHERE stream_id = ?`,
+             WHERE stream_id = ? AND (? IS NULL OR json_extract(config, '$.internal.rev') = ?)`,
             patch.config === undefined ? null : JSON.stringify(patch.config),
             patch.status ?? null,
             patch.statusReason === undefined ? 0 : 1,
             patch.statusReason ?? null,
             now.getTime(),
             streamId,
+            patch.expectedRev ?? null,
+            patch.expectedRev ?? null,
           ),
         );
-        return changed === 0 ? undefined : getStream(streamId);
+        if (changed !== 0) return getStream(streamId);
+        if (patch.expectedRev !== undefined && getStream(streamId)) throw streamConflict(streamId);
+        return undefined;
       },
       delete: async (streamId) =>
         this.#write(() => {

@@ -607,6 +607,40 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect(await store.streams.delete('s2')).toBe(false);
       });
 
+      it('writes a stream change only while its revision is the one read (another instance may have changed it)', async () => {
+        await store.streams.create(
+          {
+            streamId: 's1',
+            clientId: 'client-1',
+            config: { aud: 'a', internal: { rev: 'r1' } },
+            status: 'enabled',
+          },
+          clock.now(),
+        );
+        const updated = await store.streams.update(
+          's1',
+          { config: { aud: 'b', internal: { rev: 'r2' } }, expectedRev: 'r1' },
+          clock.now(),
+        );
+        expect(updated?.config).toEqual({ aud: 'b', internal: { rev: 'r2' } });
+        // A writer that read r1 is refused and writes nothing, status included.
+        const stale = await store.streams
+          .update(
+            's1',
+            { config: { aud: 'c', internal: { rev: 'r3' } }, status: 'paused', expectedRev: 'r1' },
+            clock.now(),
+          )
+          .then(
+            () => undefined,
+            (err: unknown) => err,
+          );
+        expect(stale).toMatchObject({ code: 'SSF_ERR_STREAM_CONFLICT', errorClass: 'retryable' });
+        expect(await store.streams.get('s1')).toMatchObject({ status: 'enabled', config: { aud: 'b' } });
+        expect(
+          await store.streams.update('nope', { status: 'paused', expectedRev: 'r1' }, clock.now()),
+        ).toBeUndefined();
+      });
+
       it('pages streams by key, oldest first, of one client or status', async () => {
         // s3 and s1 are created in the same millisecond: the stream id orders them.
         await create('s3');
