@@ -271,6 +271,55 @@ describe('older spellings (checklist SUBJ-03, SUBJ-05, §10.1)', () => {
   });
 });
 
+describe('lenient phone numbers (checklist SUBJ-04, SUBJ-05: E.164, RFC 9493 §3.2.5)', () => {
+  const lenient = (input: unknown) => validateSubject(input, { lenient: true });
+
+  it('SUBJ-04: drop the "(0)" trunk prefix that follows the country code, which is never dialled with it', () => {
+    expect(lenient({ format: 'phone_number', phone_number: '+44 (0)20 7946 0958' })).toEqual({
+      ok: true,
+      subject: { format: 'phone_number', phone_number: '+442079460958' },
+    });
+    expect(lenient({ format: 'phone', phone: '+49 (0) 30 1234567' })).toEqual({
+      ok: true,
+      subject: { format: 'phone_number', phone_number: '+49301234567' },
+    });
+    expect(lenient({ format: 'phone_number', phone_number: '+33(0)1.23.45.67.89' })).toEqual({
+      ok: true,
+      subject: { format: 'phone_number', phone_number: '+33123456789' },
+    });
+  });
+
+  it('SUBJ-04/05: drop it inside a complex subject too, so it matches the number written in E.164', () => {
+    const result = lenient({
+      user: { format: 'phone', phone: '+44 (0) 7700 900123' },
+      device: { format: 'opaque', id: 'd-1' },
+    });
+    expect(result).toEqual({
+      ok: true,
+      subject: {
+        format: 'complex',
+        user: { format: 'phone_number', phone_number: '+447700900123' },
+        device: { format: 'opaque', id: 'd-1' },
+      },
+    });
+  });
+
+  it('SUBJ-04: refuse a "(0)" anywhere else, since whether its 0 is dialled cannot be told', () => {
+    for (const phone of ['+44 20 (0)7946 0958', '(0)20 7946 0958', '+4420(0)79460958']) {
+      expect(problemsOf({ format: 'phone_number', phone_number: phone }, true), phone).toEqual([
+        expect.stringMatching(/^subject\.phone_number: has a "\(0\)" that does not follow the country code/),
+      ]);
+    }
+    expect(
+      problemsOf({ format: 'complex', user: { format: 'phone', phone: '+44 20 (0)7946 0958' } }, true),
+    ).toEqual([expect.stringMatching(/^subject\.user\.phone_number: has a "\(0\)"/)]);
+    // Brackets around an area code are not a trunk prefix.
+    expect(lenient({ format: 'phone_number', phone_number: '+1 (206) 555-0100' })).toMatchObject({
+      subject: { phone_number: '+12065550100' },
+    });
+  });
+});
+
 const simpleSubject: fc.Arbitrary<SubjectIdentifier> = fc.oneof(
   fc
     .tuple(

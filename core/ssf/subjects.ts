@@ -217,7 +217,8 @@ export interface SubjectCheckOptions {
    * Accept spellings of older drafts and rewrite them to the registered ones (RFC 9493
    * and SSF 1.0 drafts): `subject_type` → `format`, `phone` → `phone_number`,
    * `iss-sub` → `iss_sub`, `jwt-id` → `jwt_id`, `saml-assertion-id` → `saml_assertion_id`, a
-   * phone number written with spaces or dashes, and a complex subject without `format`.
+   * phone number written with spaces, dashes or brackets (a "(0)" trunk prefix after the country
+   * code dropped), and a complex subject without `format`.
    * Default false: the input must already use the registered spellings.
    */
   lenient?: boolean;
@@ -259,10 +260,25 @@ function upgradeLegacySpelling(input: Json): Json {
       out = { ...rest, phone_number: phone };
     }
     if (typeof out.phone_number === 'string') {
-      out = { ...out, phone_number: out.phone_number.replace(/[\s().-]/g, '') };
+      out = { ...out, phone_number: compactPhoneNumber(out.phone_number) };
     }
   }
   return out;
+}
+
+/** A "(0)" trunk prefix, as in "+44 (0)20 7946 0958". */
+const TRUNK_ZERO = /\(\s*0\s*\)/;
+
+/**
+ * A phone number written for people, in E.164 form: "+44 (0)20 7946 0958" → "+442079460958". The
+ * "(0)" right after the country code is the trunk prefix, dialled only from inside the country,
+ * so it is dropped; then spaces, dots, dashes and brackets go. A "(0)" anywhere else is kept (and
+ * refused by checkAny): whether its 0 belongs to the number cannot be told.
+ */
+function compactPhoneNumber(value: string): string {
+  const withoutTrunk = value.replace(/^(\+\d{1,3})[\s.-]*\(\s*0\s*\)/, '$1');
+  if (TRUNK_ZERO.test(withoutTrunk)) return value;
+  return withoutTrunk.replace(/[\s().-]/g, '');
 }
 
 function describeLegacy(input: Json): string | undefined {
@@ -429,8 +445,21 @@ function checkAny(value: unknown, path: string, c: Checker): SubjectIdentifier |
   }
   let input = value;
   const legacy = describeLegacy(input);
-  if (c.lenient) input = upgradeLegacySpelling(input);
-  else if (legacy) {
+  if (c.lenient) {
+    input = upgradeLegacySpelling(input);
+    if (
+      input.format === 'phone_number' &&
+      typeof input.phone_number === 'string' &&
+      TRUNK_ZERO.test(input.phone_number)
+    ) {
+      c.problems.push({
+        path: `${path}.phone_number`,
+        message:
+          'has a "(0)" that does not follow the country code, so whether its 0 is dialled is unknown; write the number in E.164 form such as +442079460958 (RFC 9493 §3.2.5)',
+      });
+      return undefined;
+    }
+  } else if (legacy) {
     c.problems.push({ path, message: legacy });
     return undefined;
   }
