@@ -59,7 +59,7 @@ export function buildConnectorContext(
     http: deps.httpFactoryMaker({
       logger,
       signal: abort.signal,
-      onAuthFailure: (reason) => deps.status.set(instance.id, 'permanent_error', reason),
+      onAuthFailure: (reason) => deps.status.refused(instance.id, reason),
     }),
     checkpoints,
     scheduler: deps.scheduler.forInstance(instance.id, logger),

@@ -54,8 +54,7 @@ export function deliveryObserver(
       );
     },
     authFailure(destinationId, error) {
-      if (outboundOnly(destinationId))
-        status.set(destinationId, 'permanent_error', `credentials refused: ${error.message}`);
+      if (outboundOnly(destinationId)) status.refused(destinationId, `credentials refused: ${error.message}`);
     },
     circuit(destinationId, state) {
       circuit.set({ destination: destinationId }, CIRCUIT_VALUE[state as keyof typeof CIRCUIT_VALUE] ?? 0);

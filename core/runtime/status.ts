@@ -21,6 +21,8 @@ export type StatusListener = (status: InstanceStatus, previous: InstanceState) =
 export class StatusBoard {
   readonly #entries = new Map<string, InstanceStatus>();
   readonly #listeners = new Set<StatusListener>();
+  /** Instances whose permanent error is a refusal of their credentials (see `refused`). */
+  readonly #refusals = new Set<string>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -42,6 +44,8 @@ export class StatusBoard {
     const entry = this.#entries.get(id);
     if (!entry) return;
     const previous = entry.state;
+    // A connector restating a refusal in its own words keeps it a refusal; any other state ends it.
+    if (state !== 'permanent_error') this.#refusals.delete(id);
     const now = this.clock.now().toISOString();
     if (previous !== state || entry.reason !== reason) entry.since = now;
     entry.state = state;
@@ -53,12 +57,29 @@ export class StatusBoard {
     for (const listener of this.#listeners) listener({ ...entry }, previous);
   }
 
+  /**
+   * A target refused the instance's credentials (401/403, a refused token request): a permanent
+   * error, since retrying the same credentials will not help, but one that a later success
+   * disproves (the secret was rotated, the vendor's outage ended), so `success` clears it.
+   */
+  refused(id: string, reason: string): void {
+    if (!this.#entries.has(id)) return;
+    this.set(id, 'permanent_error', reason);
+    this.#refusals.add(id);
+  }
+
+  /**
+   * A unit of work succeeded: clears a recoverable error and a refusal of the credentials. Other
+   * permanent errors stay until the connector that raised them sets another state: only it knows
+   * whether one success means the condition is gone (a stream the transmitter disabled is not
+   * enabled again by a poll that went through).
+   */
   success(id: string): void {
     const entry = this.#entries.get(id);
     if (!entry) return;
     entry.lastSuccessAt = this.clock.now().toISOString();
-    // A success clears a recoverable error, not a permanent one (credentials stay flagged).
-    if (entry.state === 'recoverable_error') this.set(id, 'ok');
+    const refused = entry.state === 'permanent_error' && this.#refusals.has(id);
+    if (entry.state === 'recoverable_error' || refused) this.set(id, 'ok');
   }
 
   get(id: string): InstanceStatus | undefined {

@@ -69,6 +69,28 @@ describe('metrics and readiness', () => {
     b.bridge.status.set('hook', 'ok');
   });
 
+  it('is ready again once deliveries succeed after the destination refused the credentials', async () => {
+    const state = /ssf_bridge_instance_state\{instance="hook",connector="webhook",kind="outbound"\} (\d)/;
+    b.receiver.status = 401;
+    await ingest(b.url, [
+      { type: 'caep.session-revoked', subject: { format: 'email', email: 'ivan@example.com' }, id: 'a1' },
+    ]);
+    await eventually(
+      () => fetch(`${b.url}/readyz`).then((r) => r.status),
+      (s) => s === 503,
+    );
+    expect(state.exec(await scrape())?.[1]).toBe('2');
+    b.receiver.status = 200;
+    await ingest(b.url, [
+      { type: 'caep.session-revoked', subject: { format: 'email', email: 'ivan@example.com' }, id: 'a2' },
+    ]);
+    await eventually(
+      () => fetch(`${b.url}/readyz`).then((r) => r.status),
+      (s) => s === 200,
+    );
+    expect(state.exec(await scrape())?.[1]).toBe('0');
+  });
+
   it('the Grafana dashboard only queries metrics the bridge exposes', async () => {
     const dashboard = readFileSync(
       new URL('../../docs/operations/grafana-dashboard.json', import.meta.url),

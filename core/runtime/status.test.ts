@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { StatusBoard } from './status.ts';
+
+const clock = { now: () => new Date('2025-01-01T00:00:00Z') };
+
+function board(): StatusBoard {
+  const status = new StatusBoard(clock);
+  status.register('hook', 'webhook', 'outbound');
+  status.set('hook', 'ok');
+  return status;
+}
+
+describe('instance status', () => {
+  it('a success after a refusal of the credentials makes the instance ok and ready again', () => {
+    const status = board();
+    status.refused('hook', 'credentials refused: 401');
+    expect(status.readiness()).toEqual({
+      ready: false,
+      reasons: ['hook: permanent_error (credentials refused: 401)'],
+    });
+    status.success('hook');
+    expect(status.get('hook')).toMatchObject({
+      state: 'ok',
+      lastError: 'credentials refused: 401',
+      lastErrorAt: '2025-01-01T00:00:00.000Z',
+    });
+    expect(status.readiness()).toEqual({ ready: true, reasons: [] });
+  });
+
+  it('the connector restating the refusal in its own words keeps it clearable', () => {
+    const status = board();
+    // The HTTP client's hook flags it first, then the poller reports the failed run.
+    status.refused('hook', 'GET https://mdm.example/api answered 401');
+    status.set('hook', 'permanent_error', 'the vendor refused the credentials: answered 401');
+    status.success('hook');
+    expect(status.get('hook')?.state).toBe('ok');
+  });
+
+  it('keeps other permanent errors after a success, as the connector that raised them owns them', () => {
+    const status = board();
+    status.set('hook', 'permanent_error', 'the transmitter disabled the stream');
+    status.success('hook');
+    expect(status.get('hook')?.state).toBe('permanent_error');
+    // A refusal that ended (ok) does not make a later, different permanent error clearable.
+    status.refused('hook', 'credentials refused: 403');
+    status.set('hook', 'ok');
+    status.set('hook', 'permanent_error', 'stream not found');
+    status.success('hook');
+    expect(status.get('hook')?.state).toBe('permanent_error');
+  });
+
+  it('a success clears a recoverable error', () => {
+    const status = board();
+    status.set('hook', 'recoverable_error', 'timeout');
+    status.success('hook');
+    expect(status.get('hook')?.state).toBe('ok');
+  });
+});
