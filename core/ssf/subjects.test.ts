@@ -218,6 +218,28 @@ describe('SSF 1.0 subject formats', () => {
     expect(problemsOf({ format: 'ip-addresses', 'ip-addresses': [] })).toHaveLength(1);
   });
 
+  it('SSF 1.0 §3.5.3: an IPv4-mapped IPv6 address keeps the dotted-quad form of RFC 5952 §5', () => {
+    expect(
+      parseSubject({
+        format: 'ip-addresses',
+        'ip-addresses': ['::ffff:10.0.0.1', '::FFFF:192.0.2.1', '0:0:0:0:0:FFFF:C000:0280', '::ffff:0:0'],
+      }),
+    ).toEqual({
+      format: 'ip-addresses',
+      'ip-addresses': ['::ffff:10.0.0.1', '::ffff:192.0.2.1', '::ffff:192.0.2.128', '::ffff:0.0.0.0'],
+    });
+    // Not IPv4-mapped: a prefix before ffff, or ffff in another group, stays hexadecimal.
+    expect(
+      parseSubject({
+        format: 'ip-addresses',
+        'ip-addresses': ['1::ffff:a00:1', '::ffff:a00:1:2', '::ffff:1'],
+      }),
+    ).toEqual({ format: 'ip-addresses', 'ip-addresses': ['1::ffff:a00:1', '::ffff:a00:1:2', '::ffff:1'] });
+    const mapped = { format: 'ip-addresses', 'ip-addresses': ['::FFFF:10.0.0.1'] };
+    expect(normaliseSubject(normaliseSubject(mapped))).toEqual(normaliseSubject(mapped));
+    expect(subjectsMatch(mapped, { format: 'ip-addresses', 'ip-addresses': ['::ffff:a00:1'] })).toBe(true);
+  });
+
   it('SSF 1.0 §3.4: a proprietary format works once registered, and cannot be redefined', () => {
     expect(problemsOf({ format: 'x-badge', badge_id: 'B-1' })).toHaveLength(1);
     const definition = { format: 'x-badge', spec: 'agreed with the receiver', members: ['badge_id'] };

@@ -348,14 +348,27 @@ function checkStringFormat(spec: StringSubjectFormat, input: Json, path: string,
   return valid ? (out as SubjectIdentifier) : undefined;
 }
 
-/** RFC 5952 text form for IPv6 (via the URL parser), as written for IPv4. */
+/** An IPv4-mapped IPv6 address (::ffff:0:0/96) as the URL parser writes it: ::ffff:a00:1. */
+const IPV4_MAPPED = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/;
+
+/**
+ * RFC 5952 text form for IPv6 (via the URL parser), as written for IPv4. An IPv4-mapped address
+ * keeps its last 32 bits as a dotted quad (::ffff:10.0.0.1), the mixed notation RFC 5952 §5
+ * recommends for it; the URL parser would write ::ffff:a00:1.
+ */
 function canonicalIp(ip: string): string {
   if (isIP(ip) !== 6) return ip;
+  let text: string;
   try {
-    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+    text = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
   } catch {
     return ip.toLowerCase();
   }
+  const mapped = IPV4_MAPPED.exec(text);
+  if (!mapped) return text;
+  const high = parseInt(mapped[1] as string, 16);
+  const low = parseInt(mapped[2] as string, 16);
+  return `::ffff:${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
 }
 
 function checkIpAddresses(input: Json, path: string, c: Checker) {
