@@ -1,7 +1,9 @@
 /**
  * Gauges read from the store and the status board when Prometheus scrapes: outbox depth and
  * dead letters per destination, poll queue depth per stream, and each instance's state. One
- * store query serves all of them per scrape.
+ * store query serves all of them per scrape. A store that cannot be read leaves its gauges empty
+ * and `ssf_bridge_store_up` at 0, and the rest of the scrape is served; `/readyz` asks the store
+ * too (a cheap query, bounded), so a bridge whose store is gone is not ready.
  */
 import client from 'prom-client';
 import type { StatusBoard } from '../runtime/status.ts';
@@ -18,27 +20,44 @@ export const STATE_VALUE: Record<string, number> = {
   stopped: 5,
 };
 
-function setAll(gauge: client.Gauge, label: string, values: Record<string, number>): void {
+function setAll(gauge: client.Gauge, label: string, values: Record<string, number> | undefined): void {
   gauge.reset();
-  for (const [key, value] of Object.entries(values)) gauge.set({ [label]: key }, value);
+  for (const [key, value] of Object.entries(values ?? {})) gauge.set({ [label]: key }, value);
 }
 
 export function registerStoreGauges(metrics: MetricsRegistry, store: Store, status: StatusBoard): void {
-  let pending: { at: number; stats: Promise<StoreStats> } | undefined;
-  // The gauges of one scrape share one read; a later scrape reads again.
+  let pending: { at: number; stats: Promise<StoreStats | undefined> } | undefined;
+  // The gauges of one scrape share one read; a later scrape reads again. A failed read is
+  // undefined: the store's gauges stay empty rather than fail the whole scrape.
   const stats = () => {
     const now = Date.now();
-    if (!pending || now - pending.at > 1_000) pending = { at: now, stats: store.stats() };
+    if (!pending || now - pending.at > 1_000) {
+      pending = {
+        at: now,
+        stats: Promise.resolve()
+          .then(() => store.stats())
+          .catch(() => undefined),
+      };
+    }
     return pending.stats;
   };
+  status.addProbe('store', () => store.schemaVersion());
   const registers = [metrics.registry];
+  new client.Gauge({
+    name: 'ssf_bridge_store_up',
+    help: 'Whether the last read of the store for these metrics succeeded (1) or failed (0)',
+    registers,
+    async collect() {
+      this.set((await stats()) ? 1 : 0);
+    },
+  });
   new client.Gauge({
     name: 'ssf_bridge_queue_depth',
     help: 'Unfinished deliveries (pending and leased) per destination',
     labelNames: ['destination'],
     registers,
     async collect() {
-      setAll(this, 'destination', (await stats()).backlog);
+      setAll(this, 'destination', (await stats())?.backlog);
     },
   });
   new client.Gauge({
@@ -47,7 +66,7 @@ export function registerStoreGauges(metrics: MetricsRegistry, store: Store, stat
     labelNames: ['destination'],
     registers,
     async collect() {
-      setAll(this, 'destination', (await stats()).deadLetters);
+      setAll(this, 'destination', (await stats())?.deadLetters);
     },
   });
   new client.Gauge({
@@ -56,7 +75,7 @@ export function registerStoreGauges(metrics: MetricsRegistry, store: Store, stat
     labelNames: ['stream'],
     registers,
     async collect() {
-      setAll(this, 'stream', (await stats()).pollQueues);
+      setAll(this, 'stream', (await stats())?.pollQueues);
     },
   });
   new client.Gauge({

@@ -118,7 +118,7 @@ export function createServer(deps: ServerDeps): FastifyInstance {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {
-    const { ready, reasons } = deps.status.readiness();
+    const { ready, reasons } = await deps.status.check();
     return reply.code(ready ? 200 : 503).send(ready ? { status: 'ready' } : { status: 'not_ready', reasons });
   });
 

@@ -55,4 +55,20 @@ describe('instance status', () => {
     status.success('hook');
     expect(status.get('hook')?.state).toBe('ok');
   });
+
+  it('is not ready while a probe fails or does not answer in time, and says which', async () => {
+    const status = board();
+    status.addProbe('store', async () => 7);
+    expect(await status.check(50)).toEqual({ ready: true, reasons: [] });
+    status.addProbe('store', () => new Promise(() => undefined));
+    expect(await status.check(50)).toEqual({ ready: false, reasons: ['store: no answer within 50 ms'] });
+    status.addProbe('store', async () => {
+      throw new Error('disk I/O error');
+    });
+    status.set('hook', 'stopped');
+    expect(await status.check(50)).toEqual({
+      ready: false,
+      reasons: ['hook: stopped', 'store: disk I/O error'],
+    });
+  });
 });

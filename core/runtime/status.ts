@@ -14,6 +14,9 @@ export interface InstanceStatus {
 
 export type StatusListener = (status: InstanceStatus, previous: InstanceState) => void;
 
+/** A dependency `/readyz` checks besides the instances (the store): it fails by rejecting. */
+export type ReadinessProbe = (signal: AbortSignal) => Promise<unknown>;
+
 /**
  * The live status of every connector instance (and core service). `/readyz` and the admin
  * API read it; connectors write it through `ctx.status`.
@@ -23,6 +26,7 @@ export class StatusBoard {
   readonly #listeners = new Set<StatusListener>();
   /** Instances whose permanent error is a refusal of their credentials (see `refused`). */
   readonly #refusals = new Set<string>();
+  readonly #probes = new Map<string, ReadinessProbe>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -94,6 +98,43 @@ export class StatusBoard {
   onChange(listener: StatusListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Adds (or replaces) a dependency `check()` asks for readiness. */
+  addProbe(name: string, probe: ReadinessProbe): void {
+    this.#probes.set(name, probe);
+  }
+
+  /**
+   * `readiness()` and every probe, each given at most `timeoutMs`: a dependency that does not
+   * answer in time makes the bridge not ready as one that fails does.
+   */
+  async check(timeoutMs = 2_000): Promise<{ ready: boolean; reasons: string[] }> {
+    const { reasons } = this.readiness();
+    const failed = await Promise.all(
+      [...this.#probes].map(async ([name, probe]) => {
+        const controller = new AbortController();
+        let timer: NodeJS.Timeout | undefined;
+        const expired = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            controller.abort();
+            reject(new Error(`no answer within ${timeoutMs} ms`));
+          }, timeoutMs);
+        });
+        const answer = Promise.resolve().then(() => probe(controller.signal));
+        answer.catch(() => undefined); // one that fails after its time is up is not waited for
+        try {
+          await Promise.race([answer, expired]);
+          return undefined;
+        } catch (err) {
+          return `${name}: ${err instanceof Error ? err.message : String(err)}`;
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    const all = [...reasons, ...failed.filter((r): r is string => r !== undefined)];
+    return { ready: all.length === 0, reasons: all };
   }
 
   /** Ready when every instance is ok or recovering; otherwise the reasons why not. */

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfigText } from '../../core/config/index.ts';
 import { Bridge } from '../../core/runtime/bridge.ts';
 import { configCrossChecks, defaultRegistry } from '../../core/runtime/defaults.ts';
@@ -89,6 +89,35 @@ describe('metrics and readiness', () => {
       (s) => s === 200,
     );
     expect(state.exec(await scrape())?.[1]).toBe('0');
+  });
+
+  it('serves every other series, and is not ready, while the store cannot be read', async () => {
+    expect(await scrape()).toMatch(/^ssf_bridge_store_up 1$/m);
+    const down = new Error('connect ECONNREFUSED 10.0.0.5:5432');
+    const stats = vi.spyOn(b.bridge.store, 'stats').mockRejectedValue(down);
+    const version = vi.spyOn(b.bridge.store, 'schemaVersion').mockRejectedValue(down);
+    try {
+      const res = await eventually(
+        () => fetch(`${b.url}/metrics`).then(async (r) => ({ status: r.status, text: await r.text() })),
+        (r) => r.status !== 200 || /^ssf_bridge_store_up 0$/m.test(r.text),
+      );
+      expect(res.status).toBe(200);
+      expect(res.text).toMatch(/^ssf_bridge_store_up 0$/m);
+      expect(res.text).toMatch(/ssf_bridge_deliveries_total\{destination="hook",outcome="delivered"\} \d+/);
+      expect(res.text).toMatch(/ssf_bridge_instance_state\{instance="hook"/);
+      expect(res.text).not.toMatch(/^ssf_bridge_queue_depth\{/m);
+      const ready = await fetch(`${b.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({
+        status: 'not_ready',
+        reasons: ['store: connect ECONNREFUSED 10.0.0.5:5432'],
+      });
+    } finally {
+      stats.mockRestore();
+      version.mockRestore();
+    }
+    expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
+    await eventually(scrape, (t) => /^ssf_bridge_store_up 1$/m.test(t));
   });
 
   it('the Grafana dashboard only queries metrics the bridge exposes', async () => {
