@@ -1072,6 +1072,24 @@ describe('against a stand-in transmitter', () => {
     expect(result).toMatchObject({ events: [], ignored: expect.stringContaining('issued by this bridge') });
   });
 
+  it('RFC 8417 §2.2 (checklist §1.1): an events member named by a short name is an unknown event type: accepted, not relayed, not taken as a stream control event', async () => {
+    const before = h.emitted.length;
+    const ignoredBefore = count(h, 'ssf_receiver_sets_total', { outcome: 'ignored' });
+    const now = Math.floor(Date.now() / 1000);
+    for (const events of [
+      { 'caep.session-revoked': { event_timestamp: now } },
+      { 'ssf.verification': { state: 'a-state-nobody-asked-for' } },
+      { 'ssf.stream-updated': { status: 'paused' } },
+    ]) {
+      const answer = await (connector.handleWebhook as NonNullable<InboundConnector['handleWebhook']>)(
+        pushRequest(await sign(claims(standIn.issuer, { events }), k1)),
+      );
+      expect({ events, status: answer.status }).toEqual({ events, status: 202 });
+    }
+    expect(h.emitted).toHaveLength(before);
+    expect(count(h, 'ssf_receiver_sets_total', { outcome: 'ignored' })).toBe(ignoredBefore + 3);
+  });
+
   it('polls with returnImmediately false, acknowledges processed SETs and reports refused ones in setErrs', async () => {
     const p = harness('standin-poll');
     const good = claims(standIn.issuer);

@@ -367,21 +367,27 @@ export function checkClaims(claims: unknown, options: ClaimCheckOptions): ClaimC
   if (!eventType) return { findings, ...(subject ? { subject } : {}) };
 
   const catalog = options.catalog ?? eventCatalog;
-  const definition = catalog.find(eventType);
+  // Member names of events are event-type URIs (RFC 8417 §2.2): a catalog short name such as
+  // caep.session-revoked names no event type on the wire, so it counts as an unknown type.
+  const found = catalog.find(eventType);
+  const definition = found?.uri === eventType ? found : undefined;
   if (!definition) {
+    const hint = found
+      ? ` (events member names are event-type URIs, RFC 8417 §2.2; the catalog's ${eventType} is ${found.uri})`
+      : '';
     if (options.rejectUnknownEventTypes) {
       findings.push(
         error(
           'invalid_request',
           'SSF_ERR_SET_EVENT_UNKNOWN',
-          `event type ${eventType} is not one this receiver knows`,
+          `event type ${eventType} is not one this receiver knows${hint}`,
         ),
       );
     } else {
       findings.push(
         warning(
           'SSF_ERR_SET_EVENT_UNKNOWN',
-          `event type ${eventType} is not in the catalog; its contents were not checked`,
+          `event type ${eventType} is not in the catalog; its contents were not checked${hint}`,
         ),
       );
     }

@@ -37,6 +37,28 @@ describe('inspectSet (ssf-bridge decode)', () => {
     expect(invalid?.description).toMatch(/current_status/);
   });
 
+  it('RFC 8417 §2.2 (checklist §1.1): reports an events member named by a short name as an unknown event type', () => {
+    const token = `${b64({ alg: 'ES256', kid: 'k1', typ: 'secevent+jwt' })}.${b64({
+      iss: 'https://tx.example',
+      iat: 1767225600,
+      jti: 'j-1',
+      aud: 'https://rx.example',
+      txn: 't-1',
+      sub_id: { format: 'email', email: 'dana@example.com' },
+      events: { 'caep.session-revoked': {} },
+    })}.c2ln`;
+    const { findings } = inspectSet(token, { now: new Date('2026-01-01T00:00:00Z') });
+    expect(findings).toEqual([
+      expect.objectContaining({
+        severity: 'warning',
+        code: 'SSF_ERR_SET_EVENT_UNKNOWN',
+        description: expect.stringMatching(
+          /^event type caep\.session-revoked is not in the catalog; .*event-type URIs, RFC 8417 §2\.2; the catalog's caep\.session-revoked is https:\/\/schemas\.openid\.net\/secevent\/caep\/event-type\/session-revoked\)$/,
+        ),
+      }),
+    ]);
+  });
+
   it('reports an unparsable token as one error', () => {
     expect(inspectSet('abc').findings).toEqual([
       expect.objectContaining({ severity: 'error', err: 'invalid_request', code: 'SSF_ERR_SET_MALFORMED' }),

@@ -154,6 +154,34 @@ describe('verifySet accepts', () => {
     expect((await refusal(token, { rejectUnknownEventTypes: true })).code).toBe('SSF_ERR_SET_EVENT_UNKNOWN');
   });
 
+  it('RFC 8417 §2.2 (checklist §1.1): an events member named by a catalog short name is an unknown event type, not the catalog one', async () => {
+    const token = await craft(
+      { alg: 'ES256', kid: key.kid, typ: 'secevent+jwt' },
+      { ...validPayload(), events: { 'caep.session-revoked': { reason_admin: { en: 'x' } } } },
+      key,
+    );
+    const verified = await verifySet(token, options());
+    expect(verified.knownEventType).toBe(false);
+    expect(verified.eventType).toBe('caep.session-revoked');
+    expect(verified.warnings).toContainEqual(
+      expect.objectContaining({
+        severity: 'warning',
+        code: 'SSF_ERR_SET_EVENT_UNKNOWN',
+        description: expect.stringContaining(`the catalog's caep.session-revoked is ${SESSION_REVOKED}`),
+      }),
+    );
+    const refused = await refusal(token, { rejectUnknownEventTypes: true });
+    expect([refused.err, refused.code]).toEqual(['invalid_request', 'SSF_ERR_SET_EVENT_UNKNOWN']);
+    // Its contents are not checked against the catalog entry either: a short-named
+    // credential-change missing its required claims is taken as an unknown event.
+    const credential = await craft(
+      { alg: 'ES256', kid: key.kid, typ: 'secevent+jwt' },
+      { ...validPayload(), events: { 'caep.credential-change': {} } },
+      key,
+    );
+    expect((await verifySet(credential, options())).knownEventType).toBe(false);
+  });
+
   it('checklist SSF-02: a pre-SSF 1.0 SET with the subject inside the event, when legacySubject is on', async () => {
     const { sub_id: subId, ...rest } = validPayload();
     const token = await craft(
