@@ -5,6 +5,7 @@ import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import type { StatusBoard } from './status.ts';
 
 const CIRCUIT_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
+const OUTCOMES = ['delivered', 'retry', 'dead_letter'] as const;
 
 /** Turns delivery outcomes into metrics, log lines and instance status. */
 export function deliveryObserver(
@@ -29,6 +30,19 @@ export function deliveryObserver(
     ['destination'],
   );
   const outboundOnly = (id: string) => !id.startsWith('stream:');
+  // Every outcome of an outbound instance is listed at 0 from its start, so the first dead letter
+  // after a start is an increase `increase(...[15m]) > 0` sees, not a series that appears at 1.
+  // (SSF streams come and go: theirs appear with their first delivery.)
+  const known = new Set<string>();
+  const listed = (destination: string) => {
+    if (known.has(destination)) return;
+    known.add(destination);
+    for (const outcome of OUTCOMES) outcomes.inc({ destination, outcome }, 0);
+  };
+  for (const s of status.list()) if (s.kind === 'outbound') listed(s.id);
+  status.onChange((s) => {
+    if (s.kind === 'outbound') listed(s.id);
+  });
   return {
     delivered(n) {
       outcomes.inc({ destination: n.destinationId, outcome: 'delivered' });

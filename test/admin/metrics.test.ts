@@ -29,6 +29,15 @@ describe('metrics and readiness', () => {
     await b.stop();
   });
 
+  it("lists each destination's delivery outcomes at 0 before any delivery", async () => {
+    const text = await scrape();
+    for (const outcome of ['delivered', 'retry', 'dead_letter']) {
+      expect(text).toMatch(
+        new RegExp(`^ssf_bridge_deliveries_total\\{destination="hook",outcome="${outcome}"\\} 0$`, 'm'),
+      );
+    }
+  });
+
   it('exposes per-instance event, delivery, queue and state metrics with process metrics', async () => {
     b.receiver.status = 400;
     await ingest(b.url, [
