@@ -176,6 +176,7 @@ export class Bridge {
             return connector?.prepare?.bind(connector);
           },
           (id) => this.config.instances.find((i) => i.id === id)?.definition.manifest.id,
+          root.delivery.future_events,
         ),
         config: root.delivery,
         clock: this.clock,

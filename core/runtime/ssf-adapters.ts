@@ -23,15 +23,37 @@ export function validateDraft(draft: EventDraft): ValidationResult {
   };
 }
 
+/** How the pipeline held future-dated events (`delivery.future_events`). */
+export interface FutureEventsPolicy {
+  hold: boolean;
+  /** Milliseconds an occurred-at may lie ahead of the acceptance before the event is held. */
+  tolerance: number;
+}
+
 /**
- * Signs stored events for destinations with the SET codec. `iat` is the time the event was
- * accepted and the jti is the outbox row's, so every retry of a delivery is the same SET
- * (apart from the signature).
+ * When a stored event's SET is issued (its `iat`, RFC 8417 §2.2): when the event was accepted,
+ * or, for an event the pipeline held until its future occurred-at, that occurred-at (when it was
+ * released, or shortly before a release that ran late). Derived from the stored event alone, so
+ * every retry of a delivery carries the same `iat`.
+ */
+export function issuedAt(
+  event: Pick<StoredEvent, 'acceptedAt' | 'occurredAt'>,
+  future?: FutureEventsPolicy,
+): Date {
+  const held =
+    future?.hold === true && event.occurredAt.getTime() > event.acceptedAt.getTime() + future.tolerance;
+  return held ? event.occurredAt : event.acceptedAt;
+}
+
+/**
+ * Signs stored events for destinations with the SET codec. `iat` is {@link issuedAt} and the jti
+ * is the outbox row's, so every retry of a delivery is the same SET (apart from the signature).
  */
 export function codecSigner(
   codec: SetCodec,
   preparerOf: (destinationId: string) => OutboundConnector['prepare'] | undefined = () => undefined,
   connectorOf: (instanceId: string) => string | undefined = () => undefined,
+  futureEvents?: FutureEventsPolicy,
 ): SetSigner {
   return {
     async sign(event: StoredEvent, destination, delivery) {
@@ -47,7 +69,7 @@ export function codecSigner(
           profileOptions: destination.target.profileOptions,
         },
         jti: delivery.jti,
-        now: event.acceptedAt,
+        now: issuedAt(event, futureEvents),
       });
       const connector = connectorOf(event.instanceId);
       const source = {
