@@ -144,6 +144,26 @@ describe('metrics and readiness', () => {
     expect(missing).toEqual([]);
     expect(names.size).toBeGreaterThan(12);
   });
+
+  it("the dashboard's failing scheduled runs are failed and missed runs only, not skips, holds or overlaps", async () => {
+    const dashboard = JSON.parse(
+      readFileSync(new URL('../../docs/operations/grafana-dashboard.json', import.meta.url), 'utf8'),
+    ) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
+    // The outcomes the scheduler counts, as its help text lists them.
+    const help = /# HELP ssf_bridge_scheduled_runs_total .*\(([^)]*)\)/.exec(await scrape())?.[1];
+    const outcomes = (help ?? '').split(',').map((o) => o.trim());
+    expect(outcomes).toEqual(
+      expect.arrayContaining(['ok', 'failed', 'missed', 'skipped', 'held', 'overlap']),
+    );
+    const panel = dashboard.panels.find((p) => /scheduled runs failing/i.test(p.title));
+    const expr = panel?.targets?.[0]?.expr ?? '';
+    const matcher = /ssf_bridge_scheduled_runs_total\{[^}]*\boutcome(=~|!~|!=|=)"([^"]*)"/.exec(expr);
+    expect(matcher, expr).not.toBeNull();
+    const [, op, value] = matcher!;
+    const re = new RegExp(`^(?:${op === '=' || op === '!=' ? value!.replace(/[|.]/g, '\\$&') : value})$`);
+    const selected = outcomes.filter((o) => re.test(o) === (op === '=' || op === '=~'));
+    expect(selected.sort()).toEqual(['failed', 'missed']);
+  });
 });
 
 describe('metrics of SSF streams', () => {
