@@ -141,4 +141,22 @@ describe('scheduler', () => {
     expect(() => s.schedule('x', {}, async () => undefined)).toThrow(/exactly one of cron or everyMs/);
     expect(() => s.schedule('x', { everyMs: 0 }, async () => undefined)).toThrow(/must be positive/);
   });
+
+  it('measures runs of up to half an hour in buckets, since a full scan takes minutes', async () => {
+    const { scheduler, metrics } = service();
+    let done = false;
+    scheduler
+      .forInstance('i9', capturingLogger().logger)
+      .schedule('scan', { everyMs: 60_000, runOnStart: true }, async () => {
+        done = true;
+      });
+    while (!done) await sleep(5);
+    await sleep(5);
+    scheduler.stopInstance('i9');
+    const text = (await metrics.render()).body;
+    const bounds = [...text.matchAll(/^ssf_bridge_scheduled_run_seconds_bucket\{le="([^"]+)"/gm)].map(
+      (m) => m[1],
+    );
+    expect(bounds).toEqual(['0.1', '0.5', '1', '5', '10', '30', '60', '120', '300', '600', '1800', '+Inf']);
+  });
 });

@@ -29,6 +29,8 @@ interface TaskHandle {
  * Every task runs in UTC, never overlaps itself, and reports runs, failures, overlaps and
  * missed runs as metrics and log lines.
  */
+const RUN_SECONDS_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800];
+
 export class SchedulerService {
   readonly #deps: SchedulerDeps;
   readonly #byInstance = new Map<string, Set<TaskHandle>>();
@@ -42,10 +44,12 @@ export class SchedulerService {
       'Scheduled task runs by outcome (ok, failed, missed, overlap, skipped, held)',
       ['instance', 'task', 'outcome'],
     );
+    // Up to half an hour: a full MDM or EDR scan takes minutes, past prom-client's 10 s default.
     this.#duration = deps.metrics.histogram(
       'ssf_bridge_scheduled_run_seconds',
       'Duration of scheduled task runs',
       ['instance', 'task'],
+      RUN_SECONDS_BUCKETS,
     );
   }
 
