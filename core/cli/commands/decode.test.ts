@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CliIo } from '../io.ts';
 import { main } from '../main.ts';
@@ -65,6 +68,40 @@ describe('ssf-bridge decode', () => {
     expect(result.out).toContain('  - error invalid_request: exp must not appear in a SET');
     expect(result.out).toContain('  - warning: no kid header');
     expect(result.out).toContain('  - warning: no txn');
+  });
+
+  it('checklist SSF-02 / SET-14: --legacy-subject accepts a SET of the legacy-sse-caep profile, whose subject is inside the event', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ssf-cli-decode-legacy-'));
+    try {
+      const signed = await run([
+        'events',
+        'sign',
+        '--type',
+        'caep.credential-change',
+        '--subject',
+        '{"format":"email","email":"dana@example.com"}',
+        '--claims',
+        '{"credential_type":"password","change_type":"update"}',
+        '--profile',
+        'legacy-sse-caep',
+        '--aud',
+        'https://rx.example',
+        '--data-dir',
+        dir,
+      ]);
+      expect(signed.code, signed.err).toBe(0);
+      const refused = await run(['decode', signed.out]);
+      expect(refused.code).toBe(2);
+      expect(refused.out).toContain('  - error invalid_request: sub_id is required');
+      expect(refused.out).toContain('accepted with --legacy-subject');
+      const accepted = await run(['decode', '--legacy-subject', signed.out]);
+      expect(accepted.code, accepted.out).toBe(0);
+      expect(accepted.out).not.toContain('  - error');
+      expect(accepted.out).toContain('  - warning: no sub_id; the subject was taken from inside the event');
+      expect(accepted.out).not.toContain('--legacy-subject');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints JSON with --json', async () => {

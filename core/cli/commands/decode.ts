@@ -11,6 +11,19 @@ export async function readSetArgument(argument: string | undefined, io: CliIo): 
   return token;
 }
 
+/** Help of --legacy-subject, shared by decode and verify. */
+export const LEGACY_SUBJECT_HELP =
+  'accept a SET without sub_id whose event names its subject inside, as pre-SSF 1.0 transmitters and the legacy-sse-caep and okta-itp (top_level_sub_id false) profiles send it';
+
+/** Said when a SET is refused only for having no sub_id, while --legacy-subject was not given. */
+export const LEGACY_SUBJECT_NOTE =
+  'note: a SET naming its subject inside the event (pre-SSF 1.0 shape) is accepted with --legacy-subject';
+
+/** True when the finding is the refusal --legacy-subject lifts: no sub_id at all. */
+export function missingSubId(finding: Pick<Finding, 'code' | 'description'>): boolean {
+  return finding.code === 'SSF_ERR_SET_SUB_ID' && finding.description.startsWith('sub_id is required');
+}
+
 export function formatFinding(finding: Finding): string {
   const label = finding.severity === 'error' ? `error ${finding.err}` : 'warning';
   return `  - ${label}: ${finding.description} [${finding.code}]`;
@@ -25,8 +38,11 @@ export function registerDecode(program: Command, io: CliIo): void {
     )
     .argument('[set]', 'compact SET, or - to read standard input')
     .option('--json', 'print {header, claims, problems} as JSON')
-    .action(async (argument: string | undefined, options: { json?: boolean }) => {
-      const inspection = inspectSet(await readSetArgument(argument, io));
+    .option('--legacy-subject', LEGACY_SUBJECT_HELP)
+    .action(async (argument: string | undefined, options: { json?: boolean; legacySubject?: boolean }) => {
+      const inspection = inspectSet(await readSetArgument(argument, io), {
+        ...(options.legacySubject ? { legacySubject: true } : {}),
+      });
       const errors = inspection.findings.filter((f) => f.severity === 'error');
       if (options.json) {
         io.out(
@@ -44,6 +60,7 @@ export function registerDecode(program: Command, io: CliIo): void {
         } else {
           io.out(`Problems (${inspection.findings.length}):`);
           for (const finding of inspection.findings) io.out(formatFinding(finding));
+          if (inspection.findings.some(missingSubId)) io.out(LEGACY_SUBJECT_NOTE);
         }
       }
       if (errors.length > 0) throw new CliExit(EXIT.invalid, '');

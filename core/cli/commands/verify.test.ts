@@ -116,6 +116,77 @@ describe('ssf-bridge verify', () => {
     expect([missing.code, missing.err]).toEqual([1, expect.stringMatching(/cannot read a JWKS/)]);
   });
 
+  it('checklist SSF-02 / SET-14: --legacy-subject accepts the SETs of the legacy-sse-caep and okta-itp (top_level_sub_id false) profiles, which name their subject inside the event', async () => {
+    const signDir = await mkdtemp(join(tmpdir(), 'ssf-cli-verify-legacy-'));
+    try {
+      const sign = async (...extra: string[]) => {
+        const signed = await run([
+          'events',
+          'sign',
+          '--aud',
+          'https://rx.example',
+          '--iss',
+          'https://tx.example',
+          '--data-dir',
+          signDir,
+          ...extra,
+        ]);
+        expect(signed.code, signed.err).toBe(0);
+        return signed.out;
+      };
+      const legacySse = await sign(
+        '--type',
+        'caep.session-revoked',
+        '--subject',
+        '{"format":"email","email":"dana@example.com"}',
+        '--profile',
+        'legacy-sse-caep',
+      );
+      const oktaInside = await sign(
+        '--type',
+        'caep.risk-level-change',
+        '--subject',
+        '{"format":"complex","user":{"format":"email","email":"dana@example.com"}}',
+        '--claims',
+        '{"principal":"USER","current_level":"HIGH","reason_admin":{"en":"EDR"}}',
+        '--profile',
+        'okta-itp',
+        '--profile-options',
+        '{"top_level_sub_id":false}',
+      );
+      const signJwks = join(signDir, 'jwks.json');
+      await writeFile(
+        signJwks,
+        JSON.stringify((await KeyStore.open({ dataDir: signDir, create: false })).jwks()),
+      );
+      const cases: Array<[string, string]> = [
+        [legacySse, 'caep.session-revoked'],
+        [oktaInside, 'okta.user-risk-change'],
+      ];
+      for (const [token, type] of cases) {
+        const args = [
+          'verify',
+          '--jwks',
+          signJwks,
+          '--aud',
+          'https://rx.example',
+          '--iss',
+          'https://tx.example',
+        ];
+        const refused = await run([...args, token]);
+        expect(refused.code).toBe(2);
+        expect(refused.err).toMatch(/^invalid_request: sub_id is required: .* \[SSF_ERR_SET_SUB_ID\]/);
+        expect(refused.err).toContain('accepted with --legacy-subject');
+        const accepted = await run([...args, '--legacy-subject', token]);
+        expect(accepted.code, accepted.err).toBe(0);
+        expect(accepted.out).toMatch(new RegExp(`^valid: ${type} `));
+        expect(accepted.out).toContain('no sub_id; the subject was taken from inside the event');
+      }
+    } finally {
+      await rm(signDir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a SET older than --max-age', async () => {
     const store = await KeyStore.open({ dataDir: dir });
     const old = await new SetCodec({ issuer: 'https://tx.example', keys: store }).mint({

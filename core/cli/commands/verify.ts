@@ -12,7 +12,13 @@ import {
   type VerificationAlgorithm,
 } from '../../ssf/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
-import { formatFinding, readSetArgument } from './decode.ts';
+import {
+  LEGACY_SUBJECT_HELP,
+  LEGACY_SUBJECT_NOTE,
+  formatFinding,
+  missingSubId,
+  readSetArgument,
+} from './decode.ts';
 
 interface VerifyOptions {
   jwks: string;
@@ -20,6 +26,7 @@ interface VerifyOptions {
   iss?: string[];
   maxAge?: string;
   alg?: string;
+  legacySubject?: boolean;
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -42,7 +49,7 @@ function algorithms(list: string | undefined): VerificationAlgorithm[] | undefin
 }
 
 /**
- * `ssf-bridge verify --jwks URL|FILE [--aud A] [--iss I] [SET|-]`: verifies a SET as a receiver
+ * `ssf-bridge verify --jwks URL|FILE [--aud A] [--iss I] [--legacy-subject] [SET|-]`: verifies a SET as a receiver
  * would. A refusal exits 2 and prints the RFC 8935 error code with its description.
  */
 export function registerVerify(program: Command, io: CliIo): void {
@@ -55,6 +62,7 @@ export function registerVerify(program: Command, io: CliIo): void {
     .option('--iss <issuer>', 'expected issuer (repeat for several); not checked when absent', collect)
     .option('--max-age <duration>', 'refuse SETs issued longer ago than this, e.g. 5m')
     .option('--alg <list>', 'accepted algorithms, comma-separated (default RS256,ES256,PS256,EdDSA)')
+    .option('--legacy-subject', LEGACY_SUBJECT_HELP)
     .action(async (argument: string | undefined, options: VerifyOptions) => {
       const token = await readSetArgument(argument, io);
       const maxAgeMs = options.maxAge === undefined ? undefined : parseDuration(options.maxAge);
@@ -69,6 +77,7 @@ export function registerVerify(program: Command, io: CliIo): void {
           audience: options.aud ?? null,
           ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
           ...(accepted ? { algorithms: accepted } : {}),
+          ...(options.legacySubject ? { legacySubject: true } : {}),
         });
         const type = findEventType(verified.eventType)?.shortName ?? verified.eventType;
         io.out(`valid: ${type} (jti ${verified.jti}) signed with key ${verified.header.kid ?? '(no kid)'}`);
@@ -78,7 +87,8 @@ export function registerVerify(program: Command, io: CliIo): void {
         io.out(JSON.stringify(verified.claims, null, 2));
       } catch (err) {
         if (err instanceof SetVerificationError) {
-          throw new CliExit(EXIT.invalid, `${err.err}: ${err.description} [${err.code}]`);
+          const note = !options.legacySubject && missingSubId(err) ? `\n${LEGACY_SUBJECT_NOTE}` : '';
+          throw new CliExit(EXIT.invalid, `${err.err}: ${err.description} [${err.code}]${note}`);
         }
         if (isBridgeError(err))
           throw new CliExit(EXIT.failure, `ssf-bridge verify: ${err.message} [${err.code}]`);

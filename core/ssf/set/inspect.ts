@@ -14,6 +14,8 @@ export interface SetInspection {
 export interface InspectOptions {
   now?: Date;
   catalog?: EventCatalog;
+  /** Accept a SET without sub_id when its event carries a subject (transmitters written before SSF 1.0). */
+  legacySubject?: boolean;
 }
 
 export function inspectSet(token: string, options: InspectOptions = {}): SetInspection {
@@ -30,6 +32,7 @@ export function inspectSet(token: string, options: InspectOptions = {}): SetInsp
     audience: null,
     now: options.now ?? new Date(),
     ...(options.catalog ? { catalog: options.catalog } : {}),
+    ...(options.legacySubject ? { legacySubject: true } : {}),
   });
   const findings = [...header, ...claims.findings];
   return {
