@@ -3,7 +3,7 @@ import type { ConfigProblem, LoadedConfig } from '../config/index.ts';
 import { formatPath } from '../config/interpolate.ts';
 import { deviceSourceProblem } from '../devices/records.ts';
 import { routeReferenceProblems } from '../pipeline/config.ts';
-import { findEventType } from '../ssf/index.ts';
+import { findEventType, subjectKey, validateSubject, type SubjectIdentifier } from '../ssf/index.ts';
 import { ConnectorRegistry } from './registry.ts';
 
 /** The registry of first-party connectors. */
@@ -13,7 +13,7 @@ export function defaultRegistry(): ConnectorRegistry {
 
 /** Checks across blocks that need the whole validated config. */
 export function configCrossChecks(): Array<(config: LoadedConfig) => ConfigProblem[]> {
-  return [routeReferences, routeEventTypes, instanceReferences];
+  return [routeReferences, routeEventTypes, instanceReferences, subjectAliases];
 }
 
 /** Instances a connector's config names (`definition.references`) must exist and fit. */
@@ -66,6 +66,36 @@ function routeEventTypes(config: LoadedConfig): ConfigProblem[] {
         });
       }
     });
+  });
+  return problems;
+}
+
+/**
+ * Every `subjects.aliases` entry must name valid subjects, as the catalog checks them: a bad
+ * `from` would stop start-up, a bad `to` would make events about that subject invalid. Two
+ * entries with the same `from` would leave the second unused.
+ */
+function subjectAliases(config: LoadedConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const froms = new Map<string, number>();
+  config.root.subjects.aliases.forEach((alias, index) => {
+    for (const side of ['from', 'to'] as const) {
+      const path = formatPath(['subjects', 'aliases', index, side]);
+      const result = validateSubject(alias[side], { path });
+      if (!result.ok) {
+        problems.push(...result.problems.map((p) => ({ path: p.path, message: p.message })));
+        continue;
+      }
+      if (side !== 'from') continue;
+      const key = subjectKey(result.subject as SubjectIdentifier);
+      const earlier = froms.get(key);
+      if (earlier === undefined) froms.set(key, index);
+      else
+        problems.push({
+          path,
+          message: `the same subject as ${formatPath(['subjects', 'aliases', earlier, 'from'])}; only the first applies`,
+        });
+    }
   });
   return problems;
 }

@@ -64,3 +64,42 @@ describe('instances a connector config names (definition.references)', () => {
     ]);
   });
 });
+
+describe('subjects.aliases (checked as the catalog checks subjects)', () => {
+  const withAliases = (aliases: string) => `
+inbound:
+  - id: api
+    connector: events-api
+    config: { token: ingest-token-0123456789abcdef }
+subjects:
+  aliases:
+${aliases}
+`;
+
+  it('refuses a bad from or to at its path, and a from given twice', async () => {
+    const result = await load(
+      withAliases(`    - from: { format: email, email: dana@home.example }
+      to: { format: email, email: dana.lee@corp.example }
+    - from: { format: email, email: not-an-address }
+      to: { format: email, mail: dana.lee@corp.example }
+    - from: { format: email, email: dana@HOME.example }
+      to: { format: opaque, id: WID-7 }`),
+    );
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.problems.map((p) => p.path)).toEqual([
+      'subjects.aliases[1].from.email',
+      'subjects.aliases[1].to.email',
+      'subjects.aliases[1].to.mail',
+      'subjects.aliases[2].from',
+    ]);
+    expect(!result.ok && result.problems[3]?.message).toMatch(/subjects\.aliases\[0\]\.from/);
+  });
+
+  it('accepts aliases, complex and loosely cased subjects on either side', async () => {
+    const result = await load(
+      withAliases(`    - from: { format: email, email: Dana@HOME.example }
+      to: { format: aliases, identifiers: [{ format: opaque, id: WID-7 }, { format: email, email: dana.lee@corp.example }] }`),
+    );
+    expect(result.ok && true).toBe(true);
+  });
+});
