@@ -291,6 +291,7 @@ export class Pipeline {
     for (const resolve of this.#resolvers) {
       subject = (await resolve(subject, { instanceId, eventType: draft.type })) ?? subject;
     }
+    if (subject !== draft.subject) subject = await this.#renormalise(instanceId, draft, subject);
     const occurredAt = draft.occurredAt === undefined ? now : new Date(draft.occurredAt);
     const event: StoredEvent = {
       id: newEventId(now.getTime()),
@@ -310,6 +311,30 @@ export class Pipeline {
       return { event, dedupeKey: p.key, deliveries: [], releaseAt: occurredAt };
     }
     return { event, dedupeKey: p.key, deliveries: this.#outboundDeliveries(event) };
+  }
+
+  /**
+   * A subject an alias or resolver rewrote, checked and normalised by the catalog again (a
+   * rewritten member of an aliases subject may repeat another, a `to` may be spelt loosely). One
+   * the event type does not take is not applied: the event keeps the subject its source sent.
+   */
+  async #renormalise(
+    instanceId: string,
+    draft: EventDraft,
+    subject: SubjectIdentifier,
+  ): Promise<SubjectIdentifier> {
+    const result = await this.#o.validateEvent({ ...draft, subject });
+    if (result.ok) return result.event.subject;
+    this.#o.logger?.warn(
+      {
+        instance: instanceId,
+        type: draft.type,
+        sourceRecordId: draft.sourceRecordId,
+        problems: result.problems.map((p) => `${p.path}: ${p.message}`),
+      },
+      'a subject alias or resolver gave a subject this event type does not take; the event keeps its own subject',
+    );
+    return draft.subject;
   }
 
   #outboundDeliveries(event: StoredEvent): NewDelivery[] {

@@ -47,7 +47,13 @@ export type SubjectResolver = (
   context: { instanceId: string; eventType: string },
 ) => SubjectIdentifier | undefined | Promise<SubjectIdentifier | undefined>;
 
-/** The static alias map from config, as a resolver. */
+/**
+ * The static alias map from config, as a resolver. A subject equal to an alias's `from` (by
+ * `subjectKey`) becomes its `to`; otherwise each identifier of an `aliases` subject and each
+ * member of a `complex` subject that equals a `from` is replaced on its own (an `aliases` `to`
+ * adds its identifiers to an aliases subject; a `to` that cannot nest there is not applied).
+ * One hop: a `to` is never looked up again. The caller re-normalises the result.
+ */
 export function aliasResolver(
   config: SubjectsConfig,
   subjectKey: (subject: SubjectIdentifier) => string,
@@ -55,5 +61,39 @@ export function aliasResolver(
   const aliases = new Map(
     config.aliases.map(({ from, to }) => [subjectKey(from as SubjectIdentifier), to as SubjectIdentifier]),
   );
-  return (subject) => aliases.get(subjectKey(subject));
+  const lookup = (subject: unknown): SubjectIdentifier | undefined => {
+    if (subject === null || typeof subject !== 'object' || Array.isArray(subject)) return undefined;
+    try {
+      return aliases.get(subjectKey(subject as SubjectIdentifier));
+    } catch {
+      return undefined;
+    }
+  };
+  return (subject) => {
+    const whole = lookup(subject);
+    if (whole !== undefined) return whole;
+    if (subject.format === 'aliases' && Array.isArray(subject.identifiers)) {
+      let changed = false;
+      const identifiers = (subject.identifiers as unknown[]).flatMap((id) => {
+        const to = lookup(id);
+        if (to === undefined || to.format === 'complex') return [id];
+        changed = true;
+        return to.format === 'aliases' ? (to.identifiers as unknown[]) : [to];
+      });
+      return changed ? { ...subject, identifiers } : undefined;
+    }
+    if (subject.format === 'complex') {
+      let changed = false;
+      const rewritten: Record<string, unknown> = { ...subject };
+      for (const [name, member] of Object.entries(subject)) {
+        if (name === 'format') continue;
+        const to = lookup(member);
+        if (to === undefined || to.format === 'complex' || to.format === 'aliases') continue;
+        rewritten[name] = to;
+        changed = true;
+      }
+      return changed ? (rewritten as SubjectIdentifier) : undefined;
+    }
+    return undefined;
+  };
 }
