@@ -196,6 +196,19 @@ describe('pipeline', () => {
     expect((await store.deliveries.forEvent(event!.id)).map((d) => d.destinationId)).toEqual(['okta']);
   });
 
+  it('refuses a severity outside low–critical, naming the allowed values', async () => {
+    const { store, pipeline } = setup({ routes: [{ min_severity: 'high', to: ['okta'] }] });
+    const err = await pipeline
+      .accept('workday', [draft({ severity: 'HIGH' as 'high' }), draft({ severity: 'urgent' as 'high' })])
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EventValidationError);
+    expect((err as EventValidationError).problems).toEqual([
+      { index: 0, path: 'severity', message: expect.stringContaining('low, medium, high, critical') },
+      { index: 1, path: 'severity', message: expect.stringContaining('"urgent"') },
+    ]);
+    expect((await store.stats()).backlog).toEqual({});
+  });
+
   it('counts events that no route sends anywhere', async () => {
     const { store, pipeline } = setup({ routes: [{ min_severity: 'high', to: ['okta'] }] });
     const result = await pipeline.accept('workday', [draft(), draft({ severity: 'critical' })]);

@@ -16,7 +16,7 @@ import {
   type StreamRecord,
 } from '../storage/types.ts';
 import { subjectsConfigSchema, type RoutesConfig, type SubjectsConfig } from './config.ts';
-import { Router } from './routing.ts';
+import { Router, SEVERITIES } from './routing.ts';
 import { aliasResolver, type SubjectResolver } from './subjects.ts';
 
 export interface Problem {
@@ -412,6 +412,12 @@ function basicProblems(draft: EventDraft): Problem[] {
   }
   if (draft.occurredAt !== undefined && Number.isNaN(new Date(draft.occurredAt).getTime())) {
     problems.push({ path: 'occurredAt', message: 'must be a date' });
+  }
+  if (draft.severity !== undefined && !(SEVERITIES as readonly unknown[]).includes(draft.severity)) {
+    problems.push({
+      path: 'severity',
+      message: `must be one of ${SEVERITIES.join(', ')} (lower case), not ${JSON.stringify(draft.severity)}`,
+    });
   }
   for (const part of ['subject', 'claims'] as const) {
     if (nestsDeeperThan(draft[part], MAX_EVENT_NESTING)) {

@@ -18,6 +18,13 @@ const event = (
 });
 
 describe('routing', () => {
+  it('rule: a severity outside low–critical passes no min_severity filter', () => {
+    const r = router([{ min_severity: 'low', to: ['okta'] }]);
+    expect(r.targets(event({ severity: 'low' })).destinations.size).toBe(1);
+    for (const severity of ['HIGH', 'urgent', 'toString'])
+      expect(r.targets({ ...event(), severity: severity as 'high' }).destinations.size).toBe(0);
+  });
+
   it('rule: `from` limits a route to the listed inbound instances', () => {
     const r = router([{ from: ['workday'], to: ['okta'] }]);
     expect([...r.targets(event()).destinations]).toEqual(['okta']);

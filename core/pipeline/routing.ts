@@ -3,6 +3,8 @@ import { ConfigError } from '../plugin-api/errors.ts';
 import type { RouteConfig, RoutesConfig } from './config.ts';
 import { subjectStrings } from './subjects.ts';
 
+/** Severities from lowest to highest. */
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const satisfies readonly Severity[];
 const SEVERITY_RANK: Record<Severity, number> = { low: 0, medium: 1, high: 2, critical: 3 };
 
 /** `*` matches any run of characters, `?` one character; case-insensitive, whole string. */
@@ -99,7 +101,9 @@ function matches(route: CompiledRoute, event: RoutableEvent): boolean {
   if (route.from !== undefined && !route.from.has(event.instanceId)) return false;
   if (route.types !== undefined && !route.types.has(event.type)) return false;
   if (route.minSeverity !== undefined) {
-    if (event.severity === undefined || SEVERITY_RANK[event.severity] < route.minSeverity) return false;
+    // An event without a severity, or with one outside low–critical, does not pass the filter.
+    const rank = event.severity === undefined ? undefined : SEVERITY_RANK[event.severity];
+    if (rank === undefined || !(rank >= route.minSeverity)) return false;
   }
   if (route.subjects !== undefined) {
     const ids = subjectStrings(event.subject);
