@@ -6,6 +6,7 @@
  * too (a cheap query, bounded), so a bridge whose store is gone is not ready.
  */
 import client from 'prom-client';
+import { checkpointTime } from '../runtime/observer.ts';
 import type { StatusBoard } from '../runtime/status.ts';
 import type { Store, StoreStats } from '../storage/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
@@ -42,6 +43,18 @@ export function registerStoreGauges(metrics: MetricsRegistry, store: Store, stat
     return pending.stats;
   };
   status.addProbe('store', () => store.schemaVersion());
+  // As an inbound instance starts, its checkpoint time is the one the store kept, so a poller that
+  // has failed since a restart shows its real lag instead of no series at all.
+  status.onChange((s, previous) => {
+    if (s.kind !== 'inbound' || s.state !== 'starting' || previous === 'starting') return;
+    store.checkpoints.list(s.id).then(
+      (stored) => {
+        const latest = Math.max(...stored.map((c) => c.updatedAt.getTime()));
+        if (Number.isFinite(latest)) checkpointTime(metrics, s.id, latest / 1000);
+      },
+      () => undefined, // an unreadable store shows in ssf_bridge_store_up and /readyz
+    );
+  });
   const registers = [metrics.registry];
   new client.Gauge({
     name: 'ssf_bridge_store_up',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../telemetry/logger.ts';
 import { MetricsRegistry } from '../telemetry/metrics.ts';
-import { deliveryObserver } from './observer.ts';
+import { checkpointTime, deliveryObserver, observedInbound } from './observer.ts';
 import { StatusBoard } from './status.ts';
 
 describe('delivery observer', () => {
@@ -38,5 +38,21 @@ describe('delivery observer', () => {
     expect((await metrics.render()).body).toMatch(
       /^ssf_bridge_deliveries_total\{destination="late",outcome="dead_letter"\} 1$/m,
     );
+  });
+
+  it('keeps the latest checkpoint time, whether the store or a write of this run gave it', async () => {
+    const metrics = new MetricsRegistry({ collectDefault: false });
+    const inbound = observedInbound(metrics, { now: () => new Date(2_000_000) }, 'api');
+    const value = async () =>
+      /ssf_bridge_checkpoint_updated_timestamp_seconds\{instance="api"\} (\S+)/.exec(
+        (await metrics.render()).body,
+      )?.[1];
+    expect(await value()).toBeUndefined();
+    checkpointTime(metrics, 'api', 1_000);
+    expect(await value()).toBe('1000');
+    inbound.checkpointed();
+    // The store's answer arriving after a write of this run does not take the gauge back.
+    checkpointTime(metrics, 'api', 1_000);
+    expect(await value()).toBe('2000');
   });
 });

@@ -78,6 +78,28 @@ export function deliveryObserver(
 
 type Emit = InboundContext['emit'];
 
+const checkpointTimes = new WeakMap<MetricsRegistry, Map<string, number>>();
+
+/**
+ * Records that an instance's checkpoint was written at `seconds` (Unix), unless a later write is
+ * already recorded: the runtime's own writes and, as an instance starts, the time the store says
+ * its checkpoints were last written (so the lag of a poller failing since a restart still shows).
+ */
+export function checkpointTime(metrics: MetricsRegistry, instanceId: string, seconds: number): void {
+  let times = checkpointTimes.get(metrics);
+  if (!times) checkpointTimes.set(metrics, (times = new Map()));
+  if ((times.get(instanceId) ?? -Infinity) >= seconds) return;
+  times.set(instanceId, seconds);
+  checkpointGauge(metrics).set({ instance: instanceId }, seconds);
+}
+
+const checkpointGauge = (metrics: MetricsRegistry) =>
+  metrics.gauge(
+    'ssf_bridge_checkpoint_updated_timestamp_seconds',
+    'When the instance last wrote its checkpoint (Unix seconds)',
+    ['instance'],
+  );
+
 /**
  * Counts what an inbound instance hands the pipeline (events received, duplicates dropped,
  * events rejected by validation) and records when its checkpoint last moved, so checkpoint lag
@@ -104,12 +126,8 @@ export function observedInbound(
     'Emitted events refused by validation (nothing of the batch is accepted)',
     ['instance'],
   );
-  const checkpoint = metrics.gauge(
-    'ssf_bridge_checkpoint_updated_timestamp_seconds',
-    'When the instance last wrote its checkpoint (Unix seconds)',
-    ['instance'],
-  );
-  const checkpointed = () => checkpoint.set(labels, clock.now().getTime() / 1000);
+  checkpointGauge(metrics);
+  const checkpointed = () => checkpointTime(metrics, instanceId, clock.now().getTime() / 1000);
   return {
     checkpointed,
     emit: (emit) => async (events, options) => {

@@ -228,3 +228,47 @@ describe('metrics of SSF streams', () => {
     }
   });
 });
+
+describe('checkpoint time after a restart', () => {
+  it('is the time the store kept, before the instance writes a checkpoint again', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ssf-metrics-checkpoint-'));
+    const receiver = new Receiver();
+    await receiver.start();
+    const open = async () => {
+      const loaded = await loadConfigText(configText(receiver.url), {
+        registry: defaultRegistry(),
+        crossChecks: configCrossChecks(),
+        env: { DATA_DIR: dataDir },
+      });
+      if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+      const bridge = new Bridge(loaded.config, { logger: silentLogger() });
+      await bridge.start();
+      return bridge;
+    };
+    const written = new Date('2025-03-01T12:00:00Z');
+    try {
+      const first = await open();
+      await first.store.checkpoints.set('api', 'default', { cursor: 'c1' }, written);
+      await first.stop(2_000);
+      const second = await open();
+      try {
+        const text = await eventually(
+          async () => (await fetch(`${second.url}/metrics`)).text(),
+          (t) => /^ssf_bridge_checkpoint_updated_timestamp_seconds\{instance="api"\}/m.test(t),
+          2_000,
+        );
+        expect(text).toMatch(
+          new RegExp(
+            `^ssf_bridge_checkpoint_updated_timestamp_seconds\\{instance="api"\\} ${written.getTime() / 1000}$`,
+            'm',
+          ),
+        );
+      } finally {
+        await second.stop(2_000);
+      }
+    } finally {
+      await receiver.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
