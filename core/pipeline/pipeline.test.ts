@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EventDraft } from '../plugin-api/types.ts';
+import type { EventDraft, Logger } from '../plugin-api/types.ts';
+import { MetricsRegistry } from '../telemetry/metrics.ts';
 import { deliveryConfigSchema, type DeliveryConfigInput } from '../delivery/config.ts';
 import { deliveryJti } from '../delivery/jti.ts';
 import { SqliteStore } from '../storage/sqlite/store.ts';
@@ -35,6 +36,9 @@ interface Setup {
   delivery?: DeliveryConfigInput;
   aliases?: Array<{ from: Record<string, unknown>; to: Record<string, unknown> }>;
   streamDefaultSubjects?: 'ALL' | 'NONE';
+  disabled?: string[];
+  metrics?: MetricsRegistry;
+  logger?: Logger;
 }
 
 function setup(options: Setup = {}) {
@@ -58,6 +62,9 @@ function setup(options: Setup = {}) {
     notify: (ids) => notified.push(ids),
     backlogRefreshMs: 0,
     ...(options.streamDefaultSubjects ? { streamDefaultSubjects: options.streamDefaultSubjects } : {}),
+    ...(options.disabled ? { disabledDestinations: options.disabled } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   return { store, clock, pipeline, notified };
 }
@@ -207,6 +214,48 @@ describe('pipeline', () => {
       { index: 1, path: 'severity', message: expect.stringContaining('"urgent"') },
     ]);
     expect((await store.stats()).backlog).toEqual({});
+  });
+
+  it('counts unrouted events in ssf_bridge_events_unrouted_total, on acceptance and on release', async () => {
+    const metrics = new MetricsRegistry({ collectDefault: false });
+    const { clock, pipeline } = setup({ routes: [{ min_severity: 'high', to: ['okta'] }], metrics });
+    const later = new Date(clock.now().getTime() + 3_600_000).toISOString();
+    await pipeline.accept('workday', [draft(), draft(), draft({ severity: 'high' })]);
+    await pipeline.accept('workday', [draft({ occurredAt: later })]);
+    const count = async () =>
+      /ssf_bridge_events_unrouted_total\{instance="workday"\} (\d+)/.exec((await metrics.render()).body)?.[1];
+    expect(await count()).toBe('2');
+    clock.advance(3_600_000);
+    expect(await pipeline.releaseDue()).toBe(1);
+    expect(await count()).toBe('3');
+  });
+
+  it('rule: routes naming a disabled outbound instance queue nothing for it, and say so once at start', async () => {
+    const warnings: unknown[] = [];
+    const logger = { warn: (o: unknown) => warnings.push(o), info: () => {} } as unknown as Logger;
+    const { store, pipeline, notified } = setup({
+      routes: [
+        { id: 'leavers', to: ['okta', 'google'] },
+        { id: 'risk', min_severity: 'high', to: ['okta'] },
+      ],
+      disabled: ['okta'],
+      logger,
+    });
+    expect(warnings).toEqual([
+      expect.objectContaining({ route: 'leavers', instance: 'okta' }),
+      expect.objectContaining({ route: 'risk', instance: 'okta' }),
+    ]);
+    const result = await pipeline.accept('workday', [draft({ severity: 'critical' })]);
+    expect(result.unrouted).toBe(0);
+    expect((await store.deliveries.forEvent(result.accepted[0]!)).map((d) => d.destinationId)).toEqual([
+      'google',
+    ]);
+    expect(notified).toEqual([['google']]);
+
+    const onlyDisabled = setup({ routes: [{ to: ['okta'] }], disabled: ['okta'] });
+    const alone = await onlyDisabled.pipeline.accept('workday', [draft()]);
+    expect(alone.unrouted).toBe(1);
+    expect((await onlyDisabled.store.stats()).backlog).toEqual({});
   });
 
   it('counts events that no route sends anywhere', async () => {

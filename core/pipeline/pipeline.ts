@@ -1,4 +1,5 @@
 import { newEventId } from './event-id.ts';
+import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { MAX_EVENT_NESTING, nestsDeeperThan } from '../plugin-api/json-depth.ts';
 import type { Clock, EmitOptions, EventDraft, Logger, SubjectIdentifier } from '../plugin-api/types.ts';
@@ -57,6 +58,13 @@ export interface PipelineOptions {
   streamAccepts?: (stream: StreamRecord, event: StoredEvent) => boolean;
   /** How long a read of the backlog counts is reused. */
   backlogRefreshMs?: number;
+  /**
+   * Outbound instances that are configured but disabled: routes naming them queue nothing for
+   * them (nothing would deliver it), and an event no other target takes counts as unrouted.
+   */
+  disabledDestinations?: Iterable<string>;
+  /** Where `ssf_bridge_events_unrouted_total{instance}` is counted. */
+  metrics?: MetricsRegistry;
 }
 
 export interface AcceptOptions {
@@ -124,13 +132,29 @@ export class Pipeline {
   readonly #router: Router;
   readonly #resolvers: SubjectResolver[] = [];
   readonly #backlog: BacklogTracker;
+  readonly #unrouted: ReturnType<MetricsRegistry['counter']> | undefined;
   #releaseTimer: NodeJS.Timeout | undefined;
   #releasing: Promise<unknown> | undefined;
 
   constructor(options: PipelineOptions) {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
-    this.#router = new Router(options.routes, options.resolveEventType);
+    this.#router = new Router(
+      options.routes,
+      options.resolveEventType,
+      new Set(options.disabledDestinations ?? []),
+    );
+    for (const { route, instance } of this.#router.skipped) {
+      options.logger?.warn(
+        { route, instance },
+        `route ${route} names outbound instance ${instance}, which is disabled: its events are not queued for it`,
+      );
+    }
+    this.#unrouted = options.metrics?.counter(
+      'ssf_bridge_events_unrouted_total',
+      'Events accepted (or released after a hold) that no route sent to any enabled destination or stream',
+      ['instance'],
+    );
     const subjects = options.subjects ?? subjectsConfigSchema.parse(undefined);
     if (subjects.aliases.length > 0) this.#resolvers.push(aliasResolver(subjects, options.subjectKey));
     this.#backlog = new BacklogTracker(options.store, this.#clock, options.backlogRefreshMs ?? 1000);
@@ -206,8 +230,10 @@ export class Pipeline {
         touched.add(d.destinationId);
       }
     });
-    if (unrouted > 0)
+    if (unrouted > 0) {
+      this.#unrouted?.inc({ instance: instanceId }, unrouted);
       this.#o.logger?.info({ instance: instanceId, unrouted }, 'accepted events that no route matches');
+    }
     if (touched.size > 0) this.#o.notify?.([...touched]);
     return {
       accepted: prepared.map((p) => ids.get(p.index)!),
@@ -234,6 +260,7 @@ export class Pipeline {
     const touched = new Set<string>();
     for (const r of releases) {
       if (!released.has(r.event.id)) continue;
+      if (r.deliveries.length === 0) this.#unrouted?.inc({ instance: r.event.instanceId });
       for (const d of r.deliveries) {
         this.#backlog.add(d.destinationId, 1);
         touched.add(d.destinationId);

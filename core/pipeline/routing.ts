@@ -48,8 +48,20 @@ interface CompiledRoute {
 export class Router {
   readonly #routes: CompiledRoute[];
 
-  constructor(routes: RoutesConfig, resolveEventType: (nameOrUri: string) => string | undefined = (t) => t) {
-    this.#routes = routes.map((route, index) => compile(route, index, resolveEventType));
+  /** Outbound instances routes name that are disabled: left out of every route's targets. */
+  readonly skipped: Array<{ route: string; instance: string }> = [];
+
+  constructor(
+    routes: RoutesConfig,
+    resolveEventType: (nameOrUri: string) => string | undefined = (t) => t,
+    disabled: ReadonlySet<string> = new Set(),
+  ) {
+    this.#routes = routes.map((route, index) => {
+      const compiled = compile(route, index, resolveEventType);
+      for (const instance of compiled.to.filter((id) => disabled.has(id)))
+        this.skipped.push({ route: compiled.id, instance });
+      return { ...compiled, to: compiled.to.filter((id) => !disabled.has(id)) };
+    });
   }
 
   /** Ids of the routes an event matches (for logs and tests). */

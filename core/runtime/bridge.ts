@@ -199,6 +199,10 @@ export class Bridge {
         streamRoutes: (event) => transmitter.routeEvent(event),
         streamAccepts: transmitter.streamAccepts,
         streamDefaultSubjects: transmitter.defaultSubjects,
+        disabledDestinations: this.config.instances
+          .filter((i) => i.kind === 'outbound' && !i.enabled)
+          .map((i) => i.id),
+        metrics: this.metrics,
       });
       this.#pipeline = pipeline;
       this.#scheduler = new SchedulerService({
