@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parse } from 'yaml';
 import { loadConfigText } from '../../core/config/index.ts';
 import { Bridge } from '../../core/runtime/bridge.ts';
 import { configCrossChecks, defaultRegistry } from '../../core/runtime/defaults.ts';
@@ -163,6 +164,56 @@ describe('metrics and readiness', () => {
     const re = new RegExp(`^(?:${op === '=' || op === '!=' ? value!.replace(/[|.]/g, '\\$&') : value})$`);
     const selected = outcomes.filter((o) => re.test(o) === (op === '=' || op === '=~'));
     expect(selected.sort()).toEqual(['failed', 'missed']);
+  });
+
+  it('the dashboard and the alert rules name connector instances instance_id, as the documented scrape stores them', async () => {
+    const operations = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    // Under a standard scrape the bridge's `instance` arrives as exported_instance; the guide's
+    // scrape config must name it instance_id.
+    const scrapeConfig = /### Scraping[\s\S]*?```yaml\n([\s\S]*?)```/.exec(operations)?.[1] ?? '';
+    const job = (parse(scrapeConfig) as { scrape_configs: Array<Record<string, any>> }).scrape_configs[0]!;
+    expect(job['honor_labels']).not.toBe(true);
+    expect(job['metric_relabel_configs']).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ source_labels: ['exported_instance'], target_label: 'instance_id' }),
+      ]),
+    );
+    // The metrics whose series carry the bridge's own `instance` label.
+    const text = await scrape();
+    const labelled = new Set(
+      [...text.matchAll(/^(ssf_bridge_\w+?)(?:_bucket|_count|_sum)?\{(?:[^}]*,)?instance="/gm)].map(
+        (m) => m[1]!,
+      ),
+    );
+    for (const name of ['ssf_bridge_events_received_total', 'ssf_bridge_instance_state']) {
+      expect(labelled).toContain(name);
+    }
+    const dashboard = JSON.parse(
+      readFileSync(new URL('../../docs/operations/grafana-dashboard.json', import.meta.url), 'utf8'),
+    ) as { panels: Array<{ title: string; targets?: Array<{ expr: string; legendFormat?: string }> }> };
+    const alerts = /### Alert rules[\s\S]*?```yaml\n([\s\S]*?)```/.exec(operations)?.[1] ?? '';
+    const rules = (parse(alerts) as { groups: Array<{ rules: Array<Record<string, any>> }> }).groups.flatMap(
+      (g) => g.rules,
+    );
+    const queries = [
+      ...dashboard.panels.flatMap((p) =>
+        (p.targets ?? []).map((t) => ({ where: p.title, text: `${t.expr} ${t.legendFormat ?? ''}` })),
+      ),
+      ...rules.map((r) => ({
+        where: r['alert'],
+        text: `${r['expr']} ${JSON.stringify(r['annotations'] ?? {})}`,
+      })),
+    ];
+    const connectorQueries = queries.filter((q) =>
+      [...labelled, 'ssf_bridge_scheduled_run', 'ssf_bridge_connector_'].some((n) => q.text.includes(n)),
+    );
+    expect(connectorQueries.length).toBeGreaterThan(5);
+    const wrong = connectorQueries
+      .filter((q) =>
+        /\b(by|on|without)\s*\([^)]*\binstance\b(?!_)|\{\{\s*(\$labels\.)?instance\s*\}\}/.test(q.text),
+      )
+      .map((q) => q.where);
+    expect(wrong).toEqual([]);
   });
 });
 
