@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { KeyStore, decodeCompact, verifySet } from '../../ssf/index.ts';
 import type { CliIo } from '../io.ts';
 import { main } from '../main.ts';
@@ -226,10 +226,9 @@ describe('ssf-bridge events sign', () => {
 
 describe('ssf-bridge events: which signing key', () => {
   it('without --data-dir or --config, signs with the key of the bridge `ssf-bridge run` starts (SSF_BRIDGE_DATA_DIR), as `keys` finds it', async () => {
-    const saved = { config: process.env.SSF_BRIDGE_CONFIG, dataDir: process.env.SSF_BRIDGE_DATA_DIR };
     const data = join(dir, 'quickstart-data');
-    delete process.env.SSF_BRIDGE_CONFIG;
-    process.env.SSF_BRIDGE_DATA_DIR = data;
+    vi.stubEnv('SSF_BRIDGE_CONFIG', undefined);
+    vi.stubEnv('SSF_BRIDGE_DATA_DIR', data);
     try {
       expect((await run('keys', 'generate', '--algorithm', 'ES256')).code).toBe(0);
       const result = await run(
@@ -253,10 +252,7 @@ describe('ssf-bridge events: which signing key', () => {
       expect(verified.header.alg).toBe('ES256');
       expect(verified.header.kid).toBe(store.list()[0]?.kid);
     } finally {
-      if (saved.config === undefined) delete process.env.SSF_BRIDGE_CONFIG;
-      else process.env.SSF_BRIDGE_CONFIG = saved.config;
-      if (saved.dataDir === undefined) delete process.env.SSF_BRIDGE_DATA_DIR;
-      else process.env.SSF_BRIDGE_DATA_DIR = saved.dataDir;
+      vi.unstubAllEnvs();
     }
   });
 });

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { keyFilePath } from '../../ssf/index.ts';
 import type { CliIo } from '../io.ts';
 import { main } from '../main.ts';
@@ -132,10 +132,9 @@ describe('ssf-bridge keys', () => {
   });
 
   it('without --config or SSF_BRIDGE_CONFIG, finds the data directory the quickstart bridge uses (SSF_BRIDGE_DATA_DIR)', async () => {
-    const saved = { config: process.env.SSF_BRIDGE_CONFIG, dataDir: process.env.SSF_BRIDGE_DATA_DIR };
     const data = join(dir, 'quickstart-data');
-    delete process.env.SSF_BRIDGE_CONFIG;
-    process.env.SSF_BRIDGE_DATA_DIR = data;
+    vi.stubEnv('SSF_BRIDGE_CONFIG', undefined);
+    vi.stubEnv('SSF_BRIDGE_DATA_DIR', data);
     try {
       const generated = await run('keys', 'generate', '--algorithm', 'ES256');
       expect(generated.code).toBe(0);
@@ -151,10 +150,7 @@ describe('ssf-bridge keys', () => {
       const jwks = JSON.parse((await run('keys', 'jwks')).out) as { keys: Array<{ alg: string }> };
       expect(jwks.keys.map((k) => k.alg)).toEqual(['ES256']);
     } finally {
-      if (saved.config === undefined) delete process.env.SSF_BRIDGE_CONFIG;
-      else process.env.SSF_BRIDGE_CONFIG = saved.config;
-      if (saved.dataDir === undefined) delete process.env.SSF_BRIDGE_DATA_DIR;
-      else process.env.SSF_BRIDGE_DATA_DIR = saved.dataDir;
+      vi.unstubAllEnvs();
     }
   });
 
