@@ -454,7 +454,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
           destinationsView(since),
         ]);
         return {
-          readiness: deps.status.readiness(),
+          readiness: await deps.status.check(),
           instances: deps.status.list().map((s) => ({
             id: s.id,
             kind: s.kind,

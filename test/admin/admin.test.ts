@@ -483,6 +483,16 @@ describe('admin API', () => {
       expect(overview.body.activity.buckets.length).toBeGreaterThanOrEqual(60);
       const totals = overview.body.activity.buckets.reduce((n: number, x: any) => n + x.accepted, 0);
       expect(totals).toBeGreaterThan(10);
+      // The overview's readiness is /readyz's: its dependency probes count too.
+      b.bridge.status.addProbe('test-dependency', () => Promise.reject(new Error('unreachable')));
+      try {
+        expect((await admin('/overview?window=1h')).body.readiness).toEqual({
+          ready: false,
+          reasons: [expect.stringContaining('test-dependency')],
+        });
+      } finally {
+        b.bridge.status.addProbe('test-dependency', () => Promise.resolve());
+      }
       expect((await admin('/overview?window=2y')).status).toBe(400);
       // Names every object has are no windows either.
       for (const name of ['__proto__', 'toString', 'constructor', 'hasOwnProperty']) {
