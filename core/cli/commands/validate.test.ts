@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -135,5 +135,38 @@ describe('ssf-bridge validate --check', () => {
     const { code } = await validate(['--config', two()]);
     expect(code).toBe(0);
     expect(seen).toEqual([]);
+  });
+});
+
+describe('ssf-bridge validate: routes to disabled instances', () => {
+  it('warns, naming the route, when a route sends to an outbound instance that is disabled; the config stays valid', async () => {
+    const file = config([
+      { id: 'live', path: '/ok', token: GOOD_TOKEN },
+      { id: 'paused', path: '/ok', token: GOOD_TOKEN, enabled: false },
+    ]);
+    writeFileSync(
+      file,
+      [
+        readFileSync(file, 'utf8'),
+        'inbound:',
+        '  - id: api',
+        '    connector: events-api',
+        '    config: {token: "ingest-token-for-validate-test"}',
+        'routes:',
+        '  - {id: both, from: [api], to: [live, paused]}',
+      ].join('\n'),
+    );
+    const text = await validate(['--config', file]);
+    expect(text.code).toBe(0);
+    expect(text.err).toContain(
+      'warning: routes[0].to: outbound instance paused is disabled: events this route matches are not queued for it while it is',
+    );
+    expect(text.err).not.toContain('instance live');
+    const json = await validate(['--config', file, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.out)).toMatchObject({
+      valid: true,
+      warnings: [{ path: 'routes[0].to', message: expect.stringContaining('paused is disabled') }],
+    });
   });
 });

@@ -71,11 +71,20 @@ export function registerValidate(program: Command, io: CliIo): void {
         }
         const inbound = instances.filter((i) => i.kind === 'inbound').length;
         const summary = `${options.config}: valid (${inbound} inbound, ${instances.length - inbound} outbound instances)`;
+        const warnings = disabledRouteTargets(result.config);
         const checks = options.check ? await checkInstances(result.config, options.instance, io) : undefined;
         if (options.json) {
-          io.out(JSON.stringify({ valid: true, problems: [], ...(checks ? { checks } : {}) }));
+          io.out(
+            JSON.stringify({
+              valid: true,
+              problems: [],
+              ...(warnings.length > 0 ? { warnings } : {}),
+              ...(checks ? { checks } : {}),
+            }),
+          );
         } else {
           io.out(summary);
+          for (const w of warnings) io.err(`  warning: ${w.path}: ${w.message}`);
           for (const c of checks ?? []) io.out(checkLine(c));
         }
         if (checks?.some((c) => c.outcome === 'failed')) throw new CliExit(EXIT.failure, '');
@@ -90,6 +99,24 @@ export function registerValidate(program: Command, io: CliIo): void {
       }
       throw new CliExit(EXIT.invalid, '');
     });
+}
+
+/**
+ * Routes naming an outbound instance that is disabled: valid (an instance may be switched off for
+ * a while), but the bridge queues nothing for it meanwhile, so the operator hears of it here.
+ */
+export function disabledRouteTargets(config: LoadedConfig): Array<{ path: string; message: string }> {
+  const disabled = new Set(
+    config.instances.filter((i) => i.kind === 'outbound' && !i.enabled).map((i) => i.id),
+  );
+  return config.root.routes.flatMap((route, index) =>
+    route.to
+      .filter((id) => disabled.has(id))
+      .map((id) => ({
+        path: `routes[${index}].to`,
+        message: `outbound instance ${id} is disabled: events this route matches are not queued for it while it is`,
+      })),
+  );
 }
 
 function checkLine(c: InstanceCheck): string {
