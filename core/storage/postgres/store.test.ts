@@ -10,7 +10,7 @@ import {
   openTestPostgresStore,
   uniqueSchema,
 } from '../testing/postgres.ts';
-import type { DeliveryOutcome, Store } from '../types.ts';
+import type { DeliveryOutcome, NewEvent, Store } from '../types.ts';
 import { postgresMigrations } from './migrations.ts';
 import { PostgresStore, quoteIdent } from './store.ts';
 
@@ -223,6 +223,24 @@ describePostgres('postgres store', () => {
     }
   });
 
+  /** Accepts `events` for dest-a, leases them and makes the first a dead letter; returns that row. */
+  async function deadLetterFirst(store: Store, clock: ManualClock, events: NewEvent[]) {
+    await store.accept({ now: clock.now(), events, dedupeExpiresAt: clock.now() });
+    const [first] = await store.deliveries.lease({
+      destinationId: 'dest-a',
+      owner: 'w',
+      limit: 10,
+      now: clock.now(),
+      leaseMs: 60_000,
+    });
+    const error = { class: 'permanent', code: 'X', message: 'refused' };
+    await store.deliveries.complete(
+      [{ kind: 'dead', id: first!.id, leaseToken: first!.leaseToken, error }],
+      clock.now(),
+    );
+    return first!;
+  }
+
   it('rule: a purge only deletes rows that are still dead letters; one replayed while it waited stays and leads its key', async () => {
     const schema = uniqueSchema();
     const store = await openTestPostgresStore(schema, 4);
@@ -230,19 +248,10 @@ describePostgres('postgres store', () => {
     const observer = await connectTo(schema);
     try {
       const clock = new ManualClock();
-      const events = [0, 1].map(() => newEvent({ orderingKey: 'k' }));
-      await store.accept({ now: clock.now(), events, dedupeExpiresAt: clock.now() });
-      const [first] = await store.deliveries.lease({
-        destinationId: 'dest-a',
-        owner: 'w',
-        limit: 10,
-        now: clock.now(),
-        leaseMs: 60_000,
-      });
-      const error = { class: 'permanent', code: 'X', message: 'refused' };
-      await store.deliveries.complete(
-        [{ kind: 'dead', id: first!.id, leaseToken: first!.leaseToken, error }],
-        clock.now(),
+      const first = await deadLetterFirst(
+        store,
+        clock,
+        [0, 1].map(() => newEvent({ orderingKey: 'k' })),
       );
       // The second row now leads the key. Holding its lock stalls the replay after it revived the
       // letter and before it moves the head: the replay transaction stays open.
@@ -286,19 +295,7 @@ describePostgres('postgres store', () => {
     const observer = await connectTo(schema);
     try {
       const clock = new ManualClock();
-      await store.accept({ now: clock.now(), events: [newEvent()], dedupeExpiresAt: clock.now() });
-      const [row] = await store.deliveries.lease({
-        destinationId: 'dest-a',
-        owner: 'w',
-        limit: 10,
-        now: clock.now(),
-        leaseMs: 60_000,
-      });
-      const error = { class: 'permanent', code: 'X', message: 'refused' };
-      await store.deliveries.complete(
-        [{ kind: 'dead', id: row!.id, leaseToken: row!.leaseToken, error }],
-        clock.now(),
-      );
+      const row = await deadLetterFirst(store, clock, [newEvent()]);
       // Another writer takes the letter out of the dead state and holds it while the replay reads
       // it as dead and waits for it.
       await other.query('BEGIN');
