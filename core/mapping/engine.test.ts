@@ -264,6 +264,47 @@ describe('mapping records off the event loop', () => {
   }, 15_000);
 });
 
+describe('records nested deeply', () => {
+  /** The alert with `extra` nested `depth` objects deep, as JSON.parse gives it from a request body. */
+  const nested = (depth: number): unknown =>
+    JSON.parse(`{"alert":${JSON.stringify(alert)},"extra":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`);
+  const wrapped = {
+    ...riskRule,
+    match: 'alert.severity = "critical"',
+    subject: '{"format": "email", "email": $lowercase(alert.user.email)}',
+    claims: { principal: '"USER"', current_level: '"HIGH"' },
+    id: undefined,
+    occurred_at: undefined,
+  };
+
+  it('refuses a record too deep to reach the helper thread, and the next record maps at once', async () => {
+    const rules = compile(wrapped);
+    const outcomes = await rules.mapRecords([nested(50_000)]);
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]?.ok === false && outcomes[0].error.message).toBe(
+      'mapping rules could not be evaluated: the record is nested too deeply to be evaluated',
+    );
+    // The thread never took the record up: it is free for the next one, not "busy" until a deadline.
+    const next = await rules.mapRecords([{ alert, extra: 1 }]);
+    expect(next[0]?.ok && next[0].result.events).toHaveLength(1);
+    rules.close();
+  });
+
+  it('refuses, naming the id, a record too deep to hash for its default id instead of throwing', async () => {
+    const rules = compile(wrapped);
+    const outcomes = await rules.mapRecords([nested(3_000)]);
+    expect(outcomes[0]?.ok === false && outcomes[0].error.message).toBe(
+      'rule "risky-user", id: the record is nested too deeply to derive an id from it; give the rule an id expression',
+    );
+    // With an id expression the same record maps.
+    const withId = compile({ ...wrapped, id: '"A-1"' });
+    const mapped = await withId.mapRecords([nested(3_000)]);
+    expect(mapped[0]?.ok && mapped[0].result.events[0]?.sourceRecordId).toBe('A-1');
+    rules.close();
+    withId.close();
+  });
+});
+
 describe('rule-set schema', () => {
   it('reports syntax errors, unknown event types and duplicate names with config paths', () => {
     const result = mappingRulesSchema.safeParse([

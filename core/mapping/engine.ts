@@ -302,9 +302,21 @@ function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, re
     type: rule.event_type,
     subject: subject as EventDraft['subject'],
     claims,
-    sourceRecordId: recordHash(record),
+    sourceRecordId: '',
   };
-  if (rule.id !== undefined) {
+  if (rule.id === undefined) {
+    try {
+      draft.sourceRecordId = recordHash(record);
+    } catch (err) {
+      // canonicalJson recurses once per level: a record nested thousands deep exhausts the stack.
+      if (!(err instanceof RangeError)) throw err;
+      problems.push({
+        rule: rule.name,
+        field: 'id',
+        message: 'the record is nested too deeply to derive an id from it; give the rule an id expression',
+      });
+    }
+  } else {
     const id = value('id');
     if (typeof id === 'string' && id.length > 0) draft.sourceRecordId = id;
     else if (typeof id === 'number' && Number.isFinite(id)) draft.sourceRecordId = String(id);

@@ -52,6 +52,12 @@ export class EvaluationTimeout extends Error {
   }
 }
 
+/** Why a request could not be copied to the thread: a record too deeply nested, or not cloneable. */
+function unsendable(err: unknown): Error {
+  if (err instanceof RangeError) return new Error('the record is nested too deeply to be evaluated');
+  return new Error(`the record cannot be evaluated: ${(err as Error).message}`);
+}
+
 /** The shared thread evaluateBlocking() waits on. */
 class BlockingThread {
   readonly #flag = new Int32Array(new SharedArrayBuffer(4));
@@ -75,7 +81,11 @@ class BlockingThread {
   call(request: Record<string, unknown>, deadlineMs: number): Answer {
     this.#seq = (this.#seq % 0x7fffffff) + 1;
     const seq = this.#seq;
-    this.#port.postMessage({ ...request, seq });
+    try {
+      this.#port.postMessage({ ...request, seq });
+    } catch (err) {
+      throw unsendable(err);
+    }
     const until = Date.now() + deadlineMs;
     while (Atomics.load(this.#flag, 0) !== seq) {
       const left = until - Date.now();
@@ -161,7 +171,15 @@ class SetThread {
           reject(err);
         },
       };
-      this.#port.postMessage({ ...request, seq });
+      try {
+        this.#port.postMessage({ ...request, seq });
+      } catch (err) {
+        // The request never reached the thread (a record nested too deeply to copy): the thread
+        // is idle and stays usable for the next record.
+        this.#pending = undefined;
+        clearTimeout(timer);
+        reject(unsendable(err));
+      }
     });
   }
 
