@@ -21,9 +21,20 @@ export interface WebhookPayload {
   set?: string;
 }
 
+/** The last second a NumericDate can name as a date (9999-12-31T23:59:59Z). */
+const MAX_SECONDS = 253_402_300_799;
+
+function isSeconds(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_SECONDS;
+}
+
+/**
+ * The event's `event_timestamp`, else the SET's `iat`. Event types the catalog does not bound
+ * (RISC's, a source's own) may carry a timestamp no date can hold (milliseconds by mistake): that
+ * one is passed over, since it would fail every attempt of the delivery.
+ */
 function occurredAt(set: SignedSet): string {
-  const seconds =
-    typeof set.event.event_timestamp === 'number' ? set.event.event_timestamp : Number(set.claims.iat);
+  const seconds = isSeconds(set.event.event_timestamp) ? set.event.event_timestamp : Number(set.claims.iat);
   return new Date(seconds * 1000).toISOString();
 }
 

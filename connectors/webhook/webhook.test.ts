@@ -90,6 +90,18 @@ describe('webhook: the signed JSON contract', () => {
     expect((received[1]?.json as { occurred_at: string }).occurred_at).toBe('2026-01-02T09:30:00.000Z');
   });
 
+  it('a timestamp no date can hold (milliseconds of a RISC event, which the catalog leaves unbounded) is passed over for iat, not retried until it dead-letters', async () => {
+    const h = await start();
+    const outcome = await h.attempt({ ...leaver, claims: { event_timestamp: 1_767_346_200_000_000 } });
+    expect(outcome).toMatchObject({ ok: true, receipt: { status: 200 } });
+    const body = received[0]?.json as { occurred_at: string; event: { event_timestamp: number } };
+    expect(body.occurred_at).toBe(
+      outcome.ok ? new Date(Number(outcome.set.claims.iat) * 1000).toISOString() : '',
+    );
+    // The event's claims still go out exactly as in the SET.
+    expect(body.event.event_timestamp).toBe(1_767_346_200_000_000);
+  });
+
   it('POSTs to the url exactly as configured: a trailing slash, and a key in the query ending in one', async () => {
     const h = await start({ url: `${receiver.url}/api/hook/?code=k3y/` });
     expect((await h.attempt(leaver)).ok).toBe(true);
