@@ -94,7 +94,7 @@ export const scanPolicyShape = {
   }),
   vanished_devices: z.enum(['not-compliant', 'forget', 'keep']).default('not-compliant').meta({
     description:
-      'A device missing from a complete scan: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant, then forgets it; `forget` drops it silently; `keep` keeps its last state.',
+      'A device missing from a complete scan: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant and keeps it as not-compliant for 90 days, so that its status is sent if it is listed again; `forget` drops it silently; `keep` keeps its last state.',
   }),
 };
 

@@ -335,12 +335,56 @@ describe('intune connector against a Graph fake', () => {
 
     pages = [[device('b2', 'noncompliant')]];
     await t.runTask('scan');
-    // a1 and c3 were compliant: reported not-compliant and forgotten; b2 stays.
+    // a1 and c3 were compliant: reported not-compliant and kept as gone; b2 stays.
     expect(complianceEvents(t).map((e) => [e.device, e.current])).toEqual([
       ['entra-a1', 'not-compliant'],
       ['entra-c3', 'not-compliant'],
     ]);
-    expect(Object.keys((t.checkpoints.get('default') as IntuneState).devices)).toEqual(['b2']);
+    const devices = (t.checkpoints.get('default') as IntuneState).devices;
+    expect(Object.keys(devices).sort()).toEqual(['a1', 'b2', 'c3']);
+    expect(devices['a1']).toMatchObject({ status: 'not-compliant', gone: expect.any(String) });
+    expect(devices['b2']).not.toHaveProperty('gone');
+  });
+
+  it('sends the current status of a device reported gone that Intune lists again, under new record ids', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t);
+    // a1 is missing from one complete scan (reported not-compliant), then listed again, compliant.
+    pages = [[device('b2', 'compliant')]];
+    await t.runTask('scan');
+    pages = [
+      [device('a1', 'compliant', { lastSyncDateTime: '2026-01-03T00:00:00Z' }), device('b2', 'compliant')],
+    ];
+    await t.runTask('scan');
+    // Missing once more: the second report is a new record, not a duplicate of the first one.
+    pages = [[device('b2', 'compliant')]];
+    await t.runTask('scan');
+
+    expect(complianceEvents(t)).toEqual([
+      {
+        device: 'entra-a1',
+        previous: 'compliant',
+        current: 'not-compliant',
+        id: 'intune:a1:1:compliant>not-compliant:vanished',
+      },
+      {
+        device: 'entra-a1',
+        previous: 'not-compliant',
+        current: 'compliant',
+        id: 'intune:a1:2:not-compliant>compliant:2026-01-03T00:00:00Z',
+      },
+      {
+        device: 'entra-a1',
+        previous: 'compliant',
+        current: 'not-compliant',
+        id: 'intune:a1:3:compliant>not-compliant:vanished',
+      },
+    ]);
+    expect(t.events()[1]?.claims?.['reason_admin']).toEqual({
+      en: 'Intune reports "DEV-A1" as compliant (listed again after it was reported gone)',
+    });
   });
 
   it('keeps vanished devices silently with vanished_devices: keep', async () => {

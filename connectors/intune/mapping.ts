@@ -76,6 +76,11 @@ const deviceStateSchema = z.object({
   }),
   /** Number of events sent for this device; part of every source record id. */
   seq: z.number().int().nonnegative(),
+  /**
+   * Set while the device is reported gone (kept as not-compliant): when the scan found it gone. A
+   * device listed again has its current status sent, and its record ids go on from its `seq`.
+   */
+  gone: z.string().optional(),
 });
 export type DeviceState = z.infer<typeof deviceStateSchema>;
 
@@ -252,6 +257,7 @@ function deviceRisk(
 
 /** "was noncompliant", or "was conflict; last known status compliant" when the last value decided nothing. */
 function wasText(previous: DeviceState, config: IntuneConfig): string {
+  if (previous.gone !== undefined) return 'listed again after it was reported gone';
   const decided = complianceStatus(previous.compliance_state, config).status === previous.status;
   return decided
     ? `was ${previous.compliance_state}`
@@ -362,7 +368,9 @@ export type ScanEnd = SharedScanEnd<IntuneState>;
 /**
  * After a complete scan: devices that were not returned are handled by the `vanished_devices`
  * policy. A scan that returned no device at all while devices are known is not trusted (the
- * app may have lost its permission): nothing is forgotten.
+ * app may have lost its permission): nothing is forgotten. A device reported gone is kept as
+ * not-compliant (for 90 days), so that when Intune lists it again its current status is sent
+ * rather than recorded as a silent first sighting, and its record ids go on from its `seq`.
  */
 export function finishScan(
   state: IntuneState,
@@ -375,6 +383,7 @@ export function finishScan(
     seen,
     {
       policy: config.vanished_devices,
+      keepGone: true,
       emptyScan: (known) =>
         `the scan returned no device while ${known} are known; check the app's DeviceManagementManagedDevices.Read.All permission`,
       vanished: (_id, last, next) =>
