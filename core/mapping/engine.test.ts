@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PermanentError } from '../plugin-api/errors.ts';
 import { compileRules, recordHash, type RuleProblem } from './engine.ts';
 import { mappingRulesSchema, type MappingRuleInput } from './rules.ts';
@@ -119,6 +119,25 @@ describe('subject and claim building', () => {
     });
     expect(event?.claims).toEqual({ current_status: 'not-compliant', previous_status: 'compliant' });
     expect(event?.occurredAt).toBe('2026-01-01T00:00:00.000Z');
+  });
+
+  it('reads occurred_at as ISO 8601 only, and a time without offset as UTC whatever the host zone', () => {
+    vi.stubEnv('TZ', 'America/New_York');
+    try {
+      const rules = compile({ ...riskRule, occurred_at: 'when' });
+      const at = (when: unknown) => rules.map({ ...alert, when }).events[0]?.occurredAt;
+      expect(at('2026-03-02T09:14:27')).toBe('2026-03-02T09:14:27.000Z');
+      expect(at('2026-03-02 09:14:27.25')).toBe('2026-03-02T09:14:27.250Z');
+      expect(at('2026-03-02T09:14:27+01:00')).toBe('2026-03-02T08:14:27.000Z');
+      expect(at('2026-03-02')).toBe('2026-03-02T00:00:00.000Z');
+      // Date.parse would guess: a RFC 3164 syslog stamp becomes 2001, "1" 2001-01-01, 30 February 2 March.
+      for (const when of ['Mar  2 09:14:27', '1', '2026-02-30', 'Tue Mar 03 2026'])
+        expect(problemsOf(() => rules.map({ ...alert, when })).map((p) => [p.field, p.message])).toEqual([
+          ['occurred_at', `gave ${JSON.stringify(when)}; expected an ISO 8601 date or epoch milliseconds`],
+        ]);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('defaults the record id to a hash of the record, independent of key order', () => {

@@ -342,8 +342,8 @@ function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, re
   // Milliseconds within the range a Date can hold (±8.64e15, ECMA-262 §21.4.1.1).
   if (typeof occurred === 'number' && Number.isFinite(occurred) && Math.abs(occurred) <= 8.64e15)
     draft.occurredAt = new Date(occurred).toISOString();
-  else if (typeof occurred === 'string' && !Number.isNaN(Date.parse(occurred)))
-    draft.occurredAt = new Date(occurred).toISOString();
+  else if (typeof occurred === 'string' && isoMillis(occurred) !== undefined)
+    draft.occurredAt = new Date(isoMillis(occurred) as number).toISOString();
   else if (occurred !== undefined)
     problems.push(
       problem(
@@ -371,6 +371,35 @@ function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, re
     );
   }
   return draft;
+}
+
+/** ISO 8601 date, or date and time with an optional offset (none: UTC, as JSONata's $toMillis reads it). */
+const ISO_8601 =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+/**
+ * Epoch milliseconds of an ISO 8601 text, or undefined. Date.parse alone is not used: it reads
+ * any text it can guess at ("Mar  2 09:14:27", a syslog stamp, gives 2001; "1" gives 2001-01-01),
+ * rolls 30 February over into March, and takes a time without offset in the host's zone.
+ */
+export function isoMillis(text: string): number | undefined {
+  const m = ISO_8601.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h = '00', mi = '00', sec = '00', frac = '', zone = 'Z'] = m as unknown as string[];
+  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, sec].map(Number) as number[];
+  const date = new Date(Date.UTC(year!, month! - 1, day!));
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month! - 1 || date.getUTCDate() !== day)
+    return undefined;
+  if (hour! > 23 || minute! > 59 || second! > 59) return undefined;
+  let offsetMinutes = 0;
+  if (zone !== 'Z' && zone !== 'z') {
+    const digits = zone.slice(1).replace(':', '');
+    const [oh, om] = [Number(digits.slice(0, 2)), Number(digits.slice(2) || '0')];
+    if (oh > 23 || om > 59) return undefined;
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (oh * 60 + om);
+  }
+  const millis = Number((frac + '000').slice(0, 3));
+  return Date.UTC(year!, month! - 1, day!, hour, minute, second, millis) - offsetMinutes * 60_000;
 }
 
 /** The rule field a catalog problem comes from: `claims.x.y` → `claims.x`, `subject.email` → `subject`. */
