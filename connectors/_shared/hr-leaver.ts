@@ -37,6 +37,13 @@ export interface HrWorker {
    * `timezone` comes later (an employee in a time zone ahead of the configured one).
    */
   effectiveBy?: string | undefined;
+  /**
+   * The source announces the termination as it happens (Bob's `employee.left`), so it is news
+   * even on first sight of the employee and however long ago its date: a termination entered
+   * late is still a leaver to cut off. The backfill window only keeps old leavers found by a
+   * first full read quiet.
+   */
+  announced?: boolean | undefined;
 }
 
 export type WorkerStatus = 'active' | 'terminated' | 'deleted';
@@ -424,7 +431,7 @@ export function applyWorker(
     if (gone) {
       notes.push(`termination of ${gone.date ?? 'an earlier date'} already reported`);
       state.workers[id] = { email, username, status: gone.status, date: gone.date ?? date, reversals };
-    } else if (!prev && at.getTime() < now.getTime() - policy.backfill_window) {
+    } else if (!prev && !worker.announced && at.getTime() < now.getTime() - policy.backfill_window) {
       notes.push(`termination took effect on ${date}, before the backfill window; recorded without events`);
       state.workers[id] = { email, username, status: 'terminated', date };
     } else {

@@ -190,6 +190,35 @@ describe('hibob webhooks', () => {
     await connector.stop(100);
   });
 
+  it('sends employee.left for a termination entered late, dated before the backfill window', async () => {
+    // HR enters on 29 November a termination that took effect on 30 September: the first
+    // delivery about this employee is news, not an old leaver found by a first full sync.
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-09-30' }),
+    );
+    const { connector, tc } = await started({ backfill_window: '30d' });
+    const res = await connector.handleWebhook!(signed(delivery('employee.left')));
+    expect(res).toMatchObject({ status: 200, body: { events: 2 } });
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', `${ID}:terminated:2026-09-30`],
+      ['caep.session-revoked', `${ID}:terminated:2026-09-30`],
+    ]);
+    // Bob sends it again: already reported.
+    await connector.handleWebhook!(signed(delivery('employee.left')));
+    expect(tc.events()).toHaveLength(2);
+    // An update about someone who left long ago, first seen now, stays quiet.
+    server.on('POST', '/v1/people/9001', () => ({
+      body: {
+        id: '9001',
+        email: 'old.leaver@example.de',
+        internal: { status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2024-03-31' },
+      },
+    }));
+    await connector.handleWebhook!(signed({ ...delivery('employee.updated'), data: { employeeId: '9001' } }));
+    expect(tc.events()).toHaveLength(2);
+    await connector.stop(100);
+  });
+
   it('changes nothing when Bob shows no employee after an update: a hidden record is not a rehire', async () => {
     server.on('POST', `/v1/people/${ID}`, () =>
       record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-29' }),

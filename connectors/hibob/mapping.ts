@@ -102,6 +102,8 @@ export function workerOf(
     status,
     terminationDate,
     observedAt,
+    // Bob fires these as the employee leaves: news, even when the date was entered late.
+    ...(leaving ? { announced: true } : {}),
     ...(leaving && observedAt && terminationDate && sameDayAnywhere(terminationDate, observedAt)
       ? { effectiveBy: observedAt }
       : {}),
