@@ -6,7 +6,8 @@ const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
 export interface ScimUser {
   id: string;
-  userName?: string;
+  userName?: unknown;
+  emails?: unknown;
   active?: boolean;
 }
 
@@ -34,6 +35,39 @@ function isInvalidFilter(err: unknown): boolean {
   return (
     err instanceof PermanentError && err.detail?.status === 400 && /invalidFilter/.test(String(err.message))
   );
+}
+
+function sameText(a: unknown, b: string): boolean {
+  return typeof a === 'string' && a.toLowerCase() === b.toLowerCase();
+}
+
+/**
+ * Whether a user the server found can be the one a filter asked for. userName and emails.value
+ * compare case-insensitively (RFC 7643 §4.1.1, §4.1.2: caseExact false); a user that leaves the
+ * attribute out of the answer is taken on the server's word.
+ */
+function fits(user: ScimUser, name: string, by: 'userName' | 'emails'): boolean {
+  if (by === 'userName') return user.userName === undefined || sameText(user.userName, name);
+  if (!Array.isArray(user.emails)) return user.emails === undefined;
+  return user.emails.some((e) => sameText((e as { value?: unknown } | null)?.value, name));
+}
+
+/**
+ * The users of a search answer, once checked against the filter. A server that ignores a filter
+ * it does not support answers with other users (all of them, or a first page): acting on that
+ * answer would deactivate or delete someone else, and reading it as "nobody" would report a
+ * leaver handled, so it is a permanent error.
+ */
+function matching(found: ScimUser[], name: string, by: 'userName' | 'emails'): ScimUser[] {
+  const other = found.find((user) => !fits(user, name, by));
+  if (other) {
+    const filter = by === 'userName' ? 'userName eq …' : 'emails[value eq …]';
+    throw new PermanentError(
+      `the SCIM server answered the filter ${filter} for ${name} with a user whose ${by} is not ${name} (id ${other.id}); it does not apply the filter, so nobody is deprovisioned rather than the wrong user`,
+      { code: 'SSF_ERR_SCIM_FILTER_IGNORED' },
+    );
+  }
+  return found;
 }
 
 export class ScimClient {
@@ -64,18 +98,21 @@ export class ScimClient {
    * and neither found one. A server that refuses the email filter has not said there is nobody.
    */
   async find(name: string, signal: AbortSignal): Promise<ScimUser | undefined> {
-    let found = await this.#search(`userName eq ${scimString(name)}`, signal);
+    let found = matching(await this.#search(`userName eq ${scimString(name)}`, signal), name, 'userName');
     if (found.length === 0) {
       // Many SCIM servers filter on userName and externalId only (RFC 7644 §3.4.2.2 lets them).
       // Read as "nobody", a refusal would record a leaver whose userName is not their email as
       // handled while they keep their access.
-      found = await this.#search(`emails[value eq ${scimString(name)}]`, signal).catch((err: unknown) => {
-        if (!isInvalidFilter(err)) throw err;
-        throw new PermanentError(
-          `the SCIM server cannot search by email: no user has the userName ${name}, and the server refused the filter emails[value eq …] (invalidFilter), so a user whose userName is another value was not looked for; deprovision them in the app, or send the userName as the subject's email`,
-          { code: 'SSF_ERR_SCIM_EMAIL_SEARCH_UNSUPPORTED', cause: err },
-        );
-      });
+      const byEmail = await this.#search(`emails[value eq ${scimString(name)}]`, signal).catch(
+        (err: unknown) => {
+          if (!isInvalidFilter(err)) throw err;
+          throw new PermanentError(
+            `the SCIM server cannot search by email: no user has the userName ${name}, and the server refused the filter emails[value eq …] (invalidFilter), so a user whose userName is another value was not looked for; deprovision them in the app, or send the userName as the subject's email`,
+            { code: 'SSF_ERR_SCIM_EMAIL_SEARCH_UNSUPPORTED', cause: err },
+          );
+        },
+      );
+      found = matching(byEmail, name, 'emails');
     }
     if (found.length > 1) {
       throw new PermanentError(`${found.length} SCIM users match ${name}; cannot tell which one is meant`, {

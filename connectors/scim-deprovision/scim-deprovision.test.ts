@@ -20,6 +20,8 @@ interface ScimUser {
 class FakeScim {
   readonly users: ScimUser[] = [];
   bearer = TOKEN;
+  /** Filters this server does not apply: it answers them with every user, as some servers do. */
+  ignores: Array<'userName' | 'emails'> = [];
   readonly api = new FakeApi((req) => this.#route(req));
 
   add(userName: string, email = userName, active = true): ScimUser {
@@ -53,8 +55,13 @@ class FakeScim {
       const byEmail = /^emails\[value eq "(.*)"\]$/.exec(filter);
       if (!byName && !byEmail) return this.#error(400, `Unsupported filter: ${filter}`, 'invalidFilter');
       const value = (byName ?? byEmail)?.[1]?.toLowerCase();
-      const found = this.users.filter((u) =>
-        byName ? u.userName.toLowerCase() === value : u.emails.some((e) => e.value.toLowerCase() === value),
+      const ignored = this.ignores.includes(byName ? 'userName' : 'emails');
+      const found = this.users.filter(
+        (u) =>
+          ignored ||
+          (byName
+            ? u.userName.toLowerCase() === value
+            : u.emails.some((e) => e.value.toLowerCase() === value)),
       );
       return {
         headers: { 'content-type': 'application/scim+json' },
@@ -106,6 +113,7 @@ beforeEach(() => {
   scim.api.reset();
   scim.users.length = 0;
   scim.bearer = TOKEN;
+  scim.ignores = [];
 });
 afterEach(async () => {
   await harness?.stop();
@@ -213,6 +221,35 @@ describe('scim-deprovision: deactivation', () => {
       ok: true,
       receipt: { detail: 'no SCIM user has the userName or email gone@example.com; nothing to do' },
     });
+  });
+
+  it('RFC 7644 §3.4.2.2: a server that ignores the filter and answers with other users gets nobody deprovisioned, never the wrong user', async () => {
+    const bob = scim.add('bob.stone@example.com');
+    const h = await start({ delete_on_purge: true });
+    scim.ignores = ['userName'];
+    const byName = await h.attempt(draft('risc.account-disabled'));
+    expect(byName).toMatchObject({ ok: false, class: 'permanent' });
+    if (!byName.ok) {
+      expect(byName.error.code).toBe('SSF_ERR_SCIM_FILTER_IGNORED');
+      expect(byName.error.message).toContain('does not apply the filter');
+    }
+    // The userName filter works, the emails filter is ignored: the fallback finds bob, not dana.
+    scim.ignores = ['emails'];
+    const byEmail = await h.attempt(draft('risc.account-disabled'));
+    expect(byEmail).toMatchObject({ ok: false, class: 'permanent' });
+    scim.api.reset();
+    scim.ignores = ['userName', 'emails'];
+    expect(await h.attempt(draft('risc.account-purged'))).toMatchObject({ ok: false, class: 'permanent' });
+    expect(scim.api.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
+    expect(patches()).toHaveLength(0);
+    expect(scim.api.requests.filter((r) => r.method === 'DELETE')).toHaveLength(0);
+    expect(bob.active).toBe(true);
+    expect(scim.users).toContain(bob);
+    // Once the server applies its filters, the leaver is found and deactivated.
+    scim.ignores = [];
+    const dana = scim.add('dana.lee@example.com');
+    expect((await h.attempt(draft('risc.account-disabled'))).ok).toBe(true);
+    expect(dana.active).toBe(false);
   });
 
   it('skips users already inactive; a 404 on the PATCH means already gone; two matches are refused', async () => {
