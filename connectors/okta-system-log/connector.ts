@@ -16,6 +16,14 @@ import { mapLogEvent } from './mapping.ts';
 export const POLL_TASK = 'system-log';
 const CHECKPOINT = 'cursor';
 
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The `rel="next"` target of a Link header, if any. */
 export function nextLink(header: string | undefined): string | undefined {
   for (const part of (header ?? '').split(',')) {
@@ -58,7 +66,15 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
   );
 
   function firstUrl(state: OktaSystemLogState): string {
-    if (state.next) return state.next;
+    if (state.next) {
+      if (originOf(state.next) === origin) return state.next;
+      // A cursor saved before org_url changed: following it would send this org's credentials
+      // to the other one. Start over here instead, from initial_lookback.
+      ctx.logger.warn(
+        { cursorOrigin: originOf(state.next) ?? null, org: origin },
+        'the saved System Log cursor is not on org_url; reading from initial_lookback instead',
+      );
+    }
     const since = state.since ?? new Date(ctx.clock.now().getTime() - config.initial_lookback).toISOString();
     const url = new URL('/api/v1/logs', origin);
     url.searchParams.set('since', since);

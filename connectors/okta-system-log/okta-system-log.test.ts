@@ -219,6 +219,35 @@ describe('okta-system-log against a fake System Log API', () => {
     expect(t.emitted).toHaveLength(0);
   });
 
+  it('never sends the API token to a cursor saved for another org: after org_url changes it starts over', async () => {
+    const previousOrg = new MockServer();
+    await previousOrg.start();
+    try {
+      systemLogApi(previousOrg, [suspension(99)]);
+      const t = harness(server, () => clock);
+      // The cursor the instance saved while org_url was the previous org.
+      t.checkpoints.set('cursor', {
+        next: `${previousOrg.url}/api/v1/logs?after=0&limit=10&sortOrder=ASCENDING`,
+      });
+      const connector = oktaSystemLog.create(
+        t.ctx,
+        oktaSystemLog.configSchema.parse({
+          org_url: server.url,
+          auth: { type: 'ssws', token: FAKE_TOKEN },
+          page_size: 10,
+        }),
+      );
+      await connector.start(new AbortController().signal);
+      await t.run();
+      expect(previousOrg.requests).toHaveLength(0);
+      expect(server.requests[0]?.query).toMatchObject({ since: '2026-01-15T17:00:00.000Z' });
+      expect(t.ids()).toHaveLength(25);
+      expect(t.checkpoints.get('cursor')).toEqual({ next: expect.stringContaining(server.url) as string });
+    } finally {
+      await previousOrg.close();
+    }
+  });
+
   it('refuses a protocol-relative or broken next link for good, naming it', async () => {
     for (const [link, message] of [
       // Resolved against the org's scheme (the mock org is plain HTTP on loopback).
