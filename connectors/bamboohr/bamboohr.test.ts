@@ -437,6 +437,42 @@ describe('bamboohr polling', () => {
     await connector.stop(100);
   });
 
+  it('skips an employee whose record the API answers unreadably, instead of failing every poll on it', async () => {
+    server.on('GET', `${API}/employees/changed`, (req) => ({
+      body: req.query.since?.startsWith('2026-11-28T14:00:00')
+        ? {
+            latest: '2026-11-29T13:55:00+00:00',
+            employees: {
+              '4630': { id: '4630', action: 'Updated', lastChanged: '2026-11-29T13:50:00+00:00' },
+              '4631': { id: '4631', action: 'Updated', lastChanged: '2026-11-29T13:50:30+00:00' },
+              '4581': { id: '4581', action: 'Updated', lastChanged: '2026-11-29T13:51:00+00:00' },
+            },
+          }
+        : { latest: '2026-11-29T14:10:00+00:00', employees: {} },
+    }));
+    // A 200 whose JSON is not an employee record, and one that is not JSON at all.
+    server.on('GET', `${API}/employees/4630`, () => ({ body: { employee: { id: '4630' } } }));
+    server.on('GET', `${API}/employees/4631`, () => ({
+      headers: { 'content-type': 'text/html' },
+      body: '<html><body>Scheduled maintenance</body></html>',
+    }));
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    const { connector, tc } = await started({ mode: 'poll' });
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    expect((tc.checkpoints.get('default') as BambooHrState).since).toBe('2026-11-29T13:55:00+00:00');
+    expect(tc.statuses.at(-1)).toMatchObject({
+      state: 'recoverable_error',
+      reason: expect.stringMatching(/employee 4630[\s\S]*employee 4631/),
+    });
+    expect(tc.counter('bamboohr_employees_total', { outcome: 'malformed' })).toBe(2);
+    // The next poll goes on from the watermark.
+    await tc.runTask('poll');
+    expect(server.requests.at(-1)?.query.since).toBe('2026-11-29T13:55:00+00:00');
+    expect(tc.successes).toBe(1);
+    await connector.stop(100);
+  });
+
   it('commits large change sets in batches, moving the watermark only with the last one', async () => {
     const ids = Array.from({ length: 120 }, (_, i) => String(5000 + i));
     server.on('GET', `${API}/employees/changed`, () => ({

@@ -1,4 +1,5 @@
 import {
+  PermanentError,
   RetryableError,
   type EventDraft,
   type InboundConnector,
@@ -30,7 +31,12 @@ interface Resolved {
   change: EmployeeChange;
   /** The employee as the API answers now; undefined for deletions and vanished employees. */
   employee?: BambooEmployee | undefined;
+  /** Why the API's answer about the employee could not be read (polling only). */
+  unreadable?: string | undefined;
 }
+
+/** Answers about one employee that say nothing about the others: a 200 that is not a record. */
+const UNREADABLE_RECORD = new Set(['SSF_ERR_BAMBOOHR_RESPONSE', 'SSF_ERR_HTTP_BAD_BODY']);
 
 /**
  * BambooHR: event-based webhooks (HMAC-verified, then the employee is fetched) and/or polling of
@@ -59,19 +65,36 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     return client;
   }
 
-  /** Fetches what the changes name (outside the lock: no state is read). */
-  async function resolve(changes: EmployeeChange[], signal?: AbortSignal): Promise<Resolved[]> {
+  /**
+   * Fetches what the changes name (outside the lock: no state is read). With `skipUnreadable`
+   * (polling), an employee whose record the API answers unreadably is marked so and skipped:
+   * a poll cannot leave one record for later, and failing on it would stop every poll after.
+   */
+  async function resolve(
+    changes: EmployeeChange[],
+    signal?: AbortSignal,
+    skipUnreadable = false,
+  ): Promise<Resolved[]> {
     const out: Resolved[] = [];
     // One read per employee, however often a batch names them.
-    const read = new Map<string, Awaited<ReturnType<BambooHrClient['getEmployee']>>>();
+    const read = new Map<string, Omit<Resolved, 'change'>>();
     for (const change of changes) {
       if (change.action === 'deleted') {
         out.push({ change });
         continue;
       }
-      if (!read.has(change.employeeId))
-        read.set(change.employeeId, await api().getEmployee(change.employeeId, signal));
-      out.push({ change, employee: read.get(change.employeeId) });
+      let found = read.get(change.employeeId);
+      if (!found) {
+        try {
+          found = { employee: await api().getEmployee(change.employeeId, signal) };
+        } catch (err) {
+          if (!skipUnreadable || !(err instanceof PermanentError) || !UNREADABLE_RECORD.has(err.code))
+            throw err;
+          found = { unreadable: err.message };
+        }
+        read.set(change.employeeId, found);
+      }
+      out.push({ change, ...found });
     }
     return out;
   }
@@ -89,9 +112,14 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
       const now = ctx.clock.now();
       const state = await checkpoint.load();
       const events: EventDraft[] = [];
-      for (const { change, employee } of resolved) {
+      for (const { change, employee, unreadable } of resolved) {
         let outcome;
-        if (change.action === 'deleted') {
+        if (unreadable !== undefined) {
+          records.inc({ outcome: 'malformed' });
+          malformed.push(`employee ${change.employeeId}: ${unreadable}`);
+          ctx.logger.warn({ employee: change.employeeId, reason: unreadable }, 'skipped an employee');
+          continue;
+        } else if (change.action === 'deleted') {
           outcome = applyDeletion(state, change.employeeId, undefined, policy, change.at, now);
         } else if (!employee) {
           records.inc({ outcome: 'vanished' });
@@ -132,7 +160,7 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     for (let i = 0; i < changes.length || i === 0; i += POLL_BATCH) {
       const batch = changes.slice(i, i + POLL_BATCH);
       const last = i + POLL_BATCH >= changes.length;
-      const resolved = await resolve(batch, signal);
+      const resolved = await resolve(batch, signal, true);
       emittedCount += await apply(
         resolved,
         last ? (state) => void (state.since = latest ?? now.toISOString()) : undefined,
