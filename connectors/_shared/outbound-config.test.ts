@@ -1,18 +1,52 @@
 import { describe, expect, it } from 'vitest';
 import { microsoftGraph } from '../microsoft-graph/index.ts';
+import { oktaItp } from '../okta-itp/index.ts';
 import { oktaUniversalLogout } from '../okta-universal-logout/index.ts';
 import { scimDeprovision } from '../scim-deprovision/index.ts';
+import { slack } from '../slack/index.ts';
 import { ssfPush } from '../ssf-push/index.ts';
 import { webhook } from '../webhook/index.ts';
 import { baseUrl, endpointUrl } from './outbound-config.ts';
+import type { z } from '../../core/plugin-api/index.ts';
 
 describe('outbound config URLs', () => {
-  it('a base URL loses the trailing slashes of its path only, never a slash inside its query', () => {
+  it('a base URL loses the trailing slashes of its path', () => {
     const base = baseUrl('base');
     expect(base.parse('https://app.example.com/scim/v2/')).toBe('https://app.example.com/scim/v2');
     expect(base.parse('https://example.okta.com//')).toBe('https://example.okta.com');
-    expect(base.parse('https://api.example.com/v1/?tenant=a/')).toBe('https://api.example.com/v1?tenant=a/');
-    expect(base.parse('https://api.example.com/v1#frag/')).toBe('https://api.example.com/v1#frag/');
+  });
+
+  it('a base URL with a query or fragment is refused: the paths joined to it would land inside the query', () => {
+    const base = baseUrl('base');
+    for (const url of [
+      'https://api.example.com/v1/?tenant=a/',
+      'https://api.example.com/v1?tenant=a',
+      'https://api.example.com/v1#frag/',
+    ]) {
+      const parsed = base.safeParse(url);
+      expect(parsed.success).toBe(false);
+      expect(parsed.error?.issues[0]?.message).toContain('must not have a query or fragment');
+    }
+    const configs: Array<[{ configSchema: z.ZodType }, Record<string, unknown>, string]> = [
+      [scimDeprovision, { token: 't', base_url: 'https://app.example.com/scim/v2?tenant=a' }, 'base_url'],
+      [
+        oktaUniversalLogout,
+        { org_url: 'https://example.okta.com/?x=1', client_id: 'c', private_key: 'k' },
+        'org_url',
+      ],
+      [oktaItp, { org_url: 'https://example.okta.com?x=1' }, 'org_url'],
+      [slack, { token: 'xoxp-1', api_url: 'https://slack.com/api?team=T1' }, 'api_url'],
+      [
+        microsoftGraph,
+        { tenant_id: 't', client_id: 'c', client_secret: 's', graph_url: 'https://graph.microsoft.com#x' },
+        'graph_url',
+      ],
+    ];
+    for (const [connector, config, field] of configs) {
+      const parsed = connector.configSchema.safeParse(config);
+      expect(parsed.success).toBe(false);
+      expect(parsed.error?.issues.map((i) => i.path.join('.'))).toContain(field);
+    }
   });
 
   it('an endpoint URL is kept exactly as configured: its trailing slash, and a key in its query', () => {

@@ -7,15 +7,16 @@ function absoluteHttpUrl() {
 
 /**
  * A base URL that paths are joined to (`base_url`, `org_url`, `graph_url`, `api_url` …): the
- * trailing slashes of its path are dropped so `${base}/Users` has one slash. Only the path's:
- * a query or fragment is kept as written.
+ * trailing slashes of its path are dropped so `${base}/Users` has one slash. A query or fragment
+ * is refused: a path joined to `https://app.example.com/scim/v2?tenant=a` lands inside the query
+ * (`?tenant=a/Users`), so no request would reach the API.
  */
 export function baseUrl(description: string) {
   return absoluteHttpUrl()
-    .transform((url) => {
-      const end = url.search(/[?#]/);
-      return end < 0 ? url.replace(/\/+$/, '') : `${url.slice(0, end).replace(/\/+$/, '')}${url.slice(end)}`;
+    .refine((url) => !/[?#]/.test(url), {
+      error: 'must not have a query or fragment: paths such as /Users are joined to it',
     })
+    .transform((url) => url.replace(/\/+$/, ''))
     .meta({ description });
 }
 
