@@ -1,5 +1,5 @@
 /** SCIM 2.0 (RFC 7644) user lookup, deactivation and deletion. */
-import { PermanentError, type HttpClient } from '../../core/plugin-api/index.ts';
+import { PermanentError, pathSegment, type HttpClient } from '../../core/plugin-api/index.ts';
 
 export const SCIM_JSON = 'application/scim+json';
 const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
@@ -125,7 +125,7 @@ export class ScimClient {
   async deactivate(id: string, signal: AbortSignal): Promise<number> {
     const res = await this.http.request({
       method: 'PATCH',
-      url: `/Users/${encodeURIComponent(id)}`,
+      url: `/Users/${pathSegment(id, { escapeAll: true })}`,
       body: JSON.stringify(deactivation()),
       headers: { 'content-type': SCIM_JSON },
       responseType: 'text',
@@ -137,7 +137,7 @@ export class ScimClient {
   async remove(id: string, signal: AbortSignal): Promise<number> {
     const res = await this.http.request({
       method: 'DELETE',
-      url: `/Users/${encodeURIComponent(id)}`,
+      url: `/Users/${pathSegment(id, { escapeAll: true })}`,
       responseType: 'text',
       signal,
     });

@@ -252,6 +252,21 @@ describe('scim-deprovision: deactivation', () => {
     expect(dana.active).toBe(false);
   });
 
+  it('RFC 3986 §5.2.4: a user id that is a dot-segment is refused, never sent as /Users/.. (the collection) whose 404 would read as "already gone"', async () => {
+    const h = await start({ delete_on_purge: true });
+    for (const [id, type] of [
+      ['..', 'risc.account-disabled'],
+      ['.', 'risc.account-purged'],
+    ] as const) {
+      scim.users.length = 0;
+      scim.add('dana.lee@example.com').id = id;
+      const outcome = await h.attempt(draft(type));
+      expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+      if (!outcome.ok) expect(outcome.error.code).toBe('SSF_ERR_OUTBOUND_SUBJECT');
+    }
+    expect(scim.api.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+  });
+
   it('skips users already inactive; a 404 on the PATCH means already gone; two matches are refused', async () => {
     scim.add('dana.lee@example.com', 'dana.lee@example.com', false);
     const h = await start();
