@@ -1,13 +1,16 @@
 /**
  * Checks the hand-written pages (README.md, docs/*.md) against the code they describe: links and
- * anchors between pages, the metric names they quote, and the commands and flags they show.
+ * anchors between pages, the metric names they quote, the commands and flags they show, and the
+ * delivery defaults they list.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import client from 'prom-client';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { buildProgram } from '../../core/cli/main.ts';
+import { deliveryConfigSchema } from '../../core/delivery/config.ts';
 import { repoRoot } from './generate.ts';
 
 const pages = [
@@ -217,5 +220,18 @@ describe('the checks themselves', () => {
     expect(unknownCommandParts('ssf-bridge deadletters list', program)).toHaveLength(1);
     expect(unknownCommandParts('ssf-bridge dlq retry 4', program)).toHaveLength(1);
     expect(unknownCommandParts('ssf-bridge dlq list --page 2', program)).toHaveLength(1);
+  });
+});
+
+describe('the delivery settings shown in docs/delivery.md', () => {
+  it('are the defaults, apart from the per-destination example', () => {
+    const text = read(join(repoRoot, 'docs', 'delivery.md'));
+    const block = /^## Settings\n[\s\S]*?^```yaml\n([\s\S]*?)^```/m.exec(text)?.[1];
+    if (!block) throw new Error('no yaml block under "## Settings" in docs/delivery.md');
+    const shown = (parse(block) as { delivery: Record<string, unknown> }).delivery;
+    const { destinations, ...settings } = deliveryConfigSchema.parse(shown);
+    const { destinations: _none, ...defaults } = deliveryConfigSchema.parse({});
+    expect(settings).toEqual(defaults);
+    expect(Object.keys(destinations).length).toBeGreaterThan(0);
   });
 });
