@@ -7,6 +7,7 @@ import { MetricsRegistry } from '../telemetry/metrics.ts';
 import { deliveryConfigSchema, type DeliveryConfigInput } from '../delivery/config.ts';
 import { deliveryJti } from '../delivery/jti.ts';
 import { SqliteStore } from '../storage/sqlite/store.ts';
+import type { StoredEvent } from '../storage/types.ts';
 import { ManualClock } from '../storage/testing/fixtures.ts';
 import { routesConfigSchema, subjectsConfigSchema, type RoutesConfigInput } from './config.ts';
 import { EventValidationError, OutboxFullError, Pipeline, type ValidateEvent } from './pipeline.ts';
@@ -35,7 +36,7 @@ interface Setup {
   routes?: RoutesConfigInput;
   delivery?: DeliveryConfigInput;
   aliases?: Array<{ from: Record<string, unknown>; to: Record<string, unknown> }>;
-  streamDefaultSubjects?: 'ALL' | 'NONE';
+  streamRoutes?: (event: StoredEvent) => string[];
   disabled?: string[];
   metrics?: MetricsRegistry;
   logger?: Logger;
@@ -61,7 +62,7 @@ function setup(options: Setup = {}) {
     clock,
     notify: (ids) => notified.push(ids),
     backlogRefreshMs: 0,
-    ...(options.streamDefaultSubjects ? { streamDefaultSubjects: options.streamDefaultSubjects } : {}),
+    ...(options.streamRoutes ? { streamRoutes: options.streamRoutes } : {}),
     ...(options.disabled ? { disabledDestinations: options.disabled } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
@@ -265,43 +266,60 @@ describe('pipeline', () => {
     expect((await store.stats()).backlog).toEqual({ okta: 1 });
   });
 
-  it('rule: routes to streams reach the streams covering the subject that want the event type', async () => {
-    const { store, clock, pipeline } = setup({ routes: [{ to: ['okta'], streams: true }] });
+  it('rule: routes to streams reach the streams the transmitter routes the event to', async () => {
+    const seen: StoredEvent[] = [];
+    const { store, pipeline } = setup({
+      routes: [{ to: ['okta'], streams: true }],
+      streamRoutes: (event) => {
+        seen.push(event);
+        return event.subject.email === 'alice@example.com' ? ['stream:s1', 'stream:s2'] : [];
+      },
+    });
     const alice = { format: 'email', email: 'alice@example.com' };
-    const key = stableSubjectKey(alice);
-    for (const [id, config] of [
-      ['s1', {}],
-      ['s2', { events_delivered: [RISK] }],
-      ['s3', {}],
-    ] as const) {
-      await store.streams.create({ streamId: id, clientId: 'c', config, status: 'enabled' }, clock.now());
-      await store.streams.putSubject(id, { subjectKey: key, subject: alice, included: true }, clock.now());
-    }
-    await store.streams.update('s3', { status: 'disabled' }, clock.now());
-    await store.streams.create({ streamId: 's4', clientId: 'c', config: {}, status: 'enabled' }, clock.now());
-    const result = await pipeline.accept('workday', [draft({ subject: alice })]);
-    const rows = await store.deliveries.forEvent(result.accepted[0]!);
-    expect(rows.map((r) => r.destinationId).sort()).toEqual(['okta', 'stream:s1']);
+    const result = await pipeline.accept('workday', [
+      draft({ subject: alice }),
+      draft({ subject: { format: 'email', email: 'bob@example.com' } }),
+    ]);
+    expect(seen.map((e) => e.subject.email)).toEqual(['alice@example.com', 'bob@example.com']);
+    const [forAlice, forBob] = await Promise.all(result.accepted.map((id) => store.deliveries.forEvent(id)));
+    expect(forAlice!.map((r) => r.destinationId).sort()).toEqual(['okta', 'stream:s1', 'stream:s2']);
+    expect(forBob!.map((r) => r.destinationId)).toEqual(['okta']);
   });
 
-  it('rule: with default subjects ALL, every stream gets the event unless it removed the subject', async () => {
-    const { store, clock, pipeline } = setup({
+  it('rule: a route naming streams reaches only those of them the transmitter routes the event to', async () => {
+    const { store, pipeline } = setup({
       routes: [{ streams: ['s1', 's2'] }],
-      streamDefaultSubjects: 'ALL',
+      streamRoutes: () => ['stream:s1', 'stream:s3'],
     });
-    for (const id of ['s1', 's2', 's3']) {
-      await store.streams.create({ streamId: id, clientId: 'c', config: {}, status: 'enabled' }, clock.now());
-    }
-    const bob = { format: 'email', email: 'bob@example.com' };
-    await store.streams.putSubject(
-      's2',
-      { subjectKey: stableSubjectKey(bob), subject: bob, included: false },
-      clock.now(),
-    );
-    const result = await pipeline.accept('workday', [draft({ subject: bob })]);
+    const result = await pipeline.accept('workday', [draft()]);
     expect((await store.deliveries.forEvent(result.accepted[0]!)).map((r) => r.destinationId)).toEqual([
       'stream:s1',
     ]);
+  });
+
+  it('rule: without a transmitter, routes to streams reach no stream and the event counts as unrouted', async () => {
+    const { store, pipeline } = setup({ routes: [{ streams: true }] });
+    await store.streams.create(
+      { streamId: 's1', clientId: 'c', config: {}, status: 'enabled' },
+      new Date('2026-01-01T00:00:00Z'),
+    );
+    const result = await pipeline.accept('workday', [draft()]);
+    expect(result.unrouted).toBe(1);
+    expect((await store.stats()).backlog).toEqual({});
+  });
+
+  it('rule: routes whose filters refuse an event do not ask the transmitter about it', async () => {
+    const asked: string[] = [];
+    const { pipeline } = setup({
+      routes: [{ event_types: ['caep.credential-change'], streams: true }],
+      streamRoutes: (event) => {
+        asked.push(event.type);
+        return ['stream:s1'];
+      },
+    });
+    const result = await pipeline.accept('workday', [draft()]);
+    expect(asked).toEqual([]);
+    expect(result.unrouted).toBe(1);
   });
 
   it('rule: when a destination outbox is full, accept refuses with Retry-After and writes nothing', async () => {

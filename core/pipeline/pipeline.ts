@@ -7,14 +7,11 @@ import { policyFor, type DeliveryConfig } from '../delivery/config.ts';
 import { dedupeKey, defaultTxn, deliveryJti, orderingKey } from '../delivery/jti.ts';
 import {
   DEFAULT_CHECKPOINT_NAME,
-  streamDestinationId,
   streamIdOf,
-  type DefaultSubjects,
   type NewDelivery,
   type NewEvent,
   type StoredEvent,
   type Store,
-  type StreamRecord,
 } from '../storage/types.ts';
 import { subjectsConfigSchema, type RoutesConfig, type SubjectsConfig } from './config.ts';
 import { Router, SEVERITIES } from './routing.ts';
@@ -46,16 +43,12 @@ export interface PipelineOptions {
   queueLimit?: (destinationId: string) => number;
   /** Told which destinations received new rows (wakes the delivery workers). */
   notify?: (destinationIds: string[]) => void;
-  /** Which streams get a subject nobody added: the transmitter's default_subjects. */
-  streamDefaultSubjects?: DefaultSubjects;
   /**
-   * The SSF streams (as `stream:<id>` destination ids) that get an event, from the transmitter's
-   * in-memory routing index. When given, it replaces the store lookup by subject key, so complex
-   * subjects match by the SSF wildcard rule and no stream rows are read per event.
+   * The SSF streams (as `stream:<id>` destination ids) that get an event: the transmitter's
+   * in-memory routing index (subjects, default_subjects, events_delivered, status, paused holds).
+   * Without it (no transmitter), routes to streams reach no stream.
    */
   streamRoutes?: (event: StoredEvent) => string[];
-  /** Whether a stream wants an event; defaults to its `events_delivered` list when present. */
-  streamAccepts?: (stream: StreamRecord, event: StoredEvent) => boolean;
   /** How long a read of the backlog counts is reused. */
   backlogRefreshMs?: number;
   /**
@@ -188,7 +181,7 @@ export class Pipeline {
     );
     const fresh = prepared.filter((p) => !known.has(p.key));
     const items = await Promise.all(fresh.map((p) => this.#build(instanceId, p, now)));
-    await this.#addStreamDeliveries(items.filter((i) => i.releaseAt === undefined));
+    this.#addStreamDeliveries(items.filter((i) => i.releaseAt === undefined));
     await this.#checkCapacity(items);
 
     const outcome = await this.#o.store.accept({
@@ -250,7 +243,7 @@ export class Pipeline {
     const due = await this.#o.store.events.dueSchedules(now, limit);
     if (due.length === 0) return 0;
     const releases = due.map(({ event }) => ({ event, deliveries: this.#outboundDeliveries(event) }));
-    await this.#addStreamDeliveries(releases);
+    this.#addStreamDeliveries(releases);
     const released = new Set(
       await this.#o.store.events.releaseSchedules(
         releases.map((r) => ({ eventId: r.event.id, deliveries: r.deliveries })),
@@ -368,34 +361,17 @@ export class Pipeline {
     return [...this.#router.targets(event).destinations].map((id) => delivery(event, id));
   }
 
-  /** Adds one delivery per stream that covers each event's subject and wants the event. */
-  async #addStreamDeliveries(items: Array<{ event: StoredEvent; deliveries: NewDelivery[] }>): Promise<void> {
-    const wanting = items
-      .map((item) => ({ item, streams: this.#router.targets(item.event).streams }))
-      .filter(({ streams }) => streams === 'all' || streams.size > 0);
-    if (wanting.length === 0) return;
+  /** Adds one delivery per stream the transmitter routes each event to, where its route allows. */
+  #addStreamDeliveries(items: Array<{ event: StoredEvent; deliveries: NewDelivery[] }>): void {
     const routes = this.#o.streamRoutes;
-    if (routes) {
-      for (const { item, streams } of wanting) {
-        for (const destinationId of routes(item.event)) {
-          const streamId = streamIdOf(destinationId);
-          if (streamId === undefined || (streams !== 'all' && !streams.has(streamId))) continue;
-          item.deliveries.push(delivery(item.event, destinationId));
-        }
-      }
-      return;
-    }
-    const bySubject = new Map<string, Promise<StreamRecord[]>>();
-    const accepts = this.#o.streamAccepts ?? defaultStreamAccepts;
-    for (const { item, streams } of wanting) {
-      const key = item.event.subjectKey;
-      if (!bySubject.has(key)) {
-        bySubject.set(key, this.#o.store.streams.forSubject(key, this.#o.streamDefaultSubjects ?? 'NONE'));
-      }
-      for (const stream of await bySubject.get(key)!) {
-        if (streams !== 'all' && !streams.has(stream.streamId)) continue;
-        if (!accepts(stream, item.event)) continue;
-        item.deliveries.push(delivery(item.event, streamDestinationId(stream.streamId)));
+    if (!routes) return;
+    for (const item of items) {
+      const streams = this.#router.targets(item.event).streams;
+      if (streams !== 'all' && streams.size === 0) continue;
+      for (const destinationId of routes(item.event)) {
+        const streamId = streamIdOf(destinationId);
+        if (streamId === undefined || (streams !== 'all' && !streams.has(streamId))) continue;
+        item.deliveries.push(delivery(item.event, destinationId));
       }
     }
   }
@@ -423,11 +399,6 @@ function delivery(event: StoredEvent, destinationId: string): NewDelivery {
     jti: deliveryJti(event.instanceId, event.sourceRecordId, event.type, destinationId),
     orderingKey: orderingKey(destinationId, event.subjectKey),
   };
-}
-
-function defaultStreamAccepts(stream: StreamRecord, event: StoredEvent): boolean {
-  const delivered = stream.config.events_delivered;
-  return !Array.isArray(delivered) || delivered.includes(event.type);
 }
 
 /** What the pipeline itself needs of a draft, whatever the catalog says. */

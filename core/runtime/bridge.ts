@@ -197,8 +197,6 @@ export class Bridge {
         queueLimit: (id) => engine.policy(id).queueSize,
         notify: (ids) => engine.notify(ids),
         streamRoutes: (event) => transmitter.routeEvent(event),
-        streamAccepts: transmitter.streamAccepts,
-        streamDefaultSubjects: transmitter.defaultSubjects,
         disabledDestinations: this.config.instances
           .filter((i) => i.kind === 'outbound' && !i.enabled)
           .map((i) => i.id),

@@ -324,11 +324,6 @@ export interface StreamStore {
     streamId: string,
     page?: { afterKey?: string; limit?: number },
   ): Promise<StreamSubjectRecord[]>;
-  /**
-   * Streams (not disabled) that should receive events about this subject: with `NONE`,
-   * streams that added it; with `ALL`, every stream except those that removed it.
-   */
-  forSubject(subjectKey: string, defaultSubjects: DefaultSubjects): Promise<StreamRecord[]>;
   /** Adds SETs to a stream's poll queue; a jti already queued is not added twice. */
   enqueuePoll(streamId: string, items: PollItem[], now: Date): Promise<number>;
   poll(streamId: string, request: PollRequest): Promise<PollResult>;

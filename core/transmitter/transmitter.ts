@@ -7,13 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock, Logger, SubjectIdentifier } from '../plugin-api/types.ts';
 import { ConfigError } from '../plugin-api/errors.ts';
-import type { DefaultSubjects, StoredEvent, Store, StreamRecord, StreamStatus } from '../storage/types.ts';
-import { streamDestinationId } from '../storage/types.ts';
+import type { Store, StreamRecord, StreamStatus } from '../storage/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import type { Resolver } from '../http/ssrf.ts';
 import { eventCatalog, type EventCatalog } from '../ssf/events/catalog.ts';
 import type { JwksFetcher } from '../ssf/set/jwks.ts';
-import { subjectKey } from '../ssf/subjects.ts';
 import { ReceiverAuthenticator } from './auth.ts';
 import type { TransmitterConfig } from './config.ts';
 import {
@@ -84,7 +82,6 @@ export class Transmitter {
   readonly #sync: StreamSync;
   readonly #control: ControlChannel;
   readonly #push: PushClient;
-  readonly #routed = new WeakMap<object, Set<string>>();
   readonly #timers: NodeJS.Timeout[] = [];
   #running = false;
   #ticking: Promise<void> | undefined;
@@ -189,10 +186,6 @@ export class Transmitter {
   /** False when `transmitter.enabled` is false: nothing is served or started. */
   get enabled(): boolean {
     return this.#ctx.config.enabled;
-  }
-
-  get defaultSubjects(): DefaultSubjects {
-    return this.#ctx.config.streams.default_subjects;
   }
 
   /** The public JWKS of the signing keys. */
@@ -303,25 +296,6 @@ export class Transmitter {
       },
     });
   }
-
-  /**
-   * For a pipeline that finds candidate streams itself (StreamStore.forSubject): whether one of
-   * them gets the event. Routes each event once and answers from that.
-   */
-  streamAccepts = (stream: StreamRecord, event: StoredEvent): boolean => {
-    let routed = this.#routed.get(event);
-    if (!routed) {
-      routed = new Set(this.routeEvent(event));
-      this.#routed.set(event, routed);
-    }
-    return routed.has(streamDestinationId(stream.streamId));
-  };
-
-  /**
-   * The subject key under which streams store subjects (StreamStore.forSubject looks it up): the
-   * canonical subject key of core/ssf, which the pipeline also gives events.
-   */
-  subjectKey = (subject: SubjectIdentifier): string => subjectKey(subject);
 
   /** Registers the streams with a delivery engine and keeps them in step; returns a disconnect. */
   connectDeliveryEngine(engine: DestinationRegistry): () => void {

@@ -20,6 +20,7 @@ import {
 import { Pipeline, type AcceptResult } from '../../core/pipeline/index.ts';
 import { openStore, storageConfigSchema, type Store } from '../../core/storage/index.ts';
 import { KeyStore, SetCodec, eventCatalog, parseSubject } from '../../core/ssf/index.ts';
+import { subjectKey } from '../../core/ssf/subjects.ts';
 import { StatusBoard } from '../../core/runtime/status.ts';
 import { MetricsRegistry } from '../../core/telemetry/metrics.ts';
 import { silentLogger } from '../../core/telemetry/logger.ts';
@@ -223,11 +224,9 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
         return { ok: false, problems: [{ path: '', message: (err as Error).message }] };
       }
     },
-    subjectKey: tx.subjectKey,
+    subjectKey,
     // Routed as core/runtime/bridge.ts routes: through the transmitter's routing index.
     streamRoutes: (event) => tx.routeEvent(event),
-    streamDefaultSubjects: tx.defaultSubjects,
-    streamAccepts: tx.streamAccepts,
     clock,
     logger,
     ...(engine ? { notify: (ids: string[]) => engine.notify(ids) } : {}),

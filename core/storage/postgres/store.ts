@@ -800,20 +800,6 @@ export class PostgresStore implements Store {
           included: Boolean(row.included),
           addedAt: date(row.added_at),
         })),
-      forSubject: async (subjectKey, defaultSubjects) =>
-        (defaultSubjects === 'ALL'
-          ? await this.#rows(
-              `SELECT s.* FROM streams s WHERE s.status <> 'disabled' AND NOT EXISTS
-                 (SELECT 1 FROM stream_subjects x WHERE x.stream_id = s.stream_id AND x.subject_key = $1 AND NOT x.included)
-               ORDER BY s.stream_id`,
-              [subjectKey],
-            )
-          : await this.#rows(
-              `SELECT s.* FROM stream_subjects x JOIN streams s ON s.stream_id = x.stream_id
-               WHERE x.subject_key = $1 AND x.included AND s.status <> 'disabled' ORDER BY s.stream_id`,
-              [subjectKey],
-            )
-        ).map(streamFromRow),
       enqueuePoll: async (streamId, items, now) => {
         if (items.length === 0) return 0;
         return this.#count(

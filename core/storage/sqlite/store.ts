@@ -956,20 +956,6 @@ export class SqliteStore implements Store {
           included: Boolean(row.included),
           addedAt: date(row.added_at),
         })),
-      forSubject: async (subjectKey, defaultSubjects) =>
-        (defaultSubjects === 'ALL'
-          ? this.#all(
-              `SELECT s.* FROM streams s WHERE s.status <> 'disabled' AND NOT EXISTS
-                 (SELECT 1 FROM stream_subjects x WHERE x.stream_id = s.stream_id AND x.subject_key = ? AND x.included = 0)
-               ORDER BY s.stream_id`,
-              subjectKey,
-            )
-          : this.#all(
-              `SELECT s.* FROM stream_subjects x JOIN streams s ON s.stream_id = x.stream_id
-               WHERE x.subject_key = ? AND x.included = 1 AND s.status <> 'disabled' ORDER BY s.stream_id`,
-              subjectKey,
-            )
-        ).map(streamFromRow),
       enqueuePoll: async (streamId, items, now) =>
         this.#write(() => {
           let added = 0;

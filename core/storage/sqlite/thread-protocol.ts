@@ -89,7 +89,6 @@ export const SUB_STORE_METHODS = {
     'putSubject',
     'deleteSubject',
     'listSubjects',
-    'forSubject',
     'enqueuePoll',
     'poll',
     'ack',
