@@ -403,9 +403,12 @@ export function applyWorker(
   const zoned = basisDate ? zonedInstant(basisDate, policy.effective_time, policy.timezone) : undefined;
   const effectiveAt = zoned && worker.effectiveBy ? earlier(new Date(worker.effectiveBy), zoned) : zoned;
   const future = effectiveAt !== undefined && effectiveAt.getTime() > now.getTime();
+  const gone = prev && (prev.status === 'terminated' || prev.status === 'deleted') ? prev : undefined;
+  // A source that still says terminated, about a termination already reported, is no rehire
+  // though its date lies ahead (a leaver sent early, as Bob's employee.left can make it).
   const phase =
     worker.status === 'terminated'
-      ? future
+      ? future && !gone
         ? 'pending'
         : 'terminated'
       : worker.status === 'unknown'
@@ -419,7 +422,6 @@ export function applyWorker(
           : 'active';
 
   const pendingKey = `${id}:terminate`;
-  const gone = prev && (prev.status === 'terminated' || prev.status === 'deleted') ? prev : undefined;
   const reversals = prev?.reversals;
 
   if (phase === 'terminated') {

@@ -291,6 +291,29 @@ describe('hibob webhooks', () => {
     await other.connector.stop(100);
   });
 
+  it('keeps a leaver sent early (employee.left ahead of the time zone) disabled through a later update', async () => {
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-30' }),
+    );
+    const tc = createTestContext<HibobState>({ now: '2026-11-29T15:00:02.000Z' });
+    const { connector } = await started({}, tc);
+    await connector.handleWebhook!(signed(delivery('employee.left', '2026-11-29T15:00:00.000Z')));
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    // An hour later HR adds exit notes: Bob still shows the employee terminated, on a date that
+    // has not begun in Berlin yet. That is no rehire.
+    tc.clock.set('2026-11-29T16:00:02.000Z');
+    const res = await connector.handleWebhook!(
+      signed(delivery('employee.updated', '2026-11-29T16:00:00.000Z')),
+    );
+    expect(res.status).toBe(200);
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    // Nor is anything held to be sent again when the date begins in Berlin.
+    tc.clock.set('2026-11-29T23:00:00.000Z');
+    await tc.runTask('release');
+    expect(tc.events()).toHaveLength(2);
+    await connector.stop(100);
+  });
+
   it('purges on employee.deleted with the email from the payload, without calling the API', async () => {
     const { connector, tc } = await started();
     const res = await connector.handleWebhook!(
