@@ -58,6 +58,25 @@ describe('parseSyslog', () => {
     });
   });
 
+  it('reads an RFC 3164 header with an RFC 3339 timestamp (rsyslog RSYSLOG_ForwardFormat) and finds its CEF payload', () => {
+    const line =
+      '<134>2026-03-02T09:14:27.123456+01:00 fw01 arcsight: CEF:0|Acme|Sentinel IDS|4.2|3001|Impossible travel|9|suser=dana.lee@example.com';
+    expect(parseSyslog(line)).toMatchObject({
+      format: 'rfc3164',
+      timestamp: '2026-03-02T09:14:27.123456+01:00',
+      hostname: 'fw01',
+      app_name: 'arcsight',
+    });
+    const record = parseLine(line);
+    expect(record.format).toBe('cef');
+    expect(record.cef).toMatchObject({ signature_id: '3001', extension: { suser: 'dana.lee@example.com' } });
+    expect(parseSyslog('<13>2026-03-02T09:20:00Z CEF:0|V|P|1|s|n|5|')).toMatchObject({
+      timestamp: '2026-03-02T09:20:00Z',
+      hostname: null,
+      message: 'CEF:0|V|P|1|s|n|5|',
+    });
+  });
+
   it('refuses lines that are not syslog', () => {
     expect(() => parseSyslog('hello')).toThrow('no <PRI>');
     expect(() => parseSyslog('<999>1 - - - - - -')).toThrow('out of range');

@@ -21,6 +21,11 @@ export class SyslogParseError extends Error {
 
 const PRI = /^<(\d{1,3})>/;
 const BSD_TIME = /^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}:\d{2}:\d{2}) /;
+/**
+ * An RFC 3339 timestamp in place of the BSD one, as rsyslog's RSYSLOG_ForwardFormat and
+ * syslog-ng's ts-format(iso) write the RFC 3164 header.
+ */
+const ISO_TIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})) /i;
 const BSD_TAG = /^([^\s:[\]]{1,48})(?:\[([^\]\s]{1,32})\])?: ?/;
 
 function nil(value: string): string | null {
@@ -125,9 +130,11 @@ function parse3164(rest: string, base: { facility: number; severity: number }): 
   let at = rest;
   let timestamp: string | null = null;
   let hostname: string | null = null;
-  const time = BSD_TIME.exec(at);
+  const bsd = BSD_TIME.exec(at);
+  const iso = bsd ? null : ISO_TIME.exec(at);
+  const time = bsd ?? iso;
   if (time) {
-    timestamp = `${time[1]} ${time[2]} ${time[3]}`;
+    timestamp = bsd ? `${bsd[1]} ${bsd[2]} ${bsd[3]}` : (time[1] as string);
     at = at.slice(time[0].length);
     // The HOSTNAME follows the timestamp unless the next word is already the tag.
     const word = /^(\S+) /.exec(at);
