@@ -1,7 +1,7 @@
 /**
  * Checks the hand-written pages (README.md, docs/*.md) against the code they describe: links and
- * anchors between pages, the metric names they quote, the commands and flags they show, and the
- * delivery defaults they list.
+ * anchors between pages, the metric names they quote, the commands and flags they show, the
+ * delivery defaults and the connectors they list.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -9,6 +9,7 @@ import client from 'prom-client';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { firstPartyConnectors } from '../../connectors/index.ts';
 import { buildProgram } from '../../core/cli/main.ts';
 import { deliveryConfigSchema } from '../../core/delivery/config.ts';
 import { repoRoot } from './generate.ts';
@@ -233,5 +234,24 @@ describe('the delivery settings shown in docs/delivery.md', () => {
     const { destinations: _none, ...defaults } = deliveryConfigSchema.parse({});
     expect(settings).toEqual(defaults);
     expect(Object.keys(destinations).length).toBeGreaterThan(0);
+  });
+});
+
+describe("README's connector list", () => {
+  it('names every registered connector, inbound and outbound, and no other', () => {
+    const section = /^## Connectors\n([\s\S]*?)^## /m.exec(read(join(repoRoot, 'README.md')))?.[1];
+    if (!section) throw new Error('no "## Connectors" section in README.md');
+    const listed = (kind: string) =>
+      [...(new RegExp(`${kind}:([^.]*)\\.`).exec(section)?.[1] ?? '').matchAll(/`([a-z0-9-]+)`/g)]
+        .map((m) => m[1])
+        .sort();
+    const registered = (kind: string) =>
+      firstPartyConnectors
+        .map((d) => d.manifest)
+        .filter((m) => m.kind === kind)
+        .map((m) => m.id)
+        .sort();
+    expect(listed('Inbound')).toEqual(registered('inbound'));
+    expect(listed('Outbound')).toEqual(registered('outbound'));
   });
 });
