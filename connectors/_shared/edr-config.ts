@@ -101,6 +101,8 @@ function httpsUrl() {
     .url()
     .refine(
       (value) => {
+        // Not a URL at all (e.g. no scheme): z.url() says so already.
+        if (!URL.canParse(value)) return true;
         const parsed = new URL(value);
         return (
           parsed.protocol === 'https:' || (parsed.protocol === 'http:' && LOCAL_HOSTS.has(parsed.hostname))
