@@ -15,9 +15,31 @@ import {
   type InboundConnector,
   type InboundContext,
   type ScheduledTask,
-  type z,
+  z,
 } from '../../core/plugin-api/index.ts';
 import { emptyScanState, type ScanState } from './mdm-mapping.ts';
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Config field of a vendor API address: https only, since the API credentials (a client secret,
+ * an API token, an account's password) go with every request; plain http only for the local
+ * machine (a proxy or test double on the same host).
+ */
+export function vendorUrlField(description: string) {
+  return z
+    .url({ protocol: /^https?$/, message: 'must be an https URL' })
+    .refine(
+      (value) => {
+        // Not a URL at all: z.url() says so already.
+        if (!URL.canParse(value)) return true;
+        const url = new URL(value);
+        return url.protocol === 'https:' || LOCAL_HOSTS.has(url.hostname);
+      },
+      { message: 'must be an https URL (the credentials would travel in clear text over http)' },
+    )
+    .meta({ description });
+}
 
 /** Config field bounding the waiting of one scan (see WaitBudget). */
 export const maxRetryWaitField = duration().prefault('2m').meta({

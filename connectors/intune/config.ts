@@ -1,14 +1,13 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
 import { scanPolicyShape } from '../_shared/mdm-mapping.ts';
-import { maxRetryWaitField } from '../_shared/mdm-poller.ts';
+import { maxRetryWaitField, vendorUrlField } from '../_shared/mdm-poller.ts';
 import {
   clientCertificateSchema,
   entraCredentialIssues,
   federatedTokenFileSchema,
 } from '../_shared/entra-auth.ts';
 
-const httpsUrl = (description: string) =>
-  z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).meta({ description });
+const httpsUrl = vendorUrlField;
 
 /** The settings, before the check that exactly one Entra credential is given. */
 const settings = z.strictObject({

@@ -143,6 +143,25 @@ function complianceEvents(t: TestContext<IntuneState>) {
   }));
 }
 
+describe('intune config', () => {
+  it('refuses plain http Graph and sign-in URLs other than the local machine: the client secret would travel in clear text', () => {
+    const problems = (urls: Record<string, string>) =>
+      (intuneConnector.configSchema.safeParse({ ...fixtureSettings, ...urls }).error?.issues ?? []).map(
+        (i) => `${i.path.join('.')}: ${i.message}`,
+      );
+    expect(
+      problems({ login_url: 'http://login.microsoftonline.us', graph_url: 'http://graph.microsoft.us' }),
+    ).toEqual([
+      'graph_url: must be an https URL (the credentials would travel in clear text over http)',
+      'login_url: must be an https URL (the credentials would travel in clear text over http)',
+    ]);
+    expect(problems({ login_url: 'http://127.0.0.1:8080', graph_url: 'http://[::1]:8081' })).toEqual([]);
+    expect(
+      problems({ login_url: 'https://login.microsoftonline.us', graph_url: 'https://graph.microsoft.us' }),
+    ).toEqual([]);
+  });
+});
+
 describe('intune connector against a Graph fake', () => {
   it('pages through @odata.nextLink, signs in once with client credentials and records a baseline on the first scan', async () => {
     serveGraph();

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
+import { vendorUrlField } from '../_shared/mdm-poller.ts';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -43,9 +44,7 @@ const webhookAuthSchema = z
 
 export const configSchema = z
   .strictObject({
-    url: z
-      .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
-      .meta({ description: 'Jamf Pro URL, e.g. https://acme.jamfcloud.com.' }),
+    url: vendorUrlField('Jamf Pro URL, e.g. https://acme.jamfcloud.com.'),
     client_id: z.string().min(1).optional().meta({
       description:
         'Client id of a Jamf Pro API client (Settings → API Roles and Clients; Jamf Pro 10.49 or later). Give it with client_secret, or give username and password instead.',

@@ -858,6 +858,23 @@ describe('jamf-pro config', () => {
     ]);
   });
 
+  it('refuses a plain http Jamf Pro URL other than the local machine: the credentials would travel in clear text', () => {
+    const base = { webhook_auth: BASIC, non_compliant_groups: [42], username: 'bridge-api', password: 'p' };
+    const refused = jamfProConnector.configSchema.safeParse({ ...base, url: 'http://acme.jamfcloud.com' });
+    expect(refused.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'url: must be an https URL (the credentials would travel in clear text over http)',
+    ]);
+    expect(
+      jamfProConnector.configSchema.safeParse({ ...base, url: 'ftp://acme.jamfcloud.com' }).success,
+    ).toBe(false);
+    expect(jamfProConnector.configSchema.safeParse({ ...base, url: 'http://127.0.0.1:8080' }).success).toBe(
+      true,
+    );
+    expect(
+      jamfProConnector.configSchema.safeParse({ ...base, url: 'https://acme.jamfcloud.com' }).success,
+    ).toBe(true);
+  });
+
   it('refuses unauthenticated webhooks unless source networks are allow-listed', () => {
     const base = {
       url: 'https://acme.jamfcloud.com',

@@ -1,12 +1,11 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
 import { scanPolicyShape } from '../_shared/mdm-mapping.ts';
-import { maxRetryWaitField } from '../_shared/mdm-poller.ts';
+import { maxRetryWaitField, vendorUrlField } from '../_shared/mdm-poller.ts';
 
 export const configSchema = z.strictObject({
-  api_url: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).meta({
-    description:
-      'Your tenant API URL from Settings → Access, e.g. https://acme.api.kandji.io (EU: https://acme.api.eu.kandji.io).',
-  }),
+  api_url: vendorUrlField(
+    'Your tenant API URL from Settings → Access, e.g. https://acme.api.kandji.io (EU: https://acme.api.eu.kandji.io).',
+  ),
   api_token: secret('API token with the Device list and Device details permissions.'),
   poll_interval: duration(undefined, { min: 100 })
     .prefault('15m')

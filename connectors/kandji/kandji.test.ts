@@ -165,6 +165,18 @@ const changes = (t: TestContext<KandjiState>) =>
       e.claims?.['current_status'],
     ]);
 
+describe('kandji config', () => {
+  it('refuses a plain http API URL other than the local machine: the API token would travel in clear text', () => {
+    const parse = (api_url: string) =>
+      kandjiConnector.configSchema.safeParse({ ...fixtureSettings, api_url });
+    expect(
+      parse('http://acme.api.kandji.io').error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+    ).toEqual(['api_url: must be an https URL (the credentials would travel in clear text over http)']);
+    expect(parse('http://localhost:8080').success).toBe(true);
+    expect(parse('https://acme.api.eu.kandji.io').success).toBe(true);
+  });
+});
+
 describe('kandji connector against a Kandji API fake', () => {
   it('pages the device list by 300 with the bearer token, reads each status once, and records a baseline', async () => {
     serveKandji();
