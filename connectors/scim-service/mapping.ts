@@ -122,7 +122,8 @@ export function changeEvents(
       type: 'risc.identifier-changed',
       subject: { format: 'email', email: from },
       claims: { 'new-value': to },
-      sourceRecordId: `${id}:${kind}-changed:${from.toLowerCase()}:${to.toLowerCase()}`,
+      // The version tells a change back and forth (a → b → a → b) from a retry of the first.
+      sourceRecordId: `${id}:${kind}-changed:${from.toLowerCase()}:${to.toLowerCase()}:${version}`,
     });
   }
   const wasActive = getAttr(before, 'active') !== false;

@@ -371,6 +371,27 @@ describe('scim-service over HTTP', () => {
     ]);
   });
 
+  it('RISC identifier-changed: an address changed back and then again is a new change each time', async () => {
+    const id = (await scim('POST', '/Users', newUser('ana@example.com'))).body?.id as string;
+    const setEmail = (value: string) =>
+      scim('PATCH', `/Users/${id}`, {
+        schemas: [PATCH],
+        Operations: [{ op: 'replace', path: 'emails[type eq "work"].value', value }],
+      });
+    await setEmail('ana.lima@example.com');
+    await setEmail('ana@example.com');
+    await setEmail('ana.lima@example.com');
+    const changes = tc.events().filter((e) => e.type === 'risc.identifier-changed');
+    expect(changes.map((e) => [e.subject.format === 'email' ? e.subject.email : '', e.claims])).toEqual([
+      ['ana@example.com', { 'new-value': 'ana.lima@example.com' }],
+      ['ana.lima@example.com', { 'new-value': 'ana@example.com' }],
+      ['ana@example.com', { 'new-value': 'ana.lima@example.com' }],
+    ]);
+    // The pipeline drops an event whose (source record, type) it has seen within its dedupe
+    // window: the third change must not look like a retry of the first.
+    expect(new Set(changes.map((e) => e.sourceRecordId)).size).toBe(3);
+  });
+
   it('RFC 7644 §3.12: a % in an id is a 404 for an unknown user; deep bodies and filters are invalidSyntax/invalidFilter, never a 500', async () => {
     for (const method of ['GET', 'DELETE']) {
       expect((await scim(method, '/Users/100%25')).body, method).toMatchObject({
