@@ -19,7 +19,11 @@ export function createLogDestination(
 ): OutboundConnector {
   const delivered = ctx.metrics.counter('log_sets_written_total', 'SETs written to standard output');
   return {
-    target: { audience: config.audience, profile: config.profile },
+    target: {
+      audience: config.audience,
+      profile: config.profile,
+      ...(config.profile_options ? { profileOptions: config.profile_options } : {}),
+    },
     async start() {},
     async stop() {},
     async deliver(set) {

@@ -11,6 +11,16 @@ runConnectorConformance(webhook, {
   invalidConfigs: [
     { config: { url: 'https://hooks.example.com' }, error: 'signing_secret' },
     { config: { url: 'hooks', signing_secret: 's' }, error: 'url' },
+    // Checked when the config loads, not by failing every delivery with "unknown target profile".
+    { config: { url: 'https://hooks.example.com', signing_secret: 's', profile: 'okta' }, error: 'profile' },
+    {
+      config: {
+        url: 'https://hooks.example.com',
+        signing_secret: 's',
+        profile_options: { caep_interop: 'yes' },
+      },
+      error: 'profile_options.caep_interop',
+    },
   ],
   metrics: [
     { name: 'webhook_posts_total', labels: { outcome: 'ok' }, value: (t) => t.delivered },

@@ -12,7 +12,11 @@ export function createWebhook(ctx: ConnectorContext, config: WebhookConfig): Out
   });
   const posts = ctx.metrics.counter('webhook_posts_total', 'Webhook POSTs, by outcome', ['outcome']);
   return {
-    target: { audience: config.audience, profile: config.profile },
+    target: {
+      audience: config.audience,
+      profile: config.profile,
+      ...(config.profile_options ? { profileOptions: config.profile_options } : {}),
+    },
     async start() {},
     async stop() {},
     deliver: (set, signal) =>
