@@ -1,4 +1,4 @@
-import { mappingRulesSchema, secret, z } from '../../core/plugin-api/index.ts';
+import { duration, mappingRulesSchema, secret, z } from '../../core/plugin-api/index.ts';
 
 const bearerAuth = z.strictObject({
   type: z.literal('bearer').meta({ description: 'Senders present a bearer token.' }),
@@ -23,6 +23,14 @@ const hmacAuth = z.strictObject({
     .string()
     .default('')
     .meta({ description: 'Text before the signature in the header, e.g. "sha256=".' }),
+  timestamp_header: z.string().min(1).optional().meta({
+    description:
+      'Request header carrying the time of sending in seconds since the epoch, e.g. "x-timestamp" (as ssf-bridge\'s webhook destination sends it). When set, the signature covers "<timestamp>.<raw body>" and a request further than timestamp_tolerance from the bridge\'s clock is refused, so a captured request cannot be replayed later. Default: the signature covers the raw body only.',
+  }),
+  timestamp_tolerance: duration(
+    "With timestamp_header: how far the time of sending may be from the bridge's clock.",
+    { min: 1_000, max: 3_600_000 },
+  ).prefault('5m'),
 });
 
 export const configSchema = z.strictObject({

@@ -9,7 +9,7 @@ import {
 import type { GenericWebhookConfig } from './config.ts';
 import { compiledRules, recordsOf } from './mapping.ts';
 
-type AuthOutcome = 'ok' | 'missing' | 'refused';
+type AuthOutcome = 'ok' | 'missing' | 'refused' | 'stale';
 
 /**
  * `POST /ingest/<instance-id>` for any JSON: authenticates the sender, maps every record through
@@ -17,7 +17,7 @@ type AuthOutcome = 'ok' | 'missing' | 'refused';
  * fail on is refused whole (400), so the sender can fix it and resend without duplicates.
  */
 export function createGenericWebhook(ctx: InboundContext, config: GenericWebhookConfig): InboundConnector {
-  const authenticate = authenticator(config.auth);
+  const authenticate = authenticator(config.auth, () => ctx.clock.now().getTime());
   const rules = compiledRules(config);
   const requests = ctx.metrics.counter('generic_webhook_requests_total', 'Ingest requests by outcome', [
     'outcome',
@@ -45,7 +45,13 @@ export function createGenericWebhook(ctx: InboundContext, config: GenericWebhook
             }
           : {
               status: 403,
-              body: { error: 'forbidden', message: 'the credentials are not valid for this instance' },
+              body: {
+                error: 'forbidden',
+                message:
+                  auth === 'stale'
+                    ? staleMessage(config.auth)
+                    : 'the credentials are not valid for this instance',
+              },
             };
       }
       const list = recordsOf(req.body, config);
@@ -94,9 +100,16 @@ export function createGenericWebhook(ctx: InboundContext, config: GenericWebhook
 }
 
 function missingMessage(config: GenericWebhookConfig): string {
-  return config.auth.type === 'bearer'
-    ? 'send the ingest token as "Authorization: Bearer <token>"'
-    : `sign the body and send the signature in the ${config.auth.header} header`;
+  if (config.auth.type === 'bearer') return 'send the ingest token as "Authorization: Bearer <token>"';
+  if (config.auth.timestamp_header === undefined)
+    return `sign the body and send the signature in the ${config.auth.header} header`;
+  return `send the time of sending (seconds since the epoch) in the ${config.auth.timestamp_header} header, sign "<timestamp>.<body>" and send the signature in the ${config.auth.header} header`;
+}
+
+function staleMessage(auth: GenericWebhookConfig['auth']): string {
+  const header = auth.type === 'hmac' ? auth.timestamp_header : undefined;
+  const seconds = auth.type === 'hmac' ? Math.round(auth.timestamp_tolerance / 1000) : 0;
+  return `the ${header ?? 'timestamp'} time is more than ${seconds} s from the bridge's clock: a replayed or delayed request, or clocks that disagree`;
 }
 
 function digest(value: string | Buffer): Buffer {
@@ -111,7 +124,10 @@ function anyEqual(presented: string | Buffer, accepted: Buffer[]): boolean {
   return ok;
 }
 
-function authenticator(auth: GenericWebhookConfig['auth']): (req: InboundRequest) => AuthOutcome {
+function authenticator(
+  auth: GenericWebhookConfig['auth'],
+  nowMs: () => number,
+): (req: InboundRequest) => AuthOutcome {
   if (auth.type === 'bearer') {
     const tokens = [auth.token, auth.previous_token]
       .filter((t) => t !== undefined)
@@ -123,15 +139,26 @@ function authenticator(auth: GenericWebhookConfig['auth']): (req: InboundRequest
     };
   }
   const header = auth.header.toLowerCase();
+  const timestampHeader = auth.timestamp_header?.toLowerCase();
   return (req) => {
     const value = req.headers[header];
     if (!value) return 'missing';
+    const timestamp = timestampHeader === undefined ? undefined : req.headers[timestampHeader]?.trim();
+    if (timestampHeader !== undefined && !timestamp) return 'missing';
     const presented = value.trim().startsWith(auth.prefix)
       ? value.trim().slice(auth.prefix.length)
       : value.trim();
-    const expected = createHmac(auth.algorithm, auth.key.reveal()).update(req.rawBody).digest(auth.encoding);
+    const hmac = createHmac(auth.algorithm, auth.key.reveal());
+    if (timestamp !== undefined) hmac.update(`${timestamp}.`);
+    const expected = hmac.update(req.rawBody).digest(auth.encoding);
     // hex is case-insensitive; base64 is not.
     const normalized = auth.encoding === 'hex' ? presented.toLowerCase() : presented;
-    return anyEqual(normalized, [digest(expected)]) ? 'ok' : 'refused';
+    if (!anyEqual(normalized, [digest(expected)])) return 'refused';
+    // Checked once the signature holds, so only the sender learns how the clocks compare.
+    if (timestamp !== undefined) {
+      const seconds = /^\d{1,12}$/.test(timestamp) ? Number(timestamp) : NaN;
+      if (!(Math.abs(nowMs() - seconds * 1000) <= auth.timestamp_tolerance)) return 'stale';
+    }
+    return 'ok';
   };
 }

@@ -45,6 +45,50 @@ describe('generic-webhook', () => {
     ]);
   });
 
+  it('with timestamp_header, checks the signature over "<timestamp>.<body>" and refuses a request replayed outside the tolerance', async () => {
+    let now = Date.UTC(2026, 2, 2, 9, 14, 27);
+    const t = createTestContext({ now: () => now });
+    const connector = genericWebhook.create(
+      t.ctx,
+      genericWebhook.configSchema.parse({
+        auth: {
+          type: 'hmac',
+          key: 'hmac-key-for-tests',
+          prefix: 'sha256=',
+          timestamp_header: 'X-Timestamp',
+        },
+        rules,
+      }),
+    );
+    const handle = (req: InboundRequest) => connector.handleWebhook!(req);
+    const body = { id: 'e1', action: 'account.disabled', target: 'a@example.com' };
+    // As ssf-bridge's webhook destination signs: sha256=hex(HMAC(key, "<X-Timestamp>.<raw body>")).
+    const sign = (timestamp: string) =>
+      `sha256=${createHmac('sha256', 'hmac-key-for-tests')
+        .update(`${timestamp}.${JSON.stringify(body)}`)
+        .digest('hex')}`;
+    const sent = String(now / 1000);
+    const headers = { 'x-timestamp': sent, 'x-signature': sign(sent) };
+    expect((await handle(request(body, headers))).status).toBe(202);
+    // A signature over the body alone, or a timestamp changed after signing, is not valid.
+    const bodyOnly = `sha256=${createHmac('sha256', 'hmac-key-for-tests').update(JSON.stringify(body)).digest('hex')}`;
+    expect((await handle(request(body, { ...headers, 'x-signature': bodyOnly }))).status).toBe(403);
+    expect((await handle(request(body, { ...headers, 'x-timestamp': String(now / 1000 + 60) }))).status).toBe(
+      403,
+    );
+    expect(await handle(request(body, { 'x-signature': sign(sent) }))).toMatchObject({
+      status: 401,
+      body: { message: expect.stringContaining('X-Timestamp header') as string },
+    });
+    // The same signed request captured and sent again six minutes later.
+    now += 6 * 60_000;
+    expect(await handle(request(body, headers))).toMatchObject({
+      status: 403,
+      body: { error: 'forbidden', message: expect.stringContaining('more than 300 s') as string },
+    });
+    expect(t.events()).toHaveLength(1);
+  });
+
   it('accepts a rotated bearer token and refuses an unknown one', async () => {
     const { handle } = instance({
       auth: { type: 'bearer', token: 'new-token-123', previous_token: 'old-token-123' },
