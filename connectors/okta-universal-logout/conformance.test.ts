@@ -25,6 +25,16 @@ runConnectorConformance(oktaUniversalLogout, {
       },
       error: 'trigger_on',
     },
+    {
+      config: {
+        org_url: 'https://example.okta.com',
+        client_id: 'c',
+        private_key: 'k',
+        trigger_on: ['session-revoked'],
+        deactivate_on_account_disabled: true,
+      },
+      error: 'deactivate_on_account_disabled needs account-disabled in trigger_on',
+    },
   ],
   mock: (server) => {
     server.on('POST', '/oauth2/v1/token', () => ({
