@@ -170,6 +170,32 @@ describe('bamboohr webhooks', () => {
     await connector.stop(100);
   });
 
+  it('sends a termination entered late, dated before the backfill window, when the webhook says the status changed', async () => {
+    // On 29 November HR enters a termination that took effect on 30 September; this is the first
+    // webhook about the employee.
+    server.on('GET', `${API}/employees/4581`, () => ({
+      body: employee('4581', { ...terminated, terminationDate: '2026-09-30' }),
+    }));
+    server.on('GET', `${API}/employees/4582`, () => ({
+      body: employee('4582', { ...terminated, terminationDate: '2024-03-31' }),
+    }));
+    const { connector, tc } = await started({ backfill_window: '30d' });
+    const res = await connector.handleWebhook!(signed(updated('4581')));
+    expect(res).toMatchObject({ status: 200, body: { events: 2 } });
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '4581:terminated:2026-09-30'],
+      ['caep.session-revoked', '4581:terminated:2026-09-30'],
+    ]);
+    // A change to another field of someone who left long ago, first seen now, stays quiet.
+    const jobTitle = { ...updated('4582'), data: { ...updated('4582').data, changedFields: ['jobTitle'] } };
+    expect((await connector.handleWebhook!(signed(jobTitle))).status).toBe(200);
+    // So does one that does not say what changed.
+    const { changedFields: _unsaid, ...bare } = updated('4582').data;
+    expect((await connector.handleWebhook!(signed({ ...updated('4582'), data: bare }))).status).toBe(200);
+    expect(tc.events()).toHaveLength(2);
+    await connector.stop(100);
+  });
+
   it('a leaver whose work email the event catalog would refuse (jordan..avery@) is named by the HR id instead', async () => {
     for (const [id, workEmail] of [
       ['4590', 'jordan..avery@example.com'],

@@ -127,7 +127,8 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
           continue;
         } else {
           try {
-            outcome = applyWorker(state, workerFromEmployee(employee, config, change.at), policy, now);
+            const worker = workerFromEmployee(employee, config, change.at, change.announced);
+            outcome = applyWorker(state, worker, policy, now);
           } catch (err) {
             records.inc({ outcome: 'malformed' });
             malformed.push(`employee ${change.employeeId}: ${(err as Error).message}`);

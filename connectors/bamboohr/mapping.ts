@@ -65,6 +65,7 @@ export function workerFromEmployee(
   employee: BambooEmployee,
   config: BambooHrConfig,
   observedAt?: string,
+  announced?: boolean,
 ): HrWorker {
   const employment = employee.employmentHistoryStatus?.trim().toLowerCase();
   const terminated = config.terminated_statuses.some((s) => s.toLowerCase() === employment);
@@ -80,6 +81,7 @@ export function workerFromEmployee(
       ? readableDate(employee.terminationDate)
       : hrDate(employee.terminationDate, 'terminationDate'),
     observedAt,
+    ...(announced ? { announced: true } : {}),
   };
 }
 
@@ -104,6 +106,18 @@ export interface EmployeeChange {
   action: ChangeAction;
   /** ISO 8601, when the source says when it happened. */
   at?: string | undefined;
+  /**
+   * The webhook names an employment field among the changed ones: a termination it shows is
+   * news, sent even on first sight of the employee and however long ago its date.
+   */
+  announced?: boolean | undefined;
+}
+
+/** Changed fields that carry the employment: `employmentHistoryStatus`, `Status`, `terminationDate` … */
+const EMPLOYMENT_FIELD = /status|termination/i;
+
+function employmentChanged(fields: unknown): boolean {
+  return Array.isArray(fields) && fields.some((f) => typeof f === 'string' && EMPLOYMENT_FIELD.test(f));
 }
 
 const eventWebhookSchema = z.looseObject({
@@ -152,6 +166,7 @@ export function changesOfWebhook(body: unknown): EmployeeChange[] {
         employeeId: String(event.data.data.employeeId).trim(),
         action: actionOf(event.data.type),
         at: isoTime(event.data.timestamp),
+        announced: employmentChanged(event.data.data.changedFields),
       },
     ];
   }
@@ -167,6 +182,7 @@ export function changesOfWebhook(body: unknown): EmployeeChange[] {
       employeeId: String(e.id).trim(),
       action: actionOf(e.action),
       at: isoTime(e.timestamp),
+      announced: employmentChanged(e.changedFields),
     }));
   }
   throw new Error(
