@@ -160,6 +160,75 @@ function unknownCommandParts(line: string, program: Command): string[] {
   return problems;
 }
 
+/**
+ * The labels of every metric the code declares with a literal name: the third argument of
+ * `metrics.counter|gauge|histogram(name, help, [labels])`, or `labelNames` beside `name:` in a
+ * prom-client constructor. Connector metrics (`ssf_bridge_connector_*`) are named at run time.
+ */
+function declaredMetricLabels(): Map<string, string[]> {
+  const declared = new Map<string, string[]>();
+  const sources: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) sources.push(read(path));
+    }
+  };
+  walk(join(repoRoot, 'core'));
+  for (const source of sources) {
+    for (const m of source.matchAll(
+      /(\.(?:counter|gauge|histogram)\(\s*|name:\s*)'(ssf_bridge_[a-z0-9_]+)'/g,
+    )) {
+      const rest = source.slice(m.index + m[0].length);
+      // The rest of the call or object literal: up to the bracket that closes it.
+      let depth = 0;
+      let quote: string | undefined;
+      let end = 0;
+      const commas: number[] = [];
+      for (; end < rest.length; end += 1) {
+        const c = rest[end]!;
+        if (quote) {
+          if (c === '\\') end += 1;
+          else if (c === quote) quote = undefined;
+        } else if (c === "'" || c === '"' || c === '`') quote = c;
+        else if ('([{'.includes(c)) depth += 1;
+        else if (')]}'.includes(c)) {
+          if (depth === 0) break;
+          depth -= 1;
+        } else if (c === ',' && depth === 0) commas.push(end);
+      }
+      const body = rest.slice(0, end);
+      const list = m[1]!.startsWith('name')
+        ? /labelNames:\s*\[([^\]]*)\]/.exec(body)?.[1]
+        : commas.length >= 2
+          ? /^\s*\[([^\]]*)\]/.exec(body.slice(commas[1]! + 1))?.[1]
+          : undefined;
+      declared.set(
+        m[2]!,
+        [...(list ?? '').matchAll(/'([a-z_]+)'/g)].map((l) => l[1]!),
+      );
+    }
+  }
+  return declared;
+}
+
+/** The rows of the metrics table of docs/operations.md: the metrics each names, and its labels. */
+function documentedMetricLabels(): Array<{ metrics: string[]; labels: string[] }> {
+  const text = read(join(repoRoot, 'docs', 'operations.md'));
+  const table = /^## Metrics\n[\s\S]*?(^\|[\s\S]*?)\n\n/m.exec(text)?.[1];
+  if (!table) throw new Error('no table under "## Metrics" in docs/operations.md');
+  return table
+    .split('\n')
+    .slice(2)
+    .map((row) => row.split('|').map((cell) => cell.trim()))
+    .filter((cells) => !cells[3]!.includes('…'))
+    .map((cells) => ({
+      metrics: [...cells[1]!.matchAll(/`(ssf_bridge_[a-z0-9_]+\*?)`/g)].map((c) => c[1]!),
+      labels: [...cells[3]!.matchAll(/`([a-z_]+)`/g)].map((c) => c[1]!).sort(),
+    }));
+}
+
 describe('hand-written docs', () => {
   it('link only to pages and anchors that exist', () => {
     const broken = pages.flatMap((file) => brokenLinks(file, read(file)).map((b) => `${name(file)}: ${b}`));
@@ -174,6 +243,27 @@ describe('hand-written docs', () => {
       unknownMetrics(read(file), registered).map((m) => `${name(file)}: ${m}`),
     );
     expect(unknown).toEqual([]);
+  });
+
+  it('give each metric in the operations table the labels the code gives it', () => {
+    const declared = declaredMetricLabels();
+    expect(declared.get('ssf_bridge_deliveries_total')).toEqual(['destination', 'outcome']);
+    const rows = documentedMetricLabels();
+    expect(rows.length).toBeGreaterThan(10);
+    const mismatches = rows.flatMap(({ metrics, labels }) => {
+      const names = metrics.flatMap((metric) =>
+        metric.endsWith('*')
+          ? [...declared.keys()].filter((n) => n.startsWith(metric.slice(0, -1)))
+          : [metric],
+      );
+      const missing = names.filter((n) => !declared.has(n));
+      if (missing.length > 0) return [`${missing.join(', ')}: not declared with a literal name`];
+      const inCode = [...new Set(names.flatMap((n) => declared.get(n)!))].sort();
+      return inCode.join(',') === labels.join(',')
+        ? []
+        : [`${metrics.join(', ')}: documented {${labels.join(', ')}}, declared {${inCode.join(', ')}}`];
+    });
+    expect(mismatches).toEqual([]);
   });
 
   it('show only commands and flags the command line has', () => {
