@@ -266,6 +266,13 @@ describe('hand-written docs', () => {
     expect(mismatches).toEqual([]);
   });
 
+  it('list every command of the command line in the table of docs/cli.md, and no other', () => {
+    const program = buildProgram({ out: () => undefined, err: () => undefined } as never);
+    const table = /^\| command[\s\S]*?\n\n/m.exec(read(join(repoRoot, 'docs', 'cli.md')))?.[0] ?? '';
+    const listed = [...table.matchAll(/^\| `([a-z-]+)`/gm)].map((m) => m[1]).sort();
+    expect(listed).toEqual(program.commands.map((c) => c.name()).sort());
+  });
+
   it('show only commands and flags the command line has', () => {
     const program = buildProgram({ out: () => undefined, err: () => undefined } as never);
     const problems = pages.flatMap((file) =>
