@@ -433,6 +433,10 @@ export function applyWorker(
     if (gone) {
       notes.push(`termination of ${gone.date ?? 'an earlier date'} already reported`);
       state.workers[id] = { email, username, status: gone.status, date: gone.date ?? date, reversals };
+      // A held purge follows a change of email too: the old address may go to someone else.
+      const purge = state.pending[`${id}:purge`];
+      const rebuilt = purge && purgeEvent(id, email, purge.date, purge.dueAt, policy, reversals);
+      if (purge && rebuilt) purge.events = rebuilt;
     } else if (!prev && !worker.announced && at.getTime() < now.getTime() - policy.backfill_window) {
       notes.push(`termination took effect on ${date}, before the backfill window; recorded without events`);
       state.workers[id] = { email, username, status: 'terminated', date };

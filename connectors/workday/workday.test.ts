@@ -375,6 +375,37 @@ describe('workday RaaS polling', () => {
     await second.connector.stop(100);
   });
 
+  it('sends the held purge about the address a leaver has after an email change, not the freed one', async () => {
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [dana] } }));
+    const { connector, tc } = await started({ purge_after: '90d' });
+    await tc.runTask('poll');
+    // HR renames the leaver's address, freeing dana.lee@ for someone else.
+    server.on('GET', REPORT, () => ({
+      body: { Report_Entry: [{ ...dana, Work_Email: 'dana.lee.departed@example.com' }] },
+    }));
+    tc.clock.set('2026-11-30T14:00:00.000Z');
+    await tc.runTask('poll');
+    tc.clock.set('2027-03-01T00:00:00.000Z');
+    await tc.runTask('release');
+    // RISC identifier-changed names the old address; everything after it the new one.
+    expect(tc.events().map((e) => [e.type, e.subject])).toEqual([
+      ['risc.account-disabled', expect.anything()],
+      ['caep.session-revoked', expect.anything()],
+      ['risc.identifier-changed', { format: 'email', email: 'dana.lee@example.com' }],
+      [
+        'risc.account-purged',
+        {
+          format: 'aliases',
+          identifiers: [
+            { format: 'email', email: 'dana.lee.departed@example.com' },
+            { format: 'iss_sub', iss: expect.any(String), sub: '21034' },
+          ],
+        },
+      ],
+    ]);
+    await connector.stop(100);
+  });
+
   it('cancels a held termination that is rescinded before it takes effect', async () => {
     server.on('GET', REPORT, () => ({ body: { Report_Entry: [priya] } }));
     const { connector, tc } = await started();
