@@ -309,6 +309,23 @@ describe('records nested deeply', () => {
     rules.close();
   });
 
+  it('refuses a claim whose value nests too deeply at once, naming the claim, and matches on such a value', async () => {
+    const rules = compile({
+      ...wrapped,
+      match: 'extra',
+      claims: { ...wrapped.claims, risk_reason: 'extra' },
+      id: '"A-1"',
+    });
+    const started = performance.now();
+    const outcomes = await rules.mapRecords([nested(3_000)]);
+    // Not a 2 s deadline spent waiting for an answer the main thread could never take.
+    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(outcomes[0]?.ok === false && outcomes[0].error.message).toMatch(
+      /^rule "risky-user", claims\.risk_reason: the expression gives a value nested more than 100 levels deep/,
+    );
+    rules.close();
+  });
+
   it('refuses, naming the id, a record too deep to hash for its default id instead of throwing', async () => {
     const rules = compile(wrapped);
     const outcomes = await rules.mapRecords([nested(3_000)]);

@@ -18,10 +18,31 @@ function truthy(value) {
   return Boolean(value);
 }
 
+/**
+ * How deeply a value an expression gives may nest. Far above what any event holds (the catalog
+ * allows 32 levels), and far below what the main thread can take back: a value nested thousands
+ * deep cannot be copied to it at all.
+ */
+const MAX_VALUE_DEPTH = 100;
+
+/** Whether `value` nests more than `limit` arrays or objects deep (iteratively: no stack to run out of). */
+function nestsDeeperThan(value, limit) {
+  const stack = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop();
+    if (item === null || typeof item !== 'object') continue;
+    if (depth >= limit) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** Values as JSON: jsonata sequences carry extra members, and functions cannot cross threads. */
 function plain(value) {
   if (value === undefined) return undefined;
   if (typeof value === 'function') throw new Error('the expression gives a function, not a value');
+  if (nestsDeeperThan(value, MAX_VALUE_DEPTH))
+    throw new Error(`the expression gives a value nested more than ${MAX_VALUE_DEPTH} levels deep`);
   return JSON.parse(JSON.stringify(value));
 }
 
@@ -32,6 +53,17 @@ function message(err) {
 async function run(expression, record) {
   try {
     return { value: plain(await expression.evaluate(record)) };
+  } catch (err) {
+    return { error: message(err) };
+  }
+}
+
+/** A match condition's truth; the value itself never leaves the thread, however large or deep. */
+async function runMatch(expression, record) {
+  try {
+    const value = await expression.evaluate(record);
+    if (typeof value === 'function') throw new Error('the expression gives a function, not a value');
+    return { value: truthy(value) };
   } catch (err) {
     return { error: message(err) };
   }
@@ -50,8 +82,8 @@ async function evaluate(request) {
   if (!rules) return { error: `rule set ${request.set} is not defined in this thread` };
   const results = [];
   for (const rule of rules) {
-    const match = await run(rule.match, request.record);
-    if (match.error !== undefined || !truthy(match.value)) {
+    const match = await runMatch(rule.match, request.record);
+    if (match.error !== undefined || !match.value) {
       results.push({ matched: false, ...(match.error !== undefined ? { error: match.error } : {}) });
       continue;
     }
@@ -69,7 +101,19 @@ port.on('message', async (request) => {
   } catch (err) {
     answer = { error: message(err) };
   }
-  port.postMessage({ seq: request.seq, ...answer });
+  try {
+    port.postMessage({ seq: request.seq, ...answer });
+  } catch (err) {
+    // A value too deeply nested to copy back (this thread's stack is smaller than the main
+    // one's): answer with why, rather than not at all and leave the caller to its deadline.
+    port.postMessage({
+      seq: request.seq,
+      error:
+        err instanceof RangeError
+          ? 'a value the rules gave is nested too deeply to be passed on'
+          : `the answer cannot be passed on: ${message(err)}`,
+    });
+  }
   if (signal) {
     Atomics.store(signal, 0, request.seq);
     Atomics.notify(signal, 0);
