@@ -31,6 +31,7 @@ export const configSchema = z.strictObject({
   delimiter: z
     .string()
     .length(1)
+    .refine((d) => d !== '"' && d !== '\n' && d !== '\r', 'a quote or a line break cannot separate fields')
     .default(',')
     .meta({ description: 'Field delimiter (`,` by default; `;` for some European exports).' }),
   scan_interval: duration(

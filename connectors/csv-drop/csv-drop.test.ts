@@ -54,6 +54,16 @@ describe('CSV reader (RFC 4180)', () => {
     expect(() => parseCsv('a,b', '"')).toThrow('cannot be a CSV delimiter');
   });
 
+  it('refuses in the config a delimiter no export can be read with, instead of failing on every file', () => {
+    for (const delimiter of ['"', '\n', '\r']) {
+      const parsed = csvDropConnector.configSchema.safeParse({ folder: '/srv/hr-drop', delimiter });
+      expect(parsed.success, JSON.stringify(delimiter)).toBe(false);
+    }
+    expect(csvDropConnector.configSchema.safeParse({ folder: '/srv/hr-drop', delimiter: ';' }).success).toBe(
+      true,
+    );
+  });
+
   it('matches file names with * and ? wildcards, ignoring case', () => {
     const re = globToRegExp('employees_*.csv');
     expect(re.test('employees_2026-11-29.CSV')).toBe(true);
