@@ -49,6 +49,35 @@ describe('outbound config URLs', () => {
     }
   });
 
+  it('an Okta org URL and a Graph URL are origins: a path copied along, or Okta’s -admin console domain, is refused', () => {
+    const refusal = (connector: { configSchema: z.ZodType }, config: Record<string, unknown>) => {
+      const parsed = connector.configSchema.safeParse(config);
+      return parsed.success ? undefined : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    const okta = { client_id: 'c', private_key: 'k' };
+    // The token request would go to …/oauth2/default/oauth2/v1/token and every API call miss.
+    expect(
+      refusal(oktaUniversalLogout, { ...okta, org_url: 'https://example.okta.com/oauth2/default' }),
+    ).toEqual([
+      'org_url: must be the origin alone, e.g. https://example.okta.com, with no path, query or fragment',
+    ]);
+    expect(refusal(oktaItp, { org_url: 'https://example-admin.okta.com' })).toEqual([
+      'org_url: is the admin console’s domain; use the org’s domain without -admin, e.g. https://example.okta.com',
+    ]);
+    expect(refusal(oktaItp, { org_url: 'https://example.okta.com/admin/dashboard' })?.[0]).toContain(
+      'org_url',
+    );
+    // Entra refuses the scope https://graph.microsoft.com/v1.0/.default, and paths would be /v1.0/v1.0/….
+    const graph = { tenant_id: 't', client_id: 'c', client_secret: 's' };
+    expect(refusal(microsoftGraph, { ...graph, graph_url: 'https://graph.microsoft.com/v1.0' })).toEqual([
+      'graph_url: must be the origin alone, e.g. https://graph.microsoft.com, with no path, query or fragment',
+    ]);
+    const parsed = oktaItp.configSchema.parse({ org_url: 'https://Example.okta.com:443//' }) as {
+      org_url: string;
+    };
+    expect(parsed.org_url).toBe('https://example.okta.com');
+  });
+
   it('an endpoint URL is kept exactly as configured: its trailing slash, and a key in its query', () => {
     const endpoint = endpointUrl('endpoint');
     for (const url of [

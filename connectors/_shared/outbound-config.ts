@@ -21,6 +21,36 @@ export function baseUrl(description: string) {
 }
 
 /**
+ * A service's own origin (`org_url`, `graph_url`): scheme, host and port, to which the API's
+ * full paths (`/api/v1/users`, `/v1.0/users`) and token endpoints or scopes are joined. A path
+ * copied along (`…/v1.0`, `…/oauth2/default`, an admin console page) is refused: every request
+ * would miss the API, and a Graph scope such as `https://graph.microsoft.com/v1.0/.default` is
+ * refused by Entra.
+ */
+export function originUrl(description: string, example: string) {
+  return absoluteHttpUrl()
+    .refine((url) => !URL.canParse(url) || (!/[?#]/.test(url) && /^\/*$/.test(new URL(url).pathname)), {
+      error: `must be the origin alone, e.g. ${example}, with no path, query or fragment`,
+    })
+    .transform((url) => new URL(url).origin)
+    .meta({ description });
+}
+
+/** Okta's admin console domains; the APIs are served on the org's own domain, without -admin. */
+const OKTA_ADMIN_HOST = /-admin\.(okta|oktapreview|okta-emea|okta-gov)\.com$/i;
+
+/** An Okta org URL: its origin, not the admin console's `-admin` domain. */
+export function oktaOrgUrl(description: string) {
+  return originUrl(description, 'https://example.okta.com').refine(
+    (origin) => !OKTA_ADMIN_HOST.test(new URL(origin).hostname),
+    {
+      error:
+        'is the admin console’s domain; use the org’s domain without -admin, e.g. https://example.okta.com',
+    },
+  );
+}
+
+/**
  * A URL requests go to as they are (a webhook `url`, a `token_url`): kept exactly as configured,
  * since `/hook/` and `/hook` may be different endpoints, and a query may hold a key that ends
  * in a slash.

@@ -4,7 +4,7 @@ import {
   entraCredentialIssues,
   federatedTokenFileSchema,
 } from '../_shared/entra-auth.ts';
-import { baseUrl, endpointUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import { endpointUrl, originUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 /** The settings, before the check that exactly one Entra credential is given. */
 const settings = z.strictObject({
@@ -21,9 +21,10 @@ const settings = z.strictObject({
   token_url: endpointUrl(
     'Token endpoint; defaults to https://login.microsoftonline.com/<tenant_id>/oauth2/v2.0/token (set it for national clouds).',
   ).optional(),
-  graph_url: baseUrl('Microsoft Graph base URL (https://graph.microsoft.us, … for national clouds).').default(
+  graph_url: originUrl(
+    'Microsoft Graph base URL (https://graph.microsoft.us, … for national clouds).',
     'https://graph.microsoft.com',
-  ),
+  ).default('https://graph.microsoft.com'),
   disable_account: z.boolean().default(true).meta({
     description:
       'On risc.account-disabled, set accountEnabled to false before revoking sessions; off, only revoke the sessions.',

@@ -1,8 +1,8 @@
 import { z } from '../../core/plugin-api/index.ts';
-import { baseUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import { oktaOrgUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const configSchema = z.strictObject({
-  org_url: baseUrl(
+  org_url: oktaOrgUrl(
     'Your Okta org, e.g. https://example.okta.com; SETs go to <org_url>/security/api/v1/security-events.',
   ),
   audience: z

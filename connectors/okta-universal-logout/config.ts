@@ -1,12 +1,12 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
-import { baseUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import { oktaOrgUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const TRIGGERS = ['session-revoked', 'account-disabled', 'credential-compromise'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
 export const configSchema = z
   .strictObject({
-    org_url: baseUrl('Your Okta org, e.g. https://example.okta.com.'),
+    org_url: oktaOrgUrl('Your Okta org, e.g. https://example.okta.com.'),
     client_id: z.string().min(1).meta({
       description:
         'Client id of an Okta API Services app that authenticates with a public/private key pair (private_key_jwt).',
