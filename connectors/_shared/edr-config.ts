@@ -135,7 +135,7 @@ export const containmentField = z.boolean().default(true).meta({
 
 export const downgradeField = z.boolean().default(true).meta({
   description:
-    'A detection closed as a false positive produces `caep.risk-level-change` with current_level LOW and previous_level set to the level the detection had.',
+    'A detection closed as a false positive produces `caep.risk-level-change` with current_level LOW and previous_level set to the level the detection had; not one an instance without a `webhook` block first polled already closed (it never raised the level).',
 });
 
 export const downgradeResolvedField = z.boolean().default(false).meta({

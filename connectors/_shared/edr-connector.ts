@@ -64,7 +64,12 @@ export function createEdrConnector<C extends ProbedClient>(
 
     async start() {
       if (stopped || polling || !client) return;
-      const poller = new WatermarkPoller({ ctx, ...options.poller(client), intake });
+      const poller = new WatermarkPoller({
+        ctx,
+        ...options.poller(client),
+        intake,
+        soleSource: options.webhook === undefined,
+      });
       polling = schedulePolling(ctx, options.task, options.everyMs, (signal) => poller.run(signal));
     },
 

@@ -16,7 +16,7 @@ import {
   type InboundContext,
   type MappingResult,
 } from '../../core/plugin-api/index.ts';
-import { ignoredCode } from './edr-mapping.ts';
+import { ignoredCode, type ReadHistory } from './edr-mapping.ts';
 
 /** The events of one mapped record. */
 export interface MappedRecord {
@@ -46,10 +46,11 @@ export interface IntakeResult {
 
 export interface Intake {
   /**
-   * Maps records; `describe` names a record in logs (its id), when it can be read. Rejects
-   * (retryable) only when the device records cannot be read: nothing of the batch is lost.
+   * Maps records; `describe` names a record in logs (its id), when it can be read. `histories`
+   * holds what a poller knows of each record (by index). Rejects (retryable) only when the device
+   * records cannot be read: nothing of the batch is lost.
    */
-  map(records: readonly unknown[]): Promise<IntakeResult>;
+  map(records: readonly unknown[], histories?: ReadonlyArray<ReadHistory | undefined>): Promise<IntakeResult>;
   /** Counts records skipped before mapping (e.g. already processed in the overlap window). */
   skipped(reason: string, count: number): void;
   /** Counts records rejected before mapping (e.g. a stream record that is not JSON). */
@@ -65,7 +66,11 @@ export interface Intake {
 
 export function createIntake(
   ctx: InboundContext,
-  mapRecord: (record: unknown, owners: DeviceOwnerLookup | undefined) => MappingResult,
+  mapRecord: (
+    record: unknown,
+    owners: DeviceOwnerLookup | undefined,
+    history: ReadHistory | undefined,
+  ) => MappingResult,
   describe: (record: unknown) => string | undefined,
   deviceOwners: readonly string[] = [],
 ): Intake {
@@ -75,14 +80,14 @@ export function createIntake(
     ['outcome', 'reason'],
   );
   return {
-    async map(batch) {
+    async map(batch, histories) {
       const out: IntakeResult = { events: [], records: [], mapped: 0, ignored: 0, rejected: [] };
       const owners =
         deviceOwners.length > 0 && batch.length > 0 ? await ctx.devices.owners(deviceOwners) : undefined;
       batch.forEach((record, index) => {
         let result: MappingResult;
         try {
-          result = mapRecord(record, owners);
+          result = mapRecord(record, owners, histories?.[index]);
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           if (!isBridgeError(err))

@@ -10,7 +10,9 @@
  * - unresolved user → device-only event when allowed, else ignored as `subject_unresolved`;
  * - critical + contained host → also `caep.session-revoked`; credential theft → also
  *   `risc.credential-compromise`; all of one detection share one `txn`;
- * - closed as false positive → `caep.risk-level-change` LOW with the previous level;
+ * - closed as false positive → `caep.risk-level-change` LOW with the previous level, unless
+ *   the poller's history shows the detection was closed before this instance ever read it (it
+ *   never raised the level here; see ReadHistory);
  * - the record id of a risk-level change names the vendor's update time of the record, so a
  *   detection raised, closed and reopened raises the level again.
  */
@@ -69,6 +71,11 @@ export interface Detection {
   /** When it was closed (or last updated); the downgrade's occurrence time. */
   closedAt?: Date | undefined;
   /**
+   * When the vendor created the record (or an earlier time of it): never later than the time it
+   * could first be read. Decides, with a ReadHistory, whether a closed record was ever read open.
+   */
+  createdAt?: Date | undefined;
+  /**
    * The vendor's update time of this state of the record (`updated_timestamp`,
    * `lastUpdateDateTime`, `updatedAt`). Part of the record id of the risk-level change, so a
    * later change — a detection reopened after it was closed — is a new record the core does not
@@ -86,6 +93,19 @@ export interface Detection {
   deviceRisk?: RiskLevel | undefined;
   /** More names of the device an MDM may know it by (an Entra device id, a DNS name). */
   deviceNames?: Array<string | null | undefined>;
+}
+
+/**
+ * What a watermark poller knows of a record it hands to the mapping: this instance has not
+ * processed it before, and every record it processed was created at or before `readUpTo` (the
+ * committed watermark: the highest vendor update time read; on the first poll, where the poll
+ * starts reading). A record created after `readUpTo` was therefore never read in any state —
+ * closed now, it was closed before this instance saw it raise the level. Given only by a poller
+ * that is the instance's only source of records (no webhook block): a record posted to the
+ * webhook may have raised the level without the poller knowing.
+ */
+export interface ReadHistory {
+  readUpTo: Date;
 }
 
 const RANK: Record<RiskLevel, number> = { LOW: 0, MEDIUM: 1, HIGH: 2 };
@@ -317,13 +337,15 @@ function versionSuffix(d: Detection): string {
 
 /**
  * The events of one detection under the default mapping, or the reason it produces none.
- * `owners` looks a device's assigned user up in MDM records (when the instance names any).
+ * `owners` looks a device's assigned user up in MDM records (when the instance names any);
+ * `history` is what the poller knows of the record (see ReadHistory).
  */
 export function decideEvents(
   d: Detection,
   mapping: MappingConfig,
   subjects: SubjectsConfig,
   owners?: DeviceOwnerLookup,
+  history?: ReadHistory,
 ): MappingResult {
   const min = minLevel(mapping);
   const detectedLevel = d.credentialTheft ? 'HIGH' : d.level;
@@ -337,6 +359,12 @@ export function decideEvents(
     }
     if (detectedLevel === undefined || detectedLevel === 'LOW') {
       return ignored('closed', `${d.id} was ${how} but never raised the risk level`);
+    }
+    if (history && d.createdAt && d.createdAt.getTime() > history.readUpTo.getTime()) {
+      return ignored(
+        'closed',
+        `${d.id} was ${how} before this instance first read it, so it never raised the risk level here`,
+      );
     }
     const chosen = chooseTarget(d, detectedLevel, subjects, min, owners);
     if (!chosen.ok) return chosen.result;

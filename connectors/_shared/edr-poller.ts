@@ -16,6 +16,7 @@ import {
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
 import type { Intake } from './edr-intake.ts';
+import type { ReadHistory } from './edr-mapping.ts';
 
 export interface PollPage {
   records: readonly unknown[];
@@ -47,6 +48,12 @@ export interface WatermarkPollerOptions {
   /** A record's id and update time, used for the watermark and the overlap de-duplication. */
   version(record: unknown): { id: string; updatedMs: number } | undefined;
   intake: Intake;
+  /**
+   * The poll is the instance's only source of records (no webhook block): the mapping is told
+   * which records this instance has never read before (ReadHistory), so that a detection closed
+   * before it was first read sends no downgrade. False when records may also arrive otherwise.
+   */
+  soleSource?: boolean;
   /** Bound of the overlap de-duplication set. */
   maxSeen?: number;
 }
@@ -128,6 +135,11 @@ export class WatermarkPoller {
     );
     const seen = new Map(Object.entries(state.seen));
     let highest = committedMs ?? Number.NEGATIVE_INFINITY;
+    // Every record processed before this run was created at or before the committed watermark
+    // (or, on the first run, none was processed: reading starts at `since`).
+    const history: ReadHistory | undefined = o.soleSource
+      ? { readUpTo: new Date(committedMs ?? since.getTime()) }
+      : undefined;
     let next: string | undefined;
 
     // Pages that held records not processed before; pages of repeats from the overlap window
@@ -136,6 +148,7 @@ export class WatermarkPoller {
     for (;;) {
       const { records, next: following } = await this.#fetch(since, next, signal);
       const fresh: unknown[] = [];
+      const histories: Array<ReadHistory | undefined> = [];
       let repeats = 0;
       let superseded = 0;
       for (const record of records) {
@@ -149,6 +162,9 @@ export class WatermarkPoller {
           continue;
         }
         fresh.push(record);
+        // A record processed before (an earlier version, in the overlap window or on an earlier
+        // page of this run) may have raised the level: no history is claimed for it.
+        histories.push(known === undefined ? history : undefined);
         if (version) {
           seen.set(version.id, version.updatedMs);
           highest = Math.max(highest, version.updatedMs);
@@ -156,7 +172,7 @@ export class WatermarkPoller {
       }
       o.intake.skipped('duplicate', repeats);
       o.intake.skipped('superseded', superseded);
-      const { records: mapped } = await o.intake.map(fresh);
+      const { records: mapped } = await o.intake.map(fresh, histories);
       const done = following === undefined;
       if (fresh.length > 0) productive += 1;
       const stopHere = done || (o.sortedAscending && productive >= o.maxPagesPerRun);

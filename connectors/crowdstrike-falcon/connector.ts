@@ -26,7 +26,7 @@ const WEBHOOK_WRAPPERS = ['resources', 'alerts', 'events', 'records'];
 export function createFalconConnector(ctx: InboundContext, config: FalconConfig): InboundConnector {
   const intake = createIntake(
     ctx,
-    (record, owners) => mapFalconRecord(record, config, owners),
+    (record, owners, history) => mapFalconRecord(record, config, owners, history),
     describeFalconRecord,
     config.subjects.device_owners,
   );
@@ -54,6 +54,7 @@ export function createFalconConnector(ctx: InboundContext, config: FalconConfig)
           },
           version: alertVersion,
           intake,
+          soleSource: config.webhook === undefined,
         });
         polling = schedulePolling(ctx, 'alerts', config.alerts.poll_interval, (signal) => poller.run(signal));
         return;

@@ -306,6 +306,57 @@ describe('crowdstrike-falcon alerts mode', () => {
     expect(second.t.counter('edr_records_total', { outcome: 'ignored', reason: 'duplicate' })).toBe(1);
   });
 
+  it('sends no downgrade for an alert closed as a false positive before the instance first read it, and lowers one it read raised', async () => {
+    const server = await mock();
+    const fp = { status: 'closed', tags: ['false_positive'] };
+    // Alert 1 was raised and closed before the first poll: the receiver never heard of it.
+    const alerts = [
+      alert(1, '2026-01-01T01:00:00Z', { ...fp, created_timestamp: '2026-01-01T00:30:00Z' }),
+      alert(2, '2026-01-01T01:10:00Z', { created_timestamp: '2026-01-01T01:05:00Z' }),
+    ];
+    alertsApi(server, alerts);
+    const cfg = config({ base_url: server.url, alerts: { initial_lookback: '3650d' } });
+    const { t } = await startInstance(cfg);
+    await t.runTask('alerts');
+    expect(
+      t.events().map((e) => [e.sourceRecordId.split('#')[0]!.at(-1), e.claims?.['current_level']]),
+    ).toEqual([['2', 'HIGH']]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
+
+    // Alert 2 was read raised: its closure lowers the level again.
+    alerts[1] = alert(2, '2026-01-01T02:00:00Z', { ...fp, created_timestamp: '2026-01-01T01:05:00Z' });
+    await t.runTask('alerts');
+    expect(
+      t.events().map((e) => [e.claims?.['current_level'], e.claims?.['previous_level'] ?? null]),
+    ).toEqual([
+      ['HIGH', null],
+      ['LOW', 'HIGH'],
+    ]);
+  });
+
+  it('still sends the downgrade of an alert first read closed when a webhook may have raised it', async () => {
+    const server = await mock();
+    const alerts = [
+      alert(1, '2026-01-01T01:00:00Z', {
+        status: 'closed',
+        tags: ['false_positive'],
+        created_timestamp: '2026-01-01T00:30:00Z',
+      }),
+    ];
+    alertsApi(server, alerts);
+    const { t } = await startInstance(
+      config({
+        base_url: server.url,
+        alerts: { initial_lookback: '3650d' },
+        webhook: { secret: 'fusion-workflow-secret-0001' },
+      }),
+    );
+    await t.runTask('alerts');
+    expect(t.events().map((e) => [e.claims?.['current_level'], e.claims?.['previous_level']])).toEqual([
+      ['LOW', 'HIGH'],
+    ]);
+  });
+
   it('fetches a new token when the API refuses an expired one, and goes on', async () => {
     const server = await mock();
     const ledger = tokenEndpoint(server);

@@ -22,6 +22,7 @@ import {
   toDate,
   type AccountRef,
   type Detection,
+  type ReadHistory,
 } from '../_shared/edr-mapping.ts';
 import type { FalconMappingConfig } from './config.ts';
 
@@ -332,6 +333,7 @@ function alertDetection(raw: unknown, config: FalconMappingInput): Detection {
     occurredAt: toDate(a.created_timestamp) ?? toDate(a.timestamp),
     closure: alertClosure(a.status, a.tags, config.mapping),
     closedAt: toDate(a.updated_timestamp),
+    createdAt: toDate(a.created_timestamp),
     version: toDate(a.updated_timestamp),
     upns: [a.source_account_upn, a.user_principal],
     accounts,
@@ -344,6 +346,7 @@ export function mapFalconRecord(
   record: unknown,
   config: FalconMappingInput,
   owners?: DeviceOwnerLookup,
+  history?: ReadHistory,
 ): MappingResult {
   if (!isRecord(record)) throw malformed('a CrowdStrike Falcon record must be a JSON object');
   if ('metadata' in record || 'event' in record) {
@@ -387,7 +390,7 @@ export function mapFalconRecord(
     }
   }
   if ('composite_id' in record) {
-    return decideEvents(alertDetection(record, config), config.mapping, config.subjects, owners);
+    return decideEvents(alertDetection(record, config), config.mapping, config.subjects, owners, history);
   }
   throw malformed(
     'not a CrowdStrike Falcon record: expected an Event Streams record {metadata: {eventType}, event} or an Alerts API entity with composite_id',

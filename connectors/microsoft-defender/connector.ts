@@ -17,7 +17,7 @@ export function createDefenderConnector(ctx: InboundContext, config: DefenderCon
   return createEdrConnector(ctx, {
     intake: createIntake(
       ctx,
-      (record, owners) => mapDefenderAlert(record, config, owners),
+      (record, owners, history) => mapDefenderAlert(record, config, owners, history),
       describeDefenderAlert,
       config.subjects.device_owners,
     ),

@@ -20,6 +20,7 @@ import {
   toDate,
   type AccountRef,
   type Detection,
+  type ReadHistory,
 } from '../_shared/edr-mapping.ts';
 import type { DefenderMappingConfig } from './config.ts';
 
@@ -188,6 +189,7 @@ function graphDetection(record: unknown, config: DefenderMappingInput): Detectio
     occurredAt: toDate(a.firstActivityDateTime) ?? toDate(a.createdDateTime),
     closure: closure(a.status, a.classification),
     closedAt: toDate(a.resolvedDateTime) ?? toDate(a.lastUpdateDateTime),
+    createdAt: toDate(a.createdDateTime),
     version: toDate(a.lastUpdateDateTime),
     upns: [...users, ...others].map((e) => e.userAccount?.userPrincipalName),
     accounts: [
@@ -220,6 +222,7 @@ function mdeDetection(record: unknown, config: DefenderMappingInput): Detection 
     occurredAt: toDate(a.firstEventTime) ?? toDate(a.alertCreationTime),
     closure: closure(a.status, a.classification),
     closedAt: toDate(a.resolvedTime) ?? toDate(a.lastUpdateTime),
+    createdAt: toDate(a.alertCreationTime),
     version: toDate(a.lastUpdateTime),
     upns: users.map((u) => u.userPrincipalName),
     accounts: [
@@ -243,6 +246,7 @@ export function mapDefenderAlert(
   record: unknown,
   config: DefenderMappingInput,
   owners?: DeviceOwnerLookup,
+  history?: ReadHistory,
 ): MappingResult {
   if (!isRecord(record)) throw malformed('a Defender alert must be a JSON object');
   const generation = alertGeneration(record);
@@ -252,7 +256,7 @@ export function mapDefenderAlert(
     );
   }
   const detection = generation === 'graph' ? graphDetection(record, config) : mdeDetection(record, config);
-  return decideEvents(detection, config.mapping, config.subjects, owners);
+  return decideEvents(detection, config.mapping, config.subjects, owners, history);
 }
 
 /** The id and update time of an alert of either generation, for the poll watermark. */

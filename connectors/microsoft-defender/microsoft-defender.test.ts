@@ -249,6 +249,33 @@ describe('microsoft-defender graph mode', () => {
     expect(t.events().filter((e) => e.type === 'caep.risk-level-change')).toHaveLength(5);
   });
 
+  it('sends no downgrade for an alert resolved as a false positive before the instance first read it', async () => {
+    const server = await mock();
+    const fp = { status: 'resolved', classification: 'falsePositive' };
+    const alerts = [
+      graphAlert(1, '2026-01-01T01:00:00Z', { ...fp, createdDateTime: '2026-01-01T00:30:00Z' }),
+      graphAlert(2, '2026-01-01T01:10:00Z', { createdDateTime: '2026-01-01T01:05:00Z' }),
+    ];
+    graphApi(server, alerts);
+    const { t } = await startInstance(apiConfig(server));
+    await t.runTask('alerts');
+    const levels = () =>
+      t
+        .events()
+        .filter((e) => e.type === 'caep.risk-level-change')
+        .map((e) => [e.txn?.split('_')[0]!.slice(-2), e.claims?.['current_level']]);
+    expect(levels()).toEqual([['02', 'HIGH']]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
+
+    // Alert 2 was read raised: its resolution as a false positive lowers the level again.
+    alerts[1] = graphAlert(2, '2026-01-01T02:00:00Z', { ...fp, createdDateTime: '2026-01-01T01:05:00Z' });
+    await t.runTask('alerts');
+    expect(levels()).toEqual([
+      ['02', 'HIGH'],
+      ['02', 'LOW'],
+    ]);
+  });
+
   it('after a failure on a later page, reads again from the old watermark without sending the first page twice', async () => {
     const server = await mock();
     const alerts = [1, 2, 3, 4].map((n) => graphAlert(n, `2026-01-01T00:0${n}:00Z`));

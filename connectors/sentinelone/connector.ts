@@ -16,7 +16,7 @@ export function createSentinelOneConnector(ctx: InboundContext, config: Sentinel
   return createEdrConnector(ctx, {
     intake: createIntake(
       ctx,
-      (record, owners) => mapThreat(record, config, owners),
+      (record, owners, history) => mapThreat(record, config, owners, history),
       describeThreat,
       config.subjects.device_owners,
     ),

@@ -22,6 +22,7 @@ import {
   parseRecord,
   toDate,
   type Detection,
+  type ReadHistory,
 } from '../_shared/edr-mapping.ts';
 import type { SentinelOneMappingConfig } from './config.ts';
 
@@ -175,6 +176,7 @@ function threatDetection(record: unknown, config: SentinelOneMappingInput): Dete
     occurredAt: toDate(info.identifiedAt) ?? toDate(info.createdAt) ?? toDate(t.createdAt),
     closure,
     closedAt: toDate(info.updatedAt) ?? toDate(t.updatedAt),
+    createdAt: toDate(info.createdAt) ?? toDate(t.createdAt),
     version: toDate(info.updatedAt) ?? toDate(t.updatedAt),
     upns: [
       detection?.agentLastLoggedInUpn,
@@ -196,9 +198,10 @@ export function mapThreat(
   record: unknown,
   config: SentinelOneMappingInput,
   owners?: DeviceOwnerLookup,
+  history?: ReadHistory,
 ): MappingResult {
   if (!isRecord(record)) throw malformed('a SentinelOne threat must be a JSON object');
-  return decideEvents(threatDetection(record, config), config.mapping, config.subjects, owners);
+  return decideEvents(threatDetection(record, config), config.mapping, config.subjects, owners, history);
 }
 
 /** The id and update time of a threat, for the poll watermark. */

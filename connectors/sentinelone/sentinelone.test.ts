@@ -229,6 +229,31 @@ describe('sentinelone polling', () => {
     ]);
   });
 
+  it('sends no downgrade for a threat marked a false positive before the instance first read it', async () => {
+    const server = await mock();
+    const created = { createdAt: '2026-01-01T00:30:00Z' };
+    const threats = [
+      threat(1, '2026-01-01T01:00:00Z', { ...created, analystVerdict: 'false_positive' }),
+      threat(2, '2026-01-01T01:10:00Z', created),
+    ];
+    threatsApi(server, threats);
+    const { t } = await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }));
+    await t.runTask('threats');
+    expect(t.events().map((e) => [e.txn, e.claims?.['current_level']])).toEqual([
+      ['1850123456789000002', 'HIGH'],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
+
+    threats[1] = threat(2, '2026-01-01T02:00:00Z', { ...created, analystVerdict: 'false_positive' });
+    await t.runTask('threats');
+    expect(
+      t.events().map((e) => [e.claims?.['current_level'], e.claims?.['previous_level'] ?? null]),
+    ).toEqual([
+      ['HIGH', null],
+      ['LOW', 'HIGH'],
+    ]);
+  });
+
   it('raises the level again when a threat marked a false positive is reopened', async () => {
     const server = await mock();
     const threats = [threat(1, '2026-01-01T00:00:00Z')];
