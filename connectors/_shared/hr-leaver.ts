@@ -61,6 +61,11 @@ export interface WorkerSnapshot {
    * taken for a duplicate (same record id, same jti) and dropped.
    */
   reversals?: number | undefined;
+  /**
+   * How many identifier changes were reported. It tells a change back to an earlier address and
+   * away again (a → b → a → b) from the first one, so it is not taken for a duplicate and dropped.
+   */
+  renames?: number | undefined;
 }
 
 /** Events held until their time: a future-dated termination, or a purge after retention. */
@@ -97,6 +102,7 @@ export const hrStateShape = {
       status: z.enum(['active', 'terminated', 'deleted']),
       date: z.string().optional(),
       reversals: z.number().int().nonnegative().optional(),
+      renames: z.number().int().nonnegative().optional(),
     }),
   ),
   pending: z.record(
@@ -323,12 +329,18 @@ function purgeEvent(
   ];
 }
 
-function identifierChanged(employeeId: string, from: string, to: string, kind: string): EventDraft {
+function identifierChanged(
+  employeeId: string,
+  from: string,
+  to: string,
+  kind: string,
+  renames: number | undefined,
+): EventDraft {
   return {
     type: 'risc.identifier-changed',
     subject: { format: 'email', email: from },
     claims: { 'new-value': to },
-    sourceRecordId: `${employeeId}:${kind}-changed:${from.toLowerCase()}:${to.toLowerCase()}`,
+    sourceRecordId: `${employeeId}:${kind}-changed:${from.toLowerCase()}:${to.toLowerCase()}${cycle(renames)}`,
   };
 }
 
@@ -375,6 +387,22 @@ export function applyWorker(
   policy: LeaverPolicy,
   now: Date,
 ): LeaverOutcome {
+  const renames = state.workers[worker.id]?.renames;
+  const result = applyRecord(state, worker, policy, now, renames);
+  const snapshot = state.workers[worker.id];
+  const renamed = result.events.some((e) => e.type === 'risc.identifier-changed');
+  const count = renamed ? (renames ?? 0) + 1 : renames;
+  if (snapshot && count !== undefined) snapshot.renames = count;
+  return result;
+}
+
+function applyRecord(
+  state: HrState,
+  worker: HrWorker,
+  policy: LeaverPolicy,
+  now: Date,
+  renames: number | undefined,
+): LeaverOutcome {
   const id = worker.id;
   const prev = state.workers[id];
   const email = usableEmail(worker.email) ?? prev?.email;
@@ -385,14 +413,14 @@ export function applyWorker(
   const oldEmail = prev?.email ?? usableEmail(worker.previousEmail);
   const newEmail = usableEmail(worker.email);
   if (oldEmail && newEmail && !sameIdentifier(oldEmail, newEmail)) {
-    events.push(identifierChanged(id, oldEmail, newEmail, 'email'));
+    events.push(identifierChanged(id, oldEmail, newEmail, 'email', renames));
   }
   const oldUser = prev?.username;
   const newUser = worker.username?.trim();
   if (oldUser && newUser && !sameIdentifier(oldUser, newUser)) {
     const from = usableEmail(oldUser);
     const to = usableEmail(newUser);
-    if (from && to) events.push(identifierChanged(id, from, to, 'username'));
+    if (from && to) events.push(identifierChanged(id, from, to, 'username', renames));
     else notes.push('username changed, but RISC identifier-changed takes only email or phone subjects');
   }
 

@@ -406,6 +406,46 @@ describe('workday RaaS polling', () => {
     await connector.stop(100);
   });
 
+  it('RISC identifier-changed: an address changed back and then again is a new change each time', async () => {
+    const report = (email: string) => () => ({ body: { Report_Entry: [{ ...tomas, Work_Email: email }] } });
+    const { connector, tc } = await started();
+    for (const [i, email] of [
+      'tomas.herrera@example.com',
+      'tomas.herrera-diaz@example.com',
+      'tomas.herrera@example.com',
+      'tomas.herrera-diaz@example.com',
+    ].entries()) {
+      server.on('GET', REPORT, report(email));
+      tc.clock.set(new Date(Date.parse(NOW) + i * 900_000));
+      await tc.runTask('poll');
+    }
+    const changes = tc.events();
+    expect(changes.map((e) => [e.type, e.subject, e.claims['new-value']])).toEqual([
+      [
+        'risc.identifier-changed',
+        { format: 'email', email: 'tomas.herrera@example.com' },
+        'tomas.herrera-diaz@example.com',
+      ],
+      [
+        'risc.identifier-changed',
+        { format: 'email', email: 'tomas.herrera-diaz@example.com' },
+        'tomas.herrera@example.com',
+      ],
+      [
+        'risc.identifier-changed',
+        { format: 'email', email: 'tomas.herrera@example.com' },
+        'tomas.herrera-diaz@example.com',
+      ],
+    ]);
+    // The pipeline drops an event whose (source record, type) it has seen within its dedupe
+    // window: the third change must not look like a retry of the first.
+    expect(new Set(changes.map((e) => e.sourceRecordId)).size).toBe(3);
+    // A poll that sees the same address again sends nothing.
+    await tc.runTask('poll');
+    expect(tc.events()).toHaveLength(3);
+    await connector.stop(100);
+  });
+
   it('cancels a held termination that is rescinded before it takes effect', async () => {
     server.on('GET', REPORT, () => ({ body: { Report_Entry: [priya] } }));
     const { connector, tc } = await started();
