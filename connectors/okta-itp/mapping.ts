@@ -114,16 +114,18 @@ function isDeviceEvent(draft: EventDraft): boolean {
   return riskSubject(draft)?.kind === 'device';
 }
 
+const DEVICE_ONLY = 'the event names only a device, and include_device is off; Okta would get no subject';
+
 /** Drops the device member unless the operator opted in, or the event is about the device. */
 function withoutDevice(draft: EventDraft, policy: OktaPolicy): EventDraft {
   const subject = draft.subject;
-  if (policy.include_device || subject.format !== 'complex' || !subject.device || isDeviceEvent(draft)) {
-    return draft;
-  }
+  if (policy.include_device || isDeviceEvent(draft)) return draft;
+  // The okta-itp profile sends a simple opaque subject of a device-compliance-change as the
+  // device member: a device id, with no user.
+  if (subject.format === 'opaque' && isType(draft.type, DEVICE_COMPLIANCE)) throw refuse(NAME, DEVICE_ONLY);
+  if (subject.format !== 'complex' || !subject.device) return draft;
   const { device: _device, ...rest } = subject;
-  if (!rest.user) {
-    throw refuse(NAME, 'the event names only a device, and include_device is off; Okta would get no subject');
-  }
+  if (!rest.user) throw refuse(NAME, DEVICE_ONLY);
   return { ...draft, subject: rest as SubjectIdentifier };
 }
 

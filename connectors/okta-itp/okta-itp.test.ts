@@ -205,6 +205,13 @@ describe('okta-itp: what Okta receives', () => {
     );
     expect(deviceOnly).toMatchObject({ ok: false, class: 'permanent' });
     if (!deviceOnly.ok) expect(deviceOnly.error.message).toMatch(/only a device, and include_device is off/);
+    // A simple opaque subject of a device-compliance-change is a device id (the profile sends it as
+    // the device member): it too names only a device, and is not sent while devices are off.
+    const accepted = okta.accepted.length;
+    const bareDevice = await off.attempt(draft('caep.device-compliance-change', compliance, laptop));
+    expect(bareDevice).toMatchObject({ ok: false, class: 'permanent' });
+    if (!bareDevice.ok) expect(bareDevice.error.message).toMatch(/only a device, and include_device is off/);
+    expect(okta.accepted).toHaveLength(accepted);
     await off.stop();
     const on = await start({ include_device: true, default_reason: 'Relayed from Jamf' });
     expect((await on.attempt(draft('caep.device-compliance-change', compliance, danaOnLaptop))).ok).toBe(
@@ -214,6 +221,8 @@ describe('okta-itp: what Okta receives', () => {
       subject: { user: dana, device: laptop },
       reason_admin: { en: 'Relayed from Jamf' },
     });
+    expect((await on.attempt(draft('caep.device-compliance-change', compliance, laptop))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({ subject: { device: laptop } });
   });
 
   it('RISC account-disabled becomes session-revoked (policy session-revoked), or is refused (policy refuse)', async () => {
