@@ -15,5 +15,20 @@ if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent'))) {
 register();
 const { main } = await import('./main.ts');
 const code = await main(process.argv);
+await flushed(process.stdout);
+await flushed(process.stderr);
 // Exit explicitly: a finished command must not linger on an idle handle (a pool, a timer).
 process.exit(code);
+
+/**
+ * Resolves once everything written to the stream so far has left the process. Writes to a pipe
+ * are asynchronous: exiting at once cut `ssf-bridge connectors list --json | jq` off at 64 KiB.
+ * A reader that went away (`| head`) ends the wait too; there is nothing left to deliver to it.
+ */
+function flushed(stream) {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) return resolve();
+    stream.on('error', resolve);
+    stream.write('', () => resolve());
+  });
+}
