@@ -346,6 +346,17 @@ function identifierChanged(
 
 const NO_EMAIL = 'no usable work email on the record, and subject_format is email';
 
+/** Rebuilds the held changes of an employee about its current email: the old may go to someone else. */
+function followEmail(state: HrState, id: string, email: string | undefined, policy: LeaverPolicy): void {
+  const reversals = state.workers[id]?.reversals;
+  const held = state.pending[`${id}:terminate`];
+  const leaver = held && terminationEvents(id, email, held.date, held.dueAt, policy, reversals);
+  if (held && leaver) held.events = leaver;
+  const purge = state.pending[`${id}:purge`];
+  const rebuilt = purge && purgeEvent(id, email, purge.date, purge.dueAt, policy, reversals);
+  if (purge && rebuilt) purge.events = rebuilt;
+}
+
 /** Schedules (or emits, when already due) the purge that follows a termination. */
 function schedulePurge(
   state: HrState,
@@ -431,6 +442,14 @@ function applyRecord(
   const zoned = basisDate ? zonedInstant(basisDate, policy.effective_time, policy.timezone) : undefined;
   const effectiveAt = zoned && worker.effectiveBy ? earlier(new Date(worker.effectiveBy), zoned) : zoned;
   const future = effectiveAt !== undefined && effectiveAt.getTime() > now.getTime();
+  if (prev && worker.status === 'unknown' && effectiveAt === undefined) {
+    // Neither a status nor a date (fields the source no longer shows): nothing is said of the
+    // employment, so a reported termination stands and a held one stays held.
+    state.workers[id] = { ...prev, email, username };
+    followEmail(state, id, email, policy);
+    notes.push('the record shows neither a status nor a termination date; the employment is unchanged');
+    return outcome(events, notes);
+  }
   const gone = prev && (prev.status === 'terminated' || prev.status === 'deleted') ? prev : undefined;
   // A source that still says terminated, about a termination already reported, is no rehire
   // though its date lies ahead (a leaver sent early, as Bob's employee.left can make it).
@@ -461,10 +480,7 @@ function applyRecord(
     if (gone) {
       notes.push(`termination of ${gone.date ?? 'an earlier date'} already reported`);
       state.workers[id] = { email, username, status: gone.status, date: gone.date ?? date, reversals };
-      // A held purge follows a change of email too: the old address may go to someone else.
-      const purge = state.pending[`${id}:purge`];
-      const rebuilt = purge && purgeEvent(id, email, purge.date, purge.dueAt, policy, reversals);
-      if (purge && rebuilt) purge.events = rebuilt;
+      followEmail(state, id, email, policy);
     } else if (!prev && !worker.announced && at.getTime() < now.getTime() - policy.backfill_window) {
       notes.push(`termination took effect on ${date}, before the backfill window; recorded without events`);
       state.workers[id] = { email, username, status: 'terminated', date };

@@ -196,6 +196,34 @@ describe('bamboohr webhooks', () => {
     await connector.stop(100);
   });
 
+  it('changes nothing when the record no longer shows the employment fields: a hidden status is not a rehire', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    server.on('GET', `${API}/employees/4617`, () => ({
+      body: employee('4617', { terminationDate: '2026-12-31' }),
+    }));
+    const { connector, tc } = await started();
+    await connector.handleWebhook!(signed(updated('4581')));
+    await connector.handleWebhook!(signed(updated('4617')));
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    // The API key loses access to the employment fields: BambooHR answers them as null.
+    const hidden = { status: null, employmentHistoryStatus: null, terminationDate: null };
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', hidden) }));
+    server.on('GET', `${API}/employees/4617`, () => ({ body: employee('4617', hidden) }));
+    expect((await connector.handleWebhook!(signed(updated('4581')))).status).toBe(200);
+    expect((await connector.handleWebhook!(signed(updated('4617')))).status).toBe(200);
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    // The held termination of 4617 still takes effect.
+    tc.clock.set('2026-12-31T00:00:00.000Z');
+    await tc.runTask('release');
+    expect(
+      tc
+        .events()
+        .map((e) => e.sourceRecordId)
+        .slice(2),
+    ).toEqual(['4617:terminated:2026-12-31', '4617:terminated:2026-12-31']);
+    await connector.stop(100);
+  });
+
   it('a leaver whose work email the event catalog would refuse (jordan..avery@) is named by the HR id instead', async () => {
     for (const [id, workEmail] of [
       ['4590', 'jordan..avery@example.com'],
