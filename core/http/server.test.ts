@@ -133,6 +133,20 @@ describe('HTTP server', () => {
     });
   });
 
+  it('RFC 8935 §2.3 (PUSH-08): a push endpoint answers an oversize SET 413 with {err, description} and Content-Language', async () => {
+    const big = await fetch(`${base}/ingest/setPush`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/secevent+jwt' },
+      body: `eyJhbGciOiJFUzI1NiJ9.${'e'.repeat(2048)}.sig`,
+    });
+    expect(big.status).toBe(413);
+    expect(big.headers.get('content-language')).toBe('en');
+    expect(await big.json()).toEqual({
+      err: 'invalid_request',
+      description: 'request body exceeds the limit of 1024 bytes',
+    });
+  });
+
   it('answers 400 for malformed JSON, 413 for oversize bodies, 404/503 for unknown or stopped instances', async () => {
     const bad = await fetch(`${base}/ingest/echo`, {
       method: 'POST',

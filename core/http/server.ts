@@ -91,10 +91,15 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     const status = err.statusCode ?? 500;
     if (status >= 500) deps.logger.error({ err, url: req.url }, 'request failed');
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send({
-        error: 'payload_too_large',
-        message: `request body exceeds the limit of ${deps.bodyLimitBytes} bytes`,
-      });
+      const message = `request body exceeds the limit of ${deps.bodyLimitBytes} bytes`;
+      if (answersWithSetErrors(req)) {
+        // RFC 8935 §2.3: a general HTTP condition keeps its status; the body is the push error shape.
+        return reply
+          .code(413)
+          .header('content-language', 'en')
+          .send({ err: 'invalid_request', description: message });
+      }
+      return reply.code(413).send({ error: 'payload_too_large', message });
     }
     if (status < 500) {
       if (err.code === MALFORMED_JSON && answersWithSetErrors(req)) {
