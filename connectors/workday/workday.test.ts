@@ -420,7 +420,7 @@ describe('workday RaaS polling', () => {
       await tc.runTask('poll');
     }
     const changes = tc.events();
-    expect(changes.map((e) => [e.type, e.subject, e.claims['new-value']])).toEqual([
+    expect(changes.map((e) => [e.type, e.subject, e.claims?.['new-value']])).toEqual([
       [
         'risc.identifier-changed',
         { format: 'email', email: 'tomas.herrera@example.com' },
