@@ -78,6 +78,72 @@ describe('outbound config URLs', () => {
     expect(parsed.org_url).toBe('https://example.okta.com');
   });
 
+  it('a URL credentials go to must be https (plain http only for the local machine), as for the inbound connectors', () => {
+    const problems = (connector: { configSchema: z.ZodType }, config: Record<string, unknown>) => {
+      const parsed = connector.configSchema.safeParse(config);
+      return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    const clear = (field: string, why = '') =>
+      `${field}: must be an https URL (the credentials would travel in clear text over http); plain http only for the local machine${why}`;
+    const oauth = { client_id: 'ssf-bridge', client_secret: 'oauth-secret-1' };
+    const cases: Array<[{ configSchema: z.ZodType }, Record<string, unknown>, string]> = [
+      [
+        scimDeprovision,
+        { base_url: 'http://app.example.com/scim/v2', token: 'scim-token' },
+        clear('base_url'),
+      ],
+      [
+        scimDeprovision,
+        {
+          base_url: 'https://app.example.com/scim/v2',
+          oauth: { ...oauth, token_url: 'http://auth.example.com/token' },
+        },
+        clear('oauth.token_url'),
+      ],
+      [slack, { token: 'xoxp-1', api_url: 'http://slack.example.com/api' }, clear('api_url')],
+      [
+        oktaUniversalLogout,
+        { org_url: 'http://example.okta.com', client_id: 'c', private_key: 'k' },
+        clear('org_url'),
+      ],
+      [
+        microsoftGraph,
+        { tenant_id: 't', client_id: 'c', client_secret: 's', graph_url: 'http://graph.microsoft.us' },
+        clear('graph_url'),
+      ],
+      [
+        ssfPush,
+        {
+          endpoint_url: 'http://rx.example.com/events',
+          audience: 'rx',
+          authorization_header: 'Bearer push-1',
+        },
+        clear('endpoint_url', ' (authorization_header or oauth is set)'),
+      ],
+      [
+        webhook,
+        {
+          url: 'http://hooks.example.com/in',
+          signing_secret: 'x'.repeat(32),
+          authorization_header: 'Bearer soar-1',
+        },
+        clear('url', ' (authorization_header is set)'),
+      ],
+    ];
+    for (const [connector, config, problem] of cases) expect(problems(connector, config)).toEqual([problem]);
+    // No credential travels to these: plain http stays possible.
+    expect(problems(ssfPush, { endpoint_url: 'http://rx.example.com/events', audience: 'rx' })).toEqual([]);
+    expect(problems(webhook, { url: 'http://hooks.example.com/in', signing_secret: 'x'.repeat(32) })).toEqual(
+      [],
+    );
+    // The local machine: a proxy or test double on the same host.
+    for (const host of ['127.0.0.1:8080', 'localhost', '[::1]:9000']) {
+      expect(problems(scimDeprovision, { base_url: `http://${host}/scim/v2`, token: 'scim-token' })).toEqual(
+        [],
+      );
+    }
+  });
+
   it('an endpoint URL is kept exactly as configured: its trailing slash, and a key in its query', () => {
     const endpoint = endpointUrl('endpoint');
     for (const url of [

@@ -5,14 +5,31 @@ function absoluteHttpUrl() {
   return z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
 }
 
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+export const CLEAR_TEXT =
+  'must be an https URL (the credentials would travel in clear text over http); plain http only for the local machine';
+
+/**
+ * Whether credentials may go to `url`: https, or plain http to the local machine (a proxy or
+ * test double on the same host), as for the inbound connectors' vendor URLs. Not a URL at all
+ * is left to the URL check.
+ */
+export function keepsCredentials(url: string): boolean {
+  if (!URL.canParse(url)) return true;
+  const parsed = new URL(url);
+  return parsed.protocol === 'https:' || LOCAL_HOSTS.has(parsed.hostname);
+}
+
 /**
  * A base URL that paths are joined to (`base_url`, `org_url`, `graph_url`, `api_url` …): the
  * trailing slashes of its path are dropped so `${base}/Users` has one slash. A query or fragment
  * is refused: a path joined to `https://app.example.com/scim/v2?tenant=a` lands inside the query
  * (`?tenant=a/Users`), so no request would reach the API.
  */
-export function baseUrl(description: string) {
+export function baseUrl(description: string, options: { credentials?: boolean } = {}) {
   return absoluteHttpUrl()
+    .refine((url) => !options.credentials || keepsCredentials(url), { error: CLEAR_TEXT })
     .refine((url) => !/[?#]/.test(url), {
       error: 'must not have a query or fragment: paths such as /Users are joined to it',
     })
@@ -29,6 +46,7 @@ export function baseUrl(description: string) {
  */
 export function originUrl(description: string, example: string) {
   return absoluteHttpUrl()
+    .refine(keepsCredentials, { error: CLEAR_TEXT })
     .refine((url) => !URL.canParse(url) || (!/[?#]/.test(url) && /^\/*$/.test(new URL(url).pathname)), {
       error: `must be the origin alone, e.g. ${example}, with no path, query or fragment`,
     })
@@ -79,7 +97,9 @@ export function dpopSetting() {
 }
 
 export const oauthClientSchema = z.strictObject({
-  token_url: endpointUrl('Token endpoint of the authorization server.'),
+  token_url: endpointUrl('Token endpoint of the authorization server.').refine(keepsCredentials, {
+    error: CLEAR_TEXT,
+  }),
   client_id: z.string().min(1).meta({ description: 'OAuth client id.' }),
   client_secret: secret('OAuth client secret.'),
   scope: z.string().min(1).optional().meta({ description: 'Space-separated scopes to request.' }),

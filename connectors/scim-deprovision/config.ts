@@ -5,6 +5,7 @@ export const configSchema = z
   .strictObject({
     base_url: baseUrl(
       'The app’s SCIM 2.0 base URL, e.g. https://app.example.com/scim/v2 (Users is appended).',
+      { credentials: true },
     ),
     token: secret('Bearer token for the SCIM API.').optional(),
     oauth: oauthClientSchema.optional().meta({

@@ -18,7 +18,7 @@ export const configSchema = z.strictObject({
   sessions: z.enum(['all', 'web', 'mobile']).default('all').meta({
     description: 'Which sessions to end: all of them, only web (web_only) or only mobile (mobile_only).',
   }),
-  api_url: baseUrl('Slack Web API base URL.').default('https://slack.com/api'),
+  api_url: baseUrl('Slack Web API base URL.', { credentials: true }).default('https://slack.com/api'),
   user_cache_ttl: duration(
     'How long an email → Slack user id lookup is reused; 0 turns the cache off.',
   ).default(3_600_000),

@@ -1,5 +1,12 @@
 import { checkProfileOptions, profileFields, secret, z } from '../../core/plugin-api/index.ts';
-import { audience, endpointUrl, oauthClientSchema, requestTimeout } from '../_shared/outbound-config.ts';
+import {
+  CLEAR_TEXT,
+  audience,
+  endpointUrl,
+  keepsCredentials,
+  oauthClientSchema,
+  requestTimeout,
+} from '../_shared/outbound-config.ts';
 
 export const configSchema = z
   .strictObject({
@@ -19,6 +26,10 @@ export const configSchema = z
   .refine((c) => !(c.authorization_header && c.oauth), {
     message: 'give either authorization_header or oauth, not both',
     path: ['oauth'],
+  })
+  .refine((c) => !(c.authorization_header || c.oauth) || keepsCredentials(c.endpoint_url), {
+    message: `${CLEAR_TEXT} (authorization_header or oauth is set)`,
+    path: ['endpoint_url'],
   })
   .superRefine(checkProfileOptions);
 

@@ -1,5 +1,11 @@
 import { checkProfileOptions, profileFields, secret, z } from '../../core/plugin-api/index.ts';
-import { audience, endpointUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import {
+  CLEAR_TEXT,
+  audience,
+  endpointUrl,
+  keepsCredentials,
+  requestTimeout,
+} from '../_shared/outbound-config.ts';
 
 export const configSchema = z
   .strictObject({
@@ -21,6 +27,10 @@ export const configSchema = z
       'Sent as the Authorization header, for receivers that also want a token.',
     ).optional(),
     request_timeout: requestTimeout(10_000),
+  })
+  .refine((c) => !c.authorization_header || keepsCredentials(c.url), {
+    message: `${CLEAR_TEXT} (authorization_header is set)`,
+    path: ['url'],
   })
   .superRefine(checkProfileOptions);
 
