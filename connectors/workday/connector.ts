@@ -39,16 +39,25 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
   const tasks: ScheduledTask[] = [];
   let client: WorkdayClient | undefined;
 
-  async function readRaas(wd: WorkdayClient, since: string, signal: AbortSignal): Promise<WorkdayWorker[]> {
+  async function readRaas(
+    wd: WorkdayClient,
+    since: string,
+    signal: AbortSignal,
+    malformed: string[],
+  ): Promise<WorkdayWorker[]> {
     if (!config.raas) return [];
     const rows = await wd.fetchReport(since, signal);
     const workers: WorkdayWorker[] = [];
+    const idColumn = config.raas.columns.employee_id;
     for (const [index, row] of rows.entries()) {
       try {
         workers.push(workerFromRow(row, config.raas.columns));
       } catch (err) {
         records.inc({ outcome: 'malformed' });
         ctx.logger.warn({ row: index, reason: (err as Error).message }, 'skipped a malformed report row');
+        const id = row && typeof row === 'object' ? (row as Record<string, unknown>)[idColumn] : undefined;
+        const which = typeof id === 'string' || typeof id === 'number' ? ` (${idColumn} ${id})` : '';
+        malformed.push(`row ${index + 1}${which}: ${(err as Error).message}`);
       }
     }
     return workers;
@@ -59,6 +68,7 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     from: string,
     now: Date,
     signal: AbortSignal,
+    malformed: string[],
   ): Promise<WorkdayWorker[]> {
     const byId = new Map<string, WorkdayWorker>();
     const through = now.toISOString();
@@ -70,6 +80,7 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
         for (const problem of result.problems) {
           records.inc({ outcome: 'malformed' });
           ctx.logger.warn({ window: kind, page, reason: problem }, 'skipped a malformed worker');
+          malformed.push(problem);
         }
         for (const worker of result.workers) byId.set(worker.id, worker);
       }
@@ -83,8 +94,11 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     const now = ctx.clock.now();
     const state = await checkpoint.load();
     const since = state.watermark ?? new Date(now.getTime() - config.initial_lookback).toISOString();
+    const malformed: string[] = [];
     const workers =
-      config.mode === 'raas' ? await readRaas(wd, since, signal) : await readSoap(wd, since, now, signal);
+      config.mode === 'raas'
+        ? await readRaas(wd, since, signal, malformed)
+        : await readSoap(wd, since, now, signal, malformed);
     const before = Object.keys(state.pending).length;
     const events: EventDraft[] = [];
     for (const worker of workers) {
@@ -110,7 +124,16 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
         'Workday changes processed',
       );
     }
-    ctx.status.success();
+    // The watermark has moved past them: a skipped record stays on the instance's status (and in
+    // the log) until a run reads every record it is given.
+    if (malformed.length > 0) {
+      ctx.status.set(
+        'recoverable_error',
+        `skipped ${malformed.length} unreadable worker record(s): ${malformed.slice(0, 3).join('; ')}`,
+      );
+    } else {
+      ctx.status.success();
+    }
   }
 
   return {

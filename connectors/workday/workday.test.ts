@@ -510,6 +510,15 @@ describe('workday RaaS polling', () => {
     expect(tc.counter('workday_records_total', { outcome: 'malformed' })).toBe(2);
     expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
     expect(tc.logs.filter((l) => l.level === 'warn')).toHaveLength(2);
+    // The watermark moves on, so the skipped rows stay on the instance status, not just the log.
+    expect(tc.statuses.at(-1)).toMatchObject({
+      state: 'recoverable_error',
+      reason: expect.stringMatching(/^skipped 2 unreadable worker record\(s\): .*21110.*31\/12\/2026/),
+    });
+    expect(tc.successes).toBe(0);
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [tomas, dana] } }));
+    await tc.runTask('poll');
+    expect(tc.successes).toBe(1);
     await connector.stop(100);
   });
 
