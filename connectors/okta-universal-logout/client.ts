@@ -20,7 +20,26 @@ export type SubId = { format: 'opaque'; id: string } | { format: 'iss_sub'; iss:
 interface OktaUser {
   id: string;
   status?: string;
+  /** The status an asynchronous lifecycle operation is taking the user to. */
+  transitioningToStatus?: string;
   profile?: { login?: string; email?: string };
+}
+
+/** Okta's E0000038, "This operation is not allowed in the user's current status." */
+const NOT_IN_CURRENT_STATUS = 'E0000038';
+
+function deactivated(user: OktaUser | undefined): boolean {
+  return user?.status === 'DEPROVISIONED' || user?.transitioningToStatus === 'DEPROVISIONED';
+}
+
+/** The errorCode of an Okta error body (`{"errorCode": "E0000038", …}`), when it is one. */
+function oktaErrorCode(body: unknown): string | undefined {
+  try {
+    const code = (JSON.parse(String(body)) as { errorCode?: unknown } | null)?.errorCode;
+    return typeof code === 'string' && /^E\d{7}$/.test(code) ? code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -141,25 +160,46 @@ export class OktaClient {
     return res.status;
   }
 
+  async #user(userId: string, signal: AbortSignal): Promise<OktaUser | undefined> {
+    const res = await this.http.get<OktaUser>(`/api/v1/users/${pathSegment(userId)}`, {
+      acceptStatuses: [429],
+      signal,
+    });
+    throwIfLimited(res, 'the user lookup', this.now());
+    return res.data;
+  }
+
   /**
    * Deactivates a user (POST /api/v1/users/{id}/lifecycle/deactivate): Okta ends their access
-   * to every app and deprovisions them. A user deactivated already is left as is, so a
-   * redelivery does not fail on the status it left behind. Returns whether it deactivated now.
+   * to every app and deprovisions them. A user deactivated already, or being deactivated, is
+   * left as is, so a redelivery does not fail on the status it left behind. Okta answers a
+   * deactivation of a deprovisioned user 403 E0000038: when the user turns out deactivated by
+   * then (another deactivation came first), that is the outcome asked for, not a credential
+   * problem. Returns whether it deactivated now.
    */
   async deactivate(userId: string, signal: AbortSignal): Promise<boolean> {
-    const current = await this.http.get<OktaUser>(`/api/v1/users/${pathSegment(userId)}`, {
-      acceptStatuses: [429],
-      signal,
-    });
-    throwIfLimited(current, 'the user lookup', this.now());
-    if (current.data?.status === 'DEPROVISIONED') return false;
-    const res = await this.http.post(`/api/v1/users/${pathSegment(userId)}/lifecycle/deactivate`, undefined, {
-      params: { sendEmail: 'false' },
-      acceptStatuses: [429],
-      responseType: 'text',
-      signal,
-    });
+    if (deactivated(await this.#user(userId, signal))) return false;
+    const res = await this.http.post<string>(
+      `/api/v1/users/${pathSegment(userId)}/lifecycle/deactivate`,
+      undefined,
+      {
+        params: { sendEmail: 'false' },
+        acceptStatuses: [403, 429],
+        responseType: 'text',
+        signal,
+      },
+    );
     throwIfLimited(res, 'the deactivation', this.now());
-    return true;
+    if (res.status !== 403) return true;
+    const code = oktaErrorCode(res.data);
+    if (code === NOT_IN_CURRENT_STATUS && deactivated(await this.#user(userId, signal))) return false;
+    throw new PermanentError(
+      `Okta refused the deactivation (403${code ? ` ${code}` : ''}); check the app's okta.users.manage grant and its admin role`,
+      {
+        code: 'SSF_ERR_HTTP_AUTH',
+        authFailure: true,
+        detail: { status: 403, ...(code ? { errorCode: code } : {}) },
+      },
+    );
   }
 }

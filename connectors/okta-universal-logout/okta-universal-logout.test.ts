@@ -196,6 +196,55 @@ describe('okta-universal-logout: deactivating leavers (deactivate_on_account_dis
     expect(lee.status).toBe('ACTIVE');
   });
 
+  it('a deactivation that lost the race to another one (Okta: 403 E0000038 for a deprovisioned user) is done, and flags nothing', async () => {
+    grantManage();
+    const dana = okta.addUser('dana.lee@example.com');
+    dana.status = 'DEPROVISIONED';
+    const h = await start({ deactivate_on_account_disabled: true });
+    // The status read before the deactivation still says ACTIVE: someone deactivated Dana since.
+    okta.api.inject(
+      {
+        body: {
+          id: dana.id,
+          status: 'ACTIVE',
+          profile: { login: dana.profile.login, email: dana.profile.email },
+        },
+      },
+      (r) => r.method === 'GET' && r.path === `/api/v1/users/${dana.id}`,
+    );
+    const outcome = await h.attempt(leaver('dana.lee@example.com'));
+    expect(outcome).toMatchObject({
+      ok: true,
+      receipt: { detail: expect.stringMatching(/found them deactivated already$/) },
+    });
+    expect(calls(`/api/v1/users/${dana.id}/lifecycle/deactivate`)).toHaveLength(1);
+    expect(okta.deactivations).toEqual([]);
+    expect(h.status()?.state).not.toBe('permanent_error');
+    // Being deactivated (an asynchronous deactivation under way): not deactivated a second time.
+    const lee = okta.addUser('lee@example.com');
+    okta.api.inject(
+      { body: { id: lee.id, status: 'ACTIVE', transitioningToStatus: 'DEPROVISIONED' } },
+      (r) => r.method === 'GET' && r.path === `/api/v1/users/${lee.id}`,
+    );
+    expect(await h.attempt(leaver('lee@example.com'))).toMatchObject({ ok: true });
+    expect(calls(`/api/v1/users/${lee.id}/lifecycle/deactivate`)).toHaveLength(0);
+    // Any other refusal of the deactivation is still a credential problem (an admin role missing).
+    okta.api.inject(
+      {
+        status: 403,
+        body: {
+          errorCode: 'E0000006',
+          errorSummary: 'You do not have permission to perform the requested action',
+        },
+      },
+      (r) => r.method === 'POST' && r.path === `/api/v1/users/${lee.id}/lifecycle/deactivate`,
+    );
+    const denied = await h.attempt(leaver('lee@example.com'));
+    expect(denied).toMatchObject({ ok: false, class: 'credentials' });
+    if (!denied.ok) expect(denied.error.message).toContain('403 E0000006');
+    expect(lee.status).toBe('ACTIVE');
+  });
+
   it('on without the okta.users.manage grant: a credential problem, flagged', async () => {
     okta.addUser('dana.lee@example.com');
     const h = await start({ deactivate_on_account_disabled: true });
