@@ -29,6 +29,12 @@ const TRANSIENT_ERRORS = new Set([
 ]);
 export const USER_NOT_FOUND = new Set(['users_not_found', 'user_not_found']);
 
+/** Whether Slack answered that the user (id) does not exist. */
+export function isUserNotFound(err: unknown): boolean {
+  const code = err instanceof PermanentError ? err.detail?.slackError : undefined;
+  return typeof code === 'string' && USER_NOT_FOUND.has(code);
+}
+
 interface SlackAnswer {
   ok?: boolean;
   error?: string;

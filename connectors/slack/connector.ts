@@ -9,7 +9,7 @@ import {
   subjectFormats,
   userEmail,
 } from '../_shared/outbound-common.ts';
-import { SlackClient } from './client.ts';
+import { SlackClient, isUserNotFound } from './client.ts';
 import type { SlackConfig } from './config.ts';
 
 const NAME = 'slack';
@@ -51,8 +51,15 @@ export function createSlack(ctx: ConnectorContext, config: SlackConfig): Outboun
         const id = ids.get(key) ?? (await slack.userIdFor(email, signal));
         if (!id) throw refuse(NAME, `no Slack user has the email ${email}`);
         ids.set(key, id);
-        const status = await slack.resetSessions(id, config.sessions, signal);
-        return { status, detail: `Slack sessions of ${id} reset (${config.sessions})` };
+        try {
+          const status = await slack.resetSessions(id, config.sessions, signal);
+          return { status, detail: `Slack sessions of ${id} reset (${config.sessions})` };
+        } catch (err) {
+          // The cached id may belong to an account since deleted, the email now another's:
+          // look it up afresh next time, as a 404 does for the Okta and Graph actions.
+          if (isUserNotFound(err)) ids.delete(key);
+          throw err;
+        }
       });
     },
   };

@@ -105,6 +105,20 @@ describe('slack: session reset', () => {
     expect(h.logText()).not.toContain(TOKEN);
   });
 
+  it('a cached id Slack no longer knows (user_not_found: the account was deleted, the email is another’s now) is looked up afresh next time', async () => {
+    const h = await start();
+    expect((await h.attempt(draft())).ok).toBe(true);
+    fake.users.set('dana.lee@example.com', 'W0NEWDANA1');
+    const stale = await h.attempt(draft());
+    expect(stale).toMatchObject({ ok: false, class: 'permanent' });
+    if (!stale.ok) expect(stale.error.message).toContain('user_not_found');
+    expect(await h.attempt(draft())).toMatchObject({
+      ok: true,
+      receipt: { detail: 'Slack sessions of W0NEWDANA1 reset (all)' },
+    });
+    expect(fake.resets.at(-1)).toEqual({ user_id: 'W0NEWDANA1' });
+  });
+
   it('reuses the user lookup, and resets web or mobile sessions only when asked', async () => {
     const h = await start({ sessions: 'web' });
     expect((await h.attempt(draft())).ok).toBe(true);
