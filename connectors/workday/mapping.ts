@@ -58,6 +58,20 @@ export function parseActive(value: unknown, field: string): boolean | undefined 
 }
 
 /**
+ * A termination date of a worker Workday already shows as no longer active: an unreadable one is
+ * taken as unknown (the termination is dated when it was seen), since the status alone makes the
+ * leaver. Any other worker's date is read strictly, and an unreadable one refuses the record.
+ */
+function terminationDate(value: string | undefined, field: string, inactive: boolean): string | undefined {
+  if (!inactive) return hrDate(value, field);
+  try {
+    return hrDate(value, field);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A worker as Workday describes it: the HR worker, its WID (Get_Workers), and the termination
  * reason, which is only ever logged (at debug level): receivers never get it.
  */
@@ -82,8 +96,16 @@ export function workerFromRow(row: unknown, columns: WorkdayColumns): WorkdayWor
     email: text(r[columns.work_email]),
     username: text(r[columns.user_name]),
     status: active === undefined ? 'unknown' : active ? 'active' : 'terminated',
-    terminationDate: hrDate(text(r[columns.termination_date]), columns.termination_date),
-    lastDayOfWork: hrDate(text(r[columns.last_day_of_work]), columns.last_day_of_work),
+    terminationDate: terminationDate(
+      text(r[columns.termination_date]),
+      columns.termination_date,
+      active === false,
+    ),
+    lastDayOfWork: terminationDate(
+      text(r[columns.last_day_of_work]),
+      columns.last_day_of_work,
+      active === false,
+    ),
     terminationReason: text(r[columns.termination_reason]),
   };
 }
@@ -225,14 +247,19 @@ function workerFromXml(worker: Node, index: number): WorkdayWorker {
     const status = child(child(data, 'Employment_Data'), 'Worker_Status_Data');
     const active = parseActive(leaf(status, 'Active'), 'Worker_Status_Data/Active');
     const terminated = parseActive(leaf(status, 'Terminated'), 'Worker_Status_Data/Terminated');
+    const inactive = terminated === true || active === false;
     return {
       id,
       wid: idOfType(child(worker, 'Worker_Reference'), 'WID'),
       email: workEmail(child(child(data, 'Personal_Data'), 'Contact_Data')),
       username: leaf(data, 'User_ID') ?? leaf(child(data, 'User_Account_Data'), 'User_Name'),
       status: terminated === true || active === false ? 'terminated' : active === true ? 'active' : 'unknown',
-      terminationDate: hrDate(leaf(status, 'Termination_Date'), 'Termination_Date'),
-      lastDayOfWork: hrDate(leaf(status, 'Termination_Last_Day_of_Work'), 'Termination_Last_Day_of_Work'),
+      terminationDate: terminationDate(leaf(status, 'Termination_Date'), 'Termination_Date', inactive),
+      lastDayOfWork: terminationDate(
+        leaf(status, 'Termination_Last_Day_of_Work'),
+        'Termination_Last_Day_of_Work',
+        inactive,
+      ),
       terminationReason: reasonOf(child(status, 'Primary_Termination_Reason_Reference')),
     };
   } catch (err) {

@@ -522,6 +522,21 @@ describe('workday RaaS polling', () => {
     await connector.stop(100);
   });
 
+  it('disables an inactive worker whose termination date is unreadable, as of when it was seen', async () => {
+    // Workday says the worker is no longer active; a report formatting its dates day-first must
+    // not keep the leaver's access.
+    server.on('GET', REPORT, () => ({
+      body: { Report_Entry: [{ ...dana, Termination_Date: '27/11/2026', Last_Day_of_Work: '27/11/2026' }] },
+    }));
+    const { connector, tc } = await started({ raas: { ...BASE.raas, since_prompt: 'Changed_Since' } });
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '21034:terminated:2026-11-29', NOW],
+      ['caep.session-revoked', '21034:terminated:2026-11-29', NOW],
+    ]);
+    await connector.stop(100);
+  });
+
   it('authenticates with the OAuth refresh-token grant and refreshes once after a 401', async () => {
     let tokens = 0;
     server.on('POST', TOKEN, (req) => {
