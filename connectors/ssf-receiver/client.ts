@@ -315,7 +315,9 @@ export class TransmitterClient {
       ...(reportsErrors ? { headers: { 'content-language': 'en' } } : {}),
     });
     const data = response.data;
-    if (!data || typeof data !== 'object' || typeof data.sets !== 'object' || data.sets === null) {
+    const sets = data && typeof data === 'object' ? (data as { sets?: unknown }).sets : undefined;
+    // RFC 8936 §2.3: an object of jti → SET. An array would be acknowledged by its indexes.
+    if (typeof sets !== 'object' || sets === null || Array.isArray(sets)) {
       throw new PermanentError(`the poll response of ${url} has no "sets" object`, {
         code: 'SSF_ERR_RECEIVER_POLL_RESPONSE',
       });

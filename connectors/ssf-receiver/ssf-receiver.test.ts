@@ -1002,6 +1002,34 @@ describe('against a stand-in transmitter', () => {
     }
   });
 
+  it('RFC 8936 §2.3: a poll response whose "sets" is an array, not an object of jti → SET, is refused, never acknowledged by index', async () => {
+    const p = harness('standin-sets-array');
+    const receiver = ssfReceiver.create(
+      p.ctx,
+      ssfReceiver.configSchema.parse({
+        ...base(),
+        verify_on_start: false,
+        delivery: { method: 'poll', error_backoff: '50ms' },
+      }),
+    );
+    try {
+      const before = standIn.pollBodies.length;
+      standIn.pollQueue.push([await sign(claims(standIn.issuer), k1)] as unknown as Record<string, string>);
+      await receiver.start(p.ctx.signal);
+      const failed = await eventually(
+        () => p.statuses.find((s) => s.state === 'recoverable_error'),
+        'the refusal in the instance status',
+      );
+      expect(failed.reason).toMatch(/has no "sets" object/);
+      await eventually(() => standIn.pollBodies.length > before + 1, 'the poll after the refusal');
+      expect(p.emitted).toEqual([]);
+      expect(standIn.pollBodies.slice(before).some((b) => b.ack !== undefined)).toBe(false);
+    } finally {
+      await receiver.stop(200);
+      p.abort.abort();
+    }
+  });
+
   it('fetches the JWKS again when a SET names a new key', async () => {
     standIn.jwks = { keys: [k1.jwk, k2.jwk] };
     await new Promise((r) => setTimeout(r, 100));
