@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
-import type { SubjectIdentifier } from '../plugin-api/types.ts';
+import type { Logger, SubjectIdentifier } from '../plugin-api/types.ts';
 import { SqliteStore } from '../storage/sqlite/store.ts';
 import { ManualClock, storedEvent } from '../storage/testing/fixtures.ts';
 import type { Store } from '../storage/types.ts';
@@ -457,5 +457,93 @@ describe('delivery engine', () => {
     h.clock.advance(3_600_001);
     expect(await h.engine.maintain()).toMatchObject({ deliveries: 1, events: 1 });
     expect(await h.store.events.get(eventId)).toBeUndefined();
+  });
+});
+
+/** A logger that keeps what was logged, by level. */
+function recordingLogger(): Logger & {
+  lines: Array<{ level: string; msg: string | undefined; obj: object }>;
+} {
+  const lines: Array<{ level: string; msg: string | undefined; obj: object }> = [];
+  const at =
+    (level: string) =>
+    (obj: object | string, msg?: string): void => {
+      lines.push({
+        level,
+        msg: typeof obj === 'string' ? obj : msg,
+        obj: typeof obj === 'string' ? {} : obj,
+      });
+    };
+  const logger = {
+    lines,
+    trace: at('trace'),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: () => logger,
+  };
+  return logger;
+}
+
+/** The store with its leasing failing while `down()` says so (a database that went away). */
+function withLeaseFailing(store: Store, down: () => boolean): Store & { leases: number } {
+  let leases = 0;
+  const deliveries = new Proxy(store.deliveries, {
+    get(target, name, receiver) {
+      const value: unknown = Reflect.get(target, name, receiver);
+      if (name === 'lease') {
+        return async (...args: Parameters<Store['deliveries']['lease']>) => {
+          leases += 1;
+          if (down()) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+          return target.lease(...args);
+        };
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return new Proxy(store, {
+    get(target, name) {
+      if (name === 'deliveries') return deliveries;
+      if (name === 'leases') return leases;
+      const value: unknown = Reflect.get(target, name, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  }) as Store & { leases: number };
+}
+
+describe('delivery engine while the store is unreachable', () => {
+  it('backs off its leasing and logs the outage once, not every poll, then says when leasing works again', async () => {
+    const h = await harness([]);
+    let down = true;
+    const store = withLeaseFailing(h.store, () => down);
+    const logger = recordingLogger();
+    const engine = new DeliveryEngine({
+      store,
+      signer: testSigner(),
+      config: deliveryConfigSchema.parse({ poll_interval: '10ms' }),
+      clock: h.clock,
+      logger,
+    });
+    cleanups.push(() => engine.stop(0));
+    const dest = new ScriptedDestination('okta');
+    engine.register(dest);
+    engine.start();
+    await new Promise((r) => setTimeout(r, 400));
+    // Polling every 10 ms would be ~40 leases and as many warnings in 400 ms; doubling from
+    // 10 ms, the worker tries at about 0, 10, 30, 70, 150 and 310 ms.
+    expect(store.leases).toBeGreaterThanOrEqual(3);
+    expect(store.leases).toBeLessThanOrEqual(8);
+    const warnings = logger.lines.filter((l) => l.level === 'warn' && l.msg === 'leasing failed');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.obj).toMatchObject({
+      destination: 'okta',
+      err: 'connect ECONNREFUSED 127.0.0.1:5432',
+    });
+    down = false;
+    const { jtis } = await h.enqueue(undefined, ['okta']);
+    engine.notify(['okta']);
+    await expect.poll(() => dest.delivered, { timeout: 3000 }).toEqual(jtis);
+    expect(logger.lines.filter((l) => l.msg === 'leasing works again')).toHaveLength(1);
   });
 });

@@ -25,6 +25,10 @@ export interface DeliveryEngineOptions {
 const systemClock: Clock = { now: () => new Date() };
 const MAX_ERROR_MESSAGE = 2000;
 const PRUNE_BATCH = 5000;
+/** Longest wait between leasing rounds while the store keeps failing. */
+const MAX_LEASE_BACKOFF_MS = 30_000;
+/** How often a lasting leasing outage is logged again. */
+const OUTAGE_LOG_INTERVAL_MS = 60_000;
 
 /**
  * Delivers the outbox. One worker per destination leases due rows in batches, signs each
@@ -359,15 +363,34 @@ class DestinationWorker {
   }
 
   async #run(): Promise<void> {
+    const { config, logger } = this.ctx;
+    // While the store cannot be reached the worker waits longer after each failed round (from
+    // poll_interval, doubling, up to MAX_LEASE_BACKOFF_MS) and logs the outage when it begins and
+    // then at most once a minute, rather than leasing and warning every poll_interval.
+    let failures = 0;
+    let loggedAt = 0;
     while (!this.#stopping) {
       this.#woken = false;
       let started: number;
       try {
         started = await this.pump();
       } catch (err) {
-        this.ctx.logger?.warn({ destination: this.destination.id, err: errorMessage(err) }, 'leasing failed');
-        await this.#sleep(this.ctx.config.poll_interval);
+        failures += 1;
+        const nowMs = Date.now();
+        if (failures === 1 || nowMs - loggedAt >= OUTAGE_LOG_INTERVAL_MS) {
+          loggedAt = nowMs;
+          logger?.warn(
+            { destination: this.destination.id, err: errorMessage(err), failures },
+            'leasing failed',
+          );
+        }
+        const ceiling = Math.max(config.poll_interval, MAX_LEASE_BACKOFF_MS);
+        await this.#sleep(Math.min(ceiling, config.poll_interval * 2 ** Math.min(failures - 1, 30)));
         continue;
+      }
+      if (failures > 0) {
+        logger?.info({ destination: this.destination.id, failures }, 'leasing works again');
+        failures = 0;
       }
       if (this.#stopping) break;
       if (started > 0 && this.#leaseFilled) continue;
