@@ -547,3 +547,25 @@ describe('delivery engine while the store is unreachable', () => {
     expect(logger.lines.filter((l) => l.msg === 'leasing works again')).toHaveLength(1);
   });
 });
+
+describe('delivery engine and what connectors hand back', () => {
+  it('a SET the destination accepted is recorded delivered even when deliver() resolves to no receipt', async () => {
+    const dest = new ScriptedDestination('okta', [
+      (async () => undefined) as unknown as () => Promise<{ status: number }>,
+      (async () => 'ok') as unknown as () => Promise<{ status: number }>,
+    ]);
+    const h = await harness([dest], { circuit_breaker: { failure_threshold: 1 } });
+    const a = await h.enqueue();
+    const b = await h.enqueue();
+    expect(await h.round()).toBe(2);
+    for (const { eventId } of [a, b]) {
+      const [row] = await h.store.deliveries.forEvent(eventId);
+      expect(row).toMatchObject({ state: 'delivered', attempts: 1 });
+    }
+    expect(h.events.retrying).toBeUndefined();
+    expect(h.events.delivered).toHaveLength(2);
+    expect(h.engine.circuitState('okta')).toBe('closed');
+    expect(await h.round()).toBe(0);
+    expect(dest.calls).toHaveLength(2);
+  });
+});

@@ -474,32 +474,33 @@ class DestinationWorker {
       attempts: delivery.attempts,
     };
     let set: SignedSet | undefined;
-    let outcome: DeliveryOutcome;
+    let receipt: unknown;
     try {
       // Signing shares the attempt deadline: a remote key service that hangs is a timeout too.
-      const receipt = await this.#withDeadline(async (signal) => {
+      receipt = await this.#withDeadline(async (signal) => {
         set = await signer.sign(delivery.event, this.#info, {
           jti: delivery.jti,
           attempt: delivery.attempts - 1,
         });
         return this.destination.deliver(set, signal);
       });
-      this.breaker.succeeded();
-      const finished = clock.now();
-      outcome = { kind: 'delivered', id: delivery.id, leaseToken: delivery.leaseToken };
-      observer.delivered?.({
-        ...notice,
-        durationMs: finished.getTime() - started.getTime(),
-        sinceAcceptedMs: finished.getTime() - delivery.event.acceptedAt.getTime(),
-        ...(receipt.status === undefined ? {} : { status: receipt.status }),
-      });
     } catch (err) {
-      outcome =
-        err instanceof StopAbort
-          ? { kind: 'release', id: delivery.id, leaseToken: delivery.leaseToken }
-          : this.#failure(delivery, notice, err, set);
+      return err instanceof StopAbort
+        ? { kind: 'release', id: delivery.id, leaseToken: delivery.leaseToken }
+        : this.#failure(delivery, notice, err, set);
     }
-    return outcome;
+    // deliver() resolved: the destination took the SET, whatever the receipt looks like (a
+    // connector resolving with nothing is not a failure to retry, which would send it again).
+    this.breaker.succeeded();
+    const finished = clock.now();
+    const status = (receipt as { status?: unknown } | null | undefined)?.status;
+    observer.delivered?.({
+      ...notice,
+      durationMs: finished.getTime() - started.getTime(),
+      sinceAcceptedMs: finished.getTime() - delivery.event.acceptedAt.getTime(),
+      ...(typeof status === 'number' ? { status } : {}),
+    });
+    return { kind: 'delivered', id: delivery.id, leaseToken: delivery.leaseToken };
   }
 
   /** Classifies a failed attempt into a retry or a dead letter. */
