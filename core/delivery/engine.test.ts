@@ -569,3 +569,35 @@ describe('delivery engine and what connectors hand back', () => {
     expect(dest.calls).toHaveLength(2);
   });
 });
+
+describe('delivery engine and values thrown that are not errors', () => {
+  it('a thrown value with no string form is a retryable failure, and a probe that throws it reopens the circuit', async () => {
+    const bare = Object.create(null) as object; // String(bare) throws
+    const dest = new ScriptedDestination('okta', [
+      unavailable(),
+      async () => {
+        throw bare;
+      },
+    ]);
+    const h = await harness([dest], {
+      retry: { initial_interval: '1ms' },
+      circuit_breaker: { failure_threshold: 1, open_duration: '10s' },
+    });
+    const { eventId, jtis } = await h.enqueue();
+    expect(await h.round()).toBe(1);
+    expect(h.engine.circuitState('okta')).toBe('open');
+    h.clock.advance(10_000);
+    expect(await h.round()).toBe(1); // the probe
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({
+      state: 'pending',
+      attempts: 2,
+      lastError: { class: 'retryable', code: 'SSF_ERR_DELIVERY_UNEXPECTED', message: '[object Object]' },
+    });
+    expect(h.engine.circuitState('okta')).toBe('open');
+    h.clock.advance(10_000);
+    expect(await h.round()).toBe(1);
+    expect(dest.delivered).toEqual(jtis);
+    expect(h.engine.circuitState('okta')).toBe('closed');
+  });
+});

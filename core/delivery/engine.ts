@@ -440,11 +440,15 @@ class DestinationWorker {
     const attempt: Promise<void> = this.#attempt(delivery)
       .then(
         (outcome) => this.#record(outcome),
-        (err: unknown) =>
+        (err: unknown) => {
+          // No outcome: the row stays leased and is attempted again when its lease expires. A
+          // probe that crashed must not keep its circuit half-open with the probe slot taken.
+          this.breaker.neutral();
           this.ctx.logger?.error(
             { destination: this.destination.id, err: errorMessage(err) },
             'delivery crashed',
-          ),
+          );
+        },
       )
       .finally(() => {
         this.#inFlight.delete(attempt);
@@ -666,7 +670,21 @@ class OutcomeWriter {
 }
 
 function errorMessage(err: unknown): string {
-  return scrubSecrets(err instanceof Error ? err.message : String(err));
+  return scrubSecrets(describe(err));
+}
+
+/**
+ * What a thrown value says, whatever it is: connectors may throw values that are no Error, some
+ * of which have no string form at all (an object without a prototype), and the classification
+ * of a failure must not itself fail.
+ */
+function describe(err: unknown): string {
+  try {
+    if (err instanceof Error) return String(err.message);
+    return String(err);
+  } catch {
+    return Object.prototype.toString.call(err);
+  }
 }
 
 /** What is recorded about a failure: class, stable code, message (secrets scrubbed), status. */
