@@ -601,3 +601,34 @@ describe('delivery engine and values thrown that are not errors', () => {
     expect(h.engine.circuitState('okta')).toBe('closed');
   });
 });
+
+describe('delivery engine and a Retry-After beyond reason', () => {
+  it('rule: a Retry-After longer than an hour holds the destination for an hour, not for as long as it says', async () => {
+    const tenYears = 10 * 365 * 24 * 3_600_000;
+    const dest = new ScriptedDestination('okta', [unavailable(tenYears), unavailable(Infinity)]);
+    const h = await harness([dest], { retry: { max_age: '3d' } });
+    const first = await h.enqueue();
+    expect(await h.round()).toBe(1);
+    const t0 = h.clock.now().getTime();
+    const [row] = await h.store.deliveries.forEvent(first.eventId);
+    expect(row!.dueAt.getTime()).toBe(t0 + 3_600_000);
+    const second = await h.enqueue();
+    h.clock.advance(3_600_000 - 1);
+    expect(await h.round()).toBe(0);
+    h.clock.advance(1);
+    // Both go: one is answered Retry-After: Infinity (due again in an hour), the other is delivered.
+    expect(await h.round()).toBe(2);
+    const rows = [
+      ...(await h.store.deliveries.forEvent(first.eventId)),
+      ...(await h.store.deliveries.forEvent(second.eventId)),
+    ];
+    const waiting = rows.filter((r) => r.state === 'pending');
+    expect(waiting).toHaveLength(1);
+    expect(waiting[0]!.dueAt.getTime()).toBe(h.clock.now().getTime() + 3_600_000);
+    h.clock.advance(3_600_000 - 1);
+    expect(await h.round()).toBe(0);
+    h.clock.advance(1);
+    expect(await h.round()).toBe(1);
+    expect(dest.delivered.sort()).toEqual([...first.jtis, ...second.jtis].sort());
+  });
+});

@@ -27,6 +27,12 @@ const MAX_ERROR_MESSAGE = 2000;
 const PRUNE_BATCH = 5000;
 /** Longest wait between leasing rounds while the store keeps failing. */
 const MAX_LEASE_BACKOFF_MS = 30_000;
+/**
+ * The longest a destination's Retry-After is honoured (the HTTP layer's own bound): a receiver,
+ * or a connector's rate-limit arithmetic, asking for days or forever would otherwise stop every
+ * delivery to it until the bridge restarts.
+ */
+const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
 /** How often a lasting leasing outage is logged again. */
 const OUTAGE_LOG_INTERVAL_MS = 60_000;
 
@@ -534,7 +540,7 @@ class DestinationWorker {
     }
     if (set === undefined) this.breaker.neutral();
     else this.breaker.failed(now.getTime());
-    const retryAfterMs = err instanceof RetryableError ? err.retryAfterMs : undefined;
+    const retryAfterMs = err instanceof RetryableError ? boundedRetryAfter(err.retryAfterMs) : undefined;
     // Retry-After speaks for the whole destination, so its other deliveries wait as well.
     if (retryAfterMs !== undefined && retryAfterMs > 0) {
       this.#holdUntil = Math.max(this.#holdUntil, now.getTime() + retryAfterMs);
@@ -667,6 +673,11 @@ class OutcomeWriter {
       for (const b of batch) b.done();
     }
   }
+}
+
+/** A positive Retry-After, at most MAX_RETRY_AFTER_MS; undefined for none, 0, negative or NaN. */
+function boundedRetryAfter(ms: number | undefined): number | undefined {
+  return typeof ms === 'number' && ms > 0 ? Math.min(ms, MAX_RETRY_AFTER_MS) : undefined;
 }
 
 function errorMessage(err: unknown): string {
