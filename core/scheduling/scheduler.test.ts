@@ -116,6 +116,30 @@ describe('scheduler', () => {
     expect(calls).toBe(2);
   });
 
+  it('starts no run when its instance stops while the coordinator is still deciding', async () => {
+    let decide: (elected: boolean) => void = () => undefined;
+    let asked = 0;
+    const coordinator = {
+      shouldRun: () => {
+        asked += 1;
+        return new Promise<boolean>((resolve) => (decide = resolve));
+      },
+    };
+    const { scheduler } = service(coordinator as unknown as { shouldRun: () => boolean });
+    let runs = 0;
+    scheduler
+      .forInstance('i9', capturingLogger().logger)
+      .schedule('poll', { everyMs: 10_000, runOnStart: true }, async () => {
+        runs += 1;
+      });
+    await expect.poll(() => asked).toBe(1);
+    // The leader check is a database round trip; the instance stops meanwhile.
+    scheduler.stopInstance('i9');
+    decide(true);
+    await sleep(20);
+    expect(runs).toBe(0);
+  });
+
   it('holds later runs until the retry-after of a rate-limited run has passed', async () => {
     const { scheduler, metrics } = service();
     const calls: number[] = [];

@@ -197,6 +197,8 @@ export class SchedulerService {
     const tick = async (): Promise<void> => {
       try {
         const elected = coordinator ? await coordinator.shouldRun(key, every * 2) : true;
+        // Stopped while the coordinator answered (a database round trip): the instance is gone.
+        if (stopped) return;
         if (!elected) this.#runs.inc({ instance: instanceId, task: name, outcome: 'skipped' });
         else if (!coordinator) await runOnce();
         else {
