@@ -1,6 +1,6 @@
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
-import { scrubSecrets } from '../plugin-api/secret.ts';
 import type { Logger } from '../plugin-api/types.ts';
+import { redactFields, scrubLogLine } from './redact.ts';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -12,37 +12,11 @@ export interface LoggerOptions {
   base?: Record<string, unknown>;
 }
 
-/** Fields that hold credentials wherever they appear in a logged object. */
-const REDACT_PATHS = [
-  'authorization',
-  'password',
-  'token',
-  'secret',
-  'client_secret',
-  'access_token',
-  'refresh_token',
-  '*.authorization',
-  '*.Authorization',
-  '*.password',
-  '*.token',
-  '*.secret',
-  '*.client_secret',
-  '*.access_token',
-  '*.refresh_token',
-  'headers.authorization',
-  'headers.cookie',
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["x-api-key"]',
-  // A DPoP proof (RFC 9449) is a credential for one request.
-  'headers.dpop',
-  'req.headers.dpop',
-];
-
 /**
- * The root logger: JSON lines (pino). Two layers keep secrets out: named credential fields are
- * redacted, and every line is scrubbed of every known secret value (each `Secret` registers its
- * value), so a token that slips into a message or an error text is still replaced.
+ * The root logger: JSON lines (pino). Two layers keep secrets out: credential fields are
+ * redacted at any depth and in any case (see redact.ts), and every line is scrubbed of every known
+ * secret value (each `Secret` registers its value), URL passwords and the credentials after an
+ * auth scheme, so a token that slips into a message or an error text is still replaced.
  */
 export function createLogger(options: LoggerOptions = {}): RootLogger {
   return pino(
@@ -50,13 +24,24 @@ export function createLogger(options: LoggerOptions = {}): RootLogger {
       level: options.level ?? 'info',
       base: options.base ?? { service: 'ssf-bridge' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
-      serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
-      hooks: { streamWrite: scrubSecrets },
+      formatters: {
+        level: (label) => ({ level: label }),
+        bindings: (bindings) => redactFields(bindings) as Record<string, unknown>,
+        log: (object) => redactFields(object) as Record<string, unknown>,
+      },
+      serializers: { err: serializeError, error: serializeError },
+      hooks: { streamWrite: scrubLogLine },
     },
     options.destination ?? pino.destination({ dest: 1, sync: true }),
   );
+}
+
+/** An error as pino writes it, with credential fields it carries (a request's headers) redacted. */
+function serializeError(err: unknown): unknown {
+  const serialized = pino.stdSerializers.err(err as Error) as unknown;
+  if (serialized === null || typeof serialized !== 'object') return serialized;
+  const fields = { ...(serialized as Record<string, unknown>) };
+  return redactFields(fields);
 }
 
 export type RootLogger = PinoLogger;
