@@ -127,6 +127,50 @@ describe('device owners from MDM device records', () => {
     expect((await directory().owners(['intune-corp']))(['SHARED-01'])).toMatchObject({ found: 'owner' });
   });
 
+  it('takes no owner from a device the MDM no longer lists (kept, marked gone, for its compliance)', async () => {
+    // LT-0042 was alice's; Intune no longer lists that record (retired, wiped), and the name now
+    // belongs to a re-enrolled laptop assigned to bob. LT-0099 left Intune and was not re-enrolled.
+    await store.checkpoints.set(
+      'intune-corp',
+      'default',
+      {
+        version: 1,
+        devices: {
+          'i-old': {
+            ...intuneDevice('i-old', 'LT-0042', 'alice@example.com'),
+            status: 'not-compliant',
+            gone: '2026-10-20T00:00:00Z',
+          },
+          'i-new': intuneDevice('i-new', 'LT-0042', 'bob@example.com'),
+          'i-99': {
+            ...intuneDevice('i-99', 'LT-0099', 'carol@example.com'),
+            status: 'not-compliant',
+            gone: '2026-10-20T00:00:00Z',
+          },
+        },
+      },
+      AT,
+    );
+    await store.checkpoints.set(
+      'jamf',
+      'computer:17',
+      {
+        status: 'not-compliant',
+        groups: [],
+        user: 'dan@example.com',
+        aliases: { jamf_computer_id: '17', hostname: 'mac-dan' },
+        seq: 1,
+        gone: '2026-10-20T00:00:00Z',
+      },
+      AT,
+    );
+    const lookup = await directory().owners(['intune-corp', 'jamf']);
+    expect(lookup(['LT-0042'])).toMatchObject({ found: 'owner', owner: { email: 'bob@example.com' } });
+    expect(lookup(['lt-0099'])).toEqual({ found: 'none' });
+    expect(lookup(['entra-i-99'])).toEqual({ found: 'none' });
+    expect(lookup(['MAC-DAN'])).toEqual({ found: 'none' });
+  });
+
   it('reads the records again once the snapshot is older than 30 s, and once for concurrent callers', async () => {
     const dir = directory();
     let reads = 0;

@@ -65,6 +65,9 @@ function keysOf(device: StoredDevice): string[] {
 function buildSnapshot(instance: string, devices: StoredDevice[], readAt: number): Snapshot {
   const byName = new Map<string, Array<DeviceOwner | undefined>>();
   for (const device of devices) {
+    // A device the MDM no longer lists (retired, wiped, re-enrolled under a new id) assigns its
+    // name to nobody: its name may since belong to another machine, or its user may have moved on.
+    if (device.state.gone !== undefined && device.state.gone !== null) continue;
     const owner = ownerOf(instance, device);
     for (const key of keysOf(device)) {
       const list = byName.get(key);

@@ -13,6 +13,11 @@ export interface DeviceState {
   user?: unknown;
   device_id?: unknown;
   aliases?: unknown;
+  /**
+   * Set (to when it was found missing) on a device the MDM no longer lists, which the connector
+   * keeps for a while as not compliant so that its status is sent if it comes back.
+   */
+  gone?: unknown;
 }
 
 /** One stored device record: the key it is stored under, and its state. */
