@@ -632,3 +632,38 @@ describe('delivery engine and a Retry-After beyond reason', () => {
     expect(dest.delivered.sort()).toEqual([...first.jtis, ...second.jtis].sort());
   });
 });
+
+describe('delivery engine and attempts that never finish', () => {
+  it('rule: a delivery whose max_attempts attempts all ended without an outcome (the bridge died mid-delivery) becomes a dead letter', async () => {
+    const hung = new ScriptedDestination('okta', [], () => new Promise(() => undefined));
+    const h = await harness([hung], {
+      lease_duration: '1m',
+      attempt_timeout: '50s',
+      retry: { max_attempts: 2, max_age: '3d' },
+    });
+    const { eventId, jtis } = await h.enqueue();
+    // Two bridge processes each lease it and die mid-delivery (modelled by attempts that never
+    // settle and whose engines never write an outcome); each time the lease runs out.
+    expect(await h.engine.pump('okta')).toBe(1);
+    h.clock.advance(60_000);
+    const second = h.newEngine('engine-2');
+    second.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
+    expect(await second.pump('okta')).toBe(1);
+    h.clock.advance(60_000);
+    // The third lease would be attempt 3 of at most 2: it is given up instead of sent again.
+    const third = h.newEngine('engine-3');
+    const fresh = new ScriptedDestination('okta');
+    third.register(fresh);
+    expect(await third.pump('okta')).toBe(0);
+    await third.idle();
+    expect(fresh.calls).toEqual([]);
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({ state: 'dead', attempts: 3 });
+    const [letter] = await h.store.deadLetters.list();
+    expect(letter).toMatchObject({
+      jti: jtis[0],
+      lastError: { class: 'retryable', code: 'SSF_ERR_DELIVERY_ATTEMPTS_UNFINISHED' },
+    });
+    expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_attempts', attempts: 3 })]);
+  });
+});

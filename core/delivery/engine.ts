@@ -341,6 +341,12 @@ class DestinationWorker {
     const { attemptTimeoutMs } = this.policy;
     while (started < free && this.#ready.length > 0) {
       const { delivery, leasedAt } = this.#ready.shift()!;
+      if (delivery.attempts > this.policy.retry.maxAttempts) {
+        // Every attempt allowed was started and none recorded an outcome (each time the bridge
+        // died or lost the lease mid-delivery): an event that crashes the bridge ends here.
+        this.#giveUp(delivery);
+        continue;
+      }
       // A row starts only if its attempt can end inside its lease, and not after waiting half of
       // it; otherwise it goes back and is leased afresh. An attempt that outlived its lease would
       // be offered again by another worker while it still runs, and its outcome discarded.
@@ -354,6 +360,29 @@ class DestinationWorker {
     }
     if (stale.length > 0) await this.#release(stale);
     return started;
+  }
+
+  /** Dead-letters a leased row that has used up max_attempts without an outcome; not attempted. */
+  #giveUp(delivery: LeasedDelivery): void {
+    const { maxAttempts } = this.policy.retry;
+    const error: LastError = {
+      class: 'retryable',
+      code: 'SSF_ERR_DELIVERY_ATTEMPTS_UNFINISHED',
+      message: `max_attempts (${maxAttempts}) attempts were started and none recorded an outcome (the bridge stopped or lost the lease mid-delivery each time); not attempted again`,
+    };
+    const notice: DeliveryNotice = {
+      destinationId: delivery.destinationId,
+      jti: delivery.jti,
+      eventId: delivery.event.id,
+      eventType: delivery.event.type,
+      attempts: delivery.attempts,
+    };
+    this.ctx.logger?.warn(
+      { ...notice, error, reason: 'max_attempts' },
+      'delivery retries exhausted; dead-lettered',
+    );
+    this.ctx.observer.deadLettered?.({ ...notice, error, reason: 'max_attempts' });
+    this.#record({ kind: 'dead', id: delivery.id, leaseToken: delivery.leaseToken, error });
   }
 
   async #releaseReady(): Promise<void> {
