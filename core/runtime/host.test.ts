@@ -125,6 +125,27 @@ inbound:
     expect(journal.entries.filter((e) => e.startsWith('stop:'))).toHaveLength(4);
   });
 
+  it('a stop that comes while the host is starting stops what started and starts nothing more', async () => {
+    const { host, status } = await hostFor(
+      `
+inbound:
+  - {id: in-a, connector: test-inbound}
+outbound:
+  - {id: out-a, connector: test-outbound, config: {start_delay_ms: 100}}
+`,
+      [{ name: 'delivery' }],
+    );
+    const starting = host.start();
+    await expect.poll(() => journal.entries).toEqual(['start:out-a']);
+    // SIGTERM while an outbound connector is still starting (a slow token endpoint, say).
+    await host.stop();
+    await starting;
+    expect(journal.entries).toEqual(['start:out-a', 'stop:out-a']);
+    expect(host.state).toBe('stopped');
+    expect(host.inbound('in-a')).toBeUndefined();
+    expect(status.get('in-a')?.state).toBe('stopped');
+  });
+
   it('disabled instances are validated but never started', async () => {
     const { host, status } = await hostFor(`
 outbound:

@@ -53,6 +53,8 @@ export class Host {
   #started: Unit[] = [];
   #state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
   #stopping: Promise<void> | undefined;
+  /** The start in progress, which a stop() waits for: it stops what the start got to. */
+  #startRun: Promise<void> | undefined;
 
   constructor(deps: HostDeps) {
     this.#deps = deps;
@@ -88,9 +90,15 @@ export class Host {
    * Creates every enabled instance (no I/O), then starts the units in order. Outbound
    * connectors are created up front so core services can look them up before they start.
    */
-  async start(): Promise<void> {
-    if (this.#state !== 'idle') throw new Error(`cannot start a host that is ${this.#state}`);
+  start(): Promise<void> {
+    if (this.#state !== 'idle')
+      return Promise.reject(new Error(`cannot start a host that is ${this.#state}`));
     this.#state = 'starting';
+    this.#startRun = this.#start();
+    return this.#startRun;
+  }
+
+  async #start(): Promise<void> {
     const units: Unit[] = [];
     try {
       for (const kind of ['outbound', 'inbound'] as const) {
@@ -119,6 +127,8 @@ export class Host {
     units.push(...this.#connectorUnits('inbound'));
 
     for (const unit of units) {
+      // stop() was called meanwhile: start nothing more (it stops what started once this returns).
+      if (this.#state !== 'starting') return;
       try {
         await withTimeout(unit.start(), this.#deps.startTimeoutMs ?? 30_000, `${unit.id} start`);
         this.#started.push(unit);
@@ -132,7 +142,7 @@ export class Host {
         throw new StartupError(unit.id, err);
       }
     }
-    this.#state = 'running';
+    if (this.#state === 'starting') this.#state = 'running';
   }
 
   /** Stops everything started, inbound first. Idempotent; safe before start. */
@@ -142,8 +152,12 @@ export class Host {
       return Promise.resolve();
     }
     this.#stopping ??= (async () => {
+      const deadline = Date.now() + deadlineMs;
       this.#state = 'stopping';
-      await this.#stopStarted(deadlineMs);
+      // A stop during start waits for the unit starting now, then stops everything started:
+      // otherwise the start would go on to start the rest (inbound pollers) after the stop.
+      await this.#startRun?.catch(() => undefined);
+      await this.#stopStarted(Math.max(100, deadline - Date.now()));
       this.#state = 'stopped';
     })();
     return this.#stopping;
