@@ -12,6 +12,9 @@ import {
   type JWSHeaderParameters,
 } from 'jose';
 import { RetryableError, type Clock } from '../../plugin-api/index.ts';
+import type { HttpClient } from '../../plugin-api/types.ts';
+import { createHttpClientFactory } from '../../http/client.ts';
+import { silentLogger } from '../../telemetry/logger.ts';
 import { SetVerificationError } from '../errors.ts';
 
 /** Resolves the key that must have signed a SET with this protected header. */
@@ -127,18 +130,34 @@ export async function jwksFromFile(path: string): Promise<SetKeySource> {
 }
 
 const MAX_JWKS_BYTES = 512 * 1024;
+/** Longest a fetch may take when the caller's signal gives no earlier end. */
+const JWKS_FETCH_TIMEOUT_MS = 30_000;
 
-/** Default fetcher: Node's fetch, JSON only, bounded size. */
-export const fetchJwksDocument: JwksFetcher = async (url, signal) => {
-  const response = await fetch(url, {
-    signal,
+let jwksClient: HttpClient | undefined;
+
+/**
+ * The client JWKS documents are fetched with: the bridge's HTTP client, so a document is read
+ * only up to MAX_JWKS_BYTES (a larger or endless body is cut off as it arrives, not held in
+ * memory first), a redirect never leaves https for plain http nor carries credentials to another
+ * origin, and proxies are used as for every other request.
+ */
+function defaultJwksClient(): HttpClient {
+  jwksClient ??= createHttpClientFactory({
+    logger: silentLogger(),
+    signal: new AbortController().signal,
+    onAuthFailure: () => undefined,
+  }).create({
+    timeoutMs: JWKS_FETCH_TIMEOUT_MS,
+    maxResponseBytes: MAX_JWKS_BYTES,
     headers: { accept: 'application/jwk-set+json, application/json' },
   });
-  if (!response.ok) throw new Error(`HTTP ${response.status} from ${url}`);
-  const text = await response.text();
-  if (text.length > MAX_JWKS_BYTES)
-    throw new Error(`the JWKS at ${url} is larger than ${MAX_JWKS_BYTES} bytes`);
-  return JSON.parse(text) as unknown;
+  return jwksClient;
+}
+
+/** Default fetcher: JSON only, at most MAX_JWKS_BYTES, within the caller's signal. */
+export const fetchJwksDocument: JwksFetcher = async (url, signal) => {
+  const response = await defaultJwksClient().get(url, { signal, responseType: 'text' });
+  return JSON.parse(response.data as string) as unknown;
 };
 
 export interface RemoteJwksOptions {

@@ -684,6 +684,35 @@ describe('remote JWKS (checklist SET-08: refresh on unknown kid, bounded)', () =
     });
   });
 
+  it('reads a JWKS only up to its size limit: an endless body is cut off, not held in memory', async () => {
+    const endless = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
+      res.write('{"keys":[');
+      const chunk = `${JSON.stringify({ kty: 'oct', k: 'x'.repeat(16 * 1024) })},`;
+      // Writes as long as the client reads; stops when it hangs up.
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
+    try {
+      const where = `http://127.0.0.1:${(endless.address() as AddressInfo).port}/jwks`;
+      const started = Date.now();
+      const keys = remoteJwks(where, { timeoutMs: 10_000 });
+      const minted = await codec.mint(draft);
+      const error = await verifySet(minted.jwt, options({ keys })).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(RetryableError);
+      expect((error as RetryableError).code).toBe('SSF_ERR_JWKS_UNAVAILABLE');
+      expect((error as Error).message).toMatch(/larger than|limit/i);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((resolve) => endless.close(resolve));
+    }
+  });
+
   it('accepts a fetcher function instead of Node fetch', async () => {
     const seen: string[] = [];
     const keys = remoteJwks('https://tx.example/jwks', {
