@@ -19,6 +19,7 @@ import type {
 } from '../storage/types.ts';
 import { streamDestinationId } from '../storage/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
+import { scrubKnownSecrets } from '../telemetry/redact.ts';
 import type { Transmitter } from '../transmitter/index.ts';
 import { adminAuthenticator, bearerToken, mayWrite, type AdminPrincipal } from './auth.ts';
 import type { AdminConfig } from './config.ts';
@@ -400,6 +401,12 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
 
   app.register(
     async (admin) => {
+      // What connectors and receivers said (instance errors, delivery errors, stream errors) is
+      // shown as it came; a credential it quotes is not, whichever token asks.
+      admin.addHook('onSend', async (_req, _reply, payload) =>
+        typeof payload === 'string' ? scrubKnownSecrets(payload) : payload,
+      );
+
       admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
         reply.header('cache-control', 'no-store');
         const principal = authenticate(bearerToken(req.headers.authorization));
@@ -432,7 +439,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         const status = err.statusCode ?? 500;
         if (status < 500) await recordRefusal(req, status, err.message);
         if (status >= 500) {
-          deps.logger.error({ err, url: req.url }, 'admin request failed');
+          deps.logger.error({ err, url: req.url.split('?')[0] }, 'admin request failed');
           return reply
             .code(500)
             .send({ error: 'internal_error', message: 'internal error; see the bridge log' });

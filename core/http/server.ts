@@ -7,6 +7,7 @@ import {
   type InboundConnector,
 } from '../plugin-api/index.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
+import { scrubSecrets } from '../plugin-api/secret.ts';
 import type { StatusBoard } from '../runtime/status.ts';
 
 export interface ServerDeps {
@@ -89,7 +90,8 @@ export function createServer(deps: ServerDeps): FastifyInstance {
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode ?? 500;
-    if (status >= 500) deps.logger.error({ err, url: req.url }, 'request failed');
+    // The path only: a query string may carry a token (`?access_token=`, a webhook's `?key=`).
+    if (status >= 500) deps.logger.error({ err, url: req.url.split('?')[0] }, 'request failed');
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       const message = `request body exceeds the limit of ${deps.bodyLimitBytes} bytes`;
       if (answersWithSetErrors(req)) {
@@ -124,7 +126,9 @@ export function createServer(deps: ServerDeps): FastifyInstance {
 
   app.get('/readyz', async (_req, reply) => {
     const { ready, reasons } = await deps.status.check();
-    return reply.code(ready ? 200 : 503).send(ready ? { status: 'ready' } : { status: 'not_ready', reasons });
+    if (ready) return reply.code(200).send({ status: 'ready' });
+    // Unauthenticated: a connector's or probe's reason that quotes a credential must not show it.
+    return reply.code(503).send({ status: 'not_ready', reasons: reasons.map((r) => scrubSecrets(r)) });
   });
 
   app.get('/metrics', async (_req, reply) => {

@@ -116,12 +116,21 @@ function escapedSecretForms(): string[] {
   return escapedForms;
 }
 
-/** A finished log line with every credential the line-level rules find replaced. */
-export function scrubLogLine(line: string): string {
-  let out = scrubSecrets(line);
+/**
+ * Text with every known secret value replaced, as it is and as a JSON string spells it: for
+ * serialized JSON (a log line, an API answer), where a quote or backslash in a value is escaped.
+ */
+export function scrubKnownSecrets(text: string): string {
+  let out = scrubSecrets(text);
   for (const form of escapedSecretForms()) {
     if (out.includes(form)) out = out.split(form).join(REDACTED);
   }
+  return out;
+}
+
+/** A finished log line with every credential the line-level rules find replaced. */
+export function scrubLogLine(line: string): string {
+  let out = scrubKnownSecrets(line);
   if (out.includes('://')) out = out.replace(URL_PASSWORD, `$1:${REDACTED}@`);
   if (/Bearer|DPoP|Basic/.test(out)) out = out.replace(SCHEME_CREDENTIALS, `$1$2${REDACTED}`);
   return out;

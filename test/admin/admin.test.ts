@@ -526,4 +526,31 @@ describe('admin API', () => {
       expect(second.body.items[0].id).toBeLessThan(first.body.items[0].id);
     });
   });
+
+  describe('credentials in what connectors said', () => {
+    it('an instance error quoting a configured credential shows it neither in the admin API nor on /readyz', async () => {
+      // A source that echoes the credential it was sent in its error, as some vendor APIs do.
+      b.bridge.status.set(
+        'api',
+        'permanent_error',
+        `the vendor answered 401: token ${INGEST_TOKEN} is revoked`,
+      );
+      try {
+        const instances = await admin('/instances');
+        const api = instances.body.items.find((i: any) => i.id === 'api');
+        expect(api.last_error).toBe('the vendor answered 401: token [redacted] is revoked');
+        expect(JSON.stringify(instances.body)).not.toContain(INGEST_TOKEN);
+        const overview = await admin('/overview');
+        expect(JSON.stringify(overview.body)).not.toContain(INGEST_TOKEN);
+        // /readyz answers without authentication.
+        const ready = await fetch(`${b.url}/readyz`);
+        const text = await ready.text();
+        expect(ready.status).toBe(503);
+        expect(text).toContain('token [redacted] is revoked');
+        expect(text).not.toContain(INGEST_TOKEN);
+      } finally {
+        b.bridge.status.set('api', 'ok');
+      }
+    });
+  });
 });
