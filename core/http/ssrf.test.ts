@@ -52,6 +52,10 @@ describe('checkAddress', () => {
     ['::ffff:169.254.169.254', 'metadata'],
     ['64:ff9b::a9fe:a9fe', 'metadata'],
     ['2002:c0a8:0101::1', 'private'],
+    // IPv4-translated (::ffff:0:0:0/96), which a stateless translator (SIIT) hands to IPv4.
+    ['::ffff:0:127.0.0.1', 'loopback'],
+    ['::ffff:0:a9fe:a9fe', 'metadata'],
+    ['::ffff:0:a00:1', 'private'],
   ])('refuses %s as %s', (address, reason) => {
     expect(checkAddress(address)).toBe(reason);
   });

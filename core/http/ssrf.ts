@@ -180,6 +180,7 @@ const REFUSED_RANGES: Array<{ cidr: Cidr; reason: SsrfReason }> = (
 // IPv6 forms that carry an IPv4 address the packet may end up at.
 const EMBEDDED_V4: Array<{ cidr: Cidr; offset: number }> = [
   { cidr: mustCidr('::ffff:0:0/96'), offset: 12 }, // IPv4-mapped
+  { cidr: mustCidr('::ffff:0:0:0/96'), offset: 12 }, // IPv4-translated (RFC 2765 SIIT)
   { cidr: mustCidr('::/96'), offset: 12 }, // IPv4-compatible (deprecated)
   { cidr: mustCidr('64:ff9b::/96'), offset: 12 }, // NAT64
   { cidr: mustCidr('2002::/16'), offset: 2 }, // 6to4
@@ -299,7 +300,8 @@ function refuse(reason: SsrfReason, subject: string): { ok: false; reason: SsrfR
 
 /**
  * Why an address may not be contacted under `policy`, or undefined when it may.
- * IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 forms are judged by the IPv4 address inside.
+ * IPv4-mapped, IPv4-translated, IPv4-compatible, NAT64 and 6to4 IPv6 forms are judged by the IPv4
+ * address inside.
  */
 export function checkAddress(address: string, policy: SsrfPolicy = {}): SsrfReason | undefined {
   const ip = parseIp(address);
