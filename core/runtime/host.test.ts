@@ -146,6 +146,22 @@ outbound:
     expect(status.get('in-a')?.state).toBe('stopped');
   });
 
+  it('a stop whose deadline passes while a unit is still starting returns; that unit is stopped once it has started', async () => {
+    const { host } = await hostFor(`
+inbound:
+  - {id: in-a, connector: test-inbound}
+outbound:
+  - {id: out-a, connector: test-outbound, config: {start_delay_ms: 300}}
+`);
+    const starting = host.start();
+    await expect.poll(() => journal.entries).toEqual(['start:out-a']);
+    const t0 = Date.now();
+    await host.stop(50);
+    expect(Date.now() - t0).toBeLessThan(250);
+    await starting;
+    expect(journal.entries).toEqual(['start:out-a', 'stop:out-a']);
+  });
+
   it('disabled instances are validated but never started', async () => {
     const { host, status } = await hostFor(`
 outbound:

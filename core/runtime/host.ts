@@ -131,6 +131,11 @@ export class Host {
       if (this.#state !== 'starting') return;
       try {
         await withTimeout(unit.start(), this.#deps.startTimeoutMs ?? 30_000, `${unit.id} start`);
+        if (this.#state !== 'starting') {
+          // Stopped while this unit was starting: it is the last one started, so it stops first.
+          await unit.stop(5_000).catch(() => undefined);
+          return;
+        }
         this.#started.push(unit);
       } catch (err) {
         this.#deps.logger.error({ err, unit: unit.id }, 'start failed; stopping what already started');
@@ -154,9 +159,10 @@ export class Host {
     this.#stopping ??= (async () => {
       const deadline = Date.now() + deadlineMs;
       this.#state = 'stopping';
-      // A stop during start waits for the unit starting now, then stops everything started:
-      // otherwise the start would go on to start the rest (inbound pollers) after the stop.
-      await this.#startRun?.catch(() => undefined);
+      // A stop during start lets the unit starting now finish (within the deadline; the start
+      // stops it itself), then stops everything started: otherwise the start would go on to
+      // start the rest (inbound pollers) after the stop.
+      if (this.#startRun) await withTimeout(this.#startRun, deadlineMs, 'start').catch(() => undefined);
       await this.#stopStarted(Math.max(100, deadline - Date.now()));
       this.#state = 'stopped';
     })();
