@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RetryableError } from '../plugin-api/errors.ts';
 import { MetricsRegistry } from '../telemetry/metrics.ts';
 import { capturingLogger } from '../../test/helpers/capture.ts';
@@ -154,6 +154,30 @@ describe('scheduler', () => {
     expect(calls.length).toBeGreaterThanOrEqual(2);
     expect((calls[1] as number) - (calls[0] as number)).toBeGreaterThanOrEqual(110);
     expect(await runCount(metrics, 'held')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('holds runs for at most an hour, however long a rate-limited run was asked to wait', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    try {
+      const { scheduler } = service();
+      let calls = 0;
+      scheduler
+        .forInstance('i7', capturingLogger().logger)
+        .schedule('limited', { everyMs: 60_000, runOnStart: true }, async () => {
+          calls += 1;
+          if (calls === 1)
+            throw new RetryableError('vendor asks to wait for ever', { retryAfterMs: Infinity });
+        });
+      await vi.advanceTimersByTimeAsync(1);
+      expect(calls).toBe(1);
+      await vi.advanceTimersByTimeAsync(3_600_000 - 60_000);
+      expect(calls).toBe(1);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(calls).toBe(2);
+      scheduler.stopInstance('i7');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses invalid schedules with a clear message', () => {

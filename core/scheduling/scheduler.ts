@@ -24,13 +24,18 @@ interface TaskHandle {
 }
 
 /**
+ * The longest a rate-limited run holds later ones: a vendor (or a connector's arithmetic) asking
+ * for days, or for ever, would otherwise stop the task until the bridge restarts.
+ */
+const MAX_HOLD_MS = 60 * 60 * 1000;
+const RUN_SECONDS_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800];
+
+/**
  * The core scheduler. Connectors reach it only through their context (`ctx.scheduler`), which
  * is scoped to their instance: stopping the instance stops its tasks and aborts running ones.
  * Every task runs in UTC, never overlaps itself, and reports runs, failures, overlaps and
  * missed runs as metrics and log lines.
  */
-const RUN_SECONDS_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800];
-
 export class SchedulerService {
   readonly #deps: SchedulerDeps;
   readonly #byInstance = new Map<string, Set<TaskHandle>>();
@@ -119,7 +124,9 @@ export class SchedulerService {
         this.#runs.inc({ ...labels, outcome: 'ok' });
       } catch (err) {
         this.#runs.inc({ ...labels, outcome: 'failed' });
-        if (err instanceof RetryableError && err.retryAfterMs) heldUntil = Date.now() + err.retryAfterMs;
+        if (err instanceof RetryableError && err.retryAfterMs !== undefined && err.retryAfterMs > 0) {
+          heldUntil = Date.now() + Math.min(err.retryAfterMs, MAX_HOLD_MS);
+        }
         logger.warn({ err, task: name }, 'scheduled run failed');
       } finally {
         end();
