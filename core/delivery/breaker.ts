@@ -41,8 +41,11 @@ export class CircuitBreaker {
     return this.#state === 'open' ? this.#openedAt + this.policy.openMs : undefined;
   }
 
-  attemptStarted(): void {
-    if (this.#state === 'half_open') this.#probing = true;
+  /** An attempt starts; true when it is the half-open circuit's probe. */
+  attemptStarted(): boolean {
+    if (this.#state !== 'half_open') return false;
+    this.#probing = true;
+    return true;
   }
 
   succeeded(): void {
@@ -51,8 +54,14 @@ export class CircuitBreaker {
     this.#set('closed');
   }
 
-  failed(nowMs: number): void {
+  /**
+   * A retryable failure. `probe` is what attemptStarted() said: an attempt started before the
+   * circuit opened that fails while it is half-open tells nothing new, so it neither reopens the
+   * circuit nor frees the probe's slot while the probe is still out.
+   */
+  failed(nowMs: number, probe?: boolean): void {
     if (!this.policy.enabled) return;
+    if (probe === false && this.#state === 'half_open') return;
     this.#probing = false;
     this.#failures += 1;
     if (
@@ -65,7 +74,8 @@ export class CircuitBreaker {
   }
 
   /** An attempt that ended without saying anything about the destination (e.g. a bad event). */
-  neutral(): void {
+  neutral(probe?: boolean): void {
+    if (probe === false && this.#state === 'half_open') return;
     this.#probing = false;
   }
 

@@ -667,3 +667,39 @@ describe('delivery engine and attempts that never finish', () => {
     expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_attempts', attempts: 3 })]);
   });
 });
+
+describe('delivery engine circuit with attempts from before it opened', () => {
+  it('rule: a half-open circuit has one probe in flight, even when an attempt started before it opened fails meanwhile', async () => {
+    const early = deferred<{ status: number }>();
+    const probe = deferred<{ status: number }>();
+    const dest = new ScriptedDestination('okta', [
+      () => early.promise, // in flight when the circuit opens
+      unavailable(), // opens the circuit
+      () => probe.promise, // the probe after open_duration
+    ]);
+    const h = await harness([dest], {
+      max_in_flight: 5,
+      retry: { initial_interval: '1ms' },
+      circuit_breaker: { failure_threshold: 1, open_duration: '10s' },
+    });
+    await h.enqueue();
+    await h.enqueue();
+    expect(await h.engine.pump('okta')).toBe(2);
+    await expect.poll(() => h.engine.circuitState('okta')).toBe('open');
+    await h.enqueue();
+    await h.enqueue();
+    h.clock.advance(10_000);
+    expect(await h.engine.pump('okta')).toBe(1);
+    expect(h.engine.circuitState('okta')).toBe('half_open');
+    // The attempt started while the circuit was closed now times out, say: it says nothing the
+    // circuit did not know when it opened, and the probe is still out.
+    early.reject(unavailable());
+    await new Promise((r) => setTimeout(r, 20));
+    h.clock.advance(10_000);
+    expect(await h.engine.pump('okta')).toBe(0);
+    expect(dest.calls).toHaveLength(3);
+    probe.resolve({ status: 202 });
+    await h.engine.idle();
+    expect(h.engine.circuitState('okta')).toBe('closed');
+  });
+});

@@ -471,14 +471,14 @@ class DestinationWorker {
    * write means the same SET (same jti) is delivered again once the lease expires.
    */
   #launch(delivery: LeasedDelivery): void {
-    this.breaker.attemptStarted();
-    const attempt: Promise<void> = this.#attempt(delivery)
+    const probe = this.breaker.attemptStarted();
+    const attempt: Promise<void> = this.#attempt(delivery, probe)
       .then(
         (outcome) => this.#record(outcome),
         (err: unknown) => {
           // No outcome: the row stays leased and is attempted again when its lease expires. A
           // probe that crashed must not keep its circuit half-open with the probe slot taken.
-          this.breaker.neutral();
+          this.breaker.neutral(probe);
           this.ctx.logger?.error(
             { destination: this.destination.id, err: errorMessage(err) },
             'delivery crashed',
@@ -502,7 +502,7 @@ class DestinationWorker {
     this.#recording.add(written);
   }
 
-  async #attempt(delivery: LeasedDelivery): Promise<DeliveryOutcome> {
+  async #attempt(delivery: LeasedDelivery, probe: boolean): Promise<DeliveryOutcome> {
     const { clock, signer, observer } = this.ctx;
     const started = clock.now();
     const notice: DeliveryNotice = {
@@ -526,7 +526,7 @@ class DestinationWorker {
     } catch (err) {
       return err instanceof StopAbort
         ? { kind: 'release', id: delivery.id, leaseToken: delivery.leaseToken }
-        : this.#failure(delivery, notice, err, set);
+        : this.#failure(delivery, notice, err, set, probe);
     }
     // deliver() resolved: the destination took the SET, whatever the receipt looks like (a
     // connector resolving with nothing is not a failure to retry, which would send it again).
@@ -548,6 +548,7 @@ class DestinationWorker {
     notice: DeliveryNotice,
     err: unknown,
     set: SignedSet | undefined,
+    probe: boolean,
   ): DeliveryOutcome {
     const { clock, observer, random, logger } = this.ctx;
     const now = clock.now();
@@ -560,15 +561,15 @@ class DestinationWorker {
     };
     if (classOf(err) === 'permanent') {
       // The destination answered (or the event cannot be signed for it): no health signal.
-      this.breaker.neutral();
+      this.breaker.neutral(probe);
       if (err instanceof PermanentError && err.authFailure)
         observer.authFailure?.(delivery.destinationId, error);
       logger?.warn({ ...notice, error }, 'delivery refused permanently; dead-lettered');
       observer.deadLettered?.({ ...notice, error, reason: 'permanent' });
       return { kind: 'dead', ...base };
     }
-    if (set === undefined) this.breaker.neutral();
-    else this.breaker.failed(now.getTime());
+    if (set === undefined) this.breaker.neutral(probe);
+    else this.breaker.failed(now.getTime(), probe);
     const retryAfterMs = err instanceof RetryableError ? boundedRetryAfter(err.retryAfterMs) : undefined;
     // Retry-After speaks for the whole destination, so its other deliveries wait as well.
     if (retryAfterMs !== undefined && retryAfterMs > 0) {
