@@ -116,6 +116,29 @@ describe('scheduler', () => {
     expect(calls).toBe(2);
   });
 
+  it('runs a cron task at start only where the coordinator elects this instance', async () => {
+    const { scheduler, metrics } = service({ shouldRun: () => false });
+    let runs = 0;
+    scheduler
+      .forInstance('i8', capturingLogger().logger)
+      .schedule('nightly', { cron: '0 3 * * *', runOnStart: true }, async () => {
+        runs += 1;
+      });
+    await sleep(20);
+    scheduler.stopInstance('i8');
+    expect(runs).toBe(0);
+    expect(await runCount(metrics, 'skipped')).toBe(1);
+    const elected = service({ shouldRun: () => true });
+    elected.scheduler
+      .forInstance('i8', capturingLogger().logger)
+      .schedule('nightly', { cron: '0 3 * * *', runOnStart: true }, async () => {
+        runs += 1;
+      });
+    await sleep(20);
+    elected.scheduler.stopInstance('i8');
+    expect(runs).toBe(1);
+  });
+
   it('starts no run when its instance stops while the coordinator is still deciding', async () => {
     let decide: (elected: boolean) => void = () => undefined;
     let asked = 0;

@@ -28,6 +28,8 @@ interface TaskHandle {
  * for days, or for ever, would otherwise stop the task until the bridge restarts.
  */
 const MAX_HOLD_MS = 60 * 60 * 1000;
+/** The lease asked of the coordinator for a cron task's run at start. */
+const CRON_START_LEASE_MS = 60_000;
 const RUN_SECONDS_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800];
 
 /**
@@ -179,8 +181,27 @@ export class SchedulerService {
     cronTask.on('execution:overlap', () => this.#runs.inc({ ...labels, outcome: 'overlap' }));
     cronTask.on('execution:skipped', () => this.#runs.inc({ ...labels, outcome: 'skipped' }));
     void cronTask.start();
-    if (options.runOnStart) void runOnce();
-    return { stop: () => void cronTask.destroy() };
+    let stopped = false;
+    if (options.runOnStart) {
+      // The run at start is scheduled work like the others: on the elected instance only.
+      const elected = coordinator
+        ? Promise.resolve().then(() => coordinator.shouldRun(`${instanceId}:${name}`, CRON_START_LEASE_MS))
+        : Promise.resolve(true);
+      void elected.then(
+        (yes) => {
+          if (stopped) return;
+          if (yes) return runOnce();
+          this.#runs.inc({ ...labels, outcome: 'skipped' });
+        },
+        () => this.#runs.inc({ ...labels, outcome: 'failed' }),
+      );
+    }
+    return {
+      stop: () => {
+        stopped = true;
+        void cronTask.destroy();
+      },
+    };
   }
 
   #intervalTask(
