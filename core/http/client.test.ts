@@ -544,6 +544,27 @@ describe('authentication', () => {
     }
   });
 
+  it('scrubs a credential a remote quotes escaped: \\/ as PHP json_encode writes it, or percent-encoded', async () => {
+    const key = 'k9/Qz+T/wd-shared-key';
+    const server = await serve((req, res) => {
+      const echoed =
+        req.url === '/json'
+          ? JSON.stringify(key).slice(1, -1).replace(/\//g, '\\/')
+          : encodeURIComponent(key);
+      res
+        .writeHead(403, { 'content-type': 'application/json' })
+        .end(`{"error":"api key ${echoed} is not allowed"}`);
+    });
+    const { factory, lines } = setup();
+    const client = factory.create({ auth: { type: 'header', name: 'X-Api-Key', value: new Secret(key) } });
+    for (const path of ['/json', '/form']) {
+      const err = await failure(client.get(`${server.url}${path}`));
+      expect(err.message).toContain('api key [redacted] is not allowed');
+      expect(err.message).not.toMatch(/k9|wd-shared-key/);
+    }
+    expect(lines.map((l) => l.line).join('\n')).not.toMatch(/k9|wd-shared-key/);
+  });
+
   it('lets a request carry its own Authorization (e.g. a receiver-supplied push header)', async () => {
     const server = await serve(reply(202));
     const client = setup().factory.create({ auth: { type: 'bearer', token: new Secret('client-tok-1') } });

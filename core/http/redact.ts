@@ -3,6 +3,7 @@
  * credentials or secret query values, headers without credentials, short scrubbed body excerpts.
  */
 import { scrubSecrets } from '../plugin-api/secret.ts';
+import { scrubKnownSecrets } from '../telemetry/redact.ts';
 
 const REDACTED = '[redacted]';
 
@@ -75,7 +76,8 @@ export function scrubUrl(url: string | URL): string {
 /** A one-line excerpt of a response body: secrets scrubbed first, then whitespace folded and cut. */
 export function bodyExcerpt(body: string | undefined, maxChars = 200): string | undefined {
   if (body === undefined) return undefined;
-  const text = scrubSecrets(body).replace(/\s+/g, ' ').trim();
+  // A remote quoting a credential may escape it (`\/` in JSON, percent-encoding): all are scrubbed.
+  const text = scrubKnownSecrets(body).replace(/\s+/g, ' ').trim();
   if (text.length === 0) return undefined;
   return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
 }

@@ -101,15 +101,27 @@ const SCHEME_CREDENTIALS =
 let escapedFor = -1;
 let escapedForms: string[] = [];
 
-/** Known secret values as a JSON string spells them, where that differs from the value. */
+/**
+ * Known secret values as other text spells them, where that differs from the value: escaped in a
+ * JSON string (also with `\/`, as PHP's json_encode writes a slash), percent-encoded and
+ * form-encoded (a remote quoting the request it refused).
+ */
 function escapedSecretForms(): string[] {
   const version = registeredSecretsVersion();
   if (version !== escapedFor) {
-    escapedForms = [];
+    const forms = new Set<string>();
     for (const value of registeredSecretValues()) {
       const json = JSON.stringify(value).slice(1, -1);
-      if (json !== value) escapedForms.push(json);
+      const spellings = [
+        json,
+        json.replace(/\//g, '\\/'),
+        encodeURIComponent(value),
+        new URLSearchParams([['', value]]).toString().slice(1),
+      ];
+      for (const form of spellings) if (form !== value) forms.add(form);
     }
+    // Longest first, so a spelling that contains another is replaced whole.
+    escapedForms = [...forms].sort((a, b) => b.length - a.length);
     // registeredSecretValues() may forget expired values and so change the version once more.
     escapedFor = registeredSecretsVersion();
   }
@@ -117,8 +129,9 @@ function escapedSecretForms(): string[] {
 }
 
 /**
- * Text with every known secret value replaced, as it is and as a JSON string spells it: for
- * serialized JSON (a log line, an API answer), where a quote or backslash in a value is escaped.
+ * Text with every known secret value replaced, as it is and in the escaped spellings other text
+ * gives it: for serialized JSON (a log line, an API answer) where a quote, backslash or slash in
+ * a value is escaped, and for a remote's answer that quotes a request.
  */
 export function scrubKnownSecrets(text: string): string {
   let out = scrubSecrets(text);
