@@ -78,6 +78,18 @@ function retryAfterOf(err: unknown): number {
   return ms !== undefined && Number.isFinite(ms) && ms > 0 ? ms : 0;
 }
 
+/** The kid a compact SET's header names, quoted, for error descriptions. */
+function kidOf(token: string): string {
+  try {
+    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as {
+      kid?: unknown;
+    };
+    return typeof header.kid === 'string' ? JSON.stringify(header.kid.slice(0, 200)) : '(none)';
+  } catch {
+    return '(none)';
+  }
+}
+
 function errorBody(
   err: SetVerificationError['err'],
   description: string,
@@ -124,6 +136,8 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   let verificationState: string | undefined;
   let pendingAck: string[] = [];
   let pendingErrs: Record<string, { err: string; description: string }> = {};
+  /** When a SET naming an unknown kid last made this instance fetch the JWKS again. */
+  let unknownKidFetchAt = -Infinity;
 
   function reportStreamState(state: StreamState, reason?: string): void {
     streamState = state;
@@ -329,9 +343,41 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     }
   }
 
+  /**
+   * Verifies a SET's signature and claims. The verifier fetches the JWKS again for an unknown kid
+   * only when its last fetch is older than jwks_refresh_cooldown, whatever caused that fetch; a kid
+   * met within the cooldown after the fetch at start (or after the first SET's) is answered
+   * retryable, so a SET signed with a key the transmitter never published was never refused.
+   * Here the cooldown counts between fetches caused by unknown kids, as configured: the first
+   * unknown kid fetches the JWKS at once, and a kid still missing from it is refused as
+   * `invalid_key` (checklist SET-08, RFC 8935 §2.4).
+   */
+  async function verifySet(token: string): Promise<VerifiedSetInfo> {
+    const current = verifier as SetVerifier;
+    try {
+      return await current.verify(token);
+    } catch (err) {
+      if (!(err instanceof RetryableError) || err.code !== 'SSF_ERR_JWKS_COOLDOWN') throw err;
+      const now = ctx.clock.now().getTime();
+      if (now - unknownKidFetchAt < config.jwks_refresh_cooldown) throw err;
+      unknownKidFetchAt = now;
+      await current.refreshKeys();
+      try {
+        return await current.verify(token);
+      } catch (again) {
+        if (!(again instanceof RetryableError) || again.code !== 'SSF_ERR_JWKS_COOLDOWN') throw again;
+        throw new SetVerificationError(
+          'invalid_key',
+          `no key with kid ${kidOf(token)} in the transmitter's JWKS, fetched again just now`,
+          { code: 'SSF_ERR_SET_UNKNOWN_KEY' },
+        );
+      }
+    }
+  }
+
   /** Verifies one SET and emits its event; throws SetVerificationError when it is refused. */
   async function receive(token: string): Promise<void> {
-    const set = await (verifier as SetVerifier).verify(token);
+    const set = await verifySet(token);
     if (set.eventType === SSF_VERIFICATION || set.eventType === SSF_STREAM_UPDATED) await control(set);
     const mapped = set.knownEventType
       ? mapSet(set, config.bridge_issuer)

@@ -1041,7 +1041,7 @@ describe('against a stand-in transmitter', () => {
     expect(h.emitted).toHaveLength(before + 1);
   });
 
-  it('RFC 8935 §2.3 / checklist SET-08: a SET signed with a key published within jwks_refresh_cooldown is answered retryable (503 + Retry-After), not 400 invalid_key', async () => {
+  it('RFC 8935 §2.3 / checklist SET-08: the first unknown kid fetches the JWKS again at once; another one within jwks_refresh_cooldown of that fetch is answered retryable (503 + Retry-After), not 400 invalid_key', async () => {
     const h2 = harness('standin-cooldown');
     const other = ssfReceiver.create(
       h2.ctx,
@@ -1059,9 +1059,14 @@ describe('against a stand-in transmitter', () => {
     try {
       const push = other.handleWebhook as NonNullable<InboundConnector['handleWebhook']>;
       expect((await push(pushRequest(await sign(claims(standIn.issuer), k1)))).status).toBe(202);
+      // A key published since the JWKS was fetched for the first SET: fetched again, verified.
       const k3 = await signingKey('k3');
       standIn.jwks = { keys: [k1.jwk, k2.jwk, k3.jwk] };
-      const answer = await push(pushRequest(await sign(claims(standIn.issuer), k3))).catch(
+      expect((await push(pushRequest(await sign(claims(standIn.issuer), k3)))).status).toBe(202);
+      // Another one within the cooldown of that fetch: the transmitter is asked to come back later.
+      const k4 = await signingKey('k4');
+      standIn.jwks = { keys: [k1.jwk, k2.jwk, k3.jwk, k4.jwk] };
+      const answer = await push(pushRequest(await sign(claims(standIn.issuer), k4))).catch(
         (err: unknown) => err,
       );
       // Thrown retryable: the server answers 503 with Retry-After (core/http/server.ts replyWithError).

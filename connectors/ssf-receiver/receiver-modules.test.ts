@@ -1,0 +1,1203 @@
+/**
+ * The ssf-receiver connector against an emulation of the transmitter the OpenID conformance suite
+ * runs for its SSF receiver test plan (checklist §9.3): issuer `<origin>/test/a/<alias>`, the
+ * management API and poll endpoint under it, an optional OAuth 2.0 authorization server issuing
+ * short-lived client-credentials tokens, one stream per receiver, RS256 SETs with a kid, aud the
+ * configured string and no txn. One test per receiver module, named after its testName, in push
+ * and poll delivery where the module applies.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  assertCheckpointExpected,
+  staticDeviceDirectory,
+  testHttpClientFactory,
+} from '../../core/plugin-api/testing/index.ts';
+import {
+  RetryableError,
+  type EventDraft,
+  type InboundConnector,
+  type InboundContext,
+  type InboundRequest,
+  type InstanceState,
+} from '../../core/plugin-api/index.ts';
+import { ssfReceiver } from './index.ts';
+
+const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
+const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
+const SSF = 'https://schemas.openid.net/secevent/ssf/event-type/';
+const VERIFICATION = `${SSF}verification`;
+const STREAM_UPDATED = `${SSF}stream-updated`;
+const SESSION_REVOKED = `${CAEP}session-revoked`;
+const PUSH = 'urn:ietf:rfc:8935';
+const POLL = 'urn:ietf:rfc:8936';
+const AUDIENCE = 'https://receiver.example.com/ssf';
+const STATIC_TOKEN = 'suite-static-access-token-4f1c2a';
+const CLIENT = { id: 'ssf-bridge-receiver', secret: 'client-secret-8a7e6d5c' };
+const PUSH_AUTH = 'Bearer push-authorization-header-of-the-receiver-61d0';
+const BRIDGE_ISSUER = 'https://bridge.example.com';
+const VALID_SUBJECT = { format: 'email', email: 'example.user@example.com' };
+
+/** The event payloads the suite's stream-supported-events module sends (its own examples, typo included). */
+function examplePayload(type: string, now: number): Record<string, unknown> {
+  const examples: Record<string, Record<string, unknown>> = {
+    [`${CAEP}session-revoked`]: {
+      event_timestamp: now,
+      initiating_entity: 'policy',
+      reason_admin: { en: 'Policy Violation: C076E822' },
+      reason_user: {
+        en: 'This device is no longer compliant.',
+        it: 'Questo dispositivo non e piu conforme.',
+      },
+    },
+    [`${CAEP}token-claims-change`]: { event_timestamp: now, claims: { role: 'ro-admin' } },
+    [`${CAEP}credential-change`]: {
+      'event_timest a mp': now,
+      credential_type: 'fido2-roaming',
+      change_type: 'create',
+      fido2_aaguid: 'accced6a-63f5-490a-9eea-e59bc1896cfc',
+      friendly_name: 'Jane’s USB authenticator',
+      initiating_entity: 'user',
+      reason_admin: { en: 'User self-enrollment' },
+    },
+    [`${CAEP}assurance-level-change`]: {
+      event_timestamp: now,
+      namespace: 'NIST-AAL',
+      current_level: 'nist-aal2',
+      previous_level: 'nist-aal1',
+      change_direction: 'increase',
+      initiating_entity: 'user',
+    },
+    [`${CAEP}device-compliance-change`]: {
+      event_timestamp: now,
+      current_status: 'not-compliant',
+      previous_status: 'compliant',
+      initiating_entity: 'policy',
+      reason_admin: { en: 'Location Policy Violation: C076E8A3' },
+      reason_user: { en: 'Device is no longer in a trusted location.' },
+    },
+    [`${CAEP}session-established`]: {
+      event_timestamp: now,
+      fp_ua: 'abb0b6e7da81a42233f8f2b1a8ddb1b9a4c81611',
+      acr: 'AAL2',
+      amr: ['otp'],
+    },
+    [`${CAEP}session-presented`]: {
+      event_timestamp: now,
+      fp_ua: 'abb0b6e7da81a42233f8f2b1a8ddb1b9a4c81611',
+      ext_id: '12345',
+    },
+    [`${CAEP}risk-level-change`]: {
+      event_timestamp: now,
+      current_level: 'LOW',
+      previous_level: 'HIGH',
+      initiating_entity: 'user',
+      principal: 'USER',
+      risk_reason: 'PASSWORD_FOUND_IN_DATA_BREACH',
+    },
+    [`${RISC}account-disabled`]: { reason: 'hijacking' },
+    [`${RISC}identifier-changed`]: { 'new-value': 'new-valid' },
+    [`${RISC}credential-compromise`]: { credential_type: 'password' },
+  };
+  return examples[type] ?? {};
+}
+
+const EVENTS_SUPPORTED = [
+  ...[
+    'session-revoked',
+    'token-claims-change',
+    'credential-change',
+    'assurance-level-change',
+    'device-compliance-change',
+    'session-established',
+    'session-presented',
+    'risk-level-change',
+  ].map((n) => CAEP + n),
+  ...[
+    'account-credential-change-required',
+    'account-purged',
+    'account-disabled',
+    'account-enabled',
+    'identifier-changed',
+    'identifier-recycled',
+    'credential-compromise',
+    'opt-in',
+    'opt-out-initiated',
+    'opt-out-cancelled',
+    'opt-out-effective',
+    'recovery-activated',
+    'recovery-information-changed',
+    'sessions-revoked',
+  ].map((n) => RISC + n),
+  VERIFICATION,
+  STREAM_UPDATED,
+];
+
+// ---------------------------------------------------------------------------------------------
+// The connector context: the bridge's own HTTP client (OAuth token cache, one forced refresh on
+// 401), checkpoints in a map, events and statuses recorded.
+
+interface Harness {
+  ctx: InboundContext;
+  emitted: EventDraft[];
+  statuses: Array<{ state: InstanceState; reason?: string }>;
+  counters: Map<string, number>;
+  abort: AbortController;
+}
+
+function harness(instanceId: string, checkpoints = new Map<string, unknown>()): Harness {
+  const abort = new AbortController();
+  const emitted: EventDraft[] = [];
+  const statuses: Harness['statuses'] = [];
+  const counters = new Map<string, number>();
+  const logger = {
+    trace: () => undefined,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: () => undefined,
+    error: () => undefined,
+    child: () => logger,
+  };
+  const key = (name: string, labels?: Record<string, string>) =>
+    `${name}${labels ? JSON.stringify(Object.entries(labels).sort()) : ''}`;
+  const ctx: InboundContext = {
+    instanceId,
+    devices: staticDeviceDirectory(),
+    connectorId: 'ssf-receiver',
+    logger,
+    http: testHttpClientFactory({ logger, signal: abort.signal, onAuthFailure: () => undefined }),
+    checkpoints: {
+      get: async (name = 'default') => checkpoints.get(name),
+      set: async (value, name = 'default') => void checkpoints.set(name, value),
+    },
+    scheduler: {
+      schedule: (_name, options, task) => {
+        const controller = new AbortController();
+        let running = false;
+        const run = () => {
+          if (running || controller.signal.aborted) return;
+          running = true;
+          void task(controller.signal)
+            .catch(() => undefined)
+            .finally(() => (running = false));
+        };
+        if (options.runOnStart) setImmediate(run);
+        const timer = options.everyMs ? setInterval(run, options.everyMs) : undefined;
+        return {
+          stop: () => {
+            clearInterval(timer);
+            controller.abort();
+          },
+        };
+      },
+    },
+    clock: { now: () => new Date() },
+    metrics: {
+      counter: (name) => ({
+        inc: (labels, value = 1) =>
+          void counters.set(key(name, labels), (counters.get(key(name, labels)) ?? 0) + value),
+      }),
+      histogram: () => ({ observe: () => undefined }),
+      gauge: (name) => ({ set: (labels, value) => void counters.set(key(name, labels), value) }),
+    },
+    status: {
+      set: (state, reason) => void statuses.push({ state, ...(reason ? { reason } : {}) }),
+      success: () => undefined,
+    },
+    signal: abort.signal,
+    async emit(events, options) {
+      const write = options?.checkpoint;
+      assertCheckpointExpected(instanceId, write, (name) => checkpoints.get(name));
+      emitted.push(...events);
+      if (write) checkpoints.set(write.name ?? 'default', structuredClone(write.value));
+      return { accepted: events.map((e) => e.sourceRecordId), duplicates: 0 };
+    },
+  };
+  return { ctx, emitted, statuses, counters, abort };
+}
+
+function count(h: Harness, name: string, labels: Record<string, string>): number {
+  return h.counters.get(`${name}${JSON.stringify(Object.entries(labels).sort())}`) ?? 0;
+}
+
+async function eventually<T>(probe: () => T | undefined | false, what: string, timeoutMs = 8000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite's emulated transmitter (checklist §9.3, "Emulated transmitter facts").
+
+interface Key {
+  kid: string;
+  privateKey: CryptoKey;
+  jwk: JWK;
+}
+
+async function rsaKey(kid: string): Promise<Key> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
+}
+
+interface QueuedSet {
+  jti: string;
+  jwt: string;
+}
+
+interface StreamState {
+  config: Record<string, unknown>;
+  status: 'enabled' | 'paused' | 'disabled';
+  reason?: string;
+  queue: QueuedSet[];
+  removedSubjects: unknown[];
+}
+
+interface Call {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  body?: unknown;
+  status: number;
+  authorization?: string;
+}
+
+interface TokenRecord {
+  expiresAt: number;
+  scope: string[];
+}
+
+class SuiteTransmitter {
+  origin = '';
+  readonly alias: string;
+  readonly server = createServer();
+  key!: Key;
+  /** Not in the JWKS: signs the "unknown kid" and "invalid signature" SETs. */
+  foreign!: Key;
+  /** Management calls, in order (no token or metadata requests). */
+  readonly calls: Call[] = [];
+  readonly tokenRequests: Array<{ scope: string; status: number }> = [];
+  /** Requests refused because their access token had expired. */
+  readonly expiredRejections: string[] = [];
+  readonly tokens = new Map<string, TokenRecord>();
+  tokenLifetimeS = 3600;
+  /** Tokens stop working this long after they were issued, whatever expires_in said (0: as said). */
+  revokeAfterMs = 0;
+  streams = new Map<string, StreamState>();
+  readonly acked: string[] = [];
+  readonly setErrs = new Map<string, { err: string; description: string }>();
+  readonly pushes: Array<{ jti: string; status: number; headers: Headers; body: string }> = [];
+  readonly pollHeaders: IncomingMessage['headers'][] = [];
+  readonly pollBodies: Array<Record<string, unknown>> = [];
+  readonly sent: string[] = [];
+  /** Overrides the stream `iss` of create responses (stream-issuer-mismatch). */
+  createIss: string | undefined;
+  /** What answers a verification request: by default a SET with the state asked for. */
+  onVerify: (streamId: string, state: string | undefined) => Promise<void> = async (streamId, state) =>
+    void this.enqueue(streamId, await this.verificationSet(streamId, state));
+  /** Runs after the stream is created (unsolicited verification, supported events). */
+  afterCreate: (streamId: string) => Promise<void> = async () => undefined;
+  verifyDelayMs = 50;
+  /** Longest a poll with returnImmediately false is held. */
+  longPollMs = 300;
+  #jti = 0;
+  #pushing = new Map<string, Promise<void>>();
+
+  constructor(alias: string) {
+    this.alias = alias;
+  }
+
+  get issuer(): string {
+    return `${this.origin}/test/a/${this.alias}`;
+  }
+
+  async start(): Promise<this> {
+    this.key = await rsaKey('suite-signing-key');
+    this.foreign = await rsaKey('not-in-the-jwks');
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res));
+    this.origin = await listen(this.server);
+    return this;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+
+  get stream(): StreamState | undefined {
+    return [...this.streams.values()][0];
+  }
+
+  get streamId(): string | undefined {
+    return this.stream?.config.stream_id as string | undefined;
+  }
+
+  /** The management calls as "METHOD path-under-the-issuer". */
+  get callNames(): string[] {
+    return this.calls.map((c) => `${c.method} ${c.path.slice(new URL(this.issuer).pathname.length)}`);
+  }
+
+  async sign(
+    claims: Record<string, unknown>,
+    key: Key = this.key,
+    header: Record<string, unknown> = {},
+  ): Promise<string> {
+    return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
+      .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'secevent+jwt', ...header })
+      .sign(key.privateKey);
+  }
+
+  claims(
+    type: string,
+    event: Record<string, unknown>,
+    subject: unknown = VALID_SUBJECT,
+  ): Record<string, unknown> {
+    this.#jti += 1;
+    return {
+      iss: this.issuer,
+      jti: `${this.alias}-set-${this.#jti}`,
+      iat: Math.floor(Date.now() / 1000),
+      aud: AUDIENCE,
+      sub_id: subject,
+      events: { [type]: event },
+    };
+  }
+
+  async event(type: string, event?: Record<string, unknown>, subject?: unknown): Promise<QueuedSet> {
+    const claims = this.claims(type, event ?? examplePayload(type, Math.floor(Date.now() / 1000)), subject);
+    return { jti: claims.jti as string, jwt: await this.sign(claims) };
+  }
+
+  async verificationSet(
+    streamId: string,
+    state: string | undefined,
+    subjectId = streamId,
+  ): Promise<QueuedSet> {
+    const claims = this.claims(VERIFICATION, state === undefined ? {} : { state }, {
+      format: 'opaque',
+      id: subjectId,
+    });
+    return { jti: claims.jti as string, jwt: await this.sign(claims) };
+  }
+
+  async streamUpdated(streamId: string, status: string, reason: string): Promise<QueuedSet> {
+    const claims = this.claims(STREAM_UPDATED, { status, reason }, { format: 'opaque', id: streamId });
+    return { jti: claims.jti as string, jwt: await this.sign(claims) };
+  }
+
+  /** Queues a SET; a push stream that is enabled gets it pushed, in order. */
+  enqueue(streamId: string, set: QueuedSet): QueuedSet {
+    const stream = this.streams.get(streamId);
+    if (!stream) throw new Error(`no stream ${streamId}`);
+    stream.queue.push(set);
+    this.sent.push(set.jti);
+    this.#deliver(streamId);
+    return set;
+  }
+
+  /** The stream's status as the transmitter sets it on its own (transmitter-initiated). */
+  setStatus(streamId: string, status: StreamState['status'], reason?: string): void {
+    const stream = this.streams.get(streamId) as StreamState;
+    stream.status = status;
+    stream.reason = reason;
+    this.#deliver(streamId);
+  }
+
+  #deliver(streamId: string): void {
+    const stream = this.streams.get(streamId);
+    const delivery = stream?.config.delivery as { method: string } | undefined;
+    if (!stream || delivery?.method !== PUSH) return;
+    const previous = this.#pushing.get(streamId) ?? Promise.resolve();
+    this.#pushing.set(
+      streamId,
+      previous.then(() => this.#pushQueue(streamId)),
+    );
+  }
+
+  async #pushQueue(streamId: string): Promise<void> {
+    const stream = this.streams.get(streamId);
+    if (!stream) return;
+    const delivery = stream.config.delivery as { endpoint_url: string; authorization_header?: string };
+    while (stream.status === 'enabled' && stream.queue.length > 0 && this.streams.get(streamId) === stream) {
+      const set = stream.queue.shift() as QueuedSet;
+      const response = await fetch(delivery.endpoint_url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/secevent+jwt',
+          accept: 'application/json',
+          ...(delivery.authorization_header ? { authorization: delivery.authorization_header } : {}),
+        },
+        body: set.jwt,
+        signal: AbortSignal.timeout(5000),
+      }).catch(() => undefined);
+      const body = response ? await response.text() : '';
+      this.pushes.push({
+        jti: set.jti,
+        status: response?.status ?? 0,
+        headers: response?.headers ?? new Headers(),
+        body,
+      });
+      if (response?.status === 202) this.acked.push(set.jti);
+    }
+  }
+
+  /** Whether the SET was accepted: 202 on push, listed in ack on poll. */
+  isAcked(jti: string): boolean {
+    return this.acked.includes(jti);
+  }
+
+  push(jti: string): SuiteTransmitter['pushes'][number] | undefined {
+    return this.pushes.find((p) => p.jti === jti);
+  }
+
+  /** Resolves when every SET sent so far was acknowledged. */
+  async allAcked(what: string): Promise<void> {
+    await eventually(() => this.sent.length > 0 && this.sent.every((jti) => this.isAcked(jti)), what);
+  }
+
+  #authorize(
+    req: IncomingMessage,
+    res: ServerResponse,
+    scope: 'ssf.read' | 'ssf.manage',
+    dynamic: boolean,
+  ): boolean {
+    const header = req.headers.authorization ?? '';
+    const token = /^Bearer (.+)$/.exec(header)?.[1];
+    const reject = (status: number, challenge: string) => {
+      res.writeHead(status, { 'www-authenticate': challenge, 'content-type': 'application/json' });
+      res.end(JSON.stringify({ err: 'unauthorized', description: challenge }));
+      return false;
+    };
+    if (!token) return reject(401, 'Bearer');
+    if (!dynamic) return token === STATIC_TOKEN || reject(401, 'Bearer error="invalid_token"');
+    const record = this.tokens.get(token);
+    if (!record) return reject(401, 'Bearer error="invalid_token"');
+    if (Date.now() >= record.expiresAt) {
+      this.expiredRejections.push(token);
+      return reject(401, 'Bearer error="invalid_token", error_description="The access token expired"');
+    }
+    if (!record.scope.includes(scope) && !record.scope.includes('ssf.manage')) {
+      return reject(403, `Bearer error="insufficient_scope", scope="${scope}"`);
+    }
+    return true;
+  }
+
+  /** Whether the receiver authenticates with OAuth (set by the test before the receiver starts). */
+  dynamic = false;
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.origin);
+    const raw = await readBody(req);
+    const json = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      });
+      res.end(body === undefined ? '' : JSON.stringify(body));
+      return status;
+    };
+    const base = new URL(this.issuer).pathname;
+    const path = url.pathname;
+    if (path === `/.well-known/ssf-configuration${base}`) {
+      json(200, {
+        spec_version: '1_0',
+        issuer: this.issuer,
+        jwks_uri: `${this.issuer}/jwks`,
+        delivery_methods_supported: [PUSH, POLL],
+        configuration_endpoint: `${this.issuer}/streams`,
+        status_endpoint: `${this.issuer}/status`,
+        verification_endpoint: `${this.issuer}/verify`,
+        add_subject_endpoint: `${this.issuer}/add_subject`,
+        remove_subject_endpoint: `${this.issuer}/remove_subject`,
+        authorization_schemes: [{ spec_urn: 'urn:ietf:rfc:6749' }],
+      });
+      return;
+    }
+    if (path === `/.well-known/oauth-authorization-server${base}`) {
+      json(200, {
+        issuer: this.issuer,
+        token_endpoint: `${this.issuer}/token`,
+        grant_types_supported: ['client_credentials'],
+        scopes_supported: ['ssf.read', 'ssf.manage'],
+      });
+      return;
+    }
+    if (path === `${base}/jwks`) {
+      json(200, { keys: [this.key.jwk] });
+      return;
+    }
+    if (path === `${base}/token`) {
+      const form = new URLSearchParams(raw);
+      const basic = `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`;
+      const scope = form.get('scope') ?? '';
+      const scopes = scope.split(' ').filter(Boolean);
+      let status: number;
+      if (req.method !== 'POST' || req.headers.authorization !== basic) {
+        status = json(401, { error: 'invalid_client' });
+      } else if (form.get('grant_type') !== 'client_credentials') {
+        status = json(400, { error: 'unsupported_grant_type' });
+      } else if (scopes.length === 0 || scopes.some((s) => s !== 'ssf.read' && s !== 'ssf.manage')) {
+        status = json(400, {
+          error: 'invalid_scope',
+          error_description: 'scope within "ssf.read ssf.manage"',
+        });
+      } else {
+        const token = `at-${this.tokenRequests.length + 1}-${Math.random().toString(36).slice(2)}`;
+        const lifetimeMs = this.revokeAfterMs || this.tokenLifetimeS * 1000;
+        this.tokens.set(token, { expiresAt: Date.now() + lifetimeMs, scope: scopes });
+        status = json(200, {
+          access_token: token,
+          token_type: 'Bearer',
+          expires_in: this.tokenLifetimeS,
+          scope,
+        });
+      }
+      this.tokenRequests.push({ scope, status });
+      return;
+    }
+    const call: Call = {
+      method: req.method ?? 'GET',
+      path,
+      query: Object.fromEntries(url.searchParams),
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      status: 0,
+    };
+    let body: Record<string, unknown> | undefined;
+    try {
+      body = raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined;
+    } catch {
+      call.status = json(400, { err: 'bad_request', description: 'unparsable body' });
+      this.calls.push(call);
+      return;
+    }
+    if (body !== undefined) call.body = body;
+    this.calls.push(call);
+    const readOnly = req.method === 'GET' || path === `${base}/events`;
+    if (!this.#authorize(req, res, readOnly ? 'ssf.read' : 'ssf.manage', this.dynamic)) {
+      call.status = res.statusCode;
+      return;
+    }
+    call.status = await this.#api(req.method ?? 'GET', path.slice(base.length), url, body, req, json);
+  }
+
+  async #api(
+    method: string,
+    path: string,
+    url: URL,
+    body: Record<string, unknown> | undefined,
+    req: IncomingMessage,
+    json: (status: number, body?: unknown, headers?: Record<string, string>) => number,
+  ): Promise<number> {
+    const queryId = url.searchParams.get('stream_id');
+    const bodyId = typeof body?.stream_id === 'string' ? body.stream_id : undefined;
+    const notFound = () => json(404, { err: 'not_found', description: 'no such stream' });
+    const view = (s: StreamState) => structuredClone(s.config);
+    if (path === '/streams') {
+      if (method === 'POST') {
+        if (this.streams.size > 0)
+          return json(409, { err: 'conflict', description: 'Only one stream allowed for receiver' });
+        const delivery = { ...((body?.delivery as Record<string, unknown>) ?? { method: POLL }) };
+        const streamId = `stream_${Math.random().toString(36).slice(2)}`;
+        if (delivery.method === POLL) delivery.endpoint_url = `${this.issuer}/events?stream_id=${streamId}`;
+        const requested = body?.events_requested as string[] | undefined;
+        const config: Record<string, unknown> = {
+          ...body,
+          delivery,
+          stream_id: streamId,
+          iss: this.createIss ?? this.issuer,
+          aud: AUDIENCE,
+          events_supported: EVENTS_SUPPORTED,
+          events_delivered: requested
+            ? requested.filter((e) => EVENTS_SUPPORTED.includes(e))
+            : EVENTS_SUPPORTED,
+        };
+        this.streams.set(streamId, { config, status: 'enabled', queue: [], removedSubjects: [] });
+        setTimeout(() => void this.afterCreate(streamId), 20);
+        return json(201, config);
+      }
+      if (method === 'GET') {
+        if (queryId === null) return json(200, [...this.streams.values()].map(view));
+        const stream = this.streams.get(queryId);
+        return stream ? json(200, view(stream)) : notFound();
+      }
+      if (method === 'DELETE') {
+        if (queryId === null) return json(400, { err: 'bad_request', description: 'stream_id is required' });
+        if (!this.streams.delete(queryId)) return notFound();
+        return json(204);
+      }
+      if (method === 'PATCH' || method === 'PUT') {
+        if (!bodyId)
+          return json(400, { err: 'bad_request', description: 'stream_id is required in the body' });
+        const stream = this.streams.get(bodyId);
+        if (!stream) return notFound();
+        const foreign = [
+          'iss',
+          'aud',
+          'events_supported',
+          'events_delivered',
+          'min_verification_interval',
+        ].filter(
+          (k) => body?.[k] !== undefined && JSON.stringify(body[k]) !== JSON.stringify(stream.config[k]),
+        );
+        if (foreign.length > 0)
+          return json(400, { err: 'bad_request', description: `transmitter-supplied ${foreign.join(', ')}` });
+        const next = method === 'PUT' ? { ...body } : { ...stream.config, ...body };
+        const requested = next.events_requested as string[] | undefined;
+        stream.config = {
+          ...next,
+          stream_id: bodyId,
+          iss: stream.config.iss,
+          aud: AUDIENCE,
+          events_supported: EVENTS_SUPPORTED,
+          events_delivered: requested
+            ? requested.filter((e) => EVENTS_SUPPORTED.includes(e))
+            : EVENTS_SUPPORTED,
+        };
+        if ((stream.config.delivery as { method?: string } | undefined)?.method === POLL) {
+          stream.config.delivery = {
+            method: POLL,
+            endpoint_url: `${this.issuer}/events?stream_id=${bodyId}`,
+          };
+        }
+        return json(200, view(stream));
+      }
+      return json(405);
+    }
+    if (path === '/status') {
+      const id = method === 'GET' ? queryId : bodyId;
+      if (!id) return json(400, { err: 'bad_request', description: 'stream_id is required' });
+      const stream = this.streams.get(id);
+      if (!stream) return notFound();
+      if (method === 'POST') {
+        stream.status = body?.status as StreamState['status'];
+        stream.reason = body?.reason as string | undefined;
+      }
+      return json(200, {
+        stream_id: id,
+        status: stream.status,
+        ...(stream.reason ? { reason: stream.reason } : {}),
+      });
+    }
+    if (path === '/verify' && method === 'POST') {
+      if (!bodyId) return json(400, { err: 'bad_request', description: 'stream_id is required' });
+      if (!this.streams.has(bodyId)) return notFound();
+      const state = typeof body?.state === 'string' ? body.state : undefined;
+      setTimeout(() => void this.onVerify(bodyId, state), this.verifyDelayMs);
+      return json(204);
+    }
+    if ((path === '/add_subject' || path === '/remove_subject') && method === 'POST') {
+      const stream = bodyId ? this.streams.get(bodyId) : undefined;
+      if (!stream) return notFound();
+      if (path === '/remove_subject') {
+        stream.removedSubjects.push(body?.subject);
+        return json(204);
+      }
+      return json(200);
+    }
+    if (path === '/events' && method === 'POST') {
+      const stream = queryId ? this.streams.get(queryId) : undefined;
+      if (!stream) return notFound();
+      this.pollHeaders.push(req.headers);
+      this.pollBodies.push(body ?? {});
+      for (const jti of (body?.ack as string[] | undefined) ?? []) {
+        this.acked.push(jti);
+        stream.queue = stream.queue.filter((s) => s.jti !== jti);
+      }
+      for (const [jti, error] of Object.entries((body?.setErrs as Record<string, never>) ?? {})) {
+        this.setErrs.set(jti, error);
+        stream.queue = stream.queue.filter((s) => s.jti !== jti);
+      }
+      const max = typeof body?.maxEvents === 'number' ? body.maxEvents : 100;
+      const deadline = Date.now() + (body?.returnImmediately === true ? 0 : this.longPollMs);
+      for (;;) {
+        if (!this.streams.has(queryId as string)) return notFound();
+        // The suite's emulator: a paused or disabled stream is polled as empty.
+        const ready = stream.status === 'enabled' && max > 0 ? stream.queue.slice(0, max) : [];
+        if (ready.length > 0 || Date.now() >= deadline) {
+          return json(200, { sets: Object.fromEntries(ready.map((s) => [s.jti, s.jwt])) });
+        }
+        await pause(10);
+      }
+    }
+    return json(404, { err: 'not_found', description: `${method} ${path}` });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The receiver: one connector instance per module run, pushes served like the bridge's server.
+
+const connectors = new Map<string, InboundConnector>();
+let ingest: { url: string; server: Server };
+
+beforeAll(async () => {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      const raw = await readBody(req);
+      const id = decodeURIComponent((req.url ?? '').replace(/^\/ingest\//, ''));
+      const connector = connectors.get(id);
+      if (!connector?.handleWebhook) {
+        res.writeHead(404).end();
+        return;
+      }
+      const request: InboundRequest = {
+        method: req.method ?? 'POST',
+        headers: req.headers as Record<string, string | undefined>,
+        query: {},
+        rawBody: Buffer.from(raw),
+        body: undefined,
+        remoteAddress: '127.0.0.1',
+      };
+      try {
+        const answer = await connector.handleWebhook(request);
+        res.writeHead(answer.status, {
+          ...(answer.body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...answer.headers,
+        });
+        res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+      } catch (err) {
+        const retryAfter = err instanceof RetryableError ? Math.ceil((err.retryAfterMs ?? 5000) / 1000) : 0;
+        res.writeHead(
+          err instanceof RetryableError ? 503 : 500,
+          retryAfter ? { 'retry-after': String(retryAfter) } : {},
+        );
+        res.end(String(err));
+      }
+    })();
+  });
+  ingest = { url: await listen(server), server };
+});
+
+afterAll(async () => {
+  ingest.server.closeAllConnections();
+  await new Promise((r) => ingest.server.close(r));
+});
+
+type Mode = 'push' | 'poll';
+
+interface Receiver {
+  h: Harness;
+  connector: InboundConnector;
+  stop(): Promise<void>;
+}
+
+let instances = 0;
+
+async function startReceiver(
+  tx: SuiteTransmitter,
+  mode: Mode,
+  extra: Record<string, unknown> = {},
+  h: Harness = harness(`receiver-${(instances += 1)}`),
+): Promise<Receiver> {
+  const id = h.ctx.instanceId;
+  const config = ssfReceiver.configSchema.parse({
+    issuer: tx.issuer,
+    bridge_issuer: BRIDGE_ISSUER,
+    ssrf: { allow_http_hosts: ['127.0.0.1'] },
+    auth: tx.dynamic
+      ? {
+          type: 'oauth2_client_credentials',
+          token_url: `${tx.issuer}/token`,
+          client_id: CLIENT.id,
+          client_secret: CLIENT.secret,
+          scope: 'ssf.read ssf.manage',
+        }
+      : { type: 'bearer', token: STATIC_TOKEN },
+    delivery:
+      mode === 'push'
+        ? { method: 'push', endpoint_url: `${ingest.url}/ingest/${id}`, authorization_header: PUSH_AUTH }
+        : { method: 'poll', error_backoff: '50ms', timeout: '5s' },
+    ...extra,
+  });
+  const connector = ssfReceiver.create(h.ctx, config);
+  connectors.set(id, connector);
+  await connector.start(h.ctx.signal);
+  let stopped = false;
+  return {
+    h,
+    connector,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await connector.stop(2000);
+      connectors.delete(id);
+      h.abort.abort();
+    },
+  };
+}
+
+/** Runs one module: a fresh transmitter alias, a receiver, the body, and clean-up. */
+async function module(
+  alias: string,
+  mode: Mode,
+  setup: (tx: SuiteTransmitter) => void,
+  body: (tx: SuiteTransmitter, rx: Receiver) => Promise<void>,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  const tx = await new SuiteTransmitter(`${alias}-${mode}`).start();
+  setup(tx);
+  let rx: Receiver | undefined;
+  try {
+    rx = await startReceiver(tx, mode, extra);
+    await body(tx, rx);
+  } finally {
+    await rx?.stop();
+    await tx.close();
+  }
+}
+
+/** The verification SET answering the receiver's request, once acknowledged. */
+async function verified(tx: SuiteTransmitter): Promise<void> {
+  await eventually(() => tx.callNames.includes('POST /verify'), 'the verification request');
+  await tx.allAcked('the verification SET acknowledged');
+}
+
+const MODES: Mode[] = ['push', 'poll'];
+
+describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) => {
+  it(`openid-ssf-receiver-stream-verification: creates the stream, asks for verification with a state, acknowledges the verification SET (${mode})`, async () => {
+    await module(
+      'verification',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await verified(tx);
+        const create = tx.calls.find((c) => c.method === 'POST' && c.path.endsWith('/streams'));
+        expect(create?.status).toBe(201);
+        const verify = tx.calls.find((c) => c.path.endsWith('/verify')) as Call;
+        expect(verify.body).toEqual({ stream_id: tx.streamId, state: expect.any(String) });
+        expect(verify.status).toBe(204);
+        expect(count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'matched' })).toBe(1);
+        if (mode === 'push') expect(tx.pushes[0]?.status).toBe(202);
+        else expect(tx.setErrs.size).toBe(0);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-unsolicited-stream-verification: a stateless verification SET sent right after the stream is created is acknowledged (${mode})`, async () => {
+    let unsolicited: QueuedSet | undefined;
+    await module(
+      'unsolicited',
+      mode,
+      (tx) => {
+        tx.afterCreate = async (streamId) => {
+          unsolicited = tx.enqueue(streamId, await tx.verificationSet(streamId, undefined));
+        };
+      },
+      async (tx, rx) => {
+        await verified(tx);
+        await eventually(
+          () => tx.sent.length === 2 && tx.sent.every((j) => tx.isAcked(j)),
+          'both acknowledged',
+        );
+        expect(tx.isAcked((unsolicited as QueuedSet).jti)).toBe(true);
+        expect(count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'unsolicited' })).toBe(1);
+        expect(count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'matched' })).toBe(1);
+        expect(tx.setErrs.size).toBe(0);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-stream-supported-events: every CAEP and RISC event type of events_delivered, with the suite's example payloads, is acknowledged; its payload-less SSF control events are refused (${mode})`, async () => {
+    const control = new Map<string, string>();
+    await module(
+      'supported-events',
+      mode,
+      (tx) => {
+        tx.afterCreate = async (streamId) => {
+          const delivered = tx.streams.get(streamId)?.config.events_delivered as string[];
+          for (const type of delivered) {
+            const set = tx.enqueue(streamId, await tx.event(type));
+            if (type.startsWith(SSF)) control.set(set.jti, type);
+          }
+        };
+      },
+      async (tx, rx) => {
+        // Without events_requested the stream delivers every type the transmitter supports.
+        await eventually(
+          () => tx.sent.length >= EVENTS_SUPPORTED.length + 1,
+          'every event and the verification',
+        );
+        const answered = (jti: string) =>
+          tx.isAcked(jti) || tx.setErrs.has(jti) || tx.push(jti) !== undefined;
+        await eventually(() => tx.sent.every(answered), 'every SET answered');
+        const refusals = tx.sent
+          .filter((jti) => !tx.isAcked(jti))
+          .map((jti) => ({
+            type: control.get(jti),
+            error: (mode === 'push' ? JSON.parse(tx.push(jti)?.body ?? '{}') : tx.setErrs.get(jti)) as {
+              err: string;
+              description: string;
+            },
+          }));
+        // The suite sends the SSF control event types too, with its payload for an unknown type ({})
+        // and the valid subject: a verification event about an email address and a stream-updated
+        // event without its REQUIRED status (SSF 1.0 §8.1.4.1, §8.1.5). RFC 8935 §2.4 names such
+        // SETs invalid_request; the core's event catalog refuses them before the connector sees them.
+        expect(refusals).toEqual([
+          {
+            type: VERIFICATION,
+            error: { err: 'invalid_request', description: expect.stringContaining('opaque') },
+          },
+          {
+            type: STREAM_UPDATED,
+            error: { err: 'invalid_request', description: expect.stringContaining('status: is required') },
+          },
+        ]);
+        // The CAEP and RISC events are emitted into the pipeline.
+        expect(new Set(rx.h.emitted.map((e) => e.type))).toEqual(
+          new Set(EVENTS_SUPPORTED.filter((t) => !t.startsWith(SSF))),
+        );
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-transmitter-initiated-status-change: acknowledges stream-updated paused, tolerates the pause, acknowledges stream-updated enabled and the held event (${mode})`, async () => {
+    await module(
+      'status-change',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await verified(tx);
+        const streamId = tx.streamId as string;
+        const paused = tx.enqueue(
+          streamId,
+          await tx.streamUpdated(streamId, 'paused', 'Transmitter maintenance'),
+        );
+        await eventually(() => tx.isAcked(paused.jti), 'the paused announcement acknowledged');
+        tx.setStatus(streamId, 'paused', 'Transmitter maintenance');
+        const held = tx.enqueue(streamId, await tx.event(SESSION_REVOKED));
+        const pollsBefore = tx.pollBodies.length;
+        await pause(700);
+        expect(tx.isAcked(held.jti)).toBe(false);
+        expect(rx.h.statuses.at(-1)).toEqual({
+          state: 'recoverable_error',
+          reason: 'the transmitter paused the stream: Transmitter maintenance',
+        });
+        // Polling a paused stream answers {"sets":{}}: the receiver keeps polling, without errors.
+        if (mode === 'poll') expect(tx.pollBodies.length).toBeGreaterThan(pollsBefore);
+        tx.setStatus(streamId, 'enabled');
+        const enabled = tx.enqueue(
+          streamId,
+          await tx.streamUpdated(streamId, 'enabled', 'Transmitter maintenance finished'),
+        );
+        await eventually(
+          () => tx.isAcked(held.jti) && tx.isAcked(enabled.jti),
+          'the held event and the enabled announcement',
+        );
+        expect(rx.h.statuses.at(-1)?.state).toBe('ok');
+        expect(rx.h.emitted.map((e) => e.sourceRecordId)).toEqual([held.jti]);
+        expect(tx.setErrs.size).toBe(0);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-invalid-set-rejection: SETs with a corrupted signature, another iss, another aud or an unknown kid are refused with the matching RFC 8935 code and never acknowledged (${mode})`, async () => {
+    await module(
+      'invalid-set',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await verified(tx);
+        const streamId = tx.streamId as string;
+        const expected = new Map<string, string>();
+        const good = tx.claims(
+          SESSION_REVOKED,
+          examplePayload(SESSION_REVOKED, Math.floor(Date.now() / 1000)),
+        );
+        const signed = await tx.sign(good);
+        const [head, payload, signature] = signed.split('.') as [string, string, string];
+        const corrupted = `${head}.${payload}.${signature.slice(0, 10)}${signature[10] === 'A' ? 'B' : 'A'}${signature.slice(11)}`;
+        const tampered: Array<[string, string, string]> = [['invalid_key', good.jti as string, corrupted]];
+        const wrongIss = tx.claims(SESSION_REVOKED, {}, VALID_SUBJECT);
+        wrongIss.iss = `${tx.issuer}/tampered`;
+        tampered.push(['invalid_issuer', wrongIss.jti as string, await tx.sign(wrongIss)]);
+        const wrongAud = tx.claims(SESSION_REVOKED, {}, VALID_SUBJECT);
+        wrongAud.aud = 'https://another-receiver.example.com';
+        tampered.push(['invalid_audience', wrongAud.jti as string, await tx.sign(wrongAud)]);
+        const unknownKid = tx.claims(SESSION_REVOKED, {}, VALID_SUBJECT);
+        tampered.push(['invalid_key', unknownKid.jti as string, await tx.sign(unknownKid, tx.foreign)]);
+        for (const [err, jti, jwt] of tampered) {
+          expected.set(jti, err);
+          tx.enqueue(streamId, { jti, jwt });
+          if (mode === 'push') await pause(20);
+        }
+        if (mode === 'push') {
+          await eventually(() => tx.pushes.length === 5, 'the four pushes');
+          for (const [jti, err] of expected) {
+            const push = tx.push(jti) as SuiteTransmitter['pushes'][number];
+            expect({ jti, status: push.status, type: push.headers.get('content-type') }).toEqual({
+              jti,
+              status: 400,
+              type: expect.stringMatching(/^application\/json/),
+            });
+            expect(push.headers.get('content-language')).toBe('en');
+            expect(JSON.parse(push.body)).toEqual({ err, description: expect.stringMatching(/\S/) });
+          }
+        } else {
+          await eventually(() => tx.setErrs.size === 4, 'the four SETs reported in setErrs');
+          for (const [jti, err] of expected) {
+            expect({ jti, err: tx.setErrs.get(jti)?.err }).toEqual({ jti, err });
+            expect(tx.isAcked(jti)).toBe(false);
+          }
+          // RFC 8936 §2.6 (POLL-04): the poll reporting setErrs names the language of its descriptions.
+          const reporting = tx.pollBodies.findIndex((b) => b.setErrs !== undefined);
+          expect(tx.pollHeaders[reporting]?.['content-language']).toBe('en');
+        }
+        expect(rx.h.emitted).toEqual([]);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-redelivered-set: the same SET delivered again is acknowledged again and emitted once (${mode})`, async () => {
+    await module(
+      'redelivered',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await verified(tx);
+        const streamId = tx.streamId as string;
+        const set = tx.enqueue(streamId, await tx.event(SESSION_REVOKED));
+        await eventually(() => tx.isAcked(set.jti), 'the first delivery acknowledged');
+        tx.enqueue(streamId, set);
+        await eventually(
+          () => tx.acked.filter((j) => j === set.jti).length === 2,
+          'the redelivery acknowledged',
+        );
+        expect(rx.h.emitted.map((e) => e.sourceRecordId)).toEqual([set.jti]);
+        expect(tx.setErrs.size).toBe(0);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-removed-subject-event: an event about a subject removed from the stream is accepted (${mode})`, async () => {
+    await module(
+      'removed-subject',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await verified(tx);
+        const streamId = tx.streamId as string;
+        const removed = { format: 'email', email: 'removed.user@example.com' };
+        tx.streams.get(streamId)?.removedSubjects.push(removed);
+        const set = tx.enqueue(streamId, await tx.event(SESSION_REVOKED, undefined, removed));
+        await eventually(() => tx.isAcked(set.jti), 'the event acknowledged');
+        expect(tx.setErrs.size).toBe(0);
+        expect(rx.h.emitted.map((e) => e.subject)).toEqual([removed]);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-stream-issuer-mismatch: a stream whose create response names another iss is not used any further (${mode})`, async () => {
+    await module(
+      'issuer-mismatch',
+      mode,
+      (tx) => (tx.createIss = 'https://impostor.example.com/test/a/other'),
+      async (tx, rx) => {
+        await eventually(() => rx.h.statuses.find((s) => s.state === 'permanent_error'), 'the refusal');
+        await pause(300);
+        expect(rx.h.statuses.at(-1)?.reason).toContain('https://impostor.example.com/test/a/other');
+        // Reading the stream again or deleting it would be fine; nothing else is asked of it.
+        const used = tx.callNames.filter((c) => !/^(POST|GET|DELETE) \/streams$/.test(c));
+        expect(used).toEqual([]);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-verification-wrong-state: a verification SET with a state the receiver never asked for is refused as invalid_state (${mode})`, async () => {
+    let wrong: QueuedSet | undefined;
+    await module(
+      'wrong-state',
+      mode,
+      (tx) => {
+        tx.onVerify = async (streamId) => {
+          wrong = tx.enqueue(streamId, await tx.verificationSet(streamId, 'a-state-the-receiver-never-sent'));
+        };
+      },
+      async (tx, rx) => {
+        const jti = await eventually(() => wrong?.jti, 'the wrong verification SET');
+        if (mode === 'push') {
+          const push = await eventually(() => tx.push(jti), 'the push');
+          expect(push.status).toBe(400);
+          expect(push.headers.get('content-language')).toBe('en');
+          expect(JSON.parse(push.body)).toEqual({ err: 'invalid_state', description: expect.any(String) });
+        } else {
+          await eventually(() => tx.setErrs.has(jti), 'the setErrs report');
+          expect(tx.setErrs.get(jti)?.err).toBe('invalid_state');
+          expect(tx.isAcked(jti)).toBe(false);
+        }
+        expect(count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'mismatched' })).toBe(1);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-verification-wrong-subject: a verification SET whose opaque sub_id names another stream is refused (${mode})`, async () => {
+    let wrong: QueuedSet | undefined;
+    await module(
+      'wrong-subject',
+      mode,
+      (tx) => {
+        tx.onVerify = async (streamId, state) => {
+          wrong = tx.enqueue(streamId, await tx.verificationSet(streamId, state, 'stream_of-someone-else'));
+        };
+      },
+      async (tx, rx) => {
+        const jti = await eventually(() => wrong?.jti, 'the wrong verification SET');
+        if (mode === 'push') {
+          const push = await eventually(() => tx.push(jti), 'the push');
+          expect(push.status).toBe(400);
+          expect(push.headers.get('content-type')).toMatch(/^application\/json/);
+          expect(JSON.parse(push.body)).toEqual({
+            err: expect.any(String),
+            description: expect.stringContaining('stream_of-someone-else'),
+          });
+        } else {
+          await eventually(() => tx.setErrs.has(jti), 'the setErrs report');
+          expect(tx.isAcked(jti)).toBe(false);
+        }
+        expect(count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'matched' })).toBe(0);
+      },
+    );
+  });
+
+  it(`openid-ssf-receiver-verification-behind-queued-events: three events queued before the verification SET are all acknowledged (${mode})`, async () => {
+    await module(
+      'behind-queued',
+      mode,
+      (tx) => {
+        tx.onVerify = async (streamId, state) => {
+          for (let i = 0; i < 3; i += 1) tx.enqueue(streamId, await tx.event(SESSION_REVOKED));
+          tx.enqueue(streamId, await tx.verificationSet(streamId, state));
+        };
+      },
+      async (tx, rx) => {
+        await eventually(() => tx.sent.length === 4, 'the four SETs');
+        await tx.allAcked('all four acknowledged');
+        expect(rx.h.emitted).toHaveLength(3);
+        expect(count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'matched' })).toBe(1);
+        expect(tx.setErrs.size).toBe(0);
+      },
+    );
+  });
+});
