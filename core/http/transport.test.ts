@@ -404,6 +404,31 @@ describe('environment proxies', () => {
       expect((err as RetryableError).code).toBe('SSF_ERR_HTTP_NETWORK');
       expect(err.message).toMatch(/proxy refused to open a tunnel to api\.vendor\.example:443 \(403\)/);
     });
+    it('times out a request whose proxy never answers the CONNECT, and closes the tunnel it was opening', async () => {
+      const open = new Set<net.Socket>();
+      const server = http.createServer();
+      // Takes the CONNECT and says nothing, as a proxy stuck on its upstream does.
+      server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
+        open.add(socket);
+        socket.on('close', () => open.delete(socket));
+        socket.on('error', () => undefined);
+        // Closes its side once the client closes its own, as a proxy does.
+        socket.on('end', () => socket.end());
+      });
+      const port = await listen(server);
+      const c = client({ timeoutMs: 300 }, { proxyEnv: { HTTPS_PROXY: `http://127.0.0.1:${port}` } });
+      try {
+        for (let i = 0; i < 3; i += 1) {
+          const err = await failure(c.get('https://api.vendor.example/v1/alerts'));
+          expect(err).toBeInstanceOf(RetryableError);
+          expect((err as RetryableError).code).toBe('SSF_ERR_HTTP_TIMEOUT');
+        }
+        await vi.waitFor(() => expect(open.size).toBe(0), { timeout: 2_000 });
+      } finally {
+        // The server's close waits for tunnels; end any left so the test fails rather than hangs.
+        for (const socket of open) socket.destroy();
+      }
+    });
   });
 
   it('matches NO_PROXY entries like curl: hosts, subdomains, ports and *', () => {

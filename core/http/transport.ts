@@ -195,7 +195,14 @@ function sendOnce(req: ExchangeRequest, hop: Hop): Promise<http.IncomingMessage>
     outgoing.once('error', reject);
     // Destroying the request ends its response too; once the response has been read and the
     // socket went back to the pool, the request is already destroyed and this does nothing.
-    req.cancel.onFire(() => outgoing.destroy(cancelled()));
+    // A request still waiting for its connection (a tunnel the proxy has not opened) emits no
+    // error when destroyed, so the deadline settles it here, and closes the tunnel being opened.
+    req.cancel.onFire(() => {
+      const err = cancelled();
+      (outgoing as TunnelOwner)[ABANDON_TUNNEL]?.();
+      outgoing.destroy(err);
+      reject(err);
+    });
     if (body instanceof Readable) {
       let sent = 0;
       body.on('data', (chunk: Buffer | string) => {
@@ -386,9 +393,20 @@ function proxyAuthorization(proxy: URL): string | undefined {
   return `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 }
 
+/** The request a tunnel is opened for, carried through the agent's copies of its options. */
+const TUNNEL_FOR = Symbol('tunnelFor');
+/** On a request whose tunnel is being opened: closes that tunnel. */
+const ABANDON_TUNNEL = Symbol('abandonTunnel');
+
+type TunnelOwner = http.ClientRequest & { [ABANDON_TUNNEL]?: () => void };
+
+type AddRequest = (req: http.ClientRequest, options: object) => void;
+
 /**
  * An https agent whose connections are CONNECT tunnels through the proxy; TLS is negotiated
- * with the target inside the tunnel, so the proxy sees neither requests nor credentials.
+ * with the target inside the tunnel, so the proxy sees neither requests nor credentials. A
+ * tunnel still being opened when its request is cancelled (its deadline passed, the instance
+ * stopped) is closed: a proxy that never answers the CONNECT keeps no connection per attempt.
  */
 class TunnelAgent extends https.Agent {
   readonly #proxy: URL;
@@ -400,12 +418,25 @@ class TunnelAgent extends https.Agent {
     this.#authorization = proxyAuthorization(proxy);
   }
 
+  // Node's Agent hands createConnection a copy of the options, not the request: remember it there.
+  addRequest(req: http.ClientRequest, options: object): void {
+    const base = (https.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest;
+    base.call(this, req, { ...options, [TUNNEL_FOR]: req });
+  }
+
   override createConnection(
     requestOptions: https.RequestOptions,
     done?: (err: Error | null, stream: Duplex) => void,
   ): undefined {
     const options = requestOptions as tls.ConnectionOptions & { host?: string; port?: number };
-    const callback = (err: Error | null, socket?: net.Socket) => done?.(err, socket as unknown as Duplex);
+    const owner = (requestOptions as Record<symbol, unknown>)[TUNNEL_FOR] as TunnelOwner | undefined;
+    let opening: { destroy(): unknown } | undefined;
+    if (owner) owner[ABANDON_TUNNEL] = () => opening?.destroy();
+    const callback = (err: Error | null, socket?: net.Socket) => {
+      opening = undefined;
+      if (owner) delete owner[ABANDON_TUNNEL];
+      done?.(err, socket as unknown as Duplex);
+    };
     const target = `${options.host?.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
     const connect = http.request({
       hostname: this.#proxy.hostname.replace(/^\[|\]$/g, ''),
@@ -418,6 +449,7 @@ class TunnelAgent extends https.Agent {
       },
       agent: false,
     });
+    opening = connect;
     connect.once('connect', (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
@@ -431,6 +463,7 @@ class TunnelAgent extends https.Agent {
         return;
       }
       const secure = tls.connect({ ...options, socket, servername: options.servername ?? options.host });
+      opening = secure;
       secure.once('secureConnect', () => callback(null, secure));
       secure.once('error', (err) => callback(err));
     });
