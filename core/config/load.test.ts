@@ -124,6 +124,30 @@ telemetry:
     expect(JSON.stringify(problems)).not.toMatch(/12345678|Sup3rSecretValue/);
   });
 
+  it('refuses one value as both an admin token and an SSF receiver token, naming paths, not the value', async () => {
+    const shared = 'shared-token-0123456789abcdef';
+    const problems = await problemsOf(`
+transmitter:
+  receivers:
+    - client_id: okta
+      token: other-receiver-token-0001
+    - client_id: apple
+      token: ${shared}
+admin:
+  tokens:
+    - name: ops
+      role: write
+      token: ${shared}
+`);
+    expect(problems).toEqual([
+      {
+        path: 'admin.tokens[0].token',
+        message: expect.stringMatching(/same value as transmitter\.receivers\[1\]\.token/),
+      },
+    ]);
+    expect(JSON.stringify(problems)).not.toContain(shared);
+  });
+
   it('refuses a connector listed under the wrong kind and duplicate ids', async () => {
     const problems = await problemsOf(
       'inbound:\n  - {id: x, connector: test-outbound}\noutbound:\n  - {id: x, connector: test-outbound}\n',

@@ -221,6 +221,9 @@ export async function loadConfigData(
   problems.push(...schemaProblems.filter((p) => !unexpanded.has(p.path)));
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
 
+  problems.push(...sharedCredentials(parsed.data));
+  if (problems.length > 0) return { ok: false, problems };
+
   const loaded: LoadedConfig = {
     root: deepFreeze(parsed.data),
     instances,
@@ -229,6 +232,28 @@ export async function loadConfigData(
   };
   for (const check of options.crossChecks ?? []) problems.push(...check(loaded));
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: loaded };
+}
+
+/**
+ * Each HTTP surface has credentials of its own: a value given both as an admin token and as an
+ * SSF receiver's token would open the admin API to that receiver (and the SSF endpoints to the
+ * operator). Compared by value, named by path only.
+ */
+function sharedCredentials(root: RootConfig): ConfigProblem[] {
+  const receivers = new Map<string, number>();
+  root.transmitter.receivers.forEach((r, i) => {
+    if (r.token) receivers.set(r.token.reveal(), i);
+  });
+  const problems: ConfigProblem[] = [];
+  root.admin.tokens.forEach((t, i) => {
+    const receiver = receivers.get(t.token.reveal());
+    if (receiver === undefined) return;
+    problems.push({
+      path: `admin.tokens[${i}].token`,
+      message: `has the same value as transmitter.receivers[${receiver}].token; an admin token must not be accepted by the SSF endpoints, nor a receiver's by the admin API: give each its own`,
+    });
+  });
+  return problems;
 }
 
 /** Validates each instance's `config` against its connector's schema, collecting problems. */
