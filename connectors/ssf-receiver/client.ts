@@ -30,7 +30,9 @@ export interface StreamConfig {
   aud?: string | string[];
   delivery?: { method?: string; endpoint_url?: string };
   events_supported?: string[];
+  events_requested?: string[];
   events_delivered?: string[];
+  description?: string;
 }
 
 export interface PollResponse {
@@ -254,15 +256,45 @@ export class TransmitterClient {
     return response.status === 409 ? undefined : this.#ofThisIssuer(response.data);
   }
 
-  /** Points an adopted stream's delivery at this instance. */
-  async updateDelivery(streamId: string, signal: AbortSignal): Promise<StreamConfig> {
+  /**
+   * Brings an adopted stream in line with the configuration (SSF 1.0 §8.1.1.3, PATCH): its
+   * delivery (`delivery: true`), and the configured `events_requested` and `description` when the
+   * stream has others.
+   */
+  async updateStream(
+    found: StreamConfig,
+    changes: { delivery: boolean },
+    signal: AbortSignal,
+  ): Promise<StreamConfig> {
+    const body: Record<string, unknown> = {};
+    if (changes.delivery) body.delivery = this.#delivery();
+    const wanted = this.#config.events_requested;
+    const current = new Set(found.events_requested ?? []);
+    if (wanted.length > 0 && (wanted.length !== current.size || wanted.some((e) => !current.has(e)))) {
+      body.events_requested = wanted;
+    }
+    if (this.#config.description !== undefined && this.#config.description !== found.description) {
+      body.description = this.#config.description;
+    }
+    if (Object.keys(body).length === 0) return found;
     const response = await this.#api.request<StreamConfig>({
       method: 'PATCH',
       url: this.#endpoint('configuration_endpoint'),
-      body: { stream_id: streamId, delivery: this.#delivery() },
+      body: { stream_id: found.stream_id, ...body },
       signal,
     });
     return this.#ofThisIssuer(response.data);
+  }
+
+  /** Deletes a stream (SSF 1.0 §8.1.1.5); one the transmitter no longer knows (404) is gone too. */
+  async deleteStream(streamId: string, signal: AbortSignal): Promise<void> {
+    await this.#api.request({
+      method: 'DELETE',
+      url: this.#endpoint('configuration_endpoint'),
+      params: { stream_id: streamId },
+      signal,
+      acceptStatuses: [404],
+    });
   }
 
   /** Sets the event types an existing stream delivers. */

@@ -87,16 +87,19 @@ export const configSchema = z.strictObject({
   }),
   events_requested: z.array(z.string().min(1)).default([]).meta({
     description:
-      'Event type URIs to ask for when creating the stream. Empty: every event type the transmitter supports.',
+      'Event type URIs to ask for when creating the stream; an adopted stream asking for others is updated to these. Empty: every event type the transmitter supports.',
   }),
-  description: z
-    .string()
-    .min(1)
-    .optional()
-    .meta({ description: 'Description of the stream, shown by the transmitter.' }),
+  description: z.string().min(1).optional().meta({
+    description:
+      'Description of the stream, shown by the transmitter; an adopted stream described otherwise is updated.',
+  }),
   bridge_issuer: z.string().min(1).meta({
     description:
       'The issuer of this bridge’s own transmitter. SETs issued by it, or relayed by this bridge before, are never emitted again (echo suppression).',
+  }),
+  delete_stream_on_stop: z.boolean().default(false).meta({
+    description:
+      'Delete the stream at the transmitter when the instance stops, after acknowledging what it polled; the transmitter drops the SETs it still holds for it, and the next start creates a new stream. For short-lived receivers (a test run); not with several bridge instances sharing the stream.',
   }),
   verify_on_start: z
     .boolean()

@@ -136,6 +136,8 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   let verificationState: string | undefined;
   let pendingAck: string[] = [];
   let pendingErrs: Record<string, { err: string; description: string }> = {};
+  /** The stream delete_stream_on_stop deleted, so a second stop does not ask again. */
+  let deletedStream: string | undefined;
   /** When a SET naming an unknown kid last made this instance fetch the JWKS again. */
   let unknownKidFetchAt = -Infinity;
 
@@ -189,11 +191,13 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   async function adopt(found: StreamConfig, signal: AbortSignal): Promise<StreamConfig> {
     const wanted = config.delivery.method === 'push' ? PUSH_METHOD : POLL_METHOD;
     ctx.logger.info({ streamId: found.stream_id }, 'adopting an existing stream');
-    // A push stream always gets this instance's URL and authorization header (neither can be read back).
-    if (found.delivery?.method !== wanted || wanted === PUSH_METHOD) {
-      return client.updateDelivery(found.stream_id, signal);
-    }
-    return found;
+    // A push stream always gets this instance's URL and authorization header (neither can be read
+    // back); events_requested and description changed in the configuration are applied too.
+    return client.updateStream(
+      found,
+      { delivery: found.delivery?.method !== wanted || wanted === PUSH_METHOD },
+      signal,
+    );
   }
 
   async function setup(signal: AbortSignal): Promise<void> {
@@ -559,6 +563,20 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     }
   }
 
+  /** delete_stream_on_stop: deletes the stream in use and forgets it, so the next start creates one. */
+  async function deleteStream(deadlineMs: number): Promise<void> {
+    const current = stream;
+    if (!current || deletedStream === current.id) return;
+    deletedStream = current.id;
+    try {
+      await client.deleteStream(current.id, AbortSignal.timeout(Math.max(100, deadlineMs)));
+      await ctx.checkpoints.set({}, STREAM_CHECKPOINT);
+      ctx.logger.info({ streamId: current.id }, 'deleted the stream');
+    } catch (err) {
+      ctx.logger.warn({ err, streamId: current.id }, 'could not delete the stream; the next start adopts it');
+    }
+  }
+
   const connector: InboundConnector = {
     async start() {
       stopping = new AbortController();
@@ -596,7 +614,10 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       const waited = new AbortController();
       await Promise.race([loop ?? Promise.resolve(), sleep(deadlineMs / 2, waited.signal)]);
       waited.abort();
-      await flushAcks(deadlineMs / 2 - (Date.now() - started));
+      const left = () => deadlineMs - (Date.now() - started);
+      // The acknowledgements go first: a stream is deleted with nothing retrieved left unanswered.
+      await flushAcks(config.delete_stream_on_stop ? left() / 2 : left() - deadlineMs / 2);
+      if (config.delete_stream_on_stop) await deleteStream(left());
     },
   };
   if (config.delivery.method === 'push') {

@@ -410,7 +410,8 @@ class SuiteTransmitter {
   /** Queues a SET; a push stream that is enabled gets it pushed, in order. */
   enqueue(streamId: string, set: QueuedSet): QueuedSet {
     const stream = this.streams.get(streamId);
-    if (!stream) throw new Error(`no stream ${streamId}`);
+    // Deleting a stream purges its queue: what is generated for it afterwards goes nowhere.
+    if (!stream) return set;
     stream.queue.push(set);
     this.sent.push(set.jti);
     this.#deliver(streamId);
@@ -892,6 +893,135 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
         if (mode === 'push') expect(tx.pushes[0]?.status).toBe(202);
         else expect(tx.setErrs.size).toBe(0);
       },
+    );
+  });
+
+  it(`openid-ssf-receiver-stream-create-delete: creates the stream and, with delete_stream_on_stop, deletes it with ?stream_id when the instance stops (${mode})`, async () => {
+    const tx = await new SuiteTransmitter(`create-delete-${mode}`).start();
+    const store = new Map<string, unknown>();
+    try {
+      const rx = await startReceiver(tx, mode, { delete_stream_on_stop: true }, harness(`cd-${mode}`, store));
+      await verified(tx);
+      const created = tx.streamId as string;
+      await rx.stop();
+      const del = tx.calls.find((c) => c.method === 'DELETE') as Call;
+      expect({ query: del.query, status: del.status }).toEqual({
+        query: { stream_id: created },
+        status: 204,
+      });
+      expect(tx.streams.size).toBe(0);
+      // Nothing is asked of the stream after its deletion; the next start creates a new one.
+      expect(tx.callNames.at(-1)).toBe('DELETE /streams');
+      const again = await startReceiver(tx, mode, {}, harness(`cd-${mode}`, store));
+      await eventually(() => tx.streamId, 'a new stream');
+      await again.stop();
+      expect(
+        tx.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/streams')).map((c) => c.status),
+      ).toEqual([201, 201]);
+      expect(tx.streamId).not.toBe(created);
+    } finally {
+      await tx.close();
+    }
+  });
+
+  it(`openid-ssf-receiver-happypath: creates the stream, reads it with ?stream_id and updates it (PATCH) when restarted with a changed configuration, deletes it on stop (${mode})`, async () => {
+    const tx = await new SuiteTransmitter(`happypath-${mode}`).start();
+    const store = new Map<string, unknown>();
+    try {
+      const first = await startReceiver(tx, mode, { description: 'first' }, harness(`hp-${mode}`, store));
+      await verified(tx);
+      await first.stop();
+      const streamId = tx.streamId as string;
+      const second = await startReceiver(
+        tx,
+        mode,
+        { description: 'second', events_requested: [SESSION_REVOKED], delete_stream_on_stop: true },
+        harness(`hp-${mode}`, store),
+      );
+      await eventually(
+        () => tx.callNames.filter((c) => c === 'POST /verify').length === 2,
+        'the second verification',
+      );
+      await second.stop();
+      const onStreams = tx.calls.filter((c) => c.path.endsWith('/streams'));
+      expect(onStreams.map((c) => `${c.method} ${c.status}`)).toEqual([
+        'POST 201',
+        'GET 200',
+        'PATCH 200',
+        'DELETE 204',
+      ]);
+      const [, read, update, del] = onStreams as [Call, Call, Call, Call];
+      expect(read.query).toEqual({ stream_id: streamId });
+      expect(update.body).toMatchObject({
+        stream_id: streamId,
+        description: 'second',
+        events_requested: [SESSION_REVOKED],
+      });
+      // Only receiver-supplied properties are sent: the emulated transmitter refuses others (400).
+      expect(Object.keys(update.body as object).sort()).toEqual(
+        mode === 'push'
+          ? ['delivery', 'description', 'events_requested', 'stream_id']
+          : ['description', 'events_requested', 'stream_id'],
+      );
+      expect(del.query).toEqual({ stream_id: streamId });
+    } finally {
+      await tx.close();
+    }
+  });
+
+  it(`openid-ssf-receiver-stream-status-update: reads the stream status with ?stream_id and reports a paused stream (${mode})`, async () => {
+    const tx = await new SuiteTransmitter(`status-${mode}`).start();
+    const store = new Map<string, unknown>();
+    try {
+      const first = await startReceiver(tx, mode, {}, harness(`st-${mode}`, store));
+      await verified(tx);
+      await first.stop();
+      tx.setStatus(tx.streamId as string, 'paused', 'held by the operator');
+      const h = harness(`st-${mode}`, store);
+      const second = await startReceiver(tx, mode, {}, h);
+      await eventually(() => h.statuses.length > 0, 'the status');
+      await second.stop();
+      const reads = tx.calls.filter((c) => c.path.endsWith('/status'));
+      expect(reads.map((c) => [c.method, c.query, c.status])).toEqual([
+        ['GET', { stream_id: tx.streamId }, 200],
+        ['GET', { stream_id: tx.streamId }, 200],
+      ]);
+      expect(h.statuses[0]).toEqual({
+        state: 'recoverable_error',
+        reason: 'the transmitter paused the stream: held by the operator',
+      });
+    } finally {
+      await tx.close();
+    }
+  });
+
+  it(`openid-ssf-receiver-access-token-expiry: a token refused as expired (401 invalid_token) is replaced by a new one once, and the stream is deleted with it (${mode})`, async () => {
+    let event: QueuedSet | undefined;
+    await module(
+      'token-expiry',
+      mode,
+      (tx) => {
+        tx.dynamic = true;
+        // expires_in says an hour; the transmitter stops accepting each token after 700 ms.
+        tx.revokeAfterMs = 700;
+      },
+      async (tx, rx) => {
+        await verified(tx);
+        await pause(900);
+        event = tx.enqueue(tx.streamId as string, await tx.event(SESSION_REVOKED));
+        await eventually(() => tx.isAcked((event as QueuedSet).jti), 'the event after the expiry');
+        await rx.stop();
+        const del = tx.calls.filter((c) => c.method === 'DELETE');
+        expect(del.at(-1)?.status).toBe(204);
+        expect(tx.expiredRejections.length).toBeGreaterThanOrEqual(1);
+        // Never presented again once refused: every refusal is of another token, each followed by a new one.
+        expect(new Set(tx.expiredRejections).size).toBe(tx.expiredRejections.length);
+        expect(tx.tokenRequests.length).toBeGreaterThan(tx.expiredRejections.length);
+        expect(tx.tokenRequests.every((r) => r.status === 200 && r.scope === 'ssf.read ssf.manage')).toBe(
+          true,
+        );
+      },
+      { delete_stream_on_stop: true },
     );
   });
 
