@@ -12,6 +12,21 @@ describe('scrubUrl', () => {
     );
   });
 
+  it.each([
+    'X-Goog-Signature',
+    'X-Goog-Credential',
+    'subscription-key',
+    'private_token',
+    'client_assertion',
+    'hapikey',
+    'auth_token',
+  ])('redacts the query parameter %s, as signed URLs and vendor APIs carry credentials in it', (name) => {
+    const out = scrubUrl(`https://api.example.com/v1/items?page=2&${name}=cred-value-77`);
+    expect(out).not.toContain('cred-value-77');
+    expect(out).toContain(`${name}=[redacted]`);
+    expect(out).toContain('page=2');
+  });
+
   it('scrubs known secret values anywhere in the URL', () => {
     const secret = new Secret('path-secret-9f8e7d');
     expect(scrubUrl(`https://hooks.example.com/${secret.reveal()}/in`)).toBe(

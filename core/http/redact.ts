@@ -29,6 +29,20 @@ const SENSITIVE_HEADER_PATTERN =
 const SENSITIVE_QUERY_PATTERN =
   /^(access_token|id_token|refresh_token|token|api[-_]?key|key|secret|client_secret|password|passwd|pwd|sig|signature|code|auth|authorization|session|sessionid|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
 
+// Other spellings in query strings: Google signed URLs (X-Goog-Signature, X-Goog-Credential),
+// Azure API Management (subscription-key), GitLab (private_token), client assertions, HubSpot.
+const SENSITIVE_QUERY_SEGMENTS =
+  /(^|[-_])(token|secret|password|key|apikey|signature|credential|assertion|session)($|[-_])/i;
+const SENSITIVE_QUERY_NAMES = new Set(['hapikey', 'jwt', 'assertion']);
+
+function isSensitiveQueryName(name: string): boolean {
+  return (
+    SENSITIVE_QUERY_PATTERN.test(name) ||
+    SENSITIVE_QUERY_SEGMENTS.test(name) ||
+    SENSITIVE_QUERY_NAMES.has(name.toLowerCase())
+  );
+}
+
 export function isSensitiveHeaderName(name: string, extra?: ReadonlySet<string>): boolean {
   const lower = name.toLowerCase();
   return SENSITIVE_HEADERS.has(lower) || (extra?.has(lower) ?? false) || SENSITIVE_HEADER_PATTERN.test(lower);
@@ -62,10 +76,10 @@ export function scrubUrl(url: string | URL): string {
     parsed.password = '';
   }
   const entries = [...parsed.searchParams];
-  if (entries.some(([name]) => SENSITIVE_QUERY_PATTERN.test(name))) {
+  if (entries.some(([name]) => isSensitiveQueryName(name))) {
     const kept = entries.map(([name, value]): [string, string] => [
       name,
-      SENSITIVE_QUERY_PATTERN.test(name) ? REDACTED : value,
+      isSensitiveQueryName(name) ? REDACTED : value,
     ]);
     parsed.search = new URLSearchParams(kept).toString();
   }
