@@ -189,7 +189,7 @@ export class TransmitterClient {
     return this.metadata;
   }
 
-  #endpoint(name: 'configuration_endpoint' | 'status_endpoint' | 'verification_endpoint'): string {
+  #endpoint(name: (typeof MANAGEMENT_ENDPOINTS)[number]): string {
     const value = this.metadata?.[name];
     if (!value) {
       throw new PermanentError(`the transmitter metadata has no ${name}`, {
@@ -319,6 +319,23 @@ export class TransmitterClient {
       signal,
     });
     return response.data;
+  }
+
+  /**
+   * Sets the stream's status (SSF 1.0 §8.1.2.2). A transmitter that has not decided yet (202)
+   * leaves it as it was: undefined then, and the status events tell what it does.
+   */
+  async updateStatus(
+    streamId: string,
+    status: 'enabled' | 'paused' | 'disabled',
+    signal: AbortSignal,
+  ): Promise<{ status: string; reason?: string } | undefined> {
+    const response = await this.#api.post<{ status: string; reason?: string }>(
+      this.#endpoint('status_endpoint'),
+      { stream_id: streamId, status },
+      { signal },
+    );
+    return response.status === 202 ? undefined : response.data;
   }
 
   /** Asks for a verification event carrying `state` (SSF 1.0 §8.1.4.2). */

@@ -101,6 +101,10 @@ export const configSchema = z.strictObject({
     description:
       'Delete the stream at the transmitter when the instance stops, after acknowledging what it polled; the transmitter drops the SETs it still holds for it, and the next start creates a new stream. For short-lived receivers (a test run); not with several bridge instances sharing the stream.',
   }),
+  stream_status: z.enum(['enabled', 'paused', 'disabled']).optional().meta({
+    description:
+      'Status the stream is set to at start (SSF 1.0 §8.1.2.2): paused has the transmitter hold its SETs, disabled has it drop them, enabled resumes delivery. Unset: the status is left to the transmitter.',
+  }),
   verify_on_start: z
     .boolean()
     .default(true)

@@ -231,7 +231,11 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       clock: ctx.clock,
     });
     await ctx.checkpoints.set({ stream_id: found.stream_id }, STREAM_CHECKPOINT);
-    const status = await client.readStatus(found.stream_id, signal);
+    let status = await client.readStatus(found.stream_id, signal);
+    if (config.stream_status !== undefined && status?.status !== config.stream_status) {
+      status = await client.updateStatus(found.stream_id, config.stream_status, signal);
+      ctx.logger.info({ streamId: found.stream_id, status: status?.status }, 'set the stream status');
+    }
     const state = status?.status;
     reportStreamState(state === 'paused' || state === 'disabled' ? state : 'enabled', status?.reason);
     if (config.verify_on_start) await prepareVerification();

@@ -969,27 +969,42 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
     }
   });
 
-  it(`openid-ssf-receiver-stream-status-update: reads the stream status with ?stream_id and reports a paused stream (${mode})`, async () => {
+  it(`openid-ssf-receiver-stream-status-update: stream_status pauses the stream (POST status) and enables it again at the next start, then the stream is deleted (${mode})`, async () => {
     const tx = await new SuiteTransmitter(`status-${mode}`).start();
     const store = new Map<string, unknown>();
     try {
-      const first = await startReceiver(tx, mode, {}, harness(`st-${mode}`, store));
-      await verified(tx);
-      await first.stop();
-      tx.setStatus(tx.streamId as string, 'paused', 'held by the operator');
-      const h = harness(`st-${mode}`, store);
-      const second = await startReceiver(tx, mode, {}, h);
-      await eventually(() => h.statuses.length > 0, 'the status');
-      await second.stop();
-      const reads = tx.calls.filter((c) => c.path.endsWith('/status'));
-      expect(reads.map((c) => [c.method, c.query, c.status])).toEqual([
-        ['GET', { stream_id: tx.streamId }, 200],
-        ['GET', { stream_id: tx.streamId }, 200],
-      ]);
-      expect(h.statuses[0]).toEqual({
+      const h1 = harness(`st-${mode}`, store);
+      const first = await startReceiver(tx, mode, { stream_status: 'paused' }, h1);
+      await eventually(() => tx.stream?.status === 'paused', 'the pause');
+      await eventually(() => h1.statuses.length > 0, 'the status');
+      expect(h1.statuses[0]).toEqual({
         state: 'recoverable_error',
-        reason: 'the transmitter paused the stream: held by the operator',
+        reason: 'the transmitter paused the stream',
       });
+      await first.stop();
+      const h2 = harness(`st-${mode}`, store);
+      const second = await startReceiver(
+        tx,
+        mode,
+        { stream_status: 'enabled', delete_stream_on_stop: true },
+        h2,
+      );
+      await eventually(() => tx.stream?.status === 'enabled', 'the resumption');
+      await verified(tx);
+      const streamId = tx.streamId;
+      await second.stop();
+      expect(h2.statuses[0]?.state).toBe('ok');
+      const calls = tx.calls.filter((c) => /\/(status|streams)$/.test(c.path));
+      expect(calls.map((c) => [c.method, c.path.replace(/.*\//, ''), c.query, c.body, c.status])).toEqual([
+        ['POST', 'streams', {}, expect.anything(), 201],
+        ['GET', 'status', { stream_id: streamId }, undefined, 200],
+        ['POST', 'status', {}, { stream_id: streamId, status: 'paused' }, 200],
+        ['GET', 'streams', { stream_id: streamId }, undefined, 200],
+        ...(mode === 'push' ? [['PATCH', 'streams', {}, expect.anything(), 200]] : []),
+        ['GET', 'status', { stream_id: streamId }, undefined, 200],
+        ['POST', 'status', {}, { stream_id: streamId, status: 'enabled' }, 200],
+        ['DELETE', 'streams', { stream_id: streamId }, undefined, 204],
+      ]);
     } finally {
       await tx.close();
     }
