@@ -78,6 +78,12 @@ describe('logger redaction beyond known secret values', () => {
     expect(text()).toContain('upstream refused');
   });
 
+  it("redacts credential fields in a child logger's bindings", () => {
+    const { logger, text } = capturingLogger();
+    logger.child({ token: 'child-token-81', headers: { Authorization: 'opaque-child-82' } }).info('child');
+    expect(text()).not.toMatch(/child-token-81|opaque-child-82/);
+  });
+
   it('redacts the private members of a JWK, keeping its public ones', () => {
     const { logger, records } = capturingLogger();
     logger.warn({ key: { kty: 'EC', crv: 'P-256', x: 'pub-x', y: 'pub-y', d: 'private-d' } }, 'key');

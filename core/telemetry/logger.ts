@@ -13,6 +13,42 @@ export interface LoggerOptions {
 }
 
 /**
+ * Credential fields in a child logger's bindings, which pino writes without the log formatter:
+ * the top level and one below, as `redactFields` does for what is logged at any depth.
+ */
+const BINDING_PATHS = [
+  'authorization',
+  'Authorization',
+  'password',
+  'token',
+  'secret',
+  'client_secret',
+  'access_token',
+  'refresh_token',
+  'cookie',
+  'dpop',
+  '*.authorization',
+  '*.Authorization',
+  '*.password',
+  '*.token',
+  '*.secret',
+  '*.client_secret',
+  '*.access_token',
+  '*.refresh_token',
+  '*.cookie',
+  '*.Cookie',
+  '*.dpop',
+  '*.DPoP',
+  '*["x-api-key"]',
+  '*["X-Api-Key"]',
+];
+
+/** A credential's value shows as `[redacted]`; flags and counts under such names stay. */
+function censorCredential(value: unknown): unknown {
+  return typeof value === 'string' || (typeof value === 'object' && value !== null) ? '[redacted]' : value;
+}
+
+/**
  * The root logger: JSON lines (pino). Two layers keep secrets out: credential fields are
  * redacted at any depth and in any case (see redact.ts), and every line is scrubbed of every known
  * secret value (each `Secret` registers its value), URL passwords and the credentials after an
@@ -24,6 +60,7 @@ export function createLogger(options: LoggerOptions = {}): RootLogger {
       level: options.level ?? 'info',
       base: options.base ?? { service: 'ssf-bridge' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: BINDING_PATHS, censor: censorCredential },
       formatters: {
         level: (label) => ({ level: label }),
         bindings: (bindings) => redactFields(bindings) as Record<string, unknown>,
