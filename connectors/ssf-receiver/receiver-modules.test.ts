@@ -262,6 +262,14 @@ async function rsaKey(kid: string): Promise<Key> {
   return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
 }
 
+let keyPair: Promise<[Key, Key]> | undefined;
+
+/** The transmitter's signing key and one it never published; generated once (RSA is slow). */
+function suiteKeys(): Promise<[Key, Key]> {
+  keyPair ??= Promise.all([rsaKey('suite-signing-key'), rsaKey('not-in-the-jwks')]);
+  return keyPair;
+}
+
 interface QueuedSet {
   jti: string;
   jwt: string;
@@ -334,8 +342,7 @@ class SuiteTransmitter {
   }
 
   async start(): Promise<this> {
-    this.key = await rsaKey('suite-signing-key');
-    this.foreign = await rsaKey('not-in-the-jwks');
+    [this.key, this.foreign] = await suiteKeys();
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res));
     this.origin = await listen(this.server);
     return this;
@@ -884,8 +891,25 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
       () => undefined,
       async (tx, rx) => {
         await verified(tx);
-        const create = tx.calls.find((c) => c.method === 'POST' && c.path.endsWith('/streams'));
-        expect(create?.status).toBe(201);
+        const create = tx.calls.find((c) => c.method === 'POST' && c.path.endsWith('/streams')) as Call;
+        expect(create.status).toBe(201);
+        // Receiver-supplied properties only (SSF 1.0 §8.1.1): the suite's transmitter refuses others.
+        expect(Object.keys(create.body as object)).toEqual(['delivery']);
+        expect((create.body as { delivery: unknown }).delivery).toEqual(
+          mode === 'push'
+            ? {
+                method: PUSH,
+                endpoint_url: `${ingest.url}/ingest/${rx.h.ctx.instanceId}`,
+                authorization_header: PUSH_AUTH,
+              }
+            : { method: POLL },
+        );
+        // The poll endpoint_url is used as given, its ?stream_id query included (RFC 8936 §2.1).
+        if (mode === 'poll') {
+          const polls = tx.calls.filter((c) => c.path.endsWith('/events'));
+          expect(polls.length).toBeGreaterThan(0);
+          expect(polls.every((c) => c.query.stream_id === tx.streamId && c.method === 'POST')).toBe(true);
+        }
         const verify = tx.calls.find((c) => c.path.endsWith('/verify')) as Call;
         expect(verify.body).toEqual({ stream_id: tx.streamId, state: expect.any(String) });
         expect(verify.status).toBe(204);
