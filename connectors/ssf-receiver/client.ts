@@ -96,10 +96,12 @@ export class TransmitterClient {
   readonly #config: SsfReceiverConfig;
   readonly #policy: SsrfPolicy;
   readonly #origins: Set<string>;
+  readonly #log: InboundContext['logger'];
   metadata: TransmitterMetadata | undefined;
 
   constructor(ctx: InboundContext, config: SsfReceiverConfig) {
     this.#config = config;
+    this.#log = ctx.logger;
     this.#policy = transmitterPolicy(config);
     this.#origins = new Set([config.issuer, ...config.endpoint_origins].map((url) => new URL(url).origin));
     const timeoutMs = config.request_timeout;
@@ -282,7 +284,17 @@ export class TransmitterClient {
       url: this.#endpoint('configuration_endpoint'),
       body: { stream_id: found.stream_id, ...body },
       signal,
+      // Updates are optional for a transmitter (CAEP Interop 1.0 requires none): one that has
+      // none keeps the stream as it is, unless its delivery must change.
+      ...(changes.delivery ? {} : { acceptStatuses: [405, 501] }),
     });
+    if (response.status === 405 || response.status === 501) {
+      this.#log.warn(
+        { streamId: found.stream_id, status: response.status },
+        'the transmitter does not update streams; the stream keeps its events_requested and description',
+      );
+      return found;
+    }
     return this.#ofThisIssuer(response.data);
   }
 

@@ -512,6 +512,8 @@ class SuiteTransmitter {
     return true;
   }
 
+  /** False: PATCH and PUT are answered 405, like the suite's CAEP interop transmitter. */
+  updatesStreams = true;
   /** Whether the receiver authenticates with OAuth (set by the test before the receiver starts). */
   dynamic = false;
 
@@ -656,6 +658,7 @@ class SuiteTransmitter {
         return json(204);
       }
       if (method === 'PATCH' || method === 'PUT') {
+        if (!this.updatesStreams) return json(405);
         if (!bodyId)
           return json(400, { err: 'bad_request', description: 'stream_id is required in the body' });
         const stream = this.streams.get(bodyId);
@@ -992,6 +995,30 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
       await tx.close();
     }
   });
+
+  if (mode === 'poll') {
+    it('a transmitter without stream updates (405, CAEP interop) keeps serving a polled stream whose configured description changed', async () => {
+      const tx = await new SuiteTransmitter('no-updates').start();
+      tx.updatesStreams = false;
+      const store = new Map<string, unknown>();
+      try {
+        const first = await startReceiver(tx, mode, { description: 'first' }, harness('nu', store));
+        await verified(tx);
+        await first.stop();
+        const h = harness('nu', store);
+        const second = await startReceiver(tx, mode, { description: 'second' }, h);
+        await eventually(
+          () => tx.callNames.filter((c) => c === 'POST /verify').length === 2,
+          'the verification',
+        );
+        await second.stop();
+        expect(tx.calls.filter((c) => c.method === 'PATCH').map((c) => c.status)).toEqual([405]);
+        expect(h.statuses.map((s) => s.state)).toEqual(['ok']);
+      } finally {
+        await tx.close();
+      }
+    });
+  }
 
   it(`openid-ssf-receiver-stream-status-update: stream_status pauses the stream (POST status) and enables it again at the next start, then the stream is deleted (${mode})`, async () => {
     const tx = await new SuiteTransmitter(`status-${mode}`).start();
