@@ -6,7 +6,9 @@ import { supportedEventTypes } from './context.ts';
 
 describe('transmitter config', () => {
   it('has defaults for everything and turns tokens into secrets', () => {
-    const config = transmitterConfigSchema.parse({ receivers: [{ client_id: 'rx', token: 'tok-123456' }] });
+    const config = transmitterConfigSchema.parse({
+      receivers: [{ client_id: 'rx', token: 'tok-1234567890abcdef' }],
+    });
     expect(config.streams).toMatchObject({
       per_receiver: 'one',
       default_subjects: 'ALL',
@@ -15,16 +17,31 @@ describe('transmitter config', () => {
     expect(config.poll).toMatchObject({ max_events: 1000, long_poll_max_wait: 20_000, redeliver_after: 0 });
     expect(config.receivers[0]?.scopes).toEqual(['ssf.read', 'ssf.manage']);
     expect(isSecret(config.receivers[0]?.token)).toBe(true);
-    expect(JSON.stringify(config)).not.toContain('tok-123456');
+    expect(JSON.stringify(config)).not.toContain('tok-1234567890abcdef');
     expect(config.ssrf).toMatchObject({ allowHttpHosts: [], allowCidrs: [] });
+  });
+
+  it('refuses a receiver token shorter than 16 characters, as admin tokens are', () => {
+    const short = transmitterConfigSchema.safeParse({
+      receivers: [{ client_id: 'rx', token: 'fifteen-chars-x' }],
+    });
+    expect(short.success).toBe(false);
+    expect(short.error?.issues).toEqual([
+      expect.objectContaining({ path: ['receivers', 0, 'token'], message: 'must be at least 16 characters' }),
+    ]);
+    expect(JSON.stringify(short.error?.issues)).not.toContain('fifteen-chars-x');
+    const enough = transmitterConfigSchema.safeParse({
+      receivers: [{ client_id: 'rx', token: 'sixteen-chars-xx' }],
+    });
+    expect(enough.success).toBe(true);
   });
 
   it('is strict and reports duplicates', () => {
     expect(transmitterConfigSchema.safeParse({ recievers: [] }).success).toBe(false);
     const dup = transmitterConfigSchema.safeParse({
       receivers: [
-        { client_id: 'rx', token: 'aaaa1' },
-        { client_id: 'rx', token: 'bbbb2' },
+        { client_id: 'rx', token: 'aaaa1-0001-0001-01' },
+        { client_id: 'rx', token: 'bbbb2-0001-0001-01' },
       ],
       provisioned_streams: [
         { stream_id: 's1', client_id: 'rx' },
@@ -51,7 +68,7 @@ describe('transmitter config', () => {
   it('resolves the event types of a provisioned stream to URIs, once each, and names an unknown one', () => {
     const streams = (events_requested: string[]) =>
       transmitterConfigSchema.safeParse({
-        receivers: [{ client_id: 'rx', token: 'tok-123456' }],
+        receivers: [{ client_id: 'rx', token: 'tok-1234567890abcdef' }],
         provisioned_streams: [{ stream_id: 's1', client_id: 'rx', events_requested }],
       });
     const uri = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';

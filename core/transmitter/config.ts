@@ -26,7 +26,10 @@ const audienceSchema = z.union([z.string().min(1), z.array(z.string().min(1)).mi
 const receiverSchema = z
   .strictObject({
     client_id: clientId.meta({ description: 'Identifies the receiver; every stream belongs to one client.' }),
-    token: secret('Static bearer token the receiver sends as "Authorization: Bearer <token>".')
+    token: secret(
+      'Static bearer token the receiver sends as "Authorization: Bearer <token>". Use at least 32 random characters.',
+    )
+      .refine((value) => value.reveal().length >= 16, 'must be at least 16 characters')
       .optional()
       .meta({ description: 'Omit for clients that authenticate with OAuth access tokens only.' }),
     scopes: z.array(scopeSchema).min(1).default([SCOPE_READ, SCOPE_MANAGE]).meta({

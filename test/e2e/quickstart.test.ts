@@ -104,6 +104,18 @@ describe('ssf-bridge run (quickstart, real child process)', () => {
     expect(other.stderr.join('')).toMatch(/startup failed: .*EADDRINUSE/);
   });
 
+  it('exits 2 on a quickstart token too short to guard the transmitter, naming SSF_BRIDGE_QUICKSTART_TOKEN', async () => {
+    const short = start(mkdtempSync(join(tmpdir(), 'ssf-short-')), ['run'], {
+      SSF_BRIDGE_QUICKSTART_TOKEN: 'too-short',
+    });
+    const exit = await short.exited;
+    expect(exit.code).toBe(2);
+    const err = short.stderr.join('');
+    expect(err).toMatch(/transmitter\.receivers\[0\]\.token: must be at least 16 characters/);
+    expect(err).toContain('SSF_BRIDGE_QUICKSTART_TOKEN');
+    expect(err).not.toContain('too-short');
+  });
+
   it('a second bridge on the same data directory (another port) refuses to start; the first keeps serving', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'ssf-two-'));
     const first = start(cwd);

@@ -36,7 +36,7 @@ import type { Resolver } from '../../core/http/ssrf.ts';
 
 export const READER = { client_id: 'reader', token: 'reader-token-0001', scopes: ['ssf.read'] as const };
 export const ALICE = { client_id: 'alice', token: 'alice-token-0001' };
-export const BOB = { client_id: 'bob', token: 'bob-token-0001' };
+export const BOB = { client_id: 'bob', token: 'bob-token-0001-0001' };
 
 export const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 export const SESSION_REVOKED = `${CAEP}session-revoked`;

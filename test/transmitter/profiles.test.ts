@@ -20,7 +20,11 @@ import {
   type Bridge,
 } from './harness.ts';
 
-const APPLE = { client_id: 'apple-business-manager', token: 'abm-token-0001', profile: 'legacy-sse-caep' };
+const APPLE = {
+  client_id: 'apple-business-manager',
+  token: 'abm-token-0001-0001',
+  profile: 'legacy-sse-caep',
+};
 const ACCOUNT_DISABLED = 'https://schemas.openid.net/secevent/risc/event-type/account-disabled';
 
 let bridge: Bridge;
@@ -98,7 +102,12 @@ describe('a receiver with the legacy-sse-caep profile (Apple Business Manager)',
   it('profile_options are checked against the profile when the configuration is read', () => {
     const parsed = transmitterConfigSchema.safeParse({
       receivers: [
-        { client_id: 'okta', token: 't', profile: 'okta-itp', profile_options: { include_device: 'yes' } },
+        {
+          client_id: 'okta',
+          token: 'okta-token-0001-0001',
+          profile: 'okta-itp',
+          profile_options: { include_device: 'yes' },
+        },
       ],
     });
     expect(parsed.success).toBe(false);
@@ -106,13 +115,18 @@ describe('a receiver with the legacy-sse-caep profile (Apple Business Manager)',
     expect(
       transmitterConfigSchema.safeParse({
         receivers: [
-          { client_id: 'okta', token: 't', profile: 'okta-itp', profile_options: { include_device: true } },
+          {
+            client_id: 'okta',
+            token: 'okta-token-0001-0001',
+            profile: 'okta-itp',
+            profile_options: { include_device: true },
+          },
         ],
       }).success,
     ).toBe(true);
     expect(
       transmitterConfigSchema.safeParse({
-        receivers: [{ client_id: 'x', token: 't', profile: 'no-such-profile' }],
+        receivers: [{ client_id: 'x', token: 'x-token-0001-0001-01', profile: 'no-such-profile' }],
       }).success,
     ).toBe(false);
   });

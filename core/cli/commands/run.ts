@@ -27,6 +27,9 @@ export function registerRun(program: Command, io: CliIo): void {
       if (!result.ok) {
         io.err(`${file ?? 'quickstart config'}: ${result.problems.length} problem(s)`);
         for (const p of result.problems) io.err(`  ${p.path}: ${p.message}`);
+        if (!file && process.env.SSF_BRIDGE_QUICKSTART_TOKEN) {
+          io.err('  (the quickstart takes its ingest and receiver token from SSF_BRIDGE_QUICKSTART_TOKEN)');
+        }
         throw new CliExit(EXIT.invalid, '');
       }
       const bridge = new Bridge(result.config);
