@@ -3,6 +3,7 @@ import {
   PermanentError,
   checkTargetUrl,
   guardedHttpClient,
+  receivableEventTypes,
   type HttpAuth,
   type HttpClient,
   type InboundContext,
@@ -249,7 +250,10 @@ export class TransmitterClient {
   /** Creates a stream; undefined when the transmitter allows one stream per client and has it (409). */
   async createStream(signal: AbortSignal): Promise<StreamConfig | undefined> {
     const body: Record<string, unknown> = { delivery: this.#delivery() };
-    if (this.#config.events_requested.length > 0) body.events_requested = this.#config.events_requested;
+    // RX-03: always a non-empty events_requested; without one, some transmitters deliver every type
+    // they support, SSF's payload-less control types included.
+    body.events_requested =
+      this.#config.events_requested.length > 0 ? this.#config.events_requested : receivableEventTypes();
     if (this.#config.description) body.description = this.#config.description;
     const response = await this.#api.post<StreamConfig>(this.#endpoint('configuration_endpoint'), body, {
       signal,

@@ -87,7 +87,7 @@ export const configSchema = z.strictObject({
   }),
   events_requested: z.array(z.string().min(1)).default([]).meta({
     description:
-      'Event type URIs to ask for when creating the stream; an adopted stream asking for others is updated to these. Empty: every event type the transmitter supports.',
+      'Event type URIs to ask for when creating the stream; an adopted stream asking for others is updated to these. Empty: every CAEP, RISC and registered event type the bridge knows (SSF verification and stream-updated events come unasked).',
   }),
   description: z.string().min(1).optional().meta({
     description:

@@ -180,9 +180,14 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     return adopt(existing, signal);
   }
 
-  /** With no events configured, asks for every event type the transmitter supports. */
+  /**
+   * With no events configured, and a new stream that delivers none of those asked for, asks for
+   * every event type the transmitter supports but SSF's own (sent unasked, SSF 1.0 §8.1.4–5).
+   */
   async function requestAllEvents(found: StreamConfig, signal: AbortSignal): Promise<StreamConfig> {
-    const supported = found.events_supported ?? [];
+    const supported = (found.events_supported ?? []).filter(
+      (uri) => uri !== SSF_VERIFICATION && uri !== SSF_STREAM_UPDATED,
+    );
     if (config.events_requested.length > 0 || supported.length === 0) return found;
     if ((found.events_delivered ?? []).length > 0) return found;
     return client.updateEvents(found.stream_id, supported, signal);

@@ -10,6 +10,8 @@
  */
 import type { SsrfPolicy } from '../http/ssrf.ts';
 import { SetVerificationError } from '../ssf/errors.ts';
+import { SSF_BASE } from '../ssf/events/common.ts';
+import { listEventTypes } from '../ssf/events/catalog.ts';
 import { remoteJwks, type JwksFetcher } from '../ssf/set/jwks.ts';
 import { verifySet } from '../ssf/set/verify.ts';
 import { validateSubject } from '../ssf/subjects.ts';
@@ -198,4 +200,16 @@ export function answersWithSetErrors<T extends object>(connector: T): T {
 /** Whether answersWithSetErrors() declared `connector`. */
 export function answersWithSetErrorsOf(connector: unknown): boolean {
   return typeof connector === 'object' && connector !== null && SET_ERROR_BODIES in connector;
+}
+
+/**
+ * The event types a receiver asks a transmitter for when its operator named none: every type the
+ * bridge knows (CAEP, RISC, registered ones) except SSF's own verification and stream-updated
+ * events, which a transmitter sends without being asked (SSF 1.0 §8.1.4, §8.1.5). Asking
+ * explicitly keeps a transmitter from delivering types the bridge could not forward.
+ */
+export function receivableEventTypes(): string[] {
+  return listEventTypes()
+    .map((d) => d.uri)
+    .filter((uri) => !uri.startsWith(SSF_BASE));
 }
