@@ -8,6 +8,7 @@ import {
   type HttpClient,
   type InboundContext,
   type SsrfPolicy,
+  type SubjectIdentifier,
 } from '../../core/plugin-api/index.ts';
 import type { SsfReceiverConfig } from './config.ts';
 
@@ -22,6 +23,8 @@ export interface TransmitterMetadata {
   configuration_endpoint?: string;
   status_endpoint?: string;
   verification_endpoint?: string;
+  add_subject_endpoint?: string;
+  remove_subject_endpoint?: string;
   delivery_methods_supported?: string[];
 }
 
@@ -74,7 +77,13 @@ function requireString(doc: Record<string, unknown>, name: string, where: string
   return value;
 }
 
-const MANAGEMENT_ENDPOINTS = ['configuration_endpoint', 'status_endpoint', 'verification_endpoint'] as const;
+const MANAGEMENT_ENDPOINTS = [
+  'configuration_endpoint',
+  'status_endpoint',
+  'verification_endpoint',
+  'add_subject_endpoint',
+  'remove_subject_endpoint',
+] as const;
 
 /** The SSRF policy for URLs the transmitter chose; the configured issuer's host is trusted. */
 function transmitterPolicy(config: SsfReceiverConfig): SsrfPolicy {
@@ -300,6 +309,27 @@ export class TransmitterClient {
       return found;
     }
     return this.#ofThisIssuer(response.data);
+  }
+
+  /** Adds a subject to a stream (SSF 1.0 §8.1.3.2): the receiver names it, so it is verified. */
+  async addSubject(streamId: string, subject: SubjectIdentifier, signal: AbortSignal): Promise<void> {
+    await this.#api.post(
+      this.#endpoint('add_subject_endpoint'),
+      { stream_id: streamId, subject, verified: true },
+      { signal },
+    );
+  }
+
+  /**
+   * Removes a subject from a stream (SSF 1.0 §8.1.3.3); a subject the transmitter does not know
+   * (404, which §8.1.3.3 allows) is not on the stream either.
+   */
+  async removeSubject(streamId: string, subject: SubjectIdentifier, signal: AbortSignal): Promise<void> {
+    await this.#api.post(
+      this.#endpoint('remove_subject_endpoint'),
+      { stream_id: streamId, subject },
+      { signal, acceptStatuses: [404] },
+    );
   }
 
   /** Deletes a stream (SSF 1.0 §8.1.1.5); one the transmitter no longer knows (404) is gone too. */

@@ -1,4 +1,10 @@
-import { duration, secret, ssrfPolicySchema, z } from '../../core/plugin-api/index.ts';
+import {
+  duration,
+  secret,
+  ssrfPolicySchema,
+  subjectIdentifierSchema,
+  z,
+} from '../../core/plugin-api/index.ts';
 import { dpopSetting } from '../_shared/outbound-config.ts';
 
 const bearerAuth = z.strictObject({
@@ -105,6 +111,19 @@ export const configSchema = z.strictObject({
     description:
       'Status the stream is set to at start (SSF 1.0 §8.1.2.2): paused has the transmitter hold its SETs, disabled has it drop them, enabled resumes delivery. Unset: the status is left to the transmitter.',
   }),
+  subjects: z
+    .strictObject({
+      add: z.array(subjectIdentifierSchema).default([]).meta({
+        description:
+          'Subjects added to the stream at every start (SSF 1.0 §8.1.3.2, as verified): what a transmitter whose default_subjects is NONE sends events about.',
+      }),
+      remove: z.array(subjectIdentifierSchema).default([]).meta({
+        description:
+          'Subjects removed from the stream at every start (SSF 1.0 §8.1.3.3): the transmitter stops sending events about them. Events about them that still arrive are accepted.',
+      }),
+    })
+    .prefault({})
+    .meta({ description: 'Subjects this receiver adds to or removes from its stream.' }),
   verify_on_start: z
     .boolean()
     .default(true)

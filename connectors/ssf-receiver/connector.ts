@@ -243,10 +243,21 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     }
     const state = status?.status;
     reportStreamState(state === 'paused' || state === 'disabled' ? state : 'enabled', status?.reason);
+    await applySubjects(found.stream_id, signal);
     if (config.verify_on_start) await prepareVerification();
     // The verification event is asked for once start() has returned (see start()), not here:
     // pushes are routed to an instance only after its start, and a transmitter may push the
     // verification SET before it answers the request.
+  }
+
+  /** Adds and removes the configured subjects (SSF 1.0 §8.1.3); both are idempotent. */
+  async function applySubjects(streamId: string, signal: AbortSignal): Promise<void> {
+    for (const subject of config.subjects.add) await client.addSubject(streamId, subject, signal);
+    for (const subject of config.subjects.remove) await client.removeSubject(streamId, subject, signal);
+    const { add, remove } = config.subjects;
+    if (add.length + remove.length > 0) {
+      ctx.logger.info({ streamId, added: add.length, removed: remove.length }, 'applied the stream subjects');
+    }
   }
 
   /**

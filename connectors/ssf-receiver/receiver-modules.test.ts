@@ -322,6 +322,8 @@ class SuiteTransmitter {
   readonly sent: string[] = [];
   /** Overrides the stream `iss` of create responses (stream-issuer-mismatch). */
   createIss: string | undefined;
+  /** False: the metadata names no add/remove-subject endpoints (the suite's CAEP interop profile). */
+  subjectEndpoints = true;
   /** What answers a verification request: by default a SET with the state asked for. */
   onVerify: (streamId: string, state: string | undefined) => Promise<void> = async (streamId, state) =>
     void this.enqueue(streamId, await this.verificationSet(streamId, state));
@@ -539,8 +541,12 @@ class SuiteTransmitter {
         configuration_endpoint: `${this.issuer}/streams`,
         status_endpoint: `${this.issuer}/status`,
         verification_endpoint: `${this.issuer}/verify`,
-        add_subject_endpoint: `${this.issuer}/add_subject`,
-        remove_subject_endpoint: `${this.issuer}/remove_subject`,
+        ...(this.subjectEndpoints
+          ? {
+              add_subject_endpoint: `${this.issuer}/add_subject`,
+              remove_subject_endpoint: `${this.issuer}/remove_subject`,
+            }
+          : {}),
         authorization_schemes: [{ spec_urn: 'urn:ietf:rfc:6749' }],
       });
       return;
@@ -1266,7 +1272,8 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
     );
   });
 
-  it(`openid-ssf-receiver-removed-subject-event: an event about a subject removed from the stream is accepted (${mode})`, async () => {
+  it(`openid-ssf-receiver-removed-subject-event: the receiver removes its configured subject (remove_subject) and accepts an event about it that still comes (${mode})`, async () => {
+    const removed = { format: 'email', email: 'removed.user@example.com' };
     await module(
       'removed-subject',
       mode,
@@ -1274,13 +1281,60 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
       async (tx, rx) => {
         await verified(tx);
         const streamId = tx.streamId as string;
-        const removed = { format: 'email', email: 'removed.user@example.com' };
-        tx.streams.get(streamId)?.removedSubjects.push(removed);
+        await eventually(
+          () => (tx.streams.get(streamId)?.removedSubjects.length ?? 0) > 0,
+          'the remove-subject request',
+        );
+        const call = tx.calls.find((c) => c.path.endsWith('/remove_subject')) as Call;
+        // SSF 1.0 §8.1.3.3: {stream_id, subject}, answered 204.
+        expect(call.body).toEqual({ stream_id: streamId, subject: removed });
+        expect(call.status).toBe(204);
         const set = tx.enqueue(streamId, await tx.event(SESSION_REVOKED, undefined, removed));
         await eventually(() => tx.isAcked(set.jti), 'the event acknowledged');
         expect(tx.setErrs.size).toBe(0);
         expect(rx.h.emitted.map((e) => e.subject)).toEqual([removed]);
       },
+      { subjects: { remove: [removed] } },
+    );
+  });
+
+  it(`SSF 1.0 §8.1.3.2: subjects.add are added to the stream in canonical form, as verified, at every start (${mode})`, async () => {
+    await module(
+      'add-subject',
+      mode,
+      () => undefined,
+      async (tx) => {
+        await verified(tx);
+        const adds = tx.calls.filter((c) => c.path.endsWith('/add_subject'));
+        expect(adds.map((c) => [c.body, c.status])).toEqual([
+          [
+            {
+              stream_id: tx.streamId,
+              subject: { format: 'email', email: 'Alice@example.com' },
+              verified: true,
+            },
+            200,
+          ],
+        ]);
+      },
+      { subjects: { add: [{ format: 'email', email: 'Alice@EXAMPLE.com' }] } },
+    );
+  });
+
+  it(`subjects configured for a transmitter without subject endpoints stop the instance with a permanent error naming the endpoint (${mode})`, async () => {
+    await module(
+      'no-subject-endpoints',
+      mode,
+      (tx) => (tx.subjectEndpoints = false),
+      async (tx, rx) => {
+        const failed = await eventually(
+          () => rx.h.statuses.find((s) => s.state === 'permanent_error'),
+          'the refusal',
+        );
+        expect(failed.reason).toContain('add_subject_endpoint');
+        expect(tx.callNames.filter((c) => c.includes('subject'))).toEqual([]);
+      },
+      { subjects: { add: [{ format: 'email', email: 'alice@example.com' }] } },
     );
   });
 
@@ -1374,5 +1428,21 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
         expect(tx.setErrs.size).toBe(0);
       },
     );
+  });
+});
+
+describe('subjects in the configuration', () => {
+  it('a subject identifier that is not valid (RFC 9493) is refused when the config loads, with its path', () => {
+    const parsed = ssfReceiver.configSchema.safeParse({
+      issuer: 'https://transmitter.example.com/test/a/x',
+      bridge_issuer: BRIDGE_ISSUER,
+      auth: { type: 'bearer', token: STATIC_TOKEN },
+      delivery: { method: 'poll' },
+      subjects: { remove: [{ format: 'email', email: 'not an address' }] },
+    });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues).toEqual([
+      expect.objectContaining({ path: ['subjects', 'remove', 0], message: expect.stringContaining('email') }),
+    ]);
   });
 });

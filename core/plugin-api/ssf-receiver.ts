@@ -14,6 +14,7 @@ import { SSF_BASE } from '../ssf/events/common.ts';
 import { listEventTypes } from '../ssf/events/catalog.ts';
 import { remoteJwks, type JwksFetcher } from '../ssf/set/jwks.ts';
 import { verifySet } from '../ssf/set/verify.ts';
+import { z } from 'zod';
 import { validateSubject } from '../ssf/subjects.ts';
 import type { Clock, HttpClient, HttpClientFactory, HttpClientOptions, SubjectIdentifier } from './types.ts';
 
@@ -213,3 +214,17 @@ export function receivableEventTypes(): string[] {
     .map((d) => d.uri)
     .filter((uri) => !uri.startsWith(SSF_BASE));
 }
+
+/**
+ * A subject identifier written in a config (RFC 9493, SSF 1.0 §3): checked when the config loads
+ * and kept in canonical form; a bad one is refused with every problem found.
+ */
+export const subjectIdentifierSchema = z
+  .record(z.string(), z.unknown())
+  .transform((value, ctx): SubjectIdentifier => {
+    const result = validateSubject(value, { path: 'subject' });
+    if (result.ok) return result.subject;
+    for (const p of result.problems) ctx.addIssue({ code: 'custom', message: `${p.path}: ${p.message}` });
+    return z.NEVER;
+  })
+  .meta({ description: 'A subject identifier, e.g. {format: email, email: a@example.com}.' });
