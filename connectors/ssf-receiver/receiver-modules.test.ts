@@ -10,20 +10,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  assertCheckpointExpected,
-  staticDeviceDirectory,
-  testHttpClientFactory,
-} from '../../core/plugin-api/testing/index.ts';
-import {
-  RetryableError,
-  type EventDraft,
-  type InboundConnector,
-  type InboundContext,
-  type InboundRequest,
-  type InstanceState,
-} from '../../core/plugin-api/index.ts';
+import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
+import { RetryableError, type InboundConnector, type InboundRequest } from '../../core/plugin-api/index.ts';
 import { ssfReceiver } from './index.ts';
+import { count, eventually, receiverHarness, type Harness } from './test-support.ts';
 
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
@@ -139,97 +129,11 @@ const EVENTS_SUPPORTED = [
 // The connector context: the bridge's own HTTP client (OAuth token cache, one forced refresh on
 // 401), checkpoints in a map, events and statuses recorded.
 
-interface Harness {
-  ctx: InboundContext;
-  emitted: EventDraft[];
-  statuses: Array<{ state: InstanceState; reason?: string }>;
-  counters: Map<string, number>;
-  abort: AbortController;
-}
-
 function harness(instanceId: string, checkpoints = new Map<string, unknown>()): Harness {
-  const abort = new AbortController();
-  const emitted: EventDraft[] = [];
-  const statuses: Harness['statuses'] = [];
-  const counters = new Map<string, number>();
-  const logger = {
-    trace: () => undefined,
-    debug: () => undefined,
-    info: () => undefined,
-    warn: () => undefined,
-    error: () => undefined,
-    child: () => logger,
-  };
-  const key = (name: string, labels?: Record<string, string>) =>
-    `${name}${labels ? JSON.stringify(Object.entries(labels).sort()) : ''}`;
-  const ctx: InboundContext = {
-    instanceId,
-    devices: staticDeviceDirectory(),
-    connectorId: 'ssf-receiver',
-    logger,
-    http: testHttpClientFactory({ logger, signal: abort.signal, onAuthFailure: () => undefined }),
-    checkpoints: {
-      get: async (name = 'default') => checkpoints.get(name),
-      set: async (value, name = 'default') => void checkpoints.set(name, value),
-    },
-    scheduler: {
-      schedule: (_name, options, task) => {
-        const controller = new AbortController();
-        let running = false;
-        const run = () => {
-          if (running || controller.signal.aborted) return;
-          running = true;
-          void task(controller.signal)
-            .catch(() => undefined)
-            .finally(() => (running = false));
-        };
-        if (options.runOnStart) setImmediate(run);
-        const timer = options.everyMs ? setInterval(run, options.everyMs) : undefined;
-        return {
-          stop: () => {
-            clearInterval(timer);
-            controller.abort();
-          },
-        };
-      },
-    },
-    clock: { now: () => new Date() },
-    metrics: {
-      counter: (name) => ({
-        inc: (labels, value = 1) =>
-          void counters.set(key(name, labels), (counters.get(key(name, labels)) ?? 0) + value),
-      }),
-      histogram: () => ({ observe: () => undefined }),
-      gauge: (name) => ({ set: (labels, value) => void counters.set(key(name, labels), value) }),
-    },
-    status: {
-      set: (state, reason) => void statuses.push({ state, ...(reason ? { reason } : {}) }),
-      success: () => undefined,
-    },
-    signal: abort.signal,
-    async emit(events, options) {
-      const write = options?.checkpoint;
-      assertCheckpointExpected(instanceId, write, (name) => checkpoints.get(name));
-      emitted.push(...events);
-      if (write) checkpoints.set(write.name ?? 'default', structuredClone(write.value));
-      return { accepted: events.map((e) => e.sourceRecordId), duplicates: 0 };
-    },
-  };
-  return { ctx, emitted, statuses, counters, abort };
-}
-
-function count(h: Harness, name: string, labels: Record<string, string>): number {
-  return h.counters.get(`${name}${JSON.stringify(Object.entries(labels).sort())}`) ?? 0;
-}
-
-async function eventually<T>(probe: () => T | undefined | false, what: string, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  return receiverHarness(instanceId, {
+    checkpoints,
+    http: (signal, logger) => testHttpClientFactory({ logger, signal, onAuthFailure: () => undefined }),
+  });
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,11 +13,7 @@ import { promisify } from 'node:util';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, BridgeProcess } from '../../test/helpers/bridge-process.ts';
-import {
-  assertCheckpointExpected,
-  staticDeviceDirectory,
-  testHttpClientFactory,
-} from '../../core/plugin-api/testing/index.ts';
+import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
 import {
   PermanentError,
   RetryableError,
@@ -28,9 +24,9 @@ import {
   type InboundConnector,
   type InboundContext,
   type InboundRequest,
-  type InstanceState,
 } from '../../core/plugin-api/index.ts';
 import { ssfReceiver } from './index.ts';
+import { count, eventually, receiverHarness, type Harness } from './test-support.ts';
 import { decodeUnverified, mapSet, relayedVia } from './mapping.ts';
 
 const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
@@ -40,14 +36,6 @@ const BRIDGE_ISSUER = 'http://receiving-bridge.test';
 // ---------------------------------------------------------------------------------------------
 // A connector context for driving the connector in-process: ctx.http is a fetch-based client
 // that classifies errors like the core's, ctx.emit records the events.
-
-interface Harness {
-  ctx: InboundContext;
-  emitted: EventDraft[];
-  statuses: Array<{ state: InstanceState; reason?: string }>;
-  counters: Map<string, number>;
-  abort: AbortController;
-}
 
 function fetchClient(options: HttpClientOptions, stop: AbortSignal): HttpClient {
   let oauthToken: string | undefined;
@@ -127,94 +115,11 @@ function harness(
   checkpoints = new Map<string, unknown>(),
   { leader = true }: { leader?: boolean } = {},
 ): Harness {
-  const abort = new AbortController();
-  const emitted: EventDraft[] = [];
-  const statuses: Harness['statuses'] = [];
-  const counters = new Map<string, number>();
-  const logger = {
-    trace: () => undefined,
-    debug: () => undefined,
-    info: () => undefined,
-    warn: () => undefined,
-    error: () => undefined,
-    child: () => logger,
-  };
-  const key = (name: string, labels?: Record<string, string>) =>
-    `${name}${labels ? JSON.stringify(Object.entries(labels).sort()) : ''}`;
-  const ctx: InboundContext = {
-    instanceId,
-    devices: staticDeviceDirectory(),
-    connectorId: 'ssf-receiver',
-    logger,
-    http: { create: (options = {}) => fetchClient(options, abort.signal) },
-    checkpoints: {
-      get: async (name = 'default') => checkpoints.get(name),
-      set: async (value, name = 'default') => void checkpoints.set(name, value),
-    },
-    // Like the core's scheduler: tasks run on the leader only, never overlapping themselves.
-    scheduler: {
-      schedule: (_name, options, task) => {
-        const controller = new AbortController();
-        let running = false;
-        const run = () => {
-          if (!leader || running || controller.signal.aborted) return;
-          running = true;
-          void task(controller.signal)
-            .catch(() => undefined)
-            .finally(() => (running = false));
-        };
-        if (options.runOnStart) setImmediate(run);
-        const timer = options.everyMs ? setInterval(run, options.everyMs) : undefined;
-        return {
-          stop: () => {
-            clearInterval(timer);
-            controller.abort();
-          },
-        };
-      },
-    },
-    clock: { now: () => new Date() },
-    metrics: {
-      counter: (name) => ({
-        inc: (labels, value = 1) =>
-          void counters.set(key(name, labels), (counters.get(key(name, labels)) ?? 0) + value),
-      }),
-      histogram: () => ({ observe: () => undefined }),
-      gauge: (name) => ({ set: (labels, value) => void counters.set(key(name, labels), value) }),
-    },
-    status: {
-      set: (state, reason) => void statuses.push({ state, ...(reason ? { reason } : {}) }),
-      success: () => undefined,
-    },
-    signal: abort.signal,
-    async emit(events, options) {
-      // Like the stores: a checkpoint goes with the events, compare-and-set when it says so.
-      const write = options?.checkpoint;
-      assertCheckpointExpected(instanceId, write, (name) => checkpoints.get(name));
-      emitted.push(...events);
-      if (write) checkpoints.set(write.name ?? 'default', structuredClone(write.value));
-      return { accepted: events.map((e) => e.sourceRecordId), duplicates: 0 };
-    },
-  };
-  return { ctx, emitted, statuses, counters, abort };
-}
-
-function count(h: Harness, name: string, labels: Record<string, string>): number {
-  return h.counters.get(`${name}${JSON.stringify(Object.entries(labels).sort())}`) ?? 0;
-}
-
-async function eventually<T>(
-  probe: () => T | undefined | false,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return receiverHarness(instanceId, {
+    checkpoints,
+    leader,
+    http: (signal) => ({ create: (options = {}) => fetchClient(options, signal) }),
+  });
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
