@@ -658,13 +658,13 @@ describe('delivery engine and attempts that never finish', () => {
     await third.idle();
     expect(fresh.calls).toEqual([]);
     const [row] = await h.store.deliveries.forEvent(eventId);
-    expect(row).toMatchObject({ state: 'dead', attempts: 3 });
+    expect(row).toMatchObject({ state: 'dead', attempts: 2 });
     const [letter] = await h.store.deadLetters.list();
     expect(letter).toMatchObject({
       jti: jtis[0],
       lastError: { class: 'retryable', code: 'SSF_ERR_DELIVERY_ATTEMPTS_UNFINISHED' },
     });
-    expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_attempts', attempts: 3 })]);
+    expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_attempts', attempts: 2 })]);
   });
 });
 

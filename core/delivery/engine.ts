@@ -375,14 +375,21 @@ class DestinationWorker {
       jti: delivery.jti,
       eventId: delivery.event.id,
       eventType: delivery.event.type,
-      attempts: delivery.attempts,
+      // This lease sends nothing: the attempts are those started before it.
+      attempts: delivery.attempts - 1,
     };
     this.ctx.logger?.warn(
       { ...notice, error, reason: 'max_attempts' },
       'delivery retries exhausted; dead-lettered',
     );
     this.ctx.observer.deadLettered?.({ ...notice, error, reason: 'max_attempts' });
-    this.#record({ kind: 'dead', id: delivery.id, leaseToken: delivery.leaseToken, error });
+    this.#record({
+      kind: 'dead',
+      id: delivery.id,
+      leaseToken: delivery.leaseToken,
+      error,
+      notAttempted: true,
+    });
   }
 
   async #releaseReady(): Promise<void> {

@@ -141,7 +141,15 @@ export interface DeliveryRecord {
 export type DeliveryOutcome =
   | { kind: 'delivered'; id: number; leaseToken: string }
   | { kind: 'retry'; id: number; leaseToken: string; dueAt: Date; error: LastError; setJwt?: string }
-  | { kind: 'dead'; id: number; leaseToken: string; error: LastError; setJwt?: string }
+  | {
+      kind: 'dead';
+      id: number;
+      leaseToken: string;
+      error: LastError;
+      setJwt?: string;
+      /** The lease that gave up sent nothing: it is not counted as an attempt. */
+      notAttempted?: boolean;
+    }
   /** Gives the lease back without counting the attempt (shutdown while in flight). */
   | { kind: 'release'; id: number; leaseToken: string };
 

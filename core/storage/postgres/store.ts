@@ -571,8 +571,10 @@ export class PostgresStore implements Store {
          RETURNING d.id, d.ordering_key),
        dead AS (
          UPDATE deliveries d SET state = 'dead', dead_at = $7, last_error = u.err::jsonb,
-           set_jwt = COALESCE(u.jwt, d.set_jwt), updated_at = $7, lease_owner = NULL, lease_token = NULL, head = false
-         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[]) AS u(id, token, err, jwt) WHERE ${fence}
+           set_jwt = COALESCE(u.jwt, d.set_jwt), attempts = GREATEST(d.attempts - u.unsent, 0), updated_at = $7,
+           lease_owner = NULL, lease_token = NULL, head = false
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $8::int[]) AS u(id, token, err, jwt, unsent)
+         WHERE ${fence}
          RETURNING d.id, d.ordering_key),
        done AS (SELECT * FROM delivered UNION ALL SELECT * FROM dead),
        h AS (
@@ -589,6 +591,7 @@ export class PostgresStore implements Store {
         dead.map((o) => JSON.stringify(o.error)),
         dead.map((o) => o.setJwt ?? null),
         now,
+        dead.map((o) => (o.notAttempted ? 1 : 0)),
       ],
     });
     return applied + Number((rows[0] as Row | undefined)?.n ?? 0);

@@ -710,10 +710,11 @@ export class SqliteStore implements Store {
             o.id,
             this.#run(
               `UPDATE deliveries SET state = 'dead', dead_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
-                 updated_at = ?, lease_owner = NULL, lease_token = NULL, head = 0 ${fence}`,
+                 attempts = MAX(attempts - ?, 0), updated_at = ?, lease_owner = NULL, lease_token = NULL, head = 0 ${fence}`,
               now,
               lastErrorJson(o.error),
               o.setJwt ?? null,
+              o.notAttempted ? 1 : 0,
               now,
               o.id,
               o.leaseToken,

@@ -297,6 +297,24 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect((await lease()).map((l) => l.event.id)).toEqual([second.event.id]);
       });
 
+      it('rule: a dead letter given up on without being sent (notAttempted) does not count that lease as an attempt', async () => {
+        await accept([newEvent({ orderingKey: 'a' }), newEvent({ orderingKey: 'b' })]);
+        const [sent, unsent] = await lease();
+        const error = { class: 'retryable' as const, code: 'GAVE_UP', message: 'gave up' };
+        await store.deliveries.complete(
+          [
+            { kind: 'dead', id: sent!.id, leaseToken: sent!.leaseToken, error },
+            { kind: 'dead', id: unsent!.id, leaseToken: unsent!.leaseToken, error, notAttempted: true },
+          ],
+          clock.now(),
+        );
+        const letters = await store.deadLetters.list();
+        expect(letters.map((l) => [l.id, l.attempts])).toEqual([
+          [sent!.id, 1],
+          [unsent!.id, 0],
+        ]);
+      });
+
       it('rule: rows queued behind one subject hold up only that subject, which keeps its order', async () => {
         // 120 rows for alice, accepted in batches between rows of 40 other subjects.
         const alice: string[] = [];
