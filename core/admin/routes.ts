@@ -274,23 +274,33 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
   }
 
   /**
-   * Records a write that an authenticated token asked for and was refused before it ran (the
-   * read role, a bad parameter, an unknown stream): who tried what is part of the audit trail.
+   * Records a write that an authenticated token asked for and that ended before it ran: refused
+   * (the read role, a bad parameter, an unknown stream) or failed (a 5xx, such as the store
+   * failing while the stream was looked up). Who tried what is part of the audit trail. An audit
+   * write that fails itself is logged; the request keeps its own answer.
    */
-  async function recordRefusal(req: FastifyRequest, status: number, message: string): Promise<void> {
+  async function recordUnrun(req: FastifyRequest, status: number, message: string): Promise<void> {
     const action = (req.routeOptions.config as { audit?: string }).audit;
     const who = principals.get(req);
     if (!action || !who || recorded.has(req)) return;
     recorded.add(req);
     const params = req.params as Record<string, string> | undefined;
-    await store.operator.recordAudit({
-      at: deps.clock.now(),
-      actor: who.name,
-      role: who.role,
-      action,
-      target: params?.id ?? req.url.split('?')[0] ?? req.url,
-      detail: { outcome: 'refused', status, error: message },
-    });
+    const outcome = status >= 500 ? 'failed' : 'refused';
+    try {
+      await store.operator.recordAudit({
+        at: deps.clock.now(),
+        actor: who.name,
+        role: who.role,
+        action,
+        target: params?.id ?? req.url.split('?')[0] ?? req.url,
+        detail: { outcome, status, error: message },
+      });
+    } catch (err) {
+      deps.logger.error(
+        { err, action, actor: who.name },
+        'could not record an admin action in the audit log',
+      );
+    }
   }
 
   async function setView(d: DeliveryRecord, event: StoredEvent | undefined) {
@@ -419,7 +429,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         principals.set(req, principal);
         if (req.method !== 'GET' && req.method !== 'HEAD' && !mayWrite(principal)) {
           const message = `token "${principal.name}" has the read role; this needs write`;
-          await recordRefusal(req, 403, message);
+          await recordUnrun(req, 403, message);
           return reply.code(403).send({ error: 'forbidden', message });
         }
       });
@@ -431,15 +441,16 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         if (req.method === 'GET' || req.method === 'HEAD') return;
         if ((req.rawBody?.length ?? 0) === 0 || req.body !== undefined) return;
         const message = `send the body as JSON (Content-Type: application/json), not ${req.headers['content-type'] ?? 'without a type'}`;
-        await recordRefusal(req, 415, message);
+        await recordUnrun(req, 415, message);
         return reply.code(415).send({ error: 'unsupported_media_type', message });
       });
 
       admin.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
         const status = err.statusCode ?? 500;
-        if (status < 500) await recordRefusal(req, status, err.message);
+        if (status < 500) await recordUnrun(req, status, err.message);
         if (status >= 500) {
           deps.logger.error({ err, url: req.url.split('?')[0] }, 'admin request failed');
+          await recordUnrun(req, 500, 'internal error; see the bridge log');
           return reply
             .code(500)
             .send({ error: 'internal_error', message: 'internal error; see the bridge log' });

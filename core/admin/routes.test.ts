@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { capturingLogger } from '../../test/helpers/capture.ts';
+import { StatusBoard } from '../runtime/status.ts';
+import { SqliteStore } from '../storage/sqlite/store.ts';
+import type { KeyStore } from '../ssf/index.ts';
+import { MetricsRegistry } from '../telemetry/metrics.ts';
+import type { Transmitter } from '../transmitter/index.ts';
+import { adminConfigSchema } from './config.ts';
+import { registerAdmin } from './routes.ts';
+
+// The admin API in process, over a store made to fail, for what a real bridge cannot be made to
+// do on demand. The API as operators use it is tested on a running bridge in test/admin/.
+
+const WRITE_TOKEN = 'write-token-0123456789abcdef';
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function adminOver(store: SqliteStore) {
+  const app = Fastify();
+  const { logger, text } = capturingLogger();
+  const clock = { now: () => new Date() };
+  registerAdmin(app, {
+    config: adminConfigSchema.parse({ tokens: [{ name: 'operator', role: 'write', token: WRITE_TOKEN }] }),
+    store,
+    keys: { list: () => [], rotatable: false } as unknown as KeyStore,
+    transmitter: {} as Transmitter,
+    status: new StatusBoard(clock),
+    metrics: new MetricsRegistry(),
+    clock,
+    logger,
+    instances: [],
+    subjectAliases: [],
+    issuer: () => 'http://127.0.0.1',
+    engine: () => undefined,
+  });
+  await app.ready();
+  cleanups.push(() => app.close());
+  return { app, text };
+}
+
+function openStore(): SqliteStore {
+  const dir = mkdtempSync(join(tmpdir(), 'ssf-admin-routes-'));
+  const store = SqliteStore.open({ path: join(dir, 'bridge.db') });
+  cleanups.push(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return store;
+}
+
+describe('admin API audit trail', () => {
+  it('a write that fails with 500 before its action ran (the store failing on the stream lookup) is audited as failed', async () => {
+    const store = openStore();
+    const get = store.streams.get.bind(store.streams);
+    store.streams.get = async (id) => {
+      if (id === 'broken') throw new Error('disk I/O error');
+      return get(id);
+    };
+    const { app } = await adminOver(store);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/admin/streams/broken/status',
+      headers: { authorization: `Bearer ${WRITE_TOKEN}`, 'content-type': 'application/json' },
+      payload: { status: 'paused' },
+    });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error: 'internal_error', message: 'internal error; see the bridge log' });
+    const [entry] = await store.operator.listAudit({ limit: 1 });
+    expect(entry).toMatchObject({
+      actor: 'operator',
+      action: 'streams.status',
+      target: 'broken',
+      detail: { outcome: 'failed', status: 500, error: 'internal error; see the bridge log' },
+    });
+  });
+
+  it('an audit entry that cannot be written does not change the answer; it is logged', async () => {
+    const store = openStore();
+    store.operator.recordAudit = async () => {
+      throw new Error('database is locked');
+    };
+    const { app, text } = await adminOver(store);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/admin/streams/nope/status',
+      headers: { authorization: `Bearer ${WRITE_TOKEN}`, 'content-type': 'application/json' },
+      payload: { status: 'paused' },
+    });
+    expect(res.statusCode).toBe(404);
+    expect(text()).toContain('could not record an admin action in the audit log');
+  });
+});
