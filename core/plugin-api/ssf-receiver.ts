@@ -44,8 +44,12 @@ export interface SetVerifierOptions {
   audience: string | readonly string[];
   /** The transmitter's jwks_uri. */
   jwksUri: string;
-  /** Fetches and parses the JWKS document; default: Node's fetch with a timeout. */
-  fetchJwks?: JwksFetcher;
+  /**
+   * Fetches and parses the JWKS document. Required: the jwks_uri comes from the transmitter, so
+   * the fetch must go through the connector's HTTP client with its SSRF policy
+   * (guardedHttpClient), which a default could not know.
+   */
+  fetchJwks: JwksFetcher;
   /** Refuse SETs whose iat is older than this; undefined accepts any age. */
   maxAgeMs?: number;
   /** How long recorded jtis are remembered; default 24 h. */
@@ -91,9 +95,14 @@ export interface SetVerifier {
 
 /** Creates a verifier for the SETs of one transmitter. */
 export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
+  if (typeof options.fetchJwks !== 'function') {
+    throw new TypeError(
+      'createSetVerifier needs fetchJwks: fetch the JWKS through the HTTP client made by guardedHttpClient, whose SSRF policy covers a jwks_uri the transmitter chose',
+    );
+  }
   const clock = options.clock ?? { now: () => new Date() };
   const keys = remoteJwks(options.jwksUri, {
-    ...(options.fetchJwks ? { fetcher: options.fetchJwks } : {}),
+    fetcher: options.fetchJwks,
     ...(options.jwksCooldownMs !== undefined ? { cooldownMs: options.jwksCooldownMs } : {}),
     clock,
   });
