@@ -17,6 +17,8 @@ import type { SyslogRecord } from './parse/record.ts';
 type Transport = 'udp' | 'tcp';
 
 /** At most one warning of a kind in this window; the rest are counted into the next one. */
+/** Idle time before the kernel starts probing a silent syslog TCP sender. */
+const KEEPALIVE_IDLE_MS = 60_000;
 const WARN_WINDOW_MS = 10_000;
 /** Retry delay after a full outbox when it names none, and the longest it may ask for. */
 const DEFAULT_RETRY_MS = 1_000;
@@ -326,7 +328,12 @@ export function createSyslogCef(ctx: InboundContext, config: SyslogCefConfig): I
   }
 
   async function listenTcp(port: number): Promise<Server> {
-    const server = createServer({ noDelay: true }, onConnection);
+    // TCP keepalive: a sender whose host vanished without closing (a crash, a cut link) is found
+    // and its connection closed by the kernel, instead of holding one of max_connections for good.
+    const server = createServer(
+      { noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_IDLE_MS },
+      onConnection,
+    );
     server.maxConnections = config.max_connections;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -1,5 +1,8 @@
+import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { existsSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isBridgeError, type InboundConnector } from '../../core/plugin-api/index.ts';
 import { createTestContext, type TestContext } from '../_shared/edr-test-support.ts';
@@ -326,6 +329,30 @@ describe('syslog-cef listener', () => {
     await connector.stop(100);
     await connector.stop(100);
   });
+
+  // Read from the kernel's view of the accepted connection (ss, from iproute2).
+  it.skipIf(!existsSync('/usr/bin/ss'))(
+    'keeps TCP keepalive on for every sender, so a vanished host does not hold a connection slot for good',
+    async () => {
+      const { tcpPort } = await listener();
+      const client = connect(tcpPort, '127.0.0.1');
+      await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+      const accepted = async () =>
+        (await promisify(execFile)('ss', ['-tnoH', 'state', 'established', `( sport = :${tcpPort} )`]))
+          .stdout;
+      try {
+        // The listener sets the option as it accepts the connection, a moment after the handshake.
+        let seen = await accepted();
+        for (let i = 0; i < 40 && !/keepalive/.test(seen); i++) {
+          await new Promise((r) => setTimeout(r, 25));
+          seen = await accepted();
+        }
+        expect(seen).toMatch(/timer:\(keepalive,/);
+      } finally {
+        client.destroy();
+      }
+    },
+  );
 
   it('refuses a config with no listener', () => {
     expect(() => syslogCef.configSchema.parse({ rules })).toThrow(/set udp_port, tcp_port or both/);
