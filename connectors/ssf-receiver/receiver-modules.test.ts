@@ -11,9 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
-import { RetryableError, type InboundConnector, type InboundRequest } from '../../core/plugin-api/index.ts';
+import type { InboundConnector } from '../../core/plugin-api/index.ts';
 import { ssfReceiver } from './index.ts';
-import { count, eventually, receiverHarness, type Harness } from './test-support.ts';
+import { count, eventually, readBody, receiverHarness, serveIngest, type Harness } from './test-support.ts';
 
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
@@ -137,15 +137,6 @@ function harness(instanceId: string, checkpoints = new Map<string, unknown>()): 
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -425,7 +416,7 @@ class SuiteTransmitter {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.origin);
-    const raw = await readBody(req);
+    const raw = (await readBody(req)).toString('utf8');
     const json = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(status, {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
@@ -673,41 +664,7 @@ const connectors = new Map<string, InboundConnector>();
 let ingest: { url: string; server: Server };
 
 beforeAll(async () => {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    void (async () => {
-      const raw = await readBody(req);
-      const id = decodeURIComponent((req.url ?? '').replace(/^\/ingest\//, ''));
-      const connector = connectors.get(id);
-      if (!connector?.handleWebhook) {
-        res.writeHead(404).end();
-        return;
-      }
-      const request: InboundRequest = {
-        method: req.method ?? 'POST',
-        headers: req.headers as Record<string, string | undefined>,
-        query: {},
-        rawBody: Buffer.from(raw),
-        body: undefined,
-        remoteAddress: '127.0.0.1',
-      };
-      try {
-        const answer = await connector.handleWebhook(request);
-        res.writeHead(answer.status, {
-          ...(answer.body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...answer.headers,
-        });
-        res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
-      } catch (err) {
-        const retryAfter = err instanceof RetryableError ? Math.ceil((err.retryAfterMs ?? 5000) / 1000) : 0;
-        res.writeHead(
-          err instanceof RetryableError ? 503 : 500,
-          retryAfter ? { 'retry-after': String(retryAfter) } : {},
-        );
-        res.end(String(err));
-      }
-    })();
-  });
-  ingest = { url: await listen(server), server };
+  ingest = await serveIngest(connectors);
 });
 
 afterAll(async () => {

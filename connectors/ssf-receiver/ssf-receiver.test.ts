@@ -26,7 +26,7 @@ import {
   type InboundRequest,
 } from '../../core/plugin-api/index.ts';
 import { ssfReceiver } from './index.ts';
-import { count, eventually, receiverHarness, type Harness } from './test-support.ts';
+import { count, eventually, readBody, receiverHarness, serveIngest, type Harness } from './test-support.ts';
 import { decodeUnverified, mapSet, relayedVia } from './mapping.ts';
 
 const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
@@ -122,54 +122,12 @@ function harness(
   });
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
 async function listen(server: Server, port = 0): Promise<number> {
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
 }
 
 /** Serves a push connector at `/ingest/<id>` the way the bridge's server does. */
-async function serveIngest(
-  connectors: Map<string, InboundConnector>,
-): Promise<{ url: string; server: Server }> {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    void (async () => {
-      const raw = await readBody(req);
-      const id = decodeURIComponent((req.url ?? '').replace(/^\/ingest\//, '').split('?')[0] as string);
-      const connector = connectors.get(id);
-      if (!connector?.handleWebhook) {
-        res.writeHead(404).end();
-        return;
-      }
-      const request: InboundRequest = {
-        method: req.method ?? 'POST',
-        headers: req.headers as Record<string, string | undefined>,
-        query: {},
-        rawBody: raw,
-        body: undefined,
-        remoteAddress: '127.0.0.1',
-      };
-      try {
-        const answer = await connector.handleWebhook(request);
-        res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
-        res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
-      } catch (err) {
-        res.writeHead(err instanceof RetryableError ? 503 : 500).end(String(err));
-      }
-    })();
-  });
-  const port = await listen(server);
-  return { url: `http://127.0.0.1:${port}`, server };
-}
-
 async function freePort(): Promise<number> {
   const server = createServer();
   const port = await listen(server);

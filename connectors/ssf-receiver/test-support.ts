@@ -1,15 +1,21 @@
 /**
  * What the ssf-receiver tests share: an inbound context that records what the connector emits,
  * reports and counts, with a scheduler that runs tasks as the core's does (on the leader only,
- * never overlapping themselves), and a wait for a condition.
+ * never overlapping themselves), a wait for a condition, and an HTTP server that hands pushes to
+ * connectors as the bridge's server does.
  */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { assertCheckpointExpected, staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
-import type {
-  EventDraft,
-  HttpClientFactory,
-  InboundContext,
-  InstanceState,
-  Logger,
+import {
+  RetryableError,
+  type EventDraft,
+  type HttpClientFactory,
+  type InboundConnector,
+  type InboundContext,
+  type InboundRequest,
+  type InstanceState,
+  type Logger,
 } from '../../core/plugin-api/index.ts';
 
 export interface Harness {
@@ -120,4 +126,59 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The whole body of a request. */
+export function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Serves `POST /ingest/<instance id>` on loopback like the bridge's server: the request goes to
+ * that connector's handleWebhook, a RetryableError becomes 503 with Retry-After.
+ */
+export async function serveIngest(
+  connectors: Map<string, InboundConnector>,
+): Promise<{ url: string; server: Server }> {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      const raw = await readBody(req);
+      const id = decodeURIComponent((req.url ?? '').replace(/^\/ingest\//, '').split('?')[0] as string);
+      const connector = connectors.get(id);
+      if (!connector?.handleWebhook) {
+        res.writeHead(404).end();
+        return;
+      }
+      const request: InboundRequest = {
+        method: req.method ?? 'POST',
+        headers: req.headers as Record<string, string | undefined>,
+        query: {},
+        rawBody: raw,
+        body: undefined,
+        remoteAddress: '127.0.0.1',
+      };
+      try {
+        const answer = await connector.handleWebhook(request);
+        res.writeHead(answer.status, {
+          ...(answer.body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...answer.headers,
+        });
+        res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+      } catch (err) {
+        const retryAfter = err instanceof RetryableError ? Math.ceil((err.retryAfterMs ?? 5000) / 1000) : 0;
+        res.writeHead(
+          err instanceof RetryableError ? 503 : 500,
+          retryAfter ? { 'retry-after': String(retryAfter) } : {},
+        );
+        res.end(String(err));
+      }
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
