@@ -94,12 +94,12 @@ export function registerStoreGauges(metrics: MetricsRegistry, store: Store, stat
   new client.Gauge({
     name: 'ssf_bridge_instance_state',
     help: 'State of each instance: 0 ok, 1 recoverable error, 2 permanent error, 3 starting, 4 stopping, 5 stopped',
-    labelNames: ['instance', 'connector', 'kind'],
+    labelNames: ['instance_id', 'connector', 'kind'],
     registers,
     collect() {
       this.reset();
       for (const s of status.list()) {
-        this.set({ instance: s.id, connector: s.connector, kind: s.kind }, STATE_VALUE[s.state] ?? 5);
+        this.set({ instance_id: s.id, connector: s.connector, kind: s.kind }, STATE_VALUE[s.state] ?? 5);
       }
     },
   });

@@ -146,7 +146,7 @@ export class Pipeline {
     this.#unrouted = options.metrics?.counter(
       'ssf_bridge_events_unrouted_total',
       'Events accepted (or released after a hold) that no route sent to any enabled destination or stream',
-      ['instance'],
+      ['instance_id'],
     );
     const subjects = options.subjects ?? subjectsConfigSchema.parse(undefined);
     if (subjects.aliases.length > 0) this.#resolvers.push(aliasResolver(subjects, options.subjectKey));
@@ -224,7 +224,7 @@ export class Pipeline {
       }
     });
     if (unrouted > 0) {
-      this.#unrouted?.inc({ instance: instanceId }, unrouted);
+      this.#unrouted?.inc({ instance_id: instanceId }, unrouted);
       this.#o.logger?.info({ instance: instanceId, unrouted }, 'accepted events that no route matches');
     }
     if (touched.size > 0) this.#o.notify?.([...touched]);
@@ -253,7 +253,7 @@ export class Pipeline {
     const touched = new Set<string>();
     for (const r of releases) {
       if (!released.has(r.event.id)) continue;
-      if (r.deliveries.length === 0) this.#unrouted?.inc({ instance: r.event.instanceId });
+      if (r.deliveries.length === 0) this.#unrouted?.inc({ instance_id: r.event.instanceId });
       for (const d of r.deliveries) {
         this.#backlog.add(d.destinationId, 1);
         touched.add(d.destinationId);

@@ -62,7 +62,7 @@ export interface Histogram {
 export interface Gauge {
   set(labels: Record<string, string> | undefined, value: number): void;
 }
-/** Metrics scoped to one instance: every series carries `instance` and `connector` labels. */
+/** Metrics scoped to one instance: every series carries `instance_id` and `connector` labels. */
 export interface ConnectorMetrics {
   counter(name: string, help: string, labelNames?: string[]): Counter;
   histogram(name: string, help: string, labelNames?: string[], buckets?: number[]): Histogram;

@@ -44,7 +44,7 @@ describe('delivery observer', () => {
     const metrics = new MetricsRegistry({ collectDefault: false });
     const inbound = observedInbound(metrics, { now: () => new Date(2_000_000) }, 'api');
     const value = async () =>
-      /ssf_bridge_checkpoint_updated_timestamp_seconds\{instance="api"\} (\S+)/.exec(
+      /ssf_bridge_checkpoint_updated_timestamp_seconds\{instance_id="api"\} (\S+)/.exec(
         (await metrics.render()).body,
       )?.[1];
     expect(await value()).toBeUndefined();

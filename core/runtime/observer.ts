@@ -90,14 +90,14 @@ export function checkpointTime(metrics: MetricsRegistry, instanceId: string, sec
   if (!times) checkpointTimes.set(metrics, (times = new Map()));
   if ((times.get(instanceId) ?? -Infinity) >= seconds) return;
   times.set(instanceId, seconds);
-  checkpointGauge(metrics).set({ instance: instanceId }, seconds);
+  checkpointGauge(metrics).set({ instance_id: instanceId }, seconds);
 }
 
 const checkpointGauge = (metrics: MetricsRegistry) =>
   metrics.gauge(
     'ssf_bridge_checkpoint_updated_timestamp_seconds',
     'When the instance last wrote its checkpoint (Unix seconds)',
-    ['instance'],
+    ['instance_id'],
   );
 
 /**
@@ -110,21 +110,21 @@ export function observedInbound(
   clock: Clock,
   instanceId: string,
 ): { emit(emit: Emit): Emit; checkpointed(): void } {
-  const labels = { instance: instanceId };
+  const labels = { instance_id: instanceId };
   const received = metrics.counter(
     'ssf_bridge_events_received_total',
     'Events emitted by inbound instances',
-    ['instance'],
+    ['instance_id'],
   );
   const duplicates = metrics.counter(
     'ssf_bridge_events_duplicate_total',
     'Emitted events dropped as duplicates within the dedupe window',
-    ['instance'],
+    ['instance_id'],
   );
   const rejected = metrics.counter(
     'ssf_bridge_events_rejected_total',
     'Emitted events refused by validation (nothing of the batch is accepted)',
-    ['instance'],
+    ['instance_id'],
   );
   checkpointGauge(metrics);
   const checkpointed = () => checkpointTime(metrics, instanceId, clock.now().getTime() / 1000);

@@ -49,13 +49,13 @@ export class SchedulerService {
     this.#runs = deps.metrics.counter(
       'ssf_bridge_scheduled_runs_total',
       'Scheduled task runs by outcome (ok, failed, missed, overlap, skipped, held)',
-      ['instance', 'task', 'outcome'],
+      ['instance_id', 'task', 'outcome'],
     );
     // Up to half an hour: a full MDM or EDR scan takes minutes, past prom-client's 10 s default.
     this.#duration = deps.metrics.histogram(
       'ssf_bridge_scheduled_run_seconds',
       'Duration of scheduled task runs',
-      ['instance', 'task'],
+      ['instance_id', 'task'],
       RUN_SECONDS_BUCKETS,
     );
   }
@@ -101,7 +101,7 @@ export class SchedulerService {
     let running: AbortController | undefined;
     // A run that failed with a retry-after (a vendor's 429) holds later runs until then.
     let heldUntil = 0;
-    const labels = { instance: instanceId, task: name };
+    const labels = { instance_id: instanceId, task: name };
     const runOnce = async (): Promise<void> => {
       if (running) {
         this.#runs.inc({ ...labels, outcome: 'overlap' });
@@ -173,7 +173,7 @@ export class SchedulerService {
       ...(options.jitterMs ? { maxRandomDelay: options.jitterMs } : {}),
       ...(coordinator ? { distributed: true, runCoordinator: coordinator } : {}),
     });
-    const labels = { instance: instanceId, task: name };
+    const labels = { instance_id: instanceId, task: name };
     cronTask.on('execution:missed', () => {
       this.#runs.inc({ ...labels, outcome: 'missed' });
       logger.warn({ task: name }, 'scheduled run missed');
@@ -227,7 +227,7 @@ export class SchedulerService {
         const elected = coordinator ? await coordinator.shouldRun(key, every * 2) : true;
         // Stopped while the coordinator answered (a database round trip): the instance is gone.
         if (stopped) return;
-        if (!elected) this.#runs.inc({ instance: instanceId, task: name, outcome: 'skipped' });
+        if (!elected) this.#runs.inc({ instance_id: instanceId, task: name, outcome: 'skipped' });
         else if (!coordinator) await runOnce();
         else {
           // A run outlasting its interval (a stream reader) is aborted once another instance
@@ -248,7 +248,7 @@ export class SchedulerService {
           }
         }
       } catch {
-        this.#runs.inc({ instance: instanceId, task: name, outcome: 'failed' });
+        this.#runs.inc({ instance_id: instanceId, task: name, outcome: 'failed' });
       }
       next(every);
     };

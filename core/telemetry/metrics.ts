@@ -79,32 +79,32 @@ const METRIC_NAME = /^[a-z][a-z0-9_]*$/;
 
 /**
  * Metrics for one connector instance: names are prefixed `ssf_bridge_connector_` and every
- * series carries `connector` and `instance` labels.
+ * series carries `connector` and `instance_id` labels.
  */
 export function connectorMetrics(
   registry: MetricsRegistry,
   connectorId: string,
   instanceId: string,
 ): ConnectorMetrics {
-  const fixed = { connector: connectorId, instance: instanceId };
+  const fixed = { connector: connectorId, instance_id: instanceId };
   const fullName = (name: string): string => {
     if (!METRIC_NAME.test(name)) throw new Error(`metric name "${name}" must be snake_case`);
     return `ssf_bridge_connector_${name}`;
   };
   return {
     counter(name, help, labelNames = []): Counter {
-      const metric = registry.counter(fullName(name), help, ['connector', 'instance', ...labelNames]);
+      const metric = registry.counter(fullName(name), help, ['connector', 'instance_id', ...labelNames]);
       return { inc: (labels, value = 1) => metric.inc({ ...labels, ...fixed }, value) };
     },
     gauge(name, help, labelNames = []): Gauge {
-      const metric = registry.gauge(fullName(name), help, ['connector', 'instance', ...labelNames]);
+      const metric = registry.gauge(fullName(name), help, ['connector', 'instance_id', ...labelNames]);
       return { set: (labels, value) => metric.set({ ...labels, ...fixed }, value) };
     },
     histogram(name, help, labelNames = [], buckets): Histogram {
       const metric = registry.histogram(
         fullName(name),
         help,
-        ['connector', 'instance', ...labelNames],
+        ['connector', 'instance_id', ...labelNames],
         buckets,
       );
       return { observe: (labels, value) => metric.observe({ ...labels, ...fixed }, value) };

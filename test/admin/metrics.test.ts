@@ -52,13 +52,13 @@ describe('metrics and readiness', () => {
     expect(refused.status).toBe(400);
     const text = await eventually(scrape, (t) => /ssf_bridge_dead_letters\{destination="hook"\} 1\b/.test(t));
     b.receiver.status = 200;
-    expect(text).toMatch(/ssf_bridge_events_received_total\{instance="api"\} 3\b/);
-    expect(text).toMatch(/ssf_bridge_events_duplicate_total\{instance="api"\} 1\b/);
-    expect(text).toMatch(/ssf_bridge_events_rejected_total\{instance="api"\} 1\b/);
+    expect(text).toMatch(/ssf_bridge_events_received_total\{instance_id="api"\} 3\b/);
+    expect(text).toMatch(/ssf_bridge_events_duplicate_total\{instance_id="api"\} 1\b/);
+    expect(text).toMatch(/ssf_bridge_events_rejected_total\{instance_id="api"\} 1\b/);
     expect(text).toMatch(/ssf_bridge_deliveries_total\{destination="hook",outcome="dead_letter"\} 1\b/);
     expect(text).toMatch(/ssf_bridge_queue_depth/);
     expect(text).toMatch(
-      /ssf_bridge_instance_state\{instance="hook",connector="webhook",kind="outbound"\} 0\b/,
+      /ssf_bridge_instance_state\{instance_id="hook",connector="webhook",kind="outbound"\} 0\b/,
     );
     expect(text).toMatch(/ssf_bridge_process_cpu_seconds_total/);
     expect(text).toMatch(/ssf_bridge_nodejs_eventloop_lag_seconds/);
@@ -74,13 +74,13 @@ describe('metrics and readiness', () => {
       reasons: ['hook: permanent_error (credentials refused: 401)'],
     });
     expect(await scrape()).toMatch(
-      /ssf_bridge_instance_state\{instance="hook",connector="webhook",kind="outbound"\} 2\b/,
+      /ssf_bridge_instance_state\{instance_id="hook",connector="webhook",kind="outbound"\} 2\b/,
     );
     b.bridge.status.set('hook', 'ok');
   });
 
   it('is ready again once deliveries succeed after the destination refused the credentials', async () => {
-    const state = /ssf_bridge_instance_state\{instance="hook",connector="webhook",kind="outbound"\} (\d)/;
+    const state = /ssf_bridge_instance_state\{instance_id="hook",connector="webhook",kind="outbound"\} (\d)/;
     b.receiver.status = 401;
     await ingest(b.url, [
       { type: 'caep.session-revoked', subject: { format: 'email', email: 'ivan@example.com' }, id: 'a1' },
@@ -114,7 +114,7 @@ describe('metrics and readiness', () => {
       expect(res.status).toBe(200);
       expect(res.text).toMatch(/^ssf_bridge_store_up 0$/m);
       expect(res.text).toMatch(/ssf_bridge_deliveries_total\{destination="hook",outcome="delivered"\} \d+/);
-      expect(res.text).toMatch(/ssf_bridge_instance_state\{instance="hook"/);
+      expect(res.text).toMatch(/ssf_bridge_instance_state\{instance_id="hook"/);
       expect(res.text).not.toMatch(/^ssf_bridge_queue_depth\{/m);
       const ready = await fetch(`${b.url}/readyz`);
       expect(ready.status).toBe(503);
@@ -166,28 +166,25 @@ describe('metrics and readiness', () => {
     expect(selected.sort()).toEqual(['failed', 'missed']);
   });
 
-  it('the dashboard and the alert rules name connector instances instance_id, as the documented scrape stores them', async () => {
+  it('names connector instances instance_id, which Prometheus leaves alone, and the dashboard and alert rules query that', async () => {
     const operations = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
-    // Under a standard scrape the bridge's `instance` arrives as exported_instance; the guide's
-    // scrape config must name it instance_id.
-    const scrapeConfig = /### Scraping[\s\S]*?```yaml\n([\s\S]*?)```/.exec(operations)?.[1] ?? '';
-    const job = (parse(scrapeConfig) as { scrape_configs: Array<Record<string, any>> }).scrape_configs[0]!;
-    expect(job['honor_labels']).not.toBe(true);
-    expect(job['metric_relabel_configs']).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({ source_labels: ['exported_instance'], target_label: 'instance_id' }),
-      ]),
-    );
-    // The metrics whose series carry the bridge's own `instance` label.
+    // Prometheus keeps `instance` for the scraped target: a series of the bridge carrying its own
+    // `instance` would arrive renamed exported_instance (or, under honor_labels, replace the target).
     const text = await scrape();
+    expect(text).not.toMatch(/^ssf_bridge_\w+\{(?:[^}]*,)?instance="/m);
     const labelled = new Set(
-      [...text.matchAll(/^(ssf_bridge_\w+?)(?:_bucket|_count|_sum)?\{(?:[^}]*,)?instance="/gm)].map(
+      [...text.matchAll(/^(ssf_bridge_\w+?)(?:_bucket|_count|_sum)?\{(?:[^}]*,)?instance_id="/gm)].map(
         (m) => m[1]!,
       ),
     );
     for (const name of ['ssf_bridge_events_received_total', 'ssf_bridge_instance_state']) {
       expect(labelled).toContain(name);
     }
+    // The guide's scrape config is a plain one: nothing to rename.
+    const scrapeConfig = /### Scraping[\s\S]*?```yaml\n([\s\S]*?)```/.exec(operations)?.[1] ?? '';
+    const job = (parse(scrapeConfig) as { scrape_configs: Array<Record<string, any>> }).scrape_configs[0]!;
+    expect(job['honor_labels']).not.toBe(true);
+    expect(job['metric_relabel_configs']).toBeUndefined();
     const dashboard = JSON.parse(
       readFileSync(new URL('../../docs/operations/grafana-dashboard.json', import.meta.url), 'utf8'),
     ) as { panels: Array<{ title: string; targets?: Array<{ expr: string; legendFormat?: string }> }> };
@@ -305,12 +302,12 @@ describe('checkpoint time after a restart', () => {
       try {
         const text = await eventually(
           async () => (await fetch(`${second.url}/metrics`)).text(),
-          (t) => /^ssf_bridge_checkpoint_updated_timestamp_seconds\{instance="api"\}/m.test(t),
+          (t) => /^ssf_bridge_checkpoint_updated_timestamp_seconds\{instance_id="api"\}/m.test(t),
           2_000,
         );
         expect(text).toMatch(
           new RegExp(
-            `^ssf_bridge_checkpoint_updated_timestamp_seconds\\{instance="api"\\} ${written.getTime() / 1000}$`,
+            `^ssf_bridge_checkpoint_updated_timestamp_seconds\\{instance_id="api"\\} ${written.getTime() / 1000}$`,
             'm',
           ),
         );
