@@ -1,5 +1,6 @@
 import { PermanentError, Secret, z, type InboundContext } from '../../core/plugin-api/index.ts';
 import type { BambooHrConfig } from './config.ts';
+import { createBambooOAuth } from './oauth.ts';
 import {
   employeeFields,
   employeeSchema,
@@ -21,26 +22,52 @@ export interface BambooHrClient {
 }
 
 export function apiBase(config: BambooHrConfig): string {
-  return config.api_base_url ?? `https://api.bamboohr.com/api/gateway.php/${config.company_domain}/v1`;
+  if (config.api_base_url) return config.api_base_url;
+  return config.oauth
+    ? `https://${config.company_domain}.bamboohr.com/api/v1`
+    : `https://api.bamboohr.com/api/gateway.php/${config.company_domain}/v1`;
 }
 
-/** The BambooHR API: the API key is the Basic user name, with any password. */
+/**
+ * The BambooHR API: with an API key as the Basic user name (any password), or with OAuth
+ * access tokens as Bearer (refreshed when due, and once more after a 401).
+ */
 export function createBambooHrClient(ctx: InboundContext<unknown>, config: BambooHrConfig): BambooHrClient {
+  const apiKey = config.api_key;
+  const oauth = config.oauth ? createBambooOAuth(ctx, config, config.oauth) : undefined;
   const http = ctx.http.create({
     baseURL: apiBase(config),
     timeoutMs: config.request_timeout,
     headers: { accept: 'application/json' },
-    auth: { type: 'basic', username: config.api_key.reveal(), password: new Secret('x') },
+    ...(apiKey
+      ? { auth: { type: 'basic' as const, username: apiKey.reveal(), password: new Secret('x') } }
+      : {}),
   });
   const fields = employeeFields(config).join(',');
+
+  /** Sends with the current access token, and once more with a fresh one after a 401. */
+  async function send<T>(request: (headers: Record<string, string>) => Promise<T>): Promise<T> {
+    if (!oauth) return request({});
+    try {
+      return await request(await oauth.headers());
+    } catch (err) {
+      if (!(err instanceof PermanentError) || err.detail?.status !== 401) throw err;
+      oauth.invalidate();
+      return request(await oauth.headers());
+    }
+  }
+
   return {
     async getEmployee(id, signal) {
       try {
-        const res = await http.get(`/employees/${encodeURIComponent(id)}`, {
-          params: { fields },
-          responseType: 'json',
-          ...(signal ? { signal } : {}),
-        });
+        const res = await send((headers) =>
+          http.get(`/employees/${encodeURIComponent(id)}`, {
+            params: { fields },
+            headers,
+            responseType: 'json',
+            ...(signal ? { signal } : {}),
+          }),
+        );
         const parsed = employeeSchema.safeParse(res.data);
         if (!parsed.success) {
           throw new PermanentError(
@@ -55,11 +82,14 @@ export function createBambooHrClient(ctx: InboundContext<unknown>, config: Bambo
       }
     },
     async changedSince(since, signal) {
-      const res = await http.get('/employees/changed', {
-        params: { since },
-        responseType: 'json',
-        ...(signal ? { signal } : {}),
-      });
+      const res = await send((headers) =>
+        http.get('/employees/changed', {
+          params: { since },
+          headers,
+          responseType: 'json',
+          ...(signal ? { signal } : {}),
+        }),
+      );
       try {
         return parseChanged(res.data);
       } catch (err) {
@@ -67,7 +97,9 @@ export function createBambooHrClient(ctx: InboundContext<unknown>, config: Bambo
       }
     },
     async ping(signal) {
-      await http.get('/meta/fields', { responseType: 'json', ...(signal ? { signal } : {}) });
+      await send((headers) =>
+        http.get('/meta/fields', { headers, responseType: 'json', ...(signal ? { signal } : {}) }),
+      );
     },
   };
 }

@@ -50,6 +50,18 @@ export const bamboohrConnector = defineConnector({
         purge_after: '90d',
       },
     },
+    {
+      title: 'Polling with an OAuth app instead of an API key',
+      config: {
+        company_domain: 'acme',
+        oauth: {
+          client_id: '4b7c1e0a-bamboo-app',
+          client_secret: '${env:BAMBOOHR_CLIENT_SECRET}',
+          refresh_token: '${env:BAMBOOHR_REFRESH_TOKEN}',
+        },
+        mode: 'poll',
+      },
+    },
   ],
   map: (record, config, state) => mapRecord(record, config, state, new Date()),
   create: createBambooHr,
