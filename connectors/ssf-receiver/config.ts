@@ -129,7 +129,9 @@ export const configSchema = z.strictObject({
     .default(true)
     .meta({ description: 'Request a verification event after the stream is created or adopted.' }),
   max_age: duration('Refuse SETs issued longer ago than this; 0 accepts any age.').prefault('1d'),
-  replay_window: duration('How long received jtis are remembered to refuse replays.').prefault('2d'),
+  replay_window: duration(
+    'How long received jtis are remembered to refuse replays; they are kept in the store, so a replay is refused after a restart and by every bridge instance sharing it.',
+  ).prefault('2d'),
   algorithms: z
     .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
     .min(1)

@@ -5,6 +5,7 @@ import {
   RetryableError,
   SetVerificationError,
   answersWithSetErrors,
+  checkpointReplayLedger,
   classOf,
   retryOnCheckpointConflict,
   createSetVerifier,
@@ -115,6 +116,9 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     '1 while the transmitter holds the stream paused',
   );
   const pendingStates = new Set<string>();
+  // The jtis processed, in the store: a replay is refused after a restart and by every bridge
+  // instance sharing the database, not only by the process that took the SET first.
+  const replayLedger = checkpointReplayLedger(ctx);
   const pushToken =
     config.delivery.method === 'push' ? digest(config.delivery.authorization_header.reveal()) : undefined;
   // RFC 9110 §15.5.2, RFC 6750 §3: a 401 names the scheme the transmitter must use — the one of
@@ -230,6 +234,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       fetchJwks: (url, s) => client.fetchJwks(url, s),
       ...(config.max_age > 0 ? { maxAgeMs: config.max_age } : {}),
       replayTtlMs: config.replay_window,
+      replayLedger,
       algorithms: config.algorithms,
       jwksCooldownMs: config.jwks_refresh_cooldown,
       legacySubject: config.legacy_subjects,
@@ -407,7 +412,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       ? mapSet(set, config.bridge_issuer)
       : { events: [], ignored: `event type ${set.eventType} is not in the catalog` };
     if (mapped.events.length > 0) await ctx.emit(mapped.events);
-    (verifier as SetVerifier).record(set);
+    await (verifier as SetVerifier).record(set);
     if (mapped.ignored !== undefined) {
       sets.inc({ outcome: 'ignored' });
       ctx.logger.debug({ jti: set.jti, reason: mapped.ignored }, 'received a SET that emits no event');

@@ -1133,6 +1133,42 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
     );
   });
 
+  it(`RFC 8935 §2.2: a SET redelivered to another bridge instance on the same store, or after a restart, is acknowledged and not emitted again (${mode})`, async () => {
+    const tx = await new SuiteTransmitter(`replay-shared-${mode}`).start();
+    const store = new Map<string, unknown>();
+    const id = `replay-shared-${mode}`;
+    try {
+      const a = await startReceiver(tx, mode, {}, harness(id, store));
+      await verified(tx);
+      const streamId = tx.streamId as string;
+      const set = tx.enqueue(streamId, await tx.event(SESSION_REVOKED));
+      await eventually(() => tx.isAcked(set.jti), 'the first delivery acknowledged');
+      expect(a.h.emitted.map((e) => e.sourceRecordId)).toEqual([set.jti]);
+      // A second bridge instance on the same database; pushes now reach it, and it is the
+      // scheduler's leader polling. The first one stops polling.
+      if (mode === 'poll') await a.stop();
+      const b = await startReceiver(tx, mode, {}, harness(id, store));
+      await eventually(() => tx.callNames.filter((c) => c === 'POST /verify').length === 2, 'B verified');
+      await tx.allAcked('the second verification acknowledged');
+      tx.enqueue(streamId, set);
+      await eventually(() => tx.acked.filter((j) => j === set.jti).length === 2, 'the redelivery to B');
+      expect(b.h.emitted).toEqual([]);
+      await b.stop();
+      await a.stop();
+      // A restart: a new process over the same store.
+      const c = await startReceiver(tx, mode, {}, harness(id, store));
+      await eventually(() => tx.callNames.filter((n) => n === 'POST /verify').length === 3, 'C verified');
+      await tx.allAcked('the third verification acknowledged');
+      tx.enqueue(streamId, set);
+      await eventually(() => tx.acked.filter((j) => j === set.jti).length === 3, 'the redelivery to C');
+      expect(c.h.emitted).toEqual([]);
+      expect(tx.setErrs.size).toBe(0);
+      await c.stop();
+    } finally {
+      await tx.close();
+    }
+  });
+
   it(`openid-ssf-receiver-removed-subject-event: the receiver removes its configured subject (remove_subject) and accepts an event about it that still comes (${mode})`, async () => {
     const removed = { format: 'email', email: 'removed.user@example.com' };
     await module(

@@ -6,8 +6,12 @@
  * SetVerificationError carrying its RFC 8935 error code.
  *
  * Replay is checked in two steps so a SET whose events could not be stored yet can be retried:
- * verify() refuses a jti already recorded, and record() remembers one once it is processed.
+ * verify() refuses a jti already recorded, and record() remembers one once it is processed. The
+ * jtis are remembered in memory, and in a ReplayLedger when one is given: checkpointReplayLedger()
+ * keeps them in the instance's checkpoints, so a replay is refused after a restart and by every
+ * bridge instance sharing the store.
  */
+import { createHash } from 'node:crypto';
 import type { SsrfPolicy } from '../http/ssrf.ts';
 import { SetVerificationError } from '../ssf/errors.ts';
 import { SSF_BASE } from '../ssf/events/common.ts';
@@ -16,7 +20,15 @@ import { remoteJwks, type JwksFetcher } from '../ssf/set/jwks.ts';
 import { verifySet } from '../ssf/set/verify.ts';
 import { z } from 'zod';
 import { validateSubject } from '../ssf/subjects.ts';
-import type { Clock, HttpClient, HttpClientFactory, HttpClientOptions, SubjectIdentifier } from './types.ts';
+import { RetryableError, retryOnCheckpointConflict } from './errors.ts';
+import type {
+  Clock,
+  HttpClient,
+  HttpClientFactory,
+  HttpClientOptions,
+  InboundContext,
+  SubjectIdentifier,
+} from './types.ts';
 
 export { SetVerificationError } from '../ssf/errors.ts';
 export { checkTargetUrl, ssrfPolicySchema, type SsrfPolicy } from '../http/ssrf.ts';
@@ -56,6 +68,11 @@ export interface SetVerifierOptions {
   replayTtlMs?: number;
   /** Most jtis remembered; the oldest go first. Default 100 000. */
   replayMaxEntries?: number;
+  /**
+   * Where processed jtis are kept besides this process's memory, so that a replay is refused
+   * after a restart and by other bridge instances (checkpointReplayLedger). Default: memory only.
+   */
+  replayLedger?: ReplayLedger;
   /** Accepted algorithms; default RS256, ES256, PS256, EdDSA. */
   algorithms?: readonly SetAlgorithm[];
   /** Tolerance for clocks that disagree; default 60 s. */
@@ -87,8 +104,11 @@ export interface VerifiedSetInfo {
 export interface SetVerifier {
   /** Verifies a compact SET; throws SetVerificationError when it must be refused. */
   verify(token: string): Promise<VerifiedSetInfo>;
-  /** Remembers a processed SET's jti so a replay of it is refused. */
-  record(set: VerifiedSetInfo): void;
+  /**
+   * Remembers a processed SET's jti so a replay of it is refused; resolves once the ledger holds
+   * it (rejects with RetryableError when it cannot be written: the SET is to be retried).
+   */
+  record(set: VerifiedSetInfo): Promise<void>;
   /** Fetches the transmitter's JWKS now. */
   refreshKeys(): Promise<void>;
 }
@@ -131,10 +151,15 @@ export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
         ...(options.algorithms ? { algorithms: options.algorithms } : {}),
         ...(options.legacySubject ? { legacySubject: true } : {}),
       });
-      const nowMs = clock.now().getTime();
+      const now = clock.now();
+      const nowMs = now.getTime();
       evict(nowMs);
-      const expiry = seen.get(keyOf(verified.claims, verified.jti));
-      if (expiry !== undefined && expiry > nowMs) {
+      const key = keyOf(verified.claims, verified.jti);
+      const expiry = seen.get(key);
+      const replayed =
+        (expiry !== undefined && expiry > nowMs) ||
+        (options.replayLedger !== undefined && (await options.replayLedger.has(key, now)));
+      if (replayed) {
         throw new SetVerificationError(
           'invalid_request',
           `jti ${verified.jti} was already received (replayed SET)`,
@@ -152,8 +177,9 @@ export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
         ...(kid !== undefined ? { kid } : {}),
       };
     },
-    record(set) {
-      const nowMs = clock.now().getTime();
+    async record(set) {
+      const now = clock.now();
+      const nowMs = now.getTime();
       const key = keyOf(set.claims, set.jti);
       seen.delete(key);
       if (seen.size >= maxEntries) {
@@ -161,6 +187,98 @@ export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
         if (!oldest.done) seen.delete(oldest.value);
       }
       seen.set(key, nowMs + ttl);
+      await options.replayLedger?.add(key, new Date(nowMs + ttl), now);
+    },
+  };
+}
+
+/**
+ * A durable record of the jtis a receiver processed, consulted by createSetVerifier() besides its
+ * memory. Keys are opaque strings (issuer and jti); an entry counts until it expires.
+ */
+export interface ReplayLedger {
+  /** Whether `key` was added and has not expired at `now`; rejects with RetryableError when unknown. */
+  has(key: string, now: Date): Promise<boolean>;
+  /** Adds `key` until `expiresAt`; rejects with RetryableError when it cannot be written. */
+  add(key: string, expiresAt: Date, now: Date): Promise<void>;
+}
+
+export interface CheckpointReplayLedgerOptions {
+  /** Most entries kept in all; the soonest to expire go first. Default 100 000. */
+  maxEntries?: number;
+  /**
+   * How many checkpoints the entries are spread over; each read and write moves one of them
+   * (about maxEntries / buckets entries of 40 bytes). Default 1024.
+   */
+  buckets?: number;
+  /** Prefix of the checkpoint names; default `replay-`. */
+  prefix?: string;
+}
+
+/**
+ * A ReplayLedger in the instance's checkpoints, which live in the bridge's store: a replay is
+ * refused after a restart, and by every bridge instance sharing one database. Each key is kept as
+ * a 132-bit hash in one of `buckets` checkpoints, written compare-and-set (another instance
+ * writing the same bucket meanwhile makes the write start again from what it wrote); expired
+ * entries are dropped when their bucket is written.
+ */
+export function checkpointReplayLedger(
+  ctx: Pick<InboundContext, 'checkpoints' | 'emit' | 'logger'>,
+  options: CheckpointReplayLedgerOptions = {},
+): ReplayLedger {
+  const buckets = Math.max(1, Math.floor(options.buckets ?? 1024));
+  const perBucket = Math.max(1, Math.ceil((options.maxEntries ?? 100_000) / buckets));
+  const prefix = options.prefix ?? 'replay-';
+  const locate = (key: string) => {
+    const digest = createHash('sha256').update(key).digest();
+    return { name: `${prefix}${digest.readUInt32BE(0) % buckets}`, id: digest.toString('base64url', 0, 17) };
+  };
+  const read = async (name: string): Promise<unknown> => {
+    try {
+      return await ctx.checkpoints.get(name);
+    } catch (err) {
+      throw new RetryableError('cannot read the record of received SETs (replay protection) from the store', {
+        code: 'SSF_ERR_REPLAY_LEDGER',
+        cause: err,
+      });
+    }
+  };
+  const entries = (stored: unknown): Record<string, number> =>
+    stored !== null && typeof stored === 'object' && !Array.isArray(stored)
+      ? (stored as Record<string, number>)
+      : {};
+  return {
+    async has(key, now) {
+      const { name, id } = locate(key);
+      const expiry = entries(await read(name))[id];
+      return typeof expiry === 'number' && expiry > now.getTime();
+    },
+    async add(key, expiresAt, now) {
+      const { name, id } = locate(key);
+      const nowMs = now.getTime();
+      try {
+        await retryOnCheckpointConflict(
+          async () => {
+            const stored = await read(name);
+            const live = Object.entries(entries(stored)).filter(
+              ([other, expiry]) => other !== id && typeof expiry === 'number' && expiry > nowMs,
+            );
+            // Full: the entries closest to expiring make room.
+            live.sort((a, b) => b[1] - a[1]);
+            const value = Object.fromEntries([...live.slice(0, perBucket - 1), [id, expiresAt.getTime()]]);
+            await ctx.emit([], { checkpoint: { name, value, expected: { value: stored } } });
+          },
+          (tries) =>
+            ctx.logger.debug({ tries, checkpoint: name }, 'another instance recorded a SET meanwhile'),
+          8,
+        );
+      } catch (err) {
+        if (err instanceof RetryableError) throw err;
+        throw new RetryableError('cannot record a received SET (replay protection) in the store', {
+          code: 'SSF_ERR_REPLAY_LEDGER',
+          cause: err,
+        });
+      }
     },
   };
 }
