@@ -309,6 +309,54 @@ describe('the conformance kit on webhook connectors', () => {
   });
 });
 
+describe('the conformance kit on connectors that poll and take webhooks', () => {
+  const signedOptions: ConformanceOptions = {
+    ...pollerOptions,
+    validConfig: (server: MockServer) => ({
+      base_url: server.url,
+      api_token: 'poller-token-5d1e',
+      webhook_token: 'poller-webhook-token-77c1',
+      page_size: 2,
+    }),
+    webhook: { request: () => ({ headers: { authorization: 'Bearer poller-webhook-token-77c1' } }) },
+  };
+
+  it('passes one whose webhook checks its token, running the webhook cases beside the poll cases', async () => {
+    const results = await checkConnectorConformance(poller('webhook'), signedOptions);
+    expect(failures(results)).toEqual({});
+    expect(results.map((r) => r.id)).toEqual(
+      expect.arrayContaining([
+        'delivery.skips-malformed',
+        'delivery.refuses-malformed',
+        'hygiene.webhook-auth',
+      ]),
+    );
+  });
+
+  it('a webhook that takes any request, beside a sound poll: hygiene.webhook-auth', async () => {
+    const failed = failures(
+      await checkConnectorConformance(poller('unauthenticated-webhook'), signedOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);
+    expect(failed['hygiene.webhook-auth']).toMatch(
+      /^a webhook request without the credentials options\.webhook\.request adds was answered 202/,
+    );
+  });
+
+  it('without webhook.request, a request bare of any credentials is still sent: hygiene.webhook-auth', async () => {
+    const failed = failures(
+      await checkConnectorConformance(poller('unauthenticated-webhook'), pollerOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);
+    expect(failed['hygiene.webhook-auth']).toMatch(
+      /^a webhook request without any credentials was answered 202; refuse it with 401 .*give options\.webhook\.request/,
+    );
+    expect(failed['hygiene.webhook-auth']).toMatch(/emitted events/);
+    // The sound one passes without the option: its bare request is refused.
+    expect(failures(await checkConnectorConformance(poller('webhook'), pollerOptions))).toEqual({});
+  });
+});
+
 describe('intake capabilities', () => {
   function withCapabilities(
     definition: ConnectorDefinition,

@@ -251,7 +251,12 @@ export async function refusesMalformed(ctx: SuiteContext): Promise<void> {
  * changed, are refused with 401 or 403 and emit nothing.
  */
 export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
-  if (ctx.options.webhook?.request === undefined) {
+  const signed = ctx.options.webhook?.request !== undefined;
+  // A connector that also polls is checked without the option too: a request bare of any
+  // credentials is refused, with 401 or 403, or with 404 when the valid config takes no
+  // webhooks at all. What a sender adds is needed to check wrong credentials.
+  const bareOnly = !signed && polls(ctx);
+  if (!signed && !bareOnly) {
     fail(
       'say what a legitimate sender adds to a webhook request (a token header, a signature) in ' +
         'options.webhook.request(body, rawBody), so the kit can check that a request without it is ' +
@@ -264,17 +269,23 @@ export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
   const instance = ctx.instance();
   await startWithin(instance);
   const problems: string[] = [];
-  for (const [credentials, what] of [
-    ['none', 'without the credentials options.webhook.request adds'],
-    ['wrong', 'with the credentials options.webhook.request adds, their values changed,'],
-  ] as const) {
+  const variants = signed
+    ? ([
+        ['none', 'without the credentials options.webhook.request adds'],
+        ['wrong', 'with the credentials options.webhook.request adds, their values changed,'],
+      ] as const)
+    : ([['none', 'without any credentials']] as const);
+  for (const [credentials, what] of variants) {
     // What start() committed (a checkpoint alone, say) is not the request's doing.
     const before = instance.sink.attempts.length;
     const { status } = await ctx.webhook(instance, fixture.input, { credentials });
-    if (status !== 401 && status !== 403) {
+    if (status !== 401 && status !== 403 && !(bareOnly && status === 404)) {
       problems.push(
         `a webhook request ${what} was answered ${status}; ` +
-          'refuse it with 401 (no or wrong credentials) or 403, before reading the body',
+          'refuse it with 401 (no or wrong credentials) or 403, before reading the body' +
+          (bareOnly
+            ? ' (give options.webhook.request so the kit also checks wrong credentials and malformed bodies)'
+            : ''),
       );
     }
     if (instance.sink.attempts.length > before) problems.push(`a webhook request ${what} emitted events`);

@@ -84,6 +84,10 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
   const polls = inbound && Boolean(caps.poll);
   // Connectors the kit drives through handleWebhook (those that also poll are driven by polls).
   const webhookOnly = inbound && !polls && Boolean(caps.webhook);
+  // Every connector that answers webhooks, polling or not: its webhook is authenticated.
+  const webhook = inbound && Boolean(caps.webhook);
+  // A polling connector's webhook is sent malformed bodies once the kit knows how to sign them.
+  const signedWebhook = webhook && ctx.options.webhook?.request !== undefined;
   const applies: Array<[string, Check, boolean]> = [
     ['manifest.valid', manifestValid, true],
     ['manifest.id-matches-folder', idMatchesFolder, true],
@@ -106,7 +110,7 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     ['mapping.deterministic', mappingDeterministic, inbound],
     ['delivery.at-least-once', atLeastOnce, inbound],
     ['delivery.checkpoint-after-persist', checkpointAfterPersist, inbound],
-    ['delivery.refuses-malformed', refusesMalformed, webhookOnly],
+    ['delivery.refuses-malformed', refusesMalformed, webhookOnly || signedWebhook],
     ['delivery.skips-malformed', skipsMalformed, polls],
     ['delivery.empty-poll', emptyPoll, polls],
     [
@@ -123,7 +127,7 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     ['delivery.classification', classification, !inbound && ctx.networked],
     ['delivery.no-network', noNetwork, !inbound && !ctx.networked],
     ['hygiene.secrets-not-logged', secretsNotLogged, true],
-    ['hygiene.webhook-auth', webhookAuthenticated, webhookOnly],
+    ['hygiene.webhook-auth', webhookAuthenticated, webhook],
     ['metrics.counters', countersMatch, true],
     ['docs.readme-current', docsCurrent, generatedSection(ctx.readme() ?? '') !== undefined],
   ];

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import {
   defineConnector,
   duration,
@@ -5,6 +6,8 @@ import {
   secret,
   z,
   type EventDraft,
+  type InboundRequest,
+  type InboundResponse,
   type MappingResult,
   type ScheduledTask,
 } from '../../../../core/plugin-api/index.ts';
@@ -16,7 +19,10 @@ export type PollerFault =
   | 'checkpoint-before-persist'
   | 'throws-on-malformed'
   | 'ignores-signal'
-  | 'secret-in-poll-error';
+  | 'secret-in-poll-error'
+  // Variants that also take webhooks: one checks the sender's token, one takes any request.
+  | 'webhook'
+  | 'unauthenticated-webhook';
 
 const alertSchema = z.looseObject({
   id: z.string().min(1),
@@ -50,6 +56,7 @@ const configSchema = z.strictObject({
   api_token: secret('Bearer token for the alerts API.'),
   page_size: z.number().int().min(1).default(2).meta({ description: 'Alerts per page.' }),
   poll_interval: duration('Time between polls.').prefault('1m'),
+  webhook_token: secret('Token the vendor sends as a bearer token with each webhook.').optional(),
 });
 
 /** A small polling connector; `faults` seeds the mistakes the conformance kit must report. */
@@ -64,7 +71,8 @@ export function specimenPoller(...faults: PollerFault[]) {
       displayName: 'Specimen poller',
       description: 'Polls an alerts API; used to prove the conformance kit catches faults.',
       emits: ['caep.session-revoked'],
-      capabilities: { poll: true },
+      capabilities:
+        has('webhook') || has('unauthenticated-webhook') ? { poll: true, webhook: true } : { poll: true },
     },
     configSchema,
     stateSchema: z.strictObject({ after: z.string() }),
@@ -135,7 +143,22 @@ export function specimenPoller(...faults: PollerFault[]) {
         }
       };
 
+      const handleWebhook = async (req: InboundRequest): Promise<InboundResponse> => {
+        const expected = Buffer.from(`Bearer ${config.webhook_token?.reveal() ?? ''}`);
+        const given = Buffer.from(req.headers.authorization ?? '');
+        const authentic =
+          config.webhook_token !== undefined &&
+          given.length === expected.length &&
+          timingSafeEqual(given, expected);
+        // The mistake: the webhook takes whatever reaches it.
+        if (!authentic && !has('unauthenticated-webhook')) return { status: 401 };
+        read.inc();
+        await ctx.emit(mapAlert(req.body).events);
+        return { status: 202 };
+      };
+
       return {
+        ...(has('webhook') || has('unauthenticated-webhook') ? { handleWebhook } : {}),
         async start() {
           running = { task: ctx.scheduler.schedule('poll', { everyMs: config.poll_interval }, poll) };
         },
