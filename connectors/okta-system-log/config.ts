@@ -6,7 +6,10 @@ const sswsAuth = z.strictObject({
 });
 
 const oauthAuth = z.strictObject({
-  type: z.literal('oauth').meta({ description: 'An Okta API service app with the okta.logs.read scope.' }),
+  type: z.literal('oauth').meta({
+    description:
+      'An Okta API service app with the okta.logs.read scope (and okta.users.read with identifier_changes).',
+  }),
   client_id: z.string().min(1).meta({ description: 'Client id of the API service app.' }),
   private_key: secret('Private key of the service app (PKCS#8 PEM or a private JWK as JSON).'),
   key_id: z.string().min(1).optional().meta({ description: 'Key id (kid) registered with the service app.' }),
@@ -41,6 +44,14 @@ export const configSchema = z.strictObject({
     description:
       'Emit caep.session-revoked when a user signs out of Okta (user.session.end) or an administrator clears their sessions (user.session.clear).',
   }),
+  identifier_changes: z.boolean().default(false).meta({
+    description:
+      "Emit RISC identifier-changed when a user's login or primary email changes (user.account.update_profile). Okta logs which attributes changed, not their values: the connector reads the user (GET /api/v1/users/{id}; the OAuth app then also needs okta.users.read) and compares with the login and email it remembered. A change whose old value it never saw is not emitted.",
+  }),
+  identifier_memory: z.number().int().min(1).max(100_000).default(5000).meta({
+    description:
+      'Users whose last-seen login and email are remembered (saved with the cursor) for identifier_changes; beyond it the least recently seen are forgotten.',
+  }),
   filter: z
     .string()
     .min(1)
@@ -50,10 +61,29 @@ export const configSchema = z.strictObject({
 
 export type OktaSystemLogConfig = z.output<typeof configSchema>;
 
-/** The checkpoint: Okta's polling cursor (the next link), or where the first run starts. */
+/** A user's login and primary email as last seen, and when (an event's published, or a read). */
+const rememberedSchema = z.strictObject({
+  login: z.string().min(1).optional(),
+  email: z.string().min(1).optional(),
+  at: z.iso.datetime({ offset: true }),
+});
+
+/** An update_profile that may have changed a login or email, waiting for the user's profile. */
+const awaitedSchema = z.strictObject({
+  uuid: z.string().min(1),
+  published: z.iso.datetime({ offset: true }),
+});
+
+/**
+ * The checkpoint: Okta's polling cursor (the next link), or where the first run starts; with
+ * identifier_changes, the users' remembered logins and emails (by Okta user id), and the profile
+ * updates awaiting the user's profile (`simulate` carries them from file to file).
+ */
 export const stateSchema = z.strictObject({
   next: z.string().min(1).optional(),
   since: z.iso.datetime({ offset: true }).optional(),
+  users: z.record(z.string(), rememberedSchema).optional(),
+  awaiting: z.record(z.string(), awaitedSchema).optional(),
 });
 
 export type OktaSystemLogState = z.output<typeof stateSchema>;

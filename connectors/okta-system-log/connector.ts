@@ -2,6 +2,7 @@ import {
   PermanentError,
   RetryableError,
   Secret,
+  pathSegment,
   sameOriginLink,
   type EventDraft,
   type HttpAuth,
@@ -11,7 +12,8 @@ import {
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
 import { stateSchema, type OktaSystemLogConfig, type OktaSystemLogState } from './config.ts';
-import { mapLogEvent } from './mapping.ts';
+import { compareProfile, oktaUserSchema } from './identifiers.ts';
+import { mapLogEvent, mappingOptions } from './mapping.ts';
 
 export const POLL_TASK = 'system-log';
 const CHECKPOINT = 'cursor';
@@ -42,7 +44,9 @@ function httpAuth(config: OktaSystemLogConfig): HttpAuth {
     clientId: config.auth.client_id,
     privateKey: config.auth.private_key,
     ...(config.auth.key_id ? { keyId: config.auth.key_id } : {}),
-    scope: 'okta.logs.read',
+    // Reading users for identifier_changes needs okta.users.read; asked for only then, as Okta
+    // refuses a token request for a scope the app was not granted.
+    scope: config.identifier_changes ? 'okta.logs.read okta.users.read' : 'okta.logs.read',
   };
 }
 
@@ -64,6 +68,14 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     'okta_system_log_rate_limited_total',
     'Runs paused because the rate-limit window was spent or Okta answered 429',
   );
+  const lookups = ctx.metrics.counter(
+    'okta_system_log_user_reads_total',
+    'Users read after a profile update (identifier_changes), by outcome',
+    ['outcome'],
+  );
+  const options = mappingOptions(config);
+  /** A page given up on: Okta answered 429 while reading a user; the page is read again later. */
+  class Paused extends Error {}
 
   function firstUrl(state: OktaSystemLogState): string {
     if (state.next) {
@@ -96,7 +108,10 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     if (ctx.clock.now().getTime() < notBefore) return;
     client ??= ctx.http.create({ auth: httpAuth(config), headers: { accept: 'application/json' } });
     const stored = stateSchema.safeParse((await ctx.checkpoints.get(CHECKPOINT)) ?? {});
-    let url = firstUrl(stored.success ? stored.data : {});
+    const state: OktaSystemLogState = stored.success ? stored.data : {};
+    let url = firstUrl(state);
+    // What the pages read in this run have taught; saved with each page's cursor.
+    const memory: OktaSystemLogState = config.identifier_changes && state.users ? { users: state.users } : {};
     for (let page = 0; page < config.max_pages_per_run && !signal.aborted; page += 1) {
       const response = await client.get<unknown>(url, { signal, acceptStatuses: [429] });
       if (response.status === 429) {
@@ -111,13 +126,23 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
       const records: unknown[] = response.data;
       const link = nextLink(response.headers.link);
       const next = link === undefined ? undefined : orgLink(link);
-      const events = mapPage(records);
+      // A page is mapped on a copy of the memory: given up on, it leaves the memory as it was.
+      const working: OktaSystemLogState = structuredClone(memory);
+      let events: EventDraft[];
+      try {
+        events = await mapPage(records, working, signal);
+      } catch (err) {
+        if (err instanceof Paused) return;
+        throw err;
+      }
       if (next !== undefined || events.length > 0) {
+        const users = working.users && Object.keys(working.users).length > 0 ? { users: working.users } : {};
         await ctx.emit(
           events,
-          next === undefined ? undefined : { checkpoint: { name: CHECKPOINT, value: { next } } },
+          next === undefined ? undefined : { checkpoint: { name: CHECKPOINT, value: { next, ...users } } },
         );
       }
+      memory.users = working.users;
       ctx.status.success();
       const remaining = Number(response.headers['x-rate-limit-remaining']);
       if (Number.isFinite(remaining) && remaining <= config.rate_limit_reserve) {
@@ -146,11 +171,15 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     return link;
   }
 
-  function mapPage(records: unknown[]): EventDraft[] {
+  async function mapPage(
+    records: unknown[],
+    state: OktaSystemLogState,
+    signal: AbortSignal,
+  ): Promise<EventDraft[]> {
     const events: EventDraft[] = [];
     for (const record of records) {
       try {
-        const mapped = mapLogEvent(record, { orgUrl: config.org_url, signOuts: config.sign_outs });
+        const mapped = mapLogEvent(record, options, state);
         read.inc({ outcome: mapped.ignored === undefined ? 'mapped' : 'ignored' });
         events.push(...mapped.events);
       } catch (err) {
@@ -158,8 +187,42 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
         read.inc({ outcome: 'malformed' });
         ctx.logger.warn({ err: err.message }, 'skipped a malformed System Log event');
       }
+      // A profile update that may have changed a login or email: read the user now, so the
+      // events after it in the log compare with what it changed to.
+      for (const id of Object.keys(state.awaiting ?? {})) events.push(...(await readUser(id, state, signal)));
     }
     return events;
+  }
+
+  /** Reads a user whose profile changed and compares it with what was remembered. */
+  async function readUser(id: string, state: OktaSystemLogState, signal: AbortSignal): Promise<EventDraft[]> {
+    const url = new URL(`/api/v1/users/${pathSegment(id)}`, origin).href;
+    const response = await client!.get<unknown>(url, { signal, acceptStatuses: [404, 429] });
+    if (response.status === 429) {
+      pauseUntilReset(response.headers, 'Okta answered 429 to a user read');
+      throw new Paused();
+    }
+    if (response.status === 404) {
+      // Deleted since: there is no current identifier to name (the deletion is its own event).
+      lookups.inc({ outcome: 'gone' });
+      if (state.awaiting) delete state.awaiting[id];
+      if (state.users) delete state.users[id];
+      return [];
+    }
+    if (!oktaUserSchema.safeParse(response.data).success) {
+      lookups.inc({ outcome: 'malformed' });
+      ctx.logger.warn(
+        { user: id },
+        'Okta answered a user read without a profile.login; its profile update is not compared',
+      );
+      if (state.awaiting) delete state.awaiting[id];
+      return [];
+    }
+    const compared = compareProfile(response.data, state, ctx.clock.now(), config.identifier_memory);
+    if (state.awaiting) delete state.awaiting[id];
+    lookups.inc({ outcome: compared.events.length > 0 ? 'changed' : 'unchanged' });
+    if (compared.ignored !== undefined) ctx.logger.debug({ user: id }, compared.ignored);
+    return compared.events;
   }
 
   return {

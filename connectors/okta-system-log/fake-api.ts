@@ -56,3 +56,79 @@ export function systemLogApi(server: MockServer, initial: readonly unknown[] = [
   });
   return state;
 }
+
+export interface FakeUsers {
+  /** Sets what `GET /api/v1/users/{id}` answers for the user (as after a profile change). */
+  put(user: { id: string; login: string; email?: string; status?: string }): void;
+  /** Deletes the user: reads answer 404 E0000007. */
+  remove(id: string): void;
+  /** Answers the next reads with 429 until the window resets. */
+  limited: boolean;
+  resetAt: number;
+}
+
+/** Okta's Users API, as far as reading one user by id (SSWS; 404 for a deleted user; 429). */
+export function usersApi(server: MockServer): FakeUsers {
+  const fake: FakeUsers = {
+    put(user) {
+      server.on('GET', `/api/v1/users/${user.id}`, (req) => {
+        if (req.headers.authorization !== `SSWS ${FAKE_TOKEN}`)
+          return { status: 401, body: { errorCode: 'E0000011', errorSummary: 'Invalid token provided' } };
+        if (fake.limited) {
+          return {
+            status: 429,
+            headers: {
+              'x-rate-limit-limit': '600',
+              'x-rate-limit-remaining': '0',
+              'x-rate-limit-reset': String(fake.resetAt),
+            },
+            body: {
+              errorCode: 'E0000047',
+              errorSummary: 'API call exceeded rate limit due to too many requests.',
+            },
+          };
+        }
+        const host = req.headers.host ?? '127.0.0.1';
+        return {
+          status: 200,
+          body: {
+            id: user.id,
+            status: user.status ?? 'ACTIVE',
+            created: '2024-03-02T16:20:11.000Z',
+            activated: '2024-03-02T16:20:12.000Z',
+            statusChanged: '2024-03-02T16:20:12.000Z',
+            lastLogin: '2026-01-15T16:58:03.000Z',
+            lastUpdated: '2026-01-15T17:10:42.000Z',
+            passwordChanged: '2025-11-20T09:12:00.000Z',
+            type: { id: 'oty1ab2cd3ef4gh5ij6k' },
+            profile: {
+              firstName: 'Dana',
+              lastName: 'Kim',
+              mobilePhone: null,
+              secondEmail: null,
+              login: user.login,
+              email: user.email ?? user.login,
+            },
+            credentials: { password: {}, provider: { type: 'OKTA', name: 'OKTA' } },
+            _links: { self: { href: `http://${host}/api/v1/users/${user.id}` } },
+          },
+        };
+      });
+    },
+    remove(id) {
+      server.on('GET', `/api/v1/users/${id}`, () => ({
+        status: 404,
+        body: {
+          errorCode: 'E0000007',
+          errorSummary: `Not found: Resource not found: ${id} (User)`,
+          errorLink: 'E0000007',
+          errorId: 'oaeJk5zQ2mKyr9Lc1TbW7Qx8A',
+          errorCauses: [],
+        },
+      }));
+    },
+    limited: false,
+    resetAt: Math.floor(Date.now() / 1000) + 60,
+  };
+  return fake;
+}

@@ -1,7 +1,8 @@
 import { defineConnector } from '../../core/plugin-api/index.ts';
 import { configSchema, stateSchema } from './config.ts';
 import { createOktaSystemLog, POLL_TASK } from './connector.ts';
-import { mapLogEvent } from './mapping.ts';
+import { compareProfile, isOktaUser } from './identifiers.ts';
+import { mapLogEvent, mappingOptions } from './mapping.ts';
 
 export { POLL_TASK };
 
@@ -14,11 +15,12 @@ export const oktaSystemLog = defineConnector({
     stability: 'beta',
     displayName: 'Okta System Log',
     description:
-      "Polls Okta's System Log and turns user deactivations, suspensions, reactivations and deletions, password and factor changes, and risk changes into RISC and CAEP events.",
+      "Polls Okta's System Log and turns user deactivations, suspensions, reactivations and deletions, login and email changes, password and factor changes, and risk changes into RISC and CAEP events.",
     emits: [
       'risc.account-disabled',
       'risc.account-enabled',
       'risc.account-purged',
+      'risc.identifier-changed',
       'caep.session-revoked',
       'caep.credential-change',
       'caep.risk-level-change',
@@ -45,6 +47,13 @@ export const oktaSystemLog = defineConnector({
       },
     },
   ],
-  map: (record, config) => mapLogEvent(record, { orgUrl: config.org_url, signOuts: config.sign_outs }),
+  // A payload is a System Log event, or (with identifier_changes) the user object Okta's Users API
+  // answers for a profile update awaiting it, as the running connector reads it.
+  map: (record, config, state) => {
+    const working = structuredClone(state ?? {});
+    if (config.identifier_changes && isOktaUser(record))
+      return compareProfile(record, working, new Date(), config.identifier_memory);
+    return mapLogEvent(record, mappingOptions(config), working);
+  },
   create: createOktaSystemLog,
 });

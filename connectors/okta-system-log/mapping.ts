@@ -5,6 +5,14 @@ import {
   type EventDraft,
   type MappingResult,
 } from '../../core/plugin-api/index.ts';
+import type { OktaSystemLogState } from './config.ts';
+import {
+  changedIdentifiers,
+  forgetBeyond,
+  forgetUser,
+  PROFILE_UPDATE,
+  rememberLogin,
+} from './identifiers.ts';
 
 const actorSchema = z.looseObject({
   id: z.string().min(1),
@@ -58,6 +66,24 @@ export interface MappingOptions {
   orgUrl: string;
   /** Emit caep.session-revoked for sign-outs and cleared sessions (SIGN_OUTS). */
   signOuts: boolean;
+  /** Track logins and emails for RISC identifier-changed (identifier_changes). */
+  identifierChanges?: boolean;
+  /** How many users' identifiers are remembered (identifier_memory). */
+  identifierMemory?: number;
+}
+
+export function mappingOptions(config: {
+  org_url: string;
+  sign_outs: boolean;
+  identifier_changes: boolean;
+  identifier_memory: number;
+}): MappingOptions {
+  return {
+    orgUrl: config.org_url,
+    signOuts: config.sign_outs,
+    identifierChanges: config.identifier_changes,
+    identifierMemory: config.identifier_memory,
+  };
 }
 
 /** Events whose outcome means the action did not happen. */
@@ -67,7 +93,17 @@ const NOT_DONE = new Set(['FAILURE', 'DENY', 'SKIPPED', 'CHALLENGE', 'UNKNOWN'])
  * Maps one System Log event. The affected user is the `User` target (an administrator acted on
  * them) or, without one, the actor (self-service); subjects are emails when Okta's login is one.
  */
-export function mapLogEvent(record: unknown, options: MappingOptions): MappingResult {
+export function mapLogEvent(
+  record: unknown,
+  options: MappingOptions,
+  state: OktaSystemLogState = {},
+): MappingResult<OktaSystemLogState> {
+  const result = mapEvent(record, options, state);
+  // Only identifier_changes has state to carry from record to record.
+  return options.identifierChanges ? ({ ...result, state } as MappingResult<OktaSystemLogState>) : result;
+}
+
+function mapEvent(record: unknown, options: MappingOptions, state: OktaSystemLogState): MappingResult {
   const { orgUrl } = options;
   const parsed = logEventSchema.safeParse(record);
   if (!parsed.success) {
@@ -85,6 +121,12 @@ export function mapLogEvent(record: unknown, options: MappingOptions): MappingRe
   if (result !== undefined && NOT_DONE.has(result))
     return { events: [], ignored: `${type} with outcome ${result}: nothing changed` };
   const user = affectedUser(event);
+  if (options.identifierChanges) {
+    const awaited = trackIdentifiers(event, user, state, options.identifierMemory ?? 5000);
+    if (awaited !== undefined) return { events: [], ignored: awaited };
+  } else if (type === PROFILE_UPDATE) {
+    return { events: [], ignored: `${type}: identifier changes are not emitted (identifier_changes: false)` };
+  }
   const base = (): Omit<EventDraft, 'type'> => ({
     subject: subjectOf(user!, orgUrl),
     sourceRecordId: event.uuid,
@@ -160,6 +202,41 @@ export function mapLogEvent(record: unknown, options: MappingOptions): MappingRe
       },
     ],
   };
+}
+
+/**
+ * Remembers the login each User the event names goes by (alternateId), and for a profile update
+ * that may have changed a login or email, notes it as awaiting the user's profile: the reason it
+ * maps to nothing yet. An update_profile's own alternateId is not remembered: Okta does not say
+ * whether it is the login from before the change or after it.
+ */
+function trackIdentifiers(
+  event: LogEvent,
+  user: Entity | undefined,
+  state: OktaSystemLogState,
+  limit: number,
+): string | undefined {
+  const type = event.eventType;
+  if (type === 'user.lifecycle.delete.completed') {
+    if (user) forgetUser(state, user.id);
+    return undefined;
+  }
+  if (type !== PROFILE_UPDATE) {
+    for (const entity of [event.actor, ...(event.target ?? [])]) {
+      if (entity.type !== 'User' || entity.id === 'unknown' || !entity.alternateId) continue;
+      rememberLogin(state, entity.id, entity.alternateId, event.published);
+    }
+    if (state.users) forgetBeyond(state.users, limit);
+    return undefined;
+  }
+  const target = event.target?.find((t) => t.type === 'User');
+  if (!target) return `${type} names no User target`;
+  const changed = changedIdentifiers(debugData(event));
+  if (changed !== undefined && changed.length === 0)
+    return `${type} changed neither the login nor the email of Okta user ${target.id}`;
+  const awaiting = (state.awaiting ??= {});
+  awaiting[target.id] ??= { uuid: event.uuid, published: event.published };
+  return `${type} of Okta user ${target.id}: awaiting the user's profile (Okta logs which attributes changed, not their values)`;
 }
 
 function affectedUser(event: LogEvent): Entity | undefined {

@@ -10,7 +10,7 @@ import {
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
 import { MockServer, staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
-import { FAKE_TOKEN, systemLogApi, type FakeSystemLog } from './fake-api.ts';
+import { FAKE_TOKEN, systemLogApi, usersApi, type FakeSystemLog } from './fake-api.ts';
 import { nextLink } from './connector.ts';
 import { oktaSystemLog } from './index.ts';
 
@@ -328,5 +328,206 @@ describe('okta-system-log sign-outs', () => {
       format: 'email',
       email: 'li.wei@example.com',
     });
+  });
+});
+
+const DANA = '00u9dleeABCDEF123456';
+
+/** A System Log event as Okta writes it, for the identifier-changed cases. */
+function logEvent(
+  uuid: string,
+  second: number,
+  eventType: string,
+  parts: { actor?: Record<string, unknown>; target?: unknown[]; debugData?: Record<string, unknown> },
+): Record<string, unknown> {
+  return {
+    uuid,
+    published: new Date(Date.UTC(2026, 0, 15, 17, 10, second)).toISOString(),
+    eventType,
+    legacyEventType: null,
+    displayMessage:
+      eventType === 'user.account.update_profile' ? 'Update user profile for Okta' : 'User login to Okta',
+    severity: 'INFO',
+    version: '0',
+    actor: parts.actor ?? {
+      id: '00u1adminXYZ123456789',
+      type: 'User',
+      alternateId: 'it.admin@example.com',
+      displayName: 'IT Admin',
+      detailEntry: null,
+    },
+    client: { ipAddress: '198.51.100.7', device: 'Computer', zone: 'null' },
+    outcome: { result: 'SUCCESS', reason: null },
+    target: parts.target ?? null,
+    transaction: { id: 'Z2xvYmFsLXRyYW5zYWN0aW9u', type: 'WEB', detail: {} },
+    debugContext: { debugData: { requestId: 'Z2xvYmFsLXRyYW5zYWN0aW9u', ...parts.debugData } },
+  };
+}
+
+const signIn = (uuid: string, second: number, login: string) =>
+  logEvent(uuid, second, 'user.session.start', {
+    actor: { id: DANA, type: 'User', alternateId: login, displayName: 'Dana Lee', detailEntry: null },
+  });
+
+/** Okta names the changed attributes, not their values; the target's alternateId is not relied on. */
+const profileUpdate = (uuid: string, second: number, changed: string) =>
+  logEvent(uuid, second, 'user.account.update_profile', {
+    target: [
+      {
+        id: DANA,
+        type: 'User',
+        alternateId: 'dana.kim@example.com',
+        displayName: 'Dana Kim',
+        detailEntry: null,
+      },
+    ],
+    debugData: { requestUri: `/api/v1/users/${DANA}`, changedAttributes: changed },
+  });
+
+describe('okta-system-log: RISC identifier-changed from user.account.update_profile (RISC 1.0 §2.5)', () => {
+  const identifierEvents = (t: { emitted: Array<{ events: EventDraft[] }> }) =>
+    t.emitted.flatMap((e) => e.events).filter((e) => e.type === 'risc.identifier-changed');
+  const userReads = () => server.requests.filter((r) => r.path.startsWith('/api/v1/users/'));
+
+  it('reads the user after a login change and names the old login as subject, the new one as new-value', async () => {
+    server.reset();
+    systemLogApi(server, [
+      signIn('uuid-in', 1, 'Dana.Lee@example.com'),
+      profileUpdate('uuid-upd', 5, 'lastName, login, email'),
+    ]);
+    const users = usersApi(server);
+    users.put({ id: DANA, login: 'dana.kim@example.com' });
+    const t = await started({ identifier_changes: true });
+    await t.run();
+    expect(identifierEvents(t)).toEqual([
+      {
+        type: 'risc.identifier-changed',
+        subject: { format: 'email', email: 'dana.lee@example.com' },
+        claims: { 'new-value': 'dana.kim@example.com' },
+        sourceRecordId: 'uuid-upd:login',
+        occurredAt: '2026-01-15T17:10:05.000Z',
+      },
+    ]);
+    expect(userReads().map((r) => [r.path, r.headers.authorization])).toEqual([
+      [`/api/v1/users/${DANA}`, `SSWS ${FAKE_TOKEN}`],
+    ]);
+    // What was read is saved with the cursor, for the next change.
+    expect(t.checkpoints.get('cursor')).toMatchObject({
+      users: { [DANA]: { login: 'dana.kim@example.com', email: 'dana.kim@example.com' } },
+    });
+    expect(t.counter('okta_system_log_user_reads_total', { outcome: 'changed' })).toBe(1);
+  });
+
+  it('emits nothing for a change whose old value it never saw, and the next change from what it read', async () => {
+    server.reset();
+    const log = systemLogApi(server, [profileUpdate('uuid-upd1', 5, 'login,email')]);
+    const users = usersApi(server);
+    users.put({ id: DANA, login: 'dana.kim@example.com' });
+    const t = await started({ identifier_changes: true });
+    await t.run();
+    expect(identifierEvents(t)).toEqual([]);
+    // Later (a restarted instance, same saved state): changed again, the old value is the one read.
+    log.append(profileUpdate('uuid-upd2', 50, 'email, login'));
+    users.put({ id: DANA, login: 'dana.park@example.com', email: 'dana.park@example.com' });
+    const connector = oktaSystemLog.create(
+      t.ctx,
+      oktaSystemLog.configSchema.parse({
+        org_url: server.url,
+        auth: { type: 'ssws', token: FAKE_TOKEN },
+        page_size: 10,
+        identifier_changes: true,
+      }),
+    );
+    await connector.start(new AbortController().signal);
+    await t.run();
+    expect(identifierEvents(t).map((e) => [e.subject, e.claims, e.sourceRecordId])).toEqual([
+      [
+        { format: 'email', email: 'dana.kim@example.com' },
+        { 'new-value': 'dana.park@example.com' },
+        'uuid-upd2:login',
+      ],
+    ]);
+  });
+
+  it('emits the email change alone when the login stays, and reads nobody for other attributes', async () => {
+    server.reset();
+    systemLogApi(server, [
+      signIn('uuid-in', 1, 'dana.lee@example.com'),
+      profileUpdate('uuid-name', 2, 'firstName, lastName'),
+      profileUpdate('uuid-upd', 5, 'email'),
+    ]);
+    const users = usersApi(server);
+    users.put({ id: DANA, login: 'dana.lee@example.com', email: 'dana.lee@example.com' });
+    const t = await started({ identifier_changes: true });
+    await t.run();
+    // The first read is the baseline of the email (the sign-in named only the login).
+    expect(identifierEvents(t)).toEqual([]);
+    expect(userReads()).toHaveLength(1);
+  });
+
+  it('takes a deleted user (404 E0000007) as gone and carries on with the page', async () => {
+    server.reset();
+    systemLogApi(server, [
+      signIn('uuid-in', 1, 'dana.lee@example.com'),
+      profileUpdate('uuid-upd', 5, 'login'),
+      suspension(7),
+    ]);
+    usersApi(server).remove(DANA);
+    const t = await started({ identifier_changes: true });
+    await t.run();
+    expect(identifierEvents(t)).toEqual([]);
+    expect(t.ids()).toEqual(['uuid-0007']);
+    expect(t.counter('okta_system_log_user_reads_total', { outcome: 'gone' })).toBe(1);
+  });
+
+  it('pauses on a 429 to the user read, then reads the page again and emits the change', async () => {
+    server.reset();
+    systemLogApi(server, [
+      signIn('uuid-in', 1, 'dana.lee@example.com'),
+      profileUpdate('uuid-upd', 5, 'login'),
+    ]);
+    const users = usersApi(server);
+    users.put({ id: DANA, login: 'dana.kim@example.com' });
+    users.limited = true;
+    users.resetAt = Math.floor(clock / 1000) + 20;
+    const t = await started({ identifier_changes: true });
+    await t.run();
+    expect(t.emitted).toHaveLength(0);
+    expect(t.counter('okta_system_log_rate_limited_total')).toBe(1);
+    clock += 21_000;
+    users.limited = false;
+    await t.run();
+    expect(identifierEvents(t).map((e) => e.sourceRecordId)).toEqual(['uuid-upd:login']);
+  });
+
+  it('does not read users with identifier_changes off (the default)', async () => {
+    server.reset();
+    systemLogApi(server, [
+      signIn('uuid-in', 1, 'dana.lee@example.com'),
+      profileUpdate('uuid-upd', 5, 'login'),
+    ]);
+    usersApi(server).put({ id: DANA, login: 'dana.kim@example.com' });
+    const t = await started();
+    await t.run();
+    expect(userReads()).toHaveLength(0);
+    expect(identifierEvents(t)).toEqual([]);
+    expect((t.checkpoints.get('cursor') as Record<string, unknown>).users).toBeUndefined();
+  });
+
+  it('remembers at most identifier_memory users, forgetting the least recently seen', async () => {
+    server.reset();
+    systemLogApi(
+      server,
+      Array.from({ length: 4 }, (_, i) =>
+        logEvent(`uuid-in-${i}`, i, 'user.session.start', {
+          actor: { id: `00uuser${i}`, type: 'User', alternateId: `user${i}@example.com` },
+        }),
+      ),
+    );
+    const t = await started({ identifier_changes: true, identifier_memory: 2 });
+    await t.run();
+    const remembered = (t.checkpoints.get('cursor') as { users: Record<string, unknown> }).users;
+    expect(Object.keys(remembered).length).toBeLessThanOrEqual(2);
+    expect(remembered['00uuser3']).toEqual({ login: 'user3@example.com', at: '2026-01-15T17:10:03.000Z' });
   });
 });
