@@ -11,10 +11,15 @@ const searchAnswer = z.looseObject({ employees: z.array(z.unknown()) });
 
 /** The Bob Public API with a service user (Basic auth: service user id and token). */
 export function createHibobClient(ctx: InboundContext<unknown>, config: HibobConfig): HibobClient {
+  const { service_user_id: user, service_user_token: token } = config;
+  if (user === undefined || token === undefined) {
+    // The config schema refuses employee_lookup api without them; webhook_only never reads.
+    throw new Error('the Bob Public API needs service_user_id and service_user_token');
+  }
   const http = ctx.http.create({
     baseURL: config.api_base_url,
     timeoutMs: config.request_timeout,
-    auth: { type: 'basic', username: config.service_user_id, password: config.service_user_token },
+    auth: { type: 'basic', username: user, password: token },
   });
   return {
     async getEmployee(id, signal) {

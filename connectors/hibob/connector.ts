@@ -24,8 +24,9 @@ import {
 
 /**
  * HiBob webhooks v2: verifies Bob-Signature over the raw body, refuses replays by triggeredAt,
- * fetches the employee through the Public API (Bob's advice: do not trust payloads), and commits
- * the resulting events with the updated checkpoint before answering 200.
+ * fetches the employee through the Public API (Bob's advice: do not trust payloads) unless
+ * configured webhook_only, and commits the resulting events with the updated checkpoint before
+ * answering 200.
  */
 export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig): InboundConnector {
   const policy = policyOf(config);
@@ -105,7 +106,8 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
         });
       }
       let employee: HibobEmployee | undefined;
-      if (event.type !== 'employee.deleted') {
+      // webhook_only: the delivery is all there is (see applyDelivery).
+      if (event.type !== 'employee.deleted' && config.employee_lookup === 'api') {
         try {
           employee = await api().getEmployee(String(event.data.employeeId).trim());
         } catch (err) {

@@ -12,7 +12,7 @@ export const hibobConnector = defineConnector({
     stability: 'beta',
     displayName: 'HiBob (HR leavers)',
     description:
-      'Receives Bob webhooks v2 (employee.left, employee.inactivated, employee.deleted, employee.updated …) verified by Bob-Signature, reads the employee through the Public API, and turns leavers, rehires, deletions and email changes into RISC and CAEP events.',
+      'Receives Bob webhooks v2 (employee.left, employee.inactivated, employee.deleted, employee.updated …) verified by Bob-Signature, reads the employee through the Public API (or, webhook-only, works from the deliveries alone), and turns leavers, rehires, deletions and email changes into RISC and CAEP events.',
     emits: [
       'risc.account-disabled',
       'caep.session-revoked',
@@ -39,6 +39,14 @@ export const hibobConnector = defineConnector({
         service_user_token: '${env:HIBOB_SERVICE_TOKEN}',
         timezone: 'Europe/Berlin',
         subject_format: 'email',
+      },
+    },
+    {
+      title: 'Webhooks only, without a service user',
+      config: {
+        webhook_secret: '${env:HIBOB_WEBHOOK_SECRET}',
+        employee_lookup: 'webhook_only',
+        timezone: 'Europe/Berlin',
       },
     },
   ],

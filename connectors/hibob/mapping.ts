@@ -142,6 +142,7 @@ export function applyEvent(
       now,
     );
   }
+  if (config.employee_lookup === 'webhook_only') return applyDelivery(state, event, config, now);
   if (!employee && !LEAVING.has(event.type)) {
     // Bob answers 404 or no employee when the service user cannot see the record (inactive
     // employees are hidden unless its permissions include them): that says nothing about the
@@ -152,6 +153,58 @@ export function applyEvent(
     };
   }
   return applyWorker(state, workerOf(event, employee, config), policyOf(config), now);
+}
+
+/** Lifecycle events that say the employee has access again (a rehire, a return). */
+const ACTIVATING = new Set(['employee.activated', 'employee.joined']);
+
+/**
+ * `employee_lookup: webhook_only`: what a delivery says on its own. Bob's v2 payloads carry the
+ * employee id (employee.deleted also the email) and, for employee.updated, only the ids of the
+ * changed fields, never their values. So:
+ * - employee.left: a leaver as of triggeredAt (Bob fires it as the termination or garden leave
+ *   takes effect), named by the Bob id;
+ * - employee.activated / employee.joined: employed again, so a leaver reported before is
+ *   re-enabled;
+ * - employee.inactivated: ignored — it fires for leave (parental, sabbatical) as for
+ *   termination, and only the record tells them apart; terminations come as employee.left;
+ * - employee.updated / employee.created and the rest: ignored — an email change or a
+ *   termination date needs the values the API holds.
+ */
+function applyDelivery(
+  state: HibobState,
+  event: HibobEnvelope,
+  config: HibobConfig,
+  now: Date,
+): LeaverOutcome {
+  const policy = policyOf(config);
+  if (event.type === 'employee.left')
+    return applyWorker(state, workerOf(event, undefined, config), policy, now);
+  if (ACTIVATING.has(event.type)) {
+    const email = event.data.email;
+    return applyWorker(
+      state,
+      {
+        id: String(event.data.employeeId).trim(),
+        email: typeof email === 'string' ? email : undefined,
+        status: 'active',
+        observedAt: isoTime(event.triggeredAt),
+      },
+      policy,
+      now,
+    );
+  }
+  if (event.type === 'employee.inactivated') {
+    return {
+      events: [],
+      ignored:
+        'employee_lookup webhook_only: employee.inactivated fires for leave as for termination, and only the API tells them apart; terminations are sent on employee.left',
+    };
+  }
+  return {
+    events: [],
+    ignored: `employee_lookup webhook_only: ${event.type} does not carry the changed values (Bob sends only field ids); email changes and termination dates need employee_lookup api`,
+  };
 }
 
 const withEmployeeSchema = z.strictObject({
