@@ -229,8 +229,9 @@ function trackIdentifiers(
     if (state.users) forgetBeyond(state.users, limit);
     return undefined;
   }
-  const target = event.target?.find((t) => t.type === 'User');
-  if (!target) return `${type} names no User target`;
+  // An administrator's change names the user as target; a user's own change, as actor.
+  const target = user;
+  if (!target) return `${type} names no user (neither a User target nor a User actor)`;
   const changed = changedIdentifiers(debugData(event));
   if (changed !== undefined && changed.length === 0)
     return `${type} changed neither the login nor the email of Okta user ${target.id}`;

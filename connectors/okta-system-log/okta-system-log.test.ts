@@ -449,6 +449,22 @@ describe('okta-system-log: RISC identifier-changed from user.account.update_prof
     ]);
   });
 
+  it('reads the user after a self-service change too (the user is the actor, with no target)', async () => {
+    server.reset();
+    const own = {
+      ...profileUpdate('uuid-own', 5, 'login'),
+      actor: { id: DANA, type: 'User', alternateId: 'dana.kim@example.com', displayName: 'Dana Kim' },
+      target: null,
+    };
+    systemLogApi(server, [signIn('uuid-in', 1, 'dana.lee@example.com'), own]);
+    usersApi(server).put({ id: DANA, login: 'dana.kim@example.com' });
+    const t = await started({ identifier_changes: true });
+    await t.run();
+    expect(identifierEvents(t).map((e) => [e.subject, e.claims])).toEqual([
+      [{ format: 'email', email: 'dana.lee@example.com' }, { 'new-value': 'dana.kim@example.com' }],
+    ]);
+  });
+
   it('emits the email change alone when the login stays, and reads nobody for other attributes', async () => {
     server.reset();
     systemLogApi(server, [
