@@ -272,9 +272,8 @@ export class TransmitterClient {
   }
 
   /**
-   * Brings an adopted stream in line with the configuration (SSF 1.0 §8.1.1.3, PATCH): its
-   * delivery (`delivery: true`), and the configured `events_requested` and `description` when the
-   * stream has others.
+   * Brings an adopted stream in line with the configuration: its delivery (`delivery: true`), and
+   * the configured `events_requested` and `description` when the stream has others.
    */
   async updateStream(
     found: StreamConfig,
@@ -292,23 +291,90 @@ export class TransmitterClient {
       body.description = this.#config.description;
     }
     if (Object.keys(body).length === 0) return found;
-    const response = await this.#api.request<StreamConfig>({
+    return this.#modify(found, body, changes.delivery, signal);
+  }
+
+  /**
+   * Changes receiver-supplied properties of a stream: with PATCH (SSF 1.0 §8.1.1.3), which sends
+   * only what changes; when the transmitter has no PATCH (405, 501), by replacing the
+   * configuration with PUT (§8.1.1.4), which carries every receiver-supplied property, the ones
+   * not changed as the stream has them (a property left out of a PUT is deleted). Updates are
+   * optional for a transmitter (CAEP Interop 1.0 requires none): one that has neither keeps the
+   * stream as it is, unless `required` (its delivery must change), which is a permanent error.
+   */
+  async #modify(
+    found: StreamConfig,
+    changes: Record<string, unknown>,
+    required: boolean,
+    signal: AbortSignal,
+  ): Promise<StreamConfig> {
+    const url = this.#endpoint('configuration_endpoint');
+    const unsupported = [405, 501] as const;
+    const patched = await this.#api.request<StreamConfig>({
       method: 'PATCH',
-      url: this.#endpoint('configuration_endpoint'),
-      body: { stream_id: found.stream_id, ...body },
+      url,
+      body: { stream_id: found.stream_id, ...changes },
       signal,
-      // Updates are optional for a transmitter (CAEP Interop 1.0 requires none): one that has
-      // none keeps the stream as it is, unless its delivery must change.
-      ...(changes.delivery ? {} : { acceptStatuses: [405, 501] }),
+      acceptStatuses: unsupported,
     });
-    if (response.status === 405 || response.status === 501) {
-      this.#log.warn(
-        { streamId: found.stream_id, status: response.status },
-        'the transmitter does not update streams; the stream keeps its events_requested and description',
+    if (!unsupported.includes(patched.status as 405 | 501)) return this.#updated(found, changes, patched);
+    const replacement = this.#replacement(found, changes);
+    const replaced = await this.#api.request<StreamConfig>({
+      method: 'PUT',
+      url,
+      body: replacement,
+      signal,
+      acceptStatuses: unsupported,
+    });
+    if (!unsupported.includes(replaced.status as 405 | 501)) {
+      this.#log.info(
+        { streamId: found.stream_id },
+        'the transmitter does not update streams (PATCH); replaced the stream configuration (PUT)',
       );
-      return found;
+      return this.#updated(found, replacement, replaced);
     }
-    return this.#ofThisIssuer(response.data);
+    if (required) {
+      throw new PermanentError(
+        `the transmitter neither updates (PATCH ${patched.status}) nor replaces (PUT ${replaced.status}) streams, ` +
+          `and stream ${found.stream_id} must be given this instance's delivery; delete it at the transmitter, or let this instance create its own`,
+        { code: 'SSF_ERR_RECEIVER_STREAM_UPDATE' },
+      );
+    }
+    this.#log.warn(
+      { streamId: found.stream_id, patch: patched.status, put: replaced.status },
+      'the transmitter neither updates nor replaces streams; the stream keeps its events_requested and description',
+    );
+    return found;
+  }
+
+  /**
+   * The whole receiver-supplied configuration of a stream (SSF 1.0 §8.1.1.4): `changes` over what
+   * the stream has. The delivery is always this instance's (a PUT without one means poll); the
+   * events requested are never left empty (RX-03).
+   */
+  #replacement(found: StreamConfig, changes: Record<string, unknown>): Record<string, unknown> {
+    const events = (changes.events_requested as string[] | undefined) ?? found.events_requested ?? [];
+    const description = (changes.description as string | undefined) ?? found.description;
+    return {
+      stream_id: found.stream_id,
+      delivery: this.#delivery(),
+      events_requested: events.length > 0 ? events : receivableEventTypes(),
+      ...(description !== undefined ? { description } : {}),
+    };
+  }
+
+  /** The stream as an update answered it; a 202 without a configuration: as asked. */
+  #updated(
+    found: StreamConfig,
+    sent: Record<string, unknown>,
+    response: { status: number; data: StreamConfig },
+  ): StreamConfig {
+    const data = response.data as unknown;
+    if (data !== null && typeof data === 'object' && 'stream_id' in data) {
+      return this.#ofThisIssuer(data as StreamConfig);
+    }
+    const { stream_id: _id, delivery: _delivery, ...rest } = sent;
+    return { ...found, ...rest } as StreamConfig;
   }
 
   /** Adds a subject to a stream (SSF 1.0 §8.1.3.2): the receiver names it, so it is verified. */
@@ -343,15 +409,9 @@ export class TransmitterClient {
     });
   }
 
-  /** Sets the event types an existing stream delivers. */
-  async updateEvents(streamId: string, events: string[], signal: AbortSignal): Promise<StreamConfig> {
-    const response = await this.#api.request<StreamConfig>({
-      method: 'PATCH',
-      url: this.#endpoint('configuration_endpoint'),
-      body: { stream_id: streamId, events_requested: events },
-      signal,
-    });
-    return this.#ofThisIssuer(response.data);
+  /** Sets the event types an existing stream delivers (PATCH, else PUT; kept when neither is there). */
+  async updateEvents(found: StreamConfig, events: string[], signal: AbortSignal): Promise<StreamConfig> {
+    return this.#modify(found, { events_requested: events }, false, signal);
   }
 
   /** The stream's status: enabled, paused or disabled (SSF 1.0 §8.1.2.1). */

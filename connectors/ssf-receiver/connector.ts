@@ -194,7 +194,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     );
     if (config.events_requested.length > 0 || supported.length === 0) return found;
     if ((found.events_delivered ?? []).length > 0) return found;
-    return client.updateEvents(found.stream_id, supported, signal);
+    return client.updateEvents(found, supported, signal);
   }
 
   async function adopt(found: StreamConfig, signal: AbortSignal): Promise<StreamConfig> {

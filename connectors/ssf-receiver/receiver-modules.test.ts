@@ -411,6 +411,8 @@ class SuiteTransmitter {
 
   /** False: PATCH and PUT are answered 405, like the suite's CAEP interop transmitter. */
   updatesStreams = true;
+  /** False: PATCH is answered 405 and PUT works (a transmitter that only replaces configurations). */
+  patchesStreams = true;
   /** Whether the receiver authenticates with OAuth (set by the test before the receiver starts). */
   dynamic = false;
 
@@ -559,7 +561,7 @@ class SuiteTransmitter {
         return json(204);
       }
       if (method === 'PATCH' || method === 'PUT') {
-        if (!this.updatesStreams) return json(405);
+        if (!this.updatesStreams || (method === 'PATCH' && !this.patchesStreams)) return json(405);
         if (!bodyId)
           return json(400, { err: 'bad_request', description: 'stream_id is required in the body' });
         const stream = this.streams.get(bodyId);
@@ -869,6 +871,98 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
     }
   });
 
+  it(`SSF 1.0 §8.1.1.4: a transmitter without PATCH (405) gets the changed configuration by PUT, with every receiver-supplied property, the unchanged ones as the stream has them (${mode})`, async () => {
+    const tx = await new SuiteTransmitter(`put-only-${mode}`).start();
+    tx.patchesStreams = false;
+    const store = new Map<string, unknown>();
+    const id = `put-only-${mode}`;
+    const delivery =
+      mode === 'push'
+        ? { method: PUSH, endpoint_url: `${ingest.url}/ingest/${id}`, authorization_header: PUSH_AUTH }
+        : { method: POLL };
+    try {
+      const first = await startReceiver(tx, mode, { description: 'first' }, harness(id, store));
+      await verified(tx);
+      await first.stop();
+      const streamId = tx.streamId as string;
+      // Only the events requested change: the description is kept.
+      const second = await startReceiver(
+        tx,
+        mode,
+        { events_requested: [SESSION_REVOKED] },
+        harness(id, store),
+      );
+      await eventually(() => tx.callNames.filter((c) => c === 'POST /verify').length === 2, 'verified');
+      await tx.allAcked('the second verification acknowledged');
+      await second.stop();
+      // Only the description changes: the events requested are kept.
+      const h = harness(id, store);
+      const third = await startReceiver(tx, mode, { description: 'third' }, h);
+      await eventually(() => tx.callNames.filter((c) => c === 'POST /verify').length === 3, 'verified');
+      await tx.allAcked('the third verification acknowledged');
+      const set = tx.enqueue(streamId, await tx.event(SESSION_REVOKED));
+      await eventually(() => tx.isAcked(set.jti), 'an event on the replaced stream');
+      await third.stop();
+      const updates = tx.calls.filter((c) => c.method === 'PATCH' || c.method === 'PUT');
+      expect(updates.map((c) => `${c.method} ${c.status}`)).toEqual([
+        'PATCH 405',
+        'PUT 200',
+        'PATCH 405',
+        'PUT 200',
+      ]);
+      const [, secondPut, , thirdPut] = updates as [Call, Call, Call, Call];
+      expect(secondPut.body).toEqual({
+        stream_id: streamId,
+        delivery,
+        events_requested: [SESSION_REVOKED],
+        description: 'first',
+      });
+      expect(thirdPut.body).toEqual({
+        stream_id: streamId,
+        delivery,
+        events_requested: [SESSION_REVOKED],
+        description: 'third',
+      });
+      expect(tx.stream?.config).toMatchObject({
+        description: 'third',
+        events_requested: [SESSION_REVOKED],
+        events_delivered: [SESSION_REVOKED],
+        delivery: mode === 'push' ? delivery : { method: POLL },
+      });
+      expect(h.emitted.map((e) => e.sourceRecordId)).toEqual([set.jti]);
+      expect(h.statuses.map((s) => s.state)).not.toContain('permanent_error');
+    } finally {
+      await tx.close();
+    }
+  });
+
+  if (mode === 'push') {
+    it('a push stream adopted from a transmitter with neither PATCH nor PUT (405) stops the instance with a permanent error saying so: its delivery cannot be set', async () => {
+      const tx = await new SuiteTransmitter('no-updates-push').start();
+      const store = new Map<string, unknown>();
+      try {
+        const first = await startReceiver(tx, mode, {}, harness('nup', store));
+        await verified(tx);
+        await first.stop();
+        tx.updatesStreams = false;
+        const h = harness('nup', store);
+        const second = await startReceiver(tx, mode, {}, h);
+        await second.stop();
+        expect(
+          tx.calls
+            .filter((c) => c.method === 'PATCH' || c.method === 'PUT')
+            .map((c) => `${c.method} ${c.status}`),
+        ).toEqual(['PATCH 405', 'PUT 405']);
+        expect(h.statuses.at(-1)).toEqual({
+          state: 'permanent_error',
+          reason: expect.stringMatching(/neither updates \(PATCH 405\) nor replaces \(PUT 405\) streams/),
+        });
+      } finally {
+        await tx.close();
+      }
+    });
+  }
+
   if (mode === 'poll') {
     it('a transmitter without stream updates (405, CAEP interop) keeps serving a polled stream whose configured description changed', async () => {
       const tx = await new SuiteTransmitter('no-updates').start();
@@ -885,7 +979,11 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
           'the verification',
         );
         await second.stop();
-        expect(tx.calls.filter((c) => c.method === 'PATCH').map((c) => c.status)).toEqual([405]);
+        expect(
+          tx.calls
+            .filter((c) => c.method === 'PATCH' || c.method === 'PUT')
+            .map((c) => `${c.method} ${c.status}`),
+        ).toEqual(['PATCH 405', 'PUT 405']);
         expect(h.statuses.map((s) => s.state)).toEqual(['ok']);
       } finally {
         await tx.close();
