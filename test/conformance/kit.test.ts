@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   checkConnectorConformance,
@@ -354,6 +357,28 @@ describe('the conformance kit on connectors that poll and take webhooks', () => 
     expect(failed['hygiene.webhook-auth']).toMatch(/emitted events/);
     // The sound one passes without the option: its bare request is refused.
     expect(failures(await checkConnectorConformance(poller('webhook'), pollerOptions))).toEqual({});
+  });
+});
+
+describe('the reference section of a connector package', () => {
+  it('a package whose README.md lost its generated section (npm run docs never checked): docs.readme-current', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'specimen-poller-'));
+    try {
+      writeFileSync(
+        join(dir, 'package.json'),
+        JSON.stringify({ name: 'ssf-bridge-connector-specimen-poller' }),
+      );
+      writeFileSync(join(dir, 'README.md'), '# Specimen poller\n\nPolls an alerts API.\n');
+      const options = { ...pollerOptions, connectorDir: dir, fixturesDir: new URL('fixtures/', pollerDir) };
+      const results = await checkConnectorConformance(poller(), options);
+      expect(failures(results)).toEqual({
+        'docs.readme-current': expect.stringMatching(
+          /README\.md has no generated reference section .*; run `npm run docs` to add it$/,
+        ),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
