@@ -135,12 +135,12 @@ export const containmentField = z.boolean().default(true).meta({
 
 export const downgradeField = z.boolean().default(true).meta({
   description:
-    'A detection closed as a false positive produces `caep.risk-level-change` with current_level LOW and previous_level set to the level the detection had; not one an instance without a `webhook` block first polled already closed (it never raised the level).',
+    'A detection closed as a false positive produces `caep.risk-level-change` with current_level LOW and previous_level set to the level the detection had, when this instance raised the level for it (by poll, webhook or stream); a closure of a detection it never raised is ignored as `not_raised_here`.',
 });
 
 export const downgradeResolvedField = z.boolean().default(false).meta({
   description:
-    'A detection resolved (remediated, or closed as a true positive) also produces `caep.risk-level-change` with current_level LOW, so the user leaves the high-risk state once the threat is handled. Off by default: a closed alert says the host was dealt with, not always the account.',
+    'A detection resolved (remediated, or closed as a true positive) also produces `caep.risk-level-change` with current_level LOW (when this instance raised the level for it), so the user leaves the high-risk state once the threat is handled. Off by default: a closed alert says the host was dealt with, not always the account.',
 });
 
 /** The mapping choices of the EDR connectors that can see host containment. */

@@ -4,7 +4,9 @@
  * and skipped; it never stops the instance or the rest of its batch. So is a record whose events
  * the event catalog refuses when they are handed to the core (`emit`). When the instance names
  * MDM instances in `subjects.device_owners`, one snapshot of their device records serves the
- * batch.
+ * batch. Every path (poll, webhook, stream) consults and feeds the instance's memory of the
+ * detections it raised the level for (RaisedMemory): a closed detection it does not name sends
+ * no downgrade, and the events of a raise are handed over together with the memory naming it.
  */
 import {
   isBridgeError,
@@ -16,13 +18,16 @@ import {
   type InboundContext,
   type MappingResult,
 } from '../../core/plugin-api/index.ts';
-import { ignoredCode, type ReadHistory } from './edr-mapping.ts';
+import { ignoredCode, raisedDetectionId, type RaisedLookup, type ReadHistory } from './edr-mapping.ts';
+import { RaisedMemory } from './edr-raised.ts';
 
 /** The events of one mapped record. */
 export interface MappedRecord {
   /** The record as `describe` names it in logs. */
   record: string | undefined;
   events: EventDraft[];
+  /** Ids of the detections these events raise the level for (see raisedDetectionId). */
+  raises: string[];
 }
 
 /**
@@ -47,10 +52,16 @@ export interface IntakeResult {
 export interface Intake {
   /**
    * Maps records; `describe` names a record in logs (its id), when it can be read. `histories`
-   * holds what a poller knows of each record (by index). Rejects (retryable) only when the device
-   * records cannot be read: nothing of the batch is lost.
+   * holds what a poller knows of each record (by index). `earlier` are records mapped before and
+   * not handed over yet (a datafeed batch): their raises count as raised. Rejects (retryable)
+   * only when the device records or the memory of raised detections cannot be read: nothing of
+   * the batch is lost.
    */
-  map(records: readonly unknown[], histories?: ReadonlyArray<ReadHistory | undefined>): Promise<IntakeResult>;
+  map(
+    records: readonly unknown[],
+    histories?: ReadonlyArray<ReadHistory | undefined>,
+    earlier?: readonly MappedRecord[],
+  ): Promise<IntakeResult>;
   /** Counts records skipped before mapping (e.g. already processed in the overlap window). */
   skipped(reason: string, count: number): void;
   /** Counts records rejected before mapping (e.g. a stream record that is not JSON). */
@@ -62,6 +73,21 @@ export interface Intake {
    * checkpoint is committed after them. One bad record never holds the rest back.
    */
   emit(records: readonly MappedRecord[], options?: EmitOptions): Promise<EmitResult>;
+  /**
+   * Hands the events of mapped records to the core in one batch, all or nothing (a webhook
+   * request): rejects with the core's error when it refuses any of them.
+   */
+  emitAll(records: readonly MappedRecord[]): Promise<EmitResult>;
+}
+
+export interface IntakeOptions {
+  /** MDM instances whose device records name a device's assigned user. */
+  deviceOwners?: readonly string[];
+  /**
+   * Checkpoints whose presence shows the instance processed records before its memory of raised
+   * detections began (see RaisedMemoryOptions).
+   */
+  priorCheckpoints: readonly string[];
 }
 
 export function createIntake(
@@ -72,23 +98,52 @@ export function createIntake(
     history: ReadHistory | undefined,
   ) => MappingResult,
   describe: (record: unknown) => string | undefined,
-  deviceOwners: readonly string[] = [],
+  options: IntakeOptions,
 ): Intake {
+  const deviceOwners = options.deviceOwners ?? [];
+  const memory = new RaisedMemory(ctx, { priorCheckpoints: options.priorCheckpoints });
   const records = ctx.metrics.counter(
     'edr_records_total',
     'Vendor records read, by outcome (mapped, ignored, rejected) and reason',
     ['outcome', 'reason'],
   );
   return {
-    async map(batch, histories) {
+    async map(batch, histories, earlier = []) {
       const out: IntakeResult = { events: [], records: [], mapped: 0, ignored: 0, rejected: [] };
-      const owners =
-        deviceOwners.length > 0 && batch.length > 0 ? await ctx.devices.owners(deviceOwners) : undefined;
-      batch.forEach((record, index) => {
-        let result: MappingResult;
+      if (batch.length === 0) return out;
+      const owners = deviceOwners.length > 0 ? await ctx.devices.owners(deviceOwners) : undefined;
+      // Raises of this batch and of records not handed over yet are raised: they are handed
+      // over in the same transaction as any downgrade that follows them.
+      const pending = new Set(earlier.flatMap((m) => m.raises));
+      let remembered = await memory.lookup();
+      let reread = false;
+      let missed = false;
+      const lookup = (): RaisedLookup => ({
+        ...remembered,
+        has: (id) => {
+          if (pending.has(id) || remembered.has(id)) return true;
+          missed = true;
+          return false;
+        },
+      });
+      const mapOne = (record: unknown, index: number): MappingResult | { failed: unknown } => {
+        missed = false;
         try {
-          result = mapRecord(record, owners, histories?.[index]);
+          return mapRecord(record, owners, { ...histories?.[index], raised: lookup() });
         } catch (err) {
+          return { failed: err };
+        }
+      };
+      for (const [index, record] of batch.entries()) {
+        let result = mapOne(record, index);
+        if (missed && !reread) {
+          // Another bridge process sharing the database may have raised it meanwhile.
+          reread = true;
+          remembered = await memory.lookup(true);
+          result = mapOne(record, index);
+        }
+        if ('failed' in result) {
+          const err = result.failed;
           const message = err instanceof Error ? err.message : String(err);
           if (!isBridgeError(err))
             ctx.logger.error({ err, record: describe(record) }, 'mapping failed unexpectedly');
@@ -99,7 +154,7 @@ export function createIntake(
             );
           records.inc({ outcome: 'rejected', reason: 'malformed' });
           out.rejected.push({ index, message });
-          return;
+          continue;
         }
         if (result.ignored !== undefined) {
           const code = ignoredCode(result.ignored);
@@ -113,13 +168,15 @@ export function createIntake(
           } else {
             ctx.logger.debug({ record: describe(record), reason: result.ignored }, 'record ignored');
           }
-          return;
+          continue;
         }
         records.inc({ outcome: 'mapped', reason: 'none' });
         out.mapped += 1;
         out.events.push(...result.events);
-        out.records.push({ record: describe(record), events: result.events });
-      });
+        const raises = raisesOf(result.events);
+        for (const id of raises) pending.add(id);
+        out.records.push({ record: describe(record), events: result.events, raises });
+      }
       return out;
     },
     skipped(reason, count) {
@@ -130,27 +187,24 @@ export function createIntake(
     },
     async emit(mapped, options) {
       try {
-        return await ctx.emit(
-          mapped.flatMap((m) => m.events),
-          options,
-        );
+        return await handOver(mapped, options);
       } catch (err) {
         if (!refusedByCatalog(err)) throw err;
       }
       // Events handed over one record at a time are durable before the checkpoint: a crash in
       // between reads them again, and the core drops them as duplicates.
       const out: EmitResult = { accepted: [], duplicates: 0 };
-      for (const { record, events } of mapped) {
-        if (events.length === 0) continue;
+      for (const one of mapped) {
+        if (one.events.length === 0) continue;
         try {
-          const result = await ctx.emit(events);
+          const result = await handOver([one]);
           out.accepted.push(...result.accepted);
           out.duplicates += result.duplicates;
         } catch (err) {
           if (!refusedByCatalog(err)) throw err;
           records.inc({ outcome: 'rejected', reason: 'malformed' });
           ctx.logger.warn(
-            { record, problem: err.message },
+            { record: one.record, problem: err.message },
             'vendor record skipped: the event catalog refuses its events',
           );
         }
@@ -158,5 +212,30 @@ export function createIntake(
       if (options?.checkpoint) await ctx.emit([], options);
       return out;
     },
+    async emitAll(mapped) {
+      if (mapped.every((m) => m.events.length === 0)) return { accepted: [], duplicates: 0 };
+      return handOver(mapped);
+    },
   };
+
+  /**
+   * One ctx.emit of the records' events with `options`; when they raise the level for
+   * detections (or the memory of raised detections is not stored yet), the memory naming them is
+   * committed with the events, and the checkpoint of
+   * `options` (a poll watermark, a datafeed offset) right after: a crash in between reads the
+   * records again, which the core drops as duplicates.
+   */
+  async function handOver(mapped: readonly MappedRecord[], options?: EmitOptions): Promise<EmitResult> {
+    const events = mapped.flatMap((m) => m.events);
+    const raises = [...new Set(mapped.flatMap((m) => m.raises))];
+    if (raises.length === 0 && memory.stored) return ctx.emit(events, options);
+    const result = await memory.record(raises, (checkpoint) => ctx.emit(events, { checkpoint }));
+    if (options?.checkpoint) await ctx.emit([], options);
+    return result;
+  }
+}
+
+function raisesOf(events: readonly EventDraft[]): string[] {
+  const ids = events.map(raisedDetectionId).filter((id): id is string => id !== undefined);
+  return [...new Set(ids)];
 }

@@ -10,9 +10,9 @@
  * - unresolved user → device-only event when allowed, else ignored as `subject_unresolved`;
  * - critical + contained host → also `caep.session-revoked`; credential theft → also
  *   `risc.credential-compromise`; all of one detection share one `txn`;
- * - closed as false positive → `caep.risk-level-change` LOW with the previous level, unless
- *   the poller's history shows the detection was closed before this instance ever read it (it
- *   never raised the level here; see ReadHistory);
+ * - closed as false positive → `caep.risk-level-change` LOW with the previous level, only for
+ *   a detection this instance raised the level for (its memory of raised detections, or for
+ *   detections older than that memory the poller's history; see ReadHistory);
  * - the record id of a risk-level change names the vendor's update time of the record, so a
  *   detection raised, closed and reopened raises the level again.
  */
@@ -96,16 +96,46 @@ export interface Detection {
 }
 
 /**
- * What a watermark poller knows of a record it hands to the mapping: this instance has not
- * processed it before, and every record it processed was created at or before `readUpTo` (the
- * committed watermark: the highest vendor update time read; on the first poll, where the poll
- * starts reading). A record created after `readUpTo` was therefore never read in any state —
- * closed now, it was closed before this instance saw it raise the level. Given only by a poller
- * that is the instance's only source of records (no webhook block): a record posted to the
- * webhook may have raised the level without the poller knowing.
+ * What this instance knows of a record it hands to the mapping.
+ *
+ * `readUpTo` is given only by a watermark poller that is the instance's only source of records
+ * (no webhook block): this instance has not processed the record before, and every record it
+ * processed was created at or before `readUpTo` (the committed watermark: the highest vendor
+ * update time read; on the first poll, where the poll starts reading). A record created after
+ * `readUpTo` was therefore never read in any state — closed now, it was closed before this
+ * instance saw it raise the level.
+ *
+ * `raised` is the instance's memory of the detections it raised the level for (RaisedMemory), on
+ * every path (poll, webhook, stream): a closed detection it does not name sends no downgrade.
  */
 export interface ReadHistory {
-  readUpTo: Date;
+  readUpTo?: Date;
+  raised?: RaisedLookup;
+}
+
+/** What the mapping asks of the memory of raised detections. */
+export interface RaisedLookup {
+  /** Whether this instance raised the level for the detection (within the memory's bounds). */
+  has(id: string): boolean;
+  /**
+   * Set when the memory began on an instance that had already processed records (an upgrade):
+   * a detection created before it may have raised the level before anything was remembered, and
+   * is decided as it was before the memory existed.
+   */
+  predates?: Date | undefined;
+  /** How long a raise is remembered, for messages (e.g. `180 days`). */
+  keeps: string;
+}
+
+/**
+ * The detection id a raise event was sent for (a `caep.risk-level-change` above LOW, whose `txn`
+ * decideEvents sets to the detection id), else undefined. What RaisedMemory records.
+ */
+export function raisedDetectionId(event: EventDraft): string | undefined {
+  if (event.type !== 'caep.risk-level-change') return undefined;
+  const level = event.claims?.['current_level'];
+  if (level !== 'MEDIUM' && level !== 'HIGH') return undefined;
+  return typeof event.txn === 'string' && !event.txn.endsWith('#cleared') ? event.txn : undefined;
 }
 
 const RANK: Record<RiskLevel, number> = { LOW: 0, MEDIUM: 1, HIGH: 2 };
@@ -338,7 +368,7 @@ function versionSuffix(d: Detection): string {
 /**
  * The events of one detection under the default mapping, or the reason it produces none.
  * `owners` looks a device's assigned user up in MDM records (when the instance names any);
- * `history` is what the poller knows of the record (see ReadHistory).
+ * `history` is what this instance knows of the record (see ReadHistory).
  */
 export function decideEvents(
   d: Detection,
@@ -360,7 +390,19 @@ export function decideEvents(
     if (detectedLevel === undefined || detectedLevel === 'LOW') {
       return ignored('closed', `${d.id} was ${how} but never raised the risk level`);
     }
-    if (history && d.createdAt && d.createdAt.getTime() > history.readUpTo.getTime()) {
+    const raised = history?.raised;
+    if (raised && !raised.has(d.id)) {
+      const created = d.createdAt ?? d.occurredAt;
+      const predates = raised.predates && created && created.getTime() < raised.predates.getTime();
+      if (!predates) {
+        return ignored(
+          'not_raised_here',
+          `${d.id} was ${how}, but this instance did not raise the risk level for it (it remembers the detections it raised for ${raised.keeps})`,
+        );
+      }
+    }
+    const readUpTo = history?.readUpTo;
+    if (readUpTo && d.createdAt && d.createdAt.getTime() > readUpTo.getTime()) {
       return ignored(
         'closed',
         `${d.id} was ${how} before this instance first read it, so it never raised the risk level here`,

@@ -182,6 +182,23 @@ export function createTestContext(options: TestContextOptions = {}) {
     statuses,
     logs,
     tasks,
+    /**
+     * Each commit of the checkpoint `name` (a poll page, a datafeed batch), with the events made
+     * durable since the one before: a page's raises are handed over with the memory of raised
+     * detections just before its checkpoint.
+     */
+    commits(name: string): Array<{ events: EventDraft[]; value: unknown }> {
+      const out: Array<{ events: EventDraft[]; value: unknown }> = [];
+      let events: EventDraft[] = [];
+      for (const e of emitted.filter((x) => x.ok)) {
+        events.push(...e.events);
+        if (e.checkpoint?.name === name) {
+          out.push({ events, value: e.checkpoint.value });
+          events = [];
+        }
+      }
+      return out;
+    },
     /** Events that were made durable, in order. */
     events: () => emitted.filter((e) => e.ok).flatMap((e) => e.events),
     counter: (name: string, labels: Record<string, string>) =>

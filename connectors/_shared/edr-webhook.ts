@@ -117,8 +117,8 @@ export function createWebhookHandler(
       };
     }
     // A RetryableError (outbox full) propagates: the server answers 503 with Retry-After.
-    const emitted =
-      result.events.length > 0 ? await ctx.emit(result.events) : { accepted: [], duplicates: 0 };
+    // The events of raises are handed over with the memory naming them (see RaisedMemory).
+    const emitted = await intake.emitAll(result.records);
     requests.inc({ outcome: 'accepted' });
     ctx.status.success();
     return {

@@ -6,7 +6,7 @@ import { webhookOf } from '../_shared/edr-webhook.ts';
 import { FalconClient } from './client.ts';
 import type { FalconConfig } from './config.ts';
 import { alertVersion, describeFalconRecord, mapFalconRecord } from './mapping.ts';
-import { FalconStream } from './stream.ts';
+import { checkpointName, FalconStream } from './stream.ts';
 
 /**
  * How often the scheduler starts the stream task when it is not running, and checks while it
@@ -28,7 +28,11 @@ export function createFalconConnector(ctx: InboundContext, config: FalconConfig)
     ctx,
     (record, owners, history) => mapFalconRecord(record, config, owners, history),
     describeFalconRecord,
-    config.subjects.device_owners,
+    {
+      deviceOwners: config.subjects.device_owners,
+      // The poll's watermark, or the offset of the datafeed's first partition.
+      priorCheckpoints: ['alerts', checkpointName('0')],
+    },
   );
   const client = config.mode === 'webhook' ? undefined : new FalconClient(ctx.http, config);
 

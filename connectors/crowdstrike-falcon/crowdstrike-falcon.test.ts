@@ -240,6 +240,20 @@ function alert(n: number, updated: string, extra: Record<string, unknown> = {}) 
   return { ...base, composite_id: `${base['composite_id']}-${n}`, updated_timestamp: updated, ...extra };
 }
 
+const WEBHOOK_SECRET = 'fusion-workflow-secret-0001';
+
+/** A request a Falcon Fusion workflow posts to POST /ingest/<instance-id>. */
+function webhookRequest(body: unknown) {
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${WEBHOOK_SECRET}` },
+    query: {},
+    rawBody: Buffer.from(JSON.stringify(body)),
+    body,
+    remoteAddress: '127.0.0.1',
+  };
+}
+
 const alertsRequests = (server: MockServer) =>
   server.requests.filter((r) => r.path === '/alerts/combined/alerts/v1');
 
@@ -269,13 +283,15 @@ describe('crowdstrike-falcon alerts mode', () => {
     ]);
     expect(pages.every((r) => r.headers['authorization'] === `Bearer ${ledger.issued[0]}`)).toBe(true);
     expect(
-      t.emitted.map((e) => [e.events.length, (e.checkpoint?.value as { watermark: string }).watermark]),
+      t.commits('alerts').map((c) => [c.events.length, (c.value as { watermark: string }).watermark]),
     ).toEqual([
       [2, '2026-01-01T00:02:00.123Z'],
       [2, '2026-01-01T00:04:00.123Z'],
       [1, '2026-01-01T00:05:00.123Z'],
     ]);
-    expect(t.emitted.every((e) => e.checkpoint?.name === 'alerts')).toBe(true);
+    expect(t.emitted.every((e) => ['alerts', 'raised-detections'].includes(e.checkpoint?.name ?? ''))).toBe(
+      true,
+    );
     expect(t.statuses.at(-1)).toEqual({ state: 'ok' });
   });
 
@@ -321,7 +337,7 @@ describe('crowdstrike-falcon alerts mode', () => {
     expect(
       t.events().map((e) => [e.sourceRecordId.split('#')[0]!.at(-1), e.claims?.['current_level']]),
     ).toEqual([['2', 'HIGH']]);
-    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_raised_here' })).toBe(1);
 
     // Alert 2 was read raised: its closure lowers the level again.
     alerts[1] = alert(2, '2026-01-01T02:00:00Z', { ...fp, created_timestamp: '2026-01-01T01:05:00Z' });
@@ -334,7 +350,7 @@ describe('crowdstrike-falcon alerts mode', () => {
     ]);
   });
 
-  it('still sends the downgrade of an alert first read closed when a webhook may have raised it', async () => {
+  it('sends no downgrade of an alert first read closed when a webhook could have raised it but did not', async () => {
     const server = await mock();
     const alerts = [
       alert(1, '2026-01-01T01:00:00Z', {
@@ -352,9 +368,68 @@ describe('crowdstrike-falcon alerts mode', () => {
       }),
     );
     await t.runTask('alerts');
-    expect(t.events().map((e) => [e.claims?.['current_level'], e.claims?.['previous_level']])).toEqual([
-      ['LOW', 'HIGH'],
+    expect(t.events()).toEqual([]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_raised_here' })).toBe(1);
+  });
+
+  it('raised through the webhook, closed as a false positive in the poll: the poll sends the downgrade', async () => {
+    const server = await mock();
+    const raised = alert(1, '2026-01-01T00:10:00Z', { created_timestamp: '2026-01-01T00:05:00Z' });
+    const fp = { status: 'closed', tags: ['false_positive'], created_timestamp: '2026-01-01T00:05:00Z' };
+    // Alert 2 never reached this instance open: its closure must not lower anything.
+    const alerts = [
+      alert(1, '2026-01-01T01:00:00Z', fp),
+      alert(2, '2026-01-01T01:00:00Z', { ...fp, created_timestamp: '2026-01-01T00:06:00Z' }),
+    ];
+    alertsApi(server, alerts);
+    const cfg = config({
+      base_url: server.url,
+      alerts: { initial_lookback: '3650d' },
+      webhook: { secret: 'fusion-workflow-secret-0001' },
+    });
+    const first = await startInstance(cfg);
+    const posted = await first.connector.handleWebhook!(webhookRequest({ resources: [raised] }));
+    expect(posted).toMatchObject({ status: 202, body: { events: 1 } });
+    await first.connector.stop(1000);
+
+    // The memory is a checkpoint: it outlives the process.
+    const second = await startInstance(
+      cfg,
+      createTestContext({ checkpoints: first.t.checkpoints, persisted: first.t.persisted }),
+    );
+    await second.t.runTask('alerts');
+    expect(
+      second.t.events().map((e) => [e.txn, e.claims?.['current_level'], e.claims?.['previous_level']]),
+    ).toEqual([[`${raised['composite_id']}#cleared`, 'LOW', 'HIGH']]);
+    expect(second.t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_raised_here' })).toBe(1);
+  });
+
+  it('on an upgraded poll-only instance (a watermark, no memory yet), decides closures of older alerts by the watermark as before', async () => {
+    const server = await mock();
+    const fp = { status: 'closed', tags: ['false_positive'] };
+    const alerts = [
+      // Created before the committed watermark: it may have been read raised before the upgrade.
+      alert(1, '2026-01-01T02:00:00Z', { ...fp, created_timestamp: '2026-01-01T00:30:00Z' }),
+      // Created after it: never read open.
+      alert(2, '2026-01-01T02:00:00Z', { ...fp, created_timestamp: '2026-01-01T01:30:00Z' }),
+    ];
+    alertsApi(server, alerts);
+    const checkpoints = new Map<string, unknown>([
+      ['alerts', { watermark: '2026-01-01T01:00:00.000Z', seen: {} }],
     ]);
+    const { t } = await startInstance(
+      config({ base_url: server.url }),
+      createTestContext({ checkpoints, now: () => Date.parse('2026-01-01T03:00:00Z') }),
+    );
+    await t.runTask('alerts');
+    expect(t.events().map((e) => [e.txn?.split('#')[0]!.at(-1), e.claims?.['current_level']])).toEqual([
+      ['1', 'LOW'],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
+    expect(t.checkpoints.get('raised-detections')).toMatchObject({
+      since: '2026-01-01T03:00:00.000Z',
+      predates: '2026-01-01T03:00:00.000Z',
+    });
   });
 
   it('fetches a new token when the API refuses an expired one, and goes on', async () => {
@@ -644,7 +719,56 @@ describe('crowdstrike-falcon stream mode', () => {
     ]);
     // The audit event at offset 101 produced no event, yet its offset is committed.
     expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_a_detection' })).toBe(1);
-    expect(t.emitted.every((e) => e.checkpoint?.name?.startsWith('partition-'))).toBe(true);
+    expect(
+      t.emitted.every(
+        (e) => e.checkpoint?.name?.startsWith('partition-') || e.checkpoint?.name === 'raised-detections',
+      ),
+    ).toBe(true);
+  });
+
+  it('remembers what the datafeed raised: a Fusion workflow closing it as a false positive lowers it; a closure never raised sends nothing', async () => {
+    const api = await mock();
+    const incident = (offset: number, id: string, state: string) => {
+      const record = fixtureInput('stream-identity-protection-incident');
+      record['metadata'] = { ...record['metadata'], offset, eventCreationTime: 1767223700000 + offset };
+      record['event'] = { ...record['event'], IdentityProtectionIncidentId: id, State: state };
+      return `${JSON.stringify(record)}\n`;
+    };
+    const feeds = await datafeedHost((c) =>
+      c.res.write(
+        streamRecord(100) +
+          // Resolved before this instance ever saw it open.
+          incident(101, 'INC-never-seen-open', 'RESOLVED') +
+          incident(102, 'INC-raised-here', 'NEW') +
+          incident(103, 'INC-raised-here', 'RESOLVED'),
+      ),
+    );
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const { connector, t } = await startInstance(
+      config({
+        mode: 'stream',
+        base_url: api.url,
+        stream: { app_id: 'ssfbridgetest', flush_interval: '20ms' },
+        webhook: { secret: WEBHOOK_SECRET },
+        mapping: { downgrade_on_resolved: true },
+      }),
+    );
+    await t.until(() => committedOffset(t, '0') === 103, 5000, 'offset 103');
+    expect(t.events().map((e) => [e.txn, e.claims?.['current_level']])).toEqual([
+      [`${fixtureInput('stream-epp-high')['event']['CompositeId']}-100`, 'HIGH'],
+      ['INC-raised-here', 'HIGH'],
+      ['INC-raised-here#cleared', 'LOW'],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_raised_here' })).toBe(1);
+
+    // The Alerts API names the detection by the same composite id as the datafeed.
+    const closed = {
+      ...fixtureInput('alert-closed-false-positive'),
+      composite_id: `${fixtureInput('alert-closed-false-positive')['composite_id']}-100`,
+    };
+    const response = await connector.handleWebhook!(webhookRequest(closed));
+    expect(response).toMatchObject({ status: 202, body: { events: 1, ignored: 0 } });
+    expect(t.events().at(-1)?.claims).toMatchObject({ current_level: 'LOW', previous_level: 'HIGH' });
   });
 
   it('keeps a session token out of logs until its expiration, then forgets it', async () => {
@@ -933,6 +1057,44 @@ describe('crowdstrike-falcon webhook', () => {
     expect(response).toMatchObject({ status: 202, body: { records: 2, events: 2, ignored: 1 } });
     expect(t.events().map((e) => e.type)).toEqual(['caep.risk-level-change', 'caep.session-revoked']);
     expect(t.tasks).toEqual([]);
+  });
+
+  it('sends no downgrade for an alert closed as a false positive that this instance never raised, and says why', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const closed = fixtureInput('alert-closed-false-positive');
+    const response = await connector.handleWebhook!(request(closed));
+    expect(response).toMatchObject({ status: 202, body: { records: 1, events: 0, ignored: 1 } });
+    expect(t.events()).toEqual([]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_raised_here' })).toBe(1);
+    const logged = t.logs.find((l) => l.msg === 'record ignored');
+    expect((logged?.obj as { reason: string }).reason).toMatch(
+      /^not_raised_here: .*-9900 was closed as a false positive, but this instance did not raise the risk level for it/,
+    );
+
+    // Raised here (the same alert, open), then closed: the downgrade is sent.
+    await connector.handleWebhook!(request(fixtureInput('alert-epp-high-user-principal')));
+    const again = await connector.handleWebhook!(request(closed));
+    expect(again).toMatchObject({ status: 202, body: { events: 1, ignored: 0 } });
+    expect(
+      t.events().map((e) => [e.claims?.['current_level'], e.claims?.['previous_level'] ?? null]),
+    ).toEqual([
+      ['HIGH', null],
+      ['LOW', 'HIGH'],
+    ]);
+  });
+
+  it('lowers a detection raised and closed in one request, and remembers a raise only once it is durable', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const open = fixtureInput('alert-epp-high-user-principal');
+    const closed = fixtureInput('alert-closed-false-positive');
+    // The outbox is full: the raise is not durable, so it is not remembered.
+    t.failNextEmits(1);
+    await expect(connector.handleWebhook!(request(open))).rejects.toBeInstanceOf(RetryableError);
+    expect((await connector.handleWebhook!(request(closed))).body).toMatchObject({ events: 0, ignored: 1 });
+
+    const both = await connector.handleWebhook!(request({ resources: [open, closed] }));
+    expect(both).toMatchObject({ status: 202, body: { events: 2, ignored: 0 } });
+    expect(t.events().map((e) => e.claims?.['current_level'])).toEqual(['HIGH', 'LOW']);
   });
 
   it('accepts the secret in a custom header, and refuses a missing or wrong one', async () => {

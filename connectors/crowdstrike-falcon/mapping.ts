@@ -360,6 +360,7 @@ export function mapFalconRecord(
           config.mapping,
           config.subjects,
           owners,
+          history,
         );
       case 'eppdetectionsummaryevent':
         return decideEvents(
@@ -367,6 +368,7 @@ export function mapFalconRecord(
           config.mapping,
           config.subjects,
           owners,
+          history,
         );
       case 'idpdetectionsummaryevent':
         return decideEvents(
@@ -374,6 +376,7 @@ export function mapFalconRecord(
           config.mapping,
           config.subjects,
           owners,
+          history,
         );
       case 'identityprotectionevent':
         return decideEvents(
@@ -381,6 +384,7 @@ export function mapFalconRecord(
           config.mapping,
           config.subjects,
           owners,
+          history,
         );
       default:
         return {

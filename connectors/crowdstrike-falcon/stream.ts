@@ -306,7 +306,7 @@ export class FalconStream {
         const text = decoder.decode(chunk as Buffer, { stream: true });
         for (const json of splitter.push(text)) {
           await serial(async () => {
-            await this.#take(json, committed, (mapped, offset) => {
+            await this.#take(json, committed, pending, (mapped, offset) => {
               if (pendingRecords === 0) firstPendingAt = Date.now();
               pending.push(...mapped);
               pendingRecords += 1;
@@ -353,6 +353,7 @@ export class FalconStream {
   async #take(
     json: string,
     committed: number | undefined,
+    pending: readonly MappedRecord[],
     add: (mapped: MappedRecord[], offset: number | undefined) => void,
   ): Promise<void> {
     const { intake, ctx } = this.#d;
@@ -370,7 +371,8 @@ export class FalconStream {
       intake.skipped('replayed_offset', 1);
       return;
     }
-    const { records } = await intake.map([record]);
+    // Raises read earlier in this batch count as raised: they are handed over with it.
+    const { records } = await intake.map([record], undefined, pending);
     add(records, offset);
   }
 }

@@ -19,7 +19,7 @@ export function createDefenderConnector(ctx: InboundContext, config: DefenderCon
       ctx,
       (record, owners, history) => mapDefenderAlert(record, config, owners, history),
       describeDefenderAlert,
-      config.subjects.device_owners,
+      { deviceOwners: config.subjects.device_owners, priorCheckpoints: ['alerts_v2', 'mde_alerts'] },
     ),
     client: config.mode === 'webhook' ? undefined : new DefenderClient(ctx.http, config),
     webhook: config.webhook,

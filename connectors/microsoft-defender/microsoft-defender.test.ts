@@ -241,7 +241,7 @@ describe('microsoft-defender graph mode', () => {
     expect(pages.every((p) => p.headers['authorization'] === `Bearer ${ledger.issued[0]!.token}`)).toBe(true);
     expect(pages[1]!.query['$skip']).toBe('2');
     // Graph pages are not sorted: the watermark moves only once every page was read.
-    expect(t.emitted.map((e) => (e.checkpoint?.value as { watermark?: string }).watermark)).toEqual([
+    expect(t.commits('alerts_v2').map((c) => (c.value as { watermark?: string }).watermark)).toEqual([
       undefined,
       undefined,
       '2026-01-01T00:05:00.000Z',
@@ -265,7 +265,7 @@ describe('microsoft-defender graph mode', () => {
         .filter((e) => e.type === 'caep.risk-level-change')
         .map((e) => [e.txn?.split('_')[0]!.slice(-2), e.claims?.['current_level']]);
     expect(levels()).toEqual([['02', 'HIGH']]);
-    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_raised_here' })).toBe(1);
 
     // Alert 2 was read raised: its resolution as a false positive lowers the level again.
     alerts[1] = graphAlert(2, '2026-01-01T02:00:00Z', { ...fp, createdDateTime: '2026-01-01T01:05:00Z' });
@@ -284,13 +284,13 @@ describe('microsoft-defender graph mode', () => {
     await t.runTask('alerts');
     expect(t.events()).toHaveLength(8);
     // A second instance from the first page's checkpoint only, as if the process died after it.
-    const firstPage = t.emitted[0]!.checkpoint!.value;
+    const firstPage = t.commits('alerts_v2')[0]!.value;
     const again = await startInstance(
       apiConfig(server, { page_size: 2 }),
       createTestContext({ checkpoints: new Map([['alerts_v2', firstPage]]) }),
     );
     await again.t.runTask('alerts');
-    const firstIds = new Set(t.emitted[0]!.events.map((e) => e.sourceRecordId));
+    const firstIds = new Set(t.commits('alerts_v2')[0]!.events.map((e) => e.sourceRecordId));
     const resent = again.t.events().filter((e) => firstIds.has(e.sourceRecordId));
     expect(resent).toEqual([]);
     expect(again.t.events()).toHaveLength(4);

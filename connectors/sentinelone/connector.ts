@@ -18,7 +18,7 @@ export function createSentinelOneConnector(ctx: InboundContext, config: Sentinel
       ctx,
       (record, owners, history) => mapThreat(record, config, owners, history),
       describeThreat,
-      config.subjects.device_owners,
+      { deviceOwners: config.subjects.device_owners, priorCheckpoints: ['threats'] },
     ),
     client: config.mode === 'poll' ? new SentinelOneClient(ctx.http, config) : undefined,
     webhook: config.webhook,

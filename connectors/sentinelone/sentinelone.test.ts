@@ -179,7 +179,7 @@ describe('sentinelone polling', () => {
     });
     expect(pages.slice(1).every((p) => typeof p.query['cursor'] === 'string')).toBe(true);
     expect(
-      t.emitted.map((e) => [e.events.length, (e.checkpoint?.value as { watermark: string }).watermark]),
+      t.commits('threats').map((c) => [c.events.length, (c.value as { watermark: string }).watermark]),
     ).toEqual([
       [2, '2026-01-01T00:02:00.000Z'],
       [2, '2026-01-01T00:04:00.000Z'],
@@ -242,7 +242,7 @@ describe('sentinelone polling', () => {
     expect(t.events().map((e) => [e.txn, e.claims?.['current_level']])).toEqual([
       ['1850123456789000002', 'HIGH'],
     ]);
-    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_raised_here' })).toBe(1);
 
     threats[1] = threat(2, '2026-01-01T02:00:00Z', { ...created, analystVerdict: 'false_positive' });
     await t.runTask('threats');
