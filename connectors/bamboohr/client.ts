@@ -1,4 +1,10 @@
-import { PermanentError, Secret, z, type InboundContext } from '../../core/plugin-api/index.ts';
+import {
+  PermanentError,
+  Secret,
+  z,
+  type HttpResponse,
+  type InboundContext,
+} from '../../core/plugin-api/index.ts';
 import type { BambooHrConfig } from './config.ts';
 import { createBambooOAuth } from './oauth.ts';
 import {
@@ -45,25 +51,40 @@ export function createBambooHrClient(ctx: InboundContext<unknown>, config: Bambo
   });
   const fields = employeeFields(config).join(',');
 
-  /** Sends with the current access token, and once more with a fresh one after a 401. */
-  async function send<T>(request: (headers: Record<string, string>) => Promise<T>): Promise<T> {
-    if (!oauth) return request({});
+  /**
+   * Sends with the current access token, and once more with a fresh one after a 401. The first
+   * attempt takes a 401 as an answer (`acceptStatuses`), so an access token BambooHR revoked
+   * early is not reported to the instance's status as refused credentials: only a 401 to the
+   * retry, with an access token just issued, is, as the HTTP client reports any refusal.
+   */
+  async function send<T>(
+    label: string,
+    request: (headers: Record<string, string>, accept: readonly number[]) => Promise<HttpResponse<T>>,
+  ): Promise<HttpResponse<T>> {
+    if (!oauth) return request({}, []);
+    const first = await oauth.headers();
+    const res = await request(first, [401]);
+    if (res.status !== 401) return res;
+    oauth.invalidate(first);
     try {
-      return await request(await oauth.headers());
+      return await request(await oauth.headers(), []);
     } catch (err) {
       if (!(err instanceof PermanentError) || err.detail?.status !== 401) throw err;
-      oauth.invalidate();
-      return request(await oauth.headers());
+      throw new PermanentError(
+        `BambooHR refused a newly issued OAuth access token for ${label} (401): the app's authorization may have been revoked, or it lacks the scope; authorize the app again and set oauth.refresh_token (${err.message})`,
+        { code: 'SSF_ERR_BAMBOOHR_OAUTH', authFailure: true, cause: err, detail: err.detail },
+      );
     }
   }
 
   return {
     async getEmployee(id, signal) {
       try {
-        const res = await send((headers) =>
+        const res = await send(`GET /employees/${id}`, (headers, acceptStatuses) =>
           http.get(`/employees/${encodeURIComponent(id)}`, {
             params: { fields },
             headers,
+            acceptStatuses,
             responseType: 'json',
             ...(signal ? { signal } : {}),
           }),
@@ -82,10 +103,11 @@ export function createBambooHrClient(ctx: InboundContext<unknown>, config: Bambo
       }
     },
     async changedSince(since, signal) {
-      const res = await send((headers) =>
+      const res = await send('GET /employees/changed', (headers, acceptStatuses) =>
         http.get('/employees/changed', {
           params: { since },
           headers,
+          acceptStatuses,
           responseType: 'json',
           ...(signal ? { signal } : {}),
         }),
@@ -97,8 +119,13 @@ export function createBambooHrClient(ctx: InboundContext<unknown>, config: Bambo
       }
     },
     async ping(signal) {
-      await send((headers) =>
-        http.get('/meta/fields', { headers, responseType: 'json', ...(signal ? { signal } : {}) }),
+      await send('GET /meta/fields', (headers, acceptStatuses) =>
+        http.get('/meta/fields', {
+          headers,
+          acceptStatuses,
+          responseType: 'json',
+          ...(signal ? { signal } : {}),
+        }),
       );
     },
   };

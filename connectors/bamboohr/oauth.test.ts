@@ -255,6 +255,71 @@ describe('bamboohr OAuth', () => {
     await connector.stop(100);
   });
 
+  it('takes a 401 to an access token revoked early as a cue to refresh: the poll succeeds and the instance is never flagged', async () => {
+    const valid = new Set([CONFIGURED]);
+    tokenEndpoint(valid);
+    const revoked = new Set(['Bearer bamboo-access-token-1']);
+    server.on('GET', `${API}/employees/changed`, (req) =>
+      revoked.has(req.headers.authorization ?? '')
+        ? {
+            status: 401,
+            headers: { 'x-bamboohr-error-message': 'The access token is invalid or has been revoked' },
+            body: '',
+          }
+        : changedNothing(),
+    );
+    const { connector, tc } = await started();
+    await tc.runTask('poll');
+    expect(server.requests.map((r) => [r.path, r.headers.authorization ?? null])).toEqual([
+      [TOKEN, null],
+      [`${API}/employees/changed`, 'Bearer bamboo-access-token-1'],
+      [TOKEN, null],
+      [`${API}/employees/changed`, 'Bearer bamboo-access-token-2'],
+    ]);
+    // Neither the HTTP client's refusal hook nor the connector reported an error.
+    expect(tc.statuses.filter((s) => s.state === 'permanent_error')).toEqual([]);
+    expect(tc.successes).toBe(1);
+    expect(stored(tc)).toBeDefined();
+    await connector.stop(100);
+  });
+
+  it('fails permanently, flagging the credentials, when a newly issued access token is refused too', async () => {
+    tokenEndpoint(new Set([CONFIGURED]));
+    server.on('GET', `${API}/employees/changed`, () => ({
+      status: 401,
+      body: { error: 'invalid_token', message: 'The access token is invalid' },
+    }));
+    const { connector, tc } = await started();
+    const err = await tc.runTask('poll').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as PermanentError).authFailure).toBe(true);
+    expect((err as Error).message).toContain(
+      'BambooHR refused a newly issued OAuth access token for GET /employees/changed (401)',
+    );
+    expect((err as Error).message).toContain('authorize the app again');
+    expect((err as Error).message).not.toContain('bamboo-access-token');
+    // Refreshed once, then given up: two tokens, two API calls.
+    expect(server.requests.map((r) => r.path)).toEqual([
+      TOKEN,
+      `${API}/employees/changed`,
+      TOKEN,
+      `${API}/employees/changed`,
+    ]);
+    expect(tc.statuses.at(-1)?.state).toBe('permanent_error');
+    expect(tc.statuses.at(-1)?.reason).toContain('newly issued OAuth access token');
+    await connector.stop(100);
+  });
+
+  it('check() says the same when every access token is refused', async () => {
+    tokenEndpoint(new Set([CONFIGURED]));
+    server.on('GET', `${API}/meta/fields`, () => ({ status: 401, body: '' }));
+    const tc = createTestContext<BambooHrState>({ now: NOW });
+    const connector = bamboohrConnector.create(tc.ctx, config());
+    const result = await connector.check!(new AbortController().signal);
+    expect(result).toMatchObject({ ok: false, retryable: false });
+    expect(result.message).toContain('newly issued OAuth access token for GET /meta/fields');
+  });
+
   it('defaults the token endpoint and the API base to the company domain', async () => {
     const { tokenUrl } = await import('./oauth.ts');
     const { apiBase } = await import('./client.ts');

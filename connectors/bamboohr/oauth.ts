@@ -40,8 +40,11 @@ const errorAnswer = z.looseObject({ error: z.string().optional(), error_descript
 export interface BambooOAuth {
   /** `Authorization: Bearer …` with a current access token (refreshed when due). */
   headers(): Promise<Record<string, string>>;
-  /** Forgets the access token (the API answered 401), so the next call refreshes it. */
-  invalidate(): void;
+  /**
+   * Forgets the access token the API refused (answered 401), so the next call refreshes it; a
+   * token another call already replaced is kept.
+   */
+  invalidate(refused: Record<string, string>): void;
 }
 
 export function tokenUrl(config: BambooHrConfig, oauth: BambooHrOAuth): string {
@@ -198,8 +201,8 @@ export function createBambooOAuth(
       }
       return { authorization: `Bearer ${token!.value}` };
     },
-    invalidate() {
-      token = undefined;
+    invalidate(refused) {
+      if (token && refused['authorization'] === `Bearer ${token.value}`) token = undefined;
     },
   };
 }
