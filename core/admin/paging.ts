@@ -63,14 +63,41 @@ export function keysetPage<T>(rows: T[], limit: number, position: (last: T) => u
   };
 }
 
-/** An ISO 8601 time from a query string. */
+/** Whether year-month-day names a day of the calendar (2026-02-30 does not). */
+function isCalendarDay(year: number, month: number, day: number): boolean {
+  if (month < 1 || month > 12 || day < 1) return false;
+  return day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+/**
+ * An ISO 8601 time from a query string. A day the calendar does not have (2026-02-30, which
+ * `Date` would read as March 2) is refused rather than moved.
+ */
 export function parseTime(name: string, value: unknown): Date | undefined {
   if (value === undefined || value === '') return undefined;
-  const at = new Date(String(value));
-  if (!/^\d{4}-\d{2}-\d{2}/.test(String(value)) || Number.isNaN(at.getTime())) {
+  const text = String(value);
+  const at = new Date(text);
+  const date = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
+  if (
+    !date ||
+    Number.isNaN(at.getTime()) ||
+    !isCalendarDay(Number(date[1]), Number(date[2]), Number(date[3]))
+  ) {
     throw new AdminQueryError(`${name} must be an ISO 8601 time, e.g. 2026-01-31T09:00:00Z`);
   }
   return at;
+}
+
+/** `since` and `until` of a list or an action; `since` must come before `until`. */
+export function parseTimeRange(
+  since: unknown,
+  until: unknown,
+): { since: Date | undefined; until: Date | undefined } {
+  const range = { since: parseTime('since', since), until: parseTime('until', until) };
+  if (range.since && range.until && range.since >= range.until) {
+    throw new AdminQueryError('since must be before until');
+  }
+  return range;
 }
 
 /**

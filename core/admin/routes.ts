@@ -35,7 +35,7 @@ import {
   optionalText,
   pageOf,
   parseLimit,
-  parseTime,
+  parseTimeRange,
   singleValued,
 } from './paging.ts';
 import { subjectTimeline, timelineTerms } from './timeline.ts';
@@ -202,8 +202,7 @@ export function deadLetterAction(body: unknown): DeadLetterFilter {
     throw new AdminQueryError('all must be true or false');
   if (b.destination !== undefined) filter.destinationId = b.destination as string;
   if (b.type !== undefined) filter.eventType = eventTypeUri(b.type as string) as string;
-  const since = parseTime('since', b.since);
-  const until = parseTime('until', b.until);
+  const { since, until } = parseTimeRange(b.since, b.until);
   if (since) filter.since = since;
   if (until) filter.until = until;
   if (Object.keys(filter).length === 0 && b.all !== true) {
@@ -509,8 +508,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         const subject = optionalText(req.query.subject);
         const type = eventTypeUri(req.query.type);
         const instanceId = optionalText(req.query.instance);
-        const since = parseTime('since', req.query.since);
-        const until = parseTime('until', req.query.until);
+        const { since, until } = parseTimeRange(req.query.since, req.query.until);
         const rows = await store.operator.listEvents({
           limit: limit + 1,
           ...(instanceId ? { instanceId } : {}),
@@ -574,8 +572,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         const filter: DeadLetterFilter = {};
         const destinationId = optionalText(req.query.destination);
         const eventType = eventTypeUri(req.query.type);
-        const since = parseTime('since', req.query.since);
-        const until = parseTime('until', req.query.until);
+        const { since, until } = parseTimeRange(req.query.since, req.query.until);
         if (destinationId) filter.destinationId = destinationId;
         if (eventType) filter.eventType = eventType;
         if (since) filter.since = since;
@@ -721,8 +718,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         if (!subject) throw new AdminQueryError('subject is required (an e-mail, phone number or id)');
         const limit = parseLimit(req.query.limit);
         const position = decodeCursor(req.query.cursor, isEventPosition);
-        const since = parseTime('since', req.query.since);
-        const until = parseTime('until', req.query.until);
+        const { since, until } = parseTimeRange(req.query.since, req.query.until);
         const page = await subjectTimeline(store, {
           terms: timelineTerms(subject, deps.subjectAliases),
           limit,
@@ -752,8 +748,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         const beforeId = decodeCursor(req.query.cursor, isNumber);
         const actor = optionalText(req.query.actor);
         const action = optionalText(req.query.action);
-        const since = parseTime('since', req.query.since);
-        const until = parseTime('until', req.query.until);
+        const { since, until } = parseTimeRange(req.query.since, req.query.until);
         const rows = await store.operator.listAudit({
           limit: limit + 1,
           ...(actor ? { actor } : {}),

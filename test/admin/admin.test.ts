@@ -368,6 +368,44 @@ describe('admin API', () => {
       }
     });
 
+    it('refuses a day the calendar lacks and a reversed time range with 400, on lists and on replay and purge', async () => {
+      const lists = ['/events', '/dead-letters', '/audit', '/timeline?subject=alice@example.com'];
+      const withQuery = (list: string, q: string) => `${list}${list.includes('?') ? '&' : '?'}${q}`;
+      for (const list of lists) {
+        // Date would take 2026-02-30 for March 2 and 2026-04-31 for May 1.
+        for (const day of ['2026-02-30', '2026-04-31T09:00:00Z', '2025-02-29', '2026-13-01', '2026-00-10']) {
+          const res = await admin(withQuery(list, `since=${day}`));
+          expect([list, day, res.status, res.body.message]).toEqual([
+            list,
+            day,
+            400,
+            'since must be an ISO 8601 time, e.g. 2026-01-31T09:00:00Z',
+          ]);
+        }
+        expect((await admin(withQuery(list, 'since=2024-02-29'))).status).toBe(200);
+        const reversed = await admin(
+          withQuery(list, 'since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z'),
+        );
+        expect([list, reversed.status, reversed.body.message]).toEqual([
+          list,
+          400,
+          'since must be before until',
+        ]);
+      }
+      // As `ssf-bridge dlq replay|purge --since --until` refuses it: not a quiet "purged 0".
+      for (const action of ['replay', 'purge']) {
+        const res = await write(`/dead-letters/${action}`, {
+          since: '2026-02-01T00:00:00Z',
+          until: '2026-01-01T00:00:00Z',
+        });
+        expect([action, res.status, res.body]).toEqual([
+          action,
+          400,
+          { error: 'invalid_request', message: 'since must be before until' },
+        ]);
+      }
+    });
+
     it('takes only whole, non-negative offsets as the cursor of lists held in memory', async () => {
       const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
       const all = (await admin('/instances')).body.items;
