@@ -153,6 +153,12 @@ describe('ssf-bridge simulate (events-api, no config)', () => {
     const unknown = await run(['--connector', 'event-api', file('x.json', {})]);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('unknown connector "event-api"; did you mean "events-api"?');
+    // A connector package's id, simulated the way its README's id suggests, without a config.
+    const pkg = await run(['--connector', 'acme-edr', file('z.json', {})]);
+    expect(pkg.code).toBe(2);
+    expect(pkg.err).toContain(
+      'unknown connector "acme-edr"; a connector package is found through --config FILE naming it under plugins:',
+    );
     const outbound = await run(['--connector', 'log', file('y.json', {})]);
     expect(outbound.code).toBe(2);
     expect(outbound.err).toContain('"log" is an outbound connector; simulate runs inbound mappings');

@@ -70,13 +70,22 @@ function rejected(io: CliIo, json: boolean | undefined, file: string, reason: st
   throw new CliExit(EXIT.invalid, '');
 }
 
-function inboundDefinition(id: string, ids: string[], found: unknown): InboundDefinition {
+function inboundDefinition(
+  id: string,
+  ids: string[],
+  found: unknown,
+  withConfig: boolean,
+): InboundDefinition {
   const definition = found as InboundDefinition | { kind: 'outbound' } | undefined;
   if (definition === undefined) {
     const hint = nearest(id, ids);
+    // Without --config only the bundled connectors are known: a package is loaded through plugins:.
+    const plugin = withConfig
+      ? ''
+      : '; a connector package is found through --config FILE naming it under plugins:';
     throw new CliExit(
       EXIT.invalid,
-      `unknown connector "${id}"${hint ? `; did you mean "${hint}"?` : ''} (see: ssf-bridge connectors list)`,
+      `unknown connector "${id}"${hint ? `; did you mean "${hint}"?` : ''}${plugin} (see: ssf-bridge connectors list)`,
     );
   }
   if (definition.kind !== 'inbound') {
@@ -145,11 +154,11 @@ async function setupFor(options: SimulateOptions, io: CliIo): Promise<ConnectorS
     if (options.instance !== undefined) throw new CliExit(EXIT.invalid, '--instance needs --config');
     const registry = defaultRegistry();
     return fromDefaults(
-      inboundDefinition(options.connector, registry.ids(), registry.get(options.connector)),
+      inboundDefinition(options.connector, registry.ids(), registry.get(options.connector), false),
     );
   }
   const loaded = await loadCliConfig(options.config, io);
-  inboundDefinition(options.connector, loaded.registry.ids(), loaded.registry.get(options.connector));
+  inboundDefinition(options.connector, loaded.registry.ids(), loaded.registry.get(options.connector), true);
   return fromInstance(loaded, options, io);
 }
 
