@@ -20,6 +20,8 @@ export const RECEIVER_TOKEN = 'receiver-token-0123456789abcdef';
 /** A loopback webhook receiver: answers `status` and keeps what it got. */
 export class Receiver {
   status = 200;
+  /** What a refusal (status 300 or more) answers. */
+  errorBody = JSON.stringify({ error: 'refused by test receiver' });
   readonly received: Array<Record<string, unknown>> = [];
   readonly server: Server;
   url = '';
@@ -31,7 +33,7 @@ export class Receiver {
       req.on('end', () => {
         if (this.status < 300) this.received.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
         res.writeHead(this.status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(this.status < 300 ? { ok: true } : { error: 'refused by test receiver' }));
+        res.end(this.status < 300 ? JSON.stringify({ ok: true }) : this.errorBody);
       });
     });
   }

@@ -3,7 +3,7 @@
  * no network services of its own, and a log of every request the pages make.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,17 +12,50 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 export const SCREENSHOTS = fileURLToPath(new URL('../../test-artifacts/console/', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** The console is built by `npm ci` (prepare); build it here when a checkout has not yet. */
+const CONSOLE = join(ROOT, 'core/console');
+const BUILT = join(CONSOLE, 'dist/index.html');
+
+/** The newest modification time of the console's sources. */
+function sourcesChangedAt(): number {
+  let newest = 0;
+  const walk = (path: string) => {
+    const info = statSync(path);
+    if (info.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+    else newest = Math.max(newest, info.mtimeMs);
+  };
+  for (const path of ['src', 'index.html', 'vite.config.ts']) walk(join(CONSOLE, path));
+  return newest;
+}
+
+/**
+ * The console is built by `npm ci` (prepare); build it here when a checkout has not yet, or when
+ * its sources changed since, so the browser tests never pass on an older build. Test files
+ * running at once take turns (a lock directory), as a build empties the folder first.
+ */
 export function ensureConsoleBuilt(): void {
-  if (existsSync(join(ROOT, 'core/console/dist/index.html'))) return;
-  execFileSync(
-    process.execPath,
-    [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'core/console/vite.config.ts'],
-    {
-      cwd: ROOT,
-      stdio: 'ignore',
-    },
-  );
+  const lock = join(CONSOLE, '.build-lock');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // A lock left by a test run that was killed while building is taken over.
+      if (Date.now() > deadline) rmSync(lock, { recursive: true, force: true });
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+  }
+  try {
+    if (existsSync(BUILT) && statSync(BUILT).mtimeMs >= sourcesChangedAt()) return;
+    execFileSync(
+      process.execPath,
+      [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'core/console/vite.config.ts'],
+      { cwd: ROOT, stdio: 'ignore' },
+    );
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 export interface Browser {

@@ -1,0 +1,143 @@
+/**
+ * Markup in what vendors, receivers and callers send is shown as text by the console: in
+ * subjects, claims, a receiver's refusal (dead-letter last errors), a stream's status reason set
+ * by its receiver, and audit targets. Checked in real Chromium: no element is made from it, no
+ * script or handler runs, and the Content-Security-Policy never has to step in.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  READ_TOKEN,
+  RECEIVER_TOKEN,
+  WRITE_TOKEN,
+  call,
+  eventually,
+  ingest,
+  startBridge,
+  type Running,
+} from '../admin/harness.ts';
+import { ensureConsoleBuilt, openBrowser, type Browser } from './browser.ts';
+
+/** Each payload marks the page if it ever becomes markup or script. */
+const payload = (where: string) =>
+  `<img src=x-${where} onerror="window.__xss='${where}'"><script>window.__xss='${where}'</script>` +
+  `<b data-injected="${where}">${where}</b>`;
+/** Short enough for a path parameter (the server takes at most 100 characters). */
+const SHORT = '<img src=x-short onerror="window.__xss=1"><b data-injected>t</b>';
+
+describe('the console shows hostile vendor and receiver text as text', () => {
+  let b: Running;
+  let browser: Browser;
+  let deadLetterId = 0;
+  let deliveryId = 0;
+  const admin = (path: string) => call(b.url, `/admin${path}`, { token: READ_TOKEN });
+
+  beforeAll(async () => {
+    ensureConsoleBuilt();
+    b = await startBridge();
+    browser = await openBrowser();
+    // Every CSP violation is recorded: markup that got in would trip one (inline handler/script).
+    await browser.context.addInitScript(() => {
+      (window as any).__violations = [];
+      document.addEventListener('securitypolicyviolation', (e) =>
+        (window as any).__violations.push(`${e.violatedDirective} ${e.blockedURI}`),
+      );
+    });
+
+    // A receiver that refuses with markup in its answer: the dead letter's last error quotes it.
+    b.receiver.status = 400;
+    b.receiver.errorBody = payload('receiver-error');
+    const [eventId] = await ingest(b.url, [
+      {
+        type: 'caep.session-revoked',
+        subject: {
+          format: 'complex',
+          user: { format: 'opaque', id: payload('subject') },
+          device: { format: 'opaque', id: 'hostile-device' },
+        },
+        claims: { reason_admin: { en: payload('claim') } },
+      },
+    ]);
+    const letters = await eventually(
+      () => admin('/dead-letters'),
+      (r) => r.body.items.some((l: any) => l.event_id === eventId),
+    );
+    deadLetterId = letters.body.items.find((l: any) => l.event_id === eventId).id;
+    deliveryId = deadLetterId;
+    expect(JSON.stringify(letters.body)).toContain('receiver-error');
+    b.receiver.status = 200;
+
+    // A receiver's stream, with markup in its description and in the reason it pauses it for.
+    const created = await call(b.url, '/ssf/streams', {
+      token: RECEIVER_TOKEN,
+      body: {
+        delivery: { method: 'urn:ietf:rfc:8936' },
+        events_requested: ['https://schemas.openid.net/secevent/caep/event-type/session-revoked'],
+        description: payload('stream-description'),
+      },
+    });
+    expect(created.status).toBe(201);
+    const paused = await call(b.url, '/ssf/status', {
+      token: RECEIVER_TOKEN,
+      body: { stream_id: created.body.stream_id, status: 'paused', reason: payload('status-reason') },
+    });
+    expect(paused.status).toBe(200);
+
+    // An operator's mistyped stream id is the target of the audit entry recording the refusal.
+    const refused = await call(b.url, `/admin/streams/${encodeURIComponent(SHORT)}/status`, {
+      token: WRITE_TOKEN,
+      body: { status: 'enabled' },
+    });
+    expect(refused.status).toBe(404);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await b?.stop();
+  });
+
+  const visit = async (route: string, shown: string[], literal: string[] = []) => {
+    const { page } = browser;
+    await page.goto(`${b.url}/console/#/${route}`);
+    await page.waitForSelector('main section');
+    await page.waitForLoadState('networkidle');
+    const text = (await page.locator('main').textContent()) ?? '';
+    for (const expected of [...shown.map(payload), ...literal])
+      expect([route, text]).toEqual([route, expect.stringContaining(expected)]);
+    const seen = await page.evaluate(() => ({
+      xss: (window as any).__xss ?? null,
+      violations: (window as any).__violations as string[],
+      injected: document.querySelectorAll('img, [data-injected], main script, iframe, object, embed').length,
+      scripts: document.scripts.length,
+    }));
+    expect([route, seen]).toEqual([route, { xss: null, violations: [], injected: 0, scripts: 1 }]);
+  };
+
+  it('logs in', async () => {
+    const { page } = browser;
+    await page.goto(`${b.url}/console/`);
+    await page.fill('#token', WRITE_TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('[data-test=dashboard]');
+  });
+
+  it('renders every page that shows vendor or receiver text without making markup of it', async () => {
+    await visit('dashboard', []);
+    await visit('events', ['subject']);
+    await visit(`timeline?subject=hostile-device`, ['subject', 'receiver-error']);
+    await visit('deliveries', ['receiver-error']);
+    // The decoded SET and the event are shown as JSON, where the quotes are escaped.
+    await visit(
+      `delivery/${deliveryId}`,
+      ['receiver-error'],
+      [JSON.stringify(payload('claim')).slice(1, -1)],
+    );
+    await visit('dead-letters', ['subject', 'receiver-error']);
+    await visit('streams', ['status-reason']);
+    await visit('audit', [], [SHORT]);
+    await browser.shot('hostile-text');
+    // An image from the payload would have been fetched from the bridge (img-src 'self').
+    expect(browser.requests.filter((url) => url.includes('/x-'))).toEqual([]);
+    expect(browser.problems).toEqual([]);
+    expect(deadLetterId).toBeGreaterThan(0);
+  });
+});
