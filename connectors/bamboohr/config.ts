@@ -9,7 +9,7 @@ const oauthSchema = z
       .meta({ description: 'Client id of the OAuth app registered in the BambooHR developer portal.' }),
     client_secret: secret('Client secret of the OAuth app.'),
     refresh_token: secret(
-      'Refresh token from authorizing the app for the company (with the offline_access scope). BambooHR may replace it at each refresh; the replacement is kept in the instance state, so this value is only read until then.',
+      'Refresh token from authorizing the app for the company (with the offline_access scope). BambooHR may replace it at each refresh; the replacement is kept in the instance state, sealed under a key derived from client_secret, so this value is only read until then.',
     ),
     token_url: z
       .url({ protocol: /^https?$/ })

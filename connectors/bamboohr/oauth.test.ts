@@ -1,9 +1,16 @@
+import { createDecipheriv, createHash, createHmac, hkdfSync } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PermanentError, type InboundConnector } from '../../core/plugin-api/index.ts';
 import { MockServer, registeredSecretValues } from '../../core/plugin-api/testing/index.ts';
 import { bamboohrConnector } from './index.ts';
 import type { BambooHrState } from './mapping.ts';
-import { OAUTH_CHECKPOINT, type StoredRefreshToken } from './oauth.ts';
+import {
+  FINGERPRINT_INFO,
+  OAUTH_CHECKPOINT,
+  SEAL_INFO,
+  refreshTokenSeal,
+  type StoredRefreshToken,
+} from './oauth.ts';
 import { createTestContext, type TestContext } from '../_shared/hr-test-support.ts';
 
 const server = new MockServer();
@@ -82,6 +89,12 @@ function stored(tc: TestContext<BambooHrState>): StoredRefreshToken | undefined 
   return tc.checkpoints.get(OAUTH_CHECKPOINT) as StoredRefreshToken | undefined;
 }
 
+/** The refresh token in the store, opened with the configured client secret. */
+function storedToken(checkpoints: Map<string, unknown>): string | undefined {
+  const row = checkpoints.get(OAUTH_CHECKPOINT) as StoredRefreshToken | undefined;
+  return row && refreshTokenSeal(config().oauth!).open(row);
+}
+
 describe('bamboohr OAuth', () => {
   it('refuses a config with neither api_key nor oauth, or with both, saying what to set', () => {
     const base = { company_domain: 'acme', mode: 'poll' };
@@ -127,7 +140,7 @@ describe('bamboohr OAuth', () => {
     server.on('GET', `${API}/employees/changed`, changedNothing);
     const first = await started();
     await first.tc.runTask('poll');
-    expect(stored(first.tc)?.refresh_token).toBe('bamboo-refresh-token-rotated-0001');
+    expect(storedToken(first.tc.checkpoints)).toBe('bamboo-refresh-token-rotated-0001');
     await first.connector.stop(100);
 
     // A restart (same store, a new process): the configured token is spent, the stored one works.
@@ -138,7 +151,7 @@ describe('bamboohr OAuth', () => {
     expect((tokens[1]?.json as Record<string, string>).refresh_token).toBe(
       'bamboo-refresh-token-rotated-0001',
     );
-    expect(stored(second.tc)?.refresh_token).toBe('bamboo-refresh-token-rotated-0002');
+    expect(storedToken(second.tc.checkpoints)).toBe('bamboo-refresh-token-rotated-0002');
     expect(second.tc.statuses.filter((s) => s.state === 'permanent_error')).toEqual([]);
     // Neither the rotated refresh tokens nor the access tokens reach the log, and all are scrubbed.
     const logged = JSON.stringify([first.tc.logs, second.tc.logs]);
@@ -192,9 +205,7 @@ describe('bamboohr OAuth', () => {
       .map((r) => (r.json as { refresh_token: string }).refresh_token);
     expect(used).toEqual(['bamboo-refresh-token-rotated-0001', 'bamboo-refresh-token-rotated-0002']);
     expect(server.requests.at(-1)?.headers.authorization).toBe('Bearer bamboo-access-token-3');
-    expect((shared.get(OAUTH_CHECKPOINT) as StoredRefreshToken).refresh_token).toBe(
-      'bamboo-refresh-token-rotated-0003',
-    );
+    expect(storedToken(shared)).toBe('bamboo-refresh-token-rotated-0003');
     // The token endpoint refused nothing for good: no invalid_grant reached the status.
     expect(a.tc.statuses.filter((s) => /invalid_grant/.test(s.reason ?? ''))).toEqual([]);
     await a.connector.stop(100);
@@ -318,6 +329,120 @@ describe('bamboohr OAuth', () => {
     const result = await connector.check!(new AbortController().signal);
     expect(result).toMatchObject({ ok: false, retryable: false });
     expect(result.message).toContain('newly issued OAuth access token for GET /meta/fields');
+  });
+
+  it('seals the stored refresh token: AES-256-GCM under an HKDF-SHA256 key of the client secret, the configured token named by an HMAC', async () => {
+    tokenEndpoint(new Set([CONFIGURED]));
+    server.on('GET', `${API}/employees/changed`, changedNothing);
+    const { connector, tc } = await started();
+    await tc.runTask('poll');
+    // What anyone reading the database sees: no refresh token, and no bare hash of one.
+    const row = JSON.stringify(Object.fromEntries(tc.checkpoints));
+    expect(row).not.toContain('bamboo-refresh-token');
+    expect(row).not.toContain(createHash('sha256').update(CONFIGURED).digest('hex'));
+    expect(row).not.toContain('bamboo-app-client-secret');
+    const sealed = stored(tc)!;
+    expect(Object.keys(sealed).sort()).toEqual(['ciphertext', 'configured', 'iv', 'tag', 'v']);
+    expect(sealed.v).toBe(1);
+    // Opened independently, as the connector documents the construction.
+    const secret = Buffer.from('bamboo-app-client-secret-7f3a');
+    const salt = Buffer.from('bamboo-app-client-id');
+    const macKey = Buffer.from(hkdfSync('sha256', secret, salt, FINGERPRINT_INFO, 32));
+    expect(sealed.configured).toBe(createHmac('sha256', macKey).update(CONFIGURED).digest('hex'));
+    const key = Buffer.from(hkdfSync('sha256', secret, salt, SEAL_INFO, 32));
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64url'));
+    decipher.setAAD(Buffer.from(`v1:${sealed.configured}`));
+    decipher.setAuthTag(Buffer.from(sealed.tag, 'base64url'));
+    const plain = Buffer.concat([
+      decipher.update(Buffer.from(sealed.ciphertext, 'base64url')),
+      decipher.final(),
+    ]).toString();
+    expect(plain).toBe('bamboo-refresh-token-rotated-0001');
+    await connector.stop(100);
+  });
+
+  it('falls back to the configured refresh token, with a warning naming no secret, when the client secret changed', async () => {
+    const first = await (async () => {
+      tokenEndpoint(new Set([CONFIGURED]));
+      server.on('GET', `${API}/employees/changed`, changedNothing);
+      const s = await started();
+      await s.tc.runTask('poll');
+      await s.connector.stop(100);
+      return s;
+    })();
+    expect(storedToken(first.tc.checkpoints)).toBe('bamboo-refresh-token-rotated-0001');
+    server.reset();
+    // The app's secret was rotated (and, as BambooHR asks then, the app authorized again).
+    const newSecret = 'bamboo-app-client-secret-rotated-9c1e';
+    server.on('POST', TOKEN, (req) => {
+      const body = req.json as Record<string, string>;
+      return body.client_secret === newSecret && body.refresh_token === CONFIGURED
+        ? { body: { access_token: 'bamboo-access-token-9', expires_in: 3600, token_type: 'Bearer' } }
+        : { status: 400, body: { error: 'invalid_grant' } };
+    });
+    server.on('GET', `${API}/employees/changed`, changedNothing);
+    const tc = createTestContext<BambooHrState>({ now: NOW, checkpoints: first.tc.checkpoints });
+    const connector = bamboohrConnector.create(
+      tc.ctx,
+      config({
+        oauth: {
+          client_id: 'bamboo-app-client-id',
+          client_secret: newSecret,
+          refresh_token: CONFIGURED,
+          token_url: `${server.url}${TOKEN}?request=token`,
+        },
+      }),
+    );
+    await connector.start(tc.ctx.signal);
+    await tc.runTask('poll');
+    expect((server.requests[0]?.json as Record<string, string>).refresh_token).toBe(CONFIGURED);
+    expect(tc.statuses.filter((s) => s.state === 'permanent_error')).toEqual([]);
+    const warnings = tc.logs.filter((l) => l.level === 'warn');
+    expect(warnings.map((w) => w.msg)).toEqual([
+      expect.stringContaining('the stored BambooHR refresh token does not open with this configuration'),
+    ]);
+    const logged = JSON.stringify(tc.logs);
+    expect(logged).not.toContain('bamboo-refresh-token');
+    expect(logged).not.toContain('bamboo-app-client-secret');
+    await connector.stop(100);
+  });
+
+  it('detects a stored row that was altered (GCM tag), and uses the configured refresh token', async () => {
+    tokenEndpoint(new Set([CONFIGURED]), { rotate: false });
+    server.on('GET', `${API}/employees/changed`, changedNothing);
+    const sealing = refreshTokenSeal(config().oauth!);
+    const genuine = sealing.seal('bamboo-refresh-token-rotated-0007', sealing.fingerprint(CONFIGURED));
+    const flipped = Buffer.from(genuine.ciphertext, 'base64url');
+    flipped[0] = flipped[0]! ^ 0x01;
+    const tc = createTestContext<BambooHrState>({ now: NOW });
+    tc.checkpoints.set(OAUTH_CHECKPOINT, { ...genuine, ciphertext: flipped.toString('base64url') });
+    const { connector } = await started(tc);
+    await tc.runTask('poll');
+    expect((server.requests[0]?.json as Record<string, string>).refresh_token).toBe(CONFIGURED);
+    expect(tc.logs.filter((l) => l.level === 'warn')).toHaveLength(1);
+    // A genuine row moved under another fingerprint is refused too (the fingerprint is authenticated).
+    const other = sealing.seal('bamboo-refresh-token-rotated-0008', sealing.fingerprint('another-token'));
+    expect(sealing.open({ ...other, configured: genuine.configured })).toBeUndefined();
+    expect(sealing.open(genuine)).toBe('bamboo-refresh-token-rotated-0007');
+    await connector.stop(100);
+  });
+
+  it('seals a refresh token an earlier release stored in plain text, and goes on with it', async () => {
+    tokenEndpoint(new Set(['bamboo-refresh-token-rotated-0005']));
+    server.on('GET', `${API}/employees/changed`, changedNothing);
+    const tc = createTestContext<BambooHrState>({ now: NOW });
+    tc.checkpoints.set(OAUTH_CHECKPOINT, {
+      configured: createHash('sha256').update(CONFIGURED).digest('hex'),
+      refresh_token: 'bamboo-refresh-token-rotated-0005',
+    });
+    const { connector } = await started(tc);
+    await tc.runTask('poll');
+    expect((server.requests[0]?.json as Record<string, string>).refresh_token).toBe(
+      'bamboo-refresh-token-rotated-0005',
+    );
+    expect(JSON.stringify(Object.fromEntries(tc.checkpoints))).not.toContain('bamboo-refresh-token');
+    expect(storedToken(tc.checkpoints)).toBe('bamboo-refresh-token-rotated-0001');
+    await connector.stop(100);
   });
 
   it('defaults the token endpoint and the API base to the company domain', async () => {

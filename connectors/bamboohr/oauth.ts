@@ -4,11 +4,19 @@
  *
  * BambooHR may answer a refresh with a new refresh token. The one it replaces may stop working,
  * so the new one is stored durably in the instance's `oauth` checkpoint before its access token
- * is used, and read from there after a restart. The stored token belongs to the configured one
- * (by its SHA-256): configuring another refresh token (the app authorized again) starts over
- * from it. Tokens are registered with the log scrubber and never written to logs.
+ * is used, and read from there after a restart (or by another instance of the same app sharing
+ * the store). Tokens are registered with the log scrubber and never written to logs.
+ *
+ * The stored token is sealed, so that reading the database (a backup, a read-only user) does
+ * not give access to BambooHR: AES-256-GCM under a key derived with HKDF-SHA256 from the
+ * configured client secret, which lives with the config and its secrets, never in the store.
+ * The row also names the configured refresh token it descends from, by an HMAC-SHA256 under
+ * another key derived from the client secret (a bare hash would let a guess be checked). A row
+ * of another configured refresh token (the app authorized again) is left for it; one that does
+ * not open (the client secret changed, the row was altered) is ignored with a warning, and the
+ * configured refresh token is used.
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import {
   PermanentError,
   RetryableError,
@@ -21,12 +29,79 @@ import type { BambooHrConfig, BambooHrOAuth } from './config.ts';
 /** Name of the checkpoint that holds the current refresh token. */
 export const OAUTH_CHECKPOINT = 'oauth';
 
-const storedSchema = z.object({
-  /** SHA-256 (hex) of the configured refresh token this one descends from. */
+/** The sealed refresh token, as stored (version 1). Binary fields are base64url. */
+const sealedSchema = z.object({
+  v: z.literal(1),
+  /** HMAC-SHA256 (hex) of the configured refresh token this one descends from. */
   configured: z.string().min(1),
-  refresh_token: z.string().min(1),
+  iv: z.string().min(1),
+  ciphertext: z.string().min(1),
+  tag: z.string().min(1),
 });
-export type StoredRefreshToken = z.output<typeof storedSchema>;
+export type StoredRefreshToken = z.output<typeof sealedSchema>;
+
+/** What the first OAuth release stored: the token in plain text, by the configured one's SHA-256. */
+const plainSchema = z.object({ configured: z.string().min(1), refresh_token: z.string().min(1) });
+
+/** HKDF info strings: each key is for one purpose only. */
+export const SEAL_INFO = 'ssf-bridge bamboohr oauth refresh-token seal v1';
+export const FINGERPRINT_INFO = 'ssf-bridge bamboohr oauth refresh-token fingerprint v1';
+
+export interface RefreshTokenSeal {
+  /** HMAC of a refresh token: names the configured one in the stored row. */
+  fingerprint(refreshToken: string): string;
+  seal(refreshToken: string, configured: string): StoredRefreshToken;
+  /** The refresh token in a row, or undefined when it does not open under this key. */
+  open(stored: StoredRefreshToken): string | undefined;
+}
+
+/**
+ * Keys derived from the client secret (HKDF-SHA256, the client id as salt). Instances of the
+ * same app share them, so each can read what another rotated in.
+ */
+export function refreshTokenSeal(
+  oauth: Pick<BambooHrOAuth, 'client_id' | 'client_secret'>,
+): RefreshTokenSeal {
+  const ikm = Buffer.from(oauth.client_secret.reveal(), 'utf8');
+  const salt = Buffer.from(oauth.client_id, 'utf8');
+  const sealKey = Buffer.from(hkdfSync('sha256', ikm, salt, SEAL_INFO, 32));
+  const macKey = Buffer.from(hkdfSync('sha256', ikm, salt, FINGERPRINT_INFO, 32));
+  // Authenticated with the row's version and fingerprint: a row moved under another is refused.
+  const aad = (configured: string) => Buffer.from(`v1:${configured}`, 'utf8');
+  return {
+    fingerprint: (refreshToken) => createHmac('sha256', macKey).update(refreshToken, 'utf8').digest('hex'),
+    seal(refreshToken, configured) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', sealKey, iv);
+      cipher.setAAD(aad(configured));
+      const ciphertext = Buffer.concat([cipher.update(refreshToken, 'utf8'), cipher.final()]);
+      return {
+        v: 1,
+        configured,
+        iv: iv.toString('base64url'),
+        ciphertext: ciphertext.toString('base64url'),
+        tag: cipher.getAuthTag().toString('base64url'),
+      };
+    },
+    open(stored) {
+      try {
+        const iv = Buffer.from(stored.iv, 'base64url');
+        const tag = Buffer.from(stored.tag, 'base64url');
+        if (iv.length !== 12 || tag.length !== 16) return undefined;
+        const decipher = createDecipheriv('aes-256-gcm', sealKey, iv, { authTagLength: 16 });
+        decipher.setAAD(aad(stored.configured));
+        decipher.setAuthTag(tag);
+        const plain = Buffer.concat([
+          decipher.update(Buffer.from(stored.ciphertext, 'base64url')),
+          decipher.final(),
+        ]).toString('utf8');
+        return plain.length > 0 ? plain : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
 
 const tokenAnswer = z.looseObject({
   access_token: z.string().min(1),
@@ -51,7 +126,7 @@ export function tokenUrl(config: BambooHrConfig, oauth: BambooHrOAuth): string {
   return oauth.token_url ?? `https://${config.company_domain}.bamboohr.com/token.php?request=token`;
 }
 
-function fingerprint(value: string): string {
+function sha256(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
 }
 
@@ -65,18 +140,52 @@ export function createBambooOAuth(
     headers: { accept: 'application/json' },
   });
   const url = tokenUrl(config, oauth);
-  const configured = fingerprint(oauth.refresh_token.reveal());
+  const sealing = refreshTokenSeal(oauth);
+  const configured = sealing.fingerprint(oauth.refresh_token.reveal());
+  /** The last stored row that did not open, so that one is warned about once. */
+  let unopened: string | undefined;
   /** The refresh token in use, once known; undefined until the first refresh. */
   let refresh: string | undefined;
   let token: { value: string; refreshAt: number } | undefined;
   let pending: Promise<string> | undefined;
 
+  /** Stores a rotated refresh token, sealed. */
+  async function store(refreshToken: string): Promise<void> {
+    await ctx.checkpoints.set(sealing.seal(refreshToken, configured), OAUTH_CHECKPOINT);
+  }
+
   /** The stored refresh token descending from the configured one, else the configured one. */
   async function storedOrConfigured(): Promise<string> {
-    const parsed = storedSchema.safeParse(await ctx.checkpoints.get(OAUTH_CHECKPOINT));
-    if (parsed.success && parsed.data.configured === configured) {
-      registerSecretValue(parsed.data.refresh_token);
-      return parsed.data.refresh_token;
+    const row = await ctx.checkpoints.get(OAUTH_CHECKPOINT);
+    const sealed = sealedSchema.safeParse(row);
+    if (sealed.success) {
+      const opened = sealing.open(sealed.data);
+      if (opened !== undefined && sealed.data.configured === configured) {
+        registerSecretValue(opened);
+        return opened;
+      }
+      if (unopened !== sealed.data.ciphertext) {
+        unopened = sealed.data.ciphertext;
+        ctx.logger.warn(
+          {},
+          'the stored BambooHR refresh token does not open with this configuration (oauth.refresh_token or oauth.client_secret was changed, or the stored row was altered); the configured refresh token is used',
+        );
+      }
+      return oauth.refresh_token.reveal();
+    }
+    const plain = plainSchema.safeParse(row);
+    if (plain.success && plain.data.configured === sha256(oauth.refresh_token.reveal())) {
+      // Stored in plain text by an earlier release: sealed now, so the plain copy is gone.
+      registerSecretValue(plain.data.refresh_token);
+      try {
+        await store(plain.data.refresh_token);
+      } catch (err) {
+        ctx.logger.warn(
+          { err: (err as Error).message },
+          'the stored BambooHR refresh token could not be sealed yet',
+        );
+      }
+      return plain.data.refresh_token;
     }
     return oauth.refresh_token.reveal();
   }
@@ -175,7 +284,7 @@ export function createBambooOAuth(
       // Kept in memory first: should storing it fail, this process goes on with it.
       refresh = answer.refresh_token;
       try {
-        await ctx.checkpoints.set({ configured, refresh_token: answer.refresh_token }, OAUTH_CHECKPOINT);
+        await store(answer.refresh_token);
       } catch (err) {
         throw new RetryableError(
           `BambooHR rotated the refresh token, and the new one could not be stored: ${(err as Error).message}`,
