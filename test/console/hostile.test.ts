@@ -36,11 +36,10 @@ describe('the console shows hostile vendor and receiver text as text', () => {
     b = await startBridge();
     browser = await openBrowser();
     // Every CSP violation is recorded: markup that got in would trip one (inline handler/script).
-    await browser.context.addInitScript(() => {
-      (window as any).__violations = [];
-      document.addEventListener('securitypolicyviolation', (e) =>
-        (window as any).__violations.push(`${e.violatedDirective} ${e.blockedURI}`),
-      );
+    await browser.context.addInitScript({
+      content: `window.__violations = [];
+        document.addEventListener('securitypolicyviolation', (e) =>
+          window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));`,
     });
 
     // A receiver that refuses with markup in its answer: the dead letter's last error quotes it.
@@ -103,12 +102,12 @@ describe('the console shows hostile vendor and receiver text as text', () => {
     const text = (await page.locator('main').textContent()) ?? '';
     for (const expected of [...shown.map(payload), ...literal])
       expect([route, text]).toEqual([route, expect.stringContaining(expected)]);
-    const seen = await page.evaluate(() => ({
-      xss: (window as any).__xss ?? null,
-      violations: (window as any).__violations as string[],
+    const seen = await page.evaluate(`({
+      xss: window.__xss ?? null,
+      violations: window.__violations,
       injected: document.querySelectorAll('img, [data-injected], main script, iframe, object, embed').length,
       scripts: document.scripts.length,
-    }));
+    })`);
     expect([route, seen]).toEqual([route, { xss: null, violations: [], injected: 0, scripts: 1 }]);
   };
 
