@@ -103,7 +103,11 @@ export function mapLogEvent(
   return options.identifierChanges ? ({ ...result, state } as MappingResult<OktaSystemLogState>) : result;
 }
 
-function mapEvent(record: unknown, options: MappingOptions, state: OktaSystemLogState): MappingResult {
+function mapEvent(
+  record: unknown,
+  options: MappingOptions,
+  state: OktaSystemLogState,
+): MappingResult<OktaSystemLogState> {
   const { orgUrl } = options;
   const parsed = logEventSchema.safeParse(record);
   if (!parsed.success) {
