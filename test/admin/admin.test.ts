@@ -263,6 +263,16 @@ describe('admin API', () => {
       const replayed = await write('/dead-letters/replay', { ids: [letter.id] });
       expect(replayed.body).toEqual({ replayed: 1 });
       await delivered(id!);
+      // A replay sends the same SET again (RFC 8417 §2.2: the jti names it), as `dlq replay` does:
+      // a receiver that saw it before recognises it.
+      const sent = b.receiver.received.filter((r: any) => JSON.stringify(r).includes('erin@example.com'));
+      const jtis = sent.map(
+        (r: any) => JSON.parse(Buffer.from(String(r.set).split('.')[1]!, 'base64url').toString()).jti,
+      );
+      expect(jtis).toEqual([letter.jti]);
+      expect((await admin(`/deliveries?event=${id}`)).body.items.map((d: any) => d.jti)).toEqual([
+        letter.jti,
+      ]);
 
       const audit = await admin('/audit?actor=operator&action=dead_letters.replay');
       expect(audit.body.items[0]).toEqual(
