@@ -37,6 +37,8 @@ export interface StreamConfig {
   events_requested?: string[];
   events_delivered?: string[];
   description?: string;
+  /** Seconds the transmitter wants between verification requests (SSF 1.0 §8.1.1). */
+  min_verification_interval?: number;
 }
 
 export interface PollResponse {

@@ -128,6 +128,23 @@ export const configSchema = z.strictObject({
     .boolean()
     .default(true)
     .meta({ description: 'Request a verification event after the stream is created or adopted.' }),
+  verification: z
+    .strictObject({
+      interval: duration(
+        'Also request a verification event this often while the instance runs (SSF 1.0 §8.1.4.2), on the scheduler’s leader only and never sooner than the stream’s min_verification_interval. Unset: only at start (verify_on_start).',
+        { min: 1000 },
+      ).optional(),
+      timeout: duration(
+        'How long a requested verification event may take to arrive; past it the instance reports recoverable_error until one arrives. Shorter than interval.',
+        { min: 100 },
+      ).prefault('5m'),
+    })
+    .prefault({})
+    .refine((v) => v.interval === undefined || v.timeout < v.interval, {
+      message: 'verification.timeout must be shorter than verification.interval',
+      path: ['timeout'],
+    })
+    .meta({ description: 'Verification events asked of the transmitter (SSF 1.0 §8.1.4).' }),
   max_age: duration('Refuse SETs issued longer ago than this; 0 accepts any age.').prefault('1d'),
   replay_window: duration(
     'How long received jtis are remembered to refuse replays; they are kept in the store, so a replay is refused after a restart and by every bridge instance sharing it.',

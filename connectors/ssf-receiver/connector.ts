@@ -9,6 +9,7 @@ import {
   classOf,
   retryOnCheckpointConflict,
   createSetVerifier,
+  formatDuration,
   isBridgeError,
   type InboundConnector,
   type InboundContext,
@@ -35,6 +36,12 @@ const STATE_TTL_MS = 86_400_000;
  * the checkpoint holds at most a day's worth of starts.
  */
 const STATES_CHECKPOINT = 'verification-states';
+/**
+ * The verification states whose verification SET arrived, on whichever instance sharing the
+ * store: `{<state>: <verified at, ISO 8601>}`, kept as long as the requests. The instance that
+ * asked finds there a verification SET pushed to another one.
+ */
+const VERIFIED_CHECKPOINT = 'verification-results';
 
 function liveStates(stored: unknown, nowMs: number): Record<string, string> {
   const live: Record<string, string> = {};
@@ -54,6 +61,8 @@ interface Stream {
   id: string;
   audience: string | readonly string[];
   pollUrl?: string;
+  /** The transmitter's min_verification_interval (SSF 1.0 §8.1.1), in ms. */
+  minVerificationMs?: number;
 }
 
 function digest(value: string): Buffer {
@@ -115,6 +124,17 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     'ssf_receiver_stream_paused',
     '1 while the transmitter holds the stream paused',
   );
+  const lastVerifiedGauge = ctx.metrics.gauge(
+    'ssf_receiver_last_verification_timestamp_seconds',
+    'When the last verification event answering a request of this receiver arrived (Unix time)',
+  );
+  /** Resolves the wait of a verification request of this process, by state. */
+  const verificationWaiters = new Map<string, () => void>();
+  /** When the last verification asked for was answered (ISO 8601), and the last failure. */
+  let lastVerifiedAt: string | undefined;
+  let verificationFailure: string | undefined;
+  /** When this instance last asked for a verification (epoch ms). */
+  let lastVerificationRequest = -Infinity;
   const pendingStates = new Set<string>();
   // The jtis processed, in the store: a replay is refused after a restart and by every bridge
   // instance sharing the database, not only by the process that took the SET first.
@@ -136,6 +156,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   let firstAttempt: Promise<void> = Promise.resolve();
   let loop: Promise<void> | undefined;
   let polling: ScheduledTask | undefined;
+  let verifying: ScheduledTask | undefined;
   let stopping: AbortController | undefined;
   let verificationState: string | undefined;
   let pendingAck: string[] = [];
@@ -153,7 +174,29 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       ctx.status.set('recoverable_error', `the transmitter paused the stream${because}`);
     else if (state === 'disabled')
       ctx.status.set('permanent_error', `the transmitter disabled the stream${because}`);
-    else ctx.status.set('ok', `stream ${stream?.id ?? ''} enabled${because}`.trim());
+    else if (verificationFailure !== undefined) ctx.status.set('recoverable_error', verificationFailure);
+    else ctx.status.set('ok', okReason(because));
+  }
+
+  function okReason(because = ''): string {
+    const verified = lastVerifiedAt ? `; verified ${lastVerifiedAt}` : '';
+    return `stream ${stream?.id ?? ''} enabled${because}${verified}`.trim();
+  }
+
+  /** A verification asked for was answered, here or on another instance sharing the store. */
+  function verificationSucceeded(at: string): void {
+    if (lastVerifiedAt === undefined || at > lastVerifiedAt) lastVerifiedAt = at;
+    lastVerifiedGauge.set(undefined, Date.parse(lastVerifiedAt) / 1000);
+    verificationFailure = undefined;
+    if (streamState === 'enabled') ctx.status.set('ok', okReason());
+  }
+
+  /** A verification asked for was refused or not answered in time: the stream may not deliver. */
+  function verificationFailed(reason: string, outcome: 'timed_out' | 'request_failed', err?: unknown): void {
+    verifications.inc({ outcome });
+    verificationFailure = reason;
+    ctx.logger.warn({ ...(err ? { err } : {}), streamId: stream?.id, lastVerifiedAt }, reason);
+    if (streamState === 'enabled') ctx.status.set('recoverable_error', reason);
   }
 
   async function resolveStream(signal: AbortSignal): Promise<StreamConfig> {
@@ -226,7 +269,14 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     }
     // The poll request carries the management credentials: same rules as the management API.
     if (config.delivery.method === 'poll') client.checkTransmitterUrl('poll endpoint_url', pollUrl!, true);
-    stream = { id: found.stream_id, audience, ...(config.delivery.method === 'poll' ? { pollUrl } : {}) };
+    stream = {
+      id: found.stream_id,
+      audience,
+      ...(config.delivery.method === 'poll' ? { pollUrl } : {}),
+      ...(typeof found.min_verification_interval === 'number'
+        ? { minVerificationMs: found.min_verification_interval * 1000 }
+        : {}),
+    };
     verifier = createSetVerifier({
       issuer: config.issuer,
       audience,
@@ -249,7 +299,9 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     const state = status?.status;
     reportStreamState(state === 'paused' || state === 'disabled' ? state : 'enabled', status?.reason);
     await applySubjects(found.stream_id, signal);
-    if (config.verify_on_start) await prepareVerification();
+    if (config.verify_on_start && client.metadata?.verification_endpoint) {
+      verificationState = await prepareVerification();
+    }
     // The verification event is asked for once start() has returned (see start()), not here:
     // pushes are routed to an instance only after its start, and a transmitter may push the
     // verification SET before it answers the request.
@@ -270,7 +322,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
    * with several bridge instances behind one URL, the verification SET may be pushed to another
    * instance than the one that asked for it.
    */
-  async function prepareVerification(): Promise<void> {
+  async function prepareVerification(): Promise<string> {
     const state = randomBytes(16).toString('base64url');
     const now = ctx.clock.now();
     // Compare-and-set: instances starting together each keep the others' states.
@@ -283,19 +335,111 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       (tries) => ctx.logger.debug({ tries }, 'another instance recorded a verification state meanwhile'),
     );
     pendingStates.add(state);
-    verificationState = state;
+    return state;
   }
 
-  async function requestVerification(signal: AbortSignal): Promise<void> {
-    const state = verificationState;
-    if (!stream || state === undefined) return;
-    verificationState = undefined;
+  /**
+   * SSF 1.0 §8.1.4.2: asks for a verification event carrying `state` (recorded beforehand by
+   * prepareVerification) and waits up to verification.timeout for it, here or on another
+   * instance sharing the store. A refused request or no event in time is reported as
+   * recoverable_error (the stream may not be delivering); the next answered one clears it.
+   */
+  async function requestVerification(state: string, signal: AbortSignal): Promise<void> {
+    const current = stream;
+    if (!current) return;
+    lastVerificationRequest = ctx.clock.now().getTime();
+    const answered = new Promise<'answered'>((resolve) =>
+      verificationWaiters.set(state, () => resolve('answered')),
+    );
     try {
-      await client.requestVerification(stream.id, state, signal);
-    } catch (err) {
-      pendingStates.delete(state);
-      ctx.logger.warn({ err, streamId: stream.id }, 'the transmitter refused a verification request');
+      try {
+        await client.requestVerification(current.id, state, signal);
+      } catch (err) {
+        pendingStates.delete(state);
+        if (signal.aborted) return;
+        const message = err instanceof Error ? err.message : String(err);
+        verificationFailed(
+          `the transmitter refused the verification request: ${message}`,
+          'request_failed',
+          err,
+        );
+        return;
+      }
+      const timeout = config.verification.timeout;
+      const waited = new AbortController();
+      const outcome = await Promise.race([
+        answered,
+        sleep(timeout, AbortSignal.any([signal, waited.signal])).then(() => 'timeout' as const),
+      ]);
+      waited.abort();
+      if (outcome === 'answered' || signal.aborted) return;
+      const elsewhere = await verifiedElsewhere(state).catch(() => undefined);
+      if (elsewhere !== undefined) {
+        verificationSucceeded(elsewhere);
+        return;
+      }
+      // The state stays acceptable: a verification SET arriving late still counts.
+      verificationFailed(
+        `no verification event answered the request of stream ${current.id} within ${formatDuration(timeout)}`,
+        'timed_out',
+      );
+    } finally {
+      verificationWaiters.delete(state);
     }
+  }
+
+  /** When the verification asked for with `state` was answered on another instance, if it was. */
+  async function verifiedElsewhere(state: string): Promise<string | undefined> {
+    const live = liveStates(await ctx.checkpoints.get(VERIFIED_CHECKPOINT), ctx.clock.now().getTime());
+    return live[state];
+  }
+
+  /** Records that `state` was answered, for the instance that asked if it is another one. */
+  async function recordVerified(state: string, at: string): Promise<void> {
+    try {
+      await retryOnCheckpointConflict(
+        async () => {
+          const stored = await ctx.checkpoints.get(VERIFIED_CHECKPOINT);
+          const value = { ...liveStates(stored, ctx.clock.now().getTime()), [state]: at };
+          await ctx.emit([], {
+            checkpoint: { name: VERIFIED_CHECKPOINT, value, expected: { value: stored } },
+          });
+        },
+        (tries) => ctx.logger.debug({ tries }, 'another instance recorded a verification meanwhile'),
+      );
+    } catch (err) {
+      ctx.logger.warn(
+        { err },
+        'could not record the verification in the store; only this instance knows of it',
+      );
+    }
+  }
+
+  /** verification.interval: asks for a verification now unless paused or asked too recently. */
+  async function periodicVerification(signal: AbortSignal): Promise<void> {
+    try {
+      await ready;
+    } catch {
+      return;
+    }
+    const current = stream;
+    if (!current || signal.aborted || !client.metadata?.verification_endpoint) return;
+    if (streamState !== 'enabled') {
+      ctx.logger.debug(
+        { streamId: current.id, streamState },
+        'no verification asked for: the stream is not enabled',
+      );
+      return;
+    }
+    const since = ctx.clock.now().getTime() - lastVerificationRequest;
+    if (current.minVerificationMs !== undefined && since < current.minVerificationMs) {
+      ctx.logger.debug(
+        { streamId: current.id, minVerificationMs: current.minVerificationMs },
+        'no verification asked for: the transmitter’s min_verification_interval has not passed',
+      );
+      return;
+    }
+    await requestVerification(await prepareVerification(), signal);
   }
 
   /** Starts the setup, retrying it while the failures are retryable. */
@@ -361,7 +505,11 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       }
       pendingStates.delete(state);
       verifications.inc({ outcome: 'matched' });
+      const at = ctx.clock.now().toISOString();
       ctx.logger.info({ streamId: current.id }, 'stream verified');
+      verificationSucceeded(at);
+      verificationWaiters.get(state)?.();
+      await recordVerified(state, at);
       return;
     }
     const status = set.event.status;
@@ -626,9 +774,19 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
         ready.then(
           () =>
             setImmediate(() => {
-              if (!signal.aborted) void requestVerification(signal);
+              const state = verificationState;
+              verificationState = undefined;
+              if (!signal.aborted && state !== undefined) void requestVerification(state, signal);
             }),
           () => undefined,
+        );
+      }
+      const interval = config.verification.interval;
+      if (interval !== undefined) {
+        // Through the scheduler: of several bridge instances sharing one database only the
+        // leader asks, so the transmitter gets one request per interval.
+        verifying = ctx.scheduler.schedule('verification', { everyMs: interval }, (taskSignal) =>
+          periodicVerification(AbortSignal.any([signal, taskSignal])),
         );
       }
     },
@@ -636,6 +794,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       const started = Date.now();
       stopping?.abort();
       polling?.stop();
+      verifying?.stop();
       const waited = new AbortController();
       await Promise.race([loop ?? Promise.resolve(), sleep(deadlineMs / 2, waited.signal)]);
       waited.abort();

@@ -225,6 +225,8 @@ class SuiteTransmitter {
   /** Runs after the stream is created (unsolicited verification, supported events). */
   afterCreate: (streamId: string) => Promise<void> = async () => undefined;
   verifyDelayMs = 50;
+  /** What answers a verification request: 204, or this error status. */
+  verifyStatus = 204;
   /** Longest a poll with returnImmediately false is held. */
   longPollMs = 300;
   #jti = 0;
@@ -617,6 +619,12 @@ class SuiteTransmitter {
     if (path === '/verify' && method === 'POST') {
       if (!bodyId) return json(400, { err: 'bad_request', description: 'stream_id is required' });
       if (!this.streams.has(bodyId)) return notFound();
+      if (this.verifyStatus !== 204) {
+        return json(this.verifyStatus, {
+          err: 'too_many_requests',
+          description: 'verification requested too often',
+        });
+      }
       const state = typeof body?.state === 'string' ? body.state : undefined;
       setTimeout(() => void this.onVerify(bodyId, state), this.verifyDelayMs);
       return json(204);
@@ -797,6 +805,119 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
       },
     );
   });
+
+  it(`SSF 1.0 §8.1.4.2: verification.interval asks for a verification event again and again, each with its own state, shows the last one answered in the status and emits none of them (${mode})`, async () => {
+    await module(
+      'verification-interval',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await eventually(
+          () => tx.callNames.filter((c) => c === 'POST /verify').length >= 3,
+          'three verification requests',
+        );
+        await tx.allAcked('the verification SETs acknowledged');
+        await eventually(
+          () => count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'matched' }) >= 3,
+          'three verifications matched',
+        );
+        const states = tx.calls
+          .filter((c) => c.path.endsWith('/verify'))
+          .map((c) => (c.body as { state: string }).state);
+        expect(new Set(states).size).toBe(states.length);
+        expect(rx.h.statuses.at(-1)).toEqual({
+          state: 'ok',
+          reason: expect.stringMatching(
+            new RegExp(`^stream ${tx.streamId} enabled; verified \\d{4}-\\d\\d-\\d\\dT`),
+          ),
+        });
+        expect(rx.h.counters.get('ssf_receiver_last_verification_timestamp_seconds')).toBeGreaterThan(
+          Date.now() / 1000 - 60,
+        );
+        expect(count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'timed_out' })).toBe(0);
+        expect(rx.h.emitted).toEqual([]);
+      },
+      { verification: { interval: '1s', timeout: '500ms' } },
+    );
+  });
+
+  it(`SSF 1.0 §8.1.4: a verification event that does not come within verification.timeout shows the instance as recoverable_error, until the next one answered (${mode})`, async () => {
+    let answer = false;
+    await module(
+      'verification-timeout',
+      mode,
+      (tx) => {
+        const send = tx.onVerify;
+        tx.onVerify = async (streamId, state) => (answer ? send(streamId, state) : undefined);
+      },
+      async (tx, rx) => {
+        const failed = await eventually(
+          () => rx.h.statuses.find((st) => st.state === 'recoverable_error'),
+          'the verification reported as failed',
+        );
+        expect(failed.reason).toMatch(
+          /^no verification event answered the request of stream .+ within 300ms$/,
+        );
+        expect(
+          count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'timed_out' }),
+        ).toBeGreaterThanOrEqual(1);
+        answer = true;
+        await eventually(
+          () => rx.h.statuses.at(-1)?.state === 'ok' && /verified/.test(rx.h.statuses.at(-1)?.reason ?? ''),
+          'ok again once a verification is answered',
+        );
+        expect(
+          count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'matched' }),
+        ).toBeGreaterThanOrEqual(1);
+        expect(tx.setErrs.size).toBe(0);
+      },
+      { verification: { interval: '1s', timeout: '300ms' } },
+    );
+  });
+
+  it(`SSF 1.0 §8.1.4.2: a verification request the transmitter refuses (429) shows the instance as recoverable_error with the refusal (${mode})`, async () => {
+    await module(
+      'verification-refused',
+      mode,
+      (tx) => void (tx.verifyStatus = 429),
+      async (tx, rx) => {
+        const failed = await eventually(
+          () => rx.h.statuses.find((st) => st.state === 'recoverable_error'),
+          'the refusal reported',
+        );
+        expect(failed.reason).toMatch(/^the transmitter refused the verification request: /);
+        expect(count(rx.h, 'ssf_receiver_verifications_total', { outcome: 'request_failed' })).toBe(1);
+        expect(tx.callNames.filter((c) => c === 'POST /verify')).toHaveLength(1);
+      },
+    );
+  });
+
+  if (mode === 'push') {
+    it('a verification event pushed to another bridge instance on the same store counts for the instance that asked for it: no timeout reported', async () => {
+      const tx = await new SuiteTransmitter('verification-elsewhere').start();
+      const store = new Map<string, unknown>();
+      const id = 'verification-elsewhere';
+      try {
+        const b = await startReceiver(tx, mode, {}, harness(id, store));
+        await verified(tx);
+        tx.verifyDelayMs = 150;
+        const a = await startReceiver(tx, mode, { verification: { timeout: '600ms' } }, harness(id, store));
+        // The load balancer sends the push of the verification SET asked for by A to B.
+        connectors.set(id, b.connector);
+        await eventually(
+          () => count(b.h, 'ssf_receiver_verifications_total', { outcome: 'matched' }) === 2,
+          'B matched the state A asked for',
+        );
+        await pause(800);
+        expect(count(a.h, 'ssf_receiver_verifications_total', { outcome: 'timed_out' })).toBe(0);
+        expect(a.h.statuses.at(-1)).toEqual({ state: 'ok', reason: expect.stringMatching(/; verified /) });
+        await a.stop();
+        await b.stop();
+      } finally {
+        await tx.close();
+      }
+    });
+  }
 
   it(`openid-ssf-receiver-stream-create-delete: creates the stream and, with delete_stream_on_stop, deletes it with ?stream_id when the instance stops (${mode})`, async () => {
     const tx = await new SuiteTransmitter(`create-delete-${mode}`).start();
