@@ -139,4 +139,21 @@ describe('the console shows hostile vendor and receiver text as text', () => {
     expect(browser.problems).toEqual([]);
     expect(deadLetterId).toBeGreaterThan(0);
   });
+
+  it('answers a hand-edited link with a bad escape or a name of Object.prototype with a page, not a dead one', async () => {
+    const { page } = browser;
+    const before = browser.problems.length;
+    await page.goto(`${b.url}/console/#/audit`);
+    await page.waitForSelector('main section h1:has-text("Audit log")');
+    // decodeURIComponent('%E0%A4%A') throws: the delivery is looked up by the text as it is.
+    await page.goto(`${b.url}/console/#/delivery/%E0%A4%A`);
+    await page.waitForSelector('[data-test=page-error]:has-text("no delivery")');
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      await page.goto(`${b.url}/console/#/audit`);
+      await page.waitForSelector('main section h1:has-text("Audit log")');
+      await page.goto(`${b.url}/console/#/${name}`);
+      await page.waitForSelector('[data-test=dashboard]');
+    }
+    expect(browser.problems.slice(before)).toEqual([]);
+  });
 });

@@ -18,6 +18,15 @@ const NAV: Array<[string, string]> = [
   ['audit', 'Audit log'],
 ];
 
+/** An argument of a hand-edited link may not decode (`%E0%A4%A`): it is then taken as written. */
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 /** `#/page/arg?x=y` → page, argument and query. */
 function route(): { page: string; arg: string | undefined; params: URLSearchParams } {
   const hash = location.hash.replace(/^#\/?/, '');
@@ -25,7 +34,7 @@ function route(): { page: string; arg: string | undefined; params: URLSearchPara
   const [page = 'dashboard', arg] = path.split('/');
   return {
     page: page || 'dashboard',
-    arg: arg ? decodeURIComponent(arg) : undefined,
+    arg: arg ? decoded(arg) : undefined,
     params: new URLSearchParams(search),
   };
 }
@@ -107,7 +116,8 @@ async function render(): Promise<void> {
     }
   }
   renderNav(page);
-  const build = PAGES[page] ?? PAGES.dashboard!;
+  // Own pages only: `#/constructor` or `#/__proto__` name no page (they are Object's).
+  const build = (Object.hasOwn(PAGES, page) ? PAGES[page] : undefined) ?? PAGES.dashboard!;
   const ctx: PageContext = { session, arg, params, rerender: () => void render() };
   app.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
   try {
