@@ -156,4 +156,16 @@ describe('the console shows hostile vendor and receiver text as text', () => {
     }
     expect(browser.problems.slice(before)).toEqual([]);
   });
+
+  it('opens the event of a timeline marker from the keyboard', async () => {
+    const { page } = browser;
+    await page.goto(`${b.url}/console/#/timeline?subject=hostile-device`);
+    await page.waitForSelector('[data-test=timeline-entry]');
+    await page.focus('svg.timeline-chart circle');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate('document.activeElement.dataset.test')).toBe('timeline-entry');
+    await page.focus('svg.timeline-chart circle');
+    await page.keyboard.press(' ');
+    expect(await page.evaluate('document.activeElement.dataset.test')).toBe('timeline-entry');
+  });
 });

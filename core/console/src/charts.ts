@@ -90,6 +90,13 @@ export function timelineChart(points: TimelinePoint[], onPick: (anchor: string) 
     tip.textContent = p.label;
     dot.appendChild(tip);
     dot.addEventListener('click', () => onPick(p.anchor));
+    // Focusable with Tab, so Enter or Space does what a click does.
+    dot.addEventListener('keydown', (event) => {
+      const key = (event as KeyboardEvent).key;
+      if (key !== 'Enter' && key !== ' ') return;
+      event.preventDefault();
+      onPick(p.anchor);
+    });
     chart.appendChild(dot);
   });
   if (points.length > 0) {

@@ -259,6 +259,7 @@ const timeline: Page = async (ctx) => {
           'li',
           {
             id: `ev-${e.id}`,
+            tabindex: -1,
             class: `entry entry-${outcomeOf(item.deliveries)}`,
             'data-test': 'timeline-entry',
           },
@@ -296,7 +297,12 @@ const timeline: Page = async (ctx) => {
           label: `${time(i.event.accepted_at)} ${shortType(i.event.type)}`,
           anchor: `ev-${i.event.id}`,
         })),
-        (anchor) => document.getElementById(anchor)?.scrollIntoView({ block: 'center' }),
+        (anchor) => {
+          const entry = document.getElementById(anchor);
+          entry?.scrollIntoView({ block: 'center' });
+          // The keyboard goes on from the event picked, not from the chart.
+          entry?.focus({ preventScroll: true });
+        },
       ),
     );
     return page;
