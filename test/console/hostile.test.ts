@@ -168,4 +168,36 @@ describe('the console shows hostile vendor and receiver text as text', () => {
     await page.keyboard.press(' ');
     expect(await page.evaluate('document.activeElement.dataset.test')).toBe('timeline-entry');
   });
+
+  it('says so when the next page of a list fails to load, and lets it be tried again', async () => {
+    const { page } = browser;
+    await ingest(
+      b.url,
+      Array.from({ length: 51 }, (_, i) => ({
+        type: 'caep.session-revoked',
+        subject: { format: 'opaque', id: `paging-${i}` },
+      })),
+    );
+    await page.goto(`${b.url}/console/#/events?subject=paging-`);
+    await page.waitForSelector('[data-test=events-more]');
+    let failNext = true;
+    await page.route('**/admin/events?*cursor=*', (route) =>
+      failNext
+        ? route.fulfill({
+            status: 500,
+            contentType: 'application/json',
+            body: JSON.stringify({ error: 'internal_error', message: 'internal error; see the bridge log' }),
+          })
+        : route.continue(),
+    );
+    await page.click('[data-test=events-more]');
+    await page.waitForSelector('[data-test=events-error]:has-text("internal error; see the bridge log")');
+    expect(await page.locator('[data-test=events-more]').isEnabled()).toBe(true);
+    failNext = false;
+    await page.click('[data-test=events-more]');
+    await page.waitForSelector('[data-test=events-more]', { state: 'hidden' });
+    expect(await page.locator('[data-test=events] tbody tr').count()).toBe(51);
+    expect(await page.locator('[data-test=events-error]').textContent()).toBe('');
+    await page.unroute('**/admin/events?*cursor=*');
+  });
 });

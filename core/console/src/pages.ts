@@ -56,15 +56,29 @@ async function pagedTable<T>(
     'Load more',
   ) as HTMLButtonElement;
   more.hidden = cursor === null;
+  // A page that fails to load says so, and the button stays there to try again.
+  const problem = h('p', { class: 'error', 'data-test': `${testId}-error`, role: 'alert' });
   more.addEventListener('click', async () => {
     more.disabled = true;
-    const next = await load(cursor);
-    t.add(next.items);
-    cursor = next.next_cursor;
-    more.hidden = cursor === null;
-    more.disabled = false;
+    try {
+      const next = await load(cursor);
+      t.add(next.items);
+      cursor = next.next_cursor;
+      more.hidden = cursor === null;
+      problem.textContent = '';
+    } catch (err) {
+      problem.textContent = `Could not load more: ${(err as Error).message}`;
+    } finally {
+      more.disabled = false;
+    }
   });
-  return h('div', {}, first.items.length === 0 ? h('p', { class: 'empty' }, 'Nothing here.') : t.el, more);
+  return h(
+    'div',
+    {},
+    first.items.length === 0 ? h('p', { class: 'empty' }, 'Nothing here.') : t.el,
+    problem,
+    more,
+  );
 }
 
 function writeButton(
