@@ -47,7 +47,8 @@ export interface LoadOptions {
   env?: Record<string, string | undefined>;
   /** First-party connectors; plugins named in the file are added to a copy. */
   registry: ConnectorRegistry;
-  importer?: (specifier: string) => Promise<Record<string, unknown>>;
+  /** Imports a resolved plugin entry (a file URL); tests replace it. */
+  importer?: (url: string) => Promise<Record<string, unknown>>;
   /** Checks that need the whole validated config (e.g. routes naming instances). */
   crossChecks?: Array<(config: LoadedConfig) => ConfigProblem[]>;
 }
@@ -208,7 +209,12 @@ export async function loadConfigData(
   const pluginNames = Array.isArray(raw.plugins)
     ? raw.plugins.filter((p): p is string => typeof p === 'string')
     : [];
-  for (const failure of await loadPlugins(registry, pluginNames, options.importer)) {
+  // Entries are found from the config file's folder first (see resolvePlugin).
+  const pluginSearch = {
+    configDir: options.file ? dirname(options.file) : undefined,
+    importer: options.importer,
+  };
+  for (const failure of await loadPlugins(registry, pluginNames, pluginSearch)) {
     problems.push({ path: formatPath(['plugins', failure.index]), message: failure.message });
   }
 

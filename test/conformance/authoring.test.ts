@@ -188,8 +188,8 @@ function tutorialSteps(markdown: string): Step[] {
 
 /**
  * `npm install` without a registry: the same layout npm would make, from the repository's
- * modules. A tarball is unpacked into node_modules, and also made visible to the linked
- * ssf-bridge, which resolves plugins from its own location.
+ * modules. A tarball is unpacked into node_modules; ssf-bridge is linked to the checkout, as
+ * `npm install <folder>` links it.
  */
 async function offlineInstall(repo: string, cwd: string, args: string[]): Promise<void> {
   const extra: Record<string, string> = { 'ssf-bridge': repo };
@@ -203,7 +203,6 @@ async function offlineInstall(repo: string, cwd: string, args: string[]): Promis
     ).name;
     mkdirSync(join(cwd, 'node_modules'), { recursive: true });
     renameSync(join(unpacked, 'package'), join(cwd, 'node_modules', name));
-    symlinkSync(join(cwd, 'node_modules', name), join(repo, 'node_modules', name));
   }
   linkModules(join(cwd, 'node_modules'), extra, bins);
 }
@@ -275,16 +274,16 @@ describe.concurrent('connector authoring', () => {
     linkModules(join(pkg, 'node_modules'), { 'ssf-bridge': repo });
     await succeed('npm test', pkg);
 
-    // Installed next to the bridge: the bridge imports plugins from its own node_modules.
-    symlinkSync(pkg, join(repo, 'node_modules', 'ssf-bridge-connector-acme-signals'));
     const vendor = await mockServer();
     const actions: unknown[] = [];
     vendor.on('POST', '/v1/actions', (req) => {
       actions.push(req.json);
       return { status: 202, body: { status: 'queued' } };
     });
+    // Installed in the operator's own folder, beside the config; the bridge runs from the checkout.
     const dir = join(work, 'third-party', 'bridge');
-    mkdirSync(dir);
+    mkdirSync(join(dir, 'node_modules'), { recursive: true });
+    symlinkSync(pkg, join(dir, 'node_modules', 'ssf-bridge-connector-acme-signals'));
     writeFileSync(
       join(dir, 'bridge.yaml'),
       [

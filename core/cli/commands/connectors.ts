@@ -2,16 +2,23 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { defaultRegistry } from '../../runtime/defaults.ts';
 import type { CliIo } from '../io.ts';
+import { loadCliConfig } from '../load-config.ts';
 
-/** `ssf-bridge connectors list [--json]`: the manifests of every known connector. */
+/**
+ * `ssf-bridge connectors list [--config FILE] [--json]`: the manifests of every known connector;
+ * with --config, those of the packages the file names under `plugins:` too, found as `run` finds them.
+ */
 export function registerConnectors(program: Command, io: CliIo): void {
   const connectors = program.command('connectors').description('Inspect the available connectors');
   connectors
     .command('list')
-    .description('List connector manifests')
+    .description('List connector manifests (with --config: its plugins: too)')
+    .option('-c, --config <file>', "also list the connectors of this config file's plugins:")
     .option('--json', 'print manifests and config JSON Schemas as JSON')
-    .action((options: { json?: boolean }) => {
-      const definitions = defaultRegistry().list();
+    .action(async (options: { json?: boolean; config?: string }) => {
+      const registry =
+        options.config === undefined ? defaultRegistry() : (await loadCliConfig(options.config, io)).registry;
+      const definitions = registry.list();
       if (options.json) {
         const out = definitions.map((d) => ({
           ...d.manifest,
