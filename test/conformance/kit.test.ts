@@ -253,7 +253,11 @@ describe('the conformance kit on webhook connectors', () => {
     const results = await checkConnectorConformance(specimenWebhook(), webhookOptions);
     expect(failures(results)).toEqual({});
     expect(results.map((r) => r.id)).toEqual(
-      expect.arrayContaining(['delivery.refuses-malformed', 'hygiene.webhook-auth']),
+      expect.arrayContaining([
+        'delivery.refuses-malformed',
+        'delivery.webhook-ack-after-persist',
+        'hygiene.webhook-auth',
+      ]),
     );
   });
 
@@ -278,6 +282,16 @@ describe('the conformance kit on webhook connectors', () => {
       /^ctx\.emit\(\) refused the events of a fixture that maps to events: invalid events: event 0: .*email/,
     );
     expect(failed['mapping.catalog']).toMatch(/session-revoked\.json event 0: .*email/);
+  });
+
+  it('a failed persist answered 400, which the sender never retries: delivery.webhook-ack-after-persist', async () => {
+    const failed = failures(
+      await checkConnectorConformance(specimenWebhook('emit-failure-as-400'), webhookOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['delivery.webhook-ack-after-persist']);
+    expect(failed['delivery.webhook-ack-after-persist']).toMatch(
+      /^a webhook request with session-revoked\.json was answered 400 although ctx\.emit\(\) failed .*the sender does not retry a 4xx and they are lost/,
+    );
   });
 
   it('a webhook that takes requests without credentials: hygiene.webhook-auth', async () => {
@@ -331,8 +345,23 @@ describe('the conformance kit on connectors that poll and take webhooks', () => 
       expect.arrayContaining([
         'delivery.skips-malformed',
         'delivery.refuses-malformed',
+        'delivery.webhook-ack-after-persist',
         'hygiene.webhook-auth',
       ]),
+    );
+  });
+
+  it('a webhook that answers 202 before its events are persisted, beside a sound poll: delivery.webhook-ack-after-persist', async () => {
+    const results = await checkConnectorConformance(poller('webhook-acks-before-emit'), signedOptions);
+    const failed = failures(results);
+    // The poll's own at-least-once cases pass: only the webhook loses events.
+    expect(Object.keys(failed)).toEqual(['delivery.webhook-ack-after-persist']);
+    expect(results.find((r) => r.id === 'delivery.at-least-once')?.status).toBe('passed');
+    expect(failed['delivery.webhook-ack-after-persist']).toMatch(
+      /^a webhook request with second-session\.json was answered 202 although ctx\.emit\(\) failed .*the sender believes the events were taken and they are lost; let the error of ctx\.emit\(\) propagate \(the bridge answers 503 with Retry-After\)/,
+    );
+    expect(failed['delivery.webhook-ack-after-persist']).toMatch(
+      /\na webhook request with second-session\.json was answered 202 before ctx\.emit\(\) had persisted its events \(the kit held the persist\).*; await ctx\.emit\(events\), then answer$/,
     );
   });
 
@@ -350,13 +379,39 @@ describe('the conformance kit on connectors that poll and take webhooks', () => 
     const failed = failures(
       await checkConnectorConformance(poller('unauthenticated-webhook'), pollerOptions),
     );
-    expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);
+    expect(Object.keys(failed).sort()).toEqual([
+      'delivery.webhook-ack-after-persist',
+      'hygiene.webhook-auth',
+    ]);
     expect(failed['hygiene.webhook-auth']).toMatch(
       /^a webhook request without any credentials was answered 202; refuse it with 401 .*give options\.webhook\.request/,
     );
     expect(failed['hygiene.webhook-auth']).toMatch(/emitted events/);
-    // The sound one passes without the option: its bare request is refused.
-    expect(failures(await checkConnectorConformance(poller('webhook'), pollerOptions))).toEqual({});
+    // The sound one passes hygiene.webhook-auth without the option: its bare request is refused.
+    expect(Object.keys(failures(await checkConnectorConformance(poller('webhook'), pollerOptions)))).toEqual([
+      'delivery.webhook-ack-after-persist',
+    ]);
+  });
+
+  it('without webhook.request, delivery.webhook-ack-after-persist asks for it, or for a skip with the reason', async () => {
+    const failed = failures(await checkConnectorConformance(poller('webhook'), pollerOptions));
+    expect(failed['delivery.webhook-ack-after-persist']).toMatch(
+      /^this connector also takes webhooks: give options\.webhook\.request\(body, rawBody\) .*or skip delivery\.webhook-ack-after-persist in the manifest with the reason/,
+    );
+    const skipped = {
+      ...poller('webhook'),
+      manifest: {
+        ...poller('webhook').manifest,
+        conformance: {
+          skip: {
+            'delivery.webhook-ack-after-persist': 'the vendor signs its webhooks with a key we cannot mint',
+          },
+        },
+      },
+    } as ConnectorDefinition;
+    const results = await checkConnectorConformance(skipped, pollerOptions);
+    expect(failures(results)).toEqual({});
+    expect(results.find((r) => r.id === 'delivery.webhook-ack-after-persist')?.status).toBe('skipped');
   });
 });
 

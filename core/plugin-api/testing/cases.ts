@@ -132,6 +132,13 @@ export const CASES: readonly CaseInfo[] = [
     title: 'a webhook body holding a malformed record is answered 4xx and emits nothing',
   },
   {
+    id: 'delivery.webhook-ack-after-persist',
+    group: 'delivery',
+    kinds: IN,
+    title:
+      'a webhook answers 2xx only once ctx.emit() has persisted its events, and a retryable 5xx when it fails',
+  },
+  {
     id: 'delivery.skips-malformed',
     group: 'delivery',
     kinds: IN,

@@ -175,23 +175,28 @@ export class SuiteContext {
     });
   }
 
-  /** Sends a webhook request as the HTTP server would, mapping a throw to the status it sends. */
+  /**
+   * Sends a webhook request for one fixture input (as options.webhook.body makes it) as the HTTP
+   * server would, mapping a throw to the status it sends.
+   */
   async webhook(
     instance: KitInstance,
-    body: unknown,
+    input: unknown,
     options: { credentials?: 'none' | 'wrong' } = {},
   ): Promise<InboundResponse> {
     const handle = instance.inbound.handleWebhook;
     const stream = this.manifest.capabilities.stream ? this.options.stream : undefined;
     if (typeof handle !== 'function' && stream) {
       instance.nextRun();
-      return { status: await stream.send(body, instance) };
+      return { status: await stream.send(input, instance) };
     }
     if (typeof handle !== 'function')
       fail('the instance has no handleWebhook(); declare capabilities.poll instead');
     instance.nextRun();
-    const rawBody = Buffer.from(JSON.stringify(body) ?? '');
-    const given = this.options.webhook?.request?.(body, rawBody) ?? {};
+    const toBody = this.options.webhook?.body;
+    const posted: unknown = toBody ? toBody(structuredClone(input)) : input;
+    const rawBody = Buffer.from(JSON.stringify(posted) ?? '');
+    const given = this.options.webhook?.request?.(posted, rawBody) ?? {};
     const parts =
       options.credentials === 'none' ? {} : options.credentials === 'wrong' ? wrongCredentials(given) : given;
     const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -201,7 +206,7 @@ export class SuiteContext {
       headers,
       query: parts.query ?? {},
       rawBody,
-      body,
+      body: posted,
       remoteAddress: '127.0.0.1',
     };
     try {

@@ -1,15 +1,23 @@
 /** Inbound cases: fixture mapping, catalog validity, determinism and at-least-once delivery. */
+import { setTimeout as delay } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { classOf } from '../errors.ts';
-import type { EventDraft, InboundDefinition, MappingResult } from '../types.ts';
+import type { EventDraft, InboundDefinition, InboundResponse, MappingResult } from '../types.ts';
 import { fail, type SuiteContext } from './context.ts';
 import { checkDraft, listAllows } from './events.ts';
 import { expectsEvents, expectsIgnored, expectsRejected, type Fixture } from './fixtures.ts';
-import { KIT_MARKER_HEADER, KIT_REQUEST_TIMEOUT_MS, type KitInstance } from './harness.ts';
+import { KIT_MARKER_HEADER, KIT_REQUEST_TIMEOUT_MS, within, type KitInstance } from './harness.ts';
 import { startWithin, stopWithin } from './lifecycle-checks.ts';
 
 /** One poll of the loopback mock must finish well within this. */
 const POLL_BUDGET_MS = 10_000;
+/** A webhook call must reach ctx.emit() or answer within this against the loopback mock. */
+const WEBHOOK_BUDGET_MS = 5_000;
+/**
+ * How long the kit waits, the persist held, for an answer that does not wait for ctx.emit(), and,
+ * after an answer, for events emitted once the request was answered.
+ */
+const EARLY_ANSWER_WAIT_MS = 250;
 
 type Mapped = { ok: true; result: MappingResult } | { ok: false; error: unknown };
 
@@ -291,6 +299,184 @@ export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
     if (instance.sink.attempts.length > before) problems.push(`a webhook request ${what} emitted events`);
   }
   await stopWithin(ctx, instance, 'after the unauthenticated requests');
+  if (problems.length > 0) fail(problems.join('\n'));
+}
+
+function is2xx(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+/** What a sender retries: 429 and 5xx (the bridge answers 503 with Retry-After to a RetryableError). */
+function isRetryableAnswer(status: number): boolean {
+  return status === 429 || (status >= 500 && status < 600);
+}
+
+/** Resolves once `condition` holds, or with false after `ms`. */
+async function until(condition: () => boolean, ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() >= end) return false;
+    await delay(5);
+  }
+  return true;
+}
+
+interface WebhookCall {
+  response?: InboundResponse;
+  error?: unknown;
+  settled: boolean;
+  done: Promise<void>;
+}
+
+/** Sends a webhook request without waiting for its answer, so the kit can watch what happens first. */
+function sendWebhook(ctx: SuiteContext, instance: KitInstance, body: unknown): WebhookCall {
+  const call: WebhookCall = { settled: false, done: Promise.resolve() };
+  call.done = ctx.webhook(instance, body).then(
+    (response) => {
+      call.response = response;
+      call.settled = true;
+    },
+    (error: unknown) => {
+      call.error = error;
+      call.settled = true;
+    },
+  );
+  return call;
+}
+
+/** The status a settled call answered with (a kit failure the call raised is raised again). */
+async function answered(call: WebhookCall, what: string): Promise<number> {
+  if (!call.settled) await within(call.done, WEBHOOK_BUDGET_MS);
+  if (!call.settled) fail(`${what} was not answered within ${WEBHOOK_BUDGET_MS} ms`);
+  if (call.error !== undefined) throw call.error;
+  return (call.response as InboundResponse).status;
+}
+
+/**
+ * The first fixture that maps to events whose webhook request, sent to a fresh instance, persists
+ * events. A fixture may map to events alone yet emit nothing there (a downgrade of a level this
+ * instance never raised).
+ */
+async function emittingWebhookFixture(ctx: SuiteContext): Promise<Fixture> {
+  const candidates = ctx.fixtures().fixtures.filter(expectsEvents);
+  if (candidates.length === 0) fail('add a fixture that maps to events: it is sent as the webhook body');
+  const answers: string[] = [];
+  for (const fixture of candidates) {
+    const instance = await startProducer(ctx);
+    const status = await answered(
+      sendWebhook(ctx, instance, fixture.input),
+      `a webhook request with ${fixture.name}.json`,
+    );
+    await until(() => instance.sink.persisted.size > 0, EARLY_ANSWER_WAIT_MS);
+    const refused = instance.sink.attempts.find((a) => a.outcome === 'invalid');
+    await stopWithin(ctx, instance, 'after a webhook request');
+    if (refused?.refusal)
+      fail(
+        `ctx.emit() refused the events of ${fixture.name}.json, a fixture that maps to events: ${refused.refusal}`,
+      );
+    if (instance.sink.persisted.size > 0) return fixture;
+    answers.push(`${fixture.name}.json: ${status}`);
+  }
+  return fail(
+    `no webhook request with a fixture that maps to events persisted any (answers: ${answers.join(', ')}): ` +
+      'does options.webhook.request add what the sender adds, options.webhook.body make the body it posts, ' +
+      'and options.validConfig take webhooks?',
+  );
+}
+
+/**
+ * A webhook answers 2xx only once ctx.emit() has made its events durable, and a retryable
+ * answer (503, any 5xx, 429) when ctx.emit() fails, so its sender tries again; the retry is
+ * answered 2xx and persists the same jtis. Run for every connector that takes webhooks, those
+ * that also poll included: their poll passing delivery.at-least-once says nothing of the webhook.
+ */
+export async function webhookAckAfterPersist(ctx: SuiteContext): Promise<void> {
+  if (polls(ctx) && ctx.options.webhook?.request === undefined) {
+    fail(
+      'this connector also takes webhooks: give options.webhook.request(body, rawBody) (what its sender ' +
+        'adds: a token header, a signature) and a validConfig that takes webhooks, so the kit can check ' +
+        'that the webhook answers only after its events are persisted; or skip ' +
+        'delivery.webhook-ack-after-persist in the manifest with the reason (a stable connector skips no delivery case)',
+    );
+  }
+  const fixture = await emittingWebhookFixture(ctx);
+  const at = `a webhook request with ${fixture.name}.json`;
+  const problems: string[] = [];
+
+  // A failed persist (the outbox full): the sender is told to try again, and the retry is taken.
+  const instance = await startProducer(ctx);
+  instance.sink.failNextPersist();
+  const before = instance.sink.attempts.length;
+  const first = await answered(sendWebhook(ctx, instance, fixture.input), at);
+  // A webhook that answers first may still emit a moment later.
+  await until(
+    () => instance.sink.attempts.slice(before).some((a) => a.outcome !== 'pending'),
+    EARLY_ANSWER_WAIT_MS,
+  );
+  const attempts = instance.sink.attempts.slice(before);
+  const refused = attempts.find((a) => a.outcome === 'invalid');
+  if (refused?.refusal)
+    fail(`ctx.emit() refused the events of a fixture that maps to events: ${refused.refusal}`);
+  const failed = attempts.find((a) => a.outcome === 'failed');
+  if (!failed) {
+    fail(
+      is2xx(first)
+        ? `${at} was answered ${first} and emitted nothing: emit its events with ctx.emit() before answering`
+        : `${at} was answered ${first} and emitted nothing, although the fixture maps to events: ` +
+            'does options.webhook.request add what the sender adds, and does options.validConfig take webhooks?',
+    );
+  }
+  if (!isRetryableAnswer(first)) {
+    problems.push(
+      `${at} was answered ${first} although ctx.emit() failed (a RetryableError: the outbox could not ` +
+        `persist them): ${is2xx(first) ? 'the sender believes the events were taken' : 'the sender does not retry a 4xx'} ` +
+        'and they are lost; let the error of ctx.emit() propagate (the bridge answers 503 with Retry-After)',
+    );
+  }
+  const retry = await answered(sendWebhook(ctx, instance, fixture.input), `the retried ${at}`);
+  if (!is2xx(retry)) {
+    problems.push(`the retried ${at} was answered ${retry}; once its events are persisted, answer 2xx`);
+  }
+  await until(() => failed.jtis.every((jti) => instance.sink.persisted.has(jti)), EARLY_ANSWER_WAIT_MS);
+  const missing = failed.jtis.filter((jti) => !instance.sink.persisted.has(jti));
+  if (missing.length > 0) {
+    problems.push(
+      `after the failed persist, the retried ${at} did not persist ${missing.length} of the ` +
+        `${failed.jtis.length} events with the same jti`,
+    );
+  }
+  await stopWithin(ctx, instance, 'after the retried webhook request');
+
+  // A slow persist: no answer until ctx.emit() has resolved.
+  const slow = await startProducer(ctx);
+  const release = slow.sink.hold();
+  const heldFrom = slow.sink.attempts.length;
+  const call = sendWebhook(ctx, slow, fixture.input);
+  try {
+    const reached = await until(
+      () => call.settled || slow.sink.attempts.length > heldFrom,
+      WEBHOOK_BUDGET_MS,
+    );
+    if (!reached) fail(`${at} neither called ctx.emit() nor was answered within ${WEBHOOK_BUDGET_MS} ms`);
+    // Emitting: a webhook that does not wait for ctx.emit() answers while the persist is held.
+    if (!call.settled) await until(() => call.settled, EARLY_ANSWER_WAIT_MS);
+    if (call.settled && call.error === undefined) {
+      const status = (call.response as InboundResponse).status;
+      problems.push(
+        `${at} was answered ${status} before ctx.emit() had persisted its events (the kit held the persist): ` +
+          'were the bridge to stop or the persist to fail then, the events would be lost' +
+          (is2xx(status) ? ', the sender told they were taken' : '') +
+          '; await ctx.emit(events), then answer',
+      );
+    }
+  } finally {
+    release();
+  }
+  const late = await answered(call, `${at}, once its persist was released,`);
+  if (!is2xx(late) && problems.length === 0) {
+    problems.push(`${at} was answered ${late} once ctx.emit() had persisted its events; answer 2xx`);
+  }
+  await stopWithin(ctx, slow, 'after the slow persist');
   if (problems.length > 0) fail(problems.join('\n'));
 }
 

@@ -62,7 +62,15 @@ export interface ConformanceOptions {
   /** Routes every case's mock server starts with (e.g. an OAuth token endpoint). */
   mock?: (server: MockServer) => void;
   /** Webhook connectors: what a legitimate sender adds to each request. */
-  webhook?: { request?: (body: unknown, rawBody: Buffer) => WebhookRequestParts };
+  webhook?: {
+    request?: (body: unknown, rawBody: Buffer) => WebhookRequestParts;
+    /**
+     * The JSON body a sender posts for one fixture input, when the fixtures hold records in
+     * another form than the webhook's body (a record the sender wraps in a batch, a webhook
+     * payload kept beside what a poll serves). Defaults to the input itself.
+     */
+    body?: (input: unknown) => unknown;
+  };
   /** Polling connectors: serves `records` (fixture inputs) the way the vendor API does. */
   poll?: { serve: (server: MockServer, records: unknown[]) => void; task?: string };
   /**

@@ -20,6 +20,7 @@ import {
   pollRequestTimeout,
   refusesMalformed,
   skipsMalformed,
+  webhookAckAfterPersist,
   webhookAuthenticated,
 } from './inbound-checks.ts';
 import {
@@ -124,6 +125,8 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     ['delivery.at-least-once', atLeastOnce, inbound],
     ['delivery.checkpoint-after-persist', checkpointAfterPersist, inbound],
     ['delivery.refuses-malformed', refusesMalformed, webhookOnly || signedWebhook],
+    // Every webhook, those of polling connectors included: a 2xx before the events are durable loses them.
+    ['delivery.webhook-ack-after-persist', webhookAckAfterPersist, webhook],
     ['delivery.skips-malformed', skipsMalformed, polls],
     ['delivery.empty-poll', emptyPoll, polls],
     [

@@ -20,9 +20,11 @@ export type PollerFault =
   | 'throws-on-malformed'
   | 'ignores-signal'
   | 'secret-in-poll-error'
-  // Variants that also take webhooks: one checks the sender's token, one takes any request.
+  // Variants that also take webhooks: one checks the sender's token, one takes any request, one
+  // checks the token but answers before its events are persisted.
   | 'webhook'
-  | 'unauthenticated-webhook';
+  | 'unauthenticated-webhook'
+  | 'webhook-acks-before-emit';
 
 const alertSchema = z.looseObject({
   id: z.string().min(1),
@@ -62,6 +64,7 @@ const configSchema = z.strictObject({
 /** A small polling connector; `faults` seeds the mistakes the conformance kit must report. */
 export function specimenPoller(...faults: PollerFault[]) {
   const has = (fault: PollerFault) => faults.includes(fault);
+  const takesWebhooks = has('webhook') || has('unauthenticated-webhook') || has('webhook-acks-before-emit');
   return defineConnector({
     manifest: {
       id: 'specimen-poller',
@@ -71,8 +74,7 @@ export function specimenPoller(...faults: PollerFault[]) {
       displayName: 'Specimen poller',
       description: 'Polls an alerts API; used to prove the conformance kit catches faults.',
       emits: ['caep.session-revoked'],
-      capabilities:
-        has('webhook') || has('unauthenticated-webhook') ? { poll: true, webhook: true } : { poll: true },
+      capabilities: takesWebhooks ? { poll: true, webhook: true } : { poll: true },
     },
     configSchema,
     stateSchema: z.strictObject({ after: z.string() }),
@@ -153,12 +155,21 @@ export function specimenPoller(...faults: PollerFault[]) {
         // The mistake: the webhook takes whatever reaches it.
         if (!authentic && !has('unauthenticated-webhook')) return { status: 401 };
         read.inc();
-        await ctx.emit(mapAlert(req.body).events);
+        const { events } = mapAlert(req.body);
+        if (has('webhook-acks-before-emit')) {
+          // The mistake: the sender is answered at once and the events persisted after it, so a
+          // failed persist (or a stop) loses events the sender was told were taken.
+          void ctx.emit(events).catch((err: unknown) => {
+            ctx.logger.warn({ err: (err as Error).message }, 'could not persist the webhook events');
+          });
+          return { status: 202 };
+        }
+        await ctx.emit(events);
         return { status: 202 };
       };
 
       return {
-        ...(has('webhook') || has('unauthenticated-webhook') ? { handleWebhook } : {}),
+        ...(takesWebhooks ? { handleWebhook } : {}),
         async start() {
           running = { task: ctx.scheduler.schedule('poll', { everyMs: config.poll_interval }, poll) };
         },

@@ -8,7 +8,8 @@ import {
 } from '../../../../core/plugin-api/index.ts';
 
 /** Faults the kit must catch, each one a realistic mistake in a webhook connector. */
-export type WebhookFault = 'plain-error-on-malformed' | 'no-auth' | 'presence-only' | 'invalid-subject';
+export type WebhookFault =
+  'plain-error-on-malformed' | 'no-auth' | 'presence-only' | 'invalid-subject' | 'emit-failure-as-400';
 
 const alertSchema = z.looseObject({
   id: z.string().min(1),
@@ -72,6 +73,15 @@ export function specimenWebhook(...faults: WebhookFault[]) {
             return { status: 401, body: { error: 'invalid_token' } };
           }
           const { events } = mapAlert(req.body, has('plain-error-on-malformed'), has('invalid-subject'));
+          if (has('emit-failure-as-400')) {
+            // The mistake: a failed persist answered as a bad request, which the sender never retries.
+            try {
+              const result = await ctx.emit(events);
+              return { status: 202, body: { accepted: result.accepted.length } };
+            } catch (err) {
+              throw new PermanentError(`could not take the alert: ${(err as Error).message}`);
+            }
+          }
           const result = await ctx.emit(events);
           return { status: 202, body: { accepted: result.accepted.length } };
         },
