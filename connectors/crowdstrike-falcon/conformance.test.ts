@@ -34,6 +34,8 @@ runConnectorConformance(crowdstrikeFalconConnector, {
       error: 'thresholds must rise',
     },
   ],
+  // A Falcon Fusion workflow's HTTP action presents the shared secret as a bearer token.
+  webhook: { request: () => ({ headers: { authorization: `Bearer ${WEBHOOK_SECRET}` } }) },
   mock: (server) => void tokenEndpoint(server),
   poll: { serve: (server, records) => alertsApi(server, records), task: 'alerts' },
   metrics: [

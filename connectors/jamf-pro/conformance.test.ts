@@ -5,8 +5,9 @@ import { jamfProConnector } from './index.ts';
 const INVENTORY_PATH = '/api/v1/computers-inventory';
 
 /**
- * The reconciliation reads the inventory the fixtures' webhooks were looked up against: every
- * computer the fixture records carry under `inventory` (the later fixture wins).
+ * The reconciliation, and the lookups of a webhook, read the inventory the fixtures' webhooks
+ * were looked up against: every computer the fixture records carry under `inventory` (the later
+ * fixture wins).
  */
 function serveInventory(server: MockServer, records: unknown[]): void {
   const computers = new Map<string, unknown>();
@@ -22,6 +23,9 @@ function serveInventory(server: MockServer, records: unknown[]): void {
     const size = Number(req.query['page-size'] ?? 100);
     return { body: { totalCount: all.length, results: all.slice(page * size, (page + 1) * size) } };
   });
+  // The lookup of one computer a webhook names.
+  for (const [id, computer] of computers)
+    server.on('GET', `${INVENTORY_PATH}/${id}`, () => ({ body: computer }));
 }
 
 runConnectorConformance(jamfProConnector, {
@@ -32,7 +36,14 @@ runConnectorConformance(jamfProConnector, {
     { config: { ...fixtureSettings, webhook_auth: { type: 'none' } }, error: 'allowed_networks' },
     { config: { ...fixtureSettings, allowed_networks: ['203.0.113.0/40'] }, error: 'CIDR' },
   ],
-  webhook: { request: () => ({ headers: { 'x-webhook-secret': fixtureSettings.webhook_auth.value } }) },
+  // Jamf Pro posts a fixture's payload; its inventory is what the lookups and the reconciliation read.
+  webhook: {
+    request: () => ({ headers: { 'x-webhook-secret': fixtureSettings.webhook_auth.value } }),
+    body: (record) => {
+      const { payload } = record as { payload?: unknown };
+      return payload === undefined ? record : payload;
+    },
+  },
   mock: (server) => {
     server.on('POST', '/api/oauth/token', () => ({
       body: { access_token: 'kit-jamf-access-token', token_type: 'Bearer', expires_in: 1199 },

@@ -2,6 +2,8 @@ import { runConnectorConformance } from '../../core/plugin-api/testing/index.ts'
 import { microsoftDefenderConnector } from './index.ts';
 import { alertsApi, CLIENT_ID, CLIENT_SECRET, FIXTURE_ALIASES, TENANT, tokenEndpoint } from './mock-api.ts';
 
+const WEBHOOK_SECRET = 'defender-logic-app-secret-77aa';
+
 runConnectorConformance(microsoftDefenderConnector, {
   connectorDir: new URL('.', import.meta.url),
   validConfig: (server: { url: string }) => ({
@@ -14,7 +16,7 @@ runConnectorConformance(microsoftDefenderConnector, {
     // The fixtures are dated 2026-01-01; read back far enough to see them.
     initial_lookback: '3650d',
     page_size: 6,
-    webhook: { secret: 'defender-logic-app-secret-77aa' },
+    webhook: { secret: WEBHOOK_SECRET },
     subjects: { user_aliases: FIXTURE_ALIASES },
   }),
   invalidConfigs: [
@@ -33,6 +35,12 @@ runConnectorConformance(microsoftDefenderConnector, {
       error: 'device_id',
     },
   ],
+  // The Logic App (or Defender notification) presents the shared secret as a bearer token.
+  // It posts each alert in a batch under `value`, as Graph delivers them (a bare array body is a batch too).
+  webhook: {
+    request: () => ({ headers: { authorization: `Bearer ${WEBHOOK_SECRET}` } }),
+    body: (alert) => ({ value: [alert] }),
+  },
   mock: (server) => void tokenEndpoint(server),
   poll: { serve: (server, records) => void alertsApi(server, records), task: 'alerts' },
   // The two *-resolved-false-positive fixtures are alerts this fresh instance first reads

@@ -2,6 +2,8 @@ import { runConnectorConformance } from '../../core/plugin-api/testing/index.ts'
 import { sentineloneConnector } from './index.ts';
 import { API_TOKEN, FIXTURE_ALIASES, threatsApi } from './mock-api.ts';
 
+const WEBHOOK_SECRET = 'sentinelone-soar-secret-c0ffee';
+
 runConnectorConformance(sentineloneConnector, {
   connectorDir: new URL('.', import.meta.url),
   validConfig: (server: { url: string }) => ({
@@ -10,7 +12,7 @@ runConnectorConformance(sentineloneConnector, {
     // The fixtures are dated 2026-01-01; read back far enough to see them.
     initial_lookback: '3650d',
     page_size: 5,
-    webhook: { secret: 'sentinelone-soar-secret-c0ffee' },
+    webhook: { secret: WEBHOOK_SECRET },
     subjects: { user_aliases: FIXTURE_ALIASES },
   }),
   invalidConfigs: [
@@ -34,6 +36,8 @@ runConnectorConformance(sentineloneConnector, {
       error: 'malicious_active',
     },
   ],
+  // The SOAR playbook (or notification) presents the shared secret as a bearer token.
+  webhook: { request: () => ({ headers: { authorization: `Bearer ${WEBHOOK_SECRET}` } }) },
   poll: { serve: (server, records) => threatsApi(server, records), task: 'threats' },
   metrics: [
     {
