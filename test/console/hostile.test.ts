@@ -200,4 +200,38 @@ describe('the console shows hostile vendor and receiver text as text', () => {
     expect(await page.locator('[data-test=events-error]').textContent()).toBe('');
     await page.unroute('**/admin/events?*cursor=*');
   });
+
+  it("says so when the timeline's older events fail to load, and lets them be tried again", async () => {
+    const { page } = browser;
+    await ingest(
+      b.url,
+      Array.from({ length: 51 }, (_, i) => ({
+        type: 'caep.session-revoked',
+        subject: { format: 'email', email: 'older@example.com' },
+        id: `older-${i}`,
+      })),
+    );
+    await page.goto(`${b.url}/console/#/timeline?subject=${encodeURIComponent('older@example.com')}`);
+    await page.waitForSelector('[data-test=timeline-more]');
+    const before = await page.locator('[data-test=timeline-entry]').count();
+    let failNext = true;
+    await page.route('**/admin/timeline?*cursor=*', (route) =>
+      failNext
+        ? route.fulfill({
+            status: 500,
+            contentType: 'application/json',
+            body: JSON.stringify({ error: 'internal_error', message: 'internal error; see the bridge log' }),
+          })
+        : route.continue(),
+    );
+    await page.click('[data-test=timeline-more]');
+    await page.waitForSelector('[data-test=timeline-error]:has-text("internal error; see the bridge log")');
+    expect(await page.locator('[data-test=timeline-more]').isEnabled()).toBe(true);
+    expect(await page.locator('[data-test=timeline-entry]').count()).toBe(before);
+    failNext = false;
+    await page.click('[data-test=timeline-more]');
+    await page.waitForFunction(`document.querySelectorAll('[data-test=timeline-entry]').length > ${before}`);
+    expect(await page.locator('[data-test=timeline-error]').textContent()).toBe('');
+    await page.unroute('**/admin/timeline?*cursor=*');
+  });
 });

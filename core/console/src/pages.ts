@@ -322,11 +322,25 @@ const timeline: Page = async (ctx) => {
     return page;
   };
   const first = await load();
-  more.addEventListener('click', () => void load());
+  // As in pagedTable: a page that fails to load says so, and the button stays to try again. It is
+  // disabled while a page loads, so a second click does not load the same page twice.
+  const problem = h('p', { class: 'error', 'data-test': 'timeline-error', role: 'alert' });
+  more.addEventListener('click', async () => {
+    more.disabled = true;
+    try {
+      await load();
+      problem.textContent = '';
+    } catch (err) {
+      problem.textContent = `Could not load older events: ${(err as Error).message}`;
+    } finally {
+      more.disabled = false;
+    }
+  });
   section.append(
     h('p', { 'data-test': 'timeline-terms' }, `Matching: ${first.terms.join(', ')}`),
     entries.length === 0 ? h('p', { class: 'empty' }, 'No events about this subject.') : chartHolder,
     list,
+    problem,
     more,
   );
   return section;
