@@ -75,7 +75,10 @@ export interface Intake {
   emit(records: readonly MappedRecord[], options?: EmitOptions): Promise<EmitResult>;
   /**
    * Hands the events of mapped records to the core in one batch, all or nothing (a webhook
-   * request): rejects with the core's error when it refuses any of them.
+   * request): rejects with the core's error when it refuses any of them. Only when the records
+   * raise detections of several buckets of the memory of raised detections are they handed over
+   * in one emit per bucket (see RaisedMemory.parts): a refusal of a later part leaves the
+   * earlier ones accepted, which the sender's retry finds as duplicates.
    */
   emitAll(records: readonly MappedRecord[]): Promise<EmitResult>;
 }
@@ -115,8 +118,7 @@ export function createIntake(
       // Raises of this batch and of records not handed over yet are raised: they are handed
       // over in the same transaction as any downgrade that follows them.
       const pending = new Set(earlier.flatMap((m) => m.raises));
-      let remembered = await memory.lookup();
-      let reread = false;
+      const remembered = await memory.view();
       let missed = false;
       const lookup = (): RaisedLookup => ({
         ...remembered,
@@ -136,12 +138,8 @@ export function createIntake(
       };
       for (const [index, record] of batch.entries()) {
         let result = mapOne(record, index);
-        if (missed && !reread) {
-          // Another bridge process sharing the database may have raised it meanwhile.
-          reread = true;
-          remembered = await memory.lookup(true);
-          result = mapOne(record, index);
-        }
+        // Another bridge process sharing the database may have raised it meanwhile.
+        if (missed && (await remembered.refresh())) result = mapOne(record, index);
         if ('failed' in result) {
           const err = result.failed;
           const message = err instanceof Error ? err.message : String(err);
@@ -219,19 +217,36 @@ export function createIntake(
   };
 
   /**
-   * One ctx.emit of the records' events with `options`; when they raise the level for
-   * detections (or the memory of raised detections is not stored yet), the memory naming them is
-   * committed with the events, and the checkpoint of
-   * `options` (a poll watermark, a datafeed offset) right after: a crash in between reads the
-   * records again, which the core drops as duplicates.
+   * One ctx.emit of the records' events with `options` when they raise the level for no
+   * detection. Events that raise it are committed with the bucket of the memory naming their
+   * raises: in one emit when the raises fall in one bucket (a webhook request of one alert), else
+   * in consecutive parts, one per bucket (RaisedMemory.parts), the order of the events kept; the
+   * checkpoint of `options` (a poll watermark, a datafeed offset) right after them. A crash in
+   * between reads the records again, which the core drops as duplicates. The beginning of the
+   * memory is stored with the first events (after them when they raise detections), before the
+   * checkpoint of `options`.
    */
   async function handOver(mapped: readonly MappedRecord[], options?: EmitOptions): Promise<EmitResult> {
     const events = mapped.flatMap((m) => m.events);
-    const raises = [...new Set(mapped.flatMap((m) => m.raises))];
-    if (raises.length === 0 && memory.stored) return ctx.emit(events, options);
-    const result = await memory.record(raises, (checkpoint) => ctx.emit(events, { checkpoint }));
+    if (mapped.every((m) => m.raises.length === 0)) {
+      if (memory.stored) return ctx.emit(events, options);
+      const stored = await memory.store((checkpoint) => ctx.emit(events, { checkpoint }));
+      const result = stored ?? (await ctx.emit(events));
+      if (options?.checkpoint) await ctx.emit([], options);
+      return result;
+    }
+    const out: EmitResult = { accepted: [], duplicates: 0 };
+    for (const part of memory.parts(events)) {
+      const result =
+        part.raises.length === 0
+          ? await ctx.emit(part.events)
+          : await memory.record(part.raises, (checkpoint) => ctx.emit(part.events, { checkpoint }));
+      out.accepted.push(...result.accepted);
+      out.duplicates += result.duplicates;
+    }
+    if (!memory.stored) await memory.store();
     if (options?.checkpoint) await ctx.emit([], options);
-    return result;
+    return out;
   }
 }
 

@@ -5,17 +5,27 @@
  * the level for sends none: it would lower a level never raised here, and may undo a raise sent
  * by another source.
  *
- * The memory is one checkpoint of the instance (`raised-detections`), written in the same
- * transaction as the raise events themselves (compare-and-set, tried again when another bridge
- * process sharing the database wrote it meanwhile), so a raise is remembered exactly when it is
- * durable in the outbox. It holds a short hash of each detection id with the time of the last
- * raise sent for it, and is pruned on every write: entries older than RAISED_MAX_AGE_MS go, and
- * of more than RAISED_MAX_ENTRIES the oldest go.
+ * The memory is spread over RAISED_BUCKETS checkpoints of the instance (`raised-detections-<n>`,
+ * a detection in the bucket its hash names), each holding a short hash of each detection id with
+ * the time of the last raise sent for it. A bucket is written in the same transaction as the
+ * raise events naming it (compare-and-set, tried again when another bridge process sharing the
+ * database wrote it meanwhile), so a raise is remembered exactly when it is durable in the outbox;
+ * a write moves one bucket (about RAISED_MAX_ENTRIES / RAISED_BUCKETS entries), and processes
+ * raising detections of different buckets never conflict. A bucket is pruned when written:
+ * entries older than RAISED_MAX_AGE_MS go, and of more than its share of RAISED_MAX_ENTRIES the
+ * oldest go. The core commits one checkpoint per emit: events raising detections of several
+ * buckets are handed over in consecutive parts, each with its bucket (see `parts`).
  *
- * An instance that had processed records before the memory began (an upgrade: a poll watermark
- * or a datafeed offset is stored) cannot know what it raised until then: a detection created
- * before the memory began is decided as it was before (`predates`). A new instance remembers
- * everything from its first record on.
+ * When the memory began, and whether the instance had processed records before (`predates`), is
+ * kept once in a small checkpoint (`raised-detections-meta`), stored with the first events the
+ * instance hands over (after them when they raise detections, in any case before any other
+ * checkpoint of the instance). An instance that had processed records before the memory began (an
+ * upgrade: a poll watermark or a datafeed offset is stored) cannot know what it raised until then:
+ * a detection created before the memory began is decided as it was before (`predates`). A new
+ * instance remembers everything from its first record on.
+ *
+ * The memory of an earlier release, one checkpoint `raised-detections` holding every entry, is
+ * moved into the buckets on first use, and left empty.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -24,29 +34,50 @@ import {
   z,
   type EmitOptions,
   type EmitResult,
+  type EventDraft,
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
-import type { RaisedLookup } from './edr-mapping.ts';
+import { raisedDetectionId, type RaisedLookup } from './edr-mapping.ts';
 
-export const RAISED_CHECKPOINT = 'raised-detections';
-/** Most detections remembered; the oldest raises are forgotten first. */
+/** The single checkpoint the memory was kept in by earlier releases; moved into the buckets. */
+export const RAISED_LEGACY_CHECKPOINT = 'raised-detections';
+/** When the memory began, and whether it began on an instance that processed records before. */
+export const RAISED_META_CHECKPOINT = 'raised-detections-meta';
+/** How many checkpoints the memory is spread over. */
+export const RAISED_BUCKETS = 64;
+/** Most detections remembered in all; each bucket keeps its share, the oldest raises going first. */
 export const RAISED_MAX_ENTRIES = 20_000;
 /** How long a raise is remembered after it was last sent. */
 export const RAISED_MAX_AGE_MS = 180 * 86_400_000;
 
-const memorySchema = z.object({
+/** The name of bucket `n`. */
+export function raisedBucketName(n: number): string {
+  return `raised-detections-${n}`;
+}
+
+const isoTime = z.iso.datetime({ offset: true });
+const metaSchema = z.object({
   /** When the memory began. */
-  since: z.iso.datetime({ offset: true }),
+  since: isoTime,
   /** Set when the instance had processed records before the memory began (see RaisedLookup). */
-  predates: z.iso.datetime({ offset: true }).optional(),
-  /** Key of a detection id (raisedKey) → epoch seconds of the last raise sent for it. */
-  raised: z.record(z.string(), z.number()),
+  predates: isoTime.optional(),
 });
-export type RaisedState = z.output<typeof memorySchema>;
+/** Key of a detection id (raisedKey) → epoch seconds of the last raise sent for it. */
+const entriesSchema = z.record(z.string(), z.number());
+const bucketSchema = z.object({ raised: entriesSchema });
+const legacySchema = metaSchema.extend({ raised: entriesSchema });
+
+type Meta = z.output<typeof metaSchema>;
+type Entries = z.output<typeof entriesSchema>;
+type Checkpoint = NonNullable<EmitOptions['checkpoint']>;
+
+function digestOf(id: string): Buffer {
+  return createHash('sha256').update(id, 'utf8').digest();
+}
 
 /** The key of a detection id in the memory: 96 bits of its SHA-256, whatever the id's length. */
 export function raisedKey(id: string): string {
-  return createHash('sha256').update(id, 'utf8').digest('base64url').slice(0, 16);
+  return digestOf(id).toString('base64url').slice(0, 16);
 }
 
 export interface RaisedMemoryOptions {
@@ -57,23 +88,45 @@ export interface RaisedMemoryOptions {
   priorCheckpoints: readonly string[];
   maxEntries?: number;
   maxAgeMs?: number;
+  buckets?: number;
+}
+
+/** The memory as the mapping of one batch asks it (see RaisedMemory.view). */
+export interface RaisedView extends RaisedLookup {
+  /**
+   * Reads again, as stored, the buckets of the detections `has` did not find since the view was
+   * made or last refreshed (another bridge process may have raised them meanwhile), each at most
+   * once per view. Resolves true when it read any: the answers may have changed.
+   */
+  refresh(): Promise<boolean>;
+}
+
+/** Events to hand over in one emit, with the bucket naming their raises, if they raise any. */
+export interface RaisedPart {
+  events: EventDraft[];
+  bucket?: number;
+  raises: string[];
 }
 
 export class RaisedMemory {
   readonly #ctx: InboundContext;
   readonly #prior: readonly string[];
-  readonly #maxEntries: number;
+  readonly #buckets: number;
+  readonly #perBucket: number;
   readonly #maxAgeMs: number;
-  #state: RaisedState | undefined;
-  /** The memory begun by this process while none is stored. */
-  #begun: RaisedState | undefined;
+  #meta: Meta | undefined;
+  /** The beginning as last read (undefined: none stored), what storing it expects. */
+  #metaRaw: unknown;
   #stored = false;
+  /** Buckets as this process last read or wrote them. */
+  readonly #cache = new Map<number, Entries>();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(ctx: InboundContext, options: RaisedMemoryOptions) {
     this.#ctx = ctx;
     this.#prior = options.priorCheckpoints;
-    this.#maxEntries = options.maxEntries ?? RAISED_MAX_ENTRIES;
+    this.#buckets = Math.max(1, Math.floor(options.buckets ?? RAISED_BUCKETS));
+    this.#perBucket = Math.max(1, Math.ceil((options.maxEntries ?? RAISED_MAX_ENTRIES) / this.#buckets));
     this.#maxAgeMs = options.maxAgeMs ?? RAISED_MAX_AGE_MS;
   }
 
@@ -84,92 +137,276 @@ export class RaisedMemory {
     return run;
   }
 
-  /** Whether the memory is known to be stored (else the next hand-over stores it). */
+  /** Whether the memory is known to be stored (else `store` stores its beginning). */
   get stored(): boolean {
     return this.#stored;
   }
 
+  /** The bucket of a detection id. */
+  bucketOf(id: string): number {
+    return digestOf(id).readUInt32BE(0) % this.#buckets;
+  }
+
   /**
-   * The memory as a lookup: as this process last read or wrote it, or (`fresh`, or on first use)
-   * as stored. When none is stored yet, the memory begins here — whether the instance processed
-   * records before is decided now, before this instance commits any checkpoint — and is stored
-   * with the first events or checkpoint the instance hands over (`record`).
+   * The memory for the mapping of one batch: as this process last read or wrote each bucket, a
+   * bucket not read yet being read by `refresh`. When none is stored yet, the memory begins here —
+   * whether the instance processed records before is decided now, before this instance commits
+   * any checkpoint — and is stored before the first events the instance hands over (`store`).
+   * The memory of an earlier release is moved into the buckets now.
    */
-  lookup(fresh = false): Promise<RaisedLookup> {
+  view(): Promise<RaisedView> {
     return this.#serial(async () => {
-      if (fresh || this.#state === undefined) {
-        const raw = await this.#ctx.checkpoints.get(RAISED_CHECKPOINT);
-        const stored = this.#parse(raw);
-        this.#stored = stored !== undefined;
-        this.#state = stored ?? this.#begun ?? (this.#begun = await this.#begin(raw !== undefined));
-      }
-      return this.#lookupOf(this.#state);
+      const meta = await this.#loadMeta();
+      const fresh = new Set<number>();
+      const wanted = new Set<number>();
+      const floorS = (this.#ctx.clock.now().getTime() - this.#maxAgeMs) / 1000;
+      return {
+        has: (id) => {
+          const bucket = this.bucketOf(id);
+          const at = this.#cache.get(bucket)?.[raisedKey(id)];
+          if (at !== undefined && at >= floorS) return true;
+          if (!fresh.has(bucket)) wanted.add(bucket);
+          return false;
+        },
+        predates: meta.predates === undefined ? undefined : new Date(meta.predates),
+        keeps: formatDuration(this.#maxAgeMs),
+        refresh: () =>
+          this.#serial(async () => {
+            const read = [...wanted];
+            wanted.clear();
+            for (const bucket of read) {
+              this.#cache.set(bucket, this.#parseBucket(bucket, await this.#read(raisedBucketName(bucket))));
+              fresh.add(bucket);
+            }
+            return read.length > 0;
+          }),
+      };
     });
   }
 
   /**
-   * Hands events to the core with the memory naming `ids` as raised (in one transaction:
-   * `emitWith` passes the checkpoint to ctx.emit), and keeps it. With no ids, stores the memory
-   * as it is (its beginning) with the events.
+   * Stores the beginning of the memory when it is not known to be stored, with the events
+   * `emitWith` hands over (in one transaction; without `emitWith`, alone). When another process
+   * stored one first, that one is kept and the events are handed over without it. Resolves with
+   * what `emitWith` resolved with, if it was called.
+   */
+  store(
+    emitWith: (checkpoint: Checkpoint) => Promise<EmitResult> = (checkpoint) =>
+      this.#ctx.emit([], { checkpoint }),
+  ): Promise<EmitResult | undefined> {
+    return this.#serial(async () => {
+      await this.#loadMeta();
+      if (this.#stored) return undefined;
+      return this.#storeMeta(this.#meta!, this.#metaRaw, emitWith);
+    });
+  }
+
+  /**
+   * Splits events to hand over into consecutive parts, in order, each raising detections of one
+   * bucket at most: the core commits one checkpoint with an emit. Events raising nothing go with
+   * the part before them (or the first part).
+   */
+  parts(events: readonly EventDraft[]): RaisedPart[] {
+    const out: RaisedPart[] = [];
+    let current: RaisedPart = { events: [], raises: [] };
+    for (const event of events) {
+      const id = raisedDetectionId(event);
+      const bucket = id === undefined ? undefined : this.bucketOf(id);
+      if (bucket !== undefined && current.bucket !== undefined && bucket !== current.bucket) {
+        out.push(current);
+        current = { events: [], raises: [] };
+      }
+      current.events.push(event);
+      if (id !== undefined) {
+        current.bucket = bucket;
+        if (!current.raises.includes(id)) current.raises.push(id);
+      }
+    }
+    if (current.events.length > 0 || out.length === 0) out.push(current);
+    return out;
+  }
+
+  /**
+   * Hands events to the core with the bucket of `ids` naming them as raised (in one transaction:
+   * `emitWith` passes the checkpoint to ctx.emit), and keeps it. All `ids` are of one bucket
+   * (see `parts`).
    */
   record(
     ids: readonly string[],
-    emitWith: (checkpoint: NonNullable<EmitOptions['checkpoint']>) => Promise<EmitResult>,
+    emitWith: (checkpoint: Checkpoint) => Promise<EmitResult>,
   ): Promise<EmitResult> {
+    const buckets = new Set(ids.map((id) => this.bucketOf(id)));
+    if (buckets.size !== 1) {
+      return Promise.reject(new Error(`raises of ${buckets.size} buckets cannot be recorded in one emit`));
+    }
+    const bucket = this.bucketOf(ids[0]!);
     return this.#serial(() =>
-      retryOnCheckpointConflict(
-        async () => {
-          const raw = await this.#ctx.checkpoints.get(RAISED_CHECKPOINT);
-          const state =
-            this.#parse(raw) ?? this.#begun ?? (this.#begun = await this.#begin(raw !== undefined));
-          const nowS = Math.floor(this.#ctx.clock.now().getTime() / 1000);
-          const raised = { ...state.raised };
-          for (const id of ids) raised[raisedKey(id)] = nowS;
-          const value: RaisedState = { ...state, raised: this.#prune(raised, nowS) };
-          const result = await emitWith({ name: RAISED_CHECKPOINT, value, expected: { value: raw } });
-          this.#state = value;
-          this.#stored = true;
-          return result;
-        },
-        (tries) =>
-          this.#ctx.logger.debug(
-            { tries },
-            'the memory of raised detections changed meanwhile; merging again',
-          ),
-      ),
+      this.#merge(bucket, Object.fromEntries(ids.map((id) => [raisedKey(id), this.#nowS()])), emitWith),
     );
   }
 
-  #lookupOf(state: RaisedState): RaisedLookup {
-    const floorS = (this.#ctx.clock.now().getTime() - this.#maxAgeMs) / 1000;
-    return {
-      has: (id) => {
-        const at = state.raised[raisedKey(id)];
-        return at !== undefined && at >= floorS;
-      },
-      predates: state.predates === undefined ? undefined : new Date(state.predates),
-      keeps: formatDuration(this.#maxAgeMs),
-    };
+  #nowS(): number {
+    return Math.floor(this.#ctx.clock.now().getTime() / 1000);
   }
 
-  #parse(raw: unknown): RaisedState | undefined {
-    if (raw === undefined) return undefined;
-    const parsed = memorySchema.safeParse(raw);
-    if (parsed.success) return parsed.data;
+  /** Writes bucket `n` with `add` merged in (compare-and-set, merged again on a conflict). */
+  #merge(
+    n: number,
+    add: Entries,
+    emitWith: (checkpoint: Checkpoint) => Promise<EmitResult>,
+  ): Promise<EmitResult> {
+    const name = raisedBucketName(n);
+    return retryOnCheckpointConflict(
+      async () => {
+        const raw = await this.#read(name);
+        const entries = { ...this.#parseBucket(n, raw) };
+        for (const [key, at] of Object.entries(add)) entries[key] = Math.max(at, entries[key] ?? 0);
+        const value = { raised: this.#prune(entries) };
+        const result = await emitWith({ name, value, expected: { value: raw } });
+        this.#cache.set(n, value.raised);
+        return result;
+      },
+      (tries) =>
+        this.#ctx.logger.debug(
+          { tries, checkpoint: name },
+          'the memory of raised detections changed meanwhile; merging again',
+        ),
+    );
+  }
+
+  #read(name: string): Promise<unknown> {
+    return this.#ctx.checkpoints.get(name);
+  }
+
+  /** The memory's beginning, as stored, moved from an earlier release, or begun now. */
+  async #loadMeta(): Promise<Meta> {
+    if (this.#meta !== undefined && this.#stored) return this.#meta;
+    const raw = await this.#read(RAISED_META_CHECKPOINT);
+    this.#metaRaw = raw;
+    if (raw !== undefined) {
+      const parsed = metaSchema.safeParse(raw);
+      if (parsed.success) {
+        this.#meta = parsed.data;
+        this.#stored = true;
+        return parsed.data;
+      }
+      this.#unreadable(RAISED_META_CHECKPOINT);
+    }
+    if (this.#meta !== undefined) return this.#meta;
+    const legacyRaw = await this.#read(RAISED_LEGACY_CHECKPOINT);
+    const legacy = legacyRaw === undefined ? undefined : legacySchema.safeParse(legacyRaw);
+    if (legacy?.success) {
+      await this.#migrate(legacyRaw, legacy.data, raw);
+      return this.#meta!;
+    }
+    if (legacy) this.#unreadable(RAISED_LEGACY_CHECKPOINT);
+    this.#meta = await this.#begin(raw !== undefined || legacyRaw !== undefined);
+    return this.#meta;
+  }
+
+  /**
+   * Moves the memory of an earlier release into the buckets: each bucket with the entries it
+   * gets merged in, then the beginning stored, then the old checkpoint left empty. Done again
+   * from the start when interrupted; entries merged twice keep their latest raise.
+   */
+  async #migrate(legacyRaw: unknown, legacy: z.output<typeof legacySchema>, metaRaw: unknown): Promise<void> {
+    const nowS = this.#nowS();
+    const floorS = nowS - this.#maxAgeMs / 1000;
+    const byBucket = new Map<number, Entries>();
+    // A key is a hash prefix of the id; its bucket is named by the same digest's first bytes.
+    for (const [key, at] of Object.entries(legacy.raised)) {
+      if (at < floorS) continue;
+      const n = Buffer.from(key, 'base64url').readUInt32BE(0) % this.#buckets;
+      const entries = byBucket.get(n) ?? {};
+      entries[key] = at;
+      byBucket.set(n, entries);
+    }
+    for (const [n, entries] of byBucket) {
+      await this.#merge(n, entries, (checkpoint) => this.#ctx.emit([], { checkpoint }));
+    }
+    const meta: Meta = { since: legacy.since, ...(legacy.predates ? { predates: legacy.predates } : {}) };
+    await this.#storeMeta(meta, metaRaw);
+    try {
+      await this.#ctx.emit([], {
+        checkpoint: {
+          name: RAISED_LEGACY_CHECKPOINT,
+          value: { ...meta, raised: {} },
+          expected: { value: legacyRaw },
+        },
+      });
+    } catch (err) {
+      // Another process emptied it meanwhile, or the store is busy: it is read no more either way.
+      this.#ctx.logger.debug(
+        { err, checkpoint: RAISED_LEGACY_CHECKPOINT },
+        'the earlier memory was not emptied',
+      );
+    }
+    this.#ctx.logger.info(
+      {
+        entries: [...byBucket.values()].reduce((n, e) => n + Object.keys(e).length, 0),
+        buckets: byBucket.size,
+      },
+      'moved the memory of raised detections into its buckets',
+    );
+  }
+
+  /**
+   * Stores the beginning (compare-and-set) with what `emitWith` hands over; when another process
+   * stored one first, that one is kept and `emitWith` is called again with it as it is.
+   */
+  async #storeMeta(
+    meta: Meta,
+    expected: unknown,
+    emitWith: (checkpoint: Checkpoint) => Promise<EmitResult> = (checkpoint) =>
+      this.#ctx.emit([], { checkpoint }),
+  ): Promise<EmitResult> {
+    try {
+      const result = await emitWith({
+        name: RAISED_META_CHECKPOINT,
+        value: meta,
+        expected: { value: expected },
+      });
+      this.#meta = meta;
+      this.#metaRaw = meta;
+      this.#stored = true;
+      return result;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SSF_ERR_CHECKPOINT_CONFLICT') throw err;
+      const raw = await this.#read(RAISED_META_CHECKPOINT);
+      const stored = metaSchema.safeParse(raw);
+      if (!stored.success) throw err;
+      this.#meta = stored.data;
+      this.#metaRaw = raw;
+      this.#stored = true;
+      return emitWith({ name: RAISED_META_CHECKPOINT, value: raw, expected: { value: raw } });
+    }
+  }
+
+  #unreadable(checkpoint: string): void {
     this.#ctx.logger.warn(
-      { checkpoint: RAISED_CHECKPOINT },
+      { checkpoint },
       'the stored memory of raised detections is not readable; beginning it again (detections created before now are decided as before it existed)',
     );
-    return undefined;
+  }
+
+  #parseBucket(n: number, raw: unknown): Entries {
+    if (raw === undefined) return {};
+    const parsed = bucketSchema.safeParse(raw);
+    if (parsed.success) return parsed.data.raised;
+    this.#ctx.logger.warn(
+      { checkpoint: raisedBucketName(n) },
+      'a bucket of the memory of raised detections is not readable; it is written again from empty',
+    );
+    return {};
   }
 
   /** A new memory; `known` when the instance evidently processed records before. */
-  async #begin(known: boolean): Promise<RaisedState> {
+  async #begin(known: boolean): Promise<Meta> {
     const now = this.#ctx.clock.now().toISOString();
     let prior = known;
     for (const name of this.#prior) {
       if (prior) break;
-      prior = (await this.#ctx.checkpoints.get(name)) !== undefined;
+      prior = (await this.#read(name)) !== undefined;
     }
     if (prior) {
       this.#ctx.logger.info(
@@ -177,16 +414,16 @@ export class RaisedMemory {
         'began remembering the detections this instance raises the level for; closures of detections created before now are decided as before',
       );
     }
-    return { since: now, ...(prior ? { predates: now } : {}), raised: {} };
+    return { since: now, ...(prior ? { predates: now } : {}) };
   }
 
-  /** Drops raises older than the age bound, then the oldest beyond the size bound. */
-  #prune(raised: Record<string, number>, nowS: number): Record<string, number> {
-    const floorS = nowS - this.#maxAgeMs / 1000;
+  /** Drops raises older than the age bound, then the oldest beyond the bucket's size bound. */
+  #prune(raised: Entries): Entries {
+    const floorS = this.#nowS() - this.#maxAgeMs / 1000;
     const kept = Object.entries(raised).filter(([, at]) => at >= floorS);
-    if (kept.length > this.#maxEntries) {
+    if (kept.length > this.#perBucket) {
       kept.sort((a, b) => b[1] - a[1]);
-      kept.length = this.#maxEntries;
+      kept.length = this.#perBucket;
     }
     return Object.fromEntries(kept);
   }

@@ -5,7 +5,11 @@
  * catalog would refuse one of its events (by default: an unusable e-mail subject). Vendor APIs are mocked by the conformance kit's loopback
  * MockServer.
  */
-import { staticDeviceDirectory, testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
+import {
+  assertCheckpointExpected,
+  staticDeviceDirectory,
+  testHttpClientFactory,
+} from '../../core/plugin-api/testing/index.ts';
 import {
   isEmailAddress,
   PermanentError,
@@ -155,6 +159,13 @@ export function createTestContext(options: TestContextOptions = {}) {
         throw new PermanentError(`invalid events: ${problems.join('; ')}`, {
           code: 'SSF_ERR_PIPELINE_INVALID_EVENT',
         });
+      }
+      // Compare-and-set as the stores do it: contexts sharing one map act as processes on one database.
+      try {
+        assertCheckpointExpected('edr-test', emitOptions?.checkpoint, (name) => checkpoints.get(name));
+      } catch (err) {
+        emitted.push({ events, checkpoint: emitOptions?.checkpoint, ok: false });
+        throw err;
       }
       emitted.push({ events, checkpoint: emitOptions?.checkpoint, ok: true });
       let duplicates = 0;
