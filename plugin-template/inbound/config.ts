@@ -15,6 +15,9 @@ export const configSchema = z.strictObject({
     min: 100,
     max: 600_000,
   }).prefault('30s'),
+  webhook_secret: secret(
+    'Shared secret the vendor signs its webhooks with (HMAC-SHA256 of the body in X-Vendor-Signature). Unset, the instance takes no webhooks and only polls.',
+  ).optional(),
 });
 
 export type ExampleInboundConfig = z.output<typeof configSchema>;

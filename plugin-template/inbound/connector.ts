@@ -9,6 +9,7 @@ import {
 } from '../../core/plugin-api/index.ts';
 import type { ExampleInboundConfig, ExampleInboundState } from './config.ts';
 import { mapAlert } from './mapping.ts';
+import { createWebhookHandler } from './webhook.ts';
 
 /** A page of `GET /v1/alerts?after=<id>&limit=<n>`, oldest alert first. */
 const pageSchema = z.looseObject({
@@ -43,15 +44,20 @@ export function createExampleInbound(
     return page.data;
   }
 
+  /** Maps one alert and counts it; a malformed one throws PermanentError. */
+  function mapOne(alert: unknown): EventDraft[] {
+    read.inc();
+    const result = mapAlert(alert);
+    if (result.ignored !== undefined) ignored.inc();
+    return result.events;
+  }
+
   /** Maps a page; a malformed alert is logged and skipped so it cannot block the ones after it. */
   function mapPage(alerts: ReadonlyArray<{ id: string }>): EventDraft[] {
     const events: EventDraft[] = [];
     for (const alert of alerts) {
-      read.inc();
       try {
-        const result = mapAlert(alert);
-        if (result.ignored !== undefined) ignored.inc();
-        events.push(...result.events);
+        events.push(...mapOne(alert));
       } catch (err) {
         malformed.inc();
         ctx.logger.warn({ alert: alert.id, err: (err as Error).message }, 'skipping a malformed alert');
@@ -74,6 +80,9 @@ export function createExampleInbound(
   }
 
   return {
+    // Optional: the vendor's webhooks, when webhook_secret is set (see webhook.ts). A connector
+    // that only polls deletes this line, webhook.ts, the config field and capabilities.webhook.
+    handleWebhook: createWebhookHandler(ctx, config.webhook_secret, mapOne),
     async check(signal): Promise<CheckResult> {
       try {
         await api.get('/v1/alerts', { params: { limit: 1 }, signal });

@@ -1,4 +1,8 @@
 import type { ConformanceOptions, MockServer } from '../../core/plugin-api/testing/index.ts';
+import { SIGNATURE_HEADER, sign } from './webhook.ts';
+
+/** The shared secret the fake vendor signs its webhooks with. */
+const WEBHOOK_SECRET = 'fake-webhook-secret-5e2a';
 
 /**
  * The vendor's alerts API as the fake server plays it: `GET /v1/alerts?after=<id>&limit=<n>`
@@ -20,6 +24,7 @@ export const conformanceOptions: ConformanceOptions = {
     base_url: server.url,
     api_token: 'fake-api-token-3b9d',
     page_size: 2,
+    webhook_secret: WEBHOOK_SECRET,
   }),
   invalidConfigs: [
     { config: { api_token: 'x' }, error: 'base_url' },
@@ -29,6 +34,12 @@ export const conformanceOptions: ConformanceOptions = {
     },
   ],
   poll: { serve: serveAlerts },
+  // What the vendor adds to each webhook: its signature over the raw body. The kit sends requests
+  // without it and with it altered (401 expected), malformed fixtures (400 expected), and checks
+  // that a request is answered 202 only once its events are persisted, 503 when they are not.
+  webhook: {
+    request: (_body, rawBody) => ({ headers: { [SIGNATURE_HEADER]: sign(WEBHOOK_SECRET, rawBody) } }),
+  },
   metrics: [
     { name: 'alerts_read_total', value: (t) => t.records },
     { name: 'alerts_ignored_total', value: (t) => t.ignored },

@@ -3,7 +3,7 @@ import { configSchema, stateSchema } from './config.ts';
 import { createExampleInbound } from './connector.ts';
 import { mapAlert } from './mapping.ts';
 
-/** Example Inbound: polls a vendor alerts API and emits CAEP and RISC events. */
+/** Example Inbound: polls a vendor alerts API (and takes its signed webhooks) and emits CAEP and RISC events. */
 export const exampleInboundConnector = defineConnector({
   manifest: {
     id: 'example-inbound',
@@ -14,7 +14,7 @@ export const exampleInboundConnector = defineConnector({
     description:
       "Polls the vendor's alerts API and turns terminated sessions and suspended users into CAEP and RISC events.",
     emits: ['caep.session-revoked', 'risc.account-disabled'],
-    capabilities: { poll: true, check: true },
+    capabilities: { poll: true, webhook: true, check: true },
   },
   configSchema,
   stateSchema,
