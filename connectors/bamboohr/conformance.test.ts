@@ -1,7 +1,28 @@
+import { createHmac } from 'node:crypto';
 import { runConnectorConformance, type MockServer } from '../../core/plugin-api/testing/index.ts';
 import { bamboohrConnector } from './index.ts';
 
 const API = '/api/gateway.php/acme/v1';
+const WEBHOOK_KEY = 'conformance-bamboohr-webhook-key-51d7';
+
+/** An employee record of the fixtures as BambooHR announces its change: an event webhook naming it. */
+function webhookBody(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || 'type' in input || 'employees' in input) return input;
+  return {
+    type: 'employee.updated',
+    timestamp: new Date().toISOString(),
+    data: { employeeId: (input as { id?: unknown }).id, changedFields: ['Status', 'Termination Date'] },
+  };
+}
+
+/** What BambooHR adds: X-BambooHR-Timestamp, and the HMAC-SHA256 of the body followed by it. */
+function signedHeaders(rawBody: Buffer): { headers: Record<string, string> } {
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const signature = createHmac('sha256', WEBHOOK_KEY)
+    .update(Buffer.concat([rawBody, Buffer.from(timestamp)]))
+    .digest('hex');
+  return { headers: { 'x-bamboohr-signature': signature, 'x-bamboohr-timestamp': timestamp } };
+}
 const served = { employees: 0 };
 
 /** Serves the fixture employees as /employees/changed and GET /employees/{id} do. */
@@ -31,7 +52,8 @@ runConnectorConformance(bamboohrConnector, {
     company_domain: 'acme',
     api_key: 'conformance-bamboohr-api-key-9c2e',
     api_base_url: `${server.url}${API}`,
-    mode: 'poll',
+    mode: 'webhook_and_poll',
+    webhook_private_key: WEBHOOK_KEY,
     timezone: 'Europe/London',
     backfill_window: '9000d',
   }),
@@ -45,6 +67,7 @@ runConnectorConformance(bamboohrConnector, {
   mock: (server) =>
     server.on('GET', `${API}/meta/fields`, () => ({ body: [{ id: '1', name: 'First Name', type: 'text' }] })),
   poll: { serve, task: 'poll' },
+  webhook: { request: (_body, rawBody) => signedHeaders(rawBody), body: webhookBody },
   metrics: [
     // Of the six fixture employees, five are leavers (one held for the future) and one is not.
     { name: 'bamboohr_employees_total', labels: { outcome: 'mapped' }, value: () => served.employees - 1 },

@@ -25,6 +25,8 @@ export const bamboohrConnector = defineConnector({
       skip: {
         'delivery.skips-malformed':
           'The rejected fixtures are webhook bodies and employee records without an id; the fake API serves records by employee id, so it cannot serve them to a poll.',
+        'delivery.refuses-malformed':
+          'A BambooHR webhook names employee ids only; the employee record is read from the API after the signature is checked. The malformed records of the fixtures are API answers no webhook body can carry; a malformed webhook body is refused with 400 in bamboohr.test.ts.',
       },
     },
   },

@@ -25,6 +25,8 @@ export const scimServiceConnector = defineConnector<typeof configSchema, ScimSim
       skip: {
         'delivery.at-least-once':
           'SCIM requests are addressed by method and path (PATCH /Users/{id}); the kit posts fixture inputs to the instance root, which is not a SCIM resource. The same guarantee is tested in scim-service.test.ts by failing the persist of a PATCH.',
+        'delivery.webhook-ack-after-persist':
+          'As for delivery.at-least-once: the kit cannot address /Users/{id}; scim-service.test.ts checks that a PATCH whose persist fails is answered 503 and changes nothing.',
         'delivery.checkpoint-after-persist':
           'As for delivery.at-least-once: the kit cannot address /Users/{id}; scim-service.test.ts checks that a failed persist leaves the stored user unchanged.',
       },
