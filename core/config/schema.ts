@@ -56,10 +56,10 @@ export const foundationShape = {
     .meta({ description: 'Where keys and the SQLite database live.' }),
   server: serverSchema.prefault({}),
   telemetry: telemetrySchema.prefault({}),
-  plugins: z
-    .array(z.string().min(1))
-    .default([])
-    .meta({ description: 'npm packages that export third-party connector definitions.' }),
+  plugins: z.array(z.string().min(1)).default([]).meta({
+    description:
+      'Third-party connector packages: a package name, looked for beside the config file, then in the working directory, then beside the bridge; or a path relative to the config file.',
+  }),
   inbound: z.array(instanceSchema).default([]),
   outbound: z.array(instanceSchema).default([]),
 };
