@@ -224,7 +224,9 @@ describe('pipeline', () => {
     await pipeline.accept('workday', [draft(), draft(), draft({ severity: 'high' })]);
     await pipeline.accept('workday', [draft({ occurredAt: later })]);
     const count = async () =>
-      /ssf_bridge_events_unrouted_total\{instance_id="workday"\} (\d+)/.exec((await metrics.render()).body)?.[1];
+      /ssf_bridge_events_unrouted_total\{instance_id="workday"\} (\d+)/.exec(
+        (await metrics.render()).body,
+      )?.[1];
     expect(await count()).toBe('2');
     clock.advance(3_600_000);
     expect(await pipeline.releaseDue()).toBe(1);
