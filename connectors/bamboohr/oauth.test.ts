@@ -427,24 +427,6 @@ describe('bamboohr OAuth', () => {
     await connector.stop(100);
   });
 
-  it('seals a refresh token an earlier release stored in plain text, and goes on with it', async () => {
-    tokenEndpoint(new Set(['bamboo-refresh-token-rotated-0005']));
-    server.on('GET', `${API}/employees/changed`, changedNothing);
-    const tc = createTestContext<BambooHrState>({ now: NOW });
-    tc.checkpoints.set(OAUTH_CHECKPOINT, {
-      configured: createHash('sha256').update(CONFIGURED).digest('hex'),
-      refresh_token: 'bamboo-refresh-token-rotated-0005',
-    });
-    const { connector } = await started(tc);
-    await tc.runTask('poll');
-    expect((server.requests[0]?.json as Record<string, string>).refresh_token).toBe(
-      'bamboo-refresh-token-rotated-0005',
-    );
-    expect(JSON.stringify(Object.fromEntries(tc.checkpoints))).not.toContain('bamboo-refresh-token');
-    expect(storedToken(tc.checkpoints)).toBe('bamboo-refresh-token-rotated-0001');
-    await connector.stop(100);
-  });
-
   it('defaults the token endpoint and the API base to the company domain', async () => {
     const { tokenUrl } = await import('./oauth.ts');
     const { apiBase } = await import('./client.ts');

@@ -16,7 +16,7 @@
  * not open (the client secret changed, the row was altered) is ignored with a warning, and the
  * configured refresh token is used.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import {
   PermanentError,
   RetryableError,
@@ -39,9 +39,6 @@ const sealedSchema = z.object({
   tag: z.string().min(1),
 });
 export type StoredRefreshToken = z.output<typeof sealedSchema>;
-
-/** What the first OAuth release stored: the token in plain text, by the configured one's SHA-256. */
-const plainSchema = z.object({ configured: z.string().min(1), refresh_token: z.string().min(1) });
 
 /** HKDF info strings: each key is for one purpose only. */
 export const SEAL_INFO = 'ssf-bridge bamboohr oauth refresh-token seal v1';
@@ -126,10 +123,6 @@ export function tokenUrl(config: BambooHrConfig, oauth: BambooHrOAuth): string {
   return oauth.token_url ?? `https://${config.company_domain}.bamboohr.com/token.php?request=token`;
 }
 
-function sha256(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex');
-}
-
 export function createBambooOAuth(
   ctx: InboundContext<unknown>,
   config: BambooHrConfig,
@@ -172,20 +165,6 @@ export function createBambooOAuth(
         );
       }
       return oauth.refresh_token.reveal();
-    }
-    const plain = plainSchema.safeParse(row);
-    if (plain.success && plain.data.configured === sha256(oauth.refresh_token.reveal())) {
-      // Stored in plain text by an earlier release: sealed now, so the plain copy is gone.
-      registerSecretValue(plain.data.refresh_token);
-      try {
-        await store(plain.data.refresh_token);
-      } catch (err) {
-        ctx.logger.warn(
-          { err: (err as Error).message },
-          'the stored BambooHR refresh token could not be sealed yet',
-        );
-      }
-      return plain.data.refresh_token;
     }
     return oauth.refresh_token.reveal();
   }
