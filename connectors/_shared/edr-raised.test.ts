@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EmitOptions, EventDraft } from '../../core/plugin-api/index.ts';
 import { createIntake } from './edr-intake.ts';
-import {
-  RAISED_LEGACY_CHECKPOINT,
-  RAISED_META_CHECKPOINT,
-  RaisedMemory,
-  raisedBucketName,
-  raisedKey,
-} from './edr-raised.ts';
+import { RAISED_META_CHECKPOINT, RaisedMemory, raisedBucketName, raisedKey } from './edr-raised.ts';
 import { createTestContext } from './edr-test-support.ts';
 
 const NOW = Date.parse('2026-03-01T00:00:00Z');
@@ -114,48 +108,6 @@ describe('the memory of raised detections, in buckets', () => {
     const [x3, x4] = idsIn(probe, 5, 2, 'one');
     await intake.emitAll([x3!, x4!].map((id) => ({ record: id, events: [raise(id)], raises: [id] })));
     expect(t.emitted.map((e) => e.checkpoint?.name)).toEqual([raisedBucketName(5)]);
-  });
-
-  it('moves the single checkpoint of an earlier release into the buckets on first use, keeping when it began', async () => {
-    const store = new Map<string, unknown>();
-    const legacy = {
-      since: '2026-01-01T00:00:00.000Z',
-      predates: '2026-01-01T00:00:00.000Z',
-      raised: {
-        [raisedKey('kept-1')]: NOW_S - 3600,
-        [raisedKey('kept-2')]: NOW_S - 7200,
-        // Older than the age bound: not moved.
-        [raisedKey('aged')]: NOW_S - 200 * 86_400,
-      },
-    };
-    store.set(RAISED_LEGACY_CHECKPOINT, legacy);
-    store.set('alerts', { watermark: '2026-02-01T00:00:00Z' });
-    const t = createTestContext({ checkpoints: store, now: () => NOW });
-    const memory = new RaisedMemory(t.ctx, { priorCheckpoints: ['alerts'] });
-    const view = await memory.view();
-    expect(view.predates).toEqual(new Date('2026-01-01T00:00:00.000Z'));
-    expect(store.get(RAISED_META_CHECKPOINT)).toEqual({ since: legacy.since, predates: legacy.predates });
-    expect(store.get(RAISED_LEGACY_CHECKPOINT)).toEqual({
-      since: legacy.since,
-      predates: legacy.predates,
-      raised: {},
-    });
-    expect(memory.stored).toBe(true);
-    for (const id of ['kept-1', 'kept-2']) {
-      expect(store.get(raisedBucketName(memory.bucketOf(id)))).toMatchObject({
-        raised: { [raisedKey(id)]: legacy.raised[raisedKey(id)] },
-      });
-    }
-    const restarted = new RaisedMemory(createTestContext({ checkpoints: store, now: () => NOW }).ctx, {
-      priorCheckpoints: ['alerts'],
-    });
-    expect(await remembers(restarted, 'kept-1')).toBe(true);
-    expect(await remembers(restarted, 'kept-2')).toBe(true);
-    expect(await remembers(restarted, 'aged')).toBe(false);
-    const names = [...store.keys()].filter(
-      (k) => k.startsWith('raised-detections-') && k !== RAISED_META_CHECKPOINT,
-    );
-    expect(names.length).toBeLessThanOrEqual(2);
   });
 
   it('lets two processes sharing one store raise detections of different buckets at once without a conflict, and merges one bucket written by both (compare-and-set)', async () => {

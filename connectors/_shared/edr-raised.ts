@@ -23,9 +23,6 @@
  * upgrade: a poll watermark or a datafeed offset is stored) cannot know what it raised until then:
  * a detection created before the memory began is decided as it was before (`predates`). A new
  * instance remembers everything from its first record on.
- *
- * The memory of an earlier release, one checkpoint `raised-detections` holding every entry, is
- * moved into the buckets on first use, and left empty.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -39,8 +36,6 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { raisedDetectionId, type RaisedLookup } from './edr-mapping.ts';
 
-/** The single checkpoint the memory was kept in by earlier releases; moved into the buckets. */
-export const RAISED_LEGACY_CHECKPOINT = 'raised-detections';
 /** When the memory began, and whether it began on an instance that processed records before. */
 export const RAISED_META_CHECKPOINT = 'raised-detections-meta';
 /** How many checkpoints the memory is spread over. */
@@ -65,7 +60,6 @@ const metaSchema = z.object({
 /** Key of a detection id (raisedKey) → epoch seconds of the last raise sent for it. */
 const entriesSchema = z.record(z.string(), z.number());
 const bucketSchema = z.object({ raised: entriesSchema });
-const legacySchema = metaSchema.extend({ raised: entriesSchema });
 
 type Meta = z.output<typeof metaSchema>;
 type Entries = z.output<typeof entriesSchema>;
@@ -152,7 +146,6 @@ export class RaisedMemory {
    * bucket not read yet being read by `refresh`. When none is stored yet, the memory begins here —
    * whether the instance processed records before is decided now, before this instance commits
    * any checkpoint — and is stored before the first events the instance hands over (`store`).
-   * The memory of an earlier release is moved into the buckets now.
    */
   view(): Promise<RaisedView> {
     return this.#serial(async () => {
@@ -278,7 +271,7 @@ export class RaisedMemory {
     return this.#ctx.checkpoints.get(name);
   }
 
-  /** The memory's beginning, as stored, moved from an earlier release, or begun now. */
+  /** The memory's beginning, as stored, or begun now. */
   async #loadMeta(): Promise<Meta> {
     if (this.#meta !== undefined && this.#stored) return this.#meta;
     const raw = await this.#read(RAISED_META_CHECKPOINT);
@@ -293,61 +286,8 @@ export class RaisedMemory {
       this.#unreadable(RAISED_META_CHECKPOINT);
     }
     if (this.#meta !== undefined) return this.#meta;
-    const legacyRaw = await this.#read(RAISED_LEGACY_CHECKPOINT);
-    const legacy = legacyRaw === undefined ? undefined : legacySchema.safeParse(legacyRaw);
-    if (legacy?.success) {
-      await this.#migrate(legacyRaw, legacy.data, raw);
-      return this.#meta!;
-    }
-    if (legacy) this.#unreadable(RAISED_LEGACY_CHECKPOINT);
-    this.#meta = await this.#begin(raw !== undefined || legacyRaw !== undefined);
+    this.#meta = await this.#begin(raw !== undefined);
     return this.#meta;
-  }
-
-  /**
-   * Moves the memory of an earlier release into the buckets: each bucket with the entries it
-   * gets merged in, then the beginning stored, then the old checkpoint left empty. Done again
-   * from the start when interrupted; entries merged twice keep their latest raise.
-   */
-  async #migrate(legacyRaw: unknown, legacy: z.output<typeof legacySchema>, metaRaw: unknown): Promise<void> {
-    const nowS = this.#nowS();
-    const floorS = nowS - this.#maxAgeMs / 1000;
-    const byBucket = new Map<number, Entries>();
-    // A key is a hash prefix of the id; its bucket is named by the same digest's first bytes.
-    for (const [key, at] of Object.entries(legacy.raised)) {
-      if (at < floorS) continue;
-      const n = Buffer.from(key, 'base64url').readUInt32BE(0) % this.#buckets;
-      const entries = byBucket.get(n) ?? {};
-      entries[key] = at;
-      byBucket.set(n, entries);
-    }
-    for (const [n, entries] of byBucket) {
-      await this.#merge(n, entries, (checkpoint) => this.#ctx.emit([], { checkpoint }));
-    }
-    const meta: Meta = { since: legacy.since, ...(legacy.predates ? { predates: legacy.predates } : {}) };
-    await this.#storeMeta(meta, metaRaw);
-    try {
-      await this.#ctx.emit([], {
-        checkpoint: {
-          name: RAISED_LEGACY_CHECKPOINT,
-          value: { ...meta, raised: {} },
-          expected: { value: legacyRaw },
-        },
-      });
-    } catch (err) {
-      // Another process emptied it meanwhile, or the store is busy: it is read no more either way.
-      this.#ctx.logger.debug(
-        { err, checkpoint: RAISED_LEGACY_CHECKPOINT },
-        'the earlier memory was not emptied',
-      );
-    }
-    this.#ctx.logger.info(
-      {
-        entries: [...byBucket.values()].reduce((n, e) => n + Object.keys(e).length, 0),
-        buckets: byBucket.size,
-      },
-      'moved the memory of raised detections into its buckets',
-    );
   }
 
   /**
@@ -357,8 +297,7 @@ export class RaisedMemory {
   async #storeMeta(
     meta: Meta,
     expected: unknown,
-    emitWith: (checkpoint: Checkpoint) => Promise<EmitResult> = (checkpoint) =>
-      this.#ctx.emit([], { checkpoint }),
+    emitWith: (checkpoint: Checkpoint) => Promise<EmitResult>,
   ): Promise<EmitResult> {
     try {
       const result = await emitWith({
