@@ -24,6 +24,41 @@ const payload = (where: string) =>
 /** Short enough for a path parameter (the server takes at most 100 characters). */
 const SHORT = '<img src=x-short onerror="window.__xss=1"><b data-injected>t</b>';
 
+/**
+ * Makes the next page request matching `pattern` fail with a 500, clicks the "more" button, and
+ * checks the failure is shown and the button left usable; then clicks it again with the request
+ * let through. `whileFailed` checks what else must hold after the failure.
+ */
+async function failsOnceThenLoads(
+  page: Browser['page'],
+  pattern: string,
+  more: string,
+  error: string,
+  whileFailed: () => Promise<void> = async () => undefined,
+): Promise<void> {
+  let failNext = true;
+  await page.route(pattern, (route) =>
+    failNext
+      ? route.fulfill({
+          status: 500,
+          contentType: 'application/json',
+          body: JSON.stringify({ error: 'internal_error', message: 'internal error; see the bridge log' }),
+        })
+      : route.continue(),
+  );
+  try {
+    await page.click(`[data-test=${more}]`);
+    await page.waitForSelector(`[data-test=${error}]:has-text("internal error; see the bridge log")`);
+    expect(await page.locator(`[data-test=${more}]`).isEnabled()).toBe(true);
+    await whileFailed();
+    failNext = false;
+    await page.click(`[data-test=${more}]`);
+    await page.waitForLoadState('networkidle');
+  } finally {
+    await page.unroute(pattern);
+  }
+}
+
 describe('the console shows hostile vendor and receiver text as text', () => {
   let b: Running;
   let browser: Browser;
@@ -180,25 +215,10 @@ describe('the console shows hostile vendor and receiver text as text', () => {
     );
     await page.goto(`${b.url}/console/#/events?subject=paging-`);
     await page.waitForSelector('[data-test=events-more]');
-    let failNext = true;
-    await page.route('**/admin/events?*cursor=*', (route) =>
-      failNext
-        ? route.fulfill({
-            status: 500,
-            contentType: 'application/json',
-            body: JSON.stringify({ error: 'internal_error', message: 'internal error; see the bridge log' }),
-          })
-        : route.continue(),
-    );
-    await page.click('[data-test=events-more]');
-    await page.waitForSelector('[data-test=events-error]:has-text("internal error; see the bridge log")');
-    expect(await page.locator('[data-test=events-more]').isEnabled()).toBe(true);
-    failNext = false;
-    await page.click('[data-test=events-more]');
+    await failsOnceThenLoads(browser.page, '**/admin/events?*cursor=*', 'events-more', 'events-error');
     await page.waitForSelector('[data-test=events-more]', { state: 'hidden' });
     expect(await page.locator('[data-test=events] tbody tr').count()).toBe(51);
     expect(await page.locator('[data-test=events-error]').textContent()).toBe('');
-    await page.unroute('**/admin/events?*cursor=*');
   });
 
   it("says so when the timeline's older events fail to load, and lets them be tried again", async () => {
@@ -214,25 +234,14 @@ describe('the console shows hostile vendor and receiver text as text', () => {
     await page.goto(`${b.url}/console/#/timeline?subject=${encodeURIComponent('older@example.com')}`);
     await page.waitForSelector('[data-test=timeline-more]');
     const before = await page.locator('[data-test=timeline-entry]').count();
-    let failNext = true;
-    await page.route('**/admin/timeline?*cursor=*', (route) =>
-      failNext
-        ? route.fulfill({
-            status: 500,
-            contentType: 'application/json',
-            body: JSON.stringify({ error: 'internal_error', message: 'internal error; see the bridge log' }),
-          })
-        : route.continue(),
+    await failsOnceThenLoads(page, '**/admin/timeline?*cursor=*', 'timeline-more', 'timeline-error', () =>
+      page
+        .locator('[data-test=timeline-entry]')
+        .count()
+        .then((n) => expect(n).toBe(before)),
     );
-    await page.click('[data-test=timeline-more]');
-    await page.waitForSelector('[data-test=timeline-error]:has-text("internal error; see the bridge log")');
-    expect(await page.locator('[data-test=timeline-more]').isEnabled()).toBe(true);
-    expect(await page.locator('[data-test=timeline-entry]').count()).toBe(before);
-    failNext = false;
-    await page.click('[data-test=timeline-more]');
     // (A locator, not waitForFunction: the console's CSP refuses the eval a string predicate needs.)
     await page.locator('[data-test=timeline-entry]').nth(before).waitFor();
     expect(await page.locator('[data-test=timeline-error]').textContent()).toBe('');
-    await page.unroute('**/admin/timeline?*cursor=*');
   });
 });
