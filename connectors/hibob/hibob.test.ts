@@ -1,11 +1,11 @@
-import { createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RetryableError, type InboundConnector, type InboundRequest } from '../../core/plugin-api/index.ts';
+import { RetryableError, type InboundRequest } from '../../core/plugin-api/index.ts';
 import { MockServer } from '../../core/plugin-api/testing/index.ts';
 import { hibobConnector } from './index.ts';
 import type { HibobState } from './mapping.ts';
 import { createTestContext, simulateFixtures } from '../_shared/hr-test-support.ts';
+import { bobDelivery, signedBob, startHibob } from './test-support.ts';
 
 const BASE = {
   webhook_secret: 'bob-webhook-secret-for-tests',
@@ -63,54 +63,22 @@ function delivery(
   triggeredAt = '2026-11-29T13:59:58.120Z',
   data: Record<string, unknown> = {},
 ) {
-  return {
-    companyId: 638291,
-    type,
-    triggeredBy: 'system',
-    triggeredAt,
-    version: 'v2',
-    data: { employeeId: ID, ...data },
-  };
+  return bobDelivery(ID, type, triggeredAt, data);
 }
 
 function signed(
   body: unknown,
   options: { secret?: string; algorithm?: string; header?: string | null } = {},
 ): InboundRequest {
-  const raw = JSON.stringify(body);
-  const signature =
-    options.header === undefined
-      ? createHmac(options.algorithm ?? 'sha512', options.secret ?? BASE.webhook_secret)
-          .update(raw)
-          .digest('base64')
-      : options.header;
-  return {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(signature === null ? {} : { 'bob-signature': signature }),
-    },
-    query: {},
-    rawBody: Buffer.from(raw),
-    body,
-    remoteAddress: '127.0.0.1',
-  };
+  return signedBob(body, { ...options, secret: options.secret ?? BASE.webhook_secret });
 }
 
 const record = (internal: Record<string, unknown>, email = 'jonas.weber@example.de') => ({
   body: { id: ID, email, displayName: 'Jonas Weber', internal },
 });
 
-async function started(
-  config: Record<string, unknown> = {},
-  tc = createTestContext<HibobState>({ now: NOW }),
-) {
-  const connector: InboundConnector = hibobConnector.create(
-    tc.ctx,
-    hibobConnector.configSchema.parse({ ...BASE, api_base_url: `${server.url}/v1`, ...config }),
-  );
-  await connector.start(tc.ctx.signal);
-  return { connector, tc };
+function started(config: Record<string, unknown> = {}, tc = createTestContext<HibobState>({ now: NOW })) {
+  return startHibob({ ...BASE, api_base_url: `${server.url}/v1`, ...config }, tc);
 }
 
 describe('hibob webhooks', () => {

@@ -1,10 +1,10 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { InboundConnector, InboundRequest } from '../../core/plugin-api/index.ts';
 import { MockServer } from '../../core/plugin-api/testing/index.ts';
 import { hibobConnector } from './index.ts';
 import type { HibobState } from './mapping.ts';
 import { createTestContext } from '../_shared/hr-test-support.ts';
+import { bobDelivery, signedBob, startHibob } from './test-support.ts';
 
 const SECRET = 'bob-webhook-secret-for-webhook-only';
 const WEBHOOK_ONLY = {
@@ -27,39 +27,11 @@ beforeEach(() => server.reset());
 
 /** A Bob webhooks v2 delivery as Bob posts it, signed with Bob-Signature (base64 HMAC-SHA512). */
 function signed(type: string, data: Record<string, unknown> = {}, triggeredAt = '2026-11-29T23:00:02.874Z') {
-  const body = {
-    companyId: 638291,
-    type,
-    triggeredBy: 'system',
-    triggeredAt,
-    version: 'v2',
-    data: { employeeId: ID, ...data },
-  };
-  const raw = JSON.stringify(body);
-  const request: InboundRequest = {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'bob-signature': createHmac('sha512', SECRET).update(raw).digest('base64'),
-    },
-    query: {},
-    rawBody: Buffer.from(raw),
-    body,
-    remoteAddress: '127.0.0.1',
-  };
-  return request;
+  return signedBob(bobDelivery(ID, type, triggeredAt, data), { secret: SECRET });
 }
 
-async function started(
-  config: Record<string, unknown> = {},
-  tc = createTestContext<HibobState>({ now: NOW }),
-) {
-  const connector: InboundConnector = hibobConnector.create(
-    tc.ctx,
-    hibobConnector.configSchema.parse({ ...WEBHOOK_ONLY, api_base_url: `${server.url}/v1`, ...config }),
-  );
-  await connector.start(tc.ctx.signal);
-  return { connector, tc };
+function started(config: Record<string, unknown> = {}, tc = createTestContext<HibobState>({ now: NOW })) {
+  return startHibob({ ...WEBHOOK_ONLY, api_base_url: `${server.url}/v1`, ...config }, tc);
 }
 
 describe('hibob employee_lookup webhook_only: configuration', () => {
