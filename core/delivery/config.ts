@@ -19,6 +19,10 @@ const retrySchema = z.strictObject({
   max_age: duration('Time since acceptance after which a failing delivery becomes a dead letter.').prefault(
     '3d',
   ),
+  max_interrupted_attempts: z.int().min(1).default(3).meta({
+    description:
+      'Attempts in a row that end without an outcome (the bridge was killed, crashed or stalled during each, and the lease expired) before a delivery becomes a dead letter: an event that crashes the bridge stops being retried here instead of at `max_age`. A recorded retry starts the count again.',
+  }),
 });
 
 const breakerSchema = z.strictObject({
@@ -42,6 +46,7 @@ export const destinationPolicySchema = z.strictObject({
       multiplier: z.number().min(1).max(10).optional(),
       max_attempts: z.int().min(1).optional(),
       max_age: duration().optional(),
+      max_interrupted_attempts: z.int().min(1).optional(),
     })
     .optional(),
   queue_size: z.int().min(1).optional(),
@@ -140,6 +145,8 @@ export interface RetryPolicy {
   /** Infinity when no attempt limit is configured: `max_age` alone ends retrying. */
   maxAttempts: number;
   maxAgeMs: number;
+  /** Interrupted attempts in a row (see LeasedDelivery.interruptedAttempts) before dead-lettering. */
+  maxInterruptedAttempts: number;
 }
 
 export interface BreakerPolicy {
@@ -173,6 +180,7 @@ export function policyFor(
       multiplier: retry.multiplier ?? config.retry.multiplier,
       maxAttempts: retry.max_attempts ?? config.retry.max_attempts ?? Infinity,
       maxAgeMs: retry.max_age ?? config.retry.max_age,
+      maxInterruptedAttempts: retry.max_interrupted_attempts ?? config.retry.max_interrupted_attempts,
     },
     queueSize: override.queue_size ?? fromConfig.queue_size ?? config.queue_size,
     maxInFlight: override.max_in_flight ?? fromConfig.max_in_flight ?? config.max_in_flight,

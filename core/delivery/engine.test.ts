@@ -668,6 +668,118 @@ describe('delivery engine and attempts that never finish', () => {
   });
 });
 
+describe('delivery engine and attempts interrupted in a row', () => {
+  /** A bridge process that leases the row and dies mid-delivery: its attempt never settles. */
+  const dies = async (h: Awaited<ReturnType<typeof harness>>, name: string) => {
+    const engine = h.newEngine(name);
+    engine.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
+    const started = await engine.pump('okta');
+    h.clock.advance(60_000);
+    return started;
+  };
+
+  it('rule: without max_attempts, a delivery whose attempts ended with the bridge max_interrupted_attempts times in a row becomes a dead letter, unsent', async () => {
+    const h = await harness([], { lease_duration: '1m', attempt_timeout: '50s', retry: { max_age: '3d' } });
+    const { eventId, jtis } = await h.enqueue(undefined, ['okta']);
+    // Three bridge processes in turn take it and die mid-delivery (the default limit is 3).
+    for (const name of ['engine-1', 'engine-2', 'engine-3']) expect(await dies(h, name)).toBe(1);
+    const survivor = h.newEngine('engine-4');
+    const fresh = new ScriptedDestination('okta');
+    survivor.register(fresh);
+    expect(await survivor.pump('okta')).toBe(0);
+    await survivor.idle();
+    expect(fresh.calls).toEqual([]);
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({ state: 'dead', attempts: 3 });
+    const [letter] = await h.store.deadLetters.list();
+    expect(letter).toMatchObject({
+      jti: jtis[0],
+      lastError: {
+        class: 'retryable',
+        code: 'SSF_ERR_DELIVERY_ATTEMPTS_INTERRUPTED',
+        message: expect.stringContaining('3 attempts in a row ended without an outcome'),
+      },
+    });
+    expect(h.events.deadLettered).toEqual([
+      expect.objectContaining({ reason: 'max_interrupted_attempts', attempts: 3 }),
+    ]);
+  });
+
+  it('rule: an attempt that records an outcome in between starts the count again, and a destination may set its own limit', async () => {
+    const h = await harness([], {
+      lease_duration: '1m',
+      attempt_timeout: '50s',
+      retry: { max_age: '3d', initial_interval: '1s', max_interval: '1s' },
+      destinations: { okta: { retry: { max_interrupted_attempts: 2 } } },
+    });
+    const { eventId } = await h.enqueue(undefined, ['okta']);
+    expect(await dies(h, 'engine-1')).toBe(1);
+    // The next bridge reaches the receiver, which answers 503: a recorded retry.
+    const refusing = h.newEngine('engine-2');
+    const busy = new ScriptedDestination('okta', [unavailable()]);
+    refusing.register(busy);
+    expect(await refusing.pump('okta')).toBe(1);
+    await refusing.idle();
+    expect(busy.calls).toHaveLength(1);
+    h.clock.advance(1000);
+    // One interruption since that outcome: still below this destination's limit of 2.
+    expect(await dies(h, 'engine-3')).toBe(1);
+    const last = h.newEngine('engine-4');
+    const healthy = new ScriptedDestination('okta');
+    last.register(healthy);
+    expect(await last.pump('okta')).toBe(1);
+    await last.idle();
+    expect(healthy.calls).toHaveLength(1);
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({ state: 'delivered', attempts: 4 });
+    expect(h.events.deadLettered).toBeUndefined();
+  });
+});
+
+describe('delivery engine and a suspect delivery run alone', () => {
+  it('rule: a row whose last attempt ended with the process runs alone: rows leased with it go back, and no destination starts anything until its outcome is written', async () => {
+    const h = await harness([], { lease_duration: '1m', attempt_timeout: '50s', retry: { max_age: '3d' } });
+    const suspect = await h.enqueue(undefined, ['okta']);
+    const first = h.newEngine('engine-1');
+    first.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
+    expect(await first.pump('okta')).toBe(1);
+    h.clock.advance(60_000);
+    const beside = await h.enqueue(undefined, ['okta']);
+    const elsewhere = await h.enqueue(undefined, ['slack']);
+
+    const answer = deferred<{ status: number }>();
+    const okta = new ScriptedDestination('okta', [() => answer.promise]);
+    const slack = new ScriptedDestination('slack');
+    const engine = h.newEngine('engine-2');
+    engine.register(okta);
+    engine.register(slack);
+    expect(await engine.pump('okta')).toBe(1);
+    // Only the suspect is attempted; the row leased with it went back, unattempted.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(okta.calls.map((c) => c.jti)).toEqual(suspect.jtis);
+    const [besideRow] = await h.store.deliveries.forEvent(beside.eventId);
+    expect(besideRow).toMatchObject({ state: 'pending', attempts: 0 });
+    // Another destination waits too.
+    expect(await engine.pump('slack')).toBe(0);
+    expect(slack.calls).toEqual([]);
+
+    answer.resolve({ status: 202 });
+    await engine.idle();
+    expect(await engine.pump('okta')).toBe(1);
+    expect(await engine.pump('slack')).toBe(1);
+    await engine.idle();
+    expect(okta.calls.map((c) => c.jti)).toEqual([...suspect.jtis, ...beside.jtis]);
+    expect(slack.calls.map((c) => c.jti)).toEqual(elsewhere.jtis);
+    for (const { eventId } of [suspect, beside, elsewhere]) {
+      expect((await h.store.deliveries.forEvent(eventId))[0]).toMatchObject({
+        state: 'delivered',
+        attempts: 1 + (eventId === suspect.eventId ? 1 : 0),
+      });
+    }
+    expect(h.events.deadLettered).toBeUndefined();
+  });
+});
+
 describe('delivery engine circuit with attempts from before it opened', () => {
   it('rule: a half-open circuit has one probe in flight, even when an attempt started before it opened fails meanwhile', async () => {
     const early = deferred<{ status: number }>();

@@ -65,6 +65,7 @@ export class DeliveryEngine {
       random: options.random ?? Math.random,
       observer,
       writer: new OutcomeWriter(options.store, clock, observer, options.logger),
+      isolation: new Isolation(() => this.#workers.values()),
     };
   }
 
@@ -157,7 +158,7 @@ export class DeliveryEngine {
   /** Resolves once every started delivery has finished and its outcome is written. */
   async idle(): Promise<void> {
     for (;;) {
-      const busy = [...this.#workers.values()].flatMap((w) => w.inFlight());
+      const busy = [...this.#workers.values()].flatMap((w) => [...w.inFlight(), ...w.isolating()]);
       if (busy.length === 0) break;
       await Promise.all(busy);
     }
@@ -205,6 +206,45 @@ interface WorkerContext {
   random: () => number;
   observer: DeliveryObserver;
   writer: OutcomeWriter;
+  isolation: Isolation;
+}
+
+/**
+ * Runs a suspect delivery alone in this process: one whose earlier attempt ended with the
+ * process (its lease expired without an outcome). While it runs, no other row is leased or
+ * attempted here, so if the process goes down again, the suspect is the only row it held and
+ * the only one whose interrupted count grows: rows that were merely in flight beside an event
+ * that crashes the bridge are delivered on their own turn instead of being blamed with it.
+ */
+class Isolation {
+  #closed = false;
+
+  constructor(private readonly workers: () => Iterable<DestinationWorker>) {}
+
+  /** Whether a suspect is being run alone: workers neither lease nor start anything meanwhile. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Waits until every other worker has handed back its leased rows and every attempt in the
+   * process has ended, then runs `work`. Resolves to false at once, running nothing, when another
+   * suspect holds the process already.
+   */
+  async run(requester: DestinationWorker, work: () => Promise<void>): Promise<boolean> {
+    if (this.#closed) return false;
+    this.#closed = true;
+    try {
+      await Promise.all(
+        [...this.workers()].map((w) => (w === requester ? Promise.all(w.inFlight()) : w.quiesce())),
+      );
+      await work();
+      return true;
+    } finally {
+      this.#closed = false;
+      for (const worker of this.workers()) worker.wake();
+    }
+  }
 }
 
 class StopAbort extends Error {
@@ -240,6 +280,8 @@ class DestinationWorker {
   /** The last pump found every slot taken: a finished attempt must wake the worker. */
   #waitingForSlot = false;
   #pumpChain: Promise<unknown> = Promise.resolve();
+  /** A suspect delivery being run alone (see Isolation), from waiting for the process to quiesce to its outcome. */
+  #isolated: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
   #woken = false;
@@ -260,6 +302,18 @@ class DestinationWorker {
   /** Attempts running, and finished attempts whose outcome is still being written. */
   inFlight(): Promise<void>[] {
     return [...this.#inFlight, ...this.#recording];
+  }
+
+  /** The suspect delivery being run alone, if any. */
+  isolating(): Promise<void>[] {
+    return this.#isolated === undefined ? [] : [this.#isolated];
+  }
+
+  /** For a suspect run alone elsewhere: hands back the rows leased ahead and lets attempts end. */
+  async quiesce(): Promise<void> {
+    await this.#pumpChain;
+    await this.#releaseReady();
+    await Promise.all(this.inFlight());
   }
 
   start(): void {
@@ -286,6 +340,8 @@ class DestinationWorker {
       await Promise.all(this.#inFlight);
       clearTimeout(timer);
     }
+    // A suspect that had not started by now is handed back (it checks #stopping first).
+    await this.#isolated;
     await Promise.all(this.#recording);
   }
 
@@ -305,8 +361,14 @@ class DestinationWorker {
     const now = clock.now();
     const nowMs = now.getTime();
     const allowance = this.breaker.allowance(nowMs);
-    if (nowMs < this.#holdUntil || allowance <= 0 || (await this.destination.isPaused?.()) === true) {
-      // Rows leased ahead go back while the destination waits, so another instance may take them.
+    if (
+      nowMs < this.#holdUntil ||
+      allowance <= 0 ||
+      this.ctx.isolation.closed ||
+      (await this.destination.isPaused?.()) === true
+    ) {
+      // Rows leased ahead go back while the destination waits (or a suspect runs alone), so
+      // another instance may take them.
       await this.#releaseReady();
       return 0;
     }
@@ -336,22 +398,14 @@ class DestinationWorker {
         this.#leaseFilled = leased.length === limit;
       }
     }
+    this.#giveUpExhausted();
+    const suspect = this.#ready.findIndex(({ delivery }) => delivery.interruptedAttempts > 0);
+    if (suspect >= 0) return this.#runAlone(this.#ready.splice(suspect, 1)[0]!);
     let started = 0;
     const stale: LeasedDelivery[] = [];
-    const { attemptTimeoutMs } = this.policy;
     while (started < free && this.#ready.length > 0) {
       const { delivery, leasedAt } = this.#ready.shift()!;
-      if (delivery.attempts > this.policy.retry.maxAttempts) {
-        // Every attempt allowed was started and none recorded an outcome (each time the bridge
-        // died or lost the lease mid-delivery): an event that crashes the bridge ends here.
-        this.#giveUp(delivery);
-        continue;
-      }
-      // A row starts only if its attempt can end inside its lease, and not after waiting half of
-      // it; otherwise it goes back and is leased afresh. An attempt that outlived its lease would
-      // be offered again by another worker while it still runs, and its outcome discarded.
-      const waited = clock.now().getTime() - leasedAt;
-      if (waited > config.lease_duration / 2 || waited + attemptTimeoutMs >= config.lease_duration) {
+      if (this.#isStale(leasedAt)) {
         stale.push(delivery);
       } else {
         this.#launch(delivery);
@@ -362,14 +416,92 @@ class DestinationWorker {
     return started;
   }
 
-  /** Dead-letters a leased row that has used up max_attempts without an outcome; not attempted. */
-  #giveUp(delivery: LeasedDelivery): void {
-    const { maxAttempts } = this.policy.retry;
-    const error: LastError = {
-      class: 'retryable',
-      code: 'SSF_ERR_DELIVERY_ATTEMPTS_UNFINISHED',
-      message: `max_attempts (${maxAttempts}) attempts were started and none recorded an outcome (the bridge stopped or lost the lease mid-delivery each time); not attempted again`,
-    };
+  /**
+   * A row starts only if its attempt can end inside its lease, and not after waiting half of it;
+   * otherwise it goes back and is leased afresh. An attempt that outlived its lease would be
+   * offered again by another worker while it still runs, and its outcome discarded.
+   */
+  #isStale(leasedAt: number): boolean {
+    const waited = this.ctx.clock.now().getTime() - leasedAt;
+    const { lease_duration: leaseMs } = this.ctx.config;
+    return waited > leaseMs / 2 || waited + this.policy.attemptTimeoutMs >= leaseMs;
+  }
+
+  /** Dead-letters, unsent, the leased rows whose earlier attempts kept ending without an outcome. */
+  #giveUpExhausted(): void {
+    const { maxAttempts, maxInterruptedAttempts } = this.policy.retry;
+    for (let i = this.#ready.length - 1; i >= 0; i--) {
+      const { delivery } = this.#ready[i]!;
+      if (delivery.attempts > maxAttempts) {
+        // Every attempt allowed was started and the last recorded no outcome (the bridge died
+        // or lost the lease mid-delivery): an event that crashes the bridge ends here.
+        this.#giveUp(delivery, 'max_attempts', {
+          code: 'SSF_ERR_DELIVERY_ATTEMPTS_UNFINISHED',
+          message: `max_attempts (${maxAttempts}) attempts were started and the last recorded no outcome (the bridge stopped or lost the lease mid-delivery); not attempted again`,
+        });
+      } else if (delivery.interruptedAttempts >= maxInterruptedAttempts) {
+        // Without max_attempts, the same: its attempts, each run alone in the process after the
+        // first (see Isolation), kept ending with the process, so the event is what brings the
+        // bridge down; trying again at every restart would only repeat that until max_age.
+        this.#giveUp(delivery, 'max_interrupted_attempts', {
+          code: 'SSF_ERR_DELIVERY_ATTEMPTS_INTERRUPTED',
+          message: `${delivery.interruptedAttempts} attempts in a row ended without an outcome (the bridge was killed, crashed or stalled during each; max_interrupted_attempts is ${maxInterruptedAttempts}); not attempted again`,
+        });
+      } else {
+        continue;
+      }
+      this.#ready.splice(i, 1);
+    }
+  }
+
+  /**
+   * Runs a suspect row (its last attempt ended with the process) alone in the process, and hands
+   * back every other row this worker leased. The pump returns at once; the process stays closed
+   * to other attempts until the suspect's outcome is written (see Isolation).
+   */
+  async #runAlone(suspect: { delivery: LeasedDelivery; leasedAt: number }): Promise<number> {
+    await this.#releaseReady();
+    const { delivery } = suspect;
+    let launched = false;
+    const isolated = this.ctx.isolation
+      .run(this, async () => {
+        if (this.#stopping || this.#isStale(suspect.leasedAt)) return;
+        this.ctx.logger?.info(
+          {
+            destination: delivery.destinationId,
+            jti: delivery.jti,
+            interruptedAttempts: delivery.interruptedAttempts,
+          },
+          'delivery interrupted before (the bridge went down during its attempt); attempting it alone',
+        );
+        launched = true;
+        this.#launch(delivery);
+        await Promise.all(this.inFlight());
+      })
+      .then(async () => {
+        if (!launched) await this.#release([delivery]);
+      })
+      .catch((err: unknown) =>
+        this.ctx.logger?.error(
+          { destination: this.destination.id, err: errorMessage(err) },
+          'isolation failed',
+        ),
+      )
+      .finally(() => {
+        if (this.#isolated === isolated) this.#isolated = undefined;
+        this.wake();
+      });
+    this.#isolated = isolated;
+    return 1;
+  }
+
+  /** Dead-letters a leased row whose earlier attempts ended without an outcome; not attempted. */
+  #giveUp(
+    delivery: LeasedDelivery,
+    reason: 'max_attempts' | 'max_interrupted_attempts',
+    cause: { code: string; message: string },
+  ): void {
+    const error: LastError = { class: 'retryable', ...cause };
     const notice: DeliveryNotice = {
       destinationId: delivery.destinationId,
       jti: delivery.jti,
@@ -378,11 +510,8 @@ class DestinationWorker {
       // This lease sends nothing: the attempts are those started before it.
       attempts: delivery.attempts - 1,
     };
-    this.ctx.logger?.warn(
-      { ...notice, error, reason: 'max_attempts' },
-      'delivery retries exhausted; dead-lettered',
-    );
-    this.ctx.observer.deadLettered?.({ ...notice, error, reason: 'max_attempts' });
+    this.ctx.logger?.warn({ ...notice, error, reason }, 'delivery retries exhausted; dead-lettered');
+    this.ctx.observer.deadLettered?.({ ...notice, error, reason });
     this.#record({
       kind: 'dead',
       id: delivery.id,

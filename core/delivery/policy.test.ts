@@ -10,6 +10,7 @@ const retry: RetryPolicy = {
   multiplier: 2,
   maxAttempts: 5,
   maxAgeMs: 3_600_000,
+  maxInterruptedAttempts: 3,
 };
 const T0 = new Date('2026-01-01T00:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
@@ -137,6 +138,7 @@ describe('delivery config', () => {
       max_interval: 300_000,
       multiplier: 2,
       max_age: 3_600_000,
+      max_interrupted_attempts: 3,
     });
     expect(c.queue_size).toBe(100_000);
     expect(c.lease_duration).toBe(120_000);
@@ -189,5 +191,19 @@ describe('delivery config', () => {
     expect(p.breaker.enabled).toBe(false);
     expect(policyFor(c, 'other').maxInFlight).toBe(8);
     expect(policyFor(c, 'other').retry.maxAttempts).toBe(Infinity);
+  });
+
+  it('rule: max_interrupted_attempts defaults to 3 and follows the same overrides', () => {
+    const c = deliveryConfigSchema.parse({
+      retry: { max_interrupted_attempts: 5 },
+      destinations: { okta: { retry: { max_interrupted_attempts: 2 } } },
+    });
+    expect(policyFor(deliveryConfigSchema.parse({}), 'okta').retry.maxInterruptedAttempts).toBe(3);
+    expect(policyFor(c, 'other').retry.maxInterruptedAttempts).toBe(5);
+    expect(policyFor(c, 'okta').retry.maxInterruptedAttempts).toBe(2);
+    expect(
+      policyFor(c, 'okta', { retry: { max_interrupted_attempts: 9 } }).retry.maxInterruptedAttempts,
+    ).toBe(9);
+    expect(deliveryConfigSchema.safeParse({ retry: { max_interrupted_attempts: 0 } }).success).toBe(false);
   });
 });

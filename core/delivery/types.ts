@@ -57,4 +57,4 @@ export interface DeliveryObserver {
   leaseLost?(count: number): void;
 }
 
-export type DeadLetterReason = 'permanent' | 'max_attempts' | 'max_age';
+export type DeadLetterReason = 'permanent' | 'max_attempts' | 'max_age' | 'max_interrupted_attempts';

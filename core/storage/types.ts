@@ -111,6 +111,12 @@ export interface LeasedDelivery {
   jti: string;
   /** Attempts so far, including the one this lease is for. */
   attempts: number;
+  /**
+   * Leases of this row in a row that expired without a recorded outcome (the worker holding it
+   * was killed, crashed or stalled), counting the one that ended when this lease was taken.
+   * A recorded retry clears it; so does a replay.
+   */
+  interruptedAttempts: number;
   enqueuedAt: Date;
   /** Fences every completion: a worker whose lease expired cannot overwrite a newer one. */
   leaseToken: string;

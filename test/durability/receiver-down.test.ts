@@ -23,7 +23,14 @@ import {
 // nothing dead-lettered. A second destination that stays down past its max_age dead-letters
 // every event — only then — and `ssf-bridge dlq replay` delivers them with their original jti.
 
-const RETRY = { initialMs: 200, maxMs: 800, multiplier: 2, maxAttempts: 1000, maxAgeMs: 3_600_000 };
+const RETRY = {
+  initialMs: 200,
+  maxMs: 800,
+  multiplier: 2,
+  maxAttempts: 1000,
+  maxAgeMs: 3_600_000,
+  maxInterruptedAttempts: 3,
+};
 const GONE_MAX_AGE_MS = 2000;
 /** Scheduling noise allowed on top of a computed delay (timers, a loaded 2-core CI machine). */
 const SLACK_MS = 500;

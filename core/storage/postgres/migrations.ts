@@ -174,4 +174,12 @@ CREATE TABLE one_time_ids (
 CREATE INDEX one_time_ids_expiry ON one_time_ids (expires_at);
 `,
   },
+  {
+    version: 6,
+    name: 'interrupted attempts: leases of a delivery that expired in a row without an outcome',
+    // See the SQLite migration of the same name.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN interrupted_attempts INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];

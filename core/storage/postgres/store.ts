@@ -439,9 +439,12 @@ export class PostgresStore implements Store {
              LIMIT $3
              FOR UPDATE OF d SKIP LOCKED)
            UPDATE deliveries d SET state = 'leased', lease_owner = $4, lease_token = $5 || ':' || d.id::text,
-             due_at = $6, attempts = d.attempts + 1, last_attempt_at = $2, updated_at = $2
+             due_at = $6, attempts = d.attempts + 1, last_attempt_at = $2, updated_at = $2,
+             -- Still leased yet due: its lease expired, so the attempt it was for was interrupted.
+             interrupted_attempts = d.interrupted_attempts + CASE WHEN d.state = 'leased' THEN 1 ELSE 0 END
            FROM picked, events e WHERE d.id = picked.id AND e.id = d.event_id
-           RETURNING d.id, d.destination_id, d.jti, d.attempts, d.enqueued_at, d.lease_token, ${EVENT_COLUMNS_PREFIXED}`,
+           RETURNING d.id, d.destination_id, d.jti, d.attempts, d.interrupted_attempts, d.enqueued_at, d.lease_token,
+             ${EVENT_COLUMNS_PREFIXED}`,
                 values: [destinationId, at, limit, owner, randomUUID(), at + leaseMs],
               })
             ).rows as Row[],
@@ -453,6 +456,7 @@ export class PostgresStore implements Store {
             destinationId: String(row.destination_id),
             jti: String(row.jti),
             attempts: Number(row.attempts),
+            interruptedAttempts: Number(row.interrupted_attempts),
             enqueuedAt: date(row.enqueued_at),
             leaseToken: String(row.lease_token),
             event: eventFromRow(row, 'e_'),
@@ -532,7 +536,8 @@ export class PostgresStore implements Store {
     if (retry.length > 0) {
       applied += await this.#count(
         `UPDATE deliveries d SET state = 'pending', due_at = u.due, last_error = u.err::jsonb,
-           set_jwt = COALESCE(u.jwt, d.set_jwt), updated_at = $6, lease_owner = NULL, lease_token = NULL
+           set_jwt = COALESCE(u.jwt, d.set_jwt), interrupted_attempts = 0, updated_at = $6, lease_owner = NULL,
+           lease_token = NULL
          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, token, due, err, jwt)
          WHERE ${fence}`,
         [
@@ -654,8 +659,8 @@ export class PostgresStore implements Store {
           // is re-checked by that condition alone, not by the subquery's earlier reading.
           const { where, params } = this.#deadLetterQuery(filter, [now.getTime(), keys]);
           const replayed = await this.#count(
-            `UPDATE deliveries SET state = 'pending', attempts = 0, due_at = $1, enqueued_at = $1, dead_at = NULL,
-               updated_at = $1
+            `UPDATE deliveries SET state = 'pending', attempts = 0, interrupted_attempts = 0, due_at = $1,
+               enqueued_at = $1, dead_at = NULL, updated_at = $1
              WHERE state = 'dead' AND ordering_key = ANY($2::text[])
                AND id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
             params,

@@ -214,4 +214,14 @@ CREATE TABLE one_time_ids (
 CREATE INDEX one_time_ids_expiry ON one_time_ids (expires_at);
 `,
   },
+  {
+    version: 8,
+    name: 'interrupted attempts: leases of a delivery that expired in a row without an outcome',
+    // Counted when a row is leased again while still leased (its worker died, crashed or stalled
+    // mid-attempt) and cleared by a recorded retry: the engine dead-letters a delivery whose
+    // attempts keep ending with the bridge, instead of crashing it again at every restart.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN interrupted_attempts INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];

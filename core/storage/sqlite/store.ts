@@ -598,7 +598,7 @@ export class SqliteStore implements Store {
           // Heads only (deliveries_head): the rows queued behind a head cost nothing here. The
           // NOT EXISTS restates the ordering rule, one probe per head, should a flag ever be wrong.
           const rows = this.#all(
-            `SELECT d.id, d.destination_id, d.jti, d.attempts, d.enqueued_at, ${EVENT_COLUMNS_PREFIXED}
+            `SELECT d.id, d.destination_id, d.jti, d.attempts, d.interrupted_attempts, d.state, d.enqueued_at, ${EVENT_COLUMNS_PREFIXED}
              FROM deliveries d INDEXED BY deliveries_head JOIN events e ON e.id = d.event_id
              WHERE d.destination_id = ? AND d.head = 1 AND d.due_at <= ?
                AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_order
@@ -610,16 +610,20 @@ export class SqliteStore implements Store {
             limit,
           );
           // The rows are read with their events before the update (one statement per row
-          // fewer); the only column the update changes that the lease reports is attempts.
+          // fewer); the columns the update changes that the lease reports are the counts. A row
+          // still leased is due only because its lease expired: that attempt was interrupted.
           return rows.map((row) => {
             const token = randomUUID();
+            const interrupted = row.state === 'leased' ? 1 : 0;
             this.#run(
               `UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_token = ?, due_at = ?,
-                 attempts = attempts + 1, last_attempt_at = ?, updated_at = ?
+                 attempts = attempts + 1, interrupted_attempts = interrupted_attempts + ?,
+                 last_attempt_at = ?, updated_at = ?
                WHERE id = ?`,
               owner,
               token,
               at + leaseMs,
+              interrupted,
               at,
               at,
               row.id,
@@ -629,6 +633,7 @@ export class SqliteStore implements Store {
               destinationId: String(row.destination_id),
               jti: String(row.jti),
               attempts: Number(row.attempts) + 1,
+              interruptedAttempts: Number(row.interrupted_attempts) + interrupted,
               enqueuedAt: date(row.enqueued_at),
               leaseToken: token,
               event: eventFromRow(row, 'e_'),
@@ -696,7 +701,7 @@ export class SqliteStore implements Store {
         case 'retry':
           applied += this.#run(
             `UPDATE deliveries SET state = 'pending', due_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
-               updated_at = ?, lease_owner = NULL, lease_token = NULL ${fence}`,
+               interrupted_attempts = 0, updated_at = ?, lease_owner = NULL, lease_token = NULL ${fence}`,
             o.dueAt.getTime(),
             lastErrorJson(o.error),
             o.setJwt ?? null,
@@ -795,8 +800,8 @@ export class SqliteStore implements Store {
             heads.set(String(key), this.#headOf(String(key)));
           }
           const replayed = this.#run(
-            `UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?, enqueued_at = ?, dead_at = NULL,
-               updated_at = ?
+            `UPDATE deliveries SET state = 'pending', attempts = 0, interrupted_attempts = 0, due_at = ?,
+               enqueued_at = ?, dead_at = NULL, updated_at = ?
              WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
             at,
             at,

@@ -217,6 +217,61 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect((await store.deliveries.get(first!.id))?.state).toBe('delivered');
       });
 
+      it('rule: a lease taken after one expired counts an interrupted attempt; a recorded retry or a replay clears the count, a release keeps it', async () => {
+        await accept([newEvent()]);
+        const leaseAgain = async () => {
+          const [row] = await lease('dest-a', { leaseMs: 1000 });
+          return row!;
+        };
+        const first = await leaseAgain();
+        expect(first.interruptedAttempts).toBe(0);
+        clock.advance(1000);
+        const second = await leaseAgain();
+        clock.advance(1000);
+        const third = await leaseAgain();
+        expect([second.interruptedAttempts, third.interruptedAttempts]).toEqual([1, 2]);
+        expect(third.attempts).toBe(3);
+        // A release (the worker stopping before it attempted) is not an interruption, nor a reset.
+        await store.deliveries.complete(
+          [{ kind: 'release', id: third.id, leaseToken: third.leaseToken }],
+          clock.now(),
+        );
+        const afterRelease = await leaseAgain();
+        expect(afterRelease.interruptedAttempts).toBe(2);
+        const error = { class: 'retryable' as const, code: 'X', message: 'refused' };
+        await store.deliveries.complete(
+          [
+            {
+              kind: 'retry',
+              id: afterRelease.id,
+              leaseToken: afterRelease.leaseToken,
+              dueAt: clock.now(),
+              error,
+            },
+          ],
+          clock.now(),
+        );
+        const afterRetry = await leaseAgain();
+        expect(afterRetry.interruptedAttempts).toBe(0);
+        clock.advance(1000);
+        const interrupted = await leaseAgain();
+        expect(interrupted.interruptedAttempts).toBe(1);
+        await store.deliveries.complete(
+          [
+            {
+              kind: 'dead',
+              id: interrupted.id,
+              leaseToken: interrupted.leaseToken,
+              error,
+              notAttempted: true,
+            },
+          ],
+          clock.now(),
+        );
+        expect(await store.deadLetters.replay({ destinationId: 'dest-a' }, clock.now())).toBe(1);
+        expect((await leaseAgain()).interruptedAttempts).toBe(0);
+      });
+
       it('rule: only due rows are leased, at most `limit`, oldest due first', async () => {
         const items = [newEvent(), newEvent(), newEvent()];
         await accept(items);
