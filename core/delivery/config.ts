@@ -19,9 +19,9 @@ const retrySchema = z.strictObject({
   max_age: duration('Time since acceptance after which a failing delivery becomes a dead letter.').prefault(
     '3d',
   ),
-  max_interrupted_attempts: z.int().min(1).default(3).meta({
+  max_interrupted_attempts: z.int().min(2).default(3).meta({
     description:
-      'Attempts in a row that end without an outcome (the bridge was killed, crashed or stalled during each, and the lease expired) before a delivery becomes a dead letter: an event that crashes the bridge stops being retried here instead of at `max_age`. A recorded retry starts the count again.',
+      'Attempts in a row that end without an outcome (the bridge was killed, crashed or stalled during each, and the lease expired) before a delivery becomes a dead letter: an event that crashes the bridge stops being retried here instead of at `max_age`. The last of them runs alone in the process, so rows that were only in flight beside it are never counted out. A recorded retry starts the count again.',
   }),
 });
 
@@ -46,7 +46,7 @@ export const destinationPolicySchema = z.strictObject({
       multiplier: z.number().min(1).max(10).optional(),
       max_attempts: z.int().min(1).optional(),
       max_age: duration().optional(),
-      max_interrupted_attempts: z.int().min(1).optional(),
+      max_interrupted_attempts: z.int().min(2).optional(),
     })
     .optional(),
   queue_size: z.int().min(1).optional(),

@@ -737,8 +737,30 @@ describe('delivery engine and attempts interrupted in a row', () => {
 });
 
 describe('delivery engine and a suspect delivery run alone', () => {
-  it('rule: a row whose last attempt ended with the process runs alone: rows leased with it go back, and no destination starts anything until its outcome is written', async () => {
+  it('rule: after one interruption a row is attempted with the others (a kill interrupts every row in flight, and the restart does not slow down for them)', async () => {
     const h = await harness([], { lease_duration: '1m', attempt_timeout: '50s', retry: { max_age: '3d' } });
+    const interrupted = await h.enqueue(undefined, ['okta']);
+    const first = h.newEngine('engine-1');
+    first.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
+    expect(await first.pump('okta')).toBe(1);
+    h.clock.advance(60_000);
+    const fresh = await h.enqueue(undefined, ['okta']);
+    const okta = new ScriptedDestination('okta');
+    const engine = h.newEngine('engine-2');
+    engine.register(okta);
+    // Both started by one pump: a row run alone would have been the pump's only one.
+    expect(await engine.pump('okta')).toBe(2);
+    await engine.idle();
+    expect(okta.calls.map((c) => c.jti).sort()).toEqual([...interrupted.jtis, ...fresh.jtis].sort());
+  });
+
+  it('rule: a row whose next interrupted attempt would be its last runs alone: rows leased with it go back, and no destination starts anything until its outcome is written', async () => {
+    // With a limit of 2, the attempt after one interruption is the row's last chance.
+    const h = await harness([], {
+      lease_duration: '1m',
+      attempt_timeout: '50s',
+      retry: { max_age: '3d', max_interrupted_attempts: 2 },
+    });
     const suspect = await h.enqueue(undefined, ['okta']);
     const first = h.newEngine('engine-1');
     first.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));

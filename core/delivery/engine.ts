@@ -210,11 +210,12 @@ interface WorkerContext {
 }
 
 /**
- * Runs a suspect delivery alone in this process: one whose earlier attempt ended with the
- * process (its lease expired without an outcome). While it runs, no other row is leased or
- * attempted here, so if the process goes down again, the suspect is the only row it held and
- * the only one whose interrupted count grows: rows that were merely in flight beside an event
- * that crashes the bridge are delivered on their own turn instead of being blamed with it.
+ * Runs a suspect delivery alone in this process: one whose earlier attempts ended with the
+ * process (its lease expired without an outcome) and whose next interruption would be its
+ * last. While it runs, no other row is leased or attempted here, so if the process goes down
+ * again, the suspect is the only row it held and the only one whose interrupted count reaches
+ * the limit: rows that were merely in flight beside an event that crashes the bridge are
+ * delivered on their own turn instead of being dead-lettered with it.
  */
 class Isolation {
   #closed = false;
@@ -399,7 +400,14 @@ class DestinationWorker {
       }
     }
     this.#giveUpExhausted();
-    const suspect = this.#ready.findIndex(({ delivery }) => delivery.interruptedAttempts > 0);
+    // A row whose next interruption would be its last runs alone, so that what ends its
+    // retrying is its own attempt. (Earlier ones run as usual: after a kill, every row the
+    // process held counts one, and running all of those alone would slow the restart.)
+    const { maxInterruptedAttempts } = this.policy.retry;
+    const suspect = this.#ready.findIndex(
+      ({ delivery }) =>
+        delivery.interruptedAttempts > 0 && delivery.interruptedAttempts + 1 >= maxInterruptedAttempts,
+    );
     if (suspect >= 0) return this.#runAlone(this.#ready.splice(suspect, 1)[0]!);
     let started = 0;
     const stale: LeasedDelivery[] = [];
