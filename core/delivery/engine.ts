@@ -448,9 +448,9 @@ class DestinationWorker {
           message: `max_attempts (${maxAttempts}) attempts were started and the last recorded no outcome (the bridge stopped or lost the lease mid-delivery); not attempted again`,
         });
       } else if (delivery.interruptedAttempts >= maxInterruptedAttempts) {
-        // Without max_attempts, the same: its attempts, each run alone in the process after the
-        // first (see Isolation), kept ending with the process, so the event is what brings the
-        // bridge down; trying again at every restart would only repeat that until max_age.
+        // Without max_attempts, the same: its attempts kept ending with the process, the last of
+        // them run alone in it (see Isolation), so the event is what brings the bridge down;
+        // trying again at every restart would only repeat that until max_age.
         this.#giveUp(delivery, 'max_interrupted_attempts', {
           code: 'SSF_ERR_DELIVERY_ATTEMPTS_INTERRUPTED',
           message: `${delivery.interruptedAttempts} attempts in a row ended without an outcome (the bridge was killed, crashed or stalled during each; max_interrupted_attempts is ${maxInterruptedAttempts}); not attempted again`,
@@ -486,13 +486,19 @@ class DestinationWorker {
         this.#launch(delivery);
         await Promise.all(this.inFlight());
       })
-      .then(async () => {
-        if (!launched) await this.#release([delivery]);
-      })
       .catch((err: unknown) =>
         this.ctx.logger?.error(
           { destination: this.destination.id, err: errorMessage(err) },
           'isolation failed',
+        ),
+      )
+      // Not attempted (stopping, stale, another suspect first, or a failure above): handed back
+      // now, since a lease left to expire would count an interruption it did not have.
+      .then(() => (launched ? undefined : this.#release([delivery])))
+      .catch((err: unknown) =>
+        this.ctx.logger?.warn(
+          { destination: this.destination.id, err: errorMessage(err) },
+          'could not hand back a lease',
         ),
       )
       .finally(() => {
