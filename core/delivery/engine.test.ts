@@ -668,16 +668,19 @@ describe('delivery engine and attempts that never finish', () => {
   });
 });
 
-describe('delivery engine and attempts interrupted in a row', () => {
-  /** A bridge process that leases the row and dies mid-delivery: its attempt never settles. */
-  const dies = async (h: Awaited<ReturnType<typeof harness>>, name: string) => {
-    const engine = h.newEngine(name);
-    engine.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
-    const started = await engine.pump('okta');
-    h.clock.advance(60_000);
-    return started;
-  };
+/**
+ * A bridge process that leases okta's due rows and dies mid-delivery (its attempts never settle
+ * and no outcome is written); then its one-minute lease runs out. Resolves to the rows it started.
+ */
+async function dies(h: Harness, name: string): Promise<number> {
+  const engine = h.newEngine(name);
+  engine.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
+  const started = await engine.pump('okta');
+  h.clock.advance(60_000);
+  return started;
+}
 
+describe('delivery engine and attempts interrupted in a row', () => {
   it('rule: without max_attempts, a delivery whose attempts ended with the bridge max_interrupted_attempts times in a row becomes a dead letter, unsent', async () => {
     const h = await harness([], { lease_duration: '1m', attempt_timeout: '50s', retry: { max_age: '3d' } });
     const { eventId, jtis } = await h.enqueue(undefined, ['okta']);
@@ -740,10 +743,7 @@ describe('delivery engine and a suspect delivery run alone', () => {
   it('rule: after one interruption a row is attempted with the others (a kill interrupts every row in flight, and the restart does not slow down for them)', async () => {
     const h = await harness([], { lease_duration: '1m', attempt_timeout: '50s', retry: { max_age: '3d' } });
     const interrupted = await h.enqueue(undefined, ['okta']);
-    const first = h.newEngine('engine-1');
-    first.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
-    expect(await first.pump('okta')).toBe(1);
-    h.clock.advance(60_000);
+    expect(await dies(h, 'engine-1')).toBe(1);
     const fresh = await h.enqueue(undefined, ['okta']);
     const okta = new ScriptedDestination('okta');
     const engine = h.newEngine('engine-2');
@@ -762,10 +762,7 @@ describe('delivery engine and a suspect delivery run alone', () => {
       retry: { max_age: '3d', max_interrupted_attempts: 2 },
     });
     const suspect = await h.enqueue(undefined, ['okta']);
-    const first = h.newEngine('engine-1');
-    first.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
-    expect(await first.pump('okta')).toBe(1);
-    h.clock.advance(60_000);
+    expect(await dies(h, 'engine-1')).toBe(1);
     const beside = await h.enqueue(undefined, ['okta']);
     const elsewhere = await h.enqueue(undefined, ['slack']);
 

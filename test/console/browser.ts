@@ -67,6 +67,15 @@ export interface Browser {
   close(): Promise<void>;
 }
 
+/** Logs in to the console at `baseUrl` with an admin token and waits for the dashboard. */
+export async function logIn(browser: Browser, baseUrl: string, token: string): Promise<void> {
+  const { page } = browser;
+  await page.goto(`${baseUrl}/console/`);
+  await page.fill('#token', token);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('[data-test=dashboard]');
+}
+
 export async function openBrowser(): Promise<Browser> {
   const profile = mkdtempSync(join(tmpdir(), 'ssf-console-chromium-'));
   mkdirSync(SCREENSHOTS, { recursive: true });

@@ -8,7 +8,7 @@ import {
   startBridge,
   type Running,
 } from '../admin/harness.ts';
-import { ensureConsoleBuilt, openBrowser, type Browser } from './browser.ts';
+import { ensureConsoleBuilt, logIn, openBrowser, type Browser } from './browser.ts';
 
 describe('web console in headless Chromium', () => {
   let b: Running;
@@ -30,13 +30,7 @@ describe('web console in headless Chromium', () => {
     await b?.stop();
   });
 
-  const login = async (token: string) => {
-    const { page } = browser;
-    await page.goto(`${b.url}/console/`);
-    await page.fill('#token', token);
-    await page.click('button[type=submit]');
-    await page.waitForSelector('[data-test=dashboard]');
-  };
+  const login = (token: string) => logIn(browser, b.url, token);
 
   it('serves the console with a strict Content-Security-Policy', async () => {
     const res = await fetch(`${b.url}/console/`);

@@ -15,7 +15,7 @@ import {
   startBridge,
   type Running,
 } from '../admin/harness.ts';
-import { ensureConsoleBuilt, openBrowser, type Browser } from './browser.ts';
+import { ensureConsoleBuilt, logIn, openBrowser, type Browser } from './browser.ts';
 
 /** Each payload marks the page if it ever becomes markup or script. */
 const payload = (where: string) =>
@@ -147,11 +147,7 @@ describe('the console shows hostile vendor and receiver text as text', () => {
   };
 
   it('logs in', async () => {
-    const { page } = browser;
-    await page.goto(`${b.url}/console/`);
-    await page.fill('#token', WRITE_TOKEN);
-    await page.click('button[type=submit]');
-    await page.waitForSelector('[data-test=dashboard]');
+    await logIn(browser, b.url, WRITE_TOKEN);
   });
 
   it('renders every page that shows vendor or receiver text without making markup of it', async () => {
