@@ -10,6 +10,7 @@ import { deliveryConfigSchema, type DeliveryConfigInput } from './config.ts';
 import { DeliveryEngine } from './engine.ts';
 import { deliveryJti, orderingKey } from './jti.ts';
 import { ScriptedDestination, deferred, testSigner } from './testing.ts';
+import type { SetSigner } from './types.ts';
 
 // How the engine batches its work with the store: it leases ahead of its free slots, gives
 // leased-ahead rows back when the destination must wait, and frees a slot as soon as the
@@ -92,10 +93,16 @@ async function enqueue(
   return items.map((i) => i.event.id);
 }
 
-function engine(store: Store, clock: ManualClock, dest: ScriptedDestination, config: DeliveryConfigInput) {
+function engine(
+  store: Store,
+  clock: ManualClock,
+  dest: ScriptedDestination,
+  config: DeliveryConfigInput,
+  signer: SetSigner = testSigner(),
+) {
   const e = new DeliveryEngine({
     store,
-    signer: testSigner(),
+    signer,
     config: deliveryConfigSchema.parse({ poll_interval: '10ms', ...config }),
     clock,
     random: () => 0.5,
@@ -190,5 +197,180 @@ describe('delivery engine batching', () => {
     await expect.poll(() => dest.delivered.length, { timeout: 5000 }).toBe(5);
     await e.stop(1000);
     expect((await counted.store.stats()).backlog).toEqual({});
+  });
+});
+
+/** The test signer, recording the jti of every SET it is asked for; refuses those in `refuse`. */
+function recordingSigner(refuse: ReadonlySet<string> = new Set()) {
+  const inner = testSigner();
+  const signed: string[] = [];
+  const signer: SetSigner = {
+    async sign(event, destination, delivery) {
+      signed.push(delivery.jti);
+      if (refuse.has(delivery.jti)) throw new Error('the key service is unavailable');
+      return inner.sign(event, destination, delivery);
+    },
+  };
+  return { signer, signed };
+}
+
+const jtisOf = async (store: Store, ids: string[]) =>
+  (await Promise.all(ids.map((id) => store.deliveries.forEvent(id)))).flat().map((r) => r.jti);
+
+describe('delivery engine signing ahead', () => {
+  it('rule: the rows of a lease are signed as they are leased, so a slot waits only for its push', async () => {
+    const { store } = countingStore();
+    const clock = new ManualClock();
+    const answered = deferred();
+    const dest = new ScriptedDestination('okta', [
+      async () => {
+        await answered.promise;
+        return { status: 202 };
+      },
+    ]);
+    const { signer, signed } = recordingSigner();
+    const e = engine(store, clock, dest, { max_in_flight: 1, batch_size: 10 }, signer);
+    const jtis = await jtisOf(store, await enqueue(store, clock, 4));
+    expect(await e.pump('okta')).toBe(1);
+    // One row holds the only slot; the three waiting for it are signed already.
+    await expect.poll(() => dest.calls.length).toBe(1);
+    await expect.poll(() => [...signed].sort()).toEqual([...jtis].sort());
+    await new Promise((r) => setTimeout(r, 20));
+    expect(dest.calls).toHaveLength(1);
+    answered.resolve();
+    for (let i = 0; i < 3; i++) {
+      await e.idle();
+      await e.pump('okta');
+    }
+    await e.idle();
+    expect([...dest.delivered].sort()).toEqual([...jtis].sort());
+    // Each SET was signed once: the rows that waited went out with the SET made for them.
+    expect(signed).toHaveLength(4);
+  });
+
+  it('rule: a row whose earlier attempt was interrupted is signed only when its own attempt starts', async () => {
+    const { store } = countingStore();
+    const clock = new ManualClock();
+    const ids = await enqueue(store, clock, 3);
+    const [first, suspect, last] = await jtisOf(store, ids);
+    // A bridge leases the first two rows and dies with the second in flight: its lease expires.
+    const held = await store.deliveries.lease({
+      destinationId: 'okta',
+      owner: 'died',
+      limit: 2,
+      now: clock.now(),
+      leaseMs: 60_000,
+    });
+    expect(held.map((d) => d.jti)).toEqual([first, suspect]);
+    await store.deliveries.complete(
+      [{ kind: 'release', id: held[0]!.id, leaseToken: held[0]!.leaseToken }],
+      clock.now(),
+    );
+    clock.advance(61_000);
+
+    const answered = deferred();
+    const dest = new ScriptedDestination('okta', [
+      async () => {
+        await answered.promise;
+        return { status: 202 };
+      },
+    ]);
+    const { signer, signed } = recordingSigner();
+    const e = engine(store, clock, dest, { max_in_flight: 1, batch_size: 10 }, signer);
+    expect(await e.pump('okta')).toBe(1);
+    await expect.poll(() => dest.calls.length).toBe(1);
+    const started = dest.calls[0]!.jti;
+    expect(started).not.toBe(suspect);
+    // The others are signed ahead; the suspect is not, while the row in the slot runs.
+    await expect.poll(() => [...signed].sort()).toEqual([first, last].sort());
+    answered.resolve();
+    for (let i = 0; i < 3; i++) {
+      await e.idle();
+      await e.pump('okta');
+    }
+    await e.idle();
+    expect([...dest.delivered].sort()).toEqual([first, suspect, last].sort());
+    expect(signed.at(-1)).toBe(suspect);
+    expect(signed).toHaveLength(3);
+  });
+
+  it('rule: a signature made ahead that fails is the failure of its attempt; one dropped with its row goes unnoticed', async () => {
+    const { store } = countingStore();
+    const clock = new ManualClock();
+    const ids = await enqueue(store, clock, 3);
+    const jtis = await jtisOf(store, ids);
+    const refused = jtis[2]!;
+    const dest = new ScriptedDestination('okta', [
+      new RetryableError('busy', { detail: { status: 503 }, retryAfterMs: 5000 }),
+    ]);
+    const { signer, signed } = recordingSigner(new Set([refused]));
+    const e = engine(
+      store,
+      clock,
+      dest,
+      { max_in_flight: 1, batch_size: 10, retry: { max_attempts: 5 } },
+      signer,
+    );
+    // The first attempt gets Retry-After: the rows signed ahead go back unattempted, the refused
+    // signature with them (an unhandled rejection would fail this test).
+    expect(await e.pump('okta')).toBe(1);
+    await e.idle();
+    expect(await e.pump('okta')).toBe(0);
+    await e.idle();
+    expect(signed).toHaveLength(3);
+    clock.advance(5000);
+    for (let i = 0; i < 3; i++) {
+      await e.pump('okta');
+      await e.idle();
+    }
+    const rows = (await Promise.all(ids.map((id) => store.deliveries.forEvent(id)))).flat();
+    const refusedRow = rows.find((r) => r.jti === refused)!;
+    // Its attempt failed on the signature: recorded as that attempt's retry, with the error.
+    expect(refusedRow).toMatchObject({ state: 'pending', attempts: 1 });
+    expect(refusedRow.lastError?.message).toContain('the key service is unavailable');
+    expect(dest.calls.map((c) => c.jti)).not.toContain(refused);
+    expect(
+      rows
+        .filter((r) => r.state === 'delivered')
+        .map((r) => r.jti)
+        .sort(),
+    ).toEqual(jtis.filter((j) => j !== refused).sort());
+  });
+});
+
+describe('delivery engine waking', () => {
+  it('rule: attempts that end in one turn of the event loop free their slots to one pump', async () => {
+    const { store } = countingStore();
+    const clock = new ManualClock();
+    const answers = [deferred(), deferred(), deferred()];
+    let pumps = 0;
+    const dest = new (class extends ScriptedDestination {
+      override isPaused(): boolean {
+        pumps += 1;
+        return super.isPaused();
+      }
+    })(
+      'okta',
+      answers.map((a) => async () => {
+        await a.promise;
+        return { status: 202 };
+      }),
+    );
+    const startedIn: number[] = [];
+    const deliver = dest.deliver.bind(dest);
+    dest.deliver = (set, signal) => {
+      startedIn.push(pumps);
+      return deliver(set, signal);
+    };
+    const e = engine(store, clock, dest, { max_in_flight: 3, batch_size: 10 });
+    await enqueue(store, clock, 6);
+    e.start();
+    await expect.poll(() => dest.calls.length).toBe(3);
+    // The answers arrive as answers from sockets do: each in its own callback of one loop phase.
+    for (const a of answers) setImmediate(() => a.resolve());
+    await expect.poll(() => dest.delivered.length).toBe(6);
+    // The three later rows started together, in the pump after the three answers, not one pump each.
+    expect(new Set(startedIn.slice(3)).size).toBe(1);
+    expect(startedIn[3]).toBeGreaterThan(startedIn[0]!);
   });
 });

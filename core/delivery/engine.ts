@@ -254,6 +254,13 @@ class StopAbort extends Error {
   }
 }
 
+/** A leased row waiting for a slot, with its SET once signing started (see #signAhead). */
+interface Ready {
+  delivery: LeasedDelivery;
+  leasedAt: number;
+  signed?: Promise<SignedSet>;
+}
+
 /** Leases and delivers for one destination. */
 class DestinationWorker {
   readonly policy: DestinationPolicy;
@@ -266,7 +273,7 @@ class DestinationWorker {
    * Leased rows not started yet. While the circuit is closed the worker leases a batch ahead of
    * its free slots, so one lease transaction serves many deliveries instead of one per slot.
    */
-  readonly #ready: Array<{ delivery: LeasedDelivery; leasedAt: number }> = [];
+  readonly #ready: Ready[] = [];
   /** Aborts each running attempt (with the reason given); stop() uses it past its deadline. */
   readonly #aborters = new Set<(reason: Error) => void>();
   #holdUntil = 0;
@@ -286,6 +293,7 @@ class DestinationWorker {
   #loop: Promise<void> | undefined;
   #stopping = false;
   #woken = false;
+  #wakePending = false;
   #wakeSleeper: (() => void) | undefined;
 
   constructor(
@@ -351,6 +359,20 @@ class DestinationWorker {
     this.#wakeSleeper?.();
   }
 
+  /**
+   * Wakes the worker once the event loop has run what it holds: the attempts that end in one
+   * turn (their answers arrive together) then free their slots to one pump, instead of each
+   * running a pump that starts one row.
+   */
+  #wakeSoon(): void {
+    if (this.#wakePending) return;
+    this.#wakePending = true;
+    setImmediate(() => {
+      this.#wakePending = false;
+      this.wake();
+    });
+  }
+
   pump(): Promise<number> {
     const run = this.#pumpChain.then(() => this.#pumpOnce());
     this.#pumpChain = run.catch(() => undefined);
@@ -395,7 +417,7 @@ class DestinationWorker {
           now,
           leaseMs: config.lease_duration,
         });
-        for (const delivery of leased) this.#ready.push({ delivery, leasedAt: nowMs });
+        for (const delivery of leased) this.#ready.push(this.#signAhead({ delivery, leasedAt: nowMs }));
         this.#leaseFilled = leased.length === limit;
       }
     }
@@ -412,16 +434,41 @@ class DestinationWorker {
     let started = 0;
     const stale: LeasedDelivery[] = [];
     while (started < free && this.#ready.length > 0) {
-      const { delivery, leasedAt } = this.#ready.shift()!;
+      const { delivery, leasedAt, signed } = this.#ready.shift()!;
       if (this.#isStale(leasedAt)) {
         stale.push(delivery);
       } else {
-        this.#launch(delivery);
+        this.#launch(delivery, signed);
         started += 1;
       }
     }
     if (stale.length > 0) await this.#release(stale);
     return started;
+  }
+
+  /**
+   * Starts signing a row as it is leased, so a slot is held for the push alone. Under load the
+   * event loop takes a few milliseconds to come back to a signature made off it (on the signing
+   * thread or libuv's pool), as long as the push itself takes: signed in its slot, each attempt
+   * held the slot twice as long, and the destination saw half the requests in flight that
+   * max_in_flight allows. A lease's rows are signed together, so ES256 signatures reach the
+   * signing thread as one batch. Never a row whose earlier attempt was interrupted: it may be the
+   * event that brings the bridge down, and must not be worked on beside others (see Isolation).
+   */
+  #signAhead(ready: Ready): Ready {
+    if (ready.delivery.interruptedAttempts > 0) return ready;
+    ready.signed = this.#sign(ready.delivery);
+    // A row handed back unattempted drops its signature; a failure is the attempt's to report.
+    ready.signed.catch(() => undefined);
+    return ready;
+  }
+
+  /** Async, so a signer that throws rather than rejects fails the attempt the same way. */
+  async #sign(delivery: LeasedDelivery): Promise<SignedSet> {
+    return this.ctx.signer.sign(delivery.event, this.#info, {
+      jti: delivery.jti,
+      attempt: delivery.attempts - 1,
+    });
   }
 
   /**
@@ -467,7 +514,7 @@ class DestinationWorker {
    * back every other row this worker leased. The pump returns at once; the process stays closed
    * to other attempts until the suspect's outcome is written (see Isolation).
    */
-  async #runAlone(suspect: { delivery: LeasedDelivery; leasedAt: number }): Promise<number> {
+  async #runAlone(suspect: Ready): Promise<number> {
     await this.#releaseReady();
     const { delivery } = suspect;
     let launched = false;
@@ -620,9 +667,9 @@ class DestinationWorker {
    * written in the next group commit. Until it is, the row stays leased: a crash before the
    * write means the same SET (same jti) is delivered again once the lease expires.
    */
-  #launch(delivery: LeasedDelivery): void {
+  #launch(delivery: LeasedDelivery, signed?: Promise<SignedSet>): void {
     const probe = this.breaker.attemptStarted();
-    const attempt: Promise<void> = this.#attempt(delivery, probe)
+    const attempt: Promise<void> = this.#attempt(delivery, probe, signed)
       .then(
         (outcome) => this.#record(outcome),
         (err: unknown) => {
@@ -639,7 +686,7 @@ class DestinationWorker {
         this.#inFlight.delete(attempt);
         // The freed slot matters to rows waiting for one; any other row it could concern becomes
         // startable when this attempt's outcome is written, which wakes the worker (#record).
-        if (this.#waitingForSlot || this.#leaseFilled || this.#ready.length > 0) this.wake();
+        if (this.#waitingForSlot || this.#leaseFilled || this.#ready.length > 0) this.#wakeSoon();
       });
     this.#inFlight.add(attempt);
   }
@@ -652,8 +699,12 @@ class DestinationWorker {
     this.#recording.add(written);
   }
 
-  async #attempt(delivery: LeasedDelivery, probe: boolean): Promise<DeliveryOutcome> {
-    const { clock, signer, observer } = this.ctx;
+  async #attempt(
+    delivery: LeasedDelivery,
+    probe: boolean,
+    signed: Promise<SignedSet> | undefined,
+  ): Promise<DeliveryOutcome> {
+    const { clock, observer } = this.ctx;
     const started = clock.now();
     const notice: DeliveryNotice = {
       destinationId: delivery.destinationId,
@@ -665,12 +716,10 @@ class DestinationWorker {
     let set: SignedSet | undefined;
     let receipt: unknown;
     try {
-      // Signing shares the attempt deadline: a remote key service that hangs is a timeout too.
+      // Signing shares the attempt deadline: a remote key service that hangs is a timeout too
+      // (a signature started ahead counts from the attempt's start).
       receipt = await this.#withDeadline(async (signal) => {
-        set = await signer.sign(delivery.event, this.#info, {
-          jti: delivery.jti,
-          attempt: delivery.attempts - 1,
-        });
+        set = await (signed ?? this.#sign(delivery));
         return this.destination.deliver(set, signal);
       });
     } catch (err) {
