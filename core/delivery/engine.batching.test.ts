@@ -217,17 +217,32 @@ function recordingSigner(refuse: ReadonlySet<string> = new Set()) {
 const jtisOf = async (store: Store, ids: string[]) =>
   (await Promise.all(ids.map((id) => store.deliveries.forEvent(id)))).flat().map((r) => r.jti);
 
+/** A destination whose first answer waits for `answered`; the later ones come at once. */
+function firstAnswerHeld() {
+  const answered = deferred();
+  const dest = new ScriptedDestination('okta', [
+    async () => {
+      await answered.promise;
+      return { status: 202 };
+    },
+  ]);
+  return { dest, answered };
+}
+
+/** Runs rounds until the worker has had `rounds` chances to start what is left. */
+async function drain(e: DeliveryEngine, rounds = 3): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    await e.idle();
+    await e.pump('okta');
+  }
+  await e.idle();
+}
+
 describe('delivery engine signing ahead', () => {
   it('rule: the rows of a lease are signed as they are leased, so a slot waits only for its push', async () => {
     const { store } = countingStore();
     const clock = new ManualClock();
-    const answered = deferred();
-    const dest = new ScriptedDestination('okta', [
-      async () => {
-        await answered.promise;
-        return { status: 202 };
-      },
-    ]);
+    const { dest, answered } = firstAnswerHeld();
     const { signer, signed } = recordingSigner();
     const e = engine(store, clock, dest, { max_in_flight: 1, batch_size: 10 }, signer);
     const jtis = await jtisOf(store, await enqueue(store, clock, 4));
@@ -238,11 +253,7 @@ describe('delivery engine signing ahead', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(dest.calls).toHaveLength(1);
     answered.resolve();
-    for (let i = 0; i < 3; i++) {
-      await e.idle();
-      await e.pump('okta');
-    }
-    await e.idle();
+    await drain(e);
     expect([...dest.delivered].sort()).toEqual([...jtis].sort());
     // Each SET was signed once: the rows that waited went out with the SET made for them.
     expect(signed).toHaveLength(4);
@@ -268,13 +279,7 @@ describe('delivery engine signing ahead', () => {
     );
     clock.advance(61_000);
 
-    const answered = deferred();
-    const dest = new ScriptedDestination('okta', [
-      async () => {
-        await answered.promise;
-        return { status: 202 };
-      },
-    ]);
+    const { dest, answered } = firstAnswerHeld();
     const { signer, signed } = recordingSigner();
     const e = engine(store, clock, dest, { max_in_flight: 1, batch_size: 10 }, signer);
     expect(await e.pump('okta')).toBe(1);
@@ -284,11 +289,7 @@ describe('delivery engine signing ahead', () => {
     // The others are signed ahead; the suspect is not, while the row in the slot runs.
     await expect.poll(() => [...signed].sort()).toEqual([first, last].sort());
     answered.resolve();
-    for (let i = 0; i < 3; i++) {
-      await e.idle();
-      await e.pump('okta');
-    }
-    await e.idle();
+    await drain(e);
     expect([...dest.delivered].sort()).toEqual([first, suspect, last].sort());
     expect(signed.at(-1)).toBe(suspect);
     expect(signed).toHaveLength(3);
@@ -319,10 +320,7 @@ describe('delivery engine signing ahead', () => {
     await e.idle();
     expect(signed).toHaveLength(3);
     clock.advance(5000);
-    for (let i = 0; i < 3; i++) {
-      await e.pump('okta');
-      await e.idle();
-    }
+    await drain(e);
     const rows = (await Promise.all(ids.map((id) => store.deliveries.forEvent(id)))).flat();
     const refusedRow = rows.find((r) => r.jti === refused)!;
     // Its attempt failed on the signature: recorded as that attempt's retry, with the error.
