@@ -302,10 +302,22 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
     }
   }
 
-  async function setView(d: DeliveryRecord, event: StoredEvent | undefined) {
+  /**
+   * The SET of a delivery, decoded. The signed compact form goes to write tokens only: a
+   * receiver that authenticates pushes by the signature alone would take it from whoever holds
+   * it, so handing it to a read token would let that token deliver (a dead letter, say).
+   */
+  async function setView(d: DeliveryRecord, event: StoredEvent | undefined, who: AdminPrincipal) {
     if (d.setJwt) {
       const decoded = decodeCompact(d.setJwt);
-      return { source: 'stored', header: decoded.header, claims: decoded.payload, jwt: d.setJwt };
+      return {
+        source: 'stored',
+        header: decoded.header,
+        claims: decoded.payload,
+        ...(mayWrite(who)
+          ? { jwt: d.setJwt }
+          : { jwt_withheld: 'the signed SET is shown to write tokens only' }),
+      };
     }
     const target = deps
       .engine()
@@ -557,7 +569,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
           delivery: deliveryJson(delivery),
           event: event ? eventJson(event) : null,
           answer: receiverAnswer(delivery),
-          set: await setView(delivery, event),
+          set: await setView(delivery, event, principalOf(req)),
         };
       });
 
@@ -595,7 +607,9 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         const delivery = await store.deliveries.get(letter.id);
         return {
           letter: { ...deadLetterJson(letter), source_record_id: letter.sourceRecordId },
-          set: delivery ? await setView(delivery, await store.events.get(letter.eventId)) : null,
+          set: delivery
+            ? await setView(delivery, await store.events.get(letter.eventId), principalOf(req))
+            : null,
         };
       });
 

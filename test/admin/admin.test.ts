@@ -257,6 +257,18 @@ describe('admin API', () => {
       expect(shown.body.letter).toEqual({ ...letter, source_record_id: expect.any(String) });
       expect(shown.body.set.source).toBe('stored');
       expect(shown.body.set.claims.jti).toBe(letter.jti);
+      // The signed SET itself goes to write tokens only: a read token sees what it says, but gets
+      // nothing a receiver would accept as a delivery.
+      expect(shown.body.set.jwt).toBeUndefined();
+      expect(shown.body.set.jwt_withheld).toMatch(/write tokens only/);
+      expect(JSON.stringify(shown.body)).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/);
+      for (const path of [`/dead-letters/${letter.id}`, `/deliveries/${letter.id}`]) {
+        const full = await call(b.url, `/admin${path}`, { token: WRITE_TOKEN });
+        expect(full.body.set.jwt_withheld).toBeUndefined();
+        const [, payload] = String(full.body.set.jwt).split('.');
+        expect(JSON.parse(Buffer.from(payload!, 'base64url').toString())).toEqual(shown.body.set.claims);
+      }
+      expect((await admin(`/deliveries/${letter.id}`)).body.set.jwt).toBeUndefined();
 
       b.receiver.status = 200;
       expect((await admin('/dead-letters/replay', { body: { ids: [letter.id] } })).status).toBe(403);
