@@ -7,6 +7,7 @@
  */
 import {
   assertCheckpointExpected,
+  memoryReceivedIds,
   staticDeviceDirectory,
   testHttpClientFactory,
 } from '../../core/plugin-api/testing/index.ts';
@@ -107,6 +108,7 @@ export function createTestContext(options: TestContextOptions = {}) {
   const ctx: InboundContext = {
     instanceId: 'edr-test',
     devices: options.devices ?? staticDeviceDirectory(),
+    receivedIds: memoryReceivedIds(),
     connectorId: 'edr-test',
     logger: recordingLogger(logs),
     http: testHttpClientFactory({

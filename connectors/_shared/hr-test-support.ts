@@ -8,6 +8,7 @@
  */
 import {
   assertCheckpointExpected,
+  memoryReceivedIds,
   staticDeviceDirectory,
   testHttpClientFactory,
 } from '../../core/plugin-api/testing/index.ts';
@@ -100,6 +101,7 @@ export function createTestContext<S>(
   const ctx: InboundContext<S> = {
     instanceId: options.instanceId ?? 'hr-test',
     devices: staticDeviceDirectory(),
+    receivedIds: memoryReceivedIds(),
     connectorId: 'test',
     logger,
     http,

@@ -18,6 +18,7 @@ import {
 } from '../../core/plugin-api/index.ts';
 import {
   assertCheckpointExpected,
+  memoryReceivedIds,
   staticDeviceDirectory,
   testHttpClientFactory,
 } from '../../core/plugin-api/testing/index.ts';
@@ -89,6 +90,7 @@ export function testContext<S = unknown>(
   const ctx: InboundContext<S> = {
     instanceId: options.instanceId ?? 'mdm-test',
     devices: staticDeviceDirectory(),
+    receivedIds: memoryReceivedIds(),
     connectorId: 'test',
     logger,
     http,

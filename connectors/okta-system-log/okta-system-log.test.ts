@@ -9,7 +9,7 @@ import {
   type HttpRequest,
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
-import { MockServer, staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
+import { MockServer, memoryReceivedIds, staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
 import { FAKE_TOKEN, systemLogApi, usersApi, type FakeSystemLog } from './fake-api.ts';
 import { nextLink } from './connector.ts';
 import { oktaSystemLog } from './index.ts';
@@ -62,6 +62,7 @@ function harness(server: MockServer, now: () => number) {
   const ctx: InboundContext = {
     instanceId: 'okta-log',
     devices: staticDeviceDirectory(),
+    receivedIds: memoryReceivedIds(),
     connectorId: 'okta-system-log',
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => ctx.logger },
     http: { create: fetchClient },

@@ -5,7 +5,7 @@ import {
   RetryableError,
   SetVerificationError,
   answersWithSetErrors,
-  checkpointReplayLedger,
+  receivedIdsReplayLedger,
   classOf,
   retryOnCheckpointConflict,
   createSetVerifier,
@@ -138,7 +138,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   const pendingStates = new Set<string>();
   // The jtis processed, in the store: a replay is refused after a restart and by every bridge
   // instance sharing the database, not only by the process that took the SET first.
-  const replayLedger = checkpointReplayLedger(ctx);
+  const replayLedger = receivedIdsReplayLedger(ctx, { legacyWindowMs: config.replay_window });
   const pushToken =
     config.delivery.method === 'push' ? digest(config.delivery.authorization_header.reveal()) : undefined;
   // RFC 9110 §15.5.2, RFC 6750 §3: a 401 names the scheme the transmitter must use — the one of
@@ -277,6 +277,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
         ? { minVerificationMs: found.min_verification_interval * 1000 }
         : {}),
     };
+    await replayLedger.prepare();
     verifier = createSetVerifier({
       issuer: config.issuer,
       audience,

@@ -6,7 +6,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { assertCheckpointExpected, staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
+import {
+  assertCheckpointExpected,
+  memoryReceivedIds,
+  staticDeviceDirectory,
+} from '../../core/plugin-api/testing/index.ts';
 import {
   RetryableError,
   type EventDraft,
@@ -16,6 +20,7 @@ import {
   type InboundRequest,
   type InstanceState,
   type Logger,
+  type ReceivedIds,
 } from '../../core/plugin-api/index.ts';
 
 export interface Harness {
@@ -27,7 +32,10 @@ export interface Harness {
 }
 
 export interface HarnessOptions {
-  /** Stands for the store: two harnesses given the same map are two bridge instances on one database. */
+  /**
+   * Stands for the store: two harnesses given the same map are two bridge instances on one
+   * database (they share `ctx.receivedIds` too).
+   */
   checkpoints?: Map<string, unknown>;
   /** False: this instance is not the scheduler's leader, so its scheduled tasks never run. */
   leader?: boolean;
@@ -35,8 +43,16 @@ export interface HarnessOptions {
   http: (signal: AbortSignal, logger: Logger) => HttpClientFactory;
 }
 
+/** The `ctx.receivedIds` of each stand-in store (a checkpoints map). */
+const receivedIdsOfStore = new WeakMap<Map<string, unknown>, ReceivedIds>();
+
 export function receiverHarness(instanceId: string, options: HarnessOptions): Harness {
   const { checkpoints = new Map<string, unknown>(), leader = true } = options;
+  let receivedIds = receivedIdsOfStore.get(checkpoints);
+  if (receivedIds === undefined) {
+    receivedIds = memoryReceivedIds();
+    receivedIdsOfStore.set(checkpoints, receivedIds);
+  }
   const abort = new AbortController();
   const emitted: EventDraft[] = [];
   const statuses: Harness['statuses'] = [];
@@ -54,6 +70,7 @@ export function receiverHarness(instanceId: string, options: HarnessOptions): Ha
   const ctx: InboundContext = {
     instanceId,
     devices: staticDeviceDirectory(),
+    receivedIds,
     connectorId: 'ssf-receiver',
     logger,
     http: options.http(abort.signal, logger),

@@ -24,6 +24,7 @@ export interface RootServices {
   checkpointStore: ContextDeps['checkpoints'];
   eventSink: ContextDeps['sink'];
   devices: ContextDeps['devices'];
+  oneTimeIds: ContextDeps['oneTimeIds'];
 }
 
 /** Root container: one per runtime, holding root-scoped services as constant values. */
@@ -41,6 +42,7 @@ export function createRootContainer(services: RootServices): Container {
       bind(TOKENS.checkpointStore).toConstantValue(services.checkpointStore);
       bind(TOKENS.eventSink).toConstantValue(services.eventSink);
       bind(TOKENS.devices).toConstantValue(services.devices);
+      bind(TOKENS.oneTimeIds).toConstantValue(services.oneTimeIds);
     }),
   );
   return root;
@@ -63,6 +65,7 @@ const CONTEXT_DEPS: ReadonlyArray<readonly [keyof ContextDeps, ServiceIdentifier
   ['checkpoints', TOKENS.checkpointStore],
   ['sink', TOKENS.eventSink],
   ['devices', TOKENS.devices],
+  ['oneTimeIds', TOKENS.oneTimeIds],
 ];
 
 /**

@@ -12,7 +12,7 @@ import type {
 import type { SchedulerService } from '../scheduling/scheduler.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import type { StatusBoard } from '../runtime/status.ts';
-import type { CheckpointStore, EventSink, HttpFactoryMaker } from '../runtime/ports.ts';
+import type { CheckpointStore, EventSink, HttpFactoryMaker, OneTimeIds } from '../runtime/ports.ts';
 
 /** Typed service identifiers. Only core/di and core/runtime resolve them. */
 export const TOKENS = {
@@ -26,6 +26,7 @@ export const TOKENS = {
   checkpointStore: Symbol.for('core.checkpointStore') as ServiceIdentifier<CheckpointStore>,
   eventSink: Symbol.for('core.eventSink') as ServiceIdentifier<EventSink>,
   devices: Symbol.for('core.devices') as ServiceIdentifier<DeviceDirectory>,
+  oneTimeIds: Symbol.for('core.oneTimeIds') as ServiceIdentifier<OneTimeIds>,
   // Bound in each instance's child container:
   instance: Symbol.for('instance.resolved') as ServiceIdentifier<ResolvedInstance>,
   instanceContext: Symbol.for('instance.context') as ServiceIdentifier<ConnectorContext>,

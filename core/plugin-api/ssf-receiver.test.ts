@@ -1,6 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { receivedIdsOf } from '../runtime/context.ts';
 import type { PostgresStore } from '../storage/postgres/store.ts';
+import { SqliteStore } from '../storage/sqlite/store.ts';
+import type { Store } from '../storage/types.ts';
 import {
   describePostgres,
   dropSchema,
@@ -12,6 +18,7 @@ import {
   checkpointReplayLedger,
   createSetVerifier,
   receivableEventTypes,
+  receivedIdsReplayLedger,
   type ReplayLedger,
   type SetVerifierOptions,
 } from './ssf-receiver.ts';
@@ -55,7 +62,7 @@ function mapContext(store: Map<string, unknown>): LedgerContext {
 }
 
 /** The same over the PostgreSQL store, as the bridge's runtime hands it to an instance. */
-function storeContext(store: PostgresStore, instanceId: string): LedgerContext {
+function storeContext(store: Store, instanceId: string): LedgerContext {
   return {
     logger,
     checkpoints: {
@@ -234,6 +241,98 @@ describePostgres('checkpointReplayLedger over PostgreSQL', () => {
     await Promise.all(keys.map((k, i) => (i % 2 ? a : b).add(k, until, now)));
     expect(await Promise.all(keys.map((k) => a.has(k, now)))).toEqual(keys.map(() => true));
   });
+});
+
+/** An instance's context with ctx.receivedIds and a clock, over a real store, as the runtime builds it. */
+function receivedContext(store: SqliteStore | PostgresStore, instanceId: string, now: () => Date) {
+  return {
+    ...storeContext(store, instanceId),
+    receivedIds: receivedIdsOf(instanceId, store.oneTimeIds),
+    clock: { now },
+  };
+}
+
+function receivedIdsLedgerSuite(open: () => Promise<SqliteStore | PostgresStore>) {
+  let store: SqliteStore | PostgresStore;
+  beforeAll(async () => {
+    store = await open();
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+  const WINDOW = 2 * 86_400_000;
+
+  it('RFC 8935 §2.2: a jti one instance recorded is refused by another on the same database and after a restart, one row each, no checkpoint rewritten', async () => {
+    const now = () => new Date();
+    const a = receivedIdsReplayLedger(receivedContext(store, 'rx', now), { legacyWindowMs: WINDOW });
+    const b = receivedIdsReplayLedger(receivedContext(store, 'rx', now), { legacyWindowMs: WINDOW });
+    await Promise.all([a.prepare(), b.prepare()]);
+    const first = verifier(a);
+    const tokens = await Promise.all(['r-1', 'r-2', 'r-3'].map((jti) => sign(jti)));
+    for (const t of tokens) await first.record(await first.verify(t));
+    for (const t of tokens) {
+      await expect(verifier(b).verify(t)).rejects.toMatchObject({ code: 'SSF_ERR_SET_REPLAYED' });
+    }
+    // Another instance keeps its own record.
+    const other = receivedIdsReplayLedger(receivedContext(store, 'rx-other', now), {
+      legacyWindowMs: WINDOW,
+    });
+    await other.prepare();
+    await expect(verifier(other).verify(tokens[0]!)).resolves.toMatchObject({ jti: 'r-1' });
+    // Recorded as one-time ids, not in checkpoint buckets.
+    expect(await store.checkpoints.list('rx')).toEqual([
+      expect.objectContaining({ name: 'replay-ledger-moved' }),
+    ]);
+  });
+
+  it('jtis an earlier version kept in checkpoint buckets are refused for one replay window after the move, then no longer read', async () => {
+    let clock = new Date('2026-06-01T00:00:00Z');
+    const now = () => clock;
+    const ctx = receivedContext(store, 'upgraded', now);
+    const old = checkpointReplayLedger(ctx);
+    const key = `${ISSUER}\u0000old-jti`;
+    await old.add(key, new Date(clock.getTime() + 3 * WINDOW), clock);
+    const ledger = receivedIdsReplayLedger(ctx, { legacyWindowMs: WINDOW });
+    // Before prepare() the buckets are always read.
+    expect(await ledger.has(key, clock)).toBe(true);
+    await ledger.prepare();
+    clock = new Date(clock.getTime() + WINDOW - 1);
+    expect(await ledger.has(key, clock)).toBe(true);
+    // A restarted instance keeps the time of the move, not its own start.
+    const restarted = receivedIdsReplayLedger(receivedContext(store, 'upgraded', now), {
+      legacyWindowMs: WINDOW,
+    });
+    await restarted.prepare();
+    expect(await restarted.has(key, clock)).toBe(true);
+    clock = new Date(clock.getTime() + 1);
+    expect(await ledger.has(key, clock)).toBe(false);
+    expect(await restarted.has(key, clock)).toBe(false);
+  });
+
+  it('ids hold any characters, and an expired one is no longer a replay', async () => {
+    const start = Date.now();
+    let clock = new Date(start);
+    const ids = receivedIdsOf('chars', store.oneTimeIds);
+    const id = `${ISSUER}\u0000jti with ünïcode, NUL and a very long tail ${'x'.repeat(2000)}`;
+    expect(await ids.has(id, clock)).toBe(false);
+    await ids.add(id, new Date(start + 1000), clock);
+    expect(await ids.has(id, clock)).toBe(true);
+    expect(await ids.has(`${id}y`, clock)).toBe(false);
+    clock = new Date(start + 1000);
+    expect(await ids.has(id, clock)).toBe(false);
+  });
+}
+
+describe('receivedIdsReplayLedger over SQLite', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssf-received-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  receivedIdsLedgerSuite(async () => SqliteStore.open({ path: join(dir, 'bridge.db') }));
+});
+
+describePostgres('receivedIdsReplayLedger over PostgreSQL', () => {
+  const schema = uniqueSchema();
+  afterAll(() => dropSchema(schema));
+  receivedIdsLedgerSuite(() => openTestPostgresStore(schema));
 });
 
 describe('receivableEventTypes', () => {

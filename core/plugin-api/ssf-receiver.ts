@@ -355,3 +355,72 @@ export const subjectIdentifierSchema = z
     return z.NEVER;
   })
   .meta({ description: 'A subject identifier, e.g. {format: email, email: a@example.com}.' });
+
+/** Names the time an instance first kept its jtis in ctx.receivedIds (see receivedIdsReplayLedger). */
+const LEDGER_MOVED_CHECKPOINT = 'replay-ledger-moved';
+
+export interface ReceivedIdsReplayLedgerOptions {
+  /**
+   * How long jtis recorded in the checkpoint buckets of checkpointReplayLedger() (by an earlier
+   * version) stay worth consulting: the receiver's replay window.
+   */
+  legacyWindowMs: number;
+  /** Prefix of those checkpoints; default `replay-`. */
+  legacyPrefix?: string;
+}
+
+/** A ReplayLedger that writes what it needs before its first use (see receivedIdsReplayLedger). */
+export interface PreparedReplayLedger extends ReplayLedger {
+  /**
+   * Records, once per instance, when it started keeping jtis here; call before the ledger is
+   * used (the connector's setup). Rejects with RetryableError when the store cannot be written.
+   */
+  prepare(): Promise<void>;
+}
+
+/**
+ * A ReplayLedger in ctx.receivedIds: one row per jti in the bridge's store, refused after a
+ * restart and by every bridge instance sharing the database, with no cap on how many are kept
+ * and one small write per SET. The jtis an earlier version kept in checkpoint buckets
+ * (checkpointReplayLedger) are still consulted for one replay window after prepare() first ran,
+ * so a replay of a SET received just before an upgrade is refused too (until prepare() has run,
+ * always).
+ */
+export function receivedIdsReplayLedger(
+  ctx: Pick<InboundContext, 'receivedIds' | 'checkpoints' | 'emit' | 'logger' | 'clock'>,
+  options: ReceivedIdsReplayLedgerOptions,
+): PreparedReplayLedger {
+  const legacy = checkpointReplayLedger(ctx, options.legacyPrefix ? { prefix: options.legacyPrefix } : {});
+  /** Until when legacy buckets are consulted (epoch ms); undefined: not known yet. */
+  let legacyUntil: number | undefined;
+  const unreadable = (err: unknown) =>
+    new RetryableError('cannot read the record of received SETs (replay protection) from the store', {
+      code: 'SSF_ERR_REPLAY_LEDGER',
+      cause: err,
+    });
+  const movedSince = async (): Promise<number | undefined> => {
+    const stored = (await ctx.checkpoints.get(LEDGER_MOVED_CHECKPOINT)) as { since?: unknown } | undefined;
+    return typeof stored?.since === 'number' ? stored.since : undefined;
+  };
+  return {
+    async prepare() {
+      try {
+        let since = await movedSince();
+        if (since === undefined) {
+          since = ctx.clock.now().getTime();
+          // Through emit, as every checkpoint a connector writes.
+          await ctx.emit([], { checkpoint: { name: LEDGER_MOVED_CHECKPOINT, value: { since } } });
+        }
+        legacyUntil = since + options.legacyWindowMs;
+      } catch (err) {
+        throw err instanceof RetryableError ? err : unreadable(err);
+      }
+    },
+    async has(key, now) {
+      if (await ctx.receivedIds.has(key, now)) return true;
+      if (legacyUntil !== undefined && now.getTime() >= legacyUntil) return false;
+      return legacy.has(key, now);
+    },
+    add: (key, expiresAt, now) => ctx.receivedIds.add(key, expiresAt, now),
+  };
+}

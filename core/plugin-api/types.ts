@@ -309,6 +309,21 @@ export interface InboundContext<S = unknown> extends ConnectorContext<S> {
   emit(events: EventDraft[], options?: EmitOptions): Promise<EmitResult>;
   /** The devices MDM sources of this bridge know, and their assigned users. */
   readonly devices: DeviceDirectory;
+  /** Ids of what this instance received, kept in the store until they expire (see ReceivedIds). */
+  readonly receivedIds: ReceivedIds;
+}
+
+/**
+ * Ids of what an inbound instance received (a SET's issuer and jti, a webhook's delivery id), for
+ * refusing the same message twice. They are kept in the bridge's store, one row each, until they
+ * expire: a repeat is recognised after a restart and by every bridge instance sharing the
+ * database, and no number of ids pushes others out. Each instance sees only its own.
+ */
+export interface ReceivedIds {
+  /** Whether `id` was added and has not expired at `now`; rejects with RetryableError when the store cannot be read. */
+  has(id: string, now: Date): Promise<boolean>;
+  /** Remembers `id` until `expiresAt` (an id already remembered keeps its expiry); rejects with RetryableError when it cannot be written. */
+  add(id: string, expiresAt: Date, now: Date): Promise<void>;
 }
 
 /** A device's assigned user, as one MDM source's device record names it. */

@@ -225,6 +225,7 @@ export class Bridge {
         httpFactoryMaker: (deps) => createHttpClientFactory(deps),
         checkpointStore,
         eventSink: pipelineSink(pipeline),
+        oneTimeIds: store.oneTimeIds,
         devices: createDeviceDirectory({
           checkpoints: store.checkpoints,
           instances: this.config.instances.map((i) => ({

@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import type { ResolvedInstance } from '../config/index.ts';
 import type {
   CheckpointAccess,
@@ -6,11 +7,13 @@ import type {
   DeviceDirectory,
   InboundContext,
   Logger,
+  ReceivedIds,
   StatusReporter,
 } from '../plugin-api/types.ts';
+import { RetryableError } from '../plugin-api/errors.ts';
 import type { SchedulerService } from '../scheduling/scheduler.ts';
 import { connectorMetrics, type MetricsRegistry } from '../telemetry/metrics.ts';
-import type { CheckpointStore, EventSink, HttpFactoryMaker } from './ports.ts';
+import type { CheckpointStore, EventSink, HttpFactoryMaker, OneTimeIds } from './ports.ts';
 import type { StatusBoard } from './status.ts';
 import { observedInbound } from './observer.ts';
 
@@ -25,6 +28,8 @@ export interface ContextDeps {
   sink: EventSink;
   /** What inbound connectors learn of devices from the MDM instances (`ctx.devices`). */
   devices: DeviceDirectory;
+  /** Where `ctx.receivedIds` keeps its ids. */
+  oneTimeIds: OneTimeIds;
 }
 
 const DEFAULT_CHECKPOINT = 'default';
@@ -73,6 +78,36 @@ export function buildConnectorContext(
     ...base,
     emit: observed.emit((events, options) => deps.sink.accept(instance.id, events, options)),
     devices: deps.devices,
+    receivedIds: receivedIdsOf(instance.id, deps.oneTimeIds),
   };
   return Object.freeze(inbound);
+}
+
+/** An instance's ReceivedIds: its own scope of the store's one-time ids. */
+export function receivedIdsOf(instanceId: string, store: OneTimeIds): ReceivedIds {
+  const scope = `received:${instanceId}`;
+  // Kept as a digest: an id may be long, or hold characters a store refuses (PostgreSQL text
+  // cannot hold NUL).
+  const stored = (id: string) => hash('sha256', id, 'base64url');
+  const unavailable = (doing: string, cause: unknown) =>
+    new RetryableError(`cannot ${doing} the ids this instance received (store unavailable)`, {
+      code: 'SSF_ERR_RECEIVED_IDS',
+      cause,
+    });
+  return Object.freeze({
+    async has(id: string, now: Date) {
+      try {
+        return await store.used(scope, stored(id), now);
+      } catch (err) {
+        throw unavailable('read', err);
+      }
+    },
+    async add(id: string, expiresAt: Date, now: Date) {
+      try {
+        await store.claim(scope, stored(id), expiresAt, now);
+      } catch (err) {
+        throw unavailable('record', err);
+      }
+    },
+  });
 }

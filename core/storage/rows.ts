@@ -149,6 +149,11 @@ export function countsByKey(rows: Row[], key: string): Record<string, number> {
  * returns a row only then. `p` writes the marker of each parameter ($1, or ?), in this order:
  * scope, id, expires_at, now.
  */
+/** Whether a one-time id is in use: parameters scope, id, now. */
+export function oneTimeIdUsedSql(p: (n: 1 | 2 | 3) => string): string {
+  return `SELECT 1 AS used FROM one_time_ids WHERE scope = ${p(1)} AND id = ${p(2)} AND expires_at > ${p(3)}`;
+}
+
 export function claimOneTimeIdSql(p: (n: 1 | 2 | 3 | 4) => string): string {
   return `INSERT INTO one_time_ids (scope, id, expires_at) VALUES (${p(1)}, ${p(2)}, ${p(3)})
     ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at

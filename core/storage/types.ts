@@ -372,6 +372,8 @@ export interface OneTimeIdStore {
    * was used before and that use has not expired yet.
    */
   claim(scope: string, id: string, expiresAt: Date, now: Date): Promise<boolean>;
+  /** Whether `id` was claimed in `scope` and that use has not expired at `now`. */
+  used(scope: string, id: string, now: Date): Promise<boolean>;
 }
 
 export interface StoreStats {

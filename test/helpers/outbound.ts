@@ -35,6 +35,7 @@ import {
 } from '../../core/ssf/index.ts';
 import { MetricsRegistry } from '../../core/telemetry/metrics.ts';
 import type { MockResponse, MockServer, RecordedRequest } from '../../core/plugin-api/testing/index.ts';
+import { memoryOneTimeIds } from '../../core/runtime/ports.ts';
 
 export const BRIDGE_ISSUER = 'https://signals.example.com/';
 
@@ -138,6 +139,7 @@ export async function outboundHarness(
         setCheckpoint: async (id, name, value) => void stored.set(`${id}/${name}`, structuredClone(value)),
       },
       devices: staticDeviceDirectory(),
+      oneTimeIds: memoryOneTimeIds(),
       sink: {
         accept: async () => {
           throw new Error('an outbound connector emits nothing');

@@ -6,6 +6,7 @@ import { MetricsRegistry } from '../../core/telemetry/metrics.ts';
 import { StatusBoard } from '../../core/runtime/status.ts';
 import type { CheckpointStore, EventSink } from '../../core/runtime/ports.ts';
 import { staticDeviceDirectory } from '../../core/devices/owners.ts';
+import { memoryOneTimeIds } from '../../core/runtime/ports.ts';
 
 /** In-memory core services for runtime tests that do not exercise storage or HTTP clients. */
 export function createTestCore(config: LoadedConfig, logger: Logger) {
@@ -41,6 +42,7 @@ export function createTestCore(config: LoadedConfig, logger: Logger) {
     checkpointStore,
     eventSink,
     devices: staticDeviceDirectory(),
+    oneTimeIds: memoryOneTimeIds(),
   });
   return { root, metrics, status, scheduler, clock, accepted, checkpoints };
 }

@@ -18,6 +18,7 @@ import { SchedulerService } from '../../scheduling/scheduler.ts';
 import { createLogger } from '../../telemetry/logger.ts';
 import { MetricsRegistry } from '../../telemetry/metrics.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
+import { memoryOneTimeIds } from '../../runtime/ports.ts';
 
 /** The longest one check() may take; its requests keep the deadlines the instance's config gives them. */
 export const CHECK_TIMEOUT_MS = 30_000;
@@ -181,6 +182,8 @@ async function checkInstances(
     checkpointStore: checkpoints,
     eventSink: sink,
     devices: staticDeviceDirectory(),
+    // validate --check runs connectors' checks only; nothing it does outlives the command.
+    oneTimeIds: memoryOneTimeIds(),
   });
   const chosen = config.instances.filter((i) => (only === undefined ? true : i.id === only));
   try {

@@ -33,6 +33,7 @@ import type {
   Scheduler,
 } from '../types.ts';
 import { checkDraft } from './events.ts';
+import { memoryOneTimeIds, type OneTimeIds } from '../../runtime/ports.ts';
 
 /** Header the kit adds to every request made through ctx.http, to tell them from any other. */
 export const KIT_MARKER_HEADER = 'x-ssf-bridge-kit';
@@ -284,6 +285,8 @@ export interface InstanceOptions {
   config: unknown;
   /** Shared with an earlier instance, to restart from its checkpoints. */
   checkpoints?: MemoryCheckpoints;
+  /** Shared with an earlier instance, to restart with the ids it received (`ctx.receivedIds`). */
+  oneTimeIds?: OneTimeIds;
   /** What `ctx.devices` knows (default: no devices in any source). */
   devices?: DeviceDirectory;
   /** The longest deadline a request through ctx.http gets (default KIT_REQUEST_TIMEOUT_MS). */
@@ -298,6 +301,7 @@ export class KitInstance {
   readonly metrics = new MetricsRegistry({ collectDefault: false });
   readonly status: StatusBoard;
   readonly checkpoints: MemoryCheckpoints;
+  readonly oneTimeIds: OneTimeIds;
   readonly sink: MemorySink;
   readonly journal: JournalEntry[] = [];
   /** Context capabilities used while create() ran (none are allowed). */
@@ -320,6 +324,11 @@ export class KitInstance {
     this.checkpoints = options.checkpoints ?? new MemoryCheckpoints();
     this.checkpoints.onDirectSet = () => this.#used('ctx.checkpoints.set', 'direct-set');
     this.checkpoints.onRead = () => this.#used('ctx.checkpoints.get');
+    const oneTimeIds = options.oneTimeIds ?? memoryOneTimeIds();
+    this.oneTimeIds = {
+      claim: (...args) => (this.#used('ctx.receivedIds.add'), oneTimeIds.claim(...args)),
+      used: (...args) => (this.#used('ctx.receivedIds.has'), oneTimeIds.used(...args)),
+    };
     this.sink = new MemorySink(this.checkpoints, (op) => this.journal.push({ op, run: this.run }));
     this.sink.onEmit = () => this.#used('ctx.emit');
     this.#scheduler = new KitScheduler({ logger: capture.logger, metrics: this.metrics });
@@ -349,6 +358,7 @@ export class KitInstance {
         checkpoints: this.checkpoints,
         sink: this.sink,
         devices: options.devices ?? staticDeviceDirectory(),
+        oneTimeIds: this.oneTimeIds,
       },
       this.abort,
     );

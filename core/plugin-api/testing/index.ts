@@ -11,6 +11,7 @@ export type { CaseGroup, CaseInfo } from './cases.ts';
 export { MockServer } from './mock-server.ts';
 export { testHttpClientFactory, type TestHttpOptions } from './http.ts';
 export { staticDeviceDirectory, type GivenDevice } from '../../devices/owners.ts';
+export { memoryReceivedIds } from './received-ids.ts';
 export type { MockHandler, MockResponse, RecordedRequest } from './mock-server.ts';
 export { DEFAULT_ERROR_RESPONSES } from './options.ts';
 export type {

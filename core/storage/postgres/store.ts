@@ -6,6 +6,7 @@ import type { Logger } from '../../plugin-api/types.ts';
 import {
   DEAD_LETTER_COLUMNS,
   claimOneTimeIdSql,
+  oneTimeIdUsedSql,
   EVENT_COLUMNS_PREFIXED,
   countsByKey,
   date,
@@ -68,6 +69,7 @@ type Queryable = pg.Pool | pg.PoolClient;
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 
 const CLAIM_ONE_TIME_ID = claimOneTimeIdSql((n) => `$${n}`);
+const ONE_TIME_ID_USED = oneTimeIdUsedSql((n) => `$${n}`);
 /**
  * The shared store: N bridge instances on one database. Deliveries are leased with
  * `FOR UPDATE SKIP LOCKED`, so instances never wait on or double-take each other's rows.
@@ -96,6 +98,8 @@ export class PostgresStore implements Store {
     this.oneTimeIds = {
       claim: async (scope, id, expiresAt, now) =>
         (await this.#rows(CLAIM_ONE_TIME_ID, [scope, id, expiresAt.getTime(), now.getTime()])).length > 0,
+      used: async (scope, id, now) =>
+        (await this.#rows(ONE_TIME_ID_USED, [scope, id, now.getTime()])).length > 0,
     };
     this.operator = createOperatorStore({
       dialect: 'postgres',

@@ -8,6 +8,7 @@ import { WriterLock } from './writer-lock.ts';
 import {
   DEAD_LETTER_COLUMNS,
   claimOneTimeIdSql,
+  oneTimeIdUsedSql,
   EVENT_COLUMNS_PREFIXED,
   countsByKey,
   date,
@@ -120,6 +121,7 @@ interface QueuedWrite {
 }
 
 const CLAIM_ONE_TIME_ID = claimOneTimeIdSql(() => '?');
+const ONE_TIME_ID_USED = oneTimeIdUsedSql(() => '?');
 /**
  * The embedded store: one file, WAL journal, one process. Writes run in IMMEDIATE
  * transactions so a second process on the same file waits instead of failing mid-write.
@@ -174,6 +176,7 @@ export class SqliteStore implements Store {
           () => this.#get(CLAIM_ONE_TIME_ID, scope, id, expiresAt.getTime(), now.getTime()),
           false,
         )) !== undefined,
+      used: async (scope, id, now) => this.#get(ONE_TIME_ID_USED, scope, id, now.getTime()) !== undefined,
     };
     this.operator = createOperatorStore({
       dialect: 'sqlite',

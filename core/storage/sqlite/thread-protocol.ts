@@ -97,7 +97,7 @@ export const SUB_STORE_METHODS = {
     'pollQueueDepth',
   ),
   leases: methodsOf<LeaderLeaseStore>()('tryAcquire', 'release', 'current'),
-  oneTimeIds: methodsOf<OneTimeIdStore>()('claim'),
+  oneTimeIds: methodsOf<OneTimeIdStore>()('claim', 'used'),
   operator: methodsOf<OperatorStore>()(
     'listEvents',
     'listDeliveries',

@@ -1033,6 +1033,26 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect(await store.oneTimeIds.claim('dpop', 'jkt.1', until(60_000), clock.now())).toBe(false);
       });
 
+      it('rule: an id is in use from its claim until it expires, per scope, seen by any store on the database', async () => {
+        expect(await store.oneTimeIds.used('received:src', 'iss.jti-1', clock.now())).toBe(false);
+        expect(await store.oneTimeIds.claim('received:src', 'iss.jti-1', until(60_000), clock.now())).toBe(
+          true,
+        );
+        expect(await store.oneTimeIds.used('received:src', 'iss.jti-1', clock.now())).toBe(true);
+        expect(await store.oneTimeIds.used('received:other', 'iss.jti-1', clock.now())).toBe(false);
+        expect(await store.oneTimeIds.used('received:src', 'iss.jti-2', clock.now())).toBe(false);
+        const second = await h.reopen();
+        try {
+          expect(await second.oneTimeIds.used('received:src', 'iss.jti-1', clock.now())).toBe(true);
+          clock.advance(59_999);
+          expect(await second.oneTimeIds.used('received:src', 'iss.jti-1', clock.now())).toBe(true);
+          clock.advance(1);
+          expect(await second.oneTimeIds.used('received:src', 'iss.jti-1', clock.now())).toBe(false);
+        } finally {
+          await second.close();
+        }
+      });
+
       it('rule: concurrent claims of one id: exactly one wins', async () => {
         const claims = await Promise.all(
           Array.from({ length: 8 }, () => store.oneTimeIds.claim('dpop', 'same', until(60_000), clock.now())),
