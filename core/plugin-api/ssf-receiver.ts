@@ -393,8 +393,8 @@ export function receivedIdsReplayLedger(
   const legacy = checkpointReplayLedger(ctx, options.legacyPrefix ? { prefix: options.legacyPrefix } : {});
   /** Until when legacy buckets are consulted (epoch ms); undefined: not known yet. */
   let legacyUntil: number | undefined;
-  const unreadable = (err: unknown) =>
-    new RetryableError('cannot read the record of received SETs (replay protection) from the store', {
+  const unavailable = (err: unknown) =>
+    new RetryableError('cannot set up the record of received SETs (replay protection) in the store', {
       code: 'SSF_ERR_REPLAY_LEDGER',
       cause: err,
     });
@@ -413,7 +413,7 @@ export function receivedIdsReplayLedger(
         }
         legacyUntil = since + options.legacyWindowMs;
       } catch (err) {
-        throw err instanceof RetryableError ? err : unreadable(err);
+        throw err instanceof RetryableError ? err : unavailable(err);
       }
     },
     async has(key, now) {

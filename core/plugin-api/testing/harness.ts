@@ -326,8 +326,14 @@ export class KitInstance {
     this.checkpoints.onRead = () => this.#used('ctx.checkpoints.get');
     const oneTimeIds = options.oneTimeIds ?? memoryOneTimeIds();
     this.oneTimeIds = {
-      claim: (...args) => (this.#used('ctx.receivedIds.add'), oneTimeIds.claim(...args)),
-      used: (...args) => (this.#used('ctx.receivedIds.has'), oneTimeIds.used(...args)),
+      claim: (...args) => {
+        this.#used('ctx.receivedIds.add');
+        return oneTimeIds.claim(...args);
+      },
+      used: (...args) => {
+        this.#used('ctx.receivedIds.has');
+        return oneTimeIds.used(...args);
+      },
     };
     this.sink = new MemorySink(this.checkpoints, (op) => this.journal.push({ op, run: this.run }));
     this.sink.onEmit = () => this.#used('ctx.emit');
