@@ -633,41 +633,6 @@ describe('delivery engine and a Retry-After beyond reason', () => {
   });
 });
 
-describe('delivery engine and attempts that never finish', () => {
-  it('rule: a delivery whose max_attempts attempts all ended without an outcome (the bridge died mid-delivery) becomes a dead letter', async () => {
-    const hung = new ScriptedDestination('okta', [], () => new Promise(() => undefined));
-    const h = await harness([hung], {
-      lease_duration: '1m',
-      attempt_timeout: '50s',
-      retry: { max_attempts: 2, max_age: '3d' },
-    });
-    const { eventId, jtis } = await h.enqueue();
-    // Two bridge processes each lease it and die mid-delivery (modelled by attempts that never
-    // settle and whose engines never write an outcome); each time the lease runs out.
-    expect(await h.engine.pump('okta')).toBe(1);
-    h.clock.advance(60_000);
-    const second = h.newEngine('engine-2');
-    second.register(new ScriptedDestination('okta', [], () => new Promise(() => undefined)));
-    expect(await second.pump('okta')).toBe(1);
-    h.clock.advance(60_000);
-    // The third lease would be attempt 3 of at most 2: it is given up instead of sent again.
-    const third = h.newEngine('engine-3');
-    const fresh = new ScriptedDestination('okta');
-    third.register(fresh);
-    expect(await third.pump('okta')).toBe(0);
-    await third.idle();
-    expect(fresh.calls).toEqual([]);
-    const [row] = await h.store.deliveries.forEvent(eventId);
-    expect(row).toMatchObject({ state: 'dead', attempts: 2 });
-    const [letter] = await h.store.deadLetters.list();
-    expect(letter).toMatchObject({
-      jti: jtis[0],
-      lastError: { class: 'retryable', code: 'SSF_ERR_DELIVERY_ATTEMPTS_UNFINISHED' },
-    });
-    expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_attempts', attempts: 2 })]);
-  });
-});
-
 /**
  * A bridge process that leases okta's due rows and dies mid-delivery (its attempts never settle
  * and no outcome is written); then its one-minute lease runs out. Resolves to the rows it started.
@@ -680,18 +645,47 @@ async function dies(h: Harness, name: string): Promise<number> {
   return started;
 }
 
+/** A bridge started after them, with a receiver that answers: it must give the row up, unsent. */
+async function givesUpUnsent(h: Harness, name: string): Promise<void> {
+  const engine = h.newEngine(name);
+  const fresh = new ScriptedDestination('okta');
+  engine.register(fresh);
+  expect(await engine.pump('okta')).toBe(0);
+  await engine.idle();
+  expect(fresh.calls).toEqual([]);
+}
+
+describe('delivery engine and attempts that never finish', () => {
+  it('rule: a delivery whose max_attempts attempts all ended without an outcome (the bridge died mid-delivery) becomes a dead letter', async () => {
+    const h = await harness([], {
+      lease_duration: '1m',
+      attempt_timeout: '50s',
+      retry: { max_attempts: 2, max_age: '3d' },
+    });
+    const { eventId, jtis } = await h.enqueue(undefined, ['okta']);
+    // Two bridge processes each lease it and die mid-delivery (modelled by attempts that never
+    // settle and whose engines never write an outcome); each time the lease runs out.
+    for (const name of ['engine-1', 'engine-2']) expect(await dies(h, name)).toBe(1);
+    // The third lease would be attempt 3 of at most 2: it is given up instead of sent again.
+    await givesUpUnsent(h, 'engine-3');
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({ state: 'dead', attempts: 2 });
+    const [letter] = await h.store.deadLetters.list();
+    expect(letter).toMatchObject({
+      jti: jtis[0],
+      lastError: { class: 'retryable', code: 'SSF_ERR_DELIVERY_ATTEMPTS_UNFINISHED' },
+    });
+    expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_attempts', attempts: 2 })]);
+  });
+});
+
 describe('delivery engine and attempts interrupted in a row', () => {
   it('rule: without max_attempts, a delivery whose attempts ended with the bridge max_interrupted_attempts times in a row becomes a dead letter, unsent', async () => {
     const h = await harness([], { lease_duration: '1m', attempt_timeout: '50s', retry: { max_age: '3d' } });
     const { eventId, jtis } = await h.enqueue(undefined, ['okta']);
     // Three bridge processes in turn take it and die mid-delivery (the default limit is 3).
     for (const name of ['engine-1', 'engine-2', 'engine-3']) expect(await dies(h, name)).toBe(1);
-    const survivor = h.newEngine('engine-4');
-    const fresh = new ScriptedDestination('okta');
-    survivor.register(fresh);
-    expect(await survivor.pump('okta')).toBe(0);
-    await survivor.idle();
-    expect(fresh.calls).toEqual([]);
+    await givesUpUnsent(h, 'engine-4');
     const [row] = await h.store.deliveries.forEvent(eventId);
     expect(row).toMatchObject({ state: 'dead', attempts: 3 });
     const [letter] = await h.store.deadLetters.list();
