@@ -275,7 +275,7 @@ class DestinationWorker {
    */
   readonly #ready: Ready[] = [];
   /** Aborts each running attempt (with the reason given); stop() uses it past its deadline. */
-  readonly #aborters = new Set<(reason: Error) => void>();
+  readonly #aborters = new Set<AttemptDeadline>();
   #holdUntil = 0;
   /**
    * The last pump's lease got all the rows it asked for, so more may be due. When it got fewer,
@@ -342,7 +342,7 @@ class DestinationWorker {
       const timer = setTimeout(
         () => {
           const reason = new StopAbort();
-          for (const abort of this.#aborters) abort(reason);
+          for (const deadline of this.#aborters) deadline.abort(reason);
         },
         Math.max(0, deadlineMs),
       );
@@ -796,37 +796,56 @@ class DestinationWorker {
 
   /** Runs one delivery call under the attempt timeout and the worker's stop deadline. */
   async #withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const controller = new AbortController();
-    // A connector that ignores its signal still cannot hold the worker past the deadline: the
-    // abort also rejects the promise the attempt awaits, whatever the call does. (Kept in a set
-    // the worker walks rather than as event listeners: a listener added and removed per attempt
-    // costs more.)
-    let rejectAttempt: (reason: Error) => void = () => {};
-    const abort = (reason: Error) => {
-      controller.abort(reason);
-      rejectAttempt(reason);
-    };
-    const timeoutMs = this.policy.attemptTimeoutMs;
-    const timer = setTimeout(
+    const deadline = new AttemptDeadline(this.policy.attemptTimeoutMs);
+    this.#aborters.add(deadline);
+    try {
+      return await deadline.run(call);
+    } finally {
+      deadline.dispose();
+      this.#aborters.delete(deadline);
+    }
+  }
+}
+
+/**
+ * One attempt's abort: by its timeout, or by the worker's stop deadline. A connector that
+ * ignores its signal still cannot hold the worker past the deadline: the abort also rejects the
+ * promise the attempt awaits, whatever the call does. (Kept in a set the worker walks rather than
+ * as event listeners: a listener added and removed per attempt costs more. A class rather than
+ * closures: the tsx loader wraps each named closure in a call that sets its name, per attempt.)
+ */
+class AttemptDeadline {
+  readonly #controller = new AbortController();
+  readonly #timer: NodeJS.Timeout;
+  #reject: ((reason: Error) => void) | undefined;
+
+  constructor(timeoutMs: number) {
+    this.#timer = setTimeout(
       () =>
-        abort(
+        this.abort(
           new RetryableError(`delivery attempt timed out after ${timeoutMs} ms`, {
             code: 'SSF_ERR_DELIVERY_TIMEOUT',
           }),
         ),
       timeoutMs,
     );
-    this.#aborters.add(abort);
-    try {
-      // Settled by whichever comes first, the call or the abort (one promise, not a race of two).
-      return await new Promise<T>((resolve, reject) => {
-        rejectAttempt = reject;
-        call(controller.signal).then(resolve, reject);
-      });
-    } finally {
-      clearTimeout(timer);
-      this.#aborters.delete(abort);
-    }
+  }
+
+  /** Settled by whichever comes first, the call or the abort (one promise, not a race of two). */
+  run<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#reject = reject;
+      call(this.#controller.signal).then(resolve, reject);
+    });
+  }
+
+  abort(reason: Error): void {
+    this.#controller.abort(reason);
+    this.#reject?.(reason);
+  }
+
+  dispose(): void {
+    clearTimeout(this.#timer);
   }
 }
 

@@ -11,6 +11,26 @@ function board(): StatusBoard {
 }
 
 describe('instance status', () => {
+  it('reports the time of the last success to every reader, and forgets it when the instance is registered again', () => {
+    let now = new Date('2025-01-01T00:00:00Z');
+    const status = new StatusBoard({ now: () => now });
+    status.register('hook', 'webhook', 'outbound');
+    const seen: Array<string | undefined> = [];
+    status.onChange((s) => seen.push(s.lastSuccessAt));
+    expect(status.get('hook')?.lastSuccessAt).toBeUndefined();
+    status.set('hook', 'recoverable_error', 'HTTP 503');
+    now = new Date('2025-01-01T00:00:05Z');
+    status.success('hook');
+    now = new Date('2025-01-01T00:00:09Z');
+    status.success('hook');
+    expect(status.get('hook')?.lastSuccessAt).toBe('2025-01-01T00:00:09.000Z');
+    expect(status.list().find((s) => s.id === 'hook')?.lastSuccessAt).toBe('2025-01-01T00:00:09.000Z');
+    // The first success cleared the error: its listener saw that success's time.
+    expect(seen).toEqual([undefined, '2025-01-01T00:00:05.000Z']);
+    status.register('hook', 'webhook', 'outbound');
+    expect(status.get('hook')?.lastSuccessAt).toBeUndefined();
+  });
+
   it('a success after a refusal of the credentials makes the instance ok and ready again', () => {
     const status = board();
     status.refused('hook', 'credentials refused: 401');

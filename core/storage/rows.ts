@@ -37,20 +37,49 @@ export function optionalString(value: unknown): string | undefined {
 }
 
 /** Reads the columns of the events table (optionally prefixed, e.g. `e_` in joins). */
+const EVENT_COLUMNS = [
+  'id',
+  'instance_id',
+  'source_record_id',
+  'type',
+  'subject',
+  'subject_key',
+  'claims',
+  'txn',
+  'occurred_at',
+  'accepted_at',
+  'severity',
+] as const;
+type EventColumnNames = Record<(typeof EVENT_COLUMNS)[number], string>;
+/**
+ * The column names of an event row under each prefix, made once: a lease reads every event
+ * through here, and a key built by concatenation for each read is looked up as a new string.
+ */
+const eventColumnNames = new Map<string, EventColumnNames>();
+
+function eventColumns(prefix: string): EventColumnNames {
+  let names = eventColumnNames.get(prefix);
+  if (names === undefined) {
+    names = Object.fromEntries(EVENT_COLUMNS.map((c) => [c, prefix + c])) as EventColumnNames;
+    eventColumnNames.set(prefix, names);
+  }
+  return names;
+}
+
 export function eventFromRow(row: Row, prefix = ''): StoredEvent {
-  const col = (name: string) => row[prefix + name];
-  const severity = optionalString(col('severity')) as Severity | undefined;
+  const c = eventColumns(prefix);
+  const severity = optionalString(row[c.severity]) as Severity | undefined;
   return {
-    id: String(col('id')),
-    instanceId: String(col('instance_id')),
-    sourceRecordId: String(col('source_record_id')),
-    type: String(col('type')),
-    subject: json<SubjectIdentifier>(col('subject')),
-    subjectKey: String(col('subject_key')),
-    claims: json<Record<string, unknown>>(col('claims')),
-    txn: String(col('txn')),
-    occurredAt: date(col('occurred_at')),
-    acceptedAt: date(col('accepted_at')),
+    id: String(row[c.id]),
+    instanceId: String(row[c.instance_id]),
+    sourceRecordId: String(row[c.source_record_id]),
+    type: String(row[c.type]),
+    subject: json<SubjectIdentifier>(row[c.subject]),
+    subjectKey: String(row[c.subject_key]),
+    claims: json<Record<string, unknown>>(row[c.claims]),
+    txn: String(row[c.txn]),
+    occurredAt: date(row[c.occurred_at]),
+    acceptedAt: date(row[c.accepted_at]),
     ...(severity === undefined ? {} : { severity }),
   };
 }

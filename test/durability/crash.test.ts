@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { capturingIo } from '../helpers/capture.ts';
 import { main } from '../../core/cli/main.ts';
-import { describeReport, runCrashScenario } from './crash.ts';
+import { CRASH_TEST_TIMEOUT_MS, describeReport, runCrashScenario } from './crash.ts';
 
 // Issue 4 acceptance: a real `ssf-bridge run` on SQLite (synchronous: full) is SIGKILLed at
 // random moments while 2,000 events are ingested over HTTP and delivered to a loopback receiver.
@@ -56,5 +56,5 @@ describe.each(variants)('crash safety on $name (real process, SIGKILL)', ({ name
       await main(['node', 'ssf-bridge', 'dlq', 'list', '--json', '--config', report.configFile], io),
     ).toBe(0);
     expect(JSON.parse(io.stdout.join(''))).toEqual({ dead_letters: [], next_after: null });
-  }, 150_000);
+  }, CRASH_TEST_TIMEOUT_MS);
 });

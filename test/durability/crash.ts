@@ -26,6 +26,12 @@ import {
  */
 export const CRASH_MAX_IN_FLIGHT = 8;
 
+/**
+ * A crash scenario restarts the bridge at least ten times, and each restart is a process start:
+ * 1–2 s on most machines, 13–15 s on the slowest machine seen.
+ */
+export const CRASH_TEST_TIMEOUT_MS = 480_000;
+
 export const CRASH_DELIVERY = {
   max_in_flight: CRASH_MAX_IN_FLIGHT,
   batch_size: 16,

@@ -10,7 +10,7 @@ import {
   uniqueSchema,
 } from '../../core/storage/testing/postgres.ts';
 import type { BridgeProcess } from '../helpers/bridge-process.ts';
-import { describeReport, runCrashScenario } from './crash.ts';
+import { CRASH_TEST_TIMEOUT_MS, describeReport, runCrashScenario } from './crash.ts';
 import {
   Receiver,
   chunk,
@@ -72,7 +72,7 @@ describePostgres('durability on PostgreSQL (real processes)', () => {
     expect(report.delivered).toBe(2000);
     expect(report.duplicates).toBeLessThanOrEqual(report.bound);
     expect(report.finalExit).toEqual({ code: 0, signal: null });
-  }, 150_000);
+  }, CRASH_TEST_TIMEOUT_MS);
 
   it('three instances on one database: every delivery once at a time, one scheduler leader, a killed leader replaced', async () => {
     const { dir, schema } = scratch('ssf-scale-pg-');
