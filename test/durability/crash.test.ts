@@ -26,35 +26,39 @@ const variants = [
 ];
 
 describe.each(variants)('crash safety on $name (real process, SIGKILL)', ({ name, label, storage }) => {
-  it('delivers every event that got a 202 at least once across 10+ SIGKILLs and restarts', async () => {
-    const dir = mkdtempSync(join(tmpdir(), `ssf-crash-${label}-`));
-    dirs.push(dir);
-    const report = await runCrashScenario({
-      label,
-      dir,
-      events: 2000,
-      minKills: 10,
-      batchSize: 20,
-      paceMs: 60,
-      ...(storage ? { storage } : {}),
-    });
-    console.info(describeReport(`crash safety, ${name}`, report));
+  it(
+    'delivers every event that got a 202 at least once across 10+ SIGKILLs and restarts',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), `ssf-crash-${label}-`));
+      dirs.push(dir);
+      const report = await runCrashScenario({
+        label,
+        dir,
+        events: 2000,
+        minKills: 10,
+        batchSize: 20,
+        paceMs: 60,
+        ...(storage ? { storage } : {}),
+      });
+      console.info(describeReport(`crash safety, ${name}`, report));
 
-    expect(report.kills).toBeGreaterThanOrEqual(10);
-    // Ingestion is paced to outlast several of the bridge's lives.
-    expect(report.killsWhileIngesting).toBeGreaterThanOrEqual(4);
-    expect(report.acknowledged).toBe(2000);
-    expect(report.missing).toEqual([]);
-    expect(report.unexpected).toEqual([]);
-    expect(report.delivered).toBe(2000);
-    // Redeliveries come only from deliveries in flight when a kill struck.
-    expect(report.duplicates).toBeLessThanOrEqual(report.bound);
-    expect(report.finalExit).toEqual({ code: 0, signal: null });
-
-    const io = capturingIo();
-    expect(
-      await main(['node', 'ssf-bridge', 'dlq', 'list', '--json', '--config', report.configFile], io),
-    ).toBe(0);
-    expect(JSON.parse(io.stdout.join(''))).toEqual({ dead_letters: [], next_after: null });
-  }, CRASH_TEST_TIMEOUT_MS);
+      expect(report.kills).toBeGreaterThanOrEqual(10);
+      // Ingestion is paced to outlast several of the bridge's lives.
+      expect(report.killsWhileIngesting).toBeGreaterThanOrEqual(4);
+      // First, so that an event given up shows here rather than as missing below.
+      const io = capturingIo();
+      expect(
+        await main(['node', 'ssf-bridge', 'dlq', 'list', '--json', '--config', report.configFile], io),
+      ).toBe(0);
+      expect(JSON.parse(io.stdout.join(''))).toEqual({ dead_letters: [], next_after: null });
+      expect(report.acknowledged).toBe(2000);
+      expect(report.missing).toEqual([]);
+      expect(report.unexpected).toEqual([]);
+      expect(report.delivered).toBe(2000);
+      // Redeliveries come only from deliveries in flight when a kill struck.
+      expect(report.duplicates).toBeLessThanOrEqual(report.bound);
+      expect(report.finalExit).toEqual({ code: 0, signal: null });
+    },
+    CRASH_TEST_TIMEOUT_MS,
+  );
 });

@@ -28,9 +28,9 @@ export const CRASH_MAX_IN_FLIGHT = 8;
 
 /**
  * A crash scenario restarts the bridge at least ten times, and each restart is a process start:
- * 1–2 s on most machines, 13–15 s on the slowest machine seen.
+ * 1–2 s on most machines, 13–15 s on the slowest machine seen, where one scenario took 340 s.
  */
-export const CRASH_TEST_TIMEOUT_MS = 480_000;
+export const CRASH_TEST_TIMEOUT_MS = 900_000;
 
 export const CRASH_DELIVERY = {
   max_in_flight: CRASH_MAX_IN_FLIGHT,
@@ -83,7 +83,12 @@ export async function runCrashScenario(s: CrashScenario): Promise<CrashReport> {
     dir: s.dir,
     ...(s.storage ? { storage: s.storage } : {}),
     destinations: { receiver: receiver.url('/r') },
-    delivery: CRASH_DELIVERY,
+    // The kills here come every 0.2–1.5 s of a bridge's life. Where a bridge takes long to start
+    // and its first pushes are slow, a row in flight at three kills in a row is what an event
+    // that brings the bridge down looks like, and the default (3) gives it up unsent, as it
+    // should (test/durability/poison.test.ts). This test is about the kills, not about such
+    // an event: no row is given up for them here.
+    delivery: { ...CRASH_DELIVERY, retry: { ...CRASH_DELIVERY.retry, max_interrupted_attempts: 1000 } },
   });
   const ids = Array.from({ length: s.events }, (_, i) => `${s.label}-${i}`);
   const acknowledged = new Set<string>();
@@ -135,7 +140,7 @@ export async function runCrashScenario(s: CrashScenario): Promise<CrashReport> {
     if (ingestError !== undefined) throw ingestError;
 
     const expected = new Set([...acknowledged].map((id) => expectedJti(id, 'receiver')));
-    await waitFor(() => [...expected].every((jti) => receiver.deliveredJtis('/r').has(jti)), 60_000, 200);
+    await waitFor(() => [...expected].every((jti) => receiver.deliveredJtis('/r').has(jti)), 120_000, 200);
     bridge.kill('SIGTERM');
     const finalExit = await bridge.exited;
     const delivered = receiver.deliveredJtis('/r');

@@ -51,28 +51,32 @@ function scratch(prefix: string): { dir: string; schema: string } {
 }
 
 describePostgres('durability on PostgreSQL (real processes)', () => {
-  it('crash safety: every event that got a 202 is delivered at least once across SIGKILLs', async () => {
-    const { dir, schema } = scratch('ssf-crash-pg-');
-    const report = await runCrashScenario({
-      label: 'pg',
-      dir,
-      storage: { driver: 'postgres', url: POSTGRES_TEST_URL, schema, pool_size: 4 },
-      // The same scenario as on SQLite (crash.test.ts): 2,000 events, at least 10 kills.
-      events: 2000,
-      minKills: 10,
-      batchSize: 20,
-      paceMs: 60,
-    });
-    console.info(describeReport('crash safety, PostgreSQL', report));
-    expect(report.kills).toBeGreaterThanOrEqual(10);
-    expect(report.killsWhileIngesting).toBeGreaterThanOrEqual(4);
-    expect(report.acknowledged).toBe(2000);
-    expect(report.missing).toEqual([]);
-    expect(report.unexpected).toEqual([]);
-    expect(report.delivered).toBe(2000);
-    expect(report.duplicates).toBeLessThanOrEqual(report.bound);
-    expect(report.finalExit).toEqual({ code: 0, signal: null });
-  }, CRASH_TEST_TIMEOUT_MS);
+  it(
+    'crash safety: every event that got a 202 is delivered at least once across SIGKILLs',
+    async () => {
+      const { dir, schema } = scratch('ssf-crash-pg-');
+      const report = await runCrashScenario({
+        label: 'pg',
+        dir,
+        storage: { driver: 'postgres', url: POSTGRES_TEST_URL, schema, pool_size: 4 },
+        // The same scenario as on SQLite (crash.test.ts): 2,000 events, at least 10 kills.
+        events: 2000,
+        minKills: 10,
+        batchSize: 20,
+        paceMs: 60,
+      });
+      console.info(describeReport('crash safety, PostgreSQL', report));
+      expect(report.kills).toBeGreaterThanOrEqual(10);
+      expect(report.killsWhileIngesting).toBeGreaterThanOrEqual(4);
+      expect(report.acknowledged).toBe(2000);
+      expect(report.missing).toEqual([]);
+      expect(report.unexpected).toEqual([]);
+      expect(report.delivered).toBe(2000);
+      expect(report.duplicates).toBeLessThanOrEqual(report.bound);
+      expect(report.finalExit).toEqual({ code: 0, signal: null });
+    },
+    CRASH_TEST_TIMEOUT_MS,
+  );
 
   it('three instances on one database: every delivery once at a time, one scheduler leader, a killed leader replaced', async () => {
     const { dir, schema } = scratch('ssf-scale-pg-');
