@@ -28,7 +28,7 @@ export const CRASH_MAX_IN_FLIGHT = 8;
 
 /**
  * A crash scenario restarts the bridge at least ten times, and each restart is a process start:
- * 1–2 s on most machines, 13–15 s on the slowest machine seen, where one scenario took 340 s.
+ * 1–2 s on most machines, 13–15 s on the slowest machine seen, where one scenario took 220–240 s.
  */
 export const CRASH_TEST_TIMEOUT_MS = 900_000;
 
