@@ -36,7 +36,7 @@ export function optionalString(value: unknown): string | undefined {
   return value === null || value === undefined ? undefined : String(value);
 }
 
-/** Reads the columns of the events table (optionally prefixed, e.g. `e_` in joins). */
+/** The columns of the events table: what eventFromRow reads and EVENT_COLUMNS_PREFIXED selects. */
 const EVENT_COLUMNS = [
   'id',
   'instance_id',
@@ -66,6 +66,7 @@ function eventColumns(prefix: string): EventColumnNames {
   return names;
 }
 
+/** Reads the columns of the events table (optionally prefixed, e.g. `e_` in joins). */
 export function eventFromRow(row: Row, prefix = ''): StoredEvent {
   const c = eventColumns(prefix);
   const severity = optionalString(row[c.severity]) as Severity | undefined;
@@ -128,10 +129,7 @@ export const DEAD_LETTER_COLUMNS =
   'd.id, d.destination_id, d.jti, d.event_id, d.attempts, d.last_error, d.set_jwt, d.enqueued_at, d.dead_at, ' +
   'e.type, e.instance_id, e.source_record_id, e.subject';
 
-export const EVENT_COLUMNS_PREFIXED =
-  'e.id AS e_id, e.instance_id AS e_instance_id, e.source_record_id AS e_source_record_id, e.type AS e_type, ' +
-  'e.subject AS e_subject, e.subject_key AS e_subject_key, e.claims AS e_claims, e.txn AS e_txn, ' +
-  'e.severity AS e_severity, e.occurred_at AS e_occurred_at, e.accepted_at AS e_accepted_at';
+export const EVENT_COLUMNS_PREFIXED = EVENT_COLUMNS.map((c) => `e.${c} AS e_${c}`).join(', ');
 
 export function streamFromRow(row: Row): StreamRecord {
   return {
