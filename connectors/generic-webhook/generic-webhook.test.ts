@@ -175,7 +175,8 @@ describe('generic-webhook', () => {
       const answer = new Promise((resolve) => setTimeout(resolve, 100)).then(() =>
         handle(request(body, auth)),
       );
-      // Health checks every 300 ms are answered promptly while the rules run on the helper thread.
+      // Health checks every 300 ms are answered while the rules run on the helper thread: each takes
+      // far less than the 2 s a runaway record would hold the event loop for if it ran there.
       const checks: number[] = [];
       for (let i = 0; i < 3; i += 1) {
         const at = performance.now();
@@ -183,7 +184,7 @@ describe('generic-webhook', () => {
         expect((await fetch(healthz)).status).toBe(200);
         checks.push(performance.now() - at);
       }
-      expect(Math.max(...checks)).toBeLessThan(600);
+      expect(Math.max(...checks)).toBeLessThan(1_500);
       const response = await answer;
       // Cut off at the first runaway record (2 s), not one deadline per record.
       expect(performance.now() - started).toBeLessThan(3_500);

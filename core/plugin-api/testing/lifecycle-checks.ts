@@ -11,6 +11,8 @@ const CREATE_WATCH_MS = 40;
 /** Slack on top of a deadline for a busy machine; a connector that ignores deadlines takes far longer. */
 const SLACK_MS = 1_000;
 const START_BUDGET_MS = 5_000;
+/** How long work may take to reach the point where it stays in flight. */
+const REACH_BUDGET_MS = 5_000;
 
 function describeError(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
@@ -83,14 +85,17 @@ export async function restart(ctx: SuiteContext): Promise<void> {
 async function workInFlight(
   ctx: SuiteContext,
   instance: KitInstance,
-): Promise<{ work: Promise<unknown>; release(): void }> {
+): Promise<{ work: Promise<unknown>; reached: () => boolean; release(): void }> {
   const caps = ctx.manifest.capabilities;
+  const requestsBefore = ctx.server.requests.length;
+  const requestArrived = () => ctx.server.requests.length > requestsBefore;
   if (ctx.definition.kind === 'outbound') {
     ctx.server.override('hang');
     const set = await ctx.set(instance);
     instance.nextRun();
     return {
       work: instance.outbound.deliver(set, instance.abort.signal),
+      reached: requestArrived,
       release: () => ctx.server.override(undefined),
     };
   }
@@ -99,21 +104,44 @@ async function workInFlight(
     ctx.server.override('hang');
     return {
       work: instance.runTask(60_000, ctx.options.poll.task),
+      reached: requestArrived,
       release: () => ctx.server.override(undefined),
     };
   }
   const fixture = ctx.fixtures().fixtures.find(expectsEvents);
   const release = instance.sink.hold();
-  return { work: ctx.webhook(instance, fixture?.input ?? {}), release };
+  const attemptsBefore = instance.sink.attempts.length;
+  return {
+    work: ctx.webhook(instance, fixture?.input ?? {}),
+    // Without a fixture that emits, the work in flight is the request itself.
+    reached: () => fixture === undefined || instance.sink.attempts.length > attemptsBefore,
+    release,
+  };
+}
+
+/**
+ * Waits until the work is where it stays (the request at the server, the persist held) so that
+ * stop() meets work in flight however slowly this machine got it there; never longer than a
+ * budget, after which stop() meets whatever is in flight then.
+ */
+async function untilReached(work: Promise<unknown>, reached: () => boolean): Promise<void> {
+  let settled = false;
+  work.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const until = Date.now() + REACH_BUDGET_MS;
+  while (!reached() && !settled && Date.now() < until) await delay(5);
 }
 
 export async function stopDeadline(ctx: SuiteContext): Promise<void> {
   ctx.resetServer();
   const instance = ctx.instance();
   await startWithin(instance);
-  const { work, release } = await workInFlight(ctx, instance);
+  const { work, reached, release } = await workInFlight(ctx, instance);
   // Whatever the work does, it never fails the test from outside the case.
   work.catch(() => undefined);
+  await untilReached(work, reached);
   await delay(50);
   try {
     await stopWithin(ctx, instance, 'stop with work in flight');
