@@ -12,7 +12,7 @@ import { RetryableError } from '../plugin-api/errors.ts';
 import { remoteJwks, type JwksFetcher, type SetKeySource } from '../ssf/set/jwks.ts';
 import type { OneTimeIdStore } from '../storage/types.ts';
 import { SCOPE_MANAGE, SCOPE_READ, type TransmitterConfig } from './config.ts';
-import { DpopBindingError, DpopProofError, DpopVerifier } from './dpop.ts';
+import { DpopBindingError, DpopNonceError, DpopNonces, DpopProofError, DpopVerifier } from './dpop.ts';
 import { TransmitterHttpError } from './errors.ts';
 
 export type Scope = typeof SCOPE_READ | typeof SCOPE_MANAGE;
@@ -23,6 +23,8 @@ export interface Principal {
   scopes: ReadonlySet<string>;
   audience: string | string[];
   method: 'static' | 'oauth';
+  /** A nonce to send with the answer (`DPoP-Nonce`, RFC 9449 §9), to a DPoP request while nonces are asked for. */
+  dpopNonce?: string;
 }
 
 const REALM = 'ssf-bridge';
@@ -117,6 +119,7 @@ export class ReceiverAuthenticator {
   readonly #oauth: TransmitterConfig['oauth'];
   readonly #keys: SetKeySource | undefined;
   readonly #dpop: DpopVerifier | undefined;
+  readonly #nonces: DpopNonces | undefined;
   readonly #logger: Logger;
 
   constructor(config: TransmitterConfig, options: AuthenticatorOptions) {
@@ -139,11 +142,16 @@ export class ReceiverAuthenticator {
         cacheMaxAgeMs: config.oauth.jwks_cache,
         ...(options.fetcher ? { fetcher: options.fetcher } : {}),
       });
+      const now = () => options.clock.now().getTime();
+      if (config.oauth.dpop_nonce) {
+        this.#nonces = new DpopNonces(config.oauth.dpop_nonce_secret?.reveal(), now);
+      }
       this.#dpop = new DpopVerifier({
         algorithms: config.oauth.algorithms,
         clockToleranceMs: config.oauth.clock_tolerance,
-        now: () => options.clock.now().getTime(),
+        now,
         usedProofs: options.usedProofs,
+        nonces: this.#nonces,
       });
     }
   }
@@ -226,15 +234,19 @@ export class ReceiverAuthenticator {
       });
     } catch (err) {
       if (err instanceof DpopBindingError) throw this.#dpopError('invalid_token', err.message);
+      if (err instanceof DpopNonceError) throw this.#dpopError('use_dpop_nonce', err.message);
       if (!(err instanceof DpopProofError)) throw err;
       throw this.#dpopError('invalid_dpop_proof', err.message);
     }
-    return principal;
+    // §9: a fresh nonce with every answer, so the client's next proof carries a current one.
+    return this.#nonces ? { ...principal, dpopNonce: this.#nonces.current() } : principal;
   }
 
+  /** A DPoP refusal; while nonces are asked for it carries the current one, so one retry can fix it. */
   #dpopError(error: string, description: string): TransmitterHttpError {
     return new TransmitterHttpError(401, error, description, 'SSF_ERR_TRANSMITTER_AUTH_DPOP', {
       'www-authenticate': dpopChallenge(this.#dpop!.algorithms, error, description),
+      ...(this.#nonces ? { 'dpop-nonce': this.#nonces.current() } : {}),
     });
   }
 

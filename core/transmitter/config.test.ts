@@ -3,6 +3,7 @@ import { isSecret } from '../plugin-api/index.ts';
 import { eventCatalog } from '../ssf/events/catalog.ts';
 import { quickstartTransmitterConfig, transmitterConfigSchema } from './config.ts';
 import { supportedEventTypes } from './context.ts';
+import { rootConfigSchema } from '../config/root.ts';
 
 describe('transmitter config', () => {
   it('has defaults for everything and turns tokens into secrets', () => {
@@ -124,5 +125,63 @@ describe('transmitter config', () => {
 
   it('the quickstart block validates', () => {
     expect(transmitterConfigSchema.safeParse(quickstartTransmitterConfig()).success).toBe(true);
+  });
+});
+
+describe('transmitter config: DPoP nonces (oauth.dpop_nonce)', () => {
+  const oauth = {
+    issuer: 'https://as.example',
+    audience: 'https://bridge.example',
+    jwks_uri: 'https://as.example/jwks',
+  };
+  const SECRET = 'a-dpop-nonce-secret-of-at-least-32-chars';
+
+  it('takes a secret of at least 32 characters, only where nonces are asked for, and never echoes it', () => {
+    const short = transmitterConfigSchema.safeParse({
+      oauth: { ...oauth, dpop_nonce: true, dpop_nonce_secret: 'thirty-one-characters-secret-xx' },
+    });
+    expect(short.error?.issues).toEqual([
+      expect.objectContaining({
+        path: ['oauth', 'dpop_nonce_secret'],
+        message: 'must be at least 32 characters',
+      }),
+    ]);
+    expect(JSON.stringify(short.error?.issues)).not.toContain('thirty-one-characters-secret-xx');
+    const unused = transmitterConfigSchema.safeParse({ oauth: { ...oauth, dpop_nonce_secret: SECRET } });
+    expect(unused.error?.issues).toEqual([
+      expect.objectContaining({
+        path: ['oauth', 'dpop_nonce_secret'],
+        message: expect.stringMatching(/dpop_nonce is false/),
+      }),
+    ]);
+    const taken = transmitterConfigSchema.parse({
+      oauth: { ...oauth, dpop_nonce: true, dpop_nonce_secret: SECRET },
+    });
+    expect(taken.oauth?.dpop_nonce).toBe(true);
+    expect(isSecret(taken.oauth?.dpop_nonce_secret)).toBe(true);
+    expect(transmitterConfigSchema.parse({ oauth }).oauth?.dpop_nonce).toBe(false);
+  });
+
+  it("requires the secret on PostgreSQL storage, where instances must take each other's nonces", () => {
+    const postgres = { driver: 'postgres', url: 'postgres://127.0.0.1/test' };
+    const withoutSecret = rootConfigSchema.safeParse({
+      storage: postgres,
+      transmitter: { oauth: { ...oauth, dpop_nonce: true } },
+    });
+    expect(withoutSecret.error?.issues).toEqual([
+      expect.objectContaining({
+        path: ['transmitter', 'oauth', 'dpop_nonce_secret'],
+        message: expect.stringMatching(/required with dpop_nonce on PostgreSQL storage/),
+      }),
+    ]);
+    const withSecret = rootConfigSchema.safeParse({
+      storage: postgres,
+      transmitter: { oauth: { ...oauth, dpop_nonce: true, dpop_nonce_secret: SECRET } },
+    });
+    expect(withSecret.success).toBe(true);
+    // One instance on SQLite makes its own.
+    expect(
+      rootConfigSchema.safeParse({ transmitter: { oauth: { ...oauth, dpop_nonce: true } } }).success,
+    ).toBe(true);
   });
 });

@@ -44,28 +44,47 @@ const receiverSchema = z
   })
   .superRefine(checkProfileOptions);
 
-const oauthSchema = z.strictObject({
-  issuer: z
-    .string()
-    .min(1)
-    .meta({ description: 'Expected iss of access tokens (the authorization server).' }),
-  audience: audienceSchema.meta({
-    description: 'Expected aud of access tokens (this bridge as a resource server).',
-  }),
-  jwks_uri: z.url().meta({ description: "The authorization server's JWKS." }),
-  client_id_claim: z
-    .string()
-    .min(1)
-    .default('client_id')
-    .meta({ description: 'Claim naming the client; azp and then sub are used when it is absent.' }),
-  algorithms: z.array(z.enum(VERIFICATION_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'PS256', 'EdDSA']),
-  clock_tolerance: duration('Clock skew tolerated on exp, nbf and iat.').prefault('30s'),
-  jwks_cache: duration('How long the fetched JWKS is used before it is fetched again.').prefault('10m'),
-  dpop: z.enum(['allowed', 'required']).default('allowed').meta({
-    description:
-      'DPoP-bound tokens (RFC 9449) are always taken with the DPoP scheme and a proof, never as bearer tokens; `required` refuses OAuth tokens that are not bound.',
-  }),
-});
+const oauthSchema = z
+  .strictObject({
+    issuer: z
+      .string()
+      .min(1)
+      .meta({ description: 'Expected iss of access tokens (the authorization server).' }),
+    audience: audienceSchema.meta({
+      description: 'Expected aud of access tokens (this bridge as a resource server).',
+    }),
+    jwks_uri: z.url().meta({ description: "The authorization server's JWKS." }),
+    client_id_claim: z
+      .string()
+      .min(1)
+      .default('client_id')
+      .meta({ description: 'Claim naming the client; azp and then sub are used when it is absent.' }),
+    algorithms: z.array(z.enum(VERIFICATION_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'PS256', 'EdDSA']),
+    clock_tolerance: duration('Clock skew tolerated on exp, nbf and iat.').prefault('30s'),
+    jwks_cache: duration('How long the fetched JWKS is used before it is fetched again.').prefault('10m'),
+    dpop: z.enum(['allowed', 'required']).default('allowed').meta({
+      description:
+        'DPoP-bound tokens (RFC 9449) are always taken with the DPoP scheme and a proof, never as bearer tokens; `required` refuses OAuth tokens that are not bound.',
+    }),
+    dpop_nonce: z.boolean().default(false).meta({
+      description:
+        'Ask for a nonce of this bridge in every DPoP proof (RFC 9449 §9), so that a proof made ahead of time is of no use: a proof without a current one is refused with `use_dpop_nonce` and the nonce in a `DPoP-Nonce` header, which also comes with every answer to a DPoP request. A nonce is current for 5 to 10 minutes.',
+    }),
+    dpop_nonce_secret: secret(
+      'Key the nonces are derived from (at least 32 characters). Every instance sharing a PostgreSQL database must have the same one, and it is required there; a single instance without one makes its own at start.',
+    )
+      .refine((value) => value.reveal().length >= 32, 'must be at least 32 characters')
+      .optional(),
+  })
+  .superRefine((oauth, ctx) => {
+    if (oauth.dpop_nonce_secret !== undefined && !oauth.dpop_nonce) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dpop_nonce_secret'],
+        message: 'is set but dpop_nonce is false: set dpop_nonce: true to ask for nonces',
+      });
+    }
+  });
 
 const provisionedDeliverySchema = z.discriminatedUnion('method', [
   z.strictObject({

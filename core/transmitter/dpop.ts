@@ -2,8 +2,10 @@
  * DPoP on the resource-server side (RFC 9449 §4.3, §7.1): a receiver whose authorization server
  * binds its access tokens to a key (`cnf.jkt`) presents them as `Authorization: DPoP <token>`
  * with a fresh proof of that key on every request. A proof names the request (method and URL),
- * the token (`ath`) and a moment (`iat`), and is used once (`jti`).
+ * the token (`ath`) and a moment (`iat`), is used once (`jti`), and, where the bridge asks for
+ * one, carries a nonce it handed out (§9).
  */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
 import { accessTokenHash } from '../http/dpop.ts';
 import type { VerificationAlgorithm } from '../ssf/algorithms.ts';
@@ -14,7 +16,13 @@ export const PROOF_MAX_AGE_MS = 60_000;
 /** The scope of proof ids among the store's one-time ids. */
 const PROOF_ID_SCOPE = 'dpop-proof';
 
+/** How long a nonce is the current one (§9 leaves it to the server); the one before is still taken. */
+export const NONCE_PERIOD_MS = 5 * 60_000;
+
 export class DpopProofError extends Error {}
+
+/** A proof without a nonce the bridge handed out, or with one no longer taken (§9). */
+export class DpopNonceError extends Error {}
 
 /** A valid proof, but of a key other than the one the access token is bound to (§7.1). */
 export class DpopBindingError extends Error {}
@@ -37,6 +45,47 @@ export interface DpopVerifierOptions {
    * at every other instance sharing the database.
    */
   usedProofs: OneTimeIdStore;
+  /** Nonces proofs must carry, when the bridge asks for them. */
+  nonces?: DpopNonces | undefined;
+}
+
+/**
+ * The nonces a resource server hands out (§9): an HMAC of the current period under a secret, so
+ * every instance holding the secret hands out and takes the same ones with no state to share,
+ * and nobody without it can predict one (§8.1), which is what keeps proofs from being made
+ * ahead of time (§11.2). The
+ * current period's nonce and the one before it are taken, so a nonce handed out just before a
+ * period ends still serves its client for one more.
+ */
+export class DpopNonces {
+  readonly #key: Buffer;
+  readonly #now: () => number;
+
+  /** Without a secret the nonces are this process's own (enough for one instance). */
+  constructor(secret: string | undefined, now: () => number) {
+    this.#key = secret === undefined ? randomBytes(32) : Buffer.from(secret, 'utf8');
+    this.#now = now;
+  }
+
+  /** The nonce to hand out now. */
+  current(): string {
+    return this.#of(Math.floor(this.#now() / NONCE_PERIOD_MS));
+  }
+
+  /** Whether a proof's `nonce` claim is one handed out in this period or the one before. */
+  takes(nonce: unknown): boolean {
+    if (typeof nonce !== 'string') return false;
+    const period = Math.floor(this.#now() / NONCE_PERIOD_MS);
+    const given = Buffer.from(nonce);
+    return [period, period - 1].some((p) => {
+      const expected = Buffer.from(this.#of(p));
+      return given.length === expected.length && timingSafeEqual(given, expected);
+    });
+  }
+
+  #of(period: number): string {
+    return createHmac('sha256', this.#key).update(`ssf-bridge DPoP nonce ${period}`).digest('base64url');
+  }
 }
 
 /** `origin + path` of a URL: what `htu` is compared on (§4.3 step 9, query and fragment ignored). */
@@ -91,7 +140,7 @@ export class DpopVerifier {
       if (err instanceof DpopProofError) throw err;
       throw new DpopProofError(`the DPoP proof is not a valid signed JWT: ${(err as Error).message}`);
     }
-    const { jti, htm, htu, iat, ath } = claims;
+    const { jti, htm, htu, iat, ath, nonce } = claims;
     if (typeof jti !== 'string' || jti.length === 0) throw new DpopProofError('the DPoP proof has no jti');
     if (htm !== request.method.toUpperCase()) {
       throw new DpopProofError(`the DPoP proof is for ${String(htm)}, not ${request.method.toUpperCase()}`);
@@ -113,6 +162,15 @@ export class DpopVerifier {
     const jkt = await calculateJwkThumbprint(jwk);
     if (jkt !== request.boundTo) {
       throw new DpopBindingError('the access token is not bound to the key of the DPoP proof');
+    }
+    // §9 / §4.3 step 10: before the proof is taken, so the client's retry with the nonce can be.
+    const nonces = this.#options.nonces;
+    if (nonces !== undefined && !nonces.takes(nonce)) {
+      throw new DpopNonceError(
+        nonce === undefined
+          ? 'the DPoP proof must carry the nonce given in the DPoP-Nonce header'
+          : 'the nonce of the DPoP proof is no longer taken; use the one given in the DPoP-Nonce header',
+      );
     }
     // §11.1: a proof is accepted once. Its id is kept for as long as its iat would be accepted;
     // ids are per key, so one client cannot use up another's.

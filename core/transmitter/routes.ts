@@ -84,6 +84,7 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
             // the one the request arrived at when nothing rewrote it on the way.
             urls: [`${publicOrigin}${path}`, `${req.protocol}://${req.host}${path}`],
           });
+          if (principal.dpopNonce !== undefined) reply.header('dpop-nonce', principal.dpopNonce);
           requireScope(principal, needed);
           principals.set(req, principal);
         });

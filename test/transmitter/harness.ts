@@ -114,6 +114,8 @@ export interface BridgeOptions {
   instanceId?: string;
   /** Give the transmitter its issuer as a function (known only once the server listens). */
   lazyIssuer?: boolean;
+  /** The bridge's clock (default: the real one). */
+  clock?: { now(): Date };
 }
 
 export interface Bridge {
@@ -150,7 +152,7 @@ export function sessionRevoked(email: string, extra: Partial<EventDraft> = {}): 
 
 export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> {
   const logger = options.logger ?? silentLogger();
-  const clock = { now: () => new Date() };
+  const clock = options.clock ?? { now: () => new Date() };
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const issuer = `${options.publicOrigin ?? origin}${options.issuerPath ?? ''}`;

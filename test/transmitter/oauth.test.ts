@@ -14,7 +14,8 @@ import {
   type CryptoKey,
   type JWTPayload,
 } from 'jose';
-import { DpopProver } from '../../core/http/dpop.ts';
+import { DpopProver, asksForNonce } from '../../core/http/dpop.ts';
+import { NONCE_PERIOD_MS } from '../../core/transmitter/dpop.ts';
 import {
   describePostgres,
   dropSchema,
@@ -320,6 +321,161 @@ describe('DPoP-bound access tokens (RFC 9449)', () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+// RFC 9449 §9: a resource server may ask for a nonce of its own in every proof, so that a proof
+// made ahead of time is of no use (§11.2).
+describe('DPoP nonces of the bridge (RFC 9449 §9, oauth.dpop_nonce)', () => {
+  const SECRET = 'dpop-nonce-secret-for-these-tests-3f9a1c';
+  let offsetMs = 0;
+  const clock = { now: () => new Date(Date.now() + offsetMs) };
+  const started: Bridge[] = [];
+  /** A bridge asking for nonces, derived from `secret` (null: none given, the bridge makes its own). */
+  const nonceBridge = async (secret: string | null = SECRET) => {
+    const port = (jwksServer.address() as { port: number }).port;
+    const started_ = await startBridge({
+      clock,
+      transmitter: {
+        receivers: [ALICE],
+        oauth: {
+          issuer: AS_ISSUER,
+          audience: RS_AUDIENCE,
+          jwks_uri: `http://127.0.0.1:${port}/jwks`,
+          dpop_nonce: true,
+          ...(secret === null ? {} : { dpop_nonce_secret: secret }),
+        },
+      },
+    });
+    started.push(started_);
+    return started_;
+  };
+  const headersOf = (res: { headers: Headers }) => Object.fromEntries(res.headers);
+  /** A GET of the bridge's streams with a bound token and a fresh proof from `prover`. */
+  const get = async (at: Bridge, prover: DpopProver, jwt: string) => {
+    const url = `${at.issuer}/ssf/streams`;
+    const proof = prover.proof('GET', url, { accessToken: jwt }, clock.now().getTime());
+    return call(url, 'GET', url, { headers: { authorization: `DPoP ${jwt}`, dpop: proof } });
+  };
+
+  afterAll(async () => {
+    for (const b of started) await b.close();
+  });
+
+  it('a proof without a nonce is refused with use_dpop_nonce and the nonce; the retry with it is taken', async () => {
+    offsetMs = 0;
+    const at = await nonceBridge();
+    const prover = new DpopProver();
+    const jwt = await token({ cnf: { jkt: prover.thumbprint } });
+    const first = await get(at, prover, jwt);
+    expect(first.status).toBe(401);
+    expect(first.json).toMatchObject({ err: 'use_dpop_nonce' });
+    expect(first.json.description).toMatch(/must carry the nonce/);
+    expect(first.headers.get('www-authenticate')).toMatch(/^DPoP algs="[^"]+", error="use_dpop_nonce"/);
+    // §8.1: nonce = 1*NQCHAR. The client's own rules take it and see the request for a retry.
+    expect(first.headers.get('dpop-nonce')).toMatch(/^[\x21\x23-\x5b\x5d-\x7e]{32,}$/);
+    expect(asksForNonce(headersOf(first))).toBe(true);
+    expect(prover.rememberNonce(at.issuer, headersOf(first))).toBe(true);
+    const retry = await get(at, prover, jwt);
+    expect(retry.status).toBe(200);
+    // §9: the answer carries the nonce to use next (the same one within its period).
+    expect(retry.headers.get('dpop-nonce')).toBe(first.headers.get('dpop-nonce'));
+    // Bearer tokens and static receiver tokens know nothing of nonces.
+    const url = `${at.issuer}/ssf/streams`;
+    const bearer = await call(url, 'GET', url, { token: ALICE.token });
+    expect(bearer.status).toBe(200);
+    expect(bearer.headers.get('dpop-nonce')).toBeNull();
+  });
+
+  it('a nonce it did not hand out is refused; a refusal for another reason carries the nonce too', async () => {
+    offsetMs = 0;
+    const at = await nonceBridge();
+    const prover = new DpopProver();
+    const jwt = await token({ cnf: { jkt: prover.thumbprint } });
+    prover.rememberNonce(at.issuer, { 'dpop-nonce': 'made-up-by-the-client-0123456789abcdef' });
+    const madeUp = await get(at, prover, jwt);
+    expect(madeUp.status).toBe(401);
+    expect(madeUp.json).toMatchObject({ err: 'use_dpop_nonce' });
+    expect(madeUp.json.description).toMatch(/no longer taken/);
+    // A proof that fails before its nonce is looked at says why, and gives the nonce for the retry.
+    const url = `${at.issuer}/ssf/streams`;
+    const wrongMethod = await call(url, 'GET', url, {
+      headers: { authorization: `DPoP ${jwt}`, dpop: prover.proof('POST', url, { accessToken: jwt }) },
+    });
+    expect(wrongMethod.status).toBe(401);
+    expect(wrongMethod.json).toMatchObject({ err: 'invalid_dpop_proof' });
+    expect(wrongMethod.headers.get('dpop-nonce')).toBe(madeUp.headers.get('dpop-nonce'));
+  });
+
+  it('a proof refused for its nonce is not used up: the same key and token get in with the nonce', async () => {
+    offsetMs = 0;
+    const at = await nonceBridge();
+    const prover = new DpopProver();
+    const jwt = await token({ cnf: { jkt: prover.thumbprint } });
+    const url = `${at.issuer}/ssf/streams`;
+    const proof = prover.proof('GET', url, { accessToken: jwt });
+    const refused = await call(url, 'GET', url, { headers: { authorization: `DPoP ${jwt}`, dpop: proof } });
+    expect(refused.json).toMatchObject({ err: 'use_dpop_nonce' });
+    const { jti } = JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString()) as { jti: string };
+    const unused = await at.store.oneTimeIds.claim(
+      'dpop-proof',
+      `${prover.thumbprint}.${jti}`,
+      new Date(Date.now() + 60_000),
+      new Date(),
+    );
+    expect(unused).toBe(true);
+  });
+
+  it('a nonce is taken through the next period and refused after it; answers move the client on', async () => {
+    offsetMs = 0;
+    const at = await nonceBridge();
+    const prover = new DpopProver();
+    const jwt = await token({ cnf: { jkt: prover.thumbprint } });
+    // Start at the beginning of a period, so that the steps below cross exactly one boundary each.
+    offsetMs = NONCE_PERIOD_MS - (Date.now() % NONCE_PERIOD_MS) + 1_000;
+    const first = await get(at, prover, jwt);
+    prover.rememberNonce(at.issuer, headersOf(first));
+    const handedOut = first.headers.get('dpop-nonce');
+    expect((await get(at, prover, jwt)).status).toBe(200);
+    // One period on: the nonce is still taken, and the answer hands out the new one.
+    offsetMs += NONCE_PERIOD_MS;
+    const stillTaken = await get(at, prover, jwt);
+    expect(stillTaken.status).toBe(200);
+    const next = stillTaken.headers.get('dpop-nonce');
+    expect(next).not.toBe(handedOut);
+    // Two periods on, a client that kept the old nonce is refused and told the current one.
+    offsetMs += NONCE_PERIOD_MS;
+    const stale = await get(at, prover, jwt);
+    expect(stale.status).toBe(401);
+    expect(stale.json).toMatchObject({ err: 'use_dpop_nonce' });
+    expect(stale.json.description).toMatch(/no longer taken/);
+    expect(stale.headers.get('dpop-nonce')).not.toBe(next);
+    // A client that took the nonce from each answer never sees a refusal.
+    prover.rememberNonce(at.issuer, headersOf(stale));
+    expect((await get(at, prover, jwt)).status).toBe(200);
+    offsetMs = 0;
+  });
+
+  it("instances with the same secret take each other's nonces; another secret does not", async () => {
+    offsetMs = 0;
+    const a = await nonceBridge();
+    const b = await nonceBridge();
+    const other = await nonceBridge('another-dpop-nonce-secret-of-32-chars-or-more');
+    const prover = new DpopProver();
+    const jwt = await token({ cnf: { jkt: prover.thumbprint } });
+    const fromA = await get(a, prover, jwt);
+    // The nonce is per server origin on the client; the bridges here differ by port, so hand
+    // each the nonce A gave, as a client behind one load balancer would.
+    for (const at of [a, b, other]) prover.rememberNonce(at.issuer, headersOf(fromA));
+    expect((await get(a, prover, jwt)).status).toBe(200);
+    expect((await get(b, prover, jwt)).status).toBe(200);
+    const refused = await get(other, prover, jwt);
+    expect(refused.status).toBe(401);
+    expect(refused.json).toMatchObject({ err: 'use_dpop_nonce' });
+    // Without a secret, a bridge makes its own: its nonces are not A's.
+    const own = await nonceBridge(null);
+    prover.rememberNonce(own.issuer, headersOf(fromA));
+    expect((await get(own, prover, jwt)).json).toMatchObject({ err: 'use_dpop_nonce' });
   });
 });
 
