@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   SignJWT,
   calculateJwkThumbprint,
+  decodeProtectedHeader,
   exportJWK,
   generateKeyPair,
   type CryptoKey,
@@ -16,6 +17,9 @@ import {
 } from 'jose';
 import { DpopProver, asksForNonce } from '../../core/http/dpop.ts';
 import { NONCE_PERIOD_MS } from '../../core/transmitter/dpop.ts';
+import { Secret } from '../../core/plugin-api/index.ts';
+import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
+import { silentLogger } from '../../core/telemetry/logger.ts';
 import {
   describePostgres,
   dropSchema,
@@ -454,6 +458,62 @@ describe('DPoP nonces of the bridge (RFC 9449 §9, oauth.dpop_nonce)', () => {
     prover.rememberNonce(at.issuer, headersOf(stale));
     expect((await get(at, prover, jwt)).status).toBe(200);
     offsetMs = 0;
+  });
+
+  it("the bridge's own HTTP client (client credentials, DPoP) gets in, taking the nonce from the refusal", async () => {
+    offsetMs = 0;
+    const at = await nonceBridge();
+    // A token endpoint that binds each token to the key of the request's DPoP proof (§5, §6.1).
+    const tokenRequests: Array<string | undefined> = [];
+    const tokenServer = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const proof = req.headers.dpop as string | undefined;
+        tokenRequests.push(proof);
+        void (async () => {
+          const jwk = proof === undefined ? undefined : decodeProtectedHeader(proof).jwk;
+          if (jwk === undefined) {
+            res.writeHead(400, { 'content-type': 'application/json' });
+            res.end(
+              JSON.stringify({ error: 'invalid_dpop_proof', error_description: 'a DPoP proof is required' }),
+            );
+            return;
+          }
+          const accessToken = await token({ cnf: { jkt: await calculateJwkThumbprint(jwk) } });
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ access_token: accessToken, token_type: 'DPoP', expires_in: 300 }));
+        })();
+      });
+    });
+    await new Promise<void>((r) => tokenServer.listen(0, '127.0.0.1', r));
+    const stop = new AbortController();
+    try {
+      const authFailures: string[] = [];
+      const client = testHttpClientFactory({
+        logger: silentLogger(),
+        signal: stop.signal,
+        onAuthFailure: (reason) => authFailures.push(reason),
+      }).create({
+        auth: {
+          type: 'oauth2_client_credentials',
+          tokenUrl: `http://127.0.0.1:${(tokenServer.address() as { port: number }).port}/token`,
+          clientId: CLIENT,
+          clientSecret: new Secret('client-secret-of-the-receiver'),
+          dpop: true,
+        },
+      });
+      const first = await client.get<unknown[]>(`${at.issuer}/ssf/streams`);
+      expect(first.status).toBe(200);
+      expect(first.data).toEqual([]);
+      // The nonce it kept serves the next request at once, with the same token.
+      const second = await client.get<unknown[]>(`${at.issuer}/ssf/streams`);
+      expect(second.status).toBe(200);
+      expect(tokenRequests).toHaveLength(1);
+      expect(authFailures).toEqual([]);
+    } finally {
+      stop.abort();
+      await new Promise<void>((r) => tokenServer.close(() => r()));
+    }
   });
 
   it("instances with the same secret take each other's nonces; another secret does not", async () => {
