@@ -58,6 +58,12 @@ async function token(
   return jwt.sign(options.key ?? signingKey);
 }
 
+/** The transmitter's `oauth` block for the authorization server this file runs, with `extra` settings. */
+function oauthConfig(extra: Record<string, unknown> = {}) {
+  const port = (jwksServer.address() as { port: number }).port;
+  return { issuer: AS_ISSUER, audience: RS_AUDIENCE, jwks_uri: `http://127.0.0.1:${port}/jwks`, ...extra };
+}
+
 beforeAll(async () => {
   const pair = await generateKeyPair('RS256');
   signingKey = pair.privateKey;
@@ -68,16 +74,10 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
   });
   await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
-  const port = (jwksServer.address() as { port: number }).port;
   bridge = await startBridge({
     transmitter: {
       receivers: [ALICE, { client_id: CLIENT, audience: 'https://rx.example' }],
-      oauth: {
-        issuer: AS_ISSUER,
-        audience: RS_AUDIENCE,
-        jwks_uri: `http://127.0.0.1:${port}/jwks`,
-        clock_tolerance: '0s',
-      },
+      oauth: oauthConfig({ clock_tolerance: '0s' }),
       streams: { per_receiver: 'many' },
     },
   });
@@ -304,17 +304,8 @@ describe('DPoP-bound access tokens (RFC 9449)', () => {
   });
 
   it('oauth.dpop: required refuses OAuth tokens that are not bound, and still takes bound ones', async () => {
-    const port = (jwksServer.address() as { port: number }).port;
     const strict = await startBridge({
-      transmitter: {
-        receivers: [ALICE],
-        oauth: {
-          issuer: AS_ISSUER,
-          audience: RS_AUDIENCE,
-          jwks_uri: `http://127.0.0.1:${port}/jwks`,
-          dpop: 'required',
-        },
-      },
+      transmitter: { receivers: [ALICE], oauth: oauthConfig({ dpop: 'required' }) },
     });
     try {
       const url = `${strict.issuer}/ssf/streams`;
@@ -341,25 +332,18 @@ describe('DPoP nonces of the bridge (RFC 9449 §9, oauth.dpop_nonce)', () => {
   const SECRET = 'dpop-nonce-secret-for-these-tests-3f9a1c';
   let offsetMs = 0;
   const clock = { now: () => new Date(Date.now() + offsetMs) };
-  const started: Bridge[] = [];
+  const bridges: Bridge[] = [];
   /** A bridge asking for nonces, derived from `secret` (null: none given, the bridge makes its own). */
   const nonceBridge = async (secret: string | null = SECRET) => {
-    const port = (jwksServer.address() as { port: number }).port;
-    const started_ = await startBridge({
+    const started = await startBridge({
       clock,
       transmitter: {
         receivers: [ALICE],
-        oauth: {
-          issuer: AS_ISSUER,
-          audience: RS_AUDIENCE,
-          jwks_uri: `http://127.0.0.1:${port}/jwks`,
-          dpop_nonce: true,
-          ...(secret === null ? {} : { dpop_nonce_secret: secret }),
-        },
+        oauth: oauthConfig({ dpop_nonce: true, ...(secret === null ? {} : { dpop_nonce_secret: secret }) }),
       },
     });
-    started.push(started_);
-    return started_;
+    bridges.push(started);
+    return started;
   };
   const headersOf = (res: { headers: Headers }) => Object.fromEntries(res.headers);
   /** A GET of the bridge's streams with a bound token and a fresh proof from `prover`. */
@@ -370,7 +354,7 @@ describe('DPoP nonces of the bridge (RFC 9449 §9, oauth.dpop_nonce)', () => {
   };
 
   afterAll(async () => {
-    for (const b of started) await b.close();
+    for (const b of bridges) await b.close();
   });
 
   it('a proof without a nonce is refused with use_dpop_nonce and the nonce; the retry with it is taken', async () => {
@@ -552,11 +536,7 @@ describePostgres('DPoP at instances sharing one PostgreSQL database', () => {
 
   beforeAll(async () => {
     store = await openTestPostgresStore(schema);
-    const port = (jwksServer.address() as { port: number }).port;
-    const transmitter = {
-      receivers: [ALICE],
-      oauth: { issuer: AS_ISSUER, audience: RS_AUDIENCE, jwks_uri: `http://127.0.0.1:${port}/jwks` },
-    };
+    const transmitter = { receivers: [ALICE], oauth: oauthConfig() };
     a = await startBridge({ store, transmitter, instanceId: 'a', publicOrigin: PUBLIC, noEngine: true });
     b = await startBridge({ store, transmitter, instanceId: 'b', publicOrigin: PUBLIC, noEngine: true });
   });
