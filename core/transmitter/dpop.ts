@@ -53,9 +53,8 @@ export interface DpopVerifierOptions {
  * The nonces a resource server hands out (§9): an HMAC of the current period under a secret, so
  * every instance holding the secret hands out and takes the same ones with no state to share,
  * and nobody without it can predict one (§8.1), which is what keeps proofs from being made
- * ahead of time (§11.2). The
- * current period's nonce and the one before it are taken, so a nonce handed out just before a
- * period ends still serves its client for one more.
+ * ahead of time (§11.2). The current period's nonce and the one before it are taken, so a nonce
+ * handed out just before a period ends still serves its client for one more.
  */
 export class DpopNonces {
   readonly #key: Buffer;
