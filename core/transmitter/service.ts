@@ -36,6 +36,8 @@ import type { StreamSync } from './sync.ts';
 export const STATUSES: readonly StreamStatus[] = ['enabled', 'paused', 'disabled'];
 const MAX_STATE_LENGTH = 1024;
 const MAX_REASON_LENGTH = 1024;
+/** A stream's activity is written at most once per this share of inactivity_timeout. */
+const ACTIVITY_WRITE_SHARE = 10;
 
 export interface StatusView {
   stream_id: string;
@@ -483,8 +485,8 @@ export class StreamService {
   // Activity (inactivity_timeout, SSF 1.0 §8.1.1)
 
   /**
-   * Records eligible activity on a stream (management calls, polls). Writes are spread out:
-   * at most one per tenth of the timeout, which is precise enough for the timeout.
+   * Records eligible activity on a stream (management calls, polls). Writes are spread out: at
+   * most one per tenth of the timeout (ACTIVITY_WRITE_SHARE), which sweepInactive allows for.
    */
   async touch(record: StreamRecord): Promise<void> {
     const timeout = this.#ctx.config.streams.inactivity_timeout;
@@ -493,7 +495,7 @@ export class StreamService {
     const now = clock.now().getTime();
     const last =
       this.#lastActivity.get(record.streamId) ?? storedConfig(record.config).internal.last_activity_at ?? 0;
-    if (now - last < timeout / 10) return;
+    if (now - last < timeout / ACTIVITY_WRITE_SHARE) return;
     this.#lastActivity.set(record.streamId, now);
     await this.#locked(`stream:${record.streamId}`, async () => {
       const fresh = await store.streams.get(record.streamId);
@@ -509,16 +511,22 @@ export class StreamService {
     });
   }
 
-  /** Pauses or disables enabled streams that saw no eligible activity for inactivity_timeout. */
+  /**
+   * Pauses or disables enabled streams that saw no eligible activity for inactivity_timeout.
+   * Activity within a tenth of the timeout of the last written one is not written (touch), so
+   * a stream is judged inactive only once the written time is older than the timeout and that
+   * tenth: never sooner than the timeout after its last activity, on any instance.
+   */
   async sweepInactive(): Promise<number> {
     const { config, store, clock } = this.#ctx;
     const timeout = config.streams.inactivity_timeout;
     if (timeout === undefined) return 0;
+    const idleFor = timeout + timeout / ACTIVITY_WRITE_SHARE;
     const now = clock.now().getTime();
     const target: StreamStatus = config.streams.inactivity_action === 'pause' ? 'paused' : 'disabled';
     const inactive = (record: StreamRecord) =>
       record.status === 'enabled' &&
-      now - (storedConfig(record.config).internal.last_activity_at ?? record.createdAt.getTime()) >= timeout;
+      now - (storedConfig(record.config).internal.last_activity_at ?? record.createdAt.getTime()) >= idleFor;
     let changed = 0;
     for (const record of await store.streams.list()) {
       if (!inactive(record)) continue;

@@ -283,6 +283,39 @@ describe('inactivity_timeout (SSF 1.0 §8.1.1)', () => {
       await idle.close();
     }
   });
+
+  it('restarts the countdown on every eligible activity, even one not written to the store yet', async () => {
+    // SSF 1.0 §8.1.1: the transmitter MUST restart the counter on eligible activity. Activity
+    // is written at most once per tenth of the timeout; the sweep must not pause a stream whose
+    // last activity fell in that tenth before a full timeout has passed since it.
+    let offsetMs = 0;
+    const clock = { now: () => new Date(Date.now() + offsetMs) };
+    const idle = await startBridge({ clock, transmitter: { streams: { inactivity_timeout: '100s' } } });
+    try {
+      const created = await call(idle.issuer, 'POST', 'ssf/streams', {
+        token: ALICE.token,
+        body: { delivery: { method: POLL } },
+      });
+      const streamId = created.json.stream_id as string;
+      const status = async () =>
+        (await call(idle.issuer, 'GET', 'ssf/status', { token: ALICE.token, query: { stream_id: streamId } }))
+          .json.status;
+      offsetMs = 9_000;
+      expect(await status()).toBe('enabled'); // eligible activity, 9 s after the creation
+      offsetMs = 108_500; // 108.5 s after the creation, 99.5 s after the last activity
+      expect(await idle.tx.service.sweepInactive()).toBe(0);
+      expect((await idle.tx.listStreams())[0]?.status.status).toBe('enabled');
+      offsetMs = 109_000 + 10_000; // well past a full timeout since the last activity
+      expect(await idle.tx.service.sweepInactive()).toBe(1);
+      expect((await idle.tx.listStreams())[0]?.status).toEqual({
+        stream_id: streamId,
+        status: 'paused',
+        reason: 'inactivity_timeout',
+      });
+    } finally {
+      await idle.close();
+    }
+  });
 });
 
 describe('min_verification_interval (SSF 1.0 §8.1.4)', () => {
