@@ -13,6 +13,16 @@ const FIXTURE_KEY = {
   alg: 'ES256',
   use: 'sig',
 };
+/** The key that signed the later fixtures (a transmitter publishes several keys while it rotates). */
+const FIXTURE_KEY_2 = {
+  kty: 'Z0p5aFqrqWUvK_ILbVPh5UYzJar3WydUPXigx5OM3sc',
+  x: 'UB5R6riR-JyWHrttXiacRoRXvEJwHi6xrZFaf-vxMAY',
+  y: 'Z0p5aFqrqWUvK_ILbVPh5UYzJar3WydUPXigx5OM3sc',
+  crv: 'P-256',
+  kid: 'fixture-key-2',
+  alg: 'ES256',
+  use: 'sig',
+};
 const PUSH_AUTHORIZATION = 'Bearer conformance-push-authorization-9d41';
 
 function transmitter(server: MockServer): void {
@@ -28,7 +38,7 @@ function transmitter(server: MockServer): void {
       verification_endpoint: `${server.url}/ssf/verify`,
     },
   }));
-  server.on('GET', '/jwks.json', () => ({ status: 200, body: { keys: [FIXTURE_KEY] } }));
+  server.on('GET', '/jwks.json', () => ({ status: 200, body: { keys: [FIXTURE_KEY, FIXTURE_KEY_2] } }));
   server.on('POST', '/ssf/streams', (req) => ({
     status: 201,
     body: {

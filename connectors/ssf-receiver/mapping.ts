@@ -1,5 +1,6 @@
 import {
   legacyEventSubject,
+  relayedEventType,
   type EventDraft,
   type MappingResult,
   type SubjectIdentifier,
@@ -102,9 +103,9 @@ function occurredAt(set: ReceivedSet): string | undefined {
 }
 
 /**
- * Maps a verified SET to the event emitted into the pipeline: the same event type, subject and
- * claims, the upstream jti as sourceRecordId, and the provenance in txn. Control events
- * (verification, stream-updated) and echoes are ignored.
+ * Maps a verified SET to the event emitted into the pipeline: the same event type (a deprecated
+ * one as the type that replaces it), subject and claims, the upstream jti as sourceRecordId, and
+ * the provenance in txn. Control events (verification, stream-updated) and echoes are ignored.
  */
 export function mapSet(set: ReceivedSet, bridgeIssuer: string): MappingResult {
   if (set.eventType === SSF_VERIFICATION || set.eventType === SSF_STREAM_UPDATED) {
@@ -118,7 +119,7 @@ export function mapSet(set: ReceivedSet, bridgeIssuer: string): MappingResult {
   // there); an SSF 1.0 SET may name it in both places (SSF 1.0 §3.1.1), and sub_id is the one.
   const { subject: _inEvent, ...withoutSubject } = set.event;
   const draft: EventDraft = {
-    type: set.eventType,
+    type: relayedEventType(set.eventType),
     subject: set.subject,
     claims: withoutSubject,
     sourceRecordId: set.jti,

@@ -1228,8 +1228,13 @@ describe.each(MODES)('conformance suite receiver modules, %s delivery', (mode) =
         await eventually(() => tx.sent.length >= signalTypes.length + 1, 'every event and the verification');
         await eventually(() => tx.sent.every((jti) => tx.isAcked(jti)), 'every SET acknowledged');
         expect(tx.setErrs.size).toBe(0);
-        // The CAEP and RISC events are emitted into the pipeline.
-        expect(new Set(rx.h.emitted.map((e) => e.type))).toEqual(new Set(signalTypes));
+        // The CAEP and RISC events are emitted into the pipeline; the deprecated RISC
+        // sessions-revoked as CAEP session-revoked (RISC 1.0 §2.11).
+        expect(rx.h.emitted).toHaveLength(signalTypes.length);
+        expect(new Set(rx.h.emitted.map((e) => e.type))).toEqual(
+          new Set(signalTypes.filter((t) => t !== `${RISC}sessions-revoked`)),
+        );
+        expect(rx.h.emitted.filter((e) => e.type === `${CAEP}session-revoked`)).toHaveLength(2);
       },
     );
   });

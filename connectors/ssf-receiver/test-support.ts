@@ -8,10 +8,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import {
   assertCheckpointExpected,
+  checkDraft,
   memoryReceivedIds,
   staticDeviceDirectory,
 } from '../../core/plugin-api/testing/index.ts';
 import {
+  PermanentError,
   RetryableError,
   type EventDraft,
   type HttpClientFactory,
@@ -114,6 +116,13 @@ export function receiverHarness(instanceId: string, options: HarnessOptions): Ha
     },
     signal: abort.signal,
     async emit(events, emitOptions) {
+      // Like the core: the event catalog refuses the whole batch when any event is invalid.
+      const refused = events.map((e) => checkDraft(e, instanceId)).find((c) => !c.ok);
+      if (refused && !refused.ok) {
+        throw new PermanentError(`invalid events: ${refused.message}`, {
+          code: 'SSF_ERR_PIPELINE_INVALID_EVENT',
+        });
+      }
       // Like the stores: a checkpoint goes with the events, compare-and-set when it says so.
       const write = emitOptions?.checkpoint;
       assertCheckpointExpected(instanceId, write, (name) => checkpoints.get(name));

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import type { SsrfPolicy } from '../http/ssrf.ts';
 import { SetVerificationError } from '../ssf/errors.ts';
 import { SSF_BASE } from '../ssf/events/common.ts';
-import { listEventTypes } from '../ssf/events/catalog.ts';
+import { findEventType, getEventType, listEventTypes } from '../ssf/events/catalog.ts';
 import { remoteJwks, type JwksFetcher } from '../ssf/set/jwks.ts';
 import { verifySet } from '../ssf/set/verify.ts';
 import { z } from 'zod';
@@ -340,6 +340,16 @@ export function receivableEventTypes(): string[] {
   return listEventTypes()
     .map((d) => d.uri)
     .filter((uri) => !uri.startsWith(SSF_BASE));
+}
+
+/**
+ * The type a received event is relayed as: its own, or for a deprecated type the one that
+ * replaces it (RISC 1.0 §2.11: a `sessions-revoked` is relayed as CAEP `session-revoked`). A
+ * receiver accepts what a transmitter still sends and emits only what may be emitted.
+ */
+export function relayedEventType(uri: string): string {
+  const replacedBy = findEventType(uri)?.replacedBy;
+  return replacedBy === undefined ? uri : getEventType(replacedBy).uri;
 }
 
 /**

@@ -30,3 +30,4 @@ export type { ToolIo } from './tools.ts';
 /** The values the bridge scrubs from logs now: a test checks its credentials are there while they live. */
 export { EXPIRED_SECRET_MARGIN_MS, registeredSecretValues } from '../secret.ts';
 export { assertCheckpointExpected } from './checkpoints.ts';
+export { checkDraft, type DraftCheck } from './events.ts';

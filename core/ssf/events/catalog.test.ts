@@ -290,6 +290,14 @@ describe('names', () => {
   it('RISC 1.0 §2.11: sessions-revoked is marked deprecated in favour of caep.session-revoked', () => {
     expect(getEventType('risc.sessions-revoked').deprecated).toMatch(/caep.session-revoked/);
     expect(getEventType('risc.account-disabled').deprecated).toBeUndefined();
+    expect(getEventType('risc.sessions-revoked').replacedBy).toBe('caep.session-revoked');
+  });
+
+  it('every deprecated type names a replacement that may be emitted', () => {
+    for (const definition of listEventTypes().filter((d) => d.deprecated)) {
+      const replacement = getEventType(definition.replacedBy ?? '');
+      expect(replacement.deprecated, definition.shortName).toBeUndefined();
+    }
   });
 });
 

@@ -8,6 +8,7 @@ interface RiscOptions {
   timestamp?: boolean;
   subjectFormats?: readonly string[];
   deprecated?: string;
+  replacedBy?: string;
 }
 
 function risc(
@@ -26,6 +27,7 @@ function risc(
     timestamp: options.timestamp ?? false,
     ...(options.subjectFormats ? { subjectFormats: options.subjectFormats } : {}),
     ...(options.deprecated ? { deprecated: options.deprecated } : {}),
+    ...(options.replacedBy ? { replacedBy: options.replacedBy } : {}),
   };
 }
 
@@ -67,5 +69,6 @@ export const RISC_EVENT_TYPES: readonly EventTypeDefinition[] = [
   risc('recovery-information-changed', '2.10', 'Account recovery information changed.'),
   risc('sessions-revoked', '2.11', 'All sessions of the account were revoked (deprecated).', {
     deprecated: 'RISC 1.0 §2.11 deprecates it; new implementations MUST use caep.session-revoked',
+    replacedBy: 'caep.session-revoked',
   }),
 ];

@@ -24,6 +24,11 @@ export interface EventTypeDefinition {
   readonly subjectFormats?: readonly string[];
   /** Set for types that must no longer be emitted; says what to use instead. */
   readonly deprecated?: string;
+  /**
+   * Short name of the type that replaces a deprecated one: a received event of the deprecated
+   * type is relayed as this type.
+   */
+  readonly replacedBy?: string;
   /** Who defines the type when it is not an OpenID standard, e.g. `okta` or a connector id. */
   readonly vendor?: string;
 }
