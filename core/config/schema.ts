@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { duration } from '../plugin-api/duration.ts';
+import { isIpOrCidr } from '../http/ssrf.ts';
 
 export const INSTANCE_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -17,6 +18,36 @@ export const instanceSchema = z.strictObject({
   description: z.string().optional(),
   config: z.unknown().optional().meta({ description: "The connector's own settings (see docs/connectors)." }),
 });
+
+/**
+ * Which proxies in front of the bridge are believed about the client (X-Forwarded-For) and the
+ * scheme and host (X-Forwarded-Proto, -Host). Trusting every hop would let a client name its
+ * own address by sending X-Forwarded-For, and an address allow-list (jamf-pro's
+ * allowed_networks) would then check an address of the client's choosing; `true` therefore
+ * trusts the one proxy the connection comes from.
+ */
+export const trustProxySchema = z
+  .union([
+    z.boolean(),
+    z.number().int().min(1).max(16),
+    z.array(z.string().refine(isIpOrCidr, 'must be an IP address or a CIDR block such as 10.0.0.0/8')).min(1),
+  ])
+  .default(false)
+  .meta({
+    description:
+      'Proxies in front of the bridge whose X-Forwarded-* headers are believed: false (none), true (the one the connection comes from), a number of proxies in a chain, or their addresses and CIDR blocks. The client address is the one the outermost trusted proxy saw.',
+  });
+
+/** What Fastify is given as trustProxy: nothing, a function of the hop, or proxy addresses. */
+export type FastifyTrustProxy = false | string[] | ((address: string, hop: number) => boolean);
+
+/** Fastify's trustProxy for server.trust_proxy: `true` is one hop, never every hop. */
+export function fastifyTrustProxy(value: z.infer<typeof trustProxySchema>): FastifyTrustProxy {
+  if (value === false) return false;
+  if (Array.isArray(value)) return [...value];
+  const hops = value === true ? 1 : value;
+  return (_address, hop) => hop < hops;
+}
 
 export const serverSchema = z.strictObject({
   host: z.string().default('127.0.0.1').meta({ description: 'Address to listen on.' }),
@@ -35,7 +66,7 @@ export const serverSchema = z.strictObject({
     .meta({ description: 'Largest request body accepted; larger bodies get 413.' }),
   request_timeout: duration('Time allowed for a whole request.').prefault('30s'),
   shutdown_timeout: duration('Time allowed to drain on SIGTERM before exiting.').prefault('15s'),
-  trust_proxy: z.boolean().default(false).meta({ description: 'Honour X-Forwarded-* headers.' }),
+  trust_proxy: trustProxySchema,
 });
 
 export const telemetrySchema = z.strictObject({

@@ -4,6 +4,9 @@ import { RetryableError, answersWithSetErrors, type InboundConnector } from '../
 import { MetricsRegistry } from '../telemetry/metrics.ts';
 import { StatusBoard } from '../runtime/status.ts';
 import { capturingLogger } from '../../test/helpers/capture.ts';
+import type { AddressInfo } from 'node:net';
+import { fastifyTrustProxy, serverSchema } from '../config/schema.ts';
+import type { RootConfig } from '../config/index.ts';
 import { createServer } from './server.ts';
 
 let app: FastifyInstance;
@@ -175,5 +178,73 @@ describe('HTTP server', () => {
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('8');
     expect(await res.json()).toMatchObject({ error: 'unavailable', message: 'outbox full' });
+  });
+});
+
+describe('server.trust_proxy: the client address connectors see', () => {
+  // The peer is the loopback proxy; the client sent the first X-Forwarded-For entry itself, and
+  // the proxy appended the address it saw (nginx's proxy_add_x_forwarded_for).
+  const FORWARDED = '203.0.113.10, 198.51.100.7';
+  const whoAmI: InboundConnector = {
+    start: async () => undefined,
+    stop: async () => undefined,
+    handleWebhook: async (req) => ({ status: 200, body: { remoteAddress: req.remoteAddress } }),
+  };
+  const addressSeen = async (trustProxy: RootConfig['server']['trust_proxy'], forwarded = FORWARDED) => {
+    const server = createServer({
+      logger: capturingLogger().logger,
+      metrics: new MetricsRegistry(),
+      status,
+      bodyLimitBytes: 1024,
+      requestTimeoutMs: 5_000,
+      trustProxy: fastifyTrustProxy(trustProxy),
+      inbound: () => whoAmI,
+      isConfiguredInbound: () => true,
+    });
+    try {
+      await server.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = server.server.address() as AddressInfo;
+      const res = await fetch(`http://127.0.0.1:${port}/ingest/who`, {
+        method: 'POST',
+        headers: { 'x-forwarded-for': forwarded },
+      });
+      return ((await res.json()) as { remoteAddress: string }).remoteAddress;
+    } finally {
+      await server.close();
+    }
+  };
+
+  it('false: the connection’s own address, whatever X-Forwarded-For says', async () => {
+    expect(await addressSeen(false)).toBe('127.0.0.1');
+  });
+
+  it('true: the address the one proxy saw, never an entry the client wrote', async () => {
+    expect(await addressSeen(true)).toBe('198.51.100.7');
+  });
+
+  it('a number of proxies: the address the outermost of them saw', async () => {
+    expect(await addressSeen(1)).toBe('198.51.100.7');
+    expect(await addressSeen(2, `${FORWARDED}, 10.0.0.2`)).toBe('198.51.100.7');
+  });
+
+  it('proxy addresses: entries added by listed proxies are skipped, the first other one is the client', async () => {
+    expect(await addressSeen(['127.0.0.1'])).toBe('198.51.100.7');
+    expect(await addressSeen(['127.0.0.0/8', '10.0.0.0/8'], `${FORWARDED}, 10.0.0.2`)).toBe('198.51.100.7');
+    // A connection from elsewhere than a listed proxy: its headers are not believed.
+    expect(await addressSeen(['10.0.0.0/8'])).toBe('127.0.0.1');
+  });
+
+  it('the config accepts those forms and refuses others with the reason', () => {
+    const parse = (value: unknown) => serverSchema.safeParse({ trust_proxy: value });
+    for (const ok of [false, true, 1, 3, ['10.0.0.1', '10.0.0.0/8', '2001:db8::/32']]) {
+      expect(parse(ok).success, JSON.stringify(ok)).toBe(true);
+    }
+    expect(parse(undefined).data?.trust_proxy).toBe(false);
+    for (const bad of [0, 1.5, 17, [], ['proxy.example.com'], ['10.0.0.0/33']]) {
+      expect(parse(bad).success, JSON.stringify(bad)).toBe(false);
+    }
+    expect(JSON.stringify(parse(['10.0.0.0/33']).error?.issues)).toMatch(
+      /must be an IP address or a CIDR block/,
+    );
   });
 });

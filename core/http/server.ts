@@ -9,6 +9,7 @@ import {
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import { scrubSecrets } from '../plugin-api/secret.ts';
 import type { StatusBoard } from '../runtime/status.ts';
+import type { FastifyTrustProxy } from '../config/schema.ts';
 
 export interface ServerDeps {
   logger: Logger;
@@ -16,7 +17,8 @@ export interface ServerDeps {
   status: StatusBoard;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
-  trustProxy?: boolean;
+  /** Which proxies' X-Forwarded-* headers are believed (see fastifyTrustProxy in core/config). */
+  trustProxy?: FastifyTrustProxy;
   /** The running inbound connector for `/ingest/<instance-id>`, if any. */
   inbound(instanceId: string): InboundConnector | undefined;
   /** Whether an instance id is configured at all (to tell 404 from 503). */

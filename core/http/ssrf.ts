@@ -129,6 +129,11 @@ function parseCidr(text: string): Cidr | undefined {
   return prefix <= max ? { ...ip, prefix } : undefined;
 }
 
+/** Whether text is an IPv4 or IPv6 address or a CIDR block. */
+export function isIpOrCidr(text: string): boolean {
+  return parseCidr(text) !== undefined;
+}
+
 function cidrContains(cidr: Cidr, ip: ParsedIp): boolean {
   if (cidr.family !== ip.family) return false;
   const full = Math.floor(cidr.prefix / 8);
@@ -482,9 +487,7 @@ export function createGuardedAgents(policy: SsrfPolicy, options: http.AgentOptio
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
-const cidrList = z.array(
-  z.string().refine((text) => parseCidr(text) !== undefined, { message: 'expected an IP address or CIDR' }),
-);
+const cidrList = z.array(z.string().refine(isIpOrCidr, { message: 'expected an IP address or CIDR' }));
 
 /**
  * The configuration block for an SSRF policy (snake_case, as in the config file); parses into

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { LoadedConfig } from '../config/index.ts';
+import { fastifyTrustProxy, type LoadedConfig } from '../config/index.ts';
 import { createRootContainer } from '../di/container.ts';
 import { DeliveryEngine, type Destination } from '../delivery/index.ts';
 import { createHttpClientFactory } from '../http/client.ts';
@@ -131,7 +131,7 @@ export class Bridge {
         status: this.status,
         bodyLimitBytes: root.server.body_limit_bytes,
         requestTimeoutMs: root.server.request_timeout,
-        trustProxy: root.server.trust_proxy,
+        trustProxy: fastifyTrustProxy(root.server.trust_proxy),
         inbound: (id) => this.#host?.inbound(id),
         isConfiguredInbound: (id) =>
           this.config.instances.some((i) => i.kind === 'inbound' && i.enabled && i.id === id),
