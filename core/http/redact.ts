@@ -95,3 +95,15 @@ export function bodyExcerpt(body: string | undefined, maxChars = 200): string | 
   if (text.length === 0) return undefined;
   return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
 }
+
+/**
+ * `text` with every copy of an Authorization value the caller sent (and of its token, past the
+ * scheme) replaced: for what a server answers, should it echo the request's credential.
+ */
+export function hideCredential(text: string, authorization: string | undefined): string {
+  if (authorization === undefined) return text;
+  const token = authorization.replace(/^\S+\s+/, '');
+  let out = text.split(authorization).join('[redacted]');
+  if (token.length >= 8) out = out.split(token).join('[redacted]');
+  return out;
+}

@@ -12,7 +12,7 @@ import https from 'node:https';
 import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { classifyHttpOutcome, outcomeFromError, type HttpError, type HttpOutcome } from '../http/classify.ts';
 import { checkTargetUrl, createGuardedAgents, type GuardedAgents, type SsrfPolicy } from '../http/ssrf.ts';
-import { scrubUrl } from '../http/redact.ts';
+import { hideCredential, scrubUrl } from '../http/redact.ts';
 import { SET_CONTENT_TYPE } from '../ssf/set/types.ts';
 
 const MAX_ERROR_BODY = 8 * 1024;
@@ -72,15 +72,6 @@ export function parseSetError(body: string): { err: string; description?: string
   } catch {
     return undefined;
   }
-}
-
-/** `text` with every copy of the credential (and of its token, past the scheme) replaced. */
-function hideCredential(text: string, authorization: string | undefined): string {
-  if (authorization === undefined) return text;
-  const token = authorization.replace(/^\S+\s+/, '');
-  let out = text.split(authorization).join('[redacted]');
-  if (token.length >= 8) out = out.split(token).join('[redacted]');
-  return out;
 }
 
 function flatHeaders(res: http.IncomingMessage): Record<string, string> {

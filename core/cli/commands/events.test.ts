@@ -337,6 +337,20 @@ describe('ssf-bridge events send (RFC 8935 push)', () => {
     expect(result.out).toMatch(/HTTP 400 Bad Request\nrefused: invalid_issuer — iss is not registered$/);
   });
 
+  it('prints the answer without the --auth credential, should the receiver echo it', async () => {
+    const auth = 'Bearer rx-secret-4f8c2a91';
+    answer = {
+      status: 401,
+      body: JSON.stringify({ message: `token ${auth} refused`, token: 'rx-secret-4f8c2a91' }),
+    };
+    const result = await send('--auth', auth);
+    expect(result.code).toBe(1);
+    expect(result.out).toContain('HTTP 401 Unauthorized');
+    expect(result.out).toContain('"message": "token [redacted] refused"');
+    expect(result.out).toContain('"token": "[redacted]"');
+    expect(`${result.out}${result.err}`).not.toContain('rx-secret-4f8c2a91');
+  });
+
   it('exits 2 for a --to that is no http(s) URL or a --timeout out of range, before signing anything', async () => {
     for (const [extra, message] of [
       [['--to', 'notaurl'], '--to "notaurl" is not a URL'],

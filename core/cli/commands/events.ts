@@ -12,6 +12,7 @@ import {
   type MintedSet,
   type SubjectIdentifier,
 } from '../../ssf/index.ts';
+import { hideCredential } from '../../http/redact.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
 import { CONFIG_HELP, DATA_DIR_HELP, keySetup, type DataDirOption } from './keys.ts';
 
@@ -192,7 +193,8 @@ async function push(set: MintedSet, options: SendOptions, timeoutMs: number, io:
       (err as Error).name === 'TimeoutError' ? `no answer within ${options.timeout}` : (err as Error).message;
     throw new CliExit(EXIT.failure, `could not deliver SET ${set.jti} to ${options.to}: ${reason}`);
   }
-  const body = (await response.text()).trim();
+  // Printed without --auth in it, should the receiver echo the request's credential.
+  const body = hideCredential((await response.text()).trim(), options.auth);
   io.out(`sent SET ${set.jti} to ${options.to}`);
   for (const line of describeAnswer(response.status, response.statusText, body)) io.out(line);
   if (!response.ok) throw new CliExit(EXIT.failure, '');
