@@ -85,7 +85,8 @@ export function parseExtension(text: string): Record<string, string> {
   keys.forEach((k, i) => {
     const next = keys[i + 1];
     const raw = text.slice(k.valueStart, next ? next.keyStart : text.length);
-    out[k.key] = unescapeValue(next ? raw.replace(/\s+$/, '') : raw.replace(/[\s]+$/, ''));
+    // trimEnd, not /\s+$/: the regex takes time quadratic in a run of spaces not at the end.
+    out[k.key] = unescapeValue(raw.trimEnd());
   });
   return out;
 }

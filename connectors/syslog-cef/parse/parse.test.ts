@@ -165,6 +165,20 @@ describe('parseLine', () => {
     expect(parseLine('<13>Jan  1 00:00:00 h app: plain').format).toBe('text');
     expect(() => parseLine('')).toThrow('empty');
   });
+
+  it('takes time linear in runs of spaces or line ends inside a line, which any sender may put there', () => {
+    // Trailing-whitespace regexes (/\s+$/) take time quadratic in such a run: a 1 MiB line
+    // (max_line_bytes allows it) held the event loop for minutes.
+    const run = 400_000;
+    const started = performance.now();
+    const spaced = parseLine(`CEF:0|v|p|1|s|n|5|suser=a@example.com msg=a${' '.repeat(run)}b  \r\n`);
+    const broken = parseLine(`CEF:0|v|p|1|s|n|5|msg=a${'\r'.repeat(run)}b\r\n\r\n`);
+    const elapsed = performance.now() - started;
+    expect(spaced.cef?.extension).toEqual({ suser: 'a@example.com', msg: `a${' '.repeat(run)}b` });
+    expect(broken.cef?.extension).toEqual({ msg: `a${'\r'.repeat(run)}b` });
+    // Linear: milliseconds. Quadratic: 400,000² steps, far beyond this bound on any machine.
+    expect(elapsed).toBeLessThan(5_000);
+  });
 });
 
 describe('TcpFramer', () => {
