@@ -26,10 +26,6 @@ export function deactivation() {
   return { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: false }] };
 }
 
-export function isNotFound(err: unknown): boolean {
-  return err instanceof PermanentError && err.detail?.status === 404;
-}
-
 /** A 400 whose SCIM error says the filter is not supported (RFC 7644 §3.12 scimType invalidFilter). */
 function isInvalidFilter(err: unknown): boolean {
   return (
@@ -122,6 +118,11 @@ export class ScimClient {
     return found[0];
   }
 
+  /**
+   * Deactivates a user; answers the status, 404 when the user is gone. Only the user's own 404
+   * is answered: a 404 on the way to a token (the OAuth token endpoint) is thrown, and never
+   * read as a user someone else removed.
+   */
   async deactivate(id: string, signal: AbortSignal): Promise<number> {
     const res = await this.http.request({
       method: 'PATCH',
@@ -129,16 +130,19 @@ export class ScimClient {
       body: JSON.stringify(deactivation()),
       headers: { 'content-type': SCIM_JSON },
       responseType: 'text',
+      acceptStatuses: [404],
       signal,
     });
     return res.status;
   }
 
+  /** Deletes a user; answers the status, 404 when the user is gone (as deactivate). */
   async remove(id: string, signal: AbortSignal): Promise<number> {
     const res = await this.http.request({
       method: 'DELETE',
       url: `/Users/${pathSegment(id, { escapeAll: true })}`,
       responseType: 'text',
+      acceptStatuses: [404],
       signal,
     });
     return res.status;

@@ -1,9 +1,4 @@
-import type {
-  ConnectorContext,
-  DeliveryReceipt,
-  HttpAuth,
-  OutboundConnector,
-} from '../../core/plugin-api/index.ts';
+import type { ConnectorContext, HttpAuth, OutboundConnector } from '../../core/plugin-api/index.ts';
 import {
   ACCOUNT_DISABLED,
   ACCOUNT_PURGED,
@@ -14,7 +9,7 @@ import {
   userEmail,
 } from '../_shared/outbound-common.ts';
 import { oauthAuth } from '../_shared/outbound-config.ts';
-import { SCIM_JSON, ScimClient, isNotFound } from './client.ts';
+import { SCIM_JSON, ScimClient } from './client.ts';
 import type { ScimConfig } from './config.ts';
 
 const NAME = 'scim-deprovision';
@@ -23,16 +18,6 @@ function authOf(config: ScimConfig): HttpAuth {
   return config.token
     ? { type: 'bearer', token: config.token }
     : oauthAuth(config.oauth as NonNullable<ScimConfig['oauth']>);
-}
-
-/** A 404 on the user itself means someone got there first: the outcome asked for holds. */
-async function idempotent(work: () => Promise<number>, gone: string): Promise<DeliveryReceipt | number> {
-  try {
-    return await work();
-  } catch (err) {
-    if (isNotFound(err)) return { status: 404, detail: gone };
-    throw err;
-  }
 }
 
 /**
@@ -78,12 +63,10 @@ export function createScimDeprovision(ctx: ConnectorContext, config: ScimConfig)
         const user = await scim.find(name, signal);
         if (!user) return { detail: `no SCIM user has the userName or email ${name}; nothing to do` };
         if (!purge && user.active === false) return { detail: `${name} is already inactive` };
-        const done = await idempotent(
-          () => (purge ? scim.remove(user.id, signal) : scim.deactivate(user.id, signal)),
-          `${name} was already gone`,
-        );
-        if (typeof done !== 'number') return done;
-        return { status: done, detail: purge ? `${name} deleted` : `${name} deactivated` };
+        const status = await (purge ? scim.remove(user.id, signal) : scim.deactivate(user.id, signal));
+        // A 404 on the user itself means someone got there first: the outcome asked for holds.
+        if (status === 404) return { status, detail: `${name} was already gone` };
+        return { status, detail: purge ? `${name} deleted` : `${name} deactivated` };
       });
     },
   };

@@ -310,6 +310,34 @@ describe('scim-deprovision: deactivation', () => {
     expect(h.logText()).not.toContain('scim-client-secret-55');
     expect(h.logText()).not.toContain('scim-oauth-access-1234');
   });
+
+  it('a 404 from the token endpoint is a failure, never a user "already gone"', async () => {
+    const dana = scim.add('dana.lee@example.com');
+    scim.bearer = 'scim-oauth-access-1234';
+    const token = (r: FakeRequest) => r.path === '/oauth/token';
+    scim.api.inject(
+      { body: { access_token: 'scim-oauth-access-1234', token_type: 'Bearer', expires_in: 600 } },
+      token,
+    );
+    // The server refuses the token on the PATCH (rotated); the one refresh meets a 404.
+    scim.api.inject(
+      { status: 401, body: { schemas: [ERROR], status: '401', detail: 'token revoked' } },
+      (r) => r.method === 'PATCH',
+    );
+    scim.api.inject({ status: 404, body: { error: 'Not Found' } }, token);
+    const h = await start({
+      token: undefined,
+      oauth: {
+        token_url: `${scim.api.url}/oauth/token`,
+        client_id: 'ssf-bridge',
+        client_secret: 'scim-client-secret-55',
+      },
+    });
+    const outcome = await h.attempt(draft('risc.account-disabled'));
+    expect(outcome.ok).toBe(false);
+    expect(scim.api.requests.filter(token)).toHaveLength(2);
+    expect(dana.active).toBe(true);
+  });
 });
 
 describe('scim-deprovision: purge', () => {
