@@ -1,5 +1,11 @@
 import { secret, z } from '../../core/plugin-api/index.ts';
-import { baseUrl, endpointUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import {
+  CLEAR_TEXT,
+  baseUrl,
+  endpointUrl,
+  keepsCredentials,
+  requestTimeout,
+} from '../_shared/outbound-config.ts';
 
 /** Where a service account without keys gets the Google Cloud token that lets it call signJwt. */
 const keylessSchema = z
@@ -90,12 +96,17 @@ const directorySchema = z
 
 export type KeylessConfig = z.output<typeof keylessSchema>;
 
-const ssfPushSchema = z.strictObject({
-  endpoint_url: endpointUrl(
-    'The push endpoint Google gave your org when it enrolled in the Shared Signals receiver programme.',
-  ),
-  authorization_header: secret('Authorization header value Google issued for pushes, if any.').optional(),
-});
+const ssfPushSchema = z
+  .strictObject({
+    endpoint_url: endpointUrl(
+      'The push endpoint Google gave your org when it enrolled in the Shared Signals receiver programme.',
+    ),
+    authorization_header: secret('Authorization header value Google issued for pushes, if any.').optional(),
+  })
+  .refine((c) => !c.authorization_header || keepsCredentials(c.endpoint_url), {
+    message: `${CLEAR_TEXT} (authorization_header is set)`,
+    path: ['endpoint_url'],
+  });
 
 export const configSchema = z
   .strictObject({

@@ -25,6 +25,13 @@ runConnectorConformance(googleWorkspace, {
       },
       error: 'service_account_email',
     },
+    {
+      // The push credential would travel in clear text.
+      config: {
+        ssf_push: { endpoint_url: 'http://push.example.com/events', authorization_header: 'Bearer g-push-1' },
+      },
+      error: 'endpoint_url',
+    },
   ],
   mock: (server) => {
     server.on('POST', '/token', () => ({

@@ -700,6 +700,20 @@ describe('google-workspace: SSF push to Google’s receiver', () => {
       }).success,
     ).toBe(false);
   });
+
+  it('refuses an ssf_push credential over plain http, except to this machine', () => {
+    const push = (endpoint_url: string, authorization_header?: string) =>
+      googleWorkspace.configSchema.safeParse({
+        ssf_push: { endpoint_url, ...(authorization_header ? { authorization_header } : {}) },
+      });
+    const refused = push('http://push.example.com/events', 'Bearer g-push-1');
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues[0]?.path).toEqual(['ssf_push', 'endpoint_url']);
+    expect(refused.error?.issues[0]?.message).toMatch(/clear text/i);
+    expect(push('https://push.example.com/events', 'Bearer g-push-1').success).toBe(true);
+    expect(push('http://127.0.0.1:8443/events', 'Bearer g-push-1').success).toBe(true);
+    expect(push('http://push.example.com/events').success).toBe(true);
+  });
 });
 
 describe('Google 403 answers of any shape', () => {
