@@ -72,7 +72,7 @@ export function hrCheckpoint<S extends HrState>(
       const parsed = options.schema.safeParse(raw);
       if (!parsed.success) {
         throw new PermanentError(
-          `the stored ${options.source} checkpoint is not readable; reset it to start over`,
+          `the stored ${options.source} checkpoint is not readable; start the instance over with \`ssf-bridge checkpoints reset ${ctx.instanceId}\``,
           { code: options.code },
         );
       }

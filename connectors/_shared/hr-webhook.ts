@@ -2,7 +2,8 @@
  * The front half of the HR webhooks (bamboohr, hibob): checking the sender's HMAC signature, and
  * the answers every delivery can get. Refusals are counted by outcome in
  * `<prefix>_webhooks_total`. A failure the sender should retry (the HR API throttling or down,
- * a full outbox) is rethrown, so the server answers 503 with Retry-After.
+ * a full outbox) is rethrown, so the server answers 503 with Retry-After; one the bridge must
+ * have put right first is answered 500.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
@@ -71,7 +72,13 @@ export interface HrWebhookReplies {
    * request) is answered 502 and shown in the instance status; any other is rethrown.
    */
   lookupFailed(err: unknown, source: string): InboundResponse;
-  /** Commits the delivery with `apply` (which returns the number of events) and answers 200. */
+  /**
+   * Commits the delivery with `apply` (which returns the number of events) and answers 200. A
+   * permanent failure there is the bridge's, not the sender's (its stored state is unreadable,
+   * or the catalog refused what the mapping made): answered 500 so the sender delivers again
+   * once an operator has put it right, and shown in the instance status. A 4xx would make the
+   * sender drop a leaver for good.
+   */
   accept(received: number, apply: () => Promise<number>): Promise<InboundResponse>;
 }
 
@@ -108,6 +115,11 @@ export function hrWebhookReplies<S>(ctx: InboundContext<S>, metricPrefix: string
         ctx.status.success();
         return { status: 200, body: { received, events } };
       } catch (err) {
+        if (err instanceof PermanentError) {
+          ctx.status.set('permanent_error', err.message);
+          ctx.logger.error({ code: err.code, problem: err.message }, 'could not commit a webhook delivery');
+          return refuse(500, 'failed', 'internal_error', err.message);
+        }
         webhooks.inc({ outcome: 'retry' });
         throw err;
       }

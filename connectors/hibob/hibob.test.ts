@@ -336,6 +336,27 @@ describe('hibob webhooks', () => {
     await connector.stop(100);
   });
 
+  it('answers 500 (Bob delivers again) while the stored state is unreadable, and 200 once it is reset', async () => {
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-29' }),
+    );
+    const checkpoints = new Map<string, unknown>([['default', { employees: 'not a snapshot' }]]);
+    const tc = createTestContext<HibobState>({ now: NOW, checkpoints });
+    const { connector } = await started({}, tc);
+    const broken = await connector.handleWebhook!(signed(delivery('employee.left')));
+    expect(broken.status).toBe(500);
+    expect(broken.body).toMatchObject({ error: 'internal_error', message: /checkpoint is not readable/ });
+    expect(tc.statuses).toContainEqual(expect.objectContaining({ state: 'permanent_error' }));
+    expect(tc.emits).toEqual([]);
+    checkpoints.clear(); // the operator resets the state
+    expect((await connector.handleWebhook!(signed(delivery('employee.left')))).status).toBe(200);
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', `${ID}:terminated:2026-11-29`],
+      ['caep.session-revoked', `${ID}:terminated:2026-11-29`],
+    ]);
+    await connector.stop(100);
+  });
+
   it('answers 502 when the API returns an unreadable employee record', async () => {
     server.on('POST', `/v1/people/${ID}`, () =>
       record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '29.11.2026' }),

@@ -12,6 +12,7 @@ import { registerDlq } from './dlq.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerDevices } from './devices.ts';
 import { registerNew } from './new.ts';
+import { registerCheckpoints } from './checkpoints.ts';
 
 /**
  * Each file in this folder adds its commands to the program. Action handlers set their
@@ -32,4 +33,5 @@ export const registrars: CommandRegistrar[] = [
   registerDlq,
   registerSimulate,
   registerDevices,
+  registerCheckpoints,
 ];
