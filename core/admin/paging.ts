@@ -39,11 +39,41 @@ export function decodeCursor<T>(value: unknown, check: (decoded: unknown) => dec
   throw new AdminQueryError('cursor is not valid for this list; start again without it');
 }
 
-export const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/**
+ * A row id as the stores keep it (an integer column): a whole number. A fraction or a number
+ * beyond the column would reach PostgreSQL and fail there, a 500 for a cursor that is a 400.
+ */
+export const isRowId = (v: unknown): v is number => Number.isSafeInteger(v);
 /** An offset into a list held in memory: a whole number, never negative. */
 export const isOffset = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+/** The largest time a Date holds, in ms either side of the epoch. */
+const MAX_TIME_MS = 8.64e15;
+/** A keyset position: a time a Date can hold (ms) and an id. */
 export const isEventPosition = (v: unknown): v is [number, string] =>
-  Array.isArray(v) && v.length === 2 && isNumber(v[0]) && typeof v[1] === 'string';
+  Array.isArray(v) &&
+  v.length === 2 &&
+  Number.isSafeInteger(v[0]) &&
+  Math.abs(v[0] as number) <= MAX_TIME_MS &&
+  typeof v[1] === 'string' &&
+  !v[1].includes('\u0000');
+
+/** The id of a row named in a path (`/dead-letters/<id>`): a positive whole number, else none. */
+export function pathRowId(text: string): number | undefined {
+  const id = Number(text);
+  return /^[1-9]\d*$/.test(text) && Number.isSafeInteger(id) ? id : undefined;
+}
+
+/**
+ * Refuses a request whose path, query or JSON body holds U+0000 (`%00`, `\u0000`): no store
+ * column takes it (PostgreSQL text cannot hold it), so it is a 400 here rather than a 500 there,
+ * and the refusal can be audited.
+ */
+export function refuseNul(url: string, rawBody: Buffer | undefined): void {
+  const body = rawBody?.toString('utf8') ?? '';
+  if (url.includes('%00') || body.includes('\\u0000') || body.includes('\u0000')) {
+    throw new AdminQueryError('U+0000 (a NUL character) is not allowed in admin requests');
+  }
+}
 
 /** Pages a list held in memory (instances, streams, keys): the cursor is an offset. */
 export function pageOf<T>(all: T[], query: { limit?: unknown; cursor?: unknown }): Page<T> {

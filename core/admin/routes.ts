@@ -29,7 +29,9 @@ import {
   decodeCursor,
   encodeCursor,
   isEventPosition,
-  isNumber,
+  isRowId,
+  pathRowId,
+  refuseNul,
   keysetPage,
   oneOf,
   optionalText,
@@ -291,7 +293,8 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         actor: who.name,
         role: who.role,
         action,
-        target: params?.id ?? req.url.split('?')[0] ?? req.url,
+        // What the request named, as text a store can hold (a refused one may carry a NUL).
+        target: (params?.id ?? req.url.split('?')[0] ?? req.url).replaceAll('\u0000', '\uFFFD'),
         detail: { outcome, status, error: message },
       });
     } catch (err) {
@@ -449,6 +452,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       // the handler, and its 400 would name a missing field instead of the real mistake.
       admin.addHook('preHandler', async (req: FastifyRequest, reply: FastifyReply) => {
         singleValued(req.query);
+        refuseNul(req.url, req.rawBody);
         if (req.method === 'GET' || req.method === 'HEAD') return;
         if ((req.rawBody?.length ?? 0) === 0 || req.body !== undefined) return;
         const message = `send the body as JSON (Content-Type: application/json), not ${req.headers['content-type'] ?? 'without a type'}`;
@@ -545,7 +549,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
 
       admin.get('/deliveries', async (req: Req) => {
         const limit = parseLimit(req.query.limit);
-        const beforeId = decodeCursor(req.query.cursor, isNumber);
+        const beforeId = decodeCursor(req.query.cursor, isRowId);
         const destinationId = optionalText(req.query.destination);
         const state = oneOf('state', req.query.state, DELIVERY_STATES);
         const eventId = optionalText(req.query.event);
@@ -561,8 +565,8 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       });
 
       admin.get('/deliveries/:id', async (req: Req) => {
-        const id = Number(req.params.id);
-        const delivery = Number.isInteger(id) ? await store.deliveries.get(id) : undefined;
+        const id = pathRowId(req.params.id ?? '');
+        const delivery = id === undefined ? undefined : await store.deliveries.get(id);
         if (!delivery) throw new NotFound(`no delivery "${req.params.id}"`);
         const event = await store.events.get(delivery.eventId);
         return {
@@ -580,7 +584,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
 
       admin.get('/dead-letters', async (req: Req) => {
         const limit = parseLimit(req.query.limit);
-        const afterId = decodeCursor(req.query.cursor, isNumber);
+        const afterId = decodeCursor(req.query.cursor, isRowId);
         const filter: DeadLetterFilter = {};
         const destinationId = optionalText(req.query.destination);
         const eventType = eventTypeUri(req.query.type);
@@ -602,7 +606,8 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       });
 
       admin.get('/dead-letters/:id', async (req: Req) => {
-        const letter = await store.deadLetters.get(Number(req.params.id));
+        const id = pathRowId(req.params.id ?? '');
+        const letter = id === undefined ? undefined : await store.deadLetters.get(id);
         if (!letter) throw new NotFound(`no dead letter "${req.params.id}"`);
         const delivery = await store.deliveries.get(letter.id);
         return {
@@ -759,7 +764,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
 
       admin.get('/audit', async (req: Req) => {
         const limit = parseLimit(req.query.limit);
-        const beforeId = decodeCursor(req.query.cursor, isNumber);
+        const beforeId = decodeCursor(req.query.cursor, isRowId);
         const actor = optionalText(req.query.actor);
         const action = optionalText(req.query.action);
         const { since, until } = parseTimeRange(req.query.since, req.query.until);
