@@ -56,6 +56,25 @@ describe('matching', () => {
     expect(rules.map({ ...alert, user: {} }).events).toHaveLength(0);
   });
 
+  it('a condition or claim that gives a function fails the record, naming it; a function in a list is false', () => {
+    // `$exists` without its parentheses: JSONata gives the function itself, an object.
+    const bare = compile({ ...riskRule, match: '$exists' });
+    expect(problemsOf(() => bare.map(alert)).map((p) => [p.rule, p.field, p.message])).toEqual([
+      ['risky-user', 'match', 'the expression gives a function, not a value'],
+    ]);
+    expect(compile({ ...riskRule, match: '[$exists]' }).map(alert)).toEqual({
+      events: [],
+      ignored: 'no mapping rule matched the record',
+    });
+    for (const claim of ['$uppercase', 'function($x){$x}', '{"inner": $uppercase}']) {
+      const rules = compile({ ...riskRule, claims: { ...riskRule.claims, risk_reason: claim } });
+      expect(
+        problemsOf(() => rules.map(alert)).map((p) => [p.field, p.message]),
+        claim,
+      ).toEqual([['claims.risk_reason', 'the expression gives a function, not a value']]);
+    }
+  });
+
   it('gives one event per matching rule, sharing the record id', () => {
     const rules = compile(riskRule, {
       name: 'disable',
@@ -326,6 +345,17 @@ describe('records nested deeply', () => {
     rules.close();
   });
 
+  it('refuses claims nested deeper than any event may be (32 levels), as the pipeline would', async () => {
+    const rules = compile({ ...wrapped, claims: { ...wrapped.claims, details: 'extra' }, id: '"A-1"' });
+    const [deep] = await rules.mapRecords([nested(40)]);
+    expect(deep?.ok === false && deep.error.message).toMatch(
+      /^rule "risky-user", claims: nests more than 32 levels deep/,
+    );
+    const [shallow] = await rules.mapRecords([nested(20)]);
+    expect(shallow?.ok && shallow.result.events).toHaveLength(1);
+    rules.close();
+  });
+
   it('refuses, naming the id, a record too deep to hash for its default id instead of throwing', async () => {
     const rules = compile(wrapped);
     const outcomes = await rules.mapRecords([nested(3_000)]);
@@ -352,6 +382,13 @@ describe('rule-set schema', () => {
       ['0.claims.risk_reason', 'invalid JSONata: Unexpected end of expression (at character 7)'],
       ['1.name', 'another rule is already named "risky-user"'],
       ['1.event_type', 'unknown event type "caep.risk-level" (see: ssf-bridge events list)'],
+    ]);
+  });
+
+  it('refuses a deprecated event type when the config loads, naming what to use instead', () => {
+    const result = mappingRulesSchema.safeParse([{ ...riskRule, event_type: 'risc.sessions-revoked' }]);
+    expect(result.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['0.event_type', 'RISC 1.0 §2.11 deprecates it; new implementations MUST use caep.session-revoked'],
     ]);
   });
 

@@ -91,11 +91,15 @@ function staticProblems(rules: readonly MappingRule[]): Array<{ path: PropertyKe
     if (seen.has(rule.name))
       problems.push({ path: [index, 'name'], message: `another rule is already named "${rule.name}"` });
     seen.add(rule.name);
-    if (!findEventType(rule.event_type)) {
+    const definition = findEventType(rule.event_type);
+    if (!definition) {
       problems.push({
         path: [index, 'event_type'],
         message: `unknown event type "${rule.event_type}" (see: ssf-bridge events list)`,
       });
+    } else if (definition.deprecated) {
+      // Every event of it would be refused at acceptance: said once, when the config loads.
+      problems.push({ path: [index, 'event_type'], message: definition.deprecated });
     }
     for (const [key, source] of sourcesOf(rule)) {
       try {

@@ -11,8 +11,22 @@ const signal = flag ? new Int32Array(flag) : undefined;
 /** Rule-set id → [{ match: Expression, fields: [[key, Expression]] }]. */
 const sets = new Map();
 
-/** JSONata's $boolean: empty strings, zero, null, empty arrays and objects are false. */
+/**
+ * Whether a value is a function: JSONata gives its own (a built-in such as `$exists` named
+ * without its parentheses, a lambda) as objects marked `_jsonata_function` / `_jsonata_lambda`.
+ */
+function isFunction(value) {
+  if (typeof value === 'function') return true;
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    (value._jsonata_function === true || value._jsonata_lambda === true)
+  );
+}
+
+/** JSONata's $boolean: empty strings, zero, null, functions, empty arrays and objects are false. */
 function truthy(value) {
+  if (isFunction(value)) return false;
   if (Array.isArray(value)) return value.some(truthy);
   if (value && typeof value === 'object') return Object.keys(value).length > 0;
   return Boolean(value);
@@ -25,24 +39,27 @@ function truthy(value) {
  */
 const MAX_VALUE_DEPTH = 100;
 
-/** Whether `value` nests more than `limit` arrays or objects deep (iteratively: no stack to run out of). */
-function nestsDeeperThan(value, limit) {
+/**
+ * What keeps a value from leaving the thread as JSON: a function anywhere in it, or nesting more
+ * than `limit` arrays or objects deep (walked iteratively: no stack to run out of).
+ */
+function unfit(value, limit) {
   const stack = [[value, 0]];
   while (stack.length > 0) {
     const [item, depth] = stack.pop();
+    if (isFunction(item)) return 'the expression gives a function, not a value';
     if (item === null || typeof item !== 'object') continue;
-    if (depth >= limit) return true;
+    if (depth >= limit) return `the expression gives a value nested more than ${limit} levels deep`;
     for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push([child, depth + 1]);
   }
-  return false;
+  return undefined;
 }
 
 /** Values as JSON: jsonata sequences carry extra members, and functions cannot cross threads. */
 function plain(value) {
   if (value === undefined) return undefined;
-  if (typeof value === 'function') throw new Error('the expression gives a function, not a value');
-  if (nestsDeeperThan(value, MAX_VALUE_DEPTH))
-    throw new Error(`the expression gives a value nested more than ${MAX_VALUE_DEPTH} levels deep`);
+  const problem = unfit(value, MAX_VALUE_DEPTH);
+  if (problem) throw new Error(problem);
   return JSON.parse(JSON.stringify(value));
 }
 
@@ -62,7 +79,7 @@ async function run(expression, record) {
 async function runMatch(expression, record) {
   try {
     const value = await expression.evaluate(record);
-    if (typeof value === 'function') throw new Error('the expression gives a function, not a value');
+    if (isFunction(value)) throw new Error('the expression gives a function, not a value');
     return { value: truthy(value) };
   } catch (err) {
     return { error: message(err) };

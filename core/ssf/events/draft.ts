@@ -7,6 +7,7 @@
 import type { EventDraft, SubjectIdentifier } from '../../plugin-api/index.ts';
 import { EventValidationError, UnknownEventTypeError, type Problem } from '../errors.ts';
 import { parseSubject, validateSubject } from '../subjects.ts';
+import { MAX_EVENT_NESTING, nestsDeeperThan } from '../../plugin-api/json-depth.ts';
 import { eventCatalog, type EventCatalog } from './catalog.ts';
 import type { EventClaims, EventTypeDefinition } from './types.ts';
 
@@ -66,9 +67,22 @@ function deprecation(definition: EventTypeDefinition): EventValidationError | un
   );
 }
 
+/**
+ * Subject and claims nested deeper than any event may be (MAX_EVENT_NESTING): checked before
+ * anything walks them recursively, so that every path (acceptance, dry runs, the mapping rules)
+ * refuses them alike.
+ */
+function nestingProblems(draft: EventDraft): Problem[] {
+  return (['subject', 'claims'] as const)
+    .filter((part) => nestsDeeperThan(draft[part], MAX_EVENT_NESTING))
+    .map((part) => ({ path: part, message: `nests more than ${MAX_EVENT_NESTING} levels deep` }));
+}
+
 /** Checks a draft; throws UnknownEventTypeError, SubjectValidationError or EventValidationError. */
 export function checkEventDraft(draft: EventDraft, options: DraftCheckOptions = {}): CheckedEvent {
   const catalog = options.catalog ?? eventCatalog;
+  const tooDeep = nestingProblems(draft);
+  if (tooDeep.length > 0) throw new EventValidationError('event', tooDeep);
   if (typeof draft.type !== 'string') {
     throw new EventValidationError('event', [
       { path: 'type', message: 'must be an event type URI or short name (a non-empty string)' },
@@ -93,6 +107,8 @@ export function checkEventDraft(draft: EventDraft, options: DraftCheckOptions = 
 /** Checks a draft and reports every problem at once, with paths (for acceptance and dry runs). */
 export function validateEventDraft(draft: EventDraft, options: DraftCheckOptions = {}): DraftCheckResult {
   const catalog = options.catalog ?? eventCatalog;
+  const tooDeep = nestingProblems(draft);
+  if (tooDeep.length > 0) return { ok: false, problems: tooDeep };
   const problems: Problem[] = [];
   const definition = typeof draft.type === 'string' ? catalog.find(draft.type) : undefined;
   if (typeof draft.type !== 'string' || draft.type === '') {
