@@ -7,7 +7,7 @@ import {
   type InboundResponse,
 } from '../../core/plugin-api/index.ts';
 import type { EventsApiConfig } from './config.ts';
-import { mapPayload } from './mapping.ts';
+import { mapPayload, sentPaths } from './mapping.ts';
 
 /**
  * `POST /ingest/<instance-id>`: authenticates the sender, validates every event, and answers
@@ -58,7 +58,10 @@ export function createEventsApi(ctx: InboundContext, config: EventsApiConfig): I
           isBridgeError(err) && err.errorClass === 'permanent' ? err.detail?.problems : undefined;
         if (Array.isArray(problems)) {
           requests.inc({ outcome: 'invalid' });
-          return { status: 400, body: { error: 'invalid_request', problems } };
+          return {
+            status: 400,
+            body: { error: 'invalid_request', problems: sentPaths(problems, mapped.events, mapped.pathOf) },
+          };
         }
         requests.inc({ outcome: 'error' });
         throw err; // the server maps RetryableError (outbox full) to 503 + Retry-After

@@ -33,7 +33,14 @@ export interface PayloadProblem {
   message: string;
 }
 
-export type PayloadResult = { ok: true; events: EventDraft[] } | { ok: false; problems: PayloadProblem[] };
+export type PayloadResult =
+  | {
+      ok: true;
+      events: EventDraft[];
+      /** Where the event at `index` sits in the body: `[3]`, `events[3]`, or '' for one event. */
+      pathOf(index: number): string;
+    }
+  | { ok: false; problems: PayloadProblem[] };
 
 /**
  * Maps a request body — one event, an array, or `{ "events": [...] }` — to event drafts, or
@@ -68,21 +75,48 @@ export function mapPayload(body: unknown, maxEvents: number): PayloadResult {
   }
   const problems: PayloadProblem[] = [];
   const events: EventDraft[] = [];
+  const pathOf = (index: number) => (Array.isArray(body) || wrapped ? `${prefix}[${index}]` : '');
   list.forEach((item, index) => {
-    const at = Array.isArray(body) || wrapped ? `${prefix}[${index}]` : '';
+    const at = pathOf(index);
     const parsed = normalisedEventSchema.safeParse(item);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
-        const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => `.${k}`) : [''];
+        const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [k]) : [[]];
         for (const key of keys) {
-          problems.push({ path: joinPath(at, issue.path) + key || '(body)', message: issue.message });
+          problems.push({ path: joinPath(at, [...issue.path, ...key]) || '(body)', message: issue.message });
         }
       }
       return;
     }
     events.push(toDraft(parsed.data));
   });
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, events };
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, events, pathOf };
+}
+
+/** The core's names for the fields this connector takes under other names. */
+const SENT_AS: Record<string, string> = { sourceRecordId: 'id', occurredAt: 'occurred_at' };
+
+/**
+ * The core's problems with the events of a body (`[i].sourceRecordId`), at the paths the
+ * sender wrote: the event where it sits in the body, and its fields by the names it sent. An
+ * `event_timestamp` the sender did not give was made from `occurred_at`, and is reported there.
+ */
+export function sentPaths(
+  problems: readonly PayloadProblem[],
+  events: readonly EventDraft[],
+  pathOf: (index: number) => string,
+): PayloadProblem[] {
+  return problems.map((problem) => {
+    const m = /^\[(\d+)\](?:\.(.*))?$/.exec(problem.path);
+    if (!m) return problem;
+    const index = Number(m[1]);
+    const [head = '', ...tail] = (m[2] ?? '').split('.');
+    let field = [SENT_AS[head] ?? head, ...tail].join('.');
+    const claims = events[index]?.claims as Record<string, unknown> | undefined;
+    if (field === 'claims.event_timestamp' && claims?.event_timestamp === undefined) field = 'occurred_at';
+    const at = pathOf(index);
+    return { ...problem, path: at && field ? `${at}.${field}` : at || field || '(body)' };
+  });
 }
 
 function isEnvelope(body: unknown): boolean {

@@ -293,8 +293,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         actor: who.name,
         role: who.role,
         action,
-        // What the request named, as text a store can hold (a refused one may carry a NUL).
-        target: (params?.id ?? req.url.split('?')[0] ?? req.url).replaceAll('\u0000', '\uFFFD'),
+        target: params?.id ?? req.url.split('?')[0] ?? req.url,
         detail: { outcome, status, error: message },
       });
     } catch (err) {

@@ -2,6 +2,7 @@ import { newEventId } from './event-id.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { MAX_EVENT_NESTING, nestsDeeperThan } from '../plugin-api/json-depth.ts';
+import { unstorableTextPath } from '../plugin-api/storable-text.ts';
 import type { Clock, EmitOptions, EventDraft, Logger, SubjectIdentifier } from '../plugin-api/types.ts';
 import { policyFor, type DeliveryConfig } from '../delivery/config.ts';
 import { dedupeKey, defaultTxn, deliveryJti, orderingKey } from '../delivery/jti.ts';
@@ -420,6 +421,16 @@ function basicProblems(draft: EventDraft): Problem[] {
   for (const part of ['subject', 'claims'] as const) {
     if (nestsDeeperThan(draft[part], MAX_EVENT_NESTING)) {
       problems.push({ path: part, message: `nests more than ${MAX_EVENT_NESTING} levels deep` });
+    }
+  }
+  if (problems.length > 0) return problems;
+  for (const part of ['sourceRecordId', 'txn', 'subject', 'claims'] as const) {
+    const at = unstorableTextPath(draft[part], part);
+    if (at !== undefined) {
+      problems.push({
+        path: at,
+        message: 'holds U+0000 or half of a surrogate pair, which no store keeps',
+      });
     }
   }
   return problems;

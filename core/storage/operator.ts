@@ -3,12 +3,14 @@
  * subject text search, which the dialect supplies. Listings are newest first with keyset
  * cursors, so a page costs the same on the first and the thousandth page.
  */
+import { storableText } from '../plugin-api/storable-text.ts';
 import {
   date,
   deliveryFromRow,
   eventFromRow,
   json,
   optionalDate,
+  storableJson,
   EVENT_COLUMNS_PREFIXED,
   type Row,
 } from './rows.ts';
@@ -199,7 +201,7 @@ export function createOperatorStore(db: SqlRunner): OperatorStore {
       const rows = await db.rows(
         `INSERT INTO audit_log (at, actor, role, action, target, detail)
          VALUES (${bind(entry.at.getTime())}, ${bind(entry.actor)}, ${bind(entry.role)}, ${bind(entry.action)},
-           ${bind(entry.target)}, ${bind(JSON.stringify(entry.detail))})
+           ${bind(storableText(entry.target))}, ${bind(storableJson(entry.detail))})
          RETURNING ${AUDIT_COLUMNS}`,
         params,
       );

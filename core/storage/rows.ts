@@ -2,6 +2,7 @@
  * Row decoding shared by both drivers. SQLite returns JSON as text and times as numbers;
  * PostgreSQL returns jsonb parsed and BIGINT as strings. These helpers accept either.
  */
+import { storableText } from '../plugin-api/storable-text.ts';
 import type { Severity, SubjectIdentifier } from '../plugin-api/types.ts';
 import type {
   DeadLetter,
@@ -161,8 +162,13 @@ export function deadLetterWhere(filter: DeadLetterFilter, param: (value: unknown
   return clauses.join(' AND ');
 }
 
+/** JSON of what the bridge writes about others' answers (errors, receivers' setErrs, audit detail). */
+export function storableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? storableText(v) : v));
+}
+
 export function lastErrorJson(error: LastError): string {
-  return JSON.stringify(error);
+  return storableJson(error);
 }
 
 export function countsByKey(rows: Row[], key: string): Record<string, number> {

@@ -107,7 +107,7 @@ describe('bad input at /ingest', () => {
       error: 'invalid_request',
       problems: [
         {
-          path: '[0].type',
+          path: 'type',
           message:
             'unknown event type "caep.session-revokd"; did you mean "caep.session-revoked"? (see: ssf-bridge events list)',
         },
@@ -158,6 +158,54 @@ describe('bad input at /ingest', () => {
       });
     }
     await stillServing('after-deep-nesting');
+  });
+
+  it('text no store keeps (U+0000, half a surrogate pair): 400 naming the field, on every store alike', async () => {
+    // PostgreSQL refuses both in text and jsonb; refused at acceptance, SQLite and PostgreSQL
+    // take the same events, and a sender never gets a 500 to retry forever.
+    const subject = '{"format":"email","email":"t@example.com"}';
+    for (const [body, path] of [
+      [`{"id":"nul\\u0000id","type":"caep.session-revoked","subject":${subject}}`, 'id'],
+      [`{"txn":"t\\u0000","type":"caep.session-revoked","subject":${subject}}`, 'txn'],
+      [
+        `{"type":"caep.session-revoked","subject":${subject},"claims":{"reason_admin":{"en":"x\\ud800y"}}}`,
+        'claims.reason_admin.en',
+      ],
+      [`{"type":"caep.session-revoked","subject":{"format":"opaque","id":"x\\udc00y"}}`, 'subject.id'],
+    ] as const) {
+      const answer = await post(body);
+      expect(answer.status, body).toBe(400);
+      expect(answer.body, body).toEqual({
+        error: 'invalid_request',
+        problems: [{ path, message: 'holds U+0000 or half of a surrogate pair, which no store keeps' }],
+      });
+    }
+    await stillServing('after-unstorable-text');
+  });
+
+  it('problems are named where the sender wrote them: the event in the body, the field by its name', async () => {
+    const subject = { format: 'email', email: 'p@example.com' };
+    const bad = { type: 'caep.session-revoked', subject: { format: 'email' } };
+    const envelope = await post(JSON.stringify({ events: [{ type: 'caep.session-revoked', subject }, bad] }));
+    expect(envelope.body).toEqual({
+      error: 'invalid_request',
+      problems: [
+        { path: 'events[1].subject.email', message: 'is required by format email (RFC 9493 §3.2.2)' },
+      ],
+    });
+    const misspelt = await post(JSON.stringify({ type: 'caep.session-revoked', subjet: subject }));
+    expect((misspelt.body as { problems: Array<{ path: string }> }).problems.map((p) => p.path)).toContain(
+      'subjet',
+    );
+    // event_timestamp made from occurred_at: the problem is in occurred_at.
+    const early = await post(
+      JSON.stringify({ type: 'caep.session-revoked', subject, occurred_at: '1969-12-31T00:00:00Z' }),
+    );
+    expect(early.status).toBe(400);
+    expect((early.body as { problems: Array<{ path: string }> }).problems.map((p) => p.path)).toEqual([
+      'occurred_at',
+    ]);
+    await stillServing('after-sent-paths');
   });
 
   it('a 10 MB body: 413 with the limit', async () => {

@@ -15,6 +15,8 @@ import {
   deliveryFromRow,
   eventFromRow,
   json,
+  lastErrorJson,
+  storableJson,
   streamFromRow,
   type Row,
 } from '../rows.ts';
@@ -548,7 +550,7 @@ export class PostgresStore implements Store {
           retry.map((o) => o.id),
           retry.map((o) => o.leaseToken),
           retry.map((o) => o.dueAt.getTime()),
-          retry.map((o) => JSON.stringify(o.error)),
+          retry.map((o) => lastErrorJson(o.error)),
           retry.map((o) => o.setJwt ?? null),
           now,
         ],
@@ -597,7 +599,7 @@ export class PostgresStore implements Store {
         delivered.map((o) => o.leaseToken),
         dead.map((o) => o.id),
         dead.map((o) => o.leaseToken),
-        dead.map((o) => JSON.stringify(o.error)),
+        dead.map((o) => lastErrorJson(o.error)),
         dead.map((o) => o.setJwt ?? null),
         now,
         dead.map((o) => (o.notAttempted ? 1 : 0)),
@@ -867,7 +869,7 @@ export class PostgresStore implements Store {
           `UPDATE stream_poll_queue q SET state = 'error', error = u.err::jsonb, error_at = $4
            FROM unnest($2::text[], $3::text[]) AS u(jti, err)
            WHERE q.stream_id = $1 AND q.jti = u.jti AND q.state = 'queued'`,
-          [streamId, entries.map(([jti]) => jti), entries.map(([, e]) => JSON.stringify(e)), now.getTime()],
+          [streamId, entries.map(([jti]) => jti), entries.map(([, e]) => storableJson(e)), now.getTime()],
         );
       },
       listErrors: async (streamId) =>

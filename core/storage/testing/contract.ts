@@ -509,6 +509,38 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect(await store.deliveries.get(l2!.id)).toMatchObject({ state: 'pending', attempts: 1 });
       });
 
+      it('keeps errors holding U+0000 or half a surrogate pair (a receiver body cut at 200 characters) as U+FFFD, with every outcome of the batch', async () => {
+        await accept([newEvent(), newEvent(), newEvent()]);
+        const [a, b, c] = await lease('dest-a', { limit: 3 });
+        const cut = `${'a'.repeat(199)}\ud83d`; // 'a'×199 + '😀', cut after 200 UTF-16 units
+        await store.deliveries.complete(
+          [
+            {
+              kind: 'retry',
+              id: a!.id,
+              leaseToken: a!.leaseToken,
+              dueAt: clock.now(),
+              error: { class: 'retryable', code: 'HTTP', message: cut, status: 503 },
+            },
+            {
+              kind: 'dead',
+              id: b!.id,
+              leaseToken: b!.leaseToken,
+              error: { class: 'permanent', code: 'HTTP', message: 'nul\u0000byte \ude00', status: 400 },
+            },
+            { kind: 'delivered', id: c!.id, leaseToken: c!.leaseToken },
+          ],
+          clock.now(),
+        );
+        expect((await store.deliveries.get(a!.id))?.lastError).toMatchObject({
+          message: `${'a'.repeat(199)}\uFFFD`,
+        });
+        expect((await store.deadLetters.get(b!.id))?.lastError).toMatchObject({
+          message: 'nul\uFFFDbyte \uFFFD',
+        });
+        expect((await store.deliveries.get(c!.id))?.state).toBe('delivered');
+      });
+
       it('rule: concurrent leasers never receive the same row', async () => {
         await accept(Array.from({ length: 40 }, () => newEvent()));
         const batches = await Promise.all(
