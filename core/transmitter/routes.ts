@@ -17,6 +17,7 @@ import { TransmitterHttpError, badRequest } from './errors.ts';
 import { ROUTES } from './metadata.ts';
 import { requireStreamId } from './stream-model.ts';
 import type { Transmitter } from './transmitter.ts';
+import { unstorableTextPath } from '../plugin-api/storable-text.ts';
 
 type Query = Record<string, unknown>;
 
@@ -30,6 +31,10 @@ function principalOf(req: FastifyRequest): Principal {
 
 /** The JSON body, also when the client sent no JSON content type. */
 function jsonBody(req: FastifyRequest): unknown {
+  return storable(parsedBody(req), '');
+}
+
+function parsedBody(req: FastifyRequest): unknown {
   if (req.body !== undefined) return req.body;
   const raw = req.rawBody;
   if (raw === undefined || raw.length === 0) return undefined;
@@ -40,8 +45,20 @@ function jsonBody(req: FastifyRequest): unknown {
   }
 }
 
+/**
+ * `value` when every string and key in it can be stored; text holding U+0000 or half a
+ * surrogate pair (which PostgreSQL refuses) is a 400 naming where, not a 500 from the store.
+ */
+function storable<T>(value: T, prefix: string): T {
+  const at = unstorableTextPath(value, prefix);
+  if (at !== undefined) {
+    throw badRequest(`${at || 'the request body'} holds U+0000 or half of a surrogate pair`);
+  }
+  return value;
+}
+
 function queryOf(req: FastifyRequest): Query {
-  return (req.query ?? {}) as Query;
+  return storable((req.query ?? {}) as Query, 'query');
 }
 
 function sendError(reply: FastifyReply, err: TransmitterHttpError): FastifyReply {
@@ -180,7 +197,12 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
           reply.raw.on('close', () => {
             if (!reply.raw.writableFinished) abort.abort();
           });
-          return tx.delivery.poll(principalOf(req), req.params.streamId, jsonBody(req), abort.signal);
+          return tx.delivery.poll(
+            principalOf(req),
+            storable(req.params.streamId, 'stream_id'),
+            jsonBody(req),
+            abort.signal,
+          );
         });
       });
     },

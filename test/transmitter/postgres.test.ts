@@ -53,6 +53,30 @@ describePostgres('transmitter on PostgreSQL, two instances', () => {
     (bridge: Bridge) => (method: string, path: string, body?: unknown, query?: Record<string, string>) =>
       call(bridge.issuer, method, path, { token: ALICE.token, body, ...(query ? { query } : {}) });
 
+  it('text PostgreSQL cannot hold (U+0000, half a surrogate pair) is a 400 naming where, never a 500', async () => {
+    const created = await on(a)('POST', 'ssf/streams', {
+      description: 'a\u0000b',
+      delivery: { method: POLL },
+    });
+    expect(created.status).toBe(400);
+    expect(created.json).toMatchObject({
+      err: 'invalid_request',
+      description: 'description holds U+0000 or half of a surrogate pair',
+    });
+    const subject = await on(a)('POST', 'ssf/subjects/add', {
+      stream_id: 'x',
+      subject: { format: 'email', email: 'a\ud800@example.com' },
+    });
+    expect(subject.status).toBe(400);
+    expect(subject.json.description).toBe('subject.email holds U+0000 or half of a surrogate pair');
+    const queried = await on(a)('GET', 'ssf/streams', undefined, { stream_id: 'x\u0000' });
+    expect(queried.status).toBe(400);
+    expect(queried.json.description).toBe('query.stream_id holds U+0000 or half of a surrogate pair');
+    const polled = await on(a)('POST', 'ssf/poll/x%00', { returnImmediately: true });
+    expect(polled.status).toBe(400);
+    expect(polled.json.description).toBe('stream_id holds U+0000 or half of a surrogate pair');
+  });
+
   it('a stream created on one instance is read, changed and polled on the other (TX-04 persistence)', async () => {
     const created = await on(a)('POST', 'ssf/streams', {
       events_requested: [SESSION_REVOKED],
