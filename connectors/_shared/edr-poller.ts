@@ -16,6 +16,7 @@ import {
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
 import type { Intake } from './edr-intake.ts';
+import { PageCursors } from './page-cursors.ts';
 import type { ReadHistory } from './edr-mapping.ts';
 
 export interface PollPage {
@@ -141,6 +142,7 @@ export class WatermarkPoller {
       ? { readUpTo: new Date(committedMs ?? since.getTime()) }
       : undefined;
     let next: string | undefined;
+    const cursors = new PageCursors('the vendor API');
 
     // Pages that held records not processed before; pages of repeats from the overlap window
     // do not count against maxPagesPerRun, or a full window would stop every run short.
@@ -185,7 +187,7 @@ export class WatermarkPoller {
       };
       await o.intake.emit(mapped, { checkpoint: { value, name: o.checkpointName } });
       if (stopHere) return;
-      next = following;
+      next = cursors.follow(following);
     }
   }
 

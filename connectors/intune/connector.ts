@@ -1,5 +1,6 @@
 import type { InboundConnector, InboundContext } from '../../core/plugin-api/index.ts';
 import { loadScanState, scanningConnector, WaitBudget, withRetries } from '../_shared/mdm-poller.ts';
+import { PageCursors } from '../_shared/page-cursors.ts';
 import { GraphClient } from './client.ts';
 import type { IntuneConfig } from './config.ts';
 import { diffDevices, finishScan, stateSchema, type IntuneState } from './mapping.ts';
@@ -31,6 +32,7 @@ export function createIntune(ctx: InboundContext<IntuneState>, config: IntuneCon
     let state = await loadScanState(ctx, stateSchema);
     const seen = new Set<string>();
     let url: string | undefined = client.firstPage();
+    const links = new PageCursors('Microsoft Graph');
     let pages = 0;
     while (url !== undefined) {
       const current: string = url;
@@ -59,7 +61,7 @@ export function createIntune(ctx: InboundContext<IntuneState>, config: IntuneCon
         await ctx.emit(diff.events, { checkpoint: { value: state } });
         for (const e of diff.events) transitions.inc({ type: e.type.slice(e.type.lastIndexOf('/') + 1) });
       }
-      url = page.nextLink;
+      url = page.nextLink === undefined ? undefined : links.follow(page.nextLink);
     }
     const end = finishScan(state, seen, config, ctx.clock.now().toISOString());
     if (end.skipped) log.warn({ known: Object.keys(state.devices).length }, end.skipped);

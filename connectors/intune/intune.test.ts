@@ -575,6 +575,22 @@ describe('intune connector against a Graph fake', () => {
     expect(t.statuses.at(-1)?.state).toBe('permanent_error');
   });
 
+  it('ends a scan whose next link comes back again (retryable) instead of reading it forever', async () => {
+    serveGraph();
+    const again = `${server.url}${DEVICES_PATH}?$skiptoken=SAME`;
+    server.on('GET', DEVICES_PATH, () => ({
+      body: { value: [device('a1', 'compliant')], '@odata.nextLink': again },
+    }));
+    const t = testContext<IntuneState>();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await expect(t.runTask('scan')).rejects.toMatchObject({
+      code: 'SSF_ERR_PAGING_REPEATED',
+      errorClass: 'retryable',
+    });
+    expect(server.requests.filter((r) => r.path === DEVICES_PATH)).toHaveLength(2);
+  });
+
   it('rebuilds the baseline from an unreadable stored state instead of guessing transitions', async () => {
     serveGraph();
     pages = [[device('a1', 'noncompliant')]];

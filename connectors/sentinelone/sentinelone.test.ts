@@ -187,6 +187,21 @@ describe('sentinelone polling', () => {
     ]);
   });
 
+  it('stops a run whose API hands back a cursor it gave before (retryable), keeping what it committed', async () => {
+    const server = await mock();
+    // A console that answers every page with the same record and the same cursor.
+    server.on('GET', '/web/api/v2.1/threats', () => ({
+      status: 200,
+      body: { data: [threat(1, '2026-01-01T00:01:00Z')], pagination: { nextCursor: 'SAME', totalItems: 1 } },
+    }));
+    const { t } = await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }));
+    const run = t.runTask('threats');
+    await expect(run).rejects.toMatchObject({ code: 'SSF_ERR_PAGING_REPEATED', errorClass: 'retryable' });
+    // The first page gives the cursor, the page read with it gives it again: the run ends there.
+    expect(threatRequests(server)).toHaveLength(2);
+    expect(t.events()).toHaveLength(1);
+  });
+
   it('leaves a large backlog to the next poll after max_pages_per_run, and loses nothing', async () => {
     const server = await mock();
     threatsApi(
