@@ -60,7 +60,7 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
         malformed.push(`row ${index + 1}${which}: ${(err as Error).message}`);
       }
     }
-    return workers;
+    return oneRowPerWorker(workers);
   }
 
   async function readSoap(
@@ -158,4 +158,28 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
       await checkpoint.settle(deadlineMs);
     },
   };
+}
+
+/** Whether a row says anything of a termination (a status or a date). */
+function saysTermination(worker: WorkdayWorker): boolean {
+  return (
+    worker.status === 'terminated' ||
+    worker.terminationDate !== undefined ||
+    worker.lastDayOfWork !== undefined
+  );
+}
+
+/**
+ * One row per worker. A report joined on a multi-instance field (positions, say) repeats a
+ * worker; applied one after the other, a row with a future termination date held it and a row
+ * without one rescinded it, and the leaver went out at once, weeks early. The last row that says
+ * something of a termination wins, else the last row.
+ */
+export function oneRowPerWorker(workers: readonly WorkdayWorker[]): WorkdayWorker[] {
+  const byId = new Map<string, WorkdayWorker>();
+  for (const worker of workers) {
+    const kept = byId.get(worker.id);
+    if (!kept || saysTermination(worker) || !saysTermination(kept)) byId.set(worker.id, worker);
+  }
+  return [...byId.values()];
 }

@@ -446,6 +446,26 @@ describe('workday RaaS polling', () => {
     await connector.stop(100);
   });
 
+  it('holds a future termination once when the report repeats the worker, with and without the date', async () => {
+    // A report joined on a multi-instance field: one row per position, the date on one only.
+    server.on('GET', REPORT, () => ({
+      body: { Report_Entry: [priya, { ...priya, Termination_Date: '', Last_Day_of_Work: '' }] },
+    }));
+    const { connector, tc } = await started();
+    await tc.runTask('poll');
+    expect(tc.events()).toEqual([]);
+    expect(Object.values((tc.checkpoints.get('default') as WorkdayState).pending)).toEqual([
+      expect.objectContaining({ kind: 'terminate', employeeId: '21102', date: '2026-12-15' }),
+    ]);
+    tc.clock.set('2026-12-16T00:00:00.000Z');
+    await tc.runTask('release');
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '21102:terminated:2026-12-15'],
+      ['caep.session-revoked', '21102:terminated:2026-12-15'],
+    ]);
+    await connector.stop(100);
+  });
+
   it('cancels a held termination that is rescinded before it takes effect', async () => {
     server.on('GET', REPORT, () => ({ body: { Report_Entry: [priya] } }));
     const { connector, tc } = await started();
