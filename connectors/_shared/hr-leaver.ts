@@ -66,6 +66,12 @@ export interface WorkerSnapshot {
    * away again (a → b → a → b) from the first one, so it is not taken for a duplicate and dropped.
    */
   renames?: number | undefined;
+  /**
+   * The termination was sent by the bridge when its date came, while the source still showed
+   * the worker active (HR changes the status later that day). Until the source says terminated
+   * itself, a record still active with that date is the source lagging, not a rehire.
+   */
+  released?: boolean | undefined;
 }
 
 /** Events held until their time: a future-dated termination, or a purge after retention. */
@@ -103,6 +109,7 @@ export const hrStateShape = {
       date: z.string().optional(),
       reversals: z.number().int().nonnegative().optional(),
       renames: z.number().int().nonnegative().optional(),
+      released: z.boolean().optional(),
     }),
   ),
   pending: z.record(
@@ -451,10 +458,20 @@ function applyRecord(
     return outcome(events, notes);
   }
   const gone = prev && (prev.status === 'terminated' || prev.status === 'deleted') ? prev : undefined;
+  const pendingKey = `${id}:terminate`;
+  // The date of a termination the bridge held (or released) has come, and the source still
+  // shows the worker active with that date: HR changes the status later that day. The
+  // termination stands; read as a rescind (or a rehire) it would never be sent (or be undone).
+  const sourceLagging =
+    worker.status === 'active' &&
+    basisDate !== undefined &&
+    !future &&
+    (state.pending[pendingKey]?.date === basisDate || (gone?.released === true && gone.date === basisDate));
   // A source that still says terminated, about a termination already reported, is no rehire
   // though its date lies ahead (a leaver sent early, as Bob's employee.left can make it).
-  const phase =
-    worker.status === 'terminated'
+  const phase = sourceLagging
+    ? 'terminated'
+    : worker.status === 'terminated'
       ? future && !gone
         ? 'pending'
         : 'terminated'
@@ -468,7 +485,6 @@ function applyRecord(
           ? 'pending'
           : 'active';
 
-  const pendingKey = `${id}:terminate`;
   const reversals = prev?.reversals;
 
   if (phase === 'terminated') {
@@ -479,7 +495,16 @@ function applyRecord(
     delete state.pending[pendingKey];
     if (gone) {
       notes.push(`termination of ${gone.date ?? 'an earlier date'} already reported`);
-      state.workers[id] = { email, username, status: gone.status, date: gone.date ?? date, reversals };
+      // Released by the bridge: so marked until the source says terminated itself.
+      const released = gone.released === true && worker.status !== 'terminated';
+      state.workers[id] = {
+        email,
+        username,
+        status: gone.status,
+        date: gone.date ?? date,
+        reversals,
+        ...(released ? { released } : {}),
+      };
       followEmail(state, id, email, policy);
     } else if (!prev && !worker.announced && at.getTime() < now.getTime() - policy.backfill_window) {
       notes.push(`termination took effect on ${date}, before the backfill window; recorded without events`);
@@ -490,7 +515,14 @@ function applyRecord(
         notes.push(NO_EMAIL);
       } else {
         events.push(...leaver);
-        state.workers[id] = { email, username, status: 'terminated', date, reversals };
+        state.workers[id] = {
+          email,
+          username,
+          status: 'terminated',
+          date,
+          reversals,
+          ...(sourceLagging ? { released: true } : {}),
+        };
         schedulePurge(state, id, email, date, at, now, policy, events);
       }
     }
@@ -572,7 +604,7 @@ export function releaseDue(state: HrState, policy: LeaverPolicy, now: Date): Eve
     events.push(...p.events);
     const prev = state.workers[p.employeeId];
     if (p.kind === 'terminate') {
-      state.workers[p.employeeId] = { ...prev, status: 'terminated', date: p.date };
+      state.workers[p.employeeId] = { ...prev, status: 'terminated', date: p.date, released: true };
       schedulePurge(state, p.employeeId, prev?.email, p.date, new Date(p.dueAt), now, policy, events);
     } else {
       state.workers[p.employeeId] = { ...prev, status: 'deleted', date: p.date };

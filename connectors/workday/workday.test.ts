@@ -466,6 +466,49 @@ describe('workday RaaS polling', () => {
     await connector.stop(100);
   });
 
+  it('sends a held termination on its date though the report still shows the worker active with that date', async () => {
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [priya] } }));
+    const { connector, tc } = await started();
+    await tc.runTask('poll');
+    expect(tc.events()).toEqual([]);
+    // The date has come; HR flips the status later that day. A poll before the release must not
+    // take the unchanged record for a rescind.
+    tc.clock.set('2026-12-16T00:00:00.000Z');
+    await tc.runTask('poll');
+    const leaver = [
+      ['risc.account-disabled', '21102:terminated:2026-12-15'],
+      ['caep.session-revoked', '21102:terminated:2026-12-15'],
+    ];
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual(leaver);
+    await tc.runTask('release');
+    expect(tc.events()).toHaveLength(2);
+    await connector.stop(100);
+  });
+
+  it('takes a worker still shown active on the date of a released termination for the source lagging, not a rehire', async () => {
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [priya] } }));
+    const { connector, tc } = await started();
+    await tc.runTask('poll');
+    tc.clock.set('2026-12-16T00:00:00.000Z');
+    await tc.runTask('release');
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    await tc.runTask('poll'); // still active, same date
+    await tc.runTask('poll');
+    expect(tc.events()).toHaveLength(2);
+    // Once the source says terminated itself, active again with the old date is a rehire.
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [{ ...priya, Active_Status: '0' }] } }));
+    await tc.runTask('poll');
+    expect(tc.events()).toHaveLength(2);
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [priya] } }));
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => e.type)).toEqual([
+      'risc.account-disabled',
+      'caep.session-revoked',
+      'risc.account-enabled',
+    ]);
+    await connector.stop(100);
+  });
+
   it('cancels a held termination that is rescinded before it takes effect', async () => {
     server.on('GET', REPORT, () => ({ body: { Report_Entry: [priya] } }));
     const { connector, tc } = await started();
