@@ -371,6 +371,40 @@ describe('scim-service over HTTP', () => {
     ]);
   });
 
+  it('RFC 7644 §3.5.2: adding a primary email demotes the old one, and the change is reported', async () => {
+    const id = (await scim('POST', '/Users', newUser('ana@example.com'))).body?.id as string;
+    const res = await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [
+        {
+          op: 'add',
+          path: 'emails',
+          value: [{ value: 'ana.lima@example.com', type: 'work', primary: true }],
+        },
+      ],
+    });
+    expect(res.body?.emails).toEqual([
+      { value: 'ana@example.com', type: 'work', primary: false },
+      { value: 'ana.lima@example.com', type: 'work', primary: true },
+    ]);
+    expect(
+      tc.events().map((e) => [e.type, e.subject.format === 'email' ? e.subject.email : undefined, e.claims]),
+    ).toEqual([['risc.identifier-changed', 'ana@example.com', { 'new-value': 'ana.lima@example.com' }]]);
+  });
+
+  it('refuses removing active (it would read as reactivated) with 400 mutability, and sends nothing', async () => {
+    const id = (await scim('POST', '/Users', newUser('leo@example.com', { active: false }))).body
+      ?.id as string;
+    const res = await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'remove', path: 'active' }],
+    });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ schemas: [ERROR], status: '400', scimType: 'mutability' });
+    expect((await scim('GET', `/Users/${id}`)).body?.active).toBe(false);
+    expect(tc.events().filter((e) => e.type === 'risc.account-enabled')).toEqual([]);
+  });
+
   it('RISC identifier-changed: an address changed back and then again is a new change each time', async () => {
     const id = (await scim('POST', '/Users', newUser('ana@example.com'))).body?.id as string;
     const setEmail = (value: string) =>

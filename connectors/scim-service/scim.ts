@@ -402,6 +402,25 @@ function sameValue(a: unknown, b: unknown): boolean {
   return a === b;
 }
 
+function isPrimary(item: unknown): boolean {
+  return isObject(item) && getAttr(item, 'primary') === true;
+}
+
+/**
+ * RFC 7644 §3.5.2: a value set primary makes the service provider set `primary` to false on
+ * the attribute's other values (RFC 7643 §2.4: true appears at most once). `chosen` are the
+ * values the operation set.
+ */
+function onePrimary(list: unknown[], chosen: readonly unknown[]): unknown[] {
+  if (!chosen.some(isPrimary)) return list;
+  return list.map((item) => {
+    if (chosen.includes(item) || !isPrimary(item)) return item;
+    const copy = { ...(item as Resource) };
+    copy[keyOf(copy, 'primary') ?? 'primary'] = false;
+    return copy;
+  });
+}
+
 function setPath(resource: Resource, path: PatchPath, rawValue: unknown, op: 'add' | 'replace'): void {
   const last = path.attr[path.attr.length - 1] as string;
   if (path.attr.length === 1 && READ_ONLY.has(last.toLowerCase())) {
@@ -413,7 +432,8 @@ function setPath(resource: Resource, path: PatchPath, rawValue: unknown, op: 'ad
     const current = getAttr(holder, last);
     if (op === 'add' && Array.isArray(current)) {
       const additions = Array.isArray(value) ? value : [value];
-      setAttr(holder, last, [...current, ...additions.filter((a) => !current.some((c) => sameValue(c, a)))]);
+      const added = additions.filter((a) => !current.some((c) => sameValue(c, a)));
+      setAttr(holder, last, onePrimary([...current, ...added], added));
     } else if (op === 'add' && isObject(current) && isObject(value)) {
       setAttr(holder, last, { ...current, ...value });
     } else {
@@ -424,28 +444,41 @@ function setPath(resource: Resource, path: PatchPath, rawValue: unknown, op: 'ad
   const current = getAttr(holder, last);
   const list = Array.isArray(current) ? [...current] : [];
   let hit = false;
+  const changed: unknown[] = [];
   const updated = list.map((item) => {
     if (!matches(path.filter as Filter, item)) return item;
     hit = true;
-    if (path.sub) return { ...(item as Resource), [keyOf(item as Resource, path.sub) ?? path.sub]: value };
-    return isObject(value) ? { ...(item as Resource), ...value } : value;
+    const next = path.sub
+      ? { ...(item as Resource), [keyOf(item as Resource, path.sub) ?? path.sub]: value }
+      : isObject(value)
+        ? { ...(item as Resource), ...value }
+        : value;
+    changed.push(next);
+    return next;
   });
   if (!hit) {
     const template = eqTemplate(path.filter);
     if (!template) {
       throw new ScimError(400, `no value of ${last} matches the filter of the path`, 'noTarget');
     }
-    updated.push(
-      path.sub ? { ...template, [path.sub]: value } : { ...template, ...(isObject(value) ? value : {}) },
-    );
+    const added = path.sub
+      ? { ...template, [path.sub]: value }
+      : { ...template, ...(isObject(value) ? value : {}) };
+    changed.push(added);
+    updated.push(added);
   }
-  setAttr(holder, last, updated);
+  setAttr(holder, last, onePrimary(updated, changed));
 }
 
 function removePath(resource: Resource, path: PatchPath, value: unknown): void {
   const last = path.attr[path.attr.length - 1] as string;
   if (path.attr.length === 1 && READ_ONLY.has(last.toLowerCase())) {
     throw new ScimError(400, `${last} cannot be removed`, 'mutability');
+  }
+  // Unassigned, `active` would read as true (RFC 7643 §4.1.1 gives no default): a deactivated
+  // user would come back without anyone saying so. Set it to true or false instead.
+  if (path.attr.length === 1 && !path.filter && last.toLowerCase() === 'active') {
+    throw new ScimError(400, 'active cannot be removed; replace it with true or false', 'mutability');
   }
   const holder = container(resource, path.attr, false);
   if (!holder) return;
