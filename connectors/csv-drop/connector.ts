@@ -113,7 +113,9 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
       try {
         text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
       } catch {
-        throw refuse('the file is not UTF-8 text');
+        throw refuse(
+          `the file is not UTF-8 text: line ${firstNonUtf8Line(bytes)} is not (save the export as UTF-8)`,
+        );
       }
       const workers = readExport(text, config);
       rows = workers.length;
@@ -214,4 +216,22 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
       await checkpoint.settle(deadlineMs);
     },
   };
+}
+
+/** The line (from 1) holding the first byte sequence that is not UTF-8. */
+export function firstNonUtf8Line(bytes: Uint8Array): number {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i += 1) {
+    if (i < bytes.length && bytes[i] !== 0x0a) continue;
+    try {
+      decoder.decode(bytes.subarray(start, i));
+    } catch {
+      return line;
+    }
+    line += 1;
+    start = i + 1;
+  }
+  return line;
 }

@@ -282,14 +282,23 @@ describe('csv-drop folder processing', () => {
   });
 
   it('refuses a file that is not UTF-8 or not valid CSV', async () => {
-    drop('latin1.csv', Buffer.from(`${HEADER}2021,jos\xe9@example.com,active,2020-01-01,\n`, 'latin1'));
+    drop(
+      'latin1.csv',
+      Buffer.from(
+        `${HEADER}2020,ana@example.com,active,2020-01-01,\n2021,jos\xe9@example.com,active,2020-01-01,\n`,
+        'latin1',
+      ),
+    );
     drop('broken.csv', `${HEADER}2022,"dee@example.com,active,2020-01-01,\n`);
     const { connector, tc } = await started();
     await tc.runTask('scan');
     const reasons = list('failed')
       .filter((f) => f.endsWith('.reason.txt'))
       .map((f) => readFileSync(join(folder, 'failed', f), 'utf8'));
-    expect(reasons.join('\n')).toContain('not UTF-8');
+    // The header is line 1: the second row, line 3, holds the Latin-1 é.
+    expect(reasons.join('\n')).toContain(
+      'the file is not UTF-8 text: line 3 is not (save the export as UTF-8)',
+    );
     expect(reasons.join('\n')).toContain('a quoted field is not closed');
     expect(tc.counter('csv_drop_files_total', { outcome: 'failed' })).toBe(2);
     await connector.stop(100);
