@@ -136,6 +136,29 @@ function draft(type: string, email = 'dana.lee@example.com'): EventDraft {
   return { type, subject: { format: 'email', email }, sourceRecordId: `hr-${n}` };
 }
 const patches = () => scim.api.requests.filter((r) => r.method === 'PATCH');
+const tokenRequest = (r: FakeRequest) => r.path === '/oauth/token';
+
+/** The next token request gets an access token the fake SCIM server accepts. */
+function grantAccessToken(): void {
+  scim.bearer = 'scim-oauth-access-1234';
+  scim.api.inject(
+    { body: { access_token: 'scim-oauth-access-1234', token_type: 'Bearer', expires_in: 600 } },
+    tokenRequest,
+  );
+}
+
+/** Settings with OAuth client credentials against the fake's token endpoint, instead of a token. */
+function withOauth(extra: Record<string, unknown> = {}) {
+  return {
+    token: undefined,
+    oauth: {
+      token_url: `${scim.api.url}/oauth/token`,
+      client_id: 'ssf-bridge',
+      client_secret: 'scim-client-secret-55',
+      ...extra,
+    },
+  };
+}
 
 describe('scim-deprovision: deactivation', () => {
   it('finds the user by userName and PATCHes active=false with a SCIM PatchOp', async () => {
@@ -292,20 +315,8 @@ describe('scim-deprovision: deactivation', () => {
 
   it('uses OAuth client credentials when configured', async () => {
     scim.add('dana.lee@example.com');
-    scim.bearer = 'scim-oauth-access-1234';
-    scim.api.inject(
-      { body: { access_token: 'scim-oauth-access-1234', token_type: 'Bearer', expires_in: 600 } },
-      (r) => r.path === '/oauth/token',
-    );
-    const h = await start({
-      token: undefined,
-      oauth: {
-        token_url: `${scim.api.url}/oauth/token`,
-        client_id: 'ssf-bridge',
-        client_secret: 'scim-client-secret-55',
-        scope: 'scim.write',
-      },
-    });
+    grantAccessToken();
+    const h = await start(withOauth({ scope: 'scim.write' }));
     expect((await h.attempt(draft('risc.account-disabled'))).ok).toBe(true);
     expect(h.logText()).not.toContain('scim-client-secret-55');
     expect(h.logText()).not.toContain('scim-oauth-access-1234');
@@ -313,29 +324,17 @@ describe('scim-deprovision: deactivation', () => {
 
   it('a 404 from the token endpoint is a failure, never a user "already gone"', async () => {
     const dana = scim.add('dana.lee@example.com');
-    scim.bearer = 'scim-oauth-access-1234';
-    const token = (r: FakeRequest) => r.path === '/oauth/token';
-    scim.api.inject(
-      { body: { access_token: 'scim-oauth-access-1234', token_type: 'Bearer', expires_in: 600 } },
-      token,
-    );
+    grantAccessToken();
     // The server refuses the token on the PATCH (rotated); the one refresh meets a 404.
     scim.api.inject(
       { status: 401, body: { schemas: [ERROR], status: '401', detail: 'token revoked' } },
       (r) => r.method === 'PATCH',
     );
-    scim.api.inject({ status: 404, body: { error: 'Not Found' } }, token);
-    const h = await start({
-      token: undefined,
-      oauth: {
-        token_url: `${scim.api.url}/oauth/token`,
-        client_id: 'ssf-bridge',
-        client_secret: 'scim-client-secret-55',
-      },
-    });
+    scim.api.inject({ status: 404, body: { error: 'Not Found' } }, tokenRequest);
+    const h = await start(withOauth());
     const outcome = await h.attempt(draft('risc.account-disabled'));
     expect(outcome.ok).toBe(false);
-    expect(scim.api.requests.filter(token)).toHaveLength(2);
+    expect(scim.api.requests.filter(tokenRequest)).toHaveLength(2);
     expect(dana.active).toBe(true);
   });
 });
