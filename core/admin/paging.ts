@@ -2,6 +2,7 @@
  * Paging and query parsing for admin lists: every list takes `limit` and an opaque `cursor` and
  * answers `{ items, next_cursor }`; `next_cursor` is null on the last page.
  */
+import { unstorableTextPath } from '../plugin-api/storable-text.ts';
 export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 500;
 
@@ -64,14 +65,14 @@ export function pathRowId(text: string): number | undefined {
 }
 
 /**
- * Refuses a request whose path, query or JSON body holds U+0000 (`%00`, `\u0000`): no store
- * column takes it (PostgreSQL text cannot hold it), so it is a 400 here rather than a 500 there,
+ * Refuses a request whose path, query or JSON body holds text no store keeps (U+0000, half a
+ * surrogate pair: PostgreSQL refuses both), naming where: a 400 here rather than a 500 there,
  * and the refusal can be audited.
  */
-export function refuseNul(url: string, rawBody: Buffer | undefined): void {
-  const body = rawBody?.toString('utf8') ?? '';
-  if (url.includes('%00') || body.includes('\\u0000') || body.includes('\u0000')) {
-    throw new AdminQueryError('U+0000 (a NUL character) is not allowed in admin requests');
+export function refuseUnstorable(parts: { params: unknown; query: unknown; body: unknown }): void {
+  for (const [name, value] of Object.entries(parts)) {
+    const at = unstorableTextPath(value, name);
+    if (at !== undefined) throw new AdminQueryError(`${at} holds U+0000 or half of a surrogate pair`);
   }
 }
 

@@ -31,7 +31,7 @@ import {
   isEventPosition,
   isRowId,
   pathRowId,
-  refuseNul,
+  refuseUnstorable,
   keysetPage,
   oneOf,
   optionalText,
@@ -451,7 +451,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       // the handler, and its 400 would name a missing field instead of the real mistake.
       admin.addHook('preHandler', async (req: FastifyRequest, reply: FastifyReply) => {
         singleValued(req.query);
-        refuseNul(req.url, req.rawBody);
+        refuseUnstorable({ params: req.params, query: req.query, body: req.body });
         if (req.method === 'GET' || req.method === 'HEAD') return;
         if ((req.rawBody?.length ?? 0) === 0 || req.body !== undefined) return;
         const message = `send the body as JSON (Content-Type: application/json), not ${req.headers['content-type'] ?? 'without a type'}`;

@@ -66,21 +66,28 @@ function hostileInput(storage: () => string) {
     }
   });
 
-  it('U+0000 in a path, a query or a JSON body is a 400; a refused write is audited', async () => {
-    for (const path of [
-      '/events/%00',
-      '/events?instance=a%00',
-      '/deliveries?destination=%00',
-      '/audit?actor=%00',
-      '/streams/%00/subjects',
+  it('U+0000 or half a surrogate pair in a path, a query or a JSON body is a 400 naming where; a refused write is audited', async () => {
+    for (const [path, where] of [
+      ['/events/%00', 'params.id'],
+      ['/events?instance=a%00', 'query.instance'],
+      ['/deliveries?destination=%00', 'query.destination'],
+      ['/audit?actor=%00', 'query.actor'],
+      ['/streams/%00/subjects', 'params.id'],
     ]) {
-      const res = await admin(path);
+      const res = await admin(path as string);
       expect(res.status, path).toBe(400);
-      expect(res.body.message, path).toBe('U+0000 (a NUL character) is not allowed in admin requests');
+      expect(res.body.message, path).toBe(`${where} holds U+0000 or half of a surrogate pair`);
     }
+    const half = await write('/dead-letters/replay', { type: 'caep.session-revoked\ud800' });
+    expect(half.status).toBe(400);
+    expect(half.body.message).toBe('body.type holds U+0000 or half of a surrogate pair');
     expect((await write('/streams/%00/status', { status: 'paused' })).status).toBe(400);
     expect((await write('/dead-letters/purge', { destination: 'a\u0000' })).status).toBe(400);
-    const [purge, status] = (await admin('/audit?actor=operator&limit=2')).body.items;
+    const [purge, status, replay] = (await admin('/audit?actor=operator&limit=3')).body.items;
+    expect(replay).toMatchObject({
+      action: 'dead_letters.replay',
+      detail: { outcome: 'refused', status: 400 },
+    });
     expect(status).toMatchObject({
       action: 'streams.status',
       target: '\uFFFD',
