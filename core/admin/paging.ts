@@ -2,7 +2,7 @@
  * Paging and query parsing for admin lists: every list takes `limit` and an opaque `cursor` and
  * answers `{ items, next_cursor }`; `next_cursor` is null on the last page.
  */
-import { unstorableTextPath } from '../plugin-api/storable-text.ts';
+import { isStorableText, unstorableTextPath } from '../plugin-api/storable-text.ts';
 export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 500;
 
@@ -56,7 +56,7 @@ export const isEventPosition = (v: unknown): v is [number, string] =>
   Number.isSafeInteger(v[0]) &&
   Math.abs(v[0] as number) <= MAX_TIME_MS &&
   typeof v[1] === 'string' &&
-  !v[1].includes('\u0000');
+  isStorableText(v[1]);
 
 /** The id of a row named in a path (`/dead-letters/<id>`): a positive whole number, else none. */
 export function pathRowId(text: string): number | undefined {

@@ -18,6 +18,7 @@ import {
   eventFromRow,
   json,
   lastErrorJson,
+  storableJson,
   streamFromRow,
   type Row,
 } from '../rows.ts';
@@ -1018,7 +1019,7 @@ export class SqliteStore implements Store {
             recorded += this.#run(
               `UPDATE stream_poll_queue SET state = 'error', error = ?, error_at = ?
                WHERE stream_id = ? AND jti = ? AND state = 'queued'`,
-              JSON.stringify(error),
+              storableJson(error),
               now.getTime(),
               streamId,
               jti,
