@@ -7,7 +7,7 @@ import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import type { Logger, SubjectIdentifier } from '../plugin-api/types.ts';
 import { SqliteStore } from '../storage/sqlite/store.ts';
 import { ManualClock, storedEvent } from '../storage/testing/fixtures.ts';
-import type { Store } from '../storage/types.ts';
+import type { DeliveryOutcome, Store } from '../storage/types.ts';
 import type { CircuitState } from './breaker.ts';
 import { deliveryConfigSchema, type DeliveryConfigInput } from './config.ts';
 import { DeliveryEngine } from './engine.ts';
@@ -826,5 +826,114 @@ describe('delivery engine circuit with attempts from before it opened', () => {
     probe.resolve({ status: 202 });
     await h.engine.idle();
     expect(h.engine.circuitState('okta')).toBe('closed');
+  });
+});
+
+/** The store with its writes of outcomes failing with the error `refusal` gives (or none). */
+function withOutcomesRefused(
+  store: Store,
+  refusal: (outcomes: readonly DeliveryOutcome[]) => Error | undefined,
+): Store & { writes: number[][] } {
+  const writes: number[][] = [];
+  const deliveries = new Proxy(store.deliveries, {
+    get(target, name, receiver) {
+      const value: unknown = Reflect.get(target, name, receiver);
+      if (name === 'complete') {
+        return async (...args: Parameters<Store['deliveries']['complete']>) => {
+          writes.push(args[0].map((o) => o.id));
+          const err = refusal(args[0]);
+          if (err !== undefined) throw err;
+          return target.complete(...args);
+        };
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return new Proxy(store, {
+    get(target, name) {
+      if (name === 'deliveries') return deliveries;
+      if (name === 'writes') return writes;
+      const value: unknown = Reflect.get(target, name, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  }) as Store & { writes: number[][] };
+}
+
+describe('delivery engine and outcomes the store refuses', () => {
+  async function run(
+    events: number,
+    refusal: (outcomes: readonly DeliveryOutcome[], ids: number[]) => Error | undefined,
+  ) {
+    // Every delivery finishes at once, so that their outcomes are written together.
+    const gate = deferred();
+    const dest = new ScriptedDestination('okta', [], async () => {
+      await gate.promise;
+      return { status: 202 };
+    });
+    const h = await harness([]);
+    const enqueued = [];
+    for (let i = 0; i < events; i++) enqueued.push(await h.enqueue(undefined, ['okta']));
+    const ids: number[] = [];
+    for (const e of enqueued) ids.push((await h.store.deliveries.forEvent(e.eventId))[0]!.id);
+    const store = withOutcomesRefused(h.store, (outcomes) => refusal(outcomes, ids));
+    const logger = recordingLogger();
+    const engine = new DeliveryEngine({
+      store,
+      signer: testSigner(),
+      config: deliveryConfigSchema.parse({ poll_interval: '10ms', max_in_flight: 16 }),
+      clock: h.clock,
+      logger,
+      outcomeRetryBaseMs: 1,
+    });
+    cleanups.push(() => engine.stop(0));
+    engine.register(dest);
+    expect(await engine.pump('okta')).toBe(events);
+    await expect.poll(() => dest.inFlight).toBe(events);
+    gate.resolve();
+    await engine.idle();
+    expect(dest.delivered).toHaveLength(events);
+    const rows = await Promise.all(enqueued.map((e) => h.store.deliveries.forEvent(e.eventId)));
+    return {
+      ids,
+      writes: store.writes,
+      states: rows.map(([row]) => row!.state),
+      errors: logger.lines.filter((l) => l.level === 'error'),
+    };
+  }
+
+  it('after the batch fails every retry, its other outcomes are recorded one by one; the refused row stays leased', async () => {
+    const poison = new Error('CHECK constraint failed: deliveries');
+    const r = await run(3, (outcomes, ids) => (outcomes.some((o) => o.id === ids[2]) ? poison : undefined));
+    expect(r.states).toEqual(['delivered', 'delivered', 'leased']);
+    // Nine tries of the poisoned batch (outcomes that finish in the same turn share one), then
+    // each of its outcomes alone.
+    const batch = [...r.writes[0]!].sort((a, b) => a - b);
+    expect(batch).toEqual(r.ids);
+    expect(r.writes.map((ids) => ids.length)).toEqual([...Array<number>(9).fill(3), 1, 1, 1]);
+    expect(
+      r.writes
+        .slice(-3)
+        .flat()
+        .sort((a, b) => a - b),
+    ).toEqual(r.ids);
+    expect(r.errors.map((l) => l.msg)).toEqual([
+      'could not record delivery outcomes together; recording them one by one',
+      'could not record a delivery outcome; the delivery is attempted again when its lease expires',
+    ]);
+    expect(r.errors[1]!.obj).toMatchObject({ delivery: r.ids[2], outcome: 'delivered' });
+  });
+
+  it('when the first three outcomes alone fail too, the store is down and the rest are not tried one by one', async () => {
+    const down = new Error('connect ECONNREFUSED 127.0.0.1:5432');
+    const r = await run(6, () => down);
+    expect(r.states).toEqual(Array<string>(6).fill('leased'));
+    const batch = r.writes[0]!;
+    expect([...batch].sort((a, b) => a - b)).toEqual(r.ids);
+    expect(r.writes).toEqual([...Array<number[]>(9).fill(batch), ...batch.slice(0, 3).map((id) => [id])]);
+    const gaveUp = r.errors.find((l) => l.msg?.startsWith('could not record delivery outcomes; '));
+    expect(gaveUp?.msg).toBe(
+      'could not record delivery outcomes; the deliveries are attempted again when their leases expire',
+    );
+    expect(gaveUp?.obj).toMatchObject({ outcomes: batch.length - 3, err: down.message });
   });
 });

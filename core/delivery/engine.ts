@@ -20,10 +20,14 @@ export interface DeliveryEngineOptions {
   /** Source of randomness for backoff jitter, in [0, 1). */
   random?: () => number;
   observer?: DeliveryObserver;
+  /** First wait before recording failed outcomes again; it doubles each time, up to 5 s. */
+  outcomeRetryBaseMs?: number;
 }
 
 const systemClock: Clock = { now: () => new Date() };
 const MAX_ERROR_MESSAGE = 2000;
+/** Tries to record a batch of outcomes (about 11 s of backoff) before recording them one by one. */
+const OUTCOME_WRITE_ATTEMPTS = 9;
 const PRUNE_BATCH = 5000;
 /** Longest wait between leasing rounds while the store keeps failing. */
 const MAX_LEASE_BACKOFF_MS = 30_000;
@@ -64,7 +68,13 @@ export class DeliveryEngine {
       owner: this.owner,
       random: options.random ?? Math.random,
       observer,
-      writer: new OutcomeWriter(options.store, clock, observer, options.logger),
+      writer: new OutcomeWriter(
+        options.store,
+        clock,
+        observer,
+        options.logger,
+        options.outcomeRetryBaseMs ?? 50,
+      ),
       isolation: new Isolation(() => this.#workers.values()),
     };
   }
@@ -863,6 +873,7 @@ class OutcomeWriter {
     private readonly clock: Clock,
     private readonly observer: DeliveryObserver,
     private readonly logger: Logger | undefined,
+    private readonly retryBaseMs: number,
   ) {}
 
   write(outcome: DeliveryOutcome): Promise<void> {
@@ -890,36 +901,76 @@ class OutcomeWriter {
     await new Promise((resolve) => setImmediate(resolve));
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, 500);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const applied = await this.store.deliveries.complete(
-            batch.map((b) => b.outcome),
-            this.clock.now(),
-          );
-          if (applied < batch.length) {
-            this.logger?.warn(
-              { lost: batch.length - applied },
-              'delivery outcomes arrived after their lease expired; another worker owns those rows now',
-            );
-            this.observer.leaseLost?.(batch.length - applied);
-          }
-          break;
-        } catch (err) {
-          // Unwritten outcomes are safe to drop only as a last resort: the rows stay leased
-          // and are delivered again, with the same jti, when the lease expires.
-          if (attempt >= 8) {
-            this.logger?.error(
-              { err: errorMessage(err), outcomes: batch.length },
-              'could not record delivery outcomes',
-            );
-            break;
-          }
-          this.logger?.warn({ err: errorMessage(err) }, 'recording delivery outcomes failed; retrying');
-          await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 50 * 2 ** attempt)));
-        }
-      }
+      const outcomes = batch.map((b) => b.outcome);
+      if (!(await this.#writeWithRetries(outcomes)) && outcomes.length > 1)
+        await this.#writeOneByOne(outcomes);
       for (const b of batch) b.done();
     }
+  }
+
+  /** Writes the outcomes in one transaction, retrying with backoff; false if it never succeeded. */
+  async #writeWithRetries(outcomes: DeliveryOutcome[]): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.#applied(outcomes.length, await this.store.deliveries.complete(outcomes, this.clock.now()));
+        return true;
+      } catch (err) {
+        if (attempt >= OUTCOME_WRITE_ATTEMPTS - 1) {
+          this.logger?.error(
+            { err: errorMessage(err), outcomes: outcomes.length },
+            outcomes.length > 1
+              ? 'could not record delivery outcomes together; recording them one by one'
+              : 'could not record delivery outcomes',
+          );
+          return false;
+        }
+        this.logger?.warn({ err: errorMessage(err) }, 'recording delivery outcomes failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5000, this.retryBaseMs * 2 ** attempt)));
+      }
+    }
+  }
+
+  /**
+   * After a batch failed every retry, one outcome the store refuses must not cost the others
+   * their record (each lost one means a repeated delivery). When the first few fail too, the
+   * store itself is down and the rest are not tried. Unwritten outcomes are safe to drop only as
+   * this last resort: their rows stay leased and are delivered again, with the same jti, when the
+   * lease expires.
+   */
+  async #writeOneByOne(outcomes: DeliveryOutcome[]): Promise<void> {
+    let written = 0;
+    let failed = 0;
+    let lastErr: unknown;
+    for (const outcome of outcomes) {
+      if (written === 0 && failed >= 3) break;
+      try {
+        this.#applied(1, await this.store.deliveries.complete([outcome], this.clock.now()));
+        written++;
+      } catch (err) {
+        failed++;
+        lastErr = err;
+        this.logger?.error(
+          { err: errorMessage(err), delivery: outcome.id, outcome: outcome.kind },
+          'could not record a delivery outcome; the delivery is attempted again when its lease expires',
+        );
+      }
+    }
+    const untried = outcomes.length - written - failed;
+    if (untried > 0) {
+      this.logger?.error(
+        { err: errorMessage(lastErr), outcomes: untried },
+        'could not record delivery outcomes; the deliveries are attempted again when their leases expire',
+      );
+    }
+  }
+
+  #applied(written: number, applied: number): void {
+    if (applied >= written) return;
+    this.logger?.warn(
+      { lost: written - applied },
+      'delivery outcomes arrived after their lease expired; another worker owns those rows now',
+    );
+    this.observer.leaseLost?.(written - applied);
   }
 }
 
