@@ -30,10 +30,10 @@ export const configSchema = z
     max_event_age: duration(
       'Webhook events whose triggeredAt is older than this (or as far in the future) are refused as replays.',
     ).prefault('24h'),
-    garden_leave: z
-      .enum(['leaver', 'ignore'])
-      .default('leaver')
-      .meta({ description: 'Whether an employee on garden leave is treated as a leaver.' }),
+    garden_leave: z.enum(['leaver', 'ignore']).default('leaver').meta({
+      description:
+        'leaver: garden leave ends access when it begins. ignore: the employee keeps access until the termination date the record shows.',
+    }),
     release_interval: duration('How often held (future-dated) terminations are checked.', {
       min: 1000,
     }).prefault('1m'),

@@ -392,6 +392,49 @@ describe('hibob webhooks', () => {
   });
 });
 
+describe('hibob garden leave kept (garden_leave: ignore)', () => {
+  it('keeps a held termination through garden leave and sends it on its date', async () => {
+    let internal: Record<string, unknown> = {
+      status: 'Active',
+      lifecycleStatus: 'employed',
+      terminationDate: '2026-12-31',
+    };
+    server.on('POST', `/v1/people/${ID}`, () => record(internal));
+    const first = await started({ garden_leave: 'ignore' });
+    await first.connector.handleWebhook!(signed(delivery('employee.updated')));
+    // Garden leave begins: Bob fires employee.left, the record shows garden leave and the date.
+    internal = { status: 'Active', lifecycleStatus: 'Garden leave', terminationDate: '2026-12-31' };
+    expect((await first.connector.handleWebhook!(signed(delivery('employee.left')))).status).toBe(200);
+    await first.connector.handleWebhook!(signed(delivery('employee.updated')));
+    expect(first.tc.events()).toEqual([]);
+    await first.connector.stop(100);
+
+    const tc = createTestContext<HibobState>({
+      now: '2026-12-30T23:00:00.000Z',
+      checkpoints: first.tc.checkpoints,
+    });
+    const second = await started({ garden_leave: 'ignore' }, tc);
+    await tc.runTask('release');
+    expect(tc.events().map((e) => [e.type, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '2026-12-30T23:00:00.000Z'],
+      ['caep.session-revoked', '2026-12-30T23:00:00.000Z'],
+    ]);
+    await second.connector.stop(100);
+  });
+
+  it('sends the termination at once when garden leave shows a date that has come, and nothing for one without a date', async () => {
+    let internal: Record<string, unknown> = { status: 'Active', lifecycleStatus: 'Garden leave' };
+    server.on('POST', `/v1/people/${ID}`, () => record(internal));
+    const { connector, tc } = await started({ garden_leave: 'ignore' });
+    await connector.handleWebhook!(signed(delivery('employee.left')));
+    expect(tc.events()).toEqual([]);
+    internal = { status: 'Active', lifecycleStatus: 'Garden leave', terminationDate: '2026-11-29' };
+    await connector.handleWebhook!(signed(delivery('employee.updated')));
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    await connector.stop(100);
+  });
+});
+
 describe('hibob through ssf-bridge simulate (golden)', () => {
   it('prints every fixture event, notes the ignored ones, and stops at a malformed one', async () => {
     const { run, expected, ignored, rejected } = await simulateFixtures(

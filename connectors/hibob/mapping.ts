@@ -71,7 +71,7 @@ export function isoTime(value: string | undefined): string | undefined {
 /**
  * A webhook event and the employee fetched after it → an HR worker. `employee.left` and
  * `employee.inactivated` make a leaver even when the API does not show it yet; garden leave
- * counts as leaving (from now) unless configured otherwise.
+ * counts as leaving (from now) unless configured otherwise, when its termination date decides.
  */
 export function workerOf(
   event: HibobEnvelope,
@@ -81,8 +81,14 @@ export function workerOf(
   const lifecycle = employee?.internal?.lifecycleStatus?.trim().toLowerCase() ?? '';
   const active = employee?.internal?.status?.trim().toLowerCase();
   const garden = lifecycle.includes('garden');
+  const gardenLeaver = garden && config.garden_leave === 'leaver';
+  // Garden leave as a leaver takes effect now, whatever the later termination date says; kept
+  // (ignore), the employee keeps access until that date, which then ends the employment.
+  const terminationDate = gardenLeaver
+    ? undefined
+    : hrDate(employee?.internal?.terminationDate, 'internal.terminationDate');
   let status: HrWorker['status'];
-  if (garden) status = config.garden_leave === 'leaver' ? 'terminated' : 'leave';
+  if (garden) status = gardenLeaver || terminationDate !== undefined ? 'terminated' : 'leave';
   else if (lifecycle === 'terminated') status = 'terminated';
   else if (lifecycle.includes('leave')) status = 'leave';
   else if (active === 'inactive') status = 'terminated';
@@ -91,10 +97,6 @@ export function workerOf(
   const leaving = LEAVING.has(event.type);
   if (leaving && (status === 'active' || status === 'unknown')) status = 'terminated';
   const dataEmail = event.data.email;
-  // Garden leave takes effect now, whatever the later termination date says.
-  const terminationDate = garden
-    ? undefined
-    : hrDate(employee?.internal?.terminationDate, 'internal.terminationDate');
   const observedAt = isoTime(event.triggeredAt);
   return {
     id: String(employee?.id ?? event.data.employeeId).trim(),
