@@ -19,7 +19,7 @@ import type {
 } from '../storage/types.ts';
 import { streamDestinationId } from '../storage/types.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
-import { scrubKnownSecrets } from '../telemetry/redact.ts';
+import { scrubSecrets } from '../plugin-api/secret.ts';
 import type { Transmitter } from '../transmitter/index.ts';
 import { adminAuthenticator, bearerToken, mayWrite, type AdminPrincipal } from './auth.ts';
 import type { AdminConfig } from './config.ts';
@@ -427,7 +427,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       // What connectors and receivers said (instance errors, delivery errors, stream errors) is
       // shown as it came; a credential it quotes is not, whichever token asks.
       admin.addHook('onSend', async (_req, _reply, payload) =>
-        typeof payload === 'string' ? scrubKnownSecrets(payload) : payload,
+        typeof payload === 'string' ? scrubSecrets(payload) : payload,
       );
 
       admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {

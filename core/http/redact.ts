@@ -3,7 +3,6 @@
  * credentials or secret query values, headers without credentials, short scrubbed body excerpts.
  */
 import { scrubSecrets } from '../plugin-api/secret.ts';
-import { scrubKnownSecrets } from '../telemetry/redact.ts';
 
 const REDACTED = '[redacted]';
 
@@ -91,7 +90,7 @@ export function scrubUrl(url: string | URL): string {
 export function bodyExcerpt(body: string | undefined, maxChars = 200): string | undefined {
   if (body === undefined) return undefined;
   // A remote quoting a credential may escape it (`\/` in JSON, percent-encoding): all are scrubbed.
-  const text = scrubKnownSecrets(body).replace(/\s+/g, ' ').trim();
+  const text = scrubSecrets(body).replace(/\s+/g, ' ').trim();
   if (text.length === 0) return undefined;
   return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
 }

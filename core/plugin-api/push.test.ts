@@ -79,6 +79,22 @@ describe('classifyPushResponse (RFC 8935 §2.2–2.4)', () => {
     expect(error?.message).not.toContain('push-secret-9f8e7d');
     expect(error?.message.length).toBeLessThan(500);
   });
+
+  it('a credential the receiver quotes JSON-escaped or percent-encoded is scrubbed too', () => {
+    const header = new Secret('Bearer Zm9v/YmFy+c2VjcmV0/dG9rZW4x==');
+    // As PHP's json_encode writes it: every slash escaped.
+    const escaped = JSON.stringify({ message: `token ${header.reveal()} rejected` }).replace(/\//g, '\\/');
+    expect(escaped).toContain('Zm9v\\/YmFy');
+    const forbidden = classifyPushResponse({ status: 403, body: escaped }, options);
+    const encoded = classifyPushResponse(
+      { status: 400, body: `invalid credential ${encodeURIComponent(header.reveal())}` },
+      options,
+    );
+    for (const error of [forbidden, encoded]) {
+      expect(error?.message).toContain('[redacted]');
+      expect(error?.message).not.toContain('Zm9v');
+    }
+  });
 });
 
 describe('parsePushError', () => {

@@ -144,17 +144,50 @@ export function containsSecretValue(text: string): boolean {
   return false;
 }
 
-/** Replaces every known secret value in a string with `[redacted]`. */
+/**
+ * Replaces every known secret value in a string with `[redacted]`, as it is and in the escaped
+ * spellings other text gives it: in serialized JSON (a log line, an API answer) a quote, backslash
+ * or slash in a value is escaped, and a remote's answer may quote the request it refused
+ * percent- or form-encoded.
+ */
 export function scrubSecrets(text: string): string {
   forgetExpired(Date.now());
   let out = text;
-  for (const value of permanentValues) {
+  for (const value of allValues()) {
     if (out.includes(value)) out = out.split(value).join(REDACTED);
   }
-  for (const value of shortLivedValues.keys()) {
-    if (out.includes(value)) out = out.split(value).join(REDACTED);
+  for (const form of escapedSecretForms()) {
+    if (out.includes(form)) out = out.split(form).join(REDACTED);
   }
   return out;
+}
+
+let escapedFor = -1;
+let escapedForms: string[] = [];
+
+/**
+ * Known secret values as other text spells them, where that differs from the value: escaped in a
+ * JSON string (also with `\/`, as PHP's json_encode writes a slash), percent-encoded and
+ * form-encoded.
+ */
+function escapedSecretForms(): string[] {
+  if (version !== escapedFor) {
+    const forms = new Set<string>();
+    for (const value of allValues()) {
+      const json = JSON.stringify(value).slice(1, -1);
+      const spellings = [
+        json,
+        json.replace(/\//g, '\\/'),
+        encodeURIComponent(value),
+        new URLSearchParams([['', value]]).toString().slice(1),
+      ];
+      for (const form of spellings) if (form !== value) forms.add(form);
+    }
+    // Longest first, so a spelling that contains another is replaced whole.
+    escapedForms = [...forms].sort((a, b) => b.length - a.length);
+    escapedFor = version;
+  }
+  return escapedForms;
 }
 
 function* allValues(): Iterable<string> {

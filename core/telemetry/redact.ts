@@ -9,7 +9,7 @@
  *   `Bearer`, `DPoP` or `Basic`, and known secret values in the escaped form a JSON line spells
  *   them in (a quote or backslash in a password) are replaced.
  */
-import { registeredSecretValues, registeredSecretsVersion, scrubSecrets } from '../plugin-api/secret.ts';
+import { scrubSecrets } from '../plugin-api/secret.ts';
 
 const REDACTED = '[redacted]';
 
@@ -98,52 +98,9 @@ const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"\\]*):([^\s/?#@"\\]+)@/
 const SCHEME_CREDENTIALS =
   /\b(Bearer|DPoP|Basic)( +)(?=[A-Za-z0-9._~+/-]*(?:\d|[._~+/-][A-Za-z0-9])|[A-Za-z0-9._~+/=-]{20})[A-Za-z0-9._~+/-]{8,}=*/g;
 
-let escapedFor = -1;
-let escapedForms: string[] = [];
-
-/**
- * Known secret values as other text spells them, where that differs from the value: escaped in a
- * JSON string (also with `\/`, as PHP's json_encode writes a slash), percent-encoded and
- * form-encoded (a remote quoting the request it refused).
- */
-function escapedSecretForms(): string[] {
-  const version = registeredSecretsVersion();
-  if (version !== escapedFor) {
-    const forms = new Set<string>();
-    for (const value of registeredSecretValues()) {
-      const json = JSON.stringify(value).slice(1, -1);
-      const spellings = [
-        json,
-        json.replace(/\//g, '\\/'),
-        encodeURIComponent(value),
-        new URLSearchParams([['', value]]).toString().slice(1),
-      ];
-      for (const form of spellings) if (form !== value) forms.add(form);
-    }
-    // Longest first, so a spelling that contains another is replaced whole.
-    escapedForms = [...forms].sort((a, b) => b.length - a.length);
-    // registeredSecretValues() may forget expired values and so change the version once more.
-    escapedFor = registeredSecretsVersion();
-  }
-  return escapedForms;
-}
-
-/**
- * Text with every known secret value replaced, as it is and in the escaped spellings other text
- * gives it: for serialized JSON (a log line, an API answer) where a quote, backslash or slash in
- * a value is escaped, and for a remote's answer that quotes a request.
- */
-export function scrubKnownSecrets(text: string): string {
-  let out = scrubSecrets(text);
-  for (const form of escapedSecretForms()) {
-    if (out.includes(form)) out = out.split(form).join(REDACTED);
-  }
-  return out;
-}
-
 /** A finished log line with every credential the line-level rules find replaced. */
 export function scrubLogLine(line: string): string {
-  let out = scrubKnownSecrets(line);
+  let out = scrubSecrets(line);
   if (out.includes('://')) out = out.replace(URL_PASSWORD, `$1:${REDACTED}@`);
   if (/Bearer|DPoP|Basic/.test(out)) out = out.replace(SCHEME_CREDENTIALS, `$1$2${REDACTED}`);
   return out;
