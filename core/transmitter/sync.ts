@@ -100,11 +100,18 @@ export class StreamSync {
     await this.#reconcile(true);
   }
 
-  /** Records that this instance changed streams, for the other instances. */
+  /**
+   * Records that this instance changed streams, for the other instances. The new marker is not
+   * taken as seen: another instance's change written just before it would then never be read.
+   * This instance's own next round reloads once, finding its own streams at their revisions.
+   */
   async markChanged(): Promise<void> {
-    const value = randomUUID();
-    await this.#ctx.store.checkpoints.set(MARKER.instanceId, MARKER.name, value, this.#ctx.clock.now());
-    this.#marker = value;
+    await this.#ctx.store.checkpoints.set(
+      MARKER.instanceId,
+      MARKER.name,
+      randomUUID(),
+      this.#ctx.clock.now(),
+    );
   }
 
   async #readMarker(): Promise<unknown> {

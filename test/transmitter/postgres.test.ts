@@ -144,4 +144,29 @@ describePostgres('transmitter on PostgreSQL, two instances', () => {
     await on(b)('DELETE', 'ssf/streams', undefined, { stream_id: id });
     await eventually(() => a.tx.destinations.get(`stream:${id}`) === undefined);
   });
+  it("an instance that changes a stream itself still picks up another's change made just before (TX-04 persistence)", async () => {
+    const transmitter = {
+      streams: { per_receiver: 'many' as const, default_subjects: 'NONE' as const },
+      sync_interval: '1s',
+    };
+    const c = await startBridge({ store, transmitter, instanceId: 'instance-c', noEngine: true });
+    const d = await startBridge({ store, transmitter, instanceId: 'instance-d', noEngine: true });
+    try {
+      const y = (await on(d)('POST', 'ssf/streams', { events_requested: [SESSION_REVOKED] })).json
+        .stream_id as string;
+      await eventually(() => c.tx.destinations.get(`stream:${y}`) !== undefined);
+      // D adds a subject to Y, and C changes a stream of its own before its next sync round.
+      await on(d)('POST', 'ssf/subjects/add', {
+        stream_id: y,
+        subject: { format: 'email', email: 'raced@example.com' },
+      });
+      await on(c)('POST', 'ssf/streams', { events_requested: [SESSION_REVOKED] });
+      const routed = () =>
+        c.tx.routeEvent({ type: SESSION_REVOKED, subject: { format: 'email', email: 'raced@example.com' } });
+      await eventually(() => routed().includes(`stream:${y}`), 3_000);
+    } finally {
+      await c.close();
+      await d.close();
+    }
+  });
 });
