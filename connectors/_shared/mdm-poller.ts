@@ -65,10 +65,12 @@ export class WaitBudget {
 
 /** In-run retries of a failure that carries no Retry-After (a 5xx, a reset connection). */
 const BLIND_RETRIES = 2;
+/** The longest backoff between two attempts that Retry-After does not lengthen. */
+const MAX_BACKOFF_MS = 30_000;
 
 /**
  * Runs `fn`, retrying retryable failures within the run: after Retry-After when the API sends
- * one (throttling), otherwise up to twice with a short backoff. Timeouts are not retried in the
+ * one (throttling; never sooner than a doubling backoff), otherwise up to twice with that backoff. Timeouts are not retried in the
  * run (the request already waited its whole deadline); the next scheduled run tries again.
  */
 export async function withRetries<T>(
@@ -82,7 +84,16 @@ export async function withRetries<T>(
     } catch (err) {
       if (!(err instanceof RetryableError) || signal.aborted) throw err;
       if (err.code === 'SSF_ERR_HTTP_TIMEOUT' || err.code === 'SSF_ERR_HTTP_ABORTED') throw err;
-      const wait = err.retryAfterMs ?? (attempt < BLIND_RETRIES ? 500 * 2 ** attempt : undefined);
+      const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempt);
+      // Throttled: at least the backoff, since Retry-After: 0 (or a reset already past, by a
+      // clock ahead of the vendor's) would otherwise retry at once until the budget of
+      // requests, not of waiting, ran out.
+      const wait =
+        err.retryAfterMs !== undefined
+          ? Math.max(err.retryAfterMs, backoff)
+          : attempt < BLIND_RETRIES
+            ? backoff
+            : undefined;
       if (wait === undefined || !budget.take(wait)) throw err;
       await sleep(wait, undefined, { signal });
     }
