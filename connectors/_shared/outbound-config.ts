@@ -1,8 +1,22 @@
 /** Config pieces the outbound connectors share: URLs, audiences, OAuth clients, timeouts. */
 import { duration, secret, z, type HttpAuth } from '../../core/plugin-api/index.ts';
 
+/**
+ * An absolute http(s) URL without a user name or password: requests are built from its host and
+ * path, so credentials written into it would silently never be sent (and would show in logs).
+ */
 function absoluteHttpUrl() {
-  return z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
+  return z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }).refine(
+    (url) => {
+      if (!URL.canParse(url)) return true;
+      const parsed = new URL(url);
+      return parsed.username === '' && parsed.password === '';
+    },
+    {
+      error:
+        'must not hold a user name or password: they are never sent; give credentials in the connector’s own settings',
+    },
+  );
 }
 
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);

@@ -1,6 +1,5 @@
 import { checkProfileOptions, profileFields, secret, z } from '../../core/plugin-api/index.ts';
 import {
-  CLEAR_TEXT,
   audience,
   endpointUrl,
   keepsCredentials,
@@ -10,7 +9,12 @@ import {
 
 export const configSchema = z
   .strictObject({
-    endpoint_url: endpointUrl("The receiver's RFC 8935 push endpoint (its stream's delivery endpoint_url)."),
+    endpoint_url: endpointUrl(
+      "The receiver's RFC 8935 push endpoint (its stream's delivery endpoint_url); https, plain http only for the local machine.",
+    ).refine(keepsCredentials, {
+      // RFC 8935 §1: SETs (personal data about users and devices) are delivered over TLS.
+      error: 'must be an https URL (RFC 8935 delivers SETs over TLS); plain http only for the local machine',
+    }),
     audience: audience('The SET audience (aud) the receiver expects, e.g. its stream audience or client id.'),
     ...profileFields(
       'Target profile the SETs are shaped with: ssf-1.0, okta-itp, google-workspace, legacy-sse-caep.',
@@ -26,10 +30,6 @@ export const configSchema = z
   .refine((c) => !(c.authorization_header && c.oauth), {
     message: 'give either authorization_header or oauth, not both',
     path: ['oauth'],
-  })
-  .refine((c) => !(c.authorization_header || c.oauth) || keepsCredentials(c.endpoint_url), {
-    message: `${CLEAR_TEXT} (authorization_header or oauth is set)`,
-    path: ['endpoint_url'],
   })
   .superRefine(checkProfileOptions);
 
