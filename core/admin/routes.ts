@@ -219,8 +219,9 @@ async function countersOf(metrics: MetricsRegistry, id: string) {
   for (const metric of await metrics.registry.getMetricsAsJSON()) {
     if (String(metric.type) !== 'counter' && String(metric.type) !== 'gauge') continue;
     for (const value of metric.values) {
-      const { instance, destination, connector: _connector, ...rest } = value.labels;
-      if (instance !== id && destination !== id) continue;
+      // Connector and pipeline series name their instance `instance_id`; delivery series `destination`.
+      const { instance_id, instance, destination, connector: _connector, ...rest } = value.labels;
+      if (instance_id !== id && instance !== id && destination !== id) continue;
       const labels: Record<string, string | number> = {};
       for (const [k, v] of Object.entries(rest)) if (v !== undefined) labels[k] = v;
       out.push({ name: metric.name, labels, value: value.value });

@@ -503,11 +503,20 @@ describe('admin API', () => {
       const rotated = await write('/keys/rotate');
       expect(rotated.status).toBe(200);
       const after = await admin('/keys');
-      expect(after.body.items[0].kid).toBe(rotated.body.active.kid);
-      expect(after.body.items[1]).toEqual(
-        expect.objectContaining({ kid: before.body.items[0].kid, status: 'retiring' }),
+      // The new key is in the JWKS at once and signs after keys.activation_delay (10 minutes by
+      // default); until then the old one signs, listed first, and it leaves the JWKS a grace
+      // period after that.
+      expect(after.body.items[0]).toEqual(
+        expect.objectContaining({
+          kid: before.body.items[0].kid,
+          status: 'active',
+          retires_at: expect.any(String),
+        }),
       );
-      expect((await admin('/keys?status=retiring')).body.items.length).toBe(1);
+      expect(after.body.items[1]).toEqual(
+        expect.objectContaining({ kid: rotated.body.active.kid, status: 'published' }),
+      );
+      expect((await admin('/keys?status=published')).body.items.length).toBe(1);
       expect((await admin('/audit?action=keys.rotate')).body.items[0].actor).toBe('operator');
     });
 
@@ -532,6 +541,16 @@ describe('admin API', () => {
           },
         ]),
       );
+      // Inbound series are labelled instance_id, as every connector's metrics are.
+      const api = (await admin('/instances?kind=inbound')).body.items.find((i: any) => i.id === 'api');
+      expect(api.counters).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ name: 'ssf_bridge_events_received_total', value: expect.any(Number) }),
+        ]),
+      );
+      expect(
+        api.counters.find((c: any) => c.name === 'ssf_bridge_events_received_total').value,
+      ).toBeGreaterThan(0);
       expect((await admin('/instances?limit=1')).body.next_cursor).toEqual(expect.any(String));
       const destinations = await admin('/destinations?window=1h');
       const hook = destinations.body.items.find((d: any) => d.destination_id === 'hook');
