@@ -20,8 +20,8 @@ export const configSchema = z.strictObject({
   auth: z
     .discriminatedUnion('type', [sswsAuth, oauthAuth])
     .meta({ description: 'How to authenticate to the System Log API.' }),
-  poll_interval: duration('How often to read new System Log events.', { min: 100 }).default(60_000),
-  initial_lookback: duration('How far back the first run reads.').default(3_600_000),
+  poll_interval: duration('How often to read new System Log events.', { min: 100 }).prefault('60s'),
+  initial_lookback: duration('How far back the first run reads.').prefault('1h'),
   page_size: z
     .number()
     .int()
@@ -74,16 +74,28 @@ const awaitedSchema = z.strictObject({
   published: z.iso.datetime({ offset: true }),
 });
 
+/** The query a System Log cursor was built from: Okta's next links carry it unchanged. */
+const querySchema = z.strictObject({
+  limit: z.number().int().min(1),
+  filter: z.string().min(1).optional(),
+});
+
 /**
- * The checkpoint: Okta's polling cursor (the next link), or where the first run starts; with
- * identifier_changes, the users' remembered logins and emails (by Okta user id), and the profile
- * updates awaiting the user's profile (`simulate` carries them from file to file).
+ * The checkpoint. `next` is Okta's polling cursor and `query` what it was built from. `since` and
+ * `seen` are a point in the log: the newest event emitted and all emitted at that instant
+ * (`since` is inclusive). With `next` they are where reading restarts when page_size or filter
+ * changed; without it, where the next run reads from (the first run's start, or a page left
+ * half-read when the rate-limit window ran out). With identifier_changes: the users' remembered
+ * logins and emails (by Okta user id), and the profile updates awaiting the user's profile.
  */
 export const stateSchema = z.strictObject({
   next: z.string().min(1).optional(),
+  query: querySchema.optional(),
   since: z.iso.datetime({ offset: true }).optional(),
+  seen: z.array(z.string().min(1)).optional(),
   users: z.record(z.string(), rememberedSchema).optional(),
   awaiting: z.record(z.string(), awaitedSchema).optional(),
 });
 
 export type OktaSystemLogState = z.output<typeof stateSchema>;
+export type LogQuery = z.output<typeof querySchema>;

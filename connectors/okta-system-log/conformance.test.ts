@@ -8,6 +8,8 @@ runConnectorConformance(oktaSystemLog, {
     org_url: server.url,
     auth: { type: 'ssws', token: FAKE_TOKEN },
     page_size: 2,
+    // The fixtures are dated and the fake API honours `since`, as Okta does: reach back to them.
+    initial_lookback: '3650d',
   }),
   invalidConfigs: [
     { config: { org_url: 'https://acme.okta.com' }, error: 'auth' },

@@ -11,8 +11,9 @@ import {
   type InboundContext,
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
-import { stateSchema, type OktaSystemLogConfig, type OktaSystemLogState } from './config.ts';
-import { compareProfile, oktaUserSchema } from './identifiers.ts';
+import { stateSchema, type LogQuery, type OktaSystemLogConfig, type OktaSystemLogState } from './config.ts';
+import { advance, emittedBefore, logsUrl, queryOfLink, sameQuery, type Position } from './cursor.ts';
+import { compareProfile, forgetUser, oktaUserSchema } from './identifiers.ts';
 import { mapLogEvent, mappingOptions } from './mapping.ts';
 
 export const POLL_TASK = 'system-log';
@@ -50,17 +51,53 @@ function httpAuth(config: OktaSystemLogConfig): HttpAuth {
   };
 }
 
+/** What identifier_changes carries from page to page: users' identifiers, and updates awaiting a read. */
+type Memory = Pick<OktaSystemLogState, 'users' | 'awaiting'>;
+
+/** The part of the checkpoint that says where reading resumes. */
+type Cursor = Pick<OktaSystemLogState, 'next' | 'query' | 'since' | 'seen'>;
+
+/** Where a run starts reading; `unsaved` when that is not in the checkpoint yet. */
+interface Start {
+  url: string;
+  query: LogQuery;
+  position: Position | undefined;
+  unsaved?: boolean;
+}
+
+/** A page read up to `count` records: their events, and the position after the last of them. */
+interface PageRead {
+  events: EventDraft[];
+  count: number;
+  position: Position | undefined;
+}
+
+function nonEmpty<T extends object>(record: T | undefined): record is T {
+  return record !== undefined && Object.keys(record).length > 0;
+}
+
+function positionFields(position: Position): Cursor {
+  return { since: position.since, ...(position.seen.length > 0 ? { seen: position.seen } : {}) };
+}
+
 /**
  * Polls `/api/v1/logs` in ascending order and follows Okta's `next` links, which keep working
  * as a polling cursor once the newest event is reached. Each page's events and the cursor after
- * it are committed together, so a failed emit reads the same page again.
+ * it are committed together, so a failed emit reads the same page again. The cursor also carries
+ * the position of the newest event emitted (see cursor.ts): a page left half-read, or a query
+ * changed since, resumes from there.
  */
 export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogConfig): InboundConnector {
   const origin = new URL(config.org_url).origin;
   let client: HttpClient | undefined;
   let task: ScheduledTask | undefined;
-  /** Epoch ms before which runs do nothing: Okta's rate-limit window is spent. */
+  /** Epoch ms before which nothing is read from Okta: the rate-limit window is spent. */
   let notBefore = 0;
+  /**
+   * Where reading starts while no cursor is saved. Fixed by the first run: runs that commit
+   * nothing (a 429, a failed emit) must not move it forward, losing what lies between.
+   */
+  let lookbackStart: string | undefined;
   const read = ctx.metrics.counter('okta_system_log_events_read_total', 'System Log events read', [
     'outcome',
   ]);
@@ -74,26 +111,57 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     ['outcome'],
   );
   const options = mappingOptions(config);
-  /** A page given up on: Okta answered 429 while reading a user; the page is read again later. */
-  class Paused extends Error {}
+  const configured: LogQuery = {
+    limit: config.page_size,
+    ...(config.filter ? { filter: config.filter } : {}),
+  };
 
-  function firstUrl(state: OktaSystemLogState): string {
-    if (state.next) {
-      if (originOf(state.next) === origin) return state.next;
+  const windowSpent = (): boolean => ctx.clock.now().getTime() < notBefore;
+
+  function memoryOf(state: OktaSystemLogState): Memory {
+    if (!config.identifier_changes) return {};
+    return {
+      ...(nonEmpty(state.users) ? { users: state.users } : {}),
+      ...(nonEmpty(state.awaiting) ? { awaiting: state.awaiting } : {}),
+    };
+  }
+
+  /**
+   * Where a run starts: Okta's saved cursor while it asks what the config asks; otherwise the
+   * saved position (a query changed since, or a page left half-read); the first run, or a cursor
+   * saved for another org, from initial_lookback.
+   */
+  function startingPoint(state: OktaSystemLogState): Start {
+    const position = state.since ? { since: state.since, seen: state.seen ?? [] } : undefined;
+    if (state.next && originOf(state.next) !== origin) {
       // A cursor saved before org_url changed: following it would send this org's credentials
       // to the other one. Start over here instead, from initial_lookback.
       ctx.logger.warn(
         { cursorOrigin: originOf(state.next) ?? null, org: origin },
         'the saved System Log cursor is not on org_url; reading from initial_lookback instead',
       );
+      return fromLookback();
     }
-    const since = state.since ?? new Date(ctx.clock.now().getTime() - config.initial_lookback).toISOString();
-    const url = new URL('/api/v1/logs', origin);
-    url.searchParams.set('since', since);
-    url.searchParams.set('sortOrder', 'ASCENDING');
-    url.searchParams.set('limit', String(config.page_size));
-    if (config.filter) url.searchParams.set('filter', config.filter);
-    return url.href;
+    if (state.next) {
+      const query = state.query ?? queryOfLink(state.next, config.page_size);
+      // A cursor saved by an earlier version has no position to start a new query from.
+      if (sameQuery(query, configured) || position === undefined) return { url: state.next, query, position };
+      ctx.logger.info(
+        { saved: query, configured },
+        'page_size or filter changed since the System Log cursor was saved; reading on from the last event read',
+      );
+      return fromPosition(position);
+    }
+    return position ? fromPosition(position) : fromLookback();
+  }
+
+  function fromPosition(position: Position): Start {
+    return { url: logsUrl(origin, position.since, configured), query: configured, position };
+  }
+
+  function fromLookback(): Start {
+    lookbackStart ??= new Date(ctx.clock.now().getTime() - config.initial_lookback).toISOString();
+    return { ...fromPosition({ since: lookbackStart, seen: [] }), unsaved: true };
   }
 
   function pauseUntilReset(headers: Record<string, string>, why: string): void {
@@ -104,18 +172,46 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     ctx.logger.warn({ resumeAt: new Date(notBefore).toISOString() }, `System Log reads paused: ${why}`);
   }
 
+  /**
+   * Whether an answer leaves rate_limit_reserve requests or fewer in its window; if so, reads
+   * pause until the reset, leaving those to other clients of the org.
+   */
+  function reserveReached(headers: Record<string, string>): boolean {
+    const remaining = Number(headers['x-rate-limit-remaining']);
+    if (!Number.isFinite(remaining) || remaining > config.rate_limit_reserve) return false;
+    pauseUntilReset(headers, `${remaining} requests left in the rate-limit window`);
+    return true;
+  }
+
+  async function commit(events: EventDraft[], cursor: Cursor, memory: Memory): Promise<void> {
+    await ctx.emit(events, { checkpoint: { name: CHECKPOINT, value: { ...cursor, ...memoryOf(memory) } } });
+  }
+
+  /**
+   * Where reading resumes after a page: Okta's next link once the page was read whole; the
+   * position after the last record read when it was not; the page itself when even that is
+   * unknown (a cursor of an earlier version, and no event read).
+   */
+  function cursorAfter(progress: PageRead, next: string | undefined, url: string, query: LogQuery): Cursor {
+    const position = progress.position === undefined ? {} : positionFields(progress.position);
+    if (next !== undefined) return { next, query, ...position };
+    return progress.position === undefined ? { next: url, query } : position;
+  }
+
   async function run(signal: AbortSignal): Promise<void> {
-    if (ctx.clock.now().getTime() < notBefore) return;
+    if (windowSpent()) return;
     client ??= ctx.http.create({ auth: httpAuth(config), headers: { accept: 'application/json' } });
     const stored = stateSchema.safeParse((await ctx.checkpoints.get(CHECKPOINT)) ?? {});
     const state: OktaSystemLogState = stored.success ? stored.data : {};
-    let url = firstUrl(state);
-    // What the pages read in this run have taught; saved with each page's cursor.
-    const memory: OktaSystemLogState = config.identifier_changes && state.users ? { users: state.users } : {};
+    let memory = memoryOf(state);
+    const start = startingPoint(state);
+    let { url, position } = start;
     for (let page = 0; page < config.max_pages_per_run && !signal.aborted; page += 1) {
       const response = await client.get<unknown>(url, { signal, acceptStatuses: [429] });
       if (response.status === 429) {
         pauseUntilReset(response.headers, 'Okta answered 429');
+        // A first run Okta turns away keeps its starting point across a restart too.
+        if (page === 0 && start.unsaved && position) await commit([], positionFields(position), memory);
         return;
       }
       if (!Array.isArray(response.data)) {
@@ -126,31 +222,24 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
       const records: unknown[] = response.data;
       const link = nextLink(response.headers.link);
       const next = link === undefined ? undefined : orgLink(link);
-      // A page is mapped on a copy of the memory: given up on, it leaves the memory as it was.
-      const working: OktaSystemLogState = structuredClone(memory);
-      let events: EventDraft[];
-      try {
-        events = await mapPage(records, working, signal);
-      } catch (err) {
-        if (err instanceof Paused) return;
-        throw err;
-      }
-      if (next !== undefined || events.length > 0) {
-        const users = working.users && Object.keys(working.users).length > 0 ? { users: working.users } : {};
-        await ctx.emit(
-          events,
-          next === undefined ? undefined : { checkpoint: { name: CHECKPOINT, value: { next, ...users } } },
-        );
-      }
-      memory.users = working.users;
+      // A page is read on a copy of the memory: one that fails leaves the memory as it was.
+      const working = structuredClone(memory);
+      const progress = await readPage(records, working, position, signal);
+      const whole = progress.count === records.length;
+      await commit(
+        progress.events,
+        cursorAfter(progress, whole ? next : undefined, url, start.query),
+        working,
+      );
+      lookbackStart = undefined; // saved now
+      memory = working;
+      position = progress.position;
       ctx.status.success();
-      const remaining = Number(response.headers['x-rate-limit-remaining']);
-      if (Number.isFinite(remaining) && remaining <= config.rate_limit_reserve) {
-        pauseUntilReset(response.headers, `${remaining} requests left in the rate-limit window`);
-        return;
-      }
-      // A short page is the newest one: the next link is where the next run continues.
-      if (next === undefined || records.length < config.page_size) return;
+      // A user read spent the window (the rest of the page waits for the reset), or this answer did.
+      if (windowSpent() || reserveReached(response.headers)) return;
+      // A short page is the newest one: the next link is where the next run continues. Short
+      // against the limit the link asks for, which is page_size only if the link was built with it.
+      if (!whole || next === undefined || records.length < start.query.limit) return;
       url = next;
     }
   }
@@ -171,42 +260,69 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     return link;
   }
 
-  async function mapPage(
+  /**
+   * Reads a page's records in order until the rate-limit window is spent, skipping those emitted
+   * before. Returns the events of the `count` records read, and the position after them.
+   */
+  async function readPage(
     records: unknown[],
-    state: OktaSystemLogState,
+    memory: Memory,
+    position: Position | undefined,
     signal: AbortSignal,
-  ): Promise<EventDraft[]> {
+  ): Promise<PageRead> {
     const events: EventDraft[] = [];
+    // Profile updates the last run stopped at: their users are read before the events after them.
+    await readAwaitedUsers(memory, events, signal);
+    let count = 0;
     for (const record of records) {
-      try {
-        const mapped = mapLogEvent(record, options, state);
-        read.inc({ outcome: mapped.ignored === undefined ? 'mapped' : 'ignored' });
-        events.push(...mapped.events);
-      } catch (err) {
-        if (!(err instanceof PermanentError)) throw err;
-        read.inc({ outcome: 'malformed' });
-        ctx.logger.warn({ err: err.message }, 'skipped a malformed System Log event');
+      if (windowSpent()) break;
+      if (!emittedBefore(position, record)) {
+        events.push(...mapRecord(record, memory));
+        // A profile update that may have changed a login or email: read the user now, so the
+        // events after it in the log compare with what it changed to.
+        await readAwaitedUsers(memory, events, signal);
       }
-      // A profile update that may have changed a login or email: read the user now, so the
-      // events after it in the log compare with what it changed to.
-      for (const id of Object.keys(state.awaiting ?? {})) events.push(...(await readUser(id, state, signal)));
+      position = advance(position, record);
+      count += 1;
     }
-    return events;
+    return { events, count, position };
+  }
+
+  function mapRecord(record: unknown, memory: Memory): EventDraft[] {
+    try {
+      const mapped = mapLogEvent(record, options, memory);
+      read.inc({ outcome: mapped.ignored === undefined ? 'mapped' : 'ignored' });
+      return mapped.events;
+    } catch (err) {
+      if (!(err instanceof PermanentError)) throw err;
+      read.inc({ outcome: 'malformed' });
+      ctx.logger.warn({ err: err.message }, 'skipped a malformed System Log event');
+      return [];
+    }
+  }
+
+  /** Reads the users of the awaiting profile updates while the window allows; the rest stay awaiting. */
+  async function readAwaitedUsers(memory: Memory, events: EventDraft[], signal: AbortSignal): Promise<void> {
+    for (const id of Object.keys(memory.awaiting ?? {})) {
+      if (windowSpent()) return;
+      events.push(...(await readUser(id, memory, signal)));
+    }
   }
 
   /** Reads a user whose profile changed and compares it with what was remembered. */
-  async function readUser(id: string, state: OktaSystemLogState, signal: AbortSignal): Promise<EventDraft[]> {
+  async function readUser(id: string, memory: Memory, signal: AbortSignal): Promise<EventDraft[]> {
     const url = new URL(`/api/v1/users/${pathSegment(id)}`, origin).href;
     const response = await client!.get<unknown>(url, { signal, acceptStatuses: [404, 429] });
     if (response.status === 429) {
+      // The update stays awaiting, saved with the events before it; it is read after the reset.
       pauseUntilReset(response.headers, 'Okta answered 429 to a user read');
-      throw new Paused();
+      return [];
     }
+    reserveReached(response.headers);
     if (response.status === 404) {
       // Deleted since: there is no current identifier to name (the deletion is its own event).
       lookups.inc({ outcome: 'gone' });
-      if (state.awaiting) delete state.awaiting[id];
-      if (state.users) delete state.users[id];
+      forgetUser(memory, id);
       return [];
     }
     if (!oktaUserSchema.safeParse(response.data).success) {
@@ -215,11 +331,11 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
         { user: id },
         'Okta answered a user read without a profile.login; its profile update is not compared',
       );
-      if (state.awaiting) delete state.awaiting[id];
+      if (memory.awaiting) delete memory.awaiting[id];
       return [];
     }
-    const compared = compareProfile(response.data, state, ctx.clock.now(), config.identifier_memory);
-    if (state.awaiting) delete state.awaiting[id];
+    const compared = compareProfile(response.data, memory, ctx.clock.now(), config.identifier_memory);
+    if (memory.awaiting) delete memory.awaiting[id];
     lookups.inc({ outcome: compared.events.length > 0 ? 'changed' : 'unchanged' });
     if (compared.ignored !== undefined) ctx.logger.debug({ user: id }, compared.ignored);
     return compared.events;

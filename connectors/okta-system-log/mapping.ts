@@ -41,8 +41,14 @@ const ACCOUNT: Record<string, 'risc.account-disabled' | 'risc.account-enabled' |
   'user.lifecycle.activate': 'risc.account-enabled',
   'user.lifecycle.reactivate': 'risc.account-enabled',
   'user.lifecycle.unsuspend': 'risc.account-enabled',
-  'user.lifecycle.delete.initiated': 'risc.account-purged',
   'user.lifecycle.delete.completed': 'risc.account-purged',
+};
+
+/** Event types with a Shared Signals counterpart that are left out on purpose, and why. */
+const LEFT_OUT: Record<string, string> = {
+  // Okta logs both steps of one deletion: one deletion, one account-purged, once it is done.
+  'user.lifecycle.delete.initiated':
+    'a deletion is emitted once, as account-purged, when Okta logs user.lifecycle.delete.completed',
 };
 
 const PASSWORD_CHANGES = new Set(['user.account.update_password', 'user.account.reset_password']);
@@ -86,8 +92,23 @@ export function mappingOptions(config: {
   };
 }
 
-/** Events whose outcome means the action did not happen. */
+/** Outcomes that mean an action (a lifecycle, credential or session change) did not happen. */
 const NOT_DONE = new Set(['FAILURE', 'DENY', 'SKIPPED', 'CHALLENGE', 'UNKNOWN']);
+
+/**
+ * Whether the event's outcome says nothing changed. A detection's outcome is what Okta did to
+ * the request it detected a threat in (DENY when ThreatInsight blocks it), not whether the
+ * detection happened: it never means nothing changed.
+ */
+function actionNotDone(eventType: string, result: string | undefined): boolean {
+  return result !== undefined && NOT_DONE.has(result) && !RISK_EVENTS.has(eventType);
+}
+
+/**
+ * Okta's id for a user it could not identify, e.g. the actor of a request ThreatInsight flagged
+ * before anyone signed in: no account to name.
+ */
+const UNKNOWN_ID = 'unknown';
 
 /**
  * Maps one System Log event. The affected user is the `User` target (an administrator acted on
@@ -121,8 +142,10 @@ function mapEvent(
     // Okta logs the SETs it receives: re-emitting them would echo our own signals back.
     return { events: [], ignored: 'a Shared Signals event Okta received; never re-emitted' };
   }
+  const left = LEFT_OUT[type];
+  if (left !== undefined) return { events: [], ignored: `${type}: ${left}` };
   const result = event.outcome?.result;
-  if (result !== undefined && NOT_DONE.has(result))
+  if (actionNotDone(type, result))
     return { events: [], ignored: `${type} with outcome ${result}: nothing changed` };
   const user = affectedUser(event);
   if (options.identifierChanges) {
@@ -148,7 +171,7 @@ function mapEvent(
     ACCOUNT[type] ??
     (signOut || PASSWORD_CHANGES.has(type) || type in FACTOR_CHANGES || RISK_EVENTS.has(type));
   if (!needsUser) return { events: [], ignored: `event type ${type} has no Shared Signals equivalent` };
-  if (!user) return { events: [], ignored: `${type} names no user (neither a User target nor a User actor)` };
+  if (!user) return { events: [], ignored: noUser(event) };
 
   const initiating = user.id === event.actor.id ? 'user' : 'admin';
   const sessionRevoked = (): EventDraft => ({
@@ -227,7 +250,7 @@ function trackIdentifiers(
   }
   if (type !== PROFILE_UPDATE) {
     for (const entity of [event.actor, ...(event.target ?? [])]) {
-      if (entity.type !== 'User' || entity.id === 'unknown' || !entity.alternateId) continue;
+      if (!isKnownUser(entity) || !entity.alternateId) continue;
       rememberLogin(state, entity.id, entity.alternateId, event.published);
     }
     if (state.users) forgetBeyond(state.users, limit);
@@ -235,7 +258,7 @@ function trackIdentifiers(
   }
   // An administrator's change names the user as target; a user's own change, as actor.
   const target = user;
-  if (!target) return `${type} names no user (neither a User target nor a User actor)`;
+  if (!target) return noUser(event);
   const changed = changedIdentifiers(debugData(event));
   if (changed !== undefined && changed.length === 0)
     return `${type} changed neither the login nor the email of Okta user ${target.id}`;
@@ -244,10 +267,25 @@ function trackIdentifiers(
   return `${type} of Okta user ${target.id}: awaiting the user's profile (Okta logs which attributes changed, not their values)`;
 }
 
+function isKnownUser(entity: Entity): boolean {
+  return entity.type === 'User' && entity.id !== UNKNOWN_ID;
+}
+
+/** The `User` target, or else a `User` actor; never the user Okta could not identify. */
 function affectedUser(event: LogEvent): Entity | undefined {
-  const target = event.target?.find((t) => t.type === 'User');
+  const target = event.target?.find(isKnownUser);
   if (target) return target;
-  return event.actor.type === 'User' ? event.actor : undefined;
+  return isKnownUser(event.actor) ? event.actor : undefined;
+}
+
+/** Why an event that would need a user names none. */
+function noUser(event: LogEvent): string {
+  const unknown = [event.actor, ...(event.target ?? [])].some(
+    (entity) => entity.type === 'User' && entity.id === UNKNOWN_ID,
+  );
+  return unknown
+    ? `${event.eventType} names a user Okta could not identify (id "unknown", e.g. a request before sign-in); no account to name`
+    : `${event.eventType} names no user (neither a User target nor a User actor)`;
 }
 
 function subjectOf(user: Entity, orgUrl: string): EventDraft['subject'] {

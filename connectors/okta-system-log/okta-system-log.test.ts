@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   PermanentError,
   RetryableError,
+  z,
   type EmitOptions,
   type EventDraft,
   type HttpClient,
@@ -119,7 +120,14 @@ beforeEach(() => {
 });
 
 async function started(config: Record<string, unknown> = {}) {
-  const t = harness(server, () => clock);
+  return restarted(
+    harness(server, () => clock),
+    config,
+  );
+}
+
+/** A new instance on the same checkpoints (a restart, possibly with a changed config). */
+async function restarted<T extends ReturnType<typeof harness>>(t: T, config: Record<string, unknown> = {}) {
   const connector = oktaSystemLog.create(
     t.ctx,
     oktaSystemLog.configSchema.parse({
@@ -133,15 +141,17 @@ async function started(config: Record<string, unknown> = {}) {
   return t;
 }
 
+const logRequests = () => server.requests.filter((r) => r.path === '/api/v1/logs');
+
 describe('okta-system-log against a fake System Log API', () => {
   it('reads every page by following the Link cursor, committing the cursor with each page', async () => {
     const t = await started();
     await t.run();
     expect(t.ids()).toEqual(Array.from({ length: 25 }, (_, i) => `uuid-${String(i + 1).padStart(4, '0')}`));
-    expect(t.emitted.map((e) => e.checkpoint?.value)).toEqual([
-      { next: expect.stringContaining('after=10&') as string },
-      { next: expect.stringContaining('after=20&') as string },
-      { next: expect.stringContaining('after=25&') as string },
+    expect(t.emitted.map((e) => (e.checkpoint?.value as { next?: string }).next)).toEqual([
+      expect.stringContaining('after=10&'),
+      expect.stringContaining('after=20&'),
+      expect.stringContaining('after=25&'),
     ]);
     const first = server.requests[0]!;
     expect(first.query).toMatchObject({
@@ -199,12 +209,105 @@ describe('okta-system-log against a fake System Log API', () => {
     api.resetAt = Math.floor(clock / 1000) + 10;
     const t = await started();
     await t.run();
-    expect(t.emitted).toHaveLength(0);
+    expect(t.ids()).toHaveLength(0);
     expect(t.counter('okta_system_log_rate_limited_total')).toBe(1);
     clock += 11_000;
     api.remaining = undefined;
     await t.run();
     expect(t.ids()).toHaveLength(25);
+  });
+
+  it("keeps the first run's starting point when Okta answers its first request 429, across a restart", async () => {
+    api.remaining = 0;
+    api.resetAt = Math.floor(clock / 1000) + 600;
+    const t = await started();
+    await t.run();
+    expect(t.checkpoints.get('cursor')).toEqual({ since: '2026-01-15T17:00:00.000Z' });
+    clock += 601_000;
+    api.remaining = undefined;
+    await restarted(t);
+    await t.run();
+    expect(logRequests()[1]?.query.since).toBe('2026-01-15T17:00:00.000Z');
+    expect(t.ids()).toHaveLength(25);
+  });
+
+  it("keeps the first run's starting point when its first emit fails, so a later run reads the same events", async () => {
+    const t = await started();
+    t.failNextEmit();
+    await expect(t.run()).rejects.toThrow('the outbox is full');
+    clock += 300_000;
+    await t.run();
+    expect(logRequests().map((r) => r.query.since)).toEqual([
+      '2026-01-15T17:00:00.000Z',
+      '2026-01-15T17:00:00.000Z',
+      undefined,
+      undefined,
+    ]);
+    expect(t.ids()).toHaveLength(25);
+  });
+
+  it('reads on from the last event read with the new limit after page_size is raised', async () => {
+    const t = await started();
+    await t.run();
+    api.append(...Array.from({ length: 30 }, (_, i) => suspension(26 + i)));
+    await restarted(t, { page_size: 1000 });
+    const before = logRequests().length;
+    await t.run();
+    // One run, one page of the new size: the saved cursor would have asked for 10.
+    expect(
+      logRequests()
+        .slice(before)
+        .map((r) => r.query),
+    ).toEqual([
+      {
+        since: suspension(25).published,
+        sortOrder: 'ASCENDING',
+        limit: '1000',
+      },
+    ]);
+    // uuid-0025 is read again (since is inclusive) but not emitted again.
+    expect(t.ids().slice(25)).toEqual(
+      Array.from({ length: 30 }, (_, i) => `uuid-${String(26 + i).padStart(4, '0')}`),
+    );
+    expect(t.checkpoints.get('cursor')).toMatchObject({
+      next: expect.stringContaining('limit=1000') as string,
+      query: { limit: 1000 },
+      since: suspension(55).published,
+      seen: ['uuid-0055'],
+    });
+  });
+
+  it('follows a cursor saved without its query by the limit its link asks for, reading every page', async () => {
+    const t = harness(server, () => clock);
+    // A cursor saved by an earlier version: the link alone, built with page_size 10.
+    t.checkpoints.set('cursor', { next: `${server.url}/api/v1/logs?after=0&limit=10&sortOrder=ASCENDING` });
+    await restarted(t, { page_size: 1000 });
+    await t.run();
+    expect(logRequests().map((r) => r.query.after)).toEqual(['0', '10', '20']);
+    expect(t.ids()).toHaveLength(25);
+  });
+
+  it('applies a changed filter from the last event read on, instead of the filter in the saved cursor', async () => {
+    server.reset();
+    const deactivation = (n: number) => ({ ...suspension(n), eventType: 'user.lifecycle.deactivate' });
+    const log = systemLogApi(server, [suspension(1), suspension(2), deactivation(3), suspension(4)]);
+    const t = await started({ filter: 'eventType eq "user.lifecycle.suspend"' });
+    await t.run();
+    expect(t.ids()).toEqual(['uuid-0001', 'uuid-0002', 'uuid-0004']);
+    log.append(deactivation(5), suspension(6));
+    await restarted(t, { filter: 'eventType sw "user.lifecycle."' });
+    const before = logRequests().length;
+    await t.run();
+    expect(logRequests()[before]?.query).toMatchObject({
+      since: suspension(4).published,
+      filter: 'eventType sw "user.lifecycle."',
+    });
+    // Events after the last one read that the old filter left out are read now; none before it.
+    expect(t.emitted.slice(-1)[0]?.events.map((e) => [e.sourceRecordId, e.type])).toEqual([
+      ['uuid-0005', 'risc.account-disabled'],
+      ['uuid-0005', 'caep.session-revoked'],
+      ['uuid-0006', 'risc.account-disabled'],
+    ]);
   });
 
   it('refuses to follow a next link to another origin with the API token', async () => {
@@ -243,7 +346,9 @@ describe('okta-system-log against a fake System Log API', () => {
       expect(previousOrg.requests).toHaveLength(0);
       expect(server.requests[0]?.query).toMatchObject({ since: '2026-01-15T17:00:00.000Z' });
       expect(t.ids()).toHaveLength(25);
-      expect(t.checkpoints.get('cursor')).toEqual({ next: expect.stringContaining(server.url) as string });
+      expect(t.checkpoints.get('cursor')).toMatchObject({
+        next: expect.stringContaining(server.url) as string,
+      });
     } finally {
       await previousOrg.close();
     }
@@ -332,6 +437,79 @@ describe('okta-system-log sign-outs', () => {
   });
 });
 
+describe('okta-system-log mapping', () => {
+  const config = (extra: Record<string, unknown> = {}) =>
+    oktaSystemLog.configSchema.parse({
+      org_url: 'https://acme.okta.com',
+      auth: { type: 'ssws', token: FAKE_TOKEN },
+      ...extra,
+    });
+  const dana = { id: '00u9dleeABCDEF123456', type: 'User', alternateId: 'dana.lee@example.com' };
+  /** ThreatInsight's detection of a suspicious request, as Okta logs it. */
+  const threat = (actor: Record<string, unknown>, result: string) => ({
+    uuid: 'uuid-threat',
+    published: '2026-01-16T10:40:00.000Z',
+    eventType: 'security.threat.detected',
+    displayMessage: 'Request from suspicious actor',
+    actor,
+    target: null,
+    outcome: { result, reason: null },
+    debugContext: { debugData: { requestUri: '/api/v1/authn', threatSuspected: 'true' } },
+  });
+
+  it('ignores a ThreatInsight detection whose user Okta could not identify (actor id "unknown")', () => {
+    const unknown = { id: 'unknown', type: 'User', alternateId: 'unknown', displayName: 'unknown' };
+    for (const result of ['ALLOW', 'DENY']) {
+      const mapped = oktaSystemLog.map?.(threat(unknown, result), config());
+      expect(mapped?.events, result).toEqual([]);
+      expect(mapped?.ignored, result).toContain('names a user Okta could not identify');
+    }
+  });
+
+  it('emits a detection Okta blocked (outcome DENY) as a risk change, while a denied action still changes nothing', () => {
+    expect(oktaSystemLog.map?.(threat(dana, 'DENY'), config())?.events).toEqual([
+      {
+        type: 'caep.risk-level-change',
+        subject: { format: 'email', email: 'dana.lee@example.com' },
+        claims: { principal: 'USER', current_level: 'HIGH', risk_reason: 'Request from suspicious actor' },
+        sourceRecordId: 'uuid-threat',
+        occurredAt: '2026-01-16T10:40:00.000Z',
+        severity: 'high',
+      },
+    ]);
+    const deniedSuspension = { ...suspension(1), outcome: { result: 'DENY' } };
+    expect(oktaSystemLog.map?.(deniedSuspension, config())).toEqual({
+      events: [],
+      ignored: 'user.lifecycle.suspend with outcome DENY: nothing changed',
+    });
+  });
+
+  it('emits one account-purged per deletion: on delete.completed, none on delete.initiated', () => {
+    const deletion = (step: string) => ({
+      ...suspension(1),
+      eventType: `user.lifecycle.delete.${step}`,
+      target: [dana],
+    });
+    expect(oktaSystemLog.map?.(deletion('initiated'), config())).toEqual({
+      events: [],
+      ignored:
+        'user.lifecycle.delete.initiated: a deletion is emitted once, as account-purged, when Okta logs user.lifecycle.delete.completed',
+    });
+    expect(
+      oktaSystemLog.map?.(deletion('completed'), config())?.events.map((e) => [e.type, e.subject]),
+    ).toEqual([['risc.account-purged', { format: 'email', email: 'dana.lee@example.com' }]]);
+  });
+
+  it('documents the defaults of poll_interval and initial_lookback in the config JSON Schema (60s, 1h)', () => {
+    const schema = z.toJSONSchema(oktaSystemLog.configSchema, { io: 'input' }) as {
+      properties: Record<string, { default?: unknown }>;
+    };
+    expect(schema.properties.poll_interval?.default).toBe('60s');
+    expect(schema.properties.initial_lookback?.default).toBe('1h');
+    expect(config()).toMatchObject({ poll_interval: 60_000, initial_lookback: 3_600_000 });
+  });
+});
+
 const DANA = '00u9dleeABCDEF123456';
 
 /** A System Log event as Okta writes it, for the identifier-changed cases. */
@@ -365,24 +543,24 @@ function logEvent(
   };
 }
 
-const signIn = (uuid: string, second: number, login: string) =>
+const signIn = (uuid: string, second: number, login: string, id = DANA) =>
   logEvent(uuid, second, 'user.session.start', {
-    actor: { id: DANA, type: 'User', alternateId: login, displayName: 'Dana Lee', detailEntry: null },
+    actor: { id, type: 'User', alternateId: login, displayName: 'Dana Lee', detailEntry: null },
   });
 
 /** Okta names the changed attributes, not their values; the target's alternateId is not relied on. */
-const profileUpdate = (uuid: string, second: number, changed: string) =>
+const profileUpdate = (uuid: string, second: number, changed: string, id = DANA) =>
   logEvent(uuid, second, 'user.account.update_profile', {
     target: [
       {
-        id: DANA,
+        id,
         type: 'User',
         alternateId: 'dana.kim@example.com',
         displayName: 'Dana Kim',
         detailEntry: null,
       },
     ],
-    debugData: { requestUri: `/api/v1/users/${DANA}`, changedAttributes: changed },
+    debugData: { requestUri: `/api/v1/users/${id}`, changedAttributes: changed },
   });
 
 describe('okta-system-log: RISC identifier-changed from user.account.update_profile (RISC 1.0 §2.5)', () => {
@@ -497,24 +675,98 @@ describe('okta-system-log: RISC identifier-changed from user.account.update_prof
     expect(t.counter('okta_system_log_user_reads_total', { outcome: 'gone' })).toBe(1);
   });
 
-  it('pauses on a 429 to the user read, then reads the page again and emits the change', async () => {
+  it('commits the events before a user read Okta answers 429 to, and reads that user after the reset', async () => {
     server.reset();
     systemLogApi(server, [
+      suspension(1),
       signIn('uuid-in', 1, 'dana.lee@example.com'),
       profileUpdate('uuid-upd', 5, 'login'),
+      logEvent('uuid-after', 9, 'user.lifecycle.suspend', {
+        target: [{ id: DANA, type: 'User', alternateId: 'dana.kim@example.com' }],
+      }),
     ]);
     const users = usersApi(server);
     users.put({ id: DANA, login: 'dana.kim@example.com' });
-    users.limited = true;
+    users.remaining = 0;
     users.resetAt = Math.floor(clock / 1000) + 20;
     const t = await started({ identifier_changes: true });
     await t.run();
-    expect(t.emitted).toHaveLength(0);
+    // The suspension before the update is committed; the update waits for its user, saved.
+    expect(t.ids()).toEqual(['uuid-0001']);
+    expect(t.checkpoints.get('cursor')).toMatchObject({
+      since: '2026-01-15T17:10:05.000Z',
+      seen: ['uuid-upd'],
+      awaiting: { [DANA]: { uuid: 'uuid-upd' } },
+    });
     expect(t.counter('okta_system_log_rate_limited_total')).toBe(1);
     clock += 21_000;
-    users.limited = false;
+    users.remaining = undefined;
     await t.run();
-    expect(identifierEvents(t).map((e) => e.sourceRecordId)).toEqual(['uuid-upd:login']);
+    // The change is compared before the event after it in the log, as if never paused.
+    expect(t.ids()).toEqual(['uuid-0001', 'uuid-upd:login', 'uuid-after']);
+    expect((t.checkpoints.get('cursor') as Record<string, unknown>).awaiting).toBeUndefined();
+  });
+
+  it('gets through a page holding more profile updates than one rate-limit window allows reads', async () => {
+    server.reset();
+    const [ana, ben] = ['00uana0000000000000A', '00uben0000000000000B'];
+    systemLogApi(server, [
+      signIn('uuid-in-ana', 1, 'ana@example.com', ana),
+      signIn('uuid-in-ben', 2, 'ben@example.com', ben),
+      profileUpdate('uuid-upd-ana', 5, 'login', ana),
+      profileUpdate('uuid-upd-ben', 6, 'login', ben),
+      logEvent('uuid-deactivate', 8, 'user.lifecycle.deactivate', {
+        target: [{ id: '00ucarl', type: 'User', alternateId: 'carl@example.com' }],
+      }),
+    ]);
+    const users = usersApi(server);
+    users.put({ id: ana, login: 'ana.new@example.com' });
+    users.put({ id: ben, login: 'ben.new@example.com' });
+    const t = await started({ identifier_changes: true, rate_limit_reserve: 0 });
+    // Each window allows one user read.
+    for (let window = 0; window < 3; window += 1) {
+      users.remaining = 1;
+      users.resetAt = Math.floor(clock / 1000) + 60;
+      await t.run();
+      clock += 61_000;
+    }
+    expect(t.ids()).toEqual([
+      'uuid-upd-ana:login',
+      'uuid-upd-ben:login',
+      'uuid-deactivate',
+      'uuid-deactivate',
+    ]);
+    // No user is read twice: each window resumes where the last one stopped.
+    expect(userReads().map((r) => r.path)).toEqual([`/api/v1/users/${ana}`, `/api/v1/users/${ben}`]);
+  });
+
+  it('stops reading users once a read leaves rate_limit_reserve requests, and reads the rest after the reset', async () => {
+    server.reset();
+    const ids = ['00uuser1', '00uuser2', '00uuser3'];
+    systemLogApi(server, [
+      ...ids.map((id, i) => signIn(`uuid-in-${i}`, i, `user${i}@example.com`, id)),
+      ...ids.map((id, i) => profileUpdate(`uuid-upd-${i}`, 10 + i, 'login', id)),
+    ]);
+    const users = usersApi(server);
+    ids.forEach((id, i) => users.put({ id, login: `new${i}@example.com` }));
+    users.remaining = 10;
+    users.resetAt = Math.floor(clock / 1000) + 60;
+    const t = await started({ identifier_changes: true, rate_limit_reserve: 8 });
+    await t.run();
+    // The second read leaves 8: the third waits, and the reserve is left to other clients.
+    expect(userReads()).toHaveLength(2);
+    expect(t.counter('okta_system_log_rate_limited_total')).toBe(1);
+    await t.run();
+    expect(userReads()).toHaveLength(2);
+    clock += 61_000;
+    users.remaining = 10;
+    await t.run();
+    expect(userReads()).toHaveLength(3);
+    expect(identifierEvents(t).map((e) => e.sourceRecordId)).toEqual([
+      'uuid-upd-0:login',
+      'uuid-upd-1:login',
+      'uuid-upd-2:login',
+    ]);
   });
 
   it('does not read users with identifier_changes off (the default)', async () => {
