@@ -93,6 +93,29 @@ describe('admin API audit trail', () => {
       payload: { status: 'paused' },
     });
     expect(res.statusCode).toBe(404);
-    expect(text()).toContain('could not record an admin action in the audit log');
+    expect(text()).toContain('could not write the audit entry of an admin action');
+  });
+
+  it('an action that was done keeps its answer when its audit entry cannot be written; nothing says it failed', async () => {
+    const store = openStore();
+    const written: unknown[] = [];
+    const record = store.operator.recordAudit.bind(store.operator);
+    store.operator.recordAudit = async (entry) => {
+      if ((entry.detail as { outcome?: string }).outcome === 'ok') throw new Error('database is locked');
+      written.push(entry);
+      return record(entry);
+    };
+    const { app, text } = await adminOver(store);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/admin/dead-letters/purge',
+      headers: { authorization: `Bearer ${WRITE_TOKEN}`, 'content-type': 'application/json' },
+      payload: { all: true },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ purged: 0 });
+    expect(written).toEqual([]);
+    expect(text()).toContain('could not write the audit entry of an admin action');
+    expect(text()).toContain('dead_letters.purge');
   });
 });

@@ -261,17 +261,32 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
     const who = principalOf(req);
     recorded.add(req);
     const entry = { at: deps.clock.now(), actor: who.name, role: who.role, action, target };
+    let result: T;
     try {
-      const result = await work();
-      await store.operator.recordAudit({ ...entry, detail: { ...detail, outcome: 'ok', result } });
-      deps.logger.info({ actor: who.name, action, target }, 'admin action');
-      return result;
+      result = await work();
     } catch (err) {
-      await store.operator.recordAudit({
+      await recordOrLog({
         ...entry,
         detail: { ...detail, outcome: 'failed', error: (err as Error).message },
       });
       throw err;
+    }
+    // Done is done: an audit entry that cannot be written must not turn it into a 500 that an
+    // operator retries (rotating a key twice, replaying twice).
+    await recordOrLog({ ...entry, detail: { ...detail, outcome: 'ok', result } });
+    deps.logger.info({ actor: who.name, action, target }, 'admin action');
+    return result;
+  }
+
+  /** Writes an audit entry; one that cannot be written is logged with what it would have said. */
+  async function recordOrLog(entry: Parameters<typeof store.operator.recordAudit>[0]): Promise<void> {
+    try {
+      await store.operator.recordAudit(entry);
+    } catch (err) {
+      deps.logger.error(
+        { err: (err as Error).message, actor: entry.actor, action: entry.action, target: entry.target },
+        'could not write the audit entry of an admin action',
+      );
     }
   }
 
@@ -288,21 +303,14 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
     recorded.add(req);
     const params = req.params as Record<string, string> | undefined;
     const outcome = status >= 500 ? 'failed' : 'refused';
-    try {
-      await store.operator.recordAudit({
-        at: deps.clock.now(),
-        actor: who.name,
-        role: who.role,
-        action,
-        target: params?.id ?? req.url.split('?')[0] ?? req.url,
-        detail: { outcome, status, error: message },
-      });
-    } catch (err) {
-      deps.logger.error(
-        { err, action, actor: who.name },
-        'could not record an admin action in the audit log',
-      );
-    }
+    await recordOrLog({
+      at: deps.clock.now(),
+      actor: who.name,
+      role: who.role,
+      action,
+      target: params?.id ?? req.url.split('?')[0] ?? req.url,
+      detail: { outcome, status, error: message },
+    });
   }
 
   /**
