@@ -36,6 +36,7 @@ export function bridgeAdminDeps(bridge: Bridge): AdminDeps {
       enabled: i.enabled,
     })),
     subjectAliases: root.subjects.aliases,
+    futureEvents: root.delivery.future_events,
     issuer: () => bridge.issuer,
     engine: () => {
       try {

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DeliveryEngine } from '../delivery/index.ts';
 import type { Clock, Logger } from '../plugin-api/types.ts';
 import type { StatusBoard } from '../runtime/status.ts';
+import { issuedAt, type FutureEventsPolicy } from '../runtime/ssf-adapters.ts';
 import { SetCodec, decodeCompact, findEventType, type KeyStore } from '../ssf/index.ts';
 import type {
   DeadLetter,
@@ -58,6 +59,8 @@ export interface AdminDeps {
   issuer(): string;
   /** The delivery engine once it runs (it starts after the server listens). */
   engine(): DeliveryEngine | undefined;
+  /** The delivery's future_events policy: a held event's SET is issued at its occurred-at. */
+  futureEvents?: FutureEventsPolicy;
 }
 
 /** Query parameters once singleValued has refused any given more than once. */
@@ -356,7 +359,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         ...(target.profileOptions ? { profileOptions: target.profileOptions } : {}),
       },
       jti: d.jti,
-      now: event.acceptedAt,
+      now: issuedAt(event, deps.futureEvents),
     });
     return { source: 'rebuilt', claims: built.claims };
   }

@@ -241,6 +241,31 @@ describe('admin API', () => {
     });
   });
 
+  it('rebuilds the SET of an event held until its future occurred-at with the iat it was sent with (RFC 8417 §2.2)', async () => {
+    const held = await startBridge('', 'future_events: { tolerance: 1s, check_interval: 200ms }');
+    try {
+      const occurredAt = new Date(Date.now() + 2_500).toISOString();
+      const [id] = await ingest(held.url, [
+        { ...revoked({ format: 'email', email: 'later@example.com' }), occurred_at: occurredAt },
+      ]);
+      const list = await eventually(
+        () => call(held.url, `/admin/deliveries?event=${id}`, { token: READ_TOKEN }),
+        (r) => r.body.items.length > 0 && r.body.items.every((d: any) => d.state === 'delivered'),
+      );
+      const detail = await call(held.url, `/admin/deliveries/${list.body.items[0].id}`, {
+        token: READ_TOKEN,
+      });
+      const sent = held.receiver.received.find((r: any) =>
+        JSON.stringify(r).includes('later@example.com'),
+      ) as any;
+      const sentClaims = JSON.parse(Buffer.from(String(sent.set).split('.')[1]!, 'base64url').toString());
+      expect(sentClaims.iat).toBe(Math.floor(Date.parse(occurredAt) / 1000));
+      expect(detail.body.set.claims).toEqual(sentClaims);
+    } finally {
+      await held.stop();
+    }
+  });
+
   describe('dead letters', () => {
     it('lists, shows, replays (write role only) and audits', async () => {
       b.receiver.status = 400;

@@ -49,7 +49,8 @@ export class Receiver {
   }
 }
 
-export function configText(receiverUrl: string, extra = ''): string {
+/** `delivery` adds keys to the delivery block, two spaces in (e.g. `future_events: {...}`). */
+export function configText(receiverUrl: string, extra = '', delivery = ''): string {
   return `
 server:
   host: 127.0.0.1
@@ -58,6 +59,7 @@ data_dir: \${env:DATA_DIR}
 delivery:
   retry:
     max_attempts: 1
+  ${delivery}
 inbound:
   - id: api
     connector: events-api
@@ -97,11 +99,11 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export async function startBridge(extra = ''): Promise<Running> {
+export async function startBridge(extra = '', delivery = ''): Promise<Running> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ssf-admin-'));
   const receiver = new Receiver();
   await receiver.start();
-  const loaded = await loadConfigText(configText(receiver.url, extra), {
+  const loaded = await loadConfigText(configText(receiver.url, extra, delivery), {
     registry: defaultRegistry(),
     crossChecks: configCrossChecks(),
     env: { DATA_DIR: dataDir },
