@@ -30,10 +30,15 @@ export const configSchema = z.strictObject({
     description:
       '`user-risk-change`: send risc.credential-compromise as an Okta user-risk-change to high; `refuse`: dead-letter it.',
   }),
-  default_reason: z.string().min(1).default('Security signal relayed by ssf-bridge').meta({
-    description:
-      'reason_admin (en) for events that carry no reason; Okta requires one on every event type except identifier-changed.',
-  }),
+  default_reason: z
+    .string()
+    .min(1)
+    .default('Security signal relayed by ssf-bridge')
+    .meta({
+      description:
+        'reason_admin (en) for events that carry no reason; Okta requires one on every event type except identifier-changed. ' +
+        'Also the en entry added to a reason given only in other languages, since Okta requires en.',
+    }),
   request_timeout: requestTimeout(10_000),
 });
 

@@ -1,10 +1,16 @@
 /**
  * How events are adjusted for Okta before their SET is built (the okta-itp profile then shapes
- * them): RISC types Okta lacks are translated or refused per policy, previous_level comes from
- * the last level sent for the subject, a reason is supplied where Okta requires one, and device
- * identifiers are left out unless the operator opts in.
+ * them): RISC types Okta lacks are translated or refused per policy, CAEP risk-level-change
+ * becomes Okta's own risk event with previous_level the last level sent for the subject, a reason
+ * is supplied where Okta requires one, and device identifiers are left out unless the operator
+ * opts in.
  */
-import { matchableIdentifier, type EventDraft, type SubjectIdentifier } from '../../core/plugin-api/index.ts';
+import {
+  caepRiskAsOkta,
+  matchableIdentifier,
+  type EventDraft,
+  type SubjectIdentifier,
+} from '../../core/plugin-api/index.ts';
 import {
   ACCOUNT_DISABLED,
   CAEP,
@@ -23,7 +29,11 @@ export const OKTA_DEVICE_RISK = `${OKTA}device-risk-change`;
 const DEVICE_COMPLIANCE = `${CAEP}device-compliance-change`;
 /** Types whose reason Okta requires; Okta's own types already require one in the catalog. */
 const NEEDS_REASON = [SESSION_REVOKED, DEVICE_COMPLIANCE, RISK_LEVEL_CHANGE];
-const CAEP_LEVELS = ['LOW', 'MEDIUM', 'HIGH'];
+/**
+ * Okta's risk levels as the level checkpoints hold them (uppercase, as they always have): CAEP's
+ * three, and Okta's own `secure` and `none`, which Okta's native risk events can set.
+ */
+const OKTA_LEVELS = ['LOW', 'MEDIUM', 'HIGH', 'SECURE', 'NONE'];
 
 export type OktaPolicy = Pick<
   OktaItpConfig,
@@ -88,12 +98,15 @@ export function riskSubject(
           : 'device'
         : undefined;
   if (!kind) return undefined;
+  // A simple subject names a device only as an opaque id, as the okta-itp profile reads it.
   const member =
     draft.subject.format === 'complex'
       ? (draft.subject[kind] as SubjectIdentifier | undefined)
       : kind === 'user'
         ? userSubject(draft.subject)
-        : draft.subject;
+        : draft.subject.format === 'opaque'
+          ? draft.subject
+          : undefined;
   // The identifier the okta-itp profile sends (an aliases subject's email): the level Okta holds
   // is remembered under it (connector.ts), so it must be looked up under it too.
   const subject = member && matchableIdentifier(member);
@@ -133,29 +146,59 @@ function hasReason(claims: Record<string, unknown>): boolean {
   return claims.reason_admin !== undefined || claims.reason_user !== undefined;
 }
 
+function nonEmpty(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0;
+}
+
 /**
- * The event as it goes to Okta. `lastLevel` is the level (LOW, MEDIUM, HIGH) last sent to this
- * org for the risk event's subject: it becomes previous_level; without one the okta-itp profile
- * sends `none`, Okta's "unknown".
+ * Okta requires an `en` entry in every reason map (vendor-formats §3.1): a reason given only in
+ * other languages keeps them, and gets `fallback` as its `en`.
+ */
+function withEnglishReasons(claims: Record<string, unknown>, fallback: string): Record<string, unknown> {
+  const out = { ...claims };
+  for (const key of ['reason_admin', 'reason_user']) {
+    const reason = out[key];
+    if (typeof reason === 'object' && reason !== null && !nonEmpty((reason as { en?: unknown }).en)) {
+      out[key] = { ...reason, en: fallback };
+    }
+  }
+  return out;
+}
+
+/**
+ * A CAEP risk-level-change as Okta's own user- or device-risk-change, with previous_level the
+ * level Okta holds. Translated here rather than left to the profile because that level may be
+ * Okta's `secure` or `none`, which CAEP's LOW/MEDIUM/HIGH cannot carry. Other principals are left
+ * as they are: the profile refuses them with its reason.
+ */
+function asOktaRisk(draft: EventDraft, lastLevel: string | undefined): EventDraft {
+  // Okta requires previous_level; one never sent (or lost) is what Okta calls "none".
+  const previous = lastLevel && OKTA_LEVELS.includes(lastLevel) ? lastLevel.toLowerCase() : 'none';
+  const { eventType, claims } = caepRiskAsOkta(draft.claims ?? {}, previous);
+  return eventType ? { ...draft, type: eventType, claims } : draft;
+}
+
+/**
+ * The event as it goes to Okta. `lastLevel` is the level (LOW, MEDIUM, HIGH, SECURE, NONE) last
+ * sent to this org for the risk event's subject: it becomes previous_level; without one, `none`,
+ * Okta's "unknown".
  */
 export function prepareForOkta(
   draft: EventDraft,
   policy: OktaPolicy,
   lastLevel: string | undefined,
 ): EventDraft {
-  const claims = { ...(draft.claims ?? {}) };
-  if (isType(draft.type, RISK_LEVEL_CHANGE)) {
-    if (lastLevel && CAEP_LEVELS.includes(lastLevel)) claims.previous_level = lastLevel;
-    else delete claims.previous_level;
-  }
+  const claims = withEnglishReasons(draft.claims ?? {}, policy.default_reason);
   const needsReason = NEEDS_REASON.some((uri) => isType(draft.type, uri));
-  const riskReason = isType(draft.type, RISK_LEVEL_CHANGE) && typeof claims.risk_reason === 'string';
+  const riskReason = isType(draft.type, RISK_LEVEL_CHANGE) && nonEmpty(claims.risk_reason);
   if (needsReason && !hasReason(claims) && !riskReason) claims.reason_admin = { en: policy.default_reason };
-  return withoutDevice({ ...draft, claims }, policy);
+  const withClaims = { ...draft, claims };
+  const prepared = isType(draft.type, RISK_LEVEL_CHANGE) ? asOktaRisk(withClaims, lastLevel) : withClaims;
+  return withoutDevice(prepared, policy);
 }
 
-/** The CAEP level to remember after Okta accepted a risk SET (Okta's secure/none are not kept). */
+/** The level to remember after Okta accepted a risk SET: any of Okta's, `secure` and `none` too. */
 export function levelSent(event: Record<string, unknown>): string | undefined {
   const level = typeof event.current_level === 'string' ? event.current_level.toUpperCase() : undefined;
-  return level && CAEP_LEVELS.includes(level) ? level : undefined;
+  return level && OKTA_LEVELS.includes(level) ? level : undefined;
 }

@@ -10,6 +10,7 @@ import {
 } from '../../test/helpers/outbound.ts';
 import { ssfPush } from '../ssf-push/index.ts';
 import { oktaItp } from './index.ts';
+import { riskSubject } from './mapping.ts';
 
 const OKTA = 'https://schemas.okta.com/secevent/okta/event-type/';
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
@@ -186,6 +187,94 @@ describe('okta-itp: what Okta receives', () => {
       (await h.attempt(draft('caep.risk-level-change', { ...risk, current_level: 'LOW' }, danaOnLaptop))).ok,
     ).toBe(true);
     expect(lastAccepted().event).toMatchObject({ current_level: 'low', previous_level: 'high' });
+  });
+
+  it('vendor-formats §3.1 (levels low, medium, high, secure, none): once Okta accepted secure or none, that is the next previous_level', async () => {
+    const h = await start();
+    const caep = (level: string) =>
+      draft('caep.risk-level-change', { principal: 'USER', current_level: level, risk_reason: 'r' });
+    const oktaOwn = (level: string, previous: string) =>
+      draft('okta.user-risk-change', {
+        current_level: level,
+        previous_level: previous,
+        reason_admin: { en: 'Remediated by the SOC' },
+      });
+    expect((await h.attempt(caep('HIGH'))).ok).toBe(true);
+    expect((await h.attempt(oktaOwn('secure', 'high'))).ok).toBe(true);
+    expect((await h.attempt(caep('MEDIUM'))).ok).toBe(true);
+    expect(lastAccepted()).toMatchObject({
+      type: `${OKTA}user-risk-change`,
+      event: { subject: { user: dana }, current_level: 'medium', previous_level: 'secure' },
+    });
+    expect((await h.attempt(oktaOwn('none', 'medium'))).ok).toBe(true);
+    expect((await h.attempt(caep('HIGH'))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({ current_level: 'high', previous_level: 'none' });
+    expect([...h.checkpoints.values()]).toEqual([{ level: 'HIGH' }]);
+    // Per device likewise: Okta's own device-risk-change about the bare device id.
+    const deviceOwn = { current_level: 'secure', previous_level: 'none', reason_admin: { en: 'Wiped' } };
+    expect((await h.attempt(draft('okta.device-risk-change', deviceOwn, laptop))).ok).toBe(true);
+    const deviceRisk = { principal: 'DEVICE', current_level: 'LOW', risk_reason: 'r' };
+    expect((await h.attempt(draft('caep.risk-level-change', deviceRisk, danaOnLaptop))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({
+      subject: { device: laptop },
+      current_level: 'low',
+      previous_level: 'secure',
+    });
+  });
+
+  it('vendor-formats §3.1 (device-risk-change names a device): a DEVICE risk about a user identifier is refused, naming its format, and never sent', async () => {
+    const h = await start();
+    const risk = {
+      principal: 'DEVICE',
+      current_level: 'HIGH',
+      reason_admin: { en: 'MTD: device compromised' },
+    };
+    const phone = { format: 'phone_number', phone_number: '+14155550100' };
+    const account = { format: 'account', uri: 'acct:dana.lee@example.com' };
+    for (const subject of [dana, phone, account]) {
+      const outcome = await h.attempt(draft('caep.risk-level-change', risk, subject));
+      expect(outcome, subject.format).toMatchObject({ ok: false, class: 'permanent', set: undefined });
+      if (!outcome.ok) {
+        expect(outcome.error.message).toBe(
+          `profile okta-itp refuses this event: device-risk-change needs a device subject (an opaque id); a subject in the ${subject.format} format names a user`,
+        );
+      }
+    }
+    const own = { current_level: 'high', previous_level: 'none', reason_admin: { en: 'x' } };
+    expect(await h.attempt(draft('okta.device-risk-change', own, dana))).toMatchObject({
+      ok: false,
+      class: 'permanent',
+    });
+    expect(okta.api.requests.filter((r) => r.path === PATH)).toHaveLength(0);
+    // A bare opaque id is the device, as for device-compliance-change.
+    expect((await h.attempt(draft('caep.risk-level-change', risk, laptop))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({ subject: { device: laptop }, current_level: 'high' });
+  });
+
+  it('the level of a DEVICE risk is kept under a device only: an opaque id, as the okta-itp profile reads it', () => {
+    const risk = { principal: 'DEVICE', current_level: 'HIGH' };
+    expect(riskSubject(draft('caep.risk-level-change', risk, laptop))).toEqual({
+      kind: 'device',
+      subject: laptop,
+    });
+    expect(riskSubject(draft('caep.risk-level-change', risk, dana))).toBeUndefined();
+  });
+
+  it('vendor-formats §3.1 (reason maps need an "en" entry): a reason in other languages keeps them and gets default_reason as en', async () => {
+    const h = await start({ default_reason: 'Relayed from the EDR' });
+    const german = { de: 'Gerät kompromittiert' };
+    expect((await h.attempt(draft('caep.session-revoked', { reason_admin: german }))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({ reason_admin: { ...german, en: 'Relayed from the EDR' } });
+    const risk = { principal: 'USER', current_level: 'HIGH', reason_user: { fr: 'Risque élevé' } };
+    expect((await h.attempt(draft('caep.risk-level-change', risk))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({
+      reason_user: { fr: 'Risque élevé', en: 'Relayed from the EDR' },
+    });
+    expect(lastAccepted().event).not.toHaveProperty('reason_admin');
+    // An en entry is kept as it is.
+    const both = { de: 'Sitzung beendet', en: 'Session ended by the SOC' };
+    expect((await h.attempt(draft('caep.session-revoked', { reason_admin: both }))).ok).toBe(true);
+    expect(lastAccepted().event).toMatchObject({ reason_admin: both });
   });
 
   it('device identifiers are opt-in: device-compliance-change names the user only unless include_device', async () => {

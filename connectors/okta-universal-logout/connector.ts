@@ -25,21 +25,63 @@ const SCOPES = 'okta.universalLogout.manage okta.users.read';
 /** Deactivating leavers needs the scope to manage users too (Okta refuses scopes not granted). */
 const SCOPES_WITH_DEACTIVATION = `${SCOPES} okta.users.manage`;
 
+/** Who the user is, as Okta takes it: a sub_id to send as it is, or a login or email to look up. */
+export type UserRef = { subId: SubId } | { lookup: string };
+
+function isOktaUserId(value: unknown): value is string {
+  return typeof value === 'string' && OKTA_USER_ID.test(value);
+}
+
 /**
- * The sub_id Okta's Global Token Revocation takes, when the subject says it directly: an Okta
- * user id (opaque, or iss_sub issued by this org), or an iss_sub from an external IdP.
+ * Whether `iss` is this org: its URL, or one of its authorization servers (`<org>/oauth2/<id>`,
+ * e.g. `default`). Their `sub` is an Okta user id or login, never a third-party IdP's subject.
  */
-export function directSubId(subject: SubjectIdentifier, orgUrl: string): SubId | undefined {
+export function isOrgIssuer(iss: string, orgUrl: string): boolean {
+  try {
+    const url = new URL(iss);
+    return url.origin === new URL(orgUrl).origin && /^(\/oauth2\/[^/]+)?\/?$/.test(url.pathname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What one identifier tells Okta. Okta: "Use the opaque format for Okta user IDs. For users
+ * authenticated through a SAML or OIDC IdP, use the iss_sub format" (vendor-formats §3.2).
+ */
+function refOf(id: SubjectIdentifier, orgUrl: string): UserRef | undefined {
+  if (id.format === 'opaque')
+    return isOktaUserId(id.id) ? { subId: { format: 'opaque', id: id.id } } : undefined;
+  if (id.format === 'iss_sub' && typeof id.iss === 'string' && typeof id.sub === 'string') {
+    if (!isOrgIssuer(id.iss, orgUrl)) return { subId: { format: 'iss_sub', iss: id.iss, sub: id.sub } };
+    // An authorization server may issue the login as sub (Okta's default for access tokens).
+    return isOktaUserId(id.sub) ? { subId: { format: 'opaque', id: id.sub } } : { lookup: id.sub };
+  }
+  const email = userEmail(id);
+  return email ? { lookup: email } : undefined;
+}
+
+/** Aliases are tried in this order: Okta user ids, this org's iss_sub, then emails. */
+const ALIAS_RANK: Record<string, number> = { opaque: 0, iss_sub: 1 };
+
+/**
+ * The alias that names the Okta user most directly. Another issuer's iss_sub is passed over:
+ * aliases come from HR sources, whose employee ids no IdP federated with Okta knows.
+ */
+function aliasRef(aliases: SubjectIdentifier[], orgUrl: string): UserRef | undefined {
+  const refs = aliases
+    .filter((a) => a.format !== 'iss_sub' || (typeof a.iss === 'string' && isOrgIssuer(a.iss, orgUrl)))
+    .sort((a, b) => (ALIAS_RANK[a.format] ?? 2) - (ALIAS_RANK[b.format] ?? 2))
+    .map((a) => refOf(a, orgUrl))
+    .filter((ref) => ref !== undefined);
+  return refs.find((ref) => 'subId' in ref) ?? refs[0];
+}
+
+/** How the subject's user (a complex subject's user member) is named to Okta, if it can be. */
+export function userRef(subject: SubjectIdentifier, orgUrl: string): UserRef | undefined {
   const user = userSubject(subject);
-  if (user?.format === 'opaque' && typeof user.id === 'string' && OKTA_USER_ID.test(user.id)) {
-    return { format: 'opaque', id: user.id };
-  }
-  if (user?.format === 'iss_sub' && typeof user.iss === 'string' && typeof user.sub === 'string') {
-    return user.iss.replace(/\/+$/, '') === orgUrl
-      ? { format: 'opaque', id: user.sub }
-      : { format: 'iss_sub', iss: user.iss, sub: user.sub };
-  }
-  return undefined;
+  if (user?.format !== 'aliases') return user && refOf(user, orgUrl);
+  return aliasRef(Array.isArray(user.identifiers) ? (user.identifiers as SubjectIdentifier[]) : [], orgUrl);
 }
 
 /**
@@ -79,21 +121,20 @@ export function createUniversalLogout(
   async function subIdOf(
     subject: SubjectIdentifier,
     signal: AbortSignal,
-  ): Promise<{ subId: SubId; email?: string }> {
-    const direct = directSubId(subject, config.org_url);
-    if (direct) return { subId: direct };
-    const email = userEmail(subject);
-    if (!email) {
+  ): Promise<{ subId: SubId; cacheKey?: string }> {
+    const ref = userRef(subject, config.org_url);
+    if (!ref) {
       throw refuse(
         NAME,
-        `cannot find an Okta user from a ${subjectFormats(subject)} subject; send an email, an Okta user id or iss_sub`,
+        `cannot find an Okta user from a subject of format ${subjectFormats(subject)}; send an email, an Okta user id or iss_sub`,
       );
     }
-    const key = email.toLowerCase();
-    const id = ids.get(key) ?? (await okta.userIdFor(email, signal));
-    if (!id) throw refuse(NAME, `no Okta user has the login or email ${email}`);
+    if ('subId' in ref) return { subId: ref.subId };
+    const key = ref.lookup.toLowerCase();
+    const id = ids.get(key) ?? (await okta.userIdFor(ref.lookup, signal));
+    if (!id) throw refuse(NAME, `no Okta user has the login or email ${ref.lookup}`);
     ids.set(key, id);
-    return { subId: { format: 'opaque', id }, email: key };
+    return { subId: { format: 'opaque', id }, cacheKey: key };
   }
 
   return {
@@ -109,12 +150,12 @@ export function createUniversalLogout(
         );
       }
       const { subId, status } = await counted(revocations, {}, async () => {
-        const { subId, email } = await subIdOf(set.subject, signal);
+        const { subId, cacheKey } = await subIdOf(set.subject, signal);
         try {
           return { subId, status: await okta.revoke(subId, signal) };
         } catch (err) {
           // The cached id may belong to a user since deleted; look it up afresh next time.
-          if (email && isStatus(err, 404)) ids.delete(email);
+          if (cacheKey && isStatus(err, 404)) ids.delete(cacheKey);
           throw err;
         }
       });

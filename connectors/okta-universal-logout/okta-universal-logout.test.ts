@@ -144,9 +144,72 @@ describe('okta-universal-logout: Global Token Revocation', () => {
       );
     }
     const device = await h.attempt(event('risc.account-disabled', { format: 'opaque', id: 'device-77' }));
-    if (!device.ok) expect(device.error.message).toMatch(/cannot find an Okta user from a opaque subject/);
+    if (!device.ok) {
+      expect(device.error.message).toBe(
+        'okta-universal-logout refuses this event: cannot find an Okta user from a subject of format opaque; send an email, an Okta user id or iss_sub',
+      );
+    }
     expect(device.ok).toBe(false);
     expect(calls(GTR)).toHaveLength(0);
+  });
+
+  it('RFC 9493 §3.2.8 aliases: the alias naming the Okta user most directly is used (Okta user id, this org’s iss_sub, then email); an HR iss_sub is not', async () => {
+    const dana = okta.addUser('dana.lee@example.com');
+    const lee = okta.addUser('lee.park@example.com');
+    const h = await start();
+    const hr = { format: 'iss_sub', iss: 'https://wd5.myworkday.com/acme', sub: '21001' };
+    const aliases = (...identifiers: Array<Record<string, unknown>>) =>
+      event('caep.session-revoked', { format: 'aliases', identifiers });
+    // The Okta user id wins over an email listed before it: no lookup, no other user.
+    const withId = aliases(
+      hr,
+      { format: 'email', email: lee.profile.email },
+      { format: 'opaque', id: dana.id },
+    );
+    expect((await h.attempt(withId)).ok).toBe(true);
+    const ownIssSub = aliases(hr, { format: 'iss_sub', iss: okta.orgUrl, sub: dana.id });
+    expect((await h.attempt(ownIssSub)).ok).toBe(true);
+    expect(okta.api.requests.filter((r) => r.path.startsWith('/api/v1/users'))).toHaveLength(0);
+    // Otherwise the email is looked up; the HR system's iss_sub never goes to Okta.
+    expect((await h.attempt(aliases(hr, { format: 'email', email: lee.profile.email }))).ok).toBe(true);
+    expect(okta.revocations).toEqual([
+      { format: 'opaque', id: dana.id },
+      { format: 'opaque', id: dana.id },
+      { format: 'opaque', id: lee.id },
+    ]);
+    const unusable = await h.attempt(aliases(hr, { format: 'opaque', id: '21001' }));
+    expect(unusable).toMatchObject({ ok: false, class: 'permanent' });
+    if (!unusable.ok) {
+      expect(unusable.error.message).toBe(
+        'okta-universal-logout refuses this event: cannot find an Okta user from a subject of format aliases; send an email, an Okta user id or iss_sub',
+      );
+    }
+    expect(calls(GTR)).toHaveLength(3);
+  });
+
+  it('vendor-formats §3.2 (opaque for Okta user ids, iss_sub for SAML/OIDC IdP users): an iss_sub of this org’s authorization servers names an Okta user', async () => {
+    const dana = okta.addUser('dana.lee@example.com');
+    const h = await start();
+    const byDefaultServer = { format: 'iss_sub', iss: `${okta.orgUrl}/oauth2/default`, sub: dana.id };
+    expect((await h.attempt(event('caep.session-revoked', byDefaultServer))).ok).toBe(true);
+    expect(okta.revocations).toEqual([{ format: 'opaque', id: dana.id }]);
+    expect(okta.api.requests.filter((r) => r.path.startsWith('/api/v1/users'))).toHaveLength(0);
+    // A custom authorization server may issue the login as sub: it is looked up like an email.
+    const byLogin = {
+      format: 'iss_sub',
+      iss: `${okta.orgUrl}/oauth2/aus4f9k2XyZ7/`,
+      sub: 'dana.lee@example.com',
+    };
+    expect((await h.attempt(event('caep.session-revoked', byLogin))).ok).toBe(true);
+    expect(calls('/api/v1/users/dana.lee@example.com')).toHaveLength(1);
+    // The same path on another origin is a third-party IdP.
+    const elsewhere = { format: 'iss_sub', iss: 'https://idp.example.org/oauth2/default', sub: dana.id };
+    expect((await h.attempt(event('caep.session-revoked', elsewhere))).ok).toBe(true);
+    expect(okta.revocations).toEqual([
+      { format: 'opaque', id: dana.id },
+      { format: 'opaque', id: dana.id },
+      elsewhere,
+    ]);
   });
 });
 

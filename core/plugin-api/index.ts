@@ -31,6 +31,7 @@ export { pathSegment } from './path-segment.ts';
 export { sameOriginLink, type SameOriginLinkOptions } from './same-origin-link.ts';
 export { checkProfileOptions, profileFields } from './profiles.ts';
 export { matchableIdentifier } from '../ssf/profiles/types.ts';
+export { caepRiskAsOkta } from '../ssf/profiles/okta-itp.ts';
 export { classifyPushResponse, parsePushError, type PushResponse, type PushClassifyOptions } from './push.ts';
 export type * from './types.ts';
 export * from './mapping.ts';

@@ -63,9 +63,8 @@ export type OktaEventSubject = { user?: SubjectIdentifier; device?: SubjectIdent
 
 /**
  * The `{user, device}` subject Okta expects inside the event. A simple subject is the user,
- * except for device events: always the device for device-risk-change, and for
- * device-compliance-change when it is an opaque id (a device id; an address names the user).
- * Complex members other than user and device are dropped.
+ * except for device events when it is an opaque id (a device id; an address or an account names
+ * the user). Complex members other than user and device are dropped.
  */
 export function oktaEventSubject(
   profile: string,
@@ -77,9 +76,9 @@ export function oktaEventSubject(
   // Okta takes one identifier per member: out of aliases (as HR sources send), the email.
   const single = (candidate: SubjectIdentifier) => oneIdentifier(profile, 'Okta', candidate);
   if (subject.format !== 'complex') {
-    const isDevice =
-      eventType === OKTA_DEVICE_RISK || (eventType === OKTA_DEVICE_COMPLIANCE && subject.format === 'opaque');
-    return isDevice ? { device: single(subject) } : { user: single(subject) };
+    return deviceEvent && subject.format === 'opaque'
+      ? { device: single(subject) }
+      : { user: single(subject) };
   }
   const out: OktaEventSubject = {};
   if (subject.user) out.user = subject.user as SubjectIdentifier;
@@ -96,8 +95,17 @@ export function oktaEventSubject(
 
 const LEVELS: Record<string, string> = { LOW: 'low', MEDIUM: 'medium', HIGH: 'high' };
 
-/** CAEP risk-level-change → Okta user-risk-change or device-risk-change. */
-function translateRisk(claims: EventClaims): { eventType: string; claims: EventClaims } {
+/**
+ * The claims of a CAEP risk-level-change as Okta's user- or device-risk-change (no event type for
+ * other principals). `previousLevel` is in Okta's enum (`low` … `secure`, `none`): the connector
+ * gives the level Okta holds, which may be one CAEP cannot carry; by default, the event's own
+ * previous_level, and `none` (Okta's "unknown") without one. A current level outside CAEP's enum
+ * stays as it is, for the catalog to refuse.
+ */
+export function caepRiskAsOkta(
+  claims: EventClaims,
+  previousLevel?: string,
+): { eventType: string | undefined; claims: EventClaims } {
   const {
     principal,
     current_level: current,
@@ -107,17 +115,11 @@ function translateRisk(claims: EventClaims): { eventType: string; claims: EventC
   } = claims;
   const eventType =
     principal === 'USER' ? OKTA_USER_RISK : principal === 'DEVICE' ? OKTA_DEVICE_RISK : undefined;
-  if (!eventType) {
-    throw new ProfileRefusalError(
-      NAME,
-      `Okta has risk events for USER and DEVICE principals only, not ${String(principal)}`,
-    );
-  }
   const out: EventClaims = {
     ...rest,
-    current_level: LEVELS[current as string],
+    current_level: LEVELS[current as string] ?? current,
     // Okta requires previous_level; an unknown previous level is what Okta calls "none".
-    previous_level: previous === undefined ? 'none' : LEVELS[previous as string],
+    previous_level: previousLevel ?? (previous === undefined ? 'none' : LEVELS[previous as string]),
   };
   if (
     out.reason_admin === undefined &&
@@ -128,6 +130,25 @@ function translateRisk(claims: EventClaims): { eventType: string; claims: EventC
     out.reason_admin = { en: riskReason };
   }
   return { eventType, claims: out };
+}
+
+/** CAEP risk-level-change → Okta user-risk-change or device-risk-change. */
+function translateRisk(claims: EventClaims): { eventType: string; claims: EventClaims } {
+  const { eventType, claims: out } = caepRiskAsOkta(claims);
+  if (!eventType) {
+    throw new ProfileRefusalError(
+      NAME,
+      `Okta has risk events for USER and DEVICE principals only, not ${String(claims.principal)}`,
+    );
+  }
+  return { eventType, claims: out };
+}
+
+/** Why a device-risk-change names no device, for its refusal. */
+function noDevice(subject: SubjectIdentifier): string {
+  return subject.format === 'complex'
+    ? 'device-risk-change needs a device subject; the complex subject has no device member'
+    : `device-risk-change needs a device subject (an opaque id); a subject in the ${subject.format} format names a user`;
 }
 
 function checkReasons(eventType: string, claims: EventClaims): void {
@@ -163,7 +184,7 @@ function shape(input: ProfileInput, options: OktaItpOptions): ShapedEvent {
     throw new ProfileRefusalError(NAME, 'user-risk-change needs a user subject');
   }
   if (eventType === OKTA_DEVICE_RISK && !subject.device) {
-    throw new ProfileRefusalError(NAME, 'device-risk-change needs a device subject');
+    throw new ProfileRefusalError(NAME, noDevice(input.subject));
   }
   if (eventType === OKTA_IDENTIFIER_CHANGED && !subject.user) {
     throw new ProfileRefusalError(NAME, 'identifier-changed needs the old email or phone number as the user');

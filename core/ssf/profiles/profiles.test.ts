@@ -250,6 +250,29 @@ describe('okta-itp (vendor-formats §3.1)', () => {
     ).toMatch(/USER and DEVICE principals only, not SESSION/);
   });
 
+  it('device-risk-change about a simple subject: only an opaque id is a device; a user identifier is refused, naming its format', () => {
+    const deviceRisk = (subject: { format: string; [member: string]: unknown }) =>
+      build('okta-itp', {
+        type: 'caep.risk-level-change',
+        subject,
+        claims: { principal: 'DEVICE', current_level: 'HIGH', reason_admin: reason },
+      });
+    expect(deviceRisk(device).event.subject).toEqual({ device });
+    expect(refusal(() => deviceRisk(user)).reason).toBe(
+      'device-risk-change needs a device subject (an opaque id); a subject in the email format names a user',
+    );
+    expect(
+      refusal(() => deviceRisk({ format: 'phone_number', phone_number: '+14155550100' })).reason,
+    ).toMatch(/phone_number format names a user/);
+    const oktaOwn = () =>
+      build('okta-itp', {
+        type: 'okta.device-risk-change',
+        subject: { format: 'account', uri: 'acct:dana.lee@example.com' },
+        claims: { current_level: 'high', previous_level: 'none', reason_admin: reason },
+      });
+    expect(refusal(oktaOwn).reason).toMatch(/account format names a user/);
+  });
+
   it('refuses what Okta would refuse: no reason, a reason without "en", subjects it cannot place', () => {
     expect(refusal(() => build('okta-itp', { claims: {} })).reason).toMatch(/reason_admin or reason_user/);
     expect(refusal(() => build('okta-itp', { claims: { reason_admin: { de: 'x' } } })).reason).toMatch(
