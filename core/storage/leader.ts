@@ -48,7 +48,14 @@ export class LeaderElection {
     const { leases, name, holder, ttlMs, clock, logger } = this.#options;
     const startedAt = clock.now();
     try {
-      const held = await leases.tryAcquire(name, holder, ttlMs, startedAt);
+      // A renewal still unanswered when a third of the lease has passed is given up on: a store
+      // that stopped answering (a dead connection) must not hold the loop, which would then never
+      // renew or campaign again.
+      const held = await withDeadline(
+        leases.tryAcquire(name, holder, ttlMs, startedAt),
+        Math.max(1, Math.floor(ttlMs / 3)),
+        'the lease store did not answer',
+      );
       // Counted from before the call, so local validity never outlasts the stored lease.
       this.#validUntil = held ? startedAt.getTime() + ttlMs : 0;
     } catch (err) {
@@ -72,8 +79,12 @@ export class LeaderElection {
     this.#running = loop();
   }
 
-  /** Stops campaigning and hands the lease back so a follower takes over at once. */
+  /**
+   * Stops campaigning and hands the lease back so a follower takes over at once. Bounded: a store
+   * that does not answer leaves the lease to expire on its own.
+   */
   async stop(): Promise<void> {
+    const deadlineMs = Math.max(1, Math.floor(this.#options.ttlMs / 3));
     const running = this.#running;
     this.#running = undefined;
     clearTimeout(this.#timer);
@@ -83,7 +94,11 @@ export class LeaderElection {
     this.#timer = undefined;
     if (this.#validUntil > 0) {
       this.#validUntil = 0;
-      await this.#options.leases.release(this.#options.name, this.#options.holder).catch(() => undefined);
+      await withDeadline(
+        this.#options.leases.release(this.#options.name, this.#options.holder),
+        deadlineMs,
+        'the lease store did not answer',
+      ).catch(() => undefined);
     }
     this.#notify();
   }
@@ -98,4 +113,14 @@ export class LeaderElection {
     );
     this.#options.onChange?.(now);
   }
+}
+
+/** `work`, or a rejection once `ms` have passed without it settling. */
+function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }

@@ -115,17 +115,28 @@ export class PostgresStore implements Store {
     if (options.statementTimeoutMs !== undefined) {
       settings.push(`-c statement_timeout=${Math.round(options.statementTimeoutMs)}`);
     }
-    const pool = new pg.Pool({
+    const connection: pg.ClientConfig = {
       connectionString: options.url,
-      max: options.poolSize ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
       options: settings.join(' '),
       types: { getTypeParser: typeParser as typeof pg.types.getTypeParser },
-    });
+      // A server that vanished without closing its connections (a host that crashed, a failover
+      // that moved the address) leaves queries unanswered until TCP gives up, some 15 minutes:
+      // keepalives find the dead peer, and a client-side deadline a little past statement_timeout
+      // ends the query (the pool then discards the connection, see #tx).
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      ...(options.statementTimeoutMs !== undefined
+        ? { query_timeout: clientQueryTimeout(options.statementTimeoutMs) }
+        : {}),
+    };
+    const pool = new pg.Pool({ ...connection, max: options.poolSize ?? 10 });
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'PostgreSQL connection lost'));
     try {
-      if (options.migrate ?? true) await applyMigrations(pool, schema, postgresMigrations);
+      // Migrating waits for another instance's migration and may run long: no query deadline.
+      if (options.migrate ?? true)
+        await applyMigrations({ ...connection, query_timeout: undefined }, schema, postgresMigrations);
       else await checkSchema(pool, schema, postgresMigrations);
     } catch (err) {
       await pool.end();
@@ -146,18 +157,22 @@ export class PostgresStore implements Store {
   async #tx<T>(fn: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.#pool.connect();
+      let discard = false;
       try {
         await client.query(begin);
         const result = await fn(client);
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
         const code = (err as { code?: string }).code;
+        // Without a SQLSTATE the connection itself failed (a query deadline, a reset): it is
+        // discarded rather than handed to the next caller with a query still running on it.
+        if (code === undefined) discard = true;
+        else await client.query('ROLLBACK').catch(() => undefined);
         if (attempt < 3 && code !== undefined && RETRYABLE_SQLSTATES.has(code)) continue;
         throw err;
       } finally {
-        client.release();
+        client.release(discard);
       }
     }
   }
@@ -1041,8 +1056,22 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-async function applyMigrations(pool: pg.Pool, schema: string, migrations: Migration[]): Promise<void> {
-  const client = await pool.connect();
+/**
+ * The client-side deadline of one query: past the server's statement_timeout (whose clean error
+ * should come first), by a tenth of it and at least a second.
+ */
+export function clientQueryTimeout(statementTimeoutMs: number): number {
+  return Math.round(statementTimeoutMs + Math.max(1000, statementTimeoutMs / 10));
+}
+
+async function applyMigrations(
+  connection: pg.ClientConfig,
+  schema: string,
+  migrations: Migration[],
+): Promise<void> {
+  const client = new pg.Client(connection);
+  client.on('error', () => undefined); // reported by the query that fails
+  await client.connect();
   try {
     await client.query('BEGIN');
     // statement_timeout (storage.statement_timeout) would also cut short the wait for an instance
@@ -1076,7 +1105,7 @@ async function applyMigrations(pool: pg.Pool, schema: string, migrations: Migrat
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
-    client.release();
+    await client.end().catch(() => undefined);
   }
 }
 
