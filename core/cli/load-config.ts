@@ -1,4 +1,5 @@
 import { loadConfigFile, loadConfigText, type LoadedConfig } from '../config/index.ts';
+import { foundationShape } from '../config/schema.ts';
 import { configCrossChecks, defaultRegistry } from '../runtime/defaults.ts';
 import { QUICKSTART_CONFIG } from '../runtime/quickstart.ts';
 import { CliExit, EXIT, type CliIo } from './io.ts';
@@ -34,4 +35,16 @@ export async function loadBridgeConfig(file: string | undefined, io: CliIo): Pro
     EXIT.invalid,
     `quickstart config: ${result.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
   );
+}
+
+/**
+ * A `--data-dir` given on the command line, held to the config's rules for `data_dir` (not
+ * under /proc or /sys, where a recursive mkdir never returns): the option bypasses the config.
+ */
+export function cliDataDir(dir: string): string {
+  const checked = foundationShape.data_dir.safeParse(dir);
+  if (!checked.success) {
+    throw new CliExit(EXIT.invalid, `--data-dir ${dir}: ${checked.error.issues[0]?.message ?? 'invalid'}`);
+  }
+  return dir;
 }

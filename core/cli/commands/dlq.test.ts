@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { capturingIo } from '../../../test/helpers/capture.ts';
+import type { NewAuditEntry, Store } from '../../storage/index.ts';
 import { sqliteMigrations } from '../../storage/sqlite/migrations.ts';
 import { SqliteStore } from '../../storage/sqlite/store.ts';
 import { newEvent } from '../../storage/testing/fixtures.ts';
 import { main } from '../main.ts';
-import { parseTime, progressBar } from './dlq.ts';
+import { audited, parseTime, progressBar } from './dlq.ts';
 
 const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
 const CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
@@ -340,6 +341,85 @@ describe('ssf-bridge dlq purge', () => {
     expect(purged.code).toBe(0);
     expect(purged.out).toBe('purged 1 dead letter');
     expect(await states(ids)).toEqual(['dead', 'gone']);
+  });
+});
+
+describe('ssf-bridge dlq audit', () => {
+  async function auditLog() {
+    const store = openStore();
+    try {
+      return (await store.operator.listAudit({ limit: 10 })).reverse();
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('records replays and purges as the admin API does, with actor cli, the filter and the count', async () => {
+    const ids = await seedDeadLetters([
+      { destination: 'okta', deadAt: '2026-01-01T10:00:00Z' },
+      { destination: 'google', deadAt: '2026-01-01T11:00:00Z' },
+      { destination: 'okta', deadAt: '2026-01-01T12:00:00Z' },
+    ]);
+    const since = '2026-01-01T09:00:00Z';
+    expect(
+      (await run('dlq', 'replay', '--config', configFile, '--destination', 'okta', '--since', since)).code,
+    ).toBe(0);
+    expect((await run('dlq', 'purge', '--config', configFile, String(ids[1]))).code).toBe(2);
+    expect((await run('dlq', 'purge', '--config', configFile, String(ids[1]), '--yes')).code).toBe(0);
+    expect((await run('dlq', 'replay', '--config', configFile, '--all')).out).toBe('no dead letters match');
+
+    // The unconfirmed purge never ran, so it is not recorded.
+    expect(await auditLog()).toMatchObject([
+      {
+        actor: 'cli',
+        role: 'write',
+        action: 'dead_letters.replay',
+        target: 'okta',
+        detail: {
+          filter: { destinationId: 'okta', since: new Date(since).toISOString() },
+          outcome: 'ok',
+          result: 2,
+        },
+      },
+      {
+        actor: 'cli',
+        action: 'dead_letters.purge',
+        target: `ids ${ids[1]}`,
+        detail: { filter: { ids: [ids[1]] }, outcome: 'ok', result: 1 },
+      },
+      {
+        actor: 'cli',
+        action: 'dead_letters.replay',
+        target: 'all destinations',
+        detail: { filter: {}, outcome: 'ok', result: 0 },
+      },
+    ]);
+  });
+
+  it('records a replay that failed midway with the letters already replayed, and rethrows', async () => {
+    const recorded: NewAuditEntry[] = [];
+    const store = {
+      operator: { recordAudit: async (entry: NewAuditEntry) => void recorded.push(entry) },
+    } as unknown as Store;
+    const io = capturingIo();
+    const failing = audited(store, io, 'replay', { destinationId: 'okta' }, async (done) => {
+      done.count = 500;
+      throw new Error('database is locked');
+    });
+    await expect(failing).rejects.toThrow('database is locked');
+    expect(recorded).toMatchObject([
+      {
+        actor: 'cli',
+        action: 'dead_letters.replay',
+        target: 'okta',
+        detail: {
+          filter: { destinationId: 'okta' },
+          outcome: 'failed',
+          error: 'database is locked',
+          result: 500,
+        },
+      },
+    ]);
   });
 });
 

@@ -262,30 +262,72 @@ async function showLetter(idArg: string, options: { config?: string; json?: bool
   if (letter.setJwt !== undefined) io.out(`SET:\n${letter.setJwt}`);
 }
 
+/** The admin API's audit target for the same selection: a destination, the ids, or everything. */
+function auditTarget(filter: DeadLetterFilter): string {
+  return filter.destinationId ?? (filter.ids ? `ids ${filter.ids.join(',')}` : 'all destinations');
+}
+
+/**
+ * Runs a replay or purge and records it in the audit log as the admin API records the same action
+ * (`dead_letters.replay|purge`, target, filter, count as `result`), with actor `cli` as
+ * `checkpoints reset` does; a failure is recorded with the letters already done.
+ */
+export async function audited(
+  store: Store,
+  io: CliIo,
+  action: 'replay' | 'purge',
+  filter: DeadLetterFilter,
+  work: (done: { count: number }) => Promise<void>,
+): Promise<number> {
+  const entry = {
+    at: new Date(),
+    actor: 'cli',
+    role: 'write',
+    action: `dead_letters.${action}`,
+    target: auditTarget(filter),
+  };
+  const done = { count: 0 };
+  try {
+    await work(done);
+  } catch (err) {
+    // The failure is what the operator must see, even when the store cannot record it either.
+    await store.operator
+      .recordAudit({
+        ...entry,
+        detail: { filter, outcome: 'failed', error: (err as Error).message, result: done.count },
+      })
+      .catch((auditErr: Error) =>
+        io.err(`could not record the ${action} in the audit log: ${auditErr.message}`),
+      );
+    throw err;
+  }
+  await store.operator.recordAudit({ ...entry, detail: { filter, outcome: 'ok', result: done.count } });
+  return done.count;
+}
+
 async function replayLetters(idArgs: string[], options: ActOptions, io: CliIo): Promise<void> {
   const filter = selection(options, idArgs, 'replay');
   await withStore(options.config, io, async (store) => {
     const total = await store.deadLetters.count(filter);
-    if (total === 0) {
-      io.out('no dead letters match');
-      return;
-    }
     const tty = process.stderr.isTTY === true;
     const report =
       options.progress || (tty && total > REPLAY_BATCH) ? progressReporter(io, tty) : () => undefined;
-    let replayed = 0;
-    let afterId = 0;
-    // Page by id and replay each page by its ids: a letter that dies again meanwhile keeps its id,
-    // so it is not picked up twice in one run.
-    for (;;) {
-      const page = await store.deadLetters.list(filter, { afterId, limit: REPLAY_BATCH });
-      if (page.length === 0) break;
-      replayed += await store.deadLetters.replay({ ...filter, ids: page.map((l) => l.id) }, new Date());
-      afterId = page.at(-1)?.id ?? afterId;
-      report(replayed, Math.max(total, replayed));
-    }
+    const replayed = await audited(store, io, 'replay', filter, async (done) => {
+      let afterId = 0;
+      // Page by id and replay each page by its ids: a letter that dies again meanwhile keeps its
+      // id, so it is not picked up twice in one run.
+      for (;;) {
+        const page = await store.deadLetters.list(filter, { afterId, limit: REPLAY_BATCH });
+        if (page.length === 0) break;
+        done.count += await store.deadLetters.replay({ ...filter, ids: page.map((l) => l.id) }, new Date());
+        afterId = page.at(-1)?.id ?? afterId;
+        report(done.count, Math.max(total, done.count));
+      }
+    });
     io.out(
-      `replayed ${replayed} dead letter${replayed === 1 ? '' : 's'}: back in the outbox with their original jti`,
+      replayed === 0
+        ? 'no dead letters match'
+        : `replayed ${replayed} dead letter${replayed === 1 ? '' : 's'}: back in the outbox with their original jti`,
     );
   });
 }
@@ -300,7 +342,9 @@ async function purgeLetters(idArgs: string[], options: ActOptions, io: CliIo): P
         `${count} dead letter${count === 1 ? '' : 's'} match; purging deletes them for good: add --yes to confirm`,
       );
     }
-    const purged = await store.deadLetters.purge(filter);
+    const purged = await audited(store, io, 'purge', filter, async (done) => {
+      done.count = await store.deadLetters.purge(filter);
+    });
     io.out(`purged ${purged} dead letter${purged === 1 ? '' : 's'}`);
   });
 }

@@ -224,6 +224,29 @@ describe('ssf-bridge events sign', () => {
   });
 });
 
+describe('ssf-bridge events: --data-dir', () => {
+  it('refuses a data directory under /proc or /sys as the config does, instead of hanging (exit 2)', async () => {
+    for (const dataDir of ['/proc/self/x', '/sys/kernel/x', '/proc']) {
+      const result = await run(
+        'events',
+        'sign',
+        '--aud',
+        'https://rx.example',
+        '--type',
+        'caep.session-revoked',
+        '--subject',
+        subject,
+        '--data-dir',
+        dataDir,
+      );
+      expect([result.code, result.err]).toEqual([
+        2,
+        `--data-dir ${dataDir}: must not be under /proc or /sys`,
+      ]);
+    }
+  }, 10_000);
+});
+
 describe('ssf-bridge events: which signing key', () => {
   it('without --data-dir or --config, signs with the key of the bridge `ssf-bridge run` starts (SSF_BRIDGE_DATA_DIR), as `keys` finds it', async () => {
     const data = join(dir, 'quickstart-data');

@@ -14,6 +14,7 @@ import {
 } from '../../ssf/index.ts';
 import { hideCredential } from '../../http/redact.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
+import { cliDataDir } from '../load-config.ts';
 import { CONFIG_HELP, DATA_DIR_HELP, keySetup, type DataDirOption } from './keys.ts';
 
 /** Issuer of SETs made on the command line unless --iss names the one the receiver registered. */
@@ -59,7 +60,7 @@ function withSignOptions(command: Command): Command {
     .option('--profile-options <json>', 'options of the profile, e.g. {"top_level_sub_id":false}')
     .option('--iss <url>', 'SET issuer, as registered with the receiver', CLI_DEFAULT_ISSUER)
     .option('--config <file>', CONFIG_HELP)
-    .option('--data-dir <dir>', DATA_DIR_HELP)
+    .option('--data-dir <dir>', DATA_DIR_HELP, cliDataDir)
     .option('--jti <id>', 'SET jti (default: a random UUID)')
     .option('--txn <id>', 'SET txn (default: derived from the jti)')
     .option('--occurred-at <time>', 'when the event happened (ISO 8601; default now)');

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Option, type Command } from 'commander';
@@ -45,10 +45,34 @@ export function connectorNames(id: string, display?: string): ConnectorNames {
   };
 }
 
-/** Replaces every spelling of the template's name with the new connector's. */
-export function substituteNames(text: string, from: ConnectorNames, to: ConnectorNames): string {
-  const keys: Array<keyof ConnectorNames> = ['id', 'pascal', 'camel', 'constant', 'display'];
-  return keys.reduce((out, key) => out.split(from[key]).join(to[key]), text);
+/** `text` as a single-quoted TypeScript string literal. */
+export function tsString(text: string): string {
+  return `'${text.replace(/[\\']/g, '\\$&')}'`;
+}
+
+/**
+ * The display name is free text: in TypeScript it goes into string literals, escaped, and into
+ * comments, where it must not close a block comment; in JSON into strings, escaped.
+ */
+function substituteDisplay(text: string, from: string, to: string, file: string): string {
+  const replace = (out: string, a: string, b: string) => out.split(a).join(b);
+  if (file.endsWith('.ts')) {
+    const literals = replace(
+      replace(text, tsString(from), tsString(to)),
+      JSON.stringify(from),
+      JSON.stringify(to),
+    );
+    return replace(literals, from, to.replaceAll('*/', '*\\/'));
+  }
+  if (file.endsWith('.json')) return replace(text, from, JSON.stringify(to).slice(1, -1));
+  return replace(text, from, to);
+}
+
+/** Replaces every spelling of the template's name with the new connector's, as fits `file`. */
+export function substituteNames(text: string, from: ConnectorNames, to: ConnectorNames, file = ''): string {
+  const keys: Array<keyof ConnectorNames> = ['id', 'pascal', 'camel', 'constant'];
+  const renamed = keys.reduce((out, key) => out.split(from[key]).join(to[key]), text);
+  return substituteDisplay(renamed, from.display, to.display, file);
 }
 
 /** A package imports the plugin API by its package name rather than a path into the repository. */
@@ -116,6 +140,10 @@ function checkRequest(req: ScaffoldRequest): void {
   if (req.id === `example-${req.kind}`) {
     throw new CliExit(EXIT.invalid, `"${req.id}" is the template's own id; choose the connector's id`);
   }
+  // It becomes a heading and comment text too: a line break (U+2028 included) would end those early.
+  if (req.name !== undefined && (req.name.trim() === '' || /[\p{Cc}\p{Zl}\p{Zp}]/u.test(req.name))) {
+    throw new CliExit(EXIT.invalid, '--name must be one line of text');
+  }
 }
 
 function targetDir(req: ScaffoldRequest): string {
@@ -147,7 +175,7 @@ function render(
 ): string | undefined {
   const thirdParty = req.out !== undefined;
   if (!thirdParty && PACKAGE_ONLY.has(file)) return undefined;
-  let out = substituteNames(text, from, to);
+  let out = substituteNames(text, from, to, file);
   if (thirdParty) out = toPackageImports(out);
   else if (file === 'README.md') out = firstPartyReadme(out, req.id);
   return out;
@@ -173,56 +201,105 @@ async function definitionIn(dir: string, exportName: string): Promise<ConnectorD
   return definition;
 }
 
-/** Registers a first-party connector and writes its docs. */
-async function addFirstParty(root: string, dir: string, to: ConnectorNames): Promise<string[]> {
-  const indexFile = join(root, 'connectors', 'index.ts');
-  const registered = (await import(pathToFileURL(indexFile).href)) as {
+/** A file to write: its path and full content. */
+interface Rendered {
+  path: string;
+  text: string;
+}
+
+/**
+ * Every file of the new connector, renamed and (first-party) formatted: all of it is rendered
+ * before anything is written, so a template that does not render leaves nothing behind.
+ */
+async function renderConnector(
+  req: ScaffoldRequest,
+  dir: string,
+  to: ConnectorNames,
+): Promise<{ files: Rendered[]; templateVersion: string }> {
+  const templateDir = join(req.root, 'plugin-template', req.kind);
+  const templateVersion = readJson<{ version: string }>(
+    join(req.root, 'plugin-template', 'template.json'),
+  ).version;
+  const bridgeVersion = readJson<{ version: string }>(join(req.root, 'package.json')).version;
+  const from = connectorNames(
+    `example-${req.kind}`,
+    `Example ${req.kind === 'inbound' ? 'Inbound' : 'Outbound'}`,
+  );
+  const files: Rendered[] = [];
+  const add = async (file: string, text: string) => {
+    const path = join(dir, file);
+    // A package is formatted by its author's tools; a first-party connector by the repository's.
+    files.push({ path, text: req.out === undefined ? await formatFor(path, text) : text });
+  };
+  for (const file of templateFiles(templateDir)) {
+    const rendered = render(file, readFileSync(join(templateDir, file), 'utf8'), req, from, to);
+    if (rendered === undefined) continue;
+    await add(file, file === 'package.json' ? packageJson(rendered, bridgeVersion) : rendered);
+  }
+  await add('template.json', `${JSON.stringify({ template: req.kind, version: templateVersion })}\n`);
+  return { files, templateVersion };
+}
+
+function readJson<T>(file: string): T {
+  return JSON.parse(readFileSync(file, 'utf8')) as T;
+}
+
+/** connectors/index.ts as it is, and formatted with the new connector registered. */
+async function indexUpdate(root: string, to: ConnectorNames): Promise<Rendered & { before: string }> {
+  const path = join(root, 'connectors', 'index.ts');
+  const before = readFileSync(path, 'utf8');
+  return {
+    path,
+    before,
+    text: await formatFor(path, registerInIndex(before, `${to.camel}Connector`, to.id)),
+  };
+}
+
+/** Registers a first-party connector written to `dir`, and writes its docs. */
+async function addFirstParty(
+  root: string,
+  dir: string,
+  to: ConnectorNames,
+  index: Rendered,
+): Promise<string[]> {
+  // The connectors registered so far, read before the index names the new one.
+  const registered = (await import(pathToFileURL(index.path).href)) as {
     firstPartyConnectors: ConnectorDefinition[];
   };
-  const exportName = `${to.camel}Connector`;
-  writeFileSync(
-    indexFile,
-    await formatFor(indexFile, registerInIndex(readFileSync(indexFile, 'utf8'), exportName, to.id)),
-  );
-  const definition = await definitionIn(dir, exportName);
+  writeFileSync(index.path, index.text);
+  const definition = await definitionIn(dir, `${to.camel}Connector`);
   const docs = await repositoryDocs(root, { connectors: [...registered.firstPartyConnectors, definition] });
   return writeDocFiles(docs);
+}
+
+/** Undoes a scaffold that failed midway, so that a retry does not find the connector "already there". */
+function rollBack(dir: string, existed: boolean, index: (Rendered & { before: string }) | undefined): void {
+  if (index !== undefined && readFileSync(index.path, 'utf8') !== index.before)
+    writeFileSync(index.path, index.before);
+  if (!existed) rmSync(dir, { recursive: true, force: true });
+  // An empty --out folder given by the user stays, emptied again.
+  else for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
 }
 
 /** Copies the template for `req.kind`, renamed, into a first-party folder or a new package. */
 export async function scaffoldConnector(req: ScaffoldRequest): Promise<ScaffoldResult> {
   checkRequest(req);
   const dir = targetDir(req);
-  const templateDir = join(req.root, 'plugin-template', req.kind);
-  const templateVersion = (
-    JSON.parse(readFileSync(join(req.root, 'plugin-template', 'template.json'), 'utf8')) as {
-      version: string;
-    }
-  ).version;
-  const bridgeVersion = (
-    JSON.parse(readFileSync(join(req.root, 'package.json'), 'utf8')) as { version: string }
-  ).version;
-  const from = connectorNames(
-    `example-${req.kind}`,
-    `Example ${req.kind === 'inbound' ? 'Inbound' : 'Outbound'}`,
-  );
   const to = connectorNames(req.id, req.name);
-  const files: string[] = [];
-  const write = async (file: string, text: string) => {
-    const path = join(dir, file);
-    mkdirSync(dirname(path), { recursive: true });
-    // A package is formatted by its author's tools; a first-party connector by the repository's.
-    writeFileSync(path, req.out === undefined ? await formatFor(path, text) : text);
-    files.push(path);
-  };
-  for (const file of templateFiles(templateDir)) {
-    const rendered = render(file, readFileSync(join(templateDir, file), 'utf8'), req, from, to);
-    if (rendered === undefined) continue;
-    await write(file, file === 'package.json' ? packageJson(rendered, bridgeVersion) : rendered);
+  const { files, templateVersion } = await renderConnector(req, dir, to);
+  const index = req.out === undefined ? await indexUpdate(req.root, to) : undefined;
+  const existed = existsSync(dir);
+  try {
+    for (const { path, text } of files) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, text);
+    }
+    const docs = index === undefined ? [] : await addFirstParty(req.root, dir, to, index);
+    return { dir, files: files.map((f) => f.path), templateVersion, docs };
+  } catch (err) {
+    rollBack(dir, existed, index);
+    throw err;
   }
-  await write('template.json', `${JSON.stringify({ template: req.kind, version: templateVersion })}\n`);
-  const docs = req.out === undefined ? await addFirstParty(req.root, dir, to) : [];
-  return { dir, files, templateVersion, docs };
 }
 
 /** `ssf-bridge new connector <id> --kind inbound|outbound [--out DIR] [--name NAME]`. */

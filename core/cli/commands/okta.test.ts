@@ -181,6 +181,44 @@ describe('ssf-bridge okta register-provider', () => {
     expect(result.err + result.out).not.toContain('wrong-okta-token-123');
   });
 
+  it('refuses an http org that is not loopback before sending the token (exit 2)', async () => {
+    for (const org of ['http://example.okta.com', 'http://10.0.0.5:8080', 'ftp://example.okta.com']) {
+      const result = await run('okta', 'providers', 'list', '--org', org, '--token', okta.apiToken);
+      expect(result.code).toBe(2);
+      expect(result.err).toContain('--org must be an https URL (http only on loopback)');
+    }
+    expect(okta.api.requests).toEqual([]);
+    // Loopback spellings other than the fake's own 127.0.0.1 pass the check (and reach it).
+    const port = new URL(okta.orgUrl).port;
+    const localhost = await run(
+      'okta',
+      'providers',
+      'list',
+      '--org',
+      `http://localhost:${port}`,
+      '--token',
+      okta.apiToken,
+    );
+    expect(localhost.err).not.toContain('--org must be');
+  });
+
+  it('never prints the token when Okta quotes it in an error', async () => {
+    const token = 'echoed-okta-token-4711';
+    okta.api.inject({
+      status: 400,
+      body: {
+        errorCode: 'E0000001',
+        errorSummary: `Api validation failed: Authorization SSWS ${token}`,
+        errorCauses: [{ errorSummary: `token ${token} is not allowed here` }],
+      },
+    });
+    const result = await run('okta', 'providers', 'list', '--org', okta.orgUrl, '--token', token);
+    expect(result.code).toBe(1);
+    expect(result.err).toBe(
+      'ssf-bridge okta: Okta answered 400 E0000001 Api validation failed: Authorization [redacted] (token [redacted] is not allowed here)',
+    );
+  });
+
   it('Okta’s validation errors are shown as they are', async () => {
     const result = await run(
       'okta',

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { createHttpClientFactory } from '../../http/client.ts';
+import { hideCredential } from '../../http/redact.ts';
 import {
   isBridgeError,
   PermanentError,
@@ -8,6 +9,7 @@ import {
   type HttpAuth,
   type HttpClient,
 } from '../../plugin-api/index.ts';
+import { scrubSecrets } from '../../plugin-api/secret.ts';
 import { silentLogger } from '../../telemetry/logger.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
 
@@ -41,6 +43,9 @@ interface Provider {
   settings?: { issuer?: string; jwks_url?: string; well_known_url?: string };
 }
 
+/** Hosts reached over plain http: the admin credential then never leaves the machine (tests, tunnels). */
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
 function orgUrl(value: string): string {
   let url: URL;
   try {
@@ -51,8 +56,13 @@ function orgUrl(value: string): string {
       `--org "${value}" is not a URL; give your Okta org, e.g. https://example.okta.com`,
     );
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new CliExit(EXIT.invalid, '--org must be an https URL');
+  const loopback = url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+  // The commands send an admin API token or access token: never in clear over a network.
+  if (url.protocol !== 'https:' && !loopback) {
+    throw new CliExit(
+      EXIT.invalid,
+      `--org must be an https URL (http only on loopback), e.g. https://example.okta.com; got ${url.origin}`,
+    );
   }
   return url.origin;
 }
@@ -98,12 +108,30 @@ async function authFor(options: AuthOptions, scope: string): Promise<HttpAuth> {
   };
 }
 
+/** A client for the org, and how to print what came back without the credential sent. */
+interface OktaSession {
+  client: HttpClient;
+  hide(text: string): string;
+}
+
+/**
+ * `text` fit to print: the Authorization value sent (an SSWS token) cut out should Okta quote it,
+ * and every registered secret (also the OAuth access tokens the client fetched) scrubbed.
+ */
+function hiding(auth: HttpAuth): (text: string) => string {
+  const authorization = auth.type === 'header' ? auth.value.reveal() : undefined;
+  return (text) => scrubSecrets(hideCredential(text, authorization));
+}
+
 /** Runs `work` with a client for the org; API failures end the command with Okta's message. */
 async function withOkta<T>(
   options: AuthOptions,
   scope: string,
-  work: (okta: HttpClient) => Promise<T>,
+  work: (okta: OktaSession) => Promise<T>,
 ): Promise<T> {
+  const baseURL = orgUrl(options.org);
+  const auth = await authFor(options, scope);
+  const hide = hiding(auth);
   const stop = new AbortController();
   const factory = createHttpClientFactory({
     logger: silentLogger(),
@@ -111,12 +139,8 @@ async function withOkta<T>(
     onAuthFailure: () => {},
   });
   try {
-    const okta = factory.create({
-      baseURL: orgUrl(options.org),
-      timeoutMs: 30_000,
-      auth: await authFor(options, scope),
-    });
-    return await work(okta);
+    const client = factory.create({ baseURL, timeoutMs: 30_000, auth });
+    return await work({ client, hide });
   } catch (err) {
     if (err instanceof CliExit) throw err;
     if (!isBridgeError(err)) throw err;
@@ -124,7 +148,7 @@ async function withOkta<T>(
       err instanceof PermanentError && err.authFailure
         ? `; the credentials need the ${scope} scope (or an admin API token)`
         : '';
-    throw new CliExit(EXIT.failure, `ssf-bridge okta: ${err.message}${hint}`);
+    throw new CliExit(EXIT.failure, `ssf-bridge okta: ${hide(err.message)}${hint}`);
   } finally {
     stop.abort();
   }
@@ -137,16 +161,20 @@ interface OktaError {
 }
 
 /** Okta's 4xx answers name the problem in errorSummary and errorCauses; show all of it. */
-async function call<T>(client: HttpClient, method: 'GET' | 'POST', url: string, body?: unknown): Promise<T> {
-  const res = await client.request<T & OktaError>({ method, url, body, acceptStatuses: [400, 404, 405] });
+async function call<T>(okta: OktaSession, method: 'GET' | 'POST', url: string, body?: unknown): Promise<T> {
+  const res = await okta.client.request<T & OktaError>({
+    method,
+    url,
+    body,
+    acceptStatuses: [400, 404, 405],
+  });
   if (res.status < 300) return res.data;
   const error = (res.data ?? {}) as OktaError;
   const causes = (error.errorCauses ?? []).map((c) => c.errorSummary).filter(Boolean);
-  throw new CliExit(
-    EXIT.failure,
-    `ssf-bridge okta: Okta answered ${res.status} ${error.errorCode ?? ''} ${error.errorSummary ?? ''}`.trim() +
-      (causes.length ? ` (${causes.join('; ')})` : ''),
-  );
+  const said =
+    `Okta answered ${res.status} ${error.errorCode ?? ''} ${error.errorSummary ?? ''}`.trim() +
+    (causes.length ? ` (${causes.join('; ')})` : '');
+  throw new CliExit(EXIT.failure, `ssf-bridge okta: ${okta.hide(said)}`);
 }
 
 function describeProvider(p: Provider): string {
@@ -227,8 +255,8 @@ export function registerOkta(program: Command, io: CliIo): void {
   ).action(async (options: RegisterOptions) => {
     const settings = settingsOf(options);
     if (options.name.length > 100) throw new CliExit(EXIT.invalid, '--name is at most 100 characters');
-    const created = await withOkta(options, MANAGE_SCOPE, async (client) => {
-      return call<Provider>(client, 'POST', PROVIDERS, { name: options.name, type: options.type, settings });
+    const created = await withOkta(options, MANAGE_SCOPE, async (session) => {
+      return call<Provider>(session, 'POST', PROVIDERS, { name: options.name, type: options.type, settings });
     });
     io.out(
       options.json
@@ -243,8 +271,8 @@ export function registerOkta(program: Command, io: CliIo): void {
 
   authOptions(providers.command('list').description("List the org's Security Events Providers")).action(
     async (options: AuthOptions) => {
-      const list = await withOkta(options, READ_SCOPE, (client) =>
-        call<Provider[]>(client, 'GET', PROVIDERS),
+      const list = await withOkta(options, READ_SCOPE, (session) =>
+        call<Provider[]>(session, 'GET', PROVIDERS),
       );
       if (options.json) io.out(JSON.stringify(list, null, 2));
       else io.out(list.length === 0 ? 'no security events providers' : table(list));
@@ -258,8 +286,8 @@ export function registerOkta(program: Command, io: CliIo): void {
         .description(`${action === 'activate' ? 'Activate' : 'Deactivate'} a Security Events Provider`)
         .argument('<id>', 'provider id (sse…)'),
     ).action(async (id: string, options: AuthOptions) => {
-      const updated = await withOkta(options, MANAGE_SCOPE, (client) =>
-        call<Provider>(client, 'POST', `${PROVIDERS}/${encodeURIComponent(id)}/lifecycle/${action}`),
+      const updated = await withOkta(options, MANAGE_SCOPE, (session) =>
+        call<Provider>(session, 'POST', `${PROVIDERS}/${encodeURIComponent(id)}/lifecycle/${action}`),
       );
       io.out(options.json ? JSON.stringify(updated, null, 2) : `provider ${describeProvider(updated)}`);
     });
