@@ -57,12 +57,17 @@ export function barChart(
 
 export interface TimelinePoint {
   at: string;
-  outcome: 'ok' | 'failed' | 'waiting';
+  /** `none`: the event has no deliveries at all (held, routed nowhere or discarded). */
+  outcome: 'ok' | 'failed' | 'waiting' | 'none';
   label: string;
   anchor: string;
 }
 
-/** A horizontal time axis with one marker per event, coloured by what became of its SETs. */
+/**
+ * A horizontal time axis with one marker per event, coloured by what became of its SETs. The
+ * markers are controls (Tab, Enter), so the chart is a group of buttons, not an image: an image's
+ * children are hidden from assistive technology.
+ */
 export function timelineChart(points: TimelinePoint[], onPick: (anchor: string) => void): SVGElement {
   const width = 900;
   const height = 70;
@@ -74,7 +79,7 @@ export function timelineChart(points: TimelinePoint[], onPick: (anchor: string) 
   const chart = svg('svg', {
     viewBox: `0 0 ${width} ${height}`,
     class: 'timeline-chart',
-    role: 'img',
+    role: 'group',
     'aria-label': 'timeline',
   });
   chart.appendChild(svg('line', { x1: 10, y1: 35, x2: width - 10, y2: 35, class: 'axis-line' }));
@@ -85,6 +90,8 @@ export function timelineChart(points: TimelinePoint[], onPick: (anchor: string) 
       r: 7,
       class: `dot dot-${p.outcome}`,
       tabindex: 0,
+      role: 'button',
+      'aria-label': p.label,
     });
     const tip = svg('title');
     tip.textContent = p.label;

@@ -65,3 +65,35 @@ export function subjectText(subject: unknown): string {
   walk(subject);
   return parts.join(' · ');
 }
+
+/** Members that name one subject, most specific first (RFC 9493, SSF 1.0 §3.5). */
+const IDENTIFYING = ['sub', 'email', 'id', 'phone_number', 'uri', 'url', 'jti', 'assertion_id'];
+/** Never searched by: an issuer is shared by every subject it issued for. */
+const NOT_IDENTIFYING = new Set(['format', 'iss', 'issuer']);
+
+/**
+ * The one identifier to look a subject up by on the timeline, which matches events that carry
+ * it anywhere in their subject: the most specific member, the user of a complex subject first,
+ * the first of an aliases set; for a format registered by agreement, its first member that is
+ * not an issuer. Undefined when there is none.
+ */
+export function subjectSearchTerm(subject: unknown): string | undefined {
+  if (typeof subject === 'string') return subject.trim() || undefined;
+  if (Array.isArray(subject)) {
+    for (const item of subject) {
+      const term = subjectSearchTerm(item);
+      if (term) return term;
+    }
+    return undefined;
+  }
+  if (!subject || typeof subject !== 'object') return undefined;
+  const s = subject as Record<string, unknown>;
+  const own = IDENTIFYING.map((k) => s[k]).find((v) => typeof v === 'string' && v.trim() !== '');
+  if (typeof own === 'string') return own.trim();
+  for (const key of ['user', ...Object.keys(s)]) {
+    if (NOT_IDENTIFYING.has(key)) continue;
+    const term = subjectSearchTerm(s[key]);
+    if (term) return term;
+  }
+  return undefined;
+}

@@ -55,11 +55,19 @@ function renderNav(current: string): void {
   );
 }
 
+/**
+ * Goes to `hash`. Setting a different hash renders through `hashchange`; rendering here as well
+ * would load the page twice. The same hash fires no event, so that case renders here.
+ */
+function navigate(hash: string): void {
+  if (location.hash === hash) void render();
+  else location.hash = hash;
+}
+
 function logout(): void {
   setToken(null);
   session = null;
-  location.hash = '#/login';
-  void render();
+  navigate('#/login');
 }
 
 function loginPage(message?: string): HTMLElement {
@@ -80,12 +88,13 @@ function loginPage(message?: string): HTMLElement {
         setToken(input.value.trim());
         try {
           session = await api<Session>('/session');
-          location.hash = '#/dashboard';
-          await render();
+          navigate('#/dashboard');
         } catch (err) {
           setToken(null);
           error.textContent =
-            err instanceof ApiError && err.status === 401 ? 'That is not an admin token.' : String(err);
+            err instanceof ApiError && err.status === 401
+              ? 'That is not an admin token.'
+              : (err as Error).message;
         }
       },
     },
@@ -98,34 +107,92 @@ function loginPage(message?: string): HTMLElement {
   return form;
 }
 
+/** An error the operator can act on: the message, and a button that loads the page again. */
+function errorWithRetry(message: string): HTMLElement {
+  return h(
+    'div',
+    { role: 'alert' },
+    h('p', { class: 'error', 'data-test': 'page-error' }, message),
+    h('button', { type: 'button', 'data-test': 'retry', onclick: () => void render() }, 'Try again'),
+  );
+}
+
+/**
+ * After a render the focused element is gone (nav and page are rebuilt), so focus would fall to
+ * <body>: it goes to the page heading instead, where a screen reader starts reading. Focus the
+ * operator already moved elsewhere is left alone.
+ */
+function focusHeading(): void {
+  if (document.activeElement && document.activeElement !== document.body) return;
+  const heading = app.querySelector<HTMLElement>('h1') ?? app.querySelector<HTMLElement>('[role=alert]');
+  if (!heading) return;
+  heading.tabIndex = -1;
+  heading.focus();
+}
+
+/** Renders of the page are numbered; one that finishes after a newer one has started is dropped. */
+let renderSeq = 0;
+
+/** A notice for the next render only (see PageContext.notice). */
+let pendingNotice: string | undefined;
+
 async function render(): Promise<void> {
+  const seq = ++renderSeq;
+  const stale = () => seq !== renderSeq;
+  const notice = pendingNotice;
+  pendingNotice = undefined;
   const { page, arg, params } = route();
   if (!token()) {
     renderNav('');
     app.replaceChildren(loginPage());
-    return;
+    return focusHeading();
   }
   if (!session) {
+    let got: Session;
     try {
-      session = await api<Session>('/session');
-    } catch {
-      setToken(null);
+      got = await api<Session>('/session');
+    } catch (err) {
+      if (stale()) return;
       renderNav('');
-      app.replaceChildren(loginPage('Your session ended; sign in again.'));
-      return;
+      // Only a refused token ends the session; a bridge or proxy that failed keeps it for a retry.
+      if (err instanceof ApiError && err.status === 401) {
+        setToken(null);
+        app.replaceChildren(loginPage('Your session ended; sign in again.'));
+      } else {
+        app.replaceChildren(errorWithRetry(`Could not reach the admin API: ${(err as Error).message}`));
+      }
+      return focusHeading();
     }
+    if (stale()) return;
+    session = got;
   }
   renderNav(page);
   // Own pages only: `#/constructor` or `#/__proto__` name no page (they are Object's).
   const build = (Object.hasOwn(PAGES, page) ? PAGES[page] : undefined) ?? PAGES.dashboard!;
-  const ctx: PageContext = { session, arg, params, rerender: () => void render() };
+  const ctx: PageContext = {
+    session,
+    arg,
+    params,
+    notice,
+    // Only while the page is still the one shown: a refresh due after the operator moved on
+    // (the dead letters' delayed one) would render the page they went to a second time.
+    rerender: (next) => {
+      if (seq !== renderSeq) return;
+      pendingNotice = next;
+      void render();
+    },
+  };
   app.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
   try {
-    app.replaceChildren(await build(ctx));
+    const built = await build(ctx);
+    if (stale()) return;
+    app.replaceChildren(built);
   } catch (err) {
+    if (stale()) return;
     if (err instanceof ApiError && err.status === 401) return logout();
-    app.replaceChildren(h('p', { class: 'error', 'data-test': 'page-error' }, (err as Error).message));
+    app.replaceChildren(errorWithRetry((err as Error).message));
   }
+  focusHeading();
 }
 
 window.addEventListener('hashchange', () => void render());

@@ -1,12 +1,15 @@
-import { api, query, type Session } from './api.ts';
+import { ApiError, api, query, type Session } from './api.ts';
 import { barChart, timelineChart, type TimelinePoint } from './charts.ts';
-import { badge, h, shortType, subjectText, time } from './dom.ts';
+import { badge, h, shortType, subjectSearchTerm, subjectText, time } from './dom.ts';
 
 export interface PageContext {
   session: Session;
   arg: string | undefined;
   params: URLSearchParams;
-  rerender(): void;
+  /** What the action that asked for this render reported ("Replayed 3."), kept across it. */
+  notice: string | undefined;
+  /** Loads the page again; `notice` is shown by the page it loads. */
+  rerender(notice?: string): void;
 }
 
 type Page = (ctx: PageContext) => Promise<HTMLElement>;
@@ -47,7 +50,12 @@ async function pagedTable<T>(
   columns: Column<T>[],
   testId: string,
 ): Promise<HTMLElement> {
-  const first = await load(null);
+  let first: Paged<T>;
+  try {
+    first = await load(null);
+  } catch (err) {
+    return refused(err);
+  }
   const t = table(columns, first.items, testId);
   let cursor = first.next_cursor;
   const more = h(
@@ -81,11 +89,22 @@ async function pagedTable<T>(
   );
 }
 
+/**
+ * A list the API refused (a filter it does not take: `state=bogus`, `since=yesterday`) or could
+ * not load: the message goes where the list would be, under the filter form, so the filter can be
+ * corrected. A refused token is not shown here: it goes up to sign the operator out.
+ */
+function refused(err: unknown): HTMLElement {
+  if (err instanceof ApiError && err.status === 401) throw err;
+  return h('p', { class: 'error', role: 'alert', 'data-test': 'list-error' }, (err as Error).message);
+}
+
 function writeButton(
   ctx: PageContext,
   label: string,
   testId: string,
   action: () => Promise<void>,
+  ariaLabel?: string,
 ): HTMLElement {
   const allowed = ctx.session.role === 'write';
   const button = h(
@@ -93,6 +112,7 @@ function writeButton(
     {
       type: 'button',
       'data-test': testId,
+      'aria-label': ariaLabel,
       disabled: !allowed,
       title: allowed ? undefined : 'needs an admin token with the write role',
     },
@@ -142,9 +162,31 @@ const link = (href: string, text: string, testId?: string) =>
   h('a', { href, ...(testId ? { 'data-test': testId } : {}) }, text);
 const json = (value: unknown) => h('pre', { class: 'json' }, JSON.stringify(value, null, 2));
 
+/**
+ * When each instance last failed, by id. /overview gives the last error without its time;
+ * /instances has it. A failure here costs the dashboard only those times, not the page.
+ */
+async function lastErrorTimes(): Promise<Map<string, string>> {
+  try {
+    const list = await api(`/instances${query({ limit: '500' })}`);
+    return new Map(list.items.map((i: any) => [i.id, i.last_error_at]));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err;
+    return new Map();
+  }
+}
+
+/** An instance's last error with when it happened; it stays after recovery, so the time matters. */
+function lastError(instance: any, at: string | undefined): Cell {
+  if (!instance.last_error) return '—';
+  if (!at) return instance.last_error;
+  const recovered = instance.state === 'ok' ? ', since recovered' : '';
+  return h('span', { 'data-test': 'last-error' }, instance.last_error, ` (at ${time(at)}${recovered})`);
+}
+
 const dashboard: Page = async (ctx) => {
   const window = ctx.params.get('window') ?? '24h';
-  const o = await api(`/overview${query({ window })}`);
+  const [o, errorTimes] = await Promise.all([api(`/overview${query({ window })}`), lastErrorTimes()]);
   const windows = ['1h', '6h', '24h', '7d'].flatMap((w) => [
     ' ',
     w === window ? h('strong', {}, w) : link(`#/dashboard?window=${w}`, w),
@@ -156,7 +198,7 @@ const dashboard: Page = async (ctx) => {
       { label: 'Connector', cell: (i: any) => i.connector },
       { label: 'State', cell: (i: any) => badge(i.state) },
       { label: 'Last success', cell: (i: any) => time(i.last_success_at) },
-      { label: 'Last error', cell: (i: any) => i.last_error ?? '—' },
+      { label: 'Last error', cell: (i: any) => lastError(i, errorTimes.get(i.id)) },
     ],
     o.instances,
     'instances',
@@ -223,10 +265,33 @@ const dashboard: Page = async (ctx) => {
   );
 };
 
+/**
+ * What became of an event's SETs. An event with no deliveries was not sent at all (held until its
+ * future time, routed nowhere, or its deliveries discarded): that is its own state, never "ok".
+ */
 function outcomeOf(deliveries: any[]): TimelinePoint['outcome'] {
+  if (deliveries.length === 0) return 'none';
   if (deliveries.some((d) => d.state === 'dead')) return 'failed';
   if (deliveries.every((d) => d.state === 'delivered')) return 'ok';
   return 'waiting';
+}
+
+/** What each marker colour means, in the order of the legend. */
+const OUTCOME_TEXT: Record<TimelinePoint['outcome'], string> = {
+  ok: 'delivered everywhere',
+  waiting: 'still on its way',
+  failed: 'dead-lettered somewhere',
+  none: 'not sent (held for a future time, routed nowhere, or discarded)',
+};
+
+function legend(): HTMLElement {
+  return h(
+    'ul',
+    { class: 'legend', 'data-test': 'timeline-legend' },
+    ...Object.entries(OUTCOME_TEXT).map(([outcome, text]) =>
+      h('li', {}, h('span', { class: `swatch swatch-${outcome}`, 'aria-hidden': 'true' }), ` ${text}`),
+    ),
+  );
 }
 
 const timeline: Page = async (ctx) => {
@@ -285,6 +350,9 @@ const timeline: Page = async (ctx) => {
             ` from ${e.instance_id} · `,
             subjectText(e.subject),
           ),
+          item.deliveries.length === 0
+            ? h('p', { class: 'note', 'data-test': 'not-sent' }, OUTCOME_TEXT.none)
+            : '',
           h(
             'ul',
             { class: 'deliveries' },
@@ -308,7 +376,7 @@ const timeline: Page = async (ctx) => {
         entries.map((i) => ({
           at: i.event.accepted_at,
           outcome: outcomeOf(i.deliveries),
-          label: `${time(i.event.accepted_at)} ${shortType(i.event.type)}`,
+          label: `${time(i.event.accepted_at)} ${shortType(i.event.type)}: ${OUTCOME_TEXT[outcomeOf(i.deliveries)]}`,
           anchor: `ev-${i.event.id}`,
         })),
         (anchor) => {
@@ -321,7 +389,13 @@ const timeline: Page = async (ctx) => {
     );
     return page;
   };
-  const first = await load();
+  let first: any;
+  try {
+    first = await load();
+  } catch (err) {
+    section.append(refused(err));
+    return section;
+  }
   // As in pagedTable: a page that fails to load says so, and the button stays to try again. It is
   // disabled while a page loads, so a second click does not load the same page twice.
   const problem = h('p', { class: 'error', 'data-test': 'timeline-error', role: 'alert' });
@@ -338,13 +412,22 @@ const timeline: Page = async (ctx) => {
   });
   section.append(
     h('p', { 'data-test': 'timeline-terms' }, `Matching: ${first.terms.join(', ')}`),
-    entries.length === 0 ? h('p', { class: 'empty' }, 'No events about this subject.') : chartHolder,
+    entries.length === 0
+      ? h('p', { class: 'empty' }, 'No events about this subject.')
+      : h('div', {}, chartHolder, legend()),
     list,
     problem,
     more,
   );
   return section;
 };
+
+/** A subject, linked to the timeline of its most specific identifier (see subjectSearchTerm). */
+function subjectLink(subject: unknown): Cell {
+  const term = subjectSearchTerm(subject);
+  const text = subjectText(subject);
+  return term ? link(`#/timeline${query({ subject: term })}`, text, 'subject-link') : text;
+}
 
 const events: Page = async (ctx) => {
   const p = ctx.params;
@@ -375,14 +458,7 @@ const events: Page = async (ctx) => {
         { label: 'Accepted', cell: (e: any) => time(e.accepted_at) },
         { label: 'Type', cell: (e: any) => shortType(e.type) },
         { label: 'Source', cell: (e: any) => e.instance_id },
-        {
-          label: 'Subject',
-          cell: (e: any) =>
-            link(
-              `#/timeline${query({ subject: subjectText(e.subject).split(' · ')[0] })}`,
-              subjectText(e.subject),
-            ),
-        },
+        { label: 'Subject', cell: (e: any) => subjectLink(e.subject) },
         { label: 'Deliveries', cell: (e: any) => link(`#/deliveries?event=${e.id}`, 'show') },
       ],
       'events',
@@ -473,26 +549,44 @@ const deadLetters: Page = async (ctx) => {
   const p = ctx.params;
   const filters = { destination: p.get('destination'), type: p.get('type') };
   const selected = new Set<number>();
-  const status = h('p', { 'data-test': 'dlq-status' });
-  const first = await api(`/dead-letters${query({ ...filters, limit: PAGE_SIZE })}`);
+  // A live region, so the result is announced; the refresh below shows it again (ctx.notice).
+  const status = h('p', { role: 'status', 'data-test': 'dlq-status' }, ctx.notice ?? '');
+  const form = filterForm(
+    [
+      { name: 'destination', label: 'destination', value: filters.destination },
+      { name: 'type', label: 'type', value: filters.type },
+    ],
+    'dead-letters',
+  );
+  const load = (cursor: string | null) =>
+    api(`/dead-letters${query({ ...filters, limit: PAGE_SIZE, cursor })}`);
+  let first: any;
+  try {
+    first = await load(null);
+  } catch (err) {
+    return h('section', { 'data-test': 'dead-letters' }, h('h1', {}, 'Dead letters'), form, refused(err));
+  }
   const act = async (action: 'replay' | 'purge') => {
     if (selected.size === 0) throw new Error('select letters first');
-    if (action === 'purge' && !confirm(`Delete ${selected.size} dead letter(s) for good?`)) return;
+    const n = selected.size;
+    // Both are confirmed: receivers act on a replayed SET again (a session revoked, an account
+    // disabled, perhaps long after), and a purge cannot be undone.
+    const question =
+      action === 'replay'
+        ? `Send ${n} dead-lettered SET(s) to their receivers again? Receivers act on them again.`
+        : `Delete ${n} dead letter(s) for good?`;
+    if (!confirm(question)) return;
     const result = await api(`/dead-letters/${action}`, { body: { ids: [...selected] } });
-    status.textContent = action === 'replay' ? `Replayed ${result.replayed}.` : `Purged ${result.purged}.`;
-    setTimeout(ctx.rerender, 600);
+    const done = action === 'replay' ? `Replayed ${result.replayed}.` : `Purged ${result.purged}.`;
+    status.textContent = done;
+    // A moment for replayed letters to leave the list before it is loaded again.
+    setTimeout(() => ctx.rerender(done), 600);
   };
   return h(
     'section',
     { 'data-test': 'dead-letters' },
     h('h1', {}, `Dead letters (${first.total})`),
-    filterForm(
-      [
-        { name: 'destination', label: 'destination', value: filters.destination },
-        { name: 'type', label: 'type', value: filters.type },
-      ],
-      'dead-letters',
-    ),
+    form,
     h(
       'p',
       {},
@@ -502,8 +596,7 @@ const deadLetters: Page = async (ctx) => {
     ),
     status,
     await pagedTable(
-      async (cursor) =>
-        cursor === null ? first : api(`/dead-letters${query({ ...filters, limit: PAGE_SIZE, cursor })}`),
+      async (cursor) => (cursor === null ? first : load(cursor)),
       [
         {
           label: '',
@@ -530,6 +623,21 @@ const deadLetters: Page = async (ctx) => {
   );
 };
 
+const STATUS_ACTION = { enabled: 'Enable', paused: 'Pause', disabled: 'Disable' } as const;
+
+/**
+ * Disabling drops what the stream holds (the transmitter empties its poll queue and discards its
+ * unfinished pushes), unlike pausing, which keeps it: the operator confirms knowing how much.
+ */
+function disableQuestion(s: any): string {
+  const queued = Number(s.poll_queue_depth) || 0;
+  const held =
+    queued > 0
+      ? `Its ${queued} SET(s) waiting to be polled, and any still being pushed,`
+      : 'Any SETs queued for it or still being pushed';
+  return `Disable stream ${s.stream_id}? ${held} are dropped, not delivered; pausing holds them instead.`;
+}
+
 const streams: Page = async (ctx) => {
   const rows = await pagedTable(
     (cursor) => api(`/streams${query({ limit: PAGE_SIZE, cursor, status: ctx.params.get('status') })}`),
@@ -550,24 +658,33 @@ const streams: Page = async (ctx) => {
             {},
             ...(['enabled', 'paused', 'disabled'] as const)
               .filter((st) => st !== s.status)
-              .map((st) =>
-                writeButton(
+              .map((st) => {
+                const label = STATUS_ACTION[st];
+                return writeButton(
                   ctx,
-                  st === 'enabled' ? 'Enable' : st === 'paused' ? 'Pause' : 'Disable',
+                  label,
                   `stream-${st}`,
                   async () => {
+                    if (st === 'disabled' && !confirm(disableQuestion(s))) return;
                     await api(`/streams/${encodeURIComponent(s.stream_id)}/status`, {
                       body: { status: st, reason: 'changed in the console' },
                     });
                     ctx.rerender();
                   },
-                ),
-              ),
-            writeButton(ctx, 'Delete', 'stream-delete', async () => {
-              if (!confirm(`Delete stream ${s.stream_id}? Its receiver can create a new one.`)) return;
-              await api(`/streams/${encodeURIComponent(s.stream_id)}`, { method: 'DELETE' });
-              ctx.rerender();
-            }),
+                  `${label} stream ${s.stream_id}`,
+                );
+              }),
+            writeButton(
+              ctx,
+              'Delete',
+              'stream-delete',
+              async () => {
+                if (!confirm(`Delete stream ${s.stream_id}? Its receiver can create a new one.`)) return;
+                await api(`/streams/${encodeURIComponent(s.stream_id)}`, { method: 'DELETE' });
+                ctx.rerender();
+              },
+              `Delete stream ${s.stream_id}`,
+            ),
           ),
       },
     ],
