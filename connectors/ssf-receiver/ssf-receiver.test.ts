@@ -353,9 +353,12 @@ describe('against ssf-bridge’s transmitter in another process', () => {
     const before = await (await fetch(`${issuer}/jwks.json`)).json();
     transmitter.kill('SIGTERM');
     await transmitter.exited;
-    await promisify(execFile)(process.execPath, [BIN, 'keys', 'rotate', '--data-dir', join(dir, 'data')], {
-      cwd: dir,
-    });
+    // Signing with the new key at once, so the SETs below are the new key's.
+    await promisify(execFile)(
+      process.execPath,
+      [BIN, 'keys', 'rotate', '--data-dir', join(dir, 'data'), '--activation-delay', '0s'],
+      { cwd: dir },
+    );
     transmitter = startTransmitter();
     await transmitter.url();
     const after = (await (await fetch(`${issuer}/jwks.json`)).json()) as { keys: JWK[] };

@@ -119,3 +119,22 @@ describe('admin API audit trail', () => {
     expect(text()).toContain('dead_letters.purge');
   });
 });
+
+describe('admin API key rotation', () => {
+  it('refuses to rotate keys from keys.files / keys.secrets with 409, and audits the refusal', async () => {
+    const store = openStore();
+    const { app } = await adminOver(store);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/admin/keys/rotate',
+      headers: { authorization: `Bearer ${WRITE_TOKEN}` },
+    });
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toEqual({
+      error: 'conflict',
+      message: 'signing keys come from keys.files / keys.secrets in the configuration; rotate them there',
+    });
+    const [entry] = await store.operator.listAudit({ limit: 1 });
+    expect(entry).toMatchObject({ action: 'keys.rotate', detail: { outcome: 'refused', status: 409 } });
+  });
+});

@@ -91,6 +91,10 @@ class NotFound extends Error {
   readonly statusCode = 404;
 }
 
+class Conflict extends Error {
+  readonly statusCode = 409;
+}
+
 function eventTypeUri(value: string | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
   return findEventType(value)?.uri ?? value;
@@ -730,17 +734,33 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
             status: k.status,
             source: k.source,
             created_at: k.createdAt?.toISOString() ?? null,
+            activates_at: k.activatesAt?.toISOString() ?? null,
             retires_at: k.retiresAt?.toISOString() ?? null,
           }));
-        return { ...pageOf(keys, req.query), rotatable: deps.keys.rotatable };
+        const { active, next } = deps.keys.schedule();
+        return {
+          ...pageOf(keys, req.query),
+          rotatable: deps.keys.rotatable,
+          // Which key signs now, and the key a rotation added that signs next, from when.
+          signing: active.kid,
+          next: next ? { kid: next.kid, activates_at: next.activatesAt.toISOString() } : null,
+        };
       });
 
       admin.post('/keys/rotate', { config: { audit: 'keys.rotate' } }, async (req: Req) => {
-        const key = await audited(req, 'keys.rotate', 'signing keys', {}, async () => {
+        // Keys from keys.files / keys.secrets are the configuration's, not the bridge's to replace.
+        if (!deps.keys.rotatable) {
+          throw new Conflict(
+            'signing keys come from keys.files / keys.secrets in the configuration; rotate them there',
+          );
+        }
+        const added = await audited(req, 'keys.rotate', 'signing keys', {}, async () => {
           const info = await deps.keys.rotate();
-          return { kid: info.kid, alg: info.alg };
+          return { kid: info.kid, alg: info.alg, activates_at: info.activatesAt?.toISOString() ?? null };
         });
-        return { active: key };
+        // The new key signs after keys.activation_delay; until then the current one does.
+        const { active } = deps.keys.schedule();
+        return { active: { kid: active.kid, alg: active.alg }, added };
       });
 
       admin.get('/timeline', async (req: Req) => {

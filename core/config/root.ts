@@ -20,6 +20,17 @@ export const rootConfigSchema = z
     admin: adminConfigSchema,
   })
   .superRefine((root, ctx) => {
+    // Instances on one database answer for one issuer, so they must sign with the same keys and
+    // serve the same JWKS: keys generated in each instance's data directory would differ.
+    const keys = root.keys;
+    if (root.storage.driver === 'postgres' && !keys.files && !keys.secrets && !keys.single_instance) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keys'],
+        message:
+          "on PostgreSQL storage, give the signing keys through keys.files or keys.secrets, the same for every instance (see docs/scaling.md): keys generated in each instance's data directory differ, so a receiver could not verify one instance's SETs with another's JWKS. If this bridge is the only instance using the database, set keys.single_instance: true",
+      });
+    }
     // Instances on one database answer for one issuer: a nonce one of them hands out must be taken
     // by every other, so they derive them from one configured secret.
     const oauth = root.transmitter.oauth;

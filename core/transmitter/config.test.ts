@@ -164,8 +164,11 @@ describe('transmitter config: DPoP nonces (oauth.dpop_nonce)', () => {
 
   it("requires the secret on PostgreSQL storage, where instances must take each other's nonces", () => {
     const postgres = { driver: 'postgres', url: 'postgres://127.0.0.1/test' };
+    // Instances sharing the database share their signing keys too (core/config/root-keys.test.ts).
+    const keys = { files: ['/etc/ssf-bridge/signing.pem'] };
     const withoutSecret = rootConfigSchema.safeParse({
       storage: postgres,
+      keys,
       transmitter: { oauth: { ...oauth, dpop_nonce: true } },
     });
     expect(withoutSecret.error?.issues).toEqual([
@@ -176,6 +179,7 @@ describe('transmitter config: DPoP nonces (oauth.dpop_nonce)', () => {
     ]);
     const withSecret = rootConfigSchema.safeParse({
       storage: postgres,
+      keys,
       transmitter: { oauth: { ...oauth, dpop_nonce: true, dpop_nonce_secret: SECRET } },
     });
     expect(withSecret.success).toBe(true);

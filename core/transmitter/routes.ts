@@ -18,6 +18,7 @@ import { ROUTES } from './metadata.ts';
 import { requireStreamId } from './stream-model.ts';
 import type { Transmitter } from './transmitter.ts';
 import { unstorableTextPath } from '../plugin-api/storable-text.ts';
+import { JWKS_MAX_AGE_SECONDS } from '../ssf/keys/config.ts';
 
 type Query = Record<string, unknown>;
 
@@ -80,8 +81,13 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
   let publicOrigin: string | undefined;
   void app.register(
     async (scope) => {
+      // A rotation's new key is in this JWKS at once and signs only after keys.activation_delay,
+      // which is meant to outlast this max-age (core/ssf/keys/config.ts).
       scope.get(ROUTES.jwks, async (_req, reply) =>
-        reply.header('cache-control', 'max-age=300').type('application/jwk-set+json').send(tx.jwks()),
+        reply
+          .header('cache-control', `max-age=${JWKS_MAX_AGE_SECONDS}`)
+          .type('application/jwk-set+json')
+          .send(tx.jwks()),
       );
 
       scope.register(async (api) => {

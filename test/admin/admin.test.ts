@@ -527,10 +527,20 @@ describe('admin API', () => {
       expect(before.body.items[0].status).toBe('active');
       const rotated = await write('/keys/rotate');
       expect(rotated.status).toBe(200);
-      const after = await admin('/keys');
       // The new key is in the JWKS at once and signs after keys.activation_delay (10 minutes by
-      // default); until then the old one signs, listed first, and it leaves the JWKS a grace
-      // period after that.
+      // default); until then the old one signs, and it leaves the JWKS a grace period after that.
+      expect(rotated.body.active.kid).toBe(before.body.items[0].kid);
+      expect(rotated.body.added).toEqual({
+        kid: expect.any(String),
+        alg: 'RS256',
+        activates_at: expect.any(String),
+      });
+      const after = await admin('/keys');
+      expect(after.body.signing).toBe(before.body.items[0].kid);
+      expect(after.body.next).toEqual({
+        kid: rotated.body.added.kid,
+        activates_at: rotated.body.added.activates_at,
+      });
       expect(after.body.items[0]).toEqual(
         expect.objectContaining({
           kid: before.body.items[0].kid,
@@ -539,7 +549,11 @@ describe('admin API', () => {
         }),
       );
       expect(after.body.items[1]).toEqual(
-        expect.objectContaining({ kid: rotated.body.active.kid, status: 'published' }),
+        expect.objectContaining({
+          kid: rotated.body.added.kid,
+          status: 'published',
+          activates_at: rotated.body.added.activates_at,
+        }),
       );
       expect((await admin('/keys?status=published')).body.items.length).toBe(1);
       expect((await admin('/audit?action=keys.rotate')).body.items[0].actor).toBe('operator');

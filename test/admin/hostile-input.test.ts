@@ -106,6 +106,10 @@ describe('admin API, hostile input, SQLite', () => {
 
 describePostgres('admin API, hostile input, PostgreSQL', () => {
   const schema = uniqueSchema();
-  hostileInput(() => `storage:\n  driver: postgres\n  url: ${POSTGRES_TEST_URL}\n  schema: ${schema}\n`);
+  // One bridge on the database: its keys may live in its data directory.
+  hostileInput(
+    () =>
+      `storage:\n  driver: postgres\n  url: ${POSTGRES_TEST_URL}\n  schema: ${schema}\nkeys:\n  single_instance: true\n`,
+  );
   afterAll(() => dropSchema(schema));
 });

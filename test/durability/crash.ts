@@ -46,6 +46,8 @@ export interface CrashScenario {
   label: string;
   dir: string;
   storage?: Record<string, unknown>;
+  /** The config's `keys:` block (default: keys generated in the data directory). */
+  keys?: Record<string, unknown>;
   events: number;
   minKills: number;
   batchSize: number;
@@ -82,6 +84,7 @@ export async function runCrashScenario(s: CrashScenario): Promise<CrashReport> {
   const configFile = writeBridgeConfig({
     dir: s.dir,
     ...(s.storage ? { storage: s.storage } : {}),
+    ...(s.keys ? { keys: s.keys } : {}),
     destinations: { receiver: receiver.url('/r') },
     // The kills here come every 0.2–1.5 s of a bridge's life. Where a bridge takes long to start
     // and its first pushes are slow, a row in flight at three kills in a row is what an event

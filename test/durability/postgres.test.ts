@@ -59,6 +59,8 @@ describePostgres('durability on PostgreSQL (real processes)', () => {
         label: 'pg',
         dir,
         storage: { driver: 'postgres', url: POSTGRES_TEST_URL, schema, pool_size: 4 },
+        // One bridge at a time on the database, restarted: its keys may stay in its data directory.
+        keys: { single_instance: true },
         // The same scenario as on SQLite (crash.test.ts): 2,000 events, at least 10 kills.
         events: 2000,
         minKills: 10,

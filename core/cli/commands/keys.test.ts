@@ -1,4 +1,5 @@
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -56,10 +57,20 @@ describe('ssf-bridge keys', () => {
 
   it('rotate keeps the previous key in the JWKS for the grace period; list and jwks show both', async () => {
     await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'EdDSA');
-    const rotated = await run('keys', 'rotate', '--data-dir', dir, '--grace-period', '2h');
+    // The new key signs at once here; the activation delay has tests of its own below.
+    const rotated = await run(
+      'keys',
+      'rotate',
+      '--data-dir',
+      dir,
+      '--grace-period',
+      '2h',
+      '--activation-delay',
+      '0s',
+    );
     expect(rotated.code).toBe(0);
     expect(rotated.out).toMatch(
-      /new signing key \S+ \(EdDSA\)\nprevious key \S+ stays in the JWKS until \d{4}-/,
+      /new signing key \S+ \(EdDSA\) signs from now\nprevious key \S+ stays in the JWKS until \d{4}-/,
     );
 
     const list = await run('keys', 'list', '--data-dir', dir, '--json');
@@ -70,7 +81,7 @@ describe('ssf-bridge keys', () => {
     expect(leaves).toBeLessThanOrEqual(7_200_000);
 
     const table = await run('keys', 'list', '--data-dir', dir);
-    expect(table.out.split('\n')[0]).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED\s+LEAVES JWKS$/);
+    expect(table.out.split('\n')[0]).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED\s+SIGNS FROM\s+LEAVES JWKS$/);
 
     const jwks = JSON.parse((await run('keys', 'jwks', '--data-dir', dir)).out) as {
       keys: Array<Record<string, unknown>>;
@@ -84,7 +95,16 @@ describe('ssf-bridge keys', () => {
 
   it('rotate with a zero grace period retires the previous key at once', async () => {
     await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'ES256');
-    const rotated = await run('keys', 'rotate', '--data-dir', dir, '--grace-period', '0s');
+    const rotated = await run(
+      'keys',
+      'rotate',
+      '--data-dir',
+      dir,
+      '--grace-period',
+      '0s',
+      '--activation-delay',
+      '0s',
+    );
     expect(rotated.out).toMatch(/is retired now/);
     const jwks = JSON.parse((await run('keys', 'jwks', '--data-dir', dir)).out) as { keys: unknown[] };
     expect(jwks.keys).toHaveLength(1);
@@ -95,7 +115,7 @@ describe('ssf-bridge keys', () => {
     const config = join(dir, 'bridge.yaml');
     await writeFile(
       config,
-      `data_dir: ${JSON.stringify(data)}\nkeys:\n  algorithm: ES256\n  rotation_grace_period: 3h\n`,
+      `data_dir: ${JSON.stringify(data)}\nkeys:\n  algorithm: ES256\n  rotation_grace_period: 3h\n  activation_delay: 0s\n`,
     );
     const leavesIn = async (...args: string[]) => {
       const list = await run('keys', 'list', ...args, '--json');
@@ -127,7 +147,7 @@ describe('ssf-bridge keys', () => {
     // Without --config or SSF_BRIDGE_CONFIG the default grace period is 7 days.
     const other = join(dir, 'other');
     await run('keys', 'generate', '--data-dir', other, '--algorithm', 'ES256');
-    expect((await run('keys', 'rotate', '--data-dir', other)).code).toBe(0);
+    expect((await run('keys', 'rotate', '--data-dir', other, '--activation-delay', '0s')).code).toBe(0);
     expect(await leavesIn('--data-dir', other)).toBeGreaterThan(7 * 86_400_000 - 100_000);
   });
 
@@ -157,5 +177,91 @@ describe('ssf-bridge keys', () => {
   it('rotate refuses a bad duration', async () => {
     await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'ES256');
     expect((await run('keys', 'rotate', '--data-dir', dir, '--grace-period', 'soon')).code).toBe(2);
+    expect((await run('keys', 'rotate', '--data-dir', dir, '--activation-delay', 'soon')).code).toBe(2);
   });
+
+  it('rotate publishes the new key at once and says which key signs until when; list shows it', async () => {
+    await run('keys', 'generate', '--data-dir', dir, '--algorithm', 'EdDSA');
+    const before = JSON.parse((await run('keys', 'list', '--data-dir', dir, '--json')).out) as Array<{
+      kid: string;
+    }>;
+    const old = before[0]!.kid;
+    const rotated = await run('keys', 'rotate', '--data-dir', dir, '--grace-period', '1h');
+    expect(rotated.code).toBe(0);
+    const [, kid, signsFrom] =
+      /^new signing key (\S+) \(EdDSA\) is in the JWKS now and signs from (\S+) \(activation delay 10m\)$/m.exec(
+        rotated.out,
+      ) ?? [];
+    expect(kid).toBeDefined();
+    expect(rotated.out).toContain(`previous key ${old} signs until then and stays in the JWKS until `);
+    const activates = Date.parse(signsFrom!);
+    expect(activates - Date.now()).toBeGreaterThan(10 * 60_000 - 60_000);
+    expect(activates - Date.now()).toBeLessThanOrEqual(10 * 60_000);
+
+    const list = JSON.parse((await run('keys', 'list', '--data-dir', dir, '--json')).out) as Array<{
+      kid: string;
+      status: string;
+      activates_at?: string;
+      retires_at?: string;
+    }>;
+    // The old key signs (listed first) and leaves a grace period after the new one starts signing.
+    expect(list).toEqual([
+      expect.objectContaining({
+        kid: old,
+        status: 'active',
+        retires_at: new Date(activates + 3_600_000).toISOString(),
+      }),
+      expect.objectContaining({ kid, status: 'published', activates_at: signsFrom }),
+    ]);
+    const table = (await run('keys', 'list', '--data-dir', dir)).out.split('\n');
+    expect(table[2]).toMatch(new RegExp(`^${kid}\\s+EdDSA\\s+published\\s+\\S+\\s+${signsFrom}\\s+-$`));
+    const jwks = JSON.parse((await run('keys', 'jwks', '--data-dir', dir)).out) as {
+      keys: Array<{ kid: string }>;
+    };
+    expect(jwks.keys.map((k) => k.kid)).toEqual([old, kid]);
+  });
+
+  it('rotate takes keys.activation_delay from --config', async () => {
+    const data = join(dir, 'data');
+    const config = join(dir, 'bridge.yaml');
+    await writeFile(
+      config,
+      `data_dir: ${JSON.stringify(data)}\nkeys:\n  algorithm: ES256\n  activation_delay: 90s\n`,
+    );
+    await run('keys', 'generate', '--config', config);
+    const rotated = await run('keys', 'rotate', '--config', config);
+    expect(rotated.out).toMatch(/signs from \S+ \(activation delay 1m30s\)/);
+  });
+
+  it('rotate refuses keys from keys.files / keys.secrets, which the bridge does not own, and changes nothing', async () => {
+    const keyFile = join(dir, 'signing.pem');
+    const pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    await writeFile(keyFile, pem, { mode: 0o600 });
+    const config = join(dir, 'bridge.yaml');
+    await writeFile(
+      config,
+      `data_dir: ${JSON.stringify(join(dir, 'data'))}\nkeys:\n  files: [${JSON.stringify(keyFile)}]\n`,
+    );
+    const rotated = await run('keys', 'rotate', '--config', config);
+    expect(rotated.code).toBe(1);
+    expect(rotated.err).toMatch(
+      /keys\.files \/ keys\.secrets .*rotate them there \[SSF_ERR_KEYS_NOT_ROTATABLE\]/,
+    );
+    expect(await readFile(keyFile, 'utf8')).toBe(pem);
+  });
+});
+
+describe('ssf-bridge keys: --data-dir', () => {
+  it('refuses a data directory under /proc or /sys as the config does, instead of hanging (exit 2)', async () => {
+    for (const args of [
+      ['keys', 'generate', '--data-dir', '/proc/self/x'],
+      ['keys', 'list', '--data-dir', '/sys/kernel/x'],
+    ]) {
+      const result = await run(...args);
+      expect([result.code, result.err]).toEqual([
+        2,
+        `--data-dir ${args[3]}: must not be under /proc or /sys`,
+      ]);
+    }
+  }, 10_000);
 });

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration } from '../../plugin-api/index.ts';
+import { formatDuration, parseDuration } from '../../plugin-api/index.ts';
 import {
   KeyStore,
   KeyStoreError,
@@ -12,7 +12,7 @@ import {
   type SigningAlgorithm,
 } from '../../ssf/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
-import { loadBridgeConfig } from '../load-config.ts';
+import { cliDataDir, loadBridgeConfig } from '../load-config.ts';
 
 export const DEFAULT_DATA_DIR = './data';
 
@@ -35,6 +35,7 @@ export async function keySetup(
   options: DataDirOption,
   io: CliIo,
 ): Promise<{ dataDir: string; keys: KeysConfig }> {
+  if (options.dataDir !== undefined) cliDataDir(options.dataDir);
   const { root } = await loadBridgeConfig(options.config, io);
   return { dataDir: options.dataDir ?? resolve(root.data_dir), keys: root.keys };
 }
@@ -45,6 +46,14 @@ function algorithmOption(value: string | undefined): SigningAlgorithm | undefine
     throw new CliExit(EXIT.invalid, `--algorithm must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
   }
   return value;
+}
+
+function durationOption(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined)
+    throw new CliExit(EXIT.invalid, `${flag} "${value}" is not a duration (e.g. 0s, 10m, 24h, 7d)`);
+  return ms;
 }
 
 /** Key store failures are operational (exit 1); their message says what to do. */
@@ -59,7 +68,7 @@ async function withKeyErrors<T>(work: () => Promise<T>): Promise<T> {
 }
 
 function formatKeyTable(keys: readonly KeyInfo[]): string {
-  const header = ['KID', 'ALG', 'STATUS', 'CREATED', 'LEAVES JWKS'];
+  const header = ['KID', 'ALG', 'STATUS', 'CREATED', 'SIGNS FROM', 'LEAVES JWKS'];
   const rows = [
     header,
     ...keys.map((k) => [
@@ -67,6 +76,7 @@ function formatKeyTable(keys: readonly KeyInfo[]): string {
       k.alg,
       k.status,
       k.createdAt?.toISOString() ?? '-',
+      k.activatesAt?.toISOString() ?? '-',
       k.retiresAt?.toISOString() ?? '-',
     ]),
   ];
@@ -88,6 +98,7 @@ function keyJson(k: KeyInfo) {
     status: k.status,
     source: k.source,
     created_at: k.createdAt?.toISOString(),
+    activates_at: k.activatesAt?.toISOString(),
     retires_at: k.retiresAt?.toISOString(),
   };
 }
@@ -98,7 +109,9 @@ export function registerKeys(program: Command, io: CliIo): void {
 
   keys
     .command('list')
-    .description('List signing keys with their status (active, retiring, retired)')
+    .description(
+      'List signing keys with their status (active, published, retiring, retired), the signing key first',
+    )
     .option('--config <file>', CONFIG_HELP)
     .option('--data-dir <dir>', DATA_DIR_HELP)
     .option('--json', 'print JSON')
@@ -129,6 +142,7 @@ export function registerKeys(program: Command, io: CliIo): void {
           rsa_modulus_bits:
             options.rsaBits === undefined ? setup.keys.rsa_modulus_bits : Number(options.rsaBits),
           rotation_grace_period: setup.keys.rotation_grace_period,
+          activation_delay: setup.keys.activation_delay,
         });
       } catch {
         throw new CliExit(
@@ -144,43 +158,55 @@ export function registerKeys(program: Command, io: CliIo): void {
   keys
     .command('rotate')
     .description(
-      'Add a new signing key; the previous one stays in the JWKS for the grace period, then retires',
+      'Add a new signing key: in the JWKS at once, it signs after the activation delay; the previous one stays in the JWKS for the grace period after that, then retires',
     )
     .option('--config <file>', CONFIG_HELP)
     .option('--data-dir <dir>', DATA_DIR_HELP)
     .option('--algorithm <alg>', 'algorithm of the new key (default: that of the current key)')
     .option(
       '--grace-period <duration>',
-      'how long the replaced key stays in the JWKS (default: keys.rotation_grace_period, else 7d)',
+      'how long the replaced key stays in the JWKS once the new one signs (default: keys.rotation_grace_period, else 7d)',
     )
-    .action(async (options: DataDirOption & { algorithm?: string; gracePeriod?: string }) => {
-      const algorithm = algorithmOption(options.algorithm);
-      const gracePeriodMs =
-        options.gracePeriod === undefined ? undefined : parseDuration(options.gracePeriod);
-      if (options.gracePeriod !== undefined && gracePeriodMs === undefined) {
-        throw new CliExit(
-          EXIT.invalid,
-          `--grace-period "${options.gracePeriod}" is not a duration (e.g. 24h, 7d)`,
+    .option(
+      '--activation-delay <duration>',
+      'how long the new key is only published before it signs; 0s signs with it at once (default: keys.activation_delay, else 10m)',
+    )
+    .action(
+      async (
+        options: DataDirOption & { algorithm?: string; gracePeriod?: string; activationDelay?: string },
+      ) => {
+        const algorithm = algorithmOption(options.algorithm);
+        const gracePeriodMs = durationOption('--grace-period', options.gracePeriod);
+        const activationDelayMs = durationOption('--activation-delay', options.activationDelay);
+        const { dataDir, keys: config } = await keySetup(options, io);
+        const store = await withKeyErrors(() => KeyStore.open({ dataDir, config, create: false }));
+        const previous = store.schedule().active;
+        // Without the flags, the store applies keys.rotation_grace_period and keys.activation_delay.
+        const next = await withKeyErrors(() =>
+          store.rotate({
+            ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }),
+            ...(activationDelayMs === undefined ? {} : { activationDelayMs }),
+            ...(algorithm ? { algorithm } : {}),
+          }),
         );
-      }
-      const { dataDir, keys: config } = await keySetup(options, io);
-      const store = await withKeyErrors(() => KeyStore.open({ dataDir, config, create: false }));
-      const previous = store.list()[0] as KeyInfo;
-      // Without --grace-period, the store applies the config's keys.rotation_grace_period.
-      const next = await withKeyErrors(() =>
-        store.rotate({
-          ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }),
-          ...(algorithm ? { algorithm } : {}),
-        }),
-      );
-      const replaced = store.list().find((k) => k.kid === previous.kid);
-      io.out(`new signing key ${next.kid} (${next.alg})`);
-      io.out(
-        replaced
-          ? `previous key ${previous.kid} stays in the JWKS until ${replaced.retiresAt?.toISOString() ?? '-'}`
-          : `previous key ${previous.kid} is retired now (grace period 0)`,
-      );
-    });
+        const replaced = store.list().find((k) => k.kid === previous.kid);
+        const leaves = replaced?.retiresAt?.toISOString() ?? '-';
+        if (next.status === 'active') {
+          io.out(`new signing key ${next.kid} (${next.alg}) signs from now`);
+          io.out(
+            replaced
+              ? `previous key ${previous.kid} stays in the JWKS until ${leaves}`
+              : `previous key ${previous.kid} is retired now (grace period 0)`,
+          );
+        } else {
+          const delay = (next.activatesAt?.getTime() ?? 0) - (next.createdAt?.getTime() ?? 0);
+          io.out(
+            `new signing key ${next.kid} (${next.alg}) is in the JWKS now and signs from ${next.activatesAt?.toISOString() ?? '-'} (activation delay ${formatDuration(delay)})`,
+          );
+          io.out(`previous key ${previous.kid} signs until then and stays in the JWKS until ${leaves}`);
+        }
+      },
+    );
 
   keys
     .command('jwks')

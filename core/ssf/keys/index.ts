@@ -1,7 +1,7 @@
-export { keysConfigSchema, defaultKeysConfig } from './config.ts';
+export { keysConfigSchema, defaultKeysConfig, JWKS_MAX_AGE_SECONDS } from './config.ts';
 export type { KeysConfig, KeysConfigInput } from './config.ts';
 export { KeyStore, keyFilePath } from './store.ts';
-export type { KeyInfo, KeyStatus, KeyStoreOptions, SigningKey } from './store.ts';
+export type { KeyInfo, KeyStatus, KeyStoreOptions, SigningKey, SigningSchedule } from './store.ts';
 export {
   createSigner,
   generateKeyMaterial,

@@ -20,11 +20,13 @@ afterEach(async () => {
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
 describe('keys config (the root config keys: block)', () => {
-  it('defaults to RS256, 2048-bit RSA and a 7 day grace period', () => {
+  it('defaults to RS256, 2048-bit RSA, a 7 day grace period and a 10 minute activation delay', () => {
     expect(keysConfigSchema.parse({})).toEqual({
       algorithm: 'RS256',
       rsa_modulus_bits: 2048,
       rotation_grace_period: 604_800_000,
+      activation_delay: 600_000,
+      single_instance: false,
     });
     expect(keysConfigSchema.parse({ rotation_grace_period: '36h' }).rotation_grace_period).toBe(129_600_000);
   });
@@ -88,7 +90,12 @@ describe('rotation with a grace period (checklist TX-02)', () => {
   it('a SET signed before rotation verifies during the grace period and fails after retirement', async () => {
     let now = Date.parse('2026-03-01T00:00:00Z');
     const clock = { now: () => new Date(now) };
-    const config = defaultKeysConfig({ algorithm: 'ES256', rotation_grace_period: '24h' });
+    // The new key signs at once here; rotation.test.ts has the activation delay.
+    const config = defaultKeysConfig({
+      algorithm: 'ES256',
+      rotation_grace_period: '24h',
+      activation_delay: 0,
+    });
     const store = await KeyStore.open({ dataDir: dir, config, clock });
     const codec = new SetCodec({ issuer: 'https://tx.example', keys: store, clock });
     const before = await codec.mint({
@@ -138,7 +145,7 @@ describe('rotation with a grace period (checklist TX-02)', () => {
   it('persists: another process reading the directory sees the rotation', async () => {
     const a = await KeyStore.open({ dataDir: dir, config: defaultKeysConfig({ algorithm: 'EdDSA' }) });
     const b = await KeyStore.open({ dataDir: dir });
-    const next = await a.rotate({ algorithm: 'ES256', gracePeriodMs: 60_000 });
+    const next = await a.rotate({ algorithm: 'ES256', gracePeriodMs: 60_000, activationDelayMs: 0 });
     expect(next.alg).toBe('ES256');
     await b.reload();
     expect((await b.signingKey()).kid).toBe(next.kid);

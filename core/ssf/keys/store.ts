@@ -1,8 +1,10 @@
 /**
  * The signing key store. Keys live either in the data directory (generated on first run,
  * rotated by `ssf-bridge keys rotate`) or in files and secrets named by the `keys:` config.
- * Several keys can be live at once: the active one signs; a replaced one stays in the JWKS
- * until its grace period ends, then it is retired and no longer verifies anything.
+ * Several keys can be live at once: the active one signs; a key a rotation adds is published at
+ * once but signs only once its activation delay has passed (receivers and caches may hold the
+ * JWKS that long); a replaced one stays in the JWKS until its grace period, counted from when
+ * its successor started signing, ends, then it is retired and no longer verifies anything.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
@@ -35,8 +37,21 @@ export interface KeyInfo {
   /** Where the key comes from: `data-dir`, `file:<path>` or `secret #<n>`. */
   source: string;
   createdAt?: Date;
+  /**
+   * When the key signs from, for a key a rotation added: it is published at once and signs from
+   * this time on (`keys.activation_delay` after the rotation). Absent for keys that signed as
+   * soon as they existed (the first key, keys from files and secrets, keys of older releases).
+   */
+  activatesAt?: Date;
   /** When a replaced key leaves the JWKS. */
   retiresAt?: Date;
+}
+
+/** Which key signs now, and the key a rotation added that signs next, if one waits. */
+export interface SigningSchedule {
+  active: KeyInfo;
+  /** The key that signs next and (its `activatesAt`) when; absent when no rotation waits. */
+  next?: KeyInfo & { activatesAt: Date };
 }
 
 /** The key the codec signs with. */
@@ -60,6 +75,7 @@ export interface KeyStoreOptions {
 interface Entry extends KeyMaterial {
   source: string;
   createdAt?: Date;
+  activatesAt?: Date;
   retiresAt?: Date;
 }
 
@@ -75,6 +91,7 @@ const keyFileSchema = z.strictObject({
         kid: z.string().min(1),
         alg: z.enum(SIGNING_ALGORITHMS),
         created_at: z.iso.datetime(),
+        activates_at: z.iso.datetime().optional(),
         retires_at: z.iso.datetime().optional(),
         private_jwk: z.looseObject({ kty: z.string() }),
       }),
@@ -114,6 +131,7 @@ async function readKeyFile(path: string): Promise<Entry[] | undefined> {
     privateJwk: k.private_jwk,
     source: 'data-dir',
     createdAt: new Date(k.created_at),
+    ...(k.activates_at ? { activatesAt: new Date(k.activates_at) } : {}),
     ...(k.retires_at ? { retiresAt: new Date(k.retires_at) } : {}),
   }));
 }
@@ -129,6 +147,7 @@ async function writeKeyFile(path: string, entries: readonly Entry[]): Promise<vo
       kid: e.kid,
       alg: e.alg,
       created_at: (e.createdAt ?? new Date()).toISOString(),
+      ...(e.activatesAt ? { activates_at: e.activatesAt.toISOString() } : {}),
       ...(e.retiresAt ? { retires_at: e.retiresAt.toISOString() } : {}),
       private_jwk: e.privateJwk,
     })),
@@ -150,9 +169,53 @@ async function writeKeyFile(path: string, entries: readonly Entry[]): Promise<vo
   }
 }
 
-function statusOf(entry: Entry, index: number, now: Date): KeyStatus {
-  if (entry.retiresAt) return entry.retiresAt.getTime() > now.getTime() ? 'retiring' : 'retired';
-  return index === 0 ? 'active' : 'published';
+function activated(entry: Entry, now: Date): boolean {
+  return entry.activatesAt === undefined || entry.activatesAt.getTime() <= now.getTime();
+}
+
+function retired(entry: Entry, now: Date): boolean {
+  return entry.retiresAt !== undefined && entry.retiresAt.getTime() <= now.getTime();
+}
+
+/**
+ * The entry that signs at `now`: entries are kept newest first, and the newest one whose
+ * activation time has come and that has not retired signs. Should there be none (only a clock
+ * set back before the last activation could make it so), the newest activated one, else the
+ * oldest: one of them always signs.
+ */
+function signerIndex(entries: readonly Entry[], now: Date): number {
+  let fallback = -1;
+  for (const [i, entry] of entries.entries()) {
+    if (!activated(entry, now)) continue;
+    if (!retired(entry, now)) return i;
+    if (fallback < 0) fallback = i;
+  }
+  return fallback >= 0 ? fallback : entries.length - 1;
+}
+
+function statusOf(entry: Entry, index: number, signer: number, now: Date): KeyStatus {
+  if (index === signer) return 'active';
+  if (entry.retiresAt) return retired(entry, now) ? 'retired' : 'retiring';
+  return 'published';
+}
+
+/** The entries with the signing one first, the others in their order (newest first). */
+function signerFirst(entries: readonly Entry[], now: Date): Array<{ entry: Entry; status: KeyStatus }> {
+  const signer = signerIndex(entries, now);
+  const all = entries.map((entry, i) => ({ entry, status: statusOf(entry, i, signer, now) }));
+  return [all[signer]!, ...all.filter((_, i) => i !== signer)];
+}
+
+function infoOf(entry: Entry, status: KeyStatus): KeyInfo {
+  return {
+    kid: entry.kid,
+    alg: entry.alg,
+    status,
+    source: entry.source,
+    ...(entry.createdAt ? { createdAt: entry.createdAt } : {}),
+    ...(entry.activatesAt ? { activatesAt: entry.activatesAt } : {}),
+    ...(entry.retiresAt ? { retiresAt: entry.retiresAt } : {}),
+  };
 }
 
 function signingKeyFor(material: KeyMaterial): SigningKey {
@@ -171,6 +234,8 @@ export class KeyStore {
   readonly #clock: Clock;
   readonly #path: string | undefined;
   readonly #signers = new Map<string, SigningKey>();
+  /** Rotations and reloads, one at a time: each starts once the one before has written the file. */
+  #turn: Promise<void> = Promise.resolve();
 
   private constructor(entries: Entry[], config: KeysConfig, clock: Clock, path: string | undefined) {
     this.#entries = entries;
@@ -263,24 +328,34 @@ export class KeyStore {
     return this.#clock.now();
   }
 
-  /** Every key with its status now, the signing key first. */
+  /** Every key with its status now, the signing key first, then the others newest first. */
   list(): KeyInfo[] {
-    const now = this.#now();
-    return this.#entries.map((e, i) => ({
-      kid: e.kid,
-      alg: e.alg,
-      status: statusOf(e, i, now),
-      source: e.source,
-      ...(e.createdAt ? { createdAt: e.createdAt } : {}),
-      ...(e.retiresAt ? { retiresAt: e.retiresAt } : {}),
-    }));
+    return signerFirst(this.#entries, this.#now()).map(({ entry, status }) => infoOf(entry, status));
   }
 
-  /** The public JWKS: every key not yet retired, with kid, alg and use=sig, no private members. */
-  jwks(): { keys: PublicJwk[] } {
+  /** The key that signs now and, while a rotation waits for its activation delay, the next one. */
+  schedule(): SigningSchedule {
     const now = this.#now();
+    const [active, ...others] = signerFirst(this.#entries, now);
+    const waiting = others
+      .filter(({ entry, status }) => status !== 'retired' && !activated(entry, now))
+      .sort((a, b) => a.entry.activatesAt!.getTime() - b.entry.activatesAt!.getTime())[0];
     return {
-      keys: this.#entries.filter((e, i) => statusOf(e, i, now) !== 'retired').map((e) => publicJwkOf(e)),
+      active: infoOf(active!.entry, active!.status),
+      ...(waiting ? { next: infoOf(waiting.entry, waiting.status) as KeyInfo & { activatesAt: Date } } : {}),
+    };
+  }
+
+  /**
+   * The public JWKS: every key not yet retired, the signing key first (for receivers that take
+   * the first key rather than the one the `kid` names), with kid, alg and use=sig, no private
+   * members. A key a rotation added is in it from the rotation on, before it signs.
+   */
+  jwks(): { keys: PublicJwk[] } {
+    return {
+      keys: signerFirst(this.#entries, this.#now())
+        .filter(({ status }) => status !== 'retired')
+        .map(({ entry }) => publicJwkOf(entry)),
     };
   }
 
@@ -291,7 +366,7 @@ export class KeyStore {
 
   /** The active key, prepared for signing once and cached. */
   async signingKey(): Promise<SigningKey> {
-    const active = this.#entries[0] as Entry;
+    const active = this.#entries[signerIndex(this.#entries, this.#now())] as Entry;
     let signer = this.#signers.get(active.kid);
     if (!signer) {
       signer = signingKeyFor(active);
@@ -301,35 +376,69 @@ export class KeyStore {
   }
 
   /**
-   * Adds a new signing key and keeps the previous one in the JWKS for the grace period.
-   * Keys whose grace period is over are dropped from the file.
+   * Adds a new signing key. It is published at once and signs once the activation delay
+   * (`keys.activation_delay`, or `activationDelayMs`) has passed; the key signing until then
+   * stays in the JWKS for the grace period after that. Keys whose grace period is over are
+   * dropped from the file. Rotations run one at a time, each on the key file as the one before
+   * left it (or as another process left it), so none loses a key another one added.
    */
-  async rotate(options: { algorithm?: SigningAlgorithm; gracePeriodMs?: number } = {}): Promise<KeyInfo> {
-    if (!this.#path) {
+  async rotate(
+    options: { algorithm?: SigningAlgorithm; gracePeriodMs?: number; activationDelayMs?: number } = {},
+  ): Promise<KeyInfo> {
+    const path = this.#path;
+    if (!path) {
       throw new KeyStoreError(
         'signing keys come from keys.files / keys.secrets in the configuration; rotate them there',
         'SSF_ERR_KEYS_NOT_ROTATABLE',
       );
     }
-    const now = this.#now();
-    const grace = options.gracePeriodMs ?? this.#config.rotation_grace_period;
-    const current = this.#entries[0] as Entry;
+    return this.#inTurn(() => this.#rotate(path, options));
+  }
+
+  async #rotate(
+    path: string,
+    options: { algorithm?: SigningAlgorithm; gracePeriodMs?: number; activationDelayMs?: number },
+  ): Promise<KeyInfo> {
+    // The file, not what this process read at start: `ssf-bridge keys rotate` may have added a key.
+    const base = (await readKeyFile(path)) ?? [...this.#entries];
+    const current = base[signerIndex(base, this.#now())] as Entry;
     const material = await generateKeyMaterial(options.algorithm ?? current.alg, {
       rsaModulusBits: this.#config.rsa_modulus_bits,
     });
-    const next: Entry[] = [
-      { ...material, source: 'data-dir', createdAt: now },
-      ...this.#entries.map((e) => (e.retiresAt ? e : { ...e, retiresAt: new Date(now.getTime() + grace) })),
-    ].filter((e, i) => statusOf(e, i, now) !== 'retired');
-    await writeKeyFile(this.#path, next);
+    const now = this.#now();
+    const grace = options.gracePeriodMs ?? this.#config.rotation_grace_period;
+    const delay = options.activationDelayMs ?? this.#config.activation_delay;
+    const activatesAt = new Date(now.getTime() + delay);
+    // The keys signing until the new one activates leave the JWKS a grace period after that.
+    const retiresAt = new Date(activatesAt.getTime() + grace);
+    const all: Entry[] = [
+      { ...material, source: 'data-dir', createdAt: now, activatesAt },
+      ...base.map((e) => (e.retiresAt ? e : { ...e, retiresAt })),
+    ];
+    const signer = signerIndex(all, now);
+    const next = all.filter((e, i) => i === signer || !retired(e, now));
+    await writeKeyFile(path, next);
     this.#entries.splice(0, this.#entries.length, ...next);
-    return this.list()[0] as KeyInfo;
+    return this.list().find((k) => k.kid === material.kid) as KeyInfo;
   }
 
   /** Re-reads the key file (another process may have rotated it). */
   async reload(): Promise<void> {
-    if (!this.#path) return;
-    const stored = await readKeyFile(this.#path);
-    if (stored) this.#entries.splice(0, this.#entries.length, ...stored);
+    const path = this.#path;
+    if (!path) return;
+    await this.#inTurn(async () => {
+      const stored = await readKeyFile(path);
+      if (stored) this.#entries.splice(0, this.#entries.length, ...stored);
+    });
+  }
+
+  /** Runs `work` once the rotations and reloads asked for before it have finished. */
+  #inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#turn.then(work);
+    this.#turn = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 }
