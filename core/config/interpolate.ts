@@ -13,13 +13,19 @@ export interface InterpolationEnv {
   readFile?: (path: string) => string;
 }
 
-const REFERENCE = /\$\$|\$\{([^}]*)\}|\$\{/g;
+/**
+ * A reference `${…}`, possibly after pairs of `$`, or pairs of `$` before a `{`. Only a run of `$`
+ * right before `{` is special, so JSONata's `$` (the context) and `$$` (the root) in mapping rules
+ * arrive as written. In that run each `$$` is one literal `$`: `$${` is a literal `${`, and
+ * `$$${env:X}` is a `$` followed by X's value. The body `[^}]*` ends at the first `}`.
+ */
+const REFERENCE = /((?:\$\$)*)\$\{([^}]*)(\})?|((?:\$\$)+)\{/g;
 
 /**
  * Expands `${env:NAME}`, `${env:NAME:-default}` and `${file:PATH}` in one string, exactly once:
  * the text a reference expands to is never scanned again, so a secret containing `$` or `${`
- * arrives intact. `$$` writes a literal `$`. Anything else after `${` is an error, not silently
- * kept, because it is almost always a typo in a reference.
+ * arrives intact. Anything else after `${` is an error, not silently kept, because it is almost
+ * always a typo in a reference.
  */
 export function interpolateString(
   text: string,
@@ -27,21 +33,32 @@ export function interpolateString(
   env: InterpolationEnv,
   problems: InterpolationProblem[],
 ): string {
-  if (!text.includes('$')) return text;
-  return text.replace(REFERENCE, (match, body: string | undefined) => {
-    if (match === '$$') return '$';
-    if (body === undefined) {
-      problems.push({
-        path,
-        message: 'unterminated "${": close it with "}" or write "$${" for a literal "${"',
-      });
+  if (!text.includes('${')) return text;
+  return text.replace(
+    REFERENCE,
+    (match, pairs: string, body?: string, close?: string, escapedPairs?: string) => {
+      if (escapedPairs !== undefined) return `${'$'.repeat(escapedPairs.length / 2)}{`;
+      const error = malformed(body ?? '', close !== undefined);
+      const resolved = error ? { error } : resolveReference(body ?? '', env);
+      if (typeof resolved === 'string') return '$'.repeat(pairs.length / 2) + resolved;
+      problems.push({ path, message: resolved.error });
       return match;
-    }
-    const resolved = resolveReference(body, env);
-    if (typeof resolved === 'string') return resolved;
-    problems.push({ path, message: resolved.error });
-    return match;
-  });
+    },
+  );
+}
+
+/**
+ * A reference the pattern cannot read as written. A `{` inside one means its author expected
+ * nesting (`${env:A:-${file:/run/secrets/t}}`): the first `}` would end the reference, giving
+ * the inner reference's text as the value, or the value followed by a stray `}`.
+ */
+function malformed(body: string, closed: boolean): string | undefined {
+  if (body.includes('${'))
+    return 'nested references are not supported: a "${…}" cannot contain another; use one ${env:NAME} or ${file:PATH} (a default is plain text), or write "$${" for a literal "${"';
+  if (body.includes('{'))
+    return 'a "${…}" cannot contain "{": its first "}" would end it; write "$${" for a literal "${"';
+  if (!closed) return 'unterminated "${": close it with "}" or write "$${" for a literal "${"';
+  return undefined;
 }
 
 function resolveReference(body: string, env: InterpolationEnv): string | { error: string } {
@@ -82,27 +99,93 @@ export type ReferencedPaths = Set<string>;
 
 const SINGLE_REFERENCE = /^\$\{[^}]*\}$/;
 
+/**
+ * Values a config may hold once its aliases are expanded. yaml's own alias limit counts aliases,
+ * not their size, and this copy gives each alias its own subtree: an anchor of 200,000 values
+ * used 990 times passes that limit and would take minutes and gigabytes here.
+ */
+export const MAX_CONFIG_VALUES = 1_000_000;
+
+/** The expanded tree holds more values than `maxNodes`; thrown rather than a problem per node. */
+export class ConfigTooLarge extends Error {}
+
+export interface TreeOptions {
+  /** Filled with the paths of strings that were exactly one reference. */
+  referenced?: ReferencedPaths;
+  maxNodes?: number;
+}
+
 /** Interpolates every string in a parsed document (not keys), returning a new tree. */
 export function interpolateTree(
   value: unknown,
   env: InterpolationEnv,
   problems: InterpolationProblem[],
-  path: (string | number)[] = [],
-  referenced: ReferencedPaths = new Set(),
+  { referenced = new Set(), maxNodes = MAX_CONFIG_VALUES }: TreeOptions = {},
 ): unknown {
-  if (typeof value === 'string') {
-    if (SINGLE_REFERENCE.test(value)) referenced.add(formatPath(path));
-    return interpolateString(value, formatPath(path), env, problems);
+  return copyNode(value, [], { env, problems, referenced, maxNodes, nodes: 0, open: new Set() });
+}
+
+interface Walk {
+  env: InterpolationEnv;
+  problems: InterpolationProblem[];
+  referenced: ReferencedPaths;
+  maxNodes: number;
+  nodes: number;
+  /**
+   * Collections being copied: an alias inside the value its anchor names (`a: &a [*a]`) is the
+   * same object again, and would be copied until the stack runs out.
+   */
+  open: Set<object>;
+}
+
+function copyNode(node: unknown, path: (string | number)[], walk: Walk): unknown {
+  if (++walk.nodes > walk.maxNodes)
+    throw new ConfigTooLarge(
+      `the config holds more than ${walk.maxNodes.toLocaleString('en-US')} values once its aliases (*name) are expanded; write it without repeating large anchors`,
+    );
+  if (typeof node === 'string') {
+    if (SINGLE_REFERENCE.test(node)) walk.referenced.add(formatPath(path));
+    return interpolateString(node, formatPath(path), walk.env, walk.problems);
   }
-  if (Array.isArray(value))
-    return value.map((item, i) => interpolateTree(item, env, problems, [...path, i], referenced));
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value))
-      out[key] = interpolateTree(item, env, problems, [...path, key], referenced);
-    return out;
+  if (node === null || typeof node !== 'object') return node;
+  const problem = walk.open.has(node)
+    ? 'an alias (*name) is used inside the value its anchor (&name) names, which never ends'
+    : !Array.isArray(node) && !isPlainObject(node)
+      ? // Never made from YAML's core schema; kept out rather than copied as a mapping.
+        'holds a value of an unsupported type: a config holds text, numbers, booleans, lists and mappings'
+      : undefined;
+  if (problem) {
+    walk.problems.push({ path: formatPath(path), message: problem });
+    return undefined;
   }
-  return value;
+  walk.open.add(node);
+  try {
+    return Array.isArray(node)
+      ? node.map((item, i) => copyNode(item, [...path, i], walk))
+      : copyMapping(node, path, walk);
+  } finally {
+    walk.open.delete(node);
+  }
+}
+
+function copyMapping(node: object, path: (string | number)[], walk: Walk): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(node)) {
+    // Defined, not assigned: `out.__proto__ = …` would set the copy's prototype, and a strict
+    // schema would then read settings through it instead of reporting an unknown key.
+    Object.defineProperty(out, key, {
+      value: copyNode(item, [...path, key], walk),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  return prototype === Object.prototype || prototype === null;
 }
 
 /** `outbound[2].config.endpoint_url` */

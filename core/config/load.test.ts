@@ -72,9 +72,9 @@ telemetry:
     expect(config.token.reveal()).toBe('s3cr3t-value');
   });
 
-  it('$$ writes a literal $, and a stray ${ is an error rather than kept silently', async () => {
-    const ok = await loadConfigText('data_dir: "/srv/$$HOME/data"\n', { registry, env: {} });
-    expect(ok.ok && ok.config.root.data_dir).toBe('/srv/$HOME/data');
+  it('$${ writes a literal ${, $ elsewhere is text, and a stray ${ is an error rather than kept silently', async () => {
+    const ok = await loadConfigText('data_dir: "/srv/$${HOME}/$$x$/data"\n', { registry, env: {} });
+    expect(ok.ok && ok.config.root.data_dir).toBe('/srv/${HOME}/$$x$/data');
     const problems = await problemsOf('data_dir: "/srv/${HOME}/x"\nissuer: "https://a.example/${"\n');
     expect(problems.map((p) => p.path).sort()).toEqual(['data_dir', 'issuer']);
     expect(problems.find((p) => p.path === 'data_dir')?.message).toMatch(/unknown reference "\$\{HOME\}"/);
@@ -96,6 +96,11 @@ telemetry:
     expect(await problemsOf(`${levels.join('\n')}\n`)).toEqual([
       { path: '(file)', message: 'Excessive alias count indicates a resource exhaustion attack' },
     ]);
+  });
+
+  it('reports a __proto__ key as unknown rather than reading settings through it', async () => {
+    const problems = await problemsOf('__proto__: {data_dir: /srv/elsewhere}\n');
+    expect(problems).toEqual([expect.objectContaining({ path: '__proto__' })]);
   });
 
   it('refuses a data_dir under /proc or /sys, where creating it would never return', async () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
   isAlias,
@@ -12,13 +12,14 @@ import {
 import type { ConnectorDefinition } from '../plugin-api/index.ts';
 import { ConnectorRegistry, loadPlugins } from '../runtime/registry.ts';
 import {
+  ConfigTooLarge,
   interpolateTree,
   formatPath,
   type InterpolationProblem,
   type ReferencedPaths,
 } from './interpolate.ts';
 import type { z } from 'zod';
-import { problemsFromZod, type ConfigProblem } from './problems.ts';
+import { problemsFromZod, schemaAt, type ConfigProblem } from './problems.ts';
 import { rootConfigSchema, type RootConfig } from './root.ts';
 import { nearest } from './suggest.ts';
 
@@ -53,11 +54,20 @@ export interface LoadOptions {
   crossChecks?: Array<(config: LoadedConfig) => ConfigProblem[]>;
 }
 
+/** Far beyond any real config; parsing a larger file would only spend memory. */
+export const MAX_CONFIG_BYTES = 10 * 1024 * 1024;
+const TOO_LARGE: ConfigProblem = {
+  path: '(file)',
+  message: 'the config is larger than 10 MB; a config file is a few kilobytes',
+};
+
 /** Reads, interpolates and validates a config file, reporting every problem at once. */
 export async function loadConfigFile(file: string, options: LoadOptions): Promise<LoadResult> {
   const absolute = resolve(file);
   let text: string;
   try {
+    // Checked before reading; a pipe (size 0 here) is checked by its text in loadConfigText.
+    if (statSync(absolute).size > MAX_CONFIG_BYTES) return { ok: false, problems: [TOO_LARGE] };
     text = readFileSync(absolute, 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? 'unreadable';
@@ -70,11 +80,23 @@ export async function loadConfigText(
   text: string,
   options: LoadOptions & { file?: string },
 ): Promise<LoadResult> {
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) return { ok: false, problems: [TOO_LARGE] };
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
+  const doc = parseDocument(text, {
+    lineCounter,
+    prettyErrors: true,
+    uniqueKeys: true,
+    // YAML 1.2 core types only, whatever %YAML line the file has: YAML 1.1's types (!!binary,
+    // !!set, !!timestamp, `yes` as true) would arrive as Buffers, Sets and Dates, or change meaning.
+    schema: 'core',
+    resolveKnownTags: false,
+  });
+  // yaml only warns of a tag it cannot resolve and keeps the bare text (`!env TOKEN` gives
+  // "TOKEN"), which would then pass as the value.
+  const failures = [...doc.errors, ...doc.warnings.filter((w) => TAG_WARNINGS.has(w.code))];
+  if (failures.length > 0) {
     // Fixed messages only: yaml's own quote the offending text, which may be a secret.
-    const problems = doc.errors.map((e) => ({
+    const problems = failures.map((e) => ({
       path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(file)',
       message: yamlErrorMessage(e),
     }));
@@ -96,6 +118,12 @@ export async function loadConfigText(
 }
 
 const EXCESSIVE_ALIASES = 'Excessive alias count indicates a resource exhaustion attack';
+
+const PLAIN_VALUES =
+  'a config holds text, numbers, booleans, null, lists and mappings, and takes values from outside with ${env:NAME} or ${file:PATH}';
+
+/** Warnings that are errors here: the value they concern would silently lose its tag. */
+const TAG_WARNINGS = new Set<ErrorCode>(['TAG_RESOLVE_FAILED', 'BAD_COLLECTION_TYPE']);
 
 /**
  * What each YAML syntax error says, in words of our own: yaml's messages quote tokens and
@@ -127,7 +155,7 @@ const YAML_ERRORS: Record<ErrorCode, string> = {
   NON_STRING_KEY: 'a key is not a string',
   RESOURCE_EXHAUSTION: EXCESSIVE_ALIASES,
   TAB_AS_INDENT: 'tabs are not allowed as indentation; indent with spaces',
-  TAG_RESOLVE_FAILED: 'unknown tag (!tag)',
+  TAG_RESOLVE_FAILED: `unknown tag (!tag): ${PLAIN_VALUES}`,
   UNEXPECTED_TOKEN: 'unexpected text: check the indentation, brackets and quotes',
 };
 
@@ -159,25 +187,51 @@ const YAML_ERROR_DETAILS: Array<[ErrorCode, RegExp, string]> = [
   ],
 ];
 
+/** YAML 1.1 types that yaml knows but a config refuses: they are not text, numbers or lists. */
+const YAML_1_1_TYPES = ['binary', 'set', 'omap', 'pairs', 'timestamp', 'merge', 'value', 'yaml'];
+const CORE_TYPES = ['str', 'int', 'float', 'bool', 'null', 'map', 'seq'];
+
+/**
+ * What to say of a tag yaml could not resolve (`Unresolved tag: <tag>`). Only tags named in the
+ * lists above are named back; any other tag is file text, and is not echoed.
+ */
+function tagMessage(error: YAMLError): string | undefined {
+  const tag = /^Unresolved tag: (\S+)/.exec(error.message)?.[1];
+  if (tag === undefined) return undefined;
+  if (/^!(env|secret)$/i.test(tag))
+    return 'tags such as !env and !secret are not read: write ${env:NAME} for an environment variable, or ${file:PATH} for a secret in a file';
+  const type = /^tag:yaml\.org,2002:(\w+)$/.exec(tag)?.[1] ?? '';
+  if (YAML_1_1_TYPES.includes(type)) return `!!${type} is not supported: ${PLAIN_VALUES}`;
+  if (CORE_TYPES.includes(type)) return `the value does not fit its tag !!${type}; remove the tag`;
+  return undefined;
+}
+
 function yamlErrorMessage(error: YAMLError): string {
+  const tag = error.code === 'TAG_RESOLVE_FAILED' ? tagMessage(error) : undefined;
+  if (tag) return tag;
   const detail = YAML_ERROR_DETAILS.find(
     ([code, pattern]) => code === error.code && pattern.test(error.message),
   );
   return detail?.[2] ?? YAML_ERRORS[error.code] ?? 'invalid YAML';
 }
 
-/** Aliases (*name) with no anchor (&name) before them, which yaml's own message would name. */
+/**
+ * Aliases (*name) with no anchor (&name) before them, which yaml's own message would name. One
+ * pass in document order, as yaml resolves them: `alias.resolve(doc)` walks the whole document
+ * for each alias, which is quadratic in a file of many aliases.
+ */
 function unresolvedAliases(doc: Document, lineCounter: LineCounter): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
+  const anchors = new Set<string>();
   visit(doc, {
-    Alias(_key, node) {
-      if (isAlias(node) && node.resolve(doc) === undefined) {
-        const at = node.range ? lineCounter.linePos(node.range[0]) : undefined;
-        problems.push({
-          path: at ? `line ${at.line}, column ${at.col}` : '(file)',
-          message: 'an alias (*name) refers to no anchor (&name) set before it',
-        });
-      }
+    Node(_key, node) {
+      if (!isAlias(node) && node.anchor) anchors.add(node.anchor);
+      if (!isAlias(node) || anchors.has(node.source)) return;
+      const at = node.range ? lineCounter.linePos(node.range[0]) : undefined;
+      problems.push({
+        path: at ? `line ${at.line}, column ${at.col}` : '(file)',
+        message: 'an alias (*name) refers to no anchor (&name) set before it',
+      });
     },
   });
   return problems;
@@ -191,13 +245,14 @@ export async function loadConfigData(
   const baseDir = options.file ? dirname(options.file) : process.cwd();
   const interpolationProblems: InterpolationProblem[] = [];
   const referenced: ReferencedPaths = new Set();
-  const expanded = interpolateTree(
-    data,
-    { env: options.env ?? process.env, baseDir },
-    interpolationProblems,
-    [],
-    referenced,
-  );
+  let expanded: unknown;
+  try {
+    const env = { env: options.env ?? process.env, baseDir };
+    expanded = interpolateTree(data, env, interpolationProblems, { referenced });
+  } catch (err) {
+    if (!(err instanceof ConfigTooLarge)) throw err;
+    return { ok: false, problems: [{ path: '(file)', message: err.message }] };
+  }
   const problems: ConfigProblem[] = [...interpolationProblems];
 
   const raw = (expanded && typeof expanded === 'object' ? expanded : {}) as Record<string, unknown>;
@@ -323,9 +378,10 @@ function resolveInstances(
 }
 
 /**
- * Parses, and where a number or boolean was expected at a value that was exactly one reference
- * (`port: ${env:PORT}`), converts the expanded text and parses again. Only such values are
- * converted: text written in the file keeps the type YAML gave it.
+ * Parses, and where a value that was exactly one reference (`port: ${env:PORT}`) is text but the
+ * field takes a number, a boolean or, in a field of several types, a list, converts the expanded
+ * text (see convertReference) and parses again. Only such values are converted: text written in
+ * the file keeps the type YAML gave it.
  */
 function safeParseCoercing<S extends z.ZodType>(
   schema: S,
@@ -337,8 +393,7 @@ function safeParseCoercing<S extends z.ZodType>(
   if (first.success || typeof data !== 'object' || data === null) return first;
   let changed = false;
   for (const issue of first.error.issues) {
-    if (issue.code !== 'invalid_type' || (issue.expected !== 'number' && issue.expected !== 'boolean'))
-      continue;
+    if (issue.code !== 'invalid_type' && issue.code !== 'invalid_union') continue;
     if (!referenced.has(formatPath([...prefix, ...issue.path])) || issue.path.length === 0) continue;
     const parent = issue.path
       .slice(0, -1)
@@ -346,12 +401,48 @@ function safeParseCoercing<S extends z.ZodType>(
     const key = issue.path[issue.path.length - 1] as PropertyKey;
     const raw = (parent as Record<PropertyKey, unknown> | undefined)?.[key];
     if (typeof raw !== 'string') continue;
-    const value = issue.expected === 'number' ? numberOf(raw) : booleanOf(raw);
+    const kinds = acceptedKinds(schemaAt(schema, issue.path));
+    const expected: string | undefined = issue.code === 'invalid_type' ? issue.expected : undefined;
+    if (expected === 'number' || expected === 'boolean') kinds.add(expected); // if not walked
+    const value = convertReference(raw, kinds);
     if (value === undefined) continue;
     (parent as Record<PropertyKey, unknown>)[key] = value;
     changed = true;
   }
   return changed ? schema.safeParse(data) : first;
+}
+
+type Kind = 'boolean' | 'number' | 'list';
+
+/**
+ * The kinds of value a field takes that text can be converted to. A list only in a field of
+ * several types (`server.trust_proxy: true | 2 | [10.0.0.0/8]`): a plain list field keeps asking
+ * for a list, since splitting a secret such as a JWK at its commas would only confuse.
+ */
+function acceptedKinds(schema: z.core.$ZodType | undefined): Set<Kind> {
+  const kinds = new Set<Kind>();
+  const type = schema?._zod.def.type;
+  if (type === 'boolean' || type === 'number') kinds.add(type);
+  if (type !== 'union') return kinds;
+  for (const option of (schema?._zod.def as z.core.$ZodUnionDef).options) {
+    const optionType = schemaAt(option, [])?._zod.def.type;
+    if (optionType === 'boolean' || optionType === 'number') kinds.add(optionType);
+    if (optionType === 'array' && schemaAt(option, [0])?._zod.def.type === 'string') kinds.add('list');
+  }
+  return kinds;
+}
+
+/** `true`/`false` as a boolean, a decimal as a number, else comma-separated text as a list. */
+function convertReference(text: string, kinds: Set<Kind>): unknown {
+  const bool = kinds.has('boolean') ? booleanOf(text) : undefined;
+  if (bool !== undefined) return bool;
+  const number = kinds.has('number') ? numberOf(text) : undefined;
+  if (number !== undefined) return number;
+  if (!kinds.has('list')) return undefined;
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
 }
 
 function numberOf(text: string): number | undefined {

@@ -84,7 +84,10 @@ export const foundationShape = {
     // Kernel file systems hold no data, and Node's recursive mkdir loops forever inside them.
     .refine((dir) => !/^\/(proc|sys)(\/|$)/.test(resolve(dir)), 'must not be under /proc or /sys')
     .default('./data')
-    .meta({ description: 'Where keys and the SQLite database live.' }),
+    .meta({
+      description:
+        'Where keys and the SQLite database live. A relative path is relative to the working directory, not to the config file.',
+    }),
   server: serverSchema.prefault({}),
   telemetry: telemetrySchema.prefault({}),
   plugins: z.array(z.string().min(1)).default([]).meta({
