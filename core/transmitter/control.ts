@@ -139,7 +139,11 @@ export class ControlChannel {
       return;
     }
     try {
-      for (;;) {
+      for (let round = 0; ; round++) {
+        // A long drain (the poll backlog of a stream switched to push) renews its lease each
+        // batch: expired, it would let another instance push the same SETs again, out of order.
+        if (round > 0 && !(await ctx.store.leases.tryAcquire(lease, ctx.holder, LEASE_MS, ctx.clock.now())))
+          return;
         const record = await ctx.store.streams.get(streamId);
         if (!record) {
           await purgeQueue(ctx.store.streams, controlQueueId(streamId), ctx.clock);
