@@ -179,14 +179,11 @@ export class DeliveryEngine {
   async maintain(): Promise<PruneResult> {
     const now = this.#ctx.clock.now();
     const deliveredBefore = new Date(now.getTime() - this.#ctx.config.delivered_retention);
-    const total: PruneResult = { deliveries: 0, events: 0, dedupeKeys: 0, oneTimeIds: 0 };
+    const total: PruneResult = { deliveries: 0, events: 0, dedupeKeys: 0, oneTimeIds: 0, setErrors: 0 };
     for (;;) {
       const r = await this.#ctx.store.prune({ now, deliveredBefore, limit: PRUNE_BATCH });
-      total.deliveries += r.deliveries;
-      total.events += r.events;
-      total.dedupeKeys += r.dedupeKeys;
-      total.oneTimeIds += r.oneTimeIds;
-      if (Math.max(r.deliveries, r.events, r.dedupeKeys, r.oneTimeIds) < PRUNE_BATCH) return total;
+      for (const key of Object.keys(total) as Array<keyof PruneResult>) total[key] += r[key];
+      if (Math.max(...Object.values(r)) < PRUNE_BATCH) return total;
     }
   }
 

@@ -345,7 +345,8 @@ export interface StreamStore {
   ack(streamId: string, jtis: string[]): Promise<string[]>;
   /** Records the receiver's setErrs; those SETs leave the queue and are kept for inspection. */
   recordErrors(streamId: string, errors: Record<string, SetError>, now: Date): Promise<number>;
-  listErrors(streamId: string): Promise<Array<{ jti: string; error: SetError; at: Date }>>;
+  /** The newest `limit` (1,000 by default) SETs reported in setErrs, oldest first. */
+  listErrors(streamId: string, limit?: number): Promise<Array<{ jti: string; error: SetError; at: Date }>>;
   pollQueueDepth(streamId: string): Promise<number>;
 }
 
@@ -387,6 +388,9 @@ export interface StoreStats {
   pollQueues: Record<string, number>;
 }
 
+/** How many reported SETs a stream's error list shows at most (the newest). */
+export const LIST_ERRORS_LIMIT = 1000;
+
 export interface PruneRequest {
   now: Date;
   /** Delivered rows finished before this time are deleted, with events nothing refers to. */
@@ -401,6 +405,8 @@ export interface PruneResult {
   dedupeKeys: number;
   /** Expired one-time ids. */
   oneTimeIds: number;
+  /** SETs receivers reported in setErrs, kept for operators until deliveredBefore. */
+  setErrors: number;
 }
 
 export interface Store {

@@ -182,4 +182,11 @@ CREATE INDEX one_time_ids_expiry ON one_time_ids (expires_at);
 ALTER TABLE deliveries ADD COLUMN interrupted_attempts INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 7,
+    name: 'SETs receivers reported in setErrs, pruned by age',
+    sql: `
+CREATE INDEX stream_poll_queue_errors ON stream_poll_queue (error_at) WHERE state = 'error';
+`,
+  },
 ];

@@ -22,6 +22,7 @@ import {
 } from '../rows.ts';
 import {
   DEFAULT_CHECKPOINT_NAME,
+  LIST_ERRORS_LIMIT,
   streamDestinationId,
   type AcceptBatch,
   type AcceptItemResult,
@@ -887,13 +888,16 @@ export class PostgresStore implements Store {
           [streamId, entries.map(([jti]) => jti), entries.map(([, e]) => storableJson(e)), now.getTime()],
         );
       },
-      listErrors: async (streamId) =>
+      listErrors: async (streamId, limit = LIST_ERRORS_LIMIT) =>
         (
           await this.#rows(
-            `SELECT jti, error, error_at FROM stream_poll_queue WHERE stream_id = $1 AND state = 'error' ORDER BY seq`,
-            [streamId],
+            `SELECT jti, error, error_at FROM stream_poll_queue WHERE stream_id = $1 AND state = 'error'
+             ORDER BY seq DESC LIMIT $2`,
+            [streamId, limit],
           )
-        ).map((row) => ({ jti: String(row.jti), error: json(row.error), at: date(row.error_at) })),
+        )
+          .reverse()
+          .map((row) => ({ jti: String(row.jti), error: json(row.error), at: date(row.error_at) })),
       pollQueueDepth: async (streamId) => {
         const [row] = await this.#rows(
           `SELECT COUNT(*) AS n FROM stream_poll_queue WHERE stream_id = $1 AND state = 'queued'`,
@@ -981,6 +985,13 @@ export class PostgresStore implements Store {
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
            AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = e.id)
            LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [deliveredBefore.getTime(), limit],
+        c,
+      ),
+      setErrors: await this.#count(
+        `DELETE FROM stream_poll_queue WHERE seq IN
+           (SELECT seq FROM stream_poll_queue WHERE state = 'error' AND error_at < $1
+            LIMIT $2 FOR UPDATE SKIP LOCKED)`,
         [deliveredBefore.getTime(), limit],
         c,
       ),

@@ -24,6 +24,7 @@ import {
 } from '../rows.ts';
 import {
   DEFAULT_CHECKPOINT_NAME,
+  LIST_ERRORS_LIMIT,
   type AcceptBatch,
   type AcceptItemResult,
   type AcceptOutcome,
@@ -1027,11 +1028,15 @@ export class SqliteStore implements Store {
           }
           return recorded;
         }),
-      listErrors: async (streamId) =>
+      listErrors: async (streamId, limit = LIST_ERRORS_LIMIT) =>
         this.#all(
-          `SELECT jti, error, error_at FROM stream_poll_queue WHERE stream_id = ? AND state = 'error' ORDER BY seq`,
+          `SELECT jti, error, error_at FROM stream_poll_queue WHERE stream_id = ? AND state = 'error'
+           ORDER BY seq DESC LIMIT ?`,
           streamId,
-        ).map((row) => ({ jti: String(row.jti), error: json(row.error), at: date(row.error_at) })),
+          limit,
+        )
+          .reverse()
+          .map((row) => ({ jti: String(row.jti), error: json(row.error), at: date(row.error_at) })),
       pollQueueDepth: async (streamId) =>
         Number(
           this.#get(
@@ -1135,6 +1140,12 @@ export class SqliteStore implements Store {
         `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.accepted_at < ?
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
            AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.event_id = e.id) LIMIT ?)`,
+        deliveredBefore,
+        limit,
+      ),
+      setErrors: this.#run(
+        `DELETE FROM stream_poll_queue WHERE seq IN
+           (SELECT seq FROM stream_poll_queue WHERE state = 'error' AND error_at < ? LIMIT ?)`,
         deliveredBefore,
         limit,
       ),

@@ -867,6 +867,29 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect((await store.stats()).pollQueues).toEqual({ s1: 1 });
       });
 
+      it('rule: SETs reported in setErrs are listed newest last (at most the newest `limit`) and pruned with delivered rows', async () => {
+        await create('s1');
+        const items = ['j1', 'j2', 'j3'].map((jti) => ({ jti, eventId: 'e', setJwt: `set-${jti}` }));
+        await store.streams.enqueuePoll('s1', items, clock.now());
+        await store.streams.poll('s1', { max: 3, now: clock.now(), redeliverAfterMs: 0 });
+        await store.streams.recordErrors('s1', { j1: { err: 'invalid_request' } }, clock.now());
+        clock.advance(HOUR);
+        await store.streams.recordErrors(
+          's1',
+          { j2: { err: 'invalid_key' }, j3: { err: 'invalid_issuer' } },
+          clock.now(),
+        );
+        expect((await store.streams.listErrors('s1')).map((e) => e.jti)).toEqual(['j1', 'j2', 'j3']);
+        expect((await store.streams.listErrors('s1', 2)).map((e) => e.jti)).toEqual(['j2', 'j3']);
+        const result = await store.prune({
+          now: clock.now(),
+          deliveredBefore: new Date(clock.now().getTime() - HOUR / 2),
+          limit: 100,
+        });
+        expect(result.setErrors).toBe(1);
+        expect((await store.streams.listErrors('s1')).map((e) => e.jti)).toEqual(['j2', 'j3']);
+      });
+
       it('rule: deleting a stream removes its subjects, poll queue and unfinished deliveries', async () => {
         await create('s1');
         await store.streams.putSubject(
@@ -1134,7 +1157,7 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
           deliveredBefore: new Date(clock.now().getTime() - HOUR),
           limit: 100,
         });
-        expect(result).toEqual({ deliveries: 1, events: 1, dedupeKeys: 1, oneTimeIds: 0 });
+        expect(result).toEqual({ deliveries: 1, events: 1, dedupeKeys: 1, oneTimeIds: 0, setErrors: 0 });
         expect(await store.events.get(done.event.id)).toBeUndefined();
         expect(await store.events.get(waiting.event.id)).toBeDefined();
         expect((await store.stats()).backlog).toEqual({ 'dest-a': 1 });
