@@ -84,6 +84,19 @@ describe('keys in the data directory', () => {
       code: 'SSF_ERR_KEYS_FILE_INVALID',
     });
   });
+
+  it('names where a key file stops being JSON without quoting it (it holds private keys)', async () => {
+    await KeyStore.open({ dataDir: dir, config: defaultKeysConfig({ algorithm: 'ES256' }) });
+    const text = await readFile(keyFilePath(dir), 'utf8');
+    const d = /"d":\s*"([^"]+)"/.exec(text)![1]!;
+    // Truncated in the middle of the private member, as a full disk or a bad copy leaves it.
+    await writeFile(keyFilePath(dir), text.slice(0, text.indexOf(d) + 10));
+    const error = (await KeyStore.open({ dataDir: dir }).catch((err: unknown) => err)) as KeyStoreError;
+    expect(error.code).toBe('SSF_ERR_KEYS_FILE_INVALID');
+    expect(error.message).toMatch(/is not valid JSON/);
+    expect(error.message).not.toContain(d.slice(0, 6));
+    expect(String(error.cause ?? '')).not.toContain(d.slice(0, 6));
+  });
 });
 
 describe('rotation with a grace period (checklist TX-02)', () => {

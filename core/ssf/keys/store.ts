@@ -116,8 +116,19 @@ async function readKeyFile(path: string): Promise<Entry[] | undefined> {
     throw new KeyStoreError(`cannot read ${path}: ${(err as Error).message}`, 'SSF_ERR_KEYS_UNREADABLE', err);
   }
   let parsed: z.infer<typeof keyFileSchema>;
+  let json: unknown;
   try {
-    parsed = keyFileSchema.parse(JSON.parse(text));
+    json = JSON.parse(text);
+  } catch (err) {
+    // The parser's message may quote the text around the fault: private key material.
+    const at = /at position \d+(?: \(line \d+ column \d+\))?/.exec((err as Error).message)?.[0];
+    throw new KeyStoreError(
+      `${path} is not an ssf-bridge key file: it is not valid JSON${at ? ` (${at})` : ''}`,
+      'SSF_ERR_KEYS_FILE_INVALID',
+    );
+  }
+  try {
+    parsed = keyFileSchema.parse(json);
   } catch (err) {
     throw new KeyStoreError(
       `${path} is not an ssf-bridge key file (${err instanceof z.ZodError ? z.prettifyError(err) : (err as Error).message})`,
