@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { keyFilePath } from '../../ssf/index.ts';
 import type { CliIo } from '../io.ts';
+import { WriterLock } from '../../storage/sqlite/writer-lock.ts';
 import { main } from '../main.ts';
 
 function capture(): CliIo & { stdout: string[]; stderr: string[] } {
@@ -264,4 +265,27 @@ describe('ssf-bridge keys: --data-dir', () => {
       ]);
     }
   }, 10_000);
+});
+
+describe('ssf-bridge keys rotate beside a running bridge', () => {
+  it('refuses while a bridge holds the database, which would go on signing with the keys it loaded', async () => {
+    expect((await run('keys', 'generate', '--data-dir', dir)).code).toBe(0);
+    const database = join(dir, 'ssf-bridge.db');
+    await writeFile(database, '');
+    const before = await readFile(keyFilePath(dir), 'utf8');
+    // The lock a running bridge holds on its SQLite file.
+    const bridge = WriterLock.acquire(database);
+    try {
+      const refused = await run('keys', 'rotate', '--data-dir', dir);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain('a bridge is running on');
+      expect(refused.err).toContain('POST /admin/keys/rotate');
+      expect(await readFile(keyFilePath(dir), 'utf8')).toBe(before);
+    } finally {
+      bridge.release();
+    }
+    const rotated = await run('keys', 'rotate', '--data-dir', dir);
+    expect(rotated.code).toBe(0);
+    expect(await readFile(keyFilePath(dir), 'utf8')).not.toBe(before);
+  });
 });

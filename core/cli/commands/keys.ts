@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../../plugin-api/index.ts';
 import {
@@ -11,6 +12,9 @@ import {
   type KeysConfig,
   type SigningAlgorithm,
 } from '../../ssf/index.ts';
+import type { StorageConfig } from '../../storage/config.ts';
+import { DEFAULT_SQLITE_FILE } from '../../storage/index.ts';
+import { WriterLock } from '../../storage/sqlite/writer-lock.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
 import { cliDataDir, loadBridgeConfig } from '../load-config.ts';
 
@@ -34,10 +38,29 @@ export const CONFIG_HELP =
 export async function keySetup(
   options: DataDirOption,
   io: CliIo,
-): Promise<{ dataDir: string; keys: KeysConfig }> {
+): Promise<{ dataDir: string; keys: KeysConfig; storage: StorageConfig }> {
   if (options.dataDir !== undefined) cliDataDir(options.dataDir);
   const { root } = await loadBridgeConfig(options.config, io);
-  return { dataDir: options.dataDir ?? resolve(root.data_dir), keys: root.keys };
+  return { dataDir: options.dataDir ?? resolve(root.data_dir), keys: root.keys, storage: root.storage };
+}
+
+/**
+ * The writer lock of the bridge's SQLite file, held while keys are rotated here; refused while a
+ * bridge runs on it: that bridge would go on publishing and signing with the keys it loaded, and
+ * its own next rotation would start from them.
+ */
+function stoppedBridgeLock(storage: StorageConfig, dataDir: string): WriterLock | undefined {
+  if (storage.driver !== 'sqlite') return undefined;
+  const path = storage.path ?? join(dataDir, DEFAULT_SQLITE_FILE);
+  if (path === ':memory:' || !existsSync(path)) return undefined;
+  try {
+    return WriterLock.acquire(path);
+  } catch {
+    throw new CliExit(
+      EXIT.failure,
+      `a bridge is running on ${path}: rotate its keys through it (POST /admin/keys/rotate, or the console's Keys page), so that it publishes and signs with the new key; keys rotate is for a stopped bridge`,
+    );
+  }
 }
 
 function algorithmOption(value: string | undefined): SigningAlgorithm | undefined {
@@ -178,9 +201,10 @@ export function registerKeys(program: Command, io: CliIo): void {
         const algorithm = algorithmOption(options.algorithm);
         const gracePeriodMs = durationOption('--grace-period', options.gracePeriod);
         const activationDelayMs = durationOption('--activation-delay', options.activationDelay);
-        const { dataDir, keys: config } = await keySetup(options, io);
+        const { dataDir, keys: config, storage } = await keySetup(options, io);
         const store = await withKeyErrors(() => KeyStore.open({ dataDir, config, create: false }));
         const previous = store.schedule().active;
+        const lock = stoppedBridgeLock(storage, dataDir);
         // Without the flags, the store applies keys.rotation_grace_period and keys.activation_delay.
         const next = await withKeyErrors(() =>
           store.rotate({
@@ -188,7 +212,7 @@ export function registerKeys(program: Command, io: CliIo): void {
             ...(activationDelayMs === undefined ? {} : { activationDelayMs }),
             ...(algorithm ? { algorithm } : {}),
           }),
-        );
+        ).finally(() => lock?.release());
         const replaced = store.list().find((k) => k.kid === previous.kid);
         const leaves = replaced?.retiresAt?.toISOString() ?? '-';
         if (next.status === 'active') {
