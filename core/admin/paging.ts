@@ -107,7 +107,9 @@ function isCalendarDay(year: number, month: number, day: number): boolean {
 export function parseTime(name: string, value: unknown): Date | undefined {
   if (value === undefined || value === '') return undefined;
   const text = String(value);
-  const at = new Date(text);
+  // A time of day without a zone is UTC, as the console shows times: JavaScript would read it in
+  // the server's own zone, whatever that is.
+  const at = new Date(/T[\d:.]+$/.test(text) ? `${text}Z` : text);
   const date = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
   if (
     !date ||
