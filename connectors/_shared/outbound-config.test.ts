@@ -118,7 +118,7 @@ describe('outbound config URLs', () => {
           audience: 'rx',
           authorization_header: 'Bearer push-1',
         },
-        clear('endpoint_url', ' (authorization_header or oauth is set)'),
+        'endpoint_url: must be an https URL (RFC 8935 delivers SETs over TLS); plain http only for the local machine',
       ],
       [
         webhook,
@@ -131,8 +131,11 @@ describe('outbound config URLs', () => {
       ],
     ];
     for (const [connector, config, problem] of cases) expect(problems(connector, config)).toEqual([problem]);
-    // No credential travels to these: plain http stays possible.
-    expect(problems(ssfPush, { endpoint_url: 'http://rx.example.com/events', audience: 'rx' })).toEqual([]);
+    // SETs go over TLS whether or not a credential travels with them (RFC 8935 §1, PUSH-03).
+    expect(problems(ssfPush, { endpoint_url: 'http://rx.example.com/events', audience: 'rx' })).toEqual([
+      'endpoint_url: must be an https URL (RFC 8935 delivers SETs over TLS); plain http only for the local machine',
+    ]);
+    // No credential travels to a webhook without one: plain http stays possible.
     expect(problems(webhook, { url: 'http://hooks.example.com/in', signing_secret: 'x'.repeat(32) })).toEqual(
       [],
     );
