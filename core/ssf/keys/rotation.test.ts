@@ -254,4 +254,26 @@ describe('activation delay: a rotated-in key is published first and signs later'
       [old]: start + 5 * MINUTE + HOUR,
     });
   });
+  it('a rotation for a leaked key (no delay, no grace) retires it at once, though a rotation waiting before had dated it later', async () => {
+    const start = Date.parse('2026-03-01T00:00:00Z');
+    let now = start;
+    const clock = { now: () => new Date(now) };
+    const store = await KeyStore.open({
+      dataDir: dir,
+      config: defaultKeysConfig({ algorithm: 'EdDSA' }),
+      clock,
+    });
+    const leaked = (await store.signingKey()).kid;
+    // A routine rotation (Rotate now in the console): the leaked key is to sign 10 more minutes.
+    const routine = await store.rotate();
+    now = start + MINUTE;
+    const fresh = await store.rotate({ activationDelayMs: 0, gracePeriodMs: 0 });
+    expect((await store.signingKey()).kid).toBe(fresh.kid);
+    const published = store.jwks().keys.map((k) => k.kid);
+    expect(published).not.toContain(leaked);
+    // The routine rotation's key never signed and never will: it is neither next nor published.
+    expect(published).toEqual([fresh.kid]);
+    expect(store.schedule().next).toBeUndefined();
+    expect(routine.kid).not.toBe(fresh.kid);
+  });
 });

@@ -348,8 +348,11 @@ export class KeyStore {
   schedule(): SigningSchedule {
     const now = this.#now();
     const [active, ...others] = signerFirst(this.#entries, now);
+    // Only a key newer than the signer ever signs: an older one still waiting (a rotation
+    // overtaken by a later one that signed at once) never will.
+    const newer = new Set(this.#entries.slice(0, signerIndex(this.#entries, now)));
     const waiting = others
-      .filter(({ entry, status }) => status !== 'retired' && !activated(entry, now))
+      .filter(({ entry, status }) => newer.has(entry) && status !== 'retired' && !activated(entry, now))
       .sort((a, b) => a.entry.activatesAt!.getTime() - b.entry.activatesAt!.getTime())[0];
     return {
       active: infoOf(active!.entry, active!.status),
@@ -422,9 +425,16 @@ export class KeyStore {
     const activatesAt = new Date(now.getTime() + delay);
     // The keys signing until the new one activates leave the JWKS a grace period after that.
     const retiresAt = new Date(activatesAt.getTime() + grace);
+    const signing = base.indexOf(current);
     const all: Entry[] = [
       { ...material, source: 'data-dir', createdAt: now, activatesAt },
-      ...base.map((e) => (e.retiresAt ? e : { ...e, retiresAt })),
+      // Older keys keep the date an earlier rotation gave them. The signing key, and keys newer
+      // than it still waiting to sign, leave at this rotation's date if that is sooner: a
+      // rotation for a leaked key (no delay, no grace) retires it now, whatever a rotation
+      // waiting before it said.
+      ...base.map((e, i) =>
+        e.retiresAt && (i > signing || e.retiresAt <= retiresAt) ? e : { ...e, retiresAt },
+      ),
     ];
     const signer = signerIndex(all, now);
     const next = all.filter((e, i) => i === signer || !retired(e, now));
