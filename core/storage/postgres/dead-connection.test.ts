@@ -4,10 +4,11 @@
  * between the store and PostgreSQL freezes every connection open at that moment.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LeaderElection } from '../leader.ts';
 import { describePostgres, dropSchema, POSTGRES_TEST_URL, uniqueSchema } from '../testing/postgres.ts';
-import { PostgresStore } from './store.ts';
+import { PostgresStore, clientQueryTimeout } from './store.ts';
 
 /** Forwards to PostgreSQL; freeze() silences the connections open now, both ways, for good. */
 class FreezingProxy {
@@ -123,5 +124,33 @@ describePostgres('PostgreSQL store when the server stops answering on open conne
       await within(8000, () => election.stop());
       await within(8000, () => store.close());
     }
+  });
+
+  it('statement_timeout 0 (no limit) sets no client deadline either: a query waiting on a lock longer than a second succeeds', async () => {
+    const store = await PostgresStore.open({
+      url: POSTGRES_TEST_URL,
+      schema,
+      poolSize: 2,
+      statementTimeoutMs: 0,
+    });
+    const locker = new pg.Client({ connectionString: POSTGRES_TEST_URL });
+    await locker.connect();
+    try {
+      await locker.query(`SET search_path TO "${schema}"`);
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE');
+      const read = store.checkpoints.get('held', 'up');
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await locker.query('COMMIT');
+      await expect(read).resolves.toBeUndefined();
+    } finally {
+      await locker.end();
+      await store.close();
+    }
+  });
+
+  it('the client deadline is a little past statement_timeout: a tenth more, at least a second', () => {
+    expect(clientQueryTimeout(30_000)).toBe(33_000);
+    expect(clientQueryTimeout(1_000)).toBe(2_000);
   });
 });

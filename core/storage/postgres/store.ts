@@ -127,7 +127,8 @@ export class PostgresStore implements Store {
       // ends the query (the pool then discards the connection, see #tx).
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
-      ...(options.statementTimeoutMs !== undefined
+      // statement_timeout 0 is PostgreSQL's "no limit": no client deadline then either.
+      ...(options.statementTimeoutMs !== undefined && options.statementTimeoutMs > 0
         ? { query_timeout: clientQueryTimeout(options.statementTimeoutMs) }
         : {}),
     };
