@@ -423,6 +423,26 @@ describe('ssf-bridge dlq audit', () => {
   });
 });
 
+describe('dlq audit entries that cannot be written', () => {
+  it('a replay that was done still succeeds with its count when its audit entry cannot be written, and says so', async () => {
+    const store = {
+      operator: {
+        recordAudit: async () => {
+          throw new Error('database is locked');
+        },
+      },
+    } as unknown as Store;
+    const io = capturingIo();
+    const count = await audited(store, io, 'replay', { destinationId: 'okta' }, async (done) => {
+      done.count = 3;
+    });
+    expect(count).toBe(3);
+    expect(io.stderr.join('\n')).toContain(
+      'could not record the replay in the audit log: database is locked',
+    );
+  });
+});
+
 describe('dlq helpers', () => {
   it('reads times as ISO 8601 or as a duration ago', () => {
     const now = new Date('2026-01-10T00:00:00Z');

@@ -270,7 +270,8 @@ function auditTarget(filter: DeadLetterFilter): string {
 /**
  * Runs a replay or purge and records it in the audit log as the admin API records the same action
  * (`dead_letters.replay|purge`, target, filter, count as `result`), with actor `cli` as
- * `checkpoints reset` does; a failure is recorded with the letters already done.
+ * `checkpoints reset` does; a failure is recorded with the letters already done. An audit
+ * entry that cannot be written is reported on stderr and changes nothing else.
  */
 export async function audited(
   store: Store,
@@ -301,7 +302,13 @@ export async function audited(
       );
     throw err;
   }
-  await store.operator.recordAudit({ ...entry, detail: { filter, outcome: 'ok', result: done.count } });
+  // Done is done: a record that cannot be written is reported, and the command still says what
+  // it did and succeeds, as the admin API answers (running it again would replay twice).
+  await store.operator
+    .recordAudit({ ...entry, detail: { filter, outcome: 'ok', result: done.count } })
+    .catch((auditErr: Error) =>
+      io.err(`could not record the ${action} in the audit log: ${auditErr.message}`),
+    );
   return done.count;
 }
 
