@@ -79,6 +79,23 @@ describe('names', () => {
     expect(substituteNames('# Example Inbound', from, to, 'README.md')).toBe(`# ${AWKWARD_NAME}`);
   });
 
+  it('writes a display name that holds the template name (Example Inbound Pro) once, escaped', () => {
+    const from = connectorNames('example-inbound', 'Example Inbound');
+    const source =
+      "/** Example Inbound: polls. */\nexport const m = { displayName: 'Example Inbound' }; // Example Inbound\n";
+    for (const [id, display] of [
+      ['example-inbound-pro', 'Example Inbound Pro'],
+      ['example-inbound-v2', undefined],
+      ['acme-fork', "Example Inbound's fork"],
+    ] as const) {
+      const to = connectorNames(id, display);
+      const out = substituteNames(source, from, to, 'index.ts');
+      expect(displayNameIn(out)).toBe(to.display);
+      expect(out).toContain(`/** ${to.display}: polls. */`);
+      expect(out).toContain(`// ${to.display}\n`);
+    }
+  });
+
   it('points a package at the plugin API by package name', () => {
     const text = [
       "import { z } from '../../core/plugin-api/index.ts';",

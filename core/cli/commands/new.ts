@@ -55,17 +55,24 @@ export function tsString(text: string): string {
  * comments, where it must not close a block comment; in JSON into strings, escaped.
  */
 function substituteDisplay(text: string, from: string, to: string, file: string): string {
-  const replace = (out: string, a: string, b: string) => out.split(a).join(b);
   if (file.endsWith('.ts')) {
-    const literals = replace(
-      replace(text, tsString(from), tsString(to)),
-      JSON.stringify(from),
-      JSON.stringify(to),
-    );
-    return replace(literals, from, to.replaceAll('*/', '*\\/'));
+    // One pass, literals first: a second pass would find the old name again inside the new one
+    // ("Example Inbound Pro" holds "Example Inbound") and undo its escaping.
+    return replaceEach(text, [
+      [tsString(from), tsString(to)],
+      [JSON.stringify(from), JSON.stringify(to)],
+      [from, to.replaceAll('*/', '*\\/')],
+    ]);
   }
-  if (file.endsWith('.json')) return replace(text, from, JSON.stringify(to).slice(1, -1));
-  return replace(text, from, to);
+  if (file.endsWith('.json')) return replaceEach(text, [[from, JSON.stringify(to).slice(1, -1)]]);
+  return replaceEach(text, [[from, to]]);
+}
+
+/** Replaces each `[from, to]` pair in one pass over `text`, the first pair that matches winning. */
+function replaceEach(text: string, pairs: Array<[string, string]>): string {
+  const escaped = pairs.map(([from]) => from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const to = new Map(pairs);
+  return text.replace(new RegExp(escaped.join('|'), 'g'), (match) => to.get(match) ?? match);
 }
 
 /** Replaces every spelling of the template's name with the new connector's, as fits `file`. */
