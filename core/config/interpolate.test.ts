@@ -26,6 +26,17 @@ describe('escapes: only "$" runs right before "{" are special', () => {
     expect(expand('$$$${env:X}', { X: 'v' })).toEqual({ value: '$${env:X}', problems: [] });
   });
 
+  it('reads a long run of `$` once: 200,000 of them before a reference expand at once, as written', () => {
+    // Scanned again from every `$` of the run (quadratic), this took 40 s on a 2-core machine;
+    // once, it takes milliseconds. The bound only tells the two apart.
+    const run = '$'.repeat(200_000);
+    const started = performance.now();
+    expect(expand(`${run}x\${env:X}`, { X: 'v' })).toEqual({ value: `${run}xv`, problems: [] });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    // 200,001 `$` before `{`: 100,000 literal `$`, then the reference.
+    expect(expand(`${run}\${env:X}`, { X: 'v' }).value).toBe(`${'$'.repeat(100_000)}v`);
+  });
+
   it('maps a generic-webhook rule that compares with the root ($$) as written', async () => {
     const result = await loadConfigText(
       `

@@ -17,9 +17,10 @@ export interface InterpolationEnv {
  * A reference `${…}`, possibly after pairs of `$`, or pairs of `$` before a `{`. Only a run of `$`
  * right before `{` is special, so JSONata's `$` (the context) and `$$` (the root) in mapping rules
  * arrive as written. In that run each `$$` is one literal `$`: `$${` is a literal `${`, and
- * `$$${env:X}` is a `$` followed by X's value. The body `[^}]*` ends at the first `}`.
+ * `$$${env:X}` is a `$` followed by X's value. The body `[^}]*` ends at the first `}`. A match
+ * starts only where a run of `$` starts, so a long run is scanned once, not once per `$` in it.
  */
-const REFERENCE = /((?:\$\$)*)\$\{([^}]*)(\})?|((?:\$\$)+)\{/g;
+const REFERENCE = /(?<!\$)(?:((?:\$\$)*)\$\{([^}]*)(\})?|((?:\$\$)+)\{)/g;
 
 /**
  * Expands `${env:NAME}`, `${env:NAME:-default}` and `${file:PATH}` in one string, exactly once:
