@@ -99,3 +99,24 @@ describe('the secret registry', () => {
     expect(containsSecretValue('{"password":"something else"}')).toBe(false);
   });
 });
+
+describe('scrubbing a credential as other software spells it', () => {
+  it('as Go (<, >, & escaped), Python (non-ASCII escaped) and lower-case percent-encoding write it', () => {
+    const secret = new Secret('Tr0ub&dor<3>p\u00e4ss/\u00f6rd');
+    const echoes = [
+      // Go's encoding/json
+      '{"error":"invalid credential Tr0ub\\u0026dor\\u003c3\\u003ep\u00e4ss/\u00f6rd"}',
+      // Python's json.dumps (ensure_ascii)
+      '{"detail": "bad password Tr0ub&dor<3>p\\u00e4ss/\\u00f6rd"}',
+      // percent-encoding with lower-case hex
+      `bad token ${encodeURIComponent(secret.reveal()).replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase())}`,
+      // and as JSON.stringify writes it
+      JSON.stringify({ error: secret.reveal() }),
+    ];
+    for (const echo of echoes) {
+      const scrubbed = scrubSecrets(echo);
+      expect(scrubbed).toContain('[redacted]');
+      expect(scrubbed).not.toContain('Tr0ub');
+    }
+  });
+});

@@ -167,18 +167,22 @@ let escapedForms: string[] = [];
 
 /**
  * Known secret values as other text spells them, where that differs from the value: escaped in a
- * JSON string (also with `\/`, as PHP's json_encode writes a slash), percent-encoded and
- * form-encoded.
+ * JSON string (also with `\/`, as PHP's json_encode writes a slash, and as Go and Python escape
+ * characters), percent-encoded (upper- or lower-case hex) and form-encoded.
  */
 function escapedSecretForms(): string[] {
   if (version !== escapedFor) {
     const forms = new Set<string>();
     for (const value of allValues()) {
       const json = JSON.stringify(value).slice(1, -1);
+      const percent = encodeURIComponent(value);
       const spellings = [
         json,
         json.replace(/\//g, '\\/'),
-        encodeURIComponent(value),
+        unicodeEscaped(json, GO_ESCAPED),
+        unicodeEscaped(json, PYTHON_ESCAPED),
+        percent,
+        percent.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
         new URLSearchParams([['', value]]).toString().slice(1),
       ];
       for (const form of spellings) if (form !== value) forms.add(form);
@@ -189,6 +193,24 @@ function escapedSecretForms(): string[] {
   }
   return escapedForms;
 }
+
+/**
+ * A JSON string's content with the characters `escaped` picks written as `\u` and four lower-case
+ * hex digits, as other encoders write JSON: Go's encoding/json escapes `<`, `>`, `&`, U+2028 and
+ * U+2029; Python's json.dumps every character past ASCII (past U+FFFF as its two surrogates).
+ */
+function unicodeEscaped(json: string, escaped: (code: number) => boolean): string {
+  let out = '';
+  for (let i = 0; i < json.length; i++) {
+    const code = json.charCodeAt(i);
+    out += escaped(code) ? `\\u${code.toString(16).padStart(4, '0')}` : json[i];
+  }
+  return out;
+}
+
+const GO_ESCAPED = (code: number) =>
+  code === 0x3c || code === 0x3e || code === 0x26 || code === 0x2028 || code === 0x2029;
+const PYTHON_ESCAPED = (code: number) => code > 0x7f;
 
 function* allValues(): Iterable<string> {
   yield* permanentValues;
