@@ -59,6 +59,16 @@ describe('YAML tags', () => {
     expect(result.config.root.data_dir).toBe('./d');
   });
 
+  it('names a merge key (<<) as unsupported, with what to write instead', async () => {
+    const problems = problemsOf(
+      await load('defaults: &base {host: 127.0.0.1}\nserver:\n  <<: *base\n  port: 9090\n'),
+    );
+    expect(problems).toContainEqual({
+      path: 'server.<<',
+      message: expect.stringMatching(/^YAML merge keys \(<<\) are not supported .*anchor/),
+    });
+  });
+
   it('reads YAML 1.2 core types whatever %YAML line the file has', async () => {
     const result = await load('%YAML 1.1\n---\nserver: {host: yes}\n');
     if (!result.ok) throw new Error(JSON.stringify(result.problems));

@@ -75,9 +75,12 @@ export function problemsFromZod(
         const hint = nearest(key, valid);
         problems.push({
           path: formatPath([...prefix, ...issue.path, key]),
-          message: hint
-            ? `unknown key "${key}"; did you mean "${hint}"?`
-            : `unknown key "${key}"${valid.length ? `; valid keys: ${valid.join(', ')}` : ''}`,
+          message:
+            key === '<<'
+              ? 'YAML merge keys (<<) are not supported (the file is read as YAML 1.2): write the keys out, or give a whole value an anchor (&name) and repeat it with an alias (*name)'
+              : hint
+                ? `unknown key "${key}"; did you mean "${hint}"?`
+                : `unknown key "${key}"${valid.length ? `; valid keys: ${valid.join(', ')}` : ''}`,
         });
       }
       continue;
