@@ -448,6 +448,15 @@ describe('dlq helpers', () => {
     const now = new Date('2026-01-10T00:00:00Z');
     expect(parseTime('2026-01-01T10:00:00Z', now)?.toISOString()).toBe('2026-01-01T10:00:00.000Z');
     expect(parseTime('2026-01-01', now)?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
+    // Without a zone, UTC, whatever zone the shell runs in.
+    const zone = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      expect(parseTime('2026-01-01T10:00:00', now)?.toISOString()).toBe('2026-01-01T10:00:00.000Z');
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
     expect(parseTime('24h', now)?.toISOString()).toBe('2026-01-09T00:00:00.000Z');
     expect(parseTime('1d12h', now)?.toISOString()).toBe('2026-01-08T12:00:00.000Z');
     expect(parseTime('12', now)).toBeUndefined();

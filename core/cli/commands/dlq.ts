@@ -39,7 +39,8 @@ export function parseTime(text: string, now: Date): Date | undefined {
   const ago = parseDuration(text);
   if (ago !== undefined && !/^\d+$/.test(text.trim())) return new Date(now.getTime() - ago);
   if (!/^\d{4}-\d{2}-\d{2}/.test(text.trim())) return undefined;
-  const at = new Date(text);
+  // A time of day without a zone is UTC, as the admin API reads it, not the shell's zone.
+  const at = new Date(/T[\d:.]+$/.test(text.trim()) ? `${text.trim()}Z` : text);
   return Number.isNaN(at.getTime()) ? undefined : at;
 }
 
