@@ -510,6 +510,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
             state: s.state,
             reason: s.reason ?? null,
             last_success_at: s.lastSuccessAt ?? null,
+            last_error_at: s.lastErrorAt ?? null,
             last_error: s.lastError ?? null,
           })),
           backlog: stats.backlog,
