@@ -289,27 +289,21 @@ export async function audited(
     target: auditTarget(filter),
   };
   const done = { count: 0 };
-  try {
-    await work(done);
-  } catch (err) {
-    // The failure is what the operator must see, even when the store cannot record it either.
-    await store.operator
-      .recordAudit({
-        ...entry,
-        detail: { filter, outcome: 'failed', error: (err as Error).message, result: done.count },
-      })
+  // The failure is what the operator must see, and done is done (running it again would replay
+  // twice): an entry that cannot be written is reported, and changes nothing else.
+  const record = (detail: Record<string, unknown>) =>
+    store.operator
+      .recordAudit({ ...entry, detail: { filter, ...detail, result: done.count } })
       .catch((auditErr: Error) =>
         io.err(`could not record the ${action} in the audit log: ${auditErr.message}`),
       );
+  try {
+    await work(done);
+  } catch (err) {
+    await record({ outcome: 'failed', error: (err as Error).message });
     throw err;
   }
-  // Done is done: a record that cannot be written is reported, and the command still says what
-  // it did and succeeds, as the admin API answers (running it again would replay twice).
-  await store.operator
-    .recordAudit({ ...entry, detail: { filter, outcome: 'ok', result: done.count } })
-    .catch((auditErr: Error) =>
-      io.err(`could not record the ${action} in the audit log: ${auditErr.message}`),
-    );
+  await record({ outcome: 'ok' });
   return done.count;
 }
 
