@@ -147,7 +147,10 @@ export class Bridge {
         config: root.transmitter,
         issuer: root.issuer ?? (() => this.issuer),
         store: this.#store,
-        minter: { mint: (input) => this.#requireCodec().mint(input) },
+        minter: {
+          mint: (input) => this.#requireCodec().mint(input),
+          refresh: (jwt) => this.#requireCodec().refresh(jwt),
+        },
         keys: this.#keys,
         clock: this.clock,
         logger,

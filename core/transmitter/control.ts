@@ -28,9 +28,10 @@ export const STREAM_UPDATED_EVENT = `${SSF_BASE}stream-updated`;
 /** Source instance id of transmitter-made events; '@' cannot start a configured instance id. */
 export const CONTROL_SOURCE = '@transmitter';
 
-/** Mints SETs; the SetCodec of core/ssf. */
+/** Mints SETs, and re-signs queued ones whose key has retired; the SetCodec of core/ssf. */
 export interface SetMinter {
   mint(input: CodecBuildInput): Promise<MintedSet>;
+  refresh(jwt: string): Promise<string>;
 }
 
 const BATCH = 20;
@@ -176,9 +177,10 @@ export class ControlChannel {
     delivery: { endpoint_url: string; authorization_header?: string },
     item: { jti: string; setJwt: string },
   ): Promise<boolean> {
-    const { ctx, push } = this.#o;
+    const { ctx, push, minter } = this.#o;
     const attempt = this.#attempts.get(item.jti) ?? 0;
-    const answer = await push.send(delivery.endpoint_url, item.setJwt, delivery.authorization_header);
+    const jwt = await minter.refresh(item.setJwt);
+    const answer = await push.send(delivery.endpoint_url, jwt, delivery.authorization_header);
     const error = classifyPush(answer, {
       url: delivery.endpoint_url,
       attempt,

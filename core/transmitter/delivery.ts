@@ -34,6 +34,8 @@ export interface StreamDeliveryOptions {
   ctx: TransmitterContext;
   service: StreamService;
   push: PushClient;
+  /** Re-signs a queued SET whose key has retired since it was queued. */
+  refresh(jwt: string): Promise<string>;
   /**
    * Pushes the SETs a push stream still has in its poll queue (queued before it switched from
    * poll); resolves with how many are left.
@@ -262,7 +264,8 @@ export class StreamDelivery {
       }
     }
     if (taken.length > 0) metrics.served.inc({ method: 'poll' }, taken.length);
-    return { sets: Object.fromEntries(taken.map((s) => [s.jti, s.setJwt])), moreAvailable };
+    const sets = await Promise.all(taken.map(async (s) => [s.jti, await this.#o.refresh(s.setJwt)]));
+    return { sets: Object.fromEntries(sets), moreAvailable };
   }
 
   /** SETs receivers reported in setErrs, and control SETs a push receiver refused. */

@@ -153,6 +153,7 @@ export class Transmitter {
       ctx: this.#ctx,
       service: this.service,
       push: this.#push,
+      refresh: (jwt) => deps.minter.refresh(jwt),
       handOver: (streamId) => this.#control.handOver(streamId),
       onVerificationFailed,
     });

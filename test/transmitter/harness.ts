@@ -116,6 +116,8 @@ export interface BridgeOptions {
   lazyIssuer?: boolean;
   /** The bridge's clock (default: the real one). */
   clock?: { now(): Date };
+  /** Signing keys of its own, e.g. to rotate them (default: keys shared by every test bridge). */
+  keys?: KeyStore;
 }
 
 export interface Bridge {
@@ -162,7 +164,7 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
     (await openStore(storageConfigSchema.parse({ driver: 'sqlite', synchronous: 'normal' }), {
       dataDir: dir as string,
     }));
-  const { keys } = await testKeys();
+  const keys = options.keys ?? (await testKeys()).keys;
   const codec = new SetCodec({ issuer, keys, clock });
   const metrics = new MetricsRegistry({ collectDefault: false });
   const config = transmitterConfigSchema.parse({
@@ -398,15 +400,14 @@ export async function checkSet(
   bridge: { origin: string; issuer: string },
   jwt: string,
   audience: string | string[],
+  algorithms = ['RS256'],
 ): Promise<Record<string, any>> {
   const { compactVerify, createLocalJWKSet } = await import('jose');
   const metadata = (await call(bridge.origin, 'GET', wellKnownPath(bridge.issuer))).json as {
     jwks_uri: string;
   };
   const jwks = (await call(bridge.origin, 'GET', metadata.jwks_uri)).json;
-  const { protectedHeader, payload } = await compactVerify(jwt, createLocalJWKSet(jwks), {
-    algorithms: ['RS256'],
-  });
+  const { protectedHeader, payload } = await compactVerify(jwt, createLocalJWKSet(jwks), { algorithms });
   if (protectedHeader.typ !== 'secevent+jwt') throw new Error(`typ is ${protectedHeader.typ}`);
   if (typeof protectedHeader.kid !== 'string') throw new Error('no kid');
   const claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, any>;

@@ -373,6 +373,12 @@ export class KeyStore {
     };
   }
 
+  /** Whether the JWKS holds `kid`: a SET it signed still verifies for receivers. */
+  publishes(kid: string): boolean {
+    const entry = this.#entries.find((e) => e.kid === kid);
+    return entry !== undefined && !retired(entry, this.#now());
+  }
+
   /** Verification keys that follow rotation and retirement: what receivers of our JWKS see. */
   verificationKeys(): SetKeySource {
     return dynamicJwks(() => this.jwks());

@@ -12,6 +12,8 @@ import { SET_TYP, type BuiltSet, type MintedSet, type SetClaims, type SetHeader 
 /** Anything that hands out the active signing key (the KeyStore does). */
 export interface SigningKeyProvider {
   signingKey(): Promise<SigningKey>;
+  /** Whether SETs signed by `kid` still verify against the published JWKS (absent: always). */
+  publishes?(kid: string): boolean;
 }
 
 /** Signs SET claims as a compact JWS (RFC 7515 §7.1) with header {alg, kid, typ: secevent+jwt}. */
@@ -19,12 +21,28 @@ export async function signSetClaims(
   claims: SetClaims,
   key: SigningKey,
 ): Promise<{ jwt: string; header: SetHeader }> {
-  const signingInput = `${key.protectedHeader}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-  const signature = await key.sign(Buffer.from(signingInput));
   return {
-    jwt: `${signingInput}.${signature.toString('base64url')}`,
+    jwt: await signPayload(Buffer.from(JSON.stringify(claims)).toString('base64url'), key),
     header: { alg: key.alg, kid: key.kid, typ: SET_TYP },
   };
+}
+
+/** The compact JWS of an already encoded payload segment, signed by `key`. */
+async function signPayload(payloadSegment: string, key: SigningKey): Promise<string> {
+  const signingInput = `${key.protectedHeader}.${payloadSegment}`;
+  const signature = await key.sign(Buffer.from(signingInput));
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+/** The `kid` of a compact JWS's protected header, if it has one. */
+function kidOf(jwt: string): string | undefined {
+  try {
+    const header: unknown = JSON.parse(Buffer.from(jwt.slice(0, jwt.indexOf('.')), 'base64url').toString());
+    const kid = (header as { kid?: unknown } | null)?.kid;
+    return typeof kid === 'string' ? kid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Signs a built SET. */
@@ -80,6 +98,22 @@ export class SetCodec {
 
   async sign(built: BuiltSet): Promise<MintedSet> {
     return signSet(built, await this.#keys.signingKey());
+  }
+
+  /**
+   * A SET signed earlier (and queued since) as it can be handed out now: unchanged while the JWKS
+   * publishes its key; once that key is retired (or gone from the configuration), the same
+   * payload, byte for byte (jti, iat and all), signed by the active key, so the receiver can
+   * still verify it.
+   */
+  async refresh(jwt: string): Promise<string> {
+    const active = await this.#keys.signingKey();
+    if (jwt.startsWith(`${active.protectedHeader}.`)) return jwt;
+    const kid = kidOf(jwt);
+    if (kid !== undefined && this.#keys.publishes?.(kid) !== false) return jwt;
+    const parts = jwt.split('.');
+    if (parts.length !== 3) return jwt;
+    return signPayload(parts[1] as string, active);
   }
 
   /** Builds and signs in one step. */
