@@ -11,7 +11,7 @@ import {
 } from '../../core/plugin-api/index.ts';
 import type { ScimServiceConfig } from './config.ts';
 import { processScim, type ScimResult, type UserView } from './mapping.ts';
-import { SCIM_CONTENT_TYPE, ScimError, type Resource } from './scim.ts';
+import { SCIM_CONTENT_TYPE, ScimError, withoutWriteOnly, type Resource } from './scim.ts';
 
 /**
  * Users are stored in this many checkpoints (`users-00` … `users-63`), so a change rewrites one
@@ -61,7 +61,9 @@ export function createScimService(ctx: InboundContext, config: ScimServiceConfig
   async function readShard(name: string): Promise<void> {
     const value = SHARD_VALUE(await ctx.checkpoints.get(name));
     for (const id of users.keys()) if (shardOf(id) === name && !(id in value)) users.delete(id);
-    for (const [id, user] of Object.entries(value)) users.set(id, user);
+    // withoutWriteOnly: a password kept by an earlier release is dropped here, and from the
+    // checkpoint at the shard's next write.
+    for (const [id, user] of Object.entries(value)) users.set(id, withoutWriteOnly(user));
   }
 
   function ensureLoaded(): Promise<void> {

@@ -17,6 +17,7 @@ import {
   getAttr,
   matches,
   normaliseUser,
+  withoutWriteOnly,
   parseFilter,
   type Resource,
 } from './scim.ts';
@@ -350,6 +351,16 @@ function discovery(segments: string[], baseUrl: string, config: ScimServiceConfi
         mutability: 'readWrite',
         returned: 'default',
       },
+      {
+        name: 'password',
+        type: 'string',
+        multiValued: false,
+        required: false,
+        caseExact: false,
+        mutability: 'writeOnly',
+        returned: 'never',
+        uniqueness: 'none',
+      },
     ],
     meta: { resourceType: 'Schema', location: `${baseUrl}/Schemas/${USER_SCHEMA}` },
   };
@@ -502,7 +513,7 @@ export function mapRequest(
   }
   const users = structuredClone(state?.users ?? {});
   if (r.user && typeof r.user === 'object') {
-    const user = r.user as Resource;
+    const user = withoutWriteOnly(r.user as Resource);
     users[String(user.id)] = user;
   }
   const view: UserView = { get: (id) => users[id], all: () => Object.values(users) };

@@ -511,6 +511,53 @@ describe('scim-service over HTTP', () => {
     expect(tc.events()).toHaveLength(2);
   });
 
+  it('RFC 7643 §4.1.1: a password (writeOnly, returned never) is accepted but never kept nor returned', async () => {
+    const secret = 'Sup3r-Secret!';
+    const created = await scim('POST', '/Users', newUser('pw@example.com', { password: secret }));
+    expect(created.status).toBe(201);
+    const id = created.body?.id as string;
+    const replaced = await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [
+        { op: 'replace', path: 'password', value: 'N3w-Secret!' },
+        { op: 'replace', value: { PassWord: 'Other-Secret!', displayName: 'PW' } },
+      ],
+    });
+    expect(replaced.status).toBe(200);
+    const put = await scim('PUT', `/Users/${id}`, newUser('pw@example.com', { Password: 'Put-Secret!' }));
+    expect(put.status).toBe(200);
+    const answers = [
+      created,
+      replaced,
+      put,
+      await scim('GET', `/Users/${id}`),
+      await scim('GET', '/Users'),
+      await scim('GET', `/Users?filter=${encodeURIComponent('password sw "N3w"')}`),
+    ];
+    for (const answer of answers) expect(JSON.stringify(answer.body)).not.toMatch(/secret/i);
+    expect(answers[5]?.body?.totalResults).toBe(0);
+    expect(JSON.stringify([...tc.checkpoints.values()])).not.toMatch(/secret/i);
+    const schema = (await scim('GET', '/Schemas')).body?.Resources[0].attributes.find(
+      (a: { name: string }) => a.name === 'password',
+    );
+    expect(schema).toMatchObject({ mutability: 'writeOnly', returned: 'never' });
+  });
+
+  it('drops a password an earlier release kept in its checkpoint', async () => {
+    const id = (await scim('POST', '/Users', newUser('kept@example.com'))).body?.id as string;
+    const shard = shardOf(id);
+    const stored = tc.checkpoints.get(shard) as Record<string, Record<string, unknown>>;
+    tc.checkpoints.set(shard, { ...stored, [id]: { ...stored[id], password: 'Old-Secret!' } });
+    await connector.stop(100);
+    await fresh(tc.checkpoints);
+    expect(JSON.stringify((await scim('GET', `/Users/${id}`)).body)).not.toMatch(/secret/i);
+    await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [{ op: 'replace', path: 'displayName', value: 'Kept' }],
+    });
+    expect(JSON.stringify(tc.checkpoints.get(shard))).not.toMatch(/secret/i);
+  });
+
   it('sends only the email as subject when configured for Okta, and uses the public URL in locations', async () => {
     await fresh(undefined, {
       subject_format: 'email',

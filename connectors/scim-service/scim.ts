@@ -551,6 +551,22 @@ export function applyPatch(resource: Resource, body: unknown): Resource {
       setPath(out, path, value, opName as 'add' | 'replace');
     }
   });
+  return withoutWriteOnly(out);
+}
+
+/**
+ * Attributes a client may send but that are never kept nor returned: `password` is writeOnly,
+ * returned "never" (RFC 7643 §4.1.1; Okta sends it when password sync is on). The bridge needs
+ * none of it, so it keeps none of it, in memory or in its checkpoints.
+ */
+const WRITE_ONLY = new Set(['password']);
+
+/** `resource` without its write-only attributes (the same object when it has none). */
+export function withoutWriteOnly(resource: Resource): Resource {
+  const names = Object.keys(resource).filter((k) => WRITE_ONLY.has(k.toLowerCase()));
+  if (names.length === 0) return resource;
+  const out = { ...resource };
+  for (const name of names) delete out[name];
   return out;
 }
 
@@ -561,7 +577,7 @@ export function normaliseUser(body: unknown): Resource {
   const canonical = ['userName', 'externalId', 'active', 'emails', 'name', 'displayName', 'schemas'];
   for (const [key, value] of Object.entries(body)) {
     const name = canonical.find((c) => c.toLowerCase() === key.toLowerCase()) ?? key;
-    if (name === 'id' || name.toLowerCase() === 'meta') continue;
+    if (name === 'id' || name.toLowerCase() === 'meta' || WRITE_ONLY.has(name.toLowerCase())) continue;
     out[name] = coerce(name, value);
   }
   const userName = out.userName;
