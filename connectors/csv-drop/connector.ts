@@ -24,6 +24,33 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`, 'i');
 }
 
+/**
+ * The most an export may hold: read whole and decoded into one string, a larger file would not
+ * fit (V8 strings end near 512 Mi characters). Far above any HR export (100,000 employees take
+ * about 20 MB).
+ */
+export const MAX_EXPORT_BYTES = 256 * 1024 * 1024;
+
+/** Read errors that the same file will give again: it goes to failed/ instead of blocking the folder. */
+const UNREADABLE = new Set(['EACCES', 'EPERM', 'EISDIR', 'ELOOP', 'ERR_FS_FILE_TOO_LARGE']);
+
+/** The export's bytes, or why it cannot be read (a reason for failed/). */
+async function readExportFile(path: string): Promise<Buffer | string> {
+  try {
+    const { size } = await stat(path);
+    if (size > MAX_EXPORT_BYTES) {
+      return `the file holds ${size} bytes, more than the ${MAX_EXPORT_BYTES} an export may hold; split it`;
+    }
+    return await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== undefined && UNREADABLE.has(code)) {
+      return `the file cannot be read (${code}): give the bridge's user read access and drop it again`;
+    }
+    throw err;
+  }
+}
+
 /** A file-system-safe time stamp for names in processed/ and failed/. */
 function stamp(at: Date): string {
   return at.toISOString().replace(/[:.]/g, '-');
@@ -91,7 +118,8 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
   }
 
   async function processFile(path: string, name: string): Promise<void> {
-    const bytes = await readFile(path);
+    const bytes = await readExportFile(path);
+    if (typeof bytes === 'string') return fail(path, name, bytes, ctx.clock.now());
     const sha = createHash('sha256').update(bytes).digest('hex');
     const now = ctx.clock.now();
     const state = await checkpoint.load();

@@ -6,6 +6,7 @@ import {
   readFileSync,
   rmSync,
   renameSync,
+  truncateSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RetryableError, type InboundConnector } from '../../core/plugin-api/index.ts';
-import { globToRegExp } from './connector.ts';
+import { globToRegExp, MAX_EXPORT_BYTES } from './connector.ts';
 import { parseCsv } from './csv.ts';
 import { csvDropConnector } from './index.ts';
 import { mapExport, type CsvDropState } from './mapping.ts';
@@ -42,6 +43,10 @@ describe('CSV reader (RFC 4180)', () => {
       ['3', '4'],
     ]);
     expect(parseCsv('a\n""\n').rows).toEqual([['']]);
+    // What spreadsheets leave behind: rows of delimiters only, a last line of spaces.
+    expect(parseCsv('a,b,c\n1,2,3\n,,\n , ,\n   ').rows).toEqual([['1', '2', '3']]);
+    // A quoted empty field is a value, not a blank line.
+    expect(parseCsv('a,b\n"",\n').rows).toEqual([['', '']]);
   });
 
   it('refuses what it cannot read unambiguously, naming the line', () => {
@@ -278,6 +283,23 @@ describe('csv-drop folder processing', () => {
       ['caep.session-revoked', '2041:terminated:2026-11-23:1'],
     ]);
     expect(tc.counter('csv_drop_files_total', { outcome: 'duplicate' })).toBe(0);
+    await connector.stop(100);
+  });
+
+  it('moves a file too large to read to failed/ and goes on with the exports after it', async () => {
+    const big = drop('a_huge.csv', HEADER, 120_000);
+    // Sparse: 3 GiB on paper (more than Node reads into one buffer), nothing on disk.
+    truncateSync(big, 3 * 1024 ** 3);
+    utimesSync(big, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    drop('b_next.csv', `${HEADER}2001,ana@example.com,terminated,2026-11-27,\n`);
+    const { connector, tc } = await started();
+    await tc.runTask('scan');
+    const reason = list('failed').find((f) => f.endsWith('a_huge.csv.reason.txt')) as string;
+    expect(readFileSync(join(folder, 'failed', reason), 'utf8')).toContain(
+      `the file holds ${3 * 1024 ** 3} bytes, more than the ${MAX_EXPORT_BYTES} an export may hold; split it`,
+    );
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+    expect(list('processing')).toEqual([]);
     await connector.stop(100);
   });
 

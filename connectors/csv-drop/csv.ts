@@ -1,6 +1,7 @@
 /**
  * A small RFC 4180 CSV reader: quoted fields with doubled quotes, delimiters and line breaks
- * inside quotes, CRLF or LF line ends, a UTF-8 byte order mark, blank lines skipped. It refuses
+ * inside quotes, CRLF or LF line ends, a UTF-8 byte order mark, blank lines (also `,,,` rows and
+ * lines of spaces) skipped. It refuses
  * what it cannot read unambiguously (a stray quote, an unterminated quoted field, a row whose
  * field count differs from the header), naming the line.
  */
@@ -33,15 +34,20 @@ export function parseCsv(input: string, delimiter = ','): CsvTable {
   let line = 1;
   let recordLine = 1;
   let i = 0;
-  // Whether the current field was quoted, so an empty quoted field still counts.
+  // Whether the current field was quoted, and whether any field of the record was, so an empty
+  // quoted field still counts.
   let quoted = false;
+  let anyQuoted = false;
   const endRecord = () => {
     fields.push(field);
-    const blank = fields.length === 1 && fields[0] === '' && !quoted;
+    // Blank: nothing but delimiters and spaces, such as the `,,,` rows and whitespace-only last
+    // line spreadsheets leave behind.
+    const blank = !anyQuoted && fields.every((f) => f.trim() === '');
     if (!blank) records.push({ fields, line: recordLine });
     fields = [];
     field = '';
     quoted = false;
+    anyQuoted = false;
   };
 
   while (i < text.length) {
@@ -49,6 +55,7 @@ export function parseCsv(input: string, delimiter = ','): CsvTable {
     if (c === '"') {
       if (field !== '' || quoted) throw new CsvError('a quote inside an unquoted field', line);
       quoted = true;
+      anyQuoted = true;
       i += 1;
       const start = line;
       for (;;) {
