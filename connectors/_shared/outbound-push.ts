@@ -29,9 +29,17 @@ export interface PushOptions {
   /** Extra request headers, e.g. a static Authorization header the receiver issued. */
   headers?: Record<string, string>;
   signal: AbortSignal;
+  /** Retries of a SET the receiver refuses with `invalid_key`; 3 by default, as the transmitter's. */
+  invalidKeyRetries?: number;
+  /** Wait before each of those retries; 1 min by default, as the transmitter's. */
+  invalidKeyRetryAfterMs?: number;
 }
 
-/** POSTs the SET; resolves when the receiver accepted it, throws the classified refusal otherwise. */
+/**
+ * POSTs the SET; resolves when the receiver accepted it, throws the classified refusal otherwise.
+ * An `invalid_key` refusal is retryable for the SET's first attempts (`set.attempt`): a receiver
+ * may hold our JWKS from before a key rotation and fetch it again (RFC 8935 §2.4).
+ */
 export async function pushSet(
   client: HttpClient,
   url: string,
@@ -50,7 +58,14 @@ export async function pushSet(
   const target = `POST ${endpointLabel(url)}`;
   const error = classifyPushResponse(
     { status: res.status, headers: res.headers, body: res.data },
-    { target },
+    {
+      target,
+      attempt: set.attempt,
+      ...(options.invalidKeyRetries === undefined ? {} : { invalidKeyRetries: options.invalidKeyRetries }),
+      ...(options.invalidKeyRetryAfterMs === undefined
+        ? {}
+        : { invalidKeyRetryAfterMs: options.invalidKeyRetryAfterMs }),
+    },
   );
   if (error) throw error;
   return { status: res.status, detail: `${target} accepted the SET (${res.status})` };

@@ -6,9 +6,11 @@ import { MockServer } from '../../core/plugin-api/testing/index.ts';
 import {
   BRIDGE_ISSUER,
   outboundHarness,
+  receiverVerify,
   rfc8935,
   sleep,
   ssfReceiver,
+  type Outcome,
   type OutboundHarness,
 } from '../../test/helpers/outbound.ts';
 import { ssfPush } from './index.ts';
@@ -172,7 +174,6 @@ describe('ssf-push: the receiver refuses (RFC 8935 §2.3–2.4)', () => {
   });
 
   it.each([
-    ['invalid_key', 'permanent'],
     ['invalid_issuer', 'permanent'],
     ['invalid_request', 'permanent'],
     ['authentication_failed', 'credentials'],
@@ -184,6 +185,59 @@ describe('ssf-push: the receiver refuses (RFC 8935 §2.3–2.4)', () => {
     expect(outcome).toMatchObject({ ok: false, class: expected });
     if (outcome.ok) return;
     expect(outcome.error.message).toContain(`${err} (the receiver says ${err})`);
+  });
+
+  describe('RFC 8935 §2.4 invalid_key: a receiver may cache our JWKS from before a key rotation (retried as the transmitter does)', () => {
+    it('answered twice, then 202: the third attempt delivers the same SET', async () => {
+      let refusals = 0;
+      const delivered: string[] = [];
+      server.on('POST', PATH, async (req) => {
+        if (refusals < 2) {
+          refusals += 1;
+          return rfc8935('invalid_key', 'kid not in the JWKS we hold');
+        }
+        const verified = await receiverVerify(req.body, { audience: AUD });
+        if (!verified.ok) return rfc8935(verified.err, verified.description);
+        delivered.push(verified.set.claims.jti as string);
+        return { status: 202 };
+      });
+      const h = await start();
+      const outcomes = [];
+      // As the delivery engine calls it: set.attempt counts the earlier attempts.
+      for (const attempt of [0, 1, 2]) outcomes.push(await h.attempt(sessionRevoked, { attempt }));
+      const [first, second, third] = outcomes;
+      for (const refused of [first, second]) {
+        expect(refused).toMatchObject({ ok: false, class: 'retryable' });
+        if (refused?.ok !== false) continue;
+        expect(refused.error.code).toBe('SSF_ERR_PUSH_INVALID_KEY');
+        expect(refused.error.retryAfterMs).toBe(60_000);
+        expect(refused.error.message).toContain('invalid_key (kid not in the JWKS we hold)');
+      }
+      expect(third).toMatchObject({ ok: true, receipt: { status: 202 } });
+      expect(delivered).toEqual([third?.set?.jti]);
+      expect(new Set(outcomes.map((o) => o.set?.jti)).size).toBe(1);
+      expect(server.requests.filter((r) => r.path === PATH)).toHaveLength(3);
+    });
+
+    it('answered every time: retried 3 times, then permanent (a dead letter)', async () => {
+      server.on('POST', PATH, () => rfc8935('invalid_key', 'kid not in the JWKS we hold'));
+      const h = await start();
+      const classes = [];
+      for (const attempt of [0, 1, 2, 3])
+        classes.push((await h.attempt(sessionRevoked, { attempt })) as Outcome);
+      expect(classes.map((o) => (o.ok ? 'ok' : o.class))).toEqual([
+        'retryable',
+        'retryable',
+        'retryable',
+        'permanent',
+      ]);
+      const last = classes[3];
+      if (last && !last.ok) {
+        expect(last.error.code).toBe('SSF_ERR_PUSH_REFUSED');
+        expect(last.error.message).toContain('still refused after 3 retries');
+      }
+      expect(await h.counter('ssf_push_sets_total', { outcome: 'permanent' })).toBe(1);
+    });
   });
 
   it.each([

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Logger } from '../plugin-api/types.ts';
-import { PermanentError } from '../plugin-api/errors.ts';
+import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { createHttpClientFactory } from './client.ts';
 import {
   checkAddress,
@@ -182,6 +182,17 @@ describe('validateTargetUrl', () => {
     });
   });
 
+  it('refuses, as unresolvable, a name whose lookup fails for now too: the party giving the URL is told (400) and may give it again', async () => {
+    const resolve = vi.fn(async () => {
+      throw dnsError('EAI_AGAIN', 'nowhere.example');
+    });
+    expect(await validateTargetUrl('https://nowhere.example/', { resolve })).toMatchObject({
+      ok: false,
+      reason: 'unresolvable',
+      message: 'the host nowhere.example has a host name that does not resolve',
+    });
+  });
+
   it('trusts allowHosts without resolving them', async () => {
     const { resolve } = resolverFrom(['10.0.0.5']);
     const result = await validateTargetUrl('https://receiver.internal/x', {
@@ -192,6 +203,15 @@ describe('validateTargetUrl', () => {
     expect(resolve).not.toHaveBeenCalled();
   });
 });
+
+/** An error as dns.lookup (or a resolver timing out) throws it. */
+function dnsError(code: string, hostname: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), {
+    code,
+    hostname,
+    syscall: 'getaddrinfo',
+  });
+}
 
 function lookupOnce(policy: SsrfPolicy, hostname: string, all = false) {
   const lookup = createGuardedLookup(policy);
@@ -221,6 +241,22 @@ describe('createGuardedLookup (DNS rebinding)', () => {
     const { resolve } = resolverFrom([PUBLIC_V4, '127.0.0.1']);
     const result = await lookupOnce({ resolve }, 'mixed.example', true);
     expect((result.err as SsrfRefusedError).reason).toBe('loopback');
+  });
+
+  it.each(['EAI_AGAIN', 'ESERVFAIL', 'ETIMEOUT', 'ENOTFOUND'])(
+    'a lookup that fails with %s hands the socket the resolver’s error, not a refusal',
+    async (code) => {
+      const failure = dnsError(code, 'flaky.example');
+      const result = await lookupOnce({ resolve: async () => Promise.reject(failure) }, 'flaky.example');
+      expect(result.err).toBe(failure);
+      expect(result.err).not.toBeInstanceOf(SsrfRefusedError);
+    },
+  );
+
+  it('still refuses an answer with no address at all as unresolvable', async () => {
+    const result = await lookupOnce({ resolve: async () => [] }, 'empty.example');
+    expect(result.err).toBeInstanceOf(SsrfRefusedError);
+    expect((result.err as SsrfRefusedError).reason).toBe('unresolvable');
   });
 
   it('answers with a single checked address when all are requested', async () => {
@@ -383,6 +419,92 @@ describe('guarded HTTP client', () => {
     expect(err).toBeInstanceOf(SsrfRefusedError);
     expect((err as SsrfRefusedError).reason).toBe('loopback');
     expect(server.hits).toEqual(['/start']);
+    stop.abort();
+  });
+});
+
+describe('guarded HTTP client: DNS failures are network errors (docs/http-client.md, Errors)', () => {
+  it.each(['EAI_AGAIN', 'ESERVFAIL', 'ETIMEOUT'])(
+    'a resolver failing with %s gives a RetryableError SSF_ERR_HTTP_NETWORK, as on a client without a policy',
+    async (code) => {
+      const resolve = vi.fn(async (hostname: string): Promise<ResolvedAddress[]> => {
+        throw dnsError(code, hostname);
+      });
+      const { factory, stop } = factoryWith({ resolve, allowHttpHosts: ['receiver.test'] });
+      const err = await factory
+        .create()
+        .post('http://receiver.test:9/push', 'jwt')
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RetryableError);
+      expect(err).not.toBeInstanceOf(SsrfRefusedError);
+      expect(err).toMatchObject({ code: 'SSF_ERR_HTTP_NETWORK', detail: { networkCode: code } });
+      expect(resolve).toHaveBeenCalledWith('receiver.test');
+      stop.abort();
+    },
+  );
+
+  it('the same for a host trusted by allowHosts (resolved before it is looked up in the list)', async () => {
+    const resolve = vi.fn(async (hostname: string): Promise<ResolvedAddress[]> => {
+      throw dnsError('EAI_AGAIN', hostname);
+    });
+    const { factory, stop } = factoryWith({
+      resolve,
+      allowHttpHosts: ['issuer.test'],
+      allowHosts: ['issuer.test'],
+    });
+    const err = await factory
+      .create()
+      .get('http://issuer.test:9/streams')
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RetryableError);
+    expect((err as RetryableError).code).toBe('SSF_ERR_HTTP_NETWORK');
+    stop.abort();
+  });
+
+  it('a request after the resolver recovered goes through', async () => {
+    const server = await startLoopback();
+    let lookups = 0;
+    const resolve = vi.fn(async (hostname: string): Promise<ResolvedAddress[]> => {
+      lookups += 1;
+      if (lookups === 1) throw dnsError('EAI_AGAIN', hostname);
+      return [{ address: '127.0.0.1', family: 4 }];
+    });
+    const { factory, stop } = factoryWith({
+      resolve,
+      allowHttpHosts: ['receiver.test'],
+      allowCidrs: ['127.0.0.1/32'],
+    });
+    const client = factory.create();
+    const url = `http://receiver.test:${server.port}/push`;
+    expect(await client.post(url, 'jwt').catch((e: unknown) => e)).toBeInstanceOf(RetryableError);
+    expect((await client.post(url, 'jwt', { responseType: 'text' })).status).toBe(202);
+    expect(server.hits).toEqual(['/push']);
+    stop.abort();
+  });
+
+  it('a resolver answering a private address is still refused, permanently', async () => {
+    const server = await startLoopback();
+    const { resolve } = resolverFrom(['10.0.0.5']);
+    const { factory, stop } = factoryWith({ resolve, allowHttpHosts: ['receiver.test'] });
+    const err = await factory
+      .create()
+      .post(`http://receiver.test:${server.port}/push`, 'jwt')
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SsrfRefusedError);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err).toMatchObject({ code: 'SSF_ERR_HTTP_SSRF_REFUSED', reason: 'private' });
+    expect(server.hits).toEqual([]);
+    stop.abort();
+  });
+
+  it('an answer with no address is still refused, permanently, as unresolvable', async () => {
+    const { factory, stop } = factoryWith({ resolve: async () => [], allowHttpHosts: ['receiver.test'] });
+    const err = await factory
+      .create()
+      .post('http://receiver.test:9/push', 'jwt')
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SsrfRefusedError);
+    expect((err as SsrfRefusedError).reason).toBe('unresolvable');
     stop.abort();
   });
 });

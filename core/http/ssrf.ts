@@ -349,16 +349,17 @@ export function checkTargetUrl(url: string | URL, policy: SsrfPolicy = {}): Ssrf
   return { ok: true, url: parsed };
 }
 
+/**
+ * Resolves `hostname` and checks every address it has. An error the resolver throws (EAI_AGAIN,
+ * SERVFAIL, a resolver timeout, even ENOTFOUND) is thrown on as it is: a failed lookup says
+ * nothing about the addresses, and may pass, so it is the caller's to judge; an answer with no
+ * address is refused as `unresolvable`.
+ */
 async function resolveAndCheck(
   hostname: string,
   policy: CompiledPolicy,
 ): Promise<{ ok: true; addresses: ResolvedAddress[] } | { ok: false; reason: SsrfReason; message: string }> {
-  let addresses: ResolvedAddress[];
-  try {
-    addresses = await policy.resolve(hostname);
-  } catch {
-    return refuse('unresolvable', `the host ${hostname}`);
-  }
+  const addresses = await policy.resolve(hostname);
   if (addresses.length === 0) return refuse('unresolvable', `the host ${hostname}`);
   if (policy.hosts.has(normalizeHost(hostname))) return { ok: true, addresses };
   for (const { address } of addresses) {
@@ -371,7 +372,9 @@ async function resolveAndCheck(
 
 /**
  * Everything `checkTargetUrl` checks, plus: a host name must resolve, and every address it
- * resolves to must be allowed. Used when a URL is accepted (e.g. on stream creation).
+ * resolves to must be allowed. Used when a URL is accepted (e.g. on stream creation), where the
+ * party giving the URL is there to be told: a name whose lookup fails, for whatever reason, is
+ * refused as `unresolvable` and can be given again.
  */
 export async function validateTargetUrl(
   url: string | URL,
@@ -380,8 +383,11 @@ export async function validateTargetUrl(
   const first = checkTargetUrl(url, policy);
   if (!first.ok || first.addresses !== undefined) return first;
   const compiled = compile(policy);
-  if (compiled.hosts.has(normalizeHost(first.url.hostname))) return first;
-  const resolved = await resolveAndCheck(first.url.hostname, compiled);
+  const hostname = first.url.hostname;
+  if (compiled.hosts.has(normalizeHost(hostname))) return first;
+  const resolved = await resolveAndCheck(hostname, compiled).catch(() =>
+    refuse('unresolvable', `the host ${hostname}`),
+  );
   if (!resolved.ok) return resolved;
   return { ok: true, url: first.url, addresses: resolved.addresses.map((a) => a.address) };
 }
@@ -397,10 +403,18 @@ type LookupCallback = (
 
 export type GuardedLookup = (hostname: string, options: dns.LookupOptions, callback: LookupCallback) => void;
 
+/** What a resolver threw, as the error a socket expects from `lookup` (its code kept). */
+function lookupError(err: unknown, hostname: string): NodeJS.ErrnoException {
+  if (err instanceof Error) return err;
+  return Object.assign(new Error(`cannot resolve ${hostname}: ${String(err)}`), { hostname });
+}
+
 /**
  * A `lookup` for sockets: resolves once, refuses the connection if any address is refused, and
  * answers with the first checked address only, so the socket connects to an address that was
- * checked in this very call.
+ * checked in this very call. A lookup that fails (EAI_AGAIN, SERVFAIL, a resolver timeout, …)
+ * fails the connection with the resolver's own error, a network error like on any other client
+ * (retryable), not a refusal: nothing was refused, and the next attempt may resolve.
  */
 export function createGuardedLookup(policy: SsrfPolicy): GuardedLookup {
   const compiled = compile(policy);
@@ -423,7 +437,7 @@ export function createGuardedLookup(policy: SsrfPolicy): GuardedLookup {
         if (options.all) callback(null, [{ address: pick.address, family: pick.family }]);
         else callback(null, pick.address, pick.family);
       },
-      (err: unknown) => callback(err as NodeJS.ErrnoException, ''),
+      (err: unknown) => callback(lookupError(err, hostname), ''),
     );
   };
 }

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { PermanentError, RetryableError } from './errors.ts';
-import { classifyPushResponse, parsePushError } from './push.ts';
+import {
+  classifyPushResponse,
+  DEFAULT_INVALID_KEY_RETRIES,
+  DEFAULT_INVALID_KEY_RETRY_AFTER_MS,
+  parsePushError,
+} from './push.ts';
 import { Secret } from './secret.ts';
 
 const NOW = Date.UTC(2026, 0, 1);
@@ -24,13 +29,71 @@ describe('classifyPushResponse (RFC 8935 §2.2–2.4)', () => {
     'invalid_audience',
     'invalid_state',
     'vendor_code',
-  ])('400 %s is permanent, names the code and does not flag the credentials', (err) => {
-    const error = refusal(err, 'why it failed');
-    expect(error).toBeInstanceOf(PermanentError);
-    expect((error as PermanentError).authFailure).toBe(false);
-    expect(error?.code).toBe('SSF_ERR_PUSH_REFUSED');
-    expect(error?.message).toContain(`refused the SET: ${err} (why it failed)`);
-    expect(error?.detail).toEqual({ status: 400, err, description: 'why it failed' });
+  ])(
+    '400 %s is permanent (invalid_key when the attempt is not given), names the code and does not flag the credentials',
+    (err) => {
+      const error = refusal(err, 'why it failed');
+      expect(error).toBeInstanceOf(PermanentError);
+      expect((error as PermanentError).authFailure).toBe(false);
+      expect(error?.code).toBe('SSF_ERR_PUSH_REFUSED');
+      expect(error?.message).toContain(`refused the SET: ${err} (why it failed)`);
+      expect(error?.detail).toEqual({ status: 400, err, description: 'why it failed' });
+    },
+  );
+
+  describe('RFC 8935 §2.4 invalid_key: the receiver may hold our JWKS from before a key rotation', () => {
+    const invalidKey = (attempt: number | undefined, extra: Record<string, number> = {}) =>
+      classifyPushResponse(
+        { status: 400, body: { err: 'invalid_key', description: 'kid k2 unknown' } },
+        { ...options, ...(attempt === undefined ? {} : { attempt }), ...extra },
+      );
+
+    it('is retried for the first attempts, 1 min apart, as the transmitter does (3 retries, then final)', () => {
+      expect([DEFAULT_INVALID_KEY_RETRIES, DEFAULT_INVALID_KEY_RETRY_AFTER_MS]).toEqual([3, 60_000]);
+      for (const attempt of [0, 1, 2]) {
+        const error = invalidKey(attempt);
+        expect(error).toBeInstanceOf(RetryableError);
+        expect(error).toMatchObject({
+          code: 'SSF_ERR_PUSH_INVALID_KEY',
+          retryAfterMs: 60_000,
+          detail: { status: 400, err: 'invalid_key', description: 'kid k2 unknown', retryAfterMs: 60_000 },
+        });
+        expect(error?.message).toContain('refused the SET: invalid_key (kid k2 unknown)');
+        expect(error?.message).toContain(`retry ${attempt + 1} of 3, after 60 s`);
+      }
+      const final = invalidKey(3) as PermanentError;
+      expect(final).toBeInstanceOf(PermanentError);
+      expect(final.authFailure).toBe(false);
+      expect(final.code).toBe('SSF_ERR_PUSH_REFUSED');
+      expect(final.message).toContain('it must know our current JWKS (still refused after 3 retries)');
+      expect(final.detail).toEqual({ status: 400, err: 'invalid_key', description: 'kid k2 unknown' });
+    });
+
+    it('takes the number of retries and the wait from the caller', () => {
+      const soon = invalidKey(0, { invalidKeyRetries: 1, invalidKeyRetryAfterMs: 50 }) as RetryableError;
+      expect(soon).toBeInstanceOf(RetryableError);
+      expect(soon.retryAfterMs).toBe(50);
+      expect(soon.message).toContain('retry 1 of 1, after 50 ms');
+      expect(invalidKey(1, { invalidKeyRetries: 1 })).toBeInstanceOf(PermanentError);
+      expect(invalidKey(0, { invalidKeyRetries: 0 })).toBeInstanceOf(PermanentError);
+    });
+
+    it('is final when the caller does not say which attempt this is, and with 401/403 flags the credentials', () => {
+      expect(invalidKey(undefined)).toBeInstanceOf(PermanentError);
+      const forbidden = classifyPushResponse(
+        { status: 403, body: { err: 'invalid_key' } },
+        { ...options, attempt: 0 },
+      ) as PermanentError;
+      expect(forbidden).toBeInstanceOf(PermanentError);
+      expect(forbidden.authFailure).toBe(true);
+    });
+
+    it('only invalid_key: the other codes stay final on a first attempt', () => {
+      for (const err of ['invalid_request', 'invalid_issuer', 'invalid_audience', 'invalid_state']) {
+        const error = classifyPushResponse({ status: 400, body: { err } }, { ...options, attempt: 0 });
+        expect(error).toBeInstanceOf(PermanentError);
+      }
+    });
   });
 
   it.each(['authentication_failed', 'access_denied'])('400 %s flags the credentials', (err) => {

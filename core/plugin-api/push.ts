@@ -20,6 +20,15 @@ const ERR_HINTS: Record<string, string> = {
 /** Codes about who we are, not about this SET: the instance's credentials are flagged. */
 const CREDENTIAL_ERRS = new Set(['authentication_failed', 'access_denied']);
 
+/**
+ * `invalid_key` is retried this many times, this long apart, before it is final: the receiver may
+ * hold a copy of our JWKS from before a key rotation and fetch it again meanwhile (RFC 8935
+ * §2.4). The transmitter's `push.invalid_key_retries` and `push.invalid_key_retry_after` have
+ * the same defaults.
+ */
+export const DEFAULT_INVALID_KEY_RETRIES = 3;
+export const DEFAULT_INVALID_KEY_RETRY_AFTER_MS = 60_000;
+
 const MAX_TEXT = 300;
 /** Okta announces the end of a rate-limit window in epoch seconds, without Retry-After. */
 const RATE_LIMIT_RESET = 'x-rate-limit-reset';
@@ -38,6 +47,15 @@ export interface PushClassifyOptions {
   nowMs?: number;
   /** Upper bound for a requested wait; one hour by default. */
   maxRetryAfterMs?: number;
+  /**
+   * Earlier attempts of this SET (`SignedSet.attempt`, 0 on the first). Given, an `invalid_key`
+   * refusal is retried for the first `invalidKeyRetries` attempts; without it, it is final.
+   */
+  attempt?: number;
+  /** Retries of an `invalid_key` refusal; DEFAULT_INVALID_KEY_RETRIES (3) by default. */
+  invalidKeyRetries?: number;
+  /** Wait before each; DEFAULT_INVALID_KEY_RETRY_AFTER_MS (1 min) by default. */
+  invalidKeyRetryAfterMs?: number;
 }
 
 export interface PushError {
@@ -97,17 +115,49 @@ function retryAfter(res: PushResponse, options: PushClassifyOptions): number | u
   );
 }
 
+function formatWait(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+/**
+ * The error for an `invalid_key` refusal: retryable, after a wait, for the first attempts of a SET
+ * (a receiver that cached our JWKS before a key rotation fetches it again), then permanent.
+ */
+function invalidKeyError(
+  said: string,
+  detail: Record<string, unknown>,
+  options: PushClassifyOptions,
+): RetryableError | PermanentError {
+  const retries = options.invalidKeyRetries ?? DEFAULT_INVALID_KEY_RETRIES;
+  const { attempt } = options;
+  if (attempt !== undefined && attempt < retries) {
+    const retryAfterMs = options.invalidKeyRetryAfterMs ?? DEFAULT_INVALID_KEY_RETRY_AFTER_MS;
+    return new RetryableError(
+      `${said}; the receiver may hold a stale copy of our JWKS and should fetch it again ` +
+        `(retry ${attempt + 1} of ${retries}, after ${formatWait(retryAfterMs)})`,
+      { code: 'SSF_ERR_PUSH_INVALID_KEY', retryAfterMs, detail: { ...detail, retryAfterMs } },
+    );
+  }
+  const after = attempt === undefined || retries === 0 ? '' : ` (still refused after ${retries} retries)`;
+  return new PermanentError(`${said}; ${ERR_HINTS.invalid_key}${after}`, {
+    code: 'SSF_ERR_PUSH_REFUSED',
+    detail,
+  });
+}
+
 /**
  * Classifies a push answer (RFC 8935 §2.2–2.4, checklist PUSH-06…11):
  *
- * | answer                                         | result                                   |
- * |------------------------------------------------|------------------------------------------|
- * | 2xx (202 Accepted)                             | undefined: delivered                     |
- * | `err` authentication_failed, access_denied     | PermanentError, authFailure              |
- * | other `err` (invalid_key, invalid_issuer, …)   | PermanentError naming the code           |
- * | 400 without an RFC 8935 body, other 3xx/4xx    | PermanentError                           |
- * | 401, 403                                       | PermanentError, authFailure              |
- * | 408, 429, 5xx                                  | RetryableError with the wait it asks for |
+ * | answer                                            | result                                      |
+ * |---------------------------------------------------|---------------------------------------------|
+ * | 2xx (202 Accepted)                                | undefined: delivered                        |
+ * | `err` authentication_failed, access_denied        | PermanentError, authFailure                 |
+ * | `err` invalid_key, `attempt` < invalidKeyRetries  | RetryableError after invalidKeyRetryAfterMs |
+ * | `err` invalid_key on a later (or unknown) attempt | PermanentError naming the code              |
+ * | other `err` (invalid_issuer, invalid_audience, …) | PermanentError naming the code              |
+ * | 400 without an RFC 8935 body, other 3xx/4xx       | PermanentError                              |
+ * | 401, 403 (whatever the `err`)                     | PermanentError, authFailure                 |
+ * | 408, 429, 5xx                                     | RetryableError with the wait it asks for    |
  */
 export function classifyPushResponse(
   res: PushResponse,
@@ -132,6 +182,7 @@ export function classifyPushResponse(
     const hint = ERR_HINTS[refusal.err];
     const said = `${who} refused the SET: ${refusal.err}${refusal.description ? ` (${refusal.description})` : ''}`;
     const authFailure = CREDENTIAL_ERRS.has(refusal.err) || status === 401 || status === 403;
+    if (refusal.err === 'invalid_key' && !authFailure) return invalidKeyError(said, detail, options);
     return new PermanentError(hint ? `${said}; ${hint}` : said, {
       code: authFailure ? 'SSF_ERR_PUSH_AUTH' : 'SSF_ERR_PUSH_REFUSED',
       authFailure,
