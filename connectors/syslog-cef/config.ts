@@ -12,7 +12,7 @@ export const configSchema = z
       'UDP port to receive syslog datagrams on (one message per datagram). Unset: no UDP listener.',
     ),
     tcp_port: port(
-      'TCP port to receive syslog streams on, framed by octet counting or by LF (RFC 6587). Unset: no TCP listener.',
+      'TCP port to receive syslog streams on, framed by octet counting or ended by LF or NUL (RFC 6587). Unset: no TCP listener.',
     ),
     max_line_bytes: z.number().int().min(128).max(1_048_576).default(16_384).meta({
       description:
@@ -33,7 +33,10 @@ export const configSchema = z
           .meta({ description: 'Messages a sender may send at once above the sustained rate.' }),
       })
       .default({ per_second: 1_000, burst: 2_000 })
-      .meta({ description: 'Token bucket per sender address; messages over it are dropped and counted.' }),
+      .meta({
+        description:
+          'Token bucket per sender address: a TCP sender over it is slowed until tokens refill, UDP messages over it are dropped and counted. Malformed messages and those no rule matches spend no token.',
+      }),
     max_connections: z
       .number()
       .int()

@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isBridgeError, type InboundConnector } from '../../core/plugin-api/index.ts';
-import { createTestContext, type TestContext } from '../_shared/edr-test-support.ts';
+import { isBridgeError, type EventDraft, type InboundConnector } from '../../core/plugin-api/index.ts';
+import { createTestContext, type TestContext, type TestContextOptions } from '../_shared/edr-test-support.ts';
 import { syslogCef } from './index.ts';
 
 const rules = [
@@ -47,10 +47,10 @@ afterEach(async () => {
   for (const c of running.splice(0)) await c.stop(1_000);
 });
 
-async function listener(overrides: Record<string, unknown> = {}) {
+async function listener(overrides: Record<string, unknown> = {}, options: TestContextOptions = {}) {
   const udpPort = await freePort();
   const tcpPort = await freePort();
-  const t = createTestContext();
+  const t = createTestContext(options);
   const config = syslogCef.configSchema.parse({
     udp_port: udpPort,
     tcp_port: tcpPort,
@@ -357,5 +357,215 @@ describe('syslog-cef listener', () => {
   it('refuses a config with no listener', () => {
     expect(() => syslogCef.configSchema.parse({ rules })).toThrow(/set udp_port, tcp_port or both/);
     expect(syslogCef.configSchema.parse({ udp_port: 5514, rules }).host).toBe('127.0.0.1');
+  });
+});
+
+/** A CEF alert the first rule maps to one event with source record id `id`. */
+function alert(i: number, id: string): string {
+  return `<134>1 2026-03-02T09:14:27Z ids01 arcsight - - - CEF:0|Acme|IDS|4.2|3001|Impossible travel|9|suser=user${i}@example.com externalId=${id}`;
+}
+
+/** Sends datagrams one at a time, each once the listener has handled the one before. */
+async function udpSendPaced(port: number, datagrams: string[], t: TestContext): Promise<void> {
+  const socket = createSocket('udp4');
+  try {
+    for (const d of datagrams) {
+      const before = handled(t, 'udp');
+      await new Promise<void>((resolve, reject) =>
+        socket.send(Buffer.from(d), port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+      );
+      await t.until(() => handled(t, 'udp') > before, 5_000, 'the datagram');
+    }
+  } finally {
+    socket.close();
+  }
+}
+
+const persisted = (t: TestContext) => t.counter('syslog_cef_events_total', { outcome: 'persisted' });
+const refused = (t: TestContext) => t.counter('syslog_cef_events_total', { outcome: 'refused' });
+const dropped = (t: TestContext) => t.counter('syslog_cef_events_total', { outcome: 'dropped' });
+
+describe('syslog-cef hand-over to the pipeline', () => {
+  it('hands a batch the pipeline refuses over one event at a time: only the refused event is lost, logged by its record id', async () => {
+    // As the core does: a batch holding one invalid event is refused whole (PermanentError).
+    const refuse = (event: EventDraft) =>
+      event.sourceRecordId === 'ev-7'
+        ? 'claims.risk_reason: holds U+0000 or half of a surrogate pair, which no store keeps'
+        : undefined;
+    const { t, tcpPort } = await listener({ batch_size: 20, batch_wait: '2s' }, { refuse });
+    await tcpSend(
+      tcpPort,
+      Buffer.from(Array.from({ length: 20 }, (_, i) => `${alert(i, `ev-${i}`)}\n`).join('')),
+    );
+    await t.until(() => persisted(t) + refused(t) >= 20, 5_000, 'every event persisted or refused');
+
+    expect(persisted(t)).toBe(19);
+    expect(refused(t)).toBe(1);
+    expect(t.events().map((e) => e.sourceRecordId)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `ev-${i}`).filter((id) => id !== 'ev-7'),
+    );
+    const refusals = t.emitted.filter((b) => !b.ok).map((b) => b.events.map((e) => e.sourceRecordId));
+    expect(refusals).toHaveLength(2);
+    expect(refusals[0]).toHaveLength(20);
+    expect(refusals[1]).toEqual(['ev-7']);
+    const logged = t.logs.filter((l) => l.level === 'error');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]?.msg).toBe('the pipeline refused a syslog event; it is dropped');
+    expect(logged[0]?.obj).toMatchObject({
+      record: 'ev-7',
+      type: 'caep.risk-level-change',
+      transport: 'tcp',
+      address: '127.0.0.1',
+      code: 'SSF_ERR_PIPELINE_INVALID_EVENT',
+    });
+    // Where the event came from, never what it says.
+    expect(JSON.stringify(logged[0]?.obj)).not.toContain('user7@example.com');
+  });
+
+  it('drops the NUL a C-string sender ends its message with, over UDP and in an octet-counted TCP frame', async () => {
+    const { t, udpPort, tcpPort } = await listener();
+    await udpSendPaced(udpPort, [`${alert(1, 'udp-1')}\0`, `${alert(2, 'udp-2')}\0\n`], t);
+    const framed = Buffer.from(`${alert(3, 'tcp-3')}\0`);
+    await tcpSend(tcpPort, Buffer.concat([Buffer.from(`${framed.length} `), framed]));
+    await t.until(() => t.events().length >= 3, 5_000, 'the events');
+    expect(
+      t
+        .events()
+        .map((e) => e.sourceRecordId)
+        .sort(),
+    ).toEqual(['tcp-3', 'udp-1', 'udp-2']);
+  });
+
+  it('ends TCP frames at a NUL (RFC 6587 trailer) as at an LF, counting each oversized frame', async () => {
+    const { t, tcpPort } = await listener();
+    const frames = Array.from({ length: 300 }, (_, i) =>
+      i % 50 === 25 ? `${alert(i, `big-${i}`)} msg=${'x'.repeat(MAX_LINE)}` : alert(i, `nul-${i}`),
+    );
+    await tcpSend(tcpPort, Buffer.from(frames.map((f) => `${f}\0`).join('')));
+    await t.until(() => handled(t, 'tcp') >= 300, 5_000, 'every frame');
+    expect(counts(t, 'tcp')).toMatchObject({ mapped: 294, oversized: 6, malformed: 0 });
+    await t.until(() => t.events().length >= 294, 5_000, 'the events');
+    expect(new Set(t.events().map((e) => e.sourceRecordId)).size).toBe(294);
+  });
+});
+
+describe('syslog-cef per-sender rate limit', () => {
+  it('slows a TCP sender over its rate instead of dropping what it sent', async () => {
+    const { t, tcpPort } = await listener({ rate_limit: { per_second: 100, burst: 10 } });
+    const started = Date.now();
+    await tcpSend(
+      tcpPort,
+      Buffer.from(Array.from({ length: 60 }, (_, i) => `${alert(i, `rl-${i}`)}\n`).join('')),
+    );
+    await t.until(() => handled(t, 'tcp') >= 60, 10_000, 'every line');
+    // 50 lines over the burst at 100 a second: about half a second, not a single loss.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(counts(t, 'tcp')).toMatchObject({ mapped: 60, rate_limited: 0 });
+    await t.until(() => t.events().length >= 60, 5_000, 'the events');
+    expect(t.events().map((e) => e.sourceRecordId)).toEqual(Array.from({ length: 60 }, (_, i) => `rl-${i}`));
+    expect(t.logs.filter((l) => l.msg?.includes('rate limit'))).toHaveLength(1);
+  });
+
+  it('spends no token on a malformed message or one that matches no rule, so noise does not crowd out alerts', async () => {
+    const { t, udpPort } = await listener({ rate_limit: { per_second: 0.001, burst: 5 } });
+    const garbage = Array.from({ length: 20 }, (_, i) => line(i * 6 + 3, 'n').text);
+    const noise = Array.from({ length: 20 }, (_, i) => line(i * 6 + 2, 'n').text);
+    const alerts = Array.from({ length: 5 }, (_, i) => alert(i, `al-${i}`));
+    await udpSendPaced(udpPort, [...garbage, ...noise, ...alerts], t);
+    expect(counts(t, 'udp')).toMatchObject({ malformed: 20, ignored: 20, mapped: 5, rate_limited: 0 });
+    // The alerts spent the bucket: the limit still holds.
+    await udpSendPaced(udpPort, [alert(5, 'al-5')], t);
+    expect(counts(t, 'udp')).toMatchObject({ mapped: 5, rate_limited: 1 });
+  });
+});
+
+describe('syslog-cef stop', () => {
+  async function queued(t: TestContext, tcpPort: number, n: number): Promise<void> {
+    await tcpSend(
+      tcpPort,
+      Buffer.from(Array.from({ length: n }, (_, i) => `${alert(i, `st-${i}`)}\n`).join('')),
+    );
+    await t.until(() => counts(t, 'tcp').mapped === n, 5_000, 'the lines mapped');
+  }
+
+  it('hands on what is queued within the stop deadline, though the pipeline asked to wait longer', async () => {
+    const { t, connector, tcpPort } = await listener({ batch_size: 10 });
+    t.failNextEmits(2, 20_000);
+    await queued(t, tcpPort, 25);
+    await t.until(() => t.emitted.some((b) => !b.ok), 5_000, 'a refused batch');
+    const started = Date.now();
+    await connector.stop(1_000);
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(t.events()).toHaveLength(25);
+    expect(persisted(t)).toBe(25);
+    expect(dropped(t)).toBe(0);
+    expect(t.logs.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('counts and logs the events it cannot make durable before the deadline', async () => {
+    const { t, connector, tcpPort } = await listener({ batch_size: 10 });
+    t.failNextEmits(1_000_000, 20);
+    await queued(t, tcpPort, 25);
+    await connector.stop(500);
+    expect(t.events()).toHaveLength(0);
+    expect(dropped(t)).toBe(25);
+    expect(persisted(t) + refused(t)).toBe(0);
+    const logged = t.logs.filter((l) => l.level === 'error');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]?.obj).toMatchObject({ events: 25, lines: 0 });
+  });
+
+  it('counts the messages still waiting for the rules at the deadline as dropped', async () => {
+    const { t, connector, udpPort } = await listener({
+      rules: [{ ...rules[0]!, match: 'format = "cef" and $contains(cef.name, /^(\\w+\\s?)*$/)' }],
+    });
+    const runaway = `${'word '.repeat(12)}${'a'.repeat(30)}!`;
+    const socket = createSocket('udp4');
+    for (let i = 0; i < 3; i += 1) {
+      const text = `CEF:0|Acme|IDS|4.2|3001|${runaway}|9|suser=user${i}@example.com externalId=slow-${i}`;
+      await new Promise<void>((resolve) =>
+        socket.send(Buffer.from(text), udpPort, '127.0.0.1', () => resolve()),
+      );
+    }
+    socket.close();
+    await new Promise((r) => setTimeout(r, 100));
+    await connector.stop(300);
+    expect(counts(t, 'udp')).toMatchObject({ dropped: 3, unmapped: 0, mapped: 0 });
+    expect(t.logs.find((l) => l.level === 'error')?.obj).toMatchObject({ events: 0, lines: 3 });
+  });
+
+  it('counts a batch still in the pipeline at the deadline once the pipeline answers', async () => {
+    const t = createTestContext();
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let reached = false;
+    const ctx = {
+      ...t.ctx,
+      emit: async (...args: Parameters<typeof t.ctx.emit>) => {
+        reached = true;
+        await gate;
+        return t.ctx.emit(...args);
+      },
+    };
+    const tcpPort = await freePort();
+    const connector = syslogCef.create(
+      ctx,
+      syslogCef.configSchema.parse({ tcp_port: tcpPort, batch_size: 5, batch_wait: '5s', rules }),
+    );
+    running.push(connector);
+    await connector.start(t.abort.signal);
+    await tcpSend(
+      tcpPort,
+      Buffer.from(Array.from({ length: 5 }, (_, i) => `${alert(i, `fl-${i}`)}\n`).join('')),
+    );
+    await t.until(() => reached, 5_000, 'the batch handed on');
+    await connector.stop(300);
+    expect(t.logs.find((l) => l.msg?.startsWith('stopped while the pipeline'))?.obj).toEqual({
+      in_flight: 5,
+    });
+    expect(dropped(t)).toBe(0);
+    release();
+    await t.until(() => persisted(t) === 5, 5_000, 'the batch persisted');
+    expect(dropped(t)).toBe(0);
   });
 });

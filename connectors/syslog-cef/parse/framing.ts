@@ -1,7 +1,8 @@
 /**
  * TCP syslog framing (RFC 6587): octet counting (`<length> <message>`) and non-transparent
- * framing (messages ended by LF), told apart per message by its first byte. Frames longer than
- * the limit are skipped whole and reported, never buffered.
+ * framing (messages ended by LF, or by NUL, the other trailer RFC 6587 §3.4.2 names as some
+ * senders' choice), told apart per message by its first byte. Frames longer than the limit are
+ * skipped whole and reported, one report per frame, never buffered.
  */
 
 const LF = 0x0a;
@@ -18,6 +19,8 @@ export class TcpFramer {
   #buffer: Buffer = Buffer.alloc(0);
   #skipBytes = 0;
   #skipLine = false;
+  /** Bytes at the start of the buffer already known to hold no LF or NUL (a frame still arriving). */
+  #scanned = 0;
 
   constructor(
     private readonly maxBytes: number,
@@ -36,13 +39,13 @@ export class TcpFramer {
         continue;
       }
       if (this.#skipLine) {
-        const lf = buf.indexOf(LF);
-        if (lf < 0) {
+        const end = frameEnd(buf, 0);
+        if (end < 0) {
           this.#buffer = Buffer.alloc(0);
           return;
         }
         this.#skipLine = false;
-        this.#buffer = buf.subarray(lf + 1);
+        this.#buffer = buf.subarray(end + 1);
         continue;
       }
       if (buf.length === 0) return;
@@ -56,17 +59,19 @@ export class TcpFramer {
         if (counted === 'wait') return;
         if (counted === 'done') continue;
       }
-      const lf = buf.indexOf(LF);
-      if (lf < 0) {
+      const trailer = frameEnd(buf, this.#scanned);
+      if (trailer < 0) {
         if (buf.length > this.maxBytes) {
           this.sink.oversized();
           this.#skipLine = true;
           this.#buffer = Buffer.alloc(0);
-        }
+          this.#scanned = 0;
+        } else this.#scanned = buf.length;
         return;
       }
-      const end = lf > 0 && buf[lf - 1] === CR ? lf - 1 : lf;
-      this.#buffer = buf.subarray(lf + 1);
+      this.#scanned = 0;
+      const end = trailer > 0 && buf[trailer - 1] === CR ? trailer - 1 : trailer;
+      this.#buffer = buf.subarray(trailer + 1);
       if (end > this.maxBytes) this.sink.oversized();
       else this.sink.frame(buf.toString('utf8', 0, end));
     }
@@ -89,8 +94,21 @@ export class TcpFramer {
     if (buf.length < start + length) return 'wait';
     let end = start + length;
     this.#buffer = buf.subarray(end);
-    while (end > start && (buf[end - 1] === LF || buf[end - 1] === CR)) end -= 1;
+    while (end > start && (buf[end - 1] === LF || buf[end - 1] === CR || buf[end - 1] === NUL)) end -= 1;
     this.sink.frame(buf.toString('utf8', start, end));
     return 'done';
   }
+}
+
+/**
+ * Where the first non-transparent frame of `buf` ends: its first LF or NUL at or after `from`,
+ * -1 when there is none. One pass for both bytes: two indexOf calls would each read to the end
+ * of the buffer when a stream uses only the other trailer, once per frame.
+ */
+function frameEnd(buf: Buffer, from: number): number {
+  for (let i = from; i < buf.length; i += 1) {
+    const byte = buf[i];
+    if (byte === LF || byte === NUL) return i;
+  }
+  return -1;
 }
