@@ -248,6 +248,34 @@ describe('csv-drop folder processing', () => {
     await connector.stop(100);
   });
 
+  it('refuses an older export dropped again that would make many leavers active at once', async () => {
+    const { connector, tc } = await started({ mass_change_guard: { max_ratio: 0.5, min_rows: 5 } });
+    const monday = HEADER + baseline;
+    const leavers = [0, 1, 2, 3, 4, 5, 6, 7];
+    const tuesday =
+      HEADER +
+      leavers.reduce(
+        (text, i) =>
+          text.replace(`${1000 + i},p${i}@example.com,active`, `${1000 + i},p${i}@example.com,terminated`),
+        baseline,
+      );
+    drop('a_monday.csv', monday);
+    await tc.runTask('scan');
+    drop('b_tuesday.csv', tuesday);
+    await tc.runTask('scan');
+    expect(tc.events()).toHaveLength(16);
+    // Monday's export again: 8 of the 8 leavers would be active again.
+    drop('c_monday_again.csv', monday);
+    await tc.runTask('scan');
+    const reason = list('failed').find((f) => f.endsWith('c_monday_again.csv.reason.txt')) as string;
+    expect(readFileSync(join(folder, 'failed', reason), 'utf8')).toContain(
+      '8 of 8 leavers would be active again at once (more than 50%; an older export dropped again?)',
+    );
+    expect(tc.events()).toHaveLength(16);
+    expect(tc.events().some((e) => e.type === 'risc.account-enabled')).toBe(false);
+    await connector.stop(100);
+  });
+
   it('applies an export of changes only after a full one when missing rows are ignored', async () => {
     const { connector, tc } = await started({ missing_rows: 'ignore' });
     drop('full.csv', HEADER + baseline);

@@ -118,9 +118,9 @@ export function readExport(text: string, config: CsvDropConfig): HrWorker[] {
 
 /**
  * The mass-change guard: refuses an export that is much shorter than the previous one (when
- * exports list every employee, missing_rows: terminate), or in which too many employees turn
- * into leavers at once (including missing ones, when missing
- * means terminated). Returns the reason, or undefined when the file may be applied.
+ * exports list every employee, missing_rows: terminate), in which too many employees turn into
+ * leavers at once (including missing ones, when missing means terminated), or in which too many
+ * leavers turn active again. Returns the reason, or undefined when the file may be applied.
  */
 export function massChange(
   workers: HrWorker[],
@@ -147,6 +147,14 @@ export function massChange(
   const base = Object.keys(state.workers).filter(wasActive).length || previous;
   if (leavers > floor && leavers > base * ratio) {
     return `${leavers} of ${base} active employees would become leavers at once (more than ${Math.round(ratio * 100)}%)`;
+  }
+  // The other way round: many leavers active again at once is what an older export dropped
+  // again looks like, and it would give their access back.
+  const wasLeaver = (id: string) => state.workers[id]?.status === 'terminated';
+  const returning = workers.filter((w) => w.status === 'active' && wasLeaver(w.id)).length;
+  const leaverBase = Object.keys(state.workers).filter(wasLeaver).length;
+  if (returning > floor && returning > leaverBase * ratio) {
+    return `${returning} of ${leaverBase} leavers would be active again at once (more than ${Math.round(ratio * 100)}%; an older export dropped again?)`;
   }
   return undefined;
 }
