@@ -16,9 +16,9 @@ const keylessSchema = z
           'On Google Cloud (Compute Engine, GKE with Workload Identity, Cloud Run): the service account the workload runs as.',
       }),
       metadata_url: baseUrl('The metadata server.').default('http://metadata.google.internal'),
-      iam_credentials_url: baseUrl('The IAM Service Account Credentials API.').default(
-        'https://iamcredentials.googleapis.com',
-      ),
+      iam_credentials_url: baseUrl('The IAM Service Account Credentials API.', {
+        credentials: true,
+      }).default('https://iamcredentials.googleapis.com'),
     }),
     z.strictObject({
       source: z.literal('workload_identity_federation').meta({
@@ -40,10 +40,12 @@ const keylessSchema = z
         .enum(['urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:id_token'])
         .default('urn:ietf:params:oauth:token-type:jwt')
         .meta({ description: 'The type of the token in the file, as the provider expects it.' }),
-      sts_url: baseUrl('Google’s Security Token Service.').default('https://sts.googleapis.com'),
-      iam_credentials_url: baseUrl('The IAM Service Account Credentials API.').default(
-        'https://iamcredentials.googleapis.com',
+      sts_url: baseUrl('Google’s Security Token Service.', { credentials: true }).default(
+        'https://sts.googleapis.com',
       ),
+      iam_credentials_url: baseUrl('The IAM Service Account Credentials API.', {
+        credentials: true,
+      }).default('https://iamcredentials.googleapis.com'),
     }),
   ])
   .meta({
@@ -72,10 +74,11 @@ const directorySchema = z
       description:
         'On risc.account-disabled, suspend the user after signing them out; off, only sign them out.',
     }),
-    token_url: endpointUrl('Google’s OAuth 2.0 token endpoint.').default(
-      'https://oauth2.googleapis.com/token',
-    ),
-    api_url: baseUrl('Admin SDK base URL.').default('https://admin.googleapis.com'),
+    // The signed assertion goes to the token endpoint, the access token to the Admin SDK.
+    token_url: endpointUrl('Google’s OAuth 2.0 token endpoint.')
+      .refine(keepsCredentials, { error: CLEAR_TEXT })
+      .default('https://oauth2.googleapis.com/token'),
+    api_url: baseUrl('Admin SDK base URL.', { credentials: true }).default('https://admin.googleapis.com'),
   })
   .superRefine((c, issues) => {
     if ((c.private_key === undefined) === (c.keyless === undefined)) {

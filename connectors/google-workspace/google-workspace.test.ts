@@ -662,6 +662,58 @@ describe('google-workspace: a service account without keys (IAM signJwt)', () =>
   });
 });
 
+describe('google-workspace: config URLs that credentials go to', () => {
+  const problems = (directory: Record<string, unknown>) => {
+    const parsed = googleWorkspace.configSchema.safeParse({
+      directory: { service_account_email: SA, private_key: SA_PEM, admin_email: ADMIN, ...directory },
+    });
+    return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  const clear = (field: string) =>
+    `${field}: must be an https URL (the credentials would travel in clear text over http); plain http only for the local machine`;
+
+  it('token_url (the signed assertion) and api_url (the access token) must be https, except to this machine', () => {
+    expect(problems({ token_url: 'http://oauth2.example.com/token' })).toEqual([
+      clear('directory.token_url'),
+    ]);
+    expect(problems({ api_url: 'http://admin.example.com' })).toEqual([clear('directory.api_url')]);
+    expect(
+      problems({ token_url: 'https://oauth2.example.com/token', api_url: 'https://admin.example.com' }),
+    ).toEqual([]);
+    expect(problems({ token_url: 'http://127.0.0.1:9000/token', api_url: 'http://localhost:9000' })).toEqual(
+      [],
+    );
+    expect(problems({})).toEqual([]);
+  });
+
+  it('keyless: sts_url (the platform’s token) and iam_credentials_url (a Google Cloud token) must be https; the metadata server stays http', () => {
+    const keyless = (fields: Record<string, unknown>) =>
+      googleWorkspace.configSchema.safeParse({
+        directory: { service_account_email: SA, admin_email: ADMIN, keyless: fields },
+      });
+    const issues = (fields: Record<string, unknown>) => {
+      const parsed = keyless(fields);
+      return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    const wif = {
+      source: 'workload_identity_federation',
+      audience: POOL_PROVIDER,
+      subject_token_file: '/var/run/token',
+    };
+    expect(issues({ ...wif, sts_url: 'http://sts.example.com' })).toEqual([
+      clear('directory.keyless.sts_url'),
+    ]);
+    expect(issues({ ...wif, iam_credentials_url: 'http://iam.example.com' })).toEqual([
+      clear('directory.keyless.iam_credentials_url'),
+    ]);
+    expect(issues({ source: 'metadata_server', iam_credentials_url: 'http://iam.example.com' })).toEqual([
+      clear('directory.keyless.iam_credentials_url'),
+    ]);
+    expect(issues({ source: 'metadata_server' })).toEqual([]);
+    expect(issues({ source: 'metadata_server', metadata_url: 'http://169.254.169.254' })).toEqual([]);
+  });
+});
+
 describe('google-workspace: SSF push to Google’s receiver', () => {
   const receiver = new MockServer();
   beforeAll(() => receiver.start());

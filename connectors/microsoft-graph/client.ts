@@ -1,6 +1,11 @@
 /** The Microsoft Graph calls the connector makes, with user lookups by UPN or mail. */
 import { PermanentError, type HttpClient } from '../../core/plugin-api/index.ts';
 
+/** Graph's error body (`{"error": {"code", "message"}}`). */
+interface GraphErrorBody {
+  error?: { code?: unknown; message?: unknown };
+}
+
 interface GraphUser {
   id?: string;
   userPrincipalName?: string;
@@ -8,6 +13,22 @@ interface GraphUser {
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof PermanentError && err.detail?.status === 404;
+}
+
+function graphErrorCode(body: GraphErrorBody | undefined): string | undefined {
+  const code = body?.error?.code;
+  return typeof code === 'string' ? code.slice(0, 100) : undefined;
+}
+
+/** `: <code>: <message>` of a Graph error body, cut short; empty when it has neither. */
+function graphErrorText(body: GraphErrorBody | undefined): string {
+  const code = graphErrorCode(body);
+  const message =
+    typeof body?.error?.message === 'string'
+      ? body.error.message.replace(/\s+/g, ' ').trim().slice(0, 300)
+      : undefined;
+  const text = [code, message].filter((part) => part !== undefined && part.length > 0).join(': ');
+  return text ? `: ${text}` : '';
 }
 
 /** An OData string literal: single quotes doubled. */
@@ -72,13 +93,29 @@ export class GraphClient {
     return res.status;
   }
 
+  /**
+   * Sets accountEnabled to false. Its 400 and 403 are read here and thrown as refusals of this
+   * change alone, never flagging the credentials: Graph answers 400 for a user synchronised from
+   * on-premises Active Directory, and 403 both for an app without User.EnableDisableAccount.All
+   * and for a target holding a privileged role, while revoking the same user's sessions (another
+   * permission) still works.
+   */
   async disable(id: string, signal: AbortSignal): Promise<number> {
-    const res = await this.http.request({
+    const url = `/v1.0/users/${id}`;
+    const res = await this.http.request<GraphErrorBody | undefined>({
       method: 'PATCH',
-      url: `/v1.0/users/${id}`,
+      url,
       body: { accountEnabled: false },
+      acceptStatuses: [400, 403],
       signal,
     });
+    if (res.status === 400 || res.status === 403) {
+      const code = graphErrorCode(res.data);
+      throw new PermanentError(`PATCH ${url} answered ${res.status}${graphErrorText(res.data)}`, {
+        code: 'SSF_ERR_GRAPH_DISABLE_REFUSED',
+        detail: { status: res.status, ...(code === undefined ? {} : { graphError: code }) },
+      });
+    }
     return res.status;
   }
 

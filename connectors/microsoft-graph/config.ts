@@ -4,7 +4,13 @@ import {
   entraCredentialIssues,
   federatedTokenFileSchema,
 } from '../_shared/entra-auth.ts';
-import { endpointUrl, originUrl, requestTimeout } from '../_shared/outbound-config.ts';
+import {
+  CLEAR_TEXT,
+  endpointUrl,
+  keepsCredentials,
+  originUrl,
+  requestTimeout,
+} from '../_shared/outbound-config.ts';
 
 /** The settings, before the check that exactly one Entra credential is given. */
 const settings = z.strictObject({
@@ -18,16 +24,19 @@ const settings = z.strictObject({
   ).optional(),
   client_certificate: clientCertificateSchema.optional(),
   federated_token_file: federatedTokenFileSchema.optional(),
+  // The client secret or assertion goes in the token request's body.
   token_url: endpointUrl(
     'Token endpoint; defaults to https://login.microsoftonline.com/<tenant_id>/oauth2/v2.0/token (set it for national clouds).',
-  ).optional(),
+  )
+    .refine(keepsCredentials, { error: CLEAR_TEXT })
+    .optional(),
   graph_url: originUrl(
     'Microsoft Graph base URL (https://graph.microsoft.us, … for national clouds).',
     'https://graph.microsoft.com',
   ).default('https://graph.microsoft.com'),
   disable_account: z.boolean().default(true).meta({
     description:
-      'On risc.account-disabled, set accountEnabled to false before revoking sessions; off, only revoke the sessions.',
+      'On risc.account-disabled, set accountEnabled to false, then revoke the sessions (revoked even when the disable is refused); off, only revoke the sessions.',
   }),
   confirm_compromised: z
     .boolean()

@@ -1,4 +1,12 @@
-import type { ConnectorContext, OutboundConnector, SignedSet } from '../../core/plugin-api/index.ts';
+import {
+  PermanentError,
+  RetryableError,
+  classOf,
+  type ConnectorContext,
+  type DeliveryReceipt,
+  type OutboundConnector,
+  type SignedSet,
+} from '../../core/plugin-api/index.ts';
 import {
   ACCOUNT_DISABLED,
   RISK_LEVEL_CHANGE,
@@ -58,20 +66,12 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
   );
 
   /**
-   * Acts on the subject's Entra user. A 404 from the action drops the cached object id: the user
-   * may have been deleted and made again under the same UPN, and is looked up afresh next time.
+   * Acts on the subject's Entra user. A cached object id Graph answers 404 for is dropped and the
+   * user looked up again at once: the user may have been deleted and made again under the same
+   * UPN, and the event is for the new account. An id is cached when it is looked up, so an entry
+   * expires `user_cache_ttl` after the lookup however often it is used.
    */
   async function onUser<T>(set: SignedSet, signal: AbortSignal, act: (id: string) => Promise<T>): Promise<T> {
-    const { id, key } = await objectId(set, signal);
-    try {
-      return await act(id);
-    } catch (err) {
-      if (isNotFound(err)) ids.delete(key);
-      throw err;
-    }
-  }
-
-  async function objectId(set: SignedSet, signal: AbortSignal): Promise<{ id: string; key: string }> {
     const email = userEmail(set.subject);
     if (!email) {
       throw refuse(
@@ -80,14 +80,61 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
       );
     }
     const key = email.toLowerCase();
-    const id = ids.get(key) ?? (await graph.userIdFor(email, signal));
+    const cached = ids.get(key);
+    if (cached !== undefined) {
+      try {
+        return await act(cached);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        ids.delete(key);
+      }
+    }
+    const id = await graph.userIdFor(email, signal);
     if (!id || !OBJECT_ID.test(id)) throw refuse(NAME, `no Entra user has the UPN or mail ${email}`);
     ids.set(key, id);
-    return { id, key };
+    try {
+      return await act(id);
+    } catch (err) {
+      if (isNotFound(err)) ids.delete(key);
+      throw err;
+    }
   }
 
   const revoke = (id: string, signal: AbortSignal) =>
     counted(actions, { action: 'revoke_sessions' }, () => graph.revokeSignInSessions(id, signal));
+
+  /**
+   * risc.account-disabled with disable_account: the account is disabled, then its sessions are
+   * revoked — whatever the disable answered, so a leaver whose account cannot be disabled here
+   * (synchronised from on-premises AD, a privileged role, no permission to disable) still loses
+   * their refresh tokens. The disable's failure is reported after the revocation: retried when it
+   * is transient (revoking again is harmless), dead-lettered otherwise, saying the sessions were
+   * revoked.
+   */
+  async function disableAndRevoke(id: string, signal: AbortSignal): Promise<DeliveryReceipt> {
+    let disableError: unknown;
+    try {
+      await counted(actions, { action: 'disable_account' }, () => graph.disable(id, signal));
+    } catch (err) {
+      // No such user (a stale cached id): nothing to revoke either; onUser looks the user up again.
+      if (isNotFound(err)) throw err;
+      disableError = err;
+    }
+    let status: number;
+    try {
+      status = await revoke(id, signal);
+    } catch (err) {
+      if (disableError !== undefined) {
+        ctx.logger.warn(
+          { userId: id, disableError: errorText(disableError) },
+          'could not disable the Entra account, nor revoke its sessions',
+        );
+      }
+      throw err;
+    }
+    if (disableError === undefined) return { status, detail: 'account disabled, sessions revoked' };
+    throw disableFailure(id, disableError);
+  }
 
   return {
     target: { audience: `urn:ssf-bridge:microsoft-graph:${config.tenant_id}`, profile: 'ssf-1.0' },
@@ -100,16 +147,9 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
           return { status, detail: 'sign-in sessions revoked' };
         }
         case ACCOUNT_DISABLED: {
-          const status = await onUser(set, signal, async (id) => {
-            if (config.disable_account) {
-              await counted(actions, { action: 'disable_account' }, () => graph.disable(id, signal));
-            }
-            return revoke(id, signal);
-          });
-          return {
-            status,
-            detail: config.disable_account ? 'account disabled, sessions revoked' : 'sessions revoked',
-          };
+          if (config.disable_account) return onUser(set, signal, (id) => disableAndRevoke(id, signal));
+          const status = await onUser(set, signal, (id) => revoke(id, signal));
+          return { status, detail: 'sessions revoked' };
         }
         case RISK_LEVEL_CHANGE: {
           const why = riskRefusal(set.event, config.confirm_compromised);
@@ -129,4 +169,57 @@ export function createMicrosoftGraph(ctx: ConnectorContext, config: GraphConfig)
       }
     },
   };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** What an operator can do about a disable Graph refused, by its answer. */
+function disableHint(err: unknown): string {
+  const status = err instanceof PermanentError ? err.detail?.status : undefined;
+  const text = errorText(err);
+  if (status === 400 && /on-premises|directory sync/i.test(text)) {
+    return ' The user is synchronised from on-premises Active Directory: disable the account there.';
+  }
+  if (status === 403) {
+    return (
+      ' The app needs User.EnableDisableAccount.All (or User.ReadWrite.All), and a privileged role ' +
+      '(e.g. Privileged Authentication Administrator) to disable an administrator; ' +
+      'or set disable_account: false to only revoke sessions.'
+    );
+  }
+  return '';
+}
+
+/**
+ * The error of an account-disabled whose sessions were revoked but whose account was not
+ * disabled: of the class of the disable's failure (retried when it was transient), never
+ * flagging the credentials, which just revoked the sessions.
+ */
+function disableFailure(id: string, err: unknown): RetryableError | PermanentError {
+  const reason = errorText(err).replace(/\.+$/, '');
+  const message = `sign-in sessions of ${id} revoked, but the account could not be disabled: ${reason}.`;
+  const status =
+    err instanceof PermanentError || err instanceof RetryableError ? err.detail?.status : undefined;
+  const detail = {
+    sessionsRevoked: true,
+    accountDisabled: false,
+    ...(typeof status === 'number' ? { status } : {}),
+  };
+  if (classOf(err) === 'retryable' || classOf(err) === 'not_connected') {
+    return new RetryableError(`${message} Retried (revoking the sessions again is harmless).`, {
+      code: 'SSF_ERR_GRAPH_DISABLE_FAILED',
+      cause: err,
+      detail,
+      ...(err instanceof RetryableError && err.retryAfterMs !== undefined
+        ? { retryAfterMs: err.retryAfterMs }
+        : {}),
+    });
+  }
+  return new PermanentError(`${message}${disableHint(err)}`, {
+    code: 'SSF_ERR_GRAPH_DISABLE_FAILED',
+    cause: err,
+    detail,
+  });
 }

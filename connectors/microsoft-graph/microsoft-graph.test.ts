@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EventDraft } from '../../core/plugin-api/index.ts';
 import { selfSignedCertificate, type TestCertificate } from '../../test/helpers/certificates.ts';
 import { FakeApi, type FakeRequest, type FakeResponse } from '../../test/helpers/fake-api.ts';
@@ -239,6 +239,23 @@ function draft(type: string, email: string, claims: Record<string, unknown> = {}
   n += 1;
   return { type, subject: { format: 'email', email }, claims, sourceRecordId: `rec-${n}` };
 }
+/** Graph's error body, as the v1.0 reference shows it. */
+function graphError(status: number, code: string, message: string): FakeResponse {
+  return {
+    status,
+    body: {
+      error: {
+        code,
+        message,
+        innerError: {
+          date: new Date().toISOString(),
+          'request-id': randomUUID(),
+          'client-request-id': randomUUID(),
+        },
+      },
+    },
+  };
+}
 const calls = (method: string, prefix: string) =>
   graph.api.requests.filter((r) => r.method === method && r.path.startsWith(prefix));
 
@@ -471,18 +488,55 @@ describe('microsoft-graph: failures', () => {
     expect(h.logText()).not.toContain('wrong-secret-value-0000');
   });
 
-  it('a user deleted and made again under the same UPN: the 404 drops the cached id, the next delivery finds the new user', async () => {
+  it('a user deleted and made again under the same UPN: the 404 on the cached id drops it, and the same attempt acts on the new user', async () => {
     const first = graph.add('rehired@contoso.com');
     const h = await start();
     expect((await h.attempt(draft('caep.session-revoked', 'rehired@contoso.com'))).ok).toBe(true);
     graph.users.splice(graph.users.indexOf(first), 1);
     const again = graph.add('rehired@contoso.com');
     expect(await h.attempt(draft('caep.session-revoked', 'rehired@contoso.com'))).toMatchObject({
-      ok: false,
-      class: 'permanent',
+      ok: true,
+      receipt: { detail: 'sign-in sessions revoked' },
     });
-    expect((await h.attempt(draft('caep.session-revoked', 'rehired@contoso.com'))).ok).toBe(true);
     expect(graph.revoked).toEqual([first.id, again.id]);
+    const lookups = () => calls('GET', '/v1.0/users/rehired');
+    expect(lookups()).toHaveLength(2);
+    // account-disabled too: the PATCH's 404 on the stale id leads to the new account, disabled and revoked.
+    graph.users.splice(graph.users.indexOf(again), 1);
+    const third = graph.add('rehired@contoso.com');
+    expect(await h.attempt(draft('risc.account-disabled', 'rehired@contoso.com'))).toMatchObject({
+      ok: true,
+      receipt: { detail: 'account disabled, sessions revoked' },
+    });
+    expect(third.accountEnabled).toBe(false);
+    expect(graph.revoked).toEqual([first.id, again.id, third.id]);
+    expect(lookups()).toHaveLength(3);
+    // A deleted user with nobody under the UPN now is refused as unknown, in one attempt.
+    graph.users.splice(graph.users.indexOf(third), 1);
+    const gone = await h.attempt(draft('caep.session-revoked', 'rehired@contoso.com'));
+    expect(gone).toMatchObject({ ok: false, class: 'permanent' });
+    if (!gone.ok)
+      expect(gone.error.message).toContain('no Entra user has the UPN or mail rehired@contoso.com');
+  });
+
+  it('user_cache_ttl counts from the lookup: using the cached id does not keep it alive', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const t0 = Date.now();
+      graph.add('dana.lee@contoso.com');
+      const h = await start({ user_cache_ttl: '1h' });
+      const lookups = () => calls('GET', '/v1.0/users/dana.lee').length;
+      expect((await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).ok).toBe(true);
+      vi.setSystemTime(t0 + 40 * 60_000);
+      expect((await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).ok).toBe(true);
+      expect(lookups()).toBe(1);
+      // 70 minutes after the lookup (30 after the last use), the entry has expired.
+      vi.setSystemTime(t0 + 70 * 60_000);
+      expect((await h.attempt(draft('caep.session-revoked', 'dana.lee@contoso.com'))).ok).toBe(true);
+      expect(lookups()).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a user search answered without a value list is a permanent error, not a TypeError retried for days', async () => {
@@ -501,19 +555,90 @@ describe('microsoft-graph: failures', () => {
       expect(nobody.error.message).toContain('no Entra user has the UPN or mail odd.answer@contoso.com');
   });
 
-  it('403 Authorization_RequestDenied (missing permission) is a credential failure', async () => {
-    graph.add('dana.lee@contoso.com');
+  it('account-disabled of a user synchronised from on-premises AD (400 on the PATCH): sessions are revoked, then the event is dead-lettered saying so', async () => {
+    const dana = graph.add('dana.lee@contoso.com');
+    graph.api.inject(
+      graphError(
+        400,
+        'Request_BadRequest',
+        'Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.',
+      ),
+      (r) => r.method === 'PATCH',
+    );
+    const h = await start();
+    const outcome = await h.attempt(draft('risc.account-disabled', 'dana.lee@contoso.com'));
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    expect(graph.revoked).toEqual([dana.id]);
+    expect(dana.accountEnabled).toBe(true);
+    if (!outcome.ok) {
+      expect(outcome.error.message).toContain(
+        `sign-in sessions of ${dana.id} revoked, but the account could not be disabled: PATCH /v1.0/users/${dana.id} answered 400: Request_BadRequest: Unable to update the specified properties for on-premises mastered Directory Sync objects`,
+      );
+      expect(outcome.error.message).toContain('disable the account there');
+      expect(outcome.error.code).toBe('SSF_ERR_GRAPH_DISABLE_FAILED');
+    }
+    expect(h.status()?.state).not.toBe('permanent_error');
+    expect(
+      await h.counter('microsoft_graph_actions_total', { action: 'disable_account', outcome: 'permanent' }),
+    ).toBe(1);
+    expect(
+      await h.counter('microsoft_graph_actions_total', { action: 'revoke_sessions', outcome: 'ok' }),
+    ).toBe(1);
+  });
+
+  it('403 Authorization_RequestDenied on the disable alone (no User.EnableDisableAccount.All, or a privileged user): sessions revoked, dead-lettered, the instance not flagged', async () => {
+    const dana = graph.add('dana.lee@contoso.com');
+    graph.api.inject(
+      graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.'),
+      (r) => r.method === 'PATCH',
+    );
+    const h = await start();
+    const outcome = await h.attempt(draft('risc.account-disabled', 'dana.lee@contoso.com'));
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    expect(graph.revoked).toEqual([dana.id]);
+    if (!outcome.ok) {
+      expect(outcome.error.message).toContain(
+        `sign-in sessions of ${dana.id} revoked, but the account could not be disabled: PATCH /v1.0/users/${dana.id} answered 403: Authorization_RequestDenied: Insufficient privileges to complete the operation.`,
+      );
+      expect(outcome.error.message).toContain('User.EnableDisableAccount.All');
+      expect(outcome.error.message).toContain('disable_account: false');
+    }
+    expect(h.status()?.state).not.toBe('permanent_error');
+  });
+
+  it('a transient failure of the disable (503): sessions revoked, the delivery retried, and the retry disables the account', async () => {
+    const dana = graph.add('dana.lee@contoso.com');
     graph.api.inject(
       {
-        status: 403,
-        body: {
-          error: {
-            code: 'Authorization_RequestDenied',
-            message: 'Insufficient privileges to complete the operation.',
-          },
-        },
+        ...graphError(503, 'serviceNotAvailable', 'Service unavailable'),
+        headers: { 'retry-after': '5' },
       },
       (r) => r.method === 'PATCH',
+    );
+    const h = await start();
+    const first = await h.attempt(draft('risc.account-disabled', 'dana.lee@contoso.com'));
+    expect(first).toMatchObject({ ok: false, class: 'retryable' });
+    if (!first.ok) {
+      expect(first.error.message).toContain(
+        `sign-in sessions of ${dana.id} revoked, but the account could not be disabled`,
+      );
+      expect(first.error.retryAfterMs).toBe(5_000);
+    }
+    expect(graph.revoked).toEqual([dana.id]);
+    expect(dana.accountEnabled).toBe(true);
+    expect(await h.attempt(draft('risc.account-disabled', 'dana.lee@contoso.com'))).toMatchObject({
+      ok: true,
+      receipt: { detail: 'account disabled, sessions revoked' },
+    });
+    expect(dana.accountEnabled).toBe(false);
+    expect(graph.revoked).toEqual([dana.id, dana.id]);
+  });
+
+  it('403 Authorization_RequestDenied on the revocation (missing permission) is a credential failure', async () => {
+    graph.add('dana.lee@contoso.com');
+    graph.api.inject(
+      graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.'),
+      (r) => r.path.endsWith('/revokeSignInSessions'),
     );
     const h = await start();
     expect(await h.attempt(draft('risc.account-disabled', 'dana.lee@contoso.com'))).toMatchObject({
@@ -521,6 +646,7 @@ describe('microsoft-graph: failures', () => {
       class: 'credentials',
     });
     expect(graph.revoked).toEqual([]);
+    expect(h.status()?.state).toBe('permanent_error');
   });
 
   it('429 with and without Retry-After, 5xx and slow answers are retryable; a malformed body is permanent', async () => {
@@ -566,5 +692,30 @@ describe('microsoft-graph: failures', () => {
     expect(
       await h.counter('microsoft_graph_actions_total', { action: 'revoke_sessions', outcome: 'retryable' }),
     ).toBe(4);
+  });
+});
+
+describe('microsoft-graph: config', () => {
+  const problems = (config: Record<string, unknown>) => {
+    const parsed = microsoftGraph.configSchema.safeParse({
+      tenant_id: TENANT,
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      ...config,
+    });
+    return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('token_url over plain http is refused (the client secret goes in the form body), except to this machine', () => {
+    expect(problems({ token_url: `http://login.microsoftonline.us/${TENANT}/oauth2/v2.0/token` })).toEqual([
+      'token_url: must be an https URL (the credentials would travel in clear text over http); plain http only for the local machine',
+    ]);
+    expect(problems({ token_url: `https://login.microsoftonline.us/${TENANT}/oauth2/v2.0/token` })).toEqual(
+      [],
+    );
+    expect(problems({ token_url: 'http://127.0.0.1:8080/token' })).toEqual([]);
+    expect(problems({ token_url: 'http://localhost:8080/token' })).toEqual([]);
+    expect(problems({ token_url: 'http://[::1]:8080/token' })).toEqual([]);
+    expect(problems({})).toEqual([]);
   });
 });

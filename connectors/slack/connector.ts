@@ -48,15 +48,28 @@ export function createSlack(ctx: ConnectorContext, config: SlackConfig): Outboun
         throw refuse(NAME, `Slack users are found by email; the subject is ${subjectFormats(set.subject)}`);
       return counted(resets, {}, async () => {
         const key = email.toLowerCase();
-        const id = ids.get(key) ?? (await slack.userIdFor(email, signal));
-        if (!id) throw refuse(NAME, `no Slack user has the email ${email}`);
-        ids.set(key, id);
-        try {
+        const reset = async (id: string) => {
           const status = await slack.resetSessions(id, config.sessions, signal);
           return { status, detail: `Slack sessions of ${id} reset (${config.sessions})` };
+        };
+        const cached = ids.get(key);
+        if (cached !== undefined) {
+          try {
+            return await reset(cached);
+          } catch (err) {
+            // The cached id may belong to an account since deleted, the email now another's:
+            // look the email up again at once, and act on the account that has it now.
+            if (!isUserNotFound(err)) throw err;
+            ids.delete(key);
+          }
+        }
+        const id = await slack.userIdFor(email, signal);
+        if (!id) throw refuse(NAME, `no Slack user has the email ${email}`);
+        // Cached when looked up only, so the entry expires user_cache_ttl after the lookup.
+        ids.set(key, id);
+        try {
+          return await reset(id);
         } catch (err) {
-          // The cached id may belong to an account since deleted, the email now another's:
-          // look it up afresh next time, as a 404 does for the Okta and Graph actions.
           if (isUserNotFound(err)) ids.delete(key);
           throw err;
         }

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EventDraft } from '../../core/plugin-api/index.ts';
 import { FakeApi, type FakeRequest, type FakeResponse } from '../../test/helpers/fake-api.ts';
 import { outboundHarness, type OutboundHarness } from '../../test/helpers/outbound.ts';
@@ -105,18 +105,49 @@ describe('slack: session reset', () => {
     expect(h.logText()).not.toContain(TOKEN);
   });
 
-  it('a cached id Slack no longer knows (user_not_found: the account was deleted, the email is another’s now) is looked up afresh next time', async () => {
+  it('a cached id Slack no longer knows (user_not_found: the account was deleted, the email is another’s now) is looked up again in the same attempt', async () => {
     const h = await start();
     expect((await h.attempt(draft())).ok).toBe(true);
     fake.users.set('dana.lee@example.com', 'W0NEWDANA1');
-    const stale = await h.attempt(draft());
-    expect(stale).toMatchObject({ ok: false, class: 'permanent' });
-    if (!stale.ok) expect(stale.error.message).toContain('user_not_found');
     expect(await h.attempt(draft())).toMatchObject({
       ok: true,
       receipt: { detail: 'Slack sessions of W0NEWDANA1 reset (all)' },
     });
+    expect(fake.resets).toEqual([{ user_id: 'W012A3CDE' }, { user_id: 'W0NEWDANA1' }]);
+    const lookups = () => fake.api.requests.filter((r) => r.path === '/api/users.lookupByEmail');
+    expect(lookups()).toHaveLength(2);
+    // The new id is cached: the next event needs no lookup.
+    expect((await h.attempt(draft())).ok).toBe(true);
+    expect(lookups()).toHaveLength(2);
     expect(fake.resets.at(-1)).toEqual({ user_id: 'W0NEWDANA1' });
+  });
+
+  it('a cached id whose account is gone, with no account for the email now, is refused as unknown', async () => {
+    const h = await start();
+    expect((await h.attempt(draft())).ok).toBe(true);
+    fake.users.clear();
+    const gone = await h.attempt(draft());
+    expect(gone).toMatchObject({ ok: false, class: 'permanent' });
+    if (!gone.ok) expect(gone.error.message).toContain('no Slack user has the email dana.lee@example.com');
+  });
+
+  it('user_cache_ttl counts from the lookup: using the cached id does not keep it alive', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const t0 = Date.now();
+      const h = await start({ user_cache_ttl: '1h' });
+      const lookups = () => fake.api.requests.filter((r) => r.path === '/api/users.lookupByEmail').length;
+      expect((await h.attempt(draft())).ok).toBe(true);
+      vi.setSystemTime(t0 + 40 * 60_000);
+      expect((await h.attempt(draft())).ok).toBe(true);
+      expect(lookups()).toBe(1);
+      // 70 minutes after the lookup (30 after the last use), the entry has expired.
+      vi.setSystemTime(t0 + 70 * 60_000);
+      expect((await h.attempt(draft())).ok).toBe(true);
+      expect(lookups()).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('reuses the user lookup, and resets web or mobile sessions only when asked', async () => {

@@ -1,11 +1,29 @@
 import {
   duration,
+  formatDuration,
   secret,
   ssrfPolicySchema,
   subjectIdentifierSchema,
   z,
 } from '../../core/plugin-api/index.ts';
 import { dpopSetting } from '../_shared/outbound-config.ts';
+
+/**
+ * How far the verifier lets a SET's iat stray from this clock either way (createSetVerifier's
+ * default clock skew, which the connector keeps). A SET passes max_age until max_age plus this
+ * after its iat, and its jti may be recorded as early as this before its iat.
+ */
+const IAT_SKEW_MS = 60_000;
+
+/**
+ * How much replay_window must exceed max_age: a jti is remembered for replay_window from when it
+ * was recorded (at the earliest IAT_SKEW_MS before the iat), and a redelivery is young enough to
+ * pass the age check until max_age + IAT_SKEW_MS after the iat. A window covering both refuses
+ * every redelivery, as a replay or as too old; a shorter one leaves a gap in which a redelivered
+ * SET is taken as new and its action runs again. Twice the skew, rounded up to 5 minutes so that
+ * the edges (an expiry compared to the second, a redelivery at the very last instant) are covered.
+ */
+export const REPLAY_MARGIN_MS = Math.max(2 * IAT_SKEW_MS, 300_000);
 
 const bearerAuth = z.strictObject({
   type: z.literal('bearer').meta({ description: 'A static bearer token issued by the transmitter.' }),
@@ -65,7 +83,7 @@ const pollDelivery = z.strictObject({
   ).prefault('1s'),
 });
 
-export const configSchema = z.strictObject({
+const settings = z.strictObject({
   issuer: z.url().meta({
     description:
       'Issuer of the upstream transmitter. Its metadata is read from /.well-known/ssf-configuration (with the issuer’s path appended after it) and must name exactly this issuer.',
@@ -145,10 +163,22 @@ export const configSchema = z.strictObject({
       path: ['timeout'],
     })
     .meta({ description: 'Verification events asked of the transmitter (SSF 1.0 §8.1.4).' }),
-  max_age: duration('Refuse SETs issued longer ago than this; 0 accepts any age.').prefault('1d'),
+  max_age: duration(
+    'Refuse SETs issued longer ago than this. It bounds replay protection, so it must be more than 0 and replay_window must cover it; a bridge down for longer refuses the transmitter’s backlog as too old.',
+  )
+    .refine((ms) => ms > 0, {
+      message:
+        'must be more than 0: with no age limit a SET redelivered after replay_window has forgotten its jti would be taken as new and its action run again; give the longest age you accept (e.g. 1d, or 7d to take a long backlog) and a replay_window covering it',
+    })
+    .prefault('1d'),
   replay_window: duration(
-    'How long received jtis are remembered to refuse replays; they are kept in the store, so a replay is refused after a restart and by every bridge instance sharing it.',
-  ).prefault('2d'),
+    `How long received jtis are remembered to refuse replays: at least max_age plus ${formatDuration(REPLAY_MARGIN_MS)} for clock skew. They are kept in the store, so a replay is refused after a restart and by every bridge instance sharing it.`,
+  )
+    .refine((ms) => ms > 0, {
+      message:
+        'must be more than 0: 0 turns replay protection off, and a redelivered SET would be acted on again',
+    })
+    .prefault('2d'),
   algorithms: z
     .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
     .min(1)
@@ -174,6 +204,21 @@ export const configSchema = z.strictObject({
     min: 100,
     max: 600_000,
   }).prefault('10s'),
+});
+
+/**
+ * replay_window must cover max_age (REPLAY_MARGIN_MS says by how much): past the window a jti is
+ * forgotten, and only the age check still stops a redelivery.
+ */
+export const configSchema = settings.superRefine((config, ctx) => {
+  const needed = config.max_age + REPLAY_MARGIN_MS;
+  if (config.max_age > 0 && config.replay_window > 0 && config.replay_window < needed) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['replay_window'],
+      message: `must cover max_age (${formatDuration(config.max_age)}) plus ${formatDuration(REPLAY_MARGIN_MS)} for clock skew, i.e. be at least ${formatDuration(needed)}: a SET redelivered after its jti is forgotten but still young enough for max_age would be taken as new and its action run again`,
+    });
+  }
 });
 
 export type SsfReceiverConfig = z.output<typeof configSchema>;

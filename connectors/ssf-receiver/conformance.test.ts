@@ -68,8 +68,10 @@ runConnectorConformance(ssfReceiver, {
     // The stand-in serves the transmitter's endpoints over http on loopback, off the issuer's origin.
     endpoint_origins: [server.url],
     ssrf: { allow_http_hosts: ['127.0.0.1'], allow_cidrs: ['127.0.0.0/8'] },
-    // The fixtures were signed once; their iat is fixed.
-    max_age: 0,
+    // The fixtures were signed once; their iat is fixed. An age limit is required (replay
+    // protection rests on it): one far beyond the fixtures' age, with a replay window covering it.
+    max_age: '36500d',
+    replay_window: '36501d',
   }),
   invalidConfigs: [
     {

@@ -8,6 +8,8 @@ import {
   receiverVerify,
   type OutboundHarness,
 } from '../../test/helpers/outbound.ts';
+import { registeredSecretValues } from '../../core/plugin-api/testing/index.ts';
+import { pathSecrets } from './connector.ts';
 import { webhook } from './index.ts';
 
 const SECRET = 'whsec-3f9a1c7e5b2d4f608a1b3c5d7e9f0a2b';
@@ -191,5 +193,76 @@ describe('webhook: outcomes', () => {
     expect((await h.attempt(leaver)).ok).toBe(true);
     expect(await h.counter('webhook_posts_total', { outcome: 'retryable' })).toBe(4);
     expect(await h.counter('webhook_posts_total', { outcome: 'ok' })).toBe(2);
+  });
+
+  it('a credential in the URL’s path (a Slack incoming webhook) stays out of the error, the dead letter, the status and the logs; the origin stays', async () => {
+    const key = 'xK9fQ2mZ7rT4vB1nW8pL3sHd';
+    const path = `/services/T0123ABCD/B0456EFGH/${key}`;
+    const h = await start({ url: `${receiver.url}${path}` });
+    // The receiver's error page quotes the path it was asked for.
+    receiver.inject({
+      status: 503,
+      headers: { 'content-type': 'text/plain' },
+      body: `upstream unavailable for POST ${path}`,
+    });
+    const outcome = await h.attempt(leaver);
+    expect(outcome).toMatchObject({ ok: false, class: 'retryable' });
+    if (!outcome.ok) {
+      // The message is what a dead letter and lastError keep.
+      expect(outcome.error.message).toContain(`POST ${receiver.url}/[redacted] answered 503`);
+      expect(outcome.error.message).not.toContain(key);
+      expect(outcome.error.message).not.toContain('T0123ABCD/B0456EFGH');
+      expect(JSON.stringify((outcome.error as { detail?: unknown }).detail)).not.toContain(key);
+    }
+    // The HTTP client's own lines (trace request, debug response) name the origin only.
+    const response = h.lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'http response');
+    expect(response).toMatchObject({ url: `${receiver.url}/[redacted]`, status: 503 });
+    expect(h.logText()).not.toContain(key);
+    // Registered with the scrubbing the delivery engine applies to every dead letter it stores.
+    expect(registeredSecretValues()).toContain(path.slice(1));
+    // A receiver that refuses the signature flags the instance: its lastError keeps no key either.
+    receiver.inject({ status: 401, body: { error: `invalid_token for ${path}` } });
+    expect(await h.attempt(leaver)).toMatchObject({ ok: false, class: 'credentials' });
+    expect(h.status()?.lastError).toContain(`${receiver.url}/[redacted]`);
+    expect(JSON.stringify(h.status())).not.toContain(key);
+    expect(h.logText()).not.toContain(key);
+    expect(received).toHaveLength(0);
+    expect(receiver.requests.map((r) => r.path)).toEqual([path, path]);
+  });
+
+  it('a path of plain words (no key or id in it) stays readable in messages', async () => {
+    const h = await start({ url: `${receiver.url}/api/events` });
+    receiver.inject({ status: 503 });
+    const outcome = await h.attempt(leaver);
+    if (!outcome.ok) expect(outcome.error.message).toContain(`POST ${receiver.url}/api/events answered 503`);
+    expect(outcome.ok).toBe(false);
+  });
+
+  it('which paths are taken for credentials: a key, a token or an id in a segment', () => {
+    for (const url of [
+      'https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX',
+      'https://discord.com/api/webhooks/1234567890123456789/aBcDeFgHiJkLmNoPqRsTuVwXyZ',
+      'https://hooks.zapier.com/hooks/catch/123456/abcdefg/',
+      'https://n8n.example.com/webhook/6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f',
+      'https://hook.eu1.make.com/abcdefghijklmnopqrstuvwxyzabcdef',
+    ]) {
+      expect(pathSecrets(url), url).toEqual([new URL(url).pathname.slice(1)]);
+    }
+    for (const url of [
+      'https://soar.example.com/api/events',
+      'https://hooks.example.com/ssf-bridge',
+      'https://api.example.com/v1/hooks/',
+      'https://hooks.example.com',
+      'https://hooks.example.com/?code=k3y',
+    ]) {
+      expect(pathSecrets(url), url).toEqual([]);
+    }
+    // Written with characters the URL parser escapes: both spellings are scrubbed.
+    expect(pathSecrets('https://hooks.example.com/in/k€y-0123456')).toEqual([
+      'in/k%E2%82%ACy-0123456',
+      'in/k€y-0123456',
+    ]);
   });
 });
