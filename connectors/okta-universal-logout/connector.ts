@@ -121,6 +121,7 @@ export function createUniversalLogout(
   async function subIdOf(
     subject: SubjectIdentifier,
     signal: AbortSignal,
+    fresh = false,
   ): Promise<{ subId: SubId; cacheKey?: string }> {
     const ref = userRef(subject, config.org_url);
     if (!ref) {
@@ -131,10 +132,13 @@ export function createUniversalLogout(
     }
     if ('subId' in ref) return { subId: ref.subId };
     const key = ref.lookup.toLowerCase();
-    const id = ids.get(key) ?? (await okta.userIdFor(ref.lookup, signal));
+    const cached = fresh ? undefined : ids.get(key);
+    if (cached !== undefined) return { subId: { format: 'opaque', id: cached }, cacheKey: key };
+    const id = await okta.userIdFor(ref.lookup, signal);
     if (!id) throw refuse(NAME, `no Okta user has the login or email ${ref.lookup}`);
+    // Cached when looked up only, so the entry expires user_cache_ttl after the lookup.
     ids.set(key, id);
-    return { subId: { format: 'opaque', id }, cacheKey: key };
+    return { subId: { format: 'opaque', id } };
   }
 
   return {
@@ -154,9 +158,12 @@ export function createUniversalLogout(
         try {
           return { subId, status: await okta.revoke(subId, signal) };
         } catch (err) {
-          // The cached id may belong to a user since deleted; look it up afresh next time.
-          if (cacheKey && isStatus(err, 404)) ids.delete(cacheKey);
-          throw err;
+          // A cached id may belong to a user since deleted, the login now another's: look the
+          // login up again at once and log out the user who has it now.
+          if (!cacheKey || !isStatus(err, 404)) throw err;
+          ids.delete(cacheKey);
+          const current = await subIdOf(set.subject, signal, true);
+          return { subId: current.subId, status: await okta.revoke(current.subId, signal) };
         }
       });
       const who = subId.format === 'opaque' ? subId.id : subId.sub;

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EventDraft } from '../../core/plugin-api/index.ts';
 import { FakeOkta } from '../../test/helpers/fake-okta.ts';
 import { outboundHarness, type OutboundHarness } from '../../test/helpers/outbound.ts';
@@ -493,16 +493,41 @@ describe('okta-universal-logout: failures', () => {
     expect(await h.attempt(byEmail('dana.lee@example.com'))).toMatchObject({ ok: true });
   });
 
-  it('a user deleted after lookup: 404 is permanent and the cached id is dropped', async () => {
+  it('user_cache_ttl counts from the lookup: using the cached id does not keep it alive', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const t0 = Date.now();
+      okta.addUser('dana.lee@example.com');
+      const h = await start({ user_cache_ttl: '1h' });
+      const lookups = () => okta.api.requests.filter((r) => r.path.startsWith('/api/v1/users')).length;
+      expect((await h.attempt(byEmail('dana.lee@example.com'))).ok).toBe(true);
+      vi.setSystemTime(t0 + 40 * 60_000);
+      expect((await h.attempt(byEmail('dana.lee@example.com'))).ok).toBe(true);
+      expect(lookups()).toBe(1);
+      // 70 minutes after the lookup (30 after the last use), the entry has expired.
+      vi.setSystemTime(t0 + 70 * 60_000);
+      expect((await h.attempt(byEmail('dana.lee@example.com'))).ok).toBe(true);
+      expect(lookups()).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a user deleted and created again after lookup: the 404 on the cached id looks the login up again at once', async () => {
     const dana = okta.addUser('dana.lee@example.com');
     const h = await start();
     expect((await h.attempt(byEmail('dana.lee@example.com'))).ok).toBe(true);
     okta.users.splice(okta.users.indexOf(dana), 1);
     const again = okta.addUser('dana.lee@example.com');
-    const gone = await h.attempt(byEmail('dana.lee@example.com'));
-    expect(gone).toMatchObject({ ok: false, class: 'permanent' });
     expect((await h.attempt(byEmail('dana.lee@example.com'))).ok).toBe(true);
     expect(okta.revocations.at(-1)).toEqual({ format: 'opaque', id: again.id });
+    expect(okta.api.requests.filter((r) => r.path.startsWith('/api/v1/users'))).toHaveLength(2);
+    // Deleted for good: the fresh lookup finds nobody, a permanent refusal.
+    okta.users.splice(okta.users.indexOf(again), 1);
+    const gone = await h.attempt(byEmail('dana.lee@example.com'));
+    expect(gone).toMatchObject({ ok: false, class: 'permanent' });
+    if (!gone.ok)
+      expect(gone.error.message).toContain('no Okta user has the login or email dana.lee@example.com');
   });
 
   it('a malformed Users API answer is permanent; no secret reaches the logs', async () => {
