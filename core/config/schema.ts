@@ -76,7 +76,8 @@ export const telemetrySchema = z.strictObject({
 /** The parts of the root config the foundation owns; other areas add their blocks in root.ts. */
 export const foundationShape = {
   issuer: z.url().optional().meta({
-    description: 'Issuer of every SET (iss) and of the SSF configuration. Default: http://HOST:PORT.',
+    description:
+      'Issuer of every SET (iss) and of the SSF configuration; the SSF endpoints derive from it, so in production give the https URL receivers use (the transmitter warns at start about a plain-http issuer on a host other than loopback). Default: http://HOST:PORT.',
   }),
   data_dir: z
     .string()

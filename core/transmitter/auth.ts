@@ -87,6 +87,23 @@ function scopesOf(payload: JWTPayload): Set<string> {
 
 const ACCESS_TOKEN_TYPES = new Set(['at+jwt', 'application/at+jwt', 'jwt']);
 
+/** At most one "JWKS unavailable" warning per this long (each refused request would flood the log). */
+const UNAVAILABLE_WARN_MS = 60_000;
+
+/**
+ * Whether the key lookup failed because no key of the authorization server's JWKS matches the
+ * token's header (its kid, or its key type when it names no kid), as opposed to the JWKS being
+ * out of reach. core/ssf's remoteJwks answers an unknown kid with SSF_ERR_JWKS_COOLDOWN while
+ * the JWKS it holds is at most its cooldown old (a SET receiver retries such a SET later, as its
+ * transmitter may have just rotated its keys), and with SSF_ERR_SET_UNKNOWN_KEY once the JWKS
+ * fetched again for it still lacks the key. An access token that fails either way is invalid:
+ * the client has nothing to retry, and asks its authorization server for a new token.
+ */
+function isUnknownKey(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return code === 'SSF_ERR_JWKS_COOLDOWN' || code === 'SSF_ERR_SET_UNKNOWN_KEY';
+}
+
 export interface AuthenticatorOptions {
   clock: Clock;
   logger: Logger;
@@ -103,7 +120,10 @@ export interface AuthRequest {
   dpop: string | undefined;
   query: Record<string, unknown>;
   method: string;
-  /** The URLs the request is known by (public and as received), which a DPoP proof must name. */
+  /**
+   * The URLs the request is known by, which a DPoP proof must name: the transmitter's public URL
+   * of the route (under the configured issuer), never one built from the client's Host header.
+   */
   urls: string[];
 }
 
@@ -121,9 +141,14 @@ export class ReceiverAuthenticator {
   readonly #dpop: DpopVerifier | undefined;
   readonly #nonces: DpopNonces | undefined;
   readonly #logger: Logger;
+  readonly #now: () => number;
+  /** When the last "JWKS unavailable" warning was logged, and requests refused since. */
+  #unavailableWarnedAt: number | undefined;
+  #unavailableRefusals = 0;
 
   constructor(config: TransmitterConfig, options: AuthenticatorOptions) {
     this.#logger = options.logger;
+    this.#now = () => options.clock.now().getTime();
     for (const r of config.receivers) {
       const audience = r.audience ?? r.client_id;
       this.#audiences.set(r.client_id, audience);
@@ -242,6 +267,24 @@ export class ReceiverAuthenticator {
     return this.#nonces ? { ...principal, dpopNonce: this.#nonces.current() } : principal;
   }
 
+  /**
+   * One warning per UNAVAILABLE_WARN_MS while the JWKS cannot be fetched, with the number of
+   * requests refused since the last one, rather than one per request.
+   */
+  #warnUnavailable(err: RetryableError): void {
+    const now = this.#now();
+    this.#unavailableRefusals += 1;
+    if (this.#unavailableWarnedAt !== undefined && now - this.#unavailableWarnedAt < UNAVAILABLE_WARN_MS) {
+      return;
+    }
+    this.#logger.warn(
+      { err: err.message, code: err.code, refusedRequests: this.#unavailableRefusals },
+      'cannot check access tokens: the JWKS is unavailable',
+    );
+    this.#unavailableWarnedAt = now;
+    this.#unavailableRefusals = 0;
+  }
+
   /** A DPoP refusal; while nonces are asked for it carries the current one, so one retry can fix it. */
   #dpopError(error: string, description: string): TransmitterHttpError {
     return new TransmitterHttpError(401, error, description, 'SSF_ERR_TRANSMITTER_AUTH_DPOP', {
@@ -267,11 +310,24 @@ export class ReceiverAuthenticator {
         requiredClaims: ['exp'],
       }));
     } catch (err) {
-      if (err instanceof RetryableError) {
-        this.#logger.warn(
-          { err: err.message, code: err.code },
-          'cannot check access tokens: the JWKS is unavailable',
+      if (isUnknownKey(err)) {
+        // RFC 6750 §3.1: a token no key of the authorization server's current JWKS verifies is
+        // an invalid token, whoever made it (another authorization server, a retired key, an
+        // attacker). The JWKS was fetched moments ago, or fetched again for this token, so it is
+        // not "unavailable": answering 503 would invite the client to retry for ever. Not logged
+        // above debug: anyone can send such tokens, as many as they like.
+        this.#logger.debug(
+          { code: (err as { code?: string }).code },
+          'access token refused: no key of the JWKS matches it',
         );
+        throw unauthorized(
+          "the access token is not valid: no key of the authorization server's JWKS matches its header",
+          'SSF_ERR_TRANSMITTER_AUTH_INVALID',
+          true,
+        );
+      }
+      if (err instanceof RetryableError) {
+        this.#warnUnavailable(err);
         throw new TransmitterHttpError(
           503,
           'temporarily_unavailable',

@@ -3,7 +3,8 @@
  *
  * The delivery engine calls `deliver` for a stream destination with a signed SET: a push stream
  * POSTs it (RFC 8935), a poll stream queues it for the receiver's next poll. The engine holds a
- * paused stream's deliveries in the outbox (`isPaused`), so they go out in order on resume.
+ * paused stream's deliveries in the outbox (`isPaused`), so they go out in order on resume;
+ * `deliver` reads the stream's status from the store and holds a delivery that reaches it anyway.
  */
 import { RetryableError } from '../plugin-api/errors.ts';
 import type { DeliveryReceipt, SignedSet } from '../plugin-api/types.ts';
@@ -27,6 +28,12 @@ export interface PollResponse {
   moreAvailable: boolean;
 }
 
+/**
+ * When a delivery found its stream paused is tried again, unless the engine learns of the pause
+ * first (and then holds it until the stream is enabled).
+ */
+const PAUSED_RETRY_MS = 1_000;
+
 /** How long a cached queue depth is trusted before it is counted again. */
 const DEPTH_TTL_MS = 1_000;
 
@@ -42,6 +49,11 @@ export interface StreamDeliveryOptions {
    */
   handOver(streamId: string): Promise<number>;
   onVerificationFailed(streamId: string, description: string): void;
+  /**
+   * A delivery found its stream paused in the store: this instance's index may not know yet (a
+   * pause made at another instance), so it may sync now rather than at its next round.
+   */
+  onPausedUnseen?(streamId: string): void;
 }
 
 export class StreamDelivery {
@@ -67,6 +79,18 @@ export class StreamDelivery {
     if (record.status === 'disabled') {
       metrics.dropped.inc({ reason: 'stream_disabled' });
       return { detail: 'dropped: the stream is disabled' };
+    }
+    if (record.status === 'paused') {
+      // SSF 1.0 §8.1.2: a paused stream transmits nothing. The engine holds a paused stream's
+      // deliveries (isPaused), but by this instance's index, which learns of a pause made at
+      // another instance only at its next sync, and a delivery leased just before the pause
+      // still gets here. The SET stays in the outbox, counted in the hold, and goes out in
+      // order when the stream is enabled; a poll stream's SET is not queued for polling either.
+      this.#o.onPausedUnseen?.(streamId);
+      throw new RetryableError(`stream ${streamId} is paused; the SET is held until it is enabled`, {
+        code: 'SSF_ERR_TRANSMITTER_STREAM_PAUSED',
+        retryAfterMs: PAUSED_RETRY_MS,
+      });
     }
     const delivery = storedConfig(record.config).delivery;
     if (delivery.method !== PUSH_METHOD) return this.#enqueue(record, set);

@@ -29,7 +29,7 @@ export class DpopBindingError extends Error {}
 
 export interface ProofRequest {
   method: string;
-  /** The URLs this request is known by (the public one, the one it arrived at); `htu` must name one. */
+  /** The URLs this request is known by (the transmitter's public one); `htu` must name one. */
   urls: string[];
   accessToken: string;
   /** The thumbprint the access token is bound to (`cnf.jkt`): the proof's key must have it. */

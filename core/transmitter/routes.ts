@@ -77,7 +77,10 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
   );
   app.addHook('preClose', async () => tx.releaseLongPolls());
 
-  /** The issuer's origin, which the public URLs of the routes start with (known once listening). */
+  /**
+   * The issuer's origin, which the public URLs of the routes start with (known once listening
+   * when the issuer is the default http://HOST:PORT).
+   */
   let publicOrigin: string | undefined;
   void app.register(
     async (scope) => {
@@ -103,9 +106,12 @@ export function registerTransmitter(app: FastifyInstance, tx: Transmitter): void
             dpop: Array.isArray(dpop) ? dpop.join(', ') : dpop,
             query: queryOf(req),
             method: req.method,
-            // A DPoP proof names the URL the receiver called: the public one under the issuer, or
-            // the one the request arrived at when nothing rewrote it on the way.
-            urls: [`${publicOrigin}${path}`, `${req.protocol}://${req.host}${path}`],
+            // RFC 9449 §4.3 step 9: a DPoP proof must name this resource: its URL under the
+            // issuer, which is the transmitter's public URL (the path already holds the issuer's
+            // path, as the routes are mounted under it). Never a URL made of the request's Host
+            // header (or X-Forwarded-*), which the client chooses: a proof made for another
+            // server would pass by sending that server's name as Host (§11.1).
+            urls: [`${publicOrigin}${path}`],
           });
           if (principal.dpopNonce !== undefined) reply.header('dpop-nonce', principal.dpopNonce);
           requireScope(principal, needed);

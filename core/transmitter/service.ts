@@ -8,7 +8,7 @@ import type { SubjectIdentifier } from '../plugin-api/types.ts';
 import type { StreamRecord, StreamStatus } from '../storage/types.ts';
 import { streamDestinationId } from '../storage/types.ts';
 import { isStreamConflict } from '../storage/stream-conflict.ts';
-import { validateTargetUrl, type Resolver } from '../http/ssrf.ts';
+import { validateTargetUrl, type Resolver, type SsrfReason } from '../http/ssrf.ts';
 import { formatProblems } from '../ssf/errors.ts';
 import { normaliseSubject, validateSubject } from '../ssf/subjects.ts';
 import { POLL_METHOD, PUSH_METHOD } from './config.ts';
@@ -53,6 +53,38 @@ export interface StreamServiceOptions {
   control: ControlChannel;
   /** DNS for the SSRF check of push URLs (tests pin answers). */
   resolve?: Resolver;
+}
+
+const ADDRESS_REFUSALS: ReadonlySet<SsrfReason> = new Set<SsrfReason>([
+  'unresolvable',
+  'loopback',
+  'private',
+  'link_local',
+  'cgnat',
+  'unspecified',
+  'multicast',
+  'reserved',
+  'metadata',
+]);
+
+/**
+ * What a receiver is told about a refused push URL: the URL's own faults as they are, and for
+ * its host's addresses one answer whatever the DNS said (no address, a private one, which one),
+ * so the answers tell nothing about internal names.
+ */
+function pushUrlRefusal(reason: SsrfReason): string {
+  if (ADDRESS_REFUSALS.has(reason)) {
+    return 'its host is not a public address this transmitter delivers to (it resolves to a private, loopback, link-local or otherwise reserved address, or does not resolve)';
+  }
+  switch (reason) {
+    case 'unsupported_scheme':
+    case 'insecure_scheme':
+      return 'it must be an https URL';
+    case 'credentials_in_url':
+      return 'it must not carry a user name or password';
+    default:
+      return 'it is not a valid absolute URL';
+  }
 }
 
 function statusView(record: StreamRecord): StatusView {
@@ -123,17 +155,28 @@ export class StreamService {
     return record;
   }
 
-  async #checkPushUrl(delivery: DeliveryConfig | undefined): Promise<void> {
+  /**
+   * Refuses a push endpoint_url the SSRF policy does not allow. The receiver is told the kind of
+   * refusal only: what a name resolves to, or whether it resolves at all, is never echoed, or any
+   * client with ssf.manage could map internal DNS through the answers. The details go to the log.
+   */
+  async #checkPushUrl(
+    delivery: DeliveryConfig | undefined,
+    context: { clientId: string; streamId?: string },
+  ): Promise<void> {
     if (delivery?.method !== PUSH_METHOD) return;
     const resolve = this.#o.resolve;
     const policy = resolve ? { ...this.#ctx.config.ssrf, resolve } : this.#ctx.config.ssrf;
     const verdict = await validateTargetUrl(delivery.endpoint_url, policy);
-    if (!verdict.ok) {
-      throw badRequest(
-        `delivery.endpoint_url refused: ${verdict.message}`,
-        'SSF_ERR_TRANSMITTER_PUSH_URL_REFUSED',
-      );
-    }
+    if (verdict.ok) return;
+    this.#ctx.logger.info(
+      { ...context, reason: verdict.reason, detail: verdict.message },
+      'push endpoint_url refused by the SSRF policy',
+    );
+    throw badRequest(
+      `delivery.endpoint_url refused: ${pushUrlRefusal(verdict.reason)}`,
+      'SSF_ERR_TRANSMITTER_PUSH_URL_REFUSED',
+    );
   }
 
   async #save(
@@ -163,7 +206,7 @@ export class StreamService {
   async create(principal: Principal, body: unknown): Promise<RenderedStream> {
     const request = readStreamRequest(body, 'create');
     const delivery = request.fields.delivery ?? { method: POLL_METHOD };
-    await this.#checkPushUrl(delivery);
+    await this.#checkPushUrl(delivery, { clientId: principal.clientId });
     return this.#locked(`client:${principal.clientId}`, async () => {
       const { store, clock, config } = this.#ctx;
       if (
@@ -219,8 +262,12 @@ export class StreamService {
   /** PATCH (merge) and PUT (replace), SSF 1.0 §8.1.1.3–4. */
   async update(principal: Principal, body: unknown, mode: 'update' | 'replace'): Promise<RenderedStream> {
     const request = readStreamRequest(body, mode);
-    await this.#checkPushUrl(request.fields.delivery);
     const streamId = request.streamId as string;
+    // The stream first (404 for another client's): a URL is checked, and its host resolved,
+    // only for the stream's own receiver. Outside the lock, so a slow DNS answer holds up no
+    // other change of the stream; the lock reads the stream again.
+    await this.owned(principal, streamId);
+    await this.#checkPushUrl(request.fields.delivery, { clientId: principal.clientId, streamId });
     const saved = await this.#locked(`stream:${streamId}`, async () => {
       const record = await this.owned(principal, streamId);
       const mismatch = transmitterFieldMismatch(request, this.render(record));
@@ -280,6 +327,15 @@ export class StreamService {
 
   async updateStatus(principal: Principal, body: unknown, queryStreamId: unknown): Promise<StatusView> {
     const input = requireObject(body);
+    // Drafts before SSF 1.0 let a receiver set the status of one subject; SSF 1.0 §8.1.2 has a
+    // status per stream only. Ignoring the subject would pause or disable (and purge) the whole
+    // stream for a receiver that meant one subject.
+    if (input.subject !== undefined) {
+      throw badRequest(
+        'SSF 1.0 has no per-subject status (§8.1.2): the status applies to the whole stream; send stream_id and status without subject, or remove the subject with the remove-subject endpoint',
+        'SSF_ERR_TRANSMITTER_STATUS_SUBJECT',
+      );
+    }
     const streamId = requireStreamId(input.stream_id ?? queryStreamId);
     const status = input.status;
     if (typeof status !== 'string' || !(STATUSES as readonly string[]).includes(status)) {
@@ -302,8 +358,13 @@ export class StreamService {
    * Changes a stream's status. Paused streams keep their events in the outbox (bounded by
    * paused_hold_limit) and get them in order once enabled; disabling drops what is waiting.
    * A change the transmitter makes (operator, inactivity, failed verification) is announced with
-   * a stream-updated event: before it takes effect when stopping, after it when re-enabling
-   * (SSF 1.0 §8.1.2, §8.1.5).
+   * a stream-updated event (SSF 1.0 §8.1.2, §8.1.5), queued once the new status is written and
+   * only then: a write that another instance beat (run again here on what it wrote) or that
+   * fails for good announces nothing, and a change is announced once however often it was
+   * tried. When stopping, the announcement is queued before anything else the change does
+   * (dropping a disabled stream's queue), and no event SET is handed out once the status is
+   * written (StreamDelivery reads it), so the receiver gets none after the announcement but a
+   * push already under way; when re-enabling, it is queued after the held SETs are woken.
    *
    * Ownership (`owner`) and any precondition (`onlyIf`) are checked on the stream as read under
    * the stream's lock; when `onlyIf` says no, nothing changes and the stream is returned as it is.
@@ -323,11 +384,11 @@ export class StreamService {
       if (guard.onlyIf && !guard.onlyIf(record)) return record;
       const previous = record.status;
       const announce = initiator === 'transmitter' && status !== previous;
-      if (announce && status !== 'enabled') await this.#o.control.streamUpdated(record, status, reason);
       const saved = await this.#save(record, withRev(storedConfig(record.config)), {
         status,
         ...(reason ? { reason } : {}),
       });
+      if (announce && status !== 'enabled') await this.#announce(saved, status, reason);
       if (status === previous) return saved;
       metrics.statusChanges.inc({ status, initiator });
       logger.info({ streamId, from: previous, to: status, reason, initiator }, 'stream status changed');
@@ -342,9 +403,24 @@ export class StreamService {
         // A push stream may hold SETs queued for polling before it switched to push.
         if (storedConfig(saved.config).delivery.method === PUSH_METHOD) this.#o.control.drain(streamId);
       }
-      if (announce && status === 'enabled') await this.#o.control.streamUpdated(saved, status, reason);
+      if (announce && status === 'enabled') await this.#announce(saved, status, reason);
       return saved;
     });
+  }
+
+  /** Queues the stream-updated event of a status change already written. */
+  async #announce(record: StreamRecord, status: StreamStatus, reason: string | undefined): Promise<void> {
+    try {
+      await this.#o.control.streamUpdated(record, status, reason);
+    } catch (err) {
+      // Not a conflict (those come from the status write, before this): the status stays
+      // changed; say so loudly, as the receiver was not told.
+      this.#ctx.logger.error(
+        { err, streamId: record.streamId, status },
+        'stream status changed, but its stream-updated event could not be queued',
+      );
+      throw err;
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -401,14 +477,19 @@ export class StreamService {
       const key = subjectStorageKey(normaliseSubject(subject));
       if (await this.#ctx.store.streams.deleteSubject(streamId, key)) {
         this.#ctx.index.deleteSubject(streamId, key);
-        await this.#save(found, withRev(storedConfig(found.config)));
+        await this.#publishSubjects(found);
       }
       return found;
     });
     await this.touch(record);
   }
 
-  async #putSubject(record: StreamRecord, subject: SubjectIdentifier, included: boolean): Promise<void> {
+  /** Writes a subject of the stream; returns the stream as written after it, when known. */
+  async #putSubject(
+    record: StreamRecord,
+    subject: SubjectIdentifier,
+    included: boolean,
+  ): Promise<StreamRecord | undefined> {
     const { store, clock, index, config } = this.#ctx;
     const canonical = normaliseSubject(subject);
     const key = subjectStorageKey(canonical);
@@ -427,7 +508,40 @@ export class StreamService {
       clock.now(),
     );
     index.putSubject(record.streamId, canonical, included);
-    await this.#save(record, withRev(storedConfig(record.config)));
+    return this.#publishSubjects(record);
+  }
+
+  /**
+   * Tells the other instances that a stream's subjects changed, once a subject row was written
+   * or deleted: they reload a stream's subjects when its revision moves, so the revision must
+   * move after the row did. The store has no transaction for the two writes, so the row goes
+   * first and the revision after it:
+   *
+   * - written as `record` (read before the row) said: done;
+   * - another instance wrote the stream since `record` was read, maybe before the row: the
+   *   revision is written again on the stream read now, after the row;
+   * - another instance wrote it since even that read, so after the row: that revision already
+   *   came after the row, and every instance that loads it loads the row. Only the shared marker
+   *   is moved, in case that write did not move it.
+   *
+   * Never a conflict for the caller, so a change answered with an error can no longer have left
+   * its row behind where only this instance sees it, and one answered 200 reaches every instance.
+   */
+  async #publishSubjects(record: StreamRecord): Promise<StreamRecord | undefined> {
+    try {
+      return await this.#save(record, withRev(storedConfig(record.config)));
+    } catch (err) {
+      if (!isStreamConflict(err)) throw err;
+    }
+    const fresh = await this.#ctx.store.streams.get(record.streamId);
+    if (!fresh) throw streamNotFound(record.streamId);
+    try {
+      return await this.#save(fresh, withRev(storedConfig(fresh.config)));
+    } catch (err) {
+      if (!isStreamConflict(err)) throw err;
+      await this.#o.sync.markChanged();
+      return undefined;
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -593,7 +707,7 @@ export class StreamService {
           ...(p.description !== undefined ? { description: p.description } : {}),
           internal: { ...base.internal, provisioned: true },
         });
-        const record = existing
+        let record = existing
           ? await this.#save(existing, next)
           : await store.streams.create(
               {
@@ -617,7 +731,8 @@ export class StreamService {
             );
             continue;
           }
-          await this.#putSubject(record, checked.subject, true);
+          // The stream as each subject left it, so the next one's write expects its revision.
+          record = (await this.#putSubject(record, checked.subject, true)) ?? record;
         }
         logger.info(
           { streamId: p.stream_id, clientId: p.client_id, created: !existing },

@@ -4,6 +4,7 @@
  * instances, inactivity sweep). The HTTP surface is mounted with registerTransmitter().
  */
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { Clock, Logger, SubjectIdentifier } from '../plugin-api/types.ts';
 import { ConfigError } from '../plugin-api/errors.ts';
@@ -60,6 +61,21 @@ export interface TransmitterDeps {
   resolve?: Resolver;
   /** Fetches the authorization server's JWKS (tests inject one). */
   fetchOAuthJwks?: JwksFetcher;
+}
+
+/**
+ * Whether a URL's host (`URL.hostname`, which WHATWG URL parsing has normalised: IPv4 in dotted
+ * decimal, IPv6 bracketed and compressed) is this machine's loopback: localhost, 127.0.0.0/8,
+ * ::1 or an IPv4-mapped 127.x address.
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '');
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return isIP(host) === 6 && (host === '::1' || /^::ffff:7f[0-9a-f]{2}:/.test(host));
 }
 
 /**
@@ -156,6 +172,11 @@ export class Transmitter {
       refresh: (jwt) => deps.minter.refresh(jwt),
       handOver: (streamId) => this.#control.handOver(streamId),
       onVerificationFailed,
+      onPausedUnseen: (streamId) => {
+        // Paused at another instance: sync now, so the engine holds the stream's deliveries
+        // (isPaused) instead of trying each and finding it paused.
+        if (this.#running && this.#ctx.index.get(streamId)?.status !== 'paused') void this.#tick();
+      },
     });
     this.destinations = new StreamDestinations(this.#ctx, this.delivery, this.#sync);
   }
@@ -211,6 +232,24 @@ export class Transmitter {
     this.#ctx.logger.info(
       { issuer: this.urls.issuer, streams: this.#ctx.index.size, metadata: this.urls.wellKnownPath },
       'SSF transmitter started',
+    );
+    this.#warnPlainHttpIssuer();
+  }
+
+  /**
+   * SSF 1.0 §7.1 (checklist SSF-18): every endpoint the metadata lists must be https, and they
+   * all derive from the issuer. A plain-http issuer is fine on loopback (the quickstart, tests),
+   * but an issuer other hosts are to use, such as the default http://HOST:PORT with a public
+   * server.host, lists endpoints receivers must refuse. Not refused (the quickstart would
+   * break): warned about once per start.
+   */
+  #warnPlainHttpIssuer(): void {
+    const issuer = this.urls.issuer;
+    const url = new URL(issuer);
+    if (url.protocol === 'https:' || isLoopbackHost(url.hostname)) return;
+    this.#ctx.logger.warn(
+      { issuer },
+      `the SSF transmitter's issuer ${issuer} is not an https URL, so neither are the endpoints its metadata lists (SSF 1.0 requires https; receivers refuse them): set issuer to the https URL receivers reach the bridge at, e.g. through a TLS-terminating proxy`,
     );
   }
 

@@ -314,6 +314,37 @@ export async function call(
   return { status: res.status, headers: res.headers, text, json };
 }
 
+export interface LogEntry {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+/** A logger that keeps every entry (its children's too), for tests that look at what was logged. */
+export function recordingLogger(entries: LogEntry[] = []): Logger & { entries: LogEntry[] } {
+  const make = (bindings: Record<string, unknown>): Logger & { entries: LogEntry[] } => {
+    const at =
+      (level: LogEntry['level']) =>
+      (obj: object | string, msg?: string): void => {
+        entries.push(
+          typeof obj === 'string'
+            ? { level, fields: { ...bindings }, msg: obj }
+            : { level, fields: { ...bindings, ...(obj as Record<string, unknown>) }, msg: msg ?? '' },
+        );
+      };
+    return {
+      entries,
+      trace: at('trace'),
+      debug: at('debug'),
+      info: at('info'),
+      warn: at('warn'),
+      error: at('error'),
+      child: (more) => make({ ...bindings, ...more }),
+    };
+  };
+  return make({});
+}
+
 /** Waits until `check` returns a value other than undefined/false, or fails after `ms`. */
 export async function eventually<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,
