@@ -18,6 +18,15 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { nextDue, releaseDue, type HrState, type LeaverPolicy } from './hr-leaver.ts';
 
+/**
+ * How far each read of a change feed reaches back over the end of the previous one, when that
+ * end is the bridge's own clock (Workday's windows and report prompt, BambooHR without
+ * `latest`): an entry the source dates just before it (its clock behind ours, or an entry
+ * committed late) is read, not lost. Reading a change again sends nothing twice: the worker
+ * snapshot already holds it.
+ */
+export const CHANGE_WINDOW_OVERLAP_MS = 5 * 60_000;
+
 export interface HrCheckpointOptions<S extends HrState> {
   /** Metric name prefix, e.g. `bamboohr` for `bamboohr_events_total`. */
   metricPrefix: string;

@@ -38,10 +38,13 @@ export interface HrWorker {
    */
   effectiveBy?: string | undefined;
   /**
-   * The source announces the termination as it happens (Bob's `employee.left`), so it is news
-   * even on first sight of the employee and however long ago its date: a termination entered
-   * late is still a leaver to cut off. The backfill window only keeps old leavers found by a
-   * first full read quiet.
+   * The record is news, so a termination it shows is sent even on first sight of the employee
+   * and however long ago its date: a termination entered late is still a leaver to cut off. The
+   * source announces the termination as it happens (Bob's `employee.left`, a BambooHR webhook
+   * naming an employment field), or a change feed brought the record up after the connector's
+   * first read (a transaction log, a changed-since query): most of a workforce is first seen
+   * there at its first change after go-live. The backfill window only keeps quiet the old
+   * leavers that a first read, or a full listing, finds.
    */
   announced?: boolean | undefined;
 }
@@ -154,7 +157,7 @@ export const leaverPolicyShape = {
     .default('UTC')
     .meta({ description: 'IANA time zone that termination dates are read in.' }),
   backfill_window: duration(
-    'On first sight of an employee whose termination is already in effect, events are sent only if it took effect within this window.',
+    "Keeps old leavers quiet: an employee first seen by the connector's first read (or in a full listing) with a termination that took effect before this window is recorded without events. A termination that a change feed (Workday's transaction log or changed-since report, BambooHR polling) or an announcing webhook brings up later is sent however old its date.",
   ).prefault('30d'),
   purge_after: duration(
     'When set, RISC account-purged is sent this long after a termination took effect (a rehire cancels it).',
@@ -204,6 +207,11 @@ export interface LeaverOutcome {
   events: EventDraft[];
   /** Why nothing was emitted (set only when `events` is empty). */
   ignored?: string;
+  /**
+   * A termination in effect before the backfill window, on first sight of the employee and not
+   * announced: recorded without events. Connectors count these and log the count.
+   */
+  backfilled?: boolean;
 }
 
 function sameIdentifier(a: string, b: string): boolean {
@@ -235,17 +243,29 @@ export function hrDate(value: unknown, field: string): string | undefined {
   return `${m[1]}-${m[2]}-${m[3]}`;
 }
 
+/** One formatter per time zone: making one costs far more than using it (a full report reads thousands of dates). */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    });
+    formatters.set(timeZone, format);
+  }
+  return format;
+}
+
 function zoneOffsetMs(utcMs: number, timeZone: string): number {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-  }).formatToParts(new Date(utcMs));
+  const parts = formatter(timeZone).formatToParts(new Date(utcMs));
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
   const wall = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
   return wall - Math.floor(utcMs / 1000) * 1000;
@@ -459,6 +479,9 @@ function applyRecord(
   }
   const gone = prev && (prev.status === 'terminated' || prev.status === 'deleted') ? prev : undefined;
   const pendingKey = `${id}:terminate`;
+  const held = state.pending[pendingKey];
+  // A held termination whose time has come (the release has not run yet: the bridge was down).
+  const heldDue = held && Date.parse(held.dueAt) <= now.getTime() ? held : undefined;
   // The date of a termination the bridge held (or released) has come, and the source still
   // shows the worker active with that date: HR changes the status later that day. The
   // termination stands; read as a rescind (or a rehire) it would never be sent (or be undone).
@@ -466,32 +489,41 @@ function applyRecord(
     worker.status === 'active' &&
     basisDate !== undefined &&
     !future &&
-    (state.pending[pendingKey]?.date === basisDate || (gone?.released === true && gone.date === basisDate));
+    (held?.date === basisDate || (gone?.released === true && gone.date === basisDate));
+  // Leave (garden leave up to the termination date, say) says the employee is not working, not
+  // that they work again: only an explicit `active` record reverses a termination. So a leave
+  // record keeps a termination already reported, and one held whose time has come, whatever
+  // date it shows (the source lagging); and a termination date it shows that has passed ends
+  // the employment, as it does on a record without a status.
+  const onLeave = worker.status === 'leave';
+  const leaveKeeps = onLeave && (gone !== undefined || (effectiveAt === undefined && heldDue !== undefined));
   // A source that still says terminated, about a termination already reported, is no rehire
   // though its date lies ahead (a leaver sent early, as Bob's employee.left can make it).
-  const phase = sourceLagging
-    ? 'terminated'
-    : worker.status === 'terminated'
-      ? future && !gone
-        ? 'pending'
-        : 'terminated'
-      : worker.status === 'unknown'
-        ? effectiveAt === undefined
-          ? 'active'
+  const phase =
+    sourceLagging || leaveKeeps
+      ? 'terminated'
+      : worker.status === 'terminated'
+        ? future && !gone
+          ? 'pending'
+          : 'terminated'
+        : worker.status === 'unknown' || onLeave
+          ? effectiveAt === undefined
+            ? 'active'
+            : future
+              ? 'pending'
+              : 'terminated'
           : future
             ? 'pending'
-            : 'terminated'
-        : future
-          ? 'pending'
-          : 'active';
+            : 'active';
 
   const reversals = prev?.reversals;
 
   if (phase === 'terminated') {
     // A source clock ahead of ours must not date a termination in the future.
     const observed = worker.observedAt ? earlier(new Date(worker.observedAt), now) : now;
-    const date = basisDate ?? zonedDate(observed, policy.timezone);
-    const at = effectiveAt ?? observed;
+    // A record without a date keeps the date of the termination held for it, once due.
+    const date = basisDate ?? heldDue?.date ?? zonedDate(observed, policy.timezone);
+    const at = effectiveAt ?? (heldDue ? new Date(heldDue.dueAt) : observed);
     delete state.pending[pendingKey];
     if (gone) {
       notes.push(`termination of ${gone.date ?? 'an earlier date'} already reported`);
@@ -509,6 +541,7 @@ function applyRecord(
     } else if (!prev && !worker.announced && at.getTime() < now.getTime() - policy.backfill_window) {
       notes.push(`termination took effect on ${date}, before the backfill window; recorded without events`);
       state.workers[id] = { email, username, status: 'terminated', date };
+      return { ...outcome(events, notes), backfilled: true };
     } else {
       const leaver = terminationEvents(id, email, date, at.toISOString(), policy, reversals);
       if (!leaver) {
@@ -521,7 +554,8 @@ function applyRecord(
           status: 'terminated',
           date,
           reversals,
-          ...(sourceLagging ? { released: true } : {}),
+          // Sent while the source does not say terminated itself (yet).
+          ...(sourceLagging || onLeave ? { released: true } : {}),
         };
         schedulePurge(state, id, email, date, at, now, policy, events);
       }

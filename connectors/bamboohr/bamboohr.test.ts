@@ -8,7 +8,7 @@ import { RetryableError, type InboundConnector, type InboundRequest } from '../.
 import { MockServer } from '../../core/plugin-api/testing/index.ts';
 import { parseTimestamp } from './connector.ts';
 import { bamboohrConnector } from './index.ts';
-import type { BambooHrState } from './mapping.ts';
+import { mapRecord, type BambooHrState } from './mapping.ts';
 import {
   createTestContext,
   simulateFixtures,
@@ -594,6 +594,106 @@ describe('bamboohr polling', () => {
       ok: false,
       retryable: false,
     });
+    await connector.stop(100);
+  });
+});
+
+describe('bamboohr polling: a termination entered late (backdated)', () => {
+  // Lee left on 6 February; HR enters it on 20 March. The bridge has polled since January, and
+  // Lee's record never changed in between: /employees/changed names Lee now, for the first time.
+  const lee = employee('88', {
+    firstName: 'Lee',
+    lastName: 'Okafor',
+    workEmail: 'lee.okafor@example.com',
+    hireDate: '2020-09-14',
+    ...terminated,
+    terminationDate: '2026-02-06',
+  });
+  const changed = {
+    latest: '2026-03-20T08:58:00+00:00',
+    employees: { '88': { id: '88', action: 'Updated', lastChanged: '2026-03-20T08:52:11+00:00' } },
+  };
+  function polling(since: string | undefined) {
+    const checkpoints = new Map<string, unknown>();
+    if (since) checkpoints.set('default', { workers: {}, pending: {}, since });
+    return createTestContext<BambooHrState>({ now: '2026-03-20T09:00:00.000Z', checkpoints });
+  }
+
+  it('sends it once the first poll is behind: what /employees/changed names is news however old the date', async () => {
+    server.on('GET', `${API}/employees/changed`, () => ({ body: changed }));
+    server.on('GET', `${API}/employees/88`, () => ({ body: lee }));
+    const { connector, tc } = await started(
+      { mode: 'poll', backfill_window: '30d' },
+      polling('2026-03-20T08:45:00+00:00'),
+    );
+    await tc.runTask('poll');
+    expect(server.requests[0]?.query.since).toBe('2026-03-20T08:45:00+00:00');
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '88:terminated:2026-02-06', '2026-02-06T00:00:00.000Z'],
+      ['caep.session-revoked', '88:terminated:2026-02-06', '2026-02-06T00:00:00.000Z'],
+    ]);
+    await connector.stop(100);
+  });
+
+  it('keeps it quiet on the first poll, and says how many old leavers it recorded at info level', async () => {
+    server.on('GET', `${API}/employees/changed`, () => ({ body: changed }));
+    server.on('GET', `${API}/employees/88`, () => ({ body: lee }));
+    const { connector, tc } = await started({ mode: 'poll', backfill_window: '30d' }, polling(undefined));
+    await tc.runTask('poll');
+    expect(tc.events()).toEqual([]);
+    expect(tc.logs.filter((l) => l.level === 'info' && l.fields.first_read === true)).toEqual([
+      expect.objectContaining({
+        msg: expect.stringContaining('recorded 1 leaver(s)'),
+        fields: expect.objectContaining({ employees: 1, examples: ['88'] }),
+      }),
+    ]);
+    await connector.stop(100);
+  });
+
+  it('simulate: an employee record read with a poller state (a watermark) is news', () => {
+    const config = bamboohrConnector.configSchema.parse({ ...BASE, mode: 'poll', backfill_window: '30d' });
+    const now = new Date('2026-03-20T09:00:00.000Z');
+    const state = { workers: {}, pending: {}, since: '2026-03-20T08:45:00+00:00' };
+    expect(bamboohrConnector.map!(lee, config, state).events).toHaveLength(2);
+    expect(mapRecord(lee, config, undefined, now).ignored).toContain('before the backfill window');
+  });
+});
+
+describe('bamboohr polling without `latest`', () => {
+  it('starts the next poll a little before this one by its own clock, and sends nothing twice for a change read again', async () => {
+    // BambooHR's clock runs two minutes behind the bridge's, and this answer carries no `latest`.
+    const entries: Array<{ id: string; at: string }> = [];
+    server.on('GET', `${API}/employees/changed`, (req) => ({
+      body: {
+        employees: Object.fromEntries(
+          entries
+            .filter((e) => e.at >= (req.query.since ?? ''))
+            .map((e) => [e.id, { id: e.id, action: 'Updated', lastChanged: e.at }]),
+        ),
+      },
+    }));
+    server.on('GET', `${API}/employees/4701`, () => ({
+      body: employee('4701', { ...terminated, workEmail: 'ray@example.com' }),
+    }));
+    const { connector, tc } = await started({ mode: 'poll' });
+    await tc.runTask('poll'); // 14:00: nothing changed yet
+    expect((tc.checkpoints.get('default') as BambooHrState).since).toBe('2026-11-29T13:55:00.000Z');
+    // HR terminates Ray just after the poll, at 13:59 by BambooHR's clock.
+    entries.push({ id: '4701', at: '2026-11-29T13:59:00.000Z' });
+    tc.clock.set('2026-11-29T14:02:00.000Z');
+    await tc.runTask('poll');
+    expect(server.requests.filter((r) => r.path.endsWith('/changed')).at(-1)?.query.since).toBe(
+      '2026-11-29T13:55:00.000Z',
+    );
+    expect(tc.events().map((e) => e.sourceRecordId)).toEqual([
+      '4701:terminated:2026-11-27',
+      '4701:terminated:2026-11-27',
+    ]);
+    // The next poll (since 13:57) reads the change of 13:59 again: nothing is sent twice.
+    tc.clock.set('2026-11-29T14:17:00.000Z');
+    await tc.runTask('poll');
+    expect(server.requests.filter((r) => r.path.endsWith('/employees/4701'))).toHaveLength(2);
+    expect(tc.events()).toHaveLength(2);
     await connector.stop(100);
   });
 });

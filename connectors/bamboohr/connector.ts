@@ -9,7 +9,7 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createBambooHrClient, type BambooHrClient } from './client.ts';
 import type { BambooHrConfig } from './config.ts';
-import { hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
+import { CHANGE_WINDOW_OVERLAP_MS, hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
 import { applyDeletion, applyWorker, notHeld } from '../_shared/hr-leaver.ts';
 import { hrWebhookReplies, signatureMatches, signingKeys, unavailable } from '../_shared/hr-webhook.ts';
 import {
@@ -99,15 +99,40 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     return out;
   }
 
+  /** Old leavers recorded without events, counted at info level (each is at debug level). */
+  function logBackfilled(ids: string[], firstRead: boolean): void {
+    if (ids.length === 0) return;
+    ctx.logger.info(
+      {
+        employees: ids.length,
+        first_read: firstRead,
+        backfill_window_ms: config.backfill_window,
+        examples: ids.slice(0, 10),
+      },
+      `recorded ${ids.length} leaver(s) seen for the first time, whose termination took effect before backfill_window, without events`,
+    );
+  }
+
+  interface ApplyOptions {
+    /** Changes the state before its commit (the poll's last batch moves the watermark). */
+    finish?: (state: BambooHrState) => void;
+    /** Gathers a description of each unreadable employee skipped. */
+    malformed?: string[];
+    /**
+     * The changes come from /employees/changed after the first poll: a termination they show is
+     * news however old its date, though the employee was never seen before.
+     */
+    news?: boolean;
+    /** Gathers the ids of old leavers the backfill window recorded without events. */
+    backfilled?: string[];
+  }
+
   /**
    * Applies resolved changes to the stored state and commits it with their due events. An
    * unreadable employee is skipped and described in `malformed`.
    */
-  async function apply(
-    resolved: Resolved[],
-    finish?: (state: BambooHrState) => void,
-    malformed: string[] = [],
-  ): Promise<number> {
+  async function apply(resolved: Resolved[], options: ApplyOptions = {}): Promise<number> {
+    const { finish, malformed = [], news = false, backfilled = [] } = options;
     return checkpoint.serial(async () => {
       const now = ctx.clock.now();
       const state = await checkpoint.load();
@@ -127,7 +152,7 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
           continue;
         } else {
           try {
-            const worker = workerFromEmployee(employee, config, change.at, change.announced);
+            const worker = workerFromEmployee(employee, config, change.at, change.announced || news);
             outcome = applyWorker(state, worker, policy, now);
           } catch (err) {
             records.inc({ outcome: 'malformed' });
@@ -142,6 +167,7 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
         records.inc({ outcome: outcome.events.length > 0 ? 'mapped' : 'ignored' });
         if (outcome.ignored)
           ctx.logger.debug({ employee: change.employeeId, reason: outcome.ignored }, 'no event');
+        if (outcome.backfilled) backfilled.push(change.employeeId);
         events.push(...outcome.events);
       }
       finish?.(state);
@@ -154,23 +180,32 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
   async function poll(signal: AbortSignal): Promise<void> {
     const now = ctx.clock.now();
     const stored = await checkpoint.load();
+    // No watermark yet: the first poll, whose old leavers the backfill window keeps quiet. Every
+    // poll after it reads what changed, so a termination it brings up is news.
+    const firstRead = stored.since === undefined;
     const since = stored.since ?? new Date(now.getTime() - config.initial_lookback).toISOString();
     const { latest, changes } = await api().changedSince(since, signal);
+    // Without BambooHR's `latest`, the next poll starts a little before this one did by the
+    // bridge's clock: a change BambooHR dates just before it is read, not lost.
+    const next = latest ?? new Date(now.getTime() - CHANGE_WINDOW_OVERLAP_MS).toISOString();
     let emittedCount = 0;
     const malformed: string[] = [];
+    const backfilled: string[] = [];
     for (let i = 0; i < changes.length || i === 0; i += POLL_BATCH) {
       const batch = changes.slice(i, i + POLL_BATCH);
       const last = i + POLL_BATCH >= changes.length;
       const resolved = await resolve(batch, signal, true);
-      emittedCount += await apply(
-        resolved,
-        last ? (state) => void (state.since = latest ?? now.toISOString()) : undefined,
+      emittedCount += await apply(resolved, {
+        ...(last ? { finish: (state: BambooHrState) => void (state.since = next) } : {}),
         malformed,
-      );
+        news: !firstRead,
+        backfilled,
+      });
     }
     if (changes.length > 0) {
       ctx.logger.info({ changed: changes.length, events: emittedCount }, 'BambooHR changes processed');
     }
+    logBackfilled(backfilled, firstRead);
     // A poll cannot ask BambooHR to send a record again: an unreadable one stays on the
     // instance's status (and in the log) until a poll reads every record it is given.
     if (malformed.length > 0) {
@@ -271,7 +306,12 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
           return webhook.refuse(502, 'upstream_error', 'upstream_error', message);
         }
       }
-      return webhook.accept(changes.length, () => apply(resolved));
+      return webhook.accept(changes.length, async () => {
+        const backfilled: string[] = [];
+        const emitted = await apply(resolved, { backfilled });
+        logBackfilled(backfilled, false);
+        return emitted;
+      });
     },
   };
 }

@@ -14,7 +14,10 @@ import {
 } from '../_shared/hr-leaver.ts';
 
 export interface BambooHrState extends HrState {
-  /** `latest` of the last /employees/changed answer (poll modes). */
+  /**
+   * `latest` of the last /employees/changed answer (poll modes). None yet: the next poll is the
+   * first read, whose old leavers the backfill window keeps quiet.
+   */
   since?: string | undefined;
 }
 
@@ -270,7 +273,9 @@ export function mapRecord(
     } else {
       const parsed = employeeSchema.safeParse(record);
       if (!parsed.success) throw new Error(z.prettifyError(parsed.error));
-      result = applyWorker(next, workerFromEmployee(parsed.data, config), policy, now);
+      // A state with a watermark is a poller's after its first poll: what it reads is news.
+      const news = next.since !== undefined;
+      result = applyWorker(next, workerFromEmployee(parsed.data, config, undefined, news), policy, now);
     }
   } catch (err) {
     throw new PermanentError(`malformed BambooHR payload: ${(err as Error).message}`, {

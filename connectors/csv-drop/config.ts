@@ -53,10 +53,10 @@ export const configSchema = z.strictObject({
         .min(1)
         .default(['terminated'])
         .meta({ description: 'Values meaning the employee left.' }),
-      leave: z
-        .array(z.string().min(1))
-        .default(['leave'])
-        .meta({ description: 'Values meaning on leave (still employed; no event).' }),
+      leave: z.array(z.string().min(1)).default(['leave']).meta({
+        description:
+          'Values meaning on leave: still employed (no event) until the row’s termination date has passed; a termination already reported stays.',
+      }),
     })
     .prefault({})
     .meta({ description: 'Status values, matched without regard to case.' }),

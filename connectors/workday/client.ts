@@ -48,6 +48,7 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
   const http: HttpClient = ctx.http.create({
     baseURL: origin,
     timeoutMs: config.request_timeout,
+    maxResponseBytes: config.max_response_bytes,
     ...(auth.type === 'basic' && config.mode === 'raas'
       ? { auth: { type: 'basic' as const, username: auth.username, password: auth.password } }
       : {}),
@@ -112,7 +113,15 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
       if (since_prompt && since) params[since_prompt] = since;
       const res = await withToken((headers) =>
         http.get(url, { params, headers, signal, responseType: 'json' }),
-      );
+      ).catch((err: unknown) => {
+        throw tooLarge(
+          err,
+          `the report ${owner}/${report}`,
+          since_prompt
+            ? 'raise max_response_bytes, or narrow what the report lists'
+            : 'give the report a "changed since" prompt and name it in raas.since_prompt, so each run reads only what changed, or raise max_response_bytes',
+        );
+      });
       const parsed = reportSchema.safeParse(res.data);
       if (!parsed.success) {
         throw new PermanentError(
@@ -134,7 +143,13 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
           acceptStatuses: [500],
           signal,
         }),
-      );
+      ).catch((err: unknown) => {
+        throw tooLarge(
+          err,
+          `a Get_Workers page of ${page_size} workers`,
+          'lower soap.page_size, or raise max_response_bytes',
+        );
+      });
       const text = String(res.data ?? '');
       if (res.status === 500) throw faultError(text);
       try {
@@ -144,6 +159,23 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
       }
     },
   };
+}
+
+/**
+ * An answer over max_response_bytes, said in the terms of the config that can help (`remedy`);
+ * any other error as it is. Permanent: the same request gets the same answer.
+ */
+function tooLarge(err: unknown, what: string, remedy: string): unknown {
+  if (!(err instanceof PermanentError) || err.code !== 'SSF_ERR_HTTP_TOO_LARGE') return err;
+  const limit = Number(err.detail?.limitBytes);
+  const size = Number.isFinite(limit)
+    ? `${limit} bytes (${(limit / 1_048_576).toFixed(1)} MiB)`
+    : 'the limit';
+  return new PermanentError(`${what} is larger than max_response_bytes, ${size}: ${remedy}`, {
+    code: 'SSF_ERR_HTTP_TOO_LARGE',
+    cause: err,
+    ...(err.detail ? { detail: err.detail } : {}),
+  });
 }
 
 /**

@@ -25,6 +25,9 @@ const refreshTokenAuth = z
   })
   .meta({ description: 'OAuth 2.0 bearer tokens obtained with a refresh token.' });
 
+/** The largest `max_response_bytes`: a body is read whole as one string, and V8 caps those near 512 MiB. */
+export const MAX_RESPONSE_BYTES = 500 * 1_048_576;
+
 export const columnsSchema = z
   .strictObject({
     employee_id: z
@@ -52,6 +55,10 @@ export const columnsSchema = z
       .min(1)
       .default('Primary_Termination_Reason')
       .meta({ description: 'Column with the termination reason (logged, never sent to receivers).' }),
+    hire_date: z.string().min(1).default('Hire_Date').meta({
+      description:
+        'Column with the hire date (optional in the report): a worker inactive only because the hire date lies ahead (a pre-hire) is no leaver.',
+    }),
   })
   .prefault({})
   .meta({ description: 'Report column names, as the custom report names them.' });
@@ -113,6 +120,10 @@ export const configSchema = z
     request_timeout: duration('Timeout of one request to Workday.', { min: 100, max: 600_000 }).prefault(
       '60s',
     ),
+    max_response_bytes: z.number().int().min(1_048_576).max(MAX_RESPONSE_BYTES).default(104_857_600).meta({
+      description:
+        'Largest answer accepted from Workday, in bytes (default 100 MiB: a RaaS report of some 400,000 workers). A full report larger than this is better read as changes (`raas.since_prompt`); a Get_Workers page, with a smaller `soap.page_size`. At most 500 MiB, the largest text Node.js reads whole.',
+    }),
     ...leaverPolicyShape,
   })
   .refine((c) => c.mode !== 'raas' || c.raas !== undefined, {

@@ -6,9 +6,10 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createWorkdayClient, type TransactionWindow, type WorkdayClient } from './client.ts';
 import type { WorkdayConfig } from './config.ts';
-import { hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
+import { CHANGE_WINDOW_OVERLAP_MS, hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
 import { applyWorker, notHeld } from '../_shared/hr-leaver.ts';
 import {
+  asRead,
   emptyState,
   policyOf,
   stateSchema,
@@ -93,7 +94,14 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     if (!wd) return;
     const now = ctx.clock.now();
     const state = await checkpoint.load();
-    const since = state.watermark ?? new Date(now.getTime() - config.initial_lookback).toISOString();
+    const firstRead = state.watermark === undefined;
+    // Each window reaches back over the end of the one before: an entry Workday dates just
+    // before it (its clock behind ours, or an entry committed late) is read, not lost. Reading
+    // a change again sends nothing twice.
+    const mark = state.watermark === undefined ? Number.NaN : Date.parse(state.watermark);
+    const since = new Date(
+      Number.isNaN(mark) ? now.getTime() - config.initial_lookback : mark - CHANGE_WINDOW_OVERLAP_MS,
+    ).toISOString();
     const malformed: string[] = [];
     const workers =
       config.mode === 'raas'
@@ -101,10 +109,12 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
         : await readSoap(wd, since, now, signal, malformed);
     const before = Object.keys(state.pending).length;
     const events: EventDraft[] = [];
+    const backfilled: string[] = [];
     for (const worker of workers) {
-      const result = applyWorker(state, worker, policy, now);
+      const result = applyWorker(state, asRead(worker, state, config, now), policy, now);
       records.inc({ outcome: result.events.length > 0 ? 'mapped' : 'ignored' });
       if (result.ignored) ctx.logger.debug({ worker: worker.id, reason: result.ignored }, 'no event');
+      if (result.backfilled) backfilled.push(worker.id);
       if (worker.terminationReason && result.events.some((e) => e.type === 'risc.account-disabled')) {
         // For the operator's record only: a termination reason is HR data no receiver gets.
         ctx.logger.debug(
@@ -122,6 +132,17 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
       ctx.logger.info(
         { workers: workers.length, events: due.length, held: Object.keys(state.pending).length },
         'Workday changes processed',
+      );
+    }
+    if (backfilled.length > 0) {
+      ctx.logger.info(
+        {
+          workers: backfilled.length,
+          first_read: firstRead,
+          backfill_window_ms: config.backfill_window,
+          examples: backfilled.slice(0, 10),
+        },
+        `recorded ${backfilled.length} leaver(s) seen for the first time, whose termination took effect before backfill_window, without events`,
       );
     }
     // The watermark has moved past them: a skipped record stays on the instance's status (and in

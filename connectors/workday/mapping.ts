@@ -7,6 +7,7 @@ import {
   hrDate,
   hrStateShape,
   leaverPolicy,
+  zonedDate,
   type HrState,
   type HrWorker,
   type LeaverOutcome,
@@ -14,7 +15,10 @@ import {
 } from '../_shared/hr-leaver.ts';
 
 export interface WorkdayState extends HrState {
-  /** Start time of the last completed run (ISO 8601). */
+  /**
+   * Start time of the last completed run (ISO 8601). None yet: the next run is the first read,
+   * whose old leavers the backfill window keeps quiet.
+   */
   watermark?: string | undefined;
 }
 
@@ -71,6 +75,15 @@ function terminationDate(value: string | undefined, field: string, inactive: boo
   }
 }
 
+/** A date that only tempers the reading of a record (a hire date): unreadable is unknown. */
+function lenientDate(value: string | undefined, field: string): string | undefined {
+  try {
+    return hrDate(value, field);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A worker as Workday describes it: the HR worker, its WID (Get_Workers), and the termination
  * reason, which is only ever logged (at debug level): receivers never get it.
@@ -78,14 +91,49 @@ function terminationDate(value: string | undefined, field: string, inactive: boo
 export type WorkdayWorker = HrWorker & {
   wid?: string | undefined;
   terminationReason?: string | undefined;
+  /** `YYYY-MM-DD`: Hire_Date (Get_Workers) or the report's hire-date column. */
+  hireDate?: string | undefined;
+  /**
+   * Read as terminated only because the worker is not active: no Terminated flag says so (a
+   * report's active status, or Get_Workers without Terminated). A pre-hire is inactive too.
+   */
+  inactiveOnly?: boolean | undefined;
 };
+
+/**
+ * A worker as of `now`. Workday shows a pre-hire (hired with a date ahead) inactive until the
+ * hire date: not active is then no termination, and a termination date before the hire date is
+ * an earlier employment's. The worker says nothing of an employment ending (status unknown), so
+ * a pre-hire is no leaver, and on the hire date no rehire.
+ */
+export function asOf(worker: WorkdayWorker, now: Date, timeZone: string): WorkdayWorker {
+  if (!worker.inactiveOnly || !worker.hireDate || worker.hireDate <= zonedDate(now, timeZone)) return worker;
+  const hired = worker.hireDate;
+  const later = (date: string | undefined) => (date !== undefined && date >= hired ? date : undefined);
+  return {
+    ...worker,
+    status: 'unknown',
+    inactiveOnly: false,
+    terminationDate: later(worker.terminationDate),
+    lastDayOfWork: later(worker.lastDayOfWork),
+  };
+}
+
+/** The schema of a row, made once per column mapping: a full report has tens of thousands. */
+const rowSchemas = new WeakMap<WorkdayColumns, z.ZodType>();
+
+function rowSchema(columns: WorkdayColumns): z.ZodType {
+  let schema = rowSchemas.get(columns);
+  if (!schema) {
+    schema = z.looseObject({ [columns.employee_id]: z.union([z.string().trim().min(1), z.number()]) });
+    rowSchemas.set(columns, schema);
+  }
+  return schema;
+}
 
 /** One report row → an HR worker, reading the configured columns. */
 export function workerFromRow(row: unknown, columns: WorkdayColumns): WorkdayWorker {
-  const schema = z.looseObject({
-    [columns.employee_id]: z.union([z.string().trim().min(1), z.number()]),
-  });
-  const parsed = schema.safeParse(row);
+  const parsed = rowSchema(columns).safeParse(row);
   if (!parsed.success) {
     throw new Error(`report row has no ${columns.employee_id}: ${z.prettifyError(parsed.error)}`);
   }
@@ -107,6 +155,8 @@ export function workerFromRow(row: unknown, columns: WorkdayColumns): WorkdayWor
       active === false,
     ),
     terminationReason: text(r[columns.termination_reason]),
+    hireDate: lenientDate(text(r[columns.hire_date]), columns.hire_date),
+    ...(active === false ? { inactiveOnly: true } : {}),
   };
 }
 
@@ -247,13 +297,17 @@ function workerFromXml(worker: Node, index: number): WorkdayWorker {
     const status = child(child(data, 'Employment_Data'), 'Worker_Status_Data');
     const active = parseActive(leaf(status, 'Active'), 'Worker_Status_Data/Active');
     const terminated = parseActive(leaf(status, 'Terminated'), 'Worker_Status_Data/Terminated');
-    const inactive = terminated === true || active === false;
+    // Terminated says whether the employment has ended; Active 0 alone is also a pre-hire's
+    // (hired with a date ahead). So Active 0 is a termination only when Terminated is absent,
+    // and then not before a hire date still ahead (see asOf).
+    const inactiveOnly = terminated === undefined && active === false;
+    const inactive = terminated === true || inactiveOnly;
     return {
       id,
       wid: idOfType(child(worker, 'Worker_Reference'), 'WID'),
       email: workEmail(child(child(data, 'Personal_Data'), 'Contact_Data')),
       username: leaf(data, 'User_ID') ?? leaf(child(data, 'User_Account_Data'), 'User_Name'),
-      status: terminated === true || active === false ? 'terminated' : active === true ? 'active' : 'unknown',
+      status: inactive ? 'terminated' : active === true ? 'active' : 'unknown',
       terminationDate: terminationDate(leaf(status, 'Termination_Date'), 'Termination_Date', inactive),
       lastDayOfWork: terminationDate(
         leaf(status, 'Termination_Last_Day_of_Work'),
@@ -261,6 +315,8 @@ function workerFromXml(worker: Node, index: number): WorkdayWorker {
         inactive,
       ),
       terminationReason: reasonOf(child(status, 'Primary_Termination_Reason_Reference')),
+      hireDate: lenientDate(leaf(status, 'Hire_Date'), 'Hire_Date'),
+      ...(inactiveOnly ? { inactiveOnly } : {}),
     };
   } catch (err) {
     throw new Error(at + (err as Error).message, { cause: err });
@@ -270,7 +326,7 @@ function workerFromXml(worker: Node, index: number): WorkdayWorker {
 // ---------------------------------------------------------------------------------------------
 
 /** What one vendor payload holds: report rows, a single row, or a Get_Workers XML page. */
-export function workersOf(record: unknown, config: WorkdayConfig): HrWorker[] {
+export function workersOf(record: unknown, config: WorkdayConfig): WorkdayWorker[] {
   if (typeof record === 'string') {
     if (!record.trimStart().startsWith('<'))
       throw new Error('expected a Get_Workers XML response or report JSON');
@@ -292,19 +348,45 @@ const columnsDefault: WorkdayColumns = {
   termination_date: 'Termination_Date',
   last_day_of_work: 'Last_Day_of_Work',
   termination_reason: 'Primary_Termination_Reason',
+  hire_date: 'Hire_Date',
 };
+
+/**
+ * Whether the instance reads changes (Get_Workers' transaction log, a report with a "changed
+ * since" prompt) rather than a full report every run.
+ */
+export function readsChanges(config: WorkdayConfig): boolean {
+  return config.mode === 'soap' || config.raas?.since_prompt !== undefined;
+}
+
+/**
+ * A worker read by a run, as the leaver policy takes it. A change feed after its first read (the
+ * state has a watermark) brings up what changed since: a termination it shows is news however
+ * old its date (entered late), though the worker was never seen before. A first read, and a full
+ * report every run, find old leavers too, which the backfill window keeps quiet.
+ */
+export function asRead(
+  worker: WorkdayWorker,
+  state: WorkdayState,
+  config: WorkdayConfig,
+  now: Date,
+): WorkdayWorker {
+  const read = asOf(worker, now, config.timezone);
+  return state.watermark !== undefined && readsChanges(config) ? { ...read, announced: true } : read;
+}
 
 /** Applies every worker of a payload to the state (in place) and gathers the outcome. */
 export function applyWorkers(
   state: WorkdayState,
-  workers: HrWorker[],
-  policy: LeaverPolicy,
+  workers: WorkdayWorker[],
+  config: WorkdayConfig,
   now: Date,
 ): LeaverOutcome {
+  const policy = policyOf(config);
   const events = [];
   const ignored: string[] = [];
   for (const worker of workers) {
-    const result = applyWorker(state, worker, policy, now);
+    const result = applyWorker(state, asRead(worker, state, config, now), policy, now);
     events.push(...result.events);
     if (result.ignored) ignored.push(`${worker.id}: ${result.ignored}`);
   }
@@ -319,7 +401,7 @@ export function mapRecord(
   state: WorkdayState | undefined,
   now: Date,
 ): MappingResult<WorkdayState> {
-  let workers: HrWorker[];
+  let workers: WorkdayWorker[];
   try {
     workers = workersOf(record, config);
   } catch (err) {
@@ -329,7 +411,7 @@ export function mapRecord(
     });
   }
   const next = structuredClone(state ?? emptyState());
-  const result = applyWorkers(next, workers, policyOf(config), now);
+  const result = applyWorkers(next, workers, config, now);
   return result.events.length > 0
     ? { events: result.events, state: next }
     : { events: [], ignored: result.ignored ?? 'no leaver-relevant change', state: next };

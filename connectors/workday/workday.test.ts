@@ -22,7 +22,7 @@ import {
   zonedInstant,
   type LeaverPolicy,
 } from '../_shared/hr-leaver.ts';
-import type { WorkdayState } from './mapping.ts';
+import { mapRecord, type WorkdayState } from './mapping.ts';
 import { getWorkersEnvelope } from './client.ts';
 import type { WorkdayConfig } from './config.ts';
 import {
@@ -339,10 +339,11 @@ describe('workday RaaS polling', () => {
     ]);
     expect(JSON.stringify(tc.events())).not.toContain('Resignation');
 
-    // The next run asks for changes since the last one, and sends nothing twice.
+    // The next run asks for changes since the last one (and the 5 minutes before it, in case
+    // Workday's clock is behind ours), and sends nothing twice.
     tc.clock.set('2026-11-29T14:15:00.000Z');
     await tc.runTask('poll');
-    expect(server.requests[1]?.query.Changed_Since).toBe(NOW);
+    expect(server.requests[1]?.query.Changed_Since).toBe('2026-11-29T13:55:00.000Z');
     expect(tc.events()).toHaveLength(2);
     await connector.stop(100);
   });
@@ -733,11 +734,13 @@ describe('workday Get_Workers polling', () => {
       { worker: '4', termination_reason: 'Resignation > New Job' },
     ]);
 
-    // The next run starts its windows at the previous run.
+    // The next run starts its windows at the previous run, less an overlap of 5 minutes.
     server.requests.length = 0;
     tc.clock.set('2026-11-29T14:15:00.000Z');
     await tc.runTask('poll');
-    expect(server.requests[0]?.body).toContain(`<bsvc:Updated_From>${NOW}</bsvc:Updated_From>`);
+    expect(server.requests[0]?.body).toContain(
+      '<bsvc:Updated_From>2026-11-29T13:55:00.000Z</bsvc:Updated_From>',
+    );
     expect(tc.events()).toHaveLength(4);
     await connector.stop(100);
   });
@@ -766,6 +769,364 @@ describe('workday Get_Workers polling', () => {
     server.on('POST', SOAP, () => fault('SOAP-ENV:Server', 'Processing error occurred'));
     await expect(tc.runTask('poll')).rejects.toBeInstanceOf(RetryableError);
     expect(tc.emits).toEqual([]);
+    await connector.stop(100);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Terminations entered late: the backfill window keeps old leavers quiet on the first read only
+
+describe('workday termination entered late (backdated)', () => {
+  // Sam left on 6 February; HR enters the termination on 20 March. The bridge has been live
+  // since January, and Sam's record never changed in between: the change feed shows Sam now.
+  const sam = row('4711', {
+    Worker: 'Sam Patel',
+    Work_Email: 'sam.patel@example.com',
+    User_Name: 'spatel',
+    Active_Status: '0',
+    Hire_Date: '2019-04-01',
+    Termination_Date: '2026-02-06',
+    Last_Day_of_Work: '2026-02-06',
+    Primary_Termination_Reason: 'Resignation > Personal',
+    Business_Process_Completed_On: '2026-03-20T01:52:00.000-07:00',
+  });
+  const live = (watermark: string | undefined) => {
+    const checkpoints = new Map<string, unknown>();
+    const known = { email: 'tomas.herrera@example.com', status: 'active' };
+    if (watermark) checkpoints.set('default', { workers: { '21110': known }, pending: {}, watermark });
+    return createTestContext<WorkdayState>({ now: '2026-03-20T09:00:00.000Z', checkpoints });
+  };
+  const CHANGED_SINCE = { backfill_window: '30d', raas: { ...BASE.raas, since_prompt: 'Changed_Since' } };
+
+  it('RaaS with a "changed since" prompt: a worker first seen after the first run is news however old the date', async () => {
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [sam] } }));
+    const { connector, tc } = await started(CHANGED_SINCE, live('2026-03-20T08:45:00.000Z'));
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '4711:terminated:2026-02-06', '2026-02-06T08:00:00.000Z'],
+      ['caep.session-revoked', '4711:terminated:2026-02-06', '2026-02-06T08:00:00.000Z'],
+    ]);
+    await connector.stop(100);
+  });
+
+  it('Get_Workers: the transaction log brings up a worker never seen before, with a termination weeks old', async () => {
+    server.on('POST', SOAP, (req) => ({
+      headers: { 'content-type': 'text/xml' },
+      body: req.body.includes('<bsvc:Updated_From>')
+        ? page(1, 1, [
+            worker('4711', 'sam.patel@example.com', { active: '0', terminated: '1', date: '2026-02-06' }),
+          ])
+        : page(1, 0, []),
+    }));
+    const { connector, tc } = await started(
+      { ...SOAP_CONFIG, backfill_window: '30d' },
+      live('2026-03-20T08:45:00.000Z'),
+    );
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => e.sourceRecordId)).toEqual([
+      '4711:terminated:2026-02-06',
+      '4711:terminated:2026-02-06',
+    ]);
+    await connector.stop(100);
+  });
+
+  it('the first run keeps old leavers quiet and says how many at info level; so does a full report later', async () => {
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [sam, tomas] } }));
+    const first = await started(CHANGED_SINCE, live(undefined));
+    await first.tc.runTask('poll');
+    expect(first.tc.events()).toEqual([]);
+    expect(first.tc.logs.filter((l) => l.level === 'info' && l.fields.first_read === true)).toEqual([
+      expect.objectContaining({
+        msg: expect.stringContaining('recorded 1 leaver(s)'),
+        fields: expect.objectContaining({ workers: 1, examples: ['4711'] }),
+      }),
+    ]);
+    await first.connector.stop(100);
+
+    // A report that lists every worker each run (no prompt): a worker it shows for the first
+    // time after the first run (the report's filter widened) is an old leaver too.
+    const full = await started({ backfill_window: '30d' }, live('2026-03-20T08:45:00.000Z'));
+    await full.tc.runTask('poll');
+    expect(full.tc.events()).toEqual([]);
+    expect(full.tc.logs.some((l) => l.level === 'info' && l.fields.workers === 1)).toBe(true);
+    await full.connector.stop(100);
+  });
+
+  it('simulate: a state with a watermark (change feed) sends it; a first payload keeps it quiet', () => {
+    const config = workdayConnector.configSchema.parse({ ...BASE, ...CHANGED_SINCE });
+    const report = { Report_Entry: [sam] };
+    const state = { workers: {}, pending: {}, watermark: '2026-03-20T08:45:00.000Z' };
+    const now = new Date('2026-03-20T09:00:00.000Z');
+    const mapped = (s: WorkdayState | undefined) => mapRecord(report, config, s, now);
+    expect(mapped(state).events.map((e) => e.type)).toEqual([
+      'risc.account-disabled',
+      'caep.session-revoked',
+    ]);
+    expect(mapped(undefined)).toMatchObject({
+      events: [],
+      ignored: expect.stringContaining('backfill window'),
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Pre-hires: hired with a date ahead, Workday shows them inactive until then
+
+/** A Get_Workers worker as Workday answers it, with the whole Worker_Status_Data. */
+function statusWorker(
+  id: string,
+  email: string,
+  status: { active: string; terminated?: string; hire: string; terminatedOn?: string },
+) {
+  return `<wd:Worker>
+  <wd:Worker_Reference><wd:ID wd:type="WID">7c1e${id}a0b94d3c8e2f5a6b7c8d9e0f</wd:ID><wd:ID wd:type="Employee_ID">${id}</wd:ID></wd:Worker_Reference>
+  <wd:Worker_Data>
+    <wd:Worker_ID>${id}</wd:Worker_ID>
+    <wd:User_ID>${email.split('@')[0]}</wd:User_ID>
+    <wd:Personal_Data>
+      <wd:Name_Data><wd:Legal_Name_Data><wd:Name_Detail_Data wd:Formatted_Name="Noor Haddad"><wd:First_Name>Noor</wd:First_Name><wd:Last_Name>Haddad</wd:Last_Name></wd:Name_Detail_Data></wd:Legal_Name_Data></wd:Name_Data>
+      <wd:Contact_Data><wd:Email_Address_Data wd:Email_Reference="EMAIL_REFERENCE-6-${id}">
+        <wd:Email_Address>${email}</wd:Email_Address>
+        <wd:Usage_Data wd:Public="1"><wd:Type_Data wd:Primary="1"><wd:Type_Reference><wd:ID wd:type="WID">1f27f250dfaa4724ab1e1617174281e4</wd:ID><wd:ID wd:type="Communication_Usage_Type_ID">WORK</wd:ID></wd:Type_Reference></wd:Type_Data></wd:Usage_Data>
+      </wd:Email_Address_Data></wd:Contact_Data>
+    </wd:Personal_Data>
+    <wd:Employment_Data>
+      <wd:Worker_Job_Data wd:Primary_Job="1"><wd:Position_Data wd:Effective_Date="${status.hire}"><wd:Position_ID>P-0${id}</wd:Position_ID><wd:Business_Title>Data Analyst</wd:Business_Title></wd:Position_Data></wd:Worker_Job_Data>
+      <wd:Worker_Status_Data>
+        <wd:Active>${status.active}</wd:Active>
+        <wd:Hire_Date>${status.hire}</wd:Hire_Date>
+        <wd:Original_Hire_Date>${status.hire}</wd:Original_Hire_Date>
+        <wd:Hire_Reason_Reference><wd:ID wd:type="General_Event_Subcategory_ID">Hire_Employee_New_Hire_Fill_Vacancy</wd:ID></wd:Hire_Reason_Reference>
+        <wd:Continuous_Service_Date>${status.hire}</wd:Continuous_Service_Date>
+        <wd:First_Day_of_Work>${status.hire}</wd:First_Day_of_Work>
+        ${status.terminated === undefined ? '' : `<wd:Terminated>${status.terminated}</wd:Terminated>`}
+        ${status.terminatedOn ? `<wd:Termination_Date>${status.terminatedOn}</wd:Termination_Date>` : ''}
+        <wd:Not_Eligible_for_Hire>0</wd:Not_Eligible_for_Hire>
+        <wd:Retired>0</wd:Retired>
+      </wd:Worker_Status_Data>
+    </wd:Employment_Data>
+  </wd:Worker_Data>
+</wd:Worker>`;
+}
+
+describe('workday pre-hires (hire date ahead)', () => {
+  const config = workdayConnector.configSchema.parse({ ...BASE, ...SOAP_CONFIG });
+  const before = new Date('2026-02-15T20:00:00.000Z');
+  const onHireDate = new Date('2026-03-02T17:00:00.000Z');
+
+  it('Get_Workers: Active 0 with Terminated 0 is no leaver, nor is the worker re-enabled on the hire date', () => {
+    const preHire = page(1, 1, [
+      statusWorker('30001', 'noor.haddad@example.com', {
+        active: '0',
+        terminated: '0',
+        hire: '2026-03-02-08:00',
+      }),
+    ]);
+    const hired = page(1, 1, [
+      statusWorker('30001', 'noor.haddad@example.com', {
+        active: '1',
+        terminated: '0',
+        hire: '2026-03-02-08:00',
+      }),
+    ]);
+    const first = mapRecord(preHire, config, undefined, before);
+    expect(first).toMatchObject({ events: [], ignored: expect.stringContaining('30001') });
+    expect(first.state?.workers['30001']).toEqual({
+      email: 'noor.haddad@example.com',
+      username: 'noor.haddad',
+      status: 'active',
+    });
+    expect(mapRecord(hired, config, first.state, onHireDate).events).toEqual([]);
+  });
+
+  it('Get_Workers without Terminated: Active 0 is no leaver while the hire date lies ahead, and a leaver after it', () => {
+    const inactive = (hire: string) =>
+      page(1, 1, [statusWorker('30002', 'omar.said@example.com', { active: '0', hire })]);
+    expect(mapRecord(inactive('2026-03-02-08:00'), config, undefined, before).events).toEqual([]);
+    // A termination date of an earlier employment (a rehire ahead) makes no leaver either.
+    const rehire = page(1, 1, [
+      statusWorker('30003', 'ana.ruiz@example.com', {
+        active: '0',
+        hire: '2026-03-02-08:00',
+        terminatedOn: '2024-06-30-07:00',
+      }),
+    ]);
+    expect(
+      mapRecord(rehire, config, { workers: {}, pending: {}, watermark: '2026-02-15T19:45:00.000Z' }, before)
+        .events,
+    ).toEqual([]);
+    // Hired long ago, inactive now: a leaver (dated when seen, as no date is given).
+    expect(
+      mapRecord(inactive('2019-03-04-08:00'), config, undefined, before).events.map((e) => e.type),
+    ).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+  });
+
+  it('Get_Workers: Terminated 1 is a leaver whatever Active and the hire date say', () => {
+    const terminated = page(1, 1, [
+      statusWorker('30004', 'lea.brun@example.com', {
+        active: '0',
+        terminated: '1',
+        hire: '2026-03-02-08:00',
+        terminatedOn: '2026-02-13-08:00',
+      }),
+    ]);
+    expect(mapRecord(terminated, config, undefined, before).events.map((e) => e.sourceRecordId)).toEqual([
+      '30004:terminated:2026-02-13',
+      '30004:terminated:2026-02-13',
+    ]);
+  });
+
+  it('RaaS: a report with a hire-date column keeps an inactive pre-hire quiet while polling', async () => {
+    const newHire = row('30005', {
+      Worker: 'Kai Müller',
+      Work_Email: 'kai.mueller@example.com',
+      Active_Status: '0',
+      Hire_Date: '2026-12-07',
+    });
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [newHire] } }));
+    const { connector, tc } = await started();
+    await tc.runTask('poll');
+    expect(tc.events()).toEqual([]);
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: [{ ...newHire, Active_Status: '1' }] } }));
+    tc.clock.set('2026-12-07T17:00:00.000Z');
+    await tc.runTask('poll');
+    expect(tc.events()).toEqual([]);
+    // A column named otherwise is mapped like the others.
+    const renamed = workdayConnector.configSchema.parse({
+      ...BASE,
+      raas: { ...BASE.raas, columns: { hire_date: 'Most_Recent_Hire_Date' } },
+    });
+    const { Hire_Date: hire, ...rest } = newHire as Record<string, string>;
+    expect(
+      mapRecord({ ...rest, Most_Recent_Hire_Date: hire }, renamed, undefined, new Date(NOW)).events,
+    ).toEqual([]);
+    await connector.stop(100);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Answer size
+
+describe('workday answer size (max_response_bytes)', () => {
+  it('reads a full report of 45,000 workers (12 MB) within the default limit', async () => {
+    const rows = Array.from({ length: 45_000 }, (_, i) => {
+      const left = i % 3 === 0;
+      return row(String(100_000 + i), {
+        Worker: `Worker Number ${i}`,
+        Work_Email: `worker.number${i}@example.com`,
+        User_Name: `wnumber${i}`,
+        Active_Status: left ? '0' : '1',
+        Termination_Date: left ? '2019-05-31' : '',
+        Last_Day_of_Work: left ? '2019-05-31' : '',
+        Primary_Termination_Reason: left ? 'Resignation > Personal' : '',
+      });
+    });
+    const body = JSON.stringify({ Report_Entry: rows });
+    expect(body.length).toBeGreaterThan(11_000_000);
+    server.on('GET', REPORT, () => ({ headers: { 'content-type': 'application/json' }, body }));
+    const { connector, tc } = await started({ backfill_window: '30d' });
+    await tc.runTask('poll');
+    expect(tc.successes).toBe(1);
+    const state = tc.checkpoints.get('default') as WorkdayState;
+    expect(Object.keys(state.workers)).toHaveLength(45_000);
+    // The old leavers of a first full read are recorded quietly, and counted at info level.
+    expect(tc.events()).toEqual([]);
+    expect(tc.logs.find((l) => l.fields.first_read === true)?.fields.workers).toBe(15_000);
+    await connector.stop(100);
+  }, 60_000);
+
+  it('names the setting to change when the report or a Get_Workers page is larger than configured', async () => {
+    // 15,000 rows: some 1.7 MB.
+    const rows = Array.from({ length: 15_000 }, (_, i) =>
+      row(String(200_000 + i), {
+        Work_Email: `w${i}@example.com`,
+        Active_Status: '1',
+        Worker: `Worker ${i}`,
+      }),
+    );
+    server.on('GET', REPORT, () => ({ body: { Report_Entry: rows } }));
+    const raas = await started({ max_response_bytes: 1_048_576 });
+    const err = await raas.tc.runTask('poll').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as PermanentError).code).toBe('SSF_ERR_HTTP_TOO_LARGE');
+    expect((err as Error).message).toBe(
+      'the report ISU_SSF/SSF_Worker_Status is larger than max_response_bytes, 1048576 bytes (1.0 MiB): give the report a "changed since" prompt and name it in raas.since_prompt, so each run reads only what changed, or raise max_response_bytes',
+    );
+    expect(raas.tc.statuses.at(-1)).toMatchObject({
+      state: 'permanent_error',
+      reason: (err as Error).message,
+    });
+    await raas.connector.stop(100);
+
+    const many = Array.from({ length: 600 }, (_, i) =>
+      statusWorker(String(40_000 + i), `p${i}@example.com`, {
+        active: '1',
+        terminated: '0',
+        hire: '2020-01-06-08:00',
+      }),
+    );
+    server.on('POST', SOAP, () => ({ headers: { 'content-type': 'text/xml' }, body: page(1, 1, many) }));
+    const soap = await started({ ...SOAP_CONFIG, soap: { page_size: 600 }, max_response_bytes: 1_048_576 });
+    const soapErr = await soap.tc.runTask('poll').catch((e: unknown) => e);
+    expect((soapErr as Error).message).toMatch(
+      /^a Get_Workers page of 600 workers is larger than max_response_bytes, 1048576 bytes \(1\.0 MiB\): lower soap\.page_size, or raise max_response_bytes$/,
+    );
+    await soap.connector.stop(100);
+  });
+
+  it('refuses a limit below 1 MiB or above what Node.js can read whole', () => {
+    for (const max_response_bytes of [1024, 600 * 1_048_576]) {
+      expect(workdayConnector.configSchema.safeParse({ ...BASE, max_response_bytes }).success).toBe(false);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Window overlap: an entry Workday dates just before the end of the previous window
+
+describe('workday transaction-log windows overlap', () => {
+  it('reads an entry dated just before the previous window ended, and sends nothing twice for one read again', async () => {
+    // Workday's clock runs three minutes behind the bridge's: what HR enters right after a run
+    // is dated before that run's Updated_Through.
+    const entries: Array<{ at: string; xml: string }> = [];
+    server.on('POST', SOAP, (req) => {
+      const from = /<bsvc:Updated_From>([^<]+)</.exec(req.body)?.[1];
+      const through = /<bsvc:Updated_Through>([^<]+)</.exec(req.body)?.[1];
+      const inWindow = from
+        ? entries.filter((e) => e.at >= (from as string) && e.at <= (through as string)).map((e) => e.xml)
+        : [];
+      return {
+        headers: { 'content-type': 'text/xml' },
+        body: page(1, inWindow.length > 0 ? 1 : 0, inWindow),
+      };
+    });
+    const { connector, tc } = await started(SOAP_CONFIG);
+    await tc.runTask('poll'); // 14:00, nothing entered yet
+    expect(server.requests[0]?.body).toContain(`<bsvc:Updated_Through>${NOW}</bsvc:Updated_Through>`);
+    entries.push({
+      at: '2026-11-29T13:58:00.000Z',
+      xml: worker('31', 'ria@example.com', { active: '0', terminated: '1', date: '2026-11-28' }),
+    });
+    entries.push({
+      at: '2026-11-29T14:14:00.000Z',
+      xml: worker('32', 'uma@example.com', { active: '0', terminated: '1', date: '2026-11-29' }),
+    });
+    tc.clock.set('2026-11-29T14:15:00.000Z');
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => e.sourceRecordId)).toEqual([
+      '31:terminated:2026-11-28',
+      '31:terminated:2026-11-28',
+      '32:terminated:2026-11-29',
+      '32:terminated:2026-11-29',
+    ]);
+    // The next window reaches back over the entry of 14:14 again: read, nothing sent twice.
+    tc.clock.set('2026-11-29T14:30:00.000Z');
+    await tc.runTask('poll');
+    expect(server.requests.at(-2)?.body).toContain(
+      '<bsvc:Updated_From>2026-11-29T14:10:00.000Z</bsvc:Updated_From>',
+    );
+    expect(tc.counter('workday_records_total', { outcome: 'ignored' })).toBe(1);
+    expect(tc.events()).toHaveLength(4);
     await connector.stop(100);
   });
 });

@@ -1,0 +1,288 @@
+/**
+ * The leaver policy around `leave` (garden leave up to a termination date) and the backfill
+ * window, through the shared logic and through csv-drop, the connector whose exports say `leave`.
+ */
+import { mkdtempSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { InboundConnector } from '../../core/plugin-api/index.ts';
+import { csvDropConnector } from '../csv-drop/index.ts';
+import { mapExport, policyOf, type CsvDropState } from '../csv-drop/mapping.ts';
+import { applyWorker, emptyHrState, releaseDue, type HrState, type LeaverPolicy } from './hr-leaver.ts';
+import { createTestContext, type TestContext } from './hr-test-support.ts';
+
+const policy: LeaverPolicy = {
+  termination_basis: 'termination_date',
+  effective_time: '00:00',
+  timezone: 'UTC',
+  backfill_window: 30 * 86_400_000,
+  subject_format: 'email',
+  reason_admin: 'HR termination',
+  issuer: 'https://hr.example.com',
+};
+
+const dana = { id: '1', email: 'dana@example.com' };
+const LEAVER = ['risc.account-disabled', 'caep.session-revoked'];
+
+function types(events: Array<{ type: string }>): string[] {
+  return events.map((e) => e.type);
+}
+
+/** Dana is on garden leave from 21 January until her termination on 10 February. */
+function gardenLeave(): HrState {
+  const state = emptyHrState();
+  applyWorker(state, { ...dana, status: 'active' }, policy, new Date('2026-01-20T09:00:00Z'));
+  const held = applyWorker(
+    state,
+    { ...dana, status: 'leave', terminationDate: '2026-02-10' },
+    policy,
+    new Date('2026-01-21T09:00:00Z'),
+  );
+  expect(types(held.events)).toEqual(LEAVER);
+  expect(state.pending['1:terminate']?.dueAt).toBe('2026-02-10T00:00:00.000Z');
+  return state;
+}
+
+describe('leave around the termination date', () => {
+  it('keeps a released termination when the record still says leave: no account-enabled', () => {
+    const state = gardenLeave();
+    expect(types(releaseDue(state, policy, new Date('2026-02-10T00:01:00Z')))).toEqual(LEAVER);
+    const lagging = applyWorker(
+      state,
+      { ...dana, status: 'leave', terminationDate: '2026-02-10' },
+      policy,
+      new Date('2026-02-11T09:00:00Z'),
+    );
+    expect(lagging).toMatchObject({ events: [], ignored: expect.stringContaining('already reported') });
+    expect(state.workers['1']).toMatchObject({ status: 'terminated', date: '2026-02-10', released: true });
+    // The source then says terminated itself: nothing more.
+    const final = applyWorker(
+      state,
+      { ...dana, status: 'terminated', terminationDate: '2026-02-10' },
+      policy,
+      new Date('2026-02-12T09:00:00Z'),
+    );
+    expect(final.events).toEqual([]);
+    expect(state.workers['1']?.released).toBeUndefined();
+  });
+
+  it('sends a held termination whose date passed while the bridge was down, when the first record after it says leave', () => {
+    const state = gardenLeave();
+    const after = applyWorker(
+      state,
+      { ...dana, status: 'leave', terminationDate: '2026-02-10' },
+      policy,
+      new Date('2026-02-11T09:00:00Z'),
+    );
+    expect(after.events.map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '1:terminated:2026-02-10', '2026-02-10T00:00:00.000Z'],
+      ['caep.session-revoked', '1:terminated:2026-02-10', '2026-02-10T00:00:00.000Z'],
+    ]);
+    expect(state.pending).toEqual({});
+    expect(state.workers['1']).toMatchObject({ status: 'terminated', date: '2026-02-10', released: true });
+    expect(releaseDue(state, policy, new Date('2026-02-11T09:00:01Z'))).toEqual([]);
+  });
+
+  it('keeps a held termination whose time has come though the leave record no longer shows its date', () => {
+    const state = gardenLeave();
+    const after = applyWorker(state, { ...dana, status: 'leave' }, policy, new Date('2026-02-11T09:00:00Z'));
+    expect(after.events.map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '1:terminated:2026-02-10', '2026-02-10T00:00:00.000Z'],
+      ['caep.session-revoked', '1:terminated:2026-02-10', '2026-02-10T00:00:00.000Z'],
+    ]);
+    expect(state.pending).toEqual({});
+  });
+
+  it('ends the employment of a worker on leave whose termination date has passed, with nothing held', () => {
+    // The date was entered after it had passed (or while the bridge was down).
+    const state = emptyHrState();
+    applyWorker(state, { ...dana, status: 'active' }, policy, new Date('2026-01-20T09:00:00Z'));
+    const late = applyWorker(
+      state,
+      { ...dana, status: 'leave', terminationDate: '2026-02-10' },
+      policy,
+      new Date('2026-02-11T09:00:00Z'),
+    );
+    expect(late.events.map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '1:terminated:2026-02-10'],
+      ['caep.session-revoked', '1:terminated:2026-02-10'],
+    ]);
+  });
+
+  it('still reads leave without a date as employed, and cancels a held termination rescinded before its date', () => {
+    const state = emptyHrState();
+    const parental = applyWorker(
+      state,
+      { ...dana, status: 'leave' },
+      policy,
+      new Date('2026-01-20T09:00:00Z'),
+    );
+    expect(parental).toMatchObject({ events: [], ignored: 'no leaver-relevant change' });
+    expect(state.workers['1']?.status).toBe('active');
+
+    const held = gardenLeave();
+    const rescinded = applyWorker(
+      held,
+      { ...dana, status: 'leave' },
+      policy,
+      new Date('2026-02-01T09:00:00Z'),
+    );
+    expect(rescinded).toMatchObject({ events: [], ignored: expect.stringContaining('rescinded') });
+    expect(held.pending).toEqual({});
+  });
+
+  it('an explicit active record still cancels and reverses: the same date is the source lagging, none a rehire', () => {
+    const state = gardenLeave();
+    releaseDue(state, policy, new Date('2026-02-10T00:01:00Z'));
+    const now = new Date('2026-02-11T09:00:00Z');
+    expect(
+      applyWorker(state, { ...dana, status: 'active', terminationDate: '2026-02-10' }, policy, now).events,
+    ).toEqual([]);
+    expect(types(applyWorker(state, { ...dana, status: 'active' }, policy, now).events)).toEqual([
+      'risc.account-enabled',
+    ]);
+  });
+
+  it('never re-enables on a leave record a worker the source itself reported terminated', () => {
+    const state = emptyHrState();
+    const now = new Date('2026-02-11T09:00:00Z');
+    applyWorker(state, { ...dana, status: 'terminated', terminationDate: '2026-02-10' }, policy, now);
+    for (const terminationDate of ['2026-02-10', undefined, '2026-03-31']) {
+      const leave = applyWorker(state, { ...dana, status: 'leave', terminationDate }, policy, now);
+      expect(leave.events, String(terminationDate)).toEqual([]);
+      expect(state.workers['1']?.status).toBe('terminated');
+    }
+  });
+});
+
+describe('backfill window', () => {
+  it('records an old termination on first sight without events, flagged; an announced one is sent', () => {
+    const state = emptyHrState();
+    const now = new Date('2026-03-20T09:00:00Z');
+    const old = { status: 'terminated' as const, terminationDate: '2026-02-06' };
+    const quiet = applyWorker(state, { id: '7', email: 'old@example.com', ...old }, policy, now);
+    expect(quiet).toMatchObject({ events: [], backfilled: true });
+    expect(quiet.ignored).toContain('before the backfill window');
+    const news = applyWorker(
+      state,
+      { id: '8', email: 'sam@example.com', ...old, announced: true },
+      policy,
+      now,
+    );
+    expect(types(news.events)).toEqual(LEAVER);
+    expect(news.backfilled).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Through csv-drop, whose exports say `leave`
+
+const HEADER = 'employee_id,email,status,effective_date,termination_date\n';
+const CONFIG = { timezone: 'UTC', settle_time: '5s' };
+
+describe('csv-drop garden leave (mapping)', () => {
+  const config = csvDropConnector.configSchema.parse({ folder: '/unused', ...CONFIG });
+  const run = (csv: string, state: CsvDropState | undefined, now: string) =>
+    mapExport(HEADER + csv, config, state, new Date(now));
+
+  it('released, then the next export still says leave: nothing more, and no account-enabled', () => {
+    let state = run('1,dana@example.com,active,2025-01-01,\n', undefined, '2026-01-20T09:00:00Z').state;
+    state = run('1,dana@example.com,leave,2026-01-21,2026-02-10\n', state, '2026-01-21T09:00:00Z').state;
+    expect(types(releaseDue(state!, policyOf(config), new Date('2026-02-10T00:01:00Z')))).toEqual(LEAVER);
+    const next = run('1,dana@example.com,leave,2026-01-21,2026-02-10\n', state, '2026-02-11T09:00:00Z');
+    expect(next.events).toEqual([]);
+    const final = run(
+      '1,dana@example.com,terminated,2026-02-10,2026-02-10\n',
+      next.state,
+      '2026-02-12T09:00:00Z',
+    );
+    expect(final.events).toEqual([]);
+  });
+
+  it('the first export after the date says leave: the held leaver is sent, not rescinded', () => {
+    let state = run('1,dana@example.com,active,2025-01-01,\n', undefined, '2026-01-20T09:00:00Z').state;
+    state = run('1,dana@example.com,leave,2026-01-21,2026-02-10\n', state, '2026-01-21T09:00:00Z').state;
+    const after = run('1,dana@example.com,leave,2026-01-21,2026-02-10\n', state, '2026-02-11T09:00:00Z');
+    expect(after.events.map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '1:terminated:2026-02-10'],
+      ['caep.session-revoked', '1:terminated:2026-02-10'],
+    ]);
+    expect(after.state?.pending).toEqual({});
+  });
+});
+
+describe('csv-drop garden leave (a watched folder)', () => {
+  let folder: string;
+  beforeEach(() => {
+    folder = mkdtempSync(join(tmpdir(), 'hr-leave-'));
+  });
+  afterEach(() => rmSync(folder, { recursive: true, force: true }));
+
+  /** Drops a settled export (dated a minute ago, renamed into place). */
+  function drop(name: string, rows: string): void {
+    const file = join(folder, name);
+    writeFileSync(`${file}.staging`, HEADER + rows);
+    const at = new Date(Date.now() - 60_000);
+    utimesSync(`${file}.staging`, at, at);
+    renameSync(`${file}.staging`, file);
+  }
+
+  async function started(tc: TestContext<CsvDropState>): Promise<InboundConnector> {
+    const connector = csvDropConnector.create(
+      tc.ctx,
+      csvDropConnector.configSchema.parse({ folder, ...CONFIG }),
+    );
+    await connector.start(tc.ctx.signal);
+    return connector;
+  }
+
+  // Daily exports: Dana, and Eli, who stays; on 11 February a new hire joins the export.
+  const eli = '2,eli@example.com,active,2024-05-01,\n';
+  const onLeave = '1,dana@example.com,leave,2026-01-21,2026-02-10\n';
+
+  it('releases the leaver on its date and sends nothing when the next exports still say leave', async () => {
+    const tc = createTestContext<CsvDropState>({ now: '2026-01-20T09:00:00Z' });
+    const connector = await started(tc);
+    drop('hr_2026-01-20.csv', `1,dana@example.com,active,2025-01-01,\n${eli}`);
+    await tc.runTask('scan');
+    tc.clock.set('2026-01-21T09:00:00Z');
+    drop('hr_2026-01-21.csv', onLeave + eli);
+    await tc.runTask('scan');
+    expect(tc.events()).toEqual([]);
+    tc.clock.set('2026-02-10T00:01:00Z');
+    await tc.runTask('scan');
+    expect(types(tc.events())).toEqual(LEAVER);
+    tc.clock.set('2026-02-11T09:00:00Z');
+    drop('hr_2026-02-11.csv', `${onLeave}${eli}3,fay@example.com,active,2026-02-11,\n`);
+    await tc.runTask('scan');
+    expect(readdirSync(join(folder, 'processed'))).toHaveLength(3);
+    expect(types(tc.events())).toEqual(LEAVER);
+    await connector.stop(100);
+  });
+
+  it('sends the leaver when the bridge was down over the date and the first export after it says leave', async () => {
+    const tc = createTestContext<CsvDropState>({ now: '2026-01-20T09:00:00Z' });
+    let connector = await started(tc);
+    drop('hr_2026-01-20.csv', `1,dana@example.com,active,2025-01-01,\n${eli}`);
+    await tc.runTask('scan');
+    tc.clock.set('2026-01-21T09:00:00Z');
+    drop('hr_2026-01-21.csv', onLeave + eli);
+    await tc.runTask('scan');
+    await connector.stop(100);
+    // Down from 9 to 11 February; on restart the scan reads the new export before releasing.
+    const after = createTestContext<CsvDropState>({
+      now: '2026-02-11T09:00:00Z',
+      checkpoints: tc.checkpoints,
+    });
+    connector = await started(after);
+    drop('hr_2026-02-11.csv', `${onLeave}${eli}3,fay@example.com,active,2026-02-11,\n`);
+    await after.runTask('scan');
+    expect(after.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '1:terminated:2026-02-10'],
+      ['caep.session-revoked', '1:terminated:2026-02-10'],
+    ]);
+    expect((after.checkpoints.get('default') as CsvDropState).pending).toEqual({});
+    await connector.stop(100);
+  });
+});
