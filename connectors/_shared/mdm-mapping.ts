@@ -1,8 +1,8 @@
 /**
  * The device bookkeeping the MDM connectors share (intune and kandji; jamf-pro for subjects and
  * events): the checkpoint holding the last known state of every device, the diff of a page of
- * device records against it, the vanished-device policy at the end of a complete scan, and the
- * CAEP device-compliance-change event. Pure: the same records and state always give the same
+ * device records against it, the vanished-device policy (and its guard) at the end of a complete
+ * scan, and the CAEP device-compliance-change event. Pure: the same records and state always give the same
  * events and source record ids.
  */
 import {
@@ -95,6 +95,22 @@ export const scanPolicyShape = {
   vanished_devices: z.enum(['not-compliant', 'forget', 'keep']).default('not-compliant').meta({
     description:
       'A device missing from a complete scan: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant and keeps it as not-compliant for 90 days, so that its status is sent if it is listed again; `forget` drops it silently; `keep` keeps its last state.',
+  }),
+};
+
+/**
+ * Config fields of the vanished-device guard (intune): how many of the known devices one scan may
+ * report gone. Beyond that the listing itself is not trusted (a partial answer, a paging problem
+ * looks like a mass departure), so the scan reports none gone.
+ */
+export const vanishGuardShape = {
+  vanished_guard_share: z.number().min(0).max(1).default(0.1).meta({
+    description:
+      'Largest share (0–1) of the known devices one scan may report vanished. When more are missing from a complete scan (and more than `vanished_guard_min_devices`), none is handled that scan: the instance status becomes `recoverable_error` saying why, until a scan lists them again or the share is raised. `1` turns the guard off.',
+  }),
+  vanished_guard_min_devices: z.number().int().min(0).default(10).meta({
+    description:
+      'Number of missing devices the guard always lets through, whatever their share of the known devices, so that a small fleet can lose a few devices at once.',
   }),
 };
 
@@ -233,10 +249,31 @@ export interface ScanEnd<S> {
   skipped?: string;
 }
 
+/** The most devices one scan may report gone: see vanishGuardShape. */
+export interface VanishGuard {
+  /** Largest share (0–1) of the devices known present that may vanish in one scan. */
+  share: number;
+  /** Missing devices let through whatever their share. */
+  minDevices: number;
+  /** Why a scan from which `missing` of the `known` devices are missing is not trusted. */
+  tooMany(missing: number, known: number): string;
+}
+
+/** Whether `missing` of `known` devices is more than the guard lets vanish in one scan. */
+export function exceedsGuard(
+  missing: number,
+  known: number,
+  guard: Pick<VanishGuard, 'share' | 'minDevices'>,
+) {
+  return missing > guard.minDevices && missing > guard.share * known;
+}
+
 export interface VanishedRules<D> {
   policy: 'not-compliant' | 'forget' | 'keep';
   /** Why a scan that returned nothing while `known` devices are known is not trusted. */
   emptyScan(known: number): string;
+  /** When given, a scan from which more devices are missing than it allows handles none of them. */
+  guard?: VanishGuard | undefined;
   /** The compliant → not-compliant event of a device that is gone; `next` has its new seq. */
   vanished(id: string, last: D, next: D): EventDraft;
   /**
@@ -256,9 +293,31 @@ export function presentDevices<D extends TrackedDevice>(state: ScanState<D>): st
 }
 
 /**
+ * Why the devices missing from a complete scan are not to be handled at all this scan, or
+ * undefined: the scan returned no device while devices are known (the credentials may have lost
+ * a permission), or (`rules.guard`, unless the policy is `keep`) more of the known devices are
+ * missing than the guard lets vanish at once (a short listing looks like that). A connector that
+ * confirms missing devices one by one asks this first, so that a short listing costs no lookups.
+ */
+export function vanishHold<D extends TrackedDevice>(
+  state: ScanState<D>,
+  seen: ReadonlySet<string>,
+  rules: Pick<VanishedRules<D>, 'policy' | 'emptyScan' | 'guard'>,
+): string | undefined {
+  const present = presentDevices(state);
+  const missing = present.filter((id) => !seen.has(id)).length;
+  if (missing === 0) return undefined;
+  if (seen.size === 0) return rules.emptyScan(missing);
+  if (rules.policy !== 'keep' && rules.guard && exceedsGuard(missing, present.length, rules.guard)) {
+    return rules.guard.tooMany(missing, present.length);
+  }
+  return undefined;
+}
+
+/**
  * After a complete scan: devices that were not returned are handled by the `vanished_devices`
- * policy. A scan that returned no device at all while devices are known is not trusted (the
- * credentials may have lost a permission): nothing is forgotten.
+ * policy, unless vanishHold says the scan is not to be trusted for that: then nothing is
+ * reported gone or forgotten, and `skipped` says why.
  */
 export function finishScan<D extends TrackedDevice>(
   state: ScanState<D>,
@@ -269,9 +328,8 @@ export function finishScan<D extends TrackedDevice>(
   const missing = presentDevices(state).filter((id) => !seen.has(id));
   const stamp = (s: ScanState<D>): ScanState<D> =>
     completedAt ? { ...s, last_scan: { completed_at: completedAt, devices: seen.size } } : s;
-  if (seen.size === 0 && missing.length > 0) {
-    return { events: [], state: stamp(state), vanished: [], skipped: rules.emptyScan(missing.length) };
-  }
+  const hold = vanishHold(state, seen, rules);
+  if (hold !== undefined) return { events: [], state: stamp(state), vanished: [], skipped: hold };
   const devices = { ...state.devices };
   let pruned = false;
   if (rules.keepGone && completedAt) {

@@ -2,7 +2,8 @@
  * The scan machinery the MDM connectors share (intune, kandji, jamf-pro's reconciliation): a
  * scheduled task that reads the whole device inventory, retries within a budget of waiting time,
  * reports failures in the instance status and stops within the host's deadline; the `check`
- * that probes the API; and the stored device state.
+ * that probes the API; the lookups that confirm a device missing from a listing is gone; and the
+ * stored device state.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -122,6 +123,70 @@ export async function eachLimit<T>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** A 404: the vendor does not know the device (any more). */
+export function isNotFound(err: unknown): boolean {
+  return isBridgeError(err) && err.errorClass === 'permanent' && err.detail?.['status'] === 404;
+}
+
+/** What the lookups of the devices missing from a listing found. */
+export interface MissingLookups<T> {
+  /** Devices the vendor still answers for, with its answer: they are not gone. */
+  present: Map<string, T>;
+  /** Devices the vendor answered 404 for: the only ones the vanished-device policy may apply to. */
+  gone: string[];
+  /** Devices whose lookup failed otherwise (after the in-run retries), with the error: kept for now. */
+  failed: Array<{ id: string; error: unknown }>;
+  /** Devices not looked up this scan (beyond `limit`, or after a failure that stopped the lookups). */
+  deferred: string[];
+}
+
+/**
+ * Looks up devices missing from a complete listing, one by one, to tell the ones that are gone
+ * (the lookup answers 404, i.e. `lookup` resolves undefined) from the ones a short listing left
+ * out. At most `limit` lookups, in the order given; the rest are deferred to a later scan. A
+ * lookup that fails otherwise keeps its device as it is; a failure that is not about that one
+ * device (throttling or an unavailable API beyond the wait budget, refused credentials) stops
+ * the lookups, deferring the rest. An aborted signal rejects.
+ */
+export async function lookUpMissing<T>(
+  missing: readonly string[],
+  options: {
+    limit: number;
+    concurrency: number;
+    lookup(id: string, signal: AbortSignal): Promise<T | undefined>;
+    waits: WaitBudget;
+    signal: AbortSignal;
+  },
+): Promise<MissingLookups<T>> {
+  const { signal } = options;
+  const found = new Map<string, T | undefined>();
+  const failed = new Map<string, unknown>();
+  const chosen = missing.slice(0, Math.max(0, options.limit));
+  let stopped = false;
+  await eachLimit(chosen, options.concurrency, async (id) => {
+    if (stopped) return;
+    try {
+      found.set(id, await withRetries(() => options.lookup(id, signal), options.waits, signal));
+    } catch (err) {
+      if (signal.aborted) throw err;
+      failed.set(id, err);
+      const aboutThisDevice =
+        isBridgeError(err) &&
+        err.errorClass === 'permanent' &&
+        !(err instanceof PermanentError && err.authFailure);
+      if (!aboutThisDevice) stopped = true;
+    }
+  });
+  const result: MissingLookups<T> = { present: new Map(), gone: [], failed: [], deferred: [] };
+  for (const id of missing) {
+    if (failed.has(id)) result.failed.push({ id, error: failed.get(id) });
+    else if (!found.has(id)) result.deferred.push(id);
+    else if (found.get(id) === undefined) result.gone.push(id);
+    else result.present.set(id, found.get(id) as T);
+  }
+  return result;
+}
+
 /**
  * The stored state of every device. One this version cannot read (written by a newer one, or
  * damaged) starts over with a baseline rather than guess transitions from it.
@@ -155,6 +220,13 @@ async function probeCheck(probe: () => Promise<void>, answered: string): Promise
   }
 }
 
+/**
+ * What one scan ends with: the outcome the runs counter records (`ok` when none), or a scan that
+ * completed but held something back: its outcome, and the problem the instance status shows
+ * (`recoverable_error`) until a later scan ends well.
+ */
+export type ScanOutcome = 'ok' | 'partial' | { outcome: string; problem: string } | void;
+
 export interface ScanningOptions {
   /** Task name on the scheduler. */
   task: string;
@@ -167,7 +239,7 @@ export interface ScanningOptions {
   runs: Counter;
   /** Status message prefix when the API refuses the credentials. */
   refused: string;
-  scan(signal: AbortSignal): Promise<'ok' | 'partial' | void>;
+  scan(signal: AbortSignal): Promise<ScanOutcome>;
   /** A small read for `check`, and what `check` says when it succeeds. */
   probe(signal: AbortSignal): Promise<void>;
   answered: string;
@@ -175,9 +247,10 @@ export interface ScanningOptions {
 
 /**
  * An instance that scans on its scheduler: `check` probes the API, `start` schedules the scan,
- * `stop` waits for a run in flight until the deadline. A failed run sets the instance status
- * (refused credentials and other permanent errors as permanent) and is rethrown to the
- * scheduler; a run cut short by stop() is not a failure.
+ * `stop` waits for a run in flight until the deadline. A run that ends with a problem (see
+ * ScanOutcome) sets the instance status to `recoverable_error` with it. A failed run sets the
+ * instance status (refused credentials and other permanent errors as permanent) and is rethrown
+ * to the scheduler; a run cut short by stop() is not a failure.
  */
 export function scanningConnector<S>(ctx: InboundContext<S>, options: ScanningOptions): InboundConnector {
   const stopping = new AbortController();
@@ -187,6 +260,11 @@ export function scanningConnector<S>(ctx: InboundContext<S>, options: ScanningOp
   async function run(taskSignal: AbortSignal): Promise<void> {
     try {
       const outcome = await options.scan(AbortSignal.any([taskSignal, stopping.signal]));
+      if (typeof outcome === 'object') {
+        options.runs.inc({ outcome: outcome.outcome });
+        ctx.status.set('recoverable_error', outcome.problem);
+        return;
+      }
       options.runs.inc({ outcome: outcome ?? 'ok' });
       ctx.status.success();
     } catch (err) {

@@ -7,6 +7,7 @@ import {
 import type { IntuneConfig } from './config.ts';
 import { devicePageSchema } from './mapping.ts';
 import { entraAuth } from '../_shared/entra-auth.ts';
+import { isNotFound } from '../_shared/mdm-poller.ts';
 
 /** The managedDevice properties a scan reads ($select keeps pages small). */
 export const SELECTED_FIELDS = [
@@ -74,6 +75,23 @@ export class GraphClient {
       );
     }
     return { devices: page.data.value, nextLink: page.data['@odata.nextLink'] };
+  }
+
+  /**
+   * `GET /deviceManagement/managedDevices/{id}` with the fields a scan reads: the device as Graph
+   * has it now, or undefined when Graph answers 404 (Intune no longer has it).
+   */
+  async device(id: string, signal: AbortSignal): Promise<unknown> {
+    try {
+      const res = await this.#http.get(
+        `deviceManagement/managedDevices/${encodeURIComponent(id)}?$select=${SELECTED_FIELDS.join(',')}`,
+        { signal },
+      );
+      return res.data ?? null;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   /** A one-device read: proves the credentials, the permission and the endpoint. */

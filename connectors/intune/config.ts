@@ -1,5 +1,5 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
-import { scanPolicyShape } from '../_shared/mdm-mapping.ts';
+import { scanPolicyShape, vanishGuardShape } from '../_shared/mdm-mapping.ts';
 import { maxRetryWaitField, vendorUrlField } from '../_shared/mdm-poller.ts';
 import {
   clientCertificateSchema,
@@ -45,6 +45,15 @@ const settings = z.strictObject({
       'How a device in its compliance grace period (inGracePeriod) counts: `compliant` (default; it still has access), `not-compliant`, or `medium-risk`: compliant, but its device risk is MEDIUM while the grace period lasts (risk-level-change, principal DEVICE) and LOW again once it is compliant.',
   }),
   ...scanPolicyShape,
+  vanished_devices: scanPolicyShape.vanished_devices.meta({
+    description:
+      'A device missing from a complete scan, once its own lookup (GET managedDevices/{id}) answers 404: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant and keeps it as not-compliant for 90 days, so that its status is sent if it is listed again; `forget` drops it silently; `keep` keeps its last state.',
+  }),
+  vanished_lookups_per_scan: z.number().int().min(1).max(1000).default(100).meta({
+    description:
+      'Devices missing from a scan that are looked up one by one (GET managedDevices/{id}) to confirm they are gone, per scan; the others stay as they are until a later scan looks them up.',
+  }),
+  ...vanishGuardShape,
   risk_events: z.boolean().default(true).meta({
     description:
       'Send risk-level-change (principal DEVICE) when the Mobile Threat Defense level (partnerReportedThreatState) changes.',

@@ -1,9 +1,27 @@
 import type { InboundConnector, InboundContext } from '../../core/plugin-api/index.ts';
-import { loadScanState, scanningConnector, WaitBudget, withRetries } from '../_shared/mdm-poller.ts';
+import { presentDevices } from '../_shared/mdm-mapping.ts';
+import {
+  loadScanState,
+  lookUpMissing,
+  scanningConnector,
+  WaitBudget,
+  withRetries,
+  type ScanOutcome,
+} from '../_shared/mdm-poller.ts';
 import { PageCursors } from '../_shared/page-cursors.ts';
 import { GraphClient } from './client.ts';
 import type { IntuneConfig } from './config.ts';
-import { diffDevices, finishScan, stateSchema, type IntuneState } from './mapping.ts';
+import {
+  diffDevices,
+  finishScan,
+  stateSchema,
+  vanishedHold,
+  type DiffResult,
+  type IntuneState,
+} from './mapping.ts';
+
+/** Lookups of missing devices in flight at once. */
+const LOOKUP_CONCURRENCY = 4;
 
 /**
  * Scans Intune's managedDevices on a schedule and turns compliance transitions into CAEP
@@ -26,8 +44,102 @@ export function createIntune(ctx: InboundContext<IntuneState>, config: IntuneCon
     'intune_rejected_records_total',
     'Device records that are not managedDevices',
   );
+  const missingCount = ctx.metrics.counter(
+    'intune_missing_devices_total',
+    'Devices missing from a complete listing, by what became of them (present, gone, failed, deferred, held)',
+    ['outcome'],
+  );
 
-  async function scan(signal: AbortSignal): Promise<void> {
+  /** Counts and logs what a diff could not decide or read. */
+  function report(diff: DiffResult): void {
+    for (const [value, n] of Object.entries(diff.undetermined)) {
+      undeterminedCount.inc({ compliance_state: value }, n);
+    }
+    if (Object.keys(diff.undetermined).length > 0) {
+      log.info({ undetermined: diff.undetermined }, 'devices with a complianceState that decides nothing');
+    }
+    for (const r of diff.rejected) {
+      rejectedCount.inc();
+      log.warn(
+        { index: r.index, id: r.id, problem: r.message },
+        'skipped a device record that is not a managedDevice',
+      );
+    }
+  }
+
+  async function emitEvents(diff: DiffResult, state: IntuneState): Promise<void> {
+    if (diff.events.length === 0) return;
+    await ctx.emit(diff.events, { checkpoint: { value: state } });
+    for (const e of diff.events) transitions.inc({ type: e.type.slice(e.type.lastIndexOf('/') + 1) });
+  }
+
+  /**
+   * A device missing from the listing is not gone until Graph says so: a partial answer or a
+   * paging problem leaves devices out. Each missing device is looked up on its own (at most
+   * vanished_lookups_per_scan per scan, those never looked up first): one Graph still has is
+   * decided from what it answers and counts as seen; one whose lookup fails, or that is left for
+   * a later scan, counts as seen and keeps its state; only a 404 leaves it missing, for the
+   * vanished-device policy. Returns the state, and whether devices were left unconfirmed.
+   */
+  async function confirmMissing(
+    state: IntuneState,
+    seen: Set<string>,
+    waits: WaitBudget,
+    signal: AbortSignal,
+    at: string,
+  ): Promise<{ state: IntuneState; unconfirmed: number }> {
+    const missing = presentDevices(state)
+      .filter((id) => !seen.has(id))
+      .map((id, index) => ({ id, index, after: state.devices[id]!.looked_up ?? '' }))
+      .sort((a, b) => (a.after < b.after ? -1 : a.after > b.after ? 1 : a.index - b.index))
+      .map((m) => m.id);
+    if (missing.length === 0) return { state, unconfirmed: 0 };
+    const found = await lookUpMissing(missing, {
+      limit: config.vanished_lookups_per_scan,
+      concurrency: LOOKUP_CONCURRENCY,
+      lookup: (id, s) => client.device(id, s),
+      waits,
+      signal,
+    });
+    missingCount.inc({ outcome: 'present' }, found.present.size);
+    missingCount.inc({ outcome: 'gone' }, found.gone.length);
+    missingCount.inc({ outcome: 'failed' }, found.failed.length);
+    missingCount.inc({ outcome: 'deferred' }, found.deferred.length);
+
+    const diff = diffDevices([...found.present.values()], config, state);
+    report(diff);
+    const devices = { ...diff.state.devices };
+    // Looked up but not listed: behind the devices never looked up at the next lookups.
+    for (const id of [...found.present.keys(), ...found.failed.map((f) => f.id)]) {
+      if (devices[id]) devices[id] = { ...devices[id], looked_up: at };
+    }
+    const next: IntuneState = { ...diff.state, devices };
+    await emitEvents(diff, next);
+    for (const id of [...found.present.keys(), ...found.deferred]) seen.add(id);
+    for (const { id } of found.failed) seen.add(id);
+
+    if (found.present.size > 0) {
+      log.info(
+        { devices: [...found.present.keys()] },
+        'devices missing from the managedDevices listing are still in Intune; kept',
+      );
+    }
+    for (const { id, error } of found.failed) {
+      log.warn(
+        { device: id, error: error instanceof Error ? error.message : String(error) },
+        'could not confirm that a device missing from the listing is gone; kept until a later scan',
+      );
+    }
+    if (found.deferred.length > 0) {
+      log.info(
+        { deferred: found.deferred.length, limit: config.vanished_lookups_per_scan },
+        'devices missing from the listing left for the next scan to look up',
+      );
+    }
+    return { state: next, unconfirmed: found.failed.length + found.deferred.length };
+  }
+
+  async function scan(signal: AbortSignal): Promise<ScanOutcome> {
     const budget = new WaitBudget(config.max_retry_wait);
     let state = await loadScanState(ctx, stateSchema);
     const seen = new Set<string>();
@@ -41,35 +153,31 @@ export function createIntune(ctx: InboundContext<IntuneState>, config: IntuneCon
       const diff = diffDevices(page.devices, config, state);
       for (const id of diff.seen) seen.add(id);
       devicesSeen.inc(undefined, page.devices.length);
-      for (const [value, n] of Object.entries(diff.undetermined)) {
-        undeterminedCount.inc({ compliance_state: value }, n);
-      }
-      if (Object.keys(diff.undetermined).length > 0) {
-        log.info({ undetermined: diff.undetermined }, 'devices with a complianceState that decides nothing');
-      }
-      for (const r of diff.rejected) {
-        rejectedCount.inc();
-        log.warn(
-          { index: r.index, id: r.id, problem: r.message },
-          'skipped a device record that is not a managedDevice',
-        );
-      }
+      report(diff);
       // Events go out with the state of every page read so far; a page that only updates the
       // state (baselines, new names) is committed with the next events or at the end of the scan.
       state = diff.state;
-      if (diff.events.length > 0) {
-        await ctx.emit(diff.events, { checkpoint: { value: state } });
-        for (const e of diff.events) transitions.inc({ type: e.type.slice(e.type.lastIndexOf('/') + 1) });
-      }
+      await emitEvents(diff, state);
       url = page.nextLink === undefined ? undefined : links.follow(page.nextLink);
     }
-    const end = finishScan(state, seen, config, ctx.clock.now().toISOString());
-    if (end.skipped) log.warn({ known: Object.keys(state.devices).length }, end.skipped);
-    else if (end.vanished.length > 0)
+    const at = ctx.clock.now().toISOString();
+    const hold = vanishedHold(state, seen, config);
+    let unconfirmed = 0;
+    if (hold === undefined && config.vanished_devices !== 'keep') {
+      ({ state, unconfirmed } = await confirmMissing(state, seen, budget, signal, at));
+    }
+    const end = finishScan(state, seen, config, at);
+    const known = presentDevices(state).length;
+    if (end.skipped) {
+      missingCount.inc({ outcome: 'held' }, presentDevices(state).filter((id) => !seen.has(id)).length);
+      log.warn({ known, listed: seen.size }, end.skipped);
+    } else if (end.vanished.length > 0)
       log.info({ vanished: end.vanished, policy: config.vanished_devices }, 'devices no longer in Intune');
     await ctx.emit(end.events, { checkpoint: { value: end.state } });
     for (const e of end.events) transitions.inc({ type: e.type.slice(e.type.lastIndexOf('/') + 1) });
     log.debug({ pages, devices: seen.size }, 'scan complete');
+    if (end.skipped) return { outcome: 'held', problem: end.skipped };
+    return unconfirmed > 0 ? 'partial' : 'ok';
   }
 
   return scanningConnector(ctx, {

@@ -5,7 +5,7 @@ import { MockServer, type RecordedRequest } from '../../core/plugin-api/testing/
 import { createIntune } from './connector.ts';
 import { fixtureSettings } from './fixtures/settings.ts';
 import { intuneConnector } from './index.ts';
-import type { IntuneState } from './mapping.ts';
+import { mapSnapshot, type IntuneState } from './mapping.ts';
 import {
   checkFixture,
   checkSequence,
@@ -350,6 +350,11 @@ describe('intune connector against a Graph fake', () => {
     await t.runTask('scan');
     expect(t.events()).toEqual([]);
     expect(t.logs.some((l) => l.level === 'warn' && l.msg?.includes('returned no device'))).toBe(true);
+    expect(t.statuses.at(-1)).toEqual({
+      state: 'recoverable_error',
+      reason:
+        "the scan returned no device while 3 are known; check the app's DeviceManagementManagedDevices.Read.All permission",
+    });
     expect(Object.keys((t.checkpoints.get('default') as IntuneState).devices)).toHaveLength(3);
 
     pages = [[device('b2', 'noncompliant')]];
@@ -621,5 +626,276 @@ describe('intune connector against a Graph fake', () => {
     expect(Date.now() - started).toBeLessThan(600);
     server.override(undefined);
     expect(t.statuses.some((s) => s.state === 'permanent_error')).toBe(false);
+  });
+});
+
+// ─── Vanished devices: each confirmed by its own lookup, and a guard against short listings ─────
+
+/** A device id as Intune has them (a GUID), numbered. */
+const guid = (i: number) => `3f2a9c1e-7b4d-4e8a-9c3f-${String(i).padStart(12, '0')}`;
+
+/** What `GET /deviceManagement/managedDevices/{id}` answers: the device, Graph's 404, or an error. */
+type Lookup = { device: ReturnType<typeof device> } | 'not-found' | { status: number; body: unknown };
+
+/** Graph's 404 for a managed device Intune no longer has (the Intune service wraps its own error). */
+function graphNotFound(id: string) {
+  return {
+    status: 404,
+    headers: { 'request-id': '5e0d1c2b-3a49-4f8e-9d7c-6b5a4f3e2d1c' },
+    body: {
+      error: {
+        code: 'ResourceNotFound',
+        message: `{\r\n  "_version": 3,\r\n  "Message": "Resource not found for the segment 'managedDevices'. - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: 5e0d1c2b-3a49-4f8e-9d7c-6b5a4f3e2d1c - Url: https://fef.msub02.manage.microsoft.com/DeviceFE/StatelessDeviceFEService/deviceManagement/managedDevices('${id}')?api-version=5024-11-05",\r\n  "CustomApiErrorPhrase": "",\r\n  "RetryAfter": null,\r\n  "ErrorSourceService": "",\r\n  "HttpHeaders": "{}"\r\n}`,
+        innerError: {
+          date: '2026-02-01T10:00:00',
+          'request-id': '5e0d1c2b-3a49-4f8e-9d7c-6b5a4f3e2d1c',
+          'client-request-id': '5e0d1c2b-3a49-4f8e-9d7c-6b5a4f3e2d1c',
+        },
+      },
+    },
+  };
+}
+
+/** Serves each device's own lookup as given; a device not given answers Graph's 404. */
+function serveLookups(lookups: Record<string, Lookup>): void {
+  for (const [id, answer] of Object.entries(lookups)) {
+    server.on('GET', `${DEVICES_PATH}/${id}`, () => {
+      if (answer === 'not-found') return graphNotFound(id);
+      if ('device' in answer) {
+        return {
+          body: {
+            '@odata.context': `${server.url}/v1.0/$metadata#deviceManagement/managedDevices(id,deviceName,userPrincipalName,emailAddress,azureADDeviceId,complianceState,lastSyncDateTime,serialNumber,operatingSystem,partnerReportedThreatState)/$entity`,
+            ...answer.device,
+          },
+        };
+      }
+      return answer;
+    });
+  }
+}
+
+/** The ids looked up on their own, in request order. */
+const lookedUp = () =>
+  server.requests.filter((r) => r.path.startsWith(`${DEVICES_PATH}/`)).map((r) => r.path.split('/').at(-1));
+
+describe('intune vanished devices: confirmed one by one, guarded against a short listing', () => {
+  it('reproduction: 500 known compliant devices, then a listing of 1 — no device reported gone, no lookup, and the status says why', async () => {
+    serveGraph();
+    const fleet = Array.from({ length: 500 }, (_, i) => device(guid(i), 'compliant'));
+    pages = [fleet];
+    const t = testContext<IntuneState>();
+    await scan(t, { page_size: 500 });
+    expect(t.successes).toBe(1);
+
+    pages = [[fleet[0]!]];
+    await t.runTask('scan');
+    expect(t.events()).toEqual([]);
+    expect(lookedUp()).toEqual([]);
+    expect(t.statuses.at(-1)).toEqual({
+      state: 'recoverable_error',
+      reason:
+        '499 of 500 known devices are missing from the managedDevices listing, more than vanished_guard_share (10%) allows: none is reported gone this scan, since a partial Graph answer or a paging problem looks like that; if they really left Intune, raise vanished_guard_share until the scans have confirmed them gone',
+    });
+    expect(t.logs.some((l) => l.level === 'warn' && l.msg?.startsWith('499 of 500 known devices'))).toBe(
+      true,
+    );
+    expect(t.counter('intune_scans_total', { outcome: 'held' })).toBe(1);
+    expect(t.counter('intune_missing_devices_total', { outcome: 'held' })).toBe(499);
+    const held = t.checkpoints.get('default') as IntuneState;
+    expect(
+      Object.values(held.devices).filter((d) => d.gone !== undefined || d.status !== 'compliant'),
+    ).toEqual([]);
+    expect(held.last_scan?.devices).toBe(1);
+
+    // The whole listing again: nothing to report, and the status is good again.
+    pages = [fleet];
+    await t.runTask('scan');
+    expect(t.events()).toEqual([]);
+    expect(t.successes).toBe(2);
+  });
+
+  it('reproduction through simulate: a snapshot of 1 after one of 500 sends nothing and says why', () => {
+    const config = intuneConnector.configSchema.parse({ ...fixtureSettings, first_sighting: 'baseline' });
+    const fleet = Array.from({ length: 500 }, (_, i) => device(guid(i), 'compliant'));
+    const first = mapSnapshot({ value: fleet }, config, undefined);
+    const second = mapSnapshot({ value: [fleet[0]] }, config, first.state);
+    expect(second.events).toEqual([]);
+    expect(second.ignored).toContain('499 of 500 known devices are missing from the managedDevices listing');
+    expect(Object.values(second.state!.devices).every((d) => d.gone === undefined)).toBe(true);
+  });
+
+  it('a device missing from the listing that Graph still answers for is not reported gone; its current state is decided', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'compliant'), device('c3', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t);
+    // The listing leaves a1 and b2 out; both are still in Intune, b2 meanwhile noncompliant.
+    serveLookups({
+      a1: { device: device('a1', 'compliant') },
+      b2: { device: device('b2', 'noncompliant', { lastSyncDateTime: '2026-01-02T07:30:00Z' }) },
+    });
+    pages = [[device('c3', 'compliant')]];
+    await t.runTask('scan');
+
+    expect(lookedUp()).toEqual(['a1', 'b2']);
+    const lookup = server.requests.find((r) => r.path === `${DEVICES_PATH}/a1`)!;
+    expect(lookup.query['$select']).toContain('complianceState');
+    expect(lookup.headers['authorization']).toBe('Bearer graph-token-1');
+    expect(complianceEvents(t)).toEqual([
+      {
+        device: 'entra-b2',
+        previous: 'compliant',
+        current: 'not-compliant',
+        id: 'intune:b2:1:compliant>not-compliant:2026-01-02T07:30:00Z',
+      },
+    ]);
+    const devices = (t.checkpoints.get('default') as IntuneState).devices;
+    expect(devices['a1']).toMatchObject({ status: 'compliant', seq: 0, looked_up: expect.any(String) });
+    expect(devices['a1']).not.toHaveProperty('gone');
+    expect(devices['b2']).toMatchObject({ status: 'not-compliant', seq: 1 });
+    expect(t.counter('intune_missing_devices_total', { outcome: 'present' })).toBe(2);
+    expect(t.successes).toBe(2);
+
+    // Listed again: no event, and the lookup mark is dropped.
+    pages = [[device('a1', 'compliant'), device('c3', 'compliant')]];
+    serveLookups({
+      b2: { device: device('b2', 'noncompliant', { lastSyncDateTime: '2026-01-02T07:30:00Z' }) },
+    });
+    await t.runTask('scan');
+    expect(t.events()).toHaveLength(1);
+    expect((t.checkpoints.get('default') as IntuneState).devices['a1']).not.toHaveProperty('looked_up');
+  });
+
+  it('a device Graph answers 404 for is handled by vanished_devices: not-compliant by default, dropped with forget', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'noncompliant'), device('c3', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t);
+    serveLookups({ a1: 'not-found', b2: 'not-found' });
+    pages = [[device('c3', 'compliant')]];
+    await t.runTask('scan');
+
+    expect(lookedUp()).toEqual(['a1', 'b2']);
+    expect(complianceEvents(t)).toEqual([
+      {
+        device: 'entra-a1',
+        previous: 'compliant',
+        current: 'not-compliant',
+        id: 'intune:a1:1:compliant>not-compliant:vanished',
+      },
+    ]);
+    expect(t.events()[0]?.claims?.['reason_admin']).toEqual({
+      en: '"DEV-A1" is no longer managed by Intune (missing from managedDevices: retired, wiped or deleted)',
+    });
+    const devices = (t.checkpoints.get('default') as IntuneState).devices;
+    expect(devices['a1']).toMatchObject({ status: 'not-compliant', gone: expect.any(String) });
+    expect(devices['b2']).toMatchObject({ status: 'not-compliant', gone: expect.any(String) });
+    expect(t.counter('intune_missing_devices_total', { outcome: 'gone' })).toBe(2);
+    expect(t.successes).toBe(2);
+
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'compliant')]];
+    const f = testContext<IntuneState>();
+    await scan(f, { vanished_devices: 'forget' });
+    serveLookups({ a1: 'not-found' });
+    pages = [[device('b2', 'compliant')]];
+    await f.runTask('scan');
+    expect(lookedUp()).toEqual(['a1']);
+    expect(f.events()).toEqual([]);
+    expect(Object.keys((f.checkpoints.get('default') as IntuneState).devices)).toEqual(['b2']);
+  });
+
+  it('keeps a device whose lookup fails otherwise (no event) and looks it up again after the devices never looked up', async () => {
+    serveGraph();
+    pages = [[device('a1', 'compliant'), device('b2', 'compliant'), device('c3', 'compliant')]];
+    const t = testContext<IntuneState>();
+    await scan(t, { max_retry_wait: '2s', vanished_lookups_per_scan: 1 });
+    const unavailable = {
+      status: 503,
+      body: { error: { code: 'ServiceUnavailable', message: 'Service is unavailable.' } },
+    };
+    serveLookups({ a1: unavailable, b2: 'not-found' });
+    pages = [[device('c3', 'compliant')]];
+    await t.runTask('scan');
+    // a1 first (listing order): three attempts, then given up for this scan; b2 waits its turn.
+    expect(lookedUp()).toEqual(['a1', 'a1', 'a1']);
+    expect(t.events()).toEqual([]);
+    expect(t.counter('intune_scans_total', { outcome: 'partial' })).toBe(1);
+    expect(t.counter('intune_missing_devices_total', { outcome: 'failed' })).toBe(1);
+    expect(t.counter('intune_missing_devices_total', { outcome: 'deferred' })).toBe(1);
+    expect(t.logs.some((l) => l.level === 'warn' && l.fields['device'] === 'a1')).toBe(true);
+    let devices = (t.checkpoints.get('default') as IntuneState).devices;
+    expect(devices['a1']).toMatchObject({ status: 'compliant', looked_up: expect.any(String) });
+    expect(devices['b2']).not.toHaveProperty('gone');
+
+    // Next scan: b2 (never looked up) goes before a1, and its 404 makes it gone.
+    const before = lookedUp().length;
+    await t.runTask('scan');
+    expect(lookedUp().slice(before)).toEqual(['b2']);
+    expect(complianceEvents(t).map((e) => [e.device, e.current])).toEqual([['entra-b2', 'not-compliant']]);
+
+    // Then a1, which Intune has deleted meanwhile.
+    serveLookups({ a1: 'not-found' });
+    await t.runTask('scan');
+    expect(lookedUp().slice(before + 1)).toEqual(['a1']);
+    expect(complianceEvents(t).map((e) => [e.device, e.current])).toEqual([
+      ['entra-b2', 'not-compliant'],
+      ['entra-a1', 'not-compliant'],
+    ]);
+    devices = (t.checkpoints.get('default') as IntuneState).devices;
+    expect(devices['a1']?.gone).toEqual(expect.any(String));
+  });
+
+  it('looks up at most vanished_lookups_per_scan devices per scan and carries the rest to the next scan', async () => {
+    serveGraph();
+    const ids = ['a1', 'b2', 'c3', 'd4', 'e5'];
+    pages = [ids.map((id) => device(id, 'compliant'))];
+    const t = testContext<IntuneState>();
+    const instance = connector(t, { vanished_lookups_per_scan: 2 });
+    await instance.start(t.ctx.signal);
+    await t.runTask('scan');
+    serveLookups({ a1: 'not-found', b2: 'not-found', c3: 'not-found' });
+    pages = [[device('d4', 'compliant'), device('e5', 'compliant')]];
+    await t.runTask('scan');
+    expect(lookedUp()).toEqual(['a1', 'b2']);
+    expect(complianceEvents(t).map((e) => e.device)).toEqual(['entra-a1', 'entra-b2']);
+    expect((t.checkpoints.get('default') as IntuneState).devices['c3']).not.toHaveProperty('gone');
+    expect(t.counter('intune_scans_total', { outcome: 'partial' })).toBe(1);
+
+    await t.runTask('scan');
+    expect(lookedUp()).toEqual(['a1', 'b2', 'c3']);
+    expect(complianceEvents(t).map((e) => e.device)).toEqual(['entra-a1', 'entra-b2', 'entra-c3']);
+    expect(t.counter('intune_scans_total', { outcome: 'ok' })).toBe(2);
+  });
+
+  it('lets a few devices vanish at once in a small fleet, and holds a larger share per vanished_guard_share', async () => {
+    serveGraph();
+    // 30 devices; 10 missing is within vanished_guard_min_devices (10) although it is a third.
+    const fleet = Array.from({ length: 30 }, (_, i) => device(guid(i), 'compliant'));
+    pages = [fleet];
+    const t = testContext<IntuneState>();
+    const instance = connector(t, { page_size: 100 });
+    await instance.start(t.ctx.signal);
+    await t.runTask('scan');
+    pages = [fleet.slice(10)];
+    await t.runTask('scan');
+    expect(lookedUp()).toHaveLength(10);
+    expect(t.events()).toHaveLength(10);
+
+    // 11 of the 20 left: more than 10 and more than 10 % — held.
+    pages = [fleet.slice(21)];
+    await t.runTask('scan');
+    expect(lookedUp()).toHaveLength(10);
+    expect(t.events()).toHaveLength(10);
+    expect(t.statuses.at(-1)?.reason).toMatch(/^11 of 20 known devices are missing/);
+
+    // With the share raised (an operator confirming a real departure), they go.
+    const raised = testContext<IntuneState>({ checkpoints: t.checkpoints });
+    const again = connector(raised, { page_size: 100, vanished_guard_share: 0.6 });
+    await again.start(raised.ctx.signal);
+    await raised.runTask('scan');
+    expect(lookedUp()).toHaveLength(21);
+    expect(raised.events()).toHaveLength(11);
+    expect(raised.successes).toBe(1);
   });
 });

@@ -18,10 +18,12 @@ import {
   problemText,
   scanStateSchema,
   snapshotResult,
+  vanishHold,
   wholeSeconds,
   type ComplianceStatus,
   type PageDiff,
   type ScanEnd as SharedScanEnd,
+  type VanishedRules,
 } from '../_shared/mdm-mapping.ts';
 import type { IntuneConfig } from './config.ts';
 
@@ -81,6 +83,11 @@ const deviceStateSchema = z.object({
    * device listed again has its current status sent, and its record ids go on from its `seq`.
    */
   gone: z.string().optional(),
+  /**
+   * When the device, missing from a listing, was last looked up on its own and found still there
+   * (or not answered for): devices never looked up go first next time. Dropped once it is listed.
+   */
+  looked_up: z.string().optional(),
 });
 export type DeviceState = z.infer<typeof deviceStateSchema>;
 
@@ -365,39 +372,69 @@ export function diffDevices(
 
 export type ScanEnd = SharedScanEnd<IntuneState>;
 
+type IntuneVanishConfig = Pick<
+  IntuneConfig,
+  'vanished_devices' | 'vanished_guard_share' | 'vanished_guard_min_devices'
+>;
+
+function percent(share: number): string {
+  return `${Math.round(share * 1000) / 10}%`;
+}
+
+/** The vanished-device policy of `config`, with its guard against short listings. */
+function vanishedRules(config: IntuneVanishConfig): VanishedRules<DeviceState> {
+  return {
+    policy: config.vanished_devices,
+    keepGone: true,
+    emptyScan: (known) =>
+      `the scan returned no device while ${known} are known; check the app's DeviceManagementManagedDevices.Read.All permission`,
+    guard: {
+      share: config.vanished_guard_share,
+      minDevices: config.vanished_guard_min_devices,
+      tooMany: (missing, known) =>
+        `${missing} of ${known} known devices are missing from the managedDevices listing, more than vanished_guard_share (${percent(config.vanished_guard_share)}) allows: none is reported gone this scan, since a partial Graph answer or a paging problem looks like that; if they really left Intune, raise vanished_guard_share until the scans have confirmed them gone`,
+    },
+    vanished: (_id, last, next) =>
+      complianceEvent(
+        undefined,
+        next,
+        'compliant',
+        'not-compliant',
+        `${label(last)} is no longer managed by Intune (missing from managedDevices: retired, wiped or deleted)`,
+        'vanished',
+      ),
+  };
+}
+
+/**
+ * Why the devices missing from a complete scan are not handled at all this scan (no device
+ * returned, or more missing than the guard lets vanish), or undefined.
+ */
+export function vanishedHold(
+  state: IntuneState,
+  seen: ReadonlySet<string>,
+  config: IntuneVanishConfig,
+): string | undefined {
+  return vanishHold(state, seen, vanishedRules(config));
+}
+
 /**
  * After a complete scan: devices that were not returned are handled by the `vanished_devices`
- * policy. A scan that returned no device at all while devices are known is not trusted (the
- * app may have lost its permission): nothing is forgotten. A device reported gone is kept as
- * not-compliant (for 90 days), so that when Intune lists it again its current status is sent
- * rather than recorded as a silent first sighting, and its record ids go on from its `seq`.
+ * policy (the connector has already looked each one up and counts as not returned only those
+ * Graph answered 404 for). A scan that returned no device at all while devices are known is not
+ * trusted (the app may have lost its permission), nor one from which more devices are missing
+ * than `vanished_guard_share` allows (a short listing): nothing is forgotten, and `skipped` says
+ * why. A device reported gone is kept as not-compliant (for 90 days), so that when Intune lists
+ * it again its current status is sent rather than recorded as a silent first sighting, and its
+ * record ids go on from its `seq`.
  */
 export function finishScan(
   state: IntuneState,
   seen: ReadonlySet<string>,
-  config: IntuneConfig,
+  config: IntuneVanishConfig,
   completedAt?: string,
 ): ScanEnd {
-  return endScan(
-    state,
-    seen,
-    {
-      policy: config.vanished_devices,
-      keepGone: true,
-      emptyScan: (known) =>
-        `the scan returned no device while ${known} are known; check the app's DeviceManagementManagedDevices.Read.All permission`,
-      vanished: (_id, last, next) =>
-        complianceEvent(
-          undefined,
-          next,
-          'compliant',
-          'not-compliant',
-          `${label(last)} is no longer managed by Intune (missing from managedDevices: retired, wiped or deleted)`,
-          'vanished',
-        ),
-    },
-    completedAt,
-  );
+  return endScan(state, seen, vanishedRules(config), completedAt);
 }
 
 /** Devices of a snapshot: a Graph page (`{value: [...]}`) or a plain array of managedDevices. */
