@@ -13,7 +13,7 @@ import { deliveryConfigSchema, type DeliveryConfigInput } from './config.ts';
 import { DeliveryEngine } from './engine.ts';
 import { deliveryJti, orderingKey } from './jti.ts';
 import { ScriptedDestination, deferred, testSigner } from './testing.ts';
-import type { DeliveryObserver } from './types.ts';
+import { DestinationHeldError, type DeliveryObserver } from './types.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -378,6 +378,29 @@ describe('delivery engine', () => {
     expect(await h.round()).toBe(0);
     dest.paused = false;
     expect(await h.round()).toBe(1);
+  });
+
+  it('rule: a destination that holds a delivery (paused, seen only at delivery) costs no attempt and leaves its circuit closed', async () => {
+    const held = () => new DestinationHeldError('stream s1 is paused', { retryAfterMs: 1_000 });
+    const dest = new ScriptedDestination('stream:s1', [held(), held(), held()]);
+    const h = await harness([dest], {
+      max_in_flight: 5,
+      retry: { initial_interval: '1ms', max_attempts: 2 },
+      circuit_breaker: { failure_threshold: 2, open_duration: '10s' },
+    });
+    const first = await h.enqueue();
+    await h.enqueue();
+    await h.enqueue();
+    expect(await h.round()).toBe(3);
+    expect(h.engine.circuitState('stream:s1')).toBe('closed');
+    const [row] = await h.store.deliveries.forEvent(first.eventId);
+    expect(row).toMatchObject({ state: 'pending', attempts: 0 });
+    // The destination is left alone for the wait the error names.
+    expect(await h.round()).toBe(0);
+    h.clock.advance(1_000);
+    expect(await h.round()).toBe(3);
+    expect(dest.delivered).toHaveLength(3);
+    expect(h.events.deadLettered).toBeUndefined();
   });
 
   it('rule: a hung attempt times out and is retried', async () => {

@@ -7,7 +7,14 @@ import type { DeliveryOutcome, LastError, LeasedDelivery, PruneResult, Store } f
 import { decideRetry } from './backoff.ts';
 import { CircuitBreaker, type CircuitState } from './breaker.ts';
 import { policyFor, type DeliveryConfig, type DestinationPolicy } from './config.ts';
-import type { DeliveryNotice, DeliveryObserver, Destination, DestinationInfo, SetSigner } from './types.ts';
+import {
+  DestinationHeldError,
+  type DeliveryNotice,
+  type DeliveryObserver,
+  type Destination,
+  type DestinationInfo,
+  type SetSigner,
+} from './types.ts';
 
 export interface DeliveryEngineOptions {
   store: Store;
@@ -37,6 +44,8 @@ const MAX_LEASE_BACKOFF_MS = 30_000;
  * delivery to it until the bridge restarts.
  */
 const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
+/** How long a destination that held a delivery (DestinationHeldError) is left alone by default. */
+const HELD_RETRY_MS = 1_000;
 /** How often a lasting leasing outage is logged again. */
 const OUTAGE_LOG_INTERVAL_MS = 60_000;
 
@@ -730,7 +739,12 @@ class DestinationWorker {
         return this.destination.deliver(set, signal);
       });
     } catch (err) {
-      return err instanceof StopAbort
+      if (err instanceof DestinationHeldError) {
+        this.breaker.neutral(probe);
+        const wait = boundedRetryAfter(err.retryAfterMs) ?? HELD_RETRY_MS;
+        this.#holdUntil = Math.max(this.#holdUntil, clock.now().getTime() + wait);
+      }
+      return err instanceof StopAbort || err instanceof DestinationHeldError
         ? { kind: 'release', id: delivery.id, leaseToken: delivery.leaseToken }
         : this.#failure(delivery, notice, err, set, probe);
     }

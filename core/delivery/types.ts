@@ -2,6 +2,15 @@ import type { DeliveryReceipt, SignedSet, SigningTarget } from '../plugin-api/ty
 import type { LastError, StoredEvent } from '../storage/types.ts';
 import type { DestinationPolicyOverride } from './config.ts';
 import type { CircuitState } from './breaker.ts';
+import { RetryableError } from '../plugin-api/errors.ts';
+
+/**
+ * Thrown by a destination that holds its deliveries for now (a stream its receiver or an
+ * operator paused, seen by this instance only at delivery): the SET was not offered, so the
+ * attempt is not counted and says nothing of the destination's health. The row is handed back
+ * and the destination is not tried for `retryAfterMs` (1 s when absent).
+ */
+export class DestinationHeldError extends RetryableError {}
 
 /** What the signer needs to know about a destination. */
 export interface DestinationInfo {

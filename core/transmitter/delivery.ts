@@ -6,6 +6,7 @@
  * paused stream's deliveries in the outbox (`isPaused`), so they go out in order on resume;
  * `deliver` reads the stream's status from the store and holds a delivery that reaches it anyway.
  */
+import { DestinationHeldError } from '../delivery/types.ts';
 import { RetryableError } from '../plugin-api/errors.ts';
 import type { DeliveryReceipt, SignedSet } from '../plugin-api/types.ts';
 import type { StreamRecord } from '../storage/types.ts';
@@ -87,7 +88,7 @@ export class StreamDelivery {
       // still gets here. The SET stays in the outbox, counted in the hold, and goes out in
       // order when the stream is enabled; a poll stream's SET is not queued for polling either.
       this.#o.onPausedUnseen?.(streamId);
-      throw new RetryableError(`stream ${streamId} is paused; the SET is held until it is enabled`, {
+      throw new DestinationHeldError(`stream ${streamId} is paused; the SET is held until it is enabled`, {
         code: 'SSF_ERR_TRANSMITTER_STREAM_PAUSED',
         retryAfterMs: PAUSED_RETRY_MS,
       });
