@@ -81,7 +81,8 @@ export function createExampleInbound(
 
   return {
     // Optional: the vendor's webhooks, when webhook_secret is set (see webhook.ts). A connector
-    // that only polls deletes this line, webhook.ts, the config field and capabilities.webhook.
+    // that only polls deletes this line, the import of createWebhookHandler and webhook.ts, and
+    // what else uses it: see README.md (fake-api.ts, config.ts, capabilities.webhook in index.ts).
     handleWebhook: createWebhookHandler(ctx, config.webhook_secret, mapOne),
     async check(signal): Promise<CheckResult> {
       try {

@@ -1,7 +1,10 @@
 import type { ConformanceOptions, MockServer } from '../../core/plugin-api/testing/index.ts';
 import { SIGNATURE_HEADER, sign } from './webhook.ts';
 
-/** The shared secret the fake vendor signs its webhooks with. */
+/**
+ * The shared secret the fake vendor signs its webhooks with. A connector that only polls deletes
+ * it, the import from webhook.ts, `webhook_secret` in validConfig and the `webhook` option.
+ */
 const WEBHOOK_SECRET = 'fake-webhook-secret-5e2a';
 
 /**

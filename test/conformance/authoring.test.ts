@@ -248,6 +248,37 @@ function fixtureRecords(dir: string): Array<{ id: string }> {
     .map((f) => f.input);
 }
 
+/**
+ * What plugin-template/inbound/README.md has a connector that only polls delete, done to the
+ * connector in `dir`: webhook.ts and everything that uses it. Each cut must find its text, so a
+ * template that moves on fails here until the README (and this list) follow it.
+ */
+function removeWebhooks(dir: string): void {
+  const cut = (file: string, ...parts: RegExp[]) => {
+    let text = readFileSync(join(dir, file), 'utf8');
+    for (const part of parts) {
+      expect(text, `${file} has ${part}`).toMatch(part);
+      text = text.replace(part, '');
+    }
+    writeFileSync(join(dir, file), text);
+  };
+  rmSync(join(dir, 'webhook.ts'));
+  cut(
+    'connector.ts',
+    /^import \{ createWebhookHandler \} from '\.\/webhook\.ts';\n/m,
+    /^ *handleWebhook: .*\n/m,
+  );
+  cut(
+    'fake-api.ts',
+    /^import \{[^}]*\} from '\.\/webhook\.ts';\n/m,
+    /^const WEBHOOK_SECRET = .*\n/m,
+    /^ *webhook_secret: WEBHOOK_SECRET,\n/m,
+    /^ {2}webhook: \{\n[\s\S]*?^ {2}\},\n/m,
+  );
+  cut('config.ts', /^ {2}webhook_secret: secret\([\s\S]*?\)\.optional\(\),\n/m);
+  cut('index.ts', /webhook: true, /);
+}
+
 // Each test has its own checkout; they run side by side, since most of their time is spent
 // waiting on child processes. Each runs a whole toolchain (vitest, tsc, eslint, bridges): on a
 // slow machine busy with the rest of the suite that took over three minutes, hence ten.
@@ -256,8 +287,12 @@ describe.concurrent('connector authoring', () => {
     const { repo } = checkout('first-party');
     await succeed('node core/cli/bin.cjs new connector acme-edr --kind inbound --name "Acme EDR"', repo);
     await succeed('node core/cli/bin.cjs new connector acme-push --kind outbound', repo);
+    // A connector that only polls, as the template's README says to make one: then `npm run docs`.
+    await succeed('node core/cli/bin.cjs new connector acme-poll --kind inbound', repo);
+    removeWebhooks(join(repo, 'connectors/acme-poll'));
+    await succeed('npm run docs', repo);
     expect(readFileSync(join(repo, 'connectors/index.ts'), 'utf8')).toMatch(
-      /import \{ acmeEdrConnector \} from '\.\/acme-edr\/index\.ts';[\s\S]*acmeEdrConnector,\s*acmePushConnector,?\s*\]/,
+      /import \{ acmeEdrConnector \} from '\.\/acme-edr\/index\.ts';[\s\S]*acmeEdrConnector,\s*acmePushConnector,\s*acmePollConnector,?\s*\]/,
     );
     expect(JSON.parse(readFileSync(join(repo, 'connectors/acme-edr/template.json'), 'utf8'))).toEqual({
       template: 'inbound',
@@ -271,13 +306,17 @@ describe.concurrent('connector authoring', () => {
     const connectors = [
       (await load('connectors/acme-edr/index.ts')).acmeEdrConnector,
       (await load('connectors/acme-push/index.ts')).acmePushConnector,
+      (await load('connectors/acme-poll/index.ts')).acmePollConnector,
     ] as ConnectorDefinition[];
+    expect(connectors[2]?.manifest.capabilities).toEqual({ poll: true, check: true });
     const generated = await repositoryDocs(repo, { connectors });
     const pages = generated.filter((f) => f.file.includes('acme-'));
     expect(pages.map((f) => relative(repo, f.file)).sort()).toEqual([
       'docs/connectors/acme-edr.md',
+      'docs/connectors/acme-poll.md',
       'docs/connectors/acme-push.md',
       'docs/schemas/acme-edr.config.schema.json',
+      'docs/schemas/acme-poll.config.schema.json',
       'docs/schemas/acme-push.config.schema.json',
     ]);
     for (const page of pages) expect(readFileSync(page.file, 'utf8')).toBe(page.content);
@@ -287,10 +326,10 @@ describe.concurrent('connector authoring', () => {
     // Type-checked with the project's settings, from the new connectors and the registry down.
     const project = { extends: './tsconfig.json', include: ['connectors/acme-*', 'connectors/index.ts'] };
     writeFileSync(join(repo, 'tsconfig.scaffolded.json'), JSON.stringify(project));
-    const paths = 'connectors/acme-edr connectors/acme-push connectors/index.ts';
+    const paths = 'connectors/acme-edr connectors/acme-push connectors/acme-poll connectors/index.ts';
     const [tests, types] = await Promise.all([
       succeed(
-        'npx vitest run connectors/acme-edr connectors/acme-push test/conformance/coverage.test.ts',
+        'npx vitest run connectors/acme-edr connectors/acme-push connectors/acme-poll test/conformance/coverage.test.ts',
         repo,
       ),
       run('npx tsc --noEmit -p tsconfig.scaffolded.json', repo),
@@ -298,6 +337,7 @@ describe.concurrent('connector authoring', () => {
       succeed(`npx prettier --check ${paths} docs/schemas/acme-*.json`, repo),
     ]);
     expect(tests.stdout).toMatch(/acme-edr\/conformance\.test\.ts/);
+    expect(tests.stdout).toMatch(/acme-poll\/conformance\.test\.ts/);
     expect(types.stdout.split('\n').filter((l) => /connectors\/(acme-|index\.ts)/.test(l))).toEqual([]);
   }, 600_000);
 
@@ -306,7 +346,16 @@ describe.concurrent('connector authoring', () => {
     const pkg = join(work, 'third-party', 'acme-signals');
     await succeed(`node core/cli/bin.cjs new connector acme-signals --kind outbound --out ${pkg}`, repo);
     linkModules(join(pkg, 'node_modules'), { 'ssf-bridge': repo });
-    await succeed('npm test', pkg);
+    // `npm test` type-checks the package before running its tests.
+    const tested = await succeed('npm test', pkg);
+    expect(tested.stdout).toContain('tsc --noEmit');
+    // So does an inbound package, as scaffolded and with only polling left (its README's steps).
+    const inbound = join(work, 'third-party', 'acme-alerts');
+    await succeed(`node core/cli/bin.cjs new connector acme-alerts --kind inbound --out ${inbound}`, repo);
+    linkModules(join(inbound, 'node_modules'), { 'ssf-bridge': repo });
+    await succeed('npm run typecheck', inbound);
+    removeWebhooks(inbound);
+    await succeed('npm run typecheck', inbound);
 
     const vendor = await mockServer();
     const actions: unknown[] = [];

@@ -160,6 +160,12 @@ describe('ssf-bridge new connector', () => {
       peerDependencies: { 'ssf-bridge': expect.stringMatching(/^\^\d+\.\d+\.\d+$/) },
     });
     expect(pkg.private).toBeUndefined();
+    // Its tests start with a type check (vitest alone only strips the types).
+    expect(pkg.scripts).toMatchObject({
+      test: expect.stringMatching(/^npm run typecheck && /),
+      typecheck: 'tsc --noEmit',
+    });
+    expect(existsSync(join(out, 'tsconfig.json'))).toBe(true);
     expect(readFileSync(join(out, 'index.ts'), 'utf8')).toContain(
       "import { defineConnector } from 'ssf-bridge/plugin-api';",
     );

@@ -11,7 +11,14 @@ import { z } from 'zod';
 import type { ConnectorDefinition } from '../types.ts';
 import { eventCatalog } from '../../ssf/index.ts';
 import { expectsEvents, expectsIgnored, expectsRejected, loadFixtures, type Fixture } from './fixtures.ts';
-import { fieldDescription, fieldType, isSecretField, schemaFields, type JsonSchema } from './schema-walk.ts';
+import {
+  fieldDefaults,
+  fieldDescription,
+  fieldType,
+  isSecretField,
+  schemaFields,
+  type JsonSchema,
+} from './schema-walk.ts';
 
 export const GENERATED_START = '<!-- generated:start (npm run docs rewrites this section) -->';
 export const GENERATED_END = '<!-- generated:end -->';
@@ -77,11 +84,12 @@ function summaryLine(definition: ConnectorDefinition): string {
 
 function configSection(definition: ConnectorDefinition, options: ReferenceOptions): string {
   const fields = schemaFields(configJsonSchema(definition));
+  const defaults = fieldDefaults(definition.configSchema);
   const rows = fields.map((f) => [
     code(f.path),
     `${fieldType(f.schema)}${isSecretField(f.schema) ? ', **secret**' : ''}`,
     f.required ? 'yes' : 'no',
-    f.schema.default === undefined ? '' : code(JSON.stringify(f.schema.default)),
+    defaults.has(f.path) ? code(JSON.stringify(defaults.get(f.path))) : '',
     `${f.when ? `With ${code(f.when)}: ` : ''}${prose(fieldDescription(f.schema) ?? '')}`,
   ]);
   const parts = ['## Configuration', ''];
@@ -185,7 +193,10 @@ export function withGeneratedSection(existing: string | undefined, generated: st
 
 /** The catalog page's generated table. */
 export function renderIndex(definitions: readonly ConnectorDefinition[]): string {
-  const sorted = [...definitions].sort((a, b) => a.manifest.id.localeCompare(b.manifest.id));
+  // Code-point order: localeCompare would follow the locale of whoever runs `npm run docs`.
+  const sorted = [...definitions].sort((a, b) =>
+    a.manifest.id < b.manifest.id ? -1 : a.manifest.id > b.manifest.id ? 1 : 0,
+  );
   const rows = sorted.map((d) => [
     `[${d.manifest.displayName}](${d.manifest.id}.md)`,
     code(d.manifest.id),

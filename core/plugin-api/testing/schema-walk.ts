@@ -1,9 +1,14 @@
 /** Reading a connector's config JSON Schema (zod's input-mode export) field by field. */
+import { z } from 'zod';
+import { formatDuration } from '../duration.ts';
 
 export type JsonSchema = Record<string, unknown>;
 
 export interface SchemaField {
-  /** Dotted path, e.g. `auth.client_secret`. */
+  /**
+   * Dotted path, e.g. `auth.client_secret`; a field of the items of an array has `[]` after the
+   * array's name, e.g. `rules[].match`.
+   */
   path: string;
   schema: JsonSchema;
   required: boolean;
@@ -29,6 +34,20 @@ function objectBranches(schema: JsonSchema): JsonSchema[] {
 
 const propertiesOf = (branch: JsonSchema) => asObject(branch.properties) ?? {};
 
+/** The items of an array schema (itself, or an anyOf/oneOf member such as the array of a nullable). */
+function arrayItems(schema: JsonSchema): JsonSchema | undefined {
+  const members = [schema.anyOf, schema.oneOf].flatMap((m) => (Array.isArray(m) ? m : []));
+  const array = [schema, ...members.map(asObject)].find((m) => m?.type === 'array');
+  return array ? asObject(array.items) : undefined;
+}
+
+/** The fields inside a field: an object's properties, or those of the objects an array holds. */
+function fieldsInside(schema: JsonSchema, path: string): SchemaField[] {
+  if (objectBranches(schema).length > 0) return schemaFields(schema, path);
+  const items = arrayItems(schema);
+  return items ? fieldsInside(items, `${path}[]`) : [];
+}
+
 /** The property every branch fixes to a value of its own (`const`), if there is one. */
 function discriminatorOf(branches: JsonSchema[]): string | undefined {
   if (branches.length < 2) return undefined;
@@ -53,7 +72,7 @@ function mergedDiscriminator(branches: JsonSchema[], name: string): JsonSchema {
   };
 }
 
-/** Every property, nested ones included, in declaration order. */
+/** Every property, nested ones (in objects and in the items of arrays) included, in declaration order. */
 export function schemaFields(schema: JsonSchema, prefix = ''): SchemaField[] {
   const fields: SchemaField[] = [];
   const branches = objectBranches(schema);
@@ -74,17 +93,22 @@ export function schemaFields(schema: JsonSchema, prefix = ''): SchemaField[] {
           ? `${discriminator}: ${holders.map((b) => String(asObject(propertiesOf(b)[discriminator!])!.const)).join(' or ')}`
           : undefined;
       fields.push({ path, schema: child, required: required.has(name), ...(when ? { when } : {}) });
-      fields.push(...schemaFields(child, path));
+      fields.push(...fieldsInside(child, path));
     }
   }
   return fields;
 }
 
-/** Whether a field is marked secret (on itself or on an optional/union member). */
+/**
+ * Whether a field is marked secret (on itself or on an optional/union member), or is a list of
+ * secrets (`z.array(secret())`).
+ */
 export function isSecretField(schema: JsonSchema): boolean {
   if (schema.secret === true) return true;
   const members = [schema.anyOf, schema.oneOf].flatMap((m) => (Array.isArray(m) ? m : []));
-  return members.some((m) => asObject(m)?.secret === true);
+  if (members.some((m) => asObject(m)?.secret === true)) return true;
+  const items = arrayItems(schema);
+  return items !== undefined && isSecretField(items);
 }
 
 export function fieldDescription(schema: JsonSchema): string | undefined {
@@ -114,12 +138,69 @@ export function fieldType(schema: JsonSchema): string {
   return 'any';
 }
 
-/** The value at a dotted path of a plain object, if any. */
+/** The keys of a path: names, `[]` (every item of an array) and `[2]` (one item). */
+function pathKeys(path: string): string[] {
+  return path.match(/[^.[\]]+|\[\d*\]/g) ?? [];
+}
+
+/**
+ * The value at a path of a plain object (`auth.client_secret`, `rules[0].match`), if any. A path
+ * through every item of an array (`rules[].match`) has more than one value: see valuesAt.
+ */
 export function valueAt(value: unknown, path: string): unknown {
   let current = value;
-  for (const key of path.split('.')) {
-    if (!current || typeof current !== 'object') return undefined;
-    current = (current as Record<string, unknown>)[key];
+  for (const key of pathKeys(path)) {
+    if (!current || typeof current !== 'object' || key === '[]') return undefined;
+    const index = /^\[(\d+)\]$/.exec(key);
+    if (index && !Array.isArray(current)) return undefined;
+    current = (current as Record<string, unknown>)[index ? Number(index[1]) : key];
   }
   return current;
+}
+
+/**
+ * The values at a path, `[]` standing for every item of an array, each with its own path
+ * (`rules[].match` gives `rules[0].match`, `rules[1].match` …). Paths that lead nowhere give nothing.
+ */
+export function valuesAt(value: unknown, path: string): Array<{ path: string; value: unknown }> {
+  let found: Array<{ path: string; value: unknown }> = [{ path: '', value }];
+  for (const key of pathKeys(path)) {
+    found = found.flatMap(({ path: at, value: current }) => {
+      if (key === '[]') {
+        return Array.isArray(current) ? current.map((item, i) => ({ path: `${at}[${i}]`, value: item })) : [];
+      }
+      const next = valueAt(current, key);
+      return next === undefined
+        ? []
+        : [{ path: key.startsWith('[') ? `${at}${key}` : at ? `${at}.${key}` : key, value: next }];
+    });
+  }
+  return found;
+}
+
+/**
+ * The default of each field of a config schema, as a user writes it, by path. zod's input-mode
+ * JSON Schema drops a `.default()` placed after a transform (duration(), URL normalisers), whose
+ * value is of the output type: those are read from the output-mode export, durations written back
+ * as `30s` (URLs export as strings already).
+ */
+export function fieldDefaults(configSchema: z.ZodType): Map<string, unknown> {
+  const defaults = new Map<string, unknown>();
+  let output: JsonSchema | undefined;
+  try {
+    output = z.toJSONSchema(configSchema, { io: 'output', unrepresentable: 'any' }) as JsonSchema;
+  } catch {
+    output = undefined;
+  }
+  for (const field of output ? schemaFields(output) : []) {
+    const value = field.schema.default;
+    if (value === undefined) continue;
+    const isDuration = field.schema.format === 'duration' && typeof value === 'number';
+    defaults.set(field.path, isDuration ? formatDuration(value) : value);
+  }
+  const input = z.toJSONSchema(configSchema, { io: 'input' }) as JsonSchema;
+  for (const field of schemaFields(input)) {
+    if (field.schema.default !== undefined) defaults.set(field.path, field.schema.default);
+  }
+  return defaults;
 }

@@ -10,11 +10,22 @@ import { eventCatalog } from '../../ssf/index.ts';
 import { CASES, MIN_SKIP_REASON, caseInfo, isCaseId } from './cases.ts';
 import { fail, type SuiteContext } from './context.ts';
 import { unknownTypes } from './events.ts';
-import { fieldDescription, isSecretField, schemaFields, valueAt, type JsonSchema } from './schema-walk.ts';
+import {
+  fieldDescription,
+  isSecretField,
+  schemaFields,
+  valueAt,
+  valuesAt,
+  type JsonSchema,
+} from './schema-walk.ts';
 
-/** Field names that almost always hold a credential. */
-const SECRET_NAME =
-  /(secret|token|password|passwd|passphrase|credential|private_?key|api_?key|hmac|signing_?key|(^|_)key|[a-z]Key)$/i;
+/**
+ * Field names that almost always hold a credential (or a list of them): `client_secret`,
+ * `api_keys`, `authorization_header`, `connection_string` (it carries the password),
+ * `access_key_id` (half of an access key pair) …
+ */
+export const SECRET_NAME =
+  /((secret|token|password|passwd|passphrase|credential|private_?key|api_?key|hmac|signing_?key|(^|_)key|[a-z]Key)s?|authorization(_?header)?|connection_?string|access_?key_?id)$/i;
 
 export function manifestValid(ctx: SuiteContext): void {
   if (!isConnectorDefinition(ctx.definition)) {
@@ -170,18 +181,21 @@ export function configSecrets(ctx: SuiteContext): void {
   const raw = ctx.rawConfig();
   const parsed = ctx.parsedConfig();
   const printed = [JSON.stringify(parsed), inspect(parsed, { depth: 20 }), String(parsed)].join('\n');
-  for (const field of fields.filter((f) => isSecretField(f.schema))) {
-    const given = valueAt(raw, field.path);
-    if (given === undefined) continue;
-    const value = valueAt(parsed, field.path);
+  const checkSecret = (path: string, given: unknown, value: unknown) => {
     if (!isSecret(value)) {
-      problems.push(
-        `${field.path} is marked secret but does not validate to a Secret; declare it with secret()`,
-      );
-      continue;
+      problems.push(`${path} is marked secret but does not validate to a Secret; declare it with secret()`);
+    } else if (typeof given === 'string' && given.length >= 4 && printed.includes(given)) {
+      problems.push(`the value of ${path} shows when the config is printed`);
     }
-    if (typeof given === 'string' && given.length >= 4 && printed.includes(given)) {
-      problems.push(`the value of ${field.path} shows when the config is printed`);
+  };
+  for (const field of fields.filter((f) => isSecretField(f.schema))) {
+    // One value per item for a field inside an array (`rules[].token`: rules[0].token …).
+    for (const { path, value: given } of valuesAt(raw, field.path)) {
+      const value = valueAt(parsed, path);
+      // A list of secrets (`api_keys: z.array(secret())`): each item is one.
+      if (Array.isArray(given))
+        given.forEach((item, i) => checkSecret(`${path}[${i}]`, item, valueAt(value, `[${i}]`)));
+      else checkSecret(path, given, value);
     }
   }
   if (problems.length > 0) fail(problems.join('\n'));
