@@ -14,7 +14,8 @@ type AuthOutcome = 'ok' | 'missing' | 'refused' | 'stale';
 /**
  * `POST /ingest/<instance-id>` for any JSON: authenticates the sender, maps every record through
  * the rules, and answers 202 only once the events are durable. A request with a record the rules
- * fail on is refused whole (400), so the sender can fix it and resend without duplicates.
+ * fail on is refused whole (400), so the sender can fix it and resend without duplicates; one the
+ * rules' helper thread failed on through no fault of its records is answered 503 to be resent.
  */
 export function createGenericWebhook(ctx: InboundContext, config: GenericWebhookConfig): InboundConnector {
   const authenticate = authenticator(config.auth, () => ctx.clock.now().getTime());
@@ -64,7 +65,19 @@ export function createGenericWebhook(ctx: InboundContext, config: GenericWebhook
       }
       // On a helper thread, within one time budget for the whole request: the event loop keeps
       // serving while the rules run, and the first record that runs out of time ends the mapping.
-      const outcomes = await rules.mapRecords(list.records);
+      let outcomes;
+      try {
+        outcomes = await rules.mapRecords(list.records);
+      } catch (err) {
+        // The helper thread failed, not a record (a RetryableError): the server answers 503 with
+        // Retry-After, so the sender sends the same request again rather than dropping it.
+        requests.inc({ outcome: 'error' });
+        ctx.logger.warn(
+          { error: err instanceof Error ? err.message : String(err) },
+          'could not map a request: the mapping rules could not be evaluated',
+        );
+        throw err;
+      }
       const events: EventDraft[] = [];
       const problems: Array<{ record: number; message: string }> = [];
       let ignored = 0;

@@ -101,6 +101,26 @@ describe('HTTP server', () => {
     expect(await res.json()).toEqual({ bytes: 8, parsed: { a: 1 }, method: 'POST', path: '/' });
   });
 
+  it('RFC 8259 §8.1: parses a JSON body after a UTF-8 byte order mark, and hands on the raw bytes with it', async () => {
+    // As .NET's UTF8Encoding(true) and Windows PowerShell write JSON.
+    const res = await fetch(`${base}/ingest/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a": 1}')]),
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ bytes: 11, parsed: { a: 1 }, method: 'POST', path: '/' });
+    // Only one mark, only at the start: anything else is still not JSON.
+    for (const body of ['\ufeff\ufeff{"a": 1}', '{"a": 1}\ufeff', '\ufeff']) {
+      const bad = await fetch(`${base}/ingest/echo`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      expect(bad.status, JSON.stringify(body)).toBe(400);
+    }
+  });
+
   it('RFC 7644 §3: forwards SCIM resource paths and methods under /scim/v2/<id>', async () => {
     const res = await fetch(`${base}/scim/v2/echo/Users/2819c223?attributes=userName`, {
       method: 'PATCH',

@@ -63,7 +63,10 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     const type = req.headers['content-type'] ?? '';
     if (raw.length === 0 || !JSON_TYPE.test(type)) return done(null, undefined);
     try {
-      done(null, JSON.parse(raw.toString('utf8')));
+      // RFC 8259 §8.1: a parser may ignore a byte order mark, which .NET and PowerShell senders
+      // put before the JSON. Only for parsing: rawBody keeps it, and signatures cover it.
+      const text = raw.toString('utf8');
+      done(null, JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text));
     } catch (err) {
       const parseError = new Error(`malformed JSON body: ${(err as Error).message}`) as Error & {
         statusCode: number;

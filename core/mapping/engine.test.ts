@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { PermanentError } from '../plugin-api/errors.ts';
+import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
 import { compileRules, recordHash, type RuleProblem } from './engine.ts';
 import { mappingRulesSchema, type MappingRuleInput } from './rules.ts';
 
@@ -302,6 +302,60 @@ describe('mapping records off the event loop', () => {
   }, 15_000);
 });
 
+describe('what the evaluator runs out of', () => {
+  it("names the real cause of a failure when less than a record's deadline of the budget is left", async () => {
+    const rules = compile(riskRule);
+    const deep = JSON.parse(`${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}`) as unknown;
+    const outcomes = await rules.mapRecords([alert, deep], { budgetMs: 1_500 });
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes[1]?.ok === false && outcomes[1].error.message).toBe(
+      'mapping rules could not be evaluated: the record is nested too deeply to be evaluated',
+    );
+    rules.close();
+  });
+
+  it('rejects, refusing no record, when the helper thread is ended under a record; the next call maps', async () => {
+    const slow = compile({ ...riskRule, name: 'slow', match: '$contains(title, /^(\\w+\\s?)*$/)' });
+    // The thread is started and holds the rules: the runaway record is taken up at once.
+    expect((await slow.mapRecords([{ ...alert, title: 'fine' }]))[0]?.ok).toBe(true);
+    const mapping = slow.mapRecords([alert, { ...alert, title: `${'word '.repeat(12)}${'a'.repeat(30)}!` }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    slow.close();
+    const err = await mapping.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RetryableError);
+    expect(err).toMatchObject({
+      code: 'SSF_ERR_MAPPING_UNAVAILABLE',
+      retryAfterMs: 5_000,
+      message:
+        'mapping rules could not be evaluated, through no fault of the records: the JSONata evaluator thread was ended; try again',
+    });
+    expect((await slow.mapRecords([{ ...alert, title: 'fine' }]))[0]?.ok).toBe(true);
+    slow.close();
+  }, 15_000);
+
+  it('ends a rule building a huge value with a clear error, and the next record maps', async () => {
+    const bomb = compile({ ...riskRule, name: 'bomb', match: 'explode and $count([1..10000000].[$]) > 0' });
+    const [outcome] = await bomb.mapRecords([{ ...alert, explode: true }, alert]);
+    expect(outcome?.ok === false && outcome.error.message).toMatch(
+      /^mapping rules could not be evaluated: (evaluation took longer than 2000 ms|the rules ran out of memory on the record)/,
+    );
+    expect((await bomb.mapRecords([alert]))[0]?.ok).toBe(true);
+    bomb.close();
+  }, 30_000);
+
+  it('refuses a field whose value is longer than a megabyte of JSON, naming it', async () => {
+    const rules = compile({ ...riskRule, claims: { ...riskRule.claims, risk_reason: '$pad("", 1100000)' } });
+    const [outcome] = await rules.mapRecords([alert]);
+    expect(outcome?.ok === false && outcome.error.detail?.problems).toEqual([
+      expect.objectContaining({
+        field: 'claims.risk_reason',
+        message: 'the expression gives a value longer than 1048576 characters as JSON',
+      }),
+    ]);
+    rules.close();
+  });
+});
+
 describe('records nested deeply', () => {
   /** The alert with `extra` nested `depth` objects deep, as JSON.parse gives it from a request body. */
   const nested = (depth: number): unknown =>
@@ -368,6 +422,80 @@ describe('records nested deeply', () => {
     expect(mapped[0]?.ok && mapped[0].result.events[0]?.sourceRecordId).toBe('A-1');
     rules.close();
     withId.close();
+  });
+});
+
+describe('what JSONata and the stores refuse', () => {
+  it('reports a JSONata runtime error with its message, code and position, not [object Object]', async () => {
+    const rules = compile({ ...riskRule, match: 'score > 5' });
+    const [problem] = problemsOf(() => rules.map({ ...alert, score: 'high' }));
+    expect(problem).toMatchObject({ rule: 'risky-user', field: 'match', record: 'score = "high"' });
+    expect(problem?.message).toBe(
+      'The values "high" and 5 either side of operator ">" must be of the same data type (JSONata T2009, at character 7)',
+    );
+    // The same on the helper thread, and for a field's expression.
+    const claim = compile({ ...riskRule, claims: { ...riskRule.claims, risk_reason: 'title + 1' } });
+    const [outcome] = await claim.mapRecords([alert]);
+    expect(outcome?.ok === false && outcome.error.message).toMatch(
+      /^rule "risky-user", claims\.risk_reason: The left side of the "\+" operator must evaluate to a number \(JSONata T2001, at character \d+\)/,
+    );
+    claim.close();
+  });
+
+  it('refuses, as a problem of its rule and record, text no store keeps in the id, subject or a claim', async () => {
+    const rules = compile({
+      ...riskRule,
+      subject: '{"format": "iss_sub", "iss": "https://idp.example.com", "sub": user.sub}',
+    });
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ title: 'Impossible\u0000travel' }, 'claims.risk_reason', 'claims.risk_reason'],
+      [{ user: { sub: 'dana\ud800' } }, 'subject', 'subject.sub'],
+      [{ alert_id: 'A-\udc00' }, 'id', 'id'],
+    ];
+    const user = { user: { sub: 'dana' } };
+    for (const [change, field, path] of cases) {
+      const problems = problemsOf(() => rules.map({ ...alert, ...user, ...change }));
+      expect(problems.map((p) => [p.rule, p.field, p.message])).toEqual([
+        ['risky-user', field, `${path} holds U+0000 or half of a surrogate pair, which no store keeps`],
+      ]);
+    }
+    // On the helper thread: only that record is refused, the others map.
+    const fine = { ...alert, ...user };
+    const outcomes = await rules.mapRecords([fine, { ...fine, title: 'a\u0000b' }, fine]);
+    expect(outcomes.map((o) => o.ok)).toEqual([true, false, true]);
+    expect(outcomes[1]?.ok === false && outcomes[1].error.detail?.problems).toEqual([
+      {
+        rule: 'risky-user',
+        field: 'claims.risk_reason',
+        expression: 'title',
+        record: 'title = "a\\u0000b"',
+        message: 'claims.risk_reason holds U+0000 or half of a surrogate pair, which no store keeps',
+      },
+    ]);
+    // A pair of surrogates is a character like any other.
+    expect(rules.map({ ...fine, title: 'Travel \ud83d\ude80' }).events[0]?.claims?.risk_reason).toBe(
+      'Travel \ud83d\ude80',
+    );
+    rules.close();
+  });
+
+  it('takes a JSON null in an optional field as nothing, and keeps required fields strict', () => {
+    const rules = compile({ ...riskRule, severity: 'level', claims: { ...riskRule.claims, extra: 'note' } });
+    const rule = riskRule.name;
+    const [event] = rules.map({ ...alert, created_at: null, level: null, note: null }).events;
+    expect(event).toEqual({
+      type: 'caep.risk-level-change',
+      subject: { format: 'email', email: 'dana.lee@example.com' },
+      claims: { principal: 'USER', current_level: 'HIGH', risk_reason: 'Impossible travel' },
+      sourceRecordId: 'A-1',
+    });
+    expect(
+      problemsOf(() => rules.map({ ...alert, alert_id: null })).map((p) => [p.rule, p.field, p.message]),
+    ).toEqual([[rule, 'id', 'gave null; expected a non-empty string or a number']]);
+    const subject = compile({ ...riskRule, subject: 'user' });
+    expect(problemsOf(() => subject.map({ ...alert, user: null })).map((p) => [p.field, p.message])).toEqual([
+      ['subject', 'gave null; expected an object such as {"format": "email", "email": …}'],
+    ]);
   });
 });
 

@@ -5,12 +5,15 @@
  */
 import { createHash } from 'node:crypto';
 import jsonata from 'jsonata';
-import { PermanentError } from '../plugin-api/errors.ts';
+import { PermanentError, RetryableError } from '../plugin-api/errors.ts';
+import { isStorableText, unstorableTextPath } from '../plugin-api/storable-text.ts';
 import type { EventDraft, MappingResult, Severity } from '../plugin-api/types.ts';
 import { findEventType, validateEventDraft } from '../ssf/index.ts';
 import {
   EVALUATION_DEADLINE_MS,
+  EvaluationTimeout,
   EvaluatorSet,
+  RecordEvaluationError,
   type FieldResult,
   type RuleResult,
   type RuleSources,
@@ -19,6 +22,10 @@ import { describePaths, recordPaths } from './paths.ts';
 import type { MappingRule } from './rules.ts';
 
 export const MAPPING_ERROR_CODE = 'SSF_ERR_MAPPING_RULE';
+/** Code of the RetryableError of an evaluator that failed through no fault of the records. */
+export const MAPPING_UNAVAILABLE_CODE = 'SSF_ERR_MAPPING_UNAVAILABLE';
+/** How long a sender is asked to wait before sending records again after such a failure. */
+const UNAVAILABLE_RETRY_AFTER_MS = 5_000;
 
 /** One problem of one rule on one record. */
 export interface RuleProblem {
@@ -40,14 +47,16 @@ export interface CompiledRules {
    * Maps records in order on a helper thread, never blocking the event loop: for each, one event
    * per matching rule, the reason nothing matched, or the PermanentError of a rule that failed on
    * it. Each record may take EVALUATION_DEADLINE_MS and all of them together `budgetMs` (default
-   * MAPPING_BUDGET_MS); at the first record that runs out of time the outcomes end with its error,
-   * and the records after it are not mapped.
+   * MAPPING_BUDGET_MS); at the first record that runs out of time (or of memory) the outcomes end
+   * with its error, and the records after it are not mapped. Rejects with a RetryableError (code
+   * MAPPING_UNAVAILABLE_CODE) when the helper thread failed through no fault of the records (it
+   * could not start, or was ended): the same records may map when tried again.
    */
   mapRecords(records: readonly unknown[], options?: { budgetMs?: number }): Promise<RecordOutcome[]>;
   /**
    * Maps one record, blocking the calling thread until it is done (at most EVALUATION_DEADLINE_MS):
    * for commands, config loading and fixtures only, never on a path that serves requests.
-   * Throws PermanentError when a rule fails on the record.
+   * Throws PermanentError when a rule fails on the record, RetryableError as mapRecords() rejects.
    */
   map(record: unknown): MappingResult;
   /** Ends the helper thread of mapRecords(); the next call starts another. */
@@ -175,12 +184,21 @@ function evaluationError(message: string): PermanentError {
   return new PermanentError(`mapping rules could not be evaluated: ${message}`, { code: MAPPING_ERROR_CODE });
 }
 
+/** The evaluator failed, not the record (see RecordEvaluationError): worth trying again. */
+function unavailableError(err: unknown): RetryableError {
+  return new RetryableError(
+    `mapping rules could not be evaluated, through no fault of the records: ${(err as Error).message}; try again`,
+    { code: MAPPING_UNAVAILABLE_CODE, retryAfterMs: UNAVAILABLE_RETRY_AFTER_MS, cause: err },
+  );
+}
+
 function mapBlocking(compiled: CompiledRule[], evaluator: EvaluatorSet, record: unknown): MappingResult {
   let results;
   try {
     results = evaluator.evaluateBlocking(record);
   } catch (err) {
-    throw evaluationError((err as Error).message);
+    if (!(err instanceof RecordEvaluationError)) throw unavailableError(err);
+    throw evaluationError(err.message);
   }
   return resultOf(compiled, results, record);
 }
@@ -208,11 +226,14 @@ async function mapRecords(
       left -= evaluation.elapsedMs;
       results = evaluation.results;
     } catch (err) {
-      // A timeout or a lost thread: the records after this one are not taken up.
+      // The thread failed, not the record: none of the records is refused for it.
+      if (!(err instanceof RecordEvaluationError)) throw unavailableError(err);
+      // A timeout, out of memory, a record that cannot be sent: the records after it are not
+      // taken up. Only a timeout cut short by the budget is the budget's doing.
       const message =
-        deadline < EVALUATION_DEADLINE_MS
+        err instanceof EvaluationTimeout && deadline < EVALUATION_DEADLINE_MS
           ? `it ran past the ${budgetMs} ms the records mapped with it may take together`
-          : (err as Error).message;
+          : err.message;
       outcomes.push({ ok: false, error: evaluationError(message) });
       break;
     }
@@ -295,11 +316,13 @@ function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, re
     }
     return result?.value;
   };
+  /** An optional field's value: null (what SIEM payloads carry for "none") gives nothing too. */
+  const optional = (key: string): unknown => value(key) ?? undefined;
   const rule = entry.rule;
   const subject = value('subject');
   const claims: Record<string, unknown> = {};
   for (const name of Object.keys(rule.claims)) {
-    const claim = value(`claims.${name}`);
+    const claim = optional(`claims.${name}`);
     if (claim !== undefined) claims[name] = claim;
   }
   const draft: EventDraft = {
@@ -329,7 +352,7 @@ function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, re
         problem(entry, 'id', record, `gave ${describe(id)}; expected a non-empty string or a number`),
       );
   }
-  const severity = rule.severity !== undefined ? value('severity') : undefined;
+  const severity = rule.severity !== undefined ? optional('severity') : undefined;
   if (typeof severity === 'string' && SEVERITIES.includes(severity.toLowerCase() as Severity)) {
     draft.severity = severity.toLowerCase() as Severity;
   } else if (severity !== undefined) {
@@ -342,7 +365,7 @@ function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, re
       ),
     );
   }
-  const occurred = rule.occurred_at !== undefined ? value('occurred_at') : undefined;
+  const occurred = rule.occurred_at !== undefined ? optional('occurred_at') : undefined;
   // Milliseconds within the range a Date can hold (±8.64e15, ECMA-262 §21.4.1.1).
   if (typeof occurred === 'number' && Number.isFinite(occurred) && Math.abs(occurred) <= 8.64e15)
     draft.occurredAt = new Date(occurred).toISOString();
@@ -374,7 +397,37 @@ function buildDraft(entry: CompiledRule, fields: Record<string, FieldResult>, re
       checked.problems.map((p) => problem(entry, fieldOf(p.path), record, catalogMessage(p))),
     );
   }
+  const unstorable = unstorableText(draft);
+  if (unstorable.length > 0) {
+    throw new RuleFailure(
+      unstorable.map(({ field, path }) =>
+        problem(
+          entry,
+          field,
+          record,
+          `${path} holds U+0000 or half of a surrogate pair, which no store keeps`,
+        ),
+      ),
+    );
+  }
   return draft;
+}
+
+/**
+ * Text of an event that no store keeps (see storable-text.ts), by rule field: the pipeline would
+ * refuse the event, and with it every event accepted together with it, so it is this record's
+ * problem. Called once the catalog has bounded the depth of subject and claims.
+ */
+function unstorableText(draft: EventDraft): Array<{ field: string; path: string }> {
+  const found: Array<{ field: string; path: string }> = [];
+  if (!isStorableText(draft.sourceRecordId)) found.push({ field: 'id', path: 'id' });
+  const subject = unstorableTextPath(draft.subject, 'subject');
+  if (subject !== undefined) found.push({ field: 'subject', path: subject });
+  for (const [name, claim] of Object.entries(draft.claims ?? {})) {
+    const path = isStorableText(name) ? unstorableTextPath(claim, `claims.${name}`) : `claims.${name}`;
+    if (path !== undefined) found.push({ field: `claims.${name}`, path });
+  }
+  return found;
 }
 
 /** ISO 8601 date, or date and time with an optional offset (none: UTC, as JSONata's $toMillis reads it). */

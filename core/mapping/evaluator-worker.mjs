@@ -55,16 +55,44 @@ function unfit(value, limit) {
   return undefined;
 }
 
+/**
+ * How long a value an expression gives may be, as JSON text. Far above what an event carries (a
+ * request body is at most a megabyte by default), and small enough that a rule copying a huge
+ * value cannot make the main thread take a copy of it.
+ */
+const MAX_VALUE_CHARS = 1_048_576;
+
 /** Values as JSON: jsonata sequences carry extra members, and functions cannot cross threads. */
 function plain(value) {
   if (value === undefined) return undefined;
   const problem = unfit(value, MAX_VALUE_DEPTH);
   if (problem) throw new Error(problem);
-  return JSON.parse(JSON.stringify(value));
+  const text = JSON.stringify(value);
+  if (text.length > MAX_VALUE_CHARS)
+    throw new Error(`the expression gives a value longer than ${MAX_VALUE_CHARS} characters as JSON`);
+  return JSON.parse(text);
 }
 
+/**
+ * What went wrong, as text. JSONata throws plain objects, not Errors: {code, message, position,
+ * token, …}; their code (`T2002`) and position are what its documentation lists them by.
+ */
 function message(err) {
-  return err instanceof Error ? err.message : String(err);
+  if (err instanceof Error) return err.message;
+  if (err === null || typeof err !== 'object') return String(err);
+  let text = err.message;
+  if (typeof text !== 'string') {
+    try {
+      text = JSON.stringify(err);
+    } catch {
+      text = String(err);
+    }
+  }
+  const where = [
+    typeof err.code === 'string' ? `JSONata ${err.code}` : undefined,
+    typeof err.position === 'number' ? `at character ${err.position}` : undefined,
+  ].filter(Boolean);
+  return where.length > 0 ? `${text} (${where.join(', ')})` : text;
 }
 
 async function run(expression, record) {
@@ -125,6 +153,8 @@ port.on('message', async (request) => {
     // one's): answer with why, rather than not at all and leave the caller to its deadline.
     port.postMessage({
       seq: request.seq,
+      // The values the rules gave for this record are at fault, not the thread.
+      recordFault: true,
       error:
         err instanceof RangeError
           ? 'a value the rules gave is nested too deeply to be passed on'

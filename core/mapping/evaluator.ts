@@ -11,7 +11,12 @@
  * - evaluateBlocking(): the calling thread waits on a shared flag (Atomics.wait) and reads the
  *   answer straight off the message port. Only where a mapping must be synchronous and nothing
  *   else is being served: loading a config (rule examples), `ssf-bridge simulate`, fixtures.
+ *
+ * Each thread's heap is bounded too (EVALUATOR_HEAP_MB): an expression that builds a huge value
+ * ends its thread, which is replaced, instead of taking the process's memory. What fails because
+ * of the record is a RecordEvaluationError; anything else is the evaluator's own failure.
  */
+import { getHeapStatistics } from 'node:v8';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 
 export interface RuleSources {
@@ -34,6 +39,8 @@ export interface Evaluation {
 interface Answer {
   seq: number;
   error?: string;
+  /** The error is the record's (a value the rules gave cannot be passed on), not the thread's. */
+  recordFault?: boolean;
   results?: RuleResult[];
 }
 
@@ -46,16 +53,60 @@ const STARTUP_DEADLINE_MS = 30_000;
 /** A rule set's thread unused this long is ended; the next record starts a new one. */
 const IDLE_MS = 60_000;
 
-export class EvaluationTimeout extends Error {
+/**
+ * The heap a thread may use: 1 GiB, or the process's own default when that is smaller (a small
+ * container). A rule that keeps building values on a record ends its thread with a clear error
+ * when it reaches this (if the record's deadline has not come first), instead of taking the
+ * process's memory. Not lower: on Node 20, a built-in call that allocates past a worker's limit in
+ * one go (`$split` of a string of a hundred million characters gives an 800 MB list) aborts the
+ * whole process rather than ending the thread, and that must take far more than a record or a
+ * working rule holds. What a thread hands back is bounded by the worker (a value's depth and length).
+ */
+export const EVALUATOR_HEAP_MB = Math.min(1024, Math.floor(getHeapStatistics().heap_size_limit / 1_048_576));
+
+function resourceLimits(heapMb: number) {
+  return { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.min(32, heapMb) };
+}
+
+/**
+ * The record (with the rules) is at fault: it ran out of time or memory, or it or a value the
+ * rules gave could not be passed between threads. The same record fails the same way again.
+ * Any other error of evaluate() is the evaluator's own (a thread that could not start or was
+ * ended), and the record may well map when tried again.
+ */
+export class RecordEvaluationError extends Error {}
+
+export class EvaluationTimeout extends RecordEvaluationError {
   constructor(readonly deadlineMs: number) {
     super(`evaluation took longer than ${deadlineMs} ms`);
   }
 }
 
 /** Why a request could not be copied to the thread: a record too deeply nested, or not cloneable. */
-function unsendable(err: unknown): Error {
-  if (err instanceof RangeError) return new Error('the record is nested too deeply to be evaluated');
-  return new Error(`the record cannot be evaluated: ${(err as Error).message}`);
+function unsendable(err: unknown): RecordEvaluationError {
+  if (err instanceof RangeError)
+    return new RecordEvaluationError('the record is nested too deeply to be evaluated');
+  return new RecordEvaluationError(`the record cannot be evaluated: ${(err as Error).message}`);
+}
+
+/** Why a thread ended: out of memory (the record's doing), or anything else (the thread's). */
+function threadEnded(err: Error & { code?: string }, heapMb: number): Error {
+  if (err.code === 'ERR_WORKER_OUT_OF_MEMORY')
+    return new RecordEvaluationError(
+      `the rules ran out of memory on the record (a rule set's thread may use ${heapMb} MB)`,
+    );
+  return err;
+}
+
+/** The error of an answer the thread gave instead of results. */
+function answerError(answer: Answer): Error {
+  const message = answer.error ?? 'no results';
+  return answer.recordFault ? new RecordEvaluationError(message) : new Error(message);
+}
+
+/** A thread that could not start or take the rules: never the fault of a record. */
+function startFailure(err: unknown): Error {
+  return new Error(`the JSONata evaluator thread could not start: ${(err as Error).message}`, { cause: err });
 }
 
 /** The shared thread evaluateBlocking() waits on. */
@@ -72,11 +123,22 @@ class BlockingThread {
     this.#worker = new Worker(WORKER_URL, {
       workerData: { port: port2, flag: this.#flag.buffer },
       transferList: [port2],
+      resourceLimits: resourceLimits(EVALUATOR_HEAP_MB),
     });
     // The thread must never keep a finished process alive.
     this.#worker.unref();
     this.#port.unref();
+    // A thread that ran out of memory or failed otherwise is replaced before the next call; its
+    // 'error' must have a listener, or it would be thrown on the main thread.
+    const end = () => {
+      this.ended = true;
+    };
+    this.#worker.on('error', end);
+    this.#worker.on('exit', end);
   }
+
+  /** Whether the thread has ended (seen only between calls: a blocked caller hears no events). */
+  ended = false;
 
   call(request: Record<string, unknown>, deadlineMs: number): Answer {
     this.#seq = (this.#seq % 0x7fffffff) + 1;
@@ -109,7 +171,14 @@ class BlockingThread {
 let blocking: BlockingThread | undefined;
 
 function blockingThread(): BlockingThread {
-  blocking ??= new BlockingThread();
+  if (blocking?.ended) blocking = undefined;
+  if (!blocking) {
+    try {
+      blocking = new BlockingThread();
+    } catch (err) {
+      throw startFailure(err);
+    }
+  }
   return blocking;
 }
 
@@ -121,10 +190,14 @@ class SetThread {
   #pending: { seq: number; resolve: (answer: Answer) => void; reject: (err: Error) => void } | undefined;
   #ended: Error | undefined;
 
-  constructor() {
+  constructor(heapMb: number) {
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    this.#worker = new Worker(WORKER_URL, { workerData: { port: port2 }, transferList: [port2] });
+    this.#worker = new Worker(WORKER_URL, {
+      workerData: { port: port2 },
+      transferList: [port2],
+      resourceLimits: resourceLimits(heapMb),
+    });
     // Only a pending call (its deadline timer) keeps the process alive, never the thread itself.
     this.#worker.unref();
     this.#port.unref();
@@ -134,7 +207,7 @@ class SetThread {
       this.#pending = undefined;
       resolve(answer);
     });
-    this.#worker.on('error', (err) => this.#end(err));
+    this.#worker.on('error', (err) => this.#end(threadEnded(err, heapMb)));
     this.#worker.on('exit', (code) => this.#end(new Error(`the JSONata evaluator thread exited (${code})`)));
   }
 
@@ -196,14 +269,17 @@ let nextSetId = 1;
 export class EvaluatorSet {
   readonly #id = nextSetId++;
   readonly #rules: RuleSources[];
+  readonly #heapMb: number;
   #thread: SetThread | undefined;
   #ready: Promise<SetThread> | undefined;
   /** The end of the line of records waiting for this set's thread. */
   #tail: Promise<unknown> = Promise.resolve();
   #idle: NodeJS.Timeout | undefined;
 
-  constructor(rules: RuleSources[]) {
+  /** `heapMb`: the heap this set's thread may use (EVALUATOR_HEAP_MB; less only in tests). */
+  constructor(rules: RuleSources[], options: { heapMb?: number } = {}) {
     this.#rules = rules;
+    this.#heapMb = options.heapMb ?? EVALUATOR_HEAP_MB;
   }
 
   /**
@@ -223,7 +299,7 @@ export class EvaluatorSet {
     const started = performance.now();
     try {
       const answer = await thread.call({ set: this.#id, record }, deadlineMs);
-      if (answer.error || !answer.results) throw new Error(answer.error ?? 'no results');
+      if (answer.error || !answer.results) throw answerError(answer);
       return { results: answer.results, elapsedMs: performance.now() - started };
     } catch (err) {
       // A timed-out thread may still be spinning: end it so the next record gets a fresh one.
@@ -235,10 +311,18 @@ export class EvaluatorSet {
     }
   }
 
-  /** This set's thread, started and given the rules if it is not running. */
+  /**
+   * This set's thread, started and given the rules if it is not running. Whatever keeps it from
+   * starting is the evaluator's failure, never a record's (see RecordEvaluationError).
+   */
   #started(): Promise<SetThread> {
     if (this.#thread && !this.#thread.ended && this.#ready) return this.#ready;
-    const thread = new SetThread();
+    let thread: SetThread;
+    try {
+      thread = new SetThread(this.#heapMb);
+    } catch (err) {
+      return Promise.reject(startFailure(err));
+    }
     this.#thread = thread;
     this.#ready = thread
       .call({ define: { id: this.#id, rules: this.#rules } }, STARTUP_DEADLINE_MS)
@@ -248,7 +332,7 @@ export class EvaluatorSet {
       })
       .catch((err: unknown) => {
         this.#drop(thread);
-        throw err;
+        throw startFailure(err);
       });
     return this.#ready;
   }
@@ -274,21 +358,28 @@ export class EvaluatorSet {
    */
   evaluateBlocking(record: unknown, deadlineMs = EVALUATION_DEADLINE_MS): RuleResult[] {
     const worker = blockingThread();
-    try {
-      if (!worker.defined.has(this.#id)) {
+    const replace = () => {
+      // A timed-out thread may still be spinning, or have died (out of memory: a blocked caller
+      // cannot hear it, and waits out the deadline): the next record gets a fresh one.
+      worker.terminate();
+      if (blocking === worker) blocking = undefined;
+    };
+    if (!worker.defined.has(this.#id)) {
+      try {
         const defined = worker.call({ define: { id: this.#id, rules: this.#rules } }, STARTUP_DEADLINE_MS);
         if (defined.error) throw new Error(defined.error);
-        worker.defined.add(this.#id);
+      } catch (err) {
+        if (err instanceof EvaluationTimeout) replace();
+        throw startFailure(err);
       }
+      worker.defined.add(this.#id);
+    }
+    try {
       const answer = worker.call({ set: this.#id, record }, deadlineMs);
-      if (answer.error || !answer.results) throw new Error(answer.error ?? 'no results');
+      if (answer.error || !answer.results) throw answerError(answer);
       return answer.results;
     } catch (err) {
-      // A timed-out thread may still be spinning: replace it so the next record gets a fresh one.
-      if (err instanceof EvaluationTimeout) {
-        worker.terminate();
-        if (blocking === worker) blocking = undefined;
-      }
+      if (err instanceof EvaluationTimeout) replace();
       throw err;
     }
   }

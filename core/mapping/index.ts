@@ -6,6 +6,7 @@ export {
   ruleSetProblems,
   MAPPING_BUDGET_MS,
   MAPPING_ERROR_CODE,
+  MAPPING_UNAVAILABLE_CODE,
 } from './engine.ts';
 export type { CompiledRules, RecordOutcome, RuleProblem } from './engine.ts';
 export { EVALUATION_DEADLINE_MS } from './evaluator.ts';
