@@ -46,3 +46,47 @@ describe('EDR API addresses in the config', () => {
     expect(ok.data?.base_url).toBe('https://api.eu-1.crowdstrike.com');
   });
 });
+
+describe('EDR subjects and webhook config', () => {
+  const base = { mode: 'webhook' as const };
+
+  it('refuses two alias names that differ only in case and map to different addresses, naming both', () => {
+    const result = sentinelOneConfig.safeParse({
+      ...base,
+      webhook: { secret: 'soar-playbook-secret-2026' },
+      subjects: {
+        user_aliases: { 'CORP\\dlee': 'dana.lee@example.com', 'corp\\DLEE': 'someone.else@example.com' },
+      },
+    });
+    expect(problems(result)).toEqual([
+      'subjects.user_aliases.corp\\DLEE: "CORP\\\\dlee" and "corp\\\\DLEE" are the same account name (names are compared case-insensitively) but map to different addresses (dana.lee@example.com, someone.else@example.com); keep one',
+    ]);
+    // The same address under two spellings overwrites nothing.
+    const same = sentinelOneConfig.safeParse({
+      ...base,
+      webhook: { secret: 'soar-playbook-secret-2026' },
+      subjects: {
+        user_aliases: { 'CORP\\dlee': 'dana.lee@example.com', 'corp\\DLEE': 'Dana.Lee@example.com' },
+      },
+    });
+    expect(problems(same)).toEqual([]);
+  });
+
+  it('refuses a webhook secret a Bearer token cannot carry, and one with whitespace at either end', () => {
+    const secretProblems = (webhook: Record<string, unknown>) =>
+      problems(falconConfig.safeParse({ ...base, webhook }));
+    const bearer =
+      'webhook.secret: secret must not contain whitespace: it is presented as `Authorization: Bearer <secret>`, which cannot carry it (inner spaces work only with secret_header)';
+    expect(secretProblems({ secret: 'fusion workflow secret 01' })).toEqual([bearer]);
+    expect(secretProblems({ secret: 'fusion-workflow-secret-01\n' })).toEqual([bearer]);
+    expect(
+      secretProblems({ secret: 'fusion workflow secret 01', secret_header: 'X-Webhook-Secret' }),
+    ).toEqual([]);
+    expect(
+      secretProblems({ secret: ' fusion-workflow-secret-01', secret_header: 'X-Webhook-Secret' }),
+    ).toEqual([
+      'webhook.secret: secret must not begin or end with whitespace: HTTP drops it from header values',
+    ]);
+    expect(secretProblems({ secret: 'fusion-workflow-secret-01' })).toEqual([]);
+  });
+});

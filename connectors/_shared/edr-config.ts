@@ -34,6 +34,24 @@ export const subjectsSchema = z
           .regex(EMAIL_SHAPE, 'must be an e-mail address')
           .refine((email) => usableEmail(email) !== undefined, 'must be an e-mail address'),
       )
+      .superRefine((aliases, ctx) => {
+        // Names are compared case-insensitively: two spellings of one name would leave one of
+        // them silently unused.
+        const first = new Map<string, [string, string]>();
+        for (const [account, email] of Object.entries(aliases)) {
+          const key = aliasKey(account);
+          const earlier = first.get(key);
+          if (earlier === undefined) {
+            first.set(key, [account, email]);
+          } else if (earlier[1].trim().toLowerCase() !== email.trim().toLowerCase()) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [account],
+              message: `${JSON.stringify(earlier[0])} and ${JSON.stringify(account)} are the same account name (names are compared case-insensitively) but map to different addresses (${earlier[1].trim()}, ${email.trim()}); keep one`,
+            });
+          }
+        }
+      })
       .default({})
       .transform((aliases) => {
         const out: Record<string, string> = {};
@@ -42,7 +60,7 @@ export const subjectsSchema = z
       })
       .meta({
         description:
-          'Static alias map from the account names the vendor reports (`DOMAIN\\\\user`, `user@domain` or a bare `user`, compared case-insensitively) to the e-mail address the identity provider knows. Used when a record carries no user principal name.',
+          'Static alias map from the account names the vendor reports (`DOMAIN\\\\user`, `user@domain` or a bare `user`, compared case-insensitively) to the e-mail address the identity provider knows. Used when a record carries no user principal name. Two names that differ only in case must not map to different addresses.',
       }),
     include_device: z.boolean().default(true).meta({
       description:
@@ -162,7 +180,7 @@ export interface MappingConfig {
 export const webhookSchema = z
   .strictObject({
     secret: secret(
-      'Shared secret the sender presents as `Authorization: Bearer <secret>` (or in `secret_header`). At least 16 characters.',
+      'Shared secret the sender presents as `Authorization: Bearer <secret>` (or in `secret_header`). At least 16 characters, without whitespace (a Bearer token cannot carry it); only with `secret_header` may it hold spaces inside, never at either end.',
     ),
     secret_header: z
       .string()
@@ -180,9 +198,27 @@ export const webhookSchema = z
       .default(500)
       .meta({ description: 'Largest number of records one request may carry; more is refused with 400.' }),
   })
-  .refine((w) => w.secret.reveal().length >= 16, {
-    message: 'secret must be at least 16 characters',
-    path: ['secret'],
+  .superRefine((w, ctx) => {
+    const value = w.secret.reveal();
+    if (value.length < 16) {
+      ctx.addIssue({ code: 'custom', path: ['secret'], message: 'secret must be at least 16 characters' });
+    }
+    // The Bearer credential ends at the first whitespace, and HTTP drops it from both ends of a
+    // header value: such a secret could never be presented, and every request would be refused.
+    if (w.secret_header === undefined && /\s/u.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret'],
+        message:
+          'secret must not contain whitespace: it is presented as `Authorization: Bearer <secret>`, which cannot carry it (inner spaces work only with secret_header)',
+      });
+    } else if (value !== value.trim()) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret'],
+        message: 'secret must not begin or end with whitespace: HTTP drops it from header values',
+      });
+    }
   })
   .meta({
     description:

@@ -57,7 +57,8 @@ export function createEdrConnector<C extends ProbedClient>(
   const { intake, client } = options;
   let polling: { stop(deadlineMs: number): Promise<void> } | undefined;
   let stopped = false;
-  const webhook = webhookOf(ctx, options.webhook, options.wrapperKeys, intake);
+  // With a client the poll reports the instance's status; the webhook only in webhook mode.
+  const webhook = webhookOf(ctx, options.webhook, options.wrapperKeys, intake, client === undefined);
 
   return {
     check: (signal) => checkClient(client, signal),

@@ -18,7 +18,14 @@ import {
   type InboundContext,
   type MappingResult,
 } from '../../core/plugin-api/index.ts';
-import { ignoredCode, raisedDetectionId, type RaisedLookup, type ReadHistory } from './edr-mapping.ts';
+import {
+  ignoredCode,
+  raisedDetectionId,
+  raisedTargetOf,
+  type RaisedLookup,
+  type RaisedTarget,
+  type ReadHistory,
+} from './edr-mapping.ts';
 import { RaisedMemory } from './edr-raised.ts';
 
 /** The events of one mapped record. */
@@ -117,7 +124,14 @@ export function createIntake(
       const owners = deviceOwners.length > 0 ? await ctx.devices.owners(deviceOwners) : undefined;
       // Raises of this batch and of records not handed over yet are raised: they are handed
       // over in the same transaction as any downgrade that follows them.
-      const pending = new Set(earlier.flatMap((m) => m.raises));
+      const pending = new Map<string, RaisedTarget | undefined>();
+      const raising = (events: readonly EventDraft[]) => {
+        for (const event of events) {
+          const id = raisedDetectionId(event);
+          if (id !== undefined) pending.set(id, raisedTargetOf(event));
+        }
+      };
+      for (const m of earlier) raising(m.events);
       const remembered = await memory.view();
       let missed = false;
       const lookup = (): RaisedLookup => ({
@@ -127,6 +141,7 @@ export function createIntake(
           missed = true;
           return false;
         },
+        target: (id) => (pending.has(id) ? pending.get(id) : remembered.target(id)),
       });
       const mapOne = (record: unknown, index: number): MappingResult | { failed: unknown } => {
         missed = false;
@@ -172,7 +187,7 @@ export function createIntake(
         out.mapped += 1;
         out.events.push(...result.events);
         const raises = raisesOf(result.events);
-        for (const id of raises) pending.add(id);
+        raising(result.events);
         out.records.push({ record: describe(record), events: result.events, raises });
       }
       return out;
@@ -240,7 +255,11 @@ export function createIntake(
       const result =
         part.raises.length === 0
           ? await ctx.emit(part.events)
-          : await memory.record(part.raises, (checkpoint) => ctx.emit(part.events, { checkpoint }));
+          : await memory.record(
+              part.raises,
+              (checkpoint) => ctx.emit(part.events, { checkpoint }),
+              part.targets,
+            );
       out.accepted.push(...result.accepted);
       out.duplicates += result.duplicates;
     }

@@ -4,15 +4,18 @@
  * ignored reason) by the same rules everywhere:
  *
  * - risk level by severity; below `min_level` → ignored;
- * - user resolved from explicit UPN fields, then the static alias map, then (when
+ * - user resolved from explicit UPN fields, then the static alias map (the user of the detection;
+ *   who is logged on now only after both), then (when
  *   `subjects.device_owners` names MDM instances) the device's assigned user in their records;
  *   never guessed;
  * - unresolved user → device-only event when allowed, else ignored as `subject_unresolved`;
  * - critical + contained host → also `caep.session-revoked`; credential theft → also
  *   `risc.credential-compromise`; all of one detection share one `txn`;
- * - closed as false positive → `caep.risk-level-change` LOW with the previous level, only for
- *   a detection this instance raised the level for (its memory of raised detections, or for
- *   detections older than that memory the poller's history; see ReadHistory);
+ * - closed as false positive → `caep.risk-level-change` LOW, only for a detection this instance
+ *   raised the level for (its memory of raised detections, or for detections older than that
+ *   memory the poller's history; see ReadHistory), about the subject the raise was sent for and
+ *   with the level it raised as previous_level when the memory names them (the closed record's
+ *   own grade — often lower once the threat is mitigated — does not decide);
  * - the record id of a risk-level change names the vendor's update time of the record, so a
  *   detection raised, closed and reopened raises the level again.
  */
@@ -87,6 +90,12 @@ export interface Detection {
   upns: Array<string | null | undefined>;
   /** Account names to resolve through the alias map, best first. */
   accounts: AccountRef[];
+  /**
+   * Who is logged on to the device now rather than when the detection was made (SentinelOne's
+   * `agentRealtimeInfo`): tried only when neither `upns` nor `accounts` resolve a user, since on
+   * a shared host it may be someone else.
+   */
+  currentUser?: { upns: Array<string | null | undefined>; accounts: AccountRef[] };
   /** The vendor's opaque device id (AID, Entra/MDE device id, agent UUID). */
   deviceId?: string | undefined;
   /** The device's own risk, when the vendor grades it (Graph deviceEvidence.riskScore). */
@@ -113,10 +122,22 @@ export interface ReadHistory {
   raised?: RaisedLookup;
 }
 
+/** What a raise was sent with: its level, and the principal and subject it was about. */
+export interface RaisedTarget {
+  level: 'MEDIUM' | 'HIGH';
+  principal: 'USER' | 'DEVICE';
+  subject: SubjectIdentifier;
+}
+
 /** What the mapping asks of the memory of raised detections. */
 export interface RaisedLookup {
   /** Whether this instance raised the level for the detection (within the memory's bounds). */
   has(id: string): boolean;
+  /**
+   * What the last raise this instance sent for a detection `has` names was sent with; undefined
+   * when the memory does not say (a raise remembered before the memory kept it).
+   */
+  target?(id: string): RaisedTarget | undefined;
   /**
    * Set when the memory began on an instance that had already processed records (an upgrade):
    * a detection created before it may have raised the level before anything was remembered, and
@@ -136,6 +157,17 @@ export function raisedDetectionId(event: EventDraft): string | undefined {
   const level = event.claims?.['current_level'];
   if (level !== 'MEDIUM' && level !== 'HIGH') return undefined;
   return typeof event.txn === 'string' && !event.txn.endsWith('#cleared') ? event.txn : undefined;
+}
+
+/** The level, principal and subject of a raise event (see raisedDetectionId), else undefined. */
+export function raisedTargetOf(event: EventDraft): RaisedTarget | undefined {
+  if (raisedDetectionId(event) === undefined) return undefined;
+  const level = event.claims?.['current_level'];
+  const principal = event.claims?.['principal'];
+  if ((level !== 'MEDIUM' && level !== 'HIGH') || (principal !== 'USER' && principal !== 'DEVICE')) {
+    return undefined;
+  }
+  return { level, principal, subject: event.subject };
 }
 
 const RANK: Record<RiskLevel, number> = { LOW: 0, MEDIUM: 1, HIGH: 2 };
@@ -237,7 +269,7 @@ export function resolveUser(
 
 /** The account names of a detection, as shown in logs and ignored reasons. */
 function accountNames(d: Detection): string[] {
-  return d.accounts
+  return [...d.accounts, ...(d.currentUser?.accounts ?? [])]
     .map((a) => {
       const name = clean(a.name);
       if (!name) return undefined;
@@ -307,7 +339,9 @@ function chooseTarget(
   min: RiskLevel,
   owners: DeviceOwnerLookup | undefined,
 ): TargetResult {
-  const email = resolveUser(d.upns, d.accounts, subjects);
+  const email =
+    resolveUser(d.upns, d.accounts, subjects) ??
+    (d.currentUser ? resolveUser(d.currentUser.upns, d.currentUser.accounts, subjects) : undefined);
   const assigned = email ? {} : deviceOwner(d, owners);
   let target: Target;
   if (email) {
@@ -365,6 +399,32 @@ function versionSuffix(d: Detection): string {
   return d.version ? `@${d.version.toISOString()}` : '';
 }
 
+/** The downgrade (current_level LOW) of a closed detection raised to `target.level` for `target`. */
+function downgrade(d: Detection, target: Target, falsePositive: boolean): MappingResult {
+  const how = falsePositive ? 'closed as a false positive' : 'resolved';
+  const occurredAt = d.closedAt ?? d.occurredAt;
+  return {
+    events: [
+      {
+        type: 'caep.risk-level-change',
+        subject: target.subject,
+        claims: {
+          principal: target.principal,
+          current_level: 'LOW',
+          previous_level: target.level,
+          risk_reason: `${d.product} ${d.noun ?? 'detection'} ${falsePositive ? 'closed as false positive' : 'resolved'}: ${d.name}`,
+          initiating_entity: 'admin',
+          reason_admin: { en: `${reasonText(d, target)} was ${how}` },
+        },
+        sourceRecordId: `${d.id}#risk-level-change:${target.principal}:cleared${versionSuffix(d)}`,
+        txn: `${d.id}#cleared`,
+        severity: 'low',
+        ...(occurredAt ? { occurredAt: occurredAt.toISOString() } : {}),
+      },
+    ],
+  };
+}
+
 /**
  * The events of one detection under the default mapping, or the reason it produces none.
  * `owners` looks a device's assigned user up in MDM records (when the instance names any);
@@ -387,11 +447,17 @@ export function decideEvents(
     if (!(falsePositive ? mapping.downgrade_on_false_positive : mapping.downgrade_on_resolved)) {
       return ignored('closed', `${d.id} was ${how} and ${setting} is off`);
     }
+    const raised = history?.raised;
+    const raisedHere = raised?.has(d.id);
+    // The memory names the level this instance raised and whom for: the closed record's own
+    // grade (lower once the threat is mitigated, or a device risk since remediated) and the
+    // subject it would resolve to now do not decide.
+    const remembered = raisedHere ? raised?.target?.(d.id) : undefined;
+    if (remembered) return downgrade(d, { ...remembered }, falsePositive);
     if (detectedLevel === undefined || detectedLevel === 'LOW') {
       return ignored('closed', `${d.id} was ${how} but never raised the risk level`);
     }
-    const raised = history?.raised;
-    if (raised && !raised.has(d.id)) {
+    if (raised && !raisedHere) {
       const created = d.createdAt ?? d.occurredAt;
       const predates = raised.predates && created && created.getTime() < raised.predates.getTime();
       if (!predates) {
@@ -410,28 +476,7 @@ export function decideEvents(
     }
     const chosen = chooseTarget(d, detectedLevel, subjects, min, owners);
     if (!chosen.ok) return chosen.result;
-    const { target } = chosen;
-    const occurredAt = d.closedAt ?? d.occurredAt;
-    return {
-      events: [
-        {
-          type: 'caep.risk-level-change',
-          subject: target.subject,
-          claims: {
-            principal: target.principal,
-            current_level: 'LOW',
-            previous_level: target.level,
-            risk_reason: `${d.product} ${d.noun ?? 'detection'} ${falsePositive ? 'closed as false positive' : 'resolved'}: ${d.name}`,
-            initiating_entity: 'admin',
-            reason_admin: { en: `${reasonText(d, target)} was ${how}` },
-          },
-          sourceRecordId: `${d.id}#risk-level-change:${target.principal}:cleared${versionSuffix(d)}`,
-          txn: `${d.id}#cleared`,
-          severity: 'low',
-          ...(occurredAt ? { occurredAt: occurredAt.toISOString() } : {}),
-        },
-      ],
-    };
+    return downgrade(d, chosen.target, falsePositive);
   }
 
   if (detectedLevel === undefined) {

@@ -6,7 +6,14 @@
  * the overlap window are skipped, and the core's de-duplication catches the rest. A record whose
  * events the event catalog refuses is skipped as malformed (see Intake.emit), so it never keeps
  * the watermark from moving on.
+ *
+ * The memory of records processed in the overlap window is bounded (`maxSeen`, the newest kept).
+ * When more records than that were updated inside the window (a bulk close), the oldest of them
+ * are read again and mapped again — the core drops their events as duplicates — but a page
+ * counts toward a sorted run's page budget only when it holds a record updated after the
+ * committed watermark, so every run moves the watermark on: a full window never stalls the poll.
  */
+import { createHash } from 'node:crypto';
 import {
   isBridgeError,
   PermanentError,
@@ -29,10 +36,33 @@ export interface PollPage {
 export const pollStateSchema = z.object({
   /** Highest vendor update time processed (RFC 3339). */
   watermark: z.iso.datetime({ offset: true }).optional(),
-  /** Record id → update time (epoch ms) of records processed inside the overlap window. */
-  seen: z.record(z.string(), z.number()).default({}),
+  /**
+   * Record id → update time (epoch ms) of records processed inside the overlap window, as
+   * checkpoints written before `recent` hold them: read (and carried over into `recent`), no
+   * longer written.
+   */
+  seen: z.record(z.string(), z.number()).optional(),
+  /**
+   * Key of a record id (seenKey: a short hash, whatever the id's length) → update time (epoch
+   * ms) of records processed inside the overlap window.
+   */
+  recent: z.record(z.string(), z.number()).optional(),
 });
 export type PollState = z.output<typeof pollStateSchema>;
+
+/** The key of a record id in the poll checkpoint: 96 bits of its SHA-256, base64url. */
+export function seenKey(id: string): string {
+  return createHash('sha256').update(id, 'utf8').digest('base64url').slice(0, 16);
+}
+
+/** A poll checkpoint as a run uses it. */
+interface LoadedState {
+  watermark?: string | undefined;
+  /** Key of a record id (seenKey) → update time (epoch ms). */
+  seen: Map<string, number>;
+  /** The watermark as stored (epoch ms); undefined when nothing readable was stored (it is written). */
+  stored?: { watermarkMs: number | undefined };
+}
 
 export interface WatermarkPollerOptions {
   ctx: InboundContext;
@@ -102,28 +132,35 @@ export class WatermarkPoller {
     }
   }
 
-  async #loadState(): Promise<PollState> {
+  async #loadState(): Promise<LoadedState> {
     const { ctx, checkpointName } = this.#o;
     const raw = await ctx.checkpoints.get(checkpointName);
-    if (raw === undefined) return { seen: {} };
+    if (raw === undefined) return { seen: new Map() };
     const parsed = pollStateSchema.safeParse(raw);
     if (!parsed.success) {
       ctx.logger.warn(
         { checkpoint: checkpointName },
         'stored checkpoint is not readable; starting from the lookback',
       );
-      return { seen: {} };
+      return { seen: new Map() };
     }
     const state = parsed.data;
+    const seen = new Map(Object.entries(state.recent ?? {}));
+    // Written by an earlier version: ids as they are.
+    for (const [id, ms] of Object.entries(state.seen ?? {})) {
+      const key = seenKey(id);
+      seen.set(key, Math.max(ms, seen.get(key) ?? ms));
+    }
     const nowMs = ctx.clock.now().getTime();
     if (state.watermark !== undefined && Date.parse(state.watermark) > nowMs) {
       ctx.logger.warn(
         { checkpoint: checkpointName, watermark: state.watermark },
         'stored watermark is in the future; reading from now',
       );
-      return { watermark: new Date(nowMs).toISOString(), seen: state.seen };
+      return { watermark: new Date(nowMs).toISOString(), seen };
     }
-    return state;
+    const stored = { watermarkMs: state.watermark === undefined ? undefined : Date.parse(state.watermark) };
+    return { watermark: state.watermark, seen, stored };
   }
 
   async #poll(signal: AbortSignal): Promise<void> {
@@ -134,7 +171,7 @@ export class WatermarkPoller {
     const since = new Date(
       committedMs === undefined ? nowMs - o.initialLookbackMs : committedMs - o.overlapMs,
     );
-    const seen = new Map(Object.entries(state.seen));
+    const seen = state.seen;
     let highest = committedMs ?? Number.NEGATIVE_INFINITY;
     // Every record processed before this run was created at or before the committed watermark
     // (or, on the first run, none was processed: reading starts at `since`).
@@ -143,9 +180,14 @@ export class WatermarkPoller {
       : undefined;
     let next: string | undefined;
     const cursors = new PageCursors('the vendor API');
+    // The watermark of the checkpoint as last written (undefined: written by no page yet).
+    let written = state.stored;
 
-    // Pages that held records not processed before; pages of repeats from the overlap window
-    // do not count against maxPagesPerRun, or a full window would stop every run short.
+    // Pages that moved the watermark on: held records updated after the committed watermark.
+    // Pages of the overlap window — repeats, and records updated at or before the watermark that
+    // the bounded memory of the window no longer names, read again — do not count against
+    // maxPagesPerRun: a full window would otherwise use up every run and the watermark would
+    // never move again.
     let productive = 0;
     for (;;) {
       const { records, next: following } = await this.#fetch(since, next, signal);
@@ -153,9 +195,12 @@ export class WatermarkPoller {
       const histories: Array<ReadHistory | undefined> = [];
       let repeats = 0;
       let superseded = 0;
+      let advances = false;
+      const added: string[] = [];
       for (const record of records) {
         const version = o.version(record);
-        const known = version ? seen.get(version.id) : undefined;
+        const key = version ? seenKey(version.id) : undefined;
+        const known = key === undefined ? undefined : seen.get(key);
         if (version && known !== undefined && known >= version.updatedMs) {
           // Already processed, or older than a version already processed (pages of an unsorted
           // API can show a record twice when it changes while they are read).
@@ -167,25 +212,37 @@ export class WatermarkPoller {
         // A record processed before (an earlier version, in the overlap window or on an earlier
         // page of this run) may have raised the level: no history is claimed for it.
         histories.push(known === undefined ? history : undefined);
-        if (version) {
-          seen.set(version.id, version.updatedMs);
+        if (version && key !== undefined) {
+          seen.set(key, version.updatedMs);
+          added.push(key);
           highest = Math.max(highest, version.updatedMs);
+          if (committedMs === undefined || version.updatedMs > committedMs) advances = true;
         }
       }
       o.intake.skipped('duplicate', repeats);
       o.intake.skipped('superseded', superseded);
       const { records: mapped } = await o.intake.map(fresh, histories);
       const done = following === undefined;
-      if (fresh.length > 0) productive += 1;
+      if (advances) productive += 1;
       const stopHere = done || (o.sortedAscending && productive >= o.maxPagesPerRun);
       const watermarkMs = o.sortedAscending || done ? highest : committedMs;
-      const value: PollState = {
-        ...(watermarkMs !== undefined && Number.isFinite(watermarkMs)
-          ? { watermark: new Date(watermarkMs).toISOString() }
-          : {}),
-        seen: this.#prune(seen, watermarkMs ?? since.getTime()),
-      };
-      await o.intake.emit(mapped, { checkpoint: { value, name: o.checkpointName } });
+      const storedMs = watermarkMs !== undefined && Number.isFinite(watermarkMs) ? watermarkMs : undefined;
+      // The checkpoint (the memory of the window: up to maxSeen entries) is written only when this
+      // page changed it: not for a page of repeats, nor for one of records the window had
+      // forgotten and forgets again (their events, which the core drops as duplicates unless they
+      // are new, are handed over without it).
+      const moved = written === undefined || written.watermarkMs !== storedMs;
+      if (moved || added.length > 0) this.#forget(seen, watermarkMs ?? since.getTime());
+      if (moved || added.some((k) => seen.has(k))) {
+        const value: PollState = {
+          ...(storedMs !== undefined ? { watermark: new Date(storedMs).toISOString() } : {}),
+          recent: Object.fromEntries(seen),
+        };
+        await o.intake.emit(mapped, { checkpoint: { value, name: o.checkpointName } });
+        written = { watermarkMs: storedMs };
+      } else if (mapped.some((m) => m.events.length > 0)) {
+        await o.intake.emit(mapped);
+      }
       if (stopHere) return;
       next = cursors.follow(following);
     }
@@ -207,11 +264,33 @@ export class WatermarkPoller {
     }
   }
 
-  /** Keeps the ids whose update time lies inside the overlap window of the watermark. */
-  #prune(seen: Map<string, number>, watermarkMs: number): Record<string, number> {
+  /**
+   * Forgets the keys whose update time lies before the overlap window of the watermark and, of
+   * more than `maxSeen` left, the oldest (of equal times, those remembered last).
+   */
+  #forget(seen: Map<string, number>, watermarkMs: number): void {
     const floor = watermarkMs - this.#o.overlapMs;
-    const kept = [...seen].filter(([, ms]) => ms >= floor).sort((a, b) => b[1] - a[1]);
-    return Object.fromEntries(kept.slice(0, this.#o.maxSeen ?? DEFAULT_MAX_SEEN));
+    const max = this.#o.maxSeen ?? DEFAULT_MAX_SEEN;
+    let inWindow = 0;
+    for (const ms of seen.values()) if (ms >= floor) inWindow += 1;
+    if (inWindow === seen.size && inWindow <= max) return;
+    // Kept: every time above `cutoff`, and `atCutoff` of the times equal to it.
+    let cutoff = floor;
+    let atCutoff = Number.POSITIVE_INFINITY;
+    if (inWindow > max) {
+      const times = new Float64Array(inWindow);
+      let i = 0;
+      for (const ms of seen.values()) if (ms >= floor) times[i++] = ms;
+      times.sort();
+      cutoff = times[inWindow - max]!;
+      atCutoff = 0;
+      for (let j = inWindow - max; j < inWindow && times[j] === cutoff; j += 1) atCutoff += 1;
+    }
+    for (const [key, ms] of seen) {
+      if (ms > cutoff) continue;
+      if (ms === cutoff && atCutoff > 0) atCutoff -= 1;
+      else seen.delete(key);
+    }
   }
 }
 

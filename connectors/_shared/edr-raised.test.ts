@@ -73,6 +73,45 @@ describe('the memory of raised detections, in buckets', () => {
     expect(await remembers(memory, c!)).toBe(false);
   });
 
+  it('keeps with each raise the level, principal and subject it was sent with, the last raise winning, and reads buckets without them', async () => {
+    const t = createTestContext({ now: () => NOW });
+    const memory = new RaisedMemory(t.ctx, { priorCheckpoints: [], buckets: 4 });
+    const [a, b, old] = idsIn(memory, 2, 3);
+    // A bucket written before targets were kept: `old` is remembered without one; a target that
+    // cannot be read is left out.
+    t.checkpoints.set(raisedBucketName(2), {
+      raised: { [raisedKey(old!)]: NOW_S - 60, [raisedKey(b!)]: NOW_S - 60 },
+      targets: { [raisedKey(b!)]: { level: 'EXTREME', principal: 'USER', subject: {} } },
+    });
+    await memory.store();
+    const medium = { ...raise(a!), claims: { ...raise(a!).claims, current_level: 'MEDIUM' } } as EventDraft;
+    const device = {
+      ...raise(b!),
+      subject: { format: 'complex', device: { format: 'opaque', id: 'dev-1' } },
+      claims: { ...raise(b!).claims, principal: 'DEVICE' },
+    } as EventDraft;
+    for (const events of [[raise(a!), medium], [device]]) {
+      const [part] = memory.parts(events);
+      await memory.record(part!.raises, emitWith(t, part!.events), part!.targets);
+    }
+    expect(t.checkpoints.get(raisedBucketName(2))).toEqual({
+      raised: { [raisedKey(old!)]: NOW_S - 60, [raisedKey(a!)]: NOW_S, [raisedKey(b!)]: NOW_S },
+      targets: {
+        [raisedKey(a!)]: { level: 'MEDIUM', principal: 'USER', subject: raise(a!).subject },
+        [raisedKey(b!)]: { level: 'HIGH', principal: 'DEVICE', subject: device.subject },
+      },
+    });
+    // Read as stored, by another process.
+    const view = await new RaisedMemory(t.ctx, { priorCheckpoints: [], buckets: 4 }).view();
+    expect(view.has(a!)).toBe(false);
+    await view.refresh();
+    expect([a!, b!, old!].map((id) => [view.has(id), view.target(id)?.level])).toEqual([
+      [true, 'MEDIUM'],
+      [true, 'HIGH'],
+      [true, undefined],
+    ]);
+  });
+
   it('hands over events raising detections of several buckets in consecutive parts, one bucket each, in their order', async () => {
     const t = createTestContext({ now: () => NOW });
     const intake = createIntake(

@@ -7,7 +7,10 @@
  *
  * The memory is spread over RAISED_BUCKETS checkpoints of the instance (`raised-detections-<n>`,
  * a detection in the bucket its hash names), each holding a short hash of each detection id with
- * the time of the last raise sent for it. A bucket is written in the same transaction as the
+ * the time of the last raise sent for it (`raised`) and what that raise was sent with: its level,
+ * principal and subject (`targets`), so that the downgrade names the level actually raised and the
+ * subject it was raised for. Entries written before `targets` existed have none: their closure is
+ * decided by the closed record, as it was then. A bucket is written in the same transaction as the
  * raise events naming it (compare-and-set, tried again when another bridge process sharing the
  * database wrote it meanwhile), so a raise is remembered exactly when it is durable in the outbox;
  * a write moves one bucket (about RAISED_MAX_ENTRIES / RAISED_BUCKETS entries), and processes
@@ -34,7 +37,7 @@ import {
   type EventDraft,
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
-import { raisedDetectionId, type RaisedLookup } from './edr-mapping.ts';
+import { raisedDetectionId, raisedTargetOf, type RaisedLookup, type RaisedTarget } from './edr-mapping.ts';
 
 /** When the memory began, and whether it began on an instance that processed records before. */
 export const RAISED_META_CHECKPOINT = 'raised-detections-meta';
@@ -59,10 +62,26 @@ const metaSchema = z.object({
 });
 /** Key of a detection id (raisedKey) → epoch seconds of the last raise sent for it. */
 const entriesSchema = z.record(z.string(), z.number());
-const bucketSchema = z.object({ raised: entriesSchema });
+/** What the last raise was sent with (RaisedTarget); an entry that cannot be read is left out. */
+const targetSchema = z.object({
+  level: z.enum(['MEDIUM', 'HIGH']),
+  principal: z.enum(['USER', 'DEVICE']),
+  subject: z.record(z.string(), z.unknown()),
+});
+const bucketSchema = z.object({
+  raised: entriesSchema,
+  /** Key of a detection id → what the last raise sent for it was sent with (absent before). */
+  targets: z.record(z.string(), z.unknown()).optional(),
+});
 
 type Meta = z.output<typeof metaSchema>;
 type Entries = z.output<typeof entriesSchema>;
+type Targets = Record<string, RaisedTarget>;
+/** A bucket as read and written. */
+interface Bucket {
+  raised: Entries;
+  targets: Targets;
+}
 type Checkpoint = NonNullable<EmitOptions['checkpoint']>;
 
 function digestOf(id: string): Buffer {
@@ -87,6 +106,7 @@ export interface RaisedMemoryOptions {
 
 /** The memory as the mapping of one batch asks it (see RaisedMemory.view). */
 export interface RaisedView extends RaisedLookup {
+  target(id: string): RaisedTarget | undefined;
   /**
    * Reads again, as stored, the buckets of the detections `has` did not find since the view was
    * made or last refreshed (another bridge process may have raised them meanwhile), each at most
@@ -100,6 +120,8 @@ export interface RaisedPart {
   events: EventDraft[];
   bucket?: number;
   raises: string[];
+  /** What the last raise of each detection of `raises` is sent with, when the event says. */
+  targets: Map<string, RaisedTarget>;
 }
 
 export class RaisedMemory {
@@ -113,7 +135,7 @@ export class RaisedMemory {
   #metaRaw: unknown;
   #stored = false;
   /** Buckets as this process last read or wrote them. */
-  readonly #cache = new Map<number, Entries>();
+  readonly #cache = new Map<number, Bucket>();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(ctx: InboundContext, options: RaisedMemoryOptions) {
@@ -156,10 +178,16 @@ export class RaisedMemory {
       return {
         has: (id) => {
           const bucket = this.bucketOf(id);
-          const at = this.#cache.get(bucket)?.[raisedKey(id)];
+          const at = this.#cache.get(bucket)?.raised[raisedKey(id)];
           if (at !== undefined && at >= floorS) return true;
           if (!fresh.has(bucket)) wanted.add(bucket);
           return false;
+        },
+        target: (id) => {
+          const cached = this.#cache.get(this.bucketOf(id));
+          const key = raisedKey(id);
+          const at = cached?.raised[key];
+          return at !== undefined && at >= floorS ? cached?.targets[key] : undefined;
         },
         predates: meta.predates === undefined ? undefined : new Date(meta.predates),
         keeps: formatDuration(this.#maxAgeMs),
@@ -201,18 +229,22 @@ export class RaisedMemory {
    */
   parts(events: readonly EventDraft[]): RaisedPart[] {
     const out: RaisedPart[] = [];
-    let current: RaisedPart = { events: [], raises: [] };
+    let current: RaisedPart = { events: [], raises: [], targets: new Map() };
     for (const event of events) {
       const id = raisedDetectionId(event);
       const bucket = id === undefined ? undefined : this.bucketOf(id);
       if (bucket !== undefined && current.bucket !== undefined && bucket !== current.bucket) {
         out.push(current);
-        current = { events: [], raises: [] };
+        current = { events: [], raises: [], targets: new Map() };
       }
       current.events.push(event);
       if (id !== undefined) {
         current.bucket = bucket;
         if (!current.raises.includes(id)) current.raises.push(id);
+        // The last raise of a detection is what the receiver holds.
+        const target = raisedTargetOf(event);
+        if (target) current.targets.set(id, target);
+        else current.targets.delete(id);
       }
     }
     if (current.events.length > 0 || out.length === 0) out.push(current);
@@ -221,21 +253,22 @@ export class RaisedMemory {
 
   /**
    * Hands events to the core with the bucket of `ids` naming them as raised (in one transaction:
-   * `emitWith` passes the checkpoint to ctx.emit), and keeps it. All `ids` are of one bucket
-   * (see `parts`).
+   * `emitWith` passes the checkpoint to ctx.emit), and keeps it, with what each raise was sent
+   * with (`targets`; an id without one keeps none). All `ids` are of one bucket (see `parts`).
    */
   record(
     ids: readonly string[],
     emitWith: (checkpoint: Checkpoint) => Promise<EmitResult>,
+    targets: ReadonlyMap<string, RaisedTarget> = new Map(),
   ): Promise<EmitResult> {
     const buckets = new Set(ids.map((id) => this.bucketOf(id)));
     if (buckets.size !== 1) {
       return Promise.reject(new Error(`raises of ${buckets.size} buckets cannot be recorded in one emit`));
     }
     const bucket = this.bucketOf(ids[0]!);
-    return this.#serial(() =>
-      this.#merge(bucket, Object.fromEntries(ids.map((id) => [raisedKey(id), this.#nowS()])), emitWith),
-    );
+    const nowS = this.#nowS();
+    const add = new Map(ids.map((id) => [raisedKey(id), { at: nowS, target: targets.get(id) }]));
+    return this.#serial(() => this.#merge(bucket, add, emitWith));
   }
 
   #nowS(): number {
@@ -245,18 +278,26 @@ export class RaisedMemory {
   /** Writes bucket `n` with `add` merged in (compare-and-set, merged again on a conflict). */
   #merge(
     n: number,
-    add: Entries,
+    add: ReadonlyMap<string, { at: number; target: RaisedTarget | undefined }>,
     emitWith: (checkpoint: Checkpoint) => Promise<EmitResult>,
   ): Promise<EmitResult> {
     const name = raisedBucketName(n);
     return retryOnCheckpointConflict(
       async () => {
         const raw = await this.#read(name);
-        const entries = { ...this.#parseBucket(n, raw) };
-        for (const [key, at] of Object.entries(add)) entries[key] = Math.max(at, entries[key] ?? 0);
-        const value = { raised: this.#prune(entries) };
+        const stored = this.#parseBucket(n, raw);
+        const entries = { ...stored.raised };
+        const targets = { ...stored.targets };
+        for (const [key, { at, target }] of add) {
+          entries[key] = Math.max(at, entries[key] ?? 0);
+          // What this raise was sent with replaces what an earlier one was.
+          if (target) targets[key] = target;
+          else delete targets[key];
+        }
+        const bucket = this.#prune({ raised: entries, targets });
+        const value = Object.keys(bucket.targets).length > 0 ? bucket : { raised: bucket.raised };
         const result = await emitWith({ name, value, expected: { value: raw } });
-        this.#cache.set(n, value.raised);
+        this.#cache.set(n, bucket);
         return result;
       },
       (tries) =>
@@ -328,15 +369,22 @@ export class RaisedMemory {
     );
   }
 
-  #parseBucket(n: number, raw: unknown): Entries {
-    if (raw === undefined) return {};
+  #parseBucket(n: number, raw: unknown): Bucket {
+    if (raw === undefined) return { raised: {}, targets: {} };
     const parsed = bucketSchema.safeParse(raw);
-    if (parsed.success) return parsed.data.raised;
+    if (parsed.success) {
+      const targets: Targets = {};
+      for (const [key, value] of Object.entries(parsed.data.targets ?? {})) {
+        const target = targetSchema.safeParse(value);
+        if (target.success && key in parsed.data.raised) targets[key] = target.data as RaisedTarget;
+      }
+      return { raised: parsed.data.raised, targets };
+    }
     this.#ctx.logger.warn(
       { checkpoint: raisedBucketName(n) },
       'a bucket of the memory of raised detections is not readable; it is written again from empty',
     );
-    return {};
+    return { raised: {}, targets: {} };
   }
 
   /** A new memory; `known` when the instance evidently processed records before. */
@@ -357,13 +405,16 @@ export class RaisedMemory {
   }
 
   /** Drops raises older than the age bound, then the oldest beyond the bucket's size bound. */
-  #prune(raised: Entries): Entries {
+  #prune(bucket: Bucket): Bucket {
     const floorS = this.#nowS() - this.#maxAgeMs / 1000;
-    const kept = Object.entries(raised).filter(([, at]) => at >= floorS);
+    const kept = Object.entries(bucket.raised).filter(([, at]) => at >= floorS);
     if (kept.length > this.#perBucket) {
       kept.sort((a, b) => b[1] - a[1]);
       kept.length = this.#perBucket;
     }
-    return Object.fromEntries(kept);
+    const raised = Object.fromEntries(kept);
+    const targets: Targets = {};
+    for (const [key, target] of Object.entries(bucket.targets)) if (key in raised) targets[key] = target;
+    return { raised, targets };
   }
 }

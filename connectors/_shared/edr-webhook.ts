@@ -23,6 +23,12 @@ export interface WebhookOptions {
   maxRecords: number;
   /** Keys of wrapper objects whose array holds the records (e.g. `resources`, `value`, `data`). */
   wrapperKeys: readonly string[];
+  /**
+   * Whether an accepted request reports the instance healthy (ctx.status.success). Only when the
+   * webhook is the instance's only source: a poll or a datafeed reports the instance's state, and
+   * a request accepted meanwhile must not clear the error it reported (refused credentials).
+   */
+  reportsStatus: boolean;
 }
 
 function digest(value: string): Buffer {
@@ -120,7 +126,7 @@ export function createWebhookHandler(
     // The events of raises are handed over with the memory naming them (see RaisedMemory).
     const emitted = await intake.emitAll(result.records);
     requests.inc({ outcome: 'accepted' });
-    ctx.status.success();
+    if (options.reportsStatus) ctx.status.success();
     return {
       status: 202,
       body: {
@@ -146,13 +152,15 @@ export function webhookOff(): InboundResponse {
 
 /**
  * `handleWebhook` of an EDR instance: with a `webhook` block, records posted to it go through
- * `intake`; without one, every request gets webhookOff().
+ * `intake`; without one, every request gets webhookOff(). `soleSource`: the instance neither
+ * polls nor reads a datafeed (mode `webhook`), so the webhook reports its status.
  */
 export function webhookOf(
   ctx: InboundContext,
   webhook: z.output<typeof webhookSchema> | undefined,
   wrapperKeys: readonly string[],
   intake: Intake,
+  soleSource: boolean,
 ): (req: InboundRequest) => Promise<InboundResponse> {
   if (!webhook) return async () => webhookOff();
   return createWebhookHandler(
@@ -162,6 +170,7 @@ export function webhookOf(
       secretHeader: webhook.secret_header,
       maxRecords: webhook.max_records_per_request,
       wrapperKeys,
+      reportsStatus: soleSource,
     },
     intake,
   );

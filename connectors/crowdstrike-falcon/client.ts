@@ -81,8 +81,19 @@ export function sessionTokenLifetimeMs(
   return Number.isFinite(expiresAt) ? Math.max(0, expiresAt - nowMs) : refreshIntervalS * 1000;
 }
 
+/**
+ * The response size limit of the datafeed client. The core client counts every byte of a
+ * streamed body against `maxResponseBytes` (10 MiB by default) and breaks the stream past it, but
+ * a datafeed connection is meant to stay open for hours: its total is not bounded, only each
+ * record is (JsonObjectSplitter's MAX_RECORD_CHARS). The core refuses Infinity; this is as large
+ * as it takes.
+ */
+export const DATAFEED_MAX_BYTES = Number.MAX_SAFE_INTEGER;
+
 export class FalconClient {
   readonly #api: HttpClient;
+  /** For the datafeed only: no total size limit, and the session token instead of OAuth. */
+  readonly #feed: HttpClient;
   readonly #config: FalconConfig;
 
   constructor(http: HttpClientFactory, config: FalconConfig) {
@@ -102,6 +113,8 @@ export class FalconClient {
         ...(config.member_cid ? { extraParams: { member_cid: config.member_cid } } : {}),
       },
     });
+    // The deadline covers the wait for the headers; the body then lives until the feed ends.
+    this.#feed = http.create({ timeoutMs: config.request_timeout, maxResponseBytes: DATAFEED_MAX_BYTES });
   }
 
   /** One page of alerts updated at or after `since`, oldest first. */
@@ -143,11 +156,14 @@ export class FalconClient {
     });
   }
 
-  /** Opens a partition's datafeed from `offset`; the body is an endless stream of JSON records. */
+  /**
+   * Opens a partition's datafeed from `offset`; the body is an endless stream of JSON records,
+   * read through a client without a total size limit (each record is bounded by the reader).
+   */
   async open(feed: Feed, offset: number | undefined, signal: AbortSignal): Promise<Readable> {
     const url = new URL(feed.url);
     if (offset !== undefined) url.searchParams.set('offset', String(offset));
-    const res = await this.#api.get<Readable>(url.toString(), {
+    const res = await this.#feed.get<Readable>(url.toString(), {
       headers: { authorization: `Token ${feed.token}`, accept: 'application/json' },
       responseType: 'stream',
       signal,

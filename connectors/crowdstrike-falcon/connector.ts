@@ -79,6 +79,7 @@ export function createFalconConnector(ctx: InboundContext, config: FalconConfig)
     },
   };
 
-  connector.handleWebhook = webhookOf(ctx, config.webhook, WEBHOOK_WRAPPERS, intake);
+  // The poll or the datafeed reports the instance's status; the webhook only in mode webhook.
+  connector.handleWebhook = webhookOf(ctx, config.webhook, WEBHOOK_WRAPPERS, intake, client === undefined);
   return connector;
 }

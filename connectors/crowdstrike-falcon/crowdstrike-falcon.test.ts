@@ -938,6 +938,65 @@ describe('crowdstrike-falcon stream mode', () => {
     expect(t.events()).toHaveLength(3);
   });
 
+  it('reads more than the HTTP client response limit (10 MiB) over one connection', async () => {
+    const api = await mock();
+    // 3,000 detection summaries of about 4 KB each (long command lines), 12 MB in all: a busy
+    // partition's hour. Low ones are ignored; every 1,000th is High and raises the level.
+    const padding = ` --config "C:\\ProgramData\\Agent\\${'x'.repeat(3900)}.cfg"`;
+    const record = (offset: number) => {
+      const r = fixtureInput(offset % 1000 === 0 ? 'stream-epp-high' : 'stream-epp-low-ignored');
+      r['metadata'] = { ...r['metadata'], offset };
+      r['event'] = {
+        ...r['event'],
+        CompositeId: `${r['event']['CompositeId']}-${offset}`,
+        CommandLine: `${r['event']['CommandLine']}${padding}`,
+      };
+      return `${JSON.stringify(r)}\n`;
+    };
+    const sent: number[] = [];
+    const feeds = await datafeedHost((c) => {
+      const chunk: string[] = [];
+      for (let offset = Number(c.offset ?? 0) + 1; offset <= 3000; offset += 1) chunk.push(record(offset));
+      const body = chunk.join('');
+      sent.push(Buffer.byteLength(body));
+      c.res.write(body);
+    });
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const { t } = await startInstance(streamConfig(api, { batch_size: 500 }));
+    await t.until(() => committedOffset(t, '0') === 3000, 15_000, 'offset 3000');
+    expect(sent[0]).toBeGreaterThan(10 * 1024 * 1024);
+    expect(feeds.connections.map((c) => c.offset)).toEqual([null]);
+    expect(feeds.connections[0]!.res.destroyed).toBe(false);
+    expect(t.statuses.filter((s) => s.state !== 'ok')).toEqual([]);
+    expect(t.events().map((e) => e.sourceRecordId.split('#')[0]!.split('-').at(-1))).toEqual([
+      '1000',
+      '2000',
+      '3000',
+    ]);
+  }, 30_000);
+
+  it('backs off from the first step again after a connection that delivered records breaks', async () => {
+    const api = await mock();
+    const openedAt: number[] = [];
+    // Every connection delivers one record, then breaks: each one makes progress.
+    const feeds = await datafeedHost((c) => {
+      openedAt.push(Date.now());
+      c.res.write(streamRecord(Number(c.offset ?? 0) + 1, 'stream-auth-audit-ignored'));
+      setTimeout(() => c.res.socket?.destroy(), 100);
+    });
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const { t } = await startInstance(
+      streamConfig(api, { reconnect_initial_backoff: '100ms', reconnect_max_backoff: '10s' }),
+    );
+    await t.until(() => feeds.connections.length >= 6, 10_000, 'six connections');
+    expect(feeds.connections.map((c) => c.offset)).toEqual([null, '1', '2', '3', '4', '5']);
+    // Doubling on every break would wait 0.4–0.8 s before the fifth reconnection, 0.8–1.6 s
+    // before the sixth; each waits at most the first step (100 ms) after 100 ms of reading.
+    const gaps = openedAt.slice(1, 6).map((at, i) => at - openedAt[i]!);
+    expect(Math.max(...gaps)).toBeLessThan(450);
+    expect(t.statuses.some((s) => s.state === 'permanent_error')).toBe(false);
+  }, 20_000);
+
   it('maps records whose UTF-8 characters are split across chunks', async () => {
     const api = await mock();
     const feeds = await datafeedHost((c) => {
@@ -1060,6 +1119,26 @@ describe('crowdstrike-falcon webhook', () => {
     expect(response).toMatchObject({ status: 202, body: { records: 2, events: 2, ignored: 1 } });
     expect(t.events().map((e) => e.type)).toEqual(['caep.risk-level-change', 'caep.session-revoked']);
     expect(t.tasks).toEqual([]);
+  });
+
+  it('reports the instance healthy only in mode webhook: a request accepted in mode alerts leaves the refused credentials of the poll flagged', async () => {
+    const server = await mock();
+    alertsApi(server, []);
+    const { connector, t } = await startInstance(
+      config({ base_url: server.url, client_secret: 'not-the-secret', webhook: { secret } }),
+    );
+    await expect(t.runTask('alerts')).rejects.toMatchObject({ authFailure: true });
+    expect(t.statuses.at(-1)?.state).toBe('permanent_error');
+    const response = await connector.handleWebhook!(request(fixtureInput('alert-epp-high-user-principal')));
+    expect(response).toMatchObject({ status: 202, body: { events: 1 } });
+    expect(t.statuses.at(-1)).toMatchObject({
+      state: 'permanent_error',
+      reason: expect.stringMatching(/refused the credentials/),
+    });
+
+    const only = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    await only.connector.handleWebhook!(request(fixtureInput('alert-epp-high-user-principal')));
+    expect(only.t.statuses).toEqual([{ state: 'ok' }]);
   });
 
   it('sends no downgrade for an alert closed as a false positive that this instance never raised, and says why', async () => {

@@ -97,6 +97,11 @@ export class FalconStream {
   readonly #d: StreamDeps;
   readonly #offsets;
   readonly #reconnects;
+  /**
+   * Connection failures since a connection last handed records over (or a feed last ended
+   * normally): the reconnect backoff grows with them.
+   */
+  #failures = 0;
 
   constructor(deps: StreamDeps) {
     this.#d = deps;
@@ -114,21 +119,25 @@ export class FalconStream {
   async run(signal: AbortSignal): Promise<void> {
     const { ctx, config } = this.#d;
     const s = config.stream;
-    let failures = 0;
+    this.#failures = 0;
     while (!signal.aborted) {
       let delay: number;
       try {
         await this.#cycle(signal);
         if (signal.aborted) return;
-        failures = 0;
+        this.#failures = 0;
         this.#reconnects.inc({ cause: 'eof' });
         ctx.logger.info('the datafeed ended; rediscovering');
         delay = Math.min(s.reconnect_initial_backoff, s.reconnect_max_backoff);
       } catch (err) {
         if (signal.aborted) return;
-        failures += 1;
+        // Reset by every batch a connection hands over: only failures in a row back off further.
+        this.#failures += 1;
         this.#reconnects.inc({ cause: 'error' });
-        const backoff = Math.min(s.reconnect_initial_backoff * 2 ** (failures - 1), s.reconnect_max_backoff);
+        const backoff = Math.min(
+          s.reconnect_initial_backoff * 2 ** (this.#failures - 1),
+          s.reconnect_max_backoff,
+        );
         const jittered = backoff / 2 + Math.random() * (backoff / 2);
         delay =
           err instanceof RetryableError && err.retryAfterMs !== undefined
@@ -236,6 +245,8 @@ export class FalconStream {
         lastCommitted = offset;
         this.#offsets.set({ partition: feed.partition }, offset);
       }
+      // The connection delivered: a failure after this starts the backoff over.
+      this.#failures = 0;
       ctx.status.success();
     };
     const flushOrFail = () => serial(() => flush().catch(fail));

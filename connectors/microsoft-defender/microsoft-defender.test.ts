@@ -657,6 +657,62 @@ describe('microsoft-defender webhook', () => {
     ]);
   });
 
+  describe('lowers the level it raised by device risk when the alert is resolved as a false positive', () => {
+    const cases = [
+      // A low-severity alert: the device's own risk raised the level.
+      { name: 'a low alert on a high-risk device', severity: 'low', riskOpen: 'high', riskClosed: 'high' },
+      // The device risk dropped once the device was remediated, before the alert was closed.
+      {
+        name: 'a high alert whose device risk fell to low',
+        severity: 'high',
+        riskOpen: 'high',
+        riskClosed: 'low',
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+        const open = fixtureInput('graph-device-only-high-risk');
+        open['severity'] = c.severity;
+        open['evidence'][0]['riskScore'] = c.riskOpen;
+        expect(await connector.handleWebhook!(request(open))).toMatchObject({
+          status: 202,
+          body: { events: 1 },
+        });
+        const closed = structuredClone(open);
+        closed['status'] = 'resolved';
+        closed['classification'] = 'falsePositive';
+        closed['lastUpdateDateTime'] = '2026-01-02T00:00:00Z';
+        closed['resolvedDateTime'] = '2026-01-02T00:00:00Z';
+        closed['evidence'][0]['riskScore'] = c.riskClosed;
+        expect(await connector.handleWebhook!(request(closed))).toMatchObject({
+          status: 202,
+          body: { events: 1 },
+        });
+        const [raised, lowered] = t.events();
+        expect(lowered).toMatchObject({
+          subject: raised!.subject,
+          claims: { principal: 'DEVICE', current_level: 'LOW', previous_level: 'HIGH' },
+          txn: `${open['id']}#cleared`,
+        });
+        expect(raised!.claims).toMatchObject({ principal: 'DEVICE', current_level: 'HIGH' });
+      });
+    }
+  });
+
+  it('leaves the refused credentials of the poll flagged when it accepts a request in mode graph', async () => {
+    const server = await mock();
+    alertsApi(server, [], { graphPrefix: '/v1.0' });
+    const { connector, t } = await startInstance(
+      apiConfig(server, { client_secret: 'not-the-secret', webhook: { secret } }),
+    );
+    await expect(t.runTask('alerts')).rejects.toMatchObject({ authFailure: true });
+    expect(t.statuses.at(-1)?.state).toBe('permanent_error');
+    const response = await connector.handleWebhook!(request(fixtureInput('graph-high-credential-access')));
+    expect(response).toMatchObject({ status: 202 });
+    expect(t.statuses.at(-1)?.state).toBe('permanent_error');
+  });
+
   it('refuses a body that is not JSON', async () => {
     const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
     const response = await connector.handleWebhook!(request(undefined));

@@ -5,9 +5,11 @@
  *   `threatInfo.mitigationStatus` (a string such as `not_mitigated` or `mitigated`), or, in
  *   payloads without it, from a top-level `mitigationStatus` that is either the same string or
  *   an array of mitigation actions (`{action, status}`).
- * - User from `agentDetectionInfo` (UPN or mail of the last logged-in user at detection time),
- *   then `agentRealtimeInfo`, then the alias map for `threatInfo.processUser` (`DOMAIN\user`)
- *   and the last logged-in user name. Device = `agentRealtimeInfo.agentUuid`.
+ * - User as of the detection: `agentDetectionInfo` (UPN or mail of the last logged-in user at
+ *   detection time), then the alias map for `threatInfo.processUser` (`DOMAIN\user`) and that
+ *   last logged-in user name; only when none of those resolves, who is logged in now
+ *   (`agentRealtimeInfo`: on a shared host, possibly someone else). Device =
+ *   `agentRealtimeInfo.agentUuid`.
  * - A malicious, unmitigated threat on a network-quarantined host (`agentNetworkStatus`
  *   disconnected, or a successful `network_quarantine` action) also revokes the user's sessions.
  * - `analystVerdict` false_positive (or `marked_as_benign`) → downgrade; `incidentStatus`
@@ -178,17 +180,15 @@ function threatDetection(record: unknown, config: SentinelOneMappingInput): Dete
     closedAt: toDate(info.updatedAt) ?? toDate(t.updatedAt),
     createdAt: toDate(info.createdAt) ?? toDate(t.createdAt),
     version: toDate(info.updatedAt) ?? toDate(t.updatedAt),
-    upns: [
-      detection?.agentLastLoggedInUpn,
-      detection?.agentLastLoggedInUserMail,
-      realtime?.agentLastLoggedInUpn,
-      realtime?.agentLastLoggedInUserMail,
-    ],
+    upns: [detection?.agentLastLoggedInUpn, detection?.agentLastLoggedInUserMail],
     accounts: [
       { name: info.processUser },
       { name: detection?.agentLastLoggedInUserName, domain: detection?.agentDomain },
-      { name: realtime?.agentLastLoggedInUserName, domain: realtime?.agentDomain },
     ],
+    currentUser: {
+      upns: [realtime?.agentLastLoggedInUpn, realtime?.agentLastLoggedInUserMail],
+      accounts: [{ name: realtime?.agentLastLoggedInUserName, domain: realtime?.agentDomain }],
+    },
     deviceId: realtime?.agentUuid ?? detection?.agentUuid ?? realtime?.agentId ?? undefined,
   };
 }

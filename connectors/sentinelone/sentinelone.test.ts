@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PermanentError, type InboundConnector } from '../../core/plugin-api/index.ts';
 import { MockServer, loadFixtures } from '../../core/plugin-api/testing/index.ts';
+import { RAISED_META_CHECKPOINT, RaisedMemory, raisedBucketName, raisedKey } from '../_shared/edr-raised.ts';
 import { createTestContext, type TestContext } from '../_shared/edr-test-support.ts';
 import { sentineloneConnector as s1 } from './index.ts';
 import { API_TOKEN, FIXTURE_ALIASES, threatsApi } from './mock-api.ts';
@@ -116,6 +117,20 @@ describe('sentinelone mapping rules', () => {
       subject: { format: 'complex', device: { format: 'opaque', id: 'd1e2f3a4b5c6478899aabbccddeeff00' } },
       claims: { principal: 'DEVICE', current_level: 'HIGH' },
     });
+  });
+
+  it('names the user of the detection, not whoever is logged in now on a shared host', () => {
+    const input = fixtureInput('malicious-not-mitigated-high');
+    input['agentDetectionInfo']['agentLastLoggedInUpn'] = null;
+    input['agentDetectionInfo']['agentLastLoggedInUserMail'] = null;
+    input['threatInfo']['processUser'] = 'CORP\\dlee';
+    input['agentRealtimeInfo']['agentLastLoggedInUpn'] = 'kiosk.night.shift@example.com';
+    const subject = () => s1.map!(input, config()).events[0]?.subject;
+    expect(subject()).toMatchObject({ user: { format: 'email', email: 'dana.lee@example.com' } });
+    // Who is logged in now names the user only when nothing of the detection resolves.
+    input['threatInfo']['processUser'] = 'NT AUTHORITY\\SYSTEM';
+    input['agentDetectionInfo']['agentLastLoggedInUserName'] = null;
+    expect(subject()).toMatchObject({ user: { format: 'email', email: 'kiosk.night.shift@example.com' } });
   });
 
   it('gives each state of a threat its own source record id and one txn per state', () => {
@@ -242,6 +257,66 @@ describe('sentinelone polling', () => {
       ['MEDIUM', null],
       ['LOW', 'MEDIUM'],
     ]);
+  });
+
+  it('lowers the level it raised when a threat is marked a false positive, whatever the benign threat grades', async () => {
+    const server = await mock();
+    // Threat 1 is suspicious and active (MEDIUM), threat 2 malicious and active (HIGH).
+    const threats = [
+      threat(1, '2026-01-01T00:00:00Z', { confidenceLevel: 'suspicious' }),
+      threat(2, '2026-01-01T00:01:00Z'),
+    ];
+    threatsApi(server, threats);
+    const { t } = await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }));
+    await t.runTask('threats');
+    // An analyst marks both false positives; the console marks them benign, which the mapping
+    // grades as mitigated: LOW for the suspicious one, MEDIUM for the malicious one.
+    const fp = { analystVerdict: 'false_positive', mitigationStatus: 'marked_as_benign' };
+    threats[0] = threat(1, '2026-01-01T06:00:00Z', { confidenceLevel: 'suspicious', ...fp });
+    threats[1] = threat(2, '2026-01-01T06:01:00Z', fp);
+    await t.runTask('threats');
+    expect(
+      t.events().map((e) => [e.txn, e.claims?.['current_level'], e.claims?.['previous_level'] ?? null]),
+    ).toEqual([
+      ['1850123456789000001', 'MEDIUM', null],
+      ['1850123456789000002', 'HIGH', null],
+      ['1850123456789000001#cleared', 'LOW', 'MEDIUM'],
+      ['1850123456789000002#cleared', 'LOW', 'HIGH'],
+    ]);
+    const [, , first, second] = t.events();
+    expect([first!.subject, second!.subject]).toEqual([t.events()[0]!.subject, t.events()[1]!.subject]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(0);
+  });
+
+  it('decides the closure of a threat remembered without its level (by an earlier version) by the closed threat, as before', async () => {
+    const server = await mock();
+    const ids = ['1850123456789000001', '1850123456789000002'];
+    const probe = new RaisedMemory(createTestContext().ctx, { priorCheckpoints: [] });
+    // Both raised by an earlier version of the bridge: remembered, with no level.
+    const checkpoints = new Map<string, unknown>([
+      [RAISED_META_CHECKPOINT, { since: '2025-12-01T00:00:00.000Z' }],
+      ['threats', { watermark: '2026-01-01T00:01:00.000Z', seen: {} }],
+    ]);
+    for (const id of ids) {
+      const name = raisedBucketName(probe.bucketOf(id));
+      const bucket = (checkpoints.get(name) ?? { raised: {} }) as { raised: Record<string, number> };
+      bucket.raised[raisedKey(id)] = Math.floor(Date.now() / 1000);
+      checkpoints.set(name, bucket);
+    }
+    const fp = { analystVerdict: 'false_positive', mitigationStatus: 'marked_as_benign' };
+    threatsApi(server, [
+      threat(1, '2026-01-01T06:00:00Z', { confidenceLevel: 'suspicious', ...fp }),
+      threat(2, '2026-01-01T06:01:00Z', fp),
+    ]);
+    const { t } = await startInstance(
+      config({ console_url: server.url }),
+      createTestContext({ checkpoints, now: () => Date.parse('2026-01-01T07:00:00Z') }),
+    );
+    await t.runTask('threats');
+    expect(
+      t.events().map((e) => [e.txn, e.claims?.['current_level'], e.claims?.['previous_level'] ?? null]),
+    ).toEqual([['1850123456789000002#cleared', 'LOW', 'MEDIUM']]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
   });
 
   it('sends no downgrade for a threat marked a false positive before the instance first read it', async () => {
@@ -444,6 +519,47 @@ describe('sentinelone polling', () => {
 
 describe('sentinelone webhook', () => {
   const secret = 'soar-playbook-secret-2026';
+  const request = (body: unknown) => ({
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    query: {},
+    rawBody: Buffer.from(JSON.stringify(body)),
+    body,
+    remoteAddress: '127.0.0.1',
+  });
+
+  for (const confidence of ['suspicious', 'malicious']) {
+    it(`lowers a ${confidence} threat it raised once a playbook posts it marked a false positive and benign`, async () => {
+      const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+      const open = fixtureInput('false-positive-downgrade');
+      Object.assign(open['threatInfo'], {
+        confidenceLevel: confidence,
+        analystVerdict: 'undefined',
+        incidentStatus: 'unresolved',
+        mitigationStatus: 'not_mitigated',
+        updatedAt: '2026-01-01T00:00:15Z',
+      });
+      expect(await connector.handleWebhook!(request(open))).toMatchObject({
+        status: 202,
+        body: { events: 1 },
+      });
+      const fp = structuredClone(open);
+      Object.assign(fp['threatInfo'], {
+        analystVerdict: 'false_positive',
+        mitigationStatus: 'marked_as_benign',
+        updatedAt: '2026-01-01T06:00:00Z',
+      });
+      expect(await connector.handleWebhook!(request(fp))).toMatchObject({ status: 202, body: { events: 1 } });
+      const level = confidence === 'malicious' ? 'HIGH' : 'MEDIUM';
+      expect(
+        t.events().map((e) => [e.claims?.['current_level'], e.claims?.['previous_level'] ?? null]),
+      ).toEqual([
+        [level, null],
+        ['LOW', level],
+      ]);
+    });
+  }
+
   it('maps threats posted as {data: [...]}, as the API returns them', async () => {
     const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
     const body = {
