@@ -137,6 +137,23 @@ describe('generic-webhook', () => {
     });
   });
 
+  it('refuses a body or record that is not a JSON object with 400, instead of ignoring it', async () => {
+    const { t, handle } = instance({ auth: { type: 'bearer', token: 'tok-12345' }, rules });
+    const auth = { authorization: 'Bearer tok-12345' };
+    for (const [body, message] of [
+      ['kit', 'the body is a string, not a JSON object (an alert) or an array of them'],
+      [42, 'the body is a number, not a JSON object (an alert) or an array of them'],
+      [[{ id: 'e1', action: 'login' }, 'x'], 'record 1 is a string, not a JSON object'],
+      [[null], 'record 0 is null, not a JSON object'],
+      [[[]], 'record 0 is an array, not a JSON object'],
+    ] as const) {
+      const response = await handle(request(body, auth));
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(response.body).toMatchObject({ problems: [{ message }] });
+    }
+    expect(t.emitted).toHaveLength(0);
+  });
+
   it('answers 202 without emitting when no rule matches, and fails (so the sender retries) when the outbox is full', async () => {
     const { t, handle } = instance({ auth: { type: 'bearer', token: 'tok-12345' }, rules });
     const auth = { authorization: 'Bearer tok-12345' };

@@ -86,5 +86,19 @@ export function recordsOf(body: unknown, config: GenericWebhookConfig): RecordLi
       message: `${records.length} records in one request; the limit is ${config.max_records_per_request}`,
     };
   }
+  // An alert is a JSON object: a bare string or number is a sender's mistake, not a record the
+  // rules would merely ignore.
+  const stray = records.findIndex((r) => typeof r !== 'object' || r === null || Array.isArray(r));
+  if (stray !== -1) {
+    const value = records[stray];
+    const what = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    const single = config.records_field === undefined && !Array.isArray(body);
+    return {
+      ok: false,
+      message: single
+        ? `the body is ${what}, not a JSON object (an alert) or an array of them`
+        : `record ${stray} is ${what}, not a JSON object`,
+    };
+  }
   return { ok: true, records };
 }

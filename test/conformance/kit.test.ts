@@ -11,7 +11,7 @@ import {
 import { z, type ConnectorDefinition } from '../../core/plugin-api/index.ts';
 import { specimenPoller, type PollerFault } from './specimens/specimen-poller/index.ts';
 import { specimenPusher, type PusherFault } from './specimens/specimen-pusher/index.ts';
-import { specimenWebhook } from './specimens/specimen-webhook/index.ts';
+import { SIGNATURE_HEADER, signature, specimenWebhook } from './specimens/specimen-webhook/index.ts';
 
 const pollerDir = new URL('./specimens/specimen-poller/', import.meta.url);
 const pusherDir = new URL('./specimens/specimen-pusher/', import.meta.url);
@@ -88,6 +88,7 @@ describe('the conformance kit on sound connectors', () => {
       'mapping.deterministic',
       'delivery.at-least-once',
       'delivery.checkpoint-after-persist',
+      'delivery.stored-as-mapped',
       'delivery.skips-malformed',
       'delivery.empty-poll',
       'delivery.request-timeout',
@@ -135,7 +136,15 @@ describe('the conformance kit catches seeded faults, each in the case meant to',
 
   it('a poll that throws on a malformed record and stops for good: delivery.skips-malformed', async () => {
     const failed = failures(await checkConnectorConformance(poller('throws-on-malformed'), pollerOptions));
-    expect(Object.keys(failed)).toEqual(['delivery.skips-malformed', 'metrics.counters']);
+    expect(Object.keys(failed)).toEqual([
+      'delivery.stored-as-mapped',
+      'delivery.skips-malformed',
+      'metrics.counters',
+    ]);
+    // Served every fixture, the poll stops at the malformed one: what comes after it is never stored.
+    expect(failed['delivery.stored-as-mapped']).toMatch(
+      /^map\(\) gives caep\.session-revoked for second-session\.json, session-revoked\.json, but a poll of every fixture stored none/,
+    );
     expect(failed['delivery.skips-malformed']).toMatch(
       /^a poll failed on malformed records \(malformed\.json\): malformed alert.*\n[^]*log and skip a record map\(\) refuses/,
     );
@@ -509,6 +518,156 @@ describe('skips', () => {
     expect(results.find((r) => r.id === 'delivery.empty-poll')?.status).toBe('passed');
     expect(failures(results)['manifest.skips']).toMatch(
       /"delivery\.empty-poll": the reason must say why in at least 10 characters\n"delivery\.everything" is not a conformance case/,
+    );
+  });
+});
+
+describe('the conformance kit checks what a running connector does, not only its definition', () => {
+  it('a poll that drops one type and renames another, map() right all along: delivery.stored-as-mapped', async () => {
+    const failed = failures(await checkConnectorConformance(poller('drops-and-renames'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.stored-as-mapped']);
+    expect(failed['delivery.stored-as-mapped']).toBe(
+      'a poll of every fixture emitted 2 event(s) of type risc.account-purged (records a-2, a-1), which ' +
+        'manifest.emits does not list: receivers subscribed to what the manifest declares\n' +
+        'map() gives caep.session-revoked for second-session.json, session-revoked.json, but a poll of every ' +
+        'fixture stored none: the running connector drops or renames what its mapping produces\n' +
+        'map() gives risc.account-disabled for user-suspended.json, but a poll of every fixture stored none: ' +
+        'the running connector drops or renames what its mapping produces',
+    );
+  });
+
+  it('a poll that saves the last cursor with the first page, passing a failed first save: delivery.checkpoint-after-persist', async () => {
+    const failed = failures(await checkConnectorConformance(poller('cursor-ahead'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.checkpoint-after-persist']);
+    expect(failed['delivery.checkpoint-after-persist']).toMatch(
+      /^with save 2 of the 2 a clean poll makes failed, the polls after it never stored 2 of the 3 events a clean poll stores \(records a-1, a-5\): a checkpoint saved earlier ran ahead of the events it came with/,
+    );
+  });
+
+  it('a client that asks for a deadline of weeks (the kit shortens it in every case): delivery.request-timeout', async () => {
+    const failed = failures(await checkConnectorConformance(poller('huge-timeout'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.request-timeout']);
+    expect(failed['delivery.request-timeout']).toMatch(
+      /^ctx\.http\.create\(\) asked for a deadline of 2000000000 ms \(given to ctx\.http\.create\(\)\), above the ceiling of 300000 ms/,
+    );
+    expect(failed['delivery.request-timeout']).toMatch(
+      /\nthe request GET \/v1\/alerts asked for a deadline of 2000000000 ms \(its client's timeoutMs\)/,
+    );
+  });
+
+  it('a client that ignores the configured request_timeout: delivery.request-timeout', async () => {
+    const failed = failures(
+      await checkConnectorConformance(pusher('ignores-request-timeout'), pusherOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['delivery.request-timeout']);
+    expect(failed['delivery.request-timeout']).toMatch(
+      /^the request POST http:\/\/127\.0\.0\.1:\d+\/events asked for a deadline of 30000 ms \(the default of a client created without timeoutMs\), above request_timeout \(the kit set it to 7s\): pass the configured request timeout/,
+    );
+  });
+
+  it('a secret put into the events the poll emits (signed into SETs): hygiene.secrets-not-logged', async () => {
+    const failed = failures(await checkConnectorConformance(poller('secret-in-event'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
+    expect(failed['hygiene.secrets-not-logged']).toMatch(
+      /^the value of api_token appears in \d+ event\(s\) handed to ctx\.emit\(\): it would be signed into SETs and sent to every receiver/,
+    );
+    expect(failed['hygiene.secrets-not-logged']).not.toContain('poller-token-5d1e');
+  });
+
+  it('a credential the schema cannot name (a header in a record of headers), logged: hygiene.secrets-not-logged', async () => {
+    const options: ConformanceOptions = {
+      ...pusherOptions,
+      validConfig: (server: MockServer) => ({
+        endpoint: `${server.url}/events`,
+        api_token: 'pusher-token-9c2b',
+        headers: { 'x-tenant': 'acme', authorization: 'Basic cHVzaGVyOmV4dHJhLTNmOWE=' },
+      }),
+    };
+    expect(failures(await checkConnectorConformance(pusher(), options))).toEqual({});
+    const failed = failures(await checkConnectorConformance(pusher('logs-headers'), options));
+    expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
+    expect(failed['hygiene.secrets-not-logged']).toMatch(
+      /^the value of headers\.authorization appears in \d+ log line\(s\), output\(s\) or error message\(s\)$/m,
+    );
+    expect(failed['hygiene.secrets-not-logged']).not.toMatch(/x-tenant|cHVzaGVy/);
+  });
+
+  it('a declared type the destination refuses: delivery.deliver names the type and the error', async () => {
+    const failed = failures(await checkConnectorConformance(pusher('refuses-second-type'), pusherOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.deliver']);
+    expect(failed['delivery.deliver']).toMatch(
+      /^risc\.account-disabled: deliver\(\) failed against a target that accepts: PermanentError: this receiver does not act on https:\/\/schemas\.openid\.net\/secevent\/risc\/event-type\/account-disabled\nevery type manifest\.accepts lists must be delivered/,
+    );
+  });
+  it('a declared type refused by a config switch it names is accepted only if turning the switch delivers it: delivery.deliver', async () => {
+    // The sound pusher refuses caep.credential-change while push_credential_changes is off (its default).
+    const sound = await checkConnectorConformance(pusher(), pusherOptions);
+    expect(sound.find((r) => r.id === 'delivery.deliver')?.status).toBe('passed');
+    const failed = failures(await checkConnectorConformance(pusher('switch-ignored'), pusherOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.deliver']);
+    expect(failed['delivery.deliver']).toMatch(
+      /^caep\.credential-change: deliver\(\) failed against a target that accepts: PermanentError: credential changes are not pushed: push_credential_changes is off; with push_credential_changes: true it still fails: deliver\(\) failed/,
+    );
+  });
+});
+
+describe('the conformance kit on what a webhook reads and answers', () => {
+  const SIGNING_SECRET = 'webhook-signing-secret-0d4c';
+  const hmacOptions: ConformanceOptions = {
+    ...webhookOptions,
+    validConfig: { token: 'webhook-token-7a3f', signing_secret: SIGNING_SECRET },
+    webhook: {
+      request: (_body, rawBody) => ({ headers: { [SIGNATURE_HEADER]: signature(SIGNING_SECRET, rawBody) } }),
+    },
+  };
+
+  it('passes a webhook that checks an HMAC over the bytes it received', async () => {
+    expect(failures(await checkConnectorConformance(specimenWebhook(), hmacOptions))).toEqual({});
+  });
+
+  it('an HMAC checked over JSON.stringify(req.body), which only a compact body matches: hygiene.webhook-auth', async () => {
+    const failed = failures(
+      await checkConnectorConformance(specimenWebhook('signs-parsed-body'), hmacOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['hygiene.webhook-auth']);
+    expect(failed['hygiene.webhook-auth']).toBe(
+      'a webhook request with session-revoked.json, signed as options.webhook.request signs it over its JSON ' +
+        'body indented (rawBody is not JSON.stringify(body)), was answered 401, and 202 compact: check the ' +
+        'signature over req.rawBody, the bytes received, never over JSON.stringify(req.body)',
+    );
+  });
+
+  it('a webhook that reads the body before checking it (a TypeError, a 5xx): delivery.refuses-malformed', async () => {
+    const failed = failures(
+      await checkConnectorConformance(specimenWebhook('reads-body-unchecked'), webhookOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['delivery.refuses-malformed']);
+    const lines = failed['delivery.refuses-malformed']!.split('\n');
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^an empty body \(application\/json\) was answered 503, not 4xx: the sender retries a body that can never succeed/,
+      ),
+      expect.stringMatching(/^a text\/plain body that is not JSON \(text\/plain\) was answered 503, not 4xx/),
+      expect.stringMatching(/^the JSON body null \(application\/json\) was answered 503, not 4xx/),
+    ]);
+  });
+
+  it('a secret in a header of the answer to an unauthenticated request: hygiene.secrets-not-logged', async () => {
+    const failed = failures(
+      await checkConnectorConformance(specimenWebhook('secret-in-response-header'), webhookOptions),
+    );
+    expect(Object.keys(failed)).toEqual(['hygiene.secrets-not-logged']);
+    expect(failed['hygiene.secrets-not-logged']).toMatch(/^the value of token appears in \d+ log line/);
+    expect(failed['hygiene.secrets-not-logged']).not.toContain('webhook-token-7a3f');
+  });
+
+  it('a polling connector whose valid config takes no webhooks (every request 404): hygiene.webhook-auth', async () => {
+    const failed = failures(await checkConnectorConformance(poller('webhook-off-404'), pollerOptions));
+    expect(Object.keys(failed)).toEqual(['delivery.webhook-ack-after-persist', 'hygiene.webhook-auth']);
+    expect(failed['hygiene.webhook-auth']).toBe(
+      'a webhook request without any credentials was answered 404: the instance takes no webhooks with ' +
+        'options.validConfig, so their authentication goes unchecked; give a validConfig that takes webhooks ' +
+        'and options.webhook.request, or skip hygiene.webhook-auth in the manifest with the reason',
     );
   });
 });

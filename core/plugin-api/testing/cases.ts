@@ -126,6 +126,13 @@ export const CASES: readonly CaseInfo[] = [
     title: 'checkpoints never run ahead of persisted events',
   },
   {
+    id: 'delivery.stored-as-mapped',
+    group: 'delivery',
+    kinds: IN,
+    title:
+      'a running instance stores what map() gives for the fixtures it is sent, only of types manifest.emits lists',
+  },
+  {
     id: 'delivery.refuses-malformed',
     group: 'delivery',
     kinds: IN,

@@ -30,6 +30,9 @@ export function toPath(location: string | URL): string {
   return location instanceof URL || location.startsWith('file:') ? fileURLToPath(location) : location;
 }
 
+/** The content types the HTTP server parses as JSON (as core/http/server.ts does). */
+const JSON_TYPE = /^application\/([\w.+-]*\+)?json\b/i;
+
 const INBOUND_FALLBACK = { status: 404, body: { error: 'no route in the mock API' } };
 const OUTBOUND_FALLBACK = { status: 202 };
 
@@ -138,7 +141,8 @@ export class SuiteContext {
     this.options.mock?.(this.server);
   }
 
-  instance(options: Omit<InstanceOptions, 'config'> = {}): KitInstance {
+  /** A fresh instance, with the valid config unless `options.config` (validated) is given. */
+  instance(options: Partial<InstanceOptions> = {}): KitInstance {
     const instance = new KitInstance(this.definition, this.capture, {
       config: this.parsedConfig(),
       ...options,
@@ -155,9 +159,10 @@ export class SuiteContext {
     }
   }
 
-  /** A SET the connector accepts, signed for its target. */
-  async set(instance: KitInstance, recordId = 'kit-record-1'): Promise<SignedSet> {
-    const draft: EventDraft | undefined = this.options.outbound?.event ?? sampleDraft(this.manifest.accepts);
+  /** A SET the connector accepts, signed for its target (of `draft`, when given). */
+  async set(instance: KitInstance, recordId = 'kit-record-1', given?: EventDraft): Promise<SignedSet> {
+    const draft: EventDraft | undefined =
+      given ?? this.options.outbound?.event ?? sampleDraft(this.manifest.accepts);
     if (!draft) {
       fail(
         `the kit cannot build an event of the accepted types (${(this.manifest.accepts ?? []).join(', ')}) ` +
@@ -175,14 +180,22 @@ export class SuiteContext {
     });
   }
 
+  /** The body a sender posts for one fixture input (as options.webhook.body makes it). */
+  webhookBody(input: unknown): unknown {
+    const toBody = this.options.webhook?.body;
+    return toBody ? toBody(structuredClone(input)) : input;
+  }
+
   /**
    * Sends a webhook request for one fixture input (as options.webhook.body makes it) as the HTTP
-   * server would, mapping a throw to the status it sends.
+   * server would, mapping a throw to the status it sends. `pretty` sends the JSON indented, as
+   * many senders do: `rawBody` is then not what JSON.stringify(body) gives, and a signature must
+   * be computed over `rawBody` to match.
    */
   async webhook(
     instance: KitInstance,
     input: unknown,
-    options: { credentials?: 'none' | 'wrong' } = {},
+    options: { credentials?: 'none' | 'wrong'; pretty?: boolean } = {},
   ): Promise<InboundResponse> {
     const handle = instance.inbound.handleWebhook;
     const stream = this.manifest.capabilities.stream ? this.options.stream : undefined;
@@ -192,26 +205,69 @@ export class SuiteContext {
     }
     if (typeof handle !== 'function')
       fail('the instance has no handleWebhook(); declare capabilities.poll instead');
-    instance.nextRun();
-    const toBody = this.options.webhook?.body;
-    const posted: unknown = toBody ? toBody(structuredClone(input)) : input;
-    const rawBody = Buffer.from(JSON.stringify(posted) ?? '');
+    const posted = this.webhookBody(input);
+    const json = options.pretty ? JSON.stringify(posted, null, 2) : JSON.stringify(posted);
+    const rawBody = Buffer.from(json ?? '');
     const given = this.options.webhook?.request?.(posted, rawBody) ?? {};
     const parts =
       options.credentials === 'none' ? {} : options.credentials === 'wrong' ? wrongCredentials(given) : given;
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    return this.#post(instance, rawBody, posted, 'application/json', parts);
+  }
+
+  /**
+   * Sends exactly `rawBody` with `contentType`, as the HTTP server hands a request over: `body`
+   * is the JSON it parses when the content type is JSON (a body that does not parse is answered
+   * 400 by the server, before any connector sees it), else undefined. What
+   * options.webhook.request adds is computed over these bytes; undefined when it cannot be (it
+   * throws for a body no sender of its would post).
+   */
+  async webhookBytes(
+    instance: KitInstance,
+    rawBody: Buffer,
+    contentType: string,
+  ): Promise<InboundResponse | undefined> {
+    if (typeof instance.inbound.handleWebhook !== 'function') fail('the instance has no handleWebhook()');
+    let body: unknown;
+    if (rawBody.length > 0 && JSON_TYPE.test(contentType)) {
+      try {
+        body = JSON.parse(rawBody.toString('utf8')) as unknown;
+      } catch (err) {
+        return { status: 400, body: { message: `malformed JSON body: ${(err as Error).message}` } };
+      }
+    }
+    let given: WebhookRequestParts;
+    try {
+      given = this.options.webhook?.request?.(body, rawBody) ?? {};
+    } catch {
+      return undefined;
+    }
+    return this.#post(instance, rawBody, body, contentType, given);
+  }
+
+  async #post(
+    instance: KitInstance,
+    rawBody: Buffer,
+    body: unknown,
+    contentType: string,
+    parts: WebhookRequestParts,
+  ): Promise<InboundResponse> {
+    const handle = instance.inbound.handleWebhook as NonNullable<typeof instance.inbound.handleWebhook>;
+    instance.nextRun();
+    const headers: Record<string, string> = { 'content-type': contentType };
     for (const [name, value] of Object.entries(parts.headers ?? {})) headers[name.toLowerCase()] = value;
     const req: InboundRequest = {
       method: 'POST',
       headers,
       query: parts.query ?? {},
       rawBody,
-      body: posted,
+      body,
       remoteAddress: '127.0.0.1',
     };
     try {
       const response = await handle.call(instance.inbound, req);
+      // What a sender reads back, headers included, is scanned for secrets like a log line.
       this.capture.note(JSON.stringify(response.body ?? ''));
+      if (response.headers) this.capture.note(JSON.stringify(response.headers));
       return response;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);

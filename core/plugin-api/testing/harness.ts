@@ -7,7 +7,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { ResolvedInstance } from '../../config/index.ts';
-import { createHttpClientFactory } from '../../http/client.ts';
+import { createHttpClientFactory, DEFAULT_TIMEOUT_MS } from '../../http/client.ts';
 import { buildConnectorContext } from '../../runtime/context.ts';
 import { staticDeviceDirectory } from '../../devices/owners.ts';
 import type { CheckpointStore, EventSink, HttpFactoryMaker } from '../../runtime/ports.ts';
@@ -144,6 +144,10 @@ export class MemorySink implements EventSink {
   readonly persisted = new Map<string, EventDraft>();
   onEmit: (() => void) | undefined;
   #failures = 0;
+  /** Persists (valid batches that reached the store) so far, counting failed ones. */
+  #saves = 0;
+  /** Which saves (1-based, counted by #saves) fail. */
+  readonly #failAt = new Set<number>();
   #held: { promise: Promise<void>; release: () => void } | undefined;
 
   constructor(
@@ -153,6 +157,16 @@ export class MemorySink implements EventSink {
 
   failNextPersist(): void {
     this.#failures += 1;
+  }
+
+  /** Fails the n-th save from now (1 is the next one), letting the ones before it through. */
+  failSave(n: number): void {
+    this.#failAt.add(this.#saves + n);
+  }
+
+  /** Saves (valid batches that reached the store, failed ones included) so far. */
+  get saves(): number {
+    return this.#saves;
   }
 
   /** Holds every persist until the returned function is called. */
@@ -185,8 +199,10 @@ export class MemorySink implements EventSink {
       });
     }
     if (this.#held) await this.#held.promise;
-    if (this.#failures > 0) {
-      this.#failures -= 1;
+    this.#saves += 1;
+    const failThis = this.#failAt.delete(this.#saves);
+    if (this.#failures > 0 || failThis) {
+      if (!failThis) this.#failures -= 1;
       attempt.outcome = 'failed';
       this.journal('emit-failed');
       throw new RetryableError(
@@ -281,6 +297,16 @@ export async function within<T>(promise: Promise<T>, budgetMs: number): Promise<
   return { ...outcome, ms: Math.round(performance.now() - started) };
 }
 
+/** A deadline a connector asked ctx.http for: when it created a client, or for one request. */
+export interface RequestedTimeout {
+  /** `ctx.http.create()`, or the request (`GET /v1/alerts`). */
+  what: string;
+  /** The deadline it asked for, in ms (for a request: its own, else its client's, else the default). */
+  ms: number;
+  /** Where that value came from. */
+  from: 'create' | 'request' | 'client' | 'default';
+}
+
 export interface InstanceOptions {
   config: unknown;
   /** Shared with an earlier instance, to restart from its checkpoints. */
@@ -306,6 +332,11 @@ export class KitInstance {
   readonly journal: JournalEntry[] = [];
   /** Context capabilities used while create() ran (none are allowed). */
   readonly createIo: string[] = [];
+  /**
+   * Every deadline the connector asked ctx.http for, before the kit shortened it (requests here
+   * get at most `requestTimeoutMs`, so a hanging target fails fast whatever was asked).
+   */
+  readonly requestedTimeouts: RequestedTimeout[] = [];
   /** Counter of kit-driven units of work; journal entries carry it. */
   run = 0;
   readonly #scheduler: KitScheduler;
@@ -456,11 +487,22 @@ export class KitInstance {
     const most = this.#requestTimeoutMs;
     const cap = (ms: number | undefined) => Math.min(ms ?? most, most);
     const used = (what: string) => this.#used(what);
+    const requested = this.requestedTimeouts;
     return {
       create(options = {}) {
+        if (options.timeoutMs !== undefined)
+          requested.push({ what: 'ctx.http.create()', ms: options.timeoutMs, from: 'create' });
         const client = real.create({ ...options, timeoutMs: cap(options.timeoutMs) });
         const request = <T>(req: HttpRequest) => {
-          used(`ctx.http request ${req.method ?? 'GET'} ${req.url}`);
+          const what = `${req.method ?? 'GET'} ${req.url}`;
+          used(`ctx.http request ${what}`);
+          requested.push(
+            req.timeoutMs !== undefined
+              ? { what, ms: req.timeoutMs, from: 'request' }
+              : options.timeoutMs !== undefined
+                ? { what, ms: options.timeoutMs, from: 'client' }
+                : { what, ms: DEFAULT_TIMEOUT_MS, from: 'default' },
+          );
           return client.request<T>(
             req.timeoutMs === undefined ? req : { ...req, timeoutMs: cap(req.timeoutMs) },
           );

@@ -1,82 +1,61 @@
 /** Secrets never leak, and the connector's counters count the traffic the kit sent. */
 import { z } from 'zod';
 import { fail, type SuiteContext } from './context.ts';
-import { expectsIgnored, expectsRejected, type Fixture } from './fixtures.ts';
 import { within, type KitInstance } from './harness.ts';
 import { noteCheck, startWithin, stopWithin } from './lifecycle-checks.ts';
 import { deliverOnce } from './outbound-checks.ts';
-import type { Traffic } from './options.ts';
 import { isSecretField, schemaFields, valueAt, type JsonSchema } from './schema-walk.ts';
+import { driveTraffic, driveWebhook } from './traffic.ts';
 
 const CONNECTOR_METRIC_PREFIX = 'ssf_bridge_connector_';
 
-function emptyTraffic(): Traffic {
-  return { records: 0, accepted: 0, rejected: 0, ignored: 0, events: 0, delivered: 0, failed: 0 };
-}
+/**
+ * Config keys whose values are credentials, whatever the schema says of them: `api_key`,
+ * `authorization`, `token(s)`, `password`, `client_secret`, `connection_string`, `access_key_id` …
+ * Every string under such a key (in arrays and nested objects too) is one, but for the keys
+ * below, which name what a credential is rather than hold it.
+ */
+const CREDENTIAL_KEY =
+  /(secret|token|password|passwd|passphrase|credential|private_?key|api_?key|hmac|signing_?key|(^|_)key|[a-z]Key|authorization|connection_?string|access_?key_?id)s?$/i;
+const NAMES_A_CREDENTIAL =
+  /^(type|kind|name|label|description|header|header_name|scheme|algorithm|alg|format|id|kid|key_id|url|uri|endpoint|issuer|audience|username|user|email|client_id|scope|scopes)$/i;
+/** Shorter strings are too common to be found only where a credential leaked. */
+const MIN_CREDENTIAL_LENGTH = 6;
 
-async function outboundTraffic(ctx: SuiteContext, instance: KitInstance, traffic: Traffic): Promise<void> {
-  for (const id of ['kit-record-1', 'kit-record-2']) {
-    if ((await deliverOnce(ctx, instance, id)).ok) traffic.delivered += 1;
-  }
-  if (!ctx.networked) return;
-  ctx.server.override({ status: 500, body: { error: 'kit' } });
-  if (!(await deliverOnce(ctx, instance, 'kit-record-3')).ok) traffic.failed += 1;
-  ctx.server.override(undefined);
-}
-
-async function inboundTraffic(ctx: SuiteContext, instance: KitInstance, traffic: Traffic): Promise<void> {
-  const { fixtures } = ctx.fixtures();
-  if (ctx.manifest.capabilities.poll && ctx.options.poll) {
-    const served = servedToPoll(ctx);
-    traffic.records = served.length;
-    traffic.rejected = served.filter(expectsRejected).length;
-    traffic.ignored = served.filter(expectsIgnored).length;
-    await instance.runTask(10_000, ctx.options.poll.task);
-  } else {
-    for (const fixture of fixtures) {
-      const response = await ctx.webhook(instance, fixture.input);
-      traffic.records += 1;
-      if (response.status >= 200 && response.status < 300) traffic.accepted += 1;
-      else if (response.status >= 400 && response.status < 500) traffic.rejected += 1;
-      if (expectsIgnored(fixture)) traffic.ignored += 1;
+/** Strings of the config as written under credential-like keys, with their path. */
+function credentialLikeValues(ctx: SuiteContext): Array<{ field: string; value: string }> {
+  const exempt = Object.keys(ctx.options.notSecret ?? {});
+  const isExempt = (path: string) => {
+    const general = path.replace(/\[\d+\]/g, '[]');
+    return exempt.some((e) => e === path || e === general || e === general.replace(/\[\]/g, ''));
+  };
+  const found: Array<{ field: string; value: string }> = [];
+  const walk = (value: unknown, path: string, key: string, credential: boolean): void => {
+    if (typeof value === 'string') {
+      if (
+        credential &&
+        !NAMES_A_CREDENTIAL.test(key) &&
+        value.length >= MIN_CREDENTIAL_LENGTH &&
+        !value.startsWith('${') &&
+        !isExempt(path)
+      )
+        found.push({ field: path, value });
+    } else if (Array.isArray(value)) {
+      value.forEach((item, i) => walk(item, `${path}[${i}]`, key, credential));
+    } else if (value && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        walk(v, path ? `${path}.${k}` : k, k, credential || CREDENTIAL_KEY.test(k));
+      }
     }
-  }
-  traffic.events = instance.sink.persisted.size;
+  };
+  walk(ctx.rawConfig(), '', '', false);
+  return found;
 }
 
 /**
- * The fixtures one poll is served: malformed ones too (a poll logs and skips them), unless the
- * manifest skips delivery.skips-malformed because its fake API cannot serve them.
+ * Raw values of every secret field in the valid config (as written and as validated), and of
+ * every string under a key that names a credential, declared secret or not.
  */
-function servedToPoll(ctx: SuiteContext): Fixture[] {
-  const { fixtures } = ctx.fixtures();
-  const skipped = ctx.manifest.conformance?.skip?.['delivery.skips-malformed'] !== undefined;
-  return skipped ? fixtures.filter((f) => !expectsRejected(f)) : fixtures;
-}
-
-/**
- * Sends a known amount of traffic through a fresh instance: two deliveries and one failure for
- * outbound connectors; every fixture, malformed ones included (as webhook bodies, or served to one
- * poll), for inbound ones.
- */
-export async function driveTraffic(ctx: SuiteContext): Promise<{ instance: KitInstance; traffic: Traffic }> {
-  ctx.resetServer();
-  if (ctx.manifest.capabilities.poll && ctx.options.poll) {
-    ctx.options.poll.serve(
-      ctx.server,
-      servedToPoll(ctx).map((f) => f.input),
-    );
-  }
-  const instance = ctx.instance();
-  await startWithin(instance);
-  const traffic = emptyTraffic();
-  if (ctx.definition.kind === 'outbound') await outboundTraffic(ctx, instance, traffic);
-  else await inboundTraffic(ctx, instance, traffic);
-  await stopWithin(ctx, instance, 'after the traffic');
-  return { instance, traffic };
-}
-
-/** Raw values of every secret field in the valid config (as written and as validated). */
 function secretValues(ctx: SuiteContext): Array<{ field: string; value: string }> {
   const json = z.toJSONSchema(ctx.definition.configSchema, { io: 'input' }) as JsonSchema;
   const raw = ctx.rawConfig();
@@ -85,7 +64,9 @@ function secretValues(ctx: SuiteContext): Array<{ field: string; value: string }
     const value = valueAt(raw, field.path);
     if (typeof value === 'string' && value.length >= 4) found.push({ field: field.path, value });
   }
-  const unique = new Map(found.map((s) => [s.value, s]));
+  found.push(...credentialLikeValues(ctx));
+  const unique = new Map<string, { field: string; value: string }>();
+  for (const s of found) if (!unique.has(s.value)) unique.set(s.value, s);
   return [...unique.values()];
 }
 
@@ -97,7 +78,7 @@ const REFUSED = { status: 401, body: { error: 'invalid_token' } };
  * the credentials (its message is shown to operators), then a poll or a delivery the target
  * refuses (the scheduler and the delivery engine log what it throws). All of it is noted.
  */
-async function driveFailures(ctx: SuiteContext): Promise<void> {
+async function driveFailures(ctx: SuiteContext): Promise<KitInstance> {
   ctx.resetServer();
   const polls = Boolean(ctx.manifest.capabilities.poll && ctx.options.poll);
   if (polls) ctx.options.poll?.serve(ctx.server, []);
@@ -117,17 +98,31 @@ async function driveFailures(ctx: SuiteContext): Promise<void> {
   }
   ctx.server.override(undefined);
   await stopWithin(ctx, instance, 'after the refused requests');
+  return instance;
 }
 
 export async function secretsNotLogged(ctx: SuiteContext): Promise<void> {
-  await driveTraffic(ctx);
-  await driveFailures(ctx);
+  const { instance: traffic } = await driveTraffic(ctx);
+  const failed = await driveFailures(ctx);
+  const webhook = (await driveWebhook(ctx))?.instance;
   const secrets = secretValues(ctx);
+  // What the connector handed to ctx.emit(), stored or not: SETs carry it to every receiver.
+  const emitted = [traffic, failed, webhook]
+    .flatMap((i) => i?.sink.attempts ?? [])
+    .flatMap((a) => a.events)
+    .map((e) => JSON.stringify(e));
   const problems: string[] = [];
   for (const { field, value } of secrets) {
     const hits = ctx.capture.lines.filter((line) => line.includes(value)).length;
     if (hits > 0)
       problems.push(`the value of ${field} appears in ${hits} log line(s), output(s) or error message(s)`);
+    const inEvents = emitted.filter((e) => e.includes(value)).length;
+    if (inEvents > 0) {
+      problems.push(
+        `the value of ${field} appears in ${inEvents} event(s) handed to ctx.emit(): it would be signed ` +
+          'into SETs and sent to every receiver',
+      );
+    }
   }
   if (problems.length > 0) {
     fail(
@@ -143,7 +138,7 @@ interface MetricJson {
 }
 
 export async function countersMatch(ctx: SuiteContext): Promise<void> {
-  const { instance, traffic } = await driveTraffic(ctx);
+  const { instance, traffic } = await driveTraffic(ctx, { fresh: true });
   const metrics = (await instance.metrics.registry.getMetricsAsJSON()) as unknown as MetricJson[];
   const counters = metrics.filter((m) => m.type === 'counter' && m.name.startsWith(CONNECTOR_METRIC_PREFIX));
   const expectations = ctx.options.metrics ?? [];

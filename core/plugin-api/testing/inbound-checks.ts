@@ -2,12 +2,15 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { classOf } from '../errors.ts';
+import { eventCatalog } from '../../ssf/index.ts';
 import type { EventDraft, InboundDefinition, InboundResponse, MappingResult } from '../types.ts';
 import { fail, type SuiteContext } from './context.ts';
 import { checkDraft, listAllows } from './events.ts';
 import { expectsEvents, expectsIgnored, expectsRejected, type Fixture } from './fixtures.ts';
 import { KIT_MARKER_HEADER, KIT_REQUEST_TIMEOUT_MS, within, type KitInstance } from './harness.ts';
 import { startWithin, stopWithin } from './lifecycle-checks.ts';
+import { requestedTimeoutProblems, timeoutPlan } from './timeouts.ts';
+import { driveTraffic, driveWebhook } from './traffic.ts';
 
 /** One poll of the loopback mock must finish well within this. */
 const POLL_BUDGET_MS = 10_000;
@@ -223,6 +226,134 @@ export async function atLeastOnce(ctx: SuiteContext): Promise<void> {
   await stopWithin(ctx, instance, 'after the retry');
 }
 
+function shortType(type: string): string {
+  return eventCatalog.find(type)?.shortName ?? type;
+}
+
+function uriOf(type: string): string {
+  return eventCatalog.find(type)?.uri ?? type;
+}
+
+function recordsOf(events: readonly EventDraft[]): string {
+  const ids = [...new Set(events.map((e) => e.sourceRecordId))];
+  return ids.length > 3 ? `${ids.slice(0, 3).join(', ')} …` : ids.join(', ');
+}
+
+function fixtureNames(fixtures: Iterable<Fixture>): string {
+  return [...new Set(fixtures)].map((f) => `${f.name}.json`).join(', ');
+}
+
+/**
+ * What an instance emitted after the kit sent it `fixtures` (`how`: "a poll of every fixture"),
+ * against what map() gives for them:
+ * - every event handed to ctx.emit() is of a type manifest.emits lists;
+ * - a stored event of a record map() gives events for is of a type map() gives for that record;
+ * - every stored event is of a type map() gives for some fixture sent;
+ * - every type map() gives for the fixtures sent is stored at least once.
+ * A running instance may store fewer events than map() gives (a change it holds for later, a
+ * downgrade of a level it never raised), under record ids of its own (a reconciliation), and
+ * with more in them (a subject completed by a lookup); never events of other types.
+ */
+function storedProblems(
+  ctx: SuiteContext,
+  instance: KitInstance,
+  fixtures: readonly Fixture[],
+  how: string,
+): string[] {
+  /** Types map() gives, by record, and the fixtures each type comes from. */
+  const byRecord = new Map<string, Set<string>>();
+  const byType = new Map<string, Fixture[]>();
+  for (const fixture of fixtures.filter(expectsEvents)) {
+    const mapped = runMap(ctx, fixture.input);
+    if (!mapped.ok) continue;
+    for (const event of mapped.result.events) {
+      const type = uriOf(event.type);
+      byRecord.set(event.sourceRecordId, (byRecord.get(event.sourceRecordId) ?? new Set()).add(type));
+      byType.set(type, [...(byType.get(type) ?? []), fixture]);
+    }
+  }
+  const problems: string[] = [];
+  const offList = new Map<string, EventDraft[]>();
+  for (const event of instance.sink.attempts.flatMap((a) => a.events)) {
+    if (listAllows(ctx.manifest.emits, event.type)) continue;
+    offList.set(event.type, [...(offList.get(event.type) ?? []), event]);
+  }
+  for (const [type, events] of offList) {
+    problems.push(
+      `${how} emitted ${events.length} event(s) of type ${type} (records ${recordsOf(events)}), which ` +
+        'manifest.emits does not list: receivers subscribed to what the manifest declares',
+    );
+  }
+  const stored = [...instance.sink.persisted.values()].filter((e) => listAllows(ctx.manifest.emits, e.type));
+  const otherType = new Map<string, EventDraft[]>();
+  const unmapped = new Map<string, EventDraft[]>();
+  for (const event of stored) {
+    const type = uriOf(event.type);
+    const forRecord = byRecord.get(event.sourceRecordId);
+    if (forRecord && !forRecord.has(type)) otherType.set(type, [...(otherType.get(type) ?? []), event]);
+    else if (!byType.has(type)) unmapped.set(type, [...(unmapped.get(type) ?? []), event]);
+  }
+  for (const [type, events] of otherType) {
+    const given = [...(byRecord.get(events[0]!.sourceRecordId) ?? [])].map(shortType).join(', ');
+    problems.push(
+      `${how} stored ${shortType(type)} for record(s) ${recordsOf(events)}, for which map() gives ${given}: ` +
+        'the running connector must emit what map() says its records become',
+    );
+  }
+  for (const [type, events] of unmapped) {
+    problems.push(
+      `${how} stored ${events.length} event(s) of type ${shortType(type)} (records ${recordsOf(events)}), ` +
+        'which map() gives for none of the fixtures: the running connector must emit what map() says its records become',
+    );
+  }
+  const storedTypes = new Set(stored.map((e) => uriOf(e.type)));
+  for (const [type, from] of byType) {
+    if (storedTypes.has(type)) continue;
+    problems.push(
+      `map() gives ${shortType(type)} for ${fixtureNames(from)}, but ${how} stored none: the running ` +
+        'connector drops or renames what its mapping produces',
+    );
+  }
+  return problems;
+}
+
+/**
+ * delivery.stored-as-mapped: what a running instance stores is what map() gives for the
+ * fixtures it was sent: every fixture served to one poll, and every fixture posted to its
+ * webhook (or sent to its listener), each to a fresh instance. The runs are those
+ * metrics.counters and hygiene.secrets-not-logged read too.
+ */
+export async function storedAsMapped(ctx: SuiteContext): Promise<void> {
+  mapper(ctx);
+  const problems: string[] = [];
+  const traffic = await driveTraffic(ctx);
+  const how = polls(ctx)
+    ? 'a poll of every fixture'
+    : ctx.manifest.capabilities.webhook
+      ? 'the webhook, posted every fixture,'
+      : 'the listener, sent every fixture,';
+  const found = storedProblems(ctx, traffic.instance, traffic.sent, how);
+  if (traffic.poll && !traffic.poll.settled)
+    found.unshift(`a poll of every fixture did not finish within ${POLL_BUDGET_MS} ms`);
+  else if (found.length > 0 && traffic.poll?.error !== undefined) {
+    const error = traffic.poll.error;
+    found.push(`(the poll failed: ${error instanceof Error ? error.message : String(error)})`);
+  }
+  problems.push(...found);
+  // A polling connector's webhook, when the kit can sign its requests.
+  const webhook = polls(ctx) && ctx.options.webhook?.request ? await driveWebhook(ctx) : undefined;
+  if (webhook && webhook.sent.length > 0) {
+    problems.push(
+      ...storedProblems(ctx, webhook.instance, webhook.sent, 'the webhook, posted every fixture,'),
+    );
+  }
+  if (problems.length === 0) return;
+  // Record ids are shown; a secret one would carry (hygiene.secrets-not-logged reports it) is not.
+  let message = problems.join('\n');
+  for (const { value } of ctx.secrets()) message = message.split(value).join('***');
+  fail(message);
+}
+
 /**
  * A webhook body holding a malformed record is answered 4xx (its sender must not send it again)
  * and emits nothing: one request per `rejected` fixture.
@@ -250,8 +381,46 @@ export async function refusesMalformed(ctx: SuiteContext): Promise<void> {
     if (instance.sink.attempts.length > before)
       problems.push(`${fixture.name}.json: events were emitted for a malformed record`);
   }
+  if (typeof instance.inbound.handleWebhook === 'function')
+    problems.push(...(await badBodies(ctx, instance)));
   await stopWithin(ctx, instance, 'after the malformed requests');
   if (problems.length > 0) fail(problems.join('\n'));
+}
+
+/** Bodies no sender's record is made of, each with the content type it is sent with. */
+const BAD_BODIES: ReadonlyArray<{ what: string; raw: string; type: string }> = [
+  { what: 'an empty body', raw: '', type: 'application/json' },
+  { what: 'a text/plain body that is not JSON', raw: 'this is not JSON', type: 'text/plain' },
+  { what: 'the JSON body null', raw: 'null', type: 'application/json' },
+  { what: 'the JSON body []', raw: '[]', type: 'application/json' },
+  { what: 'a JSON body that is a bare string', raw: '"kit"', type: 'application/json' },
+];
+
+/**
+ * Requests whose bodies hold no record at all, with what options.webhook.request adds computed
+ * over their bytes (a body it cannot sign is not sent): each is answered 4xx and emits nothing. A 5xx (a TypeError reading
+ * `null.id`) has the sender retry a body that can never succeed; a 2xx tells it a record was taken.
+ */
+async function badBodies(ctx: SuiteContext, instance: KitInstance): Promise<string[]> {
+  const problems: string[] = [];
+  for (const { what, raw, type } of BAD_BODIES) {
+    const before = instance.sink.attempts.length;
+    const response = await ctx.webhookBytes(instance, Buffer.from(raw), type);
+    // options.webhook.request cannot sign this body (it reads what no such body holds): not sent.
+    if (response === undefined) continue;
+    const { status } = response;
+    if (status < 400 || status >= 500) {
+      problems.push(
+        `${what} (${type}) was answered ${status}, not 4xx: ` +
+          (status >= 500
+            ? 'the sender retries a body that can never succeed; check the shape of req.body and throw ' +
+              'PermanentError (400) when it holds no record'
+            : 'the sender believes a record was taken; answer 400'),
+      );
+    }
+    if (instance.sink.attempts.length > before) problems.push(`${what} (${type}) emitted events`);
+  }
+  return problems;
 }
 
 /**
@@ -261,8 +430,7 @@ export async function refusesMalformed(ctx: SuiteContext): Promise<void> {
 export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
   const signed = ctx.options.webhook?.request !== undefined;
   // A connector that also polls is checked without the option too: a request bare of any
-  // credentials is refused, with 401 or 403, or with 404 when the valid config takes no
-  // webhooks at all. What a sender adds is needed to check wrong credentials.
+  // credentials is refused with 401 or 403. What a sender adds is needed to check wrong credentials.
   const bareOnly = !signed && polls(ctx);
   if (!signed && !bareOnly) {
     fail(
@@ -273,9 +441,7 @@ export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
   }
   const fixture = ctx.fixtures().fixtures.find(expectsEvents);
   if (!fixture) fail('add a fixture that maps to events: it is sent as the webhook body');
-  ctx.resetServer();
-  const instance = ctx.instance();
-  await startWithin(instance);
+  const instance = await startProducer(ctx);
   const problems: string[] = [];
   const variants = signed
     ? ([
@@ -287,7 +453,15 @@ export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
     // What start() committed (a checkpoint alone, say) is not the request's doing.
     const before = instance.sink.attempts.length;
     const { status } = await ctx.webhook(instance, fixture.input, { credentials });
-    if (status !== 401 && status !== 403 && !(bareOnly && status === 404)) {
+    if (status === 404) {
+      // A 404 says the instance takes no webhooks: nothing about their authentication was checked.
+      problems.push(
+        `a webhook request ${what} was answered 404: the instance takes no webhooks with ` +
+          'options.validConfig, so their authentication goes unchecked; give a validConfig that takes webhooks' +
+          (bareOnly ? ' and options.webhook.request' : '') +
+          ', or skip hygiene.webhook-auth in the manifest with the reason',
+      );
+    } else if (status !== 401 && status !== 403) {
       problems.push(
         `a webhook request ${what} was answered ${status}; ` +
           'refuse it with 401 (no or wrong credentials) or 403, before reading the body' +
@@ -298,8 +472,35 @@ export async function webhookAuthenticated(ctx: SuiteContext): Promise<void> {
     }
     if (instance.sink.attempts.length > before) problems.push(`a webhook request ${what} emitted events`);
   }
+  if (signed && typeof instance.inbound.handleWebhook === 'function') {
+    problems.push(...(await rawBytesSigned(ctx, instance, fixture)));
+  }
   await stopWithin(ctx, instance, 'after the unauthenticated requests');
   if (problems.length > 0) fail(problems.join('\n'));
+}
+
+function answerClass(status: number): string {
+  return status === 401 || status === 403 ? 'refused' : `${Math.floor(status / 100)}xx`;
+}
+
+/**
+ * The same request twice, signed as options.webhook.request signs it: first with its JSON body
+ * indented, as many senders post it, then compact. A signature checked over
+ * JSON.stringify(req.body) matches the compact one only; over req.rawBody, both.
+ */
+async function rawBytesSigned(ctx: SuiteContext, instance: KitInstance, fixture: Fixture): Promise<string[]> {
+  const posted = ctx.webhookBody(fixture.input);
+  if (JSON.stringify(posted, null, 2) === JSON.stringify(posted)) return [];
+  const pretty = (await ctx.webhook(instance, fixture.input, { pretty: true })).status;
+  const compact = (await ctx.webhook(instance, fixture.input)).status;
+  if (answerClass(pretty) === answerClass(compact)) return [];
+  const at = `a webhook request with ${fixture.name}.json, signed as options.webhook.request signs it`;
+  return [
+    answerClass(pretty) === 'refused'
+      ? `${at} over its JSON body indented (rawBody is not JSON.stringify(body)), was answered ${pretty}, and ` +
+        `${compact} compact: check the signature over req.rawBody, the bytes received, never over JSON.stringify(req.body)`
+      : `${at} over its JSON body indented, was answered ${pretty}, and ${compact} compact: read the body as received`,
+  ];
 }
 
 function is2xx(status: number): boolean {
@@ -489,7 +690,10 @@ export async function checkpointAfterPersist(ctx: SuiteContext): Promise<void> {
   if (instance.checkpoints.snapshot() !== before) {
     problems.push('the checkpoint moved although persisting the events failed');
   }
+  // The retry reads everything again: the saves it makes are those of a clean poll.
+  const savesBefore = instance.sink.saves;
   await produce(ctx, instance);
+  const clean = { saves: instance.sink.saves - savesBefore, stored: new Map(instance.sink.persisted) };
   for (let run = 1; run <= instance.run; run += 1) {
     const ops = instance.journal.filter((e) => e.run === run).map((e) => e.op);
     const firstSet = ops.indexOf('direct-set');
@@ -507,11 +711,59 @@ export async function checkpointAfterPersist(ctx: SuiteContext): Promise<void> {
       problems.push(`checkpoint ${key} does not match stateSchema`);
   }
   await stopWithin(ctx, instance, 'after the checkpoint check');
+  if (problems.length === 0 && polls(ctx)) problems.push(...(await laterSavesFailed(ctx, clean)));
   if (problems.length > 0) {
     fail(
       `${[...new Set(problems)].join('\n')}\npass the checkpoint with the events: ctx.emit(events, { checkpoint })`,
     );
   }
+}
+
+/** At most this many later saves of a poll are failed, one poll each. */
+const MAX_FAILED_SAVES = 5;
+
+/**
+ * Which saves to fail among the `saves` of a clean poll (the first is failed above): every one,
+ * or the second, the third, the middle one and the last two.
+ */
+function savesToFail(saves: number): number[] {
+  if (saves - 1 <= MAX_FAILED_SAVES) return Array.from({ length: Math.max(0, saves - 1) }, (_, i) => i + 2);
+  return [...new Set([2, 3, Math.ceil(saves / 2), saves - 1, saves])];
+}
+
+/**
+ * A poll whose k-th save fails, for the later saves a clean poll makes, then polls again:
+ * everything the clean poll stored is stored by then. A poll that commits a cursor ahead of the
+ * events it comes with (the last page's cursor with the first page's events) loses the events
+ * between them when a later save fails; failing only the first save never shows it.
+ */
+async function laterSavesFailed(
+  ctx: SuiteContext,
+  clean: { saves: number; stored: Map<string, EventDraft> },
+): Promise<string[]> {
+  const expected = [...clean.stored.keys()];
+  if (expected.length === 0) return [];
+  for (const k of savesToFail(clean.saves)) {
+    const instance = await startProducer(ctx);
+    instance.sink.failSave(k);
+    await pollOnce(ctx, instance);
+    // The poll after the failure, and one more for a connector that backs off once.
+    for (let retry = 0; retry < 2; retry += 1) {
+      if (expected.every((jti) => instance.sink.persisted.has(jti))) break;
+      await pollOnce(ctx, instance);
+    }
+    const missing = expected.filter((jti) => !instance.sink.persisted.has(jti));
+    await stopWithin(ctx, instance, `after failing save ${k}`);
+    if (missing.length > 0) {
+      const lost = missing.map((jti) => clean.stored.get(jti)!);
+      return [
+        `with save ${k} of the ${clean.saves} a clean poll makes failed, the polls after it never stored ` +
+          `${missing.length} of the ${expected.length} events a clean poll stores (records ${recordsOf(lost)}): ` +
+          'a checkpoint saved earlier ran ahead of the events it came with; commit each cursor with the events read up to it',
+      ];
+    }
+  }
+  return [];
 }
 
 /**
@@ -594,7 +846,16 @@ export async function emptyPoll(ctx: SuiteContext): Promise<void> {
 }
 
 export async function pollRequestTimeout(ctx: SuiteContext): Promise<void> {
-  const instance = await startProducer(ctx);
+  const plan = timeoutPlan(ctx);
+  ctx.resetServer();
+  pollOptions(ctx).serve(ctx.server, servedRecords(ctx));
+  const instance = ctx.instance({ config: plan.config });
+  await startWithin(instance);
+  const problems: string[] = [];
+  // A poll that gets answers first, and check(): the deadlines of every request they make are recorded.
+  await instance.runTask(POLL_BUDGET_MS, ctx.options.poll?.task);
+  const check = instance.connector.check;
+  if (typeof check === 'function') await within(check.call(instance.connector, instance.abort.signal), 3_000);
   ctx.server.override('hang');
   const run = await instance.runTask(KIT_REQUEST_TIMEOUT_MS + 1_500, ctx.options.poll?.task);
   ctx.server.override(undefined);
@@ -611,5 +872,7 @@ export async function pollRequestTimeout(ctx: SuiteContext): Promise<void> {
       `${unmarked.length} request(s) did not go through ctx.http (e.g. ${unmarked[0]?.method} ${unmarked[0]?.path}) and have no enforced deadline`,
     );
   }
+  problems.push(...requestedTimeoutProblems(instance, plan));
   await stopWithin(ctx, instance, 'after the hanging poll');
+  if (problems.length > 0) fail(problems.join('\n'));
 }

@@ -85,6 +85,13 @@ export interface ConformanceOptions {
     network?: boolean;
     /** An event the connector accepts, when the kit cannot build one without claims. */
     event?: EventDraft;
+    /**
+     * One event per accepted type the kit's own sample does not fit (claims it cannot guess, a
+     * subject the target needs). `delivery.deliver` sends one SET of every accepted type: this
+     * event for its type, else `event` for its type, else a sample of the type with the subject
+     * of `event` (or an email subject) and the claims the type requires.
+     */
+    events?: EventDraft[];
     /** The target's documented error answers; defaults cover 5xx, 429, 4xx and 401/403. */
     errorResponses?: ErrorResponseCase[];
   };

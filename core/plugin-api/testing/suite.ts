@@ -20,6 +20,7 @@ import {
   pollRequestTimeout,
   refusesMalformed,
   skipsMalformed,
+  storedAsMapped,
   webhookAckAfterPersist,
   webhookAuthenticated,
 } from './inbound-checks.ts';
@@ -124,6 +125,9 @@ function checksFor(ctx: SuiteContext): Array<[string, Check]> {
     ['mapping.deterministic', mappingDeterministic, inbound],
     ['delivery.at-least-once', atLeastOnce, inbound],
     ['delivery.checkpoint-after-persist', checkpointAfterPersist, inbound],
+    // SCIM resources are addressed by method and path: the kit, which posts fixtures to the
+    // instance root, cannot send a SCIM service provider records (its own tests do).
+    ['delivery.stored-as-mapped', storedAsMapped, inbound && !(caps.scim && !polls)],
     ['delivery.refuses-malformed', refusesMalformed, webhookOnly || signedWebhook],
     // Every webhook, those of polling connectors included: a 2xx before the events are durable loses them.
     ['delivery.webhook-ack-after-persist', webhookAckAfterPersist, webhook],

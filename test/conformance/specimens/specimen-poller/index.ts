@@ -20,6 +20,19 @@ export type PollerFault =
   | 'throws-on-malformed'
   | 'ignores-signal'
   | 'secret-in-poll-error'
+  // The poll drops every risc.account-disabled and stores caep.session-revoked as
+  // risc.account-purged, a type manifest.emits does not list; map() is right all along.
+  | 'drops-and-renames'
+  // The poll reads every page first, then commits the last page's cursor with the first page's
+  // events and saves the other pages' events without a cursor.
+  | 'cursor-ahead'
+  // The poll task is scheduled without timeoutMs.
+  // The API client asks for a deadline of 2e9 ms (about 23 days).
+  | 'huge-timeout'
+  // The API token goes into reason_admin of the events the poll emits.
+  | 'secret-in-event'
+  // Without webhook_token the instance answers every webhook request 404.
+  | 'webhook-off-404'
   // Variants that also take webhooks: one checks the sender's token, one takes any request, one
   // checks the token but answers before its events are persisted.
   | 'webhook'
@@ -42,10 +55,12 @@ export function mapAlert(record: unknown): MappingResult {
   const parsed = alertSchema.safeParse(record);
   if (!parsed.success) throw new PermanentError(`malformed alert: ${z.prettifyError(parsed.error)}`);
   const alert = parsed.data;
-  if (alert.kind !== 'session_revoked')
-    return { events: [], ignored: `alert kind ${alert.kind} is not a security signal` };
+  const type = { session_revoked: 'caep.session-revoked', user_suspended: 'risc.account-disabled' }[
+    alert.kind
+  ];
+  if (type === undefined) return { events: [], ignored: `alert kind ${alert.kind} is not a security signal` };
   const event: EventDraft = {
-    type: 'caep.session-revoked',
+    type,
     subject: { format: 'email', email: alert.email },
     sourceRecordId: alert.id,
     occurredAt: alert.at,
@@ -64,7 +79,11 @@ const configSchema = z.strictObject({
 /** A small polling connector; `faults` seeds the mistakes the conformance kit must report. */
 export function specimenPoller(...faults: PollerFault[]) {
   const has = (fault: PollerFault) => faults.includes(fault);
-  const takesWebhooks = has('webhook') || has('unauthenticated-webhook') || has('webhook-acks-before-emit');
+  const takesWebhooks =
+    has('webhook') ||
+    has('unauthenticated-webhook') ||
+    has('webhook-acks-before-emit') ||
+    has('webhook-off-404');
   return defineConnector({
     manifest: {
       id: 'specimen-poller',
@@ -73,7 +92,7 @@ export function specimenPoller(...faults: PollerFault[]) {
       stability: 'beta',
       displayName: 'Specimen poller',
       description: 'Polls an alerts API; used to prove the conformance kit catches faults.',
-      emits: ['caep.session-revoked'],
+      emits: ['caep.session-revoked', 'risc.account-disabled'],
       capabilities: takesWebhooks ? { poll: true, webhook: true } : { poll: true },
     },
     configSchema,
@@ -89,6 +108,8 @@ export function specimenPoller(...faults: PollerFault[]) {
       const client = ctx.http.create({
         baseURL: config.base_url,
         auth: { type: 'bearer', token: config.api_token },
+        // The mistake of huge-timeout: a request that may hang for weeks.
+        ...(has('huge-timeout') ? { timeoutMs: 2e9 } : {}),
       });
       const read = ctx.metrics.counter('alerts_read_total', 'Alerts read from the API');
       const malformed = ctx.metrics.counter('alerts_malformed_total', 'Alerts the mapping refused (skipped)');
@@ -107,7 +128,44 @@ export function specimenPoller(...faults: PollerFault[]) {
         }
       };
 
+      /** What the poll stores of a page's events (the mistakes of drops-and-renames and secret-in-event). */
+      const stored = (events: EventDraft[]): EventDraft[] => {
+        if (has('drops-and-renames')) {
+          return events
+            .filter((e) => e.type !== 'risc.account-disabled')
+            .map((e) => (e.type === 'caep.session-revoked' ? { ...e, type: 'risc.account-purged' } : e));
+        }
+        if (has('secret-in-event')) {
+          const reason = { en: `revoked through token ${config.api_token.reveal()}` };
+          return events.map((e) => ({ ...e, claims: { ...e.claims, reason_admin: reason } }));
+        }
+        return events;
+      };
+
+      /** The mistake of cursor-ahead: every page read first, the last cursor saved with the first page. */
+      const pollAllThenSave = async (signal: AbortSignal) => {
+        const after = ((await ctx.checkpoints.get()) as { after?: string } | undefined)?.after;
+        const pages: Array<{ events: EventDraft[]; last: string }> = [];
+        for (let cursor = after; ;) {
+          const res = await client.get('/v1/alerts', {
+            params: { after: cursor, limit: config.page_size },
+            signal,
+          });
+          const page = pageSchema.parse(res.data);
+          if (page.alerts.length === 0) break;
+          cursor = page.alerts.at(-1)!.id;
+          pages.push({ events: page.alerts.flatMap(mapOne), last: cursor });
+          read.inc(undefined, page.alerts.length);
+          if (!page.has_more) break;
+        }
+        const [first, ...rest] = pages;
+        if (!first) return;
+        await ctx.emit(first.events, { checkpoint: { value: { after: pages.at(-1)!.last } } });
+        for (const page of rest) await ctx.emit(page.events);
+      };
+
       const pollPages = async (signal: AbortSignal) => {
+        if (has('cursor-ahead')) return pollAllThenSave(signal);
         let after = ((await ctx.checkpoints.get()) as { after?: string } | undefined)?.after;
         for (;;) {
           const res = await client.get('/v1/alerts', {
@@ -116,7 +174,7 @@ export function specimenPoller(...faults: PollerFault[]) {
           });
           const page = pageSchema.parse(res.data);
           if (page.alerts.length === 0) return;
-          const events = page.alerts.flatMap(mapOne);
+          const events = stored(page.alerts.flatMap(mapOne));
           const last = page.alerts.at(-1)!.id;
           if (has('checkpoint-before-persist')) {
             await ctx.checkpoints.set({ after: last });
@@ -146,6 +204,8 @@ export function specimenPoller(...faults: PollerFault[]) {
       };
 
       const handleWebhook = async (req: InboundRequest): Promise<InboundResponse> => {
+        // The mistake of webhook-off-404: an instance that takes no webhooks is never checked.
+        if (has('webhook-off-404') && config.webhook_token === undefined) return { status: 404 };
         const expected = Buffer.from(`Bearer ${config.webhook_token?.reveal() ?? ''}`);
         const given = Buffer.from(req.headers.authorization ?? '');
         const authentic =
@@ -171,7 +231,9 @@ export function specimenPoller(...faults: PollerFault[]) {
       return {
         ...(takesWebhooks ? { handleWebhook } : {}),
         async start() {
-          running = { task: ctx.scheduler.schedule('poll', { everyMs: config.poll_interval }, poll) };
+          const every = { everyMs: config.poll_interval };
+          const options = { ...every, timeoutMs: config.poll_interval };
+          running = { task: ctx.scheduler.schedule('poll', options, poll) };
         },
         async stop() {
           if (has('crash-on-stop-without-start')) running!.task.stop();
