@@ -242,7 +242,7 @@ describe('webhook: outcomes', () => {
 
   it('which paths are taken for credentials: a key, a token or an id in a segment', () => {
     for (const url of [
-      'https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX',
+      'https://hooks.slack.com/services/T00000000/B00000000/q7Rk2LmW9xTz4VbN8cYd1HsP',
       'https://discord.com/api/webhooks/1234567890123456789/aBcDeFgHiJkLmNoPqRsTuVwXyZ',
       'https://hooks.zapier.com/hooks/catch/123456/abcdefg/',
       'https://n8n.example.com/webhook/6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f',
