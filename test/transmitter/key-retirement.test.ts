@@ -62,17 +62,22 @@ async function leakRotation(): Promise<string> {
   return before;
 }
 
+/** A poll stream about `email` with one event SET waiting in its queue. */
+async function pollStreamWithOneSet(email: string) {
+  const created = await api('POST', 'ssf/streams', {
+    events_requested: [SESSION_REVOKED],
+    delivery: { method: POLL },
+  });
+  const id = created.json.stream_id as string;
+  await api('POST', 'ssf/subjects/add', { stream_id: id, subject: { format: 'email', email } });
+  await bridge.ingest([sessionRevoked(email)]);
+  await eventually(async () => (await bridge.store.streams.pollQueueDepth(id)) === 1);
+  return { created, id };
+}
+
 describe('queued SETs after their signing key retires', () => {
   it('a polled SET (RFC 8936) is re-signed by the active key, same payload and jti', async () => {
-    const email = 'queued@example.com';
-    const created = await api('POST', 'ssf/streams', {
-      events_requested: [SESSION_REVOKED],
-      delivery: { method: POLL },
-    });
-    const id = created.json.stream_id as string;
-    await api('POST', 'ssf/subjects/add', { stream_id: id, subject: { format: 'email', email } });
-    await bridge.ingest([sessionRevoked(email)]);
-    await eventually(async () => (await bridge.store.streams.pollQueueDepth(id)) === 1);
+    const { created, id } = await pollStreamWithOneSet('queued@example.com');
 
     const first = await api('POST', `ssf/poll/${id}`, { returnImmediately: true });
     const [[jti, queued]] = Object.entries(first.json.sets as Record<string, string>) as [[string, string]];
@@ -115,15 +120,7 @@ describe('queued SETs after their signing key retires', () => {
   });
 
   it('a SET whose key is still published is handed out as it was queued', async () => {
-    const email = 'unchanged@example.com';
-    const created = await api('POST', 'ssf/streams', {
-      events_requested: [SESSION_REVOKED],
-      delivery: { method: POLL },
-    });
-    const id = created.json.stream_id as string;
-    await api('POST', 'ssf/subjects/add', { stream_id: id, subject: { format: 'email', email } });
-    await bridge.ingest([sessionRevoked(email)]);
-    await eventually(async () => (await bridge.store.streams.pollQueueDepth(id)) === 1);
+    const { id } = await pollStreamWithOneSet('unchanged@example.com');
     const first = await api('POST', `ssf/poll/${id}`, { returnImmediately: true });
     // A normal rotation: the old key signs on for the activation delay and stays published.
     await keys.rotate({ activationDelayMs: 60_000 });
