@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { streamConflict } from '../../core/storage/stream-conflict.ts';
-import type { Principal } from '../../core/transmitter/auth.ts';
 import {
   ALICE,
+  alice,
   CREDENTIAL_CHANGE,
   POLL,
   SESSION_REVOKED,
@@ -15,13 +15,6 @@ import {
   startBridge,
   type Bridge,
 } from './harness.ts';
-
-const alice: Principal = {
-  clientId: ALICE.client_id,
-  scopes: new Set(['ssf.read', 'ssf.manage']),
-  audience: ALICE.client_id,
-  method: 'static',
-};
 
 async function createStream(bridge: Bridge): Promise<string> {
   const created = await call(bridge.issuer, 'POST', 'ssf/streams', {

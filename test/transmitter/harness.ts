@@ -4,6 +4,7 @@
  * and the delivery engine, signing with a real RSA key. Assembled here the way the composition
  * root assembles it.
  */
+import type { Principal } from '../../core/transmitter/auth.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,14 @@ import type { Resolver } from '../../core/http/ssrf.ts';
 export const READER = { client_id: 'reader', token: 'reader-token-0001', scopes: ['ssf.read'] as const };
 export const ALICE = { client_id: 'alice', token: 'alice-token-0001' };
 export const BOB = { client_id: 'bob', token: 'bob-token-0001-0001' };
+
+/** ALICE as the service sees her once authenticated, for calls that bypass HTTP. */
+export const alice: Principal = {
+  clientId: ALICE.client_id,
+  scopes: new Set(['ssf.read', 'ssf.manage']),
+  audience: ALICE.client_id,
+  method: 'static',
+};
 
 export const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 export const SESSION_REVOKED = `${CAEP}session-revoked`;

@@ -11,9 +11,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { streamConflict } from '../../core/storage/stream-conflict.ts';
-import type { Principal } from '../../core/transmitter/auth.ts';
 import {
   ALICE,
+  alice,
   POLL,
   SESSION_REVOKED,
   STREAM_UPDATED,
@@ -23,13 +23,6 @@ import {
   startBridge,
   type Bridge,
 } from './harness.ts';
-
-const alice: Principal = {
-  clientId: ALICE.client_id,
-  scopes: new Set(['ssf.read', 'ssf.manage']),
-  audience: ALICE.client_id,
-  method: 'static',
-};
 
 async function pollStream(bridge: Bridge): Promise<string> {
   const created = await call(bridge.issuer, 'POST', 'ssf/streams', {
