@@ -100,25 +100,32 @@ function isCalendarDay(year: number, month: number, day: number): boolean {
   return day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
+/** What an operator's time reads as: the time, or why it is none. */
+export type IsoTimeReading = { ok: true; at: Date } | { ok: false; problem: 'format' | 'calendar' };
+
 /**
- * An ISO 8601 time from a query string. A day the calendar does not have (2026-02-30, which
- * `Date` would read as March 2) is refused rather than moved.
+ * An ISO 8601 time as operators write it, read the same by the admin API and the CLI: a date
+ * (the start of that day in UTC), or a date and a time of day after `T` or a space. A time of day
+ * without a zone is UTC, as the console shows times: JavaScript would read it in the zone of the
+ * process, whatever that is. A day the calendar does not have (2026-02-30, which `Date` would
+ * read as March 2) is refused rather than moved.
  */
+export function readIsoTime(text: string): IsoTimeReading {
+  const date = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
+  if (!date) return { ok: false, problem: 'format' };
+  if (!isCalendarDay(Number(date[1]), Number(date[2]), Number(date[3])))
+    return { ok: false, problem: 'calendar' };
+  const iso = text.replace(/^(\d{4}-\d{2}-\d{2}) (?=\d)/, '$1T');
+  const at = new Date(/T[\d:.]+$/.test(iso) ? `${iso}Z` : iso);
+  return Number.isNaN(at.getTime()) ? { ok: false, problem: 'format' } : { ok: true, at };
+}
+
+/** An ISO 8601 time from a query string (see readIsoTime). */
 export function parseTime(name: string, value: unknown): Date | undefined {
   if (value === undefined || value === '') return undefined;
-  const text = String(value);
-  // A time of day without a zone is UTC, as the console shows times: JavaScript would read it in
-  // the server's own zone, whatever that is.
-  const at = new Date(/T[\d:.]+$/.test(text) ? `${text}Z` : text);
-  const date = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
-  if (
-    !date ||
-    Number.isNaN(at.getTime()) ||
-    !isCalendarDay(Number(date[1]), Number(date[2]), Number(date[3]))
-  ) {
-    throw new AdminQueryError(`${name} must be an ISO 8601 time, e.g. 2026-01-31T09:00:00Z`);
-  }
-  return at;
+  const read = readIsoTime(String(value));
+  if (!read.ok) throw new AdminQueryError(`${name} must be an ISO 8601 time, e.g. 2026-01-31T09:00:00Z`);
+  return read.at;
 }
 
 /** `since` and `until` of a list or an action; `since` must come before `until`. */

@@ -20,7 +20,12 @@ export type RetryDecision =
 export interface RetryInput {
   /** Attempts made so far, including the one that just failed. */
   attempts: number;
-  enqueuedAt: Date;
+  /**
+   * When the delivery was first attempted: its age for `max_age` counts from here, not from when
+   * it was queued, so waiting untried (a paused stream, a held destination, an earlier event for
+   * its subject still failing) never ages it.
+   */
+  firstAttemptAt: Date;
   now: Date;
   retry: RetryPolicy;
   /**
@@ -39,9 +44,9 @@ export interface RetryInput {
  * that limit.
  */
 export function decideRetry(input: RetryInput): RetryDecision {
-  const { attempts, enqueuedAt, now, retry } = input;
+  const { attempts, firstAttemptAt, now, retry } = input;
   if (attempts >= retry.maxAttempts) return { kind: 'dead', reason: 'max_attempts' };
-  const deadline = enqueuedAt.getTime() + retry.maxAgeMs;
+  const deadline = firstAttemptAt.getTime() + retry.maxAgeMs;
   if (now.getTime() >= deadline) return { kind: 'dead', reason: 'max_age' };
   const backoff = fullJitter(attempts, retry, input.random);
   const asked = input.retryAfterMs;

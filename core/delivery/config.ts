@@ -16,9 +16,9 @@ const retrySchema = z.strictObject({
     description:
       'Attempts before a delivery becomes a dead letter. Unset: no limit, so a delivery is retried until `max_age`.',
   }),
-  max_age: duration('Time since acceptance after which a failing delivery becomes a dead letter.').prefault(
-    '3d',
-  ),
+  max_age: duration(
+    "Time since a delivery's first attempt after which a failing delivery becomes a dead letter (time queued untried does not count).",
+  ).prefault('3d'),
   max_interrupted_attempts: z.int().min(2).default(3).meta({
     description:
       'Attempts in a row that end without an outcome (the bridge was killed, crashed or stalled during each, and the lease expired) before a delivery becomes a dead letter: an event that crashes the bridge stops being retried here instead of at `max_age`. The last of them runs alone in the process, so rows that were only in flight beside it are never counted out. A recorded retry starts the count again.',

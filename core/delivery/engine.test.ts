@@ -191,7 +191,7 @@ describe('delivery engine', () => {
     expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_attempts', attempts: 3 })]);
   });
 
-  it('rule: a delivery older than max_age becomes a dead letter after a last attempt at the limit', async () => {
+  it('rule: a delivery still failing max_age after its first attempt becomes a dead letter after a last attempt at the limit', async () => {
     const dest = new ScriptedDestination('okta', [], unavailable());
     const h = await harness([dest], { retry: { max_age: '10s', initial_interval: '1m' } });
     const { eventId } = await h.enqueue();
@@ -203,6 +203,48 @@ describe('delivery engine', () => {
     await h.round();
     expect((await h.store.deliveries.forEvent(eventId))[0]!.state).toBe('dead');
     expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_age', attempts: 2 })]);
+  });
+
+  it('rule: max_age counts from the first attempt: a delivery held untried longer (paused) is retried after a transient failure', async () => {
+    const dest = new ScriptedDestination('okta', [], unavailable());
+    dest.paused = true;
+    const h = await harness([dest], { retry: { max_age: '10s', initial_interval: '1m' } });
+    const { eventId } = await h.enqueue();
+    expect(await h.round()).toBe(0);
+    h.clock.advance(3_600_000); // paused for an hour, far past max_age; nothing was attempted
+    dest.paused = false;
+    await h.round();
+    const firstAttempt = h.clock.now().getTime();
+    const [row] = await h.store.deliveries.forEvent(eventId);
+    expect(row).toMatchObject({ state: 'pending', attempts: 1 });
+    // Its whole age is still ahead: the last attempt comes at max_age after the first one.
+    expect(row!.dueAt.getTime()).toBe(firstAttempt + 10_000);
+    expect(h.events.deadLettered).toBeUndefined();
+    h.clock.advance(10_000);
+    await h.round();
+    expect((await h.store.deliveries.forEvent(eventId))[0]!.state).toBe('dead');
+    expect(h.events.deadLettered).toEqual([expect.objectContaining({ reason: 'max_age', attempts: 2 })]);
+  });
+
+  it('rule: a delivery that waited behind a failing earlier event for its subject gets its own max_age once tried', async () => {
+    const alice = { format: 'email', email: 'alice@example.com' };
+    const dest = new ScriptedDestination('okta', [unavailable(), unavailable(), unavailable()]);
+    const h = await harness([dest], { max_in_flight: 1, retry: { max_age: '10s', initial_interval: '1m' } });
+    const a1 = await h.enqueue(alice);
+    const a2 = await h.enqueue(alice);
+    await h.round(); // a1 fails; a2 waits behind it
+    h.clock.advance(10_000);
+    await h.round(); // a1's last attempt at its age limit fails: a dead letter
+    expect(h.events.deadLettered).toEqual([expect.objectContaining({ jti: a1.jtis[0], reason: 'max_age' })]);
+    await h.round(); // a2, queued as long as a1, is tried for the first time and fails once
+    expect((await h.store.deliveries.forEvent(a2.eventId))[0]).toMatchObject({
+      state: 'pending',
+      attempts: 1,
+    });
+    expect(h.events.deadLettered).toHaveLength(1);
+    h.clock.advance(10_000);
+    await h.round();
+    expect(dest.delivered).toEqual(a2.jtis);
   });
 
   it('rule: a permanent error dead-letters at once, and an auth refusal is reported', async () => {

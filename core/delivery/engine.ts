@@ -797,7 +797,7 @@ class DestinationWorker {
     }
     const decision = decideRetry({
       attempts: delivery.attempts,
-      enqueuedAt: delivery.enqueuedAt,
+      firstAttemptAt: delivery.firstAttemptAt,
       now,
       retry: this.policy.retry,
       retryAfterMs,

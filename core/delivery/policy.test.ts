@@ -38,7 +38,7 @@ describe('backoff', () => {
   });
 
   it('rule: the attempt limit dead-letters, counting the attempt that just failed', () => {
-    const base = { enqueuedAt: T0, now: at(1000), retry, random: () => 0.5 };
+    const base = { firstAttemptAt: T0, now: at(1000), retry, random: () => 0.5 };
     expect(decideRetry({ ...base, attempts: 4 })).toEqual({ kind: 'retry', dueAt: at(1000 + 4000) });
     expect(decideRetry({ ...base, attempts: 5 })).toEqual({ kind: 'dead', reason: 'max_attempts' });
   });
@@ -46,7 +46,7 @@ describe('backoff', () => {
   it('rule: the age limit dead-letters, after one last attempt at the limit', () => {
     const base = {
       attempts: 1,
-      enqueuedAt: T0,
+      firstAttemptAt: T0,
       retry: { ...retry, maxAgeMs: 10_000, initialMs: 60_000 },
       random: () => 0.5,
     };
@@ -55,13 +55,13 @@ describe('backoff', () => {
   });
 
   it('rule: Retry-After replaces a shorter computed delay, even beyond max_interval', () => {
-    const base = { attempts: 1, enqueuedAt: T0, now: at(0), retry, random: () => 0 };
+    const base = { attempts: 1, firstAttemptAt: T0, now: at(0), retry, random: () => 0 };
     expect(decideRetry({ ...base, retryAfterMs: 120_000 })).toEqual({ kind: 'retry', dueAt: at(120_000) });
     expect(decideRetry({ ...base, retryAfterMs: 0 })).toEqual({ kind: 'retry', dueAt: at(0) });
   });
 
   it('rule: Retry-After is a floor — 0 or a date in the past never shortens the jittered backoff', () => {
-    const base = { attempts: 3, enqueuedAt: T0, now: at(0), retry, random: () => 0.5 };
+    const base = { attempts: 3, firstAttemptAt: T0, now: at(0), retry, random: () => 0.5 };
     // attempt 3: bound 4 s, jitter 0.5 → 2 s
     expect(decideRetry({ ...base, retryAfterMs: 0 })).toEqual({ kind: 'retry', dueAt: at(2000) });
     expect(decideRetry({ ...base, retryAfterMs: -30_000 })).toEqual({ kind: 'retry', dueAt: at(2000) });
@@ -79,7 +79,7 @@ describe('backoff', () => {
       // Every attempt fails; the next one is made when due (never sooner than 1 s later).
       do {
         attempts += 1;
-        decision = decideRetry({ attempts, enqueuedAt: T0, now: new Date(now), retry: policy, random });
+        decision = decideRetry({ attempts, firstAttemptAt: T0, now: new Date(now), retry: policy, random });
         if (decision.kind === 'retry') now = Math.max(decision.dueAt.getTime(), now + 1000);
       } while (decision.kind === 'retry');
       expect(decision).toEqual({ kind: 'dead', reason: 'max_age' });

@@ -356,6 +356,39 @@ describe('pipeline', () => {
     expect((await pipeline.accept('workday', [draft()])).accepted).toHaveLength(1);
   });
 
+  it('rule: a batch larger than queue_size is let into an outbox below its bound, once; the next waits for it to drain', async () => {
+    // One batch may overshoot the bound: counting it against the bound would refuse a batch
+    // larger than queue_size for ever, however empty the outbox (a poller's page never passes).
+    const { store, clock, pipeline } = setup({
+      routes: [{ to: ['okta'] }],
+      delivery: { destinations: { okta: { queue_size: 3 } } },
+    });
+    // Each about its own subject, so that any of them can be leased.
+    let people = 0;
+    const drafts = (count: number) =>
+      Array.from({ length: count }, () =>
+        draft({ subject: { format: 'email', email: `person${++people}@example.com` } }),
+      );
+    expect((await pipeline.accept('workday', drafts(5))).accepted).toHaveLength(5);
+    expect((await store.stats()).backlog).toEqual({ okta: 5 });
+    await expect(pipeline.accept('workday', [draft()])).rejects.toBeInstanceOf(OutboxFullError);
+    // Drained to 2 of 3: a batch of 4 goes in whole.
+    const due = await store.deliveries.lease({
+      destinationId: 'okta',
+      owner: 'w',
+      limit: 3,
+      now: clock.now(),
+      leaseMs: 1000,
+    });
+    await store.deliveries.complete(
+      due.map((d) => ({ kind: 'delivered' as const, id: d.id, leaseToken: d.leaseToken })),
+      clock.now(),
+    );
+    expect((await pipeline.accept('workday', drafts(4))).accepted).toHaveLength(4);
+    expect((await store.stats()).backlog).toEqual({ okta: 6 });
+    await expect(pipeline.accept('workday', [draft()])).rejects.toBeInstanceOf(OutboxFullError);
+  });
+
   it('rule: duplicates are answered even while the outbox is full', async () => {
     const { pipeline } = setup({ delivery: { queue_size: 1 }, routes: [{ to: ['okta'] }] });
     const d = draft();

@@ -377,19 +377,22 @@ export class Pipeline {
     }
   }
 
-  /** Refuses the batch when it would take any destination's outbox past its bound. */
+  /**
+   * Refuses the batch when any destination it adds to has an outbox already at or past its
+   * bound. The batch's own size is not counted against the bound: a batch larger than
+   * `queue_size` would otherwise be refused even by an empty outbox, every retry alike (a
+   * poller's page would never pass). One batch may overshoot, as a burst may between two reads
+   * of the count; memory stays bounded, since a batch is capped by the request limits.
+   */
   async #checkCapacity(items: NewEvent[]): Promise<void> {
-    const adding = new Map<string, number>();
+    const adding = new Set<string>();
     for (const item of items) {
-      for (const d of item.deliveries) adding.set(d.destinationId, (adding.get(d.destinationId) ?? 0) + 1);
+      for (const d of item.deliveries) adding.add(d.destinationId);
     }
     if (adding.size === 0) return;
     const backlog = await this.#backlog.current();
     const limit = this.#o.queueLimit ?? ((id: string) => policyFor(this.#o.delivery, id).queueSize);
-    const full = [...adding]
-      .filter(([id, n]) => (backlog.get(id) ?? 0) + n > limit(id))
-      .map(([id]) => id)
-      .sort();
+    const full = [...adding].filter((id) => (backlog.get(id) ?? 0) >= limit(id)).sort();
     if (full.length > 0) throw new OutboxFullError(full, this.#o.delivery.backpressure_retry_after);
   }
 }

@@ -99,6 +99,7 @@ export function deliveryFromRow(row: Row): DeliveryRecord {
     leaseOwner: optionalString(row.lease_owner),
     enqueuedAt: date(row.enqueued_at),
     updatedAt: date(row.updated_at),
+    firstAttemptAt: optionalDate(row.first_attempt_at),
     lastAttemptAt: optionalDate(row.last_attempt_at),
     deliveredAt: optionalDate(row.delivered_at),
     deadAt: optionalDate(row.dead_at),

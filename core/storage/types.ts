@@ -118,6 +118,12 @@ export interface LeasedDelivery {
    */
   interruptedAttempts: number;
   enqueuedAt: Date;
+  /**
+   * When the row was first leased for an attempt (this lease, for a first attempt): `max_age`
+   * counts from here, so time spent queued untried (a paused stream, a held destination, a
+   * failing row ahead of it on its ordering key) never ages a delivery.
+   */
+  firstAttemptAt: Date;
   /** Fences every completion: a worker whose lease expired cannot overwrite a newer one. */
   leaseToken: string;
   event: StoredEvent;
@@ -136,6 +142,8 @@ export interface DeliveryRecord {
   leaseOwner?: string | undefined;
   enqueuedAt: Date;
   updatedAt: Date;
+  /** Set by the lease that counts the first attempt; cleared when attempts go back to 0. */
+  firstAttemptAt?: Date | undefined;
   lastAttemptAt?: Date | undefined;
   deliveredAt?: Date | undefined;
   deadAt?: Date | undefined;

@@ -342,6 +342,23 @@ describe('ssf-bridge dlq purge', () => {
     expect(purged.out).toBe('purged 1 dead letter');
     expect(await states(ids)).toEqual(['dead', 'gone']);
   });
+
+  it('rule: a day the calendar does not have is refused (exit 2), not moved to the days after it', async () => {
+    // Read as Date reads it, --until 2026-02-30 would be March 2: these letters would go too.
+    const ids = await seedDeadLetters([
+      { destination: 'okta', deadAt: '2026-02-27T10:00:00Z' },
+      { destination: 'okta', deadAt: '2026-03-01T10:00:00Z' },
+    ]);
+    for (const until of ['2026-02-30', '2026-02-30T00:00:00Z', '2026-02-29 12:00']) {
+      const purged = await run('dlq', 'purge', '--config', configFile, '--until', until, '--yes');
+      expect(purged.code).toBe(2);
+      expect(purged.err).toContain(`--until "${until}" names a day the calendar does not have`);
+    }
+    expect(await states(ids)).toEqual(['dead', 'dead']);
+    const listed = await run('dlq', 'list', '--config', configFile, '--since', '2026-13-01');
+    expect(listed.code).toBe(2);
+    expect(listed.err).toContain('--since "2026-13-01" names a day the calendar does not have');
+  });
 });
 
 describe('ssf-bridge dlq audit', () => {
@@ -461,6 +478,43 @@ describe('dlq helpers', () => {
     expect(parseTime('1d12h', now)?.toISOString()).toBe('2026-01-08T12:00:00.000Z');
     expect(parseTime('12', now)).toBeUndefined();
     expect(parseTime('last week', now)).toBeUndefined();
+  });
+
+  it('reads a time of day without a zone as UTC whether T or a space separates it, in any zone', async () => {
+    const now = new Date('2026-03-10T00:00:00Z');
+    const zone = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      for (const text of [
+        '2026-01-31T09:00:00',
+        '2026-01-31 09:00:00',
+        '2026-01-31 09:00',
+        ' 2026-01-31 09:00:00 ',
+      ])
+        expect(parseTime(text, now)?.toISOString(), text).toBe('2026-01-31T09:00:00.000Z');
+      expect(parseTime('2026-01-31 09:00:00+02:00', now)?.toISOString()).toBe('2026-01-31T07:00:00.000Z');
+      expect(parseTime('2026-02-30', now)).toBeUndefined();
+      // And so the command filters: only the letter dead at or after 09:00 UTC.
+      await seedDeadLetters([
+        { destination: 'okta', deadAt: '2026-01-31T08:00:00Z' },
+        { destination: 'okta', deadAt: '2026-01-31T10:00:00Z' },
+      ]);
+      const result = await run(
+        'dlq',
+        'list',
+        '--config',
+        configFile,
+        '--json',
+        '--since',
+        '2026-01-31 09:00:00',
+      );
+      expect(result.code).toBe(0);
+      const page = JSON.parse(result.out) as { dead_letters: Array<{ id: number }> };
+      expect(page.dead_letters.map((l) => l.id)).toEqual([2]);
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
   });
 
   it('draws a bar proportional to the work done', () => {

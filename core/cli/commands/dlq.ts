@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../plugin-api/index.ts';
+import { readIsoTime, type IsoTimeReading } from '../../admin/paging.ts';
 import { decodeCompact, eventCatalog, findEventType } from '../../ssf/index.ts';
 import { type DeadLetter, type DeadLetterFilter, type Store } from '../../storage/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
@@ -32,16 +33,21 @@ interface ActOptions extends FilterOptions {
 }
 
 /**
- * A time as an operator writes it: an ISO 8601 timestamp, or a duration meaning that long
- * ago (`2h`, `7d`). Undefined when it is neither.
+ * A time as an operator writes it: a duration meaning that long ago (`2h`, `7d`), or an ISO 8601
+ * time read as the admin API reads it (a time of day without a zone is UTC, whatever the shell's
+ * zone; a day the calendar does not have is refused, not moved).
  */
+function readTime(text: string, now: Date): IsoTimeReading {
+  const trimmed = text.trim();
+  const ago = parseDuration(trimmed);
+  if (ago !== undefined && !/^\d+$/.test(trimmed)) return { ok: true, at: new Date(now.getTime() - ago) };
+  return readIsoTime(trimmed);
+}
+
+/** The time `text` names (see readTime); undefined when it names none. */
 export function parseTime(text: string, now: Date): Date | undefined {
-  const ago = parseDuration(text);
-  if (ago !== undefined && !/^\d+$/.test(text.trim())) return new Date(now.getTime() - ago);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(text.trim())) return undefined;
-  // A time of day without a zone is UTC, as the admin API reads it, not the shell's zone.
-  const at = new Date(/T[\d:.]+$/.test(text.trim()) ? `${text.trim()}Z` : text);
-  return Number.isNaN(at.getTime()) ? undefined : at;
+  const read = readTime(text, now);
+  return read.ok ? read.at : undefined;
 }
 
 /** The event type URI for a short name or URI; a URI the catalog no longer knows is kept. */
@@ -59,14 +65,16 @@ function eventTypeUri(name: string): string {
 
 function timeOption(flag: string, text: string | undefined, now: Date): Date | undefined {
   if (text === undefined) return undefined;
-  const at = parseTime(text, now);
-  if (at === undefined) {
-    throw new CliExit(
-      EXIT.invalid,
-      `${flag} "${text}" is neither an ISO 8601 time (2026-01-31T09:00:00Z) nor a duration ago (2h, 7d)`,
-    );
+  const read = readTime(text, now);
+  if (read.ok) return read.at;
+  // A day that does not exist is a typo to fix: read as the days after it, a purge would take more.
+  if (read.problem === 'calendar') {
+    throw new CliExit(EXIT.invalid, `${flag} "${text}" names a day the calendar does not have`);
   }
-  return at;
+  throw new CliExit(
+    EXIT.invalid,
+    `${flag} "${text}" is neither an ISO 8601 time (2026-01-31T09:00:00Z) nor a duration ago (2h, 7d)`,
+  );
 }
 
 function idArguments(values: string[]): number[] {

@@ -189,4 +189,15 @@ ALTER TABLE deliveries ADD COLUMN interrupted_attempts INTEGER NOT NULL DEFAULT 
 CREATE INDEX stream_poll_queue_errors ON stream_poll_queue (error_at) WHERE state = 'error';
 `,
   },
+  {
+    version: 8,
+    name: 'first attempt of a delivery: max_age counts from it, not from when the row was queued',
+    // See the SQLite migration of the same name.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN first_attempt_at BIGINT;
+UPDATE deliveries
+SET first_attempt_at = CASE WHEN attempts = 1 THEN COALESCE(last_attempt_at, enqueued_at) ELSE enqueued_at END
+WHERE attempts > 0 AND state IN ('pending', 'leased');
+`,
+  },
 ];

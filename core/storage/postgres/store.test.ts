@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { expect, it } from 'vitest';
 import { storeContract } from '../testing/contract.ts';
+import { checkFirstAttemptBackfill } from '../testing/first-attempt.ts';
 import { ManualClock, newEvent } from '../testing/fixtures.ts';
 import { MISPLACED_HEADS_SQL, exerciseOrderingHeads } from '../testing/heads.ts';
 import {
@@ -434,6 +435,26 @@ describePostgres('postgres store', () => {
       await admin.query(`DROP OWNED BY ${quoteIdent(role)}`).catch(() => undefined);
       await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
       await admin.end();
+    }
+  });
+
+  it('upgrades a version-7 schema: unfinished rows get their first attempt (max_age counts from it)', async () => {
+    const schema = uniqueSchema();
+    try {
+      await checkFirstAttemptBackfill({
+        open: () => openTestPostgresStore(schema),
+        exec: async (sql) => {
+          const client = await connectTo(schema);
+          try {
+            await client.query(sql);
+          } finally {
+            await client.end();
+          }
+        },
+        version: 8,
+      });
+    } finally {
+      await dropSchema(schema);
     }
   });
 

@@ -463,11 +463,13 @@ export class PostgresStore implements Store {
              FOR UPDATE OF d SKIP LOCKED)
            UPDATE deliveries d SET state = 'leased', lease_owner = $4, lease_token = $5 || ':' || d.id::text,
              due_at = $6, attempts = d.attempts + 1, last_attempt_at = $2, updated_at = $2,
+             -- The lease that counts a first attempt stamps it: max_age counts from there.
+             first_attempt_at = COALESCE(d.first_attempt_at, $2),
              -- Still leased yet due: its lease expired, so the attempt it was for was interrupted.
              interrupted_attempts = d.interrupted_attempts + CASE WHEN d.state = 'leased' THEN 1 ELSE 0 END
            FROM picked, events e WHERE d.id = picked.id AND e.id = d.event_id
-           RETURNING d.id, d.destination_id, d.jti, d.attempts, d.interrupted_attempts, d.enqueued_at, d.lease_token,
-             ${EVENT_COLUMNS_PREFIXED}`,
+           RETURNING d.id, d.destination_id, d.jti, d.attempts, d.interrupted_attempts, d.enqueued_at,
+             d.first_attempt_at, d.lease_token, ${EVENT_COLUMNS_PREFIXED}`,
                 values: [destinationId, at, limit, owner, randomUUID(), at + leaseMs],
               })
             ).rows as Row[],
@@ -481,6 +483,7 @@ export class PostgresStore implements Store {
             attempts: Number(row.attempts),
             interruptedAttempts: Number(row.interrupted_attempts),
             enqueuedAt: date(row.enqueued_at),
+            firstAttemptAt: date(row.first_attempt_at),
             leaseToken: String(row.lease_token),
             event: eventFromRow(row, 'e_'),
           }))
@@ -578,6 +581,7 @@ export class PostgresStore implements Store {
     if (release.length > 0) {
       applied += await this.#count(
         `UPDATE deliveries d SET state = 'pending', due_at = $3, attempts = GREATEST(d.attempts - 1, 0),
+           first_attempt_at = CASE WHEN d.attempts > 1 THEN d.first_attempt_at END,
            updated_at = $3, lease_owner = NULL, lease_token = NULL
          FROM unnest($1::bigint[], $2::text[]) AS u(id, token) WHERE ${fence}`,
         [release.map((o) => o.id), release.map((o) => o.leaseToken), now],
@@ -599,7 +603,8 @@ export class PostgresStore implements Store {
          RETURNING d.id, d.ordering_key),
        dead AS (
          UPDATE deliveries d SET state = 'dead', dead_at = $7, last_error = u.err::jsonb,
-           set_jwt = COALESCE(u.jwt, d.set_jwt), attempts = GREATEST(d.attempts - u.unsent, 0), updated_at = $7,
+           set_jwt = COALESCE(u.jwt, d.set_jwt), attempts = GREATEST(d.attempts - u.unsent, 0),
+           first_attempt_at = CASE WHEN d.attempts - u.unsent > 0 THEN d.first_attempt_at END, updated_at = $7,
            lease_owner = NULL, lease_token = NULL, head = false
          FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $8::int[]) AS u(id, token, err, jwt, unsent)
          WHERE ${fence}
@@ -683,7 +688,7 @@ export class PostgresStore implements Store {
           const { where, params } = this.#deadLetterQuery(filter, [now.getTime(), keys]);
           const replayed = await this.#count(
             `UPDATE deliveries SET state = 'pending', attempts = 0, interrupted_attempts = 0, due_at = $1,
-               enqueued_at = $1, dead_at = NULL, updated_at = $1
+               enqueued_at = $1, first_attempt_at = NULL, dead_at = NULL, updated_at = $1
              WHERE state = 'dead' AND ordering_key = ANY($2::text[])
                AND id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
             params,

@@ -231,4 +231,19 @@ ALTER TABLE deliveries ADD COLUMN interrupted_attempts INTEGER NOT NULL DEFAULT 
 CREATE INDEX stream_poll_queue_errors ON stream_poll_queue (error_at) WHERE state = 'error';
 `,
   },
+  {
+    version: 10,
+    name: 'first attempt of a delivery: max_age counts from it, not from when the row was queued',
+    // Counted from enqueued_at, a row that waited untried longer than max_age (a paused stream,
+    // a held destination, a failing row ahead of it on its key) was dead-lettered by its first
+    // transient failure. Unfinished rows already attempted once have their first attempt in
+    // last_attempt_at; for those attempted more often it was not recorded, and enqueued_at keeps
+    // the deadline they had. Finished rows need none: a replay starts the count again.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN first_attempt_at INTEGER;
+UPDATE deliveries
+SET first_attempt_at = CASE WHEN attempts = 1 THEN COALESCE(last_attempt_at, enqueued_at) ELSE enqueued_at END
+WHERE attempts > 0 AND state IN ('pending', 'leased');
+`,
+  },
 ];

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { storeContract } from '../testing/contract.ts';
+import { checkFirstAttemptBackfill } from '../testing/first-attempt.ts';
 import { newEvent } from '../testing/fixtures.ts';
 import { MISPLACED_HEADS_SQL, exerciseOrderingHeads } from '../testing/heads.ts';
 import { sqliteMigrations } from './migrations.ts';
@@ -64,6 +65,27 @@ describe('sqlite store', () => {
       );
       db.close();
       expect(() => SqliteStore.open({ path })).toThrow(/schema is version 999/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('upgrades a version-9 database: unfinished rows get their first attempt (max_age counts from it)', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'bridge.db');
+    try {
+      await checkFirstAttemptBackfill({
+        open: async () => SqliteStore.open({ path }),
+        exec: async (sql) => {
+          const db = new Database(path);
+          try {
+            db.exec(sql);
+          } finally {
+            db.close();
+          }
+        },
+        version: 10,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -18,6 +18,7 @@ import {
   eventFromRow,
   json,
   lastErrorJson,
+  optionalDate,
   storableJson,
   streamFromRow,
   type Row,
@@ -603,7 +604,8 @@ export class SqliteStore implements Store {
           // Heads only (deliveries_head): the rows queued behind a head cost nothing here. The
           // NOT EXISTS restates the ordering rule, one probe per head, should a flag ever be wrong.
           const rows = this.#all(
-            `SELECT d.id, d.destination_id, d.jti, d.attempts, d.interrupted_attempts, d.state, d.enqueued_at, ${EVENT_COLUMNS_PREFIXED}
+            `SELECT d.id, d.destination_id, d.jti, d.attempts, d.interrupted_attempts, d.state, d.enqueued_at,
+               d.first_attempt_at, ${EVENT_COLUMNS_PREFIXED}
              FROM deliveries d INDEXED BY deliveries_head JOIN events e ON e.id = d.event_id
              WHERE d.destination_id = ? AND d.head = 1 AND d.due_at <= ?
                AND NOT EXISTS (SELECT 1 FROM deliveries p INDEXED BY deliveries_order
@@ -617,18 +619,20 @@ export class SqliteStore implements Store {
           // The rows are read with their events before the update (one statement per row
           // fewer); the columns the update changes that the lease reports are the counts. A row
           // still leased is due only because its lease expired: that attempt was interrupted.
+          // The lease that counts a first attempt stamps first_attempt_at (max_age counts from it).
           return rows.map((row) => {
             const token = randomUUID();
             const interrupted = row.state === 'leased' ? 1 : 0;
             this.#run(
               `UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_token = ?, due_at = ?,
                  attempts = attempts + 1, interrupted_attempts = interrupted_attempts + ?,
-                 last_attempt_at = ?, updated_at = ?
+                 first_attempt_at = COALESCE(first_attempt_at, ?), last_attempt_at = ?, updated_at = ?
                WHERE id = ?`,
               owner,
               token,
               at + leaseMs,
               interrupted,
+              at,
               at,
               at,
               row.id,
@@ -640,6 +644,7 @@ export class SqliteStore implements Store {
               attempts: Number(row.attempts) + 1,
               interruptedAttempts: Number(row.interrupted_attempts) + interrupted,
               enqueuedAt: date(row.enqueued_at),
+              firstAttemptAt: optionalDate(row.first_attempt_at) ?? now,
               leaseToken: token,
               event: eventFromRow(row, 'e_'),
             };
@@ -720,10 +725,13 @@ export class SqliteStore implements Store {
             o.id,
             this.#run(
               `UPDATE deliveries SET state = 'dead', dead_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
-                 attempts = MAX(attempts - ?, 0), updated_at = ?, lease_owner = NULL, lease_token = NULL, head = 0 ${fence}`,
+                 attempts = MAX(attempts - ?, 0),
+                 first_attempt_at = CASE WHEN attempts - ? > 0 THEN first_attempt_at END,
+                 updated_at = ?, lease_owner = NULL, lease_token = NULL, head = 0 ${fence}`,
               now,
               lastErrorJson(o.error),
               o.setJwt ?? null,
+              o.notAttempted ? 1 : 0,
               o.notAttempted ? 1 : 0,
               now,
               o.id,
@@ -734,6 +742,7 @@ export class SqliteStore implements Store {
         case 'release':
           applied += this.#run(
             `UPDATE deliveries SET state = 'pending', due_at = ?, attempts = MAX(attempts - 1, 0), updated_at = ?,
+               first_attempt_at = CASE WHEN attempts > 1 THEN first_attempt_at END,
                lease_owner = NULL, lease_token = NULL ${fence}`,
             now,
             now,
@@ -806,7 +815,7 @@ export class SqliteStore implements Store {
           }
           const replayed = this.#run(
             `UPDATE deliveries SET state = 'pending', attempts = 0, interrupted_attempts = 0, due_at = ?,
-               enqueued_at = ?, dead_at = NULL, updated_at = ?
+               enqueued_at = ?, first_attempt_at = NULL, dead_at = NULL, updated_at = ?
              WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
             at,
             at,

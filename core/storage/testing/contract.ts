@@ -272,6 +272,63 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect((await leaseAgain()).interruptedAttempts).toBe(0);
       });
 
+      it('rule: the lease that counts a first attempt records when; later leases keep it; attempts taken back to 0 (release, replay) clear it', async () => {
+        const item = newEvent();
+        await accept([item]);
+        const { id } = (await store.deliveries.forEvent(item.event.id))[0]!;
+        const firstAttemptAt = async () => (await store.deliveries.get(id))?.firstAttemptAt;
+        const error = { class: 'retryable' as const, code: 'X', message: 'refused' };
+        // Queued untried for a day (a paused stream, a held destination): that is not an attempt.
+        clock.advance(24 * HOUR);
+        expect(await firstAttemptAt()).toBeUndefined();
+        const handedBack = (await lease())[0]!;
+        expect(handedBack.firstAttemptAt).toEqual(clock.now());
+        await store.deliveries.complete(
+          [{ kind: 'release', id, leaseToken: handedBack.leaseToken }],
+          clock.now(),
+        );
+        expect(await store.deliveries.get(id)).toMatchObject({ attempts: 0, firstAttemptAt: undefined });
+
+        clock.advance(1000);
+        const first = clock.now();
+        const l1 = (await lease())[0]!;
+        expect(l1).toMatchObject({ attempts: 1, firstAttemptAt: first });
+        await store.deliveries.complete(
+          [{ kind: 'retry', id, leaseToken: l1.leaseToken, dueAt: clock.now(), error }],
+          clock.now(),
+        );
+        clock.advance(HOUR);
+        const l2 = (await lease('dest-a', { leaseMs: 1000 }))[0]!;
+        expect(l2).toMatchObject({ attempts: 2, firstAttemptAt: first });
+        clock.advance(1000);
+        const interrupted = (await lease())[0]!;
+        expect(interrupted).toMatchObject({ attempts: 3, interruptedAttempts: 1, firstAttemptAt: first });
+        await store.deliveries.complete(
+          [{ kind: 'release', id, leaseToken: interrupted.leaseToken }],
+          clock.now(),
+        );
+        expect(await store.deliveries.get(id)).toMatchObject({ attempts: 2, firstAttemptAt: first });
+
+        const l3 = (await lease())[0]!;
+        await store.deliveries.complete(
+          [{ kind: 'dead', id, leaseToken: l3.leaseToken, error }],
+          clock.now(),
+        );
+        expect(await firstAttemptAt()).toEqual(first);
+        clock.advance(HOUR);
+        expect(await store.deadLetters.replay({ ids: [id] }, clock.now())).toBe(1);
+        expect(await store.deliveries.get(id)).toMatchObject({ attempts: 0, firstAttemptAt: undefined });
+        clock.advance(1000);
+        const again = (await lease())[0]!;
+        expect(again).toMatchObject({ attempts: 1, firstAttemptAt: clock.now() });
+        // Given up on unsent (notAttempted): the lease was not an attempt, so there was none.
+        await store.deliveries.complete(
+          [{ kind: 'dead', id, leaseToken: again.leaseToken, error, notAttempted: true }],
+          clock.now(),
+        );
+        expect(await store.deliveries.get(id)).toMatchObject({ attempts: 0, firstAttemptAt: undefined });
+      });
+
       it('rule: only due rows are leased, at most `limit`, oldest due first', async () => {
         const items = [newEvent(), newEvent(), newEvent()];
         await accept(items);
