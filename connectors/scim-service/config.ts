@@ -1,8 +1,15 @@
 import { secret, z } from '../../core/plugin-api/index.ts';
 
+/**
+ * A bearer token of at least 16 characters, as the SSF transmitter requires of its receivers'
+ * tokens: a short one is guessed, and this one lets its holder deactivate any user.
+ */
+const bearerToken = (description: string) =>
+  secret(description).refine((value) => value.reveal().length >= 16, 'must be at least 16 characters');
+
 export const configSchema = z.strictObject({
-  token: secret('Bearer token the provisioning client (HR system or IdP) sends.'),
-  previous_token: secret('A second accepted token, for rotating `token` without downtime.').optional(),
+  token: bearerToken('Bearer token the provisioning client (HR system or IdP) sends.'),
+  previous_token: bearerToken('A second accepted token, for rotating `token` without downtime.').optional(),
   public_url: z
     .url({ protocol: /^https?$/ })
     .optional()

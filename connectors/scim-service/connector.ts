@@ -125,13 +125,23 @@ export function createScimService(ctx: InboundContext, config: ScimServiceConfig
     if (req.body !== undefined) return req.body;
     if (req.rawBody.length === 0) return undefined;
     try {
-      return JSON.parse(req.rawBody.toString('utf8')) as unknown;
+      // RFC 8259 §8.1: a byte order mark (.NET, PowerShell) may be ignored, as the server does.
+      const text = req.rawBody.toString('utf8');
+      return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) as unknown;
     } catch {
       throw new ScimError(400, 'the body is not JSON', 'invalidSyntax');
     }
   }
 
   return {
+    // The server leaves the body to bodyOf(), called after authenticate(): a client without the
+    // token learns 401, not what the service thinks of its body.
+    parsesOwnBody: true,
+    // RFC 7644 §3.12: what the server answers itself (413, a full outbox's 503) is a SCIM error too.
+    serverErrorResponse: ({ status, message }) => ({
+      headers: { 'content-type': SCIM_CONTENT_TYPE },
+      body: new ScimError(status, message, status === 400 ? 'invalidSyntax' : undefined).body(),
+    }),
     async start() {
       stopped = false;
     },

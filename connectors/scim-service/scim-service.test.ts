@@ -11,6 +11,7 @@ import type { ScimSimulationState } from './mapping.ts';
 import { applyPatch, matches, parseFilter, ScimError } from './scim.ts';
 import {
   createTestContext,
+  freePort,
   simulateFixtures,
   startBridge,
   type TestContext,
@@ -50,6 +51,36 @@ describe('SCIM filters (RFC 7644 §3.4.2.2)', () => {
   for (const [filter, expected] of cases) {
     it(`${filter} → ${expected}`, () => expect(matches(parseFilter(filter), user)).toBe(expected));
   }
+
+  it('RFC 7644 §3.4.2.2: dateTime attributes compare chronologically, not as text', () => {
+    const modified = {
+      id: 'a2',
+      userName: 'late@example.com',
+      meta: { created: '2026-04-30T22:00:00-02:00', lastModified: '2026-05-01T00:00:00.500Z' },
+      'urn:example:hr:2.0:User': { terminationDate: '2026-06-30T17:00:00-07:00' },
+    };
+    const cases: Array<[string, boolean]> = [
+      // As text, "…00.500Z" sorts before "…00Z".
+      ['meta.lastModified gt "2026-05-01T00:00:00Z"', true],
+      ['meta.lastModified le "2026-05-01T00:00:00Z"', false],
+      ['meta.lastModified eq "2026-05-01T02:00:00.5+02:00"', true],
+      ['meta.lastModified ne "2026-05-01T00:00:00.500Z"', false],
+      ['meta.lastModified lt "2026-05-01T00:00:00.5001Z"', true],
+      // -02:00: the same instant as 2026-05-01T00:00:00Z, which sorts after it as text.
+      ['meta.created ge "2026-05-01T00:00:00Z"', true],
+      ['meta.created lt "2026-05-01T00:00:00Z"', false],
+      // Both sides are xsd:dateTime: 17:00 at -07:00 is midnight UTC.
+      ['urn:example:hr:2.0:User:terminationDate lt "2026-07-01T00:00:00Z"', false],
+      ['urn:example:hr:2.0:User:terminationDate ge "2026-07-01T00:00:00Z"', true],
+      // Text operators still match the text.
+      ['meta.lastModified sw "2026-05-01T00:00:00.5"', true],
+    ];
+    for (const [filter, expected] of cases)
+      expect(matches(parseFilter(filter), modified), filter).toBe(expected);
+    for (const bad of ['meta.lastModified gt "yesterday"', 'meta.created lt "2026-02-30T00:00:00Z"']) {
+      expect(() => parseFilter(bad), bad).toThrow(/is not a dateTime/);
+    }
+  });
 
   it('refuses filters it cannot read as invalidFilter', () => {
     for (const bad of [
@@ -115,6 +146,36 @@ describe('SCIM PatchOp', () => {
     );
     expect(out).toMatchObject({ active: false, userName: 'v@example.com' });
     expect(Object.keys(out)).not.toContain('Active');
+  });
+
+  it('RFC 7644 §3.5.2: path-less values keyed by the core User schema URN set attributes at the root', () => {
+    const core = 'urn:ietf:params:scim:schemas:core:2.0:User';
+    const enterprise = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
+    const out = applyPatch(
+      { ...base, name: { givenName: 'Ana' } },
+      patch(
+        { op: 'replace', value: { [core]: { active: false } } },
+        { op: 'replace', value: { [core.toUpperCase()]: { displayName: 'Ana L' } } },
+        {
+          op: 'add',
+          value: { [`${core}:name`]: { familyName: 'Lima' }, [enterprise]: { department: 'Ops' } },
+        },
+      ),
+    );
+    expect(out).toEqual({
+      ...base,
+      active: false,
+      displayName: 'Ana L',
+      name: { givenName: 'Ana', familyName: 'Lima' },
+      [enterprise]: { department: 'Ops' },
+    });
+    // A path qualified by the core URN names the core attribute.
+    expect(applyPatch(base, patch({ op: 'replace', path: `${core}:active`, value: false })).active).toBe(
+      false,
+    );
+    expect(() => applyPatch(base, patch({ op: 'replace', value: { [core]: false } }))).toThrow(
+      'must be an object',
+    );
   });
 
   it('refuses changes to read-only attributes and unknown ops', () => {
@@ -349,6 +410,39 @@ describe('scim-service over HTTP', () => {
     expect(events[0]?.sourceRecordId).toBe(events[1]?.sourceRecordId);
   });
 
+  it('RFC 7644 §3.5.2: a path-less replace keyed by the core User schema URN deactivates the user, with the leaver events', async () => {
+    const id = (await scim('POST', '/Users', newUser('urn@example.com'))).body?.id as string;
+    const res = await scim('PATCH', `/Users/${id}`, {
+      schemas: [PATCH],
+      Operations: [
+        { op: 'replace', value: { 'urn:ietf:params:scim:schemas:core:2.0:User': { active: false } } },
+      ],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body?.active).toBe(false);
+    expect(Object.keys(res.body ?? {}).filter((k) => k.startsWith('urn:'))).toEqual([]);
+    expect(tc.events().map((e) => e.type)).toEqual(['risc.account-disabled', 'caep.session-revoked']);
+  });
+
+  it('RFC 7644 §3.4.2.2: a meta.lastModified filter finds users changed after an instant, to the millisecond', async () => {
+    tc.clock.set('2026-05-01T00:00:00.500Z');
+    await scim('POST', '/Users', newUser('later@example.com'));
+    tc.clock.set('2026-04-30T23:59:59.999Z');
+    await scim('POST', '/Users', newUser('earlier@example.com'));
+    for (const since of ['2026-05-01T00:00:00Z', '2026-05-01T02:00:00+02:00']) {
+      const found = await scim(
+        'GET',
+        `/Users?filter=${encodeURIComponent(`meta.lastModified gt "${since}"`)}`,
+      );
+      expect(
+        found.body?.Resources.map((u: { userName: string }) => u.userName),
+        since,
+      ).toEqual(['later@example.com']);
+    }
+    const bad = await scim('GET', `/Users?filter=${encodeURIComponent('meta.lastModified gt "May 1"')}`);
+    expect(bad.body).toMatchObject({ schemas: [ERROR], status: '400', scimType: 'invalidFilter' });
+  });
+
   it('reactivates, renames and deletes, with the matching events', async () => {
     const id = (await scim('POST', '/Users', newUser('ana@example.com', { active: false }))).body
       ?.id as string;
@@ -575,6 +669,24 @@ describe('scim-service over HTTP', () => {
   });
 });
 
+describe('scim-service config', () => {
+  it('refuses a token or previous_token shorter than 16 characters, as the SSF transmitter does', () => {
+    const parse = (config: Record<string, unknown>) => scimServiceConnector.configSchema.safeParse(config);
+    for (const config of [
+      { token: 'x' },
+      { token: 'fifteen-chars-x' },
+      { token: TOKEN, previous_token: 'short' },
+    ]) {
+      const result = parse(config);
+      expect(result.success, JSON.stringify(config)).toBe(false);
+      expect(result.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+        ['previous_token' in config ? 'previous_token' : 'token', 'must be at least 16 characters'],
+      ]);
+    }
+    expect(parse({ token: 'sixteen-chars-xx', previous_token: 'sixteen-chars-yy' }).success).toBe(true);
+  });
+});
+
 describe('scim-service through ssf-bridge simulate (golden)', () => {
   it('prints every fixture event, notes the ignored ones, and stops at a malformed one', async () => {
     const { run, expected, ignored, rejected } = await simulateFixtures(
@@ -643,4 +755,93 @@ describe('scim-service in a running bridge', () => {
       rmSync(data, { recursive: true, force: true });
     }
   });
+
+  it('RFC 7644 §3.12: what the server refuses itself (a body that is not JSON, one too large, a full outbox) is a SCIM error, and a client without the token gets 401 first', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'scim-e2e-'));
+    const bridge = await startBridge(
+      {
+        inbound: [{ id: 'hr-scim', connector: 'scim-service', config: { token: TOKEN } }],
+        // Nothing listens there: what is queued for it stays queued.
+        outbound: [
+          {
+            id: 'stuck',
+            connector: 'webhook',
+            config: { url: `http://127.0.0.1:${await freePort()}/sink`, signing_secret: 'k'.repeat(32) },
+          },
+        ],
+        routes: [{ from: ['hr-scim'], to: ['stuck'] }],
+        // Full once one deactivation's two events wait in it.
+        delivery: { destinations: { stuck: { queue_size: 1 } } },
+      },
+      data,
+    );
+    try {
+      const send = (path: string, method: string, body: string, token?: string) =>
+        fetch(`http://127.0.0.1:${bridge.port}/scim/v2/${path}`, {
+          method,
+          headers: {
+            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+            'content-type': 'application/scim+json',
+          },
+          ...(body === '' ? {} : { body }),
+        });
+      const scimError = async (res: Response) => {
+        expect(res.headers.get('content-type')).toMatch(/^application\/scim\+json/);
+        return (await res.json()) as Record<string, unknown>;
+      };
+      const truncated = '{"userName": "x@example.com",';
+
+      const bad = await send('hr-scim/Users', 'POST', truncated, TOKEN);
+      expect(bad.status).toBe(400);
+      expect(await scimError(bad)).toEqual({
+        schemas: [ERROR],
+        status: '400',
+        scimType: 'invalidSyntax',
+        detail: 'the body is not JSON',
+      });
+
+      // RFC 7644 §2: the client authenticates first; its body is not judged without the token.
+      for (const token of [undefined, 'not-the-token-at-all']) {
+        const refused = await send('hr-scim/Users', 'POST', truncated, token);
+        expect(refused.status, String(token)).toBe(401);
+        expect(refused.headers.get('www-authenticate')).toContain('Bearer');
+        expect(await scimError(refused)).toMatchObject({ schemas: [ERROR], status: '401' });
+      }
+
+      const big = await send('hr-scim/Users', 'POST', JSON.stringify({ pad: 'x'.repeat(1_048_576) }), TOKEN);
+      expect(big.status).toBe(413);
+      expect(await scimError(big)).toEqual({
+        schemas: [ERROR],
+        status: '413',
+        detail: 'request body exceeds the limit of 1048576 bytes',
+      });
+
+      const deactivate = async (userName: string) => {
+        const created = await send('hr-scim/Users', 'POST', JSON.stringify(newUser(userName)), TOKEN);
+        expect(created.status).toBe(201);
+        const id = ((await created.json()) as { id: string }).id;
+        const patched = await send(
+          `hr-scim/Users/${id}`,
+          'PATCH',
+          JSON.stringify({ schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: false }] }),
+          TOKEN,
+        );
+        return { id, patched };
+      };
+      expect((await deactivate('first@example.com')).patched.status).toBe(200);
+      const { id, patched: full } = await deactivate('second@example.com');
+      expect(full.status).toBe(503);
+      expect(full.headers.get('retry-after')).toBe('5');
+      expect(await scimError(full)).toMatchObject({
+        schemas: [ERROR],
+        status: '503',
+        detail: expect.stringMatching(/^the outbox is full for stuck/),
+      });
+      const after = await send(`hr-scim/Users/${id}`, 'GET', '', TOKEN);
+      expect(((await after.json()) as { active: boolean }).active).toBe(true);
+    } finally {
+      await bridge.stop();
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

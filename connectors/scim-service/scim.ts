@@ -132,6 +132,8 @@ function tokenize(input: string): Token[] {
 }
 
 const COMPARE = new Set(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'lt', 'ge', 'le']);
+/** The operators that compare dateTime values as instants; co, sw and ew stay text matches. */
+const CHRONOLOGICAL = new Set(['eq', 'ne', 'gt', 'lt', 'ge', 'le']);
 
 export type Filter =
   | { op: 'and' | 'or'; left: Filter; right: Filter }
@@ -226,7 +228,13 @@ export function parseFilter(input: string): Filter {
     if (name === 'pr') return { op: 'pr', path };
     if (!COMPARE.has(name)) return fail(`unknown operator "${op.text}"`);
     const v = tokens[pos++];
-    if (v?.kind === 'string') return { op: 'cmp', cmp: name, path, value: v.value };
+    if (v?.kind === 'string') {
+      // RFC 7644 §3.4.2.2: a dateTime is compared chronologically, so the value must be one.
+      if (isDateTimeAttr(path) && CHRONOLOGICAL.has(name) && instantOf(v.value) === undefined) {
+        fail(`"${v.value}" is not a dateTime such as "2026-05-01T00:00:00Z"`);
+      }
+      return { op: 'cmp', cmp: name, path, value: v.value };
+    }
     if (v?.kind === 'word') {
       const lower = v.text.toLowerCase();
       if (lower === 'true' || lower === 'false')
@@ -241,6 +249,43 @@ export function parseFilter(input: string): Filter {
   const result = or();
   if (pos !== tokens.length) fail('unexpected text at the end');
   return result;
+}
+
+/** xsd:dateTime (RFC 7643 §2.3.5), e.g. `2008-01-23T04:56:22Z`; RFC 3339 allows a lowercase t and z. */
+const DATE_TIME = /^(-?\d{4,})-(\d{2})-(\d{2})t(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(z|[+-]\d{2}:\d{2})?$/i;
+
+/**
+ * The instant an xsd:dateTime names, in milliseconds since the epoch (fractions kept), or
+ * undefined when `text` is none. A value without a zone is read as UTC, so the answer does not
+ * depend on the bridge's time zone.
+ */
+export function instantOf(text: string): number | undefined {
+  const m = DATE_TIME.exec(text);
+  if (!m) return undefined;
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map(Number);
+  const date = new Date(0);
+  // setUTCFullYear, not Date.UTC: that reads the years 0-99 as 1900-1999.
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second, 0);
+  // A day or time out of range (2026-02-30, 25:00) would roll over into another instant.
+  if (date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day || date.getUTCHours() !== hour) {
+    return undefined;
+  }
+  const zone = (m[8] ?? 'z').toLowerCase();
+  const [zoneHours, zoneMinutes] = zone === 'z' ? [0, 0] : [Number(zone.slice(1, 3)), Number(zone.slice(4))];
+  if (minute > 59 || second > 59 || zoneHours > 14 || zoneMinutes > 59) return undefined;
+  const offset = (zone[0] === '-' ? -1 : 1) * (zoneHours * 60 + zoneMinutes) * 60_000;
+  const fraction = m[7] ? Number(`0.${m[7]}`) * 1000 : 0;
+  return date.getTime() + fraction - offset;
+}
+
+/** meta.created and meta.lastModified are dateTime (RFC 7643 §3.1). */
+function isDateTimeAttr(path: string[]): boolean {
+  return (
+    path.length === 2 &&
+    (path[0] as string).toLowerCase() === 'meta' &&
+    ['created', 'lastmodified'].includes((path[1] as string).toLowerCase())
+  );
 }
 
 /** Attributes compared case-sensitively (RFC 7643 §4.1: id and externalId are caseExact). */
@@ -261,6 +306,26 @@ function valuesAt(node: unknown, path: string[]): unknown[] {
   return valuesAt(value, rest);
 }
 
+/** eq, ne, gt, ge, lt, le over numbers, booleans or instants. */
+function ordered(cmp: string, actual: number | boolean, expected: number | boolean): boolean {
+  switch (cmp) {
+    case 'eq':
+      return actual === expected;
+    case 'ne':
+      return actual !== expected;
+    case 'gt':
+      return actual > expected;
+    case 'ge':
+      return actual >= expected;
+    case 'lt':
+      return actual < expected;
+    case 'le':
+      return actual <= expected;
+    default:
+      return false;
+  }
+}
+
 function compare(
   cmp: string,
   actual: unknown,
@@ -270,24 +335,14 @@ function compare(
   if (expected === null) return cmp === 'eq' ? actual === null || actual === undefined : cmp === 'ne';
   if (typeof expected === 'boolean' || typeof expected === 'number') {
     if (typeof actual !== typeof expected) return cmp === 'ne';
-    switch (cmp) {
-      case 'eq':
-        return actual === expected;
-      case 'ne':
-        return actual !== expected;
-      case 'gt':
-        return (actual as number) > (expected as number);
-      case 'ge':
-        return (actual as number) >= (expected as number);
-      case 'lt':
-        return (actual as number) < (expected as number);
-      case 'le':
-        return (actual as number) <= (expected as number);
-      default:
-        return false;
-    }
+    return ordered(cmp, actual as number, expected as number);
   }
   if (typeof actual !== 'string') return cmp === 'ne';
+  // RFC 7644 §3.4.2.2: dateTime values compare chronologically; as text, `…00.500Z` sorts
+  // before `…00Z`, and `+02:00` zones sort by their digits.
+  const at = CHRONOLOGICAL.has(cmp) ? instantOf(actual) : undefined;
+  const et = at === undefined ? undefined : instantOf(expected);
+  if (at !== undefined && et !== undefined) return ordered(cmp, at, et);
   const a = exact ? actual : actual.toLowerCase();
   const e = exact ? expected : expected.toLowerCase();
   switch (cmp) {
@@ -510,6 +565,29 @@ function removePath(resource: Resource, path: PatchPath, value: unknown): void {
 }
 
 const OPS = new Set(['add', 'remove', 'replace']);
+const KNOWN_SCHEMAS = [USER_SCHEMA, ENTERPRISE_SCHEMA];
+
+/** The members of a path-less add or replace's value object, set one by one. */
+function setMembers(out: Resource, value: Resource, op: 'add' | 'replace', i: number): void {
+  for (const [name, v] of Object.entries(value)) {
+    const lower = name.toLowerCase();
+    // `urn:…:User:name` is one attribute of a known schema, not an extension object.
+    const qualified = KNOWN_SCHEMAS.some((schema) => lower.startsWith(`${schema.toLowerCase()}:`));
+    if (lower === USER_SCHEMA.toLowerCase()) {
+      // RFC 7644 §3.5.2: value members are keyed by attribute or by schema URN. The core schema's
+      // attributes live at the resource's root, not under their URN (RFC 7643 §3).
+      if (!isObject(v)) {
+        throw new ScimError(400, `Operations[${i}]: the value of ${name} must be an object`, 'invalidValue');
+      }
+      setMembers(out, v, op, i);
+    } else if (/^urn:/i.test(name) && isObject(v) && !qualified) {
+      // An extension object: its members are set one by one.
+      for (const [sub, sv] of Object.entries(v)) setPath(out, { attr: [name, sub] }, sv, op);
+    } else {
+      setPath(out, parsePatchPath(name), v, op);
+    }
+  }
+}
 
 /** Applies a PatchOp request to a copy of `resource` and returns the copy. */
 export function applyPatch(resource: Resource, body: unknown): Resource {
@@ -532,14 +610,7 @@ export function applyPatch(resource: Resource, body: unknown): Resource {
       if (!isObject(value)) {
         throw new ScimError(400, `Operations[${i}]: without a path, value must be an object`, 'invalidValue');
       }
-      for (const [name, v] of Object.entries(value)) {
-        if (/^urn:/i.test(name) && isObject(v) && name.toLowerCase() !== USER_SCHEMA.toLowerCase()) {
-          // An extension object: its members are set one by one.
-          for (const [sub, sv] of Object.entries(v)) setPath(out, { attr: [name, sub] }, sv, opName as 'add');
-        } else {
-          setPath(out, parsePatchPath(name), v, opName as 'add' | 'replace');
-        }
-      }
+      setMembers(out, value, opName as 'add' | 'replace', i);
       return;
     }
     if (typeof pathText !== 'string')

@@ -29,6 +29,28 @@ const full: InboundConnector = {
   },
 };
 
+/** Parses its own body and answers in its own error shape, as a SCIM service does. */
+const own: InboundConnector = {
+  start: async () => undefined,
+  stop: async () => undefined,
+  parsesOwnBody: true,
+  serverErrorResponse: (error) => ({
+    headers: { 'content-type': 'application/problem+json' },
+    body: { shaped: error.kind, status: error.status, detail: error.message },
+  }),
+  handleWebhook: async (req) => {
+    if (req.headers['x-fail'] === 'retry') throw new RetryableError('outbox full', { retryAfterMs: 7_500 });
+    if (req.headers['x-fail'] === 'crash') throw new Error('a bug');
+    return { status: 202, body: { bytes: req.rawBody.length, parsed: req.body ?? null } };
+  },
+};
+const brokenShape: InboundConnector = {
+  ...own,
+  serverErrorResponse: () => {
+    throw new Error('a bug in the shaping');
+  },
+};
+
 const setPush = answersWithSetErrors<InboundConnector>({
   start: async () => undefined,
   stop: async () => undefined,
@@ -43,9 +65,9 @@ beforeAll(async () => {
     status,
     bodyLimitBytes: 1024,
     requestTimeoutMs: 5_000,
-    inbound: (id) => ({ echo, full, setPush })[id],
+    inbound: (id) => ({ echo, full, setPush, own, brokenShape })[id],
     isConfiguredInbound: (id) => ['echo', 'full', 'sleeping'].includes(id),
-    servesScim: (id) => id === 'echo',
+    servesScim: (id) => ['echo', 'own'].includes(id),
   });
   status.register('echo', 'test-inbound', 'inbound');
   status.set('echo', 'ok');
@@ -191,6 +213,47 @@ describe('HTTP server', () => {
     const sleeping = await fetch(`${base}/ingest/sleeping`, { method: 'POST', body: '' });
     expect(sleeping.status).toBe(503);
     expect(sleeping.headers.get('retry-after')).toBe('5');
+  });
+
+  it('RFC 7644 §3.12: a connector that parses its own body gets malformed JSON unparsed, and shapes the 413, 503 and 500 the server answers for it', async () => {
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/scim+json', ...headers },
+        body,
+      });
+    // It can authenticate the request before it judges the body.
+    for (const path of ['/ingest/own', '/scim/v2/own/Users']) {
+      const res = await post(path, '{"a": ');
+      expect(res.status, path).toBe(202);
+      expect(await res.json()).toEqual({ bytes: 6, parsed: null });
+    }
+    const shaped = async (res: Response) => {
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      return res.json();
+    };
+    const big = await post('/scim/v2/own/Users', JSON.stringify({ pad: 'x'.repeat(2048) }));
+    expect(big.status).toBe(413);
+    expect(await shaped(big)).toEqual({
+      shaped: 'body_too_large',
+      status: 413,
+      detail: 'request body exceeds the limit of 1024 bytes',
+    });
+    const full = await post('/scim/v2/own/Users', '{}', { 'x-fail': 'retry' });
+    expect(full.status).toBe(503);
+    expect(full.headers.get('retry-after')).toBe('8');
+    expect(await shaped(full)).toEqual({ shaped: 'unavailable', status: 503, detail: 'outbox full' });
+    const crash = await post('/ingest/own', '{}', { 'x-fail': 'crash' });
+    expect(crash.status).toBe(500);
+    expect(await shaped(crash)).toEqual({
+      shaped: 'internal_error',
+      status: 500,
+      detail: 'internal error; see the bridge log',
+    });
+    // Shaping that fails falls back to the bridge's own body, status and headers unchanged.
+    const unshaped = await post('/ingest/brokenShape', JSON.stringify({ pad: 'x'.repeat(2048) }));
+    expect(unshaped.status).toBe(413);
+    expect(await unshaped.json()).toMatchObject({ error: 'payload_too_large' });
   });
 
   it('turns a full outbox (RetryableError) into 503 with Retry-After in whole seconds', async () => {

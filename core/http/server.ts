@@ -5,6 +5,8 @@ import {
   isBridgeError,
   RetryableError,
   type InboundConnector,
+  type InboundResponse,
+  type InboundServerError,
 } from '../plugin-api/index.ts';
 import type { MetricsRegistry } from '../telemetry/metrics.ts';
 import { scrubSecrets } from '../plugin-api/secret.ts';
@@ -35,6 +37,7 @@ declare module 'fastify' {
 
 const JSON_TYPE = /^application\/([\w.+-]*\+)?json\b/i;
 const MALFORMED_JSON = 'SSF_ERR_HTTP_MALFORMED_JSON';
+const INTERNAL = 'internal error; see the bridge log';
 
 /**
  * The bridge's HTTP server: health, readiness, metrics, and `/ingest/<instance-id>` for every
@@ -56,12 +59,29 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     'status',
   ]);
 
+  /**
+   * The running connector whose endpoint `req` is for: `/ingest/<id>`, or `/scim/v2/<id>…` of a
+   * SCIM service. Its options decide how the server parses the body and shapes its own errors.
+   */
+  const endpointOf = (req: FastifyRequest): InboundConnector | undefined => {
+    const { instanceId } = (req.params ?? {}) as { instanceId?: string };
+    if (instanceId === undefined) return undefined;
+    const route = req.routeOptions.url;
+    const served =
+      route === '/ingest/:instanceId' ||
+      (route?.startsWith('/scim/v2/:instanceId') === true && deps.servesScim?.(instanceId) === true);
+    const connector = served ? deps.inbound(instanceId) : undefined;
+    return connector?.handleWebhook ? connector : undefined;
+  };
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     const raw = body as Buffer;
     req.rawBody = raw;
     const type = req.headers['content-type'] ?? '';
-    if (raw.length === 0 || !JSON_TYPE.test(type)) return done(null, undefined);
+    if (raw.length === 0 || !JSON_TYPE.test(type) || endpointOf(req)?.parsesOwnBody === true) {
+      return done(null, undefined);
+    }
     try {
       // RFC 8259 §8.1: a parser may ignore a byte order mark, which .NET and PowerShell senders
       // put before the JSON. Only for parsing: rawBody keeps it, and signatures cover it.
@@ -106,7 +126,13 @@ export function createServer(deps: ServerDeps): FastifyInstance {
           .header('content-language', 'en')
           .send({ err: 'invalid_request', description: message });
       }
-      return reply.code(413).send({ error: 'payload_too_large', message });
+      return sendServerError(
+        reply,
+        endpointOf(req),
+        { status: 413, kind: 'body_too_large', message },
+        { error: 'payload_too_large', message },
+        deps.logger,
+      );
     }
     if (status < 500) {
       if (err.code === MALFORMED_JSON && answersWithSetErrors(req)) {
@@ -116,9 +142,22 @@ export function createServer(deps: ServerDeps): FastifyInstance {
           .header('content-language', 'en')
           .send({ err: 'invalid_request', description: err.message });
       }
-      return reply.code(status).send({ error: 'invalid_request', message: err.message });
+      const kind = err.code === MALFORMED_JSON ? 'malformed_json' : 'invalid_request';
+      return sendServerError(
+        reply,
+        endpointOf(req),
+        { status, kind, message: err.message },
+        { error: 'invalid_request', message: err.message },
+        deps.logger,
+      );
     }
-    return reply.code(500).send({ error: 'internal_error', message: 'internal error; see the bridge log' });
+    return sendServerError(
+      reply,
+      endpointOf(req),
+      { status: 500, kind: 'internal_error', message: INTERNAL },
+      { error: 'internal_error', message: INTERNAL },
+      deps.logger,
+    );
   });
 
   app.setNotFoundHandler((req, reply) => {
@@ -169,7 +208,7 @@ export function createServer(deps: ServerDeps): FastifyInstance {
       for (const [name, value] of Object.entries(response.headers ?? {})) reply.header(name, value);
       return reply.code(response.status).send(response.body ?? '');
     } catch (err) {
-      return replyWithError(reply, err, deps.logger, instanceId);
+      return replyWithError(reply, err, deps.logger, instanceId, connector);
     }
   };
   app.post('/ingest/:instanceId', ingest);
@@ -195,18 +234,67 @@ export function createServer(deps: ServerDeps): FastifyInstance {
   return app;
 }
 
-/** Maps a connector error to an HTTP answer: retryable → 503 + Retry-After, else 4xx/500. */
-export function replyWithError(reply: FastifyReply, err: unknown, logger: Logger, instanceId: string) {
+/**
+ * Maps a connector error to an HTTP answer: retryable → 503 + Retry-After, else 4xx/500, with
+ * the body `connector` shapes (see InboundConnector.serverErrorResponse) when it shapes them.
+ */
+export function replyWithError(
+  reply: FastifyReply,
+  err: unknown,
+  logger: Logger,
+  instanceId: string,
+  connector?: InboundConnector,
+) {
   if (err instanceof RetryableError) {
     const seconds = Math.max(1, Math.ceil((err.retryAfterMs ?? 5_000) / 1000));
-    return reply
-      .code(503)
-      .header('retry-after', String(seconds))
-      .send({ error: 'unavailable', code: err.code, message: err.message });
+    return sendServerError(
+      reply,
+      connector,
+      { status: 503, kind: 'unavailable', message: err.message },
+      { error: 'unavailable', code: err.code, message: err.message },
+      logger,
+      { 'retry-after': String(seconds) },
+    );
   }
   if (isBridgeError(err) && err.errorClass === 'permanent') {
-    return reply.code(400).send({ error: 'invalid_request', code: err.code, message: err.message });
+    return sendServerError(
+      reply,
+      connector,
+      { status: 400, kind: 'invalid_request', message: err.message },
+      { error: 'invalid_request', code: err.code, message: err.message },
+      logger,
+    );
   }
   logger.error({ err, instance: instanceId }, 'webhook handler failed');
-  return reply.code(500).send({ error: 'internal_error', message: 'internal error; see the bridge log' });
+  return sendServerError(
+    reply,
+    connector,
+    { status: 500, kind: 'internal_error', message: INTERNAL },
+    { error: 'internal_error', message: INTERNAL },
+    logger,
+  );
+}
+
+/**
+ * Sends an answer the server makes itself: the connector's shape of it when it gives one, else
+ * `fallback`. `headers` (Retry-After) are the server's and win over the connector's.
+ */
+function sendServerError(
+  reply: FastifyReply,
+  connector: InboundConnector | undefined,
+  error: InboundServerError,
+  fallback: unknown,
+  logger: Logger,
+  headers: Record<string, string> = {},
+) {
+  let shaped: Omit<InboundResponse, 'status'> | undefined;
+  try {
+    shaped = connector?.serverErrorResponse?.(error);
+  } catch (err) {
+    // A bug in the shaping must not turn a 413 or 503 into a 500 without its Retry-After.
+    logger.error({ err }, 'connector could not shape the server error; answered in the bridge shape');
+  }
+  reply.code(error.status);
+  for (const [name, value] of Object.entries({ ...shaped?.headers, ...headers })) reply.header(name, value);
+  return reply.send(shaped ? (shaped.body ?? '') : fallback);
 }

@@ -408,9 +408,32 @@ export interface InboundResponse {
   headers?: Record<string, string>;
 }
 
+/**
+ * An answer the HTTP server makes itself for a connector's endpoint: `malformed_json` (400),
+ * `body_too_large` (413), `invalid_request` (another 4xx), `unavailable` (503, a RetryableError
+ * thrown by handleWebhook, such as a full outbox) or `internal_error` (500).
+ */
+export interface InboundServerError {
+  status: number;
+  kind: 'malformed_json' | 'body_too_large' | 'invalid_request' | 'unavailable' | 'internal_error';
+  /** Why, in words fit for the client. */
+  message: string;
+}
+
 export interface InboundConnector extends Lifecycle {
   /** Present when the connector receives pushes at `/ingest/<instance-id>`. */
   handleWebhook?(req: InboundRequest): Promise<InboundResponse>;
+  /**
+   * The server hands the body on unparsed (`body` undefined, `rawBody` as received) and refuses
+   * nothing for its syntax, so the connector can authenticate a request before judging its body.
+   */
+  readonly parsesOwnBody?: boolean;
+  /**
+   * Shapes the answers the server makes itself for this connector's endpoint in the connector's
+   * protocol (e.g. SCIM error bodies). The status and the server's headers (Retry-After) are kept;
+   * the headers returned are added to them.
+   */
+  serverErrorResponse?(error: InboundServerError): Omit<InboundResponse, 'status'>;
 }
 
 /** A SET ready for an outbound connector. */
