@@ -91,6 +91,17 @@ export function endpointUrl(description: string) {
   return absoluteHttpUrl().meta({ description });
 }
 
+/**
+ * An RFC 8935 push endpoint (`endpoint_url`): https, plain http only for the local machine, with
+ * or without credentials, since the SETs themselves are personal data about users and devices.
+ */
+export function pushEndpointUrl(description: string) {
+  return endpointUrl(description).refine(keepsCredentials, {
+    // RFC 8935 §1: SETs are delivered over TLS.
+    error: 'must be an https URL (RFC 8935 delivers SETs over TLS); plain http only for the local machine',
+  });
+}
+
 export function audience(description: string) {
   return z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).meta({ description });
 }

@@ -4,6 +4,7 @@ import {
   baseUrl,
   endpointUrl,
   keepsCredentials,
+  pushEndpointUrl,
   requestTimeout,
 } from '../_shared/outbound-config.ts';
 
@@ -99,17 +100,12 @@ const directorySchema = z
 
 export type KeylessConfig = z.output<typeof keylessSchema>;
 
-const ssfPushSchema = z
-  .strictObject({
-    endpoint_url: endpointUrl(
-      'The push endpoint Google gave your org when it enrolled in the Shared Signals receiver programme.',
-    ),
-    authorization_header: secret('Authorization header value Google issued for pushes, if any.').optional(),
-  })
-  .refine((c) => !c.authorization_header || keepsCredentials(c.endpoint_url), {
-    message: `${CLEAR_TEXT} (authorization_header is set)`,
-    path: ['endpoint_url'],
-  });
+const ssfPushSchema = z.strictObject({
+  endpoint_url: pushEndpointUrl(
+    'The push endpoint Google gave your org when it enrolled in the Shared Signals receiver programme.',
+  ),
+  authorization_header: secret('Authorization header value Google issued for pushes, if any.').optional(),
+});
 
 export const configSchema = z
   .strictObject({

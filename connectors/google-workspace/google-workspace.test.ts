@@ -31,12 +31,44 @@ const POOL_PROVIDER =
 /** The ID token the bridge's platform issued it (what a projected service-account token holds). */
 const PLATFORM_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c3NmOmJyaWRnZSJ9.c2ln';
 
-function googleError(code: number, message: string, reason: string, status: string): FakeResponse {
+function googleError(
+  code: number,
+  message: string,
+  reason: string,
+  status: string,
+  info?: { reason: string; domain: string },
+): FakeResponse {
+  const details = info ? [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', ...info }] : undefined;
   return {
     status: code,
-    body: { error: { code, message, errors: [{ message, domain: 'global', reason }], status } },
+    body: {
+      error: {
+        code,
+        message,
+        errors: [{ message, domain: 'global', reason }],
+        status,
+        ...(details ? { details } : {}),
+      },
+    },
   };
 }
+
+/** Google's answer to a token that lacks a scope the call needs. */
+const SCOPE_INSUFFICIENT = googleError(
+  403,
+  'Request had insufficient authentication scopes.',
+  'insufficientPermissions',
+  'PERMISSION_DENIED',
+  { reason: 'ACCESS_TOKEN_SCOPE_INSUFFICIENT', domain: 'googleapis.com' },
+);
+
+/** Google's answer to acting on a user the delegated admin may not manage (an admin, another domain). */
+const NOT_AUTHORIZED = googleError(
+  403,
+  'Not Authorized to access this resource/api',
+  'forbidden',
+  'PERMISSION_DENIED',
+);
 
 /** Google's token endpoint (JWT bearer grant) and the Admin SDK Directory API users resource. */
 class FakeGoogle {
@@ -46,6 +78,8 @@ class FakeGoogle {
   >();
   readonly #tokens = new Map<string, string[]>();
   delegatedAdmins = new Set([ADMIN]);
+  /** Super admins: the delegated admin may not sign them out or suspend them. */
+  superAdmins = new Set<string>();
   /** Google Cloud access tokens, by the identity they stand for. */
   readonly #cloudTokens = new Map<string, string>();
   /** Identities with the Service Account Token Creator role on SA. */
@@ -217,8 +251,10 @@ class FakeGoogle {
     const key = decodeURIComponent(match[1] as string);
     const user = [...this.users.values()].find((u) => u.primaryEmail === key || u.id === key);
     const needed = match[2] ? SECURITY : USER;
-    if (!scopes.includes(needed))
-      return googleError(403, 'Not Authorized to access this resource/api', 'forbidden', 'PERMISSION_DENIED');
+    if (!scopes.includes(needed)) return SCOPE_INSUFFICIENT;
+    // A userKey in a domain this customer does not own, or a super admin: not the admin's to manage.
+    if (!key.endsWith('@example.com') && !/^\d+$/.test(key)) return NOT_AUTHORIZED;
+    if (user && this.superAdmins.has(user.primaryEmail)) return NOT_AUTHORIZED;
     if (!user) return googleError(404, 'Resource Not Found: userKey', 'notFound', 'NOT_FOUND');
     if (req.method === 'POST' && match[2]) {
       user.signedOut += 1;
@@ -247,6 +283,7 @@ beforeEach(() => {
   google.api.reset();
   google.users.clear();
   google.delegatedAdmins = new Set([ADMIN]);
+  google.superAdmins.clear();
   google.tokenCreators = new Set([
     'vm-identity@example-project.iam.gserviceaccount.com',
     `federated:${POOL_PROVIDER}`,
@@ -387,7 +424,7 @@ describe('google-workspace: failures', () => {
     expect(h.status()?.state).toBe('permanent_error');
   });
 
-  it('403 forbidden is a permission problem; 403 userRateLimitExceeded and 429 retry', async () => {
+  it('403 forbidden refuses that user only; 403 userRateLimitExceeded and 429 retry', async () => {
     google.add('dana.lee@example.com');
     const h = await start();
     const signOut = (r: FakeRequest) => r.path.endsWith('/signOut');
@@ -409,13 +446,73 @@ describe('google-workspace: failures', () => {
     google.api.inject(googleError(429, 'Quota exceeded', 'rateLimitExceeded', 'RESOURCE_EXHAUSTED'), signOut);
     const bare = await h.attempt(draft('caep.session-revoked'));
     if (!bare.ok) expect(bare.error.retryAfterMs).toBeUndefined();
+    google.api.inject(NOT_AUTHORIZED, signOut);
+    const denied = await h.attempt(draft('caep.session-revoked'));
+    expect(denied).toMatchObject({ ok: false, class: 'permanent' });
+    if (!denied.ok) {
+      expect(denied.error.message).toMatch(
+        /^Google refused signing out dana\.lee@example\.com \(403 Not Authorized to access this resource\/api, reason forbidden\): the admin the service account acts for may not manage dana\.lee@example\.com/,
+      );
+    }
+  });
+
+  it('a super admin or a user of a domain not owned (403 forbidden) is dead-lettered alone: the next user is signed out, the credentials are not flagged', async () => {
+    google.add('root@example.com');
+    google.superAdmins.add('root@example.com');
+    const dana = google.add('dana.lee@example.com');
+    const h = await start();
+    for (const email of ['root@example.com', 'someone@other-company.example']) {
+      const refused = await h.attempt(draft('risc.account-disabled', email));
+      expect(refused, email).toMatchObject({ ok: false, class: 'permanent' });
+      if (!refused.ok) {
+        expect(refused.error.code).toBe('SSF_ERR_GOOGLE_USER_FORBIDDEN');
+        expect(refused.error.message).toContain(`Google refused signing out ${email}`);
+        expect(refused.error.message).toContain('reason forbidden');
+        expect(refused.error.message).toContain(`may not manage ${email}`);
+      }
+    }
+    expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({
+      ok: true,
+      receipt: { detail: 'dana.lee@example.com signed out and suspended' },
+    });
+    expect(dana).toMatchObject({ signedOut: 1, suspended: true });
+    expect(
+      await h.counter('google_workspace_actions_total', { action: 'sign_out', outcome: 'permanent' }),
+    ).toBe(2);
+  });
+
+  it('403s about the caller (a scope missing, the Admin SDK API not enabled) flag the credentials', async () => {
+    google.add('dana.lee@example.com');
+    const h = await start();
+    const signOut = (r: FakeRequest) => r.path.endsWith('/signOut');
+    google.api.inject(SCOPE_INSUFFICIENT, signOut);
+    const scope = await h.attempt(draft('caep.session-revoked'));
+    expect(scope).toMatchObject({ ok: false, class: 'credentials' });
+    if (!scope.ok) {
+      expect(scope.error.message).toContain(
+        'reason insufficientPermissions, ACCESS_TOKEN_SCOPE_INSUFFICIENT',
+      );
+      expect(scope.error.message).toMatch(/domain-wide delegation/);
+    }
     google.api.inject(
-      googleError(403, 'Not Authorized to access this resource/api', 'forbidden', 'PERMISSION_DENIED'),
+      googleError(
+        403,
+        'Admin SDK API has not been used in project 123456789012 before or it is disabled.',
+        'accessNotConfigured',
+        'PERMISSION_DENIED',
+        { reason: 'SERVICE_DISABLED', domain: 'googleapis.com' },
+      ),
       signOut,
     );
-    const denied = await h.attempt(draft('caep.session-revoked'));
-    expect(denied).toMatchObject({ ok: false, class: 'credentials' });
-    if (!denied.ok) expect(denied.error.message).toMatch(/domain-wide delegation/);
+    expect(await h.attempt(draft('caep.session-revoked'))).toMatchObject({ ok: false, class: 'credentials' });
+    // Without the user scope, the suspension after the sign-out is refused as the caller's problem.
+    await h.stop();
+    const noUserScope = await start();
+    google.api.inject(SCOPE_INSUFFICIENT, (r) => r.method === 'PATCH');
+    expect(await noUserScope.attempt(draft('risc.account-disabled'))).toMatchObject({
+      ok: false,
+      class: 'credentials',
+    });
   });
 
   it('5xx, slow answers and a broken 401 are classified; the key and tokens never reach the logs', async () => {
@@ -753,18 +850,27 @@ describe('google-workspace: SSF push to Google’s receiver', () => {
     ).toBe(false);
   });
 
-  it('refuses an ssf_push credential over plain http, except to this machine', () => {
+  it('RFC 8935 §1: refuses an ssf_push endpoint over plain http, with or without a credential, except to this machine (as ssf-push does)', () => {
     const push = (endpoint_url: string, authorization_header?: string) =>
       googleWorkspace.configSchema.safeParse({
         ssf_push: { endpoint_url, ...(authorization_header ? { authorization_header } : {}) },
       });
-    const refused = push('http://push.example.com/events', 'Bearer g-push-1');
-    expect(refused.success).toBe(false);
-    expect(refused.error?.issues[0]?.path).toEqual(['ssf_push', 'endpoint_url']);
-    expect(refused.error?.issues[0]?.message).toMatch(/clear text/i);
+    for (const refused of [
+      push('http://push.example.com/events'),
+      push('http://push.example.com/events', 'Bearer g-push-1'),
+    ]) {
+      expect(refused.success).toBe(false);
+      expect(refused.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+        [
+          'ssf_push.endpoint_url',
+          'must be an https URL (RFC 8935 delivers SETs over TLS); plain http only for the local machine',
+        ],
+      ]);
+    }
     expect(push('https://push.example.com/events', 'Bearer g-push-1').success).toBe(true);
+    expect(push('https://push.example.com/events').success).toBe(true);
     expect(push('http://127.0.0.1:8443/events', 'Bearer g-push-1').success).toBe(true);
-    expect(push('http://push.example.com/events').success).toBe(true);
+    expect(push('http://localhost:8443/events').success).toBe(true);
   });
 });
 
@@ -776,9 +882,14 @@ describe('Google 403 answers of any shape', () => {
       '<html>Forbidden</html>',
       null,
     ]) {
-      const err = forbidden({ status: 403, headers: {}, data }, 'signing out dana@example.com');
+      const err = forbidden(
+        { status: 403, headers: {}, data },
+        'signing out dana@example.com',
+        'dana@example.com',
+      );
       expect(err, JSON.stringify(data)).toBeInstanceOf(PermanentError);
       expect(err.message).toContain('Google refused signing out dana@example.com (403 forbidden)');
+      expect((err as PermanentError).authFailure).toBe(false);
     }
     const limited = forbidden(
       {
@@ -787,7 +898,14 @@ describe('Google 403 answers of any shape', () => {
         data: { error: { errors: [{ reason: 'userRateLimitExceeded' }], message: 'slow down' } },
       },
       'x',
+      'dana@example.com',
     );
     expect(limited).toBeInstanceOf(RetryableError);
+    const caller = forbidden(
+      { status: 403, headers: {}, data: { error: { details: [{ reason: 'SERVICE_DISABLED' }, 7] } } },
+      'x',
+      'dana@example.com',
+    );
+    expect((caller as PermanentError).authFailure).toBe(true);
   });
 });

@@ -1,4 +1,5 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
+import { oktaOrgUrl } from '../_shared/outbound-config.ts';
 
 const sswsAuth = z.strictObject({
   type: z.literal('ssws').meta({ description: 'An Okta API token (Authorization: SSWS <token>).' }),
@@ -16,7 +17,9 @@ const oauthAuth = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  org_url: z.url().meta({ description: 'Your Okta org, e.g. https://acme.okta.com.' }),
+  // The API token or signed client assertion goes to it with every read: https, and the org's own
+  // origin (iss_sub subjects name it as their issuer).
+  org_url: oktaOrgUrl('Your Okta org, e.g. https://acme.okta.com.'),
   auth: z
     .discriminatedUnion('type', [sswsAuth, oauthAuth])
     .meta({ description: 'How to authenticate to the System Log API.' }),
@@ -61,17 +64,20 @@ export const configSchema = z.strictObject({
 
 export type OktaSystemLogConfig = z.output<typeof configSchema>;
 
+/** An instant as Okta writes `published` and as the checkpoint keeps it. */
+export const instantSchema = z.iso.datetime({ offset: true });
+
 /** A user's login and primary email as last seen, and when (an event's published, or a read). */
 const rememberedSchema = z.strictObject({
   login: z.string().min(1).optional(),
   email: z.string().min(1).optional(),
-  at: z.iso.datetime({ offset: true }),
+  at: instantSchema,
 });
 
 /** An update_profile that may have changed a login or email, waiting for the user's profile. */
 const awaitedSchema = z.strictObject({
   uuid: z.string().min(1),
-  published: z.iso.datetime({ offset: true }),
+  published: instantSchema,
 });
 
 /** The query a System Log cursor was built from: Okta's next links carry it unchanged. */
@@ -91,7 +97,7 @@ const querySchema = z.strictObject({
 export const stateSchema = z.strictObject({
   next: z.string().min(1).optional(),
   query: querySchema.optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
+  since: instantSchema.optional(),
   seen: z.array(z.string().min(1)).optional(),
   users: z.record(z.string(), rememberedSchema).optional(),
   awaiting: z.record(z.string(), awaitedSchema).optional(),
@@ -99,3 +105,70 @@ export const stateSchema = z.strictObject({
 
 export type OktaSystemLogState = z.output<typeof stateSchema>;
 export type LogQuery = z.output<typeof querySchema>;
+
+/** What of a checkpoint that does not parse as a whole still does, and what was left out. */
+export interface SalvagedState {
+  state: OktaSystemLogState;
+  /** Paths of what was left out, e.g. `seen[0]`, `users.00u1`, `extra`. */
+  dropped: string[];
+}
+
+/** The entries of a record that parse with `schema`; the others are named in `dropped`. */
+function salvageRecord<T>(
+  value: unknown,
+  schema: z.ZodType<T>,
+  path: string,
+  dropped: string[],
+): Record<string, T> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    dropped.push(path);
+    return undefined;
+  }
+  const kept: Record<string, T> = {};
+  for (const [key, entry] of Object.entries(value)) {
+    const parsed = schema.safeParse(entry);
+    if (parsed.success) kept[key] = parsed.data;
+    else dropped.push(`${path}.${key}`);
+  }
+  return Object.keys(kept).length > 0 ? kept : undefined;
+}
+
+/**
+ * A checkpoint that does not parse (damaged, or written by another version), field by field: each
+ * field that parses is kept, `seen`, `users` and `awaiting` entry by entry. Where reading resumes
+ * (`next`, `since`) is worth more than the rest: without it a run could only start over.
+ */
+export function salvageState(raw: unknown): SalvagedState {
+  const dropped: string[] = [];
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return { state: {}, dropped: ['cursor'] };
+  const fields = raw as Record<string, unknown>;
+  const state: OktaSystemLogState = {};
+  const { shape } = stateSchema;
+  for (const key of Object.keys(fields)) {
+    if (fields[key] === undefined) continue;
+    if (!Object.hasOwn(shape, key)) {
+      dropped.push(key);
+      continue;
+    }
+    if (key === 'seen') {
+      const seen = Array.isArray(fields.seen) ? fields.seen : [];
+      if (!Array.isArray(fields.seen)) dropped.push('seen');
+      seen.forEach((uuid, i) => {
+        if (typeof uuid === 'string' && uuid.length > 0) (state.seen ??= []).push(uuid);
+        else dropped.push(`seen[${i}]`);
+      });
+    } else if (key === 'users') {
+      const users = salvageRecord(fields.users, rememberedSchema, 'users', dropped);
+      if (users) state.users = users;
+    } else if (key === 'awaiting') {
+      const awaiting = salvageRecord(fields.awaiting, awaitedSchema, 'awaiting', dropped);
+      if (awaiting) state.awaiting = awaiting;
+    } else {
+      const parsed = shape[key as 'next' | 'query' | 'since'].safeParse(fields[key]);
+      if (parsed.success) Object.assign(state, { [key]: parsed.data });
+      else dropped.push(key);
+    }
+  }
+  return { state, dropped };
+}

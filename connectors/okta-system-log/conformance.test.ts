@@ -13,6 +13,16 @@ runConnectorConformance(oktaSystemLog, {
   }),
   invalidConfigs: [
     { config: { org_url: 'https://acme.okta.com' }, error: 'auth' },
+    // The API token would travel in clear text; the admin console serves no API; a path is no org.
+    { config: { org_url: 'http://acme.okta.com', auth: { type: 'ssws', token: 'x' } }, error: 'org_url' },
+    {
+      config: { org_url: 'https://acme-admin.okta.com', auth: { type: 'ssws', token: 'x' } },
+      error: 'org_url',
+    },
+    {
+      config: { org_url: 'https://acme.okta.com/oauth2/default', auth: { type: 'ssws', token: 'x' } },
+      error: 'org_url',
+    },
     {
       config: { org_url: 'https://acme.okta.com', auth: { type: 'ssws', token: 'x' }, page_size: 5000 },
       error: 'page_size',

@@ -11,8 +11,14 @@ import {
   type InboundContext,
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
-import { stateSchema, type LogQuery, type OktaSystemLogConfig, type OktaSystemLogState } from './config.ts';
-import { advance, emittedBefore, logsUrl, queryOfLink, sameQuery, type Position } from './cursor.ts';
+import {
+  salvageState,
+  stateSchema,
+  type LogQuery,
+  type OktaSystemLogConfig,
+  type OktaSystemLogState,
+} from './config.ts';
+import { advance, emittedBefore, logsUrl, placeOf, queryOfLink, sameQuery, type Position } from './cursor.ts';
 import { compareProfile, forgetUser, oktaUserSchema } from './identifiers.ts';
 import { mapLogEvent, mappingOptions } from './mapping.ts';
 
@@ -70,6 +76,13 @@ interface PageRead {
   events: EventDraft[];
   count: number;
   position: Position | undefined;
+}
+
+/** A field of a record as it is, shortened, for a log line about a malformed record. */
+function fieldOf(record: unknown, name: string): unknown {
+  const value =
+    typeof record === 'object' && record !== null ? (record as Record<string, unknown>)[name] : undefined;
+  return typeof value === 'string' ? value.slice(0, 64) : (value ?? null);
 }
 
 function nonEmpty<T extends object>(record: T | undefined): record is T {
@@ -183,6 +196,31 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     return true;
   }
 
+  /**
+   * The saved checkpoint. One that does not parse is never swapped for a start from
+   * initial_lookback, which would skip everything Okta logged between the lost cursor and then:
+   * what still parses is kept and reading goes on from it, reported; without a place to resume,
+   * the poll stops until the checkpoint is reset. `salvaged` says the first case.
+   */
+  function readState(raw: unknown): { state: OktaSystemLogState; salvaged: boolean } {
+    const stored = stateSchema.safeParse(raw ?? {});
+    if (stored.success) return { state: stored.data, salvaged: false };
+    const { state, dropped } = salvageState(raw);
+    const what =
+      dropped.slice(0, 5).join(', ') + (dropped.length > 5 ? ` and ${dropped.length - 5} more` : '');
+    if (state.next === undefined && state.since === undefined) {
+      const message = `the saved System Log cursor is not readable (${what}) and holds no point to read on from; reading from initial_lookback would skip what Okta logged since it was saved. Start the instance over with \`ssf-bridge checkpoints reset ${ctx.instanceId}\` to read from initial_lookback`;
+      ctx.logger.error({ dropped }, message);
+      ctx.status.set('permanent_error', message);
+      throw new PermanentError(message, { code: 'SSF_ERR_OKTA_SYSTEM_LOG_STATE' });
+    }
+    const from = state.next !== undefined ? 'its next link' : `its last event read (${state.since})`;
+    const message = `the saved System Log cursor was partly unreadable (${what}, left out); reading on from ${from}`;
+    ctx.logger.error({ dropped }, message);
+    ctx.status.set('recoverable_error', message);
+    return { state, salvaged: true };
+  }
+
   async function commit(events: EventDraft[], cursor: Cursor, memory: Memory): Promise<void> {
     await ctx.emit(events, { checkpoint: { name: CHECKPOINT, value: { ...cursor, ...memoryOf(memory) } } });
   }
@@ -201,8 +239,7 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
   async function run(signal: AbortSignal): Promise<void> {
     if (windowSpent()) return;
     client ??= ctx.http.create({ auth: httpAuth(config), headers: { accept: 'application/json' } });
-    const stored = stateSchema.safeParse((await ctx.checkpoints.get(CHECKPOINT)) ?? {});
-    const state: OktaSystemLogState = stored.success ? stored.data : {};
+    const { state, salvaged } = readState(await ctx.checkpoints.get(CHECKPOINT));
     let memory = memoryOf(state);
     const start = startingPoint(state);
     let { url, position } = start;
@@ -234,7 +271,8 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
       lookbackStart = undefined; // saved now
       memory = working;
       position = progress.position;
-      ctx.status.success();
+      // The run that salvaged a cursor leaves its report up until the next run reads cleanly.
+      if (!salvaged) ctx.status.success();
       // A user read spent the window (the rest of the page waits for the reset), or this answer did.
       if (windowSpent() || reserveReached(response.headers)) return;
       // A short page is the newest one: the next link is where the next run continues. Short
@@ -276,7 +314,15 @@ export function createOktaSystemLog(ctx: InboundContext, config: OktaSystemLogCo
     let count = 0;
     for (const record of records) {
       if (windowSpent()) break;
-      if (!emittedBefore(position, record)) {
+      if (placeOf(record) === undefined) {
+        // No uuid or no ISO 8601 published time: nothing to skip it by on a re-read, nor a
+        // position to save (advance leaves it out), so it is counted and left.
+        read.inc({ outcome: 'malformed' });
+        ctx.logger.warn(
+          { uuid: fieldOf(record, 'uuid'), published: fieldOf(record, 'published') },
+          'skipped a System Log event without a uuid or an ISO 8601 published time',
+        );
+      } else if (!emittedBefore(position, record)) {
         events.push(...mapRecord(record, memory));
         // A profile update that may have changed a login or email: read the user now, so the
         // events after it in the log compare with what it changed to.

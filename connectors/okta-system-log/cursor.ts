@@ -4,7 +4,7 @@
  * position — the newest event emitted and every event emitted at that same instant — can always be
  * turned into a fresh query: `since` is inclusive, and the events in `seen` are skipped.
  */
-import type { LogQuery } from './config.ts';
+import { instantSchema, type LogQuery } from './config.ts';
 
 export interface Position {
   /** `published` of the newest event emitted. */
@@ -13,16 +13,20 @@ export interface Position {
   seen: string[];
 }
 
-/** A record's uuid and published time, when it has both (a malformed record may not). */
-function placeOf(record: unknown): { uuid: string; published: string } | undefined {
+/**
+ * A record's uuid and published time, when it has both as the checkpoint keeps them: a non-empty
+ * uuid and an ISO 8601 instant. A malformed record has no place: taken as the position, it would
+ * be saved in a checkpoint the next run cannot read.
+ */
+export function placeOf(record: unknown): { uuid: string; published: string } | undefined {
   if (typeof record !== 'object' || record === null) return undefined;
   const { uuid, published } = record as { uuid?: unknown; published?: unknown };
-  if (typeof uuid !== 'string' || typeof published !== 'string' || Number.isNaN(Date.parse(published)))
+  if (typeof uuid !== 'string' || uuid.length === 0 || !instantSchema.safeParse(published).success)
     return undefined;
-  return { uuid, published };
+  return { uuid, published: published as string };
 }
 
-/** The position once `record` is emitted (or skipped for good). */
+/** The position once `record` is emitted (or skipped for good); a record without a place leaves it. */
 export function advance(position: Position | undefined, record: unknown): Position | undefined {
   const place = placeOf(record);
   if (place === undefined) return position;

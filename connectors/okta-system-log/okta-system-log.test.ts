@@ -13,6 +13,7 @@ import {
 import { MockServer, memoryReceivedIds, staticDeviceDirectory } from '../../core/plugin-api/testing/index.ts';
 import { FAKE_TOKEN, systemLogApi, usersApi, type FakeSystemLog } from './fake-api.ts';
 import { nextLink } from './connector.ts';
+import { salvageState, stateSchema } from './config.ts';
 import { oktaSystemLog } from './index.ts';
 
 /** A user suspension (one event each), as Okta logs it, numbered so tests can follow the order. */
@@ -58,6 +59,9 @@ function harness(server: MockServer, now: () => number) {
   const checkpoints = new Map<string, unknown>();
   const emitted: Array<{ events: EventDraft[]; checkpoint: EmitOptions['checkpoint'] }> = [];
   const counters = new Map<string, number>();
+  /** What the instance reported: its states (`success` for a success) and error log lines. */
+  const statuses: string[] = [];
+  const errors: string[] = [];
   let failEmits = 0;
   let task: ((signal: AbortSignal) => Promise<void>) | undefined;
   const ctx: InboundContext = {
@@ -65,7 +69,14 @@ function harness(server: MockServer, now: () => number) {
     devices: staticDeviceDirectory(),
     receivedIds: memoryReceivedIds(),
     connectorId: 'okta-system-log',
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => ctx.logger },
+    logger: {
+      trace() {},
+      debug() {},
+      info() {},
+      warn() {},
+      error: (_fields: unknown, message?: string) => void errors.push(String(message)),
+      child: () => ctx.logger,
+    },
     http: { create: fetchClient },
     checkpoints: { get: async (name = 'default') => checkpoints.get(name), set: async () => undefined },
     scheduler: { schedule: (_name, _options, run) => ((task = run), { stop: () => undefined }) },
@@ -80,7 +91,10 @@ function harness(server: MockServer, now: () => number) {
       gauge: () => ({ set: () => undefined }),
       histogram: () => ({ observe: () => undefined }),
     },
-    status: { set: () => undefined, success: () => undefined },
+    status: {
+      set: (state, reason) => void statuses.push(`${state}: ${reason}`),
+      success: () => void statuses.push('success'),
+    },
     signal: new AbortController().signal,
     async emit(events, options) {
       if (failEmits > 0) {
@@ -97,6 +111,8 @@ function harness(server: MockServer, now: () => number) {
     ctx,
     emitted,
     checkpoints,
+    statuses,
+    errors,
     ids: () => emitted.flatMap((e) => e.events.map((ev) => ev.sourceRecordId)),
     counter: (name: string, labels: Record<string, string> = {}) =>
       counters.get(`${name}${JSON.stringify(labels)}`) ?? 0,
@@ -379,12 +395,140 @@ describe('okta-system-log against a fake System Log API', () => {
     }
   });
 
+  it('a record without a uuid or with a published that is no ISO 8601 instant is counted malformed and never becomes the position: the saved cursor stays readable and is followed', async () => {
+    const t = await started();
+    await t.run();
+    expect(t.ids()).toHaveLength(25);
+    api.append(
+      { ...suspension(40), uuid: '' },
+      // Date.parse reads it; the checkpoint's ISO 8601 instants do not.
+      { ...suspension(41), uuid: 'uuid-rfc1123', published: 'Thu, 15 Jan 2026 17:00:41 GMT' },
+    );
+    await t.run();
+    expect(t.counter('okta_system_log_events_read_total', { outcome: 'malformed' })).toBe(2);
+    const saved = t.checkpoints.get('cursor');
+    expect(stateSchema.safeParse(saved).success).toBe(true);
+    expect(saved).toMatchObject({ since: suspension(25).published, seen: ['uuid-0025'] });
+    // The bridge is down three hours: the next run follows the saved link, not initial_lookback.
+    api.append(suspension(26));
+    clock += 3 * 3_600_000;
+    const before = logRequests().length;
+    await t.run();
+    expect(logRequests()[before]?.query).toMatchObject({ after: '27' });
+    expect(logRequests()[before]?.query.since).toBeUndefined();
+    expect(t.ids().at(-1)).toBe('uuid-0026');
+    expect(t.errors).toEqual([]);
+  });
+
+  it('a saved cursor that does not parse is salvaged: reading goes on from its next link or its last event read, with an error logged and reported', async () => {
+    const t = harness(server, () => clock);
+    // Written by a version whose cursor took a record with uuid "" as its position.
+    t.checkpoints.set('cursor', {
+      next: `${server.url}/api/v1/logs?after=20&limit=10&sortOrder=ASCENDING`,
+      query: { limit: 10 },
+      since: suspension(20).published,
+      seen: ['', 'uuid-0020'],
+      extra: true,
+    });
+    await restarted(t);
+    await t.run();
+    expect(logRequests()[0]?.query).toEqual({ after: '20', limit: '10', sortOrder: 'ASCENDING' });
+    expect(t.ids()).toEqual(['uuid-0021', 'uuid-0022', 'uuid-0023', 'uuid-0024', 'uuid-0025']);
+    const salvaged =
+      'the saved System Log cursor was partly unreadable (seen[0], extra, left out); reading on from its next link';
+    expect(t.errors).toEqual([salvaged]);
+    expect(t.statuses).toEqual([`recoverable_error: ${salvaged}`]);
+    expect(stateSchema.safeParse(t.checkpoints.get('cursor')).success).toBe(true);
+    // The next run reads the cursor it saved, and clears the report.
+    await t.run();
+    expect(t.statuses.at(-1)).toBe('success');
+
+    // Only the position parses: a new query from the last event read (since is inclusive).
+    server.reset();
+    api = systemLogApi(
+      server,
+      Array.from({ length: 25 }, (_, i) => suspension(i + 1)),
+    );
+    const u = harness(server, () => clock);
+    u.checkpoints.set('cursor', { next: '', since: suspension(20).published, seen: ['uuid-0020'] });
+    await restarted(u);
+    await u.run();
+    expect(logRequests()[0]?.query).toMatchObject({ since: suspension(20).published, limit: '10' });
+    expect(u.ids()).toEqual(['uuid-0021', 'uuid-0022', 'uuid-0023', 'uuid-0024', 'uuid-0025']);
+    expect(u.statuses[0]).toBe(
+      `recoverable_error: the saved System Log cursor was partly unreadable (next, left out); reading on from its last event read (${suspension(20).published})`,
+    );
+  });
+
+  it('a saved cursor with no point to read on from stops the poll with a permanent status, never restarting from initial_lookback', async () => {
+    const t = harness(server, () => clock);
+    t.checkpoints.set('cursor', { next: 42, since: 'yesterday', seen: ['uuid-0020'] });
+    await restarted(t);
+    const error = await t.run().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(PermanentError);
+    expect((error as PermanentError).code).toBe('SSF_ERR_OKTA_SYSTEM_LOG_STATE');
+    const message =
+      'the saved System Log cursor is not readable (next, since) and holds no point to read on from; reading from initial_lookback would skip what Okta logged since it was saved. Start the instance over with `ssf-bridge checkpoints reset okta-log` to read from initial_lookback';
+    expect((error as Error).message).toBe(message);
+    expect(t.statuses).toEqual([`permanent_error: ${message}`]);
+    expect(t.errors).toEqual([message]);
+    expect(server.requests).toHaveLength(0);
+    expect(t.emitted).toHaveLength(0);
+  });
+
+  it('salvages the identifier memory entry by entry', () => {
+    const at = '2026-01-15T17:00:00.000Z';
+    expect(
+      salvageState({
+        since: at,
+        users: { '00u1dana': { login: 'dana@example.com', at }, '00u2lee': { login: '', at: 'yesterday' } },
+        awaiting: { '00u1dana': { uuid: 'uuid-0001', published: at }, '00u3sam': { uuid: '' } },
+        seen: 'uuid-0001',
+      }),
+    ).toEqual({
+      state: {
+        since: at,
+        users: { '00u1dana': { login: 'dana@example.com', at } },
+        awaiting: { '00u1dana': { uuid: 'uuid-0001', published: at } },
+      },
+      dropped: ['users.00u2lee', 'awaiting.00u3sam', 'seen'],
+    });
+    expect(salvageState(['not', 'a', 'cursor'])).toEqual({ state: {}, dropped: ['cursor'] });
+    expect(salvageState(JSON.parse('{"since": "2026-01-15T17:00:00.000Z", "constructor": 1}'))).toEqual({
+      state: { since: '2026-01-15T17:00:00.000Z' },
+      dropped: ['constructor'],
+    });
+  });
+
   it('parses Link headers with several relations', () => {
     expect(
       nextLink('<https://a.okta.com/x?after=1>; rel="self", <https://a.okta.com/x?after=2>; rel="next"'),
     ).toBe('https://a.okta.com/x?after=2');
     expect(nextLink('<https://a.okta.com/x>; rel="self"')).toBeUndefined();
     expect(nextLink(undefined)).toBeUndefined();
+  });
+});
+
+describe('okta-system-log: org_url', () => {
+  const parse = (org_url: string) =>
+    oktaSystemLog.configSchema.safeParse({ org_url, auth: { type: 'ssws', token: FAKE_TOKEN } });
+  const problem = (org_url: string) => parse(org_url).error?.issues.map((i) => `${i.path}: ${i.message}`);
+
+  it('is the org’s origin over https: plain http to a remote host, the -admin console domain and a path are refused', () => {
+    expect(problem('http://acme.okta.com')).toEqual([
+      'org_url: must be an https URL (the credentials would travel in clear text over http); plain http only for the local machine',
+    ]);
+    expect(problem('https://acme-admin.okta.com')).toEqual([
+      'org_url: is the admin console’s domain; use the org’s domain without -admin, e.g. https://example.okta.com',
+    ]);
+    expect(problem('https://acme.okta.com/oauth2/default')).toEqual([
+      'org_url: must be the origin alone, e.g. https://example.okta.com, with no path, query or fragment',
+    ]);
+    expect(parse('https://acme.okta.com/').data?.org_url).toBe('https://acme.okta.com');
+    expect(parse('http://127.0.0.1:8080').data?.org_url).toBe('http://127.0.0.1:8080');
   });
 });
 

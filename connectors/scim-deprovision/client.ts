@@ -66,6 +66,37 @@ function matching(found: ScimUser[], name: string, by: 'userName' | 'emails'): S
   return found;
 }
 
+type SearchBy = 'userName' | 'emails';
+
+const FILTERS: Record<SearchBy, (name: string) => string> = {
+  userName: (name) => `userName eq ${scimString(name)}`,
+  emails: (name) => `emails[value eq ${scimString(name)}]`,
+};
+
+/** A user a search found, and which search found it (to ask the same question again). */
+export interface FoundUser {
+  user: ScimUser;
+  name: string;
+  by: SearchBy;
+}
+
+/** The `detail` of a SCIM error body (RFC 7644 §3.12), shortened, for messages. */
+export function scimDetail(body: unknown): string | undefined {
+  if (typeof body !== 'string') return undefined;
+  try {
+    const detail = (JSON.parse(body) as { detail?: unknown } | null)?.detail;
+    return typeof detail === 'string' && detail.length > 0 ? detail.slice(0, 200) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The answer to a PATCH or DELETE of a user. */
+export interface Written {
+  status: number;
+  body: unknown;
+}
+
 export class ScimClient {
   constructor(private readonly http: HttpClient) {}
 
@@ -89,41 +120,56 @@ export class ScimClient {
     return resources as ScimUser[];
   }
 
+  async #searchBy(by: SearchBy, name: string, signal: AbortSignal): Promise<ScimUser[]> {
+    return matching(await this.#search(FILTERS[by](name), signal), name, by);
+  }
+
   /**
    * The user whose userName is `name`, else whose email is; undefined when both searches answered
    * and neither found one. A server that refuses the email filter has not said there is nobody.
    */
-  async find(name: string, signal: AbortSignal): Promise<ScimUser | undefined> {
-    let found = matching(await this.#search(`userName eq ${scimString(name)}`, signal), name, 'userName');
+  async find(name: string, signal: AbortSignal): Promise<FoundUser | undefined> {
+    let by: SearchBy = 'userName';
+    let found = await this.#searchBy(by, name, signal);
     if (found.length === 0) {
       // Many SCIM servers filter on userName and externalId only (RFC 7644 §3.4.2.2 lets them).
       // Read as "nobody", a refusal would record a leaver whose userName is not their email as
       // handled while they keep their access.
-      const byEmail = await this.#search(`emails[value eq ${scimString(name)}]`, signal).catch(
-        (err: unknown) => {
-          if (!isInvalidFilter(err)) throw err;
-          throw new PermanentError(
-            `the SCIM server cannot search by email: no user has the userName ${name}, and the server refused the filter emails[value eq …] (invalidFilter), so a user whose userName is another value was not looked for; deprovision them in the app, or send the userName as the subject's email`,
-            { code: 'SSF_ERR_SCIM_EMAIL_SEARCH_UNSUPPORTED', cause: err },
-          );
-        },
-      );
-      found = matching(byEmail, name, 'emails');
+      by = 'emails';
+      found = await this.#searchBy(by, name, signal).catch((err: unknown) => {
+        if (!isInvalidFilter(err)) throw err;
+        throw new PermanentError(
+          `the SCIM server cannot search by email: no user has the userName ${name}, and the server refused the filter emails[value eq …] (invalidFilter), so a user whose userName is another value was not looked for; deprovision them in the app, or send the userName as the subject's email`,
+          { code: 'SSF_ERR_SCIM_EMAIL_SEARCH_UNSUPPORTED', cause: err },
+        );
+      });
     }
     if (found.length > 1) {
       throw new PermanentError(`${found.length} SCIM users match ${name}; cannot tell which one is meant`, {
         code: 'SSF_ERR_OUTBOUND_AMBIGUOUS_USER',
       });
     }
-    return found[0];
+    const user = found[0];
+    return user === undefined ? undefined : { user, name, by };
   }
 
   /**
-   * Deactivates a user; answers the status, 404 when the user is gone. Only the user's own 404
-   * is answered: a 404 on the way to a token (the OAuth token endpoint) is thrown, and never
-   * read as a user someone else removed.
+   * The user as the search that found it sees it now; undefined when that search no longer finds
+   * them. Asked after a 404 on the user: the search is the route known to serve this token, where
+   * GET /Users/{id} may 404 for the same reason the write did.
    */
-  async deactivate(id: string, signal: AbortSignal): Promise<number> {
+  async findAgain(found: FoundUser, signal: AbortSignal): Promise<ScimUser | undefined> {
+    const now = await this.#searchBy(found.by, found.name, signal);
+    return now.find((user) => user.id === found.user.id);
+  }
+
+  /**
+   * Deactivates a user; answers the status and body, 404 included: whether the user is gone is
+   * for findAgain to tell, as a server also answers 404 for a route it does not serve or a user
+   * the token's scope hides. Only the user's own 404 is answered: a 404 on the way to a token
+   * (the OAuth token endpoint) is thrown.
+   */
+  async deactivate(id: string, signal: AbortSignal): Promise<Written> {
     const res = await this.http.request({
       method: 'PATCH',
       url: `/Users/${pathSegment(id, { escapeAll: true })}`,
@@ -133,11 +179,11 @@ export class ScimClient {
       acceptStatuses: [404],
       signal,
     });
-    return res.status;
+    return { status: res.status, body: res.data };
   }
 
-  /** Deletes a user; answers the status, 404 when the user is gone (as deactivate). */
-  async remove(id: string, signal: AbortSignal): Promise<number> {
+  /** Deletes a user; answers the status and body, 404 included (as deactivate). */
+  async remove(id: string, signal: AbortSignal): Promise<Written> {
     const res = await this.http.request({
       method: 'DELETE',
       url: `/Users/${pathSegment(id, { escapeAll: true })}`,
@@ -145,6 +191,6 @@ export class ScimClient {
       acceptStatuses: [404],
       signal,
     });
-    return res.status;
+    return { status: res.status, body: res.data };
   }
 }

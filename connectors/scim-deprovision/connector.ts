@@ -1,4 +1,9 @@
-import type { ConnectorContext, HttpAuth, OutboundConnector } from '../../core/plugin-api/index.ts';
+import {
+  PermanentError,
+  type ConnectorContext,
+  type HttpAuth,
+  type OutboundConnector,
+} from '../../core/plugin-api/index.ts';
 import {
   ACCOUNT_DISABLED,
   ACCOUNT_PURGED,
@@ -9,7 +14,7 @@ import {
   userEmail,
 } from '../_shared/outbound-common.ts';
 import { oauthAuth } from '../_shared/outbound-config.ts';
-import { SCIM_JSON, ScimClient } from './client.ts';
+import { SCIM_JSON, ScimClient, scimDetail } from './client.ts';
 import type { ScimConfig } from './config.ts';
 
 const NAME = 'scim-deprovision';
@@ -60,13 +65,24 @@ export function createScimDeprovision(ctx: ConnectorContext, config: ScimConfig)
           `cannot find a SCIM user from a ${subjectFormats(set.subject)} subject; send the email`,
         );
       return counted(actions, { action: purge ? 'delete' : 'deactivate' }, async () => {
-        const user = await scim.find(name, signal);
-        if (!user) return { detail: `no SCIM user has the userName or email ${name}; nothing to do` };
+        const found = await scim.find(name, signal);
+        if (!found) return { detail: `no SCIM user has the userName or email ${name}; nothing to do` };
+        const { user } = found;
         if (!purge && user.active === false) return { detail: `${name} is already inactive` };
-        const status = await (purge ? scim.remove(user.id, signal) : scim.deactivate(user.id, signal));
-        // A 404 on the user itself means someone got there first: the outcome asked for holds.
-        if (status === 404) return { status, detail: `${name} was already gone` };
-        return { status, detail: purge ? `${name} deleted` : `${name} deactivated` };
+        const written = await (purge ? scim.remove(user.id, signal) : scim.deactivate(user.id, signal));
+        const { status } = written;
+        if (status !== 404) return { status, detail: purge ? `${name} deleted` : `${name} deactivated` };
+        // A 404 is "already gone" only if the search that found the user no longer does: a server
+        // also answers 404 for a route it does not serve, or a user the token's scope hides.
+        const still = await scim.findAgain(found, signal);
+        if (still === undefined) return { status, detail: `${name} was already gone` };
+        if (!purge && still.active === false) return { status, detail: `${name} is already inactive` };
+        const method = purge ? 'DELETE' : 'PATCH';
+        const said = scimDetail(written.body);
+        throw new PermanentError(
+          `${method} /Users/${user.id} answered 404${said ? ` (${said})` : ''}, yet the search still finds ${name} (id ${user.id}${still.active === true ? ', active' : ''}): the server does not serve that ${method} for this token, or hides the user from it, so ${name} was not ${purge ? 'deleted' : 'deactivated'}; check the token's scope and the app's SCIM support, or deprovision the user in the app`,
+          { code: 'SSF_ERR_SCIM_USER_NOT_WRITTEN', detail: { status, method, id: user.id } },
+        );
       });
     },
   };

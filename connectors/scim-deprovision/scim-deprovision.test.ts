@@ -22,6 +22,10 @@ class FakeScim {
   bearer = TOKEN;
   /** Filters this server does not apply: it answers them with every user, as some servers do. */
   ignores: Array<'userName' | 'emails'> = [];
+  /** Methods this server does not route on /Users/{id}: it answers them 404 "Endpoint not found". */
+  unrouted: Array<'PATCH' | 'DELETE'> = [];
+  /** Users someone else deletes just as our PATCH or DELETE arrives (a race with another admin). */
+  deletedByOthers = new Set<string>();
   readonly api = new FakeApi((req) => this.#route(req));
 
   add(userName: string, email = userName, active = true): ScimUser {
@@ -75,6 +79,11 @@ class FakeScim {
       };
     }
     const match = new RegExp(`^${BASE}/Users/([^/]+)$`).exec(req.path);
+    if (match && this.unrouted.includes(req.method as 'PATCH' | 'DELETE')) {
+      return this.#error(404, 'Endpoint not found');
+    }
+    const raced = this.users.findIndex((u) => u.id === match?.[1] && this.deletedByOthers.has(u.id));
+    if (raced >= 0) this.users.splice(raced, 1);
     const user = this.users.find((u) => u.id === match?.[1]);
     if (!match) return this.#error(404, 'Endpoint not found');
     if (!user) return this.#error(404, `Resource ${match[1]} not found`);
@@ -114,6 +123,8 @@ beforeEach(() => {
   scim.users.length = 0;
   scim.bearer = TOKEN;
   scim.ignores = [];
+  scim.unrouted = [];
+  scim.deletedByOthers.clear();
 });
 afterEach(async () => {
   await harness?.stop();
@@ -290,7 +301,7 @@ describe('scim-deprovision: deactivation', () => {
     expect(scim.api.requests.filter((r) => r.method !== 'GET')).toEqual([]);
   });
 
-  it('skips users already inactive; a 404 on the PATCH means already gone; two matches are refused', async () => {
+  it('skips users already inactive; a 404 on the PATCH of a user the search then no longer finds means already gone; two matches are refused', async () => {
     scim.add('dana.lee@example.com', 'dana.lee@example.com', false);
     const h = await start();
     expect(await h.attempt(draft('risc.account-disabled'))).toMatchObject({
@@ -298,19 +309,75 @@ describe('scim-deprovision: deactivation', () => {
       receipt: { detail: 'dana.lee@example.com is already inactive' },
     });
     expect(patches()).toHaveLength(0);
-    scim.add('sam@example.com');
-    scim.api.inject(
-      { status: 404, body: { schemas: [ERROR], status: '404', detail: 'Resource not found' } },
-      (r) => r.method === 'PATCH',
-    );
+    const sam = scim.add('sam@example.com');
+    scim.deletedByOthers.add(sam.id);
     expect(await h.attempt(draft('risc.account-disabled', 'sam@example.com'))).toMatchObject({
       ok: true,
       receipt: { status: 404, detail: 'sam@example.com was already gone' },
     });
+    // The search was asked again, with the filter that found sam, before counting it done.
+    expect(scim.api.requests.slice(-2).map((r) => `${r.method} ${r.query.filter ?? r.path}`)).toEqual([
+      `PATCH ${BASE}/Users/${sam.id}`,
+      'GET userName eq "sam@example.com"',
+    ]);
     scim.add('twin', 'twin@example.com');
     scim.add('twin2', 'twin@example.com');
     const twins = await h.attempt(draft('risc.account-disabled', 'twin@example.com'));
     expect(twins).toMatchObject({ ok: false, class: 'permanent' });
+  });
+
+  it('RFC 7644 §3.5.2: a PATCH answered 404 (route not served) while the search still finds the user active is dead-lettered, never "already gone"', async () => {
+    const dana = scim.add('dana.lee@example.com');
+    scim.unrouted = ['PATCH'];
+    const h = await start();
+    const outcome = await h.attempt(draft('risc.account-disabled'));
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    if (!outcome.ok) {
+      expect(outcome.error.code).toBe('SSF_ERR_SCIM_USER_NOT_WRITTEN');
+      expect(outcome.error.message).toBe(
+        `PATCH /Users/${dana.id} answered 404 (Endpoint not found), yet the search still finds dana.lee@example.com (id ${dana.id}, active): the server does not serve that PATCH for this token, or hides the user from it, so dana.lee@example.com was not deactivated; check the token's scope and the app's SCIM support, or deprovision the user in the app`,
+      );
+    }
+    expect(dana.active).toBe(true);
+    expect(h.status()?.state).not.toBe('permanent_error');
+  });
+
+  it('a PATCH answered 404 for a user found by email is checked with the email search again', async () => {
+    const lee = scim.add('lpark', 'lee.park@example.com');
+    scim.unrouted = ['PATCH'];
+    const h = await start();
+    expect(await h.attempt(draft('risc.account-disabled', 'lee.park@example.com'))).toMatchObject({
+      ok: false,
+      class: 'permanent',
+    });
+    expect(scim.api.requests.at(-1)?.query).toEqual({ filter: 'emails[value eq "lee.park@example.com"]' });
+    expect(lee.active).toBe(true);
+    scim.unrouted = [];
+    scim.deletedByOthers.add(lee.id);
+    expect(await h.attempt(draft('risc.account-disabled', 'lee.park@example.com'))).toMatchObject({
+      ok: true,
+      receipt: { status: 404, detail: 'lee.park@example.com was already gone' },
+    });
+  });
+
+  it('RFC 7644 §3.12: a PATCH answered 501 Not Implemented is dead-lettered, not retried', async () => {
+    const dana = scim.add('dana.lee@example.com');
+    const h = await start();
+    scim.api.inject(
+      {
+        status: 501,
+        headers: { 'content-type': 'application/scim+json' },
+        body: { schemas: [ERROR], status: '501', detail: 'PATCH is not supported' },
+      },
+      (r) => r.method === 'PATCH',
+    );
+    const outcome = await h.attempt(draft('risc.account-disabled'));
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    if (!outcome.ok) {
+      expect(outcome.error.code).toBe('SSF_ERR_HTTP_NOT_SUPPORTED');
+      expect(outcome.error.message).toContain('PATCH is not supported');
+    }
+    expect(dana.active).toBe(true);
   });
 
   it('uses OAuth client credentials when configured', async () => {
@@ -356,15 +423,31 @@ describe('scim-deprovision: purge', () => {
       receipt: { status: 204, detail: 'dana.lee@example.com deleted' },
     });
     expect(scim.api.requests.find((r) => r.method === 'DELETE')?.path).toBe(`${BASE}/Users/${dana.id}`);
-    scim.add('sam@example.com');
-    scim.api.inject(
-      { status: 404, body: { schemas: [ERROR], status: '404', detail: 'gone' } },
-      (r) => r.method === 'DELETE',
-    );
+    const sam = scim.add('sam@example.com');
+    scim.deletedByOthers.add(sam.id);
     expect(await on.attempt(draft('risc.account-purged', 'sam@example.com'))).toMatchObject({
       ok: true,
-      receipt: { status: 404 },
+      receipt: { status: 404, detail: 'sam@example.com was already gone' },
     });
+  });
+
+  it('RFC 7644 §3.6: a DELETE answered 404 while the search still finds the user is dead-lettered, never "already gone"', async () => {
+    const dana = scim.add('dana.lee@example.com');
+    scim.unrouted = ['DELETE'];
+    const h = await start({ delete_on_purge: true });
+    const outcome = await h.attempt(draft('risc.account-purged'));
+    expect(outcome).toMatchObject({ ok: false, class: 'permanent' });
+    if (!outcome.ok) {
+      expect(outcome.error.code).toBe('SSF_ERR_SCIM_USER_NOT_WRITTEN');
+      expect(outcome.error.message).toContain(
+        `DELETE /Users/${dana.id} answered 404 (Endpoint not found), yet the search still finds dana.lee@example.com (id ${dana.id}, active)`,
+      );
+      expect(outcome.error.message).toContain('so dana.lee@example.com was not deleted');
+    }
+    expect(scim.users).toContain(dana);
+    expect(
+      await h.counter('scim_deprovision_actions_total', { action: 'delete', outcome: 'permanent' }),
+    ).toBe(1);
   });
 
   it('refuses other events and non-user subjects', async () => {

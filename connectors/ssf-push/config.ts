@@ -1,20 +1,11 @@
 import { checkProfileOptions, profileFields, secret, z } from '../../core/plugin-api/index.ts';
-import {
-  audience,
-  endpointUrl,
-  keepsCredentials,
-  oauthClientSchema,
-  requestTimeout,
-} from '../_shared/outbound-config.ts';
+import { audience, oauthClientSchema, pushEndpointUrl, requestTimeout } from '../_shared/outbound-config.ts';
 
 export const configSchema = z
   .strictObject({
-    endpoint_url: endpointUrl(
+    endpoint_url: pushEndpointUrl(
       "The receiver's RFC 8935 push endpoint (its stream's delivery endpoint_url); https, plain http only for the local machine.",
-    ).refine(keepsCredentials, {
-      // RFC 8935 §1: SETs (personal data about users and devices) are delivered over TLS.
-      error: 'must be an https URL (RFC 8935 delivers SETs over TLS); plain http only for the local machine',
-    }),
+    ),
     audience: audience('The SET audience (aud) the receiver expects, e.g. its stream audience or client id.'),
     ...profileFields(
       'Target profile the SETs are shaped with: ssf-1.0, okta-itp, google-workspace, legacy-sse-caep.',

@@ -266,6 +266,29 @@ describe('ssf-push: the receiver refuses (RFC 8935 §2.3–2.4)', () => {
     if (!bare.ok) expect(bare.error.retryAfterMs).toBeUndefined();
   });
 
+  it('RFC 8935 §2.3, RFC 9110 §15.6: 500, 502, 503 and 504 are retried; 501 and 505 (the push is not supported) are dead-lettered', async () => {
+    const h = await start();
+    for (const status of [500, 502, 503, 504]) {
+      server.on('POST', PATH, () => ({ status, headers: { 'content-type': 'text/html' }, body: '<h1>Down' }));
+      const outcome = await h.attempt(sessionRevoked);
+      expect(outcome, String(status)).toMatchObject({ ok: false, class: 'retryable' });
+    }
+    for (const status of [501, 505]) {
+      server.on('POST', PATH, () => ({
+        status,
+        headers: { 'content-type': 'text/plain' },
+        body: 'POST is not implemented for /ssf/events',
+      }));
+      const outcome = await h.attempt(sessionRevoked);
+      expect(outcome, String(status)).toMatchObject({ ok: false, class: 'permanent' });
+      if (!outcome.ok) {
+        expect(outcome.error.code).toBe('SSF_ERR_HTTP_NOT_SUPPORTED');
+        expect(outcome.error.message).toContain('POST is not implemented');
+      }
+    }
+    expect(await h.counter('ssf_push_sets_total', { outcome: 'permanent' })).toBe(2);
+  });
+
   it('a receiver slower than the request timeout is retryable', async () => {
     server.on('POST', PATH, async () => {
       await sleep(1_000);
@@ -320,6 +343,33 @@ describe('ssf-push: profiles', () => {
     const h = await start({ profile: 'ssf-1.0', profile_options: { event_subject: true } });
     expect((await h.attempt(sessionRevoked)).ok).toBe(true);
     expect(received[0]?.set.event?.subject).toEqual({ format: 'email', email: 'dana.lee@example.com' });
+  });
+
+  it('a profile that takes one audience only (google-workspace) with another is a config problem at audience, naming the one it takes', () => {
+    const parse = (audience: unknown) =>
+      ssfPush.configSchema.safeParse({
+        endpoint_url: 'https://push.example.com/google',
+        audience,
+        profile: 'google-workspace',
+      });
+    for (const wrong of [AUD, ['https://sharedsignals.googleapis.com', AUD]]) {
+      expect(parse(wrong).error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+        [
+          'audience',
+          `the google-workspace profile takes only the audience https://sharedsignals.googleapis.com, not ${[wrong].flat().join(', ')}: every SET would be refused; set audience to https://sharedsignals.googleapis.com`,
+        ],
+      ]);
+    }
+    expect(parse('https://sharedsignals.googleapis.com').success).toBe(true);
+    expect(parse(['https://sharedsignals.googleapis.com']).success).toBe(true);
+    // Other profiles take any audience.
+    expect(
+      ssfPush.configSchema.safeParse({
+        endpoint_url: 'https://r.example.net/e',
+        audience: AUD,
+        profile: 'okta-itp',
+      }).success,
+    ).toBe(true);
   });
 
   it('an unknown profile or a wrong profile option is a config problem, with its path', () => {

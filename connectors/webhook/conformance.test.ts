@@ -21,6 +21,11 @@ runConnectorConformance(webhook, {
       },
       error: 'profile_options.caep_interop',
     },
+    // Google refuses any other aud: every SET would be dead-lettered, the default audience's too.
+    {
+      config: { url: 'https://hooks.example.com', signing_secret: 's', profile: 'google-workspace' },
+      error: 'audience https://sharedsignals.googleapis.com, not urn:ssf-bridge:webhook',
+    },
   ],
   metrics: [
     { name: 'webhook_posts_total', labels: { outcome: 'ok' }, value: (t) => t.delivered },

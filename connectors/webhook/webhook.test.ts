@@ -266,3 +266,35 @@ describe('webhook: outcomes', () => {
     ]);
   });
 });
+
+describe('webhook: profiles', () => {
+  const GOOGLE = 'https://sharedsignals.googleapis.com';
+  const parse = (config: Record<string, unknown>) =>
+    webhook.configSchema.safeParse({
+      url: 'https://soar.example.com/hooks',
+      signing_secret: SECRET,
+      ...config,
+    });
+  const problems = (config: Record<string, unknown>) =>
+    parse(config).error?.issues.map((i) => [i.path.join('.'), i.message]);
+  const onlyGoogle = (requested: string) =>
+    `the google-workspace profile takes only the audience ${GOOGLE}, not ${requested}: every SET would be refused; set audience to ${GOOGLE}`;
+
+  it('google-workspace profile (Google takes SETs with aud https://sharedsignals.googleapis.com only): another audience, the default urn:ssf-bridge:webhook too, is a config problem at audience', () => {
+    expect(problems({ profile: 'google-workspace' })).toEqual([
+      ['audience', onlyGoogle('urn:ssf-bridge:webhook')],
+    ]);
+    expect(problems({ profile: 'google-workspace', audience: 'https://soar.example.com' })).toEqual([
+      ['audience', onlyGoogle('https://soar.example.com')],
+    ]);
+    expect(problems({ profile: 'google-workspace', audience: [GOOGLE, 'https://soar.example.com'] })).toEqual(
+      [['audience', onlyGoogle(`${GOOGLE}, https://soar.example.com`)]],
+    );
+    expect(parse({ profile: 'google-workspace', audience: GOOGLE }).success).toBe(true);
+    expect(parse({ profile: 'google-workspace', audience: [GOOGLE] }).success).toBe(true);
+    // The other profiles take any audience.
+    for (const profile of ['ssf-1.0', 'okta-itp', 'legacy-sse-caep']) {
+      expect(parse({ profile, audience: 'https://soar.example.com' }).success, profile).toBe(true);
+    }
+  });
+});

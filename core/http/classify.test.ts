@@ -41,6 +41,29 @@ describe('classifyHttpOutcome', () => {
     expect(err?.code).toBe('SSF_ERR_HTTP_CLIENT');
   });
 
+  it.each([
+    [501, 'Not Implemented'],
+    [505, 'HTTP Version Not Supported'],
+  ])(
+    'RFC 9110 §15.6: treats %d %s as permanent (the request is not supported; RFC 7644 §3.12 answers an unsupported SCIM operation so), not an auth failure',
+    (status, statusText) => {
+      const body =
+        '{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"501","detail":"PATCH not supported"}';
+      const err = classifyHttpOutcome(
+        response(status, { statusText, body, headers: { 'retry-after': '5' } }),
+        ctx,
+      );
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as PermanentError).authFailure).toBe(false);
+      expect(err?.code).toBe('SSF_ERR_HTTP_NOT_SUPPORTED');
+      expect(err?.message).toContain(
+        `answered ${status} ${statusText}: the server does not support this request`,
+      );
+      expect(err?.message).toContain('PATCH not supported');
+      expect(err?.detail).toMatchObject({ status });
+    },
+  );
+
   it.each([401, 403])('treats %d as a permanent auth failure', (status) => {
     const err = classifyHttpOutcome(response(status), ctx);
     expect(err).toBeInstanceOf(PermanentError);

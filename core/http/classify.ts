@@ -56,6 +56,14 @@ const INVALID_REQUEST_CODES = new Set([
   'ERR_NOT_SUPPORT',
 ]);
 
+/**
+ * 5xx answers that describe the request, not the server's health: 501 Not Implemented (the
+ * method or feature is not supported, RFC 9110 §15.6.2; SCIM's answer to an operation the
+ * service provider lacks, RFC 7644 §3.12) and 505 HTTP Version Not Supported (§15.6.6). The
+ * same request gets the same answer however often it is sent.
+ */
+const UNSUPPORTED = new Set([501, 505]);
+
 function describeStatus(status: number, statusText?: string): string {
   return statusText ? `${status} ${statusText}` : String(status);
 }
@@ -79,6 +87,15 @@ function classifyResponse(
   const detail = { method: ctx.method, url: scrubUrl(ctx.url), status };
   const answered = `${what} answered ${describeStatus(status, outcome.statusText)}`;
 
+  if (UNSUPPORTED.has(status)) {
+    return new PermanentError(
+      withExcerpt(
+        `${answered}: the server does not support this request, so it is not retried`,
+        outcome.body,
+      ),
+      { code: 'SSF_ERR_HTTP_NOT_SUPPORTED', detail },
+    );
+  }
   if (status === 408 || status === 429 || status >= 500) {
     const retryAfterMs = retryAfterFromHeaders(
       outcome.headers ?? {},
@@ -124,7 +141,8 @@ function classifyResponse(
  * | network error (refused, reset, DNS, TLS) | retryable | SSF_ERR_HTTP_NETWORK / _TLS   |
  * | our timeout, 408                         | retryable | SSF_ERR_HTTP_TIMEOUT          |
  * | 429                                      | retryable | SSF_ERR_HTTP_RATE_LIMITED     |
- * | 5xx                                      | retryable | SSF_ERR_HTTP_SERVER           |
+ * | 5xx but 501, 505                         | retryable | SSF_ERR_HTTP_SERVER           |
+ * | 501, 505 (request not supported)         | permanent | SSF_ERR_HTTP_NOT_SUPPORTED    |
  * | aborted (stop or caller)                 | retryable | SSF_ERR_HTTP_ABORTED          |
  * | 401, 403                                 | permanent | SSF_ERR_HTTP_AUTH (authFailure) |
  * | other 4xx                                | permanent | SSF_ERR_HTTP_CLIENT           |

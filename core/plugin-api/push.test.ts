@@ -126,6 +126,17 @@ describe('classifyPushResponse (RFC 8935 §2.2–2.4)', () => {
     expect(classifyPushResponse({ status: 408 })).toBeInstanceOf(RetryableError);
   });
 
+  it('RFC 9110 §15.6.2, §15.6.6: 501 and 505 are permanent (a retry cannot succeed); 500, 502, 504 retry', () => {
+    for (const status of [501, 505]) {
+      const error = classifyPushResponse({ status, body: 'Not Implemented' }, options);
+      expect(error, String(status)).toBeInstanceOf(PermanentError);
+      expect((error as PermanentError).authFailure, String(status)).toBeFalsy();
+    }
+    for (const status of [500, 502, 504]) {
+      expect(classifyPushResponse({ status }, options), String(status)).toBeInstanceOf(RetryableError);
+    }
+  });
+
   it('a 400 without an RFC 8935 body and other 4xx are permanent', () => {
     const plain = classifyPushResponse({ status: 400, body: 'Bad Request' }, options);
     expect(plain).toBeInstanceOf(PermanentError);

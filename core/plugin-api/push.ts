@@ -157,8 +157,12 @@ function invalidKeyError(
  * | other `err` (invalid_issuer, invalid_audience, …) | PermanentError naming the code              |
  * | 400 without an RFC 8935 body, other 3xx/4xx       | PermanentError                              |
  * | 401, 403 (whatever the `err`)                     | PermanentError, authFailure                 |
- * | 408, 429, 5xx                                     | RetryableError with the wait it asks for    |
+ * | 408, 429, 5xx but 501 and 505                     | RetryableError with the wait it asks for    |
+ * | 501, 505 (the request is not supported)           | PermanentError, as the shared HTTP rule has |
  */
+/** RFC 9110 §15.6.2, §15.6.6: a server that cannot do the request will not do it on a retry. */
+const NOT_SUPPORTED = new Set([501, 505]);
+
 export function classifyPushResponse(
   res: PushResponse,
   options: PushClassifyOptions = {},
@@ -169,7 +173,7 @@ export function classifyPushResponse(
   const refusal = parsePushError(res.body);
   const detail: Record<string, unknown> = { status, ...(refusal ?? {}) };
 
-  if (status === 408 || status === 429 || status >= 500) {
+  if (status === 408 || status === 429 || (status >= 500 && !NOT_SUPPORTED.has(status))) {
     const retryAfterMs = retryAfter(res, options);
     const wait = retryAfterMs === undefined ? '' : ` (retry after ${Math.ceil(retryAfterMs / 1000)} s)`;
     return new RetryableError(`${who} answered ${status}${wait}${excerpt(res.body)}`, {

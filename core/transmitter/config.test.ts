@@ -123,6 +123,31 @@ describe('transmitter config', () => {
     ).toThrow(/always delivered/);
   });
 
+  it("google-workspace profile (Google takes SETs with aud https://sharedsignals.googleapis.com only): a receiver's other audience, or its client id when it has none, is a config problem at its audience", () => {
+    const GOOGLE = 'https://sharedsignals.googleapis.com';
+    const onlyGoogle = (requested: string) =>
+      `the google-workspace profile takes only the audience ${GOOGLE}, not ${requested}: every SET would be refused; set audience to ${GOOGLE}`;
+    const problems = (receiver: Record<string, unknown>) =>
+      transmitterConfigSchema
+        .safeParse({ receivers: [{ client_id: 'rx', profile: 'google-workspace', ...receiver }] })
+        .error?.issues.map((i) => [i.path.join('.'), i.message]);
+    expect(problems({ audience: 'https://rx.example.net' })).toEqual([
+      ['receivers.0.audience', onlyGoogle('https://rx.example.net')],
+    ]);
+    expect(problems({ audience: [GOOGLE, 'https://rx.example.net'] })).toEqual([
+      ['receivers.0.audience', onlyGoogle(`${GOOGLE}, https://rx.example.net`)],
+    ]);
+    // Without an audience the client's streams carry its client id.
+    expect(problems({})).toEqual([['receivers.0.audience', onlyGoogle('rx')]]);
+    expect(problems({ audience: GOOGLE })).toBeUndefined();
+    expect(problems({ client_id: GOOGLE })).toBeUndefined();
+    expect(
+      transmitterConfigSchema.safeParse({
+        receivers: [{ client_id: 'rx', audience: 'https://rx.example.net', profile: 'legacy-sse-caep' }],
+      }).success,
+    ).toBe(true);
+  });
+
   it('the quickstart block validates', () => {
     expect(transmitterConfigSchema.safeParse(quickstartTransmitterConfig()).success).toBe(true);
   });

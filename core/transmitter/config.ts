@@ -42,7 +42,10 @@ const receiverSchema = z
       "Target profile this client's SETs are shaped with: ssf-1.0, or legacy-sse-caep for receivers of the pre-SSF 1.0 CAEP shape (Apple Business Manager, Apple School Manager). Its streams offer only the event types the profile takes.",
     ),
   })
-  .superRefine(checkProfileOptions);
+  // The client's streams carry its audience, or else its client id (auth.ts): that is the one checked.
+  .superRefine((receiver, ctx) =>
+    checkProfileOptions({ ...receiver, audience: receiver.audience ?? receiver.client_id }, ctx),
+  );
 
 const oauthSchema = z
   .strictObject({

@@ -191,7 +191,8 @@ export interface PushClassifyContext {
  * retried blindly. invalid_key is retried a few times, later, because a receiver that cached our
  * JWKS before a key rotation fetches it again; authentication_failed and access_denied flag the
  * stream's credentials; other codes are permanent. Non-400 answers and network failures follow
- * the shared HTTP classification (5xx, 408, 429 and timeouts retry, with Retry-After).
+ * the shared HTTP classification (5xx but 501 and 505, 408, 429 and timeouts retry, with
+ * Retry-After).
  */
 export function classifyPush(answer: PushAnswer, ctx: PushClassifyContext): HttpError | undefined {
   if (answer.ok) return undefined;

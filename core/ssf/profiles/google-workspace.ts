@@ -7,7 +7,13 @@ import { z } from 'zod';
 import type { SubjectIdentifier } from '../../plugin-api/index.ts';
 import { ProfileRefusalError } from '../errors.ts';
 import { CAEP_BASE } from '../events/common.ts';
-import { matchableIdentifier, type ProfileInput, type ShapedEvent, type TargetProfile } from './types.ts';
+import {
+  matchableIdentifier,
+  refusedAudience,
+  type ProfileInput,
+  type ShapedEvent,
+  type TargetProfile,
+} from './types.ts';
 
 const NAME = 'google-workspace';
 export const GOOGLE_WORKSPACE_AUDIENCE = 'https://sharedsignals.googleapis.com';
@@ -25,15 +31,16 @@ function emailSubject(subject: SubjectIdentifier): SubjectIdentifier {
   );
 }
 
+/** Google takes its own audience only: none asked for means that one. */
 function audienceFor(requested: string | string[] | undefined): string {
-  const list = requested === undefined ? [] : Array.isArray(requested) ? requested : [requested];
-  if (list.length === 0 || (list.length === 1 && list[0] === GOOGLE_WORKSPACE_AUDIENCE)) {
-    return GOOGLE_WORKSPACE_AUDIENCE;
+  const refused = refusedAudience(googleWorkspaceProfile, requested);
+  if (refused !== undefined) {
+    throw new ProfileRefusalError(
+      NAME,
+      `Google requires aud ${refused.only}, not ${refused.requested.join(', ')}`,
+    );
   }
-  throw new ProfileRefusalError(
-    NAME,
-    `Google requires aud ${GOOGLE_WORKSPACE_AUDIENCE}, not ${list.join(', ')}`,
-  );
+  return GOOGLE_WORKSPACE_AUDIENCE;
 }
 
 function shape(input: ProfileInput): ShapedEvent {
@@ -59,4 +66,5 @@ export const googleWorkspaceProfile: TargetProfile<z.output<typeof googleWorkspa
   optionsSchema: googleWorkspaceOptionsSchema,
   accepts: [SESSION_REVOKED],
   apply: shape,
+  onlyAudience: GOOGLE_WORKSPACE_AUDIENCE,
 };

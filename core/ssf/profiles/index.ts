@@ -72,4 +72,5 @@ export {
 export type { OktaItpOptions, OktaEventSubject } from './okta-itp.ts';
 export { googleWorkspaceProfile, GOOGLE_WORKSPACE_AUDIENCE } from './google-workspace.ts';
 export { legacySseProfile, LEGACY_SSE_ACCEPTED_EVENT_TYPES } from './legacy-sse.ts';
-export type { ProfileInput, ShapedEvent, TargetProfile } from './types.ts';
+export { refusedAudience } from './types.ts';
+export type { AudienceRefusal, ProfileInput, ShapedEvent, TargetProfile } from './types.ts';

@@ -6,7 +6,13 @@ import { CAEP_BASE, OKTA_BASE, RISC_BASE } from '../events/common.ts';
 import { buildSet, type BuildSetInput } from '../set/build.ts';
 import { signSet } from '../set/codec.ts';
 import { deterministicJti } from '../set/jti.ts';
-import { GOOGLE_WORKSPACE_AUDIENCE, PROFILE_NAMES, getProfile, listProfiles } from './index.ts';
+import {
+  GOOGLE_WORKSPACE_AUDIENCE,
+  PROFILE_NAMES,
+  getProfile,
+  listProfiles,
+  refusedAudience,
+} from './index.ts';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const user = { format: 'email', email: 'dana.lee@example.com' };
@@ -362,6 +368,45 @@ describe('google-workspace', () => {
     expect(build('google-workspace', {}, { audience: GOOGLE_WORKSPACE_AUDIENCE }).claims.aud).toBe(
       GOOGLE_WORKSPACE_AUDIENCE,
     );
+  });
+});
+
+describe('audience rule checked when a config loads', () => {
+  const audiences = [
+    undefined,
+    GOOGLE_WORKSPACE_AUDIENCE,
+    [GOOGLE_WORKSPACE_AUDIENCE],
+    'https://receiver.example.net/',
+    'urn:ssf-bridge:log',
+    [GOOGLE_WORKSPACE_AUDIENCE, 'https://receiver.example.net/'],
+  ];
+
+  it('refusedAudience says exactly when apply refuses every SET for an audience, with the reason apply gives', () => {
+    expect(refusedAudience(getProfile('google-workspace'), 'https://receiver.example.net/')).toEqual({
+      only: GOOGLE_WORKSPACE_AUDIENCE,
+      requested: ['https://receiver.example.net/'],
+    });
+    for (const name of PROFILE_NAMES) {
+      for (const audience of audiences) {
+        const refused = refusedAudience(getProfile(name), audience);
+        // caep.session-revoked about an email subject: every profile takes it but for its audience.
+        let refusedBy: ProfileRefusalError | undefined;
+        try {
+          build(name, {}, { audience });
+        } catch (err) {
+          // No audience at all is the destination's problem (ConfigError), not the profile's.
+          if (err instanceof ProfileRefusalError) refusedBy = err;
+          else expect(err, `${name} ${String(audience)}`).toBeInstanceOf(ConfigError);
+        }
+        expect(refusedBy?.reason, `${name} ${String(audience)}`).toBe(
+          refused && `Google requires aud ${refused.only}, not ${refused.requested.join(', ')}`,
+        );
+        if (refused !== undefined) expect(name).toBe('google-workspace');
+      }
+    }
+    expect(PROFILE_NAMES.filter((n) => getProfile(n).onlyAudience !== undefined)).toEqual([
+      'google-workspace',
+    ]);
   });
 });
 

@@ -47,6 +47,37 @@ export interface TargetProfile<O = unknown> {
   readonly accepts: readonly string[] | undefined;
   /** Shapes the event; throws ProfileRefusalError when the target would not accept it. */
   apply(input: ProfileInput, options: O): ShapedEvent;
+  /**
+   * The one audience the target takes, for a target that takes no other (Google): a destination
+   * asking for none gets this one, and apply refuses a SET for any other (refusedAudience says
+   * which destinations). Absent when any audience will do.
+   */
+  readonly onlyAudience?: string;
+}
+
+/** A destination audience that a target profile refuses every SET for. */
+export interface AudienceRefusal {
+  /** The one audience the profile takes. */
+  only: string;
+  /** What the destination asks for instead, as a list. */
+  requested: string[];
+}
+
+/**
+ * Whether `profile` refuses every SET for the audience a destination asks for: the target takes
+ * its `onlyAudience` only, and the destination asks for another (or for more than that one);
+ * asking for none means that one. Undefined when the profile takes it. The one rule, for the
+ * profile's apply and for checking a config when it loads.
+ */
+export function refusedAudience(
+  profile: Pick<TargetProfile<unknown>, 'onlyAudience'>,
+  requested: string | string[] | undefined,
+): AudienceRefusal | undefined {
+  const only = profile.onlyAudience;
+  if (only === undefined) return undefined;
+  const list = requested === undefined ? [] : Array.isArray(requested) ? requested : [requested];
+  if (list.length === 0 || (list.length === 1 && list[0] === only)) return undefined;
+  return { only, requested: list };
 }
 
 /**
