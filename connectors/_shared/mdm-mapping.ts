@@ -1,6 +1,6 @@
 /**
- * The device bookkeeping the MDM connectors share (intune and kandji; jamf-pro for subjects and
- * events): the checkpoint holding the last known state of every device, the diff of a page of
+ * The device bookkeeping the MDM connectors share (intune and kandji; jamf-pro for subjects,
+ * events and the vanished-device guard): the checkpoint holding the last known state of every device, the diff of a page of
  * device records against it, the vanished-device policy (and its guard) at the end of a complete
  * scan, and the CAEP device-compliance-change event. Pure: the same records and state always give the same
  * events and source record ids.
@@ -99,9 +99,9 @@ export const scanPolicyShape = {
 };
 
 /**
- * Config fields of the vanished-device guard (intune): how many of the known devices one scan may
- * report gone. Beyond that the listing itself is not trusted (a partial answer, a paging problem
- * looks like a mass departure), so the scan reports none gone.
+ * Config fields of the vanished-device guard (intune, kandji, jamf-pro): how many of the known
+ * devices one scan may report gone. Beyond that the listing itself is not trusted (a partial
+ * answer, a paging problem looks like a mass departure), so the scan reports none gone.
  */
 export const vanishGuardShape = {
   vanished_guard_share: z.number().min(0).max(1).default(0.1).meta({
@@ -113,6 +113,34 @@ export const vanishGuardShape = {
       'Number of missing devices the guard always lets through, whatever their share of the known devices, so that a small fleet can lose a few devices at once.',
   }),
 };
+
+/**
+ * Config field of how many devices missing from a scan are looked up one by one per scan, as
+ * intune words it; `request` names the lookup (e.g. "GET /api/v1/devices/{id}").
+ */
+export function vanishedLookupsField(request: string, what = 'Devices') {
+  return z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(100)
+    .meta({
+      description: `${what} missing from a scan that are looked up one by one (${request}) to confirm they are gone, per scan; the others stay as they are until a later scan looks them up.`,
+    });
+}
+
+/**
+ * The order to look missing devices up in: those never looked up (no `lookedUp` time) first, in
+ * the order given, then those looked up longest ago, so that one whose lookup keeps failing (or
+ * that the vendor still has although it is not listed) does not hold the others back.
+ */
+export function lookupOrder(ids: readonly string[], lookedUp: (id: string) => string | undefined): string[] {
+  return ids
+    .map((id, index) => ({ id, index, after: lookedUp(id) ?? '' }))
+    .sort((a, b) => (a.after < b.after ? -1 : a.after > b.after ? 1 : a.index - b.index))
+    .map((m) => m.id);
+}
 
 /** The status a first sighting is reported as coming from (`first_sighting: emit`). */
 export function opposite(status: ComplianceStatus): ComplianceStatus {

@@ -2,8 +2,8 @@
  * The scan machinery the MDM connectors share (intune, kandji, jamf-pro's reconciliation): a
  * scheduled task that reads the whole device inventory, retries within a budget of waiting time,
  * reports failures in the instance status and stops within the host's deadline; the `check`
- * that probes the API; the lookups that confirm a device missing from a listing is gone; and the
- * stored device state.
+ * that probes the API; reads of devices one by one, among them the lookups that confirm a device
+ * missing from a listing is gone; and the stored device state.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -128,6 +128,159 @@ export function isNotFound(err: unknown): boolean {
   return isBridgeError(err) && err.errorClass === 'permanent' && err.detail?.['status'] === 404;
 }
 
+/**
+ * How a failed read of one device counts (see readEach): `device` — about that device alone
+ * (recorded; the reads go on, unless it makes a FailureStreak); `stop` — about the API as a
+ * whole, such as throttling beyond the wait budget or refused credentials (recorded; no further
+ * read starts); `unread` — no request was made, as when a budget of requests is spent (the device
+ * is left unread with the rest, and no further read starts).
+ */
+export type ReadFailure = 'device' | 'stop' | 'unread';
+
+/**
+ * Reads in a row that may fail about their device before readEach stops (see FailureStreak).
+ * One device the API keeps failing for costs that device alone; ten in a row say rather that the
+ * endpoint is down, or hanging, for every device, and reading on would cost a request (or a
+ * whole timeout) per device, for nothing, until the next scan.
+ */
+export const FAILURES_TO_STOP = 10;
+
+/**
+ * Reads that failed about their device in a row (in the order they ended), counted across the
+ * calls of readEach one scan makes (a scan that reads in chunks passes the same streak to each);
+ * any answer starts the count over. At `limit`, the reads stop (ReadsFailing).
+ */
+export class FailureStreak {
+  #count = 0;
+  #last: unknown;
+  constructor(readonly limit: number = FAILURES_TO_STOP) {}
+
+  /** Failures in a row so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Counts a failed read; true when it makes `limit` in a row. */
+  failed(err: unknown): boolean {
+    this.#count += 1;
+    this.#last = err;
+    return this.#count >= this.limit;
+  }
+
+  /** An answer: the count starts over. */
+  answered(): void {
+    this.#count = 0;
+    this.#last = undefined;
+  }
+
+  /** The failure that ended the streak, for `stoppedBy`. */
+  stop(): ReadsFailing {
+    return new ReadsFailing(this.#count, this.#last);
+  }
+}
+
+/**
+ * Why readEach stopped after a FailureStreak: `failures` reads in a row failed, the last with
+ * `last` (its cause). Retryable: the next scan reads again. The failed reads themselves are in
+ * `failed`, each with its own error.
+ */
+export class ReadsFailing extends RetryableError {
+  constructor(
+    readonly failures: number,
+    readonly last: unknown,
+  ) {
+    super(
+      `${failures} reads in a row failed, the last with: ${last instanceof Error ? last.message : String(last)}`,
+      { code: 'SSF_ERR_MDM_READS_FAILING', cause: last, detail: { failures } },
+    );
+  }
+}
+
+/** What reading devices one by one found. */
+export interface DeviceReads<T> {
+  /** The answers, by device id, in the order given. */
+  answers: Map<string, T>;
+  /** Reads that failed (after the in-run retries), with the error, in the order given. */
+  failed: Array<{ id: string; error: unknown }>;
+  /** Devices not read: beyond `limit`, or left when a failure stopped the reads. */
+  unread: string[];
+  /**
+   * The failure that stopped the reads, when one did: one `failure` said `stop` or `unread` for,
+   * or a ReadsFailing when `streak` reached its limit (the failures it counts are in `failed`).
+   */
+  stoppedBy?: unknown;
+}
+
+/**
+ * Reads devices one by one (`read`, retried within the wait budget), at most `limit` of them in
+ * the order given and `concurrency` at once, so that one device the API keeps failing for costs
+ * that device alone: `failure` says whether a failure is about the device or stops the reads.
+ * Failures about their device that follow one another without an answer between them are
+ * counted by `streak` (a new FailureStreak of FAILURES_TO_STOP when not given); when it reaches
+ * its limit no further read starts (the reads in flight end) and `stoppedBy` is a ReadsFailing,
+ * so that an endpoint down or hanging for every device costs a few reads, not one per device.
+ * An aborted signal rejects.
+ */
+export async function readEach<T>(
+  ids: readonly string[],
+  options: {
+    limit?: number;
+    concurrency: number;
+    read(id: string, signal: AbortSignal): Promise<T>;
+    failure(err: unknown): ReadFailure;
+    streak?: FailureStreak;
+    waits: WaitBudget;
+    signal: AbortSignal;
+  },
+): Promise<DeviceReads<T>> {
+  const { signal } = options;
+  const streak = options.streak ?? new FailureStreak();
+  const answers = new Map<string, T>();
+  const failed = new Map<string, unknown>();
+  const chosen = ids.slice(0, Math.max(0, options.limit ?? ids.length));
+  let stopped = false;
+  let stoppedBy: unknown;
+  await eachLimit(chosen, options.concurrency, async (id) => {
+    if (stopped) return;
+    try {
+      answers.set(id, await withRetries(() => options.read(id, signal), options.waits, signal));
+      streak.answered();
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const kind = options.failure(err);
+      if (kind !== 'unread') failed.set(id, err);
+      if (stopped) return;
+      if (kind !== 'device') {
+        stopped = true;
+        stoppedBy = err;
+      } else if (streak.failed(err)) {
+        stopped = true;
+        stoppedBy = streak.stop();
+      }
+    }
+  });
+  const result: DeviceReads<T> = { answers: new Map(), failed: [], unread: [] };
+  for (const id of ids) {
+    if (answers.has(id)) result.answers.set(id, answers.get(id) as T);
+    else if (failed.has(id)) result.failed.push({ id, error: failed.get(id) });
+    else result.unread.push(id);
+  }
+  return stopped ? { ...result, stoppedBy } : result;
+}
+
+/**
+ * The failures of a lookup that are about the device looked up: a permanent answer other than
+ * refused credentials (a 400, a 410, a body that is not a device). Throttling or an unavailable
+ * API beyond the wait budget, and refused credentials, are about the API: they stop the lookups.
+ */
+export function lookupFailure(err: unknown): ReadFailure {
+  const aboutThisDevice =
+    isBridgeError(err) &&
+    err.errorClass === 'permanent' &&
+    !(err instanceof PermanentError && err.authFailure);
+  return aboutThisDevice ? 'device' : 'stop';
+}
+
 /** What the lookups of the devices missing from a listing found. */
 export interface MissingLookups<T> {
   /** Devices the vendor still answers for, with its answer: they are not gone. */
@@ -145,8 +298,9 @@ export interface MissingLookups<T> {
  * (the lookup answers 404, i.e. `lookup` resolves undefined) from the ones a short listing left
  * out. At most `limit` lookups, in the order given; the rest are deferred to a later scan. A
  * lookup that fails otherwise keeps its device as it is; a failure that is not about that one
- * device (throttling or an unavailable API beyond the wait budget, refused credentials) stops
- * the lookups, deferring the rest. An aborted signal rejects.
+ * device (lookupFailure, or `failure` when given) stops the lookups, deferring the rest, and so
+ * do FAILURES_TO_STOP failures about their device in a row (see readEach). An aborted signal
+ * rejects.
  */
 export async function lookUpMissing<T>(
   missing: readonly string[],
@@ -154,35 +308,28 @@ export async function lookUpMissing<T>(
     limit: number;
     concurrency: number;
     lookup(id: string, signal: AbortSignal): Promise<T | undefined>;
+    failure?(err: unknown): ReadFailure;
     waits: WaitBudget;
     signal: AbortSignal;
   },
 ): Promise<MissingLookups<T>> {
-  const { signal } = options;
-  const found = new Map<string, T | undefined>();
-  const failed = new Map<string, unknown>();
-  const chosen = missing.slice(0, Math.max(0, options.limit));
-  let stopped = false;
-  await eachLimit(chosen, options.concurrency, async (id) => {
-    if (stopped) return;
-    try {
-      found.set(id, await withRetries(() => options.lookup(id, signal), options.waits, signal));
-    } catch (err) {
-      if (signal.aborted) throw err;
-      failed.set(id, err);
-      const aboutThisDevice =
-        isBridgeError(err) &&
-        err.errorClass === 'permanent' &&
-        !(err instanceof PermanentError && err.authFailure);
-      if (!aboutThisDevice) stopped = true;
-    }
+  const reads = await readEach(missing, {
+    limit: options.limit,
+    concurrency: options.concurrency,
+    read: options.lookup,
+    failure: options.failure ?? lookupFailure,
+    waits: options.waits,
+    signal: options.signal,
   });
-  const result: MissingLookups<T> = { present: new Map(), gone: [], failed: [], deferred: [] };
-  for (const id of missing) {
-    if (failed.has(id)) result.failed.push({ id, error: failed.get(id) });
-    else if (!found.has(id)) result.deferred.push(id);
-    else if (found.get(id) === undefined) result.gone.push(id);
-    else result.present.set(id, found.get(id) as T);
+  const result: MissingLookups<T> = {
+    present: new Map(),
+    gone: [],
+    failed: reads.failed,
+    deferred: reads.unread,
+  };
+  for (const [id, answer] of reads.answers) {
+    if (answer === undefined) result.gone.push(id);
+    else result.present.set(id, answer);
   }
   return result;
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
+import { vanishedLookupsField, vanishGuardShape } from '../_shared/mdm-mapping.ts';
 import { vendorUrlField } from '../_shared/mdm-poller.ts';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -74,13 +75,10 @@ export const configSchema = z
       description:
         "On ComputerCheckIn, read the computer's group memberships to confirm its status. Off: check-ins are acknowledged and ignored (inventory and smart-group webhooks still count).",
     }),
-    lookup_concurrency: z
-      .number()
-      .int()
-      .min(1)
-      .max(10)
-      .default(4)
-      .meta({ description: 'Jamf Pro API requests in flight at once (Jamf Cloud throttles bursts).' }),
+    lookup_concurrency: z.number().int().min(1).max(10).default(4).meta({
+      description:
+        'Jamf Pro API requests in flight at once, for the lookups of a webhook and those of the computers missing from a reconciliation (Jamf Cloud throttles bursts).',
+    }),
     reconcile: z
       .boolean()
       .default(true)
@@ -97,12 +95,14 @@ export const configSchema = z
       .meta({ description: 'Computers per page of the reconciliation scan.' }),
     first_sighting: z.enum(['baseline', 'emit']).default('baseline').meta({
       description:
-        '`baseline` (default): the first status seen for a computer (from a check-in, an inventory report or the reconciliation) is recorded without an event. `emit`: it is sent, with the opposite status as previous_status. Smart-group webhooks always report a change.',
+        '`baseline` (default): the first status seen for a computer (from a check-in, an inventory report or the reconciliation), or for a mobile device first seen through MobileDeviceEnrolled, is recorded without an event. `emit`: it is sent, with the opposite status as previous_status. Smart-group webhooks and MobileDeviceUnEnrolled always report a change.',
     }),
     vanished_devices: z.enum(['not-compliant', 'forget', 'keep']).default('not-compliant').meta({
       description:
-        'A computer missing from a complete reconciliation scan, once its own lookup answers 404: `not-compliant` (default) sends compliant → not-compliant for one last known compliant and keeps it as not-compliant, so that its status is sent if it comes back; `forget` drops it silently; `keep` keeps its last state.',
+        'A computer missing from a complete reconciliation scan, once its own lookup (GET /api/v1/computers-inventory/{id}) answers 404: `not-compliant` (default) sends compliant → not-compliant for one last known compliant and keeps it as not-compliant, so that its status is sent if it comes back; `forget` drops it silently; `keep` keeps its last state (and nothing is looked up).',
     }),
+    vanished_lookups_per_scan: vanishedLookupsField('GET /api/v1/computers-inventory/{id}', 'Computers'),
+    ...vanishGuardShape,
     max_retry_wait: duration().prefault('2m').meta({
       description:
         'Longest total time one reconciliation scan waits on throttling and server errors before it gives up until the next one.',

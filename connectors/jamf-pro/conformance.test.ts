@@ -59,5 +59,7 @@ runConnectorConformance(jamfProConnector, {
     // The kit drives a polling connector through its reconciliation only: no webhook call, no lookup.
     { name: 'jamf_pro_webhooks_total', value: () => 0 },
     { name: 'jamf_pro_lookups_total', value: () => 0 },
+    // One reconciliation from an empty state: no computer can be missing from it.
+    { name: 'jamf_pro_missing_computers_total', value: () => 0 },
   ],
 });

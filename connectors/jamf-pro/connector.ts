@@ -10,23 +10,36 @@ import {
   type InboundContext,
   type InboundRequest,
   type InboundResponse,
+  type z,
 } from '../../core/plugin-api/index.ts';
-import { eachLimit, scanningConnector, WaitBudget, withRetries } from '../_shared/mdm-poller.ts';
+import { lookupOrder } from '../_shared/mdm-mapping.ts';
+import {
+  eachLimit,
+  lookUpMissing,
+  scanningConnector,
+  WaitBudget,
+  withRetries,
+  type ScanOutcome,
+} from '../_shared/mdm-poller.ts';
 import { JamfClient } from './client.ts';
 import type { JamfProConfig } from './config.ts';
 import {
   decideComputer,
+  decideMobileDevice,
   decideVanished,
   deviceKey,
   deviceStateSchema,
   inventoryIndexSchema,
   inventorySchema,
+  mobileDeviceKey,
+  mobileDeviceStateSchema,
+  nextIndex,
   parseInventory,
   parseWebhook,
   planWebhook,
-  unenrolledEvent,
-  type DeviceState,
+  vanishedHold,
   type Inventory,
+  type InventoryIndex,
 } from './mapping.ts';
 
 const INDEX_CHECKPOINT = 'inventory';
@@ -107,6 +120,11 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
   const reconciles = ctx.metrics.counter('jamf_pro_reconcile_runs_total', 'Reconciliation scans by outcome', [
     'outcome',
   ]);
+  const missingCount = ctx.metrics.counter(
+    'jamf_pro_missing_computers_total',
+    'Computers missing from a complete reconciliation, by what became of them (present, gone, failed, deferred, held)',
+    ['outcome'],
+  );
 
   const auth = config.webhook_auth;
   const expected =
@@ -129,37 +147,39 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
     return timingSafeEqual(digest(presented), expected) ? 'ok' : 'refused';
   }
 
-  /** A computer's stored state, and the stored value it was read from (what a commit expects to replace). */
-  async function loadDevice(key: string): Promise<{ state: DeviceState | undefined; stored: unknown }> {
+  /** A device's stored state, and the stored value it was read from (what a commit expects to replace). */
+  async function loadDevice<S>(
+    key: string,
+    schema: z.ZodType<S>,
+  ): Promise<{ state: S | undefined; stored: unknown }> {
     const stored = await ctx.checkpoints.get(key);
     if (stored === undefined || stored === null) return { state: undefined, stored };
-    const parsed = deviceStateSchema.safeParse(stored);
+    const parsed = schema.safeParse(stored);
     if (parsed.success) return { state: parsed.data, stored };
-    log.warn(
-      { checkpoint: key },
-      'stored computer state is not readable; treating the computer as first seen',
-    );
+    log.warn({ checkpoint: key }, 'stored device state is not readable; treating the device as first seen');
     return { state: undefined, stored };
   }
 
   /**
-   * Reads a computer's state, decides, and commits the events with the new state in one step.
-   * One computer at a time in this process; across the instances sharing a database the state is
-   * committed compare-and-set, and work that met a state another instance committed meanwhile
-   * (a webhook here, the reconciliation there) is decided again from that state, a few times.
+   * Reads a device's state (a computer's or a mobile device's, by `schema`), decides, and
+   * commits the events with the new state in one step. One device at a time in this
+   * process; across the instances sharing a database the state is committed compare-and-set, and
+   * work that met a state another instance committed meanwhile (a webhook here, the
+   * reconciliation there) is decided again from that state, a few times.
    */
-  async function apply(
+  async function apply<S>(
     key: string,
+    schema: z.ZodType<S>,
     via: 'webhook' | 'reconcile',
-    decide: (previous: DeviceState | undefined) => {
+    decide: (previous: S | undefined) => {
       events: EventDraft[];
-      next: DeviceState | null | undefined;
+      next: S | null | undefined;
     },
   ): Promise<EmitResult | undefined> {
     return locks.run(key, () =>
       retryOnCheckpointConflict(
         async () => {
-          const { state: previous, stored } = await loadDevice(key);
+          const { state: previous, stored } = await loadDevice(key, schema);
           const decision = decide(previous);
           if (decision.events.length === 0 && decision.next === undefined) return undefined;
           const result = await ctx.emit(
@@ -240,12 +260,29 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
       webhooks.inc({ event, outcome: 'ignored' });
       return { status: 202, body: { accepted: [], duplicates: 0, ignored: plan.reason } };
     }
-    if (plan.kind === 'mobile-unenrolled') {
-      const result = await ctx.emit([unenrolledEvent(plan.device, plan.source)]);
-      emitted.inc({ via: 'webhook' });
+    if (plan.kind === 'mobile') {
+      const { device, source, enrolled } = plan;
+      let note: string | undefined;
+      const result = await apply(
+        mobileDeviceKey(device.jssID),
+        mobileDeviceStateSchema,
+        'webhook',
+        (previous) => {
+          const decision = decideMobileDevice(device, source, enrolled, previous, config);
+          note = decision.note;
+          return decision;
+        },
+      );
       webhooks.inc({ event, outcome: 'accepted' });
       ctx.status.success();
-      return { status: 202, body: { accepted: result.accepted, duplicates: result.duplicates } };
+      return {
+        status: 202,
+        body: {
+          accepted: result?.accepted ?? [],
+          duplicates: result?.duplicates ?? 0,
+          ...(note ? { notes: [note] } : {}),
+        },
+      };
     }
 
     const inventories = new Map<string, Inventory | null>();
@@ -282,7 +319,7 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
         continue;
       }
       let note: string | undefined;
-      const result = await apply(deviceKey(change.computerId), 'webhook', (previous) => {
+      const result = await apply(deviceKey(change.computerId), deviceStateSchema, 'webhook', (previous) => {
         const decision = decideComputer(change, source, inventory, previous, config);
         note = decision.note;
         return decision;
@@ -298,9 +335,92 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
     return { status: 202, body: { accepted, duplicates, ...(notes.length > 0 ? { notes } : {}) } };
   }
 
-  async function reconcile(signal: AbortSignal): Promise<void> {
+  /** Decides a computer from its inventory, as the reconciliation does. */
+  function reconcileComputer(inventory: Inventory): Promise<EmitResult | undefined> {
+    return apply(deviceKey(inventory.id), deviceStateSchema, 'reconcile', (previous) =>
+      decideComputer(
+        { kind: 'inventory', computerId: inventory.id },
+        { via: 'reconcile' },
+        inventory,
+        previous,
+        config,
+      ),
+    );
+  }
+
+  /**
+   * A computer deleted while the scan pages moves the later ones up a page, so one missing from
+   * the pages may still exist: each is looked up on its own (at most vanished_lookups_per_scan per
+   * reconciliation, lookup_concurrency at once, those never looked up first). One Jamf Pro still
+   * has is decided from what it answers; one whose lookup fails, or that is left for a later
+   * reconciliation, keeps its state and stays in the index; only a 404 makes it gone, for the
+   * vanished-device policy. Returns the ids gone, and those looked up but not gone.
+   */
+  async function confirmMissing(
+    index: InventoryIndex,
+    missing: readonly string[],
+    waits: WaitBudget,
+    signal: AbortSignal,
+    at: string,
+  ): Promise<{ gone: string[]; lookedUp: string[]; unconfirmed: number }> {
+    const found = await lookUpMissing(
+      lookupOrder(missing, (id) => index.looked_up?.[id]),
+      {
+        limit: config.vanished_lookups_per_scan,
+        concurrency: config.lookup_concurrency,
+        // The client answers null for a 404.
+        lookup: async (id, s) => (await client.computer(id, s)) ?? undefined,
+        waits,
+        signal,
+      },
+    );
+    missingCount.inc({ outcome: 'present' }, found.present.size);
+    missingCount.inc({ outcome: 'gone' }, found.gone.length);
+    missingCount.inc({ outcome: 'failed' }, found.failed.length);
+    missingCount.inc({ outcome: 'deferred' }, found.deferred.length);
+    let malformed = 0;
+    for (const raw of found.present.values()) {
+      const inventory = inventorySchema.safeParse(raw);
+      if (inventory.success) await reconcileComputer(inventory.data);
+      else malformed += 1;
+    }
+    if (malformed > 0) log.warn({ malformed }, 'skipped malformed computers Jamf Pro answered a lookup with');
+    for (const id of found.gone) {
+      await apply(deviceKey(id), deviceStateSchema, 'reconcile', (previous) =>
+        previous ? decideVanished(previous, config, at) : { events: [], next: undefined },
+      );
+    }
+    if (found.present.size > 0) {
+      log.info(
+        { computers: [...found.present.keys()] },
+        'computers missing from the inventory pages are still in Jamf Pro; kept',
+      );
+    }
+    if (found.gone.length > 0) {
+      log.info({ vanished: found.gone, policy: config.vanished_devices }, 'computers no longer in Jamf Pro');
+    }
+    for (const { id, error } of found.failed) {
+      log.warn(
+        { computer: id, error: error instanceof Error ? error.message : String(error) },
+        'could not confirm that a computer missing from the inventory is gone; kept until a later reconciliation',
+      );
+    }
+    if (found.deferred.length > 0) {
+      log.info(
+        { deferred: found.deferred.length, limit: config.vanished_lookups_per_scan },
+        'computers missing from the inventory left for the next reconciliation to look up',
+      );
+    }
+    return {
+      gone: found.gone,
+      lookedUp: [...found.present.keys(), ...found.failed.map((f) => f.id)],
+      unconfirmed: found.failed.length + found.deferred.length,
+    };
+  }
+
+  async function reconcile(signal: AbortSignal): Promise<ScanOutcome> {
     const waits = new WaitBudget(config.max_retry_wait);
-    const seen = new Set<string>();
+    const listed = new Set<string>();
     let malformed = 0;
     for (let page = 0; ; page += 1) {
       const res = await withRetries(
@@ -313,69 +433,42 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
         if (!parsed.success) {
           malformed += 1;
           const id = (raw as { id?: unknown } | null)?.id;
-          if (typeof id === 'string' || typeof id === 'number') seen.add(String(id));
+          if (typeof id === 'string' || typeof id === 'number') listed.add(String(id));
           continue;
         }
-        const inventory = parsed.data;
-        seen.add(inventory.id);
-        await apply(deviceKey(inventory.id), 'reconcile', (previous) =>
-          decideComputer(
-            { kind: 'inventory', computerId: inventory.id },
-            { via: 'reconcile' },
-            inventory,
-            previous,
-            config,
-          ),
-        );
+        listed.add(parsed.data.id);
+        await reconcileComputer(parsed.data);
       }
       if (res.results.length < config.page_size || (page + 1) * config.page_size >= res.totalCount) break;
     }
     if (malformed > 0) log.warn({ malformed }, 'skipped malformed computers in the Jamf Pro inventory');
 
     const stored = inventoryIndexSchema.safeParse(await ctx.checkpoints.get(INDEX_CHECKPOINT));
-    const known = stored.success ? stored.data.ids : [];
-    const missing = known.filter((id) => !seen.has(id));
-    if (seen.size === 0 && missing.length > 0) {
-      log.warn(
-        { known: known.length },
-        "the inventory was empty while computers are known; check the API client's Read Computers privilege",
-      );
-      return;
-    }
-    // A computer deleted while the scan pages moves the later ones up a page, so one missing from
-    // the pages may still exist: only a 404 of its own lookup makes it gone.
-    const gone: string[] = [];
+    const index: InventoryIndex = stored.success ? stored.data : { ids: [] };
+    const missing = index.ids.filter((id) => !listed.has(id));
     const at = ctx.clock.now().toISOString();
-    for (const id of missing) {
-      const raw = await withRetries(() => client.computer(id, signal), waits, signal);
-      const inventory = raw === null ? undefined : inventorySchema.safeParse(raw);
-      if (inventory !== undefined) {
-        seen.add(id);
-        if (!inventory.success) continue;
-        await apply(deviceKey(id), 'reconcile', (previous) =>
-          decideComputer(
-            { kind: 'inventory', computerId: id },
-            { via: 'reconcile' },
-            inventory.data,
-            previous,
-            config,
-          ),
-        );
-        continue;
-      }
-      gone.push(id);
-      await apply(deviceKey(id), 'reconcile', (previous) =>
-        previous ? decideVanished(previous, config, at) : { events: [], next: undefined },
-      );
+    // Asked before any lookup, so that a short listing costs none.
+    const hold = vanishedHold(index, listed, config);
+    let confirmed: { gone: string[]; lookedUp: string[]; unconfirmed: number } = {
+      gone: [],
+      lookedUp: [],
+      unconfirmed: 0,
+    };
+    if (hold !== undefined) {
+      missingCount.inc({ outcome: 'held' }, missing.length);
+      log.warn({ known: index.ids.length, listed: listed.size }, hold);
+    } else if (missing.length > 0 && config.vanished_devices !== 'keep') {
+      confirmed = await confirmMissing(index, missing, waits, signal, at);
     }
-    if (gone.length > 0)
-      log.info({ vanished: gone, policy: config.vanished_devices }, 'computers no longer in Jamf Pro');
+    // Written whatever became of the missing computers: the ones not confirmed gone stay in it.
     await ctx.emit([], {
       checkpoint: {
         name: INDEX_CHECKPOINT,
-        value: { ids: [...seen].sort(), completed_at: ctx.clock.now().toISOString() },
+        value: nextIndex(index, listed, confirmed.gone, confirmed.lookedUp, ctx.clock.now().toISOString()),
       },
     });
+    if (hold !== undefined) return { outcome: 'held', problem: hold };
+    return confirmed.unconfirmed > 0 ? 'partial' : 'ok';
   }
 
   const reconciliation = scanningConnector(ctx, {

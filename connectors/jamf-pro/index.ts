@@ -3,7 +3,7 @@ import { configSchema } from './config.ts';
 import { createJamfPro } from './connector.ts';
 import { DEVICE_COMPLIANCE_CHANGE, mapWebhookRecord } from './mapping.ts';
 
-/** Jamf Pro: compliance from membership of non-compliant smart computer groups, and unenrolled mobile devices. */
+/** Jamf Pro: compliance from membership of non-compliant smart computer groups, and mobile device enrollment. */
 export const jamfProConnector = defineConnector({
   manifest: {
     id: 'jamf-pro',
@@ -12,7 +12,7 @@ export const jamfProConnector = defineConnector({
     stability: 'beta',
     displayName: 'Jamf Pro',
     description:
-      'Receives Jamf Pro webhooks (JSON or XML) and emits CAEP device-compliance-change when a computer joins or leaves a configured non-compliant smart group or a mobile device is unenrolled; a scheduled inventory reconciliation catches missed webhooks.',
+      'Receives Jamf Pro webhooks (JSON or XML) and emits CAEP device-compliance-change when a computer joins or leaves a configured non-compliant smart group or a mobile device is unenrolled or enrolled again; a scheduled inventory reconciliation catches missed webhooks.',
     emits: [DEVICE_COMPLIANCE_CHANGE],
     capabilities: { webhook: true, poll: true, check: true },
   },

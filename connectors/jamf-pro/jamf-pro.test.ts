@@ -901,3 +901,252 @@ describe('jamf-pro config', () => {
     ).toBe(false);
   });
 });
+
+// ─── Missing computers: an empty or short inventory, capped and concurrent lookups ──────────────
+
+describe('jamf-pro reconciliation: computers missing from the inventory', () => {
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1));
+  const inventoryIndex = (t: TestContext) => t.checkpoints.get('inventory') as { ids: string[] };
+
+  it('holds a reconciliation whose inventory is empty while computers are known: recoverable_error says why, not reported healthy', async () => {
+    serveJamf();
+    setComputers([
+      ['1187', []],
+      ['1201', ['42']],
+    ]);
+    const t = testContext();
+    const instance = connector(t);
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+    expect(t.successes).toBe(1);
+
+    computers = new Map();
+    await t.runTask('reconcile');
+    expect(t.successes).toBe(1);
+    expect(t.statuses.at(-1)).toEqual({
+      state: 'recoverable_error',
+      reason:
+        "the inventory was empty while 2 computers are known; check the API client's Read Computers privilege",
+    });
+    expect(t.counter('jamf_pro_reconcile_runs_total', { outcome: 'held' })).toBe(1);
+    expect(lookups()).toEqual([]);
+    expect(inventoryIndex(t).ids).toEqual(['1187', '1201']);
+  });
+
+  it('a short inventory with every lookup answering 404 (a proxy) turns nothing not-compliant: the guard holds it without a lookup, and the index keeps the computers', async () => {
+    serveJamf();
+    setComputers(ids(300).map((id): [string, string[]] => [id, []]));
+    const t = testContext();
+    const instance = connector(t, { page_size: 100 });
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+    expect(inventoryIndex(t).ids).toHaveLength(300);
+
+    // The first page claims there is only one page, and a proxy answers 404 for every computer.
+    server.on('GET', '/api/v1/computers-inventory', (req) => ({
+      body: {
+        totalCount: 100,
+        results: ids(100)
+          .slice(Number(req.query['page']) * 100)
+          .map((id) => inventoryRecord(id, [])),
+      },
+    }));
+    for (const id of ids(300)) {
+      server.on('GET', `/api/v1/computers-inventory/${id}`, () => ({
+        status: 404,
+        body: { httpStatus: 404, errors: [{ code: 'INVALID_ID', description: 'Computer not found' }] },
+      }));
+    }
+    await t.runTask('reconcile');
+    expect(lookups()).toEqual([]);
+    expect(t.events()).toEqual([]);
+    expect(t.statuses.at(-1)?.state).toBe('recoverable_error');
+    expect(t.statuses.at(-1)?.reason).toMatch(
+      /^200 of 300 known computers are missing from the Jamf Pro inventory, more than vanished_guard_share \(10%\) allows: none is reported gone this reconciliation/,
+    );
+    expect(t.counter('jamf_pro_missing_computers_total', { outcome: 'held' })).toBe(200);
+    expect(inventoryIndex(t).ids).toHaveLength(300);
+    expect(t.checkpoints.get('computer:250')).not.toHaveProperty('gone');
+  });
+
+  it('looks missing computers up lookup_concurrency at once', async () => {
+    serveJamf();
+    setComputers(ids(12).map((id): [string, string[]] => [id, []]));
+    const t = testContext();
+    const instance = connector(t, { page_size: 100, lookup_concurrency: 3 });
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+
+    // Eight are deleted; each lookup takes a while, so the ones in flight overlap.
+    for (const id of ids(8)) computers.delete(id);
+    let inFlight = 0;
+    let most = 0;
+    for (const id of ids(8)) {
+      server.on('GET', `/api/v1/computers-inventory/${id}`, async () => {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setTimeout(r, 40));
+        inFlight -= 1;
+        return { status: 404, body: { httpStatus: 404, errors: [] } };
+      });
+    }
+    await t.runTask('reconcile');
+    expect(lookups()).toHaveLength(8);
+    expect(most).toBe(3);
+    expect(t.events()).toHaveLength(8);
+    expect(inventoryIndex(t).ids).toEqual(['10', '11', '12', '9']);
+  });
+
+  it('looks up at most vanished_lookups_per_scan missing computers per reconciliation, never looked up first, and carries the rest', async () => {
+    serveJamf();
+    setComputers(ids(12).map((id): [string, string[]] => [id, []]));
+    const t = testContext();
+    const instance = connector(t, { page_size: 100, vanished_lookups_per_scan: 5, lookup_concurrency: 1 });
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+
+    for (const id of ids(8)) computers.delete(id);
+    await t.runTask('reconcile');
+    expect(lookups().map((r) => r.path.split('/').at(-1))).toEqual(['1', '2', '3', '4', '5']);
+    expect(t.events()).toHaveLength(5);
+    expect(t.counter('jamf_pro_reconcile_runs_total', { outcome: 'partial' })).toBe(1);
+    expect(inventoryIndex(t).ids).toEqual(['10', '11', '12', '6', '7', '8', '9']);
+
+    await t.runTask('reconcile');
+    expect(lookups().map((r) => r.path.split('/').at(-1))).toEqual(['1', '2', '3', '4', '5', '6', '7', '8']);
+    expect(t.events()).toHaveLength(8);
+    expect(inventoryIndex(t).ids).toEqual(['10', '11', '12', '9']);
+    expect(t.counter('jamf_pro_reconcile_runs_total', { outcome: 'ok' })).toBe(2);
+  });
+
+  it('a lookup that keeps failing keeps its computer (no event) without stopping the removals already confirmed; the index is written and it is looked up again', async () => {
+    serveJamf();
+    setComputers(ids(6).map((id): [string, string[]] => [id, []]));
+    const t = testContext();
+    const instance = connector(t, { page_size: 100, max_retry_wait: '3s' });
+    await instance.start(t.ctx.signal);
+    await t.runTask('reconcile');
+
+    // Computers 1 to 5 are deleted; Jamf Pro keeps answering 500 for computer 2.
+    computers = new Map([['6', []]]);
+    server.on('GET', '/api/v1/computers-inventory/2', () => ({
+      status: 500,
+      body: { httpStatus: 500, errors: [{ code: 'UNEXPECTED', description: 'Internal Server Error' }] },
+    }));
+    await t.runTask('reconcile');
+    expect(
+      transitions(t)
+        .map(([device]) => device)
+        .sort(),
+    ).toEqual(['UDID-1', 'UDID-3', 'UDID-4', 'UDID-5']);
+    expect(t.checkpoints.get('computer:2')).toMatchObject({ status: 'compliant' });
+    expect(t.checkpoints.get('computer:2')).not.toHaveProperty('gone');
+    expect(t.checkpoints.get('inventory')).toMatchObject({
+      ids: ['2', '6'],
+      looked_up: { '2': expect.any(String) },
+    });
+    expect(t.statuses).toEqual([]);
+    expect(t.counter('jamf_pro_reconcile_runs_total', { outcome: 'partial' })).toBe(1);
+    expect(t.logs.some((l) => l.level === 'warn' && l.fields['computer'] === '2')).toBe(true);
+
+    // Jamf Pro answers again: computer 2 is gone too.
+    server.on('GET', '/api/v1/computers-inventory/2', () => ({
+      status: 404,
+      body: { httpStatus: 404, errors: [{ code: 'INVALID_ID', description: 'Computer not found' }] },
+    }));
+    await t.runTask('reconcile');
+    expect(transitions(t)).toHaveLength(5);
+    expect(transitions(t).at(-1)).toEqual(['UDID-2', 'compliant', 'not-compliant']);
+    expect(t.checkpoints.get('inventory')).toEqual({ ids: ['6'], completed_at: expect.any(String) });
+  });
+});
+
+// ─── Mobile devices: unenrolled and enrolled again ──────────────────────────────────────────────
+
+describe('jamf-pro mobile devices', () => {
+  const mobileDevice = (jssID: number) => ({
+    bluetoothMacAddress: 'be:aa:e5:54:94:db',
+    deviceName: 'Sam’s iPhone 15',
+    jssID,
+    model: 'iPhone 15',
+    osVersion: '18.2',
+    serialNumber: 'HX7QK9L2N1',
+    udid: `00008120-001A2B3C4D5E60${jssID}`,
+    username: 'sam.okafor@example.com',
+    managementId: 'c4d5e6f7-0819-4a2b-bc3d-4e5f60718293',
+  });
+  const mobileWebhook = (event: string, id: number, at: number, jssID = 770) => ({
+    webhook: { id, name: `ssf-${event}`, webhookEvent: event, eventTimestamp: at },
+    event: mobileDevice(jssID),
+  });
+
+  it('sends not-compliant → compliant when a device it reported unenrolled is enrolled again, once', async () => {
+    serveJamf();
+    const t = testContext();
+    const instance = connector(t);
+    await post(instance, mobileWebhook('MobileDeviceUnEnrolled', 11, 1767230000000));
+    expect(t.checkpoints.get('mobile-device:770')).toMatchObject({ status: 'not-compliant', seq: 1 });
+
+    const enrolled = await post(instance, mobileWebhook('MobileDeviceEnrolled', 12, 1767233600000));
+    expect(enrolled).toMatchObject({
+      status: 202,
+      body: { accepted: ['jamf-pro:webhook:12:1767233600000:mobile-device:770:enrolled'] },
+    });
+    expect(transitions(t)).toEqual([
+      ['00008120-001A2B3C4D5E60770', 'compliant', 'not-compliant'],
+      ['00008120-001A2B3C4D5E60770', 'not-compliant', 'compliant'],
+    ]);
+    expect(t.events()[1]?.claims).toMatchObject({
+      event_timestamp: 1767233600,
+      reason_admin: { en: '"Sam’s iPhone 15" was enrolled in Jamf Pro and is managed again' },
+    });
+    expect(t.events()[1]?.subject).toEqual(t.events()[0]?.subject);
+
+    // Enrolled once more, and a late unenrolled from before the enrollment: nothing to send.
+    const again = await post(instance, mobileWebhook('MobileDeviceEnrolled', 13, 1767237200000));
+    expect(again).toMatchObject({
+      status: 202,
+      body: { accepted: [], notes: ['"Sam’s iPhone 15" is already enrolled'] },
+    });
+    const late = await post(instance, mobileWebhook('MobileDeviceUnEnrolled', 14, 1767231000000));
+    expect(late).toMatchObject({
+      status: 202,
+      body: { accepted: [], notes: [expect.stringContaining('out of date')] },
+    });
+    expect(t.events()).toHaveLength(2);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it('a first enrollment of a device never seen follows first_sighting: a baseline by default, sent with emit', async () => {
+    serveJamf();
+    const quiet = testContext();
+    const res = await post(connector(quiet), mobileWebhook('MobileDeviceEnrolled', 21, 1767233600000, 771));
+    expect(res).toMatchObject({ status: 202, body: { accepted: [] } });
+    expect(quiet.events()).toEqual([]);
+    expect(quiet.checkpoints.get('mobile-device:771')).toMatchObject({ status: 'compliant', seq: 0 });
+
+    const loud = testContext();
+    await post(
+      connector(loud, { first_sighting: 'emit' }),
+      mobileWebhook('MobileDeviceEnrolled', 21, 1767233600000, 771),
+    );
+    expect(transitions(loud)).toEqual([['00008120-001A2B3C4D5E60771', 'not-compliant', 'compliant']]);
+    expect(loud.events()[0]?.claims?.['reason_admin']).toEqual({
+      en: '"Sam’s iPhone 15" was enrolled in Jamf Pro (first seen)',
+    });
+  });
+});
+
+describe('jamf-pro config: the vanished-computer guard', () => {
+  it('takes the same fields and defaults as intune, and refuses a share outside 0–1', () => {
+    const base = { ...fixtureSettings };
+    const config = jamfProConnector.configSchema.parse(base);
+    expect([
+      config.vanished_lookups_per_scan,
+      config.vanished_guard_share,
+      config.vanished_guard_min_devices,
+    ]).toEqual([100, 0.1, 10]);
+    const refused = jamfProConnector.configSchema.safeParse({ ...base, vanished_guard_share: 1.5 });
+    expect(refused.error?.issues.map((i) => i.path.join('.'))).toEqual(['vanished_guard_share']);
+  });
+});

@@ -10,7 +10,9 @@ import {
   deviceSubject,
   email,
   opposite,
+  vanishHold,
   type ComplianceStatus,
+  type TrackedDevice,
 } from '../_shared/mdm-mapping.ts';
 import type { JamfProConfig } from './config.ts';
 import { parseJamfXml } from './xml.ts';
@@ -126,19 +128,58 @@ export const deviceStateSchema = z.object({
 });
 export type DeviceState = z.infer<typeof deviceStateSchema>;
 
-/** The computers seen by the last complete reconciliation (checkpoint `inventory`). */
+/**
+ * The computers known present (checkpoint `inventory`): those the last complete reconciliation
+ * listed, and those missing from it that no lookup has confirmed gone yet (a lookup that failed or
+ * was left for later, a scan the vanished-device guard held), so that they are looked up again.
+ */
 export const inventoryIndexSchema = z.object({
   ids: z.array(z.string()),
   completed_at: z.string().optional(),
+  /**
+   * Computers missing from the inventory pages that were looked up on their own and found still
+   * there (or not answered for), with when: those never looked up go first next time. An id is
+   * dropped once the pages list it again.
+   */
+  looked_up: z.record(z.string(), z.string()).optional(),
 });
 export type InventoryIndex = z.infer<typeof inventoryIndexSchema>;
 
-/** The state `ssf-bridge simulate` carries between payloads: every computer's state by key. */
-export const simulationStateSchema = z.object({ devices: z.record(z.string(), deviceStateSchema) });
+/** What the connector keeps per mobile device (checkpoint `mobile-device:<jamf id>`): its managed status. */
+export const mobileDeviceStateSchema = z.object({
+  /** compliant while enrolled, not-compliant once unenrolled, as last reported by this connector. */
+  status: z.enum(['compliant', 'not-compliant']),
+  /** The webhook time of the current status (RFC 3339). */
+  since: z.string().optional(),
+  user: z.string().optional(),
+  device_id: z.string(),
+  aliases: z.object({
+    jamf_mobile_device_id: z.string(),
+    udid: z.string().optional(),
+    serial_number: z.string().optional(),
+    hostname: z.string().optional(),
+    management_id: z.string().optional(),
+  }),
+  seq: z.number().int().nonnegative(),
+});
+export type MobileDeviceState = z.infer<typeof mobileDeviceStateSchema>;
+
+/**
+ * The state `ssf-bridge simulate` carries between payloads: every computer's state by key, and
+ * every mobile device's (absent in state carried by earlier versions).
+ */
+export const simulationStateSchema = z.object({
+  devices: z.record(z.string(), deviceStateSchema),
+  mobile_devices: z.record(z.string(), mobileDeviceStateSchema).optional(),
+});
 export type SimulationState = z.infer<typeof simulationStateSchema>;
 
 export function deviceKey(computerId: string | number): string {
   return `computer:${computerId}`;
+}
+
+export function mobileDeviceKey(mobileDeviceId: string | number): string {
+  return `mobile-device:${mobileDeviceId}`;
 }
 
 // ─── Parsing ────────────────────────────────────────────────────────────────────────────────────
@@ -218,7 +259,7 @@ export type ComputerChange =
 export type Plan =
   | { kind: 'ignored'; reason: string }
   | { kind: 'computers'; source: WebhookSource; changes: ComputerChange[]; lookups: string[] }
-  | { kind: 'mobile-unenrolled'; source: WebhookSource; device: WebhookMobileDevice };
+  | { kind: 'mobile'; source: WebhookSource; device: WebhookMobileDevice; enrolled: boolean };
 
 function matchesGroup(
   config: Pick<JamfProConfig, 'non_compliant_groups'>,
@@ -303,11 +344,17 @@ export function planWebhook(
         kind: 'ignored',
         reason: 'mobile device smart groups are not tracked; only computer groups are',
       };
+    case 'MobileDeviceEnrolled':
     case 'MobileDeviceUnEnrolled': {
       const parsed = mobileDeviceSchema.safeParse(webhook.event);
       if (!parsed.success)
         throw payloadError(`malformed ${meta.webhookEvent}: ${problemText(parsed.error, 'event')}`);
-      return { kind: 'mobile-unenrolled', source, device: parsed.data };
+      return {
+        kind: 'mobile',
+        source,
+        device: parsed.data,
+        enrolled: meta.webhookEvent === 'MobileDeviceEnrolled',
+      };
     }
     default:
       return { kind: 'ignored', reason: `webhook event ${meta.webhookEvent} does not affect compliance` };
@@ -595,19 +642,181 @@ export function decideVanished(
   };
 }
 
-/** MobileDeviceUnEnrolled: the device is no longer managed. Stateless: the webhook itself is the change. */
-export function unenrolledEvent(device: WebhookMobileDevice, source: WebhookSource): EventDraft {
-  const udid = text(device.udid);
-  const name = text(device.deviceName);
+/** Identity of a mobile device from its webhook, then what was known. */
+function mobileIdentity(
+  device: WebhookMobileDevice,
+  previous: MobileDeviceState | undefined,
+): Pick<MobileDeviceState, 'user' | 'device_id' | 'aliases'> {
+  const jamfId = String(device.jssID);
+  const udid = text(device.udid, previous?.aliases.udid);
+  const user = email(device.username) ?? previous?.user;
+  const serial = text(device.serialNumber, previous?.aliases.serial_number);
+  const hostname = text(device.deviceName, previous?.aliases.hostname);
+  const managementId = text(device.managementId, previous?.aliases.management_id);
+  return {
+    ...(user ? { user } : {}),
+    // Once an event has been sent about the device, receivers know it by that event's device id.
+    device_id:
+      previous !== undefined && previous.seq > 0
+        ? previous.device_id
+        : (udid ?? `jamf-pro:mobile-device:${jamfId}`),
+    aliases: {
+      jamf_mobile_device_id: jamfId,
+      ...(udid ? { udid } : {}),
+      ...(serial ? { serial_number: serial } : {}),
+      ...(hostname ? { hostname } : {}),
+      ...(managementId ? { management_id: managementId } : {}),
+    },
+  };
+}
+
+function mobileLabel(state: Pick<MobileDeviceState, 'aliases'>): string {
+  return state.aliases.hostname
+    ? `"${state.aliases.hostname}"`
+    : `mobile device ${state.aliases.jamf_mobile_device_id}`;
+}
+
+/** What a mobile device webhook means: its next state and event, or why it sends none. */
+export interface MobileDecision {
+  events: EventDraft[];
+  /** The device's new state, or undefined when it does not change. */
+  next: MobileDeviceState | undefined;
+  note?: string;
+}
+
+/**
+ * MobileDeviceUnEnrolled and MobileDeviceEnrolled: a mobile device is compliant while Jamf Pro
+ * manages it (its smart groups are not tracked). Unenrolled sends compliant → not-compliant,
+ * also for a device never seen (it was managed until the webhook, which is the change itself);
+ * Enrolled sends not-compliant → compliant for a device last reported not-compliant, and for a
+ * device never seen follows `first_sighting` (baseline: recorded without an event). A webhook
+ * older than the status it would change (a late delivery) changes nothing.
+ */
+export function decideMobileDevice(
+  device: WebhookMobileDevice,
+  source: WebhookSource,
+  enrolled: boolean,
+  previous: MobileDeviceState | undefined,
+  config: Pick<JamfProConfig, 'first_sighting'>,
+): MobileDecision {
+  const current: ComplianceStatus = enrolled ? 'compliant' : 'not-compliant';
   const at = new Date(source.atMs).toISOString();
-  return complianceEvent(
-    deviceSubject(email(device.username), udid ?? `jamf-pro:mobile-device:${device.jssID}`),
-    'compliant',
-    'not-compliant',
-    `${name ? `"${name}"` : `mobile device ${device.jssID}`} was unenrolled from Jamf Pro and is no longer managed`,
-    at,
-    `jamf-pro:webhook:${source.webhookId}:${source.atMs}:mobile-device:${device.jssID}:unenrolled`,
-  );
+  const next: MobileDeviceState = {
+    status: current,
+    ...(previous?.since ? { since: previous.since } : {}),
+    ...mobileIdentity(device, previous),
+    seq: previous?.seq ?? 0,
+  };
+  const what = enrolled ? 'enrolled' : 'unenrolled';
+  if (previous?.since !== undefined && source.atMs < Date.parse(previous.since)) {
+    return {
+      events: [],
+      next: undefined,
+      note: `${mobileLabel(next)} changed after this ${what} webhook; it is out of date`,
+    };
+  }
+  const unchanged = (note: string): MobileDecision => ({
+    events: [],
+    next: previous !== undefined && JSON.stringify(previous) === JSON.stringify(next) ? undefined : next,
+    note,
+  });
+  if (previous?.status === current) return unchanged(`${mobileLabel(next)} is already ${what}`);
+  let prior: ComplianceStatus | undefined = previous?.status;
+  let reason: string;
+  if (enrolled) {
+    reason = `${mobileLabel(next)} was enrolled in Jamf Pro and is managed again`;
+    if (prior === undefined) {
+      next.since = at;
+      if (config.first_sighting !== 'emit') {
+        return unchanged(`${mobileLabel(next)} first seen enrolled (baseline recorded)`);
+      }
+      prior = opposite(current);
+      reason = `${mobileLabel(next)} was enrolled in Jamf Pro (first seen)`;
+    }
+  } else {
+    prior ??= 'compliant';
+    reason = `${mobileLabel(next)} was unenrolled from Jamf Pro and is no longer managed`;
+  }
+  next.since = at;
+  next.seq += 1;
+  return {
+    events: [
+      complianceEvent(
+        subjectOf(next),
+        prior,
+        current,
+        reason,
+        at,
+        `jamf-pro:webhook:${source.webhookId}:${source.atMs}:mobile-device:${device.jssID}:${what}`,
+      ),
+    ],
+    next,
+  };
+}
+
+// ─── Vanished computers ─────────────────────────────────────────────────────────────────────────
+
+type JamfVanishConfig = Pick<
+  JamfProConfig,
+  'vanished_devices' | 'vanished_guard_share' | 'vanished_guard_min_devices'
+>;
+
+function percent(share: number): string {
+  return `${Math.round(share * 1000) / 10}%`;
+}
+
+/**
+ * Why the computers of the index missing from a complete reconciliation are not to be looked up
+ * or handled at all this time, or undefined: the inventory listed none while computers are known
+ * (the API client may have lost its privilege), or more of the known computers are missing than
+ * `vanished_guard_share` lets vanish at once (a short listing, or a proxy answering 404 for the
+ * lookups, looks like a mass deletion). The same rule as intune's and kandji's (vanishHold).
+ */
+export function vanishedHold(
+  index: Pick<InventoryIndex, 'ids'>,
+  listed: ReadonlySet<string>,
+  config: JamfVanishConfig,
+): string | undefined {
+  const devices: Record<string, TrackedDevice> = {};
+  for (const id of index.ids) devices[id] = { seq: 0 };
+  return vanishHold({ version: 1, devices }, listed, {
+    policy: config.vanished_devices,
+    emptyScan: (known) =>
+      `the inventory was empty while ${known} computers are known; check the API client's Read Computers privilege`,
+    guard: {
+      share: config.vanished_guard_share,
+      minDevices: config.vanished_guard_min_devices,
+      tooMany: (missing, known) =>
+        `${missing} of ${known} known computers are missing from the Jamf Pro inventory, more than vanished_guard_share (${percent(config.vanished_guard_share)}) allows: none is reported gone this reconciliation, since a partial answer, a paging problem or a proxy answering 404 looks like that; if they really left Jamf Pro, raise vanished_guard_share until the reconciliations have confirmed them gone`,
+    },
+  });
+}
+
+/**
+ * The index to store after a reconciliation: the computers it listed, and the ones missing from
+ * it that were not confirmed gone (`gone`: the lookups that answered 404, handled by the policy);
+ * `lookedUp` are those looked up this time and found there or not answered for, at `at`.
+ */
+export function nextIndex(
+  previous: InventoryIndex,
+  listed: ReadonlySet<string>,
+  gone: readonly string[],
+  lookedUp: readonly string[],
+  at: string,
+): InventoryIndex {
+  const dropped = new Set(gone);
+  const ids = [...new Set([...listed, ...previous.ids.filter((id) => !dropped.has(id))])].sort();
+  const looked: Record<string, string> = {};
+  for (const id of ids) {
+    const when = previous.looked_up?.[id];
+    if (when !== undefined && !listed.has(id)) looked[id] = when;
+  }
+  for (const id of lookedUp) if (!dropped.has(id)) looked[id] = at;
+  return {
+    ids,
+    completed_at: at,
+    ...(Object.keys(looked).length > 0 ? { looked_up: looked } : {}),
+  };
 }
 
 // ─── Simulation ─────────────────────────────────────────────────────────────────────────────────
@@ -650,10 +859,21 @@ export function mapWebhookRecord(
     });
   }
   const devices = { ...parsedState.data.devices };
+  const mobile = { ...parsedState.data.mobile_devices };
+  const carried = (): SimulationState => ({
+    devices,
+    ...(Object.keys(mobile).length > 0 ? { mobile_devices: mobile } : {}),
+  });
   const plan = planWebhook(webhook, config);
-  if (plan.kind === 'ignored') return { events: [], ignored: plan.reason, state: { devices } };
-  if (plan.kind === 'mobile-unenrolled')
-    return { events: [unenrolledEvent(plan.device, plan.source)], state: { devices } };
+  if (plan.kind === 'ignored') return { events: [], ignored: plan.reason, state: carried() };
+  if (plan.kind === 'mobile') {
+    const key = mobileDeviceKey(plan.device.jssID);
+    const decision = decideMobileDevice(plan.device, plan.source, plan.enrolled, mobile[key], config);
+    if (decision.next) mobile[key] = decision.next;
+    if (decision.events.length === 0)
+      return { events: [], ignored: `no compliance change: ${decision.note ?? ''}`, state: carried() };
+    return { events: decision.events, state: carried() };
+  }
 
   const events: EventDraft[] = [];
   const notes: string[] = [];
@@ -670,6 +890,6 @@ export function mapWebhookRecord(
     notes.push(decision.note ?? `computer ${change.computerId}: ${decision.outcome}`);
   }
   if (events.length === 0)
-    return { events: [], ignored: `no compliance change: ${notes.join('; ')}`, state: { devices } };
-  return { events, state: { devices } };
+    return { events: [], ignored: `no compliance change: ${notes.join('; ')}`, state: carried() };
+  return { events, state: carried() };
 }

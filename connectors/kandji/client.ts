@@ -1,9 +1,5 @@
-import {
-  isBridgeError,
-  PermanentError,
-  type HttpClient,
-  type InboundContext,
-} from '../../core/plugin-api/index.ts';
+import { PermanentError, type HttpClient, type InboundContext } from '../../core/plugin-api/index.ts';
+import { isNotFound } from '../_shared/mdm-poller.ts';
 import type { KandjiConfig } from './config.ts';
 
 /** Kandji's largest page of the device list. */
@@ -37,10 +33,6 @@ export class RequestBudget {
   get used(): number {
     return this.#times.length;
   }
-}
-
-function isNotFound(err: unknown): boolean {
-  return isBridgeError(err) && err.errorClass === 'permanent' && err.detail?.['status'] === 404;
 }
 
 /** The Kandji API with the tenant's bearer token; every request is counted against the budget. */
@@ -85,6 +77,22 @@ export class KandjiClient {
     try {
       const res = await this.#http.get(`/api/v1/devices/${encodeURIComponent(deviceId)}/status`, { signal });
       return res.data;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * `GET /api/v1/devices/{id}`: the device as Kandji has it now, or undefined when Kandji does not
+   * know it (404). This, not the status, tells a deleted device: the status of a device Kandji
+   * still lists can answer 404 too (no status yet).
+   */
+  async device(deviceId: string, signal: AbortSignal): Promise<unknown> {
+    this.#spend();
+    try {
+      const res = await this.#http.get(`/api/v1/devices/${encodeURIComponent(deviceId)}`, { signal });
+      return res.data ?? null;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

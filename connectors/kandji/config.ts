@@ -1,6 +1,6 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
-import { scanPolicyShape } from '../_shared/mdm-mapping.ts';
-import { maxRetryWaitField, vendorUrlField } from '../_shared/mdm-poller.ts';
+import { scanPolicyShape, vanishedLookupsField, vanishGuardShape } from '../_shared/mdm-mapping.ts';
+import { FAILURES_TO_STOP, maxRetryWaitField, vendorUrlField } from '../_shared/mdm-poller.ts';
 
 export const configSchema = z.strictObject({
   api_url: vendorUrlField(
@@ -21,6 +21,10 @@ export const configSchema = z.strictObject({
     .max(10)
     .default(4)
     .meta({ description: 'Device status requests in flight at once.' }),
+  status_failures_to_stop: z.number().int().min(1).max(1_000).default(FAILURES_TO_STOP).meta({
+    description:
+      'Device status reads in a row that may fail (a server error after the retries, a timeout, another 4xx) before the scan stops reading statuses: the status endpoint is then taken as down or hanging for every device, and each further read would cost a request or a timeout. What was read is kept, the instance status becomes recoverable_error, and the next scan reads again, the devices not read first. Raise it if more devices than this keep failing while Kandji answers for the others.',
+  }),
   include_library_items: z.boolean().default(true).meta({
     description:
       'Count library items in ERROR (failed installs, failed profiles) as failing checks, besides blueprint parameters.',
@@ -28,8 +32,10 @@ export const configSchema = z.strictObject({
   ...scanPolicyShape,
   vanished_devices: scanPolicyShape.vanished_devices.meta({
     description:
-      'A device missing from a complete scan, once Kandji answers 404 for it: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant and keeps it as not-compliant for 90 days, so that its status is sent if it is listed again; `forget` drops it silently; `keep` keeps its last state.',
+      'A device missing from a complete scan, once its own lookup (GET /api/v1/devices/{device_id}) answers 404: `not-compliant` (default) sends compliant → not-compliant for a device last known compliant and keeps it as not-compliant for 90 days, so that its status is sent if it is listed again; `forget` drops it silently; `keep` keeps its last state.',
   }),
+  vanished_lookups_per_scan: vanishedLookupsField('GET /api/v1/devices/{device_id}, one request each'),
+  ...vanishGuardShape,
   max_retry_wait: maxRetryWaitField,
 });
 

@@ -11,16 +11,19 @@ import {
   deviceSubject,
   diffPage,
   email,
+  epochSeconds,
   finishScan as endScan,
   opposite,
   parseScanState,
   problemText,
   scanStateSchema,
   snapshotResult,
+  vanishHold,
   wholeSeconds,
   type ComplianceStatus,
   type PageDiff,
   type ScanEnd as SharedScanEnd,
+  type VanishedRules,
 } from '../_shared/mdm-mapping.ts';
 import type { KandjiConfig } from './config.ts';
 
@@ -59,13 +62,25 @@ const statusItemSchema = z.looseObject({
   item_id: z.string().nullish(),
 });
 
-/** `GET /api/v1/devices/{device_id}/status`: blueprint parameters and library items with their status. */
+/**
+ * `GET /api/v1/devices/{device_id}/status`: blueprint parameters and library items with their
+ * status. A status must carry at least one of the two lists (see hasCheckLists).
+ */
 export const deviceStatusSchema = z.looseObject({
   device_id: z.string().optional(),
   parameters: z.array(statusItemSchema).nullish(),
   library_items: z.array(statusItemSchema).nullish(),
 });
 export type DeviceStatus = z.infer<typeof deviceStatusSchema>;
+
+/**
+ * Whether a status answer lists checks at all. An answer with neither list (an error body such as
+ * `{"detail": "Service temporarily unavailable"}` sent with 200, or both lists null) is not a
+ * status: read as one it would hold no failing check and make the device compliant.
+ */
+export function hasCheckLists(status: DeviceStatus): boolean {
+  return Array.isArray(status.parameters) || Array.isArray(status.library_items);
+}
 
 const deviceStateSchema = z.object({
   /** Last determined status; absent while every check is still pending. */
@@ -85,6 +100,24 @@ const deviceStateSchema = z.object({
   seq: z.number().int().nonnegative(),
   /** Set while the device is reported gone (kept as not-compliant): when the scan found it gone. */
   gone: z.string().optional(),
+  /**
+   * True while the not-compliant status comes from a flag of the device record (is_removed,
+   * is_missing, mdm_enabled false) rather than from failing checks: once the flag is gone the
+   * status is read again, check-in or not. Absent in state written before it existed (see
+   * fromFlag).
+   */
+  flagged: z.boolean().optional(),
+  /**
+   * When the last read of the device's status failed (after the in-scan retries): such devices
+   * are read after the others, so that one the API keeps failing for does not hold them back.
+   * Dropped once a status is read.
+   */
+  read_failed: z.string().optional(),
+  /**
+   * When the device, missing from a listing, was last looked up on its own and found still there
+   * (or not answered for): devices never looked up go first next time. Dropped once it is listed.
+   */
+  looked_up: z.string().optional(),
 });
 export type DeviceState = z.infer<typeof deviceStateSchema>;
 
@@ -93,7 +126,7 @@ export const stateSchema = scanStateSchema(deviceStateSchema);
 export type KandjiState = z.infer<typeof stateSchema>;
 
 export type Evaluation =
-  | { kind: 'status'; status: ComplianceStatus; reason: string; failing: string[] }
+  | { kind: 'status'; status: ComplianceStatus; reason: string; failing: string[]; flag?: true }
   | { kind: 'undetermined'; reason: string }
   | { kind: 'needs_status' };
 
@@ -122,7 +155,8 @@ function flagged(device: KandjiDevice): string | undefined {
  * Compliance of a device: any blueprint parameter (and, by default, library item) in ERROR makes
  * it not compliant; all checks passing (PASS, REMEDIATED) make it compliant; WARNING (muted),
  * INCOMPATIBLE, EXCLUDED and other informational statuses count for neither. Checks still
- * pending leave the status undetermined.
+ * pending leave the status undetermined, and so does a status in which no check passes or fails
+ * (empty lists, or informational statuses only): zero checks prove nothing.
  */
 export function evaluate(
   device: KandjiDevice,
@@ -130,7 +164,7 @@ export function evaluate(
   config: Pick<KandjiConfig, 'include_library_items'>,
 ): Evaluation {
   const flag = flagged(device);
-  if (flag) return { kind: 'status', status: 'not-compliant', reason: flag, failing: [] };
+  if (flag) return { kind: 'status', status: 'not-compliant', reason: flag, failing: [], flag: true };
   if (!status) return { kind: 'needs_status' };
   const parameters = status.parameters ?? [];
   const library = config.include_library_items ? (status.library_items ?? []) : [];
@@ -153,6 +187,9 @@ export function evaluate(
   const passing =
     parameters.filter((i) => PARAMETER_PASS.has(i.status.toUpperCase())).length +
     library.filter((i) => LIBRARY_PASS.has(i.status.toUpperCase())).length;
+  if (passing === 0) {
+    return { kind: 'undetermined', reason: `no Kandji check passes or fails on ${label(device)}` };
+  }
   return {
     kind: 'status',
     status: 'compliant',
@@ -180,12 +217,13 @@ export function subjectOf(state: Pick<DeviceState, 'user' | 'aliases'>): Subject
   return deviceSubject(state.user, state.aliases.kandji_device_id);
 }
 
+/** `at` is when the change happened (see changedAt); the record id never holds the scan time. */
 function complianceEvent(
   state: DeviceState,
   previous: ComplianceStatus,
   current: ComplianceStatus,
   reason: string,
-  checkedIn: string | null | undefined,
+  at: string | undefined,
   recordSuffix: string,
 ): EventDraft {
   return deviceComplianceEvent(
@@ -193,17 +231,54 @@ function complianceEvent(
     previous,
     current,
     reason,
-    wholeSeconds(checkedIn),
+    at,
     `kandji:${state.aliases.kandji_device_id}:${state.seq}:${previous}>${current}:${recordSuffix}`,
   );
 }
 
-/** Whether a device's status must be read (again): it checked in since its last evaluation. */
+/**
+ * When a device's change happened (CAEP 1.0 §2: event_timestamp is when the event occurred):
+ * its check-in, when it checked in since its last evaluation (the status read is what it
+ * reported then); otherwise the change is not the check-in's — a flag Kandji set or cleared
+ * (is_missing, mdm_enabled false), a device listed again — and the scan that saw it tells it
+ * best: `scannedAt`, undefined when not known (a simulated snapshot without `scanned_at`).
+ */
+export function changedAt(
+  device: KandjiDevice,
+  previous: DeviceState | undefined,
+  scannedAt: string | undefined,
+): string | undefined {
+  const checkIn = epochSeconds(device.last_check_in);
+  const evaluated = epochSeconds(previous?.checked_in);
+  if (checkIn !== undefined && (evaluated === undefined || checkIn > evaluated)) {
+    return wholeSeconds(device.last_check_in);
+  }
+  return wholeSeconds(scannedAt);
+}
+
+/**
+ * Whether the device's last status came from a flag of its record. State written before
+ * `flagged` existed tells it too: a not-compliant status from checks always names the failing
+ * ones, one from a flag names none.
+ */
+export function fromFlag(previous: DeviceState): boolean {
+  return (
+    previous.flagged ??
+    (previous.status === 'not-compliant' && previous.gone === undefined && !previous.failing?.length)
+  );
+}
+
+/**
+ * Whether a device's status must be read (again): it checked in since its last evaluation, has
+ * none yet, is back after it was reported gone, or lost the flag its status came from (Kandji
+ * can clear is_missing or re-enable MDM without a new check-in).
+ */
 export function needsStatus(device: KandjiDevice, previous: DeviceState | undefined): boolean {
   if (flagged(device)) return false;
   return (
     previous?.status === undefined ||
     previous.gone !== undefined ||
+    fromFlag(previous) ||
     previous.checked_in !== (device.last_check_in ?? undefined)
   );
 }
@@ -222,13 +297,16 @@ export type DiffResult = PageDiff<KandjiState, DeviceOutcome>;
 /**
  * Compares devices (with the statuses read for them) against their last known state.
  * A device whose status is needed but not given keeps its state and is counted as deferred:
- * the next scan reads it. Pure: the same input and state give the same events.
+ * the next scan reads it; so does one whose status lists no checks at all (rejected, with the
+ * reason). `scannedAt` is the time of a change the device's check-in does not date (see
+ * changedAt). Pure: the same input, state and scan time give the same events.
  */
 export function diffDevices(
   records: readonly unknown[],
   statuses: Readonly<Record<string, unknown>>,
   config: KandjiConfig,
   state: KandjiState,
+  scannedAt?: string,
 ): DiffResult {
   return diffPage(
     records,
@@ -240,6 +318,12 @@ export function diffDevices(
       if (rawStatus !== undefined) {
         const s = deviceStatusSchema.safeParse(rawStatus);
         if (!s.success) return { problem: `status: ${problemText(s.error)}` };
+        if (!hasCheckLists(s.data)) {
+          return {
+            problem:
+              'status: neither parameters nor library_items is a list of checks (an error answer, not a device status)',
+          };
+        }
         status = s.data;
       }
       const evaluation = evaluate(d, status, config);
@@ -254,21 +338,27 @@ export function diffDevices(
       };
       let outcome: DeviceOutcome;
 
+      const at = changedAt(d, previous, scannedAt);
       if (evaluation.kind === 'needs_status') {
         // Either unchanged since the last evaluation, or its status could not be read this time.
         outcome = needsStatus(d, previous) ? 'deferred' : 'unchanged';
-        // A device back after it was reported gone keeps the mark until its status is read.
+        // Until its status is read: a device back after it was reported gone keeps the mark, one
+        // whose status came from a flag keeps saying so, one whose read failed stays behind.
         if (previous?.gone !== undefined) next.gone = previous.gone;
+        if (previous !== undefined && fromFlag(previous)) next.flagged = true;
+        if (previous?.read_failed !== undefined) next.read_failed = previous.read_failed;
       } else {
         if (d.last_check_in) next.checked_in = d.last_check_in;
         else delete next.checked_in;
         if (evaluation.kind === 'undetermined') {
           outcome = 'undetermined';
+          // Pending checks say nothing of the flag that is gone: read again until a status decides.
+          if (previous !== undefined && fromFlag(previous)) next.flagged = true;
         } else if (previous?.status === undefined) {
           outcome = 'baseline';
           next.status = evaluation.status;
           next.since = d.last_check_in ?? next.since;
-          setFailing(next, evaluation.failing);
+          setFailing(next, evaluation);
           if (config.first_sighting === 'emit') {
             next.seq += 1;
             events.push(
@@ -277,19 +367,19 @@ export function diffDevices(
                 opposite(evaluation.status),
                 evaluation.status,
                 `${evaluation.reason} (first seen)`,
-                d.last_check_in,
+                at,
                 d.last_check_in ?? 'first-seen',
               ),
             );
           }
         } else if (previous.status === evaluation.status) {
           outcome = 'unchanged';
-          setFailing(next, evaluation.failing);
+          setFailing(next, evaluation);
         } else {
           outcome = 'transition';
           next.status = evaluation.status;
           next.since = d.last_check_in ?? next.since;
-          setFailing(next, evaluation.failing);
+          setFailing(next, evaluation);
           next.seq += 1;
           events.push(
             complianceEvent(
@@ -297,7 +387,8 @@ export function diffDevices(
               previous.status,
               evaluation.status,
               evaluation.reason,
-              d.last_check_in,
+              at,
+              // Not the scan time: a retried scan must give the same record id.
               d.last_check_in ?? 'unknown',
             ),
           );
@@ -308,52 +399,90 @@ export function diffDevices(
   );
 }
 
-function setFailing(state: DeviceState, failing: string[]): void {
-  if (failing.length > 0) state.failing = failing;
+/** Records what the status came from: the failing checks, or a flag of the device record. */
+function setFailing(state: DeviceState, evaluation: { failing: string[]; flag?: true }): void {
+  if (evaluation.failing.length > 0) state.failing = evaluation.failing;
   else delete state.failing;
+  if (evaluation.flag) state.flagged = true;
+  else delete state.flagged;
 }
 
 export type ScanEnd = SharedScanEnd<KandjiState>;
 
+type KandjiVanishConfig = Pick<
+  KandjiConfig,
+  'vanished_devices' | 'vanished_guard_share' | 'vanished_guard_min_devices'
+>;
+
+function percent(share: number): string {
+  return `${Math.round(share * 1000) / 10}%`;
+}
+
+/** The vanished-device policy of `config`, with its guard against short listings (as intune's). */
+function vanishedRules(config: KandjiVanishConfig): VanishedRules<DeviceState> {
+  return {
+    policy: config.vanished_devices,
+    keepGone: true,
+    emptyScan: (known) =>
+      `the device list was empty while ${known} devices are known; check the API token's permissions`,
+    guard: {
+      share: config.vanished_guard_share,
+      minDevices: config.vanished_guard_min_devices,
+      tooMany: (missing, known) =>
+        `${missing} of ${known} known devices are missing from the Kandji device list, more than vanished_guard_share (${percent(config.vanished_guard_share)}) allows: none is reported gone this scan, since a partial answer, a paging problem or a proxy answering 404 looks like that; if they really left Kandji, raise vanished_guard_share until the scans have confirmed them gone`,
+    },
+    vanished: (id, last, next) => {
+      const name = last.aliases.hostname ? `"${last.aliases.hostname}"` : `device ${id}`;
+      return complianceEvent(
+        next,
+        'compliant',
+        'not-compliant',
+        `${name} is no longer in the Kandji device list (deleted or unenrolled)`,
+        undefined,
+        'vanished',
+      );
+    },
+  };
+}
+
+/**
+ * Why the devices missing from a complete scan are not handled at all this scan (no device
+ * listed, or more missing than the guard lets vanish), or undefined: asked before any lookup,
+ * so that a short listing costs no requests.
+ */
+export function vanishedHold(
+  state: KandjiState,
+  seen: ReadonlySet<string>,
+  config: KandjiVanishConfig,
+): string | undefined {
+  return vanishHold(state, seen, vanishedRules(config));
+}
+
 /**
  * After a complete scan: devices Kandji no longer lists are handled by the `vanished_devices`
- * policy. A scan that listed no device while devices are known is not trusted. A device reported
- * gone is kept as not-compliant, so that its status is read and sent when it is listed again.
+ * policy (the connector has already looked each one up and counts as not listed only those
+ * Kandji answered 404 for). A scan that listed no device while devices are known is not trusted,
+ * nor one from which more devices are missing than `vanished_guard_share` allows: nothing is
+ * forgotten, and `skipped` says why. A device reported gone is kept as not-compliant, so that its
+ * status is read and sent when it is listed again.
  */
 export function finishScan(
   state: KandjiState,
   seen: ReadonlySet<string>,
-  config: KandjiConfig,
+  config: KandjiVanishConfig,
   completedAt?: string,
 ): ScanEnd {
-  return endScan(
-    state,
-    seen,
-    {
-      policy: config.vanished_devices,
-      keepGone: true,
-      emptyScan: (known) =>
-        `the device list was empty while ${known} devices are known; check the API token's permissions`,
-      vanished: (id, last, next) => {
-        const name = last.aliases.hostname ? `"${last.aliases.hostname}"` : `device ${id}`;
-        return complianceEvent(
-          next,
-          'compliant',
-          'not-compliant',
-          `${name} is no longer in the Kandji device list (deleted or unenrolled)`,
-          undefined,
-          'vanished',
-        );
-      },
-    },
-    completedAt,
-  );
+  return endScan(state, seen, vanishedRules(config), completedAt);
 }
 
-/** A simulation record: the device list and the status of each device that needs one. */
+/**
+ * A simulation record: the device list, the status of each device that needs one, and when the
+ * scan ran (the time of a change a flag shows without a new check-in; none without it).
+ */
 export const snapshotSchema = z.looseObject({
   devices: z.array(z.unknown()),
   statuses: z.record(z.string(), z.unknown()).default({}),
+  scanned_at: z.iso.datetime({ offset: true }).optional(),
 });
 
 export function parseState(value: unknown): KandjiState {
@@ -363,7 +492,7 @@ export function parseState(value: unknown): KandjiState {
 export function describeOutcomes(diff: Pick<DiffResult, 'outcomes'>, end?: ScanEnd): string {
   const { undetermined, deferred } = diff.outcomes;
   const more: string[] = [];
-  if (undetermined) more.push(`${undetermined} undetermined (checks pending)`);
+  if (undetermined) more.push(`${undetermined} undetermined (checks pending, or none passing or failing)`);
   if (deferred) more.push(`${deferred} without a status yet`);
   return describeScan(diff.outcomes, more, end);
 }
@@ -384,7 +513,8 @@ export function mapSnapshot(
       { code: 'SSF_ERR_KANDJI_PAYLOAD' },
     );
   }
-  const diff = diffDevices(snapshot.data.devices, snapshot.data.statuses, config, parseState(state));
+  const { devices, statuses, scanned_at: scannedAt } = snapshot.data;
+  const diff = diffDevices(devices, statuses, config, parseState(state), scannedAt);
   return snapshotResult(
     diff,
     (s, seen) => finishScan(s, seen, config),
