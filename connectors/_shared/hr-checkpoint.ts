@@ -139,6 +139,24 @@ export function hrCheckpoint<S extends HrState>(
 }
 
 /**
+ * Old leavers recorded without events (a termination before backfill_window, or without a date,
+ * on first sight): counted at info level with a few examples, so a quiet first read, or a
+ * source that stopped dating its terminations, is visible (each is at debug level).
+ */
+export function logBackfilled(
+  ctx: Pick<InboundContext, 'logger'>,
+  ids: readonly string[],
+  backfillWindowMs: number,
+  fields: Record<string, unknown> = {},
+): void {
+  if (ids.length === 0) return;
+  ctx.logger.info(
+    { employees: ids.length, backfill_window_ms: backfillWindowMs, examples: ids.slice(0, 10), ...fields },
+    `recorded ${ids.length} leaver(s) seen for the first time, whose termination took effect before backfill_window (or has no date), without events`,
+  );
+}
+
+/**
  * The `.catch` of a scheduled run: permanent errors set the instance status to permanent,
  * retryable ones to recoverable (others leave it as it is); the error goes on to the scheduler.
  */

@@ -9,7 +9,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { InboundConnector } from '../../core/plugin-api/index.ts';
 import { csvDropConnector } from '../csv-drop/index.ts';
 import { mapExport, policyOf, type CsvDropState } from '../csv-drop/mapping.ts';
-import { applyWorker, emptyHrState, releaseDue, type HrState, type LeaverPolicy } from './hr-leaver.ts';
+import {
+  applyDeletion,
+  applyWorker,
+  emptyHrState,
+  releaseDue,
+  unnamedLeaver,
+  type HrState,
+  type LeaverPolicy,
+} from './hr-leaver.ts';
 import { createTestContext, type TestContext } from './hr-test-support.ts';
 
 const policy: LeaverPolicy = {
@@ -173,6 +181,184 @@ describe('backfill window', () => {
     expect(types(news.events)).toEqual(LEAVER);
     expect(news.backfilled).toBeUndefined();
   });
+
+  it('with undated: backfill, records an undated termination on first sight without events; an announced one, or a known worker’s, is sent', () => {
+    const state = emptyHrState();
+    const now = new Date('2026-03-20T09:00:00Z');
+    const observedAt = now.toISOString();
+    const first = { id: '7', email: 'old@example.com', status: 'terminated' as const, observedAt };
+    // By default (Workday, BambooHR) it is a leaver as of when it was seen.
+    expect(types(applyWorker(emptyHrState(), first, policy, now).events)).toEqual(LEAVER);
+    const undated = { ...policy, undated: 'backfill' as const };
+    const quiet = applyWorker(state, first, undated, now);
+    expect(quiet).toMatchObject({ events: [], backfilled: true });
+    expect(quiet.ignored).toContain('termination without a date, first seen');
+    // No date is made up for it.
+    expect(state.workers['7']).toEqual({ email: 'old@example.com', status: 'terminated' });
+    const news = applyWorker(
+      state,
+      { id: '8', email: 'sam@example.com', status: 'terminated', observedAt, announced: true },
+      undated,
+      now,
+    );
+    expect(news.events.map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '8:terminated:2026-03-20'],
+      ['caep.session-revoked', '8:terminated:2026-03-20'],
+    ]);
+    applyWorker(state, { id: '9', email: 'kim@example.com', status: 'active' }, undated, now);
+    const known = applyWorker(
+      state,
+      { id: '9', email: 'kim@example.com', status: 'terminated', observedAt },
+      undated,
+      now,
+    );
+    expect(types(known.events)).toEqual(LEAVER);
+    expect(known.backfilled).toBeUndefined();
+  });
+});
+
+describe('a leaver no subject can be made for', () => {
+  it('is flagged, in effect or held, and nothing is recorded', () => {
+    const state = emptyHrState();
+    const now = new Date('2026-03-20T09:00:00Z');
+    // subject_format email, and no email on the record or known before.
+    const inEffect = applyWorker(
+      state,
+      { id: '3', status: 'terminated', terminationDate: '2026-03-19', announced: true },
+      policy,
+      now,
+    );
+    expect(inEffect).toMatchObject({ events: [] });
+    expect(unnamedLeaver(inEffect)).toBe(true);
+    expect(inEffect.ignored).toContain('no usable work email');
+    expect(state.workers['3']).toBeUndefined();
+    const held = applyWorker(
+      state,
+      { id: '4', status: 'active', terminationDate: '2026-04-30' },
+      policy,
+      now,
+    );
+    expect(held.events).toEqual([]);
+    expect(unnamedLeaver(held)).toBe(true);
+    expect(state.pending).toEqual({});
+    // Once the email is known, the same record is sent, unflagged.
+    const named = applyWorker(
+      state,
+      {
+        id: '3',
+        email: 'lee@example.com',
+        status: 'terminated',
+        terminationDate: '2026-03-19',
+        announced: true,
+      },
+      policy,
+      now,
+    );
+    expect(types(named.events)).toEqual(LEAVER);
+    expect(unnamedLeaver(named)).toBe(false);
+    // A rehire or a deletion that cannot be named is no leaver.
+    applyWorker(state, { id: '5', status: 'active' }, policy, now);
+    expect(unnamedLeaver(applyDeletion(state, '5', undefined, policy, undefined, now))).toBe(false);
+  });
+});
+
+describe('a rehire dated ahead', () => {
+  const purging = { ...policy, purge_after: 90 * 86_400_000 };
+
+  /** Dana left on 10 February; on 1 March HR enters her rehire from 4 May. */
+  function rehireEntered(): HrState {
+    const state = emptyHrState();
+    applyWorker(state, { ...dana, status: 'active' }, purging, new Date('2026-02-01T09:00:00Z'));
+    const left = applyWorker(
+      state,
+      { ...dana, status: 'terminated', terminationDate: '2026-02-10' },
+      purging,
+      new Date('2026-02-10T09:00:00Z'),
+    );
+    expect(types(left.events)).toEqual(LEAVER);
+    const entered = applyWorker(
+      state,
+      { ...dana, status: 'active', activeFrom: '2026-05-04' },
+      purging,
+      new Date('2026-03-01T09:00:00Z'),
+    );
+    // Returned with its day, so a dry run shows it; held until then.
+    expect(entered.events).toEqual([
+      expect.objectContaining({
+        type: 'risc.account-enabled',
+        sourceRecordId: '1:enabled:after:2026-02-10',
+        occurredAt: '2026-05-04T00:00:00.000Z',
+      }),
+    ]);
+    expect(state.workers['1']).toMatchObject({ status: 'terminated', date: '2026-02-10' });
+    expect(Object.keys(state.pending).sort()).toEqual(['1:enable', '1:purge']);
+    return state;
+  }
+
+  it('holds account-enabled until its day and sends it once; the purge due after it is cancelled', () => {
+    const state = rehireEntered();
+    const again = applyWorker(
+      state,
+      { ...dana, status: 'active', activeFrom: '2026-05-04' },
+      purging,
+      new Date('2026-03-02T09:00:00Z'),
+    );
+    expect(again).toMatchObject({ events: [], ignored: expect.stringContaining('rehire already scheduled') });
+    expect(releaseDue(state, purging, new Date('2026-05-03T23:59:00Z'))).toEqual([]);
+    // The bridge was down over both days: the rehire (4 May) comes before the purge (11 May).
+    const released = releaseDue(state, purging, new Date('2026-06-01T00:00:00Z'));
+    expect(released.map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-enabled', '1:enabled:after:2026-02-10'],
+    ]);
+    expect(state.pending).toEqual({});
+    expect(state.workers['1']).toEqual({ email: 'dana@example.com', status: 'active', reversals: 1 });
+    // Employed again: the next record of her as active sends nothing.
+    expect(
+      applyWorker(state, { ...dana, status: 'active' }, purging, new Date('2026-06-02T09:00:00Z')).events,
+    ).toEqual([]);
+  });
+
+  it('is sent at once when the day moves to one that has come, and cancelled by a record saying terminated', () => {
+    const early = rehireEntered();
+    const now = applyWorker(
+      early,
+      { ...dana, status: 'active', activeFrom: '2026-03-02' },
+      purging,
+      new Date('2026-03-05T09:00:00Z'),
+    );
+    expect(now.events.map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-enabled', '1:enabled:after:2026-02-10', undefined],
+    ]);
+    expect(early.pending).toEqual({});
+
+    const cancelled = rehireEntered();
+    const still = applyWorker(
+      cancelled,
+      { ...dana, status: 'terminated', terminationDate: '2026-02-10' },
+      purging,
+      new Date('2026-03-05T09:00:00Z'),
+    );
+    expect(still.events).toEqual([]);
+    expect(still.ignored).toContain('rehire scheduled for 2026-05-04T00:00:00.000Z cancelled');
+    expect(Object.keys(cancelled.pending)).toEqual(['1:purge']);
+    expect(releaseDue(cancelled, purging, new Date('2026-05-05T00:00:00Z'))).toEqual([]);
+  });
+
+  it('follows a change of email, and is cancelled by a deletion', () => {
+    const state = rehireEntered();
+    applyWorker(
+      state,
+      { id: '1', email: 'dana.berg@example.com', status: 'active', activeFrom: '2026-05-04' },
+      purging,
+      new Date('2026-03-10T09:00:00Z'),
+    );
+    expect(state.pending['1:enable']?.events[0]?.subject).toEqual({
+      format: 'email',
+      email: 'dana.berg@example.com',
+    });
+    applyDeletion(state, '1', undefined, purging, '2026-03-11T09:00:00Z', new Date('2026-03-11T09:00:00Z'));
+    expect(state.pending).toEqual({});
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -228,6 +414,12 @@ describe('csv-drop garden leave (a watched folder)', () => {
     renameSync(`${file}.staging`, file);
   }
 
+  /** A file is claimed once a second scan finds it as the first did. */
+  async function scanTwice(tc: TestContext<CsvDropState>): Promise<void> {
+    await tc.runTask('scan');
+    await tc.runTask('scan');
+  }
+
   async function started(tc: TestContext<CsvDropState>): Promise<InboundConnector> {
     const connector = csvDropConnector.create(
       tc.ctx,
@@ -245,17 +437,17 @@ describe('csv-drop garden leave (a watched folder)', () => {
     const tc = createTestContext<CsvDropState>({ now: '2026-01-20T09:00:00Z' });
     const connector = await started(tc);
     drop('hr_2026-01-20.csv', `1,dana@example.com,active,2025-01-01,\n${eli}`);
-    await tc.runTask('scan');
+    await scanTwice(tc);
     tc.clock.set('2026-01-21T09:00:00Z');
     drop('hr_2026-01-21.csv', onLeave + eli);
-    await tc.runTask('scan');
+    await scanTwice(tc);
     expect(tc.events()).toEqual([]);
     tc.clock.set('2026-02-10T00:01:00Z');
-    await tc.runTask('scan');
+    await tc.runTask('release');
     expect(types(tc.events())).toEqual(LEAVER);
     tc.clock.set('2026-02-11T09:00:00Z');
     drop('hr_2026-02-11.csv', `${onLeave}${eli}3,fay@example.com,active,2026-02-11,\n`);
-    await tc.runTask('scan');
+    await scanTwice(tc);
     expect(readdirSync(join(folder, 'processed'))).toHaveLength(3);
     expect(types(tc.events())).toEqual(LEAVER);
     await connector.stop(100);
@@ -265,10 +457,10 @@ describe('csv-drop garden leave (a watched folder)', () => {
     const tc = createTestContext<CsvDropState>({ now: '2026-01-20T09:00:00Z' });
     let connector = await started(tc);
     drop('hr_2026-01-20.csv', `1,dana@example.com,active,2025-01-01,\n${eli}`);
-    await tc.runTask('scan');
+    await scanTwice(tc);
     tc.clock.set('2026-01-21T09:00:00Z');
     drop('hr_2026-01-21.csv', onLeave + eli);
-    await tc.runTask('scan');
+    await scanTwice(tc);
     await connector.stop(100);
     // Down from 9 to 11 February; on restart the scan reads the new export before releasing.
     const after = createTestContext<CsvDropState>({
@@ -277,7 +469,7 @@ describe('csv-drop garden leave (a watched folder)', () => {
     });
     connector = await started(after);
     drop('hr_2026-02-11.csv', `${onLeave}${eli}3,fay@example.com,active,2026-02-11,\n`);
-    await after.runTask('scan');
+    await scanTwice(after);
     expect(after.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
       ['risc.account-disabled', '1:terminated:2026-02-10'],
       ['caep.session-revoked', '1:terminated:2026-02-10'],

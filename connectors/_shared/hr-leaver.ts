@@ -29,6 +29,11 @@ export interface HrWorker {
   terminationDate?: string | undefined;
   /** `YYYY-MM-DD`. */
   lastDayOfWork?: string | undefined;
+  /**
+   * `YYYY-MM-DD`: the day an `active` status takes effect (csv-drop's `effective_date`). A
+   * leaver shown active from a day ahead is rehired then: account-enabled is held until it.
+   */
+  activeFrom?: string | undefined;
   /** When the source saw the change (ISO 8601); dates an undated termination. */
   observedAt?: string | undefined;
   /**
@@ -77,11 +82,14 @@ export interface WorkerSnapshot {
   released?: boolean | undefined;
 }
 
-/** Events held until their time: a future-dated termination, or a purge after retention. */
+/**
+ * Events held until their time: a future-dated termination, a purge after retention, or a
+ * rehire dated ahead (`enable`).
+ */
 export interface PendingChange {
-  kind: 'terminate' | 'purge';
+  kind: 'terminate' | 'purge' | 'enable';
   employeeId: string;
-  /** The termination date it belongs to. */
+  /** The termination date it belongs to (of a rehire: the day it takes effect). */
   date: string;
   /** ISO 8601 instant at which the events are emitted. */
   dueAt: string;
@@ -118,7 +126,7 @@ export const hrStateShape = {
   pending: z.record(
     z.string(),
     z.object({
-      kind: z.enum(['terminate', 'purge']),
+      kind: z.enum(['terminate', 'purge', 'enable']),
       employeeId: z.string(),
       date: z.string(),
       dueAt: z.string(),
@@ -140,6 +148,11 @@ function validTimeZone(zone: string): boolean {
   }
 }
 
+/** The `backfill_window` config field; a connector may override it to say what it reads. */
+export function backfillWindow(description: string) {
+  return duration(description).prefault('30d');
+}
+
 /** Config fields every HR connector shares; spread into its config schema. */
 export const leaverPolicyShape = {
   termination_basis: z.enum(['termination_date', 'last_day_of_work']).default('termination_date').meta({
@@ -156,9 +169,9 @@ export const leaverPolicyShape = {
     .refine(validTimeZone, 'must be an IANA time zone such as Europe/Berlin or UTC')
     .default('UTC')
     .meta({ description: 'IANA time zone that termination dates are read in.' }),
-  backfill_window: duration(
+  backfill_window: backfillWindow(
     "Keeps old leavers quiet: an employee first seen by the connector's first read (or in a full listing) with a termination that took effect before this window is recorded without events. A termination that a change feed (Workday's transaction log or changed-since report, BambooHR polling) or an announcing webhook brings up later is sent however old its date.",
-  ).prefault('30d'),
+  ),
   purge_after: duration(
     'When set, RISC account-purged is sent this long after a termination took effect (a rehire cancels it).',
   ).optional(),
@@ -187,11 +200,23 @@ export interface LeaverPolicy {
   reason_admin: string;
   /** `iss` of the HR-id alias, resolved by the connector. */
   issuer: string;
+  /**
+   * A termination without a date, on first sight and not announced: `now` (the default) sends it
+   * as of when it was seen (Workday's and BambooHR's inactive worker); `backfill` records it
+   * without events, as an old leaver, since it may have taken effect at any time (a source whose
+   * old leavers often lack a date, where "now" would send them all on the first read).
+   */
+  undated?: 'now' | 'backfill' | undefined;
 }
 
 /** The policy of a config that spreads leaverPolicyShape, with the HR-id issuer resolved. */
-export function leaverPolicy(config: Omit<LeaverPolicy, 'issuer'>, issuer: string): LeaverPolicy {
+export function leaverPolicy(
+  config: Omit<LeaverPolicy, 'issuer' | 'undated'>,
+  issuer: string,
+  options: Pick<LeaverPolicy, 'undated'> = {},
+): LeaverPolicy {
   return {
+    ...options,
     termination_basis: config.termination_basis,
     effective_time: config.effective_time,
     timezone: config.timezone,
@@ -208,10 +233,29 @@ export interface LeaverOutcome {
   /** Why nothing was emitted (set only when `events` is empty). */
   ignored?: string;
   /**
-   * A termination in effect before the backfill window, on first sight of the employee and not
-   * announced: recorded without events. Connectors count these and log the count.
+   * A termination in effect before the backfill window (or, with `undated: backfill`, without a
+   * date), on first sight of the employee and not announced: recorded without events.
+   * Connectors count these and log the count.
    */
   backfilled?: boolean;
+}
+
+/** Outcomes of a termination that no subject could be made for (see unnamedLeaver). */
+const unnamedOutcomes = new WeakSet<LeaverOutcome>();
+
+/**
+ * Whether `outcome`, as applyWorker returned it, is a termination (in effect or held) that no
+ * subject could be made for: subject_format is email and no usable email is known. Nothing was
+ * sent or recorded, so a connector must not let it pass silently (a webhook is answered so that
+ * the sender retries). A predicate, not a field: callers compare outcomes whole.
+ */
+export function unnamedLeaver(outcome: LeaverOutcome): boolean {
+  return unnamedOutcomes.has(outcome);
+}
+
+function unnamed(outcome: LeaverOutcome): LeaverOutcome {
+  unnamedOutcomes.add(outcome);
+  return outcome;
 }
 
 function sameIdentifier(a: string, b: string): boolean {
@@ -335,6 +379,28 @@ function terminationEvents(
   ];
 }
 
+/** account-enabled after the termination of `after`; `occurredAt` only for a rehire held to its day. */
+function enabledEvent(
+  employeeId: string,
+  email: string | undefined,
+  after: string | undefined,
+  occurredAt: string | undefined,
+  policy: LeaverPolicy,
+  reversals: number | undefined,
+): EventDraft[] | undefined {
+  const subject = leaverSubject(employeeId, email, policy);
+  if (!subject) return undefined;
+  return [
+    {
+      type: 'risc.account-enabled',
+      subject,
+      claims: {},
+      sourceRecordId: `${employeeId}:enabled:after:${after ?? 'termination'}${cycle(reversals)}`,
+      ...(occurredAt ? { occurredAt } : {}),
+    },
+  ];
+}
+
 function purgeEvent(
   employeeId: string,
   email: string | undefined,
@@ -382,6 +448,9 @@ function followEmail(state: HrState, id: string, email: string | undefined, poli
   const purge = state.pending[`${id}:purge`];
   const rebuilt = purge && purgeEvent(id, email, purge.date, purge.dueAt, policy, reversals);
   if (purge && rebuilt) purge.events = rebuilt;
+  const rehire = state.pending[`${id}:enable`];
+  const enabled = rehire && enabledEvent(id, email, state.workers[id]?.date, rehire.dueAt, policy, reversals);
+  if (rehire && enabled) rehire.events = enabled;
 }
 
 /** Schedules (or emits, when already due) the purge that follows a termination. */
@@ -518,6 +587,7 @@ function applyRecord(
 
   const reversals = prev?.reversals;
 
+  const enableKey = `${id}:enable`;
   if (phase === 'terminated') {
     // A source clock ahead of ours must not date a termination in the future.
     const observed = worker.observedAt ? earlier(new Date(worker.observedAt), now) : now;
@@ -525,6 +595,11 @@ function applyRecord(
     const date = basisDate ?? heldDue?.date ?? zonedDate(observed, policy.timezone);
     const at = effectiveAt ?? (heldDue ? new Date(heldDue.dueAt) : observed);
     delete state.pending[pendingKey];
+    const rehire = state.pending[enableKey];
+    if (rehire) {
+      delete state.pending[enableKey];
+      notes.push(`rehire scheduled for ${rehire.dueAt} cancelled`);
+    }
     if (gone) {
       notes.push(`termination of ${gone.date ?? 'an earlier date'} already reported`);
       // Released by the bridge: so marked until the source says terminated itself.
@@ -538,42 +613,73 @@ function applyRecord(
         ...(released ? { released } : {}),
       };
       followEmail(state, id, email, policy);
-    } else if (!prev && !worker.announced && at.getTime() < now.getTime() - policy.backfill_window) {
-      notes.push(`termination took effect on ${date}, before the backfill window; recorded without events`);
-      state.workers[id] = { email, username, status: 'terminated', date };
+    } else if (
+      !prev &&
+      !worker.announced &&
+      // Undated on first sight, where the source's old leavers may lack a date: "now" would be
+      // a guess, and a first read would send them all as today's.
+      ((basisDate === undefined && policy.undated === 'backfill') ||
+        at.getTime() < now.getTime() - policy.backfill_window)
+    ) {
+      notes.push(
+        basisDate === undefined
+          ? 'termination without a date, first seen (it may have taken effect long ago); recorded without events'
+          : `termination took effect on ${date}, before the backfill window; recorded without events`,
+      );
+      state.workers[id] = { email, username, status: 'terminated', ...(basisDate ? { date } : {}) };
       return { ...outcome(events, notes), backfilled: true };
     } else {
       const leaver = terminationEvents(id, email, date, at.toISOString(), policy, reversals);
       if (!leaver) {
         notes.push(NO_EMAIL);
-      } else {
-        events.push(...leaver);
-        state.workers[id] = {
-          email,
-          username,
-          status: 'terminated',
-          date,
-          reversals,
-          // Sent while the source does not say terminated itself (yet).
-          ...(sourceLagging || onLeave ? { released: true } : {}),
-        };
-        schedulePurge(state, id, email, date, at, now, policy, events);
+        return unnamed(outcome(events, notes));
       }
+      events.push(...leaver);
+      state.workers[id] = {
+        email,
+        username,
+        status: 'terminated',
+        date,
+        reversals,
+        // Sent while the source does not say terminated itself (yet).
+        ...(sourceLagging || onLeave ? { released: true } : {}),
+      };
+      schedulePurge(state, id, email, date, at, now, policy, events);
     }
     return outcome(events, notes);
   }
 
+  // A leaver shown active from a day ahead (a rehire entered before it starts) keeps no access
+  // until then: the account-enabled is held, as a future termination is.
+  const rehireAt =
+    phase === 'active' && gone && worker.activeFrom
+      ? zonedInstant(worker.activeFrom, policy.effective_time, policy.timezone)
+      : undefined;
+  if (gone && rehireAt && rehireAt.getTime() > now.getTime()) {
+    state.workers[id] = { ...gone, email, username };
+    followEmail(state, id, email, policy);
+    const due = rehireAt.toISOString();
+    const enabled = enabledEvent(id, email, gone.date, due, policy, reversals);
+    if (!enabled) {
+      notes.push(NO_EMAIL);
+      return outcome(events, notes);
+    }
+    const date = worker.activeFrom as string;
+    const known = state.pending[enableKey]?.date === date;
+    state.pending[enableKey] = { kind: 'enable', employeeId: id, date, dueAt: due, events: enabled };
+    if (known) notes.push(`rehire already scheduled for ${due}`);
+    else events.push(...enabled);
+    return outcome(events, notes);
+  }
+  // A rehire held for a later day that the record now shows in effect is sent below, at once.
+  delete state.pending[enableKey];
+
   let nextReversals = reversals;
   if (gone) {
     delete state.pending[`${id}:purge`];
-    const subject = leaverSubject(id, email, policy);
-    if (subject) {
-      events.push({
-        type: 'risc.account-enabled',
-        subject,
-        claims: {},
-        sourceRecordId: `${id}:enabled:after:${gone.date ?? 'termination'}${cycle(reversals)}`,
-      });
+    const enabled = enabledEvent(id, email, gone.date, undefined, policy, reversals);
+    if (enabled) {
+      events.push(...enabled);
       nextReversals = (reversals ?? 0) + 1;
     } else {
       notes.push(NO_EMAIL);
@@ -587,7 +693,7 @@ function applyRecord(
     const leaver = terminationEvents(id, email, date, due, policy, nextReversals);
     if (!leaver) {
       notes.push(NO_EMAIL);
-      return outcome(events, notes);
+      return unnamed(outcome(events, notes));
     }
     const known = state.pending[pendingKey]?.date === date;
     // Rebuilt every time, so a held termination follows a change of email.
@@ -617,6 +723,7 @@ export function applyDeletion(
   const prev = state.workers[employeeId];
   delete state.pending[`${employeeId}:terminate`];
   delete state.pending[`${employeeId}:purge`];
+  delete state.pending[`${employeeId}:enable`];
   if (prev?.status === 'deleted') return { events: [], ignored: 'employee already purged' };
   const email = prev?.email ?? usableEmail(emailHint);
   if (!prev && !email) return { events: [], ignored: 'deleted employee was never seen and has no email' };
@@ -634,12 +741,24 @@ export function releaseDue(state: HrState, policy: LeaverPolicy, now: Date): Eve
     .sort(([, a], [, b]) => a.dueAt.localeCompare(b.dueAt));
   const events: EventDraft[] = [];
   for (const [key, p] of due) {
+    // Cancelled by one released before it (a rehire cancels the purge).
+    if (state.pending[key] !== p) continue;
     delete state.pending[key];
     events.push(...p.events);
     const prev = state.workers[p.employeeId];
     if (p.kind === 'terminate') {
       state.workers[p.employeeId] = { ...prev, status: 'terminated', date: p.date, released: true };
       schedulePurge(state, p.employeeId, prev?.email, p.date, new Date(p.dueAt), now, policy, events);
+    } else if (p.kind === 'enable') {
+      // The rehire takes effect: employed again, and the purge of the old employment is off.
+      delete state.pending[`${p.employeeId}:purge`];
+      state.workers[p.employeeId] = {
+        email: prev?.email,
+        username: prev?.username,
+        status: 'active',
+        reversals: (prev?.reversals ?? 0) + 1,
+        ...(prev?.renames !== undefined ? { renames: prev.renames } : {}),
+      };
     } else {
       state.workers[p.employeeId] = { ...prev, status: 'deleted', date: p.date };
     }

@@ -1,5 +1,5 @@
 import { duration, z } from '../../core/plugin-api/index.ts';
-import { leaverPolicyShape } from '../_shared/hr-leaver.ts';
+import { backfillWindow, leaverPolicyShape } from '../_shared/hr-leaver.ts';
 
 const column = (name: string, what: string) =>
   z
@@ -13,7 +13,10 @@ export const columnsSchema = z
     employee_id: column('employee_id', 'the employee id (required)'),
     email: column('email', 'the work email (required)'),
     status: column('status', 'the employment status (required)'),
-    effective_date: column('effective_date', 'the date the status took or takes effect (required)'),
+    effective_date: column(
+      'effective_date',
+      'the date the status took or takes effect (required; a terminated row needs it, or a termination_date; on an active row a date ahead is a rehire from then)',
+    ),
     termination_date: column('termination_date', 'the termination date (optional column)'),
     username: column('username', 'the user name (optional column)'),
     previous_email: column('previous_email', 'the work email before a change (optional column)'),
@@ -35,10 +38,10 @@ export const configSchema = z.strictObject({
     .default(',')
     .meta({ description: 'Field delimiter (`,` by default; `;` for some European exports).' }),
   scan_interval: duration(
-    'How often the folder is scanned (changes seen by the watcher start a scan sooner).',
+    'How often the folder is scanned (changes seen by the watcher start a scan sooner), and how often held terminations and rehires are checked.',
   ).prefault('10s'),
   settle_time: duration(
-    'A file is read only once it has not changed for this long (it may still be written).',
+    'A file is read only once it has not changed for this long, and two scans in a row have found it the same size and time (it may still be written). 0 when exports are moved into the folder complete (an atomic rename): a file is read when first seen.',
   ).prefault('5s'),
   columns: columnsSchema,
   status_values: z
@@ -62,7 +65,7 @@ export const configSchema = z.strictObject({
     .meta({ description: 'Status values, matched without regard to case.' }),
   missing_rows: z.enum(['ignore', 'terminate']).default('ignore').meta({
     description:
-      '`ignore`: an employee missing from a later export is left as is; `terminate`: the export is complete, and a missing active employee is a leaver.',
+      '`ignore`: exports may list only what changed: an employee missing from a later export is left as is, and a termination a later export shows is sent however old its date (entered late), even for an employee seen there first; `terminate`: every export lists every employee, and a missing active employee is a leaver.',
   }),
   mass_change_guard: z
     .strictObject({
@@ -82,6 +85,9 @@ export const configSchema = z.strictObject({
       description: 'Refuses a file that would fire a mass leaver event (a truncated or wrong export).',
     }),
   ...leaverPolicyShape,
+  backfill_window: backfillWindow(
+    'Keeps old leavers quiet: an employee first seen in the first export (or, with missing_rows: terminate, in any export: each lists everyone) with a termination that took effect before this window is recorded without events (logged, and counted as backfilled). With missing_rows: ignore, a termination a later export brings up is sent however old its date (entered late).',
+  ),
 });
 
 export type CsvDropConfig = z.output<typeof configSchema>;

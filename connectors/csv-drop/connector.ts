@@ -1,19 +1,29 @@
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher, type Stats } from 'node:fs';
 import { access, constants, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   PermanentError,
   RetryableError,
-  type EventDraft,
   type InboundConnector,
   type InboundContext,
   type ScheduledTask,
 } from '../../core/plugin-api/index.ts';
 import type { CsvDropConfig } from './config.ts';
-import { hrCheckpoint } from '../_shared/hr-checkpoint.ts';
+import { hrCheckpoint, logBackfilled } from '../_shared/hr-checkpoint.ts';
 import { emptyHrState, notHeld } from '../_shared/hr-leaver.ts';
-import { applyExport, policyOf, readExport, refuse, stateSchema, type CsvDropState } from './mapping.ts';
+import {
+  applyExport,
+  policyOf,
+  readExport,
+  refuse,
+  stateSchema,
+  type CsvDropState,
+  type ExportOutcome,
+} from './mapping.ts';
+
+/** Error code of an unreadable checkpoint: the bridge's problem, not the file's. */
+const STATE_CODE = 'SSF_ERR_CSV_STATE';
 
 /** `*` and `?` wildcards → a regular expression for whole file names (case-insensitive). */
 export function globToRegExp(glob: string): RegExp {
@@ -34,14 +44,28 @@ export const MAX_EXPORT_BYTES = 256 * 1024 * 1024;
 /** Read errors that the same file will give again: it goes to failed/ instead of blocking the folder. */
 const UNREADABLE = new Set(['EACCES', 'EPERM', 'EISDIR', 'ELOOP', 'ERR_FS_FILE_TOO_LARGE']);
 
+/** Scans in a row a file may fail in before it goes to failed/, so the exports after it go on. */
+export const MAX_FILE_ATTEMPTS = 3;
+
+/** The longest file name (in bytes) common file systems take. */
+const NAME_MAX = 255;
+const REASON_SUFFIX = '.reason.txt';
+
+interface ExportBytes {
+  bytes: Buffer;
+  /** Size and mtime before reading: a writer still at work changes them. */
+  size: number;
+  mtimeMs: number;
+}
+
 /** The export's bytes, or why it cannot be read (a reason for failed/). */
-async function readExportFile(path: string): Promise<Buffer | string> {
+async function readExportFile(path: string): Promise<ExportBytes | string> {
   try {
-    const { size } = await stat(path);
+    const { size, mtimeMs } = await stat(path);
     if (size > MAX_EXPORT_BYTES) {
       return `the file holds ${size} bytes, more than the ${MAX_EXPORT_BYTES} an export may hold; split it`;
     }
-    return await readFile(path);
+    return { bytes: await readFile(path), size, mtimeMs };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== undefined && UNREADABLE.has(code)) {
@@ -57,10 +81,47 @@ function stamp(at: Date): string {
 }
 
 /**
+ * `<time stamp>_<name>`, short enough for the file system with `.reason.txt` added: a long
+ * export name is cut (its extension kept) and marked with a hash of the whole, so that no name
+ * can keep a file from leaving processing/.
+ */
+export function stampedName(at: Date, name: string): string {
+  const prefix = `${stamp(at)}_`;
+  const budget = NAME_MAX - REASON_SUFFIX.length - prefix.length;
+  if (Buffer.byteLength(name) <= budget) return prefix + name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  const dot = name.lastIndexOf('.');
+  const ext = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : '';
+  const room = budget - Buffer.byteLength(ext) - hash.length - 1;
+  let head = '';
+  for (const ch of name.slice(0, name.length - ext.length)) {
+    if (Buffer.byteLength(head + ch) > room) break;
+    head += ch;
+  }
+  return `${prefix}${head}~${hash}${ext}`;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+interface Candidate {
+  path: string;
+  name: string;
+  /** In processing/ already. */
+  claimed: boolean;
+  mtime: number;
+  /** Settled: found the same by two scans in a row (or left in processing/ by a crash). */
+  ready: boolean;
+}
+
+/**
  * Watches a folder for HR exports. Each file is claimed by moving it into processing/, read
  * whole, diffed against the previous snapshot and, when the mass-change guard allows it,
  * applied: its events and the new snapshot are committed in one transaction, then the file
- * moves to processed/. A refused file moves to failed/ next to a `.reason.txt`.
+ * moves to processed/. A refused file moves to failed/ next to a `.reason.txt`, as does one
+ * that fails in MAX_FILE_ATTEMPTS scans in a row. Held changes are released on their own
+ * schedule, so a file that cannot be handled holds back no leaver.
  */
 export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDropConfig): InboundConnector {
   const folder = resolve(config.folder);
@@ -78,64 +139,124 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
   const checkpoint = hrCheckpoint<CsvDropState>(ctx, {
     metricPrefix: 'csv_drop',
     source: 'csv-drop',
-    code: 'SSF_ERR_CSV_STATE',
+    code: STATE_CODE,
     schema: stateSchema,
     empty: emptyHrState,
   });
   const { serial } = checkpoint;
   const tasks: ScheduledTask[] = [];
+  /** Size and mtime of each file as the last scan found it. */
+  const observed = new Map<string, { size: number; mtimeMs: number }>();
+  /** Failed scans in a row, by file name. */
+  const failures = new Map<string, number>();
+  /** Files that failed and could not be moved to failed/ either: skipped until a restart. */
+  const parked = new Set<string>();
   let watcher: FSWatcher | undefined;
   let nudge: NodeJS.Timeout | undefined;
   let stopped = true;
 
-  /** Files ready to read: matching, settled, oldest first. Leftovers of a crash come first. */
-  async function candidates(): Promise<Array<{ path: string; name: string; claimed: boolean }>> {
+  /**
+   * Whether a file is as the previous scan found it (same size and mtime) and unchanged for
+   * settle_time. A writer that stalls longer than settle_time still changes the file between
+   * two scans, or while it is read (see processFile). A settle_time of zero says exports are
+   * moved in complete (an atomic rename), so a file is ready when first seen.
+   */
+  function steady(path: string, info: Stats, now: number): boolean {
+    const before = observed.get(path);
+    observed.set(path, { size: info.size, mtimeMs: info.mtimeMs });
+    if (config.settle_time === 0) return true;
+    const same = before?.size === info.size && before.mtimeMs === info.mtimeMs;
+    return same && now - info.mtimeMs >= config.settle_time;
+  }
+
+  /** Matching files, oldest first, and whether each has settled. Leftovers of a crash come first. */
+  async function candidates(): Promise<Candidate[]> {
     const now = Date.now();
-    const out: Array<{ path: string; name: string; claimed: boolean; mtime: number }> = [];
+    const out: Candidate[] = [];
+    const seen = new Set<string>();
+    const look = async (path: string) => {
+      seen.add(path);
+      const info = await stat(path).catch(() => undefined);
+      return info && { info, ready: steady(path, info, now) };
+    };
     for (const entry of await readdir(dirs.processing, { withFileTypes: true })) {
-      if (entry.isFile())
-        out.push({ path: join(dirs.processing, entry.name), name: entry.name, claimed: true, mtime: 0 });
+      const path = join(dirs.processing, entry.name);
+      if (!entry.isFile() || parked.has(path)) continue;
+      // One that changed while it was read is taken again once it has settled; other files
+      // there were claimed before a crash.
+      const found = observed.has(path) ? await look(path) : { ready: true };
+      if (found) out.push({ path, name: entry.name, claimed: true, mtime: 0, ready: found.ready });
     }
     for (const entry of await readdir(folder, { withFileTypes: true })) {
-      if (!entry.isFile() || !matches.test(entry.name)) continue;
       const path = join(folder, entry.name);
-      const info = await stat(path).catch(() => undefined);
-      if (!info || now - info.mtimeMs < config.settle_time) continue;
-      out.push({ path, name: entry.name, claimed: false, mtime: info.mtimeMs });
+      if (!entry.isFile() || !matches.test(entry.name) || parked.has(path)) continue;
+      const found = await look(path);
+      if (found)
+        out.push({ path, name: entry.name, claimed: false, mtime: found.info.mtimeMs, ready: found.ready });
     }
+    for (const path of observed.keys()) if (!seen.has(path)) observed.delete(path);
     return out.sort(
       (a, b) => Number(b.claimed) - Number(a.claimed) || a.mtime - b.mtime || a.name.localeCompare(b.name),
     );
   }
 
   async function fail(path: string, name: string, reason: string, at: Date): Promise<void> {
-    const target = join(dirs.failed, `${stamp(at)}_${name}`);
+    const target = join(dirs.failed, stampedName(at, name));
     await rename(path, target);
-    await writeFile(`${target}.reason.txt`, `${at.toISOString()}\n${reason}\n`, 'utf8');
+    await writeFile(`${target}${REASON_SUFFIX}`, `${at.toISOString()}\n${reason}\n`, 'utf8');
     files.inc({ outcome: 'failed' });
     ctx.status.set('recoverable_error', `${name} was refused: ${reason}`);
     ctx.logger.warn({ file: name, reason }, 'HR export refused; moved to failed/');
   }
 
+  /** Moves an applied export to processed/; a failure says that its events are sent already. */
+  async function moveApplied(path: string, target: string): Promise<void> {
+    try {
+      await rename(path, target);
+    } catch (err) {
+      const problem = `the export is applied (its events are sent), but cannot be moved to processed/`;
+      throw new Error(`${problem}: ${describe(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Whether the file changed since it was read: its writer is still at work (it stalled longer
+   * than settle_time and went on, into the claimed file). Applied, the cut-off export would make
+   * a leaver of everyone after the cut (missing_rows: terminate); it is read again once settled.
+   */
+  async function changedSince(path: string, read: ExportBytes, name: string): Promise<boolean> {
+    const now = await stat(path);
+    if (now.size === read.size && now.size === read.bytes.length && now.mtimeMs === read.mtimeMs)
+      return false;
+    observed.set(path, { size: now.size, mtimeMs: now.mtimeMs });
+    files.inc({ outcome: 'unsettled' });
+    ctx.logger.warn(
+      { file: name, bytes_read: read.bytes.length, bytes_now: now.size },
+      'HR export changed while it was read (still being written?); nothing applied, it is read again once settled',
+    );
+    return true;
+  }
+
   async function processFile(path: string, name: string): Promise<void> {
-    const bytes = await readExportFile(path);
-    if (typeof bytes === 'string') return fail(path, name, bytes, ctx.clock.now());
+    const read = await readExportFile(path);
+    if (typeof read === 'string') return fail(path, name, read, ctx.clock.now());
+    const { bytes } = read;
     const sha = createHash('sha256').update(bytes).digest('hex');
     const now = ctx.clock.now();
     const state = await checkpoint.load();
-    const processed = join(dirs.processed, `${stamp(now)}_${name}`);
+    const processed = join(dirs.processed, stampedName(now, name));
     // Only the export applied last is skipped: a re-sent copy, or a file a crash left in
     // processing/ after its commit. An export equal to an older one is applied, since the
     // employees may have changed back to it (a termination rescinded, then entered again).
     if (state.files?.at(-1) === sha) {
-      await rename(path, processed);
+      await moveApplied(path, processed);
       files.inc({ outcome: 'duplicate' });
       ctx.logger.info({ file: name, sha256: sha }, 'export already applied; moved to processed/');
       return;
     }
-    let events: EventDraft[];
-    let rows: number;
-    let mapped: number;
+    const firstExport = state.rows === undefined && !state.files?.length;
+    let rows = 0;
+    let applied: ExportOutcome | PermanentError;
     try {
       let text: string;
       try {
@@ -147,43 +268,110 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
       }
       const workers = readExport(text, config);
       rows = workers.length;
-      ({ events, mapped } = applyExport(state, workers, config, now));
+      applied = applyExport(state, workers, config, now);
     } catch (err) {
-      if (err instanceof PermanentError) return fail(path, name, err.message, now);
-      throw err;
+      if (!(err instanceof PermanentError)) throw err;
+      applied = err;
     }
+    // Checked before a refusal too: a file cut off mid-row is refused as unreadable.
+    if (await changedSince(path, read, name)) return;
+    if (applied instanceof PermanentError) return fail(path, name, applied.message, now);
     state.files = [sha];
-    const due = notHeld(events, state);
+    const due = notHeld(applied.events, state);
     await checkpoint.commit(state, due);
-    await rename(path, processed);
+    await moveApplied(path, processed);
     files.inc({ outcome: 'processed' });
-    rowsRead.inc({ outcome: 'mapped' }, mapped);
-    rowsRead.inc({ outcome: 'ignored' }, rows - mapped);
-    ctx.status.success();
+    const unnamedRows = applied.unnamed.filter((u) => u.line !== undefined).length;
+    rowsRead.inc({ outcome: 'mapped' }, applied.mapped);
+    rowsRead.inc({ outcome: 'backfilled' }, applied.backfilled.length);
+    rowsRead.inc({ outcome: 'no_email' }, unnamedRows);
+    rowsRead.inc({ outcome: 'ignored' }, rows - applied.mapped - applied.backfilled.length - unnamedRows);
     ctx.logger.info(
       { file: name, rows, events: due.length, held: Object.keys(state.pending).length },
       'HR export applied; moved to processed/',
     );
+    logBackfilled(ctx, applied.backfilled, config.backfill_window, { file: name, first_export: firstExport });
+    if (applied.unnamed.length > 0) reportUnnamed(name, applied.unnamed);
+    else ctx.status.success();
+  }
+
+  /** Leavers that no subject could be made for: nothing was sent, and nothing may pass silently. */
+  function reportUnnamed(name: string, unnamed: ExportOutcome['unnamed']): void {
+    const listed = unnamed
+      .slice(0, 10)
+      .map((u) =>
+        u.line === undefined
+          ? `employee ${u.id} (missing from the export)`
+          : `line ${u.line} (employee ${u.id})`,
+      );
+    const more = unnamed.length > listed.length ? ` and ${unnamed.length - listed.length} more` : '';
+    const message = `${name}: ${unnamed.length} leaver(s) not sent: no usable email, and subject_format is email: ${listed.join(', ')}${more}`;
+    ctx.logger.warn({ file: name, leavers: unnamed.length, examples: listed }, message);
+    ctx.status.set('recoverable_error', message);
+  }
+
+  /**
+   * Claims and processes one file. A failure of the bridge's (the outbox full, the stored state
+   * unreadable) leaves it to be taken first again; one of the file's own (it cannot be moved,
+   * or read) does too, MAX_FILE_ATTEMPTS times, then it goes to failed/ with the reason.
+   */
+  async function handle(file: Candidate): Promise<void> {
+    let path = file.path;
+    try {
+      if (!file.claimed) {
+        const claimed = join(dirs.processing, file.name);
+        try {
+          await rename(file.path, claimed);
+        } catch (err) {
+          // Another process claimed it first, or it was removed: not ours to handle.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+          throw err;
+        }
+        path = claimed;
+      }
+      await processFile(path, file.name);
+      failures.delete(file.name);
+    } catch (err) {
+      if (err instanceof RetryableError || (err instanceof PermanentError && err.code === STATE_CODE))
+        throw err;
+      const tries = (failures.get(file.name) ?? 0) + 1;
+      failures.set(file.name, tries);
+      if (tries < MAX_FILE_ATTEMPTS) throw err;
+      failures.delete(file.name);
+      await giveUp(path, file.name, `${describe(err)} (failed ${tries} times)`);
+    }
+  }
+
+  async function giveUp(path: string, name: string, reason: string): Promise<void> {
+    try {
+      await fail(path, name, reason, ctx.clock.now());
+    } catch (err) {
+      parked.add(path);
+      const message = `${name} keeps failing (${reason}) and cannot be moved to failed/ either (${describe(err)}); skipped until the bridge restarts`;
+      ctx.status.set('recoverable_error', message);
+      ctx.logger.error({ file: name, reason, move_error: describe(err) }, 'HR export skipped');
+    }
   }
 
   async function scan(signal?: AbortSignal): Promise<void> {
     await Promise.all(Object.values(dirs).map((d) => mkdir(d, { recursive: true })));
     for (const file of await candidates()) {
       if (signal?.aborted || stopped) return;
-      let path = file.path;
-      if (!file.claimed) {
-        path = join(dirs.processing, file.name);
-        try {
-          await rename(file.path, path);
-        } catch (err) {
-          // Another process claimed it first, or it was removed: not ours to handle.
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-          throw err;
-        }
-      }
-      await processFile(path, file.name);
+      // Exports apply in order: one not settled yet holds back the newer ones.
+      if (!file.ready) return scanSoon(Math.max(config.settle_time, 500));
+      await handle(file);
     }
-    await checkpoint.release(policy);
+  }
+
+  /** A scan after `delayMs`, in turn with the other work (a change seen, a file settling). */
+  function scanSoon(delayMs: number): void {
+    if (stopped || nudge) return;
+    nudge = setTimeout(() => {
+      nudge = undefined;
+      if (!stopped)
+        void serial(() => scan()).catch((err: unknown) => ctx.logger.warn({ err }, 'scan failed'));
+    }, delayMs + 50);
+    nudge.unref();
   }
 
   function report(err: unknown): never {
@@ -213,17 +401,11 @@ export function createCsvDrop(ctx: InboundContext<CsvDropState>, config: CsvDrop
         ctx.scheduler.schedule('scan', { everyMs: config.scan_interval, runOnStart: true }, (signal) =>
           serial(() => scan(signal)).catch(report),
         ),
+        // Apart from the scans: a file that cannot be handled must not hold back a leaver.
+        checkpoint.scheduleRelease(policy, config.scan_interval),
       );
       try {
-        watcher = watch(folder, () => {
-          if (stopped || nudge) return;
-          nudge = setTimeout(() => {
-            nudge = undefined;
-            if (!stopped)
-              void serial(() => scan()).catch((err: unknown) => ctx.logger.warn({ err }, 'scan failed'));
-          }, config.settle_time + 50);
-          nudge.unref();
-        });
+        watcher = watch(folder, () => scanSoon(config.settle_time));
         watcher.on('error', (err) =>
           ctx.logger.warn({ err: err.message }, 'folder watcher failed; scanning on schedule'),
         );

@@ -1,4 +1,10 @@
-import { PermanentError, usableEmail, z, type MappingResult } from '../../core/plugin-api/index.ts';
+import {
+  PermanentError,
+  usableEmail,
+  z,
+  type EventDraft,
+  type MappingResult,
+} from '../../core/plugin-api/index.ts';
 import type { CsvDropConfig } from './config.ts';
 import { CsvError, parseCsv } from './csv.ts';
 import {
@@ -7,9 +13,9 @@ import {
   hrDate,
   hrStateShape,
   leaverPolicy,
+  unnamedLeaver,
   type HrState,
   type HrWorker,
-  type LeaverOutcome,
   type LeaverPolicy,
 } from '../_shared/hr-leaver.ts';
 
@@ -28,7 +34,9 @@ export const stateSchema = z.object({
 }) as unknown as z.ZodType<CsvDropState>;
 
 export function policyOf(config: CsvDropConfig): LeaverPolicy {
-  return leaverPolicy(config, config.hr_id_issuer ?? 'urn:ssf-bridge:hr');
+  // A terminated row must carry a date (readExport); one undated all the same, on first sight,
+  // is an old leaver rather than today's.
+  return leaverPolicy(config, config.hr_id_issuer ?? 'urn:ssf-bridge:hr', { undated: 'backfill' });
 }
 
 /** Refusals are permanent for the file: it goes to failed/ with the reason. */
@@ -38,8 +46,23 @@ export function refuse(message: string, code = 'SSF_ERR_CSV_INVALID'): Permanent
 
 const MAX_LISTED = 10;
 
+/** A row of an export, as the leaver policy takes it, with the line it starts on. */
+export type CsvWorker = HrWorker & { line?: number | undefined };
+
+/**
+ * Whether the export applied next announces its terminations: a later export with missing_rows:
+ * ignore may list only what changed, so an employee first seen there is news, and a termination
+ * it shows is sent however old its date (entered late), as a change feed's is. The first export,
+ * and the full listings of missing_rows: terminate, find old leavers, which backfill_window
+ * keeps quiet.
+ */
+export function announces(state: CsvDropState, config: CsvDropConfig): boolean {
+  const applied = state.rows !== undefined || (state.files?.length ?? 0) > 0;
+  return applied && config.missing_rows === 'ignore';
+}
+
 /** Reads an export into workers, or refuses the whole file with every problem found. */
-export function readExport(text: string, config: CsvDropConfig): HrWorker[] {
+export function readExport(text: string, config: CsvDropConfig): CsvWorker[] {
   let table;
   try {
     table = parseCsv(text, config.delimiter);
@@ -62,7 +85,7 @@ export function readExport(text: string, config: CsvDropConfig): HrWorker[] {
   for (const v of config.status_values.leave) values.set(v.trim().toLowerCase(), 'leave');
 
   const problems: string[] = [];
-  const workers: HrWorker[] = [];
+  const workers: CsvWorker[] = [];
   const firstLine = new Map<string, number>();
   table.rows.forEach((row, r) => {
     const line = table.lines[r] as number;
@@ -96,6 +119,13 @@ export function readExport(text: string, config: CsvDropConfig): HrWorker[] {
     try {
       effective = hrDate(get(c.effective_date), c.effective_date);
       termination = hrDate(get(c.termination_date), c.termination_date);
+      // A leaver without a date could only be dated "now": 300 old leavers of a first export
+      // would be sent as today's. The required column must date every termination.
+      if (status === 'terminated' && effective === undefined && termination === undefined) {
+        problems.push(
+          `line ${line}: ${c.effective_date} is empty on a terminated row (give the date the termination took effect)`,
+        );
+      }
     } catch (err) {
       problems.push(`line ${line}: ${(err as Error).message}`);
     }
@@ -107,6 +137,9 @@ export function readExport(text: string, config: CsvDropConfig): HrWorker[] {
       username: get(c.username),
       status,
       terminationDate: status === 'terminated' ? (termination ?? effective) : termination,
+      // An active row dated ahead is a rehire that starts then.
+      ...(status === 'active' && effective ? { activeFrom: effective } : {}),
+      line,
     });
   });
   if (problems.length > 0) {
@@ -143,10 +176,18 @@ export function massChange(
     config.missing_rows === 'terminate'
       ? Object.keys(state.workers).filter((id) => wasActive(id) && !present.has(id)).length
       : 0;
-  const leavers = flips + gone;
+  // Employees never seen before are sent as leavers too when the export announces (a later
+  // export of changes): an export of everyone, old leavers included, would send them all.
+  const fresh = announces(state, config)
+    ? workers.filter((w) => w.status === 'terminated' && state.workers[w.id] === undefined).length
+    : 0;
+  const leavers = flips + gone + fresh;
   const base = Object.keys(state.workers).filter(wasActive).length || previous;
   if (leavers > floor && leavers > base * ratio) {
-    return `${leavers} of ${base} active employees would become leavers at once (more than ${Math.round(ratio * 100)}%)`;
+    const share = `more than ${Math.round(ratio * 100)}%`;
+    return fresh === 0
+      ? `${leavers} of ${base} active employees would become leavers at once (${share})`
+      : `${leavers} employees would be sent as leavers at once: ${flips + gone} of ${base} active ones and ${fresh} never seen before (${share}; an export of everyone, old leavers included, with missing_rows: ignore?)`;
   }
   // The other way round: many leavers active again at once is what an older export dropped
   // again looks like, and it would give their access back.
@@ -159,13 +200,29 @@ export function massChange(
   return undefined;
 }
 
+/** What applying an export gave, row by row. */
+export interface ExportOutcome {
+  events: EventDraft[];
+  /** Why nothing was emitted (set only when `events` is empty). */
+  ignored?: string;
+  /** Rows that gave events. */
+  mapped: number;
+  /** Employees first seen as old (or undated) leavers, recorded without events. */
+  backfilled: string[];
+  /**
+   * Leavers not sent for want of a subject (subject_format email, no email known): rows by
+   * line, and employees missing from the export (missing_rows: terminate).
+   */
+  unnamed: Array<{ id: string; line?: number | undefined }>;
+}
+
 /** Applies an export to the state (in place): every row, then missing employees if configured. */
 export function applyExport(
   state: CsvDropState,
-  workers: HrWorker[],
+  workers: CsvWorker[],
   config: CsvDropConfig,
   now: Date,
-): LeaverOutcome & { mapped: number } {
+): ExportOutcome {
   const reason = massChange(workers, state, config);
   if (reason) {
     throw refuse(
@@ -174,20 +231,27 @@ export function applyExport(
     );
   }
   const policy = policyOf(config);
+  const news = announces(state, config);
   const events = [];
   const ignored: string[] = [];
   const present = new Set<string>();
+  const backfilled: string[] = [];
+  const unnamed: ExportOutcome['unnamed'] = [];
   let mapped = 0;
-  for (const worker of workers) {
+  for (const { line, ...worker } of workers) {
     present.add(worker.id);
-    const result = applyWorker(state, worker, policy, now);
+    const result = applyWorker(state, news ? { ...worker, announced: true } : worker, policy, now);
     events.push(...result.events);
+    if (result.backfilled) backfilled.push(worker.id);
+    if (unnamedLeaver(result)) unnamed.push({ id: worker.id, line });
     if (result.ignored) ignored.push(`${worker.id}: ${result.ignored}`);
     else mapped += 1;
   }
   if (config.missing_rows === 'terminate') {
     for (const [id, known] of Object.entries(state.workers)) {
-      if (present.has(id) || known.status !== 'active') continue;
+      // A leaver whose rehire is held, missing from a full export, is not coming back.
+      const rehireHeld = state.pending[`${id}:enable`] !== undefined;
+      if (present.has(id) || (known.status !== 'active' && !rehireHeld)) continue;
       const result = applyWorker(
         state,
         { id, status: 'terminated', observedAt: now.toISOString() },
@@ -195,11 +259,17 @@ export function applyExport(
         now,
       );
       events.push(...result.events);
+      if (unnamedLeaver(result)) unnamed.push({ id });
     }
   }
   state.rows = workers.length;
-  if (events.length > 0) return { events, mapped };
-  return { events: [], ignored: ignored.length > 0 ? ignored.join('; ') : 'the export has no rows', mapped };
+  const found = { mapped, backfilled, unnamed };
+  if (events.length > 0) return { events, ...found };
+  return {
+    events: [],
+    ignored: ignored.length > 0 ? ignored.join('; ') : 'the export has no rows',
+    ...found,
+  };
 }
 
 /** The pure mapping behind `ssf-bridge simulate`: one export (the CSV text) and the last state. */

@@ -1,5 +1,5 @@
 import { duration, secret, z } from '../../core/plugin-api/index.ts';
-import { leaverPolicyShape } from '../_shared/hr-leaver.ts';
+import { backfillWindow, leaverPolicyShape } from '../_shared/hr-leaver.ts';
 
 export const configSchema = z
   .strictObject({
@@ -41,6 +41,9 @@ export const configSchema = z
       '30s',
     ),
     ...leaverPolicyShape,
+    backfill_window: backfillWindow(
+      'Keeps old leavers quiet: an employee first seen in a delivery other than employee.left or employee.inactivated, whose record shows a termination that took effect before this window or one without a date, is recorded without events (logged, and counted as backfilled). employee.left and employee.inactivated announce a termination as it happens: sent however old its date.',
+    ),
   })
   .superRefine((c, issues) => {
     const problem = (path: string, message: string) =>

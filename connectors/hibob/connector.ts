@@ -1,4 +1,5 @@
 import {
+  RetryableError,
   z,
   type InboundConnector,
   type InboundContext,
@@ -7,8 +8,8 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createHibobClient, type HibobClient } from './client.ts';
 import type { HibobConfig } from './config.ts';
-import { hrCheckpoint } from '../_shared/hr-checkpoint.ts';
-import { emptyHrState, notHeld } from '../_shared/hr-leaver.ts';
+import { hrCheckpoint, logBackfilled } from '../_shared/hr-checkpoint.ts';
+import { emptyHrState, notHeld, unnamedLeaver } from '../_shared/hr-leaver.ts';
 import { hrWebhookReplies, signatureMatches, signingKeys, unavailable } from '../_shared/hr-webhook.ts';
 import {
   applyEvent,
@@ -56,6 +57,23 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
     const header = req.headers['bob-signature']?.trim();
     if (!header) return false;
     return signatureMatches(header, secrets, config.signature_algorithm, [req.rawBody], ['sha256', 'sha512']);
+  }
+
+  /**
+   * A leaver that no subject can be made for (subject_format email, and no email known: Bob
+   * answered 404 to a service user that cannot see inactive employees, or the record has none).
+   * Answered 503, not 200, so that Bob delivers it again once the cause is put right, instead of
+   * the leaver being dropped; nothing is committed.
+   */
+  function leaverWithoutSubject(type: string, employeeId: string, found: boolean): RetryableError {
+    const cause = found
+      ? 'the employee record in Bob has no usable work email'
+      : `Bob answered no employee ${employeeId} (can the service user see inactive employees?)`;
+    const message = `${type} for employee ${employeeId} is a leaver, but ${cause}, no earlier delivery gave an email, and subject_format is email: not sent; Bob is asked to deliver it again`;
+    employees.inc({ outcome: 'no_email' });
+    ctx.status.set('recoverable_error', message);
+    ctx.logger.warn({ type, employee: employeeId }, message);
+    return new RetryableError(message, { code: 'SSF_ERR_HIBOB_NO_SUBJECT', retryAfterMs: 60_000 });
   }
 
   return {
@@ -127,15 +145,22 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
           );
         }
       }
+      const employeeId = String(event.data.employeeId).trim();
       return webhook.accept(1, () =>
         checkpoint.serial(async () => {
           const state = await checkpoint.load();
           const at = ctx.clock.now();
           const outcome = applyEvent(state, event, employee, config, at);
+          if (unnamedLeaver(outcome))
+            throw leaverWithoutSubject(event.type, employeeId, employee !== undefined);
           if (outcome.ignored) ctx.logger.debug({ type: event.type, reason: outcome.ignored }, 'no event');
           const due = notHeld(outcome.events, state);
           await checkpoint.commit(state, due);
-          employees.inc({ outcome: outcome.events.length > 0 ? 'mapped' : 'ignored' });
+          if (outcome.backfilled)
+            logBackfilled(ctx, [employeeId], config.backfill_window, { type: event.type });
+          employees.inc({
+            outcome: outcome.events.length > 0 ? 'mapped' : outcome.backfilled ? 'backfilled' : 'ignored',
+          });
           return due.length;
         }),
       );

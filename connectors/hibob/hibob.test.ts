@@ -187,6 +187,97 @@ describe('hibob webhooks', () => {
     await connector.stop(100);
   });
 
+  it('records a leaver Bob shows without a termination date, first seen on an update, without events: logged and counted', async () => {
+    const undated = (id: string, email: string) => () => ({
+      body: {
+        id,
+        email,
+        internal: { status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: null },
+      },
+    });
+    server.on('POST', '/v1/people/9001', undated('9001', 'old.leaver@example.de'));
+    const { connector, tc } = await started({ backfill_window: '30d' });
+    const res = await connector.handleWebhook!(
+      signed({ ...delivery('employee.updated'), data: { employeeId: '9001' } }),
+    );
+    expect(res).toMatchObject({ status: 200, body: { events: 0 } });
+    expect(tc.events()).toEqual([]);
+    expect(tc.counter('hibob_employees_total', { outcome: 'backfilled' })).toBe(1);
+    expect(tc.logs).toContainEqual({
+      level: 'info',
+      msg: 'recorded 1 leaver(s) seen for the first time, whose termination took effect before backfill_window (or has no date), without events',
+      fields: {
+        employees: 1,
+        backfill_window_ms: 30 * 86_400_000,
+        examples: ['9001'],
+        type: 'employee.updated',
+      },
+    });
+    // A later update about the same leaver sends nothing either.
+    await connector.handleWebhook!(signed({ ...delivery('employee.updated'), data: { employeeId: '9001' } }));
+    expect(tc.events()).toEqual([]);
+    // employee.left, fired as an employee leaves, is news though the record has no date yet.
+    server.on('POST', '/v1/people/9002', undated('9002', 'new.leaver@example.de'));
+    await connector.handleWebhook!(signed({ ...delivery('employee.left'), data: { employeeId: '9002' } }));
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', '9002:terminated:2026-11-29', '2026-11-29T13:59:58.120Z'],
+      ['caep.session-revoked', '9002:terminated:2026-11-29', '2026-11-29T13:59:58.120Z'],
+    ]);
+    await connector.stop(100);
+  });
+
+  it('sends garden leave, first seen on an update, from now: it is going on, though no date is taken from it', async () => {
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Active', lifecycleStatus: 'Garden leave', terminationDate: '2027-01-31' }),
+    );
+    const { connector, tc } = await started({ backfill_window: '30d' });
+    await connector.handleWebhook!(signed(delivery('employee.updated')));
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId, e.occurredAt])).toEqual([
+      ['risc.account-disabled', `${ID}:terminated:2026-11-29`, '2026-11-29T13:59:58.120Z'],
+      ['caep.session-revoked', `${ID}:terminated:2026-11-29`, '2026-11-29T13:59:58.120Z'],
+    ]);
+    expect(tc.counter('hibob_employees_total', { outcome: 'backfilled' })).toBe(0);
+    await connector.stop(100);
+  });
+
+  it('answers 503 to a leaver Bob hides (404) when subject_format is email: warned, counted, flagged, nothing committed', async () => {
+    server.on('POST', `/v1/people/${ID}`, () => ({ status: 404, body: { error: 'not found' } }));
+    const { connector, tc } = await started({ subject_format: 'email' });
+    for (const type of ['employee.left', 'employee.inactivated']) {
+      const refused = await connector.handleWebhook!(signed(delivery(type))).catch((e: unknown) => e);
+      // The server answers a RetryableError with 503 and Retry-After: Bob delivers it again.
+      expect(refused).toBeInstanceOf(RetryableError);
+      expect((refused as RetryableError).retryAfterMs).toBe(60_000);
+      expect((refused as RetryableError).message).toBe(
+        `${type} for employee ${ID} is a leaver, but Bob answered no employee ${ID} (can the service user see inactive employees?), no earlier delivery gave an email, and subject_format is email: not sent; Bob is asked to deliver it again`,
+      );
+    }
+    expect(tc.emits).toEqual([]);
+    expect(tc.checkpoints.size).toBe(0);
+    expect(tc.counter('hibob_employees_total', { outcome: 'no_email' })).toBe(2);
+    expect(tc.counter('hibob_webhooks_total', { outcome: 'retry' })).toBe(2);
+    expect(tc.counter('hibob_webhooks_total', { outcome: 'accepted' })).toBe(0);
+    expect(tc.statuses.at(-1)).toMatchObject({
+      state: 'recoverable_error',
+      reason: expect.stringContaining('can the service user see inactive employees?'),
+    });
+    expect(tc.logs.filter((l) => l.level === 'warn').map((l) => l.fields)).toEqual([
+      { type: 'employee.left', employee: ID },
+      { type: 'employee.inactivated', employee: ID },
+    ]);
+    // The service user is given access to inactive employees; Bob delivers again.
+    server.on('POST', `/v1/people/${ID}`, () =>
+      record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-29' }),
+    );
+    const res = await connector.handleWebhook!(signed(delivery('employee.left')));
+    expect(res).toMatchObject({ status: 200, body: { events: 2 } });
+    expect(tc.events().map((e) => e.subject)).toEqual([
+      { format: 'email', email: 'jonas.weber@example.de' },
+      { format: 'email', email: 'jonas.weber@example.de' },
+    ]);
+    await connector.stop(100);
+  });
+
   it('changes nothing when Bob shows no employee after an update: a hidden record is not a rehire', async () => {
     server.on('POST', `/v1/people/${ID}`, () =>
       record({ status: 'Inactive', lifecycleStatus: 'terminated', terminationDate: '2026-11-29' }),

@@ -19,7 +19,9 @@ export type HibobState = HrState;
 export const stateSchema = z.object(hrStateShape) as unknown as z.ZodType<HibobState>;
 
 export function policyOf(config: HibobConfig): LeaverPolicy {
-  return leaverPolicy(config, config.hr_id_issuer ?? 'https://app.hibob.com');
+  // Bob's records of old leavers may lack a termination date: read on a later update of the
+  // employee, such a record is no leaver of today (employee.left announces one as it happens).
+  return leaverPolicy(config, config.hr_id_issuer ?? 'https://app.hibob.com', { undated: 'backfill' });
 }
 
 const id = z.union([z.string().trim().min(1), z.number().int()]);
@@ -104,8 +106,9 @@ export function workerOf(
     status,
     terminationDate,
     observedAt,
-    // Bob fires these as the employee leaves: news, even when the date was entered late.
-    ...(leaving ? { announced: true } : {}),
+    // Bob fires these as the employee leaves: news, even when the date was entered late. Garden
+    // leave taken as leaving is going on now: news too, though no date comes with it.
+    ...(leaving || gardenLeaver ? { announced: true } : {}),
     ...(leaving && observedAt && terminationDate && sameDayAnywhere(terminationDate, observedAt)
       ? { effectiveBy: observedAt }
       : {}),
