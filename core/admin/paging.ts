@@ -58,6 +58,26 @@ export const isEventPosition = (v: unknown): v is [number, string] =>
   typeof v[1] === 'string' &&
   isStorableText(v[1]);
 
+/**
+ * The position of a dead-letter page: the `deadSeq` of its last letter, tagged so that a cursor
+ * of another list, or an id from before letters paged in the order they died, is refused.
+ */
+function isDeadLetterPosition(v: unknown): v is { dead: number } {
+  if (typeof v !== 'object' || v === null || Object.keys(v).length !== 1) return false;
+  const dead = (v as { dead?: unknown }).dead;
+  return Number.isSafeInteger(dead) && (dead as number) >= 0;
+}
+
+/** The cursor of the dead-letter page after the letter with this `deadSeq` (admin API and CLI). */
+export function deadLetterCursor(deadSeq: number): string {
+  return encodeCursor({ dead: deadSeq });
+}
+
+/** The `deadSeq` a dead-letter cursor holds; a cursor it did not make is an AdminQueryError. */
+export function readDeadLetterCursor(value: unknown): number | undefined {
+  return decodeCursor(value, isDeadLetterPosition)?.dead;
+}
+
 /** The id of a row named in a path (`/dead-letters/<id>`): a positive whole number, else none. */
 export function pathRowId(text: string): number | undefined {
   const id = Number(text);

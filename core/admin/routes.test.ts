@@ -138,3 +138,80 @@ describe('admin API key rotation', () => {
     expect(entry).toMatchObject({ action: 'keys.rotate', detail: { outcome: 'refused', status: 409 } });
   });
 });
+
+describe('admin API event type filters', () => {
+  const auth = { authorization: `Bearer ${WRITE_TOKEN}` };
+
+  it('refuses a misspelt type in a listing with 400 and the nearest known name, not an empty page', async () => {
+    const { app } = await adminOver(openStore());
+    for (const path of ['/admin/events', '/admin/dead-letters']) {
+      const res = await app.inject({ method: 'GET', url: `${path}?type=caep.session-revokd`, headers: auth });
+      expect([path, res.statusCode, res.json()]).toEqual([
+        path,
+        400,
+        {
+          error: expect.any(String),
+          message: expect.stringMatching(
+            /^type "caep\.session-revokd" is not a known event type; did you mean "caep\.session-revoked"\?/,
+          ),
+        },
+      ]);
+    }
+  });
+
+  it('refuses a misspelt type in a replay or purge with 400, audited as refused, instead of "replayed 0"', async () => {
+    const store = openStore();
+    const { app } = await adminOver(store);
+    for (const action of ['replay', 'purge']) {
+      const res = await app.inject({
+        method: 'POST',
+        url: `/admin/dead-letters/${action}`,
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload: { type: 'caep.sesion-revoked' },
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().message).toMatch(/did you mean "caep\.session-revoked"\?/);
+      const [entry] = await store.operator.listAudit({ limit: 1 });
+      expect(entry).toMatchObject({
+        action: `dead_letters.${action}`,
+        detail: { outcome: 'refused', status: 400 },
+      });
+    }
+  });
+
+  it('takes a known short name, its URI, or any absolute URI (a type the catalog may no longer know)', async () => {
+    const { app } = await adminOver(openStore());
+    for (const type of [
+      'caep.session-revoked',
+      'https://schemas.openid.net/secevent/caep/event-type/session-revoked',
+      'https://vendor.example/event-type/retired',
+    ]) {
+      const list = await app.inject({
+        method: 'GET',
+        url: `/admin/dead-letters?type=${encodeURIComponent(type)}`,
+        headers: auth,
+      });
+      expect([type, list.statusCode]).toEqual([type, 200]);
+      const replay = await app.inject({
+        method: 'POST',
+        url: '/admin/dead-letters/replay',
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload: { type },
+      });
+      expect([type, replay.statusCode, replay.json()]).toEqual([type, 200, { replayed: 0 }]);
+    }
+  });
+
+  it('quotes at most 200 characters of a long unknown type, with no suggestion', async () => {
+    const { app } = await adminOver(openStore());
+    const res = await app.inject({
+      method: 'GET',
+      url: `/admin/events?type=${'x'.repeat(5000)}`,
+      headers: auth,
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toBe(
+      `type "${'x'.repeat(200)}…" is not a known event type (give a short name such as caep.session-revoked, or an absolute URI)`,
+    );
+  });
+});

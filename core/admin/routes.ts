@@ -8,7 +8,8 @@ import type { DeliveryEngine } from '../delivery/index.ts';
 import type { Clock, Logger } from '../plugin-api/types.ts';
 import type { StatusBoard } from '../runtime/status.ts';
 import { issuedAt, type FutureEventsPolicy } from '../runtime/ssf-adapters.ts';
-import { SetCodec, decodeCompact, findEventType, type KeyStore } from '../ssf/index.ts';
+import { nearest } from '../config/suggest.ts';
+import { SetCodec, decodeCompact, findEventType, listEventTypes, type KeyStore } from '../ssf/index.ts';
 import type {
   DeadLetter,
   DeadLetterFilter,
@@ -27,6 +28,7 @@ import type { AdminConfig } from './config.ts';
 import { deviceCompliance } from './devices.ts';
 import {
   AdminQueryError,
+  deadLetterCursor,
   decodeCursor,
   encodeCursor,
   isEventPosition,
@@ -39,6 +41,7 @@ import {
   pageOf,
   parseLimit,
   parseTimeRange,
+  readDeadLetterCursor,
   singleValued,
 } from './paging.ts';
 import { subjectTimeline, timelineTerms } from './timeline.ts';
@@ -95,9 +98,29 @@ class Conflict extends Error {
   readonly statusCode = 409;
 }
 
+/** An absolute URI (RFC 3986 §4.3): a scheme, a colon, and more. */
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/;
+/** Longer text is neither quoted whole nor matched: the edit distance costs its length times each name's. */
+const MAX_SUGGESTED_INPUT = 200;
+
+/**
+ * The URI an event type filter names: a short name the catalog knows, or an absolute URI (kept as
+ * it is: events and dead letters keep types the catalog may no longer know). Other text is
+ * refused with 400, with the nearest short name: taken as it is, a typo would match nothing, and
+ * a listing or a replay would answer an empty success.
+ */
 function eventTypeUri(value: string | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
-  return findEventType(value)?.uri ?? value;
+  const known = findEventType(value);
+  if (known) return known.uri;
+  if (ABSOLUTE_URI.test(value)) return value;
+  const candidates = listEventTypes().map((t) => t.shortName);
+  const quotable = value.length <= MAX_SUGGESTED_INPUT;
+  const hint = quotable ? nearest(value, candidates) : undefined;
+  throw new AdminQueryError(
+    `type "${quotable ? value : `${value.slice(0, MAX_SUGGESTED_INPUT)}…`}" is not a known event type` +
+      `${hint ? `; did you mean "${hint}"?` : ''} (give a short name such as caep.session-revoked, or an absolute URI)`,
+  );
 }
 
 function windowOf(value: string | undefined) {
@@ -600,7 +623,9 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
 
       admin.get('/dead-letters', async (req: Req) => {
         const limit = parseLimit(req.query.limit);
-        const afterId = decodeCursor(req.query.cursor, isRowId);
+        // Letters page in the order they died, not by id: a letter of an older delivery (or a
+        // replayed one) that dies while an operator pages comes on a later page, not before it.
+        const afterDeadSeq = readDeadLetterCursor(req.query.cursor);
         const filter: DeadLetterFilter = {};
         const destinationId = optionalText(req.query.destination);
         const eventType = eventTypeUri(req.query.type);
@@ -610,10 +635,17 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         if (since) filter.since = since;
         if (until) filter.until = until;
         const [rows, total] = await Promise.all([
-          store.deadLetters.list(filter, { limit: limit + 1, ...(afterId !== undefined ? { afterId } : {}) }),
+          store.deadLetters.list(filter, {
+            limit: limit + 1,
+            ...(afterDeadSeq !== undefined ? { afterDeadSeq } : {}),
+          }),
           store.deadLetters.count(filter),
         ]);
-        const page = keysetPage(rows, limit, (l) => l.id);
+        const items = rows.slice(0, limit);
+        const page = {
+          items,
+          next_cursor: rows.length > limit ? deadLetterCursor(items.at(-1)!.deadSeq) : null,
+        };
         return {
           ...page,
           total,

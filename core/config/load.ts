@@ -10,6 +10,7 @@ import {
   type YAMLError,
 } from 'yaml';
 import type { ConnectorDefinition } from '../plugin-api/index.ts';
+import { isSecret, registerSecretValue } from '../plugin-api/secret.ts';
 import { ConnectorRegistry, loadPlugins } from '../runtime/registry.ts';
 import {
   ConfigTooLarge,
@@ -282,7 +283,7 @@ export async function loadConfigData(
   problems.push(...schemaProblems.filter((p) => !unexpanded.has(p.path)));
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
 
-  problems.push(...sharedCredentials(parsed.data));
+  problems.push(...sharedCredentials(parsed.data, instances));
   if (problems.length > 0) return { ok: false, problems };
 
   const loaded: LoadedConfig = {
@@ -296,25 +297,81 @@ export async function loadConfigData(
 }
 
 /**
- * Each HTTP surface has credentials of its own: a value given both as an admin token and as an
- * SSF receiver's token would open the admin API to that receiver (and the SSF endpoints to the
- * operator). Compared by value, named by path only.
+ * An admin token must be the admin API's alone. Any other secret of the config is accepted from,
+ * or sent to, someone else: an SSF receiver's token, an ingest token or webhook secret a source
+ * sends, a credential a connector presents to a vendor's API or a destination. Had an admin token
+ * the same value, that party could use the admin API (and write, with a write token). Every
+ * `Secret` counts (the plugin API's static checks make connectors declare credentials with
+ * `secret()`), wherever it is, so no connector's field names need listing here. Compared by
+ * value, named by path only.
  */
-function sharedCredentials(root: RootConfig): ConfigProblem[] {
-  const receivers = new Map<string, number>();
-  root.transmitter.receivers.forEach((r, i) => {
-    if (r.token) receivers.set(r.token.reveal(), i);
-  });
+function sharedCredentials(root: RootConfig, instances: ResolvedInstance[]): ConfigProblem[] {
+  const others = new Map<string, string>();
+  const { admin, ...rest } = root;
+  collectSecrets(rest, [], others);
+  for (const instance of instances) collectSecrets(instance.config, [`${instance.path}.config`], others);
   const problems: ConfigProblem[] = [];
-  root.admin.tokens.forEach((t, i) => {
-    const receiver = receivers.get(t.token.reveal());
-    if (receiver === undefined) return;
+  const admins = new Map<string, number>();
+  admin.tokens.forEach((t, i) => {
+    const value = t.token.reveal();
+    const path = `admin.tokens[${i}].token`;
+    // Two holders with one token: which role it gets would depend on the order of the list.
+    const earlier = admins.get(value);
+    if (earlier !== undefined) {
+      problems.push({
+        path,
+        message: `has the same value as admin.tokens[${earlier}].token; each holder needs a token of its own (the audit log names the holder, and the role would depend on the order of the list)`,
+      });
+      return;
+    }
+    admins.set(value, i);
+    const other = others.get(value);
+    if (other === undefined) return;
     problems.push({
-      path: `admin.tokens[${i}].token`,
-      message: `has the same value as transmitter.receivers[${receiver}].token; an admin token must not be accepted by the SSF endpoints, nor a receiver's by the admin API: give each its own`,
+      path,
+      message: other.startsWith('transmitter.receivers[')
+        ? `has the same value as ${other}; an admin token must not be accepted by the SSF endpoints, nor a receiver's by the admin API: give each its own`
+        : `has the same value as ${other}; whoever sends or receives that credential (a webhook sender, a vendor's API, a destination) would have admin access: give the admin token a value of its own`,
     });
   });
   return problems;
+}
+
+/**
+ * Every `Secret` in a validated value with the path it is at, the first path of each value kept.
+ * A plugin that bundles its own copy of the plugin API (rather than using the bridge's, as a peer
+ * dependency) makes Secrets of that copy's class, registered with that copy: such a value is
+ * registered here too, or the logger, which scrubs with the bridge's registry, would print it.
+ */
+function collectSecrets(value: unknown, path: PropertyKey[], out: Map<string, string>): void {
+  const revealed = isSecret(value) ? value.reveal() : foreignSecretValue(value);
+  if (revealed !== undefined) {
+    if (!isSecret(value)) registerSecretValue(revealed);
+    if (!out.has(revealed)) out.set(revealed, formatPath(path));
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => collectSecrets(item, [...path, i], out));
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return;
+  for (const [key, item] of Object.entries(value)) collectSecrets(item, [...path, key], out);
+}
+
+/** The value of a Secret made by another copy of the plugin API: `reveal()`, and `[redacted]` as JSON. */
+function foreignSecretValue(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const candidate = value as { reveal?: unknown; toJSON?: unknown };
+  if (typeof candidate.reveal !== 'function' || typeof candidate.toJSON !== 'function') return undefined;
+  try {
+    if (candidate.toJSON() !== '[redacted]') return undefined;
+    const revealed: unknown = candidate.reveal();
+    return typeof revealed === 'string' ? revealed : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Validates each instance's `config` against its connector's schema, collecting problems. */

@@ -124,11 +124,12 @@ export function deadLetterFromRow(row: Row): DeadLetter {
     setJwt: optionalString(row.set_jwt),
     enqueuedAt: date(row.enqueued_at),
     deadAt: date(row.dead_at),
+    deadSeq: Number(row.dead_seq),
   };
 }
 
 export const DEAD_LETTER_COLUMNS =
-  'd.id, d.destination_id, d.jti, d.event_id, d.attempts, d.last_error, d.set_jwt, d.enqueued_at, d.dead_at, ' +
+  'd.id, d.destination_id, d.jti, d.event_id, d.attempts, d.last_error, d.set_jwt, d.enqueued_at, d.dead_at, d.dead_seq, ' +
   'e.type, e.instance_id, e.source_record_id, e.subject';
 
 export const EVENT_COLUMNS_PREFIXED = EVENT_COLUMNS.map((c) => `e.${c} AS e_${c}`).join(', ');

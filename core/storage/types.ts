@@ -209,6 +209,12 @@ export interface DeadLetter {
   setJwt?: string | undefined;
   enqueuedAt: Date;
   deadAt: Date;
+  /**
+   * The letter's place in the order letters died: each death takes the next number, and deaths
+   * commit in that order, so a letter that dies after a page was read sorts after that page.
+   * A replayed letter that dies again takes a new one.
+   */
+  deadSeq: number;
 }
 
 export interface DeadLetterFilter {
@@ -223,12 +229,13 @@ export interface DeadLetterFilter {
 }
 
 export interface DeadLetterPage {
-  /** Returns letters with an id greater than this (keyset paging). */
-  afterId?: number;
+  /** Returns letters that died after the one with this `deadSeq` (keyset paging). */
+  afterDeadSeq?: number;
   limit?: number;
 }
 
 export interface DeadLetterStore {
+  /** Letters in the order they died (`deadSeq`), earliest first. */
   list(filter?: DeadLetterFilter, page?: DeadLetterPage): Promise<DeadLetter[]>;
   get(id: number): Promise<DeadLetter | undefined>;
   count(filter?: DeadLetterFilter): Promise<number>;

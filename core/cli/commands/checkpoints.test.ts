@@ -4,6 +4,14 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { capturingIo } from '../../../test/helpers/capture.ts';
 import { SqliteStore } from '../../storage/sqlite/store.ts';
+import { WriterLock } from '../../storage/sqlite/writer-lock.ts';
+import {
+  POSTGRES_TEST_URL,
+  describePostgres,
+  dropSchema,
+  openTestPostgresStore,
+  uniqueSchema,
+} from '../../storage/testing/postgres.ts';
 import { main } from '../main.ts';
 
 let dir: string;
@@ -91,5 +99,57 @@ describe('ssf-bridge checkpoints', () => {
     expect(missing.code).toBe(1);
     expect(missing.err).toContain('instance hibob has no checkpoint named "releases"; nothing to reset');
     expect((await run('checkpoints', 'reset', 'nobody', '--yes')).code).toBe(1);
+  });
+});
+
+describe('ssf-bridge checkpoints reset beside a running bridge', () => {
+  it('SQLite: refuses (exit 1) while a bridge holds the writer lock, and deletes nothing', async () => {
+    await seed();
+    // The lock a running bridge holds on its SQLite file.
+    const bridge = WriterLock.acquire(join(dir, 'data', 'ssf-bridge.db'));
+    try {
+      const refused = await run('checkpoints', 'reset', 'hibob', '--yes');
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain(`a bridge is running on ${join(dir, 'data', 'ssf-bridge.db')}`);
+      expect(refused.err).toContain('stop the bridge first');
+      expect(await withStore((s) => s.checkpoints.list('hibob'))).toHaveLength(2);
+    } finally {
+      bridge.release();
+    }
+    expect((await run('checkpoints', 'reset', 'hibob', '--yes')).code).toBe(0);
+    expect(await withStore((s) => s.checkpoints.list('hibob'))).toEqual([]);
+  });
+});
+
+describePostgres('ssf-bridge checkpoints reset on PostgreSQL', () => {
+  it('refuses (exit 1) while a bridge holds the scheduler lease, and resets once it is released', async () => {
+    const schema = uniqueSchema();
+    const store = await openTestPostgresStore(schema);
+    try {
+      await store.checkpoints.set('hibob', 'default', { cursor: 'c1' }, AT);
+      // What a running bridge on PostgreSQL holds while it runs (runtime/bridge.ts).
+      expect(await store.leases.tryAcquire('scheduler', 'bridge-a:4242', 60_000, new Date())).toBe(true);
+      writeFileSync(
+        configFile,
+        [
+          `data_dir: ${JSON.stringify(join(dir, 'data'))}`,
+          `storage: { driver: postgres, url: ${JSON.stringify(POSTGRES_TEST_URL)}, schema: ${schema} }`,
+          'keys: { single_instance: true }',
+          '',
+        ].join('\n'),
+      );
+      const refused = await run('checkpoints', 'reset', 'hibob', '--yes');
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain(`a bridge (bridge-a:4242) is running on the database schema "${schema}"`);
+      expect(refused.err).toContain('stop the bridge first');
+      expect(await store.checkpoints.get('hibob')).toEqual({ cursor: 'c1' });
+
+      await store.leases.release('scheduler', 'bridge-a:4242');
+      expect((await run('checkpoints', 'reset', 'hibob', '--yes')).code).toBe(0);
+      expect(await store.checkpoints.list('hibob')).toEqual([]);
+    } finally {
+      await store.close();
+      await dropSchema(schema);
+    }
   });
 });

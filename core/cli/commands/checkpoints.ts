@@ -1,4 +1,10 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { LoadedConfig } from '../../config/index.ts';
+import { isBridgeError } from '../../plugin-api/errors.ts';
+import { DEFAULT_SQLITE_FILE, type Store } from '../../storage/index.ts';
+import { WriterLock } from '../../storage/sqlite/writer-lock.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
 import { openBridgeStore } from '../bridge-store.ts';
 import { loadBridgeConfig } from '../load-config.ts';
@@ -39,10 +45,65 @@ async function listCheckpoints(instanceId: string, options: CheckpointOptions, i
   }
 }
 
+/**
+ * A running bridge keeps working from the checkpoints its instances read at start and writes
+ * theirs back as they go: it would carry on where it was, and write over the reset. So reset is
+ * for a stopped bridge, as `keys rotate` is. With SQLite, the bridge's writer lock is taken here
+ * and held while deleting (a bridge starting meanwhile waits for it or refuses, as beside another
+ * bridge). No SQLite file yet: nothing to lock, and opening the store says there is none.
+ */
+function stoppedBridgeLock(config: LoadedConfig): WriterLock | undefined {
+  const storage = config.root.storage;
+  if (storage.driver !== 'sqlite') return undefined;
+  if (storage.path === ':memory:') return undefined;
+  const path = resolve(storage.path ?? join(config.root.data_dir, DEFAULT_SQLITE_FILE));
+  if (!existsSync(path)) return undefined;
+  try {
+    return WriterLock.acquire(path);
+  } catch (err) {
+    if (!isBridgeError(err) || err.code !== 'SSF_ERR_STORAGE_IN_USE') throw err;
+    throw new CliExit(EXIT.failure, `a bridge is running on ${path}: ${STOP_FIRST}`);
+  }
+}
+
+const STOP_FIRST =
+  'stop the bridge first, then reset (it would go on from the checkpoints it holds, and write them back over the reset)';
+
+/**
+ * PostgreSQL has no lock to take: several bridges share the database. Every running one campaigns
+ * for the scheduler's leader lease (runtime/bridge.ts), so a live lease means one runs; one that
+ * was killed keeps it until it expires (storage.leader_lease).
+ */
+async function refuseWhileLeased(config: LoadedConfig, store: Store): Promise<void> {
+  const storage = config.root.storage;
+  if (storage.driver !== 'postgres') return;
+  const lease = await store.leases.current('scheduler', new Date());
+  if (!lease) return;
+  throw new CliExit(
+    EXIT.failure,
+    `a bridge (${lease.holder}) is running on the database schema "${storage.schema}": ${STOP_FIRST}; stop every instance sharing it (one that was killed counts as running until its lease expires, storage.leader_lease)`,
+  );
+}
+
 async function resetCheckpoints(instanceId: string, options: CheckpointOptions, io: CliIo): Promise<void> {
   const config = await loadBridgeConfig(options.config, io);
+  const lock = stoppedBridgeLock(config);
+  try {
+    await resetStopped(instanceId, options, io, config);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function resetStopped(
+  instanceId: string,
+  options: CheckpointOptions,
+  io: CliIo,
+  config: LoadedConfig,
+): Promise<void> {
   const store = await openBridgeStore(config);
   try {
+    await refuseWhileLeased(config, store);
     const names = (await store.checkpoints.list(instanceId))
       .map((r) => r.name)
       .filter((name) => options.name === undefined || name === options.name);

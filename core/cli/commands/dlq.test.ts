@@ -85,8 +85,8 @@ async function seedDeadLetters(seeds: Seed[]): Promise<number[]> {
   }
 }
 
-/** Many letters for one destination, written in three transactions. */
-async function seedManyDeadLetters(count: number): Promise<void> {
+/** Many letters for one destination, written in three transactions (`reversed`: newest dies first). */
+async function seedManyDeadLetters(count: number, reversed = false): Promise<void> {
   const store = openStore();
   try {
     const at = new Date('2026-01-01T00:00:00Z');
@@ -102,10 +102,13 @@ async function seedManyDeadLetters(count: number): Promise<void> {
       leaseMs: 60_000,
     });
     const error = { class: 'retryable', code: 'SSF_ERR_HTTP_UNAVAILABLE', message: 'down', status: 503 };
-    await store.deliveries.complete(
-      leased.map((l) => ({ kind: 'dead' as const, id: l.id, leaseToken: l.leaseToken, error })),
-      at,
-    );
+    const outcomes = leased.map((l) => ({
+      kind: 'dead' as const,
+      id: l.id,
+      leaseToken: l.leaseToken,
+      error,
+    }));
+    await store.deliveries.complete(reversed ? outcomes.reverse() : outcomes, at);
   } finally {
     await store.close();
   }
@@ -136,7 +139,7 @@ describe('ssf-bridge dlq list', () => {
     expect(lines[2]).toMatch(/^2\s+.*google\s+caep.credential-change/);
   });
 
-  it('filters by destination, event type (short name or URI) and time, and pages by id', async () => {
+  it('filters by destination, event type (short name or URI) and time, and pages with a cursor', async () => {
     await seedDeadLetters([
       { destination: 'okta', deadAt: '2026-01-01T10:00:00Z' },
       { destination: 'okta', type: CREDENTIAL_CHANGE, deadAt: '2026-01-02T10:00:00Z' },
@@ -148,7 +151,7 @@ describe('ssf-bridge dlq list', () => {
       expect(result.code).toBe(0);
       const page = JSON.parse(result.out) as {
         dead_letters: Array<{ id: number }>;
-        next_after: number | null;
+        next_after: string | null;
       };
       return { ids: page.dead_letters.map((l) => l.id), next: page.next_after };
     };
@@ -158,11 +161,77 @@ describe('ssf-bridge dlq list', () => {
     expect((await ids('--since', '2026-01-02T00:00:00Z', '--until', '2026-01-04T00:00:00Z')).ids).toEqual([
       2, 3,
     ]);
-    expect(await ids('--limit', '2')).toEqual({ ids: [1, 2], next: 2 });
-    expect(await ids('--limit', '2', '--after', '2')).toEqual({ ids: [3, 4], next: null });
+    const first = await ids('--limit', '2');
+    expect(first).toEqual({ ids: [1, 2], next: expect.any(String) });
+    expect(await ids('--limit', '2', '--after', first.next!)).toEqual({ ids: [3, 4], next: null });
+    const narrowed = await ids('--destination', 'okta', '--limit', '1');
+    expect(await ids('--destination', 'okta', '--limit', '5', '--after', narrowed.next!)).toEqual({
+      ids: [2, 4],
+      next: null,
+    });
 
     const text = await run('dlq', 'list', '--config', configFile, '--limit', '3');
-    expect(text.err).toContain('more letters follow: add --after 3 for the next page');
+    const hint = /more letters follow: add --after (\S+) for the next page/.exec(text.err);
+    expect(hint).not.toBeNull();
+    expect((await ids('--after', hint![1]!)).ids).toEqual([4]);
+  });
+
+  it('rule: a letter of an older delivery that dies after a page was printed comes on a later page', async () => {
+    const store = openStore();
+    const at = new Date('2026-01-01T10:00:00Z');
+    const items = [0, 1, 2].map(() => newEvent({ destinations: ['okta'] }));
+    await store.accept({ now: at, events: items, dedupeExpiresAt: at });
+    const leased = await store.deliveries.lease({
+      destinationId: 'okta',
+      owner: 'test',
+      limit: 3,
+      now: at,
+      leaseMs: 3_600_000,
+    });
+    const die = (s: Store, i: number) =>
+      s.deliveries.complete(
+        [
+          {
+            kind: 'dead',
+            id: leased[i]!.id,
+            leaseToken: leased[i]!.leaseToken,
+            error: { class: 'permanent', code: 'X', message: 'no' },
+          },
+        ],
+        at,
+      );
+    await die(store, 1);
+    await die(store, 2);
+    await store.close();
+    const page = async (...args: string[]) =>
+      JSON.parse(
+        (await run('dlq', 'list', '--config', configFile, '--json', '--limit', '1', ...args)).out,
+      ) as {
+        dead_letters: Array<{ id: number }>;
+        next_after: string | null;
+      };
+    const first = await page();
+    expect(first.dead_letters.map((l) => l.id)).toEqual([2]);
+    // The oldest delivery, still retrying when the first page was printed, dies now.
+    const again = openStore();
+    await die(again, 0);
+    await again.close();
+    const second = await page('--after', first.next_after!);
+    const third = await page('--after', second.next_after!);
+    expect([...second.dead_letters, ...third.dead_letters].map((l) => l.id)).toEqual([3, 1]);
+    expect(third.next_after).toBeNull();
+  });
+
+  it('refuses a letter id or text it did not print as --after (exit 2)', async () => {
+    await seedDeadLetters([
+      { destination: 'okta', deadAt: '2026-01-01T10:00:00Z' },
+      { destination: 'okta', deadAt: '2026-01-01T11:00:00Z' },
+    ]);
+    for (const after of ['1', 'abc', Buffer.from('[1,"x"]').toString('base64url')]) {
+      const result = await run('dlq', 'list', '--config', configFile, '--after', after);
+      expect([after, result.code]).toEqual([after, 2]);
+      expect(result.err).toContain(`--after "${after}" is not a cursor dlq list printed`);
+    }
   });
 
   it('refuses an unknown event type with a hint, a bad time and a bad limit (exit 2)', async () => {
@@ -321,6 +390,21 @@ describe('ssf-bridge dlq replay', () => {
     const quiet = await seedDeadLetters([{ destination: 'okta', deadAt: '2026-01-05T00:00:00Z' }]);
     const small = await run('dlq', 'replay', '--config', configFile, String(quiet[0]));
     expect(small.stderr).toEqual([]);
+  });
+});
+
+describe('ssf-bridge dlq replay, batches', () => {
+  it('walks the letters in the order they died, batch after batch, replaying each once', async () => {
+    await seedManyDeadLetters(1100, true);
+    const result = await run('dlq', 'replay', '--config', configFile, '--all');
+    expect(result.out).toBe('replayed 1100 dead letters: back in the outbox with their original jti');
+    const store = openStore();
+    try {
+      expect(await store.deadLetters.count()).toBe(0);
+      expect((await store.stats()).backlog).toEqual({ okta: 1100 });
+    } finally {
+      await store.close();
+    }
   });
 });
 

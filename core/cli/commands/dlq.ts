@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../plugin-api/index.ts';
-import { readIsoTime, type IsoTimeReading } from '../../admin/paging.ts';
+import {
+  AdminQueryError,
+  deadLetterCursor,
+  readDeadLetterCursor,
+  readIsoTime,
+  type IsoTimeReading,
+} from '../../admin/paging.ts';
 import { decodeCompact, eventCatalog, findEventType } from '../../ssf/index.ts';
 import { type DeadLetter, type DeadLetterFilter, type Store } from '../../storage/index.ts';
 import { CliExit, EXIT, type CliIo } from '../io.ts';
@@ -209,24 +215,46 @@ function selection(options: ActOptions, idArgs: string[], verb: string): DeadLet
   return filter;
 }
 
+/**
+ * Where `--after` starts: the cursor a page ends with (the admin API's, opaque). Letters page in
+ * the order they died, not by id, so that one dying while an operator pages is on a later page.
+ */
+function afterCursor(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return readDeadLetterCursor(text.trim());
+  } catch (err) {
+    if (!(err instanceof AdminQueryError)) throw err;
+    throw new CliExit(
+      EXIT.invalid,
+      `--after "${clip(text, 40)}" is not a cursor dlq list printed: give the one at the end of the ` +
+        'last page (letter ids no longer mark a page), or start again without it',
+    );
+  }
+}
+
 async function listLetters(options: ListOptions, io: CliIo): Promise<void> {
   const limit = Number(options.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
     throw new CliExit(EXIT.invalid, `--limit must be a whole number from 1 to ${MAX_PAGE}`);
   }
-  const afterId = options.after === undefined ? 0 : (idArguments([options.after])[0] ?? 0);
+  const afterDeadSeq = afterCursor(options.after);
   const filter = filterFrom(options, [], new Date());
   const fetched = await withStore(options.config, io, (store) =>
-    store.deadLetters.list(filter, { afterId, limit: limit + 1 }),
+    store.deadLetters.list(filter, {
+      limit: limit + 1,
+      ...(afterDeadSeq === undefined ? {} : { afterDeadSeq }),
+    }),
   );
   const letters = fetched.slice(0, limit);
-  const next = fetched.length > limit ? (letters.at(-1)?.id ?? null) : null;
+  const last = letters.at(-1);
+  const next = fetched.length > limit && last !== undefined ? deadLetterCursor(last.deadSeq) : null;
   if (options.json) {
     io.out(JSON.stringify({ dead_letters: letters.map((l) => letterJson(l, false)), next_after: next }));
     return;
   }
   if (letters.length === 0) {
-    io.out(afterId > 0 ? 'no more dead letters' : 'no dead letters');
+    io.out(afterDeadSeq === undefined ? 'no dead letters' : 'no more dead letters');
     return;
   }
   const rows = [
@@ -323,14 +351,19 @@ async function replayLetters(idArgs: string[], options: ActOptions, io: CliIo): 
     const report =
       options.progress || (tty && total > REPLAY_BATCH) ? progressReporter(io, tty) : () => undefined;
     const replayed = await audited(store, io, 'replay', filter, async (done) => {
-      let afterId = 0;
-      // Page by id and replay each page by its ids: a letter that dies again meanwhile keeps its
-      // id, so it is not picked up twice in one run.
+      let afterDeadSeq = 0;
+      // Page in the order the letters died and replay each page by its ids. A letter replayed
+      // here that dies again meanwhile comes back after the cursor: it keeps its id, so it is
+      // passed over rather than replayed twice in one run.
+      const replayedIds = new Set<number>();
       for (;;) {
-        const page = await store.deadLetters.list(filter, { afterId, limit: REPLAY_BATCH });
+        const page = await store.deadLetters.list(filter, { afterDeadSeq, limit: REPLAY_BATCH });
         if (page.length === 0) break;
-        done.count += await store.deadLetters.replay({ ...filter, ids: page.map((l) => l.id) }, new Date());
-        afterId = page.at(-1)?.id ?? afterId;
+        afterDeadSeq = page.at(-1)?.deadSeq ?? afterDeadSeq;
+        const ids = page.map((l) => l.id).filter((id) => !replayedIds.has(id));
+        if (ids.length === 0) continue;
+        done.count += await store.deadLetters.replay({ ...filter, ids }, new Date());
+        for (const id of ids) replayedIds.add(id);
         report(done.count, Math.max(total, done.count));
       }
     });
@@ -368,10 +401,10 @@ export function registerDlq(program: Command, io: CliIo): void {
     );
 
   withFilterOptions(dlq.command('list'))
-    .description('List dead letters, oldest first, a page at a time')
+    .description('List dead letters in the order they died, a page at a time')
     .option('--limit <n>', `letters per page (1-${MAX_PAGE})`, String(DEFAULT_PAGE))
-    .option('--after <id>', 'the page after this letter id (printed at the end of a page)')
-    .option('--json', 'print JSON: {"dead_letters": [...], "next_after": id | null}')
+    .option('--after <cursor>', 'the page after the one that printed this cursor at its end')
+    .option('--json', 'print JSON: {"dead_letters": [...], "next_after": cursor | null}')
     .action((options: ListOptions) => listLetters(options, io));
 
   dlq

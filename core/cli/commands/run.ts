@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfigFile, loadConfigText, type LoadResult } from '../../config/index.ts';
 import { Bridge } from '../../runtime/bridge.ts';
@@ -11,7 +12,10 @@ interface RunOptions {
 
 /**
  * `ssf-bridge run [--config FILE]`: runs until SIGTERM or SIGINT, then drains within
- * `server.shutdown_timeout` and exits 0. A second signal exits at once.
+ * `server.shutdown_timeout` and exits 0. A second signal exits at once with 128 + its number
+ * (143 for SIGTERM, 130 for SIGINT), as a shell reports a process the signal ended. An error
+ * nothing handled is logged (fatal, scrubbed of secrets like every log line) rather than printed
+ * by Node, raw, on stderr, and the process exits 1 at once.
  */
 export function registerRun(program: Command, io: CliIo): void {
   program
@@ -39,7 +43,7 @@ export function registerRun(program: Command, io: CliIo): void {
           signals += 1;
           if (signals > 1) {
             io.err(`${signal} again: exiting without draining`);
-            process.exit(130);
+            process.exit(128 + constants.signals[signal]);
           }
           bridge.logger.info({ signal }, 'draining before exit');
           void bridge.stop().then(resolve, (err: unknown) => {
@@ -47,8 +51,21 @@ export function registerRun(program: Command, io: CliIo): void {
             resolve();
           });
         };
+        // Node's default prints the error and its stack on stderr as they are, and a connector's
+        // error text may quote a credential; the logger scrubs every known secret value. No drain:
+        // the process is in an unknown state (Node's advice), nothing accepted is lost (it is in
+        // the store), and an attempt cut short this way must count as interrupted when the bridge
+        // starts again, so that an event that crashes the bridge every time is given up.
+        const onFatal = (err: unknown, origin: string) => {
+          bridge.logger.fatal({ err, origin }, 'unexpected error; exiting without draining');
+          bridge.logger.flush();
+          io.err('ssf-bridge: stopped after an unexpected error (see the log)');
+          process.exit(EXIT.failure);
+        };
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
+        process.on('uncaughtException', onFatal);
+        process.on('unhandledRejection', (reason) => onFatal(reason, 'unhandledRejection'));
       });
       try {
         await bridge.start();

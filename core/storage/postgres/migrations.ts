@@ -200,4 +200,23 @@ SET first_attempt_at = CASE WHEN attempts = 1 THEN COALESCE(last_attempt_at, enq
 WHERE attempts > 0 AND state IN ('pending', 'leased');
 `,
   },
+  {
+    version: 9,
+    name: 'dead letters in the order they died: a number each death takes, which lists page by',
+    // See the SQLite migration of the same name. Here transactions run side by side, so a death
+    // locks the row of dead_letter_sequence before it takes its number and holds it until it
+    // commits: a later number never commits before an earlier one.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN dead_seq BIGINT;
+UPDATE deliveries SET dead_seq = r.n
+FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY dead_at, id) AS n FROM deliveries WHERE state = 'dead') AS r
+WHERE deliveries.id = r.id;
+CREATE INDEX deliveries_dead_seq ON deliveries (dead_seq) WHERE dead_seq IS NOT NULL;
+CREATE TABLE dead_letter_sequence (
+  only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+  last_seq BIGINT NOT NULL
+);
+INSERT INTO dead_letter_sequence (only_row, last_seq) SELECT true, COALESCE(MAX(dead_seq), 0) FROM deliveries;
+`,
+  },
 ];

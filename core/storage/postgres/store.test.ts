@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { expect, it } from 'vitest';
 import { storeContract } from '../testing/contract.ts';
+import { checkDeadOrderBackfill } from '../testing/dead-order.ts';
 import { checkFirstAttemptBackfill } from '../testing/first-attempt.ts';
 import { ManualClock, newEvent } from '../testing/fixtures.ts';
 import { MISPLACED_HEADS_SQL, exerciseOrderingHeads } from '../testing/heads.ts';
@@ -289,6 +290,56 @@ describePostgres('postgres store', () => {
     }
   });
 
+  it('rule: a death waits for an earlier one still being written, so a page never passes a letter that commits later', async () => {
+    const schema = uniqueSchema();
+    const store = await openTestPostgresStore(schema, 4);
+    const blocker = await connectTo(schema);
+    const observer = await connectTo(schema);
+    try {
+      const clock = new ManualClock();
+      await store.accept({
+        now: clock.now(),
+        events: [
+          newEvent({ orderingKey: 'k' }),
+          newEvent({ orderingKey: 'k' }),
+          newEvent({ orderingKey: 'j' }),
+        ],
+        dedupeExpiresAt: clock.now(),
+      });
+      const [first, other] = await store.deliveries.lease({
+        destinationId: 'dest-a',
+        owner: 'w',
+        limit: 10,
+        now: clock.now(),
+        leaseMs: 60_000,
+      });
+      const error = { class: 'permanent', code: 'X', message: 'refused' };
+      const die = (l: { id: number; leaseToken: string }) =>
+        store.deliveries.complete([{ kind: 'dead', id: l.id, leaseToken: l.leaseToken, error }], clock.now());
+      // The row behind the first leads its key once the first dies. Holding its lock stalls that
+      // death after it took its number and before it commits.
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT id FROM deliveries WHERE id = $1 FOR UPDATE', [first!.id + 1]);
+      const blockerPid = Number((await blocker.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+      const dyingFirst = die(first!);
+      const firstPid = await waiterOf(observer, blockerPid);
+      // A death of another key waits for it rather than commit a later number before it.
+      const dyingOther = die(other!);
+      await waiterOf(observer, firstPid);
+      expect(await store.deadLetters.list()).toEqual([]);
+      await blocker.query('COMMIT');
+      expect([await dyingFirst, await dyingOther]).toEqual([1, 1]);
+      const listed = await store.deadLetters.list();
+      expect(listed.map((l) => l.id)).toEqual([first!.id, other!.id]);
+      expect(listed[0]!.deadSeq).toBeLessThan(listed[1]!.deadSeq);
+    } finally {
+      await blocker.end();
+      await observer.end();
+      await store.close();
+      await dropSchema(schema);
+    }
+  });
+
   it('rule: a replay only revives rows that are still dead letters when it writes them', async () => {
     const schema = uniqueSchema();
     const store = await openTestPostgresStore(schema, 4);
@@ -452,6 +503,26 @@ describePostgres('postgres store', () => {
           }
         },
         version: 8,
+      });
+    } finally {
+      await dropSchema(schema);
+    }
+  });
+
+  it('upgrades a version-8 schema: the dead letters are numbered in the order they died', async () => {
+    const schema = uniqueSchema();
+    try {
+      await checkDeadOrderBackfill({
+        open: () => openTestPostgresStore(schema),
+        exec: async (sql) => {
+          const client = await connectTo(schema);
+          try {
+            await client.query(sql);
+          } finally {
+            await client.end();
+          }
+        },
+        version: 9,
       });
     } finally {
       await dropSchema(schema);

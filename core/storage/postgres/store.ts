@@ -496,10 +496,16 @@ export class PostgresStore implements Store {
         const finishing = outcomes
           .filter((o) => o.kind === 'delivered' || o.kind === 'dead')
           .map((o) => o.id);
+        // A death takes the next number of the order letters die in, and a later number must
+        // never commit before an earlier one (a page read in between would pass over it): the
+        // counter's row is locked after the keys and held until this commits. Nothing waits
+        // for it holding more than keys, which it then already has, so no lock cycle can form.
+        const dying = outcomes.some((o) => o.kind === 'dead');
         const begin =
           finishing.length === 0
             ? 'BEGIN'
-            : `BEGIN; ${lockKeysSql(`SELECT ordering_key FROM deliveries WHERE id IN (${finishing.map(sqlInteger).join(', ')})`)}`;
+            : `BEGIN; ${lockKeysSql(`SELECT ordering_key FROM deliveries WHERE id IN (${finishing.map(sqlInteger).join(', ')})`)}` +
+              (dying ? '; SELECT last_seq FROM dead_letter_sequence FOR UPDATE' : '');
         return this.#tx((c) => this.#applyOutcomes(c, outcomes, now.getTime()), begin);
       },
       get: async (id) => {
@@ -605,10 +611,15 @@ export class PostgresStore implements Store {
          UPDATE deliveries d SET state = 'dead', dead_at = $7, last_error = u.err::jsonb,
            set_jwt = COALESCE(u.jwt, d.set_jwt), attempts = GREATEST(d.attempts - u.unsent, 0),
            first_attempt_at = CASE WHEN d.attempts - u.unsent > 0 THEN d.first_attempt_at END, updated_at = $7,
-           lease_owner = NULL, lease_token = NULL, head = false
-         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $8::int[]) AS u(id, token, err, jwt, unsent)
+           lease_owner = NULL, lease_token = NULL, head = false, dead_seq = q.last_seq + u.n
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $8::int[])
+             WITH ORDINALITY AS u(id, token, err, jwt, unsent, n),
+           dead_letter_sequence q
          WHERE ${fence}
          RETURNING d.id, d.ordering_key),
+       numbered AS (
+         UPDATE dead_letter_sequence SET last_seq = last_seq + cardinality($3::bigint[])
+         WHERE cardinality($3::bigint[]) > 0),
        done AS (SELECT * FROM delivered UNION ALL SELECT * FROM dead),
        h AS (
          SELECT s.k, ${headOf('s.k', 'NOT EXISTS (SELECT 1 FROM done WHERE done.id = p.id)')} AS id
@@ -642,11 +653,11 @@ export class PostgresStore implements Store {
     return {
       list: async (filter = {}, page = {}) => {
         const { where, params } = this.#deadLetterQuery(filter);
-        params.push(page.afterId ?? 0, page.limit ?? 100);
+        params.push(page.afterDeadSeq ?? 0, page.limit ?? 100);
         return (
           await this.#rows(
             `SELECT ${DEAD_LETTER_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
-             WHERE ${where} AND d.id > $${params.length - 1} ORDER BY d.id LIMIT $${params.length}`,
+             WHERE ${where} AND d.dead_seq > $${params.length - 1} ORDER BY d.dead_seq LIMIT $${params.length}`,
             params,
           )
         ).map(deadLetterFromRow);
@@ -688,7 +699,7 @@ export class PostgresStore implements Store {
           const { where, params } = this.#deadLetterQuery(filter, [now.getTime(), keys]);
           const replayed = await this.#count(
             `UPDATE deliveries SET state = 'pending', attempts = 0, interrupted_attempts = 0, due_at = $1,
-               enqueued_at = $1, first_attempt_at = NULL, dead_at = NULL, updated_at = $1
+               enqueued_at = $1, first_attempt_at = NULL, dead_at = NULL, dead_seq = NULL, updated_at = $1
              WHERE state = 'dead' AND ordering_key = ANY($2::text[])
                AND id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
             params,

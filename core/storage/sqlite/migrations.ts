@@ -246,4 +246,25 @@ SET first_attempt_at = CASE WHEN attempts = 1 THEN COALESCE(last_attempt_at, enq
 WHERE attempts > 0 AND state IN ('pending', 'leased');
 `,
   },
+  {
+    version: 11,
+    name: 'dead letters in the order they died: a number each death takes, which lists page by',
+    // Paged by id, a letter of an older delivery (or a replayed one) that died after a page was
+    // read sorted before that page, and a walk of the pages never listed it. Each death now takes
+    // the next number of dead_letter_sequence in its write transaction, so the numbers commit in
+    // order. The letters already dead are numbered in the order they died (dead_at, then id); the
+    // index names dead_seq alone, so leases and retries, which change the state, leave it alone.
+    sql: `
+ALTER TABLE deliveries ADD COLUMN dead_seq INTEGER;
+UPDATE deliveries SET dead_seq = r.n
+FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY dead_at, id) AS n FROM deliveries WHERE state = 'dead') AS r
+WHERE deliveries.id = r.id;
+CREATE INDEX deliveries_dead_seq ON deliveries (dead_seq) WHERE dead_seq IS NOT NULL;
+CREATE TABLE dead_letter_sequence (
+  only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+  last_seq INTEGER NOT NULL
+);
+INSERT INTO dead_letter_sequence (only_row, last_seq) SELECT 1, COALESCE(MAX(dead_seq), 0) FROM deliveries;
+`,
+  },
 ];

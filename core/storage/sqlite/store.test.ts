@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { storeContract } from '../testing/contract.ts';
+import { checkDeadOrderBackfill } from '../testing/dead-order.ts';
 import { checkFirstAttemptBackfill } from '../testing/first-attempt.ts';
 import { newEvent } from '../testing/fixtures.ts';
 import { MISPLACED_HEADS_SQL, exerciseOrderingHeads } from '../testing/heads.ts';
@@ -85,6 +86,27 @@ describe('sqlite store', () => {
           }
         },
         version: 10,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('upgrades a version-10 database: the dead letters are numbered in the order they died', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'bridge.db');
+    try {
+      await checkDeadOrderBackfill({
+        open: async () => SqliteStore.open({ path }),
+        exec: async (sql) => {
+          const db = new Database(path);
+          try {
+            db.exec(sql);
+          } finally {
+            db.close();
+          }
+        },
+        version: 11,
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });

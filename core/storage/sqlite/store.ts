@@ -720,25 +720,28 @@ export class SqliteStore implements Store {
             o.leaseToken,
           );
           break;
-        case 'dead':
-          finish(
+        case 'dead': {
+          // The letter takes the next number of the order letters die in (one writer: the
+          // numbers commit in order), counted only when the row still held its lease.
+          const changes = this.#run(
+            `UPDATE deliveries SET state = 'dead', dead_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
+               dead_seq = (SELECT last_seq + 1 FROM dead_letter_sequence),
+               attempts = MAX(attempts - ?, 0),
+               first_attempt_at = CASE WHEN attempts - ? > 0 THEN first_attempt_at END,
+               updated_at = ?, lease_owner = NULL, lease_token = NULL, head = 0 ${fence}`,
+            now,
+            lastErrorJson(o.error),
+            o.setJwt ?? null,
+            o.notAttempted ? 1 : 0,
+            o.notAttempted ? 1 : 0,
+            now,
             o.id,
-            this.#run(
-              `UPDATE deliveries SET state = 'dead', dead_at = ?, last_error = ?, set_jwt = COALESCE(?, set_jwt),
-                 attempts = MAX(attempts - ?, 0),
-                 first_attempt_at = CASE WHEN attempts - ? > 0 THEN first_attempt_at END,
-                 updated_at = ?, lease_owner = NULL, lease_token = NULL, head = 0 ${fence}`,
-              now,
-              lastErrorJson(o.error),
-              o.setJwt ?? null,
-              o.notAttempted ? 1 : 0,
-              o.notAttempted ? 1 : 0,
-              now,
-              o.id,
-              o.leaseToken,
-            ),
+            o.leaseToken,
           );
+          if (changes > 0) this.#run('UPDATE dead_letter_sequence SET last_seq = last_seq + 1');
+          finish(o.id, changes);
           break;
+        }
         case 'release':
           applied += this.#run(
             `UPDATE deliveries SET state = 'pending', due_at = ?, attempts = MAX(attempts - 1, 0), updated_at = ?,
@@ -779,9 +782,9 @@ export class SqliteStore implements Store {
         const { where, params } = this.#deadLetterQuery(filter);
         return this.#all(
           `SELECT ${DEAD_LETTER_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
-           WHERE ${where} AND d.id > ? ORDER BY d.id LIMIT ?`,
+           WHERE ${where} AND d.dead_seq > ? ORDER BY d.dead_seq LIMIT ?`,
           ...params,
-          page.afterId ?? 0,
+          page.afterDeadSeq ?? 0,
           page.limit ?? 100,
         ).map(deadLetterFromRow);
       },
@@ -815,7 +818,7 @@ export class SqliteStore implements Store {
           }
           const replayed = this.#run(
             `UPDATE deliveries SET state = 'pending', attempts = 0, interrupted_attempts = 0, due_at = ?,
-               enqueued_at = ?, first_attempt_at = NULL, dead_at = NULL, updated_at = ?
+               enqueued_at = ?, first_attempt_at = NULL, dead_at = NULL, dead_seq = NULL, updated_at = ?
              WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE ${where})`,
             at,
             at,

@@ -651,9 +651,10 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
         expect(
           (await store.deadLetters.list({ until: new Date(clock.now().getTime()) })).map((d) => d.id),
         ).toEqual([a.id]);
-        expect((await store.deadLetters.list({}, { afterId: a.id, limit: 5 })).map((d) => d.id)).toEqual([
-          b.id,
-        ]);
+        const [first] = await store.deadLetters.list({}, { limit: 1 });
+        expect(
+          (await store.deadLetters.list({}, { afterDeadSeq: first!.deadSeq, limit: 5 })).map((d) => d.id),
+        ).toEqual([b.id]);
         expect(await store.deadLetters.count({ destinationId: 'dest-a' })).toBe(1);
         expect((await store.stats()).deadLetters).toEqual({ 'dest-a': 1, 'dest-b': 1 });
       });
@@ -670,6 +671,130 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
           attempts: 1,
           enqueuedAt: clock.now(),
         });
+      });
+
+      /** Accepts `count` events for dest-a (each its own ordering key) and leases their deliveries. */
+      async function leaseAll(count: number) {
+        await accept(Array.from({ length: count }, () => newEvent()));
+        const leased = await lease('dest-a', { limit: count });
+        expect(leased).toHaveLength(count);
+        return leased;
+      }
+      const die = (l: { id: number; leaseToken: string }) =>
+        store.deliveries.complete(
+          [
+            {
+              kind: 'dead',
+              id: l.id,
+              leaseToken: l.leaseToken,
+              error: { class: 'permanent', code: 'BAD', message: 'no' },
+            },
+          ],
+          clock.now(),
+        );
+      /** Every letter a walk of pages of `limit` lists, calling `between` after each page. */
+      async function walk(limit: number, between: (page: number) => Promise<void> = async () => {}) {
+        const seen: number[] = [];
+        let after: number | undefined;
+        for (let page = 1; ; page++) {
+          if (page > 20) throw new Error(`the walk has not ended after 20 pages: ${seen.join(', ')}`);
+          const rows = await store.deadLetters.list(
+            {},
+            { limit, ...(after === undefined ? {} : { afterDeadSeq: after }) },
+          );
+          seen.push(...rows.map((r) => r.id));
+          await between(page);
+          if (rows.length < limit) return seen;
+          after = rows.at(-1)!.deadSeq;
+        }
+      }
+
+      it('rule: letters page in the order they died, so one of an older delivery that dies after a page was read comes on a later page', async () => {
+        const [older, b, c] = await leaseAll(3);
+        await die(b!);
+        clock.advance(1000);
+        await die(c!);
+        // The older delivery dies while the first page is being read.
+        const seen = await walk(1, async (page) => {
+          if (page === 1) {
+            clock.advance(1000);
+            await die(older!);
+          }
+        });
+        expect(seen).toEqual([b!.id, c!.id, older!.id]);
+        const listed = await store.deadLetters.list();
+        expect(listed.map((l) => l.id)).toEqual([b!.id, c!.id, older!.id]);
+        expect(listed.map((l) => l.deadSeq)).toEqual([...listed.map((l) => l.deadSeq)].sort((x, y) => x - y));
+      });
+
+      it('rule: a replayed letter that dies again is listed after the letters that died before it, even in the same millisecond', async () => {
+        const [a, b] = await leaseAll(2);
+        await die(a!);
+        await die(b!);
+        const [page1] = await store.deadLetters.list({}, { limit: 1 });
+        expect(page1!.id).toBe(a!.id);
+        // Letter a is replayed and dies again, at the very time b died: its place is after b.
+        expect(await store.deadLetters.replay({ ids: [a!.id] }, clock.now())).toBe(1);
+        const [again] = await lease();
+        expect(again!.id).toBe(a!.id);
+        await die(again!);
+        const rest = await store.deadLetters.list({}, { afterDeadSeq: page1!.deadSeq });
+        expect(rest.map((l) => l.id)).toEqual([b!.id, a!.id]);
+        expect(rest[1]!.deadSeq).toBeGreaterThan(page1!.deadSeq);
+      });
+
+      it('rule: a death never takes a number already handed out, after a purge of the last letter or a restart', async () => {
+        const [a, b, c] = await leaseAll(3);
+        await die(a!);
+        const [first] = await store.deadLetters.list();
+        await store.deadLetters.purge({ ids: [a!.id] });
+        await die(b!);
+        const [second] = await store.deadLetters.list();
+        expect(second!.deadSeq).toBeGreaterThan(first!.deadSeq);
+        await store.deadLetters.purge({});
+        const again = await h.reopen();
+        try {
+          await again.deliveries.complete(
+            [
+              {
+                kind: 'dead',
+                id: c!.id,
+                leaseToken: c!.leaseToken,
+                error: { class: 'permanent', code: 'BAD', message: 'no' },
+              },
+            ],
+            clock.now(),
+          );
+          const [third] = await again.deadLetters.list({}, { afterDeadSeq: second!.deadSeq });
+          expect(third?.id).toBe(c!.id);
+        } finally {
+          await again.close();
+        }
+      });
+
+      it('pages with the filters: each page holds only matching letters, in the order they died', async () => {
+        await accept([
+          ...Array.from({ length: 3 }, () => newEvent({ destinations: ['dest-a'] })),
+          ...Array.from({ length: 2 }, () => newEvent({ destinations: ['dest-b'] })),
+        ]);
+        const inA = await lease('dest-a', { limit: 3 });
+        const inB = await lease('dest-b', { limit: 2 });
+        // Deaths alternate between the destinations, newest row of dest-a first.
+        for (const l of [inA[2]!, inB[0]!, inA[1]!, inB[1]!, inA[0]!]) {
+          await die(l);
+          clock.advance(1000);
+        }
+        const filter = { destinationId: 'dest-a' };
+        const page1 = await store.deadLetters.list(filter, { limit: 2 });
+        const page2 = await store.deadLetters.list(filter, { limit: 2, afterDeadSeq: page1.at(-1)!.deadSeq });
+        expect([...page1, ...page2].map((l) => l.id)).toEqual([inA[2]!.id, inA[1]!.id, inA[0]!.id]);
+        expect(await store.deadLetters.count(filter)).toBe(3);
+        const since = new Date(clock.now().getTime() - 3000);
+        expect((await store.deadLetters.list({ since })).map((l) => l.id)).toEqual([
+          inA[1]!.id,
+          inB[1]!.id,
+          inA[0]!.id,
+        ]);
       });
 
       it('purges by filter and leaves the rest', async () => {

@@ -20,10 +20,10 @@ export interface BackfillDriver {
 
 /**
  * Writes unfinished rows attempted 0, 1 and 2 times and a dead letter, takes the database back to
- * the schema before the migration (no first_attempt_at, the migration not applied), reopens it,
- * and checks the backfill: a row tried once gets its one attempt's time; a row tried more often
- * (its first attempt not recorded) gets its queueing time, the deadline it had; untried and
- * finished rows get none.
+ * the schema before the migration (no first_attempt_at, neither it nor a later one applied),
+ * reopens it, and checks the backfill: a row tried once gets its one attempt's time; a row tried
+ * more often (its first attempt not recorded) gets its queueing time, the deadline it had;
+ * untried and finished rows get none.
  */
 export async function checkFirstAttemptBackfill(driver: BackfillDriver): Promise<void> {
   const clock = new ManualClock();
@@ -62,9 +62,14 @@ export async function checkFirstAttemptBackfill(driver: BackfillDriver): Promise
   } finally {
     await store.close();
   }
+  // The later migrations are undone too, the one numbering dead letters first: a store applies
+  // only the migrations past its latest version, so they are applied again on reopen.
   await driver.exec(
-    `ALTER TABLE deliveries DROP COLUMN first_attempt_at;
-     DELETE FROM schema_migrations WHERE version = ${driver.version};`,
+    `DROP TABLE dead_letter_sequence;
+     DROP INDEX deliveries_dead_seq;
+     ALTER TABLE deliveries DROP COLUMN dead_seq;
+     ALTER TABLE deliveries DROP COLUMN first_attempt_at;
+     DELETE FROM schema_migrations WHERE version >= ${driver.version};`,
   );
   const upgraded = await driver.open();
   try {
