@@ -293,6 +293,46 @@ export interface MissingLookups<T> {
   deferred: string[];
 }
 
+/** How a connector names what its lookups of missing devices are about, for the log. */
+export interface MissingWords {
+  /** `device` or `computer`: the log field of one, and (plural) of several. */
+  item: string;
+  /** Where they are missing from: "the device list". */
+  listing: string;
+  /** The vendor: "Kandji". */
+  vendor: string;
+  /** What runs the lookups: "scan", "reconciliation". */
+  run: string;
+}
+
+/** Logs what the lookups found that is kept: still there, not confirmed gone, not looked up yet. */
+export function logMissingKept(
+  log: Pick<InboundContext['logger'], 'info' | 'warn'>,
+  found: MissingLookups<unknown>,
+  limit: number,
+  words: MissingWords,
+): void {
+  const { item, listing, vendor, run } = words;
+  if (found.present.size > 0) {
+    log.info(
+      { [`${item}s`]: [...found.present.keys()] },
+      `${item}s missing from ${listing} are still in ${vendor}; kept`,
+    );
+  }
+  for (const { id, error } of found.failed) {
+    log.warn(
+      { [item]: id, error: error instanceof Error ? error.message : String(error) },
+      `could not confirm that a ${item} missing from ${listing} is gone; kept until a later ${run}`,
+    );
+  }
+  if (found.deferred.length > 0) {
+    log.info(
+      { deferred: found.deferred.length, limit },
+      `${item}s missing from ${listing} left for the next ${run} to look up`,
+    );
+  }
+}
+
 /**
  * Looks up devices missing from a complete listing, one by one, to tell the ones that are gone
  * (the lookup answers 404, i.e. `lookup` resolves undefined) from the ones a short listing left

@@ -2,6 +2,7 @@ import type { InboundConnector, InboundContext } from '../../core/plugin-api/ind
 import { presentDevices } from '../_shared/mdm-mapping.ts';
 import {
   loadScanState,
+  logMissingKept,
   lookUpMissing,
   scanningConnector,
   WaitBudget,
@@ -118,24 +119,12 @@ export function createIntune(ctx: InboundContext<IntuneState>, config: IntuneCon
     for (const id of [...found.present.keys(), ...found.deferred]) seen.add(id);
     for (const { id } of found.failed) seen.add(id);
 
-    if (found.present.size > 0) {
-      log.info(
-        { devices: [...found.present.keys()] },
-        'devices missing from the managedDevices listing are still in Intune; kept',
-      );
-    }
-    for (const { id, error } of found.failed) {
-      log.warn(
-        { device: id, error: error instanceof Error ? error.message : String(error) },
-        'could not confirm that a device missing from the listing is gone; kept until a later scan',
-      );
-    }
-    if (found.deferred.length > 0) {
-      log.info(
-        { deferred: found.deferred.length, limit: config.vanished_lookups_per_scan },
-        'devices missing from the listing left for the next scan to look up',
-      );
-    }
+    logMissingKept(log, found, config.vanished_lookups_per_scan, {
+      item: 'device',
+      listing: 'the managedDevices listing',
+      vendor: 'Intune',
+      run: 'scan',
+    });
     return { state: next, unconfirmed: found.failed.length + found.deferred.length };
   }
 

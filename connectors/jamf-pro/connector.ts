@@ -15,6 +15,7 @@ import {
 import { lookupOrder } from '../_shared/mdm-mapping.ts';
 import {
   eachLimit,
+  logMissingKept,
   lookUpMissing,
   scanningConnector,
   WaitBudget,
@@ -390,27 +391,15 @@ export function createJamfPro(ctx: InboundContext<unknown>, config: JamfProConfi
         previous ? decideVanished(previous, config, at) : { events: [], next: undefined },
       );
     }
-    if (found.present.size > 0) {
-      log.info(
-        { computers: [...found.present.keys()] },
-        'computers missing from the inventory pages are still in Jamf Pro; kept',
-      );
-    }
     if (found.gone.length > 0) {
       log.info({ vanished: found.gone, policy: config.vanished_devices }, 'computers no longer in Jamf Pro');
     }
-    for (const { id, error } of found.failed) {
-      log.warn(
-        { computer: id, error: error instanceof Error ? error.message : String(error) },
-        'could not confirm that a computer missing from the inventory is gone; kept until a later reconciliation',
-      );
-    }
-    if (found.deferred.length > 0) {
-      log.info(
-        { deferred: found.deferred.length, limit: config.vanished_lookups_per_scan },
-        'computers missing from the inventory left for the next reconciliation to look up',
-      );
-    }
+    logMissingKept(log, found, config.vanished_lookups_per_scan, {
+      item: 'computer',
+      listing: 'the inventory',
+      vendor: 'Jamf Pro',
+      run: 'reconciliation',
+    });
     return {
       gone: found.gone,
       lookedUp: [...found.present.keys(), ...found.failed.map((f) => f.id)],

@@ -9,6 +9,7 @@ import {
   FailureStreak,
   loadScanState,
   lookupFailure,
+  logMissingKept,
   lookUpMissing,
   readEach,
   ReadsFailing,
@@ -191,24 +192,12 @@ export function createKandji(ctx: InboundContext<KandjiState>, config: KandjiCon
     for (const id of [...found.present.keys(), ...found.deferred]) seen.add(id);
     for (const { id } of found.failed) seen.add(id);
 
-    if (found.present.size > 0) {
-      log.info(
-        { devices: [...found.present.keys()] },
-        'devices missing from the device list are still in Kandji; kept',
-      );
-    }
-    for (const { id, error } of found.failed) {
-      log.warn(
-        { device: id, error: error instanceof Error ? error.message : String(error) },
-        'could not confirm that a device missing from the device list is gone; kept until a later scan',
-      );
-    }
-    if (found.deferred.length > 0) {
-      log.info(
-        { deferred: found.deferred.length, limit: config.vanished_lookups_per_scan },
-        'devices missing from the device list left for the next scan to look up',
-      );
-    }
+    logMissingKept(log, found, config.vanished_lookups_per_scan, {
+      item: 'device',
+      listing: 'the device list',
+      vendor: 'Kandji',
+      run: 'scan',
+    });
     return { state: next, unconfirmed: found.failed.length + found.deferred.length };
   }
 
