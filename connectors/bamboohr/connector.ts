@@ -9,7 +9,12 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createBambooHrClient, type BambooHrClient } from './client.ts';
 import type { BambooHrConfig } from './config.ts';
-import { CHANGE_WINDOW_OVERLAP_MS, hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
+import {
+  CHANGE_WINDOW_OVERLAP_MS,
+  hrCheckpoint,
+  logBackfilled,
+  reportFailures,
+} from '../_shared/hr-checkpoint.ts';
 import { applyDeletion, applyWorker, notHeld } from '../_shared/hr-leaver.ts';
 import { hrWebhookReplies, signatureMatches, signingKeys, unavailable } from '../_shared/hr-webhook.ts';
 import {
@@ -97,20 +102,6 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
       out.push({ change, ...found });
     }
     return out;
-  }
-
-  /** Old leavers recorded without events, counted at info level (each is at debug level). */
-  function logBackfilled(ids: string[], firstRead: boolean): void {
-    if (ids.length === 0) return;
-    ctx.logger.info(
-      {
-        employees: ids.length,
-        first_read: firstRead,
-        backfill_window_ms: config.backfill_window,
-        examples: ids.slice(0, 10),
-      },
-      `recorded ${ids.length} leaver(s) seen for the first time, whose termination took effect before backfill_window, without events`,
-    );
   }
 
   interface ApplyOptions {
@@ -205,7 +196,7 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     if (changes.length > 0) {
       ctx.logger.info({ changed: changes.length, events: emittedCount }, 'BambooHR changes processed');
     }
-    logBackfilled(backfilled, firstRead);
+    logBackfilled(ctx, backfilled, config.backfill_window, { first_read: firstRead });
     // A poll cannot ask BambooHR to send a record again: an unreadable one stays on the
     // instance's status (and in the log) until a poll reads every record it is given.
     if (malformed.length > 0) {
@@ -309,7 +300,7 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
       return webhook.accept(changes.length, async () => {
         const backfilled: string[] = [];
         const emitted = await apply(resolved, { backfilled });
-        logBackfilled(backfilled, false);
+        logBackfilled(ctx, backfilled, config.backfill_window, { first_read: false });
         return emitted;
       });
     },

@@ -6,7 +6,12 @@ import {
 } from '../../core/plugin-api/index.ts';
 import { createWorkdayClient, type TransactionWindow, type WorkdayClient } from './client.ts';
 import type { WorkdayConfig } from './config.ts';
-import { CHANGE_WINDOW_OVERLAP_MS, hrCheckpoint, reportFailures } from '../_shared/hr-checkpoint.ts';
+import {
+  CHANGE_WINDOW_OVERLAP_MS,
+  hrCheckpoint,
+  logBackfilled,
+  reportFailures,
+} from '../_shared/hr-checkpoint.ts';
 import { applyWorker, notHeld } from '../_shared/hr-leaver.ts';
 import {
   asRead,
@@ -134,17 +139,7 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
         'Workday changes processed',
       );
     }
-    if (backfilled.length > 0) {
-      ctx.logger.info(
-        {
-          workers: backfilled.length,
-          first_read: firstRead,
-          backfill_window_ms: config.backfill_window,
-          examples: backfilled.slice(0, 10),
-        },
-        `recorded ${backfilled.length} leaver(s) seen for the first time, whose termination took effect before backfill_window, without events`,
-      );
-    }
+    logBackfilled(ctx, backfilled, config.backfill_window, { first_read: firstRead });
     // The watermark has moved past them: a skipped record stays on the instance's status (and in
     // the log) until a run reads every record it is given.
     if (malformed.length > 0) {

@@ -838,7 +838,7 @@ describe('workday termination entered late (backdated)', () => {
     expect(first.tc.logs.filter((l) => l.level === 'info' && l.fields.first_read === true)).toEqual([
       expect.objectContaining({
         msg: expect.stringContaining('recorded 1 leaver(s)'),
-        fields: expect.objectContaining({ workers: 1, examples: ['4711'] }),
+        fields: expect.objectContaining({ employees: 1, examples: ['4711'] }),
       }),
     ]);
     await first.connector.stop(100);
@@ -848,7 +848,7 @@ describe('workday termination entered late (backdated)', () => {
     const full = await started({ backfill_window: '30d' }, live('2026-03-20T08:45:00.000Z'));
     await full.tc.runTask('poll');
     expect(full.tc.events()).toEqual([]);
-    expect(full.tc.logs.some((l) => l.level === 'info' && l.fields.workers === 1)).toBe(true);
+    expect(full.tc.logs.some((l) => l.level === 'info' && l.fields.employees === 1)).toBe(true);
     await full.connector.stop(100);
   });
 
@@ -1031,7 +1031,7 @@ describe('workday answer size (max_response_bytes)', () => {
     expect(Object.keys(state.workers)).toHaveLength(45_000);
     // The old leavers of a first full read are recorded quietly, and counted at info level.
     expect(tc.events()).toEqual([]);
-    expect(tc.logs.find((l) => l.fields.first_read === true)?.fields.workers).toBe(15_000);
+    expect(tc.logs.find((l) => l.fields.first_read === true)?.fields.employees).toBe(15_000);
     await connector.stop(100);
   }, 60_000);
 
