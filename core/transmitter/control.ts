@@ -1,9 +1,14 @@
 /**
  * Verification (SSF 1.0 §8.1.4) and stream-updated (§8.1.5) events. The transmitter mints them
- * itself, with the stream as subject (`{"format":"opaque","id":<stream_id>}`), and puts them in
- * the stream's control queue, which is durable and served whatever the stream's status:
- * poll receivers get them first in every poll; for push streams this channel pushes them in
- * order, retrying transient failures with backoff.
+ * itself, with the stream as subject (`{"format":"opaque","id":<stream_id>}`), and queues them
+ * durably (queues.ts). Stream-updated SETs go to the stream's control queue, served whatever the
+ * stream's status: a transmitter-initiated pause or disable is announced before it takes effect
+ * (§8.1.2). Verification SETs go to its verification queue, served only while the stream is
+ * enabled, as a paused stream transmits nothing (§8.1.2): a paused stream holds them and sends
+ * them in order once enabled; a disabled stream holds none (disabling purges them, and a
+ * verification asked of a disabled stream is not made, StreamService.verify). Poll receivers get
+ * stream-updated SETs first in every poll, then verification SETs, then event SETs; for push
+ * streams this channel pushes them in that order, retrying transient failures with backoff.
  *
  * The same channel hands over a stream that switched from poll to push: event SETs still waiting
  * in its poll queue are pushed, in queue order, after its control SETs and only while the stream
@@ -11,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { RetryableError } from '../plugin-api/errors.ts';
-import type { StreamRecord } from '../storage/types.ts';
+import type { PollRequest, PollResult, StreamRecord, StreamStore } from '../storage/types.ts';
 import { streamDestinationId } from '../storage/types.ts';
 import type { CodecBuildInput } from '../ssf/set/codec.ts';
 import type { MintedSet } from '../ssf/set/types.ts';
@@ -19,7 +24,7 @@ import { SSF_BASE } from '../ssf/events/common.ts';
 import { PUSH_METHOD } from './config.ts';
 import type { TransmitterContext } from './context.ts';
 import { classifyPush, type PushClient } from './push.ts';
-import { controlQueueId, purgeQueue } from './queues.ts';
+import { controlQueueId, purgeQueue, verificationQueueId } from './queues.ts';
 import { storedConfig } from './stream-model.ts';
 import { setErrorLabel } from '../ssf/errors.ts';
 
@@ -39,6 +44,53 @@ const LEASE_MS = 60_000;
 /** Transient push failures of one control SET before it is given up (and recorded as failed). */
 const MAX_ATTEMPTS = 12;
 const BACKOFF_MS = [1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000];
+
+/** Whether a queued SET is a verification event (read from its payload, not verified). */
+function isVerificationSet(jwt: string): boolean {
+  try {
+    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      events?: unknown;
+    };
+    return (
+      typeof payload.events === 'object' && payload.events !== null && VERIFICATION_EVENT in payload.events
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes up to `request.max` SETs of a stream's control queue, as the store's poll does. A
+ * verification SET found there, queued by a version that kept verification SETs in the control
+ * queue, is not handed out: it is moved to the verification queue, to wait there for the stream
+ * to be enabled, or dropped when the stream is disabled (SSF 1.0 §8.1.2).
+ */
+export async function takeControl(
+  streams: StreamStore,
+  record: StreamRecord,
+  request: PollRequest,
+): Promise<PollResult> {
+  const queue = controlQueueId(record.streamId);
+  for (;;) {
+    const batch = await streams.poll(queue, request);
+    const stray = batch.sets.filter((s) => isVerificationSet(s.setJwt));
+    if (stray.length === 0) return batch;
+    if (record.status !== 'disabled') {
+      await streams.enqueuePoll(
+        verificationQueueId(record.streamId),
+        stray.map((s) => ({ jti: s.jti, eventId: s.jti, setJwt: s.setJwt })),
+        request.now,
+      );
+    }
+    await streams.ack(
+      queue,
+      stray.map((s) => s.jti),
+    );
+    const sets = batch.sets.filter((s) => !stray.includes(s));
+    // Strays leave the queue, so taking again makes progress.
+    if (sets.length > 0 || !batch.moreAvailable) return { sets, moreAvailable: batch.moreAvailable };
+  }
+}
 
 export interface ControlChannelOptions {
   ctx: TransmitterContext;
@@ -60,16 +112,34 @@ export class ControlChannel {
     this.#o = options;
   }
 
-  /** Queues a verification event; `state` is echoed exactly, and absent when unsolicited. */
-  verification(record: StreamRecord, state?: string): Promise<MintedSet> {
-    return this.#emit(record, VERIFICATION_EVENT, state === undefined ? {} : { state });
+  /**
+   * Queues a verification event; `state` is echoed exactly, and absent when unsolicited. It waits
+   * in the verification queue while the stream is paused. The caller checked that the stream is
+   * not disabled; should another instance disable or delete it before the SET is queued (after
+   * that instance purged the queue), the SET is taken out again: a disabled stream holds nothing.
+   */
+  async verification(record: StreamRecord, state?: string): Promise<MintedSet> {
+    const { store } = this.#o.ctx;
+    const queue = verificationQueueId(record.streamId);
+    const minted = await this.#emit(record, queue, VERIFICATION_EVENT, state === undefined ? {} : { state });
+    const now = await store.streams.get(record.streamId);
+    if (!now || now.status === 'disabled') await store.streams.ack(queue, [minted.jti]);
+    return minted;
   }
 
   streamUpdated(record: StreamRecord, status: string, reason?: string): Promise<MintedSet> {
-    return this.#emit(record, STREAM_UPDATED_EVENT, { status, ...(reason ? { reason } : {}) });
+    return this.#emit(record, controlQueueId(record.streamId), STREAM_UPDATED_EVENT, {
+      status,
+      ...(reason ? { reason } : {}),
+    });
   }
 
-  async #emit(record: StreamRecord, type: string, claims: Record<string, unknown>): Promise<MintedSet> {
+  async #emit(
+    record: StreamRecord,
+    queue: string,
+    type: string,
+    claims: Record<string, unknown>,
+  ): Promise<MintedSet> {
     const { ctx, minter } = this.#o;
     const config = storedConfig(record.config);
     const minted = await minter.mint({
@@ -83,7 +153,7 @@ export class ControlChannel {
       destination: { id: streamDestinationId(record.streamId), audience: config.aud },
     });
     await ctx.store.streams.enqueuePoll(
-      controlQueueId(record.streamId),
+      queue,
       [{ jti: minted.jti, eventId: minted.jti, setJwt: minted.jwt }],
       ctx.clock.now(),
     );
@@ -92,7 +162,10 @@ export class ControlChannel {
     return minted;
   }
 
-  /** Pushes the control queue of a push stream (no-op for poll streams); never throws. */
+  /**
+   * Pushes the control queue of a push stream, and while it is enabled its verification queue and
+   * what is left of its poll queue (no-op for poll streams); never throws.
+   */
   drain(streamId: string): void {
     if (this.#stopped) return;
     if (this.#draining.has(streamId)) {
@@ -148,13 +221,19 @@ export class ControlChannel {
         const record = await ctx.store.streams.get(streamId);
         if (!record) {
           await purgeQueue(ctx.store.streams, controlQueueId(streamId), ctx.clock);
+          await purgeQueue(ctx.store.streams, verificationQueueId(streamId), ctx.clock);
           return;
         }
         const delivery = storedConfig(record.config).delivery;
         if (delivery.method !== PUSH_METHOD || this.#stopped) return;
         const take = { max: BATCH, now: ctx.clock.now(), redeliverAfterMs: 0 };
         let queue = controlQueueId(streamId);
-        let batch = await ctx.store.streams.poll(queue, take);
+        let batch = await takeControl(ctx.store.streams, record, take);
+        // A paused or disabled stream gets its stream-updated SETs only (SSF 1.0 §8.1.2).
+        if (batch.sets.length === 0 && record.status === 'enabled') {
+          queue = verificationQueueId(streamId);
+          batch = await ctx.store.streams.poll(queue, take);
+        }
         if (batch.sets.length === 0 && record.status === 'enabled') {
           // Event SETs queued for polling before the stream switched to push.
           queue = streamId;

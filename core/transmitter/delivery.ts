@@ -16,7 +16,8 @@ import { streamNotFound, TransmitterHttpError } from './errors.ts';
 import type { Principal } from './auth.ts';
 import { readPollRequest, type PollRequest } from './poll.ts';
 import { classifyPush, type PushClient } from './push.ts';
-import { controlQueueId } from './queues.ts';
+import { takeControl } from './control.ts';
+import { controlQueueId, verificationQueueId } from './queues.ts';
 import type { StreamService } from './service.ts';
 import { storedConfig } from './stream-model.ts';
 import { setErrorLabel } from '../ssf/errors.ts';
@@ -184,9 +185,10 @@ export class StreamDelivery {
   // RFC 8936 poll
 
   /**
-   * Serves a poll: acknowledgements and setErrs first, then up to maxEvents SETs — control events
-   * first, then event SETs while the stream is enabled (a paused or disabled stream returns none,
-   * checklist POLL-11). Without returnImmediately the request waits, bounded by
+   * Serves a poll: acknowledgements and setErrs first, then up to maxEvents SETs — stream-updated
+   * events first, whatever the stream's status, then verification events and event SETs while
+   * the stream is enabled (a paused or disabled stream transmits nothing else, SSF 1.0 §8.1.2;
+   * checklist SSF-36, POLL-11, TX-12). Without returnImmediately the request waits, bounded by
    * poll.long_poll_max_wait, and returns as soon as a SET is queued.
    */
   async poll(
@@ -210,11 +212,13 @@ export class StreamDelivery {
     const { config, signal } = this.#ctx;
     const max = Math.min(request.maxEvents ?? config.poll.default_max_events, config.poll.max_events);
     if (max === 0) {
-      // Control SETs (verification, stream-updated) are served whatever the status (POLL-05).
+      // Stream-updated SETs are served whatever the status; the rest only while enabled.
       const { store } = this.#ctx;
       const more =
         (await store.streams.pollQueueDepth(controlQueueId(streamId))) > 0 ||
-        (record.status === 'enabled' && (await store.streams.pollQueueDepth(streamId)) > 0);
+        (record.status === 'enabled' &&
+          ((await store.streams.pollQueueDepth(verificationQueueId(streamId))) > 0 ||
+            (await store.streams.pollQueueDepth(streamId)) > 0));
       return { sets: {}, moreAvailable: more };
     }
     const deadline = Date.now() + (request.returnImmediately ? 0 : config.poll.long_poll_max_wait);
@@ -231,20 +235,24 @@ export class StreamDelivery {
     }
   }
 
-  /** Applies ack and setErrs (RFC 8936 §2.4) to the stream's queue and its control queue. */
+  /**
+   * Applies ack and setErrs (RFC 8936 §2.4) to the stream's queue, its control queue and its
+   * verification queue, whatever the stream's status (a receiver acknowledges what it was given).
+   */
   async #settle(streamId: string, request: PollRequest): Promise<void> {
     const { store, clock, logger, metrics } = this.#ctx;
-    if (request.ack.length > 0) {
-      const acked = new Set(await store.streams.ack(streamId, request.ack));
-      const rest = request.ack.filter((jti) => !acked.has(jti));
-      if (rest.length > 0) await store.streams.ack(controlQueueId(streamId), rest);
+    const queues = [streamId, controlQueueId(streamId), verificationQueueId(streamId)];
+    let rest = request.ack;
+    for (const queue of queues) {
+      if (rest.length === 0) break;
+      const acked = new Set(await store.streams.ack(queue, rest));
+      rest = rest.filter((jti) => !acked.has(jti));
     }
     const errors = Object.entries(request.setErrs);
     if (errors.length === 0) return;
     const now = clock.now();
-    const recorded =
-      (await store.streams.recordErrors(streamId, request.setErrs, now)) +
-      (await store.streams.recordErrors(controlQueueId(streamId), request.setErrs, now));
+    let recorded = 0;
+    for (const queue of queues) recorded += await store.streams.recordErrors(queue, request.setErrs, now);
     if (recorded === 0) {
       // None of them was a SET this stream had handed out and not yet settled: one line, not
       // one per entry, however many the receiver sent.
@@ -276,16 +284,19 @@ export class StreamDelivery {
   async #take(record: StreamRecord, max: number): Promise<PollResponse> {
     const { store, clock, config, metrics } = this.#ctx;
     const options = { now: clock.now(), redeliverAfterMs: config.poll.redeliver_after };
-    const control = await store.streams.poll(controlQueueId(record.streamId), { ...options, max });
+    const control = await takeControl(store.streams, record, { ...options, max });
     const taken = [...control.sets];
     let moreAvailable = control.moreAvailable;
     if (record.status === 'enabled') {
-      if (taken.length < max) {
-        const events = await store.streams.poll(record.streamId, { ...options, max: max - taken.length });
-        taken.push(...events.sets);
-        moreAvailable ||= events.moreAvailable;
-      } else {
-        moreAvailable ||= (await store.streams.pollQueueDepth(record.streamId)) > 0;
+      // Verification SETs, then event SETs: a paused or disabled stream gets neither (SSF-36).
+      for (const queue of [verificationQueueId(record.streamId), record.streamId]) {
+        if (taken.length < max) {
+          const more = await store.streams.poll(queue, { ...options, max: max - taken.length });
+          taken.push(...more.sets);
+          moreAvailable ||= more.moreAvailable;
+        } else {
+          moreAvailable ||= (await store.streams.pollQueueDepth(queue)) > 0;
+        }
       }
     }
     if (taken.length > 0) metrics.served.inc({ method: 'poll' }, taken.length);
@@ -301,6 +312,7 @@ export class StreamDelivery {
     const lists = await Promise.all([
       store.streams.listErrors(streamId),
       store.streams.listErrors(controlQueueId(streamId)),
+      store.streams.listErrors(verificationQueueId(streamId)),
     ]);
     return lists
       .flat()

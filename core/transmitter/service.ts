@@ -16,7 +16,7 @@ import type { TransmitterContext } from './context.ts';
 import type { ControlChannel } from './control.ts';
 import { TransmitterHttpError, badRequest, streamNotFound } from './errors.ts';
 import type { Principal } from './auth.ts';
-import { controlQueueId, purgeQueue } from './queues.ts';
+import { controlQueueId, purgeQueue, verificationQueueId } from './queues.ts';
 import { subjectStorageKey } from './routing.ts';
 import {
   mergeFields,
@@ -311,6 +311,7 @@ export class StreamService {
     const { store, clock } = this.#ctx;
     await store.streams.delete(streamId);
     await purgeQueue(store.streams, controlQueueId(streamId), clock);
+    await purgeQueue(store.streams, verificationQueueId(streamId), clock);
     this.#lastActivity.delete(streamId);
     this.#o.sync.forget(streamId);
     await this.#o.sync.markChanged();
@@ -356,7 +357,9 @@ export class StreamService {
 
   /**
    * Changes a stream's status. Paused streams keep their events in the outbox (bounded by
-   * paused_hold_limit) and get them in order once enabled; disabling drops what is waiting.
+   * paused_hold_limit), and their verification events in their verification queue, and get them
+   * in order once enabled; disabling drops what is waiting, verification events included (SSF 1.0
+   * §8.1.2: a disabled stream holds nothing), but not the stream-updated event announcing it.
    * A change the transmitter makes (operator, inactivity, failed verification) is announced with
    * a stream-updated event (SSF 1.0 §8.1.2, §8.1.5), queued once the new status is written and
    * only then: a write that another instance beat (run again here on what it wrote) or that
@@ -364,7 +367,8 @@ export class StreamService {
    * tried. When stopping, the announcement is queued before anything else the change does
    * (dropping a disabled stream's queue), and no event SET is handed out once the status is
    * written (StreamDelivery reads it), so the receiver gets none after the announcement but a
-   * push already under way; when re-enabling, it is queued after the held SETs are woken.
+   * push already under way; when re-enabling, it is queued after the held event SETs are woken,
+   * and before a push stream's held verification SETs are pushed.
    *
    * Ownership (`owner`) and any precondition (`onlyIf`) are checked on the stream as read under
    * the stream's lock; when `onlyIf` says no, nothing changes and the stream is returned as it is.
@@ -397,13 +401,21 @@ export class StreamService {
           (await purgeQueue(store.streams, streamId, clock)) +
           (await store.deliveries.discardUnfinished(streamDestinationId(streamId)));
         if (dropped > 0) metrics.dropped.inc({ reason: 'stream_disabled' }, dropped);
+        const verifications = await purgeQueue(store.streams, verificationQueueId(streamId), clock);
+        if (verifications > 0)
+          logger.info({ streamId, verifications }, 'verification events of a disabled stream dropped');
       }
       if (status === 'enabled') {
         signal.notify(streamId);
-        // A push stream may hold SETs queued for polling before it switched to push.
-        if (storedConfig(saved.config).delivery.method === PUSH_METHOD) this.#o.control.drain(streamId);
+        try {
+          if (announce) await this.#announce(saved, status, reason);
+        } finally {
+          // A push stream may hold verification SETs held while it was paused, and SETs queued
+          // for polling before it switched to push: pushed after the announcement, as a poll
+          // hands them out after it.
+          if (storedConfig(saved.config).delivery.method === PUSH_METHOD) this.#o.control.drain(streamId);
+        }
       }
-      if (announce && status === 'enabled') await this.#announce(saved, status, reason);
       return saved;
     });
   }
@@ -547,6 +559,14 @@ export class StreamService {
   // ------------------------------------------------------------------------------------------
   // Verification (§8.1.4)
 
+  /**
+   * Verification request (§8.1.4): 204, and a verification event for the receiver. A paused
+   * stream transmits nothing (§8.1.2): the event waits in its verification queue and is sent, in
+   * order, once the stream is enabled. A disabled stream transmits and holds nothing: the request
+   * is answered the same (204; SSF 1.0 says nothing of this case, checklist SSF-47, and the OIDF
+   * conformance suite expects acceptance) and no event is made. min_verification_interval applies
+   * whatever the status.
+   */
   async verify(principal: Principal, body: unknown): Promise<void> {
     const input = requireObject(body);
     const streamId = requireStreamId(input.stream_id);
@@ -559,13 +579,7 @@ export class StreamService {
     const state = input.state as string | undefined;
     await this.#locked(`stream:${streamId}`, async () => {
       const record = await this.owned(principal, streamId);
-      if (record.status === 'disabled') {
-        throw badRequest(
-          'the stream is disabled; enable it before verifying it',
-          'SSF_ERR_TRANSMITTER_STREAM_DISABLED',
-        );
-      }
-      const { config, clock, store } = this.#ctx;
+      const { config, clock, store, logger } = this.#ctx;
       const stored = storedConfig(record.config);
       const now = clock.now().getTime();
       const last = stored.internal.last_verification_at;
@@ -591,6 +605,10 @@ export class StreamService {
       );
       if (!saved) throw streamNotFound(streamId);
       this.#lastActivity.set(streamId, now);
+      if (saved.status === 'disabled') {
+        logger.info({ streamId }, 'verification requested of a disabled stream; accepted, none sent');
+        return;
+      }
       await this.#o.control.verification(saved, state);
     });
   }

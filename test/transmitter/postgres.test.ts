@@ -122,6 +122,39 @@ describePostgres('transmitter on PostgreSQL, two instances', () => {
     ]);
   });
 
+  it('SSF §8.1.2 / SSF-36: a verification asked on one instance of a stream paused on the other is held on both, and served once enabled; one queued before a disable is dropped', async () => {
+    const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
+    const create = async () =>
+      (
+        await on(a)('POST', 'ssf/streams', {
+          events_requested: [SESSION_REVOKED],
+          delivery: { method: POLL },
+        })
+      ).json.stream_id as string;
+    const states = async (bridge: Bridge, id: string) => {
+      const res = await on(bridge)('POST', `ssf/poll/${id}`, { returnImmediately: true });
+      expect(res.status).toBe(200);
+      return Object.values(res.json.sets as Record<string, string>).map(
+        (j) => decodeJwt(j).payload.events[VERIFICATION]?.state as string,
+      );
+    };
+    const held = await create();
+    expect((await on(a)('POST', 'ssf/status', { stream_id: held, status: 'paused' })).status).toBe(200);
+    expect((await on(b)('POST', 'ssf/verify', { stream_id: held, state: 'held' })).status).toBe(204);
+    expect(await states(a, held)).toEqual([]);
+    expect(await states(b, held)).toEqual([]);
+    await on(b)('POST', 'ssf/status', { stream_id: held, status: 'enabled' });
+    expect(await states(a, held)).toEqual(['held']);
+
+    const dropped = await create();
+    expect((await on(a)('POST', 'ssf/verify', { stream_id: dropped, state: 'dropped' })).status).toBe(204);
+    await on(b)('POST', 'ssf/status', { stream_id: dropped, status: 'disabled' });
+    expect(await states(a, dropped)).toEqual([]);
+    expect((await on(a)('POST', 'ssf/verify', { stream_id: dropped, state: 'disabled' })).status).toBe(204);
+    await on(a)('POST', 'ssf/status', { stream_id: dropped, status: 'enabled' });
+    expect(await states(b, dropped)).toEqual([]);
+  });
+
   it("a pause on one instance holds the other's deliveries; status and routing follow within the sync interval", async () => {
     const id = (await on(a)('POST', 'ssf/streams', { events_requested: [SESSION_REVOKED] })).json
       .stream_id as string;

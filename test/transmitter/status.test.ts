@@ -224,8 +224,13 @@ describe('stream status', () => {
     expect(events).toContainEqual({
       [STREAM_UPDATED]: { status: 'disabled', reason: expect.stringMatching(/^verification failed/) },
     });
-    // Verification of a disabled stream is refused.
-    expect((await api('POST', 'ssf/verify', { stream_id: streamId })).status).toBe(400);
+    // Verification of a disabled stream is accepted and dropped (SSF §8.1.4 / SSF-47): the stream
+    // holds nothing, and the poll hands out nothing more.
+    expect((await api('POST', 'ssf/verify', { stream_id: streamId })).status).toBe(204);
+    const more = await poll(streamId, { returnImmediately: true, ack: Object.keys(first.sets) });
+    expect(
+      Object.values(more.sets).filter((j) => decodeJwt(j).payload.events[VERIFICATION] !== undefined),
+    ).toEqual([]);
   });
 
   it('SSF-52: a push receiver answering invalid_state to a verification also disables the stream', async () => {
