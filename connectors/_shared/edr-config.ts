@@ -153,7 +153,7 @@ export const containmentField = z.boolean().default(true).meta({
 
 export const downgradeField = z.boolean().default(true).meta({
   description:
-    'A detection closed as a false positive produces `caep.risk-level-change` with current_level LOW and previous_level set to the level the detection had, when this instance raised the level for it (by poll, webhook or stream); a closure of a detection it never raised is ignored as `not_raised_here`.',
+    'A detection closed as a false positive produces `caep.risk-level-change` with current_level LOW and previous_level set to the level the detection had, when this instance raised the level for it (by poll, webhook or stream); a closure of a detection it never raised is ignored as `not_raised_here`. Sent once: later updates of the closed detection send nothing until it is raised again.',
 });
 
 export const downgradeResolvedField = z.boolean().default(false).meta({

@@ -6,7 +6,8 @@
  * MDM instances in `subjects.device_owners`, one snapshot of their device records serves the
  * batch. Every path (poll, webhook, stream) consults and feeds the instance's memory of the
  * detections it raised the level for (RaisedMemory): a closed detection it does not name sends
- * no downgrade, and the events of a raise are handed over together with the memory naming it.
+ * no downgrade, nor one whose downgrade it sent last, and the events of a raise or a downgrade are
+ * handed over together with the memory naming it.
  */
 import {
   isBridgeError,
@@ -19,9 +20,11 @@ import {
   type MappingResult,
 } from '../../core/plugin-api/index.ts';
 import {
+  clearedDetectionOf,
   ignoredCode,
   raisedDetectionId,
   raisedTargetOf,
+  type ClearedMark,
   type RaisedLookup,
   type RaisedTarget,
   type ReadHistory,
@@ -122,17 +125,27 @@ export function createIntake(
       const out: IntakeResult = { events: [], records: [], mapped: 0, ignored: 0, rejected: [] };
       if (batch.length === 0) return out;
       const owners = deviceOwners.length > 0 ? await ctx.devices.owners(deviceOwners) : undefined;
-      // Raises of this batch and of records not handed over yet are raised: they are handed
-      // over in the same transaction as any downgrade that follows them.
-      const pending = new Map<string, RaisedTarget | undefined>();
-      const raising = (events: readonly EventDraft[]) => {
+      const remembered = await memory.view();
+      // Raises and downgrades of this batch and of records not handed over yet count as sent:
+      // they are handed over in the same transaction as anything that follows them. The last one
+      // of a detection is what the receiver will hold.
+      const pending = new Map<string, { target: RaisedTarget | undefined; cleared?: ClearedMark }>();
+      const sending = (events: readonly EventDraft[]) => {
         for (const event of events) {
           const id = raisedDetectionId(event);
-          if (id !== undefined) pending.set(id, raisedTargetOf(event));
+          if (id !== undefined) {
+            pending.set(id, { target: raisedTargetOf(event) });
+            continue;
+          }
+          const lowered = clearedDetectionOf(event);
+          if (lowered === undefined) continue;
+          const raise = pending.has(lowered.id)
+            ? pending.get(lowered.id)?.target
+            : remembered.target(lowered.id);
+          pending.set(lowered.id, { target: raise, cleared: { version: lowered.version } });
         }
       };
-      for (const m of earlier) raising(m.events);
-      const remembered = await memory.view();
+      for (const m of earlier) sending(m.events);
       let missed = false;
       const lookup = (): RaisedLookup => ({
         ...remembered,
@@ -141,7 +154,8 @@ export function createIntake(
           missed = true;
           return false;
         },
-        target: (id) => (pending.has(id) ? pending.get(id) : remembered.target(id)),
+        target: (id) => (pending.has(id) ? pending.get(id)?.target : remembered.target(id)),
+        cleared: (id) => (pending.has(id) ? pending.get(id)?.cleared : remembered.cleared(id)),
       });
       const mapOne = (record: unknown, index: number): MappingResult | { failed: unknown } => {
         missed = false;
@@ -187,7 +201,7 @@ export function createIntake(
         out.mapped += 1;
         out.events.push(...result.events);
         const raises = raisesOf(result.events);
-        raising(result.events);
+        sending(result.events);
         out.records.push({ record: describe(record), events: result.events, raises });
       }
       return out;
@@ -232,18 +246,19 @@ export function createIntake(
   };
 
   /**
-   * One ctx.emit of the records' events with `options` when they raise the level for no
-   * detection. Events that raise it are committed with the bucket of the memory naming their
-   * raises: in one emit when the raises fall in one bucket (a webhook request of one alert), else
+   * One ctx.emit of the records' events with `options` when they raise or lower the level for no
+   * detection. Events that do are committed with the bucket of the memory naming their raises and
+   * downgrades: in one emit when they fall in one bucket (a webhook request of one alert), else
    * in consecutive parts, one per bucket (RaisedMemory.parts), the order of the events kept; the
    * checkpoint of `options` (a poll watermark, a datafeed offset) right after them. A crash in
    * between reads the records again, which the core drops as duplicates. The beginning of the
-   * memory is stored with the first events (after them when they raise detections), before the
-   * checkpoint of `options`.
+   * memory is stored with the first events (after them when they raise or lower the level), before
+   * the checkpoint of `options`.
    */
   async function handOver(mapped: readonly MappedRecord[], options?: EmitOptions): Promise<EmitResult> {
     const events = mapped.flatMap((m) => m.events);
-    if (mapped.every((m) => m.raises.length === 0)) {
+    const parts = memory.parts(events);
+    if (parts.every((part) => part.bucket === undefined)) {
       if (memory.stored) return ctx.emit(events, options);
       const stored = await memory.store((checkpoint) => ctx.emit(events, { checkpoint }));
       const result = stored ?? (await ctx.emit(events));
@@ -251,14 +266,16 @@ export function createIntake(
       return result;
     }
     const out: EmitResult = { accepted: [], duplicates: 0 };
-    for (const part of memory.parts(events)) {
+    for (const part of parts) {
+      const marked = [...new Set([...part.raises, ...part.cleared.keys()])];
       const result =
-        part.raises.length === 0
+        marked.length === 0
           ? await ctx.emit(part.events)
           : await memory.record(
-              part.raises,
+              marked,
               (checkpoint) => ctx.emit(part.events, { checkpoint }),
               part.targets,
+              part.cleared,
             );
       out.accepted.push(...result.accepted);
       out.duplicates += result.duplicates;

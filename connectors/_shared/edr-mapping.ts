@@ -15,9 +15,16 @@
  *   raised the level for (its memory of raised detections, or for detections older than that
  *   memory the poller's history; see ReadHistory), about the subject the raise was sent for and
  *   with the level it raised as previous_level when the memory names them (the closed record's
- *   own grade — often lower once the threat is mitigated — does not decide);
+ *   own grade — often lower once the threat is mitigated — does not decide); sent once: a closed
+ *   detection whose downgrade this instance already sent, and that it has not raised again since,
+ *   sends nothing however often the vendor updates it (the memory records the downgrade too);
  * - the record id of a risk-level change names the vendor's update time of the record, so a
- *   detection raised, closed and reopened raises the level again.
+ *   detection raised, closed and reopened raises the level again; a state older than the closure
+ *   already sent (a late redelivery) raises nothing;
+ * - `event_timestamp` (the draft's occurrence time) of a risk-level change is the time of the level
+ *   change (CAEP §3.8): the detection time for the first raise, the vendor's update time of the
+ *   record for a later change of a detection this instance sent a level for (a new level, a
+ *   reopened detection), the closure time for a downgrade.
  */
 import {
   PermanentError,
@@ -115,7 +122,8 @@ export interface Detection {
  * instance saw it raise the level.
  *
  * `raised` is the instance's memory of the detections it raised the level for (RaisedMemory), on
- * every path (poll, webhook, stream): a closed detection it does not name sends no downgrade.
+ * every path (poll, webhook, stream): a closed detection it does not name sends no downgrade, nor
+ * one whose downgrade it sent last; a raise of a detection it names is a later level change.
  */
 export interface ReadHistory {
   readUpTo?: Date;
@@ -139,6 +147,12 @@ export interface RaisedLookup {
    */
   target?(id: string): RaisedTarget | undefined;
   /**
+   * Set when the last event this instance sent for a detection `has` names was its downgrade:
+   * with the vendor's update time of the closed record it was sent for (`version`, undefined when
+   * that record had none). Undefined when the last was a raise, or the memory does not say.
+   */
+  cleared?(id: string): ClearedMark | undefined;
+  /**
    * Set when the memory began on an instance that had already processed records (an upgrade):
    * a detection created before it may have raised the level before anything was remembered, and
    * is decided as it was before the memory existed.
@@ -148,6 +162,9 @@ export interface RaisedLookup {
   keeps: string;
 }
 
+/** The suffix of the `txn` of a downgrade: `<detection id>#cleared`. */
+const CLEARED_TXN = '#cleared';
+
 /**
  * The detection id a raise event was sent for (a `caep.risk-level-change` above LOW, whose `txn`
  * decideEvents sets to the detection id), else undefined. What RaisedMemory records.
@@ -156,7 +173,29 @@ export function raisedDetectionId(event: EventDraft): string | undefined {
   if (event.type !== 'caep.risk-level-change') return undefined;
   const level = event.claims?.['current_level'];
   if (level !== 'MEDIUM' && level !== 'HIGH') return undefined;
-  return typeof event.txn === 'string' && !event.txn.endsWith('#cleared') ? event.txn : undefined;
+  return typeof event.txn === 'string' && !event.txn.endsWith(CLEARED_TXN) ? event.txn : undefined;
+}
+
+/** What the memory of raised detections keeps of a downgrade sent (see RaisedLookup.cleared). */
+export interface ClearedMark {
+  version: Date | undefined;
+}
+
+/**
+ * The detection id and the vendor's update time of the closed record a downgrade event was sent
+ * for (a `caep.risk-level-change` at LOW whose `txn` decideEvents sets to `<detection id>#cleared`,
+ * its record id ending in `:cleared@<update time>` when the record has one), else undefined. What
+ * RaisedMemory records as cleared.
+ */
+export function clearedDetectionOf(event: EventDraft): { id: string; version: Date | undefined } | undefined {
+  if (event.type !== 'caep.risk-level-change' || event.claims?.['current_level'] !== 'LOW') return undefined;
+  const txn = event.txn;
+  if (typeof txn !== 'string' || !txn.endsWith(CLEARED_TXN) || txn.length === CLEARED_TXN.length) {
+    return undefined;
+  }
+  const at = /:cleared@([^@#]+)$/.exec(event.sourceRecordId)?.[1];
+  const ms = at === undefined ? Number.NaN : Date.parse(at);
+  return { id: txn.slice(0, -CLEARED_TXN.length), version: Number.isNaN(ms) ? undefined : new Date(ms) };
 }
 
 /** The level, principal and subject of a raise event (see raisedDetectionId), else undefined. */
@@ -417,12 +456,25 @@ function downgrade(d: Detection, target: Target, falsePositive: boolean): Mappin
           reason_admin: { en: `${reasonText(d, target)} was ${how}` },
         },
         sourceRecordId: `${d.id}#risk-level-change:${target.principal}:cleared${versionSuffix(d)}`,
-        txn: `${d.id}#cleared`,
+        txn: `${d.id}${CLEARED_TXN}`,
         severity: 'low',
         ...(occurredAt ? { occurredAt: occurredAt.toISOString() } : {}),
       },
     ],
   };
+}
+
+/**
+ * What a raise of `d` is to this instance: its `first` level change, a `later` one (this instance
+ * sent a level for the detection before, and `d` is a state the vendor updated since), or `stale`
+ * (a state not newer than the closure whose downgrade this instance sent last: a redelivery of an
+ * older state, which must not undo the closure). Records that are never updated (no `version`)
+ * are always `first`.
+ */
+function levelChange(d: Detection, raised: RaisedLookup | undefined): 'first' | 'later' | 'stale' {
+  if (!d.version || !raised?.has(d.id)) return 'first';
+  const closedAt = raised.cleared?.(d.id)?.version;
+  return closedAt && d.version.getTime() <= closedAt.getTime() ? 'stale' : 'later';
 }
 
 /**
@@ -449,6 +501,15 @@ export function decideEvents(
     }
     const raised = history?.raised;
     const raisedHere = raised?.has(d.id);
+    // Sent once: a closed detection the vendor touches again (a comment, a tag) would otherwise
+    // lower the level again, and undo a newer raise for the same user.
+    const cleared = raisedHere ? raised?.cleared?.(d.id) : undefined;
+    if (cleared) {
+      return ignored(
+        'closed',
+        `${d.id} was ${how}; this instance already sent its downgrade and has not raised the risk level for it since`,
+      );
+    }
     // The memory names the level this instance raised and whom for: the closed record's own
     // grade (lower once the threat is mitigated, or a device risk since remediated) and the
     // subject it would resolve to now do not decide.
@@ -488,6 +549,14 @@ export function decideEvents(
   const chosen = chooseTarget(d, detectedLevel, subjects, min, owners);
   if (!chosen.ok) return chosen.result;
   const { target } = chosen;
+  const changed = levelChange(d, history?.raised);
+  if (changed === 'stale') {
+    const closedAt = history?.raised?.cleared?.(d.id)?.version?.toISOString();
+    return ignored(
+      'superseded',
+      `${d.id}: this state (updated ${d.version?.toISOString()}) is not newer than its closure (updated ${closedAt}), whose downgrade this instance already sent`,
+    );
+  }
   const severity = draftSeverity(target.level, d.critical);
   const reason = reasonText(d, target);
   const common = {
@@ -495,6 +564,9 @@ export function decideEvents(
     severity,
     ...(d.occurredAt ? { occurredAt: d.occurredAt.toISOString() } : {}),
   };
+  // CAEP §3.8: the time of the level change. The first raise changes it at the detection; a
+  // later state of a detection this instance sent a level for (mitigated, reopened) at its update.
+  const changedAt = changed === 'later' ? d.version : d.occurredAt;
   const events: EventDraft[] = [
     {
       type: 'caep.risk-level-change',
@@ -508,6 +580,7 @@ export function decideEvents(
       },
       sourceRecordId: `${d.id}#risk-level-change:${target.principal}:${target.level}${versionSuffix(d)}`,
       ...common,
+      ...(changedAt ? { occurredAt: changedAt.toISOString() } : {}),
     },
   ];
   if (target.principal === 'USER' && d.credentialTheft) {

@@ -12,6 +12,16 @@
  * are read again and mapped again — the core drops their events as duplicates — but a page
  * counts toward a sorted run's page budget only when it holds a record updated after the
  * committed watermark, so every run moves the watermark on: a full window never stalls the poll.
+ *
+ * An API that does not sort by update time moves the watermark only once every page of the
+ * window was read. Each page is committed with the window it belongs to (where it starts, the
+ * highest update time read in it) and the link of the next page, so a run that stops half-way —
+ * a rate limit, a full outbox, a failure — is resumed by the next run at the page it stopped at,
+ * in the same window: a window larger than one rate-limit budget is read over several runs
+ * instead of starting again at its first page each time (and never finishing), and the first
+ * window does not slide with the clock. The next link is followed as any other (the client
+ * follows links only to the configured API); one the API no longer accepts (a permanent error)
+ * starts the window again at its first page.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -47,6 +57,17 @@ export const pollStateSchema = z.object({
    * ms) of records processed inside the overlap window.
    */
   recent: z.record(z.string(), z.number()).optional(),
+  /**
+   * The window an unsorted poll is reading, while pages of it are left: where it starts, the
+   * highest update time read in it so far, and the link (or token) of its next page.
+   */
+  window: z
+    .object({
+      since: z.iso.datetime({ offset: true }),
+      highest: z.iso.datetime({ offset: true }).optional(),
+      next: z.string().min(1),
+    })
+    .optional(),
 });
 export type PollState = z.output<typeof pollStateSchema>;
 
@@ -55,13 +76,25 @@ export function seenKey(id: string): string {
   return createHash('sha256').update(id, 'utf8').digest('base64url').slice(0, 16);
 }
 
+/** Where an unsorted poll resumes the window it was reading. */
+interface OpenWindow {
+  sinceMs: number;
+  highestMs: number | undefined;
+  next: string;
+}
+
 /** A poll checkpoint as a run uses it. */
 interface LoadedState {
   watermark?: string | undefined;
   /** Key of a record id (seenKey) → update time (epoch ms). */
   seen: Map<string, number>;
-  /** The watermark as stored (epoch ms); undefined when nothing readable was stored (it is written). */
-  stored?: { watermarkMs: number | undefined };
+  /** The window left unfinished by an earlier run (unsorted APIs). */
+  window?: OpenWindow | undefined;
+  /**
+   * The watermark and next link as stored (epoch ms); undefined when nothing readable was stored
+   * (it is written).
+   */
+  stored?: { watermarkMs: number | undefined; next: string | undefined };
 }
 
 export interface WatermarkPollerOptions {
@@ -159,8 +192,16 @@ export class WatermarkPoller {
       );
       return { watermark: new Date(nowMs).toISOString(), seen };
     }
-    const stored = { watermarkMs: state.watermark === undefined ? undefined : Date.parse(state.watermark) };
-    return { watermark: state.watermark, seen, stored };
+    const window: OpenWindow | undefined = state.window && {
+      sinceMs: Date.parse(state.window.since),
+      highestMs: state.window.highest === undefined ? undefined : Date.parse(state.window.highest),
+      next: state.window.next,
+    };
+    const stored = {
+      watermarkMs: state.watermark === undefined ? undefined : Date.parse(state.watermark),
+      next: state.window?.next,
+    };
+    return { watermark: state.watermark, seen, window, stored };
   }
 
   async #poll(signal: AbortSignal): Promise<void> {
@@ -168,19 +209,31 @@ export class WatermarkPoller {
     const state = await this.#loadState();
     const nowMs = o.ctx.clock.now().getTime();
     const committedMs = state.watermark === undefined ? undefined : Date.parse(state.watermark);
+    // An unsorted window an earlier run stopped in is read on from the page it stopped at.
+    const resumed = o.sortedAscending ? undefined : state.window;
     const since = new Date(
-      committedMs === undefined ? nowMs - o.initialLookbackMs : committedMs - o.overlapMs,
+      resumed?.sinceMs ??
+        (committedMs === undefined ? nowMs - o.initialLookbackMs : committedMs - o.overlapMs),
     );
     const seen = state.seen;
-    let highest = committedMs ?? Number.NEGATIVE_INFINITY;
+    let highest = Math.max(
+      committedMs ?? Number.NEGATIVE_INFINITY,
+      resumed?.highestMs ?? Number.NEGATIVE_INFINITY,
+    );
     // Every record processed before this run was created at or before the committed watermark
     // (or, on the first run, none was processed: reading starts at `since`).
     const history: ReadHistory | undefined = o.soleSource
       ? { readUpTo: new Date(committedMs ?? since.getTime()) }
       : undefined;
-    let next: string | undefined;
     const cursors = new PageCursors('the vendor API');
-    // The watermark of the checkpoint as last written (undefined: written by no page yet).
+    let next = resumed ? cursors.follow(resumed.next) : undefined;
+    if (resumed) {
+      o.ctx.logger.debug(
+        { since: since.toISOString(), checkpoint: o.checkpointName },
+        'resuming the window an earlier poll stopped in at its next page',
+      );
+    }
+    // The watermark and next link of the checkpoint as last written (undefined: written by no page yet).
     let written = state.stored;
 
     // Pages that moved the watermark on: held records updated after the committed watermark.
@@ -189,8 +242,11 @@ export class WatermarkPoller {
     // maxPagesPerRun: a full window would otherwise use up every run and the watermark would
     // never move again.
     let productive = 0;
+    // The stored link of a resumed window, until its page is read.
+    let resuming = resumed?.next;
     for (;;) {
-      const { records, next: following } = await this.#fetch(since, next, signal);
+      const { records, next: following } = await this.#fetchResumed(since, next, resuming, signal);
+      resuming = undefined;
       const fresh: unknown[] = [];
       const histories: Array<ReadHistory | undefined> = [];
       let repeats = 0;
@@ -227,24 +283,58 @@ export class WatermarkPoller {
       const stopHere = done || (o.sortedAscending && productive >= o.maxPagesPerRun);
       const watermarkMs = o.sortedAscending || done ? highest : committedMs;
       const storedMs = watermarkMs !== undefined && Number.isFinite(watermarkMs) ? watermarkMs : undefined;
+      // Unsorted: where the next run goes on when this one stops after this page.
+      const windowNext = o.sortedAscending || done ? undefined : following;
       // The checkpoint (the memory of the window: up to maxSeen entries) is written only when this
       // page changed it: not for a page of repeats, nor for one of records the window had
       // forgotten and forgets again (their events, which the core drops as duplicates unless they
       // are new, are handed over without it).
-      const moved = written === undefined || written.watermarkMs !== storedMs;
+      const moved = written === undefined || written.watermarkMs !== storedMs || written.next !== windowNext;
       if (moved || added.length > 0) this.#forget(seen, watermarkMs ?? since.getTime());
       if (moved || added.some((k) => seen.has(k))) {
+        const window =
+          windowNext === undefined
+            ? undefined
+            : {
+                since: since.toISOString(),
+                ...(Number.isFinite(highest) ? { highest: new Date(highest).toISOString() } : {}),
+                next: windowNext,
+              };
         const value: PollState = {
           ...(storedMs !== undefined ? { watermark: new Date(storedMs).toISOString() } : {}),
           recent: Object.fromEntries(seen),
+          ...(window ? { window } : {}),
         };
         await o.intake.emit(mapped, { checkpoint: { value, name: o.checkpointName } });
-        written = { watermarkMs: storedMs };
+        written = { watermarkMs: storedMs, next: windowNext };
       } else if (mapped.some((m) => m.events.length > 0)) {
         await o.intake.emit(mapped);
       }
       if (stopHere) return;
       next = cursors.follow(following);
+    }
+  }
+
+  /**
+   * One page; for the stored next link of a resumed window, the window's first page instead when
+   * the API refuses the link for good (expired, or leading elsewhere than the configured API).
+   */
+  async #fetchResumed(
+    since: Date,
+    next: string | undefined,
+    resumedNext: string | undefined,
+    signal: AbortSignal,
+  ): Promise<PollPage> {
+    try {
+      return await this.#fetch(since, next, signal);
+    } catch (err) {
+      const refused = err instanceof PermanentError && !err.authFailure;
+      if (resumedNext === undefined || next !== resumedNext || !refused || signal.aborted) throw err;
+      this.#o.ctx.logger.warn(
+        { checkpoint: this.#o.checkpointName, problem: err.message },
+        'the next page link stored by an earlier poll was refused; reading its window again from the first page',
+      );
+      return this.#fetch(since, undefined, signal);
     }
   }
 

@@ -112,6 +112,58 @@ describe('the memory of raised detections, in buckets', () => {
     ]);
   });
 
+  it("records a downgrade as the last event sent for its detection, with the closed record's update time, until a raise is sent again", async () => {
+    let now = NOW;
+    const t = createTestContext({ now: () => now });
+    const memory = new RaisedMemory(t.ctx, { priorCheckpoints: [], buckets: 4 });
+    const [a, b] = idsIn(memory, 3, 2);
+    const lower = (id: string, version?: string): EventDraft => ({
+      type: 'caep.risk-level-change',
+      subject: raise(id).subject,
+      txn: `${id}#cleared`,
+      sourceRecordId: `${id}#risk-level-change:USER:cleared${version ? `@${version}` : ''}`,
+      claims: { current_level: 'LOW', previous_level: 'HIGH', principal: 'USER' },
+    });
+    await memory.store();
+    const hand = async (events: EventDraft[]) => {
+      for (const part of memory.parts(events)) {
+        const ids = [...new Set([...part.raises, ...part.cleared.keys()])];
+        await memory.record(ids, emitWith(t, part.events), part.targets, part.cleared);
+      }
+    };
+    // a: raised and lowered in one part; b: raised, then lowered (closed without an update time).
+    await hand([raise(a!), raise(b!), lower(a!, '2026-02-28T10:00:00.000Z')]);
+    now += 1000;
+    await hand([lower(b!)]);
+    const target = { level: 'HIGH', principal: 'USER' };
+    expect(t.checkpoints.get(raisedBucketName(3))).toEqual({
+      raised: { [raisedKey(a!)]: NOW_S, [raisedKey(b!)]: NOW_S + 1 },
+      targets: {
+        [raisedKey(a!)]: { ...target, subject: raise(a!).subject },
+        [raisedKey(b!)]: { ...target, subject: raise(b!).subject },
+      },
+      cleared: { [raisedKey(a!)]: Date.parse('2026-02-28T10:00:00Z'), [raisedKey(b!)]: 0 },
+    });
+    const other = await new RaisedMemory(t.ctx, { priorCheckpoints: [], buckets: 4 }).view();
+    other.has(a!);
+    await other.refresh();
+    expect([a!, b!].map((id) => [other.has(id), other.cleared(id), other.target(id)?.level])).toEqual([
+      [true, { version: new Date('2026-02-28T10:00:00Z') }, 'HIGH'],
+      [true, { version: undefined }, 'HIGH'],
+    ]);
+
+    // Lowered, then raised again in one part (reopened): the raise is what the receiver holds.
+    await hand([lower(b!), raise(b!)]);
+    const view = await memory.view();
+    expect([view.cleared(a!), view.cleared(b!)]).toEqual([
+      { version: new Date('2026-02-28T10:00:00Z') },
+      undefined,
+    ]);
+    expect((t.checkpoints.get(raisedBucketName(3)) as { cleared: object }).cleared).toEqual({
+      [raisedKey(a!)]: Date.parse('2026-02-28T10:00:00Z'),
+    });
+  });
+
   it('hands over events raising detections of several buckets in consecutive parts, one bucket each, in their order', async () => {
     const t = createTestContext({ now: () => NOW });
     const intake = createIntake(

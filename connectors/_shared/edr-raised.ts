@@ -3,16 +3,21 @@
  * whether a closed detection may send its downgrade (current_level LOW), on every path records
  * arrive by — the poll, the webhook, the Falcon datafeed. A detection this instance never raised
  * the level for sends none: it would lower a level never raised here, and may undo a raise sent
- * by another source.
+ * by another source. Nor does one whose downgrade it sent last: the vendor updates a closed
+ * record (a comment, a tag), and each update would lower the level again, undoing a newer raise
+ * for the same user.
  *
  * The memory is spread over RAISED_BUCKETS checkpoints of the instance (`raised-detections-<n>`,
  * a detection in the bucket its hash names), each holding a short hash of each detection id with
  * the time of the last raise sent for it (`raised`) and what that raise was sent with: its level,
  * principal and subject (`targets`), so that the downgrade names the level actually raised and the
  * subject it was raised for. Entries written before `targets` existed have none: their closure is
- * decided by the closed record, as it was then. A bucket is written in the same transaction as the
- * raise events naming it (compare-and-set, tried again when another bridge process sharing the
- * database wrote it meanwhile), so a raise is remembered exactly when it is durable in the outbox;
+ * decided by the closed record, as it was then. A downgrade sent is recorded too (`cleared`: the
+ * vendor's update time of the closed record it was sent for, and `raised` the time it was sent),
+ * until a raise of the detection is sent again. A bucket is written in the same transaction as the
+ * raise and downgrade events naming it (compare-and-set, tried again when another bridge process
+ * sharing the database wrote it meanwhile), so a raise or downgrade is remembered exactly when it
+ * is durable in the outbox;
  * a write moves one bucket (about RAISED_MAX_ENTRIES / RAISED_BUCKETS entries), and processes
  * raising detections of different buckets never conflict. A bucket is pruned when written:
  * entries older than RAISED_MAX_AGE_MS go, and of more than its share of RAISED_MAX_ENTRIES the
@@ -37,7 +42,14 @@ import {
   type EventDraft,
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
-import { raisedDetectionId, raisedTargetOf, type RaisedLookup, type RaisedTarget } from './edr-mapping.ts';
+import {
+  clearedDetectionOf,
+  raisedDetectionId,
+  raisedTargetOf,
+  type ClearedMark,
+  type RaisedLookup,
+  type RaisedTarget,
+} from './edr-mapping.ts';
 
 /** When the memory began, and whether it began on an instance that processed records before. */
 export const RAISED_META_CHECKPOINT = 'raised-detections-meta';
@@ -60,7 +72,10 @@ const metaSchema = z.object({
   /** Set when the instance had processed records before the memory began (see RaisedLookup). */
   predates: isoTime.optional(),
 });
-/** Key of a detection id (raisedKey) → epoch seconds of the last raise sent for it. */
+/**
+ * Key of a detection id (raisedKey) → epoch seconds of the last raise sent for it (or of its
+ * downgrade, when that was sent last).
+ */
 const entriesSchema = z.record(z.string(), z.number());
 /** What the last raise was sent with (RaisedTarget); an entry that cannot be read is left out. */
 const targetSchema = z.object({
@@ -72,15 +87,23 @@ const bucketSchema = z.object({
   raised: entriesSchema,
   /** Key of a detection id → what the last raise sent for it was sent with (absent before). */
   targets: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * Key of a detection id whose downgrade was the last event sent for it → the vendor's update
+   * time (epoch ms) of the closed record it was sent for, 0 when that had none.
+   */
+  cleared: z.record(z.string(), z.number()).optional(),
 });
 
 type Meta = z.output<typeof metaSchema>;
 type Entries = z.output<typeof entriesSchema>;
 type Targets = Record<string, RaisedTarget>;
+/** Key of a detection id → update time (epoch ms, 0: none) of the closure whose downgrade was sent last. */
+type Cleared = Record<string, number>;
 /** A bucket as read and written. */
 interface Bucket {
   raised: Entries;
   targets: Targets;
+  cleared: Cleared;
 }
 type Checkpoint = NonNullable<EmitOptions['checkpoint']>;
 
@@ -107,6 +130,7 @@ export interface RaisedMemoryOptions {
 /** The memory as the mapping of one batch asks it (see RaisedMemory.view). */
 export interface RaisedView extends RaisedLookup {
   target(id: string): RaisedTarget | undefined;
+  cleared(id: string): ClearedMark | undefined;
   /**
    * Reads again, as stored, the buckets of the detections `has` did not find since the view was
    * made or last refreshed (another bridge process may have raised them meanwhile), each at most
@@ -115,13 +139,21 @@ export interface RaisedView extends RaisedLookup {
   refresh(): Promise<boolean>;
 }
 
-/** Events to hand over in one emit, with the bucket naming their raises, if they raise any. */
+/**
+ * Events to hand over in one emit, with the bucket naming their raises and downgrades, if they
+ * send any.
+ */
 export interface RaisedPart {
   events: EventDraft[];
   bucket?: number;
   raises: string[];
   /** What the last raise of each detection of `raises` is sent with, when the event says. */
   targets: Map<string, RaisedTarget>;
+  /**
+   * Detections whose last event in the part is their downgrade → the update time (epoch ms, 0:
+   * none) of the closed record it is sent for.
+   */
+  cleared: Map<string, number>;
 }
 
 export class RaisedMemory {
@@ -189,6 +221,14 @@ export class RaisedMemory {
           const at = cached?.raised[key];
           return at !== undefined && at >= floorS ? cached?.targets[key] : undefined;
         },
+        cleared: (id) => {
+          const cached = this.#cache.get(this.bucketOf(id));
+          const key = raisedKey(id);
+          const at = cached?.raised[key];
+          const version = cached?.cleared[key];
+          if (at === undefined || at < floorS || version === undefined) return undefined;
+          return { version: version > 0 ? new Date(version) : undefined };
+        },
         predates: meta.predates === undefined ? undefined : new Date(meta.predates),
         keeps: formatDuration(this.#maxAgeMs),
         refresh: () =>
@@ -223,28 +263,34 @@ export class RaisedMemory {
   }
 
   /**
-   * Splits events to hand over into consecutive parts, in order, each raising detections of one
-   * bucket at most: the core commits one checkpoint with an emit. Events raising nothing go with
-   * the part before them (or the first part).
+   * Splits events to hand over into consecutive parts, in order, each raising or lowering the
+   * level for detections of one bucket at most: the core commits one checkpoint with an emit.
+   * Events doing neither go with the part before them (or the first part).
    */
   parts(events: readonly EventDraft[]): RaisedPart[] {
     const out: RaisedPart[] = [];
-    let current: RaisedPart = { events: [], raises: [], targets: new Map() };
+    const empty = (): RaisedPart => ({ events: [], raises: [], targets: new Map(), cleared: new Map() });
+    let current = empty();
     for (const event of events) {
       const id = raisedDetectionId(event);
-      const bucket = id === undefined ? undefined : this.bucketOf(id);
+      const lowered = id === undefined ? clearedDetectionOf(event) : undefined;
+      const marked = id ?? lowered?.id;
+      const bucket = marked === undefined ? undefined : this.bucketOf(marked);
       if (bucket !== undefined && current.bucket !== undefined && bucket !== current.bucket) {
         out.push(current);
-        current = { events: [], raises: [], targets: new Map() };
+        current = empty();
       }
       current.events.push(event);
+      if (bucket !== undefined) current.bucket = bucket;
       if (id !== undefined) {
-        current.bucket = bucket;
         if (!current.raises.includes(id)) current.raises.push(id);
         // The last raise of a detection is what the receiver holds.
         const target = raisedTargetOf(event);
         if (target) current.targets.set(id, target);
         else current.targets.delete(id);
+        current.cleared.delete(id);
+      } else if (lowered !== undefined) {
+        current.cleared.set(lowered.id, lowered.version?.getTime() ?? 0);
       }
     }
     if (current.events.length > 0 || out.length === 0) out.push(current);
@@ -254,12 +300,16 @@ export class RaisedMemory {
   /**
    * Hands events to the core with the bucket of `ids` naming them as raised (in one transaction:
    * `emitWith` passes the checkpoint to ctx.emit), and keeps it, with what each raise was sent
-   * with (`targets`; an id without one keeps none). All `ids` are of one bucket (see `parts`).
+   * with (`targets`; an id without one keeps none). The ids of `cleared` are named as lowered
+   * instead: their downgrade is the last event sent for them (with the update time of the closed
+   * record, epoch ms, 0 for none), and they keep the target of their raise. All `ids` are of one
+   * bucket (see `parts`).
    */
   record(
     ids: readonly string[],
     emitWith: (checkpoint: Checkpoint) => Promise<EmitResult>,
     targets: ReadonlyMap<string, RaisedTarget> = new Map(),
+    cleared: ReadonlyMap<string, number> = new Map(),
   ): Promise<EmitResult> {
     const buckets = new Set(ids.map((id) => this.bucketOf(id)));
     if (buckets.size !== 1) {
@@ -267,7 +317,9 @@ export class RaisedMemory {
     }
     const bucket = this.bucketOf(ids[0]!);
     const nowS = this.#nowS();
-    const add = new Map(ids.map((id) => [raisedKey(id), { at: nowS, target: targets.get(id) }]));
+    const add = new Map(
+      ids.map((id) => [raisedKey(id), { at: nowS, target: targets.get(id), cleared: cleared.get(id) }]),
+    );
     return this.#serial(() => this.#merge(bucket, add, emitWith));
   }
 
@@ -278,7 +330,7 @@ export class RaisedMemory {
   /** Writes bucket `n` with `add` merged in (compare-and-set, merged again on a conflict). */
   #merge(
     n: number,
-    add: ReadonlyMap<string, { at: number; target: RaisedTarget | undefined }>,
+    add: ReadonlyMap<string, { at: number; target: RaisedTarget | undefined; cleared: number | undefined }>,
     emitWith: (checkpoint: Checkpoint) => Promise<EmitResult>,
   ): Promise<EmitResult> {
     const name = raisedBucketName(n);
@@ -288,14 +340,26 @@ export class RaisedMemory {
         const stored = this.#parseBucket(n, raw);
         const entries = { ...stored.raised };
         const targets = { ...stored.targets };
-        for (const [key, { at, target }] of add) {
+        const lowered = { ...stored.cleared };
+        for (const [key, { at, target, cleared }] of add) {
           entries[key] = Math.max(at, entries[key] ?? 0);
+          if (cleared !== undefined) {
+            // The downgrade was sent last; the raise before it keeps what it was sent with.
+            lowered[key] = cleared;
+            if (target) targets[key] = target;
+            continue;
+          }
+          delete lowered[key];
           // What this raise was sent with replaces what an earlier one was.
           if (target) targets[key] = target;
           else delete targets[key];
         }
-        const bucket = this.#prune({ raised: entries, targets });
-        const value = Object.keys(bucket.targets).length > 0 ? bucket : { raised: bucket.raised };
+        const bucket = this.#prune({ raised: entries, targets, cleared: lowered });
+        const value = {
+          raised: bucket.raised,
+          ...(Object.keys(bucket.targets).length > 0 ? { targets: bucket.targets } : {}),
+          ...(Object.keys(bucket.cleared).length > 0 ? { cleared: bucket.cleared } : {}),
+        };
         const result = await emitWith({ name, value, expected: { value: raw } });
         this.#cache.set(n, bucket);
         return result;
@@ -370,7 +434,7 @@ export class RaisedMemory {
   }
 
   #parseBucket(n: number, raw: unknown): Bucket {
-    if (raw === undefined) return { raised: {}, targets: {} };
+    if (raw === undefined) return { raised: {}, targets: {}, cleared: {} };
     const parsed = bucketSchema.safeParse(raw);
     if (parsed.success) {
       const targets: Targets = {};
@@ -378,13 +442,17 @@ export class RaisedMemory {
         const target = targetSchema.safeParse(value);
         if (target.success && key in parsed.data.raised) targets[key] = target.data as RaisedTarget;
       }
-      return { raised: parsed.data.raised, targets };
+      const cleared: Cleared = {};
+      for (const [key, version] of Object.entries(parsed.data.cleared ?? {})) {
+        if (key in parsed.data.raised) cleared[key] = version;
+      }
+      return { raised: parsed.data.raised, targets, cleared };
     }
     this.#ctx.logger.warn(
       { checkpoint: raisedBucketName(n) },
       'a bucket of the memory of raised detections is not readable; it is written again from empty',
     );
-    return { raised: {}, targets: {} };
+    return { raised: {}, targets: {}, cleared: {} };
   }
 
   /** A new memory; `known` when the instance evidently processed records before. */
@@ -415,6 +483,8 @@ export class RaisedMemory {
     const raised = Object.fromEntries(kept);
     const targets: Targets = {};
     for (const [key, target] of Object.entries(bucket.targets)) if (key in raised) targets[key] = target;
-    return { raised, targets };
+    const cleared: Cleared = {};
+    for (const [key, version] of Object.entries(bucket.cleared)) if (key in raised) cleared[key] = version;
+    return { raised, targets, cleared };
   }
 }

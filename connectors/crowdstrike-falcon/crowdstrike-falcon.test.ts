@@ -352,6 +352,36 @@ describe('crowdstrike-falcon alerts mode', () => {
     ]);
   });
 
+  it('sends the downgrade of an alert closed as a false positive once, however often it is updated after, and dates the raise of the reopened alert at its update', async () => {
+    const server = await mock();
+    const fp = { status: 'closed', tags: ['false_positive'] };
+    const alerts = [alert(1, '2026-01-01T00:10:00Z')];
+    alertsApi(server, alerts);
+    const { t } = await startInstance(
+      config({ base_url: server.url, alerts: { initial_lookback: '3650d' } }),
+    );
+    await t.runTask('alerts');
+    alerts[0] = alert(1, '2026-01-01T01:00:00Z', fp);
+    await t.runTask('alerts');
+    alerts.push(alert(2, '2026-01-01T02:00:00Z'));
+    await t.runTask('alerts');
+    // Analysts comment on and re-tag the closed alert: a new updated_timestamp each time.
+    alerts[0] = alert(1, '2026-01-01T03:00:00Z', fp);
+    await t.runTask('alerts');
+    alerts[0] = alert(1, '2026-01-01T04:00:00Z', { ...fp, tags: ['false_positive', 'reviewed'] });
+    await t.runTask('alerts');
+    alerts[0] = alert(1, '2026-01-01T05:00:00Z', { status: 'reopened' });
+    await t.runTask('alerts');
+    const id = (n: number) => alert(n, '')['composite_id'];
+    expect(t.events().map((e) => [e.txn, e.claims?.['current_level'], e.occurredAt])).toEqual([
+      [id(1), 'HIGH', '2026-01-01T00:00:41.123Z'],
+      [`${id(1)}#cleared`, 'LOW', '2026-01-01T01:00:00.000Z'],
+      [id(2), 'HIGH', '2026-01-01T00:00:41.123Z'],
+      [id(1), 'HIGH', '2026-01-01T05:00:00.000Z'],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(2);
+  });
+
   it('sends no downgrade of an alert first read closed when a webhook could have raised it but did not', async () => {
     const server = await mock();
     const alerts = [
@@ -772,6 +802,54 @@ describe('crowdstrike-falcon stream mode', () => {
     const response = await connector.handleWebhook!(webhookRequest(closed));
     expect(response).toMatchObject({ status: 202, body: { events: 1, ignored: 0 } });
     expect(t.events().at(-1)?.claims).toMatchObject({ current_level: 'LOW', previous_level: 'HIGH' });
+  });
+
+  it('sends the downgrade of a detection once: a resolved incident read again, a closure posted again, send nothing more', async () => {
+    const api = await mock();
+    const incident = (offset: number, state: string) => {
+      const record = fixtureInput('stream-identity-protection-incident');
+      record['metadata'] = { ...record['metadata'], offset, eventCreationTime: 1767223700000 + offset };
+      record['event'] = { ...record['event'], IdentityProtectionIncidentId: 'INC-1', State: state };
+      return `${JSON.stringify(record)}\n`;
+    };
+    const feeds = await datafeedHost((c) =>
+      c.res.write(
+        streamRecord(100) +
+          incident(101, 'NEW') +
+          incident(102, 'RESOLVED') +
+          // A comment on the resolved incident: another event of the same state.
+          incident(103, 'RESOLVED') +
+          incident(104, 'CLOSED'),
+      ),
+    );
+    discoveryApi(api, feeds.url, { partitions: ['0'] });
+    const { connector, t } = await startInstance(
+      config({
+        mode: 'stream',
+        base_url: api.url,
+        stream: { app_id: 'ssfbridgetest', flush_interval: '20ms' },
+        webhook: { secret: WEBHOOK_SECRET },
+        mapping: { downgrade_on_resolved: true },
+      }),
+    );
+    await t.until(() => committedOffset(t, '0') === 104, 5000, 'offset 104');
+    // The detection of offset 100, closed by a Fusion workflow, posted again after a note.
+    const closed = (updated: string) => ({
+      ...fixtureInput('alert-closed-false-positive'),
+      composite_id: `${fixtureInput('alert-closed-false-positive')['composite_id']}-100`,
+      updated_timestamp: updated,
+    });
+    for (const updated of ['2026-01-01T02:00:00Z', '2026-01-01T02:30:00Z']) {
+      expect(await connector.handleWebhook!(webhookRequest(closed(updated)))).toMatchObject({ status: 202 });
+    }
+    const detection = `${fixtureInput('stream-epp-high')['event']['CompositeId']}-100`;
+    expect(t.events().map((e) => [e.txn, e.claims?.['current_level']])).toEqual([
+      [detection, 'HIGH'],
+      ['INC-1', 'HIGH'],
+      ['INC-1#cleared', 'LOW'],
+      [`${detection}#cleared`, 'LOW'],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(3);
   });
 
   it('keeps a session token out of logs until its expiration, then forgets it', async () => {

@@ -30,7 +30,9 @@ export function createDefenderConnector(ctx: InboundContext, config: DefenderCon
       checkpointName: config.mode === 'graph' ? 'alerts_v2' : 'mde_alerts',
       overlapMs: config.overlap,
       initialLookbackMs: config.initial_lookback,
-      // Neither API sorts by update time, so the watermark moves once every page was read.
+      // Neither API sorts by update time, so the watermark moves once every page was read; each
+      // page is committed with its window and the next link, so a poll stopped by a 429 (150
+      // requests a minute on Graph) goes on at that page in the next one.
       sortedAscending: false,
       maxPagesPerRun: Number.POSITIVE_INFINITY,
       fetchPage: async (since, next, signal) => {

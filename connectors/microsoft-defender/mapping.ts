@@ -126,12 +126,17 @@ function riskScoreLevel(score: string | null | undefined): RiskLevel | undefined
   return lower(score) === 'none' ? 'LOW' : levelFromName(score);
 }
 
+/**
+ * An alert classified as a false positive is one, whatever its status: analysts classify an
+ * alert while it is still in progress, and it must not raise the level again meanwhile (as
+ * SentinelOne's analystVerdict). Otherwise only a resolved alert is closed.
+ */
 function closure(
   status: string | null | undefined,
   classification: string | null | undefined,
 ): Detection['closure'] {
-  if (lower(status) !== 'resolved') return undefined;
-  return lower(classification) === 'falsepositive' ? 'false_positive' : 'resolved';
+  if (lower(classification) === 'falsepositive') return 'false_positive';
+  return lower(status) === 'resolved' ? 'resolved' : undefined;
 }
 
 function extras(

@@ -111,6 +111,31 @@ describe('microsoft-defender mapping rules', () => {
     }
   });
 
+  it('reads an alert classified as a false positive as closed while it is still in progress, in both generations', () => {
+    for (const name of ['graph-high-credential-access', 'mde-high-pascalcase']) {
+      const alert = fixtureInput(name);
+      const input =
+        'lastUpdateDateTime' in alert
+          ? {
+              ...alert,
+              status: 'inProgress',
+              classification: 'falsePositive',
+              lastUpdateDateTime: '2026-01-01T02:00:00Z',
+            }
+          : {
+              ...alert,
+              status: 'InProgress',
+              classification: 'FalsePositive',
+              lastUpdateTime: '2026-01-01T02:00:00Z',
+            };
+      // No raise, no credential compromise: only the downgrade it sends once it raised the level.
+      expect(
+        defender.map!(input, config()).events.map((e) => [e.type, e.claims?.['current_level'], e.occurredAt]),
+        name,
+      ).toEqual([['caep.risk-level-change', 'LOW', '2026-01-01T02:00:00.000Z']]);
+    }
+  });
+
   it('uses the Defender for Endpoint machine id when device_id is mde', () => {
     const result = map('graph-high-credential-access', { mapping: { device_id: 'mde' } });
     expect(result.events[0]?.subject).toMatchObject({
@@ -276,25 +301,145 @@ describe('microsoft-defender graph mode', () => {
     ]);
   });
 
-  it('after a failure on a later page, reads again from the old watermark without sending the first page twice', async () => {
+  it('after a failure on a later page, goes on at that page without reading the first page again', async () => {
     const server = await mock();
     const alerts = [1, 2, 3, 4].map((n) => graphAlert(n, `2026-01-01T00:0${n}:00Z`));
     graphApi(server, alerts);
-    const { t } = await startInstance(apiConfig(server, { page_size: 2 }));
+    const { t } = await startInstance(
+      apiConfig(server, { page_size: 2 }),
+      createTestContext({ now: () => Date.parse('2026-01-02T00:00:00Z') }),
+    );
     await t.runTask('alerts');
     expect(t.events()).toHaveLength(8);
     // A second instance from the first page's checkpoint only, as if the process died after it.
     const firstPage = t.commits('alerts_v2')[0]!.value;
+    expect(firstPage).toMatchObject({
+      window: { since: '2016-01-05T00:00:00.000Z', next: expect.stringContaining('%24skip=2') },
+    });
+    server.requests.length = 0;
     const again = await startInstance(
       apiConfig(server, { page_size: 2 }),
       createTestContext({ checkpoints: new Map([['alerts_v2', firstPage]]) }),
     );
     await again.t.runTask('alerts');
+    expect(graphRequests(server).map((r) => r.query['$skip'])).toEqual(['2']);
     const firstIds = new Set(t.commits('alerts_v2')[0]!.events.map((e) => e.sourceRecordId));
     const resent = again.t.events().filter((e) => firstIds.has(e.sourceRecordId));
     expect(resent).toEqual([]);
     expect(again.t.events()).toHaveLength(4);
-    expect(again.t.counter('edr_records_total', { outcome: 'ignored', reason: 'duplicate' })).toBe(2);
+    expect(again.t.checkpoints.get('alerts_v2')).toMatchObject({ watermark: '2026-01-01T00:04:00.000Z' });
+    expect(again.t.checkpoints.get('alerts_v2')).not.toHaveProperty('window');
+  });
+
+  it('reads a window larger than one rate-limit budget over several polls, each going on at the page a 429 stopped the one before', async () => {
+    const server = await mock();
+    let nowMs = Date.parse('2026-01-01T12:00:00Z');
+    // 10 alerts, 2 a page: 5 pages; 3 requests a minute stand in for Graph's 150.
+    const alerts = Array.from({ length: 10 }, (_, i) =>
+      graphAlert(i + 1, `2026-01-01T11:${String(10 + i).padStart(2, '0')}:00Z`),
+    );
+    graphApi(server, alerts, { rateLimit: { requests: 3, now: () => nowMs } });
+    const { t } = await startInstance(
+      apiConfig(server, { page_size: 2, initial_lookback: '2h' }),
+      createTestContext({ now: () => nowMs }),
+    );
+    await expect(t.runTask('alerts')).rejects.toMatchObject({
+      errorClass: 'retryable',
+      retryAfterMs: 60_000,
+    });
+    expect(t.checkpoints.get('alerts_v2')).not.toHaveProperty('watermark');
+    nowMs += 61_000;
+    await t.runTask('alerts');
+
+    const pages = graphRequests(server);
+    expect(pages.map((p) => [p.query['$skip'] ?? '0', p.query['$filter']])).toEqual(
+      ['0', '2', '4', '6', '6', '8'].map((skip) => [skip, 'lastUpdateDateTime ge 2026-01-01T10:00:00.000Z']),
+    );
+    const raised = t.events().filter((e) => e.type === 'caep.risk-level-change');
+    expect(new Set(raised.map((e) => e.txn)).size).toBe(10);
+    expect(raised).toHaveLength(10);
+    expect(t.checkpoints.get('alerts_v2')).toMatchObject({ watermark: '2026-01-01T11:19:00.000Z' });
+    expect(t.checkpoints.get('alerts_v2')).not.toHaveProperty('window');
+  });
+
+  it('reads the window again from its first page when the stored next link leads to another host, and never sends the token there', async () => {
+    const server = await mock();
+    const elsewhere = await mock();
+    elsewhere.on('GET', '/v1.0/security/alerts_v2', () => ({ body: { value: [] } }));
+    graphApi(server, [graphAlert(1, '2026-01-01T00:01:00Z')]);
+    const checkpoints = new Map<string, unknown>([
+      [
+        'alerts_v2',
+        {
+          recent: {},
+          window: {
+            since: '2026-01-01T00:00:00.000Z',
+            next: `${elsewhere.url}/v1.0/security/alerts_v2?$skip=200`,
+          },
+        },
+      ],
+    ]);
+    const { t } = await startInstance(apiConfig(server), createTestContext({ checkpoints }));
+    await t.runTask('alerts');
+    expect(elsewhere.requests).toEqual([]);
+    expect(graphRequests(server).map((r) => r.query['$filter'])).toEqual([
+      'lastUpdateDateTime ge 2026-01-01T00:00:00.000Z',
+    ]);
+    expect(t.events().filter((e) => e.type === 'caep.risk-level-change')).toHaveLength(1);
+    expect(t.checkpoints.get('alerts_v2')).toMatchObject({ watermark: '2026-01-01T00:01:00.000Z' });
+    expect(t.statuses.at(-1)).toEqual({ state: 'ok' });
+  });
+
+  it('sends the downgrade of an alert resolved as a false positive once, however often it is updated after, leaving a newer raise for the user standing', async () => {
+    const server = await mock();
+    const fp = { status: 'resolved', classification: 'falsePositive' };
+    const alerts = [graphAlert(1, '2026-01-01T00:10:00Z')];
+    graphApi(server, alerts);
+    const { t } = await startInstance(apiConfig(server));
+    await t.runTask('alerts');
+    alerts[0] = graphAlert(1, '2026-01-01T01:00:00Z', fp);
+    await t.runTask('alerts');
+    alerts.push(graphAlert(2, '2026-01-01T02:00:00Z'));
+    await t.runTask('alerts');
+    // An analyst comments on the resolved alert, twice: only lastUpdateDateTime changes.
+    alerts[0] = graphAlert(1, '2026-01-01T03:00:00Z', fp);
+    await t.runTask('alerts');
+    alerts[0] = graphAlert(1, '2026-01-01T04:00:00Z', fp);
+    await t.runTask('alerts');
+    expect(
+      t
+        .events()
+        .filter((e) => e.type === 'caep.risk-level-change')
+        .map((e) => [e.txn, e.claims?.['current_level']]),
+    ).toEqual([
+      [alerts[0]['id'], 'HIGH'],
+      [`${alerts[0]['id']}#cleared`, 'LOW'],
+      [alerts[1]!['id'], 'HIGH'],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(2);
+  });
+
+  it('sends nothing for an alert first read in progress but classified a false positive, and lowers the level once an alert it raised is classified so', async () => {
+    const server = await mock();
+    const fp = { status: 'inProgress', classification: 'falsePositive', resolvedDateTime: null };
+    const alerts = [
+      graphAlert(1, '2026-01-01T01:00:00Z', fp),
+      graphAlert(2, '2026-01-01T01:10:00Z', { status: 'inProgress' }),
+    ];
+    graphApi(server, alerts);
+    const { t } = await startInstance(apiConfig(server));
+    await t.runTask('alerts');
+    const sent = () => t.events().map((e) => [e.type, e.txn, e.claims?.['current_level'] ?? null]);
+    expect(sent()).toEqual([
+      ['caep.risk-level-change', alerts[1]!['id'], 'HIGH'],
+      ['risc.credential-compromise', alerts[1]!['id'], null],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'not_raised_here' })).toBe(1);
+
+    alerts[1] = graphAlert(2, '2026-01-01T02:00:00Z', fp);
+    await t.runTask('alerts');
+    expect(sent().slice(2)).toEqual([['caep.risk-level-change', `${alerts[1]['id']}#cleared`, 'LOW']]);
+    expect(t.events().at(-1)?.occurredAt).toBe('2026-01-01T02:00:00.000Z');
   });
 
   it('resumes after a restart from the watermark minus the overlap', async () => {
@@ -698,6 +843,42 @@ describe('microsoft-defender webhook', () => {
         expect(raised!.claims).toMatchObject({ principal: 'DEVICE', current_level: 'HIGH' });
       });
     }
+  });
+
+  it("dates each level change when it happened: the first raise at the first activity, later ones at the alert's update", async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const open = fixtureInput('graph-high-credential-access');
+    const states = [
+      open,
+      { ...open, severity: 'medium', lastUpdateDateTime: '2026-01-01T00:30:00Z' },
+      {
+        ...open,
+        status: 'resolved',
+        classification: 'falsePositive',
+        lastUpdateDateTime: '2026-01-01T01:00:05Z',
+        resolvedDateTime: '2026-01-01T01:00:00Z',
+      },
+      {
+        ...open,
+        status: 'inProgress',
+        classification: 'truePositive',
+        lastUpdateDateTime: '2026-01-01T02:00:00Z',
+      },
+    ];
+    for (const state of states) {
+      expect(await connector.handleWebhook!(request(state))).toMatchObject({ status: 202 });
+    }
+    expect(
+      t
+        .events()
+        .filter((e) => e.type === 'caep.risk-level-change')
+        .map((e) => [e.claims?.['current_level'], e.occurredAt]),
+    ).toEqual([
+      ['HIGH', '2026-01-01T00:00:01.000Z'],
+      ['MEDIUM', '2026-01-01T00:30:00.000Z'],
+      ['LOW', '2026-01-01T01:00:00.000Z'],
+      ['HIGH', '2026-01-01T02:00:00.000Z'],
+    ]);
   });
 
   it('leaves the refused credentials of the poll flagged when it accepts a request in mode graph', async () => {

@@ -62,6 +62,11 @@ export interface AlertsApiOptions {
   /** Path before /security/alerts_v2, e.g. `/v1.0` when graph_url carries the version. */
   graphPrefix?: string;
   interject?: Array<{ status: number; headers?: Record<string, string>; body?: unknown }>;
+  /**
+   * Throttling as Graph does it (150 requests a minute per app and tenant): at most `requests`
+   * alert requests in each minute of `now`, the rest answered 429 with Retry-After.
+   */
+  rateLimit?: { requests: number; now: () => number };
 }
 
 /** GET /security/alerts_v2 (Graph) and GET /api/alerts (Defender for Endpoint) over `alerts`. */
@@ -71,6 +76,23 @@ export function alertsApi(
   options: AlertsApiOptions = {},
 ): TokenLedger {
   const ledger = options.ledger ?? tokenEndpoint(server);
+  const used = new Map<number, number>();
+  const throttled = () => {
+    if (!options.rateLimit) return undefined;
+    const nowMs = options.rateLimit.now();
+    const minute = Math.floor(nowMs / 60_000);
+    const count = used.get(minute) ?? 0;
+    if (count < options.rateLimit.requests) {
+      used.set(minute, count + 1);
+      return undefined;
+    }
+    const wait = Math.ceil(((minute + 1) * 60_000 - nowMs) / 1000);
+    return {
+      status: 429,
+      headers: { 'retry-after': String(wait) },
+      body: { error: { code: 'TooManyRequests', message: 'Too many requests' } },
+    };
+  };
   const answer = (
     req: RecordedRequest,
     field: 'lastUpdateDateTime' | 'lastUpdateTime',
@@ -78,7 +100,7 @@ export function alertsApi(
   ) => {
     const refused = bearerRefused(req, ledger);
     if (refused) return refused;
-    const interjected = options.interject?.shift();
+    const interjected = options.interject?.shift() ?? throttled();
     if (interjected) return interjected;
     const filter = req.query['$filter'] ?? '';
     const since = new RegExp(`^${field} ge (\\S+)`).exec(filter)?.[1];

@@ -367,6 +367,68 @@ describe('sentinelone polling', () => {
     expect(t.persisted.size).toBe(3);
   });
 
+  it('sends the downgrade of a threat marked a false positive once, however often the console updates it after, leaving a newer raise for the user standing', async () => {
+    const server = await mock();
+    const fp = { analystVerdict: 'false_positive' };
+    const threats = [threat(1, '2026-01-01T00:00:00Z')];
+    threatsApi(server, threats);
+    const { t } = await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }));
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T01:00:00Z', fp);
+    await t.runTask('threats');
+    // Threat 2, about the same user, is still active.
+    threats.push(threat(2, '2026-01-01T02:00:00Z'));
+    await t.runTask('threats');
+    // Analysts add notes to the threat marked a false positive: only updatedAt changes.
+    threats[0] = threat(1, '2026-01-01T03:00:00Z', fp);
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T04:00:00Z', { ...fp, mitigationStatus: 'marked_as_benign' });
+    await t.runTask('threats');
+    expect(t.events().map((e) => [e.txn, e.claims?.['current_level']])).toEqual([
+      ['1850123456789000001', 'HIGH'],
+      ['1850123456789000001#cleared', 'LOW'],
+      ['1850123456789000002', 'HIGH'],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(2);
+
+    // Reopened: raised again, and its next closure lowers the level again.
+    threats[0] = threat(1, '2026-01-01T05:00:00Z', { analystVerdict: 'true_positive' });
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T06:00:00Z', fp);
+    await t.runTask('threats');
+    expect(
+      t
+        .events()
+        .slice(3)
+        .map((e) => [e.txn, e.claims?.['current_level']]),
+    ).toEqual([
+      ['1850123456789000001', 'HIGH'],
+      ['1850123456789000001#cleared', 'LOW'],
+    ]);
+  });
+
+  it("dates each level change when it happened: the first raise at detection, later ones at the threat's update", async () => {
+    const server = await mock();
+    const threats = [threat(1, '2026-01-01T00:00:15Z')];
+    threatsApi(server, threats);
+    const { t } = await startInstance(config({ console_url: server.url, initial_lookback: '3650d' }));
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T00:05:00Z', { mitigationStatus: 'mitigated' });
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T01:00:00Z', { analystVerdict: 'false_positive' });
+    await t.runTask('threats');
+    threats[0] = threat(1, '2026-01-01T02:00:00Z', { analystVerdict: 'true_positive' });
+    await t.runTask('threats');
+    // CAEP §3.8: event_timestamp is the time of the level change; a receiver ordering by it must
+    // see the reopened threat's raise after the downgrade before it.
+    expect(t.events().map((e) => [e.claims?.['current_level'], e.occurredAt])).toEqual([
+      ['HIGH', '2026-01-01T00:00:10.000Z'],
+      ['MEDIUM', '2026-01-01T00:05:00.000Z'],
+      ['LOW', '2026-01-01T01:00:00.000Z'],
+      ['HIGH', '2026-01-01T02:00:00.000Z'],
+    ]);
+  });
+
   it('resumes after a restart from the watermark minus the overlap', async () => {
     const server = await mock();
     const threats = [threat(1, '2026-01-01T00:00:00Z'), threat(2, '2026-01-01T00:10:00Z')];
@@ -559,6 +621,28 @@ describe('sentinelone webhook', () => {
       ]);
     });
   }
+
+  it('sends the downgrade of a threat posted again marked a false positive once, and raises nothing for an older open state posted late', async () => {
+    const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
+    const open = threat(1, '2026-01-01T00:00:15Z');
+    const fp = (updated: string) => threat(1, updated, { analystVerdict: 'false_positive' });
+    const answers = [];
+    for (const body of [open, fp('2026-01-01T01:00:00Z'), fp('2026-01-01T01:30:00Z'), open]) {
+      answers.push((await connector.handleWebhook!(request(body))).body);
+    }
+    expect(answers).toMatchObject([
+      { events: 1, ignored: 0 },
+      { events: 1, ignored: 0 },
+      { events: 0, ignored: 1 },
+      { events: 0, ignored: 1 },
+    ]);
+    expect(t.events().map((e) => [e.txn, e.claims?.['current_level']])).toEqual([
+      ['1850123456789000001', 'HIGH'],
+      ['1850123456789000001#cleared', 'LOW'],
+    ]);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'closed' })).toBe(1);
+    expect(t.counter('edr_records_total', { outcome: 'ignored', reason: 'superseded' })).toBe(1);
+  });
 
   it('maps threats posted as {data: [...]}, as the API returns them', async () => {
     const { connector, t } = await startInstance(config({ mode: 'webhook', webhook: { secret } }));
