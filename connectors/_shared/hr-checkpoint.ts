@@ -115,9 +115,15 @@ export function hrCheckpoint<S extends HrState>(
     const state = await load();
     const next = nextDue(state);
     if (next === undefined || new Date(next).getTime() > now.getTime()) return;
-    const events = releaseDue(state, policy, now);
+    const refused: string[] = [];
+    const events = releaseDue(state, policy, now, refused);
     await commit(state, events);
     ctx.logger.info({ events: events.length }, 'released held terminations that took effect');
+    if (refused.length > 0) {
+      const message = `${describeEmployees(refused)}: a held termination or purge took effect, but the only work email known belongs to another active employee now, and subject_format is email: not sent`;
+      ctx.logger.warn({ employees: refused.length, examples: refused.slice(0, 10) }, message);
+      ctx.status.set('recoverable_error', message);
+    }
   }
 
   return {
@@ -154,6 +160,30 @@ export function logBackfilled(
     { employees: ids.length, backfill_window_ms: backfillWindowMs, examples: ids.slice(0, 10), ...fields },
     `recorded ${ids.length} leaver(s) seen for the first time, whose termination took effect before backfill_window (or has no date), without events`,
   );
+}
+
+/** `employee 7`, `employees 7, 9 and 12 more`: up to ten ids, for messages. */
+function describeEmployees(ids: readonly string[]): string {
+  const listed = ids.slice(0, 10).join(', ');
+  const more = ids.length > 10 ? ` and ${ids.length - 10} more` : '';
+  return ids.length === 1 ? `employee ${listed}` : `employees ${listed}${more}`;
+}
+
+/**
+ * Leavers a poll could not send because no subject can be made for them (see unnamedLeaver):
+ * the connector keeps them (`ids`) and reads them again until one can be, since its change feed
+ * has moved on. Logged at warn level naming them; the message is for the instance status, which
+ * a run must not report healthy while any is kept.
+ */
+export function unnamedLeavers(
+  ctx: Pick<InboundContext, 'logger'>,
+  ids: readonly string[],
+  retry: string,
+): string | undefined {
+  if (ids.length === 0) return undefined;
+  const message = `${ids.length} leaver(s) not sent, ${describeEmployees(ids)}: no usable work email (or only one another active employee has now), and subject_format is email; ${retry}`;
+  ctx.logger.warn({ employees: ids.length, examples: ids.slice(0, 10) }, message);
+  return message;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   applyWorker,
   emptyHrState,
   releaseDue,
+  unnamedFor,
   unnamedLeaver,
   type HrState,
   type LeaverPolicy,
@@ -143,7 +144,8 @@ describe('leave around the termination date', () => {
   it('an explicit active record still cancels and reverses: the same date is the source lagging, none a rehire', () => {
     const state = gardenLeave();
     releaseDue(state, policy, new Date('2026-02-10T00:01:00Z'));
-    const now = new Date('2026-02-11T09:00:00Z');
+    // Later that day.
+    const now = new Date('2026-02-10T09:00:00Z');
     expect(
       applyWorker(state, { ...dana, status: 'active', terminationDate: '2026-02-10' }, policy, now).events,
     ).toEqual([]);
@@ -259,6 +261,161 @@ describe('a leaver no subject can be made for', () => {
     // A rehire or a deletion that cannot be named is no leaver.
     applyWorker(state, { id: '5', status: 'active' }, policy, now);
     expect(unnamedLeaver(applyDeletion(state, '5', undefined, policy, undefined, now))).toBe(false);
+  });
+});
+
+describe('a termination the bridge released while the source still showed the worker active', () => {
+  /** Dana's termination of 31 January, entered on 10 January, released by the bridge on its date. */
+  function released(): HrState {
+    const state = emptyHrState();
+    applyWorker(state, { ...dana, status: 'active' }, policy, new Date('2026-01-05T09:00:00Z'));
+    const held = applyWorker(
+      state,
+      { ...dana, status: 'active', terminationDate: '2026-01-31' },
+      policy,
+      new Date('2026-01-10T09:00:00Z'),
+    );
+    expect(types(held.events)).toEqual(LEAVER);
+    expect(types(releaseDue(state, policy, new Date('2026-01-31T00:01:00Z')))).toEqual(LEAVER);
+    return state;
+  }
+
+  it('reads the record still active with that date as the source lagging on that day only: a rehire months later is sent', () => {
+    const state = released();
+    const lagging = { ...dana, status: 'active' as const, terminationDate: '2026-01-31' };
+    expect(applyWorker(state, lagging, policy, new Date('2026-01-31T17:00:00Z')).events).toEqual([]);
+    expect(state.workers['1']).toMatchObject({ status: 'terminated', released: true });
+    // 1 June: rehired; the record never showed the termination, and keeps its date.
+    const rehire = applyWorker(state, lagging, policy, new Date('2026-06-01T09:00:00Z'));
+    expect(rehire.events.map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-enabled', '1:enabled:after:2026-01-31'],
+    ]);
+    expect(state.workers['1']).toEqual({ email: 'dana@example.com', status: 'active', reversals: 1 });
+  });
+
+  it('takes a hire date after the termination date for a rehire, even on that day; one ahead is held until it', () => {
+    const sameDay = released();
+    const rehire = applyWorker(
+      sameDay,
+      { ...dana, status: 'active', terminationDate: '2026-01-31', hireDate: '2026-01-31' },
+      policy,
+      new Date('2026-01-31T17:00:00Z'),
+    );
+    // A hire date on the termination date is the old employment's start at the latest: no rehire.
+    expect(rehire.events).toEqual([]);
+    const state = released();
+    const ahead = applyWorker(
+      state,
+      { ...dana, status: 'active', terminationDate: '2026-01-31', hireDate: '2026-02-02' },
+      policy,
+      new Date('2026-01-31T17:00:00Z'),
+    );
+    expect(ahead.events).toEqual([
+      expect.objectContaining({ type: 'risc.account-enabled', occurredAt: '2026-02-02T00:00:00.000Z' }),
+    ]);
+    expect(state.pending['1:enable']?.dueAt).toBe('2026-02-02T00:00:00.000Z');
+    expect(types(releaseDue(state, policy, new Date('2026-02-02T00:00:00Z')))).toEqual([
+      'risc.account-enabled',
+    ]);
+  });
+});
+
+describe('an email another active employee has now', () => {
+  const aliases: LeaverPolicy = { ...policy, subject_format: 'aliases' };
+
+  /** Dana, a contingent worker (C100), is hired as an employee (E200): HR moves her email over. */
+  function converted(leaverPolicy: LeaverPolicy): HrState {
+    const state = emptyHrState();
+    const day = (at: string) => new Date(`2026-03-02T${at}Z`);
+    applyWorker(
+      state,
+      { id: 'C100', email: 'dana@example.com', status: 'active' },
+      leaverPolicy,
+      day('08:00:00'),
+    );
+    applyWorker(
+      state,
+      { id: 'E200', email: 'dana@example.com', status: 'active' },
+      leaverPolicy,
+      day('09:00:00'),
+    );
+    applyWorker(state, { id: 'C100', status: 'active' }, leaverPolicy, day('09:05:00'));
+    return state;
+  }
+  const ended = { id: 'C100', status: 'terminated' as const, terminationDate: '2026-03-02' };
+  const now = new Date('2026-03-02T10:00:00Z');
+
+  it('is not the subject of the old record’s termination: refused and flagged with subject_format email', () => {
+    const state = converted(policy);
+    const out = applyWorker(state, ended, policy, now);
+    expect(out.events).toEqual([]);
+    expect(unnamedLeaver(out)).toBe(true);
+    expect(unnamedFor(out)).toBe('E200');
+    expect(out.ignored).toContain('belongs to active employee E200 now');
+  });
+
+  it('leaves the HR id alone as the subject with subject_format aliases', () => {
+    const state = converted(aliases);
+    const out = applyWorker(state, ended, aliases, now);
+    expect(out.events.map((e) => [e.type, e.subject])).toEqual([
+      ['risc.account-disabled', { format: 'iss_sub', iss: policy.issuer, sub: 'C100' }],
+      ['caep.session-revoked', { format: 'iss_sub', iss: policy.issuer, sub: 'C100' }],
+    ]);
+    expect(unnamedLeaver(out)).toBe(false);
+  });
+
+  it('is not purged when a duplicate record is deleted, nor by a held termination or purge released later', () => {
+    const state = emptyHrState();
+    applyWorker(state, { id: '100', email: 'dana@example.com', status: 'active' }, policy, now);
+    applyWorker(state, { id: '101', email: 'Dana@example.com', status: 'active' }, policy, now);
+    const deleted = applyDeletion(state, '101', undefined, policy, undefined, now);
+    expect(deleted.events).toEqual([]);
+    expect(unnamedFor(deleted)).toBe('100');
+    const purged = applyDeletion(state, '101', undefined, aliases, undefined, now);
+    expect(purged.ignored).toBe('employee already purged');
+    const withAliases = emptyHrState();
+    applyWorker(withAliases, { id: '100', email: 'dana@example.com', status: 'active' }, aliases, now);
+    applyWorker(withAliases, { id: '101', email: 'dana@example.com', status: 'active' }, aliases, now);
+    expect(applyDeletion(withAliases, '101', undefined, aliases, undefined, now).events).toEqual([
+      expect.objectContaining({
+        type: 'risc.account-purged',
+        subject: { format: 'iss_sub', iss: policy.issuer, sub: '101' },
+      }),
+    ]);
+
+    // C100's termination was held for 31 March before E200 took the email.
+    const purging = { ...policy, purge_after: 30 * 86_400_000 };
+    const held = emptyHrState();
+    applyWorker(held, { id: 'C100', email: 'dana@example.com', status: 'active' }, purging, now);
+    const entered = applyWorker(
+      held,
+      { id: 'C100', email: 'dana@example.com', status: 'active', terminationDate: '2026-03-31' },
+      purging,
+      now,
+    );
+    expect(types(entered.events)).toEqual(LEAVER);
+    applyWorker(held, { id: 'E200', email: 'dana@example.com', status: 'active' }, purging, now);
+    const refused: string[] = [];
+    expect(releaseDue(held, purging, new Date('2026-03-31T00:00:00Z'), refused)).toEqual([]);
+    expect(refused).toEqual(['C100']);
+    expect(held.workers['C100']).toMatchObject({ status: 'terminated', date: '2026-03-31' });
+    expect(held.pending).toEqual({});
+  });
+
+  it('names the leaver whose record shows it, though an old record remembers it; and is used again once that one has left', () => {
+    const state = converted(policy);
+    const named = { format: 'email', email: 'dana@example.com' };
+    const left = applyWorker(
+      state,
+      { id: 'E200', email: 'dana@example.com', status: 'terminated', terminationDate: '2026-03-02' },
+      policy,
+      now,
+    );
+    expect(left.events.map((e) => [e.type, e.subject])).toEqual([
+      ['risc.account-disabled', named],
+      ['caep.session-revoked', named],
+    ]);
+    expect(applyWorker(state, ended, policy, now).events.map((e) => e.subject)).toEqual([named, named]);
   });
 });
 

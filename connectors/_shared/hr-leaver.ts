@@ -30,6 +30,11 @@ export interface HrWorker {
   /** `YYYY-MM-DD`. */
   lastDayOfWork?: string | undefined;
   /**
+   * `YYYY-MM-DD`: the start of the current employment, where the record carries one. A hire date
+   * after the termination date the record still shows is a later employment's: a rehire.
+   */
+  hireDate?: string | undefined;
+  /**
    * `YYYY-MM-DD`: the day an `active` status takes effect (csv-drop's `effective_date`). A
    * leaver shown active from a day ahead is rehired then: account-enabled is held until it.
    */
@@ -76,10 +81,16 @@ export interface WorkerSnapshot {
   renames?: number | undefined;
   /**
    * The termination was sent by the bridge when its date came, while the source still showed
-   * the worker active (HR changes the status later that day). Until the source says terminated
-   * itself, a record still active with that date is the source lagging, not a rehire.
+   * the worker active (HR changes the status later that day). On that day, until the source says
+   * terminated itself, a record still active with that date is the source lagging, not a rehire.
    */
   released?: boolean | undefined;
+  /**
+   * The email is remembered from an earlier record: the last one showed none (HR moved it to
+   * another record, or the field is hidden). A worker whose record shows an email now has it
+   * before one that only remembers it (see emailOwner).
+   */
+  remembered?: boolean | undefined;
 }
 
 /**
@@ -121,6 +132,7 @@ export const hrStateShape = {
       reversals: z.number().int().nonnegative().optional(),
       renames: z.number().int().nonnegative().optional(),
       released: z.boolean().optional(),
+      remembered: z.boolean().optional(),
     }),
   ),
   pending: z.record(
@@ -240,22 +252,68 @@ export interface LeaverOutcome {
   backfilled?: boolean;
 }
 
-/** Outcomes of a termination that no subject could be made for (see unnamedLeaver). */
-const unnamedOutcomes = new WeakSet<LeaverOutcome>();
+/**
+ * Outcomes of a termination or purge that no subject could be made for (see unnamedLeaver), with
+ * the active employee whose email it would have named, if that was why.
+ */
+const unnamedOutcomes = new WeakMap<LeaverOutcome, { owner?: string | undefined }>();
 
 /**
- * Whether `outcome`, as applyWorker returned it, is a termination (in effect or held) that no
- * subject could be made for: subject_format is email and no usable email is known. Nothing was
- * sent or recorded, so a connector must not let it pass silently (a webhook is answered so that
+ * Whether `outcome`, as applyWorker (or applyDeletion) returned it, is a termination (in effect or
+ * held) or a purge that no subject could be made for: subject_format is email and no usable email
+ * is known, or the only one known belongs to another active employee now (see emailOwner).
+ * Nothing was sent, so a connector must not let it pass silently (a webhook is answered so that
  * the sender retries). A predicate, not a field: callers compare outcomes whole.
  */
 export function unnamedLeaver(outcome: LeaverOutcome): boolean {
   return unnamedOutcomes.has(outcome);
 }
 
-function unnamed(outcome: LeaverOutcome): LeaverOutcome {
-  unnamedOutcomes.add(outcome);
+/** The active employee whose email an unnamed leaver (see unnamedLeaver) would have named, if any. */
+export function unnamedFor(outcome: LeaverOutcome): string | undefined {
+  return unnamedOutcomes.get(outcome)?.owner;
+}
+
+function unnamed(outcome: LeaverOutcome, owner?: string): LeaverOutcome {
+  unnamedOutcomes.set(outcome, { owner });
   return outcome;
+}
+
+/**
+ * Another employee, active, whose email `email` is now: an email moves to a new record when a
+ * contingent worker is hired as an employee, and a duplicate record shares it. A termination or
+ * purge of `employeeId` must not name it, or it would end that employee's account. One that
+ * only remembers the email (its record no longer shows it) has it only from another that only
+ * remembers it too (`remembered`): one whose record shows it has it first.
+ */
+export function emailOwner(
+  state: HrState,
+  employeeId: string,
+  email: string | undefined,
+  remembered = false,
+): string | undefined {
+  if (email === undefined) return undefined;
+  for (const [id, known] of Object.entries(state.workers)) {
+    if (id === employeeId || known.status !== 'active' || known.email === undefined) continue;
+    if ((remembered || !known.remembered) && sameIdentifier(known.email, email)) return id;
+  }
+  return undefined;
+}
+
+/**
+ * The email a termination or purge of `employeeId`, as its snapshot stands, may name: not one
+ * another active employee has.
+ */
+function ownEmail(state: HrState, employeeId: string, email: string | undefined): string | undefined {
+  const remembered = state.workers[employeeId]?.remembered === true;
+  return emailOwner(state, employeeId, email, remembered) === undefined ? email : undefined;
+}
+
+/** Why a leaver went unnamed: no email, or one that another active employee has now. */
+function unnamedNote(owner: string | undefined): string {
+  return owner === undefined
+    ? NO_EMAIL
+    : `the only work email known belongs to active employee ${owner} now, and subject_format is email`;
 }
 
 function sameIdentifier(a: string, b: string): boolean {
@@ -442,11 +500,12 @@ const NO_EMAIL = 'no usable work email on the record, and subject_format is emai
 /** Rebuilds the held changes of an employee about its current email: the old may go to someone else. */
 function followEmail(state: HrState, id: string, email: string | undefined, policy: LeaverPolicy): void {
   const reversals = state.workers[id]?.reversals;
+  const own = ownEmail(state, id, email);
   const held = state.pending[`${id}:terminate`];
-  const leaver = held && terminationEvents(id, email, held.date, held.dueAt, policy, reversals);
+  const leaver = held && terminationEvents(id, own, held.date, held.dueAt, policy, reversals);
   if (held && leaver) held.events = leaver;
   const purge = state.pending[`${id}:purge`];
-  const rebuilt = purge && purgeEvent(id, email, purge.date, purge.dueAt, policy, reversals);
+  const rebuilt = purge && purgeEvent(id, own, purge.date, purge.dueAt, policy, reversals);
   if (purge && rebuilt) purge.events = rebuilt;
   const rehire = state.pending[`${id}:enable`];
   const enabled = rehire && enabledEvent(id, email, state.workers[id]?.date, rehire.dueAt, policy, reversals);
@@ -467,7 +526,8 @@ function schedulePurge(
   if (policy.purge_after === undefined) return;
   const dueAt = new Date(effectiveAt.getTime() + policy.purge_after);
   const reversals = state.workers[employeeId]?.reversals;
-  const purge = purgeEvent(employeeId, email, date, dueAt.toISOString(), policy, reversals);
+  const own = ownEmail(state, employeeId, email);
+  const purge = purgeEvent(employeeId, own, date, dueAt.toISOString(), policy, reversals);
   if (!purge) return;
   if (dueAt.getTime() <= now.getTime()) {
     events.push(...purge);
@@ -513,6 +573,9 @@ function applyRecord(
   const id = worker.id;
   const prev = state.workers[id];
   const email = usableEmail(worker.email) ?? prev?.email;
+  // The record shows no (usable) email: the one known is remembered from an earlier record.
+  const remembered = email !== undefined && usableEmail(worker.email) === undefined;
+  const memo = remembered ? { remembered } : {};
   const username = worker.username?.trim() || prev?.username;
   const events: EventDraft[] = [];
   const notes: string[] = [];
@@ -541,7 +604,7 @@ function applyRecord(
   if (prev && worker.status === 'unknown' && effectiveAt === undefined) {
     // Neither a status nor a date (fields the source no longer shows): nothing is said of the
     // employment, so a reported termination stands and a held one stays held.
-    state.workers[id] = { ...prev, email, username };
+    state.workers[id] = { ...withoutMemo(prev), email, username, ...memo };
     followEmail(state, id, email, policy);
     notes.push('the record shows neither a status nor a termination date; the employment is unchanged');
     return outcome(events, notes);
@@ -551,13 +614,20 @@ function applyRecord(
   const held = state.pending[pendingKey];
   // A held termination whose time has come (the release has not run yet: the bridge was down).
   const heldDue = held && Date.parse(held.dueAt) <= now.getTime() ? held : undefined;
+  // A hire date after the termination date the record shows is a later employment's: a rehire.
+  const rehired = worker.hireDate !== undefined && basisDate !== undefined && worker.hireDate > basisDate;
   // The date of a termination the bridge held (or released) has come, and the source still
-  // shows the worker active with that date: HR changes the status later that day. The
-  // termination stands; read as a rescind (or a rehire) it would never be sent (or be undone).
+  // shows the worker active with that date: HR changes the status later that day. On that day
+  // the termination stands; read as a rescind (or a rehire) it would never be sent (or be
+  // undone). After it, the record says what it says: a source keeps the last termination date
+  // on a rehired worker, and a rehire weeks later is no lag.
   const sourceLagging =
     worker.status === 'active' &&
     basisDate !== undefined &&
+    effectiveAt !== undefined &&
     !future &&
+    !rehired &&
+    zonedDate(now, policy.timezone) === zonedDate(effectiveAt, policy.timezone) &&
     (held?.date === basisDate || (gone?.released === true && gone.date === basisDate));
   // Leave (garden leave up to the termination date, say) says the employee is not working, not
   // that they work again: only an explicit `active` record reverses a termination. So a leave
@@ -611,6 +681,7 @@ function applyRecord(
         date: gone.date ?? date,
         reversals,
         ...(released ? { released } : {}),
+        ...memo,
       };
       followEmail(state, id, email, policy);
     } else if (
@@ -626,13 +697,15 @@ function applyRecord(
           ? 'termination without a date, first seen (it may have taken effect long ago); recorded without events'
           : `termination took effect on ${date}, before the backfill window; recorded without events`,
       );
-      state.workers[id] = { email, username, status: 'terminated', ...(basisDate ? { date } : {}) };
+      state.workers[id] = { email, username, status: 'terminated', ...(basisDate ? { date } : {}), ...memo };
       return { ...outcome(events, notes), backfilled: true };
     } else {
-      const leaver = terminationEvents(id, email, date, at.toISOString(), policy, reversals);
+      const owner = emailOwner(state, id, email, remembered);
+      const own = owner === undefined ? email : undefined;
+      const leaver = terminationEvents(id, own, date, at.toISOString(), policy, reversals);
       if (!leaver) {
-        notes.push(NO_EMAIL);
-        return unnamed(outcome(events, notes));
+        notes.push(unnamedNote(owner));
+        return unnamed(outcome(events, notes), owner);
       }
       events.push(...leaver);
       state.workers[id] = {
@@ -643,6 +716,7 @@ function applyRecord(
         reversals,
         // Sent while the source does not say terminated itself (yet).
         ...(sourceLagging || onLeave ? { released: true } : {}),
+        ...memo,
       };
       schedulePurge(state, id, email, date, at, now, policy, events);
     }
@@ -651,12 +725,14 @@ function applyRecord(
 
   // A leaver shown active from a day ahead (a rehire entered before it starts) keeps no access
   // until then: the account-enabled is held, as a future termination is.
+  // A hire date after the termination is when the rehire starts, where the record has no other.
+  const activeFrom = worker.activeFrom ?? (rehired ? worker.hireDate : undefined);
   const rehireAt =
-    phase === 'active' && gone && worker.activeFrom
-      ? zonedInstant(worker.activeFrom, policy.effective_time, policy.timezone)
+    phase === 'active' && gone && activeFrom
+      ? zonedInstant(activeFrom, policy.effective_time, policy.timezone)
       : undefined;
   if (gone && rehireAt && rehireAt.getTime() > now.getTime()) {
-    state.workers[id] = { ...gone, email, username };
+    state.workers[id] = { ...withoutMemo(gone), email, username, ...memo };
     followEmail(state, id, email, policy);
     const due = rehireAt.toISOString();
     const enabled = enabledEvent(id, email, gone.date, due, policy, reversals);
@@ -664,7 +740,7 @@ function applyRecord(
       notes.push(NO_EMAIL);
       return outcome(events, notes);
     }
-    const date = worker.activeFrom as string;
+    const date = activeFrom as string;
     const known = state.pending[enableKey]?.date === date;
     state.pending[enableKey] = { kind: 'enable', employeeId: id, date, dueAt: due, events: enabled };
     if (known) notes.push(`rehire already scheduled for ${due}`);
@@ -685,15 +761,17 @@ function applyRecord(
       notes.push(NO_EMAIL);
     }
   }
-  state.workers[id] = { email, username, status: 'active', reversals: nextReversals };
+  state.workers[id] = { email, username, status: 'active', reversals: nextReversals, ...memo };
 
   if (phase === 'pending') {
     const date = basisDate as string;
     const due = (effectiveAt as Date).toISOString();
-    const leaver = terminationEvents(id, email, date, due, policy, nextReversals);
+    const owner = emailOwner(state, id, email, remembered);
+    const own = owner === undefined ? email : undefined;
+    const leaver = terminationEvents(id, own, date, due, policy, nextReversals);
     if (!leaver) {
-      notes.push(NO_EMAIL);
-      return unnamed(outcome(events, notes));
+      notes.push(unnamedNote(owner));
+      return unnamed(outcome(events, notes), owner);
     }
     const known = state.pending[pendingKey]?.date === date;
     // Rebuilt every time, so a held termination follows a change of email.
@@ -728,14 +806,30 @@ export function applyDeletion(
   const email = prev?.email ?? usableEmail(emailHint);
   if (!prev && !email) return { events: [], ignored: 'deleted employee was never seen and has no email' };
   const at = observedAt ? earlier(new Date(observedAt), now).toISOString() : undefined;
-  const purge = purgeEvent(employeeId, email, 'deleted', at, policy, prev?.reversals);
+  // A duplicate record deleted, or the old record of someone hired again under a new one: the
+  // email is the active employee's now, and purging it would delete their account.
+  const owner = emailOwner(state, employeeId, email, prev?.remembered === true);
+  const own = owner === undefined ? email : undefined;
+  const purge = purgeEvent(employeeId, own, 'deleted', at, policy, prev?.reversals);
   state.workers[employeeId] = { ...prev, email, status: 'deleted' };
-  if (!purge) return { events: [], ignored: NO_EMAIL };
+  if (!purge) {
+    const refused = { events: [], ignored: unnamedNote(owner) };
+    return owner === undefined ? refused : unnamed(refused, owner);
+  }
   return { events: purge };
 }
 
-/** Releases held changes whose time has come, oldest first. */
-export function releaseDue(state: HrState, policy: LeaverPolicy, now: Date): EventDraft[] {
+/**
+ * Releases held changes whose time has come, oldest first. A termination or purge whose email
+ * another active employee has taken meanwhile (see emailOwner) goes out without it, by the HR id;
+ * with subject_format email it cannot, and the employee's id is added to `refused`.
+ */
+export function releaseDue(
+  state: HrState,
+  policy: LeaverPolicy,
+  now: Date,
+  refused: string[] = [],
+): EventDraft[] {
   const due = Object.entries(state.pending)
     .filter(([, p]) => new Date(p.dueAt).getTime() <= now.getTime())
     .sort(([, a], [, b]) => a.dueAt.localeCompare(b.dueAt));
@@ -744,8 +838,15 @@ export function releaseDue(state: HrState, policy: LeaverPolicy, now: Date): Eve
     // Cancelled by one released before it (a rehire cancels the purge).
     if (state.pending[key] !== p) continue;
     delete state.pending[key];
-    events.push(...p.events);
     const prev = state.workers[p.employeeId];
+    if (p.kind !== 'enable' && ownEmail(state, p.employeeId, prev?.email) !== prev?.email) {
+      const build = p.kind === 'terminate' ? terminationEvents : purgeEvent;
+      const rebuilt = build(p.employeeId, undefined, p.date, p.dueAt, policy, prev?.reversals);
+      if (rebuilt) events.push(...rebuilt);
+      else refused.push(p.employeeId);
+    } else {
+      events.push(...p.events);
+    }
     if (p.kind === 'terminate') {
       state.workers[p.employeeId] = { ...prev, status: 'terminated', date: p.date, released: true };
       schedulePurge(state, p.employeeId, prev?.email, p.date, new Date(p.dueAt), now, policy, events);
@@ -758,6 +859,7 @@ export function releaseDue(state: HrState, policy: LeaverPolicy, now: Date): Eve
         status: 'active',
         reversals: (prev?.reversals ?? 0) + 1,
         ...(prev?.renames !== undefined ? { renames: prev.renames } : {}),
+        ...(prev?.remembered ? { remembered: true } : {}),
       };
     } else {
       state.workers[p.employeeId] = { ...prev, status: 'deleted', date: p.date };
@@ -782,6 +884,12 @@ export function notHeld(events: EventDraft[], state: HrState): EventDraft[] {
   for (const p of Object.values(state.pending))
     for (const e of p.events) held.add(`${e.sourceRecordId} ${e.type}`);
   return events.filter((e) => !held.has(`${e.sourceRecordId} ${e.type}`));
+}
+
+/** A snapshot without its `remembered` mark, for one the record at hand says anew. */
+function withoutMemo<T extends WorkerSnapshot | undefined>(snapshot: T): Omit<NonNullable<T>, 'remembered'> {
+  const { remembered: _remembered, ...rest } = snapshot ?? ({} as NonNullable<T>);
+  return rest;
 }
 
 function earlier(a: Date, b: Date): Date {

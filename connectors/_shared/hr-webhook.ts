@@ -77,9 +77,10 @@ export interface HrWebhookReplies {
    * permanent failure there is the bridge's, not the sender's (its stored state is unreadable,
    * or the catalog refused what the mapping made): answered 500 so the sender delivers again
    * once an operator has put it right, and shown in the instance status. A 4xx would make the
-   * sender drop a leaver for good.
+   * sender drop a leaver for good. An answer `apply` returns instead (made with refuse or
+   * lookupFailed: the employee was read inside it, and could not be) is given as it is.
    */
-  accept(received: number, apply: () => Promise<number>): Promise<InboundResponse>;
+  accept(received: number, apply: () => Promise<number | InboundResponse>): Promise<InboundResponse>;
 }
 
 export function hrWebhookReplies<S>(ctx: InboundContext<S>, metricPrefix: string): HrWebhookReplies {
@@ -111,6 +112,7 @@ export function hrWebhookReplies<S>(ctx: InboundContext<S>, metricPrefix: string
     async accept(received, apply) {
       try {
         const events = await apply();
+        if (typeof events !== 'number') return events;
         webhooks.inc({ outcome: 'accepted' });
         ctx.status.success();
         return { status: 200, body: { received, events } };

@@ -698,6 +698,216 @@ describe('bamboohr polling without `latest`', () => {
   });
 });
 
+/** Waits until `check` holds, at most `ms`. */
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await delay(5);
+  }
+}
+
+const LEAVER = ['risc.account-disabled', 'caep.session-revoked'];
+
+describe('bamboohr: reads of one employee are applied in the order they were made', () => {
+  it('webhook_and_poll: a poll that read the employee before the termination webhook does not re-enable the leaver', async () => {
+    const checkpoints = new Map<string, unknown>([
+      ['default', { workers: {}, pending: {}, since: '2026-11-29T13:00:00+00:00' }],
+    ]);
+    let record = employee('4581');
+    let answer4582!: () => void;
+    const slow = new Promise<void>((resolve) => (answer4582 = resolve));
+    server.on('GET', `${API}/employees/changed`, () => ({
+      body: {
+        latest: '2026-11-29T13:59:00+00:00',
+        employees: { '4581': { id: '4581', action: 'Updated' }, '4582': { id: '4582', action: 'Updated' } },
+      },
+    }));
+    server.on('GET', `${API}/employees/4581`, () => ({ body: record }));
+    server.on('GET', `${API}/employees/4582`, async () => {
+      await slow;
+      return { body: employee('4582', { workEmail: 'sam@example.com' }) };
+    });
+    const { connector, tc } = await started(
+      { mode: 'webhook_and_poll' },
+      createTestContext<BambooHrState>({ now: NOW, checkpoints }),
+    );
+    const poll = tc.runTask('poll');
+    // The poll has read 4581 (still active) and waits for BambooHR's answer about 4582 ...
+    await until(() => server.requests.some((r) => r.path.endsWith('/employees/4582')));
+    // ... when HR terminates 4581, and BambooHR's webhook about it arrives.
+    record = employee('4581', terminated);
+    const delivery = connector.handleWebhook!(signed(updated('4581')));
+    await Promise.race([delivery, delay(300)]);
+    answer4582();
+    expect((await delivery).status).toBe(200);
+    await poll;
+    expect(tc.events().map((e) => e.type)).toEqual(LEAVER);
+    expect((tc.checkpoints.get('default') as BambooHrState).workers['4581']?.status).toBe('terminated');
+    await connector.stop(100);
+  });
+
+  it('webhook: of two deliveries in flight, the one read first and answered last is not applied last', async () => {
+    let record = employee('4581');
+    let reads = 0;
+    let answerFirst!: () => void;
+    const slow = new Promise<void>((resolve) => (answerFirst = resolve));
+    server.on('GET', `${API}/employees/4581`, async () => {
+      reads += 1;
+      // BambooHR reads the record now; its answer to the first read is slow to arrive.
+      const body = record;
+      if (reads === 1) await slow;
+      return { body };
+    });
+    const { connector, tc } = await started();
+    const jobTitle = {
+      ...updated('4581'),
+      timestamp: '2026-11-29T13:59:50+0000',
+      data: { ...updated('4581').data, changedFields: ['jobTitle'] },
+    };
+    const first = connector.handleWebhook!(signed(jobTitle));
+    await until(() => reads === 1);
+    record = employee('4581', terminated);
+    const termination = connector.handleWebhook!(signed(updated('4581')));
+    await Promise.race([termination, delay(300)]);
+    answerFirst();
+    expect((await first).status).toBe(200);
+    expect((await termination).status).toBe(200);
+    expect(tc.events().map((e) => e.type)).toEqual(LEAVER);
+    expect((tc.checkpoints.get('default') as BambooHrState).workers['4581']?.status).toBe('terminated');
+    await connector.stop(100);
+  });
+});
+
+describe('bamboohr: a leaver it cannot name (subject_format email, no work email)', () => {
+  const unnamed = employee('4581', { ...terminated, workEmail: null });
+
+  it('answers the webhook 503, so that BambooHR delivers it again, and flags the instance; nothing is committed', async () => {
+    server.on('GET', `${API}/employees/4581`, () => ({ body: unnamed }));
+    const { connector, tc } = await started({ subject_format: 'email' });
+    const refused = await connector.handleWebhook!(signed(updated('4581'))).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RetryableError);
+    expect((refused as RetryableError).message).toContain('employee 4581 is a leaver');
+    expect(tc.checkpoints.size).toBe(0);
+    expect(tc.statuses.at(-1)).toMatchObject({
+      state: 'recoverable_error',
+      reason: expect.stringContaining('employee 4581'),
+    });
+    expect(tc.logs.filter((l) => l.level === 'warn').map((l) => l.fields.employee)).toEqual(['4581']);
+    expect(tc.counter('bamboohr_employees_total', { outcome: 'no_email' })).toBe(1);
+    // Delivered again once the record has a work email: sent.
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    expect((await connector.handleWebhook!(signed(updated('4581')))).status).toBe(200);
+    expect(tc.events().map((e) => e.type)).toEqual(LEAVER);
+    await connector.stop(100);
+  });
+
+  it('keeps a polled one on the status and reads it again at every poll (the watermark moved on) until it is sent', async () => {
+    const checkpoints = new Map<string, unknown>([
+      ['default', { workers: {}, pending: {}, since: '2026-11-29T13:00:00+00:00' }],
+    ]);
+    server.on('GET', `${API}/employees/changed`, (req) => ({
+      body: req.query.since?.startsWith('2026-11-29T13:00')
+        ? {
+            latest: '2026-11-29T13:55:00+00:00',
+            employees: {
+              '4581': { id: '4581', action: 'Updated', lastChanged: '2026-11-29T13:50:00+00:00' },
+            },
+          }
+        : { latest: '2026-11-29T14:10:00+00:00', employees: {} },
+    }));
+    server.on('GET', `${API}/employees/4581`, () => ({ body: unnamed }));
+    const { connector, tc } = await started(
+      { mode: 'poll', subject_format: 'email' },
+      createTestContext<BambooHrState>({ now: NOW, checkpoints }),
+    );
+    await tc.runTask('poll');
+    expect(tc.events()).toEqual([]);
+    const state = () => tc.checkpoints.get('default') as BambooHrState;
+    expect(state().since).toBe('2026-11-29T13:55:00+00:00');
+    expect(state().unnamed).toEqual({ '4581': '2026-11-29T13:50:00.000Z' });
+    expect(tc.statuses.at(-1)).toMatchObject({
+      state: 'recoverable_error',
+      reason: expect.stringContaining('1 leaver(s) not sent, employee 4581'),
+    });
+    expect(tc.logs.filter((l) => l.level === 'warn')).toEqual([
+      expect.objectContaining({ fields: expect.objectContaining({ examples: ['4581'] }) }),
+    ]);
+    expect(tc.successes).toBe(0);
+
+    // /employees/changed names it no more; it is read again all the same.
+    await tc.runTask('poll');
+    expect(server.requests.filter((r) => r.path.endsWith('/employees/4581'))).toHaveLength(2);
+    expect(tc.statuses.at(-1)?.state).toBe('recoverable_error');
+    expect(tc.successes).toBe(0);
+
+    // HR gives the record a work email: the next poll sends the leaver, dated as first read.
+    server.on('GET', `${API}/employees/4581`, () => ({ body: employee('4581', terminated) }));
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '4581:terminated:2026-11-27'],
+      ['caep.session-revoked', '4581:terminated:2026-11-27'],
+    ]);
+    expect(state().unnamed).toBeUndefined();
+    expect(tc.successes).toBe(1);
+    await tc.runTask('poll');
+    expect(server.requests.filter((r) => r.path.endsWith('/employees/4581'))).toHaveLength(3);
+    await connector.stop(100);
+  });
+});
+
+describe('bamboohr: a rehire after a termination the bridge released on its date', () => {
+  async function released() {
+    server.on('GET', `${API}/employees/4617`, () => ({
+      body: employee('4617', { terminationDate: '2026-12-31' }),
+    }));
+    const { connector, tc } = await started();
+    await connector.handleWebhook!(signed(updated('4617')));
+    tc.clock.set('2026-12-31T00:00:00.000Z');
+    await tc.runTask('release');
+    expect(tc.events().map((e) => e.type)).toEqual(LEAVER);
+    return { connector, tc };
+  }
+
+  it('is sent months later, though BambooHR never showed the termination and the record keeps its date', async () => {
+    const { connector, tc } = await released();
+    // Later that day the record still shows the employee active: BambooHR lagging, not a rehire.
+    tc.clock.set('2026-12-31T15:00:00.000Z');
+    await connector.handleWebhook!(
+      signed(updated('4617'), { timestamp: String(Date.parse('2026-12-31T15:00:00Z') / 1000) }),
+    );
+    expect(tc.events()).toHaveLength(2);
+    // In May the employee is back.
+    tc.clock.set('2027-05-03T09:00:00.000Z');
+    const at = String(Date.parse('2027-05-03T09:00:00Z') / 1000);
+    expect((await connector.handleWebhook!(signed(updated('4617'), { timestamp: at }))).status).toBe(200);
+    expect(tc.events().map((e) => [e.type, e.sourceRecordId])).toEqual([
+      ['risc.account-disabled', '4617:terminated:2026-12-31'],
+      ['caep.session-revoked', '4617:terminated:2026-12-31'],
+      ['risc.account-enabled', '4617:enabled:after:2026-12-31'],
+    ]);
+    await connector.stop(100);
+  });
+
+  it('on the termination day, a hire date after it makes a rehire, held until that day', async () => {
+    const { connector, tc } = await released();
+    server.on('GET', `${API}/employees/4617`, () => ({
+      body: employee('4617', { terminationDate: '2026-12-31', hireDate: '2027-01-04' }),
+    }));
+    tc.clock.set('2026-12-31T15:00:00.000Z');
+    const at = String(Date.parse('2026-12-31T15:00:00Z') / 1000);
+    expect((await connector.handleWebhook!(signed(updated('4617'), { timestamp: at }))).status).toBe(200);
+    expect(tc.events()).toHaveLength(2);
+    expect((tc.checkpoints.get('default') as BambooHrState).pending['4617:enable']?.dueAt).toBe(
+      '2027-01-04T00:00:00.000Z',
+    );
+    tc.clock.set('2027-01-04T00:00:00.000Z');
+    await tc.runTask('release');
+    expect(tc.events().map((e) => e.type)).toEqual([...LEAVER, 'risc.account-enabled']);
+    await connector.stop(100);
+  });
+});
+
 describe('bamboohr through ssf-bridge simulate (golden)', () => {
   it('prints every fixture event, notes the ignored ones, and stops at a malformed one', async () => {
     const { run, expected, ignored, rejected } = await simulateFixtures(

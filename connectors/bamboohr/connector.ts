@@ -14,8 +14,9 @@ import {
   hrCheckpoint,
   logBackfilled,
   reportFailures,
+  unnamedLeavers,
 } from '../_shared/hr-checkpoint.ts';
-import { applyDeletion, applyWorker, notHeld } from '../_shared/hr-leaver.ts';
+import { applyDeletion, applyWorker, notHeld, unnamedFor, unnamedLeaver } from '../_shared/hr-leaver.ts';
 import { hrWebhookReplies, signatureMatches, signingKeys, unavailable } from '../_shared/hr-webhook.ts';
 import {
   changesOfWebhook,
@@ -71,9 +72,14 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
   }
 
   /**
-   * Fetches what the changes name (outside the lock: no state is read). With `skipUnreadable`
-   * (polling), an employee whose record the API answers unreadably is marked so and skipped:
-   * a poll cannot leave one record for later, and failing on it would stop every poll after.
+   * Fetches what the changes name. Called inside checkpoint.serial, after the state is loaded:
+   * each employee is read and applied in turn with all other work on the state, so a read is
+   * never applied after a newer one of the same employee (a poll's read of an employee still
+   * active, answered after a webhook's read of the termination, would re-enable the leaver), and
+   * work whose commit meets a state another instance committed meanwhile reads again. With
+   * `skipUnreadable` (polling), an employee whose record the API answers unreadably is marked so
+   * and skipped: a poll cannot leave one record for later, and failing on it would stop every
+   * poll after.
    */
   async function resolve(
     changes: EmployeeChange[],
@@ -104,68 +110,97 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     return out;
   }
 
-  interface ApplyOptions {
-    /** Changes the state before its commit (the poll's last batch moves the watermark). */
-    finish?: (state: BambooHrState) => void;
-    /** Gathers a description of each unreadable employee skipped. */
-    malformed?: string[];
-    /**
-     * The changes come from /employees/changed after the first poll: a termination they show is
-     * news however old its date, though the employee was never seen before.
-     */
-    news?: boolean;
-    /** Gathers the ids of old leavers the backfill window recorded without events. */
-    backfilled?: string[];
+  /**
+   * A leaver a webhook names that no subject can be made for (subject_format email, and no usable
+   * work email, or only one another active employee has now). Answered 503, not 200, so that
+   * BambooHR delivers it again once the cause is put right, instead of the leaver being
+   * dropped; nothing is committed.
+   */
+  function leaverWithoutSubject(employeeId: string, owner: string | undefined): RetryableError {
+    const cause =
+      owner === undefined
+        ? 'the employee record in BambooHR has no usable work email'
+        : `the only work email known for them belongs to active employee ${owner} now`;
+    const message = `employee ${employeeId} is a leaver, but ${cause}, and subject_format is email: not sent; BambooHR is asked to deliver it again`;
+    records.inc({ outcome: 'no_email' });
+    ctx.status.set('recoverable_error', message);
+    ctx.logger.warn({ employee: employeeId }, message);
+    return new RetryableError(message, { code: 'SSF_ERR_BAMBOOHR_NO_SUBJECT', retryAfterMs: 60_000 });
+  }
+
+  interface Applied {
+    events: EventDraft[];
+    /** A description of each unreadable employee skipped. */
+    malformed: string[];
+    /** The ids of old leavers the backfill window recorded without events. */
+    backfilled: string[];
   }
 
   /**
-   * Applies resolved changes to the stored state and commits it with their due events. An
-   * unreadable employee is skipped and described in `malformed`.
+   * Applies resolved changes to `state` (in place) and returns their events. An unreadable
+   * employee is skipped and described. A leaver no subject can be made for fails a webhook (see
+   * leaverWithoutSubject); a poll keeps it in `state.unnamed`, to be read again by the next
+   * polls, since /employees/changed will not name it again.
+   *
+   * `news`: the changes come from /employees/changed after the first poll: a termination they
+   * show is news however old its date, though the employee was never seen before.
    */
-  async function apply(resolved: Resolved[], options: ApplyOptions = {}): Promise<number> {
-    const { finish, malformed = [], news = false, backfilled = [] } = options;
-    return checkpoint.serial(async () => {
-      const now = ctx.clock.now();
-      const state = await checkpoint.load();
-      const events: EventDraft[] = [];
-      for (const { change, employee, unreadable } of resolved) {
-        let outcome;
-        if (unreadable !== undefined) {
+  function applyResolved(
+    state: BambooHrState,
+    resolved: Resolved[],
+    options: { news?: boolean; webhook?: boolean } = {},
+  ): Applied {
+    const { news = false, webhook: fromWebhook = false } = options;
+    const now = ctx.clock.now();
+    const applied: Applied = { events: [], malformed: [], backfilled: [] };
+    /** The employee's latest read settled it: no longer kept for want of a subject. */
+    const settled = (id: string) => {
+      if (state.unnamed?.[id] === undefined) return;
+      delete state.unnamed[id];
+      if (Object.keys(state.unnamed).length === 0) delete state.unnamed;
+    };
+    for (const { change, employee, unreadable } of resolved) {
+      let outcome;
+      if (unreadable !== undefined) {
+        records.inc({ outcome: 'malformed' });
+        applied.malformed.push(`employee ${change.employeeId}: ${unreadable}`);
+        ctx.logger.warn({ employee: change.employeeId, reason: unreadable }, 'skipped an employee');
+        continue;
+      } else if (change.action === 'deleted') {
+        outcome = applyDeletion(state, change.employeeId, undefined, policy, change.at, now);
+      } else if (!employee) {
+        records.inc({ outcome: 'vanished' });
+        settled(change.employeeId);
+        ctx.logger.info({ employee: change.employeeId }, 'employee no longer exists in BambooHR; skipped');
+        continue;
+      } else {
+        try {
+          const worker = workerFromEmployee(employee, config, change.at, change.announced || news);
+          outcome = applyWorker(state, worker, policy, now);
+        } catch (err) {
           records.inc({ outcome: 'malformed' });
-          malformed.push(`employee ${change.employeeId}: ${unreadable}`);
-          ctx.logger.warn({ employee: change.employeeId, reason: unreadable }, 'skipped an employee');
+          applied.malformed.push(`employee ${change.employeeId}: ${(err as Error).message}`);
+          ctx.logger.warn(
+            { employee: change.employeeId, reason: (err as Error).message },
+            'skipped an employee',
+          );
           continue;
-        } else if (change.action === 'deleted') {
-          outcome = applyDeletion(state, change.employeeId, undefined, policy, change.at, now);
-        } else if (!employee) {
-          records.inc({ outcome: 'vanished' });
-          ctx.logger.info({ employee: change.employeeId }, 'employee no longer exists in BambooHR; skipped');
-          continue;
-        } else {
-          try {
-            const worker = workerFromEmployee(employee, config, change.at, change.announced || news);
-            outcome = applyWorker(state, worker, policy, now);
-          } catch (err) {
-            records.inc({ outcome: 'malformed' });
-            malformed.push(`employee ${change.employeeId}: ${(err as Error).message}`);
-            ctx.logger.warn(
-              { employee: change.employeeId, reason: (err as Error).message },
-              'skipped an employee',
-            );
-            continue;
-          }
         }
-        records.inc({ outcome: outcome.events.length > 0 ? 'mapped' : 'ignored' });
-        if (outcome.ignored)
-          ctx.logger.debug({ employee: change.employeeId, reason: outcome.ignored }, 'no event');
-        if (outcome.backfilled) backfilled.push(change.employeeId);
-        events.push(...outcome.events);
       }
-      finish?.(state);
-      const due = notHeld(events, state);
-      await checkpoint.commit(state, due);
-      return due.length;
-    });
+      if (unnamedLeaver(outcome)) {
+        if (fromWebhook) throw leaverWithoutSubject(change.employeeId, unnamedFor(outcome));
+        records.inc({ outcome: 'no_email' });
+        (state.unnamed ??= {})[change.employeeId] ??= change.at ?? now.toISOString();
+        continue;
+      }
+      settled(change.employeeId);
+      records.inc({ outcome: outcome.events.length > 0 ? 'mapped' : 'ignored' });
+      if (outcome.ignored)
+        ctx.logger.debug({ employee: change.employeeId, reason: outcome.ignored }, 'no event');
+      if (outcome.backfilled) applied.backfilled.push(change.employeeId);
+      applied.events.push(...outcome.events);
+    }
+    return applied;
   }
 
   async function poll(signal: AbortSignal): Promise<void> {
@@ -179,34 +214,55 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
     // Without BambooHR's `latest`, the next poll starts a little before this one did by the
     // bridge's clock: a change BambooHR dates just before it is read, not lost.
     const next = latest ?? new Date(now.getTime() - CHANGE_WINDOW_OVERLAP_MS).toISOString();
+    // Leavers earlier polls could not name: the watermark has moved past them, so they are read
+    // again, each poll, until they can be (or are read otherwise).
+    const named = new Set(changes.map((c) => c.employeeId));
+    const kept = Object.entries(stored.unnamed ?? {})
+      .filter(([id]) => !named.has(id))
+      .map(([employeeId, at]): EmployeeChange => ({ employeeId, action: 'updated', at }));
+    const all = [...changes, ...kept];
     let emittedCount = 0;
     const malformed: string[] = [];
     const backfilled: string[] = [];
-    for (let i = 0; i < changes.length || i === 0; i += POLL_BATCH) {
-      const batch = changes.slice(i, i + POLL_BATCH);
-      const last = i + POLL_BATCH >= changes.length;
-      const resolved = await resolve(batch, signal, true);
-      emittedCount += await apply(resolved, {
-        ...(last ? { finish: (state: BambooHrState) => void (state.since = next) } : {}),
-        malformed,
-        news: !firstRead,
-        backfilled,
+    let unnamed: string[] = [];
+    for (let i = 0; i < all.length || i === 0; i += POLL_BATCH) {
+      const batch = all.slice(i, i + POLL_BATCH);
+      const last = i + POLL_BATCH >= all.length;
+      const applied = await checkpoint.serial(async () => {
+        const state = await checkpoint.load();
+        const resolved = await resolve(batch, signal, true);
+        const result = applyResolved(state, resolved, { news: !firstRead });
+        if (last) state.since = next;
+        const due = notHeld(result.events, state);
+        await checkpoint.commit(state, due);
+        unnamed = Object.keys(state.unnamed ?? {});
+        return { ...result, events: due };
       });
+      emittedCount += applied.events.length;
+      malformed.push(...applied.malformed);
+      backfilled.push(...applied.backfilled);
     }
     if (changes.length > 0) {
       ctx.logger.info({ changed: changes.length, events: emittedCount }, 'BambooHR changes processed');
     }
     logBackfilled(ctx, backfilled, config.backfill_window, { first_read: firstRead });
     // A poll cannot ask BambooHR to send a record again: an unreadable one stays on the
-    // instance's status (and in the log) until a poll reads every record it is given.
+    // instance's status (and in the log) until a poll reads every record it is given, and a
+    // leaver that cannot be named until it can be.
+    const problems: string[] = [];
     if (malformed.length > 0) {
-      ctx.status.set(
-        'recoverable_error',
+      problems.push(
         `skipped ${malformed.length} unreadable employee record(s): ${malformed.slice(0, 3).join('; ')}`,
       );
-    } else {
-      ctx.status.success();
     }
+    const notSent = unnamedLeavers(
+      ctx,
+      unnamed,
+      'each poll reads them again until they can be sent (give them a work email of their own in BambooHR, or set subject_format: aliases)',
+    );
+    if (notSent) problems.push(notSent);
+    if (problems.length > 0) ctx.status.set('recoverable_error', problems.join('; '));
+    else ctx.status.success();
   }
 
   function verify(req: InboundRequest): string | undefined {
@@ -279,30 +335,36 @@ export function createBambooHr(ctx: InboundContext<BambooHrState>, config: Bambo
       } catch (err) {
         return webhook.refuse(400, 'invalid', 'invalid_request', (err as Error).message);
       }
-      let resolved: Resolved[];
-      try {
-        resolved = await resolve(changes);
-      } catch (err) {
-        return webhook.lookupFailed(err, 'BambooHR');
-      }
-      // An unreadable record is answered 502 before anything is applied, so BambooHR retries
-      // the delivery instead of taking a 200 for a change that was never applied.
-      for (const { change, employee } of resolved) {
-        if (!employee) continue;
-        try {
-          workerFromEmployee(employee, config, change.at);
-        } catch (err) {
-          const message = `employee ${change.employeeId} from BambooHR is unreadable: ${(err as Error).message}`;
-          ctx.status.set('recoverable_error', message);
-          return webhook.refuse(502, 'upstream_error', 'upstream_error', message);
-        }
-      }
-      return webhook.accept(changes.length, async () => {
-        const backfilled: string[] = [];
-        const emitted = await apply(resolved, { backfilled });
-        logBackfilled(ctx, backfilled, config.backfill_window, { first_read: false });
-        return emitted;
-      });
+      return webhook.accept(changes.length, () =>
+        checkpoint.serial(async () => {
+          const state = await checkpoint.load();
+          let resolved: Resolved[];
+          try {
+            resolved = await resolve(changes);
+          } catch (err) {
+            // Anything else is rethrown by accept: BambooHR retries.
+            if (err instanceof PermanentError) return webhook.lookupFailed(err, 'BambooHR');
+            throw err;
+          }
+          // An unreadable record is answered 502 before anything is applied, so BambooHR retries
+          // the delivery instead of taking a 200 for a change that was never applied.
+          for (const { change, employee } of resolved) {
+            if (!employee) continue;
+            try {
+              workerFromEmployee(employee, config, change.at);
+            } catch (err) {
+              const message = `employee ${change.employeeId} from BambooHR is unreadable: ${(err as Error).message}`;
+              ctx.status.set('recoverable_error', message);
+              return webhook.refuse(502, 'upstream_error', 'upstream_error', message);
+            }
+          }
+          const applied = applyResolved(state, resolved, { webhook: true });
+          const due = notHeld(applied.events, state);
+          await checkpoint.commit(state, due);
+          logBackfilled(ctx, applied.backfilled, config.backfill_window, { first_read: false });
+          return due.length;
+        }),
+      );
     },
   };
 }

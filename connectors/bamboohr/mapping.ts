@@ -19,12 +19,20 @@ export interface BambooHrState extends HrState {
    * first read, whose old leavers the backfill window keeps quiet.
    */
   since?: string | undefined;
+  /**
+   * Leavers a poll could not send for want of a subject (subject_format email, and no usable
+   * work email, or only one another active employee has now), by employee id, with when each
+   * was first read so (ISO 8601): every poll reads them again until they can be sent, since
+   * /employees/changed has moved past them.
+   */
+  unnamed?: Record<string, string> | undefined;
 }
 
 /** The checkpoint, checked when it is loaded (held events are stored as plain JSON drafts). */
 export const stateSchema = z.object({
   ...hrStateShape,
   since: z.string().optional(),
+  unnamed: z.record(z.string(), z.string()).optional(),
 }) as unknown as z.ZodType<BambooHrState>;
 
 export function emptyState(): BambooHrState {
@@ -83,6 +91,8 @@ export function workerFromEmployee(
     terminationDate: leaver
       ? readableDate(employee.terminationDate)
       : hrDate(employee.terminationDate, 'terminationDate'),
+    // Only tempers the reading of an active record (a rehire after the termination date).
+    hireDate: readableDate(employee.hireDate),
     observedAt,
     ...(announced ? { announced: true } : {}),
   };
@@ -91,7 +101,7 @@ export function workerFromEmployee(
 /**
  * The termination date of an employee BambooHR already shows as terminated; an unreadable one is
  * taken as unknown (the termination is dated when it was seen), since the status alone makes
- * the leaver.
+ * the leaver. The hire date likewise: it only tempers the reading of a record.
  */
 function readableDate(value: unknown): string | undefined {
   try {

@@ -9,7 +9,7 @@ import {
 import { createHibobClient, type HibobClient } from './client.ts';
 import type { HibobConfig } from './config.ts';
 import { hrCheckpoint, logBackfilled } from '../_shared/hr-checkpoint.ts';
-import { emptyHrState, notHeld, unnamedLeaver } from '../_shared/hr-leaver.ts';
+import { emptyHrState, notHeld, unnamedFor, unnamedLeaver } from '../_shared/hr-leaver.ts';
 import { hrWebhookReplies, signatureMatches, signingKeys, unavailable } from '../_shared/hr-webhook.ts';
 import {
   applyEvent,
@@ -61,15 +61,25 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
 
   /**
    * A leaver that no subject can be made for (subject_format email, and no email known: Bob
-   * answered 404 to a service user that cannot see inactive employees, or the record has none).
-   * Answered 503, not 200, so that Bob delivers it again once the cause is put right, instead of
-   * the leaver being dropped; nothing is committed.
+   * answered 404 to a service user that cannot see inactive employees, or the record has none;
+   * or the only one known belongs to another active employee now, `owner`). Answered 503, not
+   * 200, so that Bob delivers it again once the cause is put right, instead of the leaver being
+   * dropped; nothing is committed.
    */
-  function leaverWithoutSubject(type: string, employeeId: string, found: boolean): RetryableError {
-    const cause = found
+  function leaverWithoutSubject(
+    type: string,
+    employeeId: string,
+    found: boolean,
+    owner: string | undefined,
+  ): RetryableError {
+    const missing = found
       ? 'the employee record in Bob has no usable work email'
       : `Bob answered no employee ${employeeId} (can the service user see inactive employees?)`;
-    const message = `${type} for employee ${employeeId} is a leaver, but ${cause}, no earlier delivery gave an email, and subject_format is email: not sent; Bob is asked to deliver it again`;
+    const cause =
+      owner === undefined
+        ? `${missing}, no earlier delivery gave an email`
+        : `the only work email known for them belongs to active employee ${owner} now`;
+    const message = `${type} for employee ${employeeId} is a leaver, but ${cause}, and subject_format is email: not sent; Bob is asked to deliver it again`;
     employees.inc({ outcome: 'no_email' });
     ctx.status.set('recoverable_error', message);
     ctx.logger.warn({ type, employee: employeeId }, message);
@@ -152,7 +162,7 @@ export function createHibob(ctx: InboundContext<HibobState>, config: HibobConfig
           const at = ctx.clock.now();
           const outcome = applyEvent(state, event, employee, config, at);
           if (unnamedLeaver(outcome))
-            throw leaverWithoutSubject(event.type, employeeId, employee !== undefined);
+            throw leaverWithoutSubject(event.type, employeeId, employee !== undefined, unnamedFor(outcome));
           if (outcome.ignored) ctx.logger.debug({ type: event.type, reason: outcome.ignored }, 'no event');
           const due = notHeld(outcome.events, state);
           await checkpoint.commit(state, due);

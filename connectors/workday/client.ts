@@ -4,6 +4,7 @@ import {
   registerSecretValue,
   z,
   type HttpClient,
+  type HttpResponse,
   type InboundContext,
 } from '../../core/plugin-api/index.ts';
 import type { WorkdayConfig } from './config.ts';
@@ -92,16 +93,22 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
     return { authorization: `Bearer ${token!.value}` };
   }
 
-  /** Sends a request with the current token, and once more with a fresh one after a 401. */
-  async function withToken<T>(send: (headers: Record<string, string>) => Promise<T>): Promise<T> {
-    try {
-      return await send(await bearer());
-    } catch (err) {
-      const status = err instanceof PermanentError ? (err.detail?.status as number | undefined) : undefined;
-      if (auth.type !== 'oauth_refresh_token' || status !== 401) throw err;
-      token = undefined;
-      return send(await bearer());
-    }
+  /**
+   * Sends a request with the current token, and once more with a fresh one after a 401. The
+   * first attempt takes a 401 as an answer (`acceptStatuses`), so an access token Workday revoked
+   * early is not reported to the instance's status as refused credentials: only a 401 to the
+   * retry, with an access token just issued, is, as the HTTP client reports any refusal.
+   */
+  async function withToken<T>(
+    send: (headers: Record<string, string>, accept: readonly number[]) => Promise<HttpResponse<T>>,
+  ): Promise<HttpResponse<T>> {
+    if (auth.type !== 'oauth_refresh_token') return send({}, []);
+    const first = await bearer();
+    const res = await send(first, [401]);
+    if (res.status !== 401) return res;
+    // Unless another request has renewed it meanwhile.
+    if (first.authorization === `Bearer ${token?.value}`) token = undefined;
+    return send(await bearer(), []);
   }
 
   return {
@@ -111,8 +118,8 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
       const url = `/ccx/service/customreport2/${tenant}/${encodeURIComponent(owner)}/${encodeURIComponent(report)}`;
       const params: Record<string, string> = { ...prompts, format: 'json' };
       if (since_prompt && since) params[since_prompt] = since;
-      const res = await withToken((headers) =>
-        http.get(url, { params, headers, signal, responseType: 'json' }),
+      const res = await withToken((headers, acceptStatuses) =>
+        http.get(url, { params, headers, acceptStatuses, signal, responseType: 'json' }),
       ).catch((err: unknown) => {
         throw tooLarge(
           err,
@@ -136,11 +143,11 @@ export function createWorkdayClient(ctx: InboundContext<unknown>, config: Workda
       const { version, page_size } = config.soap;
       const url = `/ccx/service/${tenant}/Human_Resources/${encodeURIComponent(version)}`;
       const envelope = getWorkersEnvelope(config, window, asOf, page, page_size);
-      const res = await withToken((headers) =>
+      const res = await withToken((headers, acceptStatuses) =>
         http.post(url, envelope, {
           headers: { ...headers, 'content-type': 'text/xml; charset=utf-8' },
           responseType: 'text',
-          acceptStatuses: [500],
+          acceptStatuses: [500, ...acceptStatuses],
           signal,
         }),
       ).catch((err: unknown) => {

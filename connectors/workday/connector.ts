@@ -11,8 +11,9 @@ import {
   hrCheckpoint,
   logBackfilled,
   reportFailures,
+  unnamedLeavers,
 } from '../_shared/hr-checkpoint.ts';
-import { applyWorker, notHeld } from '../_shared/hr-leaver.ts';
+import { applyWorker, notHeld, unnamedLeaver } from '../_shared/hr-leaver.ts';
 import {
   asRead,
   emptyState,
@@ -104,8 +105,16 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     // before it (its clock behind ours, or an entry committed late) is read, not lost. Reading
     // a change again sends nothing twice.
     const mark = state.watermark === undefined ? Number.NaN : Date.parse(state.watermark);
+    // A leaver an earlier run could not name is read again: the window starts no later than the
+    // one that read it, until it can be sent (see state.unnamed).
+    const held = Object.values(state.unnamed ?? {})
+      .map((at) => Date.parse(at))
+      .filter((at) => !Number.isNaN(at));
     const since = new Date(
-      Number.isNaN(mark) ? now.getTime() - config.initial_lookback : mark - CHANGE_WINDOW_OVERLAP_MS,
+      Math.min(
+        Number.isNaN(mark) ? now.getTime() - config.initial_lookback : mark - CHANGE_WINDOW_OVERLAP_MS,
+        ...held,
+      ),
     ).toISOString();
     const malformed: string[] = [];
     const workers =
@@ -117,6 +126,16 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     const backfilled: string[] = [];
     for (const worker of workers) {
       const result = applyWorker(state, asRead(worker, state, config, now), policy, now);
+      if (unnamedLeaver(result)) {
+        // Kept, and its window read again by the next runs: the watermark moves past it.
+        records.inc({ outcome: 'no_email' });
+        (state.unnamed ??= {})[worker.id] ??= since;
+        continue;
+      }
+      if (state.unnamed?.[worker.id] !== undefined) {
+        delete state.unnamed[worker.id];
+        if (Object.keys(state.unnamed).length === 0) delete state.unnamed;
+      }
       records.inc({ outcome: result.events.length > 0 ? 'mapped' : 'ignored' });
       if (result.ignored) ctx.logger.debug({ worker: worker.id, reason: result.ignored }, 'no event');
       if (result.backfilled) backfilled.push(worker.id);
@@ -141,15 +160,22 @@ export function createWorkday(ctx: InboundContext<WorkdayState>, config: Workday
     }
     logBackfilled(ctx, backfilled, config.backfill_window, { first_read: firstRead });
     // The watermark has moved past them: a skipped record stays on the instance's status (and in
-    // the log) until a run reads every record it is given.
+    // the log) until a run reads every record it is given, and a leaver that cannot be named
+    // until it can be.
+    const problems: string[] = [];
     if (malformed.length > 0) {
-      ctx.status.set(
-        'recoverable_error',
+      problems.push(
         `skipped ${malformed.length} unreadable worker record(s): ${malformed.slice(0, 3).join('; ')}`,
       );
-    } else {
-      ctx.status.success();
     }
+    const notSent = unnamedLeavers(
+      ctx,
+      Object.keys(state.unnamed ?? {}),
+      `each run reads them again, from the window that first read them, until they can be sent (give them a work email of their own in Workday, or set subject_format: aliases)`,
+    );
+    if (notSent) problems.push(notSent);
+    if (problems.length > 0) ctx.status.set('recoverable_error', problems.join('; '));
+    else ctx.status.success();
   }
 
   return {

@@ -20,12 +20,20 @@ export interface WorkdayState extends HrState {
    * whose old leavers the backfill window keeps quiet.
    */
   watermark?: string | undefined;
+  /**
+   * Leavers a run could not send for want of a subject (subject_format email, and no usable work
+   * email, or only one another active worker has now), by employee id, with the start of the
+   * window (ISO 8601) of the run that read them: the next runs read from there again, whatever
+   * the watermark says, until they can be sent.
+   */
+  unnamed?: Record<string, string> | undefined;
 }
 
 /** The checkpoint, checked when it is loaded (held events are stored as plain JSON drafts). */
 export const stateSchema = z.object({
   ...hrStateShape,
   watermark: z.string().optional(),
+  unnamed: z.record(z.string(), z.string()).optional(),
 }) as unknown as z.ZodType<WorkdayState>;
 
 export function emptyState(): WorkdayState {

@@ -644,6 +644,101 @@ describe('workday RaaS polling', () => {
   });
 });
 
+describe('workday OAuth: an access token Workday revoked before its expiry', () => {
+  it('is replaced after the 401 without flagging the credentials, for the report and for Get_Workers', async () => {
+    let tokens = 0;
+    server.on('POST', TOKEN, () => {
+      tokens += 1;
+      return { body: { access_token: `access-${tokens}`, token_type: 'Bearer', expires_in: 3600 } };
+    });
+    // Workday revoked access-1 early: refused once, then the run goes on with access-2.
+    const fresh = (req: RecordedRequest) => req.headers.authorization === 'Bearer access-2';
+    server.on('GET', REPORT, (req) =>
+      fresh(req) ? { body: { Report_Entry: [dana] } } : { status: 401, body: { error: 'invalid_token' } },
+    );
+    server.on('POST', SOAP, (req) =>
+      fresh(req)
+        ? { headers: { 'content-type': 'text/xml' }, body: page(1, 0, []) }
+        : { status: 401, body: 'Unauthorized' },
+    );
+    const auth = {
+      type: 'oauth_refresh_token',
+      client_id: 'NzQ2ZTA0YjQ',
+      client_secret: 'client-secret-for-tests',
+      refresh_token: 'refresh-token-for-tests',
+    };
+    for (const mode of [{}, SOAP_CONFIG]) {
+      tokens = 0;
+      const { connector, tc } = await started({ ...mode, auth });
+      await tc.runTask('poll');
+      expect(tokens).toBe(2);
+      expect(tc.statuses).toEqual([]);
+      expect(tc.successes).toBe(1);
+      await connector.stop(100);
+    }
+    // A new access token refused too: the credentials are flagged.
+    server.on('GET', REPORT, () => ({ status: 401, body: { error: 'invalid_token' } }));
+    tokens = 0;
+    const { connector, tc } = await started({ auth });
+    const refused = await tc.runTask('poll').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(PermanentError);
+    expect(tokens).toBe(2);
+    expect(tc.statuses.map((s) => s.state)).toContain('permanent_error');
+    await connector.stop(100);
+  });
+});
+
+describe('workday: a leaver it cannot name (subject_format email, no work email)', () => {
+  it('is kept on the status, and its window read again by every run (the watermark moves on), until it can be sent', async () => {
+    const checkpoints = new Map<string, unknown>([
+      ['default', { workers: {}, pending: {}, watermark: '2026-11-29T13:45:00.000Z' }],
+    ]);
+    const unnamed = { ...dana, Work_Email: '' };
+    server.on('GET', REPORT, (req) => ({
+      body: { Report_Entry: (req.query.Changed_Since ?? '') <= '2026-11-29T13:40:00.000Z' ? [unnamed] : [] },
+    }));
+    const { connector, tc } = await started(
+      { raas: { ...BASE.raas, since_prompt: 'Changed_Since' }, subject_format: 'email' },
+      createTestContext<WorkdayState>({ now: NOW, checkpoints }),
+    );
+    await tc.runTask('poll');
+    const state = () => tc.checkpoints.get('default') as WorkdayState;
+    expect(tc.events()).toEqual([]);
+    expect(state().watermark).toBe(NOW);
+    expect(state().unnamed).toEqual({ '21034': '2026-11-29T13:40:00.000Z' });
+    expect(tc.statuses.at(-1)).toMatchObject({
+      state: 'recoverable_error',
+      reason: expect.stringContaining('1 leaver(s) not sent, employee 21034'),
+    });
+    expect(tc.logs.filter((l) => l.level === 'warn')).toEqual([
+      expect.objectContaining({ fields: expect.objectContaining({ examples: ['21034'] }) }),
+    ]);
+    expect(tc.counter('workday_records_total', { outcome: 'no_email' })).toBe(1);
+    expect(tc.successes).toBe(0);
+
+    // The next run reads from the window that read it, not from the watermark.
+    tc.clock.set('2026-11-29T14:15:00.000Z');
+    await tc.runTask('poll');
+    expect(server.requests.at(-1)?.query.Changed_Since).toBe('2026-11-29T13:40:00.000Z');
+    expect(tc.statuses.at(-1)?.state).toBe('recoverable_error');
+
+    // HR gives the worker a work email: sent, and the window moves on again.
+    Object.assign(unnamed, { Work_Email: 'dana.lee@example.com' });
+    tc.clock.set('2026-11-29T14:30:00.000Z');
+    await tc.runTask('poll');
+    expect(tc.events().map((e) => [e.type, e.subject])).toEqual([
+      ['risc.account-disabled', { format: 'email', email: 'dana.lee@example.com' }],
+      ['caep.session-revoked', { format: 'email', email: 'dana.lee@example.com' }],
+    ]);
+    expect(state().unnamed).toBeUndefined();
+    expect(tc.successes).toBe(1);
+    tc.clock.set('2026-11-29T14:45:00.000Z');
+    await tc.runTask('poll');
+    expect(server.requests.at(-1)?.query.Changed_Since).toBe('2026-11-29T14:25:00.000Z');
+    await connector.stop(100);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Get_Workers (SOAP)
 
