@@ -1,6 +1,7 @@
 import {
   ConfigError,
   PermanentError,
+  MAX_JWKS_BYTES,
   checkTargetUrl,
   guardedHttpClient,
   receivableEventTypes,
@@ -26,6 +27,11 @@ export interface TransmitterMetadata {
   add_subject_endpoint?: string;
   remove_subject_endpoint?: string;
   delivery_methods_supported?: string[];
+  /**
+   * Complex-subject members a receiver must understand, or discard the event (SSF 1.0 §3.6,
+   * §7.1); only the strings of the metadata's array are kept.
+   */
+  critical_subject_members?: string[];
 }
 
 export interface StreamConfig {
@@ -118,7 +124,9 @@ export class TransmitterClient {
     this.#origins = new Set([config.issuer, ...config.endpoint_origins].map((url) => new URL(url).origin));
     const timeoutMs = config.request_timeout;
     this.#api = guardedHttpClient(ctx.http, { auth: httpAuth(config.auth), timeoutMs }, this.#policy);
-    this.#keys = guardedHttpClient(ctx.http, { timeoutMs }, this.#policy);
+    // A JWKS is a few kilobytes: read at most what the core's JWKS fetcher reads, not the
+    // generic 10 MiB, so a transmitter cannot make every unknown kid cost megabytes.
+    this.#keys = guardedHttpClient(ctx.http, { timeoutMs, maxResponseBytes: MAX_JWKS_BYTES }, this.#policy);
     // Only for the metadata document, whose URL is the operator's.
     this.#plain = ctx.http.create({ timeoutMs });
   }
@@ -199,7 +207,19 @@ export class TransmitterClient {
         },
       );
     }
-    this.metadata = record as unknown as TransmitterMetadata;
+    const critical = record.critical_subject_members;
+    if (critical !== undefined && !Array.isArray(critical)) {
+      this.#log.warn(
+        { critical_subject_members: critical },
+        'the transmitter metadata has a critical_subject_members that is not an array; it is ignored',
+      );
+    }
+    this.metadata = {
+      ...(record as unknown as TransmitterMetadata),
+      critical_subject_members: Array.isArray(critical)
+        ? critical.filter((m): m is string => typeof m === 'string' && m.length > 0)
+        : [],
+    };
     return this.metadata;
   }
 

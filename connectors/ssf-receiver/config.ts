@@ -81,6 +81,10 @@ const pollDelivery = z.strictObject({
   error_backoff: duration(
     'Pause after a failed poll before polling again (doubles up to 16 times).',
   ).prefault('1s'),
+  poll_interval_when_empty: duration(
+    'Shortest time from the start of a poll that brought no SETs (and no moreAvailable) to the next poll. A poll that brought SETs is followed at once, and so is a long poll the transmitter held this long; one answered sooner (a paused stream, a transmitter that ignores returnImmediately: false or holds long polls briefly) waits out the rest, so an idle stream is not polled in a busy loop.',
+    { min: 10, max: 600_000 },
+  ).prefault('5s'),
 });
 
 const settings = z.strictObject({
@@ -190,6 +194,10 @@ const settings = z.strictObject({
   legacy_subjects: z.boolean().default(false).meta({
     description:
       'Accept SETs of transmitters written before SSF 1.0 (Google’s RISC, early CAEP) that name the subject inside the event, spelt with subject_type, instead of in sub_id.',
+  }),
+  honoured_subject_members: z.array(z.string().min(1)).default([]).meta({
+    description:
+      'Complex-subject members (e.g. tenant, session) that this bridge’s routes and destinations honour. SSF 1.0 §3.6: an event whose subject has a member the transmitter lists in critical_subject_members is discarded (not emitted, logged and counted as discarded) unless that member is listed here. Empty: every critical member discards the event, since destinations may take a subject without it as the whole user.',
   }),
   endpoint_origins: z.array(z.url()).default([]).meta({
     description:

@@ -165,6 +165,8 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
   let deletedStream: string | undefined;
   /** When a SET naming an unknown kid last made this instance fetch the JWKS again. */
   let unknownKidFetchAt = -Infinity;
+  /** The iat of the stream-updated event whose status was applied last. */
+  let lastStatusIat: number | undefined;
 
   function reportStreamState(state: StreamState, reason?: string): void {
     streamState = state;
@@ -288,6 +290,8 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
       replayLedger,
       algorithms: config.algorithms,
       jwksCooldownMs: config.jwks_refresh_cooldown,
+      // request_timeout covers JWKS requests too (the core's default would cut them at 5 s).
+      jwksTimeoutMs: config.request_timeout,
       legacySubject: config.legacy_subjects,
       clock: ctx.clock,
     });
@@ -516,9 +520,43 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     const status = set.event.status;
     const reason = typeof set.event.reason === 'string' ? set.event.reason : undefined;
     if (status === 'paused' || status === 'disabled' || status === 'enabled') {
+      // RFC 8935 §4 / RFC 8936: SETs may arrive out of order (a push retried after a later one
+      // went through, a poll answer's order). A status announced before the one applied last is
+      // stale: applying it would show a resumed stream as paused until the next announcement.
+      const iat = set.claims.iat as number;
+      if (lastStatusIat !== undefined && iat < lastStatusIat) {
+        ctx.logger.info(
+          { streamId: current.id, status, reason, iat, appliedIat: lastStatusIat },
+          'ignored a stream-updated event older than the status applied last (delivered out of order)',
+        );
+        return;
+      }
+      lastStatusIat = iat;
       ctx.logger.info({ streamId: current.id, status, reason }, 'the transmitter updated the stream status');
       reportStreamState(status, reason);
     }
+  }
+
+  /**
+   * SSF 1.0 §3.6 (checklist SSF-06): the members of the SET's subject (its sub_id, or a subject
+   * inside the event) that the transmitter's metadata lists in critical_subject_members and
+   * that this bridge does not honour (honoured_subject_members). Destinations are handed the
+   * subject as it came, but routes and target profiles act on the user or device in it (a
+   * profile may keep the user member only), so a member such as `tenant` would be lost on the
+   * way and the event taken as being about the whole user.
+   */
+  function unhonouredCriticalMembers(set: VerifiedSetInfo): string[] {
+    const critical = client.metadata?.critical_subject_members ?? [];
+    if (critical.length === 0) return [];
+    const present = new Set<string>();
+    for (const subject of [set.subject, set.event.subject]) {
+      if (subject === null || typeof subject !== 'object') continue;
+      const members = subject as Record<string, unknown>;
+      if (members.format !== 'complex') continue;
+      for (const name of Object.keys(members)) if (name !== 'format') present.add(name);
+    }
+    const honoured = new Set(config.honoured_subject_members);
+    return critical.filter((member) => present.has(member) && !honoured.has(member));
   }
 
   /**
@@ -558,8 +596,31 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     const set = await verifySet(token);
     if (set.eventType === SSF_VERIFICATION || set.eventType === SSF_STREAM_UPDATED) await control(set);
     const mapped = set.knownEventType
-      ? mapSet(set, config.bridge_issuer)
+      ? mapSet(set, config.bridge_issuer, ctx.logger)
       : { events: [], ignored: `event type ${set.eventType} is not in the catalog` };
+    const critical = mapped.events.length > 0 ? unhonouredCriticalMembers(set) : [];
+    if (critical.length > 0) {
+      // SSF 1.0 §3.6: the event MUST be discarded. The SET itself is valid, so it is answered
+      // as processed — 202 when pushed (RFC 8935 §2.2: a valid SET is acknowledged with 202;
+      // the §2.3 error codes say a SET is malformed or not acceptable, which would blame the
+      // transmitter for a SET it built correctly, and a 400 is not retried either) and `ack`
+      // when polled (setErrs reports SETs that failed validation). What is discarded is logged
+      // at warn with its members and counted (outcome "discarded"), and its jti is recorded so
+      // a redelivery is answered the same way.
+      await (verifier as SetVerifier).record(set);
+      sets.inc({ outcome: 'discarded' });
+      ctx.logger.warn(
+        {
+          jti: set.jti,
+          eventType: set.eventType,
+          criticalMembers: critical,
+          honoured: config.honoured_subject_members,
+        },
+        `discarded an event whose subject has the critical member(s) ${critical.join(', ')}, which this bridge does not honour (SSF 1.0 §3.6); list them in honoured_subject_members if its routes and destinations act on them`,
+      );
+      if (streamState === 'enabled') ctx.status.success();
+      return;
+    }
     if (mapped.events.length > 0) await ctx.emit(mapped.events);
     await (verifier as SetVerifier).record(set);
     if (mapped.ignored !== undefined) {
@@ -656,7 +717,8 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     }
   }
 
-  async function pollOnce(signal: AbortSignal): Promise<void> {
+  /** One poll; says whether it brought SETs or the transmitter has more. */
+  async function pollOnce(signal: AbortSignal): Promise<{ more: boolean }> {
     const current = stream as Stream;
     const delivery = config.delivery as Extract<SsfReceiverConfig['delivery'], { method: 'poll' }>;
     const response = await client.poll(
@@ -691,6 +753,7 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
         pendingErrs[jti] = err.toResponseBody();
       }
     }
+    return { more: Object.keys(response.sets).length > 0 || response.moreAvailable === true };
   }
 
   async function pollLoop(signal: AbortSignal): Promise<void> {
@@ -702,9 +765,16 @@ export function createSsfReceiver(ctx: InboundContext, config: SsfReceiverConfig
     }
     let failures = 0;
     while (!signal.aborted) {
+      const started = Date.now();
       try {
-        await pollOnce(signal);
+        const { more } = await pollOnce(signal);
         failures = 0;
+        // Poll again at once after SETs (their ack goes with it) or when more are waiting. An
+        // empty answer that came back sooner than poll_interval_when_empty (a paused stream's
+        // {"sets":{}}, a transmitter that returns at once or holds long polls briefly) waits out
+        // the rest, so an idle stream is not polled in a busy loop; stop() ends the wait.
+        const wait = more ? 0 : delivery.poll_interval_when_empty - (Date.now() - started);
+        if (wait > 0) await sleep(wait, signal);
       } catch (err) {
         if (signal.aborted) break;
         failures += 1;

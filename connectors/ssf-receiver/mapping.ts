@@ -2,6 +2,7 @@ import {
   legacyEventSubject,
   relayedEventType,
   type EventDraft,
+  type Logger,
   type MappingResult,
   type SubjectIdentifier,
 } from '../../core/plugin-api/index.ts';
@@ -89,17 +90,39 @@ export function echoReason(bridgeIssuer: string, set: ReceivedSet): string | und
 }
 
 /**
+ * How far an event_timestamp may lie after the SET's iat: the event happened before the SET about
+ * it was issued, give or take the clocks of the systems that wrote the two.
+ */
+export const EVENT_TIME_SKEW_S = 300;
+
+/** Seconds since the epoch up to the year 5138, or undefined (milliseconds sent by mistake, say). */
+function seconds(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value < 1e11
+    ? value
+    : undefined;
+}
+
+/**
  * When the event happened: its event_timestamp, else the SET's iat. A time that is not seconds
  * since the epoch up to the year 5138 (a transmitter sending milliseconds, say) is not believed:
- * it would hold the event for millennia, or be no date at all.
+ * it would hold the event for millennia, or be no date at all. Nor is an event_timestamp more
+ * than EVENT_TIME_SKEW_S after the iat (after now, without an iat): an event does not happen
+ * after the SET reporting it, and a far-future time would hold the relayed event
+ * (delivery.future_events) until then. That one is logged at warn and the iat taken.
  */
-function occurredAt(set: ReceivedSet): string | undefined {
-  for (const seconds of [set.event.event_timestamp, set.claims.iat]) {
-    if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 && seconds < 1e11) {
-      return new Date(seconds * 1000).toISOString();
-    }
+function occurredAt(set: ReceivedSet, logger?: Pick<Logger, 'warn'>): string | undefined {
+  const iat = seconds(set.claims.iat);
+  let at = seconds(set.event.event_timestamp);
+  const reference = iat ?? Date.now() / 1000;
+  if (at !== undefined && at > reference + EVENT_TIME_SKEW_S) {
+    logger?.warn(
+      { jti: set.jti, eventType: set.eventType, event_timestamp: at, iat: set.claims.iat },
+      `the event_timestamp is ${Math.round(at - reference)} s after ${iat === undefined ? 'now' : "the SET's iat"}; it is not believed, the event is taken as having happened at the iat`,
+    );
+    at = undefined;
   }
-  return undefined;
+  const chosen = at ?? iat;
+  return chosen === undefined ? undefined : new Date(chosen * 1000).toISOString();
 }
 
 /**
@@ -107,13 +130,13 @@ function occurredAt(set: ReceivedSet): string | undefined {
  * one as the type that replaces it), subject and claims, the upstream jti as sourceRecordId, and
  * the provenance in txn. Control events (verification, stream-updated) and echoes are ignored.
  */
-export function mapSet(set: ReceivedSet, bridgeIssuer: string): MappingResult {
+export function mapSet(set: ReceivedSet, bridgeIssuer: string, logger?: Pick<Logger, 'warn'>): MappingResult {
   if (set.eventType === SSF_VERIFICATION || set.eventType === SSF_STREAM_UPDATED) {
     return { events: [], ignored: `stream control event ${set.eventType}` };
   }
   const echo = echoReason(bridgeIssuer, set);
   if (echo) return { events: [], ignored: `echo suppressed: ${echo}` };
-  const at = occurredAt(set);
+  const at = occurredAt(set, logger);
   // The subject travels beside the claims, and each destination's profile places it as its
   // receiver expects. A pre-SSF 1.0 SET named it only inside its event (set.subject came from
   // there); an SSF 1.0 SET may name it in both places (SSF 1.0 §3.1.1), and sub_id is the one.

@@ -11,9 +11,17 @@ import type { AddressInfo } from 'node:net';
 import { CompactSign, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testHttpClientFactory } from '../../core/plugin-api/testing/index.ts';
-import type { InboundConnector } from '../../core/plugin-api/index.ts';
+import type { InboundConnector, Logger } from '../../core/plugin-api/index.ts';
 import { ssfReceiver } from './index.ts';
-import { count, eventually, readBody, receiverHarness, serveIngest, type Harness } from './test-support.ts';
+import {
+  count,
+  eventually,
+  readBody,
+  receiverHarness,
+  recordingLogger,
+  serveIngest,
+  type Harness,
+} from './test-support.ts';
 
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
@@ -129,10 +137,11 @@ const EVENTS_SUPPORTED = [
 // The connector context: the bridge's own HTTP client (OAuth token cache, one forced refresh on
 // 401), checkpoints in a map, events and statuses recorded.
 
-function harness(instanceId: string, checkpoints = new Map<string, unknown>()): Harness {
+function harness(instanceId: string, checkpoints = new Map<string, unknown>(), logger?: Logger): Harness {
   return receiverHarness(instanceId, {
     checkpoints,
-    http: (signal, logger) => testHttpClientFactory({ logger, signal, onAuthFailure: () => undefined }),
+    http: (signal, log) => testHttpClientFactory({ logger: log, signal, onAuthFailure: () => undefined }),
+    ...(logger ? { logger } : {}),
   });
 }
 
@@ -227,8 +236,16 @@ class SuiteTransmitter {
   verifyDelayMs = 50;
   /** What answers a verification request: 204, or this error status. */
   verifyStatus = 204;
-  /** Longest a poll with returnImmediately false is held. */
+  /** Longest a poll with returnImmediately false is held (0: answered at once, like Keycloak). */
   longPollMs = 300;
+  /** Members added to the metadata document (critical_subject_members, say). */
+  extraMetadata: Record<string, unknown> = {};
+  /** How long the JWKS endpoint takes to answer. */
+  jwksDelayMs = 0;
+  /** Characters of padding added to the JWKS document, to make it large. */
+  jwksPadding = 0;
+  /** When each poll came in (epoch ms). */
+  readonly pollTimes: number[] = [];
   #jti = 0;
   #pushing = new Map<string, Promise<void>>();
 
@@ -447,6 +464,7 @@ class SuiteTransmitter {
             }
           : {}),
         authorization_schemes: [{ spec_urn: 'urn:ietf:rfc:6749' }],
+        ...this.extraMetadata,
       });
       return;
     }
@@ -460,7 +478,12 @@ class SuiteTransmitter {
       return;
     }
     if (path === `${base}/jwks`) {
-      json(200, { keys: [this.key.jwk] });
+      if (this.jwksDelayMs > 0) await pause(this.jwksDelayMs);
+      if (res.destroyed) return;
+      json(200, {
+        keys: [this.key.jwk],
+        ...(this.jwksPadding > 0 ? { padding: 'x'.repeat(this.jwksPadding) } : {}),
+      });
       return;
     }
     if (path === `${base}/token`) {
@@ -643,6 +666,7 @@ class SuiteTransmitter {
       if (!stream) return notFound();
       this.pollHeaders.push(req.headers);
       this.pollBodies.push(body ?? {});
+      this.pollTimes.push(Date.now());
       for (const jti of (body?.ack as string[] | undefined) ?? []) {
         this.acked.push(jti);
         stream.queue = stream.queue.filter((s) => s.jti !== jti);
@@ -715,7 +739,7 @@ async function startReceiver(
     delivery:
       mode === 'push'
         ? { method: 'push', endpoint_url: `${ingest.url}/ingest/${id}`, authorization_header: PUSH_AUTH }
-        : { method: 'poll', error_backoff: '50ms', timeout: '5s' },
+        : { method: 'poll', error_backoff: '50ms', timeout: '5s', poll_interval_when_empty: '100ms' },
     ...extra,
   });
   const connector = ssfReceiver.create(h.ctx, config);
@@ -1565,5 +1589,313 @@ describe('subjects in the configuration', () => {
     expect(parsed.error?.issues).toEqual([
       expect.objectContaining({ path: ['subjects', 'remove', 0], message: expect.stringContaining('email') }),
     ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Beyond the suite's modules: what a receiver must also get right against real transmitters.
+
+/** The outcome of a SET: `202`/`400`… when pushed; `ack` or the setErrs code when polled. */
+function outcome(tx: SuiteTransmitter, mode: Mode, jti: string): string | undefined {
+  if (mode === 'push') {
+    const push = tx.push(jti);
+    return push ? String(push.status) : undefined;
+  }
+  if (tx.isAcked(jti)) return 'ack';
+  return tx.setErrs.get(jti)?.err;
+}
+
+describe('polling an idle stream', () => {
+  it('RFC 8936 §2.4 (POLL-06): a transmitter that answers empty polls at once is polled again only after poll_interval_when_empty, not in a busy loop; a poll that brought SETs is followed at once', async () => {
+    await module(
+      'empty-polls',
+      'poll',
+      (tx) => {
+        tx.longPollMs = 0; // returns at once, like Keycloak or a paused stream's {"sets":{}}
+      },
+      async (tx) => {
+        await eventually(() => tx.pollTimes.length > 0, 'the first poll');
+        const before = tx.pollTimes.length;
+        await pause(1500);
+        const idle = tx.pollTimes.length - before;
+        // One poll a second (poll_interval_when_empty 1s); the busy loop made hundreds.
+        expect(idle).toBeGreaterThanOrEqual(1);
+        expect(idle).toBeLessThanOrEqual(2);
+        const streamId = tx.streamId as string;
+        const started = Date.now();
+        const queued: QueuedSet[] = [];
+        for (let i = 0; i < 3; i += 1) queued.push(tx.enqueue(streamId, await tx.event(SESSION_REVOKED)));
+        await eventually(() => queued.every((q) => tx.isAcked(q.jti)), 'the three SETs acknowledged');
+        // At most one wait for the idle poll to end, then one SET a poll (max_events 1), each poll
+        // following the one before at once (three waits would take more than 3 s).
+        expect(Date.now() - started).toBeLessThan(2500);
+        expect(tx.setErrs.size).toBe(0);
+      },
+      {
+        verify_on_start: false,
+        delivery: {
+          method: 'poll',
+          error_backoff: '50ms',
+          timeout: '5s',
+          max_events: 1,
+          poll_interval_when_empty: '1s',
+        },
+      },
+    );
+  });
+
+  it('RFC 8936 §2.4: poll_interval_when_empty defaults to 5 s, a long poll held that long is followed at once, and stop() ends the wait without waiting it out', async () => {
+    const config = ssfReceiver.configSchema.parse({
+      issuer: 'https://transmitter.example.com/t',
+      bridge_issuer: BRIDGE_ISSUER,
+      auth: { type: 'bearer', token: STATIC_TOKEN },
+      delivery: { method: 'poll' },
+    });
+    expect(config.delivery).toMatchObject({ poll_interval_when_empty: 5000 });
+    await module(
+      'empty-polls-default',
+      'poll',
+      (tx) => {
+        tx.longPollMs = 0;
+      },
+      async (tx, rx) => {
+        await eventually(() => tx.pollTimes.length > 0, 'the first poll');
+        await pause(1000);
+        expect(tx.pollTimes).toHaveLength(1);
+        const stopping = Date.now();
+        await rx.stop();
+        expect(Date.now() - stopping).toBeLessThan(500);
+      },
+      { verify_on_start: false, delivery: { method: 'poll', error_backoff: '50ms', timeout: '5s' } },
+    );
+    await module(
+      'long-polls-held',
+      'poll',
+      (tx) => {
+        tx.longPollMs = 300;
+      },
+      async (tx) => {
+        await eventually(() => tx.pollTimes.length >= 4, 'four long polls');
+        const gaps = tx.pollTimes.slice(1).map((t, i) => t - (tx.pollTimes[i] as number));
+        // Each held 300 ms and answered empty, and followed by the next after that hold, not
+        // after a further wait (poll_interval_when_empty 200ms is less than the hold).
+        expect(Math.max(...gaps)).toBeLessThan(1000);
+      },
+      {
+        verify_on_start: false,
+        delivery: { method: 'poll', error_backoff: '50ms', timeout: '5s', poll_interval_when_empty: '200ms' },
+      },
+    );
+  }, 20_000);
+});
+
+describe('critical subject members', () => {
+  const TENANT_SUBJECT = {
+    format: 'complex',
+    user: VALID_SUBJECT,
+    tenant: { format: 'opaque', id: 'tenant-B' },
+  };
+  const DEVICE_SUBJECT = {
+    format: 'complex',
+    user: VALID_SUBJECT,
+    device: { format: 'opaque', id: 'laptop-7' },
+  };
+
+  for (const mode of MODES) {
+    it(`SSF 1.0 §3.6 (checklist SSF-06): an event whose subject has a member the metadata lists in critical_subject_members, which this bridge does not honour, is discarded — answered as processed, not emitted, logged at warn with the member, counted — and others are relayed (${mode})`, async () => {
+      const tx = await new SuiteTransmitter(`critical-${mode}`).start();
+      tx.extraMetadata = { critical_subject_members: ['tenant', 'session'] };
+      const { logger, lines } = recordingLogger();
+      const rx = await startReceiver(
+        tx,
+        mode,
+        { verify_on_start: false },
+        harness(`receiver-${(instances += 1)}`, new Map(), logger),
+      );
+      try {
+        await eventually(() => tx.streamId, 'the stream');
+        const streamId = tx.streamId as string;
+        const tenant = tx.enqueue(streamId, await tx.event(SESSION_REVOKED, undefined, TENANT_SUBJECT));
+        const device = tx.enqueue(streamId, await tx.event(SESSION_REVOKED, undefined, DEVICE_SUBJECT));
+        await eventually(
+          () => outcome(tx, mode, tenant.jti) && outcome(tx, mode, device.jti),
+          'both SETs answered',
+        );
+        // The SET is valid: 202 / ack, not a refusal blaming the transmitter (RFC 8935 §2.2).
+        expect(outcome(tx, mode, tenant.jti)).toBe(mode === 'push' ? '202' : 'ack');
+        expect(outcome(tx, mode, device.jti)).toBe(mode === 'push' ? '202' : 'ack');
+        expect(rx.h.emitted.map((e) => e.sourceRecordId)).toEqual([device.jti]);
+        expect(count(rx.h, 'ssf_receiver_sets_total', { outcome: 'discarded' })).toBe(1);
+        expect(lines).toContainEqual(
+          expect.objectContaining({
+            level: 'warn',
+            fields: expect.objectContaining({ jti: tenant.jti, criticalMembers: ['tenant'] }),
+            msg: expect.stringContaining('SSF 1.0 §3.6'),
+          }),
+        );
+        // Delivered again, it is answered the same way and still not emitted.
+        if (mode === 'push') {
+          tx.enqueue(streamId, tenant);
+          await eventually(() => tx.pushes.filter((p) => p.jti === tenant.jti).length === 2, 'redelivery');
+          expect(tx.pushes.filter((p) => p.jti === tenant.jti).map((p) => p.status)).toEqual([202, 202]);
+          expect(rx.h.emitted).toHaveLength(1);
+        }
+      } finally {
+        await rx.stop();
+        await tx.close();
+      }
+    });
+  }
+
+  it('SSF 1.0 §3.6: honoured_subject_members lists the critical members the routes act on; events with them are relayed, their subject whole', async () => {
+    await module(
+      'critical-honoured',
+      'push',
+      (tx) => {
+        tx.extraMetadata = { critical_subject_members: ['tenant'] };
+      },
+      async (tx, rx) => {
+        await eventually(() => tx.streamId, 'the stream');
+        const sent = tx.enqueue(
+          tx.streamId as string,
+          await tx.event(SESSION_REVOKED, undefined, TENANT_SUBJECT),
+        );
+        await eventually(() => tx.isAcked(sent.jti), 'the SET acknowledged');
+        expect(rx.h.emitted.map((e) => e.subject)).toEqual([TENANT_SUBJECT]);
+        expect(count(rx.h, 'ssf_receiver_sets_total', { outcome: 'discarded' })).toBe(0);
+      },
+      { verify_on_start: false, honoured_subject_members: ['tenant'] },
+    );
+  });
+});
+
+describe.each(MODES)('what a receiver must tolerate, %s delivery', (mode) => {
+  it(`RFC 8935 §4 / SSF 1.0 §8.1.5: an older stream-updated paused delivered after a newer enabled is ignored, the stream stays enabled; a newer one still applies (${mode})`, async () => {
+    await module(
+      'status-order',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await verified(tx);
+        const streamId = tx.streamId as string;
+        const stream = { format: 'opaque', id: streamId };
+        const now = Math.floor(Date.now() / 1000);
+        const announce = async (status: string, iat: number): Promise<QueuedSet> => {
+          const claims: Record<string, unknown> = { ...tx.claims(STREAM_UPDATED, { status }, stream), iat };
+          return { jti: claims.jti as string, jwt: await tx.sign(claims) };
+        };
+        const newer = await announce('enabled', now);
+        const older = await announce('paused', now - 30);
+        tx.enqueue(streamId, newer);
+        tx.enqueue(streamId, older);
+        await eventually(() => tx.isAcked(newer.jti) && tx.isAcked(older.jti), 'both announcements');
+        expect(rx.h.statuses.at(-1)?.state).toBe('ok');
+        expect(count(rx.h, 'ssf_receiver_stream_paused', {})).toBe(0);
+        const later = tx.enqueue(streamId, await announce('paused', now + 1));
+        await eventually(() => tx.isAcked(later.jti), 'the later announcement');
+        expect(rx.h.statuses.at(-1)?.state).toBe('recoverable_error');
+        expect(tx.setErrs.size).toBe(0);
+      },
+    );
+  });
+
+  it(`SSF 1.0 §4.2.3 (checklist SET-15, SSF-12): a stream-updated event carrying a member it does not define (a pre-Final subject) is taken, the member ignored, not refused (${mode})`, async () => {
+    await module(
+      'status-extra-member',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await verified(tx);
+        const streamId = tx.streamId as string;
+        const stream = { format: 'opaque', id: streamId };
+        const claims = tx.claims(
+          STREAM_UPDATED,
+          { status: 'paused', reason: 'maintenance', subject: stream },
+          stream,
+        );
+        const sent = tx.enqueue(streamId, { jti: claims.jti as string, jwt: await tx.sign(claims) });
+        await eventually(() => outcome(tx, mode, sent.jti), 'the announcement answered');
+        expect(outcome(tx, mode, sent.jti)).toBe(mode === 'push' ? '202' : 'ack');
+        expect(rx.h.statuses.at(-1)).toEqual({
+          state: 'recoverable_error',
+          reason: 'the transmitter paused the stream: maintenance',
+        });
+      },
+    );
+  });
+
+  it(`SSF 1.0 §4.2.1 (checklist SET-13, SSF-12): one event under two alternative URIs (RISC sessions-revoked, CAEP session-revoked) is taken and relayed once; two different events in one SET are still refused (${mode})`, async () => {
+    await module(
+      'alternative-uris',
+      mode,
+      () => undefined,
+      async (tx, rx) => {
+        await verified(tx);
+        const streamId = tx.streamId as string;
+        const now = Math.floor(Date.now() / 1000);
+        const sign = async (events: Record<string, unknown>): Promise<QueuedSet> => {
+          const claims: Record<string, unknown> = { ...tx.claims(SESSION_REVOKED, {}), events };
+          return { jti: claims.jti as string, jwt: await tx.sign(claims) };
+        };
+        const alternatives = tx.enqueue(
+          streamId,
+          await sign({
+            [`${RISC}sessions-revoked`]: {},
+            [SESSION_REVOKED]: { event_timestamp: now, initiating_entity: 'policy' },
+          }),
+        );
+        const different = tx.enqueue(
+          streamId,
+          await sign({ [SESSION_REVOKED]: {}, [`${CAEP}session-presented`]: {} }),
+        );
+        await eventually(
+          () => outcome(tx, mode, alternatives.jti) && outcome(tx, mode, different.jti),
+          'both SETs answered',
+        );
+        expect(outcome(tx, mode, alternatives.jti)).toBe(mode === 'push' ? '202' : 'ack');
+        expect(outcome(tx, mode, different.jti)).toBe(mode === 'push' ? '400' : 'invalid_request');
+        expect(rx.h.emitted.map((e) => [e.sourceRecordId, e.type, e.claims])).toEqual([
+          [alternatives.jti, SESSION_REVOKED, { event_timestamp: now, initiating_entity: 'policy' }],
+        ]);
+      },
+    );
+  });
+});
+
+describe('the transmitter’s JWKS', () => {
+  it('request_timeout (documented to cover JWKS requests) governs the JWKS fetch: a JWKS answered after 5.5 s is used with request_timeout 20s, not cut off at the core’s 5 s', async () => {
+    await module(
+      'jwks-slow',
+      'poll',
+      (tx) => {
+        tx.jwksDelayMs = 5_500;
+      },
+      async (tx, rx) => {
+        await eventually(() => tx.streamId, 'the stream');
+        const sent = tx.enqueue(tx.streamId as string, await tx.event(SESSION_REVOKED));
+        await eventually(() => tx.isAcked(sent.jti), 'the SET verified and acknowledged', 20_000);
+        expect(rx.h.emitted.map((e) => e.sourceRecordId)).toEqual([sent.jti]);
+      },
+      { verify_on_start: false, request_timeout: '20s' },
+    );
+  }, 30_000);
+
+  it('the JWKS is read only up to 512 KiB, like the core’s JWKS fetcher: a 1 MiB document is not used, the SET answered retryable (503), never accepted', async () => {
+    await module(
+      'jwks-large',
+      'push',
+      (tx) => {
+        tx.jwksPadding = 1024 * 1024;
+      },
+      async (tx, rx) => {
+        await eventually(() => tx.streamId, 'the stream');
+        const sent = tx.enqueue(tx.streamId as string, await tx.event(SESSION_REVOKED));
+        await eventually(() => tx.push(sent.jti), 'the push answered');
+        expect(tx.push(sent.jti)?.status).toBe(503);
+        expect(tx.push(sent.jti)?.body).toMatch(/JWKS/);
+        expect(rx.h.emitted).toEqual([]);
+      },
+      { verify_on_start: false },
+    );
   });
 });

@@ -26,7 +26,15 @@ import {
   type InboundRequest,
 } from '../../core/plugin-api/index.ts';
 import { ssfReceiver } from './index.ts';
-import { count, eventually, readBody, receiverHarness, serveIngest, type Harness } from './test-support.ts';
+import {
+  count,
+  eventually,
+  readBody,
+  receiverHarness,
+  recordingLogger,
+  serveIngest,
+  type Harness,
+} from './test-support.ts';
 import { decodeUnverified, mapSet, relayedVia } from './mapping.ts';
 
 const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
@@ -1572,6 +1580,35 @@ describe('event time of a received SET', () => {
       expect(mapped(wrong), String(wrong)).toBe('2026-11-18T11:06:40.000Z');
     }
     expect(mapped(9e15, 9e15)).toBeUndefined();
+  });
+
+  it('RFC 8417 §2.2 / CAEP 1.0 §2: an event_timestamp more than 5 minutes after the SET’s iat (year 2100, say) is not believed — the iat is taken and the discrepancy logged at warn — so delivery.future_events cannot hold the event until then', () => {
+    const iat = 1_795_000_000;
+    const { logger, lines } = recordingLogger();
+    const at = (eventTimestamp: number) => {
+      const set = decodeUnverified(
+        unsigned({
+          iss: 'https://transmitter.example',
+          aud: STANDIN_AUD,
+          iat,
+          jti: `future-${eventTimestamp}`,
+          sub_id: { format: 'email', email: 'jane@example.com' },
+          events: { [ACCOUNT_DISABLED]: { event_timestamp: eventTimestamp } },
+        }),
+      );
+      return mapSet(set!, BRIDGE_ISSUER, logger).events[0]?.occurredAt;
+    };
+    expect(at(4_102_444_800)).toBe('2026-11-18T11:06:40.000Z');
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        fields: expect.objectContaining({ jti: 'future-4102444800', event_timestamp: 4_102_444_800, iat }),
+      }),
+    ]);
+    // Within the skew (clocks of the systems writing the event and the SET disagree), it is kept.
+    expect(at(iat + 300)).toBe('2026-11-18T11:11:40.000Z');
+    expect(at(iat + 301)).toBe('2026-11-18T11:06:40.000Z');
+    expect(lines).toHaveLength(2);
   });
 });
 

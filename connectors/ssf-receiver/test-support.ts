@@ -43,6 +43,36 @@ export interface HarnessOptions {
   leader?: boolean;
   /** The HTTP client factory the connector gets, stopped by the harness's signal. */
   http: (signal: AbortSignal, logger: Logger) => HttpClientFactory;
+  /** The connector's logger; default: one that drops everything (see recordingLogger). */
+  logger?: Logger;
+}
+
+export interface LogLine {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+/** A logger that keeps what it is given, to check what a connector logs. */
+export function recordingLogger(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at =
+    (level: LogLine['level']) =>
+    (obj: object | string, msg?: string): void =>
+      void lines.push(
+        typeof obj === 'string'
+          ? { level, fields: {}, msg: obj }
+          : { level, fields: obj as Record<string, unknown>, msg: msg ?? '' },
+      );
+  const logger: Logger = {
+    trace: at('trace'),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: () => logger,
+  };
+  return { logger, lines };
 }
 
 /** The `ctx.receivedIds` of each stand-in store (a checkpoints map). */
@@ -59,14 +89,15 @@ export function receiverHarness(instanceId: string, options: HarnessOptions): Ha
   const emitted: EventDraft[] = [];
   const statuses: Harness['statuses'] = [];
   const counters = new Map<string, number>();
-  const logger: Logger = {
+  const silent: Logger = {
     trace: () => undefined,
     debug: () => undefined,
     info: () => undefined,
     warn: () => undefined,
     error: () => undefined,
-    child: () => logger,
+    child: () => silent,
   };
+  const logger = options.logger ?? silent;
   const key = (name: string, labels?: Record<string, string>) =>
     `${name}${labels ? JSON.stringify(Object.entries(labels).sort()) : ''}`;
   const ctx: InboundContext = {

@@ -34,6 +34,8 @@ export { SetVerificationError } from '../ssf/errors.ts';
 export { checkTargetUrl, ssrfPolicySchema, type SsrfPolicy } from '../http/ssrf.ts';
 export type { SetErrorCode } from '../ssf/errors.ts';
 export type { JwksFetcher } from '../ssf/set/jwks.ts';
+/** Largest JWKS document to read (512 KiB): give it as maxResponseBytes to the client fetchJwks uses. */
+export { MAX_JWKS_BYTES } from '../ssf/set/jwks.ts';
 
 /** Algorithms a receiver may accept; `none` and HMAC are never among them. */
 export type SetAlgorithm =
@@ -80,6 +82,16 @@ export interface SetVerifierOptions {
   /** Minimum time between two JWKS fetches caused by unknown kids; default 30 s. */
   jwksCooldownMs?: number;
   /**
+   * Longest one JWKS fetch may take (the signal fetchJwks gets ends then); default 5 s. Give the
+   * connector's request timeout, so that a setting documented to cover JWKS requests does.
+   */
+  jwksTimeoutMs?: number;
+  /**
+   * Refuse a SET naming one event under several alternative URIs (CAEP interoperability
+   * §2.8.1: exactly one). Default: taken once (SSF 1.0 §4.2.1).
+   */
+  exactlyOneEvent?: boolean;
+  /**
    * Accept SETs of transmitters written before SSF 1.0 (Google's RISC, early CAEP), which name
    * the subject inside the event instead of in `sub_id`, spelt with `subject_type`. Default false.
    */
@@ -91,7 +103,10 @@ export interface SetVerifierOptions {
 export interface VerifiedSetInfo {
   claims: Record<string, unknown>;
   jti: string;
-  /** The URI of the single event the SET carries. */
+  /**
+   * The URI of the event the SET carries; of a SET naming one event under alternative URIs
+   * (SSF 1.0 §4.2.1), the one the catalog relays it as.
+   */
   eventType: string;
   event: Record<string, unknown>;
   subject: SubjectIdentifier;
@@ -124,6 +139,7 @@ export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
   const keys = remoteJwks(options.jwksUri, {
     fetcher: options.fetchJwks,
     ...(options.jwksCooldownMs !== undefined ? { cooldownMs: options.jwksCooldownMs } : {}),
+    ...(options.jwksTimeoutMs !== undefined ? { timeoutMs: options.jwksTimeoutMs } : {}),
     clock,
   });
   const ttl = options.replayTtlMs ?? 86_400_000;
@@ -150,6 +166,7 @@ export function createSetVerifier(options: SetVerifierOptions): SetVerifier {
         ...(options.clockSkewMs !== undefined ? { clockSkewMs: options.clockSkewMs } : {}),
         ...(options.algorithms ? { algorithms: options.algorithms } : {}),
         ...(options.legacySubject ? { legacySubject: true } : {}),
+        ...(options.exactlyOneEvent ? { exactlyOneEvent: true } : {}),
       });
       const now = clock.now();
       const nowMs = now.getTime();

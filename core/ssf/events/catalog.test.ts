@@ -259,6 +259,30 @@ describe('event-level subject (SSF 1.0 §3.1.1–3.1.2)', () => {
     });
   });
 
+  it('SSF 1.0 §4.2.3 (checklist SET-15): receiving, such a subject is ignored, not refused; the event keeps its other members', () => {
+    const stream = { format: 'opaque', id: 's-1' };
+    const result = eventCatalog.checkEvent(
+      'ssf.stream-updated',
+      { status: 'paused', extra: 1, subject: stream },
+      'events[ssf.stream-updated]',
+      { receiving: true },
+    );
+    expect(result).toEqual({
+      ok: true,
+      event: { status: 'paused', extra: 1 },
+      ignored: [expect.objectContaining({ path: 'events[ssf.stream-updated].subject' })],
+    });
+    // What the event defines is still checked.
+    const bad = eventCatalog.checkEvent('ssf.stream-updated', { status: 'gone', subject: stream }, 'e', {
+      receiving: true,
+    });
+    expect(bad.ok).toBe(false);
+    // A subject a CAEP event may carry is kept, not ignored.
+    expect(
+      eventCatalog.checkEvent('caep.session-revoked', { subject: user }, 'e', { receiving: true }),
+    ).toEqual({ ok: true, event: { subject: user } });
+  });
+
   it('Okta types require {user, device} inside the event', () => {
     const claims = { event_timestamp: 1, current_level: 'low', previous_level: 'none', reason_admin: reason };
     expect(eventCatalog.checkEvent('okta.user-risk-change', claims).ok).toBe(false);
@@ -291,6 +315,18 @@ describe('names', () => {
     expect(getEventType('risc.sessions-revoked').deprecated).toMatch(/caep.session-revoked/);
     expect(getEventType('risc.account-disabled').deprecated).toBeUndefined();
     expect(getEventType('risc.sessions-revoked').replacedBy).toBe('caep.session-revoked');
+  });
+
+  it('SSF 1.0 §4.2.1: sameEventType finds the event alternative URIs name (a deprecated type and its replacement), nothing for different or unknown types', () => {
+    const revoked = `${CAEP_BASE}session-revoked`;
+    const legacy = `${RISC_BASE}sessions-revoked`;
+    expect(eventCatalog.sameEventType([legacy, revoked])).toBe(revoked);
+    expect(eventCatalog.sameEventType([revoked, legacy])).toBe(revoked);
+    expect(eventCatalog.sameEventType([legacy])).toBe(revoked);
+    expect(eventCatalog.sameEventType([revoked, `${CAEP_BASE}session-presented`])).toBeUndefined();
+    expect(eventCatalog.sameEventType([revoked, 'https://vendor.example/x'])).toBeUndefined();
+    // Short names name no event type in a SET (RFC 8417 §2.2).
+    expect(eventCatalog.sameEventType(['risc.sessions-revoked', revoked])).toBeUndefined();
   });
 
   it('every deprecated type names a replacement that may be emitted', () => {

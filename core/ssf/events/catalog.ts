@@ -14,7 +14,25 @@ import type { EventClaims, EventTypeDefinition, EventTypeRegistration } from './
 const SHORT_NAME = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*$/;
 const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/;
 
-export type EventCheckResult = { ok: true; event: EventClaims } | { ok: false; problems: Problem[] };
+export type EventCheckResult =
+  | {
+      ok: true;
+      event: EventClaims;
+      /** Members a receiver ignored (SSF 1.0 §4.2.3), each with why; only when `receiving`. */
+      ignored?: Problem[];
+    }
+  | { ok: false; problems: Problem[] };
+
+export interface EventCheckOptions {
+  /**
+   * Check the event as a receiver does (SSF 1.0 §4.2.3: a receiver MUST ignore members it does
+   * not understand): an event-level `subject` in a type that defines none (an SSF control event
+   * from a transmitter written before SSF 1.0 Final, say) is ignored, dropped from the event and
+   * listed in `ignored`, instead of refused. Transmitters (SET building) leave it false: they
+   * must not send such members (SSF 1.0 §3.1.2).
+   */
+  receiving?: boolean;
+}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -165,18 +183,57 @@ export class EventCatalog {
    * Checks an event object as it appears in a SET (`events[uri]`), including any event-level
    * subject, against its type. Returns the parsed claims or every problem.
    */
-  checkEvent(nameOrUri: string, event: unknown, path = `events["${nameOrUri}"]`): EventCheckResult {
+  checkEvent(
+    nameOrUri: string,
+    event: unknown,
+    path = `events["${nameOrUri}"]`,
+    options: EventCheckOptions = {},
+  ): EventCheckResult {
     const definition = this.get(nameOrUri);
     if (!isPlainObject(event)) {
       return { ok: false, problems: [{ path, message: 'must be a JSON object (RFC 8417 §2.2)' }] };
     }
-    const { subject, ...claims } = event;
+    const { subject: given, ...claims } = event;
+    const ignored: Problem[] = [];
+    let subject = given;
+    if (options.receiving && subject !== undefined && definition.eventSubject === 'none') {
+      // SSF 1.0 §4.2.3: not understood, so ignored; the subject of the SET is its sub_id.
+      ignored.push({
+        path: `${path}.subject`,
+        message: `ignored: ${definition.shortName} defines no subject inside the event (SSF 1.0 §3.1.2); sub_id names the subject`,
+      });
+      subject = undefined;
+    }
     const problems = checkEventSubject(definition, subject, `${path}.subject`);
     const parsed = definition.claims.safeParse(claims);
     if (!parsed.success) problems.push(...zodProblems(parsed.error, path, claims));
     if (problems.length > 0) return { ok: false, problems };
     const data = parsed.success ? parsed.data : claims;
-    return { ok: true, event: subject === undefined ? data : { ...data, subject } };
+    return {
+      ok: true,
+      event: subject === undefined ? data : { ...data, subject },
+      ...(ignored.length > 0 ? { ignored } : {}),
+    };
+  }
+
+  /**
+   * SSF 1.0 §4.2.1: a SET carries one event, under several URIs only when they are alternative
+   * names of the same event type. The catalog knows such names as a deprecated type and the one
+   * that replaces it (`replacedBy`: RISC `sessions-revoked` and CAEP `session-revoked`). Returns
+   * the URI of the event type every one of `uris` names (the replacing type), or undefined when
+   * they name different types or one the catalog does not know. Only URIs count: a short name
+   * names no event type in a SET (RFC 8417 §2.2).
+   */
+  sameEventType(uris: readonly string[]): string | undefined {
+    let common: string | undefined;
+    for (const uri of uris) {
+      const definition = this.#byUri.get(uri);
+      if (!definition) return undefined;
+      const canonical = definition.replacedBy ? this.get(definition.replacedBy).uri : definition.uri;
+      if (common !== undefined && common !== canonical) return undefined;
+      common = canonical;
+    }
+    return common;
   }
 
   /**

@@ -130,6 +130,12 @@ export interface ClaimCheckOptions {
   legacySubject?: boolean;
   /** Refuse event types the catalog does not know (default: accept them, SSF 1.0 §4.2.3). */
   rejectUnknownEventTypes?: boolean;
+  /**
+   * Refuse a SET whose `events` holds more than one member even when they are alternative URIs
+   * of the same event (the CAEP interoperability profile §2.8.1 wants exactly one). Default:
+   * those are accepted and the event is taken once (SSF 1.0 §4.2.1); different events never are.
+   */
+  exactlyOneEvent?: boolean;
 }
 
 export interface ClaimCheckResult {
@@ -273,7 +279,11 @@ function checkIdentity(claims: Record<string, unknown>, out: Finding[]): void {
   }
 }
 
-function singleEvent(claims: Record<string, unknown>, out: Finding[]): [string, unknown] | undefined {
+function singleEvent(
+  claims: Record<string, unknown>,
+  options: ClaimCheckOptions,
+  out: Finding[],
+): [string, unknown] | undefined {
   const events = claims.events;
   if (!isPlainObject(events)) {
     out.push(
@@ -286,17 +296,51 @@ function singleEvent(claims: Record<string, unknown>, out: Finding[]): [string, 
     return undefined;
   }
   const entries = Object.entries(events);
-  if (entries.length !== 1) {
+  let chosen = entries[0];
+  if (entries.length > 1) {
+    // SSF 1.0 §4.2.1 (checklist SET-13, SSF-12): one event, under several URIs only when they
+    // are alternative names of the same event type; that event is taken once.
+    const catalog = options.catalog ?? eventCatalog;
+    const common = options.exactlyOneEvent ? undefined : catalog.sameEventType(entries.map(([uri]) => uri));
+    if (common === undefined) {
+      const why = options.exactlyOneEvent
+        ? 'a SET carries exactly one (CAEP interoperability §2.8.1)'
+        : 'a SET carries one event, under several URIs only when they are alternative names of the same event type (SSF 1.0 §4.2.1)';
+      out.push(
+        error('invalid_request', 'SSF_ERR_SET_EVENTS', `events holds ${entries.length} events; ${why}`),
+      );
+      return undefined;
+    }
+    const notObject = entries.find(([, event]) => !isPlainObject(event));
+    if (notObject) {
+      out.push(
+        error(
+          'invalid_request',
+          'SSF_ERR_SET_EVENTS',
+          `events["${notObject[0]}"] must be a JSON object (RFC 8417 §2.2)`,
+        ),
+      );
+      return undefined;
+    }
+    chosen = entries.find(([uri]) => uri === common) ?? chosen;
+    out.push(
+      warning(
+        'SSF_ERR_SET_EVENTS',
+        `events names one event under ${entries.length} URIs (${entries.map(([uri]) => uri).join(', ')}); it is taken once, as ${(chosen as [string, unknown])[0]} (SSF 1.0 §4.2.1)`,
+      ),
+    );
+  }
+  if (chosen === undefined) {
     out.push(
       error(
         'invalid_request',
         'SSF_ERR_SET_EVENTS',
-        `events holds ${entries.length} events; a SET carries exactly one (SSF 1.0 §4.2.1, CAEP interoperability §2.8.1)`,
+        'events holds no event; a SET carries one (SSF 1.0 §4.2.1)',
       ),
     );
     return undefined;
   }
-  const [type, event] = entries[0] as [string, unknown];
+  const [type, event] = chosen;
   if (!isPlainObject(event)) {
     out.push(
       error(
@@ -361,7 +405,7 @@ export function checkClaims(claims: unknown, options: ClaimCheckOptions): ClaimC
   checkAudience(claims, options, findings);
   checkTimes(claims, options, findings);
   checkIdentity(claims, findings);
-  const single = singleEvent(claims, findings);
+  const single = singleEvent(claims, options, findings);
   const [eventType, event] = single ?? [undefined, undefined];
   const subject = primarySubject(claims, event as Record<string, unknown> | undefined, options, findings);
   if (!eventType) return { findings, ...(subject ? { subject } : {}) };
@@ -401,7 +445,13 @@ export function checkClaims(claims: unknown, options: ClaimCheckOptions): ClaimC
   }
   if (definition.deprecated)
     findings.push(warning('SSF_ERR_EVENT_DEPRECATED', `${definition.shortName}: ${definition.deprecated}`));
-  const checked = catalog.checkEvent(eventType, event, `events[${definition.shortName}]`);
+  // The receiving side: members not understood are ignored (SSF 1.0 §4.2.3), with a warning.
+  const checked = catalog.checkEvent(eventType, event, `events[${definition.shortName}]`, {
+    receiving: true,
+  });
+  if (checked.ok && checked.ignored) {
+    findings.push(warning('SSF_ERR_SET_EVENT_MEMBER_IGNORED', formatProblems(checked.ignored)));
+  }
   if (!checked.ok) {
     findings.push(
       error(

@@ -129,7 +129,8 @@ export async function jwksFromFile(path: string): Promise<SetKeySource> {
   return localJwks(jwks);
 }
 
-const MAX_JWKS_BYTES = 512 * 1024;
+/** Largest JWKS document read: a transmitter's key set is a few kilobytes. */
+export const MAX_JWKS_BYTES = 512 * 1024;
 /** Longest a fetch may take when the caller's signal gives no earlier end. */
 const JWKS_FETCH_TIMEOUT_MS = 30_000;
 

@@ -195,6 +195,71 @@ describe('verifySet accepts', () => {
   });
 });
 
+describe('verifySet ignores what a receiver does not understand (SSF 1.0 §4.2.1, §4.2.3)', () => {
+  const header = () => ({ alg: 'ES256', kid: key.kid, typ: 'secevent+jwt' });
+  const STREAM_UPDATED = 'https://schemas.openid.net/secevent/ssf/event-type/stream-updated';
+  const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
+  const SESSIONS_REVOKED = 'https://schemas.openid.net/secevent/risc/event-type/sessions-revoked';
+
+  it('SSF 1.0 §4.2.3 (checklist SET-15, SSF-12): a stream-updated or verification event carrying a pre-Final subject member is taken, the member ignored with a warning', async () => {
+    const stream = { format: 'opaque', id: 'stream-1' };
+    for (const [type, event] of [
+      [STREAM_UPDATED, { status: 'paused', reason: 'maintenance' }],
+      [VERIFICATION, { state: 's-1' }],
+    ] as const) {
+      const token = await craft(
+        header(),
+        { ...validPayload(), sub_id: stream, events: { [type]: { ...event, subject: stream } } },
+        key,
+      );
+      const verified = await verifySet(token, options());
+      expect(verified.eventType).toBe(type);
+      expect(verified.event).toEqual(event);
+      expect(verified.warnings).toContainEqual(
+        expect.objectContaining({
+          code: 'SSF_ERR_SET_EVENT_MEMBER_IGNORED',
+          description: expect.stringContaining('.subject: ignored'),
+        }),
+      );
+    }
+  });
+
+  it('SSF 1.0 §4.2.1 (checklist SET-13, SSF-12): RISC sessions-revoked and CAEP session-revoked, alternative names of one event, are taken once as session-revoked; exactlyOneEvent (CAEP interoperability §2.8.1) refuses them', async () => {
+    const token = await craft(
+      header(),
+      {
+        ...validPayload(),
+        events: { [SESSIONS_REVOKED]: {}, [SESSION_REVOKED]: { reason_admin: { en: 'x' } } },
+      },
+      key,
+    );
+    const verified = await verifySet(token, options());
+    expect(verified.eventType).toBe(SESSION_REVOKED);
+    expect(verified.event).toEqual({ reason_admin: { en: 'x' } });
+    expect(verified.warnings).toContainEqual(
+      expect.objectContaining({ code: 'SSF_ERR_SET_EVENTS', severity: 'warning' }),
+    );
+    const strict = await refusal(token, { exactlyOneEvent: true });
+    expect([strict.err, strict.code]).toEqual(['invalid_request', 'SSF_ERR_SET_EVENTS']);
+    expect(strict.description).toContain('CAEP interoperability §2.8.1');
+  });
+
+  it('SSF 1.0 §4.2.1: alternative names whose event is not an object, or names of an event the catalog does not know, are still refused', async () => {
+    const notObject = await craft(
+      header(),
+      { ...validPayload(), events: { [SESSIONS_REVOKED]: true, [SESSION_REVOKED]: {} } },
+      key,
+    );
+    expect((await refusal(notObject)).code).toBe('SSF_ERR_SET_EVENTS');
+    const unknown = await craft(
+      header(),
+      { ...validPayload(), events: { 'https://vendor.example/x': {}, [SESSION_REVOKED]: {} } },
+      key,
+    );
+    expect((await refusal(unknown)).code).toBe('SSF_ERR_SET_EVENTS');
+  });
+});
+
 describe('verifySet refuses, with the RFC 8935 §2.4 error code', () => {
   const header = () => ({ alg: 'ES256', kid: key.kid, typ: 'secevent+jwt' });
 
@@ -346,7 +411,7 @@ describe('verifySet refuses, with the RFC 8935 §2.4 error code', () => {
       code: 'SSF_ERR_SET_EVENTS',
     },
     {
-      name: 'SET-13 (CAEP interoperability §2.8.1): two events',
+      name: 'SET-13 (SSF 1.0 §4.2.1): two different events',
       make: () =>
         craft(
           header(),
